@@ -1,0 +1,68 @@
+// Reverse-mode autograd: a define-by-run tape of Nodes. Every differentiable
+// op records one Node holding its backward rule as a closure over the tensors
+// it saved; Tensor::backward walks the graph in reverse topological order.
+#pragma once
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace sagan {
+
+// Grad mode is per thread; NoGradGuard turns recording off in a scope.
+bool grad_enabled();
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
+// Where the gradient of one input goes: the input's producer node, or the
+// leaf tensor itself. Shape/dtype let the engine check backward rules.
+struct Edge {
+  std::shared_ptr<Node> fn;
+  std::shared_ptr<TensorImpl> leaf;
+  Shape shape;
+  DType dtype = DType::F32;
+  bool active() const { return fn || leaf; }
+};
+
+class Node {
+ public:
+  // Returns one gradient per input (undefined where needs[i] is false or the
+  // input gets no gradient).
+  using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad, const std::vector<bool>& needs)>;
+
+  Node(const char* name, BackwardFn fn, std::vector<Edge> next)
+      : name_(name), fn_(std::move(fn)), next_(std::move(next)) {}
+  const char* name() const { return name_; }
+  const std::vector<Edge>& next() const { return next_; }
+  bool released() const { return !fn_; }
+  std::vector<Tensor> apply(const Tensor& grad);
+  void release() { fn_ = nullptr; }
+
+ private:
+  const char* name_;
+  BackwardFn fn_;
+  std::vector<Edge> next_;
+};
+
+// True when grad mode is on and any input requires grad.
+bool any_requires_grad(std::initializer_list<const Tensor*> inputs);
+bool any_requires_grad(const std::vector<Tensor>& inputs);
+
+// Makes `out` the output of a new Node over `inputs` when any_requires_grad.
+// Call after computing out; `fn` captures whatever the backward rule needs.
+void record(const char* name, Tensor& out, const std::vector<Tensor>& inputs, Node::BackwardFn fn);
+
+// Runs the engine from `root` (see Tensor::backward).
+void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph);
+
+}  // namespace sagan

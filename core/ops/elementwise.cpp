@@ -1,0 +1,108 @@
+// Elementwise front ends: broadcasting binary ops, scalar ops, activations.
+#include "core/ops.h"
+#include "core/ops/common.h"
+
+namespace sagan {
+
+using detail::backend_of;
+using detail::saved;
+
+namespace {
+
+Tensor unary_op(UnaryOp op, const Tensor& x, double alpha = 0.0) {
+  const char* name = unary_op_name(op);
+  detail::check_float(name, x);
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
+  backend_of(x).unary(op, x, out, alpha);
+  record(name, out, {x}, [op, alpha, x = saved(x), y = saved(out)](const Tensor& g, const std::vector<bool>&) {
+    Tensor gx = Tensor::empty(x.shape(), x.dtype(), x.device());
+    backend_of(x).unary_backward(op, x, y, g, gx, alpha);
+    return std::vector<Tensor>{gx};
+  });
+  return out;
+}
+
+// g * [x > 0]: the relu derivative, also used to route max/min gradients.
+Tensor step_grad(const Tensor& x, const Tensor& g) {
+  Tensor gx = Tensor::empty(x.shape(), x.dtype(), x.device());
+  backend_of(x).unary_backward(UnaryOp::Relu, x, x, g, gx, 0.0);
+  return gx;
+}
+
+Tensor binary_raw(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
+  detail::check_same(name, a, b);
+  detail::check_float(name, a);
+  Shape s = broadcast_shapes(a.shape(), b.shape(), name);
+  Tensor out = Tensor::empty(s, a.dtype(), a.device());
+  backend_of(a).binary(op, a.detach().expand(s), b.detach().expand(s), out);
+  return out;
+}
+
+Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b) {
+  const char* name = binary_op_name(op);
+  Tensor out = binary_raw(op, a, b, name);
+  record(name, out, {a, b},
+         [op, a = saved(a), b = saved(b), y = saved(out)](const Tensor& g, const std::vector<bool>& needs) {
+           Tensor ga, gb;
+           switch (op) {
+             case BinaryOp::Add:
+               ga = g, gb = g;
+               break;
+             case BinaryOp::Sub:
+               ga = g, gb = needs[1] ? neg(g) : Tensor();
+               break;
+             case BinaryOp::Mul:
+               if (needs[0]) ga = mul(g, b);
+               if (needs[1]) gb = mul(g, a);
+               break;
+             case BinaryOp::Div:
+               if (needs[0]) ga = div(g, b);
+               if (needs[1]) gb = neg(div(mul(g, y), b));
+               break;
+             case BinaryOp::Pow:
+               if (needs[0]) ga = mul(g, mul(b, pow(a, add(b, -1.0))));
+               if (needs[1]) gb = mul(g, mul(y, log(a)));
+               break;
+             case BinaryOp::Max:  // ties send the gradient to a
+               ga = sub(g, step_grad(sub(b, a), g));
+               gb = step_grad(sub(b, a), g);
+               break;
+             case BinaryOp::Min:
+               ga = sub(g, step_grad(sub(a, b), g));
+               gb = step_grad(sub(a, b), g);
+               break;
+           }
+           return std::vector<Tensor>{needs[0] && ga.defined() ? sum_to_shape(ga, a.shape()) : Tensor(),
+                                      needs[1] && gb.defined() ? sum_to_shape(gb, b.shape()) : Tensor()};
+         });
+  return out;
+}
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::Add, a, b); }
+Tensor sub(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::Sub, a, b); }
+Tensor mul(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::Mul, a, b); }
+Tensor div(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::Div, a, b); }
+Tensor pow(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::Pow, a, b); }
+Tensor maximum(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::Max, a, b); }
+Tensor minimum(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::Min, a, b); }
+
+Tensor add(const Tensor& a, double s) { return unary_op(UnaryOp::AddScalar, a, s); }
+Tensor mul(const Tensor& a, double s) { return unary_op(UnaryOp::MulScalar, a, s); }
+Tensor rsub(double s, const Tensor& a) { return add(neg(a), s); }
+Tensor rdiv(double s, const Tensor& a) { return unary_op(UnaryOp::RDivScalar, a, s); }
+Tensor pow(const Tensor& a, double e) { return unary_op(UnaryOp::PowScalar, a, e); }
+Tensor neg(const Tensor& x) { return unary_op(UnaryOp::Neg, x); }
+Tensor relu(const Tensor& x) { return unary_op(UnaryOp::Relu, x); }
+Tensor leaky_relu(const Tensor& x, double slope) { return unary_op(UnaryOp::LeakyRelu, x, slope); }
+Tensor tanh(const Tensor& x) { return unary_op(UnaryOp::Tanh, x); }
+Tensor sigmoid(const Tensor& x) { return unary_op(UnaryOp::Sigmoid, x); }
+Tensor softplus(const Tensor& x) { return unary_op(UnaryOp::Softplus, x); }
+Tensor exp(const Tensor& x) { return unary_op(UnaryOp::Exp, x); }
+Tensor log(const Tensor& x) { return unary_op(UnaryOp::Log, x); }
+Tensor sqrt(const Tensor& x) { return unary_op(UnaryOp::Sqrt, x); }
+Tensor abs(const Tensor& x) { return unary_op(UnaryOp::Abs, x); }
+Tensor square(const Tensor& x) { return unary_op(UnaryOp::Square, x); }
+
+}  // namespace sagan

@@ -1,0 +1,26 @@
+// Reference-counted device memory. A Storage owns one allocation from its
+// device's backend; tensors are views (shape, strides, offset) into it.
+#pragma once
+#include <memory>
+
+#include "core/dtype.h"
+
+namespace sagan {
+
+struct StorageImpl {
+  void* data = nullptr;
+  size_t nbytes = 0;
+  Device device;
+  StorageImpl(size_t nbytes, Device device);
+  ~StorageImpl();
+  StorageImpl(const StorageImpl&) = delete;
+  StorageImpl& operator=(const StorageImpl&) = delete;
+};
+
+using Storage = std::shared_ptr<StorageImpl>;
+
+inline Storage make_storage(size_t nbytes, Device device) {
+  return std::make_shared<StorageImpl>(nbytes, device);
+}
+
+}  // namespace sagan

@@ -1,0 +1,492 @@
+#include "core/tensor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <ostream>
+#include <sstream>
+
+#include "core/autograd.h"
+#include "core/backend.h"
+#include "core/ops.h"
+#include "core/rng.h"
+
+namespace sagan {
+
+// ---------------------------------------------------------------- storage
+
+StorageImpl::StorageImpl(size_t n, Device d) : nbytes(n), device(d) {
+  if (n > 0) data = backend_for(d).allocate(n);
+}
+
+StorageImpl::~StorageImpl() {
+  if (data) backend_for(device).deallocate(data, nbytes);
+}
+
+Device Device::parse(std::string_view s) {
+  if (s == "cpu") return cpu();
+  if (s == "cuda") return cuda(0);
+  if (s.substr(0, 5) == "cuda:") {
+    int idx = 0;
+    std::string rest(s.substr(5));
+    SAGAN_CHECK(!rest.empty() && std::all_of(rest.begin(), rest.end(), ::isdigit),
+                "device: '{}' is not a device (expected cpu, cuda or cuda:N)", s);
+    idx = std::stoi(rest);
+    return cuda(idx);
+  }
+  SAGAN_FAIL("device: '{}' is not a device (expected cpu, cuda or cuda:N)", s);
+}
+
+std::string device_name(Device d) {
+  return d.is_cpu() ? std::string("cpu") : fmt::format("cuda:{}", d.index);
+}
+
+// ---------------------------------------------------------------- factories
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  for (int64_t d : shape) SAGAN_CHECK(d >= 0, "empty: negative size in shape {}", shape_str(shape));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = make_storage(static_cast<size_t>(numel_of(shape)) * dtype_size(dtype), device);
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = dtype;
+  return Tensor(std::move(impl));
+}
+
+Tensor Tensor::full(const Shape& shape, double value, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
+  backend_for(device).fill(t, value);
+  return t;
+}
+Tensor Tensor::zeros(const Shape& s, DType t, Device d) { return full(s, 0.0, t, d); }
+Tensor Tensor::ones(const Shape& s, DType t, Device d) { return full(s, 1.0, t, d); }
+Tensor Tensor::scalar(double v, DType t, Device d) { return full({}, v, t, d); }
+
+namespace {
+template <class Src>
+Tensor from_host(const Src* src, size_t n, const Shape& shape, DType src_dtype, DType dtype, Device device) {
+  SAGAN_CHECK(static_cast<int64_t>(n) == numel_of(shape),
+              "from_vector: {} values do not fill shape {} ({} elements)", n, shape_str(shape),
+              numel_of(shape));
+  Tensor host = Tensor::empty(shape, src_dtype, Device::cpu());
+  std::copy(src, src + n, static_cast<Src*>(host.raw_data()));
+  if (src_dtype == dtype && device.is_cpu()) return host;
+  Tensor out = Tensor::empty(shape, dtype, device);
+  out.copy_(host);
+  return out;
+}
+}  // namespace
+
+Tensor Tensor::from_vector(const std::vector<double>& v, const Shape& s, DType t, Device d) {
+  return from_host(v.data(), v.size(), s, DType::F64, t, d);
+}
+Tensor Tensor::from_vector(const std::vector<float>& v, const Shape& s, Device d) {
+  return from_host(v.data(), v.size(), s, DType::F32, DType::F32, d);
+}
+Tensor Tensor::from_vector(const std::vector<int64_t>& v, const Shape& s, Device d) {
+  return from_host(v.data(), v.size(), s, DType::I64, DType::I64, d);
+}
+
+Tensor Tensor::arange(int64_t n, DType t, Device d) {
+  std::vector<double> v(static_cast<size_t>(n));
+  std::iota(v.begin(), v.end(), 0.0);
+  return from_vector(v, {n}, t, d);
+}
+
+Tensor Tensor::randn(const Shape& s, Generator& gen, DType t, Device d) {
+  std::vector<double> v(static_cast<size_t>(numel_of(s)));
+  for (double& x : v) x = gen.normal();
+  return from_vector(v, s, t, d);
+}
+Tensor Tensor::rand(const Shape& s, Generator& gen, DType t, Device d) {
+  std::vector<double> v(static_cast<size_t>(numel_of(s)));
+  for (double& x : v) x = gen.uniform();
+  return from_vector(v, s, t, d);
+}
+Tensor Tensor::randint(const Shape& s, int64_t high, Generator& gen, Device d) {
+  SAGAN_CHECK(high > 0, "randint: high must be positive, got {}", high);
+  std::vector<int64_t> v(static_cast<size_t>(numel_of(s)));
+  for (auto& x : v) x = static_cast<int64_t>(gen.below(static_cast<uint64_t>(high)));
+  return from_vector(v, s, d);
+}
+
+// ---------------------------------------------------------------- metadata
+
+static TensorImpl& checked(const std::shared_ptr<TensorImpl>& p) {
+  SAGAN_CHECK(p != nullptr, "tensor: use of an undefined tensor");
+  return *p;
+}
+
+const Shape& Tensor::shape() const { return checked(impl_).shape; }
+const Shape& Tensor::strides() const { return checked(impl_).strides; }
+int64_t Tensor::offset() const { return checked(impl_).offset; }
+int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
+int64_t Tensor::numel() const { return numel_of(shape()); }
+DType Tensor::dtype() const { return checked(impl_).dtype; }
+Device Tensor::device() const { return checked(impl_).storage->device; }
+const Storage& Tensor::storage() const { return checked(impl_).storage; }
+
+bool Tensor::is_contiguous() const {
+  const auto& s = shape();
+  const auto& st = strides();
+  int64_t expected = 1;
+  for (size_t i = s.size(); i-- > 0;) {
+    if (s[i] == 1) continue;
+    if (st[i] != expected) return false;
+    expected *= s[i];
+  }
+  return true;
+}
+
+void* Tensor::raw_data() const {
+  auto& t = checked(impl_);
+  return static_cast<char*>(t.storage->data) + t.offset * static_cast<int64_t>(dtype_size(t.dtype));
+}
+
+void Tensor::check_dtype(DType expected, const char* op) const {
+  SAGAN_CHECK(dtype() == expected, "{}: expected {} tensor, got {}", op, dtype_name(expected),
+              dtype_name(dtype()));
+}
+
+// ---------------------------------------------------------------- autograd glue
+
+bool Tensor::requires_grad() const { return checked(impl_).requires_grad; }
+
+Tensor& Tensor::set_requires_grad(bool r) {
+  auto& t = checked(impl_);
+  SAGAN_CHECK(!r || is_floating(t.dtype), "set_requires_grad: only floating tensors can require grad, got {}",
+              dtype_name(t.dtype));
+  SAGAN_CHECK(!t.grad_fn || r, "set_requires_grad: cannot clear requires_grad of a non-leaf; use detach()");
+  t.requires_grad = r;
+  return *this;
+}
+
+Tensor Tensor::grad() const { return Tensor(checked(impl_).grad); }
+void Tensor::set_grad(const Tensor& g) const {
+  if (g.defined())
+    SAGAN_CHECK(g.shape() == shape(), "set_grad: gradient shape {} differs from tensor shape {}",
+                shape_str(g.shape()), shape_str(shape()));
+  checked(impl_).grad = g.impl_ptr();
+}
+const std::shared_ptr<Node>& Tensor::grad_fn() const { return checked(impl_).grad_fn; }
+bool Tensor::is_leaf() const { return !grad_fn(); }
+
+void Tensor::backward(const Tensor& grad, bool retain_graph) const { run_backward(*this, grad, retain_graph); }
+
+Tensor Tensor::detach() const {
+  return make_view(*this, shape(), strides(), offset());
+}
+
+Tensor make_view(const Tensor& t, Shape shape, Shape strides, int64_t offset) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = t.storage();
+  impl->shape = std::move(shape);
+  impl->strides = std::move(strides);
+  impl->offset = offset;
+  impl->dtype = t.dtype();
+  return Tensor(std::move(impl));
+}
+
+// ---------------------------------------------------------------- views
+
+namespace {
+// Strides for viewing t with new_shape without copying, if possible (the
+// algorithm of numpy's _attempt_nocopy_reshape).
+std::optional<Shape> view_strides(const Shape& old_shape, const Shape& old_strides, const Shape& new_shape) {
+  if (numel_of(old_shape) == 0) return contiguous_strides(new_shape);
+  Shape os, ost;
+  for (size_t i = 0; i < old_shape.size(); ++i)
+    if (old_shape[i] != 1) os.push_back(old_shape[i]), ost.push_back(old_strides[i]);
+  Shape nst(new_shape.size(), 1);
+  size_t oi = 0, oj = 1, ni = 0, nj = 1;
+  size_t on = os.size(), nn = new_shape.size();
+  while (ni < nn && oi < on) {
+    int64_t np = new_shape[ni], op = os[oi];
+    while (np != op) {
+      if (np < op) np *= new_shape[nj++];
+      else op *= os[oj++];
+    }
+    for (size_t k = oi; k + 1 < oj; ++k)
+      if (ost[k] != os[k + 1] * ost[k + 1]) return std::nullopt;
+    nst[nj - 1] = ost[oj - 1];
+    for (size_t k = nj - 1; k > ni; --k) nst[k - 1] = nst[k] * new_shape[k];
+    ni = nj++;
+    oi = oj++;
+  }
+  int64_t last = nn > 0 && ni > 0 ? nst[ni - 1] : 1;
+  for (size_t k = ni; k < nn; ++k) nst[k] = last;  // trailing ones
+  return nst;
+}
+
+Shape infer_shape(Shape shape, int64_t numel, const char* op) {
+  int64_t known = 1, infer = -1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == -1) {
+      SAGAN_CHECK(infer < 0, "{}: only one dimension can be -1 in {}", op, shape_str(shape));
+      infer = static_cast<int64_t>(i);
+    } else {
+      SAGAN_CHECK(shape[i] >= 0, "{}: invalid size in shape {}", op, shape_str(shape));
+      known *= shape[i];
+    }
+  }
+  if (infer >= 0) {
+    SAGAN_CHECK(known > 0 && numel % known == 0, "{}: shape {} is invalid for {} elements", op,
+                shape_str(shape), numel);
+    shape[static_cast<size_t>(infer)] = numel / known;
+  }
+  SAGAN_CHECK(numel_of(shape) == numel, "{}: shape {} is invalid for {} elements", op, shape_str(shape), numel);
+  return shape;
+}
+}  // namespace
+
+Tensor Tensor::view(const Shape& new_shape_in) const {
+  Shape new_shape = infer_shape(new_shape_in, numel(), "view");
+  auto st = view_strides(shape(), strides(), new_shape);
+  SAGAN_CHECK(st.has_value(), "view: shape {} cannot view a tensor of shape {} and strides {} without a copy; use reshape",
+              shape_str(new_shape), shape_str(shape()), shape_str(strides()));
+  Tensor out = make_view(*this, new_shape, *st, offset());
+  Shape in_shape = shape();
+  record("view", out, {*this}, [in_shape](const Tensor& g, const std::vector<bool>&) {
+    return std::vector<Tensor>{g.reshape(in_shape)};
+  });
+  return out;
+}
+
+Tensor Tensor::reshape(const Shape& new_shape_in) const {
+  Shape new_shape = infer_shape(new_shape_in, numel(), "reshape");
+  if (view_strides(shape(), strides(), new_shape)) return view(new_shape);
+  return contiguous().view(new_shape);
+}
+
+Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
+  SAGAN_CHECK(static_cast<int64_t>(dims.size()) == dim(), "permute: {} dims given for a {}-d tensor", dims.size(), dim());
+  Shape ns(dims.size()), nst(dims.size());
+  std::vector<int64_t> inverse(dims.size(), -1);
+  for (size_t i = 0; i < dims.size(); ++i) {
+    int64_t d = wrap_dim(dims[i], dim(), "permute");
+    SAGAN_CHECK(inverse[static_cast<size_t>(d)] < 0, "permute: dim {} repeated in [{}]", d, fmt::join(dims, ", "));
+    inverse[static_cast<size_t>(d)] = static_cast<int64_t>(i);
+    ns[i] = shape()[static_cast<size_t>(d)];
+    nst[i] = strides()[static_cast<size_t>(d)];
+  }
+  Tensor out = make_view(*this, ns, nst, offset());
+  record("permute", out, {*this}, [inverse](const Tensor& g, const std::vector<bool>&) {
+    return std::vector<Tensor>{g.permute(inverse)};
+  });
+  return out;
+}
+
+Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
+  std::vector<int64_t> p(static_cast<size_t>(dim()));
+  std::iota(p.begin(), p.end(), 0);
+  std::swap(p[static_cast<size_t>(wrap_dim(d0, dim(), "transpose"))], p[static_cast<size_t>(wrap_dim(d1, dim(), "transpose"))]);
+  return permute(p);
+}
+
+Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const {
+  d = wrap_dim(d, dim(), "slice");
+  int64_t n = shape()[static_cast<size_t>(d)];
+  SAGAN_CHECK(step > 0, "slice: step must be positive, got {}", step);
+  if (start < 0) start += n;
+  if (end < 0) end += n;
+  start = std::clamp<int64_t>(start, 0, n);
+  end = std::clamp<int64_t>(end, start, n);
+  Shape ns = shape(), nst = strides();
+  ns[static_cast<size_t>(d)] = (end - start + step - 1) / step;
+  nst[static_cast<size_t>(d)] *= step;
+  Tensor out = make_view(*this, ns, nst, offset() + start * strides()[static_cast<size_t>(d)]);
+  Shape in_shape = shape();
+  record("slice", out, {*this}, [=](const Tensor& g, const std::vector<bool>&) {
+    Tensor gx = Tensor::zeros(in_shape, g.dtype(), g.device());
+    gx.slice(d, start, end, step).copy_(g);
+    return std::vector<Tensor>{gx};
+  });
+  return out;
+}
+
+Tensor Tensor::select(int64_t d, int64_t index) const {
+  d = wrap_dim(d, dim(), "select");
+  int64_t n = size(d);
+  SAGAN_CHECK(index >= -n && index < n, "select: index {} out of range for dim {} of size {}", index, d, n);
+  if (index < 0) index += n;
+  return slice(d, index, index + 1).squeeze(d);
+}
+
+Tensor Tensor::expand(const Shape& target) const {
+  SAGAN_CHECK(target.size() >= shape().size(), "expand: cannot expand shape {} to {}", shape_str(shape()), shape_str(target));
+  size_t lead = target.size() - shape().size();
+  Shape nst(target.size(), 0);
+  for (size_t i = 0; i < target.size(); ++i) {
+    if (i < lead) continue;
+    int64_t s = shape()[i - lead];
+    SAGAN_CHECK(s == target[i] || s == 1, "expand: cannot expand shape {} to {}", shape_str(shape()), shape_str(target));
+    nst[i] = s == target[i] ? strides()[i - lead] : 0;
+  }
+  if (target == shape()) return *this;
+  Tensor out = make_view(*this, target, nst, offset());
+  Shape in_shape = shape();
+  record("expand", out, {*this}, [in_shape](const Tensor& g, const std::vector<bool>&) {
+    return std::vector<Tensor>{sum_to_shape(g, in_shape)};
+  });
+  return out;
+}
+
+Tensor Tensor::unsqueeze(int64_t d) const {
+  d = wrap_dim(d, dim() + 1, "unsqueeze");
+  Shape ns = shape();
+  ns.insert(ns.begin() + d, 1);
+  return view(ns);
+}
+
+Tensor Tensor::squeeze(int64_t d) const {
+  d = wrap_dim(d, dim(), "squeeze");
+  SAGAN_CHECK(size(d) == 1, "squeeze: dim {} has size {}, not 1", d, size(d));
+  Shape ns = shape();
+  ns.erase(ns.begin() + d);
+  return view(ns);
+}
+
+Tensor Tensor::flatten(int64_t start, int64_t end) const {
+  if (dim() == 0) return reshape({1});
+  start = wrap_dim(start, dim(), "flatten");
+  end = wrap_dim(end, dim(), "flatten");
+  Shape ns(shape().begin(), shape().begin() + start);
+  int64_t m = 1;
+  for (int64_t i = start; i <= end; ++i) m *= size(i);
+  ns.push_back(m);
+  ns.insert(ns.end(), shape().begin() + end + 1, shape().end());
+  return reshape(ns);
+}
+
+// ---------------------------------------------------------------- copies
+
+Tensor Tensor::contiguous() const {
+  if (is_contiguous()) return *this;
+  return clone();
+}
+
+Tensor Tensor::clone() const {
+  Tensor out = Tensor::empty(shape(), dtype(), device());
+  backend_for(device()).copy(*this, out);
+  record("clone", out, {*this}, [](const Tensor& g, const std::vector<bool>&) { return std::vector<Tensor>{g}; });
+  return out;
+}
+
+Tensor Tensor::to(DType t) const {
+  if (t == dtype()) return *this;
+  Tensor out = Tensor::empty(shape(), t, device());
+  backend_for(device()).copy(*this, out);
+  if (is_floating(t) && is_floating(dtype())) {
+    DType from = dtype();
+    record("to_dtype", out, {*this}, [from](const Tensor& g, const std::vector<bool>&) {
+      return std::vector<Tensor>{g.to(from)};
+    });
+  }
+  return out;
+}
+
+Tensor Tensor::to(Device d) const {
+  if (d == device()) return *this;
+  Tensor out = Tensor::empty(shape(), dtype(), d);
+  {
+    NoGradGuard ng;
+    out.copy_(*this);
+  }
+  Device from = device();
+  record("to_device", out, {*this}, [from](const Tensor& g, const std::vector<bool>&) {
+    return std::vector<Tensor>{g.to(from)};
+  });
+  return out;
+}
+
+static void check_inplace(const Tensor& t, const char* op) {
+  SAGAN_CHECK(!(grad_enabled() && t.requires_grad()),
+              "{}: in-place change of a tensor that requires grad; wrap it in NoGradGuard", op);
+}
+
+Tensor& Tensor::fill_(double value) {
+  check_inplace(*this, "fill_");
+  backend_for(device()).fill(*this, value);
+  return *this;
+}
+
+Tensor& Tensor::copy_(const Tensor& src_in) {
+  check_inplace(*this, "copy_");
+  NoGradGuard ng;
+  Tensor src = src_in.detach().expand(shape());
+  if (src.device() == device()) {
+    backend_for(device()).copy(src, *this);
+    return *this;
+  }
+  // Across devices: stage a contiguous copy of src's dtype, then let the
+  // destination backend convert strides and dtype.
+  Tensor csrc = src.contiguous();
+  size_t nbytes = static_cast<size_t>(csrc.numel()) * dtype_size(csrc.dtype());
+  Tensor staged = Tensor::empty(shape(), csrc.dtype(), device());
+  if (nbytes > 0) {
+    if (device().is_cpu()) backend_for(csrc.device()).copy_to_host(staged.raw_data(), csrc.raw_data(), nbytes);
+    else backend_for(device()).copy_from_host(staged.raw_data(), csrc.raw_data(), nbytes);
+  }
+  backend_for(device()).copy(staged, *this);
+  return *this;
+}
+
+// ---------------------------------------------------------------- host access
+
+std::vector<double> Tensor::to_vector() const {
+  Tensor h = detach().to(Device::cpu()).to(DType::F64).contiguous();
+  const double* p = static_cast<const double*>(h.raw_data());
+  return std::vector<double>(p, p + h.numel());
+}
+
+std::vector<float> Tensor::to_float_vector() const {
+  Tensor h = detach().to(Device::cpu()).to(DType::F32).contiguous();
+  const float* p = static_cast<const float*>(h.raw_data());
+  return std::vector<float>(p, p + h.numel());
+}
+
+std::vector<int64_t> Tensor::to_int_vector() const {
+  Tensor h = detach().to(Device::cpu()).to(DType::I64).contiguous();
+  const int64_t* p = static_cast<const int64_t*>(h.raw_data());
+  return std::vector<int64_t>(p, p + h.numel());
+}
+
+double Tensor::item() const {
+  SAGAN_CHECK(numel() == 1, "item: tensor of shape {} has {} elements, not 1", shape_str(shape()), numel());
+  return to_vector()[0];
+}
+
+std::string Tensor::str(int64_t max_per_dim) const {
+  if (!defined()) return "Tensor(undefined)";
+  std::vector<double> v = to_vector();
+  Shape cs = contiguous_strides(shape());
+  std::ostringstream os;
+  bool integral = dtype() == DType::I64;
+  auto rec = [&](auto&& self, size_t d, int64_t base) -> void {
+    if (d == shape().size()) {
+      double x = v[static_cast<size_t>(base)];
+      os << (integral ? fmt::format("{}", static_cast<int64_t>(x)) : fmt::format("{:.6g}", x));
+      return;
+    }
+    os << '[';
+    int64_t n = shape()[d];
+    for (int64_t i = 0; i < n; ++i) {
+      if (n > max_per_dim && i == max_per_dim / 2) {
+        os << "..., ";
+        i = n - max_per_dim / 2 - 1;
+        continue;
+      }
+      self(self, d + 1, base + i * cs[d]);
+      if (i + 1 < n) os << (d + 1 == shape().size() ? ", " : ",\n" + std::string(d + 1, ' '));
+    }
+    os << ']';
+  };
+  rec(rec, 0, 0);
+  os << fmt::format(" ({}, {}, shape {}{})", dtype_name(dtype()), device_name(device()), shape_str(shape()),
+                    requires_grad() ? ", requires_grad" : "");
+  return os.str();
+}
+
+std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << t.str(); }
+
+}  // namespace sagan

@@ -1,0 +1,71 @@
+// Iteration over K equally shaped strided operands, shared by the CPU
+// elementwise, copy and reduction kernels. Adjacent dims that are contiguous
+// in every operand are merged first, so contiguous tensors become one flat
+// loop that the compiler vectorises.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "core/shape.h"
+
+namespace sagan::cpu {
+
+template <size_t K>
+struct Geometry {
+  Shape shape;                  // merged, outermost first
+  std::array<Shape, K> strides; // per operand, merged
+};
+
+template <size_t K>
+Geometry<K> merge_dims(const Shape& shape, const std::array<Shape, K>& strides) {
+  Geometry<K> g;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 1) continue;
+    bool merge = !g.shape.empty();
+    for (size_t k = 0; k < K && merge; ++k) merge = g.strides[k].back() == strides[k][d] * shape[d];
+    if (merge) {
+      g.shape.back() *= shape[d];
+      for (size_t k = 0; k < K; ++k) g.strides[k].back() = strides[k][d];
+    } else {
+      g.shape.push_back(shape[d]);
+      for (size_t k = 0; k < K; ++k) g.strides[k].push_back(strides[k][d]);
+    }
+  }
+  if (g.shape.empty()) {  // scalar or all-ones shape
+    g.shape.push_back(1);
+    for (size_t k = 0; k < K; ++k) g.strides[k].push_back(1);
+  }
+  return g;
+}
+
+// Calls f(offsets, n, inner_strides) for every innermost row; rows run in
+// parallel when the tensor is large enough to pay for the threads.
+template <size_t K, class F>
+void for_each_row(const Shape& shape, const std::array<Shape, K>& strides, F&& f) {
+  Geometry<K> g = merge_dims<K>(shape, strides);
+  const size_t nd = g.shape.size();
+  const int64_t inner = g.shape.back();
+  std::array<int64_t, K> inner_strides;
+  for (size_t k = 0; k < K; ++k) inner_strides[k] = g.strides[k].back();
+  int64_t rows = 1;
+  for (size_t d = 0; d + 1 < nd; ++d) rows *= g.shape[d];
+  if (rows == 0 || inner == 0) return;
+  const bool parallel = rows > 1 && rows * inner >= 32768;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int64_t r = 0; r < rows; ++r) {
+    std::array<int64_t, K> off{};
+    int64_t rem = r;
+    for (size_t d = nd - 1; d-- > 0;) {
+      int64_t i = rem % g.shape[d];
+      rem /= g.shape[d];
+      for (size_t k = 0; k < K; ++k) off[k] += i * g.strides[k][d];
+    }
+    f(off, inner, inner_strides);
+  }
+}
+
+// Splits [0, n) into chunks for parallel flat loops.
+inline bool worth_parallel(int64_t n) { return n >= 32768; }
+
+}  // namespace sagan::cpu

@@ -1,0 +1,94 @@
+// Elementwise ops: forward values by hand, float64 gradient checks with
+// broadcasting and odd shapes, and error messages.
+#include <catch2/catch.hpp>
+#include <cmath>
+
+#include "core/ops.h"
+#include "tests/support/gradcheck.h"
+
+using namespace sagan;
+using namespace sagan::testing;
+
+#define REQUIRE_GRADCHECK(fn, ...)                      \
+  do {                                                  \
+    auto r_ = gradcheck(fn, {__VA_ARGS__});             \
+    INFO(r_.message);                                   \
+    REQUIRE(r_.ok);                                     \
+  } while (0)
+
+TEST_CASE("binary ops broadcast and match hand-computed values", "[elementwise]") {
+  Tensor a = Tensor::from_vector(std::vector<double>{1, 2, 3, 4, 5, 6}, {2, 3}, DType::F64);
+  Tensor b = Tensor::from_vector(std::vector<double>{10, 20, 30}, {3}, DType::F64);
+  CHECK(add(a, b).to_vector() == std::vector<double>{11, 22, 33, 14, 25, 36});
+  CHECK(sub(a, b).to_vector() == std::vector<double>{-9, -18, -27, -6, -15, -24});
+  CHECK(mul(a, b).to_vector() == std::vector<double>{10, 40, 90, 40, 100, 180});
+  Tensor c = Tensor::from_vector(std::vector<double>{2, 4}, {2, 1}, DType::F64);
+  CHECK(div(a, c).to_vector() == std::vector<double>{0.5, 1, 1.5, 1, 1.25, 1.5});
+  CHECK(maximum(a, Tensor::scalar(3.5, DType::F64)).to_vector() == std::vector<double>{3.5, 3.5, 3.5, 4, 5, 6});
+  CHECK((a * 2.0 + 1.0).to_vector() == std::vector<double>{3, 5, 7, 9, 11, 13});
+  CHECK((1.0 - a).to_vector() == std::vector<double>{0, -1, -2, -3, -4, -5});
+}
+
+TEST_CASE("binary op gradients with broadcasting", "[elementwise][gradcheck]") {
+  Generator gen(1);
+  Tensor a = randn64({3, 1, 5}, gen), b = randn64({4, 1}, gen);
+  REQUIRE_GRADCHECK([](const auto& in) { return add(in[0], in[1]); }, a, b);
+  REQUIRE_GRADCHECK([](const auto& in) { return sub(in[0], in[1]); }, a, b);
+  REQUIRE_GRADCHECK([](const auto& in) { return mul(in[0], in[1]); }, a, b);
+  Tensor pos = uniform64({4, 1}, 0.5, 2.0, gen);
+  REQUIRE_GRADCHECK([](const auto& in) { return div(in[0], in[1]); }, a, pos);
+  Tensor base = uniform64({3, 1, 5}, 0.5, 2.0, gen);
+  REQUIRE_GRADCHECK([](const auto& in) { return pow(in[0], in[1]); }, base, b);
+  REQUIRE_GRADCHECK([](const auto& in) { return maximum(in[0], in[1]); }, a, b);
+  REQUIRE_GRADCHECK([](const auto& in) { return minimum(in[0], in[1]); }, a, b);
+}
+
+TEST_CASE("unary op gradients", "[elementwise][gradcheck]") {
+  Generator gen(2);
+  // Keep values away from kinks (0 for relu/abs) where differences are invalid.
+  Tensor x = uniform64({3, 7}, 0.1, 1.5, gen);
+  {
+    NoGradGuard ng;
+    Tensor sign = Tensor::from_vector(std::vector<double>(21, 1.0), {3, 7}, DType::F64);
+    for (int i = 0; i < 21; i += 2) sign.slice(1, 0, 7).reshape({21}).slice(0, i, i + 1).fill_(-1.0);
+    x = mul(x, sign).detach();
+    x.set_requires_grad(true);
+  }
+  Tensor pos = uniform64({3, 7}, 0.2, 3.0, gen);
+  REQUIRE_GRADCHECK([](const auto& in) { return relu(in[0]); }, x);
+  REQUIRE_GRADCHECK([](const auto& in) { return leaky_relu(in[0], 0.2); }, x);
+  REQUIRE_GRADCHECK([](const auto& in) { return tanh(in[0]); }, x);
+  REQUIRE_GRADCHECK([](const auto& in) { return sigmoid(in[0]); }, x);
+  REQUIRE_GRADCHECK([](const auto& in) { return softplus(in[0]); }, x);
+  REQUIRE_GRADCHECK([](const auto& in) { return exp(in[0]); }, x);
+  REQUIRE_GRADCHECK([](const auto& in) { return abs(in[0]); }, x);
+  REQUIRE_GRADCHECK([](const auto& in) { return square(in[0]); }, x);
+  REQUIRE_GRADCHECK([](const auto& in) { return neg(in[0]); }, x);
+  REQUIRE_GRADCHECK([](const auto& in) { return log(in[0]); }, pos);
+  REQUIRE_GRADCHECK([](const auto& in) { return sqrt(in[0]); }, pos);
+  REQUIRE_GRADCHECK([](const auto& in) { return pow(in[0], 2.5); }, pos);
+  REQUIRE_GRADCHECK([](const auto& in) { return rdiv(3.0, in[0]); }, pos);
+  REQUIRE_GRADCHECK([](const auto& in) { return rsub(3.0, in[0]) * 1.5 + 2.0; }, x);
+}
+
+TEST_CASE("unary forward values", "[elementwise]") {
+  Tensor x = Tensor::from_vector(std::vector<double>{-2, -0.5, 0, 0.5, 30}, {5}, DType::F64);
+  auto r = relu(x).to_vector();
+  CHECK(r == std::vector<double>{0, 0, 0, 0.5, 30});
+  auto l = leaky_relu(x, 0.1).to_vector();
+  CHECK(l[0] == Approx(-0.2));
+  auto sp = softplus(x).to_vector();
+  CHECK(sp[0] == Approx(std::log1p(std::exp(-2.0))));
+  CHECK(sp[4] == Approx(30.0));
+  auto sg = sigmoid(x).to_vector();
+  CHECK(sg[2] == Approx(0.5));
+  CHECK(sg[0] == Approx(1.0 / (1.0 + std::exp(2.0))));
+}
+
+TEST_CASE("elementwise errors name the op and shapes", "[elementwise][errors]") {
+  Tensor a = Tensor::zeros({2, 3}), b = Tensor::zeros({4});
+  REQUIRE_THROWS_WITH(add(a, b), Catch::Contains("add") && Catch::Contains("[2, 3]") && Catch::Contains("[4]"));
+  Tensor i = Tensor::zeros({2, 3}, DType::I64);
+  REQUIRE_THROWS_WITH(relu(i), Catch::Contains("relu") && Catch::Contains("int64"));
+  REQUIRE_THROWS_WITH(mul(a, Tensor::zeros({2, 3}, DType::F64)), Catch::Contains("mul") && Catch::Contains("dtype"));
+}
