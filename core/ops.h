@@ -103,4 +103,10 @@ void power_iteration(const std::vector<Tensor>& w, std::vector<Tensor>& u, std::
 // sigma = u^T W v with gradient through w (u, v constants); w viewed (out, in).
 Tensor spectral_sigma(const Tensor& w2d, const Tensor& u, const Tensor& v);
 
+// ---- optimiser updates (core/ops/optim.cpp): in place, no autograd, one
+// backend call for all tensors. Tensors of one call share device and dtype.
+void adam_update(std::vector<Tensor>& params, const std::vector<Tensor>& grads, std::vector<Tensor>& m,
+                 std::vector<Tensor>& v, const AdamHyper& hyper);
+void ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double decay);
+
 }  // namespace sagan
