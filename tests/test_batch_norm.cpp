@@ -1,0 +1,180 @@
+// batch_norm: forward, running statistics and input gradients against
+// PyTorch goldens (float64 and float32), float64 gradient checks in training
+// and eval on odd shapes, hand-computed running-stat updates, the parallel
+// kernel path against a composite of generic ops, and error messages.
+#include <catch2/catch.hpp>
+#include <cmath>
+
+#include "core/ops.h"
+#include "tests/golden/norm_pool_goldens.h"
+#include "tests/support/gradcheck.h"
+
+using namespace sagan;
+using namespace sagan::testing;
+namespace gd = sagan::testing::golden;
+
+#define REQUIRE_GRADCHECK(fn, ...)          \
+  do {                                      \
+    auto r_ = gradcheck(fn, {__VA_ARGS__}); \
+    INFO(r_.message);                       \
+    REQUIRE(r_.ok);                         \
+  } while (0)
+
+#define REQUIRE_CLOSE(a, b, rtol, atol)        \
+  do {                                         \
+    auto c_ = allclose(a, b, rtol, atol);      \
+    INFO(#a << ": " << c_.message);            \
+    REQUIRE(c_.ok);                            \
+  } while (0)
+
+namespace {
+// Gradient of sum(y * gy) with respect to the leaf x.
+Tensor input_grad(const Tensor& x, const Tensor& y, const Tensor& gy) {
+  x.set_grad(Tensor());
+  y.backward(gy);
+  return x.grad();
+}
+
+// (x - mean) / sqrt(biased var + eps) per channel, built from generic ops.
+Tensor composite_bn(const Tensor& x, double eps) {
+  Tensor mu = mean(x, {0, 2, 3}, true);
+  Tensor var = mean(square(x - mu), {0, 2, 3}, true);
+  return (x - mu) / sqrt(var + eps);
+}
+}  // namespace
+
+TEST_CASE("batch_norm training matches PyTorch: output, running stats, input grad", "[batch_norm][golden]") {
+  const auto& c = gd::norm_pool_case("batch_norm_train");
+  const double mom = c.at("momentum"), eps = c.at("eps");
+  for (DType dt : {DType::F64, DType::F32}) {
+    INFO("dtype " << dtype_name(dt));
+    const double rtol = dt == DType::F64 ? 1e-10 : 1e-4, atol = dt == DType::F64 ? 1e-12 : 1e-5;
+    Tensor x = gd::tensor(c, "x", dt, true);
+    Tensor rm = gd::tensor(c, "running_mean0", dt), rv = gd::tensor(c, "running_var0", dt);
+    Tensor y = batch_norm(x, rm, rv, true, mom, eps);
+    REQUIRE_CLOSE(y, gd::values(c, "out"), rtol, atol);
+    REQUIRE_CLOSE(rm, gd::values(c, "running_mean"), rtol, atol);
+    REQUIRE_CLOSE(rv, gd::values(c, "running_var"), rtol, atol);
+    REQUIRE_CLOSE(input_grad(x, y, gd::tensor(c, "gy", dt)), gd::values(c, "gx"), rtol, atol);
+  }
+}
+
+TEST_CASE("batch_norm eval matches PyTorch and leaves running stats alone", "[batch_norm][golden]") {
+  const auto& c = gd::norm_pool_case("batch_norm_eval");
+  const double eps = c.at("eps");
+  for (DType dt : {DType::F64, DType::F32}) {
+    INFO("dtype " << dtype_name(dt));
+    const double rtol = dt == DType::F64 ? 1e-10 : 1e-4, atol = dt == DType::F64 ? 1e-12 : 1e-5;
+    Tensor x = gd::tensor(c, "x", dt, true);
+    Tensor rm = gd::tensor(c, "running_mean", dt), rv = gd::tensor(c, "running_var", dt);
+    Tensor y = batch_norm(x, rm, rv, false, 0.1, eps);
+    REQUIRE_CLOSE(y, gd::values(c, "out"), rtol, atol);
+    REQUIRE_CLOSE(input_grad(x, y, gd::tensor(c, "gy", dt)), gd::values(c, "gx"), rtol, atol);
+    REQUIRE(rm.to_vector() == gd::tensor(c, "running_mean", dt).to_vector());
+    REQUIRE(rv.to_vector() == gd::tensor(c, "running_var", dt).to_vector());
+  }
+}
+
+TEST_CASE("batch_norm on (N, C) input without running stats matches PyTorch", "[batch_norm][golden]") {
+  const auto& c = gd::norm_pool_case("batch_norm_2d");
+  Tensor x = gd::tensor(c, "x", DType::F64, true);
+  Tensor y = batch_norm(x, Tensor(), Tensor(), true, 0.1, c.at("eps"));
+  REQUIRE(y.shape() == Shape{5, 3});
+  REQUIRE_CLOSE(y, gd::values(c, "out"), 1e-10, 1e-12);
+  REQUIRE_CLOSE(input_grad(x, y, gd::tensor(c, "gy")), gd::values(c, "gx"), 1e-10, 1e-12);
+}
+
+TEST_CASE("batch_norm running stats use the unbiased variance (by hand)", "[batch_norm]") {
+  // Channel 0 holds {1, 3, 5, 7}: mean 4, biased var 5, unbiased var 20/3.
+  // Channel 1 holds {2, 2, 2, 6}: mean 3, biased var 3, unbiased var 4.
+  Tensor x = Tensor::from_vector(std::vector<double>{1, 3, 2, 2, 5, 7, 2, 6}, {2, 2, 1, 2}, DType::F64);
+  Tensor rm = Tensor::from_vector(std::vector<double>{10, -10}, {2}, DType::F64);
+  Tensor rv = Tensor::from_vector(std::vector<double>{1, 2}, {2}, DType::F64);
+  const double m = 0.25;
+  Tensor y = batch_norm(x, rm, rv, true, m, 1e-5);
+  CHECK(rm.to_vector()[0] == Approx(0.75 * 10 + 0.25 * 4));
+  CHECK(rm.to_vector()[1] == Approx(0.75 * -10 + 0.25 * 3));
+  CHECK(rv.to_vector()[0] == Approx(0.75 * 1 + 0.25 * 20.0 / 3.0).epsilon(1e-12));
+  CHECK(rv.to_vector()[1] == Approx(0.75 * 2 + 0.25 * 4.0).epsilon(1e-12));
+  // Normalised with the biased variance: (1 - 4) / sqrt(5 + eps).
+  CHECK(y.to_vector()[0] == Approx(-3.0 / std::sqrt(5.0 + 1e-5)).epsilon(1e-12));
+  CHECK(y.to_vector()[3] == Approx(-1.0 / std::sqrt(3.0 + 1e-5)).epsilon(1e-12));
+  // Another step blends from the updated values.
+  batch_norm(x, rm, rv, true, m, 1e-5);
+  CHECK(rm.to_vector()[0] == Approx(0.75 * (0.75 * 10 + 1) + 1));
+  // Running views (a strided slice of a larger buffer) are updated in place.
+  Tensor buf = Tensor::zeros({2, 2}, DType::F64);
+  Tensor rm_view = buf.select(1, 0), rv_view = buf.select(1, 1);
+  rv_view.fill_(1.0);
+  batch_norm(x, rm_view, rv_view, true, 1.0, 1e-5);
+  CHECK(buf.to_vector()[0] == Approx(4.0));
+  CHECK(buf.to_vector()[1] == Approx(20.0 / 3.0));
+  CHECK(buf.to_vector()[2] == Approx(3.0));
+  CHECK(buf.to_vector()[3] == Approx(4.0));
+}
+
+TEST_CASE("batch_norm gradients in training and eval", "[batch_norm][gradcheck]") {
+  Generator gen(11);
+  Tensor x = randn64({3, 5, 3, 7}, gen);
+  REQUIRE_GRADCHECK([](const auto& in) { return batch_norm(in[0], Tensor(), Tensor(), true); }, x);
+  Tensor rm = Tensor::zeros({5}, DType::F64), rv = Tensor::ones({5}, DType::F64);
+  REQUIRE_GRADCHECK([&](const auto& in) { return batch_norm(in[0], rm, rv, true, 0.1, 1e-5); }, x);
+  Tensor erm = randn64({5}, gen, false), erv = uniform64({5}, 0.5, 2.0, gen, false);
+  REQUIRE_GRADCHECK([&](const auto& in) { return batch_norm(in[0], erm, erv, false, 0.1, 1e-5); }, x);
+  // A non-contiguous input (transposed view) and a downstream nonlinearity,
+  // so the upstream gradient is not uniform.
+  Tensor xt = randn64({3, 5, 7, 3}, gen);
+  REQUIRE_GRADCHECK([](const auto& in) { return tanh(batch_norm(in[0].transpose(2, 3), Tensor(), Tensor(), true)); },
+                    xt);
+  // (N, C, L) input.
+  Tensor x3 = randn64({4, 3, 5}, gen);
+  REQUIRE_GRADCHECK([](const auto& in) { return batch_norm(in[0], Tensor(), Tensor(), true); }, x3);
+}
+
+TEST_CASE("batch_norm parallel path matches a composite of generic ops", "[batch_norm]") {
+  // 4*8*32*33 elements is over the kernels' parallel threshold.
+  Generator gen(12);
+  Tensor x = randn64({4, 8, 32, 33}, gen);
+  {
+    NoGradGuard ng;
+    x = add(mul(x, 3.0), 5.0).detach();
+  }
+  x.set_requires_grad(true);
+  Tensor y = batch_norm(x, Tensor(), Tensor(), true, 0.1, 1e-5);
+  Tensor w = Tensor::randn(x.shape(), gen, DType::F64);
+  Tensor gx = input_grad(x, y, w);
+  Tensor yr = composite_bn(x, 1e-5);
+  REQUIRE_CLOSE(y, yr, 1e-10, 1e-12);
+  REQUIRE_CLOSE(gx, input_grad(x, yr, w), 1e-8, 1e-10);
+}
+
+TEST_CASE("batch_norm float32 statistics stay accurate for large means", "[batch_norm]") {
+  // float32 x = 1000 + N(0, 1): a float accumulator of 8192 such values
+  // would lose about 3 digits of the variance; double accumulation keeps it.
+  Generator gen(13);
+  Tensor noise = Tensor::randn({8, 2, 32, 32}, gen, DType::F64);
+  Tensor x32 = add(noise, 1000.0).to(DType::F32);
+  Tensor y = batch_norm(x32, Tensor(), Tensor(), true, 0.1, 1e-5);
+  Tensor ref = composite_bn(x32.to(DType::F64), 1e-5);
+  REQUIRE_CLOSE(y.to(DType::F64), ref, 1e-4, 1e-4);
+}
+
+TEST_CASE("batch_norm errors name the op and shapes", "[batch_norm][errors]") {
+  Tensor x = Tensor::zeros({2, 3, 4, 4});
+  REQUIRE_THROWS_WITH(batch_norm(x, Tensor::zeros({4}), Tensor::ones({4}), true),
+                      Catch::Contains("batch_norm") && Catch::Contains("running_mean") && Catch::Contains("[4]") &&
+                          Catch::Contains("[2, 3, 4, 4]"));
+  REQUIRE_THROWS_WITH(batch_norm(x, Tensor::zeros({3}, DType::F64), Tensor::ones({3}, DType::F64), true),
+                      Catch::Contains("batch_norm") && Catch::Contains("dtype"));
+  REQUIRE_THROWS_WITH(batch_norm(x, Tensor(), Tensor(), false),
+                      Catch::Contains("batch_norm") && Catch::Contains("running_mean") && Catch::Contains("undefined"));
+  REQUIRE_THROWS_WITH(batch_norm(Tensor::zeros({1, 3, 1, 1}), Tensor(), Tensor(), true),
+                      Catch::Contains("batch_norm") && Catch::Contains("more than 1 value") &&
+                          Catch::Contains("[1, 3, 1, 1]"));
+  REQUIRE_THROWS_WITH(batch_norm(Tensor::zeros({6}), Tensor(), Tensor(), true),
+                      Catch::Contains("batch_norm") && Catch::Contains("[6]"));
+  REQUIRE_THROWS_WITH(batch_norm(Tensor::zeros({2, 3}, DType::I64), Tensor(), Tensor(), true),
+                      Catch::Contains("batch_norm") && Catch::Contains("int64"));
+  // Eval with one value per channel is fine: it uses the running stats.
+  CHECK_NOTHROW(batch_norm(Tensor::zeros({1, 3, 1, 1}), Tensor::zeros({3}), Tensor::ones({3}), false));
+}

@@ -1,0 +1,162 @@
+// avg_pool2x2, max_pool2x2 and upsample_nearest2x: values and gradients
+// against PyTorch goldens (odd sizes, ties), hand-computed windows, float64
+// gradient checks on odd shapes and strided inputs, the parallel kernel path
+// against strided-slice composites, and error messages.
+#include <catch2/catch.hpp>
+
+#include "core/ops.h"
+#include "tests/golden/norm_pool_goldens.h"
+#include "tests/support/gradcheck.h"
+
+using namespace sagan;
+using namespace sagan::testing;
+namespace gd = sagan::testing::golden;
+
+#define REQUIRE_GRADCHECK(fn, ...)          \
+  do {                                      \
+    auto r_ = gradcheck(fn, {__VA_ARGS__}); \
+    INFO(r_.message);                       \
+    REQUIRE(r_.ok);                         \
+  } while (0)
+
+#define REQUIRE_CLOSE(a, b, rtol, atol)   \
+  do {                                    \
+    auto c_ = allclose(a, b, rtol, atol); \
+    INFO(#a << ": " << c_.message);       \
+    REQUIRE(c_.ok);                       \
+  } while (0)
+
+// Bitwise-equal values and equal shapes.
+#define REQUIRE_SAME_VALUES(a, b)                       \
+  do {                                                  \
+    Tensor a_ = (a), b_ = (b);                          \
+    REQUIRE(a_.shape() == b_.shape());                  \
+    REQUIRE(a_.to_vector() == b_.to_vector());          \
+  } while (0)
+
+namespace {
+using UnaryFn = Tensor (*)(const Tensor&);
+
+Tensor input_grad(const Tensor& x, const Tensor& y, const Tensor& gy) {
+  x.set_grad(Tensor());
+  y.backward(gy);
+  return x.grad();
+}
+
+// Checks op(x) and its input gradient against a golden case, in float64 and
+// float32.
+void check_golden(const char* name, UnaryFn op) {
+  const auto& c = gd::norm_pool_case(name);
+  for (DType dt : {DType::F64, DType::F32}) {
+    INFO(name << " " << dtype_name(dt));
+    const double rtol = dt == DType::F64 ? 1e-12 : 1e-5, atol = dt == DType::F64 ? 1e-14 : 1e-6;
+    Tensor x = gd::tensor(c, "x", dt, true);
+    Tensor y = op(x);
+    REQUIRE(y.shape() == c.at("out_shape").get<Shape>());
+    REQUIRE_CLOSE(y, gd::values(c, "out"), rtol, atol);
+    REQUIRE_CLOSE(input_grad(x, y, gd::tensor(c, "gy", dt)), gd::values(c, "gx"), rtol, atol);
+  }
+}
+
+// x[:, :, r::2, s::2] cropped to the pooled size: one corner of every window.
+Tensor corner(const Tensor& x, int64_t r, int64_t s) {
+  const int64_t ho = x.shape()[2] / 2, wo = x.shape()[3] / 2;
+  return x.slice(2, r, r + 2 * ho, 2).slice(3, s, s + 2 * wo, 2);
+}
+
+// A distinct ramp added to random values keeps every 2x2 window's maximum
+// unique by a margin far above the finite-difference step.
+Tensor ramped(const Shape& s, Generator& gen) {
+  Tensor x = randn64(s, gen, false);
+  Tensor ramp = mul(Tensor::arange(numel_of(s), DType::F64).reshape(s), 0.37);
+  Tensor out = add(x, ramp).detach();
+  out.set_requires_grad(true);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("pooling and upsampling match PyTorch, values and gradients", "[pool][golden]") {
+  check_golden("avg_pool2x2", avg_pool2x2);
+  check_golden("max_pool2x2", max_pool2x2);
+  check_golden("max_pool2x2_ties", max_pool2x2);
+  check_golden("upsample_nearest2x", upsample_nearest2x);
+}
+
+TEST_CASE("pooling windows by hand: floor, first maximum on ties", "[pool]") {
+  // 1x1x3x5: one 2x2 row of windows (cols 0-1, 2-3); row 2 and col 4 drop.
+  Tensor x = Tensor::from_vector(std::vector<double>{1, 4, 4, 0, 9,  //
+                                                     4, 2, 4, 1, 9,  //
+                                                     9, 9, 9, 9, 9},
+                                 {1, 1, 3, 5}, DType::F64);
+  x.set_requires_grad(true);
+  Tensor a = avg_pool2x2(x);
+  CHECK(a.shape() == Shape{1, 1, 1, 2});
+  CHECK(a.to_vector() == std::vector<double>{2.75, 2.25});
+  Tensor m = max_pool2x2(x);
+  CHECK(m.to_vector() == std::vector<double>{4, 4});
+  // Window 0 has 4 at (0,1) and (1,0): the first in row-major order wins.
+  // Window 1 has 4 at (0,2) and (1,2): again the top one.
+  Tensor g = input_grad(x, m, Tensor::from_vector(std::vector<double>{10, 20}, {1, 1, 1, 2}, DType::F64));
+  CHECK(g.to_vector() == std::vector<double>{0, 10, 20, 0, 0,  //
+                                             0, 0, 0, 0, 0,    //
+                                             0, 0, 0, 0, 0});
+  Tensor ga = input_grad(x, a, Tensor::from_vector(std::vector<double>{4, 8}, {1, 1, 1, 2}, DType::F64));
+  CHECK(ga.to_vector() == std::vector<double>{1, 1, 2, 2, 0,  //
+                                              1, 1, 2, 2, 0,  //
+                                              0, 0, 0, 0, 0});
+  Tensor u = upsample_nearest2x(Tensor::from_vector(std::vector<double>{1, 2, 3}, {1, 1, 1, 3}, DType::F64));
+  CHECK(u.shape() == Shape{1, 1, 2, 6});
+  CHECK(u.to_vector() == std::vector<double>{1, 1, 2, 2, 3, 3, 1, 1, 2, 2, 3, 3});
+}
+
+TEST_CASE("pooling and upsampling gradients on odd shapes", "[pool][gradcheck]") {
+  Generator gen(21);
+  Tensor x = randn64({2, 3, 7, 5}, gen);
+  REQUIRE_GRADCHECK([](const auto& in) { return avg_pool2x2(in[0]); }, x);
+  REQUIRE_GRADCHECK([](const auto& in) { return upsample_nearest2x(in[0]); }, randn64({2, 3, 3, 5}, gen));
+  REQUIRE_GRADCHECK([](const auto& in) { return max_pool2x2(in[0]); }, ramped({2, 3, 7, 5}, gen));
+  // Strided inputs: the front ends make them contiguous.
+  REQUIRE_GRADCHECK([](const auto& in) { return avg_pool2x2(in[0].permute({0, 1, 3, 2})); }, randn64({2, 3, 5, 7}, gen));
+  REQUIRE_GRADCHECK([](const auto& in) { return max_pool2x2(in[0].permute({0, 1, 3, 2})); }, ramped({2, 3, 5, 7}, gen));
+  REQUIRE_GRADCHECK([](const auto& in) { return upsample_nearest2x(in[0].transpose(2, 3)); }, randn64({1, 3, 5, 3}, gen));
+  // Chained, so each op's backward sees a non-uniform, computed gradient.
+  REQUIRE_GRADCHECK([](const auto& in) { return tanh(avg_pool2x2(upsample_nearest2x(tanh(in[0])))); },
+                    randn64({2, 3, 3, 5}, gen));
+}
+
+TEST_CASE("pooling parallel path matches strided-slice composites", "[pool]") {
+  // 2*16*33*65 elements: over the kernels' parallel threshold, odd H and W.
+  Generator gen(22);
+  Tensor x = randn64({2, 16, 33, 65}, gen);
+  Tensor c00 = corner(x, 0, 0), c01 = corner(x, 0, 1), c10 = corner(x, 1, 0), c11 = corner(x, 1, 1);
+  REQUIRE_CLOSE(avg_pool2x2(x), mul(add(add(c00, c01), add(c10, c11)), 0.25), 1e-14, 1e-15);
+  REQUIRE_SAME_VALUES(max_pool2x2(x), maximum(maximum(c00, c01), maximum(c10, c11)));
+  Tensor u = upsample_nearest2x(x);
+  for (int64_t r = 0; r < 2; ++r)
+    for (int64_t s = 0; s < 2; ++s) REQUIRE_SAME_VALUES(u.slice(2, r, u.shape()[2], 2).slice(3, s, u.shape()[3], 2), x);
+  // Backward: the same gradient through the kernels and through composites.
+  Tensor w = Tensor::randn({2, 16, 16, 32}, gen, DType::F64);
+  Tensor ga = input_grad(x, avg_pool2x2(x), w);
+  Tensor gr = input_grad(x, mul(add(add(corner(x, 0, 0), corner(x, 0, 1)), add(corner(x, 1, 0), corner(x, 1, 1))), 0.25), w);
+  REQUIRE_CLOSE(ga, gr, 1e-14, 1e-15);
+  Tensor gm = input_grad(x, max_pool2x2(x), w);
+  Tensor gmr = input_grad(x, maximum(maximum(corner(x, 0, 0), corner(x, 0, 1)), maximum(corner(x, 1, 0), corner(x, 1, 1))), w);
+  REQUIRE_SAME_VALUES(gm, gmr);
+  Tensor wu = Tensor::randn(u.shape(), gen, DType::F64);
+  Tensor gu = input_grad(x, upsample_nearest2x(x), wu);
+  Tensor gur = add(add(corner(wu, 0, 0), corner(wu, 0, 1)), add(corner(wu, 1, 0), corner(wu, 1, 1)));
+  REQUIRE_CLOSE(gu, gur, 1e-14, 1e-15);
+  // Average-pooling a nearest upsample is exactly the identity.
+  REQUIRE_SAME_VALUES(avg_pool2x2(upsample_nearest2x(x)), x);
+}
+
+TEST_CASE("pooling errors name the op and shapes", "[pool][errors]") {
+  REQUIRE_THROWS_WITH(avg_pool2x2(Tensor::zeros({3, 4, 4})),
+                      Catch::Contains("avg_pool2x2") && Catch::Contains("NCHW") && Catch::Contains("[3, 4, 4]"));
+  REQUIRE_THROWS_WITH(max_pool2x2(Tensor::zeros({1, 2, 1, 6})),
+                      Catch::Contains("max_pool2x2") && Catch::Contains("[1, 2, 1, 6]") && Catch::Contains("2x2"));
+  REQUIRE_THROWS_WITH(upsample_nearest2x(Tensor::zeros({2, 2})),
+                      Catch::Contains("upsample_nearest2x") && Catch::Contains("[2, 2]"));
+  REQUIRE_THROWS_WITH(avg_pool2x2(Tensor::zeros({1, 1, 2, 2}, DType::I64)),
+                      Catch::Contains("avg_pool2x2") && Catch::Contains("int64"));
+}
