@@ -1,0 +1,117 @@
+// Temp-file + fsync + rename + directory fsync; see atomic_file.h for why.
+#include "core/io/atomic_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "core/error.h"
+
+namespace sagan::io {
+
+namespace {
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+std::string parent_dir(const std::string& path) {
+  std::filesystem::path p(path);
+  std::string dir = p.parent_path().string();
+  return dir.empty() ? "." : dir;
+}
+
+// Owns the temporary until it has been renamed into place.
+struct TempFile {
+  std::string path;
+  std::FILE* file = nullptr;
+  bool committed = false;
+  ~TempFile() {
+    if (file) std::fclose(file);
+    if (!committed && !path.empty()) ::unlink(path.c_str());
+  }
+};
+
+void fsync_dir(const std::string& dir, const std::string& target) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  SAGAN_CHECK(fd >= 0, "write_file_atomic: {}: cannot open directory {} to sync it: {}", target, dir,
+              errno_text(errno));
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  // Some file systems cannot sync directories (EINVAL); the rename itself
+  // has happened, so only real I/O errors are reported.
+  SAGAN_CHECK(rc == 0 || err == EINVAL || err == EROFS, "write_file_atomic: {}: fsync of directory {} failed: {}",
+              target, dir, errno_text(err));
+}
+
+}  // namespace
+
+void write_all(std::FILE* f, const void* data, size_t size, const std::string& path) {
+  if (size == 0) return;
+  size_t n = std::fwrite(data, 1, size, f);
+  SAGAN_CHECK(n == size, "write: {}: wrote {} of {} bytes: {}", path, n, size, errno_text(errno));
+}
+
+void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& writer) {
+  SAGAN_CHECK(!path.empty(), "write_file_atomic: empty path");
+  std::string dir = parent_dir(path);
+  std::string name = std::filesystem::path(path).filename().string();
+  SAGAN_CHECK(!name.empty(), "write_file_atomic: {}: path names a directory", path);
+
+  TempFile tmp;
+  std::string templ = dir + "/." + name + ".tmp.XXXXXX";
+  std::vector<char> buf(templ.begin(), templ.end());
+  buf.push_back('\0');
+  int fd = ::mkstemp(buf.data());
+  SAGAN_CHECK(fd >= 0, "write_file_atomic: {}: cannot create a temporary file in {}: {}", path, dir,
+              errno_text(errno));
+  tmp.path = buf.data();
+  // mkstemp creates 0600; keep an existing target's mode, else the usual 0644.
+  struct stat st {};
+  mode_t mode = ::stat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
+  ::fchmod(fd, mode);
+  tmp.file = ::fdopen(fd, "wb");
+  if (!tmp.file) {
+    int err = errno;
+    ::close(fd);
+    SAGAN_FAIL("write_file_atomic: {}: fdopen failed: {}", path, errno_text(err));
+  }
+
+  writer(tmp.file);
+
+  SAGAN_CHECK(std::fflush(tmp.file) == 0 && !std::ferror(tmp.file), "write_file_atomic: {}: write failed: {}", path,
+              errno_text(errno));
+  SAGAN_CHECK(::fsync(::fileno(tmp.file)) == 0, "write_file_atomic: {}: fsync failed: {}", path, errno_text(errno));
+  int rc = std::fclose(tmp.file);
+  tmp.file = nullptr;
+  SAGAN_CHECK(rc == 0, "write_file_atomic: {}: close failed: {}", path, errno_text(errno));
+  SAGAN_CHECK(::rename(tmp.path.c_str(), path.c_str()) == 0, "write_file_atomic: {}: rename from {} failed: {}", path,
+              tmp.path, errno_text(errno));
+  tmp.committed = true;
+  fsync_dir(dir, path);
+}
+
+void write_file_atomic(const std::string& path, const void* data, size_t size) {
+  write_file_atomic(path, [&](std::FILE* f) { write_all(f, data, size, path); });
+}
+
+std::vector<uint8_t> read_file(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  SAGAN_CHECK(f != nullptr, "read_file: {}: {}", path, errno_text(errno));
+  std::vector<uint8_t> out;
+  struct stat st {};
+  if (::fstat(::fileno(f), &st) == 0 && st.st_size > 0) out.reserve(static_cast<size_t>(st.st_size));
+  uint8_t chunk[1 << 16];
+  size_t n;
+  while ((n = std::fread(chunk, 1, sizeof(chunk), f)) > 0) out.insert(out.end(), chunk, chunk + n);
+  bool bad = std::ferror(f);
+  int err = errno;
+  std::fclose(f);
+  SAGAN_CHECK(!bad, "read_file: {}: read failed: {}", path, errno_text(err));
+  return out;
+}
+
+}  // namespace sagan::io

@@ -1,0 +1,32 @@
+// Crash-safe file writes: data goes to a temporary file in the target's
+// directory, is fsync'ed, renamed over the target and the directory is
+// fsync'ed. A reader (or a crash) sees either the old file or the complete
+// new one, never a torn mix; on failure the temporary is removed and the old
+// file is untouched. Every file the engine writes whole (checkpoints,
+// configs, images) goes through here.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace sagan::io {
+
+void write_file_atomic(const std::string& path, const void* data, size_t size);
+inline void write_file_atomic(const std::string& path, const std::string& text) {
+  write_file_atomic(path, text.data(), text.size());
+}
+
+// Streaming variant: `writer` writes the content to the FILE* (which must not
+// be closed). A throw from writer, or any stream error, aborts the write.
+void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& writer);
+
+// fwrite that throws (naming `path`) unless every byte was written.
+void write_all(std::FILE* f, const void* data, size_t size, const std::string& path);
+
+// Whole file into memory; throws naming the path and errno text.
+std::vector<uint8_t> read_file(const std::string& path);
+
+}  // namespace sagan::io

@@ -1,0 +1,74 @@
+// Atomic writes: content lands whole, failures leave the old file and no
+// temporaries, errors name the path and the OS reason.
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/io/atomic_file.h"
+
+using namespace sagan;
+namespace fs = std::filesystem;
+
+namespace {
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string t = (fs::temp_directory_path() / "sagan_io_atomic_XXXXXX").string();
+    path = ::mkdtemp(t.data());
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+  size_t count() const { return static_cast<size_t>(std::distance(fs::directory_iterator(path), fs::directory_iterator())); }
+};
+std::string slurp(const std::string& p) {
+  auto b = io::read_file(p);
+  return std::string(b.begin(), b.end());
+}
+}  // namespace
+
+TEST_CASE("write_file_atomic writes and replaces whole files", "[io][io_atomic]") {
+  TempDir dir;
+  std::string p = dir / "a.txt";
+  io::write_file_atomic(p, std::string("first version"));
+  CHECK(slurp(p) == "first version");
+  io::write_file_atomic(p, std::string("second"));
+  CHECK(slurp(p) == "second");
+  io::write_file_atomic(p, [](std::FILE* f) {
+    for (int i = 0; i < 3; ++i) std::fprintf(f, "line %d\n", i);
+  });
+  CHECK(slurp(p) == "line 0\nline 1\nline 2\n");
+  io::write_file_atomic(p, nullptr, 0);
+  CHECK(slurp(p).empty());
+  CHECK(dir.count() == 1);  // no temporaries left behind
+  CHECK((fs::status(p).permissions() & fs::perms::others_read) != fs::perms::none);
+}
+
+TEST_CASE("a failed atomic write leaves the old file and no temporary", "[io][io_atomic]") {
+  TempDir dir;
+  std::string p = dir / "ckpt.bin";
+  io::write_file_atomic(p, std::string("old content"));
+  REQUIRE_THROWS_WITH(io::write_file_atomic(p,
+                                            [](std::FILE* f) {
+                                              std::fputs("partial new content", f);
+                                              std::fflush(f);
+                                              throw Error("writer: simulated failure");
+                                            }),
+                      Catch::Contains("simulated failure"));
+  CHECK(slurp(p) == "old content");
+  CHECK(dir.count() == 1);
+}
+
+TEST_CASE("atomic write errors name the path and errno text", "[io][io_atomic]") {
+  TempDir dir;
+  std::string p = dir / "missing_dir/x.bin";
+  REQUIRE_THROWS_WITH(io::write_file_atomic(p, std::string("x")),
+                      Catch::Contains(p) && Catch::Contains("No such file or directory"));
+  REQUIRE_THROWS_WITH(io::read_file(dir / "nope"), Catch::Contains("nope") && Catch::Contains("No such file"));
+  // Writing over a directory fails at the rename and removes the temporary.
+  fs::create_directory(dir / "sub");
+  fs::create_directory(dir / "sub/inner");
+  REQUIRE_THROWS_WITH(io::write_file_atomic(dir / "sub", std::string("x")), Catch::Contains("rename"));
+  CHECK(dir.count() == 1);
+}
