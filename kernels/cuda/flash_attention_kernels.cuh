@@ -1,0 +1,669 @@
+// Fused attention kernels, float32: O = softmax(Q K^T) V per batch, no
+// 1/sqrt(d) scaling, and its backward. q (B,N,d), k (B,S,d), v (B,S,dv),
+// out (B,N,dv), lse (B,N), all contiguous. The N x S score matrix never goes
+// to global memory. Design notes: docs/kernels.md.
+//
+// Included by flash_attention_fwd.cu / flash_attention_bwd.cu (nvcc) and by
+// the emulated CPU tests (tests/test_flash_attention_emu.cpp). The dispatch
+// functions at the end take a Launcher so that both share grid and shared-
+// memory sizing: launcher.launch(kernel, grid, block, smem_bytes, args...),
+// launcher.zero(float* p, size_t n), launcher.num_sms().
+#pragma once
+#include <algorithm>
+
+#include "kernels/cuda/fused_common.cuh"
+
+namespace sagan::fused::fa {
+
+// Tile sizes of the tiled kernels: 64 queries x 64 keys per step, 256
+// threads as a 16 x 16 grid, each thread owning a 4 x 4 block of scores.
+constexpr int kBQ = 64;
+constexpr int kBK = 64;
+constexpr int kThreads = 256;
+constexpr int kDvChunk = 64;  // dv columns per step of dP = dO V^T (backward)
+constexpr int kMaxD = 128;
+static_assert(kBQ == kBK, "mma_p_times_m serves P (queries x keys) and P^T (keys x queries)");
+
+// Head sizes round up to a compiled tile width; zero-padded columns add
+// nothing to dot products.
+inline int padded_d(int d) { return d <= 16 ? 16 : d <= 32 ? 32 : d <= 64 ? 64 : d <= kMaxD ? 128 : 0; }
+// Output columns per thread: 4 (a 64-column tile) for small dv, 8 (128) for
+// larger dv, which halves the number of times Q K^T is recomputed per row.
+inline int cols_per_thread(int dv) { return dv <= 64 ? 4 : 8; }
+
+// ---------------------------------------------------------------------------
+// Forward, version 1: one warp per query row, keys across lanes in chunks of
+// 32, online softmax, each lane owning dv columns lane + 32c. Simple and a
+// baseline for the tiled version; d <= 128, dv <= 32 * CPL.
+// ---------------------------------------------------------------------------
+constexpr int kRowWarps = 4;
+
+template <int CPL>
+__global__ void __launch_bounds__(kRowWarps * 32)
+    fwd_rowwarp_kernel(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+                       float* __restrict__ out, float* __restrict__ lse, int64_t rows, int N, int S, int d, int dv) {
+  __shared__ float qs[kRowWarps][kMaxD];
+  const int warp = static_cast<int>(threadIdx.x) / 32;
+  const int lane = static_cast<int>(threadIdx.x) % 32;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowWarps + warp;
+  if (row >= rows) return;  // the whole warp leaves together
+  const int64_t b = row / N;
+  const float* kb = k + b * S * d;
+  const float* vb = v + b * S * dv;
+  for (int e = lane; e < d; e += 32) qs[warp][e] = q[row * d + e];
+  __syncwarp();
+
+  float m = -INFINITY, l = 0.f, acc[CPL];
+  SAGAN_UNROLL
+  for (int c = 0; c < CPL; ++c) acc[c] = 0.f;
+  for (int k0 = 0; k0 < S; k0 += 32) {
+    const int key = k0 + lane;
+    float s = -INFINITY;
+    if (key < S) {
+      float dot = 0.f;
+      const float* kr = kb + static_cast<int64_t>(key) * d;
+      for (int e = 0; e < d; ++e) dot = fmaf(qs[warp][e], kr[e], dot);
+      s = dot * kLog2e;
+    }
+    const float mnew = fmaxf(m, group_max<32>(s));  // finite: key k0 < S
+    const float alpha = exp2f(m - mnew);
+    const float p = exp2f(s - mnew);
+    l = l * alpha + group_sum<32>(p);
+    m = mnew;
+    SAGAN_UNROLL
+    for (int c = 0; c < CPL; ++c) acc[c] *= alpha;
+    const int nk = S - k0 < 32 ? S - k0 : 32;
+    for (int j = 0; j < nk; ++j) {
+      const float pj = __shfl_sync(0xffffffffu, p, j);
+      const float* vr = vb + static_cast<int64_t>(k0 + j) * dv;
+      SAGAN_UNROLL
+      for (int c = 0; c < CPL; ++c)
+        if (lane + 32 * c < dv) acc[c] = fmaf(pj, vr[lane + 32 * c], acc[c]);
+    }
+  }
+  const float inv = 1.f / l;
+  SAGAN_UNROLL
+  for (int c = 0; c < CPL; ++c)
+    if (lane + 32 * c < dv) out[row * dv + lane + 32 * c] = acc[c] * inv;
+  if (lane == 0) lse[row] = (m + log2f(l)) * kLn2;
+}
+
+// ---------------------------------------------------------------------------
+// Shared pieces of the tiled kernels.
+// ---------------------------------------------------------------------------
+
+// tile[r][e] (row stride DP + 4) = src row (r0 + r), column e, zero outside
+// rows < nrows and columns < ncols. The +4 pad makes the row stride an odd
+// number of 16-byte units, so 16-byte reads of 8 different rows by 8 lanes
+// hit 8 different bank groups.
+template <int DP>
+__device__ __forceinline__ void load_rows(float* tile, const float* src, int r0, int nrows, int ncols, int rows_in_tile) {
+  constexpr int RS = DP + 4;
+  for (int idx = static_cast<int>(threadIdx.x); idx < rows_in_tile * DP; idx += kThreads) {
+    const int r = idx / DP, e = idx % DP;
+    float val = 0.f;
+    if (r0 + r < nrows && e < ncols) val = src[static_cast<int64_t>(r0 + r) * ncols + e];
+    tile[r * RS + e] = val;
+  }
+}
+
+// tile[r][c] (row stride RS) = src[(r0 + r) * ld + c0 + c] for c < W, zero
+// outside rows < nrows and columns c0 + c < ncols.
+template <int W, int RS>
+__device__ __forceinline__ void load_cols(float* tile, const float* src, int r0, int nrows, int c0, int ncols,
+                                          int64_t ld, int rows_in_tile) {
+  for (int idx = static_cast<int>(threadIdx.x); idx < rows_in_tile * W; idx += kThreads) {
+    const int r = idx / W, c = idx % W;
+    float val = 0.f;
+    if (r0 + r < nrows && c0 + c < ncols) val = src[static_cast<int64_t>(r0 + r) * ld + c0 + c];
+    tile[r * RS + c] = val;
+  }
+}
+
+// acc[i][j] += sum_e A[ra + i][e] * B[rb + 16 j][e] over e < DP: a 4 x 4
+// block of a (64 x DP) x (DP x 64) product, A rows 4 consecutive (a
+// broadcast within each half warp), B rows strided by 16 (one per lane).
+template <int DP>
+__device__ __forceinline__ void mma_4x4_rows(float (&acc)[4][4], const float* A, int ra, const float* B, int rb) {
+  constexpr int RS = DP + 4;
+  SAGAN_UNROLL
+  for (int e = 0; e < DP; e += 4) {
+    float4 a[4], b[4];
+    SAGAN_UNROLL
+    for (int i = 0; i < 4; ++i) a[i] = ld4(A + (ra + i) * RS + e);
+    SAGAN_UNROLL
+    for (int j = 0; j < 4; ++j) b[j] = ld4(B + (rb + 16 * j) * RS + e);
+    SAGAN_UNROLL
+    for (int i = 0; i < 4; ++i)
+      SAGAN_UNROLL
+      for (int j = 0; j < 4; ++j) {
+        acc[i][j] = fmaf(a[i].x, b[j].x, acc[i][j]);
+        acc[i][j] = fmaf(a[i].y, b[j].y, acc[i][j]);
+        acc[i][j] = fmaf(a[i].z, b[j].z, acc[i][j]);
+        acc[i][j] = fmaf(a[i].w, b[j].w, acc[i][j]);
+      }
+  }
+}
+
+// acc[i][4h + u] += sum_x P[r + i][x] * M[x][c + 64 h + u] over x < 64: P
+// (row stride 68) times a row-major M (row stride MS); the thread owns rows
+// r..r+3 and columns c + 64 h + 0..3.
+template <int CPT, int MS>
+__device__ __forceinline__ void mma_p_times_m(float (&acc)[4][CPT], const float* P, int r, const float* M, int c) {
+  constexpr int PS = kBK + 4;
+  SAGAN_UNROLL_N(4)
+  for (int x = 0; x < kBK; x += 4) {
+    float4 p4[4];
+    SAGAN_UNROLL
+    for (int i = 0; i < 4; ++i) p4[i] = ld4(P + (r + i) * PS + x);
+    SAGAN_UNROLL
+    for (int u = 0; u < 4; ++u) {
+      float4 m4[CPT / 4];
+      SAGAN_UNROLL
+      for (int h = 0; h < CPT / 4; ++h) m4[h] = ld4(M + (x + u) * MS + c + 64 * h);
+      SAGAN_UNROLL
+      for (int i = 0; i < 4; ++i) {
+        const float p = comp(p4[i], u);
+        SAGAN_UNROLL
+        for (int h = 0; h < CPT / 4; ++h) {
+          acc[i][4 * h + 0] = fmaf(p, m4[h].x, acc[i][4 * h + 0]);
+          acc[i][4 * h + 1] = fmaf(p, m4[h].y, acc[i][4 * h + 1]);
+          acc[i][4 * h + 2] = fmaf(p, m4[h].z, acc[i][4 * h + 2]);
+          acc[i][4 * h + 3] = fmaf(p, m4[h].w, acc[i][4 * h + 3]);
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Forward, version 2 (mainline): a block owns 64 queries x DVT = 16 CPT
+// output columns of one batch and streams all keys in tiles of 64 with an
+// online softmax. grid = (B * ceil(N/64), ceil(dv/DVT)).
+// ---------------------------------------------------------------------------
+template <int DP, int CPT>
+constexpr size_t fwd_smem_floats() {
+  return size_t(kBQ) * (DP + 4) + size_t(kBK) * (DP + 4) + size_t(kBK) * 16 * CPT + size_t(kBQ) * (kBK + 4);
+}
+
+template <int DP, int CPT>
+__global__ void __launch_bounds__(kThreads, 2)
+    fwd_tiled_kernel(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+                     float* __restrict__ out, float* __restrict__ lse, int N, int S, int d, int dv, int n_qt) {
+  constexpr int DVT = 16 * CPT;
+  constexpr int RS = DP + 4;
+  constexpr int PS = kBK + 4;
+  SAGAN_DYNAMIC_SMEM(float, smem);
+  float* Qs = smem;              // [kBQ][RS]
+  float* Ks = Qs + kBQ * RS;     // [kBK][RS]
+  float* Vs = Ks + kBK * RS;     // [kBK][DVT]
+  float* Ps = Vs + kBK * DVT;    // [kBQ][PS]
+
+  const int tid = static_cast<int>(threadIdx.x), tx = tid & 15, ty = tid >> 4;
+  const int64_t b = blockIdx.x / n_qt;
+  const int q0 = static_cast<int>(blockIdx.x % n_qt) * kBQ;
+  const int c0 = static_cast<int>(blockIdx.y) * DVT;
+  const float* kb = k + b * S * d;
+  const float* vb = v + b * S * dv;
+  load_rows<DP>(Qs, q + b * N * d, q0, N, d, kBQ);
+
+  float m[4], l[4], acc[4][CPT];
+  SAGAN_UNROLL
+  for (int i = 0; i < 4; ++i) {
+    m[i] = -INFINITY;
+    l[i] = 0.f;
+    SAGAN_UNROLL
+    for (int c = 0; c < CPT; ++c) acc[i][c] = 0.f;
+  }
+
+  for (int k0 = 0; k0 < S; k0 += kBK) {
+    __syncthreads();  // the previous step has finished reading Ks, Vs, Ps
+    load_rows<DP>(Ks, kb, k0, S, d, kBK);
+    load_cols<DVT, DVT>(Vs, vb, k0, S, c0, dv, dv, kBK);
+    __syncthreads();
+
+    float s[4][4];
+    SAGAN_UNROLL
+    for (int i = 0; i < 4; ++i)
+      SAGAN_UNROLL
+      for (int j = 0; j < 4; ++j) s[i][j] = 0.f;
+    mma_4x4_rows<DP>(s, Qs, ty * 4, Ks, tx);
+
+    // Online softmax in base 2; each row's 64 scores live in 16 lanes.
+    SAGAN_UNROLL
+    for (int i = 0; i < 4; ++i) {
+      float mx = -INFINITY;
+      SAGAN_UNROLL
+      for (int j = 0; j < 4; ++j) {
+        s[i][j] = (k0 + tx + 16 * j < S) ? s[i][j] * kLog2e : -INFINITY;
+        mx = fmaxf(mx, s[i][j]);
+      }
+      // Every tile holds at least one real key, so mnew is finite and
+      // exp2f(-inf - mnew) = 0 handles both the first tile and masked keys.
+      const float mnew = fmaxf(m[i], group_max<16>(mx));
+      const float alpha = exp2f(m[i] - mnew);
+      float rs = 0.f;
+      SAGAN_UNROLL
+      for (int j = 0; j < 4; ++j) {
+        s[i][j] = exp2f(s[i][j] - mnew);
+        rs += s[i][j];
+      }
+      l[i] = l[i] * alpha + group_sum<16>(rs);
+      m[i] = mnew;
+      SAGAN_UNROLL
+      for (int c = 0; c < CPT; ++c) acc[i][c] *= alpha;
+      SAGAN_UNROLL
+      for (int j = 0; j < 4; ++j) Ps[(ty * 4 + i) * PS + tx + 16 * j] = s[i][j];
+    }
+    __syncthreads();
+    mma_p_times_m<CPT, DVT>(acc, Ps, ty * 4, Vs, tx * 4);
+  }
+
+  SAGAN_UNROLL
+  for (int i = 0; i < 4; ++i) {
+    const int row = q0 + ty * 4 + i;
+    if (row >= N) continue;
+    const float inv = 1.f / l[i];
+    float* orow = out + (b * N + row) * dv;
+    SAGAN_UNROLL
+    for (int h = 0; h < CPT / 4; ++h)
+      SAGAN_UNROLL
+      for (int u = 0; u < 4; ++u) {
+        const int col = c0 + 64 * h + tx * 4 + u;
+        if (col < dv) orow[col] = acc[i][4 * h + u] * inv;
+      }
+    if (blockIdx.y == 0 && tx == 0) lse[b * N + row] = (m[i] + log2f(l[i])) * kLn2;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Backward. With P = exp(S - lse) recomputed from the saved lse:
+//   D_i = sum_c dO_ic O_ic,  dV = P^T dO,  dP = dO V^T,  dS = P * (dP - D),
+//   dQ = dS K,  dK = dS^T Q.
+// Three kernels: D (one warp per row), dV (a block per key tile and dv tile,
+// looping over queries), dK and dQ (a block per key tile, looping over
+// queries; dP summed over dv in chunks; dQ by float atomics). When few
+// blocks would fill the GPU the query loop is split over grid.z / grid.y and
+// dV / dK are accumulated by atomics too (outputs zeroed first).
+// ---------------------------------------------------------------------------
+constexpr int kDotWarps = 8;
+
+__global__ void __launch_bounds__(kDotWarps * 32)
+    bwd_dot_kernel(const float* __restrict__ gout, const float* __restrict__ out, float* __restrict__ D, int64_t rows,
+                   int dv) {
+  const int lane = static_cast<int>(threadIdx.x) % 32;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kDotWarps + static_cast<int>(threadIdx.x) / 32;
+  if (row >= rows) return;
+  const float* g = gout + row * dv;
+  const float* o = out + row * dv;
+  float s = 0.f;
+  for (int c = lane; c < dv; c += 32) s = fmaf(g[c], o[c], s);
+  s = group_sum<32>(s);
+  if (lane == 0) D[row] = s;
+}
+
+template <int DP, int CPT>
+constexpr size_t bwd_dv_smem_floats() {
+  return size_t(kBK) * (DP + 4) + size_t(kBQ) * (DP + 4) + kBQ + size_t(kBQ) * 16 * CPT + size_t(kBK) * (kBQ + 4);
+}
+
+// dV tile (64 keys x DVT columns) = sum over query tiles of P^T dO.
+// grid = (B * n_kt, ceil(dv/DVT), q_split).
+template <int DP, int CPT>
+__global__ void __launch_bounds__(kThreads, 2)
+    bwd_dv_kernel(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ lse,
+                  const float* __restrict__ gout, float* __restrict__ gv, int N, int S, int d, int dv, int n_kt) {
+  constexpr int DVT = 16 * CPT;
+  constexpr int RS = DP + 4;
+  constexpr int PS = kBQ + 4;
+  SAGAN_DYNAMIC_SMEM(float, smem);
+  float* Ks = smem;               // [kBK][RS]
+  float* Qs = Ks + kBK * RS;      // [kBQ][RS]
+  float* L2s = Qs + kBQ * RS;     // [kBQ] lse in base 2, +inf past N
+  float* Gs = L2s + kBQ;          // [kBQ][DVT] dO tile
+  float* Pt = Gs + kBQ * DVT;     // [kBK][PS] P^T tile
+
+  const int tid = static_cast<int>(threadIdx.x), tx = tid & 15, ty = tid >> 4;
+  const int64_t b = blockIdx.x / n_kt;
+  const int k0 = static_cast<int>(blockIdx.x % n_kt) * kBK;
+  const int c0 = static_cast<int>(blockIdx.y) * DVT;
+  const int n_qt = ceil_div(N, kBQ);
+  const float* qb = q + b * N * d;
+  const float* gb = gout + b * N * dv;
+  load_rows<DP>(Ks, k + b * S * d, k0, S, d, kBK);
+
+  float acc[4][CPT];
+  SAGAN_UNROLL
+  for (int i = 0; i < 4; ++i)
+    SAGAN_UNROLL
+    for (int c = 0; c < CPT; ++c) acc[i][c] = 0.f;
+
+  for (int qt = static_cast<int>(blockIdx.z); qt < n_qt; qt += static_cast<int>(gridDim.z)) {
+    const int q0 = qt * kBQ;
+    __syncthreads();
+    load_rows<DP>(Qs, qb, q0, N, d, kBQ);
+    load_cols<DVT, DVT>(Gs, gb, q0, N, c0, dv, dv, kBQ);
+    for (int r = tid; r < kBQ; r += kThreads) L2s[r] = (q0 + r < N) ? lse[b * N + q0 + r] * kLog2e : INFINITY;
+    __syncthreads();
+
+    // P^T[key][query], keys ty*4 + i, queries tx + 16 j.
+    float st[4][4];
+    SAGAN_UNROLL
+    for (int i = 0; i < 4; ++i)
+      SAGAN_UNROLL
+      for (int j = 0; j < 4; ++j) st[i][j] = 0.f;
+    mma_4x4_rows<DP>(st, Ks, ty * 4, Qs, tx);
+    SAGAN_UNROLL
+    for (int i = 0; i < 4; ++i) {
+      const bool key_ok = k0 + ty * 4 + i < S;
+      SAGAN_UNROLL
+      for (int j = 0; j < 4; ++j) {
+        const float p = key_ok ? exp2f(fmaf(st[i][j], kLog2e, -L2s[tx + 16 * j])) : 0.f;
+        Pt[(ty * 4 + i) * PS + tx + 16 * j] = p;
+      }
+    }
+    __syncthreads();
+    mma_p_times_m<CPT, DVT>(acc, Pt, ty * 4, Gs, tx * 4);
+  }
+
+  const bool accumulate = gridDim.z > 1;
+  SAGAN_UNROLL
+  for (int i = 0; i < 4; ++i) {
+    const int key = k0 + ty * 4 + i;
+    if (key >= S) continue;
+    float* row = gv + (b * S + key) * dv;
+    SAGAN_UNROLL
+    for (int h = 0; h < CPT / 4; ++h)
+      SAGAN_UNROLL
+      for (int u = 0; u < 4; ++u) {
+        const int col = c0 + 64 * h + tx * 4 + u;
+        if (col >= dv) continue;
+        if (accumulate)
+          atomicAdd(row + col, acc[i][4 * h + u]);
+        else
+          row[col] = acc[i][4 * h + u];
+      }
+  }
+}
+
+template <int DP>
+constexpr size_t bwd_dkdq_smem_floats() {
+  return size_t(kBK) * (DP + 4) + size_t(kBQ) * (DP + 4) + 2 * kBQ + size_t(kBQ) * (kDvChunk + 4) +
+         size_t(kBK) * (kDvChunk + 4) + size_t(kBQ) * (kBK + 4);
+}
+
+// dK tile (64 keys x d) and dQ contributions of one key tile.
+// grid = (B * n_kt, q_split). gq must be zeroed; gk too when q_split > 1.
+template <int DP>
+__global__ void __launch_bounds__(kThreads, 2)
+    bwd_dkdq_kernel(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+                    const float* __restrict__ lse, const float* __restrict__ D, const float* __restrict__ gout,
+                    float* __restrict__ gq, float* __restrict__ gk, int N, int S, int d, int dv, int n_kt) {
+  constexpr int RS = DP + 4;
+  constexpr int CS = kDvChunk + 4;
+  constexpr int PS = kBK + 4;
+  constexpr int DJ = DP / 16;  // d columns per thread: tx + 16 j
+  SAGAN_DYNAMIC_SMEM(float, smem);
+  float* Ks = smem;               // [kBK][RS]
+  float* Qs = Ks + kBK * RS;      // [kBQ][RS]
+  float* L2s = Qs + kBQ * RS;     // [kBQ]
+  float* Ds = L2s + kBQ;          // [kBQ]
+  float* Gc = Ds + kBQ;           // [kBQ][CS] dO chunk
+  float* Vc = Gc + kBQ * CS;      // [kBK][CS] V chunk
+  float* dSs = Vc + kBK * CS;     // [kBQ][PS]
+
+  const int tid = static_cast<int>(threadIdx.x), tx = tid & 15, ty = tid >> 4;
+  const int64_t b = blockIdx.x / n_kt;
+  const int k0 = static_cast<int>(blockIdx.x % n_kt) * kBK;
+  const int n_qt = ceil_div(N, kBQ);
+  const float* qb = q + b * N * d;
+  const float* vb = v + b * S * dv;
+  const float* gb = gout + b * N * dv;
+  load_rows<DP>(Ks, k + b * S * d, k0, S, d, kBK);
+
+  float dk[4][DJ];
+  SAGAN_UNROLL
+  for (int i = 0; i < 4; ++i)
+    SAGAN_UNROLL
+    for (int j = 0; j < DJ; ++j) dk[i][j] = 0.f;
+
+  for (int qt = static_cast<int>(blockIdx.y); qt < n_qt; qt += static_cast<int>(gridDim.y)) {
+    const int q0 = qt * kBQ;
+    __syncthreads();
+    load_rows<DP>(Qs, qb, q0, N, d, kBQ);
+    for (int r = tid; r < kBQ; r += kThreads) {
+      const bool ok = q0 + r < N;
+      L2s[r] = ok ? lse[b * N + q0 + r] * kLog2e : INFINITY;
+      Ds[r] = ok ? D[b * N + q0 + r] : 0.f;
+    }
+    __syncthreads();
+
+    // P[query][key], queries ty*4 + i, keys tx + 16 j. It waits in dSs
+    // (each thread rereads only its own elements) to free registers for dP.
+    {
+      float p[4][4];
+      SAGAN_UNROLL
+      for (int i = 0; i < 4; ++i)
+        SAGAN_UNROLL
+        for (int j = 0; j < 4; ++j) p[i][j] = 0.f;
+      mma_4x4_rows<DP>(p, Qs, ty * 4, Ks, tx);
+      SAGAN_UNROLL
+      for (int i = 0; i < 4; ++i)
+        SAGAN_UNROLL
+        for (int j = 0; j < 4; ++j)
+          dSs[(ty * 4 + i) * PS + tx + 16 * j] =
+              (k0 + tx + 16 * j < S) ? exp2f(fmaf(p[i][j], kLog2e, -L2s[ty * 4 + i])) : 0.f;
+    }
+
+    // dP = dO V^T over all dv, a chunk of 64 columns at a time.
+    float dp[4][4];
+    SAGAN_UNROLL
+    for (int i = 0; i < 4; ++i)
+      SAGAN_UNROLL
+      for (int j = 0; j < 4; ++j) dp[i][j] = 0.f;
+    for (int c0 = 0; c0 < dv; c0 += kDvChunk) {
+      __syncthreads();  // the previous chunk has been read
+      load_cols<kDvChunk, CS>(Gc, gb, q0, N, c0, dv, dv, kBQ);
+      load_cols<kDvChunk, CS>(Vc, vb, k0, S, c0, dv, dv, kBK);
+      __syncthreads();
+      mma_4x4_rows<kDvChunk>(dp, Gc, ty * 4, Vc, tx);
+    }
+    SAGAN_UNROLL
+    for (int i = 0; i < 4; ++i)
+      SAGAN_UNROLL
+      for (int j = 0; j < 4; ++j) {
+        float* ds = dSs + (ty * 4 + i) * PS + tx + 16 * j;
+        *ds = *ds * (dp[i][j] - Ds[ty * 4 + i]);
+      }
+    __syncthreads();
+
+    // dK[key][e] += sum_r dS[r][key] Q[r][e]; keys ty*4 + i, e = tx + 16 j.
+    for (int r = 0; r < kBQ; ++r) {
+      const float4 s4 = ld4(dSs + r * PS + ty * 4);
+      SAGAN_UNROLL
+      for (int j = 0; j < DJ; ++j) {
+        const float qv = Qs[r * RS + tx + 16 * j];
+        SAGAN_UNROLL
+        for (int i = 0; i < 4; ++i) dk[i][j] = fmaf(comp(s4, i), qv, dk[i][j]);
+      }
+    }
+
+    // dQ[r][e] = sum_key dS[r][key] K[key][e]; rows ty*4 + i, e = tx + 16 j.
+    float dq[4][DJ];
+    SAGAN_UNROLL
+    for (int i = 0; i < 4; ++i)
+      SAGAN_UNROLL
+      for (int j = 0; j < DJ; ++j) dq[i][j] = 0.f;
+    for (int x = 0; x < kBK; x += 4) {
+      float4 s4[4];
+      SAGAN_UNROLL
+      for (int i = 0; i < 4; ++i) s4[i] = ld4(dSs + (ty * 4 + i) * PS + x);
+      SAGAN_UNROLL
+      for (int u = 0; u < 4; ++u)
+        SAGAN_UNROLL
+        for (int j = 0; j < DJ; ++j) {
+          const float kv = Ks[(x + u) * RS + tx + 16 * j];
+          SAGAN_UNROLL
+          for (int i = 0; i < 4; ++i) dq[i][j] = fmaf(comp(s4[i], u), kv, dq[i][j]);
+        }
+    }
+    SAGAN_UNROLL
+    for (int i = 0; i < 4; ++i) {
+      const int row = q0 + ty * 4 + i;
+      if (row >= N) continue;
+      SAGAN_UNROLL
+      for (int j = 0; j < DJ; ++j)
+        if (tx + 16 * j < d) atomicAdd(gq + (b * N + row) * d + tx + 16 * j, dq[i][j]);
+    }
+  }
+
+  const bool accumulate = gridDim.y > 1;
+  SAGAN_UNROLL
+  for (int i = 0; i < 4; ++i) {
+    const int key = k0 + ty * 4 + i;
+    if (key >= S) continue;
+    SAGAN_UNROLL
+    for (int j = 0; j < DJ; ++j) {
+      const int e = tx + 16 * j;
+      if (e >= d) continue;
+      float* dst = gk + (b * S + key) * d + e;
+      if (accumulate)
+        atomicAdd(dst, dk[i][j]);
+      else
+        *dst = dk[i][j];
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Host dispatch, shared by the CUDA entry points and the emulated tests.
+// ---------------------------------------------------------------------------
+enum class FwdVariant { Tiled = 0, RowWarp = 1 };
+
+struct Shape {
+  int B, N, S, d, dv;
+};
+
+inline bool shape_ok(const Shape& s) {
+  return s.B >= 0 && s.N >= 0 && s.S >= 1 && s.d >= 1 && s.d <= kMaxD && s.dv >= 1;
+}
+
+// Splits of the query loop in the backward kernels: enough blocks for about
+// two per multiprocessor, never more splits than query tiles.
+inline int query_splits(int64_t blocks, int n_qt, int num_sms) {
+  const int64_t want = 2 * static_cast<int64_t>(num_sms);
+  if (blocks >= want || blocks == 0) return 1;
+  return static_cast<int>(std::min<int64_t>(n_qt, ceil_div64(want, blocks)));
+}
+
+template <class L>
+Status forward(L& launcher, const float* q, const float* k, const float* v, float* out, float* lse, const Shape& s,
+               FwdVariant variant) {
+  if (!shape_ok(s)) return Status::Invalid;
+  if (s.B == 0 || s.N == 0) return Status::Ok;
+  const int64_t rows = static_cast<int64_t>(s.B) * s.N;
+  if (variant == FwdVariant::RowWarp) {
+    const int64_t blocks = ceil_div64(rows, kRowWarps);
+    if (s.dv > 512 || blocks > 0x7fffffff) return Status::Invalid;
+    const dim3 grid(static_cast<unsigned>(blocks)), block(kRowWarps * 32);
+    const int cpl = ceil_div(s.dv, 32);
+    if (cpl <= 1) launcher.launch(fwd_rowwarp_kernel<1>, grid, block, 0, q, k, v, out, lse, rows, s.N, s.S, s.d, s.dv);
+    else if (cpl <= 2) launcher.launch(fwd_rowwarp_kernel<2>, grid, block, 0, q, k, v, out, lse, rows, s.N, s.S, s.d, s.dv);
+    else if (cpl <= 4) launcher.launch(fwd_rowwarp_kernel<4>, grid, block, 0, q, k, v, out, lse, rows, s.N, s.S, s.d, s.dv);
+    else if (cpl <= 8) launcher.launch(fwd_rowwarp_kernel<8>, grid, block, 0, q, k, v, out, lse, rows, s.N, s.S, s.d, s.dv);
+    else launcher.launch(fwd_rowwarp_kernel<16>, grid, block, 0, q, k, v, out, lse, rows, s.N, s.S, s.d, s.dv);
+    return Status::Ok;
+  }
+  const int n_qt = ceil_div(s.N, kBQ);
+  const int64_t gx = static_cast<int64_t>(s.B) * n_qt;
+  const int cpt = cols_per_thread(s.dv);
+  const int64_t gy = ceil_div64(s.dv, 16 * cpt);
+  if (gx > 0x7fffffff || gy > 65535) return Status::Invalid;
+  const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy)), block(kThreads);
+  auto go = [&](auto kernel, size_t floats) {
+    launcher.launch(kernel, grid, block, floats * sizeof(float), q, k, v, out, lse, s.N, s.S, s.d, s.dv, n_qt);
+  };
+  switch (padded_d(s.d) * 16 + cpt) {
+    case 16 * 16 + 4: go(fwd_tiled_kernel<16, 4>, fwd_smem_floats<16, 4>()); break;
+    case 16 * 16 + 8: go(fwd_tiled_kernel<16, 8>, fwd_smem_floats<16, 8>()); break;
+    case 32 * 16 + 4: go(fwd_tiled_kernel<32, 4>, fwd_smem_floats<32, 4>()); break;
+    case 32 * 16 + 8: go(fwd_tiled_kernel<32, 8>, fwd_smem_floats<32, 8>()); break;
+    case 64 * 16 + 4: go(fwd_tiled_kernel<64, 4>, fwd_smem_floats<64, 4>()); break;
+    case 64 * 16 + 8: go(fwd_tiled_kernel<64, 8>, fwd_smem_floats<64, 8>()); break;
+    case 128 * 16 + 4: go(fwd_tiled_kernel<128, 4>, fwd_smem_floats<128, 4>()); break;
+    case 128 * 16 + 8: go(fwd_tiled_kernel<128, 8>, fwd_smem_floats<128, 8>()); break;
+    default: return Status::Invalid;
+  }
+  return Status::Ok;
+}
+
+// Scratch of the backward: D, one float per query row, 256-byte aligned size.
+inline size_t backward_workspace_bytes(const Shape& s) {
+  const size_t n = static_cast<size_t>(std::max(s.B, 0)) * static_cast<size_t>(std::max(s.N, 0));
+  return (n * sizeof(float) + 255) / 256 * 256;
+}
+
+template <class L>
+Status backward(L& launcher, const float* q, const float* k, const float* v, const float* out, const float* lse,
+                const float* gout, float* gq, float* gk, float* gv, const Shape& s, void* workspace,
+                size_t workspace_bytes) {
+  if (!shape_ok(s)) return Status::Invalid;
+  if (s.B == 0) return Status::Ok;
+  const size_t nq = static_cast<size_t>(s.B) * s.N;
+  if (s.N == 0) {  // no queries: no gradient reaches k or v
+    launcher.zero(gk, static_cast<size_t>(s.B) * s.S * s.d);
+    launcher.zero(gv, static_cast<size_t>(s.B) * s.S * s.dv);
+    return Status::Ok;
+  }
+  if (workspace == nullptr || workspace_bytes < backward_workspace_bytes(s)) return Status::Invalid;
+  float* D = static_cast<float*>(workspace);
+  const int n_qt = ceil_div(s.N, kBQ), n_kt = ceil_div(s.S, kBK);
+  const int64_t gx = static_cast<int64_t>(s.B) * n_kt;
+  const int cpt = cols_per_thread(s.dv);
+  const int64_t n_dvt = ceil_div64(s.dv, 16 * cpt);
+  const int64_t dot_blocks = ceil_div64(static_cast<int64_t>(nq), kDotWarps);
+  if (gx > 0x7fffffff || dot_blocks > 0x7fffffff || n_dvt > 65535) return Status::Invalid;
+
+  launcher.launch(bwd_dot_kernel, dim3(static_cast<unsigned>(dot_blocks)), dim3(kDotWarps * 32), 0, gout, out, D,
+                  static_cast<int64_t>(nq), s.dv);
+
+  // dV
+  const int split_v = query_splits(gx * n_dvt, n_qt, launcher.num_sms());
+  if (split_v > 1) launcher.zero(gv, static_cast<size_t>(s.B) * s.S * s.dv);
+  const dim3 grid_v(static_cast<unsigned>(gx), static_cast<unsigned>(n_dvt), static_cast<unsigned>(split_v));
+  auto go_v = [&](auto kernel, size_t floats) {
+    launcher.launch(kernel, grid_v, dim3(kThreads), floats * sizeof(float), q, k, lse, gout, gv, s.N, s.S, s.d, s.dv,
+                    n_kt);
+  };
+  switch (padded_d(s.d) * 16 + cpt) {
+    case 16 * 16 + 4: go_v(bwd_dv_kernel<16, 4>, bwd_dv_smem_floats<16, 4>()); break;
+    case 16 * 16 + 8: go_v(bwd_dv_kernel<16, 8>, bwd_dv_smem_floats<16, 8>()); break;
+    case 32 * 16 + 4: go_v(bwd_dv_kernel<32, 4>, bwd_dv_smem_floats<32, 4>()); break;
+    case 32 * 16 + 8: go_v(bwd_dv_kernel<32, 8>, bwd_dv_smem_floats<32, 8>()); break;
+    case 64 * 16 + 4: go_v(bwd_dv_kernel<64, 4>, bwd_dv_smem_floats<64, 4>()); break;
+    case 64 * 16 + 8: go_v(bwd_dv_kernel<64, 8>, bwd_dv_smem_floats<64, 8>()); break;
+    case 128 * 16 + 4: go_v(bwd_dv_kernel<128, 4>, bwd_dv_smem_floats<128, 4>()); break;
+    case 128 * 16 + 8: go_v(bwd_dv_kernel<128, 8>, bwd_dv_smem_floats<128, 8>()); break;
+    default: return Status::Invalid;
+  }
+
+  // dK and dQ
+  const int split_k = query_splits(gx, n_qt, launcher.num_sms());
+  launcher.zero(gq, nq * static_cast<size_t>(s.d));
+  if (split_k > 1) launcher.zero(gk, static_cast<size_t>(s.B) * s.S * s.d);
+  const dim3 grid_k(static_cast<unsigned>(gx), static_cast<unsigned>(split_k));
+  auto go_k = [&](auto kernel, size_t floats) {
+    launcher.launch(kernel, grid_k, dim3(kThreads), floats * sizeof(float), q, k, v, lse,
+                    static_cast<const float*>(D), gout, gq, gk, s.N, s.S, s.d, s.dv, n_kt);
+  };
+  switch (padded_d(s.d)) {
+    case 16: go_k(bwd_dkdq_kernel<16>, bwd_dkdq_smem_floats<16>()); break;
+    case 32: go_k(bwd_dkdq_kernel<32>, bwd_dkdq_smem_floats<32>()); break;
+    case 64: go_k(bwd_dkdq_kernel<64>, bwd_dkdq_smem_floats<64>()); break;
+    case 128: go_k(bwd_dkdq_kernel<128>, bwd_dkdq_smem_floats<128>()); break;
+    default: return Status::Invalid;
+  }
+  return Status::Ok;
+}
+
+}  // namespace sagan::fused::fa

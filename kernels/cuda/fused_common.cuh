@@ -1,0 +1,70 @@
+// Helpers shared by the fused kernels (flash attention, batched spectral-norm
+// power iteration). The kernel headers compile two ways: under nvcc for the
+// GPU, and under a host compiler after tests/cuda/emu/cuda_emu.h, which runs
+// them on the CPU so that CI checks their logic without a GPU.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__CUDACC__)
+#include <cuda_runtime.h>
+// One name for all kernels: extern __shared__ arrays of different types
+// under one name would clash.
+#define SAGAN_DYNAMIC_SMEM(T, name)                                 \
+  extern __shared__ __align__(16) unsigned char sagan_dyn_smem_[]; \
+  T* name = reinterpret_cast<T*>(sagan_dyn_smem_)
+#define SAGAN_UNROLL _Pragma("unroll")
+#define SAGAN_PRAGMA_(x) _Pragma(#x)
+#define SAGAN_UNROLL_N(n) SAGAN_PRAGMA_(unroll n)
+#elif defined(SAGAN_CUDA_EMU)
+#define SAGAN_UNROLL
+#define SAGAN_UNROLL_N(n)
+#else
+#error "fused kernels: compile with nvcc, or include tests/cuda/emu/cuda_emu.h first"
+#endif
+
+namespace sagan::fused {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// Outcome of a host-side dispatch before any CUDA call: the public API maps
+// Invalid to cudaErrorInvalidValue.
+enum class Status { Ok, Invalid };
+
+__host__ __device__ inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
+__host__ __device__ inline int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// 16-byte shared-memory accesses. memcpy keeps the emulated build free of
+// aliasing tricks; nvcc gets the plain vector access (LDS.128 / STS.128).
+__device__ __forceinline__ float4 ld4(const float* p) {
+#if defined(__CUDACC__)
+  return *reinterpret_cast<const float4*>(p);
+#else
+  float4 r;
+  std::memcpy(&r, p, sizeof r);
+  return r;
+#endif
+}
+
+// Component u of a float4; u is a compile-time constant after unrolling.
+__device__ __forceinline__ float comp(const float4& a, int u) {
+  return u == 0 ? a.x : u == 1 ? a.y : u == 2 ? a.z : a.w;
+}
+
+// Reductions over aligned groups of W lanes (W a power of two <= 32).
+template <int W>
+__device__ __forceinline__ float group_sum(float v) {
+  SAGAN_UNROLL
+  for (int o = W / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+template <int W>
+__device__ __forceinline__ float group_max(float v) {
+  SAGAN_UNROLL
+  for (int o = W / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+}  // namespace sagan::fused

@@ -1,0 +1,333 @@
+// A small single-threaded CUDA emulator, so that the logic of the fused
+// kernels (tiling, masks, online softmax, reductions, shuffles) is checked on
+// machines without a GPU, CI included. It runs each CUDA thread of a block as
+// a fiber (ucontext) on one OS thread and switches fibers only at
+// __syncthreads, __syncwarp and shuffles, so shared memory, barriers and
+// warp shuffles behave as on the GPU for race-free code. Blocks run one after
+// another. It is not a timing model and knows nothing of memory coalescing.
+//
+// Supported subset (what kernels/cuda/*_kernels.cuh use): threadIdx,
+// blockIdx, blockDim, gridDim, __syncthreads, __syncwarp, __shfl_xor_sync,
+// __shfl_sync, atomicAdd(float*), static __shared__ (as function statics,
+// valid because blocks run one at a time), dynamic shared memory through
+// SAGAN_DYNAMIC_SMEM, float4, dim3, and the <cmath> float functions.
+// A barrier reached by only part of a block, or a warp shuffle reached by
+// only part of a warp, is reported as an error instead of hanging.
+#pragma once
+#include <ucontext.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+#define SAGAN_CUDA_EMU 1
+
+// ---- the language surface ----
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __restrict__ __restrict
+#define __launch_bounds__(...)
+#define __grid_constant__
+#define __shared__ static
+#define SAGAN_DYNAMIC_SMEM(T, name) T* name = reinterpret_cast<T*>(::cuda_emu::dynamic_smem())
+
+// The emulated types live in their own namespace so that they cannot clash
+// (ODR) with CUDA's ::float4 / ::dim3 in another translation unit of a test
+// binary; the using-directive below makes kernel code see them unqualified.
+namespace cuda_emu_lang {
+struct dim3 {
+  unsigned x = 1, y = 1, z = 1;
+  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct uint3 {
+  unsigned x = 0, y = 0, z = 0;
+};
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c, d}; }
+}  // namespace cuda_emu_lang
+using namespace cuda_emu_lang;
+
+namespace cuda_emu {
+
+constexpr int kWarp = 32;
+
+// ---- fiber contexts ----
+// On x86-64 a few instructions switch stacks (swapcontext costs two system
+// calls per switch, and a kernel's shuffles switch often); elsewhere
+// ucontext does.
+#if defined(__x86_64__) && !defined(CUDA_EMU_UCONTEXT)
+extern "C" void cuda_emu_switch(void** save_sp, void* new_sp);
+// Saves the callee-saved registers, MXCSR and the x87 control word on the
+// current stack, stores the stack pointer in *save_sp, and resumes the
+// context saved at new_sp. Weak: every test file that includes this header
+// emits it.
+asm(R"(
+  .pushsection .text
+  .weak cuda_emu_switch
+  .type cuda_emu_switch, @function
+cuda_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size cuda_emu_switch, .-cuda_emu_switch
+  .popsection
+)");
+
+struct Context {
+  void* sp = nullptr;
+};
+
+// A new context that starts in entry() (which must never return) with the
+// stack aligned as after a call.
+inline void make_context(Context& c, char* stack, size_t size, void (*entry)()) {
+  auto top = reinterpret_cast<uintptr_t>(stack + size) & ~uintptr_t(15);
+  auto* sp = reinterpret_cast<uint64_t*>(top);
+  *--sp = 0;                                   // entry's return address: never used
+  *--sp = reinterpret_cast<uint64_t>(entry);   // where the first switch returns to
+  for (int r = 0; r < 6; ++r) *--sp = 0;       // rbp rbx r12 r13 r14 r15
+  *--sp = uint64_t(0x1F80) | (uint64_t(0x037F) << 32);  // default MXCSR, x87 control word
+  c.sp = sp;
+}
+inline void switch_context(Context& from, const Context& to) { cuda_emu_switch(&from.sp, to.sp); }
+#else
+struct Context {
+  ucontext_t uc{};
+};
+inline void make_context(Context& c, char* stack, size_t size, void (*entry)()) {
+  getcontext(&c.uc);
+  c.uc.uc_stack.ss_sp = stack;
+  c.uc.uc_stack.ss_size = size;
+  c.uc.uc_link = nullptr;
+  makecontext(&c.uc, entry, 0);
+}
+inline void switch_context(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+#endif
+
+enum class Wait { Run, Block, Warp, Done };
+
+struct Fiber {
+  Context ctx;
+  Wait wait = Wait::Run;
+  uint3 tid;
+};
+
+struct Scheduler {
+  Context main;
+  std::vector<Fiber> fibers;
+  std::vector<char*> stacks;
+  std::vector<unsigned char> dyn_smem;
+  std::vector<uint64_t> shfl;  // one slot per thread
+  std::function<void()> body;
+  int current = -1;
+  uint3 thread_idx, block_idx;
+  dim3 block_dim, grid_dim;
+  std::string error;
+  static constexpr size_t kStack = 256 * 1024;
+
+  ~Scheduler() {
+    for (char* s : stacks) std::free(s);
+  }
+};
+
+inline Scheduler& sched() {
+  static Scheduler s;
+  return s;
+}
+
+inline void* dynamic_smem() { return sched().dyn_smem.data(); }
+
+// Runs the kernel body as one thread, then parks for good: a finished fiber
+// is never resumed, and its stack is reused by the next block.
+inline void fiber_entry() {
+  Scheduler& s = sched();
+  try {
+    s.body();
+  } catch (const std::exception& e) {
+    if (s.error.empty()) s.error = e.what();
+  } catch (...) {
+    if (s.error.empty()) s.error = "cuda_emu: unknown exception in a kernel";
+  }
+  Fiber& f = s.fibers[s.current];
+  f.wait = Wait::Done;
+  switch_context(f.ctx, s.main);
+  std::abort();  // unreachable
+}
+
+inline void yield(Wait w) {
+  Scheduler& s = sched();
+  Fiber& f = s.fibers[s.current];
+  f.wait = w;
+  switch_context(f.ctx, s.main);
+}
+
+inline void run_block(int nthreads) {
+  Scheduler& s = sched();
+  if (nthreads % kWarp != 0) throw std::runtime_error("cuda_emu: block size must be a multiple of 32");
+  s.fibers.assign(nthreads, Fiber{});
+  while (static_cast<int>(s.stacks.size()) < nthreads) {
+    char* st = static_cast<char*>(std::malloc(Scheduler::kStack));
+    if (!st) throw std::runtime_error("cuda_emu: out of memory for fiber stacks");
+    s.stacks.push_back(st);
+  }
+  for (int t = 0; t < nthreads; ++t) {
+    Fiber& f = s.fibers[t];
+    f.tid = {static_cast<unsigned>(t % s.block_dim.x), static_cast<unsigned>((t / s.block_dim.x) % s.block_dim.y),
+             static_cast<unsigned>(t / (s.block_dim.x * s.block_dim.y))};
+    make_context(f.ctx, s.stacks[t], Scheduler::kStack, &fiber_entry);
+  }
+  s.shfl.assign(nthreads, 0);
+  const int nwarps = nthreads / kWarp;
+  for (int pass = 0;; ++pass) {
+    // Alternate the order in which threads run between barriers, so that a
+    // missing barrier shows whichever side of it runs first on the GPU.
+    for (int n = 0; n < nthreads; ++n) {
+      const int t = pass % 2 == 0 ? n : nthreads - 1 - n;
+      Fiber& f = s.fibers[t];
+      if (f.wait != Wait::Run) continue;
+      s.current = t;
+      s.thread_idx = f.tid;
+      switch_context(s.main, f.ctx);
+    }
+    if (!s.error.empty()) return;
+    int done = 0, at_block = 0;
+    for (const Fiber& f : s.fibers) {
+      done += f.wait == Wait::Done;
+      at_block += f.wait == Wait::Block;
+    }
+    if (done == nthreads) return;
+    bool released = false;
+    for (int w = 0; w < nwarps; ++w) {
+      int at_warp = 0, lanes_done = 0;
+      for (int l = 0; l < kWarp; ++l) {
+        at_warp += s.fibers[w * kWarp + l].wait == Wait::Warp;
+        lanes_done += s.fibers[w * kWarp + l].wait == Wait::Done;
+      }
+      if (at_warp == 0) continue;
+      if (at_warp + lanes_done == kWarp && lanes_done > 0) {
+        s.error = "cuda_emu: warp-synchronous call reached by only part of warp " + std::to_string(w);
+        return;
+      }
+      if (at_warp == kWarp) {
+        for (int l = 0; l < kWarp; ++l) s.fibers[w * kWarp + l].wait = Wait::Run;
+        released = true;
+      }
+    }
+    if (released) continue;
+    if (at_block == nthreads - done && done > 0) {
+      s.error = "cuda_emu: __syncthreads reached by " + std::to_string(at_block) + " of " +
+                std::to_string(nthreads) + " threads (the others exited)";
+      return;
+    }
+    if (at_block == nthreads) {
+      for (Fiber& f : s.fibers) f.wait = Wait::Run;
+      continue;
+    }
+    s.error = "cuda_emu: deadlock (threads wait at different barriers)";
+    return;
+  }
+}
+
+// Runs kernel over the grid, one block at a time. Dynamic shared memory is
+// filled with NaN bytes so that reads of unwritten shared memory show.
+template <class... P, class... A>
+void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes, A&&... args) {
+  Scheduler& s = sched();
+  std::tuple<std::decay_t<P>...> params(std::forward<A>(args)...);
+  s.grid_dim = grid;
+  s.block_dim = block;
+  s.body = [&] { std::apply(kernel, params); };
+  const int nthreads = static_cast<int>(block.x * block.y * block.z);
+  for (unsigned z = 0; z < grid.z; ++z)
+    for (unsigned y = 0; y < grid.y; ++y)
+      for (unsigned x = 0; x < grid.x; ++x) {
+        s.block_idx = {x, y, z};
+        s.dyn_smem.assign(smem_bytes + 16, 0xFF);
+        s.error.clear();
+        run_block(nthreads);
+        if (!s.error.empty())
+          throw std::runtime_error(s.error + " in block (" + std::to_string(x) + "," + std::to_string(y) + "," +
+                                   std::to_string(z) + ")");
+      }
+  s.body = nullptr;
+}
+
+inline int linear_tid() {
+  const Scheduler& s = sched();
+  return static_cast<int>(s.thread_idx.x + s.block_dim.x * (s.thread_idx.y + s.block_dim.y * s.thread_idx.z));
+}
+
+template <class T>
+T shfl_impl(T value, int src_of_lane_xor, bool is_xor) {
+  static_assert(sizeof(T) <= sizeof(uint64_t), "cuda_emu: shuffle of a type wider than 8 bytes");
+  Scheduler& s = sched();
+  const int t = linear_tid();
+  std::memcpy(&s.shfl[t], &value, sizeof(T));
+  yield(Wait::Warp);
+  const int base = t - t % kWarp;
+  const int src = is_xor ? base + ((t % kWarp) ^ src_of_lane_xor) : base + (src_of_lane_xor & (kWarp - 1));
+  T out;
+  std::memcpy(&out, &s.shfl[src], sizeof(T));
+  yield(Wait::Warp);  // nobody overwrites a slot before every lane has read
+  return out;
+}
+
+}  // namespace cuda_emu
+
+#define threadIdx (::cuda_emu::sched().thread_idx)
+#define blockIdx (::cuda_emu::sched().block_idx)
+#define blockDim (::cuda_emu::sched().block_dim)
+#define gridDim (::cuda_emu::sched().grid_dim)
+#define warpSize 32
+
+namespace cuda_emu_lang {
+inline void __syncthreads() { ::cuda_emu::yield(::cuda_emu::Wait::Block); }
+inline void __syncwarp(unsigned = 0xffffffffu) { ::cuda_emu::yield(::cuda_emu::Wait::Warp); }
+template <class T>
+inline T __shfl_xor_sync(unsigned, T v, int lane_mask, int = 32) {
+  return ::cuda_emu::shfl_impl(v, lane_mask, true);
+}
+template <class T>
+inline T __shfl_sync(unsigned, T v, int src_lane, int = 32) {
+  return ::cuda_emu::shfl_impl(v, src_lane, false);
+}
+// One OS thread and switches only at barriers: a plain add is atomic here.
+inline float atomicAdd(float* p, float v) {
+  const float old = *p;
+  *p = old + v;
+  return old;
+}
+template <class T>
+inline T __ldg(const T* p) {
+  return *p;
+}
+}  // namespace cuda_emu_lang
