@@ -1,0 +1,224 @@
+// PNG and JPEG codecs. libpng and libjpeg report errors by longjmp; every
+// setjmp lives in a helper whose frame holds no objects with destructors, so
+// the jump skips nothing, and the caller turns the failure into sagan::Error.
+#include "core/io/image.h"
+
+#include <jpeglib.h>
+#include <png.h>
+
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+
+#include "core/io/atomic_file.h"
+
+namespace sagan::io {
+
+namespace {
+
+// Images beyond this are almost surely corrupt headers; refuse before allocating.
+constexpr uint64_t kMaxPixels = 1ull << 28;
+
+// ------------------------------------------------------------------ PNG
+struct PngIo {
+  const uint8_t* data = nullptr;
+  size_t size = 0, pos = 0;
+  std::vector<uint8_t>* out = nullptr;
+  char msg[256] = "unknown libpng error";
+};
+
+void png_on_error(png_structp png, png_const_charp msg) {
+  auto* io = static_cast<PngIo*>(png_get_error_ptr(png));
+  std::snprintf(io->msg, sizeof(io->msg), "%s", msg);
+  png_longjmp(png, 1);
+}
+void png_on_warning(png_structp, png_const_charp) {}
+
+void png_read_cb(png_structp png, png_bytep dst, size_t n) {
+  auto* io = static_cast<PngIo*>(png_get_io_ptr(png));
+  if (n > io->size - io->pos) png_error(png, "unexpected end of data (file truncated)");
+  std::memcpy(dst, io->data + io->pos, n);
+  io->pos += n;
+}
+void png_write_cb(png_structp png, png_bytep src, size_t n) {
+  auto* io = static_cast<PngIo*>(png_get_io_ptr(png));
+  io->out->insert(io->out->end(), src, src + n);
+}
+void png_flush_cb(png_structp) {}
+
+// Returns false after a libpng error (message in io.msg) or a header we refuse.
+bool png_decode_impl(png_structp png, png_infop info, Image& img, std::vector<png_bytep>& rows, PngIo& io) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_set_read_fn(png, &io, png_read_cb);
+  png_read_info(png, info);
+  png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+  int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
+  if (static_cast<uint64_t>(w) * h > kMaxPixels) {
+    std::snprintf(io.msg, sizeof(io.msg), "image of %ux%u pixels is too large", w, h);
+    return false;
+  }
+  if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  if (depth == 16) png_set_strip_16(png);
+  if (color & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  int c = png_get_channels(png, info);
+  if ((c != 1 && c != 3) || png_get_rowbytes(png, info) != static_cast<size_t>(w) * c) {
+    std::snprintf(io.msg, sizeof(io.msg), "unsupported pixel layout (%d channels after conversion)", c);
+    return false;
+  }
+  img.height = h;
+  img.width = w;
+  img.channels = c;
+  img.pixels.assign(static_cast<size_t>(w) * h * c, 0);
+  rows.resize(h);
+  for (png_uint_32 y = 0; y < h; ++y) rows[y] = img.pixels.data() + static_cast<size_t>(y) * w * c;
+  png_read_image(png, rows.data());
+  png_read_end(png, nullptr);  // reaches IEND: a file cut after the pixels still fails
+  return true;
+}
+
+bool png_encode_impl(png_structp png, png_infop info, const Image& img, std::vector<png_bytep>& rows, PngIo& io) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_set_write_fn(png, &io, png_write_cb, png_flush_cb);
+  png_set_IHDR(png, info, static_cast<png_uint_32>(img.width), static_cast<png_uint_32>(img.height), 8,
+               img.channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  rows.resize(static_cast<size_t>(img.height));
+  for (int64_t y = 0; y < img.height; ++y)
+    rows[y] = const_cast<png_bytep>(img.pixels.data() + static_cast<size_t>(y * img.width * img.channels));
+  png_write_image(png, rows.data());
+  png_write_end(png, nullptr);
+  return true;
+}
+
+// ------------------------------------------------------------------ JPEG
+struct JpegErr {
+  jpeg_error_mgr mgr;
+  jmp_buf jump;
+  char msg[JMSG_LENGTH_MAX] = "unknown libjpeg error";
+};
+
+void jpeg_on_error(j_common_ptr cinfo) {
+  auto* err = reinterpret_cast<JpegErr*>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, err->msg);
+  std::longjmp(err->jump, 1);
+}
+// Level -1 is a warning about corrupt data (e.g. premature end of file, where
+// libjpeg would pad with gray): for training data that is an error too.
+void jpeg_on_message(j_common_ptr cinfo, int level) {
+  if (level < 0) jpeg_on_error(cinfo);
+}
+void jpeg_on_output(j_common_ptr) {}
+
+bool jpeg_decode_impl(jpeg_decompress_struct& cinfo, JpegErr& err, const uint8_t* data, size_t size, Image& img,
+                      std::vector<uint8_t>& row) {
+  if (setjmp(err.jump)) return false;
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
+  jpeg_read_header(&cinfo, TRUE);
+  bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+  cinfo.out_color_space = cinfo.jpeg_color_space == JCS_GRAYSCALE ? JCS_GRAYSCALE : cmyk ? JCS_CMYK : JCS_RGB;
+  if (static_cast<uint64_t>(cinfo.image_width) * cinfo.image_height > kMaxPixels) {
+    std::snprintf(err.msg, sizeof(err.msg), "image of %ux%u pixels is too large", cinfo.image_width,
+                  cinfo.image_height);
+    return false;
+  }
+  jpeg_start_decompress(&cinfo);
+  int64_t w = cinfo.output_width, h = cinfo.output_height, cin = cinfo.output_components;
+  img.height = h;
+  img.width = w;
+  img.channels = cmyk ? 3 : cin;
+  img.pixels.assign(static_cast<size_t>(w * h * img.channels), 0);
+  row.resize(static_cast<size_t>(w * cin));
+  while (cinfo.output_scanline < cinfo.output_height) {
+    int64_t y = cinfo.output_scanline;
+    JSAMPROW r = row.data();
+    jpeg_read_scanlines(&cinfo, &r, 1);
+    uint8_t* dst = img.pixels.data() + y * w * img.channels;
+    if (!cmyk) {
+      std::memcpy(dst, row.data(), row.size());
+      continue;
+    }
+    // Adobe writes inverted CMYK: R = C * K / 255 and so on.
+    for (int64_t x = 0; x < w; ++x) {
+      const uint8_t* p = &row[static_cast<size_t>(x * 4)];
+      for (int c = 0; c < 3; ++c) dst[x * 3 + c] = static_cast<uint8_t>((p[c] * p[3] + 127) / 255);
+    }
+  }
+  jpeg_finish_decompress(&cinfo);
+  return true;
+}
+
+}  // namespace
+
+Image decode_png(const uint8_t* data, size_t size, const std::string& name) {
+  SAGAN_CHECK(size >= 8 && png_sig_cmp(data, 0, 8) == 0, "decode_png: {}: not a PNG file (bad signature)", name);
+  PngIo io;
+  io.data = data;
+  io.size = size;
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &io, png_on_error, png_on_warning);
+  SAGAN_CHECK(png != nullptr, "decode_png: {}: cannot create a libpng reader", name);
+  png_infop info = png_create_info_struct(png);
+  Image img;
+  std::vector<png_bytep> rows;
+  bool ok = info != nullptr && png_decode_impl(png, info, img, rows, io);
+  png_destroy_read_struct(&png, info ? &info : nullptr, nullptr);
+  SAGAN_CHECK(ok, "decode_png: {}: corrupt PNG: {}", name, io.msg);
+  return img;
+}
+
+Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name) {
+  SAGAN_CHECK(size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF,
+              "decode_jpeg: {}: not a JPEG file (bad SOI marker)", name);
+  jpeg_decompress_struct cinfo{};
+  JpegErr err;
+  cinfo.err = jpeg_std_error(&err.mgr);
+  err.mgr.error_exit = jpeg_on_error;
+  err.mgr.emit_message = jpeg_on_message;
+  err.mgr.output_message = jpeg_on_output;
+  Image img;
+  std::vector<uint8_t> row;
+  bool ok = jpeg_decode_impl(cinfo, err, data, size, img, row);
+  jpeg_destroy_decompress(&cinfo);
+  SAGAN_CHECK(ok, "decode_jpeg: {}: corrupt JPEG: {}", name, err.msg);
+  return img;
+}
+
+Image read_image(const std::string& path) {
+  std::vector<uint8_t> bytes = read_file(path);
+  if (bytes.size() >= 8 && png_sig_cmp(bytes.data(), 0, 8) == 0) return decode_png(bytes.data(), bytes.size(), path);
+  if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)
+    return decode_jpeg(bytes.data(), bytes.size(), path);
+  SAGAN_FAIL("read_image: {}: not a PNG or JPEG file ({} bytes, unrecognised signature)", path, bytes.size());
+}
+
+std::vector<uint8_t> encode_png(const Image& img, const std::string& name) {
+  SAGAN_CHECK(img.channels == 1 || img.channels == 3, "encode_png: {}: need 1 or 3 channels, got {}", name,
+              img.channels);
+  SAGAN_CHECK(img.height > 0 && img.width > 0 && img.height < (1 << 24) && img.width < (1 << 24),
+              "encode_png: {}: bad size {}x{}", name, img.height, img.width);
+  SAGAN_CHECK(img.pixels.size() == static_cast<size_t>(img.height * img.width * img.channels),
+              "encode_png: {}: {} pixel bytes for a {}x{}x{} image", name, img.pixels.size(), img.height, img.width,
+              img.channels);
+  std::vector<uint8_t> out;
+  PngIo io;
+  io.out = &out;
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &io, png_on_error, png_on_warning);
+  SAGAN_CHECK(png != nullptr, "encode_png: {}: cannot create a libpng writer", name);
+  png_infop info = png_create_info_struct(png);
+  std::vector<png_bytep> rows;
+  bool ok = info != nullptr && png_encode_impl(png, info, img, rows, io);
+  png_destroy_write_struct(&png, info ? &info : nullptr);
+  SAGAN_CHECK(ok, "encode_png: {}: {}", name, io.msg);
+  return out;
+}
+
+void write_png(const std::string& path, const Image& img) {
+  std::vector<uint8_t> bytes = encode_png(img, path);
+  write_file_atomic(path, bytes.data(), bytes.size());
+}
+
+}  // namespace sagan::io

@@ -1,0 +1,41 @@
+// TensorBoard event files, written without TensorFlow or protobuf: a file of
+// TFRecords (uint64 length, masked CRC32C of the length, payload, masked
+// CRC32C of the payload), each payload a hand-encoded tensorflow.Event. The
+// first record carries file_version "brain.Event:2"; each scalar is an Event
+// with wall_time, step and a Summary holding one {tag, simple_value}.
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+namespace sagan::io {
+
+// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78); crc32c("123456789")
+// is 0xE3069283. `crc` continues a previous value.
+uint32_t crc32c(const void* data, size_t size, uint32_t crc = 0);
+// TFRecord's masking: rotate right by 15 and add 0xA282EAD8.
+uint32_t masked_crc32c(const void* data, size_t size);
+
+class SummaryWriter {
+ public:
+  // Creates logdir (and parents) and a new file
+  // events.out.tfevents.<unix time>.<hostname> in it (".<n>" appended if a
+  // file of that name already exists, so two writers never share a file).
+  explicit SummaryWriter(const std::string& logdir);
+  ~SummaryWriter();
+  SummaryWriter(const SummaryWriter&) = delete;
+  SummaryWriter& operator=(const SummaryWriter&) = delete;
+
+  // wall_time < 0 means now (seconds since the epoch).
+  void add_scalar(const std::string& tag, float value, int64_t step, double wall_time = -1.0);
+  // Pushes buffered records to the OS so TensorBoard sees them.
+  void flush();
+  const std::string& path() const { return path_; }
+
+ private:
+  void write_record(const std::string& payload);
+  std::string path_;
+  std::FILE* file_ = nullptr;
+};
+
+}  // namespace sagan::io
