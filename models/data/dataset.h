@@ -1,0 +1,68 @@
+// Labelled image data sets. get() is const and thread-safe: the DataLoader
+// calls it from its decoding thread while the trainer holds the data set.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/io/image.h"
+
+namespace sagan::data {
+
+struct Example {
+  io::Image image;    // (H, W, C) uint8
+  int64_t label = 0;  // in [0, num_classes)
+};
+
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  virtual std::string name() const = 0;
+  virtual int64_t size() const = 0;
+  virtual int64_t num_classes() const = 0;
+  // Geometry of the stored images. height/width are 0 when they vary from
+  // image to image (image folders); channels never varies.
+  virtual int64_t channels() const = 0;
+  virtual int64_t height() const = 0;
+  virtual int64_t width() const = 0;
+  // Throws naming the data set (and file) when i is out of range or the
+  // image cannot be decoded.
+  virtual Example get(int64_t i) const = 0;
+
+ protected:
+  void check_index(int64_t i) const;
+};
+
+// Where Debian's dataset-fashion-mnist package puts the files.
+inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
+// Fashion-MNIST (or MNIST: same IDX files) from <dir>/<prefix>-images-idx3-ubyte[.gz]
+// and <prefix>-labels-idx1-ubyte[.gz], prefix "train" or "t10k". split is
+// "train" or "test". Everything is decoded into memory up front.
+std::shared_ptr<Dataset> fashion_mnist(const std::string& split = "train", const std::string& dir = kFashionMnistDir);
+
+// CIFAR-10 binary version: <dir>/data_batch_{1..5}.bin (train) or
+// <dir>/test_batch.bin (test), records of 1 label byte + 3072 bytes of
+// 32x32 R, G, B planes.
+std::shared_ptr<Dataset> cifar10(const std::string& dir, const std::string& split = "train");
+
+// <root>/<class>/**/*.{png,jpg,jpeg} (case-insensitive); classes are the
+// sub-folder names in sorted order, files sorted by path. Images are decoded
+// lazily and converted to `channels` (1 or 3).
+std::shared_ptr<Dataset> image_folder(const std::string& root, int64_t channels = 3);
+
+// The class names of an image_folder data set, in label order.
+std::vector<std::string> image_folder_classes(const Dataset& ds);
+
+// ---- IDX (the MNIST container), exposed for tests and other IDX data sets.
+struct IdxArray {
+  std::vector<int64_t> dims;
+  std::vector<uint8_t> data;  // ubyte elements, row-major
+};
+// Reads a (possibly gzipped) IDX file of unsigned bytes with the given number
+// of dims (magic 0x00000800 | ndim). Wrong magic, truncation and trailing
+// bytes are errors naming the file.
+IdxArray read_idx_u8(const std::string& path, int ndim);
+
+}  // namespace sagan::data

@@ -1,0 +1,76 @@
+// A folder of class sub-folders of PNG/JPEG files (torchvision's ImageFolder layout).
+#include <algorithm>
+#include <filesystem>
+
+#include "models/data/dataset.h"
+
+namespace fs = std::filesystem;
+
+namespace sagan::data {
+
+namespace {
+
+bool is_image_file(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg";
+}
+
+class ImageFolder final : public Dataset {
+ public:
+  ImageFolder(std::string root, int64_t channels, std::vector<std::string> classes,
+              std::vector<std::pair<std::string, int64_t>> files)
+      : root_(std::move(root)), channels_(channels), classes_(std::move(classes)), files_(std::move(files)) {}
+  std::string name() const override { return "image_folder(" + root_ + ")"; }
+  int64_t size() const override { return static_cast<int64_t>(files_.size()); }
+  int64_t num_classes() const override { return static_cast<int64_t>(classes_.size()); }
+  int64_t channels() const override { return channels_; }
+  int64_t height() const override { return 0; }
+  int64_t width() const override { return 0; }
+  Example get(int64_t i) const override {
+    check_index(i);
+    const auto& [path, label] = files_[static_cast<size_t>(i)];
+    Example ex;
+    ex.image = io::convert_channels(io::read_image(path), channels_);  // errors name the path
+    ex.label = label;
+    return ex;
+  }
+  const std::vector<std::string>& classes() const { return classes_; }
+
+ private:
+  std::string root_;
+  int64_t channels_;
+  std::vector<std::string> classes_;
+  std::vector<std::pair<std::string, int64_t>> files_;
+};
+
+}  // namespace
+
+std::shared_ptr<Dataset> image_folder(const std::string& root, int64_t channels) {
+  SAGAN_CHECK(channels == 1 || channels == 3, "image_folder: {}: channels must be 1 or 3, got {}", root, channels);
+  std::error_code ec;
+  SAGAN_CHECK(fs::is_directory(root, ec), "image_folder: {} is not a directory", root);
+  std::vector<std::string> classes;
+  for (const auto& e : fs::directory_iterator(root))
+    if (e.is_directory() && e.path().filename().string()[0] != '.') classes.push_back(e.path().filename().string());
+  std::sort(classes.begin(), classes.end());
+  SAGAN_CHECK(!classes.empty(), "image_folder: {} has no class sub-folders (expected <root>/<class>/<image>)", root);
+  std::vector<std::pair<std::string, int64_t>> files;
+  for (size_t c = 0; c < classes.size(); ++c) {
+    std::vector<std::string> in_class;
+    for (const auto& e : fs::recursive_directory_iterator(fs::path(root) / classes[c], fs::directory_options::follow_directory_symlink))
+      if (e.is_regular_file() && is_image_file(e.path())) in_class.push_back(e.path().string());
+    SAGAN_CHECK(!in_class.empty(), "image_folder: {}: class folder '{}' has no .png/.jpg/.jpeg files", root, classes[c]);
+    std::sort(in_class.begin(), in_class.end());
+    for (auto& p : in_class) files.emplace_back(std::move(p), static_cast<int64_t>(c));
+  }
+  return std::make_shared<ImageFolder>(root, channels, std::move(classes), std::move(files));
+}
+
+std::vector<std::string> image_folder_classes(const Dataset& ds) {
+  const auto* f = dynamic_cast<const ImageFolder*>(&ds);
+  SAGAN_CHECK(f != nullptr, "image_folder_classes: {} is not an image_folder data set", ds.name());
+  return f->classes();
+}
+
+}  // namespace sagan::data

@@ -1,0 +1,205 @@
+// DataLoader: deterministic order, background decoding; see loader.h.
+#include "models/data/loader.h"
+
+#include <numeric>
+
+#include "core/rng.h"
+
+namespace sagan::data {
+
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// Independent streams per (seed, epoch, purpose): permutation and flips.
+uint64_t stream_key(uint64_t seed, int64_t epoch, uint64_t purpose) {
+  return splitmix64(splitmix64(seed ^ purpose) + static_cast<uint64_t>(epoch));
+}
+
+}  // namespace
+
+DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions options)
+    : ds_(std::move(dataset)), opt_(options) {
+  SAGAN_CHECK(ds_ != nullptr, "DataLoader: no data set");
+  const int64_t n = ds_->size();
+  SAGAN_CHECK(opt_.batch_size > 0, "DataLoader({}): batch size must be positive, got {}", ds_->name(), opt_.batch_size);
+  SAGAN_CHECK(n > 0, "DataLoader({}): the data set is empty", ds_->name());
+  SAGAN_CHECK(!opt_.drop_last || n >= opt_.batch_size,
+              "DataLoader({}): {} examples are fewer than one batch of {} with drop_last", ds_->name(), n,
+              opt_.batch_size);
+  SAGAN_CHECK(opt_.resolution >= 0, "DataLoader({}): resolution must be >= 0, got {}", ds_->name(), opt_.resolution);
+  SAGAN_CHECK(opt_.prefetch >= 1, "DataLoader({}): prefetch must be >= 1, got {}", ds_->name(), opt_.prefetch);
+  channels_ = ds_->channels();
+  if (opt_.resolution > 0) {
+    height_ = width_ = opt_.resolution;
+  } else {
+    SAGAN_CHECK(ds_->height() > 0 && ds_->width() > 0,
+                "DataLoader({}): images vary in size, so a resolution must be given (resolution 0 keeps the stored size)",
+                ds_->name());
+    height_ = ds_->height();
+    width_ = ds_->width();
+  }
+  start({0, 0, opt_.seed});
+}
+
+DataLoader::~DataLoader() { stop(); }
+
+int64_t DataLoader::batches_per_epoch() const {
+  int64_t n = ds_->size(), b = opt_.batch_size;
+  return opt_.drop_last ? n / b : (n + b - 1) / b;
+}
+
+std::vector<int64_t> DataLoader::permutation(int64_t epoch, uint64_t seed) const {
+  std::vector<int64_t> perm(static_cast<size_t>(ds_->size()));
+  std::iota(perm.begin(), perm.end(), 0);
+  if (!opt_.shuffle) return perm;
+  Generator gen(stream_key(seed, epoch, 0x5045524Dull));  // Fisher-Yates
+  for (size_t i = perm.size(); i-- > 1;) std::swap(perm[i], perm[gen.below(i + 1)]);
+  return perm;
+}
+
+bool DataLoader::flipped(int64_t epoch, int64_t position, uint64_t seed) const {
+  if (!opt_.hflip) return false;
+  // Counter-based, so a resumed stream needs no replay of earlier draws.
+  return philox4x32(static_cast<uint64_t>(position), stream_key(seed, epoch, 0x464C4950ull))[0] & 1u;
+}
+
+Batch DataLoader::make_batch(const LoaderState& at, const std::vector<int64_t>& perm, int64_t count) const {
+  const int64_t C = channels_, H = height_, W = width_, plane = H * W;
+  Tensor images = Tensor::empty({count, C, H, W}, DType::F32);
+  std::vector<int64_t> labels(static_cast<size_t>(count));
+  float* out = images.data<float>();
+  for (int64_t k = 0; k < count; ++k) {
+    const int64_t pos = at.index + k, idx = perm[static_cast<size_t>(pos)];
+    Example ex = ds_->get(idx);
+    io::Image& img = ex.image;
+    SAGAN_CHECK(img.channels == C, "DataLoader({}): example {} has {} channels, the data set reports {}", ds_->name(),
+                idx, img.channels, C);
+    SAGAN_CHECK(ex.label >= 0 && ex.label < ds_->num_classes(), "DataLoader({}): example {} has label {} outside [0, {})",
+                ds_->name(), idx, ex.label, ds_->num_classes());
+    io::ImageF f;
+    if (img.height == H && img.width == W) {
+      f = io::to_float(img);
+    } else {
+      SAGAN_CHECK(opt_.resolution > 0, "DataLoader({}): example {} is {}x{}, expected {}x{}", ds_->name(), idx,
+                  img.height, img.width, H, W);
+      f = io::resize(io::to_float(io::center_crop_square(img)), H, W);
+    }
+    const bool flip = flipped(at.epoch, pos, at.seed);
+    float* dst = out + k * C * plane;
+    for (int64_t y = 0; y < H; ++y)
+      for (int64_t x = 0; x < W; ++x) {
+        const float* px = &f.pixels[static_cast<size_t>((y * W + (flip ? W - 1 - x : x)) * C)];
+        // [0, 255] -> [-1, 1]
+        for (int64_t c = 0; c < C; ++c) dst[c * plane + y * W + x] = px[c] / 127.5f - 1.0f;
+      }
+    labels[static_cast<size_t>(k)] = ex.label;
+  }
+  return {images, Tensor::from_vector(labels, {count})};
+}
+
+void DataLoader::worker(LoaderState cur) {
+  const int64_t n = ds_->size();
+  std::vector<int64_t> perm;
+  int64_t perm_epoch = -1;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      space_.wait(lock, [&] { return stop_ || static_cast<int64_t>(queue_.size()) < opt_.prefetch; });
+      if (stop_) return;
+    }
+    Item item;
+    try {
+      if (perm_epoch != cur.epoch) {
+        perm = permutation(cur.epoch, cur.seed);
+        perm_epoch = cur.epoch;
+      }
+      const int64_t count = std::min(opt_.batch_size, n - cur.index);
+      item.batch = make_batch(cur, perm, count);
+      cur.index += count;
+      if (cur.index >= n || (opt_.drop_last && n - cur.index < opt_.batch_size)) {
+        cur.epoch += 1;
+        cur.index = 0;
+      }
+      item.after = cur;
+    } catch (...) {
+      item.error = std::current_exception();
+    }
+    bool failed = item.error != nullptr;
+    {
+      std::lock_guard lock(mu_);
+      if (stop_) return;
+      queue_.push_back(std::move(item));
+    }
+    ready_.notify_one();
+    if (failed) return;
+  }
+}
+
+void DataLoader::start(const LoaderState& s) {
+  const int64_t n = ds_->size();
+  SAGAN_CHECK(s.epoch >= 0 && s.index >= 0 && s.index < n,
+              "DataLoader({}): state (epoch {}, index {}) is outside a data set of {} examples", ds_->name(), s.epoch,
+              s.index, n);
+  SAGAN_CHECK(!opt_.drop_last || n - s.index >= opt_.batch_size,
+              "DataLoader({}): state index {} leaves less than one batch of {} in an epoch of {} (drop_last)",
+              ds_->name(), s.index, opt_.batch_size, n);
+  {
+    std::lock_guard lock(mu_);
+    stop_ = false;
+    queue_.clear();
+    error_ = nullptr;
+    state_ = s;
+  }
+  thread_ = std::thread([this, s] { worker(s); });
+}
+
+void DataLoader::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  space_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+Batch DataLoader::next() {
+  std::unique_lock lock(mu_);
+  if (error_) std::rethrow_exception(error_);
+  ready_.wait(lock, [&] { return !queue_.empty(); });
+  Item item = std::move(queue_.front());
+  queue_.pop_front();
+  if (item.error) {
+    error_ = item.error;
+    std::rethrow_exception(error_);
+  }
+  state_ = item.after;
+  lock.unlock();
+  space_.notify_one();
+  return std::move(item.batch);
+}
+
+LoaderState DataLoader::state() const {
+  std::lock_guard lock(mu_);
+  return state_;
+}
+
+void DataLoader::set_state(const LoaderState& s) {
+  stop();
+  LoaderOptions o = opt_;
+  opt_.seed = s.seed;
+  try {
+    start(s);
+  } catch (...) {
+    opt_ = o;
+    start(state_);  // keep a working stream at the old position
+    throw;
+  }
+}
+
+}  // namespace sagan::data

@@ -1,0 +1,96 @@
+// DataLoader: turns a Dataset into an endless stream of training batches.
+// A background thread decodes and transforms examples and keeps up to
+// `prefetch` batches ready, so a training step does not wait on disk. The
+// batch sequence is a pure function of (seed, epoch, index in epoch): state()
+// after any batch, given to set_state() (in this or a new loader over the
+// same data set and options), continues exactly as an uninterrupted run.
+#pragma once
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "core/tensor.h"
+#include "models/data/dataset.h"
+
+namespace sagan::data {
+
+struct Batch {
+  Tensor images;  // (B, C, H, W) float32 on the CPU, values in [-1, 1]
+  Tensor labels;  // (B) int64
+};
+
+struct LoaderOptions {
+  int64_t batch_size = 64;
+  // Side of the square output. An image of another size is center-cropped to
+  // a square and resized (area averaging down, bilinear up). 0 keeps the
+  // stored size, which the data set must then report as fixed.
+  int64_t resolution = 0;
+  bool shuffle = true;     // a fresh permutation every epoch
+  bool hflip = false;      // mirror each example with probability 1/2
+  bool drop_last = true;   // no short batch at the end of an epoch
+  uint64_t seed = 0;
+  int64_t prefetch = 4;    // batches decoded ahead
+};
+
+// Position of the stream: the next batch starts at example `index` of the
+// permutation of `epoch`, drawn from `seed`.
+struct LoaderState {
+  int64_t epoch = 0;
+  int64_t index = 0;
+  uint64_t seed = 0;
+  friend bool operator==(const LoaderState&, const LoaderState&) = default;
+};
+
+class DataLoader {
+ public:
+  DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions options);
+  ~DataLoader();  // stops and joins the worker
+  DataLoader(const DataLoader&) = delete;
+  DataLoader& operator=(const DataLoader&) = delete;
+
+  // The next batch; epochs follow one another without end. An exception
+  // raised while decoding is rethrown here (and on every later call until
+  // set_state()).
+  Batch next();
+  LoaderState state() const;
+  // Restarts the stream at s (its seed replaces options().seed).
+  void set_state(const LoaderState& s);
+
+  int64_t batches_per_epoch() const;
+  int64_t channels() const { return channels_; }
+  int64_t height() const { return height_; }
+  int64_t width() const { return width_; }
+  const LoaderOptions& options() const { return opt_; }
+  const Dataset& dataset() const { return *ds_; }
+
+ private:
+  struct Item {
+    Batch batch;
+    LoaderState after;
+    std::exception_ptr error;
+  };
+  void start(const LoaderState& s);
+  void stop();
+  void worker(LoaderState cursor);
+  Batch make_batch(const LoaderState& at, const std::vector<int64_t>& perm, int64_t count) const;
+  std::vector<int64_t> permutation(int64_t epoch, uint64_t seed) const;
+  bool flipped(int64_t epoch, int64_t position, uint64_t seed) const;
+
+  std::shared_ptr<const Dataset> ds_;
+  LoaderOptions opt_;
+  int64_t channels_ = 0, height_ = 0, width_ = 0;
+
+  mutable std::mutex mu_;
+  std::condition_variable ready_, space_;
+  std::deque<Item> queue_;
+  bool stop_ = false;
+  LoaderState state_;
+  std::exception_ptr error_;
+  std::thread thread_;
+};
+
+}  // namespace sagan::data

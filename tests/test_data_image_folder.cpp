@@ -1,0 +1,69 @@
+// Image folders: class discovery, ordering, channel conversion, bad files.
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/io/atomic_file.h"
+#include "models/data/dataset.h"
+
+using namespace sagan;
+namespace fs = std::filesystem;
+
+namespace {
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string t = (fs::temp_directory_path() / "sagan_data_folder_XXXXXX").string();
+    path = ::mkdtemp(t.data());
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+io::Image solid(int64_t h, int64_t w, int64_t c, uint8_t v) { return io::Image(h, w, c, v); }
+}  // namespace
+
+TEST_CASE("image_folder maps sorted sub-folders to labels", "[data][data_folder]") {
+  TempDir dir;
+  for (const char* d : {"dog", "cat", "cat/nested", "empty_hidden/.x", ".hidden"}) fs::create_directories(dir / d);
+  fs::remove_all(dir / "empty_hidden");
+  io::write_png(dir / "dog/b.png", solid(4, 6, 1, 200));  // gray: expanded to RGB
+  io::write_png(dir / "dog/a.PNG", solid(5, 5, 3, 10));
+  io::write_png(dir / "cat/z.png", solid(3, 3, 3, 30));
+  io::write_png(dir / "cat/nested/m.png", solid(2, 2, 3, 40));
+  fs::copy_file(SAGAN_TEST_DATA_DIR "/io/rgb444.jpg", dir / "cat/j.jpeg");
+  io::write_file_atomic(dir / "cat/readme.txt", std::string("not an image"));
+  io::write_png(dir / ".hidden/h.png", solid(2, 2, 3, 0));
+
+  auto ds = data::image_folder(dir.path.string());
+  CHECK(data::image_folder_classes(*ds) == std::vector<std::string>{"cat", "dog"});
+  CHECK((ds->num_classes() == 2 && ds->size() == 5 && ds->channels() == 3));
+  CHECK((ds->height() == 0 && ds->width() == 0));  // sizes vary
+  // Files sorted by path within each class: cat/j.jpeg, cat/nested/m.png, cat/z.png, dog/a.PNG, dog/b.png.
+  std::vector<int64_t> labels;
+  for (int64_t i = 0; i < ds->size(); ++i) labels.push_back(ds->get(i).label);
+  CHECK(labels == std::vector<int64_t>{0, 0, 0, 1, 1});
+  CHECK(ds->get(0).image.width == 16);
+  CHECK(ds->get(1).image.pixels == std::vector<uint8_t>(12, 40));
+  data::Example b = ds->get(4);
+  CHECK((b.image.height == 4 && b.image.width == 6 && b.image.channels == 3));
+  CHECK(b.image.pixels == std::vector<uint8_t>(72, 200));
+
+  auto gray = data::image_folder(dir.path.string(), 1);
+  CHECK(gray->channels() == 1);
+  CHECK(gray->get(3).image.pixels == std::vector<uint8_t>(25, 10));
+}
+
+TEST_CASE("image_folder errors name the folder or file", "[data][data_folder]") {
+  TempDir dir;
+  REQUIRE_THROWS_WITH(data::image_folder(dir / "missing"), Catch::Contains("missing is not a directory"));
+  REQUIRE_THROWS_WITH(data::image_folder(dir.path.string()), Catch::Contains("no class sub-folders"));
+  fs::create_directories(dir / "a");
+  fs::create_directories(dir / "b");
+  io::write_png(dir / "a/1.png", solid(2, 2, 3, 1));
+  REQUIRE_THROWS_WITH(data::image_folder(dir.path.string()), Catch::Contains("class folder 'b' has no"));
+  io::write_file_atomic(dir / "b/broken.jpg", std::string("\xff\xd8\xff\xe0 truncated"));
+  auto ds = data::image_folder(dir.path.string());
+  REQUIRE_THROWS_WITH(ds->get(1), Catch::Contains(dir / "b/broken.jpg") && Catch::Contains("corrupt JPEG"));
+  REQUIRE_THROWS_WITH(ds->get(2), Catch::Contains("index 2 out of range"));
+  REQUIRE_THROWS_WITH(data::image_folder(dir.path.string(), 4), Catch::Contains("channels must be 1 or 3, got 4"));
+}
