@@ -1,18 +1,313 @@
-// STUB: not implemented yet (placeholder so the backend links).
+// conv2d on the CPU as GEMMs. With K = Ci*k*k and P = Ho*Wo per image:
+//   forward          out_b (Co,P) = W (Co,K) @ cols_b (K,P)
+//   backward-input   cols_b (K,P) = W^T @ gy_b (Co,P), then col2im into gx_b
+//   backward-weight  gW (Co,K)   += gy_b @ cols_b^T
+// A 1x1 stride-1 unpadded conv has cols_b = x_b, so it skips im2col. Images
+// go in chunks: small feature maps are batched side by side in one buffer so
+// that each GEMM is wide enough to run near peak. Chunks run in parallel, one
+// per thread with its own buffers and single-threaded Eigen; with too few
+// images for the threads, chunks run one after another and Eigen threads
+// each GEMM instead.
+// GCC 12 flags Eigen's AVX-512 packet code (_mm512_undefined_*) as
+// maybe-uninitialized after inlining; it is a known false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <omp.h>
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
 #include "kernels/cpu/cpu_backend.h"
 
 namespace sagan {
 
-void CpuBackend::conv2d(const Tensor&, const Tensor&, const std::optional<Tensor>&, Tensor&, Conv2dGeom) {
-  SAGAN_FAIL("conv2d: not implemented on the cpu backend yet");
+namespace {
+
+template <class T>
+using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using MapR = Eigen::Map<Mat<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+template <class T>
+using CMapR = Eigen::Map<const Mat<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+// A row-major (rows, cols) buffer read as its transpose (cols, rows).
+template <class T>
+using CMapT = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>, Eigen::Unaligned,
+                         Eigen::OuterStride<>>;
+
+template <class T>
+MapR<T> mat(T* p, int64_t rows, int64_t cols) { return MapR<T>(p, rows, cols, Eigen::OuterStride<>(cols)); }
+template <class T>
+CMapR<T> cmat(const T* p, int64_t rows, int64_t cols) { return CMapR<T>(p, rows, cols, Eigen::OuterStride<>(cols)); }
+// The transpose (cols, rows) of the row-major (rows, cols) matrix at p.
+template <class T>
+CMapT<T> cmat_t(const T* p, int64_t rows, int64_t cols) {
+  return CMapT<T>(p, cols, rows, Eigen::OuterStride<>(cols));
 }
 
-void CpuBackend::conv2d_backward_input(const Tensor&, const Tensor&, Tensor&, Conv2dGeom) {
-  SAGAN_FAIL("conv2d_backward_input: not implemented on the cpu backend yet");
+struct Dims {
+  int64_t B, Ci, H, W, Co, k, s, p, Ho, Wo;
+  int64_t K() const { return Ci * k * k; }
+  int64_t P() const { return Ho * Wo; }
+  bool pointwise() const { return k == 1 && s == 1 && p == 0; }
+};
+
+Dims dims_of(const Tensor& x, int64_t co, int64_t k, const Tensor& y, Conv2dGeom g) {
+  return {x.size(0), x.size(1), x.size(2), x.size(3), co, k, g.stride, g.pad, y.size(2), y.size(3)};
 }
 
-void CpuBackend::conv2d_backward_weight(const Tensor&, const Tensor&, Tensor&, Conv2dGeom) {
-  SAGAN_FAIL("conv2d_backward_weight: not implemented on the cpu backend yet");
+// Below this many GEMM columns per chunk, images are batched side by side.
+constexpr int64_t kChunkCols = 512;
+
+struct Plan {
+  int64_t per_chunk, chunks;
+  int threads;  // > 1: chunks run in parallel
+};
+
+Plan plan_for(const Dims& d) {
+  if (d.B == 0) return {1, 0, 1};
+  int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  int64_t per = std::clamp<int64_t>((kChunkCols + d.P() - 1) / d.P(), 1, d.B);
+  int64_t chunks = (d.B + per - 1) / per;
+  if (threads > 1 && d.B >= threads) {
+    // A multiple of the thread count keeps the threads evenly loaded.
+    chunks = (chunks + threads - 1) / threads * threads;
+    per = (d.B + chunks - 1) / chunks;
+    chunks = (d.B + per - 1) / per;
+  } else {
+    threads = 1;
+  }
+  return {per, chunks, threads};
+}
+
+// body(b0, b1, thread) for every chunk of images [b0, b1).
+template <class Body>
+void for_chunks(const Dims& d, const Plan& pl, Body&& body) {
+  auto run = [&](int64_t c, int tid) {
+    int64_t b0 = c * pl.per_chunk, b1 = std::min(d.B, b0 + pl.per_chunk);
+    if (b0 < b1) body(b0, b1, tid);
+  };
+  if (pl.threads > 1) {
+#pragma omp parallel for schedule(static) num_threads(pl.threads)
+    for (int64_t c = 0; c < pl.chunks; ++c) run(c, omp_get_thread_num());
+  } else {
+    for (int64_t c = 0; c < pl.chunks; ++c) run(c, 0);
+  }
+}
+
+// [lo, hi): the output columns whose input column ow*s - p + kw is inside [0, W).
+inline void valid_range(int64_t W, int64_t Wo, int64_t s, int64_t p, int64_t kw, int64_t& lo, int64_t& hi) {
+  lo = p - kw <= 0 ? 0 : (p - kw + s - 1) / s;
+  hi = W - 1 + p - kw < 0 ? 0 : (W - 1 + p - kw) / s + 1;
+  hi = std::min(hi, Wo);
+  lo = std::min(lo, hi);
+}
+
+// cols (K, n*P): row (ci,kh,kw), column (i,oh,ow) = x[b0+i, ci, oh*s-p+kh, ow*s-p+kw] or 0.
+template <class T>
+void im2col(const Dims& d, const T* x, int64_t b0, int64_t n, T* cols) {
+  const int64_t P = d.P(), ld = n * P;
+  for (int64_t ci = 0; ci < d.Ci; ++ci)
+    for (int64_t kh = 0; kh < d.k; ++kh)
+      for (int64_t kw = 0; kw < d.k; ++kw) {
+        int64_t lo, hi;
+        valid_range(d.W, d.Wo, d.s, d.p, kw, lo, hi);
+        T* row = cols + ((ci * d.k + kh) * d.k + kw) * ld;
+        for (int64_t i = 0; i < n; ++i) {
+          const T* xc = x + ((b0 + i) * d.Ci + ci) * d.H * d.W;
+          for (int64_t oh = 0; oh < d.Ho; ++oh) {
+            T* dst = row + i * P + oh * d.Wo;
+            const int64_t ih = oh * d.s - d.p + kh;
+            if (ih < 0 || ih >= d.H) {
+              std::fill(dst, dst + d.Wo, T(0));
+              continue;
+            }
+            const T* src = xc + ih * d.W - d.p + kw;
+            std::fill(dst, dst + lo, T(0));
+            if (d.s == 1) std::memcpy(dst + lo, src + lo, static_cast<size_t>(hi - lo) * sizeof(T));
+            else
+              for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * d.s];
+            std::fill(dst + hi, dst + d.Wo, T(0));
+          }
+        }
+      }
+}
+
+// The adjoint of im2col: gx[b0+i] += scattered cols. gx images must be zeroed.
+template <class T>
+void col2im(const Dims& d, const T* cols, int64_t b0, int64_t n, T* gx) {
+  const int64_t P = d.P(), ld = n * P;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ci = 0; ci < d.Ci; ++ci) {
+      T* gc = gx + ((b0 + i) * d.Ci + ci) * d.H * d.W;
+      for (int64_t kh = 0; kh < d.k; ++kh)
+        for (int64_t kw = 0; kw < d.k; ++kw) {
+          int64_t lo, hi;
+          valid_range(d.W, d.Wo, d.s, d.p, kw, lo, hi);
+          const T* row = cols + ((ci * d.k + kh) * d.k + kw) * ld + i * P;
+          for (int64_t oh = 0; oh < d.Ho; ++oh) {
+            const int64_t ih = oh * d.s - d.p + kh;
+            if (ih < 0 || ih >= d.H) continue;
+            const T* src = row + oh * d.Wo;
+            T* dst = gc + ih * d.W - d.p + kw;
+            if (d.s == 1)
+              for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += src[ow];
+            else
+              for (int64_t ow = lo; ow < hi; ++ow) dst[ow * d.s] += src[ow];
+          }
+        }
+    }
+}
+
+// Images [b0, b0+n) of t (B, C, P) side by side: buf (C, n*P).
+template <class T>
+void gather(const T* t, int64_t C, int64_t P, int64_t b0, int64_t n, T* buf) {
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t i = 0; i < n; ++i)
+      std::memcpy(buf + (c * n + i) * P, t + ((b0 + i) * C + c) * P, static_cast<size_t>(P) * sizeof(T));
+}
+
+// The inverse of gather.
+template <class T>
+void scatter(const T* buf, int64_t C, int64_t P, int64_t b0, int64_t n, T* t) {
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t i = 0; i < n; ++i)
+      std::memcpy(t + ((b0 + i) * C + c) * P, buf + (c * n + i) * P, static_cast<size_t>(P) * sizeof(T));
+}
+
+template <class T>
+T* grow(std::vector<T>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
+  return v.data();
+}
+
+// Per-thread scratch: im2col columns and a gathered/scattered block.
+template <class T>
+struct Scratch {
+  std::vector<T> cols, block;
+};
+
+}  // namespace
+
+void CpuBackend::conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out,
+                        Conv2dGeom g) {
+  const Dims d = dims_of(x, w.size(0), w.size(2), out, g);
+  const Plan pl = plan_for(d);
+  dispatch_float(x.dtype(), "conv2d", [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const T* xp = x.data<T>();
+    const T* wp = w.data<T>();
+    const T* bp = bias ? bias->data<T>() : nullptr;
+    T* yp = out.data<T>();
+    const int64_t K = d.K(), P = d.P(), Co = d.Co;
+    std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.threads));
+    for_chunks(d, pl, [&](int64_t b0, int64_t b1, int tid) {
+      const int64_t n = b1 - b0;
+      Scratch<T>& sc = scratch[static_cast<size_t>(tid)];
+      const T* rhs;  // (K, n*P)
+      if (d.pointwise() && n == 1) {
+        rhs = xp + b0 * d.Ci * P;
+      } else if (d.pointwise()) {
+        gather(xp, d.Ci, P, b0, n, grow(sc.cols, K * n * P));
+        rhs = sc.cols.data();
+      } else {
+        im2col(d, xp, b0, n, grow(sc.cols, K * n * P));
+        rhs = sc.cols.data();
+      }
+      T* res = n == 1 ? yp + b0 * Co * P : grow(sc.block, Co * n * P);
+      mat(res, Co, n * P).noalias() = cmat(wp, Co, K) * cmat(rhs, K, n * P);
+      if (n > 1) scatter(res, Co, P, b0, n, yp);
+      if (bp)
+        for (int64_t i = b0; i < b1; ++i)
+          for (int64_t c = 0; c < Co; ++c) {
+            T* row = yp + (i * Co + c) * P;
+            const T bc = bp[c];
+            for (int64_t q = 0; q < P; ++q) row[q] += bc;
+          }
+    });
+  });
+}
+
+void CpuBackend::conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor& gx, Conv2dGeom g) {
+  const Dims d = dims_of(gx, w.size(0), w.size(2), gy, g);
+  const Plan pl = plan_for(d);
+  dispatch_float(gy.dtype(), "conv2d_backward_input", [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const T* gyp = gy.data<T>();
+    const T* wp = w.data<T>();
+    T* gxp = gx.data<T>();
+    const int64_t K = d.K(), P = d.P(), Co = d.Co, HW = d.H * d.W;
+    std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.threads));
+    for_chunks(d, pl, [&](int64_t b0, int64_t b1, int tid) {
+      const int64_t n = b1 - b0;
+      Scratch<T>& sc = scratch[static_cast<size_t>(tid)];
+      const T* rhs = gyp + b0 * Co * P;  // (Co, n*P)
+      if (n > 1) {
+        gather(gyp, Co, P, b0, n, grow(sc.block, Co * n * P));
+        rhs = sc.block.data();
+      }
+      if (d.pointwise()) {
+        T* res = n == 1 ? gxp + b0 * d.Ci * HW : grow(sc.cols, K * n * P);
+        mat(res, K, n * P).noalias() = cmat_t(wp, Co, K) * cmat(rhs, Co, n * P);
+        if (n > 1) scatter(res, d.Ci, P, b0, n, gxp);
+        return;
+      }
+      T* cols = grow(sc.cols, K * n * P);
+      mat(cols, K, n * P).noalias() = cmat_t(wp, Co, K) * cmat(rhs, Co, n * P);
+      std::fill(gxp + b0 * d.Ci * HW, gxp + b1 * d.Ci * HW, T(0));
+      col2im(d, cols, b0, n, gxp);
+    });
+  });
+}
+
+void CpuBackend::conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Conv2dGeom g) {
+  const Dims d = dims_of(x, gw.size(0), gw.size(2), gy, g);
+  const Plan pl = plan_for(d);
+  dispatch_float(gy.dtype(), "conv2d_backward_weight", [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const T* gyp = gy.data<T>();
+    const T* xp = x.data<T>();
+    T* gwp = gw.data<T>();
+    const int64_t K = d.K(), P = d.P(), Co = d.Co;
+    // Each thread sums its images into its own (Co, K) partial (thread 0's
+    // is gw itself); the partials are added at the end, so nothing races.
+    std::vector<std::vector<T>> partial(static_cast<size_t>(pl.threads));
+    std::vector<char> touched(static_cast<size_t>(pl.threads), 0);
+    std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.threads));
+    for_chunks(d, pl, [&](int64_t b0, int64_t b1, int tid) {
+      const int64_t n = b1 - b0;
+      Scratch<T>& sc = scratch[static_cast<size_t>(tid)];
+      const T* lhs = gyp + b0 * Co * P;  // (Co, n*P)
+      if (n > 1) {
+        gather(gyp, Co, P, b0, n, grow(sc.block, Co * n * P));
+        lhs = sc.block.data();
+      }
+      const T* cols = xp + b0 * d.Ci * P;  // (K, n*P)
+      if (d.pointwise() && n > 1) {
+        gather(xp, d.Ci, P, b0, n, grow(sc.cols, K * n * P));
+        cols = sc.cols.data();
+      } else if (!d.pointwise()) {
+        im2col(d, xp, b0, n, grow(sc.cols, K * n * P));
+        cols = sc.cols.data();
+      }
+      T* acc = tid == 0 ? gwp : grow(partial[static_cast<size_t>(tid)], Co * K);
+      auto G = mat(acc, Co, K);
+      if (touched[static_cast<size_t>(tid)]) {
+        G.noalias() += cmat(lhs, Co, n * P) * cmat_t(cols, K, n * P);
+      } else {
+        G.noalias() = cmat(lhs, Co, n * P) * cmat_t(cols, K, n * P);
+        touched[static_cast<size_t>(tid)] = 1;
+      }
+    });
+    if (!touched[0]) std::fill(gwp, gwp + Co * K, T(0));
+    const int64_t total = Co * K;
+    for (int t = 1; t < pl.threads; ++t) {
+      if (!touched[static_cast<size_t>(t)]) continue;
+      const T* src = partial[static_cast<size_t>(t)].data();
+#pragma omp parallel for schedule(static) if (total >= 32768)
+      for (int64_t i = 0; i < total; ++i) gwp[i] += src[i];
+    }
+  });
 }
 
 }  // namespace sagan

@@ -1,10 +1,121 @@
-// STUB: not implemented yet (placeholder so the backend links).
+// Batched GEMM on Eigen maps: each operand is mapped in place (row- or
+// column-major, any leading dimension), so transposed views never copy.
+// GCC 12 flags Eigen's AVX-512 packet code (_mm512_undefined_*) as
+// maybe-uninitialized after inlining; it is a known false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <omp.h>
+
+#include <Eigen/Core>
+
 #include "kernels/cpu/cpu_backend.h"
 
 namespace sagan {
 
-void CpuBackend::bmm(const Tensor&, const Tensor&, Tensor&, double) {
-  SAGAN_FAIL("bmm: not implemented on the cpu backend yet");
+namespace {
+
+template <class T>
+using RowMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, Eigen::Unaligned,
+                          Eigen::OuterStride<>>;
+template <class T>
+using ColMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>, Eigen::Unaligned,
+                          Eigen::OuterStride<>>;
+template <class T>
+using OutMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+
+// One operand's (rows, cols) matrix geometry. A dim of size 1 may carry any
+// stride, so it never decides the storage order.
+struct Operand {
+  int64_t rows, cols, batch_stride;
+  bool row_major;
+  int64_t ld;  // distance between rows (row-major) or columns (col-major)
+};
+
+Operand describe(const Tensor& t, int64_t batch, const char* what) {
+  const Shape& s = t.shape();
+  const Shape& st = t.strides();
+  Operand o{s[1], s[2], s[0] == 1 && batch > 1 ? 0 : st[0], true, 0};
+  if (st[2] == 1 || o.cols == 1) {
+    o.row_major = true;
+    o.ld = o.rows > 1 ? st[1] : o.cols;
+  } else if (st[1] == 1 || o.rows == 1) {
+    o.row_major = false;
+    o.ld = o.cols > 1 ? st[2] : o.rows;
+  } else {
+    SAGAN_FAIL("bmm: {} of shape {} has strides {}; one of its last two dims needs unit stride", what,
+               shape_str(s), shape_str(st));
+  }
+  // Eigen asserts nothing here, but a leading dimension shorter than the
+  // row would make rows overlap: the front end must hand over a real matrix.
+  SAGAN_CHECK(o.ld >= (o.row_major ? o.cols : o.rows), "bmm: {} of shape {} has overlapping strides {}", what,
+              shape_str(s), shape_str(st));
+  return o;
+}
+
+// Calls f with an Eigen map of operand o at pointer p.
+template <class T, class F>
+void with_map(const Operand& o, const T* p, F&& f) {
+  if (o.row_major) f(RowMap<T>(p, o.rows, o.cols, Eigen::OuterStride<>(o.ld)));
+  else f(ColMap<T>(p, o.rows, o.cols, Eigen::OuterStride<>(o.ld)));
+}
+
+template <class T>
+void gemm_one(const Operand& oa, const T* a, const Operand& ob, const T* b, T* c, T beta) {
+  OutMap<T> C(c, oa.rows, ob.cols);
+  with_map(oa, a, [&](const auto& A) {
+    with_map(ob, b, [&](const auto& B) {
+      if (beta == T(0)) {
+        C.noalias() = A * B;
+      } else {
+        if (beta != T(1)) C *= beta;
+        C.noalias() += A * B;
+      }
+    });
+  });
+}
+
+}  // namespace
+
+void CpuBackend::bmm(const Tensor& a, const Tensor& b, Tensor& out, double beta) {
+  SAGAN_CHECK(a.dim() == 3 && b.dim() == 3 && out.dim() == 3, "bmm: expected 3-d operands, got {}, {} -> {}",
+              shape_str(a.shape()), shape_str(b.shape()), shape_str(out.shape()));
+  const int64_t batch = out.size(0), m = out.size(1), n = out.size(2);
+  SAGAN_CHECK(a.size(1) == m && b.size(2) == n && a.size(2) == b.size(1) &&
+                  (a.size(0) == batch || a.size(0) == 1) && (b.size(0) == batch || b.size(0) == 1),
+              "bmm: shapes {} @ {} do not give {}", shape_str(a.shape()), shape_str(b.shape()),
+              shape_str(out.shape()));
+  SAGAN_CHECK(out.is_contiguous(), "bmm: output of shape {} must be contiguous", shape_str(out.shape()));
+  if (out.numel() == 0) return;
+  const Operand oa = describe(a, batch, "a"), ob = describe(b, batch, "b");
+  dispatch_float(out.dtype(), "bmm", [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const T* ap = a.data<T>();
+    const T* bp = b.data<T>();
+    T* cp = out.data<T>();
+    const T tb = static_cast<T>(beta);
+    const int64_t k = a.size(2);
+    if (k == 0) {  // an empty product: out = beta * out
+      OutMap<T> C(cp, batch * m, n);
+      if (tb == T(0)) C.setZero();
+      else C *= tb;
+      return;
+    }
+    // Threads over the batch when it splits evenly enough (each thread runs
+    // whole single-threaded GEMMs, Eigen stays serial inside a parallel
+    // region); otherwise one GEMM at a time with Eigen's own threads.
+    const int threads = omp_get_max_threads();
+    const double flops = 2.0 * double(batch) * double(m) * double(n) * double(k);
+    const bool over_batch = threads > 1 && !omp_in_parallel() && batch > 1 && flops >= 2e5 &&
+                            (batch % threads == 0 || batch >= 4 * threads);
+    auto one = [&](int64_t i) {
+      gemm_one<T>(oa, ap + i * oa.batch_stride, ob, bp + i * ob.batch_stride, cp + i * m * n, tb);
+    };
+    if (over_batch) {
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < batch; ++i) one(i);
+    } else {
+      for (int64_t i = 0; i < batch; ++i) one(i);
+    }
+  });
 }
 
 }  // namespace sagan
