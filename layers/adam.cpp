@@ -1,0 +1,87 @@
+#include "layers/adam.h"
+
+#include <set>
+
+#include "core/ops.h"
+
+namespace sagan::nn {
+
+Adam::Adam(NamedTensors params, AdamOptions options) : params_(std::move(params)), opt_(options) {
+  SAGAN_CHECK(opt_.lr >= 0 && opt_.beta1 >= 0 && opt_.beta1 < 1 && opt_.beta2 >= 0 && opt_.beta2 < 1 && opt_.eps > 0,
+              "Adam: invalid options lr {}, beta1 {}, beta2 {}, eps {}", opt_.lr, opt_.beta1, opt_.beta2, opt_.eps);
+  std::set<std::string> seen;
+  for (auto& [name, p] : params_) {
+    SAGAN_CHECK(p.defined() && p.requires_grad() && p.is_leaf(), "Adam: parameter '{}' must be a leaf requiring grad",
+                name);
+    SAGAN_CHECK(seen.insert(name).second, "Adam: parameter '{}' given twice", name);
+    m_.push_back(Tensor::zeros(p.shape(), p.dtype(), p.device()));
+    v_.push_back(Tensor::zeros(p.shape(), p.dtype(), p.device()));
+  }
+}
+
+void Adam::step() {
+  ++step_;
+  AdamHyper h{opt_.lr, opt_.beta1, opt_.beta2, opt_.eps, step_};
+  // Group by (device, dtype): one backend call each.
+  std::vector<bool> done(params_.size(), false);
+  for (size_t first = 0; first < params_.size(); ++first) {
+    if (done[first]) continue;
+    std::vector<Tensor> ps, gs, ms, vs;
+    const Tensor& p0 = params_[first].second;
+    for (size_t i = first; i < params_.size(); ++i) {
+      const Tensor& p = params_[i].second;
+      if (done[i] || p.device() != p0.device() || p.dtype() != p0.dtype()) continue;
+      done[i] = true;
+      Tensor g = p.grad();
+      if (!g.defined()) continue;
+      ps.push_back(p.detach());
+      gs.push_back(g);
+      ms.push_back(m_[i]);
+      vs.push_back(v_[i]);
+    }
+    if (!ps.empty()) adam_update(ps, gs, ms, vs, h);
+  }
+}
+
+void Adam::zero_grad() {
+  for (auto& [name, p] : params_) p.set_grad(Tensor());
+}
+
+std::map<std::string, Tensor> Adam::state() const {
+  std::map<std::string, Tensor> out;
+  out.emplace("step", Tensor::scalar(static_cast<double>(step_), DType::I64));
+  for (size_t i = 0; i < params_.size(); ++i) {
+    out.emplace("exp_avg." + params_[i].first, m_[i]);
+    out.emplace("exp_avg_sq." + params_[i].first, v_[i]);
+  }
+  return out;
+}
+
+void Adam::load_state(const std::map<std::string, Tensor>& state) {
+  auto find = [&](const std::string& key, const Shape& shape) -> const Tensor& {
+    auto it = state.find(key);
+    SAGAN_CHECK(it != state.end(), "Adam::load_state: missing tensor '{}'", key);
+    SAGAN_CHECK(it->second.defined() && it->second.shape() == shape, "Adam::load_state: tensor '{}' has shape {}, expected {}",
+                key, it->second.defined() ? shape_str(it->second.shape()) : std::string("undefined"),
+                shape_str(shape));
+    return it->second;
+  };
+  const Tensor& step = find("step", {});
+  for (size_t i = 0; i < params_.size(); ++i) {
+    find("exp_avg." + params_[i].first, m_[i].shape());
+    find("exp_avg_sq." + params_[i].first, v_[i].shape());
+  }
+  std::set<std::string> known{"step"};
+  for (auto& [name, p] : params_) {
+    known.insert("exp_avg." + name);
+    known.insert("exp_avg_sq." + name);
+  }
+  for (auto& [key, t] : state) SAGAN_CHECK(known.count(key), "Adam::load_state: unexpected tensor '{}'", key);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    m_[i].copy_(state.at("exp_avg." + params_[i].first));
+    v_[i].copy_(state.at("exp_avg_sq." + params_[i].first));
+  }
+  step_ = static_cast<int64_t>(step.item());
+}
+
+}  // namespace sagan::nn

@@ -1,0 +1,50 @@
+// Batch normalisation layers over NCHW, eps 1e-5, momentum 0.1, running
+// statistics as buffers running_mean / running_var (no num_batches_tracked).
+//
+// ConditionalBatchNorm2d follows the official SAGAN code: BN without affine,
+// then per-class gamma = 1 + gain[y] and beta = bias[y] from plain (not
+// spectrally normalised) embeddings initialised to zero, i.e. gamma starts
+// at 1 and beta at 0 for every class. With num_classes == 0 it is an
+// ordinary affine BatchNorm2d (parameters weight, bias), as an unconditional
+// generator needs.
+#pragma once
+#include <memory>
+
+#include "layers/embedding.h"
+#include "layers/module.h"
+
+namespace sagan::nn {
+
+constexpr double kBatchNormEps = 1e-5;
+constexpr double kBatchNormMomentum = 0.1;
+
+class BatchNorm2d : public Module {
+ public:
+  explicit BatchNorm2d(int64_t channels);
+  Tensor forward(const Tensor& x);  // (B, C, H, W)
+  int64_t channels() const { return c_; }
+
+ protected:
+  const char* type_name() const override { return "BatchNorm2d"; }
+
+ private:
+  int64_t c_;
+};
+
+class ConditionalBatchNorm2d : public Module {
+ public:
+  ConditionalBatchNorm2d(int64_t channels, int64_t num_classes);
+  // x (B, C, H, W), y int64 (B) (ignored when num_classes == 0)
+  Tensor forward(const Tensor& x, const Tensor& y);
+  int64_t channels() const { return c_; }
+  int64_t num_classes() const { return k_; }
+
+ protected:
+  const char* type_name() const override { return "ConditionalBatchNorm2d"; }
+
+ private:
+  int64_t c_, k_;
+  std::shared_ptr<Embedding> gain_, bias_;
+};
+
+}  // namespace sagan::nn

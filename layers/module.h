@@ -1,0 +1,86 @@
+// Module: the base of every layer and model. It owns named parameters
+// (trainable leaves) and buffers (persistent state such as running statistics
+// and spectral-norm vectors), and child modules, so that a whole model can be
+// enumerated with dotted names ("blocks.0.conv1.weight_orig") that match the
+// PyTorch reference (tests/golden/sagan_reference.py) for checkpoint interop.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace sagan::nn {
+
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+class Module {
+ public:
+  Module() = default;
+  virtual ~Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  // Recursive, in registration order, dotted names.
+  NamedTensors named_parameters() const;
+  NamedTensors named_buffers() const;
+  std::vector<Tensor> parameters() const;
+  int64_t num_parameters() const;
+  // This module and every descendant, depth first (this first).
+  std::vector<Module*> modules();
+  std::vector<std::pair<std::string, Module*>> named_children() const;
+
+  // Parameters and buffers by dotted name; tensors share storage with the
+  // module (a snapshot needs clone()).
+  std::map<std::string, Tensor> state() const;
+  // Copies values in place (converting dtype and device). Every tensor of the
+  // module must be present with its shape and no unknown name may appear;
+  // errors name the tensor.
+  void load_state(const std::map<std::string, Tensor>& state);
+  // Replaces the handle of one tensor by dotted name (no copy): for gradient
+  // checks and for swapping in weights such as an EMA copy. Shape must match.
+  void set_tensor(const std::string& name, const Tensor& t);
+  Tensor tensor(const std::string& name) const;  // parameter or buffer by dotted name
+
+  // Training mode (batch statistics, power iterations) for the whole subtree.
+  void train(bool on = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+
+  void zero_grad();
+  // Moves / converts every parameter and buffer; parameters stay leaves that
+  // require grad. Optimisers built before this keep the old tensors.
+  void to(Device device);
+  void to(DType dtype);
+
+ protected:
+  // Registration, meant for constructors. Parameters become leaves that
+  // require grad; names are local (no dots).
+  void register_parameter(const std::string& name, Tensor t);
+  void register_buffer(const std::string& name, Tensor t);
+  template <class M> std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
+    add_child(name, m);
+    return m;
+  }
+  // Local lookups (throw naming the module's tensor when absent).
+  Tensor param(const std::string& name) const;
+  Tensor buffer(const std::string& name) const;
+  bool has_param(const std::string& name) const;
+  // Type name for error messages ("SNConv2d").
+  virtual const char* type_name() const { return "Module"; }
+
+ private:
+  void add_child(const std::string& name, std::shared_ptr<Module> m);
+  void collect(const std::string& prefix, bool params, NamedTensors& out) const;
+  Tensor* find_local(const std::string& name);
+  Tensor* find(const std::string& dotted);
+  template <class F> void for_each_tensor(F&& f);
+
+  NamedTensors params_, buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  bool training_ = true;
+};
+
+}  // namespace sagan::nn

@@ -1,0 +1,40 @@
+// The SAGAN projection discriminator: DOptimizedBlock then DBlocks, with
+// self-attention after the first block of each configured resolution, then
+// ReLU -> global sum pool -> SN linear to 1, plus the projection
+// sum(SN_embed(y) * h) for a conditional model. Tensor names match
+// tests/golden/sagan_reference.py: blocks.<i>.*, linear.*, embed.*.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "layers/dblock.h"
+#include "layers/embedding.h"
+#include "layers/linear.h"
+#include "layers/self_attention.h"
+#include "models/config.h"
+
+namespace sagan {
+
+class SaganDiscriminator : public nn::Module {
+ public:
+  SaganDiscriminator(const SaganConfig& cfg, Generator& gen);
+  // x (B, image_channels, R, R), y int64 (B) (ignored when unconditional)
+  // -> scores (B).
+  Tensor forward(const Tensor& x, const Tensor& y = {});
+  const SaganConfig& config() const { return cfg_; }
+  int64_t power_iterate_all() { return nn::power_iterate_all(*this); }
+  std::vector<nn::SelfAttention*> attention_layers() const;
+
+ protected:
+  const char* type_name() const override { return "SaganDiscriminator"; }
+
+ private:
+  SaganConfig cfg_;
+  std::shared_ptr<nn::DOptimizedBlock> first_;
+  std::vector<std::shared_ptr<nn::DBlock>> dblocks_;  // null where the entry is not a DBlock
+  std::vector<std::shared_ptr<nn::SelfAttention>> attn_;  // null where the entry is not attention
+  std::shared_ptr<nn::SNLinear> linear_;
+  std::shared_ptr<nn::SNEmbedding> embed_;
+};
+
+}  // namespace sagan

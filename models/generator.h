@@ -1,0 +1,43 @@
+// The SAGAN generator: SN linear z -> (4x4, widths[0]), residual up blocks
+// (GBlock) with self-attention after the block of each configured
+// resolution, then BN -> ReLU -> SN conv3x3 -> tanh. Tensor names match
+// tests/golden/sagan_reference.py: linear.*, blocks.<i>.* (attention blocks
+// take their own index in the sequence), bn.*, conv_out.*.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "layers/batch_norm.h"
+#include "layers/conv2d.h"
+#include "layers/gblock.h"
+#include "layers/linear.h"
+#include "layers/self_attention.h"
+#include "models/config.h"
+
+namespace sagan {
+
+class SaganGenerator : public nn::Module {
+ public:
+  // Validates cfg; initialises from gen (xavier weights, zero biases).
+  SaganGenerator(const SaganConfig& cfg, Generator& gen);
+  // z (B, z_dim), y int64 (B) class labels (ignored when unconditional)
+  // -> images (B, image_channels, R, R) in [-1, 1].
+  Tensor forward(const Tensor& z, const Tensor& y = {});
+  const SaganConfig& config() const { return cfg_; }
+  // One batched power iteration for every SN layer (see layers/spectral_norm.h).
+  int64_t power_iterate_all() { return nn::power_iterate_all(*this); }
+  std::vector<nn::SelfAttention*> attention_layers() const;
+
+ protected:
+  const char* type_name() const override { return "SaganGenerator"; }
+
+ private:
+  SaganConfig cfg_;
+  std::shared_ptr<nn::SNLinear> linear_;
+  std::vector<std::shared_ptr<nn::GBlock>> gblocks_;  // null where the entry is attention
+  std::vector<std::shared_ptr<nn::SelfAttention>> attn_;  // null where the entry is a GBlock
+  std::shared_ptr<nn::BatchNorm2d> bn_;
+  std::shared_ptr<nn::SNConv2d> conv_out_;
+};
+
+}  // namespace sagan

@@ -1,0 +1,63 @@
+// Reads the tensor files written by tests/golden/make_sagan_goldens.py: a
+// JSON index {"meta": ..., "tensors": {name: {dtype, shape, offset}}} beside
+// a .bin of little-endian float64 / int64 values.
+#pragma once
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace sagan::testing {
+
+struct GoldenFile {
+  nlohmann::json meta;
+  std::map<std::string, Tensor> tensors;
+
+  const Tensor& at(const std::string& name) const {
+    auto it = tensors.find(name);
+    SAGAN_CHECK(it != tensors.end(), "golden: no tensor '{}'", name);
+    return it->second;
+  }
+  // Entries under "prefix/" with the prefix stripped (a state dict).
+  std::map<std::string, Tensor> group(const std::string& prefix) const {
+    std::map<std::string, Tensor> out;
+    for (auto& [k, t] : tensors)
+      if (k.rfind(prefix, 0) == 0) out.emplace(k.substr(prefix.size()), t);
+    return out;
+  }
+};
+
+inline std::string golden_path(const std::string& file) { return std::string(SAGAN_TEST_DATA_DIR) + "/" + file; }
+
+inline GoldenFile load_golden(const std::string& stem) {
+  std::ifstream js(golden_path(stem + ".json"));
+  SAGAN_CHECK(js.good(), "golden: cannot open {} (run tests/golden/make_sagan_goldens.py)", golden_path(stem + ".json"));
+  nlohmann::json index = nlohmann::json::parse(js);
+  std::ifstream bin(golden_path(stem + ".bin"), std::ios::binary);
+  SAGAN_CHECK(bin.good(), "golden: cannot open {}", golden_path(stem + ".bin"));
+  std::vector<char> raw((std::istreambuf_iterator<char>(bin)), std::istreambuf_iterator<char>());
+  GoldenFile g;
+  g.meta = index["meta"];
+  for (auto& [name, e] : index["tensors"].items()) {
+    Shape shape = e["shape"].get<Shape>();
+    size_t off = e["offset"].get<size_t>(), n = static_cast<size_t>(numel_of(shape));
+    SAGAN_CHECK(off + 8 * n <= raw.size(), "golden: {} runs past the end of {}.bin", name, stem);
+    if (e["dtype"] == "int64") {
+      std::vector<int64_t> v(n);
+      if (n) std::memcpy(v.data(), raw.data() + off, 8 * n);
+      g.tensors.emplace(name, Tensor::from_vector(v, shape));
+    } else {
+      std::vector<double> v(n);
+      if (n) std::memcpy(v.data(), raw.data() + off, 8 * n);
+      g.tensors.emplace(name, Tensor::from_vector(v, shape, DType::F64));
+    }
+  }
+  return g;
+}
+
+}  // namespace sagan::testing
