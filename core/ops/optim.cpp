@@ -1,0 +1,91 @@
+// Optimiser update front ends: validate every tensor of the call (messages
+// name the op and the index of the offending tensor), then hand the whole
+// list to one backend call. Updates are in place and never recorded.
+#include <cmath>
+#include <string>
+
+#include "core/ops.h"
+#include "core/ops/common.h"
+
+namespace sagan {
+
+using detail::backend_of;
+
+namespace {
+
+// t must match ref in dtype and device (and shape when asked); `what` names
+// the list.
+void check_like(const char* op, const char* what, size_t i, const Tensor& t, const Tensor& ref,
+                bool same_shape = true) {
+  SAGAN_CHECK(t.defined(), "{}: {}[{}] is an undefined tensor", op, what, i);
+  SAGAN_CHECK(!same_shape || t.shape() == ref.shape(), "{}: {}[{}] has shape {}, expected {}", op, what, i, shape_str(t.shape()),
+              shape_str(ref.shape()));
+  SAGAN_CHECK(t.dtype() == ref.dtype(), "{}: {}[{}] {} is {}, expected {}", op, what, i, shape_str(t.shape()),
+              dtype_name(t.dtype()), dtype_name(ref.dtype()));
+  SAGAN_CHECK(t.device() == ref.device(), "{}: {}[{}] {} is on {}, expected {}", op, what, i, shape_str(t.shape()),
+              device_name(t.device()), device_name(ref.device()));
+}
+
+// A tensor written in place: contiguous (the kernels' flat loops) and not
+// part of a graph (a leaf, so no recorded op saw the old values).
+void check_target(const char* op, const char* what, size_t i, const Tensor& t) {
+  SAGAN_CHECK(t.is_contiguous(), "{}: {}[{}] {} must be contiguous (it is updated in place)", op, what, i,
+              shape_str(t.shape()));
+  SAGAN_CHECK(t.is_leaf(), "{}: {}[{}] {} is not a leaf tensor; in-place updates apply to parameters", op, what, i,
+              shape_str(t.shape()));
+}
+
+// The first list's element 0 sets dtype and device for the whole call.
+void check_reference(const char* op, const char* what, const Tensor& ref) {
+  SAGAN_CHECK(ref.defined(), "{}: {}[0] is an undefined tensor", op, what);
+  SAGAN_CHECK(is_floating(ref.dtype()), "{}: {}[0] {} must be floating, got {}", op, what, shape_str(ref.shape()),
+              dtype_name(ref.dtype()));
+}
+
+}  // namespace
+
+void adam_update(std::vector<Tensor>& params, const std::vector<Tensor>& grads, std::vector<Tensor>& m,
+                 std::vector<Tensor>& v, const AdamHyper& h) {
+  const char* op = "adam_update";
+  SAGAN_CHECK(grads.size() == params.size() && m.size() == params.size() && v.size() == params.size(),
+              "adam_update: list lengths differ, {} params, {} grads, {} m, {} v", params.size(), grads.size(),
+              m.size(), v.size());
+  SAGAN_CHECK(h.step >= 1, "adam_update: step is 1-based, got {}", h.step);
+  SAGAN_CHECK(h.beta1 >= 0 && h.beta1 < 1 && h.beta2 >= 0 && h.beta2 < 1,
+              "adam_update: betas must lie in [0, 1), got ({}, {})", h.beta1, h.beta2);
+  SAGAN_CHECK(h.eps >= 0 && std::isfinite(h.lr) && h.lr >= 0, "adam_update: need lr >= 0 and eps >= 0, got lr {} eps {}",
+              h.lr, h.eps);
+  if (params.empty()) return;
+  check_reference(op, "params", params[0]);
+  const Tensor& ref = params[0];
+  for (size_t i = 0; i < params.size(); ++i) {
+    check_like(op, "params", i, params[i], ref, false);
+    check_like(op, "grads", i, grads[i], params[i]);
+    check_like(op, "m", i, m[i], params[i]);
+    check_like(op, "v", i, v[i], params[i]);
+    check_target(op, "params", i, params[i]);
+    check_target(op, "m", i, m[i]);
+    check_target(op, "v", i, v[i]);
+  }
+  NoGradGuard ng;
+  backend_of(ref).adam_update(params, grads, m, v, h);
+}
+
+void ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double decay) {
+  const char* op = "ema_update";
+  SAGAN_CHECK(ema.size() == params.size(), "ema_update: list lengths differ, {} ema, {} params", ema.size(),
+              params.size());
+  SAGAN_CHECK(decay >= 0 && decay <= 1, "ema_update: decay must lie in [0, 1], got {}", decay);
+  if (ema.empty()) return;
+  check_reference(op, "ema", ema[0]);
+  const Tensor& ref = ema[0];
+  for (size_t i = 0; i < ema.size(); ++i) {
+    check_like(op, "ema", i, ema[i], ref, false);
+    check_like(op, "params", i, params[i], ema[i]);
+    check_target(op, "ema", i, ema[i]);
+  }
+  NoGradGuard ng;
+  backend_of(ref).ema_update(ema, params, decay);
+}
+
+}  // namespace sagan
