@@ -1,0 +1,200 @@
+#include "models/train_run.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/io/atomic_file.h"
+#include "core/io/csv.h"
+#include "core/io/image.h"
+#include "core/io/tensorboard.h"
+#include "models/trainer.h"
+
+namespace sagan {
+
+namespace fs = std::filesystem;
+
+namespace {
+std::atomic<int> g_stop_signal{0};
+extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
+
+// Installs SIGINT/SIGTERM handlers for the scope of a run.
+struct SignalScope {
+  using Handler = void (*)(int);
+  Handler old_int, old_term;
+  SignalScope() {
+    g_stop_signal.store(0);
+    old_int = std::signal(SIGINT, on_stop_signal);
+    old_term = std::signal(SIGTERM, on_stop_signal);
+  }
+  ~SignalScope() {
+    std::signal(SIGINT, old_int);
+    std::signal(SIGTERM, old_term);
+  }
+};
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  SAGAN_CHECK(in.good(), "{}: cannot read", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string default_run_dir() {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::localtime(&t));
+  return std::string("runs/") + buf;
+}
+
+std::string hms(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "--:--:--";
+  auto s = static_cast<int64_t>(seconds);
+  return fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
+}
+
+void rotate_checkpoints(const fs::path& dir, int64_t keep) {
+  std::vector<fs::path> files;
+  for (auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".safetensors" && e.path().filename().string().rfind("step_", 0) == 0)
+      files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (size_t i = 0; i + static_cast<size_t>(keep) < files.size(); ++i) fs::remove(files[i]);
+}
+}  // namespace
+
+std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& cfg) {
+  if (cfg.dataset == "fashion-mnist")
+    return data::fashion_mnist("train", cfg.data_path.empty() ? data::kFashionMnistDir : cfg.data_path);
+  if (cfg.dataset == "cifar10") return data::cifar10(cfg.data_path, "train");
+  if (cfg.dataset == "folder") return data::image_folder(cfg.data_path, 3);
+  SAGAN_FAIL("--dataset: '{}' is not one of fashion-mnist, cifar10, folder", cfg.dataset);
+}
+
+std::string latest_checkpoint(const std::string& run_dir) {
+  fs::path dir = fs::path(run_dir) / "checkpoints";
+  if (!fs::is_directory(dir)) return "";
+  std::string best;
+  for (auto& e : fs::directory_iterator(dir)) {
+    std::string name = e.path().filename().string();
+    if (name.rfind("step_", 0) == 0 && e.path().extension() == ".safetensors" && e.path().string() > best)
+      best = e.path().string();
+  }
+  return best;
+}
+
+std::string run_training(TrainConfig cfg, const RunOptions& opt) {
+  const bool resume = !opt.resume_dir.empty();
+  std::string ckpt;
+  if (resume) {
+    std::string cfg_path = (fs::path(opt.resume_dir) / "config.json").string();
+    SAGAN_CHECK(fs::exists(cfg_path), "--resume {}: no config.json there; is it a run directory?", opt.resume_dir);
+    cfg = TrainConfig::from_json(read_text(cfg_path), cfg_path);
+    cfg.run_dir = opt.resume_dir;
+    if (opt.steps_override) cfg.steps = *opt.steps_override;
+    ckpt = latest_checkpoint(opt.resume_dir);
+    SAGAN_CHECK(!ckpt.empty(), "--resume {}: no checkpoint in {}/checkpoints", opt.resume_dir, opt.resume_dir);
+  } else {
+    if (cfg.run_dir.empty()) cfg.run_dir = default_run_dir();
+    SAGAN_CHECK(!fs::exists(fs::path(cfg.run_dir) / "config.json"),
+                "--run-dir {}: a run already exists there; continue it with --resume {} or choose another directory",
+                cfg.run_dir, cfg.run_dir);
+  }
+  cfg.validate();
+
+  auto dataset = make_dataset(cfg);
+  Trainer trainer(cfg, dataset);
+  const TrainConfig& rc = trainer.config();  // with classes and channels resolved
+  if (resume) trainer.load_checkpoint(ckpt);
+
+  fs::path run(rc.run_dir);
+  fs::create_directories(run / "checkpoints");
+  fs::create_directories(run / "samples");
+  io::write_file_atomic((run / "config.json").string(), rc.to_json());
+  io::CsvWriter csv((run / "metrics.csv").string(), resume);
+  io::SummaryWriter tb((run / "tb").string());
+
+  // Fixed latents and classes for every sample grid of the run.
+  const int64_t K = rc.model.num_classes, cols = K > 0 ? K : 10, rows = rc.sample_per_class;
+  Generator sample_gen(rc.seed + 1);
+  Tensor fixed_z = Tensor::randn({rows * cols, rc.model.z_dim}, sample_gen);
+  std::vector<int64_t> ys(static_cast<size_t>(rows * cols));
+  for (size_t i = 0; i < ys.size(); ++i) ys[i] = K > 0 ? static_cast<int64_t>(i) % K : 0;
+  Tensor fixed_y = K > 0 ? Tensor::from_vector(ys, {rows * cols}) : Tensor();
+
+  auto save_samples = [&]() {
+    Tensor imgs = trainer.sample(fixed_z, fixed_y);
+    io::save_image_grid((run / "samples" / fmt::format("step_{:08}.png", trainer.step_count())).string(), imgs, cols);
+  };
+  auto save_ckpt = [&]() {
+    trainer.save_checkpoint((run / "checkpoints" / fmt::format("step_{:08}.safetensors", trainer.step_count())).string());
+    rotate_checkpoints(run / "checkpoints", rc.keep_checkpoints);
+  };
+
+  const bool tty = ::isatty(STDOUT_FILENO);
+  if (opt.progress)
+    fmt::print("sagan-train: {} SAGAN-{} ch={} on {} ({} images, {} classes) on {}; run dir {}{}\n",
+               K > 0 ? "class-conditional" : "unconditional", rc.model.resolution, rc.model.ch, dataset->name(),
+               dataset->size(), K, device_name(trainer.device()), rc.run_dir,
+               resume ? fmt::format(" (resumed at step {})", trainer.step_count()) : "");
+  std::fflush(stdout);
+
+  SignalScope signals;
+  using clock = std::chrono::steady_clock;
+  auto window_start = clock::now();
+  int64_t window_steps = 0;
+  double it_s = 0;
+  const int64_t start_step = trainer.step_count();
+  while (trainer.step_count() < rc.steps) {
+    StepStats s = trainer.step();
+    ++window_steps;
+    double elapsed = std::chrono::duration<double>(clock::now() - window_start).count();
+    if (s.step % rc.log_every == 0 || s.step == rc.steps) {
+      it_s = window_steps / std::max(elapsed, 1e-9);
+      window_start = clock::now();
+      window_steps = 0;
+      io::CsvRow row = {{"step", s.step},       {"loss_d", s.loss_d},    {"loss_g", s.loss_g},
+                        {"d_real", s.d_real},   {"d_fake", s.d_fake},    {"lr_d", rc.lr_d},
+                        {"lr_g", rc.lr_g},      {"it_per_s", it_s}};
+      if (rc.grad_clip > 0) {
+        row.emplace_back("grad_norm_d", s.grad_norm_d);
+        row.emplace_back("grad_norm_g", s.grad_norm_g);
+      }
+      auto gammas = trainer.gammas();
+      for (auto& [name, v] : gammas) row.emplace_back("gamma/" + name, v);
+      csv.write(row);
+      for (auto& [name, v] : row)
+        if (name != "step") tb.add_scalar(name, std::stof(v.text), s.step);
+      tb.flush();
+      if (opt.progress) {
+        double eta = (rc.steps - s.step) / std::max(it_s, 1e-9);
+        std::string line = fmt::format("step {}/{} | {:.2f} it/s | ETA {} | loss_d {:.4f} loss_g {:.4f} | D(x) {:.3f} D(G(z)) {:.3f}",
+                                       s.step, rc.steps, it_s, hms(eta), s.loss_d, s.loss_g, s.d_real, s.d_fake);
+        if (tty) fmt::print("\r{:<110}", line);
+        else fmt::print("{}\n", line);
+        std::fflush(stdout);
+      }
+    }
+    if (s.step % rc.sample_every == 0) save_samples();
+    if (s.step % rc.checkpoint_every == 0) save_ckpt();
+    if (int sig = g_stop_signal.load()) {
+      if (opt.progress) fmt::print("{}sagan-train: signal {} at step {}: saving a checkpoint\n", tty ? "\n" : "", sig, s.step);
+      if (s.step % rc.checkpoint_every != 0) save_ckpt();
+      fmt::print("sagan-train: stopped; continue with: sagan-train --resume {}\n", rc.run_dir);
+      return rc.run_dir;
+    }
+  }
+  if (trainer.step_count() % rc.checkpoint_every != 0 || trainer.step_count() == start_step) save_ckpt();
+  if (trainer.step_count() % rc.sample_every != 0) save_samples();
+  if (opt.progress) fmt::print("{}sagan-train: done, {} steps; run dir {}\n", tty ? "\n" : "", trainer.step_count(), rc.run_dir);
+  return rc.run_dir;
+}
+
+}  // namespace sagan

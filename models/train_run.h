@@ -1,0 +1,35 @@
+// A whole training run on disk: the run directory, metrics (CSV and
+// TensorBoard), sample grids, rotating checkpoints, progress display, and
+// clean stop on Ctrl-C / SIGTERM (finish the step, checkpoint, exit).
+//
+// <run_dir>/config.json                  resolved settings
+// <run_dir>/checkpoints/step_%08d.safetensors   the last keep_checkpoints
+// <run_dir>/samples/step_%08d.png       EMA-generator grids, fixed z and classes
+// <run_dir>/metrics.csv                   one row every log_every steps
+// <run_dir>/tb/events.out.tfevents.*      the same scalars for TensorBoard
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "models/data/dataset.h"
+#include "models/train_config.h"
+
+namespace sagan {
+
+struct RunOptions {
+  std::string resume_dir;                // continue this run (its config.json wins)
+  std::optional<int64_t> steps_override;  // with resume: train to this many steps
+  bool progress = true;                   // print progress
+};
+
+// The data set a config names (errors say how to install or point to it).
+std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& cfg);
+
+// Newest checkpoint in <run_dir>/checkpoints, or "" when there is none.
+std::string latest_checkpoint(const std::string& run_dir);
+
+// Runs to cfg.steps (or the resumed run's). Returns the run directory.
+std::string run_training(TrainConfig cfg, const RunOptions& opt);
+
+}  // namespace sagan
