@@ -3,6 +3,7 @@
 // gradient checks on odd shapes and strided inputs, the parallel kernel path
 // against strided-slice composites, and error messages.
 #include <catch2/catch.hpp>
+#include <cmath>
 
 #include "core/ops.h"
 #include "tests/golden/norm_pool_goldens.h"
@@ -104,6 +105,13 @@ TEST_CASE("pooling windows by hand: floor, first maximum on ties", "[pool]") {
   CHECK(ga.to_vector() == std::vector<double>{1, 1, 2, 2, 0,  //
                                               1, 1, 2, 2, 0,  //
                                               0, 0, 0, 0, 0});
+  // A NaN in a window propagates to the output; its gradient goes to the
+  // first NaN cell only.
+  Tensor xn = Tensor::from_vector(std::vector<double>{1, NAN, NAN, 3}, {1, 1, 2, 2}, DType::F64);
+  xn.set_requires_grad(true);
+  Tensor mn = max_pool2x2(xn);
+  CHECK(std::isnan(mn.item()));
+  CHECK(input_grad(xn, mn, Tensor::ones({1, 1, 1, 1}, DType::F64)).to_vector() == std::vector<double>{0, 1, 0, 0});
   Tensor u = upsample_nearest2x(Tensor::from_vector(std::vector<double>{1, 2, 3}, {1, 1, 1, 3}, DType::F64));
   CHECK(u.shape() == Shape{1, 1, 2, 6});
   CHECK(u.to_vector() == std::vector<double>{1, 1, 2, 2, 3, 3, 1, 1, 2, 2, 3, 3});

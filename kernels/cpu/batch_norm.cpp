@@ -101,10 +101,12 @@ void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& mean, const 
       for (int64_t b = 0; b < p.n; ++b) {
         const T* q = xp + (b * p.c + c) * p.hw;
         const T* g = gp + (b * p.c + c) * p.hw;
-        sg += plane_sum(p.hw, [g](int64_t i) { return static_cast<double>(g[i]); });
-        sgx += plane_sum(p.hw, [q, g, mu](int64_t i) {
-          return static_cast<double>(g[i]) * (static_cast<double>(q[i]) - mu);
-        });
+#pragma omp simd reduction(+ : sg, sgx)
+        for (int64_t i = 0; i < p.hw; ++i) {
+          const double gi = static_cast<double>(g[i]);
+          sg += gi;
+          sgx += gi * (static_cast<double>(q[i]) - mu);
+        }
       }
       const double inv_m = 1.0 / static_cast<double>(m);
       // gx = invstd * (gy - mean(gy) - xhat * mean(gy * xhat)), with

@@ -1,7 +1,7 @@
 // 2x2 average and max pooling with stride 2 (odd sizes floor: the last row or
 // column is dropped and gets zero gradient) and nearest 2x upsampling, on
 // contiguous NCHW tensors. Planes (one (n, c) image) run in parallel.
-#include <cmath>
+#include <cstring>
 
 #include "kernels/cpu/cpu_backend.h"
 
@@ -19,19 +19,27 @@ Geom geom_of(const Tensor& big, const char* op) {
 
 bool parallel(int64_t planes, int64_t n) { return planes > 1 && n >= 32768; }
 
-// Offset within the window (0: top left, 1: top right, 2: bottom left, 3:
-// bottom right) of its first maximum. NaN wins, as in PyTorch, so that NaNs
-// propagate instead of vanishing.
+// A running maximum is replaced by a larger value or by a NaN (PyTorch's
+// rule), so NaNs propagate. Written as selects so the window loops vectorise.
 template <class T>
-int argmax4(const T* top, int64_t w) {
-  const T v[4] = {top[0], top[1], top[w], top[w + 1]};
-  int best = 0;
-  for (int k = 1; k < 4; ++k)
-    if (v[k] > v[best] || (std::isnan(v[k]) && !std::isnan(v[best]))) best = k;
-  return best;
+inline bool replaces(T v, T m) {
+  return (v > m) | (v != v);
 }
 
-inline int64_t window_offset(int k, int64_t w) { return (k >> 1) * w + (k & 1); }
+template <class T>
+inline T max4(T v0, T v1, T v2, T v3) {
+  T m = replaces(v1, v0) ? v1 : v0;
+  m = replaces(v2, m) ? v2 : m;
+  return replaces(v3, m) ? v3 : m;
+}
+
+// v is the window's maximum m. m is NaN exactly when the window holds a NaN,
+// and then every NaN cell counts as the maximum.
+template <class T>
+inline bool is_max(T v, T m) {
+  return (v == m) | (v != v);
+}
+
 }  // namespace
 
 void CpuBackend::avg_pool2x2(const Tensor& x, Tensor& out) {
@@ -64,16 +72,14 @@ void CpuBackend::avg_pool2x2_backward(const Tensor& gy, Tensor& gx) {
 #pragma omp parallel for schedule(static) if (parallel(g.planes, gx.numel()))
     for (int64_t p = 0; p < g.planes; ++p) {
       T* plane = xp + p * g.h * g.w;
-      for (int64_t i = 0; i < g.h; ++i) {
-        T* r = plane + i * g.w;
-        if (i >= 2 * ho) {  // the dropped last row of an odd height
-          for (int64_t j = 0; j < g.w; ++j) r[j] = T(0);
-          continue;
-        }
-        const T* gr = gp + (p * ho + i / 2) * wo;
-        for (int64_t j = 0; j < 2 * wo; ++j) r[j] = T(0.25) * gr[j / 2];
-        for (int64_t j = 2 * wo; j < g.w; ++j) r[j] = T(0);
+      for (int64_t i = 0; i < ho; ++i) {
+        const T* gr = gp + (p * ho + i) * wo;
+        T* r0 = plane + 2 * i * g.w;
+        for (int64_t j = 0; j < wo; ++j) r0[2 * j] = r0[2 * j + 1] = T(0.25) * gr[j];
+        if (g.w > 2 * wo) r0[g.w - 1] = T(0);  // the dropped last column
+        std::memcpy(r0 + g.w, r0, static_cast<size_t>(g.w) * sizeof(T));
       }
+      for (int64_t i = 2 * ho * g.w; i < g.h * g.w; ++i) plane[i] = T(0);  // the dropped last row
     }
   });
 }
@@ -90,10 +96,8 @@ void CpuBackend::max_pool2x2(const Tensor& x, Tensor& out) {
       for (int64_t i = 0; i < ho; ++i) {
         const T* r0 = xp + (p * g.h + 2 * i) * g.w;
         T* o = op + (p * ho + i) * wo;
-        for (int64_t j = 0; j < wo; ++j) {
-          const T* top = r0 + 2 * j;
-          o[j] = top[window_offset(argmax4(top, g.w), g.w)];
-        }
+        for (int64_t j = 0; j < wo; ++j)
+          o[j] = max4(r0[2 * j], r0[2 * j + 1], r0[g.w + 2 * j], r0[g.w + 2 * j + 1]);
       }
     }
   });
@@ -110,13 +114,32 @@ void CpuBackend::max_pool2x2_backward(const Tensor& x, const Tensor& gy, Tensor&
 #pragma omp parallel for schedule(static) if (parallel(g.planes, x.numel()))
     for (int64_t p = 0; p < g.planes; ++p) {
       T* plane = op + p * g.h * g.w;
-      for (int64_t i = 0; i < g.h * g.w; ++i) plane[i] = T(0);
+      // Every element of gx is written once: the window's four cells by
+      // select (vectorisable), then the dropped last column and row as zeros.
+      // The gradient goes to the first cell equal to the window's maximum,
+      // which is the lowest-index maximum on ties (and the first NaN).
       for (int64_t i = 0; i < ho; ++i) {
         const T* r0 = xp + (p * g.h + 2 * i) * g.w;
+        const T* r1 = r0 + g.w;
         const T* gr = gp + (p * ho + i) * wo;
-        T* o = plane + 2 * i * g.w;
-        for (int64_t j = 0; j < wo; ++j) o[2 * j + window_offset(argmax4(r0 + 2 * j, g.w), g.w)] = gr[j];
+        T* o0 = plane + 2 * i * g.w;
+        T* o1 = o0 + g.w;
+        for (int64_t j = 0; j < wo; ++j) {
+          const T a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
+          const T m = max4(a, b, c, d);
+          // `left` is the gradient not yet given to an earlier cell.
+          T left = gr[j];
+          o0[2 * j] = is_max(a, m) ? left : T(0);
+          left = is_max(a, m) ? T(0) : left;
+          o0[2 * j + 1] = is_max(b, m) ? left : T(0);
+          left = is_max(b, m) ? T(0) : left;
+          o1[2 * j] = is_max(c, m) ? left : T(0);
+          left = is_max(c, m) ? T(0) : left;
+          o1[2 * j + 1] = left;
+        }
+        if (g.w > 2 * wo) o0[g.w - 1] = o1[g.w - 1] = T(0);
       }
+      for (int64_t i = 2 * ho * g.w; i < g.h * g.w; ++i) plane[i] = T(0);
     }
   });
 }
@@ -134,8 +157,8 @@ void CpuBackend::upsample_nearest2x(const Tensor& x, Tensor& out) {
         const T* r = xp + (p * g.h + i) * g.w;
         T* o0 = op + (p * 2 * g.h + 2 * i) * w2;
         T* o1 = o0 + w2;
-        for (int64_t j = 0; j < w2; ++j) o0[j] = r[j / 2];
-        for (int64_t j = 0; j < w2; ++j) o1[j] = o0[j];
+        for (int64_t j = 0; j < g.w; ++j) o0[2 * j] = o0[2 * j + 1] = r[j];
+        std::memcpy(o1, o0, static_cast<size_t>(w2) * sizeof(T));
       }
     }
   });
