@@ -1,0 +1,41 @@
+#!/bin/bash
+# Runs the CPU GEMM/conv2d benchmark and its PyTorch twin at SAGAN-32's
+# shapes and prints them side by side. Builds nothing: point it at a build
+# made with -DSAGAN_BUILD_BENCHMARKS=ON.
+#
+#   benchmarks/run_cpu_ops.sh [BUILD_DIR] [extra args for both, e.g. --repeats 7 --filter conv3x3]
+#
+# ratio = sagan GFLOP/s / torch GFLOP/s (> 1: sagan is faster).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+build="${1:-$here/../build}"
+[ $# -gt 0 ] && shift
+bench="$build/benchmarks/bench_cpu_ops"
+if [ ! -x "$bench" ]; then
+  echo "run_cpu_ops.sh: $bench not found; configure with -DSAGAN_BUILD_BENCHMARKS=ON and build first" >&2
+  exit 1
+fi
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+ours="$(mktemp)"
+theirs="$(mktemp)"
+trap 'rm -f "$ours" "$theirs"' EXIT
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; OMP_NUM_THREADS=$OMP_NUM_THREADS" >&2
+"$bench" "$@" >"$ours"
+/usr/bin/python3 "$here/torch_cpu_ops.py" "$@" >"$theirs"
+/usr/bin/python3 - "$ours" "$theirs" <<'PY'
+import sys
+
+def load(path):
+    rows = {}
+    for line in open(path):
+        name, direction, ms, gflops = line.rstrip("\n").split("\t")
+        rows[(name, direction)] = (float(ms), float(gflops))
+    return rows
+
+ours, theirs = load(sys.argv[1]), load(sys.argv[2])
+print(f"| {'op (batch 64, float32)':<30} | dir | sagan ms | sagan GFLOP/s | torch ms | torch GFLOP/s | ratio |")
+print(f"|{'-' * 32}|-----|---------:|--------------:|---------:|--------------:|------:|")
+for key, (ms, gf) in ours.items():
+    tms, tgf = theirs.get(key, (float("nan"), float("nan")))
+    print(f"| {key[0]:<30} | {key[1]} | {ms:8.2f} | {gf:13.1f} | {tms:8.2f} | {tgf:13.1f} | {gf / tgf:5.2f} |")
+PY
