@@ -252,6 +252,8 @@ TEST_CASE("flash attention dispatch rejects unsupported sizes", "[flash_attentio
   CHECK(fa::backward(L, &x, &x, &x, &x, &x, &x, &x, &x, &x, s, &x, 4) == Status::Invalid);  // workspace too small
   CHECK(fa::backward(L, &x, &x, &x, &x, &x, &x, &x, &x, &x, s, nullptr, 1 << 20) == Status::Invalid);
   CHECK(fa::padded_d(8) == 16);
+  CHECK(fa::padded_d_narrow(8) == 8);
+  CHECK(fa::padded_d_narrow(9) == 16);
   CHECK(fa::padded_d(33) == 64);
   CHECK(fa::padded_d(129) == 0);
 }

@@ -25,8 +25,11 @@ constexpr int kMaxD = 128;
 static_assert(kBQ == kBK, "mma_p_times_m serves P (queries x keys) and P^T (keys x queries)");
 
 // Head sizes round up to a compiled tile width; zero-padded columns add
-// nothing to dot products.
+// nothing to dot products. The dK/dQ kernel spreads d over 16 lanes, so its
+// narrowest width is 16; the others also compile 8 (SAGAN's D at 64x64 has
+// d = 64/8 = 8).
 inline int padded_d(int d) { return d <= 16 ? 16 : d <= 32 ? 32 : d <= 64 ? 64 : d <= kMaxD ? 128 : 0; }
+inline int padded_d_narrow(int d) { return d <= 8 ? 8 : padded_d(d); }
 // Output columns per thread: 4 (a 64-column tile) for small dv, 8 (128) for
 // larger dv, which halves the number of times Q K^T is recomputed per row.
 inline int cols_per_thread(int dv) { return dv <= 64 ? 4 : 8; }
@@ -583,7 +586,9 @@ Status forward(L& launcher, const float* q, const float* k, const float* v, floa
   auto go = [&](auto kernel, size_t floats) {
     launcher.launch(kernel, grid, block, floats * sizeof(float), q, k, v, out, lse, s.N, s.S, s.d, s.dv, n_qt);
   };
-  switch (padded_d(s.d) * 16 + cpt) {
+  switch (padded_d_narrow(s.d) * 16 + cpt) {
+    case 8 * 16 + 4: go(fwd_tiled_kernel<8, 4>, fwd_smem_floats<8, 4>()); break;
+    case 8 * 16 + 8: go(fwd_tiled_kernel<8, 8>, fwd_smem_floats<8, 8>()); break;
     case 16 * 16 + 4: go(fwd_tiled_kernel<16, 4>, fwd_smem_floats<16, 4>()); break;
     case 16 * 16 + 8: go(fwd_tiled_kernel<16, 8>, fwd_smem_floats<16, 8>()); break;
     case 32 * 16 + 4: go(fwd_tiled_kernel<32, 4>, fwd_smem_floats<32, 4>()); break;
@@ -635,7 +640,9 @@ Status backward(L& launcher, const float* q, const float* k, const float* v, con
     launcher.launch(kernel, grid_v, dim3(kThreads), floats * sizeof(float), q, k, lse, gout, gv, s.N, s.S, s.d, s.dv,
                     n_kt);
   };
-  switch (padded_d(s.d) * 16 + cpt) {
+  switch (padded_d_narrow(s.d) * 16 + cpt) {
+    case 8 * 16 + 4: go_v(bwd_dv_kernel<8, 4>, bwd_dv_smem_floats<8, 4>()); break;
+    case 8 * 16 + 8: go_v(bwd_dv_kernel<8, 8>, bwd_dv_smem_floats<8, 8>()); break;
     case 16 * 16 + 4: go_v(bwd_dv_kernel<16, 4>, bwd_dv_smem_floats<16, 4>()); break;
     case 16 * 16 + 8: go_v(bwd_dv_kernel<16, 8>, bwd_dv_smem_floats<16, 8>()); break;
     case 32 * 16 + 4: go_v(bwd_dv_kernel<32, 4>, bwd_dv_smem_floats<32, 4>()); break;

@@ -1,0 +1,242 @@
+// The fused attention kernels on the GPU against float64 loops on the host:
+// SAGAN's sizes up to N = 4096 queries and S = 1024 keys, d in {8, 16, 32,
+// 64}, dv in {4, 64, 128, 512}, N and S off the 64-row tiles, large unscaled
+// logits (scores near +-60). Outputs are poisoned with NaN first, so an
+// unwritten element fails. Tolerance (fp32 path, fp32 accumulation): max-norm
+// relative error <= 1e-4 for out, gq, gk, gv; |lse error| <= 1e-4 max(1, |lse|).
+// Skips, saying so, where no CUDA device is present.
+#include <catch2/catch.hpp>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "kernels/cuda/flash_attention.h"
+
+namespace {
+
+using sagan::fused::FlashForwardVariant;
+
+bool have_gpu() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+#define SKIP_WITHOUT_GPU()                                         \
+  do {                                                             \
+    if (!have_gpu()) {                                             \
+      WARN("no CUDA device: skipping this GPU test");              \
+      return;                                                      \
+    }                                                              \
+  } while (0)
+
+#define CUDA_OK(call) REQUIRE((call) == cudaSuccess)
+
+struct Dev {
+  float* p = nullptr;
+  size_t n = 0;
+  explicit Dev(size_t n_) : n(n_) {
+    REQUIRE(cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(float)) == cudaSuccess);
+    poison();
+  }
+  Dev(const std::vector<float>& h) : Dev(h.size()) {
+    REQUIRE(cudaMemcpy(p, h.data(), n * sizeof(float), cudaMemcpyHostToDevice) == cudaSuccess);
+  }
+  ~Dev() { cudaFree(p); }
+  Dev(const Dev&) = delete;
+  Dev& operator=(const Dev&) = delete;
+  void poison() { REQUIRE(cudaMemset(p, 0xFF, std::max<size_t>(n, 1) * sizeof(float)) == cudaSuccess); }  // NaN
+  std::vector<float> host() const {
+    std::vector<float> h(n);
+    REQUIRE(cudaMemcpy(h.data(), p, n * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess);
+    return h;
+  }
+};
+
+struct Shape {
+  int B, N, S, d, dv;
+};
+
+std::vector<float> randn(size_t n, double scale, std::mt19937& gen) {
+  std::normal_distribution<float> dist(0.f, static_cast<float>(scale));
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(gen);
+  return v;
+}
+
+struct Ref {
+  std::vector<double> out, lse, gq, gk, gv;
+};
+
+// float64 loops; with gout, also the gradients.
+Ref reference(const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v,
+              const std::vector<float>* gout, const Shape& s) {
+  Ref r;
+  r.out.assign(size_t(s.B) * s.N * s.dv, 0.0);
+  r.lse.assign(size_t(s.B) * s.N, 0.0);
+  if (gout) {
+    r.gq.assign(size_t(s.B) * s.N * s.d, 0.0);
+    r.gk.assign(size_t(s.B) * s.S * s.d, 0.0);
+    r.gv.assign(size_t(s.B) * s.S * s.dv, 0.0);
+  }
+  std::vector<double> sc(s.S), p(s.S), dp(s.S);
+  for (int b = 0; b < s.B; ++b)
+    for (int i = 0; i < s.N; ++i) {
+      const float* qi = &q[(size_t(b) * s.N + i) * s.d];
+      double mx = -INFINITY;
+      for (int j = 0; j < s.S; ++j) {
+        const float* kj = &k[(size_t(b) * s.S + j) * s.d];
+        double dot = 0;
+        for (int e = 0; e < s.d; ++e) dot += double(qi[e]) * kj[e];
+        sc[j] = dot;
+        mx = std::max(mx, dot);
+      }
+      double z = 0;
+      for (int j = 0; j < s.S; ++j) z += std::exp(sc[j] - mx);
+      r.lse[size_t(b) * s.N + i] = mx + std::log(z);
+      double* oi = &r.out[(size_t(b) * s.N + i) * s.dv];
+      for (int j = 0; j < s.S; ++j) {
+        p[j] = std::exp(sc[j] - mx) / z;
+        const float* vj = &v[(size_t(b) * s.S + j) * s.dv];
+        for (int c = 0; c < s.dv; ++c) oi[c] += p[j] * vj[c];
+      }
+      if (!gout) continue;
+      const float* gi = &(*gout)[(size_t(b) * s.N + i) * s.dv];
+      double D = 0;
+      for (int c = 0; c < s.dv; ++c) D += double(gi[c]) * oi[c];
+      for (int j = 0; j < s.S; ++j) {
+        const size_t kv = size_t(b) * s.S + j;
+        double dpj = 0;
+        for (int c = 0; c < s.dv; ++c) {
+          dpj += double(gi[c]) * v[kv * s.dv + c];
+          r.gv[kv * s.dv + c] += p[j] * gi[c];
+        }
+        const double ds = p[j] * (dpj - D);
+        for (int e = 0; e < s.d; ++e) {
+          r.gq[(size_t(b) * s.N + i) * s.d + e] += ds * k[kv * s.d + e];
+          r.gk[kv * s.d + e] += ds * qi[e];
+        }
+      }
+    }
+  return r;
+}
+
+double max_rel_error(const std::vector<float>& x, const std::vector<double>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    if (!std::isfinite(x[i])) return INFINITY;
+    num = std::max(num, std::abs(x[i] - ref[i]));
+    den = std::max(den, std::abs(ref[i]));
+  }
+  return num / std::max(den, 1e-30);
+}
+
+double max_lse_error(const std::vector<float>& x, const std::vector<double>& ref) {
+  double e = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    if (!std::isfinite(x[i])) return INFINITY;
+    e = std::max(e, std::abs(x[i] - ref[i]) / std::max(1.0, std::abs(ref[i])));
+  }
+  return e;
+}
+
+constexpr double kTol = 1e-4;
+
+// q, k entries ~ N(0, qk^2): scores have std qk^2 sqrt(d).
+void check(const Shape& s, double qk, bool backward, FlashForwardVariant variant, uint32_t seed) {
+  std::mt19937 gen(seed);
+  const auto hq = randn(size_t(s.B) * s.N * s.d, qk, gen);
+  const auto hk = randn(size_t(s.B) * s.S * s.d, qk, gen);
+  const auto hv = randn(size_t(s.B) * s.S * s.dv, 1.0, gen);
+  const auto hg = randn(size_t(s.B) * s.N * s.dv, 1.0, gen);
+  Dev q(hq), k(hk), v(hv), g(hg);
+  Dev out(size_t(s.B) * s.N * s.dv), lse(size_t(s.B) * s.N);
+  CUDA_OK(sagan::fused::flash_attention_forward_f32(q.p, k.p, v.p, out.p, lse.p, s.B, s.N, s.S, s.d, s.dv, nullptr,
+                                                    variant));
+  CUDA_OK(cudaDeviceSynchronize());
+  const Ref r = reference(hq, hk, hv, backward ? &hg : nullptr, s);
+  INFO("B=" << s.B << " N=" << s.N << " S=" << s.S << " d=" << s.d << " dv=" << s.dv << " qk=" << qk
+            << " variant=" << int(variant));
+  CHECK(max_rel_error(out.host(), r.out) <= kTol);
+  CHECK(max_lse_error(lse.host(), r.lse) <= kTol);
+  if (!backward) return;
+  Dev gq(size_t(s.B) * s.N * s.d), gk(size_t(s.B) * s.S * s.d), gv(size_t(s.B) * s.S * s.dv);
+  const size_t ws_bytes = sagan::fused::flash_attention_backward_workspace_bytes(s.B, s.N, s.S, s.d, s.dv);
+  Dev ws(ws_bytes / sizeof(float) + 1);
+  CUDA_OK(sagan::fused::flash_attention_backward_f32(q.p, k.p, v.p, out.p, lse.p, g.p, gq.p, gk.p, gv.p, s.B, s.N,
+                                                     s.S, s.d, s.dv, ws.p, ws_bytes, nullptr));
+  CUDA_OK(cudaDeviceSynchronize());
+  CHECK(max_rel_error(gq.host(), r.gq) <= kTol);
+  CHECK(max_rel_error(gk.host(), r.gk) <= kTol);
+  CHECK(max_rel_error(gv.host(), r.gv) <= kTol);
+}
+
+}  // namespace
+
+TEST_CASE("cuda flash attention forward matches float64 at SAGAN sizes", "[cuda][flash_attention]") {
+  SKIP_WITHOUT_GPU();
+  struct C {
+    Shape s;
+    double qk;
+  };
+  const C cases[] = {
+      {{2, 37, 29, 8, 4}, 1.0},          // everything a partial tile
+      {{64, 256, 64, 32, 128}, 0.3},     // SAGAN-32 G
+      {{3, 1023, 255, 16, 64}, 0.5},     // SAGAN-64 sizes, one short of the tiles
+      {{1, 4096, 1024, 16, 64}, 0.5},    // SAGAN-128 G
+      {{1, 4096, 1024, 8, 32}, 0.5},     // SAGAN-128 D
+      {{1, 999, 1000, 64, 512}, 0.25},   // the widest heads
+      {{2, 300, 77, 64, 130}, 0.3},      // dv one tile and a bit
+  };
+  uint32_t seed = 1;
+  for (const C& c : cases) {
+    check(c.s, c.qk, false, FlashForwardVariant::Tiled, seed);
+    if (c.s.dv <= 512) check(c.s, c.qk, false, FlashForwardVariant::RowWarp, seed);
+    ++seed;
+  }
+}
+
+TEST_CASE("cuda flash attention handles large unscaled logits", "[cuda][flash_attention]") {
+  SKIP_WITHOUT_GPU();
+  // d = 16, entries ~ N(0, 1.9^2): scores of std ~14, extremes near +-60.
+  check({2, 515, 131, 16, 64}, 1.9, true, FlashForwardVariant::Tiled, 11);
+  check({1, 200, 1024, 32, 128}, 1.35, false, FlashForwardVariant::RowWarp, 12);
+}
+
+TEST_CASE("cuda flash attention backward matches float64 at SAGAN sizes", "[cuda][flash_attention]") {
+  SKIP_WITHOUT_GPU();
+  const Shape cases[] = {
+      {2, 37, 29, 8, 4},        // partial tiles; few blocks: split query loops, atomics into dK, dV
+      {64, 256, 64, 32, 128},   // SAGAN-32 G
+      {2, 1023, 255, 16, 64},   // SAGAN-64
+      {1, 4096, 1024, 16, 64},  // SAGAN-128 G
+      {1, 1000, 333, 64, 512},  // widest heads
+  };
+  uint32_t seed = 21;
+  for (const Shape& s : cases) check(s, 0.4, true, FlashForwardVariant::Tiled, seed++);
+}
+
+TEST_CASE("cuda flash attention forward is deterministic and rejects unsupported sizes", "[cuda][flash_attention]") {
+  SKIP_WITHOUT_GPU();
+  const Shape s{4, 300, 100, 32, 128};
+  std::mt19937 gen(5);
+  Dev q(randn(size_t(s.B) * s.N * s.d, 0.5, gen)), k(randn(size_t(s.B) * s.S * s.d, 0.5, gen)),
+      v(randn(size_t(s.B) * s.S * s.dv, 1.0, gen));
+  Dev o1(size_t(s.B) * s.N * s.dv), o2(size_t(s.B) * s.N * s.dv), lse(size_t(s.B) * s.N);
+  CUDA_OK(sagan::fused::flash_attention_forward_f32(q.p, k.p, v.p, o1.p, lse.p, s.B, s.N, s.S, s.d, s.dv, nullptr));
+  CUDA_OK(sagan::fused::flash_attention_forward_f32(q.p, k.p, v.p, o2.p, lse.p, s.B, s.N, s.S, s.d, s.dv, nullptr));
+  CUDA_OK(cudaDeviceSynchronize());
+  CHECK(o1.host() == o2.host());
+
+  CHECK(sagan::fused::flash_attention_forward_f32(q.p, k.p, v.p, o1.p, lse.p, 1, 4, 4, 129, 4, nullptr) ==
+        cudaErrorInvalidValue);
+  CHECK(sagan::fused::flash_attention_forward_f32(q.p, k.p, v.p, o1.p, lse.p, 1, 4, 0, 8, 4, nullptr) ==
+        cudaErrorInvalidValue);
+  CHECK_FALSE(sagan::fused::flash_attention_supported(129, 64));
+  CHECK(sagan::fused::flash_attention_supported(64, 512));
+  CHECK(sagan::fused::flash_attention_backward_f32(q.p, k.p, v.p, o1.p, lse.p, o1.p, q.p, k.p, v.p, 1, 4, 4, 8, 4,
+                                                   nullptr, 0, nullptr) == cudaErrorInvalidValue);
+}
