@@ -126,11 +126,13 @@ void im2col(const Dims& d, const T* x, int64_t b0, int64_t n, T* cols) {
               continue;
             }
             const T* src = xc + ih * d.W - d.p + kw;
-            std::fill(dst, dst + lo, T(0));
-            if (d.s == 1) std::memcpy(dst + lo, src + lo, static_cast<size_t>(hi - lo) * sizeof(T));
+            // Plain loops: rows are short (8-32), a memcpy call costs more.
+            for (int64_t ow = 0; ow < lo; ++ow) dst[ow] = T(0);
+            if (d.s == 1)
+              for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow];
             else
               for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * d.s];
-            std::fill(dst + hi, dst + d.Wo, T(0));
+            for (int64_t ow = hi; ow < d.Wo; ++ow) dst[ow] = T(0);
           }
         }
       }
