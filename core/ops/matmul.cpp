@@ -1,6 +1,8 @@
 // Matrix products: matmul (2-d and 3-d with batch broadcasting), bmm and
 // linear. Everything lowers to Backend::bmm on 3-d views; transposes in the
 // backward rules are views the kernel reads in place (column-major).
+#include <algorithm>
+
 #include "core/ops.h"
 #include "core/ops/common.h"
 
