@@ -65,4 +65,8 @@ class CpuBackend final : public Backend {
 
 CpuBackend& cpu_backend();
 
+// The CPU allocator keeps freed blocks of >= 64 KiB for reuse by size.
+size_t cpu_cached_bytes();
+void cpu_empty_cache();
+
 }  // namespace sagan
