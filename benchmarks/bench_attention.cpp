@@ -1,0 +1,300 @@
+// Attention on the GPU at SAGAN's attention shapes: the fused kernels
+// (kernels/cuda/flash_attention.h, called directly on engine tensors) against
+// the engine's sagan::attention (autograd included for forward+backward),
+// which runs the backend's unfused or fused path as SAGAN_ATTENTION_IMPL says
+// where the backend reads it. Forward and forward+backward, batch 64 and 256.
+//
+// Per row: median time; achieved GB/s and TFLOP/s over the floors' bytes and
+// FLOPs; the two floors (bytes / HBM bandwidth, FLOPs / fp32 peak) and
+// time / floor; peak device memory of that configuration alone (each row runs
+// in a child process of this program so that the allocator's peak is its own).
+//   FLOPs forward  = 2 B N S (d + dv)          (Q K^T, then P V)
+//   FLOPs backward = 2 B N S (3 d + 2 dv)      (Q K^T again, dV, dP, dQ, dK)
+//   bytes forward  = 4 B (N d + S d + S dv + N dv + N)   (read q k v, write out lse)
+//   bytes backward = 4 B (N d + S d + S dv + 2 N dv + N + N d + S d + S dv)
+// Usage: bench_attention [--reps R] [--batches 64,256] [--only I] [--list]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "core/ops.h"
+#include "core/rng.h"
+
+#ifdef SAGAN_WITH_CUDA
+#include <cuda_runtime.h>
+
+#include "kernels/cuda/cuda_runtime_api.h"
+#include "kernels/cuda/flash_attention.h"
+#endif
+
+namespace {
+
+struct Config {
+  const char* model;
+  const char* net;
+  int B, N, S, d, dv;
+};
+
+// Attention shapes (see docs/benchmarks.md): C channels at H x W give
+// N = H W queries, S = N / 4 keys (2x2 max-pooled), d = C / 8, dv = C / 2.
+std::vector<Config> configs(const std::vector<int>& batches) {
+  const Config base[] = {
+      {"SAGAN-32", "G", 0, 256, 64, 32, 128},    // 16x16, C = 256
+      {"SAGAN-32", "D", 0, 256, 64, 16, 64},     // 16x16, C = 128
+      {"SAGAN-64", "G", 0, 1024, 256, 16, 64},   // 32x32, C = 2ch = 128
+      {"SAGAN-64", "D", 0, 1024, 256, 16, 64},   // 32x32, C = 2ch = 128
+      {"SAGAN-128", "G", 0, 4096, 1024, 16, 64}, // 64x64, C = 2ch = 128
+      {"SAGAN-128", "D", 0, 4096, 1024, 8, 32},  // 64x64, C = ch = 64
+  };
+  std::vector<Config> out;
+  for (int b : batches)
+    for (Config c : base) {
+      c.B = b;
+      out.push_back(c);
+    }
+  return out;
+}
+
+// fused-tiled: the mainline kernels; fused-rowwarp: the row-per-warp forward
+// (baseline version) with the same backward; engine:*: sagan::attention with
+// SAGAN_ATTENTION_IMPL set as named.
+[[maybe_unused]] const char* kImpls[] = {"fused-tiled", "fused-rowwarp", "engine:unfused", "engine:fused"};
+constexpr int kNumImpls = 4;
+
+double flops(const Config& c, bool bwd) {
+  const double bns = 2.0 * c.B * double(c.N) * c.S;
+  return bns * (c.d + c.dv) + (bwd ? bns * (3.0 * c.d + 2.0 * c.dv) : 0.0);
+}
+
+double bytes(const Config& c, bool bwd) {
+  const double B = c.B, N = c.N, S = c.S, d = c.d, dv = c.dv;
+  const double fwd = 4 * B * (N * d + S * d + S * dv + N * dv + N);
+  const double back = 4 * B * (N * d + S * d + S * dv + 2 * N * dv + N + N * d + S * d + S * dv);
+  return fwd + (bwd ? back : 0.0);
+}
+
+#ifdef SAGAN_WITH_CUDA
+
+struct DeviceRates {
+  std::string name;
+  double bw = 0;    // bytes/s
+  double fp32 = 0;  // FLOP/s, non-tensor fp32
+};
+
+DeviceRates device_rates() {
+  DeviceRates r;
+  cudaDeviceProp p{};
+  cudaGetDeviceProperties(&p, 0);
+  r.name = p.name;
+  int sms = 0, clock_khz = 0, mem_khz = 0, bus = 0;
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+  cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0);
+  cudaDeviceGetAttribute(&mem_khz, cudaDevAttrMemoryClockRate, 0);
+  cudaDeviceGetAttribute(&bus, cudaDevAttrGlobalMemoryBusWidth, 0);
+  const int lanes = (p.major == 8 && p.minor == 0) ? 64 : 128;  // fp32 lanes per SM
+  r.fp32 = double(sms) * lanes * 2.0 * clock_khz * 1e3;
+  // Datasheet bandwidths where the name says which part it is.
+  if (r.name.find("H200") != std::string::npos)
+    r.bw = 4.8e12;
+  else if (r.name.find("H100") != std::string::npos && r.name.find("PCIe") != std::string::npos)
+    r.bw = 2.0e12;
+  else if (r.name.find("H100") != std::string::npos)
+    r.bw = 3.35e12;
+  else
+    r.bw = 2.0 * mem_khz * 1e3 * bus / 8.0;
+  return r;
+}
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Median over reps of the mean time of `inner` back-to-back calls, with the
+// device idle before and after each rep.
+template <class F>
+double time_it(F&& f, int reps, int inner) {
+  sagan::Backend& be = sagan::backend_for(sagan::Device::cuda());
+  f();
+  f();  // warm-up: module load, allocator growth, library handles
+  be.synchronize();
+  cudaDeviceSynchronize();
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) {
+    const double t0 = now_s();
+    for (int i = 0; i < inner; ++i) f();
+    be.synchronize();
+    cudaDeviceSynchronize();
+    t.push_back((now_s() - t0) / inner);
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) {
+    std::fprintf(stderr, "bench_attention: %s failed: %s\n", what, cudaGetErrorString(e));
+    std::exit(1);
+  }
+}
+
+// One configuration and implementation, both passes; prints one line per
+// pass: "fwd|fwdbwd seconds peak_bytes".
+int run_one(const Config& c, int impl, int reps) {
+  using namespace sagan;
+  if (impl == 2) setenv("SAGAN_ATTENTION_IMPL", "unfused", 1);
+  if (impl == 3) setenv("SAGAN_ATTENTION_IMPL", "fused", 1);
+  const Device dev = Device::cuda();
+  Generator gen(1);
+  Tensor q = Tensor::randn({c.B, c.N, c.d}, gen, DType::F32, dev);
+  Tensor k = Tensor::randn({c.B, c.S, c.d}, gen, DType::F32, dev);
+  Tensor v = Tensor::randn({c.B, c.S, c.dv}, gen, DType::F32, dev);
+  Tensor g = Tensor::randn({c.B, c.N, c.dv}, gen, DType::F32, dev);
+  const int inner = c.N >= 4096 ? 2 : 10;
+  double t_fwd = 0, t_all = 0;
+  if (impl <= 1) {
+    const auto variant = impl == 0 ? fused::FlashForwardVariant::Tiled : fused::FlashForwardVariant::RowWarp;
+    Tensor out = Tensor::empty({c.B, c.N, c.dv}, DType::F32, dev);
+    Tensor lse = Tensor::empty({c.B, c.N}, DType::F32, dev);
+    Tensor gq = Tensor::empty({c.B, c.N, c.d}, DType::F32, dev);
+    Tensor gk = Tensor::empty({c.B, c.S, c.d}, DType::F32, dev);
+    Tensor gv = Tensor::empty({c.B, c.S, c.dv}, DType::F32, dev);
+    const size_t wsb = fused::flash_attention_backward_workspace_bytes(c.B, c.N, c.S, c.d, c.dv);
+    Tensor ws = Tensor::empty({int64_t(wsb / 4 + 1)}, DType::F32, dev);
+    backend_for(dev).synchronize();
+    auto fwd = [&] {
+      check(fused::flash_attention_forward_f32(q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(),
+                                               lse.data<float>(), c.B, c.N, c.S, c.d, c.dv, nullptr, variant),
+            "flash_attention_forward_f32");
+    };
+    auto bwd = [&] {
+      check(fused::flash_attention_backward_f32(q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(),
+                                                lse.data<float>(), g.data<float>(), gq.data<float>(),
+                                                gk.data<float>(), gv.data<float>(), c.B, c.N, c.S, c.d, c.dv,
+                                                ws.data<float>(), wsb, nullptr),
+            "flash_attention_backward_f32");
+    };
+    t_fwd = time_it(fwd, reps, inner);
+    t_all = time_it([&] { fwd(); bwd(); }, reps, inner);
+  } else {
+    t_fwd = time_it(
+        [&] {
+          NoGradGuard ng;
+          (void)attention(q, k, v).out;
+        },
+        reps, inner);
+    Tensor qg = q.detach().set_requires_grad(true), kg = k.detach().set_requires_grad(true),
+           vg = v.detach().set_requires_grad(true);
+    t_all = time_it(
+        [&] {
+          Tensor out = attention(qg, kg, vg).out;
+          out.backward(g);
+          qg.set_grad(Tensor()), kg.set_grad(Tensor()), vg.set_grad(Tensor());
+        },
+        reps, inner);
+  }
+  check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  const double peak = double(cuda_memory_stats(0).peak_bytes_in_use);
+  std::printf("fwd %.9g %.0f\nfwdbwd %.9g %.0f\n", t_fwd, peak, t_all, peak);
+  return 0;
+}
+
+#endif  // SAGAN_WITH_CUDA
+
+std::vector<int> parse_list(const char* s) {
+  std::vector<int> v;
+  for (const char* p = s; *p;) {
+    v.push_back(std::atoi(p));
+    const char* comma = std::strchr(p, ',');
+    if (!comma) break;
+    p = comma + 1;
+  }
+  return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int reps = 7, only = -1;
+  std::vector<int> batches{64, 256};
+  bool list = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
+    else if (a == "--batches" && i + 1 < argc) batches = parse_list(argv[++i]);
+    else if (a == "--only" && i + 1 < argc) only = std::atoi(argv[++i]);
+    else if (a == "--list") list = true;
+    else {
+      std::fprintf(stderr, "usage: bench_attention [--reps R] [--batches 64,256] [--only I] [--list]\n");
+      return 2;
+    }
+  }
+  const std::vector<Config> cfgs = configs(batches);
+  if (list) {
+    for (size_t i = 0; i < cfgs.size(); ++i) {
+      const Config& c = cfgs[i];
+      std::printf("%zu %s %s B=%d N=%d S=%d d=%d dv=%d fwd_gflop=%.2f fwdbwd_gflop=%.2f fwd_mb=%.1f fwdbwd_mb=%.1f\n",
+                  i, c.model, c.net, c.B, c.N, c.S, c.d, c.dv, flops(c, false) / 1e9, flops(c, true) / 1e9,
+                  bytes(c, false) / 1e6, bytes(c, true) / 1e6);
+    }
+    return 0;
+  }
+#ifndef SAGAN_WITH_CUDA
+  (void)reps;
+  (void)only;
+  std::printf("bench_attention: built without CUDA; nothing to measure (--list prints the shapes and floors)\n");
+  return 0;
+#else
+  if (!sagan::cuda_available()) {
+    std::printf("bench_attention: no CUDA device present; nothing to measure (--list prints the shapes and floors)\n");
+    return 0;
+  }
+  if (only >= 0) {
+    const int cfg = only / kNumImpls, impl = only % kNumImpls;
+    if (cfg >= int(cfgs.size())) return 2;
+    try {
+      return run_one(cfgs[cfg], impl, reps);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "bench_attention: %s: %s\n", kImpls[impl], e.what());
+      return 1;
+    }
+  }
+  const DeviceRates dr = device_rates();
+  std::printf("device: %s, HBM %.2f TB/s (datasheet), fp32 %.1f TFLOP/s (SMs x 128 x 2 x clock)\n", dr.name.c_str(),
+              dr.bw / 1e12, dr.fp32 / 1e12);
+  std::printf("%-10s %-2s %4s %5s %5s %3s %4s %-15s %-6s %10s %8s %8s %10s %10s %7s %7s %9s\n", "model", "n", "B", "N",
+              "S", "d", "dv", "impl", "pass", "time_ms", "GB/s", "TFLOP/s", "floor_mem", "floor_flop", "x_mem",
+              "x_flop", "peak_MiB");
+  for (size_t ci = 0; ci < cfgs.size(); ++ci) {
+    const Config& c = cfgs[ci];
+    for (int impl = 0; impl < kNumImpls; ++impl) {
+      const std::string cmd = std::string(argv[0]) + " --reps " + std::to_string(reps) + " --batches " +
+                              std::to_string(c.B) + " --only " +
+                              std::to_string((ci % (cfgs.size() / batches.size())) * kNumImpls + impl);
+      FILE* pipe = popen(cmd.c_str(), "r");
+      if (!pipe) return 1;
+      char pass[16];
+      double t = 0, peak = 0;
+      int lines = 0;
+      while (std::fscanf(pipe, "%15s %lf %lf", pass, &t, &peak) == 3) {
+        const bool bwd = std::strcmp(pass, "fwdbwd") == 0;
+        const double fm = bytes(c, bwd) / dr.bw, ff = flops(c, bwd) / dr.fp32;
+        std::printf("%-10s %-2s %4d %5d %5d %3d %4d %-15s %-6s %10.3f %8.0f %8.2f %10.3f %10.3f %7.1f %7.1f %9.0f\n",
+                    c.model, c.net, c.B, c.N, c.S, c.d, c.dv, kImpls[impl], pass, t * 1e3, bytes(c, bwd) / t / 1e9,
+                    flops(c, bwd) / t / 1e12, fm * 1e3, ff * 1e3, t / fm, t / ff, peak / (1 << 20));
+        ++lines;
+      }
+      const int rc = pclose(pipe);
+      if (lines == 0 || rc != 0)
+        std::printf("%-10s %-2s %4d %5d %5d %3d %4d %-15s failed (exit %d)\n", c.model, c.net, c.B, c.N, c.S, c.d, c.dv,
+                    kImpls[impl], rc);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+#endif
+}

@@ -1,0 +1,211 @@
+// One spectral-norm power iteration over SAGAN-128's SN layers (ch = 64;
+// shapes in docs/benchmarks.md): the batched kernels
+// (kernels/cuda/sn_power_batched.h, three launches for all layers) against
+// the backend's simple power_iteration called one layer at a time (two
+// cuBLAS gemv and two normalisation kernels per layer) and called once with
+// all layers. Sets: G, D, and G + D.
+//
+// Floor: W must be read twice (W^T u, then W v with v depending on all of
+// W^T u), so bytes = 8 sum(rows * cols) + 8 sum(rows + cols) (u, v read and
+// written); floor = bytes / HBM bandwidth. FLOPs (4 per weight) are far
+// below any compute limit.
+// Usage: bench_spectral_norm [--reps R] [--inner I] [--list]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/ops.h"
+#include "core/rng.h"
+
+#ifdef SAGAN_WITH_CUDA
+#include <cuda_runtime.h>
+
+#include "kernels/cuda/sn_power_batched.h"
+#endif
+
+namespace {
+
+using Shapes = std::vector<std::pair<int, int>>;
+
+// (out, in * k * k) of every SN weight of SAGAN-128 with ch = 64.
+Shapes generator_shapes() {
+  return {{16384, 128},                              // linear z (128) -> 4x4x1024
+          {1024, 9216}, {1024, 9216}, {1024, 1024},  // up-block 1024 -> 1024 (conv1, conv2, shortcut)
+          {512, 9216},  {512, 4608},  {512, 1024},   // 1024 -> 512
+          {256, 4608},  {256, 2304},  {256, 512},    // 512 -> 256
+          {128, 2304},  {128, 1152},  {128, 256},    // 256 -> 128
+          {16, 128},    {16, 128},    {64, 128}, {128, 64},  // attention at 64x64, C = 128
+          {64, 1152},   {64, 576},    {64, 128},     // 128 -> 64
+          {3, 576}};                                 // head conv 3x3 -> RGB
+}
+
+Shapes discriminator_shapes() {
+  return {{64, 27},     {64, 576},    {64, 3},       // first block 3 -> 64 (conv1, conv2, shortcut)
+          {8, 64},      {8, 64},      {32, 64}, {64, 32},  // attention at 64x64, C = 64
+          {128, 576},   {128, 1152},  {128, 64},     // down-block 64 -> 128
+          {256, 1152},  {256, 2304},  {256, 128},    // 128 -> 256
+          {512, 2304},  {512, 4608},  {512, 256},    // 256 -> 512
+          {1024, 4608}, {1024, 9216}, {1024, 512},   // 512 -> 1024
+          {1024, 9216}, {1024, 9216},                // 1024 -> 1024, no downsample: identity shortcut
+          {1, 1024},    {1000, 1024}};               // linear head, class embedding (projection)
+}
+
+double floor_bytes(const Shapes& s) {
+  double b = 0;
+  for (auto [r, c] : s) b += 8.0 * r * c + 8.0 * (r + c);
+  return b;
+}
+
+#ifdef SAGAN_WITH_CUDA
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+template <class F>
+double time_it(F&& f, int reps, int inner) {
+  sagan::Backend& be = sagan::backend_for(sagan::Device::cuda());
+  f();
+  f();
+  be.synchronize();
+  cudaDeviceSynchronize();
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) {
+    const double t0 = now_s();
+    for (int i = 0; i < inner; ++i) f();
+    be.synchronize();
+    cudaDeviceSynchronize();
+    t.push_back((now_s() - t0) / inner);
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+double hbm_bandwidth() {
+  cudaDeviceProp p{};
+  cudaGetDeviceProperties(&p, 0);
+  const std::string name = p.name;
+  if (name.find("H200") != std::string::npos) return 4.8e12;
+  if (name.find("H100") != std::string::npos) return name.find("PCIe") != std::string::npos ? 2.0e12 : 3.35e12;
+  int mem_khz = 0, bus = 0;
+  cudaDeviceGetAttribute(&mem_khz, cudaDevAttrMemoryClockRate, 0);
+  cudaDeviceGetAttribute(&bus, cudaDevAttrGlobalMemoryBusWidth, 0);
+  return 2.0 * mem_khz * 1e3 * bus / 8.0;
+}
+
+void run_set(const char* name, const Shapes& shapes, int reps, int inner, double bw) {
+  using namespace sagan;
+  const Device dev = Device::cuda();
+  Generator gen(3);
+  std::vector<Tensor> w, u, v;
+  for (auto [r, c] : shapes) {
+    w.push_back(Tensor::randn({r, c}, gen, DType::F32, dev));
+    Tensor uu = Tensor::randn({r}, gen, DType::F32, dev);
+    u.push_back(uu);
+    v.push_back(Tensor::zeros({c}, DType::F32, dev));
+  }
+  std::vector<fused::SnMatrixF32> mats;
+  for (size_t i = 0; i < w.size(); ++i)
+    mats.push_back({w[i].data<float>(), u[i].data<float>(), v[i].data<float>(), int(w[i].size(0)), int(w[i].size(1))});
+  const size_t wsb = fused::sn_power_iteration_batched_workspace_bytes(mats.data(), int(mats.size()));
+  Tensor ws = Tensor::empty({int64_t(wsb / 4 + 4)}, DType::F32, dev);
+  Tensor sigma = Tensor::empty({int64_t(mats.size())}, DType::F32, dev);
+  backend_for(dev).synchronize();
+
+  const double t_batched = time_it(
+      [&] {
+        const cudaError_t e = fused::sn_power_iteration_batched_f32(mats.data(), int(mats.size()), 1e-12f,
+                                                                    sigma.data<float>(), ws.data<float>(), wsb, nullptr);
+        if (e != cudaSuccess) {
+          std::fprintf(stderr, "bench_spectral_norm: %s\n", cudaGetErrorString(e));
+          std::exit(1);
+        }
+      },
+      reps, inner);
+  const double t_loop = time_it(
+      [&] {
+        for (size_t i = 0; i < w.size(); ++i) {
+          std::vector<Tensor> ui{u[i]}, vi{v[i]};
+          power_iteration({w[i]}, ui, vi, 1e-12);
+        }
+      },
+      reps, inner);
+  const double t_all = time_it([&] { power_iteration(w, u, v, 1e-12); }, reps, inner);
+
+  const double b = floor_bytes(shapes), fl = b / bw;
+  double params = 0;
+  for (auto [r, c] : shapes) params += double(r) * c;
+  const int groups = (int(shapes.size()) + 47) / 48;
+  const struct {
+    const char* impl;
+    double t;
+    int launches;
+  } rows[] = {{"batched", t_batched, 3 * groups},
+              {"per-layer loop", t_loop, 4 * int(shapes.size())},
+              {"engine, one call", t_all, 4 * int(shapes.size())}};
+  for (const auto& r : rows)
+    std::printf("%-6s %4zu %8.2f %-17s %8d %10.1f %8.0f %10.1f %7.2f\n", name, shapes.size(), params / 1e6, r.impl,
+                r.launches, r.t * 1e6, b / r.t / 1e9, fl * 1e6, r.t / fl);
+}
+
+#endif
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int reps = 7, inner = 20;
+  bool list = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
+    else if (a == "--inner" && i + 1 < argc) inner = std::atoi(argv[++i]);
+    else if (a == "--list") list = true;
+    else {
+      std::fprintf(stderr, "usage: bench_spectral_norm [--reps R] [--inner I] [--list]\n");
+      return 2;
+    }
+  }
+  if (list) {  // the layer sets and their floors' bytes
+    for (const auto& [set, shapes] : {std::pair{"G", generator_shapes()}, std::pair{"D", discriminator_shapes()}}) {
+      std::printf("%s: %zu matrices, floor %.1f MB:", set, shapes.size(), floor_bytes(shapes) / 1e6);
+      for (auto [r, c] : shapes) std::printf(" %dx%d", r, c);
+      std::printf("\n");
+    }
+    return 0;
+  }
+#ifndef SAGAN_WITH_CUDA
+  (void)reps;
+  (void)inner;
+  std::printf("bench_spectral_norm: built without CUDA; nothing to measure (--list prints the layer sets)\n");
+  return 0;
+#else
+  if (!sagan::cuda_available()) {
+    std::printf("bench_spectral_norm: no CUDA device present; nothing to measure (--list prints the layer sets)\n");
+    return 0;
+  }
+  const double bw = hbm_bandwidth();
+  cudaDeviceProp p{};
+  cudaGetDeviceProperties(&p, 0);
+  std::printf("device: %s, HBM %.2f TB/s; floor = (8 sum(rows cols) + 8 sum(rows + cols)) bytes / HBM\n", p.name,
+              bw / 1e12);
+  std::printf("%-6s %4s %8s %-17s %8s %10s %8s %10s %7s\n", "set", "mats", "Mparams", "impl", "launches", "time_us",
+              "GB/s", "floor_us", "x_floor");
+  Shapes all = generator_shapes();
+  const Shapes d = discriminator_shapes();
+  all.insert(all.end(), d.begin(), d.end());
+  try {
+    run_set("G", generator_shapes(), reps, inner, bw);
+    run_set("D", d, reps, inner, bw);
+    run_set("G+D", all, reps, inner, bw);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_spectral_norm: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+#endif
+}
