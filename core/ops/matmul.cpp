@@ -31,19 +31,15 @@ Tensor bmm_raw(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-// A gradient computed at the broadcast batch size, summed back to `batch`.
-Tensor reduce_batch(const Tensor& g, int64_t batch) {
-  return g.size(0) == batch ? g : sum(g, {0}, true);
-}
-
 // The differentiable 3-d product; a and b are checked 3-d tensors whose
 // batch sizes are equal or 1.
 Tensor bmm3(const char* op, const Tensor& a, const Tensor& b) {
   Tensor out = bmm_raw(a.detach(), b.detach());
   record(op, out, {a, b}, [a = saved(a), b = saved(b)](const Tensor& g, const std::vector<bool>& needs) {
     Tensor ga, gb;
-    if (needs[0]) ga = reduce_batch(bmm_raw(g, b.transpose(1, 2)), a.size(0));  // (B,M,N)@(B,N,K)
-    if (needs[1]) gb = reduce_batch(bmm_raw(a.transpose(1, 2), g), b.size(0));  // (B,K,M)@(B,M,N)
+    // A broadcast operand (batch 1) gets the sum over the batch.
+    if (needs[0]) ga = sum_to_shape(bmm_raw(g, b.transpose(1, 2)), a.shape());  // (B,M,N)@(B,N,K)
+    if (needs[1]) gb = sum_to_shape(bmm_raw(a.transpose(1, 2), g), b.shape());  // (B,K,M)@(B,M,N)
     return std::vector<Tensor>{ga, gb};
   });
   return out;
