@@ -3,6 +3,7 @@
 #include <set>
 
 #include "core/autograd.h"
+#include "layers/spectral_norm.h"
 
 namespace sagan::nn {
 
@@ -111,6 +112,13 @@ std::vector<Module*> Module::modules() {
     auto sub = c->modules();
     out.insert(out.end(), sub.begin(), sub.end());
   }
+  return out;
+}
+
+std::vector<SpectralNormed*> Module::spectral_norm_layers() {
+  std::vector<SpectralNormed*> out;
+  for (Module* sub : modules())
+    if (auto* sn = dynamic_cast<SpectralNormed*>(sub)) out.push_back(sn);
   return out;
 }
 

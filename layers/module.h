@@ -15,6 +15,7 @@
 namespace sagan::nn {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+class SpectralNormed;
 
 class Module {
  public:
@@ -31,6 +32,10 @@ class Module {
   // This module and every descendant, depth first (this first).
   std::vector<Module*> modules();
   std::vector<std::pair<std::string, Module*>> named_children() const;
+  // The spectrally normalised layers of this subtree, depth first, so that
+  // their power iterations can run as one batched call (power_iterate_all in
+  // layers/spectral_norm.h).
+  std::vector<SpectralNormed*> spectral_norm_layers();
 
   // Parameters and buffers by dotted name; tensors share storage with the
   // module (a snapshot needs clone()).

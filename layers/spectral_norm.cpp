@@ -37,12 +37,7 @@ Tensor SpectralNormed::normalized_weight() {
   return div(w, sigma);
 }
 
-std::vector<SpectralNormed*> spectral_norm_layers(Module& m) {
-  std::vector<SpectralNormed*> out;
-  for (Module* sub : m.modules())
-    if (auto* sn = dynamic_cast<SpectralNormed*>(sub)) out.push_back(sn);
-  return out;
-}
+std::vector<SpectralNormed*> spectral_norm_layers(Module& m) { return m.spectral_norm_layers(); }
 
 int64_t power_iterate_all(Module& m) {
   std::vector<SpectralNormed*> layers;

@@ -6,8 +6,11 @@
 // with gradient through W; the layer uses W / sigma. Eval: no iteration.
 //
 // The iteration of every layer of a model can run as one batched
-// power_iteration call (power_iterate_all) before the forward; each layer then
-// skips its own iteration once.
+// power_iteration call (power_iterate_all) before a training forward; each
+// layer then skips its own iteration once (the mark is consumed by the next
+// training forward, so call it before every forward that should be batched,
+// e.g. before D on reals and again before D on fakes). The result is the
+// same as each layer iterating itself.
 #pragma once
 #include <vector>
 
