@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+"""PyTorch twin of benchmarks/bench_train_step.cpp: one whole SAGAN training
+iteration with the reference model (tests/golden/sagan_reference.py, the
+engine's network name for name), the same algorithm as models/trainer.h:
+
+  D step (n_dis = 1): real x, y (synthetic, kept on the CPU and moved to the
+    device each step like the engine's loader batches); z ~ N(0, I),
+    y_fake ~ U{classes}; fake = G(z, y_fake) under no_grad (G in training
+    mode: BN batch statistics, one power iteration per SN layer);
+    D sees cat([x, fake]) as one batch; hinge loss; Adam step on D.
+  G step: fresh z, y_fake; D's parameters frozen (requires_grad_(False));
+    loss_G = -mean(D(G(z, y_fake))); Adam step on G.
+  EMA: G_ema = decay * G_ema + (1 - decay) * G for parameters, buffers
+    copied (BN statistics, SN vectors), from the first step.
+Adam betas (0, 0.9), lr 1e-4 (G) / 4e-4 (D), eps 1e-8. Spectral norm is
+torch.nn.utils.spectral_norm: one power iteration per training forward per
+layer, as torch does it.
+
+Output, one line per (configuration, implementation), like the C++ side:
+  name<TAB>impl<TAB>device<TAB>median s/iter<TAB>min s/iter<TAB>peak MiB
+impl is torch-eager, or torch-compile (CUDA with PyTorch 2.x only: G and D
+wrapped in torch.compile; skipped with a message on torch 1.x or when
+compilation fails). Peak is the peak resident set on the CPU,
+torch.cuda.max_memory_allocated on CUDA.
+
+  /usr/bin/python3 benchmarks/torch_train_step.py [--device auto|cpu|cuda] [--resolution R ...]
+      [--ch C] [--batch B] [--classes K] [--repeats N] [--warmup N] [--threads T] [--no-compile]
+"""
+import argparse
+import os
+import resource
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "golden"))
+from sagan_reference import Config, Discriminator, Generator  # noqa: E402
+
+
+class Step:
+    """One training iteration's state: models, optimisers, data, RNG."""
+
+    def __init__(self, opt, res, device, compile_models):
+        torch.manual_seed(0)
+        self.device = device
+        self.batch = opt.batch
+        self.classes = opt.classes
+        cfg = Config(resolution=res, ch=opt.ch, num_classes=opt.classes, image_channels=3)
+        self.z_dim = cfg.z_dim
+        self.G = Generator(cfg).to(device)
+        self.D = Discriminator(cfg).to(device)
+        self.G_ema = Generator(cfg).to(device)
+        self.G_ema.load_state_dict(self.G.state_dict())
+        self.G_ema.eval()
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=1e-4, betas=(0.0, 0.9), eps=1e-8)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=4e-4, betas=(0.0, 0.9), eps=1e-8)
+        self.g_fwd, self.d_fwd = self.G, self.D
+        if compile_models:
+            self.g_fwd, self.d_fwd = torch.compile(self.G), torch.compile(self.D)
+        # Synthetic "data set": 4 batches of 8-bit-like images in [-1, 1] on the CPU.
+        self.real = [(torch.randint(0, 256, (opt.batch, 3, res, res)).float() / 127.5 - 1.0,
+                      torch.randint(0, max(opt.classes, 1), (opt.batch,))) for _ in range(4)]
+        self.i = 0
+        self.ema_pairs = list(zip(self.G_ema.parameters(), self.G.parameters()))
+        self.buf_pairs = list(zip(self.G_ema.buffers(), self.G.buffers()))
+
+    def labels(self):
+        if self.classes == 0:
+            return None
+        return torch.randint(0, self.classes, (self.batch,), device=self.device)
+
+    def __call__(self):
+        B = self.batch
+        x, y = self.real[self.i % len(self.real)]
+        self.i += 1
+        x, y = x.to(self.device), y.to(self.device)
+        # D step
+        z, yf = torch.randn(B, self.z_dim, device=self.device), self.labels()
+        with torch.no_grad():
+            fake = self.g_fwd(z, yf)
+        y_all = torch.cat([y, yf]) if self.classes > 0 else None
+        out = self.d_fwd(torch.cat([x, fake]), y_all)
+        loss_d = F.relu(1.0 - out[:B]).mean() + F.relu(1.0 + out[B:]).mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        # G step with D frozen
+        self.D.requires_grad_(False)
+        z, yf = torch.randn(B, self.z_dim, device=self.device), self.labels()
+        loss_g = -self.d_fwd(self.g_fwd(z, yf), yf).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.D.requires_grad_(True)
+        # EMA (decay 0.9999), buffers follow G exactly
+        with torch.no_grad():
+            for e, p in self.ema_pairs:
+                e.mul_(0.9999).add_(p, alpha=1 - 0.9999)
+            for e, b in self.buf_pairs:
+                e.copy_(b)
+        return loss_d.item(), loss_g.item()
+
+
+def peak_mib(device):
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def bench(opt, res, device, impl):
+    step = Step(opt, res, device, impl == "torch-compile")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    secs = []
+    for i in range(opt.warmup + opt.repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= opt.warmup:
+            secs.append(time.perf_counter() - t0)
+    secs.sort()
+    name = f"SAGAN-{res} ch{opt.ch} b{opt.batch}"
+    print(f"{name}\t{impl}\t{device}\t{secs[len(secs) // 2]:.4f}\t{secs[0]:.4f}\t{peak_mib(device):.0f}", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--resolution", type=int, action="append")
+    ap.add_argument("--ch", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")),
+                    help="torch.set_num_threads on the CPU (default: OMP_NUM_THREADS or 2)")
+    ap.add_argument("--no-compile", action="store_true", help="leave out torch.compile on CUDA")
+    opt = ap.parse_args()
+    name = opt.device
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit(f"torch_train_step.py: --device {opt.device}: torch sees no CUDA device")
+    torch.set_num_threads(opt.threads)
+    resolutions = opt.resolution or ([32, 128] if device.type == "cuda" else [32])
+    for res in resolutions:
+        bench(opt, res, device, "torch-eager")
+        if device.type != "cuda" or opt.no_compile:
+            continue
+        if not hasattr(torch, "compile"):
+            print(f"torch_train_step.py: torch {torch.__version__} has no torch.compile; torch-compile skipped",
+                  file=sys.stderr)
+            continue
+        try:
+            bench(opt, res, device, "torch-compile")
+        except Exception as e:  # a compiler failure is a result to report, not a crash
+            print(f"torch_train_step.py: torch-compile at {res} failed: {type(e).__name__}: {e}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
