@@ -57,11 +57,20 @@ void record(const char* name, Tensor& out, const std::vector<Tensor>& inputs, No
 }
 
 namespace {
-void accumulate_leaf(TensorImpl& leaf, const Tensor& g) {
+// True when g is the only handle on a dense buffer of its own, so a leaf can
+// adopt it without a copy. Backward rules pass gradients through unchanged
+// (add gives both inputs the very tensor it received; a root gradient is
+// the caller's), so anything else is copied: otherwise zeroing or scaling
+// one leaf's gradient in place would change another's, or the caller's.
+bool exclusively_owned(const Tensor& g) {
+  return g.impl_ptr().use_count() == 1 && g.storage().use_count() == 1 && g.is_contiguous() &&
+         g.offset() == 0 && static_cast<size_t>(g.numel()) * dtype_size(g.dtype()) == g.storage()->nbytes;
+}
+
+// Takes g by value so that a moved-in gradient can be adopted.
+void accumulate_leaf(TensorImpl& leaf, Tensor g) {
   if (!leaf.grad) {
-    // Own a contiguous copy: g may alias another tensor's gradient or be a
-    // broadcast view.
-    leaf.grad = g.is_contiguous() && g.storage().use_count() == 1 ? g.impl_ptr() : g.clone().impl_ptr();
+    leaf.grad = exclusively_owned(g) ? g.impl_ptr() : g.clone().impl_ptr();
     return;
   }
   leaf.grad = add(Tensor(leaf.grad), g).impl_ptr();
@@ -85,7 +94,7 @@ void run_backward(const Tensor& root, const Tensor& grad_in, bool retain_graph) 
 
   NoGradGuard no_grad;
   if (root.is_leaf()) {
-    accumulate_leaf(*root.impl(), grad);
+    accumulate_leaf(*root.impl(), std::move(grad));
     return;
   }
 
@@ -117,18 +126,19 @@ void run_backward(const Tensor& root, const Tensor& grad_in, bool retain_graph) 
     }
     // A node that no gradient reached still releases its children's counts.
     std::vector<Tensor> grads = g.defined() ? n->apply(g) : std::vector<Tensor>(n->next().size());
+    g = Tensor();  // so that a leaf can adopt a gradient passed through unchanged
     SAGAN_CHECK(grads.size() == n->next().size(), "backward of '{}' returned {} gradients for {} inputs", n->name(),
                 grads.size(), n->next().size());
     for (size_t i = 0; i < grads.size(); ++i) {
       const Edge& e = n->next()[i];
       if (!e.active()) continue;
-      const Tensor& gi = grads[i];
+      Tensor& gi = grads[i];
       if (gi.defined()) {
         SAGAN_CHECK(gi.shape() == e.shape && gi.dtype() == e.dtype,
                     "backward of '{}': gradient {} has shape {} ({}), input has shape {} ({})", n->name(), i,
                     shape_str(gi.shape()), dtype_name(gi.dtype()), shape_str(e.shape), dtype_name(e.dtype));
         if (e.leaf) {
-          accumulate_leaf(*e.leaf, gi);
+          accumulate_leaf(*e.leaf, std::move(gi));
         } else {
           Tensor& slot = pending[e.fn.get()];
           slot = slot.defined() ? add(slot, gi) : gi;
