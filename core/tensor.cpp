@@ -3,8 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <ostream>
-#include <sstream>
+#include <type_traits>
 
 #include "core/autograd.h"
 #include "core/backend.h"
@@ -88,6 +89,7 @@ Tensor Tensor::from_vector(const std::vector<int64_t>& v, const Shape& s, Device
 }
 
 Tensor Tensor::arange(int64_t n, DType t, Device d) {
+  SAGAN_CHECK(n >= 0, "arange: length must be non-negative, got {}", n);
   std::vector<double> v(static_cast<size_t>(n));
   std::iota(v.begin(), v.end(), 0.0);
   return from_vector(v, {n}, t, d);
@@ -163,9 +165,13 @@ Tensor& Tensor::set_requires_grad(bool r) {
 
 Tensor Tensor::grad() const { return Tensor(checked(impl_).grad); }
 void Tensor::set_grad(const Tensor& g) const {
-  if (g.defined())
+  if (g.defined()) {
     SAGAN_CHECK(g.shape() == shape(), "set_grad: gradient shape {} differs from tensor shape {}",
                 shape_str(g.shape()), shape_str(shape()));
+    SAGAN_CHECK(g.dtype() == dtype() && g.device() == device(),
+                "set_grad: gradient is {} on {}, tensor of shape {} is {} on {}", dtype_name(g.dtype()),
+                device_name(g.device()), shape_str(shape()), dtype_name(dtype()), device_name(device()));
+  }
   checked(impl_).grad = g.impl_ptr();
 }
 const std::shared_ptr<Node>& Tensor::grad_fn() const { return checked(impl_).grad_fn; }
@@ -312,14 +318,23 @@ Tensor Tensor::select(int64_t d, int64_t index) const {
   return slice(d, index, index + 1).squeeze(d);
 }
 
-Tensor Tensor::expand(const Shape& target) const {
-  SAGAN_CHECK(target.size() >= shape().size(), "expand: cannot expand shape {} to {}", shape_str(shape()), shape_str(target));
-  size_t lead = target.size() - shape().size();
+Tensor Tensor::expand(const Shape& target_in) const {
+  SAGAN_CHECK(target_in.size() >= shape().size(), "expand: cannot expand shape {} to {}", shape_str(shape()),
+              shape_str(target_in));
+  size_t lead = target_in.size() - shape().size();
+  // -1 keeps an existing dim's size (as in PyTorch); new leading dims need a size.
+  Shape target = target_in;
   Shape nst(target.size(), 0);
   for (size_t i = 0; i < target.size(); ++i) {
-    if (i < lead) continue;
+    if (i < lead) {
+      SAGAN_CHECK(target[i] >= 0, "expand: cannot expand shape {} to {} (new leading dims need a size)",
+                  shape_str(shape()), shape_str(target_in));
+      continue;
+    }
     int64_t s = shape()[i - lead];
-    SAGAN_CHECK(s == target[i] || s == 1, "expand: cannot expand shape {} to {}", shape_str(shape()), shape_str(target));
+    if (target[i] == -1) target[i] = s;
+    SAGAN_CHECK(s == target[i] || (s == 1 && target[i] >= 0), "expand: cannot expand shape {} to {}",
+                shape_str(shape()), shape_str(target_in));
     nst[i] = s == target[i] ? strides()[i - lead] : 0;
   }
   if (target == shape()) return *this;
@@ -350,6 +365,8 @@ Tensor Tensor::flatten(int64_t start, int64_t end) const {
   if (dim() == 0) return reshape({1});
   start = wrap_dim(start, dim(), "flatten");
   end = wrap_dim(end, dim(), "flatten");
+  SAGAN_CHECK(start <= end, "flatten: start dim {} comes after end dim {} for shape {}", start, end,
+              shape_str(shape()));
   Shape ns(shape().begin(), shape().begin() + start);
   int64_t m = 1;
   for (int64_t i = start; i <= end; ++i) m *= size(i);
@@ -410,10 +427,30 @@ Tensor& Tensor::fill_(double value) {
   return *this;
 }
 
+namespace {
+// The exact element geometry of a view, to tell aliasing from identity.
+bool same_view(const Tensor& a, const Tensor& b) {
+  return a.storage() == b.storage() && a.offset() == b.offset() && a.shape() == b.shape() &&
+         a.strides() == b.strides() && a.dtype() == b.dtype();
+}
+}  // namespace
+
 Tensor& Tensor::copy_(const Tensor& src_in) {
   check_inplace(*this, "copy_");
+  SAGAN_CHECK(src_in.defined(), "copy_: source is an undefined tensor");
   NoGradGuard ng;
+  const Shape& ss = src_in.shape();
+  bool ok = ss.size() <= shape().size();
+  for (size_t i = 0; ok && i < ss.size(); ++i) {
+    int64_t d = shape()[shape().size() - ss.size() + i];
+    ok = ss[i] == d || ss[i] == 1;
+  }
+  SAGAN_CHECK(ok, "copy_: cannot broadcast source of shape {} to destination shape {}", shape_str(ss),
+              shape_str(shape()));
   Tensor src = src_in.detach().expand(shape());
+  // A source that overlaps the destination differently (x.copy_(x.t()), a
+  // shifted slice) would be read after being overwritten: read it first.
+  if (src.storage() == storage() && !same_view(src, *this)) src = src.clone();
   if (src.device() == device()) {
     backend_for(device()).copy(src, *this);
     return *this;
@@ -458,33 +495,45 @@ double Tensor::item() const {
 
 std::string Tensor::str(int64_t max_per_dim) const {
   if (!defined()) return "Tensor(undefined)";
-  std::vector<double> v = to_vector();
-  Shape cs = contiguous_strides(shape());
-  std::ostringstream os;
-  bool integral = dtype() == DType::I64;
-  auto rec = [&](auto&& self, size_t d, int64_t base) -> void {
-    if (d == shape().size()) {
-      double x = v[static_cast<size_t>(base)];
-      os << (integral ? fmt::format("{}", static_cast<int64_t>(x)) : fmt::format("{:.6g}", x));
+  // A dim longer than `limit` shows `keep` elements at each end (at least one).
+  const int64_t limit = std::max<int64_t>(max_per_dim, 2), keep = limit / 2;
+  // Read only the elements shown, straight from the (host) strided view, so
+  // printing a huge tensor costs no full copy.
+  const Tensor h = detach().to(Device::cpu());
+  const Shape& sh = h.shape();
+  const Shape& st = h.strides();
+  auto element = [&](int64_t off) -> std::string {
+    return dispatch_all(h.dtype(), [&](auto* tag) -> std::string {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      T v = static_cast<const T*>(h.raw_data())[off];
+      if constexpr (std::is_same_v<T, int64_t>) return fmt::format("{}", v);
+      else return fmt::format("{:.6g}", static_cast<double>(v));
+    });
+  };
+  std::string out;
+  auto rec = [&](auto&& self, size_t d, int64_t off) -> void {
+    if (d == sh.size()) {
+      out += element(off);
       return;
     }
-    os << '[';
-    int64_t n = shape()[d];
+    const bool inner = d + 1 == sh.size();
+    const std::string sep = inner ? ", " : ",\n" + std::string(d + 1, ' ');
+    out += '[';
+    const int64_t n = sh[d];
     for (int64_t i = 0; i < n; ++i) {
-      if (n > max_per_dim && i == max_per_dim / 2) {
-        os << "..., ";
-        i = n - max_per_dim / 2 - 1;
-        continue;
+      if (n > limit && i == keep) {
+        out += "..." + sep;
+        i = n - keep;
       }
-      self(self, d + 1, base + i * cs[d]);
-      if (i + 1 < n) os << (d + 1 == shape().size() ? ", " : ",\n" + std::string(d + 1, ' '));
+      self(self, d + 1, off + i * st[d]);
+      if (i + 1 < n) out += sep;
     }
-    os << ']';
+    out += ']';
   };
   rec(rec, 0, 0);
-  os << fmt::format(" ({}, {}, shape {}{})", dtype_name(dtype()), device_name(device()), shape_str(shape()),
-                    requires_grad() ? ", requires_grad" : "");
-  return os.str();
+  out += fmt::format(" ({}, {}, shape {}{})", dtype_name(dtype()), device_name(device()), shape_str(shape()),
+                     requires_grad() ? ", requires_grad" : "");
+  return out;
 }
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << t.str(); }
