@@ -21,7 +21,13 @@ Tensor sum_keep(const Tensor& x, const std::vector<bool>& mask) {
   return out;
 }
 
+std::vector<bool> all_dims(const Tensor& x, const char* op) {
+  detail::check_defined(op, x);
+  return std::vector<bool>(static_cast<size_t>(x.dim()), true);
+}
+
 std::vector<bool> dims_mask(const Tensor& x, const std::vector<int64_t>& dims, const char* op) {
+  detail::check_defined(op, x);
   std::vector<bool> mask(static_cast<size_t>(x.dim()), false);
   for (int64_t d : dims) {
     int64_t w = wrap_dim(d, x.dim(), op);
@@ -46,13 +52,14 @@ Tensor sum_impl(const Tensor& x, const std::vector<bool>& mask, bool keepdim, co
 }
 }  // namespace
 
-Tensor sum(const Tensor& x) { return sum_impl(x, std::vector<bool>(static_cast<size_t>(x.dim()), true), false, "sum"); }
+Tensor sum(const Tensor& x) { return sum_impl(x, all_dims(x, "sum"), false, "sum"); }
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   return sum_impl(x, dims_mask(x, dims, "sum"), keepdim, "sum");
 }
 
 Tensor mean(const Tensor& x) {
+  detail::check_defined("mean", x);
   SAGAN_CHECK(x.numel() > 0, "mean: empty tensor of shape {}", shape_str(x.shape()));
   return mul(sum(x), 1.0 / static_cast<double>(x.numel()));
 }
@@ -67,6 +74,7 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 }
 
 Tensor sum_to_shape(const Tensor& x, const Shape& shape) {
+  detail::check_defined("sum_to_shape", x);
   if (x.shape() == shape) return x;
   SAGAN_CHECK(x.dim() >= static_cast<int64_t>(shape.size()), "sum_to_shape: cannot reduce {} to {}",
               shape_str(x.shape()), shape_str(shape));
