@@ -1,0 +1,57 @@
+# CTest test install_consumer (label install), run with cmake -P:
+#   -DBUILD_DIR=<sagan build dir> -DSOURCE_DIR=<tests/consumer> -DWORK_DIR=<scratch>
+#   [-DCONFIG=<build type>] [-DCXX_COMPILER=<path>]
+# Installs the current build into a fresh prefix, configures tests/consumer
+# against it with CMAKE_PREFIX_PATH only, builds it and runs the MLP.
+foreach(_v BUILD_DIR SOURCE_DIR WORK_DIR)
+  if(NOT DEFINED ${_v})
+    message(FATAL_ERROR "check_install.cmake: -D${_v}=... is required")
+  endif()
+endforeach()
+if(NOT CONFIG)
+  set(CONFIG Release)
+endif()
+
+function(run what)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "install_consumer: ${what} failed (${rc})\n${out}\n${err}")
+  endif()
+  set(last_output "${out}" PARENT_SCOPE)
+endfunction()
+
+set(prefix ${WORK_DIR}/prefix)
+set(build ${WORK_DIR}/build)
+file(REMOVE_RECURSE ${WORK_DIR})
+file(MAKE_DIRECTORY ${WORK_DIR})
+
+run("cmake --install" ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix} --config ${CONFIG})
+
+# The package is complete and holds no test code.
+foreach(_f lib/cmake/sagan/saganConfig.cmake lib/cmake/sagan/saganConfigVersion.cmake
+           lib/cmake/sagan/saganTargets.cmake include/sagan/core/tensor.h include/sagan/core/ops.h)
+  if(NOT EXISTS ${prefix}/${_f})
+    message(FATAL_ERROR "install_consumer: ${_f} was not installed")
+  endif()
+endforeach()
+if(EXISTS ${prefix}/include/sagan/tests)
+  message(FATAL_ERROR "install_consumer: the tests/ folder must not be installed")
+endif()
+
+set(_configure ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${build} -DCMAKE_BUILD_TYPE=${CONFIG}
+  -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_FIND_PACKAGE_PREFER_CONFIG=ON)
+if(CXX_COMPILER)
+  list(APPEND _configure -DCMAKE_CXX_COMPILER=${CXX_COMPILER})
+endif()
+run("configuring the consumer" ${_configure})
+run("building the consumer" ${CMAKE_COMMAND} --build ${build} --config ${CONFIG} --parallel 2)
+
+set(exe ${build}/sagan_consumer_mlp)
+if(EXISTS ${build}/${CONFIG}/sagan_consumer_mlp)
+  set(exe ${build}/${CONFIG}/sagan_consumer_mlp)
+endif()
+run("running the consumer" ${exe})
+message(STATUS "${last_output}")
+if(NOT last_output MATCHES "ok: loss")
+  message(FATAL_ERROR "install_consumer: unexpected output\n${last_output}")
+endif()

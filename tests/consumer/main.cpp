@@ -1,0 +1,53 @@
+// A program outside the source tree, built against an installed sagan: a
+// 2-layer MLP regressing y = tanh(2 x0) + x1 x2, trained with the engine's
+// autograd and Adam. Prints its loss; exits 0 when the loss has fallen to
+// under half its first value, 1 otherwise.
+#include <cstdio>
+#include <exception>
+
+#include "core/ops.h"
+#include "core/rng.h"
+#include "layers/adam.h"
+
+int main() try {
+  using namespace sagan;
+  Generator gen(7);
+  const int64_t batch = 128, in = 3, hidden = 32, steps = 150;
+
+  // x (B,3) uniform in [-1, 1); y (B,1).
+  Tensor x = add(mul(Tensor::rand({batch, in}, gen), 2.0), -1.0);
+  Tensor y = add(tanh(mul(x.select(1, 0), 2.0)), mul(x.select(1, 1), x.select(1, 2))).unsqueeze(1);
+
+  // Parameters: w1 (32,3), b1 (32), w2 (1,32), b2 (1).
+  auto param = [&](const Shape& s, double scale) {
+    Tensor t = mul(Tensor::randn(s, gen), scale);
+    t.set_requires_grad(true);
+    return t;
+  };
+  Tensor w1 = param({hidden, in}, 0.5), b1 = param({hidden}, 0.0);
+  Tensor w2 = param({1, hidden}, 0.2), b2 = param({1}, 0.0);
+  nn::AdamOptions opt;
+  opt.lr = 1e-2;
+  opt.beta1 = 0.9;
+  opt.beta2 = 0.999;
+  nn::Adam adam({{"w1", w1}, {"b1", b1}, {"w2", w2}, {"b2", b2}}, opt);
+
+  double first = 0, last = 0;
+  for (int64_t step = 0; step < steps; ++step) {
+    Tensor h = relu(linear(x, w1, b1));  // (B,32)
+    Tensor pred = linear(h, w2, b2);     // (B,1)
+    Tensor loss = mean(square(sub(pred, y)));
+    adam.zero_grad();
+    loss.backward();
+    adam.step();
+    last = loss.item();
+    if (step == 0) first = last;
+    if (step % 25 == 0 || step + 1 == steps) std::printf("step %3lld  loss %.6f\n", static_cast<long long>(step), last);
+  }
+  const bool learned = last < 0.5 * first;
+  std::printf("%s: loss %.6f -> %.6f\n", learned ? "ok" : "FAILED", first, last);
+  return learned ? 0 : 1;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "consumer: %s\n", e.what());
+  return 1;
+}
