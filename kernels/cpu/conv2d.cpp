@@ -2,7 +2,9 @@
 //   forward          out_b (Co,P) = W (Co,K) @ cols_b (K,P)
 //   backward-input   cols_b (K,P) = W^T @ gy_b (Co,P), then col2im into gx_b
 //   backward-weight  gW (Co,K)   += gy_b @ cols_b^T
-// A 1x1 stride-1 unpadded conv has cols_b = x_b, so it skips im2col. Images
+// A 1x1 stride-1 unpadded conv has cols_b = x_b, so it skips im2col. 3x3
+// stride-1 pad-1 convs with enough channels go to Winograd F(2x2, 3x3)
+// instead (conv2d_winograd.cpp). Images
 // go in chunks: small feature maps are batched side by side in one buffer so
 // that each GEMM is wide enough to run near peak. Chunks run in parallel, one
 // per thread with its own buffers and single-threaded Eigen; with too few
@@ -18,6 +20,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/conv2d_winograd.h"
 #include "kernels/cpu/cpu_backend.h"
 
 namespace sagan {
@@ -197,6 +200,7 @@ struct Scratch {
 void CpuBackend::conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out,
                         Conv2dGeom g) {
   const Dims d = dims_of(x, w.size(0), w.size(2), out, g);
+  if (cpu::use_winograd(d.Ci, d.Co, d.k, d.s, d.p)) return cpu::winograd_conv2d(x, w, bias, out);
   const Plan pl = plan_for(d);
   dispatch_float(x.dtype(), "conv2d", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
@@ -235,6 +239,7 @@ void CpuBackend::conv2d(const Tensor& x, const Tensor& w, const std::optional<Te
 
 void CpuBackend::conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor& gx, Conv2dGeom g) {
   const Dims d = dims_of(gx, w.size(0), w.size(2), gy, g);
+  if (cpu::use_winograd(d.Ci, d.Co, d.k, d.s, d.p)) return cpu::winograd_conv2d_backward_input(gy, w, gx);
   const Plan pl = plan_for(d);
   dispatch_float(gy.dtype(), "conv2d_backward_input", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
@@ -267,6 +272,7 @@ void CpuBackend::conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor
 
 void CpuBackend::conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Conv2dGeom g) {
   const Dims d = dims_of(x, gw.size(0), gw.size(2), gy, g);
+  if (cpu::use_winograd(d.Ci, d.Co, d.k, d.s, d.p)) return cpu::winograd_conv2d_backward_weight(gy, x, gw);
   const Plan pl = plan_for(d);
   dispatch_float(gy.dtype(), "conv2d_backward_weight", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;

@@ -1,0 +1,195 @@
+// Winograd F(2x2, 3x3) conv kernels (kernels/cpu/conv2d_winograd.cpp),
+// forced on for small shapes: the PyTorch golden, float64 gradient checks on
+// odd sizes (tiles sticking out of the image), forward and both gradients
+// against a naive loop on the chunked and threaded paths, float32 against
+// float64 at SAGAN widths, agreement with the im2col path, which convs
+// the automatic choice sends to Winograd, and errors.
+#include <array>
+#include <catch2/catch.hpp>
+#include <cmath>
+
+#include "core/ops.h"
+#include "kernels/cpu/conv2d_winograd.h"
+#include "tests/golden/conv_matmul_goldens.h"
+#include "tests/support/gradcheck.h"
+
+using namespace sagan;
+using namespace sagan::testing;
+using golden::conv_matmul_case;
+using golden::golden_tensor;
+
+#define REQUIRE_GRADCHECK(fn, ...)          \
+  do {                                      \
+    auto r_ = gradcheck(fn, {__VA_ARGS__}); \
+    INFO(r_.message);                       \
+    REQUIRE(r_.ok);                         \
+  } while (0)
+
+#define REQUIRE_CLOSE(a, b, rtol, atol)   \
+  do {                                    \
+    auto c_ = allclose(a, b, rtol, atol); \
+    INFO(c_.message);                     \
+    REQUIRE(c_.ok);                       \
+  } while (0)
+
+namespace {
+
+// Sets the 3x3 algorithm for one scope.
+struct AlgoScope {
+  cpu::Conv3x3Algo saved = cpu::conv3x3_algo();
+  explicit AlgoScope(cpu::Conv3x3Algo a) { cpu::set_conv3x3_algo(a); }
+  ~AlgoScope() { cpu::set_conv3x3_algo(saved); }
+};
+
+// The 3x3 / stride 1 / pad 1 conv and its two gradients by definition, in double.
+struct Naive {
+  std::vector<double> y, gx, gw;
+};
+Naive naive(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& gy) {
+  const int64_t B = x.size(0), Ci = x.size(1), H = x.size(2), W = x.size(3), Co = w.size(0);
+  std::vector<double> xv = x.to_vector(), wv = w.to_vector(), bv = b.to_vector(), g = gy.to_vector();
+  Naive r{std::vector<double>(static_cast<size_t>(B * Co * H * W)), std::vector<double>(xv.size()),
+          std::vector<double>(wv.size())};
+  for (int64_t n = 0; n < B; ++n)
+    for (int64_t o = 0; o < Co; ++o)
+      for (int64_t oh = 0; oh < H; ++oh)
+        for (int64_t ow = 0; ow < W; ++ow) {
+          const size_t yi = static_cast<size_t>(((n * Co + o) * H + oh) * W + ow);
+          double acc = bv[static_cast<size_t>(o)];
+          for (int64_t c = 0; c < Ci; ++c)
+            for (int64_t kh = 0; kh < 3; ++kh)
+              for (int64_t kw = 0; kw < 3; ++kw) {
+                const int64_t ih = oh - 1 + kh, iw = ow - 1 + kw;
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                const size_t xi = static_cast<size_t>(((n * Ci + c) * H + ih) * W + iw);
+                const size_t wi = static_cast<size_t>(((o * Ci + c) * 3 + kh) * 3 + kw);
+                acc += xv[xi] * wv[wi];
+                r.gx[xi] += g[yi] * wv[wi];
+                r.gw[wi] += g[yi] * xv[xi];
+              }
+          r.y[yi] = acc;
+        }
+  return r;
+}
+
+// max |a - b|, or max |a| when b is undefined.
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  std::vector<double> u = a.to_vector(), v = b.defined() ? b.to_vector() : std::vector<double>();
+  double m = 0;
+  for (size_t i = 0; i < u.size(); ++i) m = std::max(m, std::abs(u[i] - (b.defined() ? v[i] : 0.0)));
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("winograd conv2d matches the PyTorch golden, forward and backward", "[conv2d_winograd]") {
+  AlgoScope force(cpu::Conv3x3Algo::kWinograd);
+  const auto& c = conv_matmul_case("conv2d_k3_s1_p1_bias");
+  Tensor x = golden_tensor(c, "x").set_requires_grad(true);
+  Tensor w = golden_tensor(c, "w").set_requires_grad(true);
+  Tensor b = golden_tensor(c, "b").set_requires_grad(true);
+  Tensor y = conv2d(x, w, b, 1, 1);
+  REQUIRE_CLOSE(y, golden_tensor(c, "y"), 1e-12, 1e-12);
+  y.backward(golden_tensor(c, "gy"));
+  REQUIRE_CLOSE(x.grad(), golden_tensor(c, "gx"), 1e-12, 1e-12);
+  REQUIRE_CLOSE(w.grad(), golden_tensor(c, "gw"), 1e-12, 1e-12);
+  REQUIRE_CLOSE(b.grad(), golden_tensor(c, "gb"), 1e-12, 1e-12);
+}
+
+TEST_CASE("winograd conv2d gradients on odd sizes", "[conv2d_winograd][gradcheck]") {
+  AlgoScope force(cpu::Conv3x3Algo::kWinograd);
+  Generator gen(31);
+  // Odd H and W leave half tiles at the bottom and right; 1x1 and 1x2
+  // images are a single tile that is mostly padding.
+  for (auto [B, H, W] : {std::tuple<int64_t, int64_t, int64_t>{2, 5, 7}, {3, 1, 1}, {2, 1, 2}, {1, 4, 3}}) {
+    INFO("B " << B << " H " << H << " W " << W);
+    Tensor x = randn64({B, 3, H, W}, gen), w = randn64({5, 3, 3, 3}, gen), b = randn64({5}, gen);
+    REQUIRE_GRADCHECK([](const auto& in) { return conv2d(in[0], in[1], in[2], 1, 1); }, x, w, b);
+  }
+}
+
+TEST_CASE("winograd conv2d against a naive loop on the chunked and threaded paths", "[conv2d_winograd]") {
+  AlgoScope force(cpu::Conv3x3Algo::kWinograd);
+  Generator gen(32);
+  struct Case {
+    int64_t B, Ci, Co, H, W;
+  };
+  // Many tiny images per chunk (and per thread), one image per chunk with
+  // more tiles than a chunk, a single image (one thread), odd sizes.
+  for (Case c : {Case{37, 4, 5, 4, 4}, Case{5, 6, 7, 33, 34}, Case{1, 5, 3, 9, 11}, Case{6, 7, 5, 5, 3},
+                 Case{2, 3, 2, 2, 2}}) {
+    INFO("B " << c.B << " Ci " << c.Ci << " Co " << c.Co << " H " << c.H << " W " << c.W);
+    Tensor x = randn64({c.B, c.Ci, c.H, c.W}, gen), w = randn64({c.Co, c.Ci, 3, 3}, gen);
+    Tensor b = randn64({c.Co}, gen);
+    Tensor y = conv2d(x, w, b, 1, 1);
+    Tensor gy = Tensor::randn(y.shape(), gen, DType::F64);
+    Naive ref = naive(x, w, b, gy);
+    REQUIRE_CLOSE(y, ref.y, 1e-12, 1e-12);
+    y.backward(gy);
+    REQUIRE_CLOSE(x.grad(), ref.gx, 1e-12, 1e-12);
+    REQUIRE_CLOSE(w.grad(), ref.gw, 1e-11, 1e-11);
+    REQUIRE_CLOSE(b.grad(), sum(gy, {0, 2, 3}), 1e-12, 1e-12);
+  }
+}
+
+TEST_CASE("winograd conv2d float32 agrees with float64 and with im2col at SAGAN widths", "[conv2d_winograd]") {
+  Generator gen(33);
+  // 128 channels at 8x8 (D) and 64 channels at an odd 9x7 map.
+  for (auto [C, H, W] : {std::tuple<int64_t, int64_t, int64_t>{128, 8, 8}, {64, 9, 7}}) {
+    INFO("C " << C << " H " << H << " W " << W);
+    Tensor x = randn64({4, C, H, W}, gen, false), w = randn64({C, C, 3, 3}, gen, false);
+    Tensor b = randn64({C}, gen, false), gy = randn64({4, C, H, W}, gen, false);
+    w = mul(w, 1.0 / std::sqrt(9.0 * static_cast<double>(C)));  // unit-scale outputs, as with xavier init
+    auto run = [&](cpu::Conv3x3Algo algo, DType dt) {
+      AlgoScope scope(algo);
+      Tensor xi = x.detach().to(dt).set_requires_grad(true), wi = w.detach().to(dt).set_requires_grad(true);
+      Tensor y = conv2d(xi, wi, b.to(dt), 1, 1);
+      y.backward(gy.to(dt));
+      return std::array<Tensor, 3>{y.detach().to(DType::F64), xi.grad().to(DType::F64), wi.grad().to(DType::F64)};
+    };
+    auto ref = run(cpu::Conv3x3Algo::kIm2col, DType::F64);
+    auto w64 = run(cpu::Conv3x3Algo::kWinograd, DType::F64);
+    auto w32 = run(cpu::Conv3x3Algo::kWinograd, DType::F32);
+    auto i32 = run(cpu::Conv3x3Algo::kIm2col, DType::F32);
+    for (int k = 0; k < 3; ++k) {
+      INFO("output " << k << " (y, gx, gw)");
+      REQUIRE_CLOSE(w64[k], ref[k], 1e-12, 1e-11);
+      // float32 Winograd within a small factor of float32 im2col's own error.
+      const double err_w = max_abs_diff(w32[k], ref[k]), err_i = max_abs_diff(i32[k], ref[k]);
+      const double scale = max_abs_diff(ref[k], Tensor());
+      INFO("winograd f32 error " << err_w << ", im2col f32 error " << err_i << ", scale " << scale);
+      CHECK(err_w <= 4 * err_i + 1e-6 * scale);
+      CHECK(err_w <= 2e-5 * scale);
+    }
+  }
+}
+
+TEST_CASE("winograd is chosen for 3x3 stride-1 pad-1 convs with enough channels", "[conv2d_winograd]") {
+  AlgoScope automatic(cpu::Conv3x3Algo::kAuto);
+  CHECK(cpu::use_winograd(256, 256, 3, 1, 1));
+  CHECK(cpu::use_winograd(128, 128, 3, 1, 1));
+  CHECK(cpu::use_winograd(16, 16, 3, 1, 1));
+  CHECK_FALSE(cpu::use_winograd(3, 128, 3, 1, 1));   // D's first conv: im2col's K = 27 is better
+  CHECK_FALSE(cpu::use_winograd(256, 3, 3, 1, 1));   // G's output conv
+  CHECK_FALSE(cpu::use_winograd(128, 128, 3, 2, 1));  // strided
+  CHECK_FALSE(cpu::use_winograd(128, 128, 3, 1, 0));  // unpadded
+  CHECK_FALSE(cpu::use_winograd(128, 128, 1, 1, 0));  // pointwise
+  {
+    AlgoScope off(cpu::Conv3x3Algo::kIm2col);
+    CHECK_FALSE(cpu::use_winograd(256, 256, 3, 1, 1));
+  }
+  AlgoScope on(cpu::Conv3x3Algo::kWinograd);
+  CHECK(cpu::use_winograd(3, 2, 3, 1, 1));
+  CHECK_FALSE(cpu::use_winograd(3, 2, 3, 2, 1));  // never for other geometry
+}
+
+TEST_CASE("winograd kernels name the op and shapes on a wrong kernel size", "[conv2d_winograd][errors]") {
+  Tensor x = Tensor::zeros({2, 3, 5, 5}), w1 = Tensor::zeros({4, 3, 1, 1}), y = Tensor::zeros({2, 4, 5, 5});
+  REQUIRE_THROWS_WITH(cpu::winograd_conv2d(x, w1, std::nullopt, y),
+                      Catch::Contains("conv2d") && Catch::Contains("3x3") && Catch::Contains("[4, 3, 1, 1]"));
+  REQUIRE_THROWS_WITH(cpu::winograd_conv2d_backward_input(y, w1, x),
+                      Catch::Contains("conv2d_backward_input") && Catch::Contains("[4, 3, 1, 1]"));
+  Tensor gw = Tensor::zeros({4, 3, 1, 1});
+  REQUIRE_THROWS_WITH(cpu::winograd_conv2d_backward_weight(y, x, gw),
+                      Catch::Contains("conv2d_backward_weight") && Catch::Contains("[4, 3, 1, 1]"));
+}
