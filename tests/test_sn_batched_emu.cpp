@@ -13,6 +13,9 @@
 #include <random>
 #include <vector>
 
+#include "core/ops.h"
+
+// After every other header: the emulator defines threadIdx, __shared__ etc.
 #include "tests/cuda/emu/cuda_emu.h"
 #include "kernels/cuda/sn_power_batched_kernels.cuh"
 
@@ -174,4 +177,33 @@ TEST_CASE("batched power iteration rejects invalid arguments", "[sn_batched][cud
   CHECK(sn::power_iteration(launcher, &ok, 1, 1e-12f, nullptr, ws.data(), 4) == Status::Invalid);       // too small
   CHECK(sn::power_iteration(launcher, &ok, 1, 1e-12f, nullptr, nullptr, 1024) == Status::Invalid);      // no workspace
   CHECK(sn::power_iteration(launcher, &ok, 0, 1e-12f, nullptr, nullptr, 0) == Status::Ok);              // nothing to do
+}
+
+TEST_CASE("batched power iteration agrees with the engine's CPU power_iteration, emulated",
+          "[sn_batched][cuda_emu]") {
+  using sagan::Tensor;
+  std::mt19937 gen(10);
+  std::vector<Layer> layers{Layer{37, 300}, Layer{130, 9}, Layer{64, 576}};
+  for (Layer& L : layers) init(L, gen);
+  std::vector<Tensor> w, u, v;
+  std::vector<sn::MatIn> mats;
+  for (Layer& L : layers) {
+    w.push_back(Tensor::from_vector(std::vector<float>(L.w(), L.w() + size_t(L.rows) * L.cols), {L.rows, L.cols}));
+    u.push_back(Tensor::from_vector(L.u, {L.rows}));
+    v.push_back(Tensor::zeros({L.cols}));
+    mats.push_back({L.w(), L.u.data(), L.v.data(), L.rows, L.cols});
+  }
+  const size_t bytes = sn::workspace_bytes(mats.data(), int(mats.size()));
+  std::vector<float4> ws(bytes / sizeof(float4) + 1);
+  EmuLauncher launcher;
+  for (int it = 0; it < 3; ++it) {
+    REQUIRE(sn::power_iteration(launcher, mats.data(), int(mats.size()), 1e-12f, nullptr, ws.data(), bytes) ==
+            Status::Ok);
+    sagan::power_iteration(w, u, v, 1e-12);
+  }
+  for (size_t i = 0; i < layers.size(); ++i) {
+    INFO("layer " << i);
+    CHECK(max_abs_diff(layers[i].u, u[i].to_vector()) <= 1e-5);
+    CHECK(max_abs_diff(layers[i].v, v[i].to_vector()) <= 1e-5);
+  }
 }
