@@ -30,7 +30,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
+
+#include "kernels/cpu/sgemm.h"
 
 namespace sagan::cpu {
 
@@ -273,17 +276,27 @@ void kernel_transform(int64_t rows, int64_t cols, Kernel&& kernel, T* U) {
 }
 
 // Per-thread scratch: channel-last input and output, transformed input,
-// GEMM results, a zero row and a discard row.
+// GEMM results, a zero row, a discard row and a packed GEMM operand.
 template <class T>
 struct Scratch {
-  std::vector<T> in, out, v, m, zeros, discard;
+  std::vector<T> in, out, v, m, zeros, discard, packed;
 };
+
+// float32 GEMMs go to the packed-B micro-kernel (sgemm.h), float64 to Eigen.
+template <class T>
+constexpr bool kPacked = std::is_same_v<T, float>;
 
 // out (B, Co, H, W) = conv3x3(in (B, Ci, H, W)) (+ bias) given U (16, Ci, Co).
 template <class T>
 void winograd_apply(const T* in, int64_t Ci, int64_t Co, const Geo& g, const T* U, const T* bias, T* out) {
   const Plan pl = plan_for(g);
-  const int64_t HW = g.H * g.W;
+  const int64_t HW = g.H * g.W, up = packed_b_size(Ci, Co);
+  std::vector<T> Up;  // U_xi packed once for all chunks
+  if constexpr (kPacked<T>) {
+    Up.resize(static_cast<size_t>(16 * up));
+#pragma omp parallel for schedule(static) if (Ci * Co >= 4096)
+    for (int xi = 0; xi < 16; ++xi) sgemm_pack_b(Ci, Co, U + xi * Ci * Co, Co, 1, Up.data() + xi * up);
+  }
   std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.threads));
   for_chunks(g, pl, [&](int64_t b0, int64_t b1, int tid) {
     const int64_t n = b1 - b0, Tc = n * g.tiles();
@@ -296,8 +309,12 @@ void winograd_apply(const T* in, int64_t Ci, int64_t Co, const Geo& g, const T* 
     T* discard = grow(sc.discard, Co);
     to_nhwc(in, Ci, HW, b0, n, xt);
     input_transform(xt, Ci, g, n, sc.zeros.data(), V);
-    for (int xi = 0; xi < 16; ++xi)
-      mat(M + xi * Tc * Co, Tc, Co).noalias() = cmat(V + xi * Tc * Ci, Tc, Ci) * cmat(U + xi * Ci * Co, Ci, Co);
+    for (int xi = 0; xi < 16; ++xi) {
+      if constexpr (kPacked<T>)
+        sgemm_packed(Tc, Co, Ci, V + xi * Tc * Ci, Ci, 1, Up.data() + xi * up, M + xi * Tc * Co, Co, false);
+      else
+        mat(M + xi * Tc * Co, Tc, Co).noalias() = cmat(V + xi * Tc * Ci, Tc, Ci) * cmat(U + xi * Ci * Co, Ci, Co);
+    }
     output_transform(M, Co, g, n, bias, discard, yt);
     from_nhwc(yt, Co, HW, b0, n, out);
   });
@@ -389,9 +406,15 @@ void winograd_conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& 
       input_transform(xt, Ci, g, n, sc.zeros.data(), V);
       output_transform_adjoint(gyt, Co, g, n, sc.zeros.data(), Dy);
       for (int xi = 0; xi < 16; ++xi) {
-        auto D = mat(acc.data() + xi * xs, Ci, Co);
-        if (first) D.noalias() = cmat_t(V + xi * Tc * Ci, Tc, Ci) * cmat(Dy + xi * Tc * Co, Tc, Co);
-        else D.noalias() += cmat_t(V + xi * Tc * Ci, Tc, Ci) * cmat(Dy + xi * Tc * Co, Tc, Co);
+        if constexpr (kPacked<T>) {
+          T* dyp = grow(sc.packed, packed_b_size(Tc, Co));
+          sgemm_pack_b(Tc, Co, Dy + xi * Tc * Co, Co, 1, dyp);
+          sgemm_packed(Ci, Co, Tc, V + xi * Tc * Ci, 1, Ci, dyp, acc.data() + xi * xs, Co, !first);
+        } else {
+          auto D = mat(acc.data() + xi * xs, Ci, Co);
+          if (first) D.noalias() = cmat_t(V + xi * Tc * Ci, Tc, Ci) * cmat(Dy + xi * Tc * Co, Tc, Co);
+          else D.noalias() += cmat_t(V + xi * Tc * Ci, Tc, Ci) * cmat(Dy + xi * Tc * Co, Tc, Co);
+        }
       }
     });
     std::vector<T>* total = nullptr;

@@ -1,0 +1,29 @@
+// A float32 GEMM with a register-blocked AVX-512 micro-kernel (12 rows x 32
+// columns, 24 accumulators), for products whose right operand is reused
+// enough to be packed once: the Winograd conv GEMMs. Eigen 3.4's kernel
+// (48 x 4, 12 accumulators) reaches about half of this machine's FMA peak
+// on those shapes; this one about 90% (docs/benchmarks.md). Without
+// AVX-512 the same interface falls back to Eigen.
+#pragma once
+#include <cstdint>
+
+namespace sagan::cpu {
+
+// Columns per packed panel of B.
+inline constexpr int64_t kSgemmPanel = 32;
+
+// Floats needed to pack a (K, N) operand.
+inline int64_t packed_b_size(int64_t K, int64_t N) { return (N + kSgemmPanel - 1) / kSgemmPanel * kSgemmPanel * K; }
+
+// bp = B (K, N) in panels of 32 columns, [panel][k][32], zero-padded; B's
+// element (k, n) is b[k * sk + n * sn] (any strides: row-major, transposed).
+void sgemm_pack_b(int64_t K, int64_t N, const float* b, int64_t sk, int64_t sn, float* bp);
+
+// C (M, N) = A (M, K) @ B (+ C when accumulate), C row-major with leading
+// dimension ldc, A's element (i, k) at a[i * si + k * sk], B packed by
+// sgemm_pack_b. Runs on the calling thread inside a parallel region, and
+// over the available OpenMP threads outside one when the product is large.
+void sgemm_packed(int64_t M, int64_t N, int64_t K, const float* a, int64_t si, int64_t sk, const float* bp, float* c,
+                  int64_t ldc, bool accumulate);
+
+}  // namespace sagan::cpu
