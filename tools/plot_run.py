@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Plots a sagan-train run's metrics.csv: losses, D outputs and attention gammas.
+
+Usage: python3 tools/plot_run.py RUN_DIR [-o out.png] [--smooth N]
+Needs matplotlib (pip install matplotlib); the engine itself does not.
+"""
+import argparse
+import csv
+import os
+import sys
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_dir")
+    ap.add_argument("-o", "--out", default=None, help="PNG to write (default RUN_DIR/curves.png)")
+    ap.add_argument("--smooth", type=int, default=1, help="moving-average window in rows")
+    args = ap.parse_args()
+    path = os.path.join(args.run_dir, "metrics.csv")
+    if not os.path.exists(path):
+        sys.exit(f"plot_run: {path}: no such file")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        sys.exit(f"plot_run: {path}: no rows")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def col(name):
+        return [float(r[name]) for r in rows]
+
+    def smooth(v):
+        n = max(1, args.smooth)
+        out, acc = [], 0.0
+        for i, x in enumerate(v):
+            acc += x
+            if i >= n:
+                acc -= v[i - n]
+            out.append(acc / min(i + 1, n))
+        return out
+
+    step = col("step")
+    gammas = [c for c in rows[0].keys() if c.startswith("gamma/")]
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4))
+    ax[0].plot(step, smooth(col("loss_d")), label="loss D")
+    ax[0].plot(step, smooth(col("loss_g")), label="loss G")
+    ax[0].set_title("hinge losses")
+    ax[1].plot(step, smooth(col("d_real")), label="mean D(x)")
+    ax[1].plot(step, smooth(col("d_fake")), label="mean D(G(z))")
+    ax[1].set_title("discriminator outputs")
+    for g in gammas:
+        ax[2].plot(step, col(g), label=g[len("gamma/"):])
+    ax[2].set_title("attention gamma")
+    for a in ax:
+        a.set_xlabel("generator step")
+        a.legend()
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    out = args.out or os.path.join(args.run_dir, "curves.png")
+    fig.savefig(out, dpi=90)
+    print(f"plot_run: wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
