@@ -3,6 +3,8 @@
 // naive composition of elementwise ops and against PyTorch goldens, large
 // logits, the map, strided inputs and error messages.
 #include <catch2/catch.hpp>
+#include <omp.h>
+
 #include <cmath>
 
 #include "core/ops.h"
@@ -89,6 +91,30 @@ TEST_CASE("attention matches a naive float64 composition, several blocks", "[att
   for (size_t i = 0; i < 3; ++i) {
     INFO("input " << i);
     REQUIRE_CLOSE(g[i], gref[i], 1e-11, 1e-11);
+  }
+}
+
+TEST_CASE("attention results do not depend on the number of threads", "[attention]") {
+  // Every output row has one writer (forward, and both backward passes), so
+  // 1 and 3 threads give bit-identical values.
+  Generator gen(16);
+  Tensor q = Tensor::randn({3, 100, 8}, gen).set_requires_grad(), k = Tensor::randn({3, 70, 8}, gen).set_requires_grad(),
+         v = Tensor::randn({3, 70, 16}, gen).set_requires_grad();
+  Tensor gy = Tensor::randn({3, 100, 16}, gen);
+  auto run = [&](int threads) {
+    const int saved_threads = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    AttentionResult r = attention(q, k, v, true);
+    auto g = grads_of(r.out, gy, {q, k, v});
+    omp_set_num_threads(saved_threads);
+    std::vector<std::vector<float>> all{r.out.to_float_vector(), r.map.to_float_vector()};
+    for (const Tensor& t : g) all.push_back(t.to_float_vector());
+    return all;
+  };
+  auto one = run(1), three = run(3);
+  for (size_t i = 0; i < one.size(); ++i) {
+    INFO("tensor " << i);
+    CHECK(one[i] == three[i]);
   }
 }
 

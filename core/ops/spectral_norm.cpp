@@ -8,7 +8,6 @@
 namespace sagan {
 
 using detail::backend_of;
-using detail::saved;
 
 void power_iteration(const std::vector<Tensor>& w, std::vector<Tensor>& u, std::vector<Tensor>& v, double eps) {
   SAGAN_CHECK(w.size() == u.size() && w.size() == v.size(),
@@ -57,16 +56,18 @@ Tensor spectral_sigma(const Tensor& w2d, const Tensor& u, const Tensor& v) {
               w2d.size(0), shape_str(w2d.shape()), shape_str(u.shape()));
   SAGAN_CHECK(v.dim() == 1 && v.size(0) == w2d.size(1), "spectral_sigma: v must have shape [{}] for w {}, got {}",
               w2d.size(1), shape_str(w2d.shape()), shape_str(v.shape()));
-  // sigma = sum(W * u v^T): elementwise kernels only, so it runs on any
-  // backend, and d sigma / dW = u v^T is the same outer product.
-  Tensor outer, sigma;
+  // u and v are copied: layers update them in place (the next power
+  // iteration) before this graph's backward runs. Only these two vectors are
+  // kept; the W-sized u v^T exists only transiently inside backward.
+  Tensor uc, vc, sigma;
   {
     NoGradGuard ng;
-    outer = mul(u.detach().unsqueeze(1), v.detach().unsqueeze(0));
-    sigma = sum(mul(w2d.detach(), outer));
+    uc = u.detach().clone(), vc = v.detach().clone();
+    Tensor wv = matmul(w2d.detach(), vc.unsqueeze(1)).squeeze(1);  // (out)
+    sigma = sum(mul(uc, wv));
   }
-  record(op, sigma, {w2d}, [outer = saved(outer)](const Tensor& g, const std::vector<bool>&) {
-    return std::vector<Tensor>{mul(outer, g)};
+  record(op, sigma, {w2d}, [uc, vc](const Tensor& g, const std::vector<bool>&) {
+    return std::vector<Tensor>{mul(mul(uc.unsqueeze(1), g), vc.unsqueeze(0))};  // g u v^T
   });
   return sigma;
 }
