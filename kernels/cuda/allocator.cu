@@ -1,0 +1,104 @@
+// The caching allocator (see allocator.h) and the backend's allocate/free.
+#include "kernels/cuda/allocator.h"
+#include "kernels/cuda/cuda_backend.h"
+
+namespace sagan::cuda {
+
+size_t CachingAllocator::round_size(size_t n) {
+  constexpr size_t kSmall = size_t(1) << 20;
+  if (n <= kSmall) return (n + 511) / 512 * 512;
+  int top = 63 - __builtin_clzll(static_cast<unsigned long long>(n));  // 2^top <= n
+  size_t step = size_t(1) << (top - 3);
+  return (n + step - 1) / step * step;
+}
+
+void* CachingAllocator::allocate(size_t nbytes) {
+  if (nbytes == 0) return nullptr;
+  // Beyond any device; also keeps round_size clear of overflow.
+  constexpr size_t kLimit = size_t(1) << 60;
+  std::lock_guard<std::mutex> lock(mu_);
+  const size_t size = nbytes > kLimit ? nbytes : round_size(nbytes);
+  auto it = free_.find(size);
+  if (it != free_.end() && !it->second.empty()) {
+    void* p = it->second.back();
+    it->second.pop_back();
+    live_.emplace(p, size);
+    ++stats_.cache_hits;
+    stats_.bytes_cached -= static_cast<int64_t>(size);
+    stats_.bytes_in_use += static_cast<int64_t>(size);
+    stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);
+    return p;
+  }
+  DeviceGuard guard(device_);
+  void* p = nullptr;
+  cudaError_t err = nbytes > kLimit ? cudaErrorMemoryAllocation : cudaMalloc(&p, size);
+  ++stats_.malloc_calls;
+  if (err == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();
+    release_cached_locked();
+    err = nbytes > kLimit ? cudaErrorMemoryAllocation : cudaMalloc(&p, size);
+    ++stats_.malloc_calls;
+  }
+  if (err == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) (void)cudaGetLastError();
+    SAGAN_FAIL("cuda:{}: out of memory allocating {} bytes ({} bytes after rounding); the device has {} bytes "
+               "free of {}, {} bytes are in use by tensors and workspaces",
+               device_, nbytes, size, free_b, total_b, stats_.bytes_in_use);
+  }
+  if (err != cudaSuccess) throw_cuda_error("allocate", "cudaMalloc", err);
+  live_.emplace(p, size);
+  stats_.bytes_in_use += static_cast<int64_t>(size);
+  stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);
+  return p;
+}
+
+void CachingAllocator::free(void* p) {
+  if (p == nullptr) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = live_.find(p);
+  SAGAN_CHECK(it != live_.end(), "cuda:{}: deallocate of a pointer this allocator did not hand out", device_);
+  const size_t size = it->second;
+  live_.erase(it);
+  free_[size].push_back(p);
+  stats_.bytes_in_use -= static_cast<int64_t>(size);
+  stats_.bytes_cached += static_cast<int64_t>(size);
+}
+
+void CachingAllocator::release_cached_locked() {
+  if (stats_.bytes_cached == 0) return;
+  DeviceGuard guard(device_);
+  // Cached blocks may still be read by queued kernels: wait for them first.
+  SAGAN_CUDA_CHECK("empty_cache", cudaDeviceSynchronize());
+  for (auto& [size, blocks] : free_) {
+    for (void* p : blocks) SAGAN_CUDA_CHECK("empty_cache", cudaFree(p));
+    blocks.clear();
+  }
+  free_.clear();
+  stats_.bytes_cached = 0;
+}
+
+void CachingAllocator::empty_cache() {
+  std::lock_guard<std::mutex> lock(mu_);
+  release_cached_locked();
+}
+
+CudaMemoryStats CachingAllocator::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+}  // namespace sagan::cuda
+
+namespace sagan {
+
+void* CudaBackend::allocate(size_t nbytes) { return allocator_.allocate(nbytes); }
+
+void CudaBackend::deallocate(void* ptr, size_t) { allocator_.free(ptr); }
+
+CudaMemoryStats cuda_memory_stats(int device) { return cuda::backend(device).allocator().stats(); }
+
+void cuda_empty_cache(int device) { cuda::backend(device).allocator().empty_cache(); }
+
+}  // namespace sagan

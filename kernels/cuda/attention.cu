@@ -1,0 +1,218 @@
+// Attention, the UNFUSED path: O = softmax(Q K^T) V per batch, no scaling.
+// Scores are materialised: a cuBLAS batched GEMM writes S = Q K^T (B,N,S)
+// into a workspace (or into the caller's map), the row softmax runs in place
+// and records lse, and a second GEMM applies V. The backward recomputes
+// P = exp(S - lse) the same way. This is the baseline a fused kernel is
+// measured against, and the path that serves the attention map.
+//
+// The score workspace is N*S per batch element; batches are processed in
+// chunks so that it stays under a budget (256 MiB unless
+// set_cuda_attention_workspace_limit says otherwise; at least one batch
+// element per chunk).
+//
+// Backward, with D = rowsum(dO * O):
+//   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - D),  dQ = dS K,  dK = dS^T Q.
+#include <atomic>
+
+#include "kernels/cuda/blas.h"
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/softmax.cuh"
+
+namespace sagan {
+
+namespace {
+using namespace cuda;
+
+constexpr size_t kDefaultScoreBudget = size_t(256) << 20;
+std::atomic<size_t> g_score_budget{kDefaultScoreBudget};
+
+// P = exp(S - lse[row]) in place over rows of n.
+template <class T>
+__global__ void __launch_bounds__(kBlock) exp_minus_lse_kernel(T* s, const T* lse, int64_t n, int64_t total) {
+  for (int64_t e = thread_index(); e < total; e += thread_count()) s[e] = exp(s[e] - lse[e / n]);
+}
+
+// d[row] = sum_j a[row, j] * b[row, j], one warp per row.
+template <class T>
+__global__ void __launch_bounds__(kBlock) row_dot_kernel(const T* a, const T* b, T* d, int64_t rows, int64_t n) {
+  const int lane = threadIdx.x & 31;
+  const int64_t warps = thread_count() >> 5;
+  for (int64_t r = thread_index() >> 5; r < rows; r += warps) {
+    T acc = 0;
+    for (int64_t j = lane; j < n; j += 32) acc += a[r * n + j] * b[r * n + j];
+    acc = warp_sum(acc);
+    if (lane == 0) d[r] = acc;
+  }
+}
+
+// dP <- P * (dP - D[row]) in place.
+template <class T>
+__global__ void __launch_bounds__(kBlock) softmax_grad_kernel(const T* p, T* dp, const T* d, int64_t n, int64_t total) {
+  for (int64_t e = thread_index(); e < total; e += thread_count()) dp[e] = p[e] * (dp[e] - d[e / n]);
+}
+
+struct Dims {
+  int64_t B, N, S, d, dv;
+};
+
+Dims check_qkv(const char* op, const Tensor& q, const Tensor& k, const Tensor& v) {
+  SAGAN_CHECK(q.dim() == 3 && k.dim() == 3 && v.dim() == 3 && k.size(0) == q.size(0) && v.size(0) == q.size(0) &&
+                  k.size(2) == q.size(2) && v.size(1) == k.size(1),
+              "{}: expected q (B,N,d), k (B,S,d), v (B,S,dv), got {}, {}, {}", op, shape_str(q.shape()),
+              shape_str(k.shape()), shape_str(v.shape()));
+  SAGAN_CHECK(q.dtype() == k.dtype() && q.dtype() == v.dtype(), "{}: dtypes of q {}, k {}, v {} differ", op,
+              dtype_name(q.dtype()), dtype_name(k.dtype()), dtype_name(v.dtype()));
+  return {q.size(0), q.size(1), k.size(1), q.size(2), v.size(2)};
+}
+
+void check_out(const char* op, const Tensor& t, const Shape& shape, DType dtype, const char* what) {
+  SAGAN_CHECK(t.shape() == shape && t.dtype() == dtype && t.is_contiguous(),
+              "{}: {} must be a contiguous {} tensor of shape {}, got {} {}", op, what, dtype_name(dtype),
+              shape_str(shape), dtype_name(t.dtype()), shape_str(t.shape()));
+}
+
+int64_t chunk_for(const Dims& s, size_t elem) {
+  const size_t per = static_cast<size_t>(s.N) * static_cast<size_t>(s.S) * elem;
+  const size_t budget = g_score_budget.load();
+  return std::clamp<int64_t>(per == 0 ? s.B : static_cast<int64_t>(budget / per), 1, std::max<int64_t>(s.B, 1));
+}
+}  // namespace
+
+void set_cuda_attention_workspace_limit(size_t bytes) {
+  g_score_budget.store(bytes == 0 ? kDefaultScoreBudget : bytes);
+}
+
+void CudaBackend::attention_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, Tensor& out,
+                                    Tensor& lse, Tensor* map) {
+  const char* op = "attention_forward";
+  check_on(*this, op, q_in, "q");
+  check_on(*this, op, k_in, "k");
+  check_on(*this, op, v_in, "v");
+  check_on(*this, op, out, "out");
+  check_on(*this, op, lse, "lse");
+  const Dims s = check_qkv(op, q_in, k_in, v_in);
+  const DType dt = q_in.dtype();
+  check_out(op, out, {s.B, s.N, s.dv}, dt, "out");
+  check_out(op, lse, {s.B, s.N}, dt, "lse");
+  if (map) {
+    check_on(*this, op, *map, "map");
+    check_out(op, *map, {s.B, s.N, s.S}, dt, "map");
+  }
+  if (s.B * s.N == 0) return;
+  SAGAN_CHECK(s.S > 0, "{}: no keys (k has shape {}): the softmax over keys is undefined", op, shape_str(k_in.shape()));
+  const Tensor q = dense(*this, q_in), k = dense(*this, k_in), v = dense(*this, v_in);
+  DeviceGuard guard(device_);
+  dispatch_float(dt, op, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const T* qp = static_cast<const T*>(q.raw_data());
+    const T* kp = static_cast<const T*>(k.raw_data());
+    const T* vp = static_cast<const T*>(v.raw_data());
+    T* op_ = static_cast<T*>(out.raw_data());
+    T* lp = static_cast<T*>(lse.raw_data());
+    const int64_t bc = map ? s.B : chunk_for(s, sizeof(T));
+    Buffer scores;
+    if (!map) scores = buffer(static_cast<size_t>(bc * s.N * s.S) * sizeof(T));
+    for (int64_t b0 = 0; b0 < s.B; b0 += bc) {
+      const int64_t nb = std::min(bc, s.B - b0);
+      T* sp = map ? static_cast<T*>(map->raw_data()) + b0 * s.N * s.S : scores.get<T>();
+      // S = Q K^T: (N,d) @ (S,d)^T
+      gemm<T>(*this, op, false, true, s.N, s.S, s.d, T(1), qp + b0 * s.N * s.d, s.d, s.N * s.d, kp + b0 * s.S * s.d,
+              s.d, s.S * s.d, T(0), sp, s.S, s.N * s.S, nb);
+      const int64_t rows = nb * s.N;
+      softmax_rows_kernel<T><<<grid_for_rows(rows), block_for_row(s.S), 0, stream_>>>(sp, sp, lp + b0 * s.N, rows, s.S);
+      check_launch(op, "softmax_rows_kernel", stream_);
+      // O = P V: (N,S) @ (S,dv)
+      gemm<T>(*this, op, false, false, s.N, s.dv, s.S, T(1), sp, s.S, s.N * s.S, vp + b0 * s.S * s.dv, s.dv,
+              s.S * s.dv, T(0), op_ + b0 * s.N * s.dv, s.dv, s.N * s.dv, nb);
+    }
+  });
+}
+
+void CudaBackend::attention_backward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& out_in,
+                                     const Tensor& lse_in, const Tensor& gout_in, Tensor& gq, Tensor& gk,
+                                     Tensor& gv) {
+  const char* op = "attention_backward";
+  check_on(*this, op, q_in, "q");
+  check_on(*this, op, k_in, "k");
+  check_on(*this, op, v_in, "v");
+  check_on(*this, op, out_in, "out");
+  check_on(*this, op, lse_in, "lse");
+  check_on(*this, op, gout_in, "out gradient");
+  check_on(*this, op, gq, "q gradient");
+  check_on(*this, op, gk, "k gradient");
+  check_on(*this, op, gv, "v gradient");
+  const Dims s = check_qkv(op, q_in, k_in, v_in);
+  const DType dt = q_in.dtype();
+  SAGAN_CHECK(out_in.shape() == Shape({s.B, s.N, s.dv}) && gout_in.shape() == out_in.shape() &&
+                  lse_in.shape() == Shape({s.B, s.N}) && out_in.dtype() == dt && gout_in.dtype() == dt &&
+                  lse_in.dtype() == dt,
+              "{}: out {} {}, out gradient {} {} and lse {} {} do not fit q {}, v {}", op, dtype_name(out_in.dtype()),
+              shape_str(out_in.shape()), dtype_name(gout_in.dtype()), shape_str(gout_in.shape()),
+              dtype_name(lse_in.dtype()), shape_str(lse_in.shape()), shape_str(q_in.shape()), shape_str(v_in.shape()));
+  check_out(op, gq, q_in.shape(), dt, "q gradient");
+  check_out(op, gk, k_in.shape(), dt, "k gradient");
+  check_out(op, gv, v_in.shape(), dt, "v gradient");
+  if (s.B == 0) return;
+  DeviceGuard guard(device_);
+  if (s.N == 0 || s.S == 0) {  // empty sums: gradients are zero
+    fill(gq, 0.0);
+    fill(gk, 0.0);
+    fill(gv, 0.0);
+    return;
+  }
+  const Tensor q = dense(*this, q_in), k = dense(*this, k_in), v = dense(*this, v_in), out = dense(*this, out_in),
+               lse = dense(*this, lse_in), gout = dense(*this, gout_in);
+  dispatch_float(dt, op, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const T* qp = static_cast<const T*>(q.raw_data());
+    const T* kp = static_cast<const T*>(k.raw_data());
+    const T* vp = static_cast<const T*>(v.raw_data());
+    const T* outp = static_cast<const T*>(out.raw_data());
+    const T* lp = static_cast<const T*>(lse.raw_data());
+    const T* gop = static_cast<const T*>(gout.raw_data());
+    T* gqp = static_cast<T*>(gq.raw_data());
+    T* gkp = static_cast<T*>(gk.raw_data());
+    T* gvp = static_cast<T*>(gv.raw_data());
+    const int64_t bc = chunk_for(s, sizeof(T));
+    Buffer pbuf = buffer(static_cast<size_t>(bc * s.N * s.S) * sizeof(T));
+    Buffer dpbuf = buffer(static_cast<size_t>(bc * s.N * s.S) * sizeof(T));
+    Buffer dbuf = buffer(static_cast<size_t>(bc * s.N) * sizeof(T));
+    T* P = pbuf.get<T>();
+    T* dP = dpbuf.get<T>();
+    T* D = dbuf.get<T>();
+    for (int64_t b0 = 0; b0 < s.B; b0 += bc) {
+      const int64_t nb = std::min(bc, s.B - b0);
+      const int64_t rows = nb * s.N, total = rows * s.S;
+      const T* qb = qp + b0 * s.N * s.d;
+      const T* kb = kp + b0 * s.S * s.d;
+      const T* vb = vp + b0 * s.S * s.dv;
+      const T* gob = gop + b0 * s.N * s.dv;
+      // P = exp(Q K^T - lse)
+      gemm<T>(*this, op, false, true, s.N, s.S, s.d, T(1), qb, s.d, s.N * s.d, kb, s.d, s.S * s.d, T(0), P, s.S,
+              s.N * s.S, nb);
+      exp_minus_lse_kernel<T><<<blocks_for(total), kBlock, 0, stream_>>>(P, lp + b0 * s.N, s.S, total);
+      check_launch(op, "exp_minus_lse_kernel", stream_);
+      // D = rowsum(dO * O)
+      row_dot_kernel<T><<<blocks_for(rows * 32), kBlock, 0, stream_>>>(gob, outp + b0 * s.N * s.dv, D, rows, s.dv);
+      check_launch(op, "row_dot_kernel", stream_);
+      // dV = P^T dO: (S,N) @ (N,dv)
+      gemm<T>(*this, op, true, false, s.S, s.dv, s.N, T(1), P, s.S, s.N * s.S, gob, s.dv, s.N * s.dv, T(0),
+              gvp + b0 * s.S * s.dv, s.dv, s.S * s.dv, nb);
+      // dP = dO V^T: (N,dv) @ (S,dv)^T
+      gemm<T>(*this, op, false, true, s.N, s.S, s.dv, T(1), gob, s.dv, s.N * s.dv, vb, s.dv, s.S * s.dv, T(0), dP, s.S,
+              s.N * s.S, nb);
+      // dS = P * (dP - D)
+      softmax_grad_kernel<T><<<blocks_for(total), kBlock, 0, stream_>>>(P, dP, D, s.S, total);
+      check_launch(op, "softmax_grad_kernel", stream_);
+      // dQ = dS K: (N,S) @ (S,d)
+      gemm<T>(*this, op, false, false, s.N, s.d, s.S, T(1), dP, s.S, s.N * s.S, kb, s.d, s.S * s.d, T(0),
+              gqp + b0 * s.N * s.d, s.d, s.N * s.d, nb);
+      // dK = dS^T Q: (S,N) @ (N,d)
+      gemm<T>(*this, op, true, false, s.S, s.d, s.N, T(1), dP, s.S, s.N * s.S, qb, s.d, s.N * s.d, T(0),
+              gkp + b0 * s.S * s.d, s.d, s.S * s.d, nb);
+    }
+  });
+}
+
+}  // namespace sagan

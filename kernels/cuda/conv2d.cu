@@ -1,0 +1,310 @@
+// conv2d forward, backward-data and backward-filter through cuDNN (NCHW,
+// cross-correlation like the CPU backend, dilation 1, float or double).
+//
+// Each geometry gets a ConvPlan (descriptors + one algorithm per direction),
+// built on first use and cached by the backend. The algorithm is chosen by
+// timing the candidates (cudnnFind*Ex) with a workspace from the caching
+// allocator sized by the heuristics (cudnnGet*_v7), preferring the fastest
+// deterministic one so that training runs repeat exactly. Workspaces of the
+// calls themselves come from the caching allocator too, so steady-state steps
+// make no cudaMalloc.
+//
+// float32 runs in FMA math unless set_cuda_tf32(true); the flag is part of
+// the plan key, so toggling it picks (and times) algorithms again.
+#include <climits>
+#include <vector>
+
+#include "kernels/cuda/conv_plan.h"
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/launch.cuh"
+
+namespace sagan {
+
+namespace {
+using namespace cuda;
+
+// Bias added after the convolution: out (B, C, hw) += bias[c].
+template <class T>
+__global__ void __launch_bounds__(kBlock)
+    add_bias_kernel(T* out, const T* bias, int64_t bias_stride, int64_t channels, int64_t hw, int64_t n) {
+  for (int64_t i = thread_index(); i < n; i += thread_count()) out[i] += bias[((i / hw) % channels) * bias_stride];
+}
+
+// Workspace the heuristics ask for, bounded by what we are willing to spend
+// on timing candidates.
+size_t find_budget(CudaBackend& be, size_t wanted) {
+  size_t free_b = 0, total_b = 0;
+  SAGAN_CUDA_CHECK("conv2d", cudaMemGetInfo(&free_b, &total_b));
+  const size_t cap = std::min<size_t>(size_t(1) << 30, free_b / 2);
+  return std::min(wanted, cap);
+}
+
+// The best result: successful, within the workspace, deterministic if any is,
+// in cuDNN's order (fastest first for Find, most promising for Get).
+template <class Perf> const Perf* choose(const std::vector<Perf>& perf, int count, size_t budget) {
+  const Perf* any = nullptr;
+  for (int i = 0; i < count; ++i) {
+    const Perf& p = perf[static_cast<size_t>(i)];
+    if (p.status != CUDNN_STATUS_SUCCESS || p.memory > budget) continue;
+    if (p.determinism == CUDNN_DETERMINISTIC) return &p;
+    if (!any) any = &p;
+  }
+  return any;
+}
+
+// The timing workspace: the budget, halved until the allocator can serve it
+// (timing fewer candidates beats failing the convolution).
+Buffer find_workspace(CudaBackend& be, size_t& budget) {
+  for (;;) {
+    try {
+      return be.buffer(budget);
+    } catch (const Error&) {
+      if (budget == 0) throw;
+      budget = budget < 4096 ? 0 : budget / 2;
+    }
+  }
+}
+
+template <class Perf> size_t max_memory(const std::vector<Perf>& perf, int count) {
+  size_t m = 0;
+  for (int i = 0; i < count; ++i)
+    if (perf[static_cast<size_t>(i)].status == CUDNN_STATUS_SUCCESS) m = std::max(m, perf[static_cast<size_t>(i)].memory);
+  return m;
+}
+
+int to_int(int64_t v, const char* op, const Tensor& t, const char* what) {
+  SAGAN_CHECK(v <= INT_MAX && t.numel() <= INT_MAX,
+              "{}: {} of shape {} is too large for the cuDNN convolution path (at most 2^31-1 elements)", op, what,
+              shape_str(t.shape()));
+  return static_cast<int>(v);
+}
+
+struct Geometry {
+  int64_t B, Ci, H, W, Co, k, Ho, Wo;
+};
+
+// Checks x (B,Ci,H,W), w (Co,Ci,k,k), y (B,Co,Ho,Wo) agree with g.
+Geometry check_geometry(const char* op, const Tensor& x, const Tensor& w, const Tensor& y, Conv2dGeom g) {
+  SAGAN_CHECK(x.dim() == 4 && w.dim() == 4 && y.dim() == 4,
+              "{}: expected 4-d input, weight and output, got {}, {}, {}", op, shape_str(x.shape()),
+              shape_str(w.shape()), shape_str(y.shape()));
+  SAGAN_CHECK(g.stride >= 1 && g.pad >= 0, "{}: stride {} and pad {} are invalid", op, g.stride, g.pad);
+  Geometry s{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), 0, 0};
+  SAGAN_CHECK(w.size(1) == s.Ci && w.size(3) == s.k, "{}: weight {} does not fit input {} (square kernel, Ci = {})",
+              op, shape_str(w.shape()), shape_str(x.shape()), s.Ci);
+  SAGAN_CHECK(s.H + 2 * g.pad >= s.k && s.W + 2 * g.pad >= s.k, "{}: kernel {} larger than padded input {}", op, s.k,
+              shape_str(x.shape()));
+  s.Ho = (s.H + 2 * g.pad - s.k) / g.stride + 1;
+  s.Wo = (s.W + 2 * g.pad - s.k) / g.stride + 1;
+  SAGAN_CHECK(y.size(0) == s.B && y.size(1) == s.Co && y.size(2) == s.Ho && y.size(3) == s.Wo,
+              "{}: output {} should be [{}, {}, {}, {}] for input {}, weight {}, stride {}, pad {}", op,
+              shape_str(y.shape()), s.B, s.Co, s.Ho, s.Wo, shape_str(x.shape()), shape_str(w.shape()), g.stride, g.pad);
+  SAGAN_CHECK(x.dtype() == w.dtype() && x.dtype() == y.dtype(), "{}: dtypes differ: input {}, weight {}, output {}", op,
+              dtype_name(x.dtype()), dtype_name(w.dtype()), dtype_name(y.dtype()));
+  return s;
+}
+
+}  // namespace
+
+namespace {
+
+// The plan of a geometry, its descriptors set on first use.
+ConvPlan& plan_for(CudaBackend& be, const char* op, const Tensor& x, const Tensor& w, const Tensor& y, Conv2dGeom g,
+                   const Geometry& s) {
+  const bool tf32 = x.dtype() == DType::F32 && cuda_tf32_enabled();
+  ConvKey key{static_cast<int64_t>(x.dtype()), s.B, s.Ci, s.H, s.W, s.Co, s.k, g.stride, g.pad, tf32 ? 1 : 0};
+  ConvPlan& p = be.conv_plan(key);
+  if (p.conv) return p;
+  const cudnnDataType_t dt = x.dtype() == DType::F32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
+  const int B = to_int(s.B, op, x, "input"), Ci = to_int(s.Ci, op, x, "input"), H = to_int(s.H, op, x, "input"),
+            W = to_int(s.W, op, x, "input"), Co = to_int(s.Co, op, w, "weight"), k = to_int(s.k, op, w, "weight"),
+            Ho = to_int(s.Ho, op, y, "output"), Wo = to_int(s.Wo, op, y, "output");
+  const int stride = static_cast<int>(g.stride), pad = static_cast<int>(g.pad);
+  ConvPlan fresh;
+  SAGAN_CUDNN_CHECK(op, cudnnCreateTensorDescriptor(&fresh.x));
+  SAGAN_CUDNN_CHECK(op, cudnnCreateTensorDescriptor(&fresh.y));
+  SAGAN_CUDNN_CHECK(op, cudnnCreateFilterDescriptor(&fresh.w));
+  SAGAN_CUDNN_CHECK(op, cudnnCreateConvolutionDescriptor(&fresh.conv));
+  SAGAN_CUDNN_CHECK(op, cudnnSetTensor4dDescriptor(fresh.x, CUDNN_TENSOR_NCHW, dt, B, Ci, H, W));
+  SAGAN_CUDNN_CHECK(op, cudnnSetTensor4dDescriptor(fresh.y, CUDNN_TENSOR_NCHW, dt, B, Co, Ho, Wo));
+  SAGAN_CUDNN_CHECK(op, cudnnSetFilter4dDescriptor(fresh.w, dt, CUDNN_TENSOR_NCHW, Co, Ci, k, k));
+  SAGAN_CUDNN_CHECK(op, cudnnSetConvolution2dDescriptor(fresh.conv, pad, pad, stride, stride, 1, 1,
+                                                        CUDNN_CROSS_CORRELATION, dt));
+  // FMA math keeps float32 exact to float32 rounding; TF32 only on request.
+  const cudnnMathType_t math = dt == CUDNN_DATA_FLOAT && !tf32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
+  SAGAN_CUDNN_CHECK(op, cudnnSetConvolutionMathType(fresh.conv, math));
+  int n = 0, c = 0, h = 0, ww = 0;
+  SAGAN_CUDNN_CHECK(op, cudnnGetConvolution2dForwardOutputDim(fresh.conv, fresh.x, fresh.w, &n, &c, &h, &ww));
+  SAGAN_CHECK(n == B && c == Co && h == Ho && ww == Wo, "{}: cuDNN computes output [{}, {}, {}, {}], expected {}", op,
+              n, c, h, ww, shape_str(y.shape()));
+  std::swap(p.x, fresh.x);
+  std::swap(p.y, fresh.y);
+  std::swap(p.w, fresh.w);
+  std::swap(p.conv, fresh.conv);
+  return p;
+}
+
+void find_forward(CudaBackend& be, ConvPlan& p, const void* x, const void* w, void* y) {
+  const char* op = "conv2d";
+  cudnnHandle_t h = be.cudnn();
+  int max_count = 0, got = 0;
+  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count));
+  std::vector<cudnnConvolutionFwdAlgoPerf_t> heur(static_cast<size_t>(max_count)), found(heur.size());
+  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionForwardAlgorithm_v7(h, p.x, p.w, p.conv, p.y, max_count, &got, heur.data()));
+  size_t budget = find_budget(be, max_memory(heur, got));
+  Buffer ws = find_workspace(be, budget);
+  int nfound = 0;
+  SAGAN_CUDNN_CHECK(op, cudnnFindConvolutionForwardAlgorithmEx(h, p.x, x, p.w, w, p.conv, p.y, y, max_count, &nfound,
+                                                               found.data(), ws.get(), budget));
+  const cudnnConvolutionFwdAlgoPerf_t* best = choose(found, nfound, budget);
+  if (!best) best = choose(heur, got, budget);
+  SAGAN_CHECK(best != nullptr, "{}: cuDNN offers no forward algorithm for this geometry", op);
+  p.fwd_algo = best->algo;
+  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionForwardWorkspaceSize(h, p.x, p.w, p.conv, p.y, p.fwd_algo, &p.fwd_ws));
+  p.fwd_ready = true;
+}
+
+void find_backward_data(CudaBackend& be, ConvPlan& p, const void* w, const void* gy, void* gx) {
+  const char* op = "conv2d_backward_input";
+  cudnnHandle_t h = be.cudnn();
+  int max_count = 0, got = 0;
+  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count));
+  std::vector<cudnnConvolutionBwdDataAlgoPerf_t> heur(static_cast<size_t>(max_count)), found(heur.size());
+  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w, p.y, p.conv, p.x, max_count, &got,
+                                                                    heur.data()));
+  size_t budget = find_budget(be, max_memory(heur, got));
+  Buffer ws = find_workspace(be, budget);
+  int nfound = 0;
+  SAGAN_CUDNN_CHECK(op, cudnnFindConvolutionBackwardDataAlgorithmEx(h, p.w, w, p.y, gy, p.conv, p.x, gx, max_count,
+                                                                    &nfound, found.data(), ws.get(), budget));
+  const cudnnConvolutionBwdDataAlgoPerf_t* best = choose(found, nfound, budget);
+  if (!best) best = choose(heur, got, budget);
+  SAGAN_CHECK(best != nullptr, "{}: cuDNN offers no backward-data algorithm for this geometry", op);
+  p.bwd_data_algo = best->algo;
+  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w, p.y, p.conv, p.x, p.bwd_data_algo,
+                                                                     &p.bwd_data_ws));
+  p.bwd_data_ready = true;
+}
+
+void find_backward_filter(CudaBackend& be, ConvPlan& p, const void* x, const void* gy, void* gw) {
+  const char* op = "conv2d_backward_weight";
+  cudnnHandle_t h = be.cudnn();
+  int max_count = 0, got = 0;
+  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count));
+  std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> heur(static_cast<size_t>(max_count)), found(heur.size());
+  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x, p.y, p.conv, p.w, max_count, &got,
+                                                                      heur.data()));
+  size_t budget = find_budget(be, max_memory(heur, got));
+  Buffer ws = find_workspace(be, budget);
+  int nfound = 0;
+  SAGAN_CUDNN_CHECK(op, cudnnFindConvolutionBackwardFilterAlgorithmEx(h, p.x, x, p.y, gy, p.conv, p.w, gw, max_count,
+                                                                      &nfound, found.data(), ws.get(), budget));
+  const cudnnConvolutionBwdFilterAlgoPerf_t* best = choose(found, nfound, budget);
+  if (!best) best = choose(heur, got, budget);
+  SAGAN_CHECK(best != nullptr, "{}: cuDNN offers no backward-filter algorithm for this geometry", op);
+  p.bwd_filter_algo = best->algo;
+  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x, p.y, p.conv, p.w, p.bwd_filter_algo,
+                                                                       &p.bwd_filter_ws));
+  p.bwd_filter_ready = true;
+}
+
+}  // namespace
+
+void CudaBackend::conv2d(const Tensor& x_in, const Tensor& w_in, const std::optional<Tensor>& bias, Tensor& out,
+                         Conv2dGeom g) {
+  const char* op = "conv2d";
+  check_on(*this, op, x_in, "input");
+  check_on(*this, op, w_in, "weight");
+  check_on(*this, op, out, "output");
+  const Geometry s = check_geometry(op, x_in, w_in, out, g);
+  SAGAN_CHECK(out.is_contiguous(), "{}: output of shape {} must be contiguous", op, shape_str(out.shape()));
+  if (bias) {
+    check_on(*this, op, *bias, "bias");
+    SAGAN_CHECK(bias->dim() == 1 && bias->size(0) == s.Co && bias->dtype() == out.dtype(),
+                "{}: bias {} {} does not match {} output channels ({})", op, dtype_name(bias->dtype()),
+                shape_str(bias->shape()), s.Co, dtype_name(out.dtype()));
+  }
+  if (out.numel() == 0) return;
+  DeviceGuard guard(device_);
+  if (x_in.numel() == 0 || s.Ci == 0) {
+    fill(out, 0.0);
+  } else {
+    const Tensor x = dense(*this, x_in), w = dense(*this, w_in);
+    std::lock_guard<std::mutex> lock(plan_mutex_);
+    ConvPlan& p = plan_for(*this, op, x, w, out, g, s);
+    if (!p.fwd_ready) find_forward(*this, p, x.raw_data(), w.raw_data(), out.raw_data());
+    Buffer ws = buffer(p.fwd_ws);
+    dispatch_float(out.dtype(), op, [&](auto* tag) {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      const T one = 1, zero = 0;
+      SAGAN_CUDNN_CHECK(op, cudnnConvolutionForward(cudnn(), &one, p.x, x.raw_data(), p.w, w.raw_data(), p.conv,
+                                                    p.fwd_algo, ws.get(), p.fwd_ws, &zero, p.y, out.raw_data()));
+    });
+  }
+  if (bias) {
+    const int64_t n = out.numel();
+    dispatch_float(out.dtype(), op, [&](auto* tag) {
+      using T = std::remove_pointer_t<decltype(tag)>;
+      add_bias_kernel<T><<<blocks_for(n), kBlock, 0, stream_>>>(static_cast<T*>(out.raw_data()),
+                                                                static_cast<const T*>(bias->raw_data()),
+                                                                bias->strides()[0], s.Co, s.Ho * s.Wo, n);
+    });
+    check_launch(op, "add_bias_kernel", stream_);
+  }
+}
+
+void CudaBackend::conv2d_backward_input(const Tensor& gy_in, const Tensor& w_in, Tensor& gx, Conv2dGeom g) {
+  const char* op = "conv2d_backward_input";
+  check_on(*this, op, gy_in, "output gradient");
+  check_on(*this, op, w_in, "weight");
+  check_on(*this, op, gx, "input gradient");
+  const Geometry s = check_geometry(op, gx, w_in, gy_in, g);
+  SAGAN_CHECK(gx.is_contiguous(), "{}: input gradient of shape {} must be contiguous", op, shape_str(gx.shape()));
+  if (gx.numel() == 0) return;
+  DeviceGuard guard(device_);
+  if (gy_in.numel() == 0 || s.Co == 0) {
+    fill(gx, 0.0);
+    return;
+  }
+  const Tensor gy = dense(*this, gy_in), w = dense(*this, w_in);
+  std::lock_guard<std::mutex> lock(plan_mutex_);
+  ConvPlan& p = plan_for(*this, op, gx, w, gy, g, s);
+  if (!p.bwd_data_ready) find_backward_data(*this, p, w.raw_data(), gy.raw_data(), gx.raw_data());
+  Buffer ws = buffer(p.bwd_data_ws);
+  dispatch_float(gx.dtype(), op, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const T one = 1, zero = 0;
+    SAGAN_CUDNN_CHECK(op, cudnnConvolutionBackwardData(cudnn(), &one, p.w, w.raw_data(), p.y, gy.raw_data(), p.conv,
+                                                       p.bwd_data_algo, ws.get(), p.bwd_data_ws, &zero, p.x,
+                                                       gx.raw_data()));
+  });
+}
+
+void CudaBackend::conv2d_backward_weight(const Tensor& gy_in, const Tensor& x_in, Tensor& gw, Conv2dGeom g) {
+  const char* op = "conv2d_backward_weight";
+  check_on(*this, op, gy_in, "output gradient");
+  check_on(*this, op, x_in, "input");
+  check_on(*this, op, gw, "weight gradient");
+  const Geometry s = check_geometry(op, x_in, gw, gy_in, g);
+  SAGAN_CHECK(gw.is_contiguous(), "{}: weight gradient of shape {} must be contiguous", op, shape_str(gw.shape()));
+  if (gw.numel() == 0) return;
+  DeviceGuard guard(device_);
+  if (gy_in.numel() == 0) {
+    fill(gw, 0.0);
+    return;
+  }
+  const Tensor gy = dense(*this, gy_in), x = dense(*this, x_in);
+  std::lock_guard<std::mutex> lock(plan_mutex_);
+  ConvPlan& p = plan_for(*this, op, x, gw, gy, g, s);
+  if (!p.bwd_filter_ready) find_backward_filter(*this, p, x.raw_data(), gy.raw_data(), gw.raw_data());
+  Buffer ws = buffer(p.bwd_filter_ws);
+  dispatch_float(gw.dtype(), op, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const T one = 1, zero = 0;
+    SAGAN_CUDNN_CHECK(op, cudnnConvolutionBackwardFilter(cudnn(), &one, p.x, x.raw_data(), p.y, gy.raw_data(), p.conv,
+                                                         p.bwd_filter_algo, ws.get(), p.bwd_filter_ws, &zero, p.w,
+                                                         gw.raw_data()));
+  });
+}
+
+}  // namespace sagan

@@ -1,0 +1,88 @@
+// fill and the strided, dtype-converting copy. Same-dtype dense copies are a
+// cudaMemcpyAsync on the stream; everything else is one kernel over the
+// merged geometry of both operands.
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/strided.cuh"
+
+namespace sagan {
+
+namespace {
+using namespace cuda;
+
+template <class T> __global__ void __launch_bounds__(kBlock) fill_kernel(T* p, Strided<1> g, int64_t n, T v) {
+  if (g.flat()) {
+    for (int64_t i = thread_index(); i < n; i += thread_count()) p[i] = v;
+    return;
+  }
+  for (int64_t i = thread_index(); i < n; i += thread_count()) {
+    int64_t off[1];
+    g.offsets(i, off);
+    p[off[0]] = v;
+  }
+}
+
+// Offsets: [0] destination, [1] source.
+template <class D, class S>
+__global__ void __launch_bounds__(kBlock) copy_kernel(D* dst, const S* src, Strided<2> g, int64_t n) {
+  if (g.flat()) {
+    for (int64_t i = thread_index(); i < n; i += thread_count()) dst[i] = static_cast<D>(src[i]);
+    return;
+  }
+  for (int64_t i = thread_index(); i < n; i += thread_count()) {
+    int64_t off[2];
+    g.offsets(i, off);
+    dst[off[0]] = static_cast<D>(src[off[1]]);
+  }
+}
+}  // namespace
+
+void CudaBackend::fill(Tensor& out, double value) {
+  check_on(*this, "fill", out, "output");
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  DeviceGuard guard(device_);
+  auto g = make_strided<1>("fill", out.shape(), {&out.strides()});
+  dispatch_all(out.dtype(), [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    fill_kernel<T><<<blocks_for(n), kBlock, 0, stream_>>>(static_cast<T*>(out.raw_data()), g, n, static_cast<T>(value));
+  });
+  check_launch("fill", "fill_kernel", stream_);
+}
+
+void CudaBackend::copy(const Tensor& src, Tensor& dst) {
+  SAGAN_CHECK(src.shape() == dst.shape(), "copy: source shape {} differs from destination shape {}",
+              shape_str(src.shape()), shape_str(dst.shape()));
+  check_on(*this, "copy", src, "source");
+  check_on(*this, "copy", dst, "destination");
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  DeviceGuard guard(device_);
+  auto g = make_strided<2>("copy", dst.shape(), {&dst.strides(), &src.strides()});
+  if (src.dtype() == dst.dtype() && g.flat()) {
+    if (src.raw_data() != dst.raw_data())
+      SAGAN_CUDA_CHECK("copy", cudaMemcpyAsync(dst.raw_data(), src.raw_data(), static_cast<size_t>(n) * dtype_size(dst.dtype()),
+                                               cudaMemcpyDeviceToDevice, stream_));
+    return;
+  }
+  dispatch_all(dst.dtype(), [&](auto* dtag) {
+    using D = std::remove_pointer_t<decltype(dtag)>;
+    dispatch_all(src.dtype(), [&](auto* stag) {
+      using S = std::remove_pointer_t<decltype(stag)>;
+      copy_kernel<D, S><<<blocks_for(n), kBlock, 0, stream_>>>(static_cast<D*>(dst.raw_data()),
+                                                               static_cast<const S*>(src.raw_data()), g, n);
+    });
+  });
+  check_launch("copy", "copy_kernel", stream_);
+}
+
+namespace cuda {
+Tensor dense(CudaBackend& be, const Tensor& t) {
+  if (t.is_contiguous()) return t;
+  Tensor c = Tensor::empty(t.shape(), t.dtype(), t.device());
+  be.copy(t, c);
+  return c;
+}
+}  // namespace cuda
+
+}  // namespace sagan

@@ -1,0 +1,148 @@
+// Backend instances (one per device, created on first use and intentionally
+// never destroyed: tensors held in static objects may be freed after main
+// returns, when the CUDA runtime is already shutting down), library handles,
+// and the small global switches of cuda_runtime_api.h.
+#include "kernels/cuda/cuda_backend.h"
+
+#include <atomic>
+#include <vector>
+
+#include "kernels/cuda/conv_plan.h"
+
+namespace sagan {
+
+namespace {
+std::atomic<bool> g_tf32{false};
+}  // namespace
+
+int cuda_runtime_device_count() {
+  static const int count = [] {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+      (void)cudaGetLastError();  // no driver, no device: not an error here
+      return 0;
+    }
+    return n;
+  }();
+  return count;
+}
+
+void set_cuda_tf32(bool enabled) { g_tf32.store(enabled); }
+bool cuda_tf32_enabled() { return g_tf32.load(); }
+
+namespace cuda {
+
+CudaBackend& backend(int index) {
+  const int n = cuda_runtime_device_count();
+  SAGAN_CHECK(index >= 0 && index < n, "device cuda:{}: no such CUDA device ({} present)", index, n);
+  static std::mutex mu;
+  static std::vector<CudaBackend*> backends;
+  std::lock_guard<std::mutex> lock(mu);
+  if (backends.size() < static_cast<size_t>(n)) backends.resize(static_cast<size_t>(n), nullptr);
+  if (!backends[static_cast<size_t>(index)]) backends[static_cast<size_t>(index)] = new CudaBackend(index);
+  return *backends[static_cast<size_t>(index)];
+}
+
+void check_on(const CudaBackend& be, const char* op, const Tensor& t, const char* what) {
+  SAGAN_CHECK(t.defined(), "{}: {} is an undefined tensor", op, what);
+  const Device d = t.device();
+  SAGAN_CHECK(d.is_cuda() && d.index == be.device(), "{}: {} of shape {} is on {}, the kernel runs on cuda:{}", op,
+              what, shape_str(t.shape()), device_name(d), be.device());
+}
+
+}  // namespace cuda
+
+Backend& cuda_backend(int index) { return cuda::backend(index); }
+
+std::string cuda_device_description(int index) {
+  cuda::backend(index);  // validates the index
+  cudaDeviceProp p{};
+  SAGAN_CUDA_CHECK("cuda_device_description", cudaGetDeviceProperties(&p, index));
+  return fmt::format("{} (sm_{}{}, {} SMs, {:.1f} GiB)", p.name, p.major, p.minor, p.multiProcessorCount,
+                     static_cast<double>(p.totalGlobalMem) / (1024.0 * 1024.0 * 1024.0));
+}
+
+CudaBackend::CudaBackend(int device) : device_(device), allocator_(device) {
+  cuda::DeviceGuard guard(device_);
+  SAGAN_CUDA_CHECK("cuda init", cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  SAGAN_CUDA_CHECK("cuda init", cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device_));
+  SAGAN_CUBLAS_CHECK("cuda init", cublasCreate(&cublas_));
+  SAGAN_CUBLAS_CHECK("cuda init", cublasSetStream(cublas_, stream_));
+  SAGAN_CUBLAS_CHECK("cuda init", cublasSetMathMode(cublas_, cublas_math_));
+  SAGAN_CUBLAS_CHECK("cuda init", cublasSetPointerMode(cublas_, CUBLAS_POINTER_MODE_HOST));
+}
+
+CudaBackend::~CudaBackend() {
+  conv_plans_.clear();
+  if (cudnn_) cudnnDestroy(cudnn_);
+  if (cublas_) cublasDestroy(cublas_);
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+cublasHandle_t CudaBackend::cublas(bool allow_tf32) {
+  const cublasMath_t want = allow_tf32 && cuda_tf32_enabled() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
+  if (want != cublas_math_) {
+    SAGAN_CUBLAS_CHECK("cublas", cublasSetMathMode(cublas_, want));
+    cublas_math_ = want;
+  }
+  return cublas_;
+}
+
+cudnnHandle_t CudaBackend::cudnn() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!cudnn_) {
+    cuda::DeviceGuard guard(device_);
+    SAGAN_CUDNN_CHECK("cudnn init", cudnnCreate(&cudnn_));
+    SAGAN_CUDNN_CHECK("cudnn init", cudnnSetStream(cudnn_, stream_));
+  }
+  return cudnn_;
+}
+
+cuda::ConvPlan& CudaBackend::conv_plan(const cuda::ConvKey& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& slot = conv_plans_[key];
+  if (!slot) slot = std::make_unique<cuda::ConvPlan>();
+  return *slot;
+}
+
+void CudaBackend::synchronize() {
+  cuda::DeviceGuard guard(device_);
+  SAGAN_CUDA_CHECK("synchronize", cudaStreamSynchronize(stream_));
+}
+
+// Host <-> device copies. cudaMemcpyDefault lets the driver infer the
+// direction from the pointers (unified addressing), which also covers the
+// cross-device case: Tensor::copy_ stages cuda:i -> cuda:j through
+// copy_from_host with a source pointer on the other device, whose stream must
+// first finish writing it.
+namespace {
+void wait_for_other_device(const void* p, int self) {
+  cudaPointerAttributes attr{};
+  if (cudaPointerGetAttributes(&attr, p) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return;
+  }
+  if (attr.type == cudaMemoryTypeDevice && attr.device != self) cuda::backend(attr.device).synchronize();
+}
+}  // namespace
+
+void CudaBackend::copy_from_host(void* dst, const void* src, size_t nbytes) {
+  if (nbytes == 0) return;
+  cuda::DeviceGuard guard(device_);
+  wait_for_other_device(src, device_);
+  SAGAN_CUDA_CHECK("copy_from_host", cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, stream_));
+  // The caller may free or reuse src as soon as we return.
+  SAGAN_CUDA_CHECK("copy_from_host", cudaStreamSynchronize(stream_));
+}
+
+void CudaBackend::copy_to_host(void* dst, const void* src, size_t nbytes) {
+  if (nbytes == 0) return;
+  cuda::DeviceGuard guard(device_);
+  wait_for_other_device(dst, device_);
+  SAGAN_CUDA_CHECK("copy_to_host", cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, stream_));
+  // The host reads dst right after: wait for the kernels that wrote src and
+  // for the copy itself.
+  SAGAN_CUDA_CHECK("copy_to_host", cudaStreamSynchronize(stream_));
+}
+
+}  // namespace sagan

@@ -1,0 +1,135 @@
+// bmm through cuBLAS strided-batched GEMM (float and double).
+//
+// cuBLAS is column-major. A row-major (M,N) matrix is the column-major (N,M)
+// matrix of its transpose, so C = A B is computed as C^T = B^T A^T: cuBLAS
+// gets (m, n) = (N, M), B first, then A. A row-major operand (unit stride on
+// its last dim) is passed untransposed with ld = its row stride; a
+// column-major one (unit stride on its second-last dim) is a row-major
+// matrix of the transpose, passed with the transpose flag.
+#include "kernels/cuda/blas.h"
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/launch.cuh"
+
+namespace sagan {
+
+namespace cuda {
+namespace {
+
+// C = beta * C when K == 0 (cuBLAS is not asked to handle an empty sum).
+template <class T>
+__global__ void __launch_bounds__(kBlock)
+    scale_kernel(T* c, int64_t rows, int64_t cols, int64_t ldc, int64_t stride_c, int64_t total, T beta) {
+  for (int64_t i = thread_index(); i < total; i += thread_count()) {
+    const int64_t col = i % cols, rest = i / cols, row = rest % rows, b = rest / rows;
+    T* p = c + b * stride_c + row * ldc + col;
+    *p = beta == T(0) ? T(0) : beta * *p;
+  }
+}
+
+cublasStatus_t gemm_call(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n,
+                         int64_t k, const float* alpha, const float* a, int64_t lda, int64_t sa, const float* b,
+                         int64_t ldb, int64_t sb, const float* beta, float* c, int64_t ldc, int64_t sc, int64_t batch) {
+  return cublasSgemmStridedBatched_64(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
+}
+cublasStatus_t gemm_call(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n,
+                         int64_t k, const double* alpha, const double* a, int64_t lda, int64_t sa, const double* b,
+                         int64_t ldb, int64_t sb, const double* beta, double* c, int64_t ldc, int64_t sc,
+                         int64_t batch) {
+  return cublasDgemmStridedBatched_64(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
+}
+
+}  // namespace
+
+template <class T>
+void gemm(CudaBackend& be, const char* op, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
+          const T* A, int64_t lda, int64_t stride_a, const T* B, int64_t ldb, int64_t stride_b, T beta, T* C,
+          int64_t ldc, int64_t stride_c, int64_t batch) {
+  if (M == 0 || N == 0 || batch == 0) return;
+  DeviceGuard guard(be.device());
+  if (K == 0) {
+    const int64_t total = batch * M * N;
+    scale_kernel<T><<<blocks_for(total), kBlock, 0, be.stream()>>>(C, M, N, ldc, stride_c, total, beta);
+    check_launch(op, "scale_kernel", be.stream());
+    return;
+  }
+  // cuBLAS wants ld >= the rows of the column-major view even when that
+  // dimension has a single row or column (and any stride is valid then).
+  lda = std::max<int64_t>(lda, trans_a ? M : K);
+  ldb = std::max<int64_t>(ldb, trans_b ? K : N);
+  cublasHandle_t h = be.cublas(/*allow_tf32=*/std::is_same_v<T, float>);
+  const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasStatus_t st = gemm_call(h, op_b, op_a, N, M, K, &alpha, B, ldb, stride_b, A, lda, stride_a, &beta, C,
+                                      ldc, stride_c, batch);
+  if (st != CUBLAS_STATUS_SUCCESS)
+    throw_cublas_error(op, std::is_same_v<T, float> ? "cublasSgemmStridedBatched_64" : "cublasDgemmStridedBatched_64",
+                       st);
+}
+
+template void gemm<float>(CudaBackend&, const char*, bool, bool, int64_t, int64_t, int64_t, float, const float*,
+                          int64_t, int64_t, const float*, int64_t, int64_t, float, float*, int64_t, int64_t, int64_t);
+template void gemm<double>(CudaBackend&, const char*, bool, bool, int64_t, int64_t, int64_t, double, const double*,
+                           int64_t, int64_t, const double*, int64_t, int64_t, double, double*, int64_t, int64_t,
+                           int64_t);
+
+}  // namespace cuda
+
+namespace {
+using namespace cuda;
+
+// How cuBLAS can read one (batch, rows, cols) operand in place.
+struct Operand {
+  bool ok = false;
+  bool trans = false;  // stored as the row-major (cols, rows) matrix
+  int64_t ld = 0, batch_stride = 0;
+};
+
+Operand resolve(const Tensor& t) {
+  const int64_t rows = t.size(1), cols = t.size(2);
+  const int64_t s1 = t.strides()[1], s2 = t.strides()[2];
+  Operand o;
+  o.batch_stride = t.size(0) == 1 ? 0 : t.strides()[0];
+  if ((s2 == 1 || cols == 1) && (rows == 1 || s1 >= std::max<int64_t>(cols, 1))) {
+    o.ok = true, o.trans = false, o.ld = rows == 1 ? std::max<int64_t>(cols, 1) : s1;
+  } else if ((s1 == 1 || rows == 1) && (cols == 1 || s2 >= std::max<int64_t>(rows, 1))) {
+    o.ok = true, o.trans = true, o.ld = cols == 1 ? std::max<int64_t>(rows, 1) : s2;
+  }
+  return o;
+}
+
+}  // namespace
+
+void CudaBackend::bmm(const Tensor& a_in, const Tensor& b_in, Tensor& out, double beta) {
+  check_on(*this, "bmm", a_in, "first operand");
+  check_on(*this, "bmm", b_in, "second operand");
+  check_on(*this, "bmm", out, "output");
+  SAGAN_CHECK(a_in.dim() == 3 && b_in.dim() == 3 && out.dim() == 3,
+              "bmm: expected 3-d operands, got {} @ {} -> {}", shape_str(a_in.shape()), shape_str(b_in.shape()),
+              shape_str(out.shape()));
+  const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a_in.size(2);
+  SAGAN_CHECK((a_in.size(0) == B || a_in.size(0) == 1) && (b_in.size(0) == B || b_in.size(0) == 1) &&
+                  a_in.size(1) == M && b_in.size(1) == K && b_in.size(2) == N,
+              "bmm: shapes {} @ {} do not give {}", shape_str(a_in.shape()), shape_str(b_in.shape()),
+              shape_str(out.shape()));
+  SAGAN_CHECK(a_in.dtype() == out.dtype() && b_in.dtype() == out.dtype(), "bmm: dtypes {} @ {} -> {} differ",
+              dtype_name(a_in.dtype()), dtype_name(b_in.dtype()), dtype_name(out.dtype()));
+  SAGAN_CHECK(out.is_contiguous(), "bmm: output of shape {} must be contiguous", shape_str(out.shape()));
+  // Operands cuBLAS cannot read in place (e.g. both inner strides > 1) are
+  // copied to a dense temporary first.
+  auto dense = [&](const Tensor& t) {
+    if (resolve(t).ok) return t;
+    Tensor c = Tensor::empty(t.shape(), t.dtype(), t.device());
+    copy(t, c);
+    return c;
+  };
+  const Tensor a = dense(a_in), b = dense(b_in);
+  const Operand oa = resolve(a), ob = resolve(b);
+  dispatch_float(out.dtype(), "bmm", [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    cuda::gemm<T>(*this, "bmm", oa.trans, ob.trans, M, N, K, T(1), static_cast<const T*>(a.raw_data()), oa.ld,
+                  oa.batch_stride, static_cast<const T*>(b.raw_data()), ob.ld, ob.batch_stride, static_cast<T>(beta),
+                  static_cast<T*>(out.raw_data()), N, M * N, B);
+  });
+}
+
+}  // namespace sagan

@@ -1,0 +1,185 @@
+// Fused multi-tensor optimiser updates: ONE launch updates every tensor of the
+// call. A table of per-tensor pointers and the running start offset of each
+// tensor in the concatenated index space goes to the device (one async copy
+// on the stream); each block takes a chunk of that space, finds the tensor of
+// its first element by binary search, and threads step to the next tensor as
+// they cross its end.
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/launch.cuh"
+
+namespace sagan {
+
+namespace {
+using namespace cuda;
+
+constexpr int64_t kChunk = kBlock * 8;
+
+// Up to four tensors per slot: Adam (param, grad, m, v); EMA (ema, param).
+struct Slot {
+  void* t[4];
+};
+
+// Largest t in [0, count) with starts[t] <= i (starts[0] == 0).
+__device__ __forceinline__ int find_tensor(const int64_t* starts, int count, int64_t i) {
+  int lo = 0, hi = count - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (starts[mid] <= i) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+// Calls f(slot, j) for every element j of every tensor, chunk by chunk.
+template <class F>
+__device__ __forceinline__ void for_each_element(const Slot* slots, const int64_t* starts, int count, const F& f) {
+  __shared__ int first;
+  const int64_t total = starts[count];
+  for (int64_t base = static_cast<int64_t>(blockIdx.x) * kChunk; base < total;
+       base += static_cast<int64_t>(gridDim.x) * kChunk) {
+    if (threadIdx.x == 0) first = find_tensor(starts, count, base);
+    __syncthreads();
+    int t = first;
+    const int64_t end = base + kChunk < total ? base + kChunk : total;
+    for (int64_t i = base + threadIdx.x; i < end; i += blockDim.x) {
+      while (i >= starts[t + 1]) ++t;  // skips empty tensors too
+      f(slots[t], i - starts[t]);
+    }
+    __syncthreads();  // `first` is rewritten for the next chunk
+  }
+}
+
+// PyTorch's arrangement of the bias corrections (as the CPU backend):
+// p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps), bc = 1 - beta^step.
+template <class T> struct AdamStep {
+  T step_size, sqrt_bc2, b1, b2, a1, a2, eps;  // a = 1 - b
+  __device__ __forceinline__ void operator()(const Slot& s, int64_t j) const {
+    T* p = static_cast<T*>(s.t[0]);
+    const T g = static_cast<const T*>(s.t[1])[j];
+    T* m = static_cast<T*>(s.t[2]);
+    T* v = static_cast<T*>(s.t[3]);
+    const T mj = b1 * m[j] + a1 * g;
+    const T vj = b2 * v[j] + a2 * (g * g);
+    m[j] = mj;
+    v[j] = vj;
+    p[j] -= step_size * (mj / (sqrt(vj) / sqrt_bc2 + eps));
+  }
+};
+
+template <class T> struct EmaStep {
+  T decay, rest;  // rest = 1 - decay, rounded once like the CPU backend
+  __device__ __forceinline__ void operator()(const Slot& s, int64_t j) const {
+    T* e = static_cast<T*>(s.t[0]);
+    const T p = static_cast<const T*>(s.t[1])[j];
+    e[j] = decay * e[j] + rest * p;
+  }
+};
+
+template <class F>
+__global__ void __launch_bounds__(kBlock) multi_tensor_kernel(const Slot* slots, const int64_t* starts, int count, F f) {
+  for_each_element(slots, starts, count, f);
+}
+
+// Uploads the slot table and start offsets; returns the device buffer.
+Buffer upload(CudaBackend& be, const char* op, const std::vector<Slot>& slots, const std::vector<int64_t>& starts) {
+  const size_t slot_bytes = slots.size() * sizeof(Slot), start_bytes = starts.size() * sizeof(int64_t);
+  std::vector<unsigned char> host(slot_bytes + start_bytes);
+  std::memcpy(host.data(), slots.data(), slot_bytes);
+  std::memcpy(host.data() + slot_bytes, starts.data(), start_bytes);
+  Buffer dev = be.buffer(host.size());
+  // Pageable source: the call returns once the bytes are staged, so `host`
+  // may go; the copy is ordered before the kernel on the stream.
+  SAGAN_CUDA_CHECK(op, cudaMemcpyAsync(dev.get(), host.data(), host.size(), cudaMemcpyHostToDevice, be.stream()));
+  return dev;
+}
+
+void check_group(CudaBackend& be, const char* op, const std::vector<Tensor>& ts, const Tensor& ref, size_t i,
+                 const char* what, bool must_be_dense) {
+  const Tensor& t = ts[i];
+  check_on(be, op, t, what);
+  SAGAN_CHECK(t.shape() == ref.shape() && t.dtype() == ref.dtype(), "{}: {} {} is {} {}, its parameter is {} {}", op,
+              what, i, dtype_name(t.dtype()), shape_str(t.shape()), dtype_name(ref.dtype()), shape_str(ref.shape()));
+  if (must_be_dense)
+    SAGAN_CHECK(t.is_contiguous(), "{}: {} {} of shape {} is updated in place and must be contiguous", op, what, i,
+                shape_str(t.shape()));
+}
+
+template <class F>
+void launch(CudaBackend& be, const char* op, const std::vector<Slot>& slots, const std::vector<int64_t>& starts, F f) {
+  const int64_t total = starts.back();
+  if (total == 0) return;
+  Buffer table = upload(be, op, slots, starts);
+  const Slot* dslots = table.get<Slot>();
+  const int64_t* dstarts = reinterpret_cast<const int64_t*>(table.get<unsigned char>() + slots.size() * sizeof(Slot));
+  const int64_t chunks = (total + kChunk - 1) / kChunk;
+  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(chunks, 8LL * be.sm_count()));
+  multi_tensor_kernel<F><<<grid, kBlock, 0, be.stream()>>>(dslots, dstarts, static_cast<int>(slots.size()), f);
+  check_launch(op, "multi_tensor_kernel", be.stream());
+}
+}  // namespace
+
+void CudaBackend::adam_update(std::vector<Tensor>& params, const std::vector<Tensor>& grads, std::vector<Tensor>& m,
+                              std::vector<Tensor>& v, const AdamHyper& h) {
+  const char* op = "adam_update";
+  SAGAN_CHECK(grads.size() == params.size() && m.size() == params.size() && v.size() == params.size(),
+              "{}: {} params, {} grads, {} m and {} v tensors", op, params.size(), grads.size(), m.size(), v.size());
+  SAGAN_CHECK(h.step >= 1, "{}: step must be >= 1 (1-based), got {}", op, h.step);
+  if (params.empty()) return;
+  std::vector<Tensor> dense_grads;  // keeps copies of strided grads alive until after the launch
+  std::vector<Slot> slots;
+  std::vector<int64_t> starts{0};
+  const DType dt = params[0].dtype();
+  for (size_t i = 0; i < params.size(); ++i) {
+    check_on(*this, op, params[i], "param");
+    SAGAN_CHECK(params[i].dtype() == dt && params[i].is_contiguous(),
+                "{}: param {} {} {} must be contiguous and of the first param's dtype {}", op, i,
+                dtype_name(params[i].dtype()), shape_str(params[i].shape()), dtype_name(dt));
+    check_group(*this, op, grads, params[i], i, "grad", false);
+    check_group(*this, op, m, params[i], i, "m", true);
+    check_group(*this, op, v, params[i], i, "v", true);
+    dense_grads.push_back(dense(*this, grads[i]));
+    slots.push_back({{params[i].raw_data(), dense_grads.back().raw_data(), m[i].raw_data(), v[i].raw_data()}});
+    starts.push_back(starts.back() + params[i].numel());
+  }
+  DeviceGuard guard(device_);
+  const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(h.step));
+  const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(h.step));
+  dispatch_float(dt, op, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    AdamStep<T> f{static_cast<T>(h.lr / bc1), static_cast<T>(std::sqrt(bc2)), static_cast<T>(h.beta1),
+                  static_cast<T>(h.beta2), static_cast<T>(1.0 - h.beta1), static_cast<T>(1.0 - h.beta2),
+                  static_cast<T>(h.eps)};
+    launch(*this, op, slots, starts, f);
+  });
+}
+
+void CudaBackend::ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double decay) {
+  const char* op = "ema_update";
+  SAGAN_CHECK(ema.size() == params.size(), "{}: {} ema tensors for {} params", op, ema.size(), params.size());
+  if (ema.empty()) return;
+  std::vector<Tensor> dense_params;
+  std::vector<Slot> slots;
+  std::vector<int64_t> starts{0};
+  const DType dt = ema[0].dtype();
+  for (size_t i = 0; i < ema.size(); ++i) {
+    check_on(*this, op, ema[i], "ema");
+    SAGAN_CHECK(ema[i].dtype() == dt && ema[i].is_contiguous(),
+                "{}: ema {} {} {} must be contiguous and of the first ema's dtype {}", op, i, dtype_name(ema[i].dtype()),
+                shape_str(ema[i].shape()), dtype_name(dt));
+    check_group(*this, op, params, ema[i], i, "param", false);
+    dense_params.push_back(dense(*this, params[i]));
+    slots.push_back({{ema[i].raw_data(), dense_params.back().raw_data(), nullptr, nullptr}});
+    starts.push_back(starts.back() + ema[i].numel());
+  }
+  DeviceGuard guard(device_);
+  dispatch_float(dt, op, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    launch(*this, op, slots, starts, EmaStep<T>{static_cast<T>(decay), static_cast<T>(1.0 - decay)});
+  });
+}
+
+}  // namespace sagan

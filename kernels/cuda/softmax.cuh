@@ -1,0 +1,45 @@
+// Row softmax kernels (one block per row of n contiguous elements), shared by
+// reduce.cu (softmax, softmax_backward) and attention.cu, which also wants the
+// log-sum-exp of each row. In place (y == x) is allowed: every read of a row
+// finishes (block reduction barrier) before the row is written.
+#pragma once
+#include "kernels/cuda/launch.cuh"
+
+namespace sagan::cuda {
+
+// y = softmax(x) per row; lse[row] = log(sum(exp(x))) when lse != nullptr.
+template <class T>
+__global__ void __launch_bounds__(kBlock) softmax_rows_kernel(const T* x, T* y, T* lse, int64_t rows, int64_t n) {
+  __shared__ T smem[32];
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* xr = x + row * n;
+    T* yr = y + row * n;
+    T m = -std::numeric_limits<T>::infinity();
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) m = xr[i] > m ? xr[i] : m;
+    m = block_max(m, smem);
+    T s = 0;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += exp(xr[i] - m);
+    s = block_sum(s, smem);
+    const T inv = T(1) / s;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = exp(xr[i] - m) * inv;
+    if (lse != nullptr && threadIdx.x == 0) lse[row] = m + log(s);
+  }
+}
+
+// gx = y * (gy - sum(gy * y)) per row.
+template <class T>
+__global__ void __launch_bounds__(kBlock)
+    softmax_backward_rows_kernel(const T* y, const T* gy, T* gx, int64_t rows, int64_t n) {
+  __shared__ T smem[32];
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* yr = y + row * n;
+    const T* gr = gy + row * n;
+    T* xr = gx + row * n;
+    T dot = 0;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) dot += yr[i] * gr[i];
+    dot = block_sum(dot, smem);
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) xr[i] = yr[i] * (gr[i] - dot);
+  }
+}
+
+}  // namespace sagan::cuda
