@@ -1,0 +1,79 @@
+// Helpers of the CUDA parity suite (see parity.h).
+#include "tests/cuda/parity.h"
+
+#include <fmt/format.h>
+
+#include <limits>
+
+namespace sagan::cudatest {
+
+namespace {
+Pair make(std::vector<double> values, const Shape& shape, DType gpu_dtype) {
+  // Round through the GPU dtype so both sides see identical numbers.
+  Tensor exact = Tensor::from_vector(values, shape, DType::F64, Device::cpu());
+  Tensor rounded = exact.to(gpu_dtype).to(DType::F64);
+  return {rounded, rounded.to(gpu_dtype).to(dev())};
+}
+}  // namespace
+
+Pair uniform(const Shape& shape, double lo, double hi, Generator& gen, DType gpu_dtype) {
+  std::vector<double> v(static_cast<size_t>(numel_of(shape)));
+  for (double& x : v) x = lo + (hi - lo) * gen.uniform();
+  return make(std::move(v), shape, gpu_dtype);
+}
+
+Pair normal(const Shape& shape, Generator& gen, DType gpu_dtype, double scale) {
+  std::vector<double> v(static_cast<size_t>(numel_of(shape)));
+  for (double& x : v) x = scale * gen.normal();
+  return make(std::move(v), shape, gpu_dtype);
+}
+
+Pair from_values(const std::vector<double>& values, const Shape& shape, DType gpu_dtype) {
+  return make(values, shape, gpu_dtype);
+}
+
+Pair view(const Pair& p, const std::function<Tensor(const Tensor&)>& f) { return {f(p.cpu), f(p.gpu)}; }
+
+Tensor poisoned(const Shape& shape, DType dtype, Device device) {
+  Tensor t = Tensor::empty(shape, dtype, device);
+  const double poison = dtype == DType::I64 ? -987654321.0 : std::numeric_limits<double>::quiet_NaN();
+  backend_for(device).fill(t, poison);
+  return t;
+}
+
+Pair outputs(const Shape& shape, DType gpu_dtype) {
+  return {poisoned(shape, DType::F64, Device::cpu()), poisoned(shape, gpu_dtype, dev())};
+}
+
+Compare compare(const Tensor& got, const Tensor& want, double tol) {
+  Compare r;
+  if (got.shape() != want.shape()) {
+    r.ok = false;
+    r.message = fmt::format("shape {} vs {}", shape_str(got.shape()), shape_str(want.shape()));
+    return r;
+  }
+  const std::vector<double> g = got.to_vector(), w = want.to_vector();
+  size_t worst_i = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    double e;
+    if (!std::isfinite(g[i]) || !std::isfinite(w[i])) {
+      const bool same = (std::isnan(g[i]) && std::isnan(w[i])) || g[i] == w[i];
+      e = same && !std::isnan(g[i]) ? 0.0 : std::numeric_limits<double>::infinity();
+    } else {
+      e = std::abs(g[i] - w[i]) / std::max(1.0, std::abs(w[i]));
+    }
+    if (e > r.worst || (i == 0 && e == r.worst)) {
+      r.worst = e;
+      worst_i = i;
+    }
+  }
+  r.ok = tol == 0.0 ? r.worst == 0.0 : r.worst <= tol;
+  if (!g.empty())
+    r.message = fmt::format("worst element {} of {}: got {:.17g}, expected {:.17g}, error {:.3g} (tolerance {:.3g})",
+                            worst_i, g.size(), g[worst_i], w[worst_i], r.worst, tol);
+  else
+    r.message = "empty";
+  return r;
+}
+
+}  // namespace sagan::cudatest

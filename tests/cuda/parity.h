@@ -1,0 +1,83 @@
+// Helpers of the CUDA parity suite (in the spirit of ggml's test-backend-ops):
+// every Backend kernel runs on the CPU backend in float64 and on the CUDA
+// backend (float64, float32, TF32) from the same random inputs; CUDA outputs
+// are poisoned with NaN first so an element a kernel forgets to write fails,
+// and NaN never passes a comparison.
+#pragma once
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/rng.h"
+#include "core/tensor.h"
+#include "kernels/cuda/cuda_runtime_api.h"
+
+namespace sagan::cudatest {
+
+inline Backend& cpu() { return backend_for(Device::cpu()); }
+inline Backend& gpu() { return backend_for(Device::cuda(0)); }
+inline Device dev() { return Device::cuda(0); }
+
+// Relative error bounds of the suite. Errors are |got - want| / max(1, |want|)
+// against the float64 CPU result (values are O(1) by construction).
+constexpr double kTolF64 = 1e-10;
+constexpr double kTolF32 = 1e-5;
+constexpr double kTolTF32 = 1e-3;
+inline double tol_for(DType t) { return t == DType::F64 ? kTolF64 : kTolF32; }
+
+// One input on both sides: `cpu` is float64 on the CPU holding exactly the
+// values `gpu` holds (rounded to the GPU dtype first).
+struct Pair {
+  Tensor cpu, gpu;
+};
+
+// Uniform in [lo, hi) (never exactly zero when lo > 0 or the draw is continuous).
+Pair uniform(const Shape& shape, double lo, double hi, Generator& gen, DType gpu_dtype);
+// N(0, scale^2).
+Pair normal(const Shape& shape, Generator& gen, DType gpu_dtype, double scale = 1.0);
+// Any host values (e.g. with deliberate ties).
+Pair from_values(const std::vector<double>& values, const Shape& shape, DType gpu_dtype);
+// The same view on both sides.
+Pair view(const Pair& p, const std::function<Tensor(const Tensor&)>& f);
+
+// Fresh output tensors filled with NaN (int64: a sentinel).
+Tensor poisoned(const Shape& shape, DType dtype, Device device);
+// One output on both sides: cpu float64, gpu of the given dtype, both poisoned.
+Pair outputs(const Shape& shape, DType gpu_dtype);
+
+struct Compare {
+  bool ok = true;
+  double worst = 0.0;
+  std::string message;
+};
+// got (any device/dtype) against want (CPU); NaN/inf in got fail unless want
+// has the same non-finite value; tol 0 demands exact equality.
+Compare compare(const Tensor& got, const Tensor& want, double tol);
+
+// The dtypes every parity test runs in.
+inline std::vector<DType> float_dtypes() { return {DType::F64, DType::F32}; }
+
+// Scoped TF32 switch for the TF32 checks.
+class Tf32Scope {
+ public:
+  explicit Tf32Scope(bool on) : prev_(cuda_tf32_enabled()) { set_cuda_tf32(on); }
+  ~Tf32Scope() { set_cuda_tf32(prev_); }
+  Tf32Scope(const Tf32Scope&) = delete;
+  Tf32Scope& operator=(const Tf32Scope&) = delete;
+
+ private:
+  bool prev_;
+};
+
+}  // namespace sagan::cudatest
+
+// REQUIRE_PARITY(gpu_out, cpu_out, tol): the worst element is in the log.
+#define REQUIRE_PARITY(got, want, tol)                                  \
+  do {                                                                  \
+    auto c_ = ::sagan::cudatest::compare((got), (want), (tol));         \
+    INFO(#got << " vs " << #want << ": " << c_.message);                \
+    REQUIRE(c_.ok);                                                     \
+  } while (0)
