@@ -174,6 +174,12 @@ TEST_CASE("loader resume reproduces the uninterrupted stream", "[data][data_load
     a.set_state({0, 0, 1234});  // rewinding replays from the start
     CHECK(take(a, 3) == before);
 
+    LoaderOptions threaded = o;
+    threaded.decode_threads = 4;  // parallel decoding changes nothing
+    DataLoader t(ds, threaded);
+    t.set_state(s);
+    CHECK(take(t, 9) == after);
+
     // A state taken at an epoch boundary.
     DataLoader c(ds, o);
     take(c, static_cast<int>(c.batches_per_epoch()));
@@ -266,6 +272,11 @@ TEST_CASE("loader rethrows worker errors and shuts down cleanly", "[data][data_l
   take(dl, 3);  // examples 0-11
   REQUIRE_THROWS_WITH(dl.next(), Catch::Contains("synthetic: example 13 is unreadable"));
   REQUIRE_THROWS_WITH(dl.next(), Catch::Contains("example 13"));  // sticky until set_state
+  LoaderOptions threaded = o;
+  threaded.decode_threads = 3;
+  DataLoader dt(ds, threaded);
+  take(dt, 3);
+  REQUIRE_THROWS_WITH(dt.next(), Catch::Contains("synthetic: example 13 is unreadable"));
   CHECK(dl.state() == LoaderState{0, 12, 0});
   dl.set_state({0, 16, 0});
   CHECK(take(dl, 1).labels[0] == std::vector<int64_t>{16, 17, 18, 19});
@@ -301,4 +312,7 @@ TEST_CASE("loader option errors name the data set", "[data][data_loader]") {
   o.resolution = -1;
   REQUIRE_THROWS_WITH(DataLoader(ds, o), Catch::Contains("resolution must be >= 0"));
   REQUIRE_THROWS_WITH(DataLoader(nullptr, LoaderOptions{}), Catch::Contains("no data set"));
+  o.resolution = 0;
+  o.decode_threads = 0;
+  REQUIRE_THROWS_WITH(DataLoader(ds, o), Catch::Contains("decode_threads must be >= 1"));
 }

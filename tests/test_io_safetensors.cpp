@@ -2,6 +2,7 @@
 // safetensors library, and every corruption the reader must reject.
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <numeric>
 #include <cstring>
 #include <filesystem>
 
@@ -163,4 +164,27 @@ TEST_CASE("safetensors write errors name the file and keep the old one", "[io][i
   CHECK(f.metadata.at("step") == "1");
   CHECK(f.at("w").to_vector() == std::vector<double>{1, 1});
   CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()) == 1);
+}
+
+TEST_CASE("safetensors interop file for Python", "[io][io_safetensors]") {
+  // Checked by tests/golden/io_interop_check.py when SAGAN_IO_INTEROP_DIR is
+  // set (a manual step: the suite never needs Python).
+  TempDir dir;
+  const char* env = std::getenv("SAGAN_IO_INTEROP_DIR");
+  std::string p = (env ? fs::path(env) : dir.path) / "interop.safetensors";
+  std::vector<double> six(6), halves(15);
+  std::iota(six.begin(), six.end(), 0.0);
+  for (size_t i = 0; i < halves.size(); ++i) halves[i] = 0.5 * static_cast<double>(i);
+  io::NamedTensors t = {
+      {"f32", Tensor::from_vector(halves, {3, 5})},
+      {"f64", Tensor::from_vector(std::vector<double>{1.5, -2.25, 1e-300}, {3}, DType::F64)},
+      {"i64", Tensor::from_vector(std::vector<int64_t>{-3, 0, int64_t(1) << 50}, {3, 1})},
+      {"scalar", Tensor::scalar(2.5)},
+      {"empty", Tensor::zeros({0, 4})},
+      {"strided", Tensor::from_vector(six, {2, 3}, DType::F64).t()},
+  };
+  io::save_safetensors(p, t, {{"step", "1200"}, {"writer", "sagan"}});
+  io::SafetensorsFile f = io::load_safetensors(p);
+  CHECK(f.at("strided").to_vector() == std::vector<double>{0, 3, 1, 4, 2, 5});
+  CHECK(f.at("f32").to_vector()[14] == 7.0);
 }

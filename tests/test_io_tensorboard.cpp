@@ -193,3 +193,18 @@ TEST_CASE("SummaryWriter errors name the directory", "[io][io_tensorboard]") {
   io::write_file_atomic(file, std::string("x"));
   REQUIRE_THROWS_WITH(io::SummaryWriter(file + "/logs"), Catch::Contains("SummaryWriter") && Catch::Contains(file));
 }
+
+TEST_CASE("event file interop for Python's tensorboard", "[io][io_tensorboard]") {
+  // Checked by tests/golden/io_interop_check.py when SAGAN_IO_INTEROP_DIR is set.
+  TempDir dir;
+  const char* env = std::getenv("SAGAN_IO_INTEROP_DIR");
+  fs::path logdir = (env ? fs::path(env) : dir.path) / "tb";
+  fs::remove_all(logdir);
+  io::SummaryWriter w(logdir.string());
+  for (int step = 0; step < 5; ++step) {
+    w.add_scalar("loss/D", 1.0f / static_cast<float>(step + 1), step * 100);
+    w.add_scalar("attention/gamma", 0.01f * static_cast<float>(step), step * 100);
+  }
+  w.flush();
+  CHECK(read_events(w.path()).size() == 11);
+}

@@ -34,6 +34,8 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
               opt_.batch_size);
   SAGAN_CHECK(opt_.resolution >= 0, "DataLoader({}): resolution must be >= 0, got {}", ds_->name(), opt_.resolution);
   SAGAN_CHECK(opt_.prefetch >= 1, "DataLoader({}): prefetch must be >= 1, got {}", ds_->name(), opt_.prefetch);
+  SAGAN_CHECK(opt_.decode_threads >= 1, "DataLoader({}): decode_threads must be >= 1, got {}", ds_->name(),
+              opt_.decode_threads);
   channels_ = ds_->channels();
   if (opt_.resolution > 0) {
     height_ = width_ = opt_.resolution;
@@ -74,7 +76,9 @@ Batch DataLoader::make_batch(const LoaderState& at, const std::vector<int64_t>& 
   Tensor images = Tensor::empty({count, C, H, W}, DType::F32);
   std::vector<int64_t> labels(static_cast<size_t>(count));
   float* out = images.data<float>();
-  for (int64_t k = 0; k < count; ++k) {
+  // Example k of the batch depends only on (seed, epoch, position), so any
+  // split of the batch over threads gives the same result.
+  auto fill = [&](int64_t k) {
     const int64_t pos = at.index + k, idx = perm[static_cast<size_t>(pos)];
     Example ex = ds_->get(idx);
     io::Image& img = ex.image;
@@ -99,6 +103,24 @@ Batch DataLoader::make_batch(const LoaderState& at, const std::vector<int64_t>& 
         for (int64_t c = 0; c < C; ++c) dst[c * plane + y * W + x] = px[c] / 127.5f - 1.0f;
       }
     labels[static_cast<size_t>(k)] = ex.label;
+  };
+  const int64_t nthreads = std::min(opt_.decode_threads, count);
+  if (nthreads <= 1) {
+    for (int64_t k = 0; k < count; ++k) fill(k);
+  } else {
+    std::vector<std::exception_ptr> errors(static_cast<size_t>(nthreads));
+    std::vector<std::thread> pool;
+    for (int64_t t = 0; t < nthreads; ++t)
+      pool.emplace_back([&, t] {
+        try {
+          for (int64_t k = t; k < count; k += nthreads) fill(k);
+        } catch (...) {
+          errors[static_cast<size_t>(t)] = std::current_exception();
+        }
+      });
+    for (auto& th : pool) th.join();
+    for (auto& e : errors)
+      if (e) std::rethrow_exception(e);
   }
   return {images, Tensor::from_vector(labels, {count})};
 }

@@ -1,9 +1,10 @@
 // DataLoader: turns a Dataset into an endless stream of training batches.
-// A background thread decodes and transforms examples and keeps up to
-// `prefetch` batches ready, so a training step does not wait on disk. The
-// batch sequence is a pure function of (seed, epoch, index in epoch): state()
-// after any batch, given to set_state() (in this or a new loader over the
-// same data set and options), continues exactly as an uninterrupted run.
+// A background thread (fanning each batch out over decode_threads threads)
+// decodes and transforms examples and keeps up to `prefetch` batches ready,
+// so a training step does not wait on disk. The batch sequence is a pure
+// function of (seed, epoch, index in epoch): state() after any batch, given
+// to set_state() (in this or a new loader over the same data set and
+// options), continues exactly as an uninterrupted run.
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -34,6 +35,9 @@ struct LoaderOptions {
   bool drop_last = true;   // no short batch at the end of an epoch
   uint64_t seed = 0;
   int64_t prefetch = 4;    // batches decoded ahead
+  // Threads that decode the examples of one batch in parallel; more than 1
+  // pays off for folders of JPEGs, not for in-memory data sets.
+  int64_t decode_threads = 1;
 };
 
 // Position of the stream: the next batch starts at example `index` of the

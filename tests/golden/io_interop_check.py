@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""Manual interoperability check of core/io against the Python reference readers.
+
+The suite never needs Python; this is the manual step that shows files
+written by sagan load in Python's safetensors and tensorboard packages:
+
+    pip install safetensors tensorboard numpy      # into the python3 used here
+    mkdir -p /tmp/sagan_interop
+    SAGAN_IO_INTEROP_DIR=/tmp/sagan_interop build/<you>/tests/sagan_tests "[io_safetensors],[io_tensorboard]"
+    python3 tests/golden/io_interop_check.py /tmp/sagan_interop
+
+The tests "safetensors interop file for Python" and "event file interop for
+Python's tensorboard" write interop.safetensors and tb/events.out.tfevents.*.
+"""
+import sys
+
+import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+d = sys.argv[1] if len(sys.argv) > 1 else "/tmp/sagan_interop"
+
+t = load_file(f"{d}/interop.safetensors")
+expect = {
+    "f32": (np.arange(15, dtype=np.float32).reshape(3, 5) * 0.5),
+    "f64": np.array([1.5, -2.25, 1e-300]),
+    "i64": np.array([[-3], [0], [2**50]], dtype=np.int64),
+    "scalar": np.array(2.5, dtype=np.float32),
+    "empty": np.zeros((0, 4), dtype=np.float32),
+    "strided": np.arange(6, dtype=np.float64).reshape(2, 3).T,
+}
+assert set(t) == set(expect), sorted(t)
+for name, want in expect.items():
+    got = t[name]
+    assert got.dtype == want.dtype and got.shape == want.shape, (name, got.dtype, got.shape)
+    assert np.array_equal(got, want), (name, got, want)
+with safe_open(f"{d}/interop.safetensors", "np") as f:
+    assert f.metadata() == {"step": "1200", "writer": "sagan"}, f.metadata()
+print("safetensors: OK,", len(t), "tensors and metadata match")
+
+ea = EventAccumulator(f"{d}/tb")
+ea.Reload()
+tags = sorted(ea.Tags()["scalars"])
+assert tags == ["attention/gamma", "loss/D"], tags
+for tag, fn in [("loss/D", lambda s: 1.0 / (s + 1)), ("attention/gamma", lambda s: 0.01 * s)]:
+    ev = ea.Scalars(tag)
+    assert [e.step for e in ev] == [100 * s for s in range(5)], ev
+    assert all(abs(e.value - fn(s)) < 1e-6 for s, e in enumerate(ev)), ev
+print("tensorboard: OK, tags", tags, "with 5 scalars each")
