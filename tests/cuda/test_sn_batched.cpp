@@ -141,21 +141,23 @@ void run(const std::vector<std::pair<int, int>>& shapes, int iters, uint32_t see
 
 }  // namespace
 
-TEST_CASE("cuda batched power iteration matches float64 on SAGAN-128's SN layers", "[cuda][sn_batched]") {
+// [sn_batched] stays small enough for compute-sanitizer's racecheck; the full
+// SAGAN-128 layer set is [sn_batched_sagan].
+TEST_CASE("cuda batched power iteration matches float64 on SAGAN-128's SN layers", "[cuda][sn_batched_sagan]") {
   SKIP_WITHOUT_GPU();
   run(sagan128_sn_shapes(), 3, 1);
 }
 
 TEST_CASE("cuda batched power iteration at odd sizes and over several launch groups", "[cuda][sn_batched]") {
   SKIP_WITHOUT_GPU();
-  std::vector<std::pair<int, int>> shapes{{1, 1}, {3, 5}, {37, 300}, {257, 27}, {5, 1031}, {1023, 9217}};
+  std::vector<std::pair<int, int>> shapes{{1, 1}, {3, 5}, {37, 300}, {257, 27}, {5, 1031}, {33, 9217}};
   for (int i = 0; i < 60; ++i) shapes.push_back({1 + (i * 37) % 301, 1 + (i * 53) % 777});
   run(shapes, 2, 2);
 }
 
 TEST_CASE("cuda batched power iteration is bitwise reproducible", "[cuda][sn_batched]") {
   SKIP_WITHOUT_GPU();
-  const int rows = 1024, cols = 4608;
+  const int rows = 300, cols = 1152;
   std::mt19937 gen(3);
   std::normal_distribution<float> n01(0.f, 1.f);
   std::vector<float> w(size_t(rows) * cols), u(rows);
