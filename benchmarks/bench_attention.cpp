@@ -60,11 +60,13 @@ std::vector<Config> configs(const std::vector<int>& batches) {
   return out;
 }
 
-// fused-tiled: the mainline kernels; fused-rowwarp: the row-per-warp forward
-// (baseline version) with the same backward; engine:*: sagan::attention with
+// fused-tiled: the mainline kernels; fused-rowwarp / fused-async: the
+// row-per-warp (baseline) and cp.async double-buffered (candidate) forward
+// versions with the same backward; engine:*: sagan::attention with
 // SAGAN_ATTENTION_IMPL set as named.
-[[maybe_unused]] const char* kImpls[] = {"fused-tiled", "fused-rowwarp", "engine:unfused", "engine:fused"};
-constexpr int kNumImpls = 4;
+[[maybe_unused]] const char* kImpls[] = {"fused-tiled", "fused-rowwarp", "fused-async", "engine:unfused",
+                                         "engine:fused"};
+constexpr int kNumImpls = 5;
 
 double flops(const Config& c, bool bwd) {
   const double bns = 2.0 * c.B * double(c.N) * c.S;
@@ -146,8 +148,8 @@ void check(cudaError_t e, const char* what) {
 // pass: "fwd|fwdbwd seconds peak_bytes".
 int run_one(const Config& c, int impl, int reps) {
   using namespace sagan;
-  if (impl == 2) setenv("SAGAN_ATTENTION_IMPL", "unfused", 1);
-  if (impl == 3) setenv("SAGAN_ATTENTION_IMPL", "fused", 1);
+  if (impl == 3) setenv("SAGAN_ATTENTION_IMPL", "unfused", 1);
+  if (impl == 4) setenv("SAGAN_ATTENTION_IMPL", "fused", 1);
   const Device dev = Device::cuda();
   Generator gen(1);
   Tensor q = Tensor::randn({c.B, c.N, c.d}, gen, DType::F32, dev);
@@ -156,8 +158,10 @@ int run_one(const Config& c, int impl, int reps) {
   Tensor g = Tensor::randn({c.B, c.N, c.dv}, gen, DType::F32, dev);
   const int inner = c.N >= 4096 ? 2 : 10;
   double t_fwd = 0, t_all = 0;
-  if (impl <= 1) {
-    const auto variant = impl == 0 ? fused::FlashForwardVariant::Tiled : fused::FlashForwardVariant::RowWarp;
+  if (impl <= 2) {
+    const auto variant = impl == 0   ? fused::FlashForwardVariant::Tiled
+                         : impl == 1 ? fused::FlashForwardVariant::RowWarp
+                                     : fused::FlashForwardVariant::TiledAsync;
     Tensor out = Tensor::empty({c.B, c.N, c.dv}, DType::F32, dev);
     Tensor lse = Tensor::empty({c.B, c.N}, DType::F32, dev);
     Tensor gq = Tensor::empty({c.B, c.N, c.d}, DType::F32, dev);

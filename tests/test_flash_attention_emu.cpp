@@ -202,7 +202,7 @@ void check_backward(const Case& c, int sms, uint32_t seed) {
 
 }  // namespace
 
-TEST_CASE("flash attention forward (tiled) matches float64 loops, emulated", "[flash_attention][cuda_emu]") {
+TEST_CASE("flash attention forward (tiled, tiled-async) matches float64 loops, emulated", "[flash_attention][cuda_emu]") {
   // Odd N and S leave partial query and key tiles; dv 130 gives a partial
   // second 128-column tile; d 8 and 100 pad to 16 and 128.
   const Case cases[] = {
@@ -210,7 +210,10 @@ TEST_CASE("flash attention forward (tiled) matches float64 loops, emulated", "[f
       {{1, 70, 129, 64, 128}, 0.4}, {{1, 3, 200, 100, 5}, 0.3},   {{1, 64, 64, 16, 65}, 1.0},
   };
   uint32_t seed = 10;
-  for (const Case& c : cases) check_forward(c, fa::FwdVariant::Tiled, seed++);
+  for (const Case& c : cases) {
+    check_forward(c, fa::FwdVariant::Tiled, seed);
+    check_forward(c, fa::FwdVariant::TiledAsync, seed++);
+  }
 }
 
 TEST_CASE("flash attention forward (row per warp) matches float64 loops, emulated", "[flash_attention][cuda_emu]") {
@@ -225,6 +228,7 @@ TEST_CASE("flash attention forward survives large unscaled logits, emulated", "[
   // running maximum.
   const Case big{{1, 67, 131, 16, 33}, 1.9};
   check_forward(big, fa::FwdVariant::Tiled, 30);
+  check_forward(big, fa::FwdVariant::TiledAsync, 30);
   const Case big_row{{1, 7, 67, 16, 33}, 1.9};
   check_forward(big_row, fa::FwdVariant::RowWarp, 31);
 }

@@ -22,8 +22,9 @@ namespace sagan::fused {
 bool flash_attention_supported(int d, int dv);
 
 enum class FlashForwardVariant : int {
-  Tiled = 0,    // mainline: 64 x 64 tiles, 4 x 4 register blocks per thread
-  RowWarp = 1,  // one warp per query row (baseline for benchmarks)
+  Tiled = 0,       // mainline: 64 x 64 tiles, 4 x 4 register blocks per thread
+  RowWarp = 1,     // one warp per query row (baseline for benchmarks)
+  TiledAsync = 2,  // Tiled with K/V tiles double-buffered by cp.async (candidate)
 };
 
 // Returns cudaErrorInvalidValue for unsupported sizes, else the launch

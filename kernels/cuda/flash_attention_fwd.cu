@@ -12,7 +12,9 @@ cudaError_t flash_attention_forward_f32(const float* q, const float* k, const fl
                                         int B, int N, int S, int d, int dv, cudaStream_t stream,
                                         FlashForwardVariant variant) {
   CudaLauncher launcher(stream);
-  const fa::FwdVariant var = variant == FlashForwardVariant::RowWarp ? fa::FwdVariant::RowWarp : fa::FwdVariant::Tiled;
+  const fa::FwdVariant var = variant == FlashForwardVariant::RowWarp      ? fa::FwdVariant::RowWarp
+                             : variant == FlashForwardVariant::TiledAsync ? fa::FwdVariant::TiledAsync
+                                                                          : fa::FwdVariant::Tiled;
   if (fa::forward(launcher, q, k, v, out, lse, fa::Shape{B, N, S, d, dv}, var) != Status::Ok)
     return cudaErrorInvalidValue;
   return launcher.error();

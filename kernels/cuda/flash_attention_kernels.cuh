@@ -10,6 +10,7 @@
 // launcher.zero(float* p, size_t n), launcher.num_sms().
 #pragma once
 #include <algorithm>
+#include <type_traits>
 
 #include "kernels/cuda/fused_common.cuh"
 
@@ -123,6 +124,28 @@ __device__ __forceinline__ void load_cols(float* tile, const float* src, int r0,
   }
 }
 
+// load_rows / load_cols issued as cp.async copies (the caller commits and
+// waits).
+template <int DP>
+__device__ __forceinline__ void load_rows_async(float* tile, const float* src, int r0, int nrows, int ncols,
+                                                int rows_in_tile) {
+  constexpr int RS = DP + 4;
+  for (int idx = static_cast<int>(threadIdx.x); idx < rows_in_tile * DP; idx += kThreads) {
+    const int r = idx / DP, e = idx % DP;
+    const bool ok = r0 + r < nrows && e < ncols;
+    cp_async4(tile + r * RS + e, ok ? src + static_cast<int64_t>(r0 + r) * ncols + e : src, ok);
+  }
+}
+template <int W, int RS>
+__device__ __forceinline__ void load_cols_async(float* tile, const float* src, int r0, int nrows, int c0, int ncols,
+                                                int64_t ld, int rows_in_tile) {
+  for (int idx = static_cast<int>(threadIdx.x); idx < rows_in_tile * W; idx += kThreads) {
+    const int r = idx / W, c = idx % W;
+    const bool ok = r0 + r < nrows && c0 + c < ncols;
+    cp_async4(tile + r * RS + c, ok ? src + static_cast<int64_t>(r0 + r) * ld + c0 + c : src, ok);
+  }
+}
+
 // acc[i][j] += sum_e A[ra + i][e] * B[rb + 16 j][e] over e < DP: a 4 x 4
 // block of a (64 x DP) x (DP x 64) product, A rows 4 consecutive (a
 // broadcast within each half warp), B rows strided by 16 (one per lane).
@@ -183,24 +206,30 @@ __device__ __forceinline__ void mma_p_times_m(float (&acc)[4][CPT], const float*
 // Forward, version 2 (mainline): a block owns 64 queries x DVT = 16 CPT
 // output columns of one batch and streams all keys in tiles of 64 with an
 // online softmax. grid = (B * ceil(N/64), ceil(dv/DVT)).
+// Version 3 (ASYNC = true): the same with the K and V tiles double-buffered
+// and fetched by cp.async one tile ahead, so the loads of tile t+1 overlap
+// the arithmetic of tile t (more shared memory, same registers).
 // ---------------------------------------------------------------------------
-template <int DP, int CPT>
+template <int DP, int CPT, bool ASYNC = false>
 constexpr size_t fwd_smem_floats() {
-  return size_t(kBQ) * (DP + 4) + size_t(kBK) * (DP + 4) + size_t(kBK) * 16 * CPT + size_t(kBQ) * (kBK + 4);
+  constexpr size_t nbuf = ASYNC ? 2 : 1;
+  return size_t(kBQ) * (DP + 4) + nbuf * (size_t(kBK) * (DP + 4) + size_t(kBK) * 16 * CPT) +
+         size_t(kBQ) * (kBK + 4);
 }
 
-template <int DP, int CPT>
+template <int DP, int CPT, bool ASYNC>
 __global__ void __launch_bounds__(kThreads, 2)
     fwd_tiled_kernel(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
                      float* __restrict__ out, float* __restrict__ lse, int N, int S, int d, int dv, int n_qt) {
   constexpr int DVT = 16 * CPT;
   constexpr int RS = DP + 4;
   constexpr int PS = kBK + 4;
+  constexpr int NBUF = ASYNC ? 2 : 1;
   SAGAN_DYNAMIC_SMEM(float, smem);
-  float* Qs = smem;              // [kBQ][RS]
-  float* Ks = Qs + kBQ * RS;     // [kBK][RS]
-  float* Vs = Ks + kBK * RS;     // [kBK][DVT]
-  float* Ps = Vs + kBK * DVT;    // [kBQ][PS]
+  float* Qs = smem;                   // [kBQ][RS]
+  float* Kb = Qs + kBQ * RS;          // [NBUF][kBK][RS]
+  float* Vb = Kb + NBUF * kBK * RS;   // [NBUF][kBK][DVT]
+  float* Ps = Vb + NBUF * kBK * DVT;  // [kBQ][PS]
 
   const int tid = static_cast<int>(threadIdx.x), tx = tid & 15, ty = tid >> 4;
   const int64_t b = blockIdx.x / n_qt;
@@ -219,11 +248,31 @@ __global__ void __launch_bounds__(kThreads, 2)
     for (int c = 0; c < CPT; ++c) acc[i][c] = 0.f;
   }
 
-  for (int k0 = 0; k0 < S; k0 += kBK) {
-    __syncthreads();  // the previous step has finished reading Ks, Vs, Ps
-    load_rows<DP>(Ks, kb, k0, S, d, kBK);
-    load_cols<DVT, DVT>(Vs, vb, k0, S, c0, dv, dv, kBK);
+  if (ASYNC) {
+    load_rows_async<DP>(Kb, kb, 0, S, d, kBK);
+    load_cols_async<DVT, DVT>(Vb, vb, 0, S, c0, dv, dv, kBK);
+    cp_async_commit();
+  }
+  for (int k0 = 0, t = 0; k0 < S; k0 += kBK, ++t) {
+    float* Ks = Kb + (t % NBUF) * kBK * RS;
+    float* Vs = Vb + (t % NBUF) * kBK * DVT;
+    // All threads have finished step t-1 (its reads of Ps and of the buffer
+    // that the prefetch below overwrites).
     __syncthreads();
+    if (ASYNC) {
+      if (k0 + kBK < S) {
+        load_rows_async<DP>(Kb + ((t + 1) % NBUF) * kBK * RS, kb, k0 + kBK, S, d, kBK);
+        load_cols_async<DVT, DVT>(Vb + ((t + 1) % NBUF) * kBK * DVT, vb, k0 + kBK, S, c0, dv, dv, kBK);
+        cp_async_commit();
+        cp_async_wait<1>();  // this thread's copies of tile t have landed
+      } else {
+        cp_async_wait<0>();
+      }
+    } else {
+      load_rows<DP>(Ks, kb, k0, S, d, kBK);
+      load_cols<DVT, DVT>(Vs, vb, k0, S, c0, dv, dv, kBK);
+    }
+    __syncthreads();  // ... and every thread's
 
     float s[4][4];
     SAGAN_UNROLL
@@ -541,7 +590,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 // ---------------------------------------------------------------------------
 // Host dispatch, shared by the CUDA entry points and the emulated tests.
 // ---------------------------------------------------------------------------
-enum class FwdVariant { Tiled = 0, RowWarp = 1 };
+enum class FwdVariant { Tiled = 0, RowWarp = 1, TiledAsync = 2 };
 
 struct Shape {
   int B, N, S, d, dv;
@@ -586,20 +635,24 @@ Status forward(L& launcher, const float* q, const float* k, const float* v, floa
   auto go = [&](auto kernel, size_t floats) {
     launcher.launch(kernel, grid, block, floats * sizeof(float), q, k, v, out, lse, s.N, s.S, s.d, s.dv, n_qt);
   };
-  switch (padded_d_narrow(s.d) * 16 + cpt) {
-    case 8 * 16 + 4: go(fwd_tiled_kernel<8, 4>, fwd_smem_floats<8, 4>()); break;
-    case 8 * 16 + 8: go(fwd_tiled_kernel<8, 8>, fwd_smem_floats<8, 8>()); break;
-    case 16 * 16 + 4: go(fwd_tiled_kernel<16, 4>, fwd_smem_floats<16, 4>()); break;
-    case 16 * 16 + 8: go(fwd_tiled_kernel<16, 8>, fwd_smem_floats<16, 8>()); break;
-    case 32 * 16 + 4: go(fwd_tiled_kernel<32, 4>, fwd_smem_floats<32, 4>()); break;
-    case 32 * 16 + 8: go(fwd_tiled_kernel<32, 8>, fwd_smem_floats<32, 8>()); break;
-    case 64 * 16 + 4: go(fwd_tiled_kernel<64, 4>, fwd_smem_floats<64, 4>()); break;
-    case 64 * 16 + 8: go(fwd_tiled_kernel<64, 8>, fwd_smem_floats<64, 8>()); break;
-    case 128 * 16 + 4: go(fwd_tiled_kernel<128, 4>, fwd_smem_floats<128, 4>()); break;
-    case 128 * 16 + 8: go(fwd_tiled_kernel<128, 8>, fwd_smem_floats<128, 8>()); break;
-    default: return Status::Invalid;
-  }
-  return Status::Ok;
+  auto pick = [&](auto async_tag) {
+    constexpr bool A = decltype(async_tag)::value;
+    switch (padded_d_narrow(s.d) * 16 + cpt) {
+      case 8 * 16 + 4: go(fwd_tiled_kernel<8, 4, A>, fwd_smem_floats<8, 4, A>()); break;
+      case 8 * 16 + 8: go(fwd_tiled_kernel<8, 8, A>, fwd_smem_floats<8, 8, A>()); break;
+      case 16 * 16 + 4: go(fwd_tiled_kernel<16, 4, A>, fwd_smem_floats<16, 4, A>()); break;
+      case 16 * 16 + 8: go(fwd_tiled_kernel<16, 8, A>, fwd_smem_floats<16, 8, A>()); break;
+      case 32 * 16 + 4: go(fwd_tiled_kernel<32, 4, A>, fwd_smem_floats<32, 4, A>()); break;
+      case 32 * 16 + 8: go(fwd_tiled_kernel<32, 8, A>, fwd_smem_floats<32, 8, A>()); break;
+      case 64 * 16 + 4: go(fwd_tiled_kernel<64, 4, A>, fwd_smem_floats<64, 4, A>()); break;
+      case 64 * 16 + 8: go(fwd_tiled_kernel<64, 8, A>, fwd_smem_floats<64, 8, A>()); break;
+      case 128 * 16 + 4: go(fwd_tiled_kernel<128, 4, A>, fwd_smem_floats<128, 4, A>()); break;
+      case 128 * 16 + 8: go(fwd_tiled_kernel<128, 8, A>, fwd_smem_floats<128, 8, A>()); break;
+      default: return Status::Invalid;
+    }
+    return Status::Ok;
+  };
+  return variant == FwdVariant::TiledAsync ? pick(std::true_type{}) : pick(std::false_type{});
 }
 
 // Scratch of the backward: D, one float per query row, 256-byte aligned size.

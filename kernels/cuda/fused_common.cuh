@@ -48,6 +48,31 @@ __device__ __forceinline__ float4 ld4(const float* p) {
 #endif
 }
 
+// Asynchronous 4-byte global -> shared copy (cp.async, sm_80+), zero-filling
+// the word when `pred` is false (then nothing is read from src, which must
+// still be a valid address). The emulator copies at once, so it checks the
+// indexing but not the waits: those are argued in the kernels.
+__device__ __forceinline__ void cp_async4(float* smem_dst, const float* src, bool pred) {
+#if defined(__CUDACC__)
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(pred ? 4 : 0) : "memory");
+#else
+  *smem_dst = pred ? *src : 0.f;
+#endif
+}
+__device__ __forceinline__ void cp_async_commit() {
+#if defined(__CUDACC__)
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+// Waits until at most N committed groups of this thread are in flight.
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+#if defined(__CUDACC__)
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#endif
+}
+
 // Component u of a float4; u is a compile-time constant after unrolling.
 __device__ __forceinline__ float comp(const float4& a, int u) {
   return u == 0 ? a.x : u == 1 ? a.y : u == 2 ? a.z : a.w;

@@ -196,6 +196,7 @@ TEST_CASE("cuda flash attention matches float64 at small odd sizes", "[cuda][fla
   for (const C& c : cases) {
     check(c.s, c.qk, true, FlashForwardVariant::Tiled, seed);
     check(c.s, c.qk, false, FlashForwardVariant::RowWarp, seed);
+    check(c.s, c.qk, false, FlashForwardVariant::TiledAsync, seed);
     ++seed;
   }
 }
@@ -204,6 +205,7 @@ TEST_CASE("cuda flash attention handles large unscaled logits", "[cuda][flash_at
   SKIP_WITHOUT_GPU();
   // d = 16, entries ~ N(0, 1.9^2): scores of std ~14, extremes near +-60.
   check({2, 131, 67, 16, 64}, 1.9, true, FlashForwardVariant::Tiled, 11);
+  check({2, 131, 67, 16, 64}, 1.9, false, FlashForwardVariant::TiledAsync, 11);
   check({1, 20, 300, 32, 128}, 1.35, false, FlashForwardVariant::RowWarp, 12);
 }
 
@@ -225,6 +227,7 @@ TEST_CASE("cuda flash attention forward matches float64 at SAGAN sizes", "[cuda]
   for (const C& c : cases) {
     check(c.s, c.qk, false, FlashForwardVariant::Tiled, seed);
     check(c.s, c.qk, false, FlashForwardVariant::RowWarp, seed);
+    check(c.s, c.qk, false, FlashForwardVariant::TiledAsync, seed);
     ++seed;
   }
 }
