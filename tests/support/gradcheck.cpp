@@ -75,10 +75,12 @@ CloseResult allclose(const Tensor& a, const std::vector<double>& bv, double rtol
     return r;
   }
   for (size_t i = 0; i < av.size(); ++i) {
-    double e = std::abs(av[i] - bv[i]) / (atol + rtol * std::abs(bv[i]));
+    // Exactly equal is within any tolerance, zero included (0 / 0 would be NaN).
+    const double diff = std::abs(av[i] - bv[i]);
+    const double e = diff == 0 ? 0.0 : diff / (atol + rtol * std::abs(bv[i]));
     if (!(e <= r.worst) || std::isnan(av[i])) {  // NaN never passes
       r.worst = std::isnan(av[i]) ? INFINITY : e;
-      r.message = fmt::format("element {}: got {:.10g}, expected {:.10g}", i, av[i], bv[i]);
+      r.message = fmt::format("element {}: got {:.17g}, expected {:.17g}", i, av[i], bv[i]);
     }
   }
   r.ok = r.worst <= 1.0;
