@@ -2,6 +2,13 @@
 // are cut into fixed-size chunks so that a model's many small parameters cost
 // one fork/join, not one each. Each element is independent, so results do not
 // depend on the number of threads.
+// GCC 12 flags its own AVX-512 intrinsics (_mm512_undefined_* placeholders,
+// GCC bug 105593) when Eigen is compiled with -march=native: a false positive.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -11,7 +18,8 @@ namespace sagan {
 
 namespace {
 
-constexpr int64_t kChunk = int64_t{1} << 14;
+constexpr int64_t kChunk = int64_t{1} << 14;  // elements per parallel work item
+constexpr int64_t kPiece = 1024;               // elements per Adam array pass
 
 struct Chunk {
   size_t tensor;
@@ -63,15 +71,21 @@ void CpuBackend::adam_update(std::vector<Tensor>& params, const std::vector<Tens
 #pragma omp parallel for schedule(static) if (nc > 1 && total >= 2 * kChunk)
     for (int64_t c = 0; c < nc; ++c) {
       const Chunk& ch = cs[static_cast<size_t>(c)];
-      T* p = static_cast<T*>(params[ch.tensor].raw_data());
-      const T* gr = static_cast<const T*>(g[ch.tensor].raw_data());
+      // Eigen arrays, not a scalar loop: std::sqrt may set errno, which
+      // stops GCC from vectorising the loop (6-10x slower, measured). The
+      // three array passes run over 1024-element pieces that stay in L1.
+      using Arr = Eigen::Array<T, Eigen::Dynamic, 1>;
+      T* pp = static_cast<T*>(params[ch.tensor].raw_data());
       T* mp = static_cast<T*>(m[ch.tensor].raw_data());
       T* vp = static_cast<T*>(v[ch.tensor].raw_data());
-      for (int64_t i = ch.begin; i < ch.end; ++i) {
-        const T gi = gr[i];
-        mp[i] = b1 * mp[i] + a1 * gi;
-        vp[i] = b2 * vp[i] + a2 * (gi * gi);
-        p[i] -= step_size * (mp[i] / (std::sqrt(vp[i]) / sqrt_bc2 + eps));
+      const T* gp = static_cast<const T*>(g[ch.tensor].raw_data());
+      for (int64_t b = ch.begin; b < ch.end; b += kPiece) {
+        const int64_t n = std::min(kPiece, ch.end - b);
+        Eigen::Map<Arr> P(pp + b, n), M(mp + b, n), V(vp + b, n);
+        Eigen::Map<const Arr> G(gp + b, n);
+        M = b1 * M + a1 * G;
+        V = b2 * V + a2 * G.square();
+        P -= step_size * (M / (V.sqrt() / sqrt_bc2 + eps));
       }
     }
   });
