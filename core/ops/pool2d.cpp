@@ -1,0 +1,52 @@
+// General k x k pooling (stride, padding, max or average with either padding
+// rule) and adaptive average pooling on NCHW tensors: the pools of
+// Inception-v3 (3x3 stride-2 max, 3x3 stride-1 padded average without the
+// padding in the count, the final adaptive average). Forward only; see
+// core/ops_eval.h. The 2x2 pools SAGAN trains with are in core/ops/pool.cpp.
+#include "core/ops/eval_common.h"
+#include "core/ops_eval.h"
+#include "kernels/cpu/eval_kernels.h"
+
+namespace sagan {
+
+namespace {
+void check_nchw(const char* op, const Tensor& x) {
+  detail::check_float(op, x);
+  SAGAN_CHECK(x.dim() == 4, "{}: expected an NCHW tensor, got shape {}", op, shape_str(x.shape()));
+  detail::check_no_grad(op, {x});
+}
+
+Tensor pool(const char* op, const Tensor& x, cpu::PoolMode mode, int64_t k, int64_t stride, int64_t pad) {
+  check_nchw(op, x);
+  SAGAN_CHECK(k >= 1 && stride >= 1, "{}: need kernel >= 1 and stride >= 1, got kernel {} stride {}", op, k, stride);
+  SAGAN_CHECK(pad >= 0 && pad <= k / 2, "{}: pad must be in [0, kernel/2] = [0, {}], got {}", op, k / 2, pad);
+  const int64_t h = x.size(2), w = x.size(3);
+  SAGAN_CHECK(h + 2 * pad >= k && w + 2 * pad >= k, "{}: input {} is smaller than the {}x{} window (pad {})", op,
+              shape_str(x.shape()), k, k, pad);
+  const int64_t ho = (h + 2 * pad - k) / stride + 1, wo = (w + 2 * pad - k) / stride + 1;
+  Tensor xc = detail::cpu_contiguous(x);
+  return detail::run_on_cpu({x.size(0), x.size(1), ho, wo}, x.dtype(), x.device(),
+                            [&](Tensor& out) { cpu::pool2d(xc, out, mode, k, stride, pad); });
+}
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t pad) {
+  return pool("max_pool2d", x, cpu::PoolMode::Max, kernel, stride, pad);
+}
+
+Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t pad, bool count_include_pad) {
+  return pool("avg_pool2d", x, count_include_pad ? cpu::PoolMode::AvgIncludePad : cpu::PoolMode::AvgExcludePad,
+              kernel, stride, pad);
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {
+  const char* op = "adaptive_avg_pool2d";
+  check_nchw(op, x);
+  SAGAN_CHECK(out_h >= 1 && out_w >= 1, "{}: output size must be positive, got {}x{}", op, out_h, out_w);
+  SAGAN_CHECK(x.size(2) >= 1 && x.size(3) >= 1, "{}: input {} has an empty plane", op, shape_str(x.shape()));
+  Tensor xc = detail::cpu_contiguous(x);
+  return detail::run_on_cpu({x.size(0), x.size(1), out_h, out_w}, x.dtype(), x.device(),
+                            [&](Tensor& out) { cpu::adaptive_avg_pool2d(xc, out); });
+}
+
+}  // namespace sagan

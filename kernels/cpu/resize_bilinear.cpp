@@ -1,0 +1,62 @@
+// Bilinear resampling with half-pixel centers (align_corners=False), no
+// antialiasing, matching PyTorch's upsample_bilinear2d: source coordinate
+// (o + 0.5) * in/out - 0.5 clamped below at 0; the upper neighbour is
+// clamped to the last pixel. Separable: the per-axis taps are computed once,
+// then planes run in parallel. Forward only (core/ops_eval.h).
+#include <algorithm>
+#include <vector>
+
+#include "kernels/cpu/eval_kernels.h"
+
+namespace sagan::cpu {
+
+namespace {
+struct Taps {
+  std::vector<int64_t> i0, i1;
+  std::vector<double> l0, l1;
+};
+
+Taps taps(int64_t in, int64_t out) {
+  Taps t;
+  const double scale = static_cast<double>(in) / static_cast<double>(out);
+  for (int64_t o = 0; o < out; ++o) {
+    const double src = std::max((static_cast<double>(o) + 0.5) * scale - 0.5, 0.0);
+    const int64_t i0 = std::min(static_cast<int64_t>(src), in - 1);
+    const int64_t i1 = std::min(i0 + 1, in - 1);
+    const double l1 = src - static_cast<double>(i0);
+    t.i0.push_back(i0);
+    t.i1.push_back(i1);
+    t.l0.push_back(1.0 - l1);
+    t.l1.push_back(l1);
+  }
+  return t;
+}
+}  // namespace
+
+void resize_bilinear(const Tensor& x, Tensor& out) {
+  const int64_t planes = x.size(0) * x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t Ho = out.size(2), Wo = out.size(3);
+  const Taps th = taps(H, Ho), tw = taps(W, Wo);
+  dispatch_float(x.dtype(), "resize_bilinear", [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const T* xp = x.data<T>();
+    T* op = out.data<T>();
+#pragma omp parallel for schedule(static) if (planes > 1 && out.numel() >= 32768)
+    for (int64_t pl = 0; pl < planes; ++pl) {
+      const T* src = xp + pl * H * W;
+      T* dst = op + pl * Ho * Wo;
+      for (int64_t oh = 0; oh < Ho; ++oh) {
+        const T* r0 = src + th.i0[oh] * W;
+        const T* r1 = src + th.i1[oh] * W;
+        const T a0 = static_cast<T>(th.l0[oh]), a1 = static_cast<T>(th.l1[oh]);
+        for (int64_t ow = 0; ow < Wo; ++ow) {
+          const int64_t j0 = tw.i0[ow], j1 = tw.i1[ow];
+          const T b0 = static_cast<T>(tw.l0[ow]), b1 = static_cast<T>(tw.l1[ow]);
+          dst[oh * Wo + ow] = a0 * (b0 * r0[j0] + b1 * r0[j1]) + a1 * (b0 * r1[j0] + b1 * r1[j1]);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace sagan::cpu

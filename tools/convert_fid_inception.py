@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Convert pytorch-fid's FID Inception weights to the safetensors file sagan-eval reads.
+
+    python3 tools/convert_fid_inception.py pt_inception-2015-12-05-6726825d.pth fid_inception.safetensors
+
+The input is the release asset of pytorch-fid
+(https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth),
+a state dict of torchvision's Inception3 with pytorch-fid's FIDInceptionA/C/E blocks and a 1008-way fc,
+itself ported from TensorFlow's 2015-12-05 Inception graph. Names are kept ("Conv2d_1a_3x3.conv.weight",
+"Mixed_6b.branch7x7_2.bn.running_var", "fc.weight", ...): they are what models/eval/inception.cpp expects.
+The batch-norm counters (num_batches_tracked) are dropped and every tensor is stored as float32.
+
+Only torch is needed (to unpickle the .pth); the safetensors file is written directly, so the Python
+safetensors package is not required. The result is checked for the 2048-d features / 1008 classes layout.
+"""
+import argparse
+import json
+import struct
+import sys
+
+import torch
+
+
+def write_safetensors(path, tensors, metadata):
+    header = {"__metadata__": metadata}
+    offset = 0
+    blobs = []
+    for name, t in tensors.items():
+        data = t.detach().to(torch.float32).contiguous().numpy().astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+        blobs.append(data)
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)))
+        f.write(raw)
+        for b in blobs:
+            f.write(b)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("pth", help="pt_inception-2015-12-05-6726825d.pth (pytorch-fid's FID weights)")
+    ap.add_argument("out", help="output .safetensors")
+    args = ap.parse_args()
+
+    sd = torch.load(args.pth, map_location="cpu")
+    if isinstance(sd, dict) and "state_dict" in sd:
+        sd = sd["state_dict"]
+    tensors = {k: v for k, v in sd.items() if torch.is_tensor(v) and not k.endswith("num_batches_tracked")}
+    problems = []
+    if "fc.weight" not in tensors or tuple(tensors["fc.weight"].shape) != (1008, 2048):
+        problems.append("fc.weight is not 1008x2048 (torchvision's ImageNet Inception has 1000 classes: "
+                        "use pytorch-fid's FID weights)")
+    if any(k.startswith("AuxLogits.") for k in tensors):
+        problems.append("the file has AuxLogits.* tensors: it is not pytorch-fid's FID Inception")
+    if problems:
+        sys.exit("convert_fid_inception: " + args.pth + ": " + "; ".join(problems))
+    write_safetensors(args.out, tensors, {"source": args.pth, "network": "pytorch-fid FID Inception-v3"})
+    n = sum(t.numel() for t in tensors.values())
+    print(f"convert_fid_inception: wrote {args.out}: {len(tensors)} tensors, {n} values")
+
+
+if __name__ == "__main__":
+    main()
