@@ -13,7 +13,6 @@
 
 using namespace sagan;
 using namespace sagan::testing;
-namespace ag = sagan::testing::attention_golden;
 
 #define REQUIRE_GRADCHECK(fn, ...)          \
   do {                                      \
@@ -139,37 +138,37 @@ TEST_CASE("attention float32 agrees with float64", "[attention]") {
 TEST_CASE("attention matches PyTorch goldens", "[attention][golden]") {
   for (const char* name : {"attention_odd", "attention_square", "attention_large_logits"}) {
     INFO(name);
-    const auto& c = ag::golden_case(name);
-    Tensor q = ag::tensor(c, "q", DType::F64, true), k = ag::tensor(c, "k", DType::F64, true),
-           v = ag::tensor(c, "v", DType::F64, true);
+    const auto& c = attention_case(name);
+    Tensor q = golden_tensor(c, "q", DType::F64, true), k = golden_tensor(c, "k", DType::F64, true),
+           v = golden_tensor(c, "v", DType::F64, true);
     AttentionResult r = attention(q, k, v, true);
-    REQUIRE_CLOSE(r.out, ag::tensor(c, "out"), 1e-12, 1e-12);
-    REQUIRE_CLOSE(r.map, ag::tensor(c, "map"), 1e-12, 1e-14);
-    auto g = grads_of(r.out, ag::tensor(c, "gy"), {q, k, v});
-    REQUIRE_CLOSE(g[0], ag::tensor(c, "gq"), 1e-10, 1e-11);
-    REQUIRE_CLOSE(g[1], ag::tensor(c, "gk"), 1e-10, 1e-11);
-    REQUIRE_CLOSE(g[2], ag::tensor(c, "gv"), 1e-10, 1e-11);
+    REQUIRE_CLOSE(r.out, golden_tensor(c, "out"), 1e-12, 1e-12);
+    REQUIRE_CLOSE(r.map, golden_tensor(c, "map"), 1e-12, 1e-14);
+    auto g = grads_of(r.out, golden_tensor(c, "gy"), {q, k, v});
+    REQUIRE_CLOSE(g[0], golden_tensor(c, "gq"), 1e-10, 1e-11);
+    REQUIRE_CLOSE(g[1], golden_tensor(c, "gk"), 1e-10, 1e-11);
+    REQUIRE_CLOSE(g[2], golden_tensor(c, "gv"), 1e-10, 1e-11);
 
     // The float32 kernel against the same float64 values.
-    Tensor o32 = attention(ag::tensor(c, "q", DType::F32), ag::tensor(c, "k", DType::F32), ag::tensor(c, "v", DType::F32)).out;
-    REQUIRE_CLOSE(o32, ag::tensor(c, "out"), 1e-3, 1e-4);
+    Tensor o32 = attention(golden_tensor(c, "q", DType::F32), golden_tensor(c, "k", DType::F32), golden_tensor(c, "v", DType::F32)).out;
+    REQUIRE_CLOSE(o32, golden_tensor(c, "out"), 1e-3, 1e-4);
   }
 }
 
 TEST_CASE("attention is stable for large unscaled logits", "[attention]") {
   SECTION("float32 scores around +-100 (exp overflows float32 past 88)") {
-    const auto& c = ag::golden_case("attention_large_logits");
-    Tensor q = ag::tensor(c, "q", DType::F32), k = ag::tensor(c, "k", DType::F32), v = ag::tensor(c, "v", DType::F32);
+    const auto& c = attention_case("attention_large_logits");
+    Tensor q = golden_tensor(c, "q", DType::F32), k = golden_tensor(c, "k", DType::F32), v = golden_tensor(c, "v", DType::F32);
     std::vector<double> s = naive_scores(q.to(DType::F64), k.to(DType::F64)).to_vector();
     double smax = 0;
     for (double x : s) smax = std::max(smax, x);
     REQUIRE(smax > 89.0);  // the case really exceeds float32's exp range
     q.set_requires_grad(), k.set_requires_grad(), v.set_requires_grad();
     AttentionResult r = attention(q, k, v, true);
-    sum(mul(r.out, ag::tensor(c, "gy", DType::F32))).backward();
+    sum(mul(r.out, golden_tensor(c, "gy", DType::F32))).backward();
     for (const Tensor& t : {r.out, r.map, q.grad(), k.grad(), v.grad()})
       for (double x : t.to_vector()) REQUIRE(std::isfinite(x));
-    REQUIRE_CLOSE(r.map, ag::tensor(c, "map"), 1e-3, 1e-5);
+    REQUIRE_CLOSE(r.map, golden_tensor(c, "map"), 1e-3, 1e-5);
   }
   SECTION("float64 scores of 900: exact answer by hand") {
     // d = 1: q = [30, -30], k = [30, 29, -30] give score rows

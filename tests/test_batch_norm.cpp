@@ -11,7 +11,6 @@
 
 using namespace sagan;
 using namespace sagan::testing;
-namespace gd = sagan::testing::golden;
 
 #define REQUIRE_GRADCHECK(fn, ...)          \
   do {                                      \
@@ -44,44 +43,44 @@ Tensor composite_bn(const Tensor& x, double eps) {
 }  // namespace
 
 TEST_CASE("batch_norm training matches PyTorch: output, running stats, input grad", "[batch_norm][golden]") {
-  const auto& c = gd::norm_pool_case("batch_norm_train");
+  const auto& c = norm_pool_case("batch_norm_train");
   const double mom = c.at("momentum"), eps = c.at("eps");
   for (DType dt : {DType::F64, DType::F32}) {
     INFO("dtype " << dtype_name(dt));
     const double rtol = dt == DType::F64 ? 1e-10 : 1e-4, atol = dt == DType::F64 ? 1e-12 : 1e-5;
-    Tensor x = gd::tensor(c, "x", dt, true);
-    Tensor rm = gd::tensor(c, "running_mean0", dt), rv = gd::tensor(c, "running_var0", dt);
+    Tensor x = golden_tensor(c, "x", dt, true);
+    Tensor rm = golden_tensor(c, "running_mean0", dt), rv = golden_tensor(c, "running_var0", dt);
     Tensor y = batch_norm(x, rm, rv, true, mom, eps);
-    REQUIRE_CLOSE(y, gd::values(c, "out"), rtol, atol);
-    REQUIRE_CLOSE(rm, gd::values(c, "running_mean"), rtol, atol);
-    REQUIRE_CLOSE(rv, gd::values(c, "running_var"), rtol, atol);
-    REQUIRE_CLOSE(input_grad(x, y, gd::tensor(c, "gy", dt)), gd::values(c, "gx"), rtol, atol);
+    REQUIRE_CLOSE(y, golden_values(c, "out"), rtol, atol);
+    REQUIRE_CLOSE(rm, golden_values(c, "running_mean"), rtol, atol);
+    REQUIRE_CLOSE(rv, golden_values(c, "running_var"), rtol, atol);
+    REQUIRE_CLOSE(input_grad(x, y, golden_tensor(c, "gy", dt)), golden_values(c, "gx"), rtol, atol);
   }
 }
 
 TEST_CASE("batch_norm eval matches PyTorch and leaves running stats alone", "[batch_norm][golden]") {
-  const auto& c = gd::norm_pool_case("batch_norm_eval");
+  const auto& c = norm_pool_case("batch_norm_eval");
   const double eps = c.at("eps");
   for (DType dt : {DType::F64, DType::F32}) {
     INFO("dtype " << dtype_name(dt));
     const double rtol = dt == DType::F64 ? 1e-10 : 1e-4, atol = dt == DType::F64 ? 1e-12 : 1e-5;
-    Tensor x = gd::tensor(c, "x", dt, true);
-    Tensor rm = gd::tensor(c, "running_mean", dt), rv = gd::tensor(c, "running_var", dt);
+    Tensor x = golden_tensor(c, "x", dt, true);
+    Tensor rm = golden_tensor(c, "running_mean", dt), rv = golden_tensor(c, "running_var", dt);
     Tensor y = batch_norm(x, rm, rv, false, 0.1, eps);
-    REQUIRE_CLOSE(y, gd::values(c, "out"), rtol, atol);
-    REQUIRE_CLOSE(input_grad(x, y, gd::tensor(c, "gy", dt)), gd::values(c, "gx"), rtol, atol);
-    REQUIRE(rm.to_vector() == gd::tensor(c, "running_mean", dt).to_vector());
-    REQUIRE(rv.to_vector() == gd::tensor(c, "running_var", dt).to_vector());
+    REQUIRE_CLOSE(y, golden_values(c, "out"), rtol, atol);
+    REQUIRE_CLOSE(input_grad(x, y, golden_tensor(c, "gy", dt)), golden_values(c, "gx"), rtol, atol);
+    REQUIRE(rm.to_vector() == golden_tensor(c, "running_mean", dt).to_vector());
+    REQUIRE(rv.to_vector() == golden_tensor(c, "running_var", dt).to_vector());
   }
 }
 
 TEST_CASE("batch_norm on (N, C) input without running stats matches PyTorch", "[batch_norm][golden]") {
-  const auto& c = gd::norm_pool_case("batch_norm_2d");
-  Tensor x = gd::tensor(c, "x", DType::F64, true);
+  const auto& c = norm_pool_case("batch_norm_2d");
+  Tensor x = golden_tensor(c, "x", DType::F64, true);
   Tensor y = batch_norm(x, Tensor(), Tensor(), true, 0.1, c.at("eps"));
   REQUIRE(y.shape() == Shape{5, 3});
-  REQUIRE_CLOSE(y, gd::values(c, "out"), 1e-10, 1e-12);
-  REQUIRE_CLOSE(input_grad(x, y, gd::tensor(c, "gy")), gd::values(c, "gx"), 1e-10, 1e-12);
+  REQUIRE_CLOSE(y, golden_values(c, "out"), 1e-10, 1e-12);
+  REQUIRE_CLOSE(input_grad(x, y, golden_tensor(c, "gy")), golden_values(c, "gx"), 1e-10, 1e-12);
 }
 
 TEST_CASE("batch_norm running stats use the unbiased variance (by hand)", "[batch_norm]") {

@@ -10,8 +10,6 @@
 
 using namespace sagan;
 using namespace sagan::testing;
-using golden::conv_matmul_case;
-using golden::golden_tensor;
 
 #define REQUIRE_GRADCHECK(fn, ...)          \
   do {                                      \

@@ -10,7 +10,6 @@
 
 using namespace sagan;
 using namespace sagan::testing;
-namespace gd = sagan::testing::golden;
 
 #define REQUIRE_GRADCHECK(fn, ...)          \
   do {                                      \
@@ -41,36 +40,36 @@ Tensor idx(std::vector<int64_t> v) {
 
 TEST_CASE("index_select matches PyTorch along every dim", "[index][golden]") {
   for (int dim = 0; dim < 3; ++dim) {
-    const auto& c = gd::norm_pool_case("index_select_dim" + std::to_string(dim));
+    const auto& c = norm_pool_case("index_select_dim" + std::to_string(dim));
     const auto iv = c.at("idx").get<std::vector<int64_t>>();
     for (DType dt : {DType::F64, DType::F32}) {
       INFO("dim " << dim << " " << dtype_name(dt));
       const double rtol = dt == DType::F64 ? 1e-15 : 1e-6, atol = dt == DType::F64 ? 1e-15 : 1e-6;
-      Tensor x = gd::tensor(c, "x", dt, true);
+      Tensor x = golden_tensor(c, "x", dt, true);
       Tensor y = index_select(x, dim, idx(iv));
       REQUIRE(y.shape() == c.at("out_shape").get<Shape>());
-      REQUIRE_CLOSE(y, gd::values(c, "out"), rtol, atol);
-      REQUIRE_CLOSE(input_grad(x, y, gd::tensor(c, "gy", dt)), gd::values(c, "gx"), rtol, atol);
+      REQUIRE_CLOSE(y, golden_values(c, "out"), rtol, atol);
+      REQUIRE_CLOSE(input_grad(x, y, golden_tensor(c, "gy", dt)), golden_values(c, "gx"), rtol, atol);
     }
   }
 }
 
 TEST_CASE("embedding and concat match PyTorch", "[index][golden]") {
-  const auto& c = gd::norm_pool_case("embedding");
-  Tensor ids = gd::indices(c, "idx", c.at("idx_shape").get<Shape>());
+  const auto& c = norm_pool_case("embedding");
+  Tensor ids = golden_indices(c, "idx", c.at("idx_shape").get<Shape>());
   for (DType dt : {DType::F64, DType::F32}) {
     INFO(dtype_name(dt));
     const double tol = dt == DType::F64 ? 1e-15 : 1e-6;
-    Tensor w = gd::tensor(c, "weight", dt, true);
+    Tensor w = golden_tensor(c, "weight", dt, true);
     Tensor y = embedding(w, ids);
     REQUIRE(y.shape() == Shape{2, 3, 3});
-    REQUIRE_CLOSE(y, gd::values(c, "out"), tol, tol);
-    REQUIRE_CLOSE(input_grad(w, y, gd::tensor(c, "gy", dt)), gd::values(c, "gx"), tol, tol);
+    REQUIRE_CLOSE(y, golden_values(c, "out"), tol, tol);
+    REQUIRE_CLOSE(input_grad(w, y, golden_tensor(c, "gy", dt)), golden_values(c, "gx"), tol, tol);
   }
-  const auto& k = gd::norm_pool_case("concat_dim1");
-  Tensor y = concat({gd::tensor(k, "a"), gd::tensor(k, "b"), gd::tensor(k, "c")}, k.at("dim").get<int64_t>());
+  const auto& k = norm_pool_case("concat_dim1");
+  Tensor y = concat({golden_tensor(k, "a"), golden_tensor(k, "b"), golden_tensor(k, "c")}, k.at("dim").get<int64_t>());
   REQUIRE(y.shape() == Shape{2, 6, 4});
-  REQUIRE(y.to_vector() == gd::values(k, "out"));
+  REQUIRE(y.to_vector() == golden_values(k, "out"));
 }
 
 TEST_CASE("index_select and embedding by hand, strided and int64 inputs", "[index]") {

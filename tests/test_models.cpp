@@ -141,21 +141,19 @@ TEST_CASE("SaganConfig::validate names the option and the bad value", "[models][
 }
 
 TEST_CASE("Parameter counts equal the PyTorch reference's", "[models][params]") {
-  std::ifstream f(golden_path("sagan_param_counts.json"));
-  REQUIRE(f.good());
-  auto j = nlohmann::json::parse(f);
+  const Json& j = golden_json("sagan_param_counts.json");
   REQUIRE(j.size() >= 3);
   for (auto& [name, e] : j.items()) {
     INFO(name);
-    SaganConfig c = config_from(e["config"]);
+    SaganConfig c = config_from(e.at("config"));
     Generator gen(1);
     {
       SaganGenerator G(c, gen);
-      CHECK(G.num_parameters() == e["G"].get<int64_t>());
+      CHECK(G.num_parameters() == e.at("G").get<int64_t>());
     }
     {
       SaganDiscriminator D(c, gen);
-      CHECK(D.num_parameters() == e["D"].get<int64_t>());
+      CHECK(D.num_parameters() == e.at("D").get<int64_t>());
     }
   }
 }

@@ -10,7 +10,6 @@
 
 using namespace sagan;
 using namespace sagan::testing;
-namespace ag = sagan::testing::attention_golden;
 
 #define REQUIRE_CLOSE(a, b, rtol, atol)   \
   do {                                    \
@@ -75,7 +74,7 @@ TEST_CASE("adam_update matches a float64 loop of the formula", "[optim]") {
 TEST_CASE("adam_update matches torch.optim.Adam", "[optim][golden]") {
   for (const char* name : {"adam_b0_0.9_f64", "adam_b0.5_0.999_f64", "adam_b0_0.9_f32"}) {
     INFO(name);
-    const auto& c = ag::golden_case(name);
+    const auto& c = attention_case(name);
     const DType dt = c.at("dtype").get<std::string>() == "float32" ? DType::F32 : DType::F64;
     const double tol = dt == DType::F64 ? 1e-14 : 1e-6;
     AdamHyper h;

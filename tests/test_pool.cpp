@@ -11,7 +11,6 @@
 
 using namespace sagan;
 using namespace sagan::testing;
-namespace gd = sagan::testing::golden;
 
 #define REQUIRE_GRADCHECK(fn, ...)          \
   do {                                      \
@@ -47,15 +46,15 @@ Tensor input_grad(const Tensor& x, const Tensor& y, const Tensor& gy) {
 // Checks op(x) and its input gradient against a golden case, in float64 and
 // float32.
 void check_golden(const char* name, UnaryFn op) {
-  const auto& c = gd::norm_pool_case(name);
+  const auto& c = norm_pool_case(name);
   for (DType dt : {DType::F64, DType::F32}) {
     INFO(name << " " << dtype_name(dt));
     const double rtol = dt == DType::F64 ? 1e-12 : 1e-5, atol = dt == DType::F64 ? 1e-14 : 1e-6;
-    Tensor x = gd::tensor(c, "x", dt, true);
+    Tensor x = golden_tensor(c, "x", dt, true);
     Tensor y = op(x);
     REQUIRE(y.shape() == c.at("out_shape").get<Shape>());
-    REQUIRE_CLOSE(y, gd::values(c, "out"), rtol, atol);
-    REQUIRE_CLOSE(input_grad(x, y, gd::tensor(c, "gy", dt)), gd::values(c, "gx"), rtol, atol);
+    REQUIRE_CLOSE(y, golden_values(c, "out"), rtol, atol);
+    REQUIRE_CLOSE(input_grad(x, y, golden_tensor(c, "gy", dt)), golden_values(c, "gx"), rtol, atol);
   }
 }
 

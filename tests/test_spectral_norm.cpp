@@ -14,7 +14,6 @@
 
 using namespace sagan;
 using namespace sagan::testing;
-namespace ag = sagan::testing::attention_golden;
 
 #define REQUIRE_GRADCHECK(fn, ...)          \
   do {                                      \
@@ -56,18 +55,18 @@ double sigma_of(const Tensor& w, const Tensor& u, const Tensor& v) {
 TEST_CASE("power_iteration matches torch.nn.utils.spectral_norm's one step", "[spectral_norm][golden]") {
   for (const char* name : {"spectral_linear", "spectral_conv"}) {
     INFO(name);
-    const auto& c = ag::golden_case(name);
+    const auto& c = attention_case(name);
     for (DType dt : {DType::F64, DType::F32}) {
       const double tol = dt == DType::F64 ? 1e-13 : 2e-6;
-      Tensor w = ag::tensor(c, "w", dt);
-      std::vector<Tensor> ws{w}, us{ag::tensor(c, "u0", dt)}, vs{ag::tensor(c, "v0", dt)};
+      Tensor w = golden_tensor(c, "w", dt);
+      std::vector<Tensor> ws{w}, us{golden_tensor(c, "u0", dt)}, vs{golden_tensor(c, "v0", dt)};
       power_iteration(ws, us, vs);
-      REQUIRE_CLOSE(vs[0], ag::tensor(c, "v1"), tol, tol);
-      REQUIRE_CLOSE(us[0], ag::tensor(c, "u1"), tol, tol);
+      REQUIRE_CLOSE(vs[0], golden_tensor(c, "v1"), tol, tol);
+      REQUIRE_CLOSE(us[0], golden_tensor(c, "u1"), tol, tol);
       const double sigma = sigma_of(w, us[0], vs[0]);
       CHECK(sigma == Approx(c.at("sigma").get<double>()).epsilon(tol));
       Tensor wsn = mul(w, 1.0 / sigma);
-      REQUIRE_CLOSE(wsn, ag::tensor(c, "weight_sn"), 10 * tol, 10 * tol);
+      REQUIRE_CLOSE(wsn, golden_tensor(c, "weight_sn"), 10 * tol, 10 * tol);
     }
   }
 }
@@ -90,8 +89,8 @@ TEST_CASE("power_iteration converges to the largest singular value", "[spectral_
   }
   // And the golden matrices against torch.linalg.svdvals.
   for (const char* name : {"spectral_linear", "spectral_conv"}) {
-    const auto& c = ag::golden_case(name);
-    std::vector<Tensor> w{ag::tensor(c, "w")}, u{ag::tensor(c, "u0")}, v{ag::tensor(c, "v0")};
+    const auto& c = attention_case(name);
+    std::vector<Tensor> w{golden_tensor(c, "w")}, u{golden_tensor(c, "u0")}, v{golden_tensor(c, "v0")};
     for (int it = 0; it < 300; ++it) power_iteration(w, u, v);
     CHECK(sigma_of(w[0], u[0], v[0]) == Approx(c.at("sigma_max").get<double>()).epsilon(1e-10));
   }

@@ -1,44 +1,9 @@
-// Reader for tests/data/norm_pool_goldens.json, written by
-// tests/golden/make_norm_pool_goldens.py: PyTorch's float64 inputs, outputs
-// and input gradients for batch_norm, pooling, upsampling and indexing.
+// tests/data/norm_pool_goldens.json, written by make_norm_pool_goldens.py:
+// PyTorch's float64 inputs, outputs and input gradients for batch_norm,
+// pooling, upsampling and indexing.
 #pragma once
-#include <fstream>
-#include <stdexcept>
-#include <string>
-#include <vector>
+#include "tests/support/golden.h"
 
-#include <nlohmann/json.hpp>
-
-#include "core/tensor.h"
-
-namespace sagan::testing::golden {
-
-using Json = nlohmann::json;
-
-// One case by name; the file is parsed once per test run.
-inline const Json& norm_pool_case(const std::string& name) {
-  static const Json all = [] {
-    const std::string path = std::string(SAGAN_TEST_DATA_DIR) + "/norm_pool_goldens.json";
-    std::ifstream f(path);
-    if (!f) throw std::runtime_error("norm_pool_goldens: cannot open " + path);
-    return Json::parse(f);
-  }();
-  return all.at("cases").at(name);
-}
-
-inline std::vector<double> values(const Json& c, const std::string& key) {
-  return c.at(key).get<std::vector<double>>();
-}
-
-// The tensor stored under `key` with its shape under `key + "_shape"`.
-inline Tensor tensor(const Json& c, const std::string& key, DType dtype = DType::F64, bool requires_grad = false) {
-  Tensor t = Tensor::from_vector(values(c, key), c.at(key + "_shape").get<Shape>(), dtype);
-  if (requires_grad) t.set_requires_grad(true);
-  return t;
-}
-
-inline Tensor indices(const Json& c, const std::string& key, const Shape& shape) {
-  return Tensor::from_vector(c.at(key).get<std::vector<int64_t>>(), shape);
-}
-
-}  // namespace sagan::testing::golden
+namespace sagan::testing {
+inline const Json& norm_pool_case(const std::string& name) { return golden_case("norm_pool_goldens.json", name); }
+}  // namespace sagan::testing

@@ -6,11 +6,10 @@
 #include <fstream>
 #include <iterator>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "core/tensor.h"
+#include "tests/support/golden.h"
 
 namespace sagan::testing {
 
@@ -31,8 +30,6 @@ struct GoldenFile {
     return out;
   }
 };
-
-inline std::string golden_path(const std::string& file) { return std::string(SAGAN_TEST_DATA_DIR) + "/" + file; }
 
 inline GoldenFile load_golden(const std::string& stem) {
   std::ifstream js(golden_path(stem + ".json"));
