@@ -7,33 +7,12 @@
 
 #include "core/ops.h"
 #include "tests/golden/norm_pool_goldens.h"
-#include "tests/support/gradcheck.h"
+#include "tests/support/assertions.h"
 
 using namespace sagan;
 using namespace sagan::testing;
 
-#define REQUIRE_GRADCHECK(fn, ...)          \
-  do {                                      \
-    auto r_ = gradcheck(fn, {__VA_ARGS__}); \
-    INFO(r_.message);                       \
-    REQUIRE(r_.ok);                         \
-  } while (0)
-
-#define REQUIRE_CLOSE(a, b, rtol, atol)        \
-  do {                                         \
-    auto c_ = allclose(a, b, rtol, atol);      \
-    INFO(#a << ": " << c_.message);            \
-    REQUIRE(c_.ok);                            \
-  } while (0)
-
 namespace {
-// Gradient of sum(y * gy) with respect to the leaf x.
-Tensor input_grad(const Tensor& x, const Tensor& y, const Tensor& gy) {
-  x.set_grad(Tensor());
-  y.backward(gy);
-  return x.grad();
-}
-
 // (x - mean) / sqrt(biased var + eps) per channel, built from generic ops.
 Tensor composite_bn(const Tensor& x, double eps) {
   Tensor mu = mean(x, {0, 2, 3}, true);

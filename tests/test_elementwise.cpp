@@ -4,17 +4,10 @@
 #include <cmath>
 
 #include "core/ops.h"
-#include "tests/support/gradcheck.h"
+#include "tests/support/assertions.h"
 
 using namespace sagan;
 using namespace sagan::testing;
-
-#define REQUIRE_GRADCHECK(fn, ...)                      \
-  do {                                                  \
-    auto r_ = gradcheck(fn, {__VA_ARGS__});             \
-    INFO(r_.message);                                   \
-    REQUIRE(r_.ok);                                     \
-  } while (0)
 
 TEST_CASE("binary ops broadcast and match hand-computed values", "[elementwise]") {
   Tensor a = Tensor::from_vector(std::vector<double>{1, 2, 3, 4, 5, 6}, {2, 3}, DType::F64);

@@ -9,19 +9,12 @@
 #include "core/ops.h"
 #include "core/ops_eval.h"
 #include "tests/golden/eval_goldens.h"
-#include "tests/support/gradcheck.h"
+#include "tests/support/assertions.h"
 
 using namespace sagan;
 using namespace sagan::testing;
 using golden::eval_goldens;
 using golden::eval_tensor;
-
-#define REQUIRE_CLOSE(a, b, rtol, atol)   \
-  do {                                    \
-    auto r_ = allclose(a, b, rtol, atol); \
-    INFO(r_.message);                     \
-    REQUIRE(r_.ok);                       \
-  } while (0)
 
 namespace {
 const nlohmann::json& ops() { return eval_goldens().at("ops"); }

@@ -6,32 +6,12 @@
 
 #include "core/ops.h"
 #include "tests/golden/norm_pool_goldens.h"
-#include "tests/support/gradcheck.h"
+#include "tests/support/assertions.h"
 
 using namespace sagan;
 using namespace sagan::testing;
 
-#define REQUIRE_GRADCHECK(fn, ...)          \
-  do {                                      \
-    auto r_ = gradcheck(fn, {__VA_ARGS__}); \
-    INFO(r_.message);                       \
-    REQUIRE(r_.ok);                         \
-  } while (0)
-
-#define REQUIRE_CLOSE(a, b, rtol, atol)   \
-  do {                                    \
-    auto c_ = allclose(a, b, rtol, atol); \
-    INFO(#a << ": " << c_.message);       \
-    REQUIRE(c_.ok);                       \
-  } while (0)
-
 namespace {
-Tensor input_grad(const Tensor& x, const Tensor& y, const Tensor& gy) {
-  x.set_grad(Tensor());
-  y.backward(gy);
-  return x.grad();
-}
-
 Tensor idx(std::vector<int64_t> v) {
   const int64_t n = static_cast<int64_t>(v.size());
   return Tensor::from_vector(v, {n});

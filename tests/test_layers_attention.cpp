@@ -7,24 +7,10 @@
 #include "core/ops.h"
 #include "layers/self_attention.h"
 #include "tests/golden/sagan_goldens.h"
-#include "tests/support/gradcheck.h"
+#include "tests/support/assertions.h"
 
 using namespace sagan;
 using namespace sagan::testing;
-
-#define REQUIRE_GRADCHECK(fn, ...)          \
-  do {                                      \
-    auto r_ = gradcheck(fn, {__VA_ARGS__}); \
-    INFO(r_.message);                       \
-    REQUIRE(r_.ok);                         \
-  } while (0)
-
-#define REQUIRE_CLOSE(a, b, rtol, atol)     \
-  do {                                      \
-    auto c_ = allclose(a, b, rtol, atol);   \
-    INFO(c_.message);                       \
-    REQUIRE(c_.ok);                         \
-  } while (0)
 
 TEST_CASE("SelfAttention matches the PyTorch reference (train with power iteration, eval)", "[layers][attention]") {
   GoldenFile g = load_golden("sagan_attention");

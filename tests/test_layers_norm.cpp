@@ -6,17 +6,10 @@
 
 #include "core/ops.h"
 #include "layers/batch_norm.h"
-#include "tests/support/gradcheck.h"
+#include "tests/support/assertions.h"
 
 using namespace sagan;
 using namespace sagan::testing;
-
-#define REQUIRE_GRADCHECK(fn, ...)          \
-  do {                                      \
-    auto r_ = gradcheck(fn, {__VA_ARGS__}); \
-    INFO(r_.message);                       \
-    REQUIRE(r_.ok);                         \
-  } while (0)
 
 namespace {
 void assign(nn::Module& m, const std::string& name, const std::vector<double>& v) {

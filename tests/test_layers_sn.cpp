@@ -10,17 +10,10 @@
 #include "layers/embedding.h"
 #include "layers/gblock.h"
 #include "layers/linear.h"
-#include "tests/support/gradcheck.h"
+#include "tests/support/assertions.h"
 
 using namespace sagan;
 using namespace sagan::testing;
-
-#define REQUIRE_GRADCHECK(fn, ...)          \
-  do {                                      \
-    auto r_ = gradcheck(fn, {__VA_ARGS__}); \
-    INFO(r_.message);                       \
-    REQUIRE(r_.ok);                         \
-  } while (0)
 
 namespace {
 // u, v converge to w's singular vectors, then are held (eval): with vectors

@@ -9,17 +9,10 @@
 #include "models/discriminator.h"
 #include "models/generator.h"
 #include "tests/golden/sagan_goldens.h"
-#include "tests/support/gradcheck.h"
+#include "tests/support/assertions.h"
 
 using namespace sagan;
 using namespace sagan::testing;
-
-#define REQUIRE_CLOSE(a, b, rtol, atol)   \
-  do {                                    \
-    auto c_ = allclose(a, b, rtol, atol); \
-    INFO(c_.message);                     \
-    REQUIRE(c_.ok);                       \
-  } while (0)
 
 namespace {
 SaganConfig config_from(const nlohmann::json& j) {

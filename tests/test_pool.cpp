@@ -7,24 +7,10 @@
 
 #include "core/ops.h"
 #include "tests/golden/norm_pool_goldens.h"
-#include "tests/support/gradcheck.h"
+#include "tests/support/assertions.h"
 
 using namespace sagan;
 using namespace sagan::testing;
-
-#define REQUIRE_GRADCHECK(fn, ...)          \
-  do {                                      \
-    auto r_ = gradcheck(fn, {__VA_ARGS__}); \
-    INFO(r_.message);                       \
-    REQUIRE(r_.ok);                         \
-  } while (0)
-
-#define REQUIRE_CLOSE(a, b, rtol, atol)   \
-  do {                                    \
-    auto c_ = allclose(a, b, rtol, atol); \
-    INFO(#a << ": " << c_.message);       \
-    REQUIRE(c_.ok);                       \
-  } while (0)
 
 // Bitwise-equal values and equal shapes.
 #define REQUIRE_SAME_VALUES(a, b)                       \
@@ -36,12 +22,6 @@ using namespace sagan::testing;
 
 namespace {
 using UnaryFn = Tensor (*)(const Tensor&);
-
-Tensor input_grad(const Tensor& x, const Tensor& y, const Tensor& gy) {
-  x.set_grad(Tensor());
-  y.backward(gy);
-  return x.grad();
-}
 
 // Checks op(x) and its input gradient against a golden case, in float64 and
 // float32.

@@ -5,17 +5,10 @@
 #include <cmath>
 
 #include "core/ops.h"
-#include "tests/support/gradcheck.h"
+#include "tests/support/assertions.h"
 
 using namespace sagan;
 using namespace sagan::testing;
-
-#define REQUIRE_GRADCHECK(fn, ...)          \
-  do {                                      \
-    auto r_ = gradcheck(fn, {__VA_ARGS__}); \
-    INFO(r_.message);                       \
-    REQUIRE(r_.ok);                         \
-  } while (0)
 
 namespace {
 // Sum of x over the dims in mask, by visiting every element: the reference

@@ -8,17 +8,10 @@
 #include <sstream>
 
 #include "core/ops.h"
-#include "tests/support/gradcheck.h"
+#include "tests/support/assertions.h"
 
 using namespace sagan;
 using namespace sagan::testing;
-
-#define REQUIRE_GRADCHECK(fn, ...)          \
-  do {                                      \
-    auto r_ = gradcheck(fn, {__VA_ARGS__}); \
-    INFO(r_.message);                       \
-    REQUIRE(r_.ok);                         \
-  } while (0)
 
 namespace {
 // 0, 1, ..., n-1 as float64 in the given shape.
