@@ -5,21 +5,13 @@
 
 #include "core/io/atomic_file.h"
 #include "models/data/dataset.h"
+#include "tests/support/temp_dir.h"
 
 using namespace sagan;
+using namespace sagan::testing;
 namespace fs = std::filesystem;
 
 namespace {
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "sagan_data_cifar_XXXXXX").string();
-    path = ::mkdtemp(t.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
 // Record r of file f: label (f + r) % 10, channel c plane value (f * 50 + r * 7 + c * 3 + p) % 256.
 std::vector<uint8_t> batch(int f, int records) {
   std::vector<uint8_t> o;
@@ -30,13 +22,12 @@ std::vector<uint8_t> batch(int f, int records) {
   }
   return o;
 }
-void write(const std::string& p, const std::vector<uint8_t>& b) { io::write_file_atomic(p, b.data(), b.size()); }
 }  // namespace
 
 TEST_CASE("CIFAR-10 batches load with planes interleaved into HWC", "[data][data_cifar]") {
   TempDir dir;
-  for (int f = 1; f <= 5; ++f) write(dir / fmt::format("data_batch_{}.bin", f), batch(f, f == 3 ? 2 : 3));
-  write(dir / "test_batch.bin", batch(0, 4));
+  for (int f = 1; f <= 5; ++f) write_bytes(dir / fmt::format("data_batch_{}.bin", f), batch(f, f == 3 ? 2 : 3));
+  write_bytes(dir / "test_batch.bin", batch(0, 4));
   auto train = data::cifar10(dir.path.string(), "train");
   CHECK(train->size() == 14);
   CHECK((train->channels() == 3 && train->height() == 32 && train->width() == 32 && train->num_classes() == 10));
@@ -61,14 +52,14 @@ TEST_CASE("CIFAR-10 rejects bad sizes, labels and missing files", "[data][data_c
                       Catch::Contains("test_batch.bin not found") && Catch::Contains("cifar-10-binary"));
   std::vector<uint8_t> b = batch(0, 2);
   b.pop_back();
-  write(dir / "test_batch.bin", b);
+  write_bytes(dir / "test_batch.bin", b);
   REQUIRE_THROWS_WITH(data::cifar10(dir.path.string(), "test"),
                       Catch::Contains("test_batch.bin") && Catch::Contains("6145 bytes is not a positive multiple of the 3073"));
   b = batch(0, 3);
   b[2 * 3073] = 10;
-  write(dir / "test_batch.bin", b);
+  write_bytes(dir / "test_batch.bin", b);
   REQUIRE_THROWS_WITH(data::cifar10(dir.path.string(), "test"), Catch::Contains("record 2 has label 10"));
-  write(dir / "test_batch.bin", {});
+  write_bytes(dir / "test_batch.bin", {});
   REQUIRE_THROWS_WITH(data::cifar10(dir.path.string(), "test"), Catch::Contains("size 0 bytes"));
   REQUIRE_THROWS_WITH(data::cifar10(dir.path.string(), "val"), Catch::Contains("'val'"));
 }

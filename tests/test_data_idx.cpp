@@ -7,21 +7,13 @@
 
 #include "core/io/atomic_file.h"
 #include "models/data/dataset.h"
+#include "tests/support/temp_dir.h"
 
 using namespace sagan;
+using namespace sagan::testing;
 namespace fs = std::filesystem;
 
 namespace {
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "sagan_data_idx_XXXXXX").string();
-    path = ::mkdtemp(t.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
 uint32_t crc32_ieee(const std::vector<uint8_t>& d) {
   uint32_t c = 0xFFFFFFFFu;
   for (uint8_t b : d) {
@@ -64,16 +56,14 @@ std::vector<uint8_t> idx(uint32_t magic, const std::vector<uint32_t>& dims, size
   return o;
 }
 
-void write(const std::string& p, const std::vector<uint8_t>& b) { io::write_file_atomic(p, b.data(), b.size()); }
-
 // A (gzipped) Fashion-MNIST-style directory of n images of h x w.
 void write_split(const TempDir& dir, const std::string& prefix, uint32_t n, uint32_t h, uint32_t w) {
-  write(dir / (prefix + "-images-idx3-ubyte.gz"), gzip_stored(idx(0x803, {n, h, w}, size_t(n) * h * w)));
+  write_bytes(dir / (prefix + "-images-idx3-ubyte.gz"), gzip_stored(idx(0x803, {n, h, w}, size_t(n) * h * w)));
   std::vector<uint8_t> labels;
   put32be(labels, 0x801);
   put32be(labels, n);
   for (uint32_t i = 0; i < n; ++i) labels.push_back(static_cast<uint8_t>((i * 3) % 10));
-  write(dir / (prefix + "-labels-idx1-ubyte.gz"), gzip_stored(labels));
+  write_bytes(dir / (prefix + "-labels-idx1-ubyte.gz"), gzip_stored(labels));
 }
 }  // namespace
 
@@ -108,19 +98,19 @@ TEST_CASE("synthetic gzipped and raw IDX files load", "[data][data_idx]") {
 
   // Large enough to need several stored blocks.
   std::string big = dir / "big-images-idx3-ubyte";
-  write(big + ".gz", gzip_stored(idx(0x803, {3, 200, 300}, 180000)));
+  write_bytes(big + ".gz", gzip_stored(idx(0x803, {3, 200, 300}, 180000)));
   data::IdxArray a = data::read_idx_u8(big + ".gz", 3);
   CHECK(a.dims == std::vector<int64_t>{3, 200, 300});
   CHECK((a.data.size() == 180000 && a.data[179999] == (179999 * 31) % 251));
 
   // Uncompressed files are read too (zlib passes them through).
   TempDir raw;
-  write(raw / "t10k-images-idx3-ubyte", idx(0x803, {4, 2, 2}, 16));
+  write_bytes(raw / "t10k-images-idx3-ubyte", idx(0x803, {4, 2, 2}, 16));
   std::vector<uint8_t> labels;
   put32be(labels, 0x801);
   put32be(labels, 4);
   labels.insert(labels.end(), {9, 0, 1, 2});
-  write(raw / "t10k-labels-idx1-ubyte", labels);
+  write_bytes(raw / "t10k-labels-idx1-ubyte", labels);
   auto t = data::fashion_mnist("test", raw.path.string());
   CHECK((t->size() == 4 && t->get(0).label == 9 && t->get(3).label == 2));
 }
@@ -128,26 +118,26 @@ TEST_CASE("synthetic gzipped and raw IDX files load", "[data][data_idx]") {
 TEST_CASE("malformed IDX files throw naming the file", "[data][data_idx]") {
   TempDir dir;
   std::string p = dir / "x.gz";
-  write(p, gzip_stored(idx(0x801, {3, 2, 2}, 12)));  // a labels magic where images belong
+  write_bytes(p, gzip_stored(idx(0x801, {3, 2, 2}, 12)));  // a labels magic where images belong
   REQUIRE_THROWS_WITH(data::read_idx_u8(p, 3), Catch::Contains(p) && Catch::Contains("bad magic 0x00000801") &&
                                                    Catch::Contains("0x00000803"));
-  write(p, gzip_stored(idx(0x0D03, {3, 2, 2}, 12)));  // float elements
+  write_bytes(p, gzip_stored(idx(0x0D03, {3, 2, 2}, 12)));  // float elements
   REQUIRE_THROWS_WITH(data::read_idx_u8(p, 3), Catch::Contains("bad magic 0x00000d03"));
-  write(p, gzip_stored(idx(0x803, {3, 2, 2}, 11)));  // one byte short
+  write_bytes(p, gzip_stored(idx(0x803, {3, 2, 2}, 11)));  // one byte short
   REQUIRE_THROWS_WITH(data::read_idx_u8(p, 3), Catch::Contains(p) && Catch::Contains("truncated") &&
                                                    Catch::Contains("need 12 data bytes, found 11"));
-  write(p, gzip_stored(idx(0x803, {3, 2, 2}, 13)));
+  write_bytes(p, gzip_stored(idx(0x803, {3, 2, 2}, 13)));
   REQUIRE_THROWS_WITH(data::read_idx_u8(p, 3), Catch::Contains("trailing bytes"));
-  write(p, gzip_stored({0, 0, 8}));
+  write_bytes(p, gzip_stored({0, 0, 8}));
   REQUIRE_THROWS_WITH(data::read_idx_u8(p, 3), Catch::Contains("too short for the IDX magic"));
-  write(p, gzip_stored(idx(0x803, {3, 2}, 0)));
+  write_bytes(p, gzip_stored(idx(0x803, {3, 2}, 0)));
   REQUIRE_THROWS_WITH(data::read_idx_u8(p, 3), Catch::Contains("truncated header"));
   // A gzip stream cut off in the middle, and one with a wrong CRC.
   std::vector<uint8_t> gz = gzip_stored(idx(0x803, {10, 20, 30}, 6000));
-  write(p, std::vector<uint8_t>(gz.begin(), gz.begin() + 3000));
+  write_bytes(p, std::vector<uint8_t>(gz.begin(), gz.begin() + 3000));
   REQUIRE_THROWS_WITH(data::read_idx_u8(p, 3), Catch::Contains(p) && Catch::Contains("corrupt or truncated"));
   gz[gz.size() - 6] ^= 1;
-  write(p, gz);
+  write_bytes(p, gz);
   REQUIRE_THROWS_WITH(data::read_idx_u8(p, 3), Catch::Contains(p) && Catch::Contains("corrupt or truncated"));
   REQUIRE_THROWS_WITH(data::read_idx_u8(dir / "none.gz", 3), Catch::Contains("none.gz"));
 }
@@ -163,14 +153,14 @@ TEST_CASE("fashion_mnist checks the pair of files and tells how to install them"
   put32be(labels, 0x801);
   put32be(labels, 5);
   labels.insert(labels.end(), {1, 2, 3, 4, 5});
-  write(dir / "train-labels-idx1-ubyte.gz", gzip_stored(labels));
+  write_bytes(dir / "train-labels-idx1-ubyte.gz", gzip_stored(labels));
   REQUIRE_THROWS_WITH(data::fashion_mnist("train", dir.path.string()),
                       Catch::Contains("holds 6 images but") && Catch::Contains("holds 5 labels"));
   labels = {};
   put32be(labels, 0x801);
   put32be(labels, 6);
   labels.insert(labels.end(), {1, 2, 3, 10, 5, 6});
-  write(dir / "train-labels-idx1-ubyte.gz", gzip_stored(labels));
+  write_bytes(dir / "train-labels-idx1-ubyte.gz", gzip_stored(labels));
   REQUIRE_THROWS_WITH(data::fashion_mnist("train", dir.path.string()),
                       Catch::Contains("label 10 of example 3 is not in [0, 10)"));
 }

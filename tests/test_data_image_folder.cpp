@@ -5,20 +5,13 @@
 
 #include "core/io/atomic_file.h"
 #include "models/data/dataset.h"
+#include "tests/support/temp_dir.h"
 
 using namespace sagan;
+using namespace sagan::testing;
 namespace fs = std::filesystem;
 
 namespace {
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "sagan_data_folder_XXXXXX").string();
-    path = ::mkdtemp(t.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 io::Image solid(int64_t h, int64_t w, int64_t c, uint8_t v) { return io::Image(h, w, c, v); }
 }  // namespace
 

@@ -7,40 +7,25 @@
 
 #include "core/error.h"
 #include "core/io/atomic_file.h"
+#include "tests/support/temp_dir.h"
 
 using namespace sagan;
+using namespace sagan::testing;
 namespace fs = std::filesystem;
-
-namespace {
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "sagan_io_atomic_XXXXXX").string();
-    path = ::mkdtemp(t.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-  size_t count() const { return static_cast<size_t>(std::distance(fs::directory_iterator(path), fs::directory_iterator())); }
-};
-std::string slurp(const std::string& p) {
-  auto b = io::read_file(p);
-  return std::string(b.begin(), b.end());
-}
-}  // namespace
 
 TEST_CASE("write_file_atomic writes and replaces whole files", "[io][io_atomic]") {
   TempDir dir;
   std::string p = dir / "a.txt";
   io::write_file_atomic(p, std::string("first version"));
-  CHECK(slurp(p) == "first version");
+  CHECK(read_text(p) == "first version");
   io::write_file_atomic(p, std::string("second"));
-  CHECK(slurp(p) == "second");
+  CHECK(read_text(p) == "second");
   io::write_file_atomic(p, [](std::FILE* f) {
     for (int i = 0; i < 3; ++i) std::fprintf(f, "line %d\n", i);
   });
-  CHECK(slurp(p) == "line 0\nline 1\nline 2\n");
+  CHECK(read_text(p) == "line 0\nline 1\nline 2\n");
   io::write_file_atomic(p, nullptr, 0);
-  CHECK(slurp(p).empty());
+  CHECK(read_text(p).empty());
   CHECK(dir.count() == 1);  // no temporaries left behind
   CHECK((fs::status(p).permissions() & fs::perms::others_read) != fs::perms::none);
 }
@@ -56,7 +41,7 @@ TEST_CASE("a failed atomic write leaves the old file and no temporary", "[io][io
                                               throw Error("writer: simulated failure");
                                             }),
                       Catch::Contains("simulated failure"));
-  CHECK(slurp(p) == "old content");
+  CHECK(read_text(p) == "old content");
   CHECK(dir.count() == 1);
 }
 

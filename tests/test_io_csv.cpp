@@ -5,34 +5,20 @@
 
 #include "core/io/atomic_file.h"
 #include "core/io/csv.h"
+#include "tests/support/temp_dir.h"
 
 using namespace sagan;
+using namespace sagan::testing;
 namespace fs = std::filesystem;
-
-namespace {
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "sagan_io_csv_XXXXXX").string();
-    path = ::mkdtemp(t.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-std::string slurp(const std::string& p) {
-  auto b = io::read_file(p);
-  return std::string(b.begin(), b.end());
-}
-}  // namespace
 
 TEST_CASE("CsvWriter writes a header and flushes every row", "[io][io_csv]") {
   TempDir dir;
   std::string p = dir / "metrics.csv";
   io::CsvWriter w(p, /*append=*/false);
   w.write({{"step", 100}, {"loss_d", 0.25}, {"loss_g", 1.5f}, {"note", "a,b \"q\""}});
-  CHECK(slurp(p) == "step,loss_d,loss_g,note\n100,0.25,1.5,\"a,b \"\"q\"\"\"\n");  // visible before close
+  CHECK(read_text(p) == "step,loss_d,loss_g,note\n100,0.25,1.5,\"a,b \"\"q\"\"\"\n");  // visible before close
   w.write({{"loss_g", -2.0}, {"note", ""}, {"step", int64_t(200)}, {"loss_d", 1e-7}});  // any order
-  CHECK(slurp(p) == "step,loss_d,loss_g,note\n100,0.25,1.5,\"a,b \"\"q\"\"\"\n200,1e-07,-2,\n");
+  CHECK(read_text(p) == "step,loss_d,loss_g,note\n100,0.25,1.5,\"a,b \"\"q\"\"\"\n200,1e-07,-2,\n");
   CHECK(w.columns() == std::vector<std::string>{"step", "loss_d", "loss_g", "note"});
   REQUIRE_THROWS_WITH(w.write({{"step", 1}, {"loss_d", 1}, {"loss_g", 1}}),
                       Catch::Contains(p) && Catch::Contains("row has 3 columns"));
@@ -54,32 +40,32 @@ TEST_CASE("CsvWriter appends when resuming with the same header", "[io][io_csv]"
     io::CsvWriter w(p, /*append=*/true);
     w.write({{"step", 3}, {"fid", 30}});
   }
-  CHECK(slurp(p) == "step,fid\n1,50.5\n2,40.25\n3,30\n");
+  CHECK(read_text(p) == "step,fid\n1,50.5\n2,40.25\n3,30\n");
   // A row cut short by a crash is dropped before appending.
   io::write_file_atomic(p, std::string("step,fid\n1,50.5\n2,4"));
   {
     io::CsvWriter w(p, true);
     w.write({{"step", 2}, {"fid", 41}});
   }
-  CHECK(slurp(p) == "step,fid\n1,50.5\n2,41\n");
+  CHECK(read_text(p) == "step,fid\n1,50.5\n2,41\n");
   // A different header refuses to append and leaves the file alone.
   {
     io::CsvWriter w(p, true);
     REQUIRE_THROWS_WITH(w.write({{"step", 4}, {"is", 8.5}}),
                         Catch::Contains(p) && Catch::Contains("'step,fid'") && Catch::Contains("'step,is'"));
   }
-  CHECK(slurp(p) == "step,fid\n1,50.5\n2,41\n");
+  CHECK(read_text(p) == "step,fid\n1,50.5\n2,41\n");
   // append on a missing file or append = false both start afresh.
   std::string q = dir / "new.csv";
   {
     io::CsvWriter w(q, true);
     w.write({{"x", 1}});
   }
-  CHECK(slurp(q) == "x\n1\n");
+  CHECK(read_text(q) == "x\n1\n");
   {
     io::CsvWriter w(q, false);
     w.write({{"y", 2}});
   }
-  CHECK(slurp(q) == "y\n2\n");
+  CHECK(read_text(q) == "y\n2\n");
   REQUIRE_THROWS_WITH(io::CsvWriter(dir / "no/dir.csv", false), Catch::Contains("no/dir.csv"));
 }

@@ -10,21 +10,13 @@
 
 #include "core/io/atomic_file.h"
 #include "core/io/image.h"
+#include "tests/support/temp_dir.h"
 
 using namespace sagan;
+using namespace sagan::testing;
 namespace fs = std::filesystem;
 
 namespace {
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "sagan_io_img_XXXXXX").string();
-    path = ::mkdtemp(t.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
 io::Image pattern(int64_t h, int64_t w, int64_t c) {
   io::Image img(h, w, c);
   for (int64_t y = 0; y < h; ++y)
@@ -34,8 +26,6 @@ io::Image pattern(int64_t h, int64_t w, int64_t c) {
 }
 
 std::string fixture(const std::string& name) { return std::string(SAGAN_TEST_DATA_DIR) + "/io/" + name; }
-
-void write_bytes(const std::string& p, const std::vector<uint8_t>& b) { io::write_file_atomic(p, b.data(), b.size()); }
 }  // namespace
 
 TEST_CASE("PNG round trip of gray and RGB images with odd sizes", "[io][io_image]") {

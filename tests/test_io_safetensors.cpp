@@ -9,21 +9,13 @@
 #include "core/io/atomic_file.h"
 #include "core/io/safetensors.h"
 #include "core/rng.h"
+#include "tests/support/temp_dir.h"
 
 using namespace sagan;
+using namespace sagan::testing;
 namespace fs = std::filesystem;
 
 namespace {
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "sagan_io_st_XXXXXX").string();
-    path = ::mkdtemp(t.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
 // A file with the given header text (unpadded) and `data_bytes` zero bytes.
 std::string raw_file(const std::string& header, size_t data_bytes) {
   std::string s(8, '\0');
@@ -163,7 +155,7 @@ TEST_CASE("safetensors write errors name the file and keep the old one", "[io][i
   io::SafetensorsFile f = io::load_safetensors(p);
   CHECK(f.metadata.at("step") == "1");
   CHECK(f.at("w").to_vector() == std::vector<double>{1, 1});
-  CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()) == 1);
+  CHECK(dir.count() == 1);
 }
 
 TEST_CASE("safetensors interop file for Python", "[io][io_safetensors]") {

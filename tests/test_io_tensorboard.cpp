@@ -7,20 +7,13 @@
 
 #include "core/io/atomic_file.h"
 #include "core/io/tensorboard.h"
+#include "tests/support/temp_dir.h"
 
 using namespace sagan;
+using namespace sagan::testing;
 namespace fs = std::filesystem;
 
 namespace {
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "sagan_io_tb_XXXXXX").string();
-    path = ::mkdtemp(t.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
 // Bitwise CRC-32C, a second implementation to check the table-driven one.
 uint32_t crc32c_bitwise(const std::string& s) {
   uint32_t c = 0xFFFFFFFFu;
