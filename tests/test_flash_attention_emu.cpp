@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/ops.h"
+#include "tests/support/attention_reference.h"
 
 // After every other header: the emulator defines threadIdx, __shared__ etc.
 #include "tests/cuda/emu/cuda_emu.h"
@@ -23,6 +24,8 @@ namespace {
 
 namespace fa = sagan::fused::fa;
 using sagan::fused::Status;
+using sagan::testing::max_abs_error;
+using sagan::testing::max_rel_error;
 
 struct EmuLauncher {
   int sms = 4;
@@ -68,81 +71,6 @@ Buf random_buf(size_t n, double scale, std::mt19937& gen) {
   return b;
 }
 
-struct Ref {
-  std::vector<double> out, lse, gq, gk, gv;
-};
-
-// Plain float64 loops: softmax(q k^T) v per batch, and its gradients for a
-// given dL/dout.
-Ref reference(const Buf& q, const Buf& k, const Buf& v, const Buf* gout, const fa::Shape& s) {
-  Ref r;
-  r.out.assign(size_t(s.B) * s.N * s.dv, 0.0);
-  r.lse.assign(size_t(s.B) * s.N, 0.0);
-  if (gout) {
-    r.gq.assign(size_t(s.B) * s.N * s.d, 0.0);
-    r.gk.assign(size_t(s.B) * s.S * s.d, 0.0);
-    r.gv.assign(size_t(s.B) * s.S * s.dv, 0.0);
-  }
-  std::vector<double> sc(s.S), p(s.S);
-  for (int b = 0; b < s.B; ++b)
-    for (int i = 0; i < s.N; ++i) {
-      const float* qi = q.data() + (size_t(b) * s.N + i) * s.d;
-      double mx = -INFINITY;
-      for (int j = 0; j < s.S; ++j) {
-        const float* kj = k.data() + (size_t(b) * s.S + j) * s.d;
-        double dot = 0;
-        for (int e = 0; e < s.d; ++e) dot += double(qi[e]) * kj[e];
-        sc[j] = dot;
-        mx = std::max(mx, dot);
-      }
-      double z = 0;
-      for (int j = 0; j < s.S; ++j) z += std::exp(sc[j] - mx);
-      r.lse[size_t(b) * s.N + i] = mx + std::log(z);
-      for (int j = 0; j < s.S; ++j) p[j] = std::exp(sc[j] - mx) / z;
-      double* oi = r.out.data() + (size_t(b) * s.N + i) * s.dv;
-      for (int j = 0; j < s.S; ++j)
-        for (int c = 0; c < s.dv; ++c) oi[c] += p[j] * v[(size_t(b) * s.S + j) * s.dv + c];
-      if (!gout) continue;
-      const float* gi = gout->data() + (size_t(b) * s.N + i) * s.dv;
-      double D = 0;
-      for (int c = 0; c < s.dv; ++c) D += double(gi[c]) * oi[c];
-      for (int j = 0; j < s.S; ++j) {
-        const size_t kv = size_t(b) * s.S + j;
-        double dp = 0;
-        for (int c = 0; c < s.dv; ++c) {
-          dp += double(gi[c]) * v[kv * s.dv + c];
-          r.gv[kv * s.dv + c] += p[j] * gi[c];
-        }
-        const double ds = p[j] * (dp - D);
-        for (int e = 0; e < s.d; ++e) {
-          r.gq[(size_t(b) * s.N + i) * s.d + e] += ds * k[kv * s.d + e];
-          r.gk[kv * s.d + e] += ds * qi[e];
-        }
-      }
-    }
-  return r;
-}
-
-// max |x - ref| / max |ref|; NaN anywhere fails.
-double max_rel_error(const Buf& x, const std::vector<double>& ref) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    if (!std::isfinite(x[i])) return INFINITY;
-    num = std::max(num, std::abs(x[i] - ref[i]));
-    den = std::max(den, std::abs(ref[i]));
-  }
-  return num / std::max(den, 1e-30);
-}
-
-double max_abs_error(const Buf& x, const std::vector<double>& ref) {
-  double e = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    if (!std::isfinite(x[i])) return INFINITY;
-    e = std::max(e, std::abs(x[i] - ref[i]));
-  }
-  return e;
-}
-
 // fp32 path: max-norm relative error bound (fp32 lands near 1e-6).
 constexpr double kTol = 1e-4;
 
@@ -160,7 +88,7 @@ void check_forward(const Case& c, fa::FwdVariant variant, uint32_t seed) {
   Buf out(size_t(s.B) * s.N * s.dv), lse(size_t(s.B) * s.N);  // all NaN: every element must be written
   EmuLauncher L;
   REQUIRE(fa::forward(L, q.data(), k.data(), v.data(), out.data(), lse.data(), s, variant) == Status::Ok);
-  const Ref r = reference(q, k, v, nullptr, s);
+  const auto r = sagan::testing::attention_reference(q.data(), k.data(), v.data(), nullptr, s);
   INFO("B=" << s.B << " N=" << s.N << " S=" << s.S << " d=" << s.d << " dv=" << s.dv << " qk_scale=" << c.qk_scale
             << " variant=" << int(variant));
   CHECK(out.canaries_intact());
@@ -188,7 +116,7 @@ void check_backward(const Case& c, int sms, uint32_t seed) {
   Buf ws(ws_bytes / sizeof(float));
   REQUIRE(fa::backward(L, q.data(), k.data(), v.data(), out.data(), lse.data(), gout.data(), gq.data(), gk.data(),
                        gv.data(), s, ws.data(), ws_bytes) == Status::Ok);
-  const Ref r = reference(q, k, v, &gout, s);
+  const auto r = sagan::testing::attention_reference(q.data(), k.data(), v.data(), gout.data(), s);
   INFO("B=" << s.B << " N=" << s.N << " S=" << s.S << " d=" << s.d << " dv=" << s.dv << " qk_scale=" << c.qk_scale
             << " sms=" << sms);
   CHECK(gq.canaries_intact());
