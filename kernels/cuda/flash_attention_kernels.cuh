@@ -15,6 +15,15 @@
 #include "kernels/cuda/fused_common.cuh"
 
 namespace sagan::fused::fa {
+// Internal linkage for everything below: this header is compiled into two
+// CUDA translation units (flash_attention_fwd.cu, _bwd.cu) and, as plain host
+// code, into the emulator tests, which link against the engine. With
+// external linkage the kernels' host stubs and the emulated host functions
+// would share mangled names: duplicate definitions for non-template kernels,
+// and template instantiations silently merged by the linker (an emulated
+// test could end up calling a CUDA launch stub). Each translation unit gets
+// its own copy instead.
+namespace {
 
 // Tile sizes of the tiled kernels: 64 queries x 64 keys per step, 256
 // threads as a 16 x 16 grid, each thread owning a 4 x 4 block of scores.
@@ -726,4 +735,5 @@ Status backward(L& launcher, const float* q, const float* k, const float* v, con
   return Status::Ok;
 }
 
+}  // namespace
 }  // namespace sagan::fused::fa

@@ -25,6 +25,9 @@
 #endif
 
 namespace sagan::fused {
+// Internal linkage (see flash_attention_kernels.cuh): compiled by nvcc and,
+// as host code, by the emulator tests in the same program.
+namespace {
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
@@ -92,4 +95,5 @@ __device__ __forceinline__ float group_max(float v) {
   return v;
 }
 
+}  // namespace
 }  // namespace sagan::fused

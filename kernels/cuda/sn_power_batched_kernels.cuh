@@ -24,6 +24,11 @@
 #include "kernels/cuda/fused_common.cuh"
 
 namespace sagan::fused::sn {
+// Internal linkage, as in flash_attention_kernels.cuh: this header is also
+// compiled as host code into the emulator tests, which link against the
+// engine, so its kernels must not share external symbols with the nvcc
+// build's launch stubs.
+namespace {
 
 constexpr int kThreads = 256;
 constexpr int kColTile = 256;  // phase 1: one column per thread
@@ -249,4 +254,5 @@ Status power_iteration(L& launcher, const MatIn* mats, int count, float eps, flo
   return Status::Ok;
 }
 
+}  // namespace
 }  // namespace sagan::fused::sn
