@@ -1,9 +1,12 @@
 #include "core/backend.h"
 
+#include <atomic>
+#include <cstdlib>
+
 #include "kernels/cpu/cpu_backend.h"
-#ifdef SAGAN_WITH_CUDA
+// Plain C++ in every build; only its switches are defined without CUDA
+// (below), the rest by kernels/cuda/.
 #include "kernels/cuda/cuda_runtime_api.h"
-#endif
 
 namespace sagan {
 
@@ -60,5 +63,48 @@ int cuda_device_count() {
 }
 
 bool cuda_available() { return cuda_device_count() > 0; }
+
+// ---- switches of kernels/cuda/cuda_runtime_api.h that exist in every build
+
+const char* attention_impl_name(AttentionImpl impl) { return impl == AttentionImpl::Unfused ? "unfused" : "fused"; }
+
+AttentionImpl parse_attention_impl(const std::string& text, const std::string& what) {
+  if (text == "fused") return AttentionImpl::Fused;
+  if (text == "unfused") return AttentionImpl::Unfused;
+  SAGAN_FAIL("{}: invalid attention implementation '{}' (expected 'fused' or 'unfused')", what, text);
+}
+
+namespace {
+// -1: not set by set_cuda_attention_impl, the environment decides.
+std::atomic<int> g_attention_impl{-1};
+
+AttentionImpl attention_impl_from_env() {
+  // Read once; an invalid value throws here and again at the next call
+  // (a throwing initialiser leaves the static uninitialised).
+  static const AttentionImpl impl = [] {
+    const char* v = std::getenv("SAGAN_CUDA_ATTENTION");
+    if (v == nullptr || v[0] == '\0') return AttentionImpl::Fused;
+    return parse_attention_impl(v, "environment variable SAGAN_CUDA_ATTENTION");
+  }();
+  return impl;
+}
+}  // namespace
+
+void set_cuda_attention_impl(AttentionImpl impl) { g_attention_impl.store(static_cast<int>(impl)); }
+
+AttentionImpl cuda_attention_impl() {
+  const int set = g_attention_impl.load();
+  return set < 0 ? attention_impl_from_env() : static_cast<AttentionImpl>(set);
+}
+
+#ifndef SAGAN_WITH_CUDA
+// Without a CUDA backend TF32 has nothing to apply to; the setting is only
+// recorded (kernels/cuda/cuda_backend.cpp defines these in CUDA builds).
+namespace {
+std::atomic<bool> g_tf32{false};
+}  // namespace
+void set_cuda_tf32(bool enabled) { g_tf32.store(enabled); }
+bool cuda_tf32_enabled() { return g_tf32.load(); }
+#endif
 
 }  // namespace sagan

@@ -1,9 +1,21 @@
-// Attention, the UNFUSED path: O = softmax(Q K^T) V per batch, no scaling.
-// Scores are materialised: a cuBLAS batched GEMM writes S = Q K^T (B,N,S)
-// into a workspace (or into the caller's map), the row softmax runs in place
-// and records lse, and a second GEMM applies V. The backward recomputes
-// P = exp(S - lse) the same way. This is the baseline a fused kernel is
-// measured against, and the path that serves the attention map.
+// Attention: O = softmax(Q K^T) V per batch, no scaling, and its backward.
+//
+// Two paths (cuda_runtime_api.h, AttentionImpl):
+// - FUSED (the default for float32): the flash-style kernels of
+//   flash_attention.h; the N x S score matrix never reaches global memory.
+//   Taken when the dtype is float32, no attention map is requested, the head
+//   sizes are supported (flash_attention_supported) and the sizes fit the
+//   kernels' int parameters and grids; the backward's scratch (one float per
+//   query row) comes from the caching allocator.
+// - UNFUSED: everything else (float64, the attention map, d > 128, or
+//   set_cuda_attention_impl(AttentionImpl::Unfused) / SAGAN_CUDA_ATTENTION=
+//   unfused). Scores are materialised: a cuBLAS batched GEMM writes
+//   S = Q K^T (B,N,S) into a workspace (or into the caller's map), the row
+//   softmax runs in place and records lse, and a second GEMM applies V. The
+//   backward recomputes P = exp(S - lse) the same way.
+// Both save the natural-log lse of each score row, so either forward pairs
+// with either backward (the op front end may see the setting change between
+// its forward and its backward).
 //
 // The score workspace is N*S per batch element; batches are processed in
 // chunks so that it stays under a budget (256 MiB unless
@@ -13,9 +25,11 @@
 // Backward, with D = rowsum(dO * O):
 //   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - D),  dQ = dS K,  dK = dS^T Q.
 #include <atomic>
+#include <climits>
 
 #include "kernels/cuda/blas.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/flash_attention.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/softmax.cuh"
 
@@ -72,6 +86,27 @@ void check_out(const char* op, const Tensor& t, const Shape& shape, DType dtype,
               shape_str(shape), dtype_name(t.dtype()), shape_str(t.shape()));
 }
 
+// Whether the fused kernels take this problem: float32 chosen, supported
+// head sizes, and sizes within the kernels' int parameters and grid limits:
+// B * ceil(N/64), B * ceil(S/64) and B * N / 8 blocks in grid.x, at most
+// ceil(dv/64) <= 65535 column tiles in grid.y, and int row/column indices
+// that run up to a tile (64) past N, S and dv. Offsets inside the kernels are
+// 64-bit, so B*N*d etc. may exceed 2^31.
+bool use_fused(const Dims& s, DType dt) {
+  if (dt != DType::F32 || cuda_attention_impl() != AttentionImpl::Fused) return false;
+  constexpr int64_t kLimit = int64_t{INT_MAX} - 256;
+  if (s.B > kLimit || s.N > kLimit || s.S > kLimit || s.d > kLimit || s.dv > kLimit) return false;
+  if (!fused::flash_attention_supported(static_cast<int>(s.d), static_cast<int>(s.dv))) return false;
+  return s.B * s.N <= kLimit && s.B * s.S <= kLimit && s.dv <= int64_t{65535} * 64;
+}
+
+// A fused entry point's status (invalid sizes or the launch) and, with
+// SAGAN_CUDA_SYNC=1, the kernels' completion.
+void check_fused(const char* op, const char* call, cudaError_t err, cudaStream_t stream) {
+  if (err != cudaSuccess) throw_cuda_error(op, call, err);
+  check_launch(op, call, stream);
+}
+
 int64_t chunk_for(const Dims& s, size_t elem) {
   const size_t per = static_cast<size_t>(s.N) * static_cast<size_t>(s.S) * elem;
   const size_t budget = g_score_budget.load();
@@ -103,6 +138,16 @@ void CudaBackend::attention_forward(const Tensor& q_in, const Tensor& k_in, cons
   SAGAN_CHECK(s.S > 0, "{}: no keys (k has shape {}): the softmax over keys is undefined", op, shape_str(k_in.shape()));
   const Tensor q = dense(*this, q_in), k = dense(*this, k_in), v = dense(*this, v_in);
   DeviceGuard guard(device_);
+  if (!map && use_fused(s, dt)) {
+    check_fused(op, "flash_attention_forward_f32",
+                fused::flash_attention_forward_f32(
+                    static_cast<const float*>(q.raw_data()), static_cast<const float*>(k.raw_data()),
+                    static_cast<const float*>(v.raw_data()), static_cast<float*>(out.raw_data()),
+                    static_cast<float*>(lse.raw_data()), static_cast<int>(s.B), static_cast<int>(s.N),
+                    static_cast<int>(s.S), static_cast<int>(s.d), static_cast<int>(s.dv), stream_),
+                stream_);
+    return;
+  }
   dispatch_float(dt, op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* qp = static_cast<const T*>(q.raw_data());
@@ -163,6 +208,24 @@ void CudaBackend::attention_backward(const Tensor& q_in, const Tensor& k_in, con
   }
   const Tensor q = dense(*this, q_in), k = dense(*this, k_in), v = dense(*this, v_in), out = dense(*this, out_in),
                lse = dense(*this, lse_in), gout = dense(*this, gout_in);
+  if (use_fused(s, dt)) {
+    const int B = static_cast<int>(s.B), N = static_cast<int>(s.N), S = static_cast<int>(s.S),
+              d = static_cast<int>(s.d), dv = static_cast<int>(s.dv);
+    // D = rowsum(dO * O), one float per query row. Returned to the cache at
+    // scope exit while the kernels may still be queued: safe, because the
+    // block's next user is queued behind them on this device's one stream.
+    const size_t ws_bytes = fused::flash_attention_backward_workspace_bytes(B, N, S, d, dv);
+    Buffer ws = buffer(ws_bytes);
+    check_fused(op, "flash_attention_backward_f32",
+                fused::flash_attention_backward_f32(
+                    static_cast<const float*>(q.raw_data()), static_cast<const float*>(k.raw_data()),
+                    static_cast<const float*>(v.raw_data()), static_cast<const float*>(out.raw_data()),
+                    static_cast<const float*>(lse.raw_data()), static_cast<const float*>(gout.raw_data()),
+                    static_cast<float*>(gq.raw_data()), static_cast<float*>(gk.raw_data()),
+                    static_cast<float*>(gv.raw_data()), B, N, S, d, dv, ws.get(), ws_bytes, stream_),
+                stream_);
+    return;
+  }
   dispatch_float(dt, op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* qp = static_cast<const T*>(q.raw_data());

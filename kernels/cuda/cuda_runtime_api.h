@@ -1,5 +1,11 @@
 // The CUDA backend's plain C++ face: what core/backend.cpp, the tests and the
 // tools may call without seeing a CUDA type (this header is compiled by g++).
+//
+// The switches (set_cuda_tf32, set_cuda_attention_impl and their getters,
+// attention_impl_name, parse_attention_impl) exist in every build: without
+// the CUDA backend they only record the setting (core/backend.cpp), so callers
+// compile and run unchanged. Everything else here is defined only when the
+// engine is built with CUDA (SAGAN_WITH_CUDA).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -20,6 +26,29 @@ Backend& cuda_backend(int index);
 // float32 results keep full float32 precision; affects calls made after it.
 void set_cuda_tf32(bool enabled);
 bool cuda_tf32_enabled();
+
+// The CUDA path of the attention op (CudaBackend::attention_forward and
+// attention_backward) for float32:
+//   Fused    (default) the flash-style kernels of flash_attention.h: no N x S
+//            score matrix in memory; used when the head sizes are supported
+//            (flash_attention_supported(d, dv): 1 <= d <= 128) and no
+//            attention map is requested;
+//   Unfused  cuBLAS GEMMs around a materialised score matrix (attention.cu).
+// float64, a requested attention map and unsupported head sizes always take
+// the unfused path. Both paths save the same lse, so a forward of one pairs
+// with a backward of the other. The default comes from the environment
+// variable SAGAN_CUDA_ATTENTION=fused|unfused, read once, when the setting
+// is first needed (unset or empty: fused; any other value throws naming the
+// variable and the value); set_cuda_attention_impl overrides it for calls
+// made after it, process-wide.
+enum class AttentionImpl { Fused, Unfused };
+void set_cuda_attention_impl(AttentionImpl impl);
+AttentionImpl cuda_attention_impl();
+// "fused" / "unfused".
+const char* attention_impl_name(AttentionImpl impl);
+// The inverse of attention_impl_name; other text throws naming `what` (an
+// option or variable name) and the text.
+AttentionImpl parse_attention_impl(const std::string& text, const std::string& what);
 
 // Bytes of the score workspace of the unfused attention (N*S per batch
 // element; batches run in chunks that fit). 0 restores the default, 256 MiB.
