@@ -1,12 +1,22 @@
-// One power iteration per matrix, in place, the simple way: per matrix two
-// cuBLAS gemv calls and two single-block normalisation kernels, all queued on
-// the stream without host synchronisation. (A batched, fused kernel over all
-// of a model's matrices is the planned optimisation.)
+// One power iteration per matrix, in place: v = normalize(W^T u), then
+// u = normalize(W v), normalize(x) = x / max(|x|, eps) (the CPU backend's
+// order).
 //
-// w (out, in) row-major is, to column-major cuBLAS, the (in, out) matrix W^T
-// with ld = in: W^T u is gemv(N) and W v is gemv(T) on it.
+// float32 matrices with unit-stride u and v go to the batched kernels of
+// sn_power_batched.h: all of them in one call (three launches per 48
+// matrices), workspace from the caching allocator. Everything else (float64,
+// strided vectors, sizes past the batched kernels' int offsets, an eps that
+// rounds to 0 in float32) takes the per-matrix path: two cuBLAS gemv calls
+// and two single-block normalisation kernels per matrix. All of it is queued
+// on the stream without host synchronisation.
+//
+// For gemv, w (out, in) row-major is, to column-major cuBLAS, the (in, out)
+// matrix W^T with ld = in: W^T u is gemv(N) and W v is gemv(T) on it.
+#include <climits>
+
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/sn_power_batched.h"
 
 namespace sagan {
 
@@ -57,8 +67,54 @@ void CudaBackend::power_iteration(const std::vector<Tensor>& w, std::vector<Tens
                 shape_str(u[i].shape()), dtype_name(v[i].dtype()), shape_str(v[i].shape()));
   }
   DeviceGuard guard(device_);
+
+  // The batched float32 path. Each matrix's workspace is rows + cols floats
+  // plus partial sums, addressed by int offsets, so a matrix qualifies when
+  // rows + cols stays far from 2^31 and the calls are split where the sum
+  // over a call would pass it.
+  std::vector<bool> batched(w.size(), false);
+  const float eps32 = static_cast<float>(eps);
+  if (eps32 > 0.f) {
+    constexpr int64_t kMaxVec = int64_t{1} << 28;
+    constexpr size_t kMaxCallBytes = size_t{INT_MAX} / 2 * sizeof(float);
+    std::vector<fused::SnMatrixF32> mats;
+    size_t call_bytes = 0;
+    auto flush = [&] {
+      if (mats.empty()) return;
+      const int count = static_cast<int>(mats.size());
+      const size_t ws_bytes = fused::sn_power_iteration_batched_workspace_bytes(mats.data(), count);
+      SAGAN_CHECK(ws_bytes > 0, "{}: no workspace size for {} float32 matrices (invalid entry)", op, count);
+      // Returned to the cache at scope exit while the kernels may still be
+      // queued: safe, the block's next user is queued behind them on this
+      // device's one stream. cudaMalloc'd blocks are 256-byte aligned.
+      Buffer ws = buffer(ws_bytes);
+      SAGAN_CHECK(reinterpret_cast<uintptr_t>(ws.get()) % 16 == 0, "{}: workspace is not 16-byte aligned", op);
+      const cudaError_t err =
+          fused::sn_power_iteration_batched_f32(mats.data(), count, eps32, nullptr, ws.get(), ws_bytes, stream_);
+      if (err != cudaSuccess) throw_cuda_error(op, "sn_power_iteration_batched_f32", err);
+      check_launch(op, "sn_power_iteration_batched_f32", stream_);
+      mats.clear();
+      call_bytes = 0;
+    };
+    for (size_t i = 0; i < w.size(); ++i) {
+      if (w[i].dtype() != DType::F32) continue;
+      const int64_t rows = w[i].size(0), cols = rows == 0 ? 0 : w[i].numel() / rows;
+      if (rows == 0 || cols == 0 || rows > kMaxVec || cols > kMaxVec) continue;
+      if (u[i].strides()[0] != 1 || v[i].strides()[0] != 1) continue;
+      const fused::SnMatrixF32 m{static_cast<const float*>(w[i].raw_data()), static_cast<float*>(u[i].raw_data()),
+                                 static_cast<float*>(v[i].raw_data()), static_cast<int>(rows), static_cast<int>(cols)};
+      const size_t bytes = fused::sn_power_iteration_batched_workspace_bytes(&m, 1);
+      if (call_bytes + bytes > kMaxCallBytes) flush();
+      mats.push_back(m);
+      call_bytes += bytes;
+      batched[i] = true;
+    }
+    flush();
+  }
+
   cublasHandle_t h = cublas(false);
   for (size_t i = 0; i < w.size(); ++i) {
+    if (batched[i]) continue;
     const int64_t rows = w[i].size(0), cols = rows == 0 ? 0 : w[i].numel() / rows;
     if (rows == 0 || cols == 0) continue;
     const int64_t incu = u[i].strides()[0], incv = v[i].strides()[0];
