@@ -45,6 +45,21 @@ Pair outputs(const Shape& shape, DType gpu_dtype) {
   return {poisoned(shape, DType::F64, Device::cpu()), poisoned(shape, gpu_dtype, dev())};
 }
 
+int64_t allocations_during(const std::function<void()>& f, int device) {
+  const CudaMemoryStats a = cuda_memory_stats(device);
+  f();
+  const CudaMemoryStats b = cuda_memory_stats(device);
+  return (b.malloc_calls - a.malloc_calls) + (b.cache_hits - a.cache_hits);
+}
+
+void poison_allocator(const std::vector<Shape>& shapes, DType dtype, int copies) {
+  std::vector<Tensor> held;
+  for (int c = 0; c < copies; ++c)
+    for (const Shape& s : shapes) held.push_back(poisoned(s, dtype, dev()));
+  // Freed in reverse, so the first shape's block ends on top of its list.
+  while (!held.empty()) held.pop_back();
+}
+
 Compare compare(const Tensor& got, const Tensor& want, double tol) {
   Compare r;
   if (got.shape() != want.shape()) {

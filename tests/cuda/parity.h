@@ -72,6 +72,30 @@ class Tf32Scope {
   bool prev_;
 };
 
+// Scoped choice of the CUDA attention path (fused is the default).
+class AttentionImplScope {
+ public:
+  explicit AttentionImplScope(AttentionImpl impl) : prev_(cuda_attention_impl()) { set_cuda_attention_impl(impl); }
+  ~AttentionImplScope() { set_cuda_attention_impl(prev_); }
+  AttentionImplScope(const AttentionImplScope&) = delete;
+  AttentionImplScope& operator=(const AttentionImplScope&) = delete;
+
+ private:
+  AttentionImpl prev_;
+};
+inline std::vector<AttentionImpl> attention_impls() { return {AttentionImpl::Fused, AttentionImpl::Unfused}; }
+
+// Allocations (cudaMalloc calls plus cache hits) the device's caching
+// allocator served while f ran: tells which kernel path ran where the paths
+// allocate different workspaces.
+int64_t allocations_during(const std::function<void()>& f, int device = 0);
+
+// Leaves NaN-filled blocks of these sizes (`copies` of each) on the top of
+// the allocator's free lists, so that the next allocations of those size
+// classes, e.g. the outputs an op front end allocates itself, start as NaN:
+// poisoning for results the test cannot pre-allocate.
+void poison_allocator(const std::vector<Shape>& shapes, DType dtype, int copies = 2);
+
 }  // namespace sagan::cudatest
 
 // REQUIRE_PARITY(gpu_out, cpu_out, tol): the worst element is in the log.

@@ -1,0 +1,103 @@
+// Training on the GPU follows training on the CPU: a small SAGAN-32 Trainer
+// (ch = 8, batch 8, an in-memory data set) built with the same seed on cpu
+// and on cuda, three steps each, through both CUDA attention paths. Both
+// runs see the same initial weights, batches, z and labels (random numbers
+// are drawn on the CPU and copied), so the losses differ only by float32
+// rounding in different summation orders (cuBLAS/cuDNN, the fused kernels,
+// the batched power iteration against Eigen and the CPU loops).
+//
+// Tolerances, as |gpu - cpu| <= tol * max(1, |cpu|):
+// - step 1's loss_D, d_real and d_fake: 1e-4. They come from the initial
+//   weights (no update yet) through ~20 layers of float32 forward, whose
+//   rounding differences are ~1e-6 relative; 1e-4 leaves room for the
+//   reductions over the batch and the hinge.
+// - everything after an Adam update (step 1's loss_G, steps 2 and 3): 1e-3.
+//   Adam's first steps move each weight by about lr * g / (|g| + eps), i.e.
+//   by +-lr for nearly every gradient element whatever its size, so an
+//   element whose gradient is within rounding of zero can move by a
+//   different amount on the two devices; those few differences of up to
+//   ~lr = 4e-4 per weight shift the next losses by well under 1e-3
+//   relative in three steps, while a wrong kernel (a sign, a missed
+//   element, a wrong lse) moves them by far more.
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "core/io/image.h"
+#include "models/trainer.h"
+#include "tests/cuda/parity.h"
+
+using namespace sagan;
+using namespace sagan::cudatest;
+
+namespace {
+
+// Random 32x32 gray images in 3 classes, made in memory.
+class TinyDataset : public data::Dataset {
+ public:
+  explicit TinyDataset(int64_t n) : n_(n) {}
+  std::string name() const override { return "tiny"; }
+  int64_t size() const override { return n_; }
+  int64_t num_classes() const override { return 3; }
+  int64_t channels() const override { return 1; }
+  int64_t height() const override { return 32; }
+  int64_t width() const override { return 32; }
+  data::Example get(int64_t i) const override {
+    check_index(i);
+    data::Example e;
+    e.image = io::Image(32, 32, 1);
+    Generator g(static_cast<uint64_t>(i) + 1000);
+    for (auto& p : e.image.pixels) p = static_cast<uint8_t>(g.below(256));
+    e.label = i % 3;
+    return e;
+  }
+
+ private:
+  int64_t n_;
+};
+
+TrainConfig small_config(const std::string& device) {
+  TrainConfig c;
+  c.model.ch = 8;  // G 32 wide at the attention block (d = 4, dv = 16), D 16 wide (d = 2, dv = 8)
+  c.model.z_dim = 16;
+  c.batch_size = 8;
+  c.steps = 3;
+  c.ema_start = 2;
+  c.ema_decay = 0.9;
+  c.device = device;
+  c.seed = 11;
+  return c;
+}
+
+bool close(double got, double want, double tol) { return std::abs(got - want) <= tol * std::max(1.0, std::abs(want)); }
+
+}  // namespace
+
+TEST_CASE("cuda training steps give the cpu's losses for the same seed", "[cuda][trainer]") {
+  auto ds = std::make_shared<TinyDataset>(32);
+  std::vector<StepStats> want;
+  {
+    Trainer t(small_config("cpu"), ds);
+    for (int i = 0; i < 3; ++i) want.push_back(t.step());
+  }
+  for (AttentionImpl impl : attention_impls()) {
+    AttentionImplScope scope(impl);
+    Trainer t(small_config("cuda"), ds);
+    REQUIRE(t.device().is_cuda());
+    for (int i = 0; i < 3; ++i) {
+      const StepStats s = t.step();
+      const StepStats& w = want[static_cast<size_t>(i)];
+      INFO(attention_impl_name(impl) << " step " << s.step << ": loss_D " << s.loss_d << " (cpu " << w.loss_d
+                                     << "), loss_G " << s.loss_g << " (cpu " << w.loss_g << "), d_real " << s.d_real
+                                     << " (cpu " << w.d_real << "), d_fake " << s.d_fake << " (cpu " << w.d_fake
+                                     << ")");
+      REQUIRE(std::isfinite(s.loss_d));
+      REQUIRE(std::isfinite(s.loss_g));
+      const double tol_d = i == 0 ? 1e-4 : 1e-3;
+      CHECK(close(s.loss_d, w.loss_d, tol_d));
+      CHECK(close(s.d_real, w.d_real, tol_d));
+      CHECK(close(s.d_fake, w.d_fake, tol_d));
+      CHECK(close(s.loss_g, w.loss_g, 1e-3));
+    }
+  }
+}
