@@ -1,8 +1,9 @@
 // Attention on the GPU at SAGAN's attention shapes: the fused kernels
-// (kernels/cuda/flash_attention.h, called directly on engine tensors) against
-// the engine's sagan::attention (autograd included for forward+backward),
-// which runs the backend's unfused or fused path as SAGAN_ATTENTION_IMPL says
-// where the backend reads it. Forward and forward+backward, batch 64 and 256.
+// (kernels/cuda/flash_attention.h, called directly on engine tensors: the
+// three forward versions) and the engine's op front end sagan::attention
+// (autograd included for forward+backward) through each CUDA path, chosen
+// with set_cuda_attention_impl (rows engine:fused, the default, and
+// engine:unfused). Forward and forward+backward, batch 64 and 256.
 //
 // Per row: median time; achieved GB/s and TFLOP/s over the floors' bytes and
 // FLOPs; the two floors (bytes / HBM bandwidth, FLOPs / fp32 peak) and
@@ -63,7 +64,8 @@ std::vector<Config> configs(const std::vector<int>& batches) {
 // fused-tiled: the mainline kernels; fused-rowwarp / fused-async: the
 // row-per-warp (baseline) and cp.async double-buffered (candidate) forward
 // versions with the same backward; engine:*: sagan::attention with
-// SAGAN_ATTENTION_IMPL set as named.
+// set_cuda_attention_impl(AttentionImpl::Unfused / Fused) (the engine's fused
+// path runs the fused-tiled kernels).
 [[maybe_unused]] const char* kImpls[] = {"fused-tiled", "fused-rowwarp", "fused-async", "engine:unfused",
                                          "engine:fused"};
 constexpr int kNumImpls = 5;
@@ -148,8 +150,8 @@ void check(cudaError_t e, const char* what) {
 // pass: "fwd|fwdbwd seconds peak_bytes".
 int run_one(const Config& c, int impl, int reps) {
   using namespace sagan;
-  if (impl == 3) setenv("SAGAN_ATTENTION_IMPL", "unfused", 1);
-  if (impl == 4) setenv("SAGAN_ATTENTION_IMPL", "fused", 1);
+  if (impl == 3) set_cuda_attention_impl(AttentionImpl::Unfused);
+  if (impl == 4) set_cuda_attention_impl(AttentionImpl::Fused);
   const Device dev = Device::cuda();
   Generator gen(1);
   Tensor q = Tensor::randn({c.B, c.N, c.d}, gen, DType::F32, dev);

@@ -1,9 +1,18 @@
 // One spectral-norm power iteration over SAGAN-128's SN layers (ch = 64;
-// shapes in docs/benchmarks.md): the batched kernels
-// (kernels/cuda/sn_power_batched.h, three launches for all layers) against
-// the backend's simple power_iteration called one layer at a time (two
-// cuBLAS gemv and two normalisation kernels per layer) and called once with
-// all layers. Sets: G, D, and G + D.
+// shapes in docs/benchmarks.md), float32. Rows per set (G, D, G + D):
+//   batched           the batched kernels called directly
+//                     (kernels/cuda/sn_power_batched.h, three launches for
+//                     all layers, workspace allocated once outside the loop);
+//   engine, one call  sagan::power_iteration with all layers: the backend's
+//                     float32 path, the same kernels plus its checks and a
+//                     workspace from the caching allocator;
+//   engine, per layer sagan::power_iteration one layer at a time (three
+//                     launches per layer);
+//   per-layer loop    the backend's per-matrix path (two cuBLAS gemv and two
+//                     normalisation kernels per layer), which float32 takes
+//                     only for strided u and v: here u and v are every other
+//                     element of twice-as-long vectors to reach it (the path
+//                     float64 always takes).
 //
 // Floor: W must be read twice (W^T u, then W v with v depending on all of
 // W^T u), so bytes = 8 sum(rows * cols) + 8 sum(rows + cols) (u, v read and
@@ -127,7 +136,8 @@ void run_set(const char* name, const Shapes& shapes, int reps, int inner, double
         }
       },
       reps, inner);
-  const double t_loop = time_it(
+  const double t_all = time_it([&] { power_iteration(w, u, v, 1e-12); }, reps, inner);
+  const double t_layer = time_it(
       [&] {
         for (size_t i = 0; i < w.size(); ++i) {
           std::vector<Tensor> ui{u[i]}, vi{v[i]};
@@ -135,7 +145,20 @@ void run_set(const char* name, const Shapes& shapes, int reps, int inner, double
         }
       },
       reps, inner);
-  const double t_all = time_it([&] { power_iteration(w, u, v, 1e-12); }, reps, inner);
+  // Strided u, v: the per-matrix gemv path.
+  std::vector<Tensor> us, vs;
+  for (size_t i = 0; i < w.size(); ++i) {
+    us.push_back(Tensor::randn({2 * w[i].size(0)}, gen, DType::F32, dev).slice(0, 0, 2 * w[i].size(0), 2));
+    vs.push_back(Tensor::zeros({2 * w[i].size(1)}, DType::F32, dev).slice(0, 0, 2 * w[i].size(1), 2));
+  }
+  const double t_gemv = time_it(
+      [&] {
+        for (size_t i = 0; i < w.size(); ++i) {
+          std::vector<Tensor> ui{us[i]}, vi{vs[i]};
+          backend_for(dev).power_iteration({w[i]}, ui, vi, 1e-12);
+        }
+      },
+      reps, inner);
 
   const double b = floor_bytes(shapes), fl = b / bw;
   double params = 0;
@@ -146,8 +169,9 @@ void run_set(const char* name, const Shapes& shapes, int reps, int inner, double
     double t;
     int launches;
   } rows[] = {{"batched", t_batched, 3 * groups},
-              {"per-layer loop", t_loop, 4 * int(shapes.size())},
-              {"engine, one call", t_all, 4 * int(shapes.size())}};
+              {"engine, one call", t_all, 3 * groups},
+              {"engine, per layer", t_layer, 3 * int(shapes.size())},
+              {"per-layer loop", t_gemv, 4 * int(shapes.size())}};
   for (const auto& r : rows)
     std::printf("%-6s %4zu %8.2f %-17s %8d %10.1f %8.0f %10.1f %7.2f\n", name, shapes.size(), params / 1e6, r.impl,
                 r.launches, r.t * 1e6, b / r.t / 1e9, fl * 1e6, r.t / fl);

@@ -2,8 +2,12 @@
 # The one script to run on the GPU machine (H100/H200, sm_90):
 #   configure + build (Release, -DSAGAN_CUDA=ON, sm_90) into build/gpu,
 #   ctest with every label (CPU suite and the CUDA parity suite), verbose,
+#   the CUDA suite again with SAGAN_CUDA_ATTENTION=unfused (every test that
+#   does not pick an attention path itself then runs the unfused one),
 #   compute-sanitizer memcheck, racecheck and initcheck over sagan_cuda_tests,
-#   every benchmark executable in build/gpu/benchmarks,
+#   every benchmark executable in build/gpu/benchmarks (bench_attention has
+#   rows for both attention paths; bench_train_step runs again with
+#   SAGAN_CUDA_ATTENTION=unfused),
 #   the PyTorch reference scripts (benchmarks/*.py) when torch is importable.
 # Every step logs to ${OUT:-./gpu_out}/<step>.log; a failing step does not stop
 # the others; the end prints (and writes summary.txt) one line per step.
@@ -14,7 +18,8 @@
 #   BUILD_DIR          build tree (default <repo>/build/gpu)
 #   JOBS               build parallelism (default: nproc)
 #   CUDA_ARCH          CMAKE_CUDA_ARCHITECTURES (default 90)
-#   SANITIZE_FILTER    Catch2 test spec for the memcheck/initcheck runs (default: all)
+#   SANITIZE_FILTER    Catch2 test spec for the memcheck/initcheck runs (default: all but the
+#                      full-size [*_sagan] cases, which run in the unsanitised steps)
 #   RACECHECK_FILTER   test spec for racecheck (default: the kernels with shared memory)
 #   STEP_TIMEOUT       seconds per step (default 3600)
 #   SKIP_SANITIZERS=1, SKIP_BENCHMARKS=1, SKIP_TORCH=1   leave those steps out
@@ -28,7 +33,7 @@ BUILD_DIR=${BUILD_DIR:-$ROOT/build/gpu}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 4)}
 CUDA_ARCH=${CUDA_ARCH:-90}
 STEP_TIMEOUT=${STEP_TIMEOUT:-3600}
-SANITIZE_FILTER=${SANITIZE_FILTER:-}
+SANITIZE_FILTER=${SANITIZE_FILTER-"~[flash_attention_sagan]~[sn_batched_sagan]~[attention_sagan]~[spectral_norm_sagan]"}
 RACECHECK_FILTER=${RACECHECK_FILTER:-[reduce],[batch_norm],[attention],[spectral_norm],[optim],[sn_batched],[flash_attention]}
 SANITIZE_ARGS=()
 [[ -n "$SANITIZE_FILTER" ]] && SANITIZE_ARGS=("$SANITIZE_FILTER")
@@ -120,6 +125,10 @@ if [[ -x "$CUDA_TESTS" ]]; then
   # The same suite with a synchronising launch check: a failing kernel is
   # reported by the op that launched it.
   step cuda_tests_sync env SAGAN_CUDA_SYNC=1 "$CUDA_TESTS"
+  # The unfused attention path as the process default: tests that do not
+  # choose a path themselves (autograd through the op front ends) go
+  # through it too.
+  step cuda_tests_unfused env SAGAN_CUDA_ATTENTION=unfused "$CUDA_TESTS"
 else
   skip cuda_tests "sagan_cuda_tests was not built"
 fi
@@ -156,6 +165,9 @@ else
       found=1
       name=$(basename "$exe")
       step "bench_${name#bench_}" "$exe"
+      # A whole training step with the other attention path (the default
+      # run above uses the fused one).
+      [[ $name == bench_train_step ]] && step bench_train_step_unfused env SAGAN_CUDA_ATTENTION=unfused "$exe"
     done < <(find "$BUILD_DIR/benchmarks" -maxdepth 1 -type f -executable | sort)
   fi
   [[ $found == 0 ]] && skip benchmarks "no executables in $BUILD_DIR/benchmarks"
