@@ -1,12 +1,26 @@
-// Shared pieces of the command-line tools: error reporting with exit codes.
+// Shared pieces of the command-line tools: error reporting with exit codes,
+// option parsing that several tools share.
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
+
+#include "core/tensor.h"
 
 namespace sagan::cli {
 
 // Runs body, turning exceptions into "tool: error: message" on stderr and a
 // non-zero exit code (1 for engine errors, 2 for unexpected ones).
 int guarded_main(const char* tool, const std::function<int()>& body);
+
+// --classes "0,3,7": ids checked against the K classes of the model in
+// `checkpoint`; empty text means every class in turn (none when K = 0).
+std::vector<int64_t> parse_class_ids(const std::string& text, int64_t K, const std::string& checkpoint);
+
+// (n, z_dim) float32 latents on `device` from N(0, I) with seed `seed`, each
+// component redrawn while |z| > truncation (0 = off): the same images in
+// sagan-sample and sagan-attention for the same options.
+Tensor sample_latents(int64_t n, int64_t z_dim, uint64_t seed, double truncation, Device device);
 
 }  // namespace sagan::cli

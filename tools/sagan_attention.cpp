@@ -10,55 +10,14 @@
 #include <sstream>
 
 #include "core/io/image.h"
-#include "core/io/safetensors.h"
 #include "core/ops.h"
 #include "models/attention_maps.h"
-#include "models/train_config.h"
-#include "models/train_run.h"
+#include "models/checkpoint_file.h"
 #include "models/trainer.h"
 #include "tools/cli_common.h"
 
 using namespace sagan;
 namespace fs = std::filesystem;
-
-namespace {
-
-// Copies the tensors under `prefix` ("G_ema.", "G.", "D.") into m.
-void load_prefixed(nn::Module& m, const io::SafetensorsFile& f, const std::string& prefix, const std::string& ckpt) {
-  std::map<std::string, Tensor> state;
-  for (auto& [k, v] : f.tensors)
-    if (k.compare(0, prefix.size(), prefix) == 0) state.emplace(k.substr(prefix.size()), v);
-  SAGAN_CHECK(!state.empty(), "{}: no '{}*' tensors in the checkpoint", ckpt, prefix);
-  try {
-    m.load_state(state);
-  } catch (const Error& e) {
-    SAGAN_FAIL("{} ({}*): {}", ckpt, prefix, e.what());
-  }
-}
-
-std::vector<int64_t> parse_classes(const std::string& text, int64_t K, const std::string& ckpt) {
-  std::vector<int64_t> classes;
-  if (text.empty()) {
-    for (int64_t k = 0; k < K; ++k) classes.push_back(k);
-    return classes;
-  }
-  SAGAN_CHECK(K > 0, "--classes: the model in {} is unconditional", ckpt);
-  std::stringstream ss(text);
-  std::string tok;
-  while (std::getline(ss, tok, ',')) {
-    size_t pos = 0;
-    int64_t k = -1;
-    try {
-      k = std::stoll(tok, &pos);
-    } catch (...) {
-    }
-    SAGAN_CHECK(pos == tok.size() && k >= 0 && k < K, "--classes: '{}' is not a class id in [0, {})", tok, K);
-    classes.push_back(k);
-  }
-  return classes;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   return cli::guarded_main("sagan-attention", [&]() -> int {
@@ -112,17 +71,10 @@ int main(int argc, char** argv) {
     if (app.count("--auto") > 0) SAGAN_CHECK(auto_n > 0, "--auto must be positive, got {}", auto_n);
     if (queries_str.empty() && auto_n == 0) auto_n = 4;
 
-    if (fs::is_directory(ckpt)) {
-      std::string latest = latest_checkpoint(ckpt);
-      SAGAN_CHECK(!latest.empty(), "{}: a directory without checkpoints/step_*.safetensors", ckpt);
-      ckpt = latest;
-    }
-    io::SafetensorsFile f = io::load_safetensors(ckpt);
-    auto it = f.metadata.find("config");
-    SAGAN_CHECK(it != f.metadata.end(), "{}: not a sagan-train checkpoint (no 'config' metadata)", ckpt);
-    TrainConfig cfg = TrainConfig::from_json(it->second, ckpt + " (config metadata)");
+    const CheckpointFile ck = open_checkpoint(ckpt);
+    const TrainConfig& cfg = ck.config;
     const int64_t K = cfg.model.num_classes, R = cfg.model.resolution, C = cfg.model.image_channels;
-    std::vector<int64_t> classes = parse_classes(classes_str, K, ckpt);
+    std::vector<int64_t> classes = cli::parse_class_ids(classes_str, K, ck.path);
     // Queries given explicitly are checked now, before any forward.
     std::vector<viz::QueryPoint> fixed_queries;
     if (!queries_str.empty()) fixed_queries = viz::parse_queries(queries_str, R);
@@ -168,16 +120,10 @@ int main(int argc, char** argv) {
         g_for_d = std::make_unique<SaganGenerator>(cfg.model, init);
         gen = g_for_d.get();
       }
-      load_prefixed(*gen, f, weights == "ema" ? "G_ema." : "G.", ckpt);
+      load_network(*gen, ck, weights == "ema" ? "G_ema." : "G.");
       gen->to(dev);
       gen->eval();
-      Generator zgen(seed);
-      std::vector<double> z(static_cast<size_t>(n * cfg.model.z_dim));
-      for (double& v : z) {
-        v = zgen.normal();
-        while (truncation > 0 && std::abs(v) > truncation) v = zgen.normal();
-      }
-      Tensor zt = Tensor::from_vector(z, {n, cfg.model.z_dim}, DType::F32, dev);
+      Tensor zt = cli::sample_latents(n, cfg.model.z_dim, seed, truncation, dev);
       if (use_d) {
         NoGradGuard ng;
         images = gen->forward(zt, labels);
@@ -186,7 +132,7 @@ int main(int argc, char** argv) {
       }
     }
     if (use_d) {
-      load_prefixed(*d, f, "D.", ckpt);
+      load_network(*d, ck, "D.");
       d->to(dev);
       d->eval();
       cap = viz::capture_attention(*d, layer, images, labels);
@@ -194,8 +140,7 @@ int main(int argc, char** argv) {
 
     fmt::print("sagan-attention: {} layer {} '{}' at {}x{}: N = {} queries, S = {} keys ({}x{} {}) from {} (step {})\n",
                net_name, info.index, info.name, info.resolution, info.resolution, info.n(), info.s(), info.key_side,
-               info.key_side, info.pooled ? "max-pooled grid" : "grid, unpooled", ckpt,
-               f.metadata.count("step") ? f.metadata.at("step") : "?");
+               info.key_side, info.pooled ? "max-pooled grid" : "grid, unpooled", ck.path, ck.step);
     viz::RenderOptions ro;
     ro.scale = scale;
     ro.alpha = alpha;

@@ -5,11 +5,9 @@
 #include <filesystem>
 
 #include "core/io/image.h"
-#include "core/io/safetensors.h"
 #include "core/ops.h"
 #include "models/generator.h"
-#include "models/train_config.h"
-#include "models/train_run.h"
+#include "models/checkpoint_file.h"
 #include "models/trainer.h"
 #include "tools/cli_common.h"
 
@@ -45,69 +43,29 @@ int main(int argc, char** argv) {
     SAGAN_CHECK(n > 0, "--num must be positive, got {}", n);
     SAGAN_CHECK(truncation >= 0, "--truncation must be >= 0 (0 = off), got {}", truncation);
     SAGAN_CHECK(nrow >= 0, "--nrow must be >= 0, got {}", nrow);
-    if (fs::is_directory(ckpt)) {
-      std::string latest = latest_checkpoint(ckpt);
-      SAGAN_CHECK(!latest.empty(), "{}: a directory without checkpoints/step_*.safetensors", ckpt);
-      ckpt = latest;
-    }
-    io::SafetensorsFile f = io::load_safetensors(ckpt);
-    auto it = f.metadata.find("config");
-    SAGAN_CHECK(it != f.metadata.end(), "{}: not a sagan-train checkpoint (no 'config' metadata)", ckpt);
-    TrainConfig cfg = TrainConfig::from_json(it->second, ckpt + " (config metadata)");
+    const CheckpointFile c = open_checkpoint(ckpt);
+    const TrainConfig& cfg = c.config;
     const int64_t K = cfg.model.num_classes;
-
-    std::vector<int64_t> classes;
-    if (!classes_str.empty()) {
-      SAGAN_CHECK(K > 0, "--classes: the model in {} is unconditional", ckpt);
-      std::stringstream ss(classes_str);
-      std::string tok;
-      while (std::getline(ss, tok, ',')) {
-        size_t pos = 0;
-        int64_t k = -1;
-        try {
-          k = std::stoll(tok, &pos);
-        } catch (...) {
-        }
-        SAGAN_CHECK(pos == tok.size() && k >= 0 && k < K, "--classes: '{}' is not a class id in [0, {})", tok, K);
-        classes.push_back(k);
-      }
-    } else if (K > 0) {
-      for (int64_t k = 0; k < K; ++k) classes.push_back(k);
-    }
+    const std::vector<int64_t> classes = cli::parse_class_ids(classes_str, K, c.path);
 
     Device dev = resolve_device(device);
     Generator init(0);
     SaganGenerator g(cfg.model, init);
-    std::string prefix = weights == "ema" ? "G_ema." : "G.";
-    std::map<std::string, Tensor> state;
-    for (auto& [k, v] : f.tensors)
-      if (k.compare(0, prefix.size(), prefix) == 0) state.emplace(k.substr(prefix.size()), v);
-    try {
-      g.load_state(state);
-    } catch (const Error& e) {
-      SAGAN_FAIL("{}: {}", ckpt, e.what());
-    }
+    load_network(g, c, weights == "ema" ? "G_ema." : "G.");
     g.to(dev);
     g.eval();
 
-    Generator zgen(seed);
-    std::vector<double> z(static_cast<size_t>(n * cfg.model.z_dim));
-    for (double& v : z) {
-      v = zgen.normal();
-      while (truncation > 0 && std::abs(v) > truncation) v = zgen.normal();
-    }
     std::vector<int64_t> y(static_cast<size_t>(n), 0);
     for (int64_t i = 0; i < n && !classes.empty(); ++i) y[static_cast<size_t>(i)] = classes[static_cast<size_t>(i) % classes.size()];
     Tensor imgs;
     {
       NoGradGuard ng;
-      imgs = g.forward(Tensor::from_vector(z, {n, cfg.model.z_dim}, DType::F32, dev),
+      imgs = g.forward(cli::sample_latents(n, cfg.model.z_dim, seed, truncation, dev),
                        K > 0 ? Tensor::from_vector(y, {n}, dev) : Tensor());
     }
     int64_t row = nrow > 0 ? nrow : (classes.empty() ? 8 : static_cast<int64_t>(classes.size()));
     io::save_image_grid(out, imgs, row);
-    fmt::print("sagan-sample: wrote {} ({} images from {} weights of {}, step {})\n", out, n, weights, ckpt,
-               f.metadata.count("step") ? f.metadata.at("step") : "?");
+    fmt::print("sagan-sample: wrote {} ({} images from {} weights of {}, step {})\n", out, n, weights, c.path, c.step);
     if (!separate.empty()) {
       fs::create_directories(separate);
       for (int64_t i = 0; i < n; ++i) {
