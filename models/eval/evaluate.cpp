@@ -1,0 +1,445 @@
+#include "models/eval/evaluate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "core/autograd.h"
+#include "core/io/image.h"
+#include "models/checkpoint_file.h"
+#include "models/eval/fmnist_classifier.h"
+#include "models/eval/inception.h"
+#include "models/generator.h"
+
+namespace sagan::eval {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// HWC uint8 -> CHW [-1, 1] with the training loader's geometry.
+void to_chw(const io::Image& src, int64_t channels, int64_t resolution, const std::string& what, int64_t H,
+            int64_t W, float* dst) {
+  io::Image img = src.channels == channels ? src : io::convert_channels(src, channels);
+  io::ImageF f;
+  if (img.height == H && img.width == W) {
+    f = io::to_float(img);
+  } else {
+    SAGAN_CHECK(resolution > 0, "{} is {}x{}, expected {}x{} (pass --resolution to resize)", what, img.height,
+                img.width, H, W);
+    f = io::resize(io::to_float(io::center_crop_square(img)), H, W);
+  }
+  const int64_t plane = H * W;
+  for (int64_t y = 0; y < H; ++y)
+    for (int64_t x = 0; x < W; ++x)
+      for (int64_t c = 0; c < channels; ++c)
+        dst[c * plane + y * W + x] = f.pixels[static_cast<size_t>((y * W + x) * channels + c)] / 127.5f - 1.0f;
+}
+
+// Images from a generator that lives elsewhere (a checkpoint's, below, or a
+// training run's EMA generator): z ~ N(0, I) and labels ~ U{classes}.
+class ModelSource : public ImageSource {
+ public:
+  ModelSource(SaganGenerator& g, std::string what, int64_t num_samples, uint64_t seed, Device device)
+      : g_(g), what_(std::move(what)), n_(num_samples), seed_(seed), zgen_(seed), device_(device) {
+    SAGAN_CHECK(num_samples > 0, "generator: --num-samples must be positive, got {}", num_samples);
+  }
+  std::string describe() const override { return fmt::format("{} (seed {})", what_, seed_); }
+  int64_t size() const override { return n_; }
+  Tensor next(int64_t n) override {
+    n = std::min(n, n_ - done_);
+    if (n <= 0) return {};
+    const int64_t zd = g_.config().z_dim, K = g_.config().num_classes;
+    std::vector<double> z(static_cast<size_t>(n * zd));
+    for (double& v : z) v = zgen_.normal();
+    std::vector<int64_t> y(static_cast<size_t>(n), 0);
+    if (K > 0)
+      for (int64_t& v : y) v = static_cast<int64_t>(zgen_.below(static_cast<uint64_t>(K)));
+    NoGradGuard ng;
+    Tensor img = g_.forward(Tensor::from_vector(z, {n, zd}, DType::F32, device_),
+                            K > 0 ? Tensor::from_vector(y, {n}, device_) : Tensor());
+    done_ += n;
+    return img.to(Device{}).to(DType::F32);
+  }
+
+ private:
+  SaganGenerator& g_;
+  std::string what_;
+  int64_t n_;
+  uint64_t seed_;
+  Generator zgen_;
+  Device device_;
+  int64_t done_ = 0;
+};
+
+// A checkpoint's generator (EMA or raw weights), owned by the source.
+class CheckpointSource : public ImageSource {
+ public:
+  explicit CheckpointSource(const GeneratorSpec& spec) {
+    SAGAN_CHECK(spec.weights == "ema" || spec.weights == "g", "generator: weights must be ema or g, got '{}'",
+                spec.weights);
+    const CheckpointFile c = open_checkpoint(spec.checkpoint);
+    Generator init(0);
+    g_ = std::make_unique<SaganGenerator>(c.config.model, init);
+    load_network(*g_, c, spec.weights == "ema" ? "G_ema." : "G.");
+    g_->to(spec.device);
+    g_->eval();
+    src_ = std::make_unique<ModelSource>(
+        *g_, fmt::format("generator {} ({} weights, step {})", c.path, spec.weights, c.step), spec.num_samples,
+        spec.seed, spec.device);
+  }
+  std::string describe() const override { return src_->describe(); }
+  int64_t size() const override { return src_->size(); }
+  Tensor next(int64_t n) override { return src_->next(n); }
+
+ private:
+  std::unique_ptr<SaganGenerator> g_;
+  std::unique_ptr<ModelSource> src_;
+};
+
+class DatasetSource : public ImageSource {
+ public:
+  DatasetSource(std::shared_ptr<const data::Dataset> ds, int64_t resolution, int64_t channels, int64_t count,
+                uint64_t seed)
+      : ds_(std::move(ds)), res_(resolution), channels_(channels), seed_(seed) {
+    SAGAN_CHECK(ds_ && ds_->size() > 0, "dataset source: the data set is empty");
+    SAGAN_CHECK(channels == 1 || channels == 3, "dataset source: channels must be 1 or 3, got {}", channels);
+    SAGAN_CHECK(count >= 0, "dataset source: count must be >= 0, got {}", count);
+    H_ = res_ > 0 ? res_ : ds_->height();
+    W_ = res_ > 0 ? res_ : ds_->width();
+    SAGAN_CHECK(H_ > 0 && W_ > 0, "dataset source: {} has images of varying size; give a resolution", ds_->name());
+    order_.resize(static_cast<size_t>(ds_->size()));
+    std::iota(order_.begin(), order_.end(), 0);
+    Generator gen(seed);
+    for (size_t i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[gen.below(i)]);
+    count_ = count == 0 ? ds_->size() : std::min(count, ds_->size());
+  }
+  std::string describe() const override {
+    return fmt::format("{} ({} of {} images, {}x{}x{}, subset seed {})", ds_->name(), count_, ds_->size(), channels_,
+                       H_, W_, seed_);
+  }
+  int64_t size() const override { return count_; }
+  Tensor next(int64_t n) override {
+    n = std::min(n, count_ - done_);
+    if (n <= 0) return {};
+    Tensor out = Tensor::empty({n, channels_, H_, W_});
+    float* p = out.data<float>();
+    std::vector<std::string> errors(static_cast<size_t>(n));
+#pragma omp parallel for schedule(dynamic) if (n > 1)
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t idx = order_[static_cast<size_t>(done_ + k)];
+      try {
+        to_chw(ds_->get(idx).image, channels_, res_, fmt::format("{}: image {}", ds_->name(), idx), H_, W_,
+               p + k * channels_ * H_ * W_);
+      } catch (const std::exception& e) {
+        errors[static_cast<size_t>(k)] = e.what();  // exceptions may not leave an OpenMP region
+      }
+    }
+    for (const std::string& e : errors) SAGAN_CHECK(e.empty(), "{}", e);
+    done_ += n;
+    return out;
+  }
+
+ private:
+  std::shared_ptr<const data::Dataset> ds_;
+  int64_t res_, channels_, H_ = 0, W_ = 0, count_ = 0, done_ = 0;
+  uint64_t seed_;
+  std::vector<int64_t> order_;
+};
+
+bool is_image_file(const fs::path& p) {
+  std::string e = p.extension().string();
+  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return e == ".png" || e == ".jpg" || e == ".jpeg";
+}
+
+class FolderSource : public ImageSource {
+ public:
+  FolderSource(std::string dir, int64_t channels, int64_t resolution, int64_t count)
+      : dir_(std::move(dir)), channels_(channels), res_(resolution) {
+    std::error_code ec;
+    SAGAN_CHECK(fs::is_directory(dir_, ec), "folder: {} is not a directory", dir_);
+    SAGAN_CHECK(channels == 1 || channels == 3, "folder: {}: channels must be 1 or 3, got {}", dir_, channels);
+    for (const auto& e : fs::recursive_directory_iterator(dir_, fs::directory_options::follow_directory_symlink))
+      if (e.is_regular_file() && is_image_file(e.path())) files_.push_back(e.path().string());
+    SAGAN_CHECK(!files_.empty(), "folder: {} holds no .png/.jpg/.jpeg files", dir_);
+    std::sort(files_.begin(), files_.end());
+    if (count > 0 && count < static_cast<int64_t>(files_.size())) files_.resize(static_cast<size_t>(count));
+    if (res_ > 0) {
+      H_ = W_ = res_;
+    } else {
+      io::Image first = io::read_image(files_[0]);
+      H_ = first.height;
+      W_ = first.width;
+    }
+  }
+  std::string describe() const override {
+    return fmt::format("folder {} ({} images, {}x{}x{})", dir_, files_.size(), channels_, H_, W_);
+  }
+  int64_t size() const override { return static_cast<int64_t>(files_.size()); }
+  Tensor next(int64_t n) override {
+    n = std::min(n, size() - done_);
+    if (n <= 0) return {};
+    Tensor out = Tensor::empty({n, channels_, H_, W_});
+    float* p = out.data<float>();
+    std::vector<std::string> errors(static_cast<size_t>(n));
+#pragma omp parallel for schedule(dynamic) if (n > 1)
+    for (int64_t k = 0; k < n; ++k) {
+      const std::string& path = files_[static_cast<size_t>(done_ + k)];
+      try {
+        to_chw(io::read_image(path), channels_, res_, path, H_, W_, p + k * channels_ * H_ * W_);
+      } catch (const std::exception& e) {
+        errors[static_cast<size_t>(k)] = e.what();  // exceptions may not leave an OpenMP region
+      }
+    }
+    for (const std::string& e : errors) SAGAN_CHECK(e.empty(), "folder: {}", e);
+    done_ += n;
+    return out;
+  }
+
+ private:
+  std::string dir_;
+  int64_t channels_, res_, H_ = 0, W_ = 0, done_ = 0;
+  std::vector<std::string> files_;
+};
+
+// FNV-1a 64 of a string, for cache file names.
+uint64_t fnv1a64(const std::string& s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+}  // namespace
+
+TrainConfig checkpoint_config(const std::string& checkpoint_or_run) {
+  return open_checkpoint(checkpoint_or_run).config;
+}
+
+std::unique_ptr<ImageSource> generator_source(const GeneratorSpec& spec) {
+  return std::make_unique<CheckpointSource>(spec);
+}
+
+std::unique_ptr<ImageSource> generator_source(SaganGenerator& g, const std::string& what, int64_t num_samples,
+                                              uint64_t seed, Device device) {
+  return std::make_unique<ModelSource>(g, what, num_samples, seed, device);
+}
+
+std::unique_ptr<ImageSource> dataset_source(std::shared_ptr<const data::Dataset> ds, int64_t resolution,
+                                            int64_t channels, int64_t count, uint64_t seed) {
+  return std::make_unique<DatasetSource>(std::move(ds), resolution, channels, count, seed);
+}
+
+std::shared_ptr<data::Dataset> open_dataset(const std::string& name, const std::string& path,
+                                            const std::string& split) {
+  SAGAN_CHECK(split == "train" || split == "test", "--split: '{}' is not train or test", split);
+  if (name == "fashion-mnist") return data::fashion_mnist(split, path.empty() ? data::kFashionMnistDir : path);
+  if (name == "cifar10") {
+    SAGAN_CHECK(!path.empty(), "--dataset cifar10 needs --data DIR (the CIFAR-10 binary version)");
+    return data::cifar10(path, split);
+  }
+  if (name == "folder") {
+    SAGAN_CHECK(split == "train", "--split: an image folder has no '{}' split", split);
+    SAGAN_CHECK(!path.empty(), "--dataset folder needs --data DIR");
+    return data::image_folder(path, 3);
+  }
+  SAGAN_FAIL("--dataset: '{}' is not one of fashion-mnist, cifar10, folder", name);
+}
+
+std::unique_ptr<ImageSource> folder_source(const std::string& dir, int64_t channels, int64_t resolution,
+                                           int64_t count) {
+  return std::make_unique<FolderSource>(dir, channels, resolution, count);
+}
+
+std::string resolve_features(const std::string& features, const std::string& dataset, int64_t channels) {
+  if (features != "auto") return features;
+  return dataset == "fashion-mnist" || channels == 1 ? "fmnist" : "inception";
+}
+
+LoadedFeatureNet load_feature_net(const std::string& features, const std::string& weights, Device device,
+                                  const std::string& option) {
+  LoadedFeatureNet out;
+  if (features == "inception") {
+    SAGAN_CHECK(!weights.empty(),
+                "inception features need {} FILE: convert pytorch-fid's pt_inception-2015-12-05-6726825d.pth with "
+                "tools/convert_fid_inception.py (docs/evaluation.md); Fashion-MNIST can use the fmnist features",
+                option);
+    out.net = FidInception::load(weights, DType::F32, device);
+    out.file = weights;
+  } else {
+    SAGAN_CHECK(features == "fmnist", "features: '{}' is not one of auto, fmnist, inception", features);
+    out.file = weights.empty() ? default_fmnist_weights() : weights;
+    out.net = std::make_unique<FmnistFeatureNet>(out.file, device);
+  }
+  return out;
+}
+
+Embedding embed(ImageSource& src, FeatureNet& net, int64_t batch_size, const Progress& progress) {
+  SAGAN_CHECK(batch_size > 0, "embed: batch size must be positive, got {}", batch_size);
+  Embedding e;
+  const int64_t total = src.size();
+  while (true) {
+    Tensor imgs = src.next(batch_size);
+    if (!imgs.defined()) break;
+    FeatureNet::Output o = net.embed(imgs);
+    e.features.append(o.features);
+    e.logits.append(o.logits);
+    if (progress) progress(e.features.rows, total);
+  }
+  SAGAN_CHECK(e.features.rows > 0, "embed: {} produced no images", src.describe());
+  return e;
+}
+
+StatsFile make_stats(const Embedding& e, const std::string& feature_net,
+                     const std::map<std::string, std::string>& metadata) {
+  StatsFile f;
+  FeatureStats fs(e.features.cols);
+  fs.add(e.features);
+  SAGAN_CHECK(fs.count() >= 2, "statistics: {} image(s) embedded; the covariance needs at least 2", fs.count());
+  f.stats = fs.stats();
+  f.feature_net = feature_net;
+  f.features = e.features;
+  if (e.logits.rows > 0) f.logits = e.logits;
+  f.metadata = metadata;
+  return f;
+}
+
+std::string file_fingerprint(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  SAGAN_CHECK(in.good(), "{}: cannot read", path);
+  uint64_t h = 0xcbf29ce484222325ull;
+  std::vector<char> buf(1 << 16);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    for (std::streamsize i = 0; i < in.gcount(); ++i) {
+      h ^= static_cast<unsigned char>(buf[static_cast<size_t>(i)]);
+      h *= 0x100000001b3ull;
+    }
+  }
+  return fmt::format("{:016x}", h);
+}
+
+std::string cache_key(const std::string& readable, const std::string& full_description) {
+  std::string safe;
+  for (char c : readable) safe += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') ? c : '_';
+  return fmt::format("{}-{:016x}", safe, fnv1a64(full_description));
+}
+
+StatsFile cached_stats(const std::string& cache_dir, const std::string& key, const std::string& feature_net,
+                       const std::function<StatsFile()>& make, bool* hit) {
+  fs::path path = fs::path(cache_dir) / (key + ".safetensors");
+  if (fs::exists(path)) {
+    StatsFile f = load_stats(path.string());
+    SAGAN_CHECK(f.feature_net == feature_net,
+                "--cache: {} holds '{}' features, not '{}'; delete it or use another --cache directory",
+                path.string(), f.feature_net, feature_net);
+    if (hit) *hit = true;
+    return f;
+  }
+  StatsFile f = make();
+  fs::create_directories(cache_dir);
+  save_stats(path.string(), f);
+  if (hit) *hit = false;
+  return f;
+}
+
+Report compare(const StatsFile& ev, const StatsFile& ref, const MetricOptions& opt) {
+  auto t0 = std::chrono::steady_clock::now();
+  SAGAN_CHECK(ev.feature_net == ref.feature_net,
+              "compare: the evaluated set has '{}' features but the reference has '{}'; use the same --features",
+              ev.feature_net, ref.feature_net);
+  Report r;
+  r.feature_net = ev.feature_net;
+  r.n_evaluated = ev.stats.n;
+  r.n_reference = ref.stats.n;
+  auto note = [&](std::string s) {
+    if (!s.empty()) r.notes.push_back(std::move(s));
+  };
+  if (opt.fid) {
+    note(covariance_warning("FID (evaluated set)", ev.stats.n, ev.stats.dim));
+    note(covariance_warning("FID (reference set)", ref.stats.n, ref.stats.dim));
+    r.fid = frechet_distance(ev.stats, ref.stats, /*warn=*/false);
+    if (r.fid->most_negative_eigenvalue < -1e-6 * std::max(r.fid->largest_eigenvalue, 1e-300))
+      note(fmt::format("FID: clamped {} negative eigenvalue(s) down to {:.3e} (largest {:.3e})",
+                       r.fid->clamped_eigenvalues, r.fid->most_negative_eigenvalue, r.fid->largest_eigenvalue));
+  }
+  const bool features = ev.features && ref.features;
+  if (opt.kid) {
+    if (!features) {
+      note("KID: skipped, a statistics file without features (mu/sigma only) cannot give it");
+    } else {
+      const int64_t m = std::min({opt.kid_subset_size, ev.features->rows, ref.features->rows});
+      if (m < opt.kid_subset_size)
+        note(fmt::format("KID: subsets of {} requested, the sets have {} and {} samples; used {}",
+                         opt.kid_subset_size, ev.features->rows, ref.features->rows, m));
+      r.kid = kernel_inception_distance(*ev.features, *ref.features, opt.kid_subsets, opt.kid_subset_size, opt.seed,
+                                        /*warn=*/false);
+    }
+  }
+  if (opt.pr) {
+    if (!features) note("precision/recall: skipped, a statistics file without features cannot give it");
+    else r.pr = precision_recall(*ref.features, *ev.features, opt.pr_k);
+  }
+  if (opt.is) {
+    if (ev.logits && ev.logits->rows >= opt.is_splits) r.is = inception_score(*ev.logits, opt.is_splits);
+    else note("IS: skipped, no logits for the evaluated set (or fewer samples than splits)");
+    if (ref.logits && ref.logits->rows >= opt.is_splits) r.is_reference = inception_score(*ref.logits, opt.is_splits);
+  }
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+std::string Report::table() const {
+  std::string s;
+  auto row = [&](const std::string& k, const std::string& v) { s += fmt::format("  {:<22} {}\n", k, v); };
+  row("features", feature_net);
+  row("evaluated", fmt::format("{} ({} samples)", evaluated, n_evaluated));
+  row("reference", fmt::format("{} ({} samples)", reference, n_reference));
+  if (fid) {
+    // Round-off can leave a distance of identical sets at -1e-12: show it as 0.
+    auto num = [](double v) { return fmt::format("{:.4f}", std::abs(v) < 5e-5 ? 0.0 : v); };
+    row("FID", num(fid->value));
+    row("  mean term", num(fid->mean_term));
+    row("  covariance term", num(fid->trace_term));
+  }
+  if (kid)
+    row("KID", fmt::format("{:.6f} +- {:.6f}  ({} subsets of {})", kid->mean, kid->std, kid->subsets,
+                           kid->subset_size));
+  if (is) row("IS", fmt::format("{:.4f} +- {:.4f}  ({} splits)", is->mean, is->std, is->splits));
+  if (is_reference) row("IS (reference)", fmt::format("{:.4f} +- {:.4f}", is_reference->mean, is_reference->std));
+  if (pr) {
+    row("precision", fmt::format("{:.4f}  (k = {})", pr->precision, pr->k));
+    row("recall", fmt::format("{:.4f}", pr->recall));
+  }
+  for (const std::string& n : notes) s += "  note: " + n + "\n";
+  return s;
+}
+
+std::string Report::json() const {
+  nlohmann::ordered_json j;
+  j["features"] = feature_net;
+  j["evaluated"] = {{"description", evaluated}, {"samples", n_evaluated}};
+  j["reference"] = {{"description", reference}, {"samples", n_reference}};
+  if (fid)
+    j["fid"] = {{"value", fid->value},
+                {"mean_term", fid->mean_term},
+                {"trace_term", fid->trace_term},
+                {"clamped_eigenvalues", fid->clamped_eigenvalues},
+                {"most_negative_eigenvalue", fid->most_negative_eigenvalue}};
+  if (kid)
+    j["kid"] = {{"mean", kid->mean}, {"std", kid->std}, {"subsets", kid->subsets}, {"subset_size", kid->subset_size}};
+  if (is) j["is"] = {{"mean", is->mean}, {"std", is->std}, {"splits", is->splits}};
+  if (is_reference) j["is_reference"] = {{"mean", is_reference->mean}, {"std", is_reference->std}};
+  if (pr) j["precision_recall"] = {{"precision", pr->precision}, {"recall", pr->recall}, {"k", pr->k}};
+  j["notes"] = notes;
+  j["metric_seconds"] = seconds;
+  return j.dump(2) + "\n";
+}
+
+}  // namespace sagan::eval

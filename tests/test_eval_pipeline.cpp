@@ -1,0 +1,231 @@
+// The Fashion-MNIST feature network and the evaluation pipeline
+// (models/eval/fmnist_classifier.h, models/eval/evaluate.h): cross-entropy
+// values and gradients, a training step that learns, the committed weights'
+// accuracy, folder / data-set sources, caching and reports.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <numeric>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/io/image.h"
+#include "core/ops.h"
+#include "layers/adam.h"
+#include "models/eval/evaluate.h"
+#include "models/eval/fmnist_classifier.h"
+#include "tests/support/gradcheck.h"
+#include "tests/support/temp_dir.h"
+
+using namespace sagan;
+using sagan::testing::TempDir;
+using namespace sagan::eval;
+using namespace sagan::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+bool fmnist_installed() { return fs::exists(std::string(data::kFashionMnistDir) + "/t10k-labels-idx1-ubyte.gz"); }
+}  // namespace
+
+TEST_CASE("cross_entropy: hand-computed value and float64 gradient", "[eval_pipeline]") {
+  Tensor logits = Tensor::from_vector(std::vector<double>{1, 2, 3, 0, 0, 1000}, {2, 3}, DType::F64);
+  Tensor y = Tensor::from_vector(std::vector<int64_t>{2, 0}, {2});
+  // Row 1: -log softmax = log(e + e^2 + e^3) - 3; row 2: 1000 - 0 (stable, no overflow).
+  const double expect = ((std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0)) - 3.0) + 1000.0) / 2;
+  CHECK(cross_entropy(logits, y).item() == Approx(expect).epsilon(1e-12));
+  Generator gen(1);
+  Tensor l = randn64({5, 7}, gen);
+  Tensor labels = Tensor::from_vector(std::vector<int64_t>{0, 6, 3, 3, 1}, {5});
+  auto r = gradcheck([&](const std::vector<Tensor>& in) { return cross_entropy(in[0], labels); }, {l});
+  INFO(r.message);
+  CHECK(r.ok);
+  REQUIRE_THROWS_WITH(cross_entropy(l, Tensor::from_vector(std::vector<int64_t>{0, 7, 0, 0, 0}, {5})),
+                      Catch::Contains("cross_entropy: label 7 of example 1 is not in [0, 7)"));
+  REQUIRE_THROWS_WITH(cross_entropy(l, labels.slice(0, 0, 3)), Catch::Contains("cross_entropy: labels must be (B) = (5)"));
+}
+
+TEST_CASE("FmnistClassifier: shapes, a few Adam steps fit a batch, errors", "[eval_pipeline]") {
+  Generator gen(2);
+  FmnistClassifier model(gen);
+  CHECK(model.num_parameters() < 500000);  // the weights file stays under 2 MB
+  Tensor x = Tensor::rand({8, 1, 28, 28}, gen) * 2.0 - 1.0;
+  Tensor y = Tensor::from_vector(std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7}, {8});
+  nn::Adam opt(model.named_parameters(), {3e-3, 0.9, 0.999, 1e-8});
+  double first = 0, last = 0;
+  for (int i = 0; i < 12; ++i) {
+    opt.zero_grad();
+    Tensor loss = cross_entropy(model.forward(x, 0.2, &gen).logits, y);
+    loss.backward();
+    opt.step();
+    (i == 0 ? first : last) = loss.item();
+  }
+  INFO("loss " << first << " -> " << last);
+  CHECK(last < 0.5 * first);
+  model.eval();
+  FmnistClassifier::Output o = model.forward(x);
+  CHECK(o.features.shape() == Shape{8, 128});
+  CHECK(o.logits.shape() == Shape{8, 10});
+  REQUIRE_THROWS_WITH(model.forward(Tensor::zeros({2, 1, 32, 32})), Catch::Contains("FmnistClassifier: input must be (B, 1, 28, 28)"));
+}
+
+TEST_CASE("the committed Fashion-MNIST classifier is accurate and treats gray and RGB alike", "[eval_pipeline]") {
+  if (!fmnist_installed()) {
+    WARN("dataset-fashion-mnist not installed; skipped");
+    return;
+  }
+  FmnistFeatureNet net(default_fmnist_weights());
+  auto test = data::fashion_mnist("test");
+  auto src = dataset_source(test, 0, 1, 1000, 0);
+  Tensor imgs = src->next(1000);
+  FeatureNet::Output o = net.embed(imgs);
+  std::vector<double> logits = o.logits.to_vector();
+  // Labels of the same seeded subset: a second source over the same permutation.
+  int64_t correct = 0;
+  std::vector<int64_t> order(static_cast<size_t>(test->size()));
+  std::iota(order.begin(), order.end(), 0);
+  Generator gen(0);
+  for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[gen.below(i)]);
+  for (int64_t i = 0; i < 1000; ++i) {
+    const double* row = logits.data() + i * 10;
+    if (std::max_element(row, row + 10) - row == test->get(order[static_cast<size_t>(i)]).label) ++correct;
+  }
+  INFO("accuracy on 1000 test images: " << correct / 10.0 << "%");
+  CHECK(correct >= 900);
+  // Gray repeated to RGB gives the same features (luma weights sum to 1),
+  // and a 32x32 version goes through the resize.
+  Tensor few = imgs.slice(0, 0, 4);
+  auto close = allclose(net.embed(few.expand({4, 3, 28, 28})).features, net.embed(few).features, 1e-5, 1e-5);
+  INFO(close.message);
+  CHECK(close.ok);
+  CHECK(net.embed(Tensor::zeros({2, 3, 32, 32})).features.shape() == Shape{2, 128});
+  REQUIRE_THROWS_WITH(FmnistFeatureNet("/nonexistent/w.safetensors"), Catch::Contains("/nonexistent/w.safetensors does not exist"));
+}
+
+TEST_CASE("folder source: flat or nested folders, channel conversion, size checks", "[eval_pipeline]") {
+  TempDir dir_scope;
+  fs::path dir = dir_scope.path;
+  fs::create_directories(dir / "sub");
+  for (int i = 0; i < 3; ++i) {
+    io::Image img(6, 5, 3, static_cast<uint8_t>(50 * i));
+    img.at(0, 0, 0) = 255;
+    io::write_png((dir / (i == 2 ? "sub/c.png" : (i == 0 ? "a.png" : "b.png"))).string(), img);
+  }
+  auto src = folder_source(dir.string(), 1, 0, 0);
+  CHECK(src->size() == 3);
+  Tensor t = src->next(10);
+  REQUIRE(t.shape() == Shape{3, 1, 6, 5});
+  // Sorted by path: a.png (0), b.png (50), sub/c.png (100); pixel (1,1) is the fill value.
+  CHECK(t.to_vector()[6] == Approx(-1.0));
+  CHECK(t.to_vector()[30 + 6] == Approx(50 / 127.5 - 1).epsilon(1e-6));
+  CHECK_FALSE(src->next(10).defined());
+  CHECK(folder_source(dir.string(), 3, 8, 2)->next(5).shape() == Shape{2, 3, 8, 8});
+  io::write_png((dir / "d.png").string(), io::Image(7, 7, 1, 0));
+  auto mixed = folder_source(dir.string(), 3, 0, 0);
+  REQUIRE_THROWS_WITH(mixed->next(10), Catch::Contains("d.png is 7x7, expected 6x5"));
+  TempDir empty_scope;
+  fs::path empty = empty_scope.path;
+  REQUIRE_THROWS_WITH(folder_source(empty.string(), 3, 0, 0), Catch::Contains("holds no .png/.jpg/.jpeg files"));
+  REQUIRE_THROWS_WITH(folder_source((dir / "nope").string(), 3, 0, 0), Catch::Contains("is not a directory"));
+}
+
+namespace {
+// A feature net for pipeline tests: features = per-channel means and
+// spreads, logits = the same; cheap and deterministic.
+class TinyNet : public FeatureNet {
+ public:
+  std::string name() const override { return "tiny"; }
+  int64_t feature_dim() const override { return 2; }
+  int64_t num_classes() const override { return 2; }
+  Device device() const override { return {}; }
+  Output embed(const Tensor& images) override {
+    Tensor flat = images.flatten(1);
+    Tensor m = mean(flat, {1}, true), s = mean(square(flat), {1}, true);
+    Tensor f = concat({m, s}, 1);
+    return {f, f};
+  }
+};
+}  // namespace
+
+TEST_CASE("embedding, caching and reports", "[eval_pipeline]") {
+  TempDir dir_scope;
+  fs::path dir = dir_scope.path;
+  fs::create_directories(dir / "imgs");
+  for (int i = 0; i < 30; ++i) io::write_png((dir / "imgs" / fmt::format("{:02}.png", i)).string(), io::Image(4, 4, 1, static_cast<uint8_t>(7 * i)));
+  TinyNet net;
+  int64_t calls = 0;
+  auto src = folder_source((dir / "imgs").string(), 1, 0, 0);
+  Embedding e = embed(*src, net, 7, [&](int64_t done, int64_t total) {
+    ++calls;
+    CHECK(total == 30);
+    CHECK(done <= total);
+  });
+  CHECK(calls == 5);
+  CHECK(e.features.rows == 30);
+  int made = 0;
+  auto make = [&] {
+    ++made;
+    return make_stats(e, net.name(), {{"source", "thirty grays"}});
+  };
+  bool hit = true;
+  const std::string key = cache_key("tiny test/key", "full description");
+  CHECK(key.find('/') == std::string::npos);
+  StatsFile a = cached_stats((dir / "cache").string(), key, net.name(), make, &hit);
+  CHECK_FALSE(hit);
+  StatsFile b = cached_stats((dir / "cache").string(), key, net.name(), make, &hit);
+  CHECK(hit);
+  CHECK(made == 1);
+  REQUIRE_THROWS_WITH(cached_stats((dir / "cache").string(), key, "other-net", make),
+                      Catch::Contains("holds 'tiny' features, not 'other-net'"));
+  MetricOptions mo;
+  mo.kid_subset_size = 10;
+  mo.kid_subsets = 5;
+  mo.is_splits = 3;
+  Report r = compare(a, b, mo);
+  REQUIRE(r.fid);
+  CHECK(std::abs(r.fid->value) < 1e-8);
+  REQUIRE(r.pr);
+  CHECK(r.pr->precision == 1.0);
+  REQUIRE(r.is);
+  REQUIRE(r.kid);
+  auto j = nlohmann::json::parse(r.json());
+  CHECK(j.at("features") == "tiny");
+  CHECK(j.at("fid").at("value").get<double>() == Approx(r.fid->value));
+  CHECK(j.at("kid").at("subset_size") == 10);
+  CHECK_THAT(r.table(), Catch::Contains("FID") && Catch::Contains("precision"));
+  // Statistics-only reference: FID only, with notes for the rest.
+  StatsFile lean = b;
+  lean.features.reset();
+  lean.logits.reset();
+  Report rl = compare(a, lean, mo);
+  CHECK(rl.fid);
+  CHECK_FALSE(rl.kid);
+  CHECK_FALSE(rl.pr);
+  CHECK_FALSE(rl.is_reference);
+  CHECK(rl.notes.size() >= 2);
+  // Small samples are flagged.
+  CHECK_THAT(rl.notes[0], Catch::Contains("KID: skipped"));
+  StatsFile other = b;
+  other.feature_net = "inception";
+  REQUIRE_THROWS_WITH(compare(a, other, mo), Catch::Contains("'tiny' features but the reference has 'inception'"));
+}
+
+TEST_CASE("data-set source: seeded subset, training-loader geometry, errors", "[eval_pipeline]") {
+  if (!fmnist_installed()) {
+    WARN("dataset-fashion-mnist not installed; skipped");
+    return;
+  }
+  auto ds = open_dataset("fashion-mnist", "", "test");
+  auto a = dataset_source(ds, 32, 1, 50, 3), b = dataset_source(ds, 32, 1, 50, 3);
+  CHECK(a->size() == 50);
+  Tensor ta = a->next(20), tb = b->next(20);
+  REQUIRE(ta.shape() == Shape{20, 1, 32, 32});
+  CHECK(ta.to_vector() == tb.to_vector());
+  auto v = ta.to_vector();
+  CHECK(*std::min_element(v.begin(), v.end()) >= -1.0);
+  CHECK(*std::max_element(v.begin(), v.end()) <= 1.0);
+  CHECK(dataset_source(ds, 0, 3, 0, 0)->size() == 10000);
+  REQUIRE_THROWS_WITH(open_dataset("mnist", "", "train"), Catch::Contains("--dataset: 'mnist' is not one of"));
+  REQUIRE_THROWS_WITH(open_dataset("fashion-mnist", "", "val"), Catch::Contains("--split: 'val' is not train or test"));
+  REQUIRE_THROWS_WITH(open_dataset("cifar10", "", "train"), Catch::Contains("--dataset cifar10 needs --data DIR"));
+}
