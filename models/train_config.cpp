@@ -28,6 +28,17 @@ void TrainConfig::validate() const {
   SAGAN_CHECK(checkpoint_every > 0, "--checkpoint-every must be positive, got {}", checkpoint_every);
   SAGAN_CHECK(keep_checkpoints > 0, "--keep-checkpoints must be positive, got {}", keep_checkpoints);
   SAGAN_CHECK(sample_per_class > 0, "--sample-per-class must be positive, got {}", sample_per_class);
+  SAGAN_CHECK(fd_every >= 0, "--fd-every must be >= 0 (0 = off), got {}", fd_every);
+  SAGAN_CHECK(fd_every % log_every == 0, "--fd-every ({}) must be a multiple of --log-every ({}): FD is logged on log rows",
+              fd_every, log_every);
+  SAGAN_CHECK(fd_every == 0 || fd_samples >= 2, "--fd-samples must be >= 2, got {}", fd_samples);
+  SAGAN_CHECK(fd_features == "auto" || fd_features == "fmnist" || fd_features == "inception",
+              "--fd-features: '{}' is not one of auto, fmnist, inception", fd_features);
+  SAGAN_CHECK(fd_every == 0 || fd_features == "fmnist" || !fd_weights.empty() ||
+                  (fd_features == "auto" && dataset == "fashion-mnist"),
+              "--fd-every on {} uses Inception features: give --fd-weights FILE (tools/convert_fid_inception.py, "
+              "docs/evaluation.md) or --fd-features fmnist",
+              dataset);
   Device::parse(device == "auto" ? "cpu" : device);  // throws naming the string
   model.validate();
 }
@@ -69,7 +80,11 @@ std::string TrainConfig::to_json() const {
             {"sample_every", sample_every},
             {"checkpoint_every", checkpoint_every},
             {"keep_checkpoints", keep_checkpoints},
-            {"sample_per_class", sample_per_class}};
+            {"sample_per_class", sample_per_class},
+            {"fd_every", fd_every},
+            {"fd_samples", fd_samples},
+            {"fd_features", fd_features},
+            {"fd_weights", fd_weights}};
   return j.dump(2) + "\n";
 }
 
@@ -93,7 +108,8 @@ TrainConfig TrainConfig::from_json(const std::string& text, const std::string& s
   static const std::set<std::string> top = {
       "model", "unconditional", "dataset", "data_path", "hflip", "batch_size", "steps", "n_dis", "lr_g", "lr_d",
       "beta1", "beta2", "adam_eps", "ema_decay", "ema_start", "grad_clip", "seed", "device", "run_dir", "log_every",
-      "sample_every", "checkpoint_every", "keep_checkpoints", "sample_per_class"};
+      "sample_every", "checkpoint_every", "keep_checkpoints", "sample_per_class", "fd_every", "fd_samples",
+      "fd_features", "fd_weights"};
   for (auto& [k, v] : j.items()) SAGAN_CHECK(top.count(k), "{}: unknown key '{}'", source, k);
   if (j.contains("model")) {
     const json& m = j["model"];
@@ -141,6 +157,10 @@ TrainConfig TrainConfig::from_json(const std::string& text, const std::string& s
   get(j, "checkpoint_every", c.checkpoint_every, "");
   get(j, "keep_checkpoints", c.keep_checkpoints, "");
   get(j, "sample_per_class", c.sample_per_class, "");
+  get(j, "fd_every", c.fd_every, "");
+  get(j, "fd_samples", c.fd_samples, "");
+  get(j, "fd_features", c.fd_features, "");
+  get(j, "fd_weights", c.fd_weights, "");
   return c;
 }
 

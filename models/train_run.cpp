@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <ctime>
 #include <filesystem>
@@ -14,6 +15,7 @@
 #include "core/io/csv.h"
 #include "core/io/image.h"
 #include "core/io/tensorboard.h"
+#include "models/eval/fd_monitor.h"
 #include "models/trainer.h"
 
 namespace sagan {
@@ -121,6 +123,9 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
   io::CsvWriter csv((run / "metrics.csv").string(), resume);
   io::SummaryWriter tb((run / "tb").string());
 
+  std::unique_ptr<eval::FdMonitor> fd;
+  if (rc.fd_every > 0) fd = std::make_unique<eval::FdMonitor>(rc, dataset, rc.run_dir, trainer.device(), opt.progress);
+
   // Fixed latents and classes for every sample grid of the run.
   const int64_t K = rc.model.num_classes, cols = K > 0 ? K : 10, rows = rc.sample_per_class;
   Generator sample_gen(rc.seed + 1);
@@ -158,7 +163,6 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
     double elapsed = std::chrono::duration<double>(clock::now() - window_start).count();
     if (s.step % rc.log_every == 0 || s.step == rc.steps) {
       it_s = window_steps / std::max(elapsed, 1e-9);
-      window_start = clock::now();
       window_steps = 0;
       io::CsvRow row = {{"step", s.step},       {"loss_d", s.loss_d},    {"loss_g", s.loss_g},
                         {"d_real", s.d_real},   {"d_fake", s.d_fake},    {"lr_d", rc.lr_d},
@@ -167,20 +171,28 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
         row.emplace_back("grad_norm_d", s.grad_norm_d);
         row.emplace_back("grad_norm_g", s.grad_norm_g);
       }
+      double fd_value = std::nan("");
+      if (fd) {
+        const bool due = s.step % rc.fd_every == 0;
+        if (due) fd_value = fd->measure(trainer.ema_generator());
+        row.emplace_back("fd", due ? io::CsvValue(fd_value) : io::CsvValue(""));  // blank between measurements
+      }
       auto gammas = trainer.gammas();
       for (auto& [name, v] : gammas) row.emplace_back("gamma/" + name, v);
       csv.write(row);
       for (auto& [name, v] : row)
-        if (name != "step") tb.add_scalar(name, std::stof(v.text), s.step);
+        if (name != "step" && !v.text.empty()) tb.add_scalar(name, std::stof(v.text), s.step);
       tb.flush();
       if (opt.progress) {
         double eta = (rc.steps - s.step) / std::max(it_s, 1e-9);
         std::string line = fmt::format("step {}/{} | {:.2f} it/s | ETA {} | loss_d {:.4f} loss_g {:.4f} | D(x) {:.3f} D(G(z)) {:.3f}",
                                        s.step, rc.steps, it_s, hms(eta), s.loss_d, s.loss_g, s.d_real, s.d_fake);
+        if (!std::isnan(fd_value)) line += fmt::format(" | FD {:.3f}", fd_value);
         if (tty) fmt::print("\r{:<110}", line);
         else fmt::print("{}\n", line);
         std::fflush(stdout);
       }
+      window_start = clock::now();  // FD, CSV and TensorBoard time stays out of it/s
     }
     if (s.step % rc.sample_every == 0) save_samples();
     if (s.step % rc.checkpoint_every == 0) save_ckpt();

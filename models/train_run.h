@@ -7,6 +7,8 @@
 // <run_dir>/samples/step_%08d.png       EMA-generator grids, fixed z and classes
 // <run_dir>/metrics.csv                   one row every log_every steps
 // <run_dir>/tb/events.out.tfevents.*      the same scalars for TensorBoard
+// <run_dir>/fd_reference.safetensors      with --fd-every: the real images' FD statistics
+//                                          (metrics.csv then has an "fd" column, blank between measurements)
 #pragma once
 #include <memory>
 #include <optional>

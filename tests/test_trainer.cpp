@@ -1,6 +1,8 @@
 // Trainer: a short training smoke test, exact resume (the same losses as an
 // uninterrupted run), checkpoint round trip and corrupt-checkpoint errors.
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -8,8 +10,10 @@
 #include "core/ops.h"
 #include "models/train_run.h"
 #include "models/trainer.h"
+#include "tests/support/temp_dir.h"
 
 using namespace sagan;
+using sagan::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -50,12 +54,6 @@ TrainConfig tiny_config() {
   return c;
 }
 
-fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("sagan_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
 }  // namespace
 
 TEST_CASE("training steps give finite losses and move every network", "[trainer]") {
@@ -83,7 +81,8 @@ TEST_CASE("training steps give finite losses and move every network", "[trainer]
 
 TEST_CASE("a resumed trainer continues exactly like an uninterrupted one", "[trainer][resume]") {
   auto ds = std::make_shared<TinyDataset>(10);  // 2 batches per epoch: resume crosses epochs
-  fs::path dir = temp_dir("resume");
+  TempDir dir_scope;
+  fs::path dir = dir_scope.path;
   std::vector<StepStats> straight;
   {
     Trainer t(tiny_config(), ds);
@@ -106,12 +105,12 @@ TEST_CASE("a resumed trainer continues exactly like an uninterrupted one", "[tra
     CHECK(s.d_real == straight[static_cast<size_t>(i)].d_real);
     CHECK(s.d_fake == straight[static_cast<size_t>(i)].d_fake);
   }
-  fs::remove_all(dir);
 }
 
 TEST_CASE("checkpoints round-trip every tensor and reject corrupt files", "[trainer][checkpoint]") {
   auto ds = std::make_shared<TinyDataset>(8);
-  fs::path dir = temp_dir("ckpt");
+  TempDir dir_scope;
+  fs::path dir = dir_scope.path;
   std::string path = (dir / "a.safetensors").string();
   Trainer t(tiny_config(), ds);
   t.step();
@@ -153,11 +152,11 @@ TEST_CASE("checkpoints round-trip every tensor and reject corrupt files", "[trai
   other.model.ch = 8;
   Trainer w(other, ds);
   REQUIRE_THROWS_WITH(w.load_checkpoint(path), Catch::Contains("differs from the configured model"));
-  fs::remove_all(dir);
 }
 
 TEST_CASE("run_training: an interrupted and resumed run logs the same losses", "[trainer][resume][run]") {
-  fs::path root = temp_dir("run");
+  TempDir root_scope;
+  fs::path root = root_scope.path;
   // An image folder data set of 12 PNGs in 2 classes.
   for (int k = 0; k < 2; ++k) {
     fs::create_directories(root / "data" / ("class" + std::to_string(k)));
@@ -208,5 +207,109 @@ TEST_CASE("run_training: an interrupted and resumed run logs the same losses", "
   // Starting a new run over an existing one is refused.
   c.steps = 4;
   REQUIRE_THROWS_WITH(run_training(c, quiet), Catch::Contains("already exists"));
-  fs::remove_all(root);
+}
+
+namespace {
+// One column of a metrics CSV, as text (blank cells kept).
+std::vector<std::string> csv_column(const fs::path& csv, const std::string& name) {
+  std::ifstream in(csv);
+  std::string line;
+  std::getline(in, line);
+  auto split = [](const std::string& l) {
+    std::vector<std::string> cells;
+    size_t b = 0;
+    for (size_t e; (e = l.find(',', b)) != std::string::npos; b = e + 1) cells.push_back(l.substr(b, e - b));
+    cells.push_back(l.substr(b));
+    return cells;
+  };
+  std::vector<std::string> header = split(line), out;
+  auto it = std::find(header.begin(), header.end(), name);
+  if (it == header.end()) return out;
+  const size_t col = static_cast<size_t>(it - header.begin());
+  while (std::getline(in, line)) out.push_back(split(line).at(col));
+  return out;
+}
+}  // namespace
+
+TEST_CASE("run_training --fd-every logs the Frechet distance and leaves training unchanged", "[trainer][run][fd]") {
+  TempDir root_scope;
+  fs::path root = root_scope.path;
+  TrainConfig c = tiny_config();
+  c.dataset = "folder";
+  c.data_path = (root / "data").string();
+  for (int k = 0; k < 2; ++k) {
+    fs::create_directories(root / "data" / ("c" + std::to_string(k)));
+    for (int i = 0; i < 8; ++i) {
+      io::Image img(32, 32, 3);
+      Generator g(static_cast<uint64_t>(k * 100 + i + 1));
+      for (auto& p : img.pixels) p = static_cast<uint8_t>(g.below(256));
+      io::write_png((root / "data" / ("c" + std::to_string(k)) / (std::to_string(i) + ".png")).string(), img);
+    }
+  }
+  c.log_every = 1;
+  c.sample_every = c.checkpoint_every = 2;
+  c.steps = 4;
+  RunOptions quiet;
+  quiet.progress = false;
+
+  c.run_dir = (root / "plain").string();
+  run_training(c, quiet);
+  c.fd_every = 2;
+  c.fd_samples = 16;
+  c.fd_features = "fmnist";  // the committed classifier: no Inception weights needed
+  c.run_dir = (root / "fd").string();
+  run_training(c, quiet);
+  // Resumed from step 2: the reference statistics are reused, the FD values repeat.
+  c.run_dir = (root / "fd_split").string();
+  c.steps = 2;
+  run_training(c, quiet);
+  REQUIRE(fs::exists(root / "fd_split" / "fd_reference.safetensors"));
+  RunOptions resume = quiet;
+  resume.resume_dir = c.run_dir;
+  resume.steps_override = 4;
+  run_training(TrainConfig{}, resume);
+
+  std::vector<std::string> fd = csv_column(root / "fd" / "metrics.csv", "fd");
+  REQUIRE(fd.size() == 4);
+  CHECK(fd[0].empty());
+  CHECK(fd[2].empty());
+  for (int i : {1, 3}) {
+    INFO("step " << i + 1 << ": '" << fd[static_cast<size_t>(i)] << "'");
+    REQUIRE(!fd[static_cast<size_t>(i)].empty());
+    const double v = std::stod(fd[static_cast<size_t>(i)]);
+    CHECK(std::isfinite(v));
+    CHECK(v > 0);  // a random generator is far from the data
+  }
+  CHECK(csv_column(root / "fd_split" / "metrics.csv", "fd") == fd);
+  CHECK(csv_column(root / "plain" / "metrics.csv", "fd").empty());
+  // Measuring uses its own random streams: the losses are those of the plain run.
+  for (const char* col : {"loss_d", "loss_g", "d_real", "d_fake"})
+    CHECK(csv_column(root / "fd" / "metrics.csv", col) == csv_column(root / "plain" / "metrics.csv", col));
+}
+
+TEST_CASE("FD settings are checked before any work", "[trainer][fd]") {
+  TrainConfig c = tiny_config();
+  c.model.num_classes = 3;
+  c.fd_every = 15;
+  c.log_every = 10;
+  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("--fd-every (15) must be a multiple of --log-every (10)"));
+  c.fd_every = 20;
+  c.fd_samples = 1;
+  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("--fd-samples must be >= 2"));
+  c.fd_samples = 100;
+  c.dataset = "cifar10";
+  c.data_path = "/nonexistent";
+  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("give --fd-weights FILE"));
+  c.fd_features = "fmnist";
+  CHECK_NOTHROW(c.validate());
+  c.fd_features = "vgg";
+  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("--fd-features: 'vgg' is not one of"));
+  // The settings survive the config round trip (a resumed run measures alike).
+  c.fd_features = "inception";
+  c.fd_weights = "/w/fid.safetensors";
+  TrainConfig r = TrainConfig::from_json(c.to_json(), "test");
+  CHECK(r.fd_every == 20);
+  CHECK(r.fd_samples == 100);
+  CHECK(r.fd_features == "inception");
+  CHECK(r.fd_weights == "/w/fid.safetensors");
 }

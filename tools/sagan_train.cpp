@@ -91,6 +91,14 @@ int main(int argc, char** argv) {
     out->add_option("--sample-per-class", cfg.sample_per_class, "Grid rows (one column per class)")->capture_default_str();
     out->add_flag("--quiet", quiet, "No progress output");
 
+    auto* fd = app.add_option_group("Frechet distance (docs/evaluation.md)");
+    fd->add_option("--fd-every", cfg.fd_every, "FD of the EMA G every N steps, in metrics.csv / TensorBoard (0 = off)")
+        ->capture_default_str();
+    fd->add_option("--fd-samples", cfg.fd_samples, "Generated and real images per FD")->capture_default_str();
+    fd->add_option("--fd-features", cfg.fd_features, "auto | fmnist | inception (auto: fmnist on Fashion-MNIST)")
+        ->capture_default_str();
+    fd->add_option("--fd-weights", cfg.fd_weights, "Feature-net weights (inception: required; fmnist: default committed)");
+
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -1,0 +1,36 @@
+// Frechet distance while training (sagan-train --fd-every N): the training
+// set's statistics are embedded once per run and kept in
+// <run_dir>/fd_reference.safetensors (so a resumed run reuses them); every N
+// steps the EMA generator makes the same number of images from one fixed
+// seed, so the curve moves only because the generator does. The monitor uses
+// its own random streams: measuring never changes the training trajectory.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "models/data/dataset.h"
+#include "models/eval/evaluate.h"
+#include "models/generator.h"
+#include "models/train_config.h"
+
+namespace sagan::eval {
+
+class FdMonitor {
+ public:
+  // cfg: resolved (classes and channels known). Loads the feature network
+  // (errors name --fd-weights) and embeds or loads the reference statistics.
+  FdMonitor(const TrainConfig& cfg, std::shared_ptr<const data::Dataset> dataset, const std::string& run_dir,
+            Device device, bool progress);
+  // FD between cfg.fd_samples images of g (put in eval mode) and the reference.
+  double measure(SaganGenerator& g);
+  const std::string& feature_net() const { return net_id_; }
+
+ private:
+  TrainConfig cfg_;
+  Device device_;
+  LoadedFeatureNet net_;
+  std::string net_id_;
+  GaussianStats reference_;
+};
+
+}  // namespace sagan::eval
