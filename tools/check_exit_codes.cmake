@@ -1,0 +1,16 @@
+# cli_exit_codes (tools/CMakeLists.txt): bad input must give a non-zero exit
+# code, --help zero.
+function(expect_exit want)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
+  if(want STREQUAL "zero" AND NOT rc EQUAL 0)
+    message(FATAL_ERROR "expected exit 0, got ${rc}: ${ARGN}")
+  elseif(want STREQUAL "nonzero" AND rc EQUAL 0)
+    message(FATAL_ERROR "expected a non-zero exit, got 0: ${ARGN}")
+  endif()
+endfunction()
+expect_exit(zero ${TRAIN} --help)
+expect_exit(nonzero ${TRAIN} --batch-size 0)
+expect_exit(nonzero ${TRAIN} --no-such-option)
+expect_exit(nonzero ${EVAL} /nonexistent/run)
+expect_exit(nonzero ${SAMPLE} /nonexistent/ckpt.safetensors)
+expect_exit(nonzero ${ATTENTION} /nonexistent/ckpt.safetensors)
