@@ -97,8 +97,15 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
 
 std::string default_fmnist_weights() {
   if (const char* env = std::getenv("SAGAN_FMNIST_WEIGHTS"); env && *env) return env;
-  // __FILE__ is the absolute path CMake compiled this file from.
-  return (std::filesystem::path(__FILE__).parent_path() / "weights" / "fmnist_cnn.safetensors").string();
+  // The source tree (__FILE__ is the absolute path CMake compiled this file
+  // from), then the installed copy; the source path names the file in errors.
+  const std::string in_tree =
+      (std::filesystem::path(__FILE__).parent_path() / "weights" / "fmnist_cnn.safetensors").string();
+#ifdef SAGAN_INSTALLED_DATA_DIR
+  const std::string installed = std::string(SAGAN_INSTALLED_DATA_DIR) + "/fmnist_cnn.safetensors";
+  if (!std::filesystem::exists(in_tree) && std::filesystem::exists(installed)) return installed;
+#endif
+  return in_tree;
 }
 
 FmnistFeatureNet::FmnistFeatureNet(const std::string& weights_path, Device device) : device_(device) {

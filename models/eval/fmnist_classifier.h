@@ -51,8 +51,9 @@ class FmnistClassifier : public nn::Module {
 // through a stable log-softmax; differentiable in logits.
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels);
 
-// Where the committed weights live: models/eval/weights/fmnist_cnn.safetensors
-// beside this source file (or $SAGAN_FMNIST_WEIGHTS when set).
+// Where the committed weights live: $SAGAN_FMNIST_WEIGHTS when set, else
+// models/eval/weights/fmnist_cnn.safetensors in the source tree, else the
+// installed copy (<prefix>/share/sagan/fmnist_cnn.safetensors).
 std::string default_fmnist_weights();
 
 // The classifier as a FeatureNet: RGB images are converted to gray (luma
