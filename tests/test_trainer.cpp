@@ -7,40 +7,18 @@
 #include <fstream>
 
 #include "core/io/image.h"
+#include "tests/support/tiny_dataset.h"
 #include "core/ops.h"
 #include "models/train_run.h"
 #include "models/trainer.h"
 #include "tests/support/temp_dir.h"
 
 using namespace sagan;
+using sagan::testing::TinyDataset;
 using sagan::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-// Random 32x32 gray images in 3 classes, made in memory.
-class TinyDataset : public data::Dataset {
- public:
-  explicit TinyDataset(int64_t n) : n_(n) {}
-  std::string name() const override { return "tiny"; }
-  int64_t size() const override { return n_; }
-  int64_t num_classes() const override { return 3; }
-  int64_t channels() const override { return 1; }
-  int64_t height() const override { return 32; }
-  int64_t width() const override { return 32; }
-  data::Example get(int64_t i) const override {
-    check_index(i);
-    data::Example e;
-    e.image = io::Image(32, 32, 1);
-    Generator g(static_cast<uint64_t>(i));
-    for (auto& p : e.image.pixels) p = static_cast<uint8_t>(g.below(256));
-    e.label = i % 3;
-    return e;
-  }
-
- private:
-  int64_t n_;
-};
-
 TrainConfig tiny_config() {
   TrainConfig c;
   c.model.ch = 4;  // G 16 wide, D 8 wide: attention needs multiples of 8

@@ -24,37 +24,15 @@
 #include <memory>
 
 #include "core/io/image.h"
+#include "tests/support/tiny_dataset.h"
 #include "models/trainer.h"
 #include "tests/cuda/parity.h"
 
 using namespace sagan;
+using sagan::testing::TinyDataset;
 using namespace sagan::cudatest;
 
 namespace {
-
-// Random 32x32 gray images in 3 classes, made in memory.
-class TinyDataset : public data::Dataset {
- public:
-  explicit TinyDataset(int64_t n) : n_(n) {}
-  std::string name() const override { return "tiny"; }
-  int64_t size() const override { return n_; }
-  int64_t num_classes() const override { return 3; }
-  int64_t channels() const override { return 1; }
-  int64_t height() const override { return 32; }
-  int64_t width() const override { return 32; }
-  data::Example get(int64_t i) const override {
-    check_index(i);
-    data::Example e;
-    e.image = io::Image(32, 32, 1);
-    Generator g(static_cast<uint64_t>(i) + 1000);
-    for (auto& p : e.image.pixels) p = static_cast<uint8_t>(g.below(256));
-    e.label = i % 3;
-    return e;
-  }
-
- private:
-  int64_t n_;
-};
 
 TrainConfig small_config(const std::string& device) {
   TrainConfig c;
@@ -74,7 +52,7 @@ bool close(double got, double want, double tol) { return std::abs(got - want) <=
 }  // namespace
 
 TEST_CASE("cuda training steps give the cpu's losses for the same seed", "[cuda][trainer]") {
-  auto ds = std::make_shared<TinyDataset>(32);
+  auto ds = std::make_shared<TinyDataset>(32, 1000);
   std::vector<StepStats> want;
   {
     Trainer t(small_config("cpu"), ds);

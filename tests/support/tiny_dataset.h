@@ -1,0 +1,39 @@
+// An in-memory data set of random 32x32 gray images in 3 classes, for trainer
+// tests on the CPU (tests/test_trainer.cpp) and the GPU
+// (tests/cuda/test_cuda_trainer.cpp): no files, deterministic per index.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "core/io/image.h"
+#include "core/rng.h"
+#include "models/data/dataset.h"
+
+namespace sagan::testing {
+
+class TinyDataset : public data::Dataset {
+ public:
+  // Image i is drawn from Generator(i + seed_offset).
+  explicit TinyDataset(int64_t n, uint64_t seed_offset = 0) : n_(n), seed_offset_(seed_offset) {}
+  std::string name() const override { return "tiny"; }
+  int64_t size() const override { return n_; }
+  int64_t num_classes() const override { return 3; }
+  int64_t channels() const override { return 1; }
+  int64_t height() const override { return 32; }
+  int64_t width() const override { return 32; }
+  data::Example get(int64_t i) const override {
+    check_index(i);
+    data::Example e;
+    e.image = io::Image(32, 32, 1);
+    Generator g(static_cast<uint64_t>(i) + seed_offset_);
+    for (auto& p : e.image.pixels) p = static_cast<uint8_t>(g.below(256));
+    e.label = i % 3;
+    return e;
+  }
+
+ private:
+  int64_t n_;
+  uint64_t seed_offset_;
+};
+
+}  // namespace sagan::testing
