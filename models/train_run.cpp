@@ -161,6 +161,15 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
     StepStats s = trainer.step();
     ++window_steps;
     double elapsed = std::chrono::duration<double>(clock::now() - window_start).count();
+    if (opt.progress && s.step == start_step + 1 && s.step % rc.log_every != 0 && s.step != rc.steps) {
+      // A first sign of life (a CPU step can take seconds, log_every many of
+      // them a minute or more); metrics rows still come every log_every steps.
+      std::string line = fmt::format("step {}/{} | {:.2f} s for the first step | loss_d {:.4f} loss_g {:.4f}", s.step,
+                                     rc.steps, elapsed, s.loss_d, s.loss_g);
+      if (tty) fmt::print("\r{:<110}", line);
+      else fmt::print("{}\n", line);
+      std::fflush(stdout);
+    }
     if (s.step % rc.log_every == 0 || s.step == rc.steps) {
       it_s = window_steps / std::max(elapsed, 1e-9);
       window_steps = 0;

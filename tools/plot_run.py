@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Plots a sagan-train run's metrics.csv: losses, D outputs and attention gammas.
+"""Plots a sagan-train run's metrics.csv: losses, D outputs, attention gammas and, when the run
+was trained with --fd-every, the Frechet distance.
 
 Usage: python3 tools/plot_run.py RUN_DIR [-o out.png] [--smooth N]
 Needs matplotlib (pip install matplotlib); the engine itself does not.
@@ -42,7 +43,8 @@ def main():
 
     step = col("step")
     gammas = [c for c in rows[0].keys() if c.startswith("gamma/")]
-    fig, ax = plt.subplots(1, 3, figsize=(15, 4))
+    fd = [(float(r["step"]), float(r["fd"])) for r in rows if r.get("fd")]  # blank between measurements
+    fig, ax = plt.subplots(1, 4 if fd else 3, figsize=(20 if fd else 15, 4))
     ax[0].plot(step, smooth(col("loss_d")), label="loss D")
     ax[0].plot(step, smooth(col("loss_g")), label="loss G")
     ax[0].set_title("hinge losses")
@@ -52,6 +54,10 @@ def main():
     for g in gammas:
         ax[2].plot(step, col(g), label=g[len("gamma/"):])
     ax[2].set_title("attention gamma")
+    if fd:
+        ax[3].plot([s for s, _ in fd], [v for _, v in fd], "o-", label="FD (EMA G)")
+        ax[3].set_yscale("log")
+        ax[3].set_title("Frechet distance")
     for a in ax:
         a.set_xlabel("generator step")
         a.legend()

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "kernels/cpu/conv2d_winograd.h"
+#include "kernels/cpu/im2col.h"
 #include "kernels/cpu/cpu_backend.h"
 
 namespace sagan {
@@ -101,45 +102,7 @@ void for_chunks(const Dims& d, const Plan& pl, Body&& body) {
   }
 }
 
-// [lo, hi): the output columns whose input column ow*s - p + kw is inside [0, W).
-inline void valid_range(int64_t W, int64_t Wo, int64_t s, int64_t p, int64_t kw, int64_t& lo, int64_t& hi) {
-  lo = p - kw <= 0 ? 0 : (p - kw + s - 1) / s;
-  hi = W - 1 + p - kw < 0 ? 0 : (W - 1 + p - kw) / s + 1;
-  hi = std::min(hi, Wo);
-  lo = std::min(lo, hi);
-}
-
-// cols (K, n*P): row (ci,kh,kw), column (i,oh,ow) = x[b0+i, ci, oh*s-p+kh, ow*s-p+kw] or 0.
-template <class T>
-void im2col(const Dims& d, const T* x, int64_t b0, int64_t n, T* cols) {
-  const int64_t P = d.P(), ld = n * P;
-  for (int64_t ci = 0; ci < d.Ci; ++ci)
-    for (int64_t kh = 0; kh < d.k; ++kh)
-      for (int64_t kw = 0; kw < d.k; ++kw) {
-        int64_t lo, hi;
-        valid_range(d.W, d.Wo, d.s, d.p, kw, lo, hi);
-        T* row = cols + ((ci * d.k + kh) * d.k + kw) * ld;
-        for (int64_t i = 0; i < n; ++i) {
-          const T* xc = x + ((b0 + i) * d.Ci + ci) * d.H * d.W;
-          for (int64_t oh = 0; oh < d.Ho; ++oh) {
-            T* dst = row + i * P + oh * d.Wo;
-            const int64_t ih = oh * d.s - d.p + kh;
-            if (ih < 0 || ih >= d.H) {
-              std::fill(dst, dst + d.Wo, T(0));
-              continue;
-            }
-            const T* src = xc + ih * d.W - d.p + kw;
-            // Plain loops: rows are short (8-32), a memcpy call costs more.
-            for (int64_t ow = 0; ow < lo; ++ow) dst[ow] = T(0);
-            if (d.s == 1)
-              for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow];
-            else
-              for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * d.s];
-            for (int64_t ow = hi; ow < d.Wo; ++ow) dst[ow] = T(0);
-          }
-        }
-      }
-}
+cpu::ConvWindow window_of(const Dims& d) { return {d.H, d.W, d.k, d.k, d.s, d.s, d.p, d.p, d.Ho, d.Wo}; }
 
 // The adjoint of im2col: gx[b0+i] += scattered cols. gx images must be zeroed.
 template <class T>
@@ -151,7 +114,7 @@ void col2im(const Dims& d, const T* cols, int64_t b0, int64_t n, T* gx) {
       for (int64_t kh = 0; kh < d.k; ++kh)
         for (int64_t kw = 0; kw < d.k; ++kw) {
           int64_t lo, hi;
-          valid_range(d.W, d.Wo, d.s, d.p, kw, lo, hi);
+          cpu::valid_range(d.W, d.Wo, d.s, d.p, kw, lo, hi);
           const T* row = cols + ((ci * d.k + kh) * d.k + kw) * ld + i * P;
           for (int64_t oh = 0; oh < d.Ho; ++oh) {
             const int64_t ih = oh * d.s - d.p + kh;
@@ -220,7 +183,7 @@ void CpuBackend::conv2d(const Tensor& x, const Tensor& w, const std::optional<Te
         gather(xp, d.Ci, P, b0, n, grow(sc.cols, K * n * P));
         rhs = sc.cols.data();
       } else {
-        im2col(d, xp, b0, n, grow(sc.cols, K * n * P));
+        cpu::im2col(window_of(d), d.Ci, xp, b0, n, grow(sc.cols, K * n * P));
         rhs = sc.cols.data();
       }
       T* res = n == 1 ? yp + b0 * Co * P : grow(sc.block, Co * n * P);
@@ -298,7 +261,7 @@ void CpuBackend::conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tenso
         gather(xp, d.Ci, P, b0, n, grow(sc.cols, K * n * P));
         cols = sc.cols.data();
       } else if (!d.pointwise()) {
-        im2col(d, xp, b0, n, grow(sc.cols, K * n * P));
+        cpu::im2col(window_of(d), d.Ci, xp, b0, n, grow(sc.cols, K * n * P));
         cols = sc.cols.data();
       }
       T* acc = tid == 0 ? gwp : grow(partial[static_cast<size_t>(tid)], Co * K);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/cpu/eval_kernels.h"
+#include "kernels/cpu/im2col.h"
 
 namespace sagan::cpu {
 
@@ -30,44 +31,6 @@ struct Dims {
   int64_t K() const { return Ci * kh * kw; }
   int64_t P() const { return Ho * Wo; }
 };
-
-// [lo, hi): output positions o whose input o*s - p + k lies in [0, n).
-inline void valid_range(int64_t n, int64_t no, int64_t s, int64_t p, int64_t k, int64_t& lo, int64_t& hi) {
-  lo = p - k <= 0 ? 0 : (p - k + s - 1) / s;
-  hi = n - 1 + p - k < 0 ? 0 : (n - 1 + p - k) / s + 1;
-  hi = std::min(hi, no);
-  lo = std::min(lo, hi);
-}
-
-// cols (K, n*P): row (ci, i, j), column (b, oh, ow) = x[b0+b, ci, oh*sh-ph+i, ow*sw-pw+j] or 0.
-template <class T>
-void im2col(const Dims& d, const T* x, int64_t b0, int64_t n, T* cols) {
-  const int64_t P = d.P(), ld = n * P;
-  for (int64_t ci = 0; ci < d.Ci; ++ci)
-    for (int64_t i = 0; i < d.kh; ++i)
-      for (int64_t j = 0; j < d.kw; ++j) {
-        int64_t lo, hi;
-        valid_range(d.W, d.Wo, d.sw, d.pw, j, lo, hi);
-        T* row = cols + ((ci * d.kh + i) * d.kw + j) * ld;
-        for (int64_t b = 0; b < n; ++b) {
-          const T* plane = x + ((b0 + b) * d.Ci + ci) * d.H * d.W;
-          for (int64_t oh = 0; oh < d.Ho; ++oh) {
-            T* dst = row + b * P + oh * d.Wo;
-            const int64_t ih = oh * d.sh - d.ph + i;
-            if (ih < 0 || ih >= d.H) {
-              std::fill(dst, dst + d.Wo, T(0));
-              continue;
-            }
-            const T* src = plane + ih * d.W - d.pw + j;
-            std::fill(dst, dst + lo, T(0));
-            if (d.sw == 1) std::memcpy(dst + lo, src + lo, static_cast<size_t>(hi - lo) * sizeof(T));
-            else
-              for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * d.sw];
-            std::fill(dst + hi, dst + d.Wo, T(0));
-          }
-        }
-      }
-}
 
 constexpr int64_t kChunkCols = 1024;  // GEMM columns per chunk when images are small
 
@@ -97,7 +60,8 @@ void conv2d_rect(const Tensor& x, const Tensor& w, const std::optional<Tensor>& 
       auto& rb = res[static_cast<size_t>(tid)];
       cb.resize(static_cast<size_t>(K * n * P));
       rb.resize(static_cast<size_t>(d.Co * n * P));
-      im2col(d, xp, b0, n, cb.data());
+      cpu::im2col(cpu::ConvWindow{d.H, d.W, d.kh, d.kw, d.sh, d.sw, d.ph, d.pw, d.Ho, d.Wo}, d.Ci, xp, b0, n,
+                  cb.data());
       MapR<T>(rb.data(), d.Co, n * P).noalias() = W * CMapR<T>(cb.data(), K, n * P);
       // res (Co, n, P) -> out (n, Co, P), adding the bias on the way.
       for (int64_t b = 0; b < n; ++b)
