@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/cuda/flash_attention.h"
+#include "tests/support/attention_reference.h"
 
 namespace {
 
@@ -67,73 +68,6 @@ std::vector<float> randn(size_t n, double scale, std::mt19937& gen) {
   return v;
 }
 
-struct Ref {
-  std::vector<double> out, lse, gq, gk, gv;
-};
-
-// float64 loops; with gout, also the gradients.
-Ref reference(const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v,
-              const std::vector<float>* gout, const Shape& s) {
-  Ref r;
-  r.out.assign(size_t(s.B) * s.N * s.dv, 0.0);
-  r.lse.assign(size_t(s.B) * s.N, 0.0);
-  if (gout) {
-    r.gq.assign(size_t(s.B) * s.N * s.d, 0.0);
-    r.gk.assign(size_t(s.B) * s.S * s.d, 0.0);
-    r.gv.assign(size_t(s.B) * s.S * s.dv, 0.0);
-  }
-  std::vector<double> sc(s.S), p(s.S), dp(s.S);
-  for (int b = 0; b < s.B; ++b)
-    for (int i = 0; i < s.N; ++i) {
-      const float* qi = &q[(size_t(b) * s.N + i) * s.d];
-      double mx = -INFINITY;
-      for (int j = 0; j < s.S; ++j) {
-        const float* kj = &k[(size_t(b) * s.S + j) * s.d];
-        double dot = 0;
-        for (int e = 0; e < s.d; ++e) dot += double(qi[e]) * kj[e];
-        sc[j] = dot;
-        mx = std::max(mx, dot);
-      }
-      double z = 0;
-      for (int j = 0; j < s.S; ++j) z += std::exp(sc[j] - mx);
-      r.lse[size_t(b) * s.N + i] = mx + std::log(z);
-      double* oi = &r.out[(size_t(b) * s.N + i) * s.dv];
-      for (int j = 0; j < s.S; ++j) {
-        p[j] = std::exp(sc[j] - mx) / z;
-        const float* vj = &v[(size_t(b) * s.S + j) * s.dv];
-        for (int c = 0; c < s.dv; ++c) oi[c] += p[j] * vj[c];
-      }
-      if (!gout) continue;
-      const float* gi = &(*gout)[(size_t(b) * s.N + i) * s.dv];
-      double D = 0;
-      for (int c = 0; c < s.dv; ++c) D += double(gi[c]) * oi[c];
-      for (int j = 0; j < s.S; ++j) {
-        const size_t kv = size_t(b) * s.S + j;
-        double dpj = 0;
-        for (int c = 0; c < s.dv; ++c) {
-          dpj += double(gi[c]) * v[kv * s.dv + c];
-          r.gv[kv * s.dv + c] += p[j] * gi[c];
-        }
-        const double ds = p[j] * (dpj - D);
-        for (int e = 0; e < s.d; ++e) {
-          r.gq[(size_t(b) * s.N + i) * s.d + e] += ds * k[kv * s.d + e];
-          r.gk[kv * s.d + e] += ds * qi[e];
-        }
-      }
-    }
-  return r;
-}
-
-double max_rel_error(const std::vector<float>& x, const std::vector<double>& ref) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    if (!std::isfinite(x[i])) return INFINITY;
-    num = std::max(num, std::abs(x[i] - ref[i]));
-    den = std::max(den, std::abs(ref[i]));
-  }
-  return num / std::max(den, 1e-30);
-}
-
 double max_lse_error(const std::vector<float>& x, const std::vector<double>& ref) {
   double e = 0;
   for (size_t i = 0; i < ref.size(); ++i) {
@@ -157,10 +91,11 @@ void check(const Shape& s, double qk, bool backward, FlashForwardVariant variant
   CUDA_OK(sagan::fused::flash_attention_forward_f32(q.p, k.p, v.p, out.p, lse.p, s.B, s.N, s.S, s.d, s.dv, nullptr,
                                                     variant));
   CUDA_OK(cudaDeviceSynchronize());
-  const Ref r = reference(hq, hk, hv, backward ? &hg : nullptr, s);
+  const sagan::testing::AttentionReference r =
+      sagan::testing::attention_reference(hq.data(), hk.data(), hv.data(), backward ? hg.data() : nullptr, s);
   INFO("B=" << s.B << " N=" << s.N << " S=" << s.S << " d=" << s.d << " dv=" << s.dv << " qk=" << qk
             << " variant=" << int(variant));
-  CHECK(max_rel_error(out.host(), r.out) <= kTol);
+  CHECK(sagan::testing::max_rel_error(out.host(), r.out) <= kTol);
   CHECK(max_lse_error(lse.host(), r.lse) <= kTol);
   if (!backward) return;
   Dev gq(size_t(s.B) * s.N * s.d), gk(size_t(s.B) * s.S * s.d), gv(size_t(s.B) * s.S * s.dv);
@@ -169,9 +104,9 @@ void check(const Shape& s, double qk, bool backward, FlashForwardVariant variant
   CUDA_OK(sagan::fused::flash_attention_backward_f32(q.p, k.p, v.p, out.p, lse.p, g.p, gq.p, gk.p, gv.p, s.B, s.N,
                                                      s.S, s.d, s.dv, ws.p, ws_bytes, nullptr));
   CUDA_OK(cudaDeviceSynchronize());
-  CHECK(max_rel_error(gq.host(), r.gq) <= kTol);
-  CHECK(max_rel_error(gk.host(), r.gk) <= kTol);
-  CHECK(max_rel_error(gv.host(), r.gv) <= kTol);
+  CHECK(sagan::testing::max_rel_error(gq.host(), r.gq) <= kTol);
+  CHECK(sagan::testing::max_rel_error(gk.host(), r.gk) <= kTol);
+  CHECK(sagan::testing::max_rel_error(gv.host(), r.gv) <= kTol);
 }
 
 }  // namespace
