@@ -39,6 +39,26 @@ void to_chw(const io::Image& src, int64_t channels, int64_t resolution, const st
         dst[c * plane + y * W + x] = f.pixels[static_cast<size_t>((y * W + x) * channels + c)] / 127.5f - 1.0f;
 }
 
+// (n, channels, H, W) float32 images decoded in parallel: decode(k, dst)
+// writes image k. The first error (prefixed) is thrown after the loop, since
+// exceptions may not leave an OpenMP region.
+template <class Decode>
+Tensor decode_batch(int64_t n, int64_t channels, int64_t H, int64_t W, const char* prefix, const Decode& decode) {
+  Tensor out = Tensor::empty({n, channels, H, W});
+  float* p = out.data<float>();
+  std::vector<std::string> errors(static_cast<size_t>(n));
+#pragma omp parallel for schedule(dynamic) if (n > 1)
+  for (int64_t k = 0; k < n; ++k) {
+    try {
+      decode(k, p + k * channels * H * W);
+    } catch (const std::exception& e) {
+      errors[static_cast<size_t>(k)] = e.what();
+    }
+  }
+  for (const std::string& e : errors) SAGAN_CHECK(e.empty(), "{}{}", prefix, e);
+  return out;
+}
+
 // Images from a generator that lives elsewhere (a checkpoint's, below, or a
 // training run's EMA generator): z ~ N(0, I) and labels ~ U{classes}.
 class ModelSource : public ImageSource {
@@ -125,20 +145,10 @@ class DatasetSource : public ImageSource {
   Tensor next(int64_t n) override {
     n = std::min(n, count_ - done_);
     if (n <= 0) return {};
-    Tensor out = Tensor::empty({n, channels_, H_, W_});
-    float* p = out.data<float>();
-    std::vector<std::string> errors(static_cast<size_t>(n));
-#pragma omp parallel for schedule(dynamic) if (n > 1)
-    for (int64_t k = 0; k < n; ++k) {
+    Tensor out = decode_batch(n, channels_, H_, W_, "", [&](int64_t k, float* dst) {
       const int64_t idx = order_[static_cast<size_t>(done_ + k)];
-      try {
-        to_chw(ds_->get(idx).image, channels_, res_, fmt::format("{}: image {}", ds_->name(), idx), H_, W_,
-               p + k * channels_ * H_ * W_);
-      } catch (const std::exception& e) {
-        errors[static_cast<size_t>(k)] = e.what();  // exceptions may not leave an OpenMP region
-      }
-    }
-    for (const std::string& e : errors) SAGAN_CHECK(e.empty(), "{}", e);
+      to_chw(ds_->get(idx).image, channels_, res_, fmt::format("{}: image {}", ds_->name(), idx), H_, W_, dst);
+    });
     done_ += n;
     return out;
   }
@@ -183,19 +193,10 @@ class FolderSource : public ImageSource {
   Tensor next(int64_t n) override {
     n = std::min(n, size() - done_);
     if (n <= 0) return {};
-    Tensor out = Tensor::empty({n, channels_, H_, W_});
-    float* p = out.data<float>();
-    std::vector<std::string> errors(static_cast<size_t>(n));
-#pragma omp parallel for schedule(dynamic) if (n > 1)
-    for (int64_t k = 0; k < n; ++k) {
+    Tensor out = decode_batch(n, channels_, H_, W_, "folder: ", [&](int64_t k, float* dst) {
       const std::string& path = files_[static_cast<size_t>(done_ + k)];
-      try {
-        to_chw(io::read_image(path), channels_, res_, path, H_, W_, p + k * channels_ * H_ * W_);
-      } catch (const std::exception& e) {
-        errors[static_cast<size_t>(k)] = e.what();  // exceptions may not leave an OpenMP region
-      }
-    }
-    for (const std::string& e : errors) SAGAN_CHECK(e.empty(), "folder: {}", e);
+      to_chw(io::read_image(path), channels_, res_, path, H_, W_, dst);
+    });
     done_ += n;
     return out;
   }
