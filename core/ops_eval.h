@@ -1,16 +1,14 @@
-// Forward-only ops that the evaluation feature networks need (Inception-v3 as
-// ported by pytorch-fid) and SAGAN itself does not: rectangular convolution,
-// general pooling windows, adaptive average pooling and bilinear resizing.
+// Ops that the evaluation feature networks need (Inception-v3 as ported by
+// pytorch-fid) and SAGAN itself does not: rectangular convolution, general
+// pooling windows, adaptive average pooling and bilinear resizing. Each has a
+// backward rule (float64 gradchecks in tests/test_eval_ops.cpp).
 //
 // They are not part of the Backend contract (core/backend.h), so each has a
 // CPU kernel in kernels/cpu/<name>.cpp (declared in kernels/cpu/eval_kernels.h)
 // that the front end calls directly. Tensors on another device are copied to
-// the CPU, computed there and copied back: correct but slow, acceptable for
-// the few layers of Inception that need them (its square convolutions use
-// conv2d and stay on the device).
-//
-// No backward: an input that requires grad while grad mode is on is an error
-// (feature extraction runs under NoGradGuard), never a silent gradient drop.
+// the CPU, computed there and copied back (forward and backward): correct but
+// slow, acceptable for the few layers of Inception that need them (its
+// square convolutions use conv2d and stay on the device).
 #pragma once
 #include <optional>
 

@@ -1,10 +1,11 @@
-// The forward-only evaluation ops (core/ops_eval.h): float64 values against
-// PyTorch goldens (tests/golden/make_eval_goldens.py), float32 and parallel
-// paths against float64 and against the engine's own conv2d, NaN handling,
-// and error messages.
+// The evaluation ops (core/ops_eval.h): float64 values against PyTorch
+// goldens (tests/golden/make_eval_goldens.py), float32 and parallel paths
+// against float64 and against the engine's own conv2d, float64 gradchecks,
+// NaN handling, and error messages.
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 #include "core/ops.h"
 #include "core/ops_eval.h"
@@ -62,11 +63,6 @@ TEST_CASE("conv2d_rect errors name the op and shapes", "[eval_ops]") {
   REQUIRE_THROWS_WITH(conv2d_rect(x, Tensor::zeros({2, 3, 1, 3}, DType::F64), std::nullopt, {0, 1, 0, 0}),
                       Catch::Contains("conv2d_rect: need strides >= 1"));
   REQUIRE_THROWS_WITH(conv2d_rect(x.reshape({3, 5, 5}), w), Catch::Contains("conv2d_rect: input must be 4-d"));
-  Tensor wg = Tensor::zeros({2, 3, 1, 3}, DType::F64);
-  wg.set_requires_grad(true);
-  REQUIRE_THROWS_WITH(conv2d_rect(x, wg), Catch::Contains("conv2d_rect: forward only"));
-  NoGradGuard ng;  // under NoGradGuard the same call is fine
-  CHECK(conv2d_rect(x, wg, std::nullopt, {1, 1, 0, 1}).shape() == Shape{1, 2, 5, 5});
 }
 
 TEST_CASE("max_pool2d and avg_pool2d match PyTorch", "[eval_ops]") {
@@ -126,7 +122,53 @@ TEST_CASE("resize_bilinear matches PyTorch (align_corners=False), up and down", 
   Tensor k = Tensor::full({2, 3, 4, 5}, 0.25, DType::F64);
   REQUIRE_CLOSE(resize_bilinear(k, 299, 37), Tensor::full({2, 3, 299, 37}, 0.25, DType::F64), 0, 1e-15);
   REQUIRE_THROWS_WITH(resize_bilinear(x, 0, 3), Catch::Contains("resize_bilinear: output size must be positive, got 0x3"));
-  Tensor xg = x.clone();
-  xg.set_requires_grad(true);
-  REQUIRE_THROWS_WITH(resize_bilinear(xg, 3, 3), Catch::Contains("resize_bilinear: forward only"));
+}
+
+namespace {
+// A distinct ramp added to random values keeps every window's maximum unique
+// by a margin far above the finite-difference step.
+Tensor ramped(const Shape& s, Generator& gen) {
+  Tensor out = add(randn64(s, gen, false), mul(Tensor::arange(numel_of(s), DType::F64).reshape(s), 0.37)).detach();
+  out.set_requires_grad(true);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("evaluation ops: float64 gradchecks at odd sizes", "[eval_ops][gradcheck]") {
+  Generator gen(11);
+  SECTION("conv2d_rect, every input, rectangular kernels, strides and pads") {
+    for (auto [kh, kw, g] : {std::tuple<int64_t, int64_t, Conv2dRectGeom>{1, 3, {1, 1, 0, 1}},
+                             {3, 1, {2, 1, 1, 0}}, {2, 3, {1, 2, 1, 1}}}) {
+      INFO("kernel " << kh << "x" << kw);
+      REQUIRE_GRADCHECK([g = g](const auto& in) { return conv2d_rect(in[0], in[1], in[2], g); },
+                        randn64({2, 3, 5, 7}, gen), randn64({4, 3, kh, kw}, gen), randn64({4}, gen));
+    }
+    REQUIRE_GRADCHECK([](const auto& in) { return conv2d_rect(in[0], in[1]); }, randn64({1, 2, 4, 3}, gen),
+                      randn64({3, 2, 1, 2}, gen));
+  }
+  SECTION("average pooling with and without the padding in the count") {
+    REQUIRE_GRADCHECK([](const auto& in) { return avg_pool2d(in[0], 3, 1, 1, false); }, randn64({2, 3, 5, 7}, gen));
+    REQUIRE_GRADCHECK([](const auto& in) { return avg_pool2d(in[0], 3, 2, 1, true); }, randn64({2, 3, 5, 7}, gen));
+  }
+  SECTION("max pooling, overlapping windows") {
+    REQUIRE_GRADCHECK([](const auto& in) { return max_pool2d(in[0], 3, 2); }, ramped({2, 3, 7, 9}, gen));
+    REQUIRE_GRADCHECK([](const auto& in) { return max_pool2d(in[0], 3, 1, 1); }, ramped({1, 2, 5, 6}, gen));
+  }
+  SECTION("adaptive average pooling, overlapping cells") {
+    REQUIRE_GRADCHECK([](const auto& in) { return adaptive_avg_pool2d(in[0], 3, 4); }, randn64({2, 3, 5, 7}, gen));
+  }
+  SECTION("bilinear resize, up and down") {
+    REQUIRE_GRADCHECK([](const auto& in) { return resize_bilinear(in[0], 9, 4); }, randn64({2, 3, 5, 7}, gen));
+    REQUIRE_GRADCHECK([](const auto& in) { return resize_bilinear(in[0], 3, 13); }, randn64({1, 2, 5, 7}, gen));
+  }
+}
+
+TEST_CASE("max_pool2d routes the gradient to the cell the forward picked (the first NaN)", "[eval_ops]") {
+  // Windows of a 3x3 stride-1 pool over {1, 2, nan, 4, 5, 6, 7, 8, 9}: the
+  // ones holding the NaN send their gradient there, the others to their max.
+  Tensor n = Tensor::from_vector(std::vector<double>{1, 2, std::nan(""), 4, 5, 6, 7, 8, 9}, {1, 1, 3, 3}, DType::F64);
+  n.set_requires_grad(true);
+  Tensor y = max_pool2d(n, 2, 1);  // windows {1,2,4,5} {2,nan,5,6} {4,5,7,8} {5,6,8,9}
+  y.backward(Tensor::from_vector(std::vector<double>{1, 10, 100, 1000}, {1, 1, 2, 2}, DType::F64));
+  CHECK(n.grad().to_vector() == std::vector<double>{0, 0, 10, 0, 1, 0, 0, 100, 1000});
 }

@@ -1,11 +1,13 @@
 // conv2d_rect front end: NCHW convolution with a kh x kw kernel and separate
 // stride and zero padding per axis (Inception's 1x7 / 7x1 / 1x3 / 3x1
-// factorised convolutions). Forward only; see core/ops_eval.h.
+// factorised convolutions); see core/ops_eval.h.
 #include "core/ops/eval_common.h"
 #include "core/ops_eval.h"
 #include "kernels/cpu/eval_kernels.h"
 
 namespace sagan {
+
+using detail::saved;
 
 Tensor conv2d_rect(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b, Conv2dRectGeom g) {
   const char* op = "conv2d_rect";
@@ -29,14 +31,26 @@ Tensor conv2d_rect(const Tensor& x, const Tensor& w, const std::optional<Tensor>
   }
   std::vector<Tensor> inputs{x, w};
   if (b) inputs.push_back(*b);
-  detail::check_no_grad(op, inputs);
   const int64_t ho = (x.size(2) + 2 * g.pad_h - kh) / g.stride_h + 1;
   const int64_t wo = (x.size(3) + 2 * g.pad_w - kw) / g.stride_w + 1;
   Tensor xc = detail::cpu_contiguous(x), wc = detail::cpu_contiguous(w);
   std::optional<Tensor> bc;
   if (b) bc = detail::cpu_contiguous(*b);
-  return detail::run_on_cpu({x.size(0), w.size(0), ho, wo}, x.dtype(), x.device(),
-                            [&](Tensor& out) { cpu::conv2d_rect(xc, wc, bc, out, g); });
+  Tensor out = detail::run_on_cpu({x.size(0), w.size(0), ho, wo}, x.dtype(), x.device(),
+                                  [&](Tensor& o) { cpu::conv2d_rect(xc, wc, bc, o, g); });
+  record(op, out, inputs, [g, xc = saved(xc), wc = saved(wc)](const Tensor& gy, const std::vector<bool>& needs) {
+    const Tensor gc = detail::cpu_contiguous(gy);
+    std::vector<Tensor> grads(needs.size()), host(needs.size());
+    const Shape shapes[3] = {xc.shape(), wc.shape(), {wc.size(0)}};
+    for (size_t i = 0; i < needs.size(); ++i)
+      if (needs[i]) host[i] = Tensor::empty(shapes[i], gy.dtype(), Device{});
+    auto ptr = [&](size_t i) { return i < host.size() && host[i].defined() ? &host[i] : nullptr; };
+    cpu::conv2d_rect_backward(xc, wc, gc, ptr(0), ptr(1), ptr(2), g);
+    for (size_t i = 0; i < needs.size(); ++i)
+      if (needs[i]) grads[i] = host[i].to(gy.device());
+    return grads;
+  });
+  return out;
 }
 
 }  // namespace sagan

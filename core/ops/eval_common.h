@@ -1,5 +1,5 @@
-// Shared by the forward-only evaluation front ends (core/ops_eval.h): the
-// no-gradient guard and the run-on-the-CPU fallback for other devices.
+// Shared by the evaluation front ends (core/ops_eval.h): the run-on-the-CPU
+// fallback for other devices, forward and backward.
 #pragma once
 #include <vector>
 
@@ -7,12 +7,6 @@
 #include "core/ops/common.h"
 
 namespace sagan::detail {
-
-inline void check_no_grad(const char* op, const std::vector<Tensor>& inputs) {
-  SAGAN_CHECK(!any_requires_grad(inputs),
-              "{}: forward only (an evaluation op without backward); run it under NoGradGuard or detach the inputs",
-              op);
-}
 
 // The CPU kernels want contiguous tensors in CPU memory.
 inline Tensor cpu_contiguous(const Tensor& t) { return t.detach().to(Device{}).contiguous(); }

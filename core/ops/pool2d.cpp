@@ -1,19 +1,20 @@
 // General k x k pooling (stride, padding, max or average with either padding
 // rule) and adaptive average pooling on NCHW tensors: the pools of
 // Inception-v3 (3x3 stride-2 max, 3x3 stride-1 padded average without the
-// padding in the count, the final adaptive average). Forward only; see
-// core/ops_eval.h. The 2x2 pools SAGAN trains with are in core/ops/pool.cpp.
+// padding in the count, the final adaptive average); see core/ops_eval.h.
+// The 2x2 pools SAGAN trains with are in core/ops/pool.cpp.
 #include "core/ops/eval_common.h"
 #include "core/ops_eval.h"
 #include "kernels/cpu/eval_kernels.h"
 
 namespace sagan {
 
+using detail::saved;
+
 namespace {
 void check_nchw(const char* op, const Tensor& x) {
   detail::check_float(op, x);
   SAGAN_CHECK(x.dim() == 4, "{}: expected an NCHW tensor, got shape {}", op, shape_str(x.shape()));
-  detail::check_no_grad(op, {x});
 }
 
 Tensor pool(const char* op, const Tensor& x, cpu::PoolMode mode, int64_t k, int64_t stride, int64_t pad) {
@@ -25,8 +26,16 @@ Tensor pool(const char* op, const Tensor& x, cpu::PoolMode mode, int64_t k, int6
               shape_str(x.shape()), k, k, pad);
   const int64_t ho = (h + 2 * pad - k) / stride + 1, wo = (w + 2 * pad - k) / stride + 1;
   Tensor xc = detail::cpu_contiguous(x);
-  return detail::run_on_cpu({x.size(0), x.size(1), ho, wo}, x.dtype(), x.device(),
-                            [&](Tensor& out) { cpu::pool2d(xc, out, mode, k, stride, pad); });
+  Tensor out = detail::run_on_cpu({x.size(0), x.size(1), ho, wo}, x.dtype(), x.device(),
+                                  [&](Tensor& o) { cpu::pool2d(xc, o, mode, k, stride, pad); });
+  // Max pooling re-derives each window's argmax from x in the backward.
+  record(op, out, {x}, [xc = saved(xc), mode, k, stride, pad](const Tensor& g, const std::vector<bool>&) {
+    Tensor gc = detail::cpu_contiguous(g);
+    return std::vector<Tensor>{detail::run_on_cpu(xc.shape(), g.dtype(), g.device(), [&](Tensor& gx) {
+      cpu::pool2d_backward(xc, gc, gx, mode, k, stride, pad);
+    })};
+  });
+  return out;
 }
 }  // namespace
 
@@ -45,8 +54,15 @@ Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {
   SAGAN_CHECK(out_h >= 1 && out_w >= 1, "{}: output size must be positive, got {}x{}", op, out_h, out_w);
   SAGAN_CHECK(x.size(2) >= 1 && x.size(3) >= 1, "{}: input {} has an empty plane", op, shape_str(x.shape()));
   Tensor xc = detail::cpu_contiguous(x);
-  return detail::run_on_cpu({x.size(0), x.size(1), out_h, out_w}, x.dtype(), x.device(),
-                            [&](Tensor& out) { cpu::adaptive_avg_pool2d(xc, out); });
+  Tensor out = detail::run_on_cpu({x.size(0), x.size(1), out_h, out_w}, x.dtype(), x.device(),
+                                  [&](Tensor& o) { cpu::adaptive_avg_pool2d(xc, o); });
+  const Shape in_shape = x.shape();
+  record(op, out, {x}, [in_shape](const Tensor& g, const std::vector<bool>&) {
+    Tensor gc = detail::cpu_contiguous(g);
+    return std::vector<Tensor>{detail::run_on_cpu(in_shape, g.dtype(), g.device(),
+                                                  [&](Tensor& gx) { cpu::adaptive_avg_pool2d_backward(gc, gx); })};
+  });
+  return out;
 }
 
 }  // namespace sagan

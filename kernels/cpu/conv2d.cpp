@@ -104,32 +104,6 @@ void for_chunks(const Dims& d, const Plan& pl, Body&& body) {
 
 cpu::ConvWindow window_of(const Dims& d) { return {d.H, d.W, d.k, d.k, d.s, d.s, d.p, d.p, d.Ho, d.Wo}; }
 
-// The adjoint of im2col: gx[b0+i] += scattered cols. gx images must be zeroed.
-template <class T>
-void col2im(const Dims& d, const T* cols, int64_t b0, int64_t n, T* gx) {
-  const int64_t P = d.P(), ld = n * P;
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t ci = 0; ci < d.Ci; ++ci) {
-      T* gc = gx + ((b0 + i) * d.Ci + ci) * d.H * d.W;
-      for (int64_t kh = 0; kh < d.k; ++kh)
-        for (int64_t kw = 0; kw < d.k; ++kw) {
-          int64_t lo, hi;
-          cpu::valid_range(d.W, d.Wo, d.s, d.p, kw, lo, hi);
-          const T* row = cols + ((ci * d.k + kh) * d.k + kw) * ld + i * P;
-          for (int64_t oh = 0; oh < d.Ho; ++oh) {
-            const int64_t ih = oh * d.s - d.p + kh;
-            if (ih < 0 || ih >= d.H) continue;
-            const T* src = row + oh * d.Wo;
-            T* dst = gc + ih * d.W - d.p + kw;
-            if (d.s == 1)
-              for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += src[ow];
-            else
-              for (int64_t ow = lo; ow < hi; ++ow) dst[ow * d.s] += src[ow];
-          }
-        }
-    }
-}
-
 // Images [b0, b0+n) of t (B, C, P) side by side: buf (C, n*P).
 template <class T>
 void gather(const T* t, int64_t C, int64_t P, int64_t b0, int64_t n, T* buf) {
@@ -228,7 +202,7 @@ void CpuBackend::conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor
       T* cols = grow(sc.cols, K * n * P);
       mat(cols, K, n * P).noalias() = cmat_t(wp, Co, K) * cmat(rhs, Co, n * P);
       std::fill(gxp + b0 * d.Ci * HW, gxp + b1 * d.Ci * HW, T(0));
-      col2im(d, cols, b0, n, gxp);
+      cpu::col2im(window_of(d), d.Ci, cols, b0, n, gxp);
     });
   });
 }

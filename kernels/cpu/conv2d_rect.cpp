@@ -3,7 +3,9 @@
 // Small feature maps (Inception's 17x17 and 8x8) are batched side by side so
 // each GEMM is wide. With at least as many images as threads, chunks run in
 // parallel with per-thread buffers; otherwise Eigen threads each GEMM.
-// Forward only (core/ops_eval.h).
+// The backward goes image by image (the evaluation networks never train; it
+// exists so that the op has a gradient and a gradcheck): gW += gy_b cols_b^T,
+// gcols = W^T gy_b then col2im into gx_b, gb += row sums of gy_b.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // Eigen AVX-512 false positive, as in conv2d.cpp
 #include <omp.h>
 
@@ -77,6 +79,34 @@ void conv2d_rect(const Tensor& x, const Tensor& w, const std::optional<Tensor>& 
       for (int64_t c = 0; c < chunks; ++c) run(c, omp_get_thread_num());
     } else {
       for (int64_t c = 0; c < chunks; ++c) run(c, 0);
+    }
+  });
+}
+
+void conv2d_rect_backward(const Tensor& x, const Tensor& w, const Tensor& gy, Tensor* gx, Tensor* gw, Tensor* gb,
+                          Conv2dRectGeom g) {
+  const Dims d{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), w.size(3), g.stride_h,
+               g.stride_w, g.pad_h, g.pad_w, gy.size(2), gy.size(3)};
+  const int64_t K = d.K(), P = d.P();
+  const cpu::ConvWindow win{d.H, d.W, d.kh, d.kw, d.sh, d.sw, d.ph, d.pw, d.Ho, d.Wo};
+  dispatch_float(x.dtype(), "conv2d_rect_backward", [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    CMapR<T> Wm(w.data<T>(), d.Co, K);
+    std::vector<T> cols(static_cast<size_t>(K * P));
+    if (gw) MapR<T>(gw->data<T>(), d.Co, K).setZero();
+    if (gb) std::fill(gb->data<T>(), gb->data<T>() + d.Co, T(0));
+    if (gx) std::fill(gx->data<T>(), gx->data<T>() + gx->numel(), T(0));
+    for (int64_t b = 0; b < d.B; ++b) {
+      CMapR<T> G(gy.data<T>() + b * d.Co * P, d.Co, P);
+      if (gw) {
+        cpu::im2col(win, d.Ci, x.data<T>(), b, 1, cols.data());
+        MapR<T>(gw->data<T>(), d.Co, K).noalias() += G * CMapR<T>(cols.data(), K, P).transpose();
+      }
+      if (gb) MapR<T>(gb->data<T>(), d.Co, 1).noalias() += G.rowwise().sum();
+      if (gx) {
+        MapR<T>(cols.data(), K, P).noalias() = Wm.transpose() * G;
+        cpu::col2im(win, d.Ci, cols.data(), b, 1, gx->data<T>());
+      }
     }
   });
 }

@@ -1,4 +1,4 @@
-// im2col for the CPU convolutions: conv2d (square kernels, kernels/cpu/conv2d.cpp)
+// im2col and its adjoint col2im for the CPU convolutions: conv2d (square kernels, kernels/cpu/conv2d.cpp)
 // and conv2d_rect (the evaluation networks' 1x7, 7x1, ..., kernels/cpu/conv2d_rect.cpp).
 #pragma once
 #include <algorithm>
@@ -52,6 +52,33 @@ void im2col(const ConvWindow& d, int64_t Ci, const T* x, int64_t b0, int64_t n, 
           }
         }
       }
+}
+
+// The adjoint of im2col: gx[b0+b] += cols scattered back. Accumulates, so
+// the gx images must be zeroed first.
+template <class T>
+void col2im(const ConvWindow& d, int64_t Ci, const T* cols, int64_t b0, int64_t n, T* gx) {
+  const int64_t P = d.P(), ld = n * P;
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t ci = 0; ci < Ci; ++ci) {
+      T* plane = gx + ((b0 + b) * Ci + ci) * d.H * d.W;
+      for (int64_t i = 0; i < d.kh; ++i)
+        for (int64_t j = 0; j < d.kw; ++j) {
+          int64_t lo, hi;
+          valid_range(d.W, d.Wo, d.sw, d.pw, j, lo, hi);
+          const T* row = cols + ((ci * d.kh + i) * d.kw + j) * ld + b * P;
+          for (int64_t oh = 0; oh < d.Ho; ++oh) {
+            const int64_t ih = oh * d.sh - d.ph + i;
+            if (ih < 0 || ih >= d.H) continue;
+            const T* src = row + oh * d.Wo;
+            T* dst = plane + ih * d.W - d.pw + j;
+            if (d.sw == 1)
+              for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += src[ow];
+            else
+              for (int64_t ow = lo; ow < hi; ++ow) dst[ow * d.sw] += src[ow];
+          }
+        }
+    }
 }
 
 }  // namespace sagan::cpu

@@ -2,7 +2,8 @@
 // antialiasing, matching PyTorch's upsample_bilinear2d: source coordinate
 // (o + 0.5) * in/out - 0.5 clamped below at 0; the upper neighbour is
 // clamped to the last pixel. Separable: the per-axis taps are computed once,
-// then planes run in parallel. Forward only (core/ops_eval.h).
+// then planes run in parallel. The backward scatters each output gradient to
+// its four taps with the same weights.
 #include <algorithm>
 #include <vector>
 
@@ -53,6 +54,37 @@ void resize_bilinear(const Tensor& x, Tensor& out) {
           const int64_t j0 = tw.i0[ow], j1 = tw.i1[ow];
           const T b0 = static_cast<T>(tw.l0[ow]), b1 = static_cast<T>(tw.l1[ow]);
           dst[oh * Wo + ow] = a0 * (b0 * r0[j0] + b1 * r0[j1]) + a1 * (b0 * r1[j0] + b1 * r1[j1]);
+        }
+      }
+    }
+  });
+}
+
+void resize_bilinear_backward(const Tensor& gy, Tensor& gx) {
+  const int64_t planes = gx.size(0) * gx.size(1), H = gx.size(2), W = gx.size(3);
+  const int64_t Ho = gy.size(2), Wo = gy.size(3);
+  const Taps th = taps(H, Ho), tw = taps(W, Wo);
+  dispatch_float(gx.dtype(), "resize_bilinear_backward", [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const T* gp = gy.data<T>();
+    T* op = gx.data<T>();
+#pragma omp parallel for schedule(static) if (planes > 1 && gy.numel() >= 32768)
+    for (int64_t pl = 0; pl < planes; ++pl) {
+      const T* g = gp + pl * Ho * Wo;
+      T* dst = op + pl * H * W;
+      std::fill(dst, dst + H * W, T(0));
+      for (int64_t oh = 0; oh < Ho; ++oh) {
+        T* r0 = dst + th.i0[oh] * W;
+        T* r1 = dst + th.i1[oh] * W;
+        const T a0 = static_cast<T>(th.l0[oh]), a1 = static_cast<T>(th.l1[oh]);
+        for (int64_t ow = 0; ow < Wo; ++ow) {
+          const int64_t j0 = tw.i0[ow], j1 = tw.i1[ow];
+          const T b0 = static_cast<T>(tw.l0[ow]), b1 = static_cast<T>(tw.l1[ow]);
+          const T go = g[oh * Wo + ow];
+          r0[j0] += a0 * b0 * go;
+          r0[j1] += a0 * b1 * go;
+          r1[j0] += a1 * b0 * go;
+          r1[j1] += a1 * b1 * go;
         }
       }
     }
