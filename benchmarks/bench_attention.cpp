@@ -45,12 +45,12 @@ struct Config {
 // N = H W queries, S = N / 4 keys (2x2 max-pooled), d = C / 8, dv = C / 2.
 std::vector<Config> configs(const std::vector<int>& batches) {
   const Config base[] = {
-      {"SAGAN-32", "G", 0, 256, 64, 32, 128},    // 16x16, C = 256
-      {"SAGAN-32", "D", 0, 256, 64, 16, 64},     // 16x16, C = 128
-      {"SAGAN-64", "G", 0, 1024, 256, 16, 64},   // 32x32, C = 2ch = 128
-      {"SAGAN-64", "D", 0, 1024, 256, 16, 64},   // 32x32, C = 2ch = 128
-      {"SAGAN-128", "G", 0, 4096, 1024, 16, 64}, // 64x64, C = 2ch = 128
-      {"SAGAN-128", "D", 0, 4096, 1024, 8, 32},  // 64x64, C = ch = 64
+      {"SAGAN-32", "G", 0, 256, 64, 32, 128},     // 16x16, C = 256
+      {"SAGAN-32", "D", 0, 256, 64, 16, 64},      // 16x16, C = 128
+      {"SAGAN-64", "G", 0, 1024, 256, 16, 64},    // 32x32, C = 2ch = 128
+      {"SAGAN-64", "D", 0, 1024, 256, 16, 64},    // 32x32, C = 2ch = 128
+      {"SAGAN-128", "G", 0, 4096, 1024, 16, 64},  // 64x64, C = 2ch = 128
+      {"SAGAN-128", "D", 0, 4096, 1024, 8, 32},   // 64x64, C = ch = 64
   };
   std::vector<Config> out;
   for (int b : batches)
@@ -114,9 +114,7 @@ DeviceRates device_rates() {
   return r;
 }
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 // Median over reps of the mean time of `inner` back-to-back calls, with the
 // device idle before and after each rep.
@@ -179,13 +177,18 @@ int run_one(const Config& c, int impl, int reps) {
     };
     auto bwd = [&] {
       check(fused::flash_attention_backward_f32(q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(),
-                                                lse.data<float>(), g.data<float>(), gq.data<float>(),
-                                                gk.data<float>(), gv.data<float>(), c.B, c.N, c.S, c.d, c.dv,
-                                                ws.data<float>(), wsb, nullptr),
+                                                lse.data<float>(), g.data<float>(), gq.data<float>(), gk.data<float>(),
+                                                gv.data<float>(), c.B, c.N, c.S, c.d, c.dv, ws.data<float>(), wsb,
+                                                nullptr),
             "flash_attention_backward_f32");
     };
     t_fwd = time_it(fwd, reps, inner);
-    t_all = time_it([&] { fwd(); bwd(); }, reps, inner);
+    t_all = time_it(
+        [&] {
+          fwd();
+          bwd();
+        },
+        reps, inner);
   } else {
     t_fwd = time_it(
         [&] {
@@ -230,10 +233,14 @@ int main(int argc, char** argv) {
   bool list = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
-    else if (a == "--batches" && i + 1 < argc) batches = parse_list(argv[++i]);
-    else if (a == "--only" && i + 1 < argc) only = std::atoi(argv[++i]);
-    else if (a == "--list") list = true;
+    if (a == "--reps" && i + 1 < argc)
+      reps = std::atoi(argv[++i]);
+    else if (a == "--batches" && i + 1 < argc)
+      batches = parse_list(argv[++i]);
+    else if (a == "--only" && i + 1 < argc)
+      only = std::atoi(argv[++i]);
+    else if (a == "--list")
+      list = true;
     else {
       std::fprintf(stderr, "usage: bench_attention [--reps R] [--batches 64,256] [--only I] [--list]\n");
       return 2;

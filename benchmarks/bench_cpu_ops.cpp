@@ -63,11 +63,14 @@ void bench_conv(const Options& o, int64_t ci, int64_t co, int64_t k, int64_t hw)
   Tensor gy = Tensor::randn({kBatch, co, hw, hw}, gen);
   Tensor gx = Tensor::empty(x.shape()), gw = Tensor::empty(w.shape());
   Backend& be = backend_for(Device::cpu());
-  report(name, "bwd", median_ms([&] {
-           be.conv2d_backward_input(gy, w, gx, {1, pad});
-           be.conv2d_backward_weight(gy, x, gw, {1, pad});
-           sum(gy, {0, 2, 3});
-         }, o),
+  report(name, "bwd",
+         median_ms(
+             [&] {
+               be.conv2d_backward_input(gy, w, gx, {1, pad});
+               be.conv2d_backward_weight(gy, x, gw, {1, pad});
+               sum(gy, {0, 2, 3});
+             },
+             o),
          2 * flops);
 }
 
@@ -81,10 +84,13 @@ void bench_bmm(const Options& o, int64_t batch, int64_t m, int64_t k, int64_t n)
   const double flops = 2.0 * batch * m * n * k;
   NoGradGuard ng;
   report(name, "fwd", median_ms([&] { bmm(a, b); }, o), flops);
-  report(name, "bwd", median_ms([&] {
-           bmm(g, b.transpose(1, 2));
-           bmm(a.transpose(1, 2), g);
-         }, o),
+  report(name, "bwd",
+         median_ms(
+             [&] {
+               bmm(g, b.transpose(1, 2));
+               bmm(a.transpose(1, 2), g);
+             },
+             o),
          2 * flops);
 }
 
@@ -98,11 +104,14 @@ void bench_linear(const Options& o, int64_t in, int64_t out) {
   const double flops = 2.0 * kBatch * in * out;
   NoGradGuard ng;
   report(name, "fwd", median_ms([&] { linear(x, w, b); }, o), flops);
-  report(name, "bwd", median_ms([&] {
-           matmul(g, w);
-           matmul(g.t(), x);
-           sum(g, {0});
-         }, o),
+  report(name, "bwd",
+         median_ms(
+             [&] {
+               matmul(g, w);
+               matmul(g.t(), x);
+               sum(g, {0});
+             },
+             o),
          2 * flops);
 }
 
@@ -112,9 +121,12 @@ int main(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--repeats" && i + 1 < argc) o.repeats = std::max(1, std::atoi(argv[++i]));
-    else if (a == "--warmup" && i + 1 < argc) o.warmup = std::max(0, std::atoi(argv[++i]));
-    else if (a == "--filter" && i + 1 < argc) o.filter = argv[++i];
+    if (a == "--repeats" && i + 1 < argc)
+      o.repeats = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--warmup" && i + 1 < argc)
+      o.warmup = std::max(0, std::atoi(argv[++i]));
+    else if (a == "--filter" && i + 1 < argc)
+      o.filter = argv[++i];
     else {
       std::fprintf(stderr, "usage: %s [--repeats N] [--warmup N] [--filter SUBSTRING]\n", argv[0]);
       return 2;

@@ -43,25 +43,25 @@ using Shapes = std::vector<std::pair<int, int>>;
 
 // (out, in * k * k) of every SN weight of SAGAN-128 with ch = 64.
 Shapes generator_shapes() {
-  return {{16384, 128},                              // linear z (128) -> 4x4x1024
-          {1024, 9216}, {1024, 9216}, {1024, 1024},  // up-block 1024 -> 1024 (conv1, conv2, shortcut)
-          {512, 9216},  {512, 4608},  {512, 1024},   // 1024 -> 512
-          {256, 4608},  {256, 2304},  {256, 512},    // 512 -> 256
-          {128, 2304},  {128, 1152},  {128, 256},    // 256 -> 128
-          {16, 128},    {16, 128},    {64, 128}, {128, 64},  // attention at 64x64, C = 128
-          {64, 1152},   {64, 576},    {64, 128},     // 128 -> 64
-          {3, 576}};                                 // head conv 3x3 -> RGB
+  return {{16384, 128},                                         // linear z (128) -> 4x4x1024
+          {1024, 9216}, {1024, 9216}, {1024, 1024},             // up-block 1024 -> 1024 (conv1, conv2, shortcut)
+          {512, 9216},  {512, 4608},  {512, 1024},              // 1024 -> 512
+          {256, 4608},  {256, 2304},  {256, 512},               // 512 -> 256
+          {128, 2304},  {128, 1152},  {128, 256},               // 256 -> 128
+          {16, 128},    {16, 128},    {64, 128},    {128, 64},  // attention at 64x64, C = 128
+          {64, 1152},   {64, 576},    {64, 128},                // 128 -> 64
+          {3, 576}};                                            // head conv 3x3 -> RGB
 }
 
 Shapes discriminator_shapes() {
-  return {{64, 27},     {64, 576},    {64, 3},       // first block 3 -> 64 (conv1, conv2, shortcut)
-          {8, 64},      {8, 64},      {32, 64}, {64, 32},  // attention at 64x64, C = 64
-          {128, 576},   {128, 1152},  {128, 64},     // down-block 64 -> 128
-          {256, 1152},  {256, 2304},  {256, 128},    // 128 -> 256
-          {512, 2304},  {512, 4608},  {512, 256},    // 256 -> 512
-          {1024, 4608}, {1024, 9216}, {1024, 512},   // 512 -> 1024
-          {1024, 9216}, {1024, 9216},                // 1024 -> 1024, no downsample: identity shortcut
-          {1, 1024},    {1000, 1024}};               // linear head, class embedding (projection)
+  return {{64, 27},     {64, 576},    {64, 3},                // first block 3 -> 64 (conv1, conv2, shortcut)
+          {8, 64},      {8, 64},      {32, 64},    {64, 32},  // attention at 64x64, C = 64
+          {128, 576},   {128, 1152},  {128, 64},              // down-block 64 -> 128
+          {256, 1152},  {256, 2304},  {256, 128},             // 128 -> 256
+          {512, 2304},  {512, 4608},  {512, 256},             // 256 -> 512
+          {1024, 4608}, {1024, 9216}, {1024, 512},            // 512 -> 1024
+          {1024, 9216}, {1024, 9216},                         // 1024 -> 1024, no downsample: identity shortcut
+          {1, 1024},    {1000, 1024}};                        // linear head, class embedding (projection)
 }
 
 double floor_bytes(const Shapes& s) {
@@ -72,9 +72,7 @@ double floor_bytes(const Shapes& s) {
 
 #ifdef SAGAN_WITH_CUDA
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 template <class F>
 double time_it(F&& f, int reps, int inner) {
@@ -128,8 +126,8 @@ void run_set(const char* name, const Shapes& shapes, int reps, int inner, double
 
   const double t_batched = time_it(
       [&] {
-        const cudaError_t e = fused::sn_power_iteration_batched_f32(mats.data(), int(mats.size()), 1e-12f,
-                                                                    sigma.data<float>(), ws.data<float>(), wsb, nullptr);
+        const cudaError_t e = fused::sn_power_iteration_batched_f32(
+            mats.data(), int(mats.size()), 1e-12f, sigma.data<float>(), ws.data<float>(), wsb, nullptr);
         if (e != cudaSuccess) {
           std::fprintf(stderr, "bench_spectral_norm: %s\n", cudaGetErrorString(e));
           std::exit(1);
@@ -186,9 +184,12 @@ int main(int argc, char** argv) {
   bool list = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
-    else if (a == "--inner" && i + 1 < argc) inner = std::atoi(argv[++i]);
-    else if (a == "--list") list = true;
+    if (a == "--reps" && i + 1 < argc)
+      reps = std::atoi(argv[++i]);
+    else if (a == "--inner" && i + 1 < argc)
+      inner = std::atoi(argv[++i]);
+    else if (a == "--list")
+      list = true;
     else {
       std::fprintf(stderr, "usage: bench_spectral_norm [--reps R] [--inner I] [--list]\n");
       return 2;

@@ -66,17 +66,26 @@ Options parse(int argc, char** argv) {
       std::string v = value();
       char* end = nullptr;
       long long n = std::strtoll(v.c_str(), &end, 10);
-      if (end == v.c_str() || *end != '\0' || n < lo) usage((a + ": '" + v + "' is not an integer >= " + std::to_string(lo)).c_str());
+      if (end == v.c_str() || *end != '\0' || n < lo)
+        usage((a + ": '" + v + "' is not an integer >= " + std::to_string(lo)).c_str());
       return static_cast<int64_t>(n);
     };
-    if (a == "--device") o.device = value();
-    else if (a == "--resolution") o.resolutions.push_back(integer(32));
-    else if (a == "--ch") o.ch = integer(1);
-    else if (a == "--batch") o.batch = integer(1);
-    else if (a == "--classes") o.classes = integer(0);
-    else if (a == "--repeats") o.repeats = static_cast<int>(integer(1));
-    else if (a == "--warmup") o.warmup = static_cast<int>(integer(0));
-    else usage(("unknown argument " + a).c_str());
+    if (a == "--device")
+      o.device = value();
+    else if (a == "--resolution")
+      o.resolutions.push_back(integer(32));
+    else if (a == "--ch")
+      o.ch = integer(1);
+    else if (a == "--batch")
+      o.batch = integer(1);
+    else if (a == "--classes")
+      o.classes = integer(0);
+    else if (a == "--repeats")
+      o.repeats = static_cast<int>(integer(1));
+    else if (a == "--warmup")
+      o.warmup = static_cast<int>(integer(0));
+    else
+      usage(("unknown argument " + a).c_str());
   }
   return o;
 }
@@ -93,7 +102,8 @@ class SyntheticImages : public data::Dataset {
       io::Image img(res, res, channels);
       for (uint8_t& p : img.pixels) p = static_cast<uint8_t>(gen.below(256));
       images_[static_cast<size_t>(i)] = std::move(img);
-      labels_[static_cast<size_t>(i)] = classes > 0 ? static_cast<int64_t>(gen.below(static_cast<uint64_t>(classes))) : 0;
+      labels_[static_cast<size_t>(i)] =
+          classes > 0 ? static_cast<int64_t>(gen.below(static_cast<uint64_t>(classes))) : 0;
     }
   }
   std::string name() const override { return "synthetic"; }
@@ -148,8 +158,8 @@ void bench(const Options& o, int64_t res) {
   }
   std::sort(secs.begin(), secs.end());
   std::string name = fmt::format("SAGAN-{} ch{} b{}", res, o.ch, o.batch);
-  std::printf("%s\tsagan\t%s\t%.4f\t%.4f\t%.0f\n", name.c_str(), device_name(trainer.device()).c_str(), secs[secs.size() / 2],
-              secs.front(), peak_mib(trainer.device()));
+  std::printf("%s\tsagan\t%s\t%.4f\t%.4f\t%.0f\n", name.c_str(), device_name(trainer.device()).c_str(),
+              secs[secs.size() / 2], secs.front(), peak_mib(trainer.device()));
   std::fflush(stdout);
 }
 

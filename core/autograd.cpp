@@ -46,8 +46,10 @@ void record(const char* name, Tensor& out, const std::vector<Tensor>& inputs, No
     const Tensor& t = inputs[i];
     if (!t.defined() || !t.requires_grad()) continue;
     Edge& e = edges[i];
-    if (t.grad_fn()) e.fn = t.grad_fn();
-    else e.leaf = t.impl_ptr();
+    if (t.grad_fn())
+      e.fn = t.grad_fn();
+    else
+      e.leaf = t.impl_ptr();
     e.shape = t.shape();
     e.dtype = t.dtype();
   }
@@ -63,8 +65,8 @@ namespace {
 // the caller's), so anything else is copied: otherwise zeroing or scaling
 // one leaf's gradient in place would change another's, or the caller's.
 bool exclusively_owned(const Tensor& g) {
-  return g.impl_ptr().use_count() == 1 && g.storage().use_count() == 1 && g.is_contiguous() &&
-         g.offset() == 0 && static_cast<size_t>(g.numel()) * dtype_size(g.dtype()) == g.storage()->nbytes;
+  return g.impl_ptr().use_count() == 1 && g.storage().use_count() == 1 && g.is_contiguous() && g.offset() == 0 &&
+         static_cast<size_t>(g.numel()) * dtype_size(g.dtype()) == g.storage()->nbytes;
 }
 
 // Takes g by value so that a moved-in gradient can be adopted.
@@ -82,8 +84,8 @@ void run_backward(const Tensor& root, const Tensor& grad_in, bool retain_graph) 
   SAGAN_CHECK(root.requires_grad(), "backward: tensor of shape {} does not require grad", shape_str(root.shape()));
   Tensor grad = grad_in;
   if (!grad.defined()) {
-    SAGAN_CHECK(root.numel() == 1,
-                "backward: a gradient is needed for a non-scalar output of shape {}", shape_str(root.shape()));
+    SAGAN_CHECK(root.numel() == 1, "backward: a gradient is needed for a non-scalar output of shape {}",
+                shape_str(root.shape()));
     grad = Tensor::ones(root.shape(), root.dtype(), root.device());
   }
   SAGAN_CHECK(grad.shape() == root.shape(), "backward: gradient shape {} does not match output shape {}",

@@ -12,34 +12,56 @@ namespace sagan {
 
 const char* unary_op_name(UnaryOp op) {
   switch (op) {
-    case UnaryOp::Neg: return "neg";
-    case UnaryOp::Relu: return "relu";
-    case UnaryOp::LeakyRelu: return "leaky_relu";
-    case UnaryOp::Tanh: return "tanh";
-    case UnaryOp::Sigmoid: return "sigmoid";
-    case UnaryOp::Softplus: return "softplus";
-    case UnaryOp::Exp: return "exp";
-    case UnaryOp::Log: return "log";
-    case UnaryOp::Sqrt: return "sqrt";
-    case UnaryOp::Abs: return "abs";
-    case UnaryOp::Square: return "square";
-    case UnaryOp::PowScalar: return "pow";
-    case UnaryOp::AddScalar: return "add_scalar";
-    case UnaryOp::MulScalar: return "mul_scalar";
-    case UnaryOp::RDivScalar: return "rdiv_scalar";
+    case UnaryOp::Neg:
+      return "neg";
+    case UnaryOp::Relu:
+      return "relu";
+    case UnaryOp::LeakyRelu:
+      return "leaky_relu";
+    case UnaryOp::Tanh:
+      return "tanh";
+    case UnaryOp::Sigmoid:
+      return "sigmoid";
+    case UnaryOp::Softplus:
+      return "softplus";
+    case UnaryOp::Exp:
+      return "exp";
+    case UnaryOp::Log:
+      return "log";
+    case UnaryOp::Sqrt:
+      return "sqrt";
+    case UnaryOp::Abs:
+      return "abs";
+    case UnaryOp::Square:
+      return "square";
+    case UnaryOp::PowScalar:
+      return "pow";
+    case UnaryOp::AddScalar:
+      return "add_scalar";
+    case UnaryOp::MulScalar:
+      return "mul_scalar";
+    case UnaryOp::RDivScalar:
+      return "rdiv_scalar";
   }
   return "unary";
 }
 
 const char* binary_op_name(BinaryOp op) {
   switch (op) {
-    case BinaryOp::Add: return "add";
-    case BinaryOp::Sub: return "sub";
-    case BinaryOp::Mul: return "mul";
-    case BinaryOp::Div: return "div";
-    case BinaryOp::Pow: return "pow";
-    case BinaryOp::Max: return "maximum";
-    case BinaryOp::Min: return "minimum";
+    case BinaryOp::Add:
+      return "add";
+    case BinaryOp::Sub:
+      return "sub";
+    case BinaryOp::Mul:
+      return "mul";
+    case BinaryOp::Div:
+      return "div";
+    case BinaryOp::Pow:
+      return "pow";
+    case BinaryOp::Max:
+      return "maximum";
+    case BinaryOp::Min:
+      return "minimum";
   }
   return "binary";
 }

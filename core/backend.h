@@ -19,8 +19,20 @@
 namespace sagan {
 
 enum class UnaryOp {
-  Neg, Relu, LeakyRelu /*alpha = slope*/, Tanh, Sigmoid, Softplus, Exp, Log, Sqrt, Abs,
-  Square, PowScalar /*alpha = exponent*/, AddScalar /*alpha*/, MulScalar /*alpha*/,
+  Neg,
+  Relu,
+  LeakyRelu /*alpha = slope*/,
+  Tanh,
+  Sigmoid,
+  Softplus,
+  Exp,
+  Log,
+  Sqrt,
+  Abs,
+  Square,
+  PowScalar /*alpha = exponent*/,
+  AddScalar /*alpha*/,
+  MulScalar /*alpha*/,
   RDivScalar /*alpha / x*/
 };
 enum class BinaryOp { Add, Sub, Mul, Div, Pow, Max, Min };
@@ -58,8 +70,8 @@ class Backend {
   // out = f(x; alpha). x has out's shape (strided allowed).
   virtual void unary(UnaryOp op, const Tensor& x, Tensor& out, double alpha) = 0;
   // gx = gy * f'(x) given x and y = f(x); gx contiguous.
-  virtual void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy,
-                              Tensor& gx, double alpha) = 0;
+  virtual void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy, Tensor& gx,
+                              double alpha) = 0;
   // out = a (op) b; a and b are already expanded to out's shape (stride 0 on
   // broadcast dims). out may alias a or b when it has identical geometry.
   virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) = 0;
@@ -80,8 +92,8 @@ class Backend {
 
   // ---- convolution (NCHW, all contiguous, square kernel, dilation 1) ----
   // out (B,Co,Ho,Wo) = conv(x (B,Ci,H,W), w (Co,Ci,k,k)) + bias (Co) if given.
-  virtual void conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias,
-                      Tensor& out, Conv2dGeom g) = 0;
+  virtual void conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out,
+                      Conv2dGeom g) = 0;
   virtual void conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor& gx, Conv2dGeom g) = 0;
   virtual void conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Conv2dGeom g) = 0;
 
@@ -89,12 +101,11 @@ class Backend {
   // mean (C), invstd (C) = 1/sqrt(biased var + eps), from x.
   virtual void batch_norm_stats(const Tensor& x, Tensor& mean, Tensor& invstd, double eps) = 0;
   // out = (x - mean[c]) * invstd[c]
-  virtual void batch_norm_normalize(const Tensor& x, const Tensor& mean, const Tensor& invstd,
-                                    Tensor& out) = 0;
+  virtual void batch_norm_normalize(const Tensor& x, const Tensor& mean, const Tensor& invstd, Tensor& out) = 0;
   // Backward of normalize with batch statistics:
   // gx = invstd * (gy - mean_c(gy) - xhat * mean_c(gy * xhat)).
-  virtual void batch_norm_backward(const Tensor& x, const Tensor& mean, const Tensor& invstd,
-                                   const Tensor& gy, Tensor& gx) = 0;
+  virtual void batch_norm_backward(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& gy,
+                                   Tensor& gx) = 0;
 
   // ---- pooling and resampling (NCHW contiguous; odd sizes floor) ----
   virtual void avg_pool2x2(const Tensor& x, Tensor& out) = 0;
@@ -114,23 +125,22 @@ class Backend {
   // ---- attention: O = softmax(Q K^T) V per batch, no scaling ----
   // q (B,N,d), k (B,S,d), v (B,S,dv) contiguous; out (B,N,dv); lse (B,N) the
   // log-sum-exp of each score row; map (B,N,S), when given, the softmax.
-  virtual void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
-                                 Tensor& lse, Tensor* map) = 0;
-  virtual void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
-                                  const Tensor& out, const Tensor& lse, const Tensor& gout,
-                                  Tensor& gq, Tensor& gk, Tensor& gv) = 0;
+  virtual void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse,
+                                 Tensor* map) = 0;
+  virtual void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                  const Tensor& lse, const Tensor& gout, Tensor& gq, Tensor& gk, Tensor& gv) = 0;
 
   // ---- spectral norm: one power iteration per matrix, in place ----
   // For each i: w[i] (out,in) contiguous, u[i] (out), v[i] (in):
   // v = normalize(W^T u), u = normalize(W v), normalize(x) = x / max(|x|, eps).
-  virtual void power_iteration(const std::vector<Tensor>& w, std::vector<Tensor>& u,
-                               std::vector<Tensor>& v, double eps) = 0;
+  virtual void power_iteration(const std::vector<Tensor>& w, std::vector<Tensor>& u, std::vector<Tensor>& v,
+                               double eps) = 0;
 
   // ---- optimiser updates, in place, over many tensors at once ----
   // Adam with bias correction: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
   // p -= lr * mhat / (sqrt(vhat) + eps).
-  virtual void adam_update(std::vector<Tensor>& params, const std::vector<Tensor>& grads,
-                           std::vector<Tensor>& m, std::vector<Tensor>& v, const AdamHyper& h) = 0;
+  virtual void adam_update(std::vector<Tensor>& params, const std::vector<Tensor>& grads, std::vector<Tensor>& m,
+                           std::vector<Tensor>& v, const AdamHyper& h) = 0;
   // ema = decay * ema + (1 - decay) * p
   virtual void ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double decay) = 0;
 };

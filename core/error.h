@@ -15,8 +15,8 @@ class Error : public std::runtime_error {
 };
 
 // SAGAN_CHECK(cond, "op: fmt {}", args...) throws sagan::Error when cond is false.
-#define SAGAN_CHECK(cond, ...)                                   \
-  do {                                                           \
+#define SAGAN_CHECK(cond, ...)                                     \
+  do {                                                             \
     if (!(cond)) throw ::sagan::Error(::fmt::format(__VA_ARGS__)); \
   } while (0)
 

@@ -67,16 +67,16 @@ Tensor linear(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b =
 
 // ---- convolution (core/ops/conv2d.cpp) ----
 // x (B,Ci,H,W), w (Co,Ci,k,k), b (Co)
-Tensor conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b = std::nullopt,
-              int64_t stride = 1, int64_t pad = 0);
+Tensor conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b = std::nullopt, int64_t stride = 1,
+              int64_t pad = 0);
 
 // ---- normalisation (core/ops/batch_norm.cpp) ----
 // Training: normalises with batch statistics (biased variance) and updates
 // running_mean/running_var (unbiased) with `momentum` when they are defined.
 // Eval: normalises with the running statistics. No affine part: callers
 // multiply and add (BatchNorm2d, ConditionalBatchNorm2d).
-Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, bool training,
-                  double momentum = 0.1, double eps = 1e-5);
+Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, bool training, double momentum = 0.1,
+                  double eps = 1e-5);
 
 // ---- pooling and resampling (core/ops/pool.cpp) ----
 Tensor avg_pool2x2(const Tensor& x);
@@ -98,8 +98,7 @@ AttentionResult attention(const Tensor& q, const Tensor& k, const Tensor& v, boo
 
 // ---- spectral norm helpers (core/ops/spectral_norm.cpp) ----
 // One power iteration in place over many (w, u, v) triples, no autograd.
-void power_iteration(const std::vector<Tensor>& w, std::vector<Tensor>& u, std::vector<Tensor>& v,
-                     double eps = 1e-12);
+void power_iteration(const std::vector<Tensor>& w, std::vector<Tensor>& u, std::vector<Tensor>& v, double eps = 1e-12);
 // sigma = u^T W v with gradient through w (u, v constants); w viewed (out, in).
 Tensor spectral_sigma(const Tensor& w2d, const Tensor& u, const Tensor& v);
 

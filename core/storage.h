@@ -19,8 +19,6 @@ struct StorageImpl {
 
 using Storage = std::shared_ptr<StorageImpl>;
 
-inline Storage make_storage(size_t nbytes, Device device) {
-  return std::make_shared<StorageImpl>(nbytes, device);
-}
+inline Storage make_storage(size_t nbytes, Device device) { return std::make_shared<StorageImpl>(nbytes, device); }
 
 }  // namespace sagan

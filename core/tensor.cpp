@@ -38,9 +38,7 @@ Device Device::parse(std::string_view s) {
   SAGAN_FAIL("device: '{}' is not a device (expected cpu, cuda or cuda:N)", s);
 }
 
-std::string device_name(Device d) {
-  return d.is_cpu() ? std::string("cpu") : fmt::format("cuda:{}", d.index);
-}
+std::string device_name(Device d) { return d.is_cpu() ? std::string("cpu") : fmt::format("cuda:{}", d.index); }
 
 // ---------------------------------------------------------------- factories
 
@@ -66,9 +64,8 @@ Tensor Tensor::scalar(double v, DType t, Device d) { return full({}, v, t, d); }
 namespace {
 template <class Src>
 Tensor from_host(const Src* src, size_t n, const Shape& shape, DType src_dtype, DType dtype, Device device) {
-  SAGAN_CHECK(static_cast<int64_t>(n) == numel_of(shape),
-              "from_vector: {} values do not fill shape {} ({} elements)", n, shape_str(shape),
-              numel_of(shape));
+  SAGAN_CHECK(static_cast<int64_t>(n) == numel_of(shape), "from_vector: {} values do not fill shape {} ({} elements)",
+              n, shape_str(shape), numel_of(shape));
   Tensor host = Tensor::empty(shape, src_dtype, Device::cpu());
   std::copy(src, src + n, static_cast<Src*>(host.raw_data()));
   if (src_dtype == dtype && device.is_cpu()) return host;
@@ -146,8 +143,7 @@ void* Tensor::raw_data() const {
 }
 
 void Tensor::check_dtype(DType expected, const char* op) const {
-  SAGAN_CHECK(dtype() == expected, "{}: expected {} tensor, got {}", op, dtype_name(expected),
-              dtype_name(dtype()));
+  SAGAN_CHECK(dtype() == expected, "{}: expected {} tensor, got {}", op, dtype_name(expected), dtype_name(dtype()));
 }
 
 // ---------------------------------------------------------------- autograd glue
@@ -166,8 +162,8 @@ Tensor& Tensor::set_requires_grad(bool r) {
 Tensor Tensor::grad() const { return Tensor(checked(impl_).grad); }
 void Tensor::set_grad(const Tensor& g) const {
   if (g.defined()) {
-    SAGAN_CHECK(g.shape() == shape(), "set_grad: gradient shape {} differs from tensor shape {}",
-                shape_str(g.shape()), shape_str(shape()));
+    SAGAN_CHECK(g.shape() == shape(), "set_grad: gradient shape {} differs from tensor shape {}", shape_str(g.shape()),
+                shape_str(shape()));
     SAGAN_CHECK(g.dtype() == dtype() && g.device() == device(),
                 "set_grad: gradient is {} on {}, tensor of shape {} is {} on {}", dtype_name(g.dtype()),
                 device_name(g.device()), shape_str(shape()), dtype_name(dtype()), device_name(device()));
@@ -179,9 +175,7 @@ bool Tensor::is_leaf() const { return !grad_fn(); }
 
 void Tensor::backward(const Tensor& grad, bool retain_graph) const { run_backward(*this, grad, retain_graph); }
 
-Tensor Tensor::detach() const {
-  return make_view(*this, shape(), strides(), offset());
-}
+Tensor Tensor::detach() const { return make_view(*this, shape(), strides(), offset()); }
 
 Tensor make_view(const Tensor& t, Shape shape, Shape strides, int64_t offset) {
   auto impl = std::make_shared<TensorImpl>();
@@ -209,8 +203,10 @@ std::optional<Shape> view_strides(const Shape& old_shape, const Shape& old_strid
   while (ni < nn && oi < on) {
     int64_t np = new_shape[ni], op = os[oi];
     while (np != op) {
-      if (np < op) np *= new_shape[nj++];
-      else op *= os[oj++];
+      if (np < op)
+        np *= new_shape[nj++];
+      else
+        op *= os[oj++];
     }
     for (size_t k = oi; k + 1 < oj; ++k)
       if (ost[k] != os[k + 1] * ost[k + 1]) return std::nullopt;
@@ -236,8 +232,8 @@ Shape infer_shape(Shape shape, int64_t numel, const char* op) {
     }
   }
   if (infer >= 0) {
-    SAGAN_CHECK(known > 0 && numel % known == 0, "{}: shape {} is invalid for {} elements", op,
-                shape_str(shape), numel);
+    SAGAN_CHECK(known > 0 && numel % known == 0, "{}: shape {} is invalid for {} elements", op, shape_str(shape),
+                numel);
     shape[static_cast<size_t>(infer)] = numel / known;
   }
   SAGAN_CHECK(numel_of(shape) == numel, "{}: shape {} is invalid for {} elements", op, shape_str(shape), numel);
@@ -248,13 +244,13 @@ Shape infer_shape(Shape shape, int64_t numel, const char* op) {
 Tensor Tensor::view(const Shape& new_shape_in) const {
   Shape new_shape = infer_shape(new_shape_in, numel(), "view");
   auto st = view_strides(shape(), strides(), new_shape);
-  SAGAN_CHECK(st.has_value(), "view: shape {} cannot view a tensor of shape {} and strides {} without a copy; use reshape",
+  SAGAN_CHECK(st.has_value(),
+              "view: shape {} cannot view a tensor of shape {} and strides {} without a copy; use reshape",
               shape_str(new_shape), shape_str(shape()), shape_str(strides()));
   Tensor out = make_view(*this, new_shape, *st, offset());
   Shape in_shape = shape();
-  record("view", out, {*this}, [in_shape](const Tensor& g, const std::vector<bool>&) {
-    return std::vector<Tensor>{g.reshape(in_shape)};
-  });
+  record("view", out, {*this},
+         [in_shape](const Tensor& g, const std::vector<bool>&) { return std::vector<Tensor>{g.reshape(in_shape)}; });
   return out;
 }
 
@@ -265,7 +261,8 @@ Tensor Tensor::reshape(const Shape& new_shape_in) const {
 }
 
 Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
-  SAGAN_CHECK(static_cast<int64_t>(dims.size()) == dim(), "permute: {} dims given for a {}-d tensor", dims.size(), dim());
+  SAGAN_CHECK(static_cast<int64_t>(dims.size()) == dim(), "permute: {} dims given for a {}-d tensor", dims.size(),
+              dim());
   Shape ns(dims.size()), nst(dims.size());
   std::vector<int64_t> inverse(dims.size(), -1);
   for (size_t i = 0; i < dims.size(); ++i) {
@@ -276,16 +273,16 @@ Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
     nst[i] = strides()[static_cast<size_t>(d)];
   }
   Tensor out = make_view(*this, ns, nst, offset());
-  record("permute", out, {*this}, [inverse](const Tensor& g, const std::vector<bool>&) {
-    return std::vector<Tensor>{g.permute(inverse)};
-  });
+  record("permute", out, {*this},
+         [inverse](const Tensor& g, const std::vector<bool>&) { return std::vector<Tensor>{g.permute(inverse)}; });
   return out;
 }
 
 Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
   std::vector<int64_t> p(static_cast<size_t>(dim()));
   std::iota(p.begin(), p.end(), 0);
-  std::swap(p[static_cast<size_t>(wrap_dim(d0, dim(), "transpose"))], p[static_cast<size_t>(wrap_dim(d1, dim(), "transpose"))]);
+  std::swap(p[static_cast<size_t>(wrap_dim(d0, dim(), "transpose"))],
+            p[static_cast<size_t>(wrap_dim(d1, dim(), "transpose"))]);
   return permute(p);
 }
 
@@ -395,9 +392,8 @@ Tensor Tensor::to(DType t) const {
   backend_for(device()).copy(*this, out);
   if (is_floating(t) && is_floating(dtype())) {
     DType from = dtype();
-    record("to_dtype", out, {*this}, [from](const Tensor& g, const std::vector<bool>&) {
-      return std::vector<Tensor>{g.to(from)};
-    });
+    record("to_dtype", out, {*this},
+           [from](const Tensor& g, const std::vector<bool>&) { return std::vector<Tensor>{g.to(from)}; });
   }
   return out;
 }
@@ -410,9 +406,8 @@ Tensor Tensor::to(Device d) const {
     out.copy_(*this);
   }
   Device from = device();
-  record("to_device", out, {*this}, [from](const Tensor& g, const std::vector<bool>&) {
-    return std::vector<Tensor>{g.to(from)};
-  });
+  record("to_device", out, {*this},
+         [from](const Tensor& g, const std::vector<bool>&) { return std::vector<Tensor>{g.to(from)}; });
   return out;
 }
 
@@ -461,8 +456,10 @@ Tensor& Tensor::copy_(const Tensor& src_in) {
   size_t nbytes = static_cast<size_t>(csrc.numel()) * dtype_size(csrc.dtype());
   Tensor staged = Tensor::empty(shape(), csrc.dtype(), device());
   if (nbytes > 0) {
-    if (device().is_cpu()) backend_for(csrc.device()).copy_to_host(staged.raw_data(), csrc.raw_data(), nbytes);
-    else backend_for(device()).copy_from_host(staged.raw_data(), csrc.raw_data(), nbytes);
+    if (device().is_cpu())
+      backend_for(csrc.device()).copy_to_host(staged.raw_data(), csrc.raw_data(), nbytes);
+    else
+      backend_for(device()).copy_from_host(staged.raw_data(), csrc.raw_data(), nbytes);
   }
   backend_for(device()).copy(staged, *this);
   return *this;
@@ -506,8 +503,10 @@ std::string Tensor::str(int64_t max_per_dim) const {
     return dispatch_all(h.dtype(), [&](auto* tag) -> std::string {
       using T = std::remove_pointer_t<decltype(tag)>;
       T v = static_cast<const T*>(h.raw_data())[off];
-      if constexpr (std::is_same_v<T, int64_t>) return fmt::format("{}", v);
-      else return fmt::format("{:.6g}", static_cast<double>(v));
+      if constexpr (std::is_same_v<T, int64_t>)
+        return fmt::format("{}", v);
+      else
+        return fmt::format("{:.6g}", static_cast<double>(v));
     });
   };
   std::string out;

@@ -28,8 +28,8 @@ class Tensor {
   static Tensor full(const Shape& shape, double value, DType dtype = DType::F32, Device device = {});
   static Tensor scalar(double value, DType dtype = DType::F32, Device device = {});
   // Copies host values; values.size() must equal numel(shape).
-  static Tensor from_vector(const std::vector<double>& values, const Shape& shape,
-                            DType dtype = DType::F32, Device device = {});
+  static Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype = DType::F32,
+                            Device device = {});
   static Tensor from_vector(const std::vector<float>& values, const Shape& shape, Device device = {});
   static Tensor from_vector(const std::vector<int64_t>& values, const Shape& shape, Device device = {});
   static Tensor arange(int64_t n, DType dtype = DType::F32, Device device = {});
@@ -53,7 +53,8 @@ class Tensor {
   const Storage& storage() const;
   // Pointer to element 0 of this view (storage base + offset).
   void* raw_data() const;
-  template <class T> T* data() const {
+  template <class T>
+  T* data() const {
     check_dtype(dtype_of<T>(), "Tensor::data");
     return static_cast<T*>(raw_data());
   }
@@ -83,9 +84,7 @@ class Tensor {
   Tensor t() const { return transpose(0, 1); }
   Tensor slice(int64_t dim, int64_t start, int64_t end, int64_t step = 1) const;
   Tensor select(int64_t dim, int64_t index) const;  // drops dim
-  Tensor narrow(int64_t dim, int64_t start, int64_t length) const {
-    return slice(dim, start, start + length);
-  }
+  Tensor narrow(int64_t dim, int64_t start, int64_t length) const { return slice(dim, start, start + length); }
   Tensor expand(const Shape& shape) const;
   Tensor unsqueeze(int64_t dim) const;
   Tensor squeeze(int64_t dim) const;

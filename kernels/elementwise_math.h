@@ -15,14 +15,22 @@
 namespace sagan::math {
 
 // softplus(x) = log(1 + e^x), stable for large |x| (PyTorch's threshold 20).
-template <class T> SAGAN_HD T softplus(T x) { return x > T(20) ? x : std::log1p(std::exp(x)); }
-template <class T> SAGAN_HD T sigmoid(T x) {
+template <class T>
+SAGAN_HD T softplus(T x) {
+  return x > T(20) ? x : std::log1p(std::exp(x));
+}
+template <class T>
+SAGAN_HD T sigmoid(T x) {
   return x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
 }
 
-#define SAGAN_U(NAME, EXPR) \
-  struct NAME {             \
-    template <class T> SAGAN_HD T operator()(T x, T a) const { (void)a; return EXPR; } \
+#define SAGAN_U(NAME, EXPR)                 \
+  struct NAME {                             \
+    template <class T>                      \
+    SAGAN_HD T operator()(T x, T a) const { \
+      (void)a;                              \
+      return EXPR;                          \
+    }                                       \
   };
 SAGAN_U(Neg, -x)
 SAGAN_U(Relu, x > T(0) ? x : T(0))
@@ -34,23 +42,29 @@ SAGAN_U(Exp, std::exp(x))
 SAGAN_U(Log, std::log(x))
 SAGAN_U(Sqrt, std::sqrt(x))
 SAGAN_U(Abs, std::abs(x))
-SAGAN_U(Square, x * x)
+SAGAN_U(Square, x* x)
 SAGAN_U(PowScalar, std::pow(x, a))
 SAGAN_U(AddScalar, x + a)
-SAGAN_U(MulScalar, x * a)
+SAGAN_U(MulScalar, x* a)
 SAGAN_U(RDivScalar, a / x)
 #undef SAGAN_U
 
 // Derivatives f'(x) given x, y = f(x) and alpha.
-#define SAGAN_D(NAME, EXPR) \
-  struct NAME {             \
-    template <class T> SAGAN_HD T operator()(T x, T y, T a) const { (void)x; (void)y; (void)a; return EXPR; } \
+#define SAGAN_D(NAME, EXPR)                      \
+  struct NAME {                                  \
+    template <class T>                           \
+    SAGAN_HD T operator()(T x, T y, T a) const { \
+      (void)x;                                   \
+      (void)y;                                   \
+      (void)a;                                   \
+      return EXPR;                               \
+    }                                            \
   };
 SAGAN_D(dNeg, T(-1))
 SAGAN_D(dRelu, x > T(0) ? T(1) : T(0))
 SAGAN_D(dLeakyRelu, x > T(0) ? T(1) : a)
 SAGAN_D(dTanh, T(1) - y * y)
-SAGAN_D(dSigmoid, y * (T(1) - y))
+SAGAN_D(dSigmoid, y*(T(1) - y))
 SAGAN_D(dSoftplus, sigmoid(x))
 SAGAN_D(dExp, y)
 SAGAN_D(dLog, T(1) / x)
@@ -63,13 +77,16 @@ SAGAN_D(dMulScalar, a)
 SAGAN_D(dRDivScalar, -y / x)
 #undef SAGAN_D
 
-#define SAGAN_B(NAME, EXPR) \
-  struct NAME {             \
-    template <class T> SAGAN_HD T operator()(T x, T y) const { return EXPR; } \
+#define SAGAN_B(NAME, EXPR)                 \
+  struct NAME {                             \
+    template <class T>                      \
+    SAGAN_HD T operator()(T x, T y) const { \
+      return EXPR;                          \
+    }                                       \
   };
 SAGAN_B(Add, x + y)
 SAGAN_B(Sub, x - y)
-SAGAN_B(Mul, x * y)
+SAGAN_B(Mul, x* y)
 SAGAN_B(Div, x / y)
 SAGAN_B(Pow, std::pow(x, y))
 SAGAN_B(Max, x >= y ? x : y)
@@ -78,53 +95,93 @@ SAGAN_B(Min, x <= y ? x : y)
 
 // with_*<T>(op, k) calls k(functor) with the functor of op; a switch written
 // once so every backend dispatches the same way.
-template <class T, class K> void with_unary(UnaryOp op, K&& k) {
+template <class T, class K>
+void with_unary(UnaryOp op, K&& k) {
   switch (op) {
-    case UnaryOp::Neg: return k(Neg{});
-    case UnaryOp::Relu: return k(Relu{});
-    case UnaryOp::LeakyRelu: return k(LeakyRelu{});
-    case UnaryOp::Tanh: return k(Tanh{});
-    case UnaryOp::Sigmoid: return k(Sigmoid{});
-    case UnaryOp::Softplus: return k(Softplus{});
-    case UnaryOp::Exp: return k(Exp{});
-    case UnaryOp::Log: return k(Log{});
-    case UnaryOp::Sqrt: return k(Sqrt{});
-    case UnaryOp::Abs: return k(Abs{});
-    case UnaryOp::Square: return k(Square{});
-    case UnaryOp::PowScalar: return k(PowScalar{});
-    case UnaryOp::AddScalar: return k(AddScalar{});
-    case UnaryOp::MulScalar: return k(MulScalar{});
-    case UnaryOp::RDivScalar: return k(RDivScalar{});
+    case UnaryOp::Neg:
+      return k(Neg{});
+    case UnaryOp::Relu:
+      return k(Relu{});
+    case UnaryOp::LeakyRelu:
+      return k(LeakyRelu{});
+    case UnaryOp::Tanh:
+      return k(Tanh{});
+    case UnaryOp::Sigmoid:
+      return k(Sigmoid{});
+    case UnaryOp::Softplus:
+      return k(Softplus{});
+    case UnaryOp::Exp:
+      return k(Exp{});
+    case UnaryOp::Log:
+      return k(Log{});
+    case UnaryOp::Sqrt:
+      return k(Sqrt{});
+    case UnaryOp::Abs:
+      return k(Abs{});
+    case UnaryOp::Square:
+      return k(Square{});
+    case UnaryOp::PowScalar:
+      return k(PowScalar{});
+    case UnaryOp::AddScalar:
+      return k(AddScalar{});
+    case UnaryOp::MulScalar:
+      return k(MulScalar{});
+    case UnaryOp::RDivScalar:
+      return k(RDivScalar{});
   }
 }
-template <class T, class K> void with_unary_grad(UnaryOp op, K&& k) {
+template <class T, class K>
+void with_unary_grad(UnaryOp op, K&& k) {
   switch (op) {
-    case UnaryOp::Neg: return k(dNeg{});
-    case UnaryOp::Relu: return k(dRelu{});
-    case UnaryOp::LeakyRelu: return k(dLeakyRelu{});
-    case UnaryOp::Tanh: return k(dTanh{});
-    case UnaryOp::Sigmoid: return k(dSigmoid{});
-    case UnaryOp::Softplus: return k(dSoftplus{});
-    case UnaryOp::Exp: return k(dExp{});
-    case UnaryOp::Log: return k(dLog{});
-    case UnaryOp::Sqrt: return k(dSqrt{});
-    case UnaryOp::Abs: return k(dAbs{});
-    case UnaryOp::Square: return k(dSquare{});
-    case UnaryOp::PowScalar: return k(dPowScalar{});
-    case UnaryOp::AddScalar: return k(dAddScalar{});
-    case UnaryOp::MulScalar: return k(dMulScalar{});
-    case UnaryOp::RDivScalar: return k(dRDivScalar{});
+    case UnaryOp::Neg:
+      return k(dNeg{});
+    case UnaryOp::Relu:
+      return k(dRelu{});
+    case UnaryOp::LeakyRelu:
+      return k(dLeakyRelu{});
+    case UnaryOp::Tanh:
+      return k(dTanh{});
+    case UnaryOp::Sigmoid:
+      return k(dSigmoid{});
+    case UnaryOp::Softplus:
+      return k(dSoftplus{});
+    case UnaryOp::Exp:
+      return k(dExp{});
+    case UnaryOp::Log:
+      return k(dLog{});
+    case UnaryOp::Sqrt:
+      return k(dSqrt{});
+    case UnaryOp::Abs:
+      return k(dAbs{});
+    case UnaryOp::Square:
+      return k(dSquare{});
+    case UnaryOp::PowScalar:
+      return k(dPowScalar{});
+    case UnaryOp::AddScalar:
+      return k(dAddScalar{});
+    case UnaryOp::MulScalar:
+      return k(dMulScalar{});
+    case UnaryOp::RDivScalar:
+      return k(dRDivScalar{});
   }
 }
-template <class T, class K> void with_binary(BinaryOp op, K&& k) {
+template <class T, class K>
+void with_binary(BinaryOp op, K&& k) {
   switch (op) {
-    case BinaryOp::Add: return k(Add{});
-    case BinaryOp::Sub: return k(Sub{});
-    case BinaryOp::Mul: return k(Mul{});
-    case BinaryOp::Div: return k(Div{});
-    case BinaryOp::Pow: return k(Pow{});
-    case BinaryOp::Max: return k(Max{});
-    case BinaryOp::Min: return k(Min{});
+    case BinaryOp::Add:
+      return k(Add{});
+    case BinaryOp::Sub:
+      return k(Sub{});
+    case BinaryOp::Mul:
+      return k(Mul{});
+    case BinaryOp::Div:
+      return k(Div{});
+    case BinaryOp::Pow:
+      return k(Pow{});
+    case BinaryOp::Max:
+      return k(Max{});
+    case BinaryOp::Min:
+      return k(Min{});
   }
 }
 

@@ -61,9 +61,9 @@ void Adam::load_state(const std::map<std::string, Tensor>& state) {
   auto find = [&](const std::string& key, const Shape& shape) -> const Tensor& {
     auto it = state.find(key);
     SAGAN_CHECK(it != state.end(), "Adam::load_state: missing tensor '{}'", key);
-    SAGAN_CHECK(it->second.defined() && it->second.shape() == shape, "Adam::load_state: tensor '{}' has shape {}, expected {}",
-                key, it->second.defined() ? shape_str(it->second.shape()) : std::string("undefined"),
-                shape_str(shape));
+    SAGAN_CHECK(it->second.defined() && it->second.shape() == shape,
+                "Adam::load_state: tensor '{}' has shape {}, expected {}", key,
+                it->second.defined() ? shape_str(it->second.shape()) : std::string("undefined"), shape_str(shape));
     return it->second;
   };
   const Tensor& step = find("step", {});

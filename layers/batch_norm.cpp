@@ -24,13 +24,12 @@ BatchNorm2d::BatchNorm2d(int64_t channels) : c_(channels) {
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
   check_input("BatchNorm2d", x, c_);
-  Tensor h = batch_norm(x, buffer("running_mean"), buffer("running_var"), is_training(), kBatchNormMomentum,
-                        kBatchNormEps);
+  Tensor h =
+      batch_norm(x, buffer("running_mean"), buffer("running_var"), is_training(), kBatchNormMomentum, kBatchNormEps);
   return add(mul(h, per_channel(param("weight"))), per_channel(param("bias")));
 }
 
-ConditionalBatchNorm2d::ConditionalBatchNorm2d(int64_t channels, int64_t num_classes)
-    : c_(channels), k_(num_classes) {
+ConditionalBatchNorm2d::ConditionalBatchNorm2d(int64_t channels, int64_t num_classes) : c_(channels), k_(num_classes) {
   SAGAN_CHECK(channels > 0 && num_classes >= 0,
               "ConditionalBatchNorm2d: need positive channels and num_classes >= 0, got {} and {}", channels,
               num_classes);
@@ -47,12 +46,12 @@ ConditionalBatchNorm2d::ConditionalBatchNorm2d(int64_t channels, int64_t num_cla
 
 Tensor ConditionalBatchNorm2d::forward(const Tensor& x, const Tensor& y) {
   check_input("ConditionalBatchNorm2d", x, c_);
-  Tensor h = batch_norm(x, buffer("running_mean"), buffer("running_var"), is_training(), kBatchNormMomentum,
-                        kBatchNormEps);
+  Tensor h =
+      batch_norm(x, buffer("running_mean"), buffer("running_var"), is_training(), kBatchNormMomentum, kBatchNormEps);
   if (k_ == 0) return add(mul(h, per_channel(param("weight"))), per_channel(param("bias")));
   SAGAN_CHECK(y.defined() && y.dim() == 1 && y.size(0) == x.size(0),
-              "ConditionalBatchNorm2d: labels must be (B) = ({}) for input {}, got {}", x.size(0),
-              shape_str(x.shape()), y.defined() ? shape_str(y.shape()) : std::string("undefined"));
+              "ConditionalBatchNorm2d: labels must be (B) = ({}) for input {}, got {}", x.size(0), shape_str(x.shape()),
+              y.defined() ? shape_str(y.shape()) : std::string("undefined"));
   int64_t b = x.size(0);
   Tensor gamma = add(gain_->forward(y), 1.0).view({b, c_, 1, 1});
   Tensor beta = bias_->forward(y).view({b, c_, 1, 1});

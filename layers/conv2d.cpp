@@ -17,8 +17,7 @@ SNConv2d::SNConv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, Ge
 }
 
 Tensor SNConv2d::forward(const Tensor& x) {
-  SAGAN_CHECK(x.defined() && x.dim() == 4 && x.size(1) == in_,
-              "SNConv2d: input must be (B, {}, H, W), got {}", in_,
+  SAGAN_CHECK(x.defined() && x.dim() == 4 && x.size(1) == in_, "SNConv2d: input must be (B, {}, H, W), got {}", in_,
               x.defined() ? shape_str(x.shape()) : std::string("undefined"));
   std::optional<Tensor> b;
   if (bias_) b = param("bias");

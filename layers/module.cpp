@@ -144,8 +144,7 @@ void Module::load_state(const std::map<std::string, Tensor>& src) {
     SAGAN_CHECK(it != src.end(), "load_state: missing tensor '{}' (shape {})", name, shape_str(t.shape()));
     SAGAN_CHECK(it->second.defined() && it->second.shape() == t.shape(),
                 "load_state: tensor '{}' has shape {}, expected {}", name,
-                it->second.defined() ? shape_str(it->second.shape()) : std::string("undefined"),
-                shape_str(t.shape()));
+                it->second.defined() ? shape_str(it->second.shape()) : std::string("undefined"), shape_str(t.shape()));
   }
   for (auto& [name, t] : src)
     SAGAN_CHECK(mine.count(name), "load_state: unexpected tensor '{}' (shape {}) not in the module", name,
@@ -177,7 +176,8 @@ void Module::zero_grad() {
   for (auto& [n, t] : named_parameters()) t.set_grad(Tensor());
 }
 
-template <class F> void Module::for_each_tensor(F&& f) {
+template <class F>
+void Module::for_each_tensor(F&& f) {
   for (auto& [n, t] : params_) t = as_leaf_param(f(t));
   for (auto& [n, t] : buffers_) t = f(t).detach();
   for (auto& [n, c] : children_) c->for_each_tensor(f);

@@ -65,7 +65,8 @@ class Module {
   // require grad; names are local (no dots).
   void register_parameter(const std::string& name, Tensor t);
   void register_buffer(const std::string& name, Tensor t);
-  template <class M> std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
+  template <class M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
     add_child(name, m);
     return m;
   }
@@ -81,7 +82,8 @@ class Module {
   void collect(const std::string& prefix, bool params, NamedTensors& out) const;
   Tensor* find_local(const std::string& name);
   Tensor* find(const std::string& dotted);
-  template <class F> void for_each_tensor(F&& f);
+  template <class F>
+  void for_each_tensor(F&& f);
 
   NamedTensors params_, buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;

@@ -22,8 +22,8 @@ Tensor positions(const Tensor& t) { return t.view({t.size(0), t.size(1), t.size(
 }  // namespace
 
 Tensor SelfAttention::forward(const Tensor& x) {
-  SAGAN_CHECK(x.defined() && x.dim() == 4 && x.size(1) == c_, "SelfAttention: input must be (B, {}, H, W), got {}",
-              c_, x.defined() ? shape_str(x.shape()) : std::string("undefined"));
+  SAGAN_CHECK(x.defined() && x.dim() == 4 && x.size(1) == c_, "SelfAttention: input must be (B, {}, H, W), got {}", c_,
+              x.defined() ? shape_str(x.shape()) : std::string("undefined"));
   int64_t b = x.size(0), h = x.size(2), w = x.size(3);
   if (pooled_)
     SAGAN_CHECK(h % 2 == 0 && w % 2 == 0, "SelfAttention: pooled attention needs even H and W, got input {}",

@@ -53,10 +53,10 @@ const AttentionLayerInfo& pick(const std::vector<AttentionLayerInfo>& infos, int
 AttentionCapture read_map(nn::SelfAttention* layer, const AttentionLayerInfo& info, int64_t batch) {
   Tensor map = layer->last_attention_map();
   layer->set_keep_attention_map(false);
-  SAGAN_CHECK(map.defined() && map.dim() == 3 && map.size(0) == batch && map.size(1) == info.n() &&
-                  map.size(2) == info.s(),
-              "capture_attention: layer {} ({}) should give a map of shape [{}, {}, {}], got {}", info.index,
-              info.name, batch, info.n(), info.s(), map.defined() ? shape_str(map.shape()) : "none");
+  SAGAN_CHECK(
+      map.defined() && map.dim() == 3 && map.size(0) == batch && map.size(1) == info.n() && map.size(2) == info.s(),
+      "capture_attention: layer {} ({}) should give a map of shape [{}, {}, {}], got {}", info.index, info.name, batch,
+      info.n(), info.s(), map.defined() ? shape_str(map.shape()) : "none");
   AttentionCapture c;
   c.layer = info;
   c.batch = batch;
@@ -163,8 +163,8 @@ std::vector<QueryPoint> parse_queries(const std::string& text, int64_t image_res
     }
     SAGAN_CHECK(ok, "--queries: '{}' is not x,y (integer pixel coordinates)", item);
     SAGAN_CHECK(p.x >= 0 && p.x < image_res && p.y >= 0 && p.y < image_res,
-                "--queries: ({}, {}) is outside the {}x{} image (x and y in [0, {}))", p.x, p.y, image_res,
-                image_res, image_res);
+                "--queries: ({}, {}) is outside the {}x{} image (x and y in [0, {}))", p.x, p.y, image_res, image_res,
+                image_res);
     out.push_back(p);
   }
   SAGAN_CHECK(!out.empty(), "--queries: no points in '{}' (expected \"x,y;x,y\")", text);
@@ -332,8 +332,8 @@ io::Image render_attention_row(const io::Image& image, const std::vector<QueryPo
               "render_attention_row: image must be square with 1 or 3 channels, got {}x{}x{}", image.height,
               image.width, image.channels);
   SAGAN_CHECK(queries.size() == rows.size() && !queries.empty(),
-              "render_attention_row: {} queries but {} map rows (need one row per query, at least one)",
-              queries.size(), rows.size());
+              "render_attention_row: {} queries but {} map rows (need one row per query, at least one)", queries.size(),
+              rows.size());
   SAGAN_CHECK(key_side > 0 && R % key_side == 0, "render_attention_row: key grid {}x{} does not divide the {}x{} image",
               key_side, key_side, R, R);
   SAGAN_CHECK(options.alpha >= 0 && options.alpha <= 1 && options.padding >= 0,
@@ -355,8 +355,8 @@ io::Image render_attention_row(const io::Image& image, const std::vector<QueryPo
   for (int64_t i = 0; i < n; ++i) {
     const auto& row = rows[static_cast<size_t>(i)];
     SAGAN_CHECK(static_cast<int64_t>(row.size()) == key_side * key_side,
-                "render_attention_row: map row {} has {} weights, the {}x{} key grid needs {}", i, row.size(),
-                key_side, key_side, key_side * key_side);
+                "render_attention_row: map row {} has {} weights, the {}x{} key grid needs {}", i, row.size(), key_side,
+                key_side, key_side * key_side);
     std::vector<double> heat = normalize_heat(upsample_heat(row, key_side, key_side, P, P), options.heat_scale);
     io::Image panel = base;
     for (int64_t p = 0; p < P * P; ++p) {
@@ -379,8 +379,8 @@ io::Image stack_rows(const std::vector<io::Image>& rows, int64_t padding, uint8_
   int64_t H = 0;
   for (size_t i = 0; i < rows.size(); ++i) {
     SAGAN_CHECK(rows[i].width == W && rows[i].channels == C && rows[i].height > padding,
-                "stack_rows: row {} is {}x{}x{}, row 0 is {}x{}x{} (widths and channels must match)", i,
-                rows[i].height, rows[i].width, rows[i].channels, rows[0].height, W, C);
+                "stack_rows: row {} is {}x{}x{}, row 0 is {}x{}x{} (widths and channels must match)", i, rows[i].height,
+                rows[i].width, rows[i].channels, rows[0].height, W, C);
     H += rows[i].height - (i > 0 ? padding : 0);
   }
   io::Image out(H, W, C, background);

@@ -92,7 +92,7 @@ std::array<uint8_t, 3> jet(double t);
 std::array<uint8_t, 3> marker_color(int64_t i);
 
 struct RenderOptions {
-  int64_t scale = 0;  // panel = image_res * scale pixels; 0: smallest giving >= 128
+  int64_t scale = 0;   // panel = image_res * scale pixels; 0: smallest giving >= 128
   double alpha = 0.6;  // heat-map opacity over the image
   HeatScale heat_scale = HeatScale::MinMax;
   int64_t padding = 4;  // between and around panels

@@ -38,8 +38,12 @@ struct SaganConfig {
   };
 
   static int64_t default_attn_res(int64_t resolution) { return std::min<int64_t>(resolution / 2, 64); }
-  std::vector<int64_t> g_attention() const { return g_attn_res.value_or(std::vector<int64_t>{default_attn_res(resolution)}); }
-  std::vector<int64_t> d_attention() const { return d_attn_res.value_or(std::vector<int64_t>{default_attn_res(resolution)}); }
+  std::vector<int64_t> g_attention() const {
+    return g_attn_res.value_or(std::vector<int64_t>{default_attn_res(resolution)});
+  }
+  std::vector<int64_t> d_attention() const {
+    return d_attn_res.value_or(std::vector<int64_t>{default_attn_res(resolution)});
+  }
 
   // Channels at 4x4 and after each up block (size = up blocks + 1).
   std::vector<int64_t> g_widths() const {
@@ -120,10 +124,10 @@ struct SaganConfig {
     return n;
   }
   void check_attn_channels(const char* option, int64_t res, int64_t channels) const {
-    SAGAN_CHECK(channels % 8 == 0, "SaganConfig: {} {}: self-attention needs channels divisible by 8, the block has {} (ch = {})",
-                option, res, channels, ch);
-    if (pooled_attention)
-      SAGAN_CHECK(res >= 2, "SaganConfig: {} {}: pooled attention needs at least 2x2", option, res);
+    SAGAN_CHECK(channels % 8 == 0,
+                "SaganConfig: {} {}: self-attention needs channels divisible by 8, the block has {} (ch = {})", option,
+                res, channels, ch);
+    if (pooled_attention) SAGAN_CHECK(res >= 2, "SaganConfig: {} {}: pooled attention needs at least 2x2", option, res);
   }
 };
 

@@ -31,7 +31,8 @@ SaganDiscriminator::SaganDiscriminator(const SaganConfig& cfg, Generator& gen) :
   }
   int64_t c = specs.back().out;
   linear_ = register_module("linear", std::make_shared<nn::SNLinear>(c, 1, gen));
-  if (cfg_.num_classes > 0) embed_ = register_module("embed", std::make_shared<nn::SNEmbedding>(cfg_.num_classes, c, gen));
+  if (cfg_.num_classes > 0)
+    embed_ = register_module("embed", std::make_shared<nn::SNEmbedding>(cfg_.num_classes, c, gen));
 }
 
 Tensor SaganDiscriminator::forward(const Tensor& x, const Tensor& y) {

@@ -31,7 +31,7 @@ class SaganDiscriminator : public nn::Module {
  private:
   SaganConfig cfg_;
   std::shared_ptr<nn::DOptimizedBlock> first_;
-  std::vector<std::shared_ptr<nn::DBlock>> dblocks_;  // null where the entry is not a DBlock
+  std::vector<std::shared_ptr<nn::DBlock>> dblocks_;      // null where the entry is not a DBlock
   std::vector<std::shared_ptr<nn::SelfAttention>> attn_;  // null where the entry is not attention
   std::shared_ptr<nn::SNLinear> linear_;
   std::shared_ptr<nn::SNEmbedding> embed_;

@@ -34,7 +34,7 @@ class SaganGenerator : public nn::Module {
  private:
   SaganConfig cfg_;
   std::shared_ptr<nn::SNLinear> linear_;
-  std::vector<std::shared_ptr<nn::GBlock>> gblocks_;  // null where the entry is attention
+  std::vector<std::shared_ptr<nn::GBlock>> gblocks_;      // null where the entry is attention
   std::vector<std::shared_ptr<nn::SelfAttention>> attn_;  // null where the entry is a GBlock
   std::shared_ptr<nn::BatchNorm2d> bn_;
   std::shared_ptr<nn::SNConv2d> conv_out_;

@@ -10,7 +10,8 @@ namespace sagan {
 void TrainConfig::validate() const {
   SAGAN_CHECK(dataset == "fashion-mnist" || dataset == "cifar10" || dataset == "folder",
               "--dataset: '{}' is not one of fashion-mnist, cifar10, folder", dataset);
-  SAGAN_CHECK(dataset != "folder" || !data_path.empty(), "--dataset folder needs --data PATH (a folder of class sub-folders)");
+  SAGAN_CHECK(dataset != "folder" || !data_path.empty(),
+              "--dataset folder needs --data PATH (a folder of class sub-folders)");
   SAGAN_CHECK(dataset != "cifar10" || !data_path.empty(),
               "--dataset cifar10 needs --data PATH (the folder holding data_batch_1.bin ... test_batch.bin)");
   SAGAN_CHECK(batch_size > 0, "--batch-size must be positive, got {}", batch_size);
@@ -29,8 +30,8 @@ void TrainConfig::validate() const {
   SAGAN_CHECK(keep_checkpoints > 0, "--keep-checkpoints must be positive, got {}", keep_checkpoints);
   SAGAN_CHECK(sample_per_class > 0, "--sample-per-class must be positive, got {}", sample_per_class);
   SAGAN_CHECK(fd_every >= 0, "--fd-every must be >= 0 (0 = off), got {}", fd_every);
-  SAGAN_CHECK(fd_every % log_every == 0, "--fd-every ({}) must be a multiple of --log-every ({}): FD is logged on log rows",
-              fd_every, log_every);
+  SAGAN_CHECK(fd_every % log_every == 0,
+              "--fd-every ({}) must be a multiple of --log-every ({}): FD is logged on log rows", fd_every, log_every);
   SAGAN_CHECK(fd_every == 0 || fd_samples >= 2, "--fd-samples must be >= 2, got {}", fd_samples);
   SAGAN_CHECK(fd_features == "auto" || fd_features == "fmnist" || fd_features == "inception",
               "--fd-features: '{}' is not one of auto, fmnist, inception", fd_features);
@@ -47,8 +48,11 @@ namespace {
 using nlohmann::json;
 
 json model_json(const SaganConfig& m) {
-  json j = {{"resolution", m.resolution}, {"ch", m.ch},           {"z_dim", m.z_dim},
-            {"num_classes", m.num_classes}, {"pooled_attention", m.pooled_attention},
+  json j = {{"resolution", m.resolution},
+            {"ch", m.ch},
+            {"z_dim", m.z_dim},
+            {"num_classes", m.num_classes},
+            {"pooled_attention", m.pooled_attention},
             {"image_channels", m.image_channels}};
   j["g_attn_res"] = m.g_attention();
   j["d_attn_res"] = m.d_attention();
@@ -105,17 +109,40 @@ TrainConfig TrainConfig::from_json(const std::string& text, const std::string& s
       SAGAN_FAIL("{}: key '{}{}' has the wrong type: {}", source, where, key, e.what());
     }
   };
-  static const std::set<std::string> top = {
-      "model", "unconditional", "dataset", "data_path", "hflip", "batch_size", "steps", "n_dis", "lr_g", "lr_d",
-      "beta1", "beta2", "adam_eps", "ema_decay", "ema_start", "grad_clip", "seed", "device", "run_dir", "log_every",
-      "sample_every", "checkpoint_every", "keep_checkpoints", "sample_per_class", "fd_every", "fd_samples",
-      "fd_features", "fd_weights"};
+  static const std::set<std::string> top = {"model",
+                                            "unconditional",
+                                            "dataset",
+                                            "data_path",
+                                            "hflip",
+                                            "batch_size",
+                                            "steps",
+                                            "n_dis",
+                                            "lr_g",
+                                            "lr_d",
+                                            "beta1",
+                                            "beta2",
+                                            "adam_eps",
+                                            "ema_decay",
+                                            "ema_start",
+                                            "grad_clip",
+                                            "seed",
+                                            "device",
+                                            "run_dir",
+                                            "log_every",
+                                            "sample_every",
+                                            "checkpoint_every",
+                                            "keep_checkpoints",
+                                            "sample_per_class",
+                                            "fd_every",
+                                            "fd_samples",
+                                            "fd_features",
+                                            "fd_weights"};
   for (auto& [k, v] : j.items()) SAGAN_CHECK(top.count(k), "{}: unknown key '{}'", source, k);
   if (j.contains("model")) {
     const json& m = j["model"];
     SAGAN_CHECK(m.is_object(), "{}: 'model' must be an object", source);
-    static const std::set<std::string> mk = {"resolution", "ch", "z_dim", "num_classes", "pooled_attention",
-                                             "image_channels", "g_attn_res", "d_attn_res"};
+    static const std::set<std::string> mk = {
+        "resolution", "ch", "z_dim", "num_classes", "pooled_attention", "image_channels", "g_attn_res", "d_attn_res"};
     for (auto& [k, v] : m.items()) SAGAN_CHECK(mk.count(k), "{}: unknown key 'model.{}'", source, k);
     get(m, "resolution", c.model.resolution, "model.");
     get(m, "ch", c.model.ch, "model.");

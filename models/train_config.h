@@ -38,10 +38,10 @@ struct TrainConfig {
   int64_t sample_per_class = 10;  // grid rows (one column per class)
 
   // Frechet distance during training (models/eval/fd_monitor.h)
-  int64_t fd_every = 0;             // 0 = off; a multiple of log_every
-  int64_t fd_samples = 2000;        // generated and real images per measurement
+  int64_t fd_every = 0;              // 0 = off; a multiple of log_every
+  int64_t fd_samples = 2000;         // generated and real images per measurement
   std::string fd_features = "auto";  // auto (fmnist for Fashion-MNIST, else inception) | fmnist | inception
-  std::string fd_weights;           // feature-net weights; empty: the committed fmnist file
+  std::string fd_weights;            // feature-net weights; empty: the committed fmnist file
 
   // Throws naming the option and the value when a setting is invalid.
   void validate() const;

@@ -139,7 +139,8 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
     io::save_image_grid((run / "samples" / fmt::format("step_{:08}.png", trainer.step_count())).string(), imgs, cols);
   };
   auto save_ckpt = [&]() {
-    trainer.save_checkpoint((run / "checkpoints" / fmt::format("step_{:08}.safetensors", trainer.step_count())).string());
+    trainer.save_checkpoint(
+        (run / "checkpoints" / fmt::format("step_{:08}.safetensors", trainer.step_count())).string());
     rotate_checkpoints(run / "checkpoints", rc.keep_checkpoints);
   };
 
@@ -166,16 +167,17 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
       // them a minute or more); metrics rows still come every log_every steps.
       std::string line = fmt::format("step {}/{} | {:.2f} s for the first step | loss_d {:.4f} loss_g {:.4f}", s.step,
                                      rc.steps, elapsed, s.loss_d, s.loss_g);
-      if (tty) fmt::print("\r{:<110}", line);
-      else fmt::print("{}\n", line);
+      if (tty)
+        fmt::print("\r{:<110}", line);
+      else
+        fmt::print("{}\n", line);
       std::fflush(stdout);
     }
     if (s.step % rc.log_every == 0 || s.step == rc.steps) {
       it_s = window_steps / std::max(elapsed, 1e-9);
       window_steps = 0;
-      io::CsvRow row = {{"step", s.step},       {"loss_d", s.loss_d},    {"loss_g", s.loss_g},
-                        {"d_real", s.d_real},   {"d_fake", s.d_fake},    {"lr_d", rc.lr_d},
-                        {"lr_g", rc.lr_g},      {"it_per_s", it_s}};
+      io::CsvRow row = {{"step", s.step},     {"loss_d", s.loss_d}, {"loss_g", s.loss_g}, {"d_real", s.d_real},
+                        {"d_fake", s.d_fake}, {"lr_d", rc.lr_d},    {"lr_g", rc.lr_g},    {"it_per_s", it_s}};
       if (rc.grad_clip > 0) {
         row.emplace_back("grad_norm_d", s.grad_norm_d);
         row.emplace_back("grad_norm_g", s.grad_norm_g);
@@ -194,11 +196,14 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
       tb.flush();
       if (opt.progress) {
         double eta = (rc.steps - s.step) / std::max(it_s, 1e-9);
-        std::string line = fmt::format("step {}/{} | {:.2f} it/s | ETA {} | loss_d {:.4f} loss_g {:.4f} | D(x) {:.3f} D(G(z)) {:.3f}",
-                                       s.step, rc.steps, it_s, hms(eta), s.loss_d, s.loss_g, s.d_real, s.d_fake);
+        std::string line =
+            fmt::format("step {}/{} | {:.2f} it/s | ETA {} | loss_d {:.4f} loss_g {:.4f} | D(x) {:.3f} D(G(z)) {:.3f}",
+                        s.step, rc.steps, it_s, hms(eta), s.loss_d, s.loss_g, s.d_real, s.d_fake);
         if (!std::isnan(fd_value)) line += fmt::format(" | FD {:.3f}", fd_value);
-        if (tty) fmt::print("\r{:<110}", line);
-        else fmt::print("{}\n", line);
+        if (tty)
+          fmt::print("\r{:<110}", line);
+        else
+          fmt::print("{}\n", line);
         std::fflush(stdout);
       }
       window_start = clock::now();  // FD, CSV and TensorBoard time stays out of it/s
@@ -206,7 +211,8 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
     if (s.step % rc.sample_every == 0) save_samples();
     if (s.step % rc.checkpoint_every == 0) save_ckpt();
     if (int sig = g_stop_signal.load()) {
-      if (opt.progress) fmt::print("{}sagan-train: signal {} at step {}: saving a checkpoint\n", tty ? "\n" : "", sig, s.step);
+      if (opt.progress)
+        fmt::print("{}sagan-train: signal {} at step {}: saving a checkpoint\n", tty ? "\n" : "", sig, s.step);
       if (s.step % rc.checkpoint_every != 0) save_ckpt();
       fmt::print("sagan-train: stopped; continue with: sagan-train --resume {}\n", rc.run_dir);
       return rc.run_dir;
@@ -214,7 +220,8 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
   }
   if (trainer.step_count() % rc.checkpoint_every != 0 || trainer.step_count() == start_step) save_ckpt();
   if (trainer.step_count() % rc.sample_every != 0) save_samples();
-  if (opt.progress) fmt::print("{}sagan-train: done, {} steps; run dir {}\n", tty ? "\n" : "", trainer.step_count(), rc.run_dir);
+  if (opt.progress)
+    fmt::print("{}sagan-train: done, {} steps; run dir {}\n", tty ? "\n" : "", trainer.step_count(), rc.run_dir);
   return rc.run_dir;
 }
 

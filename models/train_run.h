@@ -20,7 +20,7 @@
 namespace sagan {
 
 struct RunOptions {
-  std::string resume_dir;                // continue this run (its config.json wins)
+  std::string resume_dir;                 // continue this run (its config.json wins)
   std::optional<int64_t> steps_override;  // with resume: train to this many steps
   bool progress = true;                   // print progress
 };

@@ -37,7 +37,9 @@ Tensor ints(const std::vector<int64_t>& v, Device d) {
 }  // namespace
 
 Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset)
-    : cfg_(std::move(cfg)), device_(resolve_device(cfg_.device)), dataset_(std::move(dataset)),
+    : cfg_(std::move(cfg)),
+      device_(resolve_device(cfg_.device)),
+      dataset_(std::move(dataset)),
       rng_(cfg_.seed ^ kSampleStream) {
   SAGAN_CHECK(dataset_ != nullptr, "Trainer: no data set");
   cfg_.model.num_classes = cfg_.unconditional ? 0 : dataset_->num_classes();
@@ -231,8 +233,9 @@ void Trainer::load_checkpoint(const std::string& path) {
   saved.model.num_classes = cfg_.model.num_classes;  // resolved from the data set in both
   saved.model.image_channels = cfg_.model.image_channels;
   auto arch = [](const SaganConfig& m) {
-    return nlohmann::json{{"res", m.resolution}, {"ch", m.ch},           {"z", m.z_dim},
-                          {"ga", m.g_attention()}, {"da", m.d_attention()}, {"pooled", m.pooled_attention}}
+    return nlohmann::json{{"res", m.resolution},   {"ch", m.ch},
+                          {"z", m.z_dim},          {"ga", m.g_attention()},
+                          {"da", m.d_attention()}, {"pooled", m.pooled_attention}}
         .dump();
   };
   SAGAN_CHECK(arch(saved.model) == arch(cfg_.model), "{}: checkpoint model {} differs from the configured model {}",

@@ -31,7 +31,7 @@ namespace sagan {
 struct StepStats {
   int64_t step = 0;  // generator steps done after this iteration
   double loss_d = 0, loss_g = 0;
-  double d_real = 0, d_fake = 0;  // mean D output on real and fake in the last D step
+  double d_real = 0, d_fake = 0;            // mean D output on real and fake in the last D step
   double grad_norm_d = 0, grad_norm_g = 0;  // before clipping
 };
 

@@ -2,8 +2,8 @@
 // odd sizes and across query/key block edges, forward and backward against a
 // naive composition of elementwise ops and against PyTorch goldens, large
 // logits, the map, strided inputs and error messages.
-#include <catch2/catch.hpp>
 #include <omp.h>
+#include <catch2/catch.hpp>
 
 #include <cmath>
 
@@ -83,7 +83,8 @@ TEST_CASE("attention results do not depend on the number of threads", "[attentio
   // Every output row has one writer (forward, and both backward passes), so
   // 1 and 3 threads give bit-identical values.
   Generator gen(16);
-  Tensor q = Tensor::randn({3, 100, 8}, gen).set_requires_grad(), k = Tensor::randn({3, 70, 8}, gen).set_requires_grad(),
+  Tensor q = Tensor::randn({3, 100, 8}, gen).set_requires_grad(),
+         k = Tensor::randn({3, 70, 8}, gen).set_requires_grad(),
          v = Tensor::randn({3, 70, 16}, gen).set_requires_grad();
   Tensor gy = Tensor::randn({3, 100, 16}, gen);
   auto run = [&](int threads) {
@@ -136,7 +137,9 @@ TEST_CASE("attention matches PyTorch goldens", "[attention][golden]") {
     REQUIRE_CLOSE(g[2], golden_tensor(c, "gv"), 1e-10, 1e-11);
 
     // The float32 kernel against the same float64 values.
-    Tensor o32 = attention(golden_tensor(c, "q", DType::F32), golden_tensor(c, "k", DType::F32), golden_tensor(c, "v", DType::F32)).out;
+    Tensor o32 = attention(golden_tensor(c, "q", DType::F32), golden_tensor(c, "k", DType::F32),
+                           golden_tensor(c, "v", DType::F32))
+                     .out;
     REQUIRE_CLOSE(o32, golden_tensor(c, "out"), 1e-3, 1e-4);
   }
 }
@@ -144,7 +147,8 @@ TEST_CASE("attention matches PyTorch goldens", "[attention][golden]") {
 TEST_CASE("attention is stable for large unscaled logits", "[attention]") {
   SECTION("float32 scores around +-100 (exp overflows float32 past 88)") {
     const auto& c = attention_case("attention_large_logits");
-    Tensor q = golden_tensor(c, "q", DType::F32), k = golden_tensor(c, "k", DType::F32), v = golden_tensor(c, "v", DType::F32);
+    Tensor q = golden_tensor(c, "q", DType::F32), k = golden_tensor(c, "k", DType::F32),
+           v = golden_tensor(c, "v", DType::F32);
     std::vector<double> s = naive_scores(q.to(DType::F64), k.to(DType::F64)).to_vector();
     double smax = 0;
     for (double x : s) smax = std::max(smax, x);
@@ -204,21 +208,25 @@ TEST_CASE("attention takes strided inputs and strided upstream gradients", "[att
   Tensor ref = naive_attention(q, k, v);
   REQUIRE_CLOSE(out, ref, 1e-12, 1e-12);
   // A loss through a transpose hands attention a non-contiguous gradient.
-  REQUIRE_GRADCHECK([](const auto& in) { return attention(in[0].transpose(1, 2), in[1].transpose(1, 2),
-                                                          in[2].transpose(1, 2)).out.transpose(1, 2); },
-                    qt, kt, vt);
+  REQUIRE_GRADCHECK(
+      [](const auto& in) {
+        return attention(in[0].transpose(1, 2), in[1].transpose(1, 2), in[2].transpose(1, 2)).out.transpose(1, 2);
+      },
+      qt, kt, vt);
 }
 
 TEST_CASE("attention errors name the op and shapes", "[attention][errors]") {
   Tensor q = Tensor::zeros({2, 7, 3}), k = Tensor::zeros({2, 5, 3}), v = Tensor::zeros({2, 5, 4});
   REQUIRE_THROWS_WITH(attention(Tensor::zeros({7, 3}), k, v),
                       Catch::Contains("attention") && Catch::Contains("3-d") && Catch::Contains("[7, 3]"));
-  REQUIRE_THROWS_WITH(attention(Tensor::zeros({3, 7, 3}), k, v),
-                      Catch::Contains("attention: batch") && Catch::Contains("[3, 7, 3]") && Catch::Contains("[2, 5, 3]"));
+  REQUIRE_THROWS_WITH(attention(Tensor::zeros({3, 7, 3}), k, v), Catch::Contains("attention: batch") &&
+                                                                     Catch::Contains("[3, 7, 3]") &&
+                                                                     Catch::Contains("[2, 5, 3]"));
   REQUIRE_THROWS_WITH(attention(Tensor::zeros({2, 7, 2}), k, v),
                       Catch::Contains("attention") && Catch::Contains("feature dim") && Catch::Contains("[2, 7, 2]"));
-  REQUIRE_THROWS_WITH(attention(q, k, Tensor::zeros({2, 6, 4})),
-                      Catch::Contains("attention") && Catch::Contains("number of keys") && Catch::Contains("[2, 6, 4]"));
+  REQUIRE_THROWS_WITH(attention(q, k, Tensor::zeros({2, 6, 4})), Catch::Contains("attention") &&
+                                                                     Catch::Contains("number of keys") &&
+                                                                     Catch::Contains("[2, 6, 4]"));
   REQUIRE_THROWS_WITH(attention(Tensor::zeros({2, 7, 3}), Tensor::zeros({2, 0, 3}), Tensor::zeros({2, 0, 4})),
                       Catch::Contains("attention: no keys") && Catch::Contains("[2, 0, 3]"));
   REQUIRE_THROWS_WITH(attention(q, k.to(DType::F64), v), Catch::Contains("attention") && Catch::Contains("dtype"));

@@ -171,9 +171,11 @@ TEST_CASE("attention maps: query pixel to query index", "[attention_maps]") {
   // Every pixel of a layer cell's (R/r) x (R/r) block maps to that cell.
   for (int64_t y = 0; y < 32; ++y)
     for (int64_t x = 0; x < 32; ++x) REQUIRE(query_index({x, y}, 32, 8) == (y / 4) * 8 + x / 4);
-  REQUIRE_THROWS_WITH(query_index({32, 0}, 32, 16), Catch::Contains("query_index: query (32, 0) is outside the 32x32 image"));
+  REQUIRE_THROWS_WITH(query_index({32, 0}, 32, 16),
+                      Catch::Contains("query_index: query (32, 0) is outside the 32x32 image"));
   REQUIRE_THROWS_WITH(query_index({0, -1}, 32, 16), Catch::Contains("outside the 32x32 image"));
-  REQUIRE_THROWS_WITH(query_index({0, 0}, 16, 32), Catch::Contains("layer resolution 32 must be in [1, image resolution 16]"));
+  REQUIRE_THROWS_WITH(query_index({0, 0}, 16, 32),
+                      Catch::Contains("layer resolution 32 must be in [1, image resolution 16]"));
 
   CHECK(parse_queries("3,4;10, 20 ;", 32) == std::vector<QueryPoint>{{3, 4}, {10, 20}});
   REQUIRE_THROWS_WITH(parse_queries("3,4;40,2", 32), Catch::Contains("--queries: (40, 2) is outside the 32x32 image"));
@@ -208,12 +210,15 @@ TEST_CASE("attention maps: heat-map upsampling keeps the peak and samples keys e
         REQUIRE(h[static_cast<size_t>(am)] == grid[static_cast<size_t>(peak)]);
         // Every key is sampled exactly at the middle of its block.
         for (int64_t i = 0; i < k * k; ++i)
-          REQUIRE(h[static_cast<size_t>(((i / k) * f + f / 2) * out + (i % k) * f + f / 2)] == grid[static_cast<size_t>(i)]);
+          REQUIRE(h[static_cast<size_t>(((i / k) * f + f / 2) * out + (i % k) * f + f / 2)] ==
+                  grid[static_cast<size_t>(i)]);
       }
     }
   }
-  REQUIRE_THROWS_WITH(upsample_heat(id, 3, 3, 4, 4), Catch::Contains("upsample_heat: output 4x4 must be a positive multiple of the key grid 3x3"));
-  REQUIRE_THROWS_WITH(upsample_heat(id, 2, 2, 4, 4), Catch::Contains("upsample_heat: 9 values do not fill a 2x2 key grid"));
+  REQUIRE_THROWS_WITH(upsample_heat(id, 3, 3, 4, 4),
+                      Catch::Contains("upsample_heat: output 4x4 must be a positive multiple of the key grid 3x3"));
+  REQUIRE_THROWS_WITH(upsample_heat(id, 2, 2, 4, 4),
+                      Catch::Contains("upsample_heat: 9 values do not fill a 2x2 key grid"));
 
   CHECK(normalize_heat({1, 2, 3}, HeatScale::MinMax) == std::vector<double>{0, 0.5, 1});
   CHECK(normalize_heat({1, 2, 4}, HeatScale::Max) == std::vector<double>{0.25, 0.5, 1});

@@ -80,8 +80,8 @@ TEST_CASE("backward from a given output gradient", "[autograd]") {
 TEST_CASE("backward argument errors", "[autograd][errors]") {
   Tensor x = Tensor::ones({2, 3}, DType::F64).set_requires_grad();
   Tensor y = mul(x, 2.0);
-  REQUIRE_THROWS_WITH(y.backward(), Catch::Contains("backward") && Catch::Contains("non-scalar") &&
-                                        Catch::Contains("[2, 3]"));
+  REQUIRE_THROWS_WITH(y.backward(),
+                      Catch::Contains("backward") && Catch::Contains("non-scalar") && Catch::Contains("[2, 3]"));
   REQUIRE_THROWS_WITH(y.backward(Tensor::ones({3, 2}, DType::F64)),
                       Catch::Contains("backward") && Catch::Contains("[3, 2]") && Catch::Contains("[2, 3]"));
   REQUIRE_THROWS_WITH(y.backward(Tensor::ones({2, 3}, DType::F32)),
@@ -125,12 +125,11 @@ TEST_CASE("backward twice needs retain_graph", "[autograd]") {
 TEST_CASE("the engine checks the shape of every gradient a node returns", "[autograd][errors]") {
   Tensor x = vec({1, 2, 3});
   Tensor out = Tensor::zeros({3}, DType::F64);
-  record("broken_op", out, {x}, [](const Tensor&, const std::vector<bool>&) {
-    return std::vector<Tensor>{Tensor::zeros({4}, DType::F64)};
-  });
+  record("broken_op", out, {x},
+         [](const Tensor&, const std::vector<bool>&) { return std::vector<Tensor>{Tensor::zeros({4}, DType::F64)}; });
   REQUIRE(out.requires_grad());
-  REQUIRE_THROWS_WITH(sum(out).backward(), Catch::Contains("broken_op") && Catch::Contains("[4]") &&
-                                               Catch::Contains("[3]"));
+  REQUIRE_THROWS_WITH(sum(out).backward(),
+                      Catch::Contains("broken_op") && Catch::Contains("[4]") && Catch::Contains("[3]"));
   Tensor out2 = Tensor::zeros({3}, DType::F64);
   record("short_op", out2, {x}, [](const Tensor&, const std::vector<bool>&) { return std::vector<Tensor>{}; });
   REQUIRE_THROWS_WITH(sum(out2).backward(), Catch::Contains("short_op") && Catch::Contains("0 gradients"));
@@ -200,10 +199,10 @@ TEST_CASE("requires_grad rules", "[autograd][errors]") {
   REQUIRE_THROWS_WITH(y.set_requires_grad(false), Catch::Contains("non-leaf") && Catch::Contains("detach"));
   x.set_requires_grad(false);
   CHECK_FALSE(mul(x, 2.0).requires_grad());
-  REQUIRE_THROWS_WITH(x.set_grad(Tensor::zeros({3}, DType::F64)), Catch::Contains("set_grad") &&
-                                                                     Catch::Contains("[3]") && Catch::Contains("[2]"));
-  REQUIRE_THROWS_WITH(x.set_grad(Tensor::zeros({2}, DType::F32)), Catch::Contains("set_grad") &&
-                                                                     Catch::Contains("float32"));
+  REQUIRE_THROWS_WITH(x.set_grad(Tensor::zeros({3}, DType::F64)),
+                      Catch::Contains("set_grad") && Catch::Contains("[3]") && Catch::Contains("[2]"));
+  REQUIRE_THROWS_WITH(x.set_grad(Tensor::zeros({2}, DType::F32)),
+                      Catch::Contains("set_grad") && Catch::Contains("float32"));
 }
 
 TEST_CASE("in-place changes of tensors that require grad throw in grad mode", "[autograd][errors]") {

@@ -146,9 +146,9 @@ TEST_CASE("batch_norm errors name the op and shapes", "[batch_norm][errors]") {
                       Catch::Contains("batch_norm") && Catch::Contains("dtype"));
   REQUIRE_THROWS_WITH(batch_norm(x, Tensor(), Tensor(), false),
                       Catch::Contains("batch_norm") && Catch::Contains("running_mean") && Catch::Contains("undefined"));
-  REQUIRE_THROWS_WITH(batch_norm(Tensor::zeros({1, 3, 1, 1}), Tensor(), Tensor(), true),
-                      Catch::Contains("batch_norm") && Catch::Contains("more than 1 value") &&
-                          Catch::Contains("[1, 3, 1, 1]"));
+  REQUIRE_THROWS_WITH(
+      batch_norm(Tensor::zeros({1, 3, 1, 1}), Tensor(), Tensor(), true),
+      Catch::Contains("batch_norm") && Catch::Contains("more than 1 value") && Catch::Contains("[1, 3, 1, 1]"));
   REQUIRE_THROWS_WITH(batch_norm(Tensor::zeros({6}), Tensor(), Tensor(), true),
                       Catch::Contains("batch_norm") && Catch::Contains("[6]"));
   REQUIRE_THROWS_WITH(batch_norm(Tensor::zeros({2, 3}, DType::I64), Tensor(), Tensor(), true),

@@ -88,12 +88,15 @@ TEST_CASE("conv2d gradients with several images per GEMM", "[conv2d][gradcheck]"
 
 TEST_CASE("conv2d forward and backward against a naive loop on the threaded paths", "[conv2d]") {
   Generator gen(23);
-  struct Case { int64_t B, Ci, Co, H, k, s, p; };
+  struct Case {
+    int64_t B, Ci, Co, H, k, s, p;
+  };
   // Chunks of many small images, one image per chunk, a single image (Eigen's
   // threads), and odd strided geometry.
   for (Case c : {Case{9, 6, 7, 4, 3, 1, 1}, Case{4, 5, 6, 23, 3, 1, 1}, Case{1, 8, 5, 25, 3, 2, 1},
                  Case{7, 6, 9, 5, 1, 1, 0}, Case{3, 4, 5, 11, 1, 2, 0}, Case{6, 3, 4, 9, 3, 2, 0}}) {
-    INFO("B " << c.B << " Ci " << c.Ci << " Co " << c.Co << " H " << c.H << " k " << c.k << " s " << c.s << " p " << c.p);
+    INFO("B " << c.B << " Ci " << c.Ci << " Co " << c.Co << " H " << c.H << " k " << c.k << " s " << c.s << " p "
+              << c.p);
     Tensor x = randn64({c.B, c.Ci, c.H, c.H + 1}, gen), w = randn64({c.Co, c.Ci, c.k, c.k}, gen);
     Tensor b = randn64({c.Co}, gen);
     Tensor y = conv2d(x, w, b, c.s, c.p);

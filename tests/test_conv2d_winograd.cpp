@@ -100,8 +100,8 @@ TEST_CASE("winograd conv2d against a naive loop on the chunked and threaded path
   };
   // Many tiny images per chunk (and per thread), one image per chunk with
   // more tiles than a chunk, a single image (one thread), odd sizes.
-  for (Case c : {Case{37, 4, 5, 4, 4}, Case{5, 6, 7, 33, 34}, Case{1, 5, 3, 9, 11}, Case{6, 7, 5, 5, 3},
-                 Case{2, 3, 2, 2, 2}}) {
+  for (Case c :
+       {Case{37, 4, 5, 4, 4}, Case{5, 6, 7, 33, 34}, Case{1, 5, 3, 9, 11}, Case{6, 7, 5, 5, 3}, Case{2, 3, 2, 2, 2}}) {
     INFO("B " << c.B << " Ci " << c.Ci << " Co " << c.Co << " H " << c.H << " W " << c.W);
     Tensor x = randn64({c.B, c.Ci, c.H, c.W}, gen), w = randn64({c.Co, c.Ci, 3, 3}, gen);
     Tensor b = randn64({c.Co}, gen);
@@ -153,8 +153,8 @@ TEST_CASE("winograd is chosen for 3x3 stride-1 pad-1 convs with enough channels"
   CHECK(cpu::use_winograd(256, 256, 3, 1, 1));
   CHECK(cpu::use_winograd(128, 128, 3, 1, 1));
   CHECK(cpu::use_winograd(16, 16, 3, 1, 1));
-  CHECK_FALSE(cpu::use_winograd(3, 128, 3, 1, 1));   // D's first conv: im2col's K = 27 is better
-  CHECK_FALSE(cpu::use_winograd(256, 3, 3, 1, 1));   // G's output conv
+  CHECK_FALSE(cpu::use_winograd(3, 128, 3, 1, 1));    // D's first conv: im2col's K = 27 is better
+  CHECK_FALSE(cpu::use_winograd(256, 3, 3, 1, 1));    // G's output conv
   CHECK_FALSE(cpu::use_winograd(128, 128, 3, 2, 1));  // strided
   CHECK_FALSE(cpu::use_winograd(128, 128, 3, 1, 0));  // unpadded
   CHECK_FALSE(cpu::use_winograd(128, 128, 1, 1, 0));  // pointwise

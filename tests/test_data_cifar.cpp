@@ -53,8 +53,9 @@ TEST_CASE("CIFAR-10 rejects bad sizes, labels and missing files", "[data][data_c
   std::vector<uint8_t> b = batch(0, 2);
   b.pop_back();
   write_bytes(dir / "test_batch.bin", b);
-  REQUIRE_THROWS_WITH(data::cifar10(dir.path.string(), "test"),
-                      Catch::Contains("test_batch.bin") && Catch::Contains("6145 bytes is not a positive multiple of the 3073"));
+  REQUIRE_THROWS_WITH(
+      data::cifar10(dir.path.string(), "test"),
+      Catch::Contains("test_batch.bin") && Catch::Contains("6145 bytes is not a positive multiple of the 3073"));
   b = batch(0, 3);
   b[2 * 3073] = 10;
   write_bytes(dir / "test_batch.bin", b);

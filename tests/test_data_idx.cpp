@@ -119,8 +119,8 @@ TEST_CASE("malformed IDX files throw naming the file", "[data][data_idx]") {
   TempDir dir;
   std::string p = dir / "x.gz";
   write_bytes(p, gzip_stored(idx(0x801, {3, 2, 2}, 12)));  // a labels magic where images belong
-  REQUIRE_THROWS_WITH(data::read_idx_u8(p, 3), Catch::Contains(p) && Catch::Contains("bad magic 0x00000801") &&
-                                                   Catch::Contains("0x00000803"));
+  REQUIRE_THROWS_WITH(data::read_idx_u8(p, 3),
+                      Catch::Contains(p) && Catch::Contains("bad magic 0x00000801") && Catch::Contains("0x00000803"));
   write_bytes(p, gzip_stored(idx(0x0D03, {3, 2, 2}, 12)));  // float elements
   REQUIRE_THROWS_WITH(data::read_idx_u8(p, 3), Catch::Contains("bad magic 0x00000d03"));
   write_bytes(p, gzip_stored(idx(0x803, {3, 2, 2}, 11)));  // one byte short

@@ -1,8 +1,8 @@
 // DataLoader: batch contents, [-1, 1] scaling, epochs as permutations,
 // determinism, exact resume, flips, resizing, worker errors and shutdown.
-#include <catch2/catch.hpp>
 #include <algorithm>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <numeric>
 #include <set>
@@ -196,9 +196,8 @@ TEST_CASE("loader resume reproduces the uninterrupted stream", "[data][data_load
   DataLoader e(ds, u);
   e.set_state({3, 5, 0});
   CHECK(take(e, 1).labels[0] == std::vector<int64_t>{5, 6, 7, 8});
-  REQUIRE_THROWS_WITH(e.set_state({0, 29, 0}),
-                      Catch::Contains("DataLoader(synthetic)") && Catch::Contains("index 29") &&
-                          Catch::Contains("29 examples"));
+  REQUIRE_THROWS_WITH(e.set_state({0, 29, 0}), Catch::Contains("DataLoader(synthetic)") &&
+                                                   Catch::Contains("index 29") && Catch::Contains("29 examples"));
   REQUIRE_THROWS_WITH(e.set_state({0, 27, 0}), Catch::Contains("less than one batch"));
   CHECK(take(e, 1).labels[0] == std::vector<int64_t>{9, 10, 11, 12});  // still usable after a refused state
 }
@@ -237,7 +236,8 @@ TEST_CASE("loader resizes to the model resolution", "[data][data_loader]") {
   io::ImageF want = io::resize(io::to_float(fm->get(2).image), 32, 32);
   std::vector<float> got = b.images.select(0, 2).to_float_vector();
   double worst = 0;
-  for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, double(std::abs(got[i] - (want.pixels[i] / 127.5f - 1.0f))));
+  for (size_t i = 0; i < got.size(); ++i)
+    worst = std::max(worst, double(std::abs(got[i] - (want.pixels[i] / 127.5f - 1.0f))));
   CHECK(worst < 1e-6);
   std::vector<float> all = b.images.to_float_vector();
   CHECK(*std::min_element(all.begin(), all.end()) >= -1.0f);

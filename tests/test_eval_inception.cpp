@@ -55,9 +55,12 @@ Tensor weight_value(const std::string& name, const Shape& shape) {
   }
   std::vector<double> v = uniform01(name, n);
   for (double& x : v) {
-    if (ends_with(name, "conv.weight") || name == "fc.weight") x = (2 * x - 1) * std::sqrt(6.0 / static_cast<double>(fan_in));
-    else if (ends_with(name, "bn.weight") || ends_with(name, "bn.running_var")) x = 0.8 + 0.4 * x;
-    else x = 0.2 * (x - 0.5);
+    if (ends_with(name, "conv.weight") || name == "fc.weight")
+      x = (2 * x - 1) * std::sqrt(6.0 / static_cast<double>(fan_in));
+    else if (ends_with(name, "bn.weight") || ends_with(name, "bn.running_var"))
+      x = 0.8 + 0.4 * x;
+    else
+      x = 0.2 * (x - 0.5);
   }
   return Tensor::from_vector(v, shape, DType::F64);
 }
@@ -143,9 +146,9 @@ TEST_CASE("FID Inception matches pytorch-fid's network in float32 at 299x299", "
 TEST_CASE("FID Inception weight errors name the tensor", "[eval_inception]") {
   std::map<std::string, Tensor> w = test_weights();
   w.erase("Mixed_6b.branch7x7_2.conv.weight");
-  REQUIRE_THROWS_WITH(FidInception(w, "w.safetensors"),
-                      Catch::Contains("w.safetensors: tensor 'Mixed_6b.branch7x7_2.conv.weight'") &&
-                          Catch::Contains("is missing"));
+  REQUIRE_THROWS_WITH(
+      FidInception(w, "w.safetensors"),
+      Catch::Contains("w.safetensors: tensor 'Mixed_6b.branch7x7_2.conv.weight'") && Catch::Contains("is missing"));
   w = test_weights();
   w["fc.weight"] = Tensor::zeros({1000, 2048}, DType::F64);
   REQUIRE_THROWS_WITH(FidInception(w, "w.safetensors"),

@@ -77,7 +77,8 @@ TEST_CASE("incremental feature statistics equal np.mean / np.cov in any batching
   GaussianStats sh = gaussian_stats(shifted);
   for (size_t i = 0; i < sigma.size(); ++i) CHECK(sh.sigma[i] == Approx(all.sigma[i]).margin(2e-3));
   REQUIRE_THROWS_WITH(FeatureStats().stats(), Catch::Contains("FeatureStats: a covariance needs at least 2 samples"));
-  REQUIRE_THROWS_WITH(fs.add(x.row(0), 1, 4), Catch::Contains("FeatureStats: adding 4-d features to statistics of 5-d"));
+  REQUIRE_THROWS_WITH(fs.add(x.row(0), 1, 4),
+                      Catch::Contains("FeatureStats: adding 4-d features to statistics of 5-d"));
 }
 
 TEST_CASE("Frechet distance of identical statistics is 0", "[eval_metrics]") {
@@ -179,7 +180,8 @@ TEST_CASE("Inception Score: uniform predictions give 1, confident balanced ones 
   onehot.rows = 200;
   onehot.cols = K;
   onehot.data.assign(static_cast<size_t>(200 * K), 0.0f);
-  for (int64_t i = 0; i < 200; ++i) onehot.data[static_cast<size_t>(i * K + i % K)] = 60.0f;  // each split uses every class equally
+  for (int64_t i = 0; i < 200; ++i)
+    onehot.data[static_cast<size_t>(i * K + i % K)] = 60.0f;  // each split uses every class equally
   IsResult o = inception_score(onehot, 10);
   CHECK(o.mean == Approx(static_cast<double>(K)).epsilon(1e-9));
   // From probabilities (exact one-hot: 0 log 0 = 0).
@@ -255,8 +257,10 @@ TEST_CASE("statistics cache files round-trip and name what is wrong", "[eval_met
   save_stats(path, lean);
   CHECK_FALSE(load_stats(path).features.has_value());
   // Mis-shaped and missing tensors, missing metadata.
-  io::save_safetensors(path, {{"mu", Tensor::zeros({5}, DType::F64)}, {"sigma", Tensor::zeros({5, 4}, DType::F64)},
-                              {"n", Tensor::from_vector(std::vector<int64_t>{3}, {})}},
+  io::save_safetensors(path,
+                       {{"mu", Tensor::zeros({5}, DType::F64)},
+                        {"sigma", Tensor::zeros({5, 4}, DType::F64)},
+                        {"n", Tensor::from_vector(std::vector<int64_t>{3}, {})}},
                        {{"feature_net", "x"}});
   REQUIRE_THROWS_WITH(load_stats(path), Catch::Contains("tensor 'sigma' must be 5x5, got [5, 4]"));
   io::save_safetensors(path, {{"mu", Tensor::zeros({5}, DType::F64)}}, {{"feature_net", "x"}});

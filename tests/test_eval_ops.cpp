@@ -91,7 +91,8 @@ TEST_CASE("pooling: parallel planes, NaN propagation, errors", "[eval_ops]") {
   CHECK(v[2] == 8);
   CHECK(v[3] == 9);
   Tensor small = Tensor::zeros({1, 1, 2, 2}, DType::F64);
-  REQUIRE_THROWS_WITH(max_pool2d(small, 3, 1), Catch::Contains("max_pool2d: input [1, 1, 2, 2] is smaller than the 3x3"));
+  REQUIRE_THROWS_WITH(max_pool2d(small, 3, 1),
+                      Catch::Contains("max_pool2d: input [1, 1, 2, 2] is smaller than the 3x3"));
   REQUIRE_THROWS_WITH(avg_pool2d(small, 3, 1, 2), Catch::Contains("avg_pool2d: pad must be in [0, kernel/2]"));
   REQUIRE_THROWS_WITH(avg_pool2d(small, 1, 0), Catch::Contains("avg_pool2d: need kernel >= 1 and stride >= 1"));
   REQUIRE_THROWS_WITH(max_pool2d(Tensor::zeros({2, 2}), 1, 1), Catch::Contains("max_pool2d: expected an NCHW tensor"));
@@ -106,7 +107,8 @@ TEST_CASE("adaptive_avg_pool2d matches PyTorch", "[eval_ops]") {
   }
   // (1, 1) is the spatial mean.
   REQUIRE_CLOSE(adaptive_avg_pool2d(x, 1, 1), mean(x, {2, 3}, true), 1e-14, 1e-14);
-  REQUIRE_THROWS_WITH(adaptive_avg_pool2d(x, 0, 2), Catch::Contains("adaptive_avg_pool2d: output size must be positive"));
+  REQUIRE_THROWS_WITH(adaptive_avg_pool2d(x, 0, 2),
+                      Catch::Contains("adaptive_avg_pool2d: output size must be positive"));
 }
 
 TEST_CASE("resize_bilinear matches PyTorch (align_corners=False), up and down", "[eval_ops]") {
@@ -121,7 +123,8 @@ TEST_CASE("resize_bilinear matches PyTorch (align_corners=False), up and down", 
   REQUIRE_CLOSE(resize_bilinear(x, 5, 7), x, 0, 1e-15);
   Tensor k = Tensor::full({2, 3, 4, 5}, 0.25, DType::F64);
   REQUIRE_CLOSE(resize_bilinear(k, 299, 37), Tensor::full({2, 3, 299, 37}, 0.25, DType::F64), 0, 1e-15);
-  REQUIRE_THROWS_WITH(resize_bilinear(x, 0, 3), Catch::Contains("resize_bilinear: output size must be positive, got 0x3"));
+  REQUIRE_THROWS_WITH(resize_bilinear(x, 0, 3),
+                      Catch::Contains("resize_bilinear: output size must be positive, got 0x3"));
 }
 
 namespace {
@@ -138,7 +141,8 @@ TEST_CASE("evaluation ops: float64 gradchecks at odd sizes", "[eval_ops][gradche
   Generator gen(11);
   SECTION("conv2d_rect, every input, rectangular kernels, strides and pads") {
     for (auto [kh, kw, g] : {std::tuple<int64_t, int64_t, Conv2dRectGeom>{1, 3, {1, 1, 0, 1}},
-                             {3, 1, {2, 1, 1, 0}}, {2, 3, {1, 2, 1, 1}}}) {
+                             {3, 1, {2, 1, 1, 0}},
+                             {2, 3, {1, 2, 1, 1}}}) {
       INFO("kernel " << kh << "x" << kw);
       REQUIRE_GRADCHECK([g = g](const auto& in) { return conv2d_rect(in[0], in[1], in[2], g); },
                         randn64({2, 3, 5, 7}, gen), randn64({4, 3, kh, kw}, gen), randn64({4}, gen));

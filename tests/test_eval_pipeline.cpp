@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
-#include <numeric>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <numeric>
 
 #include "core/io/image.h"
 #include "core/ops.h"
@@ -42,7 +42,8 @@ TEST_CASE("cross_entropy: hand-computed value and float64 gradient", "[eval_pipe
   CHECK(r.ok);
   REQUIRE_THROWS_WITH(cross_entropy(l, Tensor::from_vector(std::vector<int64_t>{0, 7, 0, 0, 0}, {5})),
                       Catch::Contains("cross_entropy: label 7 of example 1 is not in [0, 7)"));
-  REQUIRE_THROWS_WITH(cross_entropy(l, labels.slice(0, 0, 3)), Catch::Contains("cross_entropy: labels must be (B) = (5)"));
+  REQUIRE_THROWS_WITH(cross_entropy(l, labels.slice(0, 0, 3)),
+                      Catch::Contains("cross_entropy: labels must be (B) = (5)"));
 }
 
 TEST_CASE("FmnistClassifier: shapes, a few Adam steps fit a batch, errors", "[eval_pipeline]") {
@@ -66,7 +67,8 @@ TEST_CASE("FmnistClassifier: shapes, a few Adam steps fit a batch, errors", "[ev
   FmnistClassifier::Output o = model.forward(x);
   CHECK(o.features.shape() == Shape{8, 128});
   CHECK(o.logits.shape() == Shape{8, 10});
-  REQUIRE_THROWS_WITH(model.forward(Tensor::zeros({2, 1, 32, 32})), Catch::Contains("FmnistClassifier: input must be (B, 1, 28, 28)"));
+  REQUIRE_THROWS_WITH(model.forward(Tensor::zeros({2, 1, 32, 32})),
+                      Catch::Contains("FmnistClassifier: input must be (B, 1, 28, 28)"));
 }
 
 TEST_CASE("the committed Fashion-MNIST classifier is accurate and treats gray and RGB alike", "[eval_pipeline]") {
@@ -99,7 +101,8 @@ TEST_CASE("the committed Fashion-MNIST classifier is accurate and treats gray an
   INFO(close.message);
   CHECK(close.ok);
   CHECK(net.embed(Tensor::zeros({2, 3, 32, 32})).features.shape() == Shape{2, 128});
-  REQUIRE_THROWS_WITH(FmnistFeatureNet("/nonexistent/w.safetensors"), Catch::Contains("/nonexistent/w.safetensors does not exist"));
+  REQUIRE_THROWS_WITH(FmnistFeatureNet("/nonexistent/w.safetensors"),
+                      Catch::Contains("/nonexistent/w.safetensors does not exist"));
 }
 
 TEST_CASE("folder source: flat or nested folders, channel conversion, size checks", "[eval_pipeline]") {
@@ -151,7 +154,9 @@ TEST_CASE("embedding, caching and reports", "[eval_pipeline]") {
   TempDir dir_scope;
   fs::path dir = dir_scope.path;
   fs::create_directories(dir / "imgs");
-  for (int i = 0; i < 30; ++i) io::write_png((dir / "imgs" / fmt::format("{:02}.png", i)).string(), io::Image(4, 4, 1, static_cast<uint8_t>(7 * i)));
+  for (int i = 0; i < 30; ++i)
+    io::write_png((dir / "imgs" / fmt::format("{:02}.png", i)).string(),
+                  io::Image(4, 4, 1, static_cast<uint8_t>(7 * i)));
   TinyNet net;
   int64_t calls = 0;
   auto src = folder_source((dir / "imgs").string(), 1, 0, 0);

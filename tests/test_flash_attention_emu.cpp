@@ -17,8 +17,10 @@
 #include "tests/support/attention_reference.h"
 
 // After every other header: the emulator defines threadIdx, __shared__ etc.
+// clang-format off
 #include "tests/cuda/emu/cuda_emu.h"
 #include "kernels/cuda/flash_attention_kernels.cuh"
+// clang-format on
 
 namespace {
 
@@ -109,8 +111,7 @@ void check_backward(const Case& c, int sms, uint32_t seed) {
   Buf out(size_t(s.B) * s.N * s.dv), lse(size_t(s.B) * s.N);
   EmuLauncher L;
   L.sms = sms;
-  REQUIRE(fa::forward(L, q.data(), k.data(), v.data(), out.data(), lse.data(), s, fa::FwdVariant::Tiled) ==
-          Status::Ok);
+  REQUIRE(fa::forward(L, q.data(), k.data(), v.data(), out.data(), lse.data(), s, fa::FwdVariant::Tiled) == Status::Ok);
   Buf gq(size_t(s.B) * s.N * s.d), gk(size_t(s.B) * s.S * s.d), gv(size_t(s.B) * s.S * s.dv);
   const size_t ws_bytes = fa::backward_workspace_bytes(s);
   Buf ws(ws_bytes / sizeof(float));
@@ -130,12 +131,13 @@ void check_backward(const Case& c, int sms, uint32_t seed) {
 
 }  // namespace
 
-TEST_CASE("flash attention forward (tiled, tiled-async) matches float64 loops, emulated", "[flash_attention][cuda_emu]") {
+TEST_CASE("flash attention forward (tiled, tiled-async) matches float64 loops, emulated",
+          "[flash_attention][cuda_emu]") {
   // Odd N and S leave partial query and key tiles; dv 130 gives a partial
   // second 128-column tile; d 8 and 100 pad to 16 and 128.
   const Case cases[] = {
-      {{2, 37, 29, 8, 4}, 1.0},     {{1, 130, 70, 16, 64}, 0.7},  {{2, 65, 17, 32, 130}, 0.5},
-      {{1, 70, 129, 64, 128}, 0.4}, {{1, 3, 200, 100, 5}, 0.3},   {{1, 64, 64, 16, 65}, 1.0},
+      {{2, 37, 29, 8, 4}, 1.0},     {{1, 130, 70, 16, 64}, 0.7}, {{2, 65, 17, 32, 130}, 0.5},
+      {{1, 70, 129, 64, 128}, 0.4}, {{1, 3, 200, 100, 5}, 0.3},  {{1, 64, 64, 16, 65}, 1.0},
   };
   uint32_t seed = 10;
   for (const Case& c : cases) {
@@ -163,11 +165,8 @@ TEST_CASE("flash attention forward survives large unscaled logits, emulated", "[
 
 TEST_CASE("flash attention backward matches float64 loops, emulated", "[flash_attention][cuda_emu]") {
   const Case cases[] = {
-      {{2, 37, 29, 8, 4}, 1.0},
-      {{1, 130, 70, 16, 64}, 0.7},
-      {{1, 65, 17, 32, 130}, 0.5},
-      {{1, 70, 67, 64, 33}, 0.4},
-      {{1, 67, 131, 16, 33}, 1.9},  // large logits
+      {{2, 37, 29, 8, 4}, 1.0},   {{1, 130, 70, 16, 64}, 0.7}, {{1, 65, 17, 32, 130}, 0.5},
+      {{1, 70, 67, 64, 33}, 0.4}, {{1, 67, 131, 16, 33}, 1.9},  // large logits
   };
   uint32_t seed = 40;
   for (const Case& c : cases) {
@@ -192,8 +191,7 @@ TEST_CASE("flash attention dispatch rejects unsupported sizes", "[flash_attentio
   CHECK(fa::padded_d(129) == 0);
 }
 
-TEST_CASE("flash attention kernels agree with the engine's CPU attention op, emulated",
-          "[flash_attention][cuda_emu]") {
+TEST_CASE("flash attention kernels agree with the engine's CPU attention op, emulated", "[flash_attention][cuda_emu]") {
   using sagan::Tensor;
   const fa::Shape s{2, 37, 29, 16, 33};
   std::mt19937 gen(77);
@@ -202,8 +200,7 @@ TEST_CASE("flash attention kernels agree with the engine's CPU attention op, emu
   Buf out(size_t(s.B) * s.N * s.dv), lse(size_t(s.B) * s.N);
   Buf gq(size_t(s.B) * s.N * s.d), gk(size_t(s.B) * s.S * s.d), gv(size_t(s.B) * s.S * s.dv);
   EmuLauncher L;
-  REQUIRE(fa::forward(L, q.data(), k.data(), v.data(), out.data(), lse.data(), s, fa::FwdVariant::Tiled) ==
-          Status::Ok);
+  REQUIRE(fa::forward(L, q.data(), k.data(), v.data(), out.data(), lse.data(), s, fa::FwdVariant::Tiled) == Status::Ok);
   const size_t ws_bytes = fa::backward_workspace_bytes(s);
   Buf ws(ws_bytes / sizeof(float));
   REQUIRE(fa::backward(L, q.data(), k.data(), v.data(), out.data(), lse.data(), g.data(), gq.data(), gk.data(),

@@ -111,10 +111,17 @@ TEST_CASE("index_select, embedding and concat gradients", "[index][gradcheck]") 
   Tensor a = randn64({2, 3, 5}, gen), b = randn64({2, 1, 5}, gen), c = randn64({2, 4, 5}, gen);
   REQUIRE_GRADCHECK([](const auto& in) { return tanh(concat({in[0], in[1], in[2]}, 1)); }, a, b, c);
   Tensor a0 = randn64({1, 3, 5}, gen), c0 = randn64({3, 3, 5}, gen);
-  REQUIRE_GRADCHECK([](const auto& in) { return tanh(concat({in[0], in[1], in[2]}, 0)); }, a0, randn64({2, 3, 5}, gen), c0);
+  REQUIRE_GRADCHECK(
+      [](const auto& in) {
+        return tanh(concat({in[0], in[1], in[2]}, 0));
+      },
+      a0, randn64({2, 3, 5}, gen), c0);
   Tensor a2 = randn64({2, 3, 2}, gen), c2 = randn64({2, 3, 3}, gen);
-  REQUIRE_GRADCHECK([](const auto& in) { return tanh(concat({in[0], in[1].transpose(1, 2), in[2]}, -1)); }, a2,
-                    randn64({2, 1, 3}, gen), c2);
+  REQUIRE_GRADCHECK(
+      [](const auto& in) {
+        return tanh(concat({in[0], in[1].transpose(1, 2), in[2]}, -1));
+      },
+      a2, randn64({2, 1, 3}, gen), c2);
 }
 
 TEST_CASE("index_add parallel path accumulates repeats deterministically", "[index]") {
@@ -129,7 +136,8 @@ TEST_CASE("index_add parallel path accumulates repeats deterministically", "[ind
   Tensor g = input_grad(w, embedding(w, idx(iv)), gy);
   std::vector<double> ref(static_cast<size_t>(v * d), 0.0), gv = gy.to_vector();
   for (int64_t j = 0; j < n; ++j)
-    for (int64_t k = 0; k < d; ++k) ref[static_cast<size_t>(iv[static_cast<size_t>(j)] * d + k)] += gv[static_cast<size_t>(j * d + k)];
+    for (int64_t k = 0; k < d; ++k)
+      ref[static_cast<size_t>(iv[static_cast<size_t>(j)] * d + k)] += gv[static_cast<size_t>(j * d + k)];
   // The kernel adds in index order, as this loop does: bitwise equal.
   REQUIRE(g.to_vector() == ref);
 }

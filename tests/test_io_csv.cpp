@@ -16,7 +16,7 @@ TEST_CASE("CsvWriter writes a header and flushes every row", "[io][io_csv]") {
   std::string p = dir / "metrics.csv";
   io::CsvWriter w(p, /*append=*/false);
   w.write({{"step", 100}, {"loss_d", 0.25}, {"loss_g", 1.5f}, {"note", "a,b \"q\""}});
-  CHECK(read_text(p) == "step,loss_d,loss_g,note\n100,0.25,1.5,\"a,b \"\"q\"\"\"\n");  // visible before close
+  CHECK(read_text(p) == "step,loss_d,loss_g,note\n100,0.25,1.5,\"a,b \"\"q\"\"\"\n");   // visible before close
   w.write({{"loss_g", -2.0}, {"note", ""}, {"step", int64_t(200)}, {"loss_d", 1e-7}});  // any order
   CHECK(read_text(p) == "step,loss_d,loss_g,note\n100,0.25,1.5,\"a,b \"\"q\"\"\"\n200,1e-07,-2,\n");
   CHECK(w.columns() == std::vector<std::string>{"step", "loss_d", "loss_g", "note"});

@@ -107,8 +107,8 @@ TEST_CASE("corrupt and truncated PNG/JPEG files throw naming the file", "[io][io
 
   std::string cut = dir / "cut.png";
   write_bytes(cut, std::vector<uint8_t>(png.begin(), png.begin() + static_cast<long>(png.size() / 2)));
-  REQUIRE_THROWS_WITH(io::read_image(cut), Catch::Contains(cut) && Catch::Contains("corrupt PNG") &&
-                                               Catch::Contains("truncated"));
+  REQUIRE_THROWS_WITH(io::read_image(cut),
+                      Catch::Contains(cut) && Catch::Contains("corrupt PNG") && Catch::Contains("truncated"));
 
   // Cut just before IEND: all pixels present, the end of the file missing.
   std::string no_end = dir / "no_end.png";
@@ -124,8 +124,8 @@ TEST_CASE("corrupt and truncated PNG/JPEG files throw naming the file", "[io][io
   std::vector<uint8_t> jpg = io::read_file(fixture("rgb444.jpg"));
   std::string jcut = dir / "cut.jpg";
   write_bytes(jcut, std::vector<uint8_t>(jpg.begin(), jpg.begin() + static_cast<long>(jpg.size() / 2)));
-  REQUIRE_THROWS_WITH(io::read_image(jcut), Catch::Contains(jcut) && Catch::Contains("corrupt JPEG") &&
-                                                Catch::Contains("Premature end"));
+  REQUIRE_THROWS_WITH(io::read_image(jcut),
+                      Catch::Contains(jcut) && Catch::Contains("corrupt JPEG") && Catch::Contains("Premature end"));
 
   std::string jgarbage = dir / "garbage.jpg";
   write_bytes(jgarbage, {0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x02, 0x13, 0x37, 0x00, 0x11});
@@ -136,7 +136,8 @@ TEST_CASE("corrupt and truncated PNG/JPEG files throw naming the file", "[io][io
   REQUIRE_THROWS_WITH(io::read_image(text), Catch::Contains(text) && Catch::Contains("not a PNG or JPEG"));
   REQUIRE_THROWS_WITH(io::decode_png(jpg.data(), jpg.size(), "x.png"), Catch::Contains("x.png: not a PNG file"));
   REQUIRE_THROWS_WITH(io::decode_jpeg(png.data(), png.size(), "x.jpg"), Catch::Contains("x.jpg: not a JPEG file"));
-  REQUIRE_THROWS_WITH(io::read_image(dir / "absent.png"), Catch::Contains("absent.png") && Catch::Contains("No such file"));
+  REQUIRE_THROWS_WITH(io::read_image(dir / "absent.png"),
+                      Catch::Contains("absent.png") && Catch::Contains("No such file"));
 }
 
 TEST_CASE("save_image_grid lays out images like torchvision", "[io][io_image]") {
@@ -194,7 +195,8 @@ TEST_CASE("center_crop and channel conversion", "[io][io_image]") {
   io::Image gray = io::convert_channels(rgb, 1);
   // PIL "L": (19595 R + 38470 G + 7471 B + 2^15) >> 16
   CHECK(gray.pixels == std::vector<uint8_t>{76, (10 * 19595 + 200 * 38470 + 30 * 7471 + 32768) >> 16});
-  CHECK(io::convert_channels(gray, 3).pixels == std::vector<uint8_t>{76, 76, 76, gray.pixels[1], gray.pixels[1], gray.pixels[1]});
+  CHECK(io::convert_channels(gray, 3).pixels ==
+        std::vector<uint8_t>{76, 76, 76, gray.pixels[1], gray.pixels[1], gray.pixels[1]});
   REQUIRE_THROWS_WITH(io::convert_channels(rgb, 2), Catch::Contains("cannot convert 3 channels to 2"));
 }
 

@@ -2,9 +2,9 @@
 // safetensors library, and every corruption the reader must reject.
 #include <catch2/catch.hpp>
 #include <cstdlib>
-#include <numeric>
 #include <cstring>
 #include <filesystem>
+#include <numeric>
 
 #include "core/io/atomic_file.h"
 #include "core/io/safetensors.h"
@@ -37,7 +37,7 @@ TEST_CASE("safetensors round trip of every dtype, views and metadata", "[io][io_
   Tensor strided = base.t();  // (5, 3), not contiguous
   REQUIRE_FALSE(strided.is_contiguous());
   Tensor leaf = Tensor::randn({4}, gen).set_requires_grad(true);
-  io::NamedTensors in = {{"f32", f32}, {"i64", i64},         {"f64", f64},  {"scalar", scalar},
+  io::NamedTensors in = {{"f32", f32},     {"i64", i64},         {"f64", f64},  {"scalar", scalar},
                          {"empty", empty}, {"strided", strided}, {"leaf", leaf}};
   io::Metadata meta = {{"step", "1200"}, {"config", "{\"lr\": 0.0001}"}};
   std::string p = dir / "rt.safetensors";
@@ -122,7 +122,8 @@ TEST_CASE("safetensors rejects corrupt files with messages naming file and tenso
   check(raw_file(R"({"h":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}})", 4), "not supported", "'h'");
   check(raw_file(R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}})", 20), "needs 24 bytes", "'w'");
   check(raw_file(R"({"w":{"dtype":"F32","shape":[2,-3],"data_offsets":[0,24]}})", 24), "negative", "'w'");
-  check(raw_file(R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[8,32]}})", 24), "run past the data section", "'w'");
+  check(raw_file(R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[8,32]}})", 24), "run past the data section",
+        "'w'");
   check(raw_file(R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[24,0]}})", 24), "reversed", "'w'");
   check(raw_file(R"({"w":{"dtype":"F32","shape":[2,3]}})", 24), "data_offsets", "'w'");
   check(raw_file("{" + ok_entry + R"(,"v":{"dtype":"F32","shape":[2],"data_offsets":[16,24]}})", 24), "overlap", "'v'");

@@ -82,8 +82,12 @@ Event parse_event(const std::string& msg) {
         std::memcpy(&e.wall_time, b.data(), 8);
         break;
       }
-      case 2 << 3 | 0: e.step = static_cast<int64_t>(c.varint()); break;
-      case 3 << 3 | 2: e.file_version = c.bytes(c.varint()); break;
+      case 2 << 3 | 0:
+        e.step = static_cast<int64_t>(c.varint());
+        break;
+      case 3 << 3 | 2:
+        e.file_version = c.bytes(c.varint());
+        break;
       case 5 << 3 | 2: {
         std::string summary = c.bytes(c.varint());
         Cursor s{summary};
@@ -93,7 +97,8 @@ Event parse_event(const std::string& msg) {
         }
         break;
       }
-      default: FAIL("unexpected Event field key " << key);
+      default:
+        FAIL("unexpected Event field key " << key);
     }
   }
   return e;

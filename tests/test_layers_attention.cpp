@@ -55,7 +55,7 @@ TEST_CASE("SelfAttention: gamma starts at 0 (identity), map only when asked", "[
 
   nn::SelfAttention paper(8, gen, false);
   CHECK(paper.tensor("g.weight_orig").shape() == Shape{8, 8, 1, 1});  // values keep C channels
-  CHECK(paper.named_parameters().size() == 4);  // no output conv
+  CHECK(paper.named_parameters().size() == 4);                        // no output conv
 }
 
 TEST_CASE("SelfAttention gradients wrt x, every weight and gamma", "[layers][attention][gradcheck]") {
@@ -69,9 +69,9 @@ TEST_CASE("SelfAttention gradients wrt x, every weight and gamma", "[layers][att
     std::vector<Tensor> inputs{randn64(pooled ? Shape{2, C, 2, 4} : Shape{2, C, 3, 3}, gen)};
     for (auto& [name, p] : att.named_parameters()) {
       names.push_back(name);
-      inputs.push_back(name == "gamma" ? Tensor::from_vector(std::vector<double>{0.8}, {1}, DType::F64)
-                                             .set_requires_grad(true)
-                                       : randn64(p.shape(), gen));
+      inputs.push_back(name == "gamma"
+                           ? Tensor::from_vector(std::vector<double>{0.8}, {1}, DType::F64).set_requires_grad(true)
+                           : randn64(p.shape(), gen));
       att.set_tensor(name, inputs.back());
     }
     {
@@ -93,7 +93,8 @@ TEST_CASE("SelfAttention gradients wrt x, every weight and gamma", "[layers][att
 
 TEST_CASE("SelfAttention names the layer and shapes on bad input", "[layers][attention]") {
   Generator gen(4);
-  REQUIRE_THROWS_WITH(nn::SelfAttention(12, gen), Catch::Contains("SelfAttention: channels must be a positive multiple of 8, got 12"));
+  REQUIRE_THROWS_WITH(nn::SelfAttention(12, gen),
+                      Catch::Contains("SelfAttention: channels must be a positive multiple of 8, got 12"));
   nn::SelfAttention att(16, gen);
   REQUIRE_THROWS_WITH(att.forward(Tensor::zeros({2, 8, 4, 4})),
                       Catch::Contains("SelfAttention: input must be (B, 16, H, W), got [2, 8, 4, 4]"));

@@ -147,7 +147,9 @@ TEST_CASE("Batch norm layers name the layer and shapes on bad input", "[layers][
   nn::ConditionalBatchNorm2d cbn(3, 5);
   REQUIRE_THROWS_WITH(cbn.forward(Tensor::zeros({2, 3}), Tensor()),
                       Catch::Contains("ConditionalBatchNorm2d: input must be (B, 3, H, W), got [2, 3]"));
-  REQUIRE_THROWS_WITH(cbn.forward(Tensor::zeros({2, 3, 2, 2}), Tensor::from_vector(std::vector<int64_t>{1}, {1})),
-                      Catch::Contains("ConditionalBatchNorm2d: labels must be (B) = (2) for input [2, 3, 2, 2], got [1]"));
-  REQUIRE_THROWS_WITH(nn::ConditionalBatchNorm2d(0, 2), Catch::Contains("ConditionalBatchNorm2d: need positive channels"));
+  REQUIRE_THROWS_WITH(
+      cbn.forward(Tensor::zeros({2, 3, 2, 2}), Tensor::from_vector(std::vector<int64_t>{1}, {1})),
+      Catch::Contains("ConditionalBatchNorm2d: labels must be (B) = (2) for input [2, 3, 2, 2], got [1]"));
+  REQUIRE_THROWS_WITH(nn::ConditionalBatchNorm2d(0, 2),
+                      Catch::Contains("ConditionalBatchNorm2d: need positive channels"));
 }

@@ -199,9 +199,11 @@ TEST_CASE("SN layers reject bad inputs naming the layer and shapes", "[layers][s
   nn::SNConv2d conv(3, 4, 3, gen);
   REQUIRE_THROWS_WITH(conv.forward(Tensor::zeros({2, 5, 4, 4})),
                       Catch::Contains("SNConv2d: input must be (B, 3, H, W), got [2, 5, 4, 4]"));
-  REQUIRE_THROWS_WITH(nn::SNConv2d(3, 4, 2, gen), Catch::Contains("SNConv2d: need positive channels and an odd kernel"));
+  REQUIRE_THROWS_WITH(nn::SNConv2d(3, 4, 2, gen),
+                      Catch::Contains("SNConv2d: need positive channels and an odd kernel"));
   nn::SNLinear lin(3, 2, gen);
-  REQUIRE_THROWS_WITH(lin.forward(Tensor::zeros({2, 4})), Catch::Contains("SNLinear: input must be (B, 3), got [2, 4]"));
+  REQUIRE_THROWS_WITH(lin.forward(Tensor::zeros({2, 4})),
+                      Catch::Contains("SNLinear: input must be (B, 3), got [2, 4]"));
   nn::SNEmbedding emb(3, 2, gen);
   REQUIRE_THROWS_WITH(emb.forward(Tensor::zeros({2})),
                       Catch::Contains("SNEmbedding: labels must be an int64 vector (B), got float32 [2]"));

@@ -61,8 +61,8 @@ TEST_CASE("matmul gradients over every shape mix", "[matmul][gradcheck]") {
   auto mm = [](const std::vector<Tensor>& in) { return matmul(in[0], in[1]); };
   REQUIRE_GRADCHECK(mm, randn64({3, 5}, gen), randn64({5, 7}, gen));
   REQUIRE_GRADCHECK(mm, randn64({2, 3, 5}, gen), randn64({2, 5, 4}, gen));
-  REQUIRE_GRADCHECK(mm, randn64({3, 5}, gen), randn64({2, 5, 4}, gen));  // 2-d @ 3-d
-  REQUIRE_GRADCHECK(mm, randn64({2, 3, 5}, gen), randn64({5, 4}, gen));  // 3-d @ 2-d
+  REQUIRE_GRADCHECK(mm, randn64({3, 5}, gen), randn64({2, 5, 4}, gen));     // 2-d @ 3-d
+  REQUIRE_GRADCHECK(mm, randn64({2, 3, 5}, gen), randn64({5, 4}, gen));     // 3-d @ 2-d
   REQUIRE_GRADCHECK(mm, randn64({1, 3, 5}, gen), randn64({3, 5, 2}, gen));  // batch 1 broadcasts
   REQUIRE_GRADCHECK(mm, randn64({3, 3, 5}, gen), randn64({1, 5, 2}, gen));
   REQUIRE_GRADCHECK(mm, randn64({1, 7}, gen), randn64({7, 1}, gen));  // degenerate rows and columns
@@ -81,12 +81,15 @@ TEST_CASE("matmul reads transposed and strided views", "[matmul][gradcheck]") {
   REQUIRE_GRADCHECK([](const auto& in) { return matmul(in[0].transpose(1, 2), in[1]); }, randn64({2, 5, 3}, gen),
                     randn64({5, 4}, gen));
   // A permuted batch and a step-2 slice (no unit stride: copied once).
-  REQUIRE_GRADCHECK([](const auto& in) { return matmul(in[0].permute({1, 0, 2}), in[1].slice(2, 0, 9, 2)); },
-                    randn64({3, 2, 5}, gen), randn64({2, 5, 9}, gen));
+  REQUIRE_GRADCHECK(
+      [](const auto& in) {
+        return matmul(in[0].permute({1, 0, 2}), in[1].slice(2, 0, 9, 2));
+      },
+      randn64({3, 2, 5}, gen), randn64({2, 5, 9}, gen));
 
   Tensor a = randn64({6, 5}, gen, false), b = randn64({4, 6}, gen, false);
-  REQUIRE_CLOSE(matmul(a.t(), b.t()), naive_bmm(a.t().contiguous().unsqueeze(0), b.t().contiguous().unsqueeze(0)).squeeze(0),
-                1e-12, 1e-12);
+  REQUIRE_CLOSE(matmul(a.t(), b.t()),
+                naive_bmm(a.t().contiguous().unsqueeze(0), b.t().contiguous().unsqueeze(0)).squeeze(0), 1e-12, 1e-12);
 }
 
 TEST_CASE("bmm and linear gradients", "[matmul][gradcheck]") {
@@ -99,8 +102,8 @@ TEST_CASE("bmm and linear gradients", "[matmul][gradcheck]") {
   REQUIRE_GRADCHECK(lin_b, randn64({2, 3, 5}, gen), randn64({7, 5}, gen), randn64({7}, gen));
   REQUIRE_GRADCHECK(lin, randn64({3, 5}, gen), randn64({7, 5}, gen));
   REQUIRE_GRADCHECK(lin_b, randn64({5}, gen), randn64({3, 5}, gen), randn64({3}, gen));  // a single vector
-  REQUIRE_GRADCHECK([](const auto& in) { return linear(in[0].transpose(0, 1), in[1], in[2]); },
-                    randn64({5, 3}, gen), randn64({7, 5}, gen), randn64({7}, gen));
+  REQUIRE_GRADCHECK([](const auto& in) { return linear(in[0].transpose(0, 1), in[1], in[2]); }, randn64({5, 3}, gen),
+                    randn64({7, 5}, gen), randn64({7}, gen));
   Tensor y = linear(randn64({4, 2, 5}, gen), randn64({3, 5}, gen));
   CHECK(y.shape() == Shape{4, 2, 3});
 }
@@ -111,8 +114,8 @@ TEST_CASE("bmm kernel: layouts, broadcast batch and beta", "[matmul]") {
   for (double beta : {0.0, 1.0, 0.5}) {
     INFO("beta " << beta);
     // a column-major with a broadcast batch, b row-major padded (ld > N).
-    Tensor a = randn64({1, 6, 5}, gen, false).transpose(1, 2);       // (1,5,6), col-major
-    Tensor b = randn64({3, 6, 11}, gen, false).slice(2, 1, 8);       // (3,6,7), ld 11
+    Tensor a = randn64({1, 6, 5}, gen, false).transpose(1, 2);  // (1,5,6), col-major
+    Tensor b = randn64({3, 6, 11}, gen, false).slice(2, 1, 8);  // (3,6,7), ld 11
     Tensor out0 = randn64({3, 5, 7}, gen, false);
     Tensor out = out0.clone();
     be.bmm(a, b, out, beta);
@@ -130,9 +133,8 @@ TEST_CASE("matmul float32 agrees with float64 on the threaded paths", "[matmul]"
   Generator gen(15);
   // Batched (threads over the batch), one big GEMM (Eigen's threads), and a
   // broadcast 3-d @ 2-d (one tall GEMM).
-  for (auto [sa, sb] : {std::pair<Shape, Shape>{{8, 33, 70}, {8, 70, 17}},
-                        {{1, 150, 301}, {1, 301, 97}},
-                        {{6, 19, 64}, {64, 45}}}) {
+  for (auto [sa, sb] :
+       {std::pair<Shape, Shape>{{8, 33, 70}, {8, 70, 17}}, {{1, 150, 301}, {1, 301, 97}}, {{6, 19, 64}, {64, 45}}}) {
     Tensor a = Tensor::randn(sa, gen, DType::F64), b = Tensor::randn(sb, gen, DType::F64);
     Tensor y64 = matmul(a, b);
     Tensor y32 = matmul(a.to(DType::F32), b.to(DType::F32));
@@ -145,7 +147,8 @@ TEST_CASE("matmul float32 agrees with float64 on the threaded paths", "[matmul]"
 
 TEST_CASE("matmul errors name the op and both shapes", "[matmul][errors]") {
   Tensor a = Tensor::zeros({2, 3}), b = Tensor::zeros({4, 5});
-  REQUIRE_THROWS_WITH(matmul(a, b), Catch::Contains("matmul") && Catch::Contains("[2, 3]") && Catch::Contains("[4, 5]"));
+  REQUIRE_THROWS_WITH(matmul(a, b),
+                      Catch::Contains("matmul") && Catch::Contains("[2, 3]") && Catch::Contains("[4, 5]"));
   REQUIRE_THROWS_WITH(matmul(Tensor::zeros({3}), b),
                       Catch::Contains("matmul") && Catch::Contains("2-d or 3-d") && Catch::Contains("[3]"));
   REQUIRE_THROWS_WITH(matmul(Tensor::zeros({2, 2, 3}), Tensor::zeros({3, 3, 4})),
@@ -157,5 +160,6 @@ TEST_CASE("matmul errors name the op and both shapes", "[matmul][errors]") {
                       Catch::Contains("linear") && Catch::Contains("[2, 3]") && Catch::Contains("[4, 5]"));
   REQUIRE_THROWS_WITH(linear(Tensor::zeros({2, 5}), Tensor::zeros({4, 5}), Tensor::zeros({3})),
                       Catch::Contains("linear") && Catch::Contains("bias") && Catch::Contains("[3]"));
-  REQUIRE_THROWS_WITH(matmul(a, Tensor::zeros({3, 2}, DType::F64)), Catch::Contains("matmul") && Catch::Contains("dtype"));
+  REQUIRE_THROWS_WITH(matmul(a, Tensor::zeros({3, 2}, DType::F64)),
+                      Catch::Contains("matmul") && Catch::Contains("dtype"));
 }

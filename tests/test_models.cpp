@@ -110,16 +110,21 @@ TEST_CASE("SaganConfig::validate names the option and the bad value", "[models][
                       Catch::Contains("g_attn_res 4 is not a resolution the generator's blocks produce (8, 16, 32)"));
   c = SaganConfig{};
   c.d_attn_res = std::vector<int64_t>{32};
-  REQUIRE_THROWS_WITH(c.validate(),
-                      Catch::Contains("d_attn_res 32 is not a resolution the discriminator's blocks produce (16, 8, 8, 8)"));
+  REQUIRE_THROWS_WITH(
+      c.validate(),
+      Catch::Contains("d_attn_res 32 is not a resolution the discriminator's blocks produce (16, 8, 8, 8)"));
   c = SaganConfig{};
   c.g_attn_res = std::vector<int64_t>{16, 16};
   REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("g_attn_res lists 16 twice"));
   c = SaganConfig{};
   c.ch = 3;  // G widths 12: no whole C/8 queries
-  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("g_attn_res 16: self-attention needs channels divisible by 8, the block has 12 (ch = 3)"));
+  REQUIRE_THROWS_WITH(
+      c.validate(),
+      Catch::Contains("g_attn_res 16: self-attention needs channels divisible by 8, the block has 12 (ch = 3)"));
   c.g_attn_res = std::vector<int64_t>{};
-  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("d_attn_res 16: self-attention needs channels divisible by 8, the block has 6 (ch = 3)"));
+  REQUIRE_THROWS_WITH(
+      c.validate(),
+      Catch::Contains("d_attn_res 16: self-attention needs channels divisible by 8, the block has 6 (ch = 3)"));
   c = SaganConfig{};
   c.num_classes = -1;
   REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("num_classes must be >= 0"));
@@ -218,9 +223,11 @@ TEST_CASE("Models name themselves and the shapes on bad input", "[models]") {
   SaganGenerator G(c, gen);
   SaganDiscriminator D(c, gen);
   Tensor y = Tensor::from_vector(std::vector<int64_t>{0, 1}, {2});
-  REQUIRE_THROWS_WITH(G.forward(Tensor::zeros({2, 5}), y), Catch::Contains("SaganGenerator: z must be (B, 4), got [2, 5]"));
-  REQUIRE_THROWS_WITH(G.forward(Tensor::zeros({2, 4})),
-                      Catch::Contains("SaganGenerator: a conditional model (3 classes) needs int64 labels of shape [2], got none"));
+  REQUIRE_THROWS_WITH(G.forward(Tensor::zeros({2, 5}), y),
+                      Catch::Contains("SaganGenerator: z must be (B, 4), got [2, 5]"));
+  REQUIRE_THROWS_WITH(
+      G.forward(Tensor::zeros({2, 4})),
+      Catch::Contains("SaganGenerator: a conditional model (3 classes) needs int64 labels of shape [2], got none"));
   REQUIRE_THROWS_WITH(D.forward(Tensor::zeros({2, 3, 64, 64}), y),
                       Catch::Contains("SaganDiscriminator: images must be (B, 3, 32, 32), got [2, 3, 64, 64]"));
   REQUIRE_THROWS_WITH(D.forward(Tensor::zeros({2, 3, 32, 32}), Tensor::zeros({2})),

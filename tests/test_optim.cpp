@@ -75,7 +75,8 @@ TEST_CASE("adam_update matches torch.optim.Adam", "[optim][golden]") {
     const auto shapes = c.at("shapes").get<std::vector<Shape>>();
     std::vector<Tensor> params, m, v;
     for (size_t i = 0; i < shapes.size(); ++i) {
-      params.push_back(Tensor::from_vector(c.at("p0")[i].get<std::vector<double>>(), shapes[i], dt).set_requires_grad());
+      params.push_back(
+          Tensor::from_vector(c.at("p0")[i].get<std::vector<double>>(), shapes[i], dt).set_requires_grad());
       m.push_back(Tensor::zeros(shapes[i], dt));
       v.push_back(Tensor::zeros(shapes[i], dt));
     }
@@ -153,7 +154,8 @@ TEST_CASE("optimiser update errors name the op and the offending tensor", "[opti
   REQUIRE_THROWS_WITH(adam_update(p, g, m, vstrided, h),
                       Catch::Contains("adam_update: v[0]") && Catch::Contains("contiguous"));
   std::vector<Tensor> pint{Tensor::zeros({2, 3}, DType::I64), leaf({4})};
-  REQUIRE_THROWS_WITH(adam_update(pint, g, m, v, h), Catch::Contains("adam_update: params[0]") && Catch::Contains("int64"));
+  REQUIRE_THROWS_WITH(adam_update(pint, g, m, v, h),
+                      Catch::Contains("adam_update: params[0]") && Catch::Contains("int64"));
   AdamHyper h0;
   h0.step = 0;
   REQUIRE_THROWS_WITH(adam_update(p, g, m, v, h0), Catch::Contains("adam_update: step"));

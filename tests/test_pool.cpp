@@ -13,11 +13,11 @@ using namespace sagan;
 using namespace sagan::testing;
 
 // Bitwise-equal values and equal shapes.
-#define REQUIRE_SAME_VALUES(a, b)                       \
-  do {                                                  \
-    Tensor a_ = (a), b_ = (b);                          \
-    REQUIRE(a_.shape() == b_.shape());                  \
-    REQUIRE(a_.to_vector() == b_.to_vector());          \
+#define REQUIRE_SAME_VALUES(a, b)              \
+  do {                                         \
+    Tensor a_ = (a), b_ = (b);                 \
+    REQUIRE(a_.shape() == b_.shape());         \
+    REQUIRE(a_.to_vector() == b_.to_vector()); \
   } while (0)
 
 namespace {
@@ -103,9 +103,14 @@ TEST_CASE("pooling and upsampling gradients on odd shapes", "[pool][gradcheck]")
   REQUIRE_GRADCHECK([](const auto& in) { return upsample_nearest2x(in[0]); }, randn64({2, 3, 3, 5}, gen));
   REQUIRE_GRADCHECK([](const auto& in) { return max_pool2x2(in[0]); }, ramped({2, 3, 7, 5}, gen));
   // Strided inputs: the front ends make them contiguous.
-  REQUIRE_GRADCHECK([](const auto& in) { return avg_pool2x2(in[0].permute({0, 1, 3, 2})); }, randn64({2, 3, 5, 7}, gen));
+  REQUIRE_GRADCHECK(
+      [](const auto& in) {
+        return avg_pool2x2(in[0].permute({0, 1, 3, 2}));
+      },
+      randn64({2, 3, 5, 7}, gen));
   REQUIRE_GRADCHECK([](const auto& in) { return max_pool2x2(in[0].permute({0, 1, 3, 2})); }, ramped({2, 3, 5, 7}, gen));
-  REQUIRE_GRADCHECK([](const auto& in) { return upsample_nearest2x(in[0].transpose(2, 3)); }, randn64({1, 3, 5, 3}, gen));
+  REQUIRE_GRADCHECK([](const auto& in) { return upsample_nearest2x(in[0].transpose(2, 3)); },
+                    randn64({1, 3, 5, 3}, gen));
   // Chained, so each op's backward sees a non-uniform, computed gradient.
   REQUIRE_GRADCHECK([](const auto& in) { return tanh(avg_pool2x2(upsample_nearest2x(tanh(in[0])))); },
                     randn64({2, 3, 3, 5}, gen));
@@ -124,10 +129,12 @@ TEST_CASE("pooling parallel path matches strided-slice composites", "[pool]") {
   // Backward: the same gradient through the kernels and through composites.
   Tensor w = Tensor::randn({2, 16, 16, 32}, gen, DType::F64);
   Tensor ga = input_grad(x, avg_pool2x2(x), w);
-  Tensor gr = input_grad(x, mul(add(add(corner(x, 0, 0), corner(x, 0, 1)), add(corner(x, 1, 0), corner(x, 1, 1))), 0.25), w);
+  Tensor gr =
+      input_grad(x, mul(add(add(corner(x, 0, 0), corner(x, 0, 1)), add(corner(x, 1, 0), corner(x, 1, 1))), 0.25), w);
   REQUIRE_CLOSE(ga, gr, 1e-14, 1e-15);
   Tensor gm = input_grad(x, max_pool2x2(x), w);
-  Tensor gmr = input_grad(x, maximum(maximum(corner(x, 0, 0), corner(x, 0, 1)), maximum(corner(x, 1, 0), corner(x, 1, 1))), w);
+  Tensor gmr =
+      input_grad(x, maximum(maximum(corner(x, 0, 0), corner(x, 0, 1)), maximum(corner(x, 1, 0), corner(x, 1, 1))), w);
   REQUIRE_SAME_VALUES(gm, gmr);
   Tensor wu = Tensor::randn(u.shape(), gen, DType::F64);
   Tensor gu = input_grad(x, upsample_nearest2x(x), wu);

@@ -52,8 +52,10 @@ void check_all_subsets(const Tensor& x, double rtol) {
       Tensor s = sum(x, dims, keep);
       Shape want_shape;
       for (size_t d = 0; d < nd; ++d)
-        if (!mask[d]) want_shape.push_back(x.size(static_cast<int64_t>(d)));
-        else if (keep) want_shape.push_back(1);
+        if (!mask[d])
+          want_shape.push_back(x.size(static_cast<int64_t>(d)));
+        else if (keep)
+          want_shape.push_back(1);
       REQUIRE(s.shape() == want_shape);
       auto r = allclose(s, want, rtol, 1e-9);
       INFO(r.message);
@@ -147,8 +149,8 @@ TEST_CASE("sum_to_shape reverses broadcasting", "[reduce]") {
   // Size-1 dims of x that are also 1 in the target are kept as they are.
   Tensor y = Tensor::arange(6, DType::F64).reshape({2, 1, 3});
   CHECK(sum_to_shape(y, {1, 3}).to_vector() == std::vector<double>{3, 5, 7});
-  REQUIRE_THROWS_WITH(sum_to_shape(x, {5}), Catch::Contains("sum_to_shape") && Catch::Contains("[2, 3, 4]") &&
-                                                Catch::Contains("[5]"));
+  REQUIRE_THROWS_WITH(sum_to_shape(x, {5}),
+                      Catch::Contains("sum_to_shape") && Catch::Contains("[2, 3, 4]") && Catch::Contains("[5]"));
   REQUIRE_THROWS_WITH(sum_to_shape(x, {1, 2, 3, 4}), Catch::Contains("sum_to_shape"));
   Generator gen(24);
   Tensor g = randn64({2, 3, 5, 7}, gen);
@@ -194,8 +196,8 @@ TEST_CASE("softmax over every dim of a 3-d tensor", "[reduce][softmax]") {
   CHECK(p[0] == Approx(std::exp(-1.0) / z));
   CHECK(p[1] == Approx(1.0 / z));
   REQUIRE_THROWS_WITH(softmax(x, 3), Catch::Contains("softmax") && Catch::Contains("out of range"));
-  REQUIRE_THROWS_WITH(softmax(Tensor::zeros({2}, DType::I64), 0), Catch::Contains("softmax") &&
-                                                                      Catch::Contains("int64"));
+  REQUIRE_THROWS_WITH(softmax(Tensor::zeros({2}, DType::I64), 0),
+                      Catch::Contains("softmax") && Catch::Contains("int64"));
 }
 
 TEST_CASE("softmax gradients over every dim", "[reduce][softmax][gradcheck]") {
@@ -213,7 +215,7 @@ TEST_CASE("reduction errors name the op and the shapes", "[reduce][errors]") {
   REQUIRE_THROWS_WITH(sum(x, {2}), Catch::Contains("sum") && Catch::Contains("out of range"));
   REQUIRE_THROWS_WITH(sum(x, {1, -1}), Catch::Contains("sum") && Catch::Contains("twice"));
   REQUIRE_THROWS_WITH(mean(x, {-3}), Catch::Contains("mean") && Catch::Contains("out of range"));
-  REQUIRE_THROWS_WITH(sum(Tensor::zeros({2, 3}, DType::I64)), Catch::Contains("sum") && Catch::Contains("int64") &&
-                                                                  Catch::Contains("[2, 3]"));
+  REQUIRE_THROWS_WITH(sum(Tensor::zeros({2, 3}, DType::I64)),
+                      Catch::Contains("sum") && Catch::Contains("int64") && Catch::Contains("[2, 3]"));
   REQUIRE_THROWS_WITH(sum(Tensor()), Catch::Contains("sum") && Catch::Contains("undefined"));
 }

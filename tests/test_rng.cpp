@@ -2,8 +2,8 @@
 // Generator's stream against golden literals from an independent Python
 // implementation (tests/golden/philox_golden.py), distribution sanity, and
 // exact resumption from (seed, position).
-#include <catch2/catch.hpp>
 #include <array>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <set>
 #include <vector>

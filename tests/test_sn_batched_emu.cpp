@@ -16,8 +16,10 @@
 #include "core/ops.h"
 
 // After every other header: the emulator defines threadIdx, __shared__ etc.
+// clang-format off
 #include "tests/cuda/emu/cuda_emu.h"
 #include "kernels/cuda/sn_power_batched_kernels.cuh"
+// clang-format on
 
 namespace {
 
@@ -173,14 +175,13 @@ TEST_CASE("batched power iteration rejects invalid arguments", "[sn_batched][cud
   CHECK(sn::workspace_bytes(&empty_rows, 1) == 0);
   CHECK(sn::power_iteration(launcher, &empty_rows, 1, 1e-12f, nullptr, ws.data(), 1024) == Status::Invalid);
   CHECK(sn::power_iteration(launcher, &null_w, 1, 1e-12f, nullptr, ws.data(), 1024) == Status::Invalid);
-  CHECK(sn::power_iteration(launcher, &ok, 1, 0.f, nullptr, ws.data(), 1024) == Status::Invalid);       // eps
-  CHECK(sn::power_iteration(launcher, &ok, 1, 1e-12f, nullptr, ws.data(), 4) == Status::Invalid);       // too small
-  CHECK(sn::power_iteration(launcher, &ok, 1, 1e-12f, nullptr, nullptr, 1024) == Status::Invalid);      // no workspace
-  CHECK(sn::power_iteration(launcher, &ok, 0, 1e-12f, nullptr, nullptr, 0) == Status::Ok);              // nothing to do
+  CHECK(sn::power_iteration(launcher, &ok, 1, 0.f, nullptr, ws.data(), 1024) == Status::Invalid);   // eps
+  CHECK(sn::power_iteration(launcher, &ok, 1, 1e-12f, nullptr, ws.data(), 4) == Status::Invalid);   // too small
+  CHECK(sn::power_iteration(launcher, &ok, 1, 1e-12f, nullptr, nullptr, 1024) == Status::Invalid);  // no workspace
+  CHECK(sn::power_iteration(launcher, &ok, 0, 1e-12f, nullptr, nullptr, 0) == Status::Ok);          // nothing to do
 }
 
-TEST_CASE("batched power iteration agrees with the engine's CPU power_iteration, emulated",
-          "[sn_batched][cuda_emu]") {
+TEST_CASE("batched power iteration agrees with the engine's CPU power_iteration, emulated", "[sn_batched][cuda_emu]") {
   using sagan::Tensor;
   std::mt19937 gen(10);
   std::vector<Layer> layers{Layer{37, 300}, Layer{130, 9}, Layer{64, 576}};

@@ -127,7 +127,8 @@ TEST_CASE("spectral_sigma gradient flows to W only", "[spectral_norm][gradcheck]
       },
       w4, u3, v18);
   // u and v never receive gradients even when they require them.
-  Tensor ug = unit(randn64({5}, gen, false)).set_requires_grad(), vg = unit(randn64({7}, gen, false)).set_requires_grad();
+  Tensor ug = unit(randn64({5}, gen, false)).set_requires_grad(),
+         vg = unit(randn64({7}, gen, false)).set_requires_grad();
   Tensor w2 = randn64({5, 7}, gen);
   spectral_sigma(w2, ug, vg).backward();
   CHECK_FALSE(ug.grad().defined());
@@ -147,12 +148,13 @@ TEST_CASE("spectral norm errors name the op and shapes", "[spectral_norm][errors
                       Catch::Contains("power_iteration: v[0]") && Catch::Contains("[3]") && Catch::Contains("[2]"));
   REQUIRE_THROWS_WITH(power_iteration(w, none, v), Catch::Contains("power_iteration: list lengths"));
   std::vector<Tensor> w3{Tensor::zeros({4, 3, 1})};
-  REQUIRE_THROWS_WITH(power_iteration(w3, u, v),
-                      Catch::Contains("power_iteration: w[0]") && Catch::Contains("2-d") && Catch::Contains("[4, 3, 1]"));
+  REQUIRE_THROWS_WITH(power_iteration(w3, u, v), Catch::Contains("power_iteration: w[0]") && Catch::Contains("2-d") &&
+                                                     Catch::Contains("[4, 3, 1]"));
   std::vector<Tensor> u64{Tensor::zeros({4}, DType::F64)};
   REQUIRE_THROWS_WITH(power_iteration(w, u64, v), Catch::Contains("power_iteration") && Catch::Contains("float64"));
   std::vector<Tensor> ugrad{Tensor::zeros({4}).set_requires_grad()};
-  REQUIRE_THROWS_WITH(power_iteration(w, ugrad, v), Catch::Contains("power_iteration: u[0]") && Catch::Contains("grad"));
+  REQUIRE_THROWS_WITH(power_iteration(w, ugrad, v),
+                      Catch::Contains("power_iteration: u[0]") && Catch::Contains("grad"));
   REQUIRE_THROWS_WITH(power_iteration(w, u, v, 0.0), Catch::Contains("power_iteration: eps"));
 
   Tensor w2 = Tensor::zeros({4, 3});

@@ -73,8 +73,8 @@ TEST_CASE("reshape views when it can and copies when it cannot", "[tensor][views
     for (int i = 0; i < 2; ++i)
       for (int j = 0; j < 3; ++j) want.push_back(i * 12 + j * 4 + k);
   CHECK(pc.to_vector() == want);
-  REQUIRE_THROWS_WITH(p.view({24}), Catch::Contains("view") && Catch::Contains("[4, 2, 3]") &&
-                                        Catch::Contains("reshape"));
+  REQUIRE_THROWS_WITH(p.view({24}),
+                      Catch::Contains("view") && Catch::Contains("[4, 2, 3]") && Catch::Contains("reshape"));
 
   // Size-1 dims with arbitrary strides never block a view.
   Tensor col = iota64({5, 4}).slice(1, 2, 3);  // (5,1), strides (4,1)
@@ -176,8 +176,8 @@ TEST_CASE("expand broadcasts with zero strides", "[tensor][views]") {
   Tensor c = Tensor::from_vector(std::vector<double>{1, 2}, {2}, DType::F64).expand({3, 2}).contiguous();
   CHECK(c.is_contiguous());
   CHECK(c.to_vector() == std::vector<double>{1, 2, 1, 2, 1, 2});
-  REQUIRE_THROWS_WITH(x.expand({3, 2, 4}).numel(), Catch::Contains("expand") && Catch::Contains("[3, 1]") &&
-                                                       Catch::Contains("[3, 2, 4]"));
+  REQUIRE_THROWS_WITH(x.expand({3, 2, 4}).numel(),
+                      Catch::Contains("expand") && Catch::Contains("[3, 1]") && Catch::Contains("[3, 2, 4]"));
   REQUIRE_THROWS_WITH(x.expand({2}), Catch::Contains("expand"));
   REQUIRE_THROWS_WITH(x.expand({-1, 3, 4}), Catch::Contains("expand"));
 }
@@ -283,8 +283,8 @@ TEST_CASE("copy_ broadcasts, converts and handles overlapping views", "[tensor]"
   Tensor v = iota64({6});
   v.slice(0, 1, 6).copy_(v.slice(0, 0, 5));  // shift right by one
   CHECK(v.to_vector() == std::vector<double>{0, 0, 1, 2, 3, 4});
-  REQUIRE_THROWS_WITH(dst.copy_(Tensor::zeros({4})), Catch::Contains("copy_") && Catch::Contains("[4]") &&
-                                                         Catch::Contains("[2, 3]"));
+  REQUIRE_THROWS_WITH(dst.copy_(Tensor::zeros({4})),
+                      Catch::Contains("copy_") && Catch::Contains("[4]") && Catch::Contains("[2, 3]"));
 }
 
 TEST_CASE("broadcasting edge cases: scalars, size-1 dims, rank mismatch, zero-size", "[tensor][broadcast]") {
@@ -342,14 +342,22 @@ TEST_CASE("gradients flow through every view op", "[tensor][views][gradcheck]") 
     check([](const auto& in) { return in[0].reshape({6, -1}); });
     check([](const auto& in) { return in[0].permute({3, 1, 2, 0}).reshape({7, 30}); });
   }
-  SECTION("view") { check([](const auto& in) { return in[0].view({2, 105}); }); }
-  SECTION("permute") { check([](const auto& in) { return in[0].permute({2, 0, 3, 1}); }); }
-  SECTION("transpose") { check([](const auto& in) { return in[0].transpose(1, -1); }); }
+  SECTION("view") {
+    check([](const auto& in) { return in[0].view({2, 105}); });
+  }
+  SECTION("permute") {
+    check([](const auto& in) { return in[0].permute({2, 0, 3, 1}); });
+  }
+  SECTION("transpose") {
+    check([](const auto& in) { return in[0].transpose(1, -1); });
+  }
   SECTION("slice with a step and negative bounds") {
     check([](const auto& in) { return in[0].slice(3, -6, -1, 2); });
     check([](const auto& in) { return in[0].slice(2, 1, 100, 3).slice(1, -2, 3); });
   }
-  SECTION("select") { check([](const auto& in) { return in[0].select(2, -2); }); }
+  SECTION("select") {
+    check([](const auto& in) { return in[0].select(2, -2); });
+  }
   SECTION("expand") {
     check([](const auto& in) { return in[0].slice(1, 0, 1).expand({4, 2, 3, 5, 7}); });
   }
@@ -409,8 +417,8 @@ TEST_CASE("str() prints readable values and truncates big tensors", "[tensor][pr
 
 TEST_CASE("tensor errors name the op and the shapes", "[tensor][errors]") {
   Tensor x = iota64({2, 3});
-  REQUIRE_THROWS_WITH(x.reshape({4, 2}), Catch::Contains("reshape") && Catch::Contains("[4, 2]") &&
-                                             Catch::Contains("6 elements"));
+  REQUIRE_THROWS_WITH(x.reshape({4, 2}),
+                      Catch::Contains("reshape") && Catch::Contains("[4, 2]") && Catch::Contains("6 elements"));
   REQUIRE_THROWS_WITH(x.reshape({-1, -1}), Catch::Contains("reshape") && Catch::Contains("-1"));
   REQUIRE_THROWS_WITH(x.view({5, -1}), Catch::Contains("view") && Catch::Contains("[5, -1]"));
   REQUIRE_THROWS_WITH(x.permute({0}), Catch::Contains("permute") && Catch::Contains("2-d"));
@@ -418,8 +426,8 @@ TEST_CASE("tensor errors name the op and the shapes", "[tensor][errors]") {
   REQUIRE_THROWS_WITH(x.transpose(0, 2), Catch::Contains("transpose") && Catch::Contains("out of range"));
   REQUIRE_THROWS_WITH(x.slice(1, 0, 2, 0), Catch::Contains("slice") && Catch::Contains("step"));
   REQUIRE_THROWS_WITH(x.slice(2, 0, 1), Catch::Contains("slice") && Catch::Contains("dim 2"));
-  REQUIRE_THROWS_WITH(x.select(1, 3), Catch::Contains("select") && Catch::Contains("index 3") &&
-                                          Catch::Contains("size 3"));
+  REQUIRE_THROWS_WITH(x.select(1, 3),
+                      Catch::Contains("select") && Catch::Contains("index 3") && Catch::Contains("size 3"));
   REQUIRE_THROWS_WITH(x.item(), Catch::Contains("item") && Catch::Contains("[2, 3]"));
   REQUIRE_THROWS_WITH(Tensor::from_vector(std::vector<double>{1, 2, 3}, {2, 2}),
                       Catch::Contains("from_vector") && Catch::Contains("[2, 2]"));

@@ -7,15 +7,15 @@
 #include <fstream>
 
 #include "core/io/image.h"
-#include "tests/support/tiny_dataset.h"
 #include "core/ops.h"
 #include "models/train_run.h"
 #include "models/trainer.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/tiny_dataset.h"
 
 using namespace sagan;
-using sagan::testing::TinyDataset;
 using sagan::testing::TempDir;
+using sagan::testing::TinyDataset;
 namespace fs = std::filesystem;
 
 namespace {

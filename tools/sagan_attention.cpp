@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
   return cli::guarded_main("sagan-attention", [&]() -> int {
     CLI::App app{"sagan-attention: render self-attention maps of a sagan-train checkpoint (or run directory)."};
     std::string ckpt, out = "attention.png", weights = "ema", device = "auto", classes_str, queries_str, net,
-                heat = "minmax";
+                      heat = "minmax";
     std::vector<std::string> image_files;
     int64_t n = 4, layer = 0, auto_n = 0, scale = 0;
     uint64_t seed = 0;
@@ -44,7 +44,8 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--seed", seed, "Seed for z (the same images as sagan-sample --seed)")->capture_default_str();
     app.add_option("--weights", weights, "Generator weights: ema (default) or g")->check(CLI::IsMember({"ema", "g"}));
-    app.add_option("--image", image_files, "Real image file(s) (PNG/JPEG) to run D's attention on, instead of G's samples");
+    app.add_option("--image", image_files,
+                   "Real image file(s) (PNG/JPEG) to run D's attention on, instead of G's samples");
     app.add_option("-o,--out", out, "PNG to write")->capture_default_str();
     app.add_option("--scale", scale, "Panel pixels per image pixel (0: the smallest giving panels >= 128 px)")
         ->capture_default_str();
@@ -61,7 +62,8 @@ int main(int argc, char** argv) {
     const bool real = !image_files.empty();
     if (net.empty()) net = real ? "D" : "G";
     const bool use_d = net == "D" || net == "d";
-    SAGAN_CHECK(!(real && !use_d), "--image: real images go through the discriminator; use --net D (G has no image input)");
+    SAGAN_CHECK(!(real && !use_d),
+                "--image: real images go through the discriminator; use --net D (G has no image input)");
     SAGAN_CHECK(n > 0, "--num must be positive, got {}", n);
     SAGAN_CHECK(!(real && app.count("--num") > 0), "--num: not used with --image (one row per image file)");
     SAGAN_CHECK(layer >= 0, "--layer must be >= 0, got {}", layer);
@@ -166,7 +168,8 @@ int main(int argc, char** argv) {
     if (fs::path p(out); p.has_parent_path()) fs::create_directories(p.parent_path());
     io::write_png(out, fig);
     fmt::print("sagan-attention: wrote {} ({}x{} pixels: {} row(s) of the image and {} map(s))\n", out, fig.width,
-               fig.height, B, rows.empty() ? 0 : (fig.width - ro.padding) / (R * viz::panel_scale(R, ro) + ro.padding) - 1);
+               fig.height, B,
+               rows.empty() ? 0 : (fig.width - ro.padding) / (R * viz::panel_scale(R, ro) + ro.padding) - 1);
     return 0;
   });
 }

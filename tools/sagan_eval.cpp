@@ -44,9 +44,8 @@ class ProgressLine {
     const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0.0;
     const auto e = static_cast<int64_t>(eta);
     std::fprintf(stderr, "%s  embedding %s: %lld/%lld  %.0f img/s  eta %lld:%02lld:%02lld   ", tty_ ? "\r" : "",
-                 what_.c_str(),
-                 static_cast<long long>(done), static_cast<long long>(total), rate, static_cast<long long>(e / 3600),
-                 static_cast<long long>(e / 60 % 60), static_cast<long long>(e % 60));
+                 what_.c_str(), static_cast<long long>(done), static_cast<long long>(total), rate,
+                 static_cast<long long>(e / 3600), static_cast<long long>(e / 60 % 60), static_cast<long long>(e % 60));
     if (done >= total) std::fprintf(stderr, "(%.0f s)", s);
     if (!tty_ || done >= total) std::fprintf(stderr, "\n");
     std::fflush(stderr);
@@ -76,11 +75,13 @@ int main(int argc, char** argv) {
     uint64_t seed = 0;
     bool quiet = false;
 
-    app.add_option("checkpoint", checkpoint, "sagan-train checkpoint (.safetensors) or run directory (newest checkpoint)");
+    app.add_option("checkpoint", checkpoint,
+                   "sagan-train checkpoint (.safetensors) or run directory (newest checkpoint)");
     auto* src = app.add_option_group("Images");
     src->add_option("--folder", folder, "Evaluate this folder of .png/.jpg images (recursive) instead of a generator");
     src->add_option("--weights", weights, "Generator weights: ema (default) or g")->check(CLI::IsMember({"ema", "g"}));
-    src->add_option("-n,--num-samples", num_samples, "Generated images (or at most this many from --folder); 50000 is the convention")
+    src->add_option("-n,--num-samples", num_samples,
+                    "Generated images (or at most this many from --folder); 50000 is the convention")
         ->capture_default_str();
     src->add_option("--seed", seed, "Seed of z, labels, the real subset and KID subsets")->capture_default_str();
     auto* ref = app.add_option_group("Reference");
@@ -92,13 +93,16 @@ int main(int argc, char** argv) {
     ref->add_option("--ref-stats", ref_stats, "Compare against a statistics file (from --save-stats or --cache)");
     ref->add_option("--cache", cache_dir, "Directory caching data-set statistics (embedded once per setting)");
     auto* feat = app.add_option_group("Features");
-    feat->add_option("--features", features, "auto | fmnist | inception (auto: fmnist for Fashion-MNIST and 1-channel data)")
+    feat->add_option("--features", features,
+                     "auto | fmnist | inception (auto: fmnist for Fashion-MNIST and 1-channel data)")
         ->check(CLI::IsMember({"auto", "fmnist", "inception"}))
         ->capture_default_str();
     feat->add_option("--inception-weights", inception_weights,
                      "pytorch-fid Inception weights converted by tools/convert_fid_inception.py");
-    feat->add_option("--fmnist-weights", fmnist_weights, "Fashion-MNIST classifier weights (default: the committed file)");
-    feat->add_option("--resolution", resolution, "Resize folder images to this square size (default: keep; all must match)");
+    feat->add_option("--fmnist-weights", fmnist_weights,
+                     "Fashion-MNIST classifier weights (default: the committed file)");
+    feat->add_option("--resolution", resolution,
+                     "Resize folder images to this square size (default: keep; all must match)");
     feat->add_option("--channels", channels, "1 or 3 channels for folders (default: the generator's, else 3)");
     auto* met = app.add_option_group("Metrics");
     met->add_option("--metrics", metrics, "Comma-separated subset of fid,kid,is,pr")->capture_default_str();
@@ -122,7 +126,8 @@ int main(int argc, char** argv) {
     SAGAN_CHECK(checkpoint.empty() != folder.empty(),
                 "give exactly one set to evaluate: a checkpoint / run directory, or --folder DIR (got {})",
                 checkpoint.empty() ? "neither" : "both");
-    SAGAN_CHECK(!(!ref_folder.empty() && !ref_stats.empty()), "--ref-folder and --ref-stats are alternatives; give one");
+    SAGAN_CHECK(!(!ref_folder.empty() && !ref_stats.empty()),
+                "--ref-folder and --ref-stats are alternatives; give one");
     SAGAN_CHECK(num_samples > 0, "--num-samples must be positive, got {}", num_samples);
     SAGAN_CHECK(batch > 0, "--batch-size must be positive, got {}", batch);
     SAGAN_CHECK(resolution >= 0, "--resolution must be >= 0, got {}", resolution);
@@ -133,11 +138,16 @@ int main(int argc, char** argv) {
       std::stringstream ss(metrics);
       std::string m;
       while (std::getline(ss, m, ',')) {
-        if (m == "fid") mo.fid = true;
-        else if (m == "kid") mo.kid = true;
-        else if (m == "is") mo.is = true;
-        else if (m == "pr") mo.pr = true;
-        else SAGAN_FAIL("--metrics: '{}' is not one of fid, kid, is, pr", m);
+        if (m == "fid")
+          mo.fid = true;
+        else if (m == "kid")
+          mo.kid = true;
+        else if (m == "is")
+          mo.is = true;
+        else if (m == "pr")
+          mo.pr = true;
+        else
+          SAGAN_FAIL("--metrics: '{}' is not one of fid, kid, is, pr", m);
       }
     }
     mo.kid_subsets = kid_subsets;
@@ -162,8 +172,8 @@ int main(int argc, char** argv) {
     const int64_t img_res = cfg ? cfg->model.resolution : resolution;
 
     // ---- the feature network
-    features = resolve_features(
-        features, cfg && cfg->dataset == "fashion-mnist" ? cfg->dataset : dataset, img_channels);
+    features =
+        resolve_features(features, cfg && cfg->dataset == "fashion-mnist" ? cfg->dataset : dataset, img_channels);
     LoadedFeatureNet loaded =
         load_feature_net(features, features == "inception" ? inception_weights : fmnist_weights, dev,
                          features == "inception" ? "--inception-weights" : "--fmnist-weights");
@@ -222,9 +232,9 @@ int main(int argc, char** argv) {
       };
       if (!cache_dir.empty() && ref_folder.empty()) {
         bool hit = false;
-        std::string key = cache_key(fmt::format("{}-{}-{}px-{}ch-n{}-{}", dataset, split, img_res, img_channels,
-                                                reference->size(), features),
-                                    ref_desc + "|" + net_id + "|" + file_fingerprint(net_file));
+        std::string key = cache_key(
+            fmt::format("{}-{}-{}px-{}ch-n{}-{}", dataset, split, img_res, img_channels, reference->size(), features),
+            ref_desc + "|" + net_id + "|" + file_fingerprint(net_file));
         rf = cached_stats(cache_dir, key, net_id, make, &hit);
         if (!quiet)
           fmt::print(stderr, "sagan-eval: reference statistics {} {}/{}.safetensors\n", hit ? "from" : "cached in",

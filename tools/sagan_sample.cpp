@@ -6,8 +6,8 @@
 
 #include "core/io/image.h"
 #include "core/ops.h"
-#include "models/generator.h"
 #include "models/checkpoint_file.h"
+#include "models/generator.h"
 #include "models/trainer.h"
 #include "tools/cli_common.h"
 
@@ -56,7 +56,8 @@ int main(int argc, char** argv) {
     g.eval();
 
     std::vector<int64_t> y(static_cast<size_t>(n), 0);
-    for (int64_t i = 0; i < n && !classes.empty(); ++i) y[static_cast<size_t>(i)] = classes[static_cast<size_t>(i) % classes.size()];
+    for (int64_t i = 0; i < n && !classes.empty(); ++i)
+      y[static_cast<size_t>(i)] = classes[static_cast<size_t>(i) % classes.size()];
     Tensor imgs;
     {
       NoGradGuard ng;

@@ -42,8 +42,11 @@ int main(int argc, char** argv) {
         "(Debian package dataset-fashion-mnist) and writes a run directory under runs/.\n"
         "Ctrl-C stops after the current step and saves a checkpoint; --resume continues exactly."};
     app.get_formatter()->column_width(36);
-    if (json_cfg) app.add_option("--config", cfg_file, "Config file: .json (keys as in a run's config.json) or .toml");
-    else app.set_config("--config", "", "Config file: .json (keys as in a run's config.json) or .toml (long option names)");
+    if (json_cfg)
+      app.add_option("--config", cfg_file, "Config file: .json (keys as in a run's config.json) or .toml");
+    else
+      app.set_config("--config", "",
+                     "Config file: .json (keys as in a run's config.json) or .toml (long option names)");
 
     RunOptions ro;
     bool quiet = false;
@@ -62,10 +65,12 @@ int main(int argc, char** argv) {
     model->add_option("--ch", cfg.model.ch, "Width multiplier (32x32: G 4ch, D 2ch wide)")->capture_default_str();
     model->add_option("--z-dim", cfg.model.z_dim, "Latent size")->capture_default_str();
     std::vector<int64_t> g_attn, d_attn;
-    model->add_option("--g-attn", g_attn, "Generator attention resolution(s) (default: resolution/2, max 64; 0 = none)");
+    model->add_option("--g-attn", g_attn,
+                      "Generator attention resolution(s) (default: resolution/2, max 64; 0 = none)");
     model->add_option("--d-attn", d_attn, "Discriminator attention resolution(s) (same default)");
     bool unpooled = false;
-    model->add_flag("--unpooled-attention", unpooled, "The paper's attention (no max-pool, values C->C, no output conv)");
+    model->add_flag("--unpooled-attention", unpooled,
+                    "The paper's attention (no max-pool, values C->C, no output conv)");
 
     auto* optg = app.add_option_group("Optimisation");
     optg->add_option("--steps", cfg.steps, "Generator steps to train to")->capture_default_str();
@@ -77,18 +82,23 @@ int main(int argc, char** argv) {
     optg->add_option("--beta2", cfg.beta2, "Adam beta2")->capture_default_str();
     optg->add_option("--adam-eps", cfg.adam_eps, "Adam epsilon")->capture_default_str();
     optg->add_option("--ema-decay", cfg.ema_decay, "EMA decay of the sampling generator")->capture_default_str();
-    optg->add_option("--ema-start", cfg.ema_start, "Step from which the EMA averages (before: copies G)")->capture_default_str();
-    optg->add_option("--grad-clip", cfg.grad_clip, "Clip each network's global gradient norm (0 = off)")->capture_default_str();
+    optg->add_option("--ema-start", cfg.ema_start, "Step from which the EMA averages (before: copies G)")
+        ->capture_default_str();
+    optg->add_option("--grad-clip", cfg.grad_clip, "Clip each network's global gradient norm (0 = off)")
+        ->capture_default_str();
     optg->add_option("--seed", cfg.seed, "Seed of initialisation, data order, latents")->capture_default_str();
     optg->add_option("--device", cfg.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
 
     auto* out = app.add_option_group("Output");
     out->add_option("--run-dir", cfg.run_dir, "Run directory (default runs/<date-time>); must not hold a run");
-    out->add_option("--log-every", cfg.log_every, "Metrics row (CSV, TensorBoard) every N steps")->capture_default_str();
-    out->add_option("--sample-every", cfg.sample_every, "Sample grid (PNG, EMA G) every N steps")->capture_default_str();
+    out->add_option("--log-every", cfg.log_every, "Metrics row (CSV, TensorBoard) every N steps")
+        ->capture_default_str();
+    out->add_option("--sample-every", cfg.sample_every, "Sample grid (PNG, EMA G) every N steps")
+        ->capture_default_str();
     out->add_option("--checkpoint-every", cfg.checkpoint_every, "Checkpoint every N steps")->capture_default_str();
     out->add_option("--keep-checkpoints", cfg.keep_checkpoints, "Checkpoints kept")->capture_default_str();
-    out->add_option("--sample-per-class", cfg.sample_per_class, "Grid rows (one column per class)")->capture_default_str();
+    out->add_option("--sample-per-class", cfg.sample_per_class, "Grid rows (one column per class)")
+        ->capture_default_str();
     out->add_flag("--quiet", quiet, "No progress output");
 
     auto* fd = app.add_option_group("Frechet distance (docs/evaluation.md)");
@@ -97,7 +107,8 @@ int main(int argc, char** argv) {
     fd->add_option("--fd-samples", cfg.fd_samples, "Generated and real images per FD")->capture_default_str();
     fd->add_option("--fd-features", cfg.fd_features, "auto | fmnist | inception (auto: fmnist on Fashion-MNIST)")
         ->capture_default_str();
-    fd->add_option("--fd-weights", cfg.fd_weights, "Feature-net weights (inception: required; fmnist: default committed)");
+    fd->add_option("--fd-weights", cfg.fd_weights,
+                   "Feature-net weights (inception: required; fmnist: default committed)");
 
     try {
       app.parse(argc, argv);

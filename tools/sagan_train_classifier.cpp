@@ -80,14 +80,16 @@ int main(int argc, char** argv) {
     app.add_option("--data", data_dir, "Fashion-MNIST directory (IDX files)")->capture_default_str();
     app.add_option("--epochs", epochs, "Epochs over the 60000 training images")->capture_default_str();
     app.add_option("--batch-size", batch, "Batch size")->capture_default_str();
-    app.add_option("--lr", lr, "Peak Adam learning rate (linear warm-up, then cosine decay to 0)")->capture_default_str();
+    app.add_option("--lr", lr, "Peak Adam learning rate (linear warm-up, then cosine decay to 0)")
+        ->capture_default_str();
     app.add_option("--warmup", warmup, "Warm-up steps")->capture_default_str();
     app.add_option("--dropout", dropout, "Dropout on the 128-d features while training")->capture_default_str();
     app.add_option("--shift", shift, "Random translation in pixels (0 = off)")->capture_default_str();
     app.add_flag("--hflip,!--no-hflip", hflip, "Random horizontal flips")->capture_default_str();
     app.add_option("--limit", limit, "Train on only this many images per epoch (0 = all; for quick checks)");
     app.add_option("--seed", seed, "Seed of initialisation, data order and augmentation")->capture_default_str();
-    app.add_option("--init", init, "Start from these weights (a file this tool wrote) instead of a fresh initialisation");
+    app.add_option("--init", init,
+                   "Start from these weights (a file this tool wrote) instead of a fresh initialisation");
     app.add_option("-o,--out", out, "Weights file to write (safetensors)")->capture_default_str();
     app.add_flag("--quiet", quiet, "No per-step progress");
     try {
@@ -137,7 +139,8 @@ int main(int argc, char** argv) {
     for (int64_t e = 0, step = 0; e < epochs; ++e) {
       double loss_sum = 0;
       for (int64_t i = 0; i < per_epoch; ++i, ++step) {
-        const double warm = std::min(1.0, static_cast<double>(step + 1) / static_cast<double>(std::max<int64_t>(warmup, 1)));
+        const double warm =
+            std::min(1.0, static_cast<double>(step + 1) / static_cast<double>(std::max<int64_t>(warmup, 1)));
         const double cosine = 0.5 * (1 + std::cos(M_PI * static_cast<double>(step) / static_cast<double>(total)));
         opt.options().lr = lr * warm * cosine;
         data::Batch b = loader.next();
@@ -174,8 +177,8 @@ int main(int argc, char** argv) {
                                                {"command", cmd}};
     if (!init_history.empty()) meta["init_history"] = init_history;
     io::save_safetensors(out, tensors, meta);
-    fmt::print("sagan-train-classifier: test accuracy {:.2f}% after {} epochs ({:.0f} s); wrote {}\n", 100 * acc, epochs,
-               seconds, out);
+    fmt::print("sagan-train-classifier: test accuracy {:.2f}% after {} epochs ({:.0f} s); wrote {}\n", 100 * acc,
+               epochs, seconds, out);
     return 0;
   });
 }

@@ -66,8 +66,7 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
   std::vector<char> buf(templ.begin(), templ.end());
   buf.push_back('\0');
   int fd = ::mkstemp(buf.data());
-  SAGAN_CHECK(fd >= 0, "write_file_atomic: {}: cannot create a temporary file in {}: {}", path, dir,
-              errno_text(errno));
+  SAGAN_CHECK(fd >= 0, "write_file_atomic: {}: cannot create a temporary file in {}: {}", path, dir, errno_text(errno));
   tmp.path = buf.data();
   // mkstemp creates 0600; keep an existing target's mode, else the usual 0644.
   struct stat st {};

@@ -31,8 +31,8 @@ CsvWriter::CsvWriter(const std::string& path, bool append) : path_(path) {
     size_t last_nl = text.rfind('\n');
     size_t keep = last_nl == std::string::npos ? 0 : last_nl + 1;
     if (keep < text.size()) {
-      SAGAN_CHECK(::truncate(path.c_str(), static_cast<off_t>(keep)) == 0, "CsvWriter: {}: cannot drop a partial last line: {}",
-                  path, std::strerror(errno));
+      SAGAN_CHECK(::truncate(path.c_str(), static_cast<off_t>(keep)) == 0,
+                  "CsvWriter: {}: cannot drop a partial last line: {}", path, std::strerror(errno));
     }
     size_t eol = text.find('\n');
     if (keep > 0) existing_header_ = text.substr(0, eol);

@@ -4,9 +4,9 @@
 // append mode (resuming a run) continues it when its header matches and
 // throws, naming the file and both headers, when it does not.
 #pragma once
+#include <fmt/format.h>
 #include <cstdint>
 #include <cstdio>
-#include <fmt/format.h>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -18,8 +18,7 @@ namespace sagan::io {
 struct CsvValue {
   std::string text;
   template <class T>
-    requires std::is_arithmetic_v<T>
-  CsvValue(T v) : text(fmt::format("{}", v)) {}
+  requires std::is_arithmetic_v<T> CsvValue(T v) : text(fmt::format("{}", v)) {}
   CsvValue(std::string s) : text(std::move(s)) {}
   CsvValue(const char* s) : text(s) {}
 };

@@ -75,13 +75,15 @@ ImageF resize(const ImageF& img, int64_t h, int64_t w) {
     for (int64_t x = 0; x < w; ++x)
       for (const Tap& t : tx[static_cast<size_t>(x)])
         for (int64_t c = 0; c < C; ++c)
-          mid[static_cast<size_t>((y * w + x) * C + c)] += t.weight * img.pixels[static_cast<size_t>((y * W + t.src) * C + c)];
+          mid[static_cast<size_t>((y * w + x) * C + c)] +=
+              t.weight * img.pixels[static_cast<size_t>((y * W + t.src) * C + c)];
   ImageF out{h, w, C, std::vector<float>(static_cast<size_t>(h * w * C))};
   for (int64_t y = 0; y < h; ++y)
     for (int64_t x = 0; x < w; ++x)
       for (int64_t c = 0; c < C; ++c) {
         double acc = 0.0;
-        for (const Tap& t : ty[static_cast<size_t>(y)]) acc += t.weight * mid[static_cast<size_t>((t.src * w + x) * C + c)];
+        for (const Tap& t : ty[static_cast<size_t>(y)])
+          acc += t.weight * mid[static_cast<size_t>((t.src * w + x) * C + c)];
         out.pixels[static_cast<size_t>((y * w + x) * C + c)] = static_cast<float>(acc);
       }
   return out;
@@ -114,7 +116,8 @@ Image center_crop_square(const Image& img) {
 Image convert_channels(const Image& img, int64_t channels) {
   check_image("convert_channels", img.height, img.width, img.channels, img.pixels.size());
   SAGAN_CHECK((channels == 1 || channels == 3) && (img.channels == 1 || img.channels == 3),
-              "convert_channels: cannot convert {} channels to {} (only 1 and 3 are supported)", img.channels, channels);
+              "convert_channels: cannot convert {} channels to {} (only 1 and 3 are supported)", img.channels,
+              channels);
   if (channels == img.channels) return img;
   Image out(img.height, img.width, channels);
   const int64_t n = img.height * img.width;
@@ -123,7 +126,8 @@ Image convert_channels(const Image& img, int64_t channels) {
       for (int c = 0; c < 3; ++c) out.pixels[static_cast<size_t>(i * 3 + c)] = img.pixels[static_cast<size_t>(i)];
     } else {
       const uint8_t* p = &img.pixels[static_cast<size_t>(i * 3)];
-      out.pixels[static_cast<size_t>(i)] = static_cast<uint8_t>((p[0] * 19595u + p[1] * 38470u + p[2] * 7471u + 0x8000u) >> 16);
+      out.pixels[static_cast<size_t>(i)] =
+          static_cast<uint8_t>((p[0] * 19595u + p[1] * 38470u + p[2] * 7471u + 0x8000u) >> 16);
     }
   }
   return out;
@@ -149,7 +153,8 @@ Image make_image_grid(const Tensor& images, int64_t nrow, int64_t padding, uint8
       for (int64_t y = 0; y < H; ++y)
         for (int64_t x = 0; x < W; ++x) {
           double x01 = (v[static_cast<size_t>(((b * C + c) * H + y) * W + x)] + 1.0) / 2.0;
-          grid.at(oy + y, ox + x, c) = std::isnan(x01) ? 0 : static_cast<uint8_t>(std::clamp(x01, 0.0, 1.0) * 255.0 + 0.5);
+          grid.at(oy + y, ox + x, c) =
+              std::isnan(x01) ? 0 : static_cast<uint8_t>(std::clamp(x01, 0.0, 1.0) * 255.0 + 0.5);
         }
   }
   return grid;

@@ -30,9 +30,9 @@ const char* st_dtype_name(DType t) { return t == DType::F32 ? "F32" : t == DType
 
 // Dtypes of the format that sagan has no tensor type for.
 bool is_foreign_dtype(const std::string& s) {
-  static const std::set<std::string> names = {"BOOL", "U8", "I8", "U16", "I16", "F16", "BF16", "U32", "I32",
-                                              "U64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3",
-                                              "F6_E3M2", "C64"};
+  static const std::set<std::string> names = {"BOOL",    "U8",  "I8",      "U16",     "I16",     "F16",
+                                              "BF16",    "U32", "I32",     "U64",     "F8_E4M3", "F8_E5M2",
+                                              "F8_E8M0", "F4",  "F6_E2M3", "F6_E3M2", "C64"};
   return names.count(s) > 0;
 }
 
@@ -58,8 +58,8 @@ uint64_t read_u64_le(const uint8_t* p) {
 
 Entry parse_entry(const std::string& path, const std::string& name, const ojson& v, uint64_t data_size) {
   SAGAN_CHECK(v.is_object(), "load_safetensors: {}: tensor '{}': header entry is not an object", path, name);
-  SAGAN_CHECK(v.contains("dtype") && v["dtype"].is_string(), "load_safetensors: {}: tensor '{}': missing string 'dtype'",
-              path, name);
+  SAGAN_CHECK(v.contains("dtype") && v["dtype"].is_string(),
+              "load_safetensors: {}: tensor '{}': missing string 'dtype'", path, name);
   SAGAN_CHECK(v.contains("shape") && v["shape"].is_array(), "load_safetensors: {}: tensor '{}': missing array 'shape'",
               path, name);
   SAGAN_CHECK(v.contains("data_offsets") && v["data_offsets"].is_array() && v["data_offsets"].size() == 2,
@@ -67,11 +67,15 @@ Entry parse_entry(const std::string& path, const std::string& name, const ojson&
   Entry e;
   e.name = name;
   std::string dt = v["dtype"].get<std::string>();
-  if (dt == "F32") e.dtype = DType::F32;
-  else if (dt == "F64") e.dtype = DType::F64;
-  else if (dt == "I64") e.dtype = DType::I64;
+  if (dt == "F32")
+    e.dtype = DType::F32;
+  else if (dt == "F64")
+    e.dtype = DType::F64;
+  else if (dt == "I64")
+    e.dtype = DType::I64;
   else if (is_foreign_dtype(dt))
-    SAGAN_FAIL("load_safetensors: {}: tensor '{}': dtype {} is not supported by sagan (F32, F64, I64 are)", path, name, dt);
+    SAGAN_FAIL("load_safetensors: {}: tensor '{}': dtype {} is not supported by sagan (F32, F64, I64 are)", path, name,
+               dt);
   else
     SAGAN_FAIL("load_safetensors: {}: tensor '{}': unknown dtype '{}'", path, name, dt);
 
@@ -79,8 +83,9 @@ Entry parse_entry(const std::string& path, const std::string& name, const ojson&
   uint64_t bytes = dtype_size(e.dtype);
   bool too_big = false;  // more than 2^64 bytes
   for (const auto& d : v["shape"]) {
-    SAGAN_CHECK(d.is_number_unsigned(), "load_safetensors: {}: tensor '{}': shape {} has a non-integer or negative entry",
-                path, name, v["shape"].dump());
+    SAGAN_CHECK(d.is_number_unsigned(),
+                "load_safetensors: {}: tensor '{}': shape {} has a non-integer or negative entry", path, name,
+                v["shape"].dump());
     uint64_t n = d.get<uint64_t>();
     SAGAN_CHECK(n <= static_cast<uint64_t>(INT64_MAX), "load_safetensors: {}: tensor '{}': dimension {} is too large",
                 path, name, n);
@@ -90,18 +95,20 @@ Entry parse_entry(const std::string& path, const std::string& name, const ojson&
   }
   const auto& off = v["data_offsets"];
   SAGAN_CHECK(off[0].is_number_unsigned() && off[1].is_number_unsigned(),
-              "load_safetensors: {}: tensor '{}': data_offsets {} must be non-negative integers", path, name, off.dump());
+              "load_safetensors: {}: tensor '{}': data_offsets {} must be non-negative integers", path, name,
+              off.dump());
   e.begin = off[0].get<uint64_t>();
   e.end = off[1].get<uint64_t>();
   SAGAN_CHECK(e.begin <= e.end, "load_safetensors: {}: tensor '{}': data_offsets [{}, {}] are reversed", path, name,
               e.begin, e.end);
-  SAGAN_CHECK(e.end <= data_size, "load_safetensors: {}: tensor '{}': data_offsets [{}, {}] run past the data section ({} bytes)",
-              path, name, e.begin, e.end, data_size);
+  SAGAN_CHECK(e.end <= data_size,
+              "load_safetensors: {}: tensor '{}': data_offsets [{}, {}] run past the data section ({} bytes)", path,
+              name, e.begin, e.end, data_size);
   if (std::find(e.shape.begin(), e.shape.end(), 0) != e.shape.end()) bytes = 0, too_big = false;
   SAGAN_CHECK(!too_big && bytes == e.end - e.begin,
-              "load_safetensors: {}: tensor '{}': shape {} of {} needs {} bytes but data_offsets [{}, {}] span {}", path, name,
-              shape_str(e.shape), dt, too_big ? std::string("more than 2^64") : std::to_string(bytes), e.begin,
-              e.end, e.end - e.begin);
+              "load_safetensors: {}: tensor '{}': shape {} of {} needs {} bytes but data_offsets [{}, {}] span {}",
+              path, name, shape_str(e.shape), dt, too_big ? std::string("more than 2^64") : std::to_string(bytes),
+              e.begin, e.end, e.end - e.begin);
   return e;
 }
 
@@ -238,25 +245,28 @@ SafetensorsFile load_safetensors(const std::string& path) {
   const Entry* prev = nullptr;
   for (size_t i : by_offset) {
     const Entry& e = entries[i];
-    SAGAN_CHECK(e.begin >= covered, "load_safetensors: {}: tensor '{}' bytes [{}, {}) overlap tensor '{}' bytes [{}, {})",
-                path, e.name, e.begin, e.end, prev ? prev->name : "", prev ? prev->begin : 0, prev ? prev->end : 0);
+    SAGAN_CHECK(e.begin >= covered,
+                "load_safetensors: {}: tensor '{}' bytes [{}, {}) overlap tensor '{}' bytes [{}, {})", path, e.name,
+                e.begin, e.end, prev ? prev->name : "", prev ? prev->begin : 0, prev ? prev->end : 0);
     SAGAN_CHECK(e.begin == covered, "load_safetensors: {}: data bytes [{}, {}) before tensor '{}' belong to no tensor",
                 path, covered, e.begin, e.name);
     covered = e.end;
     if (e.end > e.begin) prev = &e;
   }
   SAGAN_CHECK(covered == data_size,
-              "load_safetensors: {}: data section has {} bytes but the tensors cover only {} (trailing bytes belong to no tensor)",
+              "load_safetensors: {}: data section has {} bytes but the tensors cover only {} (trailing bytes belong to "
+              "no tensor)",
               path, data_size, covered);
 
   for (const Entry& e : entries) {
     Tensor t = Tensor::empty(e.shape, e.dtype);
     size_t nbytes = static_cast<size_t>(e.end - e.begin);
     if (nbytes > 0) {
-      SAGAN_CHECK(std::fseek(fc.f, static_cast<long>(8 + n + e.begin), SEEK_SET) == 0 &&
-                      std::fread(t.raw_data(), 1, nbytes, fc.f) == nbytes,
-                  "load_safetensors: {}: tensor '{}': cannot read {} bytes at data offset {} (file changed or truncated?)",
-                  path, e.name, nbytes, e.begin);
+      SAGAN_CHECK(
+          std::fseek(fc.f, static_cast<long>(8 + n + e.begin), SEEK_SET) == 0 &&
+              std::fread(t.raw_data(), 1, nbytes, fc.f) == nbytes,
+          "load_safetensors: {}: tensor '{}': cannot read {} bytes at data offset {} (file changed or truncated?)",
+          path, e.name, nbytes, e.begin);
     }
     out.tensors.emplace_back(e.name, std::move(t));
   }

@@ -37,7 +37,8 @@ void put_varint(std::string& out, uint64_t v) {
   out.push_back(static_cast<char>(v));
 }
 void put_key(std::string& out, int field, int wire) { put_varint(out, static_cast<uint64_t>(field) << 3 | wire); }
-template <class T> void put_fixed(std::string& out, int field, T v) {
+template <class T>
+void put_fixed(std::string& out, int field, T v) {
   put_key(out, field, sizeof(T) == 8 ? 1 : 5);
   char b[sizeof(T)];
   std::memcpy(b, &v, sizeof(T));  // little-endian host, as protobuf wants

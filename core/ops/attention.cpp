@@ -21,13 +21,12 @@ AttentionResult attention(const Tensor& q, const Tensor& k, const Tensor& v, boo
   detail::check_dim(op, q, 3, "q (B,N,d)");
   detail::check_dim(op, k, 3, "k (B,S,d)");
   detail::check_dim(op, v, 3, "v (B,S,dv)");
-  SAGAN_CHECK(q.size(0) == k.size(0) && q.size(0) == v.size(0),
-              "attention: batch sizes differ, q {} k {} v {}", shape_str(q.shape()), shape_str(k.shape()),
-              shape_str(v.shape()));
+  SAGAN_CHECK(q.size(0) == k.size(0) && q.size(0) == v.size(0), "attention: batch sizes differ, q {} k {} v {}",
+              shape_str(q.shape()), shape_str(k.shape()), shape_str(v.shape()));
   SAGAN_CHECK(q.size(2) == k.size(2), "attention: q {} and k {} differ in the feature dim d", shape_str(q.shape()),
               shape_str(k.shape()));
-  SAGAN_CHECK(k.size(1) == v.size(1), "attention: k {} and v {} differ in the number of keys S",
-              shape_str(k.shape()), shape_str(v.shape()));
+  SAGAN_CHECK(k.size(1) == v.size(1), "attention: k {} and v {} differ in the number of keys S", shape_str(k.shape()),
+              shape_str(v.shape()));
   SAGAN_CHECK(k.size(1) > 0, "attention: no keys (S = 0), k {}", shape_str(k.shape()));
 
   // Kernels take contiguous inputs; detach so the copies record nothing.
@@ -39,14 +38,13 @@ AttentionResult attention(const Tensor& q, const Tensor& k, const Tensor& v, boo
   if (return_map) map = Tensor::empty({B, N, S}, q.dtype(), q.device());
   backend_of(q).attention_forward(qc, kc, vc, out, lse, return_map ? &map : nullptr);
 
-  record(op, out, {q, k, v},
-         [qc, kc, vc, o = saved(out), lse](const Tensor& g, const std::vector<bool>&) {
-           Tensor gq = Tensor::empty(qc.shape(), qc.dtype(), qc.device());
-           Tensor gk = Tensor::empty(kc.shape(), kc.dtype(), kc.device());
-           Tensor gv = Tensor::empty(vc.shape(), vc.dtype(), vc.device());
-           backend_of(qc).attention_backward(qc, kc, vc, o, lse, g, gq, gk, gv);
-           return std::vector<Tensor>{gq, gk, gv};
-         });
+  record(op, out, {q, k, v}, [qc, kc, vc, o = saved(out), lse](const Tensor& g, const std::vector<bool>&) {
+    Tensor gq = Tensor::empty(qc.shape(), qc.dtype(), qc.device());
+    Tensor gk = Tensor::empty(kc.shape(), kc.dtype(), kc.device());
+    Tensor gv = Tensor::empty(vc.shape(), vc.dtype(), vc.device());
+    backend_of(qc).attention_backward(qc, kc, vc, o, lse, g, gq, gk, gv);
+    return std::vector<Tensor>{gq, gk, gv};
+  });
   return {out, map};
 }
 

@@ -12,8 +12,8 @@ inline void check_defined(const char* op, const Tensor& t, const char* what = "i
 
 inline void check_float(const char* op, const Tensor& t) {
   check_defined(op, t);
-  SAGAN_CHECK(is_floating(t.dtype()), "{}: expected a floating tensor, got {} of shape {}", op,
-              dtype_name(t.dtype()), shape_str(t.shape()));
+  SAGAN_CHECK(is_floating(t.dtype()), "{}: expected a floating tensor, got {} of shape {}", op, dtype_name(t.dtype()),
+              shape_str(t.shape()));
 }
 
 inline void check_same(const char* op, const Tensor& a, const Tensor& b) {

@@ -19,15 +19,15 @@ Shape outer_dim_inner(const Shape& s, int64_t dim) {
 // idx must be int64 1-d on x's device with every entry in [0, size).
 void check_indices(const char* op, const Tensor& x, int64_t dim, const Tensor& idx) {
   detail::check_defined(op, idx, "index");
-  SAGAN_CHECK(idx.dtype() == DType::I64, "{}: indices must be int64, got {} of shape {}", op,
-              dtype_name(idx.dtype()), shape_str(idx.shape()));
+  SAGAN_CHECK(idx.dtype() == DType::I64, "{}: indices must be int64, got {} of shape {}", op, dtype_name(idx.dtype()),
+              shape_str(idx.shape()));
   SAGAN_CHECK(idx.dim() == 1, "{}: indices must be 1-d, got shape {}", op, shape_str(idx.shape()));
   SAGAN_CHECK(idx.device() == x.device(), "{}: indices on {} but input {} on {}", op, device_name(idx.device()),
               shape_str(x.shape()), device_name(x.device()));
   const int64_t size = x.shape()[static_cast<size_t>(dim)];
   for (int64_t v : idx.to_int_vector())
-    SAGAN_CHECK(v >= 0 && v < size, "{}: index {} is out of range for dim {} of size {} (input shape {})", op, v,
-                dim, size, shape_str(x.shape()));
+    SAGAN_CHECK(v >= 0 && v < size, "{}: index {} is out of range for dim {} of size {} (input shape {})", op, v, dim,
+                size, shape_str(x.shape()));
 }
 
 // Checked index_select; `op` names the public op in messages.
@@ -54,7 +54,9 @@ Tensor select_rows(const char* op, const Tensor& x, int64_t dim, const Tensor& i
 }
 }  // namespace
 
-Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx) { return select_rows("index_select", x, dim, idx); }
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx) {
+  return select_rows("index_select", x, dim, idx);
+}
 
 Tensor embedding(const Tensor& weight, const Tensor& idx) {
   detail::check_float("embedding", weight);

@@ -92,8 +92,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b) 
   const int64_t in = w.size(1), out_f = w.size(0);
   if (b) {
     check_pair("linear", x, *b);
-    SAGAN_CHECK(b->dim() == 1 && b->size(0) == out_f, "linear: bias {} does not match weight {}",
-                shape_str(b->shape()), shape_str(w.shape()));
+    SAGAN_CHECK(b->dim() == 1 && b->size(0) == out_f, "linear: bias {} does not match weight {}", shape_str(b->shape()),
+                shape_str(w.shape()));
   }
   Shape out_shape = x.shape();
   out_shape.back() = out_f;
@@ -114,7 +114,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b) 
          [x2 = saved(x2), w = saved(w), x_shape = x.shape()](const Tensor& g, const std::vector<bool>& needs) {
            Tensor g2 = g.reshape({x2.size(0), w.size(0)}).unsqueeze(0);
            std::vector<Tensor> grads(needs.size());
-           if (needs[0]) grads[0] = bmm_raw(g2, w.unsqueeze(0)).reshape(x_shape);              // (n,o)@(o,i)
+           if (needs[0]) grads[0] = bmm_raw(g2, w.unsqueeze(0)).reshape(x_shape);             // (n,o)@(o,i)
            if (needs[1]) grads[1] = bmm_raw(g2.transpose(1, 2), x2.unsqueeze(0)).squeeze(0);  // (o,n)@(n,i)
            if (needs.size() > 2 && needs[2]) grads[2] = sum(g2.squeeze(0), {0});
            return grads;

@@ -18,8 +18,8 @@ namespace {
 void check_like(const char* op, const char* what, size_t i, const Tensor& t, const Tensor& ref,
                 bool same_shape = true) {
   SAGAN_CHECK(t.defined(), "{}: {}[{}] is an undefined tensor", op, what, i);
-  SAGAN_CHECK(!same_shape || t.shape() == ref.shape(), "{}: {}[{}] has shape {}, expected {}", op, what, i, shape_str(t.shape()),
-              shape_str(ref.shape()));
+  SAGAN_CHECK(!same_shape || t.shape() == ref.shape(), "{}: {}[{}] has shape {}, expected {}", op, what, i,
+              shape_str(t.shape()), shape_str(ref.shape()));
   SAGAN_CHECK(t.dtype() == ref.dtype(), "{}: {}[{}] {} is {}, expected {}", op, what, i, shape_str(t.shape()),
               dtype_name(t.dtype()), dtype_name(ref.dtype()));
   SAGAN_CHECK(t.device() == ref.device(), "{}: {}[{}] {} is on {}, expected {}", op, what, i, shape_str(t.shape()),
@@ -53,8 +53,8 @@ void adam_update(std::vector<Tensor>& params, const std::vector<Tensor>& grads, 
   SAGAN_CHECK(h.step >= 1, "adam_update: step is 1-based, got {}", h.step);
   SAGAN_CHECK(h.beta1 >= 0 && h.beta1 < 1 && h.beta2 >= 0 && h.beta2 < 1,
               "adam_update: betas must lie in [0, 1), got ({}, {})", h.beta1, h.beta2);
-  SAGAN_CHECK(h.eps >= 0 && std::isfinite(h.lr) && h.lr >= 0, "adam_update: need lr >= 0 and eps >= 0, got lr {} eps {}",
-              h.lr, h.eps);
+  SAGAN_CHECK(h.eps >= 0 && std::isfinite(h.lr) && h.lr >= 0,
+              "adam_update: need lr >= 0 and eps >= 0, got lr {} eps {}", h.lr, h.eps);
   if (params.empty()) return;
   check_reference(op, "params", params[0]);
   const Tensor& ref = params[0];

@@ -44,8 +44,8 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t pad) 
 }
 
 Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t pad, bool count_include_pad) {
-  return pool("avg_pool2d", x, count_include_pad ? cpu::PoolMode::AvgIncludePad : cpu::PoolMode::AvgExcludePad,
-              kernel, stride, pad);
+  return pool("avg_pool2d", x, count_include_pad ? cpu::PoolMode::AvgIncludePad : cpu::PoolMode::AvgExcludePad, kernel,
+              stride, pad);
 }
 
 Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {

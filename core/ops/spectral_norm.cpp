@@ -22,11 +22,11 @@ void power_iteration(const std::vector<Tensor>& w, std::vector<Tensor>& u, std::
                 dtype_name(wi.dtype()), shape_str(wi.shape()));
     SAGAN_CHECK(wi.dim() == 2, "power_iteration: w[{}] must be 2-d (out, in), got {}", i, shape_str(wi.shape()));
     SAGAN_CHECK(ui.dim() == 1 && ui.size(0) == wi.size(0),
-                "power_iteration: u[{}] must have shape [{}] for w {}, got {}", i, wi.size(0),
-                shape_str(wi.shape()), shape_str(ui.shape()));
+                "power_iteration: u[{}] must have shape [{}] for w {}, got {}", i, wi.size(0), shape_str(wi.shape()),
+                shape_str(ui.shape()));
     SAGAN_CHECK(vi.dim() == 1 && vi.size(0) == wi.size(1),
-                "power_iteration: v[{}] must have shape [{}] for w {}, got {}", i, wi.size(1),
-                shape_str(wi.shape()), shape_str(vi.shape()));
+                "power_iteration: v[{}] must have shape [{}] for w {}, got {}", i, wi.size(1), shape_str(wi.shape()),
+                shape_str(vi.shape()));
     SAGAN_CHECK(ui.dtype() == wi.dtype() && vi.dtype() == wi.dtype(),
                 "power_iteration: triple {} mixes dtypes, w {} u {} v {}", i, dtype_name(wi.dtype()),
                 dtype_name(ui.dtype()), dtype_name(vi.dtype()));

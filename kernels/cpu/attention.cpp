@@ -28,12 +28,18 @@ namespace {
 constexpr int64_t kRows = 64;  // query rows per block
 constexpr int64_t kKeys = 64;  // key rows per block (backward pass B)
 
-template <class T> using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class T> using Vec = Eigen::Matrix<T, Eigen::Dynamic, 1>;
-template <class T> using CMap = Eigen::Map<const Mat<T>>;
-template <class T> using MMap = Eigen::Map<Mat<T>>;
-template <class T> using CVMap = Eigen::Map<const Vec<T>>;
-template <class T> using VMap = Eigen::Map<Vec<T>>;
+template <class T>
+using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using Vec = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+template <class T>
+using CMap = Eigen::Map<const Mat<T>>;
+template <class T>
+using MMap = Eigen::Map<Mat<T>>;
+template <class T>
+using CVMap = Eigen::Map<const Vec<T>>;
+template <class T>
+using VMap = Eigen::Map<Vec<T>>;
 
 struct Dims {
   int64_t B, N, S, d, dv;

@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "kernels/cpu/conv2d_winograd.h"
-#include "kernels/cpu/im2col.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/im2col.h"
 
 namespace sagan {
 
@@ -40,9 +40,13 @@ using CMapT = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, 
                          Eigen::OuterStride<>>;
 
 template <class T>
-MapR<T> mat(T* p, int64_t rows, int64_t cols) { return MapR<T>(p, rows, cols, Eigen::OuterStride<>(cols)); }
+MapR<T> mat(T* p, int64_t rows, int64_t cols) {
+  return MapR<T>(p, rows, cols, Eigen::OuterStride<>(cols));
+}
 template <class T>
-CMapR<T> cmat(const T* p, int64_t rows, int64_t cols) { return CMapR<T>(p, rows, cols, Eigen::OuterStride<>(cols)); }
+CMapR<T> cmat(const T* p, int64_t rows, int64_t cols) {
+  return CMapR<T>(p, rows, cols, Eigen::OuterStride<>(cols));
+}
 // The transpose (cols, rows) of the row-major (rows, cols) matrix at p.
 template <class T>
 CMapT<T> cmat_t(const T* p, int64_t rows, int64_t cols) {

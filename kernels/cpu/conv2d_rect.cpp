@@ -38,15 +38,16 @@ constexpr int64_t kChunkCols = 1024;  // GEMM columns per chunk when images are 
 
 }  // namespace
 
-void conv2d_rect(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out,
-                 Conv2dRectGeom g) {
-  const Dims d{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), w.size(3), g.stride_h,
-               g.stride_w, g.pad_h, g.pad_w, out.size(2), out.size(3)};
+void conv2d_rect(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out, Conv2dRectGeom g) {
+  const Dims d{x.size(0),  x.size(1),  x.size(2), x.size(3), w.size(0),   w.size(2),  w.size(3),
+               g.stride_h, g.stride_w, g.pad_h,   g.pad_w,   out.size(2), out.size(3)};
   const int64_t K = d.K(), P = d.P();
   int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   int64_t per = std::clamp<int64_t>((kChunkCols + P - 1) / P, 1, std::max<int64_t>(d.B, 1));
-  if (threads > 1 && d.B >= threads) per = std::min(per, (d.B + threads - 1) / threads);
-  else threads = 1;
+  if (threads > 1 && d.B >= threads)
+    per = std::min(per, (d.B + threads - 1) / threads);
+  else
+    threads = 1;
   const int64_t chunks = (d.B + per - 1) / per;
   dispatch_float(x.dtype(), "conv2d_rect", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
@@ -85,8 +86,8 @@ void conv2d_rect(const Tensor& x, const Tensor& w, const std::optional<Tensor>& 
 
 void conv2d_rect_backward(const Tensor& x, const Tensor& w, const Tensor& gy, Tensor* gx, Tensor* gw, Tensor* gb,
                           Conv2dRectGeom g) {
-  const Dims d{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), w.size(3), g.stride_h,
-               g.stride_w, g.pad_h, g.pad_w, gy.size(2), gy.size(3)};
+  const Dims d{x.size(0),  x.size(1),  x.size(2), x.size(3), w.size(0),  w.size(2), w.size(3),
+               g.stride_h, g.stride_w, g.pad_h,   g.pad_w,   gy.size(2), gy.size(3)};
   const int64_t K = d.K(), P = d.P();
   const cpu::ConvWindow win{d.H, d.W, d.kh, d.kw, d.sh, d.sw, d.ph, d.pw, d.Ho, d.Wo};
   dispatch_float(x.dtype(), "conv2d_rect_backward", [&](auto* tag) {

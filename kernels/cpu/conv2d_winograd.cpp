@@ -56,7 +56,9 @@ std::atomic<Conv3x3Algo>& algo_setting() {
 template <class T>
 using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 template <class T>
-Eigen::Map<Mat<T>> mat(T* p, int64_t rows, int64_t cols) { return Eigen::Map<Mat<T>>(p, rows, cols); }
+Eigen::Map<Mat<T>> mat(T* p, int64_t rows, int64_t cols) {
+  return Eigen::Map<Mat<T>>(p, rows, cols);
+}
 template <class T>
 Eigen::Map<const Mat<T>> cmat(const T* p, int64_t rows, int64_t cols) {
   return Eigen::Map<const Mat<T>>(p, rows, cols);
@@ -334,9 +336,12 @@ Conv3x3Algo conv3x3_algo() { return algo_setting().load(); }
 bool use_winograd(int64_t ci, int64_t co, int64_t k, int64_t stride, int64_t pad) {
   if (k != 3 || stride != 1 || pad != 1) return false;
   switch (conv3x3_algo()) {
-    case Conv3x3Algo::kIm2col: return false;
-    case Conv3x3Algo::kWinograd: return true;
-    case Conv3x3Algo::kAuto: break;
+    case Conv3x3Algo::kIm2col:
+      return false;
+    case Conv3x3Algo::kWinograd:
+      return true;
+    case Conv3x3Algo::kAuto:
+      break;
   }
   return ci >= kWinogradMinChannels && co >= kWinogradMinChannels;
 }
@@ -349,11 +354,14 @@ void winograd_conv2d(const Tensor& x, const Tensor& w, const std::optional<Tenso
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* wp = w.data<T>();
     std::vector<T> U(static_cast<size_t>(16 * Ci * Co));  // (16, Ci, Co)
-    kernel_transform<T>(Ci, Co, [&](int64_t i, int64_t o, T k[3][3]) {
-      const T* src = wp + (o * Ci + i) * 9;
-      for (int r = 0; r < 3; ++r)
-        for (int c = 0; c < 3; ++c) k[r][c] = src[r * 3 + c];
-    }, U.data());
+    kernel_transform<T>(
+        Ci, Co,
+        [&](int64_t i, int64_t o, T k[3][3]) {
+          const T* src = wp + (o * Ci + i) * 9;
+          for (int r = 0; r < 3; ++r)
+            for (int c = 0; c < 3; ++c) k[r][c] = src[r * 3 + c];
+        },
+        U.data());
     winograd_apply<T>(x.data<T>(), Ci, Co, g, U.data(), bias ? bias->data<T>() : nullptr, out.data<T>());
   });
 }
@@ -367,11 +375,14 @@ void winograd_conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor& g
     const T* wp = w.data<T>();
     // gx = conv(gy, W') with W'[ci][co] = W[co][ci] rotated by 180 degrees.
     std::vector<T> U(static_cast<size_t>(16 * Co * Ci));  // (16, Co, Ci)
-    kernel_transform<T>(Co, Ci, [&](int64_t o, int64_t i, T k[3][3]) {
-      const T* src = wp + (o * Ci + i) * 9;
-      for (int r = 0; r < 3; ++r)
-        for (int c = 0; c < 3; ++c) k[r][c] = src[(2 - r) * 3 + (2 - c)];
-    }, U.data());
+    kernel_transform<T>(
+        Co, Ci,
+        [&](int64_t o, int64_t i, T k[3][3]) {
+          const T* src = wp + (o * Ci + i) * 9;
+          for (int r = 0; r < 3; ++r)
+            for (int c = 0; c < 3; ++c) k[r][c] = src[(2 - r) * 3 + (2 - c)];
+        },
+        U.data());
     winograd_apply<T>(gy.data<T>(), Co, Ci, g, U.data(), nullptr, gx.data<T>());
   });
 }
@@ -412,8 +423,10 @@ void winograd_conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& 
           sgemm_packed(Ci, Co, Tc, V + xi * Tc * Ci, 1, Ci, dyp, acc.data() + xi * xs, Co, !first);
         } else {
           auto D = mat(acc.data() + xi * xs, Ci, Co);
-          if (first) D.noalias() = cmat_t(V + xi * Tc * Ci, Tc, Ci) * cmat(Dy + xi * Tc * Co, Tc, Co);
-          else D.noalias() += cmat_t(V + xi * Tc * Ci, Tc, Ci) * cmat(Dy + xi * Tc * Co, Tc, Co);
+          if (first)
+            D.noalias() = cmat_t(V + xi * Tc * Ci, Tc, Ci) * cmat(Dy + xi * Tc * Co, Tc, Co);
+          else
+            D.noalias() += cmat_t(V + xi * Tc * Ci, Tc, Ci) * cmat(Dy + xi * Tc * Co, Tc, Co);
         }
       }
     });

@@ -30,8 +30,7 @@ class CpuBackend final : public Backend {
 
   void bmm(const Tensor& a, const Tensor& b, Tensor& out, double beta) override;
 
-  void conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out,
-              Conv2dGeom g) override;
+  void conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out, Conv2dGeom g) override;
   void conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor& gx, Conv2dGeom g) override;
   void conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Conv2dGeom g) override;
 
@@ -52,8 +51,8 @@ class CpuBackend final : public Backend {
 
   void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse,
                          Tensor* map) override;
-  void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                          const Tensor& lse, const Tensor& gout, Tensor& gq, Tensor& gk, Tensor& gv) override;
+  void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                          const Tensor& gout, Tensor& gq, Tensor& gk, Tensor& gv) override;
 
   void power_iteration(const std::vector<Tensor>& w, std::vector<Tensor>& u, std::vector<Tensor>& v,
                        double eps) override;

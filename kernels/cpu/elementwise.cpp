@@ -49,11 +49,11 @@ void map3(const Tensor& a, const Tensor& b, const Tensor& c, Tensor& out, F f) {
   const T* bp = static_cast<const T*>(b.raw_data());
   const T* cp = static_cast<const T*>(c.raw_data());
   T* op = static_cast<T*>(out.raw_data());
-  cpu::for_each_row<4>(out.shape(), {out.strides(), a.strides(), b.strides(), c.strides()},
-                       [&](auto off, int64_t n, auto st) {
-                         for (int64_t i = 0; i < n; ++i)
-                           op[off[0] + i * st[0]] = f(ap[off[1] + i * st[1]], bp[off[2] + i * st[2]], cp[off[3] + i * st[3]]);
-                       });
+  cpu::for_each_row<4>(
+      out.shape(), {out.strides(), a.strides(), b.strides(), c.strides()}, [&](auto off, int64_t n, auto st) {
+        for (int64_t i = 0; i < n; ++i)
+          op[off[0] + i * st[0]] = f(ap[off[1] + i * st[1]], bp[off[2] + i * st[2]], cp[off[3] + i * st[3]]);
+      });
 }
 }  // namespace
 
@@ -70,9 +70,8 @@ void CpuBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, co
   dispatch_float(gx.dtype(), unary_op_name(op), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T a = static_cast<T>(alpha);
-    math::with_unary_grad<T>(op, [&](auto df) {
-      map3<T>(x, y, gy, gx, [&](T xv, T yv, T g) { return g * df(xv, yv, a); });
-    });
+    math::with_unary_grad<T>(
+        op, [&](auto df) { map3<T>(x, y, gy, gx, [&](T xv, T yv, T g) { return g * df(xv, yv, a); }); });
   });
 }
 

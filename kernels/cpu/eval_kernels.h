@@ -12,8 +12,7 @@
 namespace sagan::cpu {
 
 // out (B,Co,Ho,Wo) = conv(x (B,Ci,H,W), w (Co,Ci,kh,kw)) + bias.
-void conv2d_rect(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out,
-                 Conv2dRectGeom g);
+void conv2d_rect(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out, Conv2dRectGeom g);
 // gy (B,Co,Ho,Wo) -> whichever of gx (x's shape), gw (w's shape), gb (Co) is given.
 void conv2d_rect_backward(const Tensor& x, const Tensor& w, const Tensor& gy, Tensor* gx, Tensor* gw, Tensor* gb,
                           Conv2dRectGeom g);

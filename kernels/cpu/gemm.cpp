@@ -41,8 +41,8 @@ Operand describe(const Tensor& t, int64_t batch, const char* what) {
     o.row_major = false;
     o.ld = o.cols > 1 ? st[2] : o.rows;
   } else {
-    SAGAN_FAIL("bmm: {} of shape {} has strides {}; one of its last two dims needs unit stride", what,
-               shape_str(s), shape_str(st));
+    SAGAN_FAIL("bmm: {} of shape {} has strides {}; one of its last two dims needs unit stride", what, shape_str(s),
+               shape_str(st));
   }
   // Eigen asserts nothing here, but a leading dimension shorter than the
   // row would make rows overlap: the front end must hand over a real matrix.
@@ -54,8 +54,10 @@ Operand describe(const Tensor& t, int64_t batch, const char* what) {
 // Calls f with an Eigen map of operand o at pointer p.
 template <class T, class F>
 void with_map(const Operand& o, const T* p, F&& f) {
-  if (o.row_major) f(RowMap<T>(p, o.rows, o.cols, Eigen::OuterStride<>(o.ld)));
-  else f(ColMap<T>(p, o.rows, o.cols, Eigen::OuterStride<>(o.ld)));
+  if (o.row_major)
+    f(RowMap<T>(p, o.rows, o.cols, Eigen::OuterStride<>(o.ld)));
+  else
+    f(ColMap<T>(p, o.rows, o.cols, Eigen::OuterStride<>(o.ld)));
 }
 
 template <class T>
@@ -79,10 +81,9 @@ void CpuBackend::bmm(const Tensor& a, const Tensor& b, Tensor& out, double beta)
   SAGAN_CHECK(a.dim() == 3 && b.dim() == 3 && out.dim() == 3, "bmm: expected 3-d operands, got {}, {} -> {}",
               shape_str(a.shape()), shape_str(b.shape()), shape_str(out.shape()));
   const int64_t batch = out.size(0), m = out.size(1), n = out.size(2);
-  SAGAN_CHECK(a.size(1) == m && b.size(2) == n && a.size(2) == b.size(1) &&
-                  (a.size(0) == batch || a.size(0) == 1) && (b.size(0) == batch || b.size(0) == 1),
-              "bmm: shapes {} @ {} do not give {}", shape_str(a.shape()), shape_str(b.shape()),
-              shape_str(out.shape()));
+  SAGAN_CHECK(a.size(1) == m && b.size(2) == n && a.size(2) == b.size(1) && (a.size(0) == batch || a.size(0) == 1) &&
+                  (b.size(0) == batch || b.size(0) == 1),
+              "bmm: shapes {} @ {} do not give {}", shape_str(a.shape()), shape_str(b.shape()), shape_str(out.shape()));
   SAGAN_CHECK(out.is_contiguous(), "bmm: output of shape {} must be contiguous", shape_str(out.shape()));
   if (out.numel() == 0) return;
   const Operand oa = describe(a, batch, "a"), ob = describe(b, batch, "b");
@@ -95,8 +96,10 @@ void CpuBackend::bmm(const Tensor& a, const Tensor& b, Tensor& out, double beta)
     const int64_t k = a.size(2);
     if (k == 0) {  // an empty product: out = beta * out
       OutMap<T> C(cp, batch * m, n);
-      if (tb == T(0)) C.setZero();
-      else C *= tb;
+      if (tb == T(0))
+        C.setZero();
+      else
+        C *= tb;
       return;
     }
     // Threads over the batch when it splits evenly enough (each thread runs

@@ -32,8 +32,8 @@ void CpuBackend::index_select(const Tensor& x, const Tensor& idx, Tensor& out) {
 #pragma omp parallel for schedule(static) if (rows > 1 && out.numel() >= 32768)
   for (int64_t k = 0; k < rows; ++k) {
     const int64_t o = k / d.n, j = k % d.n;
-    std::memcpy(op + static_cast<size_t>(k) * row_bytes,
-                xp + static_cast<size_t>(o * d.r + ip[j]) * row_bytes, row_bytes);
+    std::memcpy(op + static_cast<size_t>(k) * row_bytes, xp + static_cast<size_t>(o * d.r + ip[j]) * row_bytes,
+                row_bytes);
   }
 }
 

@@ -19,7 +19,7 @@ namespace sagan {
 namespace {
 
 constexpr int64_t kChunk = int64_t{1} << 14;  // elements per parallel work item
-constexpr int64_t kPiece = 1024;               // elements per Adam array pass
+constexpr int64_t kPiece = 1024;              // elements per Adam array pass
 
 struct Chunk {
   size_t tensor;

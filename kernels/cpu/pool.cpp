@@ -55,8 +55,7 @@ void CpuBackend::avg_pool2x2(const Tensor& x, Tensor& out) {
         const T* r0 = xp + (p * g.h + 2 * i) * g.w;
         const T* r1 = r0 + g.w;
         T* o = op + (p * ho + i) * wo;
-        for (int64_t j = 0; j < wo; ++j)
-          o[j] = T(0.25) * ((r0[2 * j] + r0[2 * j + 1]) + (r1[2 * j] + r1[2 * j + 1]));
+        for (int64_t j = 0; j < wo; ++j) o[j] = T(0.25) * ((r0[2 * j] + r0[2 * j + 1]) + (r1[2 * j] + r1[2 * j + 1]));
       }
     }
   });
@@ -96,8 +95,7 @@ void CpuBackend::max_pool2x2(const Tensor& x, Tensor& out) {
       for (int64_t i = 0; i < ho; ++i) {
         const T* r0 = xp + (p * g.h + 2 * i) * g.w;
         T* o = op + (p * ho + i) * wo;
-        for (int64_t j = 0; j < wo; ++j)
-          o[j] = max4(r0[2 * j], r0[2 * j + 1], r0[g.w + 2 * j], r0[g.w + 2 * j + 1]);
+        for (int64_t j = 0; j < wo; ++j) o[j] = max4(r0[2 * j], r0[2 * j + 1], r0[g.w + 2 * j], r0[g.w + 2 * j + 1]);
       }
     }
   });

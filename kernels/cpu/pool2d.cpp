@@ -51,8 +51,7 @@ void pool2d(const Tensor& x, Tensor& out, PoolMode mode, int64_t k, int64_t s, i
   });
 }
 
-void pool2d_backward(const Tensor& x, const Tensor& gy, Tensor& gx, PoolMode mode, int64_t k, int64_t s,
-                     int64_t p) {
+void pool2d_backward(const Tensor& x, const Tensor& gy, Tensor& gx, PoolMode mode, int64_t k, int64_t s, int64_t p) {
   const int64_t planes = gx.size(0) * gx.size(1), H = gx.size(2), W = gx.size(3);
   const int64_t Ho = gy.size(2), Wo = gy.size(3);
   dispatch_float(gx.dtype(), "pool2d_backward", [&](auto* tag) {

@@ -80,8 +80,8 @@ void accumulate_box(const T* xp, double* acc, const std::vector<Dim>& dims, size
 // Work is cut into pieces by the geometry alone, never by the thread count,
 // and each output's terms are added in a fixed order: results are
 // bit-identical on any number of cores.
-constexpr int64_t kPiece = 1 << 15;        // elements of x per piece, at least
-constexpr int64_t kRun = 1 << 14;          // contiguous elements per row of a piece, when choosable
+constexpr int64_t kPiece = 1 << 15;           // elements of x per piece, at least
+constexpr int64_t kRun = 1 << 14;             // contiguous elements per row of a piece, when choosable
 constexpr int64_t kPrivateOutputs = 1 << 15;  // largest out that gets per-piece accumulators
 constexpr int64_t kPrivateTotal = 1 << 22;    // doubles in all per-piece accumulators
 
@@ -130,8 +130,8 @@ void sum_kernel(const T* xp, T* op, const std::vector<Dim>& dims, int64_t numel,
 
 void CpuBackend::sum(const Tensor& x, Tensor& out) {
   const Shape& xs = x.shape();
-  SAGAN_CHECK(out.dim() == x.dim(), "sum: output of shape {} must keep the rank of input {}",
-              shape_str(out.shape()), shape_str(xs));
+  SAGAN_CHECK(out.dim() == x.dim(), "sum: output of shape {} must keep the rank of input {}", shape_str(out.shape()),
+              shape_str(xs));
   for (size_t i = 0; i < xs.size(); ++i)
     SAGAN_CHECK(out.shape()[i] == xs[i] || out.shape()[i] == 1, "sum: output of shape {} does not fit input {}",
                 shape_str(out.shape()), shape_str(xs));
@@ -146,8 +146,7 @@ void CpuBackend::sum(const Tensor& x, Tensor& out) {
   const size_t nd = xs.size();
   std::vector<size_t> order(nd);
   for (size_t i = 0; i < nd; ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return x.strides()[a] > x.strides()[b]; });
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return x.strides()[a] > x.strides()[b]; });
   Shape shape, xst, ost;
   for (size_t i : order) {
     shape.push_back(xs[i]);
@@ -167,8 +166,7 @@ void CpuBackend::sum(const Tensor& x, Tensor& out) {
   }
   dispatch_float(x.dtype(), "sum", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    sum_kernel<T>(static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), dims, x.numel(),
-                  out.numel());
+    sum_kernel<T>(static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), dims, x.numel(), out.numel());
   });
 }
 

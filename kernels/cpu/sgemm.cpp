@@ -75,8 +75,8 @@ void micro(int64_t K, const float* a, int64_t si, int64_t sk, const float* bp, f
 #endif
 
 using MicroFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, float*, int64_t, int, bool);
-constexpr MicroFn kMicro[kMr + 1] = {nullptr,   micro<1>, micro<2>, micro<3>,  micro<4>,  micro<5>, micro<6>,
-                                     micro<7>,  micro<8>, micro<9>, micro<10>, micro<11>, micro<12>};
+constexpr MicroFn kMicro[kMr + 1] = {nullptr,  micro<1>, micro<2>, micro<3>,  micro<4>,  micro<5>, micro<6>,
+                                     micro<7>, micro<8>, micro<9>, micro<10>, micro<11>, micro<12>};
 
 }  // namespace
 

@@ -41,8 +41,8 @@ void CpuBackend::power_iteration(const std::vector<Tensor>& w, std::vector<Tenso
   for (int64_t i = 0; i < n; ++i) {
     const Tensor& wi = w[static_cast<size_t>(i)];
     SAGAN_CHECK(is_floating(wi.dtype()) && wi.dim() == 2 && wi.is_contiguous(),
-                "power_iteration: w[{}] must be a contiguous floating 2-d tensor, got {} {}", i,
-                dtype_name(wi.dtype()), shape_str(wi.shape()));
+                "power_iteration: w[{}] must be a contiguous floating 2-d tensor, got {} {}", i, dtype_name(wi.dtype()),
+                shape_str(wi.shape()));
     work += wi.numel();
   }
 #pragma omp parallel for schedule(dynamic) if (n > 1 && work >= (int64_t{1} << 16))

@@ -13,8 +13,8 @@ namespace sagan::cpu {
 
 template <size_t K>
 struct Geometry {
-  Shape shape;                  // merged, outermost first
-  std::array<Shape, K> strides; // per operand, merged
+  Shape shape;                   // merged, outermost first
+  std::array<Shape, K> strides;  // per operand, merged
 };
 
 template <size_t K>

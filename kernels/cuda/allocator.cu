@@ -43,9 +43,10 @@ void* CachingAllocator::allocate(size_t nbytes) {
     (void)cudaGetLastError();
     size_t free_b = 0, total_b = 0;
     if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) (void)cudaGetLastError();
-    SAGAN_FAIL("cuda:{}: out of memory allocating {} bytes ({} bytes after rounding); the device has {} bytes "
-               "free of {}, {} bytes are in use by tensors and workspaces",
-               device_, nbytes, size, free_b, total_b, stats_.bytes_in_use);
+    SAGAN_FAIL(
+        "cuda:{}: out of memory allocating {} bytes ({} bytes after rounding); the device has {} bytes "
+        "free of {}, {} bytes are in use by tensors and workspaces",
+        device_, nbytes, size, free_b, total_b, stats_.bytes_in_use);
   }
   if (err != cudaSuccess) throw_cuda_error("allocate", "cudaMalloc", err);
   live_.emplace(p, size);

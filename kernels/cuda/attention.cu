@@ -168,15 +168,14 @@ void CudaBackend::attention_forward(const Tensor& q_in, const Tensor& k_in, cons
       softmax_rows_kernel<T><<<grid_for_rows(rows), block_for_row(s.S), 0, stream_>>>(sp, sp, lp + b0 * s.N, rows, s.S);
       check_launch(op, "softmax_rows_kernel", stream_);
       // O = P V: (N,S) @ (S,dv)
-      gemm<T>(*this, op, false, false, s.N, s.dv, s.S, T(1), sp, s.S, s.N * s.S, vp + b0 * s.S * s.dv, s.dv,
-              s.S * s.dv, T(0), op_ + b0 * s.N * s.dv, s.dv, s.N * s.dv, nb);
+      gemm<T>(*this, op, false, false, s.N, s.dv, s.S, T(1), sp, s.S, s.N * s.S, vp + b0 * s.S * s.dv, s.dv, s.S * s.dv,
+              T(0), op_ + b0 * s.N * s.dv, s.dv, s.N * s.dv, nb);
     }
   });
 }
 
 void CudaBackend::attention_backward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& out_in,
-                                     const Tensor& lse_in, const Tensor& gout_in, Tensor& gq, Tensor& gk,
-                                     Tensor& gv) {
+                                     const Tensor& lse_in, const Tensor& gout_in, Tensor& gq, Tensor& gk, Tensor& gv) {
   const char* op = "attention_backward";
   check_on(*this, op, q_in, "q");
   check_on(*this, op, k_in, "k");

@@ -18,8 +18,8 @@ __device__ __forceinline__ int64_t channel_elem(int64_t j, int64_t c, int64_t ch
 }
 
 template <class T>
-__global__ void __launch_bounds__(kBlock) bn_stats_kernel(const T* x, T* mean, T* invstd, int64_t batch,
-                                                        int64_t channels, int64_t hw, double eps) {
+__global__ void __launch_bounds__(kBlock)
+    bn_stats_kernel(const T* x, T* mean, T* invstd, int64_t batch, int64_t channels, int64_t hw, double eps) {
   __shared__ double smem[32];
   const int64_t n = batch * hw;
   for (int64_t c = blockIdx.x; c < channels; c += gridDim.x) {
@@ -40,9 +40,9 @@ __global__ void __launch_bounds__(kBlock) bn_stats_kernel(const T* x, T* mean, T
 }
 
 template <class T>
-__global__ void __launch_bounds__(kBlock) bn_normalize_kernel(const T* x, const T* mean, int64_t mean_stride,
-                                                            const T* invstd, int64_t invstd_stride, T* out,
-                                                            int64_t channels, int64_t hw, int64_t total) {
+__global__ void __launch_bounds__(kBlock)
+    bn_normalize_kernel(const T* x, const T* mean, int64_t mean_stride, const T* invstd, int64_t invstd_stride, T* out,
+                        int64_t channels, int64_t hw, int64_t total) {
   for (int64_t i = thread_index(); i < total; i += thread_count()) {
     const int64_t c = (i / hw) % channels;
     out[i] = (x[i] - mean[c * mean_stride]) * invstd[c * invstd_stride];
@@ -51,9 +51,9 @@ __global__ void __launch_bounds__(kBlock) bn_normalize_kernel(const T* x, const 
 
 // gx = invstd * (gy - mean(gy) - xhat * mean(gy * xhat)), xhat = (x - mean) * invstd.
 template <class T>
-__global__ void __launch_bounds__(kBlock) bn_backward_kernel(const T* x, const T* mean, int64_t mean_stride,
-                                                           const T* invstd, int64_t invstd_stride, const T* gy, T* gx,
-                                                           int64_t batch, int64_t channels, int64_t hw) {
+__global__ void __launch_bounds__(kBlock)
+    bn_backward_kernel(const T* x, const T* mean, int64_t mean_stride, const T* invstd, int64_t invstd_stride,
+                       const T* gy, T* gx, int64_t batch, int64_t channels, int64_t hw) {
   __shared__ double smem[32];
   const int64_t n = batch * hw;
   for (int64_t c = blockIdx.x; c < channels; c += gridDim.x) {
@@ -143,8 +143,8 @@ void CudaBackend::batch_norm_normalize(const Tensor& x_in, const Tensor& mean, c
   check_launch(op, "bn_normalize_kernel", stream_);
 }
 
-void CudaBackend::batch_norm_backward(const Tensor& x_in, const Tensor& mean, const Tensor& invstd,
-                                      const Tensor& gy_in, Tensor& gx) {
+void CudaBackend::batch_norm_backward(const Tensor& x_in, const Tensor& mean, const Tensor& invstd, const Tensor& gy_in,
+                                      Tensor& gx) {
   const char* op = "batch_norm_backward";
   check_on(*this, op, x_in, "input");
   check_on(*this, op, mean, "mean");

@@ -34,8 +34,7 @@ static bool sync_after_launch() {
 void check_launch(const char* op, const char* kernel, cudaStream_t stream) {
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) {
-    SAGAN_FAIL("{}: launch of kernel {} failed: {} ({})", op, kernel, cudaGetErrorString(err),
-               cudaGetErrorName(err));
+    SAGAN_FAIL("{}: launch of kernel {} failed: {} ({})", op, kernel, cudaGetErrorString(err), cudaGetErrorName(err));
   }
   if (sync_after_launch()) {
     err = cudaStreamSynchronize(stream);

@@ -22,20 +22,20 @@ void check_launch(const char* op, const char* kernel, cudaStream_t stream);
 
 }  // namespace sagan::cuda
 
-#define SAGAN_CUDA_CHECK(op, call)                                               \
-  do {                                                                           \
-    cudaError_t sagan_err_ = (call);                                             \
+#define SAGAN_CUDA_CHECK(op, call)                                                         \
+  do {                                                                                     \
+    cudaError_t sagan_err_ = (call);                                                       \
     if (sagan_err_ != cudaSuccess) ::sagan::cuda::throw_cuda_error(op, #call, sagan_err_); \
   } while (0)
 
-#define SAGAN_CUBLAS_CHECK(op, call)                                             \
-  do {                                                                           \
-    cublasStatus_t sagan_st_ = (call);                                           \
+#define SAGAN_CUBLAS_CHECK(op, call)                                                                 \
+  do {                                                                                               \
+    cublasStatus_t sagan_st_ = (call);                                                               \
     if (sagan_st_ != CUBLAS_STATUS_SUCCESS) ::sagan::cuda::throw_cublas_error(op, #call, sagan_st_); \
   } while (0)
 
-#define SAGAN_CUDNN_CHECK(op, call)                                              \
-  do {                                                                           \
-    cudnnStatus_t sagan_st_ = (call);                                            \
+#define SAGAN_CUDNN_CHECK(op, call)                                                                \
+  do {                                                                                             \
+    cudnnStatus_t sagan_st_ = (call);                                                              \
     if (sagan_st_ != CUDNN_STATUS_SUCCESS) ::sagan::cuda::throw_cudnn_error(op, #call, sagan_st_); \
   } while (0)

@@ -41,7 +41,8 @@ size_t find_budget(CudaBackend& be, size_t wanted) {
 
 // The best result: successful, within the workspace, deterministic if any is,
 // in cuDNN's order (fastest first for Find, most promising for Get).
-template <class Perf> const Perf* choose(const std::vector<Perf>& perf, int count, size_t budget) {
+template <class Perf>
+const Perf* choose(const std::vector<Perf>& perf, int count, size_t budget) {
   const Perf* any = nullptr;
   for (int i = 0; i < count; ++i) {
     const Perf& p = perf[static_cast<size_t>(i)];
@@ -65,10 +66,12 @@ Buffer find_workspace(CudaBackend& be, size_t& budget) {
   }
 }
 
-template <class Perf> size_t max_memory(const std::vector<Perf>& perf, int count) {
+template <class Perf>
+size_t max_memory(const std::vector<Perf>& perf, int count) {
   size_t m = 0;
   for (int i = 0; i < count; ++i)
-    if (perf[static_cast<size_t>(i)].status == CUDNN_STATUS_SUCCESS) m = std::max(m, perf[static_cast<size_t>(i)].memory);
+    if (perf[static_cast<size_t>(i)].status == CUDNN_STATUS_SUCCESS)
+      m = std::max(m, perf[static_cast<size_t>(i)].memory);
   return m;
 }
 
@@ -85,13 +88,12 @@ struct Geometry {
 
 // Checks x (B,Ci,H,W), w (Co,Ci,k,k), y (B,Co,Ho,Wo) agree with g.
 Geometry check_geometry(const char* op, const Tensor& x, const Tensor& w, const Tensor& y, Conv2dGeom g) {
-  SAGAN_CHECK(x.dim() == 4 && w.dim() == 4 && y.dim() == 4,
-              "{}: expected 4-d input, weight and output, got {}, {}, {}", op, shape_str(x.shape()),
-              shape_str(w.shape()), shape_str(y.shape()));
+  SAGAN_CHECK(x.dim() == 4 && w.dim() == 4 && y.dim() == 4, "{}: expected 4-d input, weight and output, got {}, {}, {}",
+              op, shape_str(x.shape()), shape_str(w.shape()), shape_str(y.shape()));
   SAGAN_CHECK(g.stride >= 1 && g.pad >= 0, "{}: stride {} and pad {} are invalid", op, g.stride, g.pad);
   Geometry s{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), 0, 0};
-  SAGAN_CHECK(w.size(1) == s.Ci && w.size(3) == s.k, "{}: weight {} does not fit input {} (square kernel, Ci = {})",
-              op, shape_str(w.shape()), shape_str(x.shape()), s.Ci);
+  SAGAN_CHECK(w.size(1) == s.Ci && w.size(3) == s.k, "{}: weight {} does not fit input {} (square kernel, Ci = {})", op,
+              shape_str(w.shape()), shape_str(x.shape()), s.Ci);
   SAGAN_CHECK(s.H + 2 * g.pad >= s.k && s.W + 2 * g.pad >= s.k, "{}: kernel {} larger than padded input {}", op, s.k,
               shape_str(x.shape()));
   s.Ho = (s.H + 2 * g.pad - s.k) / g.stride + 1;
@@ -128,8 +130,8 @@ ConvPlan& plan_for(CudaBackend& be, const char* op, const Tensor& x, const Tenso
   SAGAN_CUDNN_CHECK(op, cudnnSetTensor4dDescriptor(fresh.x, CUDNN_TENSOR_NCHW, dt, B, Ci, H, W));
   SAGAN_CUDNN_CHECK(op, cudnnSetTensor4dDescriptor(fresh.y, CUDNN_TENSOR_NCHW, dt, B, Co, Ho, Wo));
   SAGAN_CUDNN_CHECK(op, cudnnSetFilter4dDescriptor(fresh.w, dt, CUDNN_TENSOR_NCHW, Co, Ci, k, k));
-  SAGAN_CUDNN_CHECK(op, cudnnSetConvolution2dDescriptor(fresh.conv, pad, pad, stride, stride, 1, 1,
-                                                        CUDNN_CROSS_CORRELATION, dt));
+  SAGAN_CUDNN_CHECK(
+      op, cudnnSetConvolution2dDescriptor(fresh.conv, pad, pad, stride, stride, 1, 1, CUDNN_CROSS_CORRELATION, dt));
   // FMA math keeps float32 exact to float32 rounding; TF32 only on request.
   const cudnnMathType_t math = dt == CUDNN_DATA_FLOAT && !tf32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
   SAGAN_CUDNN_CHECK(op, cudnnSetConvolutionMathType(fresh.conv, math));
@@ -170,8 +172,8 @@ void find_backward_data(CudaBackend& be, ConvPlan& p, const void* w, const void*
   int max_count = 0, got = 0;
   SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count));
   std::vector<cudnnConvolutionBwdDataAlgoPerf_t> heur(static_cast<size_t>(max_count)), found(heur.size());
-  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w, p.y, p.conv, p.x, max_count, &got,
-                                                                    heur.data()));
+  SAGAN_CUDNN_CHECK(
+      op, cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w, p.y, p.conv, p.x, max_count, &got, heur.data()));
   size_t budget = find_budget(be, max_memory(heur, got));
   Buffer ws = find_workspace(be, budget);
   int nfound = 0;
@@ -181,8 +183,8 @@ void find_backward_data(CudaBackend& be, ConvPlan& p, const void* w, const void*
   if (!best) best = choose(heur, got, budget);
   SAGAN_CHECK(best != nullptr, "{}: cuDNN offers no backward-data algorithm for this geometry", op);
   p.bwd_data_algo = best->algo;
-  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w, p.y, p.conv, p.x, p.bwd_data_algo,
-                                                                     &p.bwd_data_ws));
+  SAGAN_CUDNN_CHECK(
+      op, cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w, p.y, p.conv, p.x, p.bwd_data_algo, &p.bwd_data_ws));
   p.bwd_data_ready = true;
 }
 
@@ -192,8 +194,8 @@ void find_backward_filter(CudaBackend& be, ConvPlan& p, const void* x, const voi
   int max_count = 0, got = 0;
   SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count));
   std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> heur(static_cast<size_t>(max_count)), found(heur.size());
-  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x, p.y, p.conv, p.w, max_count, &got,
-                                                                      heur.data()));
+  SAGAN_CUDNN_CHECK(
+      op, cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x, p.y, p.conv, p.w, max_count, &got, heur.data()));
   size_t budget = find_budget(be, max_memory(heur, got));
   Buffer ws = find_workspace(be, budget);
   int nfound = 0;
@@ -274,9 +276,9 @@ void CudaBackend::conv2d_backward_input(const Tensor& gy_in, const Tensor& w_in,
   dispatch_float(gx.dtype(), op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T one = 1, zero = 0;
-    SAGAN_CUDNN_CHECK(op, cudnnConvolutionBackwardData(cudnn(), &one, p.w, w.raw_data(), p.y, gy.raw_data(), p.conv,
-                                                       p.bwd_data_algo, ws.get(), p.bwd_data_ws, &zero, p.x,
-                                                       gx.raw_data()));
+    SAGAN_CUDNN_CHECK(
+        op, cudnnConvolutionBackwardData(cudnn(), &one, p.w, w.raw_data(), p.y, gy.raw_data(), p.conv, p.bwd_data_algo,
+                                         ws.get(), p.bwd_data_ws, &zero, p.x, gx.raw_data()));
   });
 }
 
@@ -301,9 +303,9 @@ void CudaBackend::conv2d_backward_weight(const Tensor& gy_in, const Tensor& x_in
   dispatch_float(gw.dtype(), op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T one = 1, zero = 0;
-    SAGAN_CUDNN_CHECK(op, cudnnConvolutionBackwardFilter(cudnn(), &one, p.x, x.raw_data(), p.y, gy.raw_data(), p.conv,
-                                                         p.bwd_filter_algo, ws.get(), p.bwd_filter_ws, &zero, p.w,
-                                                         gw.raw_data()));
+    SAGAN_CUDNN_CHECK(
+        op, cudnnConvolutionBackwardFilter(cudnn(), &one, p.x, x.raw_data(), p.y, gy.raw_data(), p.conv,
+                                           p.bwd_filter_algo, ws.get(), p.bwd_filter_ws, &zero, p.w, gw.raw_data()));
   });
 }
 

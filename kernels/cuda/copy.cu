@@ -10,7 +10,8 @@ namespace sagan {
 namespace {
 using namespace cuda;
 
-template <class T> __global__ void __launch_bounds__(kBlock) fill_kernel(T* p, Strided<1> g, int64_t n, T v) {
+template <class T>
+__global__ void __launch_bounds__(kBlock) fill_kernel(T* p, Strided<1> g, int64_t n, T v) {
   if (g.flat()) {
     for (int64_t i = thread_index(); i < n; i += thread_count()) p[i] = v;
     return;
@@ -61,8 +62,9 @@ void CudaBackend::copy(const Tensor& src, Tensor& dst) {
   auto g = make_strided<2>("copy", dst.shape(), {&dst.strides(), &src.strides()});
   if (src.dtype() == dst.dtype() && g.flat()) {
     if (src.raw_data() != dst.raw_data())
-      SAGAN_CUDA_CHECK("copy", cudaMemcpyAsync(dst.raw_data(), src.raw_data(), static_cast<size_t>(n) * dtype_size(dst.dtype()),
-                                               cudaMemcpyDeviceToDevice, stream_));
+      SAGAN_CUDA_CHECK("copy",
+                       cudaMemcpyAsync(dst.raw_data(), src.raw_data(), static_cast<size_t>(n) * dtype_size(dst.dtype()),
+                                       cudaMemcpyDeviceToDevice, stream_));
     return;
   }
   dispatch_all(dst.dtype(), [&](auto* dtag) {

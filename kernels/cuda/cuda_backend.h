@@ -62,7 +62,10 @@ class Buffer {
     if (ptr_ && alloc_) alloc_->free(ptr_);
     ptr_ = nullptr;
   }
-  template <class T = void> T* get() const { return static_cast<T*>(ptr_); }
+  template <class T = void>
+  T* get() const {
+    return static_cast<T*>(ptr_);
+  }
   size_t size() const { return nbytes_; }
 
  private:
@@ -105,8 +108,7 @@ class CudaBackend final : public Backend {
 
   void bmm(const Tensor& a, const Tensor& b, Tensor& out, double beta) override;
 
-  void conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out,
-              Conv2dGeom g) override;
+  void conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out, Conv2dGeom g) override;
   void conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor& gx, Conv2dGeom g) override;
   void conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Conv2dGeom g) override;
 
@@ -127,8 +129,8 @@ class CudaBackend final : public Backend {
 
   void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse,
                          Tensor* map) override;
-  void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                          const Tensor& lse, const Tensor& gout, Tensor& gq, Tensor& gk, Tensor& gv) override;
+  void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                          const Tensor& gout, Tensor& gq, Tensor& gk, Tensor& gv) override;
 
   void power_iteration(const std::vector<Tensor>& w, std::vector<Tensor>& u, std::vector<Tensor>& v,
                        double eps) override;

@@ -57,10 +57,10 @@ void set_cuda_attention_workspace_limit(size_t bytes);
 
 // The caching allocator of one device, for tests and logs.
 struct CudaMemoryStats {
-  int64_t malloc_calls = 0;       // cudaMalloc calls made so far
-  int64_t cache_hits = 0;         // allocations served from the free lists
-  int64_t bytes_in_use = 0;       // held by live tensors and workspaces
-  int64_t bytes_cached = 0;       // in the free lists, ready for reuse
+  int64_t malloc_calls = 0;  // cudaMalloc calls made so far
+  int64_t cache_hits = 0;    // allocations served from the free lists
+  int64_t bytes_in_use = 0;  // held by live tensors and workspaces
+  int64_t bytes_cached = 0;  // in the free lists, ready for reuse
   int64_t peak_bytes_in_use = 0;
 };
 CudaMemoryStats cuda_memory_stats(int device = 0);

@@ -76,8 +76,8 @@ void CudaBackend::unary(UnaryOp op, const Tensor& x, Tensor& out, double alpha) 
   dispatch_float(out.dtype(), name, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     math::with_unary<T>(op, [&](auto f) {
-      unary_kernel<T><<<blocks_for(n), kBlock, 0, stream_>>>(static_cast<const T*>(x.raw_data()),
-                                                             static_cast<T*>(out.raw_data()), g, n, f, static_cast<T>(alpha));
+      unary_kernel<T><<<blocks_for(n), kBlock, 0, stream_>>>(
+          static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), g, n, f, static_cast<T>(alpha));
     });
   });
   check_launch(name, "unary_kernel", stream_);
@@ -101,8 +101,8 @@ void CudaBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, c
     using T = std::remove_pointer_t<decltype(tag)>;
     math::with_unary_grad<T>(op, [&](auto df) {
       unary_backward_kernel<T><<<blocks_for(n), kBlock, 0, stream_>>>(
-          static_cast<const T*>(x.raw_data()), static_cast<const T*>(y.raw_data()), static_cast<const T*>(gy.raw_data()),
-          static_cast<T*>(gx.raw_data()), g, n, df, static_cast<T>(alpha));
+          static_cast<const T*>(x.raw_data()), static_cast<const T*>(y.raw_data()),
+          static_cast<const T*>(gy.raw_data()), static_cast<T*>(gx.raw_data()), g, n, df, static_cast<T>(alpha));
     });
   });
   check_launch(name, "unary_backward_kernel", stream_);

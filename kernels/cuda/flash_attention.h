@@ -29,8 +29,8 @@ enum class FlashForwardVariant : int {
 
 // Returns cudaErrorInvalidValue for unsupported sizes, else the launch
 // status. Asynchronous on `stream`.
-cudaError_t flash_attention_forward_f32(const float* q, const float* k, const float* v, float* out, float* lse,
-                                        int B, int N, int S, int d, int dv, cudaStream_t stream,
+cudaError_t flash_attention_forward_f32(const float* q, const float* k, const float* v, float* out, float* lse, int B,
+                                        int N, int S, int d, int dv, cudaStream_t stream,
                                         FlashForwardVariant variant = FlashForwardVariant::Tiled);
 
 // Bytes of device scratch flash_attention_backward_f32 needs (B*N floats).
@@ -41,8 +41,8 @@ size_t flash_attention_backward_workspace_bytes(int B, int N, int S, int d, int 
 // atomics, so gq (and, when the GPU has more multiprocessors than key tiles
 // to fill them, gk and gv) vary between runs in the last bits.
 cudaError_t flash_attention_backward_f32(const float* q, const float* k, const float* v, const float* out,
-                                         const float* lse, const float* gout, float* gq, float* gk, float* gv,
-                                         int B, int N, int S, int d, int dv, void* workspace,
-                                         size_t workspace_bytes, cudaStream_t stream);
+                                         const float* lse, const float* gout, float* gq, float* gk, float* gv, int B,
+                                         int N, int S, int d, int dv, void* workspace, size_t workspace_bytes,
+                                         cudaStream_t stream);
 
 }  // namespace sagan::fused

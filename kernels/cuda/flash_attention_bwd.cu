@@ -11,9 +11,9 @@ size_t flash_attention_backward_workspace_bytes(int B, int N, int S, int d, int 
 }
 
 cudaError_t flash_attention_backward_f32(const float* q, const float* k, const float* v, const float* out,
-                                         const float* lse, const float* gout, float* gq, float* gk, float* gv,
-                                         int B, int N, int S, int d, int dv, void* workspace,
-                                         size_t workspace_bytes, cudaStream_t stream) {
+                                         const float* lse, const float* gout, float* gq, float* gk, float* gv, int B,
+                                         int N, int S, int d, int dv, void* workspace, size_t workspace_bytes,
+                                         cudaStream_t stream) {
   CudaLauncher launcher(stream);
   if (fa::backward(launcher, q, k, v, out, lse, gout, gq, gk, gv, fa::Shape{B, N, S, d, dv}, workspace,
                    workspace_bytes) != Status::Ok)

@@ -110,7 +110,8 @@ __global__ void __launch_bounds__(kRowWarps * 32)
 // number of 16-byte units, so 16-byte reads of 8 different rows by 8 lanes
 // hit 8 different bank groups.
 template <int DP>
-__device__ __forceinline__ void load_rows(float* tile, const float* src, int r0, int nrows, int ncols, int rows_in_tile) {
+__device__ __forceinline__ void load_rows(float* tile, const float* src, int r0, int nrows, int ncols,
+                                          int rows_in_tile) {
   constexpr int RS = DP + 4;
   for (int idx = static_cast<int>(threadIdx.x); idx < rows_in_tile * DP; idx += kThreads) {
     const int r = idx / DP, e = idx % DP;
@@ -169,14 +170,13 @@ __device__ __forceinline__ void mma_4x4_rows(float (&acc)[4][4], const float* A,
     SAGAN_UNROLL
     for (int j = 0; j < 4; ++j) b[j] = ld4(B + (rb + 16 * j) * RS + e);
     SAGAN_UNROLL
-    for (int i = 0; i < 4; ++i)
-      SAGAN_UNROLL
-      for (int j = 0; j < 4; ++j) {
-        acc[i][j] = fmaf(a[i].x, b[j].x, acc[i][j]);
-        acc[i][j] = fmaf(a[i].y, b[j].y, acc[i][j]);
-        acc[i][j] = fmaf(a[i].z, b[j].z, acc[i][j]);
-        acc[i][j] = fmaf(a[i].w, b[j].w, acc[i][j]);
-      }
+    for (int i = 0; i < 4; ++i) SAGAN_UNROLL
+    for (int j = 0; j < 4; ++j) {
+      acc[i][j] = fmaf(a[i].x, b[j].x, acc[i][j]);
+      acc[i][j] = fmaf(a[i].y, b[j].y, acc[i][j]);
+      acc[i][j] = fmaf(a[i].z, b[j].z, acc[i][j]);
+      acc[i][j] = fmaf(a[i].w, b[j].w, acc[i][j]);
+    }
   }
 }
 
@@ -222,8 +222,7 @@ __device__ __forceinline__ void mma_p_times_m(float (&acc)[4][CPT], const float*
 template <int DP, int CPT, bool ASYNC = false>
 constexpr size_t fwd_smem_floats() {
   constexpr size_t nbuf = ASYNC ? 2 : 1;
-  return size_t(kBQ) * (DP + 4) + nbuf * (size_t(kBK) * (DP + 4) + size_t(kBK) * 16 * CPT) +
-         size_t(kBQ) * (kBK + 4);
+  return size_t(kBQ) * (DP + 4) + nbuf * (size_t(kBK) * (DP + 4) + size_t(kBK) * 16 * CPT) + size_t(kBQ) * (kBK + 4);
 }
 
 template <int DP, int CPT, bool ASYNC>
@@ -285,9 +284,8 @@ __global__ void __launch_bounds__(kThreads, 2)
 
     float s[4][4];
     SAGAN_UNROLL
-    for (int i = 0; i < 4; ++i)
-      SAGAN_UNROLL
-      for (int j = 0; j < 4; ++j) s[i][j] = 0.f;
+    for (int i = 0; i < 4; ++i) SAGAN_UNROLL
+    for (int j = 0; j < 4; ++j) s[i][j] = 0.f;
     mma_4x4_rows<DP>(s, Qs, ty * 4, Ks, tx);
 
     // Online softmax in base 2; each row's 64 scores live in 16 lanes.
@@ -327,12 +325,11 @@ __global__ void __launch_bounds__(kThreads, 2)
     const float inv = 1.f / l[i];
     float* orow = out + (b * N + row) * dv;
     SAGAN_UNROLL
-    for (int h = 0; h < CPT / 4; ++h)
-      SAGAN_UNROLL
-      for (int u = 0; u < 4; ++u) {
-        const int col = c0 + 64 * h + tx * 4 + u;
-        if (col < dv) orow[col] = acc[i][4 * h + u] * inv;
-      }
+    for (int h = 0; h < CPT / 4; ++h) SAGAN_UNROLL
+    for (int u = 0; u < 4; ++u) {
+      const int col = c0 + 64 * h + tx * 4 + u;
+      if (col < dv) orow[col] = acc[i][4 * h + u] * inv;
+    }
     if (blockIdx.y == 0 && tx == 0) lse[b * N + row] = (m[i] + log2f(l[i])) * kLn2;
   }
 }
@@ -378,11 +375,11 @@ __global__ void __launch_bounds__(kThreads, 2)
   constexpr int RS = DP + 4;
   constexpr int PS = kBQ + 4;
   SAGAN_DYNAMIC_SMEM(float, smem);
-  float* Ks = smem;               // [kBK][RS]
-  float* Qs = Ks + kBK * RS;      // [kBQ][RS]
-  float* L2s = Qs + kBQ * RS;     // [kBQ] lse in base 2, +inf past N
-  float* Gs = L2s + kBQ;          // [kBQ][DVT] dO tile
-  float* Pt = Gs + kBQ * DVT;     // [kBK][PS] P^T tile
+  float* Ks = smem;            // [kBK][RS]
+  float* Qs = Ks + kBK * RS;   // [kBQ][RS]
+  float* L2s = Qs + kBQ * RS;  // [kBQ] lse in base 2, +inf past N
+  float* Gs = L2s + kBQ;       // [kBQ][DVT] dO tile
+  float* Pt = Gs + kBQ * DVT;  // [kBK][PS] P^T tile
 
   const int tid = static_cast<int>(threadIdx.x), tx = tid & 15, ty = tid >> 4;
   const int64_t b = blockIdx.x / n_kt;
@@ -395,9 +392,8 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   float acc[4][CPT];
   SAGAN_UNROLL
-  for (int i = 0; i < 4; ++i)
-    SAGAN_UNROLL
-    for (int c = 0; c < CPT; ++c) acc[i][c] = 0.f;
+  for (int i = 0; i < 4; ++i) SAGAN_UNROLL
+  for (int c = 0; c < CPT; ++c) acc[i][c] = 0.f;
 
   for (int qt = static_cast<int>(blockIdx.z); qt < n_qt; qt += static_cast<int>(gridDim.z)) {
     const int q0 = qt * kBQ;
@@ -410,9 +406,8 @@ __global__ void __launch_bounds__(kThreads, 2)
     // P^T[key][query], keys ty*4 + i, queries tx + 16 j.
     float st[4][4];
     SAGAN_UNROLL
-    for (int i = 0; i < 4; ++i)
-      SAGAN_UNROLL
-      for (int j = 0; j < 4; ++j) st[i][j] = 0.f;
+    for (int i = 0; i < 4; ++i) SAGAN_UNROLL
+    for (int j = 0; j < 4; ++j) st[i][j] = 0.f;
     mma_4x4_rows<DP>(st, Ks, ty * 4, Qs, tx);
     SAGAN_UNROLL
     for (int i = 0; i < 4; ++i) {
@@ -434,16 +429,15 @@ __global__ void __launch_bounds__(kThreads, 2)
     if (key >= S) continue;
     float* row = gv + (b * S + key) * dv;
     SAGAN_UNROLL
-    for (int h = 0; h < CPT / 4; ++h)
-      SAGAN_UNROLL
-      for (int u = 0; u < 4; ++u) {
-        const int col = c0 + 64 * h + tx * 4 + u;
-        if (col >= dv) continue;
-        if (accumulate)
-          atomicAdd(row + col, acc[i][4 * h + u]);
-        else
-          row[col] = acc[i][4 * h + u];
-      }
+    for (int h = 0; h < CPT / 4; ++h) SAGAN_UNROLL
+    for (int u = 0; u < 4; ++u) {
+      const int col = c0 + 64 * h + tx * 4 + u;
+      if (col >= dv) continue;
+      if (accumulate)
+        atomicAdd(row + col, acc[i][4 * h + u]);
+      else
+        row[col] = acc[i][4 * h + u];
+    }
   }
 }
 
@@ -465,13 +459,13 @@ __global__ void __launch_bounds__(kThreads, 2)
   constexpr int PS = kBK + 4;
   constexpr int DJ = DP / 16;  // d columns per thread: tx + 16 j
   SAGAN_DYNAMIC_SMEM(float, smem);
-  float* Ks = smem;               // [kBK][RS]
-  float* Qs = Ks + kBK * RS;      // [kBQ][RS]
-  float* L2s = Qs + kBQ * RS;     // [kBQ]
-  float* Ds = L2s + kBQ;          // [kBQ]
-  float* Gc = Ds + kBQ;           // [kBQ][CS] dO chunk
-  float* Vc = Gc + kBQ * CS;      // [kBK][CS] V chunk
-  float* dSs = Vc + kBK * CS;     // [kBQ][PS]
+  float* Ks = smem;            // [kBK][RS]
+  float* Qs = Ks + kBK * RS;   // [kBQ][RS]
+  float* L2s = Qs + kBQ * RS;  // [kBQ]
+  float* Ds = L2s + kBQ;       // [kBQ]
+  float* Gc = Ds + kBQ;        // [kBQ][CS] dO chunk
+  float* Vc = Gc + kBQ * CS;   // [kBK][CS] V chunk
+  float* dSs = Vc + kBK * CS;  // [kBQ][PS]
 
   const int tid = static_cast<int>(threadIdx.x), tx = tid & 15, ty = tid >> 4;
   const int64_t b = blockIdx.x / n_kt;
@@ -484,9 +478,8 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   float dk[4][DJ];
   SAGAN_UNROLL
-  for (int i = 0; i < 4; ++i)
-    SAGAN_UNROLL
-    for (int j = 0; j < DJ; ++j) dk[i][j] = 0.f;
+  for (int i = 0; i < 4; ++i) SAGAN_UNROLL
+  for (int j = 0; j < DJ; ++j) dk[i][j] = 0.f;
 
   for (int qt = static_cast<int>(blockIdx.y); qt < n_qt; qt += static_cast<int>(gridDim.y)) {
     const int q0 = qt * kBQ;
@@ -504,24 +497,21 @@ __global__ void __launch_bounds__(kThreads, 2)
     {
       float p[4][4];
       SAGAN_UNROLL
-      for (int i = 0; i < 4; ++i)
-        SAGAN_UNROLL
-        for (int j = 0; j < 4; ++j) p[i][j] = 0.f;
+      for (int i = 0; i < 4; ++i) SAGAN_UNROLL
+      for (int j = 0; j < 4; ++j) p[i][j] = 0.f;
       mma_4x4_rows<DP>(p, Qs, ty * 4, Ks, tx);
       SAGAN_UNROLL
-      for (int i = 0; i < 4; ++i)
-        SAGAN_UNROLL
-        for (int j = 0; j < 4; ++j)
-          dSs[(ty * 4 + i) * PS + tx + 16 * j] =
-              (k0 + tx + 16 * j < S) ? exp2f(fmaf(p[i][j], kLog2e, -L2s[ty * 4 + i])) : 0.f;
+      for (int i = 0; i < 4; ++i) SAGAN_UNROLL
+      for (int j = 0; j < 4; ++j)
+        dSs[(ty * 4 + i) * PS + tx + 16 * j] =
+            (k0 + tx + 16 * j < S) ? exp2f(fmaf(p[i][j], kLog2e, -L2s[ty * 4 + i])) : 0.f;
     }
 
     // dP = dO V^T over all dv, a chunk of 64 columns at a time.
     float dp[4][4];
     SAGAN_UNROLL
-    for (int i = 0; i < 4; ++i)
-      SAGAN_UNROLL
-      for (int j = 0; j < 4; ++j) dp[i][j] = 0.f;
+    for (int i = 0; i < 4; ++i) SAGAN_UNROLL
+    for (int j = 0; j < 4; ++j) dp[i][j] = 0.f;
     for (int c0 = 0; c0 < dv; c0 += kDvChunk) {
       __syncthreads();  // the previous chunk has been read
       load_cols<kDvChunk, CS>(Gc, gb, q0, N, c0, dv, dv, kBQ);
@@ -530,12 +520,11 @@ __global__ void __launch_bounds__(kThreads, 2)
       mma_4x4_rows<kDvChunk>(dp, Gc, ty * 4, Vc, tx);
     }
     SAGAN_UNROLL
-    for (int i = 0; i < 4; ++i)
-      SAGAN_UNROLL
-      for (int j = 0; j < 4; ++j) {
-        float* ds = dSs + (ty * 4 + i) * PS + tx + 16 * j;
-        *ds = *ds * (dp[i][j] - Ds[ty * 4 + i]);
-      }
+    for (int i = 0; i < 4; ++i) SAGAN_UNROLL
+    for (int j = 0; j < 4; ++j) {
+      float* ds = dSs + (ty * 4 + i) * PS + tx + 16 * j;
+      *ds = *ds * (dp[i][j] - Ds[ty * 4 + i]);
+    }
     __syncthreads();
 
     // dK[key][e] += sum_r dS[r][key] Q[r][e]; keys ty*4 + i, e = tx + 16 j.
@@ -552,21 +541,19 @@ __global__ void __launch_bounds__(kThreads, 2)
     // dQ[r][e] = sum_key dS[r][key] K[key][e]; rows ty*4 + i, e = tx + 16 j.
     float dq[4][DJ];
     SAGAN_UNROLL
-    for (int i = 0; i < 4; ++i)
-      SAGAN_UNROLL
-      for (int j = 0; j < DJ; ++j) dq[i][j] = 0.f;
+    for (int i = 0; i < 4; ++i) SAGAN_UNROLL
+    for (int j = 0; j < DJ; ++j) dq[i][j] = 0.f;
     for (int x = 0; x < kBK; x += 4) {
       float4 s4[4];
       SAGAN_UNROLL
       for (int i = 0; i < 4; ++i) s4[i] = ld4(dSs + (ty * 4 + i) * PS + x);
       SAGAN_UNROLL
-      for (int u = 0; u < 4; ++u)
+      for (int u = 0; u < 4; ++u) SAGAN_UNROLL
+      for (int j = 0; j < DJ; ++j) {
+        const float kv = Ks[(x + u) * RS + tx + 16 * j];
         SAGAN_UNROLL
-        for (int j = 0; j < DJ; ++j) {
-          const float kv = Ks[(x + u) * RS + tx + 16 * j];
-          SAGAN_UNROLL
-          for (int i = 0; i < 4; ++i) dq[i][j] = fmaf(comp(s4[i], u), kv, dq[i][j]);
-        }
+        for (int i = 0; i < 4; ++i) dq[i][j] = fmaf(comp(s4[i], u), kv, dq[i][j]);
+      }
     }
     SAGAN_UNROLL
     for (int i = 0; i < 4; ++i) {
@@ -628,11 +615,16 @@ Status forward(L& launcher, const float* q, const float* k, const float* v, floa
     if (s.dv > 512 || blocks > 0x7fffffff) return Status::Invalid;
     const dim3 grid(static_cast<unsigned>(blocks)), block(kRowWarps * 32);
     const int cpl = ceil_div(s.dv, 32);
-    if (cpl <= 1) launcher.launch(fwd_rowwarp_kernel<1>, grid, block, 0, q, k, v, out, lse, rows, s.N, s.S, s.d, s.dv);
-    else if (cpl <= 2) launcher.launch(fwd_rowwarp_kernel<2>, grid, block, 0, q, k, v, out, lse, rows, s.N, s.S, s.d, s.dv);
-    else if (cpl <= 4) launcher.launch(fwd_rowwarp_kernel<4>, grid, block, 0, q, k, v, out, lse, rows, s.N, s.S, s.d, s.dv);
-    else if (cpl <= 8) launcher.launch(fwd_rowwarp_kernel<8>, grid, block, 0, q, k, v, out, lse, rows, s.N, s.S, s.d, s.dv);
-    else launcher.launch(fwd_rowwarp_kernel<16>, grid, block, 0, q, k, v, out, lse, rows, s.N, s.S, s.d, s.dv);
+    if (cpl <= 1)
+      launcher.launch(fwd_rowwarp_kernel<1>, grid, block, 0, q, k, v, out, lse, rows, s.N, s.S, s.d, s.dv);
+    else if (cpl <= 2)
+      launcher.launch(fwd_rowwarp_kernel<2>, grid, block, 0, q, k, v, out, lse, rows, s.N, s.S, s.d, s.dv);
+    else if (cpl <= 4)
+      launcher.launch(fwd_rowwarp_kernel<4>, grid, block, 0, q, k, v, out, lse, rows, s.N, s.S, s.d, s.dv);
+    else if (cpl <= 8)
+      launcher.launch(fwd_rowwarp_kernel<8>, grid, block, 0, q, k, v, out, lse, rows, s.N, s.S, s.d, s.dv);
+    else
+      launcher.launch(fwd_rowwarp_kernel<16>, grid, block, 0, q, k, v, out, lse, rows, s.N, s.S, s.d, s.dv);
     return Status::Ok;
   }
   const int n_qt = ceil_div(s.N, kBQ);
@@ -647,17 +639,38 @@ Status forward(L& launcher, const float* q, const float* k, const float* v, floa
   auto pick = [&](auto async_tag) {
     constexpr bool A = decltype(async_tag)::value;
     switch (padded_d_narrow(s.d) * 16 + cpt) {
-      case 8 * 16 + 4: go(fwd_tiled_kernel<8, 4, A>, fwd_smem_floats<8, 4, A>()); break;
-      case 8 * 16 + 8: go(fwd_tiled_kernel<8, 8, A>, fwd_smem_floats<8, 8, A>()); break;
-      case 16 * 16 + 4: go(fwd_tiled_kernel<16, 4, A>, fwd_smem_floats<16, 4, A>()); break;
-      case 16 * 16 + 8: go(fwd_tiled_kernel<16, 8, A>, fwd_smem_floats<16, 8, A>()); break;
-      case 32 * 16 + 4: go(fwd_tiled_kernel<32, 4, A>, fwd_smem_floats<32, 4, A>()); break;
-      case 32 * 16 + 8: go(fwd_tiled_kernel<32, 8, A>, fwd_smem_floats<32, 8, A>()); break;
-      case 64 * 16 + 4: go(fwd_tiled_kernel<64, 4, A>, fwd_smem_floats<64, 4, A>()); break;
-      case 64 * 16 + 8: go(fwd_tiled_kernel<64, 8, A>, fwd_smem_floats<64, 8, A>()); break;
-      case 128 * 16 + 4: go(fwd_tiled_kernel<128, 4, A>, fwd_smem_floats<128, 4, A>()); break;
-      case 128 * 16 + 8: go(fwd_tiled_kernel<128, 8, A>, fwd_smem_floats<128, 8, A>()); break;
-      default: return Status::Invalid;
+      case 8 * 16 + 4:
+        go(fwd_tiled_kernel<8, 4, A>, fwd_smem_floats<8, 4, A>());
+        break;
+      case 8 * 16 + 8:
+        go(fwd_tiled_kernel<8, 8, A>, fwd_smem_floats<8, 8, A>());
+        break;
+      case 16 * 16 + 4:
+        go(fwd_tiled_kernel<16, 4, A>, fwd_smem_floats<16, 4, A>());
+        break;
+      case 16 * 16 + 8:
+        go(fwd_tiled_kernel<16, 8, A>, fwd_smem_floats<16, 8, A>());
+        break;
+      case 32 * 16 + 4:
+        go(fwd_tiled_kernel<32, 4, A>, fwd_smem_floats<32, 4, A>());
+        break;
+      case 32 * 16 + 8:
+        go(fwd_tiled_kernel<32, 8, A>, fwd_smem_floats<32, 8, A>());
+        break;
+      case 64 * 16 + 4:
+        go(fwd_tiled_kernel<64, 4, A>, fwd_smem_floats<64, 4, A>());
+        break;
+      case 64 * 16 + 8:
+        go(fwd_tiled_kernel<64, 8, A>, fwd_smem_floats<64, 8, A>());
+        break;
+      case 128 * 16 + 4:
+        go(fwd_tiled_kernel<128, 4, A>, fwd_smem_floats<128, 4, A>());
+        break;
+      case 128 * 16 + 8:
+        go(fwd_tiled_kernel<128, 8, A>, fwd_smem_floats<128, 8, A>());
+        break;
+      default:
+        return Status::Invalid;
     }
     return Status::Ok;
   };
@@ -703,17 +716,38 @@ Status backward(L& launcher, const float* q, const float* k, const float* v, con
                     n_kt);
   };
   switch (padded_d_narrow(s.d) * 16 + cpt) {
-    case 8 * 16 + 4: go_v(bwd_dv_kernel<8, 4>, bwd_dv_smem_floats<8, 4>()); break;
-    case 8 * 16 + 8: go_v(bwd_dv_kernel<8, 8>, bwd_dv_smem_floats<8, 8>()); break;
-    case 16 * 16 + 4: go_v(bwd_dv_kernel<16, 4>, bwd_dv_smem_floats<16, 4>()); break;
-    case 16 * 16 + 8: go_v(bwd_dv_kernel<16, 8>, bwd_dv_smem_floats<16, 8>()); break;
-    case 32 * 16 + 4: go_v(bwd_dv_kernel<32, 4>, bwd_dv_smem_floats<32, 4>()); break;
-    case 32 * 16 + 8: go_v(bwd_dv_kernel<32, 8>, bwd_dv_smem_floats<32, 8>()); break;
-    case 64 * 16 + 4: go_v(bwd_dv_kernel<64, 4>, bwd_dv_smem_floats<64, 4>()); break;
-    case 64 * 16 + 8: go_v(bwd_dv_kernel<64, 8>, bwd_dv_smem_floats<64, 8>()); break;
-    case 128 * 16 + 4: go_v(bwd_dv_kernel<128, 4>, bwd_dv_smem_floats<128, 4>()); break;
-    case 128 * 16 + 8: go_v(bwd_dv_kernel<128, 8>, bwd_dv_smem_floats<128, 8>()); break;
-    default: return Status::Invalid;
+    case 8 * 16 + 4:
+      go_v(bwd_dv_kernel<8, 4>, bwd_dv_smem_floats<8, 4>());
+      break;
+    case 8 * 16 + 8:
+      go_v(bwd_dv_kernel<8, 8>, bwd_dv_smem_floats<8, 8>());
+      break;
+    case 16 * 16 + 4:
+      go_v(bwd_dv_kernel<16, 4>, bwd_dv_smem_floats<16, 4>());
+      break;
+    case 16 * 16 + 8:
+      go_v(bwd_dv_kernel<16, 8>, bwd_dv_smem_floats<16, 8>());
+      break;
+    case 32 * 16 + 4:
+      go_v(bwd_dv_kernel<32, 4>, bwd_dv_smem_floats<32, 4>());
+      break;
+    case 32 * 16 + 8:
+      go_v(bwd_dv_kernel<32, 8>, bwd_dv_smem_floats<32, 8>());
+      break;
+    case 64 * 16 + 4:
+      go_v(bwd_dv_kernel<64, 4>, bwd_dv_smem_floats<64, 4>());
+      break;
+    case 64 * 16 + 8:
+      go_v(bwd_dv_kernel<64, 8>, bwd_dv_smem_floats<64, 8>());
+      break;
+    case 128 * 16 + 4:
+      go_v(bwd_dv_kernel<128, 4>, bwd_dv_smem_floats<128, 4>());
+      break;
+    case 128 * 16 + 8:
+      go_v(bwd_dv_kernel<128, 8>, bwd_dv_smem_floats<128, 8>());
+      break;
+    default:
+      return Status::Invalid;
   }
 
   // dK and dQ
@@ -722,15 +756,24 @@ Status backward(L& launcher, const float* q, const float* k, const float* v, con
   if (split_k > 1) launcher.zero(gk, static_cast<size_t>(s.B) * s.S * s.d);
   const dim3 grid_k(static_cast<unsigned>(gx), static_cast<unsigned>(split_k));
   auto go_k = [&](auto kernel, size_t floats) {
-    launcher.launch(kernel, grid_k, dim3(kThreads), floats * sizeof(float), q, k, v, lse,
-                    static_cast<const float*>(D), gout, gq, gk, s.N, s.S, s.d, s.dv, n_kt);
+    launcher.launch(kernel, grid_k, dim3(kThreads), floats * sizeof(float), q, k, v, lse, static_cast<const float*>(D),
+                    gout, gq, gk, s.N, s.S, s.d, s.dv, n_kt);
   };
   switch (padded_d(s.d)) {
-    case 16: go_k(bwd_dkdq_kernel<16>, bwd_dkdq_smem_floats<16>()); break;
-    case 32: go_k(bwd_dkdq_kernel<32>, bwd_dkdq_smem_floats<32>()); break;
-    case 64: go_k(bwd_dkdq_kernel<64>, bwd_dkdq_smem_floats<64>()); break;
-    case 128: go_k(bwd_dkdq_kernel<128>, bwd_dkdq_smem_floats<128>()); break;
-    default: return Status::Invalid;
+    case 16:
+      go_k(bwd_dkdq_kernel<16>, bwd_dkdq_smem_floats<16>());
+      break;
+    case 32:
+      go_k(bwd_dkdq_kernel<32>, bwd_dkdq_smem_floats<32>());
+      break;
+    case 64:
+      go_k(bwd_dkdq_kernel<64>, bwd_dkdq_smem_floats<64>());
+      break;
+    case 128:
+      go_k(bwd_dkdq_kernel<128>, bwd_dkdq_smem_floats<128>());
+      break;
+    default:
+      return Status::Invalid;
   }
   return Status::Ok;
 }

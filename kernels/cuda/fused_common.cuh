@@ -11,7 +11,7 @@
 #include <cuda_runtime.h>
 // One name for all kernels: extern __shared__ arrays of different types
 // under one name would clash.
-#define SAGAN_DYNAMIC_SMEM(T, name)                                 \
+#define SAGAN_DYNAMIC_SMEM(T, name)                                \
   extern __shared__ __align__(16) unsigned char sagan_dyn_smem_[]; \
   T* name = reinterpret_cast<T*>(sagan_dyn_smem_)
 #define SAGAN_UNROLL _Pragma("unroll")

@@ -26,15 +26,14 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
-cublasStatus_t gemm_call(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n,
-                         int64_t k, const float* alpha, const float* a, int64_t lda, int64_t sa, const float* b,
-                         int64_t ldb, int64_t sb, const float* beta, float* c, int64_t ldc, int64_t sc, int64_t batch) {
+cublasStatus_t gemm_call(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
+                         const float* alpha, const float* a, int64_t lda, int64_t sa, const float* b, int64_t ldb,
+                         int64_t sb, const float* beta, float* c, int64_t ldc, int64_t sc, int64_t batch) {
   return cublasSgemmStridedBatched_64(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
 }
-cublasStatus_t gemm_call(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n,
-                         int64_t k, const double* alpha, const double* a, int64_t lda, int64_t sa, const double* b,
-                         int64_t ldb, int64_t sb, const double* beta, double* c, int64_t ldc, int64_t sc,
-                         int64_t batch) {
+cublasStatus_t gemm_call(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
+                         const double* alpha, const double* a, int64_t lda, int64_t sa, const double* b, int64_t ldb,
+                         int64_t sb, const double* beta, double* c, int64_t ldc, int64_t sc, int64_t batch) {
   return cublasDgemmStridedBatched_64(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
 }
 
@@ -59,8 +58,8 @@ void gemm(CudaBackend& be, const char* op, bool trans_a, bool trans_b, int64_t M
   cublasHandle_t h = be.cublas(/*allow_tf32=*/std::is_same_v<T, float>);
   const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-  const cublasStatus_t st = gemm_call(h, op_b, op_a, N, M, K, &alpha, B, ldb, stride_b, A, lda, stride_a, &beta, C,
-                                      ldc, stride_c, batch);
+  const cublasStatus_t st =
+      gemm_call(h, op_b, op_a, N, M, K, &alpha, B, ldb, stride_b, A, lda, stride_a, &beta, C, ldc, stride_c, batch);
   if (st != CUBLAS_STATUS_SUCCESS)
     throw_cublas_error(op, std::is_same_v<T, float> ? "cublasSgemmStridedBatched_64" : "cublasDgemmStridedBatched_64",
                        st);
@@ -103,9 +102,8 @@ void CudaBackend::bmm(const Tensor& a_in, const Tensor& b_in, Tensor& out, doubl
   check_on(*this, "bmm", a_in, "first operand");
   check_on(*this, "bmm", b_in, "second operand");
   check_on(*this, "bmm", out, "output");
-  SAGAN_CHECK(a_in.dim() == 3 && b_in.dim() == 3 && out.dim() == 3,
-              "bmm: expected 3-d operands, got {} @ {} -> {}", shape_str(a_in.shape()), shape_str(b_in.shape()),
-              shape_str(out.shape()));
+  SAGAN_CHECK(a_in.dim() == 3 && b_in.dim() == 3 && out.dim() == 3, "bmm: expected 3-d operands, got {} @ {} -> {}",
+              shape_str(a_in.shape()), shape_str(b_in.shape()), shape_str(out.shape()));
   const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a_in.size(2);
   SAGAN_CHECK((a_in.size(0) == B || a_in.size(0) == 1) && (b_in.size(0) == B || b_in.size(0) == 1) &&
                   a_in.size(1) == M && b_in.size(1) == K && b_in.size(2) == N,

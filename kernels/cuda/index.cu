@@ -12,7 +12,7 @@ using namespace cuda;
 // out (O, n, I) = x (O, R, I)[:, idx, :]
 template <class T>
 __global__ void __launch_bounds__(kBlock) index_select_kernel(const T* x, const int64_t* idx, int64_t idx_stride,
-                                                            T* out, int64_t R, int64_t n, int64_t I, int64_t total) {
+                                                              T* out, int64_t R, int64_t n, int64_t I, int64_t total) {
   for (int64_t e = thread_index(); e < total; e += thread_count()) {
     const int64_t i = e % I, rest = e / I, j = rest % n, o = rest / n;
     out[e] = x[(o * R + idx[j * idx_stride]) * I + i];
@@ -22,7 +22,7 @@ __global__ void __launch_bounds__(kBlock) index_select_kernel(const T* x, const 
 // out (O, R, I) += src (O, n, I) scattered to rows idx.
 template <class T>
 __global__ void __launch_bounds__(kBlock) index_add_kernel(const T* src, const int64_t* idx, int64_t idx_stride, T* out,
-                                                         int64_t R, int64_t n, int64_t I, int64_t total) {
+                                                           int64_t R, int64_t n, int64_t I, int64_t total) {
   for (int64_t e = thread_index(); e < total; e += thread_count()) {
     const int64_t i = e % I, rest = e / I, j = rest % n, o = rest / n;
     atomicAdd(out + (o * R + idx[j * idx_stride]) * I + i, src[e]);
@@ -35,8 +35,8 @@ void check_index(const char* op, const Tensor& big, const Tensor& small, const T
   SAGAN_CHECK(big.dim() == 3 && small.dim() == 3 && idx.dim() == 1 && idx.dtype() == DType::I64 &&
                   big.size(0) == small.size(0) && big.size(2) == small.size(2) && small.size(1) == idx.size(0) &&
                   big.dtype() == small.dtype(),
-              "{}: expected {} (O, R, I), {} (O, n, I) of one dtype and int64 idx (n), got {} {}, {} {}, idx {} {}",
-              op, big_name, small_name, dtype_name(big.dtype()), shape_str(big.shape()), dtype_name(small.dtype()),
+              "{}: expected {} (O, R, I), {} (O, n, I) of one dtype and int64 idx (n), got {} {}, {} {}, idx {} {}", op,
+              big_name, small_name, dtype_name(big.dtype()), shape_str(big.shape()), dtype_name(small.dtype()),
               shape_str(small.shape()), dtype_name(idx.dtype()), shape_str(idx.shape()));
 }
 }  // namespace

@@ -34,12 +34,14 @@ __device__ __forceinline__ int64_t thread_index() {
 }
 __device__ __forceinline__ int64_t thread_count() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
 
-template <class A> __device__ __forceinline__ A warp_sum(A v) {
+template <class A>
+__device__ __forceinline__ A warp_sum(A v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
-template <class A> __device__ __forceinline__ A warp_max(A v) {
+template <class A>
+__device__ __forceinline__ A warp_max(A v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {
     A w = __shfl_xor_sync(0xffffffffu, v, o);
@@ -51,7 +53,8 @@ template <class A> __device__ __forceinline__ A warp_max(A v) {
 // Block-wide reductions; every thread of the block must call them (uniform
 // control flow), blockDim.x a multiple of 32; `smem` holds 32 values. All
 // threads get the result, and smem may be reused right after.
-template <class A> __device__ A block_sum(A v, A* smem) {
+template <class A>
+__device__ A block_sum(A v, A* smem) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
   v = warp_sum(v);
   if (lane == 0) smem[warp] = v;
@@ -66,7 +69,8 @@ template <class A> __device__ A block_sum(A v, A* smem) {
   __syncthreads();
   return v;
 }
-template <class A> __device__ A block_max(A v, A* smem) {
+template <class A>
+__device__ A block_max(A v, A* smem) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
   v = warp_max(v);
   if (lane == 0) smem[warp] = v;

@@ -28,8 +28,10 @@ __device__ __forceinline__ int find_tensor(const int64_t* starts, int count, int
   int lo = 0, hi = count - 1;
   while (lo < hi) {
     const int mid = (lo + hi + 1) / 2;
-    if (starts[mid] <= i) lo = mid;
-    else hi = mid - 1;
+    if (starts[mid] <= i)
+      lo = mid;
+    else
+      hi = mid - 1;
   }
   return lo;
 }
@@ -55,7 +57,8 @@ __device__ __forceinline__ void for_each_element(const Slot* slots, const int64_
 
 // PyTorch's arrangement of the bias corrections (as the CPU backend):
 // p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps), bc = 1 - beta^step.
-template <class T> struct AdamStep {
+template <class T>
+struct AdamStep {
   T step_size, sqrt_bc2, b1, b2, a1, a2, eps;  // a = 1 - b
   __device__ __forceinline__ void operator()(const Slot& s, int64_t j) const {
     T* p = static_cast<T*>(s.t[0]);
@@ -70,7 +73,8 @@ template <class T> struct AdamStep {
   }
 };
 
-template <class T> struct EmaStep {
+template <class T>
+struct EmaStep {
   T decay, rest;  // rest = 1 - decay, rounded once like the CPU backend
   __device__ __forceinline__ void operator()(const Slot& s, int64_t j) const {
     T* e = static_cast<T*>(s.t[0]);
@@ -80,7 +84,8 @@ template <class T> struct EmaStep {
 };
 
 template <class F>
-__global__ void __launch_bounds__(kBlock) multi_tensor_kernel(const Slot* slots, const int64_t* starts, int count, F f) {
+__global__ void __launch_bounds__(kBlock)
+    multi_tensor_kernel(const Slot* slots, const int64_t* starts, int count, F f) {
   for_each_element(slots, starts, count, f);
 }
 
@@ -151,7 +156,7 @@ void CudaBackend::adam_update(std::vector<Tensor>& params, const std::vector<Ten
   dispatch_float(dt, op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     AdamStep<T> f{static_cast<T>(h.lr / bc1), static_cast<T>(std::sqrt(bc2)), static_cast<T>(h.beta1),
-                  static_cast<T>(h.beta2), static_cast<T>(1.0 - h.beta1), static_cast<T>(1.0 - h.beta2),
+                  static_cast<T>(h.beta2),    static_cast<T>(1.0 - h.beta1),  static_cast<T>(1.0 - h.beta2),
                   static_cast<T>(h.eps)};
     launch(*this, op, slots, starts, f);
   });
@@ -168,8 +173,8 @@ void CudaBackend::ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>
   for (size_t i = 0; i < ema.size(); ++i) {
     check_on(*this, op, ema[i], "ema");
     SAGAN_CHECK(ema[i].dtype() == dt && ema[i].is_contiguous(),
-                "{}: ema {} {} {} must be contiguous and of the first ema's dtype {}", op, i, dtype_name(ema[i].dtype()),
-                shape_str(ema[i].shape()), dtype_name(dt));
+                "{}: ema {} {} {} must be contiguous and of the first ema's dtype {}", op, i,
+                dtype_name(ema[i].dtype()), shape_str(ema[i].shape()), dtype_name(dt));
     check_group(*this, op, params, ema[i], i, "param", false);
     dense_params.push_back(dense(*this, params[i]));
     slots.push_back({{ema[i].raw_data(), dense_params.back().raw_data(), nullptr, nullptr}});

@@ -14,8 +14,12 @@ using namespace cuda;
 
 // The running maximum is replaced by a larger value or by a NaN, so NaNs
 // propagate (PyTorch's rule, and the CPU backend's).
-template <class T> __device__ __forceinline__ bool replaces(T v, T m) { return v > m || v != v; }
-template <class T> __device__ __forceinline__ T max4(T a, T b, T c, T d) {
+template <class T>
+__device__ __forceinline__ bool replaces(T v, T m) {
+  return v > m || v != v;
+}
+template <class T>
+__device__ __forceinline__ T max4(T a, T b, T c, T d) {
   T m = replaces(b, a) ? b : a;
   m = replaces(c, m) ? c : m;
   return replaces(d, m) ? d : m;
@@ -39,8 +43,8 @@ __global__ void __launch_bounds__(kBlock)
 
 // gx (P, H, W) from gy (P, Ho, Wo); for max, x picks the winner of each window.
 template <class T, bool kMax>
-__global__ void __launch_bounds__(kBlock) pool_backward_kernel(const T* x, const T* gy, T* gx, int64_t H, int64_t W,
-                                                             int64_t Ho, int64_t Wo, int64_t total) {
+__global__ void __launch_bounds__(kBlock)
+    pool_backward_kernel(const T* x, const T* gy, T* gx, int64_t H, int64_t W, int64_t Ho, int64_t Wo, int64_t total) {
   for (int64_t i = thread_index(); i < total; i += thread_count()) {
     const int64_t w = i % W, rest = i / W, h = rest % H, p = rest / H;
     const int64_t oh = h >> 1, ow = w >> 1;
@@ -94,8 +98,8 @@ struct Planes {
 
 // Checks big (..., H, W) and small (..., h, w) agree on the leading dims and
 // dtype, that (h, w) = small_hw(H, W), and that big and small are usable.
-Planes check_pair(const char* op, const Tensor& big, const Tensor& small, const char* big_name,
-                  const char* small_name, bool upsample) {
+Planes check_pair(const char* op, const Tensor& big, const Tensor& small, const char* big_name, const char* small_name,
+                  bool upsample) {
   SAGAN_CHECK(big.dim() >= 2 && small.dim() == big.dim(), "{}: {} {} and {} {} must be (..., H, W) of equal rank", op,
               big_name, shape_str(big.shape()), small_name, shape_str(small.shape()));
   bool ok = big.dtype() == small.dtype();
@@ -144,9 +148,9 @@ void CudaBackend::avg_pool2x2_backward(const Tensor& gy_in, Tensor& gx) {
   DeviceGuard guard(device_);
   dispatch_float(gx.dtype(), op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    pool_backward_kernel<T, false><<<blocks_for(total), kBlock, 0, stream_>>>(
-        nullptr, static_cast<const T*>(gy.raw_data()), static_cast<T*>(gx.raw_data()), p.H, p.W, p.H / 2, p.W / 2,
-        total);
+    pool_backward_kernel<T, false>
+        <<<blocks_for(total), kBlock, 0, stream_>>>(nullptr, static_cast<const T*>(gy.raw_data()),
+                                                    static_cast<T*>(gx.raw_data()), p.H, p.W, p.H / 2, p.W / 2, total);
   });
   check_launch(op, "pool_backward_kernel<avg>", stream_);
 }
@@ -204,9 +208,8 @@ void CudaBackend::upsample_nearest2x(const Tensor& x_in, Tensor& out) {
   DeviceGuard guard(device_);
   dispatch_float(out.dtype(), op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    upsample_kernel<T><<<blocks_for(total), kBlock, 0, stream_>>>(static_cast<const T*>(x.raw_data()),
-                                                                  static_cast<T*>(out.raw_data()), p.H / 2, p.W / 2,
-                                                                  total);
+    upsample_kernel<T><<<blocks_for(total), kBlock, 0, stream_>>>(
+        static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), p.H / 2, p.W / 2, total);
   });
   check_launch(op, "upsample_kernel", stream_);
 }

@@ -56,9 +56,9 @@ __global__ void __launch_bounds__(kBlock)
 // [slice * chunk, min(r, (slice + 1) * chunk)). With parts == 1 it writes the
 // output itself, else partial[t].
 template <class T>
-__global__ void __launch_bounds__(kBlock) sum_block_kernel(const T* x, T* out, double* partial, Strided<2> kg,
-                                                         Strided<1> rg, int64_t outputs, int64_t r, int64_t parts,
-                                                         int64_t chunk) {
+__global__ void __launch_bounds__(kBlock)
+    sum_block_kernel(const T* x, T* out, double* partial, Strided<2> kg, Strided<1> rg, int64_t outputs, int64_t r,
+                     int64_t parts, int64_t chunk) {
   __shared__ double smem[32];
   for (int64_t t = blockIdx.x; t < outputs * parts; t += gridDim.x) {
     const int64_t o = t / parts, slice = t - o * parts;
@@ -74,8 +74,10 @@ __global__ void __launch_bounds__(kBlock) sum_block_kernel(const T* x, T* out, d
     }
     acc = block_sum(acc, smem);
     if (threadIdx.x == 0) {
-      if (parts == 1) out[ko[1]] = static_cast<T>(acc);
-      else partial[t] = acc;
+      if (parts == 1)
+        out[ko[1]] = static_cast<T>(acc);
+      else
+        partial[t] = acc;
     }
   }
 }
@@ -147,11 +149,12 @@ void CudaBackend::sum(const Tensor& x, Tensor& out) {
       parts = (r + chunk - 1) / chunk;
       Buffer partial;
       if (parts > 1) partial = buffer(static_cast<size_t>(outputs * parts) * sizeof(double));
-      sum_block_kernel<T><<<grid_for_rows(outputs * parts), kBlock, 0, stream_>>>(
-          xp, op, partial.get<double>(), kg, rg, outputs, r, parts, chunk);
+      sum_block_kernel<T><<<grid_for_rows(outputs * parts), kBlock, 0, stream_>>>(xp, op, partial.get<double>(), kg, rg,
+                                                                                  outputs, r, parts, chunk);
       check_launch("sum", "sum_block_kernel", stream_);
       if (parts > 1) {
-        sum_partials_kernel<T><<<blocks_for(outputs), kBlock, 0, stream_>>>(partial.get<double>(), op, kg, outputs, parts);
+        sum_partials_kernel<T>
+            <<<blocks_for(outputs), kBlock, 0, stream_>>>(partial.get<double>(), op, kg, outputs, parts);
         check_launch("sum", "sum_partials_kernel", stream_);
       }
     }
@@ -181,7 +184,8 @@ void CudaBackend::softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx
   check_on(*this, "softmax_backward", gx, "input gradient");
   check_rows("softmax_backward", y, gy, "output", "output gradient");
   check_rows("softmax_backward", gy, gx, "output gradient", "input gradient");
-  SAGAN_CHECK(gx.is_contiguous(), "softmax_backward: input gradient of shape {} must be contiguous", shape_str(gx.shape()));
+  SAGAN_CHECK(gx.is_contiguous(), "softmax_backward: input gradient of shape {} must be contiguous",
+              shape_str(gx.shape()));
   const int64_t n = y.shape().empty() ? 1 : y.shape().back();
   const int64_t rows = n == 0 ? 0 : y.numel() / n;
   if (rows == 0) return;

@@ -22,8 +22,8 @@ size_t sn_power_iteration_batched_workspace_bytes(const SnMatrixF32* mats, int c
   return sn::workspace_bytes(in.data(), count);
 }
 
-cudaError_t sn_power_iteration_batched_f32(const SnMatrixF32* mats, int count, float eps, float* sigma,
-                                           void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+cudaError_t sn_power_iteration_batched_f32(const SnMatrixF32* mats, int count, float eps, float* sigma, void* workspace,
+                                           size_t workspace_bytes, cudaStream_t stream) {
   if (count < 0 || (count > 0 && mats == nullptr)) return cudaErrorInvalidValue;
   const std::vector<sn::MatIn> in = to_internal(mats, count);
   CudaLauncher launcher(stream);

@@ -31,7 +31,7 @@ size_t sn_power_iteration_batched_workspace_bytes(const SnMatrixF32* mats, int c
 // or null. workspace: device, 16-byte aligned, at least the bytes above.
 // Returns cudaErrorInvalidValue for invalid arguments, else the launch
 // status. Asynchronous on `stream`; `mats` may be freed on return.
-cudaError_t sn_power_iteration_batched_f32(const SnMatrixF32* mats, int count, float eps, float* sigma,
-                                           void* workspace, size_t workspace_bytes, cudaStream_t stream);
+cudaError_t sn_power_iteration_batched_f32(const SnMatrixF32* mats, int count, float eps, float* sigma, void* workspace,
+                                           size_t workspace_bytes, cudaStream_t stream);
 
 }  // namespace sagan::fused

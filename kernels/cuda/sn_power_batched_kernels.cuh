@@ -31,9 +31,9 @@ namespace sagan::fused::sn {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kColTile = 256;  // phase 1: one column per thread
+constexpr int kColTile = 256;            // phase 1: one column per thread
 constexpr int kRowTile = kThreads / 32;  // phase 2: one row per warp
-constexpr int kFinTile = 256;  // phase 3: one element per thread
+constexpr int kFinTile = 256;            // phase 3: one element per thread
 constexpr int kMaxPerLaunch = 48;
 
 // One matrix of a launch group. Offsets are in floats into the workspace.

@@ -56,8 +56,9 @@ Strided<K> make_strided(const char* op, const Shape& shape, const std::array<con
       for (int k = 0; k < K; ++k) g.stride[k][nd - 1] = (*strides[k])[d];
       continue;
     }
-    SAGAN_CHECK(nd < kMaxDims, "{}: shape {} has more than {} dims that cannot be merged; the CUDA kernels take at most {}",
-                op, shape_str(shape), kMaxDims, kMaxDims);
+    SAGAN_CHECK(nd < kMaxDims,
+                "{}: shape {} has more than {} dims that cannot be merged; the CUDA kernels take at most {}", op,
+                shape_str(shape), kMaxDims, kMaxDims);
     g.size[nd] = shape[d];
     for (int k = 0; k < K; ++k) g.stride[k][nd] = (*strides[k])[d];
     ++nd;

@@ -12,8 +12,7 @@ constexpr int64_t kSide = 32, kPlane = kSide * kSide, kRecord = 1 + 3 * kPlane; 
 
 class Cifar10 final : public Dataset {
  public:
-  Cifar10(std::string split, std::vector<uint8_t> records)
-      : split_(std::move(split)), records_(std::move(records)) {}
+  Cifar10(std::string split, std::vector<uint8_t> records) : split_(std::move(split)), records_(std::move(records)) {}
   std::string name() const override { return "cifar10/" + split_; }
   int64_t size() const override { return static_cast<int64_t>(records_.size()) / kRecord; }
   int64_t num_classes() const override { return 10; }
@@ -54,9 +53,11 @@ std::shared_ptr<Dataset> cifar10(const std::string& dir, const std::string& spli
                 f);
     std::vector<uint8_t> bytes = io::read_file(f);
     SAGAN_CHECK(!bytes.empty() && bytes.size() % kRecord == 0,
-                "cifar10: {}: size {} bytes is not a positive multiple of the {}-byte record", f, bytes.size(), kRecord);
+                "cifar10: {}: size {} bytes is not a positive multiple of the {}-byte record", f, bytes.size(),
+                kRecord);
     for (size_t r = 0; r < bytes.size() / kRecord; ++r)
-      SAGAN_CHECK(bytes[r * kRecord] < 10, "cifar10: {}: record {} has label {}, expected 0-9", f, r, bytes[r * kRecord]);
+      SAGAN_CHECK(bytes[r * kRecord] < 10, "cifar10: {}: record {} has label {}, expected 0-9", f, r,
+                  bytes[r * kRecord]);
     all.insert(all.end(), bytes.begin(), bytes.end());
   }
   return std::make_shared<Cifar10>(split, std::move(all));

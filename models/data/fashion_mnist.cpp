@@ -87,8 +87,8 @@ IdxArray read_idx_u8(const std::string& path, int ndim) {
   SAGAN_CHECK(gz_read(gz.f, head, 4, path) == 4, "read_idx: {}: file too short for the IDX magic number", path);
   uint32_t magic = static_cast<uint32_t>(head[0]) << 24 | head[1] << 16 | head[2] << 8 | head[3];
   uint32_t want = 0x800u | static_cast<uint32_t>(ndim);
-  SAGAN_CHECK(magic == want, "read_idx: {}: bad magic 0x{:08x}, expected 0x{:08x} (unsigned bytes, {} dims)", path, magic,
-              want, ndim);
+  SAGAN_CHECK(magic == want, "read_idx: {}: bad magic 0x{:08x}, expected 0x{:08x} (unsigned bytes, {} dims)", path,
+              magic, want, ndim);
   IdxArray a;
   uint64_t total = 1;
   for (int d = 0; d < ndim; ++d) {
@@ -97,7 +97,8 @@ IdxArray read_idx_u8(const std::string& path, int ndim) {
     uint64_t n = static_cast<uint64_t>(b[0]) << 24 | b[1] << 16 | b[2] << 8 | b[3];
     a.dims.push_back(static_cast<int64_t>(n));
     total *= n;
-    SAGAN_CHECK(total <= (1ull << 34), "read_idx: {}: dimensions {} are implausibly large", path, fmt::join(a.dims, "x"));
+    SAGAN_CHECK(total <= (1ull << 34), "read_idx: {}: dimensions {} are implausibly large", path,
+                fmt::join(a.dims, "x"));
   }
   a.data.resize(static_cast<size_t>(total));
   size_t got = gz_read(gz.f, a.data.data(), a.data.size(), path);

@@ -58,9 +58,11 @@ std::shared_ptr<Dataset> image_folder(const std::string& root, int64_t channels)
   std::vector<std::pair<std::string, int64_t>> files;
   for (size_t c = 0; c < classes.size(); ++c) {
     std::vector<std::string> in_class;
-    for (const auto& e : fs::recursive_directory_iterator(fs::path(root) / classes[c], fs::directory_options::follow_directory_symlink))
+    for (const auto& e :
+         fs::recursive_directory_iterator(fs::path(root) / classes[c], fs::directory_options::follow_directory_symlink))
       if (e.is_regular_file() && is_image_file(e.path())) in_class.push_back(e.path().string());
-    SAGAN_CHECK(!in_class.empty(), "image_folder: {}: class folder '{}' has no .png/.jpg/.jpeg files", root, classes[c]);
+    SAGAN_CHECK(!in_class.empty(), "image_folder: {}: class folder '{}' has no .png/.jpg/.jpeg files", root,
+                classes[c]);
     std::sort(in_class.begin(), in_class.end());
     for (auto& p : in_class) files.emplace_back(std::move(p), static_cast<int64_t>(c));
   }

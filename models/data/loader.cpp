@@ -40,9 +40,10 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
   if (opt_.resolution > 0) {
     height_ = width_ = opt_.resolution;
   } else {
-    SAGAN_CHECK(ds_->height() > 0 && ds_->width() > 0,
-                "DataLoader({}): images vary in size, so a resolution must be given (resolution 0 keeps the stored size)",
-                ds_->name());
+    SAGAN_CHECK(
+        ds_->height() > 0 && ds_->width() > 0,
+        "DataLoader({}): images vary in size, so a resolution must be given (resolution 0 keeps the stored size)",
+        ds_->name());
     height_ = ds_->height();
     width_ = ds_->width();
   }
@@ -84,8 +85,9 @@ Batch DataLoader::make_batch(const LoaderState& at, const std::vector<int64_t>& 
     io::Image& img = ex.image;
     SAGAN_CHECK(img.channels == C, "DataLoader({}): example {} has {} channels, the data set reports {}", ds_->name(),
                 idx, img.channels, C);
-    SAGAN_CHECK(ex.label >= 0 && ex.label < ds_->num_classes(), "DataLoader({}): example {} has label {} outside [0, {})",
-                ds_->name(), idx, ex.label, ds_->num_classes());
+    SAGAN_CHECK(ex.label >= 0 && ex.label < ds_->num_classes(),
+                "DataLoader({}): example {} has label {} outside [0, {})", ds_->name(), idx, ex.label,
+                ds_->num_classes());
     io::ImageF f;
     if (img.height == H && img.width == W) {
       f = io::to_float(img);

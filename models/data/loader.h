@@ -30,11 +30,11 @@ struct LoaderOptions {
   // a square and resized (area averaging down, bilinear up). 0 keeps the
   // stored size, which the data set must then report as fixed.
   int64_t resolution = 0;
-  bool shuffle = true;     // a fresh permutation every epoch
-  bool hflip = false;      // mirror each example with probability 1/2
-  bool drop_last = true;   // no short batch at the end of an epoch
+  bool shuffle = true;    // a fresh permutation every epoch
+  bool hflip = false;     // mirror each example with probability 1/2
+  bool drop_last = true;  // no short batch at the end of an epoch
   uint64_t seed = 0;
-  int64_t prefetch = 4;    // batches decoded ahead
+  int64_t prefetch = 4;  // batches decoded ahead
   // Threads that decode the examples of one batch in parallel; more than 1
   // pays off for folders of JPEGs, not for in-memory data sets.
   int64_t decode_threads = 1;

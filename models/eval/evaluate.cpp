@@ -21,8 +21,8 @@ namespace fs = std::filesystem;
 namespace {
 
 // HWC uint8 -> CHW [-1, 1] with the training loader's geometry.
-void to_chw(const io::Image& src, int64_t channels, int64_t resolution, const std::string& what, int64_t H,
-            int64_t W, float* dst) {
+void to_chw(const io::Image& src, int64_t channels, int64_t resolution, const std::string& what, int64_t H, int64_t W,
+            float* dst) {
   io::Image img = src.channels == channels ? src : io::convert_channels(src, channels);
   io::ImageF f;
   if (img.height == H && img.width == W) {
@@ -338,8 +338,8 @@ StatsFile cached_stats(const std::string& cache_dir, const std::string& key, con
   if (fs::exists(path)) {
     StatsFile f = load_stats(path.string());
     SAGAN_CHECK(f.feature_net == feature_net,
-                "--cache: {} holds '{}' features, not '{}'; delete it or use another --cache directory",
-                path.string(), f.feature_net, feature_net);
+                "--cache: {} holds '{}' features, not '{}'; delete it or use another --cache directory", path.string(),
+                f.feature_net, feature_net);
     if (hit) *hit = true;
     return f;
   }
@@ -377,19 +377,23 @@ Report compare(const StatsFile& ev, const StatsFile& ref, const MetricOptions& o
     } else {
       const int64_t m = std::min({opt.kid_subset_size, ev.features->rows, ref.features->rows});
       if (m < opt.kid_subset_size)
-        note(fmt::format("KID: subsets of {} requested, the sets have {} and {} samples; used {}",
-                         opt.kid_subset_size, ev.features->rows, ref.features->rows, m));
+        note(fmt::format("KID: subsets of {} requested, the sets have {} and {} samples; used {}", opt.kid_subset_size,
+                         ev.features->rows, ref.features->rows, m));
       r.kid = kernel_inception_distance(*ev.features, *ref.features, opt.kid_subsets, opt.kid_subset_size, opt.seed,
                                         /*warn=*/false);
     }
   }
   if (opt.pr) {
-    if (!features) note("precision/recall: skipped, a statistics file without features cannot give it");
-    else r.pr = precision_recall(*ref.features, *ev.features, opt.pr_k);
+    if (!features)
+      note("precision/recall: skipped, a statistics file without features cannot give it");
+    else
+      r.pr = precision_recall(*ref.features, *ev.features, opt.pr_k);
   }
   if (opt.is) {
-    if (ev.logits && ev.logits->rows >= opt.is_splits) r.is = inception_score(*ev.logits, opt.is_splits);
-    else note("IS: skipped, no logits for the evaluated set (or fewer samples than splits)");
+    if (ev.logits && ev.logits->rows >= opt.is_splits)
+      r.is = inception_score(*ev.logits, opt.is_splits);
+    else
+      note("IS: skipped, no logits for the evaluated set (or fewer samples than splits)");
     if (ref.logits && ref.logits->rows >= opt.is_splits) r.is_reference = inception_score(*ref.logits, opt.is_splits);
   }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -410,8 +414,8 @@ std::string Report::table() const {
     row("  covariance term", num(fid->trace_term));
   }
   if (kid)
-    row("KID", fmt::format("{:.6f} +- {:.6f}  ({} subsets of {})", kid->mean, kid->std, kid->subsets,
-                           kid->subset_size));
+    row("KID",
+        fmt::format("{:.6f} +- {:.6f}  ({} subsets of {})", kid->mean, kid->std, kid->subsets, kid->subset_size));
   if (is) row("IS", fmt::format("{:.4f} +- {:.4f}  ({} splits)", is->mean, is->std, is->splits));
   if (is_reference) row("IS (reference)", fmt::format("{:.4f} +- {:.4f}", is_reference->mean, is_reference->std));
   if (pr) {

@@ -15,8 +15,8 @@
 
 #include "models/data/dataset.h"
 #include "models/eval/feature_net.h"
-#include "models/generator.h"
 #include "models/eval/metrics.h"
+#include "models/generator.h"
 #include "models/train_config.h"
 
 namespace sagan::eval {
@@ -33,10 +33,10 @@ class ImageSource {
 
 // ---- a checkpoint's generator ----
 struct GeneratorSpec {
-  std::string checkpoint;      // .safetensors file or run directory (newest checkpoint)
+  std::string checkpoint;       // .safetensors file or run directory (newest checkpoint)
   std::string weights = "ema";  // ema | g
   int64_t num_samples = 10000;
-  uint64_t seed = 0;           // z ~ N(0, I) and labels ~ U{classes} from it
+  uint64_t seed = 0;  // z ~ N(0, I) and labels ~ U{classes} from it
   Device device;
 };
 // The checkpoint's config (data set, resolution, channels, classes).
@@ -55,16 +55,14 @@ std::unique_ptr<ImageSource> dataset_source(std::shared_ptr<const data::Dataset>
                                             int64_t channels, int64_t count, uint64_t seed);
 // The data set sagan-train would use (fashion-mnist | cifar10 | folder), or
 // its test split (fashion-mnist and cifar10).
-std::shared_ptr<data::Dataset> open_dataset(const std::string& name, const std::string& path,
-                                            const std::string& split);
+std::shared_ptr<data::Dataset> open_dataset(const std::string& name, const std::string& path, const std::string& split);
 
 // ---- a folder of images ----
 // Every .png/.jpg/.jpeg under dir (recursively, sorted by path; no class
 // sub-folders needed, so sagan-sample --separate output works), at most
 // `count` of them (0: all). With resolution 0 every image must have the
 // first one's size.
-std::unique_ptr<ImageSource> folder_source(const std::string& dir, int64_t channels, int64_t resolution,
-                                           int64_t count);
+std::unique_ptr<ImageSource> folder_source(const std::string& dir, int64_t channels, int64_t resolution, int64_t count);
 
 // ---- the feature network by name ----
 // "auto" means "fmnist" for Fashion-MNIST and 1-channel data, else "inception".

@@ -86,7 +86,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
   for (int64_t i = 0; i < B; ++i) {
     SAGAN_CHECK(y[static_cast<size_t>(i)] >= 0 && y[static_cast<size_t>(i)] < K,
                 "cross_entropy: label {} of example {} is not in [0, {})", y[static_cast<size_t>(i)], i, K);
-    for (int64_t k = 0; k < K; ++k) mx[static_cast<size_t>(i)] = std::max(mx[static_cast<size_t>(i)], l[static_cast<size_t>(i * K + k)]);
+    for (int64_t k = 0; k < K; ++k)
+      mx[static_cast<size_t>(i)] = std::max(mx[static_cast<size_t>(i)], l[static_cast<size_t>(i * K + k)]);
     onehot[static_cast<size_t>(i * K + y[static_cast<size_t>(i)])] = 1.0;
   }
   Tensor shifted = sub(logits, Tensor::from_vector(mx, {B, 1}, logits.dtype(), logits.device()));

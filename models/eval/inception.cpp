@@ -170,9 +170,9 @@ FidInception::FidInception(const std::map<std::string, Tensor>& weights, const s
   stem_ = {make_conv("Conv2d_1a_3x3", 3, 32, 3, 3, 2, 2), make_conv("Conv2d_2a_3x3", 32, 32, 3, 3),
            make_conv("Conv2d_2b_3x3", 32, 64, 3, 3, 1, 1, 1, 1), make_conv("Conv2d_3b_1x1", 64, 80, 1, 1),
            make_conv("Conv2d_4a_3x3", 80, 192, 3, 3)};
-  blocks_ = {block_a("Mixed_5b", 192, 32),  block_a("Mixed_5c", 256, 64),  block_a("Mixed_5d", 288, 64),
-             block_b("Mixed_6a", 288),      block_c("Mixed_6b", 768, 128), block_c("Mixed_6c", 768, 160),
-             block_c("Mixed_6d", 768, 160), block_c("Mixed_6e", 768, 192), block_d("Mixed_7a", 768),
+  blocks_ = {block_a("Mixed_5b", 192, 32),     block_a("Mixed_5c", 256, 64),   block_a("Mixed_5d", 288, 64),
+             block_b("Mixed_6a", 288),         block_c("Mixed_6b", 768, 128),  block_c("Mixed_6c", 768, 160),
+             block_c("Mixed_6d", 768, 160),    block_c("Mixed_6e", 768, 192),  block_d("Mixed_7a", 768),
              block_e("Mixed_7b", 1280, false), block_e("Mixed_7c", 2048, true)};
   Tensor fw = take("fc.weight", {kClasses, kFeatures}), fb = take("fc.bias", {kClasses});
   if (!dry(weights_)) {
@@ -207,8 +207,7 @@ FidInception::Result FidInception::forward(const Tensor& images, int64_t input_s
   SAGAN_CHECK(images.defined() && images.dim() == 4 && (images.size(1) == 1 || images.size(1) == 3),
               "FidInception: images must be (B, 1 or 3, H, W) in [-1, 1], got {}",
               images.defined() ? shape_str(images.shape()) : std::string("undefined"));
-  SAGAN_CHECK(input_size >= kMinInputSize, "FidInception: input size must be >= {}, got {}", kMinInputSize,
-              input_size);
+  SAGAN_CHECK(input_size >= kMinInputSize, "FidInception: input size must be >= {}, got {}", kMinInputSize, input_size);
   NoGradGuard ng;
   Tensor x = images.detach().to(dtype_).to(device_);
   if (x.size(1) == 1) x = x.expand({x.size(0), 3, x.size(2), x.size(3)});

@@ -85,11 +85,11 @@ class FidInception : public FeatureNet {
   };
   // One Mixed_* block; `convs` in the order the kind's forward uses them.
   struct Block {
-    char kind = 'A';           // torchvision's InceptionA..E
-    bool max_pool = false;     // Mixed_7c's branch pool
+    char kind = 'A';        // torchvision's InceptionA..E
+    bool max_pool = false;  // Mixed_7c's branch pool
     Fused heads;
     std::vector<Conv> convs;
-    Conv pool_conv;            // A, C, E
+    Conv pool_conv;  // A, C, E
     Tensor forward(const Tensor& x) const;
   };
 

@@ -90,8 +90,7 @@ void FeatureStats::merge(int64_t nb, const std::vector<double>& mean_b, const st
 
 void FeatureStats::add(const double* rows, int64_t n, int64_t dim) {
   SAGAN_CHECK(dim > 0, "FeatureStats: feature dimension must be positive, got {}", dim);
-  SAGAN_CHECK(dim_ == 0 || dim == dim_, "FeatureStats: adding {}-d features to statistics of {}-d features", dim,
-              dim_);
+  SAGAN_CHECK(dim_ == 0 || dim == dim_, "FeatureStats: adding {}-d features to statistics of {}-d features", dim, dim_);
   if (n <= 0) return;
   if (dim_ == 0) dim_ = dim;
   Eigen::Map<const MatD> x(rows, n, dim);
@@ -210,9 +209,10 @@ FrechetResult frechet_distance(const GaussianStats& a, const GaussianStats& b, b
   r.trace_term = s1.trace() + s2.trace() - 2.0 * r.trace_sqrt;
   r.value = r.mean_term + r.trace_term;
   if (do_warn && r.most_negative_eigenvalue < -1e-6 * std::max(r.largest_eigenvalue, 1e-300))
-    warn(fmt::format("frechet_distance: clamped {} negative eigenvalue(s) down to {:.3e} (largest {:.3e}): a "
-                     "covariance is not positive semi-definite",
-                     r.clamped_eigenvalues, r.most_negative_eigenvalue, r.largest_eigenvalue));
+    warn(
+        fmt::format("frechet_distance: clamped {} negative eigenvalue(s) down to {:.3e} (largest {:.3e}): a "
+                    "covariance is not positive semi-definite",
+                    r.clamped_eigenvalues, r.most_negative_eigenvalue, r.largest_eigenvalue));
   return r;
 }
 
@@ -262,14 +262,14 @@ double mmd2_unbiased(const FeatureMatrix& x, const FeatureMatrix& y) {
 KidResult kernel_inception_distance(const FeatureMatrix& x, const FeatureMatrix& y, int64_t subsets,
                                     int64_t subset_size, uint64_t seed, bool do_warn) {
   SAGAN_CHECK(x.cols == y.cols && x.cols > 0, "kid: features of width {} and {}", x.cols, y.cols);
-  SAGAN_CHECK(subsets >= 1 && subset_size >= 2, "kid: need subsets >= 1 and subset size >= 2, got {} and {}",
-              subsets, subset_size);
+  SAGAN_CHECK(subsets >= 1 && subset_size >= 2, "kid: need subsets >= 1 and subset size >= 2, got {} and {}", subsets,
+              subset_size);
   SAGAN_CHECK(x.rows >= 2 && y.rows >= 2, "kid: the unbiased MMD needs at least 2 samples per set, got {} and {}",
               x.rows, y.rows);
   const int64_t m = std::min({subset_size, x.rows, y.rows});
   if (do_warn && m < subset_size)
-    warn(fmt::format("kid: subsets of {} samples requested but the sets have {} and {}; using {}", subset_size,
-                     x.rows, y.rows, m));
+    warn(fmt::format("kid: subsets of {} samples requested but the sets have {} and {}; using {}", subset_size, x.rows,
+                     y.rows, m));
   Generator gen(seed);
   std::vector<double> v;
   for (int64_t s = 0; s < subsets; ++s) {
@@ -327,8 +327,8 @@ IsResult inception_score_from_probs(const FeatureMatrix& probs, int64_t splits) 
   check_splits(probs.rows, probs.cols, splits);
   std::vector<double> logp(probs.data.size());
   for (size_t i = 0; i < logp.size(); ++i)
-    logp[i] = probs.data[i] > 0 ? std::log(static_cast<double>(probs.data[i]))
-                                : -std::numeric_limits<double>::infinity();
+    logp[i] =
+        probs.data[i] > 0 ? std::log(static_cast<double>(probs.data[i])) : -std::numeric_limits<double>::infinity();
   return score_from_logp(logp, probs.rows, probs.cols, splits);
 }
 
@@ -422,10 +422,9 @@ PrResult precision_recall(const FeatureMatrix& real, const FeatureMatrix& fake, 
 
 void save_stats(const std::string& path, const StatsFile& f) {
   const GaussianStats& s = f.stats;
-  SAGAN_CHECK(s.dim > 0 && s.mu.size() == static_cast<size_t>(s.dim) &&
-                  s.sigma.size() == static_cast<size_t>(s.dim * s.dim),
-              "save_stats: {}: inconsistent statistics (dim {}, mu {}, sigma {})", path, s.dim, s.mu.size(),
-              s.sigma.size());
+  SAGAN_CHECK(
+      s.dim > 0 && s.mu.size() == static_cast<size_t>(s.dim) && s.sigma.size() == static_cast<size_t>(s.dim * s.dim),
+      "save_stats: {}: inconsistent statistics (dim {}, mu {}, sigma {})", path, s.dim, s.mu.size(), s.sigma.size());
   io::NamedTensors t = {{"mu", Tensor::from_vector(s.mu, {s.dim}, DType::F64)},
                         {"sigma", Tensor::from_vector(s.sigma, {s.dim, s.dim}, DType::F64)},
                         {"n", Tensor::from_vector(std::vector<int64_t>{s.n}, {})}};
@@ -463,8 +462,8 @@ StatsFile load_stats(const std::string& path) {
   f.stats.sigma = sigma.to_vector();
   if (sf.contains("features")) {
     const Tensor& ft = sf.at("features");
-    SAGAN_CHECK(ft.dim() == 2 && ft.size(1) == d, "load_stats: {}: tensor 'features' must be (n, {}), got {}", path,
-                d, shape_str(ft.shape()));
+    SAGAN_CHECK(ft.dim() == 2 && ft.size(1) == d, "load_stats: {}: tensor 'features' must be (n, {}), got {}", path, d,
+                shape_str(ft.shape()));
     f.features = FeatureMatrix::from_tensor(ft);
   }
   if (sf.contains("logits")) {

@@ -28,9 +28,9 @@ struct FeatureMatrix {
   // Appends a (n, cols) tensor of any float dtype and device.
   void append(const Tensor& batch);
   const float* row(int64_t i) const { return data.data() + i * cols; }
-  Tensor to_tensor() const;  // (rows, cols) float32 on the CPU
+  Tensor to_tensor() const;                           // (rows, cols) float32 on the CPU
   static FeatureMatrix from_tensor(const Tensor& t);  // (n, d)
-  FeatureMatrix head(int64_t n) const;  // the first min(n, rows) rows
+  FeatureMatrix head(int64_t n) const;                // the first min(n, rows) rows
 };
 
 // Mean and covariance of a Gaussian fitted to features.
@@ -126,9 +126,9 @@ PrResult precision_recall(const FeatureMatrix& real, const FeatureMatrix& fake, 
 // ---- statistics cache files ----
 struct StatsFile {
   GaussianStats stats;
-  std::string feature_net;                // e.g. "inception-pool3-2048", "fmnist-cnn-128"
-  std::optional<FeatureMatrix> features;  // present when saved with features
-  std::optional<FeatureMatrix> logits;    // (n, classes), for the Inception Score
+  std::string feature_net;                      // e.g. "inception-pool3-2048", "fmnist-cnn-128"
+  std::optional<FeatureMatrix> features;        // present when saved with features
+  std::optional<FeatureMatrix> logits;          // (n, classes), for the Inception Score
   std::map<std::string, std::string> metadata;  // free-form description (data set, resolution, ...)
 };
 // safetensors with mu (F64 dim), sigma (F64 dim x dim), n (I64 scalar),

@@ -99,9 +99,9 @@ void poison_allocator(const std::vector<Shape>& shapes, DType dtype, int copies 
 }  // namespace sagan::cudatest
 
 // REQUIRE_PARITY(gpu_out, cpu_out, tol): the worst element is in the log.
-#define REQUIRE_PARITY(got, want, tol)                                  \
-  do {                                                                  \
-    auto c_ = ::sagan::cudatest::compare((got), (want), (tol));         \
-    INFO(#got << " vs " << #want << ": " << c_.message);                \
-    REQUIRE(c_.ok);                                                     \
+#define REQUIRE_PARITY(got, want, tol)                          \
+  do {                                                          \
+    auto c_ = ::sagan::cudatest::compare((got), (want), (tol)); \
+    INFO(#got << " vs " << #want << ": " << c_.message);        \
+    REQUIRE(c_.ok);                                             \
   } while (0)

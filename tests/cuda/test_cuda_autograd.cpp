@@ -20,21 +20,21 @@ Net make_net(Device d, uint64_t seed) {
     t.set_requires_grad(true);
     return t;
   };
-  return {leaf({2, 3, 8, 7}, 1.0), leaf({4, 3, 3, 3}, 0.3), leaf({4}, 0.1), leaf({12, 5}, 0.3),
-          leaf({2, 6, 5}, 0.5), leaf({1, 4, 1, 1}, 1.0)};
+  return {leaf({2, 3, 8, 7}, 1.0), leaf({4, 3, 3, 3}, 0.3), leaf({4}, 0.1),
+          leaf({12, 5}, 0.3),      leaf({2, 6, 5}, 0.5),    leaf({1, 4, 1, 1}, 1.0)};
 }
 
 // conv -> batch norm -> leaky relu -> max/avg pool -> upsample -> linear map
 // -> attention -> softmax -> weighted sum.
 Tensor loss_of(const Net& n) {
-  Tensor h = conv2d(n.x, n.w1, n.b1, 1, 1);                  // (2,4,8,7)
-  h = batch_norm(h, Tensor(), Tensor(), true, 0.1, 1e-5);    // (2,4,8,7)
+  Tensor h = conv2d(n.x, n.w1, n.b1, 1, 1);                // (2,4,8,7)
+  h = batch_norm(h, Tensor(), Tensor(), true, 0.1, 1e-5);  // (2,4,8,7)
   h = leaky_relu(mul(h, n.gain), 0.2);
-  Tensor p = add(max_pool2x2(h), avg_pool2x2(h));            // (2,4,4,3)
-  Tensor u = upsample_nearest2x(p);                          // (2,4,8,6)
-  Tensor f = u.reshape({2, 4 * 8 * 6 / 12, 12});             // (2,16,12)
-  Tensor z = matmul(f, n.w2);                                // (2,16,5)
-  Tensor a = attention(z, n.q, n.q).out;                     // (2,16,5)
+  Tensor p = add(max_pool2x2(h), avg_pool2x2(h));  // (2,4,4,3)
+  Tensor u = upsample_nearest2x(p);                // (2,4,8,6)
+  Tensor f = u.reshape({2, 4 * 8 * 6 / 12, 12});   // (2,16,12)
+  Tensor z = matmul(f, n.w2);                      // (2,16,5)
+  Tensor a = attention(z, n.q, n.q).out;           // (2,16,5)
   Tensor s = softmax(tanh(a), 1);
   return sum(mul(s, sigmoid(z)));
 }
@@ -47,9 +47,9 @@ TEST_CASE("cuda autograd through the op front ends matches the cpu", "[cuda][aut
   REQUIRE_PARITY(lg, lc, kTolF64);
   lc.backward();
   lg.backward();
-  const std::pair<const char*, std::pair<Tensor, Tensor>> grads[] = {
-      {"x", {g.x, c.x}}, {"w1", {g.w1, c.w1}}, {"b1", {g.b1, c.b1}},
-      {"w2", {g.w2, c.w2}}, {"q", {g.q, c.q}}, {"gain", {g.gain, c.gain}}};
+  const std::pair<const char*, std::pair<Tensor, Tensor>> grads[] = {{"x", {g.x, c.x}},    {"w1", {g.w1, c.w1}},
+                                                                     {"b1", {g.b1, c.b1}}, {"w2", {g.w2, c.w2}},
+                                                                     {"q", {g.q, c.q}},    {"gain", {g.gain, c.gain}}};
   for (const auto& [name, pair] : grads) {
     INFO("gradient of " << name);
     REQUIRE(pair.first.grad().defined());

@@ -48,8 +48,8 @@ TEST_CASE("cuda conv2d backward input and weight match the cpu", "[cuda][conv2d]
   Generator gen(52);
   for (DType dt : float_dtypes()) {
     for (const Geo& g : kGeos) {
-      INFO(dtype_name(dt) << " x [" << g.B << "," << g.Ci << "," << g.H << "," << g.W << "] w [" << g.Co << ","
-                          << g.Ci << "," << g.k << "," << g.k << "] stride " << g.stride << " pad " << g.pad);
+      INFO(dtype_name(dt) << " x [" << g.B << "," << g.Ci << "," << g.H << "," << g.W << "] w [" << g.Co << "," << g.Ci
+                          << "," << g.k << "," << g.k << "] stride " << g.stride << " pad " << g.pad);
       const Shape xs{g.B, g.Ci, g.H, g.W}, ws{g.Co, g.Ci, g.k, g.k};
       Pair x = normal(xs, gen, dt);
       Pair w = normal(ws, gen, dt, 0.5);

@@ -15,10 +15,10 @@ struct UnaryCase {
 };
 
 const UnaryCase kUnary[] = {
-    {UnaryOp::Neg, 0, false},       {UnaryOp::Relu, 0, false},      {UnaryOp::LeakyRelu, 0.2, false},
-    {UnaryOp::Tanh, 0, false},      {UnaryOp::Sigmoid, 0, false},   {UnaryOp::Softplus, 0, false},
-    {UnaryOp::Exp, 0, false},       {UnaryOp::Log, 0, true},        {UnaryOp::Sqrt, 0, true},
-    {UnaryOp::Abs, 0, false},       {UnaryOp::Square, 0, false},    {UnaryOp::PowScalar, 2.5, true},
+    {UnaryOp::Neg, 0, false},         {UnaryOp::Relu, 0, false},         {UnaryOp::LeakyRelu, 0.2, false},
+    {UnaryOp::Tanh, 0, false},        {UnaryOp::Sigmoid, 0, false},      {UnaryOp::Softplus, 0, false},
+    {UnaryOp::Exp, 0, false},         {UnaryOp::Log, 0, true},           {UnaryOp::Sqrt, 0, true},
+    {UnaryOp::Abs, 0, false},         {UnaryOp::Square, 0, false},       {UnaryOp::PowScalar, 2.5, true},
     {UnaryOp::AddScalar, 0.7, false}, {UnaryOp::MulScalar, -1.3, false}, {UnaryOp::RDivScalar, 3.0, true},
 };
 
@@ -30,14 +30,20 @@ Pair input(const UnaryCase& c, const Shape& shape, Generator& gen, DType dt) {
 // step, and broadcast along one dim.
 std::vector<std::pair<const char*, std::function<Pair(const UnaryCase&, Generator&, DType)>>> unary_inputs() {
   return {
-      {"dense (3,5,7)", [](const UnaryCase& c, Generator& g, DType dt) { return input(c, {3, 5, 7}, g, dt); }},
-      {"permuted", [](const UnaryCase& c, Generator& g, DType dt) {
+      {"dense (3,5,7)",
+       [](const UnaryCase& c, Generator& g, DType dt) {
+         return input(c, {3, 5, 7}, g, dt);
+       }},
+      {"permuted",
+       [](const UnaryCase& c, Generator& g, DType dt) {
          return view(input(c, {7, 3, 5}, g, dt), [](const Tensor& t) { return t.permute({1, 2, 0}); });
        }},
-      {"sliced", [](const UnaryCase& c, Generator& g, DType dt) {
+      {"sliced",
+       [](const UnaryCase& c, Generator& g, DType dt) {
          return view(input(c, {3, 11, 9}, g, dt), [](const Tensor& t) { return t.slice(1, 1, 11, 2).slice(2, 2, 9); });
        }},
-      {"broadcast", [](const UnaryCase& c, Generator& g, DType dt) {
+      {"broadcast",
+       [](const UnaryCase& c, Generator& g, DType dt) {
          return view(input(c, {3, 1, 7}, g, dt), [](const Tensor& t) { return t.expand({3, 5, 7}); });
        }},
   };
@@ -73,8 +79,9 @@ TEST_CASE("cuda unary backward matches the cpu for every op and view", "[cuda][e
         cpu().unary(c.op, x.cpu, y64, c.alpha);
         Pair y = from_values(y64.to_vector(), y64.shape(), dt);
         // gy through a transposed view.
-        Pair gy = view(normal({x.cpu.size(2), x.cpu.size(1), x.cpu.size(0)}, gen, dt),
-                       [](const Tensor& t) { return t.permute({2, 1, 0}); });
+        Pair gy = view(normal({x.cpu.size(2), x.cpu.size(1), x.cpu.size(0)}, gen, dt), [](const Tensor& t) {
+          return t.permute({2, 1, 0});
+        });
         Pair gx = outputs(x.cpu.shape(), dt);
         cpu().unary_backward(c.op, x.cpu, y.cpu, gy.cpu, gx.cpu, c.alpha);
         gpu().unary_backward(c.op, x.gpu, y.gpu, gy.gpu, gx.gpu, c.alpha);
@@ -93,17 +100,20 @@ TEST_CASE("cuda binary ops broadcast and alias like the cpu", "[cuda][elementwis
       INFO(dtype_name(dt) << " " << binary_op_name(op));
       const bool positive = op == BinaryOp::Pow || op == BinaryOp::Div;
       // a: a permuted (3,5,7) view; b: (5,1) broadcast to (3,5,7).
-      Pair a = view(positive ? uniform({5, 7, 3}, 0.5, 2.0, gen, dt) : normal({5, 7, 3}, gen, dt),
-                    [](const Tensor& t) { return t.permute({2, 0, 1}); });
-      Pair b = view(positive ? uniform({5, 1}, 0.5, 2.0, gen, dt) : normal({5, 1}, gen, dt),
-                    [](const Tensor& t) { return t.expand({3, 5, 7}); });
+      Pair a = view(positive ? uniform({5, 7, 3}, 0.5, 2.0, gen, dt) : normal({5, 7, 3}, gen, dt), [](const Tensor& t) {
+        return t.permute({2, 0, 1});
+      });
+      Pair b = view(positive ? uniform({5, 1}, 0.5, 2.0, gen, dt) : normal({5, 1}, gen, dt), [](const Tensor& t) {
+        return t.expand({3, 5, 7});
+      });
       Pair out = outputs({3, 5, 7}, dt);
       cpu().binary(op, a.cpu, b.cpu, out.cpu);
       gpu().binary(op, a.gpu, b.gpu, out.gpu);
       REQUIRE_PARITY(out.gpu, out.cpu, tol_for(dt));
       // Scalar broadcast on the left, dense on the right.
-      Pair s = view(positive ? uniform({1}, 0.5, 2.0, gen, dt) : normal({1}, gen, dt),
-                    [](const Tensor& t) { return t.reshape({1, 1, 1}).expand({3, 5, 7}); });
+      Pair s = view(positive ? uniform({1}, 0.5, 2.0, gen, dt) : normal({1}, gen, dt), [](const Tensor& t) {
+        return t.reshape({1, 1, 1}).expand({3, 5, 7});
+      });
       Pair d = positive ? uniform({3, 5, 7}, 0.5, 2.0, gen, dt) : normal({3, 5, 7}, gen, dt);
       Pair out2 = outputs({3, 5, 7}, dt);
       cpu().binary(op, s.cpu, d.cpu, out2.cpu);

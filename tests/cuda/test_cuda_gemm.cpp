@@ -23,7 +23,8 @@ Pair operand(int layout, int64_t batch, int64_t rows, int64_t cols, Generator& g
         return t.expand({batch, rows, cols});
       });
     default:  // no unit stride: needs a dense copy first
-      return view(normal({batch, rows, 2 * cols}, gen, dt), [](const Tensor& t) { return t.slice(2, 0, t.size(2), 2); });
+      return view(normal({batch, rows, 2 * cols}, gen, dt),
+                  [](const Tensor& t) { return t.slice(2, 0, t.size(2), 2); });
   }
 }
 

@@ -26,8 +26,10 @@ TEST_CASE("cuda fill writes exactly the view, in every dtype", "[cuda][memory]")
     REQUIRE(gvec.size() == cvec.size());
     for (size_t i = 0; i < gvec.size(); ++i) {
       INFO("element " << i);
-      if (std::isnan(cvec[i])) REQUIRE(std::isnan(gvec[i]));
-      else REQUIRE(gvec[i] == cvec[i]);
+      if (std::isnan(cvec[i]))
+        REQUIRE(std::isnan(gvec[i]));
+      else
+        REQUIRE(gvec[i] == cvec[i]);
     }
     Tensor dense = poisoned({3, 1, 7}, dt, dev());
     gpu().fill(dense, 3.0);
@@ -105,7 +107,8 @@ TEST_CASE("cuda caching allocator makes no cudaMalloc in a repeated step", "[cud
   Tensor w = Tensor::randn({5, 3, 3, 3}, gen, DType::F32, dev());
   Tensor q = Tensor::randn({2, 17, 8}, gen, DType::F32, dev());
   std::vector<Tensor> params{Tensor::randn({5, 3, 3, 3}, gen, DType::F32, dev())};
-  std::vector<Tensor> m{Tensor::zeros({5, 3, 3, 3}, DType::F32, dev())}, v{Tensor::zeros({5, 3, 3, 3}, DType::F32, dev())};
+  std::vector<Tensor> m{Tensor::zeros({5, 3, 3, 3}, DType::F32, dev())},
+      v{Tensor::zeros({5, 3, 3, 3}, DType::F32, dev())};
   // One "training step": temporaries of many sizes, library workspaces.
   auto step = [&] {
     Tensor y = Tensor::empty({4, 5, 9, 9}, DType::F32, dev());

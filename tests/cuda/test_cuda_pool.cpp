@@ -17,7 +17,8 @@ TEST_CASE("cuda avg and max pooling forward and backward match the cpu", "[cuda]
         Pair x = normal(s, gen, dt);
         if (ties) {  // values from {-1, -0.5, 0.5, 1}: most windows tie
           std::vector<double> v(static_cast<size_t>(numel_of(s)));
-          for (double& e : v) e = 0.5 * static_cast<double>(static_cast<int>(gen.below(4)) - 2) + (gen.below(2) ? 0.5 : 0.0);
+          for (double& e : v)
+            e = 0.5 * static_cast<double>(static_cast<int>(gen.below(4)) - 2) + (gen.below(2) ? 0.5 : 0.0);
           for (double& e : v)
             if (e == 0.0) e = 1.0;
           x = from_values(v, s, dt);

@@ -23,8 +23,9 @@ TEST_CASE("cuda sum over every subset of dims, dense and strided", "[cuda][reduc
   Generator gen(31);
   for (DType dt : float_dtypes()) {
     Pair dense = normal({3, 5, 4, 7}, gen, dt);
-    Pair strided = view(normal({7, 3, 9, 5}, gen, dt),
-                        [](const Tensor& t) { return t.permute({1, 3, 0, 2}).slice(3, 1, 9, 2); });  // (3,5,7,4)
+    Pair strided = view(normal({7, 3, 9, 5}, gen, dt), [](const Tensor& t) {
+      return t.permute({1, 3, 0, 2}).slice(3, 1, 9, 2);
+    });  // (3,5,7,4)
     for (int m = 0; m < 16; ++m) {
       std::vector<bool> mask{(m & 1) != 0, (m & 2) != 0, (m & 4) != 0, (m & 8) != 0};
       INFO(dtype_name(dt) << " mask " << m);

@@ -24,9 +24,9 @@
 #include <memory>
 
 #include "core/io/image.h"
-#include "tests/support/tiny_dataset.h"
 #include "models/trainer.h"
 #include "tests/cuda/parity.h"
+#include "tests/support/tiny_dataset.h"
 
 using namespace sagan;
 using sagan::testing::TinyDataset;

@@ -5,8 +5,8 @@
 // unwritten element fails. Tolerance (fp32 path, fp32 accumulation): max-norm
 // relative error <= 1e-4 for out, gq, gk, gv; |lse error| <= 1e-4 max(1, |lse|).
 // Skips, saying so, where no CUDA device is present.
-#include <catch2/catch.hpp>
 #include <cuda_runtime.h>
+#include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -26,12 +26,12 @@ bool have_gpu() {
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
 }
 
-#define SKIP_WITHOUT_GPU()                                         \
-  do {                                                             \
-    if (!have_gpu()) {                                             \
-      WARN("no CUDA device: skipping this GPU test");              \
-      return;                                                      \
-    }                                                              \
+#define SKIP_WITHOUT_GPU()                            \
+  do {                                                \
+    if (!have_gpu()) {                                \
+      WARN("no CUDA device: skipping this GPU test"); \
+      return;                                         \
+    }                                                 \
   } while (0)
 
 #define CUDA_OK(call) REQUIRE((call) == cudaSuccess)
@@ -101,8 +101,8 @@ void check(const Shape& s, double qk, bool backward, FlashForwardVariant variant
   Dev gq(size_t(s.B) * s.N * s.d), gk(size_t(s.B) * s.S * s.d), gv(size_t(s.B) * s.S * s.dv);
   const size_t ws_bytes = sagan::fused::flash_attention_backward_workspace_bytes(s.B, s.N, s.S, s.d, s.dv);
   Dev ws(ws_bytes / sizeof(float) + 1);
-  CUDA_OK(sagan::fused::flash_attention_backward_f32(q.p, k.p, v.p, out.p, lse.p, g.p, gq.p, gk.p, gv.p, s.B, s.N,
-                                                     s.S, s.d, s.dv, ws.p, ws_bytes, nullptr));
+  CUDA_OK(sagan::fused::flash_attention_backward_f32(q.p, k.p, v.p, out.p, lse.p, g.p, gq.p, gk.p, gv.p, s.B, s.N, s.S,
+                                                     s.d, s.dv, ws.p, ws_bytes, nullptr));
   CUDA_OK(cudaDeviceSynchronize());
   CHECK(sagan::testing::max_rel_error(gq.host(), r.gq) <= kTol);
   CHECK(sagan::testing::max_rel_error(gk.host(), r.gk) <= kTol);
@@ -151,12 +151,12 @@ TEST_CASE("cuda flash attention forward matches float64 at SAGAN sizes", "[cuda]
     double qk;
   };
   const C cases[] = {
-      {{64, 256, 64, 32, 128}, 0.3},     // SAGAN-32 G
-      {{3, 1023, 255, 16, 64}, 0.5},     // SAGAN-64 sizes, one short of the tiles
-      {{1, 4096, 1024, 16, 64}, 0.5},    // SAGAN-128 G
-      {{1, 4096, 1024, 8, 32}, 0.5},     // SAGAN-128 D
-      {{1, 999, 1000, 64, 512}, 0.25},   // the widest heads
-      {{2, 515, 131, 16, 64}, 1.9},      // large logits at a larger size
+      {{64, 256, 64, 32, 128}, 0.3},    // SAGAN-32 G
+      {{3, 1023, 255, 16, 64}, 0.5},    // SAGAN-64 sizes, one short of the tiles
+      {{1, 4096, 1024, 16, 64}, 0.5},   // SAGAN-128 G
+      {{1, 4096, 1024, 8, 32}, 0.5},    // SAGAN-128 D
+      {{1, 999, 1000, 64, 512}, 0.25},  // the widest heads
+      {{2, 515, 131, 16, 64}, 1.9},     // large logits at a larger size
   };
   uint32_t seed = 1;
   for (const C& c : cases) {

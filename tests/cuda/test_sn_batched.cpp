@@ -4,8 +4,8 @@
 // discriminator SN layer set (up to 16384 x 128 and 1024 x 9216) plus odd
 // sizes. u and v are unit vectors: max |error| <= 1e-5 (fp32). Skips,
 // saying so, where no CUDA device is present.
-#include <catch2/catch.hpp>
 #include <cuda_runtime.h>
+#include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -23,12 +23,12 @@ bool have_gpu() {
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
 }
 
-#define SKIP_WITHOUT_GPU()                                         \
-  do {                                                             \
-    if (!have_gpu()) {                                             \
-      WARN("no CUDA device: skipping this GPU test");              \
-      return;                                                      \
-    }                                                              \
+#define SKIP_WITHOUT_GPU()                            \
+  do {                                                \
+    if (!have_gpu()) {                                \
+      WARN("no CUDA device: skipping this GPU test"); \
+      return;                                         \
+    }                                                 \
   } while (0)
 
 #define CUDA_OK(call) REQUIRE((call) == cudaSuccess)
@@ -37,13 +37,51 @@ bool have_gpu() {
 // discriminator; the list docs/benchmarks.md gives.
 std::vector<std::pair<int, int>> sagan128_sn_shapes() {
   return {// G: linear z -> 4x4x1024, five up-blocks (conv1, conv2, shortcut), attention at 64x64 (C=128), head
-          {16384, 128}, {1024, 9216}, {1024, 9216}, {1024, 1024}, {512, 9216}, {512, 4608}, {512, 1024},
-          {256, 4608}, {256, 2304}, {256, 512}, {128, 2304}, {128, 1152}, {128, 256}, {64, 1152}, {64, 576},
-          {64, 128}, {16, 128}, {16, 128}, {64, 128}, {128, 64}, {3, 576},
+          {16384, 128},
+          {1024, 9216},
+          {1024, 9216},
+          {1024, 1024},
+          {512, 9216},
+          {512, 4608},
+          {512, 1024},
+          {256, 4608},
+          {256, 2304},
+          {256, 512},
+          {128, 2304},
+          {128, 1152},
+          {128, 256},
+          {64, 1152},
+          {64, 576},
+          {64, 128},
+          {16, 128},
+          {16, 128},
+          {64, 128},
+          {128, 64},
+          {3, 576},
           // D: first block, five down-blocks, attention at 64x64 (C=64), linear, class embedding
-          {64, 27}, {64, 576}, {64, 3}, {8, 64}, {8, 64}, {32, 64}, {64, 32}, {128, 576}, {128, 1152}, {128, 64},
-          {256, 1152}, {256, 2304}, {256, 128}, {512, 2304}, {512, 4608}, {512, 256}, {1024, 4608}, {1024, 9216},
-          {1024, 512}, {1024, 9216}, {1024, 9216}, {1, 1024}, {1000, 1024}};
+          {64, 27},
+          {64, 576},
+          {64, 3},
+          {8, 64},
+          {8, 64},
+          {32, 64},
+          {64, 32},
+          {128, 576},
+          {128, 1152},
+          {128, 64},
+          {256, 1152},
+          {256, 2304},
+          {256, 128},
+          {512, 2304},
+          {512, 4608},
+          {512, 256},
+          {1024, 4608},
+          {1024, 9216},
+          {1024, 512},
+          {1024, 9216},
+          {1024, 9216},
+          {1, 1024},
+          {1000, 1024}};
 }
 
 struct Layer {

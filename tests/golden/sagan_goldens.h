@@ -33,7 +33,8 @@ struct GoldenFile {
 
 inline GoldenFile load_golden(const std::string& stem) {
   std::ifstream js(golden_path(stem + ".json"));
-  SAGAN_CHECK(js.good(), "golden: cannot open {} (run tests/golden/make_sagan_goldens.py)", golden_path(stem + ".json"));
+  SAGAN_CHECK(js.good(), "golden: cannot open {} (run tests/golden/make_sagan_goldens.py)",
+              golden_path(stem + ".json"));
   nlohmann::json index = nlohmann::json::parse(js);
   std::ifstream bin(golden_path(stem + ".bin"), std::ios::binary);
   SAGAN_CHECK(bin.good(), "golden: cannot open {}", golden_path(stem + ".bin"));

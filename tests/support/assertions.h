@@ -12,11 +12,11 @@
     REQUIRE(r_.ok);                                           \
   } while (0)
 
-#define REQUIRE_CLOSE(a, b, rtol, atol)                       \
-  do {                                                        \
-    auto c_ = ::sagan::testing::allclose(a, b, rtol, atol);   \
-    INFO(#a << ": " << c_.message);                           \
-    REQUIRE(c_.ok);                                           \
+#define REQUIRE_CLOSE(a, b, rtol, atol)                     \
+  do {                                                      \
+    auto c_ = ::sagan::testing::allclose(a, b, rtol, atol); \
+    INFO(#a << ": " << c_.message);                         \
+    REQUIRE(c_.ok);                                         \
   } while (0)
 
 namespace sagan::testing {

@@ -41,7 +41,8 @@ GradcheckResult gradcheck(const Fn& f, std::vector<Tensor> inputs, double eps, d
     Tensor& x = inputs[k];
     if (!x.defined() || !x.requires_grad()) continue;
     Tensor g = x.grad();
-    std::vector<double> analytic = g.defined() ? g.to_vector() : std::vector<double>(static_cast<size_t>(x.numel()), 0.0);
+    std::vector<double> analytic =
+        g.defined() ? g.to_vector() : std::vector<double>(static_cast<size_t>(x.numel()), 0.0);
     // Perturb a contiguous copy element by element.
     std::vector<double> base = x.to_vector();
     for (int64_t i = 0; i < x.numel(); ++i) {

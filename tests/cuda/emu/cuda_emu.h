@@ -112,9 +112,9 @@ struct Context {
 inline void make_context(Context& c, char* stack, size_t size, void (*entry)()) {
   auto top = reinterpret_cast<uintptr_t>(stack + size) & ~uintptr_t(15);
   auto* sp = reinterpret_cast<uint64_t*>(top);
-  *--sp = 0;                                   // entry's return address: never used
-  *--sp = reinterpret_cast<uint64_t>(entry);   // where the first switch returns to
-  for (int r = 0; r < 6; ++r) *--sp = 0;       // rbp rbx r12 r13 r14 r15
+  *--sp = 0;                                            // entry's return address: never used
+  *--sp = reinterpret_cast<uint64_t>(entry);            // where the first switch returns to
+  for (int r = 0; r < 6; ++r) *--sp = 0;                // rbp rbx r12 r13 r14 r15
   *--sp = uint64_t(0x1F80) | (uint64_t(0x037F) << 32);  // default MXCSR, x87 control word
   c.sp = sp;
 }
@@ -244,8 +244,8 @@ inline void run_block(int nthreads) {
     }
     if (released) continue;
     if (at_block == nthreads - done && done > 0) {
-      s.error = "cuda_emu: __syncthreads reached by " + std::to_string(at_block) + " of " +
-                std::to_string(nthreads) + " threads (the others exited)";
+      s.error = "cuda_emu: __syncthreads reached by " + std::to_string(at_block) + " of " + std::to_string(nthreads) +
+                " threads (the others exited)";
       return;
     }
     if (at_block == nthreads) {
