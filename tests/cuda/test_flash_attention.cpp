@@ -15,26 +15,12 @@
 #include <vector>
 
 #include "kernels/cuda/flash_attention.h"
+#include "tests/cuda/raw_cuda.h"
 #include "tests/support/attention_reference.h"
 
 namespace {
 
 using sagan::fused::FlashForwardVariant;
-
-bool have_gpu() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-#define SKIP_WITHOUT_GPU()                            \
-  do {                                                \
-    if (!have_gpu()) {                                \
-      WARN("no CUDA device: skipping this GPU test"); \
-      return;                                         \
-    }                                                 \
-  } while (0)
-
-#define CUDA_OK(call) REQUIRE((call) == cudaSuccess)
 
 struct Dev {
   float* p = nullptr;

@@ -15,23 +15,9 @@
 #include <vector>
 
 #include "kernels/cuda/sn_power_batched.h"
+#include "tests/cuda/raw_cuda.h"
 
 namespace {
-
-bool have_gpu() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-#define SKIP_WITHOUT_GPU()                            \
-  do {                                                \
-    if (!have_gpu()) {                                \
-      WARN("no CUDA device: skipping this GPU test"); \
-      return;                                         \
-    }                                                 \
-  } while (0)
-
-#define CUDA_OK(call) REQUIRE((call) == cudaSuccess)
 
 // SAGAN-128 (ch = 64) SN matrices (out, in * k * k), generator then
 // discriminator; the list docs/benchmarks.md gives.
