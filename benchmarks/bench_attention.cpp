@@ -15,7 +15,6 @@
 //   bytes backward = 4 B (N d + S d + S dv + 2 N dv + N + N d + S d + S dv)
 // Usage: bench_attention [--reps R] [--batches 64,256] [--only I] [--list]
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -29,6 +28,7 @@
 #ifdef SAGAN_WITH_CUDA
 #include <cuda_runtime.h>
 
+#include "benchmarks/cuda_bench.h"
 #include "kernels/cuda/cuda_runtime_api.h"
 #include "kernels/cuda/flash_attention.h"
 #endif
@@ -84,58 +84,9 @@ double bytes(const Config& c, bool bwd) {
 
 #ifdef SAGAN_WITH_CUDA
 
-struct DeviceRates {
-  std::string name;
-  double bw = 0;    // bytes/s
-  double fp32 = 0;  // FLOP/s, non-tensor fp32
-};
-
-DeviceRates device_rates() {
-  DeviceRates r;
-  cudaDeviceProp p{};
-  cudaGetDeviceProperties(&p, 0);
-  r.name = p.name;
-  int sms = 0, clock_khz = 0, mem_khz = 0, bus = 0;
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
-  cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0);
-  cudaDeviceGetAttribute(&mem_khz, cudaDevAttrMemoryClockRate, 0);
-  cudaDeviceGetAttribute(&bus, cudaDevAttrGlobalMemoryBusWidth, 0);
-  const int lanes = (p.major == 8 && p.minor == 0) ? 64 : 128;  // fp32 lanes per SM
-  r.fp32 = double(sms) * lanes * 2.0 * clock_khz * 1e3;
-  // Datasheet bandwidths where the name says which part it is.
-  if (r.name.find("H200") != std::string::npos)
-    r.bw = 4.8e12;
-  else if (r.name.find("H100") != std::string::npos && r.name.find("PCIe") != std::string::npos)
-    r.bw = 2.0e12;
-  else if (r.name.find("H100") != std::string::npos)
-    r.bw = 3.35e12;
-  else
-    r.bw = 2.0 * mem_khz * 1e3 * bus / 8.0;
-  return r;
-}
-
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-// Median over reps of the mean time of `inner` back-to-back calls, with the
-// device idle before and after each rep.
-template <class F>
-double time_it(F&& f, int reps, int inner) {
-  sagan::Backend& be = sagan::backend_for(sagan::Device::cuda());
-  f();
-  f();  // warm-up: module load, allocator growth, library handles
-  be.synchronize();
-  cudaDeviceSynchronize();
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    const double t0 = now_s();
-    for (int i = 0; i < inner; ++i) f();
-    be.synchronize();
-    cudaDeviceSynchronize();
-    t.push_back((now_s() - t0) / inner);
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
+using sagan::bench::device_rates;
+using sagan::bench::DeviceRates;
+using sagan::bench::time_it;
 
 void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) {

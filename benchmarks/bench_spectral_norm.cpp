@@ -20,7 +20,6 @@
 // below any compute limit.
 // Usage: bench_spectral_norm [--reps R] [--inner I] [--list]
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -34,6 +33,7 @@
 #ifdef SAGAN_WITH_CUDA
 #include <cuda_runtime.h>
 
+#include "benchmarks/cuda_bench.h"
 #include "kernels/cuda/sn_power_batched.h"
 #endif
 
@@ -72,38 +72,7 @@ double floor_bytes(const Shapes& s) {
 
 #ifdef SAGAN_WITH_CUDA
 
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-template <class F>
-double time_it(F&& f, int reps, int inner) {
-  sagan::Backend& be = sagan::backend_for(sagan::Device::cuda());
-  f();
-  f();
-  be.synchronize();
-  cudaDeviceSynchronize();
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    const double t0 = now_s();
-    for (int i = 0; i < inner; ++i) f();
-    be.synchronize();
-    cudaDeviceSynchronize();
-    t.push_back((now_s() - t0) / inner);
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
-double hbm_bandwidth() {
-  cudaDeviceProp p{};
-  cudaGetDeviceProperties(&p, 0);
-  const std::string name = p.name;
-  if (name.find("H200") != std::string::npos) return 4.8e12;
-  if (name.find("H100") != std::string::npos) return name.find("PCIe") != std::string::npos ? 2.0e12 : 3.35e12;
-  int mem_khz = 0, bus = 0;
-  cudaDeviceGetAttribute(&mem_khz, cudaDevAttrMemoryClockRate, 0);
-  cudaDeviceGetAttribute(&bus, cudaDevAttrGlobalMemoryBusWidth, 0);
-  return 2.0 * mem_khz * 1e3 * bus / 8.0;
-}
+using sagan::bench::time_it;
 
 void run_set(const char* name, const Shapes& shapes, int reps, int inner, double bw) {
   using namespace sagan;
@@ -213,7 +182,7 @@ int main(int argc, char** argv) {
     std::printf("bench_spectral_norm: no CUDA device present; nothing to measure (--list prints the layer sets)\n");
     return 0;
   }
-  const double bw = hbm_bandwidth();
+  const double bw = sagan::bench::device_rates().bw;
   cudaDeviceProp p{};
   cudaGetDeviceProperties(&p, 0);
   std::printf("device: %s, HBM %.2f TB/s; floor = (8 sum(rows cols) + 8 sum(rows + cols)) bytes / HBM\n", p.name,

@@ -1,0 +1,72 @@
+// Shared by the GPU benchmarks (bench_attention, bench_spectral_norm): the
+// device's peak rates, for the floors each row is compared with, and the
+// timing loop. Only for builds with the CUDA backend.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+
+namespace sagan::bench {
+
+struct DeviceRates {
+  std::string name;
+  double bw = 0;    // bytes/s
+  double fp32 = 0;  // FLOP/s, non-tensor fp32
+};
+
+inline DeviceRates device_rates() {
+  DeviceRates r;
+  cudaDeviceProp p{};
+  cudaGetDeviceProperties(&p, 0);
+  r.name = p.name;
+  int sms = 0, clock_khz = 0, mem_khz = 0, bus = 0;
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+  cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0);
+  cudaDeviceGetAttribute(&mem_khz, cudaDevAttrMemoryClockRate, 0);
+  cudaDeviceGetAttribute(&bus, cudaDevAttrGlobalMemoryBusWidth, 0);
+  const int lanes = (p.major == 8 && p.minor == 0) ? 64 : 128;  // fp32 lanes per SM
+  r.fp32 = double(sms) * lanes * 2.0 * clock_khz * 1e3;
+  // Datasheet bandwidths where the name says which part it is.
+  if (r.name.find("H200") != std::string::npos)
+    r.bw = 4.8e12;
+  else if (r.name.find("H100") != std::string::npos && r.name.find("PCIe") != std::string::npos)
+    r.bw = 2.0e12;
+  else if (r.name.find("H100") != std::string::npos)
+    r.bw = 3.35e12;
+  else
+    r.bw = 2.0 * mem_khz * 1e3 * bus / 8.0;
+  return r;
+}
+
+inline double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Median over reps of the mean time of `inner` back-to-back calls, after two
+// warm-up calls (module load, allocator growth, library handles), with the
+// device idle before and after each rep.
+template <class F>
+double time_it(F&& f, int reps, int inner) {
+  Backend& be = backend_for(Device::cuda());
+  f();
+  f();
+  be.synchronize();
+  cudaDeviceSynchronize();
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) {
+    const double t0 = now_s();
+    for (int i = 0; i < inner; ++i) f();
+    be.synchronize();
+    cudaDeviceSynchronize();
+    t.push_back((now_s() - t0) / inner);
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+}  // namespace sagan::bench
