@@ -8,12 +8,13 @@ Needs a CUDA device; prints a message and exits 0 without one.
 Usage: python3 benchmarks/torch_attention.py [--reps 7] [--batches 64,256]
 """
 import argparse
-import statistics
 import sys
 
 try:
     import torch
     import torch.nn.functional as F
+
+    from torch_cuda_timing import time_it
 except ImportError:  # pragma: no cover
     print("torch_attention.py: PyTorch is not installed; nothing to measure")
     sys.exit(0)
@@ -54,22 +55,6 @@ def rates():
     clock = getattr(p, "clock_rate", 0) * 1e3 or 1.98e9
     lanes = 64 if (p.major, p.minor) == (8, 0) else 128
     return name, bw, p.multi_processor_count * lanes * 2 * clock
-
-
-def time_it(fn, reps, inner):
-    fn()
-    fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        for _ in range(inner):
-            fn()
-        b.record()
-        torch.cuda.synchronize()
-        times.append(a.elapsed_time(b) / 1e3 / inner)
-    return statistics.median(times)
 
 
 def sdpa_efficient(q, k, v):

@@ -9,12 +9,13 @@ Needs a CUDA device; prints a message and exits 0 without one.
 Usage: python3 benchmarks/torch_spectral_norm.py [--reps 7] [--inner 20]
 """
 import argparse
-import statistics
 import sys
 
 try:
     import torch
     import torch.nn.functional as F
+
+    from torch_cuda_timing import time_it
 except ImportError:  # pragma: no cover
     print("torch_spectral_norm.py: PyTorch is not installed; nothing to measure")
     sys.exit(0)
@@ -25,22 +26,6 @@ G = [(16384, 128), (1024, 9216), (1024, 9216), (1024, 1024), (512, 9216), (512, 
 D = [(64, 27), (64, 576), (64, 3), (8, 64), (8, 64), (32, 64), (64, 32), (128, 576), (128, 1152), (128, 64),
      (256, 1152), (256, 2304), (256, 128), (512, 2304), (512, 4608), (512, 256), (1024, 4608), (1024, 9216),
      (1024, 512), (1024, 9216), (1024, 9216), (1, 1024), (1000, 1024)]
-
-
-def time_it(fn, reps, inner):
-    fn()
-    fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        for _ in range(inner):
-            fn()
-        b.record()
-        torch.cuda.synchronize()
-        times.append(a.elapsed_time(b) / 1e3 / inner)
-    return statistics.median(times)
 
 
 def hbm(name):
