@@ -13,7 +13,6 @@
 // GCC 12 flags Eigen's AVX-512 packet code (_mm512_undefined_*) as
 // maybe-uninitialized after inlining; it is a known false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <omp.h>
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -23,6 +22,7 @@
 #include "kernels/cpu/conv2d_winograd.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/im2col.h"
+#include "kernels/cpu/image_chunks.h"
 
 namespace sagan {
 
@@ -70,42 +70,6 @@ Dims dims_of(const Tensor& x, int64_t co, int64_t k, const Tensor& y, Conv2dGeom
 // shallow); 512 and wider are 5-15% slower (the buffers leave L2).
 constexpr int64_t kChunkCols = 256;
 
-struct Plan {
-  int64_t per_chunk, chunks;
-  int threads;  // > 1: chunks run in parallel
-};
-
-Plan plan_for(const Dims& d) {
-  if (d.B == 0) return {1, 0, 1};
-  int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  int64_t per = std::clamp<int64_t>((kChunkCols + d.P() - 1) / d.P(), 1, d.B);
-  int64_t chunks = (d.B + per - 1) / per;
-  if (threads > 1 && d.B >= threads) {
-    // A multiple of the thread count keeps the threads evenly loaded.
-    chunks = (chunks + threads - 1) / threads * threads;
-    per = (d.B + chunks - 1) / chunks;
-    chunks = (d.B + per - 1) / per;
-  } else {
-    threads = 1;
-  }
-  return {per, chunks, threads};
-}
-
-// body(b0, b1, thread) for every chunk of images [b0, b1).
-template <class Body>
-void for_chunks(const Dims& d, const Plan& pl, Body&& body) {
-  auto run = [&](int64_t c, int tid) {
-    int64_t b0 = c * pl.per_chunk, b1 = std::min(d.B, b0 + pl.per_chunk);
-    if (b0 < b1) body(b0, b1, tid);
-  };
-  if (pl.threads > 1) {
-#pragma omp parallel for schedule(static) num_threads(pl.threads)
-    for (int64_t c = 0; c < pl.chunks; ++c) run(c, omp_get_thread_num());
-  } else {
-    for (int64_t c = 0; c < pl.chunks; ++c) run(c, 0);
-  }
-}
-
 cpu::ConvWindow window_of(const Dims& d) { return {d.H, d.W, d.k, d.k, d.s, d.s, d.p, d.p, d.Ho, d.Wo}; }
 
 // Images [b0, b0+n) of t (B, C, P) side by side: buf (C, n*P).
@@ -142,7 +106,7 @@ void CpuBackend::conv2d(const Tensor& x, const Tensor& w, const std::optional<Te
                         Conv2dGeom g) {
   const Dims d = dims_of(x, w.size(0), w.size(2), out, g);
   if (cpu::use_winograd(d.Ci, d.Co, d.k, d.s, d.p)) return cpu::winograd_conv2d(x, w, bias, out);
-  const Plan pl = plan_for(d);
+  const cpu::ChunkPlan pl = cpu::plan_chunks(d.B, d.P(), kChunkCols);
   dispatch_float(x.dtype(), "conv2d", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* xp = x.data<T>();
@@ -151,7 +115,7 @@ void CpuBackend::conv2d(const Tensor& x, const Tensor& w, const std::optional<Te
     T* yp = out.data<T>();
     const int64_t K = d.K(), P = d.P(), Co = d.Co;
     std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.threads));
-    for_chunks(d, pl, [&](int64_t b0, int64_t b1, int tid) {
+    cpu::for_chunks(pl, [&](int64_t b0, int64_t b1, int tid) {
       const int64_t n = b1 - b0;
       Scratch<T>& sc = scratch[static_cast<size_t>(tid)];
       const T* rhs;  // (K, n*P)
@@ -181,7 +145,7 @@ void CpuBackend::conv2d(const Tensor& x, const Tensor& w, const std::optional<Te
 void CpuBackend::conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor& gx, Conv2dGeom g) {
   const Dims d = dims_of(gx, w.size(0), w.size(2), gy, g);
   if (cpu::use_winograd(d.Ci, d.Co, d.k, d.s, d.p)) return cpu::winograd_conv2d_backward_input(gy, w, gx);
-  const Plan pl = plan_for(d);
+  const cpu::ChunkPlan pl = cpu::plan_chunks(d.B, d.P(), kChunkCols);
   dispatch_float(gy.dtype(), "conv2d_backward_input", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* gyp = gy.data<T>();
@@ -189,7 +153,7 @@ void CpuBackend::conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor
     T* gxp = gx.data<T>();
     const int64_t K = d.K(), P = d.P(), Co = d.Co, HW = d.H * d.W;
     std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.threads));
-    for_chunks(d, pl, [&](int64_t b0, int64_t b1, int tid) {
+    cpu::for_chunks(pl, [&](int64_t b0, int64_t b1, int tid) {
       const int64_t n = b1 - b0;
       Scratch<T>& sc = scratch[static_cast<size_t>(tid)];
       const T* rhs = gyp + b0 * Co * P;  // (Co, n*P)
@@ -214,7 +178,7 @@ void CpuBackend::conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor
 void CpuBackend::conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Conv2dGeom g) {
   const Dims d = dims_of(x, gw.size(0), gw.size(2), gy, g);
   if (cpu::use_winograd(d.Ci, d.Co, d.k, d.s, d.p)) return cpu::winograd_conv2d_backward_weight(gy, x, gw);
-  const Plan pl = plan_for(d);
+  const cpu::ChunkPlan pl = cpu::plan_chunks(d.B, d.P(), kChunkCols);
   dispatch_float(gy.dtype(), "conv2d_backward_weight", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* gyp = gy.data<T>();
@@ -226,7 +190,7 @@ void CpuBackend::conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tenso
     std::vector<std::vector<T>> partial(static_cast<size_t>(pl.threads));
     std::vector<char> touched(static_cast<size_t>(pl.threads), 0);
     std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.threads));
-    for_chunks(d, pl, [&](int64_t b0, int64_t b1, int tid) {
+    cpu::for_chunks(pl, [&](int64_t b0, int64_t b1, int tid) {
       const int64_t n = b1 - b0;
       Scratch<T>& sc = scratch[static_cast<size_t>(tid)];
       const T* lhs = gyp + b0 * Co * P;  // (Co, n*P)

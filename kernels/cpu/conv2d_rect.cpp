@@ -1,13 +1,11 @@
 // Rectangular convolution on the CPU as one GEMM per chunk of images:
 //   out_b (Co, P) = W (Co, K) @ cols_b (K, P),  K = Ci*kh*kw, P = Ho*Wo.
 // Small feature maps (Inception's 17x17 and 8x8) are batched side by side so
-// each GEMM is wide. With at least as many images as threads, chunks run in
-// parallel with per-thread buffers; otherwise Eigen threads each GEMM.
+// each GEMM is wide (kernels/cpu/image_chunks.h).
 // The backward goes image by image (the evaluation networks never train; it
 // exists so that the op has a gradient and a gradcheck): gW += gy_b cols_b^T,
 // gcols = W^T gy_b then col2im into gx_b, gb += row sums of gy_b.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // Eigen AVX-512 false positive, as in conv2d.cpp
-#include <omp.h>
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -16,6 +14,7 @@
 
 #include "kernels/cpu/eval_kernels.h"
 #include "kernels/cpu/im2col.h"
+#include "kernels/cpu/image_chunks.h"
 
 namespace sagan::cpu {
 
@@ -32,6 +31,7 @@ struct Dims {
   int64_t B, Ci, H, W, Co, kh, kw, sh, sw, ph, pw, Ho, Wo;
   int64_t K() const { return Ci * kh * kw; }
   int64_t P() const { return Ho * Wo; }
+  ConvWindow window() const { return {H, W, kh, kw, sh, sw, ph, pw, Ho, Wo}; }
 };
 
 constexpr int64_t kChunkCols = 1024;  // GEMM columns per chunk when images are small
@@ -42,29 +42,21 @@ void conv2d_rect(const Tensor& x, const Tensor& w, const std::optional<Tensor>& 
   const Dims d{x.size(0),  x.size(1),  x.size(2), x.size(3), w.size(0),   w.size(2),  w.size(3),
                g.stride_h, g.stride_w, g.pad_h,   g.pad_w,   out.size(2), out.size(3)};
   const int64_t K = d.K(), P = d.P();
-  int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  int64_t per = std::clamp<int64_t>((kChunkCols + P - 1) / P, 1, std::max<int64_t>(d.B, 1));
-  if (threads > 1 && d.B >= threads)
-    per = std::min(per, (d.B + threads - 1) / threads);
-  else
-    threads = 1;
-  const int64_t chunks = (d.B + per - 1) / per;
+  const ChunkPlan pl = plan_chunks(d.B, P, kChunkCols);
   dispatch_float(x.dtype(), "conv2d_rect", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* xp = x.data<T>();
     const T* bp = bias ? bias->data<T>() : nullptr;
     T* yp = out.data<T>();
     CMapR<T> W(w.data<T>(), d.Co, K);
-    std::vector<std::vector<T>> cols(static_cast<size_t>(threads)), res(static_cast<size_t>(threads));
-    auto run = [&](int64_t c, int tid) {
-      const int64_t b0 = c * per, n = std::min(d.B, b0 + per) - b0;
-      if (n <= 0) return;
+    std::vector<std::vector<T>> cols(static_cast<size_t>(pl.threads)), res(static_cast<size_t>(pl.threads));
+    for_chunks(pl, [&](int64_t b0, int64_t b1, int tid) {
+      const int64_t n = b1 - b0;
       auto& cb = cols[static_cast<size_t>(tid)];
       auto& rb = res[static_cast<size_t>(tid)];
       cb.resize(static_cast<size_t>(K * n * P));
       rb.resize(static_cast<size_t>(d.Co * n * P));
-      cpu::im2col(cpu::ConvWindow{d.H, d.W, d.kh, d.kw, d.sh, d.sw, d.ph, d.pw, d.Ho, d.Wo}, d.Ci, xp, b0, n,
-                  cb.data());
+      im2col(d.window(), d.Ci, xp, b0, n, cb.data());
       MapR<T>(rb.data(), d.Co, n * P).noalias() = W * CMapR<T>(cb.data(), K, n * P);
       // res (Co, n, P) -> out (n, Co, P), adding the bias on the way.
       for (int64_t b = 0; b < n; ++b)
@@ -74,13 +66,7 @@ void conv2d_rect(const Tensor& x, const Tensor& w, const std::optional<Tensor>& 
           const T bc = bp ? bp[co] : T(0);
           for (int64_t q = 0; q < P; ++q) dst[q] = src[q] + bc;
         }
-    };
-    if (threads > 1) {
-#pragma omp parallel for schedule(static) num_threads(threads)
-      for (int64_t c = 0; c < chunks; ++c) run(c, omp_get_thread_num());
-    } else {
-      for (int64_t c = 0; c < chunks; ++c) run(c, 0);
-    }
+    });
   });
 }
 
@@ -89,7 +75,7 @@ void conv2d_rect_backward(const Tensor& x, const Tensor& w, const Tensor& gy, Te
   const Dims d{x.size(0),  x.size(1),  x.size(2), x.size(3), w.size(0),  w.size(2), w.size(3),
                g.stride_h, g.stride_w, g.pad_h,   g.pad_w,   gy.size(2), gy.size(3)};
   const int64_t K = d.K(), P = d.P();
-  const cpu::ConvWindow win{d.H, d.W, d.kh, d.kw, d.sh, d.sw, d.ph, d.pw, d.Ho, d.Wo};
+  const ConvWindow win = d.window();
   dispatch_float(x.dtype(), "conv2d_rect_backward", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     CMapR<T> Wm(w.data<T>(), d.Co, K);
@@ -100,13 +86,13 @@ void conv2d_rect_backward(const Tensor& x, const Tensor& w, const Tensor& gy, Te
     for (int64_t b = 0; b < d.B; ++b) {
       CMapR<T> G(gy.data<T>() + b * d.Co * P, d.Co, P);
       if (gw) {
-        cpu::im2col(win, d.Ci, x.data<T>(), b, 1, cols.data());
+        im2col(win, d.Ci, x.data<T>(), b, 1, cols.data());
         MapR<T>(gw->data<T>(), d.Co, K).noalias() += G * CMapR<T>(cols.data(), K, P).transpose();
       }
       if (gb) MapR<T>(gb->data<T>(), d.Co, 1).noalias() += G.rowwise().sum();
       if (gx) {
         MapR<T>(cols.data(), K, P).noalias() = Wm.transpose() * G;
-        cpu::col2im(win, d.Ci, cols.data(), b, 1, gx->data<T>());
+        col2im(win, d.Ci, cols.data(), b, 1, gx->data<T>());
       }
     }
   });

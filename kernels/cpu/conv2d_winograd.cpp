@@ -22,7 +22,6 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // Eigen AVX-512 false positive (see conv2d.cpp)
 #include "kernels/cpu/conv2d_winograd.h"
 
-#include <omp.h>
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -33,6 +32,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/image_chunks.h"
 #include "kernels/cpu/sgemm.h"
 
 namespace sagan::cpu {
@@ -83,40 +83,6 @@ struct Geo {
 Geo geo_of(const Tensor& t) {
   const int64_t H = t.size(2), W = t.size(3);
   return {t.size(0), H, W, (H + 1) / 2, (W + 1) / 2};
-}
-
-struct Plan {
-  int64_t per_chunk, chunks;
-  int threads;
-};
-
-Plan plan_for(const Geo& g) {
-  if (g.B == 0) return {1, 0, 1};
-  int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  int64_t per = std::clamp<int64_t>((kChunkTiles + g.tiles() - 1) / g.tiles(), 1, g.B);
-  int64_t chunks = (g.B + per - 1) / per;
-  if (threads > 1 && g.B >= threads) {
-    chunks = (chunks + threads - 1) / threads * threads;  // even load per thread
-    per = (g.B + chunks - 1) / chunks;
-    chunks = (g.B + per - 1) / per;
-  } else {
-    threads = 1;
-  }
-  return {per, chunks, threads};
-}
-
-template <class Body>
-void for_chunks(const Geo& g, const Plan& pl, Body&& body) {
-  auto run = [&](int64_t c, int tid) {
-    int64_t b0 = c * pl.per_chunk, b1 = std::min(g.B, b0 + pl.per_chunk);
-    if (b0 < b1) body(b0, b1, tid);
-  };
-  if (pl.threads > 1) {
-#pragma omp parallel for schedule(static) num_threads(pl.threads)
-    for (int64_t c = 0; c < pl.chunks; ++c) run(c, omp_get_thread_num());
-  } else {
-    for (int64_t c = 0; c < pl.chunks; ++c) run(c, 0);
-  }
 }
 
 template <class T>
@@ -291,7 +257,7 @@ constexpr bool kPacked = std::is_same_v<T, float>;
 // out (B, Co, H, W) = conv3x3(in (B, Ci, H, W)) (+ bias) given U (16, Ci, Co).
 template <class T>
 void winograd_apply(const T* in, int64_t Ci, int64_t Co, const Geo& g, const T* U, const T* bias, T* out) {
-  const Plan pl = plan_for(g);
+  const ChunkPlan pl = plan_chunks(g.B, g.tiles(), kChunkTiles);
   const int64_t HW = g.H * g.W, up = packed_b_size(Ci, Co);
   std::vector<T> Up;  // U_xi packed once for all chunks
   if constexpr (kPacked<T>) {
@@ -300,7 +266,7 @@ void winograd_apply(const T* in, int64_t Ci, int64_t Co, const Geo& g, const T* 
     for (int xi = 0; xi < 16; ++xi) sgemm_pack_b(Ci, Co, U + xi * Ci * Co, Co, 1, Up.data() + xi * up);
   }
   std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.threads));
-  for_chunks(g, pl, [&](int64_t b0, int64_t b1, int tid) {
+  for_chunks(pl, [&](int64_t b0, int64_t b1, int tid) {
     const int64_t n = b1 - b0, Tc = n * g.tiles();
     Scratch<T>& sc = scratch[static_cast<size_t>(tid)];
     T* xt = grow(sc.in, n * HW * Ci);
@@ -391,7 +357,7 @@ void winograd_conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& 
   check_geometry("conv2d_backward_weight", x, gw);
   const Geo g = geo_of(x);
   const int64_t Ci = x.size(1), Co = gw.size(0), HW = g.H * g.W;
-  const Plan pl = plan_for(g);
+  const ChunkPlan pl = plan_chunks(g.B, g.tiles(), kChunkTiles);
   dispatch_float(x.dtype(), "conv2d_backward_weight", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* xp = x.data<T>();
@@ -400,7 +366,7 @@ void winograd_conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& 
     // dU (16, Ci, Co) per thread, summed at the end so nothing races.
     std::vector<std::vector<T>> dU(static_cast<size_t>(pl.threads));
     std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.threads));
-    for_chunks(g, pl, [&](int64_t b0, int64_t b1, int tid) {
+    for_chunks(pl, [&](int64_t b0, int64_t b1, int tid) {
       const int64_t n = b1 - b0, Tc = n * g.tiles();
       Scratch<T>& sc = scratch[static_cast<size_t>(tid)];
       std::vector<T>& acc = dU[static_cast<size_t>(tid)];
