@@ -1,0 +1,59 @@
+// The evaluation ops (core/ops_eval.h) on CUDA tensors: they compute on the
+// CPU and copy back, forward and backward, so results and gradients must live
+// on the device and equal the CPU's. Outputs come from the device allocator,
+// which is poisoned first so that an element never written shows as NaN.
+#include "core/ops.h"
+#include "core/ops_eval.h"
+#include "tests/cuda/parity.h"
+
+using namespace sagan;
+using namespace sagan::cudatest;
+
+namespace {
+struct Leaves {
+  Tensor x, w, b, mix;
+};
+
+Leaves make_leaves(Device d, DType dt) {
+  Generator gen(23);
+  auto leaf = [&](const Shape& s) {
+    Tensor t = Tensor::randn(s, gen, DType::F64, Device::cpu()).to(dt).to(d).detach();
+    t.set_requires_grad(true);
+    return t;
+  };
+  return {leaf({2, 3, 9, 11}), leaf({4, 3, 1, 3}), leaf({4}), leaf({2, 4, 7, 5})};
+}
+
+// Every evaluation op once, odd sizes throughout.
+Tensor chain(const Leaves& l, Tensor* mid) {
+  Tensor h = conv2d_rect(l.x, l.w, l.b, {1, 2, 0, 1});             // (2,4,9,6)
+  h = add(max_pool2d(h, 3, 1, 1), avg_pool2d(h, 3, 1, 1, false));  // (2,4,9,6)
+  h = avg_pool2d(h, 2, 1, 0, true);                                // (2,4,8,5)
+  h = resize_bilinear(h, 13, 7);                                   // (2,4,13,7)
+  *mid = adaptive_avg_pool2d(h, 7, 5);                             // (2,4,7,5)
+  return sum(mul(*mid, l.mix));
+}
+}  // namespace
+
+TEST_CASE("cuda evaluation ops (CPU fallback) match the cpu, values and gradients", "[cuda][eval_ops]") {
+  for (DType dt : float_dtypes()) {
+    INFO("dtype " << dtype_name(dt));
+    poison_allocator({{2, 4, 9, 6}, {2, 4, 8, 5}, {2, 4, 13, 7}, {2, 4, 7, 5}, {2, 3, 9, 11}, {4, 3, 1, 3}}, dt);
+    Leaves c = make_leaves(Device::cpu(), dt), g = make_leaves(dev(), dt);
+    Tensor mc, mg;
+    Tensor lc = chain(c, &mc), lg = chain(g, &mg);
+    REQUIRE(mg.device() == dev());
+    REQUIRE_PARITY(mg, mc, tol_for(dt));
+    REQUIRE_PARITY(lg, lc, tol_for(dt));
+    lc.backward();
+    lg.backward();
+    const std::pair<const char*, std::pair<Tensor, Tensor>> grads[] = {
+        {"x", {g.x, c.x}}, {"w", {g.w, c.w}}, {"b", {g.b, c.b}}, {"mix", {g.mix, c.mix}}};
+    for (const auto& [name, pair] : grads) {
+      INFO("gradient of " << name);
+      REQUIRE(pair.first.grad().defined());
+      REQUIRE(pair.first.grad().device() == dev());
+      REQUIRE_PARITY(pair.first.grad(), pair.second.grad(), tol_for(dt));
+    }
+  }
+}
