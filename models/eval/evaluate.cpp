@@ -207,11 +207,13 @@ class FolderSource : public ImageSource {
   std::vector<std::string> files_;
 };
 
-// FNV-1a 64 of a string, for cache file names.
-uint64_t fnv1a64(const std::string& s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : s) {
-    h ^= c;
+constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ull;
+
+// FNV-1a 64 of n bytes, continuing from h (a file is hashed piece by piece):
+// cache keys and weight fingerprints.
+uint64_t fnv1a64(const char* p, size_t n, uint64_t h = kFnvOffset) {
+  for (size_t i = 0; i < n; ++i) {
+    h ^= static_cast<unsigned char>(p[i]);
     h *= 0x100000001b3ull;
   }
   return h;
@@ -314,14 +316,11 @@ StatsFile make_stats(const Embedding& e, const std::string& feature_net,
 std::string file_fingerprint(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   SAGAN_CHECK(in.good(), "{}: cannot read", path);
-  uint64_t h = 0xcbf29ce484222325ull;
+  uint64_t h = kFnvOffset;
   std::vector<char> buf(1 << 16);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    for (std::streamsize i = 0; i < in.gcount(); ++i) {
-      h ^= static_cast<unsigned char>(buf[static_cast<size_t>(i)]);
-      h *= 0x100000001b3ull;
-    }
+    h = fnv1a64(buf.data(), static_cast<size_t>(in.gcount()), h);
   }
   return fmt::format("{:016x}", h);
 }
@@ -329,7 +328,7 @@ std::string file_fingerprint(const std::string& path) {
 std::string cache_key(const std::string& readable, const std::string& full_description) {
   std::string safe;
   for (char c : readable) safe += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') ? c : '_';
-  return fmt::format("{}-{:016x}", safe, fnv1a64(full_description));
+  return fmt::format("{}-{:016x}", safe, fnv1a64(full_description.data(), full_description.size()));
 }
 
 StatsFile cached_stats(const std::string& cache_dir, const std::string& key, const std::string& feature_net,
