@@ -152,6 +152,15 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
                resume ? fmt::format(" (resumed at step {})", trainer.step_count()) : "");
   std::fflush(stdout);
 
+  // A terminal gets one progress line redrawn in place, a log one line each.
+  auto show = [tty](const std::string& line) {
+    if (tty)
+      fmt::print("\r{:<110}", line);
+    else
+      fmt::print("{}\n", line);
+    std::fflush(stdout);
+  };
+
   SignalScope signals;
   using clock = std::chrono::steady_clock;
   auto window_start = clock::now();
@@ -167,11 +176,7 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
       // them a minute or more); metrics rows still come every log_every steps.
       std::string line = fmt::format("step {}/{} | {:.2f} s for the first step | loss_d {:.4f} loss_g {:.4f}", s.step,
                                      rc.steps, elapsed, s.loss_d, s.loss_g);
-      if (tty)
-        fmt::print("\r{:<110}", line);
-      else
-        fmt::print("{}\n", line);
-      std::fflush(stdout);
+      show(line);
     }
     if (s.step % rc.log_every == 0 || s.step == rc.steps) {
       it_s = window_steps / std::max(elapsed, 1e-9);
@@ -200,11 +205,7 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
             fmt::format("step {}/{} | {:.2f} it/s | ETA {} | loss_d {:.4f} loss_g {:.4f} | D(x) {:.3f} D(G(z)) {:.3f}",
                         s.step, rc.steps, it_s, hms(eta), s.loss_d, s.loss_g, s.d_real, s.d_fake);
         if (!std::isnan(fd_value)) line += fmt::format(" | FD {:.3f}", fd_value);
-        if (tty)
-          fmt::print("\r{:<110}", line);
-        else
-          fmt::print("{}\n", line);
-        std::fflush(stdout);
+        show(line);
       }
       window_start = clock::now();  // FD, CSV and TensorBoard time stays out of it/s
     }
