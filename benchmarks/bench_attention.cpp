@@ -102,7 +102,7 @@ int run_one(const Config& c, int impl, int reps) {
   if (impl == 3) set_cuda_attention_impl(AttentionImpl::Unfused);
   if (impl == 4) set_cuda_attention_impl(AttentionImpl::Fused);
   const Device dev = Device::cuda();
-  Generator gen(1);
+  Rng gen(1);
   Tensor q = Tensor::randn({c.B, c.N, c.d}, gen, DType::F32, dev);
   Tensor k = Tensor::randn({c.B, c.S, c.d}, gen, DType::F32, dev);
   Tensor v = Tensor::randn({c.B, c.S, c.dv}, gen, DType::F32, dev);

@@ -52,7 +52,7 @@ constexpr int64_t kBatch = 64;
 void bench_conv(const Options& o, int64_t ci, int64_t co, int64_t k, int64_t hw) {
   std::string name = fmt::format("conv{}x{} {}->{} @{}", k, k, ci, co, hw);
   if (name.find(o.filter) == std::string::npos) return;
-  Generator gen(1);
+  Rng gen(1);
   const int64_t pad = k / 2;
   Tensor x = Tensor::randn({kBatch, ci, hw, hw}, gen), w = Tensor::randn({co, ci, k, k}, gen);
   Tensor b = Tensor::randn({co}, gen);
@@ -78,7 +78,7 @@ void bench_conv(const Options& o, int64_t ci, int64_t co, int64_t k, int64_t hw)
 void bench_bmm(const Options& o, int64_t batch, int64_t m, int64_t k, int64_t n) {
   std::string name = fmt::format("bmm ({},{},{})x({},{},{})", batch, m, k, batch, k, n);
   if (name.find(o.filter) == std::string::npos) return;
-  Generator gen(2);
+  Rng gen(2);
   Tensor a = Tensor::randn({batch, m, k}, gen), b = Tensor::randn({batch, k, n}, gen);
   Tensor g = Tensor::randn({batch, m, n}, gen);
   const double flops = 2.0 * batch * m * n * k;
@@ -98,7 +98,7 @@ void bench_bmm(const Options& o, int64_t batch, int64_t m, int64_t k, int64_t n)
 void bench_linear(const Options& o, int64_t in, int64_t out) {
   std::string name = fmt::format("linear {}->{} (batch {})", in, out, kBatch);
   if (name.find(o.filter) == std::string::npos) return;
-  Generator gen(3);
+  Rng gen(3);
   Tensor x = Tensor::randn({kBatch, in}, gen), w = Tensor::randn({out, in}, gen), b = Tensor::randn({out}, gen);
   Tensor g = Tensor::randn({kBatch, out}, gen);
   const double flops = 2.0 * kBatch * in * out;

@@ -77,7 +77,7 @@ using sagan::bench::time_it;
 void run_set(const char* name, const Shapes& shapes, int reps, int inner, double bw) {
   using namespace sagan;
   const Device dev = Device::cuda();
-  Generator gen(3);
+  Rng gen(3);
   std::vector<Tensor> w, u, v;
   for (auto [r, c] : shapes) {
     w.push_back(Tensor::randn({r, c}, gen, DType::F32, dev));

@@ -95,7 +95,7 @@ class SyntheticImages : public data::Dataset {
  public:
   SyntheticImages(int64_t n, int64_t res, int64_t channels, int64_t classes)
       : n_(n), res_(res), c_(channels), k_(classes) {
-    Generator gen(7);
+    Rng gen(7);
     images_.resize(static_cast<size_t>(n));
     labels_.resize(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) {

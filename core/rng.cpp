@@ -24,7 +24,7 @@ std::array<uint32_t, 4> philox4x32(uint64_t counter, uint64_t key) {
   return {c0, c1, c2, c3};
 }
 
-uint32_t Generator::next_u32() {
+uint32_t Rng::next_u32() {
   if (pos_ % 4 == 0 || !block_valid_) {
     block_ = philox4x32(pos_ / 4, seed_);
     block_valid_ = true;
@@ -32,12 +32,12 @@ uint32_t Generator::next_u32() {
   return block_[pos_++ % 4];
 }
 
-double Generator::uniform() {
+double Rng::uniform() {
   uint64_t hi = next_u32() >> 5, lo = next_u32() >> 6;  // 27 + 26 bits
   return (static_cast<double>(hi) * 67108864.0 + static_cast<double>(lo)) * (1.0 / 9007199254740992.0);
 }
 
-double Generator::normal() {
+double Rng::normal() {
   // Box-Muller; the second value of the pair is discarded so that the
   // generator state is fully described by (seed, position).
   double u1 = uniform(), u2 = uniform();
@@ -45,7 +45,7 @@ double Generator::normal() {
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586476925 * u2);
 }
 
-uint64_t Generator::below(uint64_t n) {
+uint64_t Rng::below(uint64_t n) {
   if (n <= 1) return 0;
   uint64_t limit = UINT64_MAX - UINT64_MAX % n;
   for (;;) {

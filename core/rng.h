@@ -8,9 +8,9 @@
 
 namespace sagan {
 
-class Generator {
+class Rng {
  public:
-  explicit Generator(uint64_t seed = 0) : seed_(seed) {}
+  explicit Rng(uint64_t seed = 0) : seed_(seed) {}
   uint64_t seed() const { return seed_; }
   uint64_t position() const { return pos_; }
   void set_state(uint64_t seed, uint64_t position) {

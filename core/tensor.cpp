@@ -92,17 +92,17 @@ Tensor Tensor::arange(int64_t n, DType t, Device d) {
   return from_vector(v, {n}, t, d);
 }
 
-Tensor Tensor::randn(const Shape& s, Generator& gen, DType t, Device d) {
+Tensor Tensor::randn(const Shape& s, Rng& gen, DType t, Device d) {
   std::vector<double> v(static_cast<size_t>(numel_of(s)));
   for (double& x : v) x = gen.normal();
   return from_vector(v, s, t, d);
 }
-Tensor Tensor::rand(const Shape& s, Generator& gen, DType t, Device d) {
+Tensor Tensor::rand(const Shape& s, Rng& gen, DType t, Device d) {
   std::vector<double> v(static_cast<size_t>(numel_of(s)));
   for (double& x : v) x = gen.uniform();
   return from_vector(v, s, t, d);
 }
-Tensor Tensor::randint(const Shape& s, int64_t high, Generator& gen, Device d) {
+Tensor Tensor::randint(const Shape& s, int64_t high, Rng& gen, Device d) {
   SAGAN_CHECK(high > 0, "randint: high must be positive, got {}", high);
   std::vector<int64_t> v(static_cast<size_t>(numel_of(s)));
   for (auto& x : v) x = static_cast<int64_t>(gen.below(static_cast<uint64_t>(high)));

@@ -13,7 +13,7 @@
 namespace sagan {
 
 class Node;
-class Generator;
+class Rng;
 struct TensorImpl;
 
 class Tensor {
@@ -33,11 +33,11 @@ class Tensor {
   static Tensor from_vector(const std::vector<float>& values, const Shape& shape, Device device = {});
   static Tensor from_vector(const std::vector<int64_t>& values, const Shape& shape, Device device = {});
   static Tensor arange(int64_t n, DType dtype = DType::F32, Device device = {});
-  // Random numbers come from the CPU Generator so that every device and
+  // Random numbers come from the CPU Rng so that every device and
   // machine sees the same values for the same seed.
-  static Tensor randn(const Shape& shape, Generator& gen, DType dtype = DType::F32, Device device = {});
-  static Tensor rand(const Shape& shape, Generator& gen, DType dtype = DType::F32, Device device = {});
-  static Tensor randint(const Shape& shape, int64_t high, Generator& gen, Device device = {});
+  static Tensor randn(const Shape& shape, Rng& gen, DType dtype = DType::F32, Device device = {});
+  static Tensor rand(const Shape& shape, Rng& gen, DType dtype = DType::F32, Device device = {});
+  static Tensor randint(const Shape& shape, int64_t high, Rng& gen, Device device = {});
 
   // ---- metadata ----
   bool defined() const { return impl_ != nullptr; }

@@ -4,7 +4,7 @@
 
 namespace sagan::nn {
 
-SNConv2d::SNConv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, Generator& gen, bool bias)
+SNConv2d::SNConv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, Rng& gen, bool bias)
     : SpectralNormed({out_channels, in_channels, kernel, kernel}, gen),
       in_(in_channels),
       out_(out_channels),

@@ -7,7 +7,7 @@ namespace sagan::nn {
 
 class SNConv2d : public SpectralNormed {
  public:
-  SNConv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, Generator& gen, bool bias = true);
+  SNConv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, Rng& gen, bool bias = true);
   // x (B, Ci, H, W) -> (B, Co, H, W)
   Tensor forward(const Tensor& x);
   int64_t in_channels() const { return in_; }

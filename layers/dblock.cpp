@@ -14,7 +14,7 @@ void check_input(const char* block, const Tensor& x, int64_t c, bool down) {
 }
 }  // namespace
 
-DOptimizedBlock::DOptimizedBlock(int64_t in_channels, int64_t out_channels, Generator& gen)
+DOptimizedBlock::DOptimizedBlock(int64_t in_channels, int64_t out_channels, Rng& gen)
     : in_(in_channels), out_(out_channels) {
   conv1_ = register_module("conv1", std::make_shared<SNConv2d>(in_channels, out_channels, 3, gen));
   conv2_ = register_module("conv2", std::make_shared<SNConv2d>(out_channels, out_channels, 3, gen));
@@ -27,7 +27,7 @@ Tensor DOptimizedBlock::forward(const Tensor& x) {
   return add(h, conv_sc_->forward(avg_pool2x2(x)));
 }
 
-DBlock::DBlock(int64_t in_channels, int64_t out_channels, bool down, Generator& gen)
+DBlock::DBlock(int64_t in_channels, int64_t out_channels, bool down, Rng& gen)
     : in_(in_channels), out_(out_channels), down_(down) {
   conv1_ = register_module("conv1", std::make_shared<SNConv2d>(in_channels, out_channels, 3, gen));
   conv2_ = register_module("conv2", std::make_shared<SNConv2d>(out_channels, out_channels, 3, gen));

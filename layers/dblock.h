@@ -14,7 +14,7 @@ namespace sagan::nn {
 
 class DOptimizedBlock : public Module {
  public:
-  DOptimizedBlock(int64_t in_channels, int64_t out_channels, Generator& gen);
+  DOptimizedBlock(int64_t in_channels, int64_t out_channels, Rng& gen);
   Tensor forward(const Tensor& x);  // (B, Cin, H, W) -> (B, Cout, H/2, W/2)
   int64_t in_channels() const { return in_; }
   int64_t out_channels() const { return out_; }
@@ -29,7 +29,7 @@ class DOptimizedBlock : public Module {
 
 class DBlock : public Module {
  public:
-  DBlock(int64_t in_channels, int64_t out_channels, bool down, Generator& gen);
+  DBlock(int64_t in_channels, int64_t out_channels, bool down, Rng& gen);
   Tensor forward(const Tensor& x);  // (B, Cin, H, W) -> (B, Cout, H/2 or H, ...)
   int64_t in_channels() const { return in_; }
   int64_t out_channels() const { return out_; }

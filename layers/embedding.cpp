@@ -24,7 +24,7 @@ Tensor Embedding::forward(const Tensor& idx) {
   return embedding(param("weight"), idx);
 }
 
-SNEmbedding::SNEmbedding(int64_t num, int64_t dim, Generator& gen)
+SNEmbedding::SNEmbedding(int64_t num, int64_t dim, Rng& gen)
     : SpectralNormed({num, dim}, gen), num_(num), dim_(dim) {}
 
 Tensor SNEmbedding::forward(const Tensor& idx) {

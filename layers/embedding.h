@@ -23,7 +23,7 @@ class Embedding : public Module {
 
 class SNEmbedding : public SpectralNormed {
  public:
-  SNEmbedding(int64_t num, int64_t dim, Generator& gen);  // xavier-uniform, as the official code
+  SNEmbedding(int64_t num, int64_t dim, Rng& gen);  // xavier-uniform, as the official code
   Tensor forward(const Tensor& idx);
 
  protected:

@@ -4,7 +4,7 @@
 
 namespace sagan::nn {
 
-GBlock::GBlock(int64_t in_channels, int64_t out_channels, int64_t num_classes, Generator& gen)
+GBlock::GBlock(int64_t in_channels, int64_t out_channels, int64_t num_classes, Rng& gen)
     : in_(in_channels), out_(out_channels) {
   bn1_ = register_module("bn1", std::make_shared<ConditionalBatchNorm2d>(in_channels, num_classes));
   conv1_ = register_module("conv1", std::make_shared<SNConv2d>(in_channels, out_channels, 3, gen));

@@ -12,7 +12,7 @@ namespace sagan::nn {
 
 class GBlock : public Module {
  public:
-  GBlock(int64_t in_channels, int64_t out_channels, int64_t num_classes, Generator& gen);
+  GBlock(int64_t in_channels, int64_t out_channels, int64_t num_classes, Rng& gen);
   Tensor forward(const Tensor& x, const Tensor& y);
   int64_t in_channels() const { return in_; }
   int64_t out_channels() const { return out_; }

@@ -7,7 +7,7 @@
 
 namespace sagan::nn {
 
-Tensor xavier_uniform(const Shape& shape, Generator& gen, DType dtype) {
+Tensor xavier_uniform(const Shape& shape, Rng& gen, DType dtype) {
   SAGAN_CHECK(shape.size() >= 2, "xavier_uniform: needs at least 2 dims, got shape {}", shape_str(shape));
   int64_t field = 1;
   for (size_t i = 2; i < shape.size(); ++i) field *= shape[i];
@@ -18,7 +18,7 @@ Tensor xavier_uniform(const Shape& shape, Generator& gen, DType dtype) {
   return add(mul(u, 2.0 * bound), -bound).to(dtype);
 }
 
-Tensor random_unit_vector(int64_t n, Generator& gen, DType dtype) {
+Tensor random_unit_vector(int64_t n, Rng& gen, DType dtype) {
   SAGAN_CHECK(n > 0, "random_unit_vector: length must be positive, got {}", n);
   std::vector<double> v(static_cast<size_t>(n));
   double norm2 = 0.0;

@@ -4,7 +4,7 @@
 
 namespace sagan::nn {
 
-SNLinear::SNLinear(int64_t in_features, int64_t out_features, Generator& gen, bool bias)
+SNLinear::SNLinear(int64_t in_features, int64_t out_features, Rng& gen, bool bias)
     : SpectralNormed({out_features, in_features}, gen), in_(in_features), out_(out_features), bias_(bias) {
   if (bias) register_parameter("bias", Tensor::zeros({out_features}));
 }

@@ -7,7 +7,7 @@ namespace sagan::nn {
 
 class SNLinear : public SpectralNormed {
  public:
-  SNLinear(int64_t in_features, int64_t out_features, Generator& gen, bool bias = true);
+  SNLinear(int64_t in_features, int64_t out_features, Rng& gen, bool bias = true);
   // x (B, in) -> (B, out)
   Tensor forward(const Tensor& x);
   int64_t in_features() const { return in_; }

@@ -4,7 +4,7 @@
 
 namespace sagan::nn {
 
-SelfAttention::SelfAttention(int64_t channels, Generator& gen, bool pooled) : c_(channels), pooled_(pooled) {
+SelfAttention::SelfAttention(int64_t channels, Rng& gen, bool pooled) : c_(channels), pooled_(pooled) {
   SAGAN_CHECK(channels >= 8 && channels % 8 == 0, "SelfAttention: channels must be a positive multiple of 8, got {}",
               channels);
   int64_t cv = pooled ? channels / 2 : channels;

@@ -16,7 +16,7 @@ namespace sagan::nn {
 
 class SelfAttention : public Module {
  public:
-  SelfAttention(int64_t channels, Generator& gen, bool pooled = true);
+  SelfAttention(int64_t channels, Rng& gen, bool pooled = true);
   Tensor forward(const Tensor& x);  // (B, C, H, W) -> same
   // Keep the attention map of each forward (B, N, S), for visualisation.
   void set_keep_attention_map(bool on) { keep_map_ = on; }

@@ -5,7 +5,7 @@
 
 namespace sagan::nn {
 
-SpectralNormed::SpectralNormed(const Shape& weight_shape, Generator& gen) {
+SpectralNormed::SpectralNormed(const Shape& weight_shape, Rng& gen) {
   SAGAN_CHECK(weight_shape.size() >= 2, "SpectralNormed: weight must be at least 2-d, got {}", shape_str(weight_shape));
   register_parameter("weight_orig", xavier_uniform(weight_shape, gen));
   int64_t out = weight_shape[0], rest = numel_of(weight_shape) / weight_shape[0];

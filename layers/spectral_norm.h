@@ -35,7 +35,7 @@ class SpectralNormed : public Module {
 
  protected:
   // Registers weight_orig (xavier-uniform) and the unit vectors u, v.
-  SpectralNormed(const Shape& weight_shape, Generator& gen);
+  SpectralNormed(const Shape& weight_shape, Rng& gen);
 
  private:
   bool iterated_ = false;

@@ -6,7 +6,7 @@
 
 namespace sagan {
 
-SaganDiscriminator::SaganDiscriminator(const SaganConfig& cfg, Generator& gen) : cfg_(cfg) {
+SaganDiscriminator::SaganDiscriminator(const SaganConfig& cfg, Rng& gen) : cfg_(cfg) {
   cfg_.validate();
   std::vector<SaganConfig::DBlockSpec> specs = cfg_.d_blocks();
   std::vector<int64_t> attn = cfg_.d_attention();

@@ -17,7 +17,7 @@ namespace sagan {
 
 class SaganDiscriminator : public nn::Module {
  public:
-  SaganDiscriminator(const SaganConfig& cfg, Generator& gen);
+  SaganDiscriminator(const SaganConfig& cfg, Rng& gen);
   // x (B, image_channels, R, R), y int64 (B) (ignored when unconditional)
   // -> scores (B).
   Tensor forward(const Tensor& x, const Tensor& y = {});

@@ -6,7 +6,7 @@
 
 namespace sagan {
 
-SaganGenerator::SaganGenerator(const SaganConfig& cfg, Generator& gen) : cfg_(cfg) {
+SaganGenerator::SaganGenerator(const SaganConfig& cfg, Rng& gen) : cfg_(cfg) {
   cfg_.validate();
   std::vector<int64_t> widths = cfg_.g_widths(), res = cfg_.g_block_res(), attn = cfg_.g_attention();
   linear_ = register_module("linear", std::make_shared<nn::SNLinear>(cfg_.z_dim, widths[0] * 16, gen));

@@ -19,7 +19,7 @@ namespace sagan {
 class SaganGenerator : public nn::Module {
  public:
   // Validates cfg; initialises from gen (xavier weights, zero biases).
-  SaganGenerator(const SaganConfig& cfg, Generator& gen);
+  SaganGenerator(const SaganConfig& cfg, Rng& gen);
   // z (B, z_dim), y int64 (B) class labels (ignored when unconditional)
   // -> images (B, image_channels, R, R) in [-1, 1].
   Tensor forward(const Tensor& z, const Tensor& y = {});

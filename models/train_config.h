@@ -37,7 +37,7 @@ struct TrainConfig {
   int64_t keep_checkpoints = 3;
   int64_t sample_per_class = 10;  // grid rows (one column per class)
 
-  // Frechet distance during training (models/eval/fd_monitor.h)
+  // Frechet distance during training (models/quality/fd_monitor.h)
   int64_t fd_every = 0;              // 0 = off; a multiple of log_every
   int64_t fd_samples = 2000;         // generated and real images per measurement
   std::string fd_features = "auto";  // auto (fmnist for Fashion-MNIST, else inception) | fmnist | inception

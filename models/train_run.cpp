@@ -15,7 +15,7 @@
 #include "core/io/csv.h"
 #include "core/io/image.h"
 #include "core/io/tensorboard.h"
-#include "models/eval/fd_monitor.h"
+#include "models/quality/fd_monitor.h"
 #include "models/trainer.h"
 
 namespace sagan {
@@ -123,12 +123,12 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
   io::CsvWriter csv((run / "metrics.csv").string(), resume);
   io::SummaryWriter tb((run / "tb").string());
 
-  std::unique_ptr<eval::FdMonitor> fd;
-  if (rc.fd_every > 0) fd = std::make_unique<eval::FdMonitor>(rc, dataset, rc.run_dir, trainer.device(), opt.progress);
+  std::unique_ptr<quality::FdMonitor> fd;
+  if (rc.fd_every > 0) fd = std::make_unique<quality::FdMonitor>(rc, dataset, rc.run_dir, trainer.device(), opt.progress);
 
   // Fixed latents and classes for every sample grid of the run.
   const int64_t K = rc.model.num_classes, cols = K > 0 ? K : 10, rows = rc.sample_per_class;
-  Generator sample_gen(rc.seed + 1);
+  Rng sample_gen(rc.seed + 1);
   Tensor fixed_z = Tensor::randn({rows * cols, rc.model.z_dim}, sample_gen);
   std::vector<int64_t> ys(static_cast<size_t>(rows * cols));
   for (size_t i = 0; i < ys.size(); ++i) ys[i] = K > 0 ? static_cast<int64_t>(i) % K : 0;

@@ -55,7 +55,7 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset)
   lo.seed = cfg_.seed;
   loader_ = std::make_unique<data::DataLoader>(dataset_, lo);
 
-  Generator init(cfg_.seed);
+  Rng init(cfg_.seed);
   g_ = std::make_unique<SaganGenerator>(cfg_.model, init);
   d_ = std::make_unique<SaganDiscriminator>(cfg_.model, init);
   g_ema_ = std::make_unique<SaganGenerator>(cfg_.model, init);

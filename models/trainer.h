@@ -75,7 +75,7 @@ class Trainer {
   Device device_;
   std::shared_ptr<const data::Dataset> dataset_;
   std::unique_ptr<data::DataLoader> loader_;
-  Generator rng_;  // z and fake labels
+  Rng rng_;  // z and fake labels
   std::unique_ptr<SaganGenerator> g_, g_ema_;
   std::unique_ptr<SaganDiscriminator> d_;
   std::unique_ptr<nn::Adam> opt_g_, opt_d_;

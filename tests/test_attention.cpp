@@ -37,7 +37,7 @@ std::vector<Tensor> grads_of(const Tensor& out, const Tensor& gy, std::vector<Te
 }  // namespace
 
 TEST_CASE("attention gradients at odd sizes", "[attention][gradcheck]") {
-  Generator gen(11);
+  Rng gen(11);
   SECTION("N != S") {
     Tensor q = randn64({2, 7, 3}, gen), k = randn64({2, 5, 3}, gen), v = randn64({2, 5, 4}, gen);
     REQUIRE_GRADCHECK(fused, q, k, v);
@@ -59,7 +59,7 @@ TEST_CASE("attention gradients at odd sizes", "[attention][gradcheck]") {
 TEST_CASE("attention matches a naive float64 composition, several blocks", "[attention]") {
   // 130 query rows = 3 blocks, 67 keys = 2 key blocks; large enough that the
   // kernel takes its OpenMP path.
-  Generator gen(12);
+  Rng gen(12);
   Tensor q = randn64({2, 130, 5}, gen), k = randn64({2, 67, 5}, gen), v = randn64({2, 67, 3}, gen);
   Tensor gy = Tensor::randn({2, 130, 3}, gen, DType::F64);
   AttentionResult r = attention(q, k, v, true);
@@ -82,7 +82,7 @@ TEST_CASE("attention matches a naive float64 composition, several blocks", "[att
 TEST_CASE("attention results do not depend on the number of threads", "[attention]") {
   // Every output row has one writer (forward, and both backward passes), so
   // 1 and 3 threads give bit-identical values.
-  Generator gen(16);
+  Rng gen(16);
   Tensor q = Tensor::randn({3, 100, 8}, gen).set_requires_grad(),
          k = Tensor::randn({3, 70, 8}, gen).set_requires_grad(),
          v = Tensor::randn({3, 70, 16}, gen).set_requires_grad();
@@ -105,7 +105,7 @@ TEST_CASE("attention results do not depend on the number of threads", "[attentio
 }
 
 TEST_CASE("attention float32 agrees with float64", "[attention]") {
-  Generator gen(13);
+  Rng gen(13);
   Tensor q = randn64({2, 70, 4}, gen, false), k = randn64({2, 33, 4}, gen, false), v = randn64({2, 33, 6}, gen, false);
   Tensor gy = Tensor::randn({2, 70, 6}, gen, DType::F64);
   Tensor q32 = q.to(DType::F32).set_requires_grad(), k32 = k.to(DType::F32).set_requires_grad(),
@@ -179,7 +179,7 @@ TEST_CASE("attention is stable for large unscaled logits", "[attention]") {
 }
 
 TEST_CASE("attention map rows are softmax rows and carry no gradient", "[attention]") {
-  Generator gen(14);
+  Rng gen(14);
   Tensor q = randn64({3, 9, 4}, gen), k = randn64({3, 11, 4}, gen), v = randn64({3, 11, 2}, gen);
   AttentionResult r = attention(q, k, v, true);
   REQUIRE(r.map.shape() == Shape{3, 9, 11});
@@ -199,7 +199,7 @@ TEST_CASE("attention map rows are softmax rows and carry no gradient", "[attenti
 }
 
 TEST_CASE("attention takes strided inputs and strided upstream gradients", "[attention]") {
-  Generator gen(15);
+  Rng gen(15);
   // Views laid out (B,d,N) and transposed back: non-contiguous q, k, v.
   Tensor qt = randn64({2, 3, 7}, gen), kt = randn64({2, 3, 5}, gen), vt = randn64({2, 4, 5}, gen);
   Tensor q = qt.transpose(1, 2), k = kt.transpose(1, 2), v = vt.transpose(1, 2);

@@ -47,7 +47,7 @@ void require_rows_sum_to_one(const AttentionCapture& cap) {
 
 // Softmax of random logits on a k x k grid, with key `peak` made the unique
 // maximum.
-std::vector<double> peaked_grid(int64_t k, int64_t peak, Generator& gen) {
+std::vector<double> peaked_grid(int64_t k, int64_t peak, Rng& gen) {
   std::vector<double> v(static_cast<size_t>(k * k));
   for (double& x : v) x = std::exp(2.0 * gen.normal());
   v[static_cast<size_t>(peak)] = *std::max_element(v.begin(), v.end()) * 1.05;
@@ -59,7 +59,7 @@ std::vector<double> peaked_grid(int64_t k, int64_t peak, Generator& gen) {
 }  // namespace
 
 TEST_CASE("attention maps of a tiny G and D: rows sum to 1, shapes and names match the layer", "[attention_maps]") {
-  Generator init(7);
+  Rng init(7);
   SaganGenerator g(tiny(), init);
   SaganDiscriminator d(tiny(), init);
   g.eval();
@@ -70,7 +70,7 @@ TEST_CASE("attention maps of a tiny G and D: rows sum to 1, shapes and names mat
     NoGradGuard ng;
     g.attention_layers()[0]->gamma().fill_(0.5);
   }
-  Generator data(11);
+  Rng data(11);
   Tensor z = Tensor::randn({3, 8}, data);
 
   auto gi = attention_layer_infos(g);
@@ -113,7 +113,7 @@ TEST_CASE("attention maps of a tiny G and D: rows sum to 1, shapes and names mat
 }
 
 TEST_CASE("attention maps: several layers, unpooled keys, bad layer indices", "[attention_maps]") {
-  Generator init(3);
+  Rng init(3);
   SaganGenerator g(tiny({8, 16}, {16, 8}), init);
   SaganDiscriminator d(tiny({8, 16}, {16, 8}), init);
   g.eval();
@@ -130,7 +130,7 @@ TEST_CASE("attention maps: several layers, unpooled keys, bad layer indices", "[
   CHECK(di[1].resolution == 8);
   CHECK(di[1].name == "blocks.3");  // optimised block, attention, DBlock 16 -> 8, attention
 
-  Generator data(5);
+  Rng data(5);
   Tensor z = Tensor::randn({2, 8}, data);
   AttentionCapture c8 = capture_attention(g, 0, z, labels(2));
   CHECK(c8.layer.n() == 64);
@@ -195,7 +195,7 @@ TEST_CASE("attention maps: heat-map upsampling keeps the peak and samples keys e
   std::vector<double> id{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
   CHECK(upsample_heat(id, 3, 3, 3, 3) == id);
 
-  Generator gen(21);
+  Rng gen(21);
   for (int64_t k : {2, 4, 8}) {
     for (int64_t out : {k * 2, k * 4, int64_t{128}}) {
       for (int trial = 0; trial < 4; ++trial) {

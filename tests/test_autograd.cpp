@@ -40,7 +40,7 @@ TEST_CASE("gradients accumulate when a tensor is used twice", "[autograd]") {
   CHECK(g[2] == Approx(12.0));
 
   // A non-leaf reused through views and broadcasting.
-  Generator gen(31);
+  Rng gen(31);
   Tensor w = randn64({3, 5}, gen);
   REQUIRE_GRADCHECK(
       [](const auto& in) {

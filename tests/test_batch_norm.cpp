@@ -92,7 +92,7 @@ TEST_CASE("batch_norm running stats use the unbiased variance (by hand)", "[batc
 }
 
 TEST_CASE("batch_norm gradients in training and eval", "[batch_norm][gradcheck]") {
-  Generator gen(11);
+  Rng gen(11);
   Tensor x = randn64({3, 5, 3, 7}, gen);
   REQUIRE_GRADCHECK([](const auto& in) { return batch_norm(in[0], Tensor(), Tensor(), true); }, x);
   Tensor rm = Tensor::zeros({5}, DType::F64), rv = Tensor::ones({5}, DType::F64);
@@ -111,7 +111,7 @@ TEST_CASE("batch_norm gradients in training and eval", "[batch_norm][gradcheck]"
 
 TEST_CASE("batch_norm parallel path matches a composite of generic ops", "[batch_norm]") {
   // 4*8*32*33 elements is over the kernels' parallel threshold.
-  Generator gen(12);
+  Rng gen(12);
   Tensor x = randn64({4, 8, 32, 33}, gen);
   {
     NoGradGuard ng;
@@ -129,7 +129,7 @@ TEST_CASE("batch_norm parallel path matches a composite of generic ops", "[batch
 TEST_CASE("batch_norm float32 statistics stay accurate for large means", "[batch_norm]") {
   // float32 x = 1000 + N(0, 1): a float accumulator of 8192 such values
   // would lose about 3 digits of the variance; double accumulation keeps it.
-  Generator gen(13);
+  Rng gen(13);
   Tensor noise = Tensor::randn({8, 2, 32, 32}, gen, DType::F64);
   Tensor x32 = add(noise, 1000.0).to(DType::F32);
   Tensor y = batch_norm(x32, Tensor(), Tensor(), true, 0.1, 1e-5);

@@ -58,7 +58,7 @@ TEST_CASE("conv2d matches PyTorch goldens, forward and backward", "[conv2d]") {
 }
 
 TEST_CASE("conv2d gradients: k 1 and 3, stride 1 and 2, pad 0 and 1", "[conv2d][gradcheck]") {
-  Generator gen(21);
+  Rng gen(21);
   for (int64_t k : {1, 3})
     for (int64_t s : {1, 2})
       for (int64_t p : {0, 1}) {
@@ -75,7 +75,7 @@ TEST_CASE("conv2d gradients with several images per GEMM", "[conv2d][gradcheck]"
   // 3x3 maps of 5 images: the images of a chunk sit side by side in one
   // buffer and one GEMM, and (on two threads) the weight gradient is summed
   // from per-thread partials.
-  Generator gen(22);
+  Rng gen(22);
   for (auto [k, p] : {std::pair<int64_t, int64_t>{1, 0}, {3, 1}}) {
     INFO("k " << k);
     Tensor x = randn64({5, 2, 3, 3}, gen), w = randn64({3, 2, k, k}, gen), b = randn64({3}, gen);
@@ -87,7 +87,7 @@ TEST_CASE("conv2d gradients with several images per GEMM", "[conv2d][gradcheck]"
 }
 
 TEST_CASE("conv2d forward and backward against a naive loop on the threaded paths", "[conv2d]") {
-  Generator gen(23);
+  Rng gen(23);
   struct Case {
     int64_t B, Ci, Co, H, k, s, p;
   };
@@ -116,7 +116,7 @@ TEST_CASE("conv2d forward and backward against a naive loop on the threaded path
 }
 
 TEST_CASE("conv2d float32 agrees with float64", "[conv2d]") {
-  Generator gen(24);
+  Rng gen(24);
   for (auto [k, s, p] : {std::tuple<int64_t, int64_t, int64_t>{3, 1, 1}, {1, 1, 0}, {3, 2, 1}}) {
     INFO("k " << k << " stride " << s);
     Tensor x = randn64({6, 16, 10, 9}, gen), w = randn64({24, 16, k, k}, gen), b = randn64({24}, gen);

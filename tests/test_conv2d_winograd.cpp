@@ -82,7 +82,7 @@ TEST_CASE("winograd conv2d matches the PyTorch golden, forward and backward", "[
 
 TEST_CASE("winograd conv2d gradients on odd sizes", "[conv2d_winograd][gradcheck]") {
   AlgoScope force(cpu::Conv3x3Algo::kWinograd);
-  Generator gen(31);
+  Rng gen(31);
   // Odd H and W leave half tiles at the bottom and right; 1x1 and 1x2
   // images are a single tile that is mostly padding.
   for (auto [B, H, W] : {std::tuple<int64_t, int64_t, int64_t>{2, 5, 7}, {3, 1, 1}, {2, 1, 2}, {1, 4, 3}}) {
@@ -94,7 +94,7 @@ TEST_CASE("winograd conv2d gradients on odd sizes", "[conv2d_winograd][gradcheck
 
 TEST_CASE("winograd conv2d against a naive loop on the chunked and threaded paths", "[conv2d_winograd]") {
   AlgoScope force(cpu::Conv3x3Algo::kWinograd);
-  Generator gen(32);
+  Rng gen(32);
   struct Case {
     int64_t B, Ci, Co, H, W;
   };
@@ -117,7 +117,7 @@ TEST_CASE("winograd conv2d against a naive loop on the chunked and threaded path
 }
 
 TEST_CASE("winograd conv2d float32 agrees with float64 and with im2col at SAGAN widths", "[conv2d_winograd]") {
-  Generator gen(33);
+  Rng gen(33);
   // 128 channels at 8x8 (D) and 64 channels at an odd 9x7 map.
   for (auto [C, H, W] : {std::tuple<int64_t, int64_t, int64_t>{128, 8, 8}, {64, 9, 7}}) {
     INFO("C " << C << " H " << H << " W " << W);

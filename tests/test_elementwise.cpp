@@ -23,7 +23,7 @@ TEST_CASE("binary ops broadcast and match hand-computed values", "[elementwise]"
 }
 
 TEST_CASE("binary op gradients with broadcasting", "[elementwise][gradcheck]") {
-  Generator gen(1);
+  Rng gen(1);
   Tensor a = randn64({3, 1, 5}, gen), b = randn64({4, 1}, gen);
   REQUIRE_GRADCHECK([](const auto& in) { return add(in[0], in[1]); }, a, b);
   REQUIRE_GRADCHECK([](const auto& in) { return sub(in[0], in[1]); }, a, b);
@@ -37,7 +37,7 @@ TEST_CASE("binary op gradients with broadcasting", "[elementwise][gradcheck]") {
 }
 
 TEST_CASE("unary op gradients", "[elementwise][gradcheck]") {
-  Generator gen(2);
+  Rng gen(2);
   // Keep values away from kinks (0 for relu/abs) where differences are invalid.
   Tensor x = uniform64({3, 7}, 0.1, 1.5, gen);
   {

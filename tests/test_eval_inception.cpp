@@ -1,4 +1,4 @@
-// The FID Inception-v3 (models/eval/inception.h) against pytorch-fid's
+// The FID Inception-v3 (models/quality/inception.h) against pytorch-fid's
 // network built in PyTorch (tests/golden/make_eval_goldens.py) with identical
 // deterministic weights: the weights come from a formula both sides compute,
 // so no 96 MB file is needed. One image in float64 at a reduced input size,
@@ -8,12 +8,12 @@
 
 #include "core/io/safetensors.h"
 #include "core/ops.h"
-#include "models/eval/inception.h"
+#include "models/quality/inception.h"
 #include "tests/golden/eval_goldens.h"
 #include "tests/support/gradcheck.h"
 
 using namespace sagan;
-using namespace sagan::eval;
+using namespace sagan::quality;
 using sagan::testing::golden::eval_goldens;
 
 namespace {

@@ -1,4 +1,4 @@
-// Evaluation mathematics (models/eval/metrics.h): closed forms, scipy /
+// Evaluation mathematics (models/quality/metrics.h): closed forms, scipy /
 // numpy / torch-fidelity goldens (tests/golden/make_eval_goldens.py),
 // statistical properties, cache files and error messages.
 #include <catch2/catch.hpp>
@@ -8,11 +8,11 @@
 
 #include "core/io/safetensors.h"
 #include "core/rng.h"
-#include "models/eval/metrics.h"
+#include "models/quality/metrics.h"
 #include "tests/golden/eval_goldens.h"
 
 using namespace sagan;
-using namespace sagan::eval;
+using namespace sagan::quality;
 using sagan::testing::golden::eval_goldens;
 namespace fs = std::filesystem;
 
@@ -29,7 +29,7 @@ FeatureMatrix golden_matrix(const nlohmann::json& e) {
 }
 
 // n samples of N(mean, diag(scale^2)) in d dims.
-FeatureMatrix gaussian(int64_t n, int64_t d, Generator& gen, double mean = 0.0, double scale = 1.0) {
+FeatureMatrix gaussian(int64_t n, int64_t d, Rng& gen, double mean = 0.0, double scale = 1.0) {
   FeatureMatrix m;
   m.rows = n;
   m.cols = d;
@@ -82,7 +82,7 @@ TEST_CASE("incremental feature statistics equal np.mean / np.cov in any batching
 }
 
 TEST_CASE("Frechet distance of identical statistics is 0", "[eval_metrics]") {
-  Generator gen(1);
+  Rng gen(1);
   FeatureMatrix x = gaussian(300, 24, gen, 0.3, 2.0);
   GaussianStats s = gaussian_stats(x);
   FrechetResult r = frechet_distance(s, s);
@@ -150,7 +150,7 @@ TEST_CASE("KID: unbiased MMD^2 matches torch-fidelity, is ~0 within a distributi
   CHECK(full.std < 1e-9);
   CHECK(full.subset_size == 30);
 
-  Generator gen(2);
+  Rng gen(2);
   FeatureMatrix a = gaussian(1500, 16, gen), b = gaussian(1500, 16, gen);
   KidResult same = kernel_inception_distance(a, b, 50, 200, 1);
   INFO("same distribution: " << same.mean << " +- " << same.std);
@@ -197,7 +197,7 @@ TEST_CASE("Inception Score: uniform predictions give 1, confident balanced ones 
 }
 
 TEST_CASE("precision/recall: identical sets 1, far disjoint sets 0, reference code on a small case", "[eval_metrics]") {
-  Generator gen(4);
+  Rng gen(4);
   FeatureMatrix a = gaussian(300, 8, gen);
   PrResult same = precision_recall(a, a, 3);
   CHECK(same.precision == 1.0);
@@ -229,7 +229,7 @@ TEST_CASE("statistics cache files round-trip and name what is wrong", "[eval_met
   fs::path dir = fs::temp_directory_path() / "sagan_test_eval_stats";
   fs::remove_all(dir);
   fs::create_directories(dir);
-  Generator gen(6);
+  Rng gen(6);
   FeatureMatrix x = gaussian(40, 5, gen);
   StatsFile f;
   f.stats = gaussian_stats(x);

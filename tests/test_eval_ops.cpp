@@ -39,7 +39,7 @@ TEST_CASE("conv2d_rect matches PyTorch for rectangular kernels, strides and pads
 }
 
 TEST_CASE("conv2d_rect with a square kernel equals conv2d, in the batched parallel path", "[eval_ops]") {
-  Generator gen(3);
+  Rng gen(3);
   // 9 images of 7x5: several images per GEMM chunk and more images than threads.
   Tensor x = randn64({9, 4, 7, 5}, gen, false), w = randn64({6, 4, 3, 3}, gen, false), b = randn64({6}, gen, false);
   for (int64_t s : {1, 2})
@@ -79,7 +79,7 @@ TEST_CASE("max_pool2d and avg_pool2d match PyTorch", "[eval_ops]") {
 }
 
 TEST_CASE("pooling: parallel planes, NaN propagation, errors", "[eval_ops]") {
-  Generator gen(5);
+  Rng gen(5);
   // Big enough for the parallel path: compare against the 2x2 pools of the engine.
   Tensor x = randn64({4, 8, 33, 35}, gen, false);
   REQUIRE_CLOSE(max_pool2d(x, 2, 2), max_pool2x2(x), 0, 0);
@@ -130,7 +130,7 @@ TEST_CASE("resize_bilinear matches PyTorch (align_corners=False), up and down", 
 namespace {
 // A distinct ramp added to random values keeps every window's maximum unique
 // by a margin far above the finite-difference step.
-Tensor ramped(const Shape& s, Generator& gen) {
+Tensor ramped(const Shape& s, Rng& gen) {
   Tensor out = add(randn64(s, gen, false), mul(Tensor::arange(numel_of(s), DType::F64).reshape(s), 0.37)).detach();
   out.set_requires_grad(true);
   return out;
@@ -138,7 +138,7 @@ Tensor ramped(const Shape& s, Generator& gen) {
 }  // namespace
 
 TEST_CASE("evaluation ops: float64 gradchecks at odd sizes", "[eval_ops][gradcheck]") {
-  Generator gen(11);
+  Rng gen(11);
   SECTION("conv2d_rect, every input, rectangular kernels, strides and pads") {
     for (auto [kh, kw, g] : {std::tuple<int64_t, int64_t, Conv2dRectGeom>{1, 3, {1, 1, 0, 1}},
                              {3, 1, {2, 1, 1, 0}},

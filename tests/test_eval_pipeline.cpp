@@ -1,5 +1,5 @@
 // The Fashion-MNIST feature network and the evaluation pipeline
-// (models/eval/fmnist_classifier.h, models/eval/evaluate.h): cross-entropy
+// (models/quality/fmnist_classifier.h, models/quality/evaluate.h): cross-entropy
 // values and gradients, a training step that learns, the committed weights'
 // accuracy, folder / data-set sources, caching and reports.
 #include <algorithm>
@@ -12,14 +12,14 @@
 #include "core/io/image.h"
 #include "core/ops.h"
 #include "layers/adam.h"
-#include "models/eval/evaluate.h"
-#include "models/eval/fmnist_classifier.h"
+#include "models/quality/evaluate.h"
+#include "models/quality/fmnist_classifier.h"
 #include "tests/support/gradcheck.h"
 #include "tests/support/temp_dir.h"
 
 using namespace sagan;
 using sagan::testing::TempDir;
-using namespace sagan::eval;
+using namespace sagan::quality;
 using namespace sagan::testing;
 namespace fs = std::filesystem;
 
@@ -34,7 +34,7 @@ TEST_CASE("cross_entropy: hand-computed value and float64 gradient", "[eval_pipe
   // Row 1: -log softmax = log(e + e^2 + e^3) - 3; row 2: 1000 - 0 (stable, no overflow).
   const double expect = ((std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0)) - 3.0) + 1000.0) / 2;
   CHECK(cross_entropy(logits, y).item() == Approx(expect).epsilon(1e-12));
-  Generator gen(1);
+  Rng gen(1);
   Tensor l = randn64({5, 7}, gen);
   Tensor labels = Tensor::from_vector(std::vector<int64_t>{0, 6, 3, 3, 1}, {5});
   auto r = gradcheck([&](const std::vector<Tensor>& in) { return cross_entropy(in[0], labels); }, {l});
@@ -47,7 +47,7 @@ TEST_CASE("cross_entropy: hand-computed value and float64 gradient", "[eval_pipe
 }
 
 TEST_CASE("FmnistClassifier: shapes, a few Adam steps fit a batch, errors", "[eval_pipeline]") {
-  Generator gen(2);
+  Rng gen(2);
   FmnistClassifier model(gen);
   CHECK(model.num_parameters() < 500000);  // the weights file stays under 2 MB
   Tensor x = Tensor::rand({8, 1, 28, 28}, gen) * 2.0 - 1.0;
@@ -86,7 +86,7 @@ TEST_CASE("the committed Fashion-MNIST classifier is accurate and treats gray an
   int64_t correct = 0;
   std::vector<int64_t> order(static_cast<size_t>(test->size()));
   std::iota(order.begin(), order.end(), 0);
-  Generator gen(0);
+  Rng gen(0);
   for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[gen.below(i)]);
   for (int64_t i = 0; i < 1000; ++i) {
     const double* row = logits.data() + i * 10;

@@ -96,7 +96,7 @@ TEST_CASE("concat by hand: dims, int64, views, partial requires_grad", "[index]"
 }
 
 TEST_CASE("index_select, embedding and concat gradients", "[index][gradcheck]") {
-  Generator gen(31);
+  Rng gen(31);
   Tensor x = randn64({3, 5, 7}, gen);
   Tensor rep0 = idx({2, 0, 2, 1, 2});
   Tensor rep1 = idx({4, 4, 0, 3, 4, 1});
@@ -127,7 +127,7 @@ TEST_CASE("index_select, embedding and concat gradients", "[index][gradcheck]") 
 TEST_CASE("index_add parallel path accumulates repeats deterministically", "[index]") {
   // Embedding backward with D = 700 spans three column blocks of the kernel
   // and 64 x 700 gradient elements, over the parallel threshold.
-  Generator gen(32);
+  Rng gen(32);
   const int64_t v = 20, d = 700, n = 64;
   Tensor w = randn64({v, d}, gen);
   std::vector<int64_t> iv(static_cast<size_t>(n));

@@ -27,7 +27,7 @@ std::string raw_file(const std::string& header, size_t data_bytes) {
 
 TEST_CASE("safetensors round trip of every dtype, views and metadata", "[io][io_safetensors]") {
   TempDir dir;
-  Generator gen(7);
+  Rng gen(7);
   Tensor f32 = Tensor::randn({2, 3, 5}, gen);
   Tensor f64 = Tensor::randn({7}, gen, DType::F64);
   Tensor i64 = Tensor::from_vector(std::vector<int64_t>{-3, 0, int64_t(1) << 50}, {3, 1});

@@ -18,7 +18,7 @@ TEST_CASE("SelfAttention matches the PyTorch reference (train with power iterati
     for (bool batched : {false, true}) {
       INFO(variant << (batched ? " batched power iteration" : ""));
       bool pooled = g.meta[variant]["pooled"].get<bool>();
-      Generator gen(1);
+      Rng gen(1);
       nn::SelfAttention att(g.meta[variant]["channels"].get<int64_t>(), gen, pooled);
       att.to(DType::F64);
       att.load_state(g.group(std::string(variant) + "/state/"));
@@ -38,7 +38,7 @@ TEST_CASE("SelfAttention matches the PyTorch reference (train with power iterati
 }
 
 TEST_CASE("SelfAttention: gamma starts at 0 (identity), map only when asked", "[layers][attention]") {
-  Generator gen(2);
+  Rng gen(2);
   nn::SelfAttention att(16, gen);
   att.to(DType::F64);
   CHECK(att.gamma().to_vector() == std::vector<double>{0.0});
@@ -59,7 +59,7 @@ TEST_CASE("SelfAttention: gamma starts at 0 (identity), map only when asked", "[
 }
 
 TEST_CASE("SelfAttention gradients wrt x, every weight and gamma", "[layers][attention][gradcheck]") {
-  Generator gen(3);
+  Rng gen(3);
   for (bool pooled : {true, false}) {
     INFO((pooled ? "pooled" : "paper"));
     const int64_t C = 8;  // C/8 = 1 query feature: a few hundred elements in all
@@ -92,7 +92,7 @@ TEST_CASE("SelfAttention gradients wrt x, every weight and gamma", "[layers][att
 }
 
 TEST_CASE("SelfAttention names the layer and shapes on bad input", "[layers][attention]") {
-  Generator gen(4);
+  Rng gen(4);
   REQUIRE_THROWS_WITH(nn::SelfAttention(12, gen),
                       Catch::Contains("SelfAttention: channels must be a positive multiple of 8, got 12"));
   nn::SelfAttention att(16, gen);

@@ -19,7 +19,7 @@ namespace {
 // their new weights' singular vectors (u, v from other weights could make
 // sigma tiny and the check ill-conditioned), then go to eval so u, v are held;
 // the rest stays in training mode (batch statistics).
-GradcheckResult check_block(nn::Module& m, const Shape& x_shape, Generator& gen,
+GradcheckResult check_block(nn::Module& m, const Shape& x_shape, Rng& gen,
                             const std::function<Tensor(const Tensor&)>& run) {
   m.to(DType::F64);
   std::vector<std::string> names;
@@ -46,7 +46,7 @@ GradcheckResult check_block(nn::Module& m, const Shape& x_shape, Generator& gen,
 }  // namespace
 
 TEST_CASE("Residual blocks: output shapes and shortcut layout", "[layers][blocks]") {
-  Generator gen(1);
+  Rng gen(1);
   nn::GBlock g(4, 3, 2, gen);
   Tensor y = Tensor::from_vector(std::vector<int64_t>{1, 0}, {2});
   CHECK(g.forward(Tensor::randn({2, 4, 3, 5}, gen), y).shape() == Shape{2, 3, 6, 10});
@@ -64,7 +64,7 @@ TEST_CASE("Residual blocks: output shapes and shortcut layout", "[layers][blocks
 }
 
 TEST_CASE("GBlock gradients (CBN, upsampling, SN convs, shortcut)", "[layers][blocks][gradcheck]") {
-  Generator gen(2);
+  Rng gen(2);
   nn::GBlock block(4, 3, 3, gen);
   Tensor y = Tensor::from_vector(std::vector<int64_t>{2, 0}, {2});
   auto r = check_block(block, {2, 4, 3, 5}, gen, [&](const Tensor& x) { return block.forward(x, y); });
@@ -73,7 +73,7 @@ TEST_CASE("GBlock gradients (CBN, upsampling, SN convs, shortcut)", "[layers][bl
 }
 
 TEST_CASE("Unconditional GBlock gradients", "[layers][blocks][gradcheck]") {
-  Generator gen(3);
+  Rng gen(3);
   nn::GBlock block(3, 2, 0, gen);
   auto r = check_block(block, {2, 3, 3, 3}, gen, [&](const Tensor& x) { return block.forward(x, Tensor()); });
   INFO(r.message);
@@ -81,7 +81,7 @@ TEST_CASE("Unconditional GBlock gradients", "[layers][blocks][gradcheck]") {
 }
 
 TEST_CASE("DOptimizedBlock gradients", "[layers][blocks][gradcheck]") {
-  Generator gen(4);
+  Rng gen(4);
   nn::DOptimizedBlock block(2, 3, gen);
   auto r = check_block(block, {2, 2, 4, 6}, gen, [&](const Tensor& x) { return block.forward(x); });
   INFO(r.message);
@@ -89,7 +89,7 @@ TEST_CASE("DOptimizedBlock gradients", "[layers][blocks][gradcheck]") {
 }
 
 TEST_CASE("DBlock gradients (down with shortcut conv, and identity shortcut)", "[layers][blocks][gradcheck]") {
-  Generator gen(5);
+  Rng gen(5);
   SECTION("down, 3 -> 4 channels") {
     nn::DBlock block(3, 4, true, gen);
     auto r = check_block(block, {2, 3, 4, 6}, gen, [&](const Tensor& x) { return block.forward(x); });
@@ -105,7 +105,7 @@ TEST_CASE("DBlock gradients (down with shortcut conv, and identity shortcut)", "
 }
 
 TEST_CASE("Residual blocks name the block and shapes on bad input", "[layers][blocks]") {
-  Generator gen(6);
+  Rng gen(6);
   nn::GBlock g(4, 3, 2, gen);
   REQUIRE_THROWS_WITH(g.forward(Tensor::zeros({2, 3, 4, 4}), Tensor()),
                       Catch::Contains("GBlock: input must be (B, 4, H, W), got [2, 3, 4, 4]"));

@@ -22,7 +22,7 @@ std::vector<std::string> names_of(const nn::NamedTensors& ts) {
 }  // namespace
 
 TEST_CASE("Module names parameters and buffers with dotted paths like PyTorch", "[layers][module]") {
-  Generator gen(1);
+  Rng gen(1);
   nn::GBlock block(4, 3, 5, gen);
   CHECK(names_of(block.named_parameters()) ==
         std::vector<std::string>{"bn1.gain.weight", "bn1.bias.weight", "conv1.weight_orig", "conv1.bias",
@@ -43,7 +43,7 @@ TEST_CASE("Module names parameters and buffers with dotted paths like PyTorch", 
 }
 
 TEST_CASE("Module train/eval reaches every descendant", "[layers][module]") {
-  Generator gen(2);
+  Rng gen(2);
   nn::GBlock block(4, 3, 0, gen);
   CHECK(block.is_training());
   block.eval();
@@ -54,7 +54,7 @@ TEST_CASE("Module train/eval reaches every descendant", "[layers][module]") {
 }
 
 TEST_CASE("load_state copies values and names missing, mis-shaped and unknown tensors", "[layers][module]") {
-  Generator gen(3);
+  Rng gen(3);
   nn::SNLinear a(5, 3, gen), b(5, 3, gen);
   auto sa = a.state();
   b.load_state(sa);
@@ -80,7 +80,7 @@ TEST_CASE("load_state copies values and names missing, mis-shaped and unknown te
 }
 
 TEST_CASE("Module::to(dtype) keeps parameters as trainable leaves; zero_grad clears", "[layers][module]") {
-  Generator gen(4);
+  Rng gen(4);
   nn::SNLinear lin(4, 2, gen);
   lin.to(DType::F64);
   for (auto& [n, t] : lin.state()) CHECK(t.dtype() == DType::F64);
@@ -94,7 +94,7 @@ TEST_CASE("Module::to(dtype) keeps parameters as trainable leaves; zero_grad cle
 }
 
 TEST_CASE("xavier_uniform: bound, fans and determinism", "[layers][init]") {
-  Generator g1(5), g2(5);
+  Rng g1(5), g2(5);
   Tensor a = nn::xavier_uniform({6, 4, 3, 3}, g1), b = nn::xavier_uniform({6, 4, 3, 3}, g2);
   CHECK(a.to_vector() == b.to_vector());
   double bound = std::sqrt(6.0 / (4 * 9 + 6 * 9)), mx = 0, s2 = 0;
@@ -158,7 +158,7 @@ TEST_CASE("Adam matches a hand-computed update and round-trips its state", "[lay
 }
 
 TEST_CASE("Adam skips parameters without a gradient and updates a module in one call", "[layers][adam]") {
-  Generator gen(6);
+  Rng gen(6);
   nn::SNLinear lin(3, 2, gen);
   lin.to(DType::F64);
   nn::Adam opt(lin.named_parameters(), {1e-2, 0.0, 0.9, 1e-8});

@@ -38,7 +38,7 @@ void channel_stats(const std::vector<double>& x, int64_t B, int64_t C, int64_t H
 
 TEST_CASE("BatchNorm2d: batch statistics, running statistics and eval, by hand", "[layers][norm]") {
   const int64_t B = 2, C = 3, H = 2, W = 3, HW = H * W;
-  Generator gen(1);
+  Rng gen(1);
   Tensor x = randn64({B, C, H, W}, gen, false);
   auto xv = x.to_vector();
   nn::BatchNorm2d bn(C);
@@ -73,7 +73,7 @@ TEST_CASE("BatchNorm2d: batch statistics, running statistics and eval, by hand",
 
 TEST_CASE("ConditionalBatchNorm2d: gamma = 1 + gain[y], beta = bias[y], by hand", "[layers][norm]") {
   const int64_t B = 3, C = 2, HW = 4;
-  Generator gen(2);
+  Rng gen(2);
   Tensor x = randn64({B, C, 2, 2}, gen, false);
   auto xv = x.to_vector();
   nn::ConditionalBatchNorm2d cbn(C, 3);
@@ -99,7 +99,7 @@ TEST_CASE("ConditionalBatchNorm2d: gamma = 1 + gain[y], beta = bias[y], by hand"
 }
 
 TEST_CASE("ConditionalBatchNorm2d without classes is an affine BatchNorm2d", "[layers][norm]") {
-  Generator g1(3);
+  Rng g1(3);
   nn::ConditionalBatchNorm2d cbn(3, 0);
   nn::BatchNorm2d bn(3);
   cbn.to(DType::F64);
@@ -112,7 +112,7 @@ TEST_CASE("ConditionalBatchNorm2d without classes is an affine BatchNorm2d", "[l
 }
 
 TEST_CASE("BatchNorm2d and ConditionalBatchNorm2d gradients", "[layers][norm][gradcheck]") {
-  Generator gen(4);
+  Rng gen(4);
   SECTION("BatchNorm2d") {
     nn::BatchNorm2d bn(3);
     bn.to(DType::F64);

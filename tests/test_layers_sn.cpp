@@ -52,7 +52,7 @@ double largest_singular_value(const Tensor& w2d) {
 }  // namespace
 
 TEST_CASE("SNLinear training forward: one power iteration (v then u) by hand", "[layers][sn]") {
-  Generator gen(1);
+  Rng gen(1);
   nn::SNLinear lin(3, 2, gen);
   lin.to(DType::F64);
   std::vector<double> W{1, 2, -1, 0.5, -3, 2}, u0{0.6, 0.8}, b{0.1, -0.2};
@@ -89,7 +89,7 @@ TEST_CASE("SNLinear training forward: one power iteration (v then u) by hand", "
 }
 
 TEST_CASE("Spectral norm sigma converges to the largest singular value (Eigen SVD)", "[layers][sn]") {
-  Generator gen(2);
+  Rng gen(2);
   nn::SNConv2d conv(3, 5, 3, gen);
   conv.to(DType::F64);
   for (int i = 0; i < 200; ++i) conv.normalized_weight();
@@ -112,11 +112,11 @@ TEST_CASE("Spectral norm sigma converges to the largest singular value (Eigen SV
 }
 
 TEST_CASE("power_iterate_all: one batched call equals each layer iterating itself", "[layers][sn]") {
-  Generator g1(3), g2(3);
+  Rng g1(3), g2(3);
   nn::GBlock a(4, 3, 2, g1), b(4, 3, 2, g2);
   a.to(DType::F64);
   b.to(DType::F64);
-  Generator gx(4);
+  Rng gx(4);
   Tensor x = randn64({2, 4, 3, 5}, gx, false);
   Tensor y = Tensor::from_vector(std::vector<int64_t>{1, 0}, {2});
   CHECK(nn::power_iterate_all(a) == 3);
@@ -136,7 +136,7 @@ TEST_CASE("power_iterate_all: one batched call equals each layer iterating itsel
 TEST_CASE("A later training forward does not change an earlier graph's gradient", "[layers][sn]") {
   // D runs on reals then on fakes before one backward: the second forward
   // iterates u, v in place, the first graph must keep its own constants.
-  Generator g1(5), g2(5), gx(6);
+  Rng g1(5), g2(5), gx(6);
   nn::SNLinear a(4, 3, g1), b(4, 3, g2);
   a.to(DType::F64);
   b.to(DType::F64);
@@ -150,7 +150,7 @@ TEST_CASE("A later training forward does not change an earlier graph's gradient"
 }
 
 TEST_CASE("SN layer gradients with u, v held (eval mode)", "[layers][sn][gradcheck]") {
-  Generator gen(7);
+  Rng gen(7);
   SECTION("SNLinear") {
     nn::SNLinear lin(5, 3, gen);
     lin.to(DType::F64);
@@ -195,7 +195,7 @@ TEST_CASE("SN layer gradients with u, v held (eval mode)", "[layers][sn][gradche
 }
 
 TEST_CASE("SN layers reject bad inputs naming the layer and shapes", "[layers][sn]") {
-  Generator gen(8);
+  Rng gen(8);
   nn::SNConv2d conv(3, 4, 3, gen);
   REQUIRE_THROWS_WITH(conv.forward(Tensor::zeros({2, 5, 4, 4})),
                       Catch::Contains("SNConv2d: input must be (B, 3, H, W), got [2, 5, 4, 4]"));

@@ -57,7 +57,7 @@ TEST_CASE("matmul, bmm and linear match PyTorch goldens", "[matmul]") {
 }
 
 TEST_CASE("matmul gradients over every shape mix", "[matmul][gradcheck]") {
-  Generator gen(11);
+  Rng gen(11);
   auto mm = [](const std::vector<Tensor>& in) { return matmul(in[0], in[1]); };
   REQUIRE_GRADCHECK(mm, randn64({3, 5}, gen), randn64({5, 7}, gen));
   REQUIRE_GRADCHECK(mm, randn64({2, 3, 5}, gen), randn64({2, 5, 4}, gen));
@@ -69,7 +69,7 @@ TEST_CASE("matmul gradients over every shape mix", "[matmul][gradcheck]") {
 }
 
 TEST_CASE("matmul reads transposed and strided views", "[matmul][gradcheck]") {
-  Generator gen(12);
+  Rng gen(12);
   // Column-major operands (transposes) go to the kernel as they are.
   REQUIRE_GRADCHECK([](const auto& in) { return matmul(in[0].t(), in[1]); }, randn64({5, 3}, gen),
                     randn64({5, 4}, gen));
@@ -93,7 +93,7 @@ TEST_CASE("matmul reads transposed and strided views", "[matmul][gradcheck]") {
 }
 
 TEST_CASE("bmm and linear gradients", "[matmul][gradcheck]") {
-  Generator gen(13);
+  Rng gen(13);
   REQUIRE_GRADCHECK([](const auto& in) { return bmm(in[0], in[1]); }, randn64({3, 2, 5}, gen), randn64({3, 5, 7}, gen));
   REQUIRE_GRADCHECK([](const auto& in) { return bmm(in[0], in[1].transpose(1, 2)); }, randn64({3, 2, 5}, gen),
                     randn64({3, 7, 5}, gen));
@@ -109,7 +109,7 @@ TEST_CASE("bmm and linear gradients", "[matmul][gradcheck]") {
 }
 
 TEST_CASE("bmm kernel: layouts, broadcast batch and beta", "[matmul]") {
-  Generator gen(14);
+  Rng gen(14);
   Backend& be = backend_for(Device::cpu());
   for (double beta : {0.0, 1.0, 0.5}) {
     INFO("beta " << beta);
@@ -130,7 +130,7 @@ TEST_CASE("bmm kernel: layouts, broadcast batch and beta", "[matmul]") {
 }
 
 TEST_CASE("matmul float32 agrees with float64 on the threaded paths", "[matmul]") {
-  Generator gen(15);
+  Rng gen(15);
   // Batched (threads over the batch), one big GEMM (Eigen's threads), and a
   // broadcast 3-d @ 2-d (one tall GEMM).
   for (auto [sa, sb] :

@@ -133,7 +133,7 @@ TEST_CASE("SaganConfig::validate names the option and the bad value", "[models][
   c.d_attn_res = std::vector<int64_t>{};
   c.ch = 3;
   CHECK_NOTHROW(c.validate());
-  Generator gen(1);
+  Rng gen(1);
   c.resolution = 40;
   REQUIRE_THROWS_WITH(SaganGenerator(c, gen), Catch::Contains("resolution must be a power of two"));
 }
@@ -144,7 +144,7 @@ TEST_CASE("Parameter counts equal the PyTorch reference's", "[models][params]") 
   for (auto& [name, e] : j.items()) {
     INFO(name);
     SaganConfig c = config_from(e.at("config"));
-    Generator gen(1);
+    Rng gen(1);
     {
       SaganGenerator G(c, gen);
       CHECK(G.num_parameters() == e.at("G").get<int64_t>());
@@ -161,7 +161,7 @@ TEST_CASE("Tiny G and D match PyTorch: forward, every gradient, buffers, eval", 
   SaganConfig c = config_from(g.meta["config"]);
   for (bool batched : {false, true}) {
     INFO((batched ? "batched power iteration" : "per-layer power iteration"));
-    Generator gen(2);
+    Rng gen(2);
     SaganGenerator G(c, gen);
     check_tiny(G, g, "G", batched);
     SaganDiscriminator D(c, gen);
@@ -178,7 +178,7 @@ TEST_CASE("Models run at 32, 64 and 128 with attention where configured", "[mode
     c.z_dim = 8;
     c.num_classes = 5;
     c.image_channels = 1;
-    Generator gen(3);
+    Rng gen(3);
     SaganGenerator G(c, gen);
     SaganDiscriminator D(c, gen);
     CHECK(G.attention_layers().size() == 1);
@@ -203,7 +203,7 @@ TEST_CASE("Unconditional models ignore labels; attention maps are reachable", "[
   c.z_dim = 4;
   c.num_classes = 0;
   c.pooled_attention = false;
-  Generator gen(4);
+  Rng gen(4);
   SaganGenerator G(c, gen);
   SaganDiscriminator D(c, gen);
   CHECK(D.state().count("embed.weight_orig") == 0);
@@ -219,7 +219,7 @@ TEST_CASE("Models name themselves and the shapes on bad input", "[models]") {
   c.ch = 8;
   c.z_dim = 4;
   c.num_classes = 3;
-  Generator gen(5);
+  Rng gen(5);
   SaganGenerator G(c, gen);
   SaganDiscriminator D(c, gen);
   Tensor y = Tensor::from_vector(std::vector<int64_t>{0, 1}, {2});

@@ -28,7 +28,7 @@ void adam_reference(std::vector<double>& p, const std::vector<double>& g, std::v
 }  // namespace
 
 TEST_CASE("adam_update matches a float64 loop of the formula", "[optim]") {
-  Generator gen(31);
+  Rng gen(31);
   // Odd shapes, a tensor big enough for the parallel chunked path (> 32768
   // elements), and a strided gradient.
   std::vector<Shape> shapes{{3, 5, 7}, {1}, {41000}, {6, 4}};
@@ -100,7 +100,7 @@ TEST_CASE("adam_update matches torch.optim.Adam", "[optim][golden]") {
 }
 
 TEST_CASE("ema_update matches its formula", "[optim]") {
-  Generator gen(32);
+  Rng gen(32);
   std::vector<Shape> shapes{{2, 3, 5}, {40001}, {7}};
   for (double decay : {0.999, 0.5, 0.0, 1.0}) {
     INFO("decay " << decay);

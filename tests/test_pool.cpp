@@ -46,7 +46,7 @@ Tensor corner(const Tensor& x, int64_t r, int64_t s) {
 
 // A distinct ramp added to random values keeps every 2x2 window's maximum
 // unique by a margin far above the finite-difference step.
-Tensor ramped(const Shape& s, Generator& gen) {
+Tensor ramped(const Shape& s, Rng& gen) {
   Tensor x = randn64(s, gen, false);
   Tensor ramp = mul(Tensor::arange(numel_of(s), DType::F64).reshape(s), 0.37);
   Tensor out = add(x, ramp).detach();
@@ -97,7 +97,7 @@ TEST_CASE("pooling windows by hand: floor, first maximum on ties", "[pool]") {
 }
 
 TEST_CASE("pooling and upsampling gradients on odd shapes", "[pool][gradcheck]") {
-  Generator gen(21);
+  Rng gen(21);
   Tensor x = randn64({2, 3, 7, 5}, gen);
   REQUIRE_GRADCHECK([](const auto& in) { return avg_pool2x2(in[0]); }, x);
   REQUIRE_GRADCHECK([](const auto& in) { return upsample_nearest2x(in[0]); }, randn64({2, 3, 3, 5}, gen));
@@ -118,7 +118,7 @@ TEST_CASE("pooling and upsampling gradients on odd shapes", "[pool][gradcheck]")
 
 TEST_CASE("pooling parallel path matches strided-slice composites", "[pool]") {
   // 2*16*33*65 elements: over the kernels' parallel threshold, odd H and W.
-  Generator gen(22);
+  Rng gen(22);
   Tensor x = randn64({2, 16, 33, 65}, gen);
   Tensor c00 = corner(x, 0, 0), c01 = corner(x, 0, 1), c10 = corner(x, 1, 0), c11 = corner(x, 1, 1);
   REQUIRE_CLOSE(avg_pool2x2(x), mul(add(add(c00, c01), add(c10, c11)), 0.25), 1e-14, 1e-15);

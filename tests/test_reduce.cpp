@@ -89,7 +89,7 @@ TEST_CASE("sum and mean match hand-computed values", "[reduce]") {
 }
 
 TEST_CASE("sum over every subset of dims, contiguous and strided", "[reduce]") {
-  Generator gen(21);
+  Rng gen(21);
   Tensor x = Tensor::randn({2, 3, 5, 7}, gen, DType::F64);
   check_all_subsets(x, 1e-12);
   check_all_subsets(x.permute({2, 0, 3, 1}), 1e-12);
@@ -101,7 +101,7 @@ TEST_CASE("sum over every subset of dims, contiguous and strided", "[reduce]") {
 
 TEST_CASE("sum is accurate and correct on large inputs", "[reduce]") {
   // Large enough for the threaded paths; sizes not multiples of any vector width.
-  Generator gen(22);
+  Rng gen(22);
   Tensor x = Tensor::randn({9, 67, 5, 33}, gen);
   for (std::vector<int64_t> dims : {std::vector<int64_t>{0, 2, 3}, {1}, {0}, {3}, {1, 3}, {0, 1, 2, 3}}) {
     std::vector<bool> mask(4, false);
@@ -120,7 +120,7 @@ TEST_CASE("sum is accurate and correct on large inputs", "[reduce]") {
 }
 
 TEST_CASE("sum and mean gradients, all and some dims, with and without keepdim", "[reduce][gradcheck]") {
-  Generator gen(23);
+  Rng gen(23);
   Tensor x = randn64({2, 3, 5, 7}, gen);
   // Square after the reduction so that each gradient element matters.
   REQUIRE_GRADCHECK([](const auto& in) { return square(sum(in[0])); }, x);
@@ -152,7 +152,7 @@ TEST_CASE("sum_to_shape reverses broadcasting", "[reduce]") {
   REQUIRE_THROWS_WITH(sum_to_shape(x, {5}),
                       Catch::Contains("sum_to_shape") && Catch::Contains("[2, 3, 4]") && Catch::Contains("[5]"));
   REQUIRE_THROWS_WITH(sum_to_shape(x, {1, 2, 3, 4}), Catch::Contains("sum_to_shape"));
-  Generator gen(24);
+  Rng gen(24);
   Tensor g = randn64({2, 3, 5, 7}, gen);
   REQUIRE_GRADCHECK([](const auto& in) { return square(sum_to_shape(in[0], {3, 1, 7})); }, g);
   REQUIRE_GRADCHECK([](const auto& in) { return square(sum_to_shape(in[0], {})); }, g);
@@ -160,7 +160,7 @@ TEST_CASE("sum_to_shape reverses broadcasting", "[reduce]") {
 }
 
 TEST_CASE("softmax over every dim of a 3-d tensor", "[reduce][softmax]") {
-  Generator gen(25);
+  Rng gen(25);
   const Shape shape{3, 5, 7};
   Tensor x = Tensor::randn(shape, gen, DType::F64);
   std::vector<double> xv = x.to_vector();
@@ -201,7 +201,7 @@ TEST_CASE("softmax over every dim of a 3-d tensor", "[reduce][softmax]") {
 }
 
 TEST_CASE("softmax gradients over every dim", "[reduce][softmax][gradcheck]") {
-  Generator gen(26);
+  Rng gen(26);
   Tensor x = randn64({3, 5, 7}, gen);
   for (int64_t dim = 0; dim < 3; ++dim) {
     INFO("dim " << dim);

@@ -1,5 +1,5 @@
 // The RNG: Philox4x32-10 against the published known-answer vector, the
-// Generator's stream against golden literals from an independent Python
+// Rng's stream against golden literals from an independent Python
 // implementation (tests/golden/philox_golden.py), distribution sanity, and
 // exact resumption from (seed, position).
 #include <array>
@@ -26,7 +26,7 @@ TEST_CASE("philox4x32-10 matches the Random123 known-answer vector", "[rng]") {
 }
 
 TEST_CASE("the generator stream is fixed by the seed (golden values)", "[rng]") {
-  Generator g(42);
+  Rng g(42);
   const std::vector<uint32_t> words{0x9ceaf053u, 0x77f5493bu, 0x12bf50adu, 0x5742b3d7u, 0xfcdb2127u,
                                     0x53ba6cfdu, 0x838f5a6eu, 0x744e06fbu, 0xd36c0225u, 0xa8875dcbu};
   for (size_t i = 0; i < words.size(); ++i) {
@@ -36,7 +36,7 @@ TEST_CASE("the generator stream is fixed by the seed (golden values)", "[rng]") 
   CHECK(g.position() == 10);
 
   // uniform() is integer arithmetic then one exact scaling: bit-identical.
-  Generator u(42);
+  Rng u(42);
   CHECK(u.uniform() == 0.6129598801477738);
   CHECK(u.uniform() == 0.07323173687503892);
   CHECK(u.uniform() == 0.9877186516453577);
@@ -44,7 +44,7 @@ TEST_CASE("the generator stream is fixed by the seed (golden values)", "[rng]") 
 
   // normal() goes through libm log/cos, which may differ in the last ulp
   // between C libraries: a relative tolerance of 1e-14 still pins the stream.
-  Generator n(42);
+  Rng n(42);
   const std::vector<double> normals{0.8864975090043558, -0.15660961822160807, -0.49410050761539764,
                                     -0.6798916611341629};
   for (double want : normals) CHECK(n.normal() == Approx(want).epsilon(1e-14));
@@ -52,7 +52,7 @@ TEST_CASE("the generator stream is fixed by the seed (golden values)", "[rng]") 
 }
 
 TEST_CASE("two generators with the same seed agree; different seeds differ", "[rng]") {
-  Generator a(123), b(123), c(124);
+  Rng a(123), b(123), c(124);
   bool any_diff = false;
   for (int i = 0; i < 1000; ++i) {
     uint32_t x = a.next_u32();
@@ -63,12 +63,12 @@ TEST_CASE("two generators with the same seed agree; different seeds differ", "[r
 }
 
 TEST_CASE("set_state resumes the stream exactly at any position", "[rng]") {
-  Generator g(7);
+  Rng g(7);
   std::vector<uint32_t> all;
   for (int i = 0; i < 40; ++i) all.push_back(g.next_u32());
   // Every position, including those inside a 4-word block.
   for (uint64_t pos : {0, 1, 3, 4, 5, 6, 17, 39}) {
-    Generator r(999);
+    Rng r(999);
     r.next_u32();  // leave a stale block cached
     r.set_state(7, pos);
     CHECK(r.seed() == 7);
@@ -76,24 +76,24 @@ TEST_CASE("set_state resumes the stream exactly at any position", "[rng]") {
     for (size_t i = pos; i < all.size(); ++i) REQUIRE(r.next_u32() == all[i]);
   }
   // Golden: seed 7 from position 6 (independent Python derivation).
-  Generator p(0);
+  Rng p(0);
   p.set_state(7, 6);
   CHECK(p.next_u32() == 0x2bfaff6bu);
   CHECK(p.next_u32() == 0xf535eea6u);
   CHECK(p.next_u32() == 0x018e23c0u);
 
   // Checkpoint mid-stream with doubles, restore into a fresh generator.
-  Generator src(2024);
+  Rng src(2024);
   for (int i = 0; i < 5; ++i) src.normal();
   src.uniform();
-  Generator dst;
+  Rng dst;
   dst.set_state(src.seed(), src.position());
   for (int i = 0; i < 50; ++i) REQUIRE(dst.normal() == src.normal());
   for (int i = 0; i < 50; ++i) REQUIRE(dst.below(37) == src.below(37));
 }
 
 TEST_CASE("uniform and normal have the right moments", "[rng]") {
-  Generator g(99);
+  Rng g(99);
   const int n = 200000;
   double su = 0, suu = 0, sn = 0, snn = 0, sn4 = 0;
   double umin = 1, umax = 0;
@@ -117,7 +117,7 @@ TEST_CASE("uniform and normal have the right moments", "[rng]") {
 }
 
 TEST_CASE("below(n) stays in range and hits every value", "[rng]") {
-  Generator g(5);
+  Rng g(5);
   std::vector<int> counts(10, 0);
   for (int i = 0; i < 20000; ++i) {
     uint64_t v = g.below(10);
@@ -130,7 +130,7 @@ TEST_CASE("below(n) stays in range and hits every value", "[rng]") {
 }
 
 TEST_CASE("random tensor factories draw from the generator's stream in order", "[rng]") {
-  Generator g(42), ref(42);
+  Rng g(42), ref(42);
   Tensor x = Tensor::randn({2, 3}, g, DType::F64);
   std::vector<double> want;
   for (int i = 0; i < 6; ++i) want.push_back(ref.normal());
@@ -141,7 +141,7 @@ TEST_CASE("random tensor factories draw from the generator's stream in order", "
   for (double v : u.to_vector()) CHECK(v == ref.uniform());
 
   // float32 tensors round the same doubles.
-  Generator g32(42);
+  Rng g32(42);
   Tensor x32 = Tensor::randn({2, 3}, g32);
   std::vector<float> v32 = x32.to_float_vector();
   for (size_t i = 0; i < 6; ++i) CHECK(v32[i] == static_cast<float>(want[i]));

@@ -20,7 +20,7 @@ struct Case {
 
 // C = A @ B (+ C0) with A (M, K), B (K, N) stored as asked; returns the
 // largest error relative to sum_k |a||b| (the float32 rounding scale).
-double run_case(const Case& c, Generator& gen) {
+double run_case(const Case& c, Rng& gen) {
   std::vector<float> a(static_cast<size_t>(c.M * c.K)), b(static_cast<size_t>(c.K * c.N));
   std::vector<float> out(static_cast<size_t>(c.M * c.N) + 5);  // + 5: nothing may be written past C
   for (float& v : a) v = static_cast<float>(gen.normal());
@@ -51,7 +51,7 @@ double run_case(const Case& c, Generator& gen) {
 }  // namespace
 
 TEST_CASE("sgemm: row and column remainders, strides, accumulation", "[sgemm]") {
-  Generator gen(41);
+  Rng gen(41);
   for (int64_t M = 1; M <= 25; M += (M < 13 ? 1 : 12))
     for (int64_t N : {1, 7, 16, 17, 32, 33, 70})
       for (bool acc : {false, true}) {
@@ -68,7 +68,7 @@ TEST_CASE("sgemm: row and column remainders, strides, accumulation", "[sgemm]") 
 }
 
 TEST_CASE("sgemm: K = 0 clears or keeps C; large products run threaded", "[sgemm]") {
-  Generator gen(42);
+  Rng gen(42);
   CHECK(run_case({5, 9, 0, false, false, false}, gen) == 0.0);
   CHECK(run_case({5, 9, 0, false, false, true}, gen) == 0.0);
   // 2*M*N*K above the threading threshold, odd sizes.

@@ -58,7 +58,7 @@ TEST_CASE("power_iteration matches torch.nn.utils.spectral_norm's one step", "[s
 }
 
 TEST_CASE("power_iteration converges to the largest singular value", "[spectral_norm]") {
-  Generator gen(21);
+  Rng gen(21);
   // Several matrices in one call, odd sizes, both orientations.
   std::vector<Tensor> ws{randn64({5, 7}, gen, false), randn64({9, 4}, gen, false), randn64({6, 27}, gen, false)};
   std::vector<Tensor> us, vs;
@@ -83,7 +83,7 @@ TEST_CASE("power_iteration converges to the largest singular value", "[spectral_
 }
 
 TEST_CASE("power_iteration keeps a zero u at zero (eps guard)", "[spectral_norm]") {
-  Generator gen(22);
+  Rng gen(22);
   std::vector<Tensor> w{randn64({4, 3}, gen, false)}, u{Tensor::zeros({4}, DType::F64)},
       v{Tensor::ones({3}, DType::F64)};
   power_iteration(w, u, v, 1e-12);
@@ -98,7 +98,7 @@ TEST_CASE("power_iteration keeps a zero u at zero (eps guard)", "[spectral_norm]
 }
 
 TEST_CASE("power_iteration reads strided weights and leaves them untouched", "[spectral_norm]") {
-  Generator gen(23);
+  Rng gen(23);
   Tensor wt = randn64({7, 5}, gen, false);
   Tensor w = wt.t();  // (5,7) view, not contiguous
   Tensor wc = w.contiguous();
@@ -113,7 +113,7 @@ TEST_CASE("power_iteration reads strided weights and leaves them untouched", "[s
 }
 
 TEST_CASE("spectral_sigma gradient flows to W only", "[spectral_norm][gradcheck]") {
-  Generator gen(24);
+  Rng gen(24);
   Tensor w = randn64({5, 7}, gen);
   Tensor u = unit(randn64({5}, gen, false)), v = unit(randn64({7}, gen, false));
   REQUIRE_GRADCHECK([](const auto& in) { return spectral_sigma(in[0], in[1], in[2]); }, w, u, v);

@@ -322,7 +322,7 @@ TEST_CASE("broadcasting edge cases: scalars, size-1 dims, rank mismatch, zero-si
 }
 
 TEST_CASE("broadcasting gradients for scalars, size-1 dims and rank mismatch", "[tensor][broadcast][gradcheck]") {
-  Generator gen(11);
+  Rng gen(11);
   Tensor s = randn64({}, gen), m = randn64({2, 3, 5}, gen), one = randn64({1, 1}, gen), r = randn64({3, 1}, gen);
   REQUIRE_GRADCHECK([](const auto& in) { return mul(in[0], in[1]); }, s, m);
   REQUIRE_GRADCHECK([](const auto& in) { return mul(in[0], in[1]); }, one, m);
@@ -330,7 +330,7 @@ TEST_CASE("broadcasting gradients for scalars, size-1 dims and rank mismatch", "
 }
 
 TEST_CASE("gradients flow through every view op", "[tensor][views][gradcheck]") {
-  Generator gen(3);
+  Rng gen(3);
   Tensor x = randn64({2, 3, 5, 7}, gen);
   // Each f ends in a non-linear op so gradients depend on the routing.
   auto check = [&](const Fn& f) {

@@ -140,7 +140,7 @@ TEST_CASE("run_training: an interrupted and resumed run logs the same losses", "
     fs::create_directories(root / "data" / ("class" + std::to_string(k)));
     for (int i = 0; i < 6; ++i) {
       io::Image img(32, 32, 3);
-      Generator g(static_cast<uint64_t>(k * 100 + i));
+      Rng g(static_cast<uint64_t>(k * 100 + i));
       for (auto& p : img.pixels) p = static_cast<uint8_t>(g.below(256));
       io::write_png((root / "data" / ("class" + std::to_string(k)) / (std::to_string(i) + ".png")).string(), img);
     }
@@ -219,7 +219,7 @@ TEST_CASE("run_training --fd-every logs the Frechet distance and leaves training
     fs::create_directories(root / "data" / ("c" + std::to_string(k)));
     for (int i = 0; i < 8; ++i) {
       io::Image img(32, 32, 3);
-      Generator g(static_cast<uint64_t>(k * 100 + i + 1));
+      Rng g(static_cast<uint64_t>(k * 100 + i + 1));
       for (auto& p : img.pixels) p = static_cast<uint8_t>(g.below(256));
       io::write_png((root / "data" / ("c" + std::to_string(k)) / (std::to_string(i) + ".png")).string(), img);
     }

@@ -47,7 +47,7 @@ std::vector<int64_t> parse_class_ids(const std::string& text, int64_t K, const s
 }
 
 Tensor sample_latents(int64_t n, int64_t z_dim, uint64_t seed, double truncation, Device device) {
-  Generator gen(seed);
+  Rng gen(seed);
   std::vector<double> z(static_cast<size_t>(n * z_dim));
   for (double& v : z) {
     v = gen.normal();

@@ -7,7 +7,7 @@ The input is the release asset of pytorch-fid
 (https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth),
 a state dict of torchvision's Inception3 with pytorch-fid's FIDInceptionA/C/E blocks and a 1008-way fc,
 itself ported from TensorFlow's 2015-12-05 Inception graph. Names are kept ("Conv2d_1a_3x3.conv.weight",
-"Mixed_6b.branch7x7_2.bn.running_var", "fc.weight", ...): they are what models/eval/inception.cpp expects.
+"Mixed_6b.branch7x7_2.bn.running_var", "fc.weight", ...): they are what models/quality/inception.cpp expects.
 The batch-norm counters (num_batches_tracked) are dropped and every tensor is stored as float32.
 
 Only torch is needed (to unpickle the .pth); the safetensors file is written directly, so the Python

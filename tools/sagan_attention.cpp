@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
     app.add_option("--truncation", truncation, "Resample z components with |z| above this (0 = off)")
         ->capture_default_str();
     app.add_option("--seed", seed, "Seed for z (the same images as sagan-sample --seed)")->capture_default_str();
-    app.add_option("--weights", weights, "Generator weights: ema (default) or g")->check(CLI::IsMember({"ema", "g"}));
+    app.add_option("--weights", weights, "Rng weights: ema (default) or g")->check(CLI::IsMember({"ema", "g"}));
     app.add_option("--image", image_files,
                    "Real image file(s) (PNG/JPEG) to run D's attention on, instead of G's samples");
     app.add_option("-o,--out", out, "PNG to write")->capture_default_str();
@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
     if (!queries_str.empty()) fixed_queries = viz::parse_queries(queries_str, R);
 
     Device dev = resolve_device(device);
-    Generator init(0);
+    Rng init(0);
     std::unique_ptr<SaganGenerator> g;
     std::unique_ptr<SaganDiscriminator> d;
     std::vector<viz::AttentionLayerInfo> infos;

@@ -18,12 +18,12 @@
 #include <fstream>
 
 #include "core/io/atomic_file.h"
-#include "models/eval/evaluate.h"
+#include "models/quality/evaluate.h"
 #include "models/trainer.h"
 #include "tools/cli_common.h"
 
 using namespace sagan;
-using namespace sagan::eval;
+using namespace sagan::quality;
 namespace fs = std::filesystem;
 
 namespace {
@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
                    "sagan-train checkpoint (.safetensors) or run directory (newest checkpoint)");
     auto* src = app.add_option_group("Images");
     src->add_option("--folder", folder, "Evaluate this folder of .png/.jpg images (recursive) instead of a generator");
-    src->add_option("--weights", weights, "Generator weights: ema (default) or g")->check(CLI::IsMember({"ema", "g"}));
+    src->add_option("--weights", weights, "Rng weights: ema (default) or g")->check(CLI::IsMember({"ema", "g"}));
     src->add_option("-n,--num-samples", num_samples,
                     "Generated images (or at most this many from --folder); 50000 is the convention")
         ->capture_default_str();

@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
     const std::vector<int64_t> classes = cli::parse_class_ids(classes_str, K, c.path);
 
     Device dev = resolve_device(device);
-    Generator init(0);
+    Rng init(0);
     SaganGenerator g(cfg.model, init);
     load_network(g, c, weights == "ema" ? "G_ema." : "G.");
     g.to(dev);

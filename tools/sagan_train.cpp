@@ -66,17 +66,17 @@ int main(int argc, char** argv) {
     model->add_option("--z-dim", cfg.model.z_dim, "Latent size")->capture_default_str();
     std::vector<int64_t> g_attn, d_attn;
     model->add_option("--g-attn", g_attn,
-                      "Generator attention resolution(s) (default: resolution/2, max 64; 0 = none)");
+                      "Rng attention resolution(s) (default: resolution/2, max 64; 0 = none)");
     model->add_option("--d-attn", d_attn, "Discriminator attention resolution(s) (same default)");
     bool unpooled = false;
     model->add_flag("--unpooled-attention", unpooled,
                     "The paper's attention (no max-pool, values C->C, no output conv)");
 
     auto* optg = app.add_option_group("Optimisation");
-    optg->add_option("--steps", cfg.steps, "Generator steps to train to")->capture_default_str();
+    optg->add_option("--steps", cfg.steps, "Rng steps to train to")->capture_default_str();
     optg->add_option("--batch-size", cfg.batch_size, "Batch size")->capture_default_str();
     optg->add_option("--n-dis", cfg.n_dis, "Discriminator steps per generator step")->capture_default_str();
-    optg->add_option("--lr-g", cfg.lr_g, "Generator learning rate")->capture_default_str();
+    optg->add_option("--lr-g", cfg.lr_g, "Rng learning rate")->capture_default_str();
     optg->add_option("--lr-d", cfg.lr_d, "Discriminator learning rate")->capture_default_str();
     optg->add_option("--beta1", cfg.beta1, "Adam beta1")->capture_default_str();
     optg->add_option("--beta2", cfg.beta2, "Adam beta2")->capture_default_str();

@@ -1,5 +1,5 @@
 // sagan-train-classifier: trains the Fashion-MNIST CNN whose 128-d features
-// give sagan-eval an offline Frechet distance (models/eval/fmnist_classifier.h),
+// give sagan-eval an offline Frechet distance (models/quality/fmnist_classifier.h),
 // with the engine itself: Adam, cosine learning-rate decay, random flips and
 // shifts, dropout before the last layer. Reports test accuracy after every
 // epoch and saves the weights (safetensors, with the accuracy and command
@@ -13,17 +13,17 @@
 #include "core/ops.h"
 #include "layers/adam.h"
 #include "models/data/loader.h"
-#include "models/eval/fmnist_classifier.h"
+#include "models/quality/fmnist_classifier.h"
 #include "tools/cli_common.h"
 
 using namespace sagan;
-using namespace sagan::eval;
+using namespace sagan::quality;
 
 namespace {
 
 // Each image moved by up to `max_shift` pixels in x and y, the border filled
 // with the background (-1); a cheap augmentation that helps a few-epoch run.
-Tensor random_shift(const Tensor& images, int64_t max_shift, Generator& gen) {
+Tensor random_shift(const Tensor& images, int64_t max_shift, Rng& gen) {
   if (max_shift == 0) return images;
   const int64_t B = images.size(0), H = images.size(2), W = images.size(3);
   std::vector<float> in = images.to_float_vector(), out(in.size(), -1.0f);
@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
     const int64_t per_epoch = limit > 0 ? std::max<int64_t>(1, limit / batch) : loader.batches_per_epoch();
     const int64_t total = per_epoch * epochs;
 
-    Generator gen(seed);
+    Rng gen(seed);
     FmnistClassifier model(gen);
     std::string init_history;  // the commands that made the starting weights, for the record
     if (!init.empty()) {
@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
     }
     model.train();
     nn::Adam opt(model.named_parameters(), {lr, 0.9, 0.999, 1e-8});
-    Generator aug(seed ^ 0x5bd1e995u);
+    Rng aug(seed ^ 0x5bd1e995u);
     fmt::print("sagan-train-classifier: {} parameters, {} epochs x {} steps of {} images\n", model.num_parameters(),
                epochs, per_epoch, batch);
     auto t0 = std::chrono::steady_clock::now();
@@ -170,7 +170,7 @@ int main(int argc, char** argv) {
     for (auto& [k, v] : model.state()) tensors.emplace_back(k, v);
     std::filesystem::path op(out);
     if (op.has_parent_path()) std::filesystem::create_directories(op.parent_path());
-    std::map<std::string, std::string> meta = {{"model", "fmnist-cnn (models/eval/fmnist_classifier.h)"},
+    std::map<std::string, std::string> meta = {{"model", "fmnist-cnn (models/quality/fmnist_classifier.h)"},
                                                {"test_accuracy", fmt::format("{:.4f}", acc)},
                                                {"epochs", std::to_string(epochs)},
                                                {"train_seconds", fmt::format("{:.0f}", seconds)},

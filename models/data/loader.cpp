@@ -61,7 +61,7 @@ std::vector<int64_t> DataLoader::permutation(int64_t epoch, uint64_t seed) const
   std::vector<int64_t> perm(static_cast<size_t>(ds_->size()));
   std::iota(perm.begin(), perm.end(), 0);
   if (!opt_.shuffle) return perm;
-  Generator gen(stream_key(seed, epoch, 0x5045524Dull));  // Fisher-Yates
+  Rng gen(stream_key(seed, epoch, 0x5045524Dull));  // Fisher-Yates
   for (size_t i = perm.size(); i-- > 1;) std::swap(perm[i], perm[gen.below(i + 1)]);
   return perm;
 }

@@ -11,7 +11,7 @@
 
 int main() try {
   using namespace sagan;
-  Generator gen(7);
+  Rng gen(7);
   const int64_t batch = 128, in = 3, hidden = 32, steps = 150;
 
   // x (B,3) uniform in [-1, 1); y (B,1).

@@ -16,13 +16,13 @@ Pair make(std::vector<double> values, const Shape& shape, DType gpu_dtype) {
 }
 }  // namespace
 
-Pair uniform(const Shape& shape, double lo, double hi, Generator& gen, DType gpu_dtype) {
+Pair uniform(const Shape& shape, double lo, double hi, Rng& gen, DType gpu_dtype) {
   std::vector<double> v(static_cast<size_t>(numel_of(shape)));
   for (double& x : v) x = lo + (hi - lo) * gen.uniform();
   return make(std::move(v), shape, gpu_dtype);
 }
 
-Pair normal(const Shape& shape, Generator& gen, DType gpu_dtype, double scale) {
+Pair normal(const Shape& shape, Rng& gen, DType gpu_dtype, double scale) {
   std::vector<double> v(static_cast<size_t>(numel_of(shape)));
   for (double& x : v) x = scale * gen.normal();
   return make(std::move(v), shape, gpu_dtype);

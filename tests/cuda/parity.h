@@ -35,9 +35,9 @@ struct Pair {
 };
 
 // Uniform in [lo, hi) (never exactly zero when lo > 0 or the draw is continuous).
-Pair uniform(const Shape& shape, double lo, double hi, Generator& gen, DType gpu_dtype);
+Pair uniform(const Shape& shape, double lo, double hi, Rng& gen, DType gpu_dtype);
 // N(0, scale^2).
-Pair normal(const Shape& shape, Generator& gen, DType gpu_dtype, double scale = 1.0);
+Pair normal(const Shape& shape, Rng& gen, DType gpu_dtype, double scale = 1.0);
 // Any host values (e.g. with deliberate ties).
 Pair from_values(const std::vector<double>& values, const Shape& shape, DType gpu_dtype);
 // The same view on both sides.

@@ -26,7 +26,7 @@ struct Sizes {
 double qk_scale(int64_t d) { return std::min(0.7, std::pow(double(d), -0.25)); }
 double v_scale(int64_t dv) { return std::min(1.0, 2.0 * std::pow(double(dv), -0.25)); }
 
-void check_attention(const Sizes& z, Generator& gen, DType dt, AttentionImpl impl) {
+void check_attention(const Sizes& z, Rng& gen, DType dt, AttentionImpl impl) {
   INFO(dtype_name(dt) << " " << attention_impl_name(impl) << " B " << z.B << " N " << z.N << " S " << z.S << " d "
                       << z.d << " dv " << z.dv);
   AttentionImplScope scope(impl);
@@ -70,7 +70,7 @@ const std::vector<Sizes>& small_sizes() {
 }  // namespace
 
 TEST_CASE("cuda attention forward and backward match the cpu", "[cuda][attention]") {
-  Generator gen(91);
+  Rng gen(91);
   for (AttentionImpl impl : attention_impls())
     for (DType dt : float_dtypes())
       for (const Sizes& z : small_sizes()) check_attention(z, gen, dt, impl);
@@ -81,7 +81,7 @@ TEST_CASE("cuda attention takes the fused path for float32 unless unfused is sel
   // the fused forward allocates nothing, its backward only D. Inputs and
   // outputs are contiguous, so no dense copies are made.
   if (std::getenv("SAGAN_CUDA_ATTENTION") == nullptr) CHECK(cuda_attention_impl() == AttentionImpl::Fused);
-  Generator gen(93);
+  Rng gen(93);
   auto count = [&](const Sizes& z, DType dt, AttentionImpl impl, int64_t want_fwd, int64_t want_bwd) {
     INFO(dtype_name(dt) << " " << attention_impl_name(impl) << " d " << z.d << " dv " << z.dv);
     AttentionImplScope scope(impl);
@@ -105,7 +105,7 @@ TEST_CASE("cuda attention takes the fused path for float32 unless unfused is sel
 }
 
 TEST_CASE("cuda attention: a forward of either path pairs with a backward of either", "[cuda][attention]") {
-  Generator gen(94);
+  Rng gen(94);
   const Sizes z{2, 77, 19, 8, 24};
   const DType dt = DType::F32;
   Pair q = normal({z.B, z.N, z.d}, gen, dt, 0.7), k = normal({z.B, z.S, z.d}, gen, dt, 0.7);
@@ -135,7 +135,7 @@ TEST_CASE("cuda attention: a forward of either path pairs with a backward of eit
 }
 
 TEST_CASE("cuda attention processes batches in chunks when the workspace is small", "[cuda][attention]") {
-  Generator gen(92);
+  Rng gen(92);
   set_cuda_attention_workspace_limit(1);  // one batch element per chunk
   try {
     // Chunks exist only in the unfused path.

@@ -40,7 +40,7 @@ struct OpCase {
 // GPU tests at the same logits.
 constexpr double kTolLargeLogitsBackward = 1e-4;
 
-void check_op(const OpCase& z, Generator& gen, AttentionImpl impl, bool with_map, double tol_fwd, double tol_bwd) {
+void check_op(const OpCase& z, Rng& gen, AttentionImpl impl, bool with_map, double tol_fwd, double tol_bwd) {
   INFO(attention_impl_name(impl) << (with_map ? " with map" : "") << " B " << z.B << " N " << z.N << " S " << z.S
                                  << " d " << z.d << " dv " << z.dv << " qk scale " << z.qk_scale);
   AttentionImplScope scope(impl);
@@ -89,13 +89,13 @@ const std::vector<OpCase>& small_cases() {
 }  // namespace
 
 TEST_CASE("cuda attention op matches the cpu through the fused and the unfused path", "[cuda][attention]") {
-  Generator gen(301);
+  Rng gen(301);
   for (AttentionImpl impl : attention_impls())
     for (const OpCase& z : small_cases()) check_op(z, gen, impl, false, kTolF32, kTolF32);
 }
 
 TEST_CASE("cuda attention op with large unscaled logits", "[cuda][attention]") {
-  Generator gen(302);
+  Rng gen(302);
   // q, k ~ N(0, 2.2^2) at d = 8 (2.0^2 at d = 16): scores reach +-60 and
   // the softmax rows are nearly one-hot.
   for (AttentionImpl impl : attention_impls()) {
@@ -105,7 +105,7 @@ TEST_CASE("cuda attention op with large unscaled logits", "[cuda][attention]") {
 }
 
 TEST_CASE("cuda attention op: asking for the map takes the unfused path and still matches", "[cuda][attention]") {
-  Generator gen(303);
+  Rng gen(303);
   // Fused is selected, but only the unfused path produces the map; the
   // map's NaN-poisoned blocks must all be written.
   for (const OpCase& z : {OpCase{2, 77, 19, 8, 24}, OpCase{1, 65, 70, 32, 200}})
@@ -113,12 +113,12 @@ TEST_CASE("cuda attention op: asking for the map takes the unfused path and stil
 }
 
 TEST_CASE("cuda attention op falls back to unfused for head sizes the fused kernels do not take", "[cuda][attention]") {
-  Generator gen(304);
+  Rng gen(304);
   check_op({1, 70, 17, 129, 5}, gen, AttentionImpl::Fused, false, kTolF32, kTolF32);
 }
 
 TEST_CASE("cuda attention op matches the cpu at SAGAN's attention sizes", "[cuda][attention_sagan]") {
-  Generator gen(305);
+  Rng gen(305);
   // (model, net): N = H W queries, S = N / 4 keys, d = C / 8, dv = C / 2.
   const std::vector<OpCase> cases{
       {16, 256, 64, 32, 128},   // SAGAN-32 G (C = 256), 16x16

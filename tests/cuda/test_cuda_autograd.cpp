@@ -14,7 +14,7 @@ struct Net {
 };
 
 Net make_net(Device d, uint64_t seed) {
-  Generator gen(seed);
+  Rng gen(seed);
   auto leaf = [&](const Shape& s, double scale) {
     Tensor t = mul(Tensor::randn(s, gen, DType::F64, Device::cpu()), scale).to(d).detach();
     t.set_requires_grad(true);

@@ -7,7 +7,7 @@ using namespace sagan;
 using namespace sagan::cudatest;
 
 TEST_CASE("cuda batch norm statistics, normalize and backward match the cpu", "[cuda][batch_norm]") {
-  Generator gen(61);
+  Rng gen(61);
   const Shape shapes[] = {{3, 5, 7, 3}, {4, 6, 1, 1}, {2, 3, 9, 11}, {5, 2, 33, 31}};
   for (DType dt : float_dtypes()) {
     for (const Shape& s : shapes) {

@@ -19,7 +19,7 @@ int64_t out_size(int64_t n, const Geo& g) { return (n + 2 * g.pad - g.k) / g.str
 }  // namespace
 
 TEST_CASE("cuda conv2d forward matches the cpu", "[cuda][conv2d]") {
-  Generator gen(51);
+  Rng gen(51);
   for (DType dt : float_dtypes()) {
     for (const Geo& g : kGeos) {
       for (bool with_bias : {false, true}) {
@@ -45,7 +45,7 @@ TEST_CASE("cuda conv2d forward matches the cpu", "[cuda][conv2d]") {
 }
 
 TEST_CASE("cuda conv2d backward input and weight match the cpu", "[cuda][conv2d]") {
-  Generator gen(52);
+  Rng gen(52);
   for (DType dt : float_dtypes()) {
     for (const Geo& g : kGeos) {
       INFO(dtype_name(dt) << " x [" << g.B << "," << g.Ci << "," << g.H << "," << g.W << "] w [" << g.Co << "," << g.Ci
@@ -68,7 +68,7 @@ TEST_CASE("cuda conv2d backward input and weight match the cpu", "[cuda][conv2d]
 }
 
 TEST_CASE("cuda conv2d in TF32 stays within 1e-3", "[cuda][conv2d][tf32]") {
-  Generator gen(53);
+  Rng gen(53);
   Tf32Scope on(true);
   Pair x = normal({4, 32, 16, 16}, gen, DType::F32), w = normal({48, 32, 3, 3}, gen, DType::F32, 0.2);
   Pair y = outputs({4, 48, 16, 16}, DType::F32);

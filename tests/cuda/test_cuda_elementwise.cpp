@@ -22,28 +22,28 @@ const UnaryCase kUnary[] = {
     {UnaryOp::AddScalar, 0.7, false}, {UnaryOp::MulScalar, -1.3, false}, {UnaryOp::RDivScalar, 3.0, true},
 };
 
-Pair input(const UnaryCase& c, const Shape& shape, Generator& gen, DType dt) {
+Pair input(const UnaryCase& c, const Shape& shape, Rng& gen, DType dt) {
   return c.positive ? uniform(shape, 0.2, 3.0, gen, dt) : normal(shape, gen, dt, 1.5);
 }
 
 // The views every unary test runs through: dense, permuted, sliced with a
 // step, and broadcast along one dim.
-std::vector<std::pair<const char*, std::function<Pair(const UnaryCase&, Generator&, DType)>>> unary_inputs() {
+std::vector<std::pair<const char*, std::function<Pair(const UnaryCase&, Rng&, DType)>>> unary_inputs() {
   return {
       {"dense (3,5,7)",
-       [](const UnaryCase& c, Generator& g, DType dt) {
+       [](const UnaryCase& c, Rng& g, DType dt) {
          return input(c, {3, 5, 7}, g, dt);
        }},
       {"permuted",
-       [](const UnaryCase& c, Generator& g, DType dt) {
+       [](const UnaryCase& c, Rng& g, DType dt) {
          return view(input(c, {7, 3, 5}, g, dt), [](const Tensor& t) { return t.permute({1, 2, 0}); });
        }},
       {"sliced",
-       [](const UnaryCase& c, Generator& g, DType dt) {
+       [](const UnaryCase& c, Rng& g, DType dt) {
          return view(input(c, {3, 11, 9}, g, dt), [](const Tensor& t) { return t.slice(1, 1, 11, 2).slice(2, 2, 9); });
        }},
       {"broadcast",
-       [](const UnaryCase& c, Generator& g, DType dt) {
+       [](const UnaryCase& c, Rng& g, DType dt) {
          return view(input(c, {3, 1, 7}, g, dt), [](const Tensor& t) { return t.expand({3, 5, 7}); });
        }},
   };
@@ -52,7 +52,7 @@ std::vector<std::pair<const char*, std::function<Pair(const UnaryCase&, Generato
 }  // namespace
 
 TEST_CASE("cuda unary forward matches the cpu for every op and view", "[cuda][elementwise]") {
-  Generator gen(21);
+  Rng gen(21);
   for (DType dt : float_dtypes()) {
     for (const auto& c : kUnary) {
       for (const auto& [what, make] : unary_inputs()) {
@@ -68,7 +68,7 @@ TEST_CASE("cuda unary forward matches the cpu for every op and view", "[cuda][el
 }
 
 TEST_CASE("cuda unary backward matches the cpu for every op and view", "[cuda][elementwise]") {
-  Generator gen(22);
+  Rng gen(22);
   for (DType dt : float_dtypes()) {
     for (const auto& c : kUnary) {
       for (const auto& [what, make] : unary_inputs()) {
@@ -92,7 +92,7 @@ TEST_CASE("cuda unary backward matches the cpu for every op and view", "[cuda][e
 }
 
 TEST_CASE("cuda binary ops broadcast and alias like the cpu", "[cuda][elementwise]") {
-  Generator gen(23);
+  Rng gen(23);
   const BinaryOp ops[] = {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div,
                           BinaryOp::Pow, BinaryOp::Max, BinaryOp::Min};
   for (DType dt : float_dtypes()) {
@@ -131,7 +131,7 @@ TEST_CASE("cuda binary ops broadcast and alias like the cpu", "[cuda][elementwis
 }
 
 TEST_CASE("cuda elementwise kernels cover large and high-rank tensors", "[cuda][elementwise]") {
-  Generator gen(24);
+  Rng gen(24);
   // More elements than one grid-stride pass of the capped grid covers, and 8
   // non-mergeable dims.
   for (DType dt : float_dtypes()) {

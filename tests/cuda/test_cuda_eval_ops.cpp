@@ -15,7 +15,7 @@ struct Leaves {
 };
 
 Leaves make_leaves(Device d, DType dt) {
-  Generator gen(23);
+  Rng gen(23);
   auto leaf = [&](const Shape& s) {
     Tensor t = Tensor::randn(s, gen, DType::F64, Device::cpu()).to(dt).to(d).detach();
     t.set_requires_grad(true);

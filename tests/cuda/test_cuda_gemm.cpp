@@ -10,7 +10,7 @@ using namespace sagan::cudatest;
 namespace {
 
 // A (batch, rows, cols) operand in one of several layouts.
-Pair operand(int layout, int64_t batch, int64_t rows, int64_t cols, Generator& gen, DType dt) {
+Pair operand(int layout, int64_t batch, int64_t rows, int64_t cols, Rng& gen, DType dt) {
   switch (layout) {
     case 0:  // row-major
       return normal({batch, rows, cols}, gen, dt);
@@ -28,7 +28,7 @@ Pair operand(int layout, int64_t batch, int64_t rows, int64_t cols, Generator& g
   }
 }
 
-double run_bmm(int la, int lb, int64_t B, int64_t M, int64_t K, int64_t N, double beta, Generator& gen, DType dt,
+double run_bmm(int la, int lb, int64_t B, int64_t M, int64_t K, int64_t N, double beta, Rng& gen, DType dt,
                bool a_batch_one = false) {
   Pair a = operand(la, a_batch_one ? 1 : B, M, K, gen, dt);
   Pair b = operand(lb, B, K, N, gen, dt);
@@ -53,7 +53,7 @@ double normwise(const Tensor& got, const Tensor& want) {
 }  // namespace
 
 TEST_CASE("cuda bmm matches the cpu for every operand layout", "[cuda][gemm]") {
-  Generator gen(41);
+  Rng gen(41);
   for (DType dt : float_dtypes()) {
     for (int la = 0; la < 5; ++la) {
       for (int lb = 0; lb < 5; ++lb) {
@@ -67,7 +67,7 @@ TEST_CASE("cuda bmm matches the cpu for every operand layout", "[cuda][gemm]") {
 }
 
 TEST_CASE("cuda bmm broadcasts a batch of one and handles edge sizes", "[cuda][gemm]") {
-  Generator gen(42);
+  Rng gen(42);
   for (DType dt : float_dtypes()) {
     INFO(dtype_name(dt));
     REQUIRE(run_bmm(0, 1, 4, 6, 5, 3, 0.0, gen, dt, /*a_batch_one=*/true) <= tol_for(dt));
@@ -89,7 +89,7 @@ TEST_CASE("cuda bmm broadcasts a batch of one and handles edge sizes", "[cuda][g
 }
 
 TEST_CASE("cuda bmm in TF32 stays within 1e-3 and is off by default", "[cuda][gemm][tf32]") {
-  Generator gen(43);
+  Rng gen(43);
   REQUIRE_FALSE(cuda_tf32_enabled());
   Pair a = normal({2, 96, 160}, gen, DType::F32), b = normal({2, 160, 80}, gen, DType::F32);
   Pair out = outputs({2, 96, 80}, DType::F32);

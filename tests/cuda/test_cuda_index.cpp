@@ -6,7 +6,7 @@ using namespace sagan;
 using namespace sagan::cudatest;
 
 TEST_CASE("cuda index_select and index_add match the cpu", "[cuda][index]") {
-  Generator gen(81);
+  Rng gen(81);
   const std::vector<int64_t> rows{4, 0, 6, 4, 4, 2, 6, 1, 3};  // repeats, unsorted
   Tensor idx_c = Tensor::from_vector(rows, {9});
   Tensor idx_g = idx_c.to(dev());

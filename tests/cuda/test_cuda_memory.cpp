@@ -38,7 +38,7 @@ TEST_CASE("cuda fill writes exactly the view, in every dtype", "[cuda][memory]")
 }
 
 TEST_CASE("cuda copy converts every dtype pair across strided and broadcast views", "[cuda][memory]") {
-  Generator gen(11);
+  Rng gen(11);
   const DType all[] = {DType::F64, DType::F32, DType::I64};
   for (DType from : all) {
     for (DType to : all) {
@@ -71,7 +71,7 @@ TEST_CASE("cuda copy converts every dtype pair across strided and broadcast view
 }
 
 TEST_CASE("cuda host and cross-device copies round trip", "[cuda][memory]") {
-  Generator gen(12);
+  Rng gen(12);
   std::vector<double> vals(2 * 3 * 5);
   for (double& x : vals) x = gen.normal();
   for (DType dt : {DType::F64, DType::F32, DType::I64}) {
@@ -102,7 +102,7 @@ TEST_CASE("cuda host and cross-device copies round trip", "[cuda][memory]") {
 }
 
 TEST_CASE("cuda caching allocator makes no cudaMalloc in a repeated step", "[cuda][memory]") {
-  Generator gen(13);
+  Rng gen(13);
   Tensor x = Tensor::randn({4, 3, 9, 9}, gen, DType::F32, dev());
   Tensor w = Tensor::randn({5, 3, 3, 3}, gen, DType::F32, dev());
   Tensor q = Tensor::randn({2, 17, 8}, gen, DType::F32, dev());

@@ -11,7 +11,7 @@ const std::vector<Shape> kShapes{{5, 7}, {1}, {0}, {2049}, {3, 5, 2}, {4095}, {1
 }
 
 TEST_CASE("cuda fused adam matches the cpu over many tensors", "[cuda][optim]") {
-  Generator gen(111);
+  Rng gen(111);
   for (DType dt : float_dtypes()) {
     INFO(dtype_name(dt));
     std::vector<Tensor> pc, pg, gc, gg, mc, mg, vc, vg;
@@ -42,7 +42,7 @@ TEST_CASE("cuda fused adam matches the cpu over many tensors", "[cuda][optim]") 
 }
 
 TEST_CASE("cuda fused ema update matches the cpu over many tensors", "[cuda][optim]") {
-  Generator gen(112);
+  Rng gen(112);
   for (DType dt : float_dtypes()) {
     INFO(dtype_name(dt));
     std::vector<Tensor> ec, eg, pc, pg;

@@ -8,7 +8,7 @@ using namespace sagan;
 using namespace sagan::cudatest;
 
 TEST_CASE("cuda avg and max pooling forward and backward match the cpu", "[cuda][pool]") {
-  Generator gen(71);
+  Rng gen(71);
   const Shape shapes[] = {{2, 3, 7, 9}, {1, 2, 8, 6}, {3, 1, 5, 1}, {2, 2, 33, 65}};
   for (DType dt : float_dtypes()) {
     for (const Shape& s : shapes) {
@@ -45,7 +45,7 @@ TEST_CASE("cuda avg and max pooling forward and backward match the cpu", "[cuda]
 }
 
 TEST_CASE("cuda nearest 2x upsampling forward and backward match the cpu", "[cuda][pool]") {
-  Generator gen(72);
+  Rng gen(72);
   const Shape shapes[] = {{2, 3, 5, 7}, {1, 1, 1, 1}, {3, 2, 16, 9}};
   for (DType dt : float_dtypes()) {
     for (const Shape& s : shapes) {

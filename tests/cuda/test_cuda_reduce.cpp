@@ -20,7 +20,7 @@ void check_sum(const Pair& x, const std::vector<bool>& mask, DType dt) {
 }  // namespace
 
 TEST_CASE("cuda sum over every subset of dims, dense and strided", "[cuda][reduce]") {
-  Generator gen(31);
+  Rng gen(31);
   for (DType dt : float_dtypes()) {
     Pair dense = normal({3, 5, 4, 7}, gen, dt);
     Pair strided = view(normal({7, 3, 9, 5}, gen, dt), [](const Tensor& t) {
@@ -36,7 +36,7 @@ TEST_CASE("cuda sum over every subset of dims, dense and strided", "[cuda][reduc
 }
 
 TEST_CASE("cuda sum takes every launch shape", "[cuda][reduce]") {
-  Generator gen(32);
+  Rng gen(32);
   for (DType dt : float_dtypes()) {
     INFO(dtype_name(dt));
     // thread per output (r <= 32): many outputs, short strided reductions.
@@ -54,7 +54,7 @@ TEST_CASE("cuda sum takes every launch shape", "[cuda][reduce]") {
 }
 
 TEST_CASE("cuda softmax and softmax backward match the cpu", "[cuda][reduce]") {
-  Generator gen(33);
+  Rng gen(33);
   const Shape shapes[] = {{7, 13}, {3, 5, 1000}, {2, 4097}, {1, 1}, {300, 33}};
   for (DType dt : float_dtypes()) {
     for (const Shape& s : shapes) {

@@ -17,7 +17,7 @@ struct Layers {
   std::vector<Tensor> wc, wg, uc, ug, vc, vg;
 };
 
-Layers make_layers(const std::vector<Shape>& shapes, Generator& gen, DType dt) {
+Layers make_layers(const std::vector<Shape>& shapes, Rng& gen, DType dt) {
   Layers l;
   for (const Shape& s : shapes) {
     // Weights as SN layers hold them: (out, in) or (out, in, k, k), viewed
@@ -85,7 +85,7 @@ std::vector<Shape> sagan_like_shapes(int64_t ch) {
 }  // namespace
 
 TEST_CASE("cuda power iteration matches the cpu", "[cuda][spectral_norm]") {
-  Generator gen(101);
+  Rng gen(101);
   const std::vector<Shape> shapes{{5, 7}, {9, 4}, {1, 6}, {6, 1}, {64, 27}, {3, 3}, {7, 5, 3, 3}};
   for (DType dt : float_dtypes()) {
     Layers l = make_layers(shapes, gen, dt);
@@ -94,7 +94,7 @@ TEST_CASE("cuda power iteration matches the cpu", "[cuda][spectral_norm]") {
 }
 
 TEST_CASE("cuda power iteration over many SAGAN-like layers in one call", "[cuda][spectral_norm]") {
-  Generator gen(102);
+  Rng gen(102);
   const std::vector<Shape> shapes = sagan_like_shapes(12);
   REQUIRE(shapes.size() > 48);
   for (DType dt : float_dtypes()) {
@@ -104,7 +104,7 @@ TEST_CASE("cuda power iteration over many SAGAN-like layers in one call", "[cuda
 }
 
 TEST_CASE("cuda power iteration: float32 with strided vectors takes the per-matrix path", "[cuda][spectral_norm]") {
-  Generator gen(103);
+  Rng gen(103);
   const std::vector<Shape> shapes{{5, 7}, {9, 4}};
   const DType dt = DType::F32;
   Layers l = make_layers(shapes, gen, dt);
@@ -118,7 +118,7 @@ TEST_CASE("cuda power iteration: float32 with strided vectors takes the per-matr
 }
 
 TEST_CASE("cuda power iteration matches the cpu on SAGAN-128's layers", "[cuda][spectral_norm_sagan]") {
-  Generator gen(104);
+  Rng gen(104);
   // SAGAN-128 at ch = 64: G 1024 wide at 4x4, conv3x3 up to (1024, 9216),
   // the linear (16384, 128), attention at 128 and 64 channels, D to 1024.
   std::vector<Shape> shapes{{16384, 128}, {3, 64, 3, 3}, {10, 1024}, {1, 1024}};

@@ -5,13 +5,13 @@
 
 namespace sagan::testing {
 
-Tensor randn64(const Shape& shape, Generator& gen, bool requires_grad) {
+Tensor randn64(const Shape& shape, Rng& gen, bool requires_grad) {
   Tensor t = Tensor::randn(shape, gen, DType::F64);
   t.set_requires_grad(requires_grad);
   return t;
 }
 
-Tensor uniform64(const Shape& shape, double lo, double hi, Generator& gen, bool requires_grad) {
+Tensor uniform64(const Shape& shape, double lo, double hi, Rng& gen, bool requires_grad) {
   Tensor t = Tensor::rand(shape, gen, DType::F64);
   {
     NoGradGuard ng;
@@ -26,7 +26,7 @@ GradcheckResult gradcheck(const Fn& f, std::vector<Tensor> inputs, double eps, d
   for (const Tensor& t : inputs)
     SAGAN_CHECK(!t.defined() || t.dtype() != DType::F32, "gradcheck: inputs must be float64 (or int64)");
   Tensor y = f(inputs);
-  Generator gen(seed);
+  Rng gen(seed);
   Tensor w = Tensor::randn(y.shape(), gen, DType::F64);
   for (Tensor& t : inputs)
     if (t.defined() && t.requires_grad()) t.set_grad(Tensor());

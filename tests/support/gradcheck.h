@@ -25,8 +25,8 @@ GradcheckResult gradcheck(const Fn& f, std::vector<Tensor> inputs, double eps = 
                           uint64_t seed = 1234);
 
 // float64 CPU tensor of the given shape, N(0,1) (or uniform in [lo, hi)).
-Tensor randn64(const Shape& shape, Generator& gen, bool requires_grad = true);
-Tensor uniform64(const Shape& shape, double lo, double hi, Generator& gen, bool requires_grad = true);
+Tensor randn64(const Shape& shape, Rng& gen, bool requires_grad = true);
+Tensor uniform64(const Shape& shape, double lo, double hi, Rng& gen, bool requires_grad = true);
 
 // max |a - b| / (atol + rtol |b|) <= 1; message names the worst element.
 struct CloseResult {

@@ -13,7 +13,7 @@ namespace sagan::testing {
 
 class TinyDataset : public data::Dataset {
  public:
-  // Image i is drawn from Generator(i + seed_offset).
+  // Image i is drawn from Rng(i + seed_offset).
   explicit TinyDataset(int64_t n, uint64_t seed_offset = 0) : n_(n), seed_offset_(seed_offset) {}
   std::string name() const override { return "tiny"; }
   int64_t size() const override { return n_; }
@@ -25,7 +25,7 @@ class TinyDataset : public data::Dataset {
     check_index(i);
     data::Example e;
     e.image = io::Image(32, 32, 1);
-    Generator g(static_cast<uint64_t>(i) + seed_offset_);
+    Rng g(static_cast<uint64_t>(i) + seed_offset_);
     for (auto& p : e.image.pixels) p = static_cast<uint8_t>(g.below(256));
     e.label = i % 3;
     return e;

@@ -9,7 +9,7 @@
 
 #include "core/tensor.h"
 
-namespace sagan::eval {
+namespace sagan::quality {
 
 class FeatureNet {
  public:
@@ -29,4 +29,4 @@ class FeatureNet {
   virtual Output embed(const Tensor& images) = 0;
 };
 
-}  // namespace sagan::eval
+}  // namespace sagan::quality

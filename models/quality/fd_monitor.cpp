@@ -1,8 +1,8 @@
-#include "models/eval/fd_monitor.h"
+#include "models/quality/fd_monitor.h"
 
 #include <filesystem>
 
-namespace sagan::eval {
+namespace sagan::quality {
 
 namespace fs = std::filesystem;
 
@@ -55,4 +55,4 @@ double FdMonitor::measure(SaganGenerator& g) {
   return frechet_distance(stats.stats(), reference_, /*warn=*/false).value;
 }
 
-}  // namespace sagan::eval
+}  // namespace sagan::quality

@@ -9,11 +9,11 @@
 #include <string>
 
 #include "models/data/dataset.h"
-#include "models/eval/evaluate.h"
+#include "models/quality/evaluate.h"
 #include "models/generator.h"
 #include "models/train_config.h"
 
-namespace sagan::eval {
+namespace sagan::quality {
 
 class FdMonitor {
  public:
@@ -33,4 +33,4 @@ class FdMonitor {
   GaussianStats reference_;
 };
 
-}  // namespace sagan::eval
+}  // namespace sagan::quality

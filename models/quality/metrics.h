@@ -18,7 +18,7 @@
 
 #include "core/tensor.h"
 
-namespace sagan::eval {
+namespace sagan::quality {
 
 // Row-major (rows, cols) float32 features (or logits) of a set of images.
 struct FeatureMatrix {
@@ -138,4 +138,4 @@ void save_stats(const std::string& path, const StatsFile& f);
 // Errors name the file and the missing or mis-shaped tensor.
 StatsFile load_stats(const std::string& path);
 
-}  // namespace sagan::eval
+}  // namespace sagan::quality

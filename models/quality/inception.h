@@ -32,9 +32,9 @@
 #include <vector>
 
 #include "core/ops_eval.h"
-#include "models/eval/feature_net.h"
+#include "models/quality/feature_net.h"
 
-namespace sagan::eval {
+namespace sagan::quality {
 
 class FidInception : public FeatureNet {
  public:
@@ -114,4 +114,4 @@ class FidInception : public FeatureNet {
   Tensor fc_w_, fc_b_;
 };
 
-}  // namespace sagan::eval
+}  // namespace sagan::quality

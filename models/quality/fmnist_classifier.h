@@ -16,9 +16,9 @@
 #include "core/rng.h"
 #include "layers/batch_norm.h"
 #include "layers/module.h"
-#include "models/eval/feature_net.h"
+#include "models/quality/feature_net.h"
 
-namespace sagan::eval {
+namespace sagan::quality {
 
 class FmnistClassifier : public nn::Module {
  public:
@@ -27,7 +27,7 @@ class FmnistClassifier : public nn::Module {
   static constexpr int64_t kClasses = 10;
 
   // He-normal conv / linear weights from gen; BN starts at identity.
-  explicit FmnistClassifier(Generator& gen);
+  explicit FmnistClassifier(Rng& gen);
 
   struct Output {
     Tensor features;  // (B, 128)
@@ -35,7 +35,7 @@ class FmnistClassifier : public nn::Module {
   };
   // x (B, 1, 28, 28). In training mode BN uses batch statistics and, when
   // dropout > 0, features are dropped with that probability using `gen`.
-  Output forward(const Tensor& x, double dropout = 0.0, Generator* gen = nullptr);
+  Output forward(const Tensor& x, double dropout = 0.0, Rng* gen = nullptr);
 
  protected:
   const char* type_name() const override { return "FmnistClassifier"; }
@@ -52,7 +52,7 @@ class FmnistClassifier : public nn::Module {
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels);
 
 // Where the committed weights live: $SAGAN_FMNIST_WEIGHTS when set, else
-// models/eval/weights/fmnist_cnn.safetensors in the source tree, else the
+// models/quality/weights/fmnist_cnn.safetensors in the source tree, else the
 // installed copy (<prefix>/share/sagan/fmnist_cnn.safetensors).
 std::string default_fmnist_weights();
 
@@ -75,4 +75,4 @@ class FmnistFeatureNet : public FeatureNet {
   Device device_;
 };
 
-}  // namespace sagan::eval
+}  // namespace sagan::quality

@@ -14,12 +14,12 @@
 #include <vector>
 
 #include "models/data/dataset.h"
-#include "models/eval/feature_net.h"
-#include "models/eval/metrics.h"
+#include "models/quality/feature_net.h"
+#include "models/quality/metrics.h"
 #include "models/generator.h"
 #include "models/train_config.h"
 
-namespace sagan::eval {
+namespace sagan::quality {
 
 // Produces images (B, C, H, W) float32 in [-1, 1] on the CPU.
 class ImageSource {
@@ -130,4 +130,4 @@ struct Report {
 // features in a statistics-only reference, no logits) are left out with a note.
 Report compare(const StatsFile& evaluated, const StatsFile& reference, const MetricOptions& opt);
 
-}  // namespace sagan::eval
+}  // namespace sagan::quality

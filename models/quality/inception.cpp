@@ -1,4 +1,4 @@
-#include "models/eval/inception.h"
+#include "models/quality/inception.h"
 
 #include <cmath>
 #include <set>
@@ -6,7 +6,7 @@
 #include "core/io/safetensors.h"
 #include "core/ops.h"
 
-namespace sagan::eval {
+namespace sagan::quality {
 
 namespace {
 // The weights map used while building the network's expected-tensor list.
@@ -232,4 +232,4 @@ FeatureNet::Output FidInception::embed(const Tensor& images) {
   return {r.pool3.to(DType::F32), r.logits.to(DType::F32)};
 }
 
-}  // namespace sagan::eval
+}  // namespace sagan::quality

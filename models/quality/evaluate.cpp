@@ -1,4 +1,4 @@
-#include "models/eval/evaluate.h"
+#include "models/quality/evaluate.h"
 
 #include <algorithm>
 #include <chrono>
@@ -10,11 +10,11 @@
 #include "core/autograd.h"
 #include "core/io/image.h"
 #include "models/checkpoint_file.h"
-#include "models/eval/fmnist_classifier.h"
-#include "models/eval/inception.h"
+#include "models/quality/fmnist_classifier.h"
+#include "models/quality/inception.h"
 #include "models/generator.h"
 
-namespace sagan::eval {
+namespace sagan::quality {
 
 namespace fs = std::filesystem;
 
@@ -90,7 +90,7 @@ class ModelSource : public ImageSource {
   std::string what_;
   int64_t n_;
   uint64_t seed_;
-  Generator zgen_;
+  Rng zgen_;
   Device device_;
   int64_t done_ = 0;
 };
@@ -102,7 +102,7 @@ class CheckpointSource : public ImageSource {
     SAGAN_CHECK(spec.weights == "ema" || spec.weights == "g", "generator: weights must be ema or g, got '{}'",
                 spec.weights);
     const CheckpointFile c = open_checkpoint(spec.checkpoint);
-    Generator init(0);
+    Rng init(0);
     g_ = std::make_unique<SaganGenerator>(c.config.model, init);
     load_network(*g_, c, spec.weights == "ema" ? "G_ema." : "G.");
     g_->to(spec.device);
@@ -133,7 +133,7 @@ class DatasetSource : public ImageSource {
     SAGAN_CHECK(H_ > 0 && W_ > 0, "dataset source: {} has images of varying size; give a resolution", ds_->name());
     order_.resize(static_cast<size_t>(ds_->size()));
     std::iota(order_.begin(), order_.end(), 0);
-    Generator gen(seed);
+    Rng gen(seed);
     for (size_t i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[gen.below(i)]);
     count_ = count == 0 ? ds_->size() : std::min(count, ds_->size());
   }
@@ -446,4 +446,4 @@ std::string Report::json() const {
   return j.dump(2) + "\n";
 }
 
-}  // namespace sagan::eval
+}  // namespace sagan::quality

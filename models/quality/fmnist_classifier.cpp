@@ -1,4 +1,4 @@
-#include "models/eval/fmnist_classifier.h"
+#include "models/quality/fmnist_classifier.h"
 
 #include <cmath>
 #include <cstdlib>
@@ -9,13 +9,13 @@
 #include "core/ops.h"
 #include "core/ops_eval.h"
 
-namespace sagan::eval {
+namespace sagan::quality {
 
 // A bias-free conv kernel or a linear layer: just its parameters, named
 // "weight" (and "bias") like torch.nn.Conv2d / Linear.
 class FmnistClassifier::Dense : public nn::Module {
  public:
-  Dense(const Shape& shape, bool bias, Generator& gen) {
+  Dense(const Shape& shape, bool bias, Rng& gen) {
     int64_t fan_in = 1;
     for (size_t i = 1; i < shape.size(); ++i) fan_in *= shape[i];
     // He-normal: keeps the activation scale through relu layers.
@@ -38,7 +38,7 @@ namespace {
 constexpr int64_t kWidths[5] = {1, 32, 32, 64, 64};
 }
 
-FmnistClassifier::FmnistClassifier(Generator& gen) {
+FmnistClassifier::FmnistClassifier(Rng& gen) {
   for (int i = 0; i < 4; ++i) {
     conv_[i] = register_module(fmt::format("conv{}", i + 1),
                                std::make_shared<Dense>(Shape{kWidths[i + 1], kWidths[i], 3, 3}, false, gen));
@@ -48,7 +48,7 @@ FmnistClassifier::FmnistClassifier(Generator& gen) {
   fc2_ = register_module("fc2", std::make_shared<Dense>(Shape{kClasses, kFeatures}, true, gen));
 }
 
-FmnistClassifier::Output FmnistClassifier::forward(const Tensor& x, double dropout, Generator* gen) {
+FmnistClassifier::Output FmnistClassifier::forward(const Tensor& x, double dropout, Rng* gen) {
   SAGAN_CHECK(x.defined() && x.dim() == 4 && x.size(1) == 1 && x.size(2) == kSide && x.size(3) == kSide,
               "FmnistClassifier: input must be (B, 1, 28, 28), got {}",
               x.defined() ? shape_str(x.shape()) : std::string("undefined"));
@@ -62,7 +62,7 @@ FmnistClassifier::Output FmnistClassifier::forward(const Tensor& x, double dropo
   out.features = relu(linear(h.flatten(1), fc1_->weight(), fc1_->bias()));
   Tensor f = out.features;
   if (is_training() && dropout > 0) {
-    SAGAN_CHECK(gen != nullptr, "FmnistClassifier: dropout needs a Generator");
+    SAGAN_CHECK(gen != nullptr, "FmnistClassifier: dropout needs a Rng");
     std::vector<double> mask(static_cast<size_t>(f.numel()));
     for (double& m : mask) m = gen->uniform() < dropout ? 0.0 : 1.0 / (1.0 - dropout);
     f = mul(f, Tensor::from_vector(mask, f.shape(), f.dtype(), f.device()));
@@ -115,7 +115,7 @@ FmnistFeatureNet::FmnistFeatureNet(const std::string& weights_path, Device devic
               "--fmnist-weights)",
               weights_path);
   io::SafetensorsFile f = io::load_safetensors(weights_path);
-  Generator init(0);
+  Rng init(0);
   model_ = std::make_unique<FmnistClassifier>(init);
   try {
     model_->load_state(std::map<std::string, Tensor>(f.tensors.begin(), f.tensors.end()));
@@ -142,4 +142,4 @@ FeatureNet::Output FmnistFeatureNet::embed(const Tensor& images) {
   return {o.features, o.logits};
 }
 
-}  // namespace sagan::eval
+}  // namespace sagan::quality

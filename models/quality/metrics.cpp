@@ -1,4 +1,4 @@
-#include "models/eval/metrics.h"
+#include "models/quality/metrics.h"
 
 // Eigen's AVX-512 packet code trips GCC 12's maybe-uninitialized (a known
 // false positive), as in kernels/cpu/conv2d.cpp.
@@ -13,7 +13,7 @@
 #include "core/io/safetensors.h"
 #include "core/rng.h"
 
-namespace sagan::eval {
+namespace sagan::quality {
 
 namespace {
 using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -240,7 +240,7 @@ double mmd2_of(const MatD& x, const MatD& y) {
 }
 
 // m distinct indices in [0, n): a partial Fisher-Yates shuffle.
-std::vector<int64_t> sample_without_replacement(int64_t n, int64_t m, Generator& gen) {
+std::vector<int64_t> sample_without_replacement(int64_t n, int64_t m, Rng& gen) {
   std::vector<int64_t> p(static_cast<size_t>(n));
   std::iota(p.begin(), p.end(), 0);
   for (int64_t i = 0; i < m; ++i) {
@@ -270,7 +270,7 @@ KidResult kernel_inception_distance(const FeatureMatrix& x, const FeatureMatrix&
   if (do_warn && m < subset_size)
     warn(fmt::format("kid: subsets of {} samples requested but the sets have {} and {}; using {}", subset_size, x.rows,
                      y.rows, m));
-  Generator gen(seed);
+  Rng gen(seed);
   std::vector<double> v;
   for (int64_t s = 0; s < subsets; ++s) {
     MatD xs = gather_rows(x, sample_without_replacement(x.rows, m, gen));
@@ -474,4 +474,4 @@ StatsFile load_stats(const std::string& path) {
   return f;
 }
 
-}  // namespace sagan::eval
+}  // namespace sagan::quality
