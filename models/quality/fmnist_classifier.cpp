@@ -98,10 +98,15 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
 
 std::string default_fmnist_weights() {
   if (const char* env = std::getenv("SAGAN_FMNIST_WEIGHTS"); env && *env) return env;
-  // The source tree (__FILE__ is the absolute path CMake compiled this file
-  // from), then the installed copy; the source path names the file in errors.
+  // The source tree (an absolute path from CMake: __FILE__ is relative under
+  // ccache's base_dir), then the installed copy; the source path names the
+  // file in errors.
+#ifdef SAGAN_SOURCE_WEIGHTS_DIR
+  const std::string in_tree = std::string(SAGAN_SOURCE_WEIGHTS_DIR) + "/fmnist_cnn.safetensors";
+#else
   const std::string in_tree =
       (std::filesystem::path(__FILE__).parent_path() / "weights" / "fmnist_cnn.safetensors").string();
+#endif
 #ifdef SAGAN_INSTALLED_DATA_DIR
   const std::string installed = std::string(SAGAN_INSTALLED_DATA_DIR) + "/fmnist_cnn.safetensors";
   if (!std::filesystem::exists(in_tree) && std::filesystem::exists(installed)) return installed;
