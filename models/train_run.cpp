@@ -135,8 +135,10 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
   Tensor fixed_y = K > 0 ? Tensor::from_vector(ys, {rows * cols}) : Tensor();
 
   auto save_samples = [&]() {
-    Tensor imgs = trainer.sample(fixed_z, fixed_y);
-    io::save_image_grid((run / "samples" / fmt::format("step_{:08}.png", trainer.step_count())).string(), imgs, cols);
+    io::Image grid = io::make_image_grid(trainer.sample(fixed_z, fixed_y), cols);
+    io::write_png((run / "samples" / fmt::format("step_{:08}.png", trainer.step_count())).string(), grid);
+    tb.add_image("samples", grid, trainer.step_count());  // the same grid in TensorBoard's Images tab
+    tb.flush();
   };
   auto save_ckpt = [&]() {
     trainer.save_checkpoint(

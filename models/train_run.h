@@ -6,7 +6,8 @@
 // <run_dir>/checkpoints/step_%08d.safetensors   the last keep_checkpoints
 // <run_dir>/samples/step_%08d.png       EMA-generator grids, fixed z and classes
 // <run_dir>/metrics.csv                   one row every log_every steps
-// <run_dir>/tb/events.out.tfevents.*      the same scalars for TensorBoard
+// <run_dir>/tb/events.out.tfevents.*      the same scalars for TensorBoard, and each sample
+//                                          grid as the image summary "samples"
 // <run_dir>/fd_reference.safetensors      with --fd-every: the real images' FD statistics
 //                                          (metrics.csv then has an "fd" column, blank between measurements)
 #pragma once

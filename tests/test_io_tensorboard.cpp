@@ -1,131 +1,19 @@
-// TensorBoard event files: CRC32C known answers and a reader, written here
-// independently of the writer, that checks framing, CRCs and Event fields.
+// TensorBoard event files: CRC32C known answers, and the writer's files read
+// back by an independent reader (tests/support/tensorboard_events.h) that
+// checks framing, CRCs and Event fields.
 #include <catch2/catch.hpp>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 
 #include "core/io/atomic_file.h"
+#include "core/io/image.h"
 #include "core/io/tensorboard.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/tensorboard_events.h"
 
 using namespace sagan;
 using namespace sagan::testing;
 namespace fs = std::filesystem;
-
-namespace {
-// Bitwise CRC-32C, a second implementation to check the table-driven one.
-uint32_t crc32c_bitwise(const std::string& s) {
-  uint32_t c = 0xFFFFFFFFu;
-  for (unsigned char b : s) {
-    c ^= b;
-    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
-  }
-  return ~c;
-}
-uint32_t unmask(uint32_t m) {
-  uint32_t r = m - 0xA282EAD8u;
-  return (r >> 17) | (r << 15);
-}
-
-struct Event {
-  double wall_time = 0;
-  int64_t step = 0;
-  std::string file_version;
-  std::vector<std::pair<std::string, float>> values;
-};
-
-struct Cursor {
-  const std::string& s;
-  size_t pos = 0;
-  uint64_t varint() {
-    uint64_t v = 0;
-    for (int shift = 0;; shift += 7) {
-      REQUIRE(pos < s.size());
-      uint8_t b = static_cast<uint8_t>(s[pos++]);
-      v |= static_cast<uint64_t>(b & 0x7F) << shift;
-      if (!(b & 0x80)) return v;
-    }
-  }
-  std::string bytes(size_t n) {
-    REQUIRE(pos + n <= s.size());
-    std::string out = s.substr(pos, n);
-    pos += n;
-    return out;
-  }
-};
-
-std::pair<std::string, float> parse_value(const std::string& msg) {
-  Cursor c{msg};
-  std::pair<std::string, float> out;
-  while (c.pos < msg.size()) {
-    uint64_t key = c.varint();
-    if (key == (1 << 3 | 2)) {
-      out.first = c.bytes(c.varint());
-    } else {
-      REQUIRE(key == (2 << 3 | 5));  // simple_value, fixed32
-      std::string b = c.bytes(4);
-      std::memcpy(&out.second, b.data(), 4);
-    }
-  }
-  return out;
-}
-
-Event parse_event(const std::string& msg) {
-  Cursor c{msg};
-  Event e;
-  while (c.pos < msg.size()) {
-    uint64_t key = c.varint();
-    switch (key) {
-      case 1 << 3 | 1: {
-        std::string b = c.bytes(8);
-        std::memcpy(&e.wall_time, b.data(), 8);
-        break;
-      }
-      case 2 << 3 | 0:
-        e.step = static_cast<int64_t>(c.varint());
-        break;
-      case 3 << 3 | 2:
-        e.file_version = c.bytes(c.varint());
-        break;
-      case 5 << 3 | 2: {
-        std::string summary = c.bytes(c.varint());
-        Cursor s{summary};
-        while (s.pos < summary.size()) {
-          REQUIRE(s.varint() == (1 << 3 | 2));
-          e.values.push_back(parse_value(s.bytes(s.varint())));
-        }
-        break;
-      }
-      default:
-        FAIL("unexpected Event field key " << key);
-    }
-  }
-  return e;
-}
-
-std::vector<Event> read_events(const std::string& path) {
-  std::vector<uint8_t> raw = io::read_file(path);
-  std::string s(raw.begin(), raw.end());
-  std::vector<Event> out;
-  size_t pos = 0;
-  while (pos < s.size()) {
-    REQUIRE(pos + 12 <= s.size());
-    uint64_t len;
-    uint32_t len_crc, data_crc;
-    std::memcpy(&len, s.data() + pos, 8);
-    std::memcpy(&len_crc, s.data() + pos + 8, 4);
-    CHECK(unmask(len_crc) == crc32c_bitwise(s.substr(pos, 8)));
-    REQUIRE(pos + 12 + len + 4 <= s.size());
-    std::string payload = s.substr(pos + 12, len);
-    std::memcpy(&data_crc, s.data() + pos + 12 + len, 4);
-    CHECK(unmask(data_crc) == crc32c_bitwise(payload));
-    out.push_back(parse_event(payload));
-    pos += 12 + len + 4;
-  }
-  return out;
-}
-}  // namespace
 
 TEST_CASE("crc32c known answers and masking", "[io][io_tensorboard]") {
   CHECK(io::crc32c("123456789", 9) == 0xE3069283u);
@@ -185,6 +73,53 @@ TEST_CASE("SummaryWriter event files parse back to the logged scalars", "[io][io
   CHECK(a.path() != path);
 }
 
+TEST_CASE("SummaryWriter image summaries: framing, fields and PNG round trip", "[io][io_tensorboard]") {
+  TempDir dir;
+  // Odd sizes and every byte value somewhere, so a row-stride or channel mix-up shows.
+  io::Image gray(5, 7, 1), rgb(3, 4, 3);
+  for (size_t i = 0; i < gray.pixels.size(); ++i) gray.pixels[i] = static_cast<uint8_t>(i * 37 % 256);
+  for (size_t i = 0; i < rgb.pixels.size(); ++i) rgb.pixels[i] = static_cast<uint8_t>(255 - i * 11 % 256);
+  std::string path;
+  {
+    io::SummaryWriter w((dir.path / "tb").string());
+    path = w.path();
+    w.add_scalar("loss/D", 0.5f, 10, 2000.0);
+    w.add_image("samples", gray, 10, 2000.25);
+    w.add_image("samples", rgb, 20, 2001.0);
+    w.add_image("attention/G.blocks.3", rgb, 20);
+  }
+  std::vector<Event> ev = read_events(path);  // checks every length and payload CRC
+  REQUIRE(ev.size() == 5);
+  CHECK(ev[1].images.empty());
+  auto check_image = [](const Event& e, const std::string& tag, const io::Image& want) {
+    REQUIRE(e.values.empty());
+    REQUIRE(e.images.size() == 1);
+    const ImageValue& v = e.images[0];
+    CHECK(v.tag == tag);
+    CHECK((v.height == want.height && v.width == want.width));
+    CHECK(v.colorspace == want.channels);  // 1 grayscale, 3 RGB
+    io::Image back = io::decode_png(reinterpret_cast<const uint8_t*>(v.encoded.data()), v.encoded.size(), tag);
+    CHECK((back.height == want.height && back.width == want.width && back.channels == want.channels));
+    CHECK(back.pixels == want.pixels);
+  };
+  check_image(ev[2], "samples", gray);
+  CHECK((ev[2].step == 10 && ev[2].wall_time == 2000.25));
+  check_image(ev[3], "samples", rgb);
+  CHECK(ev[3].step == 20);
+  check_image(ev[4], "attention/G.blocks.3", rgb);
+  CHECK(ev[4].wall_time > 1.6e9);
+}
+
+TEST_CASE("SummaryWriter::add_image refuses other channel counts, naming the tag", "[io][io_tensorboard]") {
+  TempDir dir;
+  io::SummaryWriter w((dir.path / "tb").string());
+  io::Image two(2, 2, 2);
+  REQUIRE_THROWS_WITH(w.add_image("samples", two, 0),
+                      Catch::Contains("add_image") && Catch::Contains("samples") && Catch::Contains("got 2"));
+  w.flush();
+  CHECK(read_events(w.path()).size() == 1);  // nothing half-written after the refusal
+}
+
 TEST_CASE("SummaryWriter errors name the directory", "[io][io_tensorboard]") {
   TempDir dir;
   std::string file = (dir.path / "plain_file").string();
@@ -203,6 +138,17 @@ TEST_CASE("event file interop for Python's tensorboard", "[io][io_tensorboard]")
     w.add_scalar("loss/D", 1.0f / static_cast<float>(step + 1), step * 100);
     w.add_scalar("attention/gamma", 0.01f * static_cast<float>(step), step * 100);
   }
+  // Images the script can predict: pixel (y, x, c) = (y * 16 + x * 3 + c * 50 + step) mod 256.
+  for (int step : {0, 200}) {
+    for (int64_t c : {1, 3}) {
+      io::Image img(6, 10, c);
+      for (int64_t y = 0; y < 6; ++y)
+        for (int64_t x = 0; x < 10; ++x)
+          for (int64_t k = 0; k < c; ++k)
+            img.at(y, x, k) = static_cast<uint8_t>((y * 16 + x * 3 + k * 50 + step) % 256);
+      w.add_image(c == 1 ? "gray" : "samples", img, step);
+    }
+  }
   w.flush();
-  CHECK(read_events(w.path()).size() == 11);
+  CHECK(read_events(w.path()).size() == 15);
 }

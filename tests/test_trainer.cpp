@@ -11,6 +11,7 @@
 #include "models/train_run.h"
 #include "models/trainer.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/tensorboard_events.h"
 #include "tests/support/tiny_dataset.h"
 
 using namespace sagan;
@@ -182,6 +183,24 @@ TEST_CASE("run_training: an interrupted and resumed run logs the same losses", "
   CHECK(a == b);
   CHECK(fs::exists(root / "split" / "samples" / "step_00000004.png"));
   CHECK(latest_checkpoint((root / "split").string()).find("step_00000004") != std::string::npos);
+  // Each sample grid is also a TensorBoard image summary, the same PNG pixels.
+  {
+    std::vector<std::string> event_files;
+    for (auto& e : fs::directory_iterator(root / "straight" / "tb")) event_files.push_back(e.path().string());
+    REQUIRE(event_files.size() == 1);
+    std::vector<int64_t> steps;
+    for (const testing::Event& e : testing::read_events(event_files[0]))
+      for (const testing::ImageValue& v : e.images) {
+        CHECK(v.tag == "samples");
+        steps.push_back(e.step);
+        io::Image png =
+            io::read_image((root / "straight" / "samples" / fmt::format("step_{:08}.png", e.step)).string());
+        io::Image tb = io::decode_png(reinterpret_cast<const uint8_t*>(v.encoded.data()), v.encoded.size(), "tb");
+        CHECK((v.height == png.height && v.width == png.width && v.colorspace == png.channels));
+        CHECK(tb.pixels == png.pixels);
+      }
+    CHECK(steps == std::vector<int64_t>{2, 4});
+  }
   // Starting a new run over an existing one is refused.
   c.steps = 4;
   REQUIRE_THROWS_WITH(run_training(c, quiet), Catch::Contains("already exists"));

@@ -3,7 +3,7 @@
 # Usage: bash tools/setup.sh            (as root, or with sudo available)
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libeigen3-dev libfmt-dev catch2 nlohmann-json3-dev libcli11-dev
-      zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist)
+      zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist libonnx-dev libprotobuf-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

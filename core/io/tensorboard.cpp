@@ -1,4 +1,5 @@
-// TFRecord framing and a minimal protobuf encoder for tensorflow.Event.
+// TFRecord framing and a minimal protobuf encoder for tensorflow.Event
+// (scalar and image summaries).
 #include "core/io/tensorboard.h"
 
 #include <fcntl.h>
@@ -127,6 +128,31 @@ void SummaryWriter::add_scalar(const std::string& tag, float value, int64_t step
   std::string v;
   put_bytes(v, 1, tag);
   put_fixed(v, 2, value);
+  std::string summary;
+  put_bytes(summary, 1, v);
+  std::string e = event_header(wall_time < 0 ? now_seconds() : wall_time, step);
+  put_bytes(e, 5, summary);
+  write_record(e);
+}
+
+void SummaryWriter::add_image(const std::string& tag, const Image& image, int64_t step, double wall_time) {
+  SAGAN_CHECK(image.channels == 1 || image.channels == 3,
+              "SummaryWriter::add_image '{}': images must have 1 or 3 channels, got {}", tag, image.channels);
+  // Summary.Image { int32 height = 1; int32 width = 2; int32 colorspace = 3;
+  // bytes encoded_image_string = 4; }  colorspace: 1 grayscale, 3 RGB.
+  std::vector<uint8_t> png = encode_png(image, fmt::format("{} (TensorBoard image '{}')", path_, tag));
+  std::string img;
+  put_key(img, 1, 0);
+  put_varint(img, static_cast<uint64_t>(image.height));
+  put_key(img, 2, 0);
+  put_varint(img, static_cast<uint64_t>(image.width));
+  put_key(img, 3, 0);
+  put_varint(img, static_cast<uint64_t>(image.channels));
+  put_bytes(img, 4, std::string(png.begin(), png.end()));
+  // Summary { repeated Value value = 1; }  Value { string tag = 1; Image image = 4; }
+  std::string v;
+  put_bytes(v, 1, tag);
+  put_bytes(v, 4, img);
   std::string summary;
   put_bytes(summary, 1, v);
   std::string e = event_header(wall_time < 0 ? now_seconds() : wall_time, step);

@@ -2,11 +2,15 @@
 // TFRecords (uint64 length, masked CRC32C of the length, payload, masked
 // CRC32C of the payload), each payload a hand-encoded tensorflow.Event. The
 // first record carries file_version "brain.Event:2"; each scalar is an Event
-// with wall_time, step and a Summary holding one {tag, simple_value}.
+// with wall_time, step and a Summary holding one {tag, simple_value}; each
+// image an Event whose Summary holds one {tag, Image {height, width,
+// colorspace, encoded_image_string = PNG}} (TensorBoard's Images tab).
 #pragma once
 #include <cstdint>
 #include <cstdio>
 #include <string>
+
+#include "core/io/image.h"
 
 namespace sagan::io {
 
@@ -28,6 +32,9 @@ class SummaryWriter {
 
   // wall_time < 0 means now (seconds since the epoch).
   void add_scalar(const std::string& tag, float value, int64_t step, double wall_time = -1.0);
+  // An 8-bit gray (C = 1) or RGB (C = 3) image, stored PNG-encoded: sample
+  // grids, attention-map figures (make_image_grid, models/attention_maps.h).
+  void add_image(const std::string& tag, const Image& image, int64_t step, double wall_time = -1.0);
   // Pushes buffered records to the OS so TensorBoard sees them.
   void flush();
   const std::string& path() const { return path_; }

@@ -4,17 +4,20 @@
 The suite never needs Python; this is the manual step that shows files
 written by sagan load in Python's safetensors and tensorboard packages:
 
-    pip install safetensors tensorboard numpy      # into the python3 used here
+    pip install safetensors tensorboard numpy pillow   # into the python3 used here
     mkdir -p /tmp/sagan_interop
     SAGAN_IO_INTEROP_DIR=/tmp/sagan_interop build/<you>/tests/sagan_tests "[io_safetensors],[io_tensorboard]"
     python3 tests/golden/io_interop_check.py /tmp/sagan_interop
 
 The tests "safetensors interop file for Python" and "event file interop for
-Python's tensorboard" write interop.safetensors and tb/events.out.tfevents.*.
+Python's tensorboard" write interop.safetensors and tb/events.out.tfevents.*
+(scalars, and PNG image summaries that Pillow decodes here).
 """
+import io
 import sys
 
 import numpy as np
+from PIL import Image
 from safetensors import safe_open
 from safetensors.numpy import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -48,3 +51,19 @@ for tag, fn in [("loss/D", lambda s: 1.0 / (s + 1)), ("attention/gamma", lambda 
     assert [e.step for e in ev] == [100 * s for s in range(5)], ev
     assert all(abs(e.value - fn(s)) < 1e-6 for s, e in enumerate(ev)), ev
 print("tensorboard: OK, tags", tags, "with 5 scalars each")
+
+images = sorted(ea.Tags()["images"])
+assert images == ["gray", "samples"], images
+for tag, channels in [("gray", 1), ("samples", 3)]:
+    ev = ea.Images(tag)
+    assert [e.step for e in ev] == [0, 200], ev
+    for e in ev:
+        assert (e.height, e.width) == (6, 10), (tag, e.height, e.width)
+        got = np.asarray(Image.open(io.BytesIO(e.encoded_image_string)))
+        y, x, c = np.meshgrid(np.arange(6), np.arange(10), np.arange(channels), indexing="ij")
+        want = ((y * 16 + x * 3 + c * 50 + e.step) % 256).astype(np.uint8)
+        if channels == 1:
+            want = want[:, :, 0]
+        assert got.dtype == np.uint8 and got.shape == want.shape, (tag, got.dtype, got.shape)
+        assert np.array_equal(got, want), (tag, e.step)
+print("tensorboard: OK, image tags", images, "with 2 PNG images each, pixels exact")

@@ -1,0 +1,15 @@
+# onnx_runtime_check (tests/onnx/CMakeLists.txt): the interop models and a
+# sagan-sample comparison, run by tests/golden/onnx_export_check.py.
+file(REMOVE_RECURSE ${WORK_DIR})
+file(MAKE_DIRECTORY ${WORK_DIR})
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed (${rc}): ${ARGN}")
+  endif()
+endfunction()
+set(ENV{SAGAN_ONNX_INTEROP_DIR} ${WORK_DIR})
+run(${TESTS} "onnx export interop files")
+run(${PYTHON} ${SCRIPT} interop ${WORK_DIR})
+run(${PYTHON} ${SCRIPT} sample ${TOOLS} ${WORK_DIR}/conditional/checkpoint.safetensors --truncation 0.8)
+run(${PYTHON} ${SCRIPT} sample ${TOOLS} ${WORK_DIR}/unconditional/checkpoint.safetensors --n 8)
