@@ -200,8 +200,8 @@ Tensor Trainer::sample(const Tensor& z, const Tensor& y) {
   return g_ema_->forward(z.to(device_), y.defined() ? y.to(device_) : Tensor());
 }
 
-io::NamedTensors Trainer::checkpoint_tensors() const {
-  io::NamedTensors out;
+NamedTensors Trainer::checkpoint_tensors() const {
+  NamedTensors out;
   auto add_all = [&](const std::string& prefix, const std::map<std::string, Tensor>& m) {
     for (auto& [k, v] : m) out.emplace_back(prefix + k, v);
   };

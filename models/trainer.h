@@ -59,7 +59,7 @@ class Trainer {
   Tensor sample(const Tensor& z, const Tensor& y);
 
   // Everything needed to continue, as named tensors (checkpoint contents).
-  io::NamedTensors checkpoint_tensors() const;
+  NamedTensors checkpoint_tensors() const;
   void save_checkpoint(const std::string& path) const;  // atomic
   // Restores a checkpoint written by save_checkpoint with the same model
   // config; errors name the file and the tensor.

@@ -166,7 +166,7 @@ int main(int argc, char** argv) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::string cmd;
     for (int i = 0; i < argc; ++i) cmd += (i ? " " : "") + std::string(argv[i]);
-    io::NamedTensors tensors;
+    NamedTensors tensors;
     for (auto& [k, v] : model.state()) tensors.emplace_back(k, v);
     std::filesystem::path op(out);
     if (op.has_parent_path()) std::filesystem::create_directories(op.parent_path());
