@@ -68,9 +68,9 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset)
   }
   g_ema_->eval();
   opt_g_ = std::make_unique<nn::Adam>(g_->named_parameters(),
-                                      nn::AdamOptions{cfg_.lr_g, cfg_.beta1, cfg_.beta2, cfg_.adam_eps});
+                                      AdamOptions{cfg_.lr_g, cfg_.beta1, cfg_.beta2, cfg_.adam_eps});
   opt_d_ = std::make_unique<nn::Adam>(d_->named_parameters(),
-                                      nn::AdamOptions{cfg_.lr_d, cfg_.beta1, cfg_.beta2, cfg_.adam_eps});
+                                      AdamOptions{cfg_.lr_d, cfg_.beta1, cfg_.beta2, cfg_.adam_eps});
 }
 
 void Trainer::set_requires_grad(nn::Module& m, bool on) {
