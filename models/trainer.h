@@ -39,6 +39,9 @@ class Trainer {
  public:
   // cfg.model.num_classes / image_channels are taken from the data set
   // (num_classes = 0 when cfg.unconditional). Models start from cfg.seed.
+  // cfg is checked once, by its reader (run_training calls
+  // TrainConfig::validate before loading data); the networks check their
+  // SaganConfig.
   Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset);
 
   StepStats step();
