@@ -135,6 +135,10 @@ TEST_CASE("the table has one entry per key of config.json", "[config]") {
 
 TEST_CASE("config files round-trip every setting through JSON and TOML", "[config]") {
   const TrainConfig c = unusual_config();
+  for (const TrainOption& o : train_options()) {
+    INFO(o.key << ": give it a value other than its default in unusual_config()");
+    CHECK(o.get(c) != o.get(TrainConfig{}));
+  }
   const TrainConfig j = TrainConfig::from_json(c.to_json(), "c.json");
   require_same_settings(c, j);
   CHECK(j.to_json() == c.to_json());

@@ -27,7 +27,7 @@ void add_options(CLI::App& app, TrainToolOptions& o) {
   app.add_option("--write-config", o.write_config, "Write the settings to FILE (.json or .toml) and exit")
       ->type_name("FILE");
   app.add_option("--resume", o.resume_dir,
-                 "Continue this run from its newest checkpoint; options given with it: docs/training.md")
+                 "Continue this run from its newest checkpoint; options given with it: docs/checkpoints.md")
       ->type_name("DIR");
   o.settings.add_to(app);
   o.settings.group("Output")->add_flag("--quiet", o.quiet, "No progress output");
