@@ -212,7 +212,7 @@ TEST_CASE("config files refuse values of the wrong type", "[config]") {
              Catch::Contains("t.toml:1:") && Catch::Contains("not valid TOML"));
 }
 
-TEST_CASE("config files: the extension picks the format in any case, others are refused; a missing file is named",
+TEST_CASE("config files: the extension picks the format in any case, others are refused, a missing file is named",
           "[config]") {
   TempDir dir;
   // neg.JSON once went to the TOML reader, which ignored it and trained with batch 64.

@@ -317,7 +317,7 @@ std::string image_folder(const fs::path& root) {
 }
 }  // namespace
 
-TEST_CASE("run_training --resume applies a new learning rate and records it; refuses another architecture",
+TEST_CASE("run_training --resume applies a new learning rate and records it, and refuses another architecture",
           "[trainer][resume][run]") {
   TempDir root_scope;
   fs::path root = root_scope.path;
