@@ -130,10 +130,9 @@ std::string latest_checkpoint(const std::string& run_dir) {
 std::string run_training(TrainConfig cfg, const RunOptions& opt) {
   const bool resume = !opt.resume_dir.empty();
   std::string ckpt;
-  ConfigSources sources = opt.given;
+  ConfigSources sources = resume ? ConfigSources{} : opt.given;
   std::vector<ConfigChange> changes;
   if (resume) {
-    sources = {};
     cfg = resumed_config(cfg, opt, sources, changes);
     ckpt = latest_checkpoint(opt.resume_dir);
     SAGAN_CHECK(!ckpt.empty(), "--resume {}: no checkpoint in {}/checkpoints", opt.resume_dir, opt.resume_dir);
