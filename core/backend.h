@@ -14,6 +14,7 @@
 #include <optional>
 #include <vector>
 
+#include "core/adam_options.h"
 #include "core/tensor.h"
 
 namespace sagan {
@@ -44,8 +45,8 @@ struct Conv2dGeom {
   int64_t stride = 1, pad = 0;
 };
 
-struct AdamHyper {
-  double lr = 1e-4, beta1 = 0.0, beta2 = 0.9, eps = 1e-8;
+// What an adam_update kernel needs: the optimiser's settings and its step.
+struct AdamHyper : AdamOptions {
   int64_t step = 1;  // 1-based, for bias correction
 };
 

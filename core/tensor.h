@@ -5,6 +5,7 @@
 #include <iosfwd>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/shape.h"
@@ -128,5 +129,9 @@ struct TensorImpl {
 
 // Builds a view of t's storage with the given geometry; no autograd.
 Tensor make_view(const Tensor& t, Shape shape, Shape strides, int64_t offset);
+
+// Tensors with names, in order: a module's parameters, a checkpoint's or a
+// safetensors file's contents.
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 }  // namespace sagan

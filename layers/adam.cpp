@@ -21,7 +21,7 @@ Adam::Adam(NamedTensors params, AdamOptions options) : params_(std::move(params)
 
 void Adam::step() {
   ++step_;
-  AdamHyper h{opt_.lr, opt_.beta1, opt_.beta2, opt_.eps, step_};
+  AdamHyper h{opt_, step_};
   // Group by (device, dtype): one backend call each.
   std::vector<bool> done(params_.size(), false);
   for (size_t first = 0; first < params_.size(); ++first) {

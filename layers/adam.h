@@ -9,14 +9,11 @@
 #include <map>
 #include <string>
 
+#include "core/adam_options.h"
 #include "core/backend.h"
 #include "layers/module.h"
 
 namespace sagan::nn {
-
-struct AdamOptions {
-  double lr = 1e-4, beta1 = 0.0, beta2 = 0.9, eps = 1e-8;  // SAGAN's TTUR G defaults
-};
 
 class Adam {
  public:

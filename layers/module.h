@@ -14,7 +14,6 @@
 
 namespace sagan::nn {
 
-using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 class SpectralNormed;
 
 class Module {

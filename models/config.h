@@ -14,11 +14,20 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
 
 namespace sagan {
+
+// An invalid setting: the key it is read under and what is wrong with its
+// value. Messages put the place it was given in front ("my.toml: model.ch",
+// "--ch").
+struct ConfigProblem {
+  std::string key;
+  std::string text;
+};
 
 struct SaganConfig {
   int64_t resolution = 32;  // power of two >= 32
@@ -86,35 +95,15 @@ struct SaganConfig {
     return out;
   }
 
-  // Throws sagan::Error naming the option and the offending value.
+  // The first invalid setting, or nullopt: `key` is the field's name
+  // ("ch", "g_attn_res"), `text` what is wrong with it ("must be positive,
+  // got -1"). The one place SaganConfig is checked: validate() throws it,
+  // TrainConfig::validate reports it under the config file's key or option.
+  std::optional<ConfigProblem> problem() const;
+
+  // Throws sagan::Error "SaganConfig: <key>: <what is wrong>".
   void validate() const {
-    SAGAN_CHECK(resolution >= 32 && (resolution & (resolution - 1)) == 0,
-                "SaganConfig: resolution must be a power of two >= 32, got {}", resolution);
-    SAGAN_CHECK(ch > 0, "SaganConfig: ch must be positive, got {}", ch);
-    SAGAN_CHECK(z_dim > 0, "SaganConfig: z_dim must be positive, got {}", z_dim);
-    SAGAN_CHECK(num_classes >= 0, "SaganConfig: num_classes must be >= 0 (0 = unconditional), got {}", num_classes);
-    SAGAN_CHECK(image_channels > 0, "SaganConfig: image_channels must be positive, got {}", image_channels);
-    std::vector<int64_t> gres = g_block_res(), gw = g_widths();
-    std::vector<int64_t> ga = g_attention(), da = d_attention();
-    for (int64_t r : ga) {
-      auto it = std::find(gres.begin(), gres.end(), r);
-      SAGAN_CHECK(it != gres.end(),
-                  "SaganConfig: g_attn_res {} is not a resolution the generator's blocks produce ({})", r,
-                  fmt::join(gres, ", "));
-      SAGAN_CHECK(std::count(ga.begin(), ga.end(), r) == 1, "SaganConfig: g_attn_res lists {} twice", r);
-      check_attn_channels("g_attn_res", r, gw[static_cast<size_t>(it - gres.begin()) + 1]);
-    }
-    std::vector<DBlockSpec> db = d_blocks();
-    std::vector<int64_t> dres;
-    for (auto& b : db) dres.push_back(b.out_res);
-    for (int64_t r : da) {
-      auto it = std::find(dres.begin(), dres.end(), r);
-      SAGAN_CHECK(it != dres.end(),
-                  "SaganConfig: d_attn_res {} is not a resolution the discriminator's blocks produce ({})", r,
-                  fmt::join(dres, ", "));
-      SAGAN_CHECK(std::count(da.begin(), da.end(), r) == 1, "SaganConfig: d_attn_res lists {} twice", r);
-      check_attn_channels("d_attn_res", r, db[static_cast<size_t>(it - dres.begin())].out);
-    }
+    if (auto p = problem()) SAGAN_FAIL("SaganConfig: {}: {}", p->key, p->text);
   }
 
  private:
@@ -123,12 +112,7 @@ struct SaganConfig {
     while ((int64_t{1} << n) < resolution) ++n;
     return n;
   }
-  void check_attn_channels(const char* option, int64_t res, int64_t channels) const {
-    SAGAN_CHECK(channels % 8 == 0,
-                "SaganConfig: {} {}: self-attention needs channels divisible by 8, the block has {} (ch = {})", option,
-                res, channels, ch);
-    if (pooled_attention) SAGAN_CHECK(res >= 2, "SaganConfig: {} {}: pooled attention needs at least 2x2", option, res);
-  }
+  std::optional<std::string> attn_channels_problem(int64_t res, int64_t channels) const;
 };
 
 }  // namespace sagan

@@ -1,194 +1,371 @@
+// TrainConfig from and to JSON and TOML, validation and --resume's rules,
+// all driven by the table in models/train_options.cpp.
+//
+// Files are read strictly: both formats become one tree (nlohmann::json;
+// TOML through toml++) that is walked against the table, so a key the table
+// does not have, a value of the wrong type, a duplicate key or a syntax
+// error is an error naming the file and the key.
 #include "models/train_config.h"
 
+#include <toml++/toml.h>
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
-#include "core/dtype.h"
+#include "core/io/atomic_file.h"
+#include "models/train_options.h"
 
 namespace sagan {
 
-void TrainConfig::validate() const {
-  SAGAN_CHECK(dataset == "fashion-mnist" || dataset == "cifar10" || dataset == "folder",
-              "--dataset: '{}' is not one of fashion-mnist, cifar10, folder", dataset);
-  SAGAN_CHECK(dataset != "folder" || !data_path.empty(),
-              "--dataset folder needs --data PATH (a folder of class sub-folders)");
-  SAGAN_CHECK(dataset != "cifar10" || !data_path.empty(),
-              "--dataset cifar10 needs --data PATH (the folder holding data_batch_1.bin ... test_batch.bin)");
-  SAGAN_CHECK(batch_size > 0, "--batch-size must be positive, got {}", batch_size);
-  SAGAN_CHECK(steps > 0, "--steps must be positive, got {}", steps);
-  SAGAN_CHECK(n_dis > 0, "--n-dis must be positive, got {}", n_dis);
-  SAGAN_CHECK(lr_g > 0 && lr_d > 0, "--lr-g and --lr-d must be positive, got {} and {}", lr_g, lr_d);
-  SAGAN_CHECK(beta1 >= 0 && beta1 < 1, "--beta1 must be in [0, 1), got {}", beta1);
-  SAGAN_CHECK(beta2 >= 0 && beta2 < 1, "--beta2 must be in [0, 1), got {}", beta2);
-  SAGAN_CHECK(adam_eps > 0, "--adam-eps must be positive, got {}", adam_eps);
-  SAGAN_CHECK(ema_decay >= 0 && ema_decay < 1, "--ema-decay must be in [0, 1), got {}", ema_decay);
-  SAGAN_CHECK(ema_start >= 0, "--ema-start must be >= 0, got {}", ema_start);
-  SAGAN_CHECK(grad_clip >= 0, "--grad-clip must be >= 0 (0 = off), got {}", grad_clip);
-  SAGAN_CHECK(log_every > 0, "--log-every must be positive, got {}", log_every);
-  SAGAN_CHECK(sample_every > 0, "--sample-every must be positive, got {}", sample_every);
-  SAGAN_CHECK(checkpoint_every > 0, "--checkpoint-every must be positive, got {}", checkpoint_every);
-  SAGAN_CHECK(keep_checkpoints > 0, "--keep-checkpoints must be positive, got {}", keep_checkpoints);
-  SAGAN_CHECK(sample_per_class > 0, "--sample-per-class must be positive, got {}", sample_per_class);
-  SAGAN_CHECK(fd_every >= 0, "--fd-every must be >= 0 (0 = off), got {}", fd_every);
-  SAGAN_CHECK(fd_every % log_every == 0,
-              "--fd-every ({}) must be a multiple of --log-every ({}): FD is logged on log rows", fd_every, log_every);
-  SAGAN_CHECK(fd_every == 0 || fd_samples >= 2, "--fd-samples must be >= 2, got {}", fd_samples);
-  SAGAN_CHECK(fd_features == "auto" || fd_features == "fmnist" || fd_features == "inception",
-              "--fd-features: '{}' is not one of auto, fmnist, inception", fd_features);
-  SAGAN_CHECK(fd_every == 0 || fd_features == "fmnist" || !fd_weights.empty() ||
-                  (fd_features == "auto" && dataset == "fashion-mnist"),
-              "--fd-every on {} uses Inception features: give --fd-weights FILE (tools/convert_fid_inception.py, "
-              "docs/evaluation.md) or --fd-features fmnist",
-              dataset);
-  Device::parse(device == "auto" ? "cpu" : device);  // throws naming the string
-  model.validate();
-}
-
-namespace {
+namespace fs = std::filesystem;
 using nlohmann::json;
 
-json model_json(const SaganConfig& m) {
-  json j = {{"resolution", m.resolution},
-            {"ch", m.ch},
-            {"z_dim", m.z_dim},
-            {"num_classes", m.num_classes},
-            {"pooled_attention", m.pooled_attention},
-            {"image_channels", m.image_channels}};
-  j["g_attn_res"] = m.g_attention();
-  j["d_attn_res"] = m.d_attention();
-  return j;
+// ---------------------------------------------------------------- naming
+
+namespace {
+// The option's first name without CLI11's "!": "--hflip,!--no-hflip" -> "--hflip".
+std::string primary_flag(const TrainOption& o) {
+  std::string f = o.flag.substr(0, o.flag.find(','));
+  return !f.empty() && f[0] == '!' ? f.substr(1) : f;
 }
 }  // namespace
 
-std::string TrainConfig::to_json() const {
-  json j = {{"model", model_json(model)},
-            {"unconditional", unconditional},
-            {"dataset", dataset},
-            {"data_path", data_path},
-            {"hflip", hflip},
-            {"batch_size", batch_size},
-            {"steps", steps},
-            {"n_dis", n_dis},
-            {"lr_g", lr_g},
-            {"lr_d", lr_d},
-            {"beta1", beta1},
-            {"beta2", beta2},
-            {"adam_eps", adam_eps},
-            {"ema_decay", ema_decay},
-            {"ema_start", ema_start},
-            {"grad_clip", grad_clip},
-            {"seed", seed},
-            {"device", device},
-            {"run_dir", run_dir},
-            {"log_every", log_every},
-            {"sample_every", sample_every},
-            {"checkpoint_every", checkpoint_every},
-            {"keep_checkpoints", keep_checkpoints},
-            {"sample_per_class", sample_per_class},
-            {"fd_every", fd_every},
-            {"fd_samples", fd_samples},
-            {"fd_features", fd_features},
-            {"fd_weights", fd_weights}};
-  return j.dump(2) + "\n";
+std::string ConfigSources::where(const std::string& key) const {
+  auto it = by_key.find(key);
+  if (it != by_key.end()) return it->second.file.empty() ? it->second.flag : it->second.file + ": " + key;
+  const TrainOption* o = find_train_option(key);
+  return o && !o->flag.empty() ? primary_flag(*o) : key;
+}
+
+std::string ConfigSources::name(const std::string& key) const {
+  auto it = by_key.find(key);
+  if (it != by_key.end() && !it->second.file.empty()) return key;
+  return where(key);
+}
+
+void TrainConfig::validate(const ConfigSources& sources) const {
+  for (const TrainOption& o : train_options()) {
+    if (!o.check) continue;
+    const std::string problem = o.check(o.get(*this));
+    SAGAN_CHECK(problem.empty(), "{}: {}", sources.where(o.key), problem);
+  }
+  auto name = [&](const std::string& key) { return sources.name(key); };
+  if (auto p = train_config_problem(*this, name)) SAGAN_FAIL("{}: {}", sources.where(p->key), p->text);
+}
+
+// ---------------------------------------------------------------- values
+
+namespace {
+
+std::string describe(const json& v) {
+  const char* type = v.is_boolean()          ? "boolean"
+                     : v.is_number_integer() ? "integer"
+                     : v.is_number_float()   ? "float"
+                     : v.is_string()         ? "string"
+                     : v.is_array()          ? "array"
+                     : v.is_object()         ? "table"
+                                             : "null";
+  std::string text = v.dump();
+  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  return fmt::format("{} {}", type, text);
+}
+
+// A file's value for option o, of o's kind exactly: no number from a
+// string, no integer from a float or a boolean. `where` is "file: key".
+ConfigValue read_value(const json& v, const TrainOption& o, const std::string& where) {
+  auto wrong = [&]() { SAGAN_FAIL("{}: expected {}, got {}", where, kind_name(o.kind), describe(v)); };
+  switch (o.kind) {
+    case ValueKind::Bool:
+      if (!v.is_boolean()) wrong();
+      return v.get<bool>();
+    case ValueKind::Int:
+      if (!v.is_number_integer()) wrong();
+      SAGAN_CHECK(!v.is_number_unsigned() || v.get<uint64_t>() <= uint64_t(std::numeric_limits<int64_t>::max()),
+                  "{}: {} is out of range", where, v.dump());
+      return v.get<int64_t>();
+    case ValueKind::UInt:
+      if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0)) wrong();
+      return v.get<uint64_t>();
+    case ValueKind::Real: {
+      if (!v.is_number()) wrong();
+      const double x = v.get<double>();
+      SAGAN_CHECK(std::isfinite(x), "{}: expected a finite number, got {}", where, x);
+      return x;
+    }
+    case ValueKind::Text:
+      if (!v.is_string()) wrong();
+      return v.get<std::string>();
+    case ValueKind::IntList: {
+      if (!v.is_array()) wrong();
+      std::vector<int64_t> out;
+      for (const json& e : v) {
+        if (!e.is_number_integer() || (e.is_number_unsigned() && e.get<uint64_t>() > uint64_t(INT64_MAX))) wrong();
+        out.push_back(e.get<int64_t>());
+      }
+      return out;
+    }
+  }
+  wrong();
+  return {};
+}
+
+json to_json_value(const ConfigValue& v) {
+  return std::visit([](const auto& x) { return json(x); }, v);
+}
+
+// ---------------------------------------------------------------- unknown keys
+
+std::string squash(const std::string& s) {  // "Batch-Size" -> "batchsize"
+  std::string out;
+  for (char c : s)
+    if (c != '_' && c != '-' && c != '.') out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// " (did you mean batch_size?)" for batchsize_typo, batch-size, ch (model.ch), ...
+std::string suggestion(const std::string& key) {
+  const std::string k = squash(key);
+  const TrainOption* best = nullptr;
+  size_t best_d = 3;  // at most 2 edits, or a shared prefix of 4+ letters
+  for (const TrainOption& o : train_options()) {
+    std::vector<std::string> names = {squash(o.key), squash(o.key.substr(o.key.rfind('.') + 1))};
+    if (!o.flag.empty()) names.push_back(squash(primary_flag(o)));
+    for (const std::string& n : names) {
+      size_t d = edit_distance(k, n);
+      const size_t common = std::min(k.size(), n.size());
+      if (d > 0 && common >= 4 && k.compare(0, common, n, 0, common) == 0) d = std::min<size_t>(d, 2);
+      if (d < best_d) best_d = d, best = &o;
+    }
+  }
+  return best ? fmt::format(" (did you mean {}?)", best->key) : "; sagan-train --write-config FILE lists every key";
+}
+
+bool is_section(const std::string& key) {
+  for (const TrainOption& o : train_options())
+    if (o.key.size() > key.size() && o.key.compare(0, key.size() + 1, key + ".") == 0) return true;
+  return false;
+}
+
+// Applies every setting in `tree` (a JSON object or a converted TOML table).
+void read_tree(const json& tree, const std::string& prefix, const std::string& source, TrainConfig& cfg,
+               ConfigSources* sources) {
+  for (auto& [k, v] : tree.items()) {
+    const std::string key = prefix + k;
+    const TrainOption* o = k.find('.') == std::string::npos ? find_train_option(key) : nullptr;
+    if (o) {
+      o->set(cfg, read_value(v, *o, source + ": " + key));
+      if (sources) sources->from_file(key, source);
+    } else if (k.find('.') == std::string::npos && is_section(key)) {
+      SAGAN_CHECK(v.is_object(), "{}: {}: expected a table of settings ({}.KEY = ...), got {}", source, key, key,
+                  describe(v));
+      read_tree(v, key + ".", source, cfg, sources);
+    } else {
+      SAGAN_FAIL("{}: {}: unknown key{}", source, key, suggestion(key));
+    }
+  }
+}
+
+// ---------------------------------------------------------------- TOML
+
+json toml_tree(const toml::node& n, const std::string& where) {
+  if (const toml::table* t = n.as_table()) {
+    json out = json::object();
+    for (auto&& [k, v] : *t) {
+      const std::string key(k.str());
+      out[key] = toml_tree(v, where.empty() ? key : where + "." + key);
+    }
+    return out;
+  }
+  if (const toml::array* a = n.as_array()) {
+    json out = json::array();
+    for (const toml::node& e : *a) out.push_back(toml_tree(e, where));
+    return out;
+  }
+  if (auto s = n.value_exact<std::string>()) return *s;
+  if (auto i = n.value_exact<int64_t>()) return *i;
+  if (auto f = n.value_exact<double>()) return *f;
+  if (auto b = n.value_exact<bool>()) return *b;
+  SAGAN_FAIL("{}: dates and times are not settings", where);
+}
+
+std::string toml_value(const ConfigValue& v, const std::string& key) {
+  if (auto* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
+  if (auto* u = std::get_if<uint64_t>(&v)) {
+    SAGAN_CHECK(*u <= uint64_t(INT64_MAX), "{}: {} does not fit a TOML integer (at most 2^63 - 1)", key, *u);
+    return fmt::format("{}", *u);
+  }
+  if (auto* d = std::get_if<double>(&v)) {
+    std::string s = fmt::format("{}", *d);                        // shortest text that reads back exactly
+    if (s.find_first_of(".eEn") == std::string::npos) s += ".0";  // TOML floats need a point or an exponent
+    return s;
+  }
+  if (auto* s = std::get_if<std::string>(&v)) {
+    std::ostringstream os;
+    os << toml::value<std::string>(*s);  // toml++ quotes and escapes
+    return os.str();
+  }
+  return value_text(v);  // integers, [16, 32]
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  SAGAN_CHECK(in.good(), "{}: cannot read the config file", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  SAGAN_CHECK(!in.bad(), "{}: cannot read the config file", path);
+  return ss.str();
+}
+
+enum class Format { Json, Toml };
+Format format_of(const std::string& path) {
+  std::string ext = fs::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (ext == ".json") return Format::Json;
+  if (ext == ".toml") return Format::Toml;
+  SAGAN_FAIL("{}: a config file must end in .json or .toml, not '{}'", path, fs::path(path).extension().string());
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- reading
+
+void read_json_config(const std::string& text, const std::string& source, TrainConfig& cfg, ConfigSources* sources) {
+  // nlohmann keeps the last of duplicate keys; the parser callback refuses them.
+  std::vector<std::set<std::string>> open_objects;
+  std::string duplicate;
+  auto refuse_duplicates = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) open_objects.emplace_back();
+    if (event == json::parse_event_t::object_end) open_objects.pop_back();
+    if (event == json::parse_event_t::key && !open_objects.back().insert(parsed.get<std::string>()).second &&
+        duplicate.empty())
+      duplicate = parsed.get<std::string>();
+    return true;
+  };
+  json tree;
+  try {
+    tree = json::parse(text, refuse_duplicates);
+  } catch (const json::exception& e) {
+    SAGAN_FAIL("{}: not valid JSON: {}", source, e.what());
+  }
+  SAGAN_CHECK(duplicate.empty(), "{}: {}: the key is given twice", source, duplicate);
+  SAGAN_CHECK(tree.is_object(), "{}: expected a JSON object of settings, got {}", source, describe(tree));
+  read_tree(tree, "", source, cfg, sources);
+}
+
+void read_toml_config(const std::string& text, const std::string& source, TrainConfig& cfg, ConfigSources* sources) {
+  toml::table doc;
+  try {
+    doc = toml::parse(text, std::string_view(source));
+  } catch (const toml::parse_error& e) {
+    SAGAN_FAIL("{}:{}:{}: not valid TOML: {}", source, e.source().begin.line, e.source().begin.column, e.description());
+  }
+  read_tree(toml_tree(doc, ""), "", source, cfg, sources);
 }
 
 TrainConfig TrainConfig::from_json(const std::string& text, const std::string& source) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const std::exception& e) {
-    SAGAN_FAIL("{}: not valid JSON: {}", source, e.what());
-  }
-  SAGAN_CHECK(j.is_object(), "{}: expected a JSON object", source);
   TrainConfig c;
-  auto get = [&](const json& obj, const char* key, auto& field, const std::string& where) {
-    if (!obj.contains(key)) return;
-    try {
-      obj.at(key).get_to(field);
-    } catch (const std::exception& e) {
-      SAGAN_FAIL("{}: key '{}{}' has the wrong type: {}", source, where, key, e.what());
-    }
-  };
-  static const std::set<std::string> top = {"model",
-                                            "unconditional",
-                                            "dataset",
-                                            "data_path",
-                                            "hflip",
-                                            "batch_size",
-                                            "steps",
-                                            "n_dis",
-                                            "lr_g",
-                                            "lr_d",
-                                            "beta1",
-                                            "beta2",
-                                            "adam_eps",
-                                            "ema_decay",
-                                            "ema_start",
-                                            "grad_clip",
-                                            "seed",
-                                            "device",
-                                            "run_dir",
-                                            "log_every",
-                                            "sample_every",
-                                            "checkpoint_every",
-                                            "keep_checkpoints",
-                                            "sample_per_class",
-                                            "fd_every",
-                                            "fd_samples",
-                                            "fd_features",
-                                            "fd_weights"};
-  for (auto& [k, v] : j.items()) SAGAN_CHECK(top.count(k), "{}: unknown key '{}'", source, k);
-  if (j.contains("model")) {
-    const json& m = j["model"];
-    SAGAN_CHECK(m.is_object(), "{}: 'model' must be an object", source);
-    static const std::set<std::string> mk = {
-        "resolution", "ch", "z_dim", "num_classes", "pooled_attention", "image_channels", "g_attn_res", "d_attn_res"};
-    for (auto& [k, v] : m.items()) SAGAN_CHECK(mk.count(k), "{}: unknown key 'model.{}'", source, k);
-    get(m, "resolution", c.model.resolution, "model.");
-    get(m, "ch", c.model.ch, "model.");
-    get(m, "z_dim", c.model.z_dim, "model.");
-    get(m, "num_classes", c.model.num_classes, "model.");
-    get(m, "pooled_attention", c.model.pooled_attention, "model.");
-    get(m, "image_channels", c.model.image_channels, "model.");
-    if (m.contains("g_attn_res")) {
-      std::vector<int64_t> v;
-      get(m, "g_attn_res", v, "model.");
-      c.model.g_attn_res = v;
-    }
-    if (m.contains("d_attn_res")) {
-      std::vector<int64_t> v;
-      get(m, "d_attn_res", v, "model.");
-      c.model.d_attn_res = v;
-    }
-  }
-  get(j, "unconditional", c.unconditional, "");
-  get(j, "dataset", c.dataset, "");
-  get(j, "data_path", c.data_path, "");
-  get(j, "hflip", c.hflip, "");
-  get(j, "batch_size", c.batch_size, "");
-  get(j, "steps", c.steps, "");
-  get(j, "n_dis", c.n_dis, "");
-  get(j, "lr_g", c.lr_g, "");
-  get(j, "lr_d", c.lr_d, "");
-  get(j, "beta1", c.beta1, "");
-  get(j, "beta2", c.beta2, "");
-  get(j, "adam_eps", c.adam_eps, "");
-  get(j, "ema_decay", c.ema_decay, "");
-  get(j, "ema_start", c.ema_start, "");
-  get(j, "grad_clip", c.grad_clip, "");
-  get(j, "seed", c.seed, "");
-  get(j, "device", c.device, "");
-  get(j, "run_dir", c.run_dir, "");
-  get(j, "log_every", c.log_every, "");
-  get(j, "sample_every", c.sample_every, "");
-  get(j, "checkpoint_every", c.checkpoint_every, "");
-  get(j, "keep_checkpoints", c.keep_checkpoints, "");
-  get(j, "sample_per_class", c.sample_per_class, "");
-  get(j, "fd_every", c.fd_every, "");
-  get(j, "fd_samples", c.fd_samples, "");
-  get(j, "fd_features", c.fd_features, "");
-  get(j, "fd_weights", c.fd_weights, "");
+  read_json_config(text, source, c, nullptr);
   return c;
+}
+
+TrainConfig TrainConfig::from_toml(const std::string& text, const std::string& source) {
+  TrainConfig c;
+  read_toml_config(text, source, c, nullptr);
+  return c;
+}
+
+void read_config_file(const std::string& path, TrainConfig& cfg, ConfigSources* sources) {
+  const Format format = format_of(path);
+  std::error_code ec;
+  SAGAN_CHECK(fs::exists(path, ec), "{}: no such config file", path);
+  SAGAN_CHECK(!fs::is_directory(path, ec), "{}: is a directory, not a config file", path);
+  const std::string text = read_text(path);
+  if (format == Format::Json)
+    read_json_config(text, path, cfg, sources);
+  else
+    read_toml_config(text, path, cfg, sources);
+}
+
+// ---------------------------------------------------------------- writing
+
+std::string TrainConfig::to_json() const {
+  json tree = json::object();
+  for (const TrainOption& o : train_options()) {
+    std::string pointer = "/" + o.key;  // "model.ch" -> "/model/ch"
+    std::replace(pointer.begin(), pointer.end(), '.', '/');
+    tree[json::json_pointer(pointer)] = to_json_value(o.get(*this));
+  }
+  return tree.dump(2) + "\n";
+}
+
+std::string TrainConfig::to_toml() const {
+  // Settings at the top, then one [section] per dotted prefix; each with its
+  // help as a comment.
+  std::string top, sections, open;
+  for (const TrainOption& o : train_options()) {
+    const size_t dot = o.key.find('.');
+    const std::string leaf = dot == std::string::npos ? o.key : o.key.substr(dot + 1);
+    std::string line = fmt::format("# {}{}\n{} = {}\n", o.help, o.flag.empty() ? "" : " (" + primary_flag(o) + ")",
+                                   leaf, toml_value(o.get(*this), o.key));
+    if (dot == std::string::npos) {
+      top += line;
+      continue;
+    }
+    const std::string section = o.key.substr(0, dot);
+    if (section != open) sections += fmt::format("\n[{}]\n", open = section);
+    sections += line;
+  }
+  return "# sagan-train settings (keys as in a run's config.json)\n" + top + sections;
+}
+
+void write_config_file(const std::string& path, const TrainConfig& cfg) {
+  std::string text;
+  try {
+    text = format_of(path) == Format::Json ? cfg.to_json() : cfg.to_toml();
+  } catch (const Error& e) {
+    if (std::string(e.what()).rfind(path + ":", 0) == 0) throw;
+    SAGAN_FAIL("{}: {}", path, e.what());
+  }
+  io::write_file_atomic(path, text);
+}
+
+// ---------------------------------------------------------------- --resume
+
+std::vector<ConfigChange> apply_on_resume(TrainConfig& saved, const std::string& saved_source, const TrainConfig& given,
+                                          const ConfigSources& given_sources) {
+  std::vector<ConfigChange> changes;
+  for (const TrainOption& o : train_options()) {
+    if (!given_sources.given(o.key) || o.from_data_set) continue;
+    const ConfigValue was = o.get(saved), now = o.get(given);
+    if (was == now) continue;
+    SAGAN_CHECK(o.resume_applies,
+                "{}: {} given with --resume, but the run has {} = {} ({}): {}; start a new run to change it",
+                given_sources.where(o.key), value_text(now), o.key, value_text(was), saved_source, o.resume_why);
+    o.set(saved, now);
+    changes.push_back({o.key, value_text(was), value_text(now), given_sources.where(o.key)});
+  }
+  return changes;
 }
 
 }  // namespace sagan

@@ -1,13 +1,44 @@
 // TrainConfig: every setting of a training run. The resolved config is
 // stored as JSON in the run directory and in every checkpoint, so a run can
 // be resumed and a checkpoint sampled without the original command line.
+//
+// Each setting is one entry of the table in models/train_options.cpp (its
+// key in files, sagan-train's option, check, help, what --resume does with
+// it); reading and writing JSON and TOML, the set of known keys, validation
+// and sagan-train's command line are all made from that table. The default
+// of a setting is its member's initialiser below.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
+#include "core/adam_options.h"
 #include "models/config.h"
 
 namespace sagan {
+
+// Where the settings of a TrainConfig were given: per key, a config file or
+// a command-line option. Keys not listed have their default value. Messages
+// name a setting by where it came from; --resume applies or refuses only the
+// settings given.
+struct ConfigSources {
+  struct Origin {
+    std::string file;  // a config file's path, or
+    std::string flag;  // the option given ("--batch-size")
+  };
+  std::map<std::string, Origin> by_key;
+
+  bool given(const std::string& key) const { return by_key.count(key) > 0; }
+  void from_file(const std::string& key, const std::string& file) { by_key[key] = {file, ""}; }
+  void from_flag(const std::string& key, const std::string& flag) { by_key[key] = {"", flag}; }
+  // "my.toml: batch_size" for a file, "--batch-size" for an option or a
+  // default (the key when the setting has no option).
+  std::string where(const std::string& key) const;
+  // Another setting mentioned in a message: its key when it came from a
+  // file, else its option.
+  std::string name(const std::string& key) const;
+};
 
 struct TrainConfig {
   SaganConfig model;  // num_classes / image_channels come from the data set
@@ -18,11 +49,13 @@ struct TrainConfig {
   std::string data_path;                  // empty: the data set's default
   bool hflip = false;
 
-  // optimisation (SAGAN's TTUR defaults)
+  // optimisation (SAGAN's TTUR defaults). adam_g and adam_d share beta1,
+  // beta2 and eps (one key each in files); their lr are lr_g and lr_d.
   int64_t batch_size = 64;
   int64_t steps = 100000;  // generator steps; each has n_dis D steps
   int64_t n_dis = 1;
-  double lr_g = 1e-4, lr_d = 4e-4, beta1 = 0.0, beta2 = 0.9, adam_eps = 1e-8;
+  AdamOptions adam_g{1e-4, 0.0, 0.9, 1e-8};
+  AdamOptions adam_d{4e-4, 0.0, 0.9, 1e-8};
   double ema_decay = 0.9999;
   int64_t ema_start = 1000;  // EMA copies G exactly before this step
   double grad_clip = 0.0;    // max global gradient norm per network; 0 = off
@@ -43,11 +76,41 @@ struct TrainConfig {
   std::string fd_features = "auto";  // auto (fmnist for Fashion-MNIST, else inception) | fmnist | inception
   std::string fd_weights;            // feature-net weights; empty: the committed fmnist file
 
-  // Throws naming the option and the value when a setting is invalid.
-  void validate() const;
-  std::string to_json() const;
-  // Unknown keys and wrong types are errors naming `source` and the key.
+  // Throws sagan::Error at the first invalid setting, naming where it was
+  // given: "my.toml: batch_size: must be positive, got -4", "--batch-size:
+  // must be positive, got 0" (see ConfigSources).
+  void validate(const ConfigSources& sources = {}) const;
+
+  std::string to_json() const;  // config.json and checkpoint metadata
+  std::string to_toml() const;  // the same keys; a seed above 2^63 - 1 cannot be written
+  // A config from defaults and the settings in `text`; unknown keys, wrong
+  // types and syntax errors throw naming `source` and the key.
   static TrainConfig from_json(const std::string& text, const std::string& source);
+  static TrainConfig from_toml(const std::string& text, const std::string& source);
 };
+
+// Settings read from a config file's text over `cfg` (keys not in the text
+// keep their values), each recorded in `sources` (when given) as from
+// `source`.
+void read_json_config(const std::string& text, const std::string& source, TrainConfig& cfg, ConfigSources* sources);
+void read_toml_config(const std::string& text, const std::string& source, TrainConfig& cfg, ConfigSources* sources);
+// A .json or .toml file (the extension, in any case, names the format; any
+// other is refused); a missing or unreadable file is an error naming it.
+void read_config_file(const std::string& path, TrainConfig& cfg, ConfigSources* sources);
+// Writes cfg atomically as JSON or TOML, by the extension as above.
+void write_config_file(const std::string& path, const TrainConfig& cfg);
+
+// A setting --resume changed: the run's value, the new one, where it was given.
+struct ConfigChange {
+  std::string key, from, to, where;
+};
+// The settings given with --resume (those in `given_sources`, values in
+// `given`) over the run's saved config: a setting whose table entry allows
+// it is applied and returned as a change, one given with the value it
+// already has is accepted, any other is refused with an error naming the
+// option, both values and why (e.g. "--ch: a resumed run keeps model.ch = 64
+// (runs/x/config.json); 32 would ...").
+std::vector<ConfigChange> apply_on_resume(TrainConfig& saved, const std::string& saved_source, const TrainConfig& given,
+                                          const ConfigSources& given_sources);
 
 }  // namespace sagan

@@ -1,11 +1,13 @@
 #include "models/train_run.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -41,14 +43,6 @@ struct SignalScope {
   }
 };
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  SAGAN_CHECK(in.good(), "{}: cannot read", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string default_run_dir() {
   std::time_t t = std::time(nullptr);
   char buf[32];
@@ -60,6 +54,47 @@ std::string hms(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "--:--:--";
   auto s = static_cast<int64_t>(seconds);
   return fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
+}
+
+// Found before data is loaded or a model built: the directory is made (with
+// its parents) and a file written and removed in it, since permission bits
+// do not tell (root writes anyway, a read-only mount refuses everyone).
+void check_writable_dir(const std::string& dir, const char* option) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  SAGAN_CHECK(!ec, "{} {}: cannot create the directory: {}", option, dir, ec.message());
+  SAGAN_CHECK(fs::is_directory(dir, ec), "{} {}: not a directory", option, dir);
+  const std::string probe = (fs::path(dir) / fmt::format(".write_test.{}", ::getpid())).string();
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  SAGAN_CHECK(fd >= 0, "{} {}: cannot write there: {}", option, dir, std::strerror(errno));
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
+// The resumed run's config.json with the settings given alongside --resume
+// applied or refused (apply_on_resume); `sources` then names each setting's
+// origin, the run's config.json or the option.
+TrainConfig resumed_config(const TrainConfig& given, const RunOptions& opt, ConfigSources& sources,
+                           std::vector<ConfigChange>& changes) {
+  const std::string path = (fs::path(opt.resume_dir) / "config.json").string();
+  SAGAN_CHECK(fs::exists(path), "--resume {}: no config.json there; is it a run directory?", opt.resume_dir);
+  TrainConfig cfg;
+  read_config_file(path, cfg, &sources);
+  cfg.run_dir = opt.resume_dir;  // where it is now, should it have moved
+  changes = apply_on_resume(cfg, path, given, opt.given);
+  for (const ConfigChange& c : changes) sources.by_key[c.key] = opt.given.by_key.at(c.key);
+  return cfg;
+}
+
+void record_changes(const std::vector<ConfigChange>& changes, const fs::path& run, int64_t step, bool progress) {
+  if (changes.empty()) return;
+  std::string line = fmt::format("step {}:", step);
+  for (const ConfigChange& c : changes) line += fmt::format(" {} {} -> {} ({});", c.key, c.from, c.to, c.where);
+  line.back() = '\n';
+  if (progress) fmt::print("sagan-train: --resume changes {}", line.substr(line.find(':') + 2));
+  std::ofstream log(run / "config_changes.log", std::ios::app);
+  log << line;
+  SAGAN_CHECK(log.good(), "{}: cannot append the resume's changes", (run / "config_changes.log").string());
 }
 
 void rotate_checkpoints(const fs::path& dir, int64_t keep) {
@@ -95,12 +130,10 @@ std::string latest_checkpoint(const std::string& run_dir) {
 std::string run_training(TrainConfig cfg, const RunOptions& opt) {
   const bool resume = !opt.resume_dir.empty();
   std::string ckpt;
+  ConfigSources sources = resume ? ConfigSources{} : opt.given;
+  std::vector<ConfigChange> changes;
   if (resume) {
-    std::string cfg_path = (fs::path(opt.resume_dir) / "config.json").string();
-    SAGAN_CHECK(fs::exists(cfg_path), "--resume {}: no config.json there; is it a run directory?", opt.resume_dir);
-    cfg = TrainConfig::from_json(read_text(cfg_path), cfg_path);
-    cfg.run_dir = opt.resume_dir;
-    if (opt.steps_override) cfg.steps = *opt.steps_override;
+    cfg = resumed_config(cfg, opt, sources, changes);
     ckpt = latest_checkpoint(opt.resume_dir);
     SAGAN_CHECK(!ckpt.empty(), "--resume {}: no checkpoint in {}/checkpoints", opt.resume_dir, opt.resume_dir);
   } else {
@@ -109,12 +142,14 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
                 "--run-dir {}: a run already exists there; continue it with --resume {} or choose another directory",
                 cfg.run_dir, cfg.run_dir);
   }
-  cfg.validate();
+  cfg.validate(sources);  // the one check of the settings, before any work
+  check_writable_dir(cfg.run_dir, resume ? "--resume" : "--run-dir");
 
   auto dataset = make_dataset(cfg);
   Trainer trainer(cfg, dataset);
   const TrainConfig& rc = trainer.config();  // with classes and channels resolved
   if (resume) trainer.load_checkpoint(ckpt);
+  record_changes(changes, rc.run_dir, trainer.step_count(), opt.progress);
 
   fs::path run(rc.run_dir);
   fs::create_directories(run / "checkpoints");
@@ -124,7 +159,8 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
   io::SummaryWriter tb((run / "tb").string());
 
   std::unique_ptr<quality::FdMonitor> fd;
-  if (rc.fd_every > 0) fd = std::make_unique<quality::FdMonitor>(rc, dataset, rc.run_dir, trainer.device(), opt.progress);
+  if (rc.fd_every > 0)
+    fd = std::make_unique<quality::FdMonitor>(rc, dataset, rc.run_dir, trainer.device(), opt.progress);
 
   // Fixed latents and classes for every sample grid of the run.
   const int64_t K = rc.model.num_classes, cols = K > 0 ? K : 10, rows = rc.sample_per_class;
@@ -183,8 +219,8 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
     if (s.step % rc.log_every == 0 || s.step == rc.steps) {
       it_s = window_steps / std::max(elapsed, 1e-9);
       window_steps = 0;
-      io::CsvRow row = {{"step", s.step},     {"loss_d", s.loss_d}, {"loss_g", s.loss_g}, {"d_real", s.d_real},
-                        {"d_fake", s.d_fake}, {"lr_d", rc.lr_d},    {"lr_g", rc.lr_g},    {"it_per_s", it_s}};
+      io::CsvRow row = {{"step", s.step},     {"loss_d", s.loss_d},   {"loss_g", s.loss_g},   {"d_real", s.d_real},
+                        {"d_fake", s.d_fake}, {"lr_d", rc.adam_d.lr}, {"lr_g", rc.adam_g.lr}, {"it_per_s", it_s}};
       if (rc.grad_clip > 0) {
         row.emplace_back("grad_norm_d", s.grad_norm_d);
         row.emplace_back("grad_norm_g", s.grad_norm_g);

@@ -10,6 +10,7 @@
 //                                          grid as the image summary "samples"
 // <run_dir>/fd_reference.safetensors      with --fd-every: the real images' FD statistics
 //                                          (metrics.csv then has an "fd" column, blank between measurements)
+// <run_dir>/config_changes.log            settings changed by --resume, one line per resume that changed any
 #pragma once
 #include <memory>
 #include <optional>
@@ -21,9 +22,13 @@
 namespace sagan {
 
 struct RunOptions {
-  std::string resume_dir;                 // continue this run (its config.json wins)
-  std::optional<int64_t> steps_override;  // with resume: train to this many steps
-  bool progress = true;                   // print progress
+  // Continue the run in this directory from its config.json and newest
+  // checkpoint. The settings listed in `given` are applied over its config
+  // where the table allows (--steps, learning rates, ...; see
+  // apply_on_resume) and refused otherwise (--ch, --batch-size, ...).
+  std::string resume_dir;
+  ConfigSources given;   // where cfg's settings came from (names them in errors)
+  bool progress = true;  // print progress
 };
 
 // The data set a config names (errors say how to install or point to it).
@@ -32,7 +37,9 @@ std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& cfg);
 // Newest checkpoint in <run_dir>/checkpoints, or "" when there is none.
 std::string latest_checkpoint(const std::string& run_dir);
 
-// Runs to cfg.steps (or the resumed run's). Returns the run directory.
+// Checks cfg (or the resumed run's) and that the run directory can be
+// written, before loading data or building a model; runs to cfg.steps.
+// Returns the run directory.
 std::string run_training(TrainConfig cfg, const RunOptions& opt);
 
 }  // namespace sagan

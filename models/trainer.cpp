@@ -44,7 +44,6 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset)
   SAGAN_CHECK(dataset_ != nullptr, "Trainer: no data set");
   cfg_.model.num_classes = cfg_.unconditional ? 0 : dataset_->num_classes();
   cfg_.model.image_channels = dataset_->channels();
-  cfg_.validate();
   SAGAN_CHECK(dataset_->size() >= cfg_.batch_size, "Trainer: data set {} has {} images, fewer than --batch-size {}",
               dataset_->name(), dataset_->size(), cfg_.batch_size);
 
@@ -67,10 +66,8 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset)
     g_ema_->load_state(g_->state());
   }
   g_ema_->eval();
-  opt_g_ = std::make_unique<nn::Adam>(g_->named_parameters(),
-                                      nn::AdamOptions{cfg_.lr_g, cfg_.beta1, cfg_.beta2, cfg_.adam_eps});
-  opt_d_ = std::make_unique<nn::Adam>(d_->named_parameters(),
-                                      nn::AdamOptions{cfg_.lr_d, cfg_.beta1, cfg_.beta2, cfg_.adam_eps});
+  opt_g_ = std::make_unique<nn::Adam>(g_->named_parameters(), cfg_.adam_g);
+  opt_d_ = std::make_unique<nn::Adam>(d_->named_parameters(), cfg_.adam_d);
 }
 
 void Trainer::set_requires_grad(nn::Module& m, bool on) {
@@ -200,8 +197,8 @@ Tensor Trainer::sample(const Tensor& z, const Tensor& y) {
   return g_ema_->forward(z.to(device_), y.defined() ? y.to(device_) : Tensor());
 }
 
-io::NamedTensors Trainer::checkpoint_tensors() const {
-  io::NamedTensors out;
+NamedTensors Trainer::checkpoint_tensors() const {
+  NamedTensors out;
   auto add_all = [&](const std::string& prefix, const std::map<std::string, Tensor>& m) {
     for (auto& [k, v] : m) out.emplace_back(prefix + k, v);
   };

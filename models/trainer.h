@@ -39,6 +39,9 @@ class Trainer {
  public:
   // cfg.model.num_classes / image_channels are taken from the data set
   // (num_classes = 0 when cfg.unconditional). Models start from cfg.seed.
+  // cfg is checked once, by its reader (run_training calls
+  // TrainConfig::validate before loading data); the networks check their
+  // SaganConfig.
   Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset);
 
   StepStats step();
@@ -59,7 +62,7 @@ class Trainer {
   Tensor sample(const Tensor& z, const Tensor& y);
 
   // Everything needed to continue, as named tensors (checkpoint contents).
-  io::NamedTensors checkpoint_tensors() const;
+  NamedTensors checkpoint_tensors() const;
   void save_checkpoint(const std::string& path) const;  // atomic
   // Restores a checkpoint written by save_checkpoint with the same model
   // config; errors name the file and the tensor.

@@ -37,8 +37,8 @@ TEST_CASE("safetensors round trip of every dtype, views and metadata", "[io][io_
   Tensor strided = base.t();  // (5, 3), not contiguous
   REQUIRE_FALSE(strided.is_contiguous());
   Tensor leaf = Tensor::randn({4}, gen).set_requires_grad(true);
-  io::NamedTensors in = {{"f32", f32},     {"i64", i64},         {"f64", f64},  {"scalar", scalar},
-                         {"empty", empty}, {"strided", strided}, {"leaf", leaf}};
+  NamedTensors in = {{"f32", f32},     {"i64", i64},         {"f64", f64},  {"scalar", scalar},
+                     {"empty", empty}, {"strided", strided}, {"leaf", leaf}};
   io::Metadata meta = {{"step", "1200"}, {"config", "{\"lr\": 0.0001}"}};
   std::string p = dir / "rt.safetensors";
   io::save_safetensors(p, in, meta);
@@ -168,7 +168,7 @@ TEST_CASE("safetensors interop file for Python", "[io][io_safetensors]") {
   std::vector<double> six(6), halves(15);
   std::iota(six.begin(), six.end(), 0.0);
   for (size_t i = 0; i < halves.size(); ++i) halves[i] = 0.5 * static_cast<double>(i);
-  io::NamedTensors t = {
+  NamedTensors t = {
       {"f32", Tensor::from_vector(halves, {3, 5})},
       {"f64", Tensor::from_vector(std::vector<double>{1.5, -2.25, 1e-300}, {3}, DType::F64)},
       {"i64", Tensor::from_vector(std::vector<int64_t>{-3, 0, int64_t(1) << 50}, {3, 1})},

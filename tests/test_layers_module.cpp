@@ -14,7 +14,7 @@ using namespace sagan;
 using namespace sagan::testing;
 
 namespace {
-std::vector<std::string> names_of(const nn::NamedTensors& ts) {
+std::vector<std::string> names_of(const NamedTensors& ts) {
   std::vector<std::string> out;
   for (auto& [n, t] : ts) out.push_back(n);
   return out;

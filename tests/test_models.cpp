@@ -101,33 +101,33 @@ TEST_CASE("SaganConfig defaults and architectures for 32, 64, 128", "[models][co
 TEST_CASE("SaganConfig::validate names the option and the bad value", "[models][config]") {
   SaganConfig c;
   c.resolution = 48;
-  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("SaganConfig: resolution must be a power of two >= 32, got 48"));
+  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("SaganConfig: resolution: must be a power of two >= 32, got 48"));
   c.resolution = 16;
   REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("got 16"));
   c = SaganConfig{};
   c.g_attn_res = std::vector<int64_t>{4};
   REQUIRE_THROWS_WITH(c.validate(),
-                      Catch::Contains("g_attn_res 4 is not a resolution the generator's blocks produce (8, 16, 32)"));
+                      Catch::Contains("g_attn_res: 4 is not a resolution the generator's blocks produce (8, 16, 32)"));
   c = SaganConfig{};
   c.d_attn_res = std::vector<int64_t>{32};
   REQUIRE_THROWS_WITH(
       c.validate(),
-      Catch::Contains("d_attn_res 32 is not a resolution the discriminator's blocks produce (16, 8, 8, 8)"));
+      Catch::Contains("d_attn_res: 32 is not a resolution the discriminator's blocks produce (16, 8, 8, 8)"));
   c = SaganConfig{};
   c.g_attn_res = std::vector<int64_t>{16, 16};
-  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("g_attn_res lists 16 twice"));
+  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("g_attn_res: lists 16 twice"));
   c = SaganConfig{};
   c.ch = 3;  // G widths 12: no whole C/8 queries
   REQUIRE_THROWS_WITH(
       c.validate(),
-      Catch::Contains("g_attn_res 16: self-attention needs channels divisible by 8, the block has 12 (ch = 3)"));
+      Catch::Contains("g_attn_res: 16: self-attention needs channels divisible by 8, the block has 12 (ch = 3)"));
   c.g_attn_res = std::vector<int64_t>{};
   REQUIRE_THROWS_WITH(
       c.validate(),
-      Catch::Contains("d_attn_res 16: self-attention needs channels divisible by 8, the block has 6 (ch = 3)"));
+      Catch::Contains("d_attn_res: 16: self-attention needs channels divisible by 8, the block has 6 (ch = 3)"));
   c = SaganConfig{};
   c.num_classes = -1;
-  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("num_classes must be >= 0"));
+  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("num_classes: must be >= 0"));
   c = SaganConfig{};
   c.g_attn_res = std::vector<int64_t>{};  // no attention is fine
   c.d_attn_res = std::vector<int64_t>{};
@@ -135,7 +135,7 @@ TEST_CASE("SaganConfig::validate names the option and the bad value", "[models][
   CHECK_NOTHROW(c.validate());
   Rng gen(1);
   c.resolution = 40;
-  REQUIRE_THROWS_WITH(SaganGenerator(c, gen), Catch::Contains("resolution must be a power of two"));
+  REQUIRE_THROWS_WITH(SaganGenerator(c, gen), Catch::Contains("resolution: must be a power of two"));
 }
 
 TEST_CASE("Parameter counts equal the PyTorch reference's", "[models][params]") {

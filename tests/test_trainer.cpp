@@ -1,5 +1,6 @@
 // Trainer: a short training smoke test, exact resume (the same losses as an
 // uninterrupted run), checkpoint round trip and corrupt-checkpoint errors.
+#include <unistd.h>
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -20,6 +21,20 @@ using sagan::testing::TinyDataset;
 namespace fs = std::filesystem;
 
 namespace {
+// What sagan-train --resume DIR --steps N --quiet hands to run_training.
+TrainConfig more_steps(int64_t steps) {
+  TrainConfig c;
+  c.steps = steps;
+  return c;
+}
+RunOptions resumed(const std::string& dir) {
+  RunOptions o;
+  o.resume_dir = dir;
+  o.progress = false;
+  o.given.from_flag("steps", "--steps");
+  return o;
+}
+
 TrainConfig tiny_config() {
   TrainConfig c;
   c.model.ch = 4;  // G 16 wide, D 8 wide: attention needs multiples of 8
@@ -161,10 +176,7 @@ TEST_CASE("run_training: an interrupted and resumed run logs the same losses", "
   c.run_dir = (root / "split").string();
   c.steps = 2;
   run_training(c, quiet);
-  RunOptions resume = quiet;
-  resume.resume_dir = c.run_dir;
-  resume.steps_override = 4;
-  run_training(TrainConfig{}, resume);
+  run_training(more_steps(4), resumed(c.run_dir));
 
   auto losses = [](const fs::path& csv) {
     std::ifstream in(csv);
@@ -261,10 +273,7 @@ TEST_CASE("run_training --fd-every logs the Frechet distance and leaves training
   c.steps = 2;
   run_training(c, quiet);
   REQUIRE(fs::exists(root / "fd_split" / "fd_reference.safetensors"));
-  RunOptions resume = quiet;
-  resume.resume_dir = c.run_dir;
-  resume.steps_override = 4;
-  run_training(TrainConfig{}, resume);
+  run_training(more_steps(4), resumed(c.run_dir));
 
   std::vector<std::string> fd = csv_column(root / "fd" / "metrics.csv", "fd");
   REQUIRE(fd.size() == 4);
@@ -289,10 +298,10 @@ TEST_CASE("FD settings are checked before any work", "[trainer][fd]") {
   c.model.num_classes = 3;
   c.fd_every = 15;
   c.log_every = 10;
-  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("--fd-every (15) must be a multiple of --log-every (10)"));
+  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("--fd-every: 15 is not a multiple of --log-every (10)"));
   c.fd_every = 20;
   c.fd_samples = 1;
-  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("--fd-samples must be >= 2"));
+  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("--fd-samples: must be >= 2"));
   c.fd_samples = 100;
   c.dataset = "cifar10";
   c.data_path = "/nonexistent";
@@ -309,4 +318,88 @@ TEST_CASE("FD settings are checked before any work", "[trainer][fd]") {
   CHECK(r.fd_samples == 100);
   CHECK(r.fd_features == "inception");
   CHECK(r.fd_weights == "/w/fid.safetensors");
+}
+
+namespace {
+// An image folder data set of 12 random PNGs in 2 classes under root/data.
+std::string image_folder(const fs::path& root) {
+  for (int k = 0; k < 2; ++k) {
+    fs::create_directories(root / "data" / ("class" + std::to_string(k)));
+    for (int i = 0; i < 6; ++i) {
+      io::Image img(32, 32, 3);
+      Rng g(static_cast<uint64_t>(k * 100 + i + 7));
+      for (auto& p : img.pixels) p = static_cast<uint8_t>(g.below(256));
+      io::write_png((root / "data" / ("class" + std::to_string(k)) / (std::to_string(i) + ".png")).string(), img);
+    }
+  }
+  return (root / "data").string();
+}
+}  // namespace
+
+TEST_CASE("run_training --resume applies a new learning rate and records it, and refuses another architecture",
+          "[trainer][resume][run]") {
+  TempDir root_scope;
+  fs::path root = root_scope.path;
+  TrainConfig c = tiny_config();
+  c.dataset = "folder";
+  c.data_path = image_folder(root);
+  c.log_every = 1;
+  c.sample_every = c.checkpoint_every = 2;
+  c.steps = 2;
+  c.run_dir = (root / "run").string();
+  RunOptions quiet;
+  quiet.progress = false;
+  run_training(c, quiet);
+
+  // --resume RUN --steps 3 --lr-d 1e-5: applied, in config.json, the log and the metrics.
+  TrainConfig more = more_steps(3);
+  more.adam_d.lr = 1e-5;
+  RunOptions o = resumed(c.run_dir);
+  o.given.from_flag("lr_d", "--lr-d");
+  run_training(more, o);
+  TrainConfig after;
+  read_config_file((root / "run" / "config.json").string(), after, nullptr);
+  CHECK(after.adam_d.lr == 1e-5);
+  CHECK(after.steps == 3);
+  CHECK(after.adam_g.lr == c.adam_g.lr);
+  std::vector<std::string> lr_d = csv_column(root / "run" / "metrics.csv", "lr_d");
+  REQUIRE(lr_d.size() == 3);
+  CHECK(std::stod(lr_d[1]) == c.adam_d.lr);
+  CHECK(std::stod(lr_d[2]) == 1e-5);
+  std::ifstream log(root / "run" / "config_changes.log");
+  std::string line;
+  REQUIRE(std::getline(log, line));
+  CHECK(line == "step 2: steps 2 -> 3 (--steps); lr_d 0.0004 -> 1e-05 (--lr-d)");
+
+  // --resume RUN --ch 8 (the run has 4): refused, naming the option, before any work.
+  const auto files_before = std::distance(fs::recursive_directory_iterator(root / "run"), {});
+  TrainConfig other = more_steps(4);
+  other.model.ch = 8;
+  RunOptions r = resumed(c.run_dir);
+  r.given.from_flag("model.ch", "--ch");
+  REQUIRE_THROWS_WITH(run_training(other, r),
+                      Catch::StartsWith("--ch: 8 given with --resume, but the run has model.ch = 4"));
+  CHECK(std::distance(fs::recursive_directory_iterator(root / "run"), {}) == files_before);
+  CHECK(latest_checkpoint(c.run_dir).find("step_00000003") != std::string::npos);
+}
+
+TEST_CASE("an unwritable --run-dir is reported before the data is loaded", "[trainer][run]") {
+  TempDir root_scope;
+  fs::path root = root_scope.path;
+  io::write_file_atomic((root / "file").string(), "not a directory");
+  TrainConfig c = tiny_config();
+  c.dataset = "folder";
+  c.data_path = (root / "no_such_data").string();  // loading it would fail
+  c.run_dir = (root / "file" / "run").string();
+  RunOptions quiet;
+  quiet.progress = false;
+  REQUIRE_THROWS_WITH(run_training(c, quiet),
+                      Catch::StartsWith("--run-dir " + c.run_dir + ": cannot create the directory"));
+  if (::geteuid() != 0) {  // root writes through permission bits
+    fs::create_directories(root / "ro");
+    fs::permissions(root / "ro", fs::perms::owner_read | fs::perms::owner_exec);
+    c.run_dir = (root / "ro" / "run").string();
+    REQUIRE_THROWS_WITH(run_training(c, quiet), Catch::Contains(c.run_dir));
+    fs::permissions(root / "ro", fs::perms::owner_all);
+  }
 }

@@ -1,5 +1,6 @@
 # cli_end_to_end (tools/CMakeLists.txt): the tools chained as a user would,
-# on a tiny Fashion-MNIST model: sagan-train (with FD), sagan-eval (--json),
+# on a tiny Fashion-MNIST model: sagan-train (with FD; then --resume with
+# options, one refused, two applied), sagan-eval (--json),
 # sagan-sample and sagan-attention on its checkpoint; checks exit codes, the
 # files written and the JSON report's fields.
 foreach(_v TRAIN EVAL SAMPLE ATTENTION WORK_DIR)
@@ -35,6 +36,22 @@ list(GET csv 0 header)
 list(GET csv 2 row2)
 if(NOT header MATCHES ",fd," OR NOT row2 MATCHES "^4,")
   message(FATAL_ERROR "cli_end_to_end: metrics.csv lacks the fd column or the step-4 row:\n${header}\n${row2}")
+endif()
+
+# --resume with options: a new architecture is refused, naming the option;
+# more steps and a new learning rate are applied and logged.
+execute_process(COMMAND ${TRAIN} --resume ${run} --ch 8 --quiet RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc EQUAL 0 OR NOT err MATCHES "--ch: 8 given with --resume, but the run has model.ch = 4")
+  message(FATAL_ERROR "cli_end_to_end: --resume --ch 8 was not refused (exit ${rc}):\n${out}${err}")
+endif()
+run("sagan-train --resume" ${TRAIN} --resume ${run} --steps 6 --lr-d 1e-4 --quiet)
+expect_file(${run}/checkpoints/step_00000006.safetensors)
+file(READ ${run}/config.json resumed)
+string(JSON lr_d GET "${resumed}" lr_d)
+string(JSON steps GET "${resumed}" steps)
+file(READ ${run}/config_changes.log changes)
+if(NOT lr_d EQUAL 0.0001 OR NOT steps EQUAL 6 OR NOT changes MATCHES "^step 4: steps 4 -> 6 \\(--steps\\); lr_d 0.0004 -> 0.0001 \\(--lr-d\\)")
+  message(FATAL_ERROR "cli_end_to_end: --resume --steps 6 --lr-d 1e-4 not applied: lr_d ${lr_d}, steps ${steps}\n${changes}")
 endif()
 
 run("sagan-eval" ${EVAL} ${run} -n 200 --num-real 200 --device cpu --json ${WORK_DIR}/eval.json --quiet)

@@ -23,6 +23,17 @@ int guarded_main(const char* tool, const std::function<int()>& body) {
   }
 }
 
+int parse_and_run(const char* tool, CLI::App& app, int argc, char** argv, const std::function<int()>& run) {
+  return guarded_main(tool, [&]() -> int {
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      return app.exit(e);
+    }
+    return run();
+  });
+}
+
 std::vector<int64_t> parse_class_ids(const std::string& text, int64_t K, const std::string& checkpoint) {
   std::vector<int64_t> classes;
   if (text.empty()) {

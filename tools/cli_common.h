@@ -1,6 +1,7 @@
 // Shared pieces of the command-line tools: error reporting with exit codes,
 // option parsing that several tools share.
 #pragma once
+#include <CLI/CLI.hpp>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -13,6 +14,10 @@ namespace sagan::cli {
 // Runs body, turning exceptions into "tool: error: message" on stderr and a
 // non-zero exit code (1 for engine errors, 2 for unexpected ones).
 int guarded_main(const char* tool, const std::function<int()>& body);
+
+// A tool's main: parses argv with `app` (--help and parse errors exit as
+// CLI11 makes them), then calls run() under guarded_main.
+int parse_and_run(const char* tool, CLI::App& app, int argc, char** argv, const std::function<int()>& run);
 
 // --classes "0,3,7": ids checked against the K classes of the model in
 // `checkpoint`; empty text means every class in turn (none when K = 0).

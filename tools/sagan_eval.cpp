@@ -58,202 +58,229 @@ class ProgressLine {
   std::chrono::steady_clock::time_point t0_;
 };
 
-}  // namespace
+struct EvalOptions {
+  // the evaluated set: a checkpoint / run directory, or a folder
+  std::string checkpoint, folder, weights = "ema";
+  int64_t num_samples = 10000;
+  uint64_t seed = 0;
+  // the reference: a data set, a folder or saved statistics
+  std::string dataset, data_path, split = "train", ref_folder, ref_stats, cache_dir;
+  int64_t num_real = -1;
+  // features
+  std::string features = "auto", inception_weights, fmnist_weights;
+  int64_t resolution = 0, channels = 0;
+  // metrics and output
+  std::string metrics = "fid,kid,is,pr", json_path, save_stats_path, device = "auto";
+  int64_t kid_subsets = 100, kid_subset_size = 1000, is_splits = 10, pr_k = 3, batch = 100;
+  bool quiet = false;
 
-int main(int argc, char** argv) {
-  return cli::guarded_main("sagan-eval", [&]() -> int {
-    CLI::App app{
-        "sagan-eval: FID, KID, Inception Score and precision/recall of a sagan-train generator (EMA weights by\n"
-        "default) against a data set, of one image folder against another, or of either against saved\n"
-        "statistics. See docs/evaluation.md."};
-    app.get_formatter()->column_width(38);
-    std::string checkpoint, folder, ref_folder, ref_stats, save_stats_path, json_path, cache_dir;
-    std::string dataset, data_path, split = "train", features = "auto", inception_weights, fmnist_weights;
-    std::string weights = "ema", device = "auto", metrics = "fid,kid,is,pr";
-    int64_t num_samples = 10000, num_real = -1, batch = 100, resolution = 0, channels = 0;
-    int64_t kid_subsets = 100, kid_subset_size = 1000, is_splits = 10, pr_k = 3;
-    uint64_t seed = 0;
-    bool quiet = false;
-
-    app.add_option("checkpoint", checkpoint,
-                   "sagan-train checkpoint (.safetensors) or run directory (newest checkpoint)");
-    auto* src = app.add_option_group("Images");
-    src->add_option("--folder", folder, "Evaluate this folder of .png/.jpg images (recursive) instead of a generator");
-    src->add_option("--weights", weights, "Rng weights: ema (default) or g")->check(CLI::IsMember({"ema", "g"}));
-    src->add_option("-n,--num-samples", num_samples,
-                    "Generated images (or at most this many from --folder); 50000 is the convention")
-        ->capture_default_str();
-    src->add_option("--seed", seed, "Seed of z, labels, the real subset and KID subsets")->capture_default_str();
-    auto* ref = app.add_option_group("Reference");
-    ref->add_option("--dataset", dataset, "fashion-mnist | cifar10 | folder (default: the checkpoint's)");
-    ref->add_option("--data", data_path, "Data location, as for sagan-train (default: the checkpoint's)");
-    ref->add_option("--split", split, "train (the convention) or test")->capture_default_str();
-    ref->add_option("--num-real", num_real, "Real images used (default: --num-samples; 0 = the whole data set)");
-    ref->add_option("--ref-folder", ref_folder, "Compare against this folder of images");
-    ref->add_option("--ref-stats", ref_stats, "Compare against a statistics file (from --save-stats or --cache)");
-    ref->add_option("--cache", cache_dir, "Directory caching data-set statistics (embedded once per setting)");
-    auto* feat = app.add_option_group("Features");
-    feat->add_option("--features", features,
-                     "auto | fmnist | inception (auto: fmnist for Fashion-MNIST and 1-channel data)")
-        ->check(CLI::IsMember({"auto", "fmnist", "inception"}))
-        ->capture_default_str();
-    feat->add_option("--inception-weights", inception_weights,
-                     "pytorch-fid Inception weights converted by tools/convert_fid_inception.py");
-    feat->add_option("--fmnist-weights", fmnist_weights,
-                     "Fashion-MNIST classifier weights (default: the committed file)");
-    feat->add_option("--resolution", resolution,
-                     "Resize folder images to this square size (default: keep; all must match)");
-    feat->add_option("--channels", channels, "1 or 3 channels for folders (default: the generator's, else 3)");
-    auto* met = app.add_option_group("Metrics");
-    met->add_option("--metrics", metrics, "Comma-separated subset of fid,kid,is,pr")->capture_default_str();
-    met->add_option("--kid-subsets", kid_subsets, "KID subsets")->capture_default_str();
-    met->add_option("--kid-subset-size", kid_subset_size, "KID subset size")->capture_default_str();
-    met->add_option("--is-splits", is_splits, "Inception Score splits")->capture_default_str();
-    met->add_option("--pr-k", pr_k, "k of the k-NN manifolds for precision/recall")->capture_default_str();
-    auto* out = app.add_option_group("Output");
-    out->add_option("--json", json_path, "Also write the results as JSON to this file");
-    out->add_option("--save-stats", save_stats_path, "Save the evaluated set's statistics (and features) here");
-    out->add_option("--batch-size", batch, "Images per forward pass")->capture_default_str();
-    out->add_option("--device", device, "auto | cpu | cuda | cuda:N")->capture_default_str();
-    out->add_flag("--quiet", quiet, "No progress display");
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-      return app.exit(e);
-    }
-
-    // ---- what is compared with what
+  void check() const {
     SAGAN_CHECK(checkpoint.empty() != folder.empty(),
                 "give exactly one set to evaluate: a checkpoint / run directory, or --folder DIR (got {})",
                 checkpoint.empty() ? "neither" : "both");
-    SAGAN_CHECK(!(!ref_folder.empty() && !ref_stats.empty()),
-                "--ref-folder and --ref-stats are alternatives; give one");
+    SAGAN_CHECK(ref_folder.empty() || ref_stats.empty(), "--ref-folder and --ref-stats are alternatives; give one");
     SAGAN_CHECK(num_samples > 0, "--num-samples must be positive, got {}", num_samples);
     SAGAN_CHECK(batch > 0, "--batch-size must be positive, got {}", batch);
     SAGAN_CHECK(resolution >= 0, "--resolution must be >= 0, got {}", resolution);
     SAGAN_CHECK(channels == 0 || channels == 1 || channels == 3, "--channels must be 1 or 3, got {}", channels);
-    MetricOptions mo;
-    mo.fid = mo.kid = mo.is = mo.pr = false;
-    {
-      std::stringstream ss(metrics);
-      std::string m;
-      while (std::getline(ss, m, ',')) {
-        if (m == "fid")
-          mo.fid = true;
-        else if (m == "kid")
-          mo.kid = true;
-        else if (m == "is")
-          mo.is = true;
-        else if (m == "pr")
-          mo.pr = true;
-        else
-          SAGAN_FAIL("--metrics: '{}' is not one of fid, kid, is, pr", m);
-      }
-    }
-    mo.kid_subsets = kid_subsets;
-    mo.kid_subset_size = kid_subset_size;
-    mo.is_splits = is_splits;
-    mo.pr_k = pr_k;
-    mo.seed = seed;
-    const Device dev = resolve_device(device);
+  }
+  int64_t real_count() const { return num_real < 0 ? num_samples : num_real; }
+};
 
-    std::optional<TrainConfig> cfg;
-    if (!checkpoint.empty()) cfg = checkpoint_config(checkpoint);
-    const bool vs_dataset = ref_folder.empty() && ref_stats.empty();
-    if (vs_dataset) {
-      SAGAN_CHECK(cfg || !dataset.empty(),
-                  "--folder needs a reference: --dataset NAME (with --data), --ref-folder DIR or --ref-stats FILE");
-      if (dataset.empty()) {
-        dataset = cfg->dataset;
-        if (data_path.empty()) data_path = cfg->data_path;
-      }
-    }
-    const int64_t img_channels = channels > 0 ? channels : cfg ? cfg->model.image_channels : 3;
-    const int64_t img_res = cfg ? cfg->model.resolution : resolution;
+void add_options(CLI::App& app, EvalOptions& o) {
+  app.get_formatter()->column_width(38);
+  app.add_option("checkpoint", o.checkpoint,
+                 "sagan-train checkpoint (.safetensors) or run directory (newest checkpoint)");
+  auto* src = app.add_option_group("Images");
+  src->add_option("--folder", o.folder, "Evaluate this folder of .png/.jpg images (recursive) instead of a generator");
+  src->add_option("--weights", o.weights, "Generator weights: ema (default) or g")->check(CLI::IsMember({"ema", "g"}));
+  src->add_option("-n,--num-samples", o.num_samples,
+                  "Generated images (or at most this many from --folder); 50000 is the convention")
+      ->capture_default_str();
+  src->add_option("--seed", o.seed, "Seed of z, labels, the real subset and KID subsets")->capture_default_str();
+  auto* ref = app.add_option_group("Reference");
+  ref->add_option("--dataset", o.dataset, "fashion-mnist | cifar10 | folder (default: the checkpoint's)");
+  ref->add_option("--data", o.data_path, "Data location, as for sagan-train (default: the checkpoint's)");
+  ref->add_option("--split", o.split, "train (the convention) or test")->capture_default_str();
+  ref->add_option("--num-real", o.num_real, "Real images used (default: --num-samples; 0 = the whole data set)");
+  ref->add_option("--ref-folder", o.ref_folder, "Compare against this folder of images");
+  ref->add_option("--ref-stats", o.ref_stats, "Compare against a statistics file (from --save-stats or --cache)");
+  ref->add_option("--cache", o.cache_dir, "Directory caching data-set statistics (embedded once per setting)");
+  auto* feat = app.add_option_group("Features");
+  feat->add_option("--features", o.features,
+                   "auto | fmnist | inception (auto: fmnist for Fashion-MNIST and 1-channel data)")
+      ->check(CLI::IsMember({"auto", "fmnist", "inception"}))
+      ->capture_default_str();
+  feat->add_option("--inception-weights", o.inception_weights,
+                   "pytorch-fid Inception weights converted by tools/convert_fid_inception.py");
+  feat->add_option("--fmnist-weights", o.fmnist_weights,
+                   "Fashion-MNIST classifier weights (default: the committed file)");
+  feat->add_option("--resolution", o.resolution,
+                   "Resize folder images to this square size (default: keep; all must match)");
+  feat->add_option("--channels", o.channels, "1 or 3 channels for folders (default: the generator's, else 3)");
+  auto* met = app.add_option_group("Metrics");
+  met->add_option("--metrics", o.metrics, "Comma-separated subset of fid,kid,is,pr")->capture_default_str();
+  met->add_option("--kid-subsets", o.kid_subsets, "KID subsets")->capture_default_str();
+  met->add_option("--kid-subset-size", o.kid_subset_size, "KID subset size")->capture_default_str();
+  met->add_option("--is-splits", o.is_splits, "Inception Score splits")->capture_default_str();
+  met->add_option("--pr-k", o.pr_k, "k of the k-NN manifolds for precision/recall")->capture_default_str();
+  auto* out = app.add_option_group("Output");
+  out->add_option("--json", o.json_path, "Also write the results as JSON to this file");
+  out->add_option("--save-stats", o.save_stats_path, "Save the evaluated set's statistics (and features) here");
+  out->add_option("--batch-size", o.batch, "Images per forward pass")->capture_default_str();
+  out->add_option("--device", o.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
+  out->add_flag("--quiet", o.quiet, "No progress display");
+}
 
-    // ---- the feature network
-    features =
-        resolve_features(features, cfg && cfg->dataset == "fashion-mnist" ? cfg->dataset : dataset, img_channels);
-    LoadedFeatureNet loaded =
-        load_feature_net(features, features == "inception" ? inception_weights : fmnist_weights, dev,
-                         features == "inception" ? "--inception-weights" : "--fmnist-weights");
-    std::unique_ptr<FeatureNet>& net = loaded.net;
-    const std::string& net_file = loaded.file;
-    const std::string net_id = net->name();
+MetricOptions metric_options(const EvalOptions& o) {
+  MetricOptions mo;
+  mo.fid = mo.kid = mo.is = mo.pr = false;
+  std::stringstream ss(o.metrics);
+  for (std::string m; std::getline(ss, m, ',');) {
+    if (m == "fid")
+      mo.fid = true;
+    else if (m == "kid")
+      mo.kid = true;
+    else if (m == "is")
+      mo.is = true;
+    else if (m == "pr")
+      mo.pr = true;
+    else
+      SAGAN_FAIL("--metrics: '{}' is not one of fid, kid, is, pr", m);
+  }
+  mo.kid_subsets = o.kid_subsets;
+  mo.kid_subset_size = o.kid_subset_size;
+  mo.is_splits = o.is_splits;
+  mo.pr_k = o.pr_k;
+  mo.seed = o.seed;
+  return mo;
+}
 
-    // ---- the evaluated set
-    std::unique_ptr<ImageSource> evaluated;
-    if (cfg) {
-      GeneratorSpec gs;
-      gs.checkpoint = checkpoint;
-      gs.weights = weights;
-      gs.num_samples = num_samples;
-      gs.seed = seed;
-      gs.device = dev;
-      evaluated = generator_source(gs);
-    } else {
-      evaluated = folder_source(folder, img_channels, resolution, num_samples);
-    }
-    if (!quiet) fmt::print(stderr, "sagan-eval: {} features ({})\n", net_id, net_file);
-    auto t0 = std::chrono::steady_clock::now();
-    ProgressLine p_eval(cfg ? "generated" : "folder", !quiet);
-    const std::string eval_desc = evaluated->describe();
-    StatsFile ev = make_stats(embed(*evaluated, *net, batch, std::ref(p_eval)), net_id,
-                              {{"source", eval_desc}, {"feature_file", net_file}});
-    if (!save_stats_path.empty()) {
-      save_stats(save_stats_path, ev);
-      if (!quiet) fmt::print(stderr, "sagan-eval: wrote statistics to {}\n", save_stats_path);
-    }
+// What the options resolve to once the checkpoint's config is known.
+struct EvalPlan {
+  std::optional<TrainConfig> cfg;  // the checkpoint's, when evaluating one
+  std::string dataset, data_path;  // the reference data set, when comparing with one
+  int64_t channels = 3, resolution = 0;
+  Device device;
+  std::string features;  // fmnist | inception
+  LoadedFeatureNet net;
+  std::string net_id;
+};
 
-    // ---- the reference set
-    StatsFile rf;
-    std::string ref_desc;
-    if (!ref_stats.empty()) {
-      rf = load_stats(ref_stats);
-      SAGAN_CHECK(rf.feature_net == net_id, "--ref-stats {}: holds '{}' features, but this run uses '{}' (--features)",
-                  ref_stats, rf.feature_net, net_id);
-      ref_desc = fmt::format("statistics {} ({})", ref_stats,
-                             rf.metadata.count("source") ? rf.metadata.at("source") : "no description");
-    } else {
-      std::unique_ptr<ImageSource> reference;
-      if (!ref_folder.empty()) {
-        reference = folder_source(ref_folder, img_channels, resolution > 0 ? resolution : img_res,
-                                  num_real < 0 ? num_samples : num_real);
-      } else {
-        auto ds = open_dataset(dataset, data_path, split);
-        const int64_t count = num_real < 0 ? num_samples : num_real;
-        reference = dataset_source(ds, img_res, img_channels, count, seed);
-      }
-      ref_desc = reference->describe();
-      auto make = [&] {
-        ProgressLine p_ref("reference", !quiet);
-        return make_stats(embed(*reference, *net, batch, std::ref(p_ref)), net_id,
-                          {{"source", ref_desc}, {"feature_file", net_file}});
-      };
-      if (!cache_dir.empty() && ref_folder.empty()) {
-        bool hit = false;
-        std::string key = cache_key(
-            fmt::format("{}-{}-{}px-{}ch-n{}-{}", dataset, split, img_res, img_channels, reference->size(), features),
-            ref_desc + "|" + net_id + "|" + file_fingerprint(net_file));
-        rf = cached_stats(cache_dir, key, net_id, make, &hit);
-        if (!quiet)
-          fmt::print(stderr, "sagan-eval: reference statistics {} {}/{}.safetensors\n", hit ? "from" : "cached in",
-                     cache_dir, key);
-      } else {
-        rf = make();
-      }
+EvalPlan plan(const EvalOptions& o) {
+  EvalPlan p;
+  p.device = resolve_device(o.device);
+  if (!o.checkpoint.empty()) p.cfg = checkpoint_config(o.checkpoint);
+  p.dataset = o.dataset;
+  p.data_path = o.data_path;
+  if (o.ref_folder.empty() && o.ref_stats.empty()) {
+    SAGAN_CHECK(p.cfg || !p.dataset.empty(),
+                "--folder needs a reference: --dataset NAME (with --data), --ref-folder DIR or --ref-stats FILE");
+    if (p.dataset.empty()) {
+      p.dataset = p.cfg->dataset;
+      if (p.data_path.empty()) p.data_path = p.cfg->data_path;
     }
+  }
+  p.channels = o.channels > 0 ? o.channels : p.cfg ? p.cfg->model.image_channels : 3;
+  p.resolution = p.cfg ? p.cfg->model.resolution : o.resolution;
+  p.features =
+      resolve_features(o.features, p.cfg && p.cfg->dataset == "fashion-mnist" ? p.cfg->dataset : p.dataset, p.channels);
+  const bool inception = p.features == "inception";
+  p.net = load_feature_net(p.features, inception ? o.inception_weights : o.fmnist_weights, p.device,
+                           inception ? "--inception-weights" : "--fmnist-weights");
+  p.net_id = p.net.net->name();
+  return p;
+}
 
-    Report r = compare(ev, rf, mo);
-    r.evaluated = eval_desc;
-    r.reference = ref_desc;
-    const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    for (const std::string& n : r.notes) fmt::print(stderr, "warning: {}\n", n);
-    fmt::print("sagan-eval results ({:.0f} s)\n{}", total_s, r.table());
-    if (!json_path.empty()) {
-      io::write_file_atomic(json_path, r.json());
-      if (!quiet) fmt::print(stderr, "sagan-eval: wrote {}\n", json_path);
-    }
-    return 0;
-  });
+// Statistics of the evaluated set: the generator's samples or the folder.
+StatsFile evaluated_stats(const EvalOptions& o, const EvalPlan& p, std::string& desc) {
+  std::unique_ptr<ImageSource> evaluated;
+  if (p.cfg) {
+    GeneratorSpec gs;
+    gs.checkpoint = o.checkpoint;
+    gs.weights = o.weights;
+    gs.num_samples = o.num_samples;
+    gs.seed = o.seed;
+    gs.device = p.device;
+    evaluated = generator_source(gs);
+  } else {
+    evaluated = folder_source(o.folder, p.channels, o.resolution, o.num_samples);
+  }
+  ProgressLine progress(p.cfg ? "generated" : "folder", !o.quiet);
+  desc = evaluated->describe();
+  StatsFile ev = make_stats(embed(*evaluated, *p.net.net, o.batch, std::ref(progress)), p.net_id,
+                            {{"source", desc}, {"feature_file", p.net.file}});
+  if (!o.save_stats_path.empty()) {
+    save_stats(o.save_stats_path, ev);
+    if (!o.quiet) fmt::print(stderr, "sagan-eval: wrote statistics to {}\n", o.save_stats_path);
+  }
+  return ev;
+}
+
+// Statistics of the reference: saved, a folder, or the data set (cached
+// under --cache).
+StatsFile reference_stats(const EvalOptions& o, const EvalPlan& p, std::string& desc) {
+  if (!o.ref_stats.empty()) {
+    StatsFile rf = load_stats(o.ref_stats);
+    SAGAN_CHECK(rf.feature_net == p.net_id, "--ref-stats {}: holds '{}' features, but this run uses '{}' (--features)",
+                o.ref_stats, rf.feature_net, p.net_id);
+    desc = fmt::format("statistics {} ({})", o.ref_stats,
+                       rf.metadata.count("source") ? rf.metadata.at("source") : "no description");
+    return rf;
+  }
+  std::unique_ptr<ImageSource> reference =
+      !o.ref_folder.empty()
+          ? folder_source(o.ref_folder, p.channels, o.resolution > 0 ? o.resolution : p.resolution, o.real_count())
+          : dataset_source(open_dataset(p.dataset, p.data_path, o.split), p.resolution, p.channels, o.real_count(),
+                           o.seed);
+  desc = reference->describe();
+  auto make = [&] {
+    ProgressLine progress("reference", !o.quiet);
+    return make_stats(embed(*reference, *p.net.net, o.batch, std::ref(progress)), p.net_id,
+                      {{"source", desc}, {"feature_file", p.net.file}});
+  };
+  if (o.cache_dir.empty() || !o.ref_folder.empty()) return make();
+  bool hit = false;
+  const std::string key = cache_key(fmt::format("{}-{}-{}px-{}ch-n{}-{}", p.dataset, o.split, p.resolution, p.channels,
+                                                reference->size(), p.features),
+                                    desc + "|" + p.net_id + "|" + file_fingerprint(p.net.file));
+  StatsFile rf = cached_stats(o.cache_dir, key, p.net_id, make, &hit);
+  if (!o.quiet)
+    fmt::print(stderr, "sagan-eval: reference statistics {} {}/{}.safetensors\n", hit ? "from" : "cached in",
+               o.cache_dir, key);
+  return rf;
+}
+
+int run(const EvalOptions& o) {
+  o.check();
+  const MetricOptions mo = metric_options(o);
+  const EvalPlan p = plan(o);
+  if (!o.quiet) fmt::print(stderr, "sagan-eval: {} features ({})\n", p.net_id, p.net.file);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string eval_desc, ref_desc;
+  const StatsFile ev = evaluated_stats(o, p, eval_desc);
+  const StatsFile rf = reference_stats(o, p, ref_desc);
+  Report r = compare(ev, rf, mo);
+  r.evaluated = eval_desc;
+  r.reference = ref_desc;
+  const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (const std::string& n : r.notes) fmt::print(stderr, "warning: {}\n", n);
+  fmt::print("sagan-eval results ({:.0f} s)\n{}", total_s, r.table());
+  if (!o.json_path.empty()) {
+    io::write_file_atomic(o.json_path, r.json());
+    if (!o.quiet) fmt::print(stderr, "sagan-eval: wrote {}\n", o.json_path);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "sagan-eval: FID, KID, Inception Score and precision/recall of a sagan-train generator (EMA weights by\n"
+      "default) against a data set, of one image folder against another, or of either against saved\n"
+      "statistics. See docs/evaluation.md."};
+  EvalOptions o;
+  add_options(app, o);
+  return cli::parse_and_run("sagan-eval", app, argc, argv, [&] { return run(o); });
 }

@@ -11,6 +11,19 @@ using onnx_export::ExportOptions;
 
 namespace {
 
+void add_options(CLI::App& app, ExportOptions& o) {
+  app.add_option("checkpoint", o.checkpoint, "A checkpoint .safetensors file, or a run directory (its newest)")
+      ->required();
+  app.add_option("-o,--out", o.out, "ONNX file to write")->capture_default_str();
+  app.add_option("--weights", o.weights, "ema (default) or g (the raw generator)")
+      ->check(CLI::IsMember({"ema", "g"}))
+      ->capture_default_str();
+  app.add_option("--truncation", o.truncation,
+                 "Record that z is drawn truncated: components redrawn while |z| > this (0 = off); "
+                 "the graph itself takes z as given")
+      ->capture_default_str();
+}
+
 // Opens, exports, checks with onnx's checker, writes; nothing is written
 // when any step fails.
 int run(const ExportOptions& o) {
@@ -32,24 +45,8 @@ int run(const ExportOptions& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return cli::guarded_main("sagan-export", [&]() -> int {
-    CLI::App app{"sagan-export: write a sagan-train checkpoint's generator as an ONNX model (docs/export.md)."};
-    ExportOptions o;
-    app.add_option("checkpoint", o.checkpoint, "A checkpoint .safetensors file, or a run directory (its newest)")
-        ->required();
-    app.add_option("-o,--out", o.out, "ONNX file to write")->capture_default_str();
-    app.add_option("--weights", o.weights, "ema (default) or g (the raw generator)")
-        ->check(CLI::IsMember({"ema", "g"}))
-        ->capture_default_str();
-    app.add_option("--truncation", o.truncation,
-                   "Record that z is drawn truncated: components redrawn while |z| > this (0 = off); "
-                   "the graph itself takes z as given")
-        ->capture_default_str();
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-      return app.exit(e);
-    }
-    return run(o);
-  });
+  CLI::App app{"sagan-export: write a sagan-train checkpoint's generator as an ONNX model (docs/export.md)."};
+  ExportOptions o;
+  add_options(app, o);
+  return cli::parse_and_run("sagan-export", app, argc, argv, [&] { return run(o); });
 }

@@ -65,120 +65,143 @@ double accuracy(FmnistClassifier& model, const data::Dataset& test, int64_t limi
   return static_cast<double>(correct) / static_cast<double>(n);
 }
 
-}  // namespace
+struct ClassifierOptions {
+  std::string data_dir = data::kFashionMnistDir, out = default_fmnist_weights(), init;
+  int64_t epochs = 4, batch = 128, shift = 2, limit = 0, warmup = 200;
+  double lr = 2e-3, dropout = 0.3;
+  uint64_t seed = 0;
+  bool hflip = true, quiet = false;
+  std::string command;  // argv, kept in the weights' metadata
 
-int main(int argc, char** argv) {
-  return cli::guarded_main("sagan-train-classifier", [&]() -> int {
-    CLI::App app{
-        "sagan-train-classifier: train the Fashion-MNIST CNN whose penultimate 128-d features give sagan-eval an\n"
-        "offline Frechet distance (--features fmnist). Uses Debian's dataset-fashion-mnist by default."};
-    std::string data_dir = data::kFashionMnistDir, out = default_fmnist_weights(), init;
-    int64_t epochs = 4, batch = 128, shift = 2, limit = 0, warmup = 200;
-    double lr = 2e-3, dropout = 0.3;
-    uint64_t seed = 0;
-    bool hflip = true, quiet = false;
-    app.add_option("--data", data_dir, "Fashion-MNIST directory (IDX files)")->capture_default_str();
-    app.add_option("--epochs", epochs, "Epochs over the 60000 training images")->capture_default_str();
-    app.add_option("--batch-size", batch, "Batch size")->capture_default_str();
-    app.add_option("--lr", lr, "Peak Adam learning rate (linear warm-up, then cosine decay to 0)")
-        ->capture_default_str();
-    app.add_option("--warmup", warmup, "Warm-up steps")->capture_default_str();
-    app.add_option("--dropout", dropout, "Dropout on the 128-d features while training")->capture_default_str();
-    app.add_option("--shift", shift, "Random translation in pixels (0 = off)")->capture_default_str();
-    app.add_flag("--hflip,!--no-hflip", hflip, "Random horizontal flips")->capture_default_str();
-    app.add_option("--limit", limit, "Train on only this many images per epoch (0 = all; for quick checks)");
-    app.add_option("--seed", seed, "Seed of initialisation, data order and augmentation")->capture_default_str();
-    app.add_option("--init", init,
-                   "Start from these weights (a file this tool wrote) instead of a fresh initialisation");
-    app.add_option("-o,--out", out, "Weights file to write (safetensors)")->capture_default_str();
-    app.add_flag("--quiet", quiet, "No per-step progress");
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-      return app.exit(e);
-    }
+  void check() const {
     SAGAN_CHECK(epochs >= 1, "--epochs must be >= 1, got {}", epochs);
     SAGAN_CHECK(batch >= 2, "--batch-size must be >= 2 (batch norm), got {}", batch);
     SAGAN_CHECK(lr > 0, "--lr must be positive, got {}", lr);
     SAGAN_CHECK(dropout >= 0 && dropout < 1, "--dropout must be in [0, 1), got {}", dropout);
     SAGAN_CHECK(shift >= 0 && shift < 14, "--shift must be in [0, 14), got {}", shift);
     SAGAN_CHECK(limit >= 0, "--limit must be >= 0, got {}", limit);
+  }
+};
 
-    auto train = data::fashion_mnist("train", data_dir);
-    auto test = data::fashion_mnist("test", data_dir);
-    data::LoaderOptions lo;
-    lo.batch_size = batch;
-    lo.hflip = hflip;
-    lo.seed = seed;
-    data::DataLoader loader(train, lo);
-    const int64_t per_epoch = limit > 0 ? std::max<int64_t>(1, limit / batch) : loader.batches_per_epoch();
-    const int64_t total = per_epoch * epochs;
+void add_options(CLI::App& app, ClassifierOptions& o) {
+  app.add_option("--data", o.data_dir, "Fashion-MNIST directory (IDX files)")->capture_default_str();
+  app.add_option("--epochs", o.epochs, "Epochs over the 60000 training images")->capture_default_str();
+  app.add_option("--batch-size", o.batch, "Batch size")->capture_default_str();
+  app.add_option("--lr", o.lr, "Peak Adam learning rate (linear warm-up, then cosine decay to 0)")
+      ->capture_default_str();
+  app.add_option("--warmup", o.warmup, "Warm-up steps")->capture_default_str();
+  app.add_option("--dropout", o.dropout, "Dropout on the 128-d features while training")->capture_default_str();
+  app.add_option("--shift", o.shift, "Random translation in pixels (0 = off)")->capture_default_str();
+  app.add_flag("--hflip,!--no-hflip", o.hflip, "Random horizontal flips")->capture_default_str();
+  app.add_option("--limit", o.limit, "Train on only this many images per epoch (0 = all; for quick checks)");
+  app.add_option("--seed", o.seed, "Seed of initialisation, data order and augmentation")->capture_default_str();
+  app.add_option("--init", o.init,
+                 "Start from these weights (a file this tool wrote) instead of a fresh initialisation");
+  app.add_option("-o,--out", o.out, "Weights file to write (safetensors)")->capture_default_str();
+  app.add_flag("--quiet", o.quiet, "No per-step progress");
+}
 
-    Rng gen(seed);
-    FmnistClassifier model(gen);
-    std::string init_history;  // the commands that made the starting weights, for the record
-    if (!init.empty()) {
-      SAGAN_CHECK(std::filesystem::exists(init), "--init {}: no such file", init);
-      io::SafetensorsFile f = io::load_safetensors(init);
-      std::map<std::string, Tensor> state(f.tensors.begin(), f.tensors.end());
-      try {
-        model.load_state(state);
-      } catch (const Error& e) {
-        SAGAN_FAIL("--init {}: {}", init, e.what());
+// Loads --init weights into the model; returns the commands that made them.
+std::string load_init(FmnistClassifier& model, const std::string& init) {
+  SAGAN_CHECK(std::filesystem::exists(init), "--init {}: no such file", init);
+  io::SafetensorsFile f = io::load_safetensors(init);
+  std::map<std::string, Tensor> state(f.tensors.begin(), f.tensors.end());
+  try {
+    model.load_state(state);
+  } catch (const Error& e) {
+    SAGAN_FAIL("--init {}: {}", init, e.what());
+  }
+  std::string history = f.metadata.count("command") ? f.metadata.at("command") : "unknown";
+  if (f.metadata.count("init_history")) history = f.metadata.at("init_history") + "; then " + history;
+  return history;
+}
+
+// Trains for o.epochs (warm-up, cosine decay); returns the last test accuracy.
+double train(const ClassifierOptions& o, FmnistClassifier& model, data::DataLoader& loader, int64_t per_epoch,
+             const data::Dataset& test) {
+  const int64_t total = per_epoch * o.epochs;
+  nn::Adam opt(model.named_parameters(), AdamOptions{o.lr, 0.9, 0.999, 1e-8});
+  Rng aug(o.seed ^ 0x5bd1e995u);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  double acc = 0;
+  for (int64_t e = 0, step = 0; e < o.epochs; ++e) {
+    double loss_sum = 0;
+    for (int64_t i = 0; i < per_epoch; ++i, ++step) {
+      const double warm =
+          std::min(1.0, static_cast<double>(step + 1) / static_cast<double>(std::max<int64_t>(o.warmup, 1)));
+      const double cosine = 0.5 * (1 + std::cos(M_PI * static_cast<double>(step) / static_cast<double>(total)));
+      opt.options().lr = o.lr * warm * cosine;
+      data::Batch b = loader.next();
+      Tensor x = random_shift(b.images, o.shift, aug);
+      opt.zero_grad();
+      Tensor loss = cross_entropy(model.forward(x, o.dropout, &aug).logits, b.labels);
+      loss.backward();
+      opt.step();
+      loss_sum += loss.item();
+      if (!o.quiet && (i + 1) % 50 == 0) {
+        fmt::print("\r  epoch {} step {}/{}  loss {:.4f}  {:.0f} img/s   ", e + 1, i + 1, per_epoch,
+                   loss_sum / static_cast<double>(i + 1), static_cast<double>((step + 1) * o.batch) / seconds());
+        std::fflush(stdout);
       }
-      init_history = f.metadata.count("command") ? f.metadata.at("command") : "unknown";
-      if (f.metadata.count("init_history")) init_history = f.metadata.at("init_history") + "; then " + init_history;
     }
-    model.train();
-    nn::Adam opt(model.named_parameters(), {lr, 0.9, 0.999, 1e-8});
-    Rng aug(seed ^ 0x5bd1e995u);
-    fmt::print("sagan-train-classifier: {} parameters, {} epochs x {} steps of {} images\n", model.num_parameters(),
-               epochs, per_epoch, batch);
-    auto t0 = std::chrono::steady_clock::now();
-    double acc = 0;
-    for (int64_t e = 0, step = 0; e < epochs; ++e) {
-      double loss_sum = 0;
-      for (int64_t i = 0; i < per_epoch; ++i, ++step) {
-        const double warm =
-            std::min(1.0, static_cast<double>(step + 1) / static_cast<double>(std::max<int64_t>(warmup, 1)));
-        const double cosine = 0.5 * (1 + std::cos(M_PI * static_cast<double>(step) / static_cast<double>(total)));
-        opt.options().lr = lr * warm * cosine;
-        data::Batch b = loader.next();
-        Tensor x = random_shift(b.images, shift, aug);
-        opt.zero_grad();
-        Tensor loss = cross_entropy(model.forward(x, dropout, &aug).logits, b.labels);
-        loss.backward();
-        opt.step();
-        loss_sum += loss.item();
-        if (!quiet && (i + 1) % 50 == 0) {
-          double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-          fmt::print("\r  epoch {} step {}/{}  loss {:.4f}  {:.0f} img/s   ", e + 1, i + 1, per_epoch,
-                     loss_sum / static_cast<double>(i + 1), static_cast<double>((step + 1) * batch) / s);
-          std::fflush(stdout);
-        }
-      }
-      acc = accuracy(model, *test, 0);
-      double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      fmt::print("{}epoch {}: train loss {:.4f}, test accuracy {:.2f}% ({:.0f} s)\n", quiet ? "" : "\n", e + 1,
-                 loss_sum / static_cast<double>(per_epoch), 100 * acc, s);
-      std::fflush(stdout);
-    }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::string cmd;
-    for (int i = 0; i < argc; ++i) cmd += (i ? " " : "") + std::string(argv[i]);
-    io::NamedTensors tensors;
-    for (auto& [k, v] : model.state()) tensors.emplace_back(k, v);
-    std::filesystem::path op(out);
-    if (op.has_parent_path()) std::filesystem::create_directories(op.parent_path());
-    std::map<std::string, std::string> meta = {{"model", "fmnist-cnn (models/quality/fmnist_classifier.h)"},
-                                               {"test_accuracy", fmt::format("{:.4f}", acc)},
-                                               {"epochs", std::to_string(epochs)},
-                                               {"train_seconds", fmt::format("{:.0f}", seconds)},
-                                               {"command", cmd}};
-    if (!init_history.empty()) meta["init_history"] = init_history;
-    io::save_safetensors(out, tensors, meta);
-    fmt::print("sagan-train-classifier: test accuracy {:.2f}% after {} epochs ({:.0f} s); wrote {}\n", 100 * acc,
-               epochs, seconds, out);
-    return 0;
-  });
+    acc = accuracy(model, test, 0);
+    fmt::print("{}epoch {}: train loss {:.4f}, test accuracy {:.2f}% ({:.0f} s)\n", o.quiet ? "" : "\n", e + 1,
+               loss_sum / static_cast<double>(per_epoch), 100 * acc, seconds());
+    std::fflush(stdout);
+  }
+  return acc;
+}
+
+void save_weights(const ClassifierOptions& o, const FmnistClassifier& model, double acc, double seconds,
+                  const std::string& init_history) {
+  NamedTensors tensors;
+  for (auto& [k, v] : model.state()) tensors.emplace_back(k, v);
+  std::filesystem::path op(o.out);
+  if (op.has_parent_path()) std::filesystem::create_directories(op.parent_path());
+  std::map<std::string, std::string> meta = {{"model", "fmnist-cnn (models/quality/fmnist_classifier.h)"},
+                                             {"test_accuracy", fmt::format("{:.4f}", acc)},
+                                             {"epochs", std::to_string(o.epochs)},
+                                             {"train_seconds", fmt::format("{:.0f}", seconds)},
+                                             {"command", o.command}};
+  if (!init_history.empty()) meta["init_history"] = init_history;
+  io::save_safetensors(o.out, tensors, meta);
+}
+
+int run(const ClassifierOptions& o) {
+  o.check();
+  auto train_set = data::fashion_mnist("train", o.data_dir);
+  auto test_set = data::fashion_mnist("test", o.data_dir);
+  data::LoaderOptions lo;
+  lo.batch_size = o.batch;
+  lo.hflip = o.hflip;
+  lo.seed = o.seed;
+  data::DataLoader loader(train_set, lo);
+  const int64_t per_epoch = o.limit > 0 ? std::max<int64_t>(1, o.limit / o.batch) : loader.batches_per_epoch();
+
+  Rng gen(o.seed);
+  FmnistClassifier model(gen);
+  const std::string init_history = o.init.empty() ? "" : load_init(model, o.init);
+  model.train();
+  fmt::print("sagan-train-classifier: {} parameters, {} epochs x {} steps of {} images\n", model.num_parameters(),
+             o.epochs, per_epoch, o.batch);
+  const auto t0 = std::chrono::steady_clock::now();
+  const double acc = train(o, model, loader, per_epoch, *test_set);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  save_weights(o, model, acc, seconds, init_history);
+  fmt::print("sagan-train-classifier: test accuracy {:.2f}% after {} epochs ({:.0f} s); wrote {}\n", 100 * acc,
+             o.epochs, seconds, o.out);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "sagan-train-classifier: train the Fashion-MNIST CNN whose penultimate 128-d features give sagan-eval an\n"
+      "offline Frechet distance (--features fmnist). Uses Debian's dataset-fashion-mnist by default."};
+  ClassifierOptions o;
+  for (int i = 0; i < argc; ++i) o.command += (i ? " " : "") + std::string(argv[i]);
+  add_options(app, o);
+  return cli::parse_and_run("sagan-train-classifier", app, argc, argv, [&] { return run(o); });
 }

@@ -2,7 +2,7 @@
 # Installs what sagan needs from Debian's packages, only what is missing.
 # Usage: bash tools/setup.sh            (as root, or with sudo available)
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libeigen3-dev libfmt-dev catch2 nlohmann-json3-dev libcli11-dev
+pkgs=(build-essential cmake pkg-config libeigen3-dev libfmt-dev catch2 nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
       zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist libonnx-dev libprotobuf-dev)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -15,7 +15,6 @@
 
 namespace sagan::io {
 
-using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 using Metadata = std::map<std::string, std::string>;
 
 struct SafetensorsFile {

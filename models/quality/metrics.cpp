@@ -425,9 +425,9 @@ void save_stats(const std::string& path, const StatsFile& f) {
   SAGAN_CHECK(
       s.dim > 0 && s.mu.size() == static_cast<size_t>(s.dim) && s.sigma.size() == static_cast<size_t>(s.dim * s.dim),
       "save_stats: {}: inconsistent statistics (dim {}, mu {}, sigma {})", path, s.dim, s.mu.size(), s.sigma.size());
-  io::NamedTensors t = {{"mu", Tensor::from_vector(s.mu, {s.dim}, DType::F64)},
-                        {"sigma", Tensor::from_vector(s.sigma, {s.dim, s.dim}, DType::F64)},
-                        {"n", Tensor::from_vector(std::vector<int64_t>{s.n}, {})}};
+  NamedTensors t = {{"mu", Tensor::from_vector(s.mu, {s.dim}, DType::F64)},
+                    {"sigma", Tensor::from_vector(s.sigma, {s.dim, s.dim}, DType::F64)},
+                    {"n", Tensor::from_vector(std::vector<int64_t>{s.n}, {})}};
   if (f.features) {
     SAGAN_CHECK(f.features->cols == s.dim, "save_stats: {}: features of width {} for {}-d statistics", path,
                 f.features->cols, s.dim);

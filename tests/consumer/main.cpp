@@ -26,7 +26,7 @@ int main() try {
   };
   Tensor w1 = param({hidden, in}, 0.5), b1 = param({hidden}, 0.0);
   Tensor w2 = param({1, hidden}, 0.2), b2 = param({1}, 0.0);
-  nn::AdamOptions opt;
+  AdamOptions opt;
   opt.lr = 1e-2;
   opt.beta1 = 0.9;
   opt.beta2 = 0.999;

@@ -76,7 +76,7 @@ std::unique_ptr<SaganGenerator> trained_looking(const SaganConfig& cfg, uint64_t
 // A checkpoint as sagan-train writes it, as far as open_checkpoint and
 // load_network read it: config metadata, G.* and G_ema.* tensors.
 void write_checkpoint(const std::string& path, const TrainConfig& cfg, SaganGenerator& g, SaganGenerator& ema) {
-  io::NamedTensors tensors;
+  NamedTensors tensors;
   for (auto& [k, v] : g.state()) tensors.emplace_back("G." + k, v);
   for (auto& [k, v] : ema.state()) tensors.emplace_back("G_ema." + k, v);
   io::save_safetensors(path, tensors, {{"format", "sagan-checkpoint-1"}, {"config", cfg.to_json()}, {"step", "123"}});
@@ -268,7 +268,7 @@ TEST_CASE("onnx export interop files", "[onnx_export]") {
       NoGradGuard ng;
       images = ema->forward(z, y);
     }
-    io::NamedTensors ref{{"z", z}, {"images", images}};
+    NamedTensors ref{{"z", z}, {"images", images}};
     if (y.defined()) ref.emplace_back("labels", y);
     io::save_safetensors((d / "reference.safetensors").string(), ref);
     CHECK(fs::file_size(d / "g.onnx") > 1000);

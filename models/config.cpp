@@ -1,0 +1,45 @@
+#include "models/config.h"
+
+namespace sagan {
+
+std::optional<ConfigProblem> SaganConfig::problem() const {
+  auto bad = [](const char* key, std::string text) { return std::optional<ConfigProblem>{{key, std::move(text)}}; };
+  if (resolution < 32 || (resolution & (resolution - 1)) != 0)
+    return bad("resolution", fmt::format("must be a power of two >= 32, got {}", resolution));
+  if (ch <= 0) return bad("ch", fmt::format("must be positive, got {}", ch));
+  if (z_dim <= 0) return bad("z_dim", fmt::format("must be positive, got {}", z_dim));
+  if (num_classes < 0) return bad("num_classes", fmt::format("must be >= 0 (0 = unconditional), got {}", num_classes));
+  if (image_channels <= 0) return bad("image_channels", fmt::format("must be positive, got {}", image_channels));
+  std::vector<int64_t> gres = g_block_res(), gw = g_widths();
+  std::vector<int64_t> ga = g_attention(), da = d_attention();
+  for (int64_t r : ga) {
+    auto it = std::find(gres.begin(), gres.end(), r);
+    if (it == gres.end())
+      return bad("g_attn_res",
+                 fmt::format("{} is not a resolution the generator's blocks produce ({})", r, fmt::join(gres, ", ")));
+    if (std::count(ga.begin(), ga.end(), r) != 1) return bad("g_attn_res", fmt::format("lists {} twice", r));
+    if (auto p = attn_channels_problem(r, gw[static_cast<size_t>(it - gres.begin()) + 1])) return bad("g_attn_res", *p);
+  }
+  std::vector<DBlockSpec> db = d_blocks();
+  std::vector<int64_t> dres;
+  for (auto& b : db) dres.push_back(b.out_res);
+  for (int64_t r : da) {
+    auto it = std::find(dres.begin(), dres.end(), r);
+    if (it == dres.end())
+      return bad("d_attn_res", fmt::format("{} is not a resolution the discriminator's blocks produce ({})", r,
+                                           fmt::join(dres, ", ")));
+    if (std::count(da.begin(), da.end(), r) != 1) return bad("d_attn_res", fmt::format("lists {} twice", r));
+    if (auto p = attn_channels_problem(r, db[static_cast<size_t>(it - dres.begin())].out)) return bad("d_attn_res", *p);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> SaganConfig::attn_channels_problem(int64_t res, int64_t channels) const {
+  if (channels % 8 != 0)
+    return fmt::format("{}: self-attention needs channels divisible by 8, the block has {} (ch = {})", res, channels,
+                       ch);
+  if (pooled_attention && res < 2) return fmt::format("{}: pooled attention needs at least 2x2", res);
+  return std::nullopt;
+}
+
+}  // namespace sagan

@@ -1,0 +1,363 @@
+// The table of training settings (see train_options.h): to add a setting,
+// add its TrainConfig member and one entry below.
+#include "models/train_options.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace sagan {
+
+const char* kind_name(ValueKind k) {
+  switch (k) {
+    case ValueKind::Bool:
+      return "a boolean";
+    case ValueKind::Int:
+      return "an integer";
+    case ValueKind::UInt:
+      return "a non-negative integer";
+    case ValueKind::Real:
+      return "a number";
+    case ValueKind::Text:
+      return "a string";
+    case ValueKind::IntList:
+      return "a list of integers";
+  }
+  return "?";
+}
+
+std::string value_text(const ConfigValue& v) {
+  return std::visit(
+      [](const auto& x) -> std::string {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, std::vector<int64_t>>)
+          return fmt::format("[{}]", fmt::join(x, ", "));
+        else
+          return fmt::format("{}", x);
+      },
+      v);
+}
+
+namespace {
+
+// ---- binding an entry to its member(s)
+
+template <class T>
+constexpr ValueKind kind_of() {
+  if constexpr (std::is_same_v<T, bool>) return ValueKind::Bool;
+  if constexpr (std::is_same_v<T, int64_t>) return ValueKind::Int;
+  if constexpr (std::is_same_v<T, uint64_t>) return ValueKind::UInt;
+  if constexpr (std::is_same_v<T, double>) return ValueKind::Real;
+  if constexpr (std::is_same_v<T, std::string>) return ValueKind::Text;
+}
+
+// TrainConfig::*m, or (TrainConfig::*outer).*inner for model.ch and the like.
+template <class T>
+TrainOption member(TrainOption o, T TrainConfig::*m) {
+  o.kind = kind_of<T>();
+  o.get = [m](const TrainConfig& c) { return ConfigValue(c.*m); };
+  o.set = [m](TrainConfig& c, const ConfigValue& v) { c.*m = std::get<T>(v); };
+  return o;
+}
+template <class S, class T>
+TrainOption member(TrainOption o, S TrainConfig::*outer, T S::*inner) {
+  o.kind = kind_of<T>();
+  o.get = [outer, inner](const TrainConfig& c) { return ConfigValue(c.*outer.*inner); };
+  o.set = [outer, inner](TrainConfig& c, const ConfigValue& v) { c.*outer.*inner = std::get<T>(v); };
+  return o;
+}
+// beta1, beta2, adam_eps: one key for both optimisers.
+TrainOption both_adams(TrainOption o, double AdamOptions::*m) {
+  o.kind = ValueKind::Real;
+  o.get = [m](const TrainConfig& c) { return ConfigValue(c.adam_g.*m); };
+  o.set = [m](TrainConfig& c, const ConfigValue& v) { c.adam_g.*m = c.adam_d.*m = std::get<double>(v); };
+  return o;
+}
+// g_attn_res / d_attn_res: written resolved (the default list spelled out);
+// a list of only 0 means none, as on the command line.
+TrainOption attention_list(TrainOption o, std::optional<std::vector<int64_t>> SaganConfig::*m,
+                           std::vector<int64_t> (SaganConfig::*resolved)() const) {
+  o.kind = ValueKind::IntList;
+  o.get = [resolved](const TrainConfig& c) { return ConfigValue((c.model.*resolved)()); };
+  o.set = [m](TrainConfig& c, const ConfigValue& v) {
+    auto list = std::get<std::vector<int64_t>>(v);
+    if (list == std::vector<int64_t>{0}) list.clear();
+    c.model.*m = list;
+  };
+  o.show_default = false;
+  return o;
+}
+
+// ---- checks of one value
+
+double number(const ConfigValue& v) {
+  if (auto* i = std::get_if<int64_t>(&v)) return static_cast<double>(*i);
+  if (auto* u = std::get_if<uint64_t>(&v)) return static_cast<double>(*u);
+  return std::get<double>(v);
+}
+std::string positive(const ConfigValue& v) {
+  return number(v) > 0 ? "" : fmt::format("must be positive, got {}", value_text(v));
+}
+std::string non_negative(const ConfigValue& v) {
+  return number(v) >= 0 ? "" : fmt::format("must be >= 0, got {}", value_text(v));
+}
+std::string off_or_positive(const ConfigValue& v) {
+  return number(v) >= 0 ? "" : fmt::format("must be >= 0 (0 = off), got {}", value_text(v));
+}
+std::string fraction(const ConfigValue& v) {
+  const double x = number(v);
+  return x >= 0 && x < 1 ? "" : fmt::format("must be in [0, 1), got {}", value_text(v));
+}
+std::function<std::string(const ConfigValue&)> one_of(std::vector<std::string> names) {
+  return [names](const ConfigValue& v) {
+    const std::string& s = std::get<std::string>(v);
+    return std::find(names.begin(), names.end(), s) != names.end()
+               ? ""
+               : fmt::format("'{}' is not one of {}", s, fmt::join(names, ", "));
+  };
+}
+std::string device_name_check(const ConfigValue& v) {
+  const std::string& s = std::get<std::string>(v);
+  const bool index = s.size() > 5 && s.size() <= 8 && s.compare(0, 5, "cuda:") == 0 &&
+                     std::all_of(s.begin() + 5, s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  return s == "auto" || s == "cpu" || s == "cuda" || index
+             ? ""
+             : fmt::format("'{}' is not a device (auto, cpu, cuda or cuda:N)", s);
+}
+
+// What --resume does with a changed architecture setting.
+const char* const kArchitecture = "the checkpoint holds networks of the run's architecture";
+
+std::vector<TrainOption> make_table() {
+  using C = TrainConfig;
+  using M = SaganConfig;
+  std::vector<TrainOption> t;
+  std::string group;
+  auto add = [&](TrainOption o) {
+    o.group = group;
+    t.push_back(std::move(o));
+  };
+
+  group = "Data";
+  add(member({.key = "dataset",
+              .flag = "--dataset",
+              .help = "fashion-mnist | cifar10 | folder",
+              .check = one_of({"fashion-mnist", "cifar10", "folder"}),
+              .resume_why = "the checkpoint was trained on the run's data set"},
+             &C::dataset));
+  add(member({.key = "data_path",
+              .flag = "--data",
+              .help = "Data location: Fashion-MNIST dir (default /usr/share/datasets/fashion-mnist), "
+                      "CIFAR-10 binary dir, or image folder with one sub-folder per class",
+              .resume_applies = true,
+              .show_default = false},
+             &C::data_path));  // the data may have moved
+  add(member({.key = "hflip", .flag = "--hflip,!--no-hflip", .help = "Random horizontal flips", .resume_applies = true},
+             &C::hflip));
+  add(member({.key = "unconditional",
+              .flag = "--unconditional",
+              .help = "Ignore labels (num_classes = 0)",
+              .resume_why = kArchitecture},
+             &C::unconditional));
+
+  group = "Model";
+  add(member({.key = "model.resolution",
+              .flag = "--resolution",
+              .help = "Image side, a power of two >= 32",
+              .resume_why = kArchitecture},
+             &C::model, &M::resolution));
+  add(member({.key = "model.ch",
+              .flag = "--ch",
+              .help = "Width multiplier (32x32: G 4ch, D 2ch wide)",
+              .resume_why = kArchitecture},
+             &C::model, &M::ch));
+  add(member({.key = "model.z_dim", .flag = "--z-dim", .help = "Latent size", .resume_why = kArchitecture}, &C::model,
+             &M::z_dim));
+  add(attention_list({.key = "model.g_attn_res",
+                      .flag = "--g-attn",
+                      .help = "Generator attention resolution(s) (default: resolution/2, max 64; 0 = none)",
+                      .resume_why = kArchitecture},
+                     &M::g_attn_res, &M::g_attention));
+  add(attention_list({.key = "model.d_attn_res",
+                      .flag = "--d-attn",
+                      .help = "Discriminator attention resolution(s) (same default)",
+                      .resume_why = kArchitecture},
+                     &M::d_attn_res, &M::d_attention));
+  add(member({.key = "model.pooled_attention",
+              .flag = "!--unpooled-attention",
+              .help = "The paper's attention (no max-pool, values C->C, no output conv): pooled_attention = false",
+              .resume_why = kArchitecture},
+             &C::model, &M::pooled_attention));
+  add(member(
+      {.key = "model.num_classes", .help = "Classes (set from the data set; 0 = unconditional)", .from_data_set = true},
+      &C::model, &M::num_classes));
+  add(member({.key = "model.image_channels", .help = "Image channels (set from the data set)", .from_data_set = true},
+             &C::model, &M::image_channels));
+
+  group = "Optimisation";
+  add(member({.key = "steps",
+              .flag = "--steps",
+              .help = "Generator steps to train to",
+              .check = positive,
+              .resume_applies = true},
+             &C::steps));
+  add(member({.key = "batch_size",
+              .flag = "--batch-size",
+              .help = "Batch size",
+              .check = positive,
+              .resume_why = "steps, --ema-start and the --*-every intervals count batches of the run's size"},
+             &C::batch_size));
+  add(member({.key = "n_dis",
+              .flag = "--n-dis",
+              .help = "Discriminator steps per generator step",
+              .check = positive,
+              .resume_applies = true},
+             &C::n_dis));
+  add(member(
+      {.key = "lr_g", .flag = "--lr-g", .help = "Generator learning rate", .check = positive, .resume_applies = true},
+      &C::adam_g, &AdamOptions::lr));
+  add(member({.key = "lr_d",
+              .flag = "--lr-d",
+              .help = "Discriminator learning rate",
+              .check = positive,
+              .resume_applies = true},
+             &C::adam_d, &AdamOptions::lr));
+  add(both_adams({.key = "beta1", .flag = "--beta1", .help = "Adam beta1", .check = fraction, .resume_applies = true},
+                 &AdamOptions::beta1));
+  add(both_adams({.key = "beta2", .flag = "--beta2", .help = "Adam beta2", .check = fraction, .resume_applies = true},
+                 &AdamOptions::beta2));
+  add(both_adams(
+      {.key = "adam_eps", .flag = "--adam-eps", .help = "Adam epsilon", .check = positive, .resume_applies = true},
+      &AdamOptions::eps));
+  add(member({.key = "ema_decay",
+              .flag = "--ema-decay",
+              .help = "EMA decay of the sampling generator",
+              .check = fraction,
+              .resume_applies = true},
+             &C::ema_decay));
+  add(member({.key = "ema_start",
+              .flag = "--ema-start",
+              .help = "Step from which the EMA averages (before: copies G)",
+              .check = non_negative,
+              .resume_applies = true},
+             &C::ema_start));
+  add(member({.key = "grad_clip",
+              .flag = "--grad-clip",
+              .help = "Clip each network's global gradient norm (0 = off)",
+              .check = off_or_positive,
+              .resume_applies = true},
+             &C::grad_clip));
+  add(member({.key = "seed",
+              .flag = "--seed",
+              .help = "Seed of initialisation, data order, latents",
+              .resume_why = "the random streams continue from the checkpoint"},
+             &C::seed));
+  add(member({.key = "device",
+              .flag = "--device",
+              .help = "auto | cpu | cuda | cuda:N",
+              .check = device_name_check,
+              .resume_applies = true},
+             &C::device));
+
+  group = "Output";
+  add(member({.key = "run_dir",
+              .flag = "--run-dir",
+              .help = "Run directory (default runs/<date-time>); must not hold a run",
+              .resume_why = "the run directory is the one --resume names",
+              .show_default = false},
+             &C::run_dir));
+  add(member({.key = "log_every",
+              .flag = "--log-every",
+              .help = "Metrics row (CSV, TensorBoard) every N steps",
+              .check = positive,
+              .resume_applies = true},
+             &C::log_every));
+  add(member({.key = "sample_every",
+              .flag = "--sample-every",
+              .help = "Sample grid (PNG, EMA G) every N steps",
+              .check = positive,
+              .resume_applies = true},
+             &C::sample_every));
+  add(member({.key = "checkpoint_every",
+              .flag = "--checkpoint-every",
+              .help = "Checkpoint every N steps",
+              .check = positive,
+              .resume_applies = true},
+             &C::checkpoint_every));
+  add(member({.key = "keep_checkpoints",
+              .flag = "--keep-checkpoints",
+              .help = "Checkpoints kept",
+              .check = positive,
+              .resume_applies = true},
+             &C::keep_checkpoints));
+  add(member({.key = "sample_per_class",
+              .flag = "--sample-per-class",
+              .help = "Grid rows (one column per class)",
+              .check = positive,
+              .resume_applies = true},
+             &C::sample_per_class));
+
+  group = "Frechet distance (docs/evaluation.md)";
+  // FD settings may change on --resume: the reference statistics are made
+  // again when they no longer match (models/quality/fd_monitor.cpp).
+  add(member({.key = "fd_every",
+              .flag = "--fd-every",
+              .help = "FD of the EMA G every N steps, in metrics.csv / TensorBoard (0 = off)",
+              .check = off_or_positive,
+              .resume_applies = true},
+             &C::fd_every));
+  add(member(
+      {.key = "fd_samples", .flag = "--fd-samples", .help = "Generated and real images per FD", .resume_applies = true},
+      &C::fd_samples));
+  add(member({.key = "fd_features",
+              .flag = "--fd-features",
+              .help = "auto | fmnist | inception (auto: fmnist on Fashion-MNIST)",
+              .check = one_of({"auto", "fmnist", "inception"}),
+              .resume_applies = true},
+             &C::fd_features));
+  add(member({.key = "fd_weights",
+              .flag = "--fd-weights",
+              .help = "Feature-net weights (inception: required; fmnist: default committed)",
+              .resume_applies = true,
+              .show_default = false},
+             &C::fd_weights));
+  return t;
+}
+
+}  // namespace
+
+const std::vector<TrainOption>& train_options() {
+  static const std::vector<TrainOption> table = make_table();
+  return table;
+}
+
+const TrainOption* find_train_option(std::string_view key) {
+  for (const TrainOption& o : train_options())
+    if (o.key == key) return &o;
+  return nullptr;
+}
+
+std::optional<ConfigProblem> train_config_problem(const TrainConfig& c,
+                                                  const std::function<std::string(const std::string&)>& name) {
+  auto bad = [](const char* key, std::string text) { return std::optional<ConfigProblem>{{key, std::move(text)}}; };
+  if (c.dataset == "folder" && c.data_path.empty())
+    return bad("dataset", fmt::format("folder needs {} PATH (a folder of class sub-folders)", name("data_path")));
+  if (c.dataset == "cifar10" && c.data_path.empty())
+    return bad("dataset", fmt::format("cifar10 needs {} PATH (the folder holding data_batch_1.bin ... test_batch.bin)",
+                                      name("data_path")));
+  if (c.fd_every % c.log_every != 0)
+    return bad("fd_every", fmt::format("{} is not a multiple of {} ({}): FD is logged on log rows", c.fd_every,
+                                       name("log_every"), c.log_every));
+  if (c.fd_every > 0 && c.fd_samples < 2) return bad("fd_samples", fmt::format("must be >= 2, got {}", c.fd_samples));
+  if (c.fd_every > 0 && c.fd_features != "fmnist" && c.fd_weights.empty() &&
+      !(c.fd_features == "auto" && c.dataset == "fashion-mnist"))
+    return bad("fd_every",
+               fmt::format("FD on {} uses Inception features: give {} FILE (tools/convert_fid_inception.py, "
+                           "docs/evaluation.md) or {} fmnist",
+                           c.dataset, name("fd_weights"), name("fd_features")));
+  if (c.adam_g.beta1 != c.adam_d.beta1 || c.adam_g.beta2 != c.adam_d.beta2 || c.adam_g.eps != c.adam_d.eps)
+    return bad("beta1", "adam_g and adam_d differ in beta1, beta2 or eps: a config holds one value of each");
+  if (auto p = c.model.problem()) return ConfigProblem{"model." + p->key, p->text};
+  return std::nullopt;
+}
+
+}  // namespace sagan

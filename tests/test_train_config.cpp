@@ -1,0 +1,320 @@
+// TrainConfig and its table (models/train_options.cpp): strict JSON and TOML
+// reading (unknown keys, wrong types, extensions, missing files), messages
+// naming the file and the key, round trips, and --resume's rules.
+#include <catch2/catch.hpp>
+#include <fstream>
+
+#include "core/io/atomic_file.h"
+#include "models/train_options.h"
+#include "tests/support/temp_dir.h"
+
+using namespace sagan;
+using sagan::testing::TempDir;
+
+namespace {
+
+// A config where every setting differs from its default.
+TrainConfig unusual_config() {
+  TrainConfig c;
+  c.model.resolution = 64;
+  c.model.ch = 16;
+  c.model.z_dim = 96;
+  c.model.num_classes = 7;
+  c.model.image_channels = 1;
+  c.model.g_attn_res = std::vector<int64_t>{16, 32};
+  c.model.d_attn_res = std::vector<int64_t>{};
+  c.model.pooled_attention = false;
+  c.unconditional = true;
+  c.dataset = "folder";
+  c.data_path = "/data/\"quoted\" back\\slash ünï\tcode";
+  c.hflip = true;
+  c.batch_size = 17;
+  c.steps = 1234;
+  c.n_dis = 2;
+  c.adam_g.lr = 0.30000000000000004;  // needs 17 digits
+  c.adam_d.lr = 3e-4;
+  c.adam_g.beta1 = c.adam_d.beta1 = 0.5;
+  c.adam_g.beta2 = c.adam_d.beta2 = 0.999;
+  c.adam_g.eps = c.adam_d.eps = 1e-6;
+  c.ema_decay = 0.999;
+  c.ema_start = 0;
+  c.grad_clip = 10.0;  // integral: TOML must still write a float
+  c.seed = 42;
+  c.device = "cuda:1";
+  c.run_dir = "runs/x";
+  c.log_every = 5;
+  c.sample_every = 50;
+  c.checkpoint_every = 100;
+  c.keep_checkpoints = 2;
+  c.sample_per_class = 3;
+  c.fd_every = 20;
+  c.fd_samples = 300;
+  c.fd_features = "inception";
+  c.fd_weights = "/w/fid.safetensors";
+  return c;
+}
+
+// Every setting of a and b, compared through the table.
+void require_same_settings(const TrainConfig& a, const TrainConfig& b) {
+  for (const TrainOption& o : train_options()) {
+    INFO(o.key);
+    CHECK(o.get(a) == o.get(b));
+  }
+}
+
+std::string write(const TempDir& dir, const std::string& name, const std::string& text) {
+  io::write_file_atomic(dir / name, text);
+  return dir / name;
+}
+
+// The error a file's settings give, read and then validated.
+std::string file_error(const TempDir& dir, const std::string& name, const std::string& text) {
+  const std::string path = write(dir, name, text);
+  try {
+    TrainConfig c;
+    ConfigSources s;
+    read_config_file(path, c, &s);
+    c.validate(s);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+}  // namespace
+
+TEST_CASE("the table has one entry per key of config.json", "[config]") {
+  // config.json and checkpoint metadata are a file format: these keys stay.
+  const std::vector<std::string> keys = {"adam_eps",
+                                         "batch_size",
+                                         "beta1",
+                                         "beta2",
+                                         "checkpoint_every",
+                                         "data_path",
+                                         "dataset",
+                                         "device",
+                                         "ema_decay",
+                                         "ema_start",
+                                         "fd_every",
+                                         "fd_features",
+                                         "fd_samples",
+                                         "fd_weights",
+                                         "grad_clip",
+                                         "hflip",
+                                         "keep_checkpoints",
+                                         "log_every",
+                                         "lr_d",
+                                         "lr_g",
+                                         "model.ch",
+                                         "model.d_attn_res",
+                                         "model.g_attn_res",
+                                         "model.image_channels",
+                                         "model.num_classes",
+                                         "model.pooled_attention",
+                                         "model.resolution",
+                                         "model.z_dim",
+                                         "n_dis",
+                                         "run_dir",
+                                         "sample_every",
+                                         "sample_per_class",
+                                         "seed",
+                                         "steps",
+                                         "unconditional"};
+  std::vector<std::string> table;
+  for (const TrainOption& o : train_options()) table.push_back(o.key);
+  std::sort(table.begin(), table.end());
+  CHECK(table == keys);
+  for (const TrainOption& o : train_options()) {
+    INFO(o.key);
+    CHECK(!o.help.empty());
+    CHECK(o.get);
+    CHECK(o.set);
+    CHECK(o.get(TrainConfig{}).index() == static_cast<size_t>(o.kind));
+  }
+}
+
+TEST_CASE("config files round-trip every setting through JSON and TOML", "[config]") {
+  const TrainConfig c = unusual_config();
+  for (const TrainOption& o : train_options()) {
+    INFO(o.key << ": give it a value other than its default in unusual_config()");
+    CHECK(o.get(c) != o.get(TrainConfig{}));
+  }
+  const TrainConfig j = TrainConfig::from_json(c.to_json(), "c.json");
+  require_same_settings(c, j);
+  CHECK(j.to_json() == c.to_json());
+  const TrainConfig t = TrainConfig::from_toml(c.to_toml(), "c.toml");
+  require_same_settings(c, t);
+  CHECK(t.to_toml() == c.to_toml());
+  // Defaults too, and the written attention default reads back as itself.
+  require_same_settings(TrainConfig{}, TrainConfig::from_toml(TrainConfig{}.to_toml(), "d.toml"));
+  CHECK(TrainConfig::from_json(TrainConfig{}.to_json(), "d.json").to_json() == TrainConfig{}.to_json());
+
+  // Through files, by extension; a seed TOML cannot hold is refused there only.
+  TempDir dir;
+  TrainConfig big = c;
+  big.seed = 18446744073709551615ull;
+  write_config_file(dir / "big.json", big);
+  TrainConfig back;
+  read_config_file(dir / "big.json", back, nullptr);
+  CHECK(back.seed == big.seed);
+  REQUIRE_THROWS_WITH(write_config_file(dir / "big.toml", big),
+                      Catch::Contains("seed: 18446744073709551615 does not fit a TOML integer"));
+  CHECK(!std::filesystem::exists(dir / "big.toml"));
+}
+
+TEST_CASE("config files refuse unknown keys, naming the file and suggesting the key", "[config]") {
+  TempDir dir;
+  CHECK(file_error(dir, "t.toml", "batchsize_typo = 64\n") ==
+        dir / "t.toml" + ": batchsize_typo: unknown key (did you mean batch_size?)");
+  CHECK_THAT(file_error(dir, "t.json", R"({"batch_sise": 4})"),
+             Catch::EndsWith("t.json: batch_sise: unknown key (did you mean batch_size?)"));
+  CHECK_THAT(file_error(dir, "t.json", R"({"model": {"chh": 4}})"),
+             Catch::EndsWith("t.json: model.chh: unknown key (did you mean model.ch?)"));
+  // The option's spelling, or a model setting at the top level.
+  CHECK_THAT(file_error(dir, "t.toml", "batch-size = 4\n"), Catch::Contains("(did you mean batch_size?)"));
+  CHECK_THAT(file_error(dir, "t.toml", "ch = 4\n"), Catch::Contains("ch: unknown key (did you mean model.ch?)"));
+  CHECK_THAT(file_error(dir, "t.toml", "[model]\nchannels_x = 4\n"), Catch::Contains("model.channels_x: unknown key"));
+  CHECK_THAT(file_error(dir, "t.toml", "zzz = 1\n"),
+             Catch::EndsWith("zzz: unknown key; sagan-train --write-config FILE lists every key"));
+  // A dotted name is a path, never one key.
+  CHECK_THAT(file_error(dir, "t.json", R"({"model.ch": 4})"), Catch::Contains("model.ch: unknown key"));
+  // Keys given twice.
+  CHECK_THAT(file_error(dir, "t.json", R"({"steps": 4, "steps": 5})"),
+             Catch::EndsWith("t.json: steps: the key is given twice"));
+  CHECK_THAT(file_error(dir, "t.toml", "steps = 4\nsteps = 5\n"), Catch::Contains("t.toml:2:"));
+}
+
+TEST_CASE("config files refuse values of the wrong type", "[config]") {
+  TempDir dir;
+  CHECK_THAT(file_error(dir, "t.json", R"({"batch_size": "64"})"),
+             Catch::EndsWith("t.json: batch_size: expected an integer, got string \"64\""));
+  CHECK_THAT(file_error(dir, "t.json", R"({"batch_size": 64.5})"),
+             Catch::EndsWith("batch_size: expected an integer, got float 64.5"));
+  CHECK_THAT(file_error(dir, "t.json", R"({"batch_size": true})"), Catch::Contains("expected an integer, got boolean"));
+  CHECK_THAT(file_error(dir, "t.json", R"({"hflip": 1})"), Catch::EndsWith("hflip: expected a boolean, got integer 1"));
+  CHECK_THAT(file_error(dir, "t.json", R"({"lr_d": "1e-4"})"), Catch::Contains("lr_d: expected a number"));
+  CHECK_THAT(file_error(dir, "t.json", R"({"seed": -1})"),
+             Catch::EndsWith("seed: expected a non-negative integer, got integer -1"));
+  CHECK_THAT(file_error(dir, "t.json", R"({"model": 3})"),
+             Catch::EndsWith("t.json: model: expected a table of settings (model.KEY = ...), got integer 3"));
+  CHECK_THAT(file_error(dir, "t.json", R"({"model": {"g_attn_res": [16, "32"]}})"),
+             Catch::Contains("model.g_attn_res: expected a list of integers"));
+  CHECK_THAT(file_error(dir, "t.json", R"([1, 2])"), Catch::Contains("expected a JSON object of settings"));
+  CHECK_THAT(file_error(dir, "t.json", R"({"steps": 4,})"), Catch::Contains("t.json: not valid JSON"));
+  CHECK_THAT(file_error(dir, "t.toml", "batch_size = \"64\"\n"),
+             Catch::EndsWith("t.toml: batch_size: expected an integer, got string \"64\""));
+  CHECK_THAT(file_error(dir, "t.toml", "[model]\nch = 4.0\n"),
+             Catch::Contains("model.ch: expected an integer, got float"));
+  CHECK_THAT(file_error(dir, "t.toml", "lr_d = nan\n"), Catch::Contains("lr_d: expected a finite number, got nan"));
+  CHECK_THAT(file_error(dir, "t.toml", "dataset = 1979-05-27\n"),
+             Catch::Contains("dataset: dates and times are not settings"));
+  CHECK_THAT(file_error(dir, "t.toml", "steps = \n"),
+             Catch::Contains("t.toml:1:") && Catch::Contains("not valid TOML"));
+}
+
+TEST_CASE("config files: the extension picks the format in any case, others are refused, a missing file is named",
+          "[config]") {
+  TempDir dir;
+  // neg.JSON once went to the TOML reader, which ignored it and trained with batch 64.
+  CHECK(file_error(dir, "neg.JSON", R"({"batch_size": -4})") ==
+        dir / "neg.JSON" + ": batch_size: must be positive, got -4");
+  CHECK(file_error(dir, "my.Toml", "batch_size = -4\n") == dir / "my.Toml" + ": batch_size: must be positive, got -4");
+  CHECK_THAT(file_error(dir, "c.yaml", "batch_size: 4\n"),
+             Catch::EndsWith("c.yaml: a config file must end in .json or .toml, not '.yaml'"));
+  CHECK_THAT(file_error(dir, "config", "{}"),
+             Catch::EndsWith("config: a config file must end in .json or .toml, not ''"));
+  TrainConfig c;
+  REQUIRE_THROWS_WITH(read_config_file(dir / "missing.toml", c, nullptr),
+                      Catch::EndsWith("missing.toml: no such config file"));
+  std::filesystem::create_directory(dir / "d.json");
+  REQUIRE_THROWS_WITH(read_config_file(dir / "d.json", c, nullptr), Catch::Contains("is a directory"));
+  REQUIRE_THROWS_WITH(write_config_file(dir / "out.yml", c), Catch::Contains("must end in .json or .toml"));
+}
+
+TEST_CASE("invalid values are reported under their file and key, or their option", "[config]") {
+  TempDir dir;
+  CHECK_THAT(file_error(dir, "m.toml", "[model]\nch = -1\n"),
+             Catch::EndsWith("m.toml: model.ch: must be positive, got -1"));
+  CHECK_THAT(file_error(dir, "m.toml", "[model]\nresolution = 48\n"),
+             Catch::EndsWith("m.toml: model.resolution: must be a power of two >= 32, got 48"));
+  CHECK_THAT(file_error(dir, "m.toml", "beta2 = 1.0\n"), Catch::EndsWith("m.toml: beta2: must be in [0, 1), got 1"));
+  CHECK_THAT(file_error(dir, "m.toml", "dataset = \"folder\"\n"),
+             Catch::EndsWith("m.toml: dataset: folder needs --data PATH (a folder of class sub-folders)"));
+  CHECK_THAT(file_error(dir, "m.toml", "fd_every = 15\n"),
+             Catch::EndsWith("m.toml: fd_every: 15 is not a multiple of --log-every (10): FD is logged on log rows"));
+  CHECK_THAT(file_error(dir, "m.toml", "fd_every = 15\nlog_every = 10\n"),
+             Catch::Contains("15 is not a multiple of log_every (10)"));
+  CHECK_THAT(file_error(dir, "m.toml", "device = \"gpu\"\n"),
+             Catch::EndsWith("m.toml: device: 'gpu' is not a device (auto, cpu, cuda or cuda:N)"));
+
+  // Given as options (sagan-train records them so), or defaults: the option.
+  TrainConfig c;
+  ConfigSources s;
+  c.batch_size = 0;
+  s.from_flag("batch_size", "--batch-size");
+  REQUIRE_THROWS_WITH(c.validate(s), "--batch-size: must be positive, got 0");
+  REQUIRE_THROWS_WITH(c.validate(), "--batch-size: must be positive, got 0");
+  c = TrainConfig{};
+  c.model.ch = 3;  // G widths of 12 cannot hold whole C/8 attention queries
+  REQUIRE_THROWS_WITH(c.validate(), Catch::StartsWith("--g-attn: 16: self-attention needs channels divisible by 8"));
+  c = TrainConfig{};
+  c.model.num_classes = -2;  // no option: the key
+  REQUIRE_THROWS_WITH(c.validate(), Catch::StartsWith("model.num_classes: must be >= 0"));
+  c = TrainConfig{};
+  c.adam_d.beta1 = 0.5;  // only code can split the shared settings; a file could not hold it
+  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("adam_g and adam_d differ"));
+}
+
+TEST_CASE("apply_on_resume applies what may change and refuses what the run fixes", "[config][resume]") {
+  TrainConfig saved;
+  saved.model.ch = 64;
+  saved.model.num_classes = 10;
+  saved.model.image_channels = 1;
+  saved.steps = 100;
+  TrainConfig given;  // what sagan-train --resume RUN ... would hand over
+  ConfigSources src;
+
+  // Nothing given: nothing changes.
+  TrainConfig run = saved;
+  CHECK(apply_on_resume(run, "r/config.json", given, src).empty());
+  require_same_settings(run, saved);
+
+  // Learning rates and steps are applied and reported.
+  given.steps = 200;
+  given.adam_d.lr = 1e-4;
+  src.from_flag("steps", "--steps");
+  src.from_flag("lr_d", "--lr-d");
+  std::vector<ConfigChange> ch = apply_on_resume(run, "r/config.json", given, src);
+  REQUIRE(ch.size() == 2);
+  CHECK((ch[0].key == "steps" && ch[0].from == "100" && ch[0].to == "200" && ch[0].where == "--steps"));
+  CHECK((ch[1].key == "lr_d" && ch[1].from == "0.0004" && ch[1].to == "0.0001" && ch[1].where == "--lr-d"));
+  CHECK(run.steps == 200);
+  CHECK(run.adam_d.lr == 1e-4);
+  CHECK(run.adam_g.lr == saved.adam_g.lr);
+
+  // An architecture setting with the run's own value is fine; another is refused.
+  given.model.ch = 64;
+  src.from_flag("model.ch", "--ch");
+  CHECK_NOTHROW(apply_on_resume(run, "r/config.json", given, src));
+  given.model.ch = 32;
+  run = saved;
+  REQUIRE_THROWS_WITH(apply_on_resume(run, "r/config.json", given, src),
+                      "--ch: 32 given with --resume, but the run has model.ch = 64 (r/config.json): the checkpoint "
+                      "holds networks of the run's architecture; start a new run to change it");
+  given.model.ch = 64;
+  given.batch_size = 32;
+  src.from_file("batch_size", "more.toml");
+  REQUIRE_THROWS_WITH(
+      apply_on_resume(run, "r/config.json", given, src),
+      Catch::StartsWith("more.toml: batch_size: 32 given with --resume, but the run has batch_size = 64"));
+  given.batch_size = 64;
+  // Settings taken from the data set are not compared (a config file may hold the defaults).
+  src.from_file("model.image_channels", "more.toml");
+  CHECK_NOTHROW(apply_on_resume(run, "r/config.json", given, src));
+  CHECK(run.model.image_channels == 1);
+  // Every entry either applies or says why not.
+  for (const TrainOption& o : train_options()) {
+    INFO(o.key);
+    CHECK((o.resume_applies || o.from_data_set || !o.resume_why.empty()));
+  }
+}

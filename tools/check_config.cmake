@@ -1,0 +1,109 @@
+# cli_config (tools/CMakeLists.txt): sagan-train's config files as a user
+# meets them: strict JSON and TOML (typos, wrong types, extensions, missing
+# files refused with the file and the key), options overriding the file, a
+# written config reading back the same, and an unwritable --run-dir found
+# before any data is read. Every case runs; the failures are listed at the end.
+foreach(_v TRAIN WORK_DIR)
+  if(NOT DEFINED ${_v})
+    message(FATAL_ERROR "check_config.cmake: -D${_v}=... is required")
+  endif()
+endforeach()
+file(REMOVE_RECURSE ${WORK_DIR})
+file(MAKE_DIRECTORY ${WORK_DIR})
+set(failures "")
+
+# expect(NAME EXIT <0|1> [OUTPUT regex] COMMAND args...): exit code and output.
+function(expect name)
+  cmake_parse_arguments(E "" "EXIT;OUTPUT" "COMMAND" ${ARGN})
+  execute_process(COMMAND ${E_COMMAND} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
+                  WORKING_DIRECTORY ${WORK_DIR})
+  set(problem "")
+  if(NOT rc STREQUAL E_EXIT)
+    set(problem "exit ${rc}, expected ${E_EXIT}")
+  elseif(DEFINED E_OUTPUT AND NOT "${out}${err}" MATCHES "${E_OUTPUT}")
+    set(problem "output does not match '${E_OUTPUT}'")
+  endif()
+  if(problem)
+    set(failures "${failures}\n  ${name}: ${problem}\n    ${out}${err}" PARENT_SCOPE)
+  endif()
+endfunction()
+
+# expect_json(NAME FILE key... VALUE v): a value in a written config.json.
+function(expect_json name file)
+  cmake_parse_arguments(E "" "VALUE" "" ${ARGN})
+  set(got "<missing file>")
+  if(EXISTS ${file})
+    file(READ ${file} text)
+    string(JSON got ERROR_VARIABLE error GET "${text}" ${E_UNPARSED_ARGUMENTS})
+  endif()
+  if(NOT got STREQUAL E_VALUE)
+    set(failures "${failures}\n  ${name}: ${E_UNPARSED_ARGUMENTS} is '${got}', expected '${E_VALUE}'" PARENT_SCOPE)
+  endif()
+endfunction()
+
+function(write name text)
+  file(WRITE ${WORK_DIR}/${name} "${text}")
+endfunction()
+
+# ---- unknown keys, wrong types, extensions, missing files: refused before
+# anything else (the folder data set named after them does not exist)
+set(STOP --dataset folder --data ${WORK_DIR}/no_such_data --run-dir ${WORK_DIR}/run --quiet)
+write(typo.toml "batchsize_typo = 64\n")
+expect(toml_typo EXIT 1 OUTPUT "typo.toml: batchsize_typo: unknown key \\(did you mean batch_size\\?\\)"
+       COMMAND ${TRAIN} --config typo.toml ${STOP})
+write(typo.json "{\"model\": {\"chh\": 4}}")
+expect(json_typo EXIT 1 OUTPUT "typo.json: model.chh: unknown key \\(did you mean model.ch\\?\\)"
+       COMMAND ${TRAIN} --config typo.json ${STOP})
+write(type.json "{\"batch_size\": \"64\"}")
+expect(json_type EXIT 1 OUTPUT "type.json: batch_size: expected an integer, got string \"64\""
+       COMMAND ${TRAIN} --config type.json ${STOP})
+write(type.toml "[model]\nch = 4.5\n")
+expect(toml_type EXIT 1 OUTPUT "type.toml: model.ch: expected an integer, got float 4.5"
+       COMMAND ${TRAIN} --config type.toml ${STOP})
+write(neg.JSON "{\"batch_size\": -4}")
+expect(upper_case_json_negative EXIT 1 OUTPUT "neg.JSON: batch_size: must be positive, got -4"
+       COMMAND ${TRAIN} --config neg.JSON ${STOP})
+write(neg.toml "fd_every = 15\n")
+expect(toml_cross_check EXIT 1 OUTPUT "neg.toml: fd_every: 15 is not a multiple of --log-every \\(10\\)"
+       COMMAND ${TRAIN} --config neg.toml ${STOP})
+write(c.yaml "batch_size: 4\n")
+expect(unknown_extension EXIT 1 OUTPUT "c.yaml: a config file must end in .json or .toml, not '.yaml'"
+       COMMAND ${TRAIN} --config c.yaml ${STOP})
+expect(missing_file EXIT 1 OUTPUT "missing.toml: no such config file"
+       COMMAND ${TRAIN} --config missing.toml ${STOP})
+expect(option_type EXIT 1 OUTPUT "--batch-size: expected an integer, got 'abc'"
+       COMMAND ${TRAIN} --batch-size abc ${STOP})
+
+# ---- the command line overrides the file
+write(base.toml "batch_size = 8\nsteps = 3\n[model]\nch = 16\n")
+expect(override EXIT 0 COMMAND ${TRAIN} --config base.toml --batch-size 4 --write-config override.json)
+expect_json(override_option ${WORK_DIR}/override.json batch_size VALUE 4)
+expect_json(override_file ${WORK_DIR}/override.json steps VALUE 3)
+expect_json(override_file_model ${WORK_DIR}/override.json model ch VALUE 16)
+
+# ---- round trip: TOML -> JSON -> TOML gives the same file
+expect(write_toml EXIT 0 COMMAND ${TRAIN} --lr-d 0.5 --g-attn 8 16 --d-attn 0 --unpooled-attention --hflip
+       --seed 9 --data "dir with 'quotes' and \\\\" --write-config a.toml)
+expect(toml_to_json EXIT 0 COMMAND ${TRAIN} --config a.toml --write-config b.json)
+expect(json_to_toml EXIT 0 COMMAND ${TRAIN} --config b.json --write-config c.toml)
+set(a "<missing>")
+set(c "<missing c.toml>")
+if(EXISTS ${WORK_DIR}/a.toml AND EXISTS ${WORK_DIR}/c.toml)
+  file(READ ${WORK_DIR}/a.toml a)
+  file(READ ${WORK_DIR}/c.toml c)
+endif()
+if(NOT a STREQUAL c)
+  set(failures "${failures}\n  round_trip: a.toml and c.toml differ:\n${a}\n---\n${c}")
+endif()
+expect_json(round_trip_lr ${WORK_DIR}/b.json lr_d VALUE 0.5)
+expect_json(round_trip_pooled ${WORK_DIR}/b.json model pooled_attention VALUE OFF)
+
+# ---- an unwritable run directory, before the (missing) data is read
+write(not_a_dir "")
+expect(unwritable_run_dir EXIT 1 OUTPUT "--run-dir .*not_a_dir/run: cannot create the directory"
+       COMMAND ${TRAIN} --run-dir ${WORK_DIR}/not_a_dir/run --dataset folder --data ${WORK_DIR}/no_such_data --quiet)
+
+if(failures)
+  message(FATAL_ERROR "cli_config failed:${failures}")
+endif()
+file(REMOVE_RECURSE ${WORK_DIR})
