@@ -12,9 +12,14 @@ if(CUDNN_ROOT)
 endif()
 list(APPEND _sagan_cudnn_hints ${CUDAToolkit_LIBRARY_ROOT} ${CUDAToolkit_TARGET_DIR} /usr/local/cuda)
 find_path(SAGAN_CUDNN_INCLUDE_DIR cudnn_version.h HINTS ${_sagan_cudnn_hints} ${CUDAToolkit_INCLUDE_DIRS}
-  PATH_SUFFIXES include REQUIRED)
+  PATH_SUFFIXES include)
 find_library(SAGAN_CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 HINTS ${_sagan_cudnn_hints} ${CUDAToolkit_LIBRARY_DIR}
-  PATH_SUFFIXES lib lib64 REQUIRED)
+  PATH_SUFFIXES lib lib64)
+if(NOT SAGAN_CUDNN_INCLUDE_DIR OR NOT SAGAN_CUDNN_LIBRARY)
+  message(FATAL_ERROR "sagan: cuDNN not found (cudnn_version.h: ${SAGAN_CUDNN_INCLUDE_DIR}; libcudnn.so or "
+    "libcudnn.so.9: ${SAGAN_CUDNN_LIBRARY}). Install it into the CUDA toolkit, or pass -DCUDNN_ROOT=<folder with "
+    "include/ and lib/>, e.g. a venv's site-packages/nvidia/cudnn; or configure with -DSAGAN_CUDA=OFF.")
+endif()
 file(STRINGS ${SAGAN_CUDNN_INCLUDE_DIR}/cudnn_version.h _sagan_cudnn_defs REGEX "^#define CUDNN_(MAJOR|MINOR|PATCHLEVEL) ")
 set(_sagan_cudnn_version "")
 foreach(_part MAJOR MINOR PATCHLEVEL)

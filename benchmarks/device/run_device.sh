@@ -180,22 +180,24 @@ probe() {
     return 1
   }
   for exe in "$BIN"/*; do
-    out=$(ldd -r "$exe" 2>&1)
-    if grep -qE 'not found|undefined symbol' <<<"$out"; then
+    # Missing libraries and symbol versions, and undefined symbols of our own
+    # objects (the CUDA libraries' internal ones are theirs to resolve).
+    out=$(ldd -r "$exe" 2>&1 | grep -E "not found|undefined symbol.*\((${BIN}|${UNPACKED})")
+    if [[ -n $out ]]; then
       echo "probe: $(basename "$exe"):"
-      grep -E 'not found|undefined symbol' <<<"$out" | head -5
+      head -5 <<<"$out"
       ok=0
     fi
   done
   ((ok)) || return 1
-  "$BIN/sagan_device_info" >"$LOGS/probe_info.txt" 2>&1
+  timeout 60 "$BIN/sagan_device_info" >"$LOGS/probe_info.txt" 2>&1
   local rc=$?
   if [[ $rc != 0 && $rc != 77 ]]; then
     echo "probe: sagan_device_info exit $rc:"
     cat "$LOGS/probe_info.txt"
     return 1
   fi
-  LD_BIND_NOW=1 "$BIN/sagan_cuda_tests" --list-test-names-only >/dev/null 2>"$LOGS/probe_list.txt"
+  LD_BIND_NOW=1 timeout 60 "$BIN/sagan_cuda_tests" --list-test-names-only >/dev/null 2>"$LOGS/probe_list.txt"
   rc=$?
   if [[ $rc != 0 && $rc != 77 ]]; then
     echo "probe: sagan_cuda_tests --list-test-names-only exit $rc: $(head -3 "$LOGS/probe_list.txt")"
@@ -215,16 +217,16 @@ env_report() {
   if ! command -v nvidia-smi >/dev/null; then
     echo "nvidia-smi: not available"
   else
-    nvidia-smi 2>&1
-    nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total,pstate,clocks.sm,clocks.max.sm,clocks.mem,clocks.max.mem,power.draw,power.limit,temperature.gpu --format=csv 2>&1 || true
-    nvidia-smi -q -d CLOCK,PERFORMANCE 2>&1 | head -60
+    timeout 30 nvidia-smi 2>&1
+    timeout 30 nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total,pstate,clocks.sm,clocks.max.sm,clocks.mem,clocks.max.mem,power.draw,power.limit,temperature.gpu --format=csv 2>&1 || true
+    timeout 30 nvidia-smi -q -d CLOCK,PERFORMANCE 2>&1 | head -60
   fi
   echo "--- tools"
   echo "nvcc: $(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null || echo none) $( (nvcc --version || /usr/local/cuda/bin/nvcc --version) 2>/dev/null | grep release)"
   echo "compute-sanitizer: ${SANITIZER:-none} $([[ -n ${SANITIZER:-} ]] && "$SANITIZER" --version 2>&1 | grep -i version | head -1)"
   echo "g++: $(g++ --version 2>/dev/null | head -1); cmake: $(cmake --version 2>/dev/null | head -1); ninja: $(ninja --version 2>/dev/null)"
   echo "python: $(command -v "$PYTHON") $("$PYTHON" --version 2>&1)"
-  "$PYTHON" - <<'PY' 2>&1
+  timeout 60 "$PYTHON" - <<'PY' 2>&1
 try:
     import torch
     print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(),
@@ -242,7 +244,7 @@ PY
     ldd "$exe" 2>&1 | sed 's/^/  /'
   done
   echo "--- sagan_device_info"
-  "$BIN/sagan_device_info" 2>&1
+  timeout 60 "$BIN/sagan_device_info" 2>&1
   echo "exit $?"
 }
 
@@ -286,7 +288,7 @@ env_report >"$OUT/env.txt" 2>&1
 NGPU=$(grep -m1 '^gpus:' "$OUT/env.txt" | awk '{print $2}')
 NGPU=${NGPU:-0}
 GPU_LINE=$(grep -m1 '^gpu 0:' "$OUT/env.txt" | cut -d' ' -f3-)
-DRIVER=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)
+DRIVER=$(timeout 30 nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)
 # env comes first in the summary, before a fallback build.
 SUMMARY=("$(printf '%-20s %-8s %4s %5s  %s' env ok 0 "$(elapsed)" "gpus: $NGPU ${GPU_LINE:+($GPU_LINE)}")" ${SUMMARY[@]+"${SUMMARY[@]}"})
 
