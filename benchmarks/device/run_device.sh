@@ -121,7 +121,8 @@ step() {
   cat "$log" >>"$OUT/$file"
   case $rc in
     0) status=ok ;;
-    77) status=skip ;;
+    77) status=skip ;;&
+    77) ((NGPU > 0 || ${SMI_GPUS:-0} > 0)) && status=FAIL ;; # "no CUDA device" on a machine with one
     124 | 137) status=TIMEOUT ;;
     *) status=FAIL ;;
   esac
@@ -284,13 +285,23 @@ elif [[ -n $need_build ]]; then
   BINARIES="carried, although: $need_build (SAGAN_DEVICE_BUILD=never)"
 fi
 
+t_env=$(date +%s)
 env_report >"$OUT/env.txt" 2>&1
+t_env=$(($(date +%s) - t_env))
 NGPU=$(grep -m1 '^gpus:' "$OUT/env.txt" | awk '{print $2}')
 NGPU=${NGPU:-0}
 GPU_LINE=$(grep -m1 '^gpu 0:' "$OUT/env.txt" | cut -d' ' -f3-)
 DRIVER=$(timeout 30 nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)
+# A GPU that nvidia-smi lists but the CUDA runtime does not see would turn
+# every test into a skip (exit 77): that is a failure, not a dry run.
+SMI_GPUS=$(timeout 30 nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+env_status=ok env_note="gpus: $NGPU ${GPU_LINE:+($GPU_LINE)}"
+if ((${SMI_GPUS:-0} > 0 && NGPU == 0)); then
+  env_status=FAIL FAILED=1
+  env_note="nvidia-smi lists $SMI_GPUS GPU(s), the CUDA runtime none: $(grep -m1 '^gpus:' "$OUT/env.txt")"
+fi
 # env comes first in the summary, before a fallback build.
-SUMMARY=("$(printf '%-20s %-8s %4s %5s  %s' env ok 0 "$(elapsed)" "gpus: $NGPU ${GPU_LINE:+($GPU_LINE)}")" ${SUMMARY[@]+"${SUMMARY[@]}"})
+SUMMARY=("$(printf '%-20s %-8s %4s %5s  %s' env "$env_status" - "$t_env" "$env_note")" ${SUMMARY[@]+"${SUMMARY[@]}"})
 
 # ---------------------------------------------------------------- tests
 T=$BIN/sagan_cuda_tests
