@@ -36,6 +36,9 @@ done
 
 packages=(libeigen3-dev libfmt-dev libfmt9 catch2 nlohmann-json3-dev libcli11-dev zlib1g-dev libpng-dev libpng16-16
   libjpeg62-turbo-dev libjpeg62-turbo)
+for p in libtomlplusplus-dev libtomlplusplus3 libonnx-dev libprotobuf-dev; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" && packages+=("$p")
+done
 unshare -m bash -euo pipefail -c '
   WORK=$1 BUNDLE=$2 here=$3; shift 3
   mount --make-rprivate /
@@ -46,7 +49,7 @@ unshare -m bash -euo pipefail -c '
       if [[ -L $f || -f $f ]]; then rm -f "$f"; fi
     done
   done
-  rm -rf /usr/include/eigen3 /usr/include/fmt /usr/include/catch2 /usr/include/nlohmann /usr/include/CLI
+  rm -rf /usr/include/eigen3 /usr/include/fmt /usr/include/catch2 /usr/include/nlohmann /usr/include/CLI /usr/include/toml++
   rm -f /usr/local/cuda*/lib/libcudnn* /usr/local/cuda*/include/cudnn* /usr/local/include/cudnn* /usr/local/cuda*/lib64/libcudnn*
   for h in png.h zlib.h jpeglib.h fmt/core.h catch2/catch.hpp nlohmann/json.hpp CLI/CLI.hpp eigen3/Eigen/Core cudnn.h; do
     for d in /usr/include /usr/local/include /usr/local/cuda/include; do

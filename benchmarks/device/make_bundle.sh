@@ -42,6 +42,11 @@ declare -A TARGET_DIR=([sagan_cuda_tests]=tests/cuda [bench_attention]=benchmark
 # their link names point into.
 DEP_PACKAGES=(libeigen3-dev libfmt-dev libfmt9 catch2 nlohmann-json3-dev libcli11-dev zlib1g-dev zlib1g
   libpng-dev libpng16-16 libjpeg62-turbo-dev libjpeg62-turbo)
+# Carried too when installed: dependencies that newer trees find (toml++ for
+# TOML config files).
+for p in libtomlplusplus-dev libtomlplusplus3; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" && DEP_PACKAGES+=("$p")
+done
 # Libraries never copied to lib/: glibc's (the device has a newer glibc) and
 # the CUDA libraries the device provides.
 SYSTEM_LIBS='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|librt\.so|libpthread\.so|libresolv\.so|libutil\.so|libcuda\.so|libcudnn|libcublas|libcudart|libnvrtc|libnvJitLink)'
@@ -114,7 +119,7 @@ for p in "${DEP_PACKAGES[@]}"; do
     [[ -L $f && -d $f && $f != /*/*/* ]] && continue # usrmerge's /lib -> usr/lib and the like
     rel=${f#/}
     rel=${rel#usr/}
-    case $rel in share/doc/* | share/man/* | share/lintian/* | bin/*) continue ;; esac
+    case $rel in share/doc/* | share/doc-base/* | share/man/* | share/lintian/* | bin/*) continue ;; esac
     dst=$stage/usr/$rel
     mkdir -p "$(dirname "$dst")"
     if [[ -L $f ]]; then
