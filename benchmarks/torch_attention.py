@@ -1,14 +1,25 @@
 #!/usr/bin/env python3
 """PyTorch reference timings for SAGAN's attention shapes, float32, to set
-beside bench_attention: F.scaled_dot_product_attention(scale=1.0) on its
-memory-efficient backend (the only fused fp32 kernel that takes dv != d) and
-eager bmm -> softmax -> bmm. Forward and forward+backward, batch 64 and 256.
-Same columns and floors as bench_attention (see its header for the formulas).
+beside bench_attention. Rows:
+  torch:sdpa      F.scaled_dot_product_attention(scale=1.0) as PyTorch
+                  dispatches it, on 4-D (B, 1 head, N, d) tensors (its fused
+                  backends take nothing else);
+  torch:sdpa-eff  the same forced onto the memory-efficient backend (the only
+                  fused fp32 kernel that takes dv != d);
+  torch:eager     bmm -> softmax -> bmm.
+Before the rows of each shape, one line names the backend the default
+dispatch ran (read from the profiler's aten op names, forward and backward)
+and which backends run these tensors at all when forced one at a time
+(torch.nn.attention.sdpa_kernel), with the reason of those that refuse:
+  sdpa backend SAGAN-32 G B=64: default efficient/efficient (fwd/bwd); runs: efficient math; refuses: flash (...)
+Forward and forward+backward, batch 64 and 256. Same columns and floors as
+bench_attention (see its header for the formulas).
 Needs a CUDA device; prints a message and exits 0 without one.
 Usage: python3 benchmarks/torch_attention.py [--reps 7] [--batches 64,256]
 """
 import argparse
 import sys
+import warnings
 
 try:
     import torch
@@ -57,11 +68,79 @@ def rates():
     return name, bw, p.multi_processor_count * lanes * 2 * clock
 
 
+# The aten op each SDPA backend runs under (what the profiler records).
+BACKEND_OPS = {
+    "aten::_scaled_dot_product_flash_attention": "flash",
+    "aten::_scaled_dot_product_efficient_attention": "efficient",
+    "aten::_scaled_dot_product_cudnn_attention": "cudnn",
+    "aten::_scaled_dot_product_attention_math": "math",
+    "aten::_scaled_dot_product_fused_attention_overrideable": "overrideable",
+}
+
+
+def sdpa4(q, k, v):
+    """(B, N, d) tensors as one head, (B, 1, N, d), scores unscaled."""
+    out = F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), scale=1.0)
+    return out.squeeze(1)
+
+
+def sdpa(q, k, v):
+    return sdpa4(q, k, v)
+
+
 def sdpa_efficient(q, k, v):
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
-        return F.scaled_dot_product_attention(q, k, v, scale=1.0)
+        return sdpa4(q, k, v)
+
+
+def backend_ran(fn):
+    """The SDPA backend names whose aten ops ran inside fn()."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    names = {e.name for e in prof.events()}
+    # Prefixes: the backward ops are the forward's name + "_backward".
+    found = [label for op, label in BACKEND_OPS.items() if any(n.startswith(op) for n in names)]
+    return "+".join(found) or "none"
+
+
+def backend_report(q, k, v, go):
+    """One line: the default dispatch's backend (forward, backward) and each
+    backend forced alone: runs, or refuses with PyTorch's first reason."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    qg, kg, vg = (t.detach().requires_grad_() for t in (q, k, v))
+    holder = {}
+
+    def fwd():
+        holder["out"] = sdpa4(qg, kg, vg)
+
+    default_fwd = backend_ran(fwd)
+    default_bwd = backend_ran(lambda: holder["out"].backward(go))
+    if default_bwd == "none" and default_fwd == "math":
+        default_bwd = "math (autograd)"
+    runs, refuses = [], []
+    for name, b in (("flash", SDPBackend.FLASH_ATTENTION), ("efficient", SDPBackend.EFFICIENT_ATTENTION),
+                    ("cudnn", getattr(SDPBackend, "CUDNN_ATTENTION", None)), ("math", SDPBackend.MATH)):
+        if b is None:
+            continue
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                with sdpa_kernel(b), torch.no_grad():
+                    sdpa4(q, k, v)
+                torch.cuda.synchronize()
+                runs.append(name)
+            except RuntimeError as e:
+                # PyTorch warns "<backend> not used because:" and then the reason.
+                msgs = [str(w.message).splitlines()[0] for w in caught]
+                why = [m for m in msgs if "not used because" not in m] or msgs or [str(e).splitlines()[0]]
+                refuses.append(f"{name} ({why[0][:90]})")
+    return f"default {default_fwd}/{default_bwd} (fwd/bwd); runs: {' '.join(runs)}; refuses: {'; '.join(refuses) or '-'}"
 
 
 def eager(q, k, v):
@@ -84,7 +163,15 @@ def main():
     print("%-10s %-2s %4s %5s %5s %3s %4s %-15s %-6s %10s %8s %8s %10s %10s %7s %7s %9s" % hdr)
     for B in [int(x) for x in args.batches.split(",")]:
         for model, net, N, S, d, dv in SHAPES:
-            for impl, fn in (("torch:sdpa-eff", sdpa_efficient), ("torch:eager", eager)):
+            try:
+                g = torch.Generator(device="cuda").manual_seed(1)
+                tensors = [torch.randn(*shape, device="cuda", generator=g)
+                           for shape in ((B, N, d), (B, S, d), (B, S, dv), (B, N, dv))]
+                print(f"sdpa backend {model} {net} B={B}: {backend_report(*tensors)}")
+                del tensors
+            except Exception as e:  # the report is a note; the timings below still run
+                print(f"sdpa backend {model} {net} B={B}: could not tell: {type(e).__name__}: {str(e)[:100]}")
+            for impl, fn in (("torch:sdpa", sdpa), ("torch:sdpa-eff", sdpa_efficient), ("torch:eager", eager)):
                 inner = 2 if N >= 4096 else 10
                 try:
                     torch.cuda.empty_cache()

@@ -24,7 +24,7 @@ compilation fails). Peak is the peak resident set on the CPU,
 torch.cuda.max_memory_allocated on CUDA.
 
   /usr/bin/python3 benchmarks/torch_train_step.py [--device auto|cpu|cuda] [--resolution R ...]
-      [--ch C] [--batch B] [--classes K] [--repeats N] [--warmup N] [--threads T] [--no-compile]
+      [--ch C] [--batch B] [--classes K] [--repeats N] [--warmup N] [--threads T] [--no-compile | --compile-only]
 """
 import argparse
 import os
@@ -142,6 +142,8 @@ def main():
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")),
                     help="torch.set_num_threads on the CPU (default: OMP_NUM_THREADS or 2)")
     ap.add_argument("--no-compile", action="store_true", help="leave out torch.compile on CUDA")
+    ap.add_argument("--compile-only", action="store_true",
+                    help="only the torch.compile rows (CUDA), e.g. as a separate step after the eager ones")
     opt = ap.parse_args()
     name = opt.device
     if name == "auto":
@@ -156,7 +158,8 @@ def main():
     torch.set_num_threads(opt.threads)
     resolutions = opt.resolution or ([32, 128] if device.type == "cuda" else [32])
     for res in resolutions:
-        bench(opt, res, device, "torch-eager")
+        if not opt.compile_only:
+            bench(opt, res, device, "torch-eager")
         if device.type != "cuda" or opt.no_compile:
             continue
         if not hasattr(torch, "compile"):

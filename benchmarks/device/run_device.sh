@@ -1,0 +1,365 @@
+#!/usr/bin/env bash
+# The device run: one call on a lent H200 (docs/cuda.md, "Device run"), with
+# the bundle made here by make_bundle.sh carried along:
+#   run: {command: "benchmarks/device/run_device.sh", carry: ["device_bundle"], timeout_s: 540}
+# Each step is its own process with its own timeout (an illegal address in one
+# does not poison the rest), in order of value, inside one time budget:
+#   env            GPU, driver, clocks, versions, loader paths, ldd, cuDNN compiled vs loaded
+#   build          only when the carried binaries cannot run there or were built
+#                  from other sources: build_on_device.sh (ninja, carried headers)
+#   fused_sync     [flash_attention],[sn_batched] with CUDA_LAUNCH_BLOCKING=1
+#   memcheck, racecheck   compute-sanitizer on those tests only
+#   fused_full     [flash_attention_sagan],[sn_batched_sagan] (SAGAN sizes)
+#   ops_fused, ops_unfused   the attention and spectral-norm op tests through each
+#                  attention path (SAGAN_CUDA_ATTENTION)
+#   others         every other CUDA test group
+#   bench_*, torch_*   the benchmarks at batch 64 and their PyTorch references
+#   train_cuda, train_cpu   sagan-train SAGAN-32 on the bundle's Fashion-MNIST
+#                  subset: 300 steps on cuda, the first 5 on the CPU, same seed
+#   torch_compile  torch.compile'd PyTorch train step (slowest to start; last)
+# A step that would start with under 15 s of budget left is skipped as such.
+# $OUT gets at most 7 files: summary.txt env.txt tests.log sanitizer.log
+# bench.txt train.txt, and build.log when the fallback build ran. The end of
+# stdout is the summary: one line per step (status, exit code, seconds, test
+# totals), the first failures with Catch2's expansions, the sanitizers' first
+# errors (kernel, file:line, block, thread), condensed benchmark rows.
+# Without a GPU (a dry run here) every step still runs: the CUDA tests exit 77
+# (skip), the benchmarks say there is no GPU.
+#
+# Environment: OUT (default out/device), BUNDLE (device_bundle), WORK (scratch,
+# /tmp/sagan_device), BUDGET_S (450), PYTHON (python3, or /usr/bin/python3 when
+# only that one imports torch),
+# SAGAN_DEVICE_BUILD=auto|never|always (auto: build only when needed),
+# STEPS='regex' (run only the steps whose names match, e.g. 'fused_sync|memcheck';
+# env always runs). Exit status: 0 when no step failed, 1 otherwise.
+set -u -o pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$here/../.." && pwd)
+BUNDLE=${BUNDLE:-$ROOT/device_bundle}
+OUT=${OUT:-$ROOT/out/device}
+WORK=${WORK:-/tmp/sagan_device}
+BUDGET_S=${BUDGET_S:-450}
+# The device's python3 is the PyTorch venv's; here /usr/bin/python3 may be
+# the one with torch.
+if [[ -z ${PYTHON:-} ]]; then
+  PYTHON=python3
+  python3 -c 'import torch' >/dev/null 2>&1 || ! /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || PYTHON=/usr/bin/python3
+fi
+BUILD_MODE=${SAGAN_DEVICE_BUILD:-auto}
+STEPS=${STEPS:-}
+START=$(date +%s)
+DEADLINE=$((START + BUDGET_S))
+mkdir -p "$OUT" "$WORK"
+OUT=$(cd "$OUT" && pwd)
+LOGS=$WORK/logs
+rm -rf "$LOGS" "$WORK/runs"
+(cd "$OUT" && rm -f summary.txt env.txt tests.log sanitizer.log bench.txt train.txt build.log)
+mkdir -p "$LOGS" "$WORK/runs"
+export PYTHONUNBUFFERED=1
+CUDA_TESTS_FUSED='[flash_attention],[sn_batched]'
+CUDA_TESTS_FUSED_FULL='[flash_attention_sagan],[sn_batched_sagan]'
+CUDA_TESTS_OPS='[attention],[attention_sagan],[spectral_norm],[spectral_norm_sagan]'
+CUDA_TESTS_OTHERS='~[flash_attention]~[sn_batched]~[flash_attention_sagan]~[sn_batched_sagan]~[attention]~[attention_sagan]~[spectral_norm]~[spectral_norm_sagan]'
+
+SUMMARY=()
+FAILED=0
+NGPU=0
+
+elapsed() { echo $(($(date +%s) - START)); }
+want() { [[ -z $STEPS || $1 =~ ^($STEPS)$ ]]; }
+
+# Catch2's and compute-sanitizer's totals in one line, from a step's log.
+totals() {
+  local log=$1 t
+  t=$(grep -m1 -E '^SKIPPED: ' "$log" | sed 's/^SKIPPED: //')
+  [[ -n $t ]] && {
+    echo "$t"
+    return
+  }
+  t=$(grep -m1 -E '^All tests passed' "$log")
+  [[ -z $t ]] && t=$(grep -E '^(test cases|assertions):' "$log" | tr -s ' ' | paste -sd ';' -)
+  [[ -z $t ]] && t=$(grep -m1 -E '^No test cases matched' "$log")
+  local s
+  s=$(grep -E '(ERROR|RACECHECK) SUMMARY' "$log" | sed 's/^========= //' | paste -sd ';' -)
+  t="${t}${t:+${s:+; }}${s}"
+  # Otherwise a program's own word: "nothing to measure", or its last line
+  # before the step's footer (an error message, a result row).
+  if [[ -z $t ]]; then
+    t=$(grep -m1 -iE 'nothing to measure|no CUDA device|sees no CUDA|0 CUDA device' "$log")
+    [[ -z $t ]] && t=$(grep -v '^=====' "$log" | grep -v '^[[:space:]]*$' | tail -1)
+  fi
+  echo "${t:0:110}"
+}
+
+record() { # record NAME STATUS RC SECONDS NOTE
+  SUMMARY+=("$(printf '%-20s %-8s %4s %5s  %s' "$1" "$2" "$3" "$4" "$5")")
+}
+
+# step NAME OUTFILE TIMEOUT CMD...: runs CMD in its own process group with a
+# timeout capped by the budget; the log goes to $LOGS/NAME.log and is appended
+# to $OUT/OUTFILE.
+step() {
+  local name=$1 file=$2 limit=$3
+  shift 3
+  [[ $name == build ]] || want "$name" || return 0
+  local now left rc secs status log=$LOGS/$name.log
+  now=$(date +%s)
+  left=$((DEADLINE - now))
+  if ((left < 15)); then
+    record "$name" SKIP - 0 "no time left in the ${BUDGET_S} s budget"
+    return 0
+  fi
+  ((limit > left)) && limit=$left
+  echo "==> +$((now - START))s $name (limit ${limit}s): $*"
+  printf '===== %s: %s\n===== limit %ss, started at +%ss\n' "$name" "$*" "$limit" "$((now - START))" >"$log"
+  # The subshell keeps bash's "Killed" notice (after -k) out of the output.
+  (timeout -k 5 "$limit" "$@" >>"$log" 2>&1 </dev/null) 2>/dev/null
+  rc=$?
+  secs=$(($(date +%s) - now))
+  printf '===== %s: exit %s after %ss\n\n' "$name" "$rc" "$secs" >>"$log"
+  cat "$log" >>"$OUT/$file"
+  case $rc in
+    0) status=ok ;;
+    77) status=skip ;;&
+    77) ((NGPU > 0 || ${SMI_GPUS:-0} > 0)) && status=FAIL ;; # "no CUDA device" on a machine with one
+    124 | 137) status=TIMEOUT ;;
+    *) status=FAIL ;;
+  esac
+  # Without a GPU, a GPU-only program that says so is not a failure.
+  if [[ $status == FAIL && $NGPU == 0 ]] &&
+    grep -qiE 'no CUDA device|sees no CUDA|0 CUDA device|no GPU|cudaErrorNoDevice|CUDA driver version is insufficient|no CUDA-capable' "$log"; then
+    status=no-gpu
+  fi
+  [[ $status == FAIL || $status == TIMEOUT ]] && FAILED=1
+  record "$name" "$status" "$rc" "$secs" "$(totals "$log")"
+  echo "    $status (exit $rc, ${secs}s) $(totals "$log")"
+  return 0
+}
+
+# ---------------------------------------------------------------- loader setup
+# The venv's nvidia wheels (cuDNN, cuBLAS, NVRTC for cuDNN's runtime-compiled
+# engines) go on the loader path after the bundle's own libraries.
+NV=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)/nvidia
+[[ -d $NV ]] || NV=$(ls -d /opt/*/.venv/lib/python3*/site-packages/nvidia 2>/dev/null | head -1)
+[[ -d ${NV:-/nonexistent} ]] || NV=
+libdirs=()
+if [[ -n $NV ]]; then
+  for pat in 'libcudnn.so.[0-9]*' 'libcublas.so.[0-9]*' 'libcublasLt.so.[0-9]*' 'libnvrtc.so.[0-9]*'; do
+    f=$(find "$NV" -name "$pat" \( -type f -o -type l \) 2>/dev/null | sort | head -1)
+    [[ -n $f ]] && libdirs+=("$(dirname "$f")")
+  done
+fi
+[[ -d /usr/local/nvidia/lib64 ]] && libdirs+=(/usr/local/nvidia/lib64)
+joined=$(printf '%s\n' "${libdirs[@]}" | awk 'NF && !seen[$0]++' | paste -sd: -)
+BASE_LD_PATH=${LD_LIBRARY_PATH:-}
+# The bundle's bin/ and lib/ travel packed (make_bundle.sh); tar's xz, or
+# Python's lzma where there is no xz program.
+UNPACKED=$WORK/bundle
+rm -rf "$UNPACKED"
+mkdir -p "$UNPACKED"
+if [[ -f $BUNDLE/bin.tar.xz ]]; then
+  tar -C "$UNPACKED" -xJf "$BUNDLE/bin.tar.xz" 2>/dev/null ||
+    "$PYTHON" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+      "$BUNDLE/bin.tar.xz" "$UNPACKED" || echo "run_device: cannot unpack $BUNDLE/bin.tar.xz"
+fi
+set_loader() { # set_loader [compat]
+  LD_LIBRARY_PATH=$UNPACKED/lib${1:+:$UNPACKED/lib/compat}${joined:+:$joined}${BASE_LD_PATH:+:$BASE_LD_PATH}
+  export LD_LIBRARY_PATH
+}
+set_loader
+BIN=$UNPACKED/bin
+BINARIES="carried (bundle)"
+
+# Can the carried binaries run here? ldd -r resolves every library and symbol
+# without running them; sagan_device_info loads cuDNN's sub-libraries and
+# compares versions; LD_BIND_NOW makes the test binary bind all symbols at start.
+probe() {
+  local out ok=1
+  [[ -x $BIN/sagan_device_info ]] || {
+    echo "probe: $BIN/sagan_device_info missing"
+    return 1
+  }
+  for exe in "$BIN"/*; do
+    # Missing libraries and symbol versions, and undefined symbols of our own
+    # objects (the CUDA libraries' internal ones are theirs to resolve).
+    out=$(ldd -r "$exe" 2>&1 | grep -E "not found|undefined symbol.*\((${BIN}|${UNPACKED})")
+    if [[ -n $out ]]; then
+      echo "probe: $(basename "$exe"):"
+      head -5 <<<"$out"
+      ok=0
+    fi
+  done
+  ((ok)) || return 1
+  timeout 60 "$BIN/sagan_device_info" >"$LOGS/probe_info.txt" 2>&1
+  local rc=$?
+  if [[ $rc != 0 && $rc != 77 ]]; then
+    echo "probe: sagan_device_info exit $rc:"
+    cat "$LOGS/probe_info.txt"
+    return 1
+  fi
+  LD_BIND_NOW=1 timeout 60 "$BIN/sagan_cuda_tests" --list-test-names-only >/dev/null 2>"$LOGS/probe_list.txt"
+  rc=$?
+  if [[ $rc != 0 && $rc != 77 ]]; then
+    echo "probe: sagan_cuda_tests --list-test-names-only exit $rc: $(head -3 "$LOGS/probe_list.txt")"
+    return 1
+  fi
+  return 0
+}
+
+# ---------------------------------------------------------------- env
+env_report() {
+  echo "date: $(date -u +%FT%TZ); host $(hostname); $(uname -srm); $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
+  echo "cpus: $(nproc); memory: $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo); glibc $(ldd --version | head -1 | awk '{print $NF}')"
+  echo "tree: $ROOT, source_hash $("$here/source_hash.sh" "$ROOT")"
+  echo "bundle: $BUNDLE"
+  [[ -f $BUNDLE/MANIFEST.txt ]] && sed 's/^/  /' "$BUNDLE/MANIFEST.txt"
+  echo "--- nvidia-smi"
+  if ! command -v nvidia-smi >/dev/null; then
+    echo "nvidia-smi: not available"
+  else
+    timeout 30 nvidia-smi 2>&1
+    timeout 30 nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total,pstate,clocks.sm,clocks.max.sm,clocks.mem,clocks.max.mem,power.draw,power.limit,temperature.gpu --format=csv 2>&1 || true
+    timeout 30 nvidia-smi -q -d CLOCK,PERFORMANCE 2>&1 | head -60
+  fi
+  echo "--- tools"
+  echo "nvcc: $(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null || echo none) $( (nvcc --version || /usr/local/cuda/bin/nvcc --version) 2>/dev/null | grep release)"
+  echo "compute-sanitizer: ${SANITIZER:-none} $([[ -n ${SANITIZER:-} ]] && "$SANITIZER" --version 2>&1 | grep -i version | head -1)"
+  echo "g++: $(g++ --version 2>/dev/null | head -1); cmake: $(cmake --version 2>/dev/null | head -1); ninja: $(ninja --version 2>/dev/null)"
+  echo "python: $(command -v "$PYTHON") $("$PYTHON" --version 2>&1)"
+  timeout 60 "$PYTHON" - <<'PY' 2>&1
+try:
+    import torch
+    print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(),
+          "gpu", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")
+except Exception as e:
+    print("torch: not importable:", e)
+PY
+  echo "--- loader"
+  echo "nvidia wheels: ${NV:-none}"
+  [[ -n $NV ]] && ls "$NV" | paste -sd' ' -
+  echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+  echo "binaries: $BINARIES ($BIN)"
+  for exe in "$BIN"/*; do
+    echo "ldd $(basename "$exe"):"
+    ldd "$exe" 2>&1 | sed 's/^/  /'
+  done
+  echo "--- sagan_device_info"
+  timeout 60 "$BIN/sagan_device_info" 2>&1
+  echo "exit $?"
+}
+
+SANITIZER=$(command -v compute-sanitizer || true)
+[[ -z $SANITIZER ]] && SANITIZER=$(ls /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda*/compute-sanitizer/compute-sanitizer \
+  /opt/nvidia/*/compute-sanitizer 2>/dev/null | head -1)
+
+echo "==> +$(elapsed)s probe: can the carried binaries run here?"
+need_build=""
+bundle_hash=$(sed -n 's/^source_hash: //p' "$BUNDLE/MANIFEST.txt" 2>/dev/null)
+tree_hash=$("$here/source_hash.sh" "$ROOT")
+probe_log=$LOGS/probe.txt
+if [[ ! -x $BIN/sagan_cuda_tests ]]; then
+  need_build="no bundle at $BUNDLE (make_bundle.sh; carry: [\"device_bundle\"])"
+elif [[ $bundle_hash != "$tree_hash" ]]; then
+  need_build="bundle built from other sources (source_hash $bundle_hash, tree $tree_hash): rebuild it here with make_bundle.sh"
+elif ! probe >"$probe_log" 2>&1; then
+  if grep -qE "(GLIBCXX|CXXABI|GCC)_[0-9.]+' not found" "$probe_log"; then
+    set_loader compat
+    probe >"$probe_log" 2>&1 || need_build="carried binaries cannot run: $(head -3 "$probe_log" | paste -sd' ' -)"
+  else
+    need_build="carried binaries cannot run: $(head -3 "$probe_log" | paste -sd' ' -)"
+  fi
+fi
+[[ $BUILD_MODE == always ]] && need_build="SAGAN_DEVICE_BUILD=always"
+echo "    ${need_build:-carried binaries load; versions: $(grep -E '^(cudnn|gpus)' "$LOGS/probe_info.txt" 2>/dev/null | paste -sd';' -)}"
+
+if [[ -n $need_build && $BUILD_MODE != never ]]; then
+  step build build.log 300 env JOBS="$(nproc)" "$here/build_on_device.sh" "$BUNDLE" "$WORK" "$NV"
+  if [[ -x $WORK/bin/sagan_cuda_tests ]]; then
+    BIN=$WORK/bin
+    BINARIES="built on the device ($need_build)"
+  else
+    BINARIES="carried, although: $need_build (the build failed)"
+  fi
+elif [[ -n $need_build ]]; then
+  BINARIES="carried, although: $need_build (SAGAN_DEVICE_BUILD=never)"
+fi
+
+t_env=$(date +%s)
+env_report >"$OUT/env.txt" 2>&1
+t_env=$(($(date +%s) - t_env))
+NGPU=$(grep -m1 '^gpus:' "$OUT/env.txt" | awk '{print $2}')
+NGPU=${NGPU:-0}
+GPU_LINE=$(grep -m1 '^gpu 0:' "$OUT/env.txt" | cut -d' ' -f3-)
+DRIVER=$(timeout 30 nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)
+# A GPU that nvidia-smi lists but the CUDA runtime does not see would turn
+# every test into a skip (exit 77): that is a failure, not a dry run.
+SMI_GPUS=$(timeout 30 nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+env_status=ok env_note="gpus: $NGPU ${GPU_LINE:+($GPU_LINE)}"
+if ((${SMI_GPUS:-0} > 0 && NGPU == 0)); then
+  env_status=FAIL FAILED=1
+  env_note="nvidia-smi lists $SMI_GPUS GPU(s), the CUDA runtime none: $(grep -m1 '^gpus:' "$OUT/env.txt")"
+fi
+# env comes first in the summary, before a fallback build.
+SUMMARY=("$(printf '%-20s %-8s %4s %5s  %s' env "$env_status" - "$t_env" "$env_note")" ${SUMMARY[@]+"${SUMMARY[@]}"})
+
+# ---------------------------------------------------------------- tests
+T=$BIN/sagan_cuda_tests
+step fused_sync tests.log 90 env CUDA_LAUNCH_BLOCKING=1 SAGAN_CUDA_SYNC=1 "$T" -d yes "$CUDA_TESTS_FUSED"
+if [[ -n $SANITIZER ]]; then
+  step memcheck sanitizer.log 120 "$SANITIZER" --tool memcheck --error-exitcode 99 --print-limit 20 \
+    "$T" "$CUDA_TESTS_FUSED"
+  step racecheck sanitizer.log 150 "$SANITIZER" --tool racecheck --racecheck-report all --error-exitcode 99 \
+    --print-limit 20 "$T" "$CUDA_TESTS_FUSED"
+else
+  want memcheck && record memcheck skip - 0 "compute-sanitizer not found"
+  want racecheck && record racecheck skip - 0 "compute-sanitizer not found"
+fi
+step fused_full tests.log 90 "$T" -d yes "$CUDA_TESTS_FUSED_FULL"
+step ops_fused tests.log 120 env SAGAN_CUDA_ATTENTION=fused "$T" -d yes "$CUDA_TESTS_OPS"
+step ops_unfused tests.log 120 env SAGAN_CUDA_ATTENTION=unfused "$T" -d yes "$CUDA_TESTS_OPS"
+step others tests.log 180 "$T" -d yes "$CUDA_TESTS_OTHERS"
+
+# ---------------------------------------------------------------- benchmarks
+step bench_attention bench.txt 120 "$BIN/bench_attention" --batches 64
+step torch_attention bench.txt 120 "$PYTHON" "$ROOT/benchmarks/torch_attention.py" --batches 64
+step bench_spectral_norm bench.txt 60 "$BIN/bench_spectral_norm"
+step torch_spectral_norm bench.txt 60 "$PYTHON" "$ROOT/benchmarks/torch_spectral_norm.py"
+step bench_train_step bench.txt 120 "$BIN/bench_train_step" --device cuda --resolution 32 --batch 64
+step torch_train_step bench.txt 120 "$PYTHON" "$ROOT/benchmarks/torch_train_step.py" --device cuda \
+  --resolution 32 --batch 64 --no-compile
+
+# ---------------------------------------------------------------- training
+DATA=$BUNDLE/data/fashion-mnist
+# Every step logged, so that the CPU's first steps compare one for one.
+step train_cuda train.txt 120 "$BIN/sagan-train" --device cuda --data "$DATA" --steps 300 --seed 0 --log-every 1 \
+  --sample-every 300 --checkpoint-every 300 --run-dir "$WORK/runs/cuda"
+if [[ $NGPU == 0 ]]; then
+  want train_cpu && record train_cpu skip - 0 "no GPU: the CPU run is only the cuda run's reference"
+else
+  # The bundle's CPU kernels are generic x86-64 (no -march=native): seconds a step.
+  step train_cpu train.txt 90 "$BIN/sagan-train" --device cpu --data "$DATA" --steps 5 --seed 0 --log-every 1 \
+    --sample-every 5 --checkpoint-every 5 --run-dir "$WORK/runs/cpu"
+fi
+for dev in cuda cpu; do
+  if [[ -f $WORK/runs/$dev/metrics.csv ]]; then
+    {
+      echo "===== metrics.csv of the $dev run"
+      cat "$WORK/runs/$dev/metrics.csv"
+      echo
+    } >>"$OUT/train.txt"
+  fi
+done
+step torch_compile bench.txt 150 "$PYTHON" "$ROOT/benchmarks/torch_train_step.py" --device cuda \
+  --resolution 32 --batch 64 --compile-only
+
+# ---------------------------------------------------------------- summary
+{
+  echo "gpu: ${GPU_LINE:-none}; driver ${DRIVER:-none}"
+  grep -E '^(cuda |cublas |cudnn |torch )' "$OUT/env.txt" | paste -sd';' - | sed 's/;/; /g'
+  echo "binaries: $BINARIES"
+  echo "total: $(elapsed) s of a ${BUDGET_S} s budget"
+} >"$LOGS/header.txt"
+printf '%s\n' "${SUMMARY[@]}" >"$LOGS/steps.txt"
+"$here/summarize.sh" "$WORK" "$OUT" "$FAILED" | tee "$OUT/summary.txt"
+exit $FAILED

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The end of a device run's stdout (run_device.sh calls it; also by hand on a
+# run's scratch folder): what someone acts on without a second run.
+#   - header: GPU, driver, versions compiled against and loaded, which binaries ran
+#   - one line per step: status, exit code, seconds, test totals or a note
+#   - the first two Catch2 failures of each step, with their expansions
+#   - the sanitizers' first errors: kernel, file:line, block, thread
+#   - condensed benchmark rows (attention ms per implementation, spectral-norm
+#     us, train step s/iter) and sagan-train's first steps, cuda beside cpu
+#   benchmarks/device/summarize.sh WORK OUT [FAILED]
+# WORK: the run's scratch folder (logs/header.txt, logs/steps.txt,
+# logs/<step>.log, runs/<device>/metrics.csv); OUT: its bench.txt.
+set -u -o pipefail
+WORK=${1:?usage: summarize.sh WORK OUT [FAILED]}
+OUT=${2:?usage: summarize.sh WORK OUT [FAILED]}
+FAILED=${3:-0}
+LOGS=$WORK/logs
+
+echo "================ sagan device run: summary ================"
+cat "$LOGS/header.txt" 2>/dev/null
+printf '%-20s %-8s %4s %5s  %s\n' step status exit secs "totals / notes"
+cat "$LOGS/steps.txt" 2>/dev/null
+
+# Step logs in the order the steps ran.
+logs=()
+while read -r name _; do
+  [[ -f $LOGS/$name.log ]] && logs+=("$LOGS/$name.log")
+done < <(cat "$LOGS/steps.txt" 2>/dev/null)
+
+# Catch2's console reporter: a test case header between two lines of 79
+# dashes (name, then sections), then "file:line: FAILED:" and, up to the next
+# blank line, the expression, "with expansion:", values, messages.
+if ((${#logs[@]})) && grep -qE 'FAILED:$' "${logs[@]}"; then
+  echo "---------------- first failures (Catch2, two per step)"
+  for f in "${logs[@]}"; do
+    awk -v step="$(basename "$f" .log)" '
+      /^----------------------------------------/ && length($0) >= 70 {
+        if (inhead == 0) { inhead = 1; name = "" } else inhead = 0
+        next }
+      inhead == 1 { sub(/^ +/, ""); name = name (name ? " / " : "") $0; next }
+      /FAILED:$/ && shown < 2 { print "[" step "] " name; print "  " $0; grab = 1; shown++; n = 0; next }
+      grab == 1 { if ($0 == "" || ++n > 14) { grab = 0; next } print "  " $0 }
+    ' "$f"
+  done
+fi
+
+# compute-sanitizer: an error line ("Invalid __global__ write ...", "Error:
+# Race reported ...", "Potential RAW hazard ... in block (x,y,z)") and the
+# indented lines under it ("at kernel+0x in file.cu:line", "by thread (..) in
+# block (..)", the hazard's two threads), up to the host backtrace.
+sani=()
+for name in memcheck racecheck; do [[ -f $LOGS/$name.log ]] && sani+=("$LOGS/$name.log"); done
+if ((${#sani[@]})) && grep -qE '^========= (Invalid|Error|ERROR:|Program hit|Warning:|Uninitialized|Barrier|Race)' "${sani[@]}"; then
+  echo "---------------- sanitizers: first errors"
+  for f in "${sani[@]}"; do
+    awk -v step="$(basename "$f" .log)" '
+      /^========= (Invalid|Error|ERROR:|Program hit|Warning:|Uninitialized|Barrier|Race)/ && !/SUMMARY/ && shown < 2 {
+        line = substr($0, 11); gsub(/\([^()]*\)\+0x/, "(...)+0x", line)
+        print "[" step "] " line; grab = 1; shown++; n = 0; next }
+      grab == 1 { if ($0 !~ /^=========     / || $0 ~ /Saved host backtrace/ || ++n > 5) { grab = 0; next }
+                  line = substr($0, 15); gsub(/\([^()]*\)\+0x/, "(...)+0x", line); print "    " line }
+    ' "$f"
+  done
+fi
+
+bench=$OUT/bench.txt
+if [[ -s $bench ]] && grep -qE '^SAGAN-|^(G|D|G\+D) ' "$bench"; then
+  echo "---------------- attention, median ms per call (bench_attention, torch_attention)"
+  awk '
+    NF >= 17 && ($9 == "fwd" || $9 == "fwdbwd") && $10 ~ /^[0-9.]+$/ {
+      key = $1 " " $2 " B" $3 " " $9; if (!(key in seen)) { seen[key] = 1; keys[++nk] = key }
+      t[key, $8] = $10 }
+    END {
+      split("fused-tiled fused-rowwarp fused-async engine:unfused engine:fused torch:sdpa torch:sdpa-eff torch:eager", im, " ")
+      split("tiled rowwarp async eng:unf eng:fused sdpa sdpa-eff eager", lab, " ")
+      hdr = sprintf("%-24s", "shape pass")
+      for (i = 1; i <= 8; i++) hdr = hdr sprintf(" %9s", lab[i])
+      if (nk) print hdr
+      for (k = 1; k <= nk; k++) {
+        line = sprintf("%-24s", keys[k])
+        for (i = 1; i <= 8; i++) line = line sprintf(" %9s", ((keys[k], im[i]) in t) ? t[keys[k], im[i]] : "-")
+        print line }
+    }' "$bench"
+  grep -E '^sdpa backend' "$bench" | cut -c1-160 | head -6
+  grep -E ' failed' "$bench" | cut -c1-160 | head -4
+  echo "---------------- spectral norm, one power iteration over all layers, median us"
+  awk '
+    $1 ~ /^(G|D|G\+D)$/ && $2 ~ /^[0-9]+$/ && $(NF-3) ~ /^[0-9.]+$/ {
+      last = ($(NF-4) ~ /^[0-9]+$/) ? NF - 5 : NF - 4; impl = $4
+      for (i = 5; i <= last; i++) impl = impl " " $i
+      row[$1] = row[$1] sprintf("; %s %s", impl, $(NF-3)) }
+    END { split("G D G+D", s, " "); for (i = 1; i <= 3; i++) if (s[i] in row) print s[i] ":" substr(row[s[i]], 2) }' "$bench"
+  echo "---------------- train step, s/iter: median, min, peak MiB"
+  awk -F'\t' 'NF == 6 && $4 ~ /^[0-9.]+$/ { printf "%-20s %-14s %-7s %8s %8s %7s\n", $1, $2, $3, $4, $5, $6 }' "$bench"
+fi
+
+if ls "$WORK"/runs/*/metrics.csv >/dev/null 2>&1; then
+  echo "---------------- sagan-train SAGAN-32, seed 0: device step loss_d loss_g d_real d_fake it/s"
+  for dev in cpu cuda; do
+    [[ -f $WORK/runs/$dev/metrics.csv ]] || continue
+    awk -F, -v dev="$dev" 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+      $1 <= 5 || $1 % 50 == 0 {
+        printf "  %-4s %4s %10.5f %10.5f %9.4f %9.4f %7.2f\n", dev, $c["step"], $c["loss_d"], $c["loss_g"], $c["d_real"],
+          $c["d_fake"], $c["it_per_s"] }' "$WORK/runs/$dev/metrics.csv"
+  done
+fi
+echo "---------------- files in \$OUT ($OUT): $(cd "$OUT" && find . -maxdepth 1 -type f -printf '%P ' | sort)"
+if ((FAILED)); then echo "RESULT: SOME STEPS FAILED"; else echo "RESULT: no step failed"; fi
