@@ -10,7 +10,9 @@
 // blockIdx, blockDim, gridDim, __syncthreads, __syncwarp, __shfl_xor_sync,
 // __shfl_sync, atomicAdd(float*), static __shared__ (as function statics,
 // valid because blocks run one at a time), dynamic shared memory through
-// SAGAN_DYNAMIC_SMEM, float4, dim3, and the <cmath> float functions.
+// SAGAN_DYNAMIC_SMEM, float4, dim3, the <cmath> float functions, and (in
+// cuda_emu_mma.h) the warp-collective mma.sync / ldmatrix instructions and
+// cp.async that kernels/cuda/warp_mma.cuh and fused_common.cuh wrap.
 // A barrier reached by only part of a block, or a warp shuffle reached by
 // only part of a warp, is reported as an error instead of hanging.
 #pragma once
@@ -27,6 +29,8 @@
 #include <tuple>
 #include <type_traits>
 #include <vector>
+
+#include "core/reduced_precision.h"
 
 #define SAGAN_CUDA_EMU 1
 
@@ -146,7 +150,24 @@ struct Scheduler {
   std::vector<Fiber> fibers;
   std::vector<char*> stacks;
   std::vector<unsigned char> dyn_smem;
+  size_t dyn_smem_bytes = 0;   // as launched (dyn_smem has 16 spare bytes)
   std::vector<uint64_t> shfl;  // one slot per thread
+  // Warp-collective instructions (cuda_emu_mma.h): two alternating sets of
+  // per-thread deposit slots, the opcode each lane deposited, and each
+  // thread's count of collectives so far (its parity picks the set).
+  static constexpr int kCollWords = 12;
+  std::vector<uint32_t> coll_words;  // [2][nthreads][kCollWords]
+  std::vector<uint32_t> coll_op;     // [2][nthreads]
+  std::vector<uint32_t> coll_count;  // [nthreads]
+  // cp.async copies issued and not yet completed by a wait, per thread
+  // (cuda_emu_mma.h); group -1 until committed.
+  struct PendingCopy {
+    void* dst;
+    const void* src;
+    int cp_size, src_size, group;
+  };
+  std::vector<std::vector<PendingCopy>> copies;  // [nthreads]
+  std::vector<int> groups_committed;             // [nthreads]
   std::function<void()> body;
   int current = -1;
   uint3 thread_idx, block_idx;
@@ -206,6 +227,11 @@ inline void run_block(int nthreads) {
     make_context(f.ctx, s.stacks[t], Scheduler::kStack, &fiber_entry);
   }
   s.shfl.assign(nthreads, 0);
+  s.coll_words.assign(size_t(2) * nthreads * Scheduler::kCollWords, 0);
+  s.coll_op.assign(size_t(2) * nthreads, 0);
+  s.coll_count.assign(nthreads, 0);
+  s.copies.assign(nthreads, {});
+  s.groups_committed.assign(nthreads, 0);
   const int nwarps = nthreads / kWarp;
   for (int pass = 0;; ++pass) {
     // Alternate the order in which threads run between barriers, so that a
@@ -272,6 +298,7 @@ void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes, A&&.
       for (unsigned x = 0; x < grid.x; ++x) {
         s.block_idx = {x, y, z};
         s.dyn_smem.assign(smem_bytes + 16, 0xFF);
+        s.dyn_smem_bytes = smem_bytes;
         s.error.clear();
         run_block(nthreads);
         if (!s.error.empty())
@@ -331,3 +358,6 @@ inline T __ldg(const T* p) {
   return *p;
 }
 }  // namespace cuda_emu_lang
+
+// Tensor-core instructions (mma, ldmatrix) and cp.async.
+#include "tests/cuda/emu/cuda_emu_mma.h"
