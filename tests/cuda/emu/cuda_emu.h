@@ -8,7 +8,7 @@
 //
 // Supported subset (what kernels/cuda/*_kernels.cuh use): threadIdx,
 // blockIdx, blockDim, gridDim, __syncthreads, __syncwarp, __shfl_xor_sync,
-// __shfl_sync, atomicAdd(float*), static __shared__ (as function statics,
+// __shfl_sync, atomicAdd(float*, unsigned*), __threadfence, static __shared__ (as function statics,
 // valid because blocks run one at a time), dynamic shared memory through
 // SAGAN_DYNAMIC_SMEM, float4, dim3, the <cmath> float functions, and (in
 // cuda_emu_mma.h) the warp-collective mma.sync / ldmatrix instructions and
@@ -347,12 +347,19 @@ template <class T>
 inline T __shfl_sync(unsigned, T v, int src_lane, int = 32) {
   return ::cuda_emu::shfl_impl(v, src_lane, false);
 }
-// One OS thread and switches only at barriers: a plain add is atomic here.
+// One OS thread and switches only at barriers: a plain add is atomic here,
+// and memory is coherent (a fence has nothing to order).
 inline float atomicAdd(float* p, float v) {
   const float old = *p;
   *p = old + v;
   return old;
 }
+inline unsigned atomicAdd(unsigned* p, unsigned v) {
+  const unsigned old = *p;
+  *p = old + v;
+  return old;
+}
+inline void __threadfence() {}
 template <class T>
 inline T __ldg(const T* p) {
   return *p;
