@@ -33,8 +33,8 @@ BUILD_DIR=${BUILD_DIR:-$ROOT/build/gpu}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 4)}
 CUDA_ARCH=${CUDA_ARCH:-90}
 STEP_TIMEOUT=${STEP_TIMEOUT:-3600}
-SANITIZE_FILTER=${SANITIZE_FILTER-"~[flash_attention_sagan]~[sn_batched_sagan]~[attention_sagan]~[spectral_norm_sagan]"}
-RACECHECK_FILTER=${RACECHECK_FILTER:-[reduce],[batch_norm],[attention],[spectral_norm],[optim],[sn_batched],[flash_attention]}
+SANITIZE_FILTER=${SANITIZE_FILTER-"~[flash_attention_sagan]~[sn_batched_sagan]~[attention_sagan]~[spectral_norm_sagan]~[flash_attention_tc_sagan]~[attention_tc_sagan]"}
+RACECHECK_FILTER=${RACECHECK_FILTER:-[reduce],[batch_norm],[attention],[spectral_norm],[optim],[sn_batched],[flash_attention],[flash_attention_tc],[attention_tc],[warp_mma]}
 SANITIZE_ARGS=()
 [[ -n "$SANITIZE_FILTER" ]] && SANITIZE_ARGS=("$SANITIZE_FILTER")
 
