@@ -110,10 +110,9 @@ bool use_fused(const Dims& s, DType dt) {
 // The tensor-core precision when a Tc* implementation is selected and takes
 // this problem (the same size conditions as the fused path).
 bool use_tc(const Dims& s, DType dt, fused::TcPrecision& prec) {
-  const AttentionImpl impl = cuda_attention_impl();
   if (dt != DType::F32 || !fused_sizes_ok(s)) return false;
   if (!fused::flash_attention_tc_supported(static_cast<int>(s.d), static_cast<int>(s.dv))) return false;
-  switch (impl) {
+  switch (cuda_attention_impl()) {
     case AttentionImpl::TcF32:
       prec = fused::TcPrecision::F32;
       return true;
