@@ -34,6 +34,21 @@
 
 #define SAGAN_CUDA_EMU 1
 
+// Under AddressSanitizer every stack switch is announced
+// (__sanitizer_start/finish_switch_fiber, so that exceptions thrown on a
+// fiber stack unwind correctly), and a fiber stack reused by a later block,
+// whose frames the finished fiber never unwound, is unpoisoned first.
+#if defined(__SANITIZE_ADDRESS__)
+#define CUDA_EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CUDA_EMU_ASAN 1
+#endif
+#endif
+#if defined(CUDA_EMU_ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+
 // ---- the language surface ----
 #define __global__
 #define __device__
@@ -147,6 +162,8 @@ struct Fiber {
 
 struct Scheduler {
   Context main;
+  const void* main_stack_bottom = nullptr;  // for AddressSanitizer's switch annotations
+  size_t main_stack_size = 0;
   std::vector<Fiber> fibers;
   std::vector<char*> stacks;
   std::vector<unsigned char> dyn_smem;
@@ -187,10 +204,41 @@ inline Scheduler& sched() {
 
 inline void* dynamic_smem() { return sched().dyn_smem.data(); }
 
+// The scheduler's switch into fiber t and a fiber's switch back (for good
+// when `done`), with AddressSanitizer told which stack runs next.
+inline void switch_to_fiber(int t) {
+  Scheduler& s = sched();
+#if defined(CUDA_EMU_ASAN)
+  void* fake = nullptr;
+  __sanitizer_start_switch_fiber(&fake, s.stacks[t], Scheduler::kStack);
+#endif
+  switch_context(s.main, s.fibers[t].ctx);
+#if defined(CUDA_EMU_ASAN)
+  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#endif
+}
+
+inline void switch_to_main(Fiber& f, bool done) {
+  Scheduler& s = sched();
+#if defined(CUDA_EMU_ASAN)
+  void* fake = nullptr;
+  __sanitizer_start_switch_fiber(done ? nullptr : &fake, s.main_stack_bottom, s.main_stack_size);
+#else
+  (void)done;
+#endif
+  switch_context(f.ctx, s.main);
+#if defined(CUDA_EMU_ASAN)
+  __sanitizer_finish_switch_fiber(fake, &s.main_stack_bottom, &s.main_stack_size);
+#endif
+}
+
 // Runs the kernel body as one thread, then parks for good: a finished fiber
 // is never resumed, and its stack is reused by the next block.
 inline void fiber_entry() {
   Scheduler& s = sched();
+#if defined(CUDA_EMU_ASAN)
+  __sanitizer_finish_switch_fiber(nullptr, &s.main_stack_bottom, &s.main_stack_size);
+#endif
   try {
     s.body();
   } catch (const std::exception& e) {
@@ -200,7 +248,7 @@ inline void fiber_entry() {
   }
   Fiber& f = s.fibers[s.current];
   f.wait = Wait::Done;
-  switch_context(f.ctx, s.main);
+  switch_to_main(f, true);
   std::abort();  // unreachable
 }
 
@@ -208,7 +256,7 @@ inline void yield(Wait w) {
   Scheduler& s = sched();
   Fiber& f = s.fibers[s.current];
   f.wait = w;
-  switch_context(f.ctx, s.main);
+  switch_to_main(f, false);
 }
 
 inline void run_block(int nthreads) {
@@ -224,6 +272,9 @@ inline void run_block(int nthreads) {
     Fiber& f = s.fibers[t];
     f.tid = {static_cast<unsigned>(t % s.block_dim.x), static_cast<unsigned>((t / s.block_dim.x) % s.block_dim.y),
              static_cast<unsigned>(t / (s.block_dim.x * s.block_dim.y))};
+#if defined(CUDA_EMU_ASAN)
+    __asan_unpoison_memory_region(s.stacks[t], Scheduler::kStack);
+#endif
     make_context(f.ctx, s.stacks[t], Scheduler::kStack, &fiber_entry);
   }
   s.shfl.assign(nthreads, 0);
@@ -242,7 +293,7 @@ inline void run_block(int nthreads) {
       if (f.wait != Wait::Run) continue;
       s.current = t;
       s.thread_idx = f.tid;
-      switch_context(s.main, f.ctx);
+      switch_to_fiber(t);
     }
     if (!s.error.empty()) return;
     int done = 0, at_block = 0;
