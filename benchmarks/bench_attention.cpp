@@ -3,12 +3,17 @@
 // three forward versions) and the engine's op front end sagan::attention
 // (autograd included for forward+backward) through each CUDA path, chosen
 // with set_cuda_attention_impl (rows engine:fused, the default, and
-// engine:unfused). Forward and forward+backward, batch 64 and 256.
+// engine:unfused), and the tensor-core kernels (kernels/cuda/
+// flash_attention_tc.h) in each precision, called directly (tc-fp32,
+// tc-tf32, tc-bf16) and through the op (engine:tc-*). Forward and
+// forward+backward, batch 64 and 256.
 //
 // Per row: median time; achieved GB/s and TFLOP/s over the floors' bytes and
-// FLOPs; the two floors (bytes / HBM bandwidth, FLOPs / fp32 peak) and
-// time / floor; peak device memory of that configuration alone (each row runs
-// in a child process of this program so that the allocator's peak is its own).
+// FLOPs; the two floors (bytes / HBM bandwidth, FLOPs / the peak of the
+// row's arithmetic: fp32 for the plain kernels, dense TF32 / 3 for tc-fp32
+// (three TF32 products per product), dense TF32 for tc-tf32, dense BF16 for
+// tc-bf16; datasheet rates, benchmarks/cuda_bench.h) and time / floor; peak device memory of that configuration alone
+// (each row runs in a child process of this program so that the allocator's peak is its own).
 //   FLOPs forward  = 2 B N S (d + dv)          (Q K^T, then P V)
 //   FLOPs backward = 2 B N S (3 d + 2 dv)      (Q K^T again, dV, dP, dQ, dK)
 //   bytes forward  = 4 B (N d + S d + S dv + N dv + N)   (read q k v, write out lse)
@@ -31,6 +36,7 @@
 #include "benchmarks/cuda_bench.h"
 #include "kernels/cuda/cuda_runtime_api.h"
 #include "kernels/cuda/flash_attention.h"
+#include "kernels/cuda/flash_attention_tc.h"
 #endif
 
 namespace {
@@ -66,9 +72,15 @@ std::vector<Config> configs(const std::vector<int>& batches) {
 // versions with the same backward; engine:*: sagan::attention with
 // set_cuda_attention_impl(AttentionImpl::Unfused / Fused) (the engine's fused
 // path runs the fused-tiled kernels).
-[[maybe_unused]] const char* kImpls[] = {"fused-tiled", "fused-rowwarp", "fused-async", "engine:unfused",
-                                         "engine:fused"};
-constexpr int kNumImpls = 5;
+// tc-*: the tensor-core kernels in each precision; engine:tc-*: the op
+// through set_cuda_attention_impl(AttentionImpl::Tc*).
+[[maybe_unused]] const char* kImpls[] = {"fused-tiled",    "fused-rowwarp",  "fused-async",   "engine:unfused",
+                                         "engine:fused",   "tc-fp32",        "tc-tf32",       "tc-bf16",
+                                         "engine:tc-fp32", "engine:tc-tf32", "engine:tc-bf16"};
+constexpr int kNumImpls = 11;
+
+// The tensor-core precision of an implementation index (-1: none).
+[[maybe_unused]] int tc_precision_of(int impl) { return impl >= 5 ? (impl - 5) % 3 : -1; }
 
 double flops(const Config& c, bool bwd) {
   const double bns = 2.0 * c.B * double(c.N) * c.S;
@@ -99,8 +111,12 @@ void check(cudaError_t e, const char* what) {
 // pass: "fwd|fwdbwd seconds peak_bytes".
 int run_one(const Config& c, int impl, int reps) {
   using namespace sagan;
+  const AttentionImpl engine_impls[] = {AttentionImpl::TcF32, AttentionImpl::TcTf32, AttentionImpl::TcBf16};
   if (impl == 3) set_cuda_attention_impl(AttentionImpl::Unfused);
   if (impl == 4) set_cuda_attention_impl(AttentionImpl::Fused);
+  if (impl >= 8) set_cuda_attention_impl(engine_impls[impl - 8]);
+  const bool direct = impl <= 2 || (impl >= 5 && impl <= 7);
+  const auto tc_prec = static_cast<fused::TcPrecision>(tc_precision_of(impl));
   const Device dev = Device::cuda();
   Rng gen(1);
   Tensor q = Tensor::randn({c.B, c.N, c.d}, gen, DType::F32, dev);
@@ -109,7 +125,7 @@ int run_one(const Config& c, int impl, int reps) {
   Tensor g = Tensor::randn({c.B, c.N, c.dv}, gen, DType::F32, dev);
   const int inner = c.N >= 4096 ? 2 : 10;
   double t_fwd = 0, t_all = 0;
-  if (impl <= 2) {
+  if (direct) {
     const auto variant = impl == 0   ? fused::FlashForwardVariant::Tiled
                          : impl == 1 ? fused::FlashForwardVariant::RowWarp
                                      : fused::FlashForwardVariant::TiledAsync;
@@ -118,20 +134,34 @@ int run_one(const Config& c, int impl, int reps) {
     Tensor gq = Tensor::empty({c.B, c.N, c.d}, DType::F32, dev);
     Tensor gk = Tensor::empty({c.B, c.S, c.d}, DType::F32, dev);
     Tensor gv = Tensor::empty({c.B, c.S, c.dv}, DType::F32, dev);
-    const size_t wsb = fused::flash_attention_backward_workspace_bytes(c.B, c.N, c.S, c.d, c.dv);
-    Tensor ws = Tensor::empty({int64_t(wsb / 4 + 1)}, DType::F32, dev);
+    const bool tc = impl >= 5;
+    const size_t wsb = tc ? fused::flash_attention_tc_backward_workspace_bytes(c.B, c.N, c.S, c.d, c.dv)
+                          : fused::flash_attention_backward_workspace_bytes(c.B, c.N, c.S, c.d, c.dv);
+    Tensor ws = Tensor::empty({int64_t(wsb / 4 + 4)}, DType::F32, dev);
     backend_for(dev).synchronize();
     auto fwd = [&] {
-      check(fused::flash_attention_forward_f32(q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(),
-                                               lse.data<float>(), c.B, c.N, c.S, c.d, c.dv, nullptr, variant),
-            "flash_attention_forward_f32");
+      if (tc)
+        check(fused::flash_attention_tc_forward(q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(),
+                                                lse.data<float>(), c.B, c.N, c.S, c.d, c.dv, tc_prec, nullptr),
+              "flash_attention_tc_forward");
+      else
+        check(fused::flash_attention_forward_f32(q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(),
+                                                 lse.data<float>(), c.B, c.N, c.S, c.d, c.dv, nullptr, variant),
+              "flash_attention_forward_f32");
     };
     auto bwd = [&] {
-      check(fused::flash_attention_backward_f32(q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(),
-                                                lse.data<float>(), g.data<float>(), gq.data<float>(), gk.data<float>(),
-                                                gv.data<float>(), c.B, c.N, c.S, c.d, c.dv, ws.data<float>(), wsb,
-                                                nullptr),
-            "flash_attention_backward_f32");
+      if (tc)
+        check(fused::flash_attention_tc_backward(q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(),
+                                                 lse.data<float>(), g.data<float>(), gq.data<float>(), gk.data<float>(),
+                                                 gv.data<float>(), c.B, c.N, c.S, c.d, c.dv, tc_prec, ws.data<float>(),
+                                                 wsb, nullptr),
+              "flash_attention_tc_backward");
+      else
+        check(fused::flash_attention_backward_f32(q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(),
+                                                  lse.data<float>(), g.data<float>(), gq.data<float>(),
+                                                  gk.data<float>(), gv.data<float>(), c.B, c.N, c.S, c.d, c.dv,
+                                                  ws.data<float>(), wsb, nullptr),
+              "flash_attention_backward_f32");
     };
     t_fwd = time_it(fwd, reps, inner);
     t_all = time_it(
@@ -158,8 +188,8 @@ int run_one(const Config& c, int impl, int reps) {
         reps, inner);
   }
   check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
-  const double peak = double(cuda_memory_stats(0).peak_bytes_in_use);
-  std::printf("fwd %.9g %.0f\nfwdbwd %.9g %.0f\n", t_fwd, peak, t_all, peak);
+  const double peak_bytes = double(cuda_memory_stats(0).peak_bytes_in_use);
+  std::printf("fwd %.9g %.0f\nfwdbwd %.9g %.0f\n", t_fwd, peak_bytes, t_all, peak_bytes);
   return 0;
 }
 
@@ -228,8 +258,23 @@ int main(int argc, char** argv) {
     }
   }
   const DeviceRates dr = device_rates();
-  std::printf("device: %s, HBM %.2f TB/s (datasheet), fp32 %.1f TFLOP/s (SMs x 128 x 2 x clock)\n", dr.name.c_str(),
-              dr.bw / 1e12, dr.fp32 / 1e12);
+  std::printf(
+      "device: %s, HBM %.2f TB/s (datasheet), fp32 %.1f TFLOP/s (SMs x 128 x 2 x clock), dense tf32 %.1f, bf16 %.1f "
+      "TFLOP/s (datasheet; 0 = unknown part)\n",
+      dr.name.c_str(), dr.bw / 1e12, dr.fp32 / 1e12, dr.tf32 / 1e12, dr.bf16 / 1e12);
+  // The arithmetic peak each implementation's floor uses.
+  auto peak_of = [&](int impl) {
+    switch (tc_precision_of(impl)) {
+      case 0:
+        return dr.tf32 / 3;
+      case 1:
+        return dr.tf32;
+      case 2:
+        return dr.bf16;
+      default:
+        return dr.fp32;
+    }
+  };
   std::printf("%-10s %-2s %4s %5s %5s %3s %4s %-15s %-6s %10s %8s %8s %10s %10s %7s %7s %9s\n", "model", "n", "B", "N",
               "S", "d", "dv", "impl", "pass", "time_ms", "GB/s", "TFLOP/s", "floor_mem", "floor_flop", "x_mem",
               "x_flop", "peak_MiB");
@@ -246,7 +291,8 @@ int main(int argc, char** argv) {
       int lines = 0;
       while (std::fscanf(pipe, "%15s %lf %lf", pass, &t, &peak) == 3) {
         const bool bwd = std::strcmp(pass, "fwdbwd") == 0;
-        const double fm = bytes(c, bwd) / dr.bw, ff = flops(c, bwd) / dr.fp32;
+        const double arith = peak_of(impl) > 0 ? peak_of(impl) : dr.fp32;
+        const double fm = bytes(c, bwd) / dr.bw, ff = flops(c, bwd) / arith;
         std::printf("%-10s %-2s %4d %5d %5d %3d %4d %-15s %-6s %10.3f %8.0f %8.2f %10.3f %10.3f %7.1f %7.1f %9.0f\n",
                     c.model, c.net, c.B, c.N, c.S, c.d, c.dv, kImpls[impl], pass, t * 1e3, bytes(c, bwd) / t / 1e9,
                     flops(c, bwd) / t / 1e12, fm * 1e3, ff * 1e3, t / fm, t / ff, peak / (1 << 20));

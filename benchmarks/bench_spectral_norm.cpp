@@ -3,6 +3,12 @@
 //   batched           the batched kernels called directly
 //                     (kernels/cuda/sn_power_batched.h, three launches for
 //                     all layers, workspace allocated once outside the loop);
+//   row-chunks        the same API's RowChunks version (two launches, W^T u
+//                     split over row chunks too: the candidate for the 16384
+//                     x 128 input linear, which the column split gives one
+//                     block);
+//   engine, row-chunks sagan::power_iteration with all layers under
+//                     set_cuda_sn_power_impl(RowChunks);
 //   engine, one call  sagan::power_iteration with all layers: the backend's
 //                     float32 path, the same kernels plus its checks and a
 //                     workspace from the caching allocator;
@@ -34,6 +40,7 @@
 #include <cuda_runtime.h>
 
 #include "benchmarks/cuda_bench.h"
+#include "kernels/cuda/cuda_runtime_api.h"
 #include "kernels/cuda/sn_power_batched.h"
 #endif
 
@@ -88,22 +95,28 @@ void run_set(const char* name, const Shapes& shapes, int reps, int inner, double
   std::vector<fused::SnMatrixF32> mats;
   for (size_t i = 0; i < w.size(); ++i)
     mats.push_back({w[i].data<float>(), u[i].data<float>(), v[i].data<float>(), int(w[i].size(0)), int(w[i].size(1))});
-  const size_t wsb = fused::sn_power_iteration_batched_workspace_bytes(mats.data(), int(mats.size()));
-  Tensor ws = Tensor::empty({int64_t(wsb / 4 + 4)}, DType::F32, dev);
   Tensor sigma = Tensor::empty({int64_t(mats.size())}, DType::F32, dev);
-  backend_for(dev).synchronize();
-
-  const double t_batched = time_it(
-      [&] {
-        const cudaError_t e = fused::sn_power_iteration_batched_f32(
-            mats.data(), int(mats.size()), 1e-12f, sigma.data<float>(), ws.data<float>(), wsb, nullptr);
-        if (e != cudaSuccess) {
-          std::fprintf(stderr, "bench_spectral_norm: %s\n", cudaGetErrorString(e));
-          std::exit(1);
-        }
-      },
-      reps, inner);
+  auto direct = [&](fused::SnPowerVariant variant) {
+    const size_t wsb = fused::sn_power_iteration_batched_workspace_bytes(mats.data(), int(mats.size()), variant);
+    Tensor ws = Tensor::empty({int64_t(wsb / 4 + 4)}, DType::F32, dev);
+    backend_for(dev).synchronize();
+    return time_it(
+        [&] {
+          const cudaError_t e = fused::sn_power_iteration_batched_f32(
+              mats.data(), int(mats.size()), 1e-12f, sigma.data<float>(), ws.data<float>(), wsb, nullptr, variant);
+          if (e != cudaSuccess) {
+            std::fprintf(stderr, "bench_spectral_norm: %s\n", cudaGetErrorString(e));
+            std::exit(1);
+          }
+        },
+        reps, inner);
+  };
+  const double t_batched = direct(fused::SnPowerVariant::Columns);
+  const double t_rows = direct(fused::SnPowerVariant::RowChunks);
   const double t_all = time_it([&] { power_iteration(w, u, v, 1e-12); }, reps, inner);
+  set_cuda_sn_power_impl(SnPowerImpl::RowChunks);
+  const double t_all_rows = time_it([&] { power_iteration(w, u, v, 1e-12); }, reps, inner);
+  set_cuda_sn_power_impl(SnPowerImpl::Columns);
   const double t_layer = time_it(
       [&] {
         for (size_t i = 0; i < w.size(); ++i) {
@@ -136,11 +149,13 @@ void run_set(const char* name, const Shapes& shapes, int reps, int inner, double
     double t;
     int launches;
   } rows[] = {{"batched", t_batched, 3 * groups},
+              {"row-chunks", t_rows, 2 * groups},
               {"engine, one call", t_all, 3 * groups},
+              {"engine, row-chunks", t_all_rows, 2 * groups},
               {"engine, per layer", t_layer, 3 * int(shapes.size())},
               {"per-layer loop", t_gemv, 4 * int(shapes.size())}};
   for (const auto& r : rows)
-    std::printf("%-6s %4zu %8.2f %-17s %8d %10.1f %8.0f %10.1f %7.2f\n", name, shapes.size(), params / 1e6, r.impl,
+    std::printf("%-6s %4zu %8.2f %-18s %8d %10.1f %8.0f %10.1f %7.2f\n", name, shapes.size(), params / 1e6, r.impl,
                 r.launches, r.t * 1e6, b / r.t / 1e9, fl * 1e6, r.t / fl);
 }
 
@@ -187,7 +202,7 @@ int main(int argc, char** argv) {
   cudaGetDeviceProperties(&p, 0);
   std::printf("device: %s, HBM %.2f TB/s; floor = (8 sum(rows cols) + 8 sum(rows + cols)) bytes / HBM\n", p.name,
               bw / 1e12);
-  std::printf("%-6s %4s %8s %-17s %8s %10s %8s %10s %7s\n", "set", "mats", "Mparams", "impl", "launches", "time_us",
+  std::printf("%-6s %4s %8s %-18s %8s %10s %8s %10s %7s\n", "set", "mats", "Mparams", "impl", "launches", "time_us",
               "GB/s", "floor_us", "x_floor");
   Shapes all = generator_shapes();
   const Shapes d = discriminator_shapes();

@@ -17,6 +17,8 @@ struct DeviceRates {
   std::string name;
   double bw = 0;    // bytes/s
   double fp32 = 0;  // FLOP/s, non-tensor fp32
+  double tf32 = 0;  // FLOP/s, dense TF32 tensor cores (0: unknown part)
+  double bf16 = 0;  // FLOP/s, dense BF16 tensor cores (0: unknown part)
 };
 
 inline DeviceRates device_rates() {
@@ -31,6 +33,18 @@ inline DeviceRates device_rates() {
   cudaDeviceGetAttribute(&bus, cudaDevAttrGlobalMemoryBusWidth, 0);
   const int lanes = (p.major == 8 && p.minor == 0) ? 64 : 128;  // fp32 lanes per SM
   r.fp32 = double(sms) * lanes * 2.0 * clock_khz * 1e3;
+  // Dense tensor-core rates, datasheet: H100/H200 SXM 989.4 TFLOP/s bf16
+  // and 494.7 tf32 for 132 SMs (4096 and 2048 FLOP per clock per SM at the
+  // 1.83 GHz the datasheet assumes), scaled by this part's SM count; A100
+  // 312 / 156 for 108 SMs. Other parts: unknown (0). mma.sync, unlike
+  // wgmma, may not reach these on Hopper: the floors are lower bounds.
+  if (p.major == 9) {
+    r.bf16 = 989.4e12 * sms / 132.0;
+    r.tf32 = r.bf16 / 2;
+  } else if (p.major == 8 && p.minor == 0) {
+    r.bf16 = 312e12 * sms / 108.0;
+    r.tf32 = r.bf16 / 2;
+  }
   // Datasheet bandwidths where the name says which part it is.
   if (r.name.find("H200") != std::string::npos)
     r.bw = 4.8e12;

@@ -88,12 +88,34 @@ bool cuda_available() { return cuda_device_count() > 0; }
 
 // ---- switches of kernels/cuda/cuda_runtime_api.h that exist in every build
 
-const char* attention_impl_name(AttentionImpl impl) { return impl == AttentionImpl::Unfused ? "unfused" : "fused"; }
+namespace {
+constexpr AttentionImpl kAttentionImpls[] = {AttentionImpl::Fused, AttentionImpl::Unfused, AttentionImpl::TcF32,
+                                             AttentionImpl::TcTf32, AttentionImpl::TcBf16};
+}  // namespace
+
+const char* attention_impl_name(AttentionImpl impl) {
+  switch (impl) {
+    case AttentionImpl::Fused:
+      return "fused";
+    case AttentionImpl::Unfused:
+      return "unfused";
+    case AttentionImpl::TcF32:
+      return "tc-fp32";
+    case AttentionImpl::TcTf32:
+      return "tc-tf32";
+    case AttentionImpl::TcBf16:
+      return "tc-bf16";
+  }
+  return "?";
+}
 
 AttentionImpl parse_attention_impl(const std::string& text, const std::string& what) {
-  if (text == "fused") return AttentionImpl::Fused;
-  if (text == "unfused") return AttentionImpl::Unfused;
-  SAGAN_FAIL("{}: invalid attention implementation '{}' (expected 'fused' or 'unfused')", what, text);
+  for (AttentionImpl impl : kAttentionImpls)
+    if (text == attention_impl_name(impl)) return impl;
+  SAGAN_FAIL(
+      "{}: invalid attention implementation '{}' (expected 'fused', 'unfused', 'tc-fp32', 'tc-tf32' or "
+      "'tc-bf16')",
+      what, text);
 }
 
 namespace {
@@ -117,6 +139,31 @@ void set_cuda_attention_impl(AttentionImpl impl) { g_attention_impl.store(static
 AttentionImpl cuda_attention_impl() {
   const int set = g_attention_impl.load();
   return set < 0 ? attention_impl_from_env() : static_cast<AttentionImpl>(set);
+}
+
+const char* sn_power_impl_name(SnPowerImpl impl) { return impl == SnPowerImpl::RowChunks ? "row-chunks" : "columns"; }
+
+SnPowerImpl parse_sn_power_impl(const std::string& text, const std::string& what) {
+  if (text == "columns") return SnPowerImpl::Columns;
+  if (text == "row-chunks") return SnPowerImpl::RowChunks;
+  SAGAN_FAIL("{}: invalid power-iteration implementation '{}' (expected 'columns' or 'row-chunks')", what, text);
+}
+
+namespace {
+std::atomic<int> g_sn_power_impl{-1};  // -1: the environment decides
+}  // namespace
+
+void set_cuda_sn_power_impl(SnPowerImpl impl) { g_sn_power_impl.store(static_cast<int>(impl)); }
+
+SnPowerImpl cuda_sn_power_impl() {
+  const int set = g_sn_power_impl.load();
+  if (set >= 0) return static_cast<SnPowerImpl>(set);
+  static const SnPowerImpl from_env = [] {
+    const char* v = std::getenv("SAGAN_CUDA_SN_POWER");
+    if (v == nullptr || v[0] == '\0') return SnPowerImpl::Columns;
+    return parse_sn_power_impl(v, "environment variable SAGAN_CUDA_SN_POWER");
+  }();
+  return from_env;
 }
 
 #ifndef SAGAN_WITH_CUDA

@@ -19,11 +19,13 @@
 // clang-format off
 #include "tests/cuda/emu/cuda_emu.h"
 #include "kernels/cuda/sn_power_batched_kernels.cuh"
+#include "kernels/cuda/sn_power_rowchunk_kernels.cuh"
 // clang-format on
 
 namespace {
 
 namespace sn = sagan::fused::sn;
+namespace snr = sagan::fused::snr;
 using sagan::fused::Status;
 
 struct EmuLauncher {
@@ -93,18 +95,54 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<double>& b) {
   return e;
 }
 
-// Runs `iters` batched steps over all layers and the reference beside them.
+// The two batched implementations behind one interface: the column-split
+// kernels (3 launches) and the row-chunked ones (2 launches).
+struct Columns {
+  static constexpr const char* name = "columns";
+  static size_t bytes(const std::vector<sn::MatIn>& m) { return sn::workspace_bytes(m.data(), int(m.size())); }
+  static Status run(EmuLauncher& l, const std::vector<sn::MatIn>& m, float eps, float* sigma, void* ws, size_t b) {
+    return sn::power_iteration(l, m.data(), int(m.size()), eps, sigma, ws, b);
+  }
+};
+struct RowChunks {
+  static constexpr const char* name = "row-chunks";
+  static std::vector<snr::MatIn> conv(const std::vector<sn::MatIn>& m) {
+    std::vector<snr::MatIn> r;
+    for (const sn::MatIn& x : m) r.push_back({x.w, x.u, x.v, x.rows, x.cols});
+    return r;
+  }
+  static size_t bytes(const std::vector<sn::MatIn>& m) {
+    const auto r = conv(m);
+    return snr::workspace_bytes(r.data(), int(r.size()));
+  }
+  static Status run(EmuLauncher& l, const std::vector<sn::MatIn>& m, float eps, float* sigma, void* ws, size_t b) {
+    const auto r = conv(m);
+    return snr::power_iteration(l, r.data(), int(r.size()), eps, sigma, ws, b);
+  }
+};
+
+// A workspace whose bytes start as garbage (NaN): nothing may rely on it
+// being zero.
+std::vector<float4> garbage_workspace(size_t bytes) {
+  std::vector<float4> ws(bytes / sizeof(float4) + 1);  // 16-byte aligned
+  std::memset(static_cast<void*>(ws.data()), 0xFF, ws.size() * sizeof(float4));
+  return ws;
+}
+
+// Runs `iters` batched steps over all layers and the reference beside them
+// (one workspace for all steps).
+template <class Impl = Columns>
 void run_and_compare(std::vector<Layer>& layers, int iters, float eps) {
+  INFO(Impl::name);
   std::vector<sn::MatIn> mats;
   for (Layer& L : layers) mats.push_back({L.w(), L.u.data(), L.v.data(), L.rows, L.cols});
-  const size_t ws_bytes = sn::workspace_bytes(mats.data(), int(mats.size()));
+  const size_t ws_bytes = Impl::bytes(mats);
   REQUIRE(ws_bytes > 0);
-  std::vector<float4> ws(ws_bytes / sizeof(float4) + 1);  // 16-byte aligned
+  std::vector<float4> ws = garbage_workspace(ws_bytes);
   std::vector<float> sigma(layers.size(), NAN);
   EmuLauncher launcher;
   for (int it = 0; it < iters; ++it) {
-    REQUIRE(sn::power_iteration(launcher, mats.data(), int(mats.size()), eps, sigma.data(), ws.data(), ws_bytes) ==
-            Status::Ok);
+    REQUIRE(Impl::run(launcher, mats, eps, sigma.data(), ws.data(), ws_bytes) == Status::Ok);
     for (Layer& L : layers) reference_step(L, eps);
   }
   // u, v are unit vectors (entries up to 1): an absolute bound is a relative
@@ -200,6 +238,133 @@ TEST_CASE("batched power iteration agrees with the engine's CPU power_iteration,
   for (int it = 0; it < 3; ++it) {
     REQUIRE(sn::power_iteration(launcher, mats.data(), int(mats.size()), 1e-12f, nullptr, ws.data(), bytes) ==
             Status::Ok);
+    sagan::power_iteration(w, u, v, 1e-12);
+  }
+  for (size_t i = 0; i < layers.size(); ++i) {
+    INFO("layer " << i);
+    CHECK(max_abs_diff(layers[i].u, u[i].to_vector()) <= 1e-5);
+    CHECK(max_abs_diff(layers[i].v, v[i].to_vector()) <= 1e-5);
+  }
+}
+
+// ---- the row-chunked kernels (2 launches) ----
+
+TEST_CASE("row-chunked power iteration matches float64 loops step for step, emulated", "[sn_batched][cuda_emu]") {
+  std::mt19937 gen(17);
+  // Tall-skinny matrices split into row chunks (2000 x 36: 16 chunks of 125
+  // rows, row tiles of 64; 515 x 128 with 16-byte reads), wide ones split
+  // into column tiles (5 x 1030 scalar, 16 x 2048 in float4 groups: two
+  // tiles), a row wider than one shared-memory chunk of t (3 x 8200), odd
+  // sizes and a 1 x 1.
+  std::vector<Layer> layers;
+  for (auto [r, c] : std::vector<std::pair<int, int>>{
+           {1, 1}, {3, 5}, {37, 300}, {2000, 36}, {515, 128}, {5, 1030}, {16, 2048}, {257, 27}, {3, 8200}, {130, 9}})
+    layers.push_back(Layer{r, c});
+  for (Layer& L : layers) init(L, gen);
+  run_and_compare<RowChunks>(layers, 4, 1e-12f);
+}
+
+TEST_CASE("row-chunked power iteration spans launch groups, odd alignments and zero vectors, emulated",
+          "[sn_batched][cuda_emu]") {
+  std::mt19937 gen(18);
+  std::vector<Layer> layers;
+  for (int i = 0; i < snr::kMaxPerLaunch + 5; ++i) layers.push_back(Layer{1 + (i * 7) % 19, 4 + (i * 13) % 37});
+  layers.push_back(Layer{9, 8, 1});  // rows 4 bytes past a 16-byte boundary: scalar reads
+  layers.push_back(Layer{6, 10, 0, true});
+  for (Layer& L : layers) init(L, gen);
+  run_and_compare<RowChunks>(layers, 2, 1e-12f);
+  CHECK(layers.back().u == std::vector<float>(6, 0.f));
+}
+
+namespace {
+// Counts kernel launches.
+struct CountingLauncher : EmuLauncher {
+  int launches = 0;
+  template <class... P, class... A>
+  void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, A... args) {
+    ++launches;
+    EmuLauncher::launch(kernel, grid, block, smem, args...);
+  }
+};
+}  // namespace
+
+TEST_CASE("row-chunked power iteration: geometry and launches", "[sn_batched][cuda_emu]") {
+  // SAGAN-128's 16384 x 128 input linear: 16 row chunks in launch 1 (the
+  // column-split kernels give it one block), 256 row tiles of 64 in launch 2.
+  const snr::Geometry g = snr::geometry(16384, 128, true);
+  CHECK(g.n_chunks == 16);
+  CHECK(g.col_tiles == 1);
+  CHECK(g.rows_per_warp == 8);
+  CHECK(g.row_tiles == 256);
+  // A wide 1024 x 9216 (3x3 convolution, 1024 channels): 9 column tiles of
+  // 1024, 4 row chunks, 8 rows per block in launch 2.
+  const snr::Geometry w = snr::geometry(1024, 9216, true);
+  CHECK(w.col_tiles == 9);
+  CHECK(w.n_chunks == 4);
+  CHECK(w.rows_per_warp == 2);
+  // Two launches for a model's worth of matrices (44 here), however sized.
+  CountingLauncher counting;
+  std::mt19937 gen(19);
+  std::vector<Layer> layers;
+  for (int i = 0; i < 44; ++i) layers.push_back(Layer{1 + (i * 5) % 23, 1 + (i * 11) % 29});
+  for (Layer& L : layers) init(L, gen);
+  std::vector<snr::MatIn> mats;
+  for (Layer& L : layers) mats.push_back({L.w(), L.u.data(), L.v.data(), L.rows, L.cols});
+  const size_t bytes = snr::workspace_bytes(mats.data(), int(mats.size()));
+  std::vector<float4> ws = garbage_workspace(bytes);
+  REQUIRE(snr::power_iteration(counting, mats.data(), int(mats.size()), 1e-12f, nullptr, ws.data(), bytes) ==
+          Status::Ok);
+  CHECK(counting.launches == 2);
+}
+
+TEST_CASE("row-chunked power iteration is bitwise reproducible and rejects invalid arguments, emulated",
+          "[sn_batched][cuda_emu]") {
+  std::mt19937 gen(20);
+  Layer a{700, 36}, b{700, 36};
+  init(a, gen);
+  b = a;
+  for (Layer* L : {&a, &b}) {
+    std::vector<sn::MatIn> mats{{L->w(), L->u.data(), L->v.data(), L->rows, L->cols}};
+    const size_t bytes = RowChunks::bytes(mats);
+    std::vector<float4> ws = garbage_workspace(bytes);
+    EmuLauncher launcher;
+    REQUIRE(RowChunks::run(launcher, mats, 1e-12f, nullptr, ws.data(), bytes) == Status::Ok);
+  }
+  CHECK(std::memcmp(a.u.data(), b.u.data(), a.u.size() * sizeof(float)) == 0);
+  CHECK(std::memcmp(a.v.data(), b.v.data(), a.v.size() * sizeof(float)) == 0);
+
+  float x[4] = {};
+  EmuLauncher launcher;
+  std::vector<float4> ws(64);
+  const snr::MatIn ok{x, x, x, 1, 1}, empty_rows{x, x, x, 0, 3}, null_w{nullptr, x, x, 2, 2};
+  CHECK(snr::workspace_bytes(&empty_rows, 1) == 0);
+  CHECK(snr::power_iteration(launcher, &empty_rows, 1, 1e-12f, nullptr, ws.data(), 1024) == Status::Invalid);
+  CHECK(snr::power_iteration(launcher, &null_w, 1, 1e-12f, nullptr, ws.data(), 1024) == Status::Invalid);
+  CHECK(snr::power_iteration(launcher, &ok, 1, 0.f, nullptr, ws.data(), 1024) == Status::Invalid);
+  CHECK(snr::power_iteration(launcher, &ok, 1, 1e-12f, nullptr, ws.data(), 4) == Status::Invalid);
+  CHECK(snr::power_iteration(launcher, &ok, 1, 1e-12f, nullptr, nullptr, 1024) == Status::Invalid);
+  CHECK(snr::power_iteration(launcher, &ok, 0, 1e-12f, nullptr, nullptr, 0) == Status::Ok);
+}
+
+TEST_CASE("row-chunked power iteration agrees with the engine's CPU power_iteration, emulated",
+          "[sn_batched][cuda_emu]") {
+  using sagan::Tensor;
+  std::mt19937 gen(21);
+  std::vector<Layer> layers{Layer{37, 300}, Layer{1300, 9}, Layer{64, 576}};
+  for (Layer& L : layers) init(L, gen);
+  std::vector<Tensor> w, u, v;
+  std::vector<sn::MatIn> mats;
+  for (Layer& L : layers) {
+    w.push_back(Tensor::from_vector(std::vector<float>(L.w(), L.w() + size_t(L.rows) * L.cols), {L.rows, L.cols}));
+    u.push_back(Tensor::from_vector(L.u, {L.rows}));
+    v.push_back(Tensor::zeros({L.cols}));
+    mats.push_back({L.w(), L.u.data(), L.v.data(), L.rows, L.cols});
+  }
+  const size_t bytes = RowChunks::bytes(mats);
+  std::vector<float4> ws = garbage_workspace(bytes);
+  EmuLauncher launcher;
+  for (int it = 0; it < 3; ++it) {
+    REQUIRE(RowChunks::run(launcher, mats, 1e-12f, nullptr, ws.data(), bytes) == Status::Ok);
     sagan::power_iteration(w, u, v, 1e-12);
   }
   for (size_t i = 0; i < layers.size(); ++i) {

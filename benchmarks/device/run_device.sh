@@ -7,9 +7,9 @@
 #   env            GPU, driver, clocks, versions, loader paths, ldd, cuDNN compiled vs loaded
 #   build          only when the carried binaries cannot run there or were built
 #                  from other sources: build_on_device.sh (ninja, carried headers)
-#   fused_sync     [flash_attention],[sn_batched] with CUDA_LAUNCH_BLOCKING=1
+#   fused_sync     [warp_mma],[flash_attention],[sn_batched],[flash_attention_tc] with CUDA_LAUNCH_BLOCKING=1
 #   memcheck, racecheck   compute-sanitizer on those tests only
-#   fused_full     [flash_attention_sagan],[sn_batched_sagan] (SAGAN sizes)
+#   fused_full     [flash_attention_sagan],[sn_batched_sagan],[flash_attention_tc_sagan] (SAGAN sizes)
 #   ops_fused, ops_unfused   the attention and spectral-norm op tests through each
 #                  attention path (SAGAN_CUDA_ATTENTION)
 #   others         every other CUDA test group
@@ -57,10 +57,10 @@ rm -rf "$LOGS" "$WORK/runs"
 (cd "$OUT" && rm -f summary.txt env.txt tests.log sanitizer.log bench.txt train.txt build.log)
 mkdir -p "$LOGS" "$WORK/runs"
 export PYTHONUNBUFFERED=1
-CUDA_TESTS_FUSED='[flash_attention],[sn_batched]'
-CUDA_TESTS_FUSED_FULL='[flash_attention_sagan],[sn_batched_sagan]'
-CUDA_TESTS_OPS='[attention],[attention_sagan],[spectral_norm],[spectral_norm_sagan]'
-CUDA_TESTS_OTHERS='~[flash_attention]~[sn_batched]~[flash_attention_sagan]~[sn_batched_sagan]~[attention]~[attention_sagan]~[spectral_norm]~[spectral_norm_sagan]'
+CUDA_TESTS_FUSED='[warp_mma],[flash_attention],[sn_batched],[flash_attention_tc]'
+CUDA_TESTS_FUSED_FULL='[flash_attention_sagan],[sn_batched_sagan],[flash_attention_tc_sagan]'
+CUDA_TESTS_OPS='[attention],[attention_sagan],[spectral_norm],[spectral_norm_sagan],[attention_tc],[attention_tc_sagan]'
+CUDA_TESTS_OTHERS='~[warp_mma]~[flash_attention]~[sn_batched]~[flash_attention_tc]~[flash_attention_sagan]~[sn_batched_sagan]~[flash_attention_tc_sagan]~[attention]~[attention_sagan]~[spectral_norm]~[spectral_norm_sagan]~[attention_tc]~[attention_tc_sagan]'
 
 SUMMARY=()
 FAILED=0

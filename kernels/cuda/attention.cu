@@ -1,12 +1,15 @@
 // Attention: O = softmax(Q K^T) V per batch, no scaling, and its backward.
 //
-// Two paths (cuda_runtime_api.h, AttentionImpl):
+// Paths (cuda_runtime_api.h, AttentionImpl):
 // - FUSED (the default for float32): the flash-style kernels of
 //   flash_attention.h; the N x S score matrix never reaches global memory.
 //   Taken when the dtype is float32, no attention map is requested, the head
 //   sizes are supported (flash_attention_supported) and the sizes fit the
 //   kernels' int parameters and grids; the backward's scratch (one float per
 //   query row) comes from the caching allocator.
+// - TENSOR CORES (TcF32 / TcTf32 / TcBf16, selected only): the mma.sync
+//   kernels of flash_attention_tc.h in that precision, under the same
+//   conditions; deterministic backward, scratch from the caching allocator.
 // - UNFUSED: everything else (float64, the attention map, d > 128, or
 //   set_cuda_attention_impl(AttentionImpl::Unfused) / SAGAN_CUDA_ATTENTION=
 //   unfused). Scores are materialised: a cuBLAS batched GEMM writes
@@ -30,6 +33,7 @@
 #include "kernels/cuda/blas.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/flash_attention.h"
+#include "kernels/cuda/flash_attention_tc.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/softmax.cuh"
 
@@ -92,12 +96,35 @@ void check_out(const char* op, const Tensor& t, const Shape& shape, DType dtype,
 // ceil(dv/64) <= 65535 column tiles in grid.y, and int row/column indices
 // that run up to a tile (64) past N, S and dv. Offsets inside the kernels are
 // 64-bit, so B*N*d etc. may exceed 2^31.
-bool use_fused(const Dims& s, DType dt) {
-  if (dt != DType::F32 || cuda_attention_impl() != AttentionImpl::Fused) return false;
+bool fused_sizes_ok(const Dims& s) {
   constexpr int64_t kLimit = int64_t{INT_MAX} - 256;
   if (s.B > kLimit || s.N > kLimit || s.S > kLimit || s.d > kLimit || s.dv > kLimit) return false;
-  if (!fused::flash_attention_supported(static_cast<int>(s.d), static_cast<int>(s.dv))) return false;
   return s.B * s.N <= kLimit && s.B * s.S <= kLimit && s.dv <= int64_t{65535} * 64;
+}
+
+bool use_fused(const Dims& s, DType dt) {
+  if (dt != DType::F32 || cuda_attention_impl() != AttentionImpl::Fused) return false;
+  return fused_sizes_ok(s) && fused::flash_attention_supported(static_cast<int>(s.d), static_cast<int>(s.dv));
+}
+
+// The tensor-core precision when a Tc* implementation is selected and takes
+// this problem (the same size conditions as the fused path).
+bool use_tc(const Dims& s, DType dt, fused::TcPrecision& prec) {
+  if (dt != DType::F32 || !fused_sizes_ok(s)) return false;
+  if (!fused::flash_attention_tc_supported(static_cast<int>(s.d), static_cast<int>(s.dv))) return false;
+  switch (cuda_attention_impl()) {
+    case AttentionImpl::TcF32:
+      prec = fused::TcPrecision::F32;
+      return true;
+    case AttentionImpl::TcTf32:
+      prec = fused::TcPrecision::TF32;
+      return true;
+    case AttentionImpl::TcBf16:
+      prec = fused::TcPrecision::BF16;
+      return true;
+    default:
+      return false;
+  }
 }
 
 // A fused entry point's status (invalid sizes or the launch) and, with
@@ -145,6 +172,16 @@ void CudaBackend::attention_forward(const Tensor& q_in, const Tensor& k_in, cons
                     static_cast<const float*>(v.raw_data()), static_cast<float*>(out.raw_data()),
                     static_cast<float*>(lse.raw_data()), static_cast<int>(s.B), static_cast<int>(s.N),
                     static_cast<int>(s.S), static_cast<int>(s.d), static_cast<int>(s.dv), stream_),
+                stream_);
+    return;
+  }
+  if (fused::TcPrecision prec{}; !map && use_tc(s, dt, prec)) {
+    check_fused(op, "flash_attention_tc_forward",
+                fused::flash_attention_tc_forward(
+                    static_cast<const float*>(q.raw_data()), static_cast<const float*>(k.raw_data()),
+                    static_cast<const float*>(v.raw_data()), static_cast<float*>(out.raw_data()),
+                    static_cast<float*>(lse.raw_data()), static_cast<int>(s.B), static_cast<int>(s.N),
+                    static_cast<int>(s.S), static_cast<int>(s.d), static_cast<int>(s.dv), prec, stream_),
                 stream_);
     return;
   }
@@ -222,6 +259,23 @@ void CudaBackend::attention_backward(const Tensor& q_in, const Tensor& k_in, con
                     static_cast<const float*>(lse.raw_data()), static_cast<const float*>(gout.raw_data()),
                     static_cast<float*>(gq.raw_data()), static_cast<float*>(gk.raw_data()),
                     static_cast<float*>(gv.raw_data()), B, N, S, d, dv, ws.get(), ws_bytes, stream_),
+                stream_);
+    return;
+  }
+  if (fused::TcPrecision prec{}; use_tc(s, dt, prec)) {
+    const int B = static_cast<int>(s.B), N = static_cast<int>(s.N), S = static_cast<int>(s.S),
+              d = static_cast<int>(s.d), dv = static_cast<int>(s.dv);
+    // D and the partial sums; returned to the cache while the kernels may
+    // be queued (safe for the same reason as above).
+    const size_t ws_bytes = fused::flash_attention_tc_backward_workspace_bytes(B, N, S, d, dv);
+    Buffer ws = buffer(ws_bytes);
+    check_fused(op, "flash_attention_tc_backward",
+                fused::flash_attention_tc_backward(
+                    static_cast<const float*>(q.raw_data()), static_cast<const float*>(k.raw_data()),
+                    static_cast<const float*>(v.raw_data()), static_cast<const float*>(out.raw_data()),
+                    static_cast<const float*>(lse.raw_data()), static_cast<const float*>(gout.raw_data()),
+                    static_cast<float*>(gq.raw_data()), static_cast<float*>(gk.raw_data()),
+                    static_cast<float*>(gv.raw_data()), B, N, S, d, dv, prec, ws.get(), ws_bytes, stream_),
                 stream_);
     return;
   }

@@ -1,8 +1,8 @@
 // The CUDA backend's plain C++ face: what core/backend.cpp, the tests and the
 // tools may call without seeing a CUDA type (this header is compiled by g++).
 //
-// The switches (set_cuda_tf32, set_cuda_attention_impl and their getters,
-// attention_impl_name, parse_attention_impl) exist in every build: without
+// The switches (set_cuda_tf32, set_cuda_attention_impl, set_cuda_sn_power_impl
+// and their getters, names and parsers) exist in every build: without
 // the CUDA backend they only record the setting (core/backend.cpp), so callers
 // compile and run unchanged. Everything else here is defined only when the
 // engine is built with CUDA (SAGAN_WITH_CUDA).
@@ -33,22 +33,44 @@ bool cuda_tf32_enabled();
 //            score matrix in memory; used when the head sizes are supported
 //            (flash_attention_supported(d, dv): 1 <= d <= 128) and no
 //            attention map is requested;
-//   Unfused  cuBLAS GEMMs around a materialised score matrix (attention.cu).
+//   Unfused  cuBLAS GEMMs around a materialised score matrix (attention.cu);
+//   TcF32, TcTf32, TcBf16  the tensor-core kernels of flash_attention_tc.h
+//            (mma.sync) with products in 3xTF32 (float32-class), TF32 or
+//            bf16, float32 softmax and accumulation, a deterministic
+//            backward; under the same conditions as Fused (1 <= d <= 128, no
+//            map). Candidates: not the default until a GPU run has checked
+//            and timed them (docs/kernels.md).
 // float64, a requested attention map and unsupported head sizes always take
-// the unfused path. Both paths save the same lse, so a forward of one pairs
-// with a backward of the other. The default comes from the environment
-// variable SAGAN_CUDA_ATTENTION=fused|unfused, read once, when the setting
-// is first needed (unset or empty: fused; any other value throws naming the
-// variable and the value); set_cuda_attention_impl overrides it for calls
-// made after it, process-wide.
-enum class AttentionImpl { Fused, Unfused };
+// the unfused path. All paths save the same lse, so a forward of one pairs
+// with a backward of another. The default comes from the environment
+// variable SAGAN_CUDA_ATTENTION=fused|unfused|tc-fp32|tc-tf32|tc-bf16, read
+// once, when the setting is first needed (unset or empty: fused; any other
+// value throws naming the variable and the value); set_cuda_attention_impl
+// overrides it for calls made after it, process-wide.
+enum class AttentionImpl { Fused, Unfused, TcF32, TcTf32, TcBf16 };
 void set_cuda_attention_impl(AttentionImpl impl);
 AttentionImpl cuda_attention_impl();
-// "fused" / "unfused".
+// "fused", "unfused", "tc-fp32", "tc-tf32", "tc-bf16".
 const char* attention_impl_name(AttentionImpl impl);
 // The inverse of attention_impl_name; other text throws naming `what` (an
 // option or variable name) and the text.
 AttentionImpl parse_attention_impl(const std::string& text, const std::string& what);
+
+// The batched float32 spectral-norm power iteration (CudaBackend::
+// power_iteration, sn_power_batched.h):
+//   Columns    (default) three launches per 48 matrices, W^T u split over
+//              columns;
+//   RowChunks  two launches per 48 matrices, W^T u split over row chunks
+//              too (candidate until a GPU run has checked and timed it).
+// Default from SAGAN_CUDA_SN_POWER=columns|row-chunks, read once when first
+// needed (unset or empty: columns; other values throw naming the variable);
+// set_cuda_sn_power_impl overrides it, process-wide.
+enum class SnPowerImpl { Columns, RowChunks };
+void set_cuda_sn_power_impl(SnPowerImpl impl);
+SnPowerImpl cuda_sn_power_impl();
+// "columns" / "row-chunks", and the inverse (other text throws naming `what`).
+const char* sn_power_impl_name(SnPowerImpl impl);
+SnPowerImpl parse_sn_power_impl(const std::string& text, const std::string& what);
 
 // Bytes of the score workspace of the unfused attention (N*S per batch
 // element; batches run in chunks that fit). 0 restores the default, 256 MiB.

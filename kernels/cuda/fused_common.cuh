@@ -53,19 +53,21 @@ __device__ __forceinline__ float4 ld4(const float* p) {
 
 // Asynchronous 4-byte global -> shared copy (cp.async, sm_80+), zero-filling
 // the word when `pred` is false (then nothing is read from src, which must
-// still be a valid address). The emulator copies at once, so it checks the
-// indexing but not the waits: those are argued in the kernels.
+// still be a valid address). The emulator performs each copy at the wait
+// that covers it (tests/cuda/emu/cuda_emu_mma.h), so a missing wait shows.
 __device__ __forceinline__ void cp_async4(float* smem_dst, const float* src, bool pred) {
 #if defined(__CUDACC__)
   const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(pred ? 4 : 0) : "memory");
 #else
-  *smem_dst = pred ? *src : 0.f;
+  ::cuda_emu::cp_async(smem_dst, src, 4, pred ? 4 : 0);
 #endif
 }
 __device__ __forceinline__ void cp_async_commit() {
 #if defined(__CUDACC__)
   asm volatile("cp.async.commit_group;\n" ::: "memory");
+#else
+  ::cuda_emu::cp_async_commit();
 #endif
 }
 // Waits until at most N committed groups of this thread are in flight.
@@ -73,6 +75,8 @@ template <int N>
 __device__ __forceinline__ void cp_async_wait() {
 #if defined(__CUDACC__)
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#else
+  ::cuda_emu::cp_async_wait(N);
 #endif
 }
 

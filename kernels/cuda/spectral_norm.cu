@@ -4,7 +4,8 @@
 //
 // float32 matrices with unit-stride u and v go to the batched kernels of
 // sn_power_batched.h: all of them in one call (three launches per 48
-// matrices), workspace from the caching allocator. Everything else (float64,
+// matrices, or two with set_cuda_sn_power_impl(RowChunks)), workspace from
+// the caching allocator. Everything else (float64,
 // strided vectors, sizes past the batched kernels' int offsets, an eps that
 // rounds to 0 in float32) takes the per-matrix path: two cuBLAS gemv calls
 // and two single-block normalisation kernels per matrix. All of it is queued
@@ -77,20 +78,23 @@ void CudaBackend::power_iteration(const std::vector<Tensor>& w, std::vector<Tens
   if (eps32 > 0.f) {
     constexpr int64_t kMaxVec = int64_t{1} << 28;
     constexpr size_t kMaxCallBytes = size_t{INT_MAX} / 2 * sizeof(float);
+    const fused::SnPowerVariant variant = cuda_sn_power_impl() == SnPowerImpl::RowChunks
+                                              ? fused::SnPowerVariant::RowChunks
+                                              : fused::SnPowerVariant::Columns;
     std::vector<fused::SnMatrixF32> mats;
     size_t call_bytes = 0;
     auto flush = [&] {
       if (mats.empty()) return;
       const int count = static_cast<int>(mats.size());
-      const size_t ws_bytes = fused::sn_power_iteration_batched_workspace_bytes(mats.data(), count);
+      const size_t ws_bytes = fused::sn_power_iteration_batched_workspace_bytes(mats.data(), count, variant);
       SAGAN_CHECK(ws_bytes > 0, "{}: no workspace size for {} float32 matrices (invalid entry)", op, count);
       // Returned to the cache at scope exit while the kernels may still be
       // queued: safe, the block's next user is queued behind them on this
       // device's one stream. cudaMalloc'd blocks are 256-byte aligned.
       Buffer ws = buffer(ws_bytes);
       SAGAN_CHECK(reinterpret_cast<uintptr_t>(ws.get()) % 16 == 0, "{}: workspace is not 16-byte aligned", op);
-      const cudaError_t err =
-          fused::sn_power_iteration_batched_f32(mats.data(), count, eps32, nullptr, ws.get(), ws_bytes, stream_);
+      const cudaError_t err = fused::sn_power_iteration_batched_f32(mats.data(), count, eps32, nullptr, ws.get(),
+                                                                    ws_bytes, stream_, variant);
       if (err != cudaSuccess) throw_cuda_error(op, "sn_power_iteration_batched_f32", err);
       check_launch(op, "sn_power_iteration_batched_f32", stream_);
       mats.clear();
@@ -103,7 +107,7 @@ void CudaBackend::power_iteration(const std::vector<Tensor>& w, std::vector<Tens
       if (u[i].strides()[0] != 1 || v[i].strides()[0] != 1) continue;
       const fused::SnMatrixF32 m{static_cast<const float*>(w[i].raw_data()), static_cast<float*>(u[i].raw_data()),
                                  static_cast<float*>(v[i].raw_data()), static_cast<int>(rows), static_cast<int>(cols)};
-      const size_t bytes = fused::sn_power_iteration_batched_workspace_bytes(&m, 1);
+      const size_t bytes = fused::sn_power_iteration_batched_workspace_bytes(&m, 1, variant);
       if (call_bytes + bytes > kMaxCallBytes) flush();
       mats.push_back(m);
       call_bytes += bytes;

@@ -2,8 +2,10 @@
 // doing the same steps (v = normalize(W^T u), then u = normalize(W v), sigma
 // = u^T W v) over several iterations, on SAGAN-128's generator and
 // discriminator SN layer set (up to 16384 x 128 and 1024 x 9216) plus odd
-// sizes. u and v are unit vectors: max |error| <= 1e-5 (fp32). Skips,
-// saying so, where no CUDA device is present.
+// sizes. u and v are unit vectors: max |error| <= 1e-5 (fp32). Both
+// versions: Columns (3 launches) and RowChunks (2 launches, integer tickets
+// in a workspace that starts as garbage). Skips, saying so, where no CUDA
+// device is present.
 #include <cuda_runtime.h>
 #include <catch2/catch.hpp>
 
@@ -98,7 +100,10 @@ void reference_step(Layer& L, double eps) {
   }
 }
 
-void run(const std::vector<std::pair<int, int>>& shapes, int iters, uint32_t seed) {
+using sagan::fused::SnPowerVariant;
+
+void run(const std::vector<std::pair<int, int>>& shapes, int iters, uint32_t seed,
+         SnPowerVariant variant = SnPowerVariant::Columns) {
   std::mt19937 gen(seed);
   std::normal_distribution<float> n01(0.f, 1.f);
   std::vector<Layer> layers;
@@ -129,16 +134,18 @@ void run(const std::vector<std::pair<int, int>>& shapes, int iters, uint32_t see
   }
   std::vector<sagan::fused::SnMatrixF32> mats;
   for (Layer& L : layers) mats.push_back({L.dw, L.du, L.dv, L.rows, L.cols});
-  const size_t ws_bytes = sagan::fused::sn_power_iteration_batched_workspace_bytes(mats.data(), int(mats.size()));
+  const size_t ws_bytes =
+      sagan::fused::sn_power_iteration_batched_workspace_bytes(mats.data(), int(mats.size()), variant);
   REQUIRE(ws_bytes > 0);
   void* ws = nullptr;
   float* sigma = nullptr;
   CUDA_OK(cudaMalloc(&ws, ws_bytes));
+  CUDA_OK(cudaMemset(ws, 0xFF, ws_bytes));  // garbage: nothing may rely on zeros
   CUDA_OK(cudaMalloc(&sigma, mats.size() * sizeof(float)));
   CUDA_OK(cudaMemset(sigma, 0xFF, mats.size() * sizeof(float)));
   for (int it = 0; it < iters; ++it) {
     CUDA_OK(sagan::fused::sn_power_iteration_batched_f32(mats.data(), int(mats.size()), 1e-12f, sigma, ws, ws_bytes,
-                                                         nullptr));
+                                                         nullptr, variant));
     for (Layer& L : layers) reference_step(L, 1e-12);
   }
   CUDA_OK(cudaDeviceSynchronize());
@@ -151,7 +158,8 @@ void run(const std::vector<std::pair<int, int>>& shapes, int iters, uint32_t see
     double eu = 0, ev = 0;
     for (int x = 0; x < L.rows; ++x) eu = std::max(eu, std::isfinite(L.u[x]) ? std::abs(L.u[x] - L.ru[x]) : INFINITY);
     for (int x = 0; x < L.cols; ++x) ev = std::max(ev, std::isfinite(L.v[x]) ? std::abs(L.v[x] - L.rv[x]) : INFINITY);
-    INFO("layer " << i << " (" << L.rows << " x " << L.cols << "), iteration " << iters);
+    INFO("layer " << i << " (" << L.rows << " x " << L.cols << "), iteration " << iters << ", variant "
+                  << int(variant));
     CHECK(eu <= 1e-5);
     CHECK(ev <= 1e-5);
     CHECK(std::abs(hsigma[i] - L.rsigma) <= 1e-5 * std::max(1.0, L.rsigma));
@@ -179,37 +187,54 @@ TEST_CASE("cuda batched power iteration at odd sizes and over several launch gro
   run(shapes, 2, 2);
 }
 
+TEST_CASE("cuda row-chunked power iteration matches float64 on SAGAN-128's SN layers", "[cuda][sn_batched_sagan]") {
+  SKIP_WITHOUT_GPU();
+  run(sagan128_sn_shapes(), 3, 1, SnPowerVariant::RowChunks);
+}
+
+TEST_CASE("cuda row-chunked power iteration at odd sizes and over several launch groups", "[cuda][sn_batched]") {
+  SKIP_WITHOUT_GPU();
+  std::vector<std::pair<int, int>> shapes{{1, 1}, {3, 5}, {37, 300}, {2000, 36}, {5, 1031}, {33, 9217}, {3, 8200}};
+  for (int i = 0; i < 60; ++i) shapes.push_back({1 + (i * 37) % 301, 1 + (i * 53) % 777});
+  run(shapes, 2, 2, SnPowerVariant::RowChunks);
+}
+
 TEST_CASE("cuda batched power iteration is bitwise reproducible", "[cuda][sn_batched]") {
   SKIP_WITHOUT_GPU();
-  const int rows = 300, cols = 1152;
-  std::mt19937 gen(3);
-  std::normal_distribution<float> n01(0.f, 1.f);
-  std::vector<float> w(size_t(rows) * cols), u(rows);
-  for (float& x : w) x = n01(gen);
-  for (float& x : u) x = n01(gen);
-  std::vector<float> results[2];
-  for (auto& res : results) {
-    float *dw, *du, *dv;
-    CUDA_OK(cudaMalloc(&dw, w.size() * 4));
-    CUDA_OK(cudaMalloc(&du, u.size() * 4));
-    CUDA_OK(cudaMalloc(&dv, cols * 4));
-    CUDA_OK(cudaMemcpy(dw, w.data(), w.size() * 4, cudaMemcpyHostToDevice));
-    CUDA_OK(cudaMemcpy(du, u.data(), u.size() * 4, cudaMemcpyHostToDevice));
-    const sagan::fused::SnMatrixF32 m{dw, du, dv, rows, cols};
-    const size_t bytes = sagan::fused::sn_power_iteration_batched_workspace_bytes(&m, 1);
-    void* ws;
-    CUDA_OK(cudaMalloc(&ws, bytes));
-    CUDA_OK(sagan::fused::sn_power_iteration_batched_f32(&m, 1, 1e-12f, nullptr, ws, bytes, nullptr));
-    res.resize(rows + cols);
-    CUDA_OK(cudaMemcpy(res.data(), du, rows * 4, cudaMemcpyDeviceToHost));
-    CUDA_OK(cudaMemcpy(res.data() + rows, dv, cols * 4, cudaMemcpyDeviceToHost));
-    cudaFree(dw);
-    cudaFree(du);
-    cudaFree(dv);
-    cudaFree(ws);
+  for (SnPowerVariant variant : {SnPowerVariant::Columns, SnPowerVariant::RowChunks}) {
+    INFO("variant " << int(variant));
+    const int rows = 3000, cols = 1152;
+    std::mt19937 gen(3);
+    std::normal_distribution<float> n01(0.f, 1.f);
+    std::vector<float> w(size_t(rows) * cols), u(rows);
+    for (float& x : w) x = n01(gen);
+    for (float& x : u) x = n01(gen);
+    std::vector<float> results[2];
+    for (auto& res : results) {
+      float *dw, *du, *dv;
+      CUDA_OK(cudaMalloc(&dw, w.size() * 4));
+      CUDA_OK(cudaMalloc(&du, u.size() * 4));
+      CUDA_OK(cudaMalloc(&dv, cols * 4));
+      CUDA_OK(cudaMemcpy(dw, w.data(), w.size() * 4, cudaMemcpyHostToDevice));
+      CUDA_OK(cudaMemcpy(du, u.data(), u.size() * 4, cudaMemcpyHostToDevice));
+      const sagan::fused::SnMatrixF32 m{dw, du, dv, rows, cols};
+      const size_t bytes = sagan::fused::sn_power_iteration_batched_workspace_bytes(&m, 1, variant);
+      void* ws;
+      CUDA_OK(cudaMalloc(&ws, bytes));
+      // Two iterations: the second reuses the tickets the first left behind.
+      CUDA_OK(sagan::fused::sn_power_iteration_batched_f32(&m, 1, 1e-12f, nullptr, ws, bytes, nullptr, variant));
+      CUDA_OK(sagan::fused::sn_power_iteration_batched_f32(&m, 1, 1e-12f, nullptr, ws, bytes, nullptr, variant));
+      res.resize(rows + cols);
+      CUDA_OK(cudaMemcpy(res.data(), du, rows * 4, cudaMemcpyDeviceToHost));
+      CUDA_OK(cudaMemcpy(res.data() + rows, dv, cols * 4, cudaMemcpyDeviceToHost));
+      cudaFree(dw);
+      cudaFree(du);
+      cudaFree(dv);
+      cudaFree(ws);
+    }
+    CHECK(std::memcmp(results[0].data(), results[1].data(), results[0].size() * 4) == 0);
+    const sagan::fused::SnMatrixF32 bad{nullptr, nullptr, nullptr, 0, 3};
+    CHECK(sagan::fused::sn_power_iteration_batched_f32(&bad, 1, 1e-12f, nullptr, nullptr, 0, nullptr, variant) ==
+          cudaErrorInvalidValue);
   }
-  CHECK(std::memcmp(results[0].data(), results[1].data(), results[0].size() * 4) == 0);
-  const sagan::fused::SnMatrixF32 bad{nullptr, nullptr, nullptr, 0, 3};
-  CHECK(sagan::fused::sn_power_iteration_batched_f32(&bad, 1, 1e-12f, nullptr, nullptr, 0, nullptr) ==
-        cudaErrorInvalidValue);
 }

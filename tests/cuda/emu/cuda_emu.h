@@ -8,9 +8,11 @@
 //
 // Supported subset (what kernels/cuda/*_kernels.cuh use): threadIdx,
 // blockIdx, blockDim, gridDim, __syncthreads, __syncwarp, __shfl_xor_sync,
-// __shfl_sync, atomicAdd(float*), static __shared__ (as function statics,
+// __shfl_sync, atomicAdd(float*, unsigned*), __threadfence, static __shared__ (as function statics,
 // valid because blocks run one at a time), dynamic shared memory through
-// SAGAN_DYNAMIC_SMEM, float4, dim3, and the <cmath> float functions.
+// SAGAN_DYNAMIC_SMEM, float4, dim3, the <cmath> float functions, and (in
+// cuda_emu_mma.h) the warp-collective mma.sync / ldmatrix instructions and
+// cp.async that kernels/cuda/warp_mma.cuh and fused_common.cuh wrap.
 // A barrier reached by only part of a block, or a warp shuffle reached by
 // only part of a warp, is reported as an error instead of hanging.
 #pragma once
@@ -28,7 +30,24 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/reduced_precision.h"
+
 #define SAGAN_CUDA_EMU 1
+
+// Under AddressSanitizer every stack switch is announced
+// (__sanitizer_start/finish_switch_fiber, so that exceptions thrown on a
+// fiber stack unwind correctly), and a fiber stack reused by a later block,
+// whose frames the finished fiber never unwound, is unpoisoned first.
+#if defined(__SANITIZE_ADDRESS__)
+#define CUDA_EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CUDA_EMU_ASAN 1
+#endif
+#endif
+#if defined(CUDA_EMU_ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
 
 // ---- the language surface ----
 #define __global__
@@ -143,10 +162,29 @@ struct Fiber {
 
 struct Scheduler {
   Context main;
+  const void* main_stack_bottom = nullptr;  // for AddressSanitizer's switch annotations
+  size_t main_stack_size = 0;
   std::vector<Fiber> fibers;
   std::vector<char*> stacks;
   std::vector<unsigned char> dyn_smem;
+  size_t dyn_smem_bytes = 0;   // as launched (dyn_smem has 16 spare bytes)
   std::vector<uint64_t> shfl;  // one slot per thread
+  // Warp-collective instructions (cuda_emu_mma.h): two alternating sets of
+  // per-thread deposit slots, the opcode each lane deposited, and each
+  // thread's count of collectives so far (its parity picks the set).
+  static constexpr int kCollWords = 12;
+  std::vector<uint32_t> coll_words;  // [2][nthreads][kCollWords]
+  std::vector<uint32_t> coll_op;     // [2][nthreads]
+  std::vector<uint32_t> coll_count;  // [nthreads]
+  // cp.async copies issued and not yet completed by a wait, per thread
+  // (cuda_emu_mma.h); group -1 until committed.
+  struct PendingCopy {
+    void* dst;
+    const void* src;
+    int cp_size, src_size, group;
+  };
+  std::vector<std::vector<PendingCopy>> copies;  // [nthreads]
+  std::vector<int> groups_committed;             // [nthreads]
   std::function<void()> body;
   int current = -1;
   uint3 thread_idx, block_idx;
@@ -166,10 +204,41 @@ inline Scheduler& sched() {
 
 inline void* dynamic_smem() { return sched().dyn_smem.data(); }
 
+// The scheduler's switch into fiber t and a fiber's switch back (for good
+// when `done`), with AddressSanitizer told which stack runs next.
+inline void switch_to_fiber(int t) {
+  Scheduler& s = sched();
+#if defined(CUDA_EMU_ASAN)
+  void* fake = nullptr;
+  __sanitizer_start_switch_fiber(&fake, s.stacks[t], Scheduler::kStack);
+#endif
+  switch_context(s.main, s.fibers[t].ctx);
+#if defined(CUDA_EMU_ASAN)
+  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#endif
+}
+
+inline void switch_to_main(Fiber& f, bool done) {
+  Scheduler& s = sched();
+#if defined(CUDA_EMU_ASAN)
+  void* fake = nullptr;
+  __sanitizer_start_switch_fiber(done ? nullptr : &fake, s.main_stack_bottom, s.main_stack_size);
+#else
+  (void)done;
+#endif
+  switch_context(f.ctx, s.main);
+#if defined(CUDA_EMU_ASAN)
+  __sanitizer_finish_switch_fiber(fake, &s.main_stack_bottom, &s.main_stack_size);
+#endif
+}
+
 // Runs the kernel body as one thread, then parks for good: a finished fiber
 // is never resumed, and its stack is reused by the next block.
 inline void fiber_entry() {
   Scheduler& s = sched();
+#if defined(CUDA_EMU_ASAN)
+  __sanitizer_finish_switch_fiber(nullptr, &s.main_stack_bottom, &s.main_stack_size);
+#endif
   try {
     s.body();
   } catch (const std::exception& e) {
@@ -179,7 +248,7 @@ inline void fiber_entry() {
   }
   Fiber& f = s.fibers[s.current];
   f.wait = Wait::Done;
-  switch_context(f.ctx, s.main);
+  switch_to_main(f, true);
   std::abort();  // unreachable
 }
 
@@ -187,7 +256,7 @@ inline void yield(Wait w) {
   Scheduler& s = sched();
   Fiber& f = s.fibers[s.current];
   f.wait = w;
-  switch_context(f.ctx, s.main);
+  switch_to_main(f, false);
 }
 
 inline void run_block(int nthreads) {
@@ -203,9 +272,17 @@ inline void run_block(int nthreads) {
     Fiber& f = s.fibers[t];
     f.tid = {static_cast<unsigned>(t % s.block_dim.x), static_cast<unsigned>((t / s.block_dim.x) % s.block_dim.y),
              static_cast<unsigned>(t / (s.block_dim.x * s.block_dim.y))};
+#if defined(CUDA_EMU_ASAN)
+    __asan_unpoison_memory_region(s.stacks[t], Scheduler::kStack);
+#endif
     make_context(f.ctx, s.stacks[t], Scheduler::kStack, &fiber_entry);
   }
   s.shfl.assign(nthreads, 0);
+  s.coll_words.assign(size_t(2) * nthreads * Scheduler::kCollWords, 0);
+  s.coll_op.assign(size_t(2) * nthreads, 0);
+  s.coll_count.assign(nthreads, 0);
+  s.copies.assign(nthreads, {});
+  s.groups_committed.assign(nthreads, 0);
   const int nwarps = nthreads / kWarp;
   for (int pass = 0;; ++pass) {
     // Alternate the order in which threads run between barriers, so that a
@@ -216,7 +293,7 @@ inline void run_block(int nthreads) {
       if (f.wait != Wait::Run) continue;
       s.current = t;
       s.thread_idx = f.tid;
-      switch_context(s.main, f.ctx);
+      switch_to_fiber(t);
     }
     if (!s.error.empty()) return;
     int done = 0, at_block = 0;
@@ -272,6 +349,7 @@ void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes, A&&.
       for (unsigned x = 0; x < grid.x; ++x) {
         s.block_idx = {x, y, z};
         s.dyn_smem.assign(smem_bytes + 16, 0xFF);
+        s.dyn_smem_bytes = smem_bytes;
         s.error.clear();
         run_block(nthreads);
         if (!s.error.empty())
@@ -320,14 +398,24 @@ template <class T>
 inline T __shfl_sync(unsigned, T v, int src_lane, int = 32) {
   return ::cuda_emu::shfl_impl(v, src_lane, false);
 }
-// One OS thread and switches only at barriers: a plain add is atomic here.
+// One OS thread and switches only at barriers: a plain add is atomic here,
+// and memory is coherent (a fence has nothing to order).
 inline float atomicAdd(float* p, float v) {
   const float old = *p;
   *p = old + v;
   return old;
 }
+inline unsigned atomicAdd(unsigned* p, unsigned v) {
+  const unsigned old = *p;
+  *p = old + v;
+  return old;
+}
+inline void __threadfence() {}
 template <class T>
 inline T __ldg(const T* p) {
   return *p;
 }
 }  // namespace cuda_emu_lang
+
+// Tensor-core instructions (mma, ldmatrix) and cp.async.
+#include "tests/cuda/emu/cuda_emu_mma.h"

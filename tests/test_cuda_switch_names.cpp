@@ -1,0 +1,48 @@
+// The names of the CUDA switches (kernels/cuda/cuda_runtime_api.h: the
+// attention and power-iteration implementations), which exist in every
+// build: each name parses back to its value, and a bad name is rejected
+// naming the source and listing the choices.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "core/error.h"
+#include "kernels/cuda/cuda_runtime_api.h"
+
+using namespace sagan;
+
+TEST_CASE("attention implementation names round-trip", "[cuda_switches]") {
+  for (AttentionImpl impl : {AttentionImpl::Fused, AttentionImpl::Unfused, AttentionImpl::TcF32, AttentionImpl::TcTf32,
+                             AttentionImpl::TcBf16})
+    CHECK(parse_attention_impl(attention_impl_name(impl), "x") == impl);
+  CHECK(std::string(attention_impl_name(AttentionImpl::TcF32)) == "tc-fp32");
+  CHECK(std::string(attention_impl_name(AttentionImpl::TcTf32)) == "tc-tf32");
+  CHECK(std::string(attention_impl_name(AttentionImpl::TcBf16)) == "tc-bf16");
+}
+
+TEST_CASE("a bad attention implementation name is rejected with the choices", "[cuda_switches]") {
+  try {
+    parse_attention_impl("tc-fp16", "environment variable SAGAN_CUDA_ATTENTION");
+    FAIL("no error");
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    CHECK(m.find("SAGAN_CUDA_ATTENTION") != std::string::npos);
+    CHECK(m.find("'tc-fp16'") != std::string::npos);
+    CHECK(m.find("tc-bf16") != std::string::npos);
+  }
+}
+
+TEST_CASE("power-iteration implementation names round-trip and bad ones are rejected", "[cuda_switches]") {
+  for (SnPowerImpl impl : {SnPowerImpl::Columns, SnPowerImpl::RowChunks})
+    CHECK(parse_sn_power_impl(sn_power_impl_name(impl), "x") == impl);
+  CHECK(std::string(sn_power_impl_name(SnPowerImpl::RowChunks)) == "row-chunks");
+  try {
+    parse_sn_power_impl("rows", "environment variable SAGAN_CUDA_SN_POWER");
+    FAIL("no error");
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    CHECK(m.find("SAGAN_CUDA_SN_POWER") != std::string::npos);
+    CHECK(m.find("'rows'") != std::string::npos);
+    CHECK(m.find("row-chunks") != std::string::npos);
+  }
+}
