@@ -29,8 +29,9 @@
 #include <cuda_runtime.h>
 
 #include "benchmarks/cuda_bench.h"
-#include "kernels/cuda/cuda_runtime_api.h"
+#include "kernels/cuda/device_info.h"
 #include "kernels/cuda/flash_attention.h"
+#include "kernels/cuda/settings.h"
 #endif
 
 namespace {

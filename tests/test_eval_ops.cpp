@@ -1,4 +1,4 @@
-// The evaluation ops (core/ops_eval.h): float64 values against PyTorch
+// The evaluation ops (core/ops_vision.h): float64 values against PyTorch
 // goldens (tests/golden/make_eval_goldens.py), float32 and parallel paths
 // against float64 and against the engine's own conv2d, float64 gradchecks,
 // NaN handling, and error messages.
@@ -8,7 +8,7 @@
 #include <tuple>
 
 #include "core/ops.h"
-#include "core/ops_eval.h"
+#include "core/ops_vision.h"
 #include "tests/golden/eval_goldens.h"
 #include "tests/support/assertions.h"
 

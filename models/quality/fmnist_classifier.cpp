@@ -7,7 +7,7 @@
 
 #include "core/io/safetensors.h"
 #include "core/ops.h"
-#include "core/ops_eval.h"
+#include "core/ops_vision.h"
 
 namespace sagan::quality {
 

@@ -13,7 +13,8 @@
 #include "core/backend.h"
 #include "core/rng.h"
 #include "core/tensor.h"
-#include "kernels/cuda/cuda_runtime_api.h"
+#include "kernels/cuda/device_info.h"
+#include "kernels/cuda/settings.h"
 
 namespace sagan::cudatest {
 

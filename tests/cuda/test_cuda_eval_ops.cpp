@@ -1,9 +1,9 @@
-// The evaluation ops (core/ops_eval.h) on CUDA tensors: they compute on the
+// The evaluation ops (core/ops_vision.h) on CUDA tensors: they compute on the
 // CPU and copy back, forward and backward, so results and gradients must live
 // on the device and equal the CPU's. Outputs come from the device allocator,
 // which is poisoned first so that an element never written shows as NaN.
 #include "core/ops.h"
-#include "core/ops_eval.h"
+#include "core/ops_vision.h"
 #include "tests/cuda/parity.h"
 
 using namespace sagan;
