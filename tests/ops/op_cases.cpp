@@ -327,6 +327,19 @@ void add_norm_attention(std::vector<OpEntry>& r) {
                      {normal({1, 67, 2}), normal({1, 65, 2}), normal({1, 65, 3})}, attention_out)}});
 }
 
+// ---- reductions ----
+
+void add_reductions(std::vector<OpEntry>& r) {
+  r.push_back(
+      {"log_softmax",
+       {make("last dim of (3,7)", {normal({3, 7})}, [](const auto& in) { return log_softmax(in[0], 1); }),
+        make("middle dim of (2,5,3)", {normal({2, 5, 3})}, [](const auto& in) { return log_softmax(in[0], 1); }),
+        // Logits of +-60: exp would overflow float32 without the row maximum.
+        make("large logits", {normal({4, 9}, 60.0)}, [](const auto& in) {
+          return log_softmax(in[0], -1);
+        }).tolerance(10.0)}});
+}
+
 std::vector<OpEntry> build() {
   std::vector<OpEntry> r;
   add_elementwise(r);
@@ -334,6 +347,7 @@ std::vector<OpEntry> build() {
   add_pools(r);
   add_index(r);
   add_norm_attention(r);
+  add_reductions(r);
   return r;
 }
 
