@@ -34,9 +34,10 @@
 #include <cuda_runtime.h>
 
 #include "benchmarks/cuda_bench.h"
-#include "kernels/cuda/cuda_runtime_api.h"
+#include "kernels/cuda/device_info.h"
 #include "kernels/cuda/flash_attention.h"
 #include "kernels/cuda/flash_attention_tc.h"
+#include "kernels/cuda/settings.h"
 #endif
 
 namespace {

@@ -40,7 +40,7 @@
 #include <cuda_runtime.h>
 
 #include "benchmarks/cuda_bench.h"
-#include "kernels/cuda/cuda_runtime_api.h"
+#include "kernels/cuda/settings.h"
 #include "kernels/cuda/sn_power_batched.h"
 #endif
 

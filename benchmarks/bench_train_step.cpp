@@ -32,7 +32,7 @@
 #include "models/trainer.h"
 
 #ifdef SAGAN_WITH_CUDA
-#include "kernels/cuda/cuda_runtime_api.h"
+#include "kernels/cuda/device_info.h"
 #endif
 
 using namespace sagan;

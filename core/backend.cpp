@@ -1,12 +1,13 @@
+// The kernel methods of Backend (one per line of core/kernels.def): device
+// checks, the call into the backend's table, and the CPU fallback for
+// declined kernels; and the registry of backend providers.
 #include "core/backend.h"
 
 #include <atomic>
-#include <cstdlib>
+#include <string_view>
+#include <tuple>
 
-#include "kernels/cpu/cpu_backend.h"
-// Plain C++ in every build; only its switches are defined without CUDA
-// (below), the rest by kernels/cuda/.
-#include "kernels/cuda/cuda_runtime_api.h"
+#include "core/autograd.h"
 
 namespace sagan {
 
@@ -66,114 +67,247 @@ const char* binary_op_name(BinaryOp op) {
   return "binary";
 }
 
+const char* kernel_name(KernelId id) {
+  static constexpr const char* names[] = {
+#define SAGAN_KERNEL(name, params, args) #name,
+#include "core/kernels.def"
+#undef SAGAN_KERNEL
+  };
+  const auto i = static_cast<size_t>(id);
+  return i < std::size(names) ? names[i] : "kernel";
+}
+
+// ---------------------------------------------------------------- registry
+
+namespace {
+// Written at static initialisation (and by tests), read on every kernel
+// call: atomics keep the reads cheap and race-free.
+struct Slot {
+  std::atomic<int (*)()> device_count{nullptr};
+  std::atomic<Backend& (*)(int)> backend{nullptr};
+};
+constexpr size_t kDeviceTypes = 2;  // DeviceType::CPU, DeviceType::CUDA
+
+Slot& slot(DeviceType type) {
+  static Slot slots[kDeviceTypes];  // function-local: safe from any static initialiser
+  return slots[static_cast<size_t>(type)];
+}
+}  // namespace
+
+BackendProvider register_backend(const BackendProvider& p) {
+  SAGAN_CHECK(static_cast<size_t>(p.type) < kDeviceTypes, "register_backend: unknown device type {}",
+              static_cast<int>(p.type));
+  Slot& s = slot(p.type);
+  BackendProvider old{p.type, s.device_count.exchange(p.device_count), s.backend.exchange(p.backend)};
+  return old;
+}
+
 Backend& backend_for(Device device) {
-  if (device.is_cpu()) return cpu_backend();
-#ifdef SAGAN_WITH_CUDA
-  return cuda_backend(device.index);
-#else
-  SAGAN_FAIL("device {}: this build of sagan has no CUDA backend (configure with -DSAGAN_CUDA=ON)",
-             device_name(device));
-#endif
+  Backend& (*get)(int) = slot(device.type).backend.load(std::memory_order_acquire);
+  if (get) return get(device.index);
+  if (device.is_cuda())
+    SAGAN_FAIL("device {}: this build of sagan has no CUDA backend (configure with -DSAGAN_CUDA=ON)",
+               device_name(device));
+  SAGAN_FAIL(
+      "device {}: no backend registered. kernels/cpu/cpu_backend.cpp registers it from a static initialiser that "
+      "the linker keeps only when told to (-Wl,--undefined=sagan_cpu_backend, which CMake's sagan::engine target "
+      "adds): link the engine through sagan::engine",
+      device_name(device));
 }
 
-int cuda_device_count() {
-#ifdef SAGAN_WITH_CUDA
-  return cuda_runtime_device_count();
-#else
-  return 0;
-#endif
+int device_count(DeviceType type) {
+  int (*count)() = slot(type).device_count.load(std::memory_order_acquire);
+  return count ? count() : 0;
 }
 
+int cuda_device_count() { return device_count(DeviceType::CUDA); }
 bool cuda_available() { return cuda_device_count() > 0; }
 
-// ---- switches of kernels/cuda/cuda_runtime_api.h that exist in every build
+// ---------------------------------------------------------------- kernel calls
 
 namespace {
-constexpr AttentionImpl kAttentionImpls[] = {AttentionImpl::Fused, AttentionImpl::Unfused, AttentionImpl::TcF32,
-                                             AttentionImpl::TcTf32, AttentionImpl::TcBf16};
-}  // namespace
 
-const char* attention_impl_name(AttentionImpl impl) {
-  switch (impl) {
-    case AttentionImpl::Fused:
-      return "fused";
-    case AttentionImpl::Unfused:
-      return "unfused";
-    case AttentionImpl::TcF32:
-      return "tc-fp32";
-    case AttentionImpl::TcTf32:
-      return "tc-tf32";
-    case AttentionImpl::TcBf16:
-      return "tc-bf16";
+// Unary and binary kernels are named by their op ("exp", "add") in errors.
+template <class First, class... Rest>
+const char* label_of(KernelId id, const First& first, const Rest&...) {
+  if constexpr (std::is_same_v<First, UnaryOp>) {
+    return unary_op_name(first);
+  } else if constexpr (std::is_same_v<First, BinaryOp>) {
+    return binary_op_name(first);
+  } else {
+    return kernel_name(id);
   }
-  return "?";
 }
 
-AttentionImpl parse_attention_impl(const std::string& text, const std::string& what) {
-  for (AttentionImpl impl : kAttentionImpls)
-    if (text == attention_impl_name(impl)) return impl;
-  SAGAN_FAIL(
-      "{}: invalid attention implementation '{}' (expected 'fused', 'unfused', 'tc-fp32', 'tc-tf32' or "
-      "'tc-bf16')",
-      what, text);
+// The i-th name of "(a, b, c)".
+std::string arg_name(const char* names, int i) {
+  std::string_view s(names);
+  if (!s.empty() && s.front() == '(') s.remove_prefix(1);
+  if (!s.empty() && s.back() == ')') s.remove_suffix(1);
+  for (int k = 0; k < i && !s.empty(); ++k) {
+    const size_t comma = s.find(',');
+    s = comma == std::string_view::npos ? std::string_view() : s.substr(comma + 1);
+  }
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  return std::string(s.substr(0, s.find(',')));
 }
 
-namespace {
-// -1: not set by set_cuda_attention_impl, the environment decides.
-std::atomic<int> g_attention_impl{-1};
+// Checks one argument of a kernel call: every tensor (optional ones when
+// present, each element of a list) is defined and on the backend's device.
+struct DeviceCheck {
+  Device device;
+  const char* names;
+  const char* (*label)(const void*);  // names the kernel from the call's arguments
+  const void* args;
+  int index = 0;
 
-AttentionImpl attention_impl_from_env() {
-  // Read once; an invalid value throws here and again at the next call
-  // (a throwing initialiser leaves the static uninitialised).
-  static const AttentionImpl impl = [] {
-    const char* v = std::getenv("SAGAN_CUDA_ATTENTION");
-    if (v == nullptr || v[0] == '\0') return AttentionImpl::Fused;
-    return parse_attention_impl(v, "environment variable SAGAN_CUDA_ATTENTION");
-  }();
-  return impl;
-}
+  [[noreturn]] void fail(const std::string& what, const Tensor& t) const {
+    if (!t.defined()) SAGAN_FAIL("{}: {} is an undefined tensor", label(args), what);
+    SAGAN_FAIL("{}: {} of shape {} is on {}, the kernel runs on {}", label(args), what, shape_str(t.shape()),
+               device_name(t.device()), device_name(device));
+  }
+  void tensor(const Tensor& t, const std::string* what = nullptr) const {
+    if (!t.defined() || !(t.device() == device)) fail(what ? *what : arg_name(names, index), t);
+  }
+  void operator()(const Tensor& t) { tensor(t), ++index; }
+  void operator()(Tensor* t) {
+    if (t) tensor(*t);
+    ++index;
+  }
+  void operator()(const std::optional<Tensor>& t) {
+    if (t) tensor(*t);
+    ++index;
+  }
+  void operator()(const std::vector<Tensor>& ts) {
+    for (size_t i = 0; i < ts.size(); ++i)
+      if (!ts[i].defined() || !(ts[i].device() == device)) {
+        const std::string what = fmt::format("{}[{}]", arg_name(names, index), i);
+        tensor(ts[i], &what);
+      }
+    ++index;
+  }
+  template <class T>
+  void operator()(const T&) {  // scalars, ops, geometries
+    ++index;
+  }
+};
+
+// ---- the CPU fallback: host copies of a declined kernel's arguments ----
+
+Tensor to_host(const Tensor& t) { return t.defined() ? t.detach().to(Device::cpu()) : Tensor(); }
+
+// Inputs are copied to the host; outputs (non-const references and
+// pointers) too, since some kernels accumulate into them, and are copied
+// back after the kernel ran. Everything else passes through.
+template <class P>
+struct HostArg {
+  std::decay_t<P> value;
+  explicit HostArg(P v) : value(v) {}
+  const std::decay_t<P>& get() { return value; }
+  void write_back() {}
+};
+template <>
+struct HostArg<const Tensor&> {
+  Tensor host;
+  explicit HostArg(const Tensor& t) : host(to_host(t)) {}
+  const Tensor& get() { return host; }
+  void write_back() {}
+};
+template <>
+struct HostArg<Tensor&> {
+  Tensor& dev;
+  Tensor host;
+  explicit HostArg(Tensor& t) : dev(t), host(to_host(t)) {}
+  Tensor& get() { return host; }
+  void write_back() { dev.copy_(host); }
+};
+template <>
+struct HostArg<Tensor*> {
+  Tensor* dev;
+  Tensor host;
+  explicit HostArg(Tensor* t) : dev(t), host(t ? to_host(*t) : Tensor()) {}
+  Tensor* get() { return dev ? &host : nullptr; }
+  void write_back() {
+    if (dev) dev->copy_(host);
+  }
+};
+template <>
+struct HostArg<const std::optional<Tensor>&> {
+  std::optional<Tensor> host;
+  explicit HostArg(const std::optional<Tensor>& t) {
+    if (t) host = to_host(*t);
+  }
+  const std::optional<Tensor>& get() { return host; }
+  void write_back() {}
+};
+template <>
+struct HostArg<const std::vector<Tensor>&> {
+  std::vector<Tensor> host;
+  explicit HostArg(const std::vector<Tensor>& ts) {
+    for (const Tensor& t : ts) host.push_back(to_host(t));
+  }
+  const std::vector<Tensor>& get() { return host; }
+  void write_back() {}
+};
+template <>
+struct HostArg<std::vector<Tensor>&> {
+  std::vector<Tensor>& dev;
+  std::vector<Tensor> host;
+  explicit HostArg(std::vector<Tensor>& ts) : dev(ts) {
+    for (const Tensor& t : ts) host.push_back(to_host(t));
+  }
+  std::vector<Tensor>& get() { return host; }
+  void write_back() {
+    for (size_t i = 0; i < dev.size(); ++i) dev[i].copy_(host[i]);
+  }
+};
+
+// Calls through an erased table slot with the kernel's exact parameters.
+template <class Sig>
+struct Call;
+template <class... P>
+struct Call<void(P...)> {
+  template <class Fn>
+  static void invoke(Fn fn, Backend& be, P... args) {
+    reinterpret_cast<void (*)(Backend&, P...)>(fn)(be, args...);
+  }
+  template <class Fn>
+  static void on_host(Fn fn, Backend& cpu, P... args) {
+    NoGradGuard no_grad;
+    std::tuple<HostArg<P>...> host(args...);
+    std::apply([&](auto&... h) { invoke(fn, cpu, h.get()...); }, host);
+    std::apply([](auto&... h) { (h.write_back(), ...); }, host);
+  }
+};
+
 }  // namespace
 
-void set_cuda_attention_impl(AttentionImpl impl) { g_attention_impl.store(static_cast<int>(impl)); }
-
-AttentionImpl cuda_attention_impl() {
-  const int set = g_attention_impl.load();
-  return set < 0 ? attention_impl_from_env() : static_cast<AttentionImpl>(set);
+template <KernelId id, class... A>
+void Backend::run(const char* arg_names, A&&... args) {
+  using Sig = typename KernelSignature<id>::type;
+  const auto label = [](const void* a) {
+    return std::apply([](const auto&... x) { return label_of(id, x...); },
+                      *static_cast<const std::tuple<const std::decay_t<A>&...>*>(a));
+  };
+  const std::tuple<const std::decay_t<A>&...> packed(args...);
+  DeviceCheck check{device_, arg_names, label, &packed};
+  (check(args), ...);
+  if (ErasedFn fn = table_[static_cast<size_t>(id)]) return Call<Sig>::invoke(fn, *this, args...);
+  // Declined: the CPU's kernel on host copies.
+  SAGAN_CHECK(id != KernelId::fill && id != KernelId::copy,
+              "{}: backend {} must implement fill and copy (the CPU fallback needs them)", kernel_name(id), name());
+  Backend& cpu = backend_for(Device::cpu());
+  ErasedFn host_fn = cpu.table_[static_cast<size_t>(id)];
+  SAGAN_CHECK(host_fn != nullptr && &cpu != this, "{}: neither backend {} nor the CPU backend implements this kernel",
+              kernel_name(id), name());
+  Call<Sig>::on_host(host_fn, cpu, args...);
 }
 
-const char* sn_power_impl_name(SnPowerImpl impl) { return impl == SnPowerImpl::RowChunks ? "row-chunks" : "columns"; }
-
-SnPowerImpl parse_sn_power_impl(const std::string& text, const std::string& what) {
-  if (text == "columns") return SnPowerImpl::Columns;
-  if (text == "row-chunks") return SnPowerImpl::RowChunks;
-  SAGAN_FAIL("{}: invalid power-iteration implementation '{}' (expected 'columns' or 'row-chunks')", what, text);
-}
-
-namespace {
-std::atomic<int> g_sn_power_impl{-1};  // -1: the environment decides
-}  // namespace
-
-void set_cuda_sn_power_impl(SnPowerImpl impl) { g_sn_power_impl.store(static_cast<int>(impl)); }
-
-SnPowerImpl cuda_sn_power_impl() {
-  const int set = g_sn_power_impl.load();
-  if (set >= 0) return static_cast<SnPowerImpl>(set);
-  static const SnPowerImpl from_env = [] {
-    const char* v = std::getenv("SAGAN_CUDA_SN_POWER");
-    if (v == nullptr || v[0] == '\0') return SnPowerImpl::Columns;
-    return parse_sn_power_impl(v, "environment variable SAGAN_CUDA_SN_POWER");
-  }();
-  return from_env;
-}
-
-#ifndef SAGAN_WITH_CUDA
-// Without a CUDA backend TF32 has nothing to apply to; the setting is only
-// recorded (kernels/cuda/cuda_backend.cpp defines these in CUDA builds).
-namespace {
-std::atomic<bool> g_tf32{false};
-}  // namespace
-void set_cuda_tf32(bool enabled) { g_tf32.store(enabled); }
-bool cuda_tf32_enabled() { return g_tf32.load(); }
-#endif
+#define SAGAN_UNPAREN(...) __VA_ARGS__
+#define SAGAN_KERNEL(name, params, args) \
+  void Backend::name params { run<KernelId::name>(#args, SAGAN_UNPAREN args); }
+#include "core/kernels.def"
+#undef SAGAN_KERNEL
+#undef SAGAN_UNPAREN
 
 }  // namespace sagan

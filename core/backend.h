@@ -1,15 +1,18 @@
-// The kernel contract. A Backend implements every raw kernel for one device
-// type; op front ends (core/ops/*.cpp) check shapes, allocate outputs, pick
-// the backend from the inputs' device and record autograd. A new backend is a
-// subclass; a new op adds its kernels here and in each backend.
+// Backends: where kernels run. A Backend owns one device's memory and a
+// table of kernels, one slot per line of core/kernels.def (the single list of
+// raw kernels and their contracts). Op front ends (core/ops/*.cpp) check
+// shapes, allocate outputs and call backend_for(device).<kernel>(...).
 //
-// Conventions for every kernel:
-//  - Tensors are already allocated on this backend's device with the right
-//    shape and dtype; `out`-style arguments are fully overwritten unless the
-//    kernel says it accumulates.
-//  - Unless stated, inputs may be strided views; outputs are contiguous.
-//  - Floating kernels support float32 and float64 (float64 may be CPU-only).
+// A backend fills the slots it implements; a slot left empty is declined:
+// the call runs the CPU backend's kernel on host copies of the arguments and
+// copies the results back (one generic fallback, core/backend.cpp). This is
+// ggml's supports_op in table form.
+//
+// Backends live in kernels/ and register themselves (register_backend) from a
+// static initialiser there; core/ includes nothing from kernels/. See
+// CMakeLists.txt for how those initialisers survive static linking.
 #pragma once
+#include <array>
 #include <cstddef>
 #include <optional>
 #include <vector>
@@ -18,6 +21,8 @@
 #include "core/tensor.h"
 
 namespace sagan {
+
+// ---- parameter types of the kernels ----
 
 enum class UnaryOp {
   Neg,
@@ -45,111 +50,140 @@ struct Conv2dGeom {
   int64_t stride = 1, pad = 0;
 };
 
+struct Conv2dRectGeom {
+  int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
+};
+
+enum class PoolMode { Max, AvgIncludePad, AvgExcludePad };
+struct Pool2dGeom {
+  PoolMode mode = PoolMode::Max;
+  int64_t kernel = 2, stride = 2, pad = 0;
+};
+
 // What an adam_update kernel needs: the optimiser's settings and its step.
 struct AdamHyper : AdamOptions {
   int64_t step = 1;  // 1-based, for bias correction
 };
 
+// ---- the kernel list ----
+
+enum class KernelId : int {
+#define SAGAN_KERNEL(name, params, args) name,
+#include "core/kernels.def"
+#undef SAGAN_KERNEL
+};
+inline constexpr int kKernelCount = 0
+#define SAGAN_KERNEL(name, params, args) +1
+#include "core/kernels.def"
+#undef SAGAN_KERNEL
+    ;
+const char* kernel_name(KernelId id);
+
+// KernelSignature<KernelId::conv2d>::type is void(const Tensor& x, ...).
+template <KernelId id>
+struct KernelSignature;
+#define SAGAN_KERNEL(name, params, args)   \
+  template <>                              \
+  struct KernelSignature<KernelId::name> { \
+    using type = void params;              \
+  };
+#include "core/kernels.def"
+#undef SAGAN_KERNEL
+
+// ---- the backend ----
+
 class Backend {
  public:
   virtual ~Backend() = default;
-  virtual const char* name() const = 0;
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
 
-  // ---- memory ----
+  virtual const char* name() const = 0;
+  Device device() const { return device_; }
+
+  // ---- memory (every backend) ----
   virtual void* allocate(size_t nbytes) = 0;
   virtual void deallocate(void* ptr, size_t nbytes) = 0;
   virtual void copy_from_host(void* dst, const void* src, size_t nbytes) = 0;
   virtual void copy_to_host(void* dst, const void* src, size_t nbytes) = 0;
   virtual void synchronize() = 0;
 
-  // ---- data movement ----
-  virtual void fill(Tensor& out, double value) = 0;
-  // dst[i] = src[i]: same shape, any strides, any dtypes (converting).
-  virtual void copy(const Tensor& src, Tensor& dst) = 0;
+  // ---- kernels: one method per line of core/kernels.def ----
+  // Each checks that its tensors are on this device, then runs this
+  // backend's kernel or, when declined, the CPU's on host copies.
+#define SAGAN_KERNEL(name, params, args) void name params;
+#include "core/kernels.def"
+#undef SAGAN_KERNEL
 
-  // ---- elementwise ----
-  // out = f(x; alpha). x has out's shape (strided allowed).
-  virtual void unary(UnaryOp op, const Tensor& x, Tensor& out, double alpha) = 0;
-  // gx = gy * f'(x) given x and y = f(x); gx contiguous.
-  virtual void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy, Tensor& gx,
-                              double alpha) = 0;
-  // out = a (op) b; a and b are already expanded to out's shape (stride 0 on
-  // broadcast dims). out may alias a or b when it has identical geometry.
-  virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  // False when this backend declines the kernel (it runs on the CPU).
+  bool implements(KernelId id) const { return table_[static_cast<size_t>(id)] != nullptr; }
 
-  // ---- reductions ----
-  // out keeps x's rank with reduced dims of size 1; sums over those dims.
-  virtual void sum(const Tensor& x, Tensor& out) = 0;
-  // softmax over the last dim; x contiguous.
-  virtual void softmax(const Tensor& x, Tensor& out) = 0;
-  // gx = y * (gy - sum(gy * y)) over the last dim; all contiguous.
-  virtual void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx) = 0;
+ protected:
+  explicit Backend(Device device) : device_(device) {}
 
-  // ---- linear algebra ----
-  // out (B,M,N) = a (B|1,M,K) @ b (B|1,K,N) + beta * out. Each operand's last
-  // two dims have unit stride in one of them (row- or column-major); a batch
-  // stride of 0 broadcasts. out is contiguous.
-  virtual void bmm(const Tensor& a, const Tensor& b, Tensor& out, double beta) = 0;
+  // Makes `method` (a member of the derived backend with the kernel's exact
+  // parameters) this backend's kernel `id`. A `Scope`, when given, is
+  // constructed from the backend around each call (e.g. a device guard).
+  struct NoScope {
+    template <class B>
+    explicit NoScope(B&) {}
+  };
+  template <KernelId id, auto method, class Scope = NoScope>
+  void implement();
 
-  // ---- convolution (NCHW, all contiguous, square kernel, dilation 1) ----
-  // out (B,Co,Ho,Wo) = conv(x (B,Ci,H,W), w (Co,Ci,k,k)) + bias (Co) if given.
-  virtual void conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out,
-                      Conv2dGeom g) = 0;
-  virtual void conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor& gx, Conv2dGeom g) = 0;
-  virtual void conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Conv2dGeom g) = 0;
-
-  // ---- batch norm (NCHW contiguous, statistics per channel) ----
-  // mean (C), invstd (C) = 1/sqrt(biased var + eps), from x.
-  virtual void batch_norm_stats(const Tensor& x, Tensor& mean, Tensor& invstd, double eps) = 0;
-  // out = (x - mean[c]) * invstd[c]
-  virtual void batch_norm_normalize(const Tensor& x, const Tensor& mean, const Tensor& invstd, Tensor& out) = 0;
-  // Backward of normalize with batch statistics:
-  // gx = invstd * (gy - mean_c(gy) - xhat * mean_c(gy * xhat)).
-  virtual void batch_norm_backward(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& gy,
-                                   Tensor& gx) = 0;
-
-  // ---- pooling and resampling (NCHW contiguous; odd sizes floor) ----
-  virtual void avg_pool2x2(const Tensor& x, Tensor& out) = 0;
-  virtual void avg_pool2x2_backward(const Tensor& gy, Tensor& gx) = 0;
-  virtual void max_pool2x2(const Tensor& x, Tensor& out) = 0;
-  // Routes gy to the first maximum of each window of x (ties: lowest index).
-  virtual void max_pool2x2_backward(const Tensor& x, const Tensor& gy, Tensor& gx) = 0;
-  virtual void upsample_nearest2x(const Tensor& x, Tensor& out) = 0;
-  virtual void upsample_nearest2x_backward(const Tensor& gy, Tensor& gx) = 0;
-
-  // ---- indexing (contiguous; idx int64 (n), checked in range by the front end) ----
-  // out (O,n,I) = x (O,R,I)[:, idx, :]
-  virtual void index_select(const Tensor& x, const Tensor& idx, Tensor& out) = 0;
-  // out (O,R,I) += src (O,n,I) scattered to rows idx (accumulates; repeats add).
-  virtual void index_add(const Tensor& src, const Tensor& idx, Tensor& out) = 0;
-
-  // ---- attention: O = softmax(Q K^T) V per batch, no scaling ----
-  // q (B,N,d), k (B,S,d), v (B,S,dv) contiguous; out (B,N,dv); lse (B,N) the
-  // log-sum-exp of each score row; map (B,N,S), when given, the softmax.
-  virtual void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse,
-                                 Tensor* map) = 0;
-  virtual void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                                  const Tensor& lse, const Tensor& gout, Tensor& gq, Tensor& gk, Tensor& gv) = 0;
-
-  // ---- spectral norm: one power iteration per matrix, in place ----
-  // For each i: w[i] (out,in) contiguous, u[i] (out), v[i] (in):
-  // v = normalize(W^T u), u = normalize(W v), normalize(x) = x / max(|x|, eps).
-  virtual void power_iteration(const std::vector<Tensor>& w, std::vector<Tensor>& u, std::vector<Tensor>& v,
-                               double eps) = 0;
-
-  // ---- optimiser updates, in place, over many tensors at once ----
-  // Adam with bias correction: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-  // p -= lr * mhat / (sqrt(vhat) + eps).
-  virtual void adam_update(std::vector<Tensor>& params, const std::vector<Tensor>& grads, std::vector<Tensor>& m,
-                           std::vector<Tensor>& v, const AdamHyper& h) = 0;
-  // ema = decay * ema + (1 - decay) * p
-  virtual void ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double decay) = 0;
+ private:
+  using ErasedFn = void (*)();
+  // The body of every kernel method (core/backend.cpp).
+  template <KernelId id, class... A>
+  void run(const char* arg_names, A&&... args);
+  Device device_;
+  std::array<ErasedFn, kKernelCount> table_{};
 };
 
-// The backend of a device; throws naming the device when it is not built in
-// or not present.
+// ---- registration ----
+
+// How core finds the backends of one device type. Backends register from
+// kernels/ (kernels/cpu/cpu_backend.cpp, kernels/cuda/cuda_backend.cpp).
+struct BackendProvider {
+  DeviceType type = DeviceType::CPU;
+  int (*device_count)() = nullptr;           // devices present; 0, never a throw, when none
+  Backend& (*backend)(int index) = nullptr;  // created on first use; throws naming a missing device
+};
+// Makes `p` the provider of its device type, replacing an earlier one (tests
+// use that for a stand-in device); returns the one replaced (type's default
+// when none). Safe during static initialisation.
+BackendProvider register_backend(const BackendProvider& p);
+
+// The backend of a device; throws naming the device when its backend is not
+// built in or the device is not present.
 Backend& backend_for(Device device);
+// Devices of a type present (0 when its backend is not built in).
+int device_count(DeviceType type);
 bool cuda_available();  // built with CUDA and a device is present
 int cuda_device_count();
+
+// ---- implementation of Backend::implement ----
+
+namespace detail {
+template <auto method, class Scope, class Method>
+struct KernelThunk;
+template <auto method, class Scope, class Impl, class... P>
+struct KernelThunk<method, Scope, void (Impl::*)(P...)> {
+  using signature = void(P...);
+  static void call(Backend& b, P... args) {
+    Impl& impl = static_cast<Impl&>(b);
+    Scope scope(impl);
+    (impl.*method)(args...);
+  }
+};
+}  // namespace detail
+
+template <KernelId id, auto method, class Scope>
+void Backend::implement() {
+  using Thunk = detail::KernelThunk<method, Scope, decltype(method)>;
+  static_assert(std::is_same_v<typename Thunk::signature, typename KernelSignature<id>::type>,
+                "a backend's kernel must have the parameters its line in core/kernels.def declares");
+  table_[static_cast<size_t>(id)] = reinterpret_cast<ErasedFn>(&Thunk::call);
+}
 
 }  // namespace sagan

@@ -57,6 +57,9 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = fa
 // Sums a broadcast gradient back to `shape` (the inverse of expand).
 Tensor sum_to_shape(const Tensor& x, const Shape& shape);
 Tensor softmax(const Tensor& x, int64_t dim);
+// log(softmax(x)) without forming the softmax: stable for large logits
+// (core/ops/log_softmax.cpp).
+Tensor log_softmax(const Tensor& x, int64_t dim);
 
 // ---- linear algebra (core/ops/matmul.cpp) ----
 // (M,K)@(K,N), (B,M,K)@(B,K,N), with batch broadcasting of 2-d operands.

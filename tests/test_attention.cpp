@@ -1,7 +1,7 @@
-// The attention op softmax(q k^T) v (no scaling): float64 gradient checks at
-// odd sizes and across query/key block edges, forward and backward against a
-// naive composition of elementwise ops and against PyTorch goldens, large
-// logits, the map, strided inputs and error messages.
+// The attention op softmax(q k^T) v (no scaling): forward and backward
+// against a naive composition of elementwise ops and against PyTorch goldens,
+// large logits, the map, strided inputs and error messages. Gradient checks
+// at odd sizes and across query/key block edges: tests/ops/op_cases.cpp.
 #include <omp.h>
 #include <catch2/catch.hpp>
 
@@ -25,8 +25,6 @@ Tensor naive_attention(const Tensor& q, const Tensor& k, const Tensor& v) {
   return sum(mul(p.unsqueeze(3), v.unsqueeze(1)), {2});
 }
 
-Tensor fused(const std::vector<Tensor>& in) { return attention(in[0], in[1], in[2]).out; }
-
 // Gradients of sum(out * gy) with respect to q, k, v.
 std::vector<Tensor> grads_of(const Tensor& out, const Tensor& gy, std::vector<Tensor> in) {
   for (Tensor& t : in) t.set_grad(Tensor());
@@ -35,26 +33,6 @@ std::vector<Tensor> grads_of(const Tensor& out, const Tensor& gy, std::vector<Te
 }
 
 }  // namespace
-
-TEST_CASE("attention gradients at odd sizes", "[attention][gradcheck]") {
-  Rng gen(11);
-  SECTION("N != S") {
-    Tensor q = randn64({2, 7, 3}, gen), k = randn64({2, 5, 3}, gen), v = randn64({2, 5, 4}, gen);
-    REQUIRE_GRADCHECK(fused, q, k, v);
-  }
-  SECTION("N == S") {
-    Tensor q = randn64({2, 6, 3}, gen), k = randn64({2, 6, 3}, gen), v = randn64({2, 6, 5}, gen);
-    REQUIRE_GRADCHECK(fused, q, k, v);
-  }
-  SECTION("one query, one key") {
-    Tensor q = randn64({3, 1, 2}, gen), k = randn64({3, 1, 2}, gen), v = randn64({3, 1, 3}, gen);
-    REQUIRE_GRADCHECK(fused, q, k, v);
-  }
-  SECTION("across the 64-row query and key block edges") {
-    Tensor q = randn64({1, 67, 2}, gen), k = randn64({1, 65, 2}, gen), v = randn64({1, 65, 3}, gen);
-    REQUIRE_GRADCHECK(fused, q, k, v);
-  }
-}
 
 TEST_CASE("attention matches a naive float64 composition, several blocks", "[attention]") {
   // 130 query rows = 3 blocks, 67 keys = 2 key blocks; large enough that the

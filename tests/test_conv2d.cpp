@@ -1,7 +1,7 @@
-// conv2d: PyTorch goldens (forward and all three gradients), float64
-// gradient checks for k=1/3, stride 1/2, pad 0/1 on odd sizes, the chunked
+// conv2d: PyTorch goldens (forward and all three gradients), the chunked
 // (several images per GEMM) and threaded paths against a naive loop,
-// float32 vs float64, and error messages.
+// float32 vs float64, and error messages. Gradient checks (k=1/3, stride
+// 1/2, pad 0/1, odd sizes) and CUDA parity: tests/ops/op_cases.cpp.
 #include <catch2/catch.hpp>
 
 #include "core/ops.h"
@@ -55,35 +55,6 @@ TEST_CASE("conv2d matches PyTorch goldens, forward and backward", "[conv2d]") {
     REQUIRE_CLOSE(w.grad(), golden_tensor(c, "gw"), 1e-12, 1e-12);
     if (has_bias) REQUIRE_CLOSE(b->grad(), golden_tensor(c, "gb"), 1e-12, 1e-12);
   }
-}
-
-TEST_CASE("conv2d gradients: k 1 and 3, stride 1 and 2, pad 0 and 1", "[conv2d][gradcheck]") {
-  Rng gen(21);
-  for (int64_t k : {1, 3})
-    for (int64_t s : {1, 2})
-      for (int64_t p : {0, 1}) {
-        INFO("k " << k << " stride " << s << " pad " << p);
-        Tensor x = randn64({2, 3, 7, 6}, gen), w = randn64({5, 3, k, k}, gen), b = randn64({5}, gen);
-        auto with_bias = [s, p](const auto& in) { return conv2d(in[0], in[1], in[2], s, p); };
-        auto no_bias = [s, p](const auto& in) { return conv2d(in[0], in[1], std::nullopt, s, p); };
-        REQUIRE_GRADCHECK(with_bias, x, w, b);
-        REQUIRE_GRADCHECK(no_bias, x, w);
-      }
-}
-
-TEST_CASE("conv2d gradients with several images per GEMM", "[conv2d][gradcheck]") {
-  // 3x3 maps of 5 images: the images of a chunk sit side by side in one
-  // buffer and one GEMM, and (on two threads) the weight gradient is summed
-  // from per-thread partials.
-  Rng gen(22);
-  for (auto [k, p] : {std::pair<int64_t, int64_t>{1, 0}, {3, 1}}) {
-    INFO("k " << k);
-    Tensor x = randn64({5, 2, 3, 3}, gen), w = randn64({3, 2, k, k}, gen), b = randn64({3}, gen);
-    REQUIRE_GRADCHECK([p = p](const auto& in) { return conv2d(in[0], in[1], in[2], 1, p); }, x, w, b);
-  }
-  // A transposed view as input: copied once, then the same kernels.
-  Tensor xt = randn64({2, 3, 6, 5}, gen), w = randn64({4, 3, 3, 3}, gen);
-  REQUIRE_GRADCHECK([](const auto& in) { return conv2d(in[0].transpose(2, 3), in[1], std::nullopt, 1, 1); }, xt, w);
 }
 
 TEST_CASE("conv2d forward and backward against a naive loop on the threaded paths", "[conv2d]") {

@@ -1,4 +1,4 @@
-// The names of the CUDA switches (kernels/cuda/cuda_runtime_api.h: the
+// The names of the CUDA switches (kernels/cuda/settings.h: the
 // attention and power-iteration implementations), which exist in every
 // build: each name parses back to its value, and a bad name is rejected
 // naming the source and listing the choices.
@@ -7,7 +7,7 @@
 #include <string>
 
 #include "core/error.h"
-#include "kernels/cuda/cuda_runtime_api.h"
+#include "kernels/cuda/settings.h"
 
 using namespace sagan;
 

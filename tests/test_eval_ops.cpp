@@ -1,14 +1,13 @@
-// The evaluation ops (core/ops_eval.h): float64 values against PyTorch
+// The evaluation ops (core/ops_vision.h): float64 values against PyTorch
 // goldens (tests/golden/make_eval_goldens.py), float32 and parallel paths
-// against float64 and against the engine's own conv2d, float64 gradchecks,
-// NaN handling, and error messages.
+// against float64 and against the engine's own conv2d, NaN handling, and
+// error messages. Gradient checks and CUDA parity: tests/ops/op_cases.cpp.
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
-#include <tuple>
 
 #include "core/ops.h"
-#include "core/ops_eval.h"
+#include "core/ops_vision.h"
 #include "tests/golden/eval_goldens.h"
 #include "tests/support/assertions.h"
 
@@ -125,46 +124,6 @@ TEST_CASE("resize_bilinear matches PyTorch (align_corners=False), up and down", 
   REQUIRE_CLOSE(resize_bilinear(k, 299, 37), Tensor::full({2, 3, 299, 37}, 0.25, DType::F64), 0, 1e-15);
   REQUIRE_THROWS_WITH(resize_bilinear(x, 0, 3),
                       Catch::Contains("resize_bilinear: output size must be positive, got 0x3"));
-}
-
-namespace {
-// A distinct ramp added to random values keeps every window's maximum unique
-// by a margin far above the finite-difference step.
-Tensor ramped(const Shape& s, Rng& gen) {
-  Tensor out = add(randn64(s, gen, false), mul(Tensor::arange(numel_of(s), DType::F64).reshape(s), 0.37)).detach();
-  out.set_requires_grad(true);
-  return out;
-}
-}  // namespace
-
-TEST_CASE("evaluation ops: float64 gradchecks at odd sizes", "[eval_ops][gradcheck]") {
-  Rng gen(11);
-  SECTION("conv2d_rect, every input, rectangular kernels, strides and pads") {
-    for (auto [kh, kw, g] : {std::tuple<int64_t, int64_t, Conv2dRectGeom>{1, 3, {1, 1, 0, 1}},
-                             {3, 1, {2, 1, 1, 0}},
-                             {2, 3, {1, 2, 1, 1}}}) {
-      INFO("kernel " << kh << "x" << kw);
-      REQUIRE_GRADCHECK([g = g](const auto& in) { return conv2d_rect(in[0], in[1], in[2], g); },
-                        randn64({2, 3, 5, 7}, gen), randn64({4, 3, kh, kw}, gen), randn64({4}, gen));
-    }
-    REQUIRE_GRADCHECK([](const auto& in) { return conv2d_rect(in[0], in[1]); }, randn64({1, 2, 4, 3}, gen),
-                      randn64({3, 2, 1, 2}, gen));
-  }
-  SECTION("average pooling with and without the padding in the count") {
-    REQUIRE_GRADCHECK([](const auto& in) { return avg_pool2d(in[0], 3, 1, 1, false); }, randn64({2, 3, 5, 7}, gen));
-    REQUIRE_GRADCHECK([](const auto& in) { return avg_pool2d(in[0], 3, 2, 1, true); }, randn64({2, 3, 5, 7}, gen));
-  }
-  SECTION("max pooling, overlapping windows") {
-    REQUIRE_GRADCHECK([](const auto& in) { return max_pool2d(in[0], 3, 2); }, ramped({2, 3, 7, 9}, gen));
-    REQUIRE_GRADCHECK([](const auto& in) { return max_pool2d(in[0], 3, 1, 1); }, ramped({1, 2, 5, 6}, gen));
-  }
-  SECTION("adaptive average pooling, overlapping cells") {
-    REQUIRE_GRADCHECK([](const auto& in) { return adaptive_avg_pool2d(in[0], 3, 4); }, randn64({2, 3, 5, 7}, gen));
-  }
-  SECTION("bilinear resize, up and down") {
-    REQUIRE_GRADCHECK([](const auto& in) { return resize_bilinear(in[0], 9, 4); }, randn64({2, 3, 5, 7}, gen));
-    REQUIRE_GRADCHECK([](const auto& in) { return resize_bilinear(in[0], 3, 13); }, randn64({1, 2, 5, 7}, gen));
-  }
 }
 
 TEST_CASE("max_pool2d routes the gradient to the cell the forward picked (the first NaN)", "[eval_ops]") {

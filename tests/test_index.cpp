@@ -1,7 +1,7 @@
 // index_select, embedding and concat: values and gradients against PyTorch
-// goldens, float64 gradient checks with repeated indices (index_add
-// accumulation) and uneven concat pieces, strided and int64 inputs, the
-// parallel scatter path, and error messages.
+// goldens, strided and int64 inputs, the parallel scatter path, and error
+// messages. Gradient checks (repeated indices, uneven concat pieces) and
+// CUDA parity: tests/ops/op_cases.cpp.
 #include <catch2/catch.hpp>
 
 #include "core/ops.h"
@@ -93,35 +93,6 @@ TEST_CASE("concat by hand: dims, int64, views, partial requires_grad", "[index]"
   Tensor g = input_grad(a, y, Tensor::from_vector(std::vector<double>{1, 2, 3, 4, 5, 6}, {2, 3}, DType::F64));
   CHECK(g.to_vector() == std::vector<double>{2, 3, 5, 6});
   CHECK_FALSE(b.grad().defined());
-}
-
-TEST_CASE("index_select, embedding and concat gradients", "[index][gradcheck]") {
-  Rng gen(31);
-  Tensor x = randn64({3, 5, 7}, gen);
-  Tensor rep0 = idx({2, 0, 2, 1, 2});
-  Tensor rep1 = idx({4, 4, 0, 3, 4, 1});
-  Tensor rep2 = idx({6, 0, 6, 6, 3});
-  REQUIRE_GRADCHECK([&](const auto& in) { return index_select(in[0], 0, rep0); }, x);
-  REQUIRE_GRADCHECK([&](const auto& in) { return index_select(in[0], 1, rep1); }, x);
-  REQUIRE_GRADCHECK([&](const auto& in) { return index_select(in[0], -1, rep2); }, x);
-  REQUIRE_GRADCHECK([&](const auto& in) { return index_select(in[0].transpose(0, 2), 1, rep1); }, x);
-  Tensor w = randn64({7, 5}, gen);
-  Tensor ids = Tensor::from_vector(std::vector<int64_t>{3, 0, 3, 6, 3, 0}, {2, 3});
-  REQUIRE_GRADCHECK([&](const auto& in) { return tanh(embedding(in[0], ids)); }, w);
-  Tensor a = randn64({2, 3, 5}, gen), b = randn64({2, 1, 5}, gen), c = randn64({2, 4, 5}, gen);
-  REQUIRE_GRADCHECK([](const auto& in) { return tanh(concat({in[0], in[1], in[2]}, 1)); }, a, b, c);
-  Tensor a0 = randn64({1, 3, 5}, gen), c0 = randn64({3, 3, 5}, gen);
-  REQUIRE_GRADCHECK(
-      [](const auto& in) {
-        return tanh(concat({in[0], in[1], in[2]}, 0));
-      },
-      a0, randn64({2, 3, 5}, gen), c0);
-  Tensor a2 = randn64({2, 3, 2}, gen), c2 = randn64({2, 3, 3}, gen);
-  REQUIRE_GRADCHECK(
-      [](const auto& in) {
-        return tanh(concat({in[0], in[1].transpose(1, 2), in[2]}, -1));
-      },
-      a2, randn64({2, 1, 3}, gen), c2);
 }
 
 TEST_CASE("index_add parallel path accumulates repeats deterministically", "[index]") {

@@ -1,12 +1,14 @@
 // conv2d_rect front end: NCHW convolution with a kh x kw kernel and separate
 // stride and zero padding per axis (Inception's 1x7 / 7x1 / 1x3 / 3x1
-// factorised convolutions); see core/ops_eval.h.
-#include "core/ops/eval_common.h"
-#include "core/ops_eval.h"
-#include "kernels/cpu/eval_kernels.h"
+// factorised convolutions); see core/ops_vision.h. Like conv2d, the kernels
+// get contiguous operands and the bias gradient is a sum.
+#include "core/ops.h"
+#include "core/ops/common.h"
+#include "core/ops_vision.h"
 
 namespace sagan {
 
+using detail::backend_of;
 using detail::saved;
 
 Tensor conv2d_rect(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b, Conv2dRectGeom g) {
@@ -29,25 +31,27 @@ Tensor conv2d_rect(const Tensor& x, const Tensor& w, const std::optional<Tensor>
     SAGAN_CHECK(b->dim() == 1 && b->size(0) == w.size(0), "conv2d_rect: bias of shape {} does not match weight {}",
                 shape_str(b->shape()), shape_str(w.shape()));
   }
-  std::vector<Tensor> inputs{x, w};
-  if (b) inputs.push_back(*b);
   const int64_t ho = (x.size(2) + 2 * g.pad_h - kh) / g.stride_h + 1;
   const int64_t wo = (x.size(3) + 2 * g.pad_w - kw) / g.stride_w + 1;
-  Tensor xc = detail::cpu_contiguous(x), wc = detail::cpu_contiguous(w);
+  Tensor xc = x.detach().contiguous(), wc = w.detach().contiguous();
   std::optional<Tensor> bc;
-  if (b) bc = detail::cpu_contiguous(*b);
-  Tensor out = detail::run_on_cpu({x.size(0), w.size(0), ho, wo}, x.dtype(), x.device(),
-                                  [&](Tensor& o) { cpu::conv2d_rect(xc, wc, bc, o, g); });
-  record(op, out, inputs, [g, xc = saved(xc), wc = saved(wc)](const Tensor& gy, const std::vector<bool>& needs) {
-    const Tensor gc = detail::cpu_contiguous(gy);
-    std::vector<Tensor> grads(needs.size()), host(needs.size());
-    const Shape shapes[3] = {xc.shape(), wc.shape(), {wc.size(0)}};
-    for (size_t i = 0; i < needs.size(); ++i)
-      if (needs[i]) host[i] = Tensor::empty(shapes[i], gy.dtype(), Device{});
-    auto ptr = [&](size_t i) { return i < host.size() && host[i].defined() ? &host[i] : nullptr; };
-    cpu::conv2d_rect_backward(xc, wc, gc, ptr(0), ptr(1), ptr(2), g);
-    for (size_t i = 0; i < needs.size(); ++i)
-      if (needs[i]) grads[i] = host[i].to(gy.device());
+  if (b) bc = b->detach().contiguous();
+  Tensor out = Tensor::empty({x.size(0), w.size(0), ho, wo}, x.dtype(), x.device());
+  if (out.numel() > 0) backend_of(x).conv2d_rect(xc, wc, bc, out, g);
+  std::vector<Tensor> inputs{x, w};
+  if (b) inputs.push_back(*b);
+  record(op, out, inputs, [g, xc = saved(xc), wc = saved(wc)](const Tensor& gy_in, const std::vector<bool>& needs) {
+    Tensor gy = gy_in.detach().contiguous();
+    std::vector<Tensor> grads(needs.size());
+    if (needs[0]) {
+      grads[0] = Tensor::empty(xc.shape(), xc.dtype(), xc.device());
+      backend_of(gy).conv2d_rect_backward_input(gy, wc, grads[0], g);
+    }
+    if (needs[1]) {
+      grads[1] = Tensor::empty(wc.shape(), wc.dtype(), wc.device());
+      backend_of(gy).conv2d_rect_backward_weight(gy, xc, grads[1], g);
+    }
+    if (needs.size() > 2 && needs[2]) grads[2] = sum(gy, {0, 2, 3});
     return grads;
   });
   return out;

@@ -2,9 +2,8 @@
 //   out_b (Co, P) = W (Co, K) @ cols_b (K, P),  K = Ci*kh*kw, P = Ho*Wo.
 // Small feature maps (Inception's 17x17 and 8x8) are batched side by side so
 // each GEMM is wide (kernels/cpu/image_chunks.h).
-// The backward goes image by image (the evaluation networks never train; it
-// exists so that the op has a gradient and a gradcheck): gW += gy_b cols_b^T,
-// gcols = W^T gy_b then col2im into gx_b, gb += row sums of gy_b.
+// The backward goes image by image: gW += gy_b cols_b^T, gcols = W^T gy_b
+// then col2im into gx_b; the bias gradient is a sum in the front end.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // Eigen AVX-512 false positive, as in conv2d.cpp
 
 #include <Eigen/Core>
@@ -12,11 +11,13 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/cpu/eval_kernels.h"
+#include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/im2col.h"
 #include "kernels/cpu/image_chunks.h"
 
-namespace sagan::cpu {
+namespace sagan {
+
+using namespace cpu;  // im2col, col2im, the chunk plan
 
 namespace {
 
@@ -38,7 +39,8 @@ constexpr int64_t kChunkCols = 1024;  // GEMM columns per chunk when images are 
 
 }  // namespace
 
-void conv2d_rect(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out, Conv2dRectGeom g) {
+void CpuBackend::conv2d_rect(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out,
+                             Conv2dRectGeom g) {
   const Dims d{x.size(0),  x.size(1),  x.size(2), x.size(3), w.size(0),   w.size(2),  w.size(3),
                g.stride_h, g.stride_w, g.pad_h,   g.pad_w,   out.size(2), out.size(3)};
   const int64_t K = d.K(), P = d.P();
@@ -70,32 +72,41 @@ void conv2d_rect(const Tensor& x, const Tensor& w, const std::optional<Tensor>& 
   });
 }
 
-void conv2d_rect_backward(const Tensor& x, const Tensor& w, const Tensor& gy, Tensor* gx, Tensor* gw, Tensor* gb,
-                          Conv2dRectGeom g) {
-  const Dims d{x.size(0),  x.size(1),  x.size(2), x.size(3), w.size(0),  w.size(2), w.size(3),
-               g.stride_h, g.stride_w, g.pad_h,   g.pad_w,   gy.size(2), gy.size(3)};
+// The backward goes image by image (the evaluation networks never train; it
+// exists so that the op has a gradient and a gradcheck).
+void CpuBackend::conv2d_rect_backward_input(const Tensor& gy, const Tensor& w, Tensor& gx, Conv2dRectGeom g) {
+  const Dims d{gx.size(0), gx.size(1), gx.size(2), gx.size(3), w.size(0),  w.size(2), w.size(3),
+               g.stride_h, g.stride_w, g.pad_h,    g.pad_w,    gy.size(2), gy.size(3)};
   const int64_t K = d.K(), P = d.P();
   const ConvWindow win = d.window();
-  dispatch_float(x.dtype(), "conv2d_rect_backward", [&](auto* tag) {
+  dispatch_float(gx.dtype(), "conv2d_rect_backward_input", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     CMapR<T> Wm(w.data<T>(), d.Co, K);
     std::vector<T> cols(static_cast<size_t>(K * P));
-    if (gw) MapR<T>(gw->data<T>(), d.Co, K).setZero();
-    if (gb) std::fill(gb->data<T>(), gb->data<T>() + d.Co, T(0));
-    if (gx) std::fill(gx->data<T>(), gx->data<T>() + gx->numel(), T(0));
+    std::fill(gx.data<T>(), gx.data<T>() + gx.numel(), T(0));
     for (int64_t b = 0; b < d.B; ++b) {
       CMapR<T> G(gy.data<T>() + b * d.Co * P, d.Co, P);
-      if (gw) {
-        im2col(win, d.Ci, x.data<T>(), b, 1, cols.data());
-        MapR<T>(gw->data<T>(), d.Co, K).noalias() += G * CMapR<T>(cols.data(), K, P).transpose();
-      }
-      if (gb) MapR<T>(gb->data<T>(), d.Co, 1).noalias() += G.rowwise().sum();
-      if (gx) {
-        MapR<T>(cols.data(), K, P).noalias() = Wm.transpose() * G;
-        col2im(win, d.Ci, cols.data(), b, 1, gx->data<T>());
-      }
+      MapR<T>(cols.data(), K, P).noalias() = Wm.transpose() * G;
+      col2im(win, d.Ci, cols.data(), b, 1, gx.data<T>());
     }
   });
 }
 
-}  // namespace sagan::cpu
+void CpuBackend::conv2d_rect_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Conv2dRectGeom g) {
+  const Dims d{x.size(0),  x.size(1),  x.size(2), x.size(3), gw.size(0), gw.size(2), gw.size(3),
+               g.stride_h, g.stride_w, g.pad_h,   g.pad_w,   gy.size(2), gy.size(3)};
+  const int64_t K = d.K(), P = d.P();
+  const ConvWindow win = d.window();
+  dispatch_float(gw.dtype(), "conv2d_rect_backward_weight", [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    std::vector<T> cols(static_cast<size_t>(K * P));
+    MapR<T>(gw.data<T>(), d.Co, K).setZero();
+    for (int64_t b = 0; b < d.B; ++b) {
+      CMapR<T> G(gy.data<T>() + b * d.Co * P, d.Co, P);
+      im2col(win, d.Ci, x.data<T>(), b, 1, cols.data());
+      MapR<T>(gw.data<T>(), d.Co, K).noalias() += G * CMapR<T>(cols.data(), K, P).transpose();
+    }
+  });
+}
+
+}  // namespace sagan

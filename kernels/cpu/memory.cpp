@@ -84,9 +84,4 @@ void cpu_empty_cache() {
 void CpuBackend::copy_from_host(void* dst, const void* src, size_t nbytes) { std::memcpy(dst, src, nbytes); }
 void CpuBackend::copy_to_host(void* dst, const void* src, size_t nbytes) { std::memcpy(dst, src, nbytes); }
 
-CpuBackend& cpu_backend() {
-  static CpuBackend backend;
-  return backend;
-}
-
 }  // namespace sagan

@@ -8,9 +8,9 @@
 #include <algorithm>
 #include <limits>
 
-#include "kernels/cpu/eval_kernels.h"
+#include "kernels/cpu/cpu_backend.h"
 
-namespace sagan::cpu {
+namespace sagan {
 
 namespace {
 
@@ -98,7 +98,9 @@ void spread(const Tensor& gy, Tensor& gx, const char* op, const Rows& rows, cons
 
 }  // namespace
 
-void pool2d(const Tensor& x, Tensor& out, PoolMode mode, int64_t k, int64_t s, int64_t p) {
+void CpuBackend::pool2d(const Tensor& x, Tensor& out, Pool2dGeom g) {
+  const PoolMode mode = g.mode;
+  const int64_t k = g.kernel, s = g.stride, p = g.pad;
   const int64_t H = x.size(2), W = x.size(3);
   auto rows = [&](int64_t o) { return pool_span(o, k, s, p, H); };
   auto cols = [&](int64_t o) { return pool_span(o, k, s, p, W); };
@@ -116,7 +118,9 @@ void pool2d(const Tensor& x, Tensor& out, PoolMode mode, int64_t k, int64_t s, i
   });
 }
 
-void pool2d_backward(const Tensor& x, const Tensor& gy, Tensor& gx, PoolMode mode, int64_t k, int64_t s, int64_t p) {
+void CpuBackend::pool2d_backward(const Tensor& x, const Tensor& gy, Tensor& gx, Pool2dGeom g) {
+  const PoolMode mode = g.mode;
+  const int64_t k = g.kernel, s = g.stride, p = g.pad;
   const int64_t H = gx.size(2), W = gx.size(3);
   auto rows = [&](int64_t o) { return pool_span(o, k, s, p, H); };
   auto cols = [&](int64_t o) { return pool_span(o, k, s, p, W); };
@@ -136,18 +140,18 @@ void pool2d_backward(const Tensor& x, const Tensor& gy, Tensor& gx, PoolMode mod
   });
 }
 
-void adaptive_avg_pool2d(const Tensor& x, Tensor& out) {
+void CpuBackend::adaptive_avg_pool2d(const Tensor& x, Tensor& out) {
   const int64_t H = x.size(2), W = x.size(3), Ho = out.size(2), Wo = out.size(3);
   average(
       x, out, "adaptive_avg_pool2d", [&](int64_t o) { return adaptive_span(o, H, Ho); },
       [&](int64_t o) { return adaptive_span(o, W, Wo); }, [](Span h, Span w) { return h.size() * w.size(); });
 }
 
-void adaptive_avg_pool2d_backward(const Tensor& gy, Tensor& gx) {
+void CpuBackend::adaptive_avg_pool2d_backward(const Tensor& gy, Tensor& gx) {
   const int64_t H = gx.size(2), W = gx.size(3), Ho = gy.size(2), Wo = gy.size(3);
   spread(
       gy, gx, "adaptive_avg_pool2d_backward", [&](int64_t o) { return adaptive_span(o, H, Ho); },
       [&](int64_t o) { return adaptive_span(o, W, Wo); }, [](Span h, Span w) { return h.size() * w.size(); });
 }
 
-}  // namespace sagan::cpu
+}  // namespace sagan

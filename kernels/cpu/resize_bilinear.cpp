@@ -7,9 +7,9 @@
 #include <algorithm>
 #include <vector>
 
-#include "kernels/cpu/eval_kernels.h"
+#include "kernels/cpu/cpu_backend.h"
 
-namespace sagan::cpu {
+namespace sagan {
 
 namespace {
 struct Taps {
@@ -34,7 +34,7 @@ Taps taps(int64_t in, int64_t out) {
 }
 }  // namespace
 
-void resize_bilinear(const Tensor& x, Tensor& out) {
+void CpuBackend::resize_bilinear(const Tensor& x, Tensor& out) {
   const int64_t planes = x.size(0) * x.size(1), H = x.size(2), W = x.size(3);
   const int64_t Ho = out.size(2), Wo = out.size(3);
   const Taps th = taps(H, Ho), tw = taps(W, Wo);
@@ -60,7 +60,7 @@ void resize_bilinear(const Tensor& x, Tensor& out) {
   });
 }
 
-void resize_bilinear_backward(const Tensor& gy, Tensor& gx) {
+void CpuBackend::resize_bilinear_backward(const Tensor& gy, Tensor& gx) {
   const int64_t planes = gx.size(0) * gx.size(1), H = gx.size(2), W = gx.size(3);
   const int64_t Ho = gy.size(2), Wo = gy.size(3);
   const Taps th = taps(H, Ho), tw = taps(W, Wo);
@@ -91,4 +91,4 @@ void resize_bilinear_backward(const Tensor& gy, Tensor& gx) {
   });
 }
 
-}  // namespace sagan::cpu
+}  // namespace sagan

@@ -14,7 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "kernels/cuda/cuda_runtime_api.h"
+#include "kernels/cuda/device_info.h"
 
 namespace sagan::cuda {
 

@@ -1,6 +1,6 @@
 // Attention: O = softmax(Q K^T) V per batch, no scaling, and its backward.
 //
-// Paths (cuda_runtime_api.h, AttentionImpl):
+// Paths (kernels/cuda/settings.h, AttentionImpl):
 // - FUSED (the default for float32): the flash-style kernels of
 //   flash_attention.h; the N x S score matrix never reaches global memory.
 //   Taken when the dtype is float32, no attention map is requested, the head
@@ -27,7 +27,6 @@
 //
 // Backward, with D = rowsum(dO * O):
 //   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - D),  dQ = dS K,  dK = dS^T Q.
-#include <atomic>
 #include <climits>
 
 #include "kernels/cuda/blas.h"
@@ -41,9 +40,6 @@ namespace sagan {
 
 namespace {
 using namespace cuda;
-
-constexpr size_t kDefaultScoreBudget = size_t(256) << 20;
-std::atomic<size_t> g_score_budget{kDefaultScoreBudget};
 
 // P = exp(S - lse[row]) in place over rows of n.
 template <class T>
@@ -136,35 +132,24 @@ void check_fused(const char* op, const char* call, cudaError_t err, cudaStream_t
 
 int64_t chunk_for(const Dims& s, size_t elem) {
   const size_t per = static_cast<size_t>(s.N) * static_cast<size_t>(s.S) * elem;
-  const size_t budget = g_score_budget.load();
+  const size_t budget = cuda_attention_workspace_limit();
   return std::clamp<int64_t>(per == 0 ? s.B : static_cast<int64_t>(budget / per), 1, std::max<int64_t>(s.B, 1));
 }
 }  // namespace
 
-void set_cuda_attention_workspace_limit(size_t bytes) {
-  g_score_budget.store(bytes == 0 ? kDefaultScoreBudget : bytes);
-}
-
 void CudaBackend::attention_forward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, Tensor& out,
                                     Tensor& lse, Tensor* map) {
   const char* op = "attention_forward";
-  check_on(*this, op, q_in, "q");
-  check_on(*this, op, k_in, "k");
-  check_on(*this, op, v_in, "v");
-  check_on(*this, op, out, "out");
-  check_on(*this, op, lse, "lse");
   const Dims s = check_qkv(op, q_in, k_in, v_in);
   const DType dt = q_in.dtype();
   check_out(op, out, {s.B, s.N, s.dv}, dt, "out");
   check_out(op, lse, {s.B, s.N}, dt, "lse");
   if (map) {
-    check_on(*this, op, *map, "map");
     check_out(op, *map, {s.B, s.N, s.S}, dt, "map");
   }
   if (s.B * s.N == 0) return;
   SAGAN_CHECK(s.S > 0, "{}: no keys (k has shape {}): the softmax over keys is undefined", op, shape_str(k_in.shape()));
   const Tensor q = dense(*this, q_in), k = dense(*this, k_in), v = dense(*this, v_in);
-  DeviceGuard guard(device_);
   if (!map && use_fused(s, dt)) {
     check_fused(op, "flash_attention_forward_f32",
                 fused::flash_attention_forward_f32(
@@ -214,15 +199,6 @@ void CudaBackend::attention_forward(const Tensor& q_in, const Tensor& k_in, cons
 void CudaBackend::attention_backward(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& out_in,
                                      const Tensor& lse_in, const Tensor& gout_in, Tensor& gq, Tensor& gk, Tensor& gv) {
   const char* op = "attention_backward";
-  check_on(*this, op, q_in, "q");
-  check_on(*this, op, k_in, "k");
-  check_on(*this, op, v_in, "v");
-  check_on(*this, op, out_in, "out");
-  check_on(*this, op, lse_in, "lse");
-  check_on(*this, op, gout_in, "out gradient");
-  check_on(*this, op, gq, "q gradient");
-  check_on(*this, op, gk, "k gradient");
-  check_on(*this, op, gv, "v gradient");
   const Dims s = check_qkv(op, q_in, k_in, v_in);
   const DType dt = q_in.dtype();
   SAGAN_CHECK(out_in.shape() == Shape({s.B, s.N, s.dv}) && gout_in.shape() == out_in.shape() &&
@@ -235,7 +211,6 @@ void CudaBackend::attention_backward(const Tensor& q_in, const Tensor& k_in, con
   check_out(op, gk, k_in.shape(), dt, "k gradient");
   check_out(op, gv, v_in.shape(), dt, "v gradient");
   if (s.B == 0) return;
-  DeviceGuard guard(device_);
   if (s.N == 0 || s.S == 0) {  // empty sums: gradients are zero
     fill(gq, 0.0);
     fill(gk, 0.0);

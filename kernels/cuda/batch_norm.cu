@@ -80,98 +80,56 @@ struct Dims {
   int64_t batch, channels, hw;
 };
 
-Dims check_nchw(const char* op, const Tensor& x, const char* what) {
-  SAGAN_CHECK(x.dim() >= 2, "{}: {} must be (B, C, ...), got shape {}", op, what, shape_str(x.shape()));
+// (B, C, then the spatial dims flattened).
+Dims dims_of(const Tensor& x) {
   Dims d{x.size(0), x.size(1), 1};
   for (int64_t i = 2; i < x.dim(); ++i) d.hw *= x.size(i);
   return d;
-}
-
-void check_channel_vec(const char* op, const Tensor& t, const Tensor& x, int64_t channels, const char* what) {
-  SAGAN_CHECK(t.dim() == 1 && t.size(0) == channels && t.dtype() == x.dtype(),
-              "{}: {} must be a {} vector of {} channels, got {} {}", op, what, dtype_name(x.dtype()), channels,
-              dtype_name(t.dtype()), shape_str(t.shape()));
 }
 }  // namespace
 
 void CudaBackend::batch_norm_stats(const Tensor& x_in, Tensor& mean, Tensor& invstd, double eps) {
   const char* op = "batch_norm_stats";
-  check_on(*this, op, x_in, "input");
   const Tensor x = dense(*this, x_in);
-  check_on(*this, op, mean, "mean");
-  check_on(*this, op, invstd, "invstd");
-  const Dims d = check_nchw(op, x, "input");
-  check_channel_vec(op, mean, x, d.channels, "mean");
-  check_channel_vec(op, invstd, x, d.channels, "invstd");
-  SAGAN_CHECK(mean.is_contiguous() && invstd.is_contiguous(), "{}: mean and invstd must be contiguous", op);
+  const Dims d = dims_of(x);
   SAGAN_CHECK(d.batch * d.hw > 0, "{}: no elements per channel in input of shape {}", op, shape_str(x.shape()));
   if (d.channels == 0) return;
-  DeviceGuard guard(device_);
-  dispatch_float(x.dtype(), op, [&](auto* tag) {
+  launch_float(x.dtype(), op, "bn_stats_kernel", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     bn_stats_kernel<T><<<grid_for_rows(d.channels), kBlock, 0, stream_>>>(
         static_cast<const T*>(x.raw_data()), static_cast<T*>(mean.raw_data()), static_cast<T*>(invstd.raw_data()),
         d.batch, d.channels, d.hw, eps);
   });
-  check_launch(op, "bn_stats_kernel", stream_);
 }
 
 void CudaBackend::batch_norm_normalize(const Tensor& x_in, const Tensor& mean, const Tensor& invstd, Tensor& out) {
   const char* op = "batch_norm_normalize";
-  check_on(*this, op, x_in, "input");
   const Tensor x = dense(*this, x_in);
-  check_on(*this, op, mean, "mean");
-  check_on(*this, op, invstd, "invstd");
-  check_on(*this, op, out, "output");
-  const Dims d = check_nchw(op, x, "input");
-  check_nchw(op, out, "output");
-  SAGAN_CHECK(out.is_contiguous(), "{}: output of shape {} must be contiguous", op, shape_str(out.shape()));
-  SAGAN_CHECK(out.shape() == x.shape() && out.dtype() == x.dtype(), "{}: output {} {} differs from input {} {}", op,
-              dtype_name(out.dtype()), shape_str(out.shape()), dtype_name(x.dtype()), shape_str(x.shape()));
-  check_channel_vec(op, mean, x, d.channels, "mean");
-  check_channel_vec(op, invstd, x, d.channels, "invstd");
+  const Dims d = dims_of(x);
   const int64_t total = x.numel();
   if (total == 0) return;
-  DeviceGuard guard(device_);
-  dispatch_float(x.dtype(), op, [&](auto* tag) {
+  launch_float(x.dtype(), op, "bn_normalize_kernel", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     bn_normalize_kernel<T><<<blocks_for(total), kBlock, 0, stream_>>>(
         static_cast<const T*>(x.raw_data()), static_cast<const T*>(mean.raw_data()), mean.strides()[0],
         static_cast<const T*>(invstd.raw_data()), invstd.strides()[0], static_cast<T*>(out.raw_data()), d.channels,
         d.hw, total);
   });
-  check_launch(op, "bn_normalize_kernel", stream_);
 }
 
 void CudaBackend::batch_norm_backward(const Tensor& x_in, const Tensor& mean, const Tensor& invstd, const Tensor& gy_in,
                                       Tensor& gx) {
   const char* op = "batch_norm_backward";
-  check_on(*this, op, x_in, "input");
-  check_on(*this, op, mean, "mean");
-  check_on(*this, op, invstd, "invstd");
-  check_on(*this, op, gy_in, "output gradient");
-  check_on(*this, op, gx, "input gradient");
   const Tensor x = dense(*this, x_in), gy = dense(*this, gy_in);
-  SAGAN_CHECK(gx.is_contiguous(), "{}: input gradient of shape {} must be contiguous", op, shape_str(gx.shape()));
-  const Dims d = check_nchw(op, x, "input");
-  check_nchw(op, gy, "output gradient");
-  check_nchw(op, gx, "input gradient");
-  SAGAN_CHECK(gy.shape() == x.shape() && gx.shape() == x.shape() && gy.dtype() == x.dtype() && gx.dtype() == x.dtype(),
-              "{}: input {} {}, output gradient {} {} and input gradient {} {} must match", op, dtype_name(x.dtype()),
-              shape_str(x.shape()), dtype_name(gy.dtype()), shape_str(gy.shape()), dtype_name(gx.dtype()),
-              shape_str(gx.shape()));
-  check_channel_vec(op, mean, x, d.channels, "mean");
-  check_channel_vec(op, invstd, x, d.channels, "invstd");
+  const Dims d = dims_of(x);
   if (x.numel() == 0) return;
-  DeviceGuard guard(device_);
-  dispatch_float(x.dtype(), op, [&](auto* tag) {
+  launch_float(x.dtype(), op, "bn_backward_kernel", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     bn_backward_kernel<T><<<grid_for_rows(d.channels), kBlock, 0, stream_>>>(
         static_cast<const T*>(x.raw_data()), static_cast<const T*>(mean.raw_data()), mean.strides()[0],
         static_cast<const T*>(invstd.raw_data()), invstd.strides()[0], static_cast<const T*>(gy.raw_data()),
         static_cast<T*>(gx.raw_data()), d.batch, d.channels, d.hw);
   });
-  check_launch(op, "bn_backward_kernel", stream_);
 }
 
 }  // namespace sagan

@@ -1,5 +1,8 @@
-// conv2d forward, backward-data and backward-filter through cuDNN (NCHW,
-// cross-correlation like the CPU backend, dilation 1, float or double).
+// Convolutions through cuDNN: forward, backward-data and backward-filter of
+// conv2d (square kernels) and conv2d_rect (a kernel, stride and padding per
+// axis), NCHW, cross-correlation like the CPU backend, dilation 1, float or
+// double. Both ops share one path; a square convolution is the rectangular
+// one with equal sides.
 //
 // Each geometry gets a ConvPlan (descriptors + one algorithm per direction),
 // built on first use and cached by the backend. The algorithm is chosen by
@@ -82,46 +85,38 @@ int to_int(int64_t v, const char* op, const Tensor& t, const char* what) {
   return static_cast<int>(v);
 }
 
+// x (B,Ci,H,W), w (Co,Ci,kh,kw), y (B,Co,Ho,Wo), as the op front end
+// (core/ops/conv2d.cpp, conv2d_rect.cpp) checked and allocated them.
 struct Geometry {
-  int64_t B, Ci, H, W, Co, k, Ho, Wo;
+  int64_t B, Ci, H, W, Co, kh, kw, Ho, Wo;
 };
 
-// Checks x (B,Ci,H,W), w (Co,Ci,k,k), y (B,Co,Ho,Wo) agree with g.
-Geometry check_geometry(const char* op, const Tensor& x, const Tensor& w, const Tensor& y, Conv2dGeom g) {
-  SAGAN_CHECK(x.dim() == 4 && w.dim() == 4 && y.dim() == 4, "{}: expected 4-d input, weight and output, got {}, {}, {}",
-              op, shape_str(x.shape()), shape_str(w.shape()), shape_str(y.shape()));
-  SAGAN_CHECK(g.stride >= 1 && g.pad >= 0, "{}: stride {} and pad {} are invalid", op, g.stride, g.pad);
-  Geometry s{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), 0, 0};
-  SAGAN_CHECK(w.size(1) == s.Ci && w.size(3) == s.k, "{}: weight {} does not fit input {} (square kernel, Ci = {})", op,
-              shape_str(w.shape()), shape_str(x.shape()), s.Ci);
-  SAGAN_CHECK(s.H + 2 * g.pad >= s.k && s.W + 2 * g.pad >= s.k, "{}: kernel {} larger than padded input {}", op, s.k,
-              shape_str(x.shape()));
-  s.Ho = (s.H + 2 * g.pad - s.k) / g.stride + 1;
-  s.Wo = (s.W + 2 * g.pad - s.k) / g.stride + 1;
-  SAGAN_CHECK(y.size(0) == s.B && y.size(1) == s.Co && y.size(2) == s.Ho && y.size(3) == s.Wo,
-              "{}: output {} should be [{}, {}, {}, {}] for input {}, weight {}, stride {}, pad {}", op,
-              shape_str(y.shape()), s.B, s.Co, s.Ho, s.Wo, shape_str(x.shape()), shape_str(w.shape()), g.stride, g.pad);
-  SAGAN_CHECK(x.dtype() == w.dtype() && x.dtype() == y.dtype(), "{}: dtypes differ: input {}, weight {}, output {}", op,
-              dtype_name(x.dtype()), dtype_name(w.dtype()), dtype_name(y.dtype()));
-  return s;
+Geometry geometry_of(const Tensor& x, const Tensor& w, const Tensor& y) {
+  return {x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), w.size(3), y.size(2), y.size(3)};
 }
+
+Conv2dRectGeom rect(Conv2dGeom g) { return {g.stride, g.stride, g.pad, g.pad}; }
 
 }  // namespace
 
 namespace {
 
 // The plan of a geometry, its descriptors set on first use.
-ConvPlan& plan_for(CudaBackend& be, const char* op, const Tensor& x, const Tensor& w, const Tensor& y, Conv2dGeom g,
+ConvPlan& plan_for(CudaBackend& be, const char* op, const Tensor& x, const Tensor& w, const Tensor& y, Conv2dRectGeom g,
                    const Geometry& s) {
   const bool tf32 = x.dtype() == DType::F32 && cuda_tf32_enabled();
-  ConvKey key{static_cast<int64_t>(x.dtype()), s.B, s.Ci, s.H, s.W, s.Co, s.k, g.stride, g.pad, tf32 ? 1 : 0};
+  // clang-format off
+  ConvKey key{static_cast<int64_t>(x.dtype()), s.B, s.Ci, s.H, s.W, s.Co, s.kh, s.kw,
+              g.stride_h, g.stride_w, g.pad_h, g.pad_w, tf32 ? 1 : 0};
+  // clang-format on
   ConvPlan& p = be.conv_plan(key);
   if (p.conv) return p;
   const cudnnDataType_t dt = x.dtype() == DType::F32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
   const int B = to_int(s.B, op, x, "input"), Ci = to_int(s.Ci, op, x, "input"), H = to_int(s.H, op, x, "input"),
-            W = to_int(s.W, op, x, "input"), Co = to_int(s.Co, op, w, "weight"), k = to_int(s.k, op, w, "weight"),
-            Ho = to_int(s.Ho, op, y, "output"), Wo = to_int(s.Wo, op, y, "output");
-  const int stride = static_cast<int>(g.stride), pad = static_cast<int>(g.pad);
+            W = to_int(s.W, op, x, "input"), Co = to_int(s.Co, op, w, "weight"), kh = to_int(s.kh, op, w, "weight"),
+            kw = to_int(s.kw, op, w, "weight"), Ho = to_int(s.Ho, op, y, "output"), Wo = to_int(s.Wo, op, y, "output");
+  const int stride_h = static_cast<int>(g.stride_h), stride_w = static_cast<int>(g.stride_w),
+            pad_h = static_cast<int>(g.pad_h), pad_w = static_cast<int>(g.pad_w);
   ConvPlan fresh;
   SAGAN_CUDNN_CHECK(op, cudnnCreateTensorDescriptor(&fresh.x));
   SAGAN_CUDNN_CHECK(op, cudnnCreateTensorDescriptor(&fresh.y));
@@ -129,9 +124,9 @@ ConvPlan& plan_for(CudaBackend& be, const char* op, const Tensor& x, const Tenso
   SAGAN_CUDNN_CHECK(op, cudnnCreateConvolutionDescriptor(&fresh.conv));
   SAGAN_CUDNN_CHECK(op, cudnnSetTensor4dDescriptor(fresh.x, CUDNN_TENSOR_NCHW, dt, B, Ci, H, W));
   SAGAN_CUDNN_CHECK(op, cudnnSetTensor4dDescriptor(fresh.y, CUDNN_TENSOR_NCHW, dt, B, Co, Ho, Wo));
-  SAGAN_CUDNN_CHECK(op, cudnnSetFilter4dDescriptor(fresh.w, dt, CUDNN_TENSOR_NCHW, Co, Ci, k, k));
-  SAGAN_CUDNN_CHECK(
-      op, cudnnSetConvolution2dDescriptor(fresh.conv, pad, pad, stride, stride, 1, 1, CUDNN_CROSS_CORRELATION, dt));
+  SAGAN_CUDNN_CHECK(op, cudnnSetFilter4dDescriptor(fresh.w, dt, CUDNN_TENSOR_NCHW, Co, Ci, kh, kw));
+  SAGAN_CUDNN_CHECK(op, cudnnSetConvolution2dDescriptor(fresh.conv, pad_h, pad_w, stride_h, stride_w, 1, 1,
+                                                        CUDNN_CROSS_CORRELATION, dt));
   // FMA math keeps float32 exact to float32 rounding; TF32 only on request.
   const cudnnMathType_t math = dt == CUDNN_DATA_FLOAT && !tf32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
   SAGAN_CUDNN_CHECK(op, cudnnSetConvolutionMathType(fresh.conv, math));
@@ -146,8 +141,7 @@ ConvPlan& plan_for(CudaBackend& be, const char* op, const Tensor& x, const Tenso
   return p;
 }
 
-void find_forward(CudaBackend& be, ConvPlan& p, const void* x, const void* w, void* y) {
-  const char* op = "conv2d";
+void find_forward(CudaBackend& be, const char* op, ConvPlan& p, const void* x, const void* w, void* y) {
   cudnnHandle_t h = be.cudnn();
   int max_count = 0, got = 0;
   SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count));
@@ -166,8 +160,7 @@ void find_forward(CudaBackend& be, ConvPlan& p, const void* x, const void* w, vo
   p.fwd_ready = true;
 }
 
-void find_backward_data(CudaBackend& be, ConvPlan& p, const void* w, const void* gy, void* gx) {
-  const char* op = "conv2d_backward_input";
+void find_backward_data(CudaBackend& be, const char* op, ConvPlan& p, const void* w, const void* gy, void* gx) {
   cudnnHandle_t h = be.cudnn();
   int max_count = 0, got = 0;
   SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count));
@@ -188,8 +181,7 @@ void find_backward_data(CudaBackend& be, ConvPlan& p, const void* w, const void*
   p.bwd_data_ready = true;
 }
 
-void find_backward_filter(CudaBackend& be, ConvPlan& p, const void* x, const void* gy, void* gw) {
-  const char* op = "conv2d_backward_weight";
+void find_backward_filter(CudaBackend& be, const char* op, ConvPlan& p, const void* x, const void* gy, void* gw) {
   cudnnHandle_t h = be.cudnn();
   int max_count = 0, got = 0;
   SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count));
@@ -212,29 +204,38 @@ void find_backward_filter(CudaBackend& be, ConvPlan& p, const void* x, const voi
 
 }  // namespace
 
-void CudaBackend::conv2d(const Tensor& x_in, const Tensor& w_in, const std::optional<Tensor>& bias, Tensor& out,
+void CudaBackend::conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out,
                          Conv2dGeom g) {
-  const char* op = "conv2d";
-  check_on(*this, op, x_in, "input");
-  check_on(*this, op, w_in, "weight");
-  check_on(*this, op, out, "output");
-  const Geometry s = check_geometry(op, x_in, w_in, out, g);
-  SAGAN_CHECK(out.is_contiguous(), "{}: output of shape {} must be contiguous", op, shape_str(out.shape()));
-  if (bias) {
-    check_on(*this, op, *bias, "bias");
-    SAGAN_CHECK(bias->dim() == 1 && bias->size(0) == s.Co && bias->dtype() == out.dtype(),
-                "{}: bias {} {} does not match {} output channels ({})", op, dtype_name(bias->dtype()),
-                shape_str(bias->shape()), s.Co, dtype_name(out.dtype()));
-  }
+  conv_forward("conv2d", x, w, bias, out, rect(g));
+}
+void CudaBackend::conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor& gx, Conv2dGeom g) {
+  conv_backward_data("conv2d_backward_input", gy, w, gx, rect(g));
+}
+void CudaBackend::conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Conv2dGeom g) {
+  conv_backward_filter("conv2d_backward_weight", gy, x, gw, rect(g));
+}
+void CudaBackend::conv2d_rect(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out,
+                              Conv2dRectGeom g) {
+  conv_forward("conv2d_rect", x, w, bias, out, g);
+}
+void CudaBackend::conv2d_rect_backward_input(const Tensor& gy, const Tensor& w, Tensor& gx, Conv2dRectGeom g) {
+  conv_backward_data("conv2d_rect_backward_input", gy, w, gx, g);
+}
+void CudaBackend::conv2d_rect_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Conv2dRectGeom g) {
+  conv_backward_filter("conv2d_rect_backward_weight", gy, x, gw, g);
+}
+
+void CudaBackend::conv_forward(const char* op, const Tensor& x_in, const Tensor& w_in,
+                               const std::optional<Tensor>& bias, Tensor& out, Conv2dRectGeom g) {
+  const Geometry s = geometry_of(x_in, w_in, out);
   if (out.numel() == 0) return;
-  DeviceGuard guard(device_);
   if (x_in.numel() == 0 || s.Ci == 0) {
     fill(out, 0.0);
   } else {
     const Tensor x = dense(*this, x_in), w = dense(*this, w_in);
     std::lock_guard<std::mutex> lock(plan_mutex_);
     ConvPlan& p = plan_for(*this, op, x, w, out, g, s);
-    if (!p.fwd_ready) find_forward(*this, p, x.raw_data(), w.raw_data(), out.raw_data());
+    if (!p.fwd_ready) find_forward(*this, op, p, x.raw_data(), w.raw_data(), out.raw_data());
     Buffer ws = buffer(p.fwd_ws);
     dispatch_float(out.dtype(), op, [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
@@ -245,25 +246,19 @@ void CudaBackend::conv2d(const Tensor& x_in, const Tensor& w_in, const std::opti
   }
   if (bias) {
     const int64_t n = out.numel();
-    dispatch_float(out.dtype(), op, [&](auto* tag) {
+    launch_float(out.dtype(), op, "add_bias_kernel", [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
       add_bias_kernel<T><<<blocks_for(n), kBlock, 0, stream_>>>(static_cast<T*>(out.raw_data()),
                                                                 static_cast<const T*>(bias->raw_data()),
                                                                 bias->strides()[0], s.Co, s.Ho * s.Wo, n);
     });
-    check_launch(op, "add_bias_kernel", stream_);
   }
 }
 
-void CudaBackend::conv2d_backward_input(const Tensor& gy_in, const Tensor& w_in, Tensor& gx, Conv2dGeom g) {
-  const char* op = "conv2d_backward_input";
-  check_on(*this, op, gy_in, "output gradient");
-  check_on(*this, op, w_in, "weight");
-  check_on(*this, op, gx, "input gradient");
-  const Geometry s = check_geometry(op, gx, w_in, gy_in, g);
-  SAGAN_CHECK(gx.is_contiguous(), "{}: input gradient of shape {} must be contiguous", op, shape_str(gx.shape()));
+void CudaBackend::conv_backward_data(const char* op, const Tensor& gy_in, const Tensor& w_in, Tensor& gx,
+                                     Conv2dRectGeom g) {
+  const Geometry s = geometry_of(gx, w_in, gy_in);
   if (gx.numel() == 0) return;
-  DeviceGuard guard(device_);
   if (gy_in.numel() == 0 || s.Co == 0) {
     fill(gx, 0.0);
     return;
@@ -271,7 +266,7 @@ void CudaBackend::conv2d_backward_input(const Tensor& gy_in, const Tensor& w_in,
   const Tensor gy = dense(*this, gy_in), w = dense(*this, w_in);
   std::lock_guard<std::mutex> lock(plan_mutex_);
   ConvPlan& p = plan_for(*this, op, gx, w, gy, g, s);
-  if (!p.bwd_data_ready) find_backward_data(*this, p, w.raw_data(), gy.raw_data(), gx.raw_data());
+  if (!p.bwd_data_ready) find_backward_data(*this, op, p, w.raw_data(), gy.raw_data(), gx.raw_data());
   Buffer ws = buffer(p.bwd_data_ws);
   dispatch_float(gx.dtype(), op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
@@ -282,15 +277,10 @@ void CudaBackend::conv2d_backward_input(const Tensor& gy_in, const Tensor& w_in,
   });
 }
 
-void CudaBackend::conv2d_backward_weight(const Tensor& gy_in, const Tensor& x_in, Tensor& gw, Conv2dGeom g) {
-  const char* op = "conv2d_backward_weight";
-  check_on(*this, op, gy_in, "output gradient");
-  check_on(*this, op, x_in, "input");
-  check_on(*this, op, gw, "weight gradient");
-  const Geometry s = check_geometry(op, x_in, gw, gy_in, g);
-  SAGAN_CHECK(gw.is_contiguous(), "{}: weight gradient of shape {} must be contiguous", op, shape_str(gw.shape()));
+void CudaBackend::conv_backward_filter(const char* op, const Tensor& gy_in, const Tensor& x_in, Tensor& gw,
+                                       Conv2dRectGeom g) {
+  const Geometry s = geometry_of(x_in, gw, gy_in);
   if (gw.numel() == 0) return;
-  DeviceGuard guard(device_);
   if (gy_in.numel() == 0) {
     fill(gw, 0.0);
     return;
@@ -298,7 +288,7 @@ void CudaBackend::conv2d_backward_weight(const Tensor& gy_in, const Tensor& x_in
   const Tensor gy = dense(*this, gy_in), x = dense(*this, x_in);
   std::lock_guard<std::mutex> lock(plan_mutex_);
   ConvPlan& p = plan_for(*this, op, x, gw, gy, g, s);
-  if (!p.bwd_filter_ready) find_backward_filter(*this, p, x.raw_data(), gy.raw_data(), gw.raw_data());
+  if (!p.bwd_filter_ready) find_backward_filter(*this, op, p, x.raw_data(), gy.raw_data(), gw.raw_data());
   Buffer ws = buffer(p.bwd_filter_ws);
   dispatch_float(gw.dtype(), op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;

@@ -1,21 +1,18 @@
 // Backend instances (one per device, created on first use and intentionally
 // never destroyed: tensors held in static objects may be freed after main
-// returns, when the CUDA runtime is already shutting down), library handles,
-// and the small global switches of cuda_runtime_api.h.
+// returns, when the CUDA runtime is already shutting down), their kernel
+// tables, library handles, and the backend's registration with core.
 #include "kernels/cuda/cuda_backend.h"
 
-#include <atomic>
 #include <vector>
 
 #include "kernels/cuda/conv_plan.h"
 
 namespace sagan {
 
-namespace {
-std::atomic<bool> g_tf32{false};
-}  // namespace
+namespace cuda {
 
-int cuda_runtime_device_count() {
+int device_count() {
   static const int count = [] {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess) {
@@ -27,13 +24,8 @@ int cuda_runtime_device_count() {
   return count;
 }
 
-void set_cuda_tf32(bool enabled) { g_tf32.store(enabled); }
-bool cuda_tf32_enabled() { return g_tf32.load(); }
-
-namespace cuda {
-
 CudaBackend& backend(int index) {
-  const int n = cuda_runtime_device_count();
+  const int n = device_count();
   SAGAN_CHECK(index >= 0 && index < n, "device cuda:{}: no such CUDA device ({} present)", index, n);
   static std::mutex mu;
   static std::vector<CudaBackend*> backends;
@@ -43,16 +35,7 @@ CudaBackend& backend(int index) {
   return *backends[static_cast<size_t>(index)];
 }
 
-void check_on(const CudaBackend& be, const char* op, const Tensor& t, const char* what) {
-  SAGAN_CHECK(t.defined(), "{}: {} is an undefined tensor", op, what);
-  const Device d = t.device();
-  SAGAN_CHECK(d.is_cuda() && d.index == be.device(), "{}: {} of shape {} is on {}, the kernel runs on cuda:{}", op,
-              what, shape_str(t.shape()), device_name(d), be.device());
-}
-
 }  // namespace cuda
-
-Backend& cuda_backend(int index) { return cuda::backend(index); }
 
 std::string cuda_device_description(int index) {
   cuda::backend(index);  // validates the index
@@ -62,10 +45,13 @@ std::string cuda_device_description(int index) {
                      static_cast<double>(p.totalGlobalMem) / (1024.0 * 1024.0 * 1024.0));
 }
 
-CudaBackend::CudaBackend(int device) : device_(device), allocator_(device) {
-  cuda::DeviceGuard guard(device_);
+CudaBackend::CudaBackend(int index) : Backend(Device::cuda(index)), index_(index), allocator_(index) {
+#define SAGAN_CUDA_IMPLEMENT(name) implement<KernelId::name, &CudaBackend::name, cuda::KernelScope>();
+  SAGAN_CUDA_KERNELS(SAGAN_CUDA_IMPLEMENT)
+#undef SAGAN_CUDA_IMPLEMENT
+  cuda::DeviceGuard guard(index_);
   SAGAN_CUDA_CHECK("cuda init", cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-  SAGAN_CUDA_CHECK("cuda init", cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device_));
+  SAGAN_CUDA_CHECK("cuda init", cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, index_));
   SAGAN_CUBLAS_CHECK("cuda init", cublasCreate(&cublas_));
   SAGAN_CUBLAS_CHECK("cuda init", cublasSetStream(cublas_, stream_));
   SAGAN_CUBLAS_CHECK("cuda init", cublasSetMathMode(cublas_, cublas_math_));
@@ -91,7 +77,7 @@ cublasHandle_t CudaBackend::cublas(bool allow_tf32) {
 cudnnHandle_t CudaBackend::cudnn() {
   std::lock_guard<std::mutex> lock(mu_);
   if (!cudnn_) {
-    cuda::DeviceGuard guard(device_);
+    cuda::DeviceGuard guard(index_);
     SAGAN_CUDNN_CHECK("cudnn init", cudnnCreate(&cudnn_));
     SAGAN_CUDNN_CHECK("cudnn init", cudnnSetStream(cudnn_, stream_));
   }
@@ -106,7 +92,7 @@ cuda::ConvPlan& CudaBackend::conv_plan(const cuda::ConvKey& key) {
 }
 
 void CudaBackend::synchronize() {
-  cuda::DeviceGuard guard(device_);
+  cuda::DeviceGuard guard(index_);
   SAGAN_CUDA_CHECK("synchronize", cudaStreamSynchronize(stream_));
 }
 
@@ -128,8 +114,8 @@ void wait_for_other_device(const void* p, int self) {
 
 void CudaBackend::copy_from_host(void* dst, const void* src, size_t nbytes) {
   if (nbytes == 0) return;
-  cuda::DeviceGuard guard(device_);
-  wait_for_other_device(src, device_);
+  cuda::DeviceGuard guard(index_);
+  wait_for_other_device(src, index_);
   SAGAN_CUDA_CHECK("copy_from_host", cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, stream_));
   // The caller may free or reuse src as soon as we return.
   SAGAN_CUDA_CHECK("copy_from_host", cudaStreamSynchronize(stream_));
@@ -137,8 +123,8 @@ void CudaBackend::copy_from_host(void* dst, const void* src, size_t nbytes) {
 
 void CudaBackend::copy_to_host(void* dst, const void* src, size_t nbytes) {
   if (nbytes == 0) return;
-  cuda::DeviceGuard guard(device_);
-  wait_for_other_device(dst, device_);
+  cuda::DeviceGuard guard(index_);
+  wait_for_other_device(dst, index_);
   SAGAN_CUDA_CHECK("copy_to_host", cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, stream_));
   // The host reads dst right after: wait for the kernels that wrote src and
   // for the copy itself.
@@ -146,3 +132,16 @@ void CudaBackend::copy_to_host(void* dst, const void* src, size_t nbytes) {
 }
 
 }  // namespace sagan
+
+// Registration, at static initialisation. Nothing else refers to this file,
+// so a linker pulling objects out of libsagan.a would drop it: the engine's
+// CMake target makes every consumer link with
+// -Wl,--undefined=sagan_cuda_backend, which keeps this definition.
+extern "C" {
+extern const bool sagan_cuda_backend;
+const bool sagan_cuda_backend = [] {
+  sagan::register_backend({sagan::DeviceType::CUDA, &sagan::cuda::device_count,
+                           [](int index) -> sagan::Backend& { return sagan::cuda::backend(index); }});
+  return true;
+}();
+}

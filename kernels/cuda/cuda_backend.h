@@ -1,7 +1,14 @@
 // The CUDA backend: one instance per device, each with one non-blocking
 // stream on which every kernel, copy and library call (cuBLAS, cuDNN) of that
-// device is queued, and one caching allocator. Kernel groups live beside this
-// header in kernels/cuda/<group>.cu, named like their op front ends.
+// device is queued, and one caching allocator. It implements the kernels
+// SAGAN_CUDA_KERNELS lists (below), each a member defined in
+// kernels/cuda/<group>.cu, named like its op front end; it declines the
+// others, which then run on the CPU backend (core/backend.h).
+//
+// Backend checks that every tensor argument is on this device, and each
+// kernel runs inside a KernelScope (this device made current), so the
+// members below only compute: dense inputs where a kernel indexes densely,
+// then dispatch on the dtype and launch (launch_float).
 //
 // Synchronisation: kernels are asynchronous; copy_to_host, copy_from_host and
 // synchronize() wait for the stream, so the host never reads unfinished data
@@ -15,7 +22,8 @@
 #include "core/backend.h"
 #include "kernels/cuda/allocator.h"
 #include "kernels/cuda/check.h"
-#include "kernels/cuda/cuda_runtime_api.h"
+#include "kernels/cuda/device_info.h"
+#include "kernels/cuda/settings.h"
 
 namespace sagan {
 
@@ -75,17 +83,26 @@ class Buffer {
 };
 
 struct ConvPlan;  // conv2d.cu
-// dtype, B, Ci, H, W, Co, k, stride, pad, tf32
-using ConvKey = std::array<int64_t, 10>;
+// dtype, B, Ci, H, W, Co, kh, kw, stride h, stride w, pad h, pad w, tf32
+using ConvKey = std::array<int64_t, 13>;
 
 }  // namespace cuda
 
+// The kernels of core/kernels.def this backend implements.
+// clang-format off
+#define SAGAN_CUDA_KERNELS(X)                                                                             \
+  X(fill) X(copy) X(unary) X(unary_backward) X(binary) X(sum) X(softmax) X(softmax_backward) X(bmm)        \
+  X(conv2d) X(conv2d_backward_input) X(conv2d_backward_weight) X(conv2d_rect) X(conv2d_rect_backward_input) \
+  X(conv2d_rect_backward_weight) X(batch_norm_stats) X(batch_norm_normalize) X(batch_norm_backward)          \
+  X(avg_pool2x2) X(avg_pool2x2_backward) X(max_pool2x2) X(max_pool2x2_backward) X(upsample_nearest2x)       \
+  X(upsample_nearest2x_backward) X(index_select) X(index_add) X(attention_forward) X(attention_backward)    \
+  X(power_iteration) X(adam_update) X(ema_update)
+// clang-format on
+
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int device);
+  explicit CudaBackend(int index);
   ~CudaBackend() override;
-  CudaBackend(const CudaBackend&) = delete;
-  CudaBackend& operator=(const CudaBackend&) = delete;
   const char* name() const override { return "cuda"; }
 
   void* allocate(size_t nbytes) override;
@@ -94,53 +111,14 @@ class CudaBackend final : public Backend {
   void copy_to_host(void* dst, const void* src, size_t nbytes) override;
   void synchronize() override;
 
-  void fill(Tensor& out, double value) override;
-  void copy(const Tensor& src, Tensor& dst) override;
-
-  void unary(UnaryOp op, const Tensor& x, Tensor& out, double alpha) override;
-  void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy, Tensor& gx,
-                      double alpha) override;
-  void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) override;
-
-  void sum(const Tensor& x, Tensor& out) override;
-  void softmax(const Tensor& x, Tensor& out) override;
-  void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx) override;
-
-  void bmm(const Tensor& a, const Tensor& b, Tensor& out, double beta) override;
-
-  void conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out, Conv2dGeom g) override;
-  void conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor& gx, Conv2dGeom g) override;
-  void conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Conv2dGeom g) override;
-
-  void batch_norm_stats(const Tensor& x, Tensor& mean, Tensor& invstd, double eps) override;
-  void batch_norm_normalize(const Tensor& x, const Tensor& mean, const Tensor& invstd, Tensor& out) override;
-  void batch_norm_backward(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& gy,
-                           Tensor& gx) override;
-
-  void avg_pool2x2(const Tensor& x, Tensor& out) override;
-  void avg_pool2x2_backward(const Tensor& gy, Tensor& gx) override;
-  void max_pool2x2(const Tensor& x, Tensor& out) override;
-  void max_pool2x2_backward(const Tensor& x, const Tensor& gy, Tensor& gx) override;
-  void upsample_nearest2x(const Tensor& x, Tensor& out) override;
-  void upsample_nearest2x_backward(const Tensor& gy, Tensor& gx) override;
-
-  void index_select(const Tensor& x, const Tensor& idx, Tensor& out) override;
-  void index_add(const Tensor& src, const Tensor& idx, Tensor& out) override;
-
-  void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse,
-                         Tensor* map) override;
-  void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
-                          const Tensor& gout, Tensor& gq, Tensor& gk, Tensor& gv) override;
-
-  void power_iteration(const std::vector<Tensor>& w, std::vector<Tensor>& u, std::vector<Tensor>& v,
-                       double eps) override;
-
-  void adam_update(std::vector<Tensor>& params, const std::vector<Tensor>& grads, std::vector<Tensor>& m,
-                   std::vector<Tensor>& v, const AdamHyper& h) override;
-  void ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double decay) override;
+  // The kernels of SAGAN_CUDA_KERNELS, with the parameters core/kernels.def
+  // gives them (declared through their signature types).
+#define SAGAN_CUDA_DECLARE(name) KernelSignature<KernelId::name>::type name;
+  SAGAN_CUDA_KERNELS(SAGAN_CUDA_DECLARE)
+#undef SAGAN_CUDA_DECLARE
 
   // ---- for the kernel files ----
-  int device() const { return device_; }
+  int index() const { return index_; }
   cudaStream_t stream() const { return stream_; }
   int sm_count() const { return sm_count_; }
   cuda::CachingAllocator& allocator() { return allocator_; }
@@ -150,9 +128,22 @@ class CudaBackend final : public Backend {
   cudnnHandle_t cudnn();  // created on first use
   // The convolution plan (descriptors, chosen algorithms) of one geometry.
   cuda::ConvPlan& conv_plan(const cuda::ConvKey& key);
+  // dispatch_float(dtype, op, f), then check_launch(op, kernel) for the
+  // launch f made on stream().
+  template <class F>
+  void launch_float(DType dtype, const char* op, const char* kernel, F&& f) {
+    dispatch_float(dtype, op, f);
+    cuda::check_launch(op, kernel, stream_);
+  }
 
  private:
-  int device_;
+  // Forward, backward-data and backward-filter of every convolution (conv2d.cu).
+  void conv_forward(const char* op, const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out,
+                    Conv2dRectGeom g);
+  void conv_backward_data(const char* op, const Tensor& gy, const Tensor& w, Tensor& gx, Conv2dRectGeom g);
+  void conv_backward_filter(const char* op, const Tensor& gy, const Tensor& x, Tensor& gw, Conv2dRectGeom g);
+
+  int index_;
   cudaStream_t stream_ = nullptr;
   int sm_count_ = 1;
   cuda::CachingAllocator allocator_;
@@ -167,10 +158,14 @@ class CudaBackend final : public Backend {
 };
 
 namespace cuda {
-// The backend of device `index` as its concrete type (see cuda_backend()).
+// Around every kernel call: makes the backend's device current.
+struct KernelScope : DeviceGuard {
+  explicit KernelScope(CudaBackend& be) : DeviceGuard(be.index()) {}
+};
+// The backend of device `index` as its concrete type.
 CudaBackend& backend(int index);
-// Checks that t is defined and lives on be's device; names the op.
-void check_on(const CudaBackend& be, const char* op, const Tensor& t, const char* what);
+// Devices present; 0, never a throw, when there is no driver or device.
+int device_count();
 // t itself when contiguous, else a dense copy made on be's stream: kernels
 // that index inputs densely use it rather than misread a view.
 Tensor dense(CudaBackend& be, const Tensor& t);

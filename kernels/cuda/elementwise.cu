@@ -56,48 +56,29 @@ __global__ void __launch_bounds__(kBlock) binary_kernel(const T* a, const T* b, 
   }
 }
 
-void check_shape(const char* op, const Tensor& t, const Tensor& out, const char* what) {
-  SAGAN_CHECK(t.shape() == out.shape(), "{}: {} shape {} differs from output shape {}", op, what, shape_str(t.shape()),
-              shape_str(out.shape()));
-  SAGAN_CHECK(t.dtype() == out.dtype(), "{}: {} is {}, output is {} (shape {})", op, what, dtype_name(t.dtype()),
-              dtype_name(out.dtype()), shape_str(out.shape()));
-}
 }  // namespace
 
 void CudaBackend::unary(UnaryOp op, const Tensor& x, Tensor& out, double alpha) {
   const char* name = unary_op_name(op);
-  check_on(*this, name, x, "input");
-  check_on(*this, name, out, "output");
-  check_shape(name, x, out, "input");
   const int64_t n = out.numel();
   if (n == 0) return;
-  DeviceGuard guard(device_);
   auto g = make_strided<2>(name, out.shape(), {&out.strides(), &x.strides()});
-  dispatch_float(out.dtype(), name, [&](auto* tag) {
+  launch_float(out.dtype(), name, "unary_kernel", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     math::with_unary<T>(op, [&](auto f) {
       unary_kernel<T><<<blocks_for(n), kBlock, 0, stream_>>>(
           static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), g, n, f, static_cast<T>(alpha));
     });
   });
-  check_launch(name, "unary_kernel", stream_);
 }
 
 void CudaBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy, Tensor& gx,
                                  double alpha) {
   const char* name = unary_op_name(op);
-  check_on(*this, name, x, "input");
-  check_on(*this, name, y, "output");
-  check_on(*this, name, gy, "output gradient");
-  check_on(*this, name, gx, "input gradient");
-  check_shape(name, x, gx, "input");
-  check_shape(name, y, gx, "output");
-  check_shape(name, gy, gx, "output gradient");
   const int64_t n = gx.numel();
   if (n == 0) return;
-  DeviceGuard guard(device_);
   auto g = make_strided<4>(name, gx.shape(), {&gx.strides(), &x.strides(), &y.strides(), &gy.strides()});
-  dispatch_float(gx.dtype(), name, [&](auto* tag) {
+  launch_float(gx.dtype(), name, "unary_backward_kernel", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     math::with_unary_grad<T>(op, [&](auto df) {
       unary_backward_kernel<T><<<blocks_for(n), kBlock, 0, stream_>>>(
@@ -105,21 +86,14 @@ void CudaBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, c
           static_cast<const T*>(gy.raw_data()), static_cast<T*>(gx.raw_data()), g, n, df, static_cast<T>(alpha));
     });
   });
-  check_launch(name, "unary_backward_kernel", stream_);
 }
 
 void CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
   const char* name = binary_op_name(op);
-  check_on(*this, name, a, "first input");
-  check_on(*this, name, b, "second input");
-  check_on(*this, name, out, "output");
-  check_shape(name, a, out, "first input");
-  check_shape(name, b, out, "second input");
   const int64_t n = out.numel();
   if (n == 0) return;
-  DeviceGuard guard(device_);
   auto g = make_strided<3>(name, out.shape(), {&out.strides(), &a.strides(), &b.strides()});
-  dispatch_float(out.dtype(), name, [&](auto* tag) {
+  launch_float(out.dtype(), name, "binary_kernel", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     math::with_binary<T>(op, [&](auto f) {
       binary_kernel<T><<<blocks_for(n), kBlock, 0, stream_>>>(static_cast<const T*>(a.raw_data()),
@@ -127,7 +101,6 @@ void CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& 
                                                               static_cast<T*>(out.raw_data()), g, n, f);
     });
   });
-  check_launch(name, "binary_kernel", stream_);
 }
 
 }  // namespace sagan

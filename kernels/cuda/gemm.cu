@@ -44,7 +44,7 @@ void gemm(CudaBackend& be, const char* op, bool trans_a, bool trans_b, int64_t M
           const T* A, int64_t lda, int64_t stride_a, const T* B, int64_t ldb, int64_t stride_b, T beta, T* C,
           int64_t ldc, int64_t stride_c, int64_t batch) {
   if (M == 0 || N == 0 || batch == 0) return;
-  DeviceGuard guard(be.device());
+  DeviceGuard guard(be.index());
   if (K == 0) {
     const int64_t total = batch * M * N;
     scale_kernel<T><<<blocks_for(total), kBlock, 0, be.stream()>>>(C, M, N, ldc, stride_c, total, beta);
@@ -99,9 +99,6 @@ Operand resolve(const Tensor& t) {
 }  // namespace
 
 void CudaBackend::bmm(const Tensor& a_in, const Tensor& b_in, Tensor& out, double beta) {
-  check_on(*this, "bmm", a_in, "first operand");
-  check_on(*this, "bmm", b_in, "second operand");
-  check_on(*this, "bmm", out, "output");
   SAGAN_CHECK(a_in.dim() == 3 && b_in.dim() == 3 && out.dim() == 3, "bmm: expected 3-d operands, got {} @ {} -> {}",
               shape_str(a_in.shape()), shape_str(b_in.shape()), shape_str(out.shape()));
   const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a_in.size(2);

@@ -29,29 +29,13 @@ __global__ void __launch_bounds__(kBlock) index_add_kernel(const T* src, const i
   }
 }
 
-// big (O, R, I) and small (O, n, I) with idx (n).
-void check_index(const char* op, const Tensor& big, const Tensor& small, const Tensor& idx, const char* big_name,
-                 const char* small_name) {
-  SAGAN_CHECK(big.dim() == 3 && small.dim() == 3 && idx.dim() == 1 && idx.dtype() == DType::I64 &&
-                  big.size(0) == small.size(0) && big.size(2) == small.size(2) && small.size(1) == idx.size(0) &&
-                  big.dtype() == small.dtype(),
-              "{}: expected {} (O, R, I), {} (O, n, I) of one dtype and int64 idx (n), got {} {}, {} {}, idx {} {}", op,
-              big_name, small_name, dtype_name(big.dtype()), shape_str(big.shape()), dtype_name(small.dtype()),
-              shape_str(small.shape()), dtype_name(idx.dtype()), shape_str(idx.shape()));
-}
 }  // namespace
 
 void CudaBackend::index_select(const Tensor& x_in, const Tensor& idx, Tensor& out) {
   const char* op = "index_select";
-  check_on(*this, op, x_in, "input");
-  check_on(*this, op, idx, "index");
-  check_on(*this, op, out, "output");
-  check_index(op, x_in, out, idx, "input", "output");
-  SAGAN_CHECK(out.is_contiguous(), "{}: output of shape {} must be contiguous", op, shape_str(out.shape()));
   const int64_t total = out.numel();
   if (total == 0) return;
   const Tensor x = dense(*this, x_in);
-  DeviceGuard guard(device_);
   dispatch_all(out.dtype(), [&](auto* tag) {  // a gather: int64 rows too
     using T = std::remove_pointer_t<decltype(tag)>;
     index_select_kernel<T><<<blocks_for(total), kBlock, 0, stream_>>>(
@@ -63,22 +47,15 @@ void CudaBackend::index_select(const Tensor& x_in, const Tensor& idx, Tensor& ou
 
 void CudaBackend::index_add(const Tensor& src_in, const Tensor& idx, Tensor& out) {
   const char* op = "index_add";
-  check_on(*this, op, src_in, "source");
-  check_on(*this, op, idx, "index");
-  check_on(*this, op, out, "output");
-  check_index(op, out, src_in, idx, "output", "source");
-  SAGAN_CHECK(out.is_contiguous(), "{}: output of shape {} must be contiguous", op, shape_str(out.shape()));
   const int64_t total = src_in.numel();
   if (total == 0) return;
   const Tensor src = dense(*this, src_in);
-  DeviceGuard guard(device_);
-  dispatch_float(out.dtype(), op, [&](auto* tag) {
+  launch_float(out.dtype(), op, "index_add_kernel", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     index_add_kernel<T><<<blocks_for(total), kBlock, 0, stream_>>>(
         static_cast<const T*>(src.raw_data()), static_cast<const int64_t*>(idx.raw_data()), idx.strides()[0],
         static_cast<T*>(out.raw_data()), out.size(1), src.size(1), src.size(2), total);
   });
-  check_launch(op, "index_add_kernel", stream_);
 }
 
 }  // namespace sagan

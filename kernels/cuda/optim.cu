@@ -102,17 +102,6 @@ Buffer upload(CudaBackend& be, const char* op, const std::vector<Slot>& slots, c
   return dev;
 }
 
-void check_group(CudaBackend& be, const char* op, const std::vector<Tensor>& ts, const Tensor& ref, size_t i,
-                 const char* what, bool must_be_dense) {
-  const Tensor& t = ts[i];
-  check_on(be, op, t, what);
-  SAGAN_CHECK(t.shape() == ref.shape() && t.dtype() == ref.dtype(), "{}: {} {} is {} {}, its parameter is {} {}", op,
-              what, i, dtype_name(t.dtype()), shape_str(t.shape()), dtype_name(ref.dtype()), shape_str(ref.shape()));
-  if (must_be_dense)
-    SAGAN_CHECK(t.is_contiguous(), "{}: {} {} of shape {} is updated in place and must be contiguous", op, what, i,
-                shape_str(t.shape()));
-}
-
 template <class F>
 void launch(CudaBackend& be, const char* op, const std::vector<Slot>& slots, const std::vector<int64_t>& starts, F f) {
   const int64_t total = starts.back();
@@ -130,27 +119,16 @@ void launch(CudaBackend& be, const char* op, const std::vector<Slot>& slots, con
 void CudaBackend::adam_update(std::vector<Tensor>& params, const std::vector<Tensor>& grads, std::vector<Tensor>& m,
                               std::vector<Tensor>& v, const AdamHyper& h) {
   const char* op = "adam_update";
-  SAGAN_CHECK(grads.size() == params.size() && m.size() == params.size() && v.size() == params.size(),
-              "{}: {} params, {} grads, {} m and {} v tensors", op, params.size(), grads.size(), m.size(), v.size());
-  SAGAN_CHECK(h.step >= 1, "{}: step must be >= 1 (1-based), got {}", op, h.step);
   if (params.empty()) return;
   std::vector<Tensor> dense_grads;  // keeps copies of strided grads alive until after the launch
   std::vector<Slot> slots;
   std::vector<int64_t> starts{0};
   const DType dt = params[0].dtype();
   for (size_t i = 0; i < params.size(); ++i) {
-    check_on(*this, op, params[i], "param");
-    SAGAN_CHECK(params[i].dtype() == dt && params[i].is_contiguous(),
-                "{}: param {} {} {} must be contiguous and of the first param's dtype {}", op, i,
-                dtype_name(params[i].dtype()), shape_str(params[i].shape()), dtype_name(dt));
-    check_group(*this, op, grads, params[i], i, "grad", false);
-    check_group(*this, op, m, params[i], i, "m", true);
-    check_group(*this, op, v, params[i], i, "v", true);
     dense_grads.push_back(dense(*this, grads[i]));
     slots.push_back({{params[i].raw_data(), dense_grads.back().raw_data(), m[i].raw_data(), v[i].raw_data()}});
     starts.push_back(starts.back() + params[i].numel());
   }
-  DeviceGuard guard(device_);
   const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(h.step));
   const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(h.step));
   dispatch_float(dt, op, [&](auto* tag) {
@@ -164,23 +142,16 @@ void CudaBackend::adam_update(std::vector<Tensor>& params, const std::vector<Ten
 
 void CudaBackend::ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double decay) {
   const char* op = "ema_update";
-  SAGAN_CHECK(ema.size() == params.size(), "{}: {} ema tensors for {} params", op, ema.size(), params.size());
   if (ema.empty()) return;
   std::vector<Tensor> dense_params;
   std::vector<Slot> slots;
   std::vector<int64_t> starts{0};
   const DType dt = ema[0].dtype();
   for (size_t i = 0; i < ema.size(); ++i) {
-    check_on(*this, op, ema[i], "ema");
-    SAGAN_CHECK(ema[i].dtype() == dt && ema[i].is_contiguous(),
-                "{}: ema {} {} {} must be contiguous and of the first ema's dtype {}", op, i,
-                dtype_name(ema[i].dtype()), shape_str(ema[i].shape()), dtype_name(dt));
-    check_group(*this, op, params, ema[i], i, "param", false);
     dense_params.push_back(dense(*this, params[i]));
     slots.push_back({{ema[i].raw_data(), dense_params.back().raw_data(), nullptr, nullptr}});
     starts.push_back(starts.back() + ema[i].numel());
   }
-  DeviceGuard guard(device_);
   dispatch_float(dt, op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     launch(*this, op, slots, starts, EmaStep<T>{static_cast<T>(decay), static_cast<T>(1.0 - decay)});

@@ -92,144 +92,92 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
-struct Planes {
-  int64_t planes, H, W;
+// The full-resolution side's planes, (..., H, W): the input of a pool, the
+// output of an upsampling.
+struct Plane {
+  int64_t H, W;
 };
-
-// Checks big (..., H, W) and small (..., h, w) agree on the leading dims and
-// dtype, that (h, w) = small_hw(H, W), and that big and small are usable.
-Planes check_pair(const char* op, const Tensor& big, const Tensor& small, const char* big_name, const char* small_name,
-                  bool upsample) {
-  SAGAN_CHECK(big.dim() >= 2 && small.dim() == big.dim(), "{}: {} {} and {} {} must be (..., H, W) of equal rank", op,
-              big_name, shape_str(big.shape()), small_name, shape_str(small.shape()));
-  bool ok = big.dtype() == small.dtype();
-  for (int64_t d = 0; d + 2 < big.dim(); ++d) ok = ok && big.size(d) == small.size(d);
-  const int64_t H = big.size(-2), W = big.size(-1);
-  const int64_t h = upsample ? 2 * small.size(-2) : H / 2, w = upsample ? 2 * small.size(-1) : W / 2;
-  ok = ok && (upsample ? (H == h && W == w) : (small.size(-2) == h && small.size(-1) == w));
-  SAGAN_CHECK(ok, "{}: {} {} {} and {} {} {} do not match (2x2 {})", op, big_name, dtype_name(big.dtype()),
-              shape_str(big.shape()), small_name, dtype_name(small.dtype()), shape_str(small.shape()),
-              upsample ? "upsampling" : "pooling, odd sizes floor");
-  return {H * W == 0 ? 0 : big.numel() / (H * W), H, W};
-}
-
-void check_out(const char* op, const Tensor& t, const char* what) {
-  SAGAN_CHECK(t.is_contiguous(), "{}: {} of shape {} must be contiguous", op, what, shape_str(t.shape()));
-}
+Plane plane_of(const Tensor& big) { return {big.size(-2), big.size(-1)}; }
 }  // namespace
 
 void CudaBackend::avg_pool2x2(const Tensor& x_in, Tensor& out) {
   const char* op = "avg_pool2x2";
-  check_on(*this, op, x_in, "input");
-  check_on(*this, op, out, "output");
-  const Planes p = check_pair(op, x_in, out, "input", "output", false);
-  check_out(op, out, "output");
+  const Plane p = plane_of(x_in);
   const int64_t total = out.numel();
   if (total == 0) return;
   const Tensor x = dense(*this, x_in);
-  DeviceGuard guard(device_);
-  dispatch_float(out.dtype(), op, [&](auto* tag) {
+  launch_float(out.dtype(), op, "pool_kernel<avg>", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     pool_kernel<T, false><<<blocks_for(total), kBlock, 0, stream_>>>(
         static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), p.H, p.W, p.H / 2, p.W / 2, total);
   });
-  check_launch(op, "pool_kernel<avg>", stream_);
 }
 
 void CudaBackend::avg_pool2x2_backward(const Tensor& gy_in, Tensor& gx) {
   const char* op = "avg_pool2x2_backward";
-  check_on(*this, op, gy_in, "output gradient");
-  check_on(*this, op, gx, "input gradient");
-  const Planes p = check_pair(op, gx, gy_in, "input gradient", "output gradient", false);
-  check_out(op, gx, "input gradient");
+  const Plane p = plane_of(gx);
   const int64_t total = gx.numel();
   if (total == 0) return;
   const Tensor gy = dense(*this, gy_in);
-  DeviceGuard guard(device_);
-  dispatch_float(gx.dtype(), op, [&](auto* tag) {
+  launch_float(gx.dtype(), op, "pool_backward_kernel<avg>", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     pool_backward_kernel<T, false>
         <<<blocks_for(total), kBlock, 0, stream_>>>(nullptr, static_cast<const T*>(gy.raw_data()),
                                                     static_cast<T*>(gx.raw_data()), p.H, p.W, p.H / 2, p.W / 2, total);
   });
-  check_launch(op, "pool_backward_kernel<avg>", stream_);
 }
 
 void CudaBackend::max_pool2x2(const Tensor& x_in, Tensor& out) {
   const char* op = "max_pool2x2";
-  check_on(*this, op, x_in, "input");
-  check_on(*this, op, out, "output");
-  const Planes p = check_pair(op, x_in, out, "input", "output", false);
-  check_out(op, out, "output");
+  const Plane p = plane_of(x_in);
   const int64_t total = out.numel();
   if (total == 0) return;
   const Tensor x = dense(*this, x_in);
-  DeviceGuard guard(device_);
-  dispatch_float(out.dtype(), op, [&](auto* tag) {
+  launch_float(out.dtype(), op, "pool_kernel<max>", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     pool_kernel<T, true><<<blocks_for(total), kBlock, 0, stream_>>>(
         static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), p.H, p.W, p.H / 2, p.W / 2, total);
   });
-  check_launch(op, "pool_kernel<max>", stream_);
 }
 
 void CudaBackend::max_pool2x2_backward(const Tensor& x_in, const Tensor& gy_in, Tensor& gx) {
   const char* op = "max_pool2x2_backward";
-  check_on(*this, op, x_in, "input");
-  check_on(*this, op, gy_in, "output gradient");
-  check_on(*this, op, gx, "input gradient");
-  const Planes p = check_pair(op, gx, gy_in, "input gradient", "output gradient", false);
-  SAGAN_CHECK(x_in.shape() == gx.shape() && x_in.dtype() == gx.dtype(),
-              "{}: input {} {} and input gradient {} {} must match", op, dtype_name(x_in.dtype()),
-              shape_str(x_in.shape()), dtype_name(gx.dtype()), shape_str(gx.shape()));
-  check_out(op, gx, "input gradient");
+  const Plane p = plane_of(gx);
   const int64_t total = gx.numel();
   if (total == 0) return;
   const Tensor x = dense(*this, x_in), gy = dense(*this, gy_in);
-  DeviceGuard guard(device_);
-  dispatch_float(gx.dtype(), op, [&](auto* tag) {
+  launch_float(gx.dtype(), op, "pool_backward_kernel<max>", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     pool_backward_kernel<T, true><<<blocks_for(total), kBlock, 0, stream_>>>(
         static_cast<const T*>(x.raw_data()), static_cast<const T*>(gy.raw_data()), static_cast<T*>(gx.raw_data()), p.H,
         p.W, p.H / 2, p.W / 2, total);
   });
-  check_launch(op, "pool_backward_kernel<max>", stream_);
 }
 
 void CudaBackend::upsample_nearest2x(const Tensor& x_in, Tensor& out) {
   const char* op = "upsample_nearest2x";
-  check_on(*this, op, x_in, "input");
-  check_on(*this, op, out, "output");
-  const Planes p = check_pair(op, out, x_in, "output", "input", true);
-  check_out(op, out, "output");
+  const Plane p = plane_of(out);
   const int64_t total = out.numel();
   if (total == 0) return;
   const Tensor x = dense(*this, x_in);
-  DeviceGuard guard(device_);
-  dispatch_float(out.dtype(), op, [&](auto* tag) {
+  launch_float(out.dtype(), op, "upsample_kernel", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     upsample_kernel<T><<<blocks_for(total), kBlock, 0, stream_>>>(
         static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), p.H / 2, p.W / 2, total);
   });
-  check_launch(op, "upsample_kernel", stream_);
 }
 
 void CudaBackend::upsample_nearest2x_backward(const Tensor& gy_in, Tensor& gx) {
   const char* op = "upsample_nearest2x_backward";
-  check_on(*this, op, gy_in, "output gradient");
-  check_on(*this, op, gx, "input gradient");
-  const Planes p = check_pair(op, gy_in, gx, "output gradient", "input gradient", true);
-  check_out(op, gx, "input gradient");
+  const Plane p = plane_of(gy_in);
   const int64_t total = gx.numel();
   if (total == 0) return;
   const Tensor gy = dense(*this, gy_in);
-  DeviceGuard guard(device_);
-  dispatch_float(gx.dtype(), op, [&](auto* tag) {
+  launch_float(gx.dtype(), op, "upsample_backward_kernel", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     upsample_backward_kernel<T><<<blocks_for(total), kBlock, 0, stream_>>>(
         static_cast<const T*>(gy.raw_data()), static_cast<T*>(gx.raw_data()), p.H / 2, p.W / 2, total);
   });
-  check_launch(op, "upsample_backward_kernel", stream_);
 }
 
 }  // namespace sagan

@@ -55,9 +55,6 @@ void CudaBackend::power_iteration(const std::vector<Tensor>& w, std::vector<Tens
   SAGAN_CHECK(w.size() == u.size() && w.size() == v.size(), "{}: {} weights, {} u vectors and {} v vectors", op,
               w.size(), u.size(), v.size());
   for (size_t i = 0; i < w.size(); ++i) {
-    check_on(*this, op, w[i], "weight");
-    check_on(*this, op, u[i], "u");
-    check_on(*this, op, v[i], "v");
     SAGAN_CHECK(w[i].dim() >= 1 && w[i].is_contiguous(), "{}: weight {} of shape {} must be contiguous (out, ...)", op,
                 i, shape_str(w[i].shape()));
     const int64_t rows = w[i].size(0), cols = rows == 0 ? 0 : w[i].numel() / rows;
@@ -67,7 +64,6 @@ void CudaBackend::power_iteration(const std::vector<Tensor>& w, std::vector<Tens
                 dtype_name(w[i].dtype()), shape_str(w[i].shape()), rows, cols, rows, cols, dtype_name(u[i].dtype()),
                 shape_str(u[i].shape()), dtype_name(v[i].dtype()), shape_str(v[i].shape()));
   }
-  DeviceGuard guard(device_);
 
   // The batched float32 path. Each matrix's workspace is rows + cols floats
   // plus partial sums, addressed by int offsets, so a matrix qualifies when

@@ -3,11 +3,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <limits>
 
 #include "core/io/safetensors.h"
 #include "core/ops.h"
-#include "core/ops_eval.h"
+#include "core/ops_vision.h"
 
 namespace sagan::quality {
 
@@ -79,20 +78,13 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
               "cross_entropy: labels must be (B) = ({}) for logits {}, got {}", B, shape_str(logits.shape()),
               labels.defined() ? shape_str(labels.shape()) : std::string("undefined"));
   std::vector<int64_t> y = labels.to_int_vector();
-  std::vector<double> l = logits.detach().to_vector();
-  // Row maxima as constants: log-softmax is invariant to them, and they keep exp() finite.
-  std::vector<double> mx(static_cast<size_t>(B), -std::numeric_limits<double>::infinity());
   std::vector<double> onehot(static_cast<size_t>(B * K), 0.0);
   for (int64_t i = 0; i < B; ++i) {
     SAGAN_CHECK(y[static_cast<size_t>(i)] >= 0 && y[static_cast<size_t>(i)] < K,
                 "cross_entropy: label {} of example {} is not in [0, {})", y[static_cast<size_t>(i)], i, K);
-    for (int64_t k = 0; k < K; ++k)
-      mx[static_cast<size_t>(i)] = std::max(mx[static_cast<size_t>(i)], l[static_cast<size_t>(i * K + k)]);
     onehot[static_cast<size_t>(i * K + y[static_cast<size_t>(i)])] = 1.0;
   }
-  Tensor shifted = sub(logits, Tensor::from_vector(mx, {B, 1}, logits.dtype(), logits.device()));
-  Tensor logp = sub(shifted, log(sum(exp(shifted), {1}, true)));
-  Tensor picked = mul(logp, Tensor::from_vector(onehot, {B, K}, logits.dtype(), logits.device()));
+  Tensor picked = mul(log_softmax(logits, 1), Tensor::from_vector(onehot, {B, K}, logits.dtype(), logits.device()));
   return mul(sum(picked), -1.0 / static_cast<double>(B));
 }
 

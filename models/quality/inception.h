@@ -31,7 +31,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/ops_eval.h"
+#include "core/ops_vision.h"
 #include "models/quality/feature_net.h"
 
 namespace sagan::quality {

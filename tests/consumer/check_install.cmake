@@ -30,7 +30,7 @@ run("cmake --install" ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix}
 # The package is complete and holds no test code.
 foreach(_f lib/cmake/sagan/saganConfig.cmake lib/cmake/sagan/saganConfigVersion.cmake
            lib/cmake/sagan/saganTargets.cmake include/sagan/core/tensor.h include/sagan/core/ops.h
-           include/sagan/kernels/cuda/cuda_runtime_api.h include/sagan/models/quality/evaluate.h
+           include/sagan/kernels/cuda/settings.h include/sagan/core/kernels.def include/sagan/models/quality/evaluate.h
            share/sagan/fmnist_cnn.safetensors)
   if(NOT EXISTS ${prefix}/${_f})
     message(FATAL_ERROR "install_consumer: ${_f} was not installed")

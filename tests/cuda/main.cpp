@@ -7,7 +7,7 @@
 #include <cstdio>
 
 #include "core/backend.h"
-#include "kernels/cuda/cuda_runtime_api.h"
+#include "kernels/cuda/device_info.h"
 
 int main(int argc, char** argv) {
   const int devices = sagan::cuda_device_count();

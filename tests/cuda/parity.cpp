@@ -60,35 +60,4 @@ void poison_allocator(const std::vector<Shape>& shapes, DType dtype, int copies)
   while (!held.empty()) held.pop_back();
 }
 
-Compare compare(const Tensor& got, const Tensor& want, double tol) {
-  Compare r;
-  if (got.shape() != want.shape()) {
-    r.ok = false;
-    r.message = fmt::format("shape {} vs {}", shape_str(got.shape()), shape_str(want.shape()));
-    return r;
-  }
-  const std::vector<double> g = got.to_vector(), w = want.to_vector();
-  size_t worst_i = 0;
-  for (size_t i = 0; i < g.size(); ++i) {
-    double e;
-    if (!std::isfinite(g[i]) || !std::isfinite(w[i])) {
-      const bool same = (std::isnan(g[i]) && std::isnan(w[i])) || g[i] == w[i];
-      e = same && !std::isnan(g[i]) ? 0.0 : std::numeric_limits<double>::infinity();
-    } else {
-      e = std::abs(g[i] - w[i]) / std::max(1.0, std::abs(w[i]));
-    }
-    if (e > r.worst || (i == 0 && e == r.worst)) {
-      r.worst = e;
-      worst_i = i;
-    }
-  }
-  r.ok = tol == 0.0 ? r.worst == 0.0 : r.worst <= tol;
-  if (!g.empty())
-    r.message = fmt::format("worst element {} of {}: got {:.17g}, expected {:.17g}, error {:.3g} (tolerance {:.3g})",
-                            worst_i, g.size(), g[worst_i], w[worst_i], r.worst, tol);
-  else
-    r.message = "empty";
-  return r;
-}
-
 }  // namespace sagan::cudatest

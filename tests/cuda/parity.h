@@ -1,8 +1,9 @@
-// Helpers of the CUDA parity suite (in the spirit of ggml's test-backend-ops):
-// every Backend kernel runs on the CPU backend in float64 and on the CUDA
-// backend (float64, float32, TF32) from the same random inputs; CUDA outputs
-// are poisoned with NaN first so an element a kernel forgets to write fails,
-// and NaN never passes a comparison.
+// Helpers of the CUDA parity suite: kernels and ops run on the CPU backend in
+// float64 and on the CUDA backend (float64, float32, TF32) from the same
+// random inputs; CUDA outputs are poisoned with NaN first so an element a
+// kernel forgets to write fails, and NaN never passes a comparison. The op
+// registry's parity (tests/ops/op_parity.h) shares the comparison and the
+// tolerances.
 #pragma once
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -13,7 +14,9 @@
 #include "core/backend.h"
 #include "core/rng.h"
 #include "core/tensor.h"
-#include "kernels/cuda/cuda_runtime_api.h"
+#include "kernels/cuda/device_info.h"
+#include "kernels/cuda/settings.h"
+#include "tests/ops/op_parity.h"
 
 namespace sagan::cudatest {
 
@@ -21,12 +24,11 @@ inline Backend& cpu() { return backend_for(Device::cpu()); }
 inline Backend& gpu() { return backend_for(Device::cuda(0)); }
 inline Device dev() { return Device::cuda(0); }
 
-// Relative error bounds of the suite. Errors are |got - want| / max(1, |want|)
-// against the float64 CPU result (values are O(1) by construction).
-constexpr double kTolF64 = 1e-10;
-constexpr double kTolF32 = 1e-5;
+// Relative error bounds of the suite (tests/ops/op_parity.h), and TF32's.
+using optest::kTolF32;
+using optest::kTolF64;
+using optest::tol_for;
 constexpr double kTolTF32 = 1e-3;
-inline double tol_for(DType t) { return t == DType::F64 ? kTolF64 : kTolF32; }
 
 // One input on both sides: `cpu` is float64 on the CPU holding exactly the
 // values `gpu` holds (rounded to the GPU dtype first).
@@ -48,14 +50,7 @@ Tensor poisoned(const Shape& shape, DType dtype, Device device);
 // One output on both sides: cpu float64, gpu of the given dtype, both poisoned.
 Pair outputs(const Shape& shape, DType gpu_dtype);
 
-struct Compare {
-  bool ok = true;
-  double worst = 0.0;
-  std::string message;
-};
-// got (any device/dtype) against want (CPU); NaN/inf in got fail unless want
-// has the same non-finite value; tol 0 demands exact equality.
-Compare compare(const Tensor& got, const Tensor& want, double tol);
+using optest::compare;
 
 // The dtypes every parity test runs in.
 inline std::vector<DType> float_dtypes() { return {DType::F64, DType::F32}; }
@@ -97,11 +92,3 @@ int64_t allocations_during(const std::function<void()>& f, int device = 0);
 void poison_allocator(const std::vector<Shape>& shapes, DType dtype, int copies = 2);
 
 }  // namespace sagan::cudatest
-
-// REQUIRE_PARITY(gpu_out, cpu_out, tol): the worst element is in the log.
-#define REQUIRE_PARITY(got, want, tol)                          \
-  do {                                                          \
-    auto c_ = ::sagan::cudatest::compare((got), (want), (tol)); \
-    INFO(#got << " vs " << #want << ": " << c_.message);        \
-    REQUIRE(c_.ok);                                             \
-  } while (0)

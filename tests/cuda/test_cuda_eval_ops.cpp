@@ -1,9 +1,12 @@
-// The evaluation ops (core/ops_eval.h) on CUDA tensors: they compute on the
-// CPU and copy back, forward and backward, so results and gradients must live
-// on the device and equal the CPU's. Outputs come from the device allocator,
-// which is poisoned first so that an element never written shows as NaN.
+// The vision ops of the evaluation networks (core/ops_vision.h) chained on
+// CUDA tensors: conv2d_rect runs on cuDNN, the general pools and bilinear
+// resizing run on the CPU through the backend's fallback (CUDA declines
+// them), forward and backward; results and gradients must live on the device
+// and equal the CPU's. Outputs come from the device allocator, which is
+// poisoned first so that an element never written shows as NaN. Each op on
+// its own: the registry's "cuda parity: <op>" (tests/ops/op_cases.cpp).
 #include "core/ops.h"
-#include "core/ops_eval.h"
+#include "core/ops_vision.h"
 #include "tests/cuda/parity.h"
 
 using namespace sagan;
@@ -35,7 +38,7 @@ Tensor chain(const Leaves& l, Tensor* mid) {
 }
 }  // namespace
 
-TEST_CASE("cuda evaluation ops (CPU fallback) match the cpu, values and gradients", "[cuda][eval_ops]") {
+TEST_CASE("cuda vision ops chained match the cpu, values and gradients", "[cuda][eval_ops]") {
   for (DType dt : float_dtypes()) {
     INFO("dtype " << dtype_name(dt));
     poison_allocator({{2, 4, 9, 6}, {2, 4, 8, 5}, {2, 4, 13, 7}, {2, 4, 7, 5}, {2, 3, 9, 11}, {4, 3, 1, 3}}, dt);

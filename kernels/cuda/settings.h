@@ -1,34 +1,20 @@
-// The CUDA backend's plain C++ face: what core/backend.cpp, the tests and the
-// tools may call without seeing a CUDA type (this header is compiled by g++).
-//
-// The switches (set_cuda_tf32, set_cuda_attention_impl, set_cuda_sn_power_impl
-// and their getters, names and parsers) exist in every build: without
-// the CUDA backend they only record the setting (core/backend.cpp), so callers
-// compile and run unchanged. Everything else here is defined only when the
-// engine is built with CUDA (SAGAN_WITH_CUDA).
+// The CUDA backend's process-wide settings, plain C++ (compiled by g++) and
+// defined in every build (kernels/cuda/settings.cpp): without the CUDA
+// backend they only record the setting, so tools and tests that set them
+// compile and run unchanged.
 #pragma once
 #include <cstddef>
-#include <cstdint>
 #include <string>
 
-#include "core/backend.h"
-
 namespace sagan {
-
-// Number of CUDA devices; 0, never a throw, when there is no driver or device.
-int cuda_runtime_device_count();
-
-// The backend of device `index` (created on first use; lives until exit).
-// Throws naming the device when it does not exist.
-Backend& cuda_backend(int index);
 
 // TF32 tensor cores for float32 GEMM and convolution. Off by default so that
 // float32 results keep full float32 precision; affects calls made after it.
 void set_cuda_tf32(bool enabled);
 bool cuda_tf32_enabled();
 
-// The CUDA path of the attention op (CudaBackend::attention_forward and
-// attention_backward) for float32:
+// The CUDA path of the attention op (attention_forward and
+// attention_backward, kernels/cuda/attention.cu) for float32:
 //   Fused    (default) the flash-style kernels of flash_attention.h: no N x S
 //            score matrix in memory; used when the head sizes are supported
 //            (flash_attention_supported(d, dv): 1 <= d <= 128) and no
@@ -76,20 +62,6 @@ SnPowerImpl parse_sn_power_impl(const std::string& text, const std::string& what
 // element; batches run in chunks that fit). 0 restores the default, 256 MiB.
 // At least one batch element is always processed per chunk.
 void set_cuda_attention_workspace_limit(size_t bytes);
-
-// The caching allocator of one device, for tests and logs.
-struct CudaMemoryStats {
-  int64_t malloc_calls = 0;  // cudaMalloc calls made so far
-  int64_t cache_hits = 0;    // allocations served from the free lists
-  int64_t bytes_in_use = 0;  // held by live tensors and workspaces
-  int64_t bytes_cached = 0;  // in the free lists, ready for reuse
-  int64_t peak_bytes_in_use = 0;
-};
-CudaMemoryStats cuda_memory_stats(int device = 0);
-// Returns every cached (free) block to the driver.
-void cuda_empty_cache(int device = 0);
-
-// "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.1 GiB)"; throws like cuda_backend.
-std::string cuda_device_description(int index);
+size_t cuda_attention_workspace_limit();
 
 }  // namespace sagan

@@ -1,0 +1,30 @@
+// The CPU backend's kernel table and its registration with core.
+#include "kernels/cpu/cpu_backend.h"
+
+namespace sagan {
+
+CpuBackend::CpuBackend() : Backend(Device::cpu()) {
+#define SAGAN_KERNEL(name, params, args) implement<KernelId::name, &CpuBackend::name>();
+#include "core/kernels.def"
+#undef SAGAN_KERNEL
+}
+
+CpuBackend& cpu_backend() {
+  static CpuBackend backend;
+  return backend;
+}
+
+}  // namespace sagan
+
+// Registration, at static initialisation. Nothing else refers to this file,
+// so a linker pulling objects out of libsagan.a would drop it: the engine's
+// CMake target makes every consumer link with -Wl,--undefined=sagan_cpu_backend,
+// which keeps this definition (and with it the registration).
+extern "C" {
+extern const bool sagan_cpu_backend;
+const bool sagan_cpu_backend = [] {
+  sagan::register_backend(
+      {sagan::DeviceType::CPU, [] { return 1; }, [](int) -> sagan::Backend& { return sagan::cpu_backend(); }});
+  return true;
+}();
+}

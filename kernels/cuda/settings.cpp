@@ -1,0 +1,99 @@
+// The settings of kernels/cuda/settings.h: plain C++, compiled in every
+// build (CMakeLists.txt lists it with the CPU sources).
+#include "kernels/cuda/settings.h"
+
+#include <atomic>
+#include <cstdlib>
+
+#include "core/error.h"
+
+namespace sagan {
+
+namespace {
+std::atomic<bool> g_tf32{false};
+// -1: not set by set_cuda_attention_impl, the environment decides.
+std::atomic<int> g_attention_impl{-1};
+constexpr size_t kDefaultScoreBudget = size_t(256) << 20;
+std::atomic<size_t> g_score_budget{kDefaultScoreBudget};
+
+AttentionImpl attention_impl_from_env() {
+  // Read once; an invalid value throws here and again at the next call
+  // (a throwing initialiser leaves the static uninitialised).
+  static const AttentionImpl impl = [] {
+    const char* v = std::getenv("SAGAN_CUDA_ATTENTION");
+    if (v == nullptr || v[0] == '\0') return AttentionImpl::Fused;
+    return parse_attention_impl(v, "environment variable SAGAN_CUDA_ATTENTION");
+  }();
+  return impl;
+}
+}  // namespace
+
+void set_cuda_tf32(bool enabled) { g_tf32.store(enabled); }
+bool cuda_tf32_enabled() { return g_tf32.load(); }
+
+constexpr AttentionImpl kAttentionImpls[] = {AttentionImpl::Fused, AttentionImpl::Unfused, AttentionImpl::TcF32,
+                                             AttentionImpl::TcTf32, AttentionImpl::TcBf16};
+
+const char* attention_impl_name(AttentionImpl impl) {
+  switch (impl) {
+    case AttentionImpl::Fused:
+      return "fused";
+    case AttentionImpl::Unfused:
+      return "unfused";
+    case AttentionImpl::TcF32:
+      return "tc-fp32";
+    case AttentionImpl::TcTf32:
+      return "tc-tf32";
+    case AttentionImpl::TcBf16:
+      return "tc-bf16";
+  }
+  return "?";
+}
+
+AttentionImpl parse_attention_impl(const std::string& text, const std::string& what) {
+  for (AttentionImpl impl : kAttentionImpls)
+    if (text == attention_impl_name(impl)) return impl;
+  SAGAN_FAIL(
+      "{}: invalid attention implementation '{}' (expected 'fused', 'unfused', 'tc-fp32', 'tc-tf32' or "
+      "'tc-bf16')",
+      what, text);
+}
+
+void set_cuda_attention_impl(AttentionImpl impl) { g_attention_impl.store(static_cast<int>(impl)); }
+
+AttentionImpl cuda_attention_impl() {
+  const int set = g_attention_impl.load();
+  return set < 0 ? attention_impl_from_env() : static_cast<AttentionImpl>(set);
+}
+
+const char* sn_power_impl_name(SnPowerImpl impl) { return impl == SnPowerImpl::RowChunks ? "row-chunks" : "columns"; }
+
+SnPowerImpl parse_sn_power_impl(const std::string& text, const std::string& what) {
+  if (text == "columns") return SnPowerImpl::Columns;
+  if (text == "row-chunks") return SnPowerImpl::RowChunks;
+  SAGAN_FAIL("{}: invalid power-iteration implementation '{}' (expected 'columns' or 'row-chunks')", what, text);
+}
+
+namespace {
+std::atomic<int> g_sn_power_impl{-1};  // -1: the environment decides
+}  // namespace
+
+void set_cuda_sn_power_impl(SnPowerImpl impl) { g_sn_power_impl.store(static_cast<int>(impl)); }
+
+SnPowerImpl cuda_sn_power_impl() {
+  const int set = g_sn_power_impl.load();
+  if (set >= 0) return static_cast<SnPowerImpl>(set);
+  static const SnPowerImpl from_env = [] {
+    const char* v = std::getenv("SAGAN_CUDA_SN_POWER");
+    if (v == nullptr || v[0] == '\0') return SnPowerImpl::Columns;
+    return parse_sn_power_impl(v, "environment variable SAGAN_CUDA_SN_POWER");
+  }();
+  return from_env;
+}
+
+void set_cuda_attention_workspace_limit(size_t bytes) {
+  g_score_budget.store(bytes == 0 ? kDefaultScoreBudget : bytes);
+}
+size_t cuda_attention_workspace_limit() { return g_score_budget.load(); }
+
+}  // namespace sagan
