@@ -111,22 +111,23 @@ double Trainer::clip_and_norm(const nn::Module& m) const {
 
 void Trainer::update_ema() {
   NoGradGuard ng;
-  auto src = g_->named_parameters();
-  auto dst = g_ema_->named_parameters();
-  std::vector<Tensor> ps, es;
-  for (size_t i = 0; i < src.size(); ++i) {
-    ps.push_back(src[i].second);
-    es.push_back(dst[i].second);
-  }
+  // Parameters and buffers (BN running statistics, SN vectors) alike, as
+  // BigGAN-PyTorch (all of state_dict) and StudioGAN do: statistics averaged
+  // over the same window as the weights belong to the averaged weights (to
+  // first order), while G's latest statistics belong to G's latest weights.
+  std::vector<Tensor> src, dst;
+  auto collect = [](const nn::NamedTensors& from, std::vector<Tensor>& to) {
+    for (const auto& [name, t] : from) to.push_back(t);
+  };
+  collect(g_->named_parameters(), src);
+  collect(g_->named_buffers(), src);
+  collect(g_ema_->named_parameters(), dst);
+  collect(g_ema_->named_buffers(), dst);
   if (step_ < cfg_.ema_start) {
-    for (size_t i = 0; i < ps.size(); ++i) es[i].copy_(ps[i]);
+    for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
   } else {
-    ema_update(es, ps, cfg_.ema_decay);
+    ema_update(dst, src, cfg_.ema_decay);
   }
-  // BN running statistics and SN vectors follow G exactly.
-  auto sb = g_->named_buffers();
-  auto db = g_ema_->named_buffers();
-  for (size_t i = 0; i < sb.size(); ++i) db[i].second.copy_(sb[i].second);
 }
 
 StepInputs Trainer::draw_inputs() {
