@@ -15,9 +15,16 @@ trajectory test (make_trajectory_goldens.py, tests/test_trajectory.cpp):
     g_step: D's parameters frozen; fresh z, y_fake
       loss_G = -mean(D(G(z, y_fake))); backward; clip; Adam(G)
     step += 1; EMA with that count (BigGAN: decay 0 before ema_start)
-  EMA: every parameter AND every buffer (BN running statistics, SN u and v)
+  EMA: every parameter and the BN running statistics
     ema = decay * ema + (1 - decay) * G, as BigGAN-PyTorch's utils.ema (all
-    of state_dict) and StudioGAN's Ema (all buffers but num_batches_tracked).
+    of state_dict) and StudioGAN's Ema (all buffers but num_batches_tracked);
+    the SN vectors weight_u / weight_v are COPIED from G. Those two average
+    them too, but torch's spectral_norm in eval mode takes sigma = u^T W v
+    with the stored u, v as unit vectors, and an average of rotating unit
+    vectors is shorter (norms down to 0.43 by step 2000 of a Fashion-MNIST
+    run: sigma 5x too small, G_ema's samples lose their classes).
+    BigGAN-PyTorch escapes this only because its own SN re-runs a power
+    iteration from u in eval mode.
   Optimisers: torch.optim.Adam (bias-corrected, eps outside the sqrt).
 
 The inputs of every step (real batches, latents, fake labels) are arguments,
@@ -119,7 +126,10 @@ class ReferenceTrainer:
         decay = 0.0 if self.step_count < self.opts.ema_start else self.opts.ema_decay
         src = self.G.state_dict()  # parameters and buffers
         for k, t in self.G_ema.state_dict().items():
-            t.copy_(t * decay + src[k] * (1 - decay))
+            if k.endswith(".weight_u") or k.endswith(".weight_v"):
+                t.copy_(src[k])  # power-iteration state: copied (see the top)
+            else:
+                t.copy_(t * decay + src[k] * (1 - decay))
 
     def step(self, d_inputs, g_inputs):
         """n_dis DInputs and one GInputs; returns the last D step's and the G step's statistics."""
