@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/ops.h"
+#include "layers/spectral_norm.h"
 
 namespace sagan {
 
@@ -36,9 +37,10 @@ Tensor ints(const std::vector<int64_t>& v, Device d) {
 }
 }  // namespace
 
-Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset)
+Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, DType dtype)
     : cfg_(std::move(cfg)),
       device_(resolve_device(cfg_.device)),
+      dtype_(dtype),
       dataset_(std::move(dataset)),
       rng_(cfg_.seed ^ kSampleStream) {
   SAGAN_CHECK(dataset_ != nullptr, "Trainer: no data set");
@@ -58,9 +60,13 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset)
   g_ = std::make_unique<SaganGenerator>(cfg_.model, init);
   d_ = std::make_unique<SaganDiscriminator>(cfg_.model, init);
   g_ema_ = std::make_unique<SaganGenerator>(cfg_.model, init);
-  g_->to(device_);
-  d_->to(device_);
-  g_ema_->to(device_);
+  SAGAN_CHECK(dtype_ == DType::F32 || dtype_ == DType::F64, "Trainer: models must be float32 or float64, got {}",
+              dtype_name(dtype_));
+  for (nn::Module* m : {static_cast<nn::Module*>(g_.get()), static_cast<nn::Module*>(d_.get()),
+                        static_cast<nn::Module*>(g_ema_.get())}) {
+    m->to(dtype_);
+    m->to(device_);
+  }
   {
     NoGradGuard ng;
     g_ema_->load_state(g_->state());
@@ -103,50 +109,79 @@ double Trainer::clip_and_norm(const nn::Module& m) const {
 
 void Trainer::update_ema() {
   NoGradGuard ng;
-  auto src = g_->named_parameters();
-  auto dst = g_ema_->named_parameters();
-  std::vector<Tensor> ps, es;
-  for (size_t i = 0; i < src.size(); ++i) {
-    ps.push_back(src[i].second);
-    es.push_back(dst[i].second);
-  }
+  // Parameters and BN running statistics are averaged alike (BigGAN-PyTorch
+  // and StudioGAN): statistics averaged over the same window as the weights
+  // belong to the averaged weights to first order, G's latest ones to G's
+  // latest weights.
+  std::vector<Tensor> src, dst;
+  auto collect = [](const NamedTensors& from, std::vector<Tensor>& to) {
+    for (const auto& [name, t] : from) to.push_back(t);
+  };
+  collect(g_->named_parameters(), src);
+  collect(g_->named_buffers(), src);
+  collect(g_ema_->named_parameters(), dst);
+  collect(g_ema_->named_buffers(), dst);
   if (step_ < cfg_.ema_start) {
-    for (size_t i = 0; i < ps.size(); ++i) es[i].copy_(ps[i]);
+    for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
   } else {
-    ema_update(es, ps, cfg_.ema_decay);
+    ema_update(dst, src, cfg_.ema_decay);
   }
-  // BN running statistics and SN vectors follow G exactly.
-  auto sb = g_->named_buffers();
-  auto db = g_ema_->named_buffers();
-  for (size_t i = 0; i < sb.size(); ++i) db[i].second.copy_(sb[i].second);
+  // SN vectors are power-iteration state, not statistics: eval-mode SN takes
+  // sigma = u^T W v with u, v as unit vectors, and an average of rotating unit
+  // vectors is shorter (norms down to 0.43 by step 2000 of a Fashion-MNIST
+  // run, sigma 5x too small). G's own vectors are unit and fit W_ema ~ W_G.
+  std::vector<nn::SpectralNormed*> sn_src = g_->spectral_norm_layers(), sn_dst = g_ema_->spectral_norm_layers();
+  for (size_t i = 0; i < sn_src.size(); ++i) {
+    sn_dst[i]->u().copy_(sn_src[i]->u());
+    sn_dst[i]->v().copy_(sn_src[i]->v());
+  }
 }
 
-StepStats Trainer::step() {
-  StepStats st;
+StepInputs Trainer::draw_inputs() {
   const int64_t B = cfg_.batch_size, K = cfg_.model.num_classes;
   auto fake_labels = [&]() {
-    std::vector<int64_t> y(static_cast<size_t>(B), 0);
-    if (K > 0)
-      for (auto& v : y) v = static_cast<int64_t>(rng_.below(static_cast<uint64_t>(K)));
-    return y;
+    if (K == 0) return Tensor();
+    std::vector<int64_t> y(static_cast<size_t>(B));
+    for (auto& v : y) v = static_cast<int64_t>(rng_.below(static_cast<uint64_t>(K)));
+    return ints(y, Device::cpu());
   };
-  auto latent = [&]() { return Tensor::randn({B, cfg_.model.z_dim}, rng_, DType::F32, device_); };
-
+  auto latent = [&]() { return Tensor::randn({B, cfg_.model.z_dim}, rng_, dtype_); };
+  StepInputs in;
   for (int64_t i = 0; i < cfg_.n_dis; ++i) {
     data::Batch b = loader_->next();
     Tensor z = latent();
-    std::vector<int64_t> yf = fake_labels();
+    in.d.push_back({b.images, b.labels, z, fake_labels()});
+  }
+  in.z = latent();
+  in.fake_labels = fake_labels();
+  return in;
+}
+
+StepStats Trainer::step(const StepInputs& in) {
+  SAGAN_CHECK(static_cast<int64_t>(in.d.size()) == cfg_.n_dis, "Trainer::step: {} D-step inputs for n_dis {}",
+              in.d.size(), cfg_.n_dis);
+  StepStats st;
+  const bool conditional = cfg_.model.num_classes > 0;
+  auto on_device = [&](const Tensor& t) { return t.to(dtype_).to(device_); };
+  auto labels = [&](const Tensor& y) { return conditional ? y.to(device_) : Tensor(); };
+
+  for (const StepInputs::DStep& ds : in.d) {
+    const int64_t B = ds.images.size(0);
     Tensor fake;
     {
       NoGradGuard ng;
       g_->power_iterate_all();
-      fake = g_->forward(z, K > 0 ? ints(yf, device_) : Tensor());
+      fake = g_->forward(on_device(ds.z), labels(ds.fake_labels));
     }
-    std::vector<int64_t> y_all = b.labels.to_int_vector();
-    y_all.insert(y_all.end(), yf.begin(), yf.end());
-    Tensor x_all = concat({b.images.to(device_), fake}, 0);
+    Tensor y_all;
+    if (conditional) {
+      std::vector<int64_t> y = ds.labels.to_int_vector(), yf = ds.fake_labels.to_int_vector();
+      y.insert(y.end(), yf.begin(), yf.end());
+      y_all = ints(y, device_);
+    }
+    Tensor x_all = concat({on_device(ds.images), fake}, 0);
     d_->power_iterate_all();
-    Tensor out = d_->forward(x_all, K > 0 ? ints(y_all, device_) : Tensor());
+    Tensor out = d_->forward(x_all, y_all);
     Tensor loss = hinge_d(out, B, &st.d_real, &st.d_fake);
     opt_d_->zero_grad();
     loss.backward();
@@ -157,10 +192,9 @@ StepStats Trainer::step() {
 
   set_requires_grad(*d_, false);
   try {
-    Tensor z = latent();
-    Tensor yf = K > 0 ? ints(fake_labels(), device_) : Tensor();
+    Tensor yf = labels(in.fake_labels);
     g_->power_iterate_all();
-    Tensor fake = g_->forward(z, yf);
+    Tensor fake = g_->forward(on_device(in.z), yf);
     d_->power_iterate_all();
     Tensor loss = neg(mean(d_->forward(fake, yf)));
     opt_g_->zero_grad();

@@ -28,6 +28,22 @@
 
 namespace sagan {
 
+// What one iteration consumes: n_dis real batches, each with the latents and
+// fake labels of its D step, then the G step's latents and fake labels.
+// step() draws them from the loader and the RNG (draw_inputs); step(inputs)
+// takes them from the caller, so a test can feed exactly what a reference
+// implementation saw (tests/test_trajectory.cpp).
+struct StepInputs {
+  struct DStep {
+    Tensor images;       // (B, C, H, W) in [-1, 1], any device and float dtype
+    Tensor labels;       // (B) int64, ignored when unconditional
+    Tensor z;            // (B, z_dim)
+    Tensor fake_labels;  // (B) int64; undefined when unconditional
+  };
+  std::vector<DStep> d;   // n_dis entries
+  Tensor z, fake_labels;  // the G step
+};
+
 struct StepStats {
   int64_t step = 0;  // generator steps done after this iteration
   double loss_d = 0, loss_g = 0;
@@ -41,13 +57,21 @@ class Trainer {
   // (num_classes = 0 when cfg.unconditional). Models start from cfg.seed.
   // cfg is checked once, by its reader (run_training calls
   // TrainConfig::validate before loading data); the networks check their
-  // SaganConfig.
-  Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset);
+  // SaganConfig. dtype: of the models, optimiser states and latents (F64 for
+  // tests that compare whole training runs with a float64 reference).
+  Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, DType dtype = DType::F32);
 
-  StepStats step();
+  // One iteration on inputs drawn from the loader and the RNG.
+  StepStats step() { return step(draw_inputs()); }
+  // One iteration on the given inputs (see StepInputs); the loader and the
+  // RNG are not touched.
+  StepStats step(const StepInputs& inputs);
+  // The next iteration's inputs; advances the loader and the RNG.
+  StepInputs draw_inputs();
   int64_t step_count() const { return step_; }
   const TrainConfig& config() const { return cfg_; }
   Device device() const { return device_; }
+  DType dtype() const { return dtype_; }
 
   SaganGenerator& generator() { return *g_; }
   SaganGenerator& ema_generator() { return *g_ema_; }
@@ -76,6 +100,7 @@ class Trainer {
 
   TrainConfig cfg_;
   Device device_;
+  DType dtype_;
   std::shared_ptr<const data::Dataset> dataset_;
   std::unique_ptr<data::DataLoader> loader_;
   Rng rng_;  // z and fake labels

@@ -15,19 +15,6 @@ using namespace sagan;
 using namespace sagan::testing;
 
 namespace {
-SaganConfig config_from(const nlohmann::json& j) {
-  SaganConfig c;
-  c.resolution = j["resolution"];
-  c.ch = j["ch"];
-  c.z_dim = j["z_dim"];
-  c.num_classes = j["num_classes"];
-  c.g_attn_res = j["g_attn_res"].get<std::vector<int64_t>>();
-  c.d_attn_res = j["d_attn_res"].get<std::vector<int64_t>>();
-  c.pooled_attention = j["pooled_attention"];
-  c.image_channels = j["image_channels"];
-  return c;
-}
-
 double max_abs(const Tensor& t) {
   double m = 0;
   for (double x : t.to_vector()) m = std::max(m, std::abs(x));
@@ -143,7 +130,7 @@ TEST_CASE("Parameter counts equal the PyTorch reference's", "[models][params]") 
   REQUIRE(j.size() >= 3);
   for (auto& [name, e] : j.items()) {
     INFO(name);
-    SaganConfig c = config_from(e.at("config"));
+    SaganConfig c = golden_sagan_config(e.at("config"));
     Rng gen(1);
     {
       SaganGenerator G(c, gen);
@@ -158,7 +145,7 @@ TEST_CASE("Parameter counts equal the PyTorch reference's", "[models][params]") 
 
 TEST_CASE("Tiny G and D match PyTorch: forward, every gradient, buffers, eval", "[models][golden]") {
   GoldenFile g = load_golden("sagan_tiny");
-  SaganConfig c = config_from(g.meta["config"]);
+  SaganConfig c = golden_sagan_config(g.meta["config"]);
   for (bool batched : {false, true}) {
     INFO((batched ? "batched power iteration" : "per-layer power iteration"));
     Rng gen(2);

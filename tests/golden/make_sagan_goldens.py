@@ -15,7 +15,8 @@ Outputs in tests/data/ (the suite reads them; it never needs torch):
                              every parameter and the input, the buffers after
                              the training forward, and the eval-mode output
 Tensor files: the .json index maps a name to {dtype, shape, offset}; the .bin
-holds the values as little-endian float64 / int64 at those byte offsets.
+holds the values as little-endian float64 / int64 (or uint8 pixels) at those
+byte offsets.
 """
 import json
 import os
@@ -38,10 +39,12 @@ class TensorFile:
         t = t.detach().contiguous()
         if t.dtype in (torch.float32, torch.float64):
             t, dtype = t.double(), "float64"
+        elif t.dtype == torch.uint8:  # image pixels: one byte each
+            dtype = "uint8"
         else:
             t, dtype = t.long(), "int64"
         assert name not in self.index, name
-        raw = t.numpy().astype("<f8" if dtype == "float64" else "<i8").tobytes()
+        raw = t.numpy().astype({"float64": "<f8", "int64": "<i8", "uint8": "u1"}[dtype]).tobytes()
         self.index[name] = {"dtype": dtype, "shape": list(t.shape), "offset": self.offset}
         self.chunks.append(raw)
         self.offset += len(raw)
@@ -54,10 +57,10 @@ class TensorFile:
         for k, v in module.named_buffers():
             self.add(prefix + k, v)
 
-    def write(self, stem, meta):
-        with open(os.path.join(DATA, stem + ".bin"), "wb") as f:
+    def write(self, stem, meta, directory=DATA):
+        with open(os.path.join(directory, stem + ".bin"), "wb") as f:
             f.write(b"".join(self.chunks))
-        with open(os.path.join(DATA, stem + ".json"), "w") as f:
+        with open(os.path.join(directory, stem + ".json"), "w") as f:
             json.dump({"meta": meta, "tensors": self.index}, f, indent=1, sort_keys=True)
             f.write("\n")
 

@@ -1,6 +1,7 @@
-// Reads the tensor files written by tests/golden/make_sagan_goldens.py: a
-// JSON index {"meta": ..., "tensors": {name: {dtype, shape, offset}}} beside
-// a .bin of little-endian float64 / int64 values.
+// Reads the tensor files written by tests/golden/make_sagan_goldens.py (and
+// make_trajectory_goldens.py): a JSON index {"meta": ..., "tensors": {name:
+// {dtype, shape, offset}}} beside a .bin of little-endian float64 / int64
+// values or uint8 pixels (loaded as int64).
 #pragma once
 #include <cstring>
 #include <fstream>
@@ -9,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "models/config.h"
 #include "tests/support/golden.h"
 
 namespace sagan::testing {
@@ -31,6 +33,21 @@ struct GoldenFile {
   }
 };
 
+// The SaganConfig of a golden file's "config" entry (config_meta() in
+// make_sagan_goldens.py).
+inline SaganConfig golden_sagan_config(const nlohmann::json& j) {
+  SaganConfig c;
+  c.resolution = j.at("resolution");
+  c.ch = j.at("ch");
+  c.z_dim = j.at("z_dim");
+  c.num_classes = j.at("num_classes");
+  c.g_attn_res = j.at("g_attn_res").get<std::vector<int64_t>>();
+  c.d_attn_res = j.at("d_attn_res").get<std::vector<int64_t>>();
+  c.pooled_attention = j.at("pooled_attention");
+  c.image_channels = j.at("image_channels");
+  return c;
+}
+
 inline GoldenFile load_golden(const std::string& stem) {
   std::ifstream js(golden_path(stem + ".json"));
   SAGAN_CHECK(js.good(), "golden: cannot open {} (run tests/golden/make_sagan_goldens.py)",
@@ -44,8 +61,13 @@ inline GoldenFile load_golden(const std::string& stem) {
   for (auto& [name, e] : index["tensors"].items()) {
     Shape shape = e["shape"].get<Shape>();
     size_t off = e["offset"].get<size_t>(), n = static_cast<size_t>(numel_of(shape));
-    SAGAN_CHECK(off + 8 * n <= raw.size(), "golden: {} runs past the end of {}.bin", name, stem);
-    if (e["dtype"] == "int64") {
+    size_t width = e["dtype"] == "uint8" ? 1 : 8;
+    SAGAN_CHECK(off + width * n <= raw.size(), "golden: {} runs past the end of {}.bin", name, stem);
+    if (e["dtype"] == "uint8") {
+      std::vector<int64_t> v(n);
+      for (size_t i = 0; i < n; ++i) v[i] = static_cast<unsigned char>(raw[off + i]);
+      g.tensors.emplace(name, Tensor::from_vector(v, shape));
+    } else if (e["dtype"] == "int64") {
       std::vector<int64_t> v(n);
       if (n) std::memcpy(v.data(), raw.data() + off, 8 * n);
       g.tensors.emplace(name, Tensor::from_vector(v, shape));
