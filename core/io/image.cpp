@@ -187,12 +187,15 @@ Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name) {
   return img;
 }
 
+Image decode_image(const uint8_t* data, size_t size, const std::string& name) {
+  if (size >= 8 && png_sig_cmp(data, 0, 8) == 0) return decode_png(data, size, name);
+  if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) return decode_jpeg(data, size, name);
+  SAGAN_FAIL("read_image: {}: not a PNG or JPEG file ({} bytes, unrecognised signature)", name, size);
+}
+
 Image read_image(const std::string& path) {
   std::vector<uint8_t> bytes = read_file(path);
-  if (bytes.size() >= 8 && png_sig_cmp(bytes.data(), 0, 8) == 0) return decode_png(bytes.data(), bytes.size(), path);
-  if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)
-    return decode_jpeg(bytes.data(), bytes.size(), path);
-  SAGAN_FAIL("read_image: {}: not a PNG or JPEG file ({} bytes, unrecognised signature)", path, bytes.size());
+  return decode_image(bytes.data(), bytes.size(), path);
 }
 
 std::vector<uint8_t> encode_png(const Image& img, const std::string& name) {
