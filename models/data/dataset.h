@@ -65,8 +65,8 @@ struct IdxArray {
   std::vector<uint8_t> data;  // ubyte elements, row-major
 };
 // Reads a (possibly gzipped) IDX file of unsigned bytes with the given number
-// of dims (magic 0x00000800 | ndim). Wrong magic, truncation and trailing
-// bytes are errors naming the file.
+// of dims (magic 0x00000800 | ndim). Wrong magic, a zero dimension,
+// truncation and trailing bytes are errors naming the file.
 IdxArray read_idx_u8(const std::string& path, int ndim);
 // The same from the file's bytes in memory; `name` stands for the path in messages.
 IdxArray parse_idx_u8(const uint8_t* data, size_t size, int ndim, const std::string& name);

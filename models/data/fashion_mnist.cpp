@@ -135,6 +135,11 @@ IdxArray parse_idx_u8(const uint8_t* bytes, size_t size, int ndim, const std::st
     SAGAN_CHECK(total <= (1ull << 34), "read_idx: {}: dimensions {} are implausibly large", path,
                 fmt::join(a.dims, "x"));
   }
+  // Before looking at the data: a zeroed header field would otherwise surface
+  // as "trailing bytes" or as a count mismatch with the other file.
+  for (size_t d = 0; d < a.dims.size(); ++d)
+    SAGAN_CHECK(a.dims[d] > 0, "read_idx: {}: dimension {} ({}) is 0: the array is empty (a corrupt header?)", path, d,
+                fmt::join(a.dims, "x"));
   // Grow with the data that arrives rather than with what the header claims,
   // so a corrupt header cannot make us allocate gigabytes for a small file.
   constexpr size_t kChunk = size_t(1) << 20;
