@@ -60,7 +60,9 @@ bool png_decode_impl(png_structp png, png_infop info, Image& img, std::vector<pn
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
   if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
   if (depth == 16) png_set_strip_16(png);
-  if (color & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+  // Alpha is dropped, including the alpha channel that palette expansion
+  // makes of a palette's transparency (tRNS).
+  png_set_strip_alpha(png);
   png_set_interlace_handling(png);
   png_read_update_info(png, info);
   int c = png_get_channels(png, info);
