@@ -5,7 +5,9 @@
 // The backward goes image by image (the evaluation networks never train; it
 // exists so that the op has a gradient and a gradcheck): gW += gy_b cols_b^T,
 // gcols = W^T gy_b then col2im into gx_b, gb += row sums of gy_b.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // Eigen AVX-512 false positive, as in conv2d.cpp
+#endif
 
 #include <Eigen/Core>
 #include <algorithm>
