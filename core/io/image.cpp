@@ -50,6 +50,12 @@ void png_flush_cb(png_structp) {}
 bool png_decode_impl(png_structp png, png_infop info, Image& img, std::vector<png_bytep>& rows, PngIo& io) {
   if (setjmp(png_jmpbuf(png))) return false;
   png_set_read_fn(png, &io, png_read_cb);
+  // Ancillary chunks the decoder has no use for are skipped unread: libpng
+  // would otherwise allocate and zero whatever length a text chunk claims (up
+  // to 2 GB) before finding that the file is a few bytes long.
+  static const png_byte kSkip[] =
+      "bKGD\0cHRM\0eXIf\0gAMA\0hIST\0iCCP\0iTXt\0oFFs\0pCAL\0pHYs\0sBIT\0sCAL\0sPLT\0sRGB\0tEXt\0tIME\0zTXt";
+  png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, kSkip, static_cast<int>(sizeof(kSkip) / 5));
   png_read_info(png, info);
   png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
   int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
