@@ -296,3 +296,20 @@ TEST_CASE("a palette PNG with transparency (tRNS) decodes to RGB, the transparen
   CHECK((img.height == 2 && img.width == 3 && img.channels == 3));
   CHECK(img.pixels == std::vector<uint8_t>{255, 0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 255, 0, 255, 0, 255, 0, 0});
 }
+
+TEST_CASE("a PNG header declaring more pixels than the file can hold is refused before decoding", "[io][io_image]") {
+  // 16000 x 16000 gray pixels (256 MB) from 200 bytes of pixel data: deflate
+  // cannot expand that much, so the file is truncated or corrupt.
+  std::vector<uint8_t> png = png_file(
+      {{"IHDR", ihdr(16000, 16000, 8, 0)}, {"IDAT", zlib_compress(std::vector<uint8_t>(200, 0))}, {"IEND", {}}});
+  REQUIRE_THROWS_WITH(io::decode_png(png.data(), png.size(), "huge.png"),
+                      Catch::Contains("huge.png: corrupt PNG") && Catch::Contains("16000x16000") &&
+                          Catch::Contains("more than a") && Catch::Contains("file can hold"));
+  // The bound is not in the way of a legitimately well-compressed image.
+  std::vector<uint8_t> rows;
+  for (int y = 0; y < 1000; ++y) rows.insert(rows.end(), 1001, 0);  // 1000 x 1000, all black
+  png = png_file({{"IHDR", ihdr(1000, 1000, 8, 0)}, {"IDAT", zlib_compress(rows)}, {"IEND", {}}});
+  CHECK(png.size() < 2000);
+  io::Image black = io::decode_png(png.data(), png.size(), "black.png");
+  CHECK((black.height == 1000 && black.width == 1000 && black.pixels == std::vector<uint8_t>(1000000, 0)));
+}

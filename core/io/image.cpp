@@ -63,6 +63,18 @@ bool png_decode_impl(png_structp png, png_infop info, Image& img, std::vector<pn
     std::snprintf(io.msg, sizeof(io.msg), "image of %ux%u pixels is too large", w, h);
     return false;
   }
+  // Deflate expands at most 1032-fold, so a file of io.size bytes holds at
+  // most 1032 * io.size bytes of filtered rows (a filter byte + rowbytes
+  // each). Checked before allocating, so a corrupt header cannot cost
+  // gigabytes for a file of a few bytes.
+  uint64_t filtered = static_cast<uint64_t>(h) * (png_get_rowbytes(png, info) + 1);
+  if (filtered > 1032 * static_cast<uint64_t>(io.size)) {
+    std::snprintf(io.msg, sizeof(io.msg),
+                  "the header's %ux%u pixels need %llu bytes of row data, more than a %zu-byte file can hold "
+                  "(truncated or corrupt)",
+                  w, h, static_cast<unsigned long long>(filtered), io.size);
+    return false;
+  }
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
   if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
   if (depth == 16) png_set_strip_16(png);
