@@ -151,12 +151,16 @@ bool jpeg_decode_impl(jpeg_decompress_struct& cinfo, JpegErr& err, const uint8_t
   img.height = h;
   img.width = w;
   img.channels = cmyk ? 3 : cin;
-  img.pixels.assign(static_cast<size_t>(w * h * img.channels), 0);
+  img.pixels.clear();
   row.resize(static_cast<size_t>(w * cin));
   while (cinfo.output_scanline < cinfo.output_height) {
     int64_t y = cinfo.output_scanline;
     JSAMPROW r = row.data();
     jpeg_read_scanlines(&cinfo, &r, 1);
+    // The image grows with the rows that decode rather than with what the
+    // header claims, so a truncated or corrupt file fails before costing the
+    // full size (a 435-byte file can claim 5380x38916 pixels).
+    img.pixels.resize(static_cast<size_t>((y + 1) * w * img.channels));
     uint8_t* dst = img.pixels.data() + y * w * img.channels;
     if (!cmyk) {
       std::memcpy(dst, row.data(), row.size());
