@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 #include <set>
+#include <type_traits>
+#include <vector>
 
 #include "core/dtype.h"
 
@@ -101,10 +103,27 @@ TrainConfig TrainConfig::from_json(const std::string& text, const std::string& s
   }
   SAGAN_CHECK(j.is_object(), "{}: expected a JSON object", source);
   TrainConfig c;
+  // nlohmann converts any JSON number to any arithmetic type: 1e300 into an
+  // int64 is undefined behaviour, 64.9 truncates, -1 wraps into a uint64 and
+  // 2^64 - 1 into an int64. Integer settings take integers in range only.
+  auto check_integer = [&](const json& v, bool is_unsigned, const std::string& key) {
+    bool ok = is_unsigned ? v.is_number_unsigned()
+                          : v.is_number_integer() && (!v.is_number_unsigned() || v.get<uint64_t>() <= INT64_MAX);
+    SAGAN_CHECK(ok, "{}: key '{}' must be {}, got {}", source, key,
+                is_unsigned ? "a non-negative integer" : "an integer in the int64 range", v.dump());
+  };
   auto get = [&](const json& obj, const char* key, auto& field, const std::string& where) {
     if (!obj.contains(key)) return;
+    using T = std::decay_t<decltype(field)>;
+    const json& v = obj.at(key);
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>)
+      check_integer(v, std::is_unsigned_v<T>, where + key);
+    if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+      if (v.is_array())
+        for (const json& e : v) check_integer(e, false, where + key);
+    }
     try {
-      obj.at(key).get_to(field);
+      v.get_to(field);
     } catch (const std::exception& e) {
       SAGAN_FAIL("{}: key '{}{}' has the wrong type: {}", source, where, key, e.what());
     }

@@ -291,3 +291,24 @@ TEST_CASE("FD settings are checked before any work", "[trainer][fd]") {
   CHECK(r.fd_features == "inception");
   CHECK(r.fd_weights == "/w/fid.safetensors");
 }
+
+TEST_CASE("config JSON: integer settings take only integers in range", "[trainer][config]") {
+  auto load = [](const std::string& text) { return TrainConfig::from_json(text, "my.json"); };
+  // 1e300 into an int64 was undefined behaviour (UBSan in fuzz_config_json;
+  // the inputs are kept in tests/fuzz/corpus/config_json/regress_*),
+  // fractions were truncated and out-of-range integers wrapped.
+  REQUIRE_THROWS_WITH(load(R"({"batch_size": 1e300})"),
+                      Catch::Contains("my.json: key 'batch_size' must be an integer in the int64 range, got 1e+300"));
+  REQUIRE_THROWS_WITH(load(R"({"batch_size": 64.9})"), Catch::Contains("key 'batch_size' must be an integer"));
+  REQUIRE_THROWS_WITH(load(R"({"steps": 18446744073709551615})"), Catch::Contains("key 'steps' must be an integer"));
+  REQUIRE_THROWS_WITH(load(R"({"seed": -1})"), Catch::Contains("my.json: key 'seed' must be a non-negative integer"));
+  REQUIRE_THROWS_WITH(load(R"({"model": {"g_attn_res": [16.5]}})"),
+                      Catch::Contains("key 'model.g_attn_res' must be an integer"));
+  REQUIRE_THROWS_WITH(load(R"({"model": {"ch": "64"}})"), Catch::Contains("key 'model.ch' must be an integer"));
+  // Integers are fine where a real number is expected, and in range they load.
+  TrainConfig c = load(R"({"batch_size": 32, "seed": 18446744073709551615, "lr_d": 1, "model": {"d_attn_res": [8]}})");
+  CHECK(c.batch_size == 32);
+  CHECK(c.seed == UINT64_MAX);
+  CHECK(c.lr_d == 1.0);
+  CHECK(c.model.d_attention() == std::vector<int64_t>{8});
+}
