@@ -79,9 +79,11 @@ Entry parse_entry(const std::string& path, const std::string& name, const ojson&
   else
     SAGAN_FAIL("load_safetensors: {}: tensor '{}': unknown dtype '{}'", path, name, dt);
 
-  // numel * itemsize must not wrap around; saturate instead.
+  // The sizes multiply into strides and byte counts: their product (zero
+  // sizes aside, so a [0, 2^40, 2^40, 2^40] tensor is no loophole) times the
+  // item size must fit in an int64.
   uint64_t bytes = dtype_size(e.dtype);
-  bool too_big = false;  // more than 2^64 bytes
+  bool too_big = false, has_zero = false;
   for (const auto& d : v["shape"]) {
     SAGAN_CHECK(d.is_number_unsigned(),
                 "load_safetensors: {}: tensor '{}': shape {} has a non-integer or negative entry", path, name,
@@ -90,9 +92,16 @@ Entry parse_entry(const std::string& path, const std::string& name, const ojson&
     SAGAN_CHECK(n <= static_cast<uint64_t>(INT64_MAX), "load_safetensors: {}: tensor '{}': dimension {} is too large",
                 path, name, n);
     e.shape.push_back(static_cast<int64_t>(n));
-    if (n != 0 && bytes > UINT64_MAX / n) too_big = true;
-    bytes = too_big ? 0 : bytes * n;
+    if (n == 0)
+      has_zero = true;
+    else if (bytes > static_cast<uint64_t>(INT64_MAX) / n)
+      too_big = true;
+    else
+      bytes *= n;
   }
+  SAGAN_CHECK(!too_big, "load_safetensors: {}: tensor '{}': shape {} of {} is too large (more than 2^63 bytes)", path,
+              name, shape_str(e.shape), dt);
+  if (has_zero) bytes = 0;
   const auto& off = v["data_offsets"];
   SAGAN_CHECK(off[0].is_number_unsigned() && off[1].is_number_unsigned(),
               "load_safetensors: {}: tensor '{}': data_offsets {} must be non-negative integers", path, name,
@@ -104,11 +113,9 @@ Entry parse_entry(const std::string& path, const std::string& name, const ojson&
   SAGAN_CHECK(e.end <= data_size,
               "load_safetensors: {}: tensor '{}': data_offsets [{}, {}] run past the data section ({} bytes)", path,
               name, e.begin, e.end, data_size);
-  if (std::find(e.shape.begin(), e.shape.end(), 0) != e.shape.end()) bytes = 0, too_big = false;
-  SAGAN_CHECK(!too_big && bytes == e.end - e.begin,
+  SAGAN_CHECK(bytes == e.end - e.begin,
               "load_safetensors: {}: tensor '{}': shape {} of {} needs {} bytes but data_offsets [{}, {}] span {}",
-              path, name, shape_str(e.shape), dt, too_big ? std::string("more than 2^64") : std::to_string(bytes),
-              e.begin, e.end, e.end - e.begin);
+              path, name, shape_str(e.shape), dt, bytes, e.begin, e.end, e.end - e.begin);
   return e;
 }
 
