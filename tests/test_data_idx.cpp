@@ -128,6 +128,9 @@ TEST_CASE("malformed IDX files throw naming the file", "[data][data_idx]") {
                                                    Catch::Contains("need 12 data bytes, found 11"));
   write_bytes(p, gzip_stored(idx(0x803, {3, 2, 2}, 13)));
   REQUIRE_THROWS_WITH(data::read_idx_u8(p, 3), Catch::Contains("trailing bytes"));
+  // Dimensions whose product wraps around 2^64 to 0 (so no data "needed").
+  write_bytes(p, idx(0x803, {1u << 31, 8, 1u << 30}, 0));
+  REQUIRE_THROWS_WITH(data::read_idx_u8(p, 3), Catch::Contains("2147483648x8x1073741824 are implausibly large"));
   write_bytes(p, gzip_stored({0, 0, 8}));
   REQUIRE_THROWS_WITH(data::read_idx_u8(p, 3), Catch::Contains("too short for the IDX magic"));
   write_bytes(p, gzip_stored(idx(0x803, {3, 2}, 0)));

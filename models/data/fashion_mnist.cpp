@@ -131,9 +131,10 @@ IdxArray parse_idx_u8(const uint8_t* bytes, size_t size, int ndim, const std::st
     SAGAN_CHECK(in.read(b, 4) == 4, "read_idx: {}: truncated header (dimension {} of {})", path, d, ndim);
     uint64_t n = static_cast<uint64_t>(b[0]) << 24 | b[1] << 16 | b[2] << 8 | b[3];
     a.dims.push_back(static_cast<int64_t>(n));
-    total *= n;
-    SAGAN_CHECK(total <= (1ull << 34), "read_idx: {}: dimensions {} are implausibly large", path,
+    // Checked before multiplying: 2^31 x 8 x 2^30 would wrap around to 0.
+    SAGAN_CHECK(n == 0 || total <= (1ull << 34) / n, "read_idx: {}: dimensions {} are implausibly large", path,
                 fmt::join(a.dims, "x"));
+    total *= n;
   }
   // Before looking at the data: a zeroed header field would otherwise surface
   // as "trailing bytes" or as a count mismatch with the other file.

@@ -9,9 +9,11 @@
 using namespace sagan;
 
 namespace {
+// The product of the dimensions; aborts (a finding) if it overflows, which
+// a parse that succeeded must never allow.
 uint64_t product(const std::vector<int64_t>& dims) {
   uint64_t n = 1;
-  for (int64_t d : dims) n *= static_cast<uint64_t>(d);
+  for (int64_t d : dims) FUZZ_ASSERT(!__builtin_mul_overflow(n, static_cast<uint64_t>(d), &n));
   return n;
 }
 }  // namespace
