@@ -43,7 +43,15 @@ std::string device_name(Device d) { return d.is_cpu() ? std::string("cpu") : fmt
 // ---------------------------------------------------------------- factories
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
-  for (int64_t d : shape) SAGAN_CHECK(d >= 0, "empty: negative size in shape {}", shape_str(shape));
+  // Strides and the byte count are products of the sizes: refuse a shape
+  // whose product (zero sizes aside) times the item size overflows int64.
+  int64_t bytes = static_cast<int64_t>(dtype_size(dtype));
+  for (int64_t d : shape) {
+    SAGAN_CHECK(d >= 0, "empty: negative size in shape {}", shape_str(shape));
+    SAGAN_CHECK(d == 0 || bytes <= INT64_MAX / d, "empty: shape {} is too large (more than 2^63 bytes)",
+                shape_str(shape));
+    if (d > 0) bytes *= d;
+  }
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = make_storage(static_cast<size_t>(numel_of(shape)) * dtype_size(dtype), device);
   impl->shape = shape;

@@ -14,7 +14,7 @@ void check_labels(const char* layer, const Tensor& idx) {
 }
 }  // namespace
 
-Embedding::Embedding(int64_t num, int64_t dim, double init) : num_(num), dim_(dim) {
+Embedding::Embedding(int64_t num, int64_t dim, double init) {
   SAGAN_CHECK(num > 0 && dim > 0, "Embedding: need positive sizes, got {} x {}", num, dim);
   register_parameter("weight", Tensor::full({num, dim}, init));
 }
@@ -24,8 +24,7 @@ Tensor Embedding::forward(const Tensor& idx) {
   return embedding(param("weight"), idx);
 }
 
-SNEmbedding::SNEmbedding(int64_t num, int64_t dim, Rng& gen)
-    : SpectralNormed({num, dim}, gen), num_(num), dim_(dim) {}
+SNEmbedding::SNEmbedding(int64_t num, int64_t dim, Rng& gen) : SpectralNormed({num, dim}, gen) {}
 
 Tensor SNEmbedding::forward(const Tensor& idx) {
   check_labels("SNEmbedding", idx);

@@ -16,9 +16,6 @@ class Embedding : public Module {
 
  protected:
   const char* type_name() const override { return "Embedding"; }
-
- private:
-  int64_t num_, dim_;
 };
 
 class SNEmbedding : public SpectralNormed {
@@ -28,9 +25,6 @@ class SNEmbedding : public SpectralNormed {
 
  protected:
   const char* type_name() const override { return "SNEmbedding"; }
-
- private:
-  int64_t num_, dim_;
 };
 
 }  // namespace sagan::nn

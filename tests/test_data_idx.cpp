@@ -128,6 +128,9 @@ TEST_CASE("malformed IDX files throw naming the file", "[data][data_idx]") {
                                                    Catch::Contains("need 12 data bytes, found 11"));
   write_bytes(p, gzip_stored(idx(0x803, {3, 2, 2}, 13)));
   REQUIRE_THROWS_WITH(data::read_idx_u8(p, 3), Catch::Contains("trailing bytes"));
+  // Dimensions whose product wraps around 2^64 to 0 (so no data "needed").
+  write_bytes(p, idx(0x803, {1u << 31, 8, 1u << 30}, 0));
+  REQUIRE_THROWS_WITH(data::read_idx_u8(p, 3), Catch::Contains("2147483648x8x1073741824 are implausibly large"));
   write_bytes(p, gzip_stored({0, 0, 8}));
   REQUIRE_THROWS_WITH(data::read_idx_u8(p, 3), Catch::Contains("too short for the IDX magic"));
   write_bytes(p, gzip_stored(idx(0x803, {3, 2}, 0)));
@@ -163,4 +166,43 @@ TEST_CASE("fashion_mnist checks the pair of files and tells how to install them"
   write_bytes(dir / "train-labels-idx1-ubyte.gz", gzip_stored(labels));
   REQUIRE_THROWS_WITH(data::fashion_mnist("train", dir.path.string()),
                       Catch::Contains("label 10 of example 3 is not in [0, 10)"));
+}
+
+TEST_CASE("a zero dimension in an IDX header is reported as such, not as a size or count mismatch",
+          "[data][data_idx]") {
+  TempDir dir;
+  auto labels = [&](uint32_t n) {
+    std::vector<uint8_t> l;
+    put32be(l, 0x801);
+    put32be(l, n);
+    for (uint32_t i = 0; i < n; ++i) l.push_back(static_cast<uint8_t>(i % 10));
+    write_bytes(dir / "train-labels-idx1-ubyte.gz", gzip_stored(l));
+  };
+  auto error = [&]() -> std::string {
+    try {
+      data::fashion_mnist("train", dir.path.string());
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  std::string images = dir / "train-images-idx3-ubyte.gz";
+  labels(6);
+  // The height zeroed in an otherwise intact file: the pixels are still there.
+  write_bytes(images, gzip_stored(idx(0x803, {6, 0, 4}, 6 * 4 * 4)));
+  std::string e = error();
+  CHECK_THAT(e, Catch::Contains(images) && Catch::Contains("dimension 1 (6x0x4) is 0"));
+  CHECK_THAT(e, !Catch::Contains("trailing"));
+  // The width zeroed, pixels gone too.
+  write_bytes(images, gzip_stored(idx(0x803, {6, 4, 0}, 0)));
+  CHECK_THAT(error(), Catch::Contains(images) && Catch::Contains("dimension 2 (6x4x0) is 0"));
+  // No images at all: not "holds 0 images but 6 labels".
+  write_bytes(images, gzip_stored(idx(0x803, {0, 4, 4}, 0)));
+  e = error();
+  CHECK_THAT(e, Catch::Contains(images) && Catch::Contains("dimension 0 (0x4x4) is 0"));
+  CHECK_THAT(e, !Catch::Contains("labels"));
+  // The same for a labels file.
+  write_bytes(images, gzip_stored(idx(0x803, {6, 4, 4}, 6 * 4 * 4)));
+  labels(0);
+  CHECK_THAT(error(), Catch::Contains("train-labels-idx1-ubyte.gz") && Catch::Contains("dimension 0 (0) is 0"));
 }

@@ -1,6 +1,7 @@
 // Images: PNG round trips, decoder normalisation of PNG variants, JPEG
 // fixtures, corrupt-file errors, sample grids, cropping and resampling
 // against PyTorch/numpy golden values (tests/golden/io_resize.py).
+#include <zlib.h>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdlib>
@@ -249,4 +250,66 @@ TEST_CASE("resize by hand: identity, constant images, fractional area", "[io][io
   CHECK(u.pixels == std::vector<uint8_t>{0, 0});
   io::ImageF half{1, 1, 1, {127.5f}};
   CHECK(io::to_uint8(half).pixels[0] == 128);
+}
+
+namespace {
+// A PNG file from its chunks (type, data), signature and CRCs added.
+std::vector<uint8_t> png_file(const std::vector<std::pair<std::string, std::vector<uint8_t>>>& chunks) {
+  std::vector<uint8_t> out = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  auto put32 = [&](uint32_t v) {
+    for (int i = 3; i >= 0; --i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  };
+  for (const auto& [type, data] : chunks) {
+    put32(static_cast<uint32_t>(data.size()));
+    std::vector<uint8_t> body(type.begin(), type.end());
+    body.insert(body.end(), data.begin(), data.end());
+    out.insert(out.end(), body.begin(), body.end());
+    put32(static_cast<uint32_t>(crc32(0, body.data(), static_cast<uInt>(body.size()))));
+  }
+  return out;
+}
+std::vector<uint8_t> ihdr(uint32_t w, uint32_t h, uint8_t depth, uint8_t color) {
+  std::vector<uint8_t> d;
+  for (uint32_t v : {w, h})
+    for (int i = 3; i >= 0; --i) d.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  d.insert(d.end(), {depth, color, 0, 0, 0});
+  return d;
+}
+std::vector<uint8_t> zlib_compress(const std::vector<uint8_t>& raw) {
+  uLongf n = compressBound(static_cast<uLong>(raw.size()));
+  std::vector<uint8_t> out(n);
+  REQUIRE(compress(out.data(), &n, raw.data(), static_cast<uLong>(raw.size())) == Z_OK);
+  out.resize(n);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("a palette PNG with transparency (tRNS) decodes to RGB, the transparency dropped", "[io][io_image]") {
+  // 3x2, palette red, green, blue; tRNS makes red opaque, green half, blue clear.
+  std::vector<uint8_t> rows = {0, 0, 1, 2, 0, 2, 1, 0};  // filter byte 0 + three indices, per row
+  std::vector<uint8_t> png = png_file({{"IHDR", ihdr(3, 2, 8, 3)},
+                                       {"PLTE", {255, 0, 0, 0, 255, 0, 0, 0, 255}},
+                                       {"tRNS", {255, 128, 0}},
+                                       {"IDAT", zlib_compress(rows)},
+                                       {"IEND", {}}});
+  io::Image img = io::decode_png(png.data(), png.size(), "trns.png");
+  CHECK((img.height == 2 && img.width == 3 && img.channels == 3));
+  CHECK(img.pixels == std::vector<uint8_t>{255, 0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 255, 0, 255, 0, 255, 0, 0});
+}
+
+TEST_CASE("a PNG header declaring more pixels than the file can hold is refused before decoding", "[io][io_image]") {
+  // 16000 x 16000 gray pixels (256 MB) from 200 bytes of pixel data: deflate
+  // cannot expand that much, so the file is truncated or corrupt.
+  std::vector<uint8_t> png = png_file(
+      {{"IHDR", ihdr(16000, 16000, 8, 0)}, {"IDAT", zlib_compress(std::vector<uint8_t>(200, 0))}, {"IEND", {}}});
+  REQUIRE_THROWS_WITH(io::decode_png(png.data(), png.size(), "huge.png"),
+                      Catch::Contains("huge.png: corrupt PNG") && Catch::Contains("16000x16000") &&
+                          Catch::Contains("more than a") && Catch::Contains("file can hold"));
+  // The bound is not in the way of a legitimately well-compressed image.
+  std::vector<uint8_t> rows;
+  for (int y = 0; y < 1000; ++y) rows.insert(rows.end(), 1001, 0);  // 1000 x 1000, all black
+  png = png_file({{"IHDR", ihdr(1000, 1000, 8, 0)}, {"IDAT", zlib_compress(rows)}, {"IEND", {}}});
+  CHECK(png.size() < 2000);
+  io::Image black = io::decode_png(png.data(), png.size(), "black.png");
+  CHECK((black.height == 1000 && black.width == 1000 && black.pixels == std::vector<uint8_t>(1000000, 0)));
 }

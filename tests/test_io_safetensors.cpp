@@ -122,6 +122,12 @@ TEST_CASE("safetensors rejects corrupt files with messages naming file and tenso
   check(raw_file(R"({"h":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}})", 4), "not supported", "'h'");
   check(raw_file(R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}})", 20), "needs 24 bytes", "'w'");
   check(raw_file(R"({"w":{"dtype":"F32","shape":[2,-3],"data_offsets":[0,24]}})", 24), "negative", "'w'");
+  // Sizes whose product overflows, with and without a zero size among them.
+  check(raw_file(R"({"z":{"dtype":"F32","shape":[0,1099511627776,1099511627776,1099511627776],"data_offsets":[0,0]}})",
+                 0),
+        "is too large", "'z'");
+  check(raw_file(R"({"b":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0), "is too large",
+        "'b'");
   check(raw_file(R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[8,32]}})", 24), "run past the data section",
         "'w'");
   check(raw_file(R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[24,0]}})", 24), "reversed", "'w'");

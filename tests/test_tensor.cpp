@@ -47,6 +47,20 @@ TEST_CASE("factories give contiguous tensors with the requested contents", "[ten
   CHECK(Tensor::from_vector(std::vector<int64_t>{-1, 5}, {2}).to_int_vector() == std::vector<int64_t>{-1, 5});
 }
 
+TEST_CASE("a shape whose sizes multiply past 2^63 bytes is refused, even with a zero size", "[tensor]") {
+  // Strides multiply the sizes after the first: [0, 2^40, 2^40, 2^40] has no
+  // elements but its first stride would be 2^120 (signed overflow; found by
+  // review of what the safetensors harness can reach).
+  const int64_t big = int64_t(1) << 40;
+  REQUIRE_THROWS_WITH(Tensor::empty({0, big, big, big}),
+                      Catch::Contains("empty: shape [0, 1099511627776") && Catch::Contains("too large"));
+  REQUIRE_THROWS_WITH(Tensor::empty({big, big}), Catch::Contains("too large"));
+  REQUIRE_THROWS_WITH(Tensor::empty({INT64_MAX / 4}, DType::F64), Catch::Contains("too large"));
+  Tensor ok = Tensor::empty({0, INT64_MAX / 8}, DType::F64);  // fits: strides {2^60 - 1, 1}
+  CHECK(ok.numel() == 0);
+  CHECK(ok.strides() == Shape{INT64_MAX / 8, 1});
+}
+
 TEST_CASE("reshape views when it can and copies when it cannot", "[tensor][views]") {
   Tensor x = iota64({2, 3, 4});
   Tensor y = x.reshape({6, 4});

@@ -403,3 +403,23 @@ TEST_CASE("an unwritable --run-dir is reported before the data is loaded", "[tra
     fs::permissions(root / "ro", fs::perms::owner_all);
   }
 }
+
+TEST_CASE("config JSON: integer settings take only integers in range", "[trainer][config]") {
+  auto load = [](const std::string& text) { return TrainConfig::from_json(text, "my.json"); };
+  // 1e300 into an int64 was undefined behaviour (UBSan in fuzz_config_json;
+  // the inputs are kept in tests/fuzz/corpus/config_json/regress_*),
+  // fractions were truncated and out-of-range integers wrapped.
+  REQUIRE_THROWS_WITH(load(R"({"batch_size": 1e300})"), Catch::Contains("my.json") && Catch::Contains("batch_size"));
+  REQUIRE_THROWS_WITH(load(R"({"batch_size": 64.9})"), Catch::Contains("batch_size") && Catch::Contains("64.9"));
+  REQUIRE_THROWS_WITH(load(R"({"steps": 18446744073709551615})"),
+                      Catch::Contains("steps") && Catch::Contains("out of range"));
+  REQUIRE_THROWS_WITH(load(R"({"seed": -1})"), Catch::Contains("my.json") && Catch::Contains("seed"));
+  REQUIRE_THROWS_WITH(load(R"({"model": {"g_attn_res": [16.5]}})"), Catch::Contains("g_attn_res"));
+  REQUIRE_THROWS_WITH(load(R"({"model": {"ch": "64"}})"), Catch::Contains("ch") && Catch::Contains("string"));
+  // Integers are fine where a real number is expected, and in range they load.
+  TrainConfig c = load(R"({"batch_size": 32, "seed": 18446744073709551615, "lr_d": 1, "model": {"d_attn_res": [8]}})");
+  CHECK(c.batch_size == 32);
+  CHECK(c.seed == UINT64_MAX);
+  CHECK(c.adam_d.lr == 1.0);
+  CHECK(c.model.d_attention() == std::vector<int64_t>{8});
+}

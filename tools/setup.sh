@@ -3,7 +3,8 @@
 # Usage: bash tools/setup.sh            (as root, or with sudo available)
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libeigen3-dev libfmt-dev catch2 nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
-      zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist libonnx-dev libprotobuf-dev)
+      zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist libonnx-dev libprotobuf-dev
+      clang-14 libclang-rt-14-dev libomp-14-dev)  # the asan preset and its libFuzzer harnesses (tests/fuzz)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

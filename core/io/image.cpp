@@ -50,6 +50,12 @@ void png_flush_cb(png_structp) {}
 bool png_decode_impl(png_structp png, png_infop info, Image& img, std::vector<png_bytep>& rows, PngIo& io) {
   if (setjmp(png_jmpbuf(png))) return false;
   png_set_read_fn(png, &io, png_read_cb);
+  // Ancillary chunks the decoder has no use for are skipped unread: libpng
+  // would otherwise allocate and zero whatever length a text chunk claims (up
+  // to 2 GB) before finding that the file is a few bytes long.
+  static const png_byte kSkip[] =
+      "bKGD\0cHRM\0eXIf\0gAMA\0hIST\0iCCP\0iTXt\0oFFs\0pCAL\0pHYs\0sBIT\0sCAL\0sPLT\0sRGB\0tEXt\0tIME\0zTXt";
+  png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, kSkip, static_cast<int>(sizeof(kSkip) / 5));
   png_read_info(png, info);
   png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
   int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
@@ -57,10 +63,24 @@ bool png_decode_impl(png_structp png, png_infop info, Image& img, std::vector<pn
     std::snprintf(io.msg, sizeof(io.msg), "image of %ux%u pixels is too large", w, h);
     return false;
   }
+  // Deflate expands at most 1032-fold, so a file of io.size bytes holds at
+  // most 1032 * io.size bytes of filtered rows (a filter byte + rowbytes
+  // each). Checked before allocating, so a corrupt header cannot cost
+  // gigabytes for a file of a few bytes.
+  uint64_t filtered = static_cast<uint64_t>(h) * (png_get_rowbytes(png, info) + 1);
+  if (filtered > 1032 * static_cast<uint64_t>(io.size)) {
+    std::snprintf(io.msg, sizeof(io.msg),
+                  "the header's %ux%u pixels need %llu bytes of row data, more than a %zu-byte file can hold "
+                  "(truncated or corrupt)",
+                  w, h, static_cast<unsigned long long>(filtered), io.size);
+    return false;
+  }
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
   if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
   if (depth == 16) png_set_strip_16(png);
-  if (color & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+  // Alpha is dropped, including the alpha channel that palette expansion
+  // makes of a palette's transparency (tRNS).
+  png_set_strip_alpha(png);
   png_set_interlace_handling(png);
   png_read_update_info(png, info);
   int c = png_get_channels(png, info);
@@ -131,12 +151,16 @@ bool jpeg_decode_impl(jpeg_decompress_struct& cinfo, JpegErr& err, const uint8_t
   img.height = h;
   img.width = w;
   img.channels = cmyk ? 3 : cin;
-  img.pixels.assign(static_cast<size_t>(w * h * img.channels), 0);
+  img.pixels.clear();
   row.resize(static_cast<size_t>(w * cin));
   while (cinfo.output_scanline < cinfo.output_height) {
     int64_t y = cinfo.output_scanline;
     JSAMPROW r = row.data();
     jpeg_read_scanlines(&cinfo, &r, 1);
+    // The image grows with the rows that decode rather than with what the
+    // header claims, so a truncated or corrupt file fails before costing the
+    // full size (a 435-byte file can claim 5380x38916 pixels).
+    img.pixels.resize(static_cast<size_t>((y + 1) * w * img.channels));
     uint8_t* dst = img.pixels.data() + y * w * img.channels;
     if (!cmyk) {
       std::memcpy(dst, row.data(), row.size());
@@ -187,12 +211,15 @@ Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name) {
   return img;
 }
 
+Image decode_image(const uint8_t* data, size_t size, const std::string& name) {
+  if (size >= 8 && png_sig_cmp(data, 0, 8) == 0) return decode_png(data, size, name);
+  if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) return decode_jpeg(data, size, name);
+  SAGAN_FAIL("read_image: {}: not a PNG or JPEG file ({} bytes, unrecognised signature)", name, size);
+}
+
 Image read_image(const std::string& path) {
   std::vector<uint8_t> bytes = read_file(path);
-  if (bytes.size() >= 8 && png_sig_cmp(bytes.data(), 0, 8) == 0) return decode_png(bytes.data(), bytes.size(), path);
-  if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)
-    return decode_jpeg(bytes.data(), bytes.size(), path);
-  SAGAN_FAIL("read_image: {}: not a PNG or JPEG file ({} bytes, unrecognised signature)", path, bytes.size());
+  return decode_image(bytes.data(), bytes.size(), path);
 }
 
 std::vector<uint8_t> encode_png(const Image& img, const std::string& name) {

@@ -35,7 +35,8 @@ struct ImageF {
 Image decode_png(const uint8_t* data, size_t size, const std::string& name);
 Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name);
 // By content (PNG signature or JPEG SOI marker), not by extension.
-Image read_image(const std::string& path);
+Image decode_image(const uint8_t* data, size_t size, const std::string& name);
+Image read_image(const std::string& path);  // read_file + decode_image
 
 // 8-bit gray (C = 1) or RGB (C = 3) PNG; written atomically.
 std::vector<uint8_t> encode_png(const Image& img, const std::string& name = "png");

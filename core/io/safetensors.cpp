@@ -79,9 +79,11 @@ Entry parse_entry(const std::string& path, const std::string& name, const ojson&
   else
     SAGAN_FAIL("load_safetensors: {}: tensor '{}': unknown dtype '{}'", path, name, dt);
 
-  // numel * itemsize must not wrap around; saturate instead.
+  // The sizes multiply into strides and byte counts: their product (zero
+  // sizes aside, so a [0, 2^40, 2^40, 2^40] tensor is no loophole) times the
+  // item size must fit in an int64.
   uint64_t bytes = dtype_size(e.dtype);
-  bool too_big = false;  // more than 2^64 bytes
+  bool too_big = false, has_zero = false;
   for (const auto& d : v["shape"]) {
     SAGAN_CHECK(d.is_number_unsigned(),
                 "load_safetensors: {}: tensor '{}': shape {} has a non-integer or negative entry", path, name,
@@ -90,9 +92,16 @@ Entry parse_entry(const std::string& path, const std::string& name, const ojson&
     SAGAN_CHECK(n <= static_cast<uint64_t>(INT64_MAX), "load_safetensors: {}: tensor '{}': dimension {} is too large",
                 path, name, n);
     e.shape.push_back(static_cast<int64_t>(n));
-    if (n != 0 && bytes > UINT64_MAX / n) too_big = true;
-    bytes = too_big ? 0 : bytes * n;
+    if (n == 0)
+      has_zero = true;
+    else if (bytes > static_cast<uint64_t>(INT64_MAX) / n)
+      too_big = true;
+    else
+      bytes *= n;
   }
+  SAGAN_CHECK(!too_big, "load_safetensors: {}: tensor '{}': shape {} of {} is too large (more than 2^63 bytes)", path,
+              name, shape_str(e.shape), dt);
+  if (has_zero) bytes = 0;
   const auto& off = v["data_offsets"];
   SAGAN_CHECK(off[0].is_number_unsigned() && off[1].is_number_unsigned(),
               "load_safetensors: {}: tensor '{}': data_offsets {} must be non-negative integers", path, name,
@@ -104,12 +113,85 @@ Entry parse_entry(const std::string& path, const std::string& name, const ojson&
   SAGAN_CHECK(e.end <= data_size,
               "load_safetensors: {}: tensor '{}': data_offsets [{}, {}] run past the data section ({} bytes)", path,
               name, e.begin, e.end, data_size);
-  if (std::find(e.shape.begin(), e.shape.end(), 0) != e.shape.end()) bytes = 0, too_big = false;
-  SAGAN_CHECK(!too_big && bytes == e.end - e.begin,
+  SAGAN_CHECK(bytes == e.end - e.begin,
               "load_safetensors: {}: tensor '{}': shape {} of {} needs {} bytes but data_offsets [{}, {}] span {}",
-              path, name, shape_str(e.shape), dt, too_big ? std::string("more than 2^64") : std::to_string(bytes),
-              e.begin, e.end, e.end - e.begin);
+              path, name, shape_str(e.shape), dt, bytes, e.begin, e.end, e.end - e.begin);
   return e;
+}
+
+struct Layout {
+  std::vector<Entry> entries;  // header order
+  Metadata metadata;
+};
+
+void check_file_size(const std::string& path, uint64_t file_size) {
+  SAGAN_CHECK(file_size >= 8, "load_safetensors: {}: file too short ({} bytes) to hold the 8-byte header length", path,
+              file_size);
+}
+
+void check_header_length(const std::string& path, uint64_t n, uint64_t file_size) {
+  SAGAN_CHECK(n <= file_size - 8, "load_safetensors: {}: header length {} goes beyond the end of the file ({} bytes)",
+              path, n, file_size);
+  SAGAN_CHECK(n <= kMaxHeader, "load_safetensors: {}: header length {} exceeds the {} byte limit", path, n, kMaxHeader);
+  SAGAN_CHECK(n >= 2, "load_safetensors: {}: header length {} is too small for a JSON object", path, n);
+}
+
+// The JSON header, validated against a data section of data_size bytes.
+Layout parse_header(const std::string& path, const std::string& header, uint64_t data_size) {
+  // nlohmann keeps the last of duplicate keys silently; the callback sees each.
+  std::set<std::string> keys;
+  std::string duplicate;
+  auto on_event = [&](int depth, nlohmann::json::parse_event_t ev, ojson& parsed) {
+    if (ev == nlohmann::json::parse_event_t::key && depth == 1 && !keys.insert(parsed.get<std::string>()).second)
+      duplicate = parsed.get<std::string>();
+    return true;
+  };
+  ojson j;
+  try {
+    j = ojson::parse(header, on_event);
+  } catch (const nlohmann::json::exception& e) {
+    SAGAN_FAIL("load_safetensors: {}: bad JSON header: {}", path, e.what());
+  }
+  SAGAN_CHECK(duplicate.empty(), "load_safetensors: {}: duplicate tensor name '{}' in the header", path, duplicate);
+  SAGAN_CHECK(j.is_object(), "load_safetensors: {}: bad JSON header: expected an object, got {}", path, j.type_name());
+
+  Layout out;
+  std::vector<Entry>& entries = out.entries;
+  for (const auto& [key, v] : j.items()) {
+    if (key == "__metadata__") {
+      SAGAN_CHECK(v.is_object(), "load_safetensors: {}: __metadata__ must be an object of strings", path);
+      for (const auto& [mk, mv] : v.items()) {
+        SAGAN_CHECK(mv.is_string(), "load_safetensors: {}: __metadata__ value for '{}' is not a string", path, mk);
+        out.metadata[mk] = mv.get<std::string>();
+      }
+      continue;
+    }
+    entries.push_back(parse_entry(path, key, v, data_size));
+  }
+
+  // The tensors must tile the data section exactly.
+  std::vector<size_t> by_offset(entries.size());
+  std::iota(by_offset.begin(), by_offset.end(), 0);
+  std::stable_sort(by_offset.begin(), by_offset.end(), [&](size_t a, size_t b) {
+    return std::pair(entries[a].begin, entries[a].end) < std::pair(entries[b].begin, entries[b].end);
+  });
+  uint64_t covered = 0;
+  const Entry* prev = nullptr;
+  for (size_t i : by_offset) {
+    const Entry& e = entries[i];
+    SAGAN_CHECK(e.begin >= covered,
+                "load_safetensors: {}: tensor '{}' bytes [{}, {}) overlap tensor '{}' bytes [{}, {})", path, e.name,
+                e.begin, e.end, prev ? prev->name : "", prev ? prev->begin : 0, prev ? prev->end : 0);
+    SAGAN_CHECK(e.begin == covered, "load_safetensors: {}: data bytes [{}, {}) before tensor '{}' belong to no tensor",
+                path, covered, e.begin, e.name);
+    covered = e.end;
+    if (e.end > e.begin) prev = &e;
+  }
+  SAGAN_CHECK(covered == data_size,
+              "load_safetensors: {}: data section has {} bytes but the tensors cover only {} (trailing bytes belong to "
+              "no tensor)",
+              path, data_size, covered);
+  return out;
 }
 
 }  // namespace
@@ -190,75 +272,19 @@ SafetensorsFile load_safetensors(const std::string& path) {
   struct stat st {};
   SAGAN_CHECK(::fstat(::fileno(fc.f), &st) == 0, "load_safetensors: {}: stat failed: {}", path, std::strerror(errno));
   uint64_t file_size = static_cast<uint64_t>(st.st_size);
-  SAGAN_CHECK(file_size >= 8, "load_safetensors: {}: file too short ({} bytes) to hold the 8-byte header length", path,
-              file_size);
+  check_file_size(path, file_size);
   uint8_t len[8];
   SAGAN_CHECK(std::fread(len, 1, 8, fc.f) == 8, "load_safetensors: {}: cannot read the header length", path);
   uint64_t n = read_u64_le(len);
-  SAGAN_CHECK(n <= file_size - 8, "load_safetensors: {}: header length {} goes beyond the end of the file ({} bytes)",
-              path, n, file_size);
-  SAGAN_CHECK(n <= kMaxHeader, "load_safetensors: {}: header length {} exceeds the {} byte limit", path, n, kMaxHeader);
-  SAGAN_CHECK(n >= 2, "load_safetensors: {}: header length {} is too small for a JSON object", path, n);
+  check_header_length(path, n, file_size);
   std::string header(n, '\0');
   SAGAN_CHECK(std::fread(header.data(), 1, n, fc.f) == n, "load_safetensors: {}: cannot read the {}-byte header", path,
               n);
-  uint64_t data_size = file_size - 8 - n;
-
-  // nlohmann keeps the last of duplicate keys silently; the callback sees each.
-  std::set<std::string> keys;
-  std::string duplicate;
-  auto on_event = [&](int depth, nlohmann::json::parse_event_t ev, ojson& parsed) {
-    if (ev == nlohmann::json::parse_event_t::key && depth == 1 && !keys.insert(parsed.get<std::string>()).second)
-      duplicate = parsed.get<std::string>();
-    return true;
-  };
-  ojson j;
-  try {
-    j = ojson::parse(header, on_event);
-  } catch (const nlohmann::json::exception& e) {
-    SAGAN_FAIL("load_safetensors: {}: bad JSON header: {}", path, e.what());
-  }
-  SAGAN_CHECK(duplicate.empty(), "load_safetensors: {}: duplicate tensor name '{}' in the header", path, duplicate);
-  SAGAN_CHECK(j.is_object(), "load_safetensors: {}: bad JSON header: expected an object, got {}", path, j.type_name());
+  Layout layout = parse_header(path, header, file_size - 8 - n);
 
   SafetensorsFile out;
-  std::vector<Entry> entries;
-  for (const auto& [key, v] : j.items()) {
-    if (key == "__metadata__") {
-      SAGAN_CHECK(v.is_object(), "load_safetensors: {}: __metadata__ must be an object of strings", path);
-      for (const auto& [mk, mv] : v.items()) {
-        SAGAN_CHECK(mv.is_string(), "load_safetensors: {}: __metadata__ value for '{}' is not a string", path, mk);
-        out.metadata[mk] = mv.get<std::string>();
-      }
-      continue;
-    }
-    entries.push_back(parse_entry(path, key, v, data_size));
-  }
-
-  // The tensors must tile the data section exactly.
-  std::vector<size_t> by_offset(entries.size());
-  std::iota(by_offset.begin(), by_offset.end(), 0);
-  std::stable_sort(by_offset.begin(), by_offset.end(), [&](size_t a, size_t b) {
-    return std::pair(entries[a].begin, entries[a].end) < std::pair(entries[b].begin, entries[b].end);
-  });
-  uint64_t covered = 0;
-  const Entry* prev = nullptr;
-  for (size_t i : by_offset) {
-    const Entry& e = entries[i];
-    SAGAN_CHECK(e.begin >= covered,
-                "load_safetensors: {}: tensor '{}' bytes [{}, {}) overlap tensor '{}' bytes [{}, {})", path, e.name,
-                e.begin, e.end, prev ? prev->name : "", prev ? prev->begin : 0, prev ? prev->end : 0);
-    SAGAN_CHECK(e.begin == covered, "load_safetensors: {}: data bytes [{}, {}) before tensor '{}' belong to no tensor",
-                path, covered, e.begin, e.name);
-    covered = e.end;
-    if (e.end > e.begin) prev = &e;
-  }
-  SAGAN_CHECK(covered == data_size,
-              "load_safetensors: {}: data section has {} bytes but the tensors cover only {} (trailing bytes belong to "
-              "no tensor)",
-              path, data_size, covered);
-
-  for (const Entry& e : entries) {
+  out.metadata = std::move(layout.metadata);
+  for (const Entry& e : layout.entries) {
     Tensor t = Tensor::empty(e.shape, e.dtype);
     size_t nbytes = static_cast<size_t>(e.end - e.begin);
     if (nbytes > 0) {
@@ -268,6 +294,24 @@ SafetensorsFile load_safetensors(const std::string& path) {
           "load_safetensors: {}: tensor '{}': cannot read {} bytes at data offset {} (file changed or truncated?)",
           path, e.name, nbytes, e.begin);
     }
+    out.tensors.emplace_back(e.name, std::move(t));
+  }
+  return out;
+}
+
+SafetensorsFile parse_safetensors(const uint8_t* data, size_t size, const std::string& name) {
+  check_file_size(name, size);
+  uint64_t n = read_u64_le(data);
+  check_header_length(name, n, size);
+  std::string header(reinterpret_cast<const char*>(data) + 8, n);
+  Layout layout = parse_header(name, header, size - 8 - n);
+
+  SafetensorsFile out;
+  out.metadata = std::move(layout.metadata);
+  const uint8_t* section = data + 8 + n;
+  for (const Entry& e : layout.entries) {
+    Tensor t = Tensor::empty(e.shape, e.dtype);
+    if (e.end > e.begin) std::memcpy(t.raw_data(), section + e.begin, static_cast<size_t>(e.end - e.begin));
     out.tensors.emplace_back(e.name, std::move(t));
   }
   return out;

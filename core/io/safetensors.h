@@ -38,5 +38,8 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors, cons
 // the data section exactly (no gaps, no overlap), no duplicate names. Errors
 // name the file and, where one is involved, the tensor.
 SafetensorsFile load_safetensors(const std::string& path);
+// The same checks on a file already in memory; `name` stands for the path in
+// messages. (The path version streams the data section instead.)
+SafetensorsFile parse_safetensors(const uint8_t* data, size_t size, const std::string& name);
 
 }  // namespace sagan::io

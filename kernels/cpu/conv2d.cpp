@@ -12,7 +12,9 @@
 // each GEMM instead.
 // GCC 12 flags Eigen's AVX-512 packet code (_mm512_undefined_*) as
 // maybe-uninitialized after inlining; it is a known false positive.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include <Eigen/Core>
 #include <algorithm>

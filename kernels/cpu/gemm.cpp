@@ -2,7 +2,9 @@
 // column-major, any leading dimension), so transposed views never copy.
 // GCC 12 flags Eigen's AVX-512 packet code (_mm512_undefined_*) as
 // maybe-uninitialized after inlining; it is a known false positive.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <omp.h>
 
 #include <Eigen/Core>

@@ -36,10 +36,22 @@ class Cifar10 final : public Dataset {
   std::vector<uint8_t> records_;
 };
 
+// Whole records, each with a label in 0-9; errors name the file.
+void check_batch(const std::vector<uint8_t>& bytes, const std::string& f) {
+  SAGAN_CHECK(!bytes.empty() && bytes.size() % kRecord == 0,
+              "cifar10: {}: size {} bytes is not a positive multiple of the {}-byte record", f, bytes.size(), kRecord);
+  for (size_t r = 0; r < bytes.size() / kRecord; ++r)
+    SAGAN_CHECK(bytes[r * kRecord] < 10, "cifar10: {}: record {} has label {}, expected 0-9", f, r, bytes[r * kRecord]);
+}
+
+void check_split(const std::string& split) {
+  SAGAN_CHECK(split == "train" || split == "test", "cifar10: split must be 'train' or 'test', got '{}'", split);
+}
+
 }  // namespace
 
 std::shared_ptr<Dataset> cifar10(const std::string& dir, const std::string& split) {
-  SAGAN_CHECK(split == "train" || split == "test", "cifar10: split must be 'train' or 'test', got '{}'", split);
+  check_split(split);
   std::vector<std::string> files;
   if (split == "train")
     for (int b = 1; b <= 5; ++b) files.push_back(fmt::format("{}/data_batch_{}.bin", dir, b));
@@ -52,15 +64,17 @@ std::shared_ptr<Dataset> cifar10(const std::string& dir, const std::string& spli
                 "https://www.cs.toronto.edu/~kriz/cifar.html and pass the directory holding data_batch_*.bin",
                 f);
     std::vector<uint8_t> bytes = io::read_file(f);
-    SAGAN_CHECK(!bytes.empty() && bytes.size() % kRecord == 0,
-                "cifar10: {}: size {} bytes is not a positive multiple of the {}-byte record", f, bytes.size(),
-                kRecord);
-    for (size_t r = 0; r < bytes.size() / kRecord; ++r)
-      SAGAN_CHECK(bytes[r * kRecord] < 10, "cifar10: {}: record {} has label {}, expected 0-9", f, r,
-                  bytes[r * kRecord]);
+    check_batch(bytes, f);
     all.insert(all.end(), bytes.begin(), bytes.end());
   }
   return std::make_shared<Cifar10>(split, std::move(all));
+}
+
+std::shared_ptr<Dataset> cifar10_from_bytes(std::vector<uint8_t> batch, const std::string& name,
+                                            const std::string& split) {
+  check_split(split);
+  check_batch(batch, name);
+  return std::make_shared<Cifar10>(split, std::move(batch));
 }
 
 }  // namespace sagan::data

@@ -46,6 +46,10 @@ std::shared_ptr<Dataset> fashion_mnist(const std::string& split = "train", const
 // <dir>/test_batch.bin (test), records of 1 label byte + 3072 bytes of
 // 32x32 R, G, B planes.
 std::shared_ptr<Dataset> cifar10(const std::string& dir, const std::string& split = "train");
+// One batch file already in memory (its bytes), checked the same way; `name`
+// stands for the file in messages.
+std::shared_ptr<Dataset> cifar10_from_bytes(std::vector<uint8_t> batch, const std::string& name,
+                                            const std::string& split = "test");
 
 // <root>/<class>/**/*.{png,jpg,jpeg} (case-insensitive); classes are the
 // sub-folder names in sorted order, files sorted by path. Images are decoded
@@ -61,8 +65,14 @@ struct IdxArray {
   std::vector<uint8_t> data;  // ubyte elements, row-major
 };
 // Reads a (possibly gzipped) IDX file of unsigned bytes with the given number
-// of dims (magic 0x00000800 | ndim). Wrong magic, truncation and trailing
-// bytes are errors naming the file.
+// of dims (magic 0x00000800 | ndim). Wrong magic, a zero dimension,
+// truncation and trailing bytes are errors naming the file.
 IdxArray read_idx_u8(const std::string& path, int ndim);
+// The same from the file's bytes in memory; `name` stands for the path in messages.
+IdxArray parse_idx_u8(const uint8_t* data, size_t size, int ndim, const std::string& name);
+// Fashion-MNIST from arrays already read (images N x H x W, labels N), checked
+// like fashion_mnist(); the paths name them in messages.
+std::shared_ptr<Dataset> fashion_mnist_from_idx(const std::string& split, IdxArray images, const std::string& ipath,
+                                                IdxArray labels, const std::string& lpath);
 
 }  // namespace sagan::data

@@ -1,48 +1,84 @@
 // IDX files (gzipped or not, zlib reads both) and Fashion-MNIST on top.
 #include <zlib.h>
 
-#include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
+#include "core/io/atomic_file.h"
 #include "models/data/dataset.h"
 
 namespace sagan::data {
 
 namespace {
 
-struct GzCloser {
-  gzFile f;
-  ~GzCloser() {
-    if (f) gzclose(f);
+// Sequential reader over a file's bytes as zlib's gzread sees them: gzip (one
+// or more members) when they start with the gzip magic, raw otherwise; bytes
+// after the last member that do not start another member are ignored.
+class GzipOrRaw {
+ public:
+  GzipOrRaw(const uint8_t* data, size_t size, const std::string& name) : data_(data), size_(size), name_(name) {
+    gzip_ = size >= 2 && data[0] == 0x1f && data[1] == 0x8b;
+    if (!gzip_) return;
+    // 15 + 16: a gzip wrapper (header and CRC-32 trailer) around deflate data.
+    SAGAN_CHECK(inflateInit2(&z_, 15 + 16) == Z_OK, "read_idx: {}: cannot start zlib", name);
+    z_.next_in = const_cast<Bytef*>(data);
+    z_.avail_in = static_cast<uInt>(std::min<size_t>(size, UINT32_MAX));
+    fed_ = z_.avail_in;
   }
-};
+  ~GzipOrRaw() {
+    if (gzip_) inflateEnd(&z_);
+  }
+  GzipOrRaw(const GzipOrRaw&) = delete;
+  GzipOrRaw& operator=(const GzipOrRaw&) = delete;
 
-std::string gz_error(gzFile f) {
-  int code = 0;
-  const char* msg = gzerror(f, &code);
-  return code == Z_ERRNO ? std::strerror(errno) : (msg && *msg ? msg : "unknown zlib error");
-}
-
-// Reads up to n bytes; returns how many arrived before end of data. A damaged
-// gzip stream (bad CRC, cut-off member) is an error rather than a short read.
-size_t gz_read(gzFile f, uint8_t* dst, size_t n, const std::string& path) {
-  size_t got = 0;
-  while (got < n) {
-    unsigned chunk = static_cast<unsigned>(std::min<size_t>(n - got, 1u << 30));
-    int r = gzread(f, dst + got, chunk);
-    SAGAN_CHECK(r >= 0, "read_idx: {}: corrupt or truncated data: {}", path, gz_error(f));
-    if (r == 0) {
-      // zlib reports a gzip stream cut short as a soft error after a short read.
-      int code = Z_OK;
-      gzerror(f, &code);
-      SAGAN_CHECK(code == Z_OK, "read_idx: {}: corrupt or truncated data: {}", path, gz_error(f));
-      break;
+  // Up to n bytes; fewer only at the end of the data. A damaged gzip stream
+  // (bad CRC, cut-off member) is an error rather than a short read.
+  size_t read(uint8_t* dst, size_t n) {
+    if (!gzip_) {
+      size_t got = std::min(n, size_ - pos_);
+      if (got) std::memcpy(dst, data_ + pos_, got);
+      pos_ += got;
+      return got;
     }
-    got += static_cast<size_t>(r);
+    size_t got = 0;
+    while (got < n && !ended_) {
+      if (z_.avail_in == 0 && fed_ < size_) refill();
+      z_.next_out = dst + got;
+      z_.avail_out = static_cast<uInt>(std::min<size_t>(n - got, 1u << 30));
+      uInt before = z_.avail_out;
+      int r = inflate(&z_, Z_NO_FLUSH);
+      got += before - z_.avail_out;
+      if (r == Z_STREAM_END) {
+        if (z_.avail_in == 0 && fed_ < size_) refill();
+        bool another = z_.avail_in >= 2 && z_.next_in[0] == 0x1f && z_.next_in[1] == 0x8b;
+        if (another)
+          inflateReset(&z_);
+        else
+          ended_ = true;
+        continue;
+      }
+      SAGAN_CHECK(!(r == Z_BUF_ERROR && z_.avail_in == 0 && fed_ == size_),
+                  "read_idx: {}: corrupt or truncated data: unexpected end of file", name_);
+      SAGAN_CHECK(r == Z_OK || r == Z_BUF_ERROR, "read_idx: {}: corrupt or truncated data: {}", name_,
+                  z_.msg ? z_.msg : "zlib error");
+    }
+    return got;
   }
-  return got;
-}
+
+ private:
+  void refill() {
+    z_.next_in = const_cast<Bytef*>(data_ + fed_);
+    z_.avail_in = static_cast<uInt>(std::min<size_t>(size_ - fed_, UINT32_MAX));
+    fed_ += z_.avail_in;
+  }
+
+  const uint8_t* data_;
+  size_t size_, pos_ = 0, fed_ = 0;
+  std::string name_;
+  bool gzip_ = false, ended_ = false;
+  z_stream z_{};
+};
 
 class FashionMnist final : public Dataset {
  public:
@@ -80,11 +116,10 @@ std::string find_idx(const std::string& dir, const std::string& stem) {
 
 }  // namespace
 
-IdxArray read_idx_u8(const std::string& path, int ndim) {
-  GzCloser gz{gzopen(path.c_str(), "rb")};
-  SAGAN_CHECK(gz.f != nullptr, "read_idx: {}: {}", path, std::strerror(errno));
+IdxArray parse_idx_u8(const uint8_t* bytes, size_t size, int ndim, const std::string& path) {
+  GzipOrRaw in(bytes, size, path);
   uint8_t head[4];
-  SAGAN_CHECK(gz_read(gz.f, head, 4, path) == 4, "read_idx: {}: file too short for the IDX magic number", path);
+  SAGAN_CHECK(in.read(head, 4) == 4, "read_idx: {}: file too short for the IDX magic number", path);
   uint32_t magic = static_cast<uint32_t>(head[0]) << 24 | head[1] << 16 | head[2] << 8 | head[3];
   uint32_t want = 0x800u | static_cast<uint32_t>(ndim);
   SAGAN_CHECK(magic == want, "read_idx: {}: bad magic 0x{:08x}, expected 0x{:08x} (unsigned bytes, {} dims)", path,
@@ -93,21 +128,42 @@ IdxArray read_idx_u8(const std::string& path, int ndim) {
   uint64_t total = 1;
   for (int d = 0; d < ndim; ++d) {
     uint8_t b[4];
-    SAGAN_CHECK(gz_read(gz.f, b, 4, path) == 4, "read_idx: {}: truncated header (dimension {} of {})", path, d, ndim);
+    SAGAN_CHECK(in.read(b, 4) == 4, "read_idx: {}: truncated header (dimension {} of {})", path, d, ndim);
     uint64_t n = static_cast<uint64_t>(b[0]) << 24 | b[1] << 16 | b[2] << 8 | b[3];
     a.dims.push_back(static_cast<int64_t>(n));
-    total *= n;
-    SAGAN_CHECK(total <= (1ull << 34), "read_idx: {}: dimensions {} are implausibly large", path,
+    // Checked before multiplying: 2^31 x 8 x 2^30 would wrap around to 0.
+    SAGAN_CHECK(n == 0 || total <= (1ull << 34) / n, "read_idx: {}: dimensions {} are implausibly large", path,
                 fmt::join(a.dims, "x"));
+    total *= n;
   }
-  a.data.resize(static_cast<size_t>(total));
-  size_t got = gz_read(gz.f, a.data.data(), a.data.size(), path);
+  // Before looking at the data: a zeroed header field would otherwise surface
+  // as "trailing bytes" or as a count mismatch with the other file.
+  for (size_t d = 0; d < a.dims.size(); ++d)
+    SAGAN_CHECK(a.dims[d] > 0, "read_idx: {}: dimension {} ({}) is 0: the array is empty (a corrupt header?)", path, d,
+                fmt::join(a.dims, "x"));
+  // Grow with the data that arrives rather than with what the header claims,
+  // so a corrupt header cannot make us allocate gigabytes for a small file.
+  constexpr size_t kChunk = size_t(1) << 20;
+  size_t got = 0;
+  while (got < total) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, total - got));
+    a.data.resize(got + want);
+    size_t r = in.read(a.data.data() + got, want);
+    got += r;
+    if (r < want) break;
+  }
+  a.data.resize(got);
   SAGAN_CHECK(got == total, "read_idx: {}: truncated: dimensions {} need {} data bytes, found {}", path,
               fmt::join(a.dims, "x"), total, got);
   uint8_t extra;
-  SAGAN_CHECK(gz_read(gz.f, &extra, 1, path) == 0, "read_idx: {}: trailing bytes after the {} data bytes of {}", path,
-              total, fmt::join(a.dims, "x"));
+  SAGAN_CHECK(in.read(&extra, 1) == 0, "read_idx: {}: trailing bytes after the {} data bytes of {}", path, total,
+              fmt::join(a.dims, "x"));
   return a;
+}
+
+IdxArray read_idx_u8(const std::string& path, int ndim) {
+  std::vector<uint8_t> bytes = io::read_file(path);
+  return parse_idx_u8(bytes.data(), bytes.size(), ndim, path);
 }
 
 std::shared_ptr<Dataset> fashion_mnist(const std::string& split, const std::string& dir) {
@@ -115,8 +171,15 @@ std::shared_ptr<Dataset> fashion_mnist(const std::string& split, const std::stri
   std::string prefix = split == "train" ? "train" : "t10k";
   std::string ipath = find_idx(dir, prefix + "-images-idx3-ubyte");
   std::string lpath = find_idx(dir, prefix + "-labels-idx1-ubyte");
-  IdxArray images = read_idx_u8(ipath, 3);
-  IdxArray labels = read_idx_u8(lpath, 1);
+  return fashion_mnist_from_idx(split, read_idx_u8(ipath, 3), ipath, read_idx_u8(lpath, 1), lpath);
+}
+
+std::shared_ptr<Dataset> fashion_mnist_from_idx(const std::string& split, IdxArray images, const std::string& ipath,
+                                                IdxArray labels, const std::string& lpath) {
+  SAGAN_CHECK(split == "train" || split == "test", "fashion_mnist: split must be 'train' or 'test', got '{}'", split);
+  SAGAN_CHECK(images.dims.size() == 3 && labels.dims.size() == 1,
+              "fashion_mnist: {} must be 3-dimensional ({}) and {} 1-dimensional ({})", ipath,
+              fmt::join(images.dims, "x"), lpath, fmt::join(labels.dims, "x"));
   SAGAN_CHECK(images.dims[0] == labels.dims[0], "fashion_mnist: {} holds {} images but {} holds {} labels", ipath,
               images.dims[0], lpath, labels.dims[0]);
   SAGAN_CHECK(images.dims[0] > 0 && images.dims[1] > 0 && images.dims[2] > 0, "fashion_mnist: {}: empty image array {}",

@@ -2,7 +2,9 @@
 
 // Eigen's AVX-512 packet code trips GCC 12's maybe-uninitialized (a known
 // false positive), as in kernels/cpu/conv2d.cpp.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>

@@ -1,6 +1,6 @@
 # CTest test install_consumer (label install), run with cmake -P:
 #   -DBUILD_DIR=<sagan build dir> -DSOURCE_DIR=<tests/consumer> -DWORK_DIR=<scratch>
-#   [-DCONFIG=<build type>] [-DCXX_COMPILER=<path>]
+#   [-DCONFIG=<build type>] [-DCXX_COMPILER=<path>] [-DCXX_FLAGS=...] [-DLINKER_FLAGS=...]
 # Installs the current build into a fresh prefix, configures tests/consumer
 # against it with CMAKE_PREFIX_PATH only, builds it and runs the MLP.
 foreach(_v BUILD_DIR SOURCE_DIR WORK_DIR)
@@ -44,6 +44,13 @@ set(_configure ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${build} -DCMAKE_BUILD_TYPE=
   -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_FIND_PACKAGE_PREFER_CONFIG=ON)
 if(CXX_COMPILER)
   list(APPEND _configure -DCMAKE_CXX_COMPILER=${CXX_COMPILER})
+endif()
+# A sanitizer build's library needs its runtime in the consumer too.
+if(CXX_FLAGS)
+  list(APPEND _configure "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}")
+endif()
+if(LINKER_FLAGS)
+  list(APPEND _configure "-DCMAKE_EXE_LINKER_FLAGS=${LINKER_FLAGS}")
 endif()
 run("configuring the consumer" ${_configure})
 run("building the consumer" ${CMAKE_COMMAND} --build ${build} --config ${CONFIG} --parallel 2)
