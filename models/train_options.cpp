@@ -87,6 +87,27 @@ TrainOption attention_list(TrainOption o, std::optional<std::vector<int64_t>> Sa
   return o;
 }
 
+// model.ch sets both networks' widths: g_ch and d_ch return to "follow ch",
+// so a later --ch overrides the g_ch / d_ch of a config file. Within one
+// file or command line the table's order applies (ch before g_ch / d_ch), so
+// g_ch / d_ch given with ch win.
+TrainOption shared_width(TrainOption o) {
+  o.kind = ValueKind::Int;
+  o.get = [](const TrainConfig& c) { return ConfigValue(c.model.ch); };
+  o.set = [](TrainConfig& c, const ConfigValue& v) {
+    c.model.ch = std::get<int64_t>(v);
+    c.model.g_ch = c.model.d_ch = 0;
+  };
+  return o;
+}
+// model.g_ch / model.d_ch: written resolved (ch spelled out where they follow it).
+TrainOption own_width(TrainOption o, int64_t SaganConfig::*m, int64_t (SaganConfig::*resolved)() const) {
+  o.kind = ValueKind::Int;
+  o.get = [resolved](const TrainConfig& c) { return ConfigValue((c.model.*resolved)()); };
+  o.set = [m](TrainConfig& c, const ConfigValue& v) { c.model.*m = std::get<int64_t>(v); };
+  return o;
+}
+
 // ---- checks of one value
 
 double number(const ConfigValue& v) {
@@ -165,11 +186,22 @@ std::vector<TrainOption> make_table() {
               .help = "Image side, a power of two >= 32",
               .resume_why = kArchitecture},
              &C::model, &M::resolution));
-  add(member({.key = "model.ch",
-              .flag = "--ch",
-              .help = "Width multiplier (32x32: G 4ch, D 2ch wide)",
-              .resume_why = kArchitecture},
-             &C::model, &M::ch));
+  add(shared_width({.key = "model.ch",
+                    .flag = "--ch",
+                    .help = "Width multiplier of G and D (32x32: G 4ch, D 2ch wide); sets g_ch and d_ch",
+                    .resume_why = kArchitecture}));
+  add(own_width({.key = "model.g_ch",
+                 .flag = "--g-ch",
+                 .help = "Generator width multiplier (default: --ch; 32x32: G 4g_ch wide)",
+                 .resume_why = kArchitecture,
+                 .show_default = false},
+                &M::g_ch, &M::resolved_g_ch));
+  add(own_width({.key = "model.d_ch",
+                 .flag = "--d-ch",
+                 .help = "Discriminator width multiplier (default: --ch; 32x32: D 2d_ch wide)",
+                 .resume_why = kArchitecture,
+                 .show_default = false},
+                &M::d_ch, &M::resolved_d_ch));
   add(member({.key = "model.z_dim", .flag = "--z-dim", .help = "Latent size", .resume_why = kArchitecture}, &C::model,
              &M::z_dim));
   add(attention_list({.key = "model.g_attn_res",

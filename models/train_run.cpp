@@ -97,6 +97,12 @@ void record_changes(const std::vector<ConfigChange>& changes, const fs::path& ru
   SAGAN_CHECK(log.good(), "{}: cannot append the resume's changes", (run / "config_changes.log").string());
 }
 
+// "ch=64", or "g_ch=64 d_ch=32" when the networks differ.
+std::string widths_text(const SaganConfig& m) {
+  return m.resolved_g_ch() == m.resolved_d_ch() ? fmt::format("ch={}", m.resolved_g_ch())
+                                                : fmt::format("g_ch={} d_ch={}", m.resolved_g_ch(), m.resolved_d_ch());
+}
+
 void rotate_checkpoints(const fs::path& dir, int64_t keep) {
   std::vector<fs::path> files;
   for (auto& e : fs::directory_iterator(dir))
@@ -184,9 +190,9 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
 
   const bool tty = ::isatty(STDOUT_FILENO);
   if (opt.progress)
-    fmt::print("sagan-train: {} SAGAN-{} ch={} on {} ({} images, {} classes) on {}; run dir {}{}\n",
-               K > 0 ? "class-conditional" : "unconditional", rc.model.resolution, rc.model.ch, dataset->name(),
-               dataset->size(), K, device_name(trainer.device()), rc.run_dir,
+    fmt::print("sagan-train: {} SAGAN-{} {} on {} ({} images, {} classes) on {}; run dir {}{}\n",
+               K > 0 ? "class-conditional" : "unconditional", rc.model.resolution, widths_text(rc.model),
+               dataset->name(), dataset->size(), K, device_name(trainer.device()), rc.run_dir,
                resume ? fmt::format(" (resumed at step {})", trainer.step_count()) : "");
   std::fflush(stdout);
 

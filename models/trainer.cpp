@@ -230,9 +230,9 @@ void Trainer::load_checkpoint(const std::string& path) {
   saved.model.num_classes = cfg_.model.num_classes;  // resolved from the data set in both
   saved.model.image_channels = cfg_.model.image_channels;
   auto arch = [](const SaganConfig& m) {
-    return nlohmann::json{{"res", m.resolution},   {"ch", m.ch},
-                          {"z", m.z_dim},          {"ga", m.g_attention()},
-                          {"da", m.d_attention()}, {"pooled", m.pooled_attention}}
+    return nlohmann::json{
+        {"res", m.resolution},   {"g_ch", m.resolved_g_ch()}, {"d_ch", m.resolved_d_ch()},   {"z", m.z_dim},
+        {"ga", m.g_attention()}, {"da", m.d_attention()},     {"pooled", m.pooled_attention}}
         .dump();
   };
   SAGAN_CHECK(arch(saved.model) == arch(cfg_.model), "{}: checkpoint model {} differs from the configured model {}",
