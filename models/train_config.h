@@ -48,6 +48,10 @@ struct TrainConfig {
   std::string dataset = "fashion-mnist";  // fashion-mnist | cifar10 | folder
   std::string data_path;                  // empty: the data set's default
   bool hflip = false;
+  // auto | 1 | 3: image channels of a folder (auto: 1 when every image is
+  // grayscale); other data sets have theirs. Written resolved ("1", "3").
+  std::string channels = "auto";
+  std::string resize = "bilinear";  // bilinear | nearest | pad: how images smaller than the resolution grow
 
   // optimisation (SAGAN's TTUR defaults). adam_g and adam_d share beta1,
   // beta2 and eps (one key each in files); their lr are lr_g and lr_d.

@@ -174,6 +174,20 @@ std::vector<TrainOption> make_table() {
              &C::data_path));  // the data may have moved
   add(member({.key = "hflip", .flag = "--hflip,!--no-hflip", .help = "Random horizontal flips", .resume_applies = true},
              &C::hflip));
+  add(member({.key = "channels",
+              .flag = "--channels",
+              .help = "auto | 1 | 3: image channels of --dataset folder (auto: 1 when every image is grayscale); "
+                      "config.json records the result",
+              .check = one_of({"auto", "1", "3"}),
+              .resume_why = "the networks take the run's image channels"},
+             &C::channels));
+  add(member({.key = "resize",
+              .flag = "--resize",
+              .help = "bilinear | nearest | pad: how images smaller than --resolution reach it (pad: centred on "
+                      "black); larger ones are area-averaged down",
+              .check = one_of({"bilinear", "nearest", "pad"}),
+              .resume_why = "the generator learnt the run's image geometry"},
+             &C::resize));
   add(member({.key = "unconditional",
               .flag = "--unconditional",
               .help = "Ignore labels (num_classes = 0)",
@@ -376,6 +390,10 @@ std::optional<ConfigProblem> train_config_problem(const TrainConfig& c,
   if (c.dataset == "cifar10" && c.data_path.empty())
     return bad("dataset", fmt::format("cifar10 needs {} PATH (the folder holding data_batch_1.bin ... test_batch.bin)",
                                       name("data_path")));
+  const char* fixed = c.dataset == "fashion-mnist" ? "1" : c.dataset == "cifar10" ? "3" : nullptr;
+  if (fixed && c.channels != "auto" && c.channels != fixed)
+    return bad("channels", fmt::format("{} images have {} channel(s); {} {} is for --dataset folder", c.dataset, fixed,
+                                       name("channels"), c.channels));
   if (c.fd_every % c.log_every != 0)
     return bad("fd_every", fmt::format("{} is not a multiple of {} ({}): FD is logged on log rows", c.fd_every,
                                        name("log_every"), c.log_every));

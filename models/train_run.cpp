@@ -81,6 +81,8 @@ TrainConfig resumed_config(const TrainConfig& given, const RunOptions& opt, Conf
   TrainConfig cfg;
   read_config_file(path, cfg, &sources);
   cfg.run_dir = opt.resume_dir;  // where it is now, should it have moved
+  // A run from before --channels: its images had the channels its model has.
+  if (!sources.given("channels")) cfg.channels = std::to_string(cfg.model.image_channels);
   changes = apply_on_resume(cfg, path, given, opt.given);
   for (const ConfigChange& c : changes) sources.by_key[c.key] = opt.given.by_key.at(c.key);
   return cfg;
@@ -117,7 +119,8 @@ std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& cfg) {
   if (cfg.dataset == "fashion-mnist")
     return data::fashion_mnist("train", cfg.data_path.empty() ? data::kFashionMnistDir : cfg.data_path);
   if (cfg.dataset == "cifar10") return data::cifar10(cfg.data_path, "train");
-  if (cfg.dataset == "folder") return data::image_folder(cfg.data_path, 3);
+  if (cfg.dataset == "folder")
+    return data::image_folder(cfg.data_path, cfg.channels == "auto" ? 0 : std::stoi(cfg.channels));
   SAGAN_FAIL("--dataset: '{}' is not one of fashion-mnist, cifar10, folder", cfg.dataset);
 }
 
@@ -152,6 +155,7 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
   check_writable_dir(cfg.run_dir, resume ? "--resume" : "--run-dir");
 
   auto dataset = make_dataset(cfg);
+  cfg.channels = std::to_string(dataset->channels());  // "auto" resolved, for config.json and checkpoints
   Trainer trainer(cfg, dataset);
   const TrainConfig& rc = trainer.config();  // with classes and channels resolved
   if (resume) trainer.load_checkpoint(ckpt);

@@ -50,6 +50,7 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset)
   data::LoaderOptions lo;
   lo.batch_size = cfg_.batch_size;
   lo.resolution = cfg_.model.resolution;
+  lo.upscale = io::parse_upscale(cfg_.resize);
   lo.hflip = cfg_.hflip;
   lo.seed = cfg_.seed;
   loader_ = std::make_unique<data::DataLoader>(dataset_, lo);

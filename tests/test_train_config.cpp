@@ -30,6 +30,8 @@ TrainConfig unusual_config() {
   c.dataset = "folder";
   c.data_path = "/data/\"quoted\" back\\slash ünï\tcode";
   c.hflip = true;
+  c.channels = "1";
+  c.resize = "pad";
   c.batch_size = 17;
   c.steps = 1234;
   c.n_dis = 2;
@@ -91,6 +93,7 @@ TEST_CASE("the table has one entry per key of config.json", "[config]") {
                                          "batch_size",
                                          "beta1",
                                          "beta2",
+                                         "channels",
                                          "checkpoint_every",
                                          "data_path",
                                          "dataset",
@@ -118,6 +121,7 @@ TEST_CASE("the table has one entry per key of config.json", "[config]") {
                                          "model.resolution",
                                          "model.z_dim",
                                          "n_dis",
+                                         "resize",
                                          "run_dir",
                                          "sample_every",
                                          "sample_per_class",
@@ -283,6 +287,13 @@ TEST_CASE("invalid values are reported under their file and key, or their option
              Catch::EndsWith("m.toml: fd_every: 15 is not a multiple of --log-every (10): FD is logged on log rows"));
   CHECK_THAT(file_error(dir, "m.toml", "fd_every = 15\nlog_every = 10\n"),
              Catch::Contains("15 is not a multiple of log_every (10)"));
+  CHECK_THAT(file_error(dir, "m.toml", "channels = \"3\"\n"),
+             Catch::EndsWith("m.toml: channels: fashion-mnist images have 1 channel(s); channels 3 is for --dataset "
+                             "folder"));
+  CHECK_THAT(file_error(dir, "m.toml", "channels = 1\n"),
+             Catch::EndsWith("channels: expected a string, got integer 1"));
+  CHECK_THAT(file_error(dir, "m.toml", "resize = \"bicubic\"\n"),
+             Catch::EndsWith("m.toml: resize: 'bicubic' is not one of bilinear, nearest, pad"));
   CHECK_THAT(file_error(dir, "m.toml", "device = \"gpu\"\n"),
              Catch::EndsWith("m.toml: device: 'gpu' is not a device (auto, cpu, cuda or cuda:N)"));
 

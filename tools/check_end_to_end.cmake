@@ -1,6 +1,7 @@
 # cli_end_to_end (tools/CMakeLists.txt): the tools chained as a user would,
-# on a tiny Fashion-MNIST model: sagan-train (with FD; then --resume with
-# options, one refused, two applied), sagan-eval (--json),
+# on a tiny Fashion-MNIST model: sagan-train (with FD and --resize pad; then
+# --resume with options, one refused, two applied), sagan-eval (--json; its
+# real images padded as the run's),
 # sagan-sample and sagan-attention on its checkpoint; checks exit codes, the
 # files written and the JSON report's fields.
 foreach(_v TRAIN EVAL SAMPLE ATTENTION WORK_DIR)
@@ -27,7 +28,7 @@ function(expect_file path)
 endfunction()
 
 run("sagan-train" ${TRAIN} --ch 4 --z-dim 8 --batch-size 4 --steps 4 --log-every 2 --fd-every 2 --fd-samples 32
-    --sample-every 4 --checkpoint-every 4 --device cpu --run-dir ${run} --quiet)
+    --sample-every 4 --checkpoint-every 4 --resize pad --device cpu --run-dir ${run} --quiet)
 expect_file(${run}/checkpoints/step_00000004.safetensors)
 expect_file(${run}/samples/step_00000004.png)
 expect_file(${run}/fd_reference.safetensors)
@@ -65,6 +66,11 @@ foreach(key fid kid is precision_recall)
     message(FATAL_ERROR "cli_end_to_end: eval.json has no '${key}' object:\n${report}")
   endif()
 endforeach()
+# The real images took the run's geometry: 28x28 padded to 32x32 (--resize pad).
+string(JSON reference GET "${report}" reference description)
+if(NOT reference MATCHES "1x32x32 \\(pad up\\)")
+  message(FATAL_ERROR "cli_end_to_end: sagan-eval's real images did not follow the run's --resize pad: ${reference}")
+endif()
 string(JSON fid GET "${report}" fid value)
 if(NOT fid GREATER 0)
   message(FATAL_ERROR "cli_end_to_end: FID of an untrained generator should be positive, got ${fid}")
