@@ -63,6 +63,9 @@ struct TrainConfig {
   double ema_decay = 0.9999;
   int64_t ema_start = 1000;  // EMA copies G exactly before this step
   double grad_clip = 0.0;    // max global gradient norm per network; 0 = off
+  // DiffAugment before D (layers/diffaugment.h): any of color, translation,
+  // cutout, comma-separated, applied in that order; "none" = off.
+  std::string diffaug = "none";
   uint64_t seed = 0;
   std::string device = "auto";  // auto (cuda when present) | cpu | cuda | cuda:N
 

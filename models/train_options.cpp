@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "layers/diffaugment.h"
+
 namespace sagan {
 
 const char* kind_name(ValueKind k) {
@@ -143,6 +145,15 @@ std::string device_name_check(const ConfigValue& v) {
   return s == "auto" || s == "cpu" || s == "cuda" || index
              ? ""
              : fmt::format("'{}' is not a device (auto, cpu, cuda or cuda:N)", s);
+}
+
+std::string diffaug_policy(const ConfigValue& v) {
+  try {
+    nn::DiffAugmentPolicy::parse(std::get<std::string>(v), "");
+  } catch (const Error& e) {
+    return std::string(e.what()).substr(2);  // the text after the empty option's ": "
+  }
+  return "";
 }
 
 // What --resume does with a changed architecture setting.
@@ -292,6 +303,13 @@ std::vector<TrainOption> make_table() {
               .check = off_or_positive,
               .resume_applies = true},
              &C::grad_clip));
+  add(member(
+      {.key = "diffaug",
+       .flag = "--diffaug",
+       .help = "DiffAugment on D's real and fake inputs: color,translation,cutout (any, comma-separated) or none",
+       .check = diffaug_policy,
+       .resume_applies = true},
+      &C::diffaug));
   add(member({.key = "seed",
               .flag = "--seed",
               .help = "Seed of initialisation, data order, latents",

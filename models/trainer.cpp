@@ -19,6 +19,7 @@ Device resolve_device(const std::string& name) {
 
 namespace {
 constexpr uint64_t kSampleStream = 0x9E3779B97F4A7C15ull;
+constexpr uint64_t kAugmentStream = 0xD1FFA06D1FFA06D1ull;
 
 int64_t as_i64(uint64_t v) {
   int64_t r;
@@ -40,7 +41,9 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset)
     : cfg_(std::move(cfg)),
       device_(resolve_device(cfg_.device)),
       dataset_(std::move(dataset)),
-      rng_(cfg_.seed ^ kSampleStream) {
+      rng_(cfg_.seed ^ kSampleStream),
+      diffaug_(nn::DiffAugmentPolicy::parse(cfg_.diffaug)),
+      aug_rng_(cfg_.seed ^ kAugmentStream) {
   SAGAN_CHECK(dataset_ != nullptr, "Trainer: no data set");
   cfg_.model.num_classes = cfg_.unconditional ? 0 : dataset_->num_classes();
   cfg_.model.image_channels = dataset_->channels();
@@ -145,7 +148,7 @@ StepStats Trainer::step() {
     }
     std::vector<int64_t> y_all = b.labels.to_int_vector();
     y_all.insert(y_all.end(), yf.begin(), yf.end());
-    Tensor x_all = concat({b.images.to(device_), fake}, 0);
+    Tensor x_all = nn::diffaugment(concat({b.images.to(device_), fake}, 0), diffaug_, aug_rng_);
     d_->power_iterate_all();
     Tensor out = d_->forward(x_all, K > 0 ? ints(y_all, device_) : Tensor());
     Tensor loss = hinge_d(out, B, &st.d_real, &st.d_fake);
@@ -163,7 +166,7 @@ StepStats Trainer::step() {
     g_->power_iterate_all();
     Tensor fake = g_->forward(z, yf);
     d_->power_iterate_all();
-    Tensor loss = neg(mean(d_->forward(fake, yf)));
+    Tensor loss = neg(mean(d_->forward(nn::diffaugment(fake, diffaug_, aug_rng_), yf)));
     opt_g_->zero_grad();
     loss.backward();
     st.grad_norm_g = clip_and_norm(*g_);
@@ -211,6 +214,7 @@ NamedTensors Trainer::checkpoint_tensors() const {
   data::LoaderState ls = loader_->state();
   out.emplace_back("trainer.step", ints({step_}, Device::cpu()));
   out.emplace_back("trainer.rng", ints({as_i64(rng_.seed()), as_i64(rng_.position())}, Device::cpu()));
+  out.emplace_back("trainer.aug_rng", ints({as_i64(aug_rng_.seed()), as_i64(aug_rng_.position())}, Device::cpu()));
   out.emplace_back("trainer.loader", ints({ls.epoch, ls.index, as_i64(ls.seed)}, Device::cpu()));
   return out;
 }
@@ -263,6 +267,10 @@ void Trainer::load_checkpoint(const std::string& path) {
   step_ = small("trainer.step", 1)[0];
   auto r = small("trainer.rng", 2);
   rng_.set_state(as_u64(r[0]), as_u64(r[1]));
+  if (f.contains("trainer.aug_rng")) {  // absent from checkpoints before --diffaug, which never drew from it
+    auto a = small("trainer.aug_rng", 2);
+    aug_rng_.set_state(as_u64(a[0]), as_u64(a[1]));
+  }
   auto l = small("trainer.loader", 3);
   loader_->set_state({l[0], l[1], as_u64(l[2])});
 }

@@ -43,6 +43,7 @@ TrainConfig unusual_config() {
   c.ema_decay = 0.999;
   c.ema_start = 0;
   c.grad_clip = 10.0;  // integral: TOML must still write a float
+  c.diffaug = "translation,cutout";
   c.seed = 42;
   c.device = "cuda:1";
   c.run_dir = "runs/x";
@@ -98,6 +99,7 @@ TEST_CASE("the table has one entry per key of config.json", "[config]") {
                                          "data_path",
                                          "dataset",
                                          "device",
+                                         "diffaug",
                                          "ema_decay",
                                          "ema_start",
                                          "fd_every",
@@ -292,6 +294,9 @@ TEST_CASE("invalid values are reported under their file and key, or their option
                              "folder"));
   CHECK_THAT(file_error(dir, "m.toml", "channels = 1\n"),
              Catch::EndsWith("channels: expected a string, got integer 1"));
+  CHECK_THAT(file_error(dir, "m.toml", "diffaug = \"color,flip\"\n"),
+             Catch::EndsWith("m.toml: diffaug: 'flip' is not one of color, translation, cutout (comma-separated), or "
+                             "none; got 'color,flip'"));
   CHECK_THAT(file_error(dir, "m.toml", "resize = \"bicubic\"\n"),
              Catch::EndsWith("m.toml: resize: 'bicubic' is not one of bilinear, nearest, pad"));
   CHECK_THAT(file_error(dir, "m.toml", "device = \"gpu\"\n"),
