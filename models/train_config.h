@@ -41,6 +41,9 @@ struct ConfigSources {
 };
 
 struct TrainConfig {
+  // The preset (models/train_presets.h) the settings were layered on; ""
+  // for none. Its values are already in the members below.
+  std::string preset;
   SaganConfig model;  // num_classes / image_channels come from the data set
   bool unconditional = false;
 

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "layers/diffaugment.h"
+#include "models/train_presets.h"
 
 namespace sagan {
 
@@ -147,6 +148,10 @@ std::string device_name_check(const ConfigValue& v) {
              : fmt::format("'{}' is not a device (auto, cpu, cuda or cuda:N)", s);
 }
 
+std::string preset_name(const ConfigValue& v) {
+  const std::string& s = std::get<std::string>(v);
+  return s.empty() || find_train_preset(s) ? "" : fmt::format("'{}' is not one of {}", s, train_preset_names());
+}
 std::string diffaug_policy(const ConfigValue& v) {
   try {
     nn::DiffAugmentPolicy::parse(std::get<std::string>(v), "");
@@ -168,6 +173,16 @@ std::vector<TrainOption> make_table() {
     o.group = group;
     t.push_back(std::move(o));
   };
+
+  group = "Presets";
+  add(member({.key = "preset",
+              .flag = "--preset",
+              .help = "Defaults for the settings not given: cpu (about half an hour on 2 cores; the choice when no "
+                      "GPU is found), sagan32 (the defaults, for a GPU), sagan128 (the paper's ImageNet setting)",
+              .check = preset_name,
+              .resume_why = "a run's preset gave its settings when it started; change those one by one",
+              .show_default = false},
+             &C::preset));
 
   group = "Data";
   add(member({.key = "dataset",

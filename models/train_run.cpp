@@ -18,6 +18,7 @@
 #include "core/io/image.h"
 #include "core/io/tensorboard.h"
 #include "models/quality/fd_monitor.h"
+#include "models/step_estimate.h"
 #include "models/trainer.h"
 
 namespace sagan {
@@ -194,10 +195,17 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
 
   const bool tty = ::isatty(STDOUT_FILENO);
   if (opt.progress)
-    fmt::print("sagan-train: {} SAGAN-{} {} on {} ({} images, {} classes) on {}; run dir {}{}\n",
-               K > 0 ? "class-conditional" : "unconditional", rc.model.resolution, widths_text(rc.model),
-               dataset->name(), dataset->size(), K, device_name(trainer.device()), rc.run_dir,
+    fmt::print("sagan-train: {} SAGAN-{} {}, batch {}{} on {} ({} images, {} classes) on {}; run dir {}{}\n",
+               K > 0 ? "class-conditional" : "unconditional", rc.model.resolution, widths_text(rc.model), rc.batch_size,
+               rc.preset.empty() ? "" : fmt::format(" (preset {})", rc.preset), dataset->name(), dataset->size(), K,
+               device_name(trainer.device()), rc.run_dir,
                resume ? fmt::format(" (resumed at step {})", trainer.step_count()) : "");
+  if (opt.progress && trainer.step_count() < rc.steps) {
+    // The ETA before the first step: a CPU step can take seconds.
+    const double t = estimate_iteration_seconds(rc, trainer.device());
+    fmt::print("sagan-train: about {:.2f} s a step here (one timed on a copy of the networks): ETA {} for {} steps\n",
+               t, hms(t * static_cast<double>(rc.steps - trainer.step_count())), rc.steps - trainer.step_count());
+  }
   std::fflush(stdout);
 
   // A terminal gets one progress line redrawn in place, a log one line each.

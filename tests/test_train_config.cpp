@@ -16,6 +16,7 @@ namespace {
 // A config where every setting differs from its default.
 TrainConfig unusual_config() {
   TrainConfig c;
+  c.preset = "sagan128";
   c.model.resolution = 64;
   c.model.ch = 16;
   c.model.g_ch = 32;
@@ -123,6 +124,7 @@ TEST_CASE("the table has one entry per key of config.json", "[config]") {
                                          "model.resolution",
                                          "model.z_dim",
                                          "n_dis",
+                                         "preset",
                                          "resize",
                                          "run_dir",
                                          "sample_every",
