@@ -7,9 +7,14 @@ std::optional<ConfigProblem> SaganConfig::problem() const {
   if (resolution < 32 || (resolution & (resolution - 1)) != 0)
     return bad("resolution", fmt::format("must be a power of two >= 32, got {}", resolution));
   if (ch <= 0) return bad("ch", fmt::format("must be positive, got {}", ch));
+  if (g_ch < 0) return bad("g_ch", fmt::format("must be positive (0: ch), got {}", g_ch));
+  if (d_ch < 0) return bad("d_ch", fmt::format("must be positive (0: ch), got {}", d_ch));
   if (z_dim <= 0) return bad("z_dim", fmt::format("must be positive, got {}", z_dim));
   if (num_classes < 0) return bad("num_classes", fmt::format("must be >= 0 (0 = unconditional), got {}", num_classes));
   if (image_channels <= 0) return bad("image_channels", fmt::format("must be positive, got {}", image_channels));
+  // The multiplier behind each network's widths, as messages name it.
+  const std::string g_width = g_ch != 0 ? fmt::format("g_ch = {}", g_ch) : fmt::format("ch = {}", ch);
+  const std::string d_width = d_ch != 0 ? fmt::format("d_ch = {}", d_ch) : fmt::format("ch = {}", ch);
   std::vector<int64_t> gres = g_block_res(), gw = g_widths();
   std::vector<int64_t> ga = g_attention(), da = d_attention();
   for (int64_t r : ga) {
@@ -18,7 +23,8 @@ std::optional<ConfigProblem> SaganConfig::problem() const {
       return bad("g_attn_res",
                  fmt::format("{} is not a resolution the generator's blocks produce ({})", r, fmt::join(gres, ", ")));
     if (std::count(ga.begin(), ga.end(), r) != 1) return bad("g_attn_res", fmt::format("lists {} twice", r));
-    if (auto p = attn_channels_problem(r, gw[static_cast<size_t>(it - gres.begin()) + 1])) return bad("g_attn_res", *p);
+    if (auto p = attn_channels_problem(r, gw[static_cast<size_t>(it - gres.begin()) + 1], g_width))
+      return bad("g_attn_res", *p);
   }
   std::vector<DBlockSpec> db = d_blocks();
   std::vector<int64_t> dres;
@@ -29,15 +35,16 @@ std::optional<ConfigProblem> SaganConfig::problem() const {
       return bad("d_attn_res", fmt::format("{} is not a resolution the discriminator's blocks produce ({})", r,
                                            fmt::join(dres, ", ")));
     if (std::count(da.begin(), da.end(), r) != 1) return bad("d_attn_res", fmt::format("lists {} twice", r));
-    if (auto p = attn_channels_problem(r, db[static_cast<size_t>(it - dres.begin())].out)) return bad("d_attn_res", *p);
+    if (auto p = attn_channels_problem(r, db[static_cast<size_t>(it - dres.begin())].out, d_width))
+      return bad("d_attn_res", *p);
   }
   return std::nullopt;
 }
 
-std::optional<std::string> SaganConfig::attn_channels_problem(int64_t res, int64_t channels) const {
+std::optional<std::string> SaganConfig::attn_channels_problem(int64_t res, int64_t channels,
+                                                              const std::string& width) const {
   if (channels % 8 != 0)
-    return fmt::format("{}: self-attention needs channels divisible by 8, the block has {} (ch = {})", res, channels,
-                       ch);
+    return fmt::format("{}: self-attention needs channels divisible by 8, the block has {} ({})", res, channels, width);
   if (pooled_attention && res < 2) return fmt::format("{}: pooled attention needs at least 2x2", res);
   return std::nullopt;
 }

@@ -167,22 +167,40 @@ bool is_section(const std::string& key) {
   return false;
 }
 
-// Applies every setting in `tree` (a JSON object or a converted TOML table).
-void read_tree(const json& tree, const std::string& prefix, const std::string& source, TrainConfig& cfg,
-               ConfigSources* sources) {
+// The settings in `tree` (a JSON object or a converted TOML table), each
+// checked for its kind, with the table entry it belongs to.
+struct FileSetting {
+  const TrainOption* option;
+  ConfigValue value;
+};
+void collect_tree(const json& tree, const std::string& prefix, const std::string& source,
+                  std::vector<FileSetting>& out) {
   for (auto& [k, v] : tree.items()) {
     const std::string key = prefix + k;
     const TrainOption* o = k.find('.') == std::string::npos ? find_train_option(key) : nullptr;
     if (o) {
-      o->set(cfg, read_value(v, *o, source + ": " + key));
-      if (sources) sources->from_file(key, source);
+      out.push_back({o, read_value(v, *o, source + ": " + key)});
     } else if (k.find('.') == std::string::npos && is_section(key)) {
       SAGAN_CHECK(v.is_object(), "{}: {}: expected a table of settings ({}.KEY = ...), got {}", source, key, key,
                   describe(v));
-      read_tree(v, key + ".", source, cfg, sources);
+      collect_tree(v, key + ".", source, out);
     } else {
       SAGAN_FAIL("{}: {}: unknown key{}", source, key, suggestion(key));
     }
+  }
+}
+
+// Applies every setting in `tree`, in the table's order whatever the file's
+// (model.ch before model.g_ch / model.d_ch, which it resets).
+void read_tree(const json& tree, const std::string& source, TrainConfig& cfg, ConfigSources* sources) {
+  std::vector<FileSetting> settings;
+  collect_tree(tree, "", source, settings);
+  const TrainOption* first = train_options().data();
+  std::stable_sort(settings.begin(), settings.end(),
+                   [&](const FileSetting& a, const FileSetting& b) { return a.option - first < b.option - first; });
+  for (const FileSetting& s : settings) {
+    s.option->set(cfg, s.value);
+    if (sources) sources->from_file(s.option->key, source);
   }
 }
 
@@ -270,7 +288,7 @@ void read_json_config(const std::string& text, const std::string& source, TrainC
   }
   SAGAN_CHECK(duplicate.empty(), "{}: {}: the key is given twice", source, duplicate);
   SAGAN_CHECK(tree.is_object(), "{}: expected a JSON object of settings, got {}", source, describe(tree));
-  read_tree(tree, "", source, cfg, sources);
+  read_tree(tree, source, cfg, sources);
 }
 
 void read_toml_config(const std::string& text, const std::string& source, TrainConfig& cfg, ConfigSources* sources) {
@@ -280,7 +298,7 @@ void read_toml_config(const std::string& text, const std::string& source, TrainC
   } catch (const toml::parse_error& e) {
     SAGAN_FAIL("{}:{}:{}: not valid TOML: {}", source, e.source().begin.line, e.source().begin.column, e.description());
   }
-  read_tree(toml_tree(doc, ""), "", source, cfg, sources);
+  read_tree(toml_tree(doc, ""), source, cfg, sources);
 }
 
 TrainConfig TrainConfig::from_json(const std::string& text, const std::string& source) {

@@ -41,6 +41,9 @@ struct ConfigSources {
 };
 
 struct TrainConfig {
+  // The preset (models/train_presets.h) the settings were layered on; ""
+  // for none. Its values are already in the members below.
+  std::string preset;
   SaganConfig model;  // num_classes / image_channels come from the data set
   bool unconditional = false;
 
@@ -48,6 +51,10 @@ struct TrainConfig {
   std::string dataset = "fashion-mnist";  // fashion-mnist | cifar10 | folder
   std::string data_path;                  // empty: the data set's default
   bool hflip = false;
+  // auto | 1 | 3: image channels of a folder (auto: 1 when every image is
+  // grayscale); other data sets have theirs. Written resolved ("1", "3").
+  std::string channels = "auto";
+  std::string resize = "bilinear";  // bilinear | nearest | pad: how images smaller than the resolution grow
 
   // optimisation (SAGAN's TTUR defaults). adam_g and adam_d share beta1,
   // beta2 and eps (one key each in files); their lr are lr_g and lr_d.
@@ -59,6 +66,9 @@ struct TrainConfig {
   double ema_decay = 0.9999;
   int64_t ema_start = 1000;  // EMA copies G exactly before this step
   double grad_clip = 0.0;    // max global gradient norm per network; 0 = off
+  // DiffAugment before D (layers/diffaugment.h): any of color, translation,
+  // cutout, comma-separated, applied in that order; "none" = off.
+  std::string diffaug = "none";
   uint64_t seed = 0;
   std::string device = "auto";  // auto (cuda when present) | cpu | cuda | cuda:N
 

@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "layers/diffaugment.h"
+#include "models/train_presets.h"
+
 namespace sagan {
 
 const char* kind_name(ValueKind k) {
@@ -87,6 +90,27 @@ TrainOption attention_list(TrainOption o, std::optional<std::vector<int64_t>> Sa
   return o;
 }
 
+// model.ch sets both networks' widths: g_ch and d_ch return to "follow ch",
+// so a later --ch overrides the g_ch / d_ch of a config file. Within one
+// file or command line the table's order applies (ch before g_ch / d_ch), so
+// g_ch / d_ch given with ch win.
+TrainOption shared_width(TrainOption o) {
+  o.kind = ValueKind::Int;
+  o.get = [](const TrainConfig& c) { return ConfigValue(c.model.ch); };
+  o.set = [](TrainConfig& c, const ConfigValue& v) {
+    c.model.ch = std::get<int64_t>(v);
+    c.model.g_ch = c.model.d_ch = 0;
+  };
+  return o;
+}
+// model.g_ch / model.d_ch: written resolved (ch spelled out where they follow it).
+TrainOption own_width(TrainOption o, int64_t SaganConfig::*m, int64_t (SaganConfig::*resolved)() const) {
+  o.kind = ValueKind::Int;
+  o.get = [resolved](const TrainConfig& c) { return ConfigValue((c.model.*resolved)()); };
+  o.set = [m](TrainConfig& c, const ConfigValue& v) { c.model.*m = std::get<int64_t>(v); };
+  return o;
+}
+
 // ---- checks of one value
 
 double number(const ConfigValue& v) {
@@ -124,6 +148,19 @@ std::string device_name_check(const ConfigValue& v) {
              : fmt::format("'{}' is not a device (auto, cpu, cuda or cuda:N)", s);
 }
 
+std::string preset_name(const ConfigValue& v) {
+  const std::string& s = std::get<std::string>(v);
+  return s.empty() || find_train_preset(s) ? "" : fmt::format("'{}' is not one of {}", s, train_preset_names());
+}
+std::string diffaug_policy(const ConfigValue& v) {
+  try {
+    nn::DiffAugmentPolicy::parse(std::get<std::string>(v), "");
+  } catch (const Error& e) {
+    return std::string(e.what()).substr(2);  // the text after the empty option's ": "
+  }
+  return "";
+}
+
 // What --resume does with a changed architecture setting.
 const char* const kArchitecture = "the checkpoint holds networks of the run's architecture";
 
@@ -136,6 +173,16 @@ std::vector<TrainOption> make_table() {
     o.group = group;
     t.push_back(std::move(o));
   };
+
+  group = "Presets";
+  add(member({.key = "preset",
+              .flag = "--preset",
+              .help = "Defaults for the settings not given: cpu (about half an hour on 2 cores; the choice when no "
+                      "GPU is found), sagan32 (the defaults, for a GPU), sagan128 (the paper's ImageNet setting)",
+              .check = preset_name,
+              .resume_why = "a run's preset gave its settings when it started; change those one by one",
+              .show_default = false},
+             &C::preset));
 
   group = "Data";
   add(member({.key = "dataset",
@@ -153,6 +200,20 @@ std::vector<TrainOption> make_table() {
              &C::data_path));  // the data may have moved
   add(member({.key = "hflip", .flag = "--hflip,!--no-hflip", .help = "Random horizontal flips", .resume_applies = true},
              &C::hflip));
+  add(member({.key = "channels",
+              .flag = "--channels",
+              .help = "auto | 1 | 3: image channels of --dataset folder (auto: 1 when every image is grayscale); "
+                      "config.json records the result",
+              .check = one_of({"auto", "1", "3"}),
+              .resume_why = "the networks take the run's image channels"},
+             &C::channels));
+  add(member({.key = "resize",
+              .flag = "--resize",
+              .help = "bilinear | nearest | pad: how images smaller than --resolution reach it (pad: centred on "
+                      "black); larger ones are area-averaged down",
+              .check = one_of({"bilinear", "nearest", "pad"}),
+              .resume_why = "the generator learnt the run's image geometry"},
+             &C::resize));
   add(member({.key = "unconditional",
               .flag = "--unconditional",
               .help = "Ignore labels (num_classes = 0)",
@@ -165,11 +226,22 @@ std::vector<TrainOption> make_table() {
               .help = "Image side, a power of two >= 32",
               .resume_why = kArchitecture},
              &C::model, &M::resolution));
-  add(member({.key = "model.ch",
-              .flag = "--ch",
-              .help = "Width multiplier (32x32: G 4ch, D 2ch wide)",
-              .resume_why = kArchitecture},
-             &C::model, &M::ch));
+  add(shared_width({.key = "model.ch",
+                    .flag = "--ch",
+                    .help = "Width multiplier of G and D (32x32: G 4ch, D 2ch wide); sets g_ch and d_ch",
+                    .resume_why = kArchitecture}));
+  add(own_width({.key = "model.g_ch",
+                 .flag = "--g-ch",
+                 .help = "Generator width multiplier (default: --ch; 32x32: G 4g_ch wide)",
+                 .resume_why = kArchitecture,
+                 .show_default = false},
+                &M::g_ch, &M::resolved_g_ch));
+  add(own_width({.key = "model.d_ch",
+                 .flag = "--d-ch",
+                 .help = "Discriminator width multiplier (default: --ch; 32x32: D 2d_ch wide)",
+                 .resume_why = kArchitecture,
+                 .show_default = false},
+                &M::d_ch, &M::resolved_d_ch));
   add(member({.key = "model.z_dim", .flag = "--z-dim", .help = "Latent size", .resume_why = kArchitecture}, &C::model,
              &M::z_dim));
   add(attention_list({.key = "model.g_attn_res",
@@ -246,6 +318,13 @@ std::vector<TrainOption> make_table() {
               .check = off_or_positive,
               .resume_applies = true},
              &C::grad_clip));
+  add(member(
+      {.key = "diffaug",
+       .flag = "--diffaug",
+       .help = "DiffAugment on D's real and fake inputs: color,translation,cutout (any, comma-separated) or none",
+       .check = diffaug_policy,
+       .resume_applies = true},
+      &C::diffaug));
   add(member({.key = "seed",
               .flag = "--seed",
               .help = "Seed of initialisation, data order, latents",
@@ -344,6 +423,10 @@ std::optional<ConfigProblem> train_config_problem(const TrainConfig& c,
   if (c.dataset == "cifar10" && c.data_path.empty())
     return bad("dataset", fmt::format("cifar10 needs {} PATH (the folder holding data_batch_1.bin ... test_batch.bin)",
                                       name("data_path")));
+  const char* fixed = c.dataset == "fashion-mnist" ? "1" : c.dataset == "cifar10" ? "3" : nullptr;
+  if (fixed && c.channels != "auto" && c.channels != fixed)
+    return bad("channels", fmt::format("{} images have {} channel(s); {} {} is for --dataset folder", c.dataset, fixed,
+                                       name("channels"), c.channels));
   if (c.fd_every % c.log_every != 0)
     return bad("fd_every", fmt::format("{} is not a multiple of {} ({}): FD is logged on log rows", c.fd_every,
                                        name("log_every"), c.log_every));

@@ -18,6 +18,7 @@
 #include "core/io/image.h"
 #include "core/io/tensorboard.h"
 #include "models/quality/fd_monitor.h"
+#include "models/step_estimate.h"
 #include "models/trainer.h"
 
 namespace sagan {
@@ -81,6 +82,8 @@ TrainConfig resumed_config(const TrainConfig& given, const RunOptions& opt, Conf
   TrainConfig cfg;
   read_config_file(path, cfg, &sources);
   cfg.run_dir = opt.resume_dir;  // where it is now, should it have moved
+  // A run from before --channels: its images had the channels its model has.
+  if (!sources.given("channels")) cfg.channels = std::to_string(cfg.model.image_channels);
   changes = apply_on_resume(cfg, path, given, opt.given);
   for (const ConfigChange& c : changes) sources.by_key[c.key] = opt.given.by_key.at(c.key);
   return cfg;
@@ -97,6 +100,12 @@ void record_changes(const std::vector<ConfigChange>& changes, const fs::path& ru
   SAGAN_CHECK(log.good(), "{}: cannot append the resume's changes", (run / "config_changes.log").string());
 }
 
+// "ch=64", or "g_ch=64 d_ch=32" when the networks differ.
+std::string widths_text(const SaganConfig& m) {
+  return m.resolved_g_ch() == m.resolved_d_ch() ? fmt::format("ch={}", m.resolved_g_ch())
+                                                : fmt::format("g_ch={} d_ch={}", m.resolved_g_ch(), m.resolved_d_ch());
+}
+
 void rotate_checkpoints(const fs::path& dir, int64_t keep) {
   std::vector<fs::path> files;
   for (auto& e : fs::directory_iterator(dir))
@@ -111,7 +120,8 @@ std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& cfg) {
   if (cfg.dataset == "fashion-mnist")
     return data::fashion_mnist("train", cfg.data_path.empty() ? data::kFashionMnistDir : cfg.data_path);
   if (cfg.dataset == "cifar10") return data::cifar10(cfg.data_path, "train");
-  if (cfg.dataset == "folder") return data::image_folder(cfg.data_path, 3);
+  if (cfg.dataset == "folder")
+    return data::image_folder(cfg.data_path, cfg.channels == "auto" ? 0 : std::stoi(cfg.channels));
   SAGAN_FAIL("--dataset: '{}' is not one of fashion-mnist, cifar10, folder", cfg.dataset);
 }
 
@@ -146,6 +156,7 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
   check_writable_dir(cfg.run_dir, resume ? "--resume" : "--run-dir");
 
   auto dataset = make_dataset(cfg);
+  cfg.channels = std::to_string(dataset->channels());  // "auto" resolved, for config.json and checkpoints
   Trainer trainer(cfg, dataset);
   const TrainConfig& rc = trainer.config();  // with classes and channels resolved
   if (resume) trainer.load_checkpoint(ckpt);
@@ -184,10 +195,17 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
 
   const bool tty = ::isatty(STDOUT_FILENO);
   if (opt.progress)
-    fmt::print("sagan-train: {} SAGAN-{} ch={} on {} ({} images, {} classes) on {}; run dir {}{}\n",
-               K > 0 ? "class-conditional" : "unconditional", rc.model.resolution, rc.model.ch, dataset->name(),
-               dataset->size(), K, device_name(trainer.device()), rc.run_dir,
+    fmt::print("sagan-train: {} SAGAN-{} {}, batch {}{} on {} ({} images, {} classes) on {}; run dir {}{}\n",
+               K > 0 ? "class-conditional" : "unconditional", rc.model.resolution, widths_text(rc.model), rc.batch_size,
+               rc.preset.empty() ? "" : fmt::format(" (preset {})", rc.preset), dataset->name(), dataset->size(), K,
+               device_name(trainer.device()), rc.run_dir,
                resume ? fmt::format(" (resumed at step {})", trainer.step_count()) : "");
+  if (opt.progress && trainer.step_count() < rc.steps) {
+    // The ETA before the first step: a CPU step can take seconds.
+    const double t = estimate_iteration_seconds(rc, trainer.device());
+    fmt::print("sagan-train: about {:.2f} s a step here (one timed on a copy of the networks): ETA {} for {} steps\n",
+               t, hms(t * static_cast<double>(rc.steps - trainer.step_count())), rc.steps - trainer.step_count());
+  }
   std::fflush(stdout);
 
   // A terminal gets one progress line redrawn in place, a log one line each.

@@ -20,6 +20,7 @@ Device resolve_device(const std::string& name) {
 
 namespace {
 constexpr uint64_t kSampleStream = 0x9E3779B97F4A7C15ull;
+constexpr uint64_t kAugmentStream = 0xD1FFA06D1FFA06D1ull;
 
 int64_t as_i64(uint64_t v) {
   int64_t r;
@@ -42,7 +43,9 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
       device_(resolve_device(cfg_.device)),
       dtype_(dtype),
       dataset_(std::move(dataset)),
-      rng_(cfg_.seed ^ kSampleStream) {
+      rng_(cfg_.seed ^ kSampleStream),
+      diffaug_(nn::DiffAugmentPolicy::parse(cfg_.diffaug)),
+      aug_rng_(cfg_.seed ^ kAugmentStream) {
   SAGAN_CHECK(dataset_ != nullptr, "Trainer: no data set");
   cfg_.model.num_classes = cfg_.unconditional ? 0 : dataset_->num_classes();
   cfg_.model.image_channels = dataset_->channels();
@@ -52,6 +55,7 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
   data::LoaderOptions lo;
   lo.batch_size = cfg_.batch_size;
   lo.resolution = cfg_.model.resolution;
+  lo.upscale = io::parse_upscale(cfg_.resize);
   lo.hflip = cfg_.hflip;
   lo.seed = cfg_.seed;
   loader_ = std::make_unique<data::DataLoader>(dataset_, lo);
@@ -179,7 +183,7 @@ StepStats Trainer::step(const StepInputs& in) {
       y.insert(y.end(), yf.begin(), yf.end());
       y_all = ints(y, device_);
     }
-    Tensor x_all = concat({on_device(ds.images), fake}, 0);
+    Tensor x_all = nn::diffaugment(concat({on_device(ds.images), fake}, 0), diffaug_, aug_rng_);
     d_->power_iterate_all();
     Tensor out = d_->forward(x_all, y_all);
     Tensor loss = hinge_d(out, B, &st.d_real, &st.d_fake);
@@ -196,7 +200,7 @@ StepStats Trainer::step(const StepInputs& in) {
     g_->power_iterate_all();
     Tensor fake = g_->forward(on_device(in.z), yf);
     d_->power_iterate_all();
-    Tensor loss = neg(mean(d_->forward(fake, yf)));
+    Tensor loss = neg(mean(d_->forward(nn::diffaugment(fake, diffaug_, aug_rng_), yf)));
     opt_g_->zero_grad();
     loss.backward();
     st.grad_norm_g = clip_and_norm(*g_);
@@ -244,6 +248,7 @@ NamedTensors Trainer::checkpoint_tensors() const {
   data::LoaderState ls = loader_->state();
   out.emplace_back("trainer.step", ints({step_}, Device::cpu()));
   out.emplace_back("trainer.rng", ints({as_i64(rng_.seed()), as_i64(rng_.position())}, Device::cpu()));
+  out.emplace_back("trainer.aug_rng", ints({as_i64(aug_rng_.seed()), as_i64(aug_rng_.position())}, Device::cpu()));
   out.emplace_back("trainer.loader", ints({ls.epoch, ls.index, as_i64(ls.seed)}, Device::cpu()));
   return out;
 }
@@ -264,9 +269,9 @@ void Trainer::load_checkpoint(const std::string& path) {
   saved.model.num_classes = cfg_.model.num_classes;  // resolved from the data set in both
   saved.model.image_channels = cfg_.model.image_channels;
   auto arch = [](const SaganConfig& m) {
-    return nlohmann::json{{"res", m.resolution},   {"ch", m.ch},
-                          {"z", m.z_dim},          {"ga", m.g_attention()},
-                          {"da", m.d_attention()}, {"pooled", m.pooled_attention}}
+    return nlohmann::json{
+        {"res", m.resolution},   {"g_ch", m.resolved_g_ch()}, {"d_ch", m.resolved_d_ch()},   {"z", m.z_dim},
+        {"ga", m.g_attention()}, {"da", m.d_attention()},     {"pooled", m.pooled_attention}}
         .dump();
   };
   SAGAN_CHECK(arch(saved.model) == arch(cfg_.model), "{}: checkpoint model {} differs from the configured model {}",
@@ -296,6 +301,10 @@ void Trainer::load_checkpoint(const std::string& path) {
   step_ = small("trainer.step", 1)[0];
   auto r = small("trainer.rng", 2);
   rng_.set_state(as_u64(r[0]), as_u64(r[1]));
+  if (f.contains("trainer.aug_rng")) {  // absent from checkpoints before --diffaug, which never drew from it
+    auto a = small("trainer.aug_rng", 2);
+    aug_rng_.set_state(as_u64(a[0]), as_u64(a[1]));
+  }
   auto l = small("trainer.loader", 3);
   loader_->set_state({l[0], l[1], as_u64(l[2])});
 }

@@ -8,11 +8,16 @@
 //   repeat n_dis times:
 //     real x, y from the loader; z ~ N(0, I), y_fake ~ U{classes}
 //     fake = G(z, y_fake) without grad
-//     D sees [x; fake] as ONE batch (one SN power iteration per D step)
+//     D sees [x; fake] as ONE batch (one SN power iteration per D step),
+//     with --diffaug augmented by ONE DiffAugment call on that batch
 //     loss_D = mean(relu(1 - D(x))) + mean(relu(1 + D(fake)))
 //     Adam step on D
-//   z, y_fake fresh; loss_G = -mean(D(G(z, y_fake))) with D's parameters
-//   frozen (no weight gradients computed for D); Adam step on G; EMA update.
+//   z, y_fake fresh; loss_G = -mean(D(T(G(z, y_fake)))), T = DiffAugment or
+//   the identity, with D's parameters frozen (no weight gradients computed
+//   for D); Adam step on G; EMA update.
+// DiffAugment draws from its own Rng (saved in checkpoints), so z and fake
+// labels are the same with and without it; sampling, the EMA generator and
+// the FD never see it.
 #pragma once
 #include <memory>
 #include <string>
@@ -21,6 +26,7 @@
 #include "core/io/safetensors.h"
 #include "core/rng.h"
 #include "layers/adam.h"
+#include "layers/diffaugment.h"
 #include "models/data/loader.h"
 #include "models/discriminator.h"
 #include "models/generator.h"
@@ -104,6 +110,8 @@ class Trainer {
   std::shared_ptr<const data::Dataset> dataset_;
   std::unique_ptr<data::DataLoader> loader_;
   Rng rng_;  // z and fake labels
+  nn::DiffAugmentPolicy diffaug_;
+  Rng aug_rng_;  // DiffAugment's draws, apart from rng_
   std::unique_ptr<SaganGenerator> g_, g_ema_;
   std::unique_ptr<SaganDiscriminator> d_;
   std::unique_ptr<nn::Adam> opt_g_, opt_d_;

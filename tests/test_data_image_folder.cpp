@@ -58,5 +58,28 @@ TEST_CASE("image_folder errors name the folder or file", "[data][data_folder]") 
   auto ds = data::image_folder(dir.path.string());
   REQUIRE_THROWS_WITH(ds->get(1), Catch::Contains(dir / "b/broken.jpg") && Catch::Contains("corrupt JPEG"));
   REQUIRE_THROWS_WITH(ds->get(2), Catch::Contains("index 2 out of range"));
-  REQUIRE_THROWS_WITH(data::image_folder(dir.path.string(), 4), Catch::Contains("channels must be 1 or 3, got 4"));
+  REQUIRE_THROWS_WITH(data::image_folder(dir.path.string(), 4),
+                      Catch::Contains("channels must be 1, 3 or 0 (auto), got 4"));
+}
+
+TEST_CASE("image_folder channels auto: 1 when every image is grayscale, else 3", "[data][data_folder]") {
+  TempDir dir;
+  fs::create_directories(dir / "a");
+  fs::create_directories(dir / "b");
+  io::write_png(dir / "a/1.png", solid(4, 4, 1, 10));
+  fs::copy_file(SAGAN_TEST_DATA_DIR "/io/gray.jpg", dir / "b/2.jpg");
+  fs::copy_file(SAGAN_TEST_DATA_DIR "/io/gray_alpha.png", dir / "b/3.png");
+  auto ds = data::image_folder(dir.path.string(), 0);
+  CHECK(ds->channels() == 1);
+  for (int64_t i = 0; i < ds->size(); ++i) CHECK(ds->get(i).image.channels == 1);
+  // One colour image (a palette PNG decodes to RGB) makes the folder RGB, gray images expanded.
+  fs::copy_file(SAGAN_TEST_DATA_DIR "/io/palette.png", dir / "b/4.png");
+  ds = data::image_folder(dir.path.string(), 0);
+  CHECK(ds->channels() == 3);
+  CHECK(ds->get(0).image.pixels == std::vector<uint8_t>(48, 10));
+  // Headers are read up to the first colour image: a corrupt one before it is named.
+  fs::remove(dir / "b/4.png");
+  io::write_file_atomic(dir / "b/0.jpg", std::string("\xff\xd8\xff\xe0 truncated"));
+  REQUIRE_THROWS_WITH(data::image_folder(dir.path.string(), 0),
+                      Catch::Contains(dir / "b/0.jpg") && Catch::Contains("corrupt JPEG"));
 }

@@ -263,6 +263,29 @@ TEST_CASE("loader resizes to the model resolution", "[data][data_loader]") {
       }
 }
 
+TEST_CASE("loader grows smaller images by its upscale mode: pad centres them on black", "[data][data_loader]") {
+  auto fm = std::make_shared<Synthetic>(3, 28, 28, 1);
+  LoaderOptions o;
+  o.batch_size = 3;
+  o.shuffle = false;
+  o.resolution = 32;
+  o.upscale = io::Upscale::pad;
+  DataLoader pad(fm, o);
+  std::vector<float> img = pad.next().images.select(0, 1).to_float_vector();
+  for (int64_t y = 0; y < 32; ++y)
+    for (int64_t x = 0; x < 32; ++x) {
+      INFO(y << "," << x);
+      const bool inside = y >= 2 && y < 30 && x >= 2 && x < 30;  // 2 black pixels around
+      CHECK(img[static_cast<size_t>(y * 32 + x)] ==
+            (inside ? Synthetic::pixel(1, y - 2, x - 2, 0) / 127.5f - 1.0f : -1.0f));
+    }
+  o.upscale = io::Upscale::nearest;
+  DataLoader nearest(fm, o);
+  io::ImageF want = io::resize_nearest(io::to_float(fm->get(1).image), 32, 32);
+  std::vector<float> got = nearest.next().images.select(0, 1).to_float_vector();
+  for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == want.pixels[i] / 127.5f - 1.0f);
+}
+
 TEST_CASE("loader rethrows worker errors and shuts down cleanly", "[data][data_loader]") {
   auto ds = std::make_shared<Synthetic>(20, 2, 2, 1, /*fail_at=*/13);
   LoaderOptions o;

@@ -201,7 +201,7 @@ TEST_CASE("center_crop and channel conversion", "[io][io_image]") {
   REQUIRE_THROWS_WITH(io::convert_channels(rgb, 2), Catch::Contains("cannot convert 3 channels to 2"));
 }
 
-TEST_CASE("resize matches PyTorch bilinear/area and exact area averaging", "[io][io_image]") {
+TEST_CASE("resize matches PyTorch bilinear/area/nearest-exact and exact area averaging", "[io][io_image]") {
   std::ifstream in(fixture("resize_golden.txt"));
   REQUIRE(in.good());
   std::string line;
@@ -217,7 +217,8 @@ TEST_CASE("resize matches PyTorch bilinear/area and exact area averaging", "[io]
     std::vector<double> want;
     for (double v; vals >> v;) want.push_back(v);
     REQUIRE(want.size() == static_cast<size_t>(oh * ow * c));
-    io::ImageF out = io::resize(io::to_float(pattern(h, w, c)), oh, ow);
+    const io::ImageF in = io::to_float(pattern(h, w, c));
+    io::ImageF out = name.rfind("nearest", 0) == 0 ? io::resize_nearest(in, oh, ow) : io::resize(in, oh, ow);
     REQUIRE((out.height == oh && out.width == ow && out.channels == c));
     double worst = 0;
     for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::abs(out.pixels[i] - want[i]));
@@ -225,7 +226,59 @@ TEST_CASE("resize matches PyTorch bilinear/area and exact area averaging", "[io]
     CHECK(worst < 1e-4);
     ++cases;
   }
-  CHECK(cases == 5);
+  CHECK(cases == 7);
+}
+
+TEST_CASE("fit_square: crop to a square, area down, and bilinear, nearest or black padding up", "[io][io_image]") {
+  const io::Image img = pattern(3, 5, 1);  // centre square: columns 1..3
+  const io::ImageF sq = io::to_float(io::center_crop_square(img));
+  CHECK(io::fit_square(img, 3, io::Upscale::pad).pixels == sq.pixels);  // already the size: untouched
+  // Larger: area-averaged down whatever the mode.
+  for (io::Upscale u : {io::Upscale::bilinear, io::Upscale::nearest, io::Upscale::pad})
+    CHECK(io::fit_square(pattern(8, 8, 1), 4, u).pixels == io::resize(io::to_float(pattern(8, 8, 1)), 4, 4).pixels);
+  CHECK(io::fit_square(img, 7, io::Upscale::bilinear).pixels == io::resize(sq, 7, 7).pixels);
+  CHECK(io::fit_square(img, 7, io::Upscale::nearest).pixels == io::resize_nearest(sq, 7, 7).pixels);
+  // pad: the square centred (offset floor((7 - 3) / 2) = 2), black around.
+  io::ImageF p = io::fit_square(img, 7, io::Upscale::pad);
+  REQUIRE((p.height == 7 && p.width == 7 && p.channels == 1));
+  for (int64_t y = 0; y < 7; ++y)
+    for (int64_t x = 0; x < 7; ++x) {
+      INFO(y << "," << x);
+      const bool inside = y >= 2 && y < 5 && x >= 2 && x < 5;
+      CHECK(p.pixels[static_cast<size_t>(y * 7 + x)] ==
+            (inside ? sq.pixels[static_cast<size_t>((y - 2) * 3 + x - 2)] : 0.0f));
+    }
+  // 28 -> 32 (Fashion-MNIST): 2 pixels of black on every side; odd margins put the extra one after.
+  io::ImageF f = io::fit_square(io::Image(28, 28, 1, 255), 32, io::Upscale::pad);
+  CHECK((f.pixels[2 * 32 + 1] == 0.0f && f.pixels[2 * 32 + 2] == 255.0f && f.pixels[29 * 32 + 29] == 255.0f &&
+         f.pixels[29 * 32 + 30] == 0.0f));
+  // 1x2 on 2x5: offsets floor(1 / 2) = 0 rows, floor(3 / 2) = 1 column; 3 channels of the fill around.
+  io::ImageF odd = io::pad_center(io::ImageF{1, 2, 3, std::vector<float>(6, 9.0f)}, 2, 5, -1.0f);
+  std::vector<float> want(30, -1.0f);
+  std::fill(want.begin() + 3, want.begin() + 9, 9.0f);
+  CHECK(odd.pixels == want);
+  // 2 -> 3 nearest, half-pixel centres: sources floor(0.5 * 2/3) = 0, floor(1.5 * 2/3) = 1, floor(2.5 * 2/3) = 1.
+  CHECK(io::resize_nearest(io::ImageF{1, 2, 1, {4.0f, 8.0f}}, 1, 3).pixels == std::vector<float>{4.0f, 8.0f, 8.0f});
+  REQUIRE_THROWS_WITH(io::pad_center(sq, 2, 9), Catch::Contains("pad_center: a 3x3 image does not fit in 2x9"));
+  CHECK(io::parse_upscale("nearest") == io::Upscale::nearest);
+  REQUIRE_THROWS_WITH(io::parse_upscale("bicubic", "--resize"),
+                      "--resize: 'bicubic' is not one of bilinear, nearest, pad");
+}
+
+TEST_CASE("read_image_channels reads the channels decoding would give from the header", "[io][io_image]") {
+  for (const char* name :
+       {"gray.jpg", "gray_alpha.png", "palette.png", "rgba16.png", "interlaced.png", "cmyk.jpg", "rgb444.jpg"}) {
+    INFO(name);
+    CHECK(io::read_image_channels(fixture(name)) == io::read_image(fixture(name)).channels);
+  }
+  CHECK(io::read_image_channels(fixture("gray.jpg")) == 1);
+  CHECK(io::read_image_channels(fixture("gray_alpha.png")) == 1);
+  CHECK(io::read_image_channels(fixture("palette.png")) == 3);
+  TempDir dir;
+  io::write_file_atomic(dir / "bad.png", std::string("\x89PNG\r\n\x1a\n truncated"));
+  REQUIRE_THROWS_WITH(io::read_image_channels(dir / "bad.png"), Catch::Contains(dir / "bad.png"));
+  io::write_file_atomic(dir / "text.png", std::string("hello"));
+  REQUIRE_THROWS_WITH(io::read_image_channels(dir / "text.png"), Catch::Contains("not a PNG or JPEG file"));
 }
 
 TEST_CASE("resize by hand: identity, constant images, fractional area", "[io][io_image]") {

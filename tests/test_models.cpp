@@ -85,6 +85,24 @@ TEST_CASE("SaganConfig defaults and architectures for 32, 64, 128", "[models][co
   CHECK(c.g_attention() == std::vector<int64_t>{64});
 }
 
+TEST_CASE("SaganConfig: g_ch and d_ch set each network's widths, ch both", "[models][config]") {
+  SaganConfig c;
+  c.ch = 32;
+  c.d_ch = 16;
+  CHECK(c.g_widths() == std::vector<int64_t>{128, 128, 128, 128});
+  for (auto& b : c.d_blocks()) CHECK(b.out == 32);
+  c.g_ch = 8;
+  CHECK(c.g_widths() == std::vector<int64_t>{32, 32, 32, 32});
+  c.resolution = 128;  // D's factors are G's reversed, times d_ch
+  CHECK(c.g_widths() == std::vector<int64_t>{128, 128, 64, 32, 16, 8});
+  std::vector<int64_t> outs;
+  for (auto& b : c.d_blocks()) outs.push_back(b.out);
+  CHECK(outs == std::vector<int64_t>{16, 32, 64, 128, 256, 256});
+  c.validate();
+  c.g_ch = -1;
+  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("SaganConfig: g_ch: must be positive (0: ch), got -1"));
+}
+
 TEST_CASE("SaganConfig::validate names the option and the bad value", "[models][config]") {
   SaganConfig c;
   c.resolution = 48;

@@ -16,8 +16,11 @@ namespace {
 // A config where every setting differs from its default.
 TrainConfig unusual_config() {
   TrainConfig c;
+  c.preset = "sagan128";
   c.model.resolution = 64;
   c.model.ch = 16;
+  c.model.g_ch = 32;
+  c.model.d_ch = 8;
   c.model.z_dim = 96;
   c.model.num_classes = 7;
   c.model.image_channels = 1;
@@ -28,6 +31,8 @@ TrainConfig unusual_config() {
   c.dataset = "folder";
   c.data_path = "/data/\"quoted\" back\\slash ünï\tcode";
   c.hflip = true;
+  c.channels = "1";
+  c.resize = "pad";
   c.batch_size = 17;
   c.steps = 1234;
   c.n_dis = 2;
@@ -39,6 +44,7 @@ TrainConfig unusual_config() {
   c.ema_decay = 0.999;
   c.ema_start = 0;
   c.grad_clip = 10.0;  // integral: TOML must still write a float
+  c.diffaug = "translation,cutout";
   c.seed = 42;
   c.device = "cuda:1";
   c.run_dir = "runs/x";
@@ -89,10 +95,12 @@ TEST_CASE("the table has one entry per key of config.json", "[config]") {
                                          "batch_size",
                                          "beta1",
                                          "beta2",
+                                         "channels",
                                          "checkpoint_every",
                                          "data_path",
                                          "dataset",
                                          "device",
+                                         "diffaug",
                                          "ema_decay",
                                          "ema_start",
                                          "fd_every",
@@ -107,13 +115,17 @@ TEST_CASE("the table has one entry per key of config.json", "[config]") {
                                          "lr_g",
                                          "model.ch",
                                          "model.d_attn_res",
+                                         "model.d_ch",
                                          "model.g_attn_res",
+                                         "model.g_ch",
                                          "model.image_channels",
                                          "model.num_classes",
                                          "model.pooled_attention",
                                          "model.resolution",
                                          "model.z_dim",
                                          "n_dis",
+                                         "preset",
+                                         "resize",
                                          "run_dir",
                                          "sample_every",
                                          "sample_per_class",
@@ -160,6 +172,41 @@ TEST_CASE("config files round-trip every setting through JSON and TOML", "[confi
   REQUIRE_THROWS_WITH(write_config_file(dir / "big.toml", big),
                       Catch::Contains("seed: 18446744073709551615 does not fit a TOML integer"));
   CHECK(!std::filesystem::exists(dir / "big.toml"));
+}
+
+TEST_CASE("ch sets both widths; g_ch and d_ch given with it win; configs with only ch keep their meaning", "[config]") {
+  TempDir dir;
+  auto read = [&](const std::string& name, const std::string& text) {
+    TrainConfig c;
+    read_config_file(write(dir, name, text), c, nullptr);
+    return c;
+  };
+  // A config.json from before g_ch / d_ch: ch is both; written back resolved.
+  TrainConfig old = read("old.json", R"({"model": {"ch": 24}})");
+  CHECK(old.model.resolved_g_ch() == 24);
+  CHECK(old.model.resolved_d_ch() == 24);
+  CHECK(old.model.g_widths()[0] == 96);
+  CHECK(old.model.d_blocks()[0].out == 48);
+  CHECK_THAT(old.to_json(), Catch::Contains("\"g_ch\": 24") && Catch::Contains("\"d_ch\": 24"));
+  // g_ch / d_ch given with ch win, whatever the order in the file.
+  for (const char* text : {"[model]\ng_ch = 32\nch = 16\n", "[model]\nch = 16\ng_ch = 32\n"}) {
+    INFO(text);
+    TrainConfig c = read("w.toml", text);
+    CHECK(c.model.resolved_g_ch() == 32);
+    CHECK(c.model.resolved_d_ch() == 16);
+    CHECK(c.model.g_widths() == std::vector<int64_t>{128, 128, 128, 128});
+    CHECK(c.model.d_blocks()[0].out == 32);
+  }
+  // ch given later (the command line over a file) sets both again.
+  TrainConfig c = read("w.toml", "[model]\ng_ch = 32\nd_ch = 8\n");
+  find_train_option("model.ch")->set(c, int64_t{40});
+  CHECK(c.model.resolved_g_ch() == 40);
+  CHECK(c.model.resolved_d_ch() == 40);
+  // Checked as the other widths, under the key given.
+  CHECK_THAT(file_error(dir, "n.toml", "[model]\nd_ch = -8\n"),
+             Catch::EndsWith("n.toml: model.d_ch: must be positive (0: ch), got -8"));
+  CHECK_THAT(file_error(dir, "n.toml", "[model]\nd_ch = 3\n"),
+             Catch::EndsWith("--d-attn: 16: self-attention needs channels divisible by 8, the block has 6 (d_ch = 3)"));
 }
 
 TEST_CASE("config files refuse unknown keys, naming the file and suggesting the key", "[config]") {
@@ -244,6 +291,16 @@ TEST_CASE("invalid values are reported under their file and key, or their option
              Catch::EndsWith("m.toml: fd_every: 15 is not a multiple of --log-every (10): FD is logged on log rows"));
   CHECK_THAT(file_error(dir, "m.toml", "fd_every = 15\nlog_every = 10\n"),
              Catch::Contains("15 is not a multiple of log_every (10)"));
+  CHECK_THAT(file_error(dir, "m.toml", "channels = \"3\"\n"),
+             Catch::EndsWith("m.toml: channels: fashion-mnist images have 1 channel(s); channels 3 is for --dataset "
+                             "folder"));
+  CHECK_THAT(file_error(dir, "m.toml", "channels = 1\n"),
+             Catch::EndsWith("channels: expected a string, got integer 1"));
+  CHECK_THAT(file_error(dir, "m.toml", "diffaug = \"color,flip\"\n"),
+             Catch::EndsWith("m.toml: diffaug: 'flip' is not one of color, translation, cutout (comma-separated), or "
+                             "none; got 'color,flip'"));
+  CHECK_THAT(file_error(dir, "m.toml", "resize = \"bicubic\"\n"),
+             Catch::EndsWith("m.toml: resize: 'bicubic' is not one of bilinear, nearest, pad"));
   CHECK_THAT(file_error(dir, "m.toml", "device = \"gpu\"\n"),
              Catch::EndsWith("m.toml: device: 'gpu' is not a device (auto, cpu, cuda or cuda:N)"));
 
@@ -302,6 +359,14 @@ TEST_CASE("apply_on_resume applies what may change and refuses what the run fixe
                       "--ch: 32 given with --resume, but the run has model.ch = 64 (r/config.json): the checkpoint "
                       "holds networks of the run's architecture; start a new run to change it");
   given.model.ch = 64;
+  // Widths compare resolved: the run's ch is its g_ch.
+  given.model.g_ch = 64;
+  src.from_flag("model.g_ch", "--g-ch");
+  CHECK_NOTHROW(apply_on_resume(run, "r/config.json", given, src));
+  given.model.g_ch = 128;
+  REQUIRE_THROWS_WITH(apply_on_resume(run, "r/config.json", given, src),
+                      Catch::StartsWith("--g-ch: 128 given with --resume, but the run has model.g_ch = 64"));
+  given.model.g_ch = 0;
   given.batch_size = 32;
   src.from_file("batch_size", "more.toml");
   REQUIRE_THROWS_WITH(

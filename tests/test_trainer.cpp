@@ -146,6 +146,14 @@ TEST_CASE("checkpoints round-trip every tensor and reject corrupt files", "[trai
   other.model.ch = 8;
   Trainer w(other, ds);
   REQUIRE_THROWS_WITH(w.load_checkpoint(path), Catch::Contains("differs from the configured model"));
+  // So is one whose discriminator alone is wider (--d-ch), before any tensor is read.
+  other = tiny_config();
+  other.model.d_ch = 8;  // G keeps ch 4 (16 wide), D 16 wide
+  Trainer v(other, ds);
+  REQUIRE_THROWS_WITH(v.load_checkpoint(path), Catch::Contains("\"d_ch\":4") && Catch::Contains("\"d_ch\":8"));
+  v.step();  // and such a model trains
+  CHECK(v.discriminator().state().at("blocks.0.conv1.weight_orig").size(0) == 16);
+  CHECK(v.generator().state().at("linear.weight_orig").size(0) == 16 * 16);
 }
 
 TEST_CASE("run_training: an interrupted and resumed run logs the same losses", "[trainer][resume][run]") {

@@ -119,7 +119,9 @@ TEST_CASE("10 training iterations follow the PyTorch reference trainer in float6
   GoldenFile g = load_golden("sagan_trajectory");
   const int64_t steps = g.meta.at("steps"), batch = g.meta.at("batch");
   const bool report = std::getenv("SAGAN_TRAJECTORY_REPORT") != nullptr;
-  for (auto& [name, c] : g.meta.at("cases").items()) {
+  for (auto& item : g.meta.at("cases").items()) {
+    const std::string name = item.key();  // a plain variable: clang 14 cannot capture bindings
+    const nlohmann::json& c = item.value();
     INFO("case " << name);
     TrainConfig cfg = config_of(c, batch);
     // The data set only gives the class count and channels (3, 1); the

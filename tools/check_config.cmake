@@ -1,7 +1,8 @@
 # cli_config (tools/CMakeLists.txt): sagan-train's config files as a user
 # meets them: strict JSON and TOML (typos, wrong types, extensions, missing
-# files refused with the file and the key), options overriding the file, a
-# written config reading back the same, and an unwritable --run-dir found
+# files refused with the file and the key), options overriding the file,
+# presets under both, a written config reading back the same, and an
+# unwritable --run-dir found
 # before any data is read. Every case runs; the failures are listed at the end.
 foreach(_v TRAIN WORK_DIR)
   if(NOT DEFINED ${_v})
@@ -80,6 +81,24 @@ expect(override EXIT 0 COMMAND ${TRAIN} --config base.toml --batch-size 4 --writ
 expect_json(override_option ${WORK_DIR}/override.json batch_size VALUE 4)
 expect_json(override_file ${WORK_DIR}/override.json steps VALUE 3)
 expect_json(override_file_model ${WORK_DIR}/override.json model ch VALUE 16)
+
+# ---- presets: defaults under the file and the options; config.json names the preset
+expect(preset_option EXIT 0 COMMAND ${TRAIN} --preset cpu --batch-size 8 --write-config preset.json)
+expect_json(preset_name ${WORK_DIR}/preset.json preset VALUE cpu)
+expect_json(preset_value ${WORK_DIR}/preset.json model ch VALUE 16)
+expect_json(preset_overridden ${WORK_DIR}/preset.json batch_size VALUE 8)
+write(preset.toml "preset = \"cpu\"\nsteps = 7\n")
+expect(preset_file EXIT 0 COMMAND ${TRAIN} --config preset.toml --write-config preset_file.json)
+expect_json(preset_file_value ${WORK_DIR}/preset_file.json ema_start VALUE 500)
+expect_json(preset_file_overridden ${WORK_DIR}/preset_file.json steps VALUE 7)
+expect(preset_option_over_file EXIT 0 COMMAND ${TRAIN} --config preset.toml --preset sagan32 --write-config p32.json)
+expect_json(preset_option_over_file_value ${WORK_DIR}/p32.json model ch VALUE 64)
+expect_json(preset_option_over_file_steps ${WORK_DIR}/p32.json steps VALUE 7)
+expect(preset_unknown EXIT 1 OUTPUT "--preset: 'fast' is not one of cpu, sagan32, sagan128"
+       COMMAND ${TRAIN} --preset fast ${STOP})
+write(preset_bad.toml "preset = \"fast\"\n")
+expect(preset_unknown_file EXIT 1 OUTPUT "preset_bad.toml: preset: 'fast' is not one of cpu, sagan32, sagan128"
+       COMMAND ${TRAIN} --config preset_bad.toml ${STOP})
 
 # ---- round trip: TOML -> JSON -> TOML gives the same file
 expect(write_toml EXIT 0 COMMAND ${TRAIN} --lr-d 0.5 --g-attn 8 16 --d-attn 0 --unpooled-attention --hflip

@@ -1,7 +1,8 @@
 # cli_end_to_end (tools/CMakeLists.txt): the tools chained as a user would,
-# on a tiny Fashion-MNIST model: sagan-train (with FD; then --resume with
-# options, one refused, two applied), sagan-eval (--json),
-# sagan-sample and sagan-attention on its checkpoint; checks exit codes, the
+# on a tiny Fashion-MNIST model: sagan-train (with FD and --resize pad; then
+# --resume with options, one refused, two applied), sagan-eval (--json; its
+# real images padded as the run's), the README's command for one step (ETA
+# first; the cpu preset without a GPU), sagan-sample and sagan-attention on its checkpoint; checks exit codes, the
 # files written and the JSON report's fields.
 foreach(_v TRAIN EVAL SAMPLE ATTENTION WORK_DIR)
   if(NOT DEFINED ${_v})
@@ -27,7 +28,7 @@ function(expect_file path)
 endfunction()
 
 run("sagan-train" ${TRAIN} --ch 4 --z-dim 8 --batch-size 4 --steps 4 --log-every 2 --fd-every 2 --fd-samples 32
-    --sample-every 4 --checkpoint-every 4 --device cpu --run-dir ${run} --quiet)
+    --sample-every 4 --checkpoint-every 4 --resize pad --device cpu --run-dir ${run} --quiet)
 expect_file(${run}/checkpoints/step_00000004.safetensors)
 expect_file(${run}/samples/step_00000004.png)
 expect_file(${run}/fd_reference.safetensors)
@@ -65,9 +66,33 @@ foreach(key fid kid is precision_recall)
     message(FATAL_ERROR "cli_end_to_end: eval.json has no '${key}' object:\n${report}")
   endif()
 endforeach()
+# The real images took the run's geometry: 28x28 padded to 32x32 (--resize pad).
+string(JSON reference GET "${report}" reference description)
+if(NOT reference MATCHES "1x32x32 \\(pad up\\)")
+  message(FATAL_ERROR "cli_end_to_end: sagan-eval's real images did not follow the run's --resize pad: ${reference}")
+endif()
 string(JSON fid GET "${report}" fid value)
 if(NOT fid GREATER 0)
   message(FATAL_ERROR "cli_end_to_end: FID of an untrained generator should be positive, got ${fid}")
+endif()
+
+# The README's command (no options but a run directory and one step): the ETA
+# comes before the first step; without a GPU it says so and takes the cpu
+# preset, which config.json records.
+run("sagan-train (defaults)" ${TRAIN} --steps 1 --run-dir ${WORK_DIR}/defaults)
+set(first "${last_output}")
+if(NOT first MATCHES "about [0-9.]+ s a step here[^\n]*: ETA [0-9]+:[0-9][0-9]:[0-9][0-9] for 1 steps\n.*step 1/1")
+  message(FATAL_ERROR "cli_end_to_end: no ETA before the first step:\n${first}")
+endif()
+file(READ ${WORK_DIR}/defaults/config.json defaults)
+string(JSON preset GET "${defaults}" preset)
+string(JSON ch GET "${defaults}" model ch)
+if(first MATCHES "no GPU found, so --preset cpu")
+  if(NOT preset STREQUAL "cpu" OR NOT ch EQUAL 16)
+    message(FATAL_ERROR "cli_end_to_end: the cpu preset was announced but config.json has preset '${preset}', ch ${ch}")
+  endif()
+elseif(NOT preset STREQUAL "" OR NOT ch EQUAL 64)
+  message(FATAL_ERROR "cli_end_to_end: with a GPU the defaults hold, got preset '${preset}', ch ${ch}:\n${first}")
 endif()
 
 run("sagan-sample" ${SAMPLE} ${run} -n 6 --classes 1,2 --device cpu -o ${WORK_DIR}/grid.png)

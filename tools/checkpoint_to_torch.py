@@ -112,9 +112,11 @@ def config_from_metadata(meta, path):
         fail(f"{path}: checkpoint has no 'config' metadata")
     cfg = json.loads(meta["config"])
     m = cfg["model"]
+    # g_ch / d_ch: absent in checkpoints from before they existed (then ch is both).
     model = Config(resolution=m["resolution"], ch=m["ch"], z_dim=m["z_dim"], num_classes=m["num_classes"],
                    g_attn_res=m["g_attn_res"], d_attn_res=m["d_attn_res"],
-                   pooled_attention=m["pooled_attention"], image_channels=m["image_channels"])
+                   pooled_attention=m["pooled_attention"], image_channels=m["image_channels"],
+                   g_ch=m.get("g_ch"), d_ch=m.get("d_ch"))
     return cfg, model
 
 
@@ -257,7 +259,7 @@ def main():
     G.eval()
     D.eval()
     step = int(meta.get("step", "0"))
-    print(f"checkpoint_to_torch.py: {path}: step {step}, SAGAN-{model_cfg.resolution} ch={model_cfg.ch} "
+    print(f"checkpoint_to_torch.py: {path}: step {step}, SAGAN-{model_cfg.resolution} g_ch={model_cfg.g_ch} d_ch={model_cfg.d_ch} "
           f"classes={model_cfg.num_classes}; loaded {g_prefix}* ({len(G.state_dict())} tensors) and D.* "
           f"({len(D.state_dict())} tensors) strictly")
 

@@ -69,6 +69,7 @@ struct EvalOptions {
   // features
   std::string features = "auto", inception_weights, fmnist_weights;
   int64_t resolution = 0, channels = 0;
+  std::string resize;  // "": the checkpoint's, else bilinear
   // metrics and output
   std::string metrics = "fid,kid,is,pr", json_path, save_stats_path, device = "auto";
   int64_t kid_subsets = 100, kid_subset_size = 1000, is_splits = 10, pr_k = 3, batch = 100;
@@ -118,6 +119,10 @@ void add_options(CLI::App& app, EvalOptions& o) {
   feat->add_option("--resolution", o.resolution,
                    "Resize folder images to this square size (default: keep; all must match)");
   feat->add_option("--channels", o.channels, "1 or 3 channels for folders (default: the generator's, else 3)");
+  feat->add_option("--resize", o.resize,
+                   "bilinear | nearest | pad: how real images smaller than the resolution reach it (default: the "
+                   "checkpoint's --resize, else bilinear)")
+      ->check(CLI::IsMember({"bilinear", "nearest", "pad"}));
   auto* met = app.add_option_group("Metrics");
   met->add_option("--metrics", o.metrics, "Comma-separated subset of fid,kid,is,pr")->capture_default_str();
   met->add_option("--kid-subsets", o.kid_subsets, "KID subsets")->capture_default_str();
@@ -161,6 +166,7 @@ struct EvalPlan {
   std::optional<TrainConfig> cfg;  // the checkpoint's, when evaluating one
   std::string dataset, data_path;  // the reference data set, when comparing with one
   int64_t channels = 3, resolution = 0;
+  io::Upscale upscale = io::Upscale::bilinear;  // as the run's loader grew smaller images
   Device device;
   std::string features;  // fmnist | inception
   LoadedFeatureNet net;
@@ -183,6 +189,7 @@ EvalPlan plan(const EvalOptions& o) {
   }
   p.channels = o.channels > 0 ? o.channels : p.cfg ? p.cfg->model.image_channels : 3;
   p.resolution = p.cfg ? p.cfg->model.resolution : o.resolution;
+  p.upscale = io::parse_upscale(!o.resize.empty() ? o.resize : p.cfg ? p.cfg->resize : "bilinear", "--resize");
   p.features =
       resolve_features(o.features, p.cfg && p.cfg->dataset == "fashion-mnist" ? p.cfg->dataset : p.dataset, p.channels);
   const bool inception = p.features == "inception";
@@ -204,7 +211,7 @@ StatsFile evaluated_stats(const EvalOptions& o, const EvalPlan& p, std::string& 
     gs.device = p.device;
     evaluated = generator_source(gs);
   } else {
-    evaluated = folder_source(o.folder, p.channels, o.resolution, o.num_samples);
+    evaluated = folder_source(o.folder, p.channels, o.resolution, o.num_samples, p.upscale);
   }
   ProgressLine progress(p.cfg ? "generated" : "folder", !o.quiet);
   desc = evaluated->describe();
@@ -229,10 +236,10 @@ StatsFile reference_stats(const EvalOptions& o, const EvalPlan& p, std::string& 
     return rf;
   }
   std::unique_ptr<ImageSource> reference =
-      !o.ref_folder.empty()
-          ? folder_source(o.ref_folder, p.channels, o.resolution > 0 ? o.resolution : p.resolution, o.real_count())
-          : dataset_source(open_dataset(p.dataset, p.data_path, o.split), p.resolution, p.channels, o.real_count(),
-                           o.seed);
+      !o.ref_folder.empty() ? folder_source(o.ref_folder, p.channels, o.resolution > 0 ? o.resolution : p.resolution,
+                                            o.real_count(), p.upscale)
+                            : dataset_source(open_dataset(p.dataset, p.data_path, o.split, p.channels), p.resolution,
+                                             p.channels, o.real_count(), o.seed, p.upscale);
   desc = reference->describe();
   auto make = [&] {
     ProgressLine progress("reference", !o.quiet);

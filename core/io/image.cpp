@@ -176,6 +176,25 @@ bool jpeg_decode_impl(jpeg_decompress_struct& cinfo, JpegErr& err, const uint8_t
   return true;
 }
 
+// Header-only reads for read_image_channels: the colour type of a PNG, the
+// colour space of a JPEG.
+bool png_header_impl(png_structp png, png_infop info, int& color, PngIo& io) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_set_read_fn(png, &io, png_read_cb);
+  png_read_info(png, info);
+  color = png_get_color_type(png, info);
+  return true;
+}
+
+bool jpeg_header_impl(jpeg_decompress_struct& cinfo, JpegErr& err, const uint8_t* data, size_t size, bool& gray) {
+  if (setjmp(err.jump)) return false;
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
+  jpeg_read_header(&cinfo, TRUE);
+  gray = cinfo.jpeg_color_space == JCS_GRAYSCALE;
+  return true;
+}
+
 }  // namespace
 
 Image decode_png(const uint8_t* data, size_t size, const std::string& name) {
@@ -220,6 +239,37 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& name) {
 Image read_image(const std::string& path) {
   std::vector<uint8_t> bytes = read_file(path);
   return decode_image(bytes.data(), bytes.size(), path);
+}
+
+int64_t read_image_channels(const std::string& path) {
+  std::vector<uint8_t> bytes = read_file(path);
+  if (bytes.size() >= 8 && png_sig_cmp(bytes.data(), 0, 8) == 0) {
+    PngIo io;
+    io.data = bytes.data();
+    io.size = bytes.size();
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &io, png_on_error, png_on_warning);
+    SAGAN_CHECK(png != nullptr, "decode_png: {}: cannot create a libpng reader", path);
+    png_infop info = png_create_info_struct(png);
+    int color = 0;
+    bool ok = info != nullptr && png_header_impl(png, info, color, io);
+    png_destroy_read_struct(&png, info ? &info : nullptr, nullptr);
+    SAGAN_CHECK(ok, "decode_png: {}: corrupt PNG: {}", path, io.msg);
+    return (color & PNG_COLOR_MASK_COLOR) ? 3 : 1;  // gray and gray + alpha decode to 1 channel
+  }
+  if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) {
+    jpeg_decompress_struct cinfo{};
+    JpegErr err;
+    cinfo.err = jpeg_std_error(&err.mgr);
+    err.mgr.error_exit = jpeg_on_error;
+    err.mgr.emit_message = jpeg_on_message;
+    err.mgr.output_message = jpeg_on_output;
+    bool gray = false;
+    bool ok = jpeg_header_impl(cinfo, err, bytes.data(), bytes.size(), gray);
+    jpeg_destroy_decompress(&cinfo);
+    SAGAN_CHECK(ok, "decode_jpeg: {}: corrupt JPEG: {}", path, err.msg);
+    return gray ? 1 : 3;
+  }
+  SAGAN_FAIL("read_image: {}: not a PNG or JPEG file ({} bytes, unrecognised signature)", path, bytes.size());
 }
 
 std::vector<uint8_t> encode_png(const Image& img, const std::string& name) {

@@ -37,6 +37,9 @@ Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name);
 // By content (PNG signature or JPEG SOI marker), not by extension.
 Image decode_image(const uint8_t* data, size_t size, const std::string& name);
 Image read_image(const std::string& path);  // read_file + decode_image
+// The channels read_image would give (1 or 3), from the file's header only;
+// errors as read_image's.
+int64_t read_image_channels(const std::string& path);
 
 // 8-bit gray (C = 1) or RGB (C = 3) PNG; written atomically.
 std::vector<uint8_t> encode_png(const Image& img, const std::string& name = "png");
@@ -63,6 +66,24 @@ ImageF to_float(const Image& img);
 Image to_uint8(const ImageF& img);  // rounds to nearest, clamps to [0, 255]
 ImageF resize(const ImageF& img, int64_t h, int64_t w);
 Image resize(const Image& img, int64_t h, int64_t w);
+
+// Nearest-neighbour resampling with half-pixel centres: output i of an axis
+// of n -> m samples takes input floor((i + 0.5) * n / m) (PIL's NEAREST,
+// PyTorch's "nearest-exact").
+ImageF resize_nearest(const ImageF& img, int64_t h, int64_t w);
+// img on an h x w canvas of `fill` (h, w at least its size), at offsets
+// floor((h - H) / 2), floor((w - W) / 2) as center_crop.
+ImageF pad_center(const ImageF& img, int64_t h, int64_t w, float fill = 0.0f);
+
+// How the data pipeline brings an image smaller than the resolution up to it.
+enum class Upscale { bilinear, nearest, pad };
+const char* upscale_name(Upscale u);  // "bilinear", "nearest", "pad"
+// "bilinear" | "nearest" | "pad"; anything else is an error naming `option`.
+Upscale parse_upscale(const std::string& name, const std::string& option = "--resize");
+// The geometry of training, evaluation and FD data: the largest centred
+// square; if larger than side x side it is area-averaged down, if smaller
+// `up` brings it up (bilinear, nearest, or centred on black).
+ImageF fit_square(const Image& img, int64_t side, Upscale up);
 
 // Gray <-> RGB (luma 0.299 R + 0.587 G + 0.114 B, as PIL's "L" mode).
 Image convert_channels(const Image& img, int64_t channels);

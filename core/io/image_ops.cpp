@@ -94,6 +94,62 @@ Image resize(const Image& img, int64_t h, int64_t w) {
   return to_uint8(resize(to_float(img), h, w));
 }
 
+ImageF resize_nearest(const ImageF& img, int64_t h, int64_t w) {
+  check_image("resize_nearest", img.height, img.width, img.channels, img.pixels.size());
+  SAGAN_CHECK(h > 0 && w > 0, "resize_nearest: target size {}x{} must be positive (image {}x{})", h, w, img.height,
+              img.width);
+  const int64_t H = img.height, W = img.width, C = img.channels;
+  // floor((i + 0.5) * n / m) in integers: (2i + 1) * n / (2m).
+  auto source = [](int64_t i, int64_t n, int64_t m) { return std::min((2 * i + 1) * n / (2 * m), n - 1); };
+  ImageF out{h, w, C, std::vector<float>(static_cast<size_t>(h * w * C))};
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t x = 0; x < w; ++x) {
+      const float* src = &img.pixels[static_cast<size_t>((source(y, H, h) * W + source(x, W, w)) * C)];
+      std::copy(src, src + C, out.pixels.begin() + (y * w + x) * C);
+    }
+  return out;
+}
+
+ImageF pad_center(const ImageF& img, int64_t h, int64_t w, float fill) {
+  check_image("pad_center", img.height, img.width, img.channels, img.pixels.size());
+  SAGAN_CHECK(h >= img.height && w >= img.width, "pad_center: a {}x{} image does not fit in {}x{}", img.height,
+              img.width, h, w);
+  const int64_t y0 = (h - img.height) / 2, x0 = (w - img.width) / 2, C = img.channels;
+  ImageF out{h, w, C, std::vector<float>(static_cast<size_t>(h * w * C), fill)};
+  for (int64_t y = 0; y < img.height; ++y) {
+    auto src = img.pixels.begin() + y * img.width * C;
+    std::copy(src, src + img.width * C, out.pixels.begin() + ((y + y0) * w + x0) * C);
+  }
+  return out;
+}
+
+const char* upscale_name(Upscale u) {
+  switch (u) {
+    case Upscale::bilinear:
+      return "bilinear";
+    case Upscale::nearest:
+      return "nearest";
+    case Upscale::pad:
+      return "pad";
+  }
+  return "?";
+}
+
+Upscale parse_upscale(const std::string& name, const std::string& option) {
+  for (Upscale u : {Upscale::bilinear, Upscale::nearest, Upscale::pad})
+    if (name == upscale_name(u)) return u;
+  SAGAN_FAIL("{}: '{}' is not one of bilinear, nearest, pad", option, name);
+}
+
+ImageF fit_square(const Image& img, int64_t side, Upscale up) {
+  SAGAN_CHECK(side > 0, "fit_square: side must be positive, got {}", side);
+  const ImageF sq = to_float(center_crop_square(img));
+  if (sq.height == side) return sq;
+  if (sq.height > side || up == Upscale::bilinear) return resize(sq, side, side);  // area down, bilinear up
+  if (up == Upscale::nearest) return resize_nearest(sq, side, side);
+  return pad_center(sq, side, side, 0.0f);  // black
+}
+
 Image center_crop(const Image& img, int64_t h, int64_t w) {
   check_image("center_crop", img.height, img.width, img.channels, img.pixels.size());
   SAGAN_CHECK(h > 0 && w > 0 && h <= img.height && w <= img.width,

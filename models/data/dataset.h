@@ -53,7 +53,9 @@ std::shared_ptr<Dataset> cifar10_from_bytes(std::vector<uint8_t> batch, const st
 
 // <root>/<class>/**/*.{png,jpg,jpeg} (case-insensitive); classes are the
 // sub-folder names in sorted order, files sorted by path. Images are decoded
-// lazily and converted to `channels` (1 or 3).
+// lazily and converted to `channels` (1 or 3). channels 0 (auto): 1 when every
+// image is grayscale (read from the file headers, up to the first colour
+// image), else 3.
 std::shared_ptr<Dataset> image_folder(const std::string& root, int64_t channels = 3);
 
 // The class names of an image_folder data set, in label order.

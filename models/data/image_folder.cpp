@@ -47,7 +47,8 @@ class ImageFolder final : public Dataset {
 }  // namespace
 
 std::shared_ptr<Dataset> image_folder(const std::string& root, int64_t channels) {
-  SAGAN_CHECK(channels == 1 || channels == 3, "image_folder: {}: channels must be 1 or 3, got {}", root, channels);
+  SAGAN_CHECK(channels == 0 || channels == 1 || channels == 3,
+              "image_folder: {}: channels must be 1, 3 or 0 (auto), got {}", root, channels);
   std::error_code ec;
   SAGAN_CHECK(fs::is_directory(root, ec), "image_folder: {} is not a directory", root);
   std::vector<std::string> classes;
@@ -65,6 +66,11 @@ std::shared_ptr<Dataset> image_folder(const std::string& root, int64_t channels)
                 classes[c]);
     std::sort(in_class.begin(), in_class.end());
     for (auto& p : in_class) files.emplace_back(std::move(p), static_cast<int64_t>(c));
+  }
+  if (channels == 0) {
+    auto colour =
+        std::find_if(files.begin(), files.end(), [](const auto& f) { return io::read_image_channels(f.first) != 1; });
+    channels = colour == files.end() ? 1 : 3;
   }
   return std::make_shared<ImageFolder>(root, channels, std::move(classes), std::move(files));
 }

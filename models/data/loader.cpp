@@ -94,7 +94,7 @@ Batch DataLoader::make_batch(const LoaderState& at, const std::vector<int64_t>& 
     } else {
       SAGAN_CHECK(opt_.resolution > 0, "DataLoader({}): example {} is {}x{}, expected {}x{}", ds_->name(), idx,
                   img.height, img.width, H, W);
-      f = io::resize(io::to_float(io::center_crop_square(img)), H, W);
+      f = io::fit_square(img, H, opt_.upscale);
     }
     const bool flip = flipped(at.epoch, pos, at.seed);
     float* dst = out + k * C * plane;

@@ -27,9 +27,10 @@ struct Batch {
 struct LoaderOptions {
   int64_t batch_size = 64;
   // Side of the square output. An image of another size is center-cropped to
-  // a square and resized (area averaging down, bilinear up). 0 keeps the
-  // stored size, which the data set must then report as fixed.
+  // a square and resized: area averaging down, `upscale` up (io::fit_square).
+  // 0 keeps the stored size, which the data set must then report as fixed.
   int64_t resolution = 0;
+  io::Upscale upscale = io::Upscale::bilinear;
   bool shuffle = true;    // a fresh permutation every epoch
   bool hflip = false;     // mirror each example with probability 1/2
   bool drop_last = true;  // no short batch at the end of an epoch

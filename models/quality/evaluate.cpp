@@ -10,9 +10,9 @@
 #include "core/autograd.h"
 #include "core/io/image.h"
 #include "models/checkpoint_file.h"
+#include "models/generator.h"
 #include "models/quality/fmnist_classifier.h"
 #include "models/quality/inception.h"
-#include "models/generator.h"
 
 namespace sagan::quality {
 
@@ -21,8 +21,8 @@ namespace fs = std::filesystem;
 namespace {
 
 // HWC uint8 -> CHW [-1, 1] with the training loader's geometry.
-void to_chw(const io::Image& src, int64_t channels, int64_t resolution, const std::string& what, int64_t H, int64_t W,
-            float* dst) {
+void to_chw(const io::Image& src, int64_t channels, int64_t resolution, io::Upscale upscale, const std::string& what,
+            int64_t H, int64_t W, float* dst) {
   io::Image img = src.channels == channels ? src : io::convert_channels(src, channels);
   io::ImageF f;
   if (img.height == H && img.width == W) {
@@ -30,7 +30,7 @@ void to_chw(const io::Image& src, int64_t channels, int64_t resolution, const st
   } else {
     SAGAN_CHECK(resolution > 0, "{} is {}x{}, expected {}x{} (pass --resolution to resize)", what, img.height,
                 img.width, H, W);
-    f = io::resize(io::to_float(io::center_crop_square(img)), H, W);
+    f = io::fit_square(img, H, upscale);
   }
   const int64_t plane = H * W;
   for (int64_t y = 0; y < H; ++y)
@@ -123,8 +123,8 @@ class CheckpointSource : public ImageSource {
 class DatasetSource : public ImageSource {
  public:
   DatasetSource(std::shared_ptr<const data::Dataset> ds, int64_t resolution, int64_t channels, int64_t count,
-                uint64_t seed)
-      : ds_(std::move(ds)), res_(resolution), channels_(channels), seed_(seed) {
+                uint64_t seed, io::Upscale upscale)
+      : ds_(std::move(ds)), res_(resolution), channels_(channels), seed_(seed), upscale_(upscale) {
     SAGAN_CHECK(ds_ && ds_->size() > 0, "dataset source: the data set is empty");
     SAGAN_CHECK(channels == 1 || channels == 3, "dataset source: channels must be 1 or 3, got {}", channels);
     SAGAN_CHECK(count >= 0, "dataset source: count must be >= 0, got {}", count);
@@ -138,8 +138,11 @@ class DatasetSource : public ImageSource {
     count_ = count == 0 ? ds_->size() : std::min(count, ds_->size());
   }
   std::string describe() const override {
-    return fmt::format("{} ({} of {} images, {}x{}x{}, subset seed {})", ds_->name(), count_, ds_->size(), channels_,
-                       H_, W_, seed_);
+    // How smaller images grew, where the stored size is not the resolution.
+    const std::string grown =
+        ds_->height() == H_ && ds_->width() == W_ ? std::string() : fmt::format(" ({} up)", io::upscale_name(upscale_));
+    return fmt::format("{} ({} of {} images, {}x{}x{}{}, subset seed {})", ds_->name(), count_, ds_->size(), channels_,
+                       H_, W_, grown, seed_);
   }
   int64_t size() const override { return count_; }
   Tensor next(int64_t n) override {
@@ -147,7 +150,8 @@ class DatasetSource : public ImageSource {
     if (n <= 0) return {};
     Tensor out = decode_batch(n, channels_, H_, W_, "", [&](int64_t k, float* dst) {
       const int64_t idx = order_[static_cast<size_t>(done_ + k)];
-      to_chw(ds_->get(idx).image, channels_, res_, fmt::format("{}: image {}", ds_->name(), idx), H_, W_, dst);
+      to_chw(ds_->get(idx).image, channels_, res_, upscale_, fmt::format("{}: image {}", ds_->name(), idx), H_, W_,
+             dst);
     });
     done_ += n;
     return out;
@@ -157,6 +161,7 @@ class DatasetSource : public ImageSource {
   std::shared_ptr<const data::Dataset> ds_;
   int64_t res_, channels_, H_ = 0, W_ = 0, count_ = 0, done_ = 0;
   uint64_t seed_;
+  io::Upscale upscale_;
   std::vector<int64_t> order_;
 };
 
@@ -168,8 +173,8 @@ bool is_image_file(const fs::path& p) {
 
 class FolderSource : public ImageSource {
  public:
-  FolderSource(std::string dir, int64_t channels, int64_t resolution, int64_t count)
-      : dir_(std::move(dir)), channels_(channels), res_(resolution) {
+  FolderSource(std::string dir, int64_t channels, int64_t resolution, int64_t count, io::Upscale upscale)
+      : dir_(std::move(dir)), channels_(channels), res_(resolution), upscale_(upscale) {
     std::error_code ec;
     SAGAN_CHECK(fs::is_directory(dir_, ec), "folder: {} is not a directory", dir_);
     SAGAN_CHECK(channels == 1 || channels == 3, "folder: {}: channels must be 1 or 3, got {}", dir_, channels);
@@ -187,7 +192,8 @@ class FolderSource : public ImageSource {
     }
   }
   std::string describe() const override {
-    return fmt::format("folder {} ({} images, {}x{}x{})", dir_, files_.size(), channels_, H_, W_);
+    return fmt::format("folder {} ({} images, {}x{}x{}{})", dir_, files_.size(), channels_, H_, W_,
+                       res_ > 0 ? fmt::format(", {} up", io::upscale_name(upscale_)) : std::string());
   }
   int64_t size() const override { return static_cast<int64_t>(files_.size()); }
   Tensor next(int64_t n) override {
@@ -195,7 +201,7 @@ class FolderSource : public ImageSource {
     if (n <= 0) return {};
     Tensor out = decode_batch(n, channels_, H_, W_, "folder: ", [&](int64_t k, float* dst) {
       const std::string& path = files_[static_cast<size_t>(done_ + k)];
-      to_chw(io::read_image(path), channels_, res_, path, H_, W_, dst);
+      to_chw(io::read_image(path), channels_, res_, upscale_, path, H_, W_, dst);
     });
     done_ += n;
     return out;
@@ -204,6 +210,7 @@ class FolderSource : public ImageSource {
  private:
   std::string dir_;
   int64_t channels_, res_, H_ = 0, W_ = 0, done_ = 0;
+  io::Upscale upscale_;
   std::vector<std::string> files_;
 };
 
@@ -235,12 +242,12 @@ std::unique_ptr<ImageSource> generator_source(SaganGenerator& g, const std::stri
 }
 
 std::unique_ptr<ImageSource> dataset_source(std::shared_ptr<const data::Dataset> ds, int64_t resolution,
-                                            int64_t channels, int64_t count, uint64_t seed) {
-  return std::make_unique<DatasetSource>(std::move(ds), resolution, channels, count, seed);
+                                            int64_t channels, int64_t count, uint64_t seed, io::Upscale upscale) {
+  return std::make_unique<DatasetSource>(std::move(ds), resolution, channels, count, seed, upscale);
 }
 
-std::shared_ptr<data::Dataset> open_dataset(const std::string& name, const std::string& path,
-                                            const std::string& split) {
+std::shared_ptr<data::Dataset> open_dataset(const std::string& name, const std::string& path, const std::string& split,
+                                            int64_t folder_channels) {
   SAGAN_CHECK(split == "train" || split == "test", "--split: '{}' is not train or test", split);
   if (name == "fashion-mnist") return data::fashion_mnist(split, path.empty() ? data::kFashionMnistDir : path);
   if (name == "cifar10") {
@@ -250,14 +257,14 @@ std::shared_ptr<data::Dataset> open_dataset(const std::string& name, const std::
   if (name == "folder") {
     SAGAN_CHECK(split == "train", "--split: an image folder has no '{}' split", split);
     SAGAN_CHECK(!path.empty(), "--dataset folder needs --data DIR");
-    return data::image_folder(path, 3);
+    return data::image_folder(path, folder_channels);
   }
   SAGAN_FAIL("--dataset: '{}' is not one of fashion-mnist, cifar10, folder", name);
 }
 
-std::unique_ptr<ImageSource> folder_source(const std::string& dir, int64_t channels, int64_t resolution,
-                                           int64_t count) {
-  return std::make_unique<FolderSource>(dir, channels, resolution, count);
+std::unique_ptr<ImageSource> folder_source(const std::string& dir, int64_t channels, int64_t resolution, int64_t count,
+                                           io::Upscale upscale) {
+  return std::make_unique<FolderSource>(dir, channels, resolution, count, upscale);
 }
 
 std::string resolve_features(const std::string& features, const std::string& dataset, int64_t channels) {

@@ -5,7 +5,8 @@
 //
 // Real and generated images take the same path: a data set's images are
 // center-cropped and resized to the generator's resolution exactly as
-// sagan-train's loader does, then the feature net resizes both sides alike.
+// sagan-train's loader does (io::fit_square, with the run's --resize for
+// smaller images), then the feature net resizes both sides alike.
 #pragma once
 #include <functional>
 #include <memory>
@@ -14,9 +15,9 @@
 #include <vector>
 
 #include "models/data/dataset.h"
+#include "models/generator.h"
 #include "models/quality/feature_net.h"
 #include "models/quality/metrics.h"
-#include "models/generator.h"
 #include "models/train_config.h"
 
 namespace sagan::quality {
@@ -50,19 +51,23 @@ std::unique_ptr<ImageSource> generator_source(SaganGenerator& g, const std::stri
 // ---- a data set ----
 // First `count` images (0: all) of a seeded permutation, converted to
 // `channels` and, when resolution > 0 and the size differs, center-cropped
-// and resized like the training loader.
+// and resized like the training loader (smaller images grown by `upscale`).
 std::unique_ptr<ImageSource> dataset_source(std::shared_ptr<const data::Dataset> ds, int64_t resolution,
-                                            int64_t channels, int64_t count, uint64_t seed);
-// The data set sagan-train would use (fashion-mnist | cifar10 | folder), or
-// its test split (fashion-mnist and cifar10).
-std::shared_ptr<data::Dataset> open_dataset(const std::string& name, const std::string& path, const std::string& split);
+                                            int64_t channels, int64_t count, uint64_t seed,
+                                            io::Upscale upscale = io::Upscale::bilinear);
+// The data set sagan-train would use (fashion-mnist | cifar10 | folder, the
+// folder read with `folder_channels`, 0 = auto), or its test split
+// (fashion-mnist and cifar10).
+std::shared_ptr<data::Dataset> open_dataset(const std::string& name, const std::string& path, const std::string& split,
+                                            int64_t folder_channels = 3);
 
 // ---- a folder of images ----
 // Every .png/.jpg/.jpeg under dir (recursively, sorted by path; no class
 // sub-folders needed, so sagan-sample --separate output works), at most
 // `count` of them (0: all). With resolution 0 every image must have the
 // first one's size.
-std::unique_ptr<ImageSource> folder_source(const std::string& dir, int64_t channels, int64_t resolution, int64_t count);
+std::unique_ptr<ImageSource> folder_source(const std::string& dir, int64_t channels, int64_t resolution, int64_t count,
+                                           io::Upscale upscale = io::Upscale::bilinear);
 
 // ---- the feature network by name ----
 // "auto" means "fmnist" for Fashion-MNIST and 1-channel data, else "inception".

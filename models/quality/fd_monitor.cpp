@@ -24,8 +24,8 @@ FdMonitor::FdMonitor(const TrainConfig& cfg, std::shared_ptr<const data::Dataset
   // Reference statistics: a seeded subset of the training set, through the
   // training loader's geometry, embedded once per run.
   const std::string path = (fs::path(run_dir) / "fd_reference.safetensors").string();
-  auto source =
-      dataset_source(std::move(dataset), cfg.model.resolution, cfg.model.image_channels, cfg.fd_samples, cfg.seed);
+  auto source = dataset_source(std::move(dataset), cfg.model.resolution, cfg.model.image_channels, cfg.fd_samples,
+                               cfg.seed, io::parse_upscale(cfg.resize, "resize"));
   const std::string description = source->describe(), weights = file_fingerprint(net_.file);
   if (fs::exists(path)) {
     // Reused only when made from the same images by the same weights.

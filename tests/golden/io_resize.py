@@ -2,7 +2,8 @@
 """Golden values for core/io resize (tests/test_io_image.cpp).
 
 Bilinear upscaling must match torch.nn.functional.interpolate(mode="bilinear",
-align_corners=False); integer-factor downscaling must match mode="area"
+align_corners=False); nearest-neighbour upscaling (io::resize_nearest, cases
+named nearest_*) mode="nearest-exact"; integer-factor downscaling must match mode="area"
 (average pooling). torch's "area" is adaptive pooling, which differs from true
 area averaging for non-integer factors, so that case is integrated exactly
 with numpy instead. Writes tests/data/io/resize_golden.txt:
@@ -46,6 +47,10 @@ def torch_resize(a, oh, ow):
     return from_nchw(t)
 
 
+def torch_nearest(a, oh, ow):
+    return from_nchw(F.interpolate(to_nchw(a), size=(oh, ow), mode="nearest-exact"))
+
+
 def exact_area_matrix(n, m):
     """(m, n) weights: overlap of output footprint [i*s, (i+1)*s) with input pixel j, over s."""
     s = n / m
@@ -68,6 +73,8 @@ cases = [
     ("fashion_mnist_28_to_32", 28, 28, 1, 32, 32, torch_resize),
     ("mixed_rgb", 4, 6, 3, 8, 3, torch_resize),
     ("area_down_fractional", 7, 5, 2, 3, 2, lambda a, oh, ow: exact_area(a, oh, ow)),
+    ("nearest_fashion_mnist_28_to_32", 28, 28, 1, 32, 32, torch_nearest),
+    ("nearest_odd_rgb", 5, 7, 3, 9, 16, torch_nearest),
 ]
 
 out_path = os.path.join(os.path.dirname(__file__), "..", "data", "io", "resize_golden.txt")

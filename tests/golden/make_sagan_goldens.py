@@ -66,8 +66,8 @@ class TensorFile:
 
 
 def config_meta(cfg):
-    return {k: getattr(cfg, k) for k in ("resolution", "ch", "z_dim", "num_classes", "g_attn_res", "d_attn_res",
-                                          "pooled_attention", "image_channels")}
+    return {k: getattr(cfg, k) for k in ("resolution", "ch", "g_ch", "d_ch", "z_dim", "num_classes", "g_attn_res",
+                                          "d_attn_res", "pooled_attention", "image_channels")}
 
 
 def param_counts():
@@ -78,10 +78,20 @@ def param_counts():
         "sagan32_ch64_uncond_paper_attention": Config(32, 64, num_classes=0, pooled_attention=False),
         "sagan128_ch64_c1000_attn32": Config(128, 64, num_classes=1000, g_attn_res=[32], d_attn_res=[32]),
     }
-    out = {}
-    for name, cfg in cases.items():
-        out[name] = {"config": config_meta(cfg), "G": num_parameters(Generator(cfg)),
-                     "D": num_parameters(Discriminator(cfg))}
+    # G and D widths apart (StudioGAN's g_conv_dim / d_conv_dim); built under a
+    # forked RNG, so the goldens drawn after these (attention, tiny) keep the
+    # values they had before these cases were added.
+    apart = {
+        "sagan32_gch32_dch64_c10": Config(32, 64, num_classes=10, g_ch=32, d_ch=64),
+        "sagan64_gch64_dch32_c1000": Config(64, 16, num_classes=1000, g_ch=64, d_ch=32),
+    }
+
+    def count(cfg):
+        return {"config": config_meta(cfg), "G": num_parameters(Generator(cfg)), "D": num_parameters(Discriminator(cfg))}
+
+    out = {name: count(cfg) for name, cfg in cases.items()}
+    with torch.random.fork_rng():
+        out.update({name: count(cfg) for name, cfg in apart.items()})
     with open(os.path.join(DATA, "sagan_param_counts.json"), "w") as f:
         json.dump(out, f, indent=1, sort_keys=True)
         f.write("\n")

@@ -39,6 +39,8 @@ inline SaganConfig golden_sagan_config(const nlohmann::json& j) {
   SaganConfig c;
   c.resolution = j.at("resolution");
   c.ch = j.at("ch");
+  c.g_ch = j.value("g_ch", int64_t{0});  // 0: ch (files written before g_ch/d_ch)
+  c.d_ch = j.value("d_ch", int64_t{0});
   c.z_dim = j.at("z_dim");
   c.num_classes = j.at("num_classes");
   c.g_attn_res = j.at("g_attn_res").get<std::vector<int64_t>>();

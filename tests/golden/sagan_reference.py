@@ -5,7 +5,7 @@ so that state dicts move both ways (checkpoint interop) and benchmarks can
 time the same network in PyTorch. Runs with torch 1.13 (/usr/bin/python3):
 
     from sagan_reference import Config, Generator, Discriminator
-    cfg = Config(resolution=32, ch=64, num_classes=10)
+    cfg = Config(resolution=32, ch=64, num_classes=10)   # or g_ch=..., d_ch=... apart
     G, D = Generator(cfg), Discriminator(cfg)
     x = G(torch.randn(8, cfg.z_dim), torch.randint(0, 10, (8,)))
 
@@ -50,9 +50,12 @@ class Config:
     """Mirrors models/config.h (SaganConfig)."""
 
     def __init__(self, resolution=32, ch=64, z_dim=128, num_classes=10, g_attn_res=None, d_attn_res=None,
-                 pooled_attention=True, image_channels=3):
+                 pooled_attention=True, image_channels=3, g_ch=None, d_ch=None):
         self.resolution = resolution
         self.ch = ch
+        # Each network's width multiplier; ch for both unless given (None or 0).
+        self.g_ch = g_ch or ch
+        self.d_ch = d_ch or ch
         self.z_dim = z_dim
         self.num_classes = num_classes
         self.pooled_attention = pooled_attention
@@ -66,22 +69,24 @@ class Config:
         # 32 -> 16, 64 -> 32, 128 -> 64; capped at 64 beyond (memory).
         return min(resolution // 2, 64)
 
+    def g_factors(self):
+        """G's width factors at 4x4 and after each up block; D's reversed (R >= 64)."""
+        if self.resolution == 32:
+            return [4, 4, 4, 4]
+        n = _log2(self.resolution) - 2
+        return [16] * max(0, n + 1 - 5) + [16, 8, 4, 2, 1]
+
     def g_widths(self):
         """Channels at 4x4 and after each up block (len = blocks + 1)."""
-        if self.resolution == 32:
-            mult = [4, 4, 4, 4]
-        else:
-            n = _log2(self.resolution) - 2
-            mult = [16] * max(0, n + 1 - 5) + [16, 8, 4, 2, 1]
-        return [m * self.ch for m in mult]
+        return [m * self.g_ch for m in self.g_factors()]
 
     def d_blocks(self):
         """(in, out, downsample, output resolution) of each D block."""
         if self.resolution == 32:
-            c = 2 * self.ch
+            c = 2 * self.d_ch
             specs = [(self.image_channels, c, True), (c, c, True), (c, c, False), (c, c, False)]
         else:
-            outs = [w for w in reversed(self.g_widths())]
+            outs = [m * self.d_ch for m in reversed(self.g_factors())]
             specs = [(self.image_channels, outs[0], True)]
             for i in range(1, len(outs)):
                 specs.append((outs[i - 1], outs[i], i < len(outs) - 1))

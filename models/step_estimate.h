@@ -1,0 +1,17 @@
+// How long a training run will take, known before its first step: one
+// iteration (n_dis D steps and a G step, as models/trainer.cpp does them) is
+// timed on throwaway networks of the run's architecture, so the run's own
+// networks and random streams are untouched.
+#pragma once
+#include "core/tensor.h"
+#include "models/train_config.h"
+
+namespace sagan {
+
+// Seconds of one iteration of cfg (resolved: classes and channels known) on
+// `device`: an untimed warm-up at batch 2, then one timed at cfg.batch_size.
+// Leaves out Adam and the EMA update (a pass over the parameters, small next
+// to the convolutions).
+double estimate_iteration_seconds(const TrainConfig& cfg, Device device);
+
+}  // namespace sagan

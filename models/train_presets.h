@@ -1,0 +1,51 @@
+// Named presets of training settings (sagan-train --preset NAME): each sets
+// some settings of the table (models/train_options.cpp) to its values. A
+// preset gives defaults only: a config file's settings and the options given
+// on the command line win over it. config.json records the resolved values
+// and the preset's name ("preset").
+//
+//   cpu       SAGAN-32, ch 16, batch 32, 5000 steps: recognisable
+//             Fashion-MNIST in about half an hour on 2 CPU cores
+//             (docs/training.md); what sagan-train uses when no GPU is found
+//   sagan32   the defaults: SAGAN-32, ch 64, batch 64, 100000 steps (a GPU)
+//   sagan128  the paper's ImageNet setting: 128x128, batch 256, 1M steps
+#pragma once
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "models/train_options.h"
+
+namespace sagan {
+
+struct TrainPreset {
+  std::string name;
+  std::string summary;                                        // one line for --help and messages
+  std::vector<std::pair<std::string, ConfigValue>> settings;  // table key -> value
+};
+
+const std::vector<TrainPreset>& train_presets();
+const TrainPreset* find_train_preset(const std::string& name);  // nullptr when unknown
+// "cpu, sagan32, sagan128"
+std::string train_preset_names();
+
+// Sets the preset's settings on cfg and cfg.preset = name; "" does nothing.
+// An unknown name is an error listing the presets.
+void apply_preset(TrainConfig& cfg, const std::string& name);
+
+// The settings of a run, layered: the defaults; the preset named on the
+// command line, else in the config file, else `fallback_preset`; the config
+// file's settings ("" for none); the command line's (`apply_cli`, which also
+// records them in `given`). `given` ends up naming where each setting given
+// came from (not the preset's, which are defaults).
+TrainConfig layered_settings(const std::string& config_file,
+                             const std::function<void(TrainConfig&, ConfigSources&)>& apply_cli,
+                             const std::string& fallback_preset, ConfigSources& given);
+
+// The preset layered_settings would take from the command line or the
+// config file, or "" when neither names one.
+std::string named_preset(const std::string& config_file,
+                         const std::function<void(TrainConfig&, ConfigSources&)>& apply_cli);
+
+}  // namespace sagan
