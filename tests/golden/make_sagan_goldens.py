@@ -5,6 +5,8 @@ tests/test_layers_attention.cpp). Run from anywhere with torch 1.13:
 
 Outputs in tests/data/ (the suite reads them; it never needs torch):
   sagan_param_counts.json   parameter counts of G and D for standard configs
+  sagan_names.json          for the same configs, every parameter and buffer
+                            name of G and D with its shape (checkpoint names)
   sagan_attention.{json,bin} a SelfAttention block (pooled and paper variant):
                              input, weights, u/v, outputs in training mode (one
                              power iteration) and eval mode, buffers (u/v)
@@ -67,14 +69,31 @@ def config_meta(cfg):
                                           "pooled_attention", "image_channels")}
 
 
-def param_counts():
-    cases = {
+def standard_configs():
+    return {
         "sagan32_ch64_c10": Config(32, 64, num_classes=10),
         "sagan64_ch64_c1000": Config(64, 64, num_classes=1000),
         "sagan128_ch64_c1000": Config(128, 64, num_classes=1000),
         "sagan32_ch64_uncond_paper_attention": Config(32, 64, num_classes=0, pooled_attention=False),
         "sagan128_ch64_c1000_attn32": Config(128, 64, num_classes=1000, g_attn_res=[32], d_attn_res=[32]),
     }
+
+
+def tensor_names():
+    def names(model):
+        return {"parameters": sorted([k, list(v.shape)] for k, v in model.named_parameters()),
+                "buffers": sorted([k, list(v.shape)] for k, v in model.named_buffers())}
+
+    out = {}
+    for name, cfg in standard_configs().items():
+        out[name] = {"config": config_meta(cfg), "G": names(Generator(cfg)), "D": names(Discriminator(cfg))}
+    with open(os.path.join(DATA, "sagan_names.json"), "w") as f:
+        json.dump(out, f, sort_keys=True)
+        f.write("\n")
+
+
+def param_counts():
+    cases = standard_configs()
     out = {}
     for name, cfg in cases.items():
         out[name] = {"config": config_meta(cfg), "G": num_parameters(Generator(cfg)),
@@ -154,6 +173,7 @@ def main():
     torch.manual_seed(20180521)
     os.makedirs(DATA, exist_ok=True)
     param_counts()
+    tensor_names()
     attention_goldens()
     tiny_goldens()
 
