@@ -61,15 +61,6 @@ std::string hms(double seconds) {
   auto s = static_cast<int64_t>(seconds);
   return fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
 }
-
-void rotate_checkpoints(const fs::path& dir, int64_t keep) {
-  std::vector<fs::path> files;
-  for (auto& e : fs::directory_iterator(dir))
-    if (e.path().extension() == ".safetensors" && e.path().filename().string().rfind("step_", 0) == 0)
-      files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  for (size_t i = 0; i + static_cast<size_t>(keep) < files.size(); ++i) fs::remove(files[i]);
-}
 }  // namespace
 
 std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& cfg) {
@@ -78,18 +69,6 @@ std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& cfg) {
   if (cfg.dataset == "cifar10") return data::cifar10(cfg.data_path, "train");
   if (cfg.dataset == "folder") return data::image_folder(cfg.data_path, 3);
   SAGAN_FAIL("--dataset: '{}' is not one of fashion-mnist, cifar10, folder", cfg.dataset);
-}
-
-std::string latest_checkpoint(const std::string& run_dir) {
-  fs::path dir = fs::path(run_dir) / "checkpoints";
-  if (!fs::is_directory(dir)) return "";
-  std::string best;
-  for (auto& e : fs::directory_iterator(dir)) {
-    std::string name = e.path().filename().string();
-    if (name.rfind("step_", 0) == 0 && e.path().extension() == ".safetensors" && e.path().string() > best)
-      best = e.path().string();
-  }
-  return best;
 }
 
 std::string run_training(TrainConfig cfg, const RunOptions& opt) {
@@ -124,7 +103,8 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
   io::SummaryWriter tb((run / "tb").string());
 
   std::unique_ptr<quality::FdMonitor> fd;
-  if (rc.fd_every > 0) fd = std::make_unique<quality::FdMonitor>(rc, dataset, rc.run_dir, trainer.device(), opt.progress);
+  if (rc.fd_every > 0)
+    fd = std::make_unique<quality::FdMonitor>(rc, dataset, rc.run_dir, trainer.device(), opt.progress);
 
   // Fixed latents and classes for every sample grid of the run.
   const int64_t K = rc.model.num_classes, cols = K > 0 ? K : 10, rows = rc.sample_per_class;
@@ -139,9 +119,8 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
     io::save_image_grid((run / "samples" / fmt::format("step_{:08}.png", trainer.step_count())).string(), imgs, cols);
   };
   auto save_ckpt = [&]() {
-    trainer.save_checkpoint(
-        (run / "checkpoints" / fmt::format("step_{:08}.safetensors", trainer.step_count())).string());
-    rotate_checkpoints(run / "checkpoints", rc.keep_checkpoints);
+    trainer.save_checkpoint(checkpoint_path(rc.run_dir, trainer.step_count()));
+    rotate_checkpoints(rc.run_dir, rc.keep_checkpoints);
   };
 
   const bool tty = ::isatty(STDOUT_FILENO);

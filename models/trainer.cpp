@@ -1,10 +1,9 @@
 #include "models/trainer.h"
 
 #include <cmath>
-#include <cstring>
-#include <nlohmann/json.hpp>
 
 #include "core/ops.h"
+#include "layers/flat_parameters.h"
 
 namespace sagan {
 
@@ -19,17 +18,6 @@ Device resolve_device(const std::string& name) {
 
 namespace {
 constexpr uint64_t kSampleStream = 0x9E3779B97F4A7C15ull;
-
-int64_t as_i64(uint64_t v) {
-  int64_t r;
-  std::memcpy(&r, &v, sizeof r);
-  return r;
-}
-uint64_t as_u64(int64_t v) {
-  uint64_t r;
-  std::memcpy(&r, &v, sizeof r);
-  return r;
-}
 
 Tensor ints(const std::vector<int64_t>& v, Device d) {
   return Tensor::from_vector(v, {static_cast<int64_t>(v.size())}, d);
@@ -62,15 +50,21 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset)
   g_->to(device_);
   d_->to(device_);
   g_ema_->to(device_);
+  // Each model's parameters in one buffer, gradients in another: Adam, the
+  // EMA and the gradient norm are one call each. The EMA copy is never
+  // trained: no gradient buffer.
+  g_->flatten_parameters();
+  d_->flatten_parameters();
+  g_ema_->flatten_parameters(/*with_grad=*/false);
+  SAGAN_CHECK(g_->flat_parameters()->same_layout(*g_ema_->flat_parameters()),
+              "Trainer: the EMA generator's parameter layout differs from G's");
   {
     NoGradGuard ng;
     g_ema_->load_state(g_->state());
   }
   g_ema_->eval();
-  opt_g_ = std::make_unique<nn::Adam>(g_->named_parameters(),
-                                      nn::AdamOptions{cfg_.lr_g, cfg_.beta1, cfg_.beta2, cfg_.adam_eps});
-  opt_d_ = std::make_unique<nn::Adam>(d_->named_parameters(),
-                                      nn::AdamOptions{cfg_.lr_d, cfg_.beta1, cfg_.beta2, cfg_.adam_eps});
+  opt_g_ = std::make_unique<nn::Adam>(*g_, nn::AdamOptions{cfg_.lr_g, cfg_.beta1, cfg_.beta2, cfg_.adam_eps});
+  opt_d_ = std::make_unique<nn::Adam>(*d_, nn::AdamOptions{cfg_.lr_d, cfg_.beta1, cfg_.beta2, cfg_.adam_eps});
 }
 
 void Trainer::set_requires_grad(nn::Module& m, bool on) {
@@ -88,34 +82,23 @@ Tensor Trainer::hinge_d(const Tensor& out, int64_t n_real, double* d_real, doubl
   return add(mean(relu(rsub(1.0, real))), mean(relu(add(fake, 1.0))));
 }
 
-double Trainer::clip_and_norm(const nn::Module& m) const {
+double Trainer::clip_and_norm(nn::FlatParameters& params) const {
   if (cfg_.grad_clip <= 0) return 0.0;
-  NoGradGuard ng;
-  std::vector<Tensor> params = m.parameters();
-  double sq = 0.0;
-  for (const Tensor& p : params)
-    if (p.grad().defined()) sq += sum(square(p.grad())).item();
-  double norm = std::sqrt(sq);
-  if (norm > cfg_.grad_clip) {
-    double scale = cfg_.grad_clip / (norm + 1e-6);
-    for (const Tensor& p : params)
-      if (p.grad().defined()) p.set_grad(mul(p.grad(), scale));
-  }
+  // Parameters without a gradient have zeros in the flat gradient buffer.
+  double norm = params.grad_norm();
+  if (norm > cfg_.grad_clip) params.scale_grad(cfg_.grad_clip / (norm + 1e-6));
   return norm;
 }
 
 void Trainer::update_ema() {
   NoGradGuard ng;
-  auto src = g_->named_parameters();
-  auto dst = g_ema_->named_parameters();
-  std::vector<Tensor> ps, es;
-  for (size_t i = 0; i < src.size(); ++i) {
-    ps.push_back(src[i].second);
-    es.push_back(dst[i].second);
-  }
+  // Same layout (checked in the constructor): one call over the whole buffers.
+  Tensor ema = g_ema_->flat_parameters()->data();
+  const Tensor& params = g_->flat_parameters()->data();
   if (step_ < cfg_.ema_start) {
-    for (size_t i = 0; i < ps.size(); ++i) es[i].copy_(ps[i]);
+    ema.copy_(params);
   } else {
+    std::vector<Tensor> es{ema}, ps{params};
     ema_update(es, ps, cfg_.ema_decay);
   }
   // BN running statistics and SN vectors follow G exactly.
@@ -153,7 +136,7 @@ StepStats Trainer::step() {
     Tensor loss = hinge_d(out, B, &st.d_real, &st.d_fake);
     opt_d_->zero_grad();
     loss.backward();
-    st.grad_norm_d = clip_and_norm(*d_);
+    st.grad_norm_d = clip_and_norm(*d_->flat_parameters());
     opt_d_->step();
     st.loss_d = loss.item();
   }
@@ -168,7 +151,7 @@ StepStats Trainer::step() {
     Tensor loss = neg(mean(d_->forward(fake, yf)));
     opt_g_->zero_grad();
     loss.backward();
-    st.grad_norm_g = clip_and_norm(*g_);
+    st.grad_norm_g = clip_and_norm(*g_->flat_parameters());
     opt_g_->step();
     st.loss_g = loss.item();
   } catch (...) {
@@ -200,73 +183,21 @@ Tensor Trainer::sample(const Tensor& z, const Tensor& y) {
   return g_ema_->forward(z.to(device_), y.defined() ? y.to(device_) : Tensor());
 }
 
-io::NamedTensors Trainer::checkpoint_tensors() const {
-  io::NamedTensors out;
-  auto add_all = [&](const std::string& prefix, const std::map<std::string, Tensor>& m) {
-    for (auto& [k, v] : m) out.emplace_back(prefix + k, v);
-  };
-  add_all("G.", g_->state());
-  add_all("D.", d_->state());
-  add_all("G_ema.", g_ema_->state());
-  add_all("opt_G.", opt_g_->state());
-  add_all("opt_D.", opt_d_->state());
-  data::LoaderState ls = loader_->state();
-  out.emplace_back("trainer.step", ints({step_}, Device::cpu()));
-  out.emplace_back("trainer.rng", ints({as_i64(rng_.seed()), as_i64(rng_.position())}, Device::cpu()));
-  out.emplace_back("trainer.loader", ints({ls.epoch, ls.index, as_i64(ls.seed)}, Device::cpu()));
-  return out;
-}
+TrainingParts Trainer::parts() const { return {*g_, *d_, *g_ema_, *opt_g_, *opt_d_}; }
+
+TrainerCounters Trainer::counters() const { return {step_, rng_.seed(), rng_.position(), loader_->state()}; }
+
+io::NamedTensors Trainer::checkpoint_tensors() const { return training_checkpoint_tensors(parts(), counters()); }
 
 void Trainer::save_checkpoint(const std::string& path) const {
-  io::Metadata meta = {{"format", "sagan-checkpoint-1"}, {"step", std::to_string(step_)}, {"config", cfg_.to_json()}};
-  io::save_safetensors(path, checkpoint_tensors(), meta);
+  save_training_checkpoint(path, parts(), counters(), cfg_);
 }
 
 void Trainer::load_checkpoint(const std::string& path) {
-  io::SafetensorsFile f = io::load_safetensors(path);
-  auto fmt_it = f.metadata.find("format");
-  SAGAN_CHECK(fmt_it != f.metadata.end() && fmt_it->second == "sagan-checkpoint-1",
-              "{}: not a sagan training checkpoint (metadata 'format' missing or unknown)", path);
-  auto cfg_it = f.metadata.find("config");
-  SAGAN_CHECK(cfg_it != f.metadata.end(), "{}: checkpoint has no 'config' metadata", path);
-  TrainConfig saved = TrainConfig::from_json(cfg_it->second, path + " (config metadata)");
-  saved.model.num_classes = cfg_.model.num_classes;  // resolved from the data set in both
-  saved.model.image_channels = cfg_.model.image_channels;
-  auto arch = [](const SaganConfig& m) {
-    return nlohmann::json{{"res", m.resolution},   {"ch", m.ch},
-                          {"z", m.z_dim},          {"ga", m.g_attention()},
-                          {"da", m.d_attention()}, {"pooled", m.pooled_attention}}
-        .dump();
-  };
-  SAGAN_CHECK(arch(saved.model) == arch(cfg_.model), "{}: checkpoint model {} differs from the configured model {}",
-              path, arch(saved.model), arch(cfg_.model));
-
-  auto section = [&](const std::string& prefix) {
-    std::map<std::string, Tensor> m;
-    for (auto& [k, v] : f.tensors)
-      if (k.compare(0, prefix.size(), prefix) == 0) m.emplace(k.substr(prefix.size()), v);
-    return m;
-  };
-  try {
-    NoGradGuard ng;
-    g_->load_state(section("G."));
-    d_->load_state(section("D."));
-    g_ema_->load_state(section("G_ema."));
-    opt_g_->load_state(section("opt_G."));
-    opt_d_->load_state(section("opt_D."));
-  } catch (const Error& e) {
-    SAGAN_FAIL("{}: {}", path, e.what());
-  }
-  auto small = [&](const char* name, size_t n) {
-    std::vector<int64_t> v = f.at(name).to_int_vector();
-    SAGAN_CHECK(v.size() == n, "{}: tensor '{}' has {} elements, expected {}", path, name, v.size(), n);
-    return v;
-  };
-  step_ = small("trainer.step", 1)[0];
-  auto r = small("trainer.rng", 2);
-  rng_.set_state(as_u64(r[0]), as_u64(r[1]));
-  auto l = small("trainer.loader", 3);
-  loader_->set_state({l[0], l[1], as_u64(l[2])});
+  TrainerCounters c = restore_training_checkpoint(open_checkpoint(path), cfg_.model, parts());
+  step_ = c.step;
+  rng_.set_state(c.rng_seed, c.rng_position);
+  loader_->set_state(c.loader);
 }
 
 }  // namespace sagan

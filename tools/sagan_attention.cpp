@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
         g_for_d = std::make_unique<SaganGenerator>(cfg.model, init);
         gen = g_for_d.get();
       }
-      load_network(*gen, ck, weights == "ema" ? "G_ema." : "G.");
+      load_generator(*gen, ck, weights);
       gen->to(dev);
       gen->eval();
       Tensor zt = cli::sample_latents(n, cfg.model.z_dim, seed, truncation, dev);
@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
       }
     }
     if (use_d) {
-      load_network(*d, ck, "D.");
+      load_discriminator(*d, ck);
       d->to(dev);
       d->eval();
       cap = viz::capture_attention(*d, layer, images, labels);

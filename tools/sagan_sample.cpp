@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
     Device dev = resolve_device(device);
     Rng init(0);
     SaganGenerator g(cfg.model, init);
-    load_network(g, c, weights == "ema" ? "G_ema." : "G.");
+    load_generator(g, c, weights);
     g.to(dev);
     g.eval();
 
