@@ -69,8 +69,19 @@ bool exclusively_owned(const Tensor& g) {
          static_cast<size_t>(g.numel()) * dtype_size(g.dtype()) == g.storage()->nbytes;
 }
 
-// Takes g by value so that a moved-in gradient can be adopted.
+// Takes g by value so that a moved-in gradient can be adopted. A leaf with a
+// GradSlot keeps its gradient in the slot: the first one is copied in, later
+// ones are added (the same values as adopting and adding).
 void accumulate_leaf(TensorImpl& leaf, Tensor g) {
+  if (leaf.grad_slot) {
+    Tensor home = leaf.grad_slot->grad;
+    if (leaf.grad)
+      home.copy_(add(home, g));
+    else
+      home.copy_(g);
+    leaf.grad = home.impl_ptr();
+    return;
+  }
   if (!leaf.grad) {
     leaf.grad = exclusively_owned(g) ? g.impl_ptr() : g.clone().impl_ptr();
     return;
@@ -97,17 +108,22 @@ void run_backward(const Tensor& root, const Tensor& grad_in, bool retain_graph) 
   NoGradGuard no_grad;
   if (root.is_leaf()) {
     accumulate_leaf(*root.impl(), std::move(grad));
+    if (root.impl()->grad_slot && root.impl()->grad_slot->on_ready) root.impl()->grad_slot->on_ready();
     return;
   }
 
-  // Count, for every node reachable from the root, how many edges lead to it.
+  // Count, for every node reachable from the root, how many edges lead to it,
+  // and for every leaf that wants to hear when its gradient is final
+  // (GradSlot::on_ready), how many edges lead to that leaf.
   std::unordered_map<Node*, int> deps;
+  std::unordered_map<TensorImpl*, int> leaf_deps;
   std::vector<Node*> stack{root.grad_fn().get()};
   std::unordered_set<Node*> seen{stack[0]};
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();
     for (const Edge& e : n->next()) {
+      if (e.leaf && e.leaf->grad_slot && e.leaf->grad_slot->on_ready) leaf_deps[e.leaf.get()]++;
       if (!e.fn) continue;
       deps[e.fn.get()]++;
       if (seen.insert(e.fn.get()).second) stack.push_back(e.fn.get());
@@ -145,6 +161,10 @@ void run_backward(const Tensor& root, const Tensor& grad_in, bool retain_graph) 
           Tensor& slot = pending[e.fn.get()];
           slot = slot.defined() ? add(slot, gi) : gi;
         }
+      }
+      if (e.leaf && !leaf_deps.empty()) {
+        auto it = leaf_deps.find(e.leaf.get());
+        if (it != leaf_deps.end() && --it->second == 0) e.leaf->grad_slot->on_ready();
       }
       if (e.fn && --deps[e.fn.get()] == 0) ready.push_back(e.fn.get());
     }

@@ -54,6 +54,19 @@ class Node {
   std::vector<Edge> next_;
 };
 
+// A fixed home for a leaf's gradient, for parameters that live in one flat
+// buffer (layers/flat_parameters.h) so that their gradients do too (llm.c).
+// Backward copies the leaf's first gradient into `grad` and adds later ones
+// in place; the leaf's grad() is then `grad` itself. Once a backward pass has
+// delivered everything it will deliver to the leaf (every edge into it is
+// processed: the gradient is final for this pass), it calls on_ready, when
+// set: the point where a data-parallel run can start reducing that range
+// while backward goes on with the rest of the graph.
+struct GradSlot {
+  Tensor grad;                     // the leaf's shape, dtype and device; contiguous
+  std::function<void()> on_ready;  // may be empty
+};
+
 // True when grad mode is on and any input requires grad.
 bool any_requires_grad(std::initializer_list<const Tensor*> inputs);
 bool any_requires_grad(const std::vector<Tensor>& inputs);

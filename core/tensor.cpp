@@ -176,7 +176,19 @@ void Tensor::set_grad(const Tensor& g) const {
                 "set_grad: gradient is {} on {}, tensor of shape {} is {} on {}", dtype_name(g.dtype()),
                 device_name(g.device()), shape_str(shape()), dtype_name(dtype()), device_name(device()));
   }
-  checked(impl_).grad = g.impl_ptr();
+  auto& t = checked(impl_);
+  if (t.grad_slot) {
+    Tensor home = t.grad_slot->grad;
+    NoGradGuard ng;
+    if (g.defined()) {
+      if (!g.same(home)) home.copy_(g);
+    } else {
+      home.zero_();
+    }
+    t.grad = g.defined() ? home.impl_ptr() : nullptr;
+    return;
+  }
+  t.grad = g.impl_ptr();
 }
 const std::shared_ptr<Node>& Tensor::grad_fn() const { return checked(impl_).grad_fn; }
 bool Tensor::is_leaf() const { return !grad_fn(); }

@@ -15,6 +15,7 @@ namespace sagan {
 
 class Node;
 class Rng;
+struct GradSlot;
 struct TensorImpl;
 
 class Tensor {
@@ -68,6 +69,9 @@ class Tensor {
   bool requires_grad() const;
   Tensor& set_requires_grad(bool r = true);
   Tensor grad() const;
+  // Undefined g: no gradient. For a leaf with a GradSlot (a parameter in a
+  // flat buffer) the values are copied into its slot (zeros for undefined g)
+  // and grad() stays a view of that buffer.
   void set_grad(const Tensor& g) const;
   const std::shared_ptr<Node>& grad_fn() const;
   bool is_leaf() const;
@@ -125,6 +129,9 @@ struct TensorImpl {
   bool requires_grad = false;
   std::shared_ptr<TensorImpl> grad;  // accumulated gradient of a leaf
   std::shared_ptr<Node> grad_fn;     // producer of a non-leaf
+  // Set for a parameter whose gradient has a fixed home in a flat gradient
+  // buffer (core/autograd.h, layers/flat_parameters.h); null otherwise.
+  std::shared_ptr<GradSlot> grad_slot;
 };
 
 // Builds a view of t's storage with the given geometry; no autograd.

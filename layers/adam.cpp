@@ -3,10 +3,19 @@
 #include <set>
 
 #include "core/ops.h"
+#include "layers/flat_parameters.h"
 
 namespace sagan::nn {
 
-Adam::Adam(NamedTensors params, AdamOptions options) : params_(std::move(params)), opt_(options) {
+Adam::Adam(const Module& module, AdamOptions options) : opt_(options) {
+  flat_ = module.flat_parameters();
+  params_ = flat_ ? flat_->named_params() : module.named_parameters();
+  init_moments();
+}
+
+Adam::Adam(NamedTensors params, AdamOptions options) : params_(std::move(params)), opt_(options) { init_moments(); }
+
+void Adam::init_moments() {
   SAGAN_CHECK(opt_.lr >= 0 && opt_.beta1 >= 0 && opt_.beta1 < 1 && opt_.beta2 >= 0 && opt_.beta2 < 1 && opt_.eps > 0,
               "Adam: invalid options lr {}, beta1 {}, beta2 {}, eps {}", opt_.lr, opt_.beta1, opt_.beta2, opt_.eps);
   std::set<std::string> seen;
@@ -14,6 +23,16 @@ Adam::Adam(NamedTensors params, AdamOptions options) : params_(std::move(params)
     SAGAN_CHECK(p.defined() && p.requires_grad() && p.is_leaf(), "Adam: parameter '{}' must be a leaf requiring grad",
                 name);
     SAGAN_CHECK(seen.insert(name).second, "Adam: parameter '{}' given twice", name);
+  }
+  if (flat_ && flat_->has_grad_buffer()) {
+    flat_m_ = Tensor::zeros({flat_->size()}, flat_->dtype(), flat_->device());
+    flat_v_ = Tensor::zeros({flat_->size()}, flat_->dtype(), flat_->device());
+    m_ = flat_->views_of(flat_m_);
+    v_ = flat_->views_of(flat_v_);
+    return;
+  }
+  flat_.reset();  // without a gradient buffer there is nothing flat to update
+  for (auto& [name, p] : params_) {
     m_.push_back(Tensor::zeros(p.shape(), p.dtype(), p.device()));
     v_.push_back(Tensor::zeros(p.shape(), p.dtype(), p.device()));
   }
@@ -22,6 +41,15 @@ Adam::Adam(NamedTensors params, AdamOptions options) : params_(std::move(params)
 void Adam::step() {
   ++step_;
   AdamHyper h{opt_, step_};
+  launches_ = {};
+  if (flat_ && flat_->all_have_grad()) {
+    // The padding between parameters has zero gradient and zero moments, so
+    // it stays zero.
+    std::vector<Tensor> ps{flat_->data()}, gs{flat_->grad()}, ms{flat_m_}, vs{flat_v_};
+    adam_update(ps, gs, ms, vs, h);
+    launches_ = {1, 1};
+    return;
+  }
   // Group by (device, dtype): one backend call each.
   std::vector<bool> done(params_.size(), false);
   for (size_t first = 0; first < params_.size(); ++first) {
@@ -39,11 +67,18 @@ void Adam::step() {
       ms.push_back(m_[i]);
       vs.push_back(v_[i]);
     }
-    if (!ps.empty()) adam_update(ps, gs, ms, vs, h);
+    if (ps.empty()) continue;
+    adam_update(ps, gs, ms, vs, h);
+    launches_.calls++;
+    launches_.tensors += static_cast<int64_t>(ps.size());
   }
 }
 
 void Adam::zero_grad() {
+  if (flat_) {
+    flat_->zero_grad();
+    return;
+  }
   for (auto& [name, p] : params_) p.set_grad(Tensor());
 }
 

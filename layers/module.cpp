@@ -3,6 +3,7 @@
 #include <set>
 
 #include "core/autograd.h"
+#include "layers/flat_parameters.h"
 #include "layers/spectral_norm.h"
 
 namespace sagan::nn {
@@ -24,7 +25,15 @@ bool strip_prefix(const std::string& dotted, const std::string& prefix, std::str
 }
 }  // namespace
 
+void Module::check_not_flat(const char* what, const std::string& name) const {
+  SAGAN_CHECK(flat_root_ == nullptr,
+              "{}: cannot {} '{}': the parameters are already in a flat buffer "
+              "(flatten_parameters); register everything first",
+              type_name(), what, name);
+}
+
 void Module::register_parameter(const std::string& name, Tensor t) {
+  check_not_flat("register parameter", name);
   SAGAN_CHECK(t.defined(), "{}: parameter '{}' is undefined", type_name(), name);
   SAGAN_CHECK(!find_local(name), "{}: tensor '{}' registered twice", type_name(), name);
   params_.emplace_back(name, as_leaf_param(std::move(t)));
@@ -37,7 +46,12 @@ void Module::register_buffer(const std::string& name, Tensor t) {
 }
 
 void Module::add_child(const std::string& name, std::shared_ptr<Module> m) {
+  check_not_flat("register child module", name);
   SAGAN_CHECK(m != nullptr, "{}: child module '{}' is null", type_name(), name);
+  SAGAN_CHECK(m->flat_root_ == nullptr,
+              "{}: child module '{}' has flat parameters already; flatten the whole model "
+              "once it is built",
+              type_name(), name);
   for (auto& [n, c] : children_) SAGAN_CHECK(n != name, "{}: child module '{}' registered twice", type_name(), name);
   m->train(training_);
   children_.emplace_back(name, std::move(m));
@@ -156,6 +170,12 @@ void Module::load_state(const std::map<std::string, Tensor>& src) {
 void Module::set_tensor(const std::string& name, const Tensor& t) {
   Tensor* slot = find(name);
   SAGAN_CHECK(slot != nullptr, "set_tensor: no tensor '{}'", name);
+  if (flat_root_)
+    for (auto& [n, p] : named_parameters())
+      SAGAN_CHECK(n != name,
+                  "set_tensor: parameter '{}' lives in a flat parameter buffer (flatten_parameters); "
+                  "copy values in with load_state",
+                  name);
   SAGAN_CHECK(t.defined() && t.shape() == slot->shape(), "set_tensor: tensor '{}' has shape {}, expected {}", name,
               t.defined() ? shape_str(t.shape()) : std::string("undefined"), shape_str(slot->shape()));
   *slot = t;
@@ -173,24 +193,77 @@ void Module::train(bool on) {
 }
 
 void Module::zero_grad() {
+  if (flat_) {
+    flat_->zero_grad();
+    return;
+  }
   for (auto& [n, t] : named_parameters()) t.set_grad(Tensor());
 }
 
+// Every parameter slot of the subtree in named_parameters() order.
 template <class F>
-void Module::for_each_tensor(F&& f) {
+void Module::for_each_param_slot(F&& f) {
+  for (auto& [n, t] : params_) f(t);
+  for (auto& [n, c] : children_) c->for_each_param_slot(f);
+}
+
+void Module::bind_flat_parameters() {
+  const std::vector<Tensor>& views = flat_->params();
+  size_t i = 0;
+  for_each_param_slot([&](Tensor& t) {
+    SAGAN_CHECK(i < views.size(), "{}: more parameters than its flat buffer holds", type_name());
+    t = views[i++];
+  });
+  SAGAN_CHECK(i == views.size(), "{}: {} parameters, its flat buffer holds {}", type_name(), i, views.size());
+}
+
+void Module::flatten_parameters(bool with_grad) {
+  SAGAN_CHECK(flat_root_ == nullptr || flat_root_ == this,
+              "{}: flatten_parameters on a part of a model whose parameters are flat in an enclosing module",
+              type_name());
+  auto flat = std::make_shared<FlatParameters>(named_parameters(), with_grad);
+  for (Module* m : modules()) {
+    m->flat_.reset();
+    m->flat_root_ = this;
+  }
+  flat_ = std::move(flat);
+  bind_flat_parameters();
+}
+
+// f converts one tensor; flat_f converts a FlatParameters (or returns null
+// to keep it as it is).
+template <class F, class FlatF>
+void Module::convert_tensors(F&& f, FlatF&& flat_f) {
+  SAGAN_CHECK(flat_root_ == nullptr || flat_root_ == this,
+              "{}: to() on a part of a model whose parameters are flat in an enclosing module; call it on that module",
+              type_name());
+  NoGradGuard ng;
+  if (flat_) {
+    if (auto moved = flat_f(*flat_)) {
+      flat_ = std::move(moved);
+      bind_flat_parameters();
+    }
+    for (Module* m : modules())
+      for (auto& [n, t] : m->buffers_) t = f(t).detach();
+    return;
+  }
   for (auto& [n, t] : params_) t = as_leaf_param(f(t));
   for (auto& [n, t] : buffers_) t = f(t).detach();
-  for (auto& [n, c] : children_) c->for_each_tensor(f);
+  for (auto& [n, c] : children_) c->convert_tensors(f, flat_f);
 }
 
 void Module::to(Device device) {
-  NoGradGuard ng;
-  for_each_tensor([device](const Tensor& t) { return t.to(device); });
+  convert_tensors([device](const Tensor& t) { return t.to(device); },
+                  [device](const FlatParameters& fp) {
+                    return fp.device() == device ? nullptr : std::make_shared<FlatParameters>(fp.to(device));
+                  });
 }
 
 void Module::to(DType dtype) {
-  NoGradGuard ng;
-  for_each_tensor([dtype](const Tensor& t) { return is_floating(t.dtype()) ? t.to(dtype) : t; });
+  convert_tensors([dtype](const Tensor& t) { return is_floating(t.dtype()) ? t.to(dtype) : t; },
+                  [dtype](const FlatParameters& fp) {
+                    return fp.dtype() == dtype ? nullptr : std::make_shared<FlatParameters>(fp.to(dtype));
+                  });
 }
 
 }  // namespace sagan::nn

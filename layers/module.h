@@ -14,6 +14,7 @@
 
 namespace sagan::nn {
 
+class FlatParameters;
 class SpectralNormed;
 
 class Module {
@@ -55,9 +56,22 @@ class Module {
 
   void zero_grad();
   // Moves / converts every parameter and buffer; parameters stay leaves that
-  // require grad. Optimisers built before this keep the old tensors.
+  // require grad (and inside the flat buffer, when flattened). Optimisers
+  // built before this keep the old tensors. On a flattened model, call it
+  // on the module that was flattened, not on a part of it.
   void to(Device device);
   void to(DType dtype);
+
+  // Puts every parameter of this subtree into one FlatParameters
+  // (layers/flat_parameters.h): values are kept, each parameter becomes a
+  // view of one buffer and, with_grad, its gradient a view of another.
+  // to() and load_state() keep them there. Afterwards registering
+  // parameters or children anywhere in the subtree, set_tensor() of a
+  // parameter and to() on a part of the subtree are refused. Calling it
+  // again (on the same module) rebuilds the buffers.
+  void flatten_parameters(bool with_grad = true);
+  // The buffers after flatten_parameters() on this module; null otherwise.
+  const std::shared_ptr<FlatParameters>& flat_parameters() const { return flat_; }
 
  protected:
   // Registration, meant for constructors. Parameters become leaves that
@@ -81,12 +95,18 @@ class Module {
   void collect(const std::string& prefix, bool params, NamedTensors& out) const;
   Tensor* find_local(const std::string& name);
   Tensor* find(const std::string& dotted);
+  template <class F, class FlatF>
+  void convert_tensors(F&& f, FlatF&& flat_f);
   template <class F>
-  void for_each_tensor(F&& f);
+  void for_each_param_slot(F&& f);
+  void bind_flat_parameters();
+  void check_not_flat(const char* what, const std::string& name) const;
 
   NamedTensors params_, buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
+  std::shared_ptr<FlatParameters> flat_;  // set on the module that was flattened
+  const Module* flat_root_ = nullptr;     // that module, for every module of its subtree
 };
 
 }  // namespace sagan::nn

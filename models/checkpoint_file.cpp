@@ -1,12 +1,128 @@
 #include "models/checkpoint_file.h"
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
-#include "models/train_run.h"
+#include "core/autograd.h"
 
 namespace sagan {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// The trainer's counters: three small int64 tensors. uint64 values are
+// stored bit for bit.
+constexpr const char* kStepTensor = "trainer.step";      // [1] generator steps
+constexpr const char* kRngTensor = "trainer.rng";        // [2] seed, position
+constexpr const char* kAugRngTensor = "trainer.aug_rng";  // [2] seed, position (DiffAugment)
+constexpr const char* kLoaderTensor = "trainer.loader";  // [3] epoch, index, seed
+
+int64_t as_i64(uint64_t v) {
+  int64_t r;
+  std::memcpy(&r, &v, sizeof r);
+  return r;
+}
+uint64_t as_u64(int64_t v) {
+  uint64_t r;
+  std::memcpy(&r, &v, sizeof r);
+  return r;
+}
+
+Tensor ints(const std::vector<int64_t>& v) { return Tensor::from_vector(v, {static_cast<int64_t>(v.size())}); }
+
+bool is_checkpoint_name(const fs::path& p) {
+  return p.extension() == ".safetensors" && p.filename().string().rfind("step_", 0) == 0;
+}
+
+// What must match for a checkpoint's networks to load into a model.
+std::string architecture(const SaganConfig& m) {
+  return nlohmann::json{{"res", m.resolution},   {"g_ch", m.resolved_g_ch()}, {"d_ch", m.resolved_d_ch()},
+                        {"z", m.z_dim},          {"ga", m.g_attention()},
+                        {"da", m.d_attention()}, {"pooled", m.pooled_attention}}
+      .dump();
+}
+
+}  // namespace
+
+const char* section_prefix(CheckpointSection s) {
+  switch (s) {
+    case CheckpointSection::G:
+      return "G.";
+    case CheckpointSection::D:
+      return "D.";
+    case CheckpointSection::GEma:
+      return "G_ema.";
+    case CheckpointSection::OptG:
+      return "opt_G.";
+    case CheckpointSection::OptD:
+      return "opt_D.";
+  }
+  SAGAN_FAIL("checkpoint: unknown section {}", static_cast<int>(s));
+}
+
+CheckpointSection generator_section(const std::string& weights) {
+  if (weights == "ema") return CheckpointSection::GEma;
+  if (weights == "g") return CheckpointSection::G;
+  SAGAN_FAIL("--weights: '{}' is not ema (the EMA generator) or g (the raw generator)", weights);
+}
+
+// ---------------------------------------------------------------- run directory
+
+std::string checkpoint_path(const std::string& run_dir, int64_t step) {
+  return (fs::path(run_dir) / "checkpoints" / fmt::format("step_{:08}.safetensors", step)).string();
+}
+
+std::vector<std::string> list_checkpoints(const std::string& run_dir) {
+  fs::path dir = fs::path(run_dir) / "checkpoints";
+  std::vector<std::string> out;
+  if (!fs::is_directory(dir)) return out;
+  for (auto& e : fs::directory_iterator(dir))
+    if (is_checkpoint_name(e.path())) out.push_back(e.path().string());
+  std::sort(out.rbegin(), out.rend());
+  return out;
+}
+
+std::string latest_checkpoint(const std::string& run_dir) {
+  std::vector<std::string> all = list_checkpoints(run_dir);
+  return all.empty() ? std::string() : all.front();
+}
+
+void rotate_checkpoints(const std::string& run_dir, int64_t keep) {
+  std::vector<std::string> all = list_checkpoints(run_dir);
+  for (size_t i = static_cast<size_t>(std::max<int64_t>(keep, 0)); i < all.size(); ++i) fs::remove(all[i]);
+}
+
+// ---------------------------------------------------------------- writing
+
+NamedTensors training_checkpoint_tensors(const TrainingParts& parts, const TrainerCounters& counters) {
+  NamedTensors out;
+  auto add_all = [&](CheckpointSection s, const std::map<std::string, Tensor>& m) {
+    for (auto& [k, v] : m) out.emplace_back(section_prefix(s) + k, v);
+  };
+  add_all(CheckpointSection::G, parts.g.state());
+  add_all(CheckpointSection::D, parts.d.state());
+  add_all(CheckpointSection::GEma, parts.g_ema.state());
+  add_all(CheckpointSection::OptG, parts.opt_g.state());
+  add_all(CheckpointSection::OptD, parts.opt_d.state());
+  const data::LoaderState& ls = counters.loader;
+  out.emplace_back(kStepTensor, ints({counters.step}));
+  out.emplace_back(kRngTensor, ints({as_i64(counters.rng_seed), as_i64(counters.rng_position)}));
+  out.emplace_back(kAugRngTensor, ints({as_i64(counters.aug_seed), as_i64(counters.aug_position)}));
+  out.emplace_back(kLoaderTensor, ints({ls.epoch, ls.index, as_i64(ls.seed)}));
+  return out;
+}
+
+void save_training_checkpoint(const std::string& path, const TrainingParts& parts, const TrainerCounters& counters,
+                              const TrainConfig& config) {
+  io::Metadata meta = {
+      {"format", kCheckpointFormat}, {"step", std::to_string(counters.step)}, {"config", config.to_json()}};
+  io::save_safetensors(path, training_checkpoint_tensors(parts, counters), meta);
+}
+
+// ---------------------------------------------------------------- reading
 
 CheckpointFile open_checkpoint(const std::string& file_or_run) {
   CheckpointFile c;
@@ -17,24 +133,85 @@ CheckpointFile open_checkpoint(const std::string& file_or_run) {
   }
   SAGAN_CHECK(fs::exists(c.path), "{}: no such checkpoint file or run directory", c.path);
   c.file = io::load_safetensors(c.path);
-  auto it = c.file.metadata.find("config");
-  SAGAN_CHECK(it != c.file.metadata.end(), "{}: not a sagan-train checkpoint (no 'config' metadata)", c.path);
-  c.config = TrainConfig::from_json(it->second, c.path + " (config metadata)");
+  auto fmt_it = c.file.metadata.find("format");
+  SAGAN_CHECK(fmt_it != c.file.metadata.end() && fmt_it->second == kCheckpointFormat,
+              "{}: not a sagan-train checkpoint (metadata 'format' is {}, expected {})", c.path,
+              fmt_it == c.file.metadata.end() ? std::string("missing") : "'" + fmt_it->second + "'", kCheckpointFormat);
+  auto cfg_it = c.file.metadata.find("config");
+  SAGAN_CHECK(cfg_it != c.file.metadata.end(), "{}: not a sagan-train checkpoint (no 'config' metadata)", c.path);
+  c.config = TrainConfig::from_json(cfg_it->second, c.path + " (config metadata)");
   auto step = c.file.metadata.find("step");
   c.step = step != c.file.metadata.end() ? step->second : "?";
   return c;
 }
 
-void load_network(nn::Module& m, const CheckpointFile& c, const std::string& prefix) {
-  std::map<std::string, Tensor> state;
+std::map<std::string, Tensor> checkpoint_section(const CheckpointFile& c, CheckpointSection s) {
+  const std::string prefix = section_prefix(s);
+  std::map<std::string, Tensor> out;
   for (auto& [k, v] : c.file.tensors)
-    if (k.compare(0, prefix.size(), prefix) == 0) state.emplace(k.substr(prefix.size()), v);
-  SAGAN_CHECK(!state.empty(), "{}: no '{}*' tensors in the checkpoint", c.path, prefix);
+    if (k.compare(0, prefix.size(), prefix) == 0) out.emplace(k.substr(prefix.size()), v);
+  return out;
+}
+
+void load_network(nn::Module& m, const CheckpointFile& c, CheckpointSection s) {
+  std::map<std::string, Tensor> state = checkpoint_section(c, s);
+  SAGAN_CHECK(!state.empty(), "{}: no '{}*' tensors in the checkpoint", c.path, section_prefix(s));
   try {
+    NoGradGuard ng;
     m.load_state(state);
   } catch (const Error& e) {
-    SAGAN_FAIL("{} ({}*): {}", c.path, prefix, e.what());
+    SAGAN_FAIL("{} ({}*): {}", c.path, section_prefix(s), e.what());
   }
+}
+
+void load_generator(nn::Module& g, const CheckpointFile& c, const std::string& weights) {
+  load_network(g, c, generator_section(weights));
+}
+
+void load_discriminator(nn::Module& d, const CheckpointFile& c) { load_network(d, c, CheckpointSection::D); }
+
+TrainerCounters restore_training_checkpoint(const CheckpointFile& c, const SaganConfig& model,
+                                            const TrainingParts& parts) {
+  SaganConfig saved = c.config.model;
+  saved.num_classes = model.num_classes;  // resolved from the data set in both
+  saved.image_channels = model.image_channels;
+  SAGAN_CHECK(architecture(saved) == architecture(model),
+              "{}: checkpoint model {} differs from the configured model {}", c.path, architecture(saved),
+              architecture(model));
+  load_network(parts.g, c, CheckpointSection::G);
+  load_network(parts.d, c, CheckpointSection::D);
+  load_network(parts.g_ema, c, CheckpointSection::GEma);
+  auto load_optimizer = [&](nn::Adam& opt, CheckpointSection s) {
+    try {
+      NoGradGuard ng;
+      opt.load_state(checkpoint_section(c, s));
+    } catch (const Error& e) {
+      SAGAN_FAIL("{} ({}*): {}", c.path, section_prefix(s), e.what());
+    }
+  };
+  load_optimizer(parts.opt_g, CheckpointSection::OptG);
+  load_optimizer(parts.opt_d, CheckpointSection::OptD);
+
+  auto small = [&](const char* name, size_t n) {
+    SAGAN_CHECK(c.file.contains(name), "{}: no tensor '{}'", c.path, name);
+    std::vector<int64_t> v = c.file.at(name).to_int_vector();
+    SAGAN_CHECK(v.size() == n, "{}: tensor '{}' has {} elements, expected {}", c.path, name, v.size(), n);
+    return v;
+  };
+  TrainerCounters counters;
+  counters.step = small(kStepTensor, 1)[0];
+  auto r = small(kRngTensor, 2);
+  counters.rng_seed = as_u64(r[0]);
+  counters.rng_position = as_u64(r[1]);
+  counters.has_aug_rng = c.file.contains(kAugRngTensor);
+  if (counters.has_aug_rng) {
+    auto a = small(kAugRngTensor, 2);
+    counters.aug_seed = as_u64(a[0]);
+    counters.aug_position = as_u64(a[1]);
+  }
+  auto l = small(kLoaderTensor, 3);
+  counters.loader = {l[0], l[1], as_u64(l[2])};
+  return counters;
 }
 
 }  // namespace sagan

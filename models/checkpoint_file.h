@@ -1,14 +1,81 @@
-// Reading a sagan-train checkpoint outside the Trainer (sampling, evaluation,
-// attention maps): find it, read the config it was trained with, load one of
-// its networks. The tensor names are documented in docs/checkpoints.md.
+// The one place that knows what a sagan-train checkpoint holds
+// (docs/checkpoints.md): where checkpoints live in a run directory, the
+// metadata, the sections of tensors and their name prefixes, and the
+// trainer's counters. The Trainer saves and resumes through it; sagan-sample,
+// sagan-eval and sagan-attention read networks through it.
+//
+// Where reliability checks go (issue 12): save_training_checkpoint is the
+// only writer (check the tensors before io::save_safetensors);
+// list_checkpoints gives a run's files newest first, so rotate_checkpoints
+// decides what may be deleted and a reader that falls back to an older file
+// when the newest does not open loops over that list (open_checkpoint on a
+// run directory reads the newest today).
 #pragma once
+#include <map>
 #include <string>
+#include <vector>
 
 #include "core/io/safetensors.h"
+#include "layers/adam.h"
 #include "layers/module.h"
+#include "models/data/loader.h"
 #include "models/train_config.h"
 
 namespace sagan {
+
+// ---- layout ----
+
+inline constexpr const char* kCheckpointFormat = "sagan-checkpoint-1";  // metadata "format"
+
+// The groups of tensors in a checkpoint, each under its own name prefix.
+enum class CheckpointSection { G, D, GEma, OptG, OptD };
+const char* section_prefix(CheckpointSection s);  // "G.", "D.", "G_ema.", "opt_G.", "opt_D."
+// The generator weights a tool asks for: "ema" (G_ema., the default of every
+// tool) or "g" (G., the raw generator). Errors name the value.
+CheckpointSection generator_section(const std::string& weights);
+
+// ---- a run directory's files: <run_dir>/checkpoints/step_%08d.safetensors ----
+
+std::string checkpoint_path(const std::string& run_dir, int64_t step);
+// Newest first (the step is zero-padded, so name order is step order); empty
+// when the run has none.
+std::vector<std::string> list_checkpoints(const std::string& run_dir);
+// The newest, or "" when there is none.
+std::string latest_checkpoint(const std::string& run_dir);
+// Deletes all but the newest `keep`.
+void rotate_checkpoints(const std::string& run_dir, int64_t keep);
+
+// ---- what the Trainer saves and restores ----
+
+// The trainer's state besides networks and optimisers: generator steps done,
+// the latent/label Rng as (seed, position), the data stream's position.
+struct TrainerCounters {
+  int64_t step = 0;
+  uint64_t rng_seed = 0, rng_position = 0;
+  // DiffAugment's Rng (--diffaug), apart from the latents' so that z and
+  // fake labels do not depend on --diffaug. Checkpoints written before it
+  // existed have none (they never drew from it): has_aug_rng is false.
+  uint64_t aug_seed = 0, aug_position = 0;
+  data::LoaderState loader;
+  bool has_aug_rng = true;
+};
+
+// The live objects a training checkpoint holds.
+struct TrainingParts {
+  nn::Module& g;
+  nn::Module& d;
+  nn::Module& g_ema;
+  nn::Adam& opt_g;
+  nn::Adam& opt_d;
+};
+
+// Every tensor of a training checkpoint, named as in the file.
+NamedTensors training_checkpoint_tensors(const TrainingParts& parts, const TrainerCounters& counters);
+// Writes it atomically with the metadata (format, step, config).
+void save_training_checkpoint(const std::string& path, const TrainingParts& parts, const TrainerCounters& counters,
+                              const TrainConfig& config);
+
+// ---- reading ----
 
 struct CheckpointFile {
   std::string path;  // the .safetensors file
@@ -19,11 +86,23 @@ struct CheckpointFile {
 
 // A .safetensors file, or a run directory (its newest checkpoint). Errors
 // name the path: missing, no checkpoints in a directory, not a sagan-train
-// checkpoint (no config metadata).
+// checkpoint (format or config metadata missing or unknown).
 CheckpointFile open_checkpoint(const std::string& file_or_run);
 
-// Loads the tensors under `prefix` ("G_ema.", "G.", "D.") into m; errors name
-// the file, the prefix and the tensor.
-void load_network(nn::Module& m, const CheckpointFile& c, const std::string& prefix);
+// The tensors of one section, without the prefix.
+std::map<std::string, Tensor> checkpoint_section(const CheckpointFile& c, CheckpointSection s);
+// Loads a section into a network; errors name the file, the prefix and the
+// tensor.
+void load_network(nn::Module& m, const CheckpointFile& c, CheckpointSection s);
+// The generator weights named by `weights` ("ema" or "g", see
+// generator_section), and the discriminator.
+void load_generator(nn::Module& g, const CheckpointFile& c, const std::string& weights);
+void load_discriminator(nn::Module& d, const CheckpointFile& c);
+
+// Restores everything a resumed run needs into `parts` and returns the
+// counters. The checkpoint's model architecture must equal `model` (the
+// message shows both); errors name the file and the tensor.
+TrainerCounters restore_training_checkpoint(const CheckpointFile& c, const SaganConfig& model,
+                                            const TrainingParts& parts);
 
 }  // namespace sagan

@@ -10,23 +10,19 @@ SaganDiscriminator::SaganDiscriminator(const SaganConfig& cfg, Rng& gen) : cfg_(
   cfg_.validate();
   std::vector<SaganConfig::DBlockSpec> specs = cfg_.d_blocks();
   std::vector<int64_t> attn = cfg_.d_attention();
-  size_t index = 0;
+  auto add_block = [&](auto block) {
+    blocks_.push_back(register_module(fmt::format("blocks.{}", blocks_.size()), block));
+  };
   for (size_t i = 0; i < specs.size(); ++i) {
     const auto& s = specs[i];
-    std::string name = fmt::format("blocks.{}", index++);
-    if (i == 0) {
-      first_ = register_module(name, std::make_shared<nn::DOptimizedBlock>(s.in, s.out, gen));
-      dblocks_.push_back(nullptr);
-    } else {
-      dblocks_.push_back(register_module(name, std::make_shared<nn::DBlock>(s.in, s.out, s.down, gen)));
-    }
-    attn_.push_back(nullptr);
+    if (i == 0)
+      add_block(std::make_shared<nn::DOptimizedBlock>(s.in, s.out, gen));
+    else
+      add_block(std::make_shared<nn::DBlock>(s.in, s.out, s.down, gen));
     auto it = std::find(attn.begin(), attn.end(), s.out_res);
     if (it != attn.end()) {
       attn.erase(it);  // only after the first block at that resolution
-      attn_.push_back(register_module(fmt::format("blocks.{}", index++),
-                                      std::make_shared<nn::SelfAttention>(s.out, gen, cfg_.pooled_attention)));
-      dblocks_.push_back(nullptr);
+      add_block(std::make_shared<nn::SelfAttention>(s.out, gen, cfg_.pooled_attention));
     }
   }
   int64_t c = specs.back().out;
@@ -46,8 +42,8 @@ Tensor SaganDiscriminator::forward(const Tensor& x, const Tensor& y) {
                 "SaganDiscriminator: a conditional model ({} classes) needs int64 labels of shape [{}], got {}",
                 cfg_.num_classes, b,
                 y.defined() ? fmt::format("{} {}", dtype_name(y.dtype()), shape_str(y.shape())) : "none");
-  Tensor h = first_->forward(x);
-  for (size_t i = 1; i < dblocks_.size(); ++i) h = dblocks_[i] ? dblocks_[i]->forward(h) : attn_[i]->forward(h);
+  Tensor h = x;
+  for (const Block& block : blocks_) h = std::visit([&](const auto& b) { return b->forward(h); }, block);
   h = sum(relu(h), {2, 3});  // (B, C)
   Tensor out = linear_->forward(h).view({b});
   if (embed_) out = add(out, sum(mul(embed_->forward(y), h), {1}));
@@ -56,8 +52,8 @@ Tensor SaganDiscriminator::forward(const Tensor& x, const Tensor& y) {
 
 std::vector<nn::SelfAttention*> SaganDiscriminator::attention_layers() const {
   std::vector<nn::SelfAttention*> out;
-  for (auto& a : attn_)
-    if (a) out.push_back(a.get());
+  for (const Block& block : blocks_)
+    if (auto* a = std::get_if<std::shared_ptr<nn::SelfAttention>>(&block)) out.push_back(a->get());
   return out;
 }
 

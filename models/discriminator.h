@@ -5,6 +5,7 @@
 // tests/golden/sagan_reference.py: blocks.<i>.*, linear.*, embed.*.
 #pragma once
 #include <memory>
+#include <variant>
 #include <vector>
 
 #include "layers/dblock.h"
@@ -30,9 +31,12 @@ class SaganDiscriminator : public nn::Module {
 
  private:
   SaganConfig cfg_;
-  std::shared_ptr<nn::DOptimizedBlock> first_;
-  std::vector<std::shared_ptr<nn::DBlock>> dblocks_;      // null where the entry is not a DBlock
-  std::vector<std::shared_ptr<nn::SelfAttention>> attn_;  // null where the entry is not attention
+  // One entry of `blocks`, run in order: the first (optimised) block, a
+  // residual down block or a self-attention block.
+  using Block = std::variant<std::shared_ptr<nn::DOptimizedBlock>, std::shared_ptr<nn::DBlock>,
+                             std::shared_ptr<nn::SelfAttention>>;
+
+  std::vector<Block> blocks_;  // blocks.<i>
   std::shared_ptr<nn::SNLinear> linear_;
   std::shared_ptr<nn::SNEmbedding> embed_;
 };

@@ -6,21 +6,26 @@
 
 namespace sagan {
 
+namespace {
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+}  // namespace
+
 SaganGenerator::SaganGenerator(const SaganConfig& cfg, Rng& gen) : cfg_(cfg) {
   cfg_.validate();
   std::vector<int64_t> widths = cfg_.g_widths(), res = cfg_.g_block_res(), attn = cfg_.g_attention();
   linear_ = register_module("linear", std::make_shared<nn::SNLinear>(cfg_.z_dim, widths[0] * 16, gen));
+  auto add_block = [&](auto block) {
+    blocks_.push_back(register_module(fmt::format("blocks.{}", blocks_.size()), block));
+  };
   for (size_t i = 1; i < widths.size(); ++i) {
-    auto block = std::make_shared<nn::GBlock>(widths[i - 1], widths[i], cfg_.num_classes, gen);
-    register_module(fmt::format("blocks.{}", gblocks_.size()), block);
-    gblocks_.push_back(block);
-    attn_.push_back(nullptr);
-    if (std::find(attn.begin(), attn.end(), res[i - 1]) != attn.end()) {
-      auto a = std::make_shared<nn::SelfAttention>(widths[i], gen, cfg_.pooled_attention);
-      register_module(fmt::format("blocks.{}", gblocks_.size()), a);
-      gblocks_.push_back(nullptr);
-      attn_.push_back(a);
-    }
+    add_block(std::make_shared<nn::GBlock>(widths[i - 1], widths[i], cfg_.num_classes, gen));
+    if (std::find(attn.begin(), attn.end(), res[i - 1]) != attn.end())
+      add_block(std::make_shared<nn::SelfAttention>(widths[i], gen, cfg_.pooled_attention));
   }
   bn_ = register_module("bn", std::make_shared<nn::BatchNorm2d>(widths.back()));
   conv_out_ = register_module("conv_out", std::make_shared<nn::SNConv2d>(widths.back(), cfg_.image_channels, 3, gen));
@@ -36,14 +41,17 @@ Tensor SaganGenerator::forward(const Tensor& z, const Tensor& y) {
                 cfg_.num_classes, b,
                 y.defined() ? fmt::format("{} {}", dtype_name(y.dtype()), shape_str(y.shape())) : "none");
   Tensor h = linear_->forward(z).view({b, cfg_.g_widths()[0], 4, 4});
-  for (size_t i = 0; i < gblocks_.size(); ++i) h = gblocks_[i] ? gblocks_[i]->forward(h, y) : attn_[i]->forward(h);
+  for (const Block& block : blocks_)
+    h = std::visit(Overloaded{[&](const std::shared_ptr<nn::GBlock>& b) { return b->forward(h, y); },
+                              [&](const std::shared_ptr<nn::SelfAttention>& a) { return a->forward(h); }},
+                   block);
   return tanh(conv_out_->forward(relu(bn_->forward(h))));
 }
 
 std::vector<nn::SelfAttention*> SaganGenerator::attention_layers() const {
   std::vector<nn::SelfAttention*> out;
-  for (auto& a : attn_)
-    if (a) out.push_back(a.get());
+  for (const Block& block : blocks_)
+    if (auto* a = std::get_if<std::shared_ptr<nn::SelfAttention>>(&block)) out.push_back(a->get());
   return out;
 }
 

@@ -5,6 +5,7 @@
 // take their own index in the sequence), bn.*, conv_out.*.
 #pragma once
 #include <memory>
+#include <variant>
 #include <vector>
 
 #include "layers/batch_norm.h"
@@ -33,9 +34,12 @@ class SaganGenerator : public nn::Module {
 
  private:
   SaganConfig cfg_;
+  // One entry of `blocks`, run in order: an up block (which takes the labels)
+  // or a self-attention block.
+  using Block = std::variant<std::shared_ptr<nn::GBlock>, std::shared_ptr<nn::SelfAttention>>;
+
   std::shared_ptr<nn::SNLinear> linear_;
-  std::vector<std::shared_ptr<nn::GBlock>> gblocks_;      // null where the entry is attention
-  std::vector<std::shared_ptr<nn::SelfAttention>> attn_;  // null where the entry is a GBlock
+  std::vector<Block> blocks_;  // blocks.<i>
   std::shared_ptr<nn::BatchNorm2d> bn_;
   std::shared_ptr<nn::SNConv2d> conv_out_;
 };

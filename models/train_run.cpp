@@ -105,15 +105,6 @@ std::string widths_text(const SaganConfig& m) {
   return m.resolved_g_ch() == m.resolved_d_ch() ? fmt::format("ch={}", m.resolved_g_ch())
                                                 : fmt::format("g_ch={} d_ch={}", m.resolved_g_ch(), m.resolved_d_ch());
 }
-
-void rotate_checkpoints(const fs::path& dir, int64_t keep) {
-  std::vector<fs::path> files;
-  for (auto& e : fs::directory_iterator(dir))
-    if (e.path().extension() == ".safetensors" && e.path().filename().string().rfind("step_", 0) == 0)
-      files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  for (size_t i = 0; i + static_cast<size_t>(keep) < files.size(); ++i) fs::remove(files[i]);
-}
 }  // namespace
 
 std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& cfg) {
@@ -123,18 +114,6 @@ std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& cfg) {
   if (cfg.dataset == "folder")
     return data::image_folder(cfg.data_path, cfg.channels == "auto" ? 0 : std::stoi(cfg.channels));
   SAGAN_FAIL("--dataset: '{}' is not one of fashion-mnist, cifar10, folder", cfg.dataset);
-}
-
-std::string latest_checkpoint(const std::string& run_dir) {
-  fs::path dir = fs::path(run_dir) / "checkpoints";
-  if (!fs::is_directory(dir)) return "";
-  std::string best;
-  for (auto& e : fs::directory_iterator(dir)) {
-    std::string name = e.path().filename().string();
-    if (name.rfind("step_", 0) == 0 && e.path().extension() == ".safetensors" && e.path().string() > best)
-      best = e.path().string();
-  }
-  return best;
 }
 
 std::string run_training(TrainConfig cfg, const RunOptions& opt) {
@@ -188,9 +167,8 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
     tb.flush();
   };
   auto save_ckpt = [&]() {
-    trainer.save_checkpoint(
-        (run / "checkpoints" / fmt::format("step_{:08}.safetensors", trainer.step_count())).string());
-    rotate_checkpoints(run / "checkpoints", rc.keep_checkpoints);
+    trainer.save_checkpoint(checkpoint_path(rc.run_dir, trainer.step_count()));
+    rotate_checkpoints(rc.run_dir, rc.keep_checkpoints);
   };
 
   const bool tty = ::isatty(STDOUT_FILENO);

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 
+#include "models/checkpoint_file.h"  // checkpoint files of a run (latest_checkpoint, ...)
 #include "models/data/dataset.h"
 #include "models/train_config.h"
 
@@ -33,9 +34,6 @@ struct RunOptions {
 
 // The data set a config names (errors say how to install or point to it).
 std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& cfg);
-
-// Newest checkpoint in <run_dir>/checkpoints, or "" when there is none.
-std::string latest_checkpoint(const std::string& run_dir);
 
 // Checks cfg (or the resumed run's) and that the run directory can be
 // written, before loading data or building a model; runs to cfg.steps.

@@ -1,11 +1,10 @@
 #include "models/trainer.h"
 
 #include <cmath>
-#include <cstring>
-#include <nlohmann/json.hpp>
 
 #include "core/ops.h"
 #include "layers/spectral_norm.h"
+#include "layers/flat_parameters.h"
 
 namespace sagan {
 
@@ -21,17 +20,6 @@ Device resolve_device(const std::string& name) {
 namespace {
 constexpr uint64_t kSampleStream = 0x9E3779B97F4A7C15ull;
 constexpr uint64_t kAugmentStream = 0xD1FFA06D1FFA06D1ull;
-
-int64_t as_i64(uint64_t v) {
-  int64_t r;
-  std::memcpy(&r, &v, sizeof r);
-  return r;
-}
-uint64_t as_u64(int64_t v) {
-  uint64_t r;
-  std::memcpy(&r, &v, sizeof r);
-  return r;
-}
 
 Tensor ints(const std::vector<int64_t>& v, Device d) {
   return Tensor::from_vector(v, {static_cast<int64_t>(v.size())}, d);
@@ -71,13 +59,21 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
     m->to(dtype_);
     m->to(device_);
   }
+  // Each model's parameters in one buffer, gradients in another: Adam, the
+  // EMA and the gradient norm are one call each. The EMA copy is never
+  // trained: no gradient buffer.
+  g_->flatten_parameters();
+  d_->flatten_parameters();
+  g_ema_->flatten_parameters(/*with_grad=*/false);
+  SAGAN_CHECK(g_->flat_parameters()->same_layout(*g_ema_->flat_parameters()),
+              "Trainer: the EMA generator's parameter layout differs from G's");
   {
     NoGradGuard ng;
     g_ema_->load_state(g_->state());
   }
   g_ema_->eval();
-  opt_g_ = std::make_unique<nn::Adam>(g_->named_parameters(), cfg_.adam_g);
-  opt_d_ = std::make_unique<nn::Adam>(d_->named_parameters(), cfg_.adam_d);
+  opt_g_ = std::make_unique<nn::Adam>(*g_, cfg_.adam_g);
+  opt_d_ = std::make_unique<nn::Adam>(*d_, cfg_.adam_d);
 }
 
 void Trainer::set_requires_grad(nn::Module& m, bool on) {
@@ -95,36 +91,25 @@ Tensor Trainer::hinge_d(const Tensor& out, int64_t n_real, double* d_real, doubl
   return add(mean(relu(rsub(1.0, real))), mean(relu(add(fake, 1.0))));
 }
 
-double Trainer::clip_and_norm(const nn::Module& m) const {
+double Trainer::clip_and_norm(nn::FlatParameters& params) const {
   if (cfg_.grad_clip <= 0) return 0.0;
-  NoGradGuard ng;
-  std::vector<Tensor> params = m.parameters();
-  double sq = 0.0;
-  for (const Tensor& p : params)
-    if (p.grad().defined()) sq += sum(square(p.grad())).item();
-  double norm = std::sqrt(sq);
-  if (norm > cfg_.grad_clip) {
-    double scale = cfg_.grad_clip / (norm + 1e-6);
-    for (const Tensor& p : params)
-      if (p.grad().defined()) p.set_grad(mul(p.grad(), scale));
-  }
+  // Parameters without a gradient have zeros in the flat gradient buffer.
+  double norm = params.grad_norm();
+  if (norm > cfg_.grad_clip) params.scale_grad(cfg_.grad_clip / (norm + 1e-6));
   return norm;
 }
 
 void Trainer::update_ema() {
   NoGradGuard ng;
-  // Parameters and BN running statistics are averaged alike (BigGAN-PyTorch
-  // and StudioGAN): statistics averaged over the same window as the weights
+  // Parameters (one flat buffer, same layout: checked in the constructor)
+  // and BN running statistics are averaged alike (BigGAN-PyTorch and
+  // StudioGAN): statistics averaged over the same window as the weights
   // belong to the averaged weights to first order, G's latest ones to G's
-  // latest weights.
-  std::vector<Tensor> src, dst;
-  auto collect = [](const NamedTensors& from, std::vector<Tensor>& to) {
-    for (const auto& [name, t] : from) to.push_back(t);
-  };
-  collect(g_->named_parameters(), src);
-  collect(g_->named_buffers(), src);
-  collect(g_ema_->named_parameters(), dst);
-  collect(g_ema_->named_buffers(), dst);
+  // latest weights. One ema_update call for all of them.
+  std::vector<Tensor> src{g_->flat_parameters()->data()}, dst{g_ema_->flat_parameters()->data()};
+  for (const auto& [name, t] : g_->named_buffers()) src.push_back(t);
+  for (const auto& [name, t] : g_ema_->named_buffers()) dst.push_back(t);
+  SAGAN_CHECK(src.size() == dst.size(), "Trainer: G has {} buffers, G_ema {}", src.size() - 1, dst.size() - 1);
   if (step_ < cfg_.ema_start) {
     for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
   } else {
@@ -189,7 +174,7 @@ StepStats Trainer::step(const StepInputs& in) {
     Tensor loss = hinge_d(out, B, &st.d_real, &st.d_fake);
     opt_d_->zero_grad();
     loss.backward();
-    st.grad_norm_d = clip_and_norm(*d_);
+    st.grad_norm_d = clip_and_norm(*d_->flat_parameters());
     opt_d_->step();
     st.loss_d = loss.item();
   }
@@ -203,7 +188,7 @@ StepStats Trainer::step(const StepInputs& in) {
     Tensor loss = neg(mean(d_->forward(nn::diffaugment(fake, diffaug_, aug_rng_), yf)));
     opt_g_->zero_grad();
     loss.backward();
-    st.grad_norm_g = clip_and_norm(*g_);
+    st.grad_norm_g = clip_and_norm(*g_->flat_parameters());
     opt_g_->step();
     st.loss_g = loss.item();
   } catch (...) {
@@ -235,78 +220,31 @@ Tensor Trainer::sample(const Tensor& z, const Tensor& y) {
   return g_ema_->forward(z.to(device_), y.defined() ? y.to(device_) : Tensor());
 }
 
-NamedTensors Trainer::checkpoint_tensors() const {
-  NamedTensors out;
-  auto add_all = [&](const std::string& prefix, const std::map<std::string, Tensor>& m) {
-    for (auto& [k, v] : m) out.emplace_back(prefix + k, v);
-  };
-  add_all("G.", g_->state());
-  add_all("D.", d_->state());
-  add_all("G_ema.", g_ema_->state());
-  add_all("opt_G.", opt_g_->state());
-  add_all("opt_D.", opt_d_->state());
-  data::LoaderState ls = loader_->state();
-  out.emplace_back("trainer.step", ints({step_}, Device::cpu()));
-  out.emplace_back("trainer.rng", ints({as_i64(rng_.seed()), as_i64(rng_.position())}, Device::cpu()));
-  out.emplace_back("trainer.aug_rng", ints({as_i64(aug_rng_.seed()), as_i64(aug_rng_.position())}, Device::cpu()));
-  out.emplace_back("trainer.loader", ints({ls.epoch, ls.index, as_i64(ls.seed)}, Device::cpu()));
-  return out;
+TrainingParts Trainer::parts() const { return {*g_, *d_, *g_ema_, *opt_g_, *opt_d_}; }
+
+TrainerCounters Trainer::counters() const {
+  TrainerCounters c;
+  c.step = step_;
+  c.rng_seed = rng_.seed();
+  c.rng_position = rng_.position();
+  c.aug_seed = aug_rng_.seed();
+  c.aug_position = aug_rng_.position();
+  c.loader = loader_->state();
+  return c;
 }
 
+NamedTensors Trainer::checkpoint_tensors() const { return training_checkpoint_tensors(parts(), counters()); }
+
 void Trainer::save_checkpoint(const std::string& path) const {
-  io::Metadata meta = {{"format", "sagan-checkpoint-1"}, {"step", std::to_string(step_)}, {"config", cfg_.to_json()}};
-  io::save_safetensors(path, checkpoint_tensors(), meta);
+  save_training_checkpoint(path, parts(), counters(), cfg_);
 }
 
 void Trainer::load_checkpoint(const std::string& path) {
-  io::SafetensorsFile f = io::load_safetensors(path);
-  auto fmt_it = f.metadata.find("format");
-  SAGAN_CHECK(fmt_it != f.metadata.end() && fmt_it->second == "sagan-checkpoint-1",
-              "{}: not a sagan training checkpoint (metadata 'format' missing or unknown)", path);
-  auto cfg_it = f.metadata.find("config");
-  SAGAN_CHECK(cfg_it != f.metadata.end(), "{}: checkpoint has no 'config' metadata", path);
-  TrainConfig saved = TrainConfig::from_json(cfg_it->second, path + " (config metadata)");
-  saved.model.num_classes = cfg_.model.num_classes;  // resolved from the data set in both
-  saved.model.image_channels = cfg_.model.image_channels;
-  auto arch = [](const SaganConfig& m) {
-    return nlohmann::json{
-        {"res", m.resolution},   {"g_ch", m.resolved_g_ch()}, {"d_ch", m.resolved_d_ch()},   {"z", m.z_dim},
-        {"ga", m.g_attention()}, {"da", m.d_attention()},     {"pooled", m.pooled_attention}}
-        .dump();
-  };
-  SAGAN_CHECK(arch(saved.model) == arch(cfg_.model), "{}: checkpoint model {} differs from the configured model {}",
-              path, arch(saved.model), arch(cfg_.model));
-
-  auto section = [&](const std::string& prefix) {
-    std::map<std::string, Tensor> m;
-    for (auto& [k, v] : f.tensors)
-      if (k.compare(0, prefix.size(), prefix) == 0) m.emplace(k.substr(prefix.size()), v);
-    return m;
-  };
-  try {
-    NoGradGuard ng;
-    g_->load_state(section("G."));
-    d_->load_state(section("D."));
-    g_ema_->load_state(section("G_ema."));
-    opt_g_->load_state(section("opt_G."));
-    opt_d_->load_state(section("opt_D."));
-  } catch (const Error& e) {
-    SAGAN_FAIL("{}: {}", path, e.what());
-  }
-  auto small = [&](const char* name, size_t n) {
-    std::vector<int64_t> v = f.at(name).to_int_vector();
-    SAGAN_CHECK(v.size() == n, "{}: tensor '{}' has {} elements, expected {}", path, name, v.size(), n);
-    return v;
-  };
-  step_ = small("trainer.step", 1)[0];
-  auto r = small("trainer.rng", 2);
-  rng_.set_state(as_u64(r[0]), as_u64(r[1]));
-  if (f.contains("trainer.aug_rng")) {  // absent from checkpoints before --diffaug, which never drew from it
-    auto a = small("trainer.aug_rng", 2);
-    aug_rng_.set_state(as_u64(a[0]), as_u64(a[1]));
-  }
-  auto l = small("trainer.loader", 3);
-  loader_->set_state({l[0], l[1], as_u64(l[2])});
+  TrainerCounters c = restore_training_checkpoint(open_checkpoint(path), cfg_.model, parts());
+  step_ = c.step;
+  rng_.set_state(c.rng_seed, c.rng_position);
+  if (c.has_aug_rng) aug_rng_.set_state(c.aug_seed, c.aug_position);
+  loader_->set_state(c.loader);
 }
 
 }  // namespace sagan

@@ -27,6 +27,7 @@
 #include "core/rng.h"
 #include "layers/adam.h"
 #include "layers/diffaugment.h"
+#include "models/checkpoint_file.h"
 #include "models/data/loader.h"
 #include "models/discriminator.h"
 #include "models/generator.h"
@@ -91,7 +92,8 @@ class Trainer {
   // Images from the EMA generator in eval mode: z (B, z_dim), y (B).
   Tensor sample(const Tensor& z, const Tensor& y);
 
-  // Everything needed to continue, as named tensors (checkpoint contents).
+  // Everything needed to continue, as named tensors (checkpoint contents;
+  // the layout is models/checkpoint_file.h's).
   NamedTensors checkpoint_tensors() const;
   void save_checkpoint(const std::string& path) const;  // atomic
   // Restores a checkpoint written by save_checkpoint with the same model
@@ -100,9 +102,12 @@ class Trainer {
 
  private:
   Tensor hinge_d(const Tensor& d_out, int64_t n_real, double* d_real, double* d_fake) const;
-  double clip_and_norm(const nn::Module& m) const;
+  // Global gradient norm (before clipping) of one model; clips in place.
+  double clip_and_norm(nn::FlatParameters& params) const;
   void set_requires_grad(nn::Module& m, bool on);
   void update_ema();
+  TrainingParts parts() const;       // what a checkpoint holds...
+  TrainerCounters counters() const;  // ...and the small state besides
 
   TrainConfig cfg_;
   Device device_;

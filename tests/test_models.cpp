@@ -2,6 +2,7 @@
 // exact parameter counts against the PyTorch reference, and a whole forward
 // and backward of a tiny G and D against PyTorch goldens in float64
 // (tests/golden/make_sagan_goldens.py).
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 
@@ -158,6 +159,35 @@ TEST_CASE("Parameter counts equal the PyTorch reference's", "[models][params]") 
       SaganDiscriminator D(c, gen);
       CHECK(D.num_parameters() == e.at("D").get<int64_t>());
     }
+  }
+}
+
+TEST_CASE("G and D blocks carry the reference's tensor names and shapes", "[models][params][names]") {
+  // Checkpoints and tools/checkpoint_to_torch.py depend on these names:
+  // blocks.<i> numbers up and attention blocks in one sequence.
+  const Json& j = golden_json("sagan_names.json");
+  REQUIRE(j.size() >= 3);
+  auto listed = [](const NamedTensors& ts) {
+    std::vector<std::pair<std::string, Shape>> out;
+    for (auto& [n, t] : ts) out.emplace_back(n, t.shape());
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  auto golden = [](const Json& list) {
+    std::vector<std::pair<std::string, Shape>> out;
+    for (auto& e : list) out.emplace_back(e.at(0).get<std::string>(), e.at(1).get<Shape>());
+    return out;
+  };
+  for (auto& [name, e] : j.items()) {
+    INFO(name);
+    SaganConfig c = config_from(e.at("config"));
+    Rng gen(1);
+    SaganGenerator G(c, gen);
+    CHECK(listed(G.named_parameters()) == golden(e.at("G").at("parameters")));
+    CHECK(listed(G.named_buffers()) == golden(e.at("G").at("buffers")));
+    SaganDiscriminator D(c, gen);
+    CHECK(listed(D.named_parameters()) == golden(e.at("D").at("parameters")));
+    CHECK(listed(D.named_buffers()) == golden(e.at("D").at("buffers")));
   }
 }
 

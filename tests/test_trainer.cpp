@@ -9,6 +9,7 @@
 
 #include "core/io/image.h"
 #include "core/ops.h"
+#include "layers/flat_parameters.h"
 #include "models/train_run.h"
 #include "models/trainer.h"
 #include "tests/support/temp_dir.h"
@@ -71,6 +72,61 @@ TEST_CASE("training steps give finite losses and move every network", "[trainer]
   Tensor imgs = t.sample(Tensor::zeros({2, 8}), Tensor::from_vector(std::vector<int64_t>{0, 2}, {2}));
   CHECK(imgs.shape() == Shape{2, 1, 32, 32});
   CHECK(sum(relu(abs(imgs) - 1.0)).item() == 0.0);  // tanh range
+}
+
+TEST_CASE("each model's parameters are flat: one Adam call per step, EMA over whole buffers", "[trainer][flat]") {
+  auto ds = std::make_shared<TinyDataset>(16);
+  Trainer t(tiny_config(), ds);
+  for (nn::Module* m : std::vector<nn::Module*>{&t.generator(), &t.discriminator(), &t.ema_generator()}) {
+    const auto& flat = m->flat_parameters();
+    REQUIRE(flat != nullptr);
+    for (auto& [n, p] : m->named_parameters()) {
+      INFO(n);
+      CHECK(p.storage() == flat->data().storage());
+    }
+  }
+  CHECK(t.generator().flat_parameters()->same_layout(*t.ema_generator().flat_parameters()));
+  CHECK_FALSE(t.ema_generator().flat_parameters()->has_grad_buffer());  // never trained
+  for (int i = 0; i < 3; ++i) {                                         // ema_start = 2: a copy, then the average
+    t.step();
+    CHECK(t.optimizer_d().last_step_launches().calls == 1);
+    CHECK(t.optimizer_d().last_step_launches().tensors == 1);
+    CHECK(t.optimizer_g().last_step_launches().calls == 1);
+    CHECK(t.optimizer_g().last_step_launches().tensors == 1);
+    for (auto& [n, p] : t.generator().named_parameters()) {
+      INFO(n);
+      REQUIRE(p.grad().defined());
+      CHECK(p.grad().storage() == t.generator().flat_parameters()->grad().storage());
+    }
+  }
+  // The EMA: at step 3 (decay 0.9) it lies between its old value and G's.
+  CHECK(sum(abs(t.ema_generator().flat_parameters()->data() - t.generator().flat_parameters()->data())).item() > 0);
+}
+
+TEST_CASE("gradient clipping: the logged norm is the global one; gradients are scaled to the limit",
+          "[trainer][flat][norm]") {
+  auto ds = std::make_shared<TinyDataset>(16);
+  auto per_parameter_norm = [](const nn::Module& m) {
+    double sq = 0;
+    for (auto& [n, p] : m.named_parameters())
+      for (double v : p.grad().to_vector()) sq += v * v;
+    return std::sqrt(sq);
+  };
+  TrainConfig c = tiny_config();
+  c.grad_clip = 1e30;  // never reached: the gradients are left as they are
+  Trainer t(c, ds);
+  StepStats s = t.step();
+  // D's gradients are those of its last D step (the G step leaves D frozen).
+  CHECK(s.grad_norm_d > 0);
+  CHECK(s.grad_norm_d == Approx(per_parameter_norm(t.discriminator())).epsilon(1e-5));
+  CHECK(s.grad_norm_g == Approx(per_parameter_norm(t.generator())).epsilon(1e-5));
+
+  c.grad_clip = 1e-3;  // always reached
+  Trainer u(c, ds);
+  StepStats v = u.step();
+  CHECK(v.grad_norm_d == Approx(s.grad_norm_d).epsilon(1e-6));  // before clipping: the same first step
+  CHECK(per_parameter_norm(u.discriminator()) == Approx(1e-3).epsilon(1e-4));
+  CHECK(per_parameter_norm(u.generator()) == Approx(1e-3).epsilon(1e-4));
 }
 
 TEST_CASE("a resumed trainer continues exactly like an uninterrupted one", "[trainer][resume]") {

@@ -91,13 +91,13 @@ Network load_network(const AttentionOptions& o, const CheckpointFile& ck, Device
   if (o.use_d()) {
     net.d = std::make_unique<SaganDiscriminator>(ck.config.model, init);
     net.layers = viz::attention_layer_infos(*net.d);
-    load_network(*net.d, ck, "D.");
+    load_discriminator(*net.d, ck);
     net.d->to(dev);
     net.d->eval();
   } else {
     net.g = std::make_unique<SaganGenerator>(ck.config.model, init);
     net.layers = viz::attention_layer_infos(*net.g);
-    load_network(*net.g, ck, o.weights == "ema" ? "G_ema." : "G.");
+    load_generator(*net.g, ck, o.weights);
     net.g->to(dev);
     net.g->eval();
   }
@@ -138,7 +138,7 @@ Looked look(const AttentionOptions& o, const CheckpointFile& ck, const std::vect
     if (!net.g) {
       Rng init(0);
       SaganGenerator g(m, init);
-      load_network(g, ck, o.weights == "ema" ? "G_ema." : "G.");
+      load_generator(g, ck, o.weights);
       g.to(dev);
       g.eval();
       NoGradGuard ng;

@@ -100,10 +100,10 @@ int main(int argc, char** argv) {
     FmnistFeatureNet net(fmnist_weights.empty() ? default_fmnist_weights() : fmnist_weights, dev);
     Rng init(0);
     SaganGenerator g(cfg.model, init);
-    load_network(g, c, weights == "g" ? "G." : "G_ema.");
+    load_generator(g, c, weights);
     if (weights == "ema-g-buffers") {
       SaganGenerator raw(cfg.model, init);
-      load_network(raw, c, "G.");
+      load_generator(raw, c, "g");
       NoGradGuard ng;
       for (auto& [name, b] : raw.named_buffers()) g.tensor(name).copy_(b);
     }

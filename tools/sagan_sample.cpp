@@ -73,7 +73,7 @@ int run(const SampleOptions& o) {
   const Device dev = resolve_device(o.device);
   Rng init(0);
   SaganGenerator g(model, init);
-  load_network(g, c, o.weights == "ema" ? "G_ema." : "G.");
+  load_generator(g, c, o.weights);
   g.to(dev);
   g.eval();
 

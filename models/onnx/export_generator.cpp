@@ -230,7 +230,7 @@ std::string fmt_double(double v) { return fmt::format("{}", v); }
               "--truncation must be >= 0 (0 = off), got {}", options.truncation);
   Rng init(0);
   SaganGenerator g(c.config.model, init);
-  load_network(g, c, options.weights == "ema" ? "G_ema." : "G.");
+  load_generator(g, c, options.weights);
   return export_generator(g, {c.path, c.step, options.weights, options.truncation});
 }
 

@@ -99,12 +99,11 @@ class ModelSource : public ImageSource {
 class CheckpointSource : public ImageSource {
  public:
   explicit CheckpointSource(const GeneratorSpec& spec) {
-    SAGAN_CHECK(spec.weights == "ema" || spec.weights == "g", "generator: weights must be ema or g, got '{}'",
-                spec.weights);
+    generator_section(spec.weights);  // a bad --weights fails before the file is read
     const CheckpointFile c = open_checkpoint(spec.checkpoint);
     Rng init(0);
     g_ = std::make_unique<SaganGenerator>(c.config.model, init);
-    load_network(*g_, c, spec.weights == "ema" ? "G_ema." : "G.");
+    load_generator(*g_, c, spec.weights);
     g_->to(spec.device);
     g_->eval();
     src_ = std::make_unique<ModelSource>(

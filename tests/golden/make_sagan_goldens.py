@@ -5,6 +5,8 @@ tests/test_layers_attention.cpp). Run from anywhere with torch 1.13:
 
 Outputs in tests/data/ (the suite reads them; it never needs torch):
   sagan_param_counts.json   parameter counts of G and D for standard configs
+  sagan_names.json          for the same configs, every parameter and buffer
+                            name of G and D with its shape (checkpoint names)
   sagan_attention.{json,bin} a SelfAttention block (pooled and paper variant):
                              input, weights, u/v, outputs in training mode (one
                              power iteration) and eval mode, buffers (u/v)
@@ -70,28 +72,51 @@ def config_meta(cfg):
                                           "d_attn_res", "pooled_attention", "image_channels")}
 
 
-def param_counts():
-    cases = {
+def standard_configs():
+    return {
         "sagan32_ch64_c10": Config(32, 64, num_classes=10),
         "sagan64_ch64_c1000": Config(64, 64, num_classes=1000),
         "sagan128_ch64_c1000": Config(128, 64, num_classes=1000),
         "sagan32_ch64_uncond_paper_attention": Config(32, 64, num_classes=0, pooled_attention=False),
         "sagan128_ch64_c1000_attn32": Config(128, 64, num_classes=1000, g_attn_res=[32], d_attn_res=[32]),
     }
-    # G and D widths apart (StudioGAN's g_conv_dim / d_conv_dim); built under a
-    # forked RNG, so the goldens drawn after these (attention, tiny) keep the
-    # values they had before these cases were added.
-    apart = {
+
+
+def width_apart_configs():
+    # G and D widths apart (StudioGAN's g_conv_dim / d_conv_dim).
+    return {
         "sagan32_gch32_dch64_c10": Config(32, 64, num_classes=10, g_ch=32, d_ch=64),
         "sagan64_gch64_dch32_c1000": Config(64, 16, num_classes=1000, g_ch=64, d_ch=32),
     }
+
+
+def tensor_names():
+    def names(model):
+        return {"parameters": sorted([k, list(v.shape)] for k, v in model.named_parameters()),
+                "buffers": sorted([k, list(v.shape)] for k, v in model.named_buffers())}
+
+    out = {}
+    # Under a forked RNG: building the models draws from it, and the goldens
+    # drawn after these (attention, tiny) keep their values.
+    with torch.random.fork_rng():
+        for name, cfg in standard_configs().items():
+            out[name] = {"config": config_meta(cfg), "G": names(Generator(cfg)), "D": names(Discriminator(cfg))}
+    with open(os.path.join(DATA, "sagan_names.json"), "w") as f:
+        json.dump(out, f, sort_keys=True)
+        f.write("\n")
+
+
+def param_counts():
+    cases = standard_configs()
 
     def count(cfg):
         return {"config": config_meta(cfg), "G": num_parameters(Generator(cfg)), "D": num_parameters(Discriminator(cfg))}
 
     out = {name: count(cfg) for name, cfg in cases.items()}
+    # Under a forked RNG, so the goldens drawn after these keep the values
+    # they had before these cases were added.
     with torch.random.fork_rng():
-        out.update({name: count(cfg) for name, cfg in apart.items()})
+        out.update({name: count(cfg) for name, cfg in width_apart_configs().items()})
     with open(os.path.join(DATA, "sagan_param_counts.json"), "w") as f:
         json.dump(out, f, indent=1, sort_keys=True)
         f.write("\n")
@@ -167,6 +192,7 @@ def main():
     torch.manual_seed(20180521)
     os.makedirs(DATA, exist_ok=True)
     param_counts()
+    tensor_names()
     attention_goldens()
     tiny_goldens()
 

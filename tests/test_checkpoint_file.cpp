@@ -1,0 +1,112 @@
+// The checkpoint module (models/checkpoint_file.h): a run directory's files
+// newest first and their rotation, the format check, the generator weights a
+// tool asks for, and networks loaded from a trainer's checkpoint.
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "core/io/safetensors.h"
+#include "models/checkpoint_file.h"
+#include "models/generator.h"
+#include "models/trainer.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/tiny_dataset.h"
+
+using namespace sagan;
+using sagan::testing::TempDir;
+using sagan::testing::TinyDataset;
+namespace fs = std::filesystem;
+
+namespace {
+TrainConfig tiny_config() {
+  TrainConfig c;
+  c.model.ch = 4;
+  c.model.z_dim = 8;
+  c.batch_size = 4;
+  c.ema_start = 0;
+  c.ema_decay = 0.5;
+  c.device = "cpu";
+  c.seed = 3;
+  return c;
+}
+
+void touch(const fs::path& p) { std::ofstream(p) << "x"; }
+}  // namespace
+
+TEST_CASE("a run's checkpoints: named by step, listed newest first, rotated", "[checkpoint]") {
+  TempDir dir;
+  const std::string run = dir.path.string();
+  CHECK(list_checkpoints(run).empty());
+  CHECK(latest_checkpoint(run).empty());
+  fs::create_directories(dir.path / "checkpoints");
+  CHECK(checkpoint_path(run, 1500) == (dir.path / "checkpoints" / "step_00001500.safetensors").string());
+  for (int64_t s : {500, 1500, 1000, 20}) touch(checkpoint_path(run, s));
+  touch(dir.path / "checkpoints" / "notes.txt");
+  touch(dir.path / "checkpoints" / "other.safetensors");
+  std::vector<std::string> want = {checkpoint_path(run, 1500), checkpoint_path(run, 1000), checkpoint_path(run, 500),
+                                   checkpoint_path(run, 20)};
+  CHECK(list_checkpoints(run) == want);
+  CHECK(latest_checkpoint(run) == want[0]);
+  rotate_checkpoints(run, 2);
+  CHECK(list_checkpoints(run) == std::vector<std::string>{want[0], want[1]});
+  CHECK(fs::exists(dir.path / "checkpoints" / "notes.txt"));  // only checkpoints are rotated
+  CHECK(fs::exists(dir.path / "checkpoints" / "other.safetensors"));
+}
+
+TEST_CASE("checkpoint sections and the generator weights a tool asks for", "[checkpoint]") {
+  CHECK(std::string(section_prefix(generator_section("ema"))) == "G_ema.");
+  CHECK(std::string(section_prefix(generator_section("g"))) == "G.");
+  CHECK(std::string(section_prefix(CheckpointSection::D)) == "D.");
+  CHECK(std::string(section_prefix(CheckpointSection::OptG)) == "opt_G.");
+  CHECK(std::string(section_prefix(CheckpointSection::OptD)) == "opt_D.");
+  REQUIRE_THROWS_WITH(generator_section("G_ema"), Catch::Contains("--weights: 'G_ema'"));
+}
+
+TEST_CASE("tools load the networks a trainer saved; other files are refused by name", "[checkpoint][trainer]") {
+  auto ds = std::make_shared<TinyDataset>(8);
+  TempDir dir;
+  const std::string run = dir.path.string();
+  Trainer t(tiny_config(), ds);
+  t.step();
+  t.step();
+  fs::create_directories(dir.path / "checkpoints");
+  t.save_checkpoint(checkpoint_path(run, t.step_count()));
+
+  CheckpointFile c = open_checkpoint(run);  // a run directory: its newest
+  CHECK(c.path == checkpoint_path(run, 2));
+  CHECK(c.step == "2");
+  CHECK(c.config.model.ch == 4);
+  CHECK(c.config.model.num_classes == 3);  // resolved from the data set
+
+  Rng init(0);
+  SaganGenerator ema(c.config.model, init), raw(c.config.model, init);
+  load_generator(ema, c, "ema");
+  load_generator(raw, c, "g");
+  auto same = [](const nn::Module& a, const nn::Module& b) {
+    for (auto& [n, v] : a.state())
+      if (v.to_vector() != b.tensor(n).to_vector()) return false;
+    return true;
+  };
+  CHECK(same(ema, t.ema_generator()));
+  CHECK(same(raw, t.generator()));
+  CHECK_FALSE(same(ema, raw));  // EMA (decay 0.5) differs from G after two steps
+  SaganDiscriminator d(c.config.model, init);
+  load_discriminator(d, c);
+  CHECK(same(d, t.discriminator()));
+  // A loaded model may be flat: the values go into its buffer.
+  SaganGenerator flat(c.config.model, init);
+  flat.flatten_parameters(false);
+  load_generator(flat, c, "ema");
+  CHECK(same(flat, t.ema_generator()));
+
+  // A safetensors file that is not a sagan-train checkpoint.
+  std::string other = (dir.path / "plain.safetensors").string();
+  io::save_safetensors(other, {{"w", Tensor::zeros({2})}}, {{"config", "{}"}});
+  REQUIRE_THROWS_WITH(open_checkpoint(other), Catch::Contains("plain.safetensors: not a sagan-train checkpoint") &&
+                                                  Catch::Contains("'format' is missing"));
+  REQUIRE_THROWS_WITH(t.load_checkpoint(other), Catch::Contains("plain.safetensors: not a sagan-train checkpoint"));
+  REQUIRE_THROWS_WITH(open_checkpoint((dir.path / "nope").string()), Catch::Contains("nope: no such checkpoint"));
+  fs::create_directories(dir.path / "empty_run");
+  REQUIRE_THROWS_WITH(open_checkpoint((dir.path / "empty_run").string()),
+                      Catch::Contains("empty_run: a directory without checkpoints"));
+}
