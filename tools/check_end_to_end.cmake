@@ -2,7 +2,7 @@
 # on a tiny Fashion-MNIST model: sagan-train (with FD and --resize pad; then
 # --resume with options, one refused, two applied), sagan-eval (--json; its
 # real images padded as the run's), the README's command for one step (ETA
-# first; the cpu preset without a GPU), sagan-sample and sagan-attention on its checkpoint; checks exit codes, the
+# first; the cpu preset without a GPU), sagan-class-diversity, sagan-sample and sagan-attention on its checkpoint; checks exit codes, the
 # files written and the JSON report's fields.
 foreach(_v TRAIN EVAL SAMPLE ATTENTION WORK_DIR)
   if(NOT DEFINED ${_v})
@@ -74,6 +74,19 @@ endif()
 string(JSON fid GET "${report}" fid value)
 if(NOT fid GREATER 0)
   message(FATAL_ERROR "cli_end_to_end: FID of an untrained generator should be positive, got ${fid}")
+endif()
+
+# sagan-class-diversity on the conditional run: a row per class, in the JSON
+# too; ema-g-buffers mixes two sections of the checkpoint.
+if(DIVERSITY)
+  run("sagan-class-diversity" ${DIVERSITY} ${run} -n 12 --k 3 --weights ema-g-buffers --device cpu
+      --json ${WORK_DIR}/diversity.json)
+  file(READ ${WORK_DIR}/diversity.json diversity)
+  string(JSON n_classes LENGTH "${diversity}" classes)
+  string(JSON weights GET "${diversity}" weights)
+  if(NOT n_classes EQUAL 10 OR NOT weights STREQUAL "ema-g-buffers" OR NOT last_output MATCHES "\n +9 +[0-9.]+")
+    message(FATAL_ERROR "cli_end_to_end: sagan-class-diversity gave ${n_classes} classes (${weights}):\n${last_output}")
+  endif()
 endif()
 
 # The README's command (no options but a run directory and one step): the ETA

@@ -48,6 +48,36 @@ class ClassSubset : public data::Dataset {
   std::vector<int64_t> index_;
 };
 
+struct ClassDiversityOptions {
+  std::string checkpoint;  // a .safetensors file or a run directory
+  std::string weights = "ema", bn = "eval", device = "auto", fmnist_weights, json_out;
+  int64_t n = 1000, k = 3;
+  uint64_t seed = 0;
+
+  void check() const { SAGAN_CHECK(n > k, "--num ({}) must be larger than --k ({})", n, k); }
+};
+
+void add_options(CLI::App& app, ClassDiversityOptions& o) {
+  app.add_option("checkpoint", o.checkpoint,
+                 "A checkpoint .safetensors file, or a run directory (its newest checkpoint)")
+      ->required();
+  app.add_option("-n,--num", o.n, "Generated and real images per class")->capture_default_str();
+  app.add_option("--weights", o.weights,
+                 "ema (default), g (the raw generator), or ema-g-buffers: EMA weights with G's batch-norm "
+                 "statistics and SN vectors (what G_ema held before the trainer averaged buffers too)")
+      ->check(CLI::IsMember({"ema", "g", "ema-g-buffers"}));
+  app.add_option("--bn", o.bn,
+                 "eval: batch norm with the running statistics (as sagan-sample); train: with each batch's "
+                 "statistics (batches mix all classes, as in training)")
+      ->check(CLI::IsMember({"eval", "train"}))
+      ->capture_default_str();
+  app.add_option("--k", o.k, "Neighbours for the precision / recall manifolds")->capture_default_str();
+  app.add_option("--seed", o.seed, "Seed for z and for the choice of real images")->capture_default_str();
+  app.add_option("--fmnist-weights", o.fmnist_weights, "Classifier weights (default: the committed file)");
+  app.add_option("--json", o.json_out, "Also write the figures as JSON");
+  app.add_option("--device", o.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
+}
+
 struct Embedded {
   FeatureMatrix features, logits;
 };
@@ -58,118 +88,122 @@ void embed_into(FeatureNet& net, const Tensor& images, Embedded& out) {
   out.logits.append(o.logits);
 }
 
+// The generator the options name, on `dev`, in the batch-norm mode asked for.
+std::unique_ptr<SaganGenerator> load_generator_for(const ClassDiversityOptions& o, const CheckpointFile& c,
+                                                   Device dev) {
+  Rng init(0);
+  auto g = std::make_unique<SaganGenerator>(c.config.model, init);
+  load_generator(*g, c, o.weights == "g" ? "g" : "ema");
+  if (o.weights == "ema-g-buffers") {
+    SaganGenerator raw(c.config.model, init);
+    load_generator(raw, c, "g");
+    NoGradGuard ng;
+    for (auto& [name, b] : raw.named_buffers()) g->tensor(name).copy_(b);
+  }
+  g->to(dev);
+  g->train(o.bn == "train");
+  return g;
+}
+
+// n fakes per class in batches of 10 per class, labels cycling, split by label.
+std::vector<Embedded> embed_fakes(const ClassDiversityOptions& o, SaganGenerator& g, FeatureNet& net, int64_t K,
+                                  int64_t z_dim, Device dev) {
+  std::vector<Embedded> fake(static_cast<size_t>(K));
+  const int64_t per_batch = 10, B = per_batch * K;
+  std::vector<int64_t> y(static_cast<size_t>(B));
+  for (int64_t i = 0; i < B; ++i) y[static_cast<size_t>(i)] = i % K;
+  for (int64_t b = 0; b * per_batch < o.n; ++b) {
+    NoGradGuard ng;
+    Tensor imgs = g.forward(cli::sample_latents(B, z_dim, o.seed + static_cast<uint64_t>(b), 0.0, dev),
+                            Tensor::from_vector(y, {B}, dev));
+    const int64_t take = std::min(per_batch, o.n - b * per_batch);
+    for (int64_t label = 0; label < K; ++label) {
+      std::vector<int64_t> rows;
+      for (int64_t j = 0; j < take; ++j) rows.push_back(j * K + label);
+      embed_into(net, index_select(imgs, 0, Tensor::from_vector(rows, {take}, dev)), fake[static_cast<size_t>(label)]);
+    }
+  }
+  return fake;
+}
+
+// n reals per class from the training split, prepared as the loader does.
+std::vector<Embedded> embed_reals(const ClassDiversityOptions& o, const CheckpointFile& c, FeatureNet& net,
+                                  Device dev) {
+  const TrainConfig& cfg = c.config;
+  const int64_t K = cfg.model.num_classes;
+  auto ds = open_dataset(cfg.dataset, cfg.data_path, "train");
+  SAGAN_CHECK(ds->num_classes() == K, "{}: {} classes in the model but {} in {}", c.path, K, ds->num_classes(),
+              ds->name());
+  std::vector<Embedded> real(static_cast<size_t>(K));
+  for (int64_t label = 0; label < K; ++label) {
+    auto src = dataset_source(std::make_shared<ClassSubset>(ds, label), cfg.model.resolution, cfg.model.image_channels,
+                              o.n, o.seed);
+    for (Tensor imgs = src->next(200); imgs.defined(); imgs = src->next(200))
+      embed_into(net, imgs.to(dev), real[static_cast<size_t>(label)]);
+  }
+  return real;
+}
+
+// Prints the table (one row per class and the mean) and returns it as JSON.
+nlohmann::json report(const ClassDiversityOptions& o, const CheckpointFile& c, const std::vector<Embedded>& real,
+                      const std::vector<Embedded>& fake) {
+  const int64_t K = static_cast<int64_t>(real.size());
+  fmt::print("{} ({} weights, step {}, batch norm in {} mode), {} per class, k = {}\n", c.path, o.weights, c.step, o.bn,
+             o.n, o.k);
+  fmt::print("{:>5} {:>9} {:>9} {:>12} {:>12} {:>8} {:>8} {:>8}\n", "class", "recall", "precision", "spread_fake",
+             "spread_real", "ratio", "acc_fake", "acc_real");
+  nlohmann::json j = {
+      {"checkpoint", c.path}, {"step", c.step}, {"weights", o.weights}, {"bn", o.bn},
+      {"per_class", o.n},     {"k", o.k},       {"seed", o.seed},       {"classes", nlohmann::json::array()}};
+  double sums[5] = {0, 0, 0, 0, 0};
+  for (int64_t label = 0; label < K; ++label) {
+    const Embedded &r = real[static_cast<size_t>(label)], &f = fake[static_cast<size_t>(label)];
+    ClassDiversity d = class_diversity(label, r.features, r.logits, f.features, f.logits, o.k);
+    double ratio = d.spread_fake / d.spread_real;
+    fmt::print("{:>5} {:>9.3f} {:>9.3f} {:>12.2f} {:>12.2f} {:>8.3f} {:>8.3f} {:>8.3f}\n", label, d.recall, d.precision,
+               d.spread_fake, d.spread_real, ratio, d.accuracy_fake, d.accuracy_real);
+    for (int i = 0; double v : {d.recall, d.precision, ratio, d.accuracy_fake, d.accuracy_real}) sums[i++] += v;
+    j["classes"].push_back({{"label", label},
+                            {"recall", d.recall},
+                            {"precision", d.precision},
+                            {"spread_fake", d.spread_fake},
+                            {"spread_real", d.spread_real},
+                            {"accuracy_fake", d.accuracy_fake},
+                            {"accuracy_real", d.accuracy_real}});
+  }
+  for (double& s : sums) s /= static_cast<double>(K);
+  fmt::print("{:>5} {:>9.3f} {:>9.3f} {:>12} {:>12} {:>8.3f} {:>8.3f} {:>8.3f}\n", "mean", sums[0], sums[1], "", "",
+             sums[2], sums[3], sums[4]);
+  j["mean"] = {{"recall", sums[0]},
+               {"precision", sums[1]},
+               {"spread_ratio", sums[2]},
+               {"accuracy_fake", sums[3]},
+               {"accuracy_real", sums[4]}};
+  return j;
+}
+
+int run(const ClassDiversityOptions& o) {
+  o.check();
+  const CheckpointFile c = open_checkpoint(o.checkpoint);
+  const int64_t K = c.config.model.num_classes;
+  SAGAN_CHECK(K > 0, "{}: the model is unconditional; per-class figures need a conditional one", c.path);
+  const Device dev = resolve_device(o.device);
+  FmnistFeatureNet net(o.fmnist_weights.empty() ? default_fmnist_weights() : o.fmnist_weights, dev);
+  std::unique_ptr<SaganGenerator> g = load_generator_for(o, c, dev);
+  const std::vector<Embedded> fake = embed_fakes(o, *g, net, K, c.config.model.z_dim, dev);
+  const std::vector<Embedded> real = embed_reals(o, c, net, dev);
+  const nlohmann::json j = report(o, c, real, fake);
+  if (!o.json_out.empty()) io::write_file_atomic(o.json_out, j.dump(1) + "\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  return cli::guarded_main("sagan-class-diversity", [&]() -> int {
-    CLI::App app{
-        "sagan-class-diversity: per-class precision, recall, feature spread and label accuracy of a conditional "
-        "Fashion-MNIST generator's samples against the real images of each class."};
-    std::string ckpt, weights = "ema", bn = "eval", device = "auto", fmnist_weights, json_out;
-    int64_t n = 1000, k = 3;
-    uint64_t seed = 0;
-    app.add_option("checkpoint", ckpt, "A checkpoint .safetensors file, or a run directory (its newest checkpoint)")
-        ->required();
-    app.add_option("-n,--num", n, "Generated and real images per class")->capture_default_str();
-    app.add_option("--weights", weights,
-                   "ema (default), g (the raw generator), or ema-g-buffers: EMA weights with G's batch-norm "
-                   "statistics and SN vectors (what G_ema held before the trainer averaged buffers too)")
-        ->check(CLI::IsMember({"ema", "g", "ema-g-buffers"}));
-    app.add_option("--bn", bn,
-                   "eval: batch norm with the running statistics (as sagan-sample); train: with each batch's "
-                   "statistics (batches mix all classes, as in training)")
-        ->check(CLI::IsMember({"eval", "train"}))
-        ->capture_default_str();
-    app.add_option("--k", k, "Neighbours for the precision / recall manifolds")->capture_default_str();
-    app.add_option("--seed", seed, "Seed for z and for the choice of real images")->capture_default_str();
-    app.add_option("--fmnist-weights", fmnist_weights, "Classifier weights (default: the committed file)");
-    app.add_option("--json", json_out, "Also write the figures as JSON");
-    app.add_option("--device", device, "auto | cpu | cuda | cuda:N")->capture_default_str();
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-      return app.exit(e);
-    }
-    SAGAN_CHECK(n > k, "--num ({}) must be larger than --k ({})", n, k);
-    const CheckpointFile c = open_checkpoint(ckpt);
-    const TrainConfig& cfg = c.config;
-    const int64_t K = cfg.model.num_classes;
-    SAGAN_CHECK(K > 0, "{}: the model is unconditional; per-class figures need a conditional one", c.path);
-
-    Device dev = resolve_device(device);
-    FmnistFeatureNet net(fmnist_weights.empty() ? default_fmnist_weights() : fmnist_weights, dev);
-    Rng init(0);
-    SaganGenerator g(cfg.model, init);
-    load_generator(g, c, weights);
-    if (weights == "ema-g-buffers") {
-      SaganGenerator raw(cfg.model, init);
-      load_generator(raw, c, "g");
-      NoGradGuard ng;
-      for (auto& [name, b] : raw.named_buffers()) g.tensor(name).copy_(b);
-    }
-    g.to(dev);
-    g.train(bn == "train");
-
-    // Fakes: batches of 10 per class, labels cycling, split by label.
-    std::vector<Embedded> fake(static_cast<size_t>(K)), real(static_cast<size_t>(K));
-    const int64_t per_batch = 10, B = per_batch * K;
-    std::vector<int64_t> y(static_cast<size_t>(B));
-    for (int64_t i = 0; i < B; ++i) y[static_cast<size_t>(i)] = i % K;
-    for (int64_t b = 0; b * per_batch < n; ++b) {
-      NoGradGuard ng;
-      Tensor imgs = g.forward(cli::sample_latents(B, cfg.model.z_dim, seed + static_cast<uint64_t>(b), 0.0, dev),
-                              Tensor::from_vector(y, {B}, dev));
-      const int64_t take = std::min(per_batch, n - b * per_batch);
-      for (int64_t label = 0; label < K; ++label) {
-        std::vector<int64_t> rows;
-        for (int64_t j = 0; j < take; ++j) rows.push_back(j * K + label);
-        embed_into(net, index_select(imgs, 0, Tensor::from_vector(rows, {take}, dev)),
-                   fake[static_cast<size_t>(label)]);
-      }
-    }
-    // Reals: n of each class from the training split, prepared as the loader does.
-    auto ds = open_dataset(cfg.dataset, cfg.data_path, "train");
-    SAGAN_CHECK(ds->num_classes() == K, "{}: {} classes in the model but {} in {}", c.path, K, ds->num_classes(),
-                ds->name());
-    for (int64_t label = 0; label < K; ++label) {
-      auto src = dataset_source(std::make_shared<ClassSubset>(ds, label), cfg.model.resolution,
-                                cfg.model.image_channels, n, seed);
-      for (Tensor imgs = src->next(200); imgs.defined(); imgs = src->next(200))
-        embed_into(net, imgs.to(dev), real[static_cast<size_t>(label)]);
-    }
-
-    fmt::print("{} ({} weights, step {}, batch norm in {} mode), {} per class, k = {}\n", c.path, weights, c.step, bn,
-               n, k);
-    fmt::print("{:>5} {:>9} {:>9} {:>12} {:>12} {:>8} {:>8} {:>8}\n", "class", "recall", "precision", "spread_fake",
-               "spread_real", "ratio", "acc_fake", "acc_real");
-    nlohmann::json j = {
-        {"checkpoint", c.path}, {"step", c.step}, {"weights", weights}, {"bn", bn},
-        {"per_class", n},       {"k", k},         {"seed", seed},       {"classes", nlohmann::json::array()}};
-    double sums[5] = {0, 0, 0, 0, 0};
-    for (int64_t label = 0; label < K; ++label) {
-      const Embedded &r = real[static_cast<size_t>(label)], &f = fake[static_cast<size_t>(label)];
-      ClassDiversity d = class_diversity(label, r.features, r.logits, f.features, f.logits, k);
-      double ratio = d.spread_fake / d.spread_real;
-      fmt::print("{:>5} {:>9.3f} {:>9.3f} {:>12.2f} {:>12.2f} {:>8.3f} {:>8.3f} {:>8.3f}\n", label, d.recall,
-                 d.precision, d.spread_fake, d.spread_real, ratio, d.accuracy_fake, d.accuracy_real);
-      for (int i = 0; double v : {d.recall, d.precision, ratio, d.accuracy_fake, d.accuracy_real}) sums[i++] += v;
-      j["classes"].push_back({{"label", label},
-                              {"recall", d.recall},
-                              {"precision", d.precision},
-                              {"spread_fake", d.spread_fake},
-                              {"spread_real", d.spread_real},
-                              {"accuracy_fake", d.accuracy_fake},
-                              {"accuracy_real", d.accuracy_real}});
-    }
-    for (double& s : sums) s /= static_cast<double>(K);
-    fmt::print("{:>5} {:>9.3f} {:>9.3f} {:>12} {:>12} {:>8.3f} {:>8.3f} {:>8.3f}\n", "mean", sums[0], sums[1], "", "",
-               sums[2], sums[3], sums[4]);
-    j["mean"] = {{"recall", sums[0]},
-                 {"precision", sums[1]},
-                 {"spread_ratio", sums[2]},
-                 {"accuracy_fake", sums[3]},
-                 {"accuracy_real", sums[4]}};
-    if (!json_out.empty()) io::write_file_atomic(json_out, j.dump(1) + "\n");
-    return 0;
-  });
+  CLI::App app{
+      "sagan-class-diversity: per-class precision, recall, feature spread and label accuracy of a conditional "
+      "Fashion-MNIST generator's samples against the real images of each class."};
+  ClassDiversityOptions o;
+  add_options(app, o);
+  return cli::parse_and_run("sagan-class-diversity", app, argc, argv, [&] { return run(o); });
 }
