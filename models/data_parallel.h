@@ -29,6 +29,8 @@ class DataParallel {
   int size() const { return comm_->size(); }
   nn::GradBuckets& g_buckets() { return *g_buckets_; }
   nn::GradBuckets& d_buckets() { return *d_buckets_; }
+  const nn::GradBuckets& g_buckets() const { return *g_buckets_; }
+  const nn::GradBuckets& d_buckets() const { return *d_buckets_; }
 
   // After each iteration: G's BN running statistics become their mean over
   // ranks (nothing to do with --sync-bn, where they are equal already).

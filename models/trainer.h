@@ -87,8 +87,9 @@ class Trainer {
   StepInputs draw_inputs();
   int64_t step_count() const { return step_; }
   const TrainConfig& config() const { return cfg_; }
-  int rank() const;        // 0 without data parallelism
-  int world_size() const;  // 1 without
+  const DataParallel* data_parallel() const { return dp_.get(); }  // null without data parallelism
+  int rank() const;                                                // 0 without data parallelism
+  int world_size() const;                                          // 1 without
   Device device() const { return device_; }
   DType dtype() const { return dtype_; }
 
