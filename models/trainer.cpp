@@ -4,6 +4,7 @@
 
 #include "core/ops.h"
 #include "dist/launch.h"
+#include "dist/single_communicator.h"
 #include "layers/flat_parameters.h"
 #include "layers/spectral_norm.h"
 #include "models/data_parallel.h"
@@ -41,7 +42,9 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
   SAGAN_CHECK(dataset_ != nullptr, "Trainer: no data set");
   cfg_.model.num_classes = cfg_.unconditional ? 0 : dataset_->num_classes();
   cfg_.model.image_channels = dataset_->channels();
-  const bool parallel = comm && std::string(comm->backend_name()) != "single";
+  // --comm nccl in a plain run: a one-rank NCCL job (the NCCL path on one GPU).
+  const bool parallel = (comm && std::string(comm->backend_name()) != "single") || cfg_.comm == "nccl";
+  if (parallel && !comm) comm = std::make_shared<dist::SingleCommunicator>();
   cfg_.world_size = comm ? comm->size() : 1;
   SAGAN_CHECK(dataset_->size() >= cfg_.batch_size * cfg_.world_size,
               "Trainer: data set {} has {} images, fewer than --batch-size {}{}", dataset_->name(), dataset_->size(),
