@@ -107,6 +107,7 @@ void NcclCommunicator::abort(int exit_code) {
   if (state_->comm) ncclCommAbort(state_->comm);
   state_->comm = nullptr;
   host_->abort(exit_code);
+  std::_Exit(exit_code);  // not reached: abort() ends the process
 }
 
 }  // namespace sagan::dist
