@@ -1,6 +1,7 @@
 #include "layers/batch_norm.h"
 
 #include "core/ops.h"
+#include "layers/sync_batch_norm.h"
 
 namespace sagan::nn {
 
@@ -14,6 +15,22 @@ void check_input(const char* layer, const Tensor& x, int64_t c) {
 Tensor per_channel(const Tensor& t) { return t.view({1, t.size(0), 1, 1}); }
 }  // namespace
 
+Tensor BatchNormBase::normalise(const Tensor& x) {
+  if (sync_ && is_training())
+    return sync_batch_norm(x, buffer("running_mean"), buffer("running_var"), kBatchNormMomentum, kBatchNormEps, *sync_);
+  return batch_norm(x, buffer("running_mean"), buffer("running_var"), is_training(), kBatchNormMomentum, kBatchNormEps);
+}
+
+int set_sync_batch_norm(Module& m, const std::shared_ptr<dist::Communicator>& comm) {
+  int n = 0;
+  for (Module* sub : m.modules())
+    if (auto* bn = dynamic_cast<BatchNormBase*>(sub)) {
+      bn->set_sync_communicator(comm);
+      ++n;
+    }
+  return n;
+}
+
 BatchNorm2d::BatchNorm2d(int64_t channels) : c_(channels) {
   SAGAN_CHECK(channels > 0, "BatchNorm2d: channels must be positive, got {}", channels);
   register_parameter("weight", Tensor::ones({channels}));
@@ -24,8 +41,7 @@ BatchNorm2d::BatchNorm2d(int64_t channels) : c_(channels) {
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
   check_input("BatchNorm2d", x, c_);
-  Tensor h =
-      batch_norm(x, buffer("running_mean"), buffer("running_var"), is_training(), kBatchNormMomentum, kBatchNormEps);
+  Tensor h = normalise(x);
   return add(mul(h, per_channel(param("weight"))), per_channel(param("bias")));
 }
 
@@ -46,8 +62,7 @@ ConditionalBatchNorm2d::ConditionalBatchNorm2d(int64_t channels, int64_t num_cla
 
 Tensor ConditionalBatchNorm2d::forward(const Tensor& x, const Tensor& y) {
   check_input("ConditionalBatchNorm2d", x, c_);
-  Tensor h =
-      batch_norm(x, buffer("running_mean"), buffer("running_var"), is_training(), kBatchNormMomentum, kBatchNormEps);
+  Tensor h = normalise(x);
   if (k_ == 0) return add(mul(h, per_channel(param("weight"))), per_channel(param("bias")));
   SAGAN_CHECK(y.defined() && y.dim() == 1 && y.size(0) == x.size(0),
               "ConditionalBatchNorm2d: labels must be (B) = ({}) for input {}, got {}", x.size(0), shape_str(x.shape()),

@@ -10,15 +10,37 @@
 #pragma once
 #include <memory>
 
+#include "dist/communicator.h"
 #include "layers/embedding.h"
 #include "layers/module.h"
 
 namespace sagan::nn {
 
+// Training-mode statistics of one rank's batch, or of the global batch over
+// a communicator (sync_batch_norm.h) once set_sync_communicator is called.
+class BatchNormBase : public Module {
+ public:
+  // nullptr returns to per-rank statistics.
+  void set_sync_communicator(std::shared_ptr<dist::Communicator> comm) { sync_ = std::move(comm); }
+  bool synchronised() const { return sync_ != nullptr; }
+
+ protected:
+  // batch_norm or, when synchronised and training, sync_batch_norm, over the
+  // running_mean / running_var buffers.
+  Tensor normalise(const Tensor& x);
+
+ private:
+  std::shared_ptr<dist::Communicator> sync_;
+};
+
+// Makes every BatchNorm2d and ConditionalBatchNorm2d under m use `comm`
+// (nullptr: none); returns how many there are.
+int set_sync_batch_norm(Module& m, const std::shared_ptr<dist::Communicator>& comm);
+
 constexpr double kBatchNormEps = 1e-5;
 constexpr double kBatchNormMomentum = 0.1;
 
-class BatchNorm2d : public Module {
+class BatchNorm2d : public BatchNormBase {
  public:
   explicit BatchNorm2d(int64_t channels);
   Tensor forward(const Tensor& x);  // (B, C, H, W)
@@ -31,7 +53,7 @@ class BatchNorm2d : public Module {
   int64_t c_;
 };
 
-class ConditionalBatchNorm2d : public Module {
+class ConditionalBatchNorm2d : public BatchNormBase {
  public:
   ConditionalBatchNorm2d(int64_t channels, int64_t num_classes);
   // x (B, C, H, W), y int64 (B) (ignored when num_classes == 0)

@@ -72,6 +72,14 @@ struct TrainConfig {
   uint64_t seed = 0;
   std::string device = "auto";  // auto (cuda when present) | cpu | cuda | cuda:N
 
+  // data parallelism (docs/distributed.md): under mpirun -np N / srun each
+  // of N ranks trains on batch_size examples, a global batch of
+  // world_size x batch_size.
+  int64_t world_size = 1;        // ranks of the run (set from the launch)
+  bool sync_bn = false;          // G's BatchNorm statistics over the global batch
+  int64_t check_sync_every = 0;  // hash the parameters of every rank every K steps; 0 = off
+  std::string comm = "auto";     // auto | mpi | nccl: what all-reduces the gradients
+
   // output
   std::string run_dir;  // empty: runs/<date-time>
   int64_t log_every = 10;

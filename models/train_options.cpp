@@ -274,7 +274,7 @@ std::vector<TrainOption> make_table() {
              &C::steps));
   add(member({.key = "batch_size",
               .flag = "--batch-size",
-              .help = "Batch size",
+              .help = "Batch size of each rank (the global batch is world_size x this under mpirun -np N)",
               .check = positive,
               .resume_why = "steps, --ema-start and the --*-every intervals count batches of the run's size"},
              &C::batch_size));
@@ -336,6 +336,29 @@ std::vector<TrainOption> make_table() {
               .check = device_name_check,
               .resume_applies = true},
              &C::device));
+
+  group = "Data parallelism (mpirun -np N / srun; docs/distributed.md)";
+  add(member({.key = "world_size",
+              .help = "Ranks of the run: the global batch is world_size x batch_size (set from the launch)",
+              .from_data_set = true},
+             &C::world_size));
+  add(member({.key = "sync_bn",
+              .flag = "--sync-bn,!--no-sync-bn",
+              .help = "G's BatchNorm statistics over the global batch (cross-replica), not each rank's",
+              .resume_applies = true},
+             &C::sync_bn));
+  add(member({.key = "check_sync_every",
+              .flag = "--check-sync-every",
+              .help = "Debug: compare a hash of every rank's parameters every K steps, stop if they differ (0 = off)",
+              .check = non_negative,
+              .resume_applies = true},
+             &C::check_sync_every));
+  add(member({.key = "comm",
+              .flag = "--comm",
+              .help = "auto | mpi | nccl: gradient all-reduce (auto: NCCL on GPUs with several ranks, else MPI)",
+              .check = one_of({"auto", "mpi", "nccl"}),
+              .resume_applies = true},
+             &C::comm));
 
   group = "Output";
   add(member({.key = "run_dir",

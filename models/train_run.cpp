@@ -11,6 +11,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "core/io/atomic_file.h"
@@ -118,6 +119,9 @@ std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& cfg) {
 
 std::string run_training(TrainConfig cfg, const RunOptions& opt) {
   const bool resume = !opt.resume_dir.empty();
+  // Data parallelism: every rank trains, rank 0 alone writes (writer).
+  const bool parallel = opt.comm && opt.comm->size() > 1;
+  const bool writer = !opt.comm || opt.comm->rank() == 0;
   std::string ckpt;
   ConfigSources sources = resume ? ConfigSources{} : opt.given;
   std::vector<ConfigChange> changes;
@@ -127,29 +131,34 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
     SAGAN_CHECK(!ckpt.empty(), "--resume {}: no checkpoint in {}/checkpoints", opt.resume_dir, opt.resume_dir);
   } else {
     if (cfg.run_dir.empty()) cfg.run_dir = default_run_dir();
+    if (parallel) cfg.run_dir = dist::broadcast_text(*opt.comm, cfg.run_dir);  // rank 0's clock
     SAGAN_CHECK(!fs::exists(fs::path(cfg.run_dir) / "config.json"),
                 "--run-dir {}: a run already exists there; continue it with --resume {} or choose another directory",
                 cfg.run_dir, cfg.run_dir);
   }
   cfg.validate(sources);  // the one check of the settings, before any work
-  check_writable_dir(cfg.run_dir, resume ? "--resume" : "--run-dir");
+  if (writer) check_writable_dir(cfg.run_dir, resume ? "--resume" : "--run-dir");
+  if (parallel) opt.comm->barrier();  // every rank has checked before rank 0 writes
 
   auto dataset = make_dataset(cfg);
   cfg.channels = std::to_string(dataset->channels());  // "auto" resolved, for config.json and checkpoints
-  Trainer trainer(cfg, dataset);
+  Trainer trainer(cfg, dataset, DType::F32, opt.comm);
   const TrainConfig& rc = trainer.config();  // with classes and channels resolved
   if (resume) trainer.load_checkpoint(ckpt);
-  record_changes(changes, rc.run_dir, trainer.step_count(), opt.progress);
-
   fs::path run(rc.run_dir);
-  fs::create_directories(run / "checkpoints");
-  fs::create_directories(run / "samples");
-  io::write_file_atomic((run / "config.json").string(), rc.to_json());
-  io::CsvWriter csv((run / "metrics.csv").string(), resume);
-  io::SummaryWriter tb((run / "tb").string());
+  std::optional<io::CsvWriter> csv;
+  std::optional<io::SummaryWriter> tb;
+  if (writer) {
+    record_changes(changes, rc.run_dir, trainer.step_count(), opt.progress);
+    fs::create_directories(run / "checkpoints");
+    fs::create_directories(run / "samples");
+    io::write_file_atomic((run / "config.json").string(), rc.to_json());
+    csv.emplace((run / "metrics.csv").string(), resume);
+    tb.emplace((run / "tb").string());
+  }
 
   std::unique_ptr<quality::FdMonitor> fd;
-  if (rc.fd_every > 0)
+  if (writer && rc.fd_every > 0)
     fd = std::make_unique<quality::FdMonitor>(rc, dataset, rc.run_dir, trainer.device(), opt.progress);
 
   // Fixed latents and classes for every sample grid of the run.
@@ -161,12 +170,14 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
   Tensor fixed_y = K > 0 ? Tensor::from_vector(ys, {rows * cols}) : Tensor();
 
   auto save_samples = [&]() {
+    if (!writer) return;
     io::Image grid = io::make_image_grid(trainer.sample(fixed_z, fixed_y), cols);
     io::write_png((run / "samples" / fmt::format("step_{:08}.png", trainer.step_count())).string(), grid);
-    tb.add_image("samples", grid, trainer.step_count());  // the same grid in TensorBoard's Images tab
-    tb.flush();
+    tb->add_image("samples", grid, trainer.step_count());  // the same grid in TensorBoard's Images tab
+    tb->flush();
   };
   auto save_ckpt = [&]() {
+    if (!writer) return;
     trainer.save_checkpoint(checkpoint_path(rc.run_dir, trainer.step_count()));
     rotate_checkpoints(rc.run_dir, rc.keep_checkpoints);
   };
@@ -174,7 +185,9 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
   const bool tty = ::isatty(STDOUT_FILENO);
   if (opt.progress)
     fmt::print("sagan-train: {} SAGAN-{} {}, batch {}{} on {} ({} images, {} classes) on {}; run dir {}{}\n",
-               K > 0 ? "class-conditional" : "unconditional", rc.model.resolution, widths_text(rc.model), rc.batch_size,
+               K > 0 ? "class-conditional" : "unconditional", rc.model.resolution, widths_text(rc.model),
+               parallel ? fmt::format("{} x {} ranks = {}", rc.batch_size, rc.world_size, rc.batch_size * rc.world_size)
+                        : std::to_string(rc.batch_size),
                rc.preset.empty() ? "" : fmt::format(" (preset {})", rc.preset), dataset->name(), dataset->size(), K,
                device_name(trainer.device()), rc.run_dir,
                resume ? fmt::format(" (resumed at step {})", trainer.step_count()) : "");
@@ -229,10 +242,12 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
       }
       auto gammas = trainer.gammas();
       for (auto& [name, v] : gammas) row.emplace_back("gamma/" + name, v);
-      csv.write(row);
-      for (auto& [name, v] : row)
-        if (name != "step" && !v.text.empty()) tb.add_scalar(name, std::stof(v.text), s.step);
-      tb.flush();
+      if (writer) {
+        csv->write(row);
+        for (auto& [name, v] : row)
+          if (name != "step" && !v.text.empty()) tb->add_scalar(name, std::stof(v.text), s.step);
+        tb->flush();
+      }
       if (opt.progress) {
         double eta = (rc.steps - s.step) / std::max(it_s, 1e-9);
         std::string line =
@@ -245,11 +260,14 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
     }
     if (s.step % rc.sample_every == 0) save_samples();
     if (s.step % rc.checkpoint_every == 0) save_ckpt();
-    if (int sig = g_stop_signal.load()) {
+    int stop = g_stop_signal.load();
+    if (parallel)  // mpirun forwards the signal to every rank, not at the same step: stop together
+      for (uint64_t v : opt.comm->all_gather(static_cast<uint64_t>(stop))) stop = std::max(stop, static_cast<int>(v));
+    if (int sig = stop) {
       if (opt.progress)
         fmt::print("{}sagan-train: signal {} at step {}: saving a checkpoint\n", tty ? "\n" : "", sig, s.step);
       if (s.step % rc.checkpoint_every != 0) save_ckpt();
-      fmt::print("sagan-train: stopped; continue with: sagan-train --resume {}\n", rc.run_dir);
+      if (writer) fmt::print("sagan-train: stopped; continue with: sagan-train --resume {}\n", rc.run_dir);
       return rc.run_dir;
     }
   }

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 
+#include "dist/communicator.h"
 #include "models/checkpoint_file.h"  // checkpoint files of a run (latest_checkpoint, ...)
 #include "models/data/dataset.h"
 #include "models/train_config.h"
@@ -30,6 +31,9 @@ struct RunOptions {
   std::string resume_dir;
   ConfigSources given;   // where cfg's settings came from (names them in errors)
   bool progress = true;  // print progress
+  // This process's communicator (dist/launch.h); null or the single one for
+  // a plain run. Rank 0 alone writes the run directory (docs/distributed.md).
+  std::shared_ptr<dist::Communicator> comm;
 };
 
 // The data set a config names (errors say how to install or point to it).

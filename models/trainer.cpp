@@ -3,14 +3,18 @@
 #include <cmath>
 
 #include "core/ops.h"
-#include "layers/spectral_norm.h"
+#include "dist/launch.h"
+#include "dist/single_communicator.h"
 #include "layers/flat_parameters.h"
+#include "layers/spectral_norm.h"
+#include "models/data_parallel.h"
 
 namespace sagan {
 
-Device resolve_device(const std::string& name) {
-  if (name == "auto") return cuda_available() ? Device::cuda(0) : Device::cpu();
-  Device d = Device::parse(name);
+Device resolve_device(const std::string& name, int local_rank) {
+  const int rank_gpu = local_rank >= 0 && cuda_device_count() > 0 ? local_rank % cuda_device_count() : 0;
+  if (name == "auto") return cuda_available() ? Device::cuda(rank_gpu) : Device::cpu();
+  Device d = name == "cuda" ? Device::cuda(rank_gpu) : Device::parse(name);
   if (d.is_cuda())
     SAGAN_CHECK(d.index < cuda_device_count(), "--device {}: {} CUDA device(s) present{}", name, cuda_device_count(),
                 cuda_device_count() == 0 ? " (or this build has no CUDA backend)" : "");
@@ -26,9 +30,10 @@ Tensor ints(const std::vector<int64_t>& v, Device d) {
 }
 }  // namespace
 
-Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, DType dtype)
+Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, DType dtype,
+                 std::shared_ptr<dist::Communicator> comm)
     : cfg_(std::move(cfg)),
-      device_(resolve_device(cfg_.device)),
+      device_(resolve_device(cfg_.device, comm ? comm->local_rank() : -1)),
       dtype_(dtype),
       dataset_(std::move(dataset)),
       rng_(cfg_.seed ^ kSampleStream),
@@ -37,8 +42,13 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
   SAGAN_CHECK(dataset_ != nullptr, "Trainer: no data set");
   cfg_.model.num_classes = cfg_.unconditional ? 0 : dataset_->num_classes();
   cfg_.model.image_channels = dataset_->channels();
-  SAGAN_CHECK(dataset_->size() >= cfg_.batch_size, "Trainer: data set {} has {} images, fewer than --batch-size {}",
-              dataset_->name(), dataset_->size(), cfg_.batch_size);
+  // --comm nccl in a plain run: a one-rank NCCL job (the NCCL path on one GPU).
+  const bool parallel = (comm && std::string(comm->backend_name()) != "single") || cfg_.comm == "nccl";
+  if (parallel && !comm) comm = std::make_shared<dist::SingleCommunicator>();
+  cfg_.world_size = comm ? comm->size() : 1;
+  SAGAN_CHECK(dataset_->size() >= cfg_.batch_size * cfg_.world_size,
+              "Trainer: data set {} has {} images, fewer than --batch-size {}{}", dataset_->name(), dataset_->size(),
+              cfg_.batch_size, cfg_.world_size > 1 ? fmt::format(" x {} ranks", cfg_.world_size) : std::string());
 
   data::LoaderOptions lo;
   lo.batch_size = cfg_.batch_size;
@@ -46,6 +56,8 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
   lo.upscale = io::parse_upscale(cfg_.resize);
   lo.hflip = cfg_.hflip;
   lo.seed = cfg_.seed;
+  lo.shard_index = comm ? comm->rank() : 0;
+  lo.shard_count = cfg_.world_size;
   loader_ = std::make_unique<data::DataLoader>(dataset_, lo);
 
   Rng init(cfg_.seed);
@@ -74,6 +86,26 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
   g_ema_->eval();
   opt_g_ = std::make_unique<nn::Adam>(*g_, cfg_.adam_g);
   opt_d_ = std::make_unique<nn::Adam>(*d_, cfg_.adam_d);
+  if (parallel) {
+    dp_ = std::make_unique<DataParallel>(dist::device_communicator(comm, device_, cfg_.comm), *g_, *d_, cfg_.sync_bn);
+    rng_.set_state(DataParallel::rank_seed(rng_.seed(), dp_->rank()), 0);
+    aug_rng_.set_state(DataParallel::rank_seed(aug_rng_.seed(), dp_->rank()), 0);
+  }
+}
+
+Trainer::~Trainer() = default;
+
+int Trainer::rank() const { return dp_ ? dp_->rank() : 0; }
+int Trainer::world_size() const { return dp_ ? dp_->size() : 1; }
+
+// With more than one rank, each rank's latent and DiffAugment streams start
+// every iteration at position step << 32 of the rank's own seed: a resumed
+// rank finds its streams from the step alone (a checkpoint holds rank 0's).
+// An iteration draws far fewer than 2^32 words.
+void Trainer::rank_streams_at_step(bool latents) {
+  if (!dp_ || dp_->size() == 1) return;
+  Rng& r = latents ? rng_ : aug_rng_;
+  r.set_state(r.seed(), static_cast<uint64_t>(step_) << 32);
 }
 
 void Trainer::set_requires_grad(nn::Module& m, bool on) {
@@ -127,6 +159,7 @@ void Trainer::update_ema() {
 }
 
 StepInputs Trainer::draw_inputs() {
+  rank_streams_at_step(/*latents=*/true);
   const int64_t B = cfg_.batch_size, K = cfg_.model.num_classes;
   auto fake_labels = [&]() {
     if (K == 0) return Tensor();
@@ -149,6 +182,7 @@ StepInputs Trainer::draw_inputs() {
 StepStats Trainer::step(const StepInputs& in) {
   SAGAN_CHECK(static_cast<int64_t>(in.d.size()) == cfg_.n_dis, "Trainer::step: {} D-step inputs for n_dis {}",
               in.d.size(), cfg_.n_dis);
+  rank_streams_at_step(/*latents=*/false);
   StepStats st;
   const bool conditional = cfg_.model.num_classes > 0;
   auto on_device = [&](const Tensor& t) { return t.to(dtype_).to(device_); };
@@ -173,7 +207,9 @@ StepStats Trainer::step(const StepInputs& in) {
     Tensor out = d_->forward(x_all, y_all);
     Tensor loss = hinge_d(out, B, &st.d_real, &st.d_fake);
     opt_d_->zero_grad();
+    if (dp_) dp_->d_buckets().begin();
     loss.backward();
+    if (dp_) dp_->d_buckets().finish();  // the mean over ranks, before clipping
     st.grad_norm_d = clip_and_norm(*d_->flat_parameters());
     opt_d_->step();
     st.loss_d = loss.item();
@@ -187,7 +223,9 @@ StepStats Trainer::step(const StepInputs& in) {
     d_->power_iterate_all();
     Tensor loss = neg(mean(d_->forward(nn::diffaugment(fake, diffaug_, aug_rng_), yf)));
     opt_g_->zero_grad();
+    if (dp_) dp_->g_buckets().begin();
     loss.backward();
+    if (dp_) dp_->g_buckets().finish();
     st.grad_norm_g = clip_and_norm(*g_->flat_parameters());
     opt_g_->step();
     st.loss_g = loss.item();
@@ -197,7 +235,24 @@ StepStats Trainer::step(const StepInputs& in) {
   }
   set_requires_grad(*d_, true);
   ++step_;
+  if (dp_) {
+    dp_->average_bn_statistics(*g_);
+    std::vector<double> logged{st.loss_d, st.loss_g, st.d_real, st.d_fake};
+    dp_->average(logged);
+    st.loss_d = logged[0], st.loss_g = logged[1], st.d_real = logged[2], st.d_fake = logged[3];
+  }
   update_ema();
+  if (dp_ && cfg_.check_sync_every > 0 && step_ % cfg_.check_sync_every == 0) {
+    std::vector<Tensor> g_buffers, d_buffers;
+    for (auto& [name, t] : g_->named_buffers()) g_buffers.push_back(t);
+    for (auto& [name, t] : d_->named_buffers()) d_buffers.push_back(t);
+    dp_->check_in_sync({{"G parameters", {g_->flat_parameters()->data()}},
+                        {"D parameters", {d_->flat_parameters()->data()}},
+                        {"G_ema parameters", {g_ema_->flat_parameters()->data()}},
+                        {"G buffers (BN statistics, SN vectors)", g_buffers},
+                        {"D buffers (SN vectors)", d_buffers}},
+                       step_);
+  }
   st.step = step_;
   return st;
 }
@@ -240,11 +295,23 @@ void Trainer::save_checkpoint(const std::string& path) const {
 }
 
 void Trainer::load_checkpoint(const std::string& path) {
-  TrainerCounters c = restore_training_checkpoint(open_checkpoint(path), cfg_.model, parts());
+  CheckpointFile file = open_checkpoint(path);
+  // A checkpoint from before world_size existed has the default, 1.
+  SAGAN_CHECK(file.config.world_size == cfg_.world_size,
+              "{}: written by a run of {} rank(s) (global batch {} x {}), resumed with {} (global batch {} x {}): a "
+              "resume keeps the global batch, as it keeps --batch-size (steps, the EMA and the data position count "
+              "global batches); launch {} rank(s)",
+              file.path, file.config.world_size, file.config.world_size, file.config.batch_size, cfg_.world_size,
+              cfg_.world_size, cfg_.batch_size, file.config.world_size);
+  TrainerCounters c = restore_training_checkpoint(file, cfg_.model, parts());
   step_ = c.step;
   rng_.set_state(c.rng_seed, c.rng_position);
   if (c.has_aug_rng) aug_rng_.set_state(c.aug_seed, c.aug_position);
   loader_->set_state(c.loader);
+  if (dp_ && dp_->size() > 1) {  // rank r's own streams (rank_streams_at_step places them)
+    rng_.set_state(DataParallel::rank_seed(c.rng_seed, dp_->rank()), 0);
+    if (c.has_aug_rng) aug_rng_.set_state(DataParallel::rank_seed(c.aug_seed, dp_->rank()), 0);
+  }
 }
 
 }  // namespace sagan

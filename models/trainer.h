@@ -25,6 +25,7 @@
 
 #include "core/io/safetensors.h"
 #include "core/rng.h"
+#include "dist/communicator.h"
 #include "layers/adam.h"
 #include "layers/diffaugment.h"
 #include "models/checkpoint_file.h"
@@ -34,6 +35,8 @@
 #include "models/train_config.h"
 
 namespace sagan {
+
+class DataParallel;
 
 // What one iteration consumes: n_dis real batches, each with the latents and
 // fake labels of its D step, then the G step's latents and fake labels.
@@ -66,7 +69,14 @@ class Trainer {
   // TrainConfig::validate before loading data); the networks check their
   // SaganConfig. dtype: of the models, optimiser states and latents (F64 for
   // tests that compare whole training runs with a float64 reference).
-  Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, DType dtype = DType::F32);
+  // comm: this process's communicator (dist/launch.h). Other than the
+  // single one it makes this trainer one rank of a data-parallel job
+  // (models/data_parallel.h, docs/distributed.md): its GPU is the local
+  // rank's, it reads its shard of every global batch, draws latents from its
+  // own streams, and averages gradients over ranks before clipping.
+  Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, DType dtype = DType::F32,
+          std::shared_ptr<dist::Communicator> comm = nullptr);
+  ~Trainer();
 
   // One iteration on inputs drawn from the loader and the RNG.
   StepStats step() { return step(draw_inputs()); }
@@ -77,6 +87,9 @@ class Trainer {
   StepInputs draw_inputs();
   int64_t step_count() const { return step_; }
   const TrainConfig& config() const { return cfg_; }
+  const DataParallel* data_parallel() const { return dp_.get(); }  // null without data parallelism
+  int rank() const;                                                // 0 without data parallelism
+  int world_size() const;                                          // 1 without
   Device device() const { return device_; }
   DType dtype() const { return dtype_; }
 
@@ -97,7 +110,7 @@ class Trainer {
   NamedTensors checkpoint_tensors() const;
   void save_checkpoint(const std::string& path) const;  // atomic
   // Restores a checkpoint written by save_checkpoint with the same model
-  // config; errors name the file and the tensor.
+  // config and world size; errors name the file and the tensor.
   void load_checkpoint(const std::string& path);
 
  private:
@@ -121,9 +134,13 @@ class Trainer {
   std::unique_ptr<SaganDiscriminator> d_;
   std::unique_ptr<nn::Adam> opt_g_, opt_d_;
   int64_t step_ = 0;
+  std::unique_ptr<DataParallel> dp_;  // set when one rank of a data-parallel job
+  void rank_streams_at_step(bool latents);
 };
 
-// The device named by a --device string: "auto" is cuda when a GPU is present.
-Device resolve_device(const std::string& name);
+// The device named by a --device string: "auto" is cuda when a GPU is
+// present. local_rank >= 0 (a data-parallel rank): "auto" and "cuda" are
+// the GPU local_rank modulo the GPUs present.
+Device resolve_device(const std::string& name, int local_rank = -1);
 
 }  // namespace sagan

@@ -9,8 +9,11 @@ if(NOT DEFINED SOURCE_DIR)
 endif()
 
 # folder -> include prefixes it may not use
-set(_forbidden_core "kernels/;layers/;models/;tools/;tests/;benchmarks/")
-set(_forbidden_kernels "layers/;models/;tools/;tests/;benchmarks/")
+set(_forbidden_core "dist/;kernels/;layers/;models/;tools/;tests/;benchmarks/")
+set(_forbidden_kernels "dist/;layers/;models/;tools/;tests/;benchmarks/")
+# dist/ (communicators) sits beside core: it may use a backend's stream
+# (kernels/cuda, for NCCL) but nothing above it.
+set(_forbidden_dist "layers/;models/;tools/;tests/;benchmarks/")
 set(_forbidden_layers "kernels/;models/;tools/;tests/;benchmarks/")
 set(_forbidden_models "kernels/;tools/;tests/;benchmarks/")
 set(_forbidden_tools "kernels/;tests/;benchmarks/")
@@ -18,7 +21,7 @@ set(_allowed "kernels/cuda/settings.h")
 
 set(_violations "")
 set(_files_checked 0)
-foreach(_dir core kernels layers models tools)
+foreach(_dir core dist kernels layers models tools)
   file(GLOB_RECURSE _files ${SOURCE_DIR}/${_dir}/*.h ${SOURCE_DIR}/${_dir}/*.cpp ${SOURCE_DIR}/${_dir}/*.cu
        ${SOURCE_DIR}/${_dir}/*.cuh ${SOURCE_DIR}/${_dir}/*.def)
   foreach(_f IN LISTS _files)

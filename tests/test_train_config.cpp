@@ -47,6 +47,10 @@ TrainConfig unusual_config() {
   c.diffaug = "translation,cutout";
   c.seed = 42;
   c.device = "cuda:1";
+  c.world_size = 4;
+  c.sync_bn = true;
+  c.check_sync_every = 7;
+  c.comm = "nccl";
   c.run_dir = "runs/x";
   c.log_every = 5;
   c.sample_every = 50;
@@ -96,7 +100,9 @@ TEST_CASE("the table has one entry per key of config.json", "[config]") {
                                          "beta1",
                                          "beta2",
                                          "channels",
+                                         "check_sync_every",
                                          "checkpoint_every",
+                                         "comm",
                                          "data_path",
                                          "dataset",
                                          "device",
@@ -131,7 +137,9 @@ TEST_CASE("the table has one entry per key of config.json", "[config]") {
                                          "sample_per_class",
                                          "seed",
                                          "steps",
-                                         "unconditional"};
+                                         "sync_bn",
+                                         "unconditional",
+                                         "world_size"};
   std::vector<std::string> table;
   for (const TrainOption& o : train_options()) table.push_back(o.key);
   std::sort(table.begin(), table.end());

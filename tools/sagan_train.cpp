@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "core/backend.h"
+#include "dist/launch.h"
 #include "models/train_presets.h"
 #include "models/train_run.h"
 #include "tools/cli_common.h"
@@ -61,8 +62,10 @@ std::string fallback_preset(const TrainToolOptions& o,
   return cpu.name;
 }
 
-int run(const TrainToolOptions& o) {
+int run(TrainToolOptions o, const std::shared_ptr<dist::Communicator>& world) {
+  if (world->rank() != 0) o.quiet = true;  // rank 0 speaks for the job
   RunOptions ro;
+  ro.comm = world;
   auto apply_cli = [&](TrainConfig& c, ConfigSources& given) { o.settings.apply(c, given); };
   // Defaults, a preset, the config file, the command line: each over the last.
   TrainConfig cfg = layered_settings(o.config_file, apply_cli, fallback_preset(o, apply_cli), ro.given);
@@ -82,13 +85,33 @@ int run(const TrainToolOptions& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First: under mpirun / srun this is MPI_Init (docs/distributed.md).
+  std::shared_ptr<dist::Communicator> world;
+  try {
+    world = dist::init_world(&argc, &argv);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "sagan-train: error: {}\n", e.what());
+    return 1;
+  }
   CLI::App app{
       "sagan-train: train a Self-Attention GAN (hinge loss, TTUR Adam, EMA generator).\n"
       "With no options it trains class-conditional SAGAN-32 on Fashion-MNIST\n"
       "(Debian package dataset-fashion-mnist) and writes a run directory under runs/;\n"
       "without a GPU it takes --preset cpu (about half an hour on 2 cores) and says so.\n"
-      "Ctrl-C stops after the current step and saves a checkpoint; --resume continues exactly."};
+      "Ctrl-C stops after the current step and saves a checkpoint; --resume continues exactly.\n"
+      "mpirun -np N sagan-train ... (or srun) trains data-parallel: --batch-size per rank, a global\n"
+      "batch of N x --batch-size; one GPU per rank, or the CPU (docs/distributed.md)."};
   TrainToolOptions o;
   add_options(app, o);
-  return cli::parse_and_run("sagan-train", app, argc, argv, [&] { return run(o); });
+  // An error on one rank of several names the rank and ends the whole job
+  // (MPI_Abort), so that no other rank waits for it in an all-reduce.
+  const std::string tool =
+      world->size() > 1 ? fmt::format("sagan-train (rank {} of {})", world->rank(), world->size()) : "sagan-train";
+  const int rc = cli::parse_and_run(tool.c_str(), app, argc, argv, [&] { return run(o, world); });
+  if (rc != 0 && world->size() > 1) {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    world->abort(rc);
+  }
+  return rc;
 }

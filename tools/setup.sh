@@ -4,6 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libeigen3-dev libfmt-dev catch2 nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
       zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist libonnx-dev libprotobuf-dev
+      libopenmpi-dev openmpi-bin  # data-parallel training (dist/, docs/distributed.md)
       clang-14 libclang-rt-14-dev libomp-14-dev)  # the asan preset and its libFuzzer harnesses (tests/fuzz)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -29,9 +29,13 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
   const int64_t n = ds_->size();
   SAGAN_CHECK(opt_.batch_size > 0, "DataLoader({}): batch size must be positive, got {}", ds_->name(), opt_.batch_size);
   SAGAN_CHECK(n > 0, "DataLoader({}): the data set is empty", ds_->name());
-  SAGAN_CHECK(!opt_.drop_last || n >= opt_.batch_size,
-              "DataLoader({}): {} examples are fewer than one batch of {} with drop_last", ds_->name(), n,
-              opt_.batch_size);
+  SAGAN_CHECK(opt_.shard_count >= 1 && opt_.shard_index >= 0 && opt_.shard_index < opt_.shard_count,
+              "DataLoader({}): shard {} of {} does not exist", ds_->name(), opt_.shard_index, opt_.shard_count);
+  SAGAN_CHECK(opt_.shard_count == 1 || opt_.drop_last, "DataLoader({}): sharding needs drop_last", ds_->name());
+  SAGAN_CHECK(!opt_.drop_last || n >= global_batch(),
+              "DataLoader({}): {} examples are fewer than one batch of {}{} with drop_last", ds_->name(), n,
+              global_batch(),
+              opt_.shard_count > 1 ? fmt::format(" ({} ranks x {})", opt_.shard_count, opt_.batch_size) : "");
   SAGAN_CHECK(opt_.resolution >= 0, "DataLoader({}): resolution must be >= 0, got {}", ds_->name(), opt_.resolution);
   SAGAN_CHECK(opt_.prefetch >= 1, "DataLoader({}): prefetch must be >= 1, got {}", ds_->name(), opt_.prefetch);
   SAGAN_CHECK(opt_.decode_threads >= 1, "DataLoader({}): decode_threads must be >= 1, got {}", ds_->name(),
@@ -53,7 +57,7 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
 DataLoader::~DataLoader() { stop(); }
 
 int64_t DataLoader::batches_per_epoch() const {
-  int64_t n = ds_->size(), b = opt_.batch_size;
+  int64_t n = ds_->size(), b = global_batch();
   return opt_.drop_last ? n / b : (n + b - 1) / b;
 }
 
@@ -80,7 +84,7 @@ Batch DataLoader::make_batch(const LoaderState& at, const std::vector<int64_t>& 
   // Example k of the batch depends only on (seed, epoch, position), so any
   // split of the batch over threads gives the same result.
   auto fill = [&](int64_t k) {
-    const int64_t pos = at.index + k, idx = perm[static_cast<size_t>(pos)];
+    const int64_t pos = at.index + opt_.shard_index * opt_.batch_size + k, idx = perm[static_cast<size_t>(pos)];
     Example ex = ds_->get(idx);
     io::Image& img = ex.image;
     SAGAN_CHECK(img.channels == C, "DataLoader({}): example {} has {} channels, the data set reports {}", ds_->name(),
@@ -143,10 +147,10 @@ void DataLoader::worker(LoaderState cur) {
         perm = permutation(cur.epoch, cur.seed);
         perm_epoch = cur.epoch;
       }
-      const int64_t count = std::min(opt_.batch_size, n - cur.index);
+      const int64_t count = std::min(opt_.batch_size, n - cur.index);  // sharded: always batch_size (drop_last)
       item.batch = make_batch(cur, perm, count);
-      cur.index += count;
-      if (cur.index >= n || (opt_.drop_last && n - cur.index < opt_.batch_size)) {
+      cur.index += std::min(global_batch(), n - cur.index);
+      if (cur.index >= n || (opt_.drop_last && n - cur.index < global_batch())) {
         cur.epoch += 1;
         cur.index = 0;
       }
@@ -170,9 +174,9 @@ void DataLoader::start(const LoaderState& s) {
   SAGAN_CHECK(s.epoch >= 0 && s.index >= 0 && s.index < n,
               "DataLoader({}): state (epoch {}, index {}) is outside a data set of {} examples", ds_->name(), s.epoch,
               s.index, n);
-  SAGAN_CHECK(!opt_.drop_last || n - s.index >= opt_.batch_size,
+  SAGAN_CHECK(!opt_.drop_last || n - s.index >= global_batch(),
               "DataLoader({}): state index {} leaves less than one batch of {} in an epoch of {} (drop_last)",
-              ds_->name(), s.index, opt_.batch_size, n);
+              ds_->name(), s.index, global_batch(), n);
   {
     std::lock_guard lock(mu_);
     stop_ = false;

@@ -39,6 +39,13 @@ struct LoaderOptions {
   // Threads that decode the examples of one batch in parallel; more than 1
   // pays off for folders of JPEGs, not for in-memory data sets.
   int64_t decode_threads = 1;
+  // Data parallelism (docs/distributed.md): shard_count ranks read one
+  // stream of global batches of shard_count x batch_size examples from the
+  // same permutations, and rank shard_index takes examples
+  // [shard_index x batch_size, (shard_index + 1) x batch_size) of each. The
+  // state (epoch, index in the permutation) is the global stream's, the same
+  // on every rank. Needs drop_last when shard_count > 1.
+  int64_t shard_index = 0, shard_count = 1;
 };
 
 // Position of the stream: the next batch starts at example `index` of the
@@ -66,6 +73,8 @@ class DataLoader {
   void set_state(const LoaderState& s);
 
   int64_t batches_per_epoch() const;
+  // Examples the stream advances per batch: batch_size x shard_count.
+  int64_t global_batch() const { return opt_.batch_size * opt_.shard_count; }
   int64_t channels() const { return channels_; }
   int64_t height() const { return height_; }
   int64_t width() const { return width_; }

@@ -1,0 +1,114 @@
+#include "dist/launch.h"
+
+#include <cstdlib>
+#include <string_view>
+
+#include "core/error.h"
+#include "dist/single_communicator.h"
+#ifdef SAGAN_WITH_MPI
+#include "dist/mpi_communicator.h"
+#endif
+#ifdef SAGAN_WITH_NCCL
+#include "dist/nccl_communicator.h"
+#endif
+
+namespace sagan::dist {
+
+namespace {
+// An integer environment variable, or -1 when absent or not a number.
+int env_int(const std::function<const char*(const char*)>& getenv, const char* name) {
+  const char* v = getenv(name);
+  if (!v || !*v) return -1;
+  char* end = nullptr;
+  long x = std::strtol(v, &end, 10);
+  return (*end == '\0' && x >= 0 && x < (1L << 30)) ? static_cast<int>(x) : -1;
+}
+}  // namespace
+
+LaunchEnv detect_launch(const std::function<const char*(const char*)>& getenv) {
+  struct Scheme {
+    const char *rank, *size, *local, *source;
+  };
+  // Open MPI's mpirun first (also set under srun --mpi=pmix with Open MPI),
+  // then Slurm's own, then PMI / PMIx launchers (MPICH's hydra, ...).
+  static const Scheme schemes[] = {
+      {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_*"},
+      {"SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_PROCID/SLURM_NTASKS"},
+      {"PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "PMI_RANK/PMI_SIZE"},
+      {"PMIX_RANK", "PMIX_SIZE", "PMIX_LOCAL_RANK", "PMIX_RANK"},
+  };
+  for (const Scheme& s : schemes) {
+    int rank = env_int(getenv, s.rank), size = env_int(getenv, s.size);
+    if (rank < 0) continue;
+    // A Slurm batch script has SLURM_PROCID 0 and the allocation's
+    // SLURM_NTASKS without being one of srun's tasks: only a step of more
+    // than one task, or one started by srun (SLURM_STEP_ID), counts.
+    if (std::string_view(s.rank) == "SLURM_PROCID" && env_int(getenv, "SLURM_STEP_ID") < 0) continue;
+    LaunchEnv e;
+    e.launched = true;
+    e.rank = rank;
+    e.size = size > 0 ? size : 1;
+    e.local_rank = std::max(0, env_int(getenv, s.local));
+    e.source = s.source;
+    return e;
+  }
+  return {};
+}
+
+LaunchEnv detect_launch() {
+  return detect_launch([](const char* n) { return static_cast<const char*>(std::getenv(n)); });
+}
+
+bool mpi_built() {
+#ifdef SAGAN_WITH_MPI
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool nccl_built() {
+#ifdef SAGAN_WITH_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::shared_ptr<Communicator> init_world(int* argc, char*** argv) {
+  LaunchEnv env = detect_launch();
+  if (!env.launched) return std::make_shared<SingleCommunicator>();
+#ifdef SAGAN_WITH_MPI
+  return std::make_shared<MpiCommunicator>(argc, argv);
+#else
+  SAGAN_CHECK(env.size == 1,
+              "launched as rank {} of {} ({}), but this build has no MPI: install libopenmpi-dev (tools/setup.sh) and "
+              "rebuild, or run one process",
+              env.rank, env.size, env.source);
+  return std::make_shared<SingleCommunicator>();
+#endif
+}
+
+std::shared_ptr<Communicator> device_communicator(std::shared_ptr<Communicator> host, Device device,
+                                                  const std::string& backend) {
+  SAGAN_CHECK(backend == "auto" || backend == "mpi" || backend == "nccl", "--comm: '{}' is not one of auto, mpi, nccl",
+              backend);
+  const bool want_nccl = backend == "nccl" || (backend == "auto" && device.is_cuda() && host->size() > 1);
+  if (!want_nccl) {
+    SAGAN_CHECK(host->serves(device),
+                "--comm {}: the {} communicator reduces CPU tensors and this rank trains on {}; use --comm nccl (or "
+                "--device cpu)",
+                backend, host->backend_name(), device_name(device));
+    return host;
+  }
+  SAGAN_CHECK(device.is_cuda(), "--comm nccl: NCCL reduces GPU tensors and this rank trains on {}",
+              device_name(device));
+#ifdef SAGAN_WITH_NCCL
+  return std::make_shared<NcclCommunicator>(std::move(host), device);
+#else
+  SAGAN_FAIL("--comm {}: this build has no NCCL (the CUDA toolkit's nccl.h and libnccl were not found by CMake)",
+             backend);
+#endif
+}
+
+}  // namespace sagan::dist

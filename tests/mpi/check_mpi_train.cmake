@@ -1,0 +1,84 @@
+# mpi_sagan_train (tests/mpi/CMakeLists.txt): sagan-train under mpirun -np 2
+# on a folder of 8 small images (2 classes), ch 4, 2 images per rank.
+#  1. 4 steps straight; 2 steps, then --resume to 4: metrics.csv's step-4
+#     losses (logged in full precision, averaged over ranks) are equal, and
+#     only rank 0 wrote (one header, one row per logged step);
+#  2. --resume of that run by one process is refused: world size 2 vs 1;
+#  3. a corrupt image, read by one rank, ends the job within the test's
+#     timeout with a message naming the rank and the file.
+foreach(_v TRAIN MPIRUN DATA WORK_DIR)
+  if(NOT DEFINED ${_v})
+    message(FATAL_ERROR "check_mpi_train.cmake: -D${_v}=... is required")
+  endif()
+endforeach()
+file(REMOVE_RECURSE ${WORK_DIR})
+file(MAKE_DIRECTORY ${WORK_DIR}/images/a ${WORK_DIR}/images/b)
+set(data ${WORK_DIR}/images)
+foreach(i RANGE 3)
+  file(COPY_FILE ${DATA}/palette.png ${data}/a/p${i}.png)
+  file(COPY_FILE ${DATA}/rgb444.jpg ${data}/b/j${i}.jpg)
+endforeach()
+set(common --dataset folder --data ${data} --channels 3 --ch 4 --z-dim 8 --batch-size 2 --log-every 2
+    --sample-every 100 --checkpoint-every 2 --device cpu --seed 3 --check-sync-every 1 --quiet)
+
+function(train what expect_rc)
+  execute_process(COMMAND ${MPIRUN} ${TRAIN} ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  set(out "${out}${err}")
+  if(expect_rc STREQUAL "0" AND NOT rc EQUAL 0)
+    message(FATAL_ERROR "mpi_sagan_train: ${what} failed (exit ${rc})\n${out}")
+  elseif(NOT expect_rc STREQUAL "0" AND rc EQUAL 0)
+    message(FATAL_ERROR "mpi_sagan_train: ${what} succeeded; it should have failed\n${out}")
+  endif()
+  set(last_output "${out}" PARENT_SCOPE)
+endfunction()
+
+# The loss columns (2-5) of metrics.csv's row for `step`.
+function(losses run step out_var)
+  file(STRINGS ${run}/metrics.csv rows)
+  set(found "")
+  set(headers 0)
+  foreach(row IN LISTS rows)
+    if(row MATCHES "^step,")
+      math(EXPR headers "${headers} + 1")
+    endif()
+    string(REPLACE "," ";" cells "${row}")
+    list(GET cells 0 s)
+    if(s STREQUAL "${step}")
+      list(SUBLIST cells 1 4 found)
+    endif()
+  endforeach()
+  if(NOT headers EQUAL 1 OR NOT found)
+    message(FATAL_ERROR "mpi_sagan_train: ${run}/metrics.csv: ${headers} header(s), step ${step}: '${found}'\n"
+                        "(one writer, rank 0, expected)")
+  endif()
+  set(${out_var} "${found}" PARENT_SCOPE)
+endfunction()
+
+train("4 steps" 0 ${common} --steps 4 --run-dir ${WORK_DIR}/straight)
+train("2 steps" 0 ${common} --steps 2 --run-dir ${WORK_DIR}/resumed)
+train("--resume to 4 steps" 0 --resume ${WORK_DIR}/resumed --steps 4 --quiet)
+losses(${WORK_DIR}/straight 4 a)
+losses(${WORK_DIR}/resumed 4 b)
+if(NOT a STREQUAL b)
+  message(FATAL_ERROR "mpi_sagan_train: step 4 of the resumed run differs from the straight one:\n${a}\n${b}")
+endif()
+file(READ ${WORK_DIR}/straight/config.json config)
+if(NOT config MATCHES "\"world_size\": 2")
+  message(FATAL_ERROR "mpi_sagan_train: config.json does not record world_size 2:\n${config}")
+endif()
+
+execute_process(COMMAND ${TRAIN} --resume ${WORK_DIR}/resumed --steps 6 --quiet RESULT_VARIABLE rc ERROR_VARIABLE err
+                OUTPUT_VARIABLE out)
+if(rc EQUAL 0 OR NOT err MATCHES "written by a run of 2 rank\\(s\\).*resumed with 1")
+  message(FATAL_ERROR "mpi_sagan_train: a one-process resume of a 2-rank run was not refused (exit ${rc}):\n${out}${err}")
+endif()
+
+file(WRITE ${data}/a/zz_corrupt.png "not a PNG")
+string(TIMESTAMP t0 "%s")
+train("a corrupt image" 1 ${common} --steps 8 --run-dir ${WORK_DIR}/failing)
+string(TIMESTAMP t1 "%s")
+math(EXPR seconds "${t1} - ${t0}")
+if(NOT last_output MATCHES "sagan-train \\(rank [01] of 2\\): error: [^\n]*zz_corrupt.png")
+  message(FATAL_ERROR "mpi_sagan_train: the failing rank's message is missing:\n${last_output}")
+endif()
+message(STATUS "mpi_sagan_train: passed; the job with a corrupt image ended in ${seconds} s")

@@ -1,0 +1,234 @@
+// dp_check: checks of data-parallel training that need several processes,
+// run by ctest under mpirun -np 2 (tests/mpi/CMakeLists.txt, label mpi).
+// Every rank runs the same check; the exit code is non-zero on any rank
+// whose check fails (mpirun then fails the job).
+//
+//   dp_check equivalence f64|f32 K   K steps on 2 ranks x batch 2 (--sync-bn,
+//       n_dis 2, clipping) reach the parameters of one process with batch 4
+//       fed the same images and latents (the ranks' together); the ranks'
+//       real images are the single loader's batches of 4; some gradient
+//       bucket is launched during backward.
+//   dp_check sync_bn                 cross-replica BN on 2 halves of a batch
+//       = batch_norm on the whole batch: outputs, input gradients, summed
+//       parameter gradients, running statistics (float64).
+//   dp_check resume K                K steps = K/2 steps, a checkpoint, a new
+//       trainer resuming from it, K/2 steps: every tensor of every rank's
+//       state equal, bit for bit.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "core/autograd.h"
+#include "core/ops.h"
+#include "dist/launch.h"
+#include "layers/batch_norm.h"
+#include "models/data_parallel.h"
+#include "models/trainer.h"
+#include "tests/support/tiny_dataset.h"
+
+using namespace sagan;
+
+namespace {
+
+int failures = 0;
+std::shared_ptr<dist::Communicator> world;
+
+void expect(bool ok, const std::string& what) {
+  if (!ok) {
+    ++failures;
+    fmt::print(stderr, "dp_check rank {}: FAILED: {}\n", world->rank(), what);
+  }
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  std::vector<double> x = a.to_vector(), y = b.to_vector();
+  if (x.size() != y.size()) return INFINITY;
+  double m = 0;
+  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
+  return m;
+}
+
+// The ranks' tensors concatenated along dim 0, in rank order, on every rank
+// (an all-reduce of zero-padded float64 copies: exact for float32 values
+// and small integers).
+Tensor gather(const Tensor& t) {
+  const int64_t n = t.size(0), N = world->size();
+  Shape s = t.shape();
+  s[0] = n * N;
+  Tensor all = Tensor::zeros(s, DType::F64);
+  all.narrow(0, n * world->rank(), n).copy_(t.to(DType::F64));
+  world->all_reduce_sum(all);
+  if (t.dtype() == DType::I64) {
+    std::vector<double> v = all.to_vector();
+    return Tensor::from_vector(std::vector<int64_t>(v.begin(), v.end()), s);
+  }
+  return all.to(t.dtype());
+}
+
+TrainConfig tiny_config(int64_t batch) {
+  TrainConfig c;
+  c.model.ch = 4;
+  c.model.z_dim = 8;
+  c.batch_size = batch;
+  c.n_dis = 2;
+  c.grad_clip = 1.0;  // applies after the average (the norms here are above 1)
+  c.ema_start = 1;
+  c.ema_decay = 0.9;
+  c.device = "cpu";
+  c.seed = 7;
+  c.sync_bn = true;
+  c.check_sync_every = 1;
+  return c;
+}
+
+int equivalence(DType dtype, int64_t steps) {
+  const int64_t B = 2, N = world->size();
+  auto ds = std::make_shared<testing::TinyDataset>(24);
+  Trainer dp(tiny_config(B), ds, dtype, world);
+  TrainConfig ref_cfg = tiny_config(B * N);
+  ref_cfg.sync_bn = false;
+  Trainer ref(ref_cfg, ds, dtype);  // every rank runs it: the same result everywhere
+  int launched = 0;
+  for (int64_t k = 0; k < steps; ++k) {
+    StepInputs in = dp.draw_inputs();
+    StepInputs all = ref.draw_inputs();  // the single loader's images, batch B x N
+    for (size_t i = 0; i < in.d.size(); ++i) {
+      Tensor images = gather(in.d[i].images);
+      expect(max_abs_diff(images, all.d[i].images) == 0.0,
+             fmt::format("step {}: the ranks' real images are not the single loader's batch", k + 1));
+      all.d[i] = {images, gather(in.d[i].labels), gather(in.d[i].z), gather(in.d[i].fake_labels)};
+    }
+    all.z = gather(in.z);
+    all.fake_labels = gather(in.fake_labels);
+    dp.step(in);
+    launched += dp.data_parallel()->d_buckets().launched_in_backward();
+    ref.step(all);
+  }
+  // float64: the same arithmetic up to the order of sums, so tight. float32:
+  // sums in another order differ by ~1e-7 relative, and Adam turns such a
+  // difference into up to 2 lr a step where a gradient component is near
+  // zero and its sign flips (the update is about lr x sign(g)): parameters
+  // within 2 lr K; G's buffers (BN statistics, SN vectors) follow G's
+  // parameters, so within G's bound too, relative to their largest value.
+  const bool f64 = dtype == DType::F64;
+  auto compare = [&](const std::string& what, const Tensor& a, const Tensor& b, double lr, bool relative) {
+    std::vector<double> ref_values = b.to_vector();
+    double scale = 1.0;
+    for (double v : ref_values) scale = std::max(scale, std::abs(v));
+    const double tol = f64 ? 1e-10 * scale : 2.0 * lr * static_cast<double>(steps) * (relative ? scale : 1.0);
+    const double d = max_abs_diff(a, b);
+    if (world->rank() == 0)
+      fmt::print("dp_check equivalence {}: {} max |difference| {:.3g} (tolerance {:.3g})\n", dtype_name(dtype), what, d,
+                 tol);
+    expect(d <= tol, fmt::format("{} differ by {} > {}", what, d, tol));
+  };
+  const TrainConfig& c = dp.config();
+  compare("G parameters", dp.generator().flat_parameters()->data(), ref.generator().flat_parameters()->data(),
+          c.adam_g.lr, false);
+  compare("D parameters", dp.discriminator().flat_parameters()->data(), ref.discriminator().flat_parameters()->data(),
+          c.adam_d.lr, false);
+  compare("G_ema parameters", dp.ema_generator().flat_parameters()->data(),
+          ref.ema_generator().flat_parameters()->data(), c.adam_g.lr, false);
+  auto gb = dp.generator().named_buffers(), rb = ref.generator().named_buffers();
+  for (size_t i = 0; i < gb.size(); ++i) compare("G." + gb[i].first, gb[i].second, rb[i].second, c.adam_g.lr, true);
+  expect(launched > 0, "no gradient bucket was launched during backward");
+  if (world->rank() == 0)
+    fmt::print("dp_check: {} D buckets launched during backward over {} steps\n", launched, steps);
+  return failures;
+}
+
+int sync_bn() {
+  const int64_t n = 4, c = 3, N = world->size(), per = n / N;
+  Rng gen(3);
+  Tensor x_all = Tensor::randn({n, c, 5, 5}, gen, DType::F64), w_out = Tensor::randn({n, c, 5, 5}, gen, DType::F64);
+  Tensor gamma = Tensor::randn({c}, gen, DType::F64), beta = Tensor::randn({c}, gen, DType::F64);
+  auto run = [&](bool synced, Tensor x, Tensor w) {
+    nn::BatchNorm2d bn(c);
+    bn.to(DType::F64);
+    {
+      NoGradGuard ng;
+      bn.tensor("weight").copy_(gamma);
+      bn.tensor("bias").copy_(beta);
+    }
+    if (synced) bn.set_sync_communicator(world);
+    x = x.detach();
+    x.set_requires_grad(true);
+    Tensor y = bn.forward(x);
+    sum(mul(y, w)).backward();
+    return std::vector<Tensor>{y.detach(),
+                               x.grad(),
+                               bn.tensor("weight").grad(),
+                               bn.tensor("bias").grad(),
+                               bn.tensor("running_mean"),
+                               bn.tensor("running_var")};
+  };
+  const int64_t r = world->rank();
+  std::vector<Tensor> mine = run(true, x_all.narrow(0, r * per, per).contiguous(), w_out.narrow(0, r * per, per));
+  std::vector<Tensor> ref = run(false, x_all, w_out);
+  for (int i : {2, 3}) world->all_reduce_sum(mine[static_cast<size_t>(i)]);  // parameter gradients: summed over ranks
+  const char* names[] = {"output", "input gradient", "weight gradient", "bias gradient", "running_mean", "running_var"};
+  for (size_t i = 0; i < mine.size(); ++i) {
+    Tensor want = i < 2 ? ref[i].narrow(0, r * per, per) : ref[i];
+    const double d = max_abs_diff(mine[i], want);
+    if (r == 0) fmt::print("dp_check sync_bn: {} max |difference| {:.3g}\n", names[i], d);
+    expect(d < 1e-12, fmt::format("sync BN {} differs from batch_norm on the whole batch by {}", names[i], d));
+  }
+  return failures;
+}
+
+int resume(int64_t steps) {
+  auto ds = std::make_shared<testing::TinyDataset>(10);  // 2 global batches of 4 an epoch: resume crosses epochs
+  TrainConfig cfg = tiny_config(2);
+  cfg.sync_bn = false;  // per-rank statistics, averaged after each step
+  cfg.diffaug = "color,translation,cutout";
+  const std::string path = (std::filesystem::temp_directory_path() / "dp_check_resume.safetensors").string();
+  Trainer straight(cfg, ds, DType::F32, world);
+  for (int64_t k = 0; k < steps; ++k) straight.step();
+  {
+    Trainer first(cfg, ds, DType::F32, world);
+    for (int64_t k = 0; k < steps / 2; ++k) first.step();
+    if (world->rank() == 0) first.save_checkpoint(path);
+  }
+  world->barrier();
+  Trainer resumed(cfg, ds, DType::F32, world);
+  resumed.load_checkpoint(path);
+  while (resumed.step_count() < steps) resumed.step();
+  NamedTensors a = straight.checkpoint_tensors(), b = resumed.checkpoint_tensors();
+  expect(a.size() == b.size(), "checkpoints hold different tensors");
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
+    expect(max_abs_diff(a[i].second, b[i].second) == 0.0,
+           fmt::format("{} differs between the straight and the resumed run", a[i].first));
+  world->barrier();
+  if (world->rank() == 0) {
+    std::filesystem::remove(path);
+    fmt::print("dp_check resume: {} tensors equal after {} steps on {} ranks\n", a.size(), steps, world->size());
+  }
+  return failures;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  world = dist::init_world(&argc, &argv);
+  try {
+    const std::string what = argc > 1 ? argv[1] : "";
+    int rc = 2;
+    if (what == "equivalence" && argc == 4)
+      rc = equivalence(std::string(argv[2]) == "f64" ? DType::F64 : DType::F32, std::stoll(argv[3]));
+    else if (what == "sync_bn")
+      rc = sync_bn();
+    else if (what == "resume" && argc == 3)
+      rc = resume(std::stoll(argv[2]));
+    else
+      fmt::print(stderr, "usage: dp_check equivalence f64|f32 K | sync_bn | resume K\n");
+    std::fflush(stdout);
+    if (rc == 0 && world->rank() == 0) fmt::print("dp_check {}: passed on {} ranks\n", what, world->size());
+    return rc == 0 ? 0 : 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "dp_check (rank {} of {}): error: {}\n", world->rank(), world->size(), e.what());
+    std::fflush(stderr);
+    if (world->size() > 1) world->abort(1);
+    return 1;
+  }
+}

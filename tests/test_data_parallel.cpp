@@ -1,0 +1,146 @@
+// Data parallelism in one process (the two-rank checks are tests/mpi/):
+// cross-replica BN's float64 gradient and its agreement with batch_norm on
+// one rank, gradient buckets tiling the flat buffer and starting during
+// backward, the loader's shards, the launch environment.
+#include <catch2/catch.hpp>
+
+#include "core/autograd.h"
+#include "core/ops.h"
+#include "dist/launch.h"
+#include "dist/single_communicator.h"
+#include "layers/grad_buckets.h"
+#include "layers/sync_batch_norm.h"
+#include "models/data/loader.h"
+#include "tests/support/gradcheck.h"
+#include "tests/support/tiny_dataset.h"
+
+using namespace sagan;
+using namespace sagan::testing;
+
+namespace {
+// A communicator that counts the reductions it is asked for (sums over one
+// rank are the identity).
+struct CountingCommunicator : dist::SingleCommunicator {
+  int started = 0, blocking = 0;
+  void all_reduce_sum(const Tensor& t) override {
+    ++blocking;
+    SingleCommunicator::all_reduce_sum(t);
+  }
+  std::unique_ptr<dist::PendingReduce> start_all_reduce_sum(const Tensor& t) override {
+    ++started;
+    return SingleCommunicator::start_all_reduce_sum(t);
+  }
+};
+}  // namespace
+
+TEST_CASE("sync_batch_norm has the float64 gradient of its formula", "[data_parallel]") {
+  dist::SingleCommunicator one;
+  Rng gen(5);
+  Tensor x = randn64({3, 2, 3, 2}, gen);
+  auto r =
+      gradcheck([&](const std::vector<Tensor>& in) { return nn::sync_batch_norm(in[0], {}, {}, 0.1, 1e-5, one); }, {x});
+  INFO(r.message);
+  CHECK(r.ok);
+}
+
+TEST_CASE("sync_batch_norm on one rank is batch_norm, running statistics included", "[data_parallel]") {
+  CountingCommunicator one;
+  Rng gen(6);
+  Tensor x = randn64({4, 3, 5, 5}, gen), w = randn64({4, 3, 5, 5}, gen, false);
+  Tensor rm1 = Tensor::zeros({3}, DType::F64), rv1 = Tensor::ones({3}, DType::F64);
+  Tensor rm2 = rm1.clone(), rv2 = rv1.clone();
+  Tensor y1 = nn::sync_batch_norm(x, rm1, rv1, 0.1, 1e-5, one);
+  sum(mul(y1, w)).backward();
+  Tensor g1 = x.grad().clone();
+  x.set_grad(Tensor());
+  Tensor y2 = batch_norm(x, rm2, rv2, true, 0.1, 1e-5);
+  sum(mul(y2, w)).backward();
+  CHECK(allclose(y1, y2, 1e-12, 1e-12).ok);
+  CHECK(allclose(x.grad(), g1, 1e-10, 1e-12).ok);
+  CHECK(allclose(rm1, rm2, 1e-12, 1e-12).ok);
+  CHECK(allclose(rv1, rv2, 1e-12, 1e-12).ok);
+  CHECK(one.blocking == 4);  // mean and variance forward, their gradients backward
+}
+
+TEST_CASE("gradient buckets tile the flat gradient buffer and start during backward", "[data_parallel]") {
+  auto comm = std::make_shared<CountingCommunicator>();
+  Rng gen(1);
+  // Three weights of 256, 256 and 8 elements (64-element aligned: 256, 256, 64).
+  struct Net : nn::Module {
+    explicit Net(Rng& g) {
+      register_parameter("a", Tensor::randn({8, 32}, g));
+      register_parameter("b", Tensor::randn({32, 8}, g));
+      register_parameter("c", Tensor::randn({8, 1}, g));
+    }
+    Tensor last(const Tensor& h) { return matmul(h, param("c")); }
+    Tensor forward(const Tensor& x) { return last(relu(matmul(relu(matmul(x, param("a"))), param("b")))); }
+  } net(gen);
+  net.flatten_parameters();
+  nn::GradBuckets buckets(*net.flat_parameters(), comm, 3);
+  auto rs = buckets.buckets();
+  REQUIRE(rs.size() == 3);
+  CHECK(rs.front().begin == 0);
+  CHECK(rs.back().end == net.flat_parameters()->size());
+  for (size_t i = 1; i < rs.size(); ++i) CHECK(rs[i].begin == rs[i - 1].end);
+  Tensor x = Tensor::randn({5, 8}, gen);
+  net.flat_parameters()->zero_grad();
+  buckets.begin();
+  sum(net.forward(x)).backward();
+  CHECK(buckets.launched_in_backward() == 3);  // every parameter got its gradient
+  buckets.finish();
+  CHECK(comm->started == 3);
+  // A pass that leaves a bucket without gradients: finish() still reduces it.
+  net.flat_parameters()->zero_grad();
+  buckets.begin();
+  sum(net.last(Tensor::randn({5, 8}, gen))).backward();
+  CHECK(buckets.launched_in_backward() < 3);
+  buckets.finish();
+  CHECK(comm->started == 6);
+}
+
+TEST_CASE("loader shards: rank r reads its slice of the single loader's global batches", "[data_parallel]") {
+  auto ds = std::make_shared<TinyDataset>(13);
+  data::LoaderOptions all;
+  all.batch_size = 6;
+  all.seed = 9;
+  all.hflip = true;
+  data::DataLoader whole(ds, all);
+  std::vector<std::unique_ptr<data::DataLoader>> ranks;
+  for (int r = 0; r < 3; ++r) {
+    data::LoaderOptions o = all;
+    o.batch_size = 2;
+    o.shard_index = r;
+    o.shard_count = 3;
+    ranks.push_back(std::make_unique<data::DataLoader>(ds, o));
+  }
+  for (int b = 0; b < 5; ++b) {  // 2 global batches an epoch (drop_last): crosses epochs
+    data::Batch w = whole.next();
+    for (int r = 0; r < 3; ++r) {
+      data::Batch s = ranks[static_cast<size_t>(r)]->next();
+      CHECK(allclose(s.images, w.images.narrow(0, 2 * r, 2), 0, 0).ok);
+      CHECK(s.labels.to_vector() == w.labels.narrow(0, 2 * r, 2).to_vector());
+      CHECK(ranks[static_cast<size_t>(r)]->state() == whole.state());
+    }
+  }
+  data::LoaderOptions bad = all;
+  bad.batch_size = 5;
+  bad.shard_count = 3;
+  CHECK_THROWS_WITH(data::DataLoader(ds, bad), Catch::Contains("fewer than one batch of 15 (3 ranks x 5)"));
+}
+
+TEST_CASE("the launch environment: mpirun, srun and a plain run", "[data_parallel]") {
+  auto env = [](std::map<std::string, std::string> vars) {
+    return dist::detect_launch([vars](const char* n) -> const char* {
+      auto it = vars.find(n);
+      return it == vars.end() ? nullptr : it->second.c_str();
+    });
+  };
+  dist::LaunchEnv e =
+      env({{"OMPI_COMM_WORLD_RANK", "3"}, {"OMPI_COMM_WORLD_SIZE", "4"}, {"OMPI_COMM_WORLD_LOCAL_RANK", "1"}});
+  CHECK((e.launched && e.rank == 3 && e.size == 4 && e.local_rank == 1));
+  e = env({{"SLURM_PROCID", "2"}, {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "2"}, {"SLURM_STEP_ID", "0"}});
+  CHECK((e.launched && e.rank == 2 && e.size == 8 && e.local_rank == 2));
+  // A batch script is not one of srun's tasks.
+  CHECK_FALSE(env({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "8"}}).launched);
+  CHECK_FALSE(env({}).launched);
+}
