@@ -180,7 +180,7 @@ TEST_CASE("G and D blocks carry the reference's tensor names and shapes", "[mode
   };
   for (auto& [name, e] : j.items()) {
     INFO(name);
-    SaganConfig c = config_from(e.at("config"));
+    SaganConfig c = golden_sagan_config(e.at("config"));
     Rng gen(1);
     SaganGenerator G(c, gen);
     CHECK(listed(G.named_parameters()) == golden(e.at("G").at("parameters")));

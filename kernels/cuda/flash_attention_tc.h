@@ -1,6 +1,6 @@
 // Fused attention on tensor cores (mma.sync) for float32 tensors, in three
 // precisions chosen per call: the host API that CudaBackend's attention
-// calls when a tensor-core implementation is selected (cuda_runtime_api.h,
+// calls when a tensor-core implementation is selected (kernels/cuda/settings.h,
 // AttentionImpl::Tc*). Plain device pointers, sizes and a stream; no engine
 // types.
 //
