@@ -3,8 +3,8 @@
 #include <cmath>
 
 #include "core/ops.h"
-#include "layers/spectral_norm.h"
 #include "layers/flat_parameters.h"
+#include "layers/spectral_norm.h"
 
 namespace sagan {
 
@@ -33,7 +33,8 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
       dataset_(std::move(dataset)),
       rng_(cfg_.seed ^ kSampleStream),
       diffaug_(nn::DiffAugmentPolicy::parse(cfg_.diffaug)),
-      aug_rng_(cfg_.seed ^ kAugmentStream) {
+      aug_rng_(cfg_.seed ^ kAugmentStream),
+      nan_guard_(cfg_.on_nan, cfg_.max_nan_skips) {
   SAGAN_CHECK(dataset_ != nullptr, "Trainer: no data set");
   cfg_.model.num_classes = cfg_.unconditional ? 0 : dataset_->num_classes();
   cfg_.model.image_channels = dataset_->channels();
@@ -92,10 +93,10 @@ Tensor Trainer::hinge_d(const Tensor& out, int64_t n_real, double* d_real, doubl
 }
 
 double Trainer::clip_and_norm(nn::FlatParameters& params) const {
-  if (cfg_.grad_clip <= 0) return 0.0;
   // Parameters without a gradient have zeros in the flat gradient buffer.
+  // Computed without clipping too: the NaN guard checks it.
   double norm = params.grad_norm();
-  if (norm > cfg_.grad_clip) params.scale_grad(cfg_.grad_clip / (norm + 1e-6));
+  if (cfg_.grad_clip > 0 && norm > cfg_.grad_clip) params.scale_grad(cfg_.grad_clip / (norm + 1e-6));
   return norm;
 }
 
@@ -174,10 +175,16 @@ StepStats Trainer::step(const StepInputs& in) {
     Tensor loss = hinge_d(out, B, &st.d_real, &st.d_fake);
     opt_d_->zero_grad();
     loss.backward();
-    st.grad_norm_d = clip_and_norm(*d_->flat_parameters());
-    opt_d_->step();
+    const double norm = clip_and_norm(*d_->flat_parameters());
+    st.grad_norm_d = cfg_.grad_clip > 0 ? norm : 0.0;
     st.loss_d = loss.item();
+    st.skipped = !nan_guard_.check(
+        step_ + 1, {{"loss_d", st.loss_d}, {"D(x)", st.d_real}, {"D(G(z))", st.d_fake}, {"grad_norm_d", norm}},
+        {{"D", d_.get()}, {"G", g_.get()}});
+    if (st.skipped) break;
+    opt_d_->step();
   }
+  if (st.skipped) return end_skipped_iteration(st);
 
   set_requires_grad(*d_, false);
   try {
@@ -188,17 +195,32 @@ StepStats Trainer::step(const StepInputs& in) {
     Tensor loss = neg(mean(d_->forward(nn::diffaugment(fake, diffaug_, aug_rng_), yf)));
     opt_g_->zero_grad();
     loss.backward();
-    st.grad_norm_g = clip_and_norm(*g_->flat_parameters());
-    opt_g_->step();
+    const double norm = clip_and_norm(*g_->flat_parameters());
+    st.grad_norm_g = cfg_.grad_clip > 0 ? norm : 0.0;
     st.loss_g = loss.item();
+    st.skipped = !nan_guard_.check(step_ + 1, {{"loss_g", st.loss_g}, {"grad_norm_g", norm}},
+                                   {{"G", g_.get()}, {"D", d_.get()}});
+    if (!st.skipped) opt_g_->step();
   } catch (...) {
     set_requires_grad(*d_, true);
     throw;
   }
   set_requires_grad(*d_, true);
+  if (st.skipped) return end_skipped_iteration(st);
   ++step_;
   update_ema();
+  nan_guard_.end_iteration(false);
   st.step = step_;
+  st.skipped_steps = nan_guard_.skipped_total();
+  return st;
+}
+
+StepStats Trainer::end_skipped_iteration(StepStats st) {
+  // Its inputs are consumed and it counts as a step; no weights change.
+  ++step_;
+  nan_guard_.end_iteration(true);
+  st.step = step_;
+  st.skipped_steps = nan_guard_.skipped_total();
   return st;
 }
 
@@ -230,6 +252,7 @@ TrainerCounters Trainer::counters() const {
   c.aug_seed = aug_rng_.seed();
   c.aug_position = aug_rng_.position();
   c.loader = loader_->state();
+  c.skipped_steps = nan_guard_.skipped_total();
   return c;
 }
 
@@ -245,6 +268,7 @@ void Trainer::load_checkpoint(const std::string& path) {
   rng_.set_state(c.rng_seed, c.rng_position);
   if (c.has_aug_rng) aug_rng_.set_state(c.aug_seed, c.aug_position);
   loader_->set_state(c.loader);
+  nan_guard_.set_skipped_total(c.skipped_steps);
 }
 
 }  // namespace sagan

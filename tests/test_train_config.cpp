@@ -45,6 +45,8 @@ TrainConfig unusual_config() {
   c.ema_start = 0;
   c.grad_clip = 10.0;  // integral: TOML must still write a float
   c.diffaug = "translation,cutout";
+  c.on_nan = "skip";
+  c.max_nan_skips = 3;
   c.seed = 42;
   c.device = "cuda:1";
   c.run_dir = "runs/x";
@@ -113,6 +115,7 @@ TEST_CASE("the table has one entry per key of config.json", "[config]") {
                                          "log_every",
                                          "lr_d",
                                          "lr_g",
+                                         "max_nan_skips",
                                          "model.ch",
                                          "model.d_attn_res",
                                          "model.d_ch",
@@ -124,6 +127,7 @@ TEST_CASE("the table has one entry per key of config.json", "[config]") {
                                          "model.resolution",
                                          "model.z_dim",
                                          "n_dis",
+                                         "on_nan",
                                          "preset",
                                          "resize",
                                          "run_dir",
