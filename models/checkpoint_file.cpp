@@ -200,15 +200,9 @@ void save_training_checkpoint(const std::string& path, const TrainingParts& part
 
 // ---------------------------------------------------------------- reading
 
-CheckpointFile open_checkpoint(const std::string& file_or_run) {
-  CheckpointFile c;
-  c.path = file_or_run;
-  if (fs::is_directory(file_or_run)) {
-    c.path = latest_checkpoint(file_or_run);
-    SAGAN_CHECK(!c.path.empty(), "{}: a directory without checkpoints/step_*.safetensors", file_or_run);
-  }
-  SAGAN_CHECK(fs::exists(c.path), "{}: no such checkpoint file or run directory", c.path);
-  c.file = io::load_safetensors(c.path);
+namespace {
+// The checks every reader gets, on a file already parsed as safetensors.
+CheckpointFile checked(CheckpointFile c) {
   auto fmt_it = c.file.metadata.find("format");
   SAGAN_CHECK(fmt_it != c.file.metadata.end() && fmt_it->second == kCheckpointFormat,
               "{}: not a sagan-train checkpoint (metadata 'format' is {}, expected {})", c.path,
@@ -225,6 +219,26 @@ CheckpointFile open_checkpoint(const std::string& file_or_run) {
                 "(step {}); use an earlier checkpoint",
                 c.path, name, c.step);
   return c;
+}
+}  // namespace
+
+CheckpointFile open_checkpoint(const std::string& file_or_run) {
+  CheckpointFile c;
+  c.path = file_or_run;
+  if (fs::is_directory(file_or_run)) {
+    c.path = latest_checkpoint(file_or_run);
+    SAGAN_CHECK(!c.path.empty(), "{}: a directory without checkpoints/step_*.safetensors", file_or_run);
+  }
+  SAGAN_CHECK(fs::exists(c.path), "{}: no such checkpoint file or run directory", c.path);
+  c.file = io::load_safetensors(c.path);
+  return checked(std::move(c));
+}
+
+CheckpointFile parse_checkpoint(const uint8_t* data, size_t size, const std::string& name) {
+  CheckpointFile c;
+  c.path = name;
+  c.file = io::parse_safetensors(data, size, name);
+  return checked(std::move(c));
 }
 
 std::map<std::string, Tensor> checkpoint_section(const CheckpointFile& c, CheckpointSection s) {

@@ -108,6 +108,8 @@ struct CheckpointFile {
 // holding a NaN or an infinity (named): every reader, the tools and
 // --resume, refuses the weights of a diverged run.
 CheckpointFile open_checkpoint(const std::string& file_or_run);
+// The same checks on a checkpoint's bytes in memory; errors name `name`.
+CheckpointFile parse_checkpoint(const uint8_t* data, size_t size, const std::string& name);
 
 // The tensors of one section, without the prefix.
 std::map<std::string, Tensor> checkpoint_section(const CheckpointFile& c, CheckpointSection s);
