@@ -134,7 +134,7 @@ TEST_CASE("finiteness checks: one reduction per tensor, any magnitude", "[reliab
   CHECK(first_non_finite(ts) == std::optional<std::string>("b"));
 }
 
-TEST_CASE("--on-nan stop: a non-finite update stops training, naming the step and the tensor", "[reliability][nan]") {
+TEST_CASE("on-nan stop: a non-finite update stops training, naming the step and the tensor", "[reliability][nan]") {
   auto ds = std::make_shared<TinyDataset>(16);
   Trainer t(tiny_config(), ds);
   t.step();
@@ -154,7 +154,7 @@ TEST_CASE("--on-nan stop: a non-finite update stops training, naming the step an
   CHECK(t.step_count() == 1);
 }
 
-TEST_CASE("--on-nan stop catches a diverging run (--lr-d 1e6 --lr-g 1e6) before its weights go bad",
+TEST_CASE("on-nan stop catches a diverging run (--lr-d 1e6 --lr-g 1e6) before its weights go bad",
           "[reliability][nan]") {
   auto ds = std::make_shared<TinyDataset>(16);
   TrainConfig c = tiny_config();
@@ -178,7 +178,7 @@ TEST_CASE("--on-nan stop catches a diverging run (--lr-d 1e6 --lr-g 1e6) before 
     CHECK(all_finite(m->flat_parameters()->data()));
 }
 
-TEST_CASE("--on-nan skip drops the update, counts it, and stops after --max-nan-skips in a row", "[reliability][nan]") {
+TEST_CASE("on-nan skip drops the update, counts it, and stops after --max-nan-skips in a row", "[reliability][nan]") {
   auto ds = std::make_shared<TinyDataset>(16);
   TrainConfig c = tiny_config();
   c.on_nan = "skip";
@@ -230,7 +230,7 @@ TEST_CASE("--on-nan skip drops the update, counts it, and stops after --max-nan-
                                     Catch::Contains("3 iterations in a row") && Catch::Contains("--max-nan-skips 3"));
 }
 
-TEST_CASE("--on-nan and --max-nan-skips are checked settings", "[reliability][nan][config]") {
+TEST_CASE("the settings on_nan and max_nan_skips are checked settings", "[reliability][nan][config]") {
   TrainConfig c = tiny_config();
   c.on_nan = "ignore";
   REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("--on-nan: 'ignore' is not one of stop, skip"));
@@ -397,7 +397,7 @@ TEST_CASE("resume leftovers: temporaries removed, rows after the checkpoint drop
   CHECK(ev[1].step == 3);
 }
 
-TEST_CASE("--resume falls back to the previous checkpoint when the newest is corrupt or not finite",
+TEST_CASE("resume falls back to the previous checkpoint when the newest is corrupt or not finite",
           "[reliability][run][resume]") {
   TempDir root;
   TrainConfig c = folder_config(root.path);
