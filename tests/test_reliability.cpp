@@ -380,7 +380,13 @@ TEST_CASE("resume leftovers: temporaries removed, rows after the checkpoint drop
   io::write_file_atomic((run / "checkpoints" / ".step_x.safetensors.tmp.1").string(), "not ours either");
   REQUIRE(logged_steps(run / "metrics.csv") == std::vector<int64_t>{1, 2, 3, 4});
 
-  run_training(more_steps(4), resumed(c.run_dir));
+  // Resumed with --on-nan skip, which adds the skipped_steps column.
+  TrainConfig more = more_steps(4);
+  more.on_nan = "skip";
+  RunOptions o = resumed(c.run_dir);
+  o.given.from_flag("on_nan", "--on-nan");
+  run_training(more, o);
+  CHECK(slurp(run / "metrics.csv").find(",skipped_steps") != std::string::npos);
   CHECK_FALSE(fs::exists(run / "checkpoints" / ".step_00000004.safetensors.tmp.Ab12Cd"));
   CHECK(fs::exists(run / "checkpoints" / "notes.txt"));
   CHECK(fs::exists(run / "checkpoints" / ".step_x.safetensors.tmp.1"));
