@@ -387,3 +387,12 @@ TEST_CASE("apply_on_resume applies what may change and refuses what the run fixe
     CHECK((o.resume_applies || o.from_data_set || !o.resume_why.empty()));
   }
 }
+
+TEST_CASE("a TOML date or time is refused naming the file and the key", "[config]") {
+  // Found by fuzz_config_toml (corpus/config_toml/regress_date_value_without_file_name):
+  // the message named the key only.
+  REQUIRE_THROWS_WITH(TrainConfig::from_toml("da = 1979-05-27T07:32:00Z\n", "my.toml"),
+                      Catch::StartsWith("my.toml: da: dates and times are not settings"));
+  REQUIRE_THROWS_WITH(TrainConfig::from_toml("[model]\nch = 07:32:00\n", "my.toml"),
+                      Catch::StartsWith("my.toml: model.ch: dates and times"));
+}
