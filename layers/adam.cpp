@@ -92,6 +92,13 @@ std::map<std::string, Tensor> Adam::state() const {
   return out;
 }
 
+std::vector<Tensor> Adam::moment_buffers() const {
+  if (flat_) return {flat_m_, flat_v_};
+  std::vector<Tensor> out = m_;
+  out.insert(out.end(), v_.begin(), v_.end());
+  return out;
+}
+
 void Adam::load_state(const std::map<std::string, Tensor>& state) {
   auto find = [&](const std::string& key, const Shape& shape) -> const Tensor& {
     auto it = state.find(key);

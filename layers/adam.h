@@ -44,6 +44,9 @@ class Adam {
   const Launches& last_step_launches() const { return launches_; }
 
   std::map<std::string, Tensor> state() const;
+  // The moments as few tensors as they are stored in: the two flat buffers
+  // on flat parameters, else one tensor each (whole-state checks).
+  std::vector<Tensor> moment_buffers() const;
   // Every entry must be present with the parameter's shape; copies values.
   void load_state(const std::map<std::string, Tensor>& state);
 

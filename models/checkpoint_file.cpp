@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/autograd.h"
+#include "layers/flat_parameters.h"
+#include "models/finite_check.h"
 
 namespace sagan {
 
@@ -15,10 +17,11 @@ namespace {
 
 // The trainer's counters: three small int64 tensors. uint64 values are
 // stored bit for bit.
-constexpr const char* kStepTensor = "trainer.step";      // [1] generator steps
-constexpr const char* kRngTensor = "trainer.rng";        // [2] seed, position
-constexpr const char* kAugRngTensor = "trainer.aug_rng";  // [2] seed, position (DiffAugment)
-constexpr const char* kLoaderTensor = "trainer.loader";  // [3] epoch, index, seed
+constexpr const char* kStepTensor = "trainer.step";        // [1] generator steps
+constexpr const char* kRngTensor = "trainer.rng";          // [2] seed, position
+constexpr const char* kAugRngTensor = "trainer.aug_rng";   // [2] seed, position (DiffAugment)
+constexpr const char* kLoaderTensor = "trainer.loader";    // [3] epoch, index, seed
+constexpr const char* kSkippedTensor = "trainer.skipped";  // [1] iterations --on-nan skip dropped
 
 int64_t as_i64(uint64_t v) {
   int64_t r;
@@ -37,11 +40,40 @@ bool is_checkpoint_name(const fs::path& p) {
   return p.extension() == ".safetensors" && p.filename().string().rfind("step_", 0) == 0;
 }
 
+// ".step_00000500.safetensors.tmp.Ab12Cd": write_file_atomic's temporary of
+// a checkpoint (core/io/atomic_file.cpp names it "." + name + ".tmp.XXXXXX").
+bool is_checkpoint_temporary(const fs::path& p) {
+  const std::string n = p.filename().string();
+  const size_t tmp = n.find(".safetensors.tmp.");
+  if (n.rfind(".step_", 0) != 0 || tmp == std::string::npos || tmp <= 6) return false;
+  return std::all_of(n.begin() + 6, n.begin() + static_cast<std::ptrdiff_t>(tmp),
+                     [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Every floating tensor a training checkpoint would hold is finite: one
+// reduction per flat buffer (parameters, Adam's moments) and per module
+// buffer (SN vectors, BN statistics); modules without flat parameters are
+// checked one parameter at a time.
+bool parts_finite(const TrainingParts& parts) {
+  for (nn::Module* m : {&parts.g, &parts.d, &parts.g_ema}) {
+    if (m->flat_parameters()) {
+      if (!all_finite(m->flat_parameters()->data())) return false;
+    } else if (first_non_finite(m->named_parameters())) {
+      return false;
+    }
+    if (first_non_finite(m->named_buffers())) return false;
+  }
+  for (nn::Adam* opt : {&parts.opt_g, &parts.opt_d})
+    for (const Tensor& t : opt->moment_buffers())
+      if (!all_finite(t)) return false;
+  return true;
+}
+
 // What must match for a checkpoint's networks to load into a model.
 std::string architecture(const SaganConfig& m) {
-  return nlohmann::json{{"res", m.resolution},   {"g_ch", m.resolved_g_ch()}, {"d_ch", m.resolved_d_ch()},
-                        {"z", m.z_dim},          {"ga", m.g_attention()},
-                        {"da", m.d_attention()}, {"pooled", m.pooled_attention}}
+  return nlohmann::json{
+      {"res", m.resolution},   {"g_ch", m.resolved_g_ch()}, {"d_ch", m.resolved_d_ch()},   {"z", m.z_dim},
+      {"ga", m.g_attention()}, {"da", m.d_attention()},     {"pooled", m.pooled_attention}}
       .dump();
 }
 
@@ -95,6 +127,41 @@ void rotate_checkpoints(const std::string& run_dir, int64_t keep) {
   for (size_t i = static_cast<size_t>(std::max<int64_t>(keep, 0)); i < all.size(); ++i) fs::remove(all[i]);
 }
 
+int64_t remove_orphaned_checkpoint_temporaries(const std::string& run_dir) {
+  fs::path dir = fs::path(run_dir) / "checkpoints";
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return 0;
+  std::vector<fs::path> orphans;
+  for (auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file() && is_checkpoint_temporary(e.path())) orphans.push_back(e.path());
+  for (const fs::path& p : orphans) {
+    fs::remove(p, ec);
+    SAGAN_CHECK(!ec, "{}: cannot remove this leftover of an interrupted checkpoint write: {}", p.string(),
+                ec.message());
+  }
+  return static_cast<int64_t>(orphans.size());
+}
+
+std::string restore_newest_valid(const std::string& run_dir, const std::function<void(const std::string&)>& restore,
+                                 const std::function<void(const std::string&)>& warn) {
+  const std::vector<std::string> all = list_checkpoints(run_dir);
+  std::vector<std::string> errors;
+  for (size_t i = 0; i < all.size(); ++i) {
+    try {
+      restore(all[i]);
+      return all[i];
+    } catch (const Error& e) {
+      errors.push_back(e.what());
+      if (i + 1 < all.size())
+        warn(fmt::format("{} cannot be resumed from ({}); trying the previous checkpoint, {}", all[i], e.what(),
+                         all[i + 1]));
+    }
+  }
+  if (all.empty()) return "";
+  SAGAN_FAIL("{}: none of its {} checkpoint(s) can be resumed from:\n  {}", run_dir, all.size(),
+             fmt::join(errors, "\n  "));
+}
+
 // ---------------------------------------------------------------- writing
 
 NamedTensors training_checkpoint_tensors(const TrainingParts& parts, const TrainerCounters& counters) {
@@ -112,6 +179,7 @@ NamedTensors training_checkpoint_tensors(const TrainingParts& parts, const Train
   out.emplace_back(kRngTensor, ints({as_i64(counters.rng_seed), as_i64(counters.rng_position)}));
   out.emplace_back(kAugRngTensor, ints({as_i64(counters.aug_seed), as_i64(counters.aug_position)}));
   out.emplace_back(kLoaderTensor, ints({ls.epoch, ls.index, as_i64(ls.seed)}));
+  out.emplace_back(kSkippedTensor, ints({counters.skipped_steps}));
   return out;
 }
 
@@ -119,10 +187,40 @@ void save_training_checkpoint(const std::string& path, const TrainingParts& part
                               const TrainConfig& config) {
   io::Metadata meta = {
       {"format", kCheckpointFormat}, {"step", std::to_string(counters.step)}, {"config", config.to_json()}};
-  io::save_safetensors(path, training_checkpoint_tensors(parts, counters), meta);
+  NamedTensors tensors = training_checkpoint_tensors(parts, counters);
+  if (!parts_finite(parts)) {
+    // Only now is each tensor looked at by itself, to name the first.
+    SAGAN_FAIL(
+        "{}: not written: tensor '{}' holds NaN or infinite values (the run diverged at or before step {}); "
+        "the checkpoints already written are kept",
+        path, first_non_finite(tensors).value_or("?"), counters.step);
+  }
+  io::save_safetensors(path, tensors, meta);
 }
 
 // ---------------------------------------------------------------- reading
+
+namespace {
+// The checks every reader gets, on a file already parsed as safetensors.
+CheckpointFile checked(CheckpointFile c) {
+  auto fmt_it = c.file.metadata.find("format");
+  SAGAN_CHECK(fmt_it != c.file.metadata.end() && fmt_it->second == kCheckpointFormat,
+              "{}: not a sagan-train checkpoint (metadata 'format' is {}, expected {})", c.path,
+              fmt_it == c.file.metadata.end() ? std::string("missing") : "'" + fmt_it->second + "'", kCheckpointFormat);
+  auto cfg_it = c.file.metadata.find("config");
+  SAGAN_CHECK(cfg_it != c.file.metadata.end(), "{}: not a sagan-train checkpoint (no 'config' metadata)", c.path);
+  c.config = TrainConfig::from_json(cfg_it->second, c.path + " (config metadata)");
+  auto step = c.file.metadata.find("step");
+  c.step = step != c.file.metadata.end() ? step->second : "?";
+  // The file's tensors are on the CPU: a scan of each, whatever reads it next.
+  for (const auto& [name, t] : c.file.tensors)
+    SAGAN_CHECK(all_finite(t),
+                "{}: tensor '{}' holds NaN or infinite values: the run diverged before this checkpoint was written "
+                "(step {}); use an earlier checkpoint",
+                c.path, name, c.step);
+  return c;
+}
+}  // namespace
 
 CheckpointFile open_checkpoint(const std::string& file_or_run) {
   CheckpointFile c;
@@ -133,16 +231,14 @@ CheckpointFile open_checkpoint(const std::string& file_or_run) {
   }
   SAGAN_CHECK(fs::exists(c.path), "{}: no such checkpoint file or run directory", c.path);
   c.file = io::load_safetensors(c.path);
-  auto fmt_it = c.file.metadata.find("format");
-  SAGAN_CHECK(fmt_it != c.file.metadata.end() && fmt_it->second == kCheckpointFormat,
-              "{}: not a sagan-train checkpoint (metadata 'format' is {}, expected {})", c.path,
-              fmt_it == c.file.metadata.end() ? std::string("missing") : "'" + fmt_it->second + "'", kCheckpointFormat);
-  auto cfg_it = c.file.metadata.find("config");
-  SAGAN_CHECK(cfg_it != c.file.metadata.end(), "{}: not a sagan-train checkpoint (no 'config' metadata)", c.path);
-  c.config = TrainConfig::from_json(cfg_it->second, c.path + " (config metadata)");
-  auto step = c.file.metadata.find("step");
-  c.step = step != c.file.metadata.end() ? step->second : "?";
-  return c;
+  return checked(std::move(c));
+}
+
+CheckpointFile parse_checkpoint(const uint8_t* data, size_t size, const std::string& name) {
+  CheckpointFile c;
+  c.path = name;
+  c.file = io::parse_safetensors(data, size, name);
+  return checked(std::move(c));
 }
 
 std::map<std::string, Tensor> checkpoint_section(const CheckpointFile& c, CheckpointSection s) {
@@ -211,6 +307,7 @@ TrainerCounters restore_training_checkpoint(const CheckpointFile& c, const Sagan
   }
   auto l = small(kLoaderTensor, 3);
   counters.loader = {l[0], l[1], as_u64(l[2])};
+  if (c.file.contains(kSkippedTensor)) counters.skipped_steps = small(kSkippedTensor, 1)[0];
   return counters;
 }
 

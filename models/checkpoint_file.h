@@ -11,6 +11,7 @@
 // when the newest does not open loops over that list (open_checkpoint on a
 // run directory reads the newest today).
 #pragma once
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -42,8 +43,20 @@ std::string checkpoint_path(const std::string& run_dir, int64_t step);
 std::vector<std::string> list_checkpoints(const std::string& run_dir);
 // The newest, or "" when there is none.
 std::string latest_checkpoint(const std::string& run_dir);
-// Deletes all but the newest `keep`.
+// Deletes all but the newest `keep`. Every checkpoint written is finite
+// (save_training_checkpoint refuses others, before rotation runs), so the
+// newest finite one is always kept.
 void rotate_checkpoints(const std::string& run_dir, int64_t keep);
+// Removes the temporaries a crash during a checkpoint write leaves in
+// checkpoints/ (".step_%08d.safetensors.tmp.XXXXXX", core/io/atomic_file.h;
+// a full checkpoint each) and returns how many. Other files are left alone.
+int64_t remove_orphaned_checkpoint_temporaries(const std::string& run_dir);
+// Resuming: tries `restore` on the run's checkpoints, newest first, and
+// returns the one that restored, "" when the run has none. A checkpoint that
+// fails (corrupt, unreadable, non-finite) is reported through `warn` naming
+// it, its error and the one tried next; when all fail the error lists each.
+std::string restore_newest_valid(const std::string& run_dir, const std::function<void(const std::string&)>& restore,
+                                 const std::function<void(const std::string&)>& warn);
 
 // ---- what the Trainer saves and restores ----
 
@@ -58,6 +71,8 @@ struct TrainerCounters {
   uint64_t aug_seed = 0, aug_position = 0;
   data::LoaderState loader;
   bool has_aug_rng = true;
+  // Iterations whose update --on-nan skip dropped (0 in older checkpoints).
+  int64_t skipped_steps = 0;
 };
 
 // The live objects a training checkpoint holds.
@@ -71,7 +86,10 @@ struct TrainingParts {
 
 // Every tensor of a training checkpoint, named as in the file.
 NamedTensors training_checkpoint_tensors(const TrainingParts& parts, const TrainerCounters& counters);
-// Writes it atomically with the metadata (format, step, config).
+// Writes it atomically with the metadata (format, step, config). Refuses,
+// writing nothing, when a tensor holds a NaN or an infinity: the error names
+// the file and the first such tensor (one finiteness reduction per flat
+// parameter buffer and optimiser moment buffer, plus one per module buffer).
 void save_training_checkpoint(const std::string& path, const TrainingParts& parts, const TrainerCounters& counters,
                               const TrainConfig& config);
 
@@ -86,8 +104,12 @@ struct CheckpointFile {
 
 // A .safetensors file, or a run directory (its newest checkpoint). Errors
 // name the path: missing, no checkpoints in a directory, not a sagan-train
-// checkpoint (format or config metadata missing or unknown).
+// checkpoint (format or config metadata missing or unknown), or a tensor
+// holding a NaN or an infinity (named): every reader, the tools and
+// --resume, refuses the weights of a diverged run.
 CheckpointFile open_checkpoint(const std::string& file_or_run);
+// The same checks on a checkpoint's bytes in memory; errors name `name`.
+CheckpointFile parse_checkpoint(const uint8_t* data, size_t size, const std::string& name);
 
 // The tensors of one section, without the prefix.
 std::map<std::string, Tensor> checkpoint_section(const CheckpointFile& c, CheckpointSection s);

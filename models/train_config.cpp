@@ -206,25 +206,27 @@ void read_tree(const json& tree, const std::string& source, TrainConfig& cfg, Co
 
 // ---------------------------------------------------------------- TOML
 
-json toml_tree(const toml::node& n, const std::string& where) {
+// A TOML document as the JSON tree read_tree takes; `where` is the key path,
+// `source` the file, both named by errors.
+json toml_tree(const toml::node& n, const std::string& source, const std::string& where) {
   if (const toml::table* t = n.as_table()) {
     json out = json::object();
     for (auto&& [k, v] : *t) {
       const std::string key(k.str());
-      out[key] = toml_tree(v, where.empty() ? key : where + "." + key);
+      out[key] = toml_tree(v, source, where.empty() ? key : where + "." + key);
     }
     return out;
   }
   if (const toml::array* a = n.as_array()) {
     json out = json::array();
-    for (const toml::node& e : *a) out.push_back(toml_tree(e, where));
+    for (const toml::node& e : *a) out.push_back(toml_tree(e, source, where));
     return out;
   }
   if (auto s = n.value_exact<std::string>()) return *s;
   if (auto i = n.value_exact<int64_t>()) return *i;
   if (auto f = n.value_exact<double>()) return *f;
   if (auto b = n.value_exact<bool>()) return *b;
-  SAGAN_FAIL("{}: dates and times are not settings", where);
+  SAGAN_FAIL("{}: {}: dates and times are not settings", source, where);
 }
 
 std::string toml_value(const ConfigValue& v, const std::string& key) {
@@ -298,7 +300,7 @@ void read_toml_config(const std::string& text, const std::string& source, TrainC
   } catch (const toml::parse_error& e) {
     SAGAN_FAIL("{}:{}:{}: not valid TOML: {}", source, e.source().begin.line, e.source().begin.column, e.description());
   }
-  read_tree(toml_tree(doc, ""), source, cfg, sources);
+  read_tree(toml_tree(doc, source, ""), source, cfg, sources);
 }
 
 TrainConfig TrainConfig::from_json(const std::string& text, const std::string& source) {

@@ -66,6 +66,11 @@ struct TrainConfig {
   double ema_decay = 0.9999;
   int64_t ema_start = 1000;  // EMA copies G exactly before this step
   double grad_clip = 0.0;    // max global gradient norm per network; 0 = off
+  // A non-finite loss, D output or gradient norm (models/nan_guard.h):
+  // "stop" ends the run with an error naming the step and the tensor; "skip"
+  // drops that iteration's update and stops after max_nan_skips in a row.
+  std::string on_nan = "stop";
+  int64_t max_nan_skips = 10;
   // DiffAugment before D (layers/diffaugment.h): any of color, translation,
   // cutout, comma-separated, applied in that order; "none" = off.
   std::string diffaug = "none";

@@ -318,6 +318,19 @@ std::vector<TrainOption> make_table() {
               .check = off_or_positive,
               .resume_applies = true},
              &C::grad_clip));
+  add(member({.key = "on_nan",
+              .flag = "--on-nan",
+              .help = "stop | skip: what a non-finite loss or gradient does (stop: the run ends with an error naming "
+                      "the step and the tensor; skip: that iteration's update is dropped and counted)",
+              .check = one_of({"stop", "skip"}),
+              .resume_applies = true},
+             &C::on_nan));
+  add(member({.key = "max_nan_skips",
+              .flag = "--max-nan-skips",
+              .help = "With --on-nan skip: stop after this many non-finite iterations in a row",
+              .check = positive,
+              .resume_applies = true},
+             &C::max_nan_skips));
   add(member(
       {.key = "diffaug",
        .flag = "--diffaug",

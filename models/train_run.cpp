@@ -19,6 +19,7 @@
 #include "core/io/image.h"
 #include "core/io/tensorboard.h"
 #include "models/quality/fd_monitor.h"
+#include "models/run_recovery.h"
 #include "models/step_estimate.h"
 #include "models/trainer.h"
 
@@ -101,6 +102,38 @@ void record_changes(const std::vector<ConfigChange>& changes, const fs::path& ru
   SAGAN_CHECK(log.good(), "{}: cannot append the resume's changes", (run / "config_changes.log").string());
 }
 
+// Leftovers of an earlier attempt in the run directory (run_recovery.h):
+// temporaries of interrupted checkpoint writes, a run never checkpointed.
+void note_recovery(const std::string& run_dir, bool resume, bool progress) {
+  const int64_t orphans = remove_orphaned_checkpoint_temporaries(run_dir);
+  if (!progress) return;
+  if (orphans > 0)
+    fmt::print("sagan-train: removed {} unfinished checkpoint file(s) from {}/checkpoints\n", orphans, run_dir);
+  if (run_never_checkpointed(run_dir))
+    fmt::print("sagan-train: {} holds a run that stopped before its first checkpoint: {}\n", run_dir,
+               resume ? "no checkpoint yet: starting from step 0" : "starting it afresh");
+}
+
+// The newest checkpoint that restores, older ones when it does not (each
+// failure a warning naming both files); "" when the run has none yet.
+std::string resume_trainer(Trainer& trainer, const std::string& run_dir) {
+  return restore_newest_valid(
+      run_dir, [&](const std::string& path) { trainer.load_checkpoint(path); },
+      [](const std::string& warning) { fmt::print(stderr, "sagan-train: warning: {}\n", warning); });
+}
+
+// One iteration; an error in it (a non-finite update under --on-nan stop,
+// say) also says where the run's last good state is.
+StepStats guarded_step(Trainer& trainer, const std::string& run_dir) {
+  try {
+    return trainer.step();
+  } catch (const Error& e) {
+    const std::string last = latest_checkpoint(run_dir);
+    SAGAN_FAIL("{}\nsagan-train: run dir {}; {}", e.what(), run_dir,
+               last.empty() ? "no checkpoint yet" : "its newest checkpoint is " + last);
+  }
+}
+
 // "ch=64", or "g_ch=64 d_ch=32" when the networks differ.
 std::string widths_text(const SaganConfig& m) {
   return m.resolved_g_ch() == m.resolved_d_ch() ? fmt::format("ch={}", m.resolved_g_ch())
@@ -122,29 +155,30 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
   // Data parallelism: every rank trains, rank 0 alone writes (writer).
   const bool parallel = opt.comm && opt.comm->size() > 1;
   const bool writer = !opt.comm || opt.comm->rank() == 0;
-  std::string ckpt;
   ConfigSources sources = resume ? ConfigSources{} : opt.given;
   std::vector<ConfigChange> changes;
   if (resume) {
     cfg = resumed_config(cfg, opt, sources, changes);
-    ckpt = latest_checkpoint(opt.resume_dir);
-    SAGAN_CHECK(!ckpt.empty(), "--resume {}: no checkpoint in {}/checkpoints", opt.resume_dir, opt.resume_dir);
   } else {
     if (cfg.run_dir.empty()) cfg.run_dir = default_run_dir();
     if (parallel) cfg.run_dir = dist::broadcast_text(*opt.comm, cfg.run_dir);  // rank 0's clock
-    SAGAN_CHECK(!fs::exists(fs::path(cfg.run_dir) / "config.json"),
+    // One that failed before its first checkpoint is started over (run_recovery.h).
+    SAGAN_CHECK(!fs::exists(fs::path(cfg.run_dir) / "config.json") || run_never_checkpointed(cfg.run_dir),
                 "--run-dir {}: a run already exists there; continue it with --resume {} or choose another directory",
                 cfg.run_dir, cfg.run_dir);
   }
   cfg.validate(sources);  // the one check of the settings, before any work
-  if (writer) check_writable_dir(cfg.run_dir, resume ? "--resume" : "--run-dir");
+  if (writer) {
+    check_writable_dir(cfg.run_dir, resume ? "--resume" : "--run-dir");
+    note_recovery(cfg.run_dir, resume, opt.progress);
+  }
   if (parallel) opt.comm->barrier();  // every rank has checked before rank 0 writes
 
   auto dataset = make_dataset(cfg);
   cfg.channels = std::to_string(dataset->channels());  // "auto" resolved, for config.json and checkpoints
   Trainer trainer(cfg, dataset, DType::F32, opt.comm);
   const TrainConfig& rc = trainer.config();  // with classes and channels resolved
-  if (resume) trainer.load_checkpoint(ckpt);
+  if (resume) resume_trainer(trainer, rc.run_dir);
   fs::path run(rc.run_dir);
   std::optional<io::CsvWriter> csv;
   std::optional<io::SummaryWriter> tb;
@@ -153,8 +187,12 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
     fs::create_directories(run / "checkpoints");
     fs::create_directories(run / "samples");
     io::write_file_atomic((run / "config.json").string(), rc.to_json());
+    // Rows and events past the checkpoint resumed from were logged by the
+    // interrupted run: dropped from the CSV, purged in TensorBoard.
+    if (resume) drop_metrics_rows_after((run / "metrics.csv").string(), trainer.step_count());
     csv.emplace((run / "metrics.csv").string(), resume);
     tb.emplace((run / "tb").string());
+    tb->add_session_start(trainer.step_count() + 1);
   }
 
   std::unique_ptr<quality::FdMonitor> fd;
@@ -215,7 +253,11 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
   double it_s = 0;
   const int64_t start_step = trainer.step_count();
   while (trainer.step_count() < rc.steps) {
-    StepStats s = trainer.step();
+    StepStats s = guarded_step(trainer, rc.run_dir);
+    if (s.skipped && writer)
+      fmt::print(stderr, "{}sagan-train: warning: {}; update dropped (--on-nan skip, {} in a row)\n",
+                 tty && opt.progress ? "\n" : "", trainer.nan_guard().message(),
+                 trainer.nan_guard().skipped_in_a_row());
     ++window_steps;
     double elapsed = std::chrono::duration<double>(clock::now() - window_start).count();
     if (opt.progress && s.step == start_step + 1 && s.step % rc.log_every != 0 && s.step != rc.steps) {
@@ -234,6 +276,7 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
         row.emplace_back("grad_norm_d", s.grad_norm_d);
         row.emplace_back("grad_norm_g", s.grad_norm_g);
       }
+      if (rc.on_nan == "skip") row.emplace_back("skipped_steps", s.skipped_steps);
       double fd_value = std::nan("");
       if (fd) {
         const bool due = s.step % rc.fd_every == 0;
@@ -254,6 +297,7 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
             fmt::format("step {}/{} | {:.2f} it/s | ETA {} | loss_d {:.4f} loss_g {:.4f} | D(x) {:.3f} D(G(z)) {:.3f}",
                         s.step, rc.steps, it_s, hms(eta), s.loss_d, s.loss_g, s.d_real, s.d_fake);
         if (!std::isnan(fd_value)) line += fmt::format(" | FD {:.3f}", fd_value);
+        if (s.skipped_steps > 0) line += fmt::format(" | {} skipped", s.skipped_steps);
         show(line);
       }
       window_start = clock::now();  // FD, CSV and TensorBoard time stays out of it/s

@@ -38,7 +38,8 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
       dataset_(std::move(dataset)),
       rng_(cfg_.seed ^ kSampleStream),
       diffaug_(nn::DiffAugmentPolicy::parse(cfg_.diffaug)),
-      aug_rng_(cfg_.seed ^ kAugmentStream) {
+      aug_rng_(cfg_.seed ^ kAugmentStream),
+      nan_guard_(cfg_.on_nan, cfg_.max_nan_skips) {
   SAGAN_CHECK(dataset_ != nullptr, "Trainer: no data set");
   cfg_.model.num_classes = cfg_.unconditional ? 0 : dataset_->num_classes();
   cfg_.model.image_channels = dataset_->channels();
@@ -124,10 +125,10 @@ Tensor Trainer::hinge_d(const Tensor& out, int64_t n_real, double* d_real, doubl
 }
 
 double Trainer::clip_and_norm(nn::FlatParameters& params) const {
-  if (cfg_.grad_clip <= 0) return 0.0;
   // Parameters without a gradient have zeros in the flat gradient buffer.
+  // Computed without clipping too: the NaN guard checks it.
   double norm = params.grad_norm();
-  if (norm > cfg_.grad_clip) params.scale_grad(cfg_.grad_clip / (norm + 1e-6));
+  if (cfg_.grad_clip > 0 && norm > cfg_.grad_clip) params.scale_grad(cfg_.grad_clip / (norm + 1e-6));
   return norm;
 }
 
@@ -210,10 +211,16 @@ StepStats Trainer::step(const StepInputs& in) {
     if (dp_) dp_->d_buckets().begin();
     loss.backward();
     if (dp_) dp_->d_buckets().finish();  // the mean over ranks, before clipping
-    st.grad_norm_d = clip_and_norm(*d_->flat_parameters());
-    opt_d_->step();
+    const double norm = clip_and_norm(*d_->flat_parameters());
+    st.grad_norm_d = cfg_.grad_clip > 0 ? norm : 0.0;
     st.loss_d = loss.item();
+    st.skipped = skip_on_any_rank(!nan_guard_.check(
+        step_ + 1, {{"loss_d", st.loss_d}, {"D(x)", st.d_real}, {"D(G(z))", st.d_fake}, {"grad_norm_d", norm}},
+        {{"D", d_.get()}, {"G", g_.get()}}));
+    if (st.skipped) break;
+    opt_d_->step();
   }
+  if (st.skipped) return end_skipped_iteration(st);
 
   set_requires_grad(*d_, false);
   try {
@@ -226,14 +233,18 @@ StepStats Trainer::step(const StepInputs& in) {
     if (dp_) dp_->g_buckets().begin();
     loss.backward();
     if (dp_) dp_->g_buckets().finish();
-    st.grad_norm_g = clip_and_norm(*g_->flat_parameters());
-    opt_g_->step();
+    const double norm = clip_and_norm(*g_->flat_parameters());
+    st.grad_norm_g = cfg_.grad_clip > 0 ? norm : 0.0;
     st.loss_g = loss.item();
+    st.skipped = skip_on_any_rank(!nan_guard_.check(step_ + 1, {{"loss_g", st.loss_g}, {"grad_norm_g", norm}},
+                                                    {{"G", g_.get()}, {"D", d_.get()}}));
+    if (!st.skipped) opt_g_->step();
   } catch (...) {
     set_requires_grad(*d_, true);
     throw;
   }
   set_requires_grad(*d_, true);
+  if (st.skipped) return end_skipped_iteration(st);
   ++step_;
   if (dp_) {
     dp_->average_bn_statistics(*g_);
@@ -242,6 +253,7 @@ StepStats Trainer::step(const StepInputs& in) {
     st.loss_d = logged[0], st.loss_g = logged[1], st.d_real = logged[2], st.d_fake = logged[3];
   }
   update_ema();
+  nan_guard_.end_iteration(false);
   if (dp_ && cfg_.check_sync_every > 0 && step_ % cfg_.check_sync_every == 0) {
     std::vector<Tensor> g_buffers, d_buffers;
     for (auto& [name, t] : g_->named_buffers()) g_buffers.push_back(t);
@@ -254,6 +266,26 @@ StepStats Trainer::step(const StepInputs& in) {
                        step_);
   }
   st.step = step_;
+  st.skipped_steps = nan_guard_.skipped_total();
+  return st;
+}
+
+bool Trainer::skip_on_any_rank(bool skipped) const {
+  // --on-nan skip under data parallelism: a rank's own loss or D outputs may
+  // be non-finite while the averaged gradients are not; every rank drops the
+  // update when any does, or their weights would part.
+  if (!dp_ || dp_->size() == 1) return skipped;
+  std::vector<double> flag{skipped ? 1.0 : 0.0};
+  dp_->average(flag);
+  return flag[0] > 0.0;
+}
+
+StepStats Trainer::end_skipped_iteration(StepStats st) {
+  // Its inputs are consumed and it counts as a step; no weights change.
+  ++step_;
+  nan_guard_.end_iteration(true);
+  st.step = step_;
+  st.skipped_steps = nan_guard_.skipped_total();
   return st;
 }
 
@@ -285,6 +317,7 @@ TrainerCounters Trainer::counters() const {
   c.aug_seed = aug_rng_.seed();
   c.aug_position = aug_rng_.position();
   c.loader = loader_->state();
+  c.skipped_steps = nan_guard_.skipped_total();
   return c;
 }
 
@@ -312,6 +345,7 @@ void Trainer::load_checkpoint(const std::string& path) {
     rng_.set_state(DataParallel::rank_seed(c.rng_seed, dp_->rank()), 0);
     if (c.has_aug_rng) aug_rng_.set_state(DataParallel::rank_seed(c.aug_seed, dp_->rank()), 0);
   }
+  nan_guard_.set_skipped_total(c.skipped_steps);
 }
 
 }  // namespace sagan

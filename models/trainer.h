@@ -15,6 +15,9 @@
 //   z, y_fake fresh; loss_G = -mean(D(T(G(z, y_fake)))), T = DiffAugment or
 //   the identity, with D's parameters frozen (no weight gradients computed
 //   for D); Adam step on G; EMA update.
+// Before each Adam step the loss, D's outputs and the gradient norm are
+// checked (--on-nan, models/nan_guard.h): a non-finite one stops the run, or
+// with --on-nan skip drops the rest of the iteration's updates.
 // DiffAugment draws from its own Rng (saved in checkpoints), so z and fake
 // labels are the same with and without it; sampling, the EMA generator and
 // the FD never see it.
@@ -32,6 +35,7 @@
 #include "models/data/loader.h"
 #include "models/discriminator.h"
 #include "models/generator.h"
+#include "models/nan_guard.h"
 #include "models/train_config.h"
 
 namespace sagan {
@@ -57,8 +61,13 @@ struct StepInputs {
 struct StepStats {
   int64_t step = 0;  // generator steps done after this iteration
   double loss_d = 0, loss_g = 0;
-  double d_real = 0, d_fake = 0;            // mean D output on real and fake in the last D step
-  double grad_norm_d = 0, grad_norm_g = 0;  // before clipping
+  double d_real = 0, d_fake = 0;  // mean D output on real and fake in the last D step
+  // Before clipping; 0 without --grad-clip (the NaN guard checks the norm either way).
+  double grad_norm_d = 0, grad_norm_g = 0;
+  // --on-nan skip: this iteration's update was dropped (its message is
+  // nan_guard().message()); skipped_steps counts such iterations in the run.
+  bool skipped = false;
+  int64_t skipped_steps = 0;
 };
 
 class Trainer {
@@ -98,6 +107,7 @@ class Trainer {
   SaganDiscriminator& discriminator() { return *d_; }
   nn::Adam& optimizer_g() { return *opt_g_; }
   nn::Adam& optimizer_d() { return *opt_d_; }
+  const NanGuard& nan_guard() const { return nan_guard_; }
 
   // Attention gammas by parameter name ("G.blocks.3.gamma", ...).
   std::vector<std::pair<std::string, double>> gammas() const;
@@ -115,12 +125,16 @@ class Trainer {
 
  private:
   Tensor hinge_d(const Tensor& d_out, int64_t n_real, double* d_real, double* d_fake) const;
-  // Global gradient norm (before clipping) of one model; clips in place.
+  // Global gradient norm (before clipping) of one model; clips in place
+  // with --grad-clip.
   double clip_and_norm(nn::FlatParameters& params) const;
   void set_requires_grad(nn::Module& m, bool on);
   void update_ema();
-  TrainingParts parts() const;       // what a checkpoint holds...
-  TrainerCounters counters() const;  // ...and the small state besides
+  // True on every rank when `skipped` is true on any (one rank: skipped).
+  bool skip_on_any_rank(bool skipped) const;
+  StepStats end_skipped_iteration(StepStats st);  // --on-nan skip
+  TrainingParts parts() const;                    // what a checkpoint holds...
+  TrainerCounters counters() const;               // ...and the small state besides
 
   TrainConfig cfg_;
   Device device_;
@@ -133,6 +147,7 @@ class Trainer {
   std::unique_ptr<SaganGenerator> g_, g_ema_;
   std::unique_ptr<SaganDiscriminator> d_;
   std::unique_ptr<nn::Adam> opt_g_, opt_d_;
+  NanGuard nan_guard_;  // --on-nan: checked before each optimiser step
   int64_t step_ = 0;
   std::unique_ptr<DataParallel> dp_;  // set when one rank of a data-parallel job
   void rank_streams_at_step(bool latents);

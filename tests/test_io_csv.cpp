@@ -55,6 +55,12 @@ TEST_CASE("CsvWriter appends when resuming with the same header", "[io][io_csv]"
                         Catch::Contains(p) && Catch::Contains("'step,fid'") && Catch::Contains("'step,is'"));
   }
   CHECK(read_text(p) == "step,fid\n1,50.5\n2,41\n");
+  // Columns added (a setting changed on resume): earlier rows get blank cells.
+  {
+    io::CsvWriter w(p, true);
+    w.write({{"step", 3}, {"skipped_steps", 1}, {"fid", 39}});
+  }
+  CHECK(read_text(p) == "step,skipped_steps,fid\n1,,50.5\n2,,41\n3,1,39\n");
   // append on a missing file or append = false both start afresh.
   std::string q = dir / "new.csv";
   {

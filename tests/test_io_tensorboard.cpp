@@ -152,3 +152,18 @@ TEST_CASE("event file interop for Python's tensorboard", "[io][io_tensorboard]")
   w.flush();
   CHECK(read_events(w.path()).size() == 15);
 }
+
+TEST_CASE("SummaryWriter::add_session_start writes a SessionLog START at the step", "[io][io_tensorboard]") {
+  TempDir dir;
+  io::SummaryWriter w((dir.path / "tb").string());
+  w.add_scalar("loss", 1.0f, 5);
+  w.add_session_start(6, 1234.0);
+  w.flush();
+  std::vector<Event> ev = read_events(w.path());
+  REQUIRE(ev.size() == 3);
+  CHECK(ev[1].session_status == 0);
+  CHECK(ev[2].session_status == 1);  // START: TensorBoard purges earlier events with step >= 6
+  CHECK(ev[2].step == 6);
+  CHECK(ev[2].wall_time == 1234.0);
+  CHECK(ev[2].values.empty());
+}

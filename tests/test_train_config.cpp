@@ -45,6 +45,8 @@ TrainConfig unusual_config() {
   c.ema_start = 0;
   c.grad_clip = 10.0;  // integral: TOML must still write a float
   c.diffaug = "translation,cutout";
+  c.on_nan = "skip";
+  c.max_nan_skips = 3;
   c.seed = 42;
   c.device = "cuda:1";
   c.world_size = 4;
@@ -119,6 +121,7 @@ TEST_CASE("the table has one entry per key of config.json", "[config]") {
                                          "log_every",
                                          "lr_d",
                                          "lr_g",
+                                         "max_nan_skips",
                                          "model.ch",
                                          "model.d_attn_res",
                                          "model.d_ch",
@@ -130,6 +133,7 @@ TEST_CASE("the table has one entry per key of config.json", "[config]") {
                                          "model.resolution",
                                          "model.z_dim",
                                          "n_dis",
+                                         "on_nan",
                                          "preset",
                                          "resize",
                                          "run_dir",
@@ -390,4 +394,13 @@ TEST_CASE("apply_on_resume applies what may change and refuses what the run fixe
     INFO(o.key);
     CHECK((o.resume_applies || o.from_data_set || !o.resume_why.empty()));
   }
+}
+
+TEST_CASE("a TOML date or time is refused naming the file and the key", "[config]") {
+  // Found by fuzz_config_toml (corpus/config_toml/regress_date_value_without_file_name):
+  // the message named the key only.
+  REQUIRE_THROWS_WITH(TrainConfig::from_toml("da = 1979-05-27T07:32:00Z\n", "my.toml"),
+                      Catch::StartsWith("my.toml: da: dates and times are not settings"));
+  REQUIRE_THROWS_WITH(TrainConfig::from_toml("[model]\nch = 07:32:00\n", "my.toml"),
+                      Catch::StartsWith("my.toml: model.ch: dates and times"));
 }

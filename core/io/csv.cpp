@@ -41,6 +41,46 @@ CsvWriter::CsvWriter(const std::string& path, bool append) : path_(path) {
   SAGAN_CHECK(file_ != nullptr, "CsvWriter: {}: {}", path, std::strerror(errno));
 }
 
+bool CsvWriter::widen_existing(const std::vector<std::string>& names, const std::string& header) {
+  auto split = [](const std::string& line) {
+    std::vector<std::string> cells;
+    size_t b = 0;
+    for (size_t e; (e = line.find(',', b)) != std::string::npos; b = e + 1) cells.push_back(line.substr(b, e - b));
+    cells.push_back(line.substr(b));
+    return cells;
+  };
+  std::vector<uint8_t> bytes = read_file(path_);
+  const std::string text(bytes.begin(), bytes.end());
+  if (text.find('"') != std::string::npos) return false;  // quoted fields: not rewritten
+  const std::vector<std::string> old = split(existing_header_);
+  std::vector<int> from(names.size(), -1);  // each new column's place in the old rows, -1 for none
+  size_t found = 0;
+  for (size_t i = 0; i < names.size(); ++i) {
+    auto it = std::find(old.begin(), old.end(), names[i]);
+    if (it != old.end()) {
+      from[i] = static_cast<int>(it - old.begin());
+      ++found;
+    }
+  }
+  if (found != old.size()) return false;  // a column would be lost
+  std::string out = header + "\n";
+  size_t pos = text.find('\n') + 1;
+  for (size_t nl; pos < text.size() && (nl = text.find('\n', pos)) != std::string::npos; pos = nl + 1) {
+    const std::vector<std::string> cells = split(text.substr(pos, nl - pos));
+    SAGAN_CHECK(cells.size() == old.size(), "CsvWriter: {}: a row has {} cells for the {} columns of its header", path_,
+                cells.size(), old.size());
+    for (size_t i = 0; i < names.size(); ++i) out += (i ? "," : "") + (from[i] < 0 ? "" : cells[from[i]]);
+    out += '\n';
+  }
+  // Columns added on resume (a setting changed): earlier rows get blank cells.
+  std::fclose(file_);
+  file_ = nullptr;
+  write_file_atomic(path_, out);
+  file_ = std::fopen(path_.c_str(), "ab");
+  SAGAN_CHECK(file_ != nullptr, "CsvWriter: {}: {}", path_, std::strerror(errno));
+  return true;
+}
+
 CsvWriter::~CsvWriter() {
   if (file_) std::fclose(file_);
 }
@@ -60,9 +100,9 @@ void CsvWriter::write(const CsvRow& row) {
       header += csv_escape(names[i]);
     }
     if (!existing_header_.empty()) {
-      SAGAN_CHECK(existing_header_ == header,
-                  "CsvWriter: {}: cannot append: the file's header '{}' differs from this run's columns '{}'", path_,
-                  existing_header_, header);
+      if (existing_header_ != header && !widen_existing(names, header))
+        SAGAN_FAIL("CsvWriter: {}: cannot append: the file's header '{}' differs from this run's columns '{}'", path_,
+                   existing_header_, header);
     } else {
       write_all(file_, (header + "\n").data(), header.size() + 1, path_);
     }

@@ -1,8 +1,11 @@
 // Metrics CSV: the first row fixes the columns (and writes the header); later
 // rows must have exactly those columns, in any order. Every row is flushed so
 // a crash loses at most the row being written. Opening an existing file in
-// append mode (resuming a run) continues it when its header matches and
-// throws, naming the file and both headers, when it does not.
+// append mode (resuming a run) continues it when its header matches; when
+// the new columns add to the file's (a setting changed on resume, such as
+// --on-nan skip or --grad-clip), the file is rewritten atomically with the
+// new header and blank cells in the earlier rows; otherwise it throws,
+// naming the file and both headers.
 #pragma once
 #include <fmt/format.h>
 #include <cstdint>
@@ -43,6 +46,9 @@ class CsvWriter {
   std::FILE* file_ = nullptr;
   std::vector<std::string> columns_;
   std::string existing_header_;  // header line found when appending, if any
+  // The existing file rewritten under `header` when `names` holds all of
+  // its columns; false (nothing done) otherwise.
+  bool widen_existing(const std::vector<std::string>& names, const std::string& header);
 };
 
 // RFC 4180 quoting for one field (quotes fields with , " CR or LF).

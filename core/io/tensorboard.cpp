@@ -1,5 +1,5 @@
 // TFRecord framing and a minimal protobuf encoder for tensorflow.Event
-// (scalar and image summaries).
+// (scalar and image summaries, SessionLog START).
 #include "core/io/tensorboard.h"
 
 #include <fcntl.h>
@@ -157,6 +157,16 @@ void SummaryWriter::add_image(const std::string& tag, const Image& image, int64_
   put_bytes(summary, 1, v);
   std::string e = event_header(wall_time < 0 ? now_seconds() : wall_time, step);
   put_bytes(e, 5, summary);
+  write_record(e);
+}
+
+void SummaryWriter::add_session_start(int64_t step, double wall_time) {
+  // Event { SessionLog session_log = 6; }  SessionLog { SessionStatus status = 1; }  START = 1.
+  std::string log;
+  put_key(log, 1, 0);
+  put_varint(log, 1);
+  std::string e = event_header(wall_time < 0 ? now_seconds() : wall_time, step);
+  put_bytes(e, 6, log);
   write_record(e);
 }
 

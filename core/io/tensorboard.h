@@ -35,6 +35,10 @@ class SummaryWriter {
   // An 8-bit gray (C = 1) or RGB (C = 3) image, stored PNG-encoded: sample
   // grids, attention-map figures (make_image_grid, models/attention_maps.h).
   void add_image(const std::string& tag, const Image& image, int64_t step, double wall_time = -1.0);
+  // A SessionLog START event at `step`: TensorBoard then discards the events
+  // of earlier files in the directory with step >= `step` (its purge on
+  // restart), so a resumed run that logs those steps again shows each once.
+  void add_session_start(int64_t step, double wall_time = -1.0);
   // Pushes buffered records to the OS so TensorBoard sees them.
   void flush();
   const std::string& path() const { return path_; }

@@ -4,7 +4,8 @@
 Small valid files of each format, in the variants the parsers handle, so the
 fuzzers start from inputs that get past the first checks. Files named
 regress_* in the same folders are inputs that once crashed a harness; this
-script never touches them. The PNG, IDX, CIFAR-10, safetensors and JSON seeds
+script never touches them. The checkpoint seeds are written by the harness
+itself (tests/fuzz/fuzz_checkpoint.cpp says how). The PNG, IDX, CIFAR-10, safetensors and JSON seeds
 use the standard library only; the JPEG seeds need Pillow (pip install pillow).
 Run: python3 tests/fuzz/make_seeds.py
 """
@@ -199,6 +200,34 @@ def make_config_json():
     write("config_json", "wrong_type", b'{"batch_size": "64"}')
 
 
+# ------------------------------------------------------------------ TOML configs
+def make_config_toml():
+    clear("config_toml")
+    full = "\n".join([
+        "# sagan-train settings (keys as in a run's config.json)",
+        "preset = 'cpu'", "dataset = 'fashion-mnist'", "data_path = ''", "hflip = false", "channels = 'auto'",
+        "resize = 'bilinear'", "unconditional = false", "steps = 5000", "batch_size = 32", "n_dis = 1",
+        "lr_g = 0.0001", "lr_d = 0.0004", "beta1 = 0.0", "beta2 = 0.9", "adam_eps = 1e-08", "ema_decay = 0.999",
+        "ema_start = 500", "grad_clip = 0.0", "on_nan = 'stop'", "max_nan_skips = 10", "diffaug = 'none'",
+        "seed = 0", "device = 'auto'", "run_dir = ''", "log_every = 25", "sample_every = 500",
+        "checkpoint_every = 500", "keep_checkpoints = 3", "sample_per_class = 10", "fd_every = 0",
+        "fd_samples = 2000", "fd_features = 'auto'", "fd_weights = ''", "",
+        "[model]", "resolution = 32", "ch = 16", "g_ch = 16", "d_ch = 16", "z_dim = 128", "g_attn_res = [16]",
+        "d_attn_res = [16]", "pooled_attention = true", "num_classes = 10", "image_channels = 3", ""])
+    write("config_toml", "full", full.encode())
+    write("config_toml", "empty", b"")
+    write("config_toml", "few_keys", b"batch_size = 32\nlr_d = 2e-4\n[model]\nch = 32\n")
+    write("config_toml", "dotted_and_inline", b'model.ch = 8\nmodel = { z_dim = 16 }\n')
+    write("config_toml", "cifar", b"dataset = \"cifar10\"\ndata_path = \"/data/cifar\"\nhflip = true\n"
+                                  b"fd_every = 250\nlog_every = 50\nfd_weights = 'w.safetensors'\n"
+                                  b"on_nan = 'skip'\nmax_nan_skips = 4\n"
+                                  b"[model]\nresolution = 64\ng_attn_res = [16, 32]\nd_attn_res = []\n")
+    write("config_toml", "unknown_key", b"batchsize_typo = 64\n")
+    write("config_toml", "wrong_type", b"batch_size = '64'\n")
+    write("config_toml", "big_seed", b"seed = 9223372036854775807\n")
+    write("config_toml", "garbage_json", b'{"batch_size": -4}')
+
+
 if __name__ == "__main__":
     make_safetensors()
     make_idx()
@@ -206,6 +235,8 @@ if __name__ == "__main__":
     make_png()
     make_jpeg()
     make_config_json()
+    make_config_toml()
+    # corpus/checkpoint/seed_* come from a trained tiny model: see tests/fuzz/fuzz_checkpoint.cpp.
     for t in sorted(os.listdir(CORPUS)):
         files = os.listdir(os.path.join(CORPUS, t))
         print(f"{t}: {len(files)} files, {sum(os.path.getsize(os.path.join(CORPUS, t, f)) for f in files)} bytes")

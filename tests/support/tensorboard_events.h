@@ -1,7 +1,7 @@
 // A TensorBoard event-file reader for tests, written independently of
 // core/io/tensorboard.cpp: checks TFRecord framing and both masked CRC32Cs
 // (with a bitwise CRC, not the writer's table) and decodes the Event fields
-// the writer uses (file_version, scalar values, image values).
+// the writer uses (file_version, scalar values, image values, SessionLog status).
 #pragma once
 #include <catch2/catch.hpp>
 #include <cstdint>
@@ -41,6 +41,7 @@ struct Event {
   std::string file_version;
   std::vector<std::pair<std::string, float>> values;
   std::vector<ImageValue> images;
+  int64_t session_status = 0;  // SessionLog.status: 1 START (0: no session_log)
 };
 
 struct Cursor {
@@ -141,6 +142,14 @@ inline Event parse_event(const std::string& msg) {
           REQUIRE(s.varint() == (1 << 3 | 2));
           parse_value(s.bytes(s.varint()), e);
         }
+        break;
+      }
+      case 6 << 3 | 2: {  // SessionLog { SessionStatus status = 1; }
+        std::string log = c.bytes(c.varint());
+        Cursor l{log};
+        REQUIRE(l.varint() == (1 << 3 | 0));
+        e.session_status = static_cast<int64_t>(l.varint());
+        REQUIRE(l.pos == log.size());
         break;
       }
       default:

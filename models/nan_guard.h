@@ -1,0 +1,57 @@
+// The NaN policy of a training run (--on-nan stop|skip, --max-nan-skips):
+// the Trainer asks check() after each backward pass, before the optimiser
+// step, with the values that tell whether the update is finite: the loss,
+// D's mean outputs (taken before the hinge's relu, which maps NaN to 0 and
+// would show a diverged D as loss_d 2.0) and the gradient norm (one
+// reduction over the model's flat gradient buffer).
+//
+//   stop (default): a non-finite value throws, naming the step, the value
+//                   and the first non-finite tensor; nothing is updated.
+//   skip:           the update is dropped (no Adam step, and the rest of the
+//                   iteration is dropped too; nothing is restored); after
+//                   max_skips iterations skipped in a row it throws as stop.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "layers/module.h"
+
+namespace sagan {
+
+class NanGuard {
+ public:
+  NanGuard(std::string policy, int64_t max_skips_in_a_row);
+
+  // The networks of a run by name prefix ("D", "G"): the one being updated
+  // first, the one it saw besides.
+  using Networks = std::vector<std::pair<std::string, const nn::Module*>>;
+
+  // Iteration `step` (1-based), an update of nets[0]: true when every value
+  // is finite. Otherwise message() says what (the non-finite values, then
+  // the first non-finite tensor, see first_non_finite_tensor) and stop
+  // throws it; skip returns false, or throws once the limit is reached.
+  bool check(int64_t step, const std::vector<std::pair<std::string, double>>& values, const Networks& nets);
+  // Once per iteration, after its updates: whether any was dropped.
+  void end_iteration(bool skipped);
+
+  int64_t skipped_total() const { return skipped_total_; }
+  int64_t skipped_in_a_row() const { return in_a_row_; }
+  void set_skipped_total(int64_t n) { skipped_total_ = n; }  // restored from a checkpoint
+  const std::string& message() const { return message_; }    // the last non-finite update
+
+ private:
+  std::string policy_;
+  int64_t max_skips_;
+  int64_t skipped_total_ = 0, in_a_row_ = 0;
+  std::string message_;
+};
+
+// "parameter G.linear.bias", "buffer D.blocks.1.conv1.u", "gradient of
+// D.blocks.0.conv1.weight_orig", or "" when all are finite: the first
+// non-finite tensor, looking for a cause before its effects: the parameters
+// and buffers of every network, then the gradients of the first.
+std::string first_non_finite_tensor(const NanGuard::Networks& nets);
+
+}  // namespace sagan

@@ -1,0 +1,435 @@
+// Never lose a good run (issue 12, docs/reliability.md): the NaN guard
+// (--on-nan stop|skip), finite-only checkpoints and their readers, run
+// directories left by a failed start, and resume leftovers (checkpoint
+// temporaries, metrics rows and TensorBoard events past the checkpoint, a
+// corrupt newest checkpoint).
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include "core/io/atomic_file.h"
+#include "core/io/image.h"
+#include "core/io/safetensors.h"
+#include "layers/flat_parameters.h"
+#include "models/finite_check.h"
+#include "models/run_recovery.h"
+#include "models/train_run.h"
+#include "models/trainer.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/tensorboard_events.h"
+#include "tests/support/tiny_dataset.h"
+
+using namespace sagan;
+using sagan::testing::TempDir;
+using sagan::testing::TinyDataset;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+TrainConfig tiny_config() {
+  TrainConfig c;
+  c.model.ch = 4;  // G 16 wide, D 8 wide: attention needs multiples of 8
+  c.model.z_dim = 8;
+  c.batch_size = 4;
+  c.steps = 4;
+  c.ema_start = 2;
+  c.ema_decay = 0.9;
+  c.device = "cpu";
+  c.seed = 7;
+  return c;
+}
+
+// Element `k` of the parameter `name` of a flat model, set to `v`.
+void poke(nn::Module& m, const std::string& name, float v, int64_t k = 0) {
+  const nn::FlatParameters& flat = *m.flat_parameters();
+  for (const nn::ParamRange& r : flat.ranges())
+    if (r.name == name) {
+      flat.data().data<float>()[r.offset + k] = v;
+      return;
+    }
+  FAIL("no parameter " << name);
+}
+
+std::vector<double> values(const Tensor& t) { return t.to_vector(); }
+
+// An image folder of 12 random 32x32 RGB PNGs in 2 classes under root/data;
+// with `corrupt`, class1's files are not images.
+std::string image_folder(const fs::path& root, bool corrupt = false) {
+  for (int k = 0; k < 2; ++k) {
+    fs::path dir = root / "data" / ("class" + std::to_string(k));
+    fs::create_directories(dir);
+    for (int i = 0; i < 6; ++i) {
+      const fs::path file = dir / (std::to_string(i) + ".png");
+      if (corrupt && k == 1) {
+        io::write_file_atomic(file.string(), "not a PNG at all");
+        continue;
+      }
+      io::Image img(32, 32, 3);
+      Rng g(static_cast<uint64_t>(k * 100 + i + 3));
+      for (auto& p : img.pixels) p = static_cast<uint8_t>(g.below(256));
+      io::write_png(file.string(), img);
+    }
+  }
+  return (root / "data").string();
+}
+
+TrainConfig folder_config(const fs::path& root) {
+  TrainConfig c = tiny_config();
+  c.dataset = "folder";
+  c.channels = "3";  // no header scan at start: a bad image is met in a step
+  c.data_path = image_folder(root);
+  c.log_every = 1;
+  c.sample_every = 100;
+  c.checkpoint_every = 2;
+  c.run_dir = (root / "run").string();
+  return c;
+}
+
+RunOptions quiet() {
+  RunOptions o;
+  o.progress = false;
+  return o;
+}
+RunOptions resumed(const std::string& dir) {
+  RunOptions o = quiet();
+  o.resume_dir = dir;
+  o.given.from_flag("steps", "--steps");
+  return o;
+}
+TrainConfig more_steps(int64_t steps) {
+  TrainConfig c;
+  c.steps = steps;
+  return c;
+}
+
+std::string slurp(const fs::path& p) {
+  std::vector<uint8_t> b = io::read_file(p.string());
+  return std::string(b.begin(), b.end());
+}
+
+// The first column of every row of a metrics CSV.
+std::vector<int64_t> logged_steps(const fs::path& csv) {
+  std::ifstream in(csv);
+  std::string line;
+  std::getline(in, line);
+  std::vector<int64_t> out;
+  while (std::getline(in, line)) out.push_back(std::stoll(line.substr(0, line.find(','))));
+  return out;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- the NaN guard
+
+TEST_CASE("finiteness checks: one reduction per tensor, any magnitude", "[reliability][nan]") {
+  CHECK(all_finite(Tensor::from_vector(std::vector<float>{3e38f, 3e38f, -3e38f}, {3})));  // a sum would overflow
+  CHECK_FALSE(all_finite(Tensor::from_vector(std::vector<double>{1.0, std::nan(""), 2.0}, {3})));
+  CHECK_FALSE(all_finite(Tensor::from_vector(std::vector<double>{1.0, -HUGE_VAL}, {2})));
+  CHECK(all_finite(Tensor::from_vector(std::vector<int64_t>{1, 2}, {2})));
+  NamedTensors ts = {{"a", Tensor::ones({2})}, {"b", Tensor::full({2}, kNaN)}, {"c", Tensor::full({1}, kNaN)}};
+  CHECK(first_non_finite(ts) == std::optional<std::string>("b"));
+}
+
+TEST_CASE("on-nan stop: a non-finite update stops training, naming the step and the tensor", "[reliability][nan]") {
+  auto ds = std::make_shared<TinyDataset>(16);
+  Trainer t(tiny_config(), ds);
+  t.step();
+  // A NaN in one weight of D: relu(NaN) = 0 makes loss_d 2.0, but D's outputs
+  // are NaN, so the guard stops before any optimiser step.
+  poke(t.discriminator(), "blocks.0.conv1.weight_orig", kNaN, 3);
+  const std::vector<double> g_before = values(t.generator().flat_parameters()->data());
+  const int64_t adam_steps = t.optimizer_d().step_count();
+  // (The block's relu after that conv maps the NaNs to 0: D's outputs look
+  // finite, its gradient norm does not.)
+  REQUIRE_THROWS_WITH(t.step(),
+                      Catch::Contains("step 2: D's update is not finite (grad_norm_d = nan)") &&
+                          Catch::Contains("first non-finite tensor: parameter D.blocks.0.conv1.weight_orig") &&
+                          Catch::Contains("--on-nan stop"));
+  CHECK(t.optimizer_d().step_count() == adam_steps);
+  CHECK(values(t.generator().flat_parameters()->data()) == g_before);
+  CHECK(t.step_count() == 1);
+}
+
+TEST_CASE("on-nan stop catches a diverging run (--lr-d 1e6 --lr-g 1e6) before its weights go bad",
+          "[reliability][nan]") {
+  auto ds = std::make_shared<TinyDataset>(16);
+  TrainConfig c = tiny_config();
+  c.adam_g.lr = c.adam_d.lr = 1e6;
+  Trainer t(c, ds);
+  std::string error;
+  for (int i = 0; i < 20 && error.empty(); ++i) {
+    try {
+      t.step();
+    } catch (const Error& e) {
+      error = e.what();
+    }
+  }
+  INFO(error);
+  REQUIRE(!error.empty());
+  CHECK_THAT(error, Catch::Matches("step [0-9]+: [DG]'s update is not finite .*first non-finite tensor: "
+                                   "(parameter|buffer|gradient of) [DG]\\..*",
+                                   Catch::CaseSensitive::Yes));
+  // Nothing non-finite was applied: the weights in memory are still finite.
+  for (nn::Module* m : std::vector<nn::Module*>{&t.generator(), &t.discriminator(), &t.ema_generator()})
+    CHECK(all_finite(m->flat_parameters()->data()));
+}
+
+TEST_CASE("on-nan skip drops the update, counts it, and stops after --max-nan-skips in a row", "[reliability][nan]") {
+  auto ds = std::make_shared<TinyDataset>(16);
+  TrainConfig c = tiny_config();
+  c.on_nan = "skip";
+  c.max_nan_skips = 3;
+  Trainer t(c, ds);
+  StepStats s = t.step();
+  CHECK_FALSE(s.skipped);
+  CHECK(s.skipped_steps == 0);
+  // D's outputs are not finite (a NaN in its last layer's bias): the whole
+  // iteration's update is dropped.
+  poke(t.discriminator(), "linear.bias", kNaN);
+  const std::vector<double> g_before = values(t.generator().flat_parameters()->data()),
+                            d_before = values(t.discriminator().flat_parameters()->data()),
+                            ema_before = values(t.ema_generator().flat_parameters()->data());
+  s = t.step();
+  CHECK(s.skipped);
+  CHECK(s.step == 2);  // the iteration counts: its data and latents were used
+  CHECK(s.skipped_steps == 1);
+  CHECK_THAT(t.nan_guard().message(),
+             Catch::Contains("step 2: D's update") && Catch::Contains("parameter D.linear.bias"));
+  auto same = [](const std::vector<double>& a, const std::vector<double>& b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+      if (!(a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i])))) return false;
+    return true;
+  };
+  CHECK(same(values(t.discriminator().flat_parameters()->data()), d_before));  // no Adam step on D,
+  CHECK(values(t.generator().flat_parameters()->data()) == g_before);          // none on G,
+  CHECK(values(t.ema_generator().flat_parameters()->data()) == ema_before);    // no EMA update
+  CHECK(t.optimizer_d().step_count() == 1);
+  CHECK(t.optimizer_g().step_count() == 1);
+  // A finite weight again: training goes on, the count of skips kept.
+  poke(t.discriminator(), "linear.bias", 0.0f);
+  s = t.step();
+  CHECK_FALSE(s.skipped);
+  CHECK(s.skipped_steps == 1);
+  CHECK(t.optimizer_g().step_count() == 2);
+  // It survives a checkpoint.
+  TempDir dir;
+  t.save_checkpoint(dir / "c.safetensors");
+  Trainer r(c, ds);
+  r.load_checkpoint(dir / "c.safetensors");
+  CHECK(r.nan_guard().skipped_total() == 1);
+  // Three in a row: stopped.
+  poke(t.discriminator(), "linear.bias", kNaN);
+  CHECK(t.step().skipped);
+  CHECK(t.step().skipped);
+  REQUIRE_THROWS_WITH(t.step(), Catch::Contains("step 6:") && Catch::Contains("parameter D.linear.bias") &&
+                                    Catch::Contains("3 iterations in a row") && Catch::Contains("--max-nan-skips 3"));
+}
+
+TEST_CASE("the settings on_nan and max_nan_skips are checked settings", "[reliability][nan][config]") {
+  TrainConfig c = tiny_config();
+  c.on_nan = "ignore";
+  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("--on-nan: 'ignore' is not one of stop, skip"));
+  c.on_nan = "skip";
+  c.max_nan_skips = 0;
+  REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("--max-nan-skips: must be positive"));
+  c.max_nan_skips = 4;
+  TrainConfig back = TrainConfig::from_json(c.to_json(), "test");
+  CHECK(back.on_nan == "skip");
+  CHECK(back.max_nan_skips == 4);
+  CHECK(TrainConfig().on_nan == "stop");
+}
+
+// ---------------------------------------------------------------- finite checkpoints
+
+TEST_CASE("a checkpoint with a non-finite tensor is never written", "[reliability][checkpoint]") {
+  auto ds = std::make_shared<TinyDataset>(16);
+  Trainer t(tiny_config(), ds);
+  t.step();
+  TempDir dir;
+  const std::string path = dir / "step_1.safetensors";
+  poke(t.ema_generator(), "linear.bias", kNaN, 2);
+  REQUIRE_THROWS_WITH(t.save_checkpoint(path),
+                      Catch::StartsWith(path + ": not written") && Catch::Contains("'G_ema.linear.bias'"));
+  CHECK(dir.count() == 0);  // no file, no temporary
+  poke(t.ema_generator(), "linear.bias", 0.0f, 2);
+  // Adam's moments are checked too.
+  t.optimizer_d().moment_buffers()[1].data<float>()[0] = HUGE_VALF;
+  REQUIRE_THROWS_WITH(t.save_checkpoint(path), Catch::Contains("'opt_D.exp_avg_sq."));
+  t.optimizer_d().moment_buffers()[1].data<float>()[0] = 0.0f;
+  t.save_checkpoint(path);
+  CHECK(fs::exists(path));
+}
+
+TEST_CASE("every checkpoint reader refuses non-finite weights, naming the file and the tensor",
+          "[reliability][checkpoint]") {
+  auto ds = std::make_shared<TinyDataset>(16);
+  Trainer t(tiny_config(), ds);
+  t.step();
+  TempDir dir;
+  const std::string good = dir / "good.safetensors", bad = dir / "bad.safetensors";
+  t.save_checkpoint(good);
+  // What a diverged run wrote before the guard: the same file with a NaN in G_ema.
+  io::SafetensorsFile f = io::load_safetensors(good);
+  NamedTensors tensors;
+  for (auto& [name, v] : f.tensors) {
+    Tensor c = v.clone();
+    if (name == "G_ema.linear.weight_orig") c.data<float>()[5] = kNaN;
+    tensors.emplace_back(name, c);
+  }
+  io::save_safetensors(bad, tensors, f.metadata);
+  // open_checkpoint is every reader's way in: sagan-sample, -eval, -attention,
+  // -export, -class-diversity and the trainer's --resume.
+  REQUIRE_THROWS_WITH(open_checkpoint(bad), Catch::StartsWith(bad + ": tensor 'G_ema.linear.weight_orig' holds NaN"));
+  Trainer r(tiny_config(), ds);
+  REQUIRE_THROWS_WITH(r.load_checkpoint(bad), Catch::Contains("G_ema.linear.weight_orig"));
+  CHECK_NOTHROW(open_checkpoint(good));
+}
+
+TEST_CASE("a diverging run stops with an error and keeps its good checkpoints", "[reliability][nan][run]") {
+  TempDir root;
+  TrainConfig c = folder_config(root.path);
+  c.checkpoint_every = 1;
+  c.keep_checkpoints = 2;
+  c.steps = 2;
+  run_training(c, quiet());  // two good checkpoints
+  // Resumed with learning rates that make it diverge at once. (On this data
+  // 1e6 only gives finite garbage, losses near 1e6; 1e30 weights overflow the
+  // spectral norm's sigma in the first update. The Trainer test above meets
+  // an overflow with 1e6.)
+  TrainConfig more = more_steps(30);
+  more.adam_g.lr = more.adam_d.lr = 1e30;
+  RunOptions o = resumed(c.run_dir);
+  o.given.from_flag("lr_g", "--lr-g");
+  o.given.from_flag("lr_d", "--lr-d");
+  REQUIRE_THROWS_WITH(run_training(more, o), Catch::Contains("update is not finite") &&
+                                                 Catch::Contains("first non-finite tensor: gradient of") &&
+                                                 Catch::Contains("run dir " + c.run_dir));
+  const std::vector<std::string> kept = list_checkpoints(c.run_dir);
+  REQUIRE(kept.size() == 2);
+  for (const std::string& p : kept) CHECK_NOTHROW(open_checkpoint(p));  // finite, all of them
+  CHECK(kept.front() == checkpoint_path(c.run_dir, 2));
+  // And the run continues from the newest with sane settings.
+  more = more_steps(4);
+  more.adam_g.lr = more.adam_d.lr = 1e-4;
+  CHECK_NOTHROW(run_training(more, o));
+  CHECK(list_checkpoints(c.run_dir).front() == checkpoint_path(c.run_dir, 4));
+}
+
+// ---------------------------------------------------------------- run directories
+
+TEST_CASE("a run that failed before its first checkpoint (a corrupt image) can be started again or resumed",
+          "[reliability][run]") {
+  TempDir root;
+  TrainConfig c = folder_config(root.path);
+  c.data_path = image_folder(root.path, /*corrupt=*/true);
+  c.checkpoint_every = 100;
+  c.steps = 6;
+  REQUIRE_THROWS_WITH(run_training(c, quiet()), Catch::Contains("class1"));  // the bad image, by name
+  REQUIRE(fs::exists(fs::path(c.run_dir) / "config.json"));
+  CHECK(list_checkpoints(c.run_dir).empty());
+  CHECK(run_never_checkpointed(c.run_dir));
+  image_folder(root.path);  // the images fixed
+
+  // --resume: no checkpoint yet, so it starts from step 0 with the run's config.
+  c.checkpoint_every = 2;
+  run_training(more_steps(2), resumed(c.run_dir));
+  CHECK(latest_checkpoint(c.run_dir).find("step_00000002") != std::string::npos);
+  CHECK(logged_steps(fs::path(c.run_dir) / "metrics.csv") == std::vector<int64_t>{1, 2});
+
+  // Starting over in a directory left with only config.json works too.
+  TempDir other;
+  TrainConfig d = folder_config(other.path);
+  fs::create_directories(d.run_dir);
+  io::write_file_atomic((fs::path(d.run_dir) / "config.json").string(), d.to_json());
+  d.steps = 2;
+  run_training(d, quiet());
+  CHECK(logged_steps(fs::path(d.run_dir) / "metrics.csv") == std::vector<int64_t>{1, 2});
+  // With a checkpoint there, it is a run: a new one is refused as before.
+  REQUIRE_THROWS_WITH(run_training(d, quiet()), Catch::Contains("a run already exists there"));
+}
+
+TEST_CASE("metrics rows past a step are dropped atomically; a cut-off last line with them", "[reliability][run][csv]") {
+  TempDir dir;
+  const std::string csv = dir / "metrics.csv";
+  io::write_file_atomic(csv, "step,loss\n1,0.5\n2,0.25\n3,0.125\n4,0.0625\n5,0.0");  // 5 cut short
+  CHECK(drop_metrics_rows_after(csv, 2) == 2);
+  CHECK(slurp(csv) == "step,loss\n1,0.5\n2,0.25\n");
+  CHECK(drop_metrics_rows_after(csv, 2) == 0);
+  CHECK(drop_metrics_rows_after(dir / "missing.csv", 0) == 0);
+  CHECK_FALSE(fs::exists(dir / "missing.csv"));
+  io::write_file_atomic(csv, "step,loss\nx,1\n");
+  REQUIRE_THROWS_WITH(drop_metrics_rows_after(csv, 0), Catch::StartsWith(csv + ": a row whose first column"));
+}
+
+TEST_CASE("resume leftovers: temporaries removed, rows after the checkpoint dropped, TensorBoard told to purge",
+          "[reliability][run][resume]") {
+  TempDir root;
+  TrainConfig c = folder_config(root.path);
+  c.steps = 4;
+  run_training(c, quiet());
+  const fs::path run = c.run_dir;
+  // A crash after step 4's rows but before its checkpoint, and during a write.
+  fs::remove(checkpoint_path(c.run_dir, 4));
+  io::write_file_atomic((run / "checkpoints" / ".step_00000004.safetensors.tmp.Ab12Cd").string(), "partial");
+  io::write_file_atomic((run / "checkpoints" / "notes.txt").string(), "not ours");
+  io::write_file_atomic((run / "checkpoints" / ".step_x.safetensors.tmp.1").string(), "not ours either");
+  REQUIRE(logged_steps(run / "metrics.csv") == std::vector<int64_t>{1, 2, 3, 4});
+
+  // Resumed with --on-nan skip, which adds the skipped_steps column.
+  TrainConfig more = more_steps(4);
+  more.on_nan = "skip";
+  RunOptions o = resumed(c.run_dir);
+  o.given.from_flag("on_nan", "--on-nan");
+  run_training(more, o);
+  CHECK(slurp(run / "metrics.csv").find(",skipped_steps") != std::string::npos);
+  CHECK_FALSE(fs::exists(run / "checkpoints" / ".step_00000004.safetensors.tmp.Ab12Cd"));
+  CHECK(fs::exists(run / "checkpoints" / "notes.txt"));
+  CHECK(fs::exists(run / "checkpoints" / ".step_x.safetensors.tmp.1"));
+  CHECK(logged_steps(run / "metrics.csv") == std::vector<int64_t>{1, 2, 3, 4});  // each once
+  // The resumed run's event file starts with a SessionLog START at step 3:
+  // TensorBoard drops the first file's steps 3 and 4.
+  std::vector<fs::path> files;
+  for (auto& e : fs::directory_iterator(run / "tb")) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  REQUIRE(files.size() == 2);
+  std::vector<testing::Event> ev = testing::read_events(files[1].string());
+  REQUIRE(ev.size() >= 2);
+  CHECK(ev[1].session_status == 1);
+  CHECK(ev[1].step == 3);
+}
+
+TEST_CASE("resume falls back to the previous checkpoint when the newest is corrupt or not finite",
+          "[reliability][run][resume]") {
+  TempDir root;
+  TrainConfig c = folder_config(root.path);
+  c.steps = 4;
+  run_training(c, quiet());
+  const std::string newest = checkpoint_path(c.run_dir, 4), previous = checkpoint_path(c.run_dir, 2);
+  {
+    std::string bytes = slurp(newest);
+    bytes.resize(bytes.size() / 2);  // torn (not by our writer, which is atomic)
+    io::write_file_atomic(newest, bytes);
+  }
+  std::vector<std::string> warnings;
+  Trainer t(c, make_dataset(c));
+  CHECK(restore_newest_valid(
+            c.run_dir, [&](const std::string& p) { t.load_checkpoint(p); },
+            [&](const std::string& w) { warnings.push_back(w); }) == previous);
+  CHECK(t.step_count() == 2);
+  REQUIRE(warnings.size() == 1);
+  CHECK_THAT(warnings[0], Catch::StartsWith(newest + " cannot be resumed from") && Catch::EndsWith(previous));
+  // sagan-train --resume does the same and trains on to the end.
+  run_training(more_steps(4), resumed(c.run_dir));
+  CHECK(logged_steps(fs::path(c.run_dir) / "metrics.csv") == std::vector<int64_t>{1, 2, 3, 4});
+  CHECK_NOTHROW(open_checkpoint(newest));  // rewritten by the resumed run
+  // When none restores, the error lists each.
+  for (const std::string& p : list_checkpoints(c.run_dir)) io::write_file_atomic(p, "junk");
+  REQUIRE_THROWS_WITH(run_training(more_steps(6), resumed(c.run_dir)),
+                      Catch::Contains("none of its 2 checkpoint(s) can be resumed from") && Catch::Contains(newest) &&
+                          Catch::Contains(previous));
+}
