@@ -19,6 +19,7 @@
 #include "core/io/image.h"
 #include "core/io/tensorboard.h"
 #include "models/quality/fd_monitor.h"
+#include "models/run_outputs.h"
 #include "models/run_recovery.h"
 #include "models/step_estimate.h"
 #include "models/trainer.h"
@@ -91,17 +92,6 @@ TrainConfig resumed_config(const TrainConfig& given, const RunOptions& opt, Conf
   return cfg;
 }
 
-void record_changes(const std::vector<ConfigChange>& changes, const fs::path& run, int64_t step, bool progress) {
-  if (changes.empty()) return;
-  std::string line = fmt::format("step {}:", step);
-  for (const ConfigChange& c : changes) line += fmt::format(" {} {} -> {} ({});", c.key, c.from, c.to, c.where);
-  line.back() = '\n';
-  if (progress) fmt::print("sagan-train: --resume changes {}", line.substr(line.find(':') + 2));
-  std::ofstream log(run / "config_changes.log", std::ios::app);
-  log << line;
-  SAGAN_CHECK(log.good(), "{}: cannot append the resume's changes", (run / "config_changes.log").string());
-}
-
 // Leftovers of an earlier attempt in the run directory (run_recovery.h):
 // temporaries of interrupted checkpoint writes, a run never checkpointed.
 void note_recovery(const std::string& run_dir, bool resume, bool progress) {
@@ -150,13 +140,16 @@ std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& cfg) {
   SAGAN_FAIL("--dataset: '{}' is not one of fashion-mnist, cifar10, folder", cfg.dataset);
 }
 
-std::string run_training(TrainConfig cfg, const RunOptions& opt) {
+namespace {
+
+// The run's settings: the resumed run's config.json with the options given
+// alongside --resume applied, or a new run's, with its directory chosen;
+// checked once, and the directory found writable (on rank 0), before any
+// data is loaded or a model built.
+TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, std::vector<ConfigChange>& changes) {
   const bool resume = !opt.resume_dir.empty();
-  // Data parallelism: every rank trains, rank 0 alone writes (writer).
   const bool parallel = opt.comm && opt.comm->size() > 1;
-  const bool writer = !opt.comm || opt.comm->rank() == 0;
   ConfigSources sources = resume ? ConfigSources{} : opt.given;
-  std::vector<ConfigChange> changes;
   if (resume) {
     cfg = resumed_config(cfg, opt, sources, changes);
   } else {
@@ -173,84 +166,93 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
     note_recovery(cfg.run_dir, resume, opt.progress);
   }
   if (parallel) opt.comm->barrier();  // every rank has checked before rank 0 writes
+  return cfg;
+}
+
+// What is trained on what, and the ETA before the first step (a CPU step can
+// take seconds).
+void announce(const Trainer& trainer, const data::Dataset& dataset, bool resumed) {
+  const TrainConfig& rc = trainer.config();
+  const int64_t K = rc.model.num_classes;
+  fmt::print("sagan-train: {} SAGAN-{} {}, batch {}{} on {} ({} images, {} classes) on {}; run dir {}{}\n",
+             K > 0 ? "class-conditional" : "unconditional", rc.model.resolution, widths_text(rc.model),
+             rc.world_size > 1 ? fmt::format("{} x {} ranks = {}", rc.batch_size, rc.world_size,
+                                             rc.batch_size * rc.world_size)
+                               : std::to_string(rc.batch_size),
+             rc.preset.empty() ? "" : fmt::format(" (preset {})", rc.preset), dataset.name(), dataset.size(), K,
+             device_name(trainer.device()), rc.run_dir,
+             resumed ? fmt::format(" (resumed at step {})", trainer.step_count()) : "");
+  if (trainer.step_count() < rc.steps) {
+    const double t = estimate_iteration_seconds(rc, trainer.device());
+    fmt::print("sagan-train: about {:.2f} s a step here (one timed on a copy of the networks): ETA {} for {} steps\n",
+               t, hms(t * static_cast<double>(rc.steps - trainer.step_count())), rc.steps - trainer.step_count());
+  }
+  std::fflush(stdout);
+}
+
+// A metrics.csv row (and TensorBoard's scalars) of step s; the FD of the EMA
+// generator when due (NaN otherwise, a blank cell).
+io::CsvRow metrics_row(Trainer& trainer, const StepStats& s, double it_s, quality::FdMonitor* fd, double& fd_value) {
+  const TrainConfig& rc = trainer.config();
+  io::CsvRow row = {{"step", s.step},     {"loss_d", s.loss_d},   {"loss_g", s.loss_g},   {"d_real", s.d_real},
+                    {"d_fake", s.d_fake}, {"lr_d", rc.adam_d.lr}, {"lr_g", rc.adam_g.lr}, {"it_per_s", it_s}};
+  if (rc.grad_clip > 0) {
+    row.emplace_back("grad_norm_d", s.grad_norm_d);
+    row.emplace_back("grad_norm_g", s.grad_norm_g);
+  }
+  if (rc.on_nan == "skip") row.emplace_back("skipped_steps", s.skipped_steps);
+  fd_value = std::nan("");
+  if (fd) {
+    const bool due = s.step % rc.fd_every == 0;
+    if (due) fd_value = fd->measure(trainer.ema_generator());
+    row.emplace_back("fd", due ? io::CsvValue(fd_value) : io::CsvValue(""));  // blank between measurements
+  }
+  for (auto& [name, v] : trainer.gammas()) row.emplace_back("gamma/" + name, v);
+  return row;
+}
+
+// A terminal gets one progress line redrawn in place, a log one line each.
+void show(const std::string& line, bool tty) {
+  if (tty)
+    fmt::print("\r{:<110}", line);
+  else
+    fmt::print("{}\n", line);
+  std::fflush(stdout);
+}
+
+// The largest stop signal any rank received (mpirun forwards a signal to
+// every rank, not at the same step: they stop together).
+int stop_signal(const RunOptions& opt) {
+  int stop = g_stop_signal.load();
+  if (opt.comm && opt.comm->size() > 1)
+    for (uint64_t v : opt.comm->all_gather(static_cast<uint64_t>(stop))) stop = std::max(stop, static_cast<int>(v));
+  return stop;
+}
+
+}  // namespace
+
+std::string run_training(TrainConfig cfg, const RunOptions& opt) {
+  const bool resume = !opt.resume_dir.empty();
+  const bool writer = !opt.comm || opt.comm->rank() == 0;  // rank 0 alone writes
+  std::vector<ConfigChange> changes;
+  cfg = settle_config(std::move(cfg), opt, writer, changes);
 
   auto dataset = make_dataset(cfg);
   cfg.channels = std::to_string(dataset->channels());  // "auto" resolved, for config.json and checkpoints
   Trainer trainer(cfg, dataset, DType::F32, opt.comm);
   const TrainConfig& rc = trainer.config();  // with classes and channels resolved
   if (resume) resume_trainer(trainer, rc.run_dir);
-  fs::path run(rc.run_dir);
-  std::optional<io::CsvWriter> csv;
-  std::optional<io::SummaryWriter> tb;
-  if (writer) {
-    record_changes(changes, rc.run_dir, trainer.step_count(), opt.progress);
-    fs::create_directories(run / "checkpoints");
-    fs::create_directories(run / "samples");
-    io::write_file_atomic((run / "config.json").string(), rc.to_json());
-    // Rows and events past the checkpoint resumed from were logged by the
-    // interrupted run: dropped from the CSV, purged in TensorBoard.
-    if (resume) drop_metrics_rows_after((run / "metrics.csv").string(), trainer.step_count());
-    csv.emplace((run / "metrics.csv").string(), resume);
-    tb.emplace((run / "tb").string());
-    tb->add_session_start(trainer.step_count() + 1);
-  }
-
+  RunOutputs out(trainer, writer, resume, changes, opt.progress);
   std::unique_ptr<quality::FdMonitor> fd;
   if (writer && rc.fd_every > 0)
     fd = std::make_unique<quality::FdMonitor>(rc, dataset, rc.run_dir, trainer.device(), opt.progress);
-
-  // Fixed latents and classes for every sample grid of the run.
-  const int64_t K = rc.model.num_classes, cols = K > 0 ? K : 10, rows = rc.sample_per_class;
-  Rng sample_gen(rc.seed + 1);
-  Tensor fixed_z = Tensor::randn({rows * cols, rc.model.z_dim}, sample_gen);
-  std::vector<int64_t> ys(static_cast<size_t>(rows * cols));
-  for (size_t i = 0; i < ys.size(); ++i) ys[i] = K > 0 ? static_cast<int64_t>(i) % K : 0;
-  Tensor fixed_y = K > 0 ? Tensor::from_vector(ys, {rows * cols}) : Tensor();
-
-  auto save_samples = [&]() {
-    if (!writer) return;
-    io::Image grid = io::make_image_grid(trainer.sample(fixed_z, fixed_y), cols);
-    io::write_png((run / "samples" / fmt::format("step_{:08}.png", trainer.step_count())).string(), grid);
-    tb->add_image("samples", grid, trainer.step_count());  // the same grid in TensorBoard's Images tab
-    tb->flush();
-  };
-  auto save_ckpt = [&]() {
-    if (!writer) return;
-    trainer.save_checkpoint(checkpoint_path(rc.run_dir, trainer.step_count()));
-    rotate_checkpoints(rc.run_dir, rc.keep_checkpoints);
-  };
+  if (opt.progress) announce(trainer, *dataset, resume);
 
   const bool tty = ::isatty(STDOUT_FILENO);
-  if (opt.progress)
-    fmt::print("sagan-train: {} SAGAN-{} {}, batch {}{} on {} ({} images, {} classes) on {}; run dir {}{}\n",
-               K > 0 ? "class-conditional" : "unconditional", rc.model.resolution, widths_text(rc.model),
-               parallel ? fmt::format("{} x {} ranks = {}", rc.batch_size, rc.world_size, rc.batch_size * rc.world_size)
-                        : std::to_string(rc.batch_size),
-               rc.preset.empty() ? "" : fmt::format(" (preset {})", rc.preset), dataset->name(), dataset->size(), K,
-               device_name(trainer.device()), rc.run_dir,
-               resume ? fmt::format(" (resumed at step {})", trainer.step_count()) : "");
-  if (opt.progress && trainer.step_count() < rc.steps) {
-    // The ETA before the first step: a CPU step can take seconds.
-    const double t = estimate_iteration_seconds(rc, trainer.device());
-    fmt::print("sagan-train: about {:.2f} s a step here (one timed on a copy of the networks): ETA {} for {} steps\n",
-               t, hms(t * static_cast<double>(rc.steps - trainer.step_count())), rc.steps - trainer.step_count());
-  }
-  std::fflush(stdout);
-
-  // A terminal gets one progress line redrawn in place, a log one line each.
-  auto show = [tty](const std::string& line) {
-    if (tty)
-      fmt::print("\r{:<110}", line);
-    else
-      fmt::print("{}\n", line);
-    std::fflush(stdout);
-  };
-
   SignalScope signals;
   using clock = std::chrono::steady_clock;
   auto window_start = clock::now();
   int64_t window_steps = 0;
-  double it_s = 0;
   const int64_t start_step = trainer.step_count();
   while (trainer.step_count() < rc.steps) {
     StepStats s = guarded_step(trainer, rc.run_dir);
@@ -259,64 +261,42 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
                  tty && opt.progress ? "\n" : "", trainer.nan_guard().message(),
                  trainer.nan_guard().skipped_in_a_row());
     ++window_steps;
-    double elapsed = std::chrono::duration<double>(clock::now() - window_start).count();
-    if (opt.progress && s.step == start_step + 1 && s.step % rc.log_every != 0 && s.step != rc.steps) {
+    const double elapsed = std::chrono::duration<double>(clock::now() - window_start).count();
+    if (opt.progress && s.step == start_step + 1 && s.step % rc.log_every != 0 && s.step != rc.steps)
       // A first sign of life (a CPU step can take seconds, log_every many of
       // them a minute or more); metrics rows still come every log_every steps.
-      std::string line = fmt::format("step {}/{} | {:.2f} s for the first step | loss_d {:.4f} loss_g {:.4f}", s.step,
-                                     rc.steps, elapsed, s.loss_d, s.loss_g);
-      show(line);
-    }
+      show(fmt::format("step {}/{} | {:.2f} s for the first step | loss_d {:.4f} loss_g {:.4f}", s.step, rc.steps,
+                       elapsed, s.loss_d, s.loss_g),
+           tty);
     if (s.step % rc.log_every == 0 || s.step == rc.steps) {
-      it_s = window_steps / std::max(elapsed, 1e-9);
+      const double it_s = window_steps / std::max(elapsed, 1e-9);
       window_steps = 0;
-      io::CsvRow row = {{"step", s.step},     {"loss_d", s.loss_d},   {"loss_g", s.loss_g},   {"d_real", s.d_real},
-                        {"d_fake", s.d_fake}, {"lr_d", rc.adam_d.lr}, {"lr_g", rc.adam_g.lr}, {"it_per_s", it_s}};
-      if (rc.grad_clip > 0) {
-        row.emplace_back("grad_norm_d", s.grad_norm_d);
-        row.emplace_back("grad_norm_g", s.grad_norm_g);
-      }
-      if (rc.on_nan == "skip") row.emplace_back("skipped_steps", s.skipped_steps);
-      double fd_value = std::nan("");
-      if (fd) {
-        const bool due = s.step % rc.fd_every == 0;
-        if (due) fd_value = fd->measure(trainer.ema_generator());
-        row.emplace_back("fd", due ? io::CsvValue(fd_value) : io::CsvValue(""));  // blank between measurements
-      }
-      auto gammas = trainer.gammas();
-      for (auto& [name, v] : gammas) row.emplace_back("gamma/" + name, v);
-      if (writer) {
-        csv->write(row);
-        for (auto& [name, v] : row)
-          if (name != "step" && !v.text.empty()) tb->add_scalar(name, std::stof(v.text), s.step);
-        tb->flush();
-      }
+      double fd_value;
+      out.log(metrics_row(trainer, s, it_s, fd.get(), fd_value), s.step);
       if (opt.progress) {
-        double eta = (rc.steps - s.step) / std::max(it_s, 1e-9);
         std::string line =
             fmt::format("step {}/{} | {:.2f} it/s | ETA {} | loss_d {:.4f} loss_g {:.4f} | D(x) {:.3f} D(G(z)) {:.3f}",
-                        s.step, rc.steps, it_s, hms(eta), s.loss_d, s.loss_g, s.d_real, s.d_fake);
+                        s.step, rc.steps, it_s, hms((rc.steps - s.step) / std::max(it_s, 1e-9)), s.loss_d, s.loss_g,
+                        s.d_real, s.d_fake);
         if (!std::isnan(fd_value)) line += fmt::format(" | FD {:.3f}", fd_value);
         if (s.skipped_steps > 0) line += fmt::format(" | {} skipped", s.skipped_steps);
-        show(line);
+        show(line, tty);
       }
       window_start = clock::now();  // FD, CSV and TensorBoard time stays out of it/s
     }
-    if (s.step % rc.sample_every == 0) save_samples();
-    if (s.step % rc.checkpoint_every == 0) save_ckpt();
-    int stop = g_stop_signal.load();
-    if (parallel)  // mpirun forwards the signal to every rank, not at the same step: stop together
-      for (uint64_t v : opt.comm->all_gather(static_cast<uint64_t>(stop))) stop = std::max(stop, static_cast<int>(v));
-    if (int sig = stop) {
+    if (s.step % rc.sample_every == 0) out.save_samples(trainer);
+    if (s.step % rc.checkpoint_every == 0) out.save_checkpoint(trainer);
+    if (int sig = stop_signal(opt)) {
       if (opt.progress)
         fmt::print("{}sagan-train: signal {} at step {}: saving a checkpoint\n", tty ? "\n" : "", sig, s.step);
-      if (s.step % rc.checkpoint_every != 0) save_ckpt();
+      if (s.step % rc.checkpoint_every != 0) out.save_checkpoint(trainer);
       if (writer) fmt::print("sagan-train: stopped; continue with: sagan-train --resume {}\n", rc.run_dir);
       return rc.run_dir;
     }
   }
-  if (trainer.step_count() % rc.checkpoint_every != 0 || trainer.step_count() == start_step) save_ckpt();
-  if (trainer.step_count() % rc.sample_every != 0) save_samples();
+  if (trainer.step_count() % rc.checkpoint_every != 0 || trainer.step_count() == start_step)
+    out.save_checkpoint(trainer);
+  if (trainer.step_count() % rc.sample_every != 0) out.save_samples(trainer);
   if (opt.progress)
     fmt::print("{}sagan-train: done, {} steps; run dir {}\n", tty ? "\n" : "", trainer.step_count(), rc.run_dir);
   return rc.run_dir;

@@ -1,0 +1,84 @@
+#include "models/run_outputs.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/io/atomic_file.h"
+#include "core/io/image.h"
+#include "models/checkpoint_file.h"
+#include "models/run_recovery.h"
+#include "models/trainer.h"
+
+namespace sagan {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void record_changes(const std::vector<ConfigChange>& changes, const fs::path& run, int64_t step, bool progress) {
+  if (changes.empty()) return;
+  std::string line = fmt::format("step {}:", step);
+  for (const ConfigChange& c : changes) line += fmt::format(" {} {} -> {} ({});", c.key, c.from, c.to, c.where);
+  line.back() = '\n';
+  if (progress) fmt::print("sagan-train: --resume changes {}", line.substr(line.find(':') + 2));
+  std::ofstream log(run / "config_changes.log", std::ios::app);
+  log << line;
+  SAGAN_CHECK(log.good(), "{}: cannot append the resume's changes", (run / "config_changes.log").string());
+}
+
+}  // namespace
+
+RunOutputs::RunOutputs(const Trainer& trainer, bool writer, bool resumed, const std::vector<ConfigChange>& changes,
+                       bool progress)
+    : writer_(writer) {
+  const TrainConfig& rc = trainer.config();
+  run_dir_ = rc.run_dir;
+  keep_ = rc.keep_checkpoints;
+  // Fixed latents and classes for every sample grid of the run: one column
+  // per class (10 columns unconditional), sample_per_class rows.
+  const int64_t K = rc.model.num_classes, rows = rc.sample_per_class;
+  cols_ = K > 0 ? K : 10;
+  Rng sample_gen(rc.seed + 1);
+  fixed_z_ = Tensor::randn({rows * cols_, rc.model.z_dim}, sample_gen);
+  std::vector<int64_t> ys(static_cast<size_t>(rows * cols_));
+  for (size_t i = 0; i < ys.size(); ++i) ys[i] = K > 0 ? static_cast<int64_t>(i) % K : 0;
+  if (K > 0) fixed_y_ = Tensor::from_vector(ys, {rows * cols_});
+  if (!writer_) return;
+
+  const fs::path run(run_dir_);
+  const int64_t step = trainer.step_count();
+  record_changes(changes, run, step, progress);
+  fs::create_directories(run / "checkpoints");
+  fs::create_directories(run / "samples");
+  io::write_file_atomic((run / "config.json").string(), rc.to_json());
+  // Rows and events past the checkpoint resumed from were logged by the
+  // interrupted run: dropped from the CSV, purged in TensorBoard.
+  if (resumed) drop_metrics_rows_after((run / "metrics.csv").string(), step);
+  csv_.emplace((run / "metrics.csv").string(), resumed);
+  tb_.emplace((run / "tb").string());
+  tb_->add_session_start(step + 1);
+}
+
+void RunOutputs::log(const io::CsvRow& row, int64_t step) {
+  if (!writer_) return;
+  csv_->write(row);
+  for (auto& [name, v] : row)
+    if (name != "step" && !v.text.empty()) tb_->add_scalar(name, std::stof(v.text), step);
+  tb_->flush();
+}
+
+void RunOutputs::save_samples(Trainer& trainer) {
+  if (!writer_) return;
+  io::Image grid = io::make_image_grid(trainer.sample(fixed_z_, fixed_y_), cols_);
+  io::write_png((fs::path(run_dir_) / "samples" / fmt::format("step_{:08}.png", trainer.step_count())).string(), grid);
+  tb_->add_image("samples", grid, trainer.step_count());  // the same grid in TensorBoard's Images tab
+  tb_->flush();
+}
+
+void RunOutputs::save_checkpoint(const Trainer& trainer) {
+  if (!writer_) return;
+  trainer.save_checkpoint(checkpoint_path(run_dir_, trainer.step_count()));
+  rotate_checkpoints(run_dir_, keep_);
+}
+
+}  // namespace sagan

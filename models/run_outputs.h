@@ -1,0 +1,50 @@
+// What a training run writes into its run directory (docs/checkpoints.md,
+// docs/training.md): config.json, metrics.csv, the TensorBoard events,
+// sample grids and checkpoints. Under data parallelism only rank 0 writes:
+// every method is a no-op on the other ranks, so the run loop calls them
+// unconditionally.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/io/csv.h"
+#include "core/io/tensorboard.h"
+#include "models/train_config.h"
+
+namespace sagan {
+
+class Trainer;
+
+class RunOutputs {
+ public:
+  // Opens the outputs of `trainer`'s run directory (config() names it) on
+  // the writing rank: creates checkpoints/ and samples/, writes
+  // config.json, logs `changes` (a resume's settings) to
+  // config_changes.log. A resumed run (`resumed`) keeps metrics.csv up to the
+  // trainer's step, dropping the rows the interrupted run wrote past its
+  // checkpoint, and tells TensorBoard to purge those events.
+  RunOutputs(const Trainer& trainer, bool writer, bool resumed, const std::vector<ConfigChange>& changes,
+             bool progress);
+
+  bool writer() const { return writer_; }
+  // One metrics row: to metrics.csv and, each value but the step, as a
+  // TensorBoard scalar.
+  void log(const io::CsvRow& row, int64_t step);
+  // The EMA generator's grid of the run's fixed latents and classes, as
+  // samples/step_<step>.png and a TensorBoard image.
+  void save_samples(Trainer& trainer);
+  // checkpoints/step_<step>.safetensors, then rotation to keep_checkpoints.
+  void save_checkpoint(const Trainer& trainer);
+
+ private:
+  bool writer_;
+  std::string run_dir_;
+  int64_t cols_ = 0, keep_ = 0;
+  Tensor fixed_z_, fixed_y_;
+  std::optional<io::CsvWriter> csv_;
+  std::optional<io::SummaryWriter> tb_;
+};
+
+}  // namespace sagan
