@@ -176,9 +176,9 @@ void announce(const Trainer& trainer, const data::Dataset& dataset, bool resumed
   const int64_t K = rc.model.num_classes;
   fmt::print("sagan-train: {} SAGAN-{} {}, batch {}{} on {} ({} images, {} classes) on {}; run dir {}{}\n",
              K > 0 ? "class-conditional" : "unconditional", rc.model.resolution, widths_text(rc.model),
-             rc.world_size > 1 ? fmt::format("{} x {} ranks = {}", rc.batch_size, rc.world_size,
-                                             rc.batch_size * rc.world_size)
-                               : std::to_string(rc.batch_size),
+             rc.world_size > 1
+                 ? fmt::format("{} x {} ranks = {}", rc.batch_size, rc.world_size, rc.batch_size * rc.world_size)
+                 : std::to_string(rc.batch_size),
              rc.preset.empty() ? "" : fmt::format(" (preset {})", rc.preset), dataset.name(), dataset.size(), K,
              device_name(trainer.device()), rc.run_dir,
              resumed ? fmt::format(" (resumed at step {})", trainer.step_count()) : "");
@@ -274,10 +274,9 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
       double fd_value;
       out.log(metrics_row(trainer, s, it_s, fd.get(), fd_value), s.step);
       if (opt.progress) {
-        std::string line =
-            fmt::format("step {}/{} | {:.2f} it/s | ETA {} | loss_d {:.4f} loss_g {:.4f} | D(x) {:.3f} D(G(z)) {:.3f}",
-                        s.step, rc.steps, it_s, hms((rc.steps - s.step) / std::max(it_s, 1e-9)), s.loss_d, s.loss_g,
-                        s.d_real, s.d_fake);
+        std::string line = fmt::format(
+            "step {}/{} | {:.2f} it/s | ETA {} | loss_d {:.4f} loss_g {:.4f} | D(x) {:.3f} D(G(z)) {:.3f}", s.step,
+            rc.steps, it_s, hms((rc.steps - s.step) / std::max(it_s, 1e-9)), s.loss_d, s.loss_g, s.d_real, s.d_fake);
         if (!std::isnan(fd_value)) line += fmt::format(" | FD {:.3f}", fd_value);
         if (s.skipped_steps > 0) line += fmt::format(" | {} skipped", s.skipped_steps);
         show(line, tty);
