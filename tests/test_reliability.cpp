@@ -24,24 +24,12 @@
 using namespace sagan;
 using sagan::testing::TempDir;
 using sagan::testing::TinyDataset;
+using sagan::testing::tiny_config;
 namespace fs = std::filesystem;
 
 namespace {
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-TrainConfig tiny_config() {
-  TrainConfig c;
-  c.model.ch = 4;  // G 16 wide, D 8 wide: attention needs multiples of 8
-  c.model.z_dim = 8;
-  c.batch_size = 4;
-  c.steps = 4;
-  c.ema_start = 2;
-  c.ema_decay = 0.9;
-  c.device = "cpu";
-  c.seed = 7;
-  return c;
-}
 
 // Element `k` of the parameter `name` of a flat model, set to `v`.
 void poke(nn::Module& m, const std::string& name, float v, int64_t k = 0) {

@@ -19,6 +19,7 @@
 using namespace sagan;
 using sagan::testing::TempDir;
 using sagan::testing::TinyDataset;
+using sagan::testing::tiny_config;
 namespace fs = std::filesystem;
 
 namespace {
@@ -34,19 +35,6 @@ RunOptions resumed(const std::string& dir) {
   o.progress = false;
   o.given.from_flag("steps", "--steps");
   return o;
-}
-
-TrainConfig tiny_config() {
-  TrainConfig c;
-  c.model.ch = 4;  // G 16 wide, D 8 wide: attention needs multiples of 8
-  c.model.z_dim = 8;
-  c.batch_size = 4;
-  c.steps = 4;
-  c.ema_start = 2;
-  c.ema_decay = 0.9;
-  c.device = "cpu";
-  c.seed = 7;
-  return c;
 }
 
 }  // namespace

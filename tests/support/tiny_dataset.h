@@ -1,6 +1,7 @@
 // An in-memory data set of random 32x32 gray images in 3 classes, for trainer
 // tests on the CPU (tests/test_trainer.cpp) and the GPU
-// (tests/cuda/test_cuda_trainer.cpp): no files, deterministic per index.
+// (tests/cuda/test_cuda_trainer.cpp): no files, deterministic per index;
+// and the tiny training configuration those tests share.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -8,6 +9,7 @@
 #include "core/io/image.h"
 #include "core/rng.h"
 #include "models/data/dataset.h"
+#include "models/train_config.h"
 
 namespace sagan::testing {
 
@@ -35,5 +37,20 @@ class TinyDataset : public data::Dataset {
   int64_t n_;
   uint64_t seed_offset_;
 };
+
+// SAGAN-32 at ch 4 (G 16 wide, D 8 wide: attention needs multiples of 8),
+// z 8, batch 4, 4 steps, EMA from step 2 at decay 0.9, on the CPU, seed 7.
+inline TrainConfig tiny_config() {
+  TrainConfig c;
+  c.model.ch = 4;
+  c.model.z_dim = 8;
+  c.batch_size = 4;
+  c.steps = 4;
+  c.ema_start = 2;
+  c.ema_decay = 0.9;
+  c.device = "cpu";
+  c.seed = 7;
+  return c;
+}
 
 }  // namespace sagan::testing
