@@ -55,6 +55,10 @@ if [[ -n $NV ]]; then
     f=$(find "$NV" -name "lib$lib.so.[0-9]*" \( -type f -o -type l \) 2>/dev/null | sort | head -1)
     [[ -n $f ]] && ln -s "$f" "$links/lib$lib.so"
   done
+  nccl_h=$(find "$NV" -name nccl.h 2>/dev/null | head -1)
+  nccl_so=$(find "$NV" -name 'libnccl.so.[0-9]*' \( -type f -o -type l \) 2>/dev/null | sort | head -1)
+  [[ -n $nccl_h && -n $nccl_so ]] &&
+    args+=(-DSAGAN_NCCL_INCLUDE_DIR="$(dirname "$nccl_h")" -DSAGAN_NCCL_LIBRARY="$nccl_so")
   cudnn_h=$(find "$NV" -name cudnn_version.h 2>/dev/null | head -1)
   [[ -n $cudnn_h ]] && args+=(-DCUDNN_ROOT="$(dirname "$(dirname "$cudnn_h")")")
   args+=(-DCMAKE_LIBRARY_PATH="$links")

@@ -49,7 +49,7 @@ for p in libtomlplusplus-dev libtomlplusplus3; do
 done
 # Libraries never copied to lib/: glibc's (the device has a newer glibc) and
 # the CUDA libraries the device provides.
-SYSTEM_LIBS='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|librt\.so|libpthread\.so|libresolv\.so|libutil\.so|libcuda\.so|libcudnn|libcublas|libcudart|libnvrtc|libnvJitLink)'
+SYSTEM_LIBS='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|librt\.so|libpthread\.so|libresolv\.so|libutil\.so|libcuda\.so|libcudnn|libcublas|libcudart|libnvrtc|libnvJitLink|libnccl)'
 COMPAT_LIBS='^(libstdc\+\+\.so|libgcc_s\.so)'
 
 say() { echo "make_bundle: $*"; }

@@ -14,8 +14,9 @@
 #                  attention path (SAGAN_CUDA_ATTENTION)
 #   others         every other CUDA test group
 #   bench_*, torch_*   the benchmarks at batch 64 and their PyTorch references
-#   train_cuda, train_cpu   sagan-train SAGAN-32 on the bundle's Fashion-MNIST
-#                  subset: 300 steps on cuda, the first 5 on the CPU, same seed
+#   train_cuda, train_nccl, train_cpu   sagan-train SAGAN-32 on the bundle's
+#                  Fashion-MNIST subset: 300 steps on cuda, 20 as a one-rank NCCL
+#                  job (--comm nccl), the first 5 on the CPU, same seed
 #   torch_compile  torch.compile'd PyTorch train step (slowest to start; last)
 # A step that would start with under 15 s of budget left is skipped as such.
 # $OUT gets at most 7 files: summary.txt env.txt tests.log sanitizer.log
@@ -139,13 +140,13 @@ step() {
 
 # ---------------------------------------------------------------- loader setup
 # The venv's nvidia wheels (cuDNN, cuBLAS, NVRTC for cuDNN's runtime-compiled
-# engines) go on the loader path after the bundle's own libraries.
+# engines, NCCL) go on the loader path after the bundle's own libraries.
 NV=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)/nvidia
 [[ -d $NV ]] || NV=$(ls -d /opt/*/.venv/lib/python3*/site-packages/nvidia 2>/dev/null | head -1)
 [[ -d ${NV:-/nonexistent} ]] || NV=
 libdirs=()
 if [[ -n $NV ]]; then
-  for pat in 'libcudnn.so.[0-9]*' 'libcublas.so.[0-9]*' 'libcublasLt.so.[0-9]*' 'libnvrtc.so.[0-9]*'; do
+  for pat in 'libcudnn.so.[0-9]*' 'libcublas.so.[0-9]*' 'libcublasLt.so.[0-9]*' 'libnvrtc.so.[0-9]*' 'libnccl.so.[0-9]*'; do
     f=$(find "$NV" -name "$pat" \( -type f -o -type l \) 2>/dev/null | sort | head -1)
     [[ -n $f ]] && libdirs+=("$(dirname "$f")")
   done
@@ -334,6 +335,11 @@ DATA=$BUNDLE/data/fashion-mnist
 # Every step logged, so that the CPU's first steps compare one for one.
 step train_cuda train.txt 120 "$BIN/sagan-train" --device cuda --data "$DATA" --steps 300 --seed 0 --log-every 1 \
   --sample-every 300 --checkpoint-every 300 --run-dir "$WORK/runs/cuda"
+# The data-parallel code path on one GPU: a one-rank NCCL job (no MPI: the
+# bootstrap is the single communicator), gradient buckets reduced by NCCL on
+# its own stream. One rank averages nothing, so its losses equal train_cuda's.
+step train_nccl train.txt 90 "$BIN/sagan-train" --device cuda --comm nccl --data "$DATA" --steps 20 --seed 0 \
+  --log-every 1 --sample-every 20 --checkpoint-every 20 --check-sync-every 5 --run-dir "$WORK/runs/nccl"
 if [[ $NGPU == 0 ]]; then
   want train_cpu && record train_cpu skip - 0 "no GPU: the CPU run is only the cuda run's reference"
 else
@@ -341,7 +347,7 @@ else
   step train_cpu train.txt 90 "$BIN/sagan-train" --device cpu --data "$DATA" --steps 5 --seed 0 --log-every 1 \
     --sample-every 5 --checkpoint-every 5 --run-dir "$WORK/runs/cpu"
 fi
-for dev in cuda cpu; do
+for dev in cuda nccl cpu; do
   if [[ -f $WORK/runs/$dev/metrics.csv ]]; then
     {
       echo "===== metrics.csv of the $dev run"
