@@ -15,15 +15,12 @@ using sagan::testing::TempDir;
 using sagan::testing::TinyDataset;
 
 namespace {
+// The shared tiny config with two D steps per G step, its own seed and the
+// default step count.
 TrainConfig tiny_config(const std::string& diffaug) {
-  TrainConfig c;
-  c.model.ch = 4;
-  c.model.z_dim = 8;
-  c.batch_size = 4;
+  TrainConfig c = sagan::testing::tiny_config();
+  c.steps = TrainConfig{}.steps;
   c.n_dis = 2;
-  c.ema_start = 2;
-  c.ema_decay = 0.9;
-  c.device = "cpu";
   c.seed = 11;
   c.diffaug = diffaug;
   return c;
