@@ -74,14 +74,17 @@ std::vector<Config> configs(const std::vector<int>& batches) {
 // set_cuda_attention_impl(AttentionImpl::Unfused / Fused) (the engine's fused
 // path runs the fused-tiled kernels).
 // tc-*: the tensor-core kernels in each precision; engine:tc-*: the op
-// through set_cuda_attention_impl(AttentionImpl::Tc*).
-[[maybe_unused]] const char* kImpls[] = {"fused-tiled",    "fused-rowwarp",  "fused-async",   "engine:unfused",
-                                         "engine:fused",   "tc-fp32",        "tc-tf32",       "tc-bf16",
-                                         "engine:tc-fp32", "engine:tc-tf32", "engine:tc-bf16"};
-constexpr int kNumImpls = 11;
+// through set_cuda_attention_impl(AttentionImpl::Tc*). The fused kernels run
+// their deterministic backward (the default, kernels/cuda/settings.h) except
+// in fused-atomic: fused-tiled with dQ summed by float atomics, which prices
+// deterministic mode.
+[[maybe_unused]] const char* kImpls[] = {"fused-tiled",    "fused-rowwarp",  "fused-async",    "engine:unfused",
+                                         "engine:fused",   "tc-fp32",        "tc-tf32",        "tc-bf16",
+                                         "engine:tc-fp32", "engine:tc-tf32", "engine:tc-bf16", "fused-atomic"};
+constexpr int kNumImpls = 12;
 
 // The tensor-core precision of an implementation index (-1: none).
-[[maybe_unused]] int tc_precision_of(int impl) { return impl >= 5 ? (impl - 5) % 3 : -1; }
+[[maybe_unused]] int tc_precision_of(int impl) { return impl >= 5 && impl <= 10 ? (impl - 5) % 3 : -1; }
 
 double flops(const Config& c, bool bwd) {
   const double bns = 2.0 * c.B * double(c.N) * c.S;
@@ -116,7 +119,7 @@ int run_one(const Config& c, int impl, int reps) {
   if (impl == 3) set_cuda_attention_impl(AttentionImpl::Unfused);
   if (impl == 4) set_cuda_attention_impl(AttentionImpl::Fused);
   if (impl >= 8) set_cuda_attention_impl(engine_impls[impl - 8]);
-  const bool direct = impl <= 2 || (impl >= 5 && impl <= 7);
+  const bool direct = impl <= 2 || (impl >= 5 && impl <= 7) || impl == 11;
   const auto tc_prec = static_cast<fused::TcPrecision>(tc_precision_of(impl));
   const Device dev = Device::cuda();
   Rng gen(1);
@@ -127,15 +130,15 @@ int run_one(const Config& c, int impl, int reps) {
   const int inner = c.N >= 4096 ? 2 : 10;
   double t_fwd = 0, t_all = 0;
   if (direct) {
-    const auto variant = impl == 0   ? fused::FlashForwardVariant::Tiled
-                         : impl == 1 ? fused::FlashForwardVariant::RowWarp
-                                     : fused::FlashForwardVariant::TiledAsync;
+    const auto variant = impl == 1   ? fused::FlashForwardVariant::RowWarp
+                         : impl == 2 ? fused::FlashForwardVariant::TiledAsync
+                                     : fused::FlashForwardVariant::Tiled;
     Tensor out = Tensor::empty({c.B, c.N, c.dv}, DType::F32, dev);
     Tensor lse = Tensor::empty({c.B, c.N}, DType::F32, dev);
     Tensor gq = Tensor::empty({c.B, c.N, c.d}, DType::F32, dev);
     Tensor gk = Tensor::empty({c.B, c.S, c.d}, DType::F32, dev);
     Tensor gv = Tensor::empty({c.B, c.S, c.dv}, DType::F32, dev);
-    const bool tc = impl >= 5;
+    const bool tc = impl >= 5 && impl <= 7;
     const size_t wsb = tc ? fused::flash_attention_tc_backward_workspace_bytes(c.B, c.N, c.S, c.d, c.dv)
                           : fused::flash_attention_backward_workspace_bytes(c.B, c.N, c.S, c.d, c.dv);
     Tensor ws = Tensor::empty({int64_t(wsb / 4 + 4)}, DType::F32, dev);
@@ -161,7 +164,7 @@ int run_one(const Config& c, int impl, int reps) {
         check(fused::flash_attention_backward_f32(q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(),
                                                   lse.data<float>(), g.data<float>(), gq.data<float>(),
                                                   gk.data<float>(), gv.data<float>(), c.B, c.N, c.S, c.d, c.dv,
-                                                  ws.data<float>(), wsb, nullptr),
+                                                  ws.data<float>(), wsb, nullptr, /*deterministic=*/impl != 11),
               "flash_attention_backward_f32");
     };
     t_fwd = time_it(fwd, reps, inner);

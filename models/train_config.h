@@ -76,6 +76,9 @@ struct TrainConfig {
   std::string diffaug = "none";
   uint64_t seed = 0;
   std::string device = "auto";  // auto (cuda when present) | cpu | cuda | cuda:N
+  // CUDA: no float atomics, deterministic cuDNN algorithms, so GPU runs repeat
+  // bit for bit (kernels/cuda/settings.h); off allows the faster atomic paths.
+  bool deterministic = true;
 
   // data parallelism (docs/distributed.md): under mpirun -np N / srun each
   // of N ranks trains on batch_size examples, a global batch of

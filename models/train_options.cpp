@@ -349,6 +349,12 @@ std::vector<TrainOption> make_table() {
               .check = device_name_check,
               .resume_applies = true},
              &C::device));
+  add(member({.key = "deterministic",
+              .flag = "--deterministic,!--no-deterministic",
+              .help = "CUDA: bitwise repeatable runs (no float atomics, deterministic cuDNN algorithms); "
+                      "--no-deterministic allows the faster atomic kernels. The CPU is deterministic either way",
+              .resume_applies = true},
+             &C::deterministic));
 
   group = "Data parallelism (mpirun -np N / srun; docs/distributed.md)";
   add(member({.key = "world_size",

@@ -5,6 +5,7 @@
 #include "core/ops.h"
 #include "dist/launch.h"
 #include "dist/single_communicator.h"
+#include "kernels/cuda/settings.h"
 #include "layers/flat_parameters.h"
 #include "layers/spectral_norm.h"
 #include "models/data_parallel.h"
@@ -41,6 +42,7 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
       aug_rng_(cfg_.seed ^ kAugmentStream),
       nan_guard_(cfg_.on_nan, cfg_.max_nan_skips) {
   SAGAN_CHECK(dataset_ != nullptr, "Trainer: no data set");
+  set_cuda_deterministic(cfg_.deterministic);  // process-wide: every CUDA op from here on
   cfg_.model.num_classes = cfg_.unconditional ? 0 : dataset_->num_classes();
   cfg_.model.image_channels = dataset_->channels();
   // --comm nccl in a plain run: a one-rank NCCL job (the NCCL path on one GPU).

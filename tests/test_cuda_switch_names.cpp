@@ -1,13 +1,18 @@
 // The names of the CUDA switches (kernels/cuda/settings.h: the
 // attention and power-iteration implementations), which exist in every
 // build: each name parses back to its value, and a bad name is rejected
-// naming the source and listing the choices.
+// naming the source and listing the choices. Deterministic mode: on by
+// default, and sagan-train's --no-deterministic reaches the switch.
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+#include <memory>
 #include <string>
 
 #include "core/error.h"
 #include "kernels/cuda/settings.h"
+#include "models/trainer.h"
+#include "tests/support/tiny_dataset.h"
 
 using namespace sagan;
 
@@ -45,4 +50,19 @@ TEST_CASE("power-iteration implementation names round-trip and bad ones are reje
     CHECK(m.find("'rows'") != std::string::npos);
     CHECK(m.find("row-chunks") != std::string::npos);
   }
+}
+
+TEST_CASE("deterministic mode is the default and the trainer's setting reaches it", "[cuda_switches]") {
+  if (std::getenv("SAGAN_CUDA_DETERMINISTIC") == nullptr) CHECK(cuda_deterministic());
+  const bool before = cuda_deterministic();
+  auto ds = std::make_shared<testing::TinyDataset>(8);
+  TrainConfig cfg = testing::tiny_config();
+  CHECK(cfg.deterministic);
+  cfg.deterministic = false;
+  { Trainer t(cfg, ds); }
+  CHECK_FALSE(cuda_deterministic());
+  cfg.deterministic = true;
+  { Trainer t(cfg, ds); }
+  CHECK(cuda_deterministic());
+  set_cuda_deterministic(before);
 }

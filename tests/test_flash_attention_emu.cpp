@@ -101,7 +101,9 @@ void check_forward(const Case& c, fa::FwdVariant variant, uint32_t seed) {
   CHECK(max_abs_error(lse, r.lse) <= kTol * lse_mag);
 }
 
-void check_backward(const Case& c, int sms, uint32_t seed) {
+// deterministic: the dq kernel instead of atomics; the emulator counts the
+// float atomics the kernels issue (none in that mode).
+void check_backward(const Case& c, int sms, uint32_t seed, bool deterministic) {
   const fa::Shape& s = c.s;
   std::mt19937 gen(seed);
   Buf q = random_buf(size_t(s.B) * s.N * s.d, c.qk_scale, gen);
@@ -115,11 +117,17 @@ void check_backward(const Case& c, int sms, uint32_t seed) {
   Buf gq(size_t(s.B) * s.N * s.d), gk(size_t(s.B) * s.S * s.d), gv(size_t(s.B) * s.S * s.dv);
   const size_t ws_bytes = fa::backward_workspace_bytes(s);
   Buf ws(ws_bytes / sizeof(float));
+  const uint64_t atomics_before = cuda_emu::float_atomic_adds;
   REQUIRE(fa::backward(L, q.data(), k.data(), v.data(), out.data(), lse.data(), gout.data(), gq.data(), gk.data(),
-                       gv.data(), s, ws.data(), ws_bytes) == Status::Ok);
+                       gv.data(), s, ws.data(), ws_bytes, deterministic) == Status::Ok);
+  const uint64_t atomics = cuda_emu::float_atomic_adds - atomics_before;
   const auto r = sagan::testing::attention_reference(q.data(), k.data(), v.data(), gout.data(), s);
   INFO("B=" << s.B << " N=" << s.N << " S=" << s.S << " d=" << s.d << " dv=" << s.dv << " qk_scale=" << c.qk_scale
-            << " sms=" << sms);
+            << " sms=" << sms << " deterministic=" << deterministic);
+  if (deterministic)
+    CHECK(atomics == 0);
+  else
+    CHECK(atomics > 0);  // dQ at least
   CHECK(gq.canaries_intact());
   CHECK(gk.canaries_intact());
   CHECK(gv.canaries_intact());
@@ -170,8 +178,9 @@ TEST_CASE("flash attention backward matches float64 loops, emulated", "[flash_at
   };
   uint32_t seed = 40;
   for (const Case& c : cases) {
-    check_backward(c, 1, seed);     // one block per key tile: direct stores of dK, dV
-    check_backward(c, 64, seed++);  // query loop split across blocks: atomics into dK, dV
+    check_backward(c, 1, seed, false);   // one block per key tile: direct stores of dK, dV
+    check_backward(c, 64, seed, false);  // query loop split across blocks: atomics into dK, dV
+    check_backward(c, 64, seed++, true);  // deterministic: no splits, the dq kernel, no atomics
   }
 }
 
@@ -182,8 +191,8 @@ TEST_CASE("flash attention dispatch rejects unsupported sizes", "[flash_attentio
   CHECK(fa::forward(L, &x, &x, &x, &x, &x, fa::Shape{1, 4, 0, 8, 4}, fa::FwdVariant::Tiled) == Status::Invalid);
   CHECK(fa::forward(L, &x, &x, &x, &x, &x, fa::Shape{1, 4, 4, 8, 513}, fa::FwdVariant::RowWarp) == Status::Invalid);
   const fa::Shape s{1, 4, 4, 8, 4};
-  CHECK(fa::backward(L, &x, &x, &x, &x, &x, &x, &x, &x, &x, s, &x, 4) == Status::Invalid);  // workspace too small
-  CHECK(fa::backward(L, &x, &x, &x, &x, &x, &x, &x, &x, &x, s, nullptr, 1 << 20) == Status::Invalid);
+  CHECK(fa::backward(L, &x, &x, &x, &x, &x, &x, &x, &x, &x, s, &x, 4, true) == Status::Invalid);  // workspace too small
+  CHECK(fa::backward(L, &x, &x, &x, &x, &x, &x, &x, &x, &x, s, nullptr, 1 << 20, true) == Status::Invalid);
   CHECK(fa::padded_d(8) == 16);
   CHECK(fa::padded_d_narrow(8) == 8);
   CHECK(fa::padded_d_narrow(9) == 16);
@@ -204,7 +213,7 @@ TEST_CASE("flash attention kernels agree with the engine's CPU attention op, emu
   const size_t ws_bytes = fa::backward_workspace_bytes(s);
   Buf ws(ws_bytes / sizeof(float));
   REQUIRE(fa::backward(L, q.data(), k.data(), v.data(), out.data(), lse.data(), g.data(), gq.data(), gk.data(),
-                       gv.data(), s, ws.data(), ws_bytes) == Status::Ok);
+                       gv.data(), s, ws.data(), ws_bytes, true) == Status::Ok);
 
   auto tensor = [](const Buf& b, sagan::Shape shape) {
     return Tensor::from_vector(std::vector<float>(b.data(), b.data() + b.n), shape);

@@ -51,6 +51,7 @@ TrainConfig unusual_config() {
   c.device = "cuda:1";
   c.world_size = 4;
   c.sync_bn = true;
+  c.deterministic = false;
   c.check_sync_every = 7;
   c.comm = "nccl";
   c.run_dir = "runs/x";
@@ -107,6 +108,7 @@ TEST_CASE("the table has one entry per key of config.json", "[config]") {
                                          "comm",
                                          "data_path",
                                          "dataset",
+                                         "deterministic",
                                          "device",
                                          "diffaug",
                                          "ema_decay",

@@ -71,14 +71,14 @@ if [[ -s $bench ]] && grep -qE '^SAGAN-|^(G|D|G\+D) ' "$bench"; then
       key = $1 " " $2 " B" $3 " " $9; if (!(key in seen)) { seen[key] = 1; keys[++nk] = key }
       t[key, $8] = $10 }
     END {
-      split("fused-tiled fused-rowwarp fused-async engine:unfused engine:fused torch:sdpa torch:sdpa-eff torch:eager", im, " ")
-      split("tiled rowwarp async eng:unf eng:fused sdpa sdpa-eff eager", lab, " ")
+      split("fused-tiled fused-atomic fused-rowwarp fused-async engine:unfused engine:fused torch:sdpa torch:sdpa-eff torch:eager", im, " ")
+      split("tiled atomic rowwarp async eng:unf eng:fused sdpa sdpa-eff eager", lab, " ")
       hdr = sprintf("%-24s", "shape pass")
-      for (i = 1; i <= 8; i++) hdr = hdr sprintf(" %9s", lab[i])
+      for (i = 1; i <= 9; i++) hdr = hdr sprintf(" %9s", lab[i])
       if (nk) print hdr
       for (k = 1; k <= nk; k++) {
         line = sprintf("%-24s", keys[k])
-        for (i = 1; i <= 8; i++) line = line sprintf(" %9s", ((keys[k], im[i]) in t) ? t[keys[k], im[i]] : "-")
+        for (i = 1; i <= 9; i++) line = line sprintf(" %9s", ((keys[k], im[i]) in t) ? t[keys[k], im[i]] : "-")
         print line }
     }' "$bench"
   grep -E '^sdpa backend' "$bench" | cut -c1-160 | head -6

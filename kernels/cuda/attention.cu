@@ -233,7 +233,8 @@ void CudaBackend::attention_backward(const Tensor& q_in, const Tensor& k_in, con
                     static_cast<const float*>(v.raw_data()), static_cast<const float*>(out.raw_data()),
                     static_cast<const float*>(lse.raw_data()), static_cast<const float*>(gout.raw_data()),
                     static_cast<float*>(gq.raw_data()), static_cast<float*>(gk.raw_data()),
-                    static_cast<float*>(gv.raw_data()), B, N, S, d, dv, ws.get(), ws_bytes, stream_),
+                    static_cast<float*>(gv.raw_data()), B, N, S, d, dv, ws.get(), ws_bytes, stream_,
+                    cuda_deterministic()),
                 stream_);
     return;
   }

@@ -7,13 +7,14 @@
 // Each geometry gets a ConvPlan (descriptors + one algorithm per direction),
 // built on first use and cached by the backend. The algorithm is chosen by
 // timing the candidates (cudnnFind*Ex) with a workspace from the caching
-// allocator sized by the heuristics (cudnnGet*_v7), preferring the fastest
-// deterministic one so that training runs repeat exactly. Workspaces of the
+// allocator sized by the heuristics (cudnnGet*_v7): the fastest deterministic
+// one in deterministic mode (kernels/cuda/settings.h, the default) so that
+// training runs repeat exactly, else the fastest. Workspaces of the
 // calls themselves come from the caching allocator too, so steady-state steps
 // make no cudaMalloc.
 //
-// float32 runs in FMA math unless set_cuda_tf32(true); the flag is part of
-// the plan key, so toggling it picks (and times) algorithms again.
+// float32 runs in FMA math unless set_cuda_tf32(true); both flags are part of
+// the plan key, so toggling one picks (and times) algorithms again.
 #include <climits>
 #include <vector>
 
@@ -42,18 +43,29 @@ size_t find_budget(CudaBackend& be, size_t wanted) {
   return std::min(wanted, cap);
 }
 
-// The best result: successful, within the workspace, deterministic if any is,
-// in cuDNN's order (fastest first for Find, most promising for Get).
+// The best result: successful, within the workspace, deterministic when
+// asked, in cuDNN's order (fastest first for Find, most promising for Get).
 template <class Perf>
-const Perf* choose(const std::vector<Perf>& perf, int count, size_t budget) {
-  const Perf* any = nullptr;
+const Perf* choose(const std::vector<Perf>& perf, int count, size_t budget, bool deterministic) {
   for (int i = 0; i < count; ++i) {
     const Perf& p = perf[static_cast<size_t>(i)];
     if (p.status != CUDNN_STATUS_SUCCESS || p.memory > budget) continue;
-    if (p.determinism == CUDNN_DETERMINISTIC) return &p;
-    if (!any) any = &p;
+    if (!deterministic || p.determinism == CUDNN_DETERMINISTIC) return &p;
   }
-  return any;
+  return nullptr;
+}
+
+// Find's choice, else the heuristics', else an error naming the direction.
+template <class Perf>
+const Perf& choose_or_fail(const std::vector<Perf>& found, int nfound, const std::vector<Perf>& heur, int got,
+                           size_t budget, const char* op, const char* direction) {
+  const bool det = cuda_deterministic();
+  const Perf* best = choose(found, nfound, budget, det);
+  if (!best) best = choose(heur, got, budget, det);
+  SAGAN_CHECK(best != nullptr,
+              "{}: cuDNN offers no {}{} algorithm for this geometry{}", op, det ? "deterministic " : "", direction,
+              det ? " (deterministic mode; --no-deterministic or SAGAN_CUDA_DETERMINISTIC=0 allows the others)" : "");
+  return *best;
 }
 
 // The timing workspace: the budget, halved until the allocator can serve it
@@ -107,7 +119,7 @@ ConvPlan& plan_for(CudaBackend& be, const char* op, const Tensor& x, const Tenso
   const bool tf32 = x.dtype() == DType::F32 && cuda_tf32_enabled();
   // clang-format off
   ConvKey key{static_cast<int64_t>(x.dtype()), s.B, s.Ci, s.H, s.W, s.Co, s.kh, s.kw,
-              g.stride_h, g.stride_w, g.pad_h, g.pad_w, tf32 ? 1 : 0};
+              g.stride_h, g.stride_w, g.pad_h, g.pad_w, tf32 ? 1 : 0, cuda_deterministic() ? 1 : 0};
   // clang-format on
   ConvPlan& p = be.conv_plan(key);
   if (p.conv) return p;
@@ -152,10 +164,7 @@ void find_forward(CudaBackend& be, const char* op, ConvPlan& p, const void* x, c
   int nfound = 0;
   SAGAN_CUDNN_CHECK(op, cudnnFindConvolutionForwardAlgorithmEx(h, p.x, x, p.w, w, p.conv, p.y, y, max_count, &nfound,
                                                                found.data(), ws.get(), budget));
-  const cudnnConvolutionFwdAlgoPerf_t* best = choose(found, nfound, budget);
-  if (!best) best = choose(heur, got, budget);
-  SAGAN_CHECK(best != nullptr, "{}: cuDNN offers no forward algorithm for this geometry", op);
-  p.fwd_algo = best->algo;
+  p.fwd_algo = choose_or_fail(found, nfound, heur, got, budget, op, "forward").algo;
   SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionForwardWorkspaceSize(h, p.x, p.w, p.conv, p.y, p.fwd_algo, &p.fwd_ws));
   p.fwd_ready = true;
 }
@@ -172,10 +181,7 @@ void find_backward_data(CudaBackend& be, const char* op, ConvPlan& p, const void
   int nfound = 0;
   SAGAN_CUDNN_CHECK(op, cudnnFindConvolutionBackwardDataAlgorithmEx(h, p.w, w, p.y, gy, p.conv, p.x, gx, max_count,
                                                                     &nfound, found.data(), ws.get(), budget));
-  const cudnnConvolutionBwdDataAlgoPerf_t* best = choose(found, nfound, budget);
-  if (!best) best = choose(heur, got, budget);
-  SAGAN_CHECK(best != nullptr, "{}: cuDNN offers no backward-data algorithm for this geometry", op);
-  p.bwd_data_algo = best->algo;
+  p.bwd_data_algo = choose_or_fail(found, nfound, heur, got, budget, op, "backward-data").algo;
   SAGAN_CUDNN_CHECK(
       op, cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w, p.y, p.conv, p.x, p.bwd_data_algo, &p.bwd_data_ws));
   p.bwd_data_ready = true;
@@ -193,10 +199,7 @@ void find_backward_filter(CudaBackend& be, const char* op, ConvPlan& p, const vo
   int nfound = 0;
   SAGAN_CUDNN_CHECK(op, cudnnFindConvolutionBackwardFilterAlgorithmEx(h, p.x, x, p.y, gy, p.conv, p.w, gw, max_count,
                                                                       &nfound, found.data(), ws.get(), budget));
-  const cudnnConvolutionBwdFilterAlgoPerf_t* best = choose(found, nfound, budget);
-  if (!best) best = choose(heur, got, budget);
-  SAGAN_CHECK(best != nullptr, "{}: cuDNN offers no backward-filter algorithm for this geometry", op);
-  p.bwd_filter_algo = best->algo;
+  p.bwd_filter_algo = choose_or_fail(found, nfound, heur, got, budget, op, "backward-filter").algo;
   SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x, p.y, p.conv, p.w, p.bwd_filter_algo,
                                                                        &p.bwd_filter_ws));
   p.bwd_filter_ready = true;

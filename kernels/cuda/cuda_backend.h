@@ -83,8 +83,9 @@ class Buffer {
 };
 
 struct ConvPlan;  // conv2d.cu
-// dtype, B, Ci, H, W, Co, kh, kw, stride h, stride w, pad h, pad w, tf32
-using ConvKey = std::array<int64_t, 13>;
+// dtype, B, Ci, H, W, Co, kh, kw, stride h, stride w, pad h, pad w, tf32,
+// deterministic
+using ConvKey = std::array<int64_t, 14>;
 
 }  // namespace cuda
 

@@ -37,12 +37,15 @@ cudaError_t flash_attention_forward_f32(const float* q, const float* k, const fl
 size_t flash_attention_backward_workspace_bytes(int B, int N, int S, int d, int dv);
 
 // gq (B,N,d), gk (B,S,d), gv (B,S,dv) are overwritten (not accumulated).
-// gout is dL/dout; out and lse are the forward's. dQ is summed with float
-// atomics, so gq (and, when the GPU has more multiprocessors than key tiles
-// to fill them, gk and gv) vary between runs in the last bits.
+// gout is dL/dout; out and lse are the forward's. deterministic: no float
+// atomics, every sum in a fixed order, so two calls give bitwise equal
+// gradients (dQ by a separate kernel that recomputes P and dP). Otherwise dQ
+// is summed with float atomics, so gq (and, when the GPU has more
+// multiprocessors than key tiles to fill them, gk and gv) vary between runs
+// in the last bits.
 cudaError_t flash_attention_backward_f32(const float* q, const float* k, const float* v, const float* out,
                                          const float* lse, const float* gout, float* gq, float* gk, float* gv, int B,
                                          int N, int S, int d, int dv, void* workspace, size_t workspace_bytes,
-                                         cudaStream_t stream);
+                                         cudaStream_t stream, bool deterministic);
 
 }  // namespace sagan::fused

@@ -343,6 +343,11 @@ __global__ void __launch_bounds__(kThreads, 2)
 // queries; dP summed over dv in chunks; dQ by float atomics). When few
 // blocks would fill the GPU the query loop is split over grid.z / grid.y and
 // dV / dK are accumulated by atomics too (outputs zeroed first).
+// Deterministic (the default, settings.h): no float atomics. The query loops
+// are never split, the dK kernel leaves dQ alone, and a fourth kernel, dq (a
+// block per query tile, looping over the key tiles in order), recomputes P
+// and dP to sum dQ = dS K in registers: S and dP are computed twice, about
+// 1.4x the FLOPs of the atomic backward, for bitwise repeatable gradients.
 // ---------------------------------------------------------------------------
 constexpr int kDotWarps = 8;
 
@@ -441,15 +446,81 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
+// dS = P * (dP - D) for one (64-query, 64-key) tile pair into dSs [query][key]
+// (row stride kBK + 4): P = exp(Q K^T - lse) from the tiles in shared memory,
+// dP = dO V^T over all dv in chunks of kDvChunk through Gc and Vc. Thread
+// (ty, tx) owns queries ty*4 + i and keys tx + 16 j. Starts and ends without
+// a barrier after its last write: callers sync before reading dSs.
+template <int DP>
+__device__ __forceinline__ void bwd_ds_tile(float* dSs, float* Gc, float* Vc, const float* Qs, const float* Ks,
+                                            const float* L2s, const float* Ds, const float* gb, const float* vb,
+                                            int q0, int k0, int N, int S, int dv) {
+  constexpr int CS = kDvChunk + 4;
+  constexpr int PS = kBK + 4;
+  const int tid = static_cast<int>(threadIdx.x), tx = tid & 15, ty = tid >> 4;
+  // P waits in dSs (each thread rereads only its own elements) to free
+  // registers for dP.
+  {
+    float p[4][4];
+    SAGAN_UNROLL
+    for (int i = 0; i < 4; ++i) SAGAN_UNROLL
+    for (int j = 0; j < 4; ++j) p[i][j] = 0.f;
+    mma_4x4_rows<DP>(p, Qs, ty * 4, Ks, tx);
+    SAGAN_UNROLL
+    for (int i = 0; i < 4; ++i) SAGAN_UNROLL
+    for (int j = 0; j < 4; ++j)
+      dSs[(ty * 4 + i) * PS + tx + 16 * j] =
+          (k0 + tx + 16 * j < S) ? exp2f(fmaf(p[i][j], kLog2e, -L2s[ty * 4 + i])) : 0.f;
+  }
+  float dp[4][4];
+  SAGAN_UNROLL
+  for (int i = 0; i < 4; ++i) SAGAN_UNROLL
+  for (int j = 0; j < 4; ++j) dp[i][j] = 0.f;
+  for (int c0 = 0; c0 < dv; c0 += kDvChunk) {
+    __syncthreads();  // the previous chunk has been read
+    load_cols<kDvChunk, CS>(Gc, gb, q0, N, c0, dv, dv, kBQ);
+    load_cols<kDvChunk, CS>(Vc, vb, k0, S, c0, dv, dv, kBK);
+    __syncthreads();
+    mma_4x4_rows<kDvChunk>(dp, Gc, ty * 4, Vc, tx);
+  }
+  SAGAN_UNROLL
+  for (int i = 0; i < 4; ++i) SAGAN_UNROLL
+  for (int j = 0; j < 4; ++j) {
+    float* ds = dSs + (ty * 4 + i) * PS + tx + 16 * j;
+    *ds = *ds * (dp[i][j] - Ds[ty * 4 + i]);
+  }
+}
+
+// dq[i][j] += sum_key dS[ty*4 + i][key] K[key][tx + 16 j] over one key tile.
+template <int DP>
+__device__ __forceinline__ void bwd_accumulate_dq(float (&dq)[4][DP / 16], const float* dSs, const float* Ks) {
+  constexpr int RS = DP + 4;
+  constexpr int PS = kBK + 4;
+  const int tid = static_cast<int>(threadIdx.x), tx = tid & 15, ty = tid >> 4;
+  for (int x = 0; x < kBK; x += 4) {
+    float4 s4[4];
+    SAGAN_UNROLL
+    for (int i = 0; i < 4; ++i) s4[i] = ld4(dSs + (ty * 4 + i) * PS + x);
+    SAGAN_UNROLL
+    for (int u = 0; u < 4; ++u) SAGAN_UNROLL
+    for (int j = 0; j < DP / 16; ++j) {
+      const float kv = Ks[(x + u) * RS + tx + 16 * j];
+      SAGAN_UNROLL
+      for (int i = 0; i < 4; ++i) dq[i][j] = fmaf(comp(s4[i], u), kv, dq[i][j]);
+    }
+  }
+}
+
 template <int DP>
 constexpr size_t bwd_dkdq_smem_floats() {
   return size_t(kBK) * (DP + 4) + size_t(kBQ) * (DP + 4) + 2 * kBQ + size_t(kBQ) * (kDvChunk + 4) +
          size_t(kBK) * (kDvChunk + 4) + size_t(kBQ) * (kBK + 4);
 }
 
-// dK tile (64 keys x d) and dQ contributions of one key tile.
-// grid = (B * n_kt, q_split). gq must be zeroed; gk too when q_split > 1.
-template <int DP>
+// dK tile (64 keys x d) and, when WITH_DQ, the dQ contributions of one key
+// tile (atomics). grid = (B * n_kt, q_split). gq must be zeroed (WITH_DQ); gk
+// too when q_split > 1.
+template <int DP, bool WITH_DQ>
 __global__ void __launch_bounds__(kThreads, 2)
     bwd_dkdq_kernel(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
                     const float* __restrict__ lse, const float* __restrict__ D, const float* __restrict__ gout,
@@ -492,39 +563,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
     __syncthreads();
 
-    // P[query][key], queries ty*4 + i, keys tx + 16 j. It waits in dSs
-    // (each thread rereads only its own elements) to free registers for dP.
-    {
-      float p[4][4];
-      SAGAN_UNROLL
-      for (int i = 0; i < 4; ++i) SAGAN_UNROLL
-      for (int j = 0; j < 4; ++j) p[i][j] = 0.f;
-      mma_4x4_rows<DP>(p, Qs, ty * 4, Ks, tx);
-      SAGAN_UNROLL
-      for (int i = 0; i < 4; ++i) SAGAN_UNROLL
-      for (int j = 0; j < 4; ++j)
-        dSs[(ty * 4 + i) * PS + tx + 16 * j] =
-            (k0 + tx + 16 * j < S) ? exp2f(fmaf(p[i][j], kLog2e, -L2s[ty * 4 + i])) : 0.f;
-    }
-
-    // dP = dO V^T over all dv, a chunk of 64 columns at a time.
-    float dp[4][4];
-    SAGAN_UNROLL
-    for (int i = 0; i < 4; ++i) SAGAN_UNROLL
-    for (int j = 0; j < 4; ++j) dp[i][j] = 0.f;
-    for (int c0 = 0; c0 < dv; c0 += kDvChunk) {
-      __syncthreads();  // the previous chunk has been read
-      load_cols<kDvChunk, CS>(Gc, gb, q0, N, c0, dv, dv, kBQ);
-      load_cols<kDvChunk, CS>(Vc, vb, k0, S, c0, dv, dv, kBK);
-      __syncthreads();
-      mma_4x4_rows<kDvChunk>(dp, Gc, ty * 4, Vc, tx);
-    }
-    SAGAN_UNROLL
-    for (int i = 0; i < 4; ++i) SAGAN_UNROLL
-    for (int j = 0; j < 4; ++j) {
-      float* ds = dSs + (ty * 4 + i) * PS + tx + 16 * j;
-      *ds = *ds * (dp[i][j] - Ds[ty * 4 + i]);
-    }
+    bwd_ds_tile<DP>(dSs, Gc, Vc, Qs, Ks, L2s, Ds, gb, vb, q0, k0, N, S, dv);
     __syncthreads();
 
     // dK[key][e] += sum_r dS[r][key] Q[r][e]; keys ty*4 + i, e = tx + 16 j.
@@ -538,30 +577,21 @@ __global__ void __launch_bounds__(kThreads, 2)
       }
     }
 
-    // dQ[r][e] = sum_key dS[r][key] K[key][e]; rows ty*4 + i, e = tx + 16 j.
-    float dq[4][DJ];
-    SAGAN_UNROLL
-    for (int i = 0; i < 4; ++i) SAGAN_UNROLL
-    for (int j = 0; j < DJ; ++j) dq[i][j] = 0.f;
-    for (int x = 0; x < kBK; x += 4) {
-      float4 s4[4];
+    if constexpr (WITH_DQ) {
+      // dQ[r][e] = sum_key dS[r][key] K[key][e]; rows ty*4 + i, e = tx + 16 j.
+      float dq[4][DJ];
       SAGAN_UNROLL
-      for (int i = 0; i < 4; ++i) s4[i] = ld4(dSs + (ty * 4 + i) * PS + x);
+      for (int i = 0; i < 4; ++i) SAGAN_UNROLL
+      for (int j = 0; j < DJ; ++j) dq[i][j] = 0.f;
+      bwd_accumulate_dq<DP>(dq, dSs, Ks);
       SAGAN_UNROLL
-      for (int u = 0; u < 4; ++u) SAGAN_UNROLL
-      for (int j = 0; j < DJ; ++j) {
-        const float kv = Ks[(x + u) * RS + tx + 16 * j];
+      for (int i = 0; i < 4; ++i) {
+        const int row = q0 + ty * 4 + i;
+        if (row >= N) continue;
         SAGAN_UNROLL
-        for (int i = 0; i < 4; ++i) dq[i][j] = fmaf(comp(s4[i], u), kv, dq[i][j]);
+        for (int j = 0; j < DJ; ++j)
+          if (tx + 16 * j < d) atomicAdd(gq + (b * N + row) * d + tx + 16 * j, dq[i][j]);
       }
-    }
-    SAGAN_UNROLL
-    for (int i = 0; i < 4; ++i) {
-      const int row = q0 + ty * 4 + i;
-      if (row >= N) continue;
-      SAGAN_UNROLL
-      for (int j = 0; j < DJ; ++j)
-        if (tx + 16 * j < d) atomicAdd(gq + (b * N + row) * d + tx + 16 * j, dq[i][j]);
     }
   }
 
@@ -580,6 +610,65 @@ __global__ void __launch_bounds__(kThreads, 2)
       else
         *dst = dk[i][j];
     }
+  }
+}
+
+// dQ tile (64 queries x d) = sum over the key tiles, in order, of dS K, with
+// P and dP recomputed per key tile as bwd_dkdq_kernel computes them; each
+// thread keeps its dQ entries in registers and stores them once: no atomics,
+// a fixed summation order. grid = (B * n_qt); bwd_dkdq_smem_floats<DP>().
+template <int DP>
+__global__ void __launch_bounds__(kThreads, 2)
+    bwd_dq_kernel(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+                  const float* __restrict__ lse, const float* __restrict__ D, const float* __restrict__ gout,
+                  float* __restrict__ gq, int N, int S, int d, int dv, int n_qt) {
+  constexpr int RS = DP + 4;
+  constexpr int CS = kDvChunk + 4;
+  constexpr int DJ = DP / 16;
+  SAGAN_DYNAMIC_SMEM(float, smem);
+  float* Ks = smem;            // [kBK][RS]
+  float* Qs = Ks + kBK * RS;   // [kBQ][RS]
+  float* L2s = Qs + kBQ * RS;  // [kBQ]
+  float* Ds = L2s + kBQ;       // [kBQ]
+  float* Gc = Ds + kBQ;        // [kBQ][CS] dO chunk
+  float* Vc = Gc + kBQ * CS;   // [kBK][CS] V chunk
+  float* dSs = Vc + kBK * CS;  // [kBQ][kBK + 4]
+
+  const int tid = static_cast<int>(threadIdx.x), tx = tid & 15, ty = tid >> 4;
+  const int64_t b = blockIdx.x / n_qt;
+  const int q0 = static_cast<int>(blockIdx.x % n_qt) * kBQ;
+  const int n_kt = ceil_div(S, kBK);
+  const float* kb = k + b * S * d;
+  const float* vb = v + b * S * dv;
+  const float* gb = gout + b * N * dv;
+  load_rows<DP>(Qs, q + b * N * d, q0, N, d, kBQ);
+  for (int r = tid; r < kBQ; r += kThreads) {
+    const bool ok = q0 + r < N;
+    L2s[r] = ok ? lse[b * N + q0 + r] * kLog2e : INFINITY;
+    Ds[r] = ok ? D[b * N + q0 + r] : 0.f;
+  }
+
+  float dq[4][DJ];
+  SAGAN_UNROLL
+  for (int i = 0; i < 4; ++i) SAGAN_UNROLL
+  for (int j = 0; j < DJ; ++j) dq[i][j] = 0.f;
+
+  for (int kt = 0; kt < n_kt; ++kt) {
+    const int k0 = kt * kBK;
+    __syncthreads();  // the previous key tile's Ks and dSs have been read
+    load_rows<DP>(Ks, kb, k0, S, d, kBK);
+    __syncthreads();
+    bwd_ds_tile<DP>(dSs, Gc, Vc, Qs, Ks, L2s, Ds, gb, vb, q0, k0, N, S, dv);
+    __syncthreads();
+    bwd_accumulate_dq<DP>(dq, dSs, Ks);
+  }
+  SAGAN_UNROLL
+  for (int i = 0; i < 4; ++i) {
+    const int row = q0 + ty * 4 + i;
+    if (row >= N) continue;
+    SAGAN_UNROLL
+    for (int j = 0; j < DJ; ++j)
+      if (tx + 16 * j < d) gq[(b * N + row) * d + tx + 16 * j] = dq[i][j];
   }
 }
 
@@ -686,7 +775,7 @@ inline size_t backward_workspace_bytes(const Shape& s) {
 template <class L>
 Status backward(L& launcher, const float* q, const float* k, const float* v, const float* out, const float* lse,
                 const float* gout, float* gq, float* gk, float* gv, const Shape& s, void* workspace,
-                size_t workspace_bytes) {
+                size_t workspace_bytes, bool deterministic) {
   if (!shape_ok(s)) return Status::Invalid;
   if (s.B == 0) return Status::Ok;
   const size_t nq = static_cast<size_t>(s.B) * s.N;
@@ -702,13 +791,14 @@ Status backward(L& launcher, const float* q, const float* k, const float* v, con
   const int cpt = cols_per_thread(s.dv);
   const int64_t n_dvt = ceil_div64(s.dv, 16 * cpt);
   const int64_t dot_blocks = ceil_div64(static_cast<int64_t>(nq), kDotWarps);
-  if (gx > 0x7fffffff || dot_blocks > 0x7fffffff || n_dvt > 65535) return Status::Invalid;
+  const int64_t gq_blocks = static_cast<int64_t>(s.B) * n_qt;
+  if (gx > 0x7fffffff || gq_blocks > 0x7fffffff || dot_blocks > 0x7fffffff || n_dvt > 65535) return Status::Invalid;
 
   launcher.launch(bwd_dot_kernel, dim3(static_cast<unsigned>(dot_blocks)), dim3(kDotWarps * 32), 0, gout, out, D,
                   static_cast<int64_t>(nq), s.dv);
 
   // dV
-  const int split_v = query_splits(gx * n_dvt, n_qt, launcher.num_sms());
+  const int split_v = deterministic ? 1 : query_splits(gx * n_dvt, n_qt, launcher.num_sms());
   if (split_v > 1) launcher.zero(gv, static_cast<size_t>(s.B) * s.S * s.dv);
   const dim3 grid_v(static_cast<unsigned>(gx), static_cast<unsigned>(n_dvt), static_cast<unsigned>(split_v));
   auto go_v = [&](auto kernel, size_t floats) {
@@ -750,27 +840,37 @@ Status backward(L& launcher, const float* q, const float* k, const float* v, con
       return Status::Invalid;
   }
 
-  // dK and dQ
-  const int split_k = query_splits(gx, n_qt, launcher.num_sms());
-  launcher.zero(gq, nq * static_cast<size_t>(s.d));
+  // dK and dQ: dQ by atomics in the dK kernel, or (deterministic) by the dq
+  // kernel over query tiles.
+  const int split_k = deterministic ? 1 : query_splits(gx, n_qt, launcher.num_sms());
+  if (!deterministic) launcher.zero(gq, nq * static_cast<size_t>(s.d));
   if (split_k > 1) launcher.zero(gk, static_cast<size_t>(s.B) * s.S * s.d);
   const dim3 grid_k(static_cast<unsigned>(gx), static_cast<unsigned>(split_k));
-  auto go_k = [&](auto kernel, size_t floats) {
-    launcher.launch(kernel, grid_k, dim3(kThreads), floats * sizeof(float), q, k, v, lse, static_cast<const float*>(D),
-                    gout, gq, gk, s.N, s.S, s.d, s.dv, n_kt);
+  auto go_k = [&](auto dp_tag) {
+    constexpr int DP = decltype(dp_tag)::value;
+    const size_t bytes = bwd_dkdq_smem_floats<DP>() * sizeof(float);
+    if (deterministic) {
+      launcher.launch(bwd_dkdq_kernel<DP, false>, grid_k, dim3(kThreads), bytes, q, k, v, lse,
+                      static_cast<const float*>(D), gout, gq, gk, s.N, s.S, s.d, s.dv, n_kt);
+      launcher.launch(bwd_dq_kernel<DP>, dim3(static_cast<unsigned>(gq_blocks)), dim3(kThreads), bytes, q, k, v, lse,
+                      static_cast<const float*>(D), gout, gq, s.N, s.S, s.d, s.dv, n_qt);
+    } else {
+      launcher.launch(bwd_dkdq_kernel<DP, true>, grid_k, dim3(kThreads), bytes, q, k, v, lse,
+                      static_cast<const float*>(D), gout, gq, gk, s.N, s.S, s.d, s.dv, n_kt);
+    }
   };
   switch (padded_d(s.d)) {
     case 16:
-      go_k(bwd_dkdq_kernel<16>, bwd_dkdq_smem_floats<16>());
+      go_k(std::integral_constant<int, 16>{});
       break;
     case 32:
-      go_k(bwd_dkdq_kernel<32>, bwd_dkdq_smem_floats<32>());
+      go_k(std::integral_constant<int, 32>{});
       break;
     case 64:
-      go_k(bwd_dkdq_kernel<64>, bwd_dkdq_smem_floats<64>());
+      go_k(std::integral_constant<int, 64>{});
       break;
     case 128:
-      go_k(bwd_dkdq_kernel<128>, bwd_dkdq_smem_floats<128>());
+      go_k(std::integral_constant<int, 128>{});
       break;
     default:
       return Status::Invalid;

@@ -91,6 +91,26 @@ SnPowerImpl cuda_sn_power_impl() {
   return from_env;
 }
 
+namespace {
+std::atomic<int> g_deterministic{-1};  // -1: the environment decides
+}  // namespace
+
+void set_cuda_deterministic(bool enabled) { g_deterministic.store(enabled ? 1 : 0); }
+
+bool cuda_deterministic() {
+  const int set = g_deterministic.load();
+  if (set >= 0) return set == 1;
+  static const bool from_env = [] {
+    const char* v = std::getenv("SAGAN_CUDA_DETERMINISTIC");
+    if (v == nullptr || v[0] == '\0') return true;
+    const std::string text(v);
+    if (text == "1") return true;
+    if (text == "0") return false;
+    SAGAN_FAIL("environment variable SAGAN_CUDA_DETERMINISTIC: invalid value '{}' (expected 1 or 0)", text);
+  }();
+  return from_env;
+}
+
 void set_cuda_attention_workspace_limit(size_t bytes) {
   g_score_budget.store(bytes == 0 ? kDefaultScoreBudget : bytes);
 }

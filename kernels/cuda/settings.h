@@ -13,6 +13,23 @@ namespace sagan {
 void set_cuda_tf32(bool enabled);
 bool cuda_tf32_enabled();
 
+// Deterministic mode (on by default): every CUDA kernel the engine runs sums
+// in a fixed order without float atomics, and cuDNN runs only deterministic
+// algorithms, so two GPU runs from the same seed give bitwise equal results
+// and a resumed run equals an uninterrupted one (on the same GPU model,
+// driver and library versions). It changes: the fused attention's backward
+// (dQ by a separate kernel instead of atomics; docs/benchmarks.md has its
+// cost), index_add (the embeddings' backward: one thread per output column
+// walks the indices in order), and cuDNN's algorithm choice (the fastest
+// deterministic one; a convolution without one is an error naming it).
+// Off: the faster atomic kernels and any cuDNN algorithm. Default from
+// SAGAN_CUDA_DETERMINISTIC=1|0 (read once when first needed; unset or empty:
+// 1; other values throw naming the variable); set_cuda_deterministic
+// overrides it, process-wide, for calls made after it. The tensor-core
+// attention kernels are deterministic either way.
+void set_cuda_deterministic(bool enabled);
+bool cuda_deterministic();
+
 // The CUDA path of the attention op (attention_forward and
 // attention_backward, kernels/cuda/attention.cu) for float32:
 //   Fused    (default) the flash-style kernels of flash_attention.h: no N x S

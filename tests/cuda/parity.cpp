@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
 #include <limits>
 
 namespace sagan::cudatest {
@@ -50,6 +51,12 @@ int64_t allocations_during(const std::function<void()>& f, int device) {
   f();
   const CudaMemoryStats b = cuda_memory_stats(device);
   return (b.malloc_calls - a.malloc_calls) + (b.cache_hits - a.cache_hits);
+}
+
+bool bitwise_equal(const Tensor& a, const Tensor& b) {
+  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
+  const Tensor ha = a.contiguous().to(Device::cpu()), hb = b.contiguous().to(Device::cpu());
+  return std::memcmp(ha.raw_data(), hb.raw_data(), static_cast<size_t>(ha.numel()) * dtype_size(ha.dtype())) == 0;
 }
 
 void poison_allocator(const std::vector<Shape>& shapes, DType dtype, int copies) {

@@ -67,6 +67,21 @@ class Tf32Scope {
   bool prev_;
 };
 
+// Scoped deterministic-mode switch (kernels/cuda/settings.h).
+class DeterministicGuard {
+ public:
+  explicit DeterministicGuard(bool on) : prev_(cuda_deterministic()) { set_cuda_deterministic(on); }
+  ~DeterministicGuard() { set_cuda_deterministic(prev_); }
+  DeterministicGuard(const DeterministicGuard&) = delete;
+  DeterministicGuard& operator=(const DeterministicGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
+// Same dtype, shape and bytes (copied to the host): bitwise repeatability.
+bool bitwise_equal(const Tensor& a, const Tensor& b);
+
 // Scoped choice of the CUDA attention path (fused is the default).
 class AttentionImplScope {
  public:

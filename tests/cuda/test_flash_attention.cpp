@@ -84,15 +84,18 @@ void check(const Shape& s, double qk, bool backward, FlashForwardVariant variant
   CHECK(sagan::testing::max_rel_error(out.host(), r.out) <= kTol);
   CHECK(max_lse_error(lse.host(), r.lse) <= kTol);
   if (!backward) return;
-  Dev gq(size_t(s.B) * s.N * s.d), gk(size_t(s.B) * s.S * s.d), gv(size_t(s.B) * s.S * s.dv);
-  const size_t ws_bytes = sagan::fused::flash_attention_backward_workspace_bytes(s.B, s.N, s.S, s.d, s.dv);
-  Dev ws(ws_bytes / sizeof(float) + 1);
-  CUDA_OK(sagan::fused::flash_attention_backward_f32(q.p, k.p, v.p, out.p, lse.p, g.p, gq.p, gk.p, gv.p, s.B, s.N, s.S,
-                                                     s.d, s.dv, ws.p, ws_bytes, nullptr));
-  CUDA_OK(cudaDeviceSynchronize());
-  CHECK(sagan::testing::max_rel_error(gq.host(), r.gq) <= kTol);
-  CHECK(sagan::testing::max_rel_error(gk.host(), r.gk) <= kTol);
-  CHECK(sagan::testing::max_rel_error(gv.host(), r.gv) <= kTol);
+  for (bool deterministic : {true, false}) {  // dQ by its own kernel, or by atomics
+    INFO("deterministic " << deterministic);
+    Dev gq(size_t(s.B) * s.N * s.d), gk(size_t(s.B) * s.S * s.d), gv(size_t(s.B) * s.S * s.dv);
+    const size_t ws_bytes = sagan::fused::flash_attention_backward_workspace_bytes(s.B, s.N, s.S, s.d, s.dv);
+    Dev ws(ws_bytes / sizeof(float) + 1);
+    CUDA_OK(sagan::fused::flash_attention_backward_f32(q.p, k.p, v.p, out.p, lse.p, g.p, gq.p, gk.p, gv.p, s.B, s.N,
+                                                       s.S, s.d, s.dv, ws.p, ws_bytes, nullptr, deterministic));
+    CUDA_OK(cudaDeviceSynchronize());
+    CHECK(sagan::testing::max_rel_error(gq.host(), r.gq) <= kTol);
+    CHECK(sagan::testing::max_rel_error(gk.host(), r.gk) <= kTol);
+    CHECK(sagan::testing::max_rel_error(gv.host(), r.gv) <= kTol);
+  }
 }
 
 }  // namespace
@@ -184,5 +187,34 @@ TEST_CASE("cuda flash attention forward is deterministic and rejects unsupported
   CHECK_FALSE(sagan::fused::flash_attention_supported(129, 64));
   CHECK(sagan::fused::flash_attention_supported(64, 512));
   CHECK(sagan::fused::flash_attention_backward_f32(q.p, k.p, v.p, o1.p, lse.p, o1.p, q.p, k.p, v.p, 1, 4, 4, 8, 4,
-                                                   nullptr, 0, nullptr) == cudaErrorInvalidValue);
+                                                   nullptr, 0, nullptr, true) == cudaErrorInvalidValue);
+}
+
+TEST_CASE("cuda flash attention backward in deterministic mode repeats bit for bit", "[cuda][flash_attention]") {
+  SKIP_WITHOUT_GPU();
+  // SAGAN-32 G's shape at batch 16: 64 blocks per key tile leave the GPU
+  // half empty, so the atomic backward would split its query loops.
+  const Shape s{16, 256, 64, 32, 128};
+  std::mt19937 gen(6);
+  Dev q(randn(size_t(s.B) * s.N * s.d, 0.5, gen)), k(randn(size_t(s.B) * s.S * s.d, 0.5, gen)),
+      v(randn(size_t(s.B) * s.S * s.dv, 1.0, gen)), g(randn(size_t(s.B) * s.N * s.dv, 1.0, gen));
+  Dev out(size_t(s.B) * s.N * s.dv), lse(size_t(s.B) * s.N);
+  CUDA_OK(sagan::fused::flash_attention_forward_f32(q.p, k.p, v.p, out.p, lse.p, s.B, s.N, s.S, s.d, s.dv, nullptr));
+  const size_t ws_bytes = sagan::fused::flash_attention_backward_workspace_bytes(s.B, s.N, s.S, s.d, s.dv);
+  Dev ws(ws_bytes / sizeof(float) + 1);
+  std::vector<float> first[3];
+  for (int run = 0; run < 3; ++run) {
+    Dev gq(size_t(s.B) * s.N * s.d), gk(size_t(s.B) * s.S * s.d), gv(size_t(s.B) * s.S * s.dv);
+    CUDA_OK(sagan::fused::flash_attention_backward_f32(q.p, k.p, v.p, out.p, lse.p, g.p, gq.p, gk.p, gv.p, s.B, s.N,
+                                                       s.S, s.d, s.dv, ws.p, ws_bytes, nullptr, true));
+    CUDA_OK(cudaDeviceSynchronize());
+    if (run == 0) {
+      first[0] = gq.host(), first[1] = gk.host(), first[2] = gv.host();
+      continue;
+    }
+    INFO("run " << run);
+    CHECK(gq.host() == first[0]);
+    CHECK(gk.host() == first[1]);
+    CHECK(gv.host() == first[2]);
+  }
 }

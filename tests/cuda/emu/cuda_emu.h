@@ -379,6 +379,9 @@ T shfl_impl(T value, int src_of_lane_xor, bool is_xor) {
   return out;
 }
 
+// atomicAdd(float*, float) calls since the program started.
+inline uint64_t float_atomic_adds = 0;
+
 }  // namespace cuda_emu
 
 #define threadIdx (::cuda_emu::sched().thread_idx)
@@ -399,8 +402,10 @@ inline T __shfl_sync(unsigned, T v, int src_lane, int = 32) {
   return ::cuda_emu::shfl_impl(v, src_lane, false);
 }
 // One OS thread and switches only at barriers: a plain add is atomic here,
-// and memory is coherent (a fence has nothing to order).
+// and memory is coherent (a fence has nothing to order). Float atomics are
+// counted, so a test can show a deterministic path issues none.
 inline float atomicAdd(float* p, float v) {
+  ++::cuda_emu::float_atomic_adds;
   const float old = *p;
   *p = old + v;
   return old;
