@@ -79,6 +79,9 @@ struct TrainConfig {
   // CUDA: no float atomics, deterministic cuDNN algorithms, so GPU runs repeat
   // bit for bit (kernels/cuda/settings.h); off allows the faster atomic paths.
   bool deterministic = true;
+  // Matrix products (GEMMs, convolutions, attention) in fp32 | tf32 | bf16,
+  // master weights and optimiser state float32 (core/matmul_precision.h).
+  std::string precision = "fp32";
 
   // data parallelism (docs/distributed.md): under mpirun -np N / srun each
   // of N ranks trains on batch_size examples, a global batch of

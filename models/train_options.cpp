@@ -355,6 +355,14 @@ std::vector<TrainOption> make_table() {
                       "--no-deterministic allows the faster atomic kernels. The CPU is deterministic either way",
               .resume_applies = true},
              &C::deterministic));
+  add(member({.key = "precision",
+              .flag = "--precision",
+              .help = "fp32 | tf32 | bf16: the arithmetic of GEMMs, convolutions and attention (tensor cores on "
+                      "CUDA; weights, Adam state, SN vectors and BN statistics stay float32). On the CPU tf32 and "
+                      "bf16 are emulated bit for bit, slower, to check their numerics",
+              .check = one_of({"fp32", "tf32", "bf16"}),
+              .resume_applies = true},
+             &C::precision));
 
   group = "Data parallelism (mpirun -np N / srun; docs/distributed.md)";
   add(member({.key = "world_size",

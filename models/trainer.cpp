@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/matmul_precision.h"
 #include "core/ops.h"
 #include "dist/launch.h"
 #include "dist/single_communicator.h"
@@ -43,6 +44,7 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
       nan_guard_(cfg_.on_nan, cfg_.max_nan_skips) {
   SAGAN_CHECK(dataset_ != nullptr, "Trainer: no data set");
   set_cuda_deterministic(cfg_.deterministic);  // process-wide: every CUDA op from here on
+  set_matmul_precision(parse_matmul_precision(cfg_.precision, "precision"));  // process-wide too
   cfg_.model.num_classes = cfg_.unconditional ? 0 : dataset_->num_classes();
   cfg_.model.image_channels = dataset_->channels();
   // --comm nccl in a plain run: a one-rank NCCL job (the NCCL path on one GPU).

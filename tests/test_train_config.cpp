@@ -52,6 +52,7 @@ TrainConfig unusual_config() {
   c.world_size = 4;
   c.sync_bn = true;
   c.deterministic = false;
+  c.precision = "bf16";
   c.check_sync_every = 7;
   c.comm = "nccl";
   c.run_dir = "runs/x";
@@ -136,6 +137,7 @@ TEST_CASE("the table has one entry per key of config.json", "[config]") {
                                          "model.z_dim",
                                          "n_dis",
                                          "on_nan",
+                                         "precision",
                                          "preset",
                                          "resize",
                                          "run_dir",

@@ -25,6 +25,7 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/im2col.h"
 #include "kernels/cpu/image_chunks.h"
+#include "kernels/cpu/operand_rounding.h"
 
 namespace sagan {
 
@@ -106,6 +107,13 @@ struct Scratch {
 
 void CpuBackend::conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out,
                         Conv2dGeom g) {
+  if (cpu::emulate_precision(x)) {  // --precision tf32|bf16 (kernels/cpu/operand_rounding.h)
+    cpu::EmulationScope scope;
+    conv2d(cpu::rounded_operand(x), cpu::rounded_operand(w), std::nullopt, out, g);
+    cpu::round_conv_result(out);
+    if (bias) cpu::add_channel_bias(out, *bias);
+    return;
+  }
   const Dims d = dims_of(x, w.size(0), w.size(2), out, g);
   if (cpu::use_winograd(d.Ci, d.Co, d.k, d.s, d.p)) return cpu::winograd_conv2d(x, w, bias, out);
   const cpu::ChunkPlan pl = cpu::plan_chunks(d.B, d.P(), kChunkCols);
@@ -145,6 +153,12 @@ void CpuBackend::conv2d(const Tensor& x, const Tensor& w, const std::optional<Te
 }
 
 void CpuBackend::conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor& gx, Conv2dGeom g) {
+  if (cpu::emulate_precision(gy)) {  // --precision tf32|bf16 (kernels/cpu/operand_rounding.h)
+    cpu::EmulationScope scope;
+    conv2d_backward_input(cpu::rounded_operand(gy), cpu::rounded_operand(w), gx, g);
+    cpu::round_conv_result(gx);
+    return;
+  }
   const Dims d = dims_of(gx, w.size(0), w.size(2), gy, g);
   if (cpu::use_winograd(d.Ci, d.Co, d.k, d.s, d.p)) return cpu::winograd_conv2d_backward_input(gy, w, gx);
   const cpu::ChunkPlan pl = cpu::plan_chunks(d.B, d.P(), kChunkCols);
@@ -178,6 +192,12 @@ void CpuBackend::conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor
 }
 
 void CpuBackend::conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Conv2dGeom g) {
+  if (cpu::emulate_precision(gy)) {  // --precision tf32|bf16 (kernels/cpu/operand_rounding.h)
+    cpu::EmulationScope scope;
+    conv2d_backward_weight(cpu::rounded_operand(gy), cpu::rounded_operand(x), gw, g);
+    cpu::round_conv_result(gw);
+    return;
+  }
   const Dims d = dims_of(x, gw.size(0), gw.size(2), gy, g);
   if (cpu::use_winograd(d.Ci, d.Co, d.k, d.s, d.p)) return cpu::winograd_conv2d_backward_weight(gy, x, gw);
   const cpu::ChunkPlan pl = cpu::plan_chunks(d.B, d.P(), kChunkCols);

@@ -16,6 +16,7 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/im2col.h"
 #include "kernels/cpu/image_chunks.h"
+#include "kernels/cpu/operand_rounding.h"
 
 namespace sagan {
 
@@ -43,6 +44,13 @@ constexpr int64_t kChunkCols = 1024;  // GEMM columns per chunk when images are 
 
 void CpuBackend::conv2d_rect(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out,
                              Conv2dRectGeom g) {
+  if (cpu::emulate_precision(x)) {  // --precision tf32|bf16 (kernels/cpu/operand_rounding.h)
+    cpu::EmulationScope scope;
+    conv2d_rect(cpu::rounded_operand(x), cpu::rounded_operand(w), std::nullopt, out, g);
+    cpu::round_conv_result(out);
+    if (bias) cpu::add_channel_bias(out, *bias);
+    return;
+  }
   const Dims d{x.size(0),  x.size(1),  x.size(2), x.size(3), w.size(0),   w.size(2),  w.size(3),
                g.stride_h, g.stride_w, g.pad_h,   g.pad_w,   out.size(2), out.size(3)};
   const int64_t K = d.K(), P = d.P();
@@ -77,6 +85,12 @@ void CpuBackend::conv2d_rect(const Tensor& x, const Tensor& w, const std::option
 // The backward goes image by image (the evaluation networks never train; it
 // exists so that the op has a gradient and a gradcheck).
 void CpuBackend::conv2d_rect_backward_input(const Tensor& gy, const Tensor& w, Tensor& gx, Conv2dRectGeom g) {
+  if (cpu::emulate_precision(gy)) {  // --precision tf32|bf16 (kernels/cpu/operand_rounding.h)
+    cpu::EmulationScope scope;
+    conv2d_rect_backward_input(cpu::rounded_operand(gy), cpu::rounded_operand(w), gx, g);
+    cpu::round_conv_result(gx);
+    return;
+  }
   const Dims d{gx.size(0), gx.size(1), gx.size(2), gx.size(3), w.size(0),  w.size(2), w.size(3),
                g.stride_h, g.stride_w, g.pad_h,    g.pad_w,    gy.size(2), gy.size(3)};
   const int64_t K = d.K(), P = d.P();
@@ -95,6 +109,12 @@ void CpuBackend::conv2d_rect_backward_input(const Tensor& gy, const Tensor& w, T
 }
 
 void CpuBackend::conv2d_rect_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, Conv2dRectGeom g) {
+  if (cpu::emulate_precision(gy)) {  // --precision tf32|bf16 (kernels/cpu/operand_rounding.h)
+    cpu::EmulationScope scope;
+    conv2d_rect_backward_weight(cpu::rounded_operand(gy), cpu::rounded_operand(x), gw, g);
+    cpu::round_conv_result(gw);
+    return;
+  }
   const Dims d{x.size(0),  x.size(1),  x.size(2), x.size(3), gw.size(0), gw.size(2), gw.size(3),
                g.stride_h, g.stride_w, g.pad_h,   g.pad_w,   gy.size(2), gy.size(3)};
   const int64_t K = d.K(), P = d.P();

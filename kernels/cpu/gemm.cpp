@@ -10,6 +10,7 @@
 #include <Eigen/Core>
 
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/operand_rounding.h"
 
 namespace sagan {
 
@@ -80,6 +81,12 @@ void gemm_one(const Operand& oa, const T* a, const Operand& ob, const T* b, T* c
 }  // namespace
 
 void CpuBackend::bmm(const Tensor& a, const Tensor& b, Tensor& out, double beta) {
+  if (cpu::emulate_precision(a)) {  // --precision tf32|bf16 (kernels/cpu/operand_rounding.h)
+    cpu::EmulationScope scope;
+    // Rounded copies are dense: a broadcast batch (size 1) stays size 1.
+    bmm(cpu::rounded_operand(a), cpu::rounded_operand(b), out, beta);
+    return;
+  }
   SAGAN_CHECK(a.dim() == 3 && b.dim() == 3 && out.dim() == 3, "bmm: expected 3-d operands, got {}, {} -> {}",
               shape_str(a.shape()), shape_str(b.shape()), shape_str(out.shape()));
   const int64_t batch = out.size(0), m = out.size(1), n = out.size(2);

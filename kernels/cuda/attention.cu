@@ -29,6 +29,7 @@
 //   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - D),  dQ = dS K,  dK = dS^T Q.
 #include <climits>
 
+#include "core/matmul_precision.h"
 #include "kernels/cuda/blas.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/flash_attention.h"
@@ -98,8 +99,25 @@ bool fused_sizes_ok(const Dims& s) {
   return s.B * s.N <= kLimit && s.B * s.S <= kLimit && s.dv <= int64_t{65535} * 64;
 }
 
+// The selected path; --precision tf32|bf16 (core/matmul_precision.h) turns
+// the default fused path into the tensor-core kernels of that precision (the
+// unfused path's GEMMs follow the precision through cuBLAS).
+AttentionImpl effective_impl() {
+  const AttentionImpl impl = cuda_attention_impl();
+  if (impl != AttentionImpl::Fused) return impl;
+  switch (matmul_precision()) {
+    case MatmulPrecision::Tf32:
+      return AttentionImpl::TcTf32;
+    case MatmulPrecision::Bf16:
+      return AttentionImpl::TcBf16;
+    case MatmulPrecision::Fp32:
+      break;
+  }
+  return impl;
+}
+
 bool use_fused(const Dims& s, DType dt) {
-  if (dt != DType::F32 || cuda_attention_impl() != AttentionImpl::Fused) return false;
+  if (dt != DType::F32 || effective_impl() != AttentionImpl::Fused) return false;
   return fused_sizes_ok(s) && fused::flash_attention_supported(static_cast<int>(s.d), static_cast<int>(s.dv));
 }
 
@@ -108,7 +126,7 @@ bool use_fused(const Dims& s, DType dt) {
 bool use_tc(const Dims& s, DType dt, fused::TcPrecision& prec) {
   if (dt != DType::F32 || !fused_sizes_ok(s)) return false;
   if (!fused::flash_attention_tc_supported(static_cast<int>(s.d), static_cast<int>(s.dv))) return false;
-  switch (cuda_attention_impl()) {
+  switch (effective_impl()) {
     case AttentionImpl::TcF32:
       prec = fused::TcPrecision::F32;
       return true;

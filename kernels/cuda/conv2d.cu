@@ -13,11 +13,19 @@
 // calls themselves come from the caching allocator too, so steady-state steps
 // make no cudaMalloc.
 //
-// float32 runs in FMA math unless set_cuda_tf32(true); both flags are part of
-// the plan key, so toggling one picks (and times) algorithms again.
+// float32 runs in FMA math unless set_cuda_tf32(true) or --precision tf32
+// (core/matmul_precision.h). Under --precision bf16 a float32 convolution runs
+// on bf16 copies of its operands (cuDNN's bf16 configuration: bf16 tensors,
+// float32 compute, tensor-op math) and its bf16 result is widened back to
+// float32 before the bias is added: what the CPU backend emulates. The
+// precision and the deterministic switch are part of the plan key, so
+// changing one picks (and times) algorithms again.
+#include <cuda_bf16.h>
+
 #include <climits>
 #include <vector>
 
+#include "core/matmul_precision.h"
 #include "kernels/cuda/conv_plan.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/launch.cuh"
@@ -32,6 +40,35 @@ template <class T>
 __global__ void __launch_bounds__(kBlock)
     add_bias_kernel(T* out, const T* bias, int64_t bias_stride, int64_t channels, int64_t hw, int64_t n) {
   for (int64_t i = thread_index(); i < n; i += thread_count()) out[i] += bias[((i / hw) % channels) * bias_stride];
+}
+
+__global__ void __launch_bounds__(kBlock) to_bf16_kernel(const float* in, __nv_bfloat16* out, int64_t n) {
+  for (int64_t i = thread_index(); i < n; i += thread_count()) out[i] = __float2bfloat16_rn(in[i]);
+}
+
+__global__ void __launch_bounds__(kBlock) from_bf16_kernel(const __nv_bfloat16* in, float* out, int64_t n) {
+  for (int64_t i = thread_index(); i < n; i += thread_count()) out[i] = __bfloat162float(in[i]);
+}
+
+// A bf16 copy of a dense float32 tensor (bf16 precision), or nothing.
+Buffer bf16_copy(CudaBackend& be, const char* op, const Tensor& t) {
+  const int64_t n = t.numel();
+  Buffer b = be.buffer(static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(__nv_bfloat16));
+  to_bf16_kernel<<<blocks_for(n), kBlock, 0, be.stream()>>>(static_cast<const float*>(t.raw_data()),
+                                                            static_cast<__nv_bfloat16*>(b.get()), n);
+  check_launch(op, "to_bf16_kernel", be.stream());
+  return b;
+}
+
+Buffer bf16_scratch(CudaBackend& be, const Tensor& like) {
+  return be.buffer(static_cast<size_t>(std::max<int64_t>(like.numel(), 1)) * sizeof(__nv_bfloat16));
+}
+
+void widen_bf16(CudaBackend& be, const char* op, const Buffer& b, Tensor& out) {
+  const int64_t n = out.numel();
+  from_bf16_kernel<<<blocks_for(n), kBlock, 0, be.stream()>>>(static_cast<const __nv_bfloat16*>(b.get()),
+                                                              static_cast<float*>(out.raw_data()), n);
+  check_launch(op, "from_bf16_kernel", be.stream());
 }
 
 // Workspace the heuristics ask for, bounded by what we are willing to spend
@@ -116,14 +153,18 @@ namespace {
 // The plan of a geometry, its descriptors set on first use.
 ConvPlan& plan_for(CudaBackend& be, const char* op, const Tensor& x, const Tensor& w, const Tensor& y, Conv2dRectGeom g,
                    const Geometry& s) {
-  const bool tf32 = x.dtype() == DType::F32 && cuda_tf32_enabled();
+  const bool f32 = x.dtype() == DType::F32;
+  const bool bf16 = f32 && matmul_precision() == MatmulPrecision::Bf16;
+  const bool tf32 = f32 && !bf16 && (cuda_tf32_enabled() || matmul_precision() == MatmulPrecision::Tf32);
   // clang-format off
   ConvKey key{static_cast<int64_t>(x.dtype()), s.B, s.Ci, s.H, s.W, s.Co, s.kh, s.kw,
-              g.stride_h, g.stride_w, g.pad_h, g.pad_w, tf32 ? 1 : 0, cuda_deterministic() ? 1 : 0};
+              g.stride_h, g.stride_w, g.pad_h, g.pad_w, bf16 ? 2 : tf32 ? 1 : 0, cuda_deterministic() ? 1 : 0};
   // clang-format on
   ConvPlan& p = be.conv_plan(key);
   if (p.conv) return p;
-  const cudnnDataType_t dt = x.dtype() == DType::F32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
+  // Tensors in bf16 for bf16 precision; the convolution computes in float.
+  const cudnnDataType_t dt = bf16 ? CUDNN_DATA_BFLOAT16 : f32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
+  const cudnnDataType_t compute = f32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
   const int B = to_int(s.B, op, x, "input"), Ci = to_int(s.Ci, op, x, "input"), H = to_int(s.H, op, x, "input"),
             W = to_int(s.W, op, x, "input"), Co = to_int(s.Co, op, w, "weight"), kh = to_int(s.kh, op, w, "weight"),
             kw = to_int(s.kw, op, w, "weight"), Ho = to_int(s.Ho, op, y, "output"), Wo = to_int(s.Wo, op, y, "output");
@@ -138,9 +179,11 @@ ConvPlan& plan_for(CudaBackend& be, const char* op, const Tensor& x, const Tenso
   SAGAN_CUDNN_CHECK(op, cudnnSetTensor4dDescriptor(fresh.y, CUDNN_TENSOR_NCHW, dt, B, Co, Ho, Wo));
   SAGAN_CUDNN_CHECK(op, cudnnSetFilter4dDescriptor(fresh.w, dt, CUDNN_TENSOR_NCHW, Co, Ci, kh, kw));
   SAGAN_CUDNN_CHECK(op, cudnnSetConvolution2dDescriptor(fresh.conv, pad_h, pad_w, stride_h, stride_w, 1, 1,
-                                                        CUDNN_CROSS_CORRELATION, dt));
+                                                        CUDNN_CROSS_CORRELATION, compute));
   // FMA math keeps float32 exact to float32 rounding; TF32 only on request.
-  const cudnnMathType_t math = dt == CUDNN_DATA_FLOAT && !tf32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
+  const cudnnMathType_t math = bf16                  ? CUDNN_TENSOR_OP_MATH
+                               : f32 && !tf32 ? CUDNN_FMA_MATH
+                                              : CUDNN_DEFAULT_MATH;
   SAGAN_CUDNN_CHECK(op, cudnnSetConvolutionMathType(fresh.conv, math));
   int n = 0, c = 0, h = 0, ww = 0;
   SAGAN_CUDNN_CHECK(op, cudnnGetConvolution2dForwardOutputDim(fresh.conv, fresh.x, fresh.w, &n, &c, &h, &ww));
@@ -150,6 +193,7 @@ ConvPlan& plan_for(CudaBackend& be, const char* op, const Tensor& x, const Tenso
   std::swap(p.y, fresh.y);
   std::swap(p.w, fresh.w);
   std::swap(p.conv, fresh.conv);
+  p.bf16 = bf16;
   return p;
 }
 
@@ -238,14 +282,24 @@ void CudaBackend::conv_forward(const char* op, const Tensor& x_in, const Tensor&
     const Tensor x = dense(*this, x_in), w = dense(*this, w_in);
     std::lock_guard<std::mutex> lock(plan_mutex_);
     ConvPlan& p = plan_for(*this, op, x, w, out, g, s);
-    if (!p.fwd_ready) find_forward(*this, op, p, x.raw_data(), w.raw_data(), out.raw_data());
+    // bf16: the operands' bf16 copies and a bf16 result, widened below.
+    Buffer xb, wb, yb;
+    const void* xp = x.raw_data();
+    const void* wp = w.raw_data();
+    void* yp = out.raw_data();
+    if (p.bf16) {
+      xb = bf16_copy(*this, op, x), wb = bf16_copy(*this, op, w), yb = bf16_scratch(*this, out);
+      xp = xb.get(), wp = wb.get(), yp = yb.get();
+    }
+    if (!p.fwd_ready) find_forward(*this, op, p, xp, wp, yp);
     Buffer ws = buffer(p.fwd_ws);
     dispatch_float(out.dtype(), op, [&](auto* tag) {
-      using T = std::remove_pointer_t<decltype(tag)>;
+      using T = std::remove_pointer_t<decltype(tag)>;  // float scaling factors for bf16 tensors too
       const T one = 1, zero = 0;
-      SAGAN_CUDNN_CHECK(op, cudnnConvolutionForward(cudnn(), &one, p.x, x.raw_data(), p.w, w.raw_data(), p.conv,
-                                                    p.fwd_algo, ws.get(), p.fwd_ws, &zero, p.y, out.raw_data()));
+      SAGAN_CUDNN_CHECK(op, cudnnConvolutionForward(cudnn(), &one, p.x, xp, p.w, wp, p.conv, p.fwd_algo, ws.get(),
+                                                    p.fwd_ws, &zero, p.y, yp));
     });
+    if (p.bf16) widen_bf16(*this, op, yb, out);
   }
   if (bias) {
     const int64_t n = out.numel();
@@ -269,15 +323,23 @@ void CudaBackend::conv_backward_data(const char* op, const Tensor& gy_in, const 
   const Tensor gy = dense(*this, gy_in), w = dense(*this, w_in);
   std::lock_guard<std::mutex> lock(plan_mutex_);
   ConvPlan& p = plan_for(*this, op, gx, w, gy, g, s);
-  if (!p.bwd_data_ready) find_backward_data(*this, op, p, w.raw_data(), gy.raw_data(), gx.raw_data());
+  Buffer wb, gyb, gxb;
+  const void* wp = w.raw_data();
+  const void* gyp = gy.raw_data();
+  void* gxp = gx.raw_data();
+  if (p.bf16) {
+    wb = bf16_copy(*this, op, w), gyb = bf16_copy(*this, op, gy), gxb = bf16_scratch(*this, gx);
+    wp = wb.get(), gyp = gyb.get(), gxp = gxb.get();
+  }
+  if (!p.bwd_data_ready) find_backward_data(*this, op, p, wp, gyp, gxp);
   Buffer ws = buffer(p.bwd_data_ws);
   dispatch_float(gx.dtype(), op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T one = 1, zero = 0;
-    SAGAN_CUDNN_CHECK(
-        op, cudnnConvolutionBackwardData(cudnn(), &one, p.w, w.raw_data(), p.y, gy.raw_data(), p.conv, p.bwd_data_algo,
-                                         ws.get(), p.bwd_data_ws, &zero, p.x, gx.raw_data()));
+    SAGAN_CUDNN_CHECK(op, cudnnConvolutionBackwardData(cudnn(), &one, p.w, wp, p.y, gyp, p.conv, p.bwd_data_algo,
+                                                       ws.get(), p.bwd_data_ws, &zero, p.x, gxp));
   });
+  if (p.bf16) widen_bf16(*this, op, gxb, gx);
 }
 
 void CudaBackend::conv_backward_filter(const char* op, const Tensor& gy_in, const Tensor& x_in, Tensor& gw,
@@ -291,15 +353,23 @@ void CudaBackend::conv_backward_filter(const char* op, const Tensor& gy_in, cons
   const Tensor gy = dense(*this, gy_in), x = dense(*this, x_in);
   std::lock_guard<std::mutex> lock(plan_mutex_);
   ConvPlan& p = plan_for(*this, op, x, gw, gy, g, s);
-  if (!p.bwd_filter_ready) find_backward_filter(*this, op, p, x.raw_data(), gy.raw_data(), gw.raw_data());
+  Buffer xb, gyb, gwb;
+  const void* xp = x.raw_data();
+  const void* gyp = gy.raw_data();
+  void* gwp = gw.raw_data();
+  if (p.bf16) {
+    xb = bf16_copy(*this, op, x), gyb = bf16_copy(*this, op, gy), gwb = bf16_scratch(*this, gw);
+    xp = xb.get(), gyp = gyb.get(), gwp = gwb.get();
+  }
+  if (!p.bwd_filter_ready) find_backward_filter(*this, op, p, xp, gyp, gwp);
   Buffer ws = buffer(p.bwd_filter_ws);
   dispatch_float(gw.dtype(), op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T one = 1, zero = 0;
-    SAGAN_CUDNN_CHECK(
-        op, cudnnConvolutionBackwardFilter(cudnn(), &one, p.x, x.raw_data(), p.y, gy.raw_data(), p.conv,
-                                           p.bwd_filter_algo, ws.get(), p.bwd_filter_ws, &zero, p.w, gw.raw_data()));
+    SAGAN_CUDNN_CHECK(op, cudnnConvolutionBackwardFilter(cudnn(), &one, p.x, xp, p.y, gyp, p.conv, p.bwd_filter_algo,
+                                                         ws.get(), p.bwd_filter_ws, &zero, p.w, gwp));
   });
+  if (p.bf16) widen_bf16(*this, op, gwb, gw);
 }
 
 }  // namespace sagan

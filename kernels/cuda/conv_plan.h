@@ -11,6 +11,7 @@ struct ConvPlan {
   cudnnTensorDescriptor_t x = nullptr, y = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
+  bool bf16 = false;  // tensors in bf16 (float32 operands under --precision bf16)
   bool fwd_ready = false, bwd_data_ready = false, bwd_filter_ready = false;
   cudnnConvolutionFwdAlgo_t fwd_algo{};
   cudnnConvolutionBwdDataAlgo_t bwd_data_algo{};

@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "core/matmul_precision.h"
 #include "kernels/cuda/conv_plan.h"
 
 namespace sagan {
@@ -66,7 +67,8 @@ CudaBackend::~CudaBackend() {
 }
 
 cublasHandle_t CudaBackend::cublas(bool allow_tf32) {
-  const cublasMath_t want = allow_tf32 && cuda_tf32_enabled() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
+  const bool tf32 = cuda_tf32_enabled() || matmul_precision() == MatmulPrecision::Tf32;
+  const cublasMath_t want = allow_tf32 && tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
   if (want != cublas_math_) {
     SAGAN_CUBLAS_CHECK("cublas", cublasSetMathMode(cublas_, want));
     cublas_math_ = want;

@@ -83,8 +83,8 @@ class Buffer {
 };
 
 struct ConvPlan;  // conv2d.cu
-// dtype, B, Ci, H, W, Co, kh, kw, stride h, stride w, pad h, pad w, tf32,
-// deterministic
+// dtype, B, Ci, H, W, Co, kh, kw, stride h, stride w, pad h, pad w,
+// precision (0 fp32, 1 tf32, 2 bf16), deterministic
 using ConvKey = std::array<int64_t, 14>;
 
 }  // namespace cuda

@@ -1,4 +1,8 @@
-// bmm through cuBLAS strided-batched GEMM (float and double).
+// bmm through cuBLAS strided-batched GEMM (float and double). float32 under
+// --precision bf16 (core/matmul_precision.h) runs cublasGemmStridedBatchedEx
+// with CUBLAS_COMPUTE_32F_FAST_16BF: float32 in and out, operands rounded to
+// bf16 for the tensor cores, float32 accumulation; tf32 sets the handle's
+// TF32 math (CudaBackend::cublas).
 //
 // cuBLAS is column-major. A row-major (M,N) matrix is the column-major (N,M)
 // matrix of its transpose, so C = A B is computed as C^T = B^T A^T: cuBLAS
@@ -6,6 +10,7 @@
 // its last dim) is passed untransposed with ld = its row stride; a
 // column-major one (unit stride on its second-last dim) is a row-major
 // matrix of the transpose, passed with the transpose flag.
+#include "core/matmul_precision.h"
 #include "kernels/cuda/blas.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/launch.cuh"
@@ -29,6 +34,10 @@ __global__ void __launch_bounds__(kBlock)
 cublasStatus_t gemm_call(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
                          const float* alpha, const float* a, int64_t lda, int64_t sa, const float* b, int64_t ldb,
                          int64_t sb, const float* beta, float* c, int64_t ldc, int64_t sc, int64_t batch) {
+  if (matmul_precision() == MatmulPrecision::Bf16)
+    return cublasGemmStridedBatchedEx_64(h, ta, tb, m, n, k, alpha, a, CUDA_R_32F, lda, sa, b, CUDA_R_32F, ldb, sb, beta,
+                                         c, CUDA_R_32F, ldc, sc, batch, CUBLAS_COMPUTE_32F_FAST_16BF,
+                                         CUBLAS_GEMM_DEFAULT);
   return cublasSgemmStridedBatched_64(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
 }
 cublasStatus_t gemm_call(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
@@ -61,7 +70,10 @@ void gemm(CudaBackend& be, const char* op, bool trans_a, bool trans_b, int64_t M
   const cublasStatus_t st =
       gemm_call(h, op_b, op_a, N, M, K, &alpha, B, ldb, stride_b, A, lda, stride_a, &beta, C, ldc, stride_c, batch);
   if (st != CUBLAS_STATUS_SUCCESS)
-    throw_cublas_error(op, std::is_same_v<T, float> ? "cublasSgemmStridedBatched_64" : "cublasDgemmStridedBatched_64",
+    throw_cublas_error(op,
+                       !std::is_same_v<T, float>                     ? "cublasDgemmStridedBatched_64"
+                       : matmul_precision() == MatmulPrecision::Bf16 ? "cublasGemmStridedBatchedEx_64 (bf16 compute)"
+                                                                     : "cublasSgemmStridedBatched_64",
                        st);
 }
 

@@ -1,0 +1,46 @@
+// The process-wide matmul precision (see matmul_precision.h).
+#include "core/matmul_precision.h"
+
+#include <atomic>
+#include <cstdlib>
+
+#include "core/error.h"
+
+namespace sagan {
+
+namespace {
+std::atomic<int> g_precision{-1};  // -1: the environment decides
+}  // namespace
+
+const char* matmul_precision_name(MatmulPrecision p) {
+  switch (p) {
+    case MatmulPrecision::Fp32:
+      return "fp32";
+    case MatmulPrecision::Tf32:
+      return "tf32";
+    case MatmulPrecision::Bf16:
+      return "bf16";
+  }
+  return "?";
+}
+
+MatmulPrecision parse_matmul_precision(const std::string& text, const std::string& what) {
+  for (MatmulPrecision p : {MatmulPrecision::Fp32, MatmulPrecision::Tf32, MatmulPrecision::Bf16})
+    if (text == matmul_precision_name(p)) return p;
+  SAGAN_FAIL("{}: invalid precision '{}' (expected 'fp32', 'tf32' or 'bf16')", what, text);
+}
+
+void set_matmul_precision(MatmulPrecision p) { g_precision.store(static_cast<int>(p)); }
+
+MatmulPrecision matmul_precision() {
+  const int set = g_precision.load();
+  if (set >= 0) return static_cast<MatmulPrecision>(set);
+  static const MatmulPrecision from_env = [] {
+    const char* v = std::getenv("SAGAN_MATMUL_PRECISION");
+    if (v == nullptr || v[0] == '\0') return MatmulPrecision::Fp32;
+    return parse_matmul_precision(v, "environment variable SAGAN_MATMUL_PRECISION");
+  }();
+  return from_env;
+}
+
+}  // namespace sagan
