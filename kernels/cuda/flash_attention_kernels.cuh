@@ -446,15 +446,58 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
+template <int DP>
+constexpr size_t bwd_dkdq_smem_floats() {
+  return size_t(kBK) * (DP + 4) + size_t(kBQ) * (DP + 4) + 2 * kBQ + size_t(kBQ) * (kDvChunk + 4) +
+         size_t(kBK) * (kDvChunk + 4) + size_t(kBQ) * (kBK + 4);
+}
+
+// The shared-memory tiles of bwd_dkdq_kernel and bwd_dq_kernel, carved from
+// bwd_dkdq_smem_floats<DP>() floats.
+struct BwdTiles {
+  float* Ks;   // [kBK][DP + 4]
+  float* Qs;   // [kBQ][DP + 4]
+  float* L2s;  // [kBQ] lse in base 2, +inf past N
+  float* Ds;   // [kBQ] rowsum(dO * O), 0 past N
+  float* Gc;   // [kBQ][kDvChunk + 4] dO chunk
+  float* Vc;   // [kBK][kDvChunk + 4] V chunk
+  float* dSs;  // [kBQ][kBK + 4]
+};
+
+template <int DP>
+__device__ __forceinline__ BwdTiles bwd_tiles(float* smem) {
+  constexpr int RS = DP + 4, CS = kDvChunk + 4;
+  BwdTiles t;
+  t.Ks = smem;
+  t.Qs = t.Ks + kBK * RS;
+  t.L2s = t.Qs + kBQ * RS;
+  t.Ds = t.L2s + kBQ;
+  t.Gc = t.Ds + kBQ;
+  t.Vc = t.Gc + kBQ * CS;
+  t.dSs = t.Vc + kBK * CS;
+  return t;
+}
+
+// L2s and Ds of the query tile at q0 of batch element b.
+__device__ __forceinline__ void load_row_stats(const BwdTiles& t, const float* lse, const float* D, int64_t b, int N,
+                                               int q0) {
+  for (int r = static_cast<int>(threadIdx.x); r < kBQ; r += kThreads) {
+    const bool ok = q0 + r < N;
+    t.L2s[r] = ok ? lse[b * N + q0 + r] * kLog2e : INFINITY;
+    t.Ds[r] = ok ? D[b * N + q0 + r] : 0.f;
+  }
+}
+
 // dS = P * (dP - D) for one (64-query, 64-key) tile pair into dSs [query][key]
 // (row stride kBK + 4): P = exp(Q K^T - lse) from the tiles in shared memory,
 // dP = dO V^T over all dv in chunks of kDvChunk through Gc and Vc. Thread
 // (ty, tx) owns queries ty*4 + i and keys tx + 16 j. Starts and ends without
 // a barrier after its last write: callers sync before reading dSs.
 template <int DP>
-__device__ __forceinline__ void bwd_ds_tile(float* dSs, float* Gc, float* Vc, const float* Qs, const float* Ks,
-                                            const float* L2s, const float* Ds, const float* gb, const float* vb,
-                                            int q0, int k0, int N, int S, int dv) {
+__device__ __forceinline__ void bwd_ds_tile(const BwdTiles& t, const float* gb, const float* vb, int q0, int k0, int N,
+                                            int S, int dv) {
+  float *dSs = t.dSs, *Gc = t.Gc, *Vc = t.Vc;
+  const float *Qs = t.Qs, *Ks = t.Ks, *L2s = t.L2s, *Ds = t.Ds;
   constexpr int CS = kDvChunk + 4;
   constexpr int PS = kBK + 4;
   const int tid = static_cast<int>(threadIdx.x), tx = tid & 15, ty = tid >> 4;
@@ -511,11 +554,6 @@ __device__ __forceinline__ void bwd_accumulate_dq(float (&dq)[4][DP / 16], const
   }
 }
 
-template <int DP>
-constexpr size_t bwd_dkdq_smem_floats() {
-  return size_t(kBK) * (DP + 4) + size_t(kBQ) * (DP + 4) + 2 * kBQ + size_t(kBQ) * (kDvChunk + 4) +
-         size_t(kBK) * (kDvChunk + 4) + size_t(kBQ) * (kBK + 4);
-}
 
 // dK tile (64 keys x d) and, when WITH_DQ, the dQ contributions of one key
 // tile (atomics). grid = (B * n_kt, q_split). gq must be zeroed (WITH_DQ); gk
@@ -526,17 +564,11 @@ __global__ void __launch_bounds__(kThreads, 2)
                     const float* __restrict__ lse, const float* __restrict__ D, const float* __restrict__ gout,
                     float* __restrict__ gq, float* __restrict__ gk, int N, int S, int d, int dv, int n_kt) {
   constexpr int RS = DP + 4;
-  constexpr int CS = kDvChunk + 4;
   constexpr int PS = kBK + 4;
   constexpr int DJ = DP / 16;  // d columns per thread: tx + 16 j
   SAGAN_DYNAMIC_SMEM(float, smem);
-  float* Ks = smem;            // [kBK][RS]
-  float* Qs = Ks + kBK * RS;   // [kBQ][RS]
-  float* L2s = Qs + kBQ * RS;  // [kBQ]
-  float* Ds = L2s + kBQ;       // [kBQ]
-  float* Gc = Ds + kBQ;        // [kBQ][CS] dO chunk
-  float* Vc = Gc + kBQ * CS;   // [kBK][CS] V chunk
-  float* dSs = Vc + kBK * CS;  // [kBQ][PS]
+  const BwdTiles t = bwd_tiles<DP>(smem);
+  float *Ks = t.Ks, *Qs = t.Qs, *dSs = t.dSs;
 
   const int tid = static_cast<int>(threadIdx.x), tx = tid & 15, ty = tid >> 4;
   const int64_t b = blockIdx.x / n_kt;
@@ -556,14 +588,10 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int q0 = qt * kBQ;
     __syncthreads();
     load_rows<DP>(Qs, qb, q0, N, d, kBQ);
-    for (int r = tid; r < kBQ; r += kThreads) {
-      const bool ok = q0 + r < N;
-      L2s[r] = ok ? lse[b * N + q0 + r] * kLog2e : INFINITY;
-      Ds[r] = ok ? D[b * N + q0 + r] : 0.f;
-    }
+    load_row_stats(t, lse, D, b, N, q0);
     __syncthreads();
 
-    bwd_ds_tile<DP>(dSs, Gc, Vc, Qs, Ks, L2s, Ds, gb, vb, q0, k0, N, S, dv);
+    bwd_ds_tile<DP>(t, gb, vb, q0, k0, N, S, dv);
     __syncthreads();
 
     // dK[key][e] += sum_r dS[r][key] Q[r][e]; keys ty*4 + i, e = tx + 16 j.
@@ -622,17 +650,9 @@ __global__ void __launch_bounds__(kThreads, 2)
     bwd_dq_kernel(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
                   const float* __restrict__ lse, const float* __restrict__ D, const float* __restrict__ gout,
                   float* __restrict__ gq, int N, int S, int d, int dv, int n_qt) {
-  constexpr int RS = DP + 4;
-  constexpr int CS = kDvChunk + 4;
   constexpr int DJ = DP / 16;
   SAGAN_DYNAMIC_SMEM(float, smem);
-  float* Ks = smem;            // [kBK][RS]
-  float* Qs = Ks + kBK * RS;   // [kBQ][RS]
-  float* L2s = Qs + kBQ * RS;  // [kBQ]
-  float* Ds = L2s + kBQ;       // [kBQ]
-  float* Gc = Ds + kBQ;        // [kBQ][CS] dO chunk
-  float* Vc = Gc + kBQ * CS;   // [kBK][CS] V chunk
-  float* dSs = Vc + kBK * CS;  // [kBQ][kBK + 4]
+  const BwdTiles t = bwd_tiles<DP>(smem);
 
   const int tid = static_cast<int>(threadIdx.x), tx = tid & 15, ty = tid >> 4;
   const int64_t b = blockIdx.x / n_qt;
@@ -641,12 +661,8 @@ __global__ void __launch_bounds__(kThreads, 2)
   const float* kb = k + b * S * d;
   const float* vb = v + b * S * dv;
   const float* gb = gout + b * N * dv;
-  load_rows<DP>(Qs, q + b * N * d, q0, N, d, kBQ);
-  for (int r = tid; r < kBQ; r += kThreads) {
-    const bool ok = q0 + r < N;
-    L2s[r] = ok ? lse[b * N + q0 + r] * kLog2e : INFINITY;
-    Ds[r] = ok ? D[b * N + q0 + r] : 0.f;
-  }
+  load_rows<DP>(t.Qs, q + b * N * d, q0, N, d, kBQ);
+  load_row_stats(t, lse, D, b, N, q0);
 
   float dq[4][DJ];
   SAGAN_UNROLL
@@ -656,11 +672,11 @@ __global__ void __launch_bounds__(kThreads, 2)
   for (int kt = 0; kt < n_kt; ++kt) {
     const int k0 = kt * kBK;
     __syncthreads();  // the previous key tile's Ks and dSs have been read
-    load_rows<DP>(Ks, kb, k0, S, d, kBK);
+    load_rows<DP>(t.Ks, kb, k0, S, d, kBK);
     __syncthreads();
-    bwd_ds_tile<DP>(dSs, Gc, Vc, Qs, Ks, L2s, Ds, gb, vb, q0, k0, N, S, dv);
+    bwd_ds_tile<DP>(t, gb, vb, q0, k0, N, S, dv);
     __syncthreads();
-    bwd_accumulate_dq<DP>(dq, dSs, Ks);
+    bwd_accumulate_dq<DP>(dq, t.dSs, t.Ks);
   }
   SAGAN_UNROLL
   for (int i = 0; i < 4; ++i) {
