@@ -709,6 +709,49 @@ inline int query_splits(int64_t blocks, int n_qt, int num_sms) {
   return static_cast<int>(std::min<int64_t>(n_qt, ceil_div64(want, blocks)));
 }
 
+// f(std::integral_constant<int, DP>{}) for the padded head sizes the kernels
+// are instantiated for: 16-128, and 8 for the kernels that pad narrowly
+// (NARROW, padded_d_narrow); false for any other value.
+template <bool NARROW, class F>
+bool with_padded_d(int dp, F&& f) {
+  switch (dp) {
+    case 8:
+      if constexpr (NARROW) {
+        f(std::integral_constant<int, 8>{});
+        return true;
+      } else {
+        return false;
+      }
+    case 16:
+      f(std::integral_constant<int, 16>{});
+      return true;
+    case 32:
+      f(std::integral_constant<int, 32>{});
+      return true;
+    case 64:
+      f(std::integral_constant<int, 64>{});
+      return true;
+    case 128:
+      f(std::integral_constant<int, 128>{});
+      return true;
+    default:
+      return false;
+  }
+}
+
+// f(DP, CPT) as integral constants: a narrowly padded head size and 4 or 8
+// value columns per thread.
+template <class F>
+bool with_padded_d_cpt(int dp, int cpt, F&& f) {
+  if (cpt != 4 && cpt != 8) return false;
+  return with_padded_d<true>(dp, [&](auto d_c) {
+    if (cpt == 4)
+      f(d_c, std::integral_constant<int, 4>{});
+    else
+      f(d_c, std::integral_constant<int, 8>{});
+  });
+}
+
 template <class L>
 Status forward(L& launcher, const float* q, const float* k, const float* v, float* out, float* lse, const Shape& s,
                FwdVariant variant) {
@@ -743,41 +786,11 @@ Status forward(L& launcher, const float* q, const float* k, const float* v, floa
   };
   auto pick = [&](auto async_tag) {
     constexpr bool A = decltype(async_tag)::value;
-    switch (padded_d_narrow(s.d) * 16 + cpt) {
-      case 8 * 16 + 4:
-        go(fwd_tiled_kernel<8, 4, A>, fwd_smem_floats<8, 4, A>());
-        break;
-      case 8 * 16 + 8:
-        go(fwd_tiled_kernel<8, 8, A>, fwd_smem_floats<8, 8, A>());
-        break;
-      case 16 * 16 + 4:
-        go(fwd_tiled_kernel<16, 4, A>, fwd_smem_floats<16, 4, A>());
-        break;
-      case 16 * 16 + 8:
-        go(fwd_tiled_kernel<16, 8, A>, fwd_smem_floats<16, 8, A>());
-        break;
-      case 32 * 16 + 4:
-        go(fwd_tiled_kernel<32, 4, A>, fwd_smem_floats<32, 4, A>());
-        break;
-      case 32 * 16 + 8:
-        go(fwd_tiled_kernel<32, 8, A>, fwd_smem_floats<32, 8, A>());
-        break;
-      case 64 * 16 + 4:
-        go(fwd_tiled_kernel<64, 4, A>, fwd_smem_floats<64, 4, A>());
-        break;
-      case 64 * 16 + 8:
-        go(fwd_tiled_kernel<64, 8, A>, fwd_smem_floats<64, 8, A>());
-        break;
-      case 128 * 16 + 4:
-        go(fwd_tiled_kernel<128, 4, A>, fwd_smem_floats<128, 4, A>());
-        break;
-      case 128 * 16 + 8:
-        go(fwd_tiled_kernel<128, 8, A>, fwd_smem_floats<128, 8, A>());
-        break;
-      default:
-        return Status::Invalid;
-    }
-    return Status::Ok;
+    const bool ok = with_padded_d_cpt(padded_d_narrow(s.d), cpt, [&](auto d_c, auto c_c) {
+      constexpr int DP = decltype(d_c)::value, CPT = decltype(c_c)::value;
+      go(fwd_tiled_kernel<DP, CPT, A>, fwd_smem_floats<DP, CPT, A>());
+    });
+    return ok ? Status::Ok : Status::Invalid;
   };
   return variant == FwdVariant::TiledAsync ? pick(std::true_type{}) : pick(std::false_type{});
 }
@@ -821,40 +834,11 @@ Status backward(L& launcher, const float* q, const float* k, const float* v, con
     launcher.launch(kernel, grid_v, dim3(kThreads), floats * sizeof(float), q, k, lse, gout, gv, s.N, s.S, s.d, s.dv,
                     n_kt);
   };
-  switch (padded_d_narrow(s.d) * 16 + cpt) {
-    case 8 * 16 + 4:
-      go_v(bwd_dv_kernel<8, 4>, bwd_dv_smem_floats<8, 4>());
-      break;
-    case 8 * 16 + 8:
-      go_v(bwd_dv_kernel<8, 8>, bwd_dv_smem_floats<8, 8>());
-      break;
-    case 16 * 16 + 4:
-      go_v(bwd_dv_kernel<16, 4>, bwd_dv_smem_floats<16, 4>());
-      break;
-    case 16 * 16 + 8:
-      go_v(bwd_dv_kernel<16, 8>, bwd_dv_smem_floats<16, 8>());
-      break;
-    case 32 * 16 + 4:
-      go_v(bwd_dv_kernel<32, 4>, bwd_dv_smem_floats<32, 4>());
-      break;
-    case 32 * 16 + 8:
-      go_v(bwd_dv_kernel<32, 8>, bwd_dv_smem_floats<32, 8>());
-      break;
-    case 64 * 16 + 4:
-      go_v(bwd_dv_kernel<64, 4>, bwd_dv_smem_floats<64, 4>());
-      break;
-    case 64 * 16 + 8:
-      go_v(bwd_dv_kernel<64, 8>, bwd_dv_smem_floats<64, 8>());
-      break;
-    case 128 * 16 + 4:
-      go_v(bwd_dv_kernel<128, 4>, bwd_dv_smem_floats<128, 4>());
-      break;
-    case 128 * 16 + 8:
-      go_v(bwd_dv_kernel<128, 8>, bwd_dv_smem_floats<128, 8>());
-      break;
-    default:
-      return Status::Invalid;
-  }
+  const bool dv_ok = with_padded_d_cpt(padded_d_narrow(s.d), cpt, [&](auto d_c, auto c_c) {
+    constexpr int DP = decltype(d_c)::value, CPT = decltype(c_c)::value;
+    go_v(bwd_dv_kernel<DP, CPT>, bwd_dv_smem_floats<DP, CPT>());
+  });
+  if (!dv_ok) return Status::Invalid;
 
   // dK and dQ: dQ by atomics in the dK kernel, or (deterministic) by the dq
   // kernel over query tiles.
@@ -875,22 +859,7 @@ Status backward(L& launcher, const float* q, const float* k, const float* v, con
                       static_cast<const float*>(D), gout, gq, gk, s.N, s.S, s.d, s.dv, n_kt);
     }
   };
-  switch (padded_d(s.d)) {
-    case 16:
-      go_k(std::integral_constant<int, 16>{});
-      break;
-    case 32:
-      go_k(std::integral_constant<int, 32>{});
-      break;
-    case 64:
-      go_k(std::integral_constant<int, 64>{});
-      break;
-    case 128:
-      go_k(std::integral_constant<int, 128>{});
-      break;
-    default:
-      return Status::Invalid;
-  }
+  if (!with_padded_d<false>(padded_d(s.d), go_k)) return Status::Invalid;
   return Status::Ok;
 }
 
