@@ -79,6 +79,7 @@ void check_tensor(const std::string& name, const Tensor& t, const Tensor& ref, d
 TrainConfig config_of(const nlohmann::json& c, int64_t batch) {
   TrainConfig cfg;
   cfg.model = golden_sagan_config(c.at("config"));
+  cfg.unconditional = cfg.model.num_classes == 0;  // the data set has 3 classes either way
   const auto& o = c.at("options");
   // lr per network; betas and eps shared, as in config files.
   for (AdamOptions* a : {&cfg.adam_g, &cfg.adam_d}) {

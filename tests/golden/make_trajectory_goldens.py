@@ -39,7 +39,9 @@ from sagan_reference import Config, Discriminator, Generator  # noqa: E402
 
 STEPS = 10
 BATCH = 4
-VARIANTS = {"pooled": True, "paper": False}
+# variant: (pooled attention, classes); the unconditional one has no
+# projection in D and affine batch norm in G.
+VARIANTS = {"pooled": (True, 3), "paper": (False, 3), "pooled_uncond": (True, 0)}
 # The EMA starts inside the run (steps 1-3 copy G, 4-10 average) with a short
 # decay so that G_ema differs measurably from G.
 EMA = dict(ema_decay=0.7, ema_start=4)
@@ -51,12 +53,14 @@ CASES = {
     # two D steps per G step and gradient clipping at a threshold chosen in
     # main() (None) that clips some steps and not others; meta records how many
     "pooled_ndis2_clip": ("pooled", TrainOptions(n_dis=2, grad_clip=None, **EMA)),
+    # unconditional (--unconditional): the labels of the inputs are ignored
+    "pooled_uncond": ("pooled_uncond", TrainOptions(**EMA)),
 }
 STAT_KEYS = ["loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g"]
 
 
-def tiny_config(pooled):
-    return Config(resolution=32, ch=4, z_dim=8, num_classes=3, pooled_attention=pooled, image_channels=1)
+def tiny_config(pooled, classes=3):
+    return Config(resolution=32, ch=4, z_dim=8, num_classes=classes, pooled_attention=pooled, image_channels=1)
 
 
 def make_inputs(gen, n_d):
@@ -113,9 +117,9 @@ def main():
     for k, v in inputs.items():
         tf.add("inputs/" + k, v)
     init = {}
-    for variant, pooled in VARIANTS.items():
+    for variant, (pooled, classes) in VARIANTS.items():
         torch.manual_seed(1000 + len(init))
-        cfg = tiny_config(pooled)
+        cfg = tiny_config(pooled, classes)
         G, D = Generator(cfg).double(), Discriminator(cfg).double()
         init[variant] = (G.state_dict(), D.state_dict(), cfg)
         tf.add_state("init/" + variant + "/G/", G)
