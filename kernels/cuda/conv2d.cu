@@ -50,7 +50,8 @@ __global__ void __launch_bounds__(kBlock) from_bf16_kernel(const __nv_bfloat16* 
   for (int64_t i = thread_index(); i < n; i += thread_count()) out[i] = __bfloat162float(in[i]);
 }
 
-// A bf16 copy of a dense float32 tensor (bf16 precision), or nothing.
+// A bf16 copy (round to nearest even) of a dense float32 tensor, and a bf16
+// scratch of a tensor's size, in buffers from the caching allocator.
 Buffer bf16_copy(CudaBackend& be, const char* op, const Tensor& t) {
   const int64_t n = t.numel();
   Buffer b = be.buffer(static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(__nv_bfloat16));
