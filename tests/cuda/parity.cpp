@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -51,6 +52,17 @@ int64_t allocations_during(const std::function<void()>& f, int device) {
   f();
   const CudaMemoryStats b = cuda_memory_stats(device);
   return (b.malloc_calls - a.malloc_calls) + (b.cache_hits - a.cache_hits);
+}
+
+double normwise(const Tensor& got, const Tensor& want) {
+  const std::vector<double> g = got.to_vector(), w = want.to_vector();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    if (!std::isfinite(g[i])) return INFINITY;
+    num += (g[i] - w[i]) * (g[i] - w[i]);
+    den += w[i] * w[i];
+  }
+  return std::sqrt(num / den);
 }
 
 bool bitwise_equal(const Tensor& a, const Tensor& b) {

@@ -79,6 +79,10 @@ class DeterministicGuard {
   bool prev_;
 };
 
+// ||got - want|| / ||want|| over all elements (infinity if got holds a
+// non-finite value): the measure for reduced-precision (TF32, bf16) results.
+double normwise(const Tensor& got, const Tensor& want);
+
 // Same dtype, shape and bytes (copied to the host): bitwise repeatability.
 bool bitwise_equal(const Tensor& a, const Tensor& b);
 

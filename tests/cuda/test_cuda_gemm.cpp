@@ -38,18 +38,6 @@ double run_bmm(int la, int lb, int64_t B, int64_t M, int64_t K, int64_t N, doubl
   return compare(out.gpu, out.cpu, tol_for(dt)).worst;
 }
 
-// ||got - want|| / ||want||.
-double normwise(const Tensor& got, const Tensor& want) {
-  auto g = got.to_vector(), w = want.to_vector();
-  double num = 0, den = 0;
-  for (size_t i = 0; i < g.size(); ++i) {
-    if (!std::isfinite(g[i])) return INFINITY;
-    num += (g[i] - w[i]) * (g[i] - w[i]);
-    den += w[i] * w[i];
-  }
-  return std::sqrt(num / den);
-}
-
 }  // namespace
 
 TEST_CASE("cuda bmm matches the cpu for every operand layout", "[cuda][gemm]") {
