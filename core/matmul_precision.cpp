@@ -2,8 +2,8 @@
 #include "core/matmul_precision.h"
 
 #include <atomic>
-#include <cstdlib>
 
+#include "core/env_setting.h"
 #include "core/error.h"
 
 namespace sagan {
@@ -35,11 +35,8 @@ void set_matmul_precision(MatmulPrecision p) { g_precision.store(static_cast<int
 MatmulPrecision matmul_precision() {
   const int set = g_precision.load();
   if (set >= 0) return static_cast<MatmulPrecision>(set);
-  static const MatmulPrecision from_env = [] {
-    const char* v = std::getenv("SAGAN_MATMUL_PRECISION");
-    if (v == nullptr || v[0] == '\0') return MatmulPrecision::Fp32;
-    return parse_matmul_precision(v, "environment variable SAGAN_MATMUL_PRECISION");
-  }();
+  static const MatmulPrecision from_env =
+      env_setting("SAGAN_MATMUL_PRECISION", MatmulPrecision::Fp32, parse_matmul_precision);
   return from_env;
 }
 

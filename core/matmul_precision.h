@@ -22,7 +22,8 @@
 //
 // Process-wide, for calls made after it; the environment variable
 // SAGAN_MATMUL_PRECISION=fp32|tf32|bf16 gives the default (read once, when
-// first needed; other values throw naming the variable).
+// first needed; other values throw naming the variable). sagan-train sets it
+// from --precision, so the variable matters to programs that embed the engine.
 #pragma once
 #include <string>
 

@@ -3,8 +3,8 @@
 #include "kernels/cuda/settings.h"
 
 #include <atomic>
-#include <cstdlib>
 
+#include "core/env_setting.h"
 #include "core/error.h"
 
 namespace sagan {
@@ -17,13 +17,7 @@ constexpr size_t kDefaultScoreBudget = size_t(256) << 20;
 std::atomic<size_t> g_score_budget{kDefaultScoreBudget};
 
 AttentionImpl attention_impl_from_env() {
-  // Read once; an invalid value throws here and again at the next call
-  // (a throwing initialiser leaves the static uninitialised).
-  static const AttentionImpl impl = [] {
-    const char* v = std::getenv("SAGAN_CUDA_ATTENTION");
-    if (v == nullptr || v[0] == '\0') return AttentionImpl::Fused;
-    return parse_attention_impl(v, "environment variable SAGAN_CUDA_ATTENTION");
-  }();
+  static const AttentionImpl impl = env_setting("SAGAN_CUDA_ATTENTION", AttentionImpl::Fused, parse_attention_impl);
   return impl;
 }
 }  // namespace
@@ -83,11 +77,7 @@ void set_cuda_sn_power_impl(SnPowerImpl impl) { g_sn_power_impl.store(static_cas
 SnPowerImpl cuda_sn_power_impl() {
   const int set = g_sn_power_impl.load();
   if (set >= 0) return static_cast<SnPowerImpl>(set);
-  static const SnPowerImpl from_env = [] {
-    const char* v = std::getenv("SAGAN_CUDA_SN_POWER");
-    if (v == nullptr || v[0] == '\0') return SnPowerImpl::Columns;
-    return parse_sn_power_impl(v, "environment variable SAGAN_CUDA_SN_POWER");
-  }();
+  static const SnPowerImpl from_env = env_setting("SAGAN_CUDA_SN_POWER", SnPowerImpl::Columns, parse_sn_power_impl);
   return from_env;
 }
 
@@ -100,14 +90,12 @@ void set_cuda_deterministic(bool enabled) { g_deterministic.store(enabled ? 1 : 
 bool cuda_deterministic() {
   const int set = g_deterministic.load();
   if (set >= 0) return set == 1;
-  static const bool from_env = [] {
-    const char* v = std::getenv("SAGAN_CUDA_DETERMINISTIC");
-    if (v == nullptr || v[0] == '\0') return true;
-    const std::string text(v);
-    if (text == "1") return true;
-    if (text == "0") return false;
-    SAGAN_FAIL("environment variable SAGAN_CUDA_DETERMINISTIC: invalid value '{}' (expected 1 or 0)", text);
-  }();
+  static const bool from_env =
+      env_setting("SAGAN_CUDA_DETERMINISTIC", true, [](const std::string& text, const std::string& what) {
+        if (text == "1") return true;
+        if (text == "0") return false;
+        SAGAN_FAIL("{}: invalid value '{}' (expected 1 or 0)", what, text);
+      });
   return from_env;
 }
 

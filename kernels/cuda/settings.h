@@ -25,8 +25,9 @@ bool cuda_tf32_enabled();
 // Off: the faster atomic kernels and any cuDNN algorithm. Default from
 // SAGAN_CUDA_DETERMINISTIC=1|0 (read once when first needed; unset or empty:
 // 1; other values throw naming the variable); set_cuda_deterministic
-// overrides it, process-wide, for calls made after it. The tensor-core
-// attention kernels are deterministic either way.
+// overrides it, process-wide, for calls made after it (the Trainer calls it
+// with --deterministic's value). The tensor-core attention kernels are
+// deterministic either way.
 void set_cuda_deterministic(bool enabled);
 bool cuda_deterministic();
 
