@@ -50,27 +50,45 @@ __global__ void __launch_bounds__(kBlock) from_bf16_kernel(const __nv_bfloat16* 
   for (int64_t i = thread_index(); i < n; i += thread_count()) out[i] = __bfloat162float(in[i]);
 }
 
-// A bf16 copy (round to nearest even) of a dense float32 tensor, and a bf16
-// scratch of a tensor's size, in buffers from the caching allocator.
-Buffer bf16_copy(CudaBackend& be, const char* op, const Tensor& t) {
-  const int64_t n = t.numel();
-  Buffer b = be.buffer(static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(__nv_bfloat16));
-  to_bf16_kernel<<<blocks_for(n), kBlock, 0, be.stream()>>>(static_cast<const float*>(t.raw_data()),
-                                                            static_cast<__nv_bfloat16*>(b.get()), n);
-  check_launch(op, "to_bf16_kernel", be.stream());
-  return b;
-}
-
-Buffer bf16_scratch(CudaBackend& be, const Tensor& like) {
+Buffer bf16_buffer(CudaBackend& be, const Tensor& like) {
   return be.buffer(static_cast<size_t>(std::max<int64_t>(like.numel(), 1)) * sizeof(__nv_bfloat16));
 }
 
-void widen_bf16(CudaBackend& be, const char* op, const Buffer& b, Tensor& out) {
-  const int64_t n = out.numel();
-  from_bf16_kernel<<<blocks_for(n), kBlock, 0, be.stream()>>>(static_cast<const __nv_bfloat16*>(b.get()),
-                                                              static_cast<float*>(out.raw_data()), n);
-  check_launch(op, "from_bf16_kernel", be.stream());
-}
+// What one cuDNN call reads and writes: two dense input tensors and an
+// output, or, for a bf16 plan, bf16 copies of the inputs (round to nearest
+// even) and a bf16 result that widen() copies into the float32 output.
+struct ConvOperands {
+  const void* a;
+  const void* b;
+  void* out;
+  Buffer a16, b16, out16;
+
+  ConvOperands(CudaBackend& be, const char* op, bool bf16, const Tensor& ta, const Tensor& tb, Tensor& tout)
+      : a(ta.raw_data()), b(tb.raw_data()), out(tout.raw_data()) {
+    if (!bf16) return;
+    a16 = narrowed(be, op, ta), b16 = narrowed(be, op, tb), out16 = bf16_buffer(be, tout);
+    a = a16.get(), b = b16.get(), out = out16.get();
+  }
+
+  // A bf16 plan's result into the float32 output; nothing otherwise.
+  void widen(CudaBackend& be, const char* op, Tensor& tout) const {
+    if (!out16.get()) return;
+    const int64_t n = tout.numel();
+    from_bf16_kernel<<<blocks_for(n), kBlock, 0, be.stream()>>>(static_cast<const __nv_bfloat16*>(out16.get()),
+                                                                static_cast<float*>(tout.raw_data()), n);
+    check_launch(op, "from_bf16_kernel", be.stream());
+  }
+
+ private:
+  static Buffer narrowed(CudaBackend& be, const char* op, const Tensor& t) {
+    const int64_t n = t.numel();
+    Buffer buf = bf16_buffer(be, t);
+    to_bf16_kernel<<<blocks_for(n), kBlock, 0, be.stream()>>>(static_cast<const float*>(t.raw_data()),
+                                                              static_cast<__nv_bfloat16*>(buf.get()), n);
+    check_launch(op, "to_bf16_kernel", be.stream());
+    return buf;
+  }
+};
 
 // Workspace the heuristics ask for, bounded by what we are willing to spend
 // on timing candidates.
@@ -283,24 +301,16 @@ void CudaBackend::conv_forward(const char* op, const Tensor& x_in, const Tensor&
     const Tensor x = dense(*this, x_in), w = dense(*this, w_in);
     std::lock_guard<std::mutex> lock(plan_mutex_);
     ConvPlan& p = plan_for(*this, op, x, w, out, g, s);
-    // bf16: the operands' bf16 copies and a bf16 result, widened below.
-    Buffer xb, wb, yb;
-    const void* xp = x.raw_data();
-    const void* wp = w.raw_data();
-    void* yp = out.raw_data();
-    if (p.bf16) {
-      xb = bf16_copy(*this, op, x), wb = bf16_copy(*this, op, w), yb = bf16_scratch(*this, out);
-      xp = xb.get(), wp = wb.get(), yp = yb.get();
-    }
-    if (!p.fwd_ready) find_forward(*this, op, p, xp, wp, yp);
+    const ConvOperands o(*this, op, p.bf16, x, w, out);
+    if (!p.fwd_ready) find_forward(*this, op, p, o.a, o.b, o.out);
     Buffer ws = buffer(p.fwd_ws);
     dispatch_float(out.dtype(), op, [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;  // float scaling factors for bf16 tensors too
       const T one = 1, zero = 0;
-      SAGAN_CUDNN_CHECK(op, cudnnConvolutionForward(cudnn(), &one, p.x, xp, p.w, wp, p.conv, p.fwd_algo, ws.get(),
-                                                    p.fwd_ws, &zero, p.y, yp));
+      SAGAN_CUDNN_CHECK(op, cudnnConvolutionForward(cudnn(), &one, p.x, o.a, p.w, o.b, p.conv, p.fwd_algo, ws.get(),
+                                                    p.fwd_ws, &zero, p.y, o.out));
     });
-    if (p.bf16) widen_bf16(*this, op, yb, out);
+    o.widen(*this, op, out);
   }
   if (bias) {
     const int64_t n = out.numel();
@@ -324,23 +334,16 @@ void CudaBackend::conv_backward_data(const char* op, const Tensor& gy_in, const 
   const Tensor gy = dense(*this, gy_in), w = dense(*this, w_in);
   std::lock_guard<std::mutex> lock(plan_mutex_);
   ConvPlan& p = plan_for(*this, op, gx, w, gy, g, s);
-  Buffer wb, gyb, gxb;
-  const void* wp = w.raw_data();
-  const void* gyp = gy.raw_data();
-  void* gxp = gx.raw_data();
-  if (p.bf16) {
-    wb = bf16_copy(*this, op, w), gyb = bf16_copy(*this, op, gy), gxb = bf16_scratch(*this, gx);
-    wp = wb.get(), gyp = gyb.get(), gxp = gxb.get();
-  }
-  if (!p.bwd_data_ready) find_backward_data(*this, op, p, wp, gyp, gxp);
+  const ConvOperands o(*this, op, p.bf16, w, gy, gx);
+  if (!p.bwd_data_ready) find_backward_data(*this, op, p, o.a, o.b, o.out);
   Buffer ws = buffer(p.bwd_data_ws);
   dispatch_float(gx.dtype(), op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T one = 1, zero = 0;
-    SAGAN_CUDNN_CHECK(op, cudnnConvolutionBackwardData(cudnn(), &one, p.w, wp, p.y, gyp, p.conv, p.bwd_data_algo,
-                                                       ws.get(), p.bwd_data_ws, &zero, p.x, gxp));
+    SAGAN_CUDNN_CHECK(op, cudnnConvolutionBackwardData(cudnn(), &one, p.w, o.a, p.y, o.b, p.conv, p.bwd_data_algo,
+                                                       ws.get(), p.bwd_data_ws, &zero, p.x, o.out));
   });
-  if (p.bf16) widen_bf16(*this, op, gxb, gx);
+  o.widen(*this, op, gx);
 }
 
 void CudaBackend::conv_backward_filter(const char* op, const Tensor& gy_in, const Tensor& x_in, Tensor& gw,
@@ -354,23 +357,16 @@ void CudaBackend::conv_backward_filter(const char* op, const Tensor& gy_in, cons
   const Tensor gy = dense(*this, gy_in), x = dense(*this, x_in);
   std::lock_guard<std::mutex> lock(plan_mutex_);
   ConvPlan& p = plan_for(*this, op, x, gw, gy, g, s);
-  Buffer xb, gyb, gwb;
-  const void* xp = x.raw_data();
-  const void* gyp = gy.raw_data();
-  void* gwp = gw.raw_data();
-  if (p.bf16) {
-    xb = bf16_copy(*this, op, x), gyb = bf16_copy(*this, op, gy), gwb = bf16_scratch(*this, gw);
-    xp = xb.get(), gyp = gyb.get(), gwp = gwb.get();
-  }
-  if (!p.bwd_filter_ready) find_backward_filter(*this, op, p, xp, gyp, gwp);
+  const ConvOperands o(*this, op, p.bf16, x, gy, gw);
+  if (!p.bwd_filter_ready) find_backward_filter(*this, op, p, o.a, o.b, o.out);
   Buffer ws = buffer(p.bwd_filter_ws);
   dispatch_float(gw.dtype(), op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T one = 1, zero = 0;
-    SAGAN_CUDNN_CHECK(op, cudnnConvolutionBackwardFilter(cudnn(), &one, p.x, xp, p.y, gyp, p.conv, p.bwd_filter_algo,
-                                                         ws.get(), p.bwd_filter_ws, &zero, p.w, gwp));
+    SAGAN_CUDNN_CHECK(op, cudnnConvolutionBackwardFilter(cudnn(), &one, p.x, o.a, p.y, o.b, p.conv, p.bwd_filter_algo,
+                                                         ws.get(), p.bwd_filter_ws, &zero, p.w, o.out));
   });
-  if (p.bf16) widen_bf16(*this, op, gwb, gw);
+  o.widen(*this, op, gw);
 }
 
 }  // namespace sagan
