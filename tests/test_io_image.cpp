@@ -366,3 +366,17 @@ TEST_CASE("a PNG header declaring more pixels than the file can hold is refused 
   io::Image black = io::decode_png(png.data(), png.size(), "black.png");
   CHECK((black.height == 1000 && black.width == 1000 && black.pixels == std::vector<uint8_t>(1000000, 0)));
 }
+
+TEST_CASE("a progressive JPEG whose coefficients would outgrow the decoder's memory is refused before allocating",
+          "[io][io_image]") {
+  // Both files live in the fuzz corpus: a real progressive RGB file, and the
+  // same bytes with its SOF header claiming 20000x13000 pixels, for which
+  // libjpeg would allocate 780 MB of coefficients before reading a scan.
+  const std::string corpus = std::string(SAGAN_TEST_DATA_DIR) + "/../fuzz/corpus/jpeg/";
+  io::Image ok = io::read_image(corpus + "seed_rgb_progressive");
+  CHECK((ok.channels == 3 && ok.height > 0 && ok.width > 0));
+  const std::string huge = corpus + "regress_progressive_claims_780mb";
+  REQUIRE_THROWS_WITH(io::read_image(huge), Catch::Contains(huge) && Catch::Contains("corrupt JPEG") &&
+                                                Catch::Contains("20000x13000") &&
+                                                Catch::Contains("coefficient memory"));
+}

@@ -18,6 +18,12 @@ namespace {
 
 // Images beyond this are almost surely corrupt headers; refuse before allocating.
 constexpr uint64_t kMaxPixels = 1ull << 28;
+// libjpeg's own working memory. A progressive (multi-scan) JPEG holds every
+// DCT coefficient of the image at once, 128 bytes per 8x8 block per component,
+// allocated in jpeg_start_decompress from what the header claims, before a
+// single scan is read: a 554-byte file can ask for 780 MB. 256 MB holds a
+// progressive image of about 9400x9400 (4:2:0) or 6700x6700 (4:4:4).
+constexpr uint64_t kMaxJpegWorkBytes = 256ull << 20;
 
 // ------------------------------------------------------------------ PNG
 struct PngIo {
@@ -146,6 +152,26 @@ bool jpeg_decode_impl(jpeg_decompress_struct& cinfo, JpegErr& err, const uint8_t
                   cinfo.image_height);
     return false;
   }
+  if (jpeg_has_multiple_scans(&cinfo)) {
+    uint64_t coef_bytes = 0;  // what jdcoefct.c's whole-image buffer will take
+    for (int c = 0; c < cinfo.num_components; ++c) {
+      const jpeg_component_info& comp = cinfo.comp_info[c];
+      auto round_up = [](uint64_t v, uint64_t m) { return (v + m - 1) / m * m; };
+      coef_bytes += round_up(comp.width_in_blocks, comp.h_samp_factor) *
+                    round_up(comp.height_in_blocks, comp.v_samp_factor) * sizeof(JBLOCK);
+    }
+    if (coef_bytes > kMaxJpegWorkBytes) {
+      std::snprintf(err.msg, sizeof(err.msg),
+                    "progressive image of %ux%u pixels needs %llu MB of coefficient memory, above the decoder's "
+                    "limit of %llu MB",
+                    cinfo.image_width, cinfo.image_height, static_cast<unsigned long long>(coef_bytes >> 20),
+                    static_cast<unsigned long long>(kMaxJpegWorkBytes >> 20));
+      return false;
+    }
+  }
+  // Backstop for any other buffer libjpeg sizes from the header: past this it
+  // stops with "Backing store not supported" instead of allocating.
+  cinfo.mem->max_memory_to_use = static_cast<long>(kMaxJpegWorkBytes);
   jpeg_start_decompress(&cinfo);
   int64_t w = cinfo.output_width, h = cinfo.output_height, cin = cinfo.output_components;
   img.height = h;
