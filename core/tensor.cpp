@@ -11,6 +11,7 @@
 #include "core/backend.h"
 #include "core/ops.h"
 #include "core/rng.h"
+#include "core/sync_free.h"
 
 namespace sagan {
 
@@ -488,18 +489,21 @@ Tensor& Tensor::copy_(const Tensor& src_in) {
 // ---------------------------------------------------------------- host access
 
 std::vector<double> Tensor::to_vector() const {
+  note_host_read("Tensor::to_vector");
   Tensor h = detach().to(Device::cpu()).to(DType::F64).contiguous();
   const double* p = static_cast<const double*>(h.raw_data());
   return std::vector<double>(p, p + h.numel());
 }
 
 std::vector<float> Tensor::to_float_vector() const {
+  note_host_read("Tensor::to_float_vector");
   Tensor h = detach().to(Device::cpu()).to(DType::F32).contiguous();
   const float* p = static_cast<const float*>(h.raw_data());
   return std::vector<float>(p, p + h.numel());
 }
 
 std::vector<int64_t> Tensor::to_int_vector() const {
+  note_host_read("Tensor::to_int_vector");
   Tensor h = detach().to(Device::cpu()).to(DType::I64).contiguous();
   const int64_t* p = static_cast<const int64_t*>(h.raw_data());
   return std::vector<int64_t>(p, p + h.numel());
@@ -507,6 +511,7 @@ std::vector<int64_t> Tensor::to_int_vector() const {
 
 double Tensor::item() const {
   SAGAN_CHECK(numel() == 1, "item: tensor of shape {} has {} elements, not 1", shape_str(shape()), numel());
+  if (sync_free_active()) note_host_read("Tensor::item");  // names item, not to_vector
   return to_vector()[0];
 }
 

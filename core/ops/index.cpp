@@ -2,6 +2,7 @@
 // (O, R, I) with R the indexed dim), embedding as a row gather, and concat.
 #include "core/ops.h"
 #include "core/ops/common.h"
+#include "core/sync_free.h"
 
 namespace sagan {
 
@@ -25,9 +26,16 @@ void check_indices(const char* op, const Tensor& x, int64_t dim, const Tensor& i
   SAGAN_CHECK(idx.device() == x.device(), "{}: indices on {} but input {} on {}", op, device_name(idx.device()),
               shape_str(x.shape()), device_name(x.device()));
   const int64_t size = x.shape()[static_cast<size_t>(dim)];
-  for (int64_t v : idx.to_int_vector())
-    SAGAN_CHECK(v >= 0 && v < size, "{}: index {} is out of range for dim {} of size {} (input shape {})", op, v, dim,
-                size, shape_str(x.shape()));
+  // Indices on a device are read back only outside a sync-free region
+  // (core/sync_free.h); inside one the kernels stop on an out-of-range row.
+  // Host indices cost no wait and are always checked.
+  if (!idx.device().is_cpu() && sync_free_active()) return;
+  if (!idx.device().is_cpu()) note_host_read(op);
+  const Tensor host = idx.detach().to(Device::cpu()).contiguous();
+  const int64_t* p = static_cast<const int64_t*>(host.raw_data());
+  for (int64_t k = 0; k < host.numel(); ++k)
+    SAGAN_CHECK(p[k] >= 0 && p[k] < size, "{}: index {} is out of range for dim {} of size {} (input shape {})", op,
+                p[k], dim, size, shape_str(x.shape()));
 }
 
 // Checked index_select; `op` names the public op in messages.

@@ -14,13 +14,22 @@ namespace sagan {
 namespace {
 using namespace cuda;
 
+// The front end range-checks indices on the host, except inside a sync-free
+// region (core/sync_free.h), where reading them back would stall the step:
+// there an out-of-range row stops the kernel (a launch failure reported at
+// the next check) instead of touching memory outside x or out.
+__device__ __forceinline__ int64_t checked_row(int64_t r, int64_t R) {
+  if (r < 0 || r >= R) __trap();
+  return r;
+}
+
 // out (O, n, I) = x (O, R, I)[:, idx, :]
 template <class T>
 __global__ void __launch_bounds__(kBlock) index_select_kernel(const T* x, const int64_t* idx, int64_t idx_stride,
                                                               T* out, int64_t R, int64_t n, int64_t I, int64_t total) {
   for (int64_t e = thread_index(); e < total; e += thread_count()) {
     const int64_t i = e % I, rest = e / I, j = rest % n, o = rest / n;
-    out[e] = x[(o * R + idx[j * idx_stride]) * I + i];
+    out[e] = x[(o * R + checked_row(idx[j * idx_stride], R)) * I + i];
   }
 }
 
@@ -30,7 +39,7 @@ __global__ void __launch_bounds__(kBlock) index_add_kernel(const T* src, const i
                                                            int64_t R, int64_t n, int64_t I, int64_t total) {
   for (int64_t e = thread_index(); e < total; e += thread_count()) {
     const int64_t i = e % I, rest = e / I, j = rest % n, o = rest / n;
-    atomicAdd(out + (o * R + idx[j * idx_stride]) * I + i, src[e]);
+    atomicAdd(out + (o * R + checked_row(idx[j * idx_stride], R)) * I + i, src[e]);
   }
 }
 
@@ -43,7 +52,7 @@ __global__ void __launch_bounds__(kBlock) index_add_ordered_kernel(const T* src,
     const int64_t i = e % I, o = e / I;
     const T* s = src + o * n * I + i;
     T* dst = out + o * R * I + i;
-    for (int64_t j = 0; j < n; ++j) dst[idx[j * idx_stride] * I] += s[j * I];
+    for (int64_t j = 0; j < n; ++j) dst[checked_row(idx[j * idx_stride], R) * I] += s[j * I];
   }
 }
 

@@ -1,0 +1,44 @@
+// Sync-free regions (core/sync_free.h): a read of tensor values inside one
+// throws naming the read and the region; the count of reads outside; index
+// checks that would read a device tensor back are left to the kernels there.
+#include <catch2/catch.hpp>
+
+#include "core/ops.h"
+#include "core/sync_free.h"
+
+using namespace sagan;
+
+TEST_CASE("a read of tensor values inside a sync-free region throws, naming the read and the region",
+          "[sync_free]") {
+  Tensor t = Tensor::scalar(2.5);
+  CHECK_FALSE(sync_free_active());
+  const int64_t before = host_read_count();
+  CHECK(t.item() == 2.5);
+  CHECK(host_read_count() == before + 1);
+  {
+    SyncFreeScope region("the test's region");
+    CHECK(sync_free_active());
+    Tensor u = add(t, 1.0);  // queuing work is fine
+    REQUIRE_THROWS_WITH(u.item(), Catch::Contains("Tensor::item") && Catch::Contains("the test's region"));
+    REQUIRE_THROWS_WITH(u.to_vector(), Catch::Contains("Tensor::to_vector"));
+    REQUIRE_THROWS_WITH(u.to_float_vector(), Catch::Contains("Tensor::to_float_vector"));
+    REQUIRE_THROWS_WITH(Tensor::zeros({2}, DType::I64).to_int_vector(), Catch::Contains("Tensor::to_int_vector"));
+    {
+      SyncFreeScope inner("an inner region");
+      REQUIRE_THROWS_WITH(u.item(), Catch::Contains("an inner region"));
+    }
+    REQUIRE_THROWS_WITH(u.item(), Catch::Contains("the test's region"));  // the outer one again
+  }
+  CHECK_FALSE(sync_free_active());
+  CHECK(host_read_count() == before + 1);  // refused reads are not counted
+  CHECK(t.to_vector() == std::vector<double>{2.5});
+}
+
+TEST_CASE("index checks of host indices still run inside a sync-free region", "[sync_free][index]") {
+  Tensor w = Tensor::zeros({4, 3});
+  SyncFreeScope region("the test's region");
+  Tensor ok = embedding(w, Tensor::from_vector(std::vector<int64_t>{0, 3}, {2}));
+  CHECK(ok.size(0) == 2);
+  REQUIRE_THROWS_WITH(embedding(w, Tensor::from_vector(std::vector<int64_t>{4}, {1})),
+                      Catch::Contains("index 4 is out of range"));
+}
