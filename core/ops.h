@@ -107,8 +107,11 @@ Tensor spectral_sigma(const Tensor& w2d, const Tensor& u, const Tensor& v);
 
 // ---- optimiser updates (core/ops/optim.cpp): in place, no autograd, one
 // backend call for all tensors. Tensors of one call share device and dtype.
+// gate: undefined, or one element of the tensors' dtype on their device; the
+// update is made unless it holds NaN (decided on the device, see core/sync_free.h).
 void adam_update(std::vector<Tensor>& params, const std::vector<Tensor>& grads, std::vector<Tensor>& m,
-                 std::vector<Tensor>& v, const AdamHyper& hyper);
-void ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double decay);
+                 std::vector<Tensor>& v, const AdamHyper& hyper, const Tensor& gate = Tensor());
+void ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double decay,
+                const Tensor& gate = Tensor());
 
 }  // namespace sagan

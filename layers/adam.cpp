@@ -38,7 +38,12 @@ void Adam::init_moments() {
   }
 }
 
-void Adam::step() {
+void Adam::cancel_step() {
+  SAGAN_CHECK(step_ > 0, "Adam::cancel_step: no step to take back");
+  --step_;
+}
+
+void Adam::step(const Tensor& gate) {
   ++step_;
   AdamHyper h{opt_, step_};
   launches_ = {};
@@ -46,7 +51,7 @@ void Adam::step() {
     // The padding between parameters has zero gradient and zero moments, so
     // it stays zero.
     std::vector<Tensor> ps{flat_->data()}, gs{flat_->grad()}, ms{flat_m_}, vs{flat_v_};
-    adam_update(ps, gs, ms, vs, h);
+    adam_update(ps, gs, ms, vs, h, gate);
     launches_ = {1, 1};
     return;
   }
@@ -68,7 +73,7 @@ void Adam::step() {
       vs.push_back(v_[i]);
     }
     if (ps.empty()) continue;
-    adam_update(ps, gs, ms, vs, h);
+    adam_update(ps, gs, ms, vs, h, gate);
     launches_.calls++;
     launches_.tensors += static_cast<int64_t>(ps.size());
   }

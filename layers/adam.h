@@ -29,7 +29,13 @@ class Adam {
   Adam(const Module& module, AdamOptions options);
   // Parameters as given (e.g. module.named_parameters()).
   Adam(NamedTensors params, AdamOptions options);
-  void step();
+  // One update. With a gate (core/ops.h adam_update: one element of the
+  // parameters' dtype on their device) the update is made only if the gate
+  // holds no NaN, decided on the device; the caller reads the gate later
+  // and calls cancel_step() for an update that was dropped, so that the
+  // count (bias correction, checkpoints) counts made updates only.
+  void step(const Tensor& gate = Tensor());
+  void cancel_step();
   void zero_grad();
   int64_t step_count() const { return step_; }
   AdamOptions& options() { return opt_; }

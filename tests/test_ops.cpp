@@ -163,6 +163,13 @@ TEST_CASE("the CPU fallback copies back in-place kernels over lists of tensors",
   ema_update(es, {p}, 0.9);
   ema_update(esd, {pd}, 0.9);
   REQUIRE_PARITY(ed, e, 0.0);
+  // A gate on the device goes to the host with the rest: NaN holds both back.
+  Tensor closed = Tensor::scalar(std::nan(""), DType::F64).to(Device::cuda(0));
+  h.step = 2;
+  adam_update(psd, {gd}, msd, vsd, h, closed);
+  ema_update(esd, {pd}, 0.9, closed);
+  REQUIRE_PARITY(pd, p, 0.0);
+  REQUIRE_PARITY(ed, e, 0.0);
 }
 
 TEST_CASE("kernel calls reject tensors on another device, naming the kernel and argument", "[ops][errors]") {

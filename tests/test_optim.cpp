@@ -127,6 +127,51 @@ TEST_CASE("ema_update matches its formula", "[optim]") {
   REQUIRE_CLOSE(ema[0], mul(base.t().contiguous(), 0.25), 1e-6, 1e-7);
 }
 
+TEST_CASE("a gate holding NaN holds back adam_update and ema_update; one holding 0 lets them through", "[optim]") {
+  Rng gen(33);
+  for (DType dt : {DType::F32, DType::F64}) {
+    INFO(dtype_name(dt));
+    auto make = [&](const Shape& s, bool leaf) {
+      Tensor t = Tensor::randn(s, gen, dt);
+      return leaf ? t.set_requires_grad() : t;
+    };
+    std::vector<Tensor> p{make({3, 4}, true), make({5}, true)}, g{make({3, 4}, false), make({5}, false)};
+    std::vector<Tensor> m{make({3, 4}, false), make({5}, false)}, v{abs(make({3, 4}, false)), abs(make({5}, false))};
+    auto snapshot = [](const std::vector<Tensor>& ts) {
+      std::vector<std::vector<double>> out;
+      for (const Tensor& t : ts) out.push_back(t.to_vector());
+      return out;
+    };
+    auto copies = [](const std::vector<Tensor>& ts) {
+      std::vector<Tensor> out;
+      for (const Tensor& t : ts) out.push_back(t.detach().clone().set_requires_grad(t.requires_grad()));
+      return out;
+    };
+    AdamHyper h;
+    h.lr = 0.1, h.beta1 = 0.5, h.step = 2;
+    std::vector<Tensor> p2 = copies(p), m2 = copies(m), v2 = copies(v);
+    const auto p0 = snapshot(p), m0 = snapshot(m), v0 = snapshot(v);
+    adam_update(p, g, m, v, h, Tensor::scalar(std::nan(""), dt));
+    CHECK(snapshot(p) == p0);
+    CHECK(snapshot(m) == m0);
+    CHECK(snapshot(v) == v0);
+    adam_update(p, g, m, v, h, Tensor::scalar(0.0, dt));  // open: the plain update, bit for bit
+    adam_update(p2, g, m2, v2, h);
+    CHECK(snapshot(p) == snapshot(p2));
+    CHECK(snapshot(m) == snapshot(m2));
+    CHECK(snapshot(p) != p0);
+
+    std::vector<Tensor> e{make({3, 4}, false)}, e2 = copies(e), src{make({3, 4}, false)};
+    const auto e0 = snapshot(e);
+    ema_update(e, src, 0.9, Tensor::scalar(std::nan(""), dt));
+    CHECK(snapshot(e) == e0);
+    ema_update(e, src, 0.9, Tensor::scalar(0.0, dt));
+    ema_update(e2, src, 0.9);
+    CHECK(snapshot(e) == snapshot(e2));
+    CHECK(snapshot(e) != e0);
+  }
+}
+
 TEST_CASE("optimiser update errors name the op and the offending tensor", "[optim][errors]") {
   auto leaf = [](const Shape& s, DType dt = DType::F32) { return Tensor::zeros(s, dt).set_requires_grad(); };
   std::vector<Tensor> p{leaf({2, 3}), leaf({4})}, g{Tensor::zeros({2, 3}), Tensor::zeros({4})},
@@ -169,4 +214,9 @@ TEST_CASE("optimiser update errors name the op and the offending tensor", "[opti
   REQUIRE_THROWS_WITH(ema_update(e, g, 1.5), Catch::Contains("ema_update: decay"));
   std::vector<Tensor> e64{Tensor::zeros({2, 3}), Tensor::zeros({4}, DType::F64)};
   REQUIRE_THROWS_WITH(ema_update(e64, g, 0.9), Catch::Contains("ema_update: ema[1]") && Catch::Contains("float64"));
+  // A gate is one element of the tensors' dtype.
+  REQUIRE_THROWS_WITH(adam_update(p, g, m, v, h, Tensor::zeros({2})),
+                      Catch::Contains("adam_update: gate must have one element"));
+  REQUIRE_THROWS_WITH(ema_update(e, g, 0.9, Tensor::zeros({}, DType::F64)),
+                      Catch::Contains("ema_update: gate is float64") && Catch::Contains("expected float32"));
 }

@@ -42,10 +42,23 @@ void check_reference(const char* op, const char* what, const Tensor& ref) {
               dtype_name(ref.dtype()));
 }
 
+// An update gate: undefined, or one element of ref's dtype on its device.
+void check_gate(const char* op, const Tensor& gate, const Tensor& ref) {
+  if (!gate.defined()) return;
+  SAGAN_CHECK(gate.numel() == 1, "{}: gate must have one element, got shape {}", op, shape_str(gate.shape()));
+  SAGAN_CHECK(gate.dtype() == ref.dtype() && gate.device() == ref.device(),
+              "{}: gate is {} on {}, expected {} on {} like the tensors it gates", op, dtype_name(gate.dtype()),
+              device_name(gate.device()), dtype_name(ref.dtype()), device_name(ref.device()));
+}
+
+std::optional<Tensor> optional_gate(const Tensor& gate) {
+  return gate.defined() ? std::optional<Tensor>(gate) : std::nullopt;
+}
+
 }  // namespace
 
 void adam_update(std::vector<Tensor>& params, const std::vector<Tensor>& grads, std::vector<Tensor>& m,
-                 std::vector<Tensor>& v, const AdamHyper& h) {
+                 std::vector<Tensor>& v, const AdamHyper& h, const Tensor& gate) {
   const char* op = "adam_update";
   SAGAN_CHECK(grads.size() == params.size() && m.size() == params.size() && v.size() == params.size(),
               "adam_update: list lengths differ, {} params, {} grads, {} m, {} v", params.size(), grads.size(),
@@ -67,11 +80,12 @@ void adam_update(std::vector<Tensor>& params, const std::vector<Tensor>& grads, 
     check_target(op, "m", i, m[i]);
     check_target(op, "v", i, v[i]);
   }
+  check_gate(op, gate, ref);
   NoGradGuard ng;
-  backend_of(ref).adam_update(params, grads, m, v, h);
+  backend_of(ref).adam_update(params, grads, m, v, h, optional_gate(gate));
 }
 
-void ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double decay) {
+void ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double decay, const Tensor& gate) {
   const char* op = "ema_update";
   SAGAN_CHECK(ema.size() == params.size(), "ema_update: list lengths differ, {} ema, {} params", ema.size(),
               params.size());
@@ -84,8 +98,9 @@ void ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, dou
     check_like(op, "params", i, params[i], ema[i]);
     check_target(op, "ema", i, ema[i]);
   }
+  check_gate(op, gate, ref);
   NoGradGuard ng;
-  backend_of(ref).ema_update(ema, params, decay);
+  backend_of(ref).ema_update(ema, params, decay, optional_gate(gate));
 }
 
 }  // namespace sagan

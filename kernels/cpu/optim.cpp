@@ -50,11 +50,18 @@ std::vector<Tensor> contiguous_inputs(CpuBackend& be, const std::vector<Tensor>&
   return out;
 }
 
+// An update gate (core/kernels.def) holding NaN: the update is not made.
+bool gated_off(const std::optional<Tensor>& gate) {
+  if (!gate) return false;
+  return gate->dtype() == DType::F32 ? std::isnan(*static_cast<const float*>(gate->raw_data()))
+                                     : std::isnan(*static_cast<const double*>(gate->raw_data()));
+}
+
 }  // namespace
 
 void CpuBackend::adam_update(std::vector<Tensor>& params, const std::vector<Tensor>& grads, std::vector<Tensor>& m,
-                             std::vector<Tensor>& v, const AdamHyper& h) {
-  if (params.empty()) return;
+                             std::vector<Tensor>& v, const AdamHyper& h, const std::optional<Tensor>& gate) {
+  if (params.empty() || gated_off(gate)) return;
   const std::vector<Tensor> g = contiguous_inputs(*this, grads);
   int64_t total = 0;
   const std::vector<Chunk> cs = chunks_of(params, total);
@@ -91,8 +98,9 @@ void CpuBackend::adam_update(std::vector<Tensor>& params, const std::vector<Tens
   });
 }
 
-void CpuBackend::ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double decay) {
-  if (ema.empty()) return;
+void CpuBackend::ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double decay,
+                            const std::optional<Tensor>& gate) {
+  if (ema.empty() || gated_off(gate)) return;
   const std::vector<Tensor> p = contiguous_inputs(*this, params);
   int64_t total = 0;
   const std::vector<Chunk> cs = chunks_of(ema, total);

@@ -57,8 +57,15 @@ __device__ __forceinline__ void for_each_element(const Slot* slots, const int64_
 
 // PyTorch's arrangement of the bias corrections (as the CPU backend):
 // p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps), bc = 1 - beta^step.
+// The update gate (core/kernels.def): null, or one T that is NaN to skip.
 template <class T>
-struct AdamStep {
+struct Gate {
+  const T* gate;
+  __device__ __forceinline__ bool off() const { return gate != nullptr && isnan(*gate); }
+};
+
+template <class T>
+struct AdamStep : Gate<T> {
   T step_size, sqrt_bc2, b1, b2, a1, a2, eps;  // a = 1 - b
   __device__ __forceinline__ void operator()(const Slot& s, int64_t j) const {
     T* p = static_cast<T*>(s.t[0]);
@@ -74,7 +81,7 @@ struct AdamStep {
 };
 
 template <class T>
-struct EmaStep {
+struct EmaStep : Gate<T> {
   T decay, rest;  // rest = 1 - decay, rounded once like the CPU backend
   __device__ __forceinline__ void operator()(const Slot& s, int64_t j) const {
     T* e = static_cast<T*>(s.t[0]);
@@ -86,7 +93,13 @@ struct EmaStep {
 template <class F>
 __global__ void __launch_bounds__(kBlock)
     multi_tensor_kernel(const Slot* slots, const int64_t* starts, int count, F f) {
+  if (f.off()) return;  // read by every thread: one cached load, no divergence
   for_each_element(slots, starts, count, f);
+}
+
+template <class T>
+const T* gate_ptr(const std::optional<Tensor>& gate) {
+  return gate ? static_cast<const T*>(gate->raw_data()) : nullptr;
 }
 
 // Uploads the slot table and start offsets; returns the device buffer.
@@ -117,7 +130,7 @@ void launch(CudaBackend& be, const char* op, const std::vector<Slot>& slots, con
 }  // namespace
 
 void CudaBackend::adam_update(std::vector<Tensor>& params, const std::vector<Tensor>& grads, std::vector<Tensor>& m,
-                              std::vector<Tensor>& v, const AdamHyper& h) {
+                              std::vector<Tensor>& v, const AdamHyper& h, const std::optional<Tensor>& gate) {
   const char* op = "adam_update";
   if (params.empty()) return;
   std::vector<Tensor> dense_grads;  // keeps copies of strided grads alive until after the launch
@@ -133,14 +146,15 @@ void CudaBackend::adam_update(std::vector<Tensor>& params, const std::vector<Ten
   const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(h.step));
   dispatch_float(dt, op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    AdamStep<T> f{static_cast<T>(h.lr / bc1), static_cast<T>(std::sqrt(bc2)), static_cast<T>(h.beta1),
-                  static_cast<T>(h.beta2),    static_cast<T>(1.0 - h.beta1),  static_cast<T>(1.0 - h.beta2),
-                  static_cast<T>(h.eps)};
+    AdamStep<T> f{{gate_ptr<T>(gate)},       static_cast<T>(h.lr / bc1),    static_cast<T>(std::sqrt(bc2)),
+                  static_cast<T>(h.beta1),      static_cast<T>(h.beta2),       static_cast<T>(1.0 - h.beta1),
+                  static_cast<T>(1.0 - h.beta2), static_cast<T>(h.eps)};
     launch(*this, op, slots, starts, f);
   });
 }
 
-void CudaBackend::ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double decay) {
+void CudaBackend::ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double decay,
+                             const std::optional<Tensor>& gate) {
   const char* op = "ema_update";
   if (ema.empty()) return;
   std::vector<Tensor> dense_params;
@@ -154,7 +168,7 @@ void CudaBackend::ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>
   }
   dispatch_float(dt, op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    launch(*this, op, slots, starts, EmaStep<T>{static_cast<T>(decay), static_cast<T>(1.0 - decay)});
+    launch(*this, op, slots, starts, EmaStep<T>{{gate_ptr<T>(gate)}, static_cast<T>(decay), static_cast<T>(1.0 - decay)});
   });
 }
 

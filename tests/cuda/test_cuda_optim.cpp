@@ -28,8 +28,8 @@ TEST_CASE("cuda fused adam matches the cpu over many tensors", "[cuda][optim]") 
     AdamHyper h;
     h.lr = 1e-2, h.beta1 = 0.5, h.beta2 = 0.9, h.eps = 1e-8, h.step = 3;
     for (int it = 0; it < 2; ++it) {
-      cpu().adam_update(pc, gc, mc, vc, h);
-      gpu().adam_update(pg, gg, mg, vg, h);
+      cpu().adam_update(pc, gc, mc, vc, h, std::nullopt);
+      gpu().adam_update(pg, gg, mg, vg, h, std::nullopt);
       ++h.step;
     }
     for (size_t i = 0; i < kShapes.size(); ++i) {
@@ -38,6 +38,32 @@ TEST_CASE("cuda fused adam matches the cpu over many tensors", "[cuda][optim]") 
       REQUIRE_PARITY(mg[i], mc[i], tol_for(dt));
       REQUIRE_PARITY(vg[i], vc[i], tol_for(dt));
     }
+  }
+}
+
+TEST_CASE("cuda fused adam and ema updates obey a gate on the device", "[cuda][optim]") {
+  Rng gen(113);
+  for (DType dt : float_dtypes()) {
+    INFO(dtype_name(dt));
+    Pair p = normal({4097}, gen, dt), g = normal({4097}, gen, dt), m = normal({4097}, gen, dt, 0.1),
+         v = uniform({4097}, 0.1, 1.0, gen, dt), e = normal({4097}, gen, dt);
+    std::vector<Tensor> pc{p.cpu}, pg{p.gpu}, gc{g.cpu}, gg{g.gpu}, mc{m.cpu}, mg{m.gpu}, vc{v.cpu}, vg{v.gpu};
+    std::vector<Tensor> ec{e.cpu}, eg{e.gpu};
+    AdamHyper h;
+    h.lr = 1e-2, h.step = 1;
+    const Tensor closed = Tensor::scalar(std::nan(""), dt, Device::cuda(0)), open = Tensor::scalar(0.0, dt, Device::cuda(0));
+    gpu().adam_update(pg, gg, mg, vg, h, closed);  // nothing moves
+    gpu().ema_update(eg, pg, 0.5, closed);
+    REQUIRE_PARITY(pg[0], pc[0], 0.0);
+    REQUIRE_PARITY(mg[0], mc[0], 0.0);
+    REQUIRE_PARITY(eg[0], ec[0], 0.0);
+    cpu().adam_update(pc, gc, mc, vc, h, std::nullopt);
+    gpu().adam_update(pg, gg, mg, vg, h, open);
+    cpu().ema_update(ec, pc, 0.5, std::nullopt);
+    gpu().ema_update(eg, pg, 0.5, open);
+    REQUIRE_PARITY(pg[0], pc[0], tol_for(dt));
+    REQUIRE_PARITY(vg[0], vc[0], tol_for(dt));
+    REQUIRE_PARITY(eg[0], ec[0], tol_for(dt));
   }
 }
 
@@ -50,8 +76,8 @@ TEST_CASE("cuda fused ema update matches the cpu over many tensors", "[cuda][opt
       Pair e = normal(s, gen, dt), p = normal(s, gen, dt);
       ec.push_back(e.cpu), eg.push_back(e.gpu), pc.push_back(p.cpu), pg.push_back(p.gpu);
     }
-    cpu().ema_update(ec, pc, 0.999);
-    gpu().ema_update(eg, pg, 0.999);
+    cpu().ema_update(ec, pc, 0.999, std::nullopt);
+    gpu().ema_update(eg, pg, 0.999, std::nullopt);
     for (size_t i = 0; i < kShapes.size(); ++i) {
       INFO("tensor " << i << " " << shape_str(kShapes[i]));
       REQUIRE_PARITY(eg[i], ec[i], tol_for(dt));
