@@ -94,16 +94,24 @@ bool FlatParameters::all_have_grad() const {
   return true;
 }
 
-double FlatParameters::grad_norm() const {
+Tensor FlatParameters::grad_norm() const {
   SAGAN_CHECK(grad_.defined(), "FlatParameters::grad_norm: built without a gradient buffer");
   NoGradGuard ng;
-  return std::sqrt(sum(square(grad_)).item());
+  return sqrt(sum(square(grad_)));
 }
 
 void FlatParameters::scale_grad(double factor) {
   SAGAN_CHECK(grad_.defined(), "FlatParameters::scale_grad: built without a gradient buffer");
   NoGradGuard ng;
   grad_.copy_(mul(grad_, factor));
+}
+
+void FlatParameters::scale_grad(const Tensor& factor) {
+  SAGAN_CHECK(grad_.defined(), "FlatParameters::scale_grad: built without a gradient buffer");
+  SAGAN_CHECK(factor.numel() == 1, "FlatParameters::scale_grad: the factor must have one element, got shape {}",
+              shape_str(factor.shape()));
+  NoGradGuard ng;
+  grad_.copy_(mul(grad_, factor.detach().reshape({})));
 }
 
 bool FlatParameters::same_layout(const FlatParameters& o) const {

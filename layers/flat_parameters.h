@@ -79,10 +79,13 @@ class FlatParameters {
   void zero_grad();
   // Every parameter received a gradient since the last zero_grad().
   bool all_have_grad() const;
-  // sqrt(sum of squares of grad()): one reduction and one host sync.
-  double grad_norm() const;
-  // grad() *= factor, in place (gradient clipping).
+  // sqrt(sum of squares of grad()): one reduction, a 0-d tensor on the
+  // buffer's device (read it with item(), which waits for the device).
+  Tensor grad_norm() const;
+  // grad() *= factor, in place (gradient clipping); the tensor form takes a
+  // one-element factor on the buffer's device, computed there.
   void scale_grad(double factor);
+  void scale_grad(const Tensor& factor);
 
   // Same names, shapes and offsets, so one call can combine the two buffers
   // element by element (the EMA of a generator).

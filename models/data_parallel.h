@@ -32,11 +32,14 @@ class DataParallel {
   const nn::GradBuckets& g_buckets() const { return *g_buckets_; }
   const nn::GradBuckets& d_buckets() const { return *d_buckets_; }
 
-  // After each iteration: G's BN running statistics become their mean over
+  // In each iteration, before the EMA update: G's BN running statistics become their mean over
   // ranks (nothing to do with --sync-bn, where they are equal already).
   void average_bn_statistics(nn::Module& g);
   // values[i] = their mean over ranks (losses and D outputs for the log).
   void average(std::vector<double>& values);
+  // t = its sum over ranks, in place on its device, with no host read (the
+  // NaN gate of Trainer::step).
+  void sum_over_ranks(const Tensor& t) { comm_->all_reduce_sum(t); }
   // Throws, naming the step, the part and the ranks, when a hash of any of
   // `parts` (name, tensors) differs between ranks.
   void check_in_sync(const std::vector<std::pair<std::string, std::vector<Tensor>>>& parts, int64_t step);

@@ -33,15 +33,21 @@ std::string first_non_finite_tensor(const NanGuard::Networks& nets) {
   return "";
 }
 
-bool NanGuard::check(int64_t step, const std::vector<std::pair<std::string, double>>& values, const Networks& nets) {
+bool NanGuard::check(int64_t step, const std::vector<std::pair<std::string, double>>& values, const Networks& nets,
+                     bool elsewhere) {
   std::string bad;
   for (const auto& [name, v] : values)
     if (!std::isfinite(v)) bad += fmt::format("{}{} = {}", bad.empty() ? "" : ", ", name, v);
-  if (bad.empty()) return true;
-  // Only now, on the way out, is each tensor looked at by itself.
-  const std::string tensor = first_non_finite_tensor(nets);
-  message_ = fmt::format("step {}: {}'s update is not finite ({}); first non-finite tensor: {}", step, nets.at(0).first,
-                         bad, tensor.empty() ? "none (the values overflowed)" : tensor);
+  if (bad.empty() && !elsewhere) return true;
+  if (bad.empty()) {
+    message_ = fmt::format("step {}: {}'s update is not finite on another rank (this rank's values are finite)", step,
+                           nets.at(0).first);
+  } else {
+    // Only now, on the way out, is each tensor looked at by itself.
+    const std::string tensor = first_non_finite_tensor(nets);
+    message_ = fmt::format("step {}: {}'s update is not finite ({}); first non-finite tensor: {}", step,
+                           nets.at(0).first, bad, tensor.empty() ? "none (the values overflowed)" : tensor);
+  }
   if (policy_ == "stop")
     SAGAN_FAIL(
         "{} (--on-nan stop: training stopped; the checkpoints written so far are kept; "

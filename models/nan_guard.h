@@ -1,15 +1,20 @@
-// The NaN policy of a training run (--on-nan stop|skip, --max-nan-skips):
-// the Trainer asks check() after each backward pass, before the optimiser
-// step, with the values that tell whether the update is finite: the loss,
-// D's mean outputs (taken before the hinge's relu, which maps NaN to 0 and
-// would show a diverged D as loss_d 2.0) and the gradient norm (one
-// reduction over the model's flat gradient buffer).
+// The NaN policy of a training run (--on-nan stop|skip, --max-nan-skips).
+// Each update is judged by the values that tell whether it is finite: the
+// loss, D's mean outputs (taken before the hinge's relu, which maps NaN to 0
+// and would show a diverged D as loss_d 2.0) and the gradient norm (one
+// reduction over the model's flat gradient buffer). The Trainer decides on
+// the device, without waiting for it: a gate that turns NaN at the first
+// non-finite update of an iteration holds back that update and every later
+// one (Adam, EMA; models/trainer.h). After the iteration it reads the values
+// once and asks check() about the update that closed the gate.
 //
 //   stop (default): a non-finite value throws, naming the step, the value
-//                   and the first non-finite tensor; nothing is updated.
+//                   and the first non-finite tensor; no weight was updated.
 //   skip:           the update is dropped (no Adam step, and the rest of the
-//                   iteration is dropped too; nothing is restored); after
-//                   max_skips iterations skipped in a row it throws as stop.
+//                   iteration's updates are dropped too; nothing is restored:
+//                   its forward passes still ran, so BN statistics and SN
+//                   vectors moved); after max_skips iterations skipped in a
+//                   row it throws as stop.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -29,10 +34,12 @@ class NanGuard {
   using Networks = std::vector<std::pair<std::string, const nn::Module*>>;
 
   // Iteration `step` (1-based), an update of nets[0]: true when every value
-  // is finite. Otherwise message() says what (the non-finite values, then
-  // the first non-finite tensor, see first_non_finite_tensor) and stop
+  // is finite and no other rank of a data-parallel job found one that was
+  // not (elsewhere). Otherwise message() says what (the non-finite values,
+  // then the first non-finite tensor, see first_non_finite_tensor) and stop
   // throws it; skip returns false, or throws once the limit is reached.
-  bool check(int64_t step, const std::vector<std::pair<std::string, double>>& values, const Networks& nets);
+  bool check(int64_t step, const std::vector<std::pair<std::string, double>>& values, const Networks& nets,
+             bool elsewhere = false);
   // Once per iteration, after its updates: whether any was dropped.
   void end_iteration(bool skipped);
 

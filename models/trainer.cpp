@@ -4,6 +4,7 @@
 
 #include "core/matmul_precision.h"
 #include "core/ops.h"
+#include "core/sync_free.h"
 #include "dist/launch.h"
 #include "dist/single_communicator.h"
 #include "kernels/cuda/settings.h"
@@ -117,50 +118,65 @@ void Trainer::set_requires_grad(nn::Module& m, bool on) {
   for (Tensor p : m.parameters()) p.set_requires_grad(on);
 }
 
-Tensor Trainer::hinge_d(const Tensor& out, int64_t n_real, double* d_real, double* d_fake) const {
+Tensor Trainer::hinge_d(const Tensor& out, int64_t n_real, Tensor& d_real, Tensor& d_fake) const {
   int64_t n = out.size(0);
   Tensor real = out.slice(0, 0, n_real), fake = out.slice(0, n_real, n);
   {
     NoGradGuard ng;
-    *d_real = mean(real).item();
-    *d_fake = mean(fake).item();
+    d_real = mean(real);
+    d_fake = mean(fake);
   }
   return add(mean(relu(rsub(1.0, real))), mean(relu(add(fake, 1.0))));
 }
 
-double Trainer::clip_and_norm(nn::FlatParameters& params) const {
+Tensor Trainer::clip_and_norm(nn::FlatParameters& params) const {
   // Parameters without a gradient have zeros in the flat gradient buffer.
-  // Computed without clipping too: the NaN guard checks it.
-  double norm = params.grad_norm();
-  if (cfg_.grad_clip > 0 && norm > cfg_.grad_clip) params.scale_grad(cfg_.grad_clip / (norm + 1e-6));
+  // Computed without clipping too: the NaN guard checks it. Clipping is
+  // PyTorch's clip_grad_norm_: g *= min(1, clip / (norm + 1e-6)), on the
+  // device (a factor of exactly 1 leaves g as it is).
+  Tensor norm = params.grad_norm();
+  if (cfg_.grad_clip > 0) {
+    NoGradGuard ng;
+    Tensor factor = rdiv(cfg_.grad_clip, add(norm, 1e-6));
+    params.scale_grad(minimum(factor, Tensor::ones(factor.shape(), factor.dtype(), factor.device())));
+  }
   return norm;
 }
 
-void Trainer::update_ema() {
+Tensor Trainer::close_gate_if_not_finite(const Tensor& gate, const std::vector<Tensor>& values) const {
+  NoGradGuard ng;
+  std::vector<Tensor> flat;
+  for (const Tensor& v : values) flat.push_back(v.detach().reshape({1}));
+  // x * 0 is 0 for finite x and NaN for NaN or infinity: the sum is 0 or NaN.
+  Tensor verdict = sum(mul(concat(flat, 0), 0.0));
+  // Every rank takes the same decision: a sum over ranks is NaN when any is.
+  if (dp_ && dp_->size() > 1) dp_->sum_over_ranks(verdict);
+  return gate.defined() ? add(gate, verdict) : verdict;
+}
+
+void Trainer::update_ema(const Tensor& gate) {
   NoGradGuard ng;
   // Parameters (one flat buffer, same layout: checked in the constructor)
   // and BN running statistics are averaged alike (BigGAN-PyTorch and
   // StudioGAN): statistics averaged over the same window as the weights
   // belong to the averaged weights to first order, G's latest ones to G's
-  // latest weights. One ema_update call for all of them.
+  // latest weights. One ema_update call for all of them; before ema_start a
+  // decay of 0, a copy, also gated.
   std::vector<Tensor> src{g_->flat_parameters()->data()}, dst{g_ema_->flat_parameters()->data()};
   for (const auto& [name, t] : g_->named_buffers()) src.push_back(t);
   for (const auto& [name, t] : g_ema_->named_buffers()) dst.push_back(t);
   SAGAN_CHECK(src.size() == dst.size(), "Trainer: G has {} buffers, G_ema {}", src.size() - 1, dst.size() - 1);
-  if (step_ < cfg_.ema_start) {
-    for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
-  } else {
-    ema_update(dst, src, cfg_.ema_decay);
-  }
+  const bool averaging = step_ + 1 >= cfg_.ema_start;  // step_ + 1: this iteration's number
+  ema_update(dst, src, averaging ? cfg_.ema_decay : 0.0, gate);
   // SN vectors are power-iteration state, not statistics: eval-mode SN takes
   // sigma = u^T W v with u, v as unit vectors, and an average of rotating unit
   // vectors is shorter (norms down to 0.43 by step 2000 of a Fashion-MNIST
-  // run, sigma 5x too small). G's own vectors are unit and fit W_ema ~ W_G.
-  std::vector<nn::SpectralNormed*> sn_src = g_->spectral_norm_layers(), sn_dst = g_ema_->spectral_norm_layers();
-  for (size_t i = 0; i < sn_src.size(); ++i) {
-    sn_dst[i]->u().copy_(sn_src[i]->u());
-    sn_dst[i]->v().copy_(sn_src[i]->v());
-  }
+  // run, sigma 5x too small). G's own vectors are unit and fit W_ema ~ W_G:
+  // copied (a decay of 0).
+  std::vector<Tensor> sn_src, sn_dst;
+  for (nn::SpectralNormed* sn : g_->spectral_norm_layers()) sn_src.insert(sn_src.end(), {sn->u(), sn->v()});
+  for (nn::SpectralNormed* sn : g_ema_->spectral_norm_layers()) sn_dst.insert(sn_dst.end(), {sn->u(), sn->v()});
+  ema_update(sn_dst, sn_src, 0.0, gate);
 }
 
 StepInputs Trainer::draw_inputs() {
@@ -184,50 +200,56 @@ StepInputs Trainer::draw_inputs() {
   return in;
 }
 
+// One update of an iteration, as the device left it: the values that judge
+// it and the gate after it (NaN from the first non-finite update on).
+struct Trainer::Update {
+  bool is_d;
+  std::vector<std::pair<std::string, Tensor>> values;
+  Tensor gate;
+};
+
 StepStats Trainer::step(const StepInputs& in) {
   SAGAN_CHECK(static_cast<int64_t>(in.d.size()) == cfg_.n_dis, "Trainer::step: {} D-step inputs for n_dis {}",
               in.d.size(), cfg_.n_dis);
   rank_streams_at_step(/*latents=*/false);
-  StepStats st;
   const bool conditional = cfg_.model.num_classes > 0;
   auto on_device = [&](const Tensor& t) { return t.to(dtype_).to(device_); };
   auto labels = [&](const Tensor& y) { return conditional ? y.to(device_) : Tensor(); };
 
-  for (const StepInputs::DStep& ds : in.d) {
-    const int64_t B = ds.images.size(0);
-    Tensor fake;
-    {
-      NoGradGuard ng;
-      g_->power_iterate_all();
-      fake = g_->forward(on_device(ds.z), labels(ds.fake_labels));
-    }
-    Tensor y_all;
-    if (conditional) {
-      std::vector<int64_t> y = ds.labels.to_int_vector(), yf = ds.fake_labels.to_int_vector();
-      y.insert(y.end(), yf.begin(), yf.end());
-      y_all = ints(y, device_);
-    }
-    Tensor x_all = nn::diffaugment(concat({on_device(ds.images), fake}, 0), diffaug_, aug_rng_);
-    d_->power_iterate_all();
-    Tensor out = d_->forward(x_all, y_all);
-    Tensor loss = hinge_d(out, B, &st.d_real, &st.d_fake);
-    opt_d_->zero_grad();
-    if (dp_) dp_->d_buckets().begin();
-    loss.backward();
-    if (dp_) dp_->d_buckets().finish();  // the mean over ranks, before clipping
-    const double norm = clip_and_norm(*d_->flat_parameters());
-    st.grad_norm_d = cfg_.grad_clip > 0 ? norm : 0.0;
-    st.loss_d = loss.item();
-    st.skipped = skip_on_any_rank(!nan_guard_.check(
-        step_ + 1, {{"loss_d", st.loss_d}, {"D(x)", st.d_real}, {"D(G(z))", st.d_fake}, {"grad_norm_d", norm}},
-        {{"D", d_.get()}, {"G", g_.get()}}));
-    if (st.skipped) break;
-    opt_d_->step();
-  }
-  if (st.skipped) return end_skipped_iteration(st);
-
-  set_requires_grad(*d_, false);
+  // The updates queue on the device without the host waiting for any of
+  // them (core/sync_free.h): each is gated on the device, and the host reads
+  // every value once, after the last.
+  std::vector<Update> updates;
+  Tensor gate;
   try {
+    SyncFreeScope region("Trainer::step");
+    for (const StepInputs::DStep& ds : in.d) {
+      const int64_t B = ds.images.size(0);
+      Tensor yf = labels(ds.fake_labels);
+      Tensor fake;
+      {
+        NoGradGuard ng;
+        g_->power_iterate_all();
+        fake = g_->forward(on_device(ds.z), yf);
+      }
+      Tensor y_all = conditional ? concat({labels(ds.labels), yf}, 0) : Tensor();
+      Tensor x_all = nn::diffaugment(concat({on_device(ds.images), fake}, 0), diffaug_, aug_rng_);
+      d_->power_iterate_all();
+      Tensor out = d_->forward(x_all, y_all);
+      Tensor d_real, d_fake;
+      Tensor loss = hinge_d(out, B, d_real, d_fake);
+      opt_d_->zero_grad();
+      if (dp_) dp_->d_buckets().begin();
+      loss.backward();
+      if (dp_) dp_->d_buckets().finish();  // the mean over ranks, before clipping
+      Tensor norm = clip_and_norm(*d_->flat_parameters());
+      Update u{true, {{"loss_d", loss}, {"D(x)", d_real}, {"D(G(z))", d_fake}, {"grad_norm_d", norm}}, {}};
+      gate = u.gate = close_gate_if_not_finite(gate, {loss, d_real, d_fake, norm});
+      updates.push_back(std::move(u));
+      opt_d_->step(gate);
+    }
+
+    set_requires_grad(*d_, false);
     Tensor yf = labels(in.fake_labels);
     g_->power_iterate_all();
     Tensor fake = g_->forward(on_device(in.z), yf);
@@ -237,26 +259,81 @@ StepStats Trainer::step(const StepInputs& in) {
     if (dp_) dp_->g_buckets().begin();
     loss.backward();
     if (dp_) dp_->g_buckets().finish();
-    const double norm = clip_and_norm(*g_->flat_parameters());
-    st.grad_norm_g = cfg_.grad_clip > 0 ? norm : 0.0;
-    st.loss_g = loss.item();
-    st.skipped = skip_on_any_rank(!nan_guard_.check(step_ + 1, {{"loss_g", st.loss_g}, {"grad_norm_g", norm}},
-                                                    {{"G", g_.get()}, {"D", d_.get()}}));
-    if (!st.skipped) opt_g_->step();
+    Tensor norm = clip_and_norm(*g_->flat_parameters());
+    Update u{false, {{"loss_g", loss}, {"grad_norm_g", norm}}, {}};
+    gate = u.gate = close_gate_if_not_finite(gate, {loss, norm});
+    updates.push_back(std::move(u));
+    opt_g_->step(gate);
+    // Ranks that keep BN statistics apart average G's before the EMA takes
+    // them (a no-op with --sync-bn or one rank).
+    if (dp_) dp_->average_bn_statistics(*g_);
+    update_ema(gate);
   } catch (...) {
     set_requires_grad(*d_, true);
     throw;
   }
   set_requires_grad(*d_, true);
-  if (st.skipped) return end_skipped_iteration(st);
+  return finish_iteration(updates);
+}
+
+StepStats Trainer::finish_iteration(const std::vector<Update>& updates) {
+  // The one read of the iteration: every value and gate at once.
+  std::vector<Tensor> all;
+  {
+    NoGradGuard ng;
+    for (const Update& u : updates) {
+      for (const auto& [name, v] : u.values) all.push_back(v.detach().to(DType::F64).reshape({1}));
+      all.push_back(u.gate.detach().to(DType::F64).reshape({1}));
+    }
+  }
+  const std::vector<double> read = concat(all, 0).to_vector();
+  std::vector<std::vector<std::pair<std::string, double>>> values(updates.size());
+  std::vector<bool> made(updates.size());
+  size_t k = 0;
+  for (size_t i = 0; i < updates.size(); ++i) {
+    for (const auto& [name, v] : updates[i].values) values[i].emplace_back(name, read[k++]);
+    made[i] = !std::isnan(read[k++]);
+  }
+  StepStats st;
+  for (size_t i = 0; i < updates.size(); ++i) {  // the last D update's values, as logged
+    auto value = [&](const std::string& name) {
+      for (const auto& [n, v] : values[i])
+        if (n == name) return v;
+      return 0.0;
+    };
+    if (updates[i].is_d) {
+      st.loss_d = value("loss_d"), st.d_real = value("D(x)"), st.d_fake = value("D(G(z))");
+      st.grad_norm_d = cfg_.grad_clip > 0 ? value("grad_norm_d") : 0.0;
+    } else {
+      st.loss_g = value("loss_g");
+      st.grad_norm_g = cfg_.grad_clip > 0 ? value("grad_norm_g") : 0.0;
+    }
+  }
+  // The first update the gate held back: it and every later one were not
+  // made. Their Adam counts are taken back before the guard may throw.
+  size_t first_dropped = updates.size();
+  for (size_t i = 0; i < updates.size(); ++i)
+    if (!made[i]) {
+      first_dropped = i;
+      break;
+    }
+  if (first_dropped < updates.size()) {
+    for (size_t i = first_dropped; i < updates.size(); ++i) (updates[i].is_d ? opt_d_ : opt_g_)->cancel_step();
+    const Update& u = updates[first_dropped];
+    bool local_bad = false;
+    for (const auto& [name, v] : values[first_dropped]) local_bad = local_bad || !std::isfinite(v);
+    NanGuard::Networks nets = u.is_d ? NanGuard::Networks{{"D", d_.get()}, {"G", g_.get()}}
+                                     : NanGuard::Networks{{"G", g_.get()}, {"D", d_.get()}};
+    nan_guard_.check(step_ + 1, values[first_dropped], nets, !local_bad);  // throws under --on-nan stop
+    st.skipped = true;
+    return end_skipped_iteration(st);
+  }
   ++step_;
   if (dp_) {
-    dp_->average_bn_statistics(*g_);
     std::vector<double> logged{st.loss_d, st.loss_g, st.d_real, st.d_fake};
     dp_->average(logged);
     st.loss_d = logged[0], st.loss_g = logged[1], st.d_real = logged[2], st.d_fake = logged[3];
   }
-  update_ema();
   nan_guard_.end_iteration(false);
   if (dp_ && cfg_.check_sync_every > 0 && step_ % cfg_.check_sync_every == 0) {
     std::vector<Tensor> g_buffers, d_buffers;
@@ -272,16 +349,6 @@ StepStats Trainer::step(const StepInputs& in) {
   st.step = step_;
   st.skipped_steps = nan_guard_.skipped_total();
   return st;
-}
-
-bool Trainer::skip_on_any_rank(bool skipped) const {
-  // --on-nan skip under data parallelism: a rank's own loss or D outputs may
-  // be non-finite while the averaged gradients are not; every rank drops the
-  // update when any does, or their weights would part.
-  if (!dp_ || dp_->size() == 1) return skipped;
-  std::vector<double> flag{skipped ? 1.0 : 0.0};
-  dp_->average(flag);
-  return flag[0] > 0.0;
 }
 
 StepStats Trainer::end_skipped_iteration(StepStats st) {

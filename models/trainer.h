@@ -16,8 +16,11 @@
 //   the identity, with D's parameters frozen (no weight gradients computed
 //   for D); Adam step on G; EMA update.
 // Before each Adam step the loss, D's outputs and the gradient norm are
-// checked (--on-nan, models/nan_guard.h): a non-finite one stops the run, or
-// with --on-nan skip drops the rest of the iteration's updates.
+// checked on the device (--on-nan, models/nan_guard.h): a non-finite one
+// holds back that update and the rest of the iteration's, then stops the run,
+// or with --on-nan skip only drops them.
+// The host never waits for the device inside an iteration (core/sync_free.h):
+// the values above are read once, at its end, so the GPU's queue stays full.
 // DiffAugment draws from its own Rng (saved in checkpoints), so z and fake
 // labels are the same with and without it; sampling, the EMA generator and
 // the FD never see it.
@@ -124,14 +127,20 @@ class Trainer {
   void load_checkpoint(const std::string& path);
 
  private:
-  Tensor hinge_d(const Tensor& d_out, int64_t n_real, double* d_real, double* d_fake) const;
-  // Global gradient norm (before clipping) of one model; clips in place
-  // with --grad-clip.
-  double clip_and_norm(nn::FlatParameters& params) const;
+  struct Update;
+  // The hinge loss of D; d_real and d_fake get D's mean outputs (0-d, on the device).
+  Tensor hinge_d(const Tensor& d_out, int64_t n_real, Tensor& d_real, Tensor& d_fake) const;
+  // Global gradient norm (before clipping) of one model, 0-d on the device;
+  // clips in place with --grad-clip.
+  Tensor clip_and_norm(nn::FlatParameters& params) const;
+  // The gate after one more update judged by `values` (see models/nan_guard.h):
+  // NaN once any value, on any rank, is not finite; else as before (0).
+  Tensor close_gate_if_not_finite(const Tensor& gate, const std::vector<Tensor>& values) const;
   void set_requires_grad(nn::Module& m, bool on);
-  void update_ema();
-  // True on every rank when `skipped` is true on any (one rank: skipped).
-  bool skip_on_any_rank(bool skipped) const;
+  void update_ema(const Tensor& gate);
+  // After the sync-free part of step(): reads the values, settles the NaN
+  // guard and the Adam counts of dropped updates, counts the step.
+  StepStats finish_iteration(const std::vector<Update>& updates);
   StepStats end_skipped_iteration(StepStats st);  // --on-nan skip
   TrainingParts parts() const;                    // what a checkpoint holds...
   TrainerCounters counters() const;               // ...and the small state besides

@@ -202,7 +202,7 @@ TEST_CASE("the global gradient norm equals the per-parameter computation; clippi
   double sq = 0;
   for (auto& [n, t] : p.flat.named_parameters())
     for (double v : t.grad().to_vector()) sq += v * v;
-  double norm = flat.grad_norm();
+  double norm = flat.grad_norm().item();
   CHECK(norm > 0);
   CHECK(norm == Approx(std::sqrt(sq)).epsilon(1e-6));
   // A parameter without a gradient counts as zero.
@@ -211,7 +211,7 @@ TEST_CASE("the global gradient norm equals the per-parameter computation; clippi
   for (auto& [n, t] : p.flat.named_parameters())
     if (t.grad().defined())
       for (double v : t.grad().to_vector()) sq2 += v * v;
-  CHECK(flat.grad_norm() == Approx(std::sqrt(sq2)).epsilon(1e-6));
+  CHECK(flat.grad_norm().item() == Approx(std::sqrt(sq2)).epsilon(1e-6));
   auto before = grads_of(p.flat.named_parameters());
   flat.scale_grad(0.25);
   for (auto& [n, t] : p.flat.named_parameters()) {
@@ -221,6 +221,16 @@ TEST_CASE("the global gradient norm equals the per-parameter computation; clippi
     auto a = t.grad().to_vector();
     for (size_t k = 0; k < a.size(); ++k) REQUIRE(a[k] == static_cast<double>(static_cast<float>(b[k] * 0.25)));
   }
+  // The factor as a tensor on the buffer's device: the same products.
+  flat.scale_grad(Tensor::scalar(2.0, flat.dtype(), flat.device()));
+  for (auto& [n, t] : p.flat.named_parameters()) {
+    if (!t.grad().defined()) continue;
+    auto b = before[n];
+    auto a = t.grad().to_vector();
+    for (size_t k = 0; k < a.size(); ++k) REQUIRE(a[k] == static_cast<double>(static_cast<float>(b[k] * 0.25) * 2.0f));
+  }
+  REQUIRE_THROWS_WITH(flat.scale_grad(Tensor::zeros({2}, flat.dtype(), flat.device())),
+                      Catch::Contains("scale_grad") && Catch::Contains("one element"));
 }
 
 TEST_CASE("to(dtype) and load_state keep parameters in the flat buffer; misuse is refused", "[flat][module]") {

@@ -9,6 +9,7 @@
 
 #include "core/io/image.h"
 #include "core/ops.h"
+#include "core/sync_free.h"
 #include "layers/flat_parameters.h"
 #include "models/train_run.h"
 #include "models/trainer.h"
@@ -60,6 +61,27 @@ TEST_CASE("training steps give finite losses and move every network", "[trainer]
   Tensor imgs = t.sample(Tensor::zeros({2, 8}), Tensor::from_vector(std::vector<int64_t>{0, 2}, {2}));
   CHECK(imgs.shape() == Shape{2, 1, 32, 32});
   CHECK(sum(relu(abs(imgs) - 1.0)).item() == 0.0);  // tanh range
+}
+
+TEST_CASE("a training iteration reads values back once, after its last update", "[trainer][sync_free]") {
+  // Inside the updates every read would stall a GPU (core/sync_free.h): the
+  // step runs them in a sync-free region, which throws on a read, and reads
+  // everything it logs and judges in one go at the end.
+  auto ds = std::make_shared<TinyDataset>(16);
+  TrainConfig c = tiny_config();
+  c.n_dis = 2;
+  c.grad_clip = 1.0;
+  Trainer t(c, ds);
+  for (int i = 0; i < 3; ++i) {  // ema_start = 2: the copy, then the average
+    StepInputs in = t.draw_inputs();
+    const int64_t before = host_read_count();
+    StepStats s = t.step(in);
+    CHECK(host_read_count() == before + 1);
+    CHECK(std::isfinite(s.loss_d));
+    CHECK(s.grad_norm_d > 0);
+  }
+  CHECK(t.optimizer_d().step_count() == 6);
+  CHECK(t.optimizer_g().step_count() == 3);
 }
 
 TEST_CASE("each model's parameters are flat: one Adam call per step, EMA over whole buffers", "[trainer][flat]") {
