@@ -31,6 +31,20 @@ constexpr uint64_t kAugmentStream = 0xD1FFA06D1FFA06D1ull;
 Tensor ints(const std::vector<int64_t>& v, Device d) {
   return Tensor::from_vector(v, {static_cast<int64_t>(v.size())}, d);
 }
+
+// A step's labels: int64, 1-d, and on the host (the loader's and
+// draw_inputs' are) within [0, classes); device labels are left to the
+// embedding kernels.
+void check_labels(const Tensor& y, int64_t classes, const char* what) {
+  SAGAN_CHECK(y.defined() && y.dtype() == DType::I64 && y.dim() == 1,
+              "Trainer::step: {} must be a 1-d int64 tensor for a class-conditional model", what);
+  if (!y.device().is_cpu()) return;
+  const Tensor c = y.contiguous();
+  const int64_t* p = static_cast<const int64_t*>(c.raw_data());
+  for (int64_t i = 0; i < c.numel(); ++i)
+    SAGAN_CHECK(p[i] >= 0 && p[i] < classes, "Trainer::step: {}[{}] = {} is not a class of the model (0 to {})", what,
+                i, p[i], classes - 1);
+}
 }  // namespace
 
 Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, DType dtype,
@@ -213,8 +227,25 @@ StepStats Trainer::step(const StepInputs& in) {
               in.d.size(), cfg_.n_dis);
   rank_streams_at_step(/*latents=*/false);
   const bool conditional = cfg_.model.num_classes > 0;
+  // Inputs go to the device before the region. Labels are checked on the
+  // host first: inside the region the embeddings cannot read device indices
+  // back to check them (core/ops/index.cpp).
   auto on_device = [&](const Tensor& t) { return t.to(dtype_).to(device_); };
-  auto labels = [&](const Tensor& y) { return conditional ? y.to(device_) : Tensor(); };
+  auto labels = [&](const Tensor& y, const char* what) {
+    if (!conditional) return Tensor();
+    check_labels(y, cfg_.model.num_classes, what);
+    return y.to(device_);
+  };
+  struct DeviceInputs {
+    Tensor images, z, y_all, fake_labels;
+  };
+  std::vector<DeviceInputs> d_in;
+  for (const StepInputs::DStep& ds : in.d) {
+    DeviceInputs di{on_device(ds.images), on_device(ds.z), Tensor(), labels(ds.fake_labels, "fake_labels")};
+    if (conditional) di.y_all = concat({labels(ds.labels, "labels"), di.fake_labels}, 0);
+    d_in.push_back(std::move(di));
+  }
+  const Tensor g_z = on_device(in.z), g_fake_labels = labels(in.fake_labels, "fake_labels");
 
   // The updates queue on the device without the host waiting for any of
   // them (core/sync_free.h): each is gated on the device, and the host reads
@@ -223,19 +254,17 @@ StepStats Trainer::step(const StepInputs& in) {
   Tensor gate;
   try {
     SyncFreeScope region("Trainer::step");
-    for (const StepInputs::DStep& ds : in.d) {
-      const int64_t B = ds.images.size(0);
-      Tensor yf = labels(ds.fake_labels);
+    for (const DeviceInputs& di : d_in) {
+      const int64_t B = di.images.size(0);
       Tensor fake;
       {
         NoGradGuard ng;
         g_->power_iterate_all();
-        fake = g_->forward(on_device(ds.z), yf);
+        fake = g_->forward(di.z, di.fake_labels);
       }
-      Tensor y_all = conditional ? concat({labels(ds.labels), yf}, 0) : Tensor();
-      Tensor x_all = nn::diffaugment(concat({on_device(ds.images), fake}, 0), diffaug_, aug_rng_);
+      Tensor x_all = nn::diffaugment(concat({di.images, fake}, 0), diffaug_, aug_rng_);
       d_->power_iterate_all();
-      Tensor out = d_->forward(x_all, y_all);
+      Tensor out = d_->forward(x_all, di.y_all);
       Tensor d_real, d_fake;
       Tensor loss = hinge_d(out, B, d_real, d_fake);
       opt_d_->zero_grad();
@@ -250,11 +279,10 @@ StepStats Trainer::step(const StepInputs& in) {
     }
 
     set_requires_grad(*d_, false);
-    Tensor yf = labels(in.fake_labels);
     g_->power_iterate_all();
-    Tensor fake = g_->forward(on_device(in.z), yf);
+    Tensor fake = g_->forward(g_z, g_fake_labels);
     d_->power_iterate_all();
-    Tensor loss = neg(mean(d_->forward(nn::diffaugment(fake, diffaug_, aug_rng_), yf)));
+    Tensor loss = neg(mean(d_->forward(nn::diffaugment(fake, diffaug_, aug_rng_), g_fake_labels)));
     opt_g_->zero_grad();
     if (dp_) dp_->g_buckets().begin();
     loss.backward();

@@ -82,6 +82,15 @@ TEST_CASE("a training iteration reads values back once, after its last update", 
   }
   CHECK(t.optimizer_d().step_count() == 6);
   CHECK(t.optimizer_g().step_count() == 3);
+  // Labels are checked on the host before the region (the embeddings cannot
+  // read device indices back inside it); nothing is updated.
+  StepInputs bad = t.draw_inputs();
+  bad.d[1].labels = Tensor::from_vector(std::vector<int64_t>{0, 1, 7, 2}, {4});
+  REQUIRE_THROWS_WITH(t.step(bad), Catch::Contains("Trainer::step: labels[2] = 7 is not a class of the model"));
+  bad.d[1].labels = Tensor::zeros({4}, DType::F32);
+  REQUIRE_THROWS_WITH(t.step(bad), Catch::Contains("labels must be a 1-d int64 tensor"));
+  CHECK(t.optimizer_d().step_count() == 6);
+  CHECK(t.step_count() == 3);
 }
 
 TEST_CASE("each model's parameters are flat: one Adam call per step, EMA over whole buffers", "[trainer][flat]") {
