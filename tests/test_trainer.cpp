@@ -13,12 +13,15 @@
 #include "layers/flat_parameters.h"
 #include "models/train_run.h"
 #include "models/trainer.h"
+#include "tests/support/resume_run.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tensorboard_events.h"
 #include "tests/support/tiny_dataset.h"
 
 using namespace sagan;
 using sagan::testing::TempDir;
+using sagan::testing::check_same_logged_values;
+using sagan::testing::run_straight_and_resumed;
 using sagan::testing::TinyDataset;
 using sagan::testing::tiny_config;
 namespace fs = std::filesystem;
@@ -150,30 +153,7 @@ TEST_CASE("gradient clipping: the logged norm is the global one; gradients are s
 
 TEST_CASE("a resumed trainer continues exactly like an uninterrupted one", "[trainer][resume]") {
   auto ds = std::make_shared<TinyDataset>(10);  // 2 batches per epoch: resume crosses epochs
-  TempDir dir_scope;
-  fs::path dir = dir_scope.path;
-  std::vector<StepStats> straight;
-  {
-    Trainer t(tiny_config(), ds);
-    for (int i = 0; i < 5; ++i) straight.push_back(t.step());
-  }
-  std::string ckpt = (dir / "ckpt.safetensors").string();
-  {
-    Trainer t(tiny_config(), ds);
-    for (int i = 0; i < 2; ++i) t.step();
-    t.save_checkpoint(ckpt);
-  }
-  Trainer r(tiny_config(), ds);
-  r.load_checkpoint(ckpt);
-  REQUIRE(r.step_count() == 2);
-  for (int i = 2; i < 5; ++i) {
-    StepStats s = r.step();
-    INFO("step " << s.step);
-    CHECK(s.loss_d == straight[static_cast<size_t>(i)].loss_d);
-    CHECK(s.loss_g == straight[static_cast<size_t>(i)].loss_g);
-    CHECK(s.d_real == straight[static_cast<size_t>(i)].d_real);
-    CHECK(s.d_fake == straight[static_cast<size_t>(i)].d_fake);
-  }
+  check_same_logged_values(run_straight_and_resumed(tiny_config(), ds, 5, 2));
 }
 
 TEST_CASE("checkpoints round-trip every tensor and reject corrupt files", "[trainer][checkpoint]") {

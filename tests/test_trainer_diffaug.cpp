@@ -7,6 +7,7 @@
 
 #include "core/io/safetensors.h"
 #include "models/trainer.h"
+#include "tests/support/resume_run.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tiny_dataset.h"
 
@@ -58,29 +59,7 @@ TEST_CASE("trainer: --diffaug changes D's inputs, not the latents, labels or dat
 
 TEST_CASE("trainer: --diffaug, a resumed trainer continues bit for bit", "[trainer][diffaug][resume]") {
   auto ds = std::make_shared<TinyDataset>(10);
-  const TrainConfig c = tiny_config("color,translation,cutout");
-  std::vector<StepStats> straight;
-  {
-    Trainer t(c, ds);
-    for (int i = 0; i < 4; ++i) straight.push_back(t.step());
-  }
-  TempDir dir;
-  const std::string ckpt = dir / "ckpt.safetensors";
-  {
-    Trainer t(c, ds);
-    for (int i = 0; i < 2; ++i) t.step();
-    t.save_checkpoint(ckpt);
-  }
-  Trainer r(c, ds);
-  r.load_checkpoint(ckpt);
-  for (int i = 2; i < 4; ++i) {
-    StepStats s = r.step();
-    INFO("step " << s.step);
-    CHECK(s.loss_d == straight[static_cast<size_t>(i)].loss_d);
-    CHECK(s.loss_g == straight[static_cast<size_t>(i)].loss_g);
-    CHECK(s.d_real == straight[static_cast<size_t>(i)].d_real);
-    CHECK(s.d_fake == straight[static_cast<size_t>(i)].d_fake);
-  }
+  testing::check_same_logged_values(testing::run_straight_and_resumed(tiny_config("color,translation,cutout"), ds, 4, 2));
 }
 
 TEST_CASE("a checkpoint from before --diffaug loads, its augmentation stream fresh", "[trainer][diffaug][checkpoint]") {

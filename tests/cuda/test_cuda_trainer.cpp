@@ -26,6 +26,7 @@
 #include "core/io/image.h"
 #include "models/trainer.h"
 #include "tests/cuda/parity.h"
+#include "tests/support/resume_run.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tiny_dataset.h"
 
@@ -111,15 +112,7 @@ TEST_CASE("cuda training in deterministic mode repeats bit for bit, resumed or n
   }
   require_same_state(a, b);
 
-  testing::TempDir dir;
-  const std::string ckpt = dir / "step2.safetensors";
-  {
-    Trainer t(cfg, ds);
-    for (int i = 0; i < 2; ++i) t.step();
-    t.save_checkpoint(ckpt);
-  }
-  Trainer r(cfg, ds);
-  r.load_checkpoint(ckpt);
-  for (int i = 2; i < 5; ++i) r.step();
-  require_same_state(a, r);
+  const testing::ResumeRun run = testing::run_straight_and_resumed(cfg, ds, 5, 2);
+  testing::check_same_logged_values(run);
+  require_same_state(a, *run.resumed);
 }
