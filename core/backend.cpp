@@ -102,6 +102,23 @@ BackendProvider register_backend(const BackendProvider& p) {
   return old;
 }
 
+namespace {
+// Backends without graphs: a replay runs the body again.
+class RerunGraph final : public DeviceGraph {
+ public:
+  explicit RerunGraph(std::function<void()> body) : body_(std::move(body)) {}
+  void replay() override { body_(); }
+
+ private:
+  std::function<void()> body_;
+};
+}  // namespace
+
+std::unique_ptr<DeviceGraph> Backend::capture(std::function<void()> body) {
+  SAGAN_CHECK(body != nullptr, "{}: capture of an empty body", name());
+  return std::make_unique<RerunGraph>(std::move(body));
+}
+
 Backend& backend_for(Device device) {
   Backend& (*get)(int) = slot(device.type).backend.load(std::memory_order_acquire);
   if (get) return get(device.index);

@@ -14,6 +14,8 @@
 #pragma once
 #include <array>
 #include <cstddef>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -64,6 +66,14 @@ struct Pool2dGeom {
 struct AdamHyper : AdamOptions {
   int64_t step = 1;  // 1-based, for bias correction
 };
+// The bias-corrected factors of Adam's step `step` (1-based), in PyTorch's
+// arrangement p -= step_size * m / (sqrt(v) / sqrt_bc2 + eps): step_size =
+// lr / (1 - beta1^step), sqrt_bc2 = sqrt(1 - beta2^step). Every backend
+// rounds these doubles to the tensors' dtype.
+struct AdamScales {
+  double step_size, sqrt_bc2;
+};
+AdamScales adam_scales(const AdamOptions& o, int64_t step);
 
 // ---- the kernel list ----
 
@@ -92,6 +102,14 @@ struct KernelSignature;
 
 // ---- the backend ----
 
+// Device work recorded once and replayed as a whole with the same buffers
+// (Backend::capture; on CUDA a CUDA graph: one launch instead of hundreds).
+class DeviceGraph {
+ public:
+  virtual ~DeviceGraph() = default;
+  virtual void replay() = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -107,6 +125,17 @@ class Backend {
   virtual void copy_from_host(void* dst, const void* src, size_t nbytes) = 0;
   virtual void copy_to_host(void* dst, const void* src, size_t nbytes) = 0;
   virtual void synchronize() = 0;
+
+  // ---- recorded work ----
+  // A graph of the work `body` queues on this device, run by replay(). The
+  // CUDA backend runs body's host code once, here, under stream capture:
+  // nothing it queues runs now, tensors it allocates come from a pool kept
+  // for the graph, and it must not wait for the device (a sync-free region,
+  // core/sync_free.h) nor copy from the host. The default, for backends
+  // without graphs (the CPU), runs body at each replay(): the same results.
+  // So body must leave what a replay's reader needs in tensors (whose
+  // buffers a CUDA replay rewrites), not in host variables.
+  virtual std::unique_ptr<DeviceGraph> capture(std::function<void()> body);
 
   // ---- kernels: one method per line of core/kernels.def ----
   // Each checks that its tensors are on this device, then runs this

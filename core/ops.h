@@ -109,8 +109,11 @@ Tensor spectral_sigma(const Tensor& w2d, const Tensor& u, const Tensor& v);
 // backend call for all tensors. Tensors of one call share device and dtype.
 // gate: undefined, or one element of the tensors' dtype on their device; the
 // update is made unless it holds NaN (decided on the device, see core/sync_free.h).
+// scales: undefined, or {step_size, sqrt_bc2} (adam_scales, core/backend.h)
+// as two elements of that dtype on that device, used instead of hyper.step's.
 void adam_update(std::vector<Tensor>& params, const std::vector<Tensor>& grads, std::vector<Tensor>& m,
-                 std::vector<Tensor>& v, const AdamHyper& hyper, const Tensor& gate = Tensor());
+                 std::vector<Tensor>& v, const AdamHyper& hyper, const Tensor& gate = Tensor(),
+                 const Tensor& scales = Tensor());
 void ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double decay,
                 const Tensor& gate = Tensor());
 

@@ -161,6 +161,20 @@ TEST_CASE("a gate holding NaN holds back adam_update and ema_update; one holding
     CHECK(snapshot(m) == snapshot(m2));
     CHECK(snapshot(p) != p0);
 
+    // Factors from a tensor (a replayed graph's): the same update as h.step's.
+    std::vector<Tensor> p3 = copies(p), m3 = copies(m), v3 = copies(v), p4 = copies(p), m4 = copies(m),
+                        v4 = copies(v);
+    h.step = 3;
+    const AdamScales sc = adam_scales(h, 3);
+    adam_update(p3, g, m3, v3, h);
+    AdamHyper wrong = h;
+    wrong.step = 1;  // overridden by the scales
+    adam_update(p4, g, m4, v4, wrong, Tensor(), Tensor::from_vector({sc.step_size, sc.sqrt_bc2}, {2}, dt));
+    CHECK(snapshot(p3) == snapshot(p4));
+    CHECK(snapshot(v3) == snapshot(v4));
+    REQUIRE_THROWS_WITH(adam_update(p4, g, m4, v4, h, Tensor(), Tensor::zeros({3}, dt)),
+                        Catch::Contains("adam_update: scales must be 2 contiguous elements"));
+
     std::vector<Tensor> e{make({3, 4}, false)}, e2 = copies(e), src{make({3, 4}, false)};
     const auto e0 = snapshot(e);
     ema_update(e, src, 0.9, Tensor::scalar(std::nan(""), dt));

@@ -57,8 +57,14 @@ std::optional<Tensor> optional_gate(const Tensor& gate) {
 
 }  // namespace
 
+AdamScales adam_scales(const AdamOptions& o, int64_t step) {
+  const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(step));
+  const double bc2 = 1.0 - std::pow(o.beta2, static_cast<double>(step));
+  return {o.lr / bc1, std::sqrt(bc2)};
+}
+
 void adam_update(std::vector<Tensor>& params, const std::vector<Tensor>& grads, std::vector<Tensor>& m,
-                 std::vector<Tensor>& v, const AdamHyper& h, const Tensor& gate) {
+                 std::vector<Tensor>& v, const AdamHyper& h, const Tensor& gate, const Tensor& scales) {
   const char* op = "adam_update";
   SAGAN_CHECK(grads.size() == params.size() && m.size() == params.size() && v.size() == params.size(),
               "adam_update: list lengths differ, {} params, {} grads, {} m, {} v", params.size(), grads.size(),
@@ -81,8 +87,14 @@ void adam_update(std::vector<Tensor>& params, const std::vector<Tensor>& grads, 
     check_target(op, "v", i, v[i]);
   }
   check_gate(op, gate, ref);
+  if (scales.defined())
+    SAGAN_CHECK(scales.numel() == 2 && scales.is_contiguous() && scales.dtype() == ref.dtype() &&
+                    scales.device() == ref.device(),
+                "adam_update: scales must be 2 contiguous elements of {} on {}, got shape {} of {} on {}",
+                dtype_name(ref.dtype()), device_name(ref.device()), shape_str(scales.shape()),
+                dtype_name(scales.dtype()), device_name(scales.device()));
   NoGradGuard ng;
-  backend_of(ref).adam_update(params, grads, m, v, h, optional_gate(gate));
+  backend_of(ref).adam_update(params, grads, m, v, h, optional_gate(gate), optional_gate(scales));
 }
 
 void ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double decay, const Tensor& gate) {

@@ -60,7 +60,8 @@ bool gated_off(const std::optional<Tensor>& gate) {
 }  // namespace
 
 void CpuBackend::adam_update(std::vector<Tensor>& params, const std::vector<Tensor>& grads, std::vector<Tensor>& m,
-                             std::vector<Tensor>& v, const AdamHyper& h, const std::optional<Tensor>& gate) {
+                             std::vector<Tensor>& v, const AdamHyper& h, const std::optional<Tensor>& gate,
+                             const std::optional<Tensor>& scales) {
   if (params.empty() || gated_off(gate)) return;
   const std::vector<Tensor> g = contiguous_inputs(*this, grads);
   int64_t total = 0;
@@ -70,9 +71,10 @@ void CpuBackend::adam_update(std::vector<Tensor>& params, const std::vector<Tens
     using T = std::remove_pointer_t<decltype(tag)>;
     // Bias correction folded into two constants, in PyTorch's arrangement:
     // p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps).
-    const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(h.step));
-    const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(h.step));
-    const T step_size = static_cast<T>(h.lr / bc1), sqrt_bc2 = static_cast<T>(std::sqrt(bc2));
+    const AdamScales sc = adam_scales(h, h.step);
+    const T* given = scales ? static_cast<const T*>(scales->raw_data()) : nullptr;
+    const T step_size = given ? given[0] : static_cast<T>(sc.step_size);
+    const T sqrt_bc2 = given ? given[1] : static_cast<T>(sc.sqrt_bc2);
     const T b1 = static_cast<T>(h.beta1), b2 = static_cast<T>(h.beta2), eps = static_cast<T>(h.eps);
     const T a1 = static_cast<T>(1.0 - h.beta1), a2 = static_cast<T>(1.0 - h.beta2);
 #pragma omp parallel for schedule(static) if (nc > 1 && total >= 2 * kChunk)

@@ -18,27 +18,42 @@ void* CachingAllocator::allocate(size_t nbytes) {
   constexpr size_t kLimit = size_t(1) << 60;
   std::lock_guard<std::mutex> lock(mu_);
   const size_t size = nbytes > kLimit ? nbytes : round_size(nbytes);
-  auto it = free_.find(size);
-  if (it != free_.end() && !it->second.empty()) {
+  FreeLists& lists = active_pool_ != 0 ? pools_.at(active_pool_) : free_;
+  auto it = lists.find(size);
+  if (it != lists.end() && !it->second.empty()) {
     void* p = it->second.back();
     it->second.pop_back();
-    live_.emplace(p, size);
+    live_.emplace(p, Live{size, active_pool_});
     ++stats_.cache_hits;
     stats_.bytes_cached -= static_cast<int64_t>(size);
     stats_.bytes_in_use += static_cast<int64_t>(size);
     stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);
     return p;
   }
+  void* p = cuda_malloc_locked(size, nbytes, active_pool_ != 0);
+  live_.emplace(p, Live{size, active_pool_});
+  stats_.bytes_in_use += static_cast<int64_t>(size);
+  stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);
+  return p;
+}
+
+void* CachingAllocator::cuda_malloc_locked(size_t size, size_t nbytes, bool in_capture) {
+  constexpr size_t kLimit = size_t(1) << 60;
   DeviceGuard guard(device_);
+  // Under stream capture cudaMalloc counts as unsafe (it may synchronise);
+  // it is not queued on the stream, so the capture may go on around it.
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+  if (in_capture) SAGAN_CUDA_CHECK("allocate", cudaThreadExchangeStreamCaptureMode(&mode));
   void* p = nullptr;
   cudaError_t err = nbytes > kLimit ? cudaErrorMemoryAllocation : cudaMalloc(&p, size);
   ++stats_.malloc_calls;
-  if (err == cudaErrorMemoryAllocation) {
+  if (err == cudaErrorMemoryAllocation && !in_capture) {  // emptying the cache would synchronise
     (void)cudaGetLastError();
     release_cached_locked();
     err = nbytes > kLimit ? cudaErrorMemoryAllocation : cudaMalloc(&p, size);
     ++stats_.malloc_calls;
   }
+  if (in_capture) SAGAN_CUDA_CHECK("allocate", cudaThreadExchangeStreamCaptureMode(&mode));
   if (err == cudaErrorMemoryAllocation) {
     (void)cudaGetLastError();
     size_t free_b = 0, total_b = 0;
@@ -49,9 +64,6 @@ void* CachingAllocator::allocate(size_t nbytes) {
         device_, nbytes, size, free_b, total_b, stats_.bytes_in_use);
   }
   if (err != cudaSuccess) throw_cuda_error("allocate", "cudaMalloc", err);
-  live_.emplace(p, size);
-  stats_.bytes_in_use += static_cast<int64_t>(size);
-  stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);
   return p;
 }
 
@@ -60,24 +72,47 @@ void CachingAllocator::free(void* p) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = live_.find(p);
   SAGAN_CHECK(it != live_.end(), "cuda:{}: deallocate of a pointer this allocator did not hand out", device_);
-  const size_t size = it->second;
+  const Live block = it->second;
   live_.erase(it);
-  free_[size].push_back(p);
-  stats_.bytes_in_use -= static_cast<int64_t>(size);
-  stats_.bytes_cached += static_cast<int64_t>(size);
+  auto pool = pools_.find(block.pool);
+  (block.pool != 0 && pool != pools_.end() ? pool->second : free_)[block.size].push_back(p);
+  stats_.bytes_in_use -= static_cast<int64_t>(block.size);
+  stats_.bytes_cached += static_cast<int64_t>(block.size);
+}
+
+int CachingAllocator::begin_pool() {
+  std::lock_guard<std::mutex> lock(mu_);
+  SAGAN_CHECK(active_pool_ == 0, "cuda:{}: a graph capture is already under way", device_);
+  active_pool_ = next_pool_++;
+  pools_[active_pool_];
+  return active_pool_;
+}
+
+void CachingAllocator::end_pool() {
+  std::lock_guard<std::mutex> lock(mu_);
+  active_pool_ = 0;
+}
+
+void CachingAllocator::release_pool(int id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto pool = pools_.find(id);
+  if (pool == pools_.end()) return;
+  for (auto& [size, blocks] : pool->second) free_[size].insert(free_[size].end(), blocks.begin(), blocks.end());
+  pools_.erase(pool);
+  if (active_pool_ == id) active_pool_ = 0;
 }
 
 void CachingAllocator::release_cached_locked() {
-  if (stats_.bytes_cached == 0) return;
+  if (free_.empty()) return;
   DeviceGuard guard(device_);
   // Cached blocks may still be read by queued kernels: wait for them first.
+  // (A graph's pool keeps its blocks: the graph's replays use them.)
   SAGAN_CUDA_CHECK("empty_cache", cudaDeviceSynchronize());
   for (auto& [size, blocks] : free_) {
     for (void* p : blocks) SAGAN_CUDA_CHECK("empty_cache", cudaFree(p));
-    blocks.clear();
+    stats_.bytes_cached -= static_cast<int64_t>(size * blocks.size());
   }
   free_.clear();
-  stats_.bytes_cached = 0;
 }
 
 void CachingAllocator::empty_cache() {

@@ -6,6 +6,14 @@
 // Blocks are used only on the owning device's single stream, so a freed block
 // can be handed out again at once: any later use is queued behind the kernels
 // that used it before.
+//
+// A CUDA graph (CudaBackend::capture) replays its kernels on the addresses
+// they had at capture, long after the tensors there were freed. So while a
+// graph is captured every allocation comes from a private pool (its own
+// free lists, fresh cudaMalloc blocks otherwise), and a freed pool block
+// goes back to that pool only: nothing outside the graph can take memory the
+// graph still uses. When the graph is destroyed its pool's blocks join the
+// common cache.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -34,17 +42,33 @@ class CachingAllocator {
   void empty_cache();
   CudaMemoryStats stats() const;
 
+  // Allocations from now on come from a new pool, until end_pool(); returns
+  // its id. One pool at a time.
+  int begin_pool();
+  void end_pool();
+  // The pool's graph is gone (after the device is idle): its free blocks,
+  // and its live ones when they are freed, go to the common cache.
+  void release_pool(int id);
+
   // The size class of a request: multiples of 512 bytes up to 1 MiB, then 8
   // classes per power of two (at most 12.5% slack).
   static size_t round_size(size_t nbytes);
 
  private:
+  using FreeLists = std::map<size_t, std::vector<void*>>;  // size class -> cached blocks
+  struct Live {
+    size_t size;
+    int pool;  // 0: the common cache
+  };
   void release_cached_locked();
+  void* cuda_malloc_locked(size_t size, size_t nbytes, bool in_capture);
 
   int device_;
   mutable std::mutex mu_;
-  std::unordered_map<void*, size_t> live_;     // block -> size class
-  std::map<size_t, std::vector<void*>> free_;  // size class -> cached blocks
+  std::unordered_map<void*, Live> live_;
+  FreeLists free_;
+  std::map<int, FreeLists> pools_;  // graph pools by id
+  int active_pool_ = 0, next_pool_ = 1;
   CudaMemoryStats stats_;
 };
 

@@ -36,7 +36,9 @@ void check_launch(const char* op, const char* kernel, cudaStream_t stream) {
   if (err != cudaSuccess) {
     SAGAN_FAIL("{}: launch of kernel {} failed: {} ({})", op, kernel, cudaGetErrorString(err), cudaGetErrorName(err));
   }
-  if (sync_after_launch()) {
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  if (sync_after_launch() && cudaStreamIsCapturing(stream, &capturing) == cudaSuccess &&
+      capturing == cudaStreamCaptureStatusNone) {  // a capture records, runs nothing: nothing to wait for
     err = cudaStreamSynchronize(stream);
     if (err != cudaSuccess) {
       (void)cudaGetLastError();

@@ -111,6 +111,8 @@ class CudaBackend final : public Backend {
   void copy_from_host(void* dst, const void* src, size_t nbytes) override;
   void copy_to_host(void* dst, const void* src, size_t nbytes) override;
   void synchronize() override;
+  // A CUDA graph of body's work (graph.cu; see Backend::capture).
+  std::unique_ptr<DeviceGraph> capture(std::function<void()> body) override;
 
   // The kernels of SAGAN_CUDA_KERNELS, with the parameters core/kernels.def
   // gives them (declared through their signature types).

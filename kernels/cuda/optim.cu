@@ -1,9 +1,12 @@
 // Fused multi-tensor optimiser updates: ONE launch updates every tensor of the
 // call. A table of per-tensor pointers and the running start offset of each
-// tensor in the concatenated index space goes to the device (one async copy
-// on the stream); each block takes a chunk of that space, finds the tensor of
-// its first element by binary search, and threads step to the next tensor as
-// they cross its end.
+// tensor in the concatenated index space goes to the device: as a kernel
+// parameter for up to kInline tensors (the training step's calls: no copy,
+// so a CUDA graph can record them), else by one async copy on the stream.
+// Each block takes a chunk of that space, finds the tensor of its first
+// element by binary search, and threads step to the next tensor as they
+// cross its end.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -67,6 +70,10 @@ struct Gate {
 template <class T>
 struct AdamStep : Gate<T> {
   T step_size, sqrt_bc2, b1, b2, a1, a2, eps;  // a = 1 - b
+  const T* scales;  // null, or {step_size, sqrt_bc2} on the device (a replayed graph's step)
+  __device__ __forceinline__ void load() {
+    if (scales != nullptr) step_size = scales[0], sqrt_bc2 = scales[1];
+  }
   __device__ __forceinline__ void operator()(const Slot& s, int64_t j) const {
     T* p = static_cast<T*>(s.t[0]);
     const T g = static_cast<const T*>(s.t[1])[j];
@@ -83,6 +90,7 @@ struct AdamStep : Gate<T> {
 template <class T>
 struct EmaStep : Gate<T> {
   T decay, rest;  // rest = 1 - decay, rounded once like the CPU backend
+  __device__ __forceinline__ void load() {}
   __device__ __forceinline__ void operator()(const Slot& s, int64_t j) const {
     T* e = static_cast<T*>(s.t[0]);
     const T p = static_cast<const T*>(s.t[1])[j];
@@ -94,7 +102,25 @@ template <class F>
 __global__ void __launch_bounds__(kBlock)
     multi_tensor_kernel(const Slot* slots, const int64_t* starts, int count, F f) {
   if (f.off()) return;  // read by every thread: one cached load, no divergence
+  f.load();
   for_each_element(slots, starts, count, f);
+}
+
+// Up to kInline tensors travel in the kernel's parameters (4 KiB at most):
+// __grid_constant__ lets the threads index them in place.
+constexpr int kInline = 64;
+struct InlineTable {
+  Slot slots[kInline];
+  int64_t starts[kInline + 1];
+};
+static_assert(sizeof(InlineTable) <= 3000, "the inline table and the functor must fit the 4 KiB parameter space");
+
+template <class F>
+__global__ void __launch_bounds__(kBlock)
+    multi_tensor_inline_kernel(const __grid_constant__ InlineTable table, int count, F f) {
+  if (f.off()) return;
+  f.load();
+  for_each_element(table.slots, table.starts, count, f);
 }
 
 template <class T>
@@ -119,18 +145,27 @@ template <class F>
 void launch(CudaBackend& be, const char* op, const std::vector<Slot>& slots, const std::vector<int64_t>& starts, F f) {
   const int64_t total = starts.back();
   if (total == 0) return;
+  const int64_t chunks = (total + kChunk - 1) / kChunk;
+  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(chunks, 8LL * be.sm_count()));
+  if (slots.size() <= static_cast<size_t>(kInline)) {
+    InlineTable t{};
+    std::copy(slots.begin(), slots.end(), t.slots);
+    std::copy(starts.begin(), starts.end(), t.starts);
+    multi_tensor_inline_kernel<F><<<grid, kBlock, 0, be.stream()>>>(t, static_cast<int>(slots.size()), f);
+    check_launch(op, "multi_tensor_inline_kernel", be.stream());
+    return;
+  }
   Buffer table = upload(be, op, slots, starts);
   const Slot* dslots = table.get<Slot>();
   const int64_t* dstarts = reinterpret_cast<const int64_t*>(table.get<unsigned char>() + slots.size() * sizeof(Slot));
-  const int64_t chunks = (total + kChunk - 1) / kChunk;
-  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(chunks, 8LL * be.sm_count()));
   multi_tensor_kernel<F><<<grid, kBlock, 0, be.stream()>>>(dslots, dstarts, static_cast<int>(slots.size()), f);
   check_launch(op, "multi_tensor_kernel", be.stream());
 }
 }  // namespace
 
 void CudaBackend::adam_update(std::vector<Tensor>& params, const std::vector<Tensor>& grads, std::vector<Tensor>& m,
-                              std::vector<Tensor>& v, const AdamHyper& h, const std::optional<Tensor>& gate) {
+                              std::vector<Tensor>& v, const AdamHyper& h, const std::optional<Tensor>& gate,
+                              const std::optional<Tensor>& scales) {
   const char* op = "adam_update";
   if (params.empty()) return;
   std::vector<Tensor> dense_grads;  // keeps copies of strided grads alive until after the launch
@@ -142,13 +177,12 @@ void CudaBackend::adam_update(std::vector<Tensor>& params, const std::vector<Ten
     slots.push_back({{params[i].raw_data(), dense_grads.back().raw_data(), m[i].raw_data(), v[i].raw_data()}});
     starts.push_back(starts.back() + params[i].numel());
   }
-  const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(h.step));
-  const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(h.step));
+  const AdamScales sc = adam_scales(h, h.step);
   dispatch_float(dt, op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    AdamStep<T> f{{gate_ptr<T>(gate)},       static_cast<T>(h.lr / bc1),    static_cast<T>(std::sqrt(bc2)),
-                  static_cast<T>(h.beta1),      static_cast<T>(h.beta2),       static_cast<T>(1.0 - h.beta1),
-                  static_cast<T>(1.0 - h.beta2), static_cast<T>(h.eps)};
+    AdamStep<T> f{{gate_ptr<T>(gate)},          static_cast<T>(sc.step_size),  static_cast<T>(sc.sqrt_bc2),
+                  static_cast<T>(h.beta1),       static_cast<T>(h.beta2),       static_cast<T>(1.0 - h.beta1),
+                  static_cast<T>(1.0 - h.beta2), static_cast<T>(h.eps),         gate_ptr<T>(scales)};
     launch(*this, op, slots, starts, f);
   });
 }

@@ -131,7 +131,7 @@ TEST_CASE("cuda caching allocator makes no cudaMalloc in a repeated step", "[cud
     Tensor bs = Tensor::empty({3, 1}, DType::F32, dev());
     gpu().sum(big, bs);  // the two-pass reduction with a partial-sum workspace
     std::vector<Tensor> grads{gw};
-    gpu().adam_update(params, grads, m, v, AdamHyper{}, std::nullopt);
+    gpu().adam_update(params, grads, m, v, AdamHyper{}, std::nullopt, std::nullopt);
     gpu().synchronize();
   };
   step();

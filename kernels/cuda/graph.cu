@@ -1,0 +1,75 @@
+// CUDA graphs (Backend::capture): body's kernels recorded by stream capture
+// on the backend's one stream, instantiated once, replayed with one
+// cudaGraphLaunch. Tensors allocated during the capture come from a private
+// pool of the caching allocator (allocator.h), which the graph keeps until
+// it is destroyed, since its replays write and read them there.
+#include "kernels/cuda/cuda_backend.h"
+
+namespace sagan {
+
+namespace {
+
+class CudaGraph final : public DeviceGraph {
+ public:
+  CudaGraph(CudaBackend& be, cudaGraphExec_t exec, int pool) : be_(be), exec_(exec), pool_(pool) {}
+  ~CudaGraph() override {
+    cuda::DeviceGuard guard(be_.index());
+    // A replay may still run: its pool goes back only after it.
+    if (cudaStreamSynchronize(be_.stream()) != cudaSuccess) (void)cudaGetLastError();
+    if (cudaGraphExecDestroy(exec_) != cudaSuccess) (void)cudaGetLastError();
+    be_.allocator().release_pool(pool_);
+  }
+  void replay() override {
+    cuda::DeviceGuard guard(be_.index());
+    SAGAN_CUDA_CHECK("graph replay", cudaGraphLaunch(exec_, be_.stream()));
+  }
+
+ private:
+  CudaBackend& be_;
+  cudaGraphExec_t exec_;
+  int pool_;
+};
+
+}  // namespace
+
+std::unique_ptr<DeviceGraph> CudaBackend::capture(std::function<void()> body) {
+  SAGAN_CHECK(body != nullptr, "cuda:{}: capture of an empty body", index_);
+  cuda::DeviceGuard guard(index_);
+  const int pool = allocator_.begin_pool();
+  // Thread-local mode: another thread's CUDA calls go on; this thread's
+  // unsafe ones (a synchronisation, a pageable copy) fail the capture with
+  // an error instead of being recorded wrongly.
+  cudaGraph_t graph = nullptr;
+  cudaError_t err = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
+  if (err != cudaSuccess) {
+    allocator_.end_pool();
+    allocator_.release_pool(pool);
+    cuda::throw_cuda_error("capture", "cudaStreamBeginCapture", err);
+  }
+  try {
+    body();
+  } catch (...) {
+    (void)cudaStreamEndCapture(stream_, &graph);  // ends the (invalidated) capture
+    (void)cudaGetLastError();
+    if (graph != nullptr) (void)cudaGraphDestroy(graph);
+    allocator_.end_pool();
+    allocator_.release_pool(pool);
+    throw;
+  }
+  err = cudaStreamEndCapture(stream_, &graph);
+  allocator_.end_pool();
+  if (err != cudaSuccess) {
+    allocator_.release_pool(pool);
+    cuda::throw_cuda_error("capture", "cudaStreamEndCapture (something in the captured work is not capturable)", err);
+  }
+  cudaGraphExec_t exec = nullptr;
+  err = cudaGraphInstantiate(&exec, graph, 0);
+  (void)cudaGraphDestroy(graph);
+  if (err != cudaSuccess) {
+    allocator_.release_pool(pool);
+    cuda::throw_cuda_error("capture", "cudaGraphInstantiate", err);
+  }
+  return std::make_unique<CudaGraph>(*this, exec, pool);
+}
+
+}  // namespace sagan
