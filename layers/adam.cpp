@@ -38,20 +38,28 @@ void Adam::init_moments() {
   }
 }
 
-void Adam::cancel_step() {
-  SAGAN_CHECK(step_ > 0, "Adam::cancel_step: no step to take back");
-  --step_;
+void Adam::step() {
+  ++step_;
+  update(AdamHyper{opt_, step_}, Tensor(), Tensor());
 }
 
-void Adam::step(const Tensor& gate) {
-  ++step_;
-  AdamHyper h{opt_, step_};
+void Adam::step_on_device(const Tensor& gate, const Tensor& scales) {
+  SAGAN_CHECK(scales.defined(), "Adam::step_on_device: no scales");
+  update(AdamHyper{opt_, step_ + 1}, gate, scales);  // h.step only passes the front end's check
+}
+
+void Adam::count_steps(int64_t made) {
+  SAGAN_CHECK(made >= 0, "Adam::count_steps: {} updates", made);
+  step_ += made;
+}
+
+void Adam::update(const AdamHyper& h, const Tensor& gate, const Tensor& scales) {
   launches_ = {};
   if (flat_ && flat_->all_have_grad()) {
     // The padding between parameters has zero gradient and zero moments, so
     // it stays zero.
     std::vector<Tensor> ps{flat_->data()}, gs{flat_->grad()}, ms{flat_m_}, vs{flat_v_};
-    adam_update(ps, gs, ms, vs, h, gate);
+    adam_update(ps, gs, ms, vs, h, gate, scales);
     launches_ = {1, 1};
     return;
   }
@@ -73,7 +81,7 @@ void Adam::step(const Tensor& gate) {
       vs.push_back(v_[i]);
     }
     if (ps.empty()) continue;
-    adam_update(ps, gs, ms, vs, h, gate);
+    adam_update(ps, gs, ms, vs, h, gate, scales);
     launches_.calls++;
     launches_.tensors += static_cast<int64_t>(ps.size());
   }

@@ -29,13 +29,17 @@ class Adam {
   Adam(const Module& module, AdamOptions options);
   // Parameters as given (e.g. module.named_parameters()).
   Adam(NamedTensors params, AdamOptions options);
-  // One update. With a gate (core/ops.h adam_update: one element of the
-  // parameters' dtype on their device) the update is made only if the gate
-  // holds no NaN, decided on the device; the caller reads the gate later
-  // and calls cancel_step() for an update that was dropped, so that the
-  // count (bias correction, checkpoints) counts made updates only.
-  void step(const Tensor& gate = Tensor());
-  void cancel_step();
+  // One update, counted.
+  void step();
+  // One update decided on the device (core/sync_free.h), not counted: held
+  // back when `gate` holds NaN (core/ops.h adam_update), its bias-corrected
+  // factors read from `scales`, two elements of the parameters' dtype on
+  // their device holding adam_scales(options(), n) for update number n (the
+  // caller fills them; a replayed CUDA graph reads new ones each time).
+  // Once the caller has read the gate it counts the updates made with
+  // count_steps(), which bias correction and checkpoints go by.
+  void step_on_device(const Tensor& gate, const Tensor& scales);
+  void count_steps(int64_t made);
   void zero_grad();
   int64_t step_count() const { return step_; }
   AdamOptions& options() { return opt_; }
@@ -58,6 +62,7 @@ class Adam {
 
  private:
   void init_moments();
+  void update(const AdamHyper& h, const Tensor& gate, const Tensor& scales);
 
   NamedTensors params_;
   std::shared_ptr<FlatParameters> flat_;  // when the parameters are flat

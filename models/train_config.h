@@ -79,6 +79,9 @@ struct TrainConfig {
   // CUDA: no float atomics, deterministic cuDNN algorithms, so GPU runs repeat
   // bit for bit (kernels/cuda/settings.h); off allows the faster atomic paths.
   bool deterministic = true;
+  // CUDA: each iteration's updates recorded once as a CUDA graph and
+  // replayed (Trainer::set_step_graph).
+  bool cuda_graph = false;
   // Matrix products (GEMMs, convolutions, attention) in fp32 | tf32 | bf16,
   // master weights and optimiser state float32 (core/matmul_precision.h).
   std::string precision = "fp32";

@@ -355,6 +355,12 @@ std::vector<TrainOption> make_table() {
                       "--no-deterministic allows the faster atomic kernels. The CPU is deterministic either way",
               .resume_applies = true},
              &C::deterministic));
+  add(member({.key = "cuda_graph",
+              .flag = "--cuda-graph,!--no-cuda-graph",
+              .help = "CUDA: record each iteration's updates once as a CUDA graph and replay it (one launch instead "
+                      "of hundreds; the same results). Not with --diffaug nor several ranks. Not yet run on a GPU",
+              .resume_applies = true},
+             &C::cuda_graph));
   add(member({.key = "precision",
               .flag = "--precision",
               .help = "fp32 | tf32 | bf16: the arithmetic of GEMMs, convolutions and attention (tensor cores on "

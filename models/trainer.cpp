@@ -111,9 +111,25 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
     rng_.set_state(DataParallel::rank_seed(rng_.seed(), dp_->rank()), 0);
     aug_rng_.set_state(DataParallel::rank_seed(aug_rng_.seed(), dp_->rank()), 0);
   }
+  if (cfg_.cuda_graph) {
+    SAGAN_CHECK(device_.is_cuda(), "--cuda-graph: needs a CUDA device; this run is on {}", device_name(device_));
+    set_step_graph(true);
+  }
 }
 
 Trainer::~Trainer() = default;
+
+void Trainer::set_step_graph(bool on) {
+  if (on) {
+    SAGAN_CHECK(!diffaug_.any(),
+                "--cuda-graph: not with --diffaug {} (DiffAugment draws its random numbers on the host at each call)",
+                cfg_.diffaug);
+    SAGAN_CHECK(!dp_ || dp_->size() == 1, "--cuda-graph: not with {} ranks (data-parallel steps are not captured yet)",
+                dp_ ? dp_->size() : 1);
+  }
+  step_graph_ = on;
+  graphs_.clear();
+}
 
 int Trainer::rank() const { return dp_ ? dp_->rank() : 0; }
 int Trainer::world_size() const { return dp_ ? dp_->size() : 1; }
@@ -222,39 +238,76 @@ struct Trainer::Update {
   Tensor gate;
 };
 
-StepStats Trainer::step(const StepInputs& in) {
-  SAGAN_CHECK(static_cast<int64_t>(in.d.size()) == cfg_.n_dis, "Trainer::step: {} D-step inputs for n_dis {}",
-              in.d.size(), cfg_.n_dis);
-  rank_streams_at_step(/*latents=*/false);
-  const bool conditional = cfg_.model.num_classes > 0;
-  // Inputs go to the device before the region. Labels are checked on the
-  // host first: inside the region the embeddings cannot read device indices
-  // back to check them (core/ops/index.cpp).
-  auto on_device = [&](const Tensor& t) { return t.to(dtype_).to(device_); };
-  auto labels = [&](const Tensor& y, const char* what) {
-    if (!conditional) return Tensor();
-    check_labels(y, cfg_.model.num_classes, what);
-    return y.to(device_);
+// One iteration's inputs on the device, and each update's Adam factors: the
+// sync-free part of step() reads only these, so a graph of it replays with
+// new inputs copied into the same buffers.
+struct Trainer::StepBuffers {
+  struct DStep {
+    Tensor images, z, y_all, fake_labels;  // y_all = [labels; fake_labels]
   };
-  struct DeviceInputs {
-    Tensor images, z, y_all, fake_labels;
-  };
-  std::vector<DeviceInputs> d_in;
-  for (const StepInputs::DStep& ds : in.d) {
-    DeviceInputs di{on_device(ds.images), on_device(ds.z), Tensor(), labels(ds.fake_labels, "fake_labels")};
-    if (conditional) di.y_all = concat({labels(ds.labels, "labels"), di.fake_labels}, 0);
-    d_in.push_back(std::move(di));
-  }
-  const Tensor g_z = on_device(in.z), g_fake_labels = labels(in.fake_labels, "fake_labels");
+  std::vector<DStep> d;
+  Tensor z, fake_labels;  // the G step
+  Tensor adam_scales;     // (n_dis + 1) x 2: {step_size, sqrt_bc2} of each update, G's last
+  std::vector<Update> updates;  // written by run_updates
+};
 
-  // The updates queue on the device without the host waiting for any of
-  // them (core/sync_free.h): each is gated on the device, and the host reads
-  // every value once, after the last.
-  std::vector<Update> updates;
+void Trainer::stage_inputs(const StepInputs& in) {
+  const bool conditional = cfg_.model.num_classes > 0;
+  // Copies src (host or device, any float dtype for floats) into buf, made
+  // on the first call or when the shape changes (graphs made for the old
+  // buffers are dropped then).
+  auto put = [&](Tensor& buf, const Tensor& src, DType dt) {
+    Tensor v = src.detach().to(dt);
+    if (!buf.defined() || buf.shape() != v.shape()) {
+      buf = Tensor::empty(v.shape(), dt, device_);
+      graphs_.clear();
+    }
+    buf.copy_(v);
+  };
+  // Labels are checked on the host first: inside the sync-free region the
+  // embeddings cannot read device indices back to check them.
+  auto put_labels = [&](Tensor& buf, const Tensor& y, const char* what) {
+    if (!conditional) return;
+    check_labels(y, cfg_.model.num_classes, what);
+    put(buf, y, DType::I64);
+  };
+  if (!buffers_) buffers_ = std::make_unique<StepBuffers>();
+  StepBuffers& b = *buffers_;
+  b.d.resize(in.d.size());
+  for (size_t i = 0; i < in.d.size(); ++i) {
+    const StepInputs::DStep& ds = in.d[i];
+    put(b.d[i].images, ds.images, dtype_);
+    put(b.d[i].z, ds.z, dtype_);
+    if (conditional) {
+      check_labels(ds.labels, cfg_.model.num_classes, "labels");
+      check_labels(ds.fake_labels, cfg_.model.num_classes, "fake_labels");
+      put(b.d[i].y_all, concat({ds.labels.to(Device::cpu()), ds.fake_labels.to(Device::cpu())}, 0), DType::I64);
+      b.d[i].fake_labels = b.d[i].y_all.slice(0, ds.labels.size(0), b.d[i].y_all.size(0));
+    }
+  }
+  put(b.z, in.z, dtype_);
+  put_labels(b.fake_labels, in.fake_labels, "fake_labels");
+  // Update n of each optimiser: its count so far plus its place in the
+  // iteration (an update held back leaves the later ones of the iteration
+  // held back too, so these numbers are right for every update made).
+  std::vector<double> scales;
+  for (int64_t i = 0; i < cfg_.n_dis; ++i) {
+    const AdamScales sc = adam_scales(opt_d_->options(), opt_d_->step_count() + i + 1);
+    scales.insert(scales.end(), {sc.step_size, sc.sqrt_bc2});
+  }
+  const AdamScales sg = adam_scales(opt_g_->options(), opt_g_->step_count() + 1);
+  scales.insert(scales.end(), {sg.step_size, sg.sqrt_bc2});
+  put(b.adam_scales, Tensor::from_vector(scales, {cfg_.n_dis + 1, 2}, DType::F64), dtype_);
+}
+
+void Trainer::run_updates() {
+  StepBuffers& b = *buffers_;
+  b.updates.clear();
   Tensor gate;
+  SyncFreeScope region("Trainer::step");
   try {
-    SyncFreeScope region("Trainer::step");
-    for (const DeviceInputs& di : d_in) {
+    for (size_t i = 0; i < b.d.size(); ++i) {
+      const StepBuffers::DStep& di = b.d[i];
       const int64_t B = di.images.size(0);
       Tensor fake;
       {
@@ -274,15 +327,15 @@ StepStats Trainer::step(const StepInputs& in) {
       Tensor norm = clip_and_norm(*d_->flat_parameters());
       Update u{true, {{"loss_d", loss}, {"D(x)", d_real}, {"D(G(z))", d_fake}, {"grad_norm_d", norm}}, {}};
       gate = u.gate = close_gate_if_not_finite(gate, {loss, d_real, d_fake, norm});
-      updates.push_back(std::move(u));
-      opt_d_->step(gate);
+      b.updates.push_back(std::move(u));
+      opt_d_->step_on_device(gate, b.adam_scales.select(0, static_cast<int64_t>(i)));
     }
 
     set_requires_grad(*d_, false);
     g_->power_iterate_all();
-    Tensor fake = g_->forward(g_z, g_fake_labels);
+    Tensor fake = g_->forward(b.z, b.fake_labels);
     d_->power_iterate_all();
-    Tensor loss = neg(mean(d_->forward(nn::diffaugment(fake, diffaug_, aug_rng_), g_fake_labels)));
+    Tensor loss = neg(mean(d_->forward(nn::diffaugment(fake, diffaug_, aug_rng_), b.fake_labels)));
     opt_g_->zero_grad();
     if (dp_) dp_->g_buckets().begin();
     loss.backward();
@@ -290,8 +343,8 @@ StepStats Trainer::step(const StepInputs& in) {
     Tensor norm = clip_and_norm(*g_->flat_parameters());
     Update u{false, {{"loss_g", loss}, {"grad_norm_g", norm}}, {}};
     gate = u.gate = close_gate_if_not_finite(gate, {loss, norm});
-    updates.push_back(std::move(u));
-    opt_g_->step(gate);
+    b.updates.push_back(std::move(u));
+    opt_g_->step_on_device(gate, b.adam_scales.select(0, cfg_.n_dis));
     // Ranks that keep BN statistics apart average G's before the EMA takes
     // them (a no-op with --sync-bn or one rank).
     if (dp_) dp_->average_bn_statistics(*g_);
@@ -301,7 +354,28 @@ StepStats Trainer::step(const StepInputs& in) {
     throw;
   }
   set_requires_grad(*d_, true);
-  return finish_iteration(updates);
+}
+
+StepStats Trainer::step(const StepInputs& in) {
+  SAGAN_CHECK(static_cast<int64_t>(in.d.size()) == cfg_.n_dis, "Trainer::step: {} D-step inputs for n_dis {}",
+              in.d.size(), cfg_.n_dis);
+  rank_streams_at_step(/*latents=*/false);
+  stage_inputs(in);
+  // The updates queue on the device without the host waiting for any of
+  // them (core/sync_free.h): each is gated on the device, and the host
+  // reads every value once, after the last. With a step graph they are
+  // recorded once per EMA phase (the copy before ema_start, the average
+  // after) and replayed. A phase's first iteration runs plain: cuDNN picks
+  // its algorithms (timing them would stall a capture), cuBLAS and the
+  // allocator's cache warm up.
+  StepGraph* graph = step_graph_ ? &graphs_[step_ + 1 >= cfg_.ema_start ? 1 : 0] : nullptr;
+  if (graph == nullptr || (!graph->graph && graph->plain_runs++ == 0)) {
+    run_updates();
+  } else {
+    if (!graph->graph) graph->graph = backend_for(device_).capture([this] { run_updates(); });
+    graph->graph->replay();
+  }
+  return finish_iteration(buffers_->updates);
 }
 
 StepStats Trainer::finish_iteration(const std::vector<Update>& updates) {
@@ -338,15 +412,18 @@ StepStats Trainer::finish_iteration(const std::vector<Update>& updates) {
     }
   }
   // The first update the gate held back: it and every later one were not
-  // made. Their Adam counts are taken back before the guard may throw.
+  // made. The optimisers count the made ones before the guard may throw.
   size_t first_dropped = updates.size();
   for (size_t i = 0; i < updates.size(); ++i)
     if (!made[i]) {
       first_dropped = i;
       break;
     }
+  int64_t made_d = 0, made_g = 0;
+  for (size_t i = 0; i < first_dropped; ++i) ++(updates[i].is_d ? made_d : made_g);
+  opt_d_->count_steps(made_d);
+  opt_g_->count_steps(made_g);
   if (first_dropped < updates.size()) {
-    for (size_t i = first_dropped; i < updates.size(); ++i) (updates[i].is_d ? opt_d_ : opt_g_)->cancel_step();
     const Update& u = updates[first_dropped];
     bool local_bad = false;
     for (const auto& [name, v] : values[first_dropped]) local_bad = local_bad || !std::isfinite(v);

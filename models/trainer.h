@@ -25,6 +25,7 @@
 // labels are the same with and without it; sampling, the EMA generator and
 // the FD never see it.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -126,8 +127,22 @@ class Trainer {
   // config and world size; errors name the file and the tensor.
   void load_checkpoint(const std::string& path);
 
+  // Records the sync-free part of each iteration as a device graph
+  // (core/backend.h Backend::capture) and replays it: on CUDA one launch of
+  // a CUDA graph per iteration instead of hundreds of kernel launches. The
+  // results are those of plain steps, bit for bit. On the CPU the graph runs
+  // the same code again (for tests). Not with --diffaug (its random draws
+  // are made on the host at each call) nor with more than one rank.
+  void set_step_graph(bool on);
+  bool step_graph() const { return step_graph_; }
+
  private:
   struct Update;
+  struct StepBuffers;
+  // Copies an iteration's inputs and its updates' Adam factors into buffers_.
+  void stage_inputs(const StepInputs& in);
+  // The iteration's updates, reading buffers_ only (a graph replays them).
+  void run_updates();
   // The hinge loss of D; d_real and d_fake get D's mean outputs (0-d, on the device).
   Tensor hinge_d(const Tensor& d_out, int64_t n_real, Tensor& d_real, Tensor& d_fake) const;
   // Global gradient norm (before clipping) of one model, 0-d on the device;
@@ -159,6 +174,13 @@ class Trainer {
   NanGuard nan_guard_;  // --on-nan: checked before each optimiser step
   int64_t step_ = 0;
   std::unique_ptr<DataParallel> dp_;  // set when one rank of a data-parallel job
+  std::unique_ptr<StepBuffers> buffers_;
+  bool step_graph_ = false;
+  struct StepGraph {
+    std::unique_ptr<DeviceGraph> graph;
+    int plain_runs = 0;
+  };
+  std::map<int, StepGraph> graphs_;  // by EMA phase: 0 copy, 1 average
   void rank_streams_at_step(bool latents);
 };
 

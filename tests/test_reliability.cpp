@@ -172,6 +172,9 @@ TEST_CASE("on-nan skip drops the update, counts it, and stops after --max-nan-sk
   c.on_nan = "skip";
   c.max_nan_skips = 3;
   Trainer t(c, ds);
+  const bool graph = GENERATE(false, true);  // plain steps, and a step graph (the gates are on the device)
+  INFO("step graph " << graph);
+  t.set_step_graph(graph);
   StepStats s = t.step();
   CHECK_FALSE(s.skipped);
   CHECK(s.skipped_steps == 0);

@@ -52,6 +52,7 @@ TrainConfig unusual_config() {
   c.world_size = 4;
   c.sync_bn = true;
   c.deterministic = false;
+  c.cuda_graph = true;
   c.precision = "bf16";
   c.check_sync_every = 7;
   c.comm = "nccl";
@@ -107,6 +108,7 @@ TEST_CASE("the table has one entry per key of config.json", "[config]") {
                                          "check_sync_every",
                                          "checkpoint_every",
                                          "comm",
+                                         "cuda_graph",
                                          "data_path",
                                          "dataset",
                                          "deterministic",
