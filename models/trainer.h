@@ -137,8 +137,27 @@ class Trainer {
   bool step_graph() const { return step_graph_; }
 
  private:
-  struct Update;
-  struct StepBuffers;
+  // One update of an iteration, as the device left it: the values that judge
+  // it and the gate after it (NaN from the first non-finite update on).
+  struct Update {
+    bool is_d;
+    std::vector<std::pair<std::string, Tensor>> values;
+    Tensor gate;
+  };
+
+  // One iteration's inputs on the device, and each update's Adam factors: the
+  // sync-free part of step() reads only these, so a graph of it replays with
+  // new inputs copied into the same buffers.
+  struct StepBuffers {
+    struct DStep {
+      Tensor images, z, y_all, fake_labels;  // y_all = [labels; fake_labels]
+    };
+    std::vector<DStep> d;
+    Tensor z, fake_labels;  // the G step
+    Tensor adam_scales;     // (n_dis + 1) x 2: {step_size, sqrt_bc2} of each update, G's last
+    std::vector<Update> updates;  // written by run_updates
+  };
+
   // Copies an iteration's inputs and its updates' Adam factors into buffers_.
   void stage_inputs(const StepInputs& in);
   // The iteration's updates, reading buffers_ only (a graph replays them).

@@ -1,0 +1,346 @@
+// One training iteration (Trainer::step, models/trainer.h): the inputs
+// staged on the device, the D and G updates in a sync-free region (or a
+// replay of their device graph), and the one read of their values that
+// settles the NaN guard and the optimisers' counts.
+#include <cmath>
+
+#include "core/ops.h"
+#include "core/sync_free.h"
+#include "layers/flat_parameters.h"
+#include "layers/spectral_norm.h"
+#include "models/data_parallel.h"
+#include "models/trainer.h"
+
+namespace sagan {
+
+namespace {
+Tensor ints(const std::vector<int64_t>& v, Device d) {
+  return Tensor::from_vector(v, {static_cast<int64_t>(v.size())}, d);
+}
+
+// A step's labels: int64, 1-d, and on the host (the loader's and
+// draw_inputs' are) within [0, classes); device labels are left to the
+// embedding kernels.
+void check_labels(const Tensor& y, int64_t classes, const char* what) {
+  SAGAN_CHECK(y.defined() && y.dtype() == DType::I64 && y.dim() == 1,
+              "Trainer::step: {} must be a 1-d int64 tensor for a class-conditional model", what);
+  if (!y.device().is_cpu()) return;
+  const Tensor c = y.contiguous();
+  const int64_t* p = static_cast<const int64_t*>(c.raw_data());
+  for (int64_t i = 0; i < c.numel(); ++i)
+    SAGAN_CHECK(p[i] >= 0 && p[i] < classes, "Trainer::step: {}[{}] = {} is not a class of the model (0 to {})", what,
+                i, p[i], classes - 1);
+}
+}  // namespace
+
+// With more than one rank, each rank's latent and DiffAugment streams start
+// every iteration at position step << 32 of the rank's own seed: a resumed
+// rank finds its streams from the step alone (a checkpoint holds rank 0's).
+// An iteration draws far fewer than 2^32 words.
+void Trainer::rank_streams_at_step(bool latents) {
+  if (!dp_ || dp_->size() == 1) return;
+  Rng& r = latents ? rng_ : aug_rng_;
+  r.set_state(r.seed(), static_cast<uint64_t>(step_) << 32);
+}
+
+void Trainer::set_requires_grad(nn::Module& m, bool on) {
+  for (Tensor p : m.parameters()) p.set_requires_grad(on);
+}
+
+Tensor Trainer::hinge_d(const Tensor& out, int64_t n_real, Tensor& d_real, Tensor& d_fake) const {
+  int64_t n = out.size(0);
+  Tensor real = out.slice(0, 0, n_real), fake = out.slice(0, n_real, n);
+  {
+    NoGradGuard ng;
+    d_real = mean(real);
+    d_fake = mean(fake);
+  }
+  return add(mean(relu(rsub(1.0, real))), mean(relu(add(fake, 1.0))));
+}
+
+Tensor Trainer::clip_and_norm(nn::FlatParameters& params) const {
+  // Parameters without a gradient have zeros in the flat gradient buffer.
+  // Computed without clipping too: the NaN guard checks it. Clipping is
+  // PyTorch's clip_grad_norm_: g *= min(1, clip / (norm + 1e-6)), on the
+  // device (a factor of exactly 1 leaves g as it is).
+  Tensor norm = params.grad_norm();
+  if (cfg_.grad_clip > 0) {
+    NoGradGuard ng;
+    Tensor factor = rdiv(cfg_.grad_clip, add(norm, 1e-6));
+    params.scale_grad(minimum(factor, Tensor::ones(factor.shape(), factor.dtype(), factor.device())));
+  }
+  return norm;
+}
+
+Tensor Trainer::close_gate_if_not_finite(const Tensor& gate, const std::vector<Tensor>& values) const {
+  NoGradGuard ng;
+  std::vector<Tensor> flat;
+  for (const Tensor& v : values) flat.push_back(v.detach().reshape({1}));
+  // x * 0 is 0 for finite x and NaN for NaN or infinity: the sum is 0 or NaN.
+  Tensor verdict = sum(mul(concat(flat, 0), 0.0));
+  // Every rank takes the same decision: a sum over ranks is NaN when any is.
+  if (dp_ && dp_->size() > 1) dp_->sum_over_ranks(verdict);
+  return gate.defined() ? add(gate, verdict) : verdict;
+}
+
+void Trainer::update_ema(const Tensor& gate) {
+  NoGradGuard ng;
+  // Parameters (one flat buffer, same layout: checked in the constructor)
+  // and BN running statistics are averaged alike (BigGAN-PyTorch and
+  // StudioGAN): statistics averaged over the same window as the weights
+  // belong to the averaged weights to first order, G's latest ones to G's
+  // latest weights. One ema_update call for all of them; before ema_start a
+  // decay of 0, a copy, also gated.
+  std::vector<Tensor> src{g_->flat_parameters()->data()}, dst{g_ema_->flat_parameters()->data()};
+  for (const auto& [name, t] : g_->named_buffers()) src.push_back(t);
+  for (const auto& [name, t] : g_ema_->named_buffers()) dst.push_back(t);
+  SAGAN_CHECK(src.size() == dst.size(), "Trainer: G has {} buffers, G_ema {}", src.size() - 1, dst.size() - 1);
+  const bool averaging = step_ + 1 >= cfg_.ema_start;  // step_ + 1: this iteration's number
+  ema_update(dst, src, averaging ? cfg_.ema_decay : 0.0, gate);
+  // SN vectors are power-iteration state, not statistics: eval-mode SN takes
+  // sigma = u^T W v with u, v as unit vectors, and an average of rotating unit
+  // vectors is shorter (norms down to 0.43 by step 2000 of a Fashion-MNIST
+  // run, sigma 5x too small). G's own vectors are unit and fit W_ema ~ W_G:
+  // copied (a decay of 0).
+  std::vector<Tensor> sn_src, sn_dst;
+  for (nn::SpectralNormed* sn : g_->spectral_norm_layers()) sn_src.insert(sn_src.end(), {sn->u(), sn->v()});
+  for (nn::SpectralNormed* sn : g_ema_->spectral_norm_layers()) sn_dst.insert(sn_dst.end(), {sn->u(), sn->v()});
+  ema_update(sn_dst, sn_src, 0.0, gate);
+}
+
+StepInputs Trainer::draw_inputs() {
+  rank_streams_at_step(/*latents=*/true);
+  const int64_t B = cfg_.batch_size, K = cfg_.model.num_classes;
+  auto fake_labels = [&]() {
+    if (K == 0) return Tensor();
+    std::vector<int64_t> y(static_cast<size_t>(B));
+    for (auto& v : y) v = static_cast<int64_t>(rng_.below(static_cast<uint64_t>(K)));
+    return ints(y, Device::cpu());
+  };
+  auto latent = [&]() { return Tensor::randn({B, cfg_.model.z_dim}, rng_, dtype_); };
+  StepInputs in;
+  for (int64_t i = 0; i < cfg_.n_dis; ++i) {
+    data::Batch b = loader_->next();
+    Tensor z = latent();
+    in.d.push_back({b.images, b.labels, z, fake_labels()});
+  }
+  in.z = latent();
+  in.fake_labels = fake_labels();
+  return in;
+}
+
+void Trainer::stage_inputs(const StepInputs& in) {
+  const bool conditional = cfg_.model.num_classes > 0;
+  // Copies src (host or device, any float dtype for floats) into buf, made
+  // on the first call or when the shape changes (graphs made for the old
+  // buffers are dropped then).
+  auto put = [&](Tensor& buf, const Tensor& src, DType dt) {
+    Tensor v = src.detach().to(dt);
+    if (!buf.defined() || buf.shape() != v.shape()) {
+      buf = Tensor::empty(v.shape(), dt, device_);
+      graphs_.clear();
+    }
+    buf.copy_(v);
+  };
+  // Labels are checked on the host first: inside the sync-free region the
+  // embeddings cannot read device indices back to check them.
+  auto put_labels = [&](Tensor& buf, const Tensor& y, const char* what) {
+    if (!conditional) return;
+    check_labels(y, cfg_.model.num_classes, what);
+    put(buf, y, DType::I64);
+  };
+  if (!buffers_) buffers_ = std::make_unique<StepBuffers>();
+  StepBuffers& b = *buffers_;
+  b.d.resize(in.d.size());
+  for (size_t i = 0; i < in.d.size(); ++i) {
+    const StepInputs::DStep& ds = in.d[i];
+    put(b.d[i].images, ds.images, dtype_);
+    put(b.d[i].z, ds.z, dtype_);
+    if (conditional) {
+      check_labels(ds.labels, cfg_.model.num_classes, "labels");
+      check_labels(ds.fake_labels, cfg_.model.num_classes, "fake_labels");
+      put(b.d[i].y_all, concat({ds.labels.to(Device::cpu()), ds.fake_labels.to(Device::cpu())}, 0), DType::I64);
+      b.d[i].fake_labels = b.d[i].y_all.slice(0, ds.labels.size(0), b.d[i].y_all.size(0));
+    }
+  }
+  put(b.z, in.z, dtype_);
+  put_labels(b.fake_labels, in.fake_labels, "fake_labels");
+  // Update n of each optimiser: its count so far plus its place in the
+  // iteration (an update held back leaves the later ones of the iteration
+  // held back too, so these numbers are right for every update made).
+  std::vector<double> scales;
+  for (int64_t i = 0; i < cfg_.n_dis; ++i) {
+    const AdamScales sc = adam_scales(opt_d_->options(), opt_d_->step_count() + i + 1);
+    scales.insert(scales.end(), {sc.step_size, sc.sqrt_bc2});
+  }
+  const AdamScales sg = adam_scales(opt_g_->options(), opt_g_->step_count() + 1);
+  scales.insert(scales.end(), {sg.step_size, sg.sqrt_bc2});
+  put(b.adam_scales, Tensor::from_vector(scales, {cfg_.n_dis + 1, 2}, DType::F64), dtype_);
+}
+
+void Trainer::run_updates() {
+  StepBuffers& b = *buffers_;
+  b.updates.clear();
+  Tensor gate;
+  SyncFreeScope region("Trainer::step");
+  try {
+    for (size_t i = 0; i < b.d.size(); ++i) {
+      const StepBuffers::DStep& di = b.d[i];
+      const int64_t B = di.images.size(0);
+      Tensor fake;
+      {
+        NoGradGuard ng;
+        g_->power_iterate_all();
+        fake = g_->forward(di.z, di.fake_labels);
+      }
+      Tensor x_all = nn::diffaugment(concat({di.images, fake}, 0), diffaug_, aug_rng_);
+      d_->power_iterate_all();
+      Tensor out = d_->forward(x_all, di.y_all);
+      Tensor d_real, d_fake;
+      Tensor loss = hinge_d(out, B, d_real, d_fake);
+      opt_d_->zero_grad();
+      if (dp_) dp_->d_buckets().begin();
+      loss.backward();
+      if (dp_) dp_->d_buckets().finish();  // the mean over ranks, before clipping
+      Tensor norm = clip_and_norm(*d_->flat_parameters());
+      Update u{true, {{"loss_d", loss}, {"D(x)", d_real}, {"D(G(z))", d_fake}, {"grad_norm_d", norm}}, {}};
+      gate = u.gate = close_gate_if_not_finite(gate, {loss, d_real, d_fake, norm});
+      b.updates.push_back(std::move(u));
+      opt_d_->step_on_device(gate, b.adam_scales.select(0, static_cast<int64_t>(i)));
+    }
+
+    set_requires_grad(*d_, false);
+    g_->power_iterate_all();
+    Tensor fake = g_->forward(b.z, b.fake_labels);
+    d_->power_iterate_all();
+    Tensor loss = neg(mean(d_->forward(nn::diffaugment(fake, diffaug_, aug_rng_), b.fake_labels)));
+    opt_g_->zero_grad();
+    if (dp_) dp_->g_buckets().begin();
+    loss.backward();
+    if (dp_) dp_->g_buckets().finish();
+    Tensor norm = clip_and_norm(*g_->flat_parameters());
+    Update u{false, {{"loss_g", loss}, {"grad_norm_g", norm}}, {}};
+    gate = u.gate = close_gate_if_not_finite(gate, {loss, norm});
+    b.updates.push_back(std::move(u));
+    opt_g_->step_on_device(gate, b.adam_scales.select(0, cfg_.n_dis));
+    // Ranks that keep BN statistics apart average G's before the EMA takes
+    // them (a no-op with --sync-bn or one rank).
+    if (dp_) dp_->average_bn_statistics(*g_);
+    update_ema(gate);
+  } catch (...) {
+    set_requires_grad(*d_, true);
+    throw;
+  }
+  set_requires_grad(*d_, true);
+}
+
+StepStats Trainer::step(const StepInputs& in) {
+  SAGAN_CHECK(static_cast<int64_t>(in.d.size()) == cfg_.n_dis, "Trainer::step: {} D-step inputs for n_dis {}",
+              in.d.size(), cfg_.n_dis);
+  rank_streams_at_step(/*latents=*/false);
+  stage_inputs(in);
+  // The updates queue on the device without the host waiting for any of
+  // them (core/sync_free.h): each is gated on the device, and the host
+  // reads every value once, after the last. With a step graph they are
+  // recorded once per EMA phase (the copy before ema_start, the average
+  // after) and replayed. A phase's first iteration runs plain: cuDNN picks
+  // its algorithms (timing them would stall a capture), cuBLAS and the
+  // allocator's cache warm up.
+  StepGraph* graph = step_graph_ ? &graphs_[step_ + 1 >= cfg_.ema_start ? 1 : 0] : nullptr;
+  if (graph == nullptr || (!graph->graph && graph->plain_runs++ == 0)) {
+    run_updates();
+  } else {
+    if (!graph->graph) graph->graph = backend_for(device_).capture([this] { run_updates(); });
+    graph->graph->replay();
+  }
+  return finish_iteration(buffers_->updates);
+}
+
+StepStats Trainer::finish_iteration(const std::vector<Update>& updates) {
+  // The one read of the iteration: every value and gate at once.
+  std::vector<Tensor> all;
+  {
+    NoGradGuard ng;
+    for (const Update& u : updates) {
+      for (const auto& [name, v] : u.values) all.push_back(v.detach().to(DType::F64).reshape({1}));
+      all.push_back(u.gate.detach().to(DType::F64).reshape({1}));
+    }
+  }
+  const std::vector<double> read = concat(all, 0).to_vector();
+  std::vector<std::vector<std::pair<std::string, double>>> values(updates.size());
+  std::vector<bool> made(updates.size());
+  size_t k = 0;
+  for (size_t i = 0; i < updates.size(); ++i) {
+    for (const auto& [name, v] : updates[i].values) values[i].emplace_back(name, read[k++]);
+    made[i] = !std::isnan(read[k++]);
+  }
+  StepStats st;
+  for (size_t i = 0; i < updates.size(); ++i) {  // the last D update's values, as logged
+    auto value = [&](const std::string& name) {
+      for (const auto& [n, v] : values[i])
+        if (n == name) return v;
+      return 0.0;
+    };
+    if (updates[i].is_d) {
+      st.loss_d = value("loss_d"), st.d_real = value("D(x)"), st.d_fake = value("D(G(z))");
+      st.grad_norm_d = cfg_.grad_clip > 0 ? value("grad_norm_d") : 0.0;
+    } else {
+      st.loss_g = value("loss_g");
+      st.grad_norm_g = cfg_.grad_clip > 0 ? value("grad_norm_g") : 0.0;
+    }
+  }
+  // The first update the gate held back: it and every later one were not
+  // made. The optimisers count the made ones before the guard may throw.
+  size_t first_dropped = updates.size();
+  for (size_t i = 0; i < updates.size(); ++i)
+    if (!made[i]) {
+      first_dropped = i;
+      break;
+    }
+  int64_t made_d = 0, made_g = 0;
+  for (size_t i = 0; i < first_dropped; ++i) ++(updates[i].is_d ? made_d : made_g);
+  opt_d_->count_steps(made_d);
+  opt_g_->count_steps(made_g);
+  if (first_dropped < updates.size()) {
+    const Update& u = updates[first_dropped];
+    bool local_bad = false;
+    for (const auto& [name, v] : values[first_dropped]) local_bad = local_bad || !std::isfinite(v);
+    NanGuard::Networks nets = u.is_d ? NanGuard::Networks{{"D", d_.get()}, {"G", g_.get()}}
+                                     : NanGuard::Networks{{"G", g_.get()}, {"D", d_.get()}};
+    nan_guard_.check(step_ + 1, values[first_dropped], nets, !local_bad);  // throws under --on-nan stop
+    st.skipped = true;
+    return end_skipped_iteration(st);
+  }
+  ++step_;
+  if (dp_) {
+    std::vector<double> logged{st.loss_d, st.loss_g, st.d_real, st.d_fake};
+    dp_->average(logged);
+    st.loss_d = logged[0], st.loss_g = logged[1], st.d_real = logged[2], st.d_fake = logged[3];
+  }
+  nan_guard_.end_iteration(false);
+  if (dp_ && cfg_.check_sync_every > 0 && step_ % cfg_.check_sync_every == 0) {
+    std::vector<Tensor> g_buffers, d_buffers;
+    for (auto& [name, t] : g_->named_buffers()) g_buffers.push_back(t);
+    for (auto& [name, t] : d_->named_buffers()) d_buffers.push_back(t);
+    dp_->check_in_sync({{"G parameters", {g_->flat_parameters()->data()}},
+                        {"D parameters", {d_->flat_parameters()->data()}},
+                        {"G_ema parameters", {g_ema_->flat_parameters()->data()}},
+                        {"G buffers (BN statistics, SN vectors)", g_buffers},
+                        {"D buffers (SN vectors)", d_buffers}},
+                       step_);
+  }
+  st.step = step_;
+  st.skipped_steps = nan_guard_.skipped_total();
+  return st;
+}
+
+StepStats Trainer::end_skipped_iteration(StepStats st) {
+  // Its inputs are consumed and it counts as a step; no weights change.
+  ++step_;
+  nan_guard_.end_iteration(true);
+  st.step = step_;
+  st.skipped_steps = nan_guard_.skipped_total();
+  return st;
+}
+
+}  // namespace sagan
