@@ -14,7 +14,9 @@
 // included) and the caching allocator's peak bytes in use on CUDA.
 //
 //   bench_train_step [--device auto|cpu|cuda] [--resolution R] [--ch C] [--batch B]
-//                    [--classes K] [--repeats N] [--warmup N]
+//                    [--classes K] [--repeats N] [--warmup N] [--cuda-graph]
+// --cuda-graph: the iterations replayed as CUDA graphs (impl sagan-graph;
+// the first one runs plain, the second captures: both are warm-up).
 // Without --resolution: SAGAN-32 on the CPU, SAGAN-32 and SAGAN-128 on CUDA.
 #include <sys/resource.h>
 
@@ -44,12 +46,13 @@ struct Options {
   std::vector<int64_t> resolutions;  // empty: the device's default list
   int64_t ch = 64, batch = 64, classes = 10;
   int repeats = 0, warmup = -1;  // unset: 5 and 2 on the CPU, 20 and 5 on CUDA
+  bool cuda_graph = false;
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "bench_train_step: %s\nusage: bench_train_step [--device auto|cpu|cuda] [--resolution R] [--ch C] "
-               "[--batch B] [--classes K] [--repeats N] [--warmup N]\n",
+               "[--batch B] [--classes K] [--repeats N] [--warmup N] [--cuda-graph]\n",
                why);
   std::exit(2);
 }
@@ -70,7 +73,9 @@ Options parse(int argc, char** argv) {
         usage((a + ": '" + v + "' is not an integer >= " + std::to_string(lo)).c_str());
       return static_cast<int64_t>(n);
     };
-    if (a == "--device")
+    if (a == "--cuda-graph")
+      o.cuda_graph = true;
+    else if (a == "--device")
       o.device = value();
     else if (a == "--resolution")
       o.resolutions.push_back(integer(32));
@@ -141,6 +146,7 @@ void bench(const Options& o, int64_t res) {
   cfg.batch_size = o.batch;
   cfg.device = o.device;
   cfg.ema_start = 0;  // the EMA formula from the first step, as the PyTorch twin does
+  cfg.cuda_graph = o.cuda_graph;
   auto ds = std::make_shared<SyntheticImages>(4 * o.batch, res, 3, o.classes);
   Trainer trainer(cfg, ds);
   Backend& be = backend_for(trainer.device());
@@ -158,7 +164,8 @@ void bench(const Options& o, int64_t res) {
   }
   std::sort(secs.begin(), secs.end());
   std::string name = fmt::format("SAGAN-{} ch{} b{}", res, o.ch, o.batch);
-  std::printf("%s\tsagan\t%s\t%.4f\t%.4f\t%.0f\n", name.c_str(), device_name(trainer.device()).c_str(),
+  std::printf("%s\t%s\t%s\t%.4f\t%.4f\t%.0f\n", name.c_str(), o.cuda_graph ? "sagan-graph" : "sagan",
+              device_name(trainer.device()).c_str(),
               secs[secs.size() / 2], secs.front(), peak_mib(trainer.device()));
   std::fflush(stdout);
 }
@@ -171,6 +178,7 @@ int main(int argc, char** argv) {
     Device dev = resolve_device(o.device);
     if (o.repeats == 0) o.repeats = dev.is_cuda() ? 20 : 5;
     if (o.warmup < 0) o.warmup = dev.is_cuda() ? 5 : 2;
+    if (o.cuda_graph && o.warmup < 2) usage("--cuda-graph needs --warmup 2 or more (a plain step, then the capture)");
     if (o.resolutions.empty()) o.resolutions = dev.is_cuda() ? std::vector<int64_t>{32, 128} : std::vector<int64_t>{32};
     for (int64_t r : o.resolutions) bench(o, r);
   } catch (const std::exception& e) {

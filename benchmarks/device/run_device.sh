@@ -327,6 +327,7 @@ step torch_attention bench.txt 120 "$PYTHON" "$ROOT/benchmarks/torch_attention.p
 step bench_spectral_norm bench.txt 60 "$BIN/bench_spectral_norm"
 step torch_spectral_norm bench.txt 60 "$PYTHON" "$ROOT/benchmarks/torch_spectral_norm.py"
 step bench_train_step bench.txt 120 "$BIN/bench_train_step" --device cuda --resolution 32 --batch 64
+step bench_train_step_graph bench.txt 90 "$BIN/bench_train_step" --device cuda --resolution 32 --batch 64 --cuda-graph
 step torch_train_step bench.txt 120 "$PYTHON" "$ROOT/benchmarks/torch_train_step.py" --device cuda \
   --resolution 32 --batch 64 --no-compile
 
