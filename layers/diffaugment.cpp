@@ -88,17 +88,18 @@ void check_count(const char* what, const std::vector<T>& v, int64_t batch) {
               "diffaugment: {} {} parameters for {} images, need one per image", v.size(), what, batch);
 }
 
-// (B) per-sample factors -> (B, 1, 1, 1) in x's dtype and device.
-Tensor per_sample(const std::vector<double>& v, const Tensor& x) {
-  return Tensor::from_vector(v, {x.size(0), 1, 1, 1}, x.dtype(), x.device());
+// (B) per-sample factors -> (B, 1, 1, 1).
+Tensor per_sample(const std::vector<double>& v, DType dtype, Device device) {
+  return Tensor::from_vector(v, {static_cast<int64_t>(v.size()), 1, 1, 1}, dtype, device);
 }
 
-// out[b, c, i, j] = x[b, c, i + dh[b], j + dw[b]], 0 outside the image: a
+// out[b, c, i, j] = x[b, c, i + dh[b], j + dw[b]], 0 outside the image: as a
 // gather from the flattened image with one zero appended, where every
 // outside position points (gradients of those positions go to the zero and
-// are dropped).
-Tensor translate(const Tensor& x, const std::vector<int64_t>& dh, const std::vector<int64_t>& dw) {
-  const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), N = x.numel();
+// are dropped). The index of that gather.
+Tensor translation_index(const Shape& shape, const std::vector<int64_t>& dh, const std::vector<int64_t>& dw,
+                         Device device) {
+  const int64_t B = shape[0], C = shape[1], H = shape[2], W = shape[3], N = B * C * H * W;
   const int64_t rh = diffaugment_shift(H), rw = diffaugment_shift(W);
   std::vector<int64_t> idx(static_cast<size_t>(N));
   size_t k = 0;
@@ -115,14 +116,14 @@ Tensor translate(const Tensor& x, const std::vector<int64_t>& dh, const std::vec
           idx[k++] = inside ? ((b * C + c) * H + si) * W + sj : N;
         }
   }
-  Tensor padded = concat({x.reshape({N}), Tensor::zeros({1}, x.dtype(), x.device())}, 0);  // (N + 1)
-  return index_select(padded, 0, Tensor::from_vector(idx, {N}, x.device())).view(x.shape());
+  return Tensor::from_vector(idx, {N}, device);
 }
 
 // The official mask: ones with mask[b, clamp(oh - sh/2 + p), clamp(ow - sw/2 + q)] = 0
 // for p < sh, q < sw; (B, 1, H, W), a constant.
-Tensor cutout_mask(const Tensor& x, const std::vector<int64_t>& oh, const std::vector<int64_t>& ow) {
-  const int64_t B = x.size(0), H = x.size(2), W = x.size(3);
+Tensor cutout_mask(const Shape& shape, const std::vector<int64_t>& oh, const std::vector<int64_t>& ow, DType dtype,
+                   Device device) {
+  const int64_t B = shape[0], H = shape[2], W = shape[3];
   const int64_t sh = diffaugment_cutout_size(H), sw = diffaugment_cutout_size(W);
   std::vector<double> mask(static_cast<size_t>(B * H * W), 1.0);
   for (int64_t b = 0; b < B; ++b) {
@@ -137,50 +138,89 @@ Tensor cutout_mask(const Tensor& x, const std::vector<int64_t>& oh, const std::v
         mask[static_cast<size_t>((b * H + i) * W + j)] = 0.0;
       }
   }
-  return Tensor::from_vector(mask, {B, 1, H, W}, x.dtype(), x.device());
+  return Tensor::from_vector(mask, {B, 1, H, W}, dtype, device);
 }
 
-}  // namespace
-
-Tensor diffaugment(const Tensor& x, const DiffAugmentPolicy& policy, const DiffAugmentParams& params) {
+void check_images(const Tensor& x) {
   SAGAN_CHECK(x.defined() && x.dim() == 4, "diffaugment: images must be (B, C, H, W), got {}",
               x.defined() ? shape_str(x.shape()) : std::string("undefined"));
   SAGAN_CHECK(x.dtype() == DType::F32 || x.dtype() == DType::F64, "diffaugment: images must be float, got {}",
               dtype_name(x.dtype()));
-  const int64_t B = x.size(0);
-  Tensor h = x;
+}
+
+// A tensor of diffaugment_tensors must be there for the policy's op.
+const Tensor& needed(const Tensor& t, const char* what) {
+  SAGAN_CHECK(t.defined(), "diffaugment: no {} tensor for a policy that has it", what);
+  return t;
+}
+
+}  // namespace
+
+DiffAugmentTensors diffaugment_tensors(const DiffAugmentPolicy& policy, const DiffAugmentParams& params,
+                                       const Shape& shape, DType dtype, Device device) {
+  SAGAN_CHECK(shape.size() == 4, "diffaugment: images must be (B, C, H, W), got {}", shape_str(shape));
+  const int64_t B = shape[0];
+  DiffAugmentTensors t;
   for (DiffAugmentPolicy::Op op : policy.ops) {
     switch (op) {
-      case DiffAugmentPolicy::Op::color: {
+      case DiffAugmentPolicy::Op::color:
         check_count("brightness", params.brightness, B);
         check_count("saturation", params.saturation, B);
         check_count("contrast", params.contrast, B);
-        h = add(h, per_sample(params.brightness, h));
-        Tensor m = mean(h, {1}, true);  // (B, 1, H, W)
-        h = add(mul(sub(h, m), per_sample(params.saturation, h)), m);
-        m = mean(h, {1, 2, 3}, true);  // (B, 1, 1, 1)
-        h = add(mul(sub(h, m), per_sample(params.contrast, h)), m);
+        t.brightness = per_sample(params.brightness, dtype, device);
+        t.saturation = per_sample(params.saturation, dtype, device);
+        t.contrast = per_sample(params.contrast, dtype, device);
         break;
-      }
       case DiffAugmentPolicy::Op::translation:
         check_count("translation (height)", params.shift_h, B);
         check_count("translation (width)", params.shift_w, B);
-        h = translate(h, params.shift_h, params.shift_w);
+        t.gather = translation_index(shape, params.shift_h, params.shift_w, device);
         break;
       case DiffAugmentPolicy::Op::cutout:
         check_count("cutout (height)", params.cutout_h, B);
         check_count("cutout (width)", params.cutout_w, B);
-        h = mul(h, cutout_mask(h, params.cutout_h, params.cutout_w));
+        t.cutout_mask = cutout_mask(shape, params.cutout_h, params.cutout_w, dtype, device);
+        break;
+    }
+  }
+  return t;
+}
+
+Tensor diffaugment(const Tensor& x, const DiffAugmentPolicy& policy, const DiffAugmentTensors& t) {
+  check_images(x);
+  Tensor h = x;
+  for (DiffAugmentPolicy::Op op : policy.ops) {
+    switch (op) {
+      case DiffAugmentPolicy::Op::color: {
+        h = add(h, needed(t.brightness, "brightness"));
+        Tensor m = mean(h, {1}, true);  // (B, 1, H, W)
+        h = add(mul(sub(h, m), needed(t.saturation, "saturation")), m);
+        m = mean(h, {1, 2, 3}, true);  // (B, 1, 1, 1)
+        h = add(mul(sub(h, m), needed(t.contrast, "contrast")), m);
+        break;
+      }
+      case DiffAugmentPolicy::Op::translation: {
+        const int64_t N = h.numel();
+        Tensor padded = concat({h.reshape({N}), Tensor::zeros({1}, h.dtype(), h.device())}, 0);  // (N + 1)
+        h = index_select(padded, 0, needed(t.gather, "translation")).view(h.shape());
+        break;
+      }
+      case DiffAugmentPolicy::Op::cutout:
+        h = mul(h, needed(t.cutout_mask, "cutout"));
         break;
     }
   }
   return h;
 }
 
+Tensor diffaugment(const Tensor& x, const DiffAugmentPolicy& policy, const DiffAugmentParams& params) {
+  check_images(x);
+  return diffaugment(x, policy, diffaugment_tensors(policy, params, x.shape(), x.dtype(), x.device()));
+}
+
 Tensor diffaugment(const Tensor& x, const DiffAugmentPolicy& policy, Rng& gen) {
   if (!policy.any()) return x;
-  SAGAN_CHECK(x.defined() && x.dim() == 4, "diffaugment: images must be (B, C, H, W), got {}",
-              x.defined() ? shape_str(x.shape()) : std::string("undefined"));
+  check_images(x);
   return diffaugment(x, policy, draw_diffaugment(policy, x.size(0), x.size(2), x.size(3), gen));
 }
 

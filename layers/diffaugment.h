@@ -63,9 +63,24 @@ int64_t diffaugment_cutout_size(int64_t n);
 DiffAugmentParams draw_diffaugment(const DiffAugmentPolicy& policy, int64_t batch, int64_t height, int64_t width,
                                    Rng& gen);
 
+// params made into what applying them reads on the device, for images of
+// `shape` (B, C, H, W) in `dtype` on `device`: per-sample colour factors
+// (B, 1, 1, 1), the translation's gather index into the flattened images
+// with one zero appended (C*H*W*B, int64), the cutout mask (B, 1, H, W).
+// Tensors of policies that are off stay undefined. Checks the params.
+struct DiffAugmentTensors {
+  Tensor brightness, saturation, contrast, gather, cutout_mask;
+};
+DiffAugmentTensors diffaugment_tensors(const DiffAugmentPolicy& policy, const DiffAugmentParams& params,
+                                       const Shape& shape, DType dtype, Device device);
+
 // x (B, C, H, W), float32 or float64, any device -> augmented, same shape.
 // Deterministic given params; differentiable with respect to x.
 Tensor diffaugment(const Tensor& x, const DiffAugmentPolicy& policy, const DiffAugmentParams& params);
+// The same from tensors made by diffaugment_tensors for x's shape, dtype and
+// device: device work only (no host copies), so a CUDA graph can record it
+// and replay it with new tensors copied into the same buffers.
+Tensor diffaugment(const Tensor& x, const DiffAugmentPolicy& policy, const DiffAugmentTensors& t);
 // Draws from gen, then applies. A policy with nothing on returns x itself.
 Tensor diffaugment(const Tensor& x, const DiffAugmentPolicy& policy, Rng& gen);
 

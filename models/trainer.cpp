@@ -101,9 +101,6 @@ Trainer::~Trainer() = default;
 
 void Trainer::set_step_graph(bool on) {
   if (on) {
-    SAGAN_CHECK(!diffaug_.any(),
-                "--cuda-graph: not with --diffaug {} (DiffAugment draws its random numbers on the host at each call)",
-                cfg_.diffaug);
     SAGAN_CHECK(!dp_ || dp_->size() == 1, "--cuda-graph: not with {} ranks (data-parallel steps are not captured yet)",
                 dp_ ? dp_->size() : 1);
   }

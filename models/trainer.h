@@ -131,8 +131,7 @@ class Trainer {
   // (core/backend.h Backend::capture) and replays it: on CUDA one launch of
   // a CUDA graph per iteration instead of hundreds of kernel launches. The
   // results are those of plain steps, bit for bit. On the CPU the graph runs
-  // the same code again (for tests). Not with --diffaug (its random draws
-  // are made on the host at each call) nor with more than one rank.
+  // the same code again (for tests). Not with more than one rank.
   void set_step_graph(bool on);
   bool step_graph() const { return step_graph_; }
 
@@ -151,9 +150,11 @@ class Trainer {
   struct StepBuffers {
     struct DStep {
       Tensor images, z, y_all, fake_labels;  // y_all = [labels; fake_labels]
+      nn::DiffAugmentTensors aug;            // --diffaug's draws for [images; fake]
     };
     std::vector<DStep> d;
     Tensor z, fake_labels;  // the G step
+    nn::DiffAugmentTensors g_aug;
     Tensor adam_scales;     // (n_dis + 1) x 2: {step_size, sqrt_bc2} of each update, G's last
     std::vector<Update> updates;  // written by run_updates
   };

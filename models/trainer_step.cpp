@@ -165,6 +165,22 @@ void Trainer::stage_inputs(const StepInputs& in) {
   }
   put(b.z, in.z, dtype_);
   put_labels(b.fake_labels, in.fake_labels, "fake_labels");
+  // DiffAugment's draws, in the order the updates use them (each D step's
+  // [real; fake], then the G step's fakes), made into device tensors here.
+  auto put_aug = [&](nn::DiffAugmentTensors& buf, const Shape& shape) {
+    if (!diffaug_.any()) return;
+    const nn::DiffAugmentParams p = nn::draw_diffaugment(diffaug_, shape[0], shape[2], shape[3], aug_rng_);
+    const nn::DiffAugmentTensors t = nn::diffaugment_tensors(diffaug_, p, shape, dtype_, Device::cpu());
+    for (auto [dst, src] : {std::pair{&buf.brightness, &t.brightness}, {&buf.saturation, &t.saturation},
+                            {&buf.contrast, &t.contrast}, {&buf.gather, &t.gather}, {&buf.cutout_mask, &t.cutout_mask}})
+      if (src->defined()) put(*dst, *src, src->dtype());
+  };
+  for (StepBuffers::DStep& di : b.d) {
+    Shape both = di.images.shape();
+    both[0] *= 2;
+    put_aug(di.aug, both);
+  }
+  put_aug(b.g_aug, b.d.at(0).images.shape());
   // Update n of each optimiser: its count so far plus its place in the
   // iteration (an update held back leaves the later ones of the iteration
   // held back too, so these numbers are right for every update made).
@@ -193,7 +209,7 @@ void Trainer::run_updates() {
         g_->power_iterate_all();
         fake = g_->forward(di.z, di.fake_labels);
       }
-      Tensor x_all = nn::diffaugment(concat({di.images, fake}, 0), diffaug_, aug_rng_);
+      Tensor x_all = nn::diffaugment(concat({di.images, fake}, 0), diffaug_, di.aug);
       d_->power_iterate_all();
       Tensor out = d_->forward(x_all, di.y_all);
       Tensor d_real, d_fake;
@@ -213,7 +229,7 @@ void Trainer::run_updates() {
     g_->power_iterate_all();
     Tensor fake = g_->forward(b.z, b.fake_labels);
     d_->power_iterate_all();
-    Tensor loss = neg(mean(d_->forward(nn::diffaugment(fake, diffaug_, aug_rng_), b.fake_labels)));
+    Tensor loss = neg(mean(d_->forward(nn::diffaugment(fake, diffaug_, b.g_aug), b.fake_labels)));
     opt_g_->zero_grad();
     if (dp_) dp_->g_buckets().begin();
     loss.backward();

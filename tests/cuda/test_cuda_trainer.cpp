@@ -125,6 +125,8 @@ TEST_CASE("cuda step graph: replayed iterations equal plain ones bit for bit, wi
   TrainConfig cfg = small_config("cuda");
   cfg.steps = 6;
   cfg.n_dis = 2;
+  cfg.diffaug = GENERATE(std::string("none"), std::string("color,translation,cutout"));
+  INFO("--diffaug " << cfg.diffaug);
   Trainer plain(cfg, ds), graphed(cfg, ds);
   graphed.set_step_graph(true);
   for (int i = 0; i < 6; ++i) {
