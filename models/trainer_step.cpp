@@ -262,7 +262,9 @@ StepStats Trainer::step(const StepInputs& in) {
   // after) and replayed. A phase's first iteration runs plain: cuDNN picks
   // its algorithms (timing them would stall a capture), cuBLAS and the
   // allocator's cache warm up.
-  StepGraph* graph = step_graph_ ? &graphs_[step_ + 1 >= cfg_.ema_start ? 1 : 0] : nullptr;
+  const int phase = step_ + 1 >= cfg_.ema_start ? 1 : 0;
+  if (phase == 1) graphs_.erase(0);  // never replayed again: its memory goes back to the cache
+  StepGraph* graph = step_graph_ ? &graphs_[phase] : nullptr;
   if (graph == nullptr || (!graph->graph && graph->plain_runs++ == 0)) {
     run_updates();
   } else {

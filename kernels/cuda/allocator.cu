@@ -1,5 +1,8 @@
 // The caching allocator (see allocator.h) and the backend's allocate/free.
 #include "kernels/cuda/allocator.h"
+
+#include <algorithm>
+
 #include "kernels/cuda/cuda_backend.h"
 
 namespace sagan::cuda {
@@ -18,20 +21,21 @@ void* CachingAllocator::allocate(size_t nbytes) {
   constexpr size_t kLimit = size_t(1) << 60;
   std::lock_guard<std::mutex> lock(mu_);
   const size_t size = nbytes > kLimit ? nbytes : round_size(nbytes);
-  FreeLists& lists = active_pool_ != 0 ? pools_.at(active_pool_) : free_;
+  const int pool = active_pool_ != 0 && std::this_thread::get_id() == pool_thread_ ? active_pool_ : 0;
+  FreeLists& lists = pool != 0 ? pools_.at(pool) : free_;
   auto it = lists.find(size);
   if (it != lists.end() && !it->second.empty()) {
     void* p = it->second.back();
     it->second.pop_back();
-    live_.emplace(p, Live{size, active_pool_});
+    live_.emplace(p, Live{size, pool});
     ++stats_.cache_hits;
     stats_.bytes_cached -= static_cast<int64_t>(size);
     stats_.bytes_in_use += static_cast<int64_t>(size);
     stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);
     return p;
   }
-  void* p = cuda_malloc_locked(size, nbytes, active_pool_ != 0);
-  live_.emplace(p, Live{size, active_pool_});
+  void* p = cuda_malloc_locked(size, nbytes, pool != 0);
+  live_.emplace(p, Live{size, pool});
   stats_.bytes_in_use += static_cast<int64_t>(size);
   stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);
   return p;
@@ -84,6 +88,7 @@ int CachingAllocator::begin_pool() {
   std::lock_guard<std::mutex> lock(mu_);
   SAGAN_CHECK(active_pool_ == 0, "cuda:{}: a graph capture is already under way", device_);
   active_pool_ = next_pool_++;
+  pool_thread_ = std::this_thread::get_id();
   pools_[active_pool_];
   return active_pool_;
 }
@@ -103,7 +108,7 @@ void CachingAllocator::release_pool(int id) {
 }
 
 void CachingAllocator::release_cached_locked() {
-  if (free_.empty()) return;
+  if (std::all_of(free_.begin(), free_.end(), [](const auto& kv) { return kv.second.empty(); })) return;
   DeviceGuard guard(device_);
   // Cached blocks may still be read by queued kernels: wait for them first.
   // (A graph's pool keeps its blocks: the graph's replays use them.)

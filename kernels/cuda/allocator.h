@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -42,8 +43,9 @@ class CachingAllocator {
   void empty_cache();
   CudaMemoryStats stats() const;
 
-  // Allocations from now on come from a new pool, until end_pool(); returns
-  // its id. One pool at a time.
+  // This thread's allocations from now on come from a new pool, until
+  // end_pool(); returns its id. One pool at a time (other threads keep the
+  // common cache).
   int begin_pool();
   void end_pool();
   // The pool's graph is gone (after the device is idle): its free blocks,
@@ -69,6 +71,7 @@ class CachingAllocator {
   FreeLists free_;
   std::map<int, FreeLists> pools_;  // graph pools by id
   int active_pool_ = 0, next_pool_ = 1;
+  std::thread::id pool_thread_;  // the capturing thread, while active_pool_ != 0
   CudaMemoryStats stats_;
 };
 

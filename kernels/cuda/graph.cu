@@ -13,11 +13,16 @@ class CudaGraph final : public DeviceGraph {
  public:
   CudaGraph(CudaBackend& be, cudaGraphExec_t exec, int pool) : be_(be), exec_(exec), pool_(pool) {}
   ~CudaGraph() override {
-    cuda::DeviceGuard guard(be_.index());
-    // A replay may still run: its pool goes back only after it.
-    if (cudaStreamSynchronize(be_.stream()) != cudaSuccess) (void)cudaGetLastError();
-    if (cudaGraphExecDestroy(exec_) != cudaSuccess) (void)cudaGetLastError();
-    be_.allocator().release_pool(pool_);
+    // Never throws: after a sticky error (a trapped kernel) the device guard
+    // or the synchronise would, and a destructor must not.
+    try {
+      cuda::DeviceGuard guard(be_.index());
+      // A replay may still run: its pool goes back only after it.
+      if (cudaStreamSynchronize(be_.stream()) != cudaSuccess) (void)cudaGetLastError();
+      if (cudaGraphExecDestroy(exec_) != cudaSuccess) (void)cudaGetLastError();
+      be_.allocator().release_pool(pool_);
+    } catch (...) {
+    }
   }
   void replay() override {
     cuda::DeviceGuard guard(be_.index());
@@ -35,6 +40,10 @@ class CudaGraph final : public DeviceGraph {
 std::unique_ptr<DeviceGraph> CudaBackend::capture(std::function<void()> body) {
   SAGAN_CHECK(body != nullptr, "cuda:{}: capture of an empty body", index_);
   cuda::DeviceGuard guard(index_);
+  // The capture allocates everything anew in its pool and cannot empty the
+  // common cache mid-way (that synchronises): empty it first, so a large
+  // model does not hold both.
+  allocator_.empty_cache();
   const int pool = allocator_.begin_pool();
   // Thread-local mode: another thread's CUDA calls go on; this thread's
   // unsafe ones (a synchronisation, a pageable copy) fail the capture with

@@ -1,14 +1,12 @@
-// Fused multi-tensor optimiser updates: ONE launch updates every tensor of the
-// call. A table of per-tensor pointers and the running start offset of each
-// tensor in the concatenated index space goes to the device: as a kernel
-// parameter for up to kInline tensors (the training step's calls: no copy,
-// so a CUDA graph can record them), else by one async copy on the stream.
-// Each block takes a chunk of that space, finds the tensor of its first
-// element by binary search, and threads step to the next tensor as they
-// cross its end.
+// Fused multi-tensor optimiser updates: one launch updates up to 64 tensors
+// of the call (the training step's flat buffers: one launch). A table of
+// per-tensor pointers and the running start offset of each tensor in the
+// concatenated index space travels in the kernel's parameters (no host copy,
+// so a CUDA graph can record the launch); each block takes a chunk of that
+// space, finds the tensor of its first element by binary search, and threads
+// step to the next tensor as they cross its end.
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <vector>
 
 #include "kernels/cuda/cuda_backend.h"
@@ -98,27 +96,20 @@ struct EmaStep : Gate<T> {
   }
 };
 
-template <class F>
-__global__ void __launch_bounds__(kBlock)
-    multi_tensor_kernel(const Slot* slots, const int64_t* starts, int count, F f) {
-  if (f.off()) return;  // read by every thread: one cached load, no divergence
-  f.load();
-  for_each_element(slots, starts, count, f);
-}
-
-// Up to kInline tensors travel in the kernel's parameters (4 KiB at most):
-// __grid_constant__ lets the threads index them in place.
-constexpr int kInline = 64;
-struct InlineTable {
-  Slot slots[kInline];
-  int64_t starts[kInline + 1];
+// The tensors of one launch travel in the kernel's parameters (4 KiB at
+// most): __grid_constant__ lets the threads index them in place, and no
+// table is copied from the host, so a CUDA graph can record the launch. A
+// call over more than kGroup tensors is several launches.
+constexpr int kGroup = 64;
+struct GroupTable {
+  Slot slots[kGroup];
+  int64_t starts[kGroup + 1];  // element offsets within the group, starts[0] = 0
 };
-static_assert(sizeof(InlineTable) <= 3000, "the inline table and the functor must fit the 4 KiB parameter space");
+static_assert(sizeof(GroupTable) <= 3000, "the table and the functor must fit the 4 KiB parameter space");
 
 template <class F>
-__global__ void __launch_bounds__(kBlock)
-    multi_tensor_inline_kernel(const __grid_constant__ InlineTable table, int count, F f) {
-  if (f.off()) return;
+__global__ void __launch_bounds__(kBlock) multi_tensor_kernel(const __grid_constant__ GroupTable table, int count, F f) {
+  if (f.off()) return;  // read by every thread: one cached load, no divergence
   f.load();
   for_each_element(table.slots, table.starts, count, f);
 }
@@ -128,38 +119,25 @@ const T* gate_ptr(const std::optional<Tensor>& gate) {
   return gate ? static_cast<const T*>(gate->raw_data()) : nullptr;
 }
 
-// Uploads the slot table and start offsets; returns the device buffer.
-Buffer upload(CudaBackend& be, const char* op, const std::vector<Slot>& slots, const std::vector<int64_t>& starts) {
-  const size_t slot_bytes = slots.size() * sizeof(Slot), start_bytes = starts.size() * sizeof(int64_t);
-  std::vector<unsigned char> host(slot_bytes + start_bytes);
-  std::memcpy(host.data(), slots.data(), slot_bytes);
-  std::memcpy(host.data() + slot_bytes, starts.data(), start_bytes);
-  Buffer dev = be.buffer(host.size());
-  // Pageable source: the call returns once the bytes are staged, so `host`
-  // may go; the copy is ordered before the kernel on the stream.
-  SAGAN_CUDA_CHECK(op, cudaMemcpyAsync(dev.get(), host.data(), host.size(), cudaMemcpyHostToDevice, be.stream()));
-  return dev;
-}
-
+// One launch per group of up to kGroup tensors (starts: running element
+// offsets over the whole call, starts[0] = 0).
 template <class F>
 void launch(CudaBackend& be, const char* op, const std::vector<Slot>& slots, const std::vector<int64_t>& starts, F f) {
-  const int64_t total = starts.back();
-  if (total == 0) return;
-  const int64_t chunks = (total + kChunk - 1) / kChunk;
-  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(chunks, 8LL * be.sm_count()));
-  if (slots.size() <= static_cast<size_t>(kInline)) {
-    InlineTable t{};
-    std::copy(slots.begin(), slots.end(), t.slots);
-    std::copy(starts.begin(), starts.end(), t.starts);
-    multi_tensor_inline_kernel<F><<<grid, kBlock, 0, be.stream()>>>(t, static_cast<int>(slots.size()), f);
-    check_launch(op, "multi_tensor_inline_kernel", be.stream());
-    return;
+  for (size_t first = 0; first < slots.size(); first += kGroup) {
+    const size_t count = std::min<size_t>(kGroup, slots.size() - first);
+    GroupTable t{};
+    for (size_t i = 0; i < count; ++i) {
+      t.slots[i] = slots[first + i];
+      t.starts[i] = starts[first + i] - starts[first];
+    }
+    t.starts[count] = starts[first + count] - starts[first];
+    const int64_t total = t.starts[count];
+    if (total == 0) continue;
+    const int64_t chunks = (total + kChunk - 1) / kChunk;
+    const unsigned grid = static_cast<unsigned>(std::min<int64_t>(chunks, 8LL * be.sm_count()));
+    multi_tensor_kernel<F><<<grid, kBlock, 0, be.stream()>>>(t, static_cast<int>(count), f);
+    check_launch(op, "multi_tensor_kernel", be.stream());
   }
-  Buffer table = upload(be, op, slots, starts);
-  const Slot* dslots = table.get<Slot>();
-  const int64_t* dstarts = reinterpret_cast<const int64_t*>(table.get<unsigned char>() + slots.size() * sizeof(Slot));
-  multi_tensor_kernel<F><<<grid, kBlock, 0, be.stream()>>>(dslots, dstarts, static_cast<int>(slots.size()), f);
-  check_launch(op, "multi_tensor_kernel", be.stream());
 }
 }  // namespace
 

@@ -77,8 +77,8 @@ TEST_CASE("cuda fused adam and ema updates obey a gate on the device", "[cuda][o
   }
 }
 
-TEST_CASE("cuda fused adam over more tensors than the kernel's parameters hold", "[cuda][optim]") {
-  // Past 64 tensors the table goes to the device by a copy instead.
+TEST_CASE("cuda fused adam over more tensors than one launch takes", "[cuda][optim]") {
+  // Past 64 tensors a call is split into launches of at most 64.
   Rng gen(114);
   std::vector<Tensor> pc, pg, gc, gg, mc, mg, vc, vg;
   for (int i = 0; i < 70; ++i) {

@@ -120,16 +120,20 @@ TEST_CASE("cuda training in deterministic mode repeats bit for bit, resumed or n
 TEST_CASE("cuda step graph: replayed iterations equal plain ones bit for bit, with no cudaMalloc",
           "[cuda][trainer][step_graph]") {
   // Deterministic mode (the default), so plain steps repeat bit for bit and
-  // any difference is the graph's. ema_start = 2: both EMA phases' graphs.
+  // any difference is the graph's. ema_start = 3: each EMA phase runs one
+  // plain step, then captures (steps 1-2 the copy, 3-4 the average), then
+  // replays; gradient clipping on, so its device-side factor is captured too.
   auto ds = std::make_shared<TinyDataset>(24, 1000);
   TrainConfig cfg = small_config("cuda");
-  cfg.steps = 6;
+  cfg.steps = 8;
   cfg.n_dis = 2;
+  cfg.ema_start = 3;
+  cfg.grad_clip = 0.5;
   cfg.diffaug = GENERATE(std::string("none"), std::string("color,translation,cutout"));
   INFO("--diffaug " << cfg.diffaug);
   Trainer plain(cfg, ds), graphed(cfg, ds);
   graphed.set_step_graph(true);
-  for (int i = 0; i < 6; ++i) {
+  for (int i = 0; i < 8; ++i) {
     const StepStats a = plain.step();
     const int64_t mallocs = cuda_memory_stats(0).malloc_calls;
     const StepStats b = graphed.step();
@@ -137,9 +141,8 @@ TEST_CASE("cuda step graph: replayed iterations equal plain ones bit for bit, wi
     CHECK(a.loss_d == b.loss_d);
     CHECK(a.loss_g == b.loss_g);
     CHECK(a.d_fake == b.d_fake);
-    // Each EMA phase runs one plain step, then captures (steps 1-2 plain,
-    // 3 captured); replays (steps 4-6) allocate nothing.
-    if (i >= 3) CHECK(cuda_memory_stats(0).malloc_calls == mallocs);
+    CHECK(a.grad_norm_d == b.grad_norm_d);
+    if (i >= 4) CHECK(cuda_memory_stats(0).malloc_calls == mallocs);  // replays allocate nothing
   }
   require_same_state(plain, graphed);
 }
