@@ -285,12 +285,13 @@ StepStats Trainer::finish_iteration(const std::vector<Update>& updates) {
     }
   }
   const std::vector<double> read = concat(all, 0).to_vector();
+  // The first update the gate held back (a NaN gate): it and every later
+  // one were not made.
   std::vector<std::vector<std::pair<std::string, double>>> values(updates.size());
-  std::vector<bool> made(updates.size());
-  size_t k = 0;
+  size_t first_dropped = updates.size(), k = 0;
   for (size_t i = 0; i < updates.size(); ++i) {
     for (const auto& [name, v] : updates[i].values) values[i].emplace_back(name, read[k++]);
-    made[i] = !std::isnan(read[k++]);
+    if (std::isnan(read[k++]) && first_dropped == updates.size()) first_dropped = i;
   }
   StepStats st;
   for (size_t i = 0; i < updates.size(); ++i) {  // the last D update's values, as logged
@@ -307,14 +308,7 @@ StepStats Trainer::finish_iteration(const std::vector<Update>& updates) {
       st.grad_norm_g = cfg_.grad_clip > 0 ? value("grad_norm_g") : 0.0;
     }
   }
-  // The first update the gate held back: it and every later one were not
-  // made. The optimisers count the made ones before the guard may throw.
-  size_t first_dropped = updates.size();
-  for (size_t i = 0; i < updates.size(); ++i)
-    if (!made[i]) {
-      first_dropped = i;
-      break;
-    }
+  // The optimisers count the updates made before the guard may throw.
   int64_t made_d = 0, made_g = 0;
   for (size_t i = 0; i < first_dropped; ++i) ++(updates[i].is_d ? made_d : made_g);
   opt_d_->count_steps(made_d);

@@ -51,9 +51,8 @@ void check_gate(const char* op, const Tensor& gate, const Tensor& ref) {
               device_name(gate.device()), dtype_name(ref.dtype()), device_name(ref.device()));
 }
 
-std::optional<Tensor> optional_gate(const Tensor& gate) {
-  return gate.defined() ? std::optional<Tensor>(gate) : std::nullopt;
-}
+// An optional kernel argument (gate, scales): absent when undefined.
+std::optional<Tensor> optional_arg(const Tensor& t) { return t.defined() ? std::optional<Tensor>(t) : std::nullopt; }
 
 }  // namespace
 
@@ -94,7 +93,7 @@ void adam_update(std::vector<Tensor>& params, const std::vector<Tensor>& grads, 
                 dtype_name(ref.dtype()), device_name(ref.device()), shape_str(scales.shape()),
                 dtype_name(scales.dtype()), device_name(scales.device()));
   NoGradGuard ng;
-  backend_of(ref).adam_update(params, grads, m, v, h, optional_gate(gate), optional_gate(scales));
+  backend_of(ref).adam_update(params, grads, m, v, h, optional_arg(gate), optional_arg(scales));
 }
 
 void ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double decay, const Tensor& gate) {
@@ -112,7 +111,7 @@ void ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, dou
   }
   check_gate(op, gate, ref);
   NoGradGuard ng;
-  backend_of(ref).ema_update(ema, params, decay, optional_gate(gate));
+  backend_of(ref).ema_update(ema, params, decay, optional_arg(gate));
 }
 
 }  // namespace sagan

@@ -15,10 +15,14 @@ size_t CachingAllocator::round_size(size_t n) {
   return (n + step - 1) / step * step;
 }
 
+namespace {
+// Requests beyond any device fail without asking the driver; the limit also
+// keeps round_size clear of overflow.
+constexpr size_t kLimit = size_t(1) << 60;
+}  // namespace
+
 void* CachingAllocator::allocate(size_t nbytes) {
   if (nbytes == 0) return nullptr;
-  // Beyond any device; also keeps round_size clear of overflow.
-  constexpr size_t kLimit = size_t(1) << 60;
   std::lock_guard<std::mutex> lock(mu_);
   const size_t size = nbytes > kLimit ? nbytes : round_size(nbytes);
   const int pool = active_pool_ != 0 && std::this_thread::get_id() == pool_thread_ ? active_pool_ : 0;
@@ -42,7 +46,6 @@ void* CachingAllocator::allocate(size_t nbytes) {
 }
 
 void* CachingAllocator::cuda_malloc_locked(size_t size, size_t nbytes, bool in_capture) {
-  constexpr size_t kLimit = size_t(1) << 60;
   DeviceGuard guard(device_);
   // Under stream capture cudaMalloc counts as unsafe (it may synchronise);
   // it is not queued on the stream, so the capture may go on around it.

@@ -114,9 +114,10 @@ __global__ void __launch_bounds__(kBlock) multi_tensor_kernel(const __grid_const
   for_each_element(table.slots, table.starts, count, f);
 }
 
+// The device data of an optional argument (gate, scales), or null.
 template <class T>
-const T* gate_ptr(const std::optional<Tensor>& gate) {
-  return gate ? static_cast<const T*>(gate->raw_data()) : nullptr;
+const T* data_or_null(const std::optional<Tensor>& t) {
+  return t ? static_cast<const T*>(t->raw_data()) : nullptr;
 }
 
 // One launch per group of up to kGroup tensors (starts: running element
@@ -158,9 +159,9 @@ void CudaBackend::adam_update(std::vector<Tensor>& params, const std::vector<Ten
   const AdamScales sc = adam_scales(h, h.step);
   dispatch_float(dt, op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    AdamStep<T> f{{gate_ptr<T>(gate)},          static_cast<T>(sc.step_size),  static_cast<T>(sc.sqrt_bc2),
+    AdamStep<T> f{{data_or_null<T>(gate)},          static_cast<T>(sc.step_size),  static_cast<T>(sc.sqrt_bc2),
                   static_cast<T>(h.beta1),       static_cast<T>(h.beta2),       static_cast<T>(1.0 - h.beta1),
-                  static_cast<T>(1.0 - h.beta2), static_cast<T>(h.eps),         gate_ptr<T>(scales)};
+                  static_cast<T>(1.0 - h.beta2), static_cast<T>(h.eps),         data_or_null<T>(scales)};
     launch(*this, op, slots, starts, f);
   });
 }
@@ -180,7 +181,7 @@ void CudaBackend::ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>
   }
   dispatch_float(dt, op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    launch(*this, op, slots, starts, EmaStep<T>{{gate_ptr<T>(gate)}, static_cast<T>(decay), static_cast<T>(1.0 - decay)});
+    launch(*this, op, slots, starts, EmaStep<T>{{data_or_null<T>(gate)}, static_cast<T>(decay), static_cast<T>(1.0 - decay)});
   });
 }
 
