@@ -4,6 +4,7 @@
 #include "core/backend.h"
 
 #include <atomic>
+#include <cstring>
 #include <string_view>
 #include <tuple>
 
@@ -112,7 +113,33 @@ class RerunGraph final : public DeviceGraph {
  private:
   std::function<void()> body_;
 };
+class HostUploader final : public Uploader {
+ public:
+  HostUploader(Backend& be, size_t capacity) : be_(be), host_(capacity), landing_(capacity) {}
+  size_t capacity() const override { return host_.size(); }
+  void* host() override { return host_.data(); }
+  void send(size_t nbytes) override {
+    SAGAN_CHECK(nbytes <= host_.size(), "{}: upload of {} bytes into a stage of {}", be_.name(), nbytes,
+                host_.size());
+    std::memcpy(landing_.data(), host_.data(), nbytes);
+  }
+  void take(const std::vector<Piece>& pieces) override {
+    for (const Piece& p : pieces) {
+      SAGAN_CHECK(p.offset + p.nbytes <= landing_.size(), "{}: upload piece [{}, {}) past a stage of {} bytes",
+                  be_.name(), p.offset, p.offset + p.nbytes, landing_.size());
+      be_.copy_from_host(p.dst, landing_.data() + p.offset, p.nbytes);
+    }
+  }
+
+ private:
+  Backend& be_;
+  std::vector<std::byte> host_, landing_;
+};
 }  // namespace
+
+std::unique_ptr<Uploader> Backend::make_uploader(size_t capacity) {
+  return std::make_unique<HostUploader>(*this, capacity);
+}
 
 std::unique_ptr<DeviceGraph> Backend::capture(std::function<void()> body) {
   SAGAN_CHECK(body != nullptr, "{}: capture of an empty body", name());

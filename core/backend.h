@@ -110,6 +110,30 @@ class DeviceGraph {
   virtual void replay() = 0;
 };
 
+// Host-to-device copies that run while the device works on earlier launches
+// (core/upload_stage.h packs tensors into them). One send at a time, and
+// each send taken before the next:
+//   host()        memory of capacity() bytes to fill (page-locked on CUDA);
+//                 waits until the previous send has read it;
+//   send(n)       copies host()[0, n) to a landing buffer on the device (on
+//                 CUDA by a copy stream, once the previous take has read the
+//                 landing buffer), and returns without waiting for it;
+//   take(pieces)  queues behind the device's earlier work, and after the
+//                 send, copies of landing-buffer pieces into device memory.
+class Uploader {
+ public:
+  struct Piece {
+    void* dst;      // device memory of the backend
+    size_t offset;  // in the landing buffer
+    size_t nbytes;
+  };
+  virtual ~Uploader() = default;
+  virtual size_t capacity() const = 0;
+  virtual void* host() = 0;
+  virtual void send(size_t nbytes) = 0;
+  virtual void take(const std::vector<Piece>& pieces) = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -136,6 +160,10 @@ class Backend {
   // So body must leave what a replay's reader needs in tensors (whose
   // buffers a CUDA replay rewrites), not in host variables.
   virtual std::unique_ptr<DeviceGraph> capture(std::function<void()> body);
+  // An Uploader of `capacity` bytes. The default, for backends whose copies
+  // are synchronous (the CPU), sends by a copy into a host landing buffer
+  // and takes with copy_from_host.
+  virtual std::unique_ptr<Uploader> make_uploader(size_t capacity);
 
   // ---- kernels: one method per line of core/kernels.def ----
   // Each checks that its tensors are on this device, then runs this

@@ -36,7 +36,9 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
       rng_(cfg_.seed ^ kSampleStream),
       diffaug_(nn::DiffAugmentPolicy::parse(cfg_.diffaug)),
       aug_rng_(cfg_.seed ^ kAugmentStream),
-      nan_guard_(cfg_.on_nan, cfg_.max_nan_skips) {
+      nan_guard_(cfg_.on_nan, cfg_.max_nan_skips),
+      inputs_stage_(device_),
+      scales_stage_(device_) {
   SAGAN_CHECK(dataset_ != nullptr, "Trainer: no data set");
   set_cuda_deterministic(cfg_.deterministic);  // process-wide: every CUDA op from here on
   set_matmul_precision(parse_matmul_precision(cfg_.precision, "precision"));  // process-wide too
@@ -131,14 +133,26 @@ Tensor Trainer::sample(const Tensor& z, const Tensor& y) {
 
 TrainingParts Trainer::parts() const { return {*g_, *d_, *g_ema_, *opt_g_, *opt_d_}; }
 
+Trainer::DrawState Trainer::draw_state() const {
+  return {rng_.seed(), rng_.position(), aug_rng_.seed(), aug_rng_.position(), loader_->state()};
+}
+
+void Trainer::set_draw_state(const DrawState& s) {
+  rng_.set_state(s.rng_seed, s.rng_position);
+  aug_rng_.set_state(s.aug_seed, s.aug_position);
+  if (!(loader_->state() == s.loader)) loader_->set_state(s.loader);
+}
+
 TrainerCounters Trainer::counters() const {
+  // Inputs drawn ahead are not part of the state: a resume draws them again.
+  const DrawState d = prefetched_ ? *prefetched_ : draw_state();
   TrainerCounters c;
   c.step = step_;
-  c.rng_seed = rng_.seed();
-  c.rng_position = rng_.position();
-  c.aug_seed = aug_rng_.seed();
-  c.aug_position = aug_rng_.position();
-  c.loader = loader_->state();
+  c.rng_seed = d.rng_seed;
+  c.rng_position = d.rng_position;
+  c.aug_seed = d.aug_seed;
+  c.aug_position = d.aug_position;
+  c.loader = d.loader;
   c.skipped_steps = nan_guard_.skipped_total();
   return c;
 }
@@ -159,6 +173,8 @@ void Trainer::load_checkpoint(const std::string& path) {
               file.path, file.config.world_size, file.config.world_size, file.config.batch_size, cfg_.world_size,
               cfg_.world_size, cfg_.batch_size, file.config.world_size);
   TrainerCounters c = restore_training_checkpoint(file, cfg_.model, parts());
+  prefetched_.reset();  // drawn from the state this replaces
+  inputs_stage_.discard();
   step_ = c.step;
   rng_.set_state(c.rng_seed, c.rng_position);
   if (c.has_aug_rng) aug_rng_.set_state(c.aug_seed, c.aug_position);

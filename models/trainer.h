@@ -21,16 +21,22 @@
 // or with --on-nan skip only drops them.
 // The host never waits for the device inside an iteration (core/sync_free.h):
 // the values above are read once, at its end, so the GPU's queue stays full.
+// step() draws the next iteration's inputs and sends them to the device
+// (core/upload_stage.h) before that read, so on a GPU their copy overlaps
+// this iteration's work; checkpoints record the loader and the RNGs as they
+// were before that draw.
 // DiffAugment draws from its own Rng (saved in checkpoints), so z and fake
 // labels are the same with and without it; sampling, the EMA generator and
 // the FD never see it.
 #pragma once
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/io/safetensors.h"
+#include "core/upload_stage.h"
 #include "core/rng.h"
 #include "dist/communicator.h"
 #include "layers/adam.h"
@@ -91,12 +97,16 @@ class Trainer {
           std::shared_ptr<dist::Communicator> comm = nullptr);
   ~Trainer();
 
-  // One iteration on inputs drawn from the loader and the RNG.
-  StepStats step() { return step(draw_inputs()); }
+  // One iteration on inputs drawn from the loader and the RNG; before
+  // reading the iteration's values it draws and sends the next iteration's
+  // (an error in drawing those is raised by the next step(), which draws
+  // them again).
+  StepStats step();
   // One iteration on the given inputs (see StepInputs); the loader and the
   // RNG are not touched.
   StepStats step(const StepInputs& inputs);
-  // The next iteration's inputs; advances the loader and the RNG.
+  // The next iteration's inputs; advances the loader and the RNG. (Inputs
+  // step() had drawn ahead are put back first.)
   StepInputs draw_inputs();
   int64_t step_count() const { return step_; }
   const TrainConfig& config() const { return cfg_; }
@@ -159,8 +169,25 @@ class Trainer {
     std::vector<Update> updates;  // written by run_updates
   };
 
-  // Copies an iteration's inputs and its updates' Adam factors into buffers_.
-  void stage_inputs(const StepInputs& in);
+  // The RNGs' and the loader's positions: what draw_inputs changes.
+  struct DrawState {
+    uint64_t rng_seed, rng_position, aug_seed, aug_position;
+    data::LoaderState loader;
+  };
+  DrawState draw_state() const;
+  void set_draw_state(const DrawState& s);
+  // The inputs of the iteration that runs when step_ == at_step.
+  StepInputs draw_inputs_at(int64_t at_step);
+  // Checks the inputs of the iteration at at_step, draws its DiffAugment
+  // parameters, and sends them all towards buffers_ (taken by run_iteration).
+  void send_inputs(const StepInputs& in, int64_t at_step);
+  // Draws and sends the next iteration's inputs (step()).
+  void prefetch_inputs();
+  // Puts inputs drawn ahead back: the draw state as before them.
+  void cancel_prefetch();
+  // The sent inputs and this iteration's Adam factors into buffers_, the
+  // updates (or their graph), the next inputs when `prefetch`, the read.
+  StepStats run_iteration(bool prefetch);
   // The iteration's updates, reading buffers_ only (a graph replays them).
   void run_updates();
   // The hinge loss of D; d_real and d_fake get D's mean outputs (0-d, on the device).
@@ -195,13 +222,17 @@ class Trainer {
   int64_t step_ = 0;
   std::unique_ptr<DataParallel> dp_;  // set when one rank of a data-parallel job
   std::unique_ptr<StepBuffers> buffers_;
+  UploadStage inputs_stage_, scales_stage_;  // into buffers_
+  // Set while the next iteration's inputs are drawn and sent ahead: the draw
+  // state before them (what checkpoints record).
+  std::optional<DrawState> prefetched_;
   bool step_graph_ = false;
   struct StepGraph {
     std::unique_ptr<DeviceGraph> graph;
     int plain_runs = 0;
   };
   std::map<int, StepGraph> graphs_;  // by EMA phase: 0 copy, 1 average
-  void rank_streams_at_step(bool latents);
+  void rank_streams_at_step(int64_t at_step, bool latents);
 };
 
 // The device named by a --device string: "auto" is cuda when a GPU is

@@ -1,7 +1,8 @@
 // One training iteration (Trainer::step, models/trainer.h): the inputs
-// staged on the device, the D and G updates in a sync-free region (or a
-// replay of their device graph), and the one read of their values that
-// settles the NaN guard and the optimisers' counts.
+// sent to the device (by step(), during the iteration before), the D and G
+// updates in a sync-free region (or a replay of their device graph), and the
+// one read of their values that settles the NaN guard and the optimisers'
+// counts.
 #include <cmath>
 
 #include "core/ops.h"
@@ -37,10 +38,10 @@ void check_labels(const Tensor& y, int64_t classes, const char* what) {
 // every iteration at position step << 32 of the rank's own seed: a resumed
 // rank finds its streams from the step alone (a checkpoint holds rank 0's).
 // An iteration draws far fewer than 2^32 words.
-void Trainer::rank_streams_at_step(bool latents) {
+void Trainer::rank_streams_at_step(int64_t at_step, bool latents) {
   if (!dp_ || dp_->size() == 1) return;
   Rng& r = latents ? rng_ : aug_rng_;
-  r.set_state(r.seed(), static_cast<uint64_t>(step_) << 32);
+  r.set_state(r.seed(), static_cast<uint64_t>(at_step) << 32);
 }
 
 void Trainer::set_requires_grad(nn::Module& m, bool on) {
@@ -109,7 +110,12 @@ void Trainer::update_ema(const Tensor& gate) {
 }
 
 StepInputs Trainer::draw_inputs() {
-  rank_streams_at_step(/*latents=*/true);
+  cancel_prefetch();
+  return draw_inputs_at(step_);
+}
+
+StepInputs Trainer::draw_inputs_at(int64_t at_step) {
+  rank_streams_at_step(at_step, /*latents=*/true);
   const int64_t B = cfg_.batch_size, K = cfg_.model.num_classes;
   auto fake_labels = [&]() {
     if (K == 0) return Tensor();
@@ -129,44 +135,43 @@ StepInputs Trainer::draw_inputs() {
   return in;
 }
 
-void Trainer::stage_inputs(const StepInputs& in) {
+void Trainer::send_inputs(const StepInputs& in, int64_t at_step) {
+  SAGAN_CHECK(static_cast<int64_t>(in.d.size()) == cfg_.n_dis, "Trainer::step: {} D-step inputs for n_dis {}",
+              in.d.size(), cfg_.n_dis);
   const bool conditional = cfg_.model.num_classes > 0;
-  // Copies src (host or device, any float dtype for floats) into buf, made
-  // on the first call or when the shape changes (graphs made for the old
-  // buffers are dropped then).
-  auto put = [&](Tensor& buf, const Tensor& src, DType dt) {
-    Tensor v = src.detach().to(dt);
-    if (!buf.defined() || buf.shape() != v.shape()) {
-      buf = Tensor::empty(v.shape(), dt, device_);
-      graphs_.clear();
-    }
-    buf.copy_(v);
-  };
   // Labels are checked on the host first: inside the sync-free region the
-  // embeddings cannot read device indices back to check them.
-  auto put_labels = [&](Tensor& buf, const Tensor& y, const char* what) {
-    if (!conditional) return;
-    check_labels(y, cfg_.model.num_classes, what);
-    put(buf, y, DType::I64);
-  };
+  // embeddings cannot read device indices back to check them. Nothing is
+  // drawn or sent before every check has passed.
+  if (conditional) {
+    for (const StepInputs::DStep& ds : in.d) {
+      check_labels(ds.labels, cfg_.model.num_classes, "labels");
+      check_labels(ds.fake_labels, cfg_.model.num_classes, "fake_labels");
+    }
+    check_labels(in.fake_labels, cfg_.model.num_classes, "fake_labels");
+  }
   if (!buffers_) buffers_ = std::make_unique<StepBuffers>();
   StepBuffers& b = *buffers_;
+  inputs_stage_.discard();
+  // A buffer made anew (the first time, or another shape) invalidates the
+  // graphs recorded over the old one.
+  auto put = [&](Tensor& buf, const Tensor& src, DType dt) {
+    if (inputs_stage_.add(buf, src, dt)) graphs_.clear();
+  };
   b.d.resize(in.d.size());
   for (size_t i = 0; i < in.d.size(); ++i) {
     const StepInputs::DStep& ds = in.d[i];
     put(b.d[i].images, ds.images, dtype_);
     put(b.d[i].z, ds.z, dtype_);
     if (conditional) {
-      check_labels(ds.labels, cfg_.model.num_classes, "labels");
-      check_labels(ds.fake_labels, cfg_.model.num_classes, "fake_labels");
       put(b.d[i].y_all, concat({ds.labels.to(Device::cpu()), ds.fake_labels.to(Device::cpu())}, 0), DType::I64);
       b.d[i].fake_labels = b.d[i].y_all.slice(0, ds.labels.size(0), b.d[i].y_all.size(0));
     }
   }
   put(b.z, in.z, dtype_);
-  put_labels(b.fake_labels, in.fake_labels, "fake_labels");
+  if (conditional) put(b.fake_labels, in.fake_labels, DType::I64);
   // DiffAugment's draws, in the order the updates use them (each D step's
-  // [real; fake], then the G step's fakes), made into device tensors here.
+  // [real; fake], then the G step's fakes), made into tensors here.
+  rank_streams_at_step(at_step, /*latents=*/false);
   auto put_aug = [&](nn::DiffAugmentTensors& buf, const Shape& shape) {
     if (!diffaug_.any()) return;
     const nn::DiffAugmentParams p = nn::draw_diffaugment(diffaug_, shape[0], shape[2], shape[3], aug_rng_);
@@ -181,17 +186,27 @@ void Trainer::stage_inputs(const StepInputs& in) {
     put_aug(di.aug, both);
   }
   put_aug(b.g_aug, b.d.at(0).images.shape());
-  // Update n of each optimiser: its count so far plus its place in the
-  // iteration (an update held back leaves the later ones of the iteration
-  // held back too, so these numbers are right for every update made).
-  std::vector<double> scales;
-  for (int64_t i = 0; i < cfg_.n_dis; ++i) {
-    const AdamScales sc = adam_scales(opt_d_->options(), opt_d_->step_count() + i + 1);
-    scales.insert(scales.end(), {sc.step_size, sc.sqrt_bc2});
+  inputs_stage_.send();
+}
+
+void Trainer::prefetch_inputs() {
+  const DrawState before = draw_state();
+  try {
+    send_inputs(draw_inputs_at(step_ + 1), step_ + 1);
+    prefetched_ = before;
+  } catch (...) {
+    // Raised by the next step(), which draws these inputs again: this
+    // iteration's results stand.
+    inputs_stage_.discard();
+    set_draw_state(before);
   }
-  const AdamScales sg = adam_scales(opt_g_->options(), opt_g_->step_count() + 1);
-  scales.insert(scales.end(), {sg.step_size, sg.sqrt_bc2});
-  put(b.adam_scales, Tensor::from_vector(scales, {cfg_.n_dis + 1, 2}, DType::F64), dtype_);
+}
+
+void Trainer::cancel_prefetch() {
+  if (!prefetched_) return;
+  inputs_stage_.discard();
+  set_draw_state(*prefetched_);
+  prefetched_.reset();
 }
 
 void Trainer::run_updates() {
@@ -250,11 +265,36 @@ void Trainer::run_updates() {
   set_requires_grad(*d_, true);
 }
 
+StepStats Trainer::step() {
+  if (!prefetched_) send_inputs(draw_inputs_at(step_), step_);
+  prefetched_.reset();
+  return run_iteration(/*prefetch=*/true);
+}
+
 StepStats Trainer::step(const StepInputs& in) {
-  SAGAN_CHECK(static_cast<int64_t>(in.d.size()) == cfg_.n_dis, "Trainer::step: {} D-step inputs for n_dis {}",
-              in.d.size(), cfg_.n_dis);
-  rank_streams_at_step(/*latents=*/false);
-  stage_inputs(in);
+  cancel_prefetch();
+  send_inputs(in, step_);
+  return run_iteration(/*prefetch=*/false);
+}
+
+StepStats Trainer::run_iteration(bool prefetch) {
+  StepBuffers& b = *buffers_;
+  inputs_stage_.take();
+  // Update n of each optimiser: its count so far plus its place in the
+  // iteration (an update held back leaves the later ones of the iteration
+  // held back too, so these numbers are right for every update made). They
+  // depend on the iteration before, so they are sent now.
+  std::vector<double> scales;
+  for (int64_t i = 0; i < cfg_.n_dis; ++i) {
+    const AdamScales sc = adam_scales(opt_d_->options(), opt_d_->step_count() + i + 1);
+    scales.insert(scales.end(), {sc.step_size, sc.sqrt_bc2});
+  }
+  const AdamScales sg = adam_scales(opt_g_->options(), opt_g_->step_count() + 1);
+  scales.insert(scales.end(), {sg.step_size, sg.sqrt_bc2});
+  if (scales_stage_.add(b.adam_scales, Tensor::from_vector(scales, {cfg_.n_dis + 1, 2}, DType::F64), dtype_))
+    graphs_.clear();
+  scales_stage_.send();
+  scales_stage_.take();
   // The updates queue on the device without the host waiting for any of
   // them (core/sync_free.h): each is gated on the device, and the host
   // reads every value once, after the last. With a step graph they are
@@ -271,7 +311,10 @@ StepStats Trainer::step(const StepInputs& in) {
     if (!graph->graph) graph->graph = backend_for(device_).capture([this] { run_updates(); });
     graph->graph->replay();
   }
-  return finish_iteration(buffers_->updates);
+  // The next iteration's inputs go to the device while this one runs (an
+  // upload's copy waits for this iteration's take, not for its end).
+  if (prefetch) prefetch_inputs();
+  return finish_iteration(b.updates);
 }
 
 StepStats Trainer::finish_iteration(const std::vector<Update>& updates) {

@@ -2,6 +2,7 @@
 // uninterrupted run), checkpoint round trip and corrupt-checkpoint errors.
 #include <unistd.h>
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
@@ -129,6 +130,89 @@ TEST_CASE("a step graph trains exactly like plain steps, across ema_start, with 
   TrainConfig on_cpu = c;
   on_cpu.cuda_graph = true;  // the option itself wants a GPU
   REQUIRE_THROWS_WITH(Trainer(on_cpu, ds), Catch::Contains("--cuda-graph: needs a CUDA device; this run is on cpu"));
+}
+
+namespace {
+// TinyDataset whose examples fail to load from the (k+1)-th get() on: the
+// loader's worker reads examples in the order of its batches, so batch
+// n = k / batch_size + 1 (counted from 1) is the first to fail.
+class FailingAfter : public TinyDataset {
+ public:
+  FailingAfter(int64_t n, int64_t k) : TinyDataset(n), k_(k) {}
+  data::Example get(int64_t i) const override {
+    SAGAN_CHECK(gets_++ < k_, "example {} could not be read", i);
+    return TinyDataset::get(i);
+  }
+
+ private:
+  int64_t k_;
+  mutable std::atomic<int64_t> gets_{0};
+};
+}  // namespace
+
+TEST_CASE("step() sends the next inputs ahead and changes nothing by it", "[trainer][prefetch]") {
+  // step() draws the next iteration's inputs before reading this one's
+  // values (on a GPU their copy overlaps the iteration). The values, the
+  // models and every checkpointed counter (RNG and loader positions: those
+  // before the draw ahead) are those of drawing each iteration's inputs
+  // when it starts; draw_inputs() and step(inputs) put the drawn-ahead
+  // inputs back first.
+  auto ds = std::make_shared<TinyDataset>(16);
+  TrainConfig c = tiny_config();
+  c.n_dis = 2;
+  c.ema_start = 3;
+  c.diffaug = GENERATE(std::string("none"), std::string("color,translation,cutout"));
+  INFO("--diffaug " << c.diffaug);
+  Trainer ahead(c, ds), plain(c, ds);
+  auto same_state = [&] {
+    const NamedTensors pa = ahead.checkpoint_tensors(), pb = plain.checkpoint_tensors();
+    REQUIRE(pa.size() == pb.size());
+    for (size_t i = 0; i < pa.size(); ++i) {
+      INFO(pa[i].first);
+      CHECK(pa[i].second.to_vector() == pb[i].second.to_vector());
+    }
+  };
+  for (int i = 0; i < 6; ++i) {
+    // Iteration 4 of `ahead` runs on inputs it drew itself after drawing
+    // ahead during iteration 3.
+    const StepStats a = i == 3 ? ahead.step(ahead.draw_inputs()) : ahead.step();
+    const StepStats b = plain.step(plain.draw_inputs());
+    INFO("step " << b.step);
+    CHECK(a.loss_d == b.loss_d);
+    CHECK(a.loss_g == b.loss_g);
+    CHECK(a.d_fake == b.d_fake);
+    if (i == 1 || i == 5) same_state();
+  }
+}
+
+TEST_CASE("an input that fails to load while drawn ahead fails the step that uses it", "[trainer][prefetch]") {
+  // Batch 4, n_dis 2: iteration 2 reads examples 9-16, and the 13th read
+  // fails, after iteration 2's first batch and latents are drawn. Iteration
+  // 1 draws them ahead, keeps its own results, puts the loader and the RNGs
+  // back, and leaves the error to iteration 2, which draws again.
+  TrainConfig c = tiny_config();
+  c.n_dis = 2;
+  Trainer probe(c, std::make_shared<FailingAfter>(16, 12));
+  const StepStats want = probe.step(probe.draw_inputs());
+  REQUIRE_THROWS_WITH(probe.draw_inputs(), Catch::Contains("could not be read"));
+
+  Trainer t(c, std::make_shared<FailingAfter>(16, 12));
+  const StepStats s = t.step();
+  CHECK(s.loss_d == want.loss_d);
+  CHECK(s.loss_g == want.loss_g);
+  REQUIRE_THROWS_WITH(t.step(), Catch::Contains("could not be read"));
+  CHECK(t.step_count() == 1);
+  CHECK(t.optimizer_d().step_count() == 2);
+  // Its state, RNG and loader positions included, is that of one clean
+  // iteration: a checkpoint of it resumes where the data left off.
+  Trainer clean(c, std::make_shared<TinyDataset>(16));
+  clean.step();
+  const NamedTensors a = t.checkpoint_tensors(), b = clean.checkpoint_tensors();
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO(a[i].first);
+    CHECK(a[i].second.to_vector() == b[i].second.to_vector());
+  }
 }
 
 TEST_CASE("each model's parameters are flat: one Adam call per step, EMA over whole buffers", "[trainer][flat]") {

@@ -113,6 +113,8 @@ class CudaBackend final : public Backend {
   void synchronize() override;
   // A CUDA graph of body's work (graph.cu; see Backend::capture).
   std::unique_ptr<DeviceGraph> capture(std::function<void()> body) override;
+  // Page-locked host memory and a copy stream (uploader.cpp).
+  std::unique_ptr<Uploader> make_uploader(size_t capacity) override;
 
   // The kernels of SAGAN_CUDA_KERNELS, with the parameters core/kernels.def
   // gives them (declared through their signature types).

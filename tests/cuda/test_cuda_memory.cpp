@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "core/ops.h"
+#include "core/upload_stage.h"
 #include "tests/cuda/parity.h"
 
 using namespace sagan;
@@ -149,6 +150,44 @@ TEST_CASE("cuda caching allocator makes no cudaMalloc in a repeated step", "[cud
   REQUIRE(cuda_memory_stats(0).bytes_cached == 0);
   step();
   REQUIRE(cuda_memory_stats(0).malloc_calls > after.malloc_calls);
+}
+
+TEST_CASE("cuda upload stage: a send runs beside earlier work, a take lands in stream order", "[cuda][memory][upload]") {
+  // The copy stream writes the landing buffer while the backend's stream
+  // runs: work queued before take() still reads the old values, work after
+  // it the new ones, and host memory is never rewritten under a copy.
+  UploadStage stage(dev());
+  const int64_t n = (1 << 20) + 3;
+  Tensor buf;
+  Rng gen(5);
+  Tensor slow = Tensor::randn({1536, 1536}, gen, DType::F32, dev());
+  for (int round = 0; round < 4; ++round) {
+    INFO("round " << round);
+    const double v = 1.0 + round;
+    stage.add(buf, Tensor::full({n}, v, DType::F64), DType::F32);
+    stage.send();
+    // Keep the stream busy while the copy runs; queue a read of buf, then
+    // the take, then another read, and only then look at both.
+    Tensor busy = slow;
+    for (int i = 0; i < 8; ++i) busy = matmul(busy, slow) * (1.0 / 64.0);
+    Tensor before;
+    if (round > 0) before = mul(buf, 1.0);  // round 0: buf was just made
+    stage.take();
+    Tensor after = mul(buf, 2.0);
+    if (round > 0)
+      CHECK(before.to(Device::cpu()).to_vector() == std::vector<double>(static_cast<size_t>(n), v - 1.0));
+    CHECK(after.to(Device::cpu()).to_vector() == std::vector<double>(static_cast<size_t>(n), 2.0 * v));
+  }
+  // Sends of the same size reuse the stage's memory and the buffer.
+  const CudaMemoryStats before = cuda_memory_stats(0);
+  for (int i = 0; i < 3; ++i) {
+    stage.add(buf, Tensor::full({n}, 9.0, DType::F32), DType::F32);
+    stage.send();
+    stage.take();
+  }
+  gpu().synchronize();
+  CHECK(cuda_memory_stats(0).malloc_calls == before.malloc_calls);
+  CHECK(buf.to(Device::cpu()).to_vector() == std::vector<double>(static_cast<size_t>(n), 9.0));
 }
 
 TEST_CASE("cuda out of memory names the bytes requested and free", "[cuda][memory]") {
