@@ -4,6 +4,8 @@
 #include <nccl.h>
 
 #include <cstdlib>
+#include <mutex>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/cuda/cuda_backend.h"
@@ -24,45 +26,71 @@ struct NcclCommunicator::State {
   ncclComm_t comm = nullptr;
   cudaStream_t comm_stream = nullptr;
   cudaStream_t compute = nullptr;  // the CUDA backend's stream of this device
+  // Events for the pending reductions, reused: none is created or destroyed
+  // while a step graph is being captured (after the first plain iteration
+  // the pool holds all a step needs).
+  std::mutex mu;
+  std::vector<cudaEvent_t> free_events;
+  cudaEvent_t take_event() {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!free_events.empty()) {
+      cudaEvent_t e = free_events.back();
+      free_events.pop_back();
+      return e;
+    }
+    cudaEvent_t e = nullptr;
+    check_cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
+    return e;
+  }
+  void give_event(cudaEvent_t e) {
+    std::lock_guard<std::mutex> lock(mu);
+    free_events.push_back(e);
+  }
 };
 
 namespace {
+// Under stream capture (a step graph, Backend::capture) the two event
+// records and waits become the graph's edges into and out of the
+// communication stream, and the all-reduce a node between them.
 class NcclPending final : public PendingReduce {
  public:
-  NcclPending(const Tensor& t, ncclComm_t comm, cudaStream_t compute, cudaStream_t comm_stream, int device)
-      : keep_(t), compute_(compute), device_(device) {
+  NcclPending(const Tensor& t, NcclCommunicator::State& st, int device) : keep_(t), st_(st), device_(device) {
     cuda::DeviceGuard dg(device_);
-    cudaEvent_t grads_done = nullptr;
-    check_cuda(cudaEventCreateWithFlags(&grads_done, cudaEventDisableTiming), "cudaEventCreate");
-    check_cuda(cudaEventRecord(grads_done, compute), "cudaEventRecord");
-    check_cuda(cudaStreamWaitEvent(comm_stream, grads_done, 0), "cudaStreamWaitEvent");
-    check_cuda(cudaEventDestroy(grads_done), "cudaEventDestroy");  // released once it has fired
-    check_nccl(ncclAllReduce(t.raw_data(), t.raw_data(), static_cast<size_t>(t.numel()), nccl_type(t), ncclSum, comm,
-                             comm_stream),
+    grads_done_ = st_.take_event();
+    done_ = st_.take_event();
+    check_cuda(cudaEventRecord(grads_done_, st_.compute), "cudaEventRecord");
+    check_cuda(cudaStreamWaitEvent(st_.comm_stream, grads_done_, 0), "cudaStreamWaitEvent");
+    check_nccl(ncclAllReduce(t.raw_data(), t.raw_data(), static_cast<size_t>(t.numel()), nccl_type(t), ncclSum,
+                             st_.comm, st_.comm_stream),
                "ncclAllReduce");
-    check_cuda(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming), "cudaEventCreate");
-    check_cuda(cudaEventRecord(done_, comm_stream), "cudaEventRecord");
+    check_cuda(cudaEventRecord(done_, st_.comm_stream), "cudaEventRecord");
   }
   ~NcclPending() override {
-    if (done_) {
-      // The compute stream must not reuse the bucket's memory before NCCL is
-      // done with it.
-      cuda::DeviceGuard dg(device_);
-      (void)cudaStreamWaitEvent(compute_, done_, 0);
-      (void)cudaEventDestroy(done_);
-    }
+    // The compute stream must not reuse the bucket's memory before NCCL is
+    // done with it. Each event is re-recorded only after this wait.
+    cuda::DeviceGuard dg(device_);
+    (void)cudaStreamWaitEvent(st_.compute, done_, 0);
+    st_.give_event(grads_done_);
+    st_.give_event(done_);
   }
-  bool test() override { return cudaEventQuery(done_) == cudaSuccess; }
+  // Queried only outside a capture: there the event stands for a graph
+  // node, and a query would invalidate the capture. NCCL needs no polling.
+  bool test() override {
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(st_.compute, &capturing) != cudaSuccess || capturing != cudaStreamCaptureStatusNone)
+      return false;
+    return cudaEventQuery(done_) == cudaSuccess;
+  }
   void wait() override {
     cuda::DeviceGuard dg(device_);
-    check_cuda(cudaStreamWaitEvent(compute_, done_, 0), "cudaStreamWaitEvent");
+    check_cuda(cudaStreamWaitEvent(st_.compute, done_, 0), "cudaStreamWaitEvent");
   }
 
  private:
   Tensor keep_;
-  cudaStream_t compute_;
+  NcclCommunicator::State& st_;
   int device_;
-  cudaEvent_t done_ = nullptr;
+  cudaEvent_t grads_done_ = nullptr, done_ = nullptr;
 };
 }  // namespace
 
@@ -81,6 +109,7 @@ NcclCommunicator::NcclCommunicator(std::shared_ptr<Communicator> bootstrap, Devi
 
 NcclCommunicator::~NcclCommunicator() {
   if (state_->comm) ncclCommDestroy(state_->comm);
+  for (cudaEvent_t e : state_->free_events) (void)cudaEventDestroy(e);
   if (state_->comm_stream) cudaStreamDestroy(state_->comm_stream);
 }
 
@@ -100,7 +129,7 @@ std::unique_ptr<PendingReduce> NcclCommunicator::start_all_reduce_sum(const Tens
   check_reducible("NCCL all-reduce", t);
   SAGAN_CHECK(t.device() == device_, "NCCL all-reduce: the tensor is on {}, this rank's GPU is {}",
               device_name(t.device()), device_name(device_));
-  return std::make_unique<NcclPending>(t, state_->comm, state_->compute, state_->comm_stream, device_.index);
+  return std::make_unique<NcclPending>(t, *state_, device_.index);
 }
 
 void NcclCommunicator::abort(int exit_code) {

@@ -9,7 +9,9 @@
 // around it. start_all_reduce_sum runs on a separate communication stream
 // that first waits for the compute stream's work so far (the gradients of
 // the bucket), so backward's later kernels overlap the transfer; wait()
-// makes the compute stream wait for it, without blocking the host.
+// makes the compute stream wait for it, without blocking the host. None of
+// it waits on the host or creates CUDA objects once the pool of events is
+// warm, so a step graph can record it (Trainer::set_step_graph).
 #pragma once
 #include <memory>
 
@@ -38,8 +40,9 @@ class NcclCommunicator final : public Communicator {
   [[noreturn]] void abort(int exit_code) override;
   bool serves(Device device) const override { return device == device_ || host_->serves(device); }
 
+  struct State;  // NCCL and CUDA handles, kept out of this header (and used by its pending reductions)
+
  private:
-  struct State;  // NCCL and CUDA handles, kept out of this header
   std::shared_ptr<Communicator> host_;
   Device device_;
   std::unique_ptr<State> state_;

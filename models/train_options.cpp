@@ -358,7 +358,7 @@ std::vector<TrainOption> make_table() {
   add(member({.key = "cuda_graph",
               .flag = "--cuda-graph,!--no-cuda-graph",
               .help = "CUDA: record each iteration's updates once as a CUDA graph and replay it (one launch instead "
-                      "of hundreds; the same results). Not with several ranks. Not yet run on a GPU",
+                      "of hundreds; the same results), NCCL's reductions included. Not yet run on a GPU",
               .resume_applies = true},
              &C::cuda_graph));
   add(member({.key = "precision",

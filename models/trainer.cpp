@@ -102,10 +102,9 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
 Trainer::~Trainer() = default;
 
 void Trainer::set_step_graph(bool on) {
-  if (on) {
-    SAGAN_CHECK(!dp_ || dp_->size() == 1, "--cuda-graph: not with {} ranks (data-parallel steps are not captured yet)",
-                dp_ ? dp_->size() : 1);
-  }
+  // Data-parallel steps are captured too: on GPUs their reductions are
+  // NCCL's, queued on streams with event edges (dist/nccl_communicator.h),
+  // and every rank captures and replays at the same iterations.
   step_graph_ = on;
   graphs_.clear();
 }

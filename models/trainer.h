@@ -141,7 +141,8 @@ class Trainer {
   // (core/backend.h Backend::capture) and replays it: on CUDA one launch of
   // a CUDA graph per iteration instead of hundreds of kernel launches. The
   // results are those of plain steps, bit for bit. On the CPU the graph runs
-  // the same code again (for tests). Not with more than one rank.
+  // the same code again (for tests). Data-parallel ranks record their NCCL
+  // reductions in the graph.
   void set_step_graph(bool on);
   bool step_graph() const { return step_graph_; }
 

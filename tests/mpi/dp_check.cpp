@@ -11,9 +11,9 @@
 //   dp_check sync_bn                 cross-replica BN on 2 halves of a batch
 //       = batch_norm on the whole batch: outputs, input gradients, summed
 //       parameter gradients, running statistics (float64).
-//   dp_check resume K                K steps = K/2 steps, a checkpoint, a new
-//       trainer resuming from it, K/2 steps: every tensor of every rank's
-//       state equal, bit for bit.
+//   dp_check resume K                K steps (through a step graph) = K/2
+//       steps, a checkpoint, a new trainer resuming from it, K/2 steps: every
+//       tensor of every rank's state equal, bit for bit.
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -183,7 +183,11 @@ int resume(int64_t steps) {
   cfg.sync_bn = false;  // per-rank statistics, averaged after each step
   cfg.diffaug = "color,translation,cutout";
   const std::string path = (std::filesystem::temp_directory_path() / "dp_check_resume.safetensors").string();
+  // The uninterrupted run goes through a step graph (on the CPU a replay
+  // re-runs the iteration: the data-parallel step through Backend::capture
+  // and the phases of Trainer::step); the interrupted one runs plain.
   Trainer straight(cfg, ds, DType::F32, world);
+  straight.set_step_graph(true);
   for (int64_t k = 0; k < steps; ++k) straight.step();
   {
     Trainer first(cfg, ds, DType::F32, world);
