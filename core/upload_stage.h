@@ -26,8 +26,9 @@ class UploadStage {
   UploadStage(const UploadStage&) = delete;
   UploadStage& operator=(const UploadStage&) = delete;
 
-  // Queues src (any device and dtype; converted to dtype, read now) for
-  // dst. dst is made, empty on the stage's device, when it is undefined or
+  // Queues src (any device and dtype; converted to dtype) for dst. src is
+  // read by send(), not copied here when it is a contiguous host tensor of
+  // that dtype: leave it unchanged until then. dst is made, empty on the stage's device, when it is undefined or
   // of another shape or dtype; returns true then (anything made over the
   // old buffer, a view or a captured graph, must be remade). A defined dst
   // must be a contiguous tensor of the stage's device.

@@ -58,18 +58,26 @@ class NcclPending final : public PendingReduce {
     cuda::DeviceGuard dg(device_);
     grads_done_ = st_.take_event();
     done_ = st_.take_event();
-    check_cuda(cudaEventRecord(grads_done_, st_.compute), "cudaEventRecord");
-    check_cuda(cudaStreamWaitEvent(st_.comm_stream, grads_done_, 0), "cudaStreamWaitEvent");
-    check_nccl(ncclAllReduce(t.raw_data(), t.raw_data(), static_cast<size_t>(t.numel()), nccl_type(t), ncclSum,
-                             st_.comm, st_.comm_stream),
-               "ncclAllReduce");
-    check_cuda(cudaEventRecord(done_, st_.comm_stream), "cudaEventRecord");
+    try {
+      check_cuda(cudaEventRecord(grads_done_, st_.compute), "cudaEventRecord");
+      check_cuda(cudaStreamWaitEvent(st_.comm_stream, grads_done_, 0), "cudaStreamWaitEvent");
+      check_nccl(ncclAllReduce(t.raw_data(), t.raw_data(), static_cast<size_t>(t.numel()), nccl_type(t), ncclSum,
+                               st_.comm, st_.comm_stream),
+                 "ncclAllReduce");
+      check_cuda(cudaEventRecord(done_, st_.comm_stream), "cudaEventRecord");
+    } catch (...) {
+      st_.give_event(grads_done_);
+      st_.give_event(done_);
+      throw;
+    }
   }
   ~NcclPending() override {
     // The compute stream must not reuse the bucket's memory before NCCL is
-    // done with it. Each event is re-recorded only after this wait.
+    // done with it. Each event is re-recorded only after this wait. The wait
+    // fails on an event of an abandoned capture (a body that threw): the
+    // error is cleared, or the next launch check would report it.
     cuda::DeviceGuard dg(device_);
-    (void)cudaStreamWaitEvent(st_.compute, done_, 0);
+    if (cudaStreamWaitEvent(st_.compute, done_, 0) != cudaSuccess) (void)cudaGetLastError();
     st_.give_event(grads_done_);
     st_.give_event(done_);
   }
@@ -79,7 +87,15 @@ class NcclPending final : public PendingReduce {
     cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
     if (cudaStreamIsCapturing(st_.compute, &capturing) != cudaSuccess || capturing != cudaStreamCaptureStatusNone)
       return false;
-    return cudaEventQuery(done_) == cudaSuccess;
+    const cudaError_t e = cudaEventQuery(done_);
+    if (e == cudaErrorNotReady) {
+      // Not an error, but the runtime may keep it as the thread's last
+      // error, which the next kernel's launch check would report.
+      (void)cudaGetLastError();
+      return false;
+    }
+    check_cuda(e, "cudaEventQuery");
+    return true;
   }
   void wait() override {
     cuda::DeviceGuard dg(device_);

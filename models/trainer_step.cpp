@@ -314,7 +314,15 @@ StepStats Trainer::run_iteration(bool prefetch) {
   // The next iteration's inputs go to the device while this one runs (an
   // upload's copy waits for this iteration's take, not for its end).
   if (prefetch) prefetch_inputs();
-  return finish_iteration(b.updates);
+  try {
+    return finish_iteration(b.updates);
+  } catch (...) {
+    // The step did not count (--on-nan stop, a device error): the inputs
+    // drawn for the one after it go back, so a caller that goes on draws
+    // them for the right step.
+    cancel_prefetch();
+    throw;
+  }
 }
 
 StepStats Trainer::finish_iteration(const std::vector<Update>& updates) {

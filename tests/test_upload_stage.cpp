@@ -1,5 +1,5 @@
 // UploadStage (core/upload_stage.h) on the CPU backend: what take() writes
-// is what the sources held at add(), in the destination's dtype; a send
+// is what the sources held at send(), in the destination's dtype; a send
 // not taken is dropped by the next; destinations are made once per shape.
 // The CUDA stage's stream ordering is tests/cuda/test_cuda_memory.cpp's.
 #include <catch2/catch.hpp>
@@ -8,7 +8,7 @@
 
 using namespace sagan;
 
-TEST_CASE("an upload stage delivers the sources as they were when added", "[upload_stage]") {
+TEST_CASE("an upload stage delivers the sources as they were when sent", "[upload_stage]") {
   UploadStage stage(Device::cpu());
   Tensor images, labels;
   Tensor src = Tensor::from_vector(std::vector<double>{1.5, -2.25, 3.0, 0.5, 7.0, 9.0}, {2, 3}, DType::F64);
@@ -17,8 +17,8 @@ TEST_CASE("an upload stage delivers the sources as they were when added", "[uplo
   CHECK(stage.add(labels, y, DType::I64));
   REQUIRE(images.shape() == Shape{2, 3});
   CHECK(images.dtype() == DType::F32);
-  src.fill_(100.0);  // after add: not what is sent
   stage.send();
+  src.fill_(100.0);  // after send: not what is taken
   Tensor images_before = images;
   stage.take();
   CHECK(images.to_vector() == std::vector<double>{1.5, -2.25, 3.0, 0.5, 7.0, 9.0});

@@ -5,7 +5,9 @@
 //           take() makes the backend's stream wait for it, host() waits for
 //           it on the host (the copy reads the host memory);
 //   taken_  recorded on the backend's stream after each take's copies out
-//           of the landing buffer: the next send's copy waits for it.
+//           of the landing buffer (and once when the uploader is made,
+//           since the landing block may have been another tensor's until
+//           then): the next send's copy waits for it.
 // So a send overlaps whatever the backend's stream is running, and the
 // landing buffer and host memory are never rewritten while still read.
 #include "kernels/cuda/cuda_backend.h"
@@ -24,6 +26,12 @@ class CudaUploader final : public Uploader {
       SAGAN_CUDA_CHECK("uploader", cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
       SAGAN_CUDA_CHECK("uploader", cudaEventCreateWithFlags(&sent_, cudaEventDisableTiming));
       SAGAN_CUDA_CHECK("uploader", cudaEventCreateWithFlags(&taken_, cudaEventDisableTiming));
+      // The landing block comes from the caching allocator, which hands a
+      // freed block on at once because its users all queue on the backend's
+      // stream; the copy stream does not. So the first send waits for the
+      // backend's stream as it is now, like every later send waits for the
+      // take before it.
+      SAGAN_CUDA_CHECK("uploader", cudaEventRecord(taken_, be_.stream()));
     } catch (...) {
       release();
       throw;
