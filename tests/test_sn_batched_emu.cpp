@@ -95,8 +95,9 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<double>& b) {
   return e;
 }
 
-// The two batched implementations behind one interface: the column-split
-// kernels (3 launches) and the row-chunked ones (2 launches).
+// The two batched implementations behind one interface (both take
+// fused::SnMatIn): the column-split kernels (3 launches) and the row-chunked
+// ones (2 launches).
 struct Columns {
   static constexpr const char* name = "columns";
   static size_t bytes(const std::vector<sn::MatIn>& m) { return sn::workspace_bytes(m.data(), int(m.size())); }
@@ -106,18 +107,9 @@ struct Columns {
 };
 struct RowChunks {
   static constexpr const char* name = "row-chunks";
-  static std::vector<snr::MatIn> conv(const std::vector<sn::MatIn>& m) {
-    std::vector<snr::MatIn> r;
-    for (const sn::MatIn& x : m) r.push_back({x.w, x.u, x.v, x.rows, x.cols});
-    return r;
-  }
-  static size_t bytes(const std::vector<sn::MatIn>& m) {
-    const auto r = conv(m);
-    return snr::workspace_bytes(r.data(), int(r.size()));
-  }
+  static size_t bytes(const std::vector<sn::MatIn>& m) { return snr::workspace_bytes(m.data(), int(m.size())); }
   static Status run(EmuLauncher& l, const std::vector<sn::MatIn>& m, float eps, float* sigma, void* ws, size_t b) {
-    const auto r = conv(m);
-    return snr::power_iteration(l, r.data(), int(r.size()), eps, sigma, ws, b);
+    return snr::power_iteration(l, m.data(), int(m.size()), eps, sigma, ws, b);
   }
 };
 

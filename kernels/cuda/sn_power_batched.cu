@@ -11,9 +11,8 @@
 namespace sagan::fused {
 
 namespace {
-template <class MatIn>
-std::vector<MatIn> to_internal(const SnMatrixF32* mats, int count) {
-  std::vector<MatIn> in(count > 0 && mats ? count : 0);
+std::vector<SnMatIn> to_internal(const SnMatrixF32* mats, int count) {
+  std::vector<SnMatIn> in(count > 0 && mats ? count : 0);
   for (size_t i = 0; i < in.size(); ++i) in[i] = {mats[i].w, mats[i].u, mats[i].v, mats[i].rows, mats[i].cols};
   return in;
 }
@@ -22,8 +21,8 @@ std::vector<MatIn> to_internal(const SnMatrixF32* mats, int count) {
 size_t sn_power_iteration_batched_workspace_bytes(const SnMatrixF32* mats, int count, SnPowerVariant variant) {
   if (count < 0 || (count > 0 && mats == nullptr)) return 0;
   if (variant == SnPowerVariant::RowChunks)
-    return snr::workspace_bytes(to_internal<snr::MatIn>(mats, count).data(), count);
-  return sn::workspace_bytes(to_internal<sn::MatIn>(mats, count).data(), count);
+    return snr::workspace_bytes(to_internal(mats, count).data(), count);
+  return sn::workspace_bytes(to_internal(mats, count).data(), count);
 }
 
 cudaError_t sn_power_iteration_batched_f32(const SnMatrixF32* mats, int count, float eps, float* sigma, void* workspace,
@@ -31,9 +30,9 @@ cudaError_t sn_power_iteration_batched_f32(const SnMatrixF32* mats, int count, f
   if (count < 0 || (count > 0 && mats == nullptr)) return cudaErrorInvalidValue;
   CudaLauncher launcher(stream);
   const Status st = variant == SnPowerVariant::RowChunks
-                        ? snr::power_iteration(launcher, to_internal<snr::MatIn>(mats, count).data(), count, eps, sigma,
+                        ? snr::power_iteration(launcher, to_internal(mats, count).data(), count, eps, sigma,
                                                workspace, workspace_bytes)
-                        : sn::power_iteration(launcher, to_internal<sn::MatIn>(mats, count).data(), count, eps, sigma,
+                        : sn::power_iteration(launcher, to_internal(mats, count).data(), count, eps, sigma,
                                               workspace, workspace_bytes);
   if (st != Status::Ok) return cudaErrorInvalidValue;
   return launcher.error();

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "kernels/cuda/fused_common.cuh"
+#include "kernels/cuda/sn_power_common.cuh"
 
 namespace sagan::fused::snr {
 // Internal linkage, as in flash_attention_kernels.cuh.
@@ -280,14 +281,7 @@ __global__ void __launch_bounds__(kThreads) matvec_kernel(const __grid_constant_
 // ---------------------------------------------------------------------------
 // Host side.
 // ---------------------------------------------------------------------------
-struct MatIn {
-  const float* w;
-  float* u;
-  float* v;
-  int rows, cols;
-};
-
-inline size_t round4(size_t n) { return (n + 3) / 4 * 4; }
+using MatIn = SnMatIn;
 
 struct Geometry {
   int n_chunks, col_tiles, rows_per_warp, row_tiles;
@@ -314,17 +308,8 @@ inline size_t mat_workspace_floats(const MatIn& m) {
   return round4(size_t(g.n_chunks) * m.cols) + round4(m.rows) + round4(g.row_tiles) + 4;
 }
 
-inline bool inputs_ok(const MatIn* mats, int count) {
-  if (count < 0 || (count > 0 && mats == nullptr)) return false;
-  for (int i = 0; i < count; ++i) {
-    const MatIn& m = mats[i];
-    if (!m.w || !m.u || !m.v || m.rows < 1 || m.cols < 1) return false;
-  }
-  return true;
-}
-
 inline size_t workspace_bytes(const MatIn* mats, int count) {
-  if (!inputs_ok(mats, count)) return 0;
+  if (!sn_inputs_ok(mats, count)) return 0;
   size_t n = 0;
   for (int i = 0; i < count; ++i) n += mat_workspace_floats(mats[i]);
   return n * sizeof(float);
@@ -333,19 +318,10 @@ inline size_t workspace_bytes(const MatIn* mats, int count) {
 template <class L>
 Status power_iteration(L& launcher, const MatIn* mats, int count, float eps, float* sigma, void* workspace,
                        size_t ws_bytes) {
-  if (!inputs_ok(mats, count) || !(eps > 0.f)) return Status::Invalid;
+  if (!sn_inputs_ok(mats, count) || !(eps > 0.f)) return Status::Invalid;
   if (count == 0) return Status::Ok;
-  const size_t need = workspace_bytes(mats, count);
-  if (workspace == nullptr || ws_bytes < need || need / sizeof(float) > 0x7fffffff ||
-      reinterpret_cast<uintptr_t>(workspace) % 16 != 0)
-    return Status::Invalid;
-
-  // Largest first, so that the blocks that run longest start first.
-  std::vector<int> order(count);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-    return int64_t(mats[a].rows) * mats[a].cols > int64_t(mats[b].rows) * mats[b].cols;
-  });
+  if (!sn_workspace_ok(workspace, ws_bytes, workspace_bytes(mats, count))) return Status::Invalid;
+  const std::vector<int> order = sn_largest_first(mats, count);
 
   float* ws = static_cast<float*>(workspace);
   size_t off = 0;
