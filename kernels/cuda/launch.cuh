@@ -3,12 +3,15 @@
 // Every kernel loops grid-stride over int64 indices, so a grid is only a
 // performance choice: sizes above 2^31 are correct and no grid dimension ever
 // exceeds its limit (only gridDim.x is used, capped at kMaxBlocks).
+//
+// Compiles under nvcc and, after tests/cuda/emu/cuda_emu.h, as host code for
+// the CPU emulator (fused_common.cuh picks the language surface).
 #pragma once
-#include <cuda_runtime.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+
+#include "kernels/cuda/fused_common.cuh"
 
 namespace sagan::cuda {
 
@@ -36,13 +39,13 @@ __device__ __forceinline__ int64_t thread_count() { return static_cast<int64_t>(
 
 template <class A>
 __device__ __forceinline__ A warp_sum(A v) {
-#pragma unroll
+SAGAN_UNROLL
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
 template <class A>
 __device__ __forceinline__ A warp_max(A v) {
-#pragma unroll
+SAGAN_UNROLL
   for (int o = 16; o > 0; o >>= 1) {
     A w = __shfl_xor_sync(0xffffffffu, v, o);
     v = w > v ? w : v;

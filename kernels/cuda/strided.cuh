@@ -21,15 +21,15 @@ struct Strided {
 
   // Element offsets (in elements) of linear index i, row-major over size[].
   __device__ __forceinline__ void offsets(int64_t i, int64_t (&off)[K]) const {
-#pragma unroll
+SAGAN_UNROLL
     for (int k = 0; k < K; ++k) off[k] = 0;
-#pragma unroll
+SAGAN_UNROLL
     for (int d = kMaxDims - 1; d >= 0; --d) {
       if (d < nd) {
         const int64_t q = i / size[d];
         const int64_t r = i - q * size[d];
         i = q;
-#pragma unroll
+SAGAN_UNROLL
         for (int k = 0; k < K; ++k) off[k] += r * stride[k][d];
       }
     }
