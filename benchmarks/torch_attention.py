@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
-"""PyTorch reference timings for SAGAN's attention shapes, float32, to set
-beside bench_attention. Rows:
+"""PyTorch reference timings for SAGAN's attention shapes to set beside
+bench_attention, in each precision the engine's kernels have (--precisions):
+  fp32  float32 tensors, TF32 off (the engine's fused and tc-fp32 rows);
+  tf32  float32 tensors, TF32 allowed (torch.backends.cuda.matmul.allow_tf32;
+        the engine's tc-tf32 rows);
+  bf16  bfloat16 tensors (the engine's tc-bf16 rows, whose inputs stay fp32).
+The impl column carries the precision after '@' (torch:sdpa@bf16). Rows:
   torch:sdpa      F.scaled_dot_product_attention(scale=1.0) as PyTorch
                   dispatches it, on 4-D (B, 1 head, N, d) tensors (its fused
                   backends take nothing else);
@@ -13,9 +18,11 @@ and which backends run these tensors at all when forced one at a time
 (torch.nn.attention.sdpa_kernel), with the reason of those that refuse:
   sdpa backend SAGAN-32 G B=64: default efficient/efficient (fwd/bwd); runs: efficient math; refuses: flash (...)
 Forward and forward+backward, batch 64 and 256. Same columns and floors as
-bench_attention (see its header for the formulas).
+bench_attention (see its header for the formulas): bytes at the tensors'
+element size, FLOPs over the plain fp32 rate for fp32, the dense TF32
+tensor-core rate for tf32 and the dense BF16 one for bf16.
 Needs a CUDA device; prints a message and exits 0 without one.
-Usage: python3 benchmarks/torch_attention.py [--reps 7] [--batches 64,256]
+Usage: python3 benchmarks/torch_attention.py [--reps 7] [--batches 64,256] [--precisions fp32,tf32,bf16]
 """
 import argparse
 import sys
@@ -46,9 +53,10 @@ def flops(B, N, S, d, dv, bwd):
     return bns * (d + dv) + (bns * (3 * d + 2 * dv) if bwd else 0.0)
 
 
-def nbytes(B, N, S, d, dv, bwd):
-    fwd = 4 * B * (N * d + S * d + S * dv + N * dv + N)
-    back = 4 * B * (N * d + S * d + S * dv + 2 * N * dv + N + N * d + S * d + S * dv)
+def nbytes(B, N, S, d, dv, bwd, elem=4):
+    # The row statistics (N per batch) stay float32 in every precision.
+    fwd = elem * B * (N * d + S * d + S * dv + N * dv) + 4 * B * N
+    back = elem * B * (N * d + S * d + S * dv + 2 * N * dv + N * d + S * d + S * dv) + 4 * B * N
     return fwd + (back if bwd else 0.0)
 
 
@@ -65,7 +73,20 @@ def rates():
     # the H100/H200 boost clock then.
     clock = getattr(p, "clock_rate", 0) * 1e3 or 1.98e9
     lanes = 64 if (p.major, p.minor) == (8, 0) else 128
-    return name, bw, p.multi_processor_count * lanes * 2 * clock
+    fp32 = p.multi_processor_count * lanes * 2 * clock
+    # Dense tensor-core rates, datasheet, as benchmarks/cuda_bench.h: H100/H200
+    # SXM 989.4 TFLOP/s bf16 for 132 SMs, A100 312 for 108; TF32 half of it.
+    if (p.major, p.minor) == (9, 0):
+        bf16 = 989.4e12 * p.multi_processor_count / 132.0
+    elif (p.major, p.minor) == (8, 0):
+        bf16 = 312e12 * p.multi_processor_count / 108.0
+    else:
+        bf16 = float("nan")
+    return name, bw, {"fp32": fp32, "tf32": bf16 / 2, "bf16": bf16}
+
+
+# precision -> (tensor dtype, TF32 allowed)
+PRECISIONS = {"fp32": ("float32", False), "tf32": ("float32", True), "bf16": ("bfloat16", False)}
 
 
 # The aten op each SDPA backend runs under (what the profiler records).
@@ -151,61 +172,72 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--batches", default="64,256")
+    ap.add_argument("--precisions", default="fp32,tf32,bf16")
     args = ap.parse_args()
+    precisions = args.precisions.split(",")
+    for prec in precisions:
+        if prec not in PRECISIONS:
+            print(f"torch_attention.py: --precisions: '{prec}' is not one of {', '.join(PRECISIONS)}", file=sys.stderr)
+            return 2
     if not torch.cuda.is_available():
         print("torch_attention.py: no CUDA device present; nothing to measure")
         return 0
-    torch.backends.cuda.matmul.allow_tf32 = False  # plain fp32, as the engine's default
-    name, bw, peak = rates()
-    print(f"device: {name}, HBM {bw / 1e12:.2f} TB/s (datasheet), fp32 {peak / 1e12:.1f} TFLOP/s; torch {torch.__version__}")
+    name, bw, peaks = rates()
+    print(f"device: {name}, HBM {bw / 1e12:.2f} TB/s (datasheet), fp32 {peaks['fp32'] / 1e12:.1f}, "
+          f"tf32 {peaks['tf32'] / 1e12:.1f}, bf16 {peaks['bf16'] / 1e12:.1f} TFLOP/s; torch {torch.__version__}")
     hdr = ("model", "n", "B", "N", "S", "d", "dv", "impl", "pass", "time_ms", "GB/s", "TFLOP/s", "floor_mem",
            "floor_flop", "x_mem", "x_flop", "peak_MiB")
-    print("%-10s %-2s %4s %5s %5s %3s %4s %-15s %-6s %10s %8s %8s %10s %10s %7s %7s %9s" % hdr)
-    for B in [int(x) for x in args.batches.split(",")]:
-        for model, net, N, S, d, dv in SHAPES:
+    print("%-10s %-2s %4s %5s %5s %3s %4s %-19s %-6s %10s %8s %8s %10s %10s %7s %7s %9s" % hdr)
+    for B, prec, (model, net, N, S, d, dv) in [(B, prec, shape) for B in [int(x) for x in args.batches.split(",")]
+                                                for prec in precisions for shape in SHAPES]:
+        dtype = getattr(torch, PRECISIONS[prec][0])
+        torch.backends.cuda.matmul.allow_tf32 = PRECISIONS[prec][1]
+        elem = torch.tensor([], dtype=dtype).element_size()
+        peak = peaks[prec]
+        try:
+            g = torch.Generator(device="cuda").manual_seed(1)
+            tensors = [torch.randn(*shape, device="cuda", generator=g, dtype=dtype)
+                       for shape in ((B, N, d), (B, S, d), (B, S, dv), (B, N, dv))]
+            print(f"sdpa backend {model} {net} B={B} {prec}: {backend_report(*tensors)}")
+            del tensors
+        except Exception as e:  # the report is a note; the timings below still run
+            print(f"sdpa backend {model} {net} B={B} {prec}: could not tell: {type(e).__name__}: {str(e)[:100]}")
+        for base, fn in (("torch:sdpa", sdpa), ("torch:sdpa-eff", sdpa_efficient), ("torch:eager", eager)):
+            impl = f"{base}@{prec}"
+            inner = 2 if N >= 4096 else 10
             try:
+                torch.cuda.empty_cache()
                 g = torch.Generator(device="cuda").manual_seed(1)
-                tensors = [torch.randn(*shape, device="cuda", generator=g)
-                           for shape in ((B, N, d), (B, S, d), (B, S, dv), (B, N, dv))]
-                print(f"sdpa backend {model} {net} B={B}: {backend_report(*tensors)}")
-                del tensors
-            except Exception as e:  # the report is a note; the timings below still run
-                print(f"sdpa backend {model} {net} B={B}: could not tell: {type(e).__name__}: {str(e)[:100]}")
-            for impl, fn in (("torch:sdpa", sdpa), ("torch:sdpa-eff", sdpa_efficient), ("torch:eager", eager)):
-                inner = 2 if N >= 4096 else 10
-                try:
-                    torch.cuda.empty_cache()
-                    g = torch.Generator(device="cuda").manual_seed(1)
-                    q = torch.randn(B, N, d, device="cuda", generator=g)
-                    k = torch.randn(B, S, d, device="cuda", generator=g)
-                    v = torch.randn(B, S, dv, device="cuda", generator=g)
-                    go = torch.randn(B, N, dv, device="cuda", generator=g)
-                    torch.cuda.reset_peak_memory_stats()
+                q = torch.randn(B, N, d, device="cuda", generator=g, dtype=dtype)
+                k = torch.randn(B, S, d, device="cuda", generator=g, dtype=dtype)
+                v = torch.randn(B, S, dv, device="cuda", generator=g, dtype=dtype)
+                go = torch.randn(B, N, dv, device="cuda", generator=g, dtype=dtype)
+                torch.cuda.reset_peak_memory_stats()
 
-                    def fwd():
-                        with torch.no_grad():
-                            fn(q, k, v)
+                def fwd():
+                    with torch.no_grad():
+                        fn(q, k, v)
 
-                    qg, kg, vg = (t.detach().requires_grad_() for t in (q, k, v))
+                qg, kg, vg = (t.detach().requires_grad_() for t in (q, k, v))
 
-                    def fwdbwd():
-                        out = fn(qg, kg, vg)
-                        out.backward(go)
-                        qg.grad = kg.grad = vg.grad = None
+                def fwdbwd():
+                    out = fn(qg, kg, vg)
+                    out.backward(go)
+                    qg.grad = kg.grad = vg.grad = None
 
-                    results = [("fwd", time_it(fwd, args.reps, inner)), ("fwdbwd", time_it(fwdbwd, args.reps, inner))]
-                    mem = torch.cuda.max_memory_allocated() / 2**20
-                except RuntimeError as e:  # e.g. out of memory, or no kernel for these sizes
-                    print("%-10s %-2s %4d %5d %5d %3d %4d %-15s failed: %s" % (model, net, B, N, S, d, dv, impl,
-                                                                              str(e).splitlines()[0][:80]))
-                    continue
-                for pas, t in results:
-                    bwd = pas == "fwdbwd"
-                    fm, ff = nbytes(B, N, S, d, dv, bwd) / bw, flops(B, N, S, d, dv, bwd) / peak
-                    print("%-10s %-2s %4d %5d %5d %3d %4d %-15s %-6s %10.3f %8.0f %8.2f %10.3f %10.3f %7.1f %7.1f %9.0f"
-                          % (model, net, B, N, S, d, dv, impl, pas, t * 1e3, nbytes(B, N, S, d, dv, bwd) / t / 1e9,
-                             flops(B, N, S, d, dv, bwd) / t / 1e12, fm * 1e3, ff * 1e3, t / fm, t / ff, mem))
-                sys.stdout.flush()
+                results = [("fwd", time_it(fwd, args.reps, inner)), ("fwdbwd", time_it(fwdbwd, args.reps, inner))]
+                mem = torch.cuda.max_memory_allocated() / 2**20
+            except RuntimeError as e:  # e.g. out of memory, or no kernel for these sizes
+                print("%-10s %-2s %4d %5d %5d %3d %4d %-19s failed: %s" % (model, net, B, N, S, d, dv, impl,
+                                                                          str(e).splitlines()[0][:80]))
+                continue
+            for pas, t in results:
+                bwd = pas == "fwdbwd"
+                fm, ff = nbytes(B, N, S, d, dv, bwd, elem) / bw, flops(B, N, S, d, dv, bwd) / peak
+                print("%-10s %-2s %4d %5d %5d %3d %4d %-19s %-6s %10.3f %8.0f %8.2f %10.3f %10.3f %7.1f %7.1f %9.0f"
+                      % (model, net, B, N, S, d, dv, impl, pas, t * 1e3, nbytes(B, N, S, d, dv, bwd, elem) / t / 1e9,
+                         flops(B, N, S, d, dv, bwd) / t / 1e12, fm * 1e3, ff * 1e3, t / fm, t / ff, mem))
+            sys.stdout.flush()
     return 0
 
 

@@ -66,22 +66,35 @@ fi
 bench=$OUT/bench.txt
 if [[ -s $bench ]] && grep -qE '^SAGAN-|^(G|D|G\+D) ' "$bench"; then
   echo "---------------- attention, median ms per call (bench_attention, torch_attention)"
+  # One table per precision: the engine's kernels of that precision beside
+  # PyTorch's rows of it (torch_attention.py marks them @fp32, @tf32, @bf16).
   awk '
     NF >= 17 && ($9 == "fwd" || $9 == "fwdbwd") && $10 ~ /^[0-9.]+$/ {
       key = $1 " " $2 " B" $3 " " $9; if (!(key in seen)) { seen[key] = 1; keys[++nk] = key }
       t[key, $8] = $10 }
-    END {
-      split("fused-tiled fused-atomic fused-rowwarp fused-async engine:unfused engine:fused torch:sdpa torch:sdpa-eff torch:eager", im, " ")
-      split("tiled atomic rowwarp async eng:unf eng:fused sdpa sdpa-eff eager", lab, " ")
-      hdr = sprintf("%-24s", "shape pass")
-      for (i = 1; i <= 9; i++) hdr = hdr sprintf(" %9s", lab[i])
-      if (nk) print hdr
+    function table(title, impls, labels,   im, lab, n, i, k, hdr, line, any) {
+      n = split(impls, im, " "); split(labels, lab, " ")
+      any = 0
+      for (k = 1; k <= nk; k++) for (i = 1; i <= n; i++) if ((keys[k], im[i]) in t) any = 1
+      if (!any) return
+      hdr = sprintf("%-24s", title)
+      for (i = 1; i <= n; i++) hdr = hdr sprintf(" %9s", lab[i])
+      print hdr
       for (k = 1; k <= nk; k++) {
         line = sprintf("%-24s", keys[k])
-        for (i = 1; i <= 9; i++) line = line sprintf(" %9s", ((keys[k], im[i]) in t) ? t[keys[k], im[i]] : "-")
+        for (i = 1; i <= n; i++) line = line sprintf(" %9s", ((keys[k], im[i]) in t) ? t[keys[k], im[i]] : "-")
         print line }
+    }
+    END {
+      table("fp32: shape pass",
+            "fused-tiled fused-atomic fused-rowwarp fused-async engine:unfused engine:fused tc-fp32 engine:tc-fp32 torch:sdpa@fp32 torch:sdpa-eff@fp32 torch:eager@fp32",
+            "tiled atomic rowwarp async eng:unf eng:fused tc eng:tc sdpa sdpa-eff eager")
+      table("tf32: shape pass", "tc-tf32 engine:tc-tf32 torch:sdpa@tf32 torch:sdpa-eff@tf32 torch:eager@tf32",
+            "tc eng:tc sdpa sdpa-eff eager")
+      table("bf16: shape pass", "tc-bf16 engine:tc-bf16 torch:sdpa@bf16 torch:sdpa-eff@bf16 torch:eager@bf16",
+            "tc eng:tc sdpa sdpa-eff eager")
     }' "$bench"
-  grep -E '^sdpa backend' "$bench" | cut -c1-160 | head -6
+  grep -E '^sdpa backend' "$bench" | cut -c1-160 | head -9
   grep -E ' failed' "$bench" | cut -c1-160 | head -4
   echo "---------------- spectral norm, one power iteration over all layers, median us"
   awk '
