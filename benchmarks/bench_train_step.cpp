@@ -14,9 +14,12 @@
 // included) and the caching allocator's peak bytes in use on CUDA.
 //
 //   bench_train_step [--device auto|cpu|cuda] [--resolution R] [--ch C] [--batch B]
-//                    [--classes K] [--repeats N] [--warmup N] [--cuda-graph]
+//                    [--classes K] [--repeats N] [--warmup N] [--cuda-graph] [--precision P]
 // --cuda-graph: the iterations replayed as CUDA graphs (impl sagan-graph;
 // the first one runs plain, the second captures: both are warm-up).
+// --precision fp32|tf32|bf16: the trainer's --precision (default fp32); a
+// precision other than fp32 is appended to impl (sagan@bf16), as
+// torch_train_step.py does with its own --precision.
 // Without --resolution: SAGAN-32 on the CPU, SAGAN-32 and SAGAN-128 on CUDA.
 #include <sys/resource.h>
 
@@ -47,12 +50,13 @@ struct Options {
   int64_t ch = 64, batch = 64, classes = 10;
   int repeats = 0, warmup = -1;  // unset: 5 and 2 on the CPU, 20 and 5 on CUDA
   bool cuda_graph = false;
+  std::string precision = "fp32";
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "bench_train_step: %s\nusage: bench_train_step [--device auto|cpu|cuda] [--resolution R] [--ch C] "
-               "[--batch B] [--classes K] [--repeats N] [--warmup N] [--cuda-graph]\n",
+               "[--batch B] [--classes K] [--repeats N] [--warmup N] [--cuda-graph] [--precision fp32|tf32|bf16]\n",
                why);
   std::exit(2);
 }
@@ -77,6 +81,11 @@ Options parse(int argc, char** argv) {
       o.cuda_graph = true;
     else if (a == "--device")
       o.device = value();
+    else if (a == "--precision") {
+      o.precision = value();
+      if (o.precision != "fp32" && o.precision != "tf32" && o.precision != "bf16")
+        usage(("--precision: '" + o.precision + "' is not one of fp32, tf32, bf16").c_str());
+    }
     else if (a == "--resolution")
       o.resolutions.push_back(integer(32));
     else if (a == "--ch")
@@ -147,6 +156,7 @@ void bench(const Options& o, int64_t res) {
   cfg.device = o.device;
   cfg.ema_start = 0;  // the EMA formula from the first step, as the PyTorch twin does
   cfg.cuda_graph = o.cuda_graph;
+  cfg.precision = o.precision;
   auto ds = std::make_shared<SyntheticImages>(4 * o.batch, res, 3, o.classes);
   Trainer trainer(cfg, ds);
   Backend& be = backend_for(trainer.device());
@@ -164,7 +174,9 @@ void bench(const Options& o, int64_t res) {
   }
   std::sort(secs.begin(), secs.end());
   std::string name = fmt::format("SAGAN-{} ch{} b{}", res, o.ch, o.batch);
-  std::printf("%s\t%s\t%s\t%.4f\t%.4f\t%.0f\n", name.c_str(), o.cuda_graph ? "sagan-graph" : "sagan",
+  const std::string impl =
+      std::string(o.cuda_graph ? "sagan-graph" : "sagan") + (o.precision == "fp32" ? "" : "@" + o.precision);
+  std::printf("%s\t%s\t%s\t%.4f\t%.4f\t%.0f\n", name.c_str(), impl.c_str(),
               device_name(trainer.device()).c_str(),
               secs[secs.size() / 2], secs.front(), peak_mib(trainer.device()));
   std::fflush(stdout);

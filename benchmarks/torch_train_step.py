@@ -23,8 +23,15 @@ wrapped in torch.compile; skipped with a message on torch 1.x or when
 compilation fails). Peak is the peak resident set on the CPU,
 torch.cuda.max_memory_allocated on CUDA.
 
+--precision (CUDA) matches the engine's --precision: fp32 turns TF32 off
+for matmuls and cuDNN (PyTorch allows it in cuDNN by default), tf32 allows
+it in both, bf16 runs the forward passes under torch.autocast(bfloat16)
+(fp32 weights, Adam and BN statistics, as the engine keeps them). A
+precision other than fp32 is appended to impl: torch-eager@bf16.
+
   /usr/bin/python3 benchmarks/torch_train_step.py [--device auto|cpu|cuda] [--resolution R ...]
       [--ch C] [--batch B] [--classes K] [--repeats N] [--warmup N] [--threads T] [--no-compile | --compile-only]
+      [--precision fp32|tf32|bf16]
 """
 import argparse
 import os
@@ -63,6 +70,7 @@ class Step:
         self.real = [(torch.randint(0, 256, (opt.batch, 3, res, res)).float() / 127.5 - 1.0,
                       torch.randint(0, max(opt.classes, 1), (opt.batch,))) for _ in range(4)]
         self.i = 0
+        self.bf16 = opt.precision == "bf16"
         self.ema_pairs = list(zip(self.G_ema.parameters(), self.G.parameters()))
         self.buf_pairs = list(zip(self.G_ema.buffers(), self.G.buffers()))
 
@@ -71,6 +79,9 @@ class Step:
             return None
         return torch.randint(0, self.classes, (self.batch,), device=self.device)
 
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
     def __call__(self):
         B = self.batch
         x, y = self.real[self.i % len(self.real)]
@@ -78,10 +89,11 @@ class Step:
         x, y = x.to(self.device), y.to(self.device)
         # D step
         z, yf = torch.randn(B, self.z_dim, device=self.device), self.labels()
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             fake = self.g_fwd(z, yf)
         y_all = torch.cat([y, yf]) if self.classes > 0 else None
-        out = self.d_fwd(torch.cat([x, fake]), y_all)
+        with self.autocast():
+            out = self.d_fwd(torch.cat([x, fake]), y_all).float()
         loss_d = F.relu(1.0 - out[:B]).mean() + F.relu(1.0 + out[B:]).mean()
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
@@ -89,7 +101,9 @@ class Step:
         # G step with D frozen
         self.D.requires_grad_(False)
         z, yf = torch.randn(B, self.z_dim, device=self.device), self.labels()
-        loss_g = -self.d_fwd(self.g_fwd(z, yf), yf).mean()
+        with self.autocast():
+            out = self.d_fwd(self.g_fwd(z, yf), yf).float()
+        loss_g = -out.mean()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -125,6 +139,8 @@ def bench(opt, res, device, impl):
             secs.append(time.perf_counter() - t0)
     secs.sort()
     name = f"SAGAN-{res} ch{opt.ch} b{opt.batch}"
+    if opt.precision != "fp32":
+        impl = f"{impl}@{opt.precision}"
     print(f"{name}\t{impl}\t{device}\t{secs[len(secs) // 2]:.4f}\t{secs[0]:.4f}\t{peak_mib(device):.0f}", flush=True)
 
 
@@ -144,7 +160,11 @@ def main():
     ap.add_argument("--no-compile", action="store_true", help="leave out torch.compile on CUDA")
     ap.add_argument("--compile-only", action="store_true",
                     help="only the torch.compile rows (CUDA), e.g. as a separate step after the eager ones")
+    ap.add_argument("--precision", choices=("fp32", "tf32", "bf16"), default="fp32",
+                    help="CUDA: the products' precision, as the engine's --precision (default fp32: no TF32)")
     opt = ap.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = opt.precision == "tf32"
+    torch.backends.cudnn.allow_tf32 = opt.precision == "tf32"
     name = opt.device
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"

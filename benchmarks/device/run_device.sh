@@ -17,7 +17,8 @@
 #   train_cuda, train_nccl, train_cpu   sagan-train SAGAN-32 on the bundle's
 #                  Fashion-MNIST subset: 300 steps on cuda, 20 as a one-rank NCCL
 #                  job (--comm nccl), the first 5 on the CPU, same seed
-#   torch_compile  torch.compile'd PyTorch train step (slowest to start; last)
+#   torch_compile  torch.compile'd PyTorch train step (slowest to start)
+#   bench_train_step_bf16, torch_train_step_bf16   the train step in bf16, if time is left
 # A step that would start with under 15 s of budget left is skipped as such.
 # $OUT gets at most 7 files: summary.txt env.txt tests.log sanitizer.log
 # bench.txt train.txt, and build.log when the fallback build ran. The end of
@@ -359,6 +360,12 @@ for dev in cuda nccl cpu; do
 done
 step torch_compile bench.txt 150 "$PYTHON" "$ROOT/benchmarks/torch_train_step.py" --device cuda \
   --resolution 32 --batch 64 --compile-only
+# The training step in bf16 (tensor cores; fp32 master weights), both sides,
+# if time is left.
+step bench_train_step_bf16 bench.txt 90 "$BIN/bench_train_step" --device cuda --resolution 32 --batch 64 \
+  --precision bf16
+step torch_train_step_bf16 bench.txt 90 "$PYTHON" "$ROOT/benchmarks/torch_train_step.py" --device cuda \
+  --resolution 32 --batch 64 --no-compile --precision bf16
 
 # ---------------------------------------------------------------- summary
 {
