@@ -8,7 +8,7 @@
 //
 // Supported subset (what kernels/cuda/*_kernels.cuh use): threadIdx,
 // blockIdx, blockDim, gridDim, __syncthreads, __syncwarp, __shfl_xor_sync,
-// __shfl_sync, atomicAdd(float*, unsigned*), __threadfence, static __shared__ (as function statics,
+// __shfl_sync, atomicAdd(float*, double*, unsigned*), __trap, __threadfence, static __shared__ (as function statics,
 // valid because blocks run one at a time), dynamic shared memory through
 // SAGAN_DYNAMIC_SMEM, float4, dim3, the <cmath> float functions, and (in
 // cuda_emu_mma.h) the warp-collective mma.sync / ldmatrix instructions and
@@ -379,7 +379,8 @@ T shfl_impl(T value, int src_of_lane_xor, bool is_xor) {
   return out;
 }
 
-// atomicAdd(float*, float) calls since the program started.
+// atomicAdd(float*, float) and atomicAdd(double*, double) calls since the
+// program started.
 inline uint64_t float_atomic_adds = 0;
 
 }  // namespace cuda_emu
@@ -410,12 +411,20 @@ inline float atomicAdd(float* p, float v) {
   *p = old + v;
   return old;
 }
+inline double atomicAdd(double* p, double v) {
+  ++::cuda_emu::float_atomic_adds;
+  const double old = *p;
+  *p = old + v;
+  return old;
+}
 inline unsigned atomicAdd(unsigned* p, unsigned v) {
   const unsigned old = *p;
   *p = old + v;
   return old;
 }
 inline void __threadfence() {}
+// A trapped kernel: the launch fails with this message (naming the block).
+[[noreturn]] inline void __trap() { throw std::runtime_error("cuda_emu: __trap"); }
 template <class T>
 inline T __ldg(const T* p) {
   return *p;
