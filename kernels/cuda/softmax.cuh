@@ -3,6 +3,8 @@
 // log-sum-exp of each row. In place (y == x) is allowed: every read of a row
 // finishes (block reduction barrier) before the row is written.
 #pragma once
+#include <cmath>
+
 #include "kernels/cuda/launch.cuh"
 
 namespace sagan::cuda {
@@ -18,11 +20,11 @@ __global__ void __launch_bounds__(kBlock) softmax_rows_kernel(const T* x, T* y, 
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) m = xr[i] > m ? xr[i] : m;
     m = block_max(m, smem);
     T s = 0;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += exp(xr[i] - m);
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += std::exp(xr[i] - m);
     s = block_sum(s, smem);
     const T inv = T(1) / s;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = exp(xr[i] - m) * inv;
-    if (lse != nullptr && threadIdx.x == 0) lse[row] = m + log(s);
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = std::exp(xr[i] - m) * inv;
+    if (lse != nullptr && threadIdx.x == 0) lse[row] = m + std::log(s);
   }
 }
 
