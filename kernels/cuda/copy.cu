@@ -1,42 +1,13 @@
-// fill and the strided, dtype-converting copy. Same-dtype dense copies are a
-// cudaMemcpyAsync on the stream; everything else is one kernel over the
-// merged geometry of both operands.
+// fill and the strided, dtype-converting copy (kernels: copy_kernels.cuh).
+// Same-dtype dense copies are a cudaMemcpyAsync on the stream; everything
+// else is one kernel over the merged geometry of both operands.
+#include "kernels/cuda/copy_kernels.cuh"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/strided.cuh"
 
 namespace sagan {
-
-namespace {
 using namespace cuda;
-
-template <class T>
-__global__ void __launch_bounds__(kBlock) fill_kernel(T* p, Strided<1> g, int64_t n, T v) {
-  if (g.flat()) {
-    for (int64_t i = thread_index(); i < n; i += thread_count()) p[i] = v;
-    return;
-  }
-  for (int64_t i = thread_index(); i < n; i += thread_count()) {
-    int64_t off[1];
-    g.offsets(i, off);
-    p[off[0]] = v;
-  }
-}
-
-// Offsets: [0] destination, [1] source.
-template <class D, class S>
-__global__ void __launch_bounds__(kBlock) copy_kernel(D* dst, const S* src, Strided<2> g, int64_t n) {
-  if (g.flat()) {
-    for (int64_t i = thread_index(); i < n; i += thread_count()) dst[i] = static_cast<D>(src[i]);
-    return;
-  }
-  for (int64_t i = thread_index(); i < n; i += thread_count()) {
-    int64_t off[2];
-    g.offsets(i, off);
-    dst[off[0]] = static_cast<D>(src[off[1]]);
-  }
-}
-}  // namespace
 
 void CudaBackend::fill(Tensor& out, double value) {
   const int64_t n = out.numel();
