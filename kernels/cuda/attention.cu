@@ -30,6 +30,7 @@
 #include <climits>
 
 #include "core/matmul_precision.h"
+#include "kernels/cuda/attention_kernels.cuh"
 #include "kernels/cuda/blas.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/flash_attention.h"
@@ -41,31 +42,6 @@ namespace sagan {
 
 namespace {
 using namespace cuda;
-
-// P = exp(S - lse[row]) in place over rows of n.
-template <class T>
-__global__ void __launch_bounds__(kBlock) exp_minus_lse_kernel(T* s, const T* lse, int64_t n, int64_t total) {
-  for (int64_t e = thread_index(); e < total; e += thread_count()) s[e] = exp(s[e] - lse[e / n]);
-}
-
-// d[row] = sum_j a[row, j] * b[row, j], one warp per row.
-template <class T>
-__global__ void __launch_bounds__(kBlock) row_dot_kernel(const T* a, const T* b, T* d, int64_t rows, int64_t n) {
-  const int lane = threadIdx.x & 31;
-  const int64_t warps = thread_count() >> 5;
-  for (int64_t r = thread_index() >> 5; r < rows; r += warps) {
-    T acc = 0;
-    for (int64_t j = lane; j < n; j += 32) acc += a[r * n + j] * b[r * n + j];
-    acc = warp_sum(acc);
-    if (lane == 0) d[r] = acc;
-  }
-}
-
-// dP <- P * (dP - D[row]) in place.
-template <class T>
-__global__ void __launch_bounds__(kBlock) softmax_grad_kernel(const T* p, T* dp, const T* d, int64_t n, int64_t total) {
-  for (int64_t e = thread_index(); e < total; e += thread_count()) dp[e] = p[e] * (dp[e] - d[e / n]);
-}
 
 struct Dims {
   int64_t B, N, S, d, dv;

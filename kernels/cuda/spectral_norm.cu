@@ -18,26 +18,12 @@
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/sn_power_batched.h"
+#include "kernels/cuda/spectral_norm_kernels.cuh"
 
 namespace sagan {
 
 namespace {
 using namespace cuda;
-
-// x <- x / max(|x|, eps) for a strided vector, in one block.
-template <class T>
-__global__ void __launch_bounds__(kBlock) normalize_kernel(T* x, int64_t n, int64_t inc, double eps) {
-  __shared__ double smem[32];
-  double ss = 0;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-    const double v = static_cast<double>(x[i * inc]);
-    ss += v * v;
-  }
-  ss = block_sum(ss, smem);
-  const double norm = sqrt(ss);
-  const T scale = static_cast<T>(1.0 / (norm > eps ? norm : eps));
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) x[i * inc] *= scale;
-}
 
 cublasStatus_t gemv(cublasHandle_t h, cublasOperation_t t, int64_t m, int64_t n, const float* alpha, const float* a,
                     int64_t lda, const float* x, int64_t incx, const float* beta, float* y, int64_t incy) {
