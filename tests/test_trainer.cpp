@@ -22,6 +22,7 @@
 using namespace sagan;
 using sagan::testing::TempDir;
 using sagan::testing::check_same_logged_values;
+using sagan::testing::check_same_state;
 using sagan::testing::run_straight_and_resumed;
 using sagan::testing::TinyDataset;
 using sagan::testing::tiny_config;
@@ -119,13 +120,7 @@ TEST_CASE("a step graph trains exactly like plain steps, across ema_start, with 
     CHECK(a.d_real == b.d_real);
     CHECK(a.grad_norm_g == b.grad_norm_g);
   }
-  const NamedTensors pa = plain.checkpoint_tensors(), pb = graphed.checkpoint_tensors();
-  REQUIRE(pa.size() == pb.size());
-  for (size_t i = 0; i < pa.size(); ++i) {
-    INFO(pa[i].first);
-    CHECK(pa[i].first == pb[i].first);
-    CHECK(pa[i].second.to_vector() == pb[i].second.to_vector());
-  }
+  check_same_state(plain, graphed);
   CHECK(graphed.optimizer_d().step_count() == 10);
   TrainConfig on_cpu = c;
   on_cpu.cuda_graph = true;  // the option itself wants a GPU
@@ -164,14 +159,6 @@ TEST_CASE("step() sends the next inputs ahead and changes nothing by it", "[trai
   c.diffaug = GENERATE(std::string("none"), std::string("color,translation,cutout"));
   INFO("--diffaug " << c.diffaug);
   Trainer ahead(c, ds), plain(c, ds);
-  auto same_state = [&] {
-    const NamedTensors pa = ahead.checkpoint_tensors(), pb = plain.checkpoint_tensors();
-    REQUIRE(pa.size() == pb.size());
-    for (size_t i = 0; i < pa.size(); ++i) {
-      INFO(pa[i].first);
-      CHECK(pa[i].second.to_vector() == pb[i].second.to_vector());
-    }
-  };
   for (int i = 0; i < 6; ++i) {
     // Iteration 4 of `ahead` runs on inputs it drew itself after drawing
     // ahead during iteration 3.
@@ -181,7 +168,7 @@ TEST_CASE("step() sends the next inputs ahead and changes nothing by it", "[trai
     CHECK(a.loss_d == b.loss_d);
     CHECK(a.loss_g == b.loss_g);
     CHECK(a.d_fake == b.d_fake);
-    if (i == 1 || i == 5) same_state();
+    if (i == 1 || i == 5) check_same_state(ahead, plain);
   }
 }
 
@@ -207,12 +194,7 @@ TEST_CASE("an input that fails to load while drawn ahead fails the step that use
   // iteration: a checkpoint of it resumes where the data left off.
   Trainer clean(c, std::make_shared<TinyDataset>(16));
   clean.step();
-  const NamedTensors a = t.checkpoint_tensors(), b = clean.checkpoint_tensors();
-  REQUIRE(a.size() == b.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    INFO(a[i].first);
-    CHECK(a[i].second.to_vector() == b[i].second.to_vector());
-  }
+  check_same_state(t, clean);
 }
 
 TEST_CASE("each model's parameters are flat: one Adam call per step, EMA over whole buffers", "[trainer][flat]") {
@@ -285,13 +267,8 @@ TEST_CASE("checkpoints round-trip every tensor and reject corrupt files", "[trai
   t.save_checkpoint(path);
   Trainer u(tiny_config(), ds);
   u.load_checkpoint(path);
-  auto a = t.checkpoint_tensors(), b = u.checkpoint_tensors();
-  REQUIRE(a.size() == b.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    INFO(a[i].first);
-    REQUIRE(a[i].first == b[i].first);
-    CHECK(a[i].second.to_vector() == b[i].second.to_vector());
-  }
+  check_same_state(t, u);
+  const NamedTensors a = t.checkpoint_tensors();
   // Names include the SN vectors, BN statistics, optimiser moments and EMA.
   auto has = [&](const std::string& part) {
     for (auto& [k, v] : a)

@@ -2,7 +2,8 @@
 // tests/test_trainer_diffaug.cpp, tests/cuda/test_cuda_trainer.cpp): `steps`
 // iterations straight, and again as `split` iterations, a checkpoint, and a
 // fresh trainer resumed from it for the rest. The tests then compare the
-// logged values or the whole state.
+// logged values or the whole state (check_same_state, also for trainers run
+// other ways: step graphs, inputs drawn ahead).
 #pragma once
 #include <catch2/catch.hpp>
 #include <memory>
@@ -50,6 +51,19 @@ inline void check_same_logged_values(const ResumeRun& run) {
     CHECK(s.loss_g == want.loss_g);
     CHECK(s.d_real == want.d_real);
     CHECK(s.d_fake == want.d_fake);
+  }
+}
+
+// Every tensor of two trainers' checkpoints (weights, G_ema, Adam state, SN
+// vectors, BN statistics, RNG and loader counters) equal, by name and value;
+// INFO names each that differs.
+inline void check_same_state(const Trainer& a, const Trainer& b) {
+  const NamedTensors ta = a.checkpoint_tensors(), tb = b.checkpoint_tensors();
+  REQUIRE(ta.size() == tb.size());
+  for (size_t i = 0; i < ta.size(); ++i) {
+    INFO(ta[i].first);
+    REQUIRE(ta[i].first == tb[i].first);
+    CHECK(ta[i].second.to_vector() == tb[i].second.to_vector());
   }
 }
 
