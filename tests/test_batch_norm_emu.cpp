@@ -12,6 +12,7 @@
 #include "core/backend.h"
 #include "core/ops.h"
 #include "core/rng.h"
+#include "tests/support/assertions.h"
 
 // After every other header: the emulator defines threadIdx, __shared__ etc.
 // clang-format off
@@ -22,14 +23,6 @@
 namespace {
 using namespace sagan;
 namespace cu = sagan::cuda;
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  const std::vector<double> x = a.to_vector(), y = b.to_vector();
-  REQUIRE(x.size() == y.size());
-  double m = 0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::isnan(x[i]) ? INFINITY : std::abs(x[i] - y[i]));
-  return m;
-}
 
 template <class T>
 const T* cp(const Tensor& t) {
@@ -57,8 +50,8 @@ void check(DType dt, const Shape& shape, unsigned grid, double tol) {
   cpu.batch_norm_stats(x, want_mean, want_invstd, eps);
   cuda_emu::launch(cu::bn_stats_kernel<T>, dim3(grid), dim3(cu::kBlock), 0, cp<T>(x), mp<T>(mean), mp<T>(invstd), B,
                    C, hw, eps);
-  CHECK(max_abs_diff(mean, want_mean) <= tol);
-  CHECK(max_abs_diff(invstd, want_invstd) <= tol);
+  CHECK_CLOSE(mean, want_mean, 0, tol);
+  CHECK_CLOSE(invstd, want_invstd, 0, tol);
 
   // Strided statistics: every other element of a wider buffer.
   Tensor mean_buf = Tensor::full({2 * C}, NAN, dt), invstd_buf = Tensor::full({2 * C}, NAN, dt);
@@ -71,13 +64,13 @@ void check(DType dt, const Shape& shape, unsigned grid, double tol) {
   cuda_emu::launch(cu::bn_normalize_kernel<T>, dim3(std::min<unsigned>(grid, cu::blocks_for(total))),
                    dim3(cu::kBlock), 0, cp<T>(x), cp<T>(mean_s), int64_t{2}, cp<T>(invstd_s), int64_t{2}, mp<T>(out), C,
                    hw, total);
-  CHECK(max_abs_diff(out, want_out) <= tol);
+  CHECK_CLOSE(out, want_out, 0, tol);
 
   Tensor gx = Tensor::full(shape, NAN, dt), want_gx = Tensor::empty(shape, dt);
   cpu.batch_norm_backward(x, want_mean, want_invstd, gy, want_gx);
   cuda_emu::launch(cu::bn_backward_kernel<T>, dim3(grid), dim3(cu::kBlock), 0, cp<T>(x), cp<T>(mean_s), int64_t{2},
                    cp<T>(invstd_s), int64_t{2}, cp<T>(gy), mp<T>(gx), B, C, hw);
-  CHECK(max_abs_diff(gx, want_gx) <= tol);
+  CHECK_CLOSE(gx, want_gx, 0, tol);
 }
 }  // namespace
 

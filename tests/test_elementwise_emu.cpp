@@ -15,6 +15,7 @@
 #include "core/ops.h"
 #include "core/rng.h"
 #include "kernels/elementwise_math.h"
+#include "tests/support/assertions.h"
 
 // After every other header: the emulator defines threadIdx, __shared__ etc.
 // clang-format off
@@ -28,19 +29,6 @@ using namespace sagan;
 namespace cu = sagan::cuda;
 
 constexpr unsigned kGrid = 3;  // blocks stride over the elements
-
-// The same values, NaN in both or within tol.
-void check_same(const Tensor& got, const Tensor& want, double tol) {
-  const std::vector<double> a = got.to_vector(), b = want.to_vector();
-  REQUIRE(a.size() == b.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    INFO("element " << i << ": " << a[i] << " vs " << b[i]);
-    if (std::isnan(b[i]))
-      CHECK(std::isnan(a[i]));
-    else
-      CHECK(std::abs(a[i] - b[i]) <= tol * (1 + std::abs(b[i])));
-  }
-}
 
 // A (4, 6, 5) view of a poisoned (6, 4, 10) buffer: transposed, every other
 // column. Returns the view; `buffer` keeps the storage.
@@ -72,7 +60,7 @@ void check_unary(DType dt, double tol) {
                          static_cast<const T*>(in.raw_data()), static_cast<T*>(out.raw_data()), g, out.numel(), f,
                          static_cast<T>(alpha));
       });
-      check_same(out, want, tol);
+      CHECK_CLOSE(out, want, tol, tol);
       if (strided) CHECK(std::isnan(buffer.to_vector()[1]));  // a skipped column stays poisoned
 
       // Gradient, y = op(x).
@@ -89,7 +77,7 @@ void check_unary(DType dt, double tol) {
                          static_cast<const T*>(gy.raw_data()), static_cast<T*>(gx.raw_data()), g4, gx.numel(), df,
                          static_cast<T>(alpha));
       });
-      check_same(gx, want_gx, tol);
+      CHECK_CLOSE(gx, want_gx, tol, tol);
     }
   }
 }
@@ -115,7 +103,7 @@ void check_binary(DType dt, double tol) {
                        static_cast<const T*>(a.raw_data()), static_cast<const T*>(b.raw_data()),
                        static_cast<T*>(out.raw_data()), g, out.numel(), f);
     });
-    check_same(out, want, tol);
+    CHECK_CLOSE(out, want, tol, tol);
   }
 }
 }  // namespace

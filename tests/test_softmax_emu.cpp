@@ -12,6 +12,7 @@
 #include "core/backend.h"
 #include "core/ops.h"
 #include "core/rng.h"
+#include "tests/support/assertions.h"
 
 // After every other header: the emulator defines threadIdx, __shared__ etc.
 // clang-format off
@@ -36,8 +37,8 @@ void check(DType dt, int64_t rows, int64_t n, double tol) {
   Tensor y = Tensor::full({rows, n}, NAN, dt), lse = Tensor::full({rows}, NAN, dt);
   cuda_emu::launch(cu::softmax_rows_kernel<T>, dim3(grid), dim3(block), 0, static_cast<const T*>(x.raw_data()),
                    static_cast<T*>(y.raw_data()), static_cast<T*>(lse.raw_data()), rows, n);
-  const std::vector<double> got = y.to_vector(), ref = want.to_vector(), xs = x.to_vector(), l = lse.to_vector();
-  for (size_t i = 0; i < got.size(); ++i) CHECK(std::abs(got[i] - ref[i]) <= tol);
+  CHECK_CLOSE(y, want, 0, tol);
+  const std::vector<double> xs = x.to_vector(), l = lse.to_vector();
   for (int64_t r = 0; r < rows; ++r) {  // lse = log(sum(exp(x))), shifted by the max
     double m = -INFINITY, s = 0;
     for (int64_t i = 0; i < n; ++i) m = std::max(m, xs[static_cast<size_t>(r * n + i)]);
@@ -49,7 +50,7 @@ void check(DType dt, int64_t rows, int64_t n, double tol) {
   T* ip = static_cast<T*>(inplace.raw_data());
   cuda_emu::launch(cu::softmax_rows_kernel<T>, dim3(grid), dim3(block), 0, static_cast<const T*>(ip), ip,
                    static_cast<T*>(nullptr), rows, n);
-  CHECK(inplace.to_vector() == got);
+  CHECK(inplace.to_vector() == y.to_vector());
 
   const Tensor gy = Tensor::randn({rows, n}, gen, dt);
   Tensor gx = Tensor::full({rows, n}, NAN, dt), want_gx = Tensor::empty({rows, n}, dt);
@@ -57,8 +58,7 @@ void check(DType dt, int64_t rows, int64_t n, double tol) {
   cuda_emu::launch(cu::softmax_backward_rows_kernel<T>, dim3(grid), dim3(block), 0,
                    static_cast<const T*>(want.raw_data()), static_cast<const T*>(gy.raw_data()),
                    static_cast<T*>(gx.raw_data()), rows, n);
-  const std::vector<double> g = gx.to_vector(), wg = want_gx.to_vector();
-  for (size_t i = 0; i < g.size(); ++i) CHECK(std::abs(g[i] - wg[i]) <= tol);
+  CHECK_CLOSE(gx, want_gx, 0, tol);
 }
 }  // namespace
 

@@ -19,6 +19,14 @@
     REQUIRE(c_.ok);                                         \
   } while (0)
 
+// The same, not stopping the test case.
+#define CHECK_CLOSE(a, b, rtol, atol)                       \
+  do {                                                      \
+    auto c_ = ::sagan::testing::allclose(a, b, rtol, atol); \
+    INFO(#a << ": " << c_.message);                         \
+    CHECK(c_.ok);                                           \
+  } while (0)
+
 namespace sagan::testing {
 
 // Gradient of sum(y * gy) with respect to the leaf x; x's old gradient is
