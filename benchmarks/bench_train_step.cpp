@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/matmul_precision.h"
 #include "core/rng.h"
 #include "models/trainer.h"
 
@@ -83,8 +84,11 @@ Options parse(int argc, char** argv) {
       o.device = value();
     else if (a == "--precision") {
       o.precision = value();
-      if (o.precision != "fp32" && o.precision != "tf32" && o.precision != "bf16")
-        usage(("--precision: '" + o.precision + "' is not one of fp32, tf32, bf16").c_str());
+      try {
+        parse_matmul_precision(o.precision, "--precision");  // the trainer's own check, before any work
+      } catch (const Error& e) {
+        usage(e.what());
+      }
     }
     else if (a == "--resolution")
       o.resolutions.push_back(integer(32));
