@@ -2,17 +2,13 @@
 // --precision bf16 (core/matmul_precision.h) runs cublasGemmStridedBatchedEx
 // with CUBLAS_COMPUTE_32F_FAST_16BF: float32 in and out, operands rounded to
 // bf16 for the tensor cores, float32 accumulation; tf32 sets the handle's
-// TF32 math (CudaBackend::cublas).
-//
-// cuBLAS is column-major. A row-major (M,N) matrix is the column-major (N,M)
-// matrix of its transpose, so C = A B is computed as C^T = B^T A^T: cuBLAS
-// gets (m, n) = (N, M), B first, then A. A row-major operand (unit stride on
-// its last dim) is passed untransposed with ld = its row stride; a
-// column-major one (unit stride on its second-last dim) is a row-major
-// matrix of the transpose, passed with the transpose flag.
+// TF32 math (CudaBackend::cublas). The row-major to column-major mapping is
+// gemm_plan.h's, tested on the CPU.
 #include "core/matmul_precision.h"
 #include "kernels/cuda/blas.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/gemm_kernels.cuh"
+#include "kernels/cuda/gemm_plan.h"
 #include "kernels/cuda/launch.cuh"
 
 namespace sagan {
@@ -20,23 +16,12 @@ namespace sagan {
 namespace cuda {
 namespace {
 
-// C = beta * C when K == 0 (cuBLAS is not asked to handle an empty sum).
-template <class T>
-__global__ void __launch_bounds__(kBlock)
-    scale_kernel(T* c, int64_t rows, int64_t cols, int64_t ldc, int64_t stride_c, int64_t total, T beta) {
-  for (int64_t i = thread_index(); i < total; i += thread_count()) {
-    const int64_t col = i % cols, rest = i / cols, row = rest % rows, b = rest / rows;
-    T* p = c + b * stride_c + row * ldc + col;
-    *p = beta == T(0) ? T(0) : beta * *p;
-  }
-}
-
 cublasStatus_t gemm_call(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
                          const float* alpha, const float* a, int64_t lda, int64_t sa, const float* b, int64_t ldb,
                          int64_t sb, const float* beta, float* c, int64_t ldc, int64_t sc, int64_t batch) {
   if (matmul_precision() == MatmulPrecision::Bf16)
-    return cublasGemmStridedBatchedEx_64(h, ta, tb, m, n, k, alpha, a, CUDA_R_32F, lda, sa, b, CUDA_R_32F, ldb, sb, beta,
-                                         c, CUDA_R_32F, ldc, sc, batch, CUBLAS_COMPUTE_32F_FAST_16BF,
+    return cublasGemmStridedBatchedEx_64(h, ta, tb, m, n, k, alpha, a, CUDA_R_32F, lda, sa, b, CUDA_R_32F, ldb, sb,
+                                         beta, c, CUDA_R_32F, ldc, sc, batch, CUBLAS_COMPUTE_32F_FAST_16BF,
                                          CUBLAS_GEMM_DEFAULT);
   return cublasSgemmStridedBatched_64(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
 }
@@ -60,15 +45,12 @@ void gemm(CudaBackend& be, const char* op, bool trans_a, bool trans_b, int64_t M
     check_launch(op, "scale_kernel", be.stream());
     return;
   }
-  // cuBLAS wants ld >= the rows of the column-major view even when that
-  // dimension has a single row or column (and any stride is valid then).
-  lda = std::max<int64_t>(lda, trans_a ? M : K);
-  ldb = std::max<int64_t>(ldb, trans_b ? K : N);
+  const CublasGemmArgs g =
+      cublas_gemm_args(trans_a, trans_b, M, N, K, lda, stride_a, ldb, stride_b, ldc, stride_c, batch);
   cublasHandle_t h = be.cublas(/*allow_tf32=*/std::is_same_v<T, float>);
-  const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-  const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-  const cublasStatus_t st =
-      gemm_call(h, op_b, op_a, N, M, K, &alpha, B, ldb, stride_b, A, lda, stride_a, &beta, C, ldc, stride_c, batch);
+  const cublasStatus_t st = gemm_call(
+      h, g.trans_first ? CUBLAS_OP_T : CUBLAS_OP_N, g.trans_second ? CUBLAS_OP_T : CUBLAS_OP_N, g.m, g.n, g.k, &alpha,
+      B, g.ld_first, g.stride_first, A, g.ld_second, g.stride_second, &beta, C, g.ldc, g.stride_c, g.batch);
   if (st != CUBLAS_STATUS_SUCCESS)
     throw_cublas_error(op,
                        !std::is_same_v<T, float>                     ? "cublasDgemmStridedBatched_64"
@@ -88,24 +70,8 @@ template void gemm<double>(CudaBackend&, const char*, bool, bool, int64_t, int64
 namespace {
 using namespace cuda;
 
-// How cuBLAS can read one (batch, rows, cols) operand in place.
-struct Operand {
-  bool ok = false;
-  bool trans = false;  // stored as the row-major (cols, rows) matrix
-  int64_t ld = 0, batch_stride = 0;
-};
-
-Operand resolve(const Tensor& t) {
-  const int64_t rows = t.size(1), cols = t.size(2);
-  const int64_t s1 = t.strides()[1], s2 = t.strides()[2];
-  Operand o;
-  o.batch_stride = t.size(0) == 1 ? 0 : t.strides()[0];
-  if ((s2 == 1 || cols == 1) && (rows == 1 || s1 >= std::max<int64_t>(cols, 1))) {
-    o.ok = true, o.trans = false, o.ld = rows == 1 ? std::max<int64_t>(cols, 1) : s1;
-  } else if ((s1 == 1 || rows == 1) && (cols == 1 || s2 >= std::max<int64_t>(rows, 1))) {
-    o.ok = true, o.trans = true, o.ld = cols == 1 ? std::max<int64_t>(rows, 1) : s2;
-  }
-  return o;
+GemmOperand resolve(const Tensor& t) {
+  return gemm_operand(t.size(0), t.size(1), t.size(2), t.strides()[0], t.strides()[1], t.strides()[2]);
 }
 
 }  // namespace
@@ -130,7 +96,7 @@ void CudaBackend::bmm(const Tensor& a_in, const Tensor& b_in, Tensor& out, doubl
     return c;
   };
   const Tensor a = dense(a_in), b = dense(b_in);
-  const Operand oa = resolve(a), ob = resolve(b);
+  const GemmOperand oa = resolve(a), ob = resolve(b);
   dispatch_float(out.dtype(), "bmm", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     cuda::gemm<T>(*this, "bmm", oa.trans, ob.trans, M, N, K, T(1), static_cast<const T*>(a.raw_data()), oa.ld,
