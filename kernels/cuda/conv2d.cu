@@ -2,16 +2,27 @@
 // conv2d (square kernels) and conv2d_rect (a kernel, stride and padding per
 // axis), NCHW, cross-correlation like the CPU backend, dilation 1, float or
 // double. Both ops share one path; a square convolution is the rectangular
-// one with equal sides.
+// one with equal sides. The small kernels around cuDNN (bias, bf16
+// conversions) are conv2d_kernels.cuh's.
 //
 // Each geometry gets a ConvPlan (descriptors + one algorithm per direction),
-// built on first use and cached by the backend. The algorithm is chosen by
-// timing the candidates (cudnnFind*Ex) with a workspace from the caching
-// allocator sized by the heuristics (cudnnGet*_v7): the fastest deterministic
-// one in deterministic mode (kernels/cuda/settings.h, the default) so that
-// training runs repeat exactly, else the fastest. Workspaces of the
-// calls themselves come from the caching allocator too, so steady-state steps
-// make no cudaMalloc.
+// built on first use and cached by the backend. How the algorithm is chosen:
+// - deterministic mode (kernels/cuda/settings.h, the default): the first
+//   deterministic algorithm in cuDNN's heuristic order (cudnnGet*_v7) whose
+//   workspace fits a fixed 1 GiB. No timing: timing noise and the free
+//   memory of the moment would pick different (each deterministic but
+//   differently rounding) algorithms in different processes, and a resumed
+//   run must repeat an uninterrupted one bit for bit (PyTorch's
+//   reproducibility notes say the same of cudnn.benchmark).
+// - otherwise: the fastest by timing the candidates (cudnnFind*Ex) with a
+//   workspace from the caching allocator sized by the heuristics, else the
+//   heuristics' first.
+// Either way only algorithms whose reported math type the precision allows
+// (math_allowed) are taken, and the descriptor is set to that math type
+// before the call. Workspaces of the calls come from the caching allocator,
+// so steady-state steps make no cudaMalloc. A search needs the device
+// synchronised, so a geometry first met inside a CUDA graph capture is
+// refused with a message instead of invalidating the capture.
 //
 // float32 runs in FMA math unless set_cuda_tf32(true) or --precision tf32
 // (core/matmul_precision.h). Under --precision bf16 a float32 convolution runs
@@ -19,13 +30,12 @@
 // float32 compute, tensor-op math) and its bf16 result is widened back to
 // float32 before the bias is added: what the CPU backend emulates. The
 // precision and the deterministic switch are part of the plan key, so
-// changing one picks (and times) algorithms again.
-#include <cuda_bf16.h>
-
+// changing one chooses algorithms again.
 #include <climits>
 #include <vector>
 
 #include "core/matmul_precision.h"
+#include "kernels/cuda/conv2d_kernels.cuh"
 #include "kernels/cuda/conv_plan.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/launch.cuh"
@@ -35,23 +45,8 @@ namespace sagan {
 namespace {
 using namespace cuda;
 
-// Bias added after the convolution: out (B, C, hw) += bias[c].
-template <class T>
-__global__ void __launch_bounds__(kBlock)
-    add_bias_kernel(T* out, const T* bias, int64_t bias_stride, int64_t channels, int64_t hw, int64_t n) {
-  for (int64_t i = thread_index(); i < n; i += thread_count()) out[i] += bias[((i / hw) % channels) * bias_stride];
-}
-
-__global__ void __launch_bounds__(kBlock) to_bf16_kernel(const float* in, __nv_bfloat16* out, int64_t n) {
-  for (int64_t i = thread_index(); i < n; i += thread_count()) out[i] = __float2bfloat16_rn(in[i]);
-}
-
-__global__ void __launch_bounds__(kBlock) from_bf16_kernel(const __nv_bfloat16* in, float* out, int64_t n) {
-  for (int64_t i = thread_index(); i < n; i += thread_count()) out[i] = __bfloat162float(in[i]);
-}
-
 Buffer bf16_buffer(CudaBackend& be, const Tensor& like) {
-  return be.buffer(static_cast<size_t>(std::max<int64_t>(like.numel(), 1)) * sizeof(__nv_bfloat16));
+  return be.buffer(static_cast<size_t>(std::max<int64_t>(like.numel(), 1)) * sizeof(uint16_t));
 }
 
 // What one cuDNN call reads and writes: two dense input tensors and an
@@ -74,7 +69,7 @@ struct ConvOperands {
   void widen(CudaBackend& be, const char* op, Tensor& tout) const {
     if (!out16.get()) return;
     const int64_t n = tout.numel();
-    from_bf16_kernel<<<blocks_for(n), kBlock, 0, be.stream()>>>(static_cast<const __nv_bfloat16*>(out16.get()),
+    from_bf16_kernel<<<blocks_for(n), kBlock, 0, be.stream()>>>(static_cast<const uint16_t*>(out16.get()),
                                                                 static_cast<float*>(tout.raw_data()), n);
     check_launch(op, "from_bf16_kernel", be.stream());
   }
@@ -84,44 +79,46 @@ struct ConvOperands {
     const int64_t n = t.numel();
     Buffer buf = bf16_buffer(be, t);
     to_bf16_kernel<<<blocks_for(n), kBlock, 0, be.stream()>>>(static_cast<const float*>(t.raw_data()),
-                                                              static_cast<__nv_bfloat16*>(buf.get()), n);
+                                                              static_cast<uint16_t*>(buf.get()), n);
     check_launch(op, "to_bf16_kernel", be.stream());
     return buf;
   }
 };
 
+// The workspace a deterministic choice may ask for: fixed, so that the
+// choice does not depend on the memory free at the time.
+constexpr size_t kDeterministicWorkspace = size_t(1) << 30;
+
 // Workspace the heuristics ask for, bounded by what we are willing to spend
 // on timing candidates.
-size_t find_budget(CudaBackend& be, size_t wanted) {
+size_t find_budget(size_t wanted) {
   size_t free_b = 0, total_b = 0;
   SAGAN_CUDA_CHECK("conv2d", cudaMemGetInfo(&free_b, &total_b));
   const size_t cap = std::min<size_t>(size_t(1) << 30, free_b / 2);
   return std::min(wanted, cap);
 }
 
-// The best result: successful, within the workspace, deterministic when
-// asked, in cuDNN's order (fastest first for Find, most promising for Get).
+// Whether an algorithm reported with math type m keeps the plan's
+// precision: exact float32 (FMA math) takes FMA-only algorithms (default
+// math would allow TF32); the others take any but the float32-to-half
+// conversions.
+bool math_allowed(cudnnMathType_t plan_math, cudnnMathType_t m) {
+  if (m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return false;
+  return plan_math != CUDNN_FMA_MATH || m == CUDNN_FMA_MATH;
+}
+
+// The best result: successful, within the workspace, of an allowed math
+// type, deterministic when asked, in cuDNN's order (fastest first for Find,
+// most promising first for Get).
 template <class Perf>
-const Perf* choose(const std::vector<Perf>& perf, int count, size_t budget, bool deterministic) {
+const Perf* choose(const std::vector<Perf>& perf, int count, size_t budget, bool deterministic,
+                   cudnnMathType_t plan_math) {
   for (int i = 0; i < count; ++i) {
     const Perf& p = perf[static_cast<size_t>(i)];
-    if (p.status != CUDNN_STATUS_SUCCESS || p.memory > budget) continue;
+    if (p.status != CUDNN_STATUS_SUCCESS || p.memory > budget || !math_allowed(plan_math, p.mathType)) continue;
     if (!deterministic || p.determinism == CUDNN_DETERMINISTIC) return &p;
   }
   return nullptr;
-}
-
-// Find's choice, else the heuristics', else an error naming the direction.
-template <class Perf>
-const Perf& choose_or_fail(const std::vector<Perf>& found, int nfound, const std::vector<Perf>& heur, int got,
-                           size_t budget, const char* op, const char* direction) {
-  const bool det = cuda_deterministic();
-  const Perf* best = choose(found, nfound, budget, det);
-  if (!best) best = choose(heur, got, budget, det);
-  SAGAN_CHECK(best != nullptr,
-              "{}: cuDNN offers no {}{} algorithm for this geometry{}", op, det ? "deterministic " : "", direction,
-              det ? " (deterministic mode; --no-deterministic or SAGAN_CUDA_DETERMINISTIC=0 allows the others)" : "");
-  return *best;
 }
 
 // The timing workspace: the budget, halved until the allocator can serve it
@@ -200,10 +197,9 @@ ConvPlan& plan_for(CudaBackend& be, const char* op, const Tensor& x, const Tenso
   SAGAN_CUDNN_CHECK(op, cudnnSetConvolution2dDescriptor(fresh.conv, pad_h, pad_w, stride_h, stride_w, 1, 1,
                                                         CUDNN_CROSS_CORRELATION, compute));
   // FMA math keeps float32 exact to float32 rounding; TF32 only on request.
-  const cudnnMathType_t math = bf16                  ? CUDNN_TENSOR_OP_MATH
-                               : f32 && !tf32 ? CUDNN_FMA_MATH
-                                              : CUDNN_DEFAULT_MATH;
+  const cudnnMathType_t math = bf16 ? CUDNN_TENSOR_OP_MATH : f32 && !tf32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
   SAGAN_CUDNN_CHECK(op, cudnnSetConvolutionMathType(fresh.conv, math));
+  fresh.math = math;
   int n = 0, c = 0, h = 0, ww = 0;
   SAGAN_CUDNN_CHECK(op, cudnnGetConvolution2dForwardOutputDim(fresh.conv, fresh.x, fresh.w, &n, &c, &h, &ww));
   SAGAN_CHECK(n == B && c == Co && h == Ho && ww == Wo, "{}: cuDNN computes output [{}, {}, {}, {}], expected {}", op,
@@ -213,59 +209,99 @@ ConvPlan& plan_for(CudaBackend& be, const char* op, const Tensor& x, const Tenso
   std::swap(p.w, fresh.w);
   std::swap(p.conv, fresh.conv);
   p.bf16 = bf16;
+  p.math = fresh.math;
   return p;
+}
+
+// The algorithm of one direction (the file's comment says how it is
+// chosen), with the descriptor left in its math type. get(count, &got,
+// perf) lists cuDNN's heuristics; find(count, &found, perf, workspace,
+// bytes) times the candidates.
+template <class Perf, class Get, class Find>
+Perf search(CudaBackend& be, const char* op, ConvPlan& p, const char* direction, int max_count, Get get, Find find) {
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  SAGAN_CUDA_CHECK(op, cudaStreamIsCapturing(be.stream(), &capture));
+  SAGAN_CHECK(capture == cudaStreamCaptureStatusNone,
+              "{}: a convolution geometry first met during CUDA graph capture ({}): choosing its algorithm needs "
+              "the device synchronised; run these shapes once before capturing",
+              op, direction);
+  SAGAN_CUDNN_CHECK(op, cudnnSetConvolutionMathType(p.conv, p.math));
+  std::vector<Perf> heur(static_cast<size_t>(max_count)), found(heur.size());
+  int got = 0;
+  SAGAN_CUDNN_CHECK(op, get(max_count, &got, heur.data()));
+  const bool det = cuda_deterministic();
+  const Perf* best = nullptr;
+  if (det) {
+    best = choose(heur, got, kDeterministicWorkspace, true, p.math);
+  } else {
+    size_t budget = find_budget(max_memory(heur, got));
+    Buffer ws = find_workspace(be, budget);
+    int nfound = 0;
+    SAGAN_CUDNN_CHECK(op, find(max_count, &nfound, found.data(), ws.get(), budget));
+    best = choose(found, nfound, budget, false, p.math);
+    if (!best) best = choose(heur, got, budget, false, p.math);
+  }
+  SAGAN_CHECK(best != nullptr, "{}: cuDNN offers no {}{} algorithm for this geometry{}", op,
+              det ? "deterministic " : "", direction,
+              det ? " (deterministic mode; --no-deterministic or SAGAN_CUDA_DETERMINISTIC=0 allows the others)" : "");
+  SAGAN_CUDNN_CHECK(op, cudnnSetConvolutionMathType(p.conv, best->mathType));
+  return *best;
 }
 
 void find_forward(CudaBackend& be, const char* op, ConvPlan& p, const void* x, const void* w, void* y) {
   cudnnHandle_t h = be.cudnn();
-  int max_count = 0, got = 0;
+  int max_count = 0;
   SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count));
-  std::vector<cudnnConvolutionFwdAlgoPerf_t> heur(static_cast<size_t>(max_count)), found(heur.size());
-  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionForwardAlgorithm_v7(h, p.x, p.w, p.conv, p.y, max_count, &got, heur.data()));
-  size_t budget = find_budget(be, max_memory(heur, got));
-  Buffer ws = find_workspace(be, budget);
-  int nfound = 0;
-  SAGAN_CUDNN_CHECK(op, cudnnFindConvolutionForwardAlgorithmEx(h, p.x, x, p.w, w, p.conv, p.y, y, max_count, &nfound,
-                                                               found.data(), ws.get(), budget));
-  p.fwd_algo = choose_or_fail(found, nfound, heur, got, budget, op, "forward").algo;
-  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionForwardWorkspaceSize(h, p.x, p.w, p.conv, p.y, p.fwd_algo, &p.fwd_ws));
-  p.fwd_ready = true;
+  const auto best = search<cudnnConvolutionFwdAlgoPerf_t>(
+      be, op, p, "forward", max_count,
+      [&](int n, int* got, cudnnConvolutionFwdAlgoPerf_t* perf) {
+        return cudnnGetConvolutionForwardAlgorithm_v7(h, p.x, p.w, p.conv, p.y, n, got, perf);
+      },
+      [&](int n, int* got, cudnnConvolutionFwdAlgoPerf_t* perf, void* ws, size_t bytes) {
+        return cudnnFindConvolutionForwardAlgorithmEx(h, p.x, x, p.w, w, p.conv, p.y, y, n, got, perf, ws, bytes);
+      });
+  p.fwd.algo = best.algo, p.fwd.math = best.mathType;
+  SAGAN_CUDNN_CHECK(op,
+                    cudnnGetConvolutionForwardWorkspaceSize(h, p.x, p.w, p.conv, p.y, p.fwd.algo, &p.fwd.workspace));
+  p.fwd.ready = true;
 }
 
 void find_backward_data(CudaBackend& be, const char* op, ConvPlan& p, const void* w, const void* gy, void* gx) {
   cudnnHandle_t h = be.cudnn();
-  int max_count = 0, got = 0;
+  int max_count = 0;
   SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count));
-  std::vector<cudnnConvolutionBwdDataAlgoPerf_t> heur(static_cast<size_t>(max_count)), found(heur.size());
-  SAGAN_CUDNN_CHECK(
-      op, cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w, p.y, p.conv, p.x, max_count, &got, heur.data()));
-  size_t budget = find_budget(be, max_memory(heur, got));
-  Buffer ws = find_workspace(be, budget);
-  int nfound = 0;
-  SAGAN_CUDNN_CHECK(op, cudnnFindConvolutionBackwardDataAlgorithmEx(h, p.w, w, p.y, gy, p.conv, p.x, gx, max_count,
-                                                                    &nfound, found.data(), ws.get(), budget));
-  p.bwd_data_algo = choose_or_fail(found, nfound, heur, got, budget, op, "backward-data").algo;
-  SAGAN_CUDNN_CHECK(
-      op, cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w, p.y, p.conv, p.x, p.bwd_data_algo, &p.bwd_data_ws));
-  p.bwd_data_ready = true;
+  const auto best = search<cudnnConvolutionBwdDataAlgoPerf_t>(
+      be, op, p, "backward-data", max_count,
+      [&](int n, int* got, cudnnConvolutionBwdDataAlgoPerf_t* perf) {
+        return cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w, p.y, p.conv, p.x, n, got, perf);
+      },
+      [&](int n, int* got, cudnnConvolutionBwdDataAlgoPerf_t* perf, void* ws, size_t bytes) {
+        return cudnnFindConvolutionBackwardDataAlgorithmEx(h, p.w, w, p.y, gy, p.conv, p.x, gx, n, got, perf, ws,
+                                                           bytes);
+      });
+  p.bwd_data.algo = best.algo, p.bwd_data.math = best.mathType;
+  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w, p.y, p.conv, p.x, p.bwd_data.algo,
+                                                                     &p.bwd_data.workspace));
+  p.bwd_data.ready = true;
 }
 
 void find_backward_filter(CudaBackend& be, const char* op, ConvPlan& p, const void* x, const void* gy, void* gw) {
   cudnnHandle_t h = be.cudnn();
-  int max_count = 0, got = 0;
+  int max_count = 0;
   SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count));
-  std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> heur(static_cast<size_t>(max_count)), found(heur.size());
-  SAGAN_CUDNN_CHECK(
-      op, cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x, p.y, p.conv, p.w, max_count, &got, heur.data()));
-  size_t budget = find_budget(be, max_memory(heur, got));
-  Buffer ws = find_workspace(be, budget);
-  int nfound = 0;
-  SAGAN_CUDNN_CHECK(op, cudnnFindConvolutionBackwardFilterAlgorithmEx(h, p.x, x, p.y, gy, p.conv, p.w, gw, max_count,
-                                                                      &nfound, found.data(), ws.get(), budget));
-  p.bwd_filter_algo = choose_or_fail(found, nfound, heur, got, budget, op, "backward-filter").algo;
-  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x, p.y, p.conv, p.w, p.bwd_filter_algo,
-                                                                       &p.bwd_filter_ws));
-  p.bwd_filter_ready = true;
+  const auto best = search<cudnnConvolutionBwdFilterAlgoPerf_t>(
+      be, op, p, "backward-filter", max_count,
+      [&](int n, int* got, cudnnConvolutionBwdFilterAlgoPerf_t* perf) {
+        return cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x, p.y, p.conv, p.w, n, got, perf);
+      },
+      [&](int n, int* got, cudnnConvolutionBwdFilterAlgoPerf_t* perf, void* ws, size_t bytes) {
+        return cudnnFindConvolutionBackwardFilterAlgorithmEx(h, p.x, x, p.y, gy, p.conv, p.w, gw, n, got, perf, ws,
+                                                             bytes);
+      });
+  p.bwd_filter.algo = best.algo, p.bwd_filter.math = best.mathType;
+  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x, p.y, p.conv, p.w, p.bwd_filter.algo,
+                                                                       &p.bwd_filter.workspace));
+  p.bwd_filter.ready = true;
 }
 
 }  // namespace
@@ -302,13 +338,14 @@ void CudaBackend::conv_forward(const char* op, const Tensor& x_in, const Tensor&
     std::lock_guard<std::mutex> lock(plan_mutex_);
     ConvPlan& p = plan_for(*this, op, x, w, out, g, s);
     const ConvOperands o(*this, op, p.bf16, x, w, out);
-    if (!p.fwd_ready) find_forward(*this, op, p, o.a, o.b, o.out);
-    Buffer ws = buffer(p.fwd_ws);
+    if (!p.fwd.ready) find_forward(*this, op, p, o.a, o.b, o.out);
+    Buffer ws = buffer(p.fwd.workspace);
+    SAGAN_CUDNN_CHECK(op, cudnnSetConvolutionMathType(p.conv, p.fwd.math));
     dispatch_float(out.dtype(), op, [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;  // float scaling factors for bf16 tensors too
       const T one = 1, zero = 0;
-      SAGAN_CUDNN_CHECK(op, cudnnConvolutionForward(cudnn(), &one, p.x, o.a, p.w, o.b, p.conv, p.fwd_algo, ws.get(),
-                                                    p.fwd_ws, &zero, p.y, o.out));
+      SAGAN_CUDNN_CHECK(op, cudnnConvolutionForward(cudnn(), &one, p.x, o.a, p.w, o.b, p.conv, p.fwd.algo, ws.get(),
+                                                    p.fwd.workspace, &zero, p.y, o.out));
     });
     o.widen(*this, op, out);
   }
@@ -335,13 +372,14 @@ void CudaBackend::conv_backward_data(const char* op, const Tensor& gy_in, const 
   std::lock_guard<std::mutex> lock(plan_mutex_);
   ConvPlan& p = plan_for(*this, op, gx, w, gy, g, s);
   const ConvOperands o(*this, op, p.bf16, w, gy, gx);
-  if (!p.bwd_data_ready) find_backward_data(*this, op, p, o.a, o.b, o.out);
-  Buffer ws = buffer(p.bwd_data_ws);
+  if (!p.bwd_data.ready) find_backward_data(*this, op, p, o.a, o.b, o.out);
+  Buffer ws = buffer(p.bwd_data.workspace);
+  SAGAN_CUDNN_CHECK(op, cudnnSetConvolutionMathType(p.conv, p.bwd_data.math));
   dispatch_float(gx.dtype(), op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T one = 1, zero = 0;
-    SAGAN_CUDNN_CHECK(op, cudnnConvolutionBackwardData(cudnn(), &one, p.w, o.a, p.y, o.b, p.conv, p.bwd_data_algo,
-                                                       ws.get(), p.bwd_data_ws, &zero, p.x, o.out));
+    SAGAN_CUDNN_CHECK(op, cudnnConvolutionBackwardData(cudnn(), &one, p.w, o.a, p.y, o.b, p.conv, p.bwd_data.algo,
+                                                       ws.get(), p.bwd_data.workspace, &zero, p.x, o.out));
   });
   o.widen(*this, op, gx);
 }
@@ -350,7 +388,9 @@ void CudaBackend::conv_backward_filter(const char* op, const Tensor& gy_in, cons
                                        Conv2dRectGeom g) {
   const Geometry s = geometry_of(x_in, gw, gy_in);
   if (gw.numel() == 0) return;
-  if (gy_in.numel() == 0) {
+  // An empty input padded to a non-empty output (H = 0, pad > 0) gives a
+  // zero gradient too; cuDNN rejects zero-sized descriptors.
+  if (gy_in.numel() == 0 || x_in.numel() == 0) {
     fill(gw, 0.0);
     return;
   }
@@ -358,13 +398,14 @@ void CudaBackend::conv_backward_filter(const char* op, const Tensor& gy_in, cons
   std::lock_guard<std::mutex> lock(plan_mutex_);
   ConvPlan& p = plan_for(*this, op, x, gw, gy, g, s);
   const ConvOperands o(*this, op, p.bf16, x, gy, gw);
-  if (!p.bwd_filter_ready) find_backward_filter(*this, op, p, o.a, o.b, o.out);
-  Buffer ws = buffer(p.bwd_filter_ws);
+  if (!p.bwd_filter.ready) find_backward_filter(*this, op, p, o.a, o.b, o.out);
+  Buffer ws = buffer(p.bwd_filter.workspace);
+  SAGAN_CUDNN_CHECK(op, cudnnSetConvolutionMathType(p.conv, p.bwd_filter.math));
   dispatch_float(gw.dtype(), op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T one = 1, zero = 0;
-    SAGAN_CUDNN_CHECK(op, cudnnConvolutionBackwardFilter(cudnn(), &one, p.x, o.a, p.y, o.b, p.conv, p.bwd_filter_algo,
-                                                         ws.get(), p.bwd_filter_ws, &zero, p.w, o.out));
+    SAGAN_CUDNN_CHECK(op, cudnnConvolutionBackwardFilter(cudnn(), &one, p.x, o.a, p.y, o.b, p.conv, p.bwd_filter.algo,
+                                                         ws.get(), p.bwd_filter.workspace, &zero, p.w, o.out));
   });
   o.widen(*this, op, gw);
 }

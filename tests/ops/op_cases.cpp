@@ -134,6 +134,12 @@ void add_conv(std::vector<OpEntry>& r) {
     conv.cases.push_back(make(fmt::format("5 images of 3x3, k{}", k),
                               {normal({5, 2, 3, 3}), normal({3, 2, k, k}), normal({3})},
                               [p = p](const auto& in) { return conv2d(in[0], in[1], in[2], 1, p); }));
+  // An empty input padded to a non-empty output: the output is the bias,
+  // the weight gradient zero (cuDNN is not called with a zero-sized
+  // descriptor).
+  conv.cases.push_back(make("empty input (H 0) padded to 2 rows",
+                            {normal({2, 3, 0, 4}), normal({5, 3, 1, 1}), normal({5})},
+                            [](const auto& in) { return conv2d(in[0], in[1], in[2], 1, 1); }));
   // A transposed view as input: copied once, then the same kernels.
   conv.cases.push_back(make("transposed input", {normal({2, 3, 6, 5}), normal({4, 3, 3, 3})},
                             [](const auto& in) { return conv2d(in[0].transpose(2, 3), in[1], std::nullopt, 1, 1); }));
