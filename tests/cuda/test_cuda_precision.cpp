@@ -1,14 +1,19 @@
-// --precision tf32|bf16 on the GPU (core/matmul_precision.h) against the CPU
-// backend's emulation of the same rounding (kernels/cpu/operand_rounding.h),
-// both in float32 from the same inputs:
+// --precision tf32|bf16 on the GPU (core/matmul_precision.h), against the
+// exact (float64) result and against the CPU backend's emulation of the
+// same rounding (kernels/cpu/operand_rounding.h: round to nearest).
+// What cuBLAS and cuDNN promise is the reduced precision, not how they round
+// the operands (a tensor core fed float32 bits truncates them; on these
+// shapes truncation is 9e-4 (TF32) and 7e-3 (bf16) normwise away from round
+// to nearest), nor which algorithm: so the bounds are against the exact
+// result, at the precision's own scale, and the distance to the emulation is
+// reported (WARN) when it is more than summation order explains:
 // - bmm (cuBLAS, CUBLAS_COMPUTE_32F_FAST_16BF for bf16, TF32 math for tf32):
-//   the same rounded products, so only the summation order differs: 1e-5
-//   normwise (a plain fp32 product is ~3e-3 away from the bf16 one).
-// - conv2d forward (with bias), backward-input, backward-weight (cuDNN on
-//   bf16 copies): bf16 results are bf16 numbers; normwise within 5e-4 of the
-//   emulation (ties of the final rounding may fall either way; fp32 is ~3e-3
-//   away). TF32: within kTolTF32 (cuDNN's Winograd-type algorithms round
-//   transformed operands, which the CPU cannot mirror).
+//   TF32 within kTolTF32 (1e-3; truncation gives 7.7e-4), bf16 within 1e-2
+//   (truncation 6.2e-3, round to nearest 2.4e-3).
+// - conv2d forward (with bias), backward-input, backward-weight: TF32 within
+//   kTolTF32Conv (5e-3), as PyTorch's TF32 convolution tests allow (Winograd-type
+//   algorithms round transformed operands); bf16 (cuDNN on bf16 copies)
+//   within 2e-2, and its results are bf16 numbers.
 // - attention: bf16 precision takes the tc-bf16 kernels, bit for bit.
 #include <bit>
 #include <cstdint>
@@ -28,43 +33,70 @@ int64_t not_bf16(const Tensor& t) {
   return n;
 }
 
+// The distance from the CPU's round-to-nearest emulation, reported when it
+// is more than summation order explains.
+void report_emulation_distance(const char* what, double d) {
+  if (d > 1e-5)
+    WARN(what << ": " << d << " normwise from the CPU's round-to-nearest emulation (the library rounds its operands "
+                                 "otherwise, or picked another algorithm)");
+}
+
 }  // namespace
 
-TEST_CASE("cuda bmm in tf32 and bf16 matches the cpu's emulated rounding", "[cuda][precision]") {
+TEST_CASE("cuda bmm in tf32 and bf16 keeps the precision's accuracy", "[cuda][precision]") {
   Rng gen(91);
   const Tensor a = Tensor::randn({3, 67, 129}, gen), b = Tensor::randn({3, 129, 45}, gen);
+  Tensor exact = Tensor::empty({3, 67, 45}, DType::F64);
+  cpu().bmm(a.to(DType::F64), b.to(DType::F64), exact, 0.0);
   for (MatmulPrecision p : {MatmulPrecision::Tf32, MatmulPrecision::Bf16}) {
     INFO(matmul_precision_name(p));
     MatmulPrecisionScope scope(p);
     Tensor c = Tensor::empty({3, 67, 45}), g = poisoned({3, 67, 45}, DType::F32, dev());
     cpu().bmm(a, b, c, 0.0);
     gpu().bmm(a.to(dev()), b.to(dev()), g, 0.0);
-    CHECK(normwise(g, c) <= 1e-5);
+    const double err = normwise(g, exact.to(DType::F32)), emu = normwise(g, c);
+    INFO("normwise error " << err << ", from the emulation " << emu);
+    CHECK(err <= (p == MatmulPrecision::Bf16 ? 1e-2 : kTolTF32));
+    if (err < 1e-5) WARN("as exact as float32: cuBLAS did not reduce the precision here");
+    report_emulation_distance("bmm", emu);
   }
 }
 
-TEST_CASE("cuda conv2d in bf16 and tf32 matches the cpu's emulated rounding", "[cuda][precision][conv2d]") {
+TEST_CASE("cuda conv2d in bf16 and tf32 keeps the precision's accuracy", "[cuda][precision][conv2d]") {
   Rng gen(92);
   const Tensor x = Tensor::randn({4, 24, 13, 11}, gen), w = Tensor::randn({16, 24, 3, 3}, gen);
   const Tensor bias = Tensor::randn({16}, gen), gy = Tensor::randn({4, 16, 13, 11}, gen);
+  // Exact references in float64.
+  const Tensor x64 = x.to(DType::F64), w64 = w.to(DType::F64), gy64 = gy.to(DType::F64);
+  Tensor y_exact = Tensor::empty({4, 16, 13, 11}, DType::F64), gx_exact = Tensor::empty(x.shape(), DType::F64),
+         gw_exact = Tensor::empty(w.shape(), DType::F64);
+  cpu().conv2d(x64, w64, bias.to(DType::F64), y_exact, {1, 1});
+  cpu().conv2d_backward_input(gy64, w64, gx_exact, {1, 1});
+  cpu().conv2d_backward_weight(gy64, x64, gw_exact, {1, 1});
   for (MatmulPrecision p : {MatmulPrecision::Tf32, MatmulPrecision::Bf16}) {
     INFO(matmul_precision_name(p));
     MatmulPrecisionScope scope(p);
-    const double tol = p == MatmulPrecision::Bf16 ? 5e-4 : kTolTF32;
+    const double tol = p == MatmulPrecision::Bf16 ? 2e-2 : kTolTF32Conv;
+    auto check = [&](const char* what, const Tensor& got, const Tensor& emulated, const Tensor& exact) {
+      const double err = normwise(got, exact.to(DType::F32)), emu = normwise(got, emulated);
+      INFO(what << ": normwise error " << err << ", from the emulation " << emu);
+      CHECK(err <= tol);
+      report_emulation_distance(what, emu);
+    };
     Tensor yc = Tensor::empty({4, 16, 13, 11}), yg = poisoned({4, 16, 13, 11}, DType::F32, dev());
     cpu().conv2d(x, w, bias, yc, {1, 1});
     gpu().conv2d(x.to(dev()), w.to(dev()), bias.to(dev()), yg, {1, 1});
-    CHECK(normwise(yg, yc) <= tol);
+    check("forward", yg, yc, y_exact);
 
     Tensor gxc = Tensor::empty(x.shape()), gxg = poisoned(x.shape(), DType::F32, dev());
     cpu().conv2d_backward_input(gy, w, gxc, {1, 1});
     gpu().conv2d_backward_input(gy.to(dev()), w.to(dev()), gxg, {1, 1});
-    CHECK(normwise(gxg, gxc) <= tol);
+    check("backward-input", gxg, gxc, gx_exact);
 
     Tensor gwc = Tensor::empty(w.shape()), gwg = poisoned(w.shape(), DType::F32, dev());
     cpu().conv2d_backward_weight(gy, x, gwc, {1, 1});
     gpu().conv2d_backward_weight(gy.to(dev()), x.to(dev()), gwg, {1, 1});
-    CHECK(normwise(gwg, gwc) <= tol);
+    check("backward-weight", gwg, gwc, gw_exact);
 
     if (p == MatmulPrecision::Bf16) {  // cuDNN's bf16 results, widened
       Tensor nob = poisoned({4, 16, 13, 11}, DType::F32, dev());
@@ -80,7 +112,10 @@ TEST_CASE("cuda attention under bf16 precision runs the tc-bf16 kernels", "[cuda
   Rng gen(93);
   const Tensor q = Tensor::randn({2, 256, 16}, gen).to(dev()), k = Tensor::randn({2, 64, 16}, gen).to(dev());
   const Tensor v = Tensor::randn({2, 64, 64}, gen).to(dev());
-  Tensor explicit_tc, by_precision;
+  Tensor explicit_tc, by_precision, fp32;
+  // Pinned to the fused path (the run may select another through
+  // SAGAN_CUDA_ATTENTION): bf16 precision reroutes only the fused kernels.
+  AttentionImplScope fused(AttentionImpl::Fused);
   {
     AttentionImplScope tc(AttentionImpl::TcBf16);
     explicit_tc = attention(q, k, v).out;
@@ -90,6 +125,6 @@ TEST_CASE("cuda attention under bf16 precision runs the tc-bf16 kernels", "[cuda
     by_precision = attention(q, k, v).out;
   }
   CHECK(bitwise_equal(explicit_tc, by_precision));
-  const Tensor fp32 = attention(q, k, v).out;  // the fused fp32 kernels: not the same bits
+  fp32 = attention(q, k, v).out;  // the fused fp32 kernels: not the same bits
   CHECK_FALSE(bitwise_equal(fp32, by_precision));
 }

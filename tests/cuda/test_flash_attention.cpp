@@ -190,7 +190,8 @@ TEST_CASE("cuda flash attention forward is deterministic and rejects unsupported
                                                    nullptr, 0, nullptr, true) == cudaErrorInvalidValue);
 }
 
-TEST_CASE("cuda flash attention backward in deterministic mode repeats bit for bit", "[cuda][flash_attention]") {
+TEST_CASE("cuda flash attention backward in deterministic mode repeats bit for bit",
+          "[cuda][flash_attention][slow_under_sanitizer]") {
   SKIP_WITHOUT_GPU();
   // SAGAN-32 G's shape at batch 16: 64 blocks per key tile leave the GPU
   // half empty, so the atomic backward would split its query loops.

@@ -199,7 +199,7 @@ TEST_CASE("cuda row-chunked power iteration at odd sizes and over several launch
   run(shapes, 2, 2, SnPowerVariant::RowChunks);
 }
 
-TEST_CASE("cuda batched power iteration is bitwise reproducible", "[cuda][sn_batched]") {
+TEST_CASE("cuda batched power iteration is bitwise reproducible", "[cuda][sn_batched][slow_under_sanitizer]") {
   SKIP_WITHOUT_GPU();
   for (SnPowerVariant variant : {SnPowerVariant::Columns, SnPowerVariant::RowChunks}) {
     INFO("variant " << int(variant));
