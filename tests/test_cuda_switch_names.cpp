@@ -66,3 +66,13 @@ TEST_CASE("deterministic mode is the default and the trainer's setting reaches i
   CHECK(cuda_deterministic());
   set_cuda_deterministic(before);
 }
+
+TEST_CASE("the allocation fill switch is off by default and can be set", "[cuda_switches]") {
+  if (std::getenv("SAGAN_CUDA_FILL_ALLOCATIONS") == nullptr) CHECK_FALSE(cuda_fill_allocations());
+  const bool before = cuda_fill_allocations();
+  set_cuda_fill_allocations(true);
+  CHECK(cuda_fill_allocations());
+  set_cuda_fill_allocations(false);
+  CHECK_FALSE(cuda_fill_allocations());
+  set_cuda_fill_allocations(before);
+}

@@ -137,7 +137,14 @@ CudaMemoryStats CachingAllocator::stats() const {
 
 namespace sagan {
 
-void* CudaBackend::allocate(size_t nbytes) { return allocator_.allocate(nbytes); }
+void* CudaBackend::allocate(size_t nbytes) {
+  void* p = allocator_.allocate(nbytes);
+  if (p && cuda_fill_allocations()) {
+    cuda::DeviceGuard guard(index_);
+    SAGAN_CUDA_CHECK("allocate (SAGAN_CUDA_FILL_ALLOCATIONS)", cudaMemsetAsync(p, 0xff, nbytes, stream_));
+  }
+  return p;
+}
 
 void CudaBackend::deallocate(void* ptr, size_t) { allocator_.free(ptr); }
 

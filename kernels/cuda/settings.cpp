@@ -83,6 +83,13 @@ SnPowerImpl cuda_sn_power_impl() {
 
 namespace {
 std::atomic<int> g_deterministic{-1};  // -1: the environment decides
+
+// A 1|0 environment switch.
+bool parse_switch(const std::string& text, const std::string& what) {
+  if (text == "1") return true;
+  if (text == "0") return false;
+  SAGAN_FAIL("{}: invalid value '{}' (expected 1 or 0)", what, text);
+}
 }  // namespace
 
 void set_cuda_deterministic(bool enabled) { g_deterministic.store(enabled ? 1 : 0); }
@@ -90,12 +97,21 @@ void set_cuda_deterministic(bool enabled) { g_deterministic.store(enabled ? 1 : 
 bool cuda_deterministic() {
   const int set = g_deterministic.load();
   if (set >= 0) return set == 1;
-  static const bool from_env =
-      env_setting("SAGAN_CUDA_DETERMINISTIC", true, [](const std::string& text, const std::string& what) {
-        if (text == "1") return true;
-        if (text == "0") return false;
-        SAGAN_FAIL("{}: invalid value '{}' (expected 1 or 0)", what, text);
-      });
+  static const bool from_env = env_setting("SAGAN_CUDA_DETERMINISTIC", true, parse_switch);
+  return from_env;
+}
+
+namespace {
+std::atomic<int> g_fill_allocations{-1};  // -1: the environment decides
+
+}  // namespace
+
+void set_cuda_fill_allocations(bool enabled) { g_fill_allocations.store(enabled ? 1 : 0); }
+
+bool cuda_fill_allocations() {
+  const int set = g_fill_allocations.load();
+  if (set >= 0) return set == 1;
+  static const bool from_env = env_setting("SAGAN_CUDA_FILL_ALLOCATIONS", false, parse_switch);
   return from_env;
 }
 

@@ -20,8 +20,9 @@ bool cuda_tf32_enabled();
 // driver and library versions). It changes: the fused attention's backward
 // (dQ by a separate kernel instead of atomics; docs/benchmarks.md has its
 // cost), index_add (the embeddings' backward: one thread per output column
-// walks the indices in order), and cuDNN's algorithm choice (the fastest
-// deterministic one; a convolution without one is an error naming it).
+// walks the indices in order), and cuDNN's algorithm choice (the first
+// deterministic one in cuDNN's heuristic order, untimed, so that every
+// process picks the same; a convolution without one is an error naming it).
 // Off: the faster atomic kernels and any cuDNN algorithm. Default from
 // SAGAN_CUDA_DETERMINISTIC=1|0 (read once when first needed; unset or empty:
 // 1; other values throw naming the variable); set_cuda_deterministic
@@ -75,6 +76,17 @@ SnPowerImpl cuda_sn_power_impl();
 // "columns" / "row-chunks", and the inverse (other text throws naming `what`).
 const char* sn_power_impl_name(SnPowerImpl impl);
 SnPowerImpl parse_sn_power_impl(const std::string& text, const std::string& what);
+
+// Fill every new CUDA tensor's memory with 0xFF bytes (NaN in float32 and
+// float64, -1 in int64) on the backend's stream, so that an element a kernel
+// fails to write reads as NaN instead of as whatever the cached block held
+// (the CUDA parity suite turns it on for every test, tests/cuda/main.cpp).
+// A debugging aid: one memset per allocation. Workspaces (CudaBackend::
+// buffer) are not filled. Default from SAGAN_CUDA_FILL_ALLOCATIONS=1|0
+// (unset or empty: 0; other values throw naming the variable), read once;
+// set_cuda_fill_allocations overrides it, process-wide.
+void set_cuda_fill_allocations(bool enabled);
+bool cuda_fill_allocations();
 
 // Bytes of the score workspace of the unfused attention (N*S per batch
 // element; batches run in chunks that fit). 0 restores the default, 256 MiB.

@@ -1,13 +1,15 @@
 // sagan_cuda_tests: the CUDA parity suite. Without a CUDA device it runs
 // nothing, says so, and exits 77, which CTest reports as Skipped
 // (SKIP_RETURN_CODE), so CPU-only machines show the suite as not run rather
-// than passed.
+// than passed. New device tensors are filled with NaN bytes
+// (set_cuda_fill_allocations) in every test.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 #include <cstdio>
 
 #include "core/backend.h"
 #include "kernels/cuda/device_info.h"
+#include "kernels/cuda/settings.h"
 
 int main(int argc, char** argv) {
   const int devices = sagan::cuda_device_count();
@@ -16,6 +18,9 @@ int main(int argc, char** argv) {
     std::printf("SKIPPED: no CUDA device present (%zu tests not run)\n", n);
     return 77;
   }
+  // Every new tensor's memory filled with NaN bytes: an element a kernel
+  // fails to write cannot pass a comparison, whatever block it landed in.
+  sagan::set_cuda_fill_allocations(true);
   std::printf("sagan_cuda_tests: %d CUDA device(s); cuda:0 is %s\n", devices,
               sagan::cuda_device_description(0).c_str());
   return Catch::Session().run(argc, argv);

@@ -2,6 +2,7 @@
 // host/device and cross-device round trips, the caching allocator (no
 // cudaMalloc in a repeated step; out-of-memory names the bytes), and error
 // messages that name the op and the shapes.
+#include <cmath>
 #include <numeric>
 
 #include "core/ops.h"
@@ -35,6 +36,25 @@ TEST_CASE("cuda fill writes exactly the view, in every dtype", "[cuda][memory]")
     Tensor dense = poisoned({3, 1, 7}, dt, dev());
     gpu().fill(dense, 3.0);
     for (double x : dense.to_vector()) REQUIRE(x == 3.0);
+  }
+}
+
+TEST_CASE("cuda new tensors read NaN or -1 while allocations are filled", "[cuda][memory]") {
+  // tests/cuda/main.cpp turns the fill on for the whole suite; a block that
+  // held finite values is handed out again filled.
+  REQUIRE(cuda_fill_allocations());
+  {
+    Tensor held = Tensor::full({1000}, 3.0, DType::F32, dev());
+    gpu().synchronize();
+  }
+  for (DType dt : {DType::F32, DType::F64, DType::I64}) {
+    INFO(dtype_name(dt));
+    const std::vector<double> v = Tensor::empty({1000}, dt, dev()).to_vector();
+    for (double x : v)
+      if (dt == DType::I64)
+        REQUIRE(x == -1.0);
+      else
+        REQUIRE(std::isnan(x));
   }
 }
 
