@@ -1,6 +1,6 @@
 // The GEMM's one kernel of its own, apart from gemm.cu so that it also
 // compiles as host code after tests/cuda/emu/cuda_emu.h
-// (tests/test_gemm_plan.cpp runs it on the CPU emulator).
+// (tests/test_gemm_emu.cpp runs it on the CPU emulator).
 #pragma once
 #include <cstdint>
 

@@ -1,5 +1,5 @@
 // How a row-major batched GEMM becomes one cuBLAS strided-batched call: pure
-// host arithmetic, apart from gemm.cu so that tests/test_gemm_plan.cpp can
+// host arithmetic, apart from gemm.cu so that tests/test_gemm_emu.cpp can
 // check it on the CPU against a model of cuBLAS's column-major contract
 // (argument checks included) without a GPU.
 //
