@@ -79,12 +79,12 @@ void check_normalize(double tol) {
 }
 }  // namespace
 
-TEST_CASE("emulated CUDA unfused-attention backward kernels match float64 loops", "[attention][emu]") {
+TEST_CASE("emulated CUDA unfused-attention backward kernels match float64 loops", "[attention][cuda_emu]") {
   check_attention<double>(1e-12);
   check_attention<float>(1e-5);
 }
 
-TEST_CASE("emulated CUDA spectral-norm normalisation: strided, and the eps branch", "[spectral_norm][emu]") {
+TEST_CASE("emulated CUDA spectral-norm normalisation: strided, and the eps branch", "[spectral_norm][cuda_emu]") {
   check_normalize<double>(1e-12);
   check_normalize<float>(1e-6);
 }

@@ -74,7 +74,7 @@ void check(DType dt, const Shape& shape, unsigned grid, double tol) {
 }
 }  // namespace
 
-TEST_CASE("emulated CUDA batch norm matches the CPU backend: statistics, normalise, backward", "[batch_norm][emu]") {
+TEST_CASE("emulated CUDA batch norm matches the CPU backend: statistics, normalise, backward", "[batch_norm][cuda_emu]") {
   // (B, C, H, W): 7 channels over a grid of 3 blocks; 5 x 9 x 11 = 495
   // elements a channel, two passes of 256 threads. Then 1 x 1 images (as a
   // 2-d input reaches the kernels) and one block for all channels.

@@ -109,17 +109,17 @@ void check_binary(DType dt, double tol) {
 }  // namespace
 
 TEST_CASE("emulated CUDA unary ops and their gradients match the CPU backend, dense and strided",
-          "[elementwise][emu]") {
+          "[elementwise][cuda_emu]") {
   check_unary<double>(DType::F64, 1e-14);
   check_unary<float>(DType::F32, 1e-6);
 }
 
-TEST_CASE("emulated CUDA binary ops match the CPU backend with broadcasting", "[elementwise][emu]") {
+TEST_CASE("emulated CUDA binary ops match the CPU backend with broadcasting", "[elementwise][cuda_emu]") {
   check_binary<double>(DType::F64, 1e-14);
   check_binary<float>(DType::F32, 1e-6);
 }
 
-TEST_CASE("emulated CUDA fill and converting copy write exactly the view", "[elementwise][emu]") {
+TEST_CASE("emulated CUDA fill and converting copy write exactly the view", "[elementwise][cuda_emu]") {
   Tensor buffer;
   Tensor view = poisoned_view(buffer, DType::F64);
   const cu::Strided<1> g = cu::make_strided<1>("fill", view.shape(), {&view.strides()});

@@ -20,6 +20,7 @@
 // clang-format off
 #include "tests/cuda/emu/cuda_emu.h"
 #include "kernels/cuda/flash_attention_kernels.cuh"
+#include "tests/cuda/emu/emu_launcher.h"
 // clang-format on
 
 namespace {
@@ -29,42 +30,8 @@ using sagan::fused::Status;
 using sagan::testing::max_abs_error;
 using sagan::testing::max_rel_error;
 
-struct EmuLauncher {
-  int sms = 4;
-  int num_sms() const { return sms; }
-  template <class... P, class... A>
-  void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, A... args) {
-    cuda_emu::launch(kernel, grid, block, smem, args...);
-  }
-  void zero(float* p, size_t n) { std::fill(p, p + n, 0.f); }
-};
-
-// A buffer with NaN canaries on both sides: writes past either end change a
-// canary, reads past an end bring NaN into the results.
-constexpr uint32_t kCanaryBits = 0x7fc0beefu;
-constexpr size_t kGuard = 64;
-
-struct Buf {
-  std::vector<float> mem;
-  size_t n;
-  explicit Buf(size_t n_) : mem(n_ + 2 * kGuard), n(n_) {
-    float canary;
-    std::memcpy(&canary, &kCanaryBits, 4);
-    std::fill(mem.begin(), mem.end(), canary);
-  }
-  float* data() { return mem.data() + kGuard; }
-  const float* data() const { return mem.data() + kGuard; }
-  float operator[](size_t i) const { return data()[i]; }
-  bool canaries_intact() const {
-    for (size_t i = 0; i < kGuard; ++i) {
-      uint32_t a, b;
-      std::memcpy(&a, &mem[i], 4);
-      std::memcpy(&b, &mem[kGuard + n + i], 4);
-      if (a != kCanaryBits || b != kCanaryBits) return false;
-    }
-    return true;
-  }
-};
+using sagan::emutest::EmuLauncher;      // 4 SMs
+using Buf = sagan::emutest::GuardedBuf;  // NaN canaries on both sides
 
 Buf random_buf(size_t n, double scale, std::mt19937& gen) {
   Buf b(n);

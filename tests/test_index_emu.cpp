@@ -82,7 +82,7 @@ void check(DType dt) {
 }
 }  // namespace
 
-TEST_CASE("emulated CUDA index_select / index_add match the CPU backend; a bad row traps", "[index][emu]") {
+TEST_CASE("emulated CUDA index_select / index_add match the CPU backend; a bad row traps", "[index][cuda_emu]") {
   check<double>(DType::F64);
   check<float>(DType::F32);
 }

@@ -152,19 +152,19 @@ void check_ema(DType dt, double tol) {
 }  // namespace
 
 TEST_CASE("emulated fused Adam matches the CPU backend over 70 tensors, gated and with device scales",
-          "[optim][emu]") {
+          "[optim][cuda_emu]") {
   // The same arithmetic; a compiler may contract a * b + c into one FMA on
   // one side only, hence a few ulps.
   check_adam<float>(DType::F32, 1e-6);
   check_adam<double>(DType::F64, 1e-14);
 }
 
-TEST_CASE("emulated fused EMA matches the CPU backend over 70 tensors, gated", "[optim][emu]") {
+TEST_CASE("emulated fused EMA matches the CPU backend over 70 tensors, gated", "[optim][cuda_emu]") {
   check_ema<float>(DType::F32, 1e-6);
   check_ema<double>(DType::F64, 1e-14);
 }
 
-TEST_CASE("optimiser launch groups: 64 tensors a launch, empty groups skipped, grid capped", "[optim][emu]") {
+TEST_CASE("optimiser launch groups: 64 tensors a launch, empty groups skipped, grid capped", "[optim][cuda_emu]") {
   std::vector<opt::Slot> slots(130, opt::Slot{{nullptr, nullptr, nullptr, nullptr}});
   std::vector<int64_t> starts{0};
   for (size_t i = 0; i < slots.size(); ++i) starts.push_back(starts.back() + (i >= 64 && i < 128 ? 0 : 3000));

@@ -91,7 +91,7 @@ void check(DType dt) {
 }
 }  // namespace
 
-TEST_CASE("emulated CUDA 2x2 pools and nearest upsampling match the CPU backend", "[pool][emu]") {
+TEST_CASE("emulated CUDA 2x2 pools and nearest upsampling match the CPU backend", "[pool][cuda_emu]") {
   check<double>(DType::F64);
   check<float>(DType::F32);
 }

@@ -70,7 +70,7 @@ struct Case {
 
 }  // namespace
 
-TEST_CASE("emulated CUDA sum matches the CPU backend in every launch shape", "[reduce][emu]") {
+TEST_CASE("emulated CUDA sum matches the CPU backend in every launch shape", "[reduce][cuda_emu]") {
   const std::vector<Case> cases{
       {"thread per output", {7, 5, 3}, {2}, false, cu::SumPlan::Thread, false},
       {"thread per output, two dims of a view", {3, 4, 5, 2}, {1, 3}, true, cu::SumPlan::Thread, false},

@@ -20,6 +20,7 @@
 #include "tests/cuda/emu/cuda_emu.h"
 #include "kernels/cuda/sn_power_batched_kernels.cuh"
 #include "kernels/cuda/sn_power_rowchunk_kernels.cuh"
+#include "tests/cuda/emu/emu_launcher.h"
 // clang-format on
 
 namespace {
@@ -28,14 +29,7 @@ namespace sn = sagan::fused::sn;
 namespace snr = sagan::fused::snr;
 using sagan::fused::Status;
 
-struct EmuLauncher {
-  int num_sms() const { return 4; }
-  template <class... P, class... A>
-  void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, A... args) {
-    cuda_emu::launch(kernel, grid, block, smem, args...);
-  }
-  void zero(float* p, size_t n) { std::fill(p, p + n, 0.f); }
-};
+using sagan::emutest::EmuLauncher;  // 4 SMs
 
 struct Layer {
   Layer(int r, int c, int offset = 0, bool zero = false) : rows(r), cols(c), w_offset(offset), zero_u(zero) {}

@@ -62,7 +62,7 @@ void check(DType dt, int64_t rows, int64_t n, double tol) {
 }
 }  // namespace
 
-TEST_CASE("emulated CUDA row softmax matches the CPU backend: forward, log-sum-exp, backward", "[softmax][emu]") {
+TEST_CASE("emulated CUDA row softmax matches the CPU backend: forward, log-sum-exp, backward", "[softmax][cuda_emu]") {
   check<double>(DType::F64, 7, 300, 1e-12);  // rows longer than the 256-thread block
   check<float>(DType::F32, 7, 300, 1e-6);
   check<double>(DType::F64, 5, 17, 1e-12);   // a one-warp block, lanes beyond the row idle
