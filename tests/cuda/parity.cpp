@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <cstring>
 #include <limits>
 
 namespace sagan::cudatest {
@@ -63,12 +62,6 @@ double normwise(const Tensor& got, const Tensor& want) {
     den += w[i] * w[i];
   }
   return std::sqrt(num / den);
-}
-
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
-  const Tensor ha = a.contiguous().to(Device::cpu()), hb = b.contiguous().to(Device::cpu());
-  return std::memcmp(ha.raw_data(), hb.raw_data(), static_cast<size_t>(ha.numel()) * dtype_size(ha.dtype())) == 0;
 }
 
 void poison_allocator(const std::vector<Shape>& shapes, DType dtype, int copies) {

@@ -17,6 +17,7 @@
 #include "kernels/cuda/device_info.h"
 #include "kernels/cuda/settings.h"
 #include "tests/ops/op_parity.h"
+#include "tests/support/bitwise.h"
 
 namespace sagan::cudatest {
 
@@ -87,7 +88,7 @@ class DeterministicGuard {
 double normwise(const Tensor& got, const Tensor& want);
 
 // Same dtype, shape and bytes (copied to the host): bitwise repeatability.
-bool bitwise_equal(const Tensor& a, const Tensor& b);
+using testing::bitwise_equal;
 
 // Scoped choice of the CUDA attention path (fused is the default).
 class AttentionImplScope {

@@ -49,19 +49,6 @@ TrainConfig small_config(const std::string& device) {
   return c;
 }
 
-// Every tensor of two trainers' checkpoints (weights, G_ema, Adam state, SN
-// vectors, BN statistics, counters) bitwise equal; INFO names the first
-// that differs.
-void require_same_state(const Trainer& a, const Trainer& b) {
-  const NamedTensors ta = a.checkpoint_tensors(), tb = b.checkpoint_tensors();
-  REQUIRE(ta.size() == tb.size());
-  for (size_t i = 0; i < ta.size(); ++i) {
-    INFO(ta[i].first);
-    REQUIRE(ta[i].first == tb[i].first);
-    REQUIRE(bitwise_equal(ta[i].second, tb[i].second));
-  }
-}
-
 bool close(double got, double want, double tol) { return std::abs(got - want) <= tol * std::max(1.0, std::abs(want)); }
 
 }  // namespace
@@ -110,11 +97,11 @@ TEST_CASE("cuda training in deterministic mode repeats bit for bit, resumed or n
     CHECK(sa.loss_d == sb.loss_d);
     CHECK(sa.loss_g == sb.loss_g);
   }
-  require_same_state(a, b);
+  testing::check_same_state(a, b);
 
   const testing::ResumeRun run = testing::run_straight_and_resumed(cfg, ds, 5, 2);
   testing::check_same_logged_values(run);
-  require_same_state(a, *run.resumed);
+  testing::check_same_state(a, *run.resumed);
 }
 
 TEST_CASE("cuda step graph: replayed iterations equal plain ones bit for bit, with no cudaMalloc",
@@ -144,7 +131,7 @@ TEST_CASE("cuda step graph: replayed iterations equal plain ones bit for bit, wi
     CHECK(a.grad_norm_d == b.grad_norm_d);
     if (i >= 4) CHECK(cuda_memory_stats(0).malloc_calls == mallocs);  // replays allocate nothing
   }
-  require_same_state(plain, graphed);
+  testing::check_same_state(plain, graphed);
 }
 
 #ifdef SAGAN_WITH_NCCL
@@ -168,6 +155,6 @@ TEST_CASE("cuda step graph of a one-rank NCCL job: the gradient buckets' all-red
     CHECK(a.loss_g == b.loss_g);
     CHECK(a.grad_norm_g == b.grad_norm_g);
   }
-  require_same_state(plain, graphed);
+  testing::check_same_state(plain, graphed);
 }
 #endif
