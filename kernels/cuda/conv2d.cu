@@ -213,22 +213,108 @@ ConvPlan& plan_for(CudaBackend& be, const char* op, const Tensor& x, const Tenso
   return p;
 }
 
-// The algorithm of one direction (the file's comment says how it is
-// chosen), with the descriptor left in its math type. get(count, &got,
-// perf) lists cuDNN's heuristics; find(count, &found, perf, workspace,
-// bytes) times the candidates.
-template <class Perf, class Get, class Find>
-Perf search(CudaBackend& be, const char* op, ConvPlan& p, const char* direction, int max_count, Get get, Find find) {
+// The three directions of a convolution for the generic choice and call
+// below: each one's cuDNN entry points with the plan's descriptors in that
+// direction's order, over the operands (a, b) -> out that ConvOperands holds
+// (forward: x, w -> y; backward-data: w, dy -> dx; backward-filter:
+// x, dy -> dw).
+struct Forward {
+  using Perf = cudnnConvolutionFwdAlgoPerf_t;
+  using Algo = cudnnConvolutionFwdAlgo_t;
+  static constexpr const char* name = "forward";
+  static constexpr const char* call = "cudnnConvolutionForward";
+  static ConvChoice<Algo>& choice(ConvPlan& p) { return p.fwd; }
+  static cudnnStatus_t max_count(cudnnHandle_t h, int* n) { return cudnnGetConvolutionForwardAlgorithmMaxCount(h, n); }
+  static cudnnStatus_t get(cudnnHandle_t h, const ConvPlan& p, int n, int* got, Perf* perf) {
+    return cudnnGetConvolutionForwardAlgorithm_v7(h, p.x, p.w, p.conv, p.y, n, got, perf);
+  }
+  static cudnnStatus_t find(cudnnHandle_t h, const ConvPlan& p, const ConvOperands& o, int n, int* got, Perf* perf,
+                            void* ws, size_t bytes) {
+    return cudnnFindConvolutionForwardAlgorithmEx(h, p.x, o.a, p.w, o.b, p.conv, p.y, o.out, n, got, perf, ws, bytes);
+  }
+  static cudnnStatus_t workspace(cudnnHandle_t h, const ConvPlan& p, Algo a, size_t* bytes) {
+    return cudnnGetConvolutionForwardWorkspaceSize(h, p.x, p.w, p.conv, p.y, a, bytes);
+  }
+  static cudnnStatus_t run(cudnnHandle_t h, const void* one, const ConvPlan& p, const ConvOperands& o, Algo a, void* ws,
+                           size_t bytes, const void* zero) {
+    return cudnnConvolutionForward(h, one, p.x, o.a, p.w, o.b, p.conv, a, ws, bytes, zero, p.y, o.out);
+  }
+};
+
+struct BackwardData {
+  using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
+  using Algo = cudnnConvolutionBwdDataAlgo_t;
+  static constexpr const char* name = "backward-data";
+  static constexpr const char* call = "cudnnConvolutionBackwardData";
+  static ConvChoice<Algo>& choice(ConvPlan& p) { return p.bwd_data; }
+  static cudnnStatus_t max_count(cudnnHandle_t h, int* n) {
+    return cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, n);
+  }
+  static cudnnStatus_t get(cudnnHandle_t h, const ConvPlan& p, int n, int* got, Perf* perf) {
+    return cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w, p.y, p.conv, p.x, n, got, perf);
+  }
+  static cudnnStatus_t find(cudnnHandle_t h, const ConvPlan& p, const ConvOperands& o, int n, int* got, Perf* perf,
+                            void* ws, size_t bytes) {
+    return cudnnFindConvolutionBackwardDataAlgorithmEx(h, p.w, o.a, p.y, o.b, p.conv, p.x, o.out, n, got, perf, ws,
+                                                       bytes);
+  }
+  static cudnnStatus_t workspace(cudnnHandle_t h, const ConvPlan& p, Algo a, size_t* bytes) {
+    return cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w, p.y, p.conv, p.x, a, bytes);
+  }
+  static cudnnStatus_t run(cudnnHandle_t h, const void* one, const ConvPlan& p, const ConvOperands& o, Algo a, void* ws,
+                           size_t bytes, const void* zero) {
+    return cudnnConvolutionBackwardData(h, one, p.w, o.a, p.y, o.b, p.conv, a, ws, bytes, zero, p.x, o.out);
+  }
+};
+
+struct BackwardFilter {
+  using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
+  using Algo = cudnnConvolutionBwdFilterAlgo_t;
+  static constexpr const char* name = "backward-filter";
+  static constexpr const char* call = "cudnnConvolutionBackwardFilter";
+  static ConvChoice<Algo>& choice(ConvPlan& p) { return p.bwd_filter; }
+  static cudnnStatus_t max_count(cudnnHandle_t h, int* n) {
+    return cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, n);
+  }
+  static cudnnStatus_t get(cudnnHandle_t h, const ConvPlan& p, int n, int* got, Perf* perf) {
+    return cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x, p.y, p.conv, p.w, n, got, perf);
+  }
+  static cudnnStatus_t find(cudnnHandle_t h, const ConvPlan& p, const ConvOperands& o, int n, int* got, Perf* perf,
+                            void* ws, size_t bytes) {
+    return cudnnFindConvolutionBackwardFilterAlgorithmEx(h, p.x, o.a, p.y, o.b, p.conv, p.w, o.out, n, got, perf, ws,
+                                                         bytes);
+  }
+  static cudnnStatus_t workspace(cudnnHandle_t h, const ConvPlan& p, Algo a, size_t* bytes) {
+    return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x, p.y, p.conv, p.w, a, bytes);
+  }
+  static cudnnStatus_t run(cudnnHandle_t h, const void* one, const ConvPlan& p, const ConvOperands& o, Algo a, void* ws,
+                           size_t bytes, const void* zero) {
+    return cudnnConvolutionBackwardFilter(h, one, p.x, o.a, p.y, o.b, p.conv, a, ws, bytes, zero, p.w, o.out);
+  }
+};
+
+void check_cudnn(const char* op, const char* call, cudnnStatus_t st) {
+  if (st != CUDNN_STATUS_SUCCESS) throw_cudnn_error(op, call, st);
+}
+
+// Direction Dir's algorithm, math type and workspace size, chosen as the
+// file's comment says; the descriptor is left in the plan's math type.
+template <class Dir>
+void choose_algorithm(CudaBackend& be, const char* op, ConvPlan& p, const ConvOperands& o) {
+  using Perf = typename Dir::Perf;
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   SAGAN_CUDA_CHECK(op, cudaStreamIsCapturing(be.stream(), &capture));
   SAGAN_CHECK(capture == cudaStreamCaptureStatusNone,
               "{}: a convolution geometry first met during CUDA graph capture ({}): choosing its algorithm needs "
               "the device synchronised; run these shapes once before capturing",
-              op, direction);
+              op, Dir::name);
+  cudnnHandle_t h = be.cudnn();
   SAGAN_CUDNN_CHECK(op, cudnnSetConvolutionMathType(p.conv, p.math));
+  int max_count = 0;
+  check_cudnn(op, "cudnnGetConvolution*AlgorithmMaxCount", Dir::max_count(h, &max_count));
   std::vector<Perf> heur(static_cast<size_t>(max_count)), found(heur.size());
   int got = 0;
-  SAGAN_CUDNN_CHECK(op, get(max_count, &got, heur.data()));
+  check_cudnn(op, "cudnnGetConvolution*Algorithm_v7", Dir::get(h, p, max_count, &got, heur.data()));
   const bool det = cuda_deterministic();
   const Perf* best = nullptr;
   if (det) {
@@ -237,71 +323,34 @@ Perf search(CudaBackend& be, const char* op, ConvPlan& p, const char* direction,
     size_t budget = find_budget(max_memory(heur, got));
     Buffer ws = find_workspace(be, budget);
     int nfound = 0;
-    SAGAN_CUDNN_CHECK(op, find(max_count, &nfound, found.data(), ws.get(), budget));
+    check_cudnn(op, "cudnnFindConvolution*AlgorithmEx",
+                Dir::find(h, p, o, max_count, &nfound, found.data(), ws.get(), budget));
     best = choose(found, nfound, budget, false, p.math);
     if (!best) best = choose(heur, got, budget, false, p.math);
   }
   SAGAN_CHECK(best != nullptr, "{}: cuDNN offers no {}{} algorithm for this geometry{}", op,
-              det ? "deterministic " : "", direction,
+              det ? "deterministic " : "", Dir::name,
               det ? " (deterministic mode; --no-deterministic or SAGAN_CUDA_DETERMINISTIC=0 allows the others)" : "");
-  SAGAN_CUDNN_CHECK(op, cudnnSetConvolutionMathType(p.conv, best->mathType));
-  return *best;
+  auto& c = Dir::choice(p);
+  c.algo = best->algo, c.math = best->mathType;
+  SAGAN_CUDNN_CHECK(op, cudnnSetConvolutionMathType(p.conv, c.math));
+  check_cudnn(op, "cudnnGetConvolution*WorkspaceSize", Dir::workspace(h, p, c.algo, &c.workspace));
+  c.ready = true;
 }
 
-void find_forward(CudaBackend& be, const char* op, ConvPlan& p, const void* x, const void* w, void* y) {
-  cudnnHandle_t h = be.cudnn();
-  int max_count = 0;
-  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count));
-  const auto best = search<cudnnConvolutionFwdAlgoPerf_t>(
-      be, op, p, "forward", max_count,
-      [&](int n, int* got, cudnnConvolutionFwdAlgoPerf_t* perf) {
-        return cudnnGetConvolutionForwardAlgorithm_v7(h, p.x, p.w, p.conv, p.y, n, got, perf);
-      },
-      [&](int n, int* got, cudnnConvolutionFwdAlgoPerf_t* perf, void* ws, size_t bytes) {
-        return cudnnFindConvolutionForwardAlgorithmEx(h, p.x, x, p.w, w, p.conv, p.y, y, n, got, perf, ws, bytes);
-      });
-  p.fwd.algo = best.algo, p.fwd.math = best.mathType;
-  SAGAN_CUDNN_CHECK(op,
-                    cudnnGetConvolutionForwardWorkspaceSize(h, p.x, p.w, p.conv, p.y, p.fwd.algo, &p.fwd.workspace));
-  p.fwd.ready = true;
-}
-
-void find_backward_data(CudaBackend& be, const char* op, ConvPlan& p, const void* w, const void* gy, void* gx) {
-  cudnnHandle_t h = be.cudnn();
-  int max_count = 0;
-  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count));
-  const auto best = search<cudnnConvolutionBwdDataAlgoPerf_t>(
-      be, op, p, "backward-data", max_count,
-      [&](int n, int* got, cudnnConvolutionBwdDataAlgoPerf_t* perf) {
-        return cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w, p.y, p.conv, p.x, n, got, perf);
-      },
-      [&](int n, int* got, cudnnConvolutionBwdDataAlgoPerf_t* perf, void* ws, size_t bytes) {
-        return cudnnFindConvolutionBackwardDataAlgorithmEx(h, p.w, w, p.y, gy, p.conv, p.x, gx, n, got, perf, ws,
-                                                           bytes);
-      });
-  p.bwd_data.algo = best.algo, p.bwd_data.math = best.mathType;
-  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w, p.y, p.conv, p.x, p.bwd_data.algo,
-                                                                     &p.bwd_data.workspace));
-  p.bwd_data.ready = true;
-}
-
-void find_backward_filter(CudaBackend& be, const char* op, ConvPlan& p, const void* x, const void* gy, void* gw) {
-  cudnnHandle_t h = be.cudnn();
-  int max_count = 0;
-  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count));
-  const auto best = search<cudnnConvolutionBwdFilterAlgoPerf_t>(
-      be, op, p, "backward-filter", max_count,
-      [&](int n, int* got, cudnnConvolutionBwdFilterAlgoPerf_t* perf) {
-        return cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x, p.y, p.conv, p.w, n, got, perf);
-      },
-      [&](int n, int* got, cudnnConvolutionBwdFilterAlgoPerf_t* perf, void* ws, size_t bytes) {
-        return cudnnFindConvolutionBackwardFilterAlgorithmEx(h, p.x, x, p.y, gy, p.conv, p.w, gw, n, got, perf, ws,
-                                                             bytes);
-      });
-  p.bwd_filter.algo = best.algo, p.bwd_filter.math = best.mathType;
-  SAGAN_CUDNN_CHECK(op, cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x, p.y, p.conv, p.w, p.bwd_filter.algo,
-                                                                       &p.bwd_filter.workspace));
-  p.bwd_filter.ready = true;
+// Direction Dir over o, its algorithm chosen first if the plan has none yet.
+// Scaling factors are float for float32 and bf16 tensors, double for double.
+template <class Dir>
+void run_direction(CudaBackend& be, const char* op, ConvPlan& p, const ConvOperands& o, DType dtype) {
+  auto& c = Dir::choice(p);
+  if (!c.ready) choose_algorithm<Dir>(be, op, p, o);
+  Buffer ws = be.buffer(c.workspace);
+  SAGAN_CUDNN_CHECK(op, cudnnSetConvolutionMathType(p.conv, c.math));
+  dispatch_float(dtype, op, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const T one = 1, zero = 0;
+    check_cudnn(op, Dir::call, Dir::run(be.cudnn(), &one, p, o, c.algo, ws.get(), c.workspace, &zero));
+  });
 }
 
 }  // namespace
@@ -338,15 +387,7 @@ void CudaBackend::conv_forward(const char* op, const Tensor& x_in, const Tensor&
     std::lock_guard<std::mutex> lock(plan_mutex_);
     ConvPlan& p = plan_for(*this, op, x, w, out, g, s);
     const ConvOperands o(*this, op, p.bf16, x, w, out);
-    if (!p.fwd.ready) find_forward(*this, op, p, o.a, o.b, o.out);
-    Buffer ws = buffer(p.fwd.workspace);
-    SAGAN_CUDNN_CHECK(op, cudnnSetConvolutionMathType(p.conv, p.fwd.math));
-    dispatch_float(out.dtype(), op, [&](auto* tag) {
-      using T = std::remove_pointer_t<decltype(tag)>;  // float scaling factors for bf16 tensors too
-      const T one = 1, zero = 0;
-      SAGAN_CUDNN_CHECK(op, cudnnConvolutionForward(cudnn(), &one, p.x, o.a, p.w, o.b, p.conv, p.fwd.algo, ws.get(),
-                                                    p.fwd.workspace, &zero, p.y, o.out));
-    });
+    run_direction<Forward>(*this, op, p, o, out.dtype());
     o.widen(*this, op, out);
   }
   if (bias) {
@@ -372,15 +413,7 @@ void CudaBackend::conv_backward_data(const char* op, const Tensor& gy_in, const 
   std::lock_guard<std::mutex> lock(plan_mutex_);
   ConvPlan& p = plan_for(*this, op, gx, w, gy, g, s);
   const ConvOperands o(*this, op, p.bf16, w, gy, gx);
-  if (!p.bwd_data.ready) find_backward_data(*this, op, p, o.a, o.b, o.out);
-  Buffer ws = buffer(p.bwd_data.workspace);
-  SAGAN_CUDNN_CHECK(op, cudnnSetConvolutionMathType(p.conv, p.bwd_data.math));
-  dispatch_float(gx.dtype(), op, [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    const T one = 1, zero = 0;
-    SAGAN_CUDNN_CHECK(op, cudnnConvolutionBackwardData(cudnn(), &one, p.w, o.a, p.y, o.b, p.conv, p.bwd_data.algo,
-                                                       ws.get(), p.bwd_data.workspace, &zero, p.x, o.out));
-  });
+  run_direction<BackwardData>(*this, op, p, o, gx.dtype());
   o.widen(*this, op, gx);
 }
 
@@ -398,15 +431,7 @@ void CudaBackend::conv_backward_filter(const char* op, const Tensor& gy_in, cons
   std::lock_guard<std::mutex> lock(plan_mutex_);
   ConvPlan& p = plan_for(*this, op, x, gw, gy, g, s);
   const ConvOperands o(*this, op, p.bf16, x, gy, gw);
-  if (!p.bwd_filter.ready) find_backward_filter(*this, op, p, o.a, o.b, o.out);
-  Buffer ws = buffer(p.bwd_filter.workspace);
-  SAGAN_CUDNN_CHECK(op, cudnnSetConvolutionMathType(p.conv, p.bwd_filter.math));
-  dispatch_float(gw.dtype(), op, [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    const T one = 1, zero = 0;
-    SAGAN_CUDNN_CHECK(op, cudnnConvolutionBackwardFilter(cudnn(), &one, p.x, o.a, p.y, o.b, p.conv, p.bwd_filter.algo,
-                                                         ws.get(), p.bwd_filter.workspace, &zero, p.w, o.out));
-  });
+  run_direction<BackwardFilter>(*this, op, p, o, gw.dtype());
   o.widen(*this, op, gw);
 }
 
