@@ -15,11 +15,15 @@
 //
 //   bench_train_step [--device auto|cpu|cuda] [--resolution R] [--ch C] [--batch B]
 //                    [--classes K] [--repeats N] [--warmup N] [--cuda-graph] [--precision P]
+//                    [--no-deterministic]
 // --cuda-graph: the iterations replayed as CUDA graphs (impl sagan-graph;
 // the first one runs plain, the second captures: both are warm-up).
 // --precision fp32|tf32|bf16: the trainer's --precision (default fp32); a
 // precision other than fp32 is appended to impl (sagan@bf16), as
 // torch_train_step.py does with its own --precision.
+// --no-deterministic: the trainer's --no-deterministic (CUDA: the atomic
+// attention backward, cuDNN's fastest algorithm by timing; impl gets
+// "-nondet"), PyTorch's own default; the engine's default is deterministic.
 // Without --resolution: SAGAN-32 on the CPU, SAGAN-32 and SAGAN-128 on CUDA.
 #include <sys/resource.h>
 
@@ -51,13 +55,15 @@ struct Options {
   int64_t ch = 64, batch = 64, classes = 10;
   int repeats = 0, warmup = -1;  // unset: 5 and 2 on the CPU, 20 and 5 on CUDA
   bool cuda_graph = false;
+  bool deterministic = true;
   std::string precision = "fp32";
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "bench_train_step: %s\nusage: bench_train_step [--device auto|cpu|cuda] [--resolution R] [--ch C] "
-               "[--batch B] [--classes K] [--repeats N] [--warmup N] [--cuda-graph] [--precision fp32|tf32|bf16]\n",
+               "[--batch B] [--classes K] [--repeats N] [--warmup N] [--cuda-graph] [--precision fp32|tf32|bf16] "
+               "[--no-deterministic]\n",
                why);
   std::exit(2);
 }
@@ -80,6 +86,8 @@ Options parse(int argc, char** argv) {
     };
     if (a == "--cuda-graph")
       o.cuda_graph = true;
+    else if (a == "--no-deterministic")
+      o.deterministic = false;
     else if (a == "--device")
       o.device = value();
     else if (a == "--precision") {
@@ -160,6 +168,7 @@ void bench(const Options& o, int64_t res) {
   cfg.device = o.device;
   cfg.ema_start = 0;  // the EMA formula from the first step, as the PyTorch twin does
   cfg.cuda_graph = o.cuda_graph;
+  cfg.deterministic = o.deterministic;
   cfg.precision = o.precision;
   auto ds = std::make_shared<SyntheticImages>(4 * o.batch, res, 3, o.classes);
   Trainer trainer(cfg, ds);
@@ -179,7 +188,8 @@ void bench(const Options& o, int64_t res) {
   std::sort(secs.begin(), secs.end());
   std::string name = fmt::format("SAGAN-{} ch{} b{}", res, o.ch, o.batch);
   const std::string impl =
-      std::string(o.cuda_graph ? "sagan-graph" : "sagan") + (o.precision == "fp32" ? "" : "@" + o.precision);
+      std::string(o.cuda_graph ? "sagan-graph" : "sagan") + (o.deterministic ? "" : "-nondet") +
+      (o.precision == "fp32" ? "" : "@" + o.precision);
   std::printf("%s\t%s\t%s\t%.4f\t%.4f\t%.0f\n", name.c_str(), impl.c_str(),
               device_name(trainer.device()).c_str(),
               secs[secs.size() / 2], secs.front(), peak_mib(trainer.device()));

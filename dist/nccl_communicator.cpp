@@ -13,8 +13,13 @@
 namespace sagan::dist {
 
 namespace {
+// The result's name ("unhandled system error") and NCCL's own last message,
+// which says what failed (ncclGetLastError's argument is unused).
 void check_nccl(ncclResult_t rc, const char* call) {
-  SAGAN_CHECK(rc == ncclSuccess, "{} failed: {}", call, ncclGetErrorString(rc));
+  if (rc == ncclSuccess) return;
+  const char* last = ncclGetLastError(nullptr);
+  SAGAN_FAIL("{} failed: {}{}{} (NCCL_DEBUG=WARN prints more)", call, ncclGetErrorString(rc),
+             last && *last ? ": " : "", last ? last : "");
 }
 void check_cuda(cudaError_t rc, const char* call) {
   SAGAN_CHECK(rc == cudaSuccess, "{} failed: {}", call, cudaGetErrorString(rc));

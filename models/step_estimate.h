@@ -9,7 +9,8 @@
 namespace sagan {
 
 // Seconds of one iteration of cfg (resolved: classes and channels known) on
-// `device`: an untimed warm-up at batch 2, then one timed at cfg.batch_size.
+// `device`: an untimed warm-up at batch 2 (and on a GPU one at cfg.batch_size,
+// whose convolution geometries are new), then one timed at cfg.batch_size.
 // Leaves out Adam and the EMA update (a pass over the parameters, small next
 // to the convolutions).
 double estimate_iteration_seconds(const TrainConfig& cfg, Device device);

@@ -19,6 +19,7 @@
 #                  job (--comm nccl), the first 5 on the CPU, same seed
 #   torch_compile  torch.compile'd PyTorch train step (slowest to start)
 #   bench_train_step_bf16, torch_train_step_bf16   the train step in bf16, if time is left
+#   bench_train_step_nondet   the train step with --no-deterministic (PyTorch's default mode), if time is left
 # A step that would start with under 15 s of budget left is skipped as such.
 # $OUT gets at most 7 files: summary.txt env.txt tests.log sanitizer.log
 # bench.txt train.txt, and build.log when the fallback build ran. The end of
@@ -350,7 +351,7 @@ step train_cuda train.txt 120 "$BIN/sagan-train" --device cuda --data "$DATA" --
 # The data-parallel code path on one GPU: a one-rank NCCL job (no MPI: the
 # bootstrap is the single communicator), gradient buckets reduced by NCCL on
 # its own stream. One rank averages nothing, so its losses equal train_cuda's.
-step train_nccl train.txt 90 "$BIN/sagan-train" --device cuda --comm nccl --data "$DATA" --steps 20 --seed 0 \
+step train_nccl train.txt 90 env NCCL_DEBUG=WARN "$BIN/sagan-train" --device cuda --comm nccl --data "$DATA" --steps 20 --seed 0 \
   --log-every 1 --sample-every 20 --checkpoint-every 20 --check-sync-every 5 --run-dir "$WORK/runs/nccl"
 if [[ $NGPU == 0 ]]; then
   want train_cpu && record train_cpu skip - 0 "no GPU: the CPU run is only the cuda run's reference"
@@ -376,6 +377,10 @@ step bench_train_step_bf16 bench.txt 90 "$BIN/bench_train_step" --device cuda --
   --precision bf16
 step torch_train_step_bf16 bench.txt 90 "$PYTHON" "$ROOT/benchmarks/torch_train_step.py" --device cuda \
   --resolution 32 --batch 64 --no-compile --precision bf16
+# PyTorch's default mode (atomics, timed cuDNN choice) on the engine's side
+# too, if time is left: the cost of deterministic mode in the whole step.
+step bench_train_step_nondet bench.txt 90 "$BIN/bench_train_step" --device cuda --resolution 32 --batch 64 \
+  --no-deterministic
 
 # ---------------------------------------------------------------- summary
 {
