@@ -165,6 +165,9 @@ def main():
     opt = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = opt.precision == "tf32"
     torch.backends.cudnn.allow_tf32 = opt.precision == "tf32"
+    # What GAN training scripts set (BigGAN-PyTorch, StudioGAN): cuDNN picks
+    # its algorithms by timing, in the warm-up iterations.
+    torch.backends.cudnn.benchmark = True
     name = opt.device
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
