@@ -334,7 +334,7 @@ step ops_unfused tests.log 60 env SAGAN_CUDA_ATTENTION=unfused "$T" -d yes "cuda
 step others tests.log 180 "$T" -d yes "$CUDA_TESTS_OTHERS"
 
 # ---------------------------------------------------------------- benchmarks
-step bench_attention bench.txt 120 "$BIN/bench_attention" --batches 64
+step bench_attention bench.txt 180 "$BIN/bench_attention" --batches 64
 step torch_attention bench.txt 150 "$PYTHON" "$ROOT/benchmarks/torch_attention.py" --batches 64
 step bench_spectral_norm bench.txt 60 "$BIN/bench_spectral_norm"
 step torch_spectral_norm bench.txt 60 "$PYTHON" "$ROOT/benchmarks/torch_spectral_norm.py"
