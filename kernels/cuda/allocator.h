@@ -11,8 +11,9 @@
 // they had at capture, long after the tensors there were freed. So while a
 // graph is captured every allocation comes from a private pool (its own
 // free lists, fresh cudaMalloc blocks otherwise), and a freed pool block
-// goes back to that pool only: nothing outside the graph can take memory the
-// graph still uses. When the graph is destroyed its pool's blocks join the
+// goes back to that pool only, as does a common block the capturing thread
+// frees during the capture (the captured work may have used it): nothing
+// outside the graph can take memory the graph still uses. When the graph is destroyed its pool's blocks join the
 // common cache.
 #pragma once
 #include <cstddef>

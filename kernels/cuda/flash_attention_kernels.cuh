@@ -32,6 +32,12 @@ constexpr int kBK = 64;
 constexpr int kThreads = 256;
 constexpr int kDvChunk = 64;  // dv columns per step of dP = dO V^T (backward)
 constexpr int kMaxD = 128;
+// Blocks per SM the tiled kernels ask the register allocator for: two
+// (128 registers a thread) where their shared memory lets two fit, one at
+// d = 128, whose 115-180 KB of shared memory holds one block per SM anyway
+// and whose code spilled under the two-block cap.
+template <int DP>
+constexpr int kMinBlocks = DP >= 128 ? 1 : 2;
 static_assert(kBQ == kBK, "mma_p_times_m serves P (queries x keys) and P^T (keys x queries)");
 
 // Head sizes round up to a compiled tile width; zero-padded columns add
@@ -226,7 +232,7 @@ constexpr size_t fwd_smem_floats() {
 }
 
 template <int DP, int CPT, bool ASYNC>
-__global__ void __launch_bounds__(kThreads, 2)
+__global__ void __launch_bounds__(kThreads, kMinBlocks<DP>)
     fwd_tiled_kernel(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
                      float* __restrict__ out, float* __restrict__ lse, int N, int S, int d, int dv, int n_qt) {
   constexpr int DVT = 16 * CPT;
@@ -373,7 +379,7 @@ constexpr size_t bwd_dv_smem_floats() {
 // dV tile (64 keys x DVT columns) = sum over query tiles of P^T dO.
 // grid = (B * n_kt, ceil(dv/DVT), q_split).
 template <int DP, int CPT>
-__global__ void __launch_bounds__(kThreads, 2)
+__global__ void __launch_bounds__(kThreads, kMinBlocks<DP>)
     bwd_dv_kernel(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ lse,
                   const float* __restrict__ gout, float* __restrict__ gv, int N, int S, int d, int dv, int n_kt) {
   constexpr int DVT = 16 * CPT;
@@ -559,7 +565,7 @@ __device__ __forceinline__ void bwd_accumulate_dq(float (&dq)[4][DP / 16], const
 // tile (atomics). grid = (B * n_kt, q_split). gq must be zeroed (WITH_DQ); gk
 // too when q_split > 1.
 template <int DP, bool WITH_DQ>
-__global__ void __launch_bounds__(kThreads, 2)
+__global__ void __launch_bounds__(kThreads, kMinBlocks<DP>)
     bwd_dkdq_kernel(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
                     const float* __restrict__ lse, const float* __restrict__ D, const float* __restrict__ gout,
                     float* __restrict__ gq, float* __restrict__ gk, int N, int S, int d, int dv, int n_kt) {
@@ -646,7 +652,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 // thread keeps its dQ entries in registers and stores them once: no atomics,
 // a fixed summation order. grid = (B * n_qt); bwd_dkdq_smem_floats<DP>().
 template <int DP>
-__global__ void __launch_bounds__(kThreads, 2)
+__global__ void __launch_bounds__(kThreads, kMinBlocks<DP>)
     bwd_dq_kernel(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
                   const float* __restrict__ lse, const float* __restrict__ D, const float* __restrict__ gout,
                   float* __restrict__ gq, int N, int S, int d, int dv, int n_qt) {

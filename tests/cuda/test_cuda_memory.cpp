@@ -7,6 +7,7 @@
 
 #include "core/ops.h"
 #include "core/upload_stage.h"
+#include "kernels/cuda/allocator.h"
 #include "tests/cuda/parity.h"
 
 using namespace sagan;
@@ -208,6 +209,28 @@ TEST_CASE("cuda upload stage: a send runs beside earlier work, a take lands in s
   gpu().synchronize();
   CHECK(cuda_memory_stats(0).malloc_calls == before.malloc_calls);
   CHECK(buf.to(Device::cpu()).to_vector() == std::vector<double>(static_cast<size_t>(n), 9.0));
+}
+
+TEST_CASE("cuda allocator: a block freed during a capture stays with the graph", "[cuda][memory][step_graph]") {
+  // A tensor made before a capture, used by the captured work and freed
+  // during it: its block must not go back to the common cache while the
+  // graph (which replays on its address) lives.
+  cuda::CachingAllocator a(0);
+  void* before = a.allocate(4096);
+  const int pool = a.begin_pool();
+  a.free(before);
+  void* inside = a.allocate(4096);  // the pool's own: may be `before` again
+  a.end_pool();
+  void* after = a.allocate(4096);
+  CHECK(after != before);
+  CHECK(after != inside);
+  a.free(after);
+  a.free(inside);
+  a.release_pool(pool);  // the graph is gone: its blocks join the common cache
+  void* again = a.allocate(4096);
+  CHECK((again == before || again == inside || again == after));
+  a.free(again);
+  a.empty_cache();
 }
 
 TEST_CASE("cuda out of memory names the bytes requested and free", "[cuda][memory]") {
