@@ -116,6 +116,19 @@ if ls "$WORK"/runs/*/metrics.csv >/dev/null 2>&1; then
         printf "  %-4s %4s %10.5f %10.5f %9.4f %9.4f %7.2f\n", dev, $c["step"], $c["loss_d"], $c["loss_g"], $c["d_real"],
           $c["d_fake"], $c["it_per_s"] }' "$WORK/runs/$dev/metrics.csv"
   done
+  # Two processes, same seed, deterministic mode (the default): the one-rank
+  # NCCL job's logged values (shortest round-trip text, so equal text is
+  # equal bits) must equal the plain CUDA run's, step for step. A difference
+  # means cuDNN or a kernel chose differently in the second process, or the
+  # one-rank all-reduce changed a gradient.
+  if [[ -f $WORK/runs/cuda/metrics.csv && -f $WORK/runs/nccl/metrics.csv ]]; then
+    awk -F, 'FNR == 1 { for (i = 1; i <= NF; i++) c[i] = $i; next }
+      FILENAME == ARGV[1] { for (i = 1; i <= NF; i++) if (c[i] ~ /^(loss_d|loss_g|d_real|d_fake)$/) v[$1, c[i]] = $i; next }
+      { n++; for (i = 1; i <= NF; i++) if (c[i] ~ /^(loss_d|loss_g|d_real|d_fake)$/ && v[$1, c[i]] != $i && !bad) {
+          bad = sprintf("first difference at step %s, %s: cuda %s, nccl %s", $1, c[i], v[$1, c[i]], $i) } }
+      END { printf "  repeat across processes (cuda vs one-rank nccl, %d steps): %s\n", n,
+              bad ? bad : "bitwise equal" }' "$WORK/runs/cuda/metrics.csv" "$WORK/runs/nccl/metrics.csv"
+  fi
 fi
 echo "---------------- files in \$OUT ($OUT): $(cd "$OUT" && find . -maxdepth 1 -type f -printf '%P ' | sort)"
 if ((FAILED)); then echo "RESULT: SOME STEPS FAILED"; else echo "RESULT: no step failed"; fi
