@@ -34,15 +34,20 @@ nvcc=$(command -v nvcc || true)
 echo "build_on_device: nvcc $nvcc ($("$nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')), $(g++ --version | head -1)," \
   "$(cmake --version | head -1), ninja $(ninja --version), $JOBS jobs"
 
+# The carried packages keep Debian's multiarch folders
+# (usr/lib/x86_64-linux-gnu), which CMake searches only when it knows the
+# architecture: a non-Debian compiler does not tell it.
 args=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DSAGAN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DSAGAN_NATIVE=OFF
-  -DCMAKE_CUDA_COMPILER="$nvcc")
+  -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_LIBRARY_ARCHITECTURE=x86_64-linux-gnu)
 # CMake 4 refuses package files that ask for policies older than 3.5.
 cmake_major=$(cmake --version | sed -n 's/^cmake version \([0-9]*\).*/\1/p')
 ((${cmake_major:-3} >= 4)) && args+=(-DCMAKE_POLICY_VERSION_MINIMUM=3.5)
 if [[ -f $BUNDLE/deps.tar.xz ]]; then
   rm -rf "$WORK/deps"
   mkdir -p "$WORK/deps"
-  tar -C "$WORK/deps" -xJf "$BUNDLE/deps.tar.xz"
+  tar -C "$WORK/deps" -xJf "$BUNDLE/deps.tar.xz" 2>/dev/null ||
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$BUNDLE/deps.tar.xz" \
+      "$WORK/deps"
   args+=(-DCMAKE_PREFIX_PATH="$WORK/deps/usr")
 else
   echo "build_on_device: no $BUNDLE/deps.tar.xz; relying on installed packages"
@@ -51,12 +56,16 @@ if [[ -n $NV ]]; then
   links=$WORK/cudalinks
   rm -rf "$links"
   mkdir -p "$links"
-  for lib in cudnn cublas cublasLt; do
-    f=$(find "$NV" -name "lib$lib.so.[0-9]*" \( -type f -o -type l \) 2>/dev/null | sort | head -1)
-    [[ -n $f ]] && ln -s "$f" "$links/lib$lib.so"
+  # The sonames CUDA 13 and cuDNN 9 builds load (not a cu12 wheel's).
+  for so in libcudnn.so.9 libcublas.so.13 libcublasLt.so.13; do
+    f=$(find "$NV" -name "$so" \( -type f -o -type l \) 2>/dev/null | sort | head -1)
+    [[ -n $f ]] && ln -s "$f" "$links/${so%.so.*}.so"
   done
+  # cuBLAS's headers where the toolkit lacks them (the wheel's include/).
+  cublas_h=$(find "$NV" -name cublas_v2.h 2>/dev/null | head -1)
+  [[ -n $cublas_h ]] && export CPATH="${CPATH:+$CPATH:}$(dirname "$cublas_h")"
   nccl_h=$(find "$NV" -name nccl.h 2>/dev/null | head -1)
-  nccl_so=$(find "$NV" -name 'libnccl.so.[0-9]*' \( -type f -o -type l \) 2>/dev/null | sort | head -1)
+  nccl_so=$(find "$NV" -name libnccl.so.2 \( -type f -o -type l \) 2>/dev/null | sort | head -1)
   [[ -n $nccl_h && -n $nccl_so ]] &&
     args+=(-DSAGAN_NCCL_INCLUDE_DIR="$(dirname "$nccl_h")" -DSAGAN_NCCL_LIBRARY="$nccl_so")
   cudnn_h=$(find "$NV" -name cudnn_version.h 2>/dev/null | head -1)

@@ -75,8 +75,13 @@ else
     -DCMAKE_CUDA_ARCHITECTURES=90 -DSAGAN_NATIVE=OFF >/dev/null
 fi
 grep -q '^SAGAN_NATIVE:BOOL=OFF' "$BUILD_DIR/CMakeCache.txt" || die "$BUILD_DIR was configured with SAGAN_NATIVE=ON"
+# The sources' hash before and after the build: a file changed meanwhile
+# would leave binaries that match neither, under a hash of one of them.
+hash=$("$here/source_hash.sh" "$ROOT")
 say "building ${TARGETS[*]} in $BUILD_DIR (-j$JOBS)"
 cmake --build "$BUILD_DIR" -j "$JOBS" --target "${TARGETS[@]}"
+[[ $("$here/source_hash.sh" "$ROOT") == "$hash" ]] ||
+  die "sources changed during the build (source_hash $hash before, $("$here/source_hash.sh" "$ROOT") after): run again"
 t_build=$(($(date +%s) - t0))
 
 # ---------------------------------------------------------------- assemble
@@ -143,7 +148,6 @@ done < <(find "$stage" -type l)
 tar -C "$stage" -cf - usr | xz -6 -T0 >"$tmp/deps.tar.xz"
 
 # ---------------------------------------------------------------- manifest
-hash=$("$here/source_hash.sh" "$ROOT")
 glibc=$(objdump -T "$packed"/bin/* "$packed"/lib/*.so* 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
 glibcxx=$(objdump -T "$packed"/bin/* "$packed"/lib/*.so* 2>/dev/null | grep -o 'GLIBCXX_[0-9.]*' | sort -uV | tail -1)
 cudnn=$(sed -n 's/^SAGAN_CUDNN_LIBRARY:FILEPATH=//p' "$BUILD_DIR/CMakeCache.txt")

@@ -153,7 +153,9 @@ NV=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>
 [[ -d ${NV:-/nonexistent} ]] || NV=
 libdirs=()
 if [[ -n $NV ]]; then
-  for pat in 'libcudnn.so.[0-9]*' 'libcublas.so.[0-9]*' 'libcublasLt.so.[0-9]*' 'libnvrtc.so.[0-9]*' 'libnccl.so.[0-9]*'; do
+  # The sonames the binaries (CUDA 13, cuDNN 9) load: a cu12 wheel beside the
+  # cu13 ones must not be picked.
+  for pat in libcudnn.so.9 libcublas.so.13 libcublasLt.so.13 libnvrtc.so.13 libnccl.so.2; do
     f=$(find "$NV" -name "$pat" \( -type f -o -type l \) 2>/dev/null | sort | head -1)
     [[ -n $f ]] && libdirs+=("$(dirname "$f")")
   done
@@ -161,6 +163,9 @@ fi
 [[ -d /usr/local/nvidia/lib64 ]] && libdirs+=(/usr/local/nvidia/lib64)
 joined=$(printf '%s\n' "${libdirs[@]}" | awk 'NF && !seen[$0]++' | paste -sd: -)
 BASE_LD_PATH=${LD_LIBRARY_PATH:-}
+# Python steps get the venv's libraries, not the bundle's (its libgomp,
+# libstdc++ compat etc. would come first otherwise).
+PY=(env "LD_LIBRARY_PATH=${joined}${BASE_LD_PATH:+${joined:+:}$BASE_LD_PATH}" "$PYTHON")
 # The bundle's bin/ and lib/ travel packed (make_bundle.sh); tar's xz, or
 # Python's lzma where there is no xz program.
 UNPACKED=$WORK/bundle
@@ -182,6 +187,12 @@ BINARIES="carried (bundle)"
 # Can the carried binaries run here? ldd -r resolves every library and symbol
 # without running them; sagan_device_info loads cuDNN's sub-libraries and
 # compares versions; LD_BIND_NOW makes the test binary bind all symbols at start.
+# Returns 1 when the loader fails (a build there can mend that), 2 when they
+# load but fail otherwise (a device or library problem a rebuild would meet
+# again: reported, not rebuilt), 0 when all is well.
+loader_failed() { # loader_failed RC LOG
+  [[ $1 == 127 ]] || grep -qE "error while loading shared libraries|symbol lookup error|version \`[^']*' not found|cannot open shared object" "$2"
+}
 probe() {
   local out ok=1
   [[ -x $BIN/sagan_device_info ]] || {
@@ -204,7 +215,8 @@ probe() {
   if [[ $rc != 0 && $rc != 77 ]]; then
     echo "probe: sagan_device_info exit $rc:"
     cat "$LOGS/probe_info.txt"
-    return 1
+    loader_failed "$rc" "$LOGS/probe_info.txt" && return 1
+    return 2
   fi
   # A filter that matches nothing: every symbol bound, nothing run, exit 0
   # (77 without a GPU). Not --list-test-names-only: Catch2 2.x exits with
@@ -213,7 +225,8 @@ probe() {
   rc=$?
   if [[ $rc != 0 && $rc != 77 ]]; then
     echo "probe: sagan_cuda_tests '[no_such_tag]' exit $rc: $(head -3 "$LOGS/probe_list.txt")"
-    return 1
+    loader_failed "$rc" "$LOGS/probe_list.txt" && return 1
+    return 2
   fi
   return 0
 }
@@ -276,12 +289,18 @@ if [[ ! -x $BIN/sagan_cuda_tests ]]; then
   need_build="no bundle at $BUNDLE (make_bundle.sh; carry: [\"device_bundle\"])"
 elif [[ $bundle_hash != "$tree_hash" ]]; then
   need_build="bundle built from other sources (source_hash $bundle_hash, tree $tree_hash): rebuild it here with make_bundle.sh"
-elif ! probe >"$probe_log" 2>&1; then
-  if grep -qE "(GLIBCXX|CXXABI|GCC)_[0-9.]+' not found" "$probe_log"; then
+else
+  probe >"$probe_log" 2>&1
+  prc=$?
+  if ((prc == 1)) && grep -qE "(GLIBCXX|CXXABI|GCC)_[0-9.]+' not found" "$probe_log"; then
     set_loader compat
-    probe >"$probe_log" 2>&1 || need_build="carried binaries cannot run: $(head -3 "$probe_log" | paste -sd' ' -)"
-  else
-    need_build="carried binaries cannot run: $(head -3 "$probe_log" | paste -sd' ' -)"
+    probe >"$probe_log" 2>&1
+    prc=$?
+  fi
+  if ((prc == 1)); then
+    need_build="carried binaries cannot load: $(head -3 "$probe_log" | paste -sd' ' -)"
+  elif ((prc == 2)); then # the steps will show it; a rebuild would not mend it
+    BINARIES="carried (they load, but the probe failed: $(head -2 "$probe_log" | paste -sd' ' - | cut -c1-160))"
   fi
 fi
 [[ $BUILD_MODE == always ]] && need_build="SAGAN_DEVICE_BUILD=always"
@@ -325,7 +344,9 @@ step fused_sync tests.log 90 env CUDA_LAUNCH_BLOCKING=1 SAGAN_CUDA_SYNC=1 "$T" -
 # so that the two steps are skipped with the reason rather than failing.
 SANITIZER_NOTE=""
 if [[ -n $SANITIZER ]] && ((NGPU > 0)) && { want memcheck || want racecheck; }; then
-  san_out=$(timeout 60 "$SANITIZER" --tool memcheck --error-exitcode 99 "$BIN/sagan_device_info" 2>&1)
+  san_left=$((DEADLINE - $(date +%s)))
+  san_out=$(timeout $((san_left > 120 ? 60 : 15)) "$SANITIZER" --tool memcheck --error-exitcode 99 \
+    "$BIN/sagan_device_info" 2>&1)
   san_rc=$?
   if [[ $san_rc != 0 ]] || grep -qiE 'not supported|error 999' <<<"$san_out"; then
     SANITIZER_NOTE="compute-sanitizer cannot run here (probe exit $san_rc: $(grep -m1 -iE 'not supported|error' <<<"$san_out" | cut -c1-70))"
@@ -352,12 +373,12 @@ step others tests.log 180 "$T" -d yes "$CUDA_TESTS_OTHERS"
 
 # ---------------------------------------------------------------- benchmarks
 step bench_attention bench.txt 180 "$BIN/bench_attention" --batches 64
-step torch_attention bench.txt 150 "$PYTHON" "$ROOT/benchmarks/torch_attention.py" --batches 64
+step torch_attention bench.txt 150 "${PY[@]}" "$ROOT/benchmarks/torch_attention.py" --batches 64
 step bench_spectral_norm bench.txt 60 "$BIN/bench_spectral_norm"
-step torch_spectral_norm bench.txt 60 "$PYTHON" "$ROOT/benchmarks/torch_spectral_norm.py"
+step torch_spectral_norm bench.txt 60 "${PY[@]}" "$ROOT/benchmarks/torch_spectral_norm.py"
 step bench_train_step bench.txt 120 "$BIN/bench_train_step" --device cuda --resolution 32 --batch 64
 step bench_train_step_graph bench.txt 90 "$BIN/bench_train_step" --device cuda --resolution 32 --batch 64 --cuda-graph
-step torch_train_step bench.txt 120 "$PYTHON" "$ROOT/benchmarks/torch_train_step.py" --device cuda \
+step torch_train_step bench.txt 120 "${PY[@]}" "$ROOT/benchmarks/torch_train_step.py" --device cuda \
   --resolution 32 --batch 64 --no-compile
 
 # ---------------------------------------------------------------- training
@@ -386,13 +407,13 @@ for dev in cuda nccl cpu; do
     } >>"$OUT/train.txt"
   fi
 done
-step torch_compile bench.txt 150 "$PYTHON" "$ROOT/benchmarks/torch_train_step.py" --device cuda \
+step torch_compile bench.txt 150 "${PY[@]}" "$ROOT/benchmarks/torch_train_step.py" --device cuda \
   --resolution 32 --batch 64 --compile-only
 # The training step in bf16 (tensor cores; fp32 master weights), both sides,
 # if time is left.
 step bench_train_step_bf16 bench.txt 90 "$BIN/bench_train_step" --device cuda --resolution 32 --batch 64 \
   --precision bf16
-step torch_train_step_bf16 bench.txt 90 "$PYTHON" "$ROOT/benchmarks/torch_train_step.py" --device cuda \
+step torch_train_step_bf16 bench.txt 90 "${PY[@]}" "$ROOT/benchmarks/torch_train_step.py" --device cuda \
   --resolution 32 --batch 64 --no-compile --precision bf16
 # PyTorch's default mode (atomics, timed cuDNN choice) on the engine's side
 # too, if time is left: the cost of deterministic mode in the whole step.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prints one SHA-256 over every file that goes into the device binaries (the
-# CMake files and the C++/CUDA sources under core, kernels, layers, models,
-# tools, tests and benchmarks), path and content, in a fixed order. The bundle
+# CMake files and the C++/CUDA sources under core, dist, kernels, layers,
+# models, tools, tests and benchmarks, .def tables included), path and
+# content, in a fixed order. The bundle
 # records it (make_bundle.sh); the device run compares it with the tree it was
 # sent with, so that binaries built from other sources are never taken for
 # these (run_device.sh then rebuilds). Works without git: the device's copy
@@ -12,7 +13,7 @@ root=${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 cd "$root"
 {
   ls CMakeLists.txt CMakePresets.json
-  find cmake core kernels layers models tools tests benchmarks -type f \
+  find cmake core dist kernels layers models tools tests benchmarks -type f \
     \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' -o -name '*.hpp' -o -name 'CMakeLists.txt' \
-    -o -name '*.cmake' -o -name '*.in' \) 2>/dev/null
+    -o -name '*.cmake' -o -name '*.in' -o -name '*.def' \) 2>/dev/null
 } | LC_ALL=C sort | xargs -d '\n' sha256sum | sha256sum | cut -c1-16
