@@ -148,6 +148,9 @@ bool Tensor::is_contiguous() const {
 
 void* Tensor::raw_data() const {
   auto& t = checked(impl_);
+  // An empty storage has no block (null): a view into it keeps its offset
+  // but points nowhere (null plus an offset is undefined behaviour).
+  if (t.storage->data == nullptr) return nullptr;
   return static_cast<char*>(t.storage->data) + t.offset * static_cast<int64_t>(dtype_size(t.dtype));
 }
 

@@ -220,11 +220,13 @@ void CpuBackend::conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tenso
         gather(gyp, Co, P, b0, n, grow(sc.block, Co * n * P));
         lhs = sc.block.data();
       }
-      const T* cols = xp + b0 * d.Ci * P;  // (K, n*P)
-      if (d.pointwise() && n > 1) {
+      const T* cols;  // (K, n*P)
+      if (d.pointwise() && n == 1) {
+        cols = xp + b0 * d.Ci * P;  // x itself (an empty x, all padding, never gets here)
+      } else if (d.pointwise()) {
         gather(xp, d.Ci, P, b0, n, grow(sc.cols, K * n * P));
         cols = sc.cols.data();
-      } else if (!d.pointwise()) {
+      } else {
         cpu::im2col(window_of(d), d.Ci, xp, b0, n, grow(sc.cols, K * n * P));
         cols = sc.cols.data();
       }
