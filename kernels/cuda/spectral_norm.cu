@@ -102,7 +102,11 @@ void CudaBackend::power_iteration(const std::vector<Tensor>& w, std::vector<Tens
   for (size_t i = 0; i < w.size(); ++i) {
     if (batched[i]) continue;
     const int64_t rows = w[i].size(0), cols = rows == 0 ? 0 : w[i].numel() / rows;
-    if (rows == 0 || cols == 0) continue;
+    if (rows == 0 || cols == 0) {  // an empty product: the other vector is zero, as on the CPU
+      if (cols == 0) fill(u[i], 0.0);
+      if (rows == 0) fill(v[i], 0.0);
+      continue;
+    }
     const int64_t incu = u[i].strides()[0], incv = v[i].strides()[0];
     SAGAN_CHECK(incu > 0 && incv > 0, "{}: u and v of weight {} must not be broadcast views", op, i);
     dispatch_float(w[i].dtype(), op, [&](auto* tag) {
