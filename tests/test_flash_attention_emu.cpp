@@ -1,4 +1,4 @@
-// The fused CUDA attention kernels (kernels/cuda/flash_attention_kernels.cuh)
+// The fused CUDA attention kernels (kernels/cuda/flash_attention_{fwd,bwd}_kernels.cuh)
 // run on the CPU through the fiber emulator (tests/cuda/emu/cuda_emu.h):
 // tiling, masks of partial tiles, the online softmax, the backward's three
 // kernels and its split/atomic paths, against float64 loops. This is the
@@ -19,7 +19,8 @@
 // After every other header: the emulator defines threadIdx, __shared__ etc.
 // clang-format off
 #include "tests/cuda/emu/cuda_emu.h"
-#include "kernels/cuda/flash_attention_kernels.cuh"
+#include "kernels/cuda/flash_attention_bwd_kernels.cuh"
+#include "kernels/cuda/flash_attention_fwd_kernels.cuh"
 #include "tests/cuda/emu/emu_launcher.h"
 // clang-format on
 

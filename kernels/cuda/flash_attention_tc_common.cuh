@@ -10,7 +10,7 @@
 
 namespace sagan::fused::tc {
 // Internal linkage: compiled by nvcc and, as host code, by the emulator
-// tests in the same program (see flash_attention_kernels.cuh).
+// tests in the same program (see flash_attention_common.cuh).
 namespace {
 
 // A block is 4 warps; a warp owns 16 rows of a 64-row tile (queries in the

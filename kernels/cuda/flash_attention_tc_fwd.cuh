@@ -14,7 +14,7 @@
 // registers as the A operand. grid = (B * ceil(N/64), ceil(dv/DVT)).
 //
 // Included by flash_attention_tc_fwd.cu (nvcc) and the emulator tests; the
-// dispatch at the end takes a Launcher (see flash_attention_kernels.cuh).
+// dispatch at the end takes a Launcher (see flash_attention_common.cuh).
 #pragma once
 #include "kernels/cuda/flash_attention_tc_common.cuh"
 

@@ -25,7 +25,7 @@
 #endif
 
 namespace sagan::fused {
-// Internal linkage (see flash_attention_kernels.cuh): compiled by nvcc and,
+// Internal linkage (see flash_attention_common.cuh): compiled by nvcc and,
 // as host code, by the emulator tests in the same program.
 namespace {
 

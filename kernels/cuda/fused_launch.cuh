@@ -1,5 +1,5 @@
 // The CUDA side of the Launcher interface that the fused kernels' dispatch
-// code is written against (see flash_attention_kernels.cuh): launches on one
+// code is written against (see flash_attention_common.cuh): launches on one
 // stream, raises the dynamic shared-memory limit once per kernel and device
 // where a kernel needs more than 48 KiB, and keeps the first error.
 #pragma once

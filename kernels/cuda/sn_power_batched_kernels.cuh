@@ -25,7 +25,7 @@
 #include "kernels/cuda/sn_power_common.cuh"
 
 namespace sagan::fused::sn {
-// Internal linkage, as in flash_attention_kernels.cuh: this header is also
+// Internal linkage, as in flash_attention_common.cuh: this header is also
 // compiled as host code into the emulator tests, which link against the
 // engine, so its kernels must not share external symbols with the nvcc
 // build's launch stubs.

@@ -35,7 +35,7 @@
 #include "kernels/cuda/sn_power_common.cuh"
 
 namespace sagan::fused::snr {
-// Internal linkage, as in flash_attention_kernels.cuh.
+// Internal linkage, as in flash_attention_common.cuh.
 namespace {
 
 constexpr int kThreads = 256;

@@ -1,5 +1,5 @@
 // The Launcher the fused kernels' dispatch code takes (see
-// kernels/cuda/flash_attention_kernels.cuh), running kernels on the CPU
+// kernels/cuda/flash_attention_common.cuh), running kernels on the CPU
 // emulator; and a float buffer with NaN canaries on both sides, so that
 // writes past either end change a canary and reads past an end bring NaN
 // into the results. Include after tests/cuda/emu/cuda_emu.h.
