@@ -82,6 +82,14 @@ say "building ${TARGETS[*]} in $BUILD_DIR (-j$JOBS)"
 cmake --build "$BUILD_DIR" -j "$JOBS" --target "${TARGETS[@]}"
 [[ $("$here/source_hash.sh" "$ROOT") == "$hash" ]] ||
   die "sources changed during the build (source_hash $hash before, $("$here/source_hash.sh" "$ROOT") after): run again"
+# Every repository file the compilers read (ninja's dependency records) must
+# be in the hashed set, or a change to it would leave a stale bundle looking
+# current on the device.
+unhashed=$(comm -23 \
+  <(cd "$BUILD_DIR" && ninja -t deps | awk '/^    /{print $1}' | sort -u | xargs -r realpath -m |
+    sed -n "s#^$ROOT/##p" | grep -v '^build/' | LC_ALL=C sort -u) \
+  <("$here/source_hash.sh" --list "$ROOT"))
+[[ -z $unhashed ]] || die "the build read files source_hash.sh does not hash: $(paste -sd' ' - <<<"$unhashed")"
 t_build=$(($(date +%s) - t0))
 
 # ---------------------------------------------------------------- assemble
