@@ -9,15 +9,10 @@
 // (batch, key block) writes dK and dV rows. Each output row has exactly one
 // writer, so results do not depend on the number of threads. The price is
 // recomputing Q K^T and dO V^T in both passes (7 block GEMMs instead of 5).
-// GCC 12 flags its own AVX-512 intrinsics (_mm512_undefined_* placeholders,
-// GCC bug 105593) when Eigen is compiled with -march=native: a false positive.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
 #include <vector>
+#include "core/eigen.h"
 
 #include "kernels/cpu/cpu_backend.h"
 

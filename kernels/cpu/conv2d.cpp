@@ -10,16 +10,11 @@
 // per thread with its own buffers and single-threaded Eigen; with too few
 // images for the threads, chunks run one after another and Eigen threads
 // each GEMM instead.
-// GCC 12 flags Eigen's AVX-512 packet code (_mm512_undefined_*) as
-// maybe-uninitialized after inlining; it is a known false positive.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <cstring>
 #include <vector>
+#include "core/eigen.h"
 
 #include "kernels/cpu/conv2d_winograd.h"
 #include "kernels/cpu/cpu_backend.h"

@@ -4,14 +4,11 @@
 // each GEMM is wide (kernels/cpu/image_chunks.h).
 // The backward goes image by image: gW += gy_b cols_b^T, gcols = W^T gy_b
 // then col2im into gx_b; the bias gradient is a sum in the front end.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // Eigen AVX-512 false positive, as in conv2d.cpp
-#endif
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <cstring>
 #include <vector>
+#include "core/eigen.h"
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/im2col.h"

@@ -19,12 +19,8 @@
 // chunks of about kChunkTiles tiles, each chunk transposed to channel-last
 // (n, H, W, C) once; one chunk per thread at a time with its own buffers and
 // single-threaded Eigen, as in conv2d.cpp.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // Eigen AVX-512 false positive (see conv2d.cpp)
-#endif
 #include "kernels/cpu/conv2d_winograd.h"
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -32,6 +28,7 @@
 #include <string>
 #include <type_traits>
 #include <vector>
+#include "core/eigen.h"
 
 #include "kernels/cpu/image_chunks.h"
 #include "kernels/cpu/sgemm.h"

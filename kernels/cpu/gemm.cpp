@@ -1,13 +1,8 @@
 // Batched GEMM on Eigen maps: each operand is mapped in place (row- or
 // column-major, any leading dimension), so transposed views never copy.
-// GCC 12 flags Eigen's AVX-512 packet code (_mm512_undefined_*) as
-// maybe-uninitialized after inlining; it is a known false positive.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 #include <omp.h>
 
-#include <Eigen/Core>
+#include "core/eigen.h"
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/operand_rounding.h"

@@ -2,15 +2,10 @@
 // are cut into fixed-size chunks so that a model's many small parameters cost
 // one fork/join, not one each. Each element is independent, so results do not
 // depend on the number of threads.
-// GCC 12 flags its own AVX-512 intrinsics (_mm512_undefined_* placeholders,
-// GCC bug 105593) when Eigen is compiled with -march=native: a false positive.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <vector>
+#include "core/eigen.h"
 
 #include "kernels/cpu/cpu_backend.h"
 

@@ -2,13 +2,8 @@
 // v = normalize(W^T u), then u = normalize(W v) (the order of
 // torch.nn.utils.spectral_norm). Matrices are independent, so the loop over
 // them is what runs in parallel; each one is two GEMVs.
-// GCC 12 flags its own AVX-512 intrinsics (_mm512_undefined_* placeholders,
-// GCC bug 105593) when Eigen is compiled with -march=native: a false positive.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <Eigen/Dense>
 #include <algorithm>
+#include "core/eigen.h"
 
 #include "kernels/cpu/cpu_backend.h"
 

@@ -1,16 +1,11 @@
 #include "models/quality/metrics.h"
 
-// Eigen's AVX-512 packet code trips GCC 12's maybe-uninitialized (a known
-// false positive), as in kernels/cpu/conv2d.cpp.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
 #include <numeric>
+#include "core/eigen.h"
 
 #include "core/io/safetensors.h"
 #include "core/rng.h"
