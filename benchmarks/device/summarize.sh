@@ -3,7 +3,8 @@
 # run's scratch folder): what someone acts on without a second run.
 #   - header: GPU, driver, versions compiled against and loaded, which binaries ran
 #   - one line per step: status, exit code, seconds, test totals or a note
-#   - the first two Catch2 failures of each step, with their expansions
+#   - the first two Catch2 failures of each step, with their expansions, and
+#     the first WARN messages (what the libraries did that tests only report)
 #   - the sanitizers' first errors: kernel, file:line, block, thread
 #   - condensed benchmark rows (attention ms per implementation, spectral-norm
 #     us, train step s/iter) and sagan-train's first steps, cuda beside cpu
@@ -40,6 +41,19 @@ if ((${#logs[@]})) && grep -qE 'FAILED:$' "${logs[@]}"; then
       inhead == 1 { sub(/^ +/, ""); name = name (name ? " / " : "") $0; next }
       /FAILED:$/ && shown < 2 { print "[" step "] " name; print "  " $0; grab = 1; shown++; n = 0; next }
       grab == 1 { if ($0 == "" || ++n > 14) { grab = 0; next } print "  " $0 }
+    ' "$f"
+  done
+fi
+
+# Catch2's WARN lines ("file:line: warning:", then the message), printed
+# for passing tests too: what the libraries did that the tests only report
+# (operand rounding under TF32/bf16, a TF32 kernel not picked).
+if ((${#logs[@]})) && grep -qE ': warning:$' "${logs[@]}"; then
+  echo "---------------- warnings (Catch2 WARN, six per step)"
+  for f in "${logs[@]}"; do
+    awk -v step="$(basename "$f" .log)" '
+      /: warning:$/ && shown < 6 { grab = 1; shown++; next }
+      grab == 1 { grab = 0; if ($0 == "") next; sub(/^ +/, ""); print "[" step "] " substr($0, 1, 150) }
     ' "$f"
   done
 fi
