@@ -31,6 +31,7 @@
 // float32 before the bias is added: what the CPU backend emulates. The
 // precision and the deterministic switch are part of the plan key, so
 // changing one chooses algorithms again.
+#include <algorithm>
 #include <climits>
 #include <vector>
 
@@ -85,17 +86,17 @@ struct ConvOperands {
   }
 };
 
-// The workspace a deterministic choice may ask for: fixed, so that the
-// choice does not depend on the memory free at the time.
-constexpr size_t kDeterministicWorkspace = size_t(1) << 30;
+// The most workspace a convolution's algorithm may ask for. A deterministic
+// choice uses this fixed bound alone, so that it does not depend on the
+// memory free at the time.
+constexpr size_t kMaxWorkspace = size_t(1) << 30;
 
 // Workspace the heuristics ask for, bounded by what we are willing to spend
-// on timing candidates.
+// on timing candidates: kMaxWorkspace and half the free memory.
 size_t find_budget(size_t wanted) {
   size_t free_b = 0, total_b = 0;
   SAGAN_CUDA_CHECK("conv2d", cudaMemGetInfo(&free_b, &total_b));
-  const size_t cap = std::min<size_t>(size_t(1) << 30, free_b / 2);
-  return std::min(wanted, cap);
+  return std::min({wanted, kMaxWorkspace, free_b / 2});
 }
 
 // Whether an algorithm reported with math type m keeps the plan's
@@ -199,7 +200,6 @@ ConvPlan& plan_for(CudaBackend& be, const char* op, const Tensor& x, const Tenso
   // FMA math keeps float32 exact to float32 rounding; TF32 only on request.
   const cudnnMathType_t math = bf16 ? CUDNN_TENSOR_OP_MATH : f32 && !tf32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
   SAGAN_CUDNN_CHECK(op, cudnnSetConvolutionMathType(fresh.conv, math));
-  fresh.math = math;
   int n = 0, c = 0, h = 0, ww = 0;
   SAGAN_CUDNN_CHECK(op, cudnnGetConvolution2dForwardOutputDim(fresh.conv, fresh.x, fresh.w, &n, &c, &h, &ww));
   SAGAN_CHECK(n == B && c == Co && h == Ho && ww == Wo, "{}: cuDNN computes output [{}, {}, {}, {}], expected {}", op,
@@ -209,7 +209,7 @@ ConvPlan& plan_for(CudaBackend& be, const char* op, const Tensor& x, const Tenso
   std::swap(p.w, fresh.w);
   std::swap(p.conv, fresh.conv);
   p.bf16 = bf16;
-  p.math = fresh.math;
+  p.math = math;
   return p;
 }
 
@@ -298,7 +298,7 @@ void check_cudnn(const char* op, const char* call, cudnnStatus_t st) {
 }
 
 // Direction Dir's algorithm, math type and workspace size, chosen as the
-// file's comment says; the descriptor is left in the plan's math type.
+// file's comment says; the descriptor is left in the chosen math type.
 template <class Dir>
 void choose_algorithm(CudaBackend& be, const char* op, ConvPlan& p, const ConvOperands& o) {
   using Perf = typename Dir::Perf;
@@ -312,16 +312,17 @@ void choose_algorithm(CudaBackend& be, const char* op, ConvPlan& p, const ConvOp
   SAGAN_CUDNN_CHECK(op, cudnnSetConvolutionMathType(p.conv, p.math));
   int max_count = 0;
   check_cudnn(op, "cudnnGetConvolution*AlgorithmMaxCount", Dir::max_count(h, &max_count));
-  std::vector<Perf> heur(static_cast<size_t>(max_count)), found(heur.size());
+  std::vector<Perf> heur(static_cast<size_t>(max_count));
   int got = 0;
   check_cudnn(op, "cudnnGetConvolution*Algorithm_v7", Dir::get(h, p, max_count, &got, heur.data()));
   const bool det = cuda_deterministic();
   const Perf* best = nullptr;
   if (det) {
-    best = choose(heur, got, kDeterministicWorkspace, true, p.math);
+    best = choose(heur, got, kMaxWorkspace, true, p.math);
   } else {
     size_t budget = find_budget(max_memory(heur, got));
     Buffer ws = find_workspace(be, budget);
+    std::vector<Perf> found(heur.size());
     int nfound = 0;
     check_cudnn(op, "cudnnFindConvolution*AlgorithmEx",
                 Dir::find(h, p, o, max_count, &nfound, found.data(), ws.get(), budget));

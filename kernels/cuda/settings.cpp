@@ -103,7 +103,6 @@ bool cuda_deterministic() {
 
 namespace {
 std::atomic<int> g_fill_allocations{-1};  // -1: the environment decides
-
 }  // namespace
 
 void set_cuda_fill_allocations(bool enabled) { g_fill_allocations.store(enabled ? 1 : 0); }
