@@ -85,17 +85,13 @@ void emulated_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
   REQUIRE(accepted);
 }
 
-cu::GemmOperand resolve(const Tensor& t) {
-  return cu::gemm_operand(t.size(0), t.size(1), t.size(2), t.strides()[0], t.strides()[1], t.strides()[2]);
-}
-
 // CudaBackend::bmm with the cuBLAS model in place of cuBLAS.
 template <class T>
 void emulated_bmm(const Tensor& a_in, const Tensor& b_in, Tensor& out, double beta) {
   const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a_in.size(2);
-  const Tensor a = resolve(a_in).ok ? a_in : a_in.contiguous();
-  const Tensor b = resolve(b_in).ok ? b_in : b_in.contiguous();
-  const cu::GemmOperand oa = resolve(a), ob = resolve(b);
+  const Tensor a = cu::gemm_operand(a_in).ok ? a_in : a_in.contiguous();
+  const Tensor b = cu::gemm_operand(b_in).ok ? b_in : b_in.contiguous();
+  const cu::GemmOperand oa = cu::gemm_operand(a), ob = cu::gemm_operand(b);
   REQUIRE(oa.ok);
   REQUIRE(ob.ok);
   emulated_gemm<T>(oa.trans, ob.trans, M, N, K, T(1), static_cast<const T*>(a.raw_data()), oa.ld, oa.batch_stride,

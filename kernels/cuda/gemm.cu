@@ -67,15 +67,6 @@ template void gemm<double>(CudaBackend&, const char*, bool, bool, int64_t, int64
 
 }  // namespace cuda
 
-namespace {
-using namespace cuda;
-
-GemmOperand resolve(const Tensor& t) {
-  return gemm_operand(t.size(0), t.size(1), t.size(2), t.strides()[0], t.strides()[1], t.strides()[2]);
-}
-
-}  // namespace
-
 void CudaBackend::bmm(const Tensor& a_in, const Tensor& b_in, Tensor& out, double beta) {
   SAGAN_CHECK(a_in.dim() == 3 && b_in.dim() == 3 && out.dim() == 3, "bmm: expected 3-d operands, got {} @ {} -> {}",
               shape_str(a_in.shape()), shape_str(b_in.shape()), shape_str(out.shape()));
@@ -90,13 +81,13 @@ void CudaBackend::bmm(const Tensor& a_in, const Tensor& b_in, Tensor& out, doubl
   // Operands cuBLAS cannot read in place (e.g. both inner strides > 1) are
   // copied to a dense temporary first.
   auto dense = [&](const Tensor& t) {
-    if (resolve(t).ok) return t;
+    if (cuda::gemm_operand(t).ok) return t;
     Tensor c = Tensor::empty(t.shape(), t.dtype(), t.device());
     copy(t, c);
     return c;
   };
   const Tensor a = dense(a_in), b = dense(b_in);
-  const GemmOperand oa = resolve(a), ob = resolve(b);
+  const cuda::GemmOperand oa = cuda::gemm_operand(a), ob = cuda::gemm_operand(b);
   dispatch_float(out.dtype(), "bmm", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     cuda::gemm<T>(*this, "bmm", oa.trans, ob.trans, M, N, K, T(1), static_cast<const T*>(a.raw_data()), oa.ld,

@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "core/tensor.h"
+
 namespace sagan::cuda {
 
 // One (batch, rows, cols) operand with strides (s0, s1, s2) as cuBLAS can
@@ -39,6 +41,11 @@ inline GemmOperand gemm_operand(int64_t batch, int64_t rows, int64_t cols, int64
     o.ok = true, o.trans = true, o.ld = s2;
   }
   return o;
+}
+
+// The same for a 3-d tensor.
+inline GemmOperand gemm_operand(const Tensor& t) {
+  return gemm_operand(t.size(0), t.size(1), t.size(2), t.strides()[0], t.strides()[1], t.strides()[2]);
 }
 
 // The arguments of cublas<t>gemmStridedBatched for row-major
