@@ -169,6 +169,7 @@ TEST_CASE("tensor-core attention backward matches float64 loops in each precisio
       {{{2, 67, 200, 5, 36}, 0.6}, 2, kBig},   // 2 blocks x 2 key tiles each: dQ read-modify-write
       {{{3, 33, 40, 40, 130}, 0.35}, 4, 64},   // one batch element per chunk (tiny workspace budget)
       {{{1, 19, 23, 100, 4}, 0.25}, 64, kBig},
+      {{{1, 130, 70, 16, 64}, 0.5}, 4, 16384},  // budget forces the splits of case 2 down to none
   };
   for (TcPrec p : {TcPrec::F32, TcPrec::TF32, TcPrec::BF16}) {
     uint32_t seed = 40;
@@ -203,6 +204,19 @@ TEST_CASE("tensor-core attention backward plans cover partials, splits and chunk
   CHECK(big.q_split == 1);
   CHECK(big.chunk == 64);
   CHECK(big.floats * 4 < (size_t(100) << 20));
+  // One element cannot be chunked further: the splits shrink to fit the
+  // budget instead (B = 1, N = S = 16384, d = dv = 128 would otherwise take
+  // 256 dQ partials, 2 GiB).
+  const tc::Shape huge{1, 16384, 16384, 128, 128};
+  const tc::BwdPlan fit = tc::plan_backward(huge, 132);
+  CHECK(fit.floats * 4 <= tc::kWorkspaceBudget);
+  CHECK(fit.n_kb > 1);
+  CHECK(fit.n_kb < 256);
+  CHECK(tc::plan_backward(huge, 132, size_t(1) << 40).n_kb == 256);  // unbounded: the old plan
+  const tc::BwdPlan tight = tc::plan_backward({1, 130, 70, 16, 64}, 4, 16384);  // 4096 floats
+  CHECK(tight.floats <= 4096);
+  CHECK(tight.n_kb == 1);
+  CHECK(tight.q_split == 1);
 }
 
 TEST_CASE("tensor-core attention in fp32 survives large unscaled logits, emulated", "[flash_attention_tc][cuda_emu]") {

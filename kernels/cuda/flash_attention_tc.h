@@ -35,8 +35,9 @@ cudaError_t flash_attention_tc_forward(const float* q, const float* k, const flo
                                        int N, int S, int d, int dv, TcPrecision precision, cudaStream_t stream);
 
 // Bytes of device scratch flash_attention_tc_backward needs on the current
-// device (D, and the partial sums that replace atomics; at most ~256 MiB,
-// batches run in chunks beyond that).
+// device (D, and the partial sums that replace atomics; at most ~256 MiB:
+// batches run in chunks, and the splits shrink where one batch element's
+// partials would pass it).
 size_t flash_attention_tc_backward_workspace_bytes(int B, int N, int S, int d, int dv);
 
 // gq (B,N,d), gk (B,S,d), gv (B,S,dv) are overwritten. workspace: device,

@@ -343,6 +343,16 @@ inline BwdPlan plan_backward(const Shape& s, int num_sms, size_t budget_bytes = 
     return f;
   };
   const size_t budget = std::max<size_t>(budget_bytes / sizeof(float), 1);
+  // Batch chunks cannot go below one element, and at small B the splits are
+  // large: B = 1, N = S = 16384, d = 128 would want 256 dQ partials, 2 GiB,
+  // twice an N x S float matrix. So the splits shrink until one element's
+  // partials fit the budget (key tiles first: a dQ partial is N d floats).
+  while (floats_for(1) > budget && (p.n_kb > 1 || p.q_split > 1)) {
+    if (p.n_kb > 1)
+      --p.n_kb;
+    else
+      --p.q_split;
+  }
   const int64_t chunks = std::max<int64_t>(1, static_cast<int64_t>(ceil_div64(floats_for(B), budget)));
   p.chunk = static_cast<int>(ceil_div64(B, chunks));
   p.d_off = 0;
