@@ -50,7 +50,13 @@ struct Shape {
 };
 
 const TcPrecision kPrecisions[] = {TcPrecision::F32, TcPrecision::TF32, TcPrecision::BF16};
-double tolerance(TcPrecision p) { return p == TcPrecision::F32 ? 1e-5 : p == TcPrecision::TF32 ? 5e-3 : 4e-2; }
+// F32's bound is 3x the emulated tests' 1e-5: the emulator adds each mma's
+// products in double and rounds once, while tensor cores are reported to
+// truncate while accumulating (Fasi et al. 2021, on V100..A100), up to 3
+// mmas per k-step of 8 over S = 1024 keys here. Still 30x under TF32's error,
+// so a dropped small term fails it. The measured F32 error is printed as a
+// warning so the bound can be tightened from a device run.
+double tolerance(TcPrecision p) { return p == TcPrecision::F32 ? 3e-5 : p == TcPrecision::TF32 ? 5e-3 : 4e-2; }
 const char* name(TcPrecision p) { return p == TcPrecision::F32 ? "fp32" : p == TcPrecision::TF32 ? "tf32" : "bf16"; }
 
 std::vector<float> randn(size_t n, double scale, std::mt19937& gen) {
@@ -84,9 +90,13 @@ void check(const Shape& s, double qk, bool backward, TcPrecision p, double tol, 
   const sagan::testing::AttentionReference r =
       sagan::testing::attention_reference(hq.data(), hk.data(), hv.data(), backward ? hg.data() : nullptr, s);
   INFO(name(p) << " B=" << s.B << " N=" << s.N << " S=" << s.S << " d=" << s.d << " dv=" << s.dv << " qk=" << qk);
-  CHECK(sagan::testing::max_rel_error(out.host(), r.out) <= tol);
+  const double out_error = sagan::testing::max_rel_error(out.host(), r.out);
+  CHECK(out_error <= tol);
   CHECK(lse_error(lse.host(), r.lse) <= tol);
-  if (!backward) return;
+  if (!backward) {
+    if (p == TcPrecision::F32 && int64_t(s.N) * s.S >= 250000) WARN("fp32 (3xTF32) forward error " << out_error);
+    return;
+  }
   const size_t ws_bytes = sagan::fused::flash_attention_tc_backward_workspace_bytes(s.B, s.N, s.S, s.d, s.dv);
   Dev ws(ws_bytes / sizeof(float) + 1);
   std::vector<float> first[3];
@@ -97,9 +107,13 @@ void check(const Shape& s, double qk, bool backward, TcPrecision p, double tol, 
     CUDA_OK(cudaDeviceSynchronize());
     std::vector<float> got[3] = {gq.host(), gk.host(), gv.host()};
     if (run == 0) {
-      CHECK(sagan::testing::max_rel_error(got[0], r.gq) <= tol);
-      CHECK(sagan::testing::max_rel_error(got[1], r.gk) <= tol);
-      CHECK(sagan::testing::max_rel_error(got[2], r.gv) <= tol);
+      const double eq = sagan::testing::max_rel_error(got[0], r.gq), ek = sagan::testing::max_rel_error(got[1], r.gk),
+                   ev = sagan::testing::max_rel_error(got[2], r.gv);
+      CHECK(eq <= tol);
+      CHECK(ek <= tol);
+      CHECK(ev <= tol);
+      if (p == TcPrecision::F32 && int64_t(s.N) * s.S >= 250000)
+        WARN("fp32 (3xTF32) errors out " << out_error << ", gq " << eq << ", gk " << ek << ", gv " << ev);
       for (int i = 0; i < 3; ++i) first[i] = std::move(got[i]);
     } else {
       for (int i = 0; i < 3; ++i) CHECK(got[i] == first[i]);  // bitwise: no NaN can be equal
