@@ -4,6 +4,7 @@
 #include <nccl.h>
 
 #include <cstdlib>
+#include <exception>
 #include <mutex>
 #include <vector>
 
@@ -22,7 +23,9 @@ void check_nccl(ncclResult_t rc, const char* call) {
              last && *last ? ": " : "", last ? last : "");
 }
 void check_cuda(cudaError_t rc, const char* call) {
-  SAGAN_CHECK(rc == cudaSuccess, "{} failed: {}", call, cudaGetErrorString(rc));
+  if (rc == cudaSuccess) return;
+  (void)cudaGetLastError();  // else the next kernel launch's check reports it again, as its own
+  SAGAN_FAIL("{} failed: {}", call, cudaGetErrorString(rc));
 }
 ncclDataType_t nccl_type(const Tensor& t) { return t.dtype() == DType::F64 ? ncclFloat64 : ncclFloat32; }
 }  // namespace
@@ -129,7 +132,15 @@ NcclCommunicator::NcclCommunicator(std::shared_ptr<Communicator> bootstrap, Devi
 }
 
 NcclCommunicator::~NcclCommunicator() {
-  if (state_->comm) ncclCommDestroy(state_->comm);
+  // ncclCommDestroy first flushes outstanding operations, which can wait
+  // forever on a peer that died; while an exception unwinds (a failed step
+  // on this rank or another) the communicator is aborted instead.
+  if (state_->comm) {
+    if (std::uncaught_exceptions() > 0)
+      ncclCommAbort(state_->comm);
+    else
+      ncclCommDestroy(state_->comm);
+  }
   for (cudaEvent_t e : state_->free_events) (void)cudaEventDestroy(e);
   if (state_->comm_stream) cudaStreamDestroy(state_->comm_stream);
 }

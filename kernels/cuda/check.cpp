@@ -13,13 +13,17 @@ void throw_cuda_error(const char* op, const char* call, cudaError_t err) {
   SAGAN_FAIL("{}: {} failed: {} ({})", op, call, cudaGetErrorString(err), cudaGetErrorName(err));
 }
 
+// The libraries' failures can leave a CUDA error of their own kernels
+// behind; cleared for the same reason.
 void throw_cublas_error(const char* op, const char* call, cublasStatus_t st) {
+  (void)cudaGetLastError();
   SAGAN_FAIL("{}: {} failed: {} ({})", op, call, cublasGetStatusString(st), cublasGetStatusName(st));
 }
 
 void throw_cudnn_error(const char* op, const char* call, cudnnStatus_t st) {
   char detail[512] = {0};
   cudnnGetLastErrorString(detail, sizeof(detail));
+  (void)cudaGetLastError();
   SAGAN_FAIL("{}: {} failed: {}{}{}", op, call, cudnnGetErrorString(st), detail[0] ? ": " : "", detail);
 }
 

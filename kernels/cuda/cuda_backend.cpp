@@ -57,6 +57,14 @@ CudaBackend::CudaBackend(int index) : Backend(Device::cuda(index)), index_(index
   SAGAN_CUBLAS_CHECK("cuda init", cublasSetStream(cublas_, stream_));
   SAGAN_CUBLAS_CHECK("cuda init", cublasSetMathMode(cublas_, cublas_math_));
   SAGAN_CUBLAS_CHECK("cuda init", cublasSetPointerMode(cublas_, CUBLAS_POINTER_MODE_HOST));
+  // cuBLAS's own default workspace lives outside this allocator (since CUDA
+  // 12.2 allocated stream-ordered, which a capture records as memory nodes
+  // of the graph, and which can fail when this allocator's cache holds the
+  // memory). A fixed one from the allocator is counted, reused by every
+  // call, captured and plain alike; PyTorch does the same. 32 MiB is the
+  // size cuBLAS's documentation recommends for Hopper.
+  cublas_workspace_ = buffer(kCublasWorkspaceBytes);
+  SAGAN_CUBLAS_CHECK("cuda init", cublasSetWorkspace(cublas_, cublas_workspace_.get(), cublas_workspace_.size()));
 }
 
 CudaBackend::~CudaBackend() {

@@ -154,6 +154,8 @@ class CudaBackend final : public Backend {
   cuda::CachingAllocator allocator_;
   cublasHandle_t cublas_ = nullptr;
   cublasMath_t cublas_math_ = CUBLAS_DEFAULT_MATH;
+  static constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;
+  cuda::Buffer cublas_workspace_;  // after allocator_: returned to it first
   cudnnHandle_t cudnn_ = nullptr;
   std::mutex mu_;  // guards cudnn_ creation and conv_plans_
   // Held by the conv2d methods while they build a plan, time algorithms and

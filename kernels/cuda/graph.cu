@@ -72,7 +72,11 @@ std::unique_ptr<DeviceGraph> CudaBackend::capture(std::function<void()> body) {
     cuda::throw_cuda_error("capture", "cudaStreamEndCapture (something in the captured work is not capturable)", err);
   }
   cudaGraphExec_t exec = nullptr;
-  err = cudaGraphInstantiate(&exec, graph, 0);
+  // Auto-free: should a library have allocated stream-ordered memory in the
+  // capture that it frees only later, a replay would otherwise fail with
+  // cudaErrorInvalidValue while that allocation is live (PyTorch passes the
+  // flag for the same reason).
+  err = cudaGraphInstantiate(&exec, graph, cudaGraphInstantiateFlagAutoFreeOnLaunch);
   (void)cudaGraphDestroy(graph);
   if (err != cudaSuccess) {
     allocator_.release_pool(pool);
