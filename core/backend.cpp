@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "core/autograd.h"
+#include "core/sync_free.h"
 
 namespace sagan {
 
@@ -344,6 +345,14 @@ void Backend::run(const char* arg_names, A&&... args) {
   ErasedFn host_fn = cpu.table_[static_cast<size_t>(id)];
   SAGAN_CHECK(host_fn != nullptr && &cpu != this, "{}: neither backend {} nor the CPU backend implements this kernel",
               kernel_name(id), name());
+  // The host copies wait for the device, which a sync-free region (the
+  // training step, a CUDA graph capture) forbids: name the kernel here
+  // rather than fail inside a copy.
+  if (sync_free_active()) {
+    const std::string what =
+        fmt::format("{} (backend {} has no kernel for it; its CPU fallback copies to the host)", label(&packed), name());
+    note_host_read(what.c_str());
+  }
   Call<Sig>::on_host(host_fn, cpu, args...);
 }
 

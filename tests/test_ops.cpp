@@ -14,6 +14,7 @@
 #include <deque>
 
 #include "core/ops.h"
+#include "core/sync_free.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "tests/ops/op_parity.h"
 #include "tests/support/assertions.h"
@@ -121,6 +122,17 @@ TEST_CASE("the stand-in device declines every kernel but fill and copy", "[ops][
   CHECK_FALSE(be.implements(KernelId::conv2d));
   CHECK_FALSE(be.implements(KernelId::adam_update));
   CHECK(backend_for(Device::cpu()).implements(KernelId::conv2d_rect));
+}
+
+TEST_CASE("the CPU fallback is refused inside a sync-free region, naming the kernel", "[ops][fallback]") {
+  // On a GPU its host copies would wait for the device, or break a capture.
+  StandInScope scope;
+  const Tensor a = Tensor::ones({2, 3}, DType::F64).to(Device::cuda(0));
+  const Tensor b = Tensor::ones({2, 3}, DType::F64).to(Device::cuda(0));
+  CHECK_NOTHROW(add(a, b));
+  SyncFreeScope region("the test region");
+  REQUIRE_THROWS_WITH(add(a, b), Catch::Contains("add (backend stand-in has no kernel for it") &&
+                                     Catch::Contains("the test region"));
 }
 
 TEST_CASE("the CPU fallback copies back in-place kernels over lists of tensors", "[ops][fallback]") {
