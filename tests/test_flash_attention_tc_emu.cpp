@@ -102,10 +102,11 @@ TEST_CASE("tensor-core attention forward matches float64 loops in each precision
           "[flash_attention_tc][cuda_emu]") {
   // Partial query and key tiles everywhere; d = 8 (no upper k half), 5 (not
   // a multiple of 4: 4-byte copies), 16, 40 (pads to 64) and 100; dv 4, 33,
-  // 64, 130 (a 128-column tile and a partial one).
+  // 64, 130 (a 128-column tile and a partial one); 4 key tiles, so that the
+  // double buffer is refilled while in use.
   const Case cases[] = {
       {{2, 37, 29, 8, 33}, 0.6},    {{1, 70, 67, 16, 64}, 0.5},   {{1, 65, 17, 5, 4}, 0.7},
-      {{1, 20, 70, 40, 130}, 0.35}, {{1, 19, 23, 100, 36}, 0.25},
+      {{1, 20, 70, 40, 130}, 0.35}, {{1, 19, 23, 100, 36}, 0.25}, {{1, 33, 200, 16, 36}, 0.5},
   };
   for (TcPrec p : {TcPrec::F32, TcPrec::TF32, TcPrec::BF16}) {
     uint32_t seed = 10;

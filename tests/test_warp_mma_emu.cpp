@@ -161,6 +161,19 @@ __global__ void ldmatrix_kernel(uint32_t* out) {
   for (int j = 0; j < 4; ++j) out[lane * 4 + j] = r[j];
 }
 
+// Two warps read each other's slots, meet at a shuffle, then overwrite their
+// own slots with no barrier first: a write-after-read race between warps.
+__global__ void reuse_without_barrier_kernel(float* out) {
+  SAGAN_DYNAMIC_SMEM(float, smem);
+  const int t = static_cast<int>(threadIdx.x);
+  smem[t] = float(t);
+  __syncthreads();
+  float v = smem[(t + 32) % 64];
+  v = __shfl_xor_sync(0xffffffffu, v, 0);
+  smem[t] = -1.f;  // missing __syncthreads() before this
+  out[t] = v;
+}
+
 __global__ void cp_async_kernel(const float* src, float* out) {
   SAGAN_DYNAMIC_SMEM(float, smem);
   const int lane = static_cast<int>(threadIdx.x);
@@ -208,7 +221,10 @@ TEST_CASE("emulated cp.async lands at its wait_group, zero-fills, and checks ali
   std::vector<float> src(32 * 8);
   for (size_t i = 0; i < src.size(); ++i) src[i] = float(i) + 0.5f;
   std::vector<float> out(32 * 24, 0.f);
-  cuda_emu::launch(cp_async_kernel, dim3(1), dim3(32), 32 * 8 * sizeof(float), src.data(), out.data());
+  {
+    cuda_emu::ScheduleScope lockstep(cuda_emu::Schedule::Lockstep);
+    cuda_emu::launch(cp_async_kernel, dim3(1), dim3(32), 32 * 8 * sizeof(float), src.data(), out.data());
+  }
   for (int lane = 0; lane < 32; ++lane) {
     INFO("lane " << lane);
     CHECK(std::isnan(out[lane * 24]));  // shared memory starts as NaN bytes
@@ -218,10 +234,37 @@ TEST_CASE("emulated cp.async lands at its wait_group, zero-fills, and checks ali
     CHECK(out[lane * 24 + 22] == 0.f);
     CHECK(out[lane * 24 + 23] == 0.f);
   }
+  const cuda_emu::Schedule before = cuda_emu::schedule();
+  {
+    // The run-ahead schedule lands copies at issue, the other end of what
+    // the GPU may do: even the read before any wait sees the new bytes.
+    cuda_emu::ScheduleScope run_ahead(cuda_emu::Schedule::RunAhead);
+    cuda_emu::launch(cp_async_kernel, dim3(1), dim3(32), 32 * 8 * sizeof(float), src.data(), out.data());
+    for (int lane = 0; lane < 32; ++lane) {
+      INFO("lane " << lane << ", run-ahead schedule");
+      CHECK(out[lane * 24] == src[8 * lane]);
+      for (int e = 0; e < 6; ++e) CHECK(out[lane * 24 + 8 + e] == src[8 * lane + e]);
+      CHECK(out[lane * 24 + 14] == 0.f);
+    }
+  }
+  CHECK(cuda_emu::schedule() == before);  // the scope restored the schedule
   // A 16-byte copy from a 4-byte-aligned source is an error.
   CHECK_THROWS_WITH(
       cuda_emu::launch(cp_async_kernel, dim3(1), dim3(32), 32 * 8 * sizeof(float), src.data() + 1, out.data()),
       Catch::Contains("misaligned"));
+}
+
+TEST_CASE("the run-ahead schedule shows a race between warps that lockstep hides", "[warp_mma][cuda_emu]") {
+  std::vector<float> out(64);
+  auto wrong_reads = [&](cuda_emu::Schedule mode) {
+    cuda_emu::ScheduleScope scope(mode);
+    cuda_emu::launch(reuse_without_barrier_kernel, dim3(1), dim3(64), 64 * sizeof(float), out.data());
+    int wrong = 0;
+    for (int t = 0; t < 64; ++t) wrong += out[t] != float((t + 32) % 64);
+    return wrong;
+  };
+  CHECK(wrong_reads(cuda_emu::Schedule::Lockstep) == 0);
+  CHECK(wrong_reads(cuda_emu::Schedule::RunAhead) == 32);  // the warp that ran second read -1
 }
 
 TEST_CASE("emulated warp collectives report divergent lanes", "[warp_mma][cuda_emu]") {

@@ -18,6 +18,7 @@
 #define SAGAN_PRAGMA_(x) _Pragma(#x)
 #define SAGAN_UNROLL_N(n) SAGAN_PRAGMA_(unroll n)
 #elif defined(SAGAN_CUDA_EMU)
+#include <stdexcept>
 #define SAGAN_UNROLL
 #define SAGAN_UNROLL_N(n)
 #else
@@ -39,12 +40,15 @@ enum class Status { Ok, Invalid };
 __host__ __device__ inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 __host__ __device__ inline int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// 16-byte shared-memory accesses. memcpy keeps the emulated build free of
-// aliasing tricks; nvcc gets the plain vector access (LDS.128 / STS.128).
+// 16-byte loads (shared or global). memcpy keeps the emulated build free of
+// aliasing tricks; nvcc gets the plain vector access (LDS.128 / LDG.128),
+// which faults on an address that is not 16-byte aligned, so the emulator
+// refuses one too.
 __device__ __forceinline__ float4 ld4(const float* p) {
 #if defined(__CUDACC__)
   return *reinterpret_cast<const float4*>(p);
 #else
+  if (reinterpret_cast<uintptr_t>(p) % 16 != 0) throw std::runtime_error("cuda_emu: ld4: misaligned 16-byte load");
   float4 r;
   std::memcpy(&r, p, sizeof r);
   return r;
@@ -53,8 +57,10 @@ __device__ __forceinline__ float4 ld4(const float* p) {
 
 // Asynchronous 4-byte global -> shared copy (cp.async, sm_80+), zero-filling
 // the word when `pred` is false (then nothing is read from src, which must
-// still be a valid address). The emulator performs each copy at the wait
-// that covers it (tests/cuda/emu/cuda_emu_mma.h), so a missing wait shows.
+// still be a valid address). The emulated tests run each such kernel with
+// the copies landing at the wait that covers them, so that a missing wait
+// shows, and at issue, so that a missing barrier before a prefetch shows
+// (the two schedules of tests/cuda/emu/cuda_emu.h).
 __device__ __forceinline__ void cp_async4(float* smem_dst, const float* src, bool pred) {
 #if defined(__CUDACC__)
   const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));

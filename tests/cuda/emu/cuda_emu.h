@@ -3,8 +3,9 @@
 // machines without a GPU, CI included. It runs each CUDA thread of a block as
 // a fiber (ucontext) on one OS thread and switches fibers only at
 // __syncthreads, __syncwarp and shuffles, so shared memory, barriers and
-// warp shuffles behave as on the GPU for race-free code. Blocks run one after
-// another. It is not a timing model and knows nothing of memory coalescing.
+// warp shuffles behave as on the GPU for race-free code; two schedules
+// (Schedule, below) put races in view. Blocks run one after another. It is
+// not a timing model and knows nothing of memory coalescing.
 //
 // Supported subset (what kernels/cuda/*_kernels.cuh use): threadIdx,
 // blockIdx, blockDim, gridDim, __syncthreads, __syncwarp, __shfl_xor_sync,
@@ -154,6 +155,42 @@ inline void switch_context(Context& from, Context& to) { swapcontext(&from.uc, &
 
 enum class Wait { Run, Block, Warp, Done };
 
+// How threads are interleaved between block barriers, and when cp.async
+// copies land (cuda_emu_mma.h). Neither is what a GPU does; each is one end
+// of what it may do, so a race shows in one or the other:
+// - Lockstep (the default): every warp of the block reaches a warp
+//   collective before any goes past it, and copies land at the wait that
+//   covers them: a read before its wait sees stale bytes.
+// - RunAhead: each warp runs as far as it can (to a __syncthreads) before
+//   the next warp starts, and copies land at issue: a warp that prefetches
+//   into a buffer other warps have yet to read, with no barrier between,
+//   overwrites it first.
+// Passes alternate the order of warps (and of lanes) in both.
+enum class Schedule { Lockstep, RunAhead };
+// The default comes from CUDA_EMU_SCHEDULE (lockstep or run-ahead): CTest
+// runs the emulated tests once in each (tests/CMakeLists.txt).
+inline Schedule& schedule() {
+  static Schedule mode = [] {
+    const char* v = std::getenv("CUDA_EMU_SCHEDULE");
+    if (v == nullptr || v[0] == '\0' || std::strcmp(v, "lockstep") == 0) return Schedule::Lockstep;
+    if (std::strcmp(v, "run-ahead") == 0) return Schedule::RunAhead;
+    throw std::runtime_error(std::string("cuda_emu: CUDA_EMU_SCHEDULE=") + v + ": expected lockstep or run-ahead");
+  }();
+  return mode;
+}
+// Sets the schedule for a scope.
+class ScheduleScope {
+ public:
+  explicit ScheduleScope(Schedule mode) : prev_(schedule()) { schedule() = mode; }
+  ~ScheduleScope() { schedule() = prev_; }
+  ScheduleScope(const ScheduleScope&) = delete;
+  ScheduleScope& operator=(const ScheduleScope&) = delete;
+
+ private:
+  Schedule prev_;
+};
+inline const char* schedule_name(Schedule mode) { return mode == Schedule::Lockstep ? "lockstep" : "run-ahead"; }
+
 struct Fiber {
   Context ctx;
   Wait wait = Wait::Run;
@@ -284,16 +321,31 @@ inline void run_block(int nthreads) {
   s.copies.assign(nthreads, {});
   s.groups_committed.assign(nthreads, 0);
   const int nwarps = nthreads / kWarp;
+  auto run_thread = [&](int t) {
+    Fiber& f = s.fibers[t];
+    if (f.wait != Wait::Run) return;
+    s.current = t;
+    s.thread_idx = f.tid;
+    switch_to_fiber(t);
+  };
   for (int pass = 0;; ++pass) {
     // Alternate the order in which threads run between barriers, so that a
     // missing barrier shows whichever side of it runs first on the GPU.
-    for (int n = 0; n < nthreads; ++n) {
-      const int t = pass % 2 == 0 ? n : nthreads - 1 - n;
-      Fiber& f = s.fibers[t];
-      if (f.wait != Wait::Run) continue;
-      s.current = t;
-      s.thread_idx = f.tid;
-      switch_to_fiber(t);
+    const bool forward = pass % 2 == 0;
+    if (schedule() == Schedule::RunAhead) {
+      for (int k = 0; k < nwarps; ++k) {
+        const int w = forward ? k : nwarps - 1 - k;
+        for (;;) {  // this warp on, through its collectives, to a barrier or its end
+          for (int l = 0; l < kWarp; ++l) run_thread(w * kWarp + (forward ? l : kWarp - 1 - l));
+          if (!s.error.empty()) return;
+          int at_warp = 0;
+          for (int l = 0; l < kWarp; ++l) at_warp += s.fibers[w * kWarp + l].wait == Wait::Warp;
+          if (at_warp != kWarp) break;  // partial collectives are reported below
+          for (int l = 0; l < kWarp; ++l) s.fibers[w * kWarp + l].wait = Wait::Run;
+        }
+      }
+    } else {
+      for (int n = 0; n < nthreads; ++n) run_thread(forward ? n : nthreads - 1 - n);
     }
     if (!s.error.empty()) return;
     int done = 0, at_block = 0;

@@ -144,6 +144,11 @@ inline void ldmatrix_x4(uint32_t (&r)[4], const void* row) {
   }
 }
 
+inline void land_copy(void* dst, const void* src, int cp_size, int src_size) {
+  std::memcpy(dst, src, size_t(src_size));
+  std::memset(static_cast<unsigned char*>(dst) + src_size, 0, size_t(cp_size - src_size));
+}
+
 // cp.async.{ca,cg}.shared.global [dst], [src], cp_size, src_size.
 inline void cp_async(void* dst, const void* src, int cp_size, int src_size) {
   Scheduler& s = sched();
@@ -152,7 +157,10 @@ inline void cp_async(void* dst, const void* src, int cp_size, int src_size) {
   check_smem(dst, size_t(cp_size), size_t(cp_size), "cp.async destination");
   if (reinterpret_cast<uintptr_t>(src) % cp_size != 0)
     throw std::runtime_error("cuda_emu: cp.async: misaligned global source address");
-  s.copies[linear_tid()].push_back({dst, src, cp_size, src_size, -1});
+  if (schedule() == Schedule::RunAhead)  // copies land at issue
+    land_copy(dst, src, cp_size, src_size);
+  else
+    s.copies[linear_tid()].push_back({dst, src, cp_size, src_size, -1});
 }
 
 inline void cp_async_commit() {
@@ -173,8 +181,7 @@ inline void cp_async_wait(int n) {
   for (size_t i = 0; i < list.size(); ++i) {
     const auto& c = list[i];
     if (c.group >= 0 && c.group < limit) {
-      std::memcpy(c.dst, c.src, size_t(c.src_size));
-      std::memset(static_cast<unsigned char*>(c.dst) + c.src_size, 0, size_t(c.cp_size - c.src_size));
+      land_copy(c.dst, c.src, c.cp_size, c.src_size);
     } else {
       list[keep++] = c;
     }
