@@ -32,6 +32,7 @@
 
 #ifdef SAGAN_WITH_CUDA
 #include <cuda_runtime.h>
+#include <sys/wait.h>
 
 #include "benchmarks/cuda_bench.h"
 #include "kernels/cuda/device_info.h"
@@ -82,6 +83,7 @@ std::vector<Config> configs(const std::vector<int>& batches) {
                                          "engine:fused",   "tc-fp32",        "tc-tf32",        "tc-bf16",
                                          "engine:tc-fp32", "engine:tc-tf32", "engine:tc-bf16", "fused-atomic"};
 constexpr int kNumImpls = 12;
+constexpr int kChildTimeoutS = 60;
 
 // The tensor-core precision of an implementation index (-1: none).
 [[maybe_unused]] int tc_precision_of(int impl) { return impl >= 5 && impl <= 10 ? (impl - 5) % 3 : -1; }
@@ -118,7 +120,7 @@ int run_one(const Config& c, int impl, int reps) {
   const AttentionImpl engine_impls[] = {AttentionImpl::TcF32, AttentionImpl::TcTf32, AttentionImpl::TcBf16};
   if (impl == 3) set_cuda_attention_impl(AttentionImpl::Unfused);
   if (impl == 4) set_cuda_attention_impl(AttentionImpl::Fused);
-  if (impl >= 8) set_cuda_attention_impl(engine_impls[impl - 8]);
+  if (impl >= 8 && impl <= 10) set_cuda_attention_impl(engine_impls[impl - 8]);
   const bool direct = impl <= 2 || (impl >= 5 && impl <= 7) || impl == 11;
   const auto tc_prec = static_cast<fused::TcPrecision>(tc_precision_of(impl));
   const Device dev = Device::cuda();
@@ -128,7 +130,7 @@ int run_one(const Config& c, int impl, int reps) {
   Tensor v = Tensor::randn({c.B, c.S, c.dv}, gen, DType::F32, dev);
   Tensor g = Tensor::randn({c.B, c.N, c.dv}, gen, DType::F32, dev);
   const int inner = c.N >= 4096 ? 2 : 10;
-  double t_fwd = 0, t_all = 0;
+  double t_fwd = 0, t_all = 0, peak_fwd = 0;  // peak: the process's, up to the end of that pass's timing
   if (direct) {
     const auto variant = impl == 1   ? fused::FlashForwardVariant::RowWarp
                          : impl == 2 ? fused::FlashForwardVariant::TiledAsync
@@ -168,6 +170,7 @@ int run_one(const Config& c, int impl, int reps) {
               "flash_attention_backward_f32");
     };
     t_fwd = time_it(fwd, reps, inner);
+    peak_fwd = double(cuda_memory_stats(0).peak_bytes_in_use);
     t_all = time_it(
         [&] {
           fwd();
@@ -181,6 +184,7 @@ int run_one(const Config& c, int impl, int reps) {
           (void)attention(q, k, v).out;
         },
         reps, inner);
+    peak_fwd = double(cuda_memory_stats(0).peak_bytes_in_use);
     Tensor qg = q.detach().set_requires_grad(true), kg = k.detach().set_requires_grad(true),
            vg = v.detach().set_requires_grad(true);
     t_all = time_it(
@@ -192,8 +196,8 @@ int run_one(const Config& c, int impl, int reps) {
         reps, inner);
   }
   check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
-  const double peak_bytes = double(cuda_memory_stats(0).peak_bytes_in_use);
-  std::printf("fwd %.9g %.0f\nfwdbwd %.9g %.0f\n", t_fwd, peak_bytes, t_all, peak_bytes);
+  const double peak_all = double(cuda_memory_stats(0).peak_bytes_in_use);
+  std::printf("fwd %.9g %.0f\nfwdbwd %.9g %.0f\n", t_fwd, peak_fwd, t_all, peak_all);
   return 0;
 }
 
@@ -282,33 +286,44 @@ int main(int argc, char** argv) {
   std::printf("%-10s %-2s %4s %5s %5s %3s %4s %-15s %-6s %10s %8s %8s %10s %10s %7s %7s %9s\n", "model", "n", "B", "N",
               "S", "d", "dv", "impl", "pass", "time_ms", "GB/s", "TFLOP/s", "floor_mem", "floor_flop", "x_mem",
               "x_flop", "peak_MiB");
-  for (size_t ci = 0; ci < cfgs.size(); ++ci) {
-    const Config& c = cfgs[ci];
-    for (int impl = 0; impl < kNumImpls; ++impl) {
-      const std::string cmd = std::string(argv[0]) + " --reps " + std::to_string(reps) + " --batches " +
-                              std::to_string(c.B) + " --only " +
-                              std::to_string((ci % (cfgs.size() / batches.size())) * kNumImpls + impl);
-      FILE* pipe = popen(cmd.c_str(), "r");
-      if (!pipe) return 1;
-      char pass[16];
-      double t = 0, peak = 0;
-      int lines = 0;
-      while (std::fscanf(pipe, "%15s %lf %lf", pass, &t, &peak) == 3) {
-        const bool bwd = std::strcmp(pass, "fwdbwd") == 0;
-        const double arith = peak_of(impl) > 0 ? peak_of(impl) : dr.fp32;
-        const double fm = bytes(c, bwd) / dr.bw, ff = flops(c, bwd) / arith;
-        std::printf("%-10s %-2s %4d %5d %5d %3d %4d %-15s %-6s %10.3f %8.0f %8.2f %10.3f %10.3f %7.1f %7.1f %9.0f\n",
-                    c.model, c.net, c.B, c.N, c.S, c.d, c.dv, kImpls[impl], pass, t * 1e3, bytes(c, bwd) / t / 1e9,
-                    flops(c, bwd) / t / 1e12, fm * 1e3, ff * 1e3, t / fm, t / ff, peak / (1 << 20));
-        ++lines;
+  // Largest shapes first (SAGAN-128 tells the most, and a step limit cuts
+  // from the end); each child under `timeout`, so that a hung kernel costs
+  // its row, not the rest.
+  const size_t per_batch = cfgs.size() / batches.size();
+  int failed = 0;
+  for (size_t bi = 0; bi < batches.size(); ++bi)
+    for (size_t k = per_batch; k-- > 0;) {
+      const size_t ci = bi * per_batch + k;
+      const Config& c = cfgs[ci];
+      for (int impl = 0; impl < kNumImpls; ++impl) {
+        const std::string cmd = std::string("timeout ") + std::to_string(kChildTimeoutS) + " " + argv[0] + " --reps " +
+                                std::to_string(reps) + " --batches " + std::to_string(c.B) + " --only " +
+                                std::to_string(k * kNumImpls + impl);
+        FILE* pipe = popen(cmd.c_str(), "r");
+        if (!pipe) return 1;
+        char pass[16];
+        double t = 0, peak = 0;
+        int lines = 0;
+        while (std::fscanf(pipe, "%15s %lf %lf", pass, &t, &peak) == 3) {
+          const bool bwd = std::strcmp(pass, "fwdbwd") == 0;
+          const double arith = peak_of(impl) > 0 ? peak_of(impl) : dr.fp32;
+          const double fm = bytes(c, bwd) / dr.bw, ff = flops(c, bwd) / arith;
+          std::printf("%-10s %-2s %4d %5d %5d %3d %4d %-15s %-6s %10.3f %8.0f %8.2f %10.3f %10.3f %7.1f %7.1f %9.0f\n",
+                      c.model, c.net, c.B, c.N, c.S, c.d, c.dv, kImpls[impl], pass, t * 1e3, bytes(c, bwd) / t / 1e9,
+                      flops(c, bwd) / t / 1e12, fm * 1e3, ff * 1e3, t / fm, t / ff, peak / (1 << 20));
+          ++lines;
+        }
+        const int status = pclose(pipe);
+        const int rc = status == -1 ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (lines == 0 || rc != 0) {
+          std::printf("%-10s %-2s %4d %5d %5d %3d %4d %-15s failed (exit %d%s)\n", c.model, c.net, c.B, c.N, c.S, c.d,
+                      c.dv, kImpls[impl], rc, rc == 124 ? ": timed out" : "");
+          ++failed;
+        }
+        std::fflush(stdout);
       }
-      const int rc = pclose(pipe);
-      if (lines == 0 || rc != 0)
-        std::printf("%-10s %-2s %4d %5d %5d %3d %4d %-15s failed (exit %d)\n", c.model, c.net, c.B, c.N, c.S, c.d, c.dv,
-                    kImpls[impl], rc);
-      std::fflush(stdout);
     }
-  }
-  return 0;
+  if (failed > 0) std::fprintf(stderr, "bench_attention: %d rows failed\n", failed);
+  return failed > 0 ? 1 : 0;
 #endif
 }

@@ -26,9 +26,11 @@
 // below any compute limit.
 // Usage: bench_spectral_norm [--reps R] [--inner I] [--list]
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -81,8 +83,20 @@ double floor_bytes(const Shapes& s) {
 
 using sagan::bench::time_it;
 
-void run_set(const char* name, const Shapes& shapes, int reps, int inner, double bw) {
+// Prints the set's rows; returns how many failed (printed as "failed", the
+// error on stderr), so that one failing version costs its row only.
+int run_set(const char* name, const Shapes& shapes, int reps, int inner, double bw) {
   using namespace sagan;
+  int failures = 0;
+  auto guarded = [&](const char* what, auto&& measure) -> double {
+    try {
+      return measure();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "bench_spectral_norm: %s, %s: %s\n", name, what, e.what());
+      ++failures;
+      return std::nan("");
+    }
+  };
   const Device dev = Device::cuda();
   Rng gen(3);
   std::vector<Tensor> w, u, v;
@@ -104,41 +118,47 @@ void run_set(const char* name, const Shapes& shapes, int reps, int inner, double
         [&] {
           const cudaError_t e = fused::sn_power_iteration_batched_f32(
               mats.data(), int(mats.size()), 1e-12f, sigma.data<float>(), ws.data<float>(), wsb, nullptr, variant);
-          if (e != cudaSuccess) {
-            std::fprintf(stderr, "bench_spectral_norm: %s\n", cudaGetErrorString(e));
-            std::exit(1);
-          }
+          if (e != cudaSuccess) throw std::runtime_error(cudaGetErrorString(e));
         },
         reps, inner);
   };
-  const double t_batched = direct(fused::SnPowerVariant::Columns);
-  const double t_rows = direct(fused::SnPowerVariant::RowChunks);
-  const double t_all = time_it([&] { power_iteration(w, u, v, 1e-12); }, reps, inner);
-  set_cuda_sn_power_impl(SnPowerImpl::RowChunks);
-  const double t_all_rows = time_it([&] { power_iteration(w, u, v, 1e-12); }, reps, inner);
-  set_cuda_sn_power_impl(SnPowerImpl::Columns);
-  const double t_layer = time_it(
-      [&] {
-        for (size_t i = 0; i < w.size(); ++i) {
-          std::vector<Tensor> ui{u[i]}, vi{v[i]};
-          power_iteration({w[i]}, ui, vi, 1e-12);
-        }
-      },
-      reps, inner);
+  const double t_batched = guarded("batched", [&] { return direct(fused::SnPowerVariant::Columns); });
+  const double t_rows = guarded("row-chunks", [&] { return direct(fused::SnPowerVariant::RowChunks); });
+  const double t_all =
+      guarded("engine, one call", [&] { return time_it([&] { power_iteration(w, u, v, 1e-12); }, reps, inner); });
+  const double t_all_rows = guarded("engine, row-chunks", [&] {
+    set_cuda_sn_power_impl(SnPowerImpl::RowChunks);
+    struct Restore {
+      ~Restore() { set_cuda_sn_power_impl(SnPowerImpl::Columns); }
+    } restore;
+    return time_it([&] { power_iteration(w, u, v, 1e-12); }, reps, inner);
+  });
+  const double t_layer = guarded("engine, per layer", [&] {
+    return time_it(
+        [&] {
+          for (size_t i = 0; i < w.size(); ++i) {
+            std::vector<Tensor> ui{u[i]}, vi{v[i]};
+            power_iteration({w[i]}, ui, vi, 1e-12);
+          }
+        },
+        reps, inner);
+  });
   // Strided u, v: the per-matrix gemv path.
   std::vector<Tensor> us, vs;
   for (size_t i = 0; i < w.size(); ++i) {
     us.push_back(Tensor::randn({2 * w[i].size(0)}, gen, DType::F32, dev).slice(0, 0, 2 * w[i].size(0), 2));
     vs.push_back(Tensor::zeros({2 * w[i].size(1)}, DType::F32, dev).slice(0, 0, 2 * w[i].size(1), 2));
   }
-  const double t_gemv = time_it(
-      [&] {
-        for (size_t i = 0; i < w.size(); ++i) {
-          std::vector<Tensor> ui{us[i]}, vi{vs[i]};
-          backend_for(dev).power_iteration({w[i]}, ui, vi, 1e-12);
-        }
-      },
-      reps, inner);
+  const double t_gemv = guarded("per-layer loop", [&] {
+    return time_it(
+        [&] {
+          for (size_t i = 0; i < w.size(); ++i) {
+            std::vector<Tensor> ui{us[i]}, vi{vs[i]};
+            backend_for(dev).power_iteration({w[i]}, ui, vi, 1e-12);
+          }
+        },
+        reps, inner);
+  });
 
   const double b = floor_bytes(shapes), fl = b / bw;
   double params = 0;
@@ -154,9 +174,15 @@ void run_set(const char* name, const Shapes& shapes, int reps, int inner, double
               {"engine, row-chunks", t_all_rows, 2 * groups},
               {"engine, per layer", t_layer, 3 * int(shapes.size())},
               {"per-layer loop", t_gemv, 4 * int(shapes.size())}};
-  for (const auto& r : rows)
-    std::printf("%-6s %4zu %8.2f %-18s %8d %10.1f %8.0f %10.1f %7.2f\n", name, shapes.size(), params / 1e6, r.impl,
-                r.launches, r.t * 1e6, b / r.t / 1e9, fl * 1e6, r.t / fl);
+  for (const auto& r : rows) {
+    if (std::isnan(r.t))
+      std::printf("%-6s %4zu %8.2f %-18s %8d failed\n", name, shapes.size(), params / 1e6, r.impl, r.launches);
+    else
+      std::printf("%-6s %4zu %8.2f %-18s %8d %10.1f %8.0f %10.1f %7.2f\n", name, shapes.size(), params / 1e6, r.impl,
+                  r.launches, r.t * 1e6, b / r.t / 1e9, fl * 1e6, r.t / fl);
+  }
+  std::fflush(stdout);
+  return failures;
 }
 
 #endif
@@ -207,14 +233,15 @@ int main(int argc, char** argv) {
   Shapes all = generator_shapes();
   const Shapes d = discriminator_shapes();
   all.insert(all.end(), d.begin(), d.end());
-  try {
-    run_set("G", generator_shapes(), reps, inner, bw);
-    run_set("D", d, reps, inner, bw);
-    run_set("G+D", all, reps, inner, bw);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_spectral_norm: %s\n", e.what());
-    return 1;
+  int failures = 0;
+  for (const auto& [set, shapes] : {std::pair{"G", generator_shapes()}, std::pair{"D", d}, std::pair{"G+D", all}}) {
+    try {
+      failures += run_set(set, shapes, reps, inner, bw);
+    } catch (const std::exception& e) {  // setting up the set's tensors
+      std::fprintf(stderr, "bench_spectral_norm: %s: %s\n", set, e.what());
+      ++failures;
+    }
   }
-  return 0;
+  return failures > 0 ? 1 : 0;
 #endif
 }

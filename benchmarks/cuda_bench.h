@@ -63,7 +63,12 @@ inline double now_s() {
 
 // Median over reps of the mean time of `inner` back-to-back calls, after two
 // warm-up calls (module load, allocator growth, library handles), with the
-// device idle before and after each rep.
+// device idle before and after each rep. The host clock spans a rep, so a
+// rep pays one launch-and-sync latency (~10-20 us): `inner` grows until a
+// rep takes at least kMinRepS, keeping that under 1% of small kernels'
+// times.
+constexpr double kMinRepS = 2e-3;
+
 template <class F>
 double time_it(F&& f, int reps, int inner) {
   Backend& be = backend_for(Device::cuda());
@@ -71,6 +76,15 @@ double time_it(F&& f, int reps, int inner) {
   f();
   be.synchronize();
   cudaDeviceSynchronize();
+  for (;;) {  // untimed trial reps until one takes kMinRepS
+    const double t0 = now_s();
+    for (int i = 0; i < inner; ++i) f();
+    be.synchronize();
+    cudaDeviceSynchronize();
+    const double rep = now_s() - t0;
+    if (rep >= kMinRepS || inner >= 10000) break;
+    inner = std::min(10000, std::max(2 * inner, static_cast<int>(inner * kMinRepS / std::max(rep, 1e-7)) + 1));
+  }
   std::vector<double> t;
   for (int r = 0; r < reps; ++r) {
     const double t0 = now_s();

@@ -108,8 +108,8 @@ if [[ -s $bench ]] && grep -qE '^SAGAN-|^(G|D|G\+D) ' "$bench"; then
       table("bf16: shape pass", "tc-bf16 engine:tc-bf16 torch:sdpa@bf16 torch:sdpa-eff@bf16 torch:eager@bf16",
             "tc eng:tc sdpa sdpa-eff eager")
     }' "$bench"
-  grep -E '^sdpa backend' "$bench" | cut -c1-160 | head -9
-  grep -E ' failed' "$bench" | cut -c1-160 | head -4
+  grep -E '^sdpa backend' "$bench" | cut -c1-160 | head -18  # 6 shapes x 3 precisions at one batch
+  grep -E ' failed' "$bench" | cut -c1-160 | head -8
   echo "---------------- spectral norm, one power iteration over all layers, median us"
   awk '
     $1 ~ /^(G|D|G\+D)$/ && $2 ~ /^[0-9]+$/ && $(NF-3) ~ /^[0-9.]+$/ {
