@@ -1,11 +1,18 @@
 #include "models/run_recovery.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <filesystem>
 
 #include "core/error.h"
 #include "core/io/atomic_file.h"
 #include "models/checkpoint_file.h"
+#include "models/train_config.h"
 
 namespace sagan {
 
@@ -13,6 +20,47 @@ namespace fs = std::filesystem;
 
 bool run_never_checkpointed(const std::string& run_dir) {
   return fs::exists(fs::path(run_dir) / "config.json") && list_checkpoints(run_dir).empty();
+}
+
+std::string foreign_config_problem(const std::string& run_dir) {
+  const std::string path = (fs::path(run_dir) / "config.json").string();
+  if (!fs::exists(path)) return "";
+  try {
+    TrainConfig cfg;
+    read_config_file(path, cfg, nullptr);
+    return "";
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
+RunDirLock::RunDirLock(const std::string& run_dir) {
+  const std::string path = (fs::path(run_dir) / ".lock").string();
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  SAGAN_CHECK(fd_ >= 0, "{}: cannot open the run's lock file: {}", path, std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd_);
+    fd_ = -1;
+    SAGAN_CHECK(err != EWOULDBLOCK,
+                "run dir {} is in use by another sagan-train process (it holds {}); wait for it "
+                "to end, or stop it (Ctrl-C saves a checkpoint)",
+                run_dir, path);
+    SAGAN_FAIL("{}: cannot lock: {}", path, std::strerror(err));
+  }
+}
+
+RunDirLock::~RunDirLock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the lock
+}
+
+RunDirLock& RunDirLock::operator=(RunDirLock&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.fd_;
+    o.fd_ = -1;
+  }
+  return *this;
 }
 
 int64_t drop_metrics_rows_after(const std::string& csv_path, int64_t step) {

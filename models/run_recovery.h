@@ -13,6 +13,31 @@ namespace sagan {
 // A new run may start over in it, --resume starts it from step 0.
 bool run_never_checkpointed(const std::string& run_dir);
 
+// Why <run_dir>/config.json is not a sagan-train run's config (its parse
+// error), or "" when it is one or there is none: a directory holding some
+// other program's config.json is not a run to start over in.
+std::string foreign_config_problem(const std::string& run_dir);
+
+// An exclusive lock on a run directory (flock on <run_dir>/.lock) for as
+// long as the object lives: two processes training into one directory
+// would interleave metrics.csv rows and overwrite each other's checkpoints.
+// The kernel drops the lock when the process ends, however it ends.
+class RunDirLock {
+ public:
+  RunDirLock() = default;
+  // Throws, naming the directory, when another process holds it.
+  explicit RunDirLock(const std::string& run_dir);
+  ~RunDirLock();
+  RunDirLock(RunDirLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  RunDirLock& operator=(RunDirLock&& o) noexcept;
+  RunDirLock(const RunDirLock&) = delete;
+  RunDirLock& operator=(const RunDirLock&) = delete;
+  bool held() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
 // metrics.csv of a run resumed at `step`: rows logged after it (by the
 // interrupted run, past its last checkpoint) are dropped, and a last line cut
 // short by a crash with them, so the resumed run logs each step once. The

@@ -47,11 +47,21 @@ struct SignalScope {
   }
 };
 
-std::string default_run_dir() {
+// runs/<date>-<time>, made here so that it is this run's alone: a second
+// run started in the same second gets runs/<date>-<time>-2.
+std::string make_default_run_dir() {
   std::time_t t = std::time(nullptr);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::localtime(&t));
-  return std::string("runs/") + buf;
+  const std::string base = std::string("runs/") + buf;
+  std::error_code ec;
+  fs::create_directories("runs", ec);
+  SAGAN_CHECK(!ec, "--run-dir (default runs/...): cannot create runs/: {}", ec.message());
+  for (int i = 1;; ++i) {
+    const std::string dir = i == 1 ? base : fmt::format("{}-{}", base, i);
+    if (fs::create_directory(dir, ec)) return dir;
+    SAGAN_CHECK(!ec, "--run-dir (default {}): cannot create it: {}", dir, ec.message());
+  }
 }
 
 std::string hms(double seconds) {
@@ -60,19 +70,9 @@ std::string hms(double seconds) {
   return fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
 }
 
-// Found before data is loaded or a model built: the directory is made (with
-// its parents) and a file written and removed in it, since permission bits
-// do not tell (root writes anyway, a read-only mount refuses everyone).
+// Found before data is loaded or a model built (io::check_writable_dir).
 void check_writable_dir(const std::string& dir, const char* option) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  SAGAN_CHECK(!ec, "{} {}: cannot create the directory: {}", option, dir, ec.message());
-  SAGAN_CHECK(fs::is_directory(dir, ec), "{} {}: not a directory", option, dir);
-  const std::string probe = (fs::path(dir) / fmt::format(".write_test.{}", ::getpid())).string();
-  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
-  SAGAN_CHECK(fd >= 0, "{} {}: cannot write there: {}", option, dir, std::strerror(errno));
-  ::close(fd);
-  ::unlink(probe.c_str());
+  io::check_writable_dir(dir, fmt::format("{} {}", option, dir));
 }
 
 // The resumed run's config.json with the settings given alongside --resume
@@ -146,15 +146,27 @@ namespace {
 // alongside --resume applied, or a new run's, with its directory chosen;
 // checked once, and the directory found writable (on rank 0), before any
 // data is loaded or a model built.
-TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, std::vector<ConfigChange>& changes) {
+// `lock` (rank 0) holds the directory against other processes from before
+// anything in it is touched; `made` says whether this call created it.
+TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, std::vector<ConfigChange>& changes,
+                          RunDirLock& lock, bool& made) {
   const bool resume = !opt.resume_dir.empty();
   const bool parallel = opt.comm && opt.comm->size() > 1;
   ConfigSources sources = resume ? ConfigSources{} : opt.given;
+  made = false;
   if (resume) {
     cfg = resumed_config(cfg, opt, sources, changes);
   } else {
-    if (cfg.run_dir.empty()) cfg.run_dir = default_run_dir();
-    if (parallel) cfg.run_dir = dist::broadcast_text(*opt.comm, cfg.run_dir);  // rank 0's clock
+    if (cfg.run_dir.empty() && writer) {
+      cfg.run_dir = make_default_run_dir();
+      made = true;
+    }
+    if (parallel) cfg.run_dir = dist::broadcast_text(*opt.comm, cfg.run_dir);  // rank 0's choice
+    // Some other program's config.json: not a run to start over in.
+    const std::string foreign = foreign_config_problem(cfg.run_dir);
+    SAGAN_CHECK(foreign.empty(),
+                "--run-dir {}: holds a config.json that is not a sagan-train run's ({}); choose another directory",
+                cfg.run_dir, foreign);
     // One that failed before its first checkpoint is started over (run_recovery.h).
     SAGAN_CHECK(!fs::exists(fs::path(cfg.run_dir) / "config.json") || run_never_checkpointed(cfg.run_dir),
                 "--run-dir {}: a run already exists there; continue it with --resume {} or choose another directory",
@@ -162,11 +174,24 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
   }
   cfg.validate(sources);  // the one check of the settings, before any work
   if (writer) {
+    made = made || !fs::exists(cfg.run_dir);
     check_writable_dir(cfg.run_dir, resume ? "--resume" : "--run-dir");
+    lock = RunDirLock(cfg.run_dir);
     note_recovery(cfg.run_dir, resume, opt.progress);
   }
   if (parallel) opt.comm->barrier();  // every rank has checked before rank 0 writes
   return cfg;
+}
+
+// A start that failed before writing anything leaves no directory behind
+// when it made it: only the lock file can be there then.
+void remove_if_unused(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec))
+    if (entry.path().filename() != ".lock") return;
+  if (ec) return;
+  fs::remove(fs::path(dir) / ".lock", ec);
+  fs::remove(dir, ec);
 }
 
 // What is trained on what, and the ETA before the first step (a CPU step can
@@ -229,19 +254,18 @@ int stop_signal(const RunOptions& opt) {
   return stop;
 }
 
-}  // namespace
-
-std::string run_training(TrainConfig cfg, const RunOptions& opt) {
+RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<ConfigChange>& changes, bool writer) {
   const bool resume = !opt.resume_dir.empty();
-  const bool writer = !opt.comm || opt.comm->rank() == 0;  // rank 0 alone writes
-  std::vector<ConfigChange> changes;
-  cfg = settle_config(std::move(cfg), opt, writer, changes);
-
   auto dataset = make_dataset(cfg);
   cfg.channels = std::to_string(dataset->channels());  // "auto" resolved, for config.json and checkpoints
   Trainer trainer(cfg, dataset, DType::F32, opt.comm);
   const TrainConfig& rc = trainer.config();  // with classes and channels resolved
-  if (resume) resume_trainer(trainer, rc.run_dir);
+  if (resume) {
+    resume_trainer(trainer, rc.run_dir);
+    SAGAN_CHECK(trainer.step_count() <= rc.steps,
+                "--steps {}: the run in {} is already at step {}; give more steps to continue it", rc.steps, rc.run_dir,
+                trainer.step_count());
+  }
   RunOutputs out(trainer, writer, resume, changes, opt.progress);
   std::unique_ptr<quality::FdMonitor> fd;
   if (writer && rc.fd_every > 0)
@@ -290,7 +314,7 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
         fmt::print("{}sagan-train: signal {} at step {}: saving a checkpoint\n", tty ? "\n" : "", sig, s.step);
       if (s.step % rc.checkpoint_every != 0) out.save_checkpoint(trainer);
       if (writer) fmt::print("sagan-train: stopped; continue with: sagan-train --resume {}\n", rc.run_dir);
-      return rc.run_dir;
+      return {rc.run_dir, sig};
     }
   }
   if (trainer.step_count() % rc.checkpoint_every != 0 || trainer.step_count() == start_step)
@@ -298,7 +322,24 @@ std::string run_training(TrainConfig cfg, const RunOptions& opt) {
   if (trainer.step_count() % rc.sample_every != 0) out.save_samples(trainer);
   if (opt.progress)
     fmt::print("{}sagan-train: done, {} steps; run dir {}\n", tty ? "\n" : "", trainer.step_count(), rc.run_dir);
-  return rc.run_dir;
+  return {rc.run_dir, 0};
+}
+
+}  // namespace
+
+RunResult run_training(TrainConfig cfg, const RunOptions& opt) {
+  const bool writer = !opt.comm || opt.comm->rank() == 0;  // rank 0 alone writes
+  std::vector<ConfigChange> changes;
+  RunDirLock lock;
+  bool made = false;
+  cfg = settle_config(std::move(cfg), opt, writer, changes, lock, made);
+  const std::string run_dir = cfg.run_dir;
+  try {
+    return train_in(std::move(cfg), opt, changes, writer);
+  } catch (...) {
+    if (made && writer) remove_if_unused(run_dir);
+    throw;
+  }
 }
 
 }  // namespace sagan

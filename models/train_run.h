@@ -11,6 +11,7 @@
 // <run_dir>/fd_reference.safetensors      with --fd-every: the real images' FD statistics
 //                                          (metrics.csv then has an "fd" column, blank between measurements)
 // <run_dir>/config_changes.log            settings changed by --resume, one line per resume that changed any
+// <run_dir>/.lock                         flock'ed by the process training in it (RunDirLock)
 #pragma once
 #include <memory>
 #include <optional>
@@ -39,9 +40,16 @@ struct RunOptions {
 // The data set a config names (errors say how to install or point to it).
 std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& cfg);
 
+struct RunResult {
+  std::string run_dir;
+  int stop_signal = 0;  // SIGINT or SIGTERM when one stopped the run early (a checkpoint saved), else 0
+};
+
 // Checks cfg (or the resumed run's) and that the run directory can be
-// written, before loading data or building a model; runs to cfg.steps.
-// Returns the run directory.
-std::string run_training(TrainConfig cfg, const RunOptions& opt);
+// written, before loading data or building a model; locks the directory
+// against other processes (rank 0); runs to cfg.steps or a stop signal.
+// A --resume whose steps are fewer than the run has done is refused. A new
+// directory that a failed start made is removed again.
+RunResult run_training(TrainConfig cfg, const RunOptions& opt);
 
 }  // namespace sagan

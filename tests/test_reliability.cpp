@@ -344,6 +344,53 @@ TEST_CASE("a run that failed before its first checkpoint (a corrupt image) can b
   REQUIRE_THROWS_WITH(run_training(d, quiet()), Catch::Contains("a run already exists there"));
 }
 
+TEST_CASE("run directories: another program's config.json, one process at a time, fewer steps, a failed start",
+          "[reliability][run]") {
+  TempDir root;
+  // A directory holding some other program's config.json is refused, its
+  // files untouched (it used to count as a run that never checkpointed).
+  TrainConfig c = folder_config(root.path / "a");
+  fs::create_directories(c.run_dir);
+  const fs::path foreign = fs::path(c.run_dir) / "config.json", csv = fs::path(c.run_dir) / "metrics.csv";
+  io::write_file_atomic(foreign.string(), R"({"name": "my web app"})");
+  io::write_file_atomic(csv.string(), "a,b\n");
+  REQUIRE_THROWS_WITH(run_training(c, quiet()),
+                      Catch::Contains("not a sagan-train run's") && Catch::Contains("name"));
+  CHECK(slurp(foreign) == R"({"name": "my web app"})");
+  CHECK(slurp(csv) == "a,b\n");
+
+  // One process per run directory: a held lock refuses a start and a second lock.
+  TrainConfig d = folder_config(root.path / "b");
+  d.steps = 2;
+  fs::create_directories(d.run_dir);
+  {
+    RunDirLock held(d.run_dir);
+    REQUIRE_THROWS_WITH(run_training(d, quiet()), Catch::Contains("is in use by another sagan-train process"));
+    CHECK_FALSE(fs::exists(fs::path(d.run_dir) / "config.json"));
+    REQUIRE_THROWS_WITH(RunDirLock(d.run_dir), Catch::Contains("in use"));
+  }
+  const RunResult r = run_training(d, quiet());  // released with its holder
+  CHECK(r.run_dir == d.run_dir);
+  CHECK(r.stop_signal == 0);
+
+  // --resume with fewer steps than the run has done is refused, its config kept.
+  REQUIRE_THROWS_WITH(run_training(more_steps(1), resumed(d.run_dir)),
+                      Catch::Contains("--steps 1: the run in") && Catch::Contains("already at step 2"));
+  TrainConfig kept;
+  read_config_file((fs::path(d.run_dir) / "config.json").string(), kept, nullptr);
+  CHECK(kept.steps == 2);
+
+  // A start that fails before writing anything removes the directory it made,
+  // and leaves one the user made.
+  TrainConfig e = folder_config(root.path / "c");
+  e.data_path = (root.path / "no_such_data").string();
+  REQUIRE_THROWS(run_training(e, quiet()));
+  CHECK_FALSE(fs::exists(e.run_dir));
+  fs::create_directories(e.run_dir);
+  REQUIRE_THROWS(run_training(e, quiet()));
+  CHECK(fs::exists(e.run_dir));
+}
+
 TEST_CASE("metrics rows past a step are dropped atomically; a cut-off last line with them", "[reliability][run][csv]") {
   TempDir dir;
   const std::string csv = dir / "metrics.csv";

@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
 #include <exception>
 #include <sstream>
 
@@ -23,7 +26,31 @@ int guarded_main(const char* tool, const std::function<int()>& body) {
   }
 }
 
+namespace {
+// CLI11 writes a flag pair as "--x,--no-x{false}", which reads as "default
+// false" whatever the default is; the names alone, the help text says the
+// default.
+class Formatter : public CLI::Formatter {
+ public:
+  std::string make_option_name(const CLI::Option* opt, bool positional) const override {
+    const std::string names = CLI::Formatter::make_option_name(opt, positional);
+    std::string out;
+    bool in_braces = false;
+    for (char c : names) {
+      if (c == '{')
+        in_braces = true;
+      else if (c == '}')
+        in_braces = false;
+      else if (!in_braces)
+        out += c;
+    }
+    return out;
+  }
+};
+}  // namespace
+
 int parse_and_run(const char* tool, CLI::App& app, int argc, char** argv, const std::function<int()>& run) {
+  app.formatter(std::make_shared<Formatter>());
   return guarded_main(tool, [&]() -> int {
     try {
       app.parse(argc, argv);
@@ -32,6 +59,26 @@ int parse_and_run(const char* tool, CLI::App& app, int argc, char** argv, const 
     }
     return run();
   });
+}
+
+ProgressLine::ProgressLine(std::string what, bool on)
+    : what_(std::move(what)), on_(on), tty_(::isatty(STDERR_FILENO) != 0), t0_(std::chrono::steady_clock::now()) {}
+
+void ProgressLine::operator()(int64_t done, int64_t total) {
+  if (!on_) return;
+  const int64_t tenth = total > 0 ? done * 10 / total : 10;
+  if (!tty_ && tenth == last_tenth_ && done < total) return;
+  last_tenth_ = tenth;
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  const double rate = s > 0 ? static_cast<double>(done) / s : 0.0;
+  const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0.0;
+  const auto e = static_cast<int64_t>(eta);
+  std::fprintf(stderr, "%s  embedding %s: %lld/%lld  %.0f img/s  eta %lld:%02lld:%02lld   ", tty_ ? "\r" : "",
+               what_.c_str(), static_cast<long long>(done), static_cast<long long>(total), rate,
+               static_cast<long long>(e / 3600), static_cast<long long>(e / 60 % 60), static_cast<long long>(e % 60));
+  if (done >= total) std::fprintf(stderr, "(%.0f s)", s);
+  if (!tty_ || done >= total) std::fprintf(stderr, "\n");
+  std::fflush(stderr);
 }
 
 std::vector<int64_t> parse_class_ids(const std::string& text, int64_t K, const std::string& checkpoint) {

@@ -2,6 +2,7 @@
 // option parsing that several tools share.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -18,6 +19,21 @@ int guarded_main(const char* tool, const std::function<int()>& body);
 // A tool's main: parses argv with `app` (--help and parse errors exit as
 // CLI11 makes them), then calls run() under guarded_main.
 int parse_and_run(const char* tool, CLI::App& app, int argc, char** argv, const std::function<int()>& run);
+
+// Progress of a long embedding on stderr: "\r  embedding generated:
+// 3400/10000  120 img/s  eta 0:00:55", redrawn on a terminal, one line per
+// tenth in a log; nothing when off.
+class ProgressLine {
+ public:
+  ProgressLine(std::string what, bool on);
+  void operator()(int64_t done, int64_t total);
+
+ private:
+  std::string what_;
+  bool on_, tty_;
+  int64_t last_tenth_ = -1;
+  std::chrono::steady_clock::time_point t0_;
+};
 
 // --classes "0,3,7": ids checked against the K classes of the model in
 // `checkpoint`; empty text means every class in turn (none when K = 0).

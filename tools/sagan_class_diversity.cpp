@@ -53,8 +53,13 @@ struct ClassDiversityOptions {
   std::string weights = "ema", bn = "eval", device = "auto", fmnist_weights, json_out;
   int64_t n = 1000, k = 3;
   uint64_t seed = 0;
+  bool quiet = false;
 
-  void check() const { SAGAN_CHECK(n > k, "--num ({}) must be larger than --k ({})", n, k); }
+  void check() const {
+    SAGAN_CHECK(k > 0, "--k must be positive, got {}", k);
+    SAGAN_CHECK(n > k, "--num ({}) must be larger than --k ({})", n, k);
+    if (!json_out.empty()) io::check_writable_file(json_out, "--json " + json_out);  // now, not after the work
+  }
 };
 
 void add_options(CLI::App& app, ClassDiversityOptions& o) {
@@ -76,6 +81,7 @@ void add_options(CLI::App& app, ClassDiversityOptions& o) {
   app.add_option("--fmnist-weights", o.fmnist_weights, "Classifier weights (default: the committed file)");
   app.add_option("--json", o.json_out, "Also write the figures as JSON");
   app.add_option("--device", o.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
+  app.add_flag("--quiet", o.quiet, "No progress display");
 }
 
 struct Embedded {
@@ -112,7 +118,9 @@ std::vector<Embedded> embed_fakes(const ClassDiversityOptions& o, SaganGenerator
   const int64_t per_batch = 10, B = per_batch * K;
   std::vector<int64_t> y(static_cast<size_t>(B));
   for (int64_t i = 0; i < B; ++i) y[static_cast<size_t>(i)] = i % K;
+  cli::ProgressLine progress("generated", !o.quiet);
   for (int64_t b = 0; b * per_batch < o.n; ++b) {
+    progress(b * per_batch * K, o.n * K);
     NoGradGuard ng;
     Tensor imgs = g.forward(cli::sample_latents(B, z_dim, o.seed + static_cast<uint64_t>(b), 0.0, dev),
                             Tensor::from_vector(y, {B}, dev));
@@ -123,6 +131,7 @@ std::vector<Embedded> embed_fakes(const ClassDiversityOptions& o, SaganGenerator
       embed_into(net, index_select(imgs, 0, Tensor::from_vector(rows, {take}, dev)), fake[static_cast<size_t>(label)]);
     }
   }
+  progress(o.n * K, o.n * K);
   return fake;
 }
 
@@ -135,12 +144,20 @@ std::vector<Embedded> embed_reals(const ClassDiversityOptions& o, const Checkpoi
   SAGAN_CHECK(ds->num_classes() == K, "{}: {} classes in the model but {} in {}", c.path, K, ds->num_classes(),
               ds->name());
   std::vector<Embedded> real(static_cast<size_t>(K));
+  cli::ProgressLine progress("real", !o.quiet);
   for (int64_t label = 0; label < K; ++label) {
+    progress(label * o.n, K * o.n);
     auto src = dataset_source(std::make_shared<ClassSubset>(ds, label), cfg.model.resolution, cfg.model.image_channels,
                               o.n, o.seed);
     for (Tensor imgs = src->next(200); imgs.defined(); imgs = src->next(200))
       embed_into(net, imgs.to(dev), real[static_cast<size_t>(label)]);
+    const int64_t got = real[static_cast<size_t>(label)].features.rows;
+    if (got < o.n)
+      fmt::print(stderr,
+                 "sagan-class-diversity: warning: class {} has {} real images, fewer than --num {}; using all\n", label,
+                 got, o.n);
   }
+  progress(K * o.n, K * o.n);
   return real;
 }
 

@@ -9,8 +9,6 @@
 // Features: --features fmnist (the engine's Fashion-MNIST classifier, the
 // default for Fashion-MNIST runs and 1-channel data) or inception (pytorch-fid's
 // Inception-v3, needs --inception-weights; see docs/evaluation.md).
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
@@ -27,36 +25,6 @@ using namespace sagan::quality;
 namespace fs = std::filesystem;
 
 namespace {
-
-// "\r  embedding generated: 3400/10000  120 img/s  eta 0:00:55" on stderr.
-class ProgressLine {
- public:
-  ProgressLine(std::string what, bool on)
-      : what_(std::move(what)), on_(on), tty_(::isatty(STDERR_FILENO) != 0), t0_(std::chrono::steady_clock::now()) {}
-  void operator()(int64_t done, int64_t total) {
-    if (!on_) return;
-    // A terminal gets one line redrawn; a log file one line per tenth.
-    const int64_t tenth = total > 0 ? done * 10 / total : 10;
-    if (!tty_ && tenth == last_tenth_ && done < total) return;
-    last_tenth_ = tenth;
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
-    const double rate = s > 0 ? static_cast<double>(done) / s : 0.0;
-    const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0.0;
-    const auto e = static_cast<int64_t>(eta);
-    std::fprintf(stderr, "%s  embedding %s: %lld/%lld  %.0f img/s  eta %lld:%02lld:%02lld   ", tty_ ? "\r" : "",
-                 what_.c_str(), static_cast<long long>(done), static_cast<long long>(total), rate,
-                 static_cast<long long>(e / 3600), static_cast<long long>(e / 60 % 60), static_cast<long long>(e % 60));
-    if (done >= total) std::fprintf(stderr, "(%.0f s)", s);
-    if (!tty_ || done >= total) std::fprintf(stderr, "\n");
-    std::fflush(stderr);
-  }
-
- private:
-  std::string what_;
-  bool on_, tty_;
-  int64_t last_tenth_ = -1;
-  std::chrono::steady_clock::time_point t0_;
-};
 
 struct EvalOptions {
   // the evaluated set: a checkpoint / run directory, or a folder
@@ -84,6 +52,19 @@ struct EvalOptions {
     SAGAN_CHECK(batch > 0, "--batch-size must be positive, got {}", batch);
     SAGAN_CHECK(resolution >= 0, "--resolution must be >= 0, got {}", resolution);
     SAGAN_CHECK(channels == 0 || channels == 1 || channels == 3, "--channels must be 1 or 3, got {}", channels);
+    SAGAN_CHECK(num_real >= -1, "--num-real must be >= 0 (0 = the whole data set), got {}", num_real);
+    SAGAN_CHECK(kid_subsets > 0, "--kid-subsets must be positive, got {}", kid_subsets);
+    SAGAN_CHECK(kid_subset_size > 1, "--kid-subset-size must be at least 2, got {}", kid_subset_size);
+    SAGAN_CHECK(is_splits > 0, "--is-splits must be positive, got {}", is_splits);
+    SAGAN_CHECK(pr_k > 0, "--pr-k must be positive, got {}", pr_k);
+    // Missing inputs and unwritable outputs are found now, not after the embedding.
+    for (const auto& [option, dir] : {std::pair{"--folder", folder}, std::pair{"--ref-folder", ref_folder}})
+      SAGAN_CHECK(dir.empty() || std::filesystem::is_directory(dir), "{} {}: no such directory", option, dir);
+    SAGAN_CHECK(ref_stats.empty() || std::filesystem::is_regular_file(ref_stats), "--ref-stats {}: no such file",
+                ref_stats);
+    if (!json_path.empty()) io::check_writable_file(json_path, "--json " + json_path);
+    if (!save_stats_path.empty()) io::check_writable_file(save_stats_path, "--save-stats " + save_stats_path);
+    if (!cache_dir.empty()) io::check_writable_dir(cache_dir, "--cache " + cache_dir);
   }
   int64_t real_count() const { return num_real < 0 ? num_samples : num_real; }
 };
@@ -117,7 +98,8 @@ void add_options(CLI::App& app, EvalOptions& o) {
   feat->add_option("--fmnist-weights", o.fmnist_weights,
                    "Fashion-MNIST classifier weights (default: the committed file)");
   feat->add_option("--resolution", o.resolution,
-                   "Resize folder images to this square size (default: keep; all must match)");
+                   "Resize folder images to this square size (default: keep; all must match). With a checkpoint: the "
+                   "generator's size, the only one allowed");
   feat->add_option("--channels", o.channels, "1 or 3 channels for folders (default: the generator's, else 3)");
   feat->add_option("--resize", o.resize,
                    "bilinear | nearest | pad: how real images smaller than the resolution reach it (default: the "
@@ -140,6 +122,7 @@ void add_options(CLI::App& app, EvalOptions& o) {
 MetricOptions metric_options(const EvalOptions& o) {
   MetricOptions mo;
   mo.fid = mo.kid = mo.is = mo.pr = false;
+  SAGAN_CHECK(!o.metrics.empty(), "--metrics: empty; give some of fid,kid,is,pr");
   std::stringstream ss(o.metrics);
   for (std::string m; std::getline(ss, m, ',');) {
     if (m == "fid")
@@ -188,6 +171,12 @@ EvalPlan plan(const EvalOptions& o) {
     }
   }
   p.channels = o.channels > 0 ? o.channels : p.cfg ? p.cfg->model.image_channels : 3;
+  // Real images are brought to the generator's size: another --resolution
+  // would compare images of different sizes.
+  SAGAN_CHECK(!p.cfg || o.resolution == 0 || o.resolution == p.cfg->model.resolution,
+              "--resolution {}: the generator in {} draws {}x{} images, and the reference is brought to that size; "
+              "leave --resolution out",
+              o.resolution, o.checkpoint, p.cfg ? p.cfg->model.resolution : 0, p.cfg ? p.cfg->model.resolution : 0);
   p.resolution = p.cfg ? p.cfg->model.resolution : o.resolution;
   p.upscale = io::parse_upscale(!o.resize.empty() ? o.resize : p.cfg ? p.cfg->resize : "bilinear", "--resize");
   p.features =
@@ -213,7 +202,7 @@ StatsFile evaluated_stats(const EvalOptions& o, const EvalPlan& p, std::string& 
   } else {
     evaluated = folder_source(o.folder, p.channels, o.resolution, o.num_samples, p.upscale);
   }
-  ProgressLine progress(p.cfg ? "generated" : "folder", !o.quiet);
+  cli::ProgressLine progress(p.cfg ? "generated" : "folder", !o.quiet);
   desc = evaluated->describe();
   StatsFile ev = make_stats(embed(*evaluated, *p.net.net, o.batch, std::ref(progress)), p.net_id,
                             {{"source", desc}, {"feature_file", p.net.file}});
@@ -242,7 +231,7 @@ StatsFile reference_stats(const EvalOptions& o, const EvalPlan& p, std::string& 
                                              p.channels, o.real_count(), o.seed, p.upscale);
   desc = reference->describe();
   auto make = [&] {
-    ProgressLine progress("reference", !o.quiet);
+    cli::ProgressLine progress("reference", !o.quiet);
     return make_stats(embed(*reference, *p.net.net, o.batch, std::ref(progress)), p.net_id,
                       {{"source", desc}, {"feature_file", p.net.file}});
   };

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <filesystem>
 
+#include "core/io/atomic_file.h"
 #include "core/io/image.h"
 #include "core/ops.h"
 #include "models/checkpoint_file.h"
@@ -27,6 +28,9 @@ struct SampleOptions {
     SAGAN_CHECK(n > 0, "--num must be positive, got {}", n);
     SAGAN_CHECK(truncation >= 0, "--truncation must be >= 0 (0 = off), got {}", truncation);
     SAGAN_CHECK(nrow >= 0, "--nrow must be >= 0, got {}", nrow);
+    // Both outputs checked before either is written.
+    io::check_writable_file(out, "-o " + out);
+    if (!separate.empty()) io::check_writable_dir(separate, "--separate " + separate);
   }
 };
 

@@ -78,8 +78,11 @@ int run(TrainToolOptions o, const std::shared_ptr<dist::Communicator>& world) {
   }
   ro.resume_dir = o.resume_dir;
   ro.progress = !o.quiet;
-  run_training(cfg, ro);
-  return 0;
+  const RunResult r = run_training(cfg, ro);
+  // Stopped by a signal (checkpoint saved): 128 + the signal, as a shell
+  // reports a process that a signal ended, so that `sagan-train && ...` and
+  // job schedulers do not take it for a finished run.
+  return r.stop_signal != 0 ? 128 + r.stop_signal : 0;
 }
 
 }  // namespace
@@ -98,7 +101,8 @@ int main(int argc, char** argv) {
       "With no options it trains class-conditional SAGAN-32 on Fashion-MNIST\n"
       "(Debian package dataset-fashion-mnist) and writes a run directory under runs/;\n"
       "without a GPU it takes --preset cpu (about half an hour on 2 cores) and says so.\n"
-      "Ctrl-C stops after the current step and saves a checkpoint; --resume continues exactly.\n"
+      "Ctrl-C (or SIGTERM) stops after the current step, saves a checkpoint and exits 130 (143);\n"
+      "--resume continues exactly. A run directory is used by one process at a time.\n"
       "mpirun -np N sagan-train ... (or srun) trains data-parallel: --batch-size per rank, a global\n"
       "batch of N x --batch-size; one GPU per rank, or the CPU (docs/distributed.md)."};
   TrainToolOptions o;
@@ -108,7 +112,8 @@ int main(int argc, char** argv) {
   const std::string tool =
       world->size() > 1 ? fmt::format("sagan-train (rank {} of {})", world->rank(), world->size()) : "sagan-train";
   const int rc = cli::parse_and_run(tool.c_str(), app, argc, argv, [&] { return run(o, world); });
-  if (rc != 0 && world->size() > 1) {
+  // A signal stops every rank at the same step, in order: no abort then.
+  if (rc != 0 && rc < 128 && world->size() > 1) {
     std::fflush(stdout);
     std::fflush(stderr);
     world->abort(rc);

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "core/io/atomic_file.h"
 #include "core/io/safetensors.h"
 #include "core/ops.h"
 #include "layers/adam.h"
@@ -66,7 +67,7 @@ double accuracy(FmnistClassifier& model, const data::Dataset& test, int64_t limi
 }
 
 struct ClassifierOptions {
-  std::string data_dir = data::kFashionMnistDir, out = default_fmnist_weights(), init;
+  std::string data_dir = data::kFashionMnistDir, out, init;
   int64_t epochs = 4, batch = 128, shift = 2, limit = 0, warmup = 200;
   double lr = 2e-3, dropout = 0.3;
   uint64_t seed = 0;
@@ -76,7 +77,9 @@ struct ClassifierOptions {
   void check() const {
     SAGAN_CHECK(epochs >= 1, "--epochs must be >= 1, got {}", epochs);
     SAGAN_CHECK(batch >= 2, "--batch-size must be >= 2 (batch norm), got {}", batch);
-    SAGAN_CHECK(lr > 0, "--lr must be positive, got {}", lr);
+    SAGAN_CHECK(lr > 0 && std::isfinite(lr), "--lr must be positive and finite, got {}", lr);
+    SAGAN_CHECK(warmup >= 0, "--warmup must be >= 0, got {}", warmup);
+    io::check_writable_file(out, "-o " + out);  // now, not after training
     SAGAN_CHECK(dropout >= 0 && dropout < 1, "--dropout must be in [0, 1), got {}", dropout);
     SAGAN_CHECK(shift >= 0 && shift < 14, "--shift must be in [0, 14), got {}", shift);
     SAGAN_CHECK(limit >= 0, "--limit must be >= 0, got {}", limit);
@@ -92,12 +95,15 @@ void add_options(CLI::App& app, ClassifierOptions& o) {
   app.add_option("--warmup", o.warmup, "Warm-up steps")->capture_default_str();
   app.add_option("--dropout", o.dropout, "Dropout on the 128-d features while training")->capture_default_str();
   app.add_option("--shift", o.shift, "Random translation in pixels (0 = off)")->capture_default_str();
-  app.add_flag("--hflip,!--no-hflip", o.hflip, "Random horizontal flips")->capture_default_str();
+  app.add_flag("--hflip,!--no-hflip", o.hflip, "Random horizontal flips (default: on)");
   app.add_option("--limit", o.limit, "Train on only this many images per epoch (0 = all; for quick checks)");
   app.add_option("--seed", o.seed, "Seed of initialisation, data order and augmentation")->capture_default_str();
   app.add_option("--init", o.init,
                  "Start from these weights (a file this tool wrote) instead of a fresh initialisation");
-  app.add_option("-o,--out", o.out, "Weights file to write (safetensors)")->capture_default_str();
+  // Required: a default would overwrite the committed weights behind every
+  // Fashion-MNIST FD (models/quality/weights/fmnist_cnn.safetensors).
+  app.add_option("-o,--out", o.out, "Weights file to write (safetensors); replace the committed one only on purpose")
+      ->required();
   app.add_flag("--quiet", o.quiet, "No per-step progress");
 }
 

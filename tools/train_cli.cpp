@@ -90,7 +90,7 @@ void TrainSettingsCli::add_to(CLI::App& app) {
     }
     if (o.kind == ValueKind::Bool) {
       s.flag = std::get<bool>(o.get(defaults));
-      s.cli = group->add_flag(o.flag, s.flag, o.help);
+      s.cli = group->add_flag(o.flag, s.flag, o.help + (s.flag ? " (default: on)" : " (default: off)"));
       continue;
     }
     if (o.kind == ValueKind::IntList)

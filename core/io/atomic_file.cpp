@@ -113,4 +113,26 @@ std::vector<uint8_t> read_file(const std::string& path) {
   return out;
 }
 
+void check_writable_dir(const std::string& dir, const std::string& what) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  SAGAN_CHECK(!ec, "{}: cannot create the directory: {}", what, ec.message());
+  SAGAN_CHECK(fs::is_directory(dir, ec), "{}: not a directory", what);
+  const std::string probe = (fs::path(dir) / (".write_test." + std::to_string(::getpid()))).string();
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  SAGAN_CHECK(fd >= 0, "{}: cannot write there: {}", what, std::strerror(errno));
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
+void check_writable_file(const std::string& path, const std::string& what) {
+  namespace fs = std::filesystem;
+  SAGAN_CHECK(!path.empty(), "{}: an empty file name", what);
+  std::error_code ec;
+  SAGAN_CHECK(!fs::is_directory(path, ec), "{}: is a directory; give a file name", what);
+  const fs::path parent = fs::path(path).parent_path();
+  check_writable_dir(parent.empty() ? "." : parent.string(), what);
+}
+
 }  // namespace sagan::io

@@ -29,4 +29,13 @@ void write_all(std::FILE* f, const void* data, size_t size, const std::string& p
 // Whole file into memory; throws naming the path and errno text.
 std::vector<uint8_t> read_file(const std::string& path);
 
+// Checks before any long work that a later write will not fail for want of
+// a place: makes `dir` (with its parents) and creates and removes a file in
+// it, since permission bits do not tell (root writes anyway, a read-only
+// mount refuses everyone). `what` leads the error ("--run-dir runs/x").
+void check_writable_dir(const std::string& dir, const std::string& what);
+// The same for a file to be written later: its folder must be writable and
+// the path must not be a directory.
+void check_writable_file(const std::string& path, const std::string& what);
+
 }  // namespace sagan::io

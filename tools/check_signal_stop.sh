@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# cli_signal_stop (tools/CMakeLists.txt): a run stopped by Ctrl-C (SIGINT) or
+# SIGTERM saves a checkpoint and exits 128 + the signal (130, 143), not 0;
+# a second process on the same run directory is refused while the first
+# trains; --resume continues, and refuses fewer steps than were done.
+# Usage: check_signal_stop.sh SAGAN_TRAIN WORK_DIR (needs Fashion-MNIST).
+set -u
+TRAIN=$1
+WORK=$2
+rm -rf "$WORK" && mkdir -p "$WORK" || exit 1
+run=$WORK/run
+fail() {
+  echo "cli_signal_stop: $*"
+  for f in "$WORK"/*.out; do echo "--- $f"; tail -5 "$f"; done
+  kill -KILL "${pid:-0}" 2>/dev/null
+  exit 1
+}
+# Waits (up to 120 s) until $1 shows a step line after its first $2 lines.
+wait_for_step() {
+  for _ in $(seq 1200); do
+    tail -n +"$(($2 + 1))" "$1" | grep -qE '^step [0-9]+/' && return 0
+    kill -0 "$pid" 2>/dev/null || fail "sagan-train ended before its first step"
+    sleep 0.1
+  done
+  fail "no step logged within 120 s"
+}
+newest_step() {
+  local f
+  f=$(ls "$run"/checkpoints/step_*.safetensors 2>/dev/null | sort | tail -1)
+  [[ -n $f ]] || fail "no checkpoint in $run/checkpoints"
+  f=${f##*/step_}
+  echo $((10#${f%%.*}))
+}
+small=(--ch 4 --z-dim 8 --batch-size 4 --log-every 1 --sample-every 100000 --checkpoint-every 100000 --device cpu)
+
+"$TRAIN" "${small[@]}" --steps 100000 --run-dir "$run" >"$WORK/first.out" 2>&1 &
+pid=$!
+wait_for_step "$WORK/first.out" 0
+"$TRAIN" --resume "$run" --quiet >"$WORK/second.out" 2>&1
+rc=$?
+((rc == 1)) || fail "a second sagan-train on the same run dir exited $rc, expected 1"
+grep -q "is in use by another sagan-train process" "$WORK/second.out" || fail "the second process did not say the run dir is in use"
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+((rc == 130)) || fail "SIGINT: exit $rc, expected 130"
+grep -q "continue with: sagan-train --resume $run" "$WORK/first.out" || fail "SIGINT: no resume command printed"
+step=$(newest_step)
+
+"$TRAIN" --resume "$run" --steps 1 --quiet >"$WORK/fewer.out" 2>&1 && fail "--resume --steps 1 was accepted at step $step"
+grep -q "already at step $step" "$WORK/fewer.out" || fail "--resume --steps 1: no 'already at step $step'"
+"$TRAIN" --resume "$run" --steps $((step + 1)) --quiet >"$WORK/more.out" 2>&1 || fail "--resume --steps $((step + 1)) failed"
+[[ $(newest_step) == $((step + 1)) ]] || fail "--resume did not reach step $((step + 1))"
+
+"$TRAIN" --resume "$run" --steps 100000 >"$WORK/term.out" 2>&1 &
+pid=$!
+wait_for_step "$WORK/term.out" 0
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+((rc == 143)) || fail "SIGTERM: exit $rc, expected 143"
+(($(newest_step) > step + 1)) || fail "SIGTERM: no checkpoint past step $((step + 1))"
+echo "cli_signal_stop: SIGINT 130 at step $step, SIGTERM 143, a second process refused, --resume exact in steps"
