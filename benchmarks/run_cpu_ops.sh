@@ -20,9 +20,10 @@ ours="$(mktemp)"
 theirs="$(mktemp)"
 trap 'rm -f "$ours" "$theirs"' EXIT
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; OMP_NUM_THREADS=$OMP_NUM_THREADS" >&2
+py="${PYTHON:-/usr/bin/python3}"  # one with torch (Debian's python3-torch by default)
 "$bench" "$@" >"$ours"
-/usr/bin/python3 "$here/torch_cpu_ops.py" "$@" >"$theirs"
-/usr/bin/python3 - "$ours" "$theirs" <<'PY'
+"$py" "$here/torch_cpu_ops.py" "$@" >"$theirs"
+"$py" - "$ours" "$theirs" <<'PY'
 import sys
 
 def load(path):

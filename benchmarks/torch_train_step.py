@@ -137,6 +137,9 @@ def bench(opt, res, device, impl):
             torch.cuda.synchronize(device)
         if i >= opt.warmup:
             secs.append(time.perf_counter() - t0)
+        elif i == 0:  # torch.compile's first compile lands here: says where a step limit went
+            print(f"torch_train_step.py: {impl} SAGAN-{res}: first iteration {time.perf_counter() - t0:.1f} s",
+                  file=sys.stderr, flush=True)
     secs.sort()
     name = f"SAGAN-{res} ch{opt.ch} b{opt.batch}"
     if opt.precision != "fp32":
@@ -180,6 +183,7 @@ def main():
         opt.warmup = 5 if device.type == "cuda" else 2
     torch.set_num_threads(opt.threads)
     resolutions = opt.resolution or ([32, 128] if device.type == "cuda" else [32])
+    failed = False
     for res in resolutions:
         if not opt.compile_only:
             bench(opt, res, device, "torch-eager")
@@ -193,6 +197,9 @@ def main():
             bench(opt, res, device, "torch-compile")
         except Exception as e:  # a compiler failure is a result to report, not a crash
             print(f"torch_train_step.py: torch-compile at {res} failed: {type(e).__name__}: {e}", file=sys.stderr)
+            failed = True
+    if failed:
+        sys.exit(1)  # the other rows were printed; the step shows the failure
 
 
 if __name__ == "__main__":

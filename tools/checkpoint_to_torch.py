@@ -225,7 +225,7 @@ def image_grid(images, nrow, padding=2):
 def read_png(path):
     from PIL import Image  # Debian's python3-pil; only needed for --compare-png
     img = Image.open(path)
-    arr = torch.tensor(list(img.getdata()), dtype=torch.uint8)
+    arr = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)  # getdata() is deprecated in Pillow 12
     return arr.reshape(img.height, img.width, -1)
 
 

@@ -118,7 +118,7 @@ if [[ -s $bench ]] && grep -qE '^SAGAN-|^(G|D|G\+D) ' "$bench"; then
       row[$1] = row[$1] sprintf("; %s %s", impl, $(NF-3)) }
     END { split("G D G+D", s, " "); for (i = 1; i <= 3; i++) if (s[i] in row) print s[i] ":" substr(row[s[i]], 2) }' "$bench"
   echo "---------------- train step, s/iter: median, min, peak MiB"
-  awk -F'\t' 'NF == 6 && $4 ~ /^[0-9.]+$/ { printf "%-20s %-14s %-7s %8s %8s %7s\n", $1, $2, $3, $4, $5, $6 }' "$bench"
+  awk -F'\t' 'NF == 6 && $4 ~ /^[0-9.]+$/ { printf "%-20s %-18s %-7s %8s %8s %7s\n", $1, $2, $3, $4, $5, $6 }' "$bench"
 fi
 
 if ls "$WORK"/runs/*/metrics.csv >/dev/null 2>&1; then
