@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <exception>
@@ -59,6 +60,18 @@ int parse_and_run(const char* tool, CLI::App& app, int argc, char** argv, const 
     }
     return run();
   });
+}
+
+CLI::Validator seed_validator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        uint64_t v = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (text.empty() || ec != std::errc() || end != text.data() + text.size())
+          return "expected an integer in [0, 2^64), got '" + text + "'";
+        return "";
+      },
+      "");
 }
 
 ProgressLine::ProgressLine(std::string what, bool on)

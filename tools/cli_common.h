@@ -35,6 +35,10 @@ class ProgressLine {
   std::chrono::steady_clock::time_point t0_;
 };
 
+// For --seed options: a decimal integer in [0, 2^64). CLI11 alone reads
+// "-1" as 2^64 - 1 and lets 2^64 overflow, without a word.
+CLI::Validator seed_validator();
+
 // --classes "0,3,7": ids checked against the K classes of the model in
 // `checkpoint`; empty text means every class in turn (none when K = 0).
 std::vector<int64_t> parse_class_ids(const std::string& text, int64_t K, const std::string& checkpoint);
