@@ -9,6 +9,8 @@
 //             (docs/training.md); what sagan-train uses when no GPU is found
 //   sagan32   the defaults: SAGAN-32, ch 64, batch 64, 100000 steps (a GPU)
 //   sagan128  the paper's ImageNet setting: 128x128, batch 256, 1M steps
+//             (256 was the paper's global batch, 64 x 4 GPUs: --batch-size is
+//             per rank, so N ranks take --batch-size 256/N)
 #pragma once
 #include <functional>
 #include <string>
