@@ -22,6 +22,17 @@ TEST_CASE("binary ops broadcast and match hand-computed values", "[elementwise]"
   CHECK((1.0 - a).to_vector() == std::vector<double>{0, -1, -2, -3, -4, -5});
 }
 
+TEST_CASE("maximum and minimum send the gradient of a tie to their first argument", "[elementwise]") {
+  for (bool is_max : {true, false}) {
+    INFO((is_max ? "maximum" : "minimum"));
+    Tensor a = Tensor::from_vector(std::vector<double>{1, 2, 3}, {3}, DType::F64).set_requires_grad(true);
+    Tensor b = Tensor::from_vector(std::vector<double>{1, 5, 0}, {3}, DType::F64).set_requires_grad(true);
+    sum(is_max ? maximum(a, b) : minimum(a, b)).backward();
+    CHECK(a.grad().to_vector() == (is_max ? std::vector<double>{1, 0, 1} : std::vector<double>{1, 1, 0}));
+    CHECK(b.grad().to_vector() == (is_max ? std::vector<double>{0, 1, 0} : std::vector<double>{0, 0, 1}));
+  }
+}
+
 TEST_CASE("unary forward values", "[elementwise]") {
   Tensor x = Tensor::from_vector(std::vector<double>{-2, -0.5, 0, 0.5, 30}, {5}, DType::F64);
   auto r = relu(x).to_vector();

@@ -91,6 +91,15 @@ void add_elementwise(std::vector<OpEntry>& r) {
   binary("pow", static_cast<BinFn>(pow), uniform(sa, 0.5, 2.0), normal(sb));
   binary("maximum", static_cast<BinFn>(maximum), normal(sa), normal(sb));
   binary("minimum", static_cast<BinFn>(minimum), normal(sa), normal(sb));
+  // Ties send the whole gradient to a (parity only: no derivative there).
+  r[r.size() - 2].cases.push_back(
+      make("ties", {ties({3, 4}), ties({3, 4})}, [](const auto& in) { return maximum(in[0], in[1]); })
+          .no_gradcheck()
+          .exact());
+  r.back().cases.push_back(
+      make("ties", {ties({3, 4}), ties({3, 4})}, [](const auto& in) { return minimum(in[0], in[1]); })
+          .no_gradcheck()
+          .exact());
 
   // Unary ops on (3,7): off the kinks of relu and abs, or positive where the
   // op needs it.
@@ -103,6 +112,8 @@ void add_elementwise(std::vector<OpEntry>& r) {
   unary("tanh", away_from_zero(s, 0.1, 1.5), [](const auto& in) { return tanh(in[0]); });
   unary("sigmoid", away_from_zero(s, 0.1, 1.5), [](const auto& in) { return sigmoid(in[0]); });
   unary("softplus", away_from_zero(s, 0.1, 1.5), [](const auto& in) { return softplus(in[0]); });
+  r.back().cases.push_back(make("x > 20: the linear branch", {uniform(s, 20.5, 30.0)},
+                                [](const auto& in) { return softplus(in[0]); }));
   unary("exp", away_from_zero(s, 0.1, 1.5), [](const auto& in) { return exp(in[0]); });
   unary("abs", away_from_zero(s, 0.1, 1.5), [](const auto& in) { return abs(in[0]); });
   unary("square", away_from_zero(s, 0.1, 1.5), [](const auto& in) { return square(in[0]); });
@@ -344,6 +355,60 @@ void add_reductions(std::vector<OpEntry>& r) {
         make("large logits", {normal({4, 9}, 60.0)}, [](const auto& in) {
           return log_softmax(in[0], -1);
         }).tolerance(10.0)}});
+  // softmax, sum, mean and sum_to_shape have dedicated gradchecks too
+  // (tests/test_reduce.cpp); here they get device parity through the op.
+  r.push_back(
+      {"softmax",
+       {make("last dim of (3,7)", {normal({3, 7})}, [](const auto& in) { return softmax(in[0], 1); }),
+        make("middle dim of (2,5,3)", {normal({2, 5, 3})}, [](const auto& in) { return softmax(in[0], 1); }),
+        make("dim 0 of (6,4)", {normal({6, 4})}, [](const auto& in) { return softmax(in[0], 0); }),
+        make("large logits", {normal({4, 9}, 60.0)}, [](const auto& in) {
+          return softmax(in[0], -1);
+        }).tolerance(10.0)}});
+  r.push_back({"sum",
+               {make("all of (3,5,7)", {normal({3, 5, 7})}, [](const auto& in) { return sum(in[0]); }),
+                make("dims {0,2} of (3,5,7), keepdim", {normal({3, 5, 7})},
+                     [](const auto& in) { return sum(in[0], {0, 2}, true); }),
+                make("dim 1 of a transposed (4,6)", {normal({6, 4})},
+                     [](const auto& in) { return sum(in[0].t(), {1}); })}});
+  r.push_back({"mean", {make("dims {1,2} of (2,3,5)", {normal({2, 3, 5})}, [](const auto& in) {
+                 return mean(in[0], {1, 2});
+               })}});
+  r.push_back({"sum_to_shape",
+               {make("(2,3,4) to (1,3,1)", {normal({2, 3, 4})},
+                     [](const auto& in) { return sum_to_shape(in[0], {1, 3, 1}); }),
+                make("(2,3,4) to (3,4)", {normal({2, 3, 4})},
+                     [](const auto& in) { return sum_to_shape(in[0], {3, 4}); })}});
+}
+
+// ---- products ----
+
+void add_products(std::vector<OpEntry>& r) {
+  // Gradchecks of every shape mix are in tests/test_matmul.cpp; here the
+  // paths the backends take: broadcast batches, 3-d @ 2-d, transposed views,
+  // bias, and each backward's transposed operands.
+  auto mm = [](const std::vector<Tensor>& in) { return matmul(in[0], in[1]); };
+  r.push_back({"matmul",
+               {make("(5,7) @ (7,3)", {normal({5, 7}), normal({7, 3})}, mm),
+                make("3-d @ 2-d", {normal({2, 5, 7}), normal({7, 3})}, mm),
+                make("batch 1 broadcasts", {normal({1, 3, 5}), normal({3, 5, 2})}, mm),
+                make("transposed views", {normal({7, 5}), normal({3, 7})},
+                     [](const auto& in) { return matmul(in[0].t(), in[1].t()); })}});
+  r.push_back({"bmm",
+               {make("(3,2,5) @ (3,5,7)", {normal({3, 2, 5}), normal({3, 5, 7})},
+                     [](const auto& in) { return bmm(in[0], in[1]); }),
+                make("b transposed", {normal({3, 2, 5}), normal({3, 7, 5})},
+                     [](const auto& in) { return bmm(in[0], in[1].transpose(1, 2)); })}});
+  r.push_back({"linear",
+               {make("bias", {normal({4, 7}), normal({3, 7}), normal({3})},
+                     [](const auto& in) { return linear(in[0], in[1], in[2]); }),
+                make("no bias", {normal({4, 7}), normal({3, 7})}, [](const auto& in) { return linear(in[0], in[1]); }),
+                make("3-d input, bias", {normal({2, 4, 7}), normal({3, 7}), normal({3})},
+                     [](const auto& in) { return linear(in[0], in[1], in[2]); })}});
+  // sigma = u^T W v, with u and v held (the power iteration updates them
+  // outside autograd).
+  r.push_back({"spectral_sigma", {make("(5,7)", {normal({5, 7}), constant(normal({5})), constant(normal({7}))},
+                                       [](const auto& in) { return spectral_sigma(in[0], in[1], in[2]); })}});
 }
 
 std::vector<OpEntry> build() {
@@ -354,6 +419,7 @@ std::vector<OpEntry> build() {
   add_index(r);
   add_norm_attention(r);
   add_reductions(r);
+  add_products(r);
   return r;
 }
 
