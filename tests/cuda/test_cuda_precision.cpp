@@ -7,10 +7,12 @@
 // to nearest), nor which algorithm: so the bounds are against the exact
 // result, at the precision's own scale, and the distance to the emulation is
 // reported (WARN) when it is more than summation order explains:
-// - bmm (cuBLAS, CUBLAS_COMPUTE_32F_FAST_16BF for bf16, TF32 math for tf32):
+// - bmm (cuBLAS, CUBLAS_COMPUTE_32F_FAST_16BF for bf16, TF32 math for tf32;
+//   row-major, b transposed, beta = 1):
 //   TF32 within kTolTF32 (1e-3; truncation gives 7.7e-4), bf16 within 1e-2
 //   (truncation 6.2e-3, round to nearest 2.4e-3).
-// - conv2d forward (with bias), backward-input, backward-weight: TF32 within
+// - conv2d forward (with bias), backward-input, backward-weight (3x3, 1x1,
+//   3x3 stride 2): TF32 within
 //   kTolTF32Conv (5e-3), as PyTorch's TF32 convolution tests allow (Winograd-type
 //   algorithms round transformed operands); bf16 (cuDNN on bf16 copies)
 //   within 2e-2, and its results are bf16 numbers.
@@ -37,73 +39,97 @@ int64_t not_bf16(const Tensor& t) {
 // is more than summation order explains.
 void report_emulation_distance(const char* what, double d) {
   if (d > 1e-5)
-    WARN(what << ": " << d << " normwise from the CPU's round-to-nearest emulation (the library rounds its operands "
-                                 "otherwise, or picked another algorithm)");
+    WARN(what << ": " << d
+              << " normwise from the CPU's round-to-nearest emulation (the library rounds its operands "
+                 "otherwise, or picked another algorithm)");
 }
 
 }  // namespace
 
 TEST_CASE("cuda bmm in tf32 and bf16 keeps the precision's accuracy", "[cuda][precision]") {
+  // Row-major operands, b as a transposed view (what every backward GEMM
+  // passes), and beta = 1 (linear's bias, accumulated gradients).
   Rng gen(91);
   const Tensor a = Tensor::randn({3, 67, 129}, gen), b = Tensor::randn({3, 129, 45}, gen);
-  Tensor exact = Tensor::empty({3, 67, 45}, DType::F64);
-  cpu().bmm(a.to(DType::F64), b.to(DType::F64), exact, 0.0);
-  for (MatmulPrecision p : {MatmulPrecision::Tf32, MatmulPrecision::Bf16}) {
-    INFO(matmul_precision_name(p));
-    MatmulPrecisionScope scope(p);
-    Tensor c = Tensor::empty({3, 67, 45}), g = poisoned({3, 67, 45}, DType::F32, dev());
-    cpu().bmm(a, b, c, 0.0);
-    gpu().bmm(a.to(dev()), b.to(dev()), g, 0.0);
-    const double err = normwise(g, exact.to(DType::F32)), emu = normwise(g, c);
-    INFO("normwise error " << err << ", from the emulation " << emu);
-    CHECK(err <= (p == MatmulPrecision::Bf16 ? 1e-2 : kTolTF32));
-    if (err < 1e-5) WARN("as exact as float32: cuBLAS did not reduce the precision here");
-    report_emulation_distance("bmm", emu);
+  const Tensor bt = Tensor::randn({3, 45, 129}, gen), c0 = Tensor::randn({3, 67, 45}, gen);
+  struct Layout {
+    const char* name;
+    Tensor b;
+    double beta;
+  };
+  const Layout layouts[] = {{"row-major", b, 0.0}, {"b transposed", bt.transpose(1, 2), 0.0}, {"beta 1", b, 1.0}};
+  for (const Layout& l : layouts) {
+    Tensor exact = c0.to(DType::F64);
+    cpu().bmm(a.to(DType::F64), l.b.to(DType::F64), exact, l.beta);
+    for (MatmulPrecision p : {MatmulPrecision::Tf32, MatmulPrecision::Bf16}) {
+      INFO(l.name << ", " << matmul_precision_name(p));
+      MatmulPrecisionScope scope(p);
+      Tensor c = c0.clone(), g = l.beta == 0.0 ? poisoned({3, 67, 45}, DType::F32, dev()) : c0.to(dev());
+      cpu().bmm(a, l.b, c, l.beta);
+      gpu().bmm(a.to(dev()), l.b.to(dev()), g, l.beta);
+      const double err = normwise(g, exact.to(DType::F32)), emu = normwise(g, c);
+      INFO("normwise error " << err << ", from the emulation " << emu);
+      CHECK(err <= (p == MatmulPrecision::Bf16 ? 1e-2 : kTolTF32));
+      if (err < 1e-5) WARN(l.name << ": as exact as float32: cuBLAS did not reduce the precision here");
+      report_emulation_distance("bmm", emu);
+    }
   }
 }
 
 TEST_CASE("cuda conv2d in bf16 and tf32 keeps the precision's accuracy", "[cuda][precision][conv2d]") {
+  // 3x3 stride 1 (the blocks), 1x1 (attention and shortcuts), 3x3 stride 2.
+  struct Geometry {
+    const char* name;
+    int64_t k;
+    Conv2dGeom g;
+  };
+  const Geometry geometries[] = {{"3x3 s1 p1", 3, {1, 1}}, {"1x1", 1, {1, 0}}, {"3x3 s2 p1", 3, {2, 1}}};
   Rng gen(92);
-  const Tensor x = Tensor::randn({4, 24, 13, 11}, gen), w = Tensor::randn({16, 24, 3, 3}, gen);
-  const Tensor bias = Tensor::randn({16}, gen), gy = Tensor::randn({4, 16, 13, 11}, gen);
-  // Exact references in float64.
-  const Tensor x64 = x.to(DType::F64), w64 = w.to(DType::F64), gy64 = gy.to(DType::F64);
-  Tensor y_exact = Tensor::empty({4, 16, 13, 11}, DType::F64), gx_exact = Tensor::empty(x.shape(), DType::F64),
-         gw_exact = Tensor::empty(w.shape(), DType::F64);
-  cpu().conv2d(x64, w64, bias.to(DType::F64), y_exact, {1, 1});
-  cpu().conv2d_backward_input(gy64, w64, gx_exact, {1, 1});
-  cpu().conv2d_backward_weight(gy64, x64, gw_exact, {1, 1});
-  for (MatmulPrecision p : {MatmulPrecision::Tf32, MatmulPrecision::Bf16}) {
-    INFO(matmul_precision_name(p));
-    MatmulPrecisionScope scope(p);
-    const double tol = p == MatmulPrecision::Bf16 ? 2e-2 : kTolTF32Conv;
-    auto check = [&](const char* what, const Tensor& got, const Tensor& emulated, const Tensor& exact) {
-      const double err = normwise(got, exact.to(DType::F32)), emu = normwise(got, emulated);
-      INFO(what << ": normwise error " << err << ", from the emulation " << emu);
-      CHECK(err <= tol);
-      report_emulation_distance(what, emu);
-    };
-    Tensor yc = Tensor::empty({4, 16, 13, 11}), yg = poisoned({4, 16, 13, 11}, DType::F32, dev());
-    cpu().conv2d(x, w, bias, yc, {1, 1});
-    gpu().conv2d(x.to(dev()), w.to(dev()), bias.to(dev()), yg, {1, 1});
-    check("forward", yg, yc, y_exact);
+  for (const Geometry& geo : geometries) {
+    const int64_t Ho = (13 + 2 * geo.g.pad - geo.k) / geo.g.stride + 1,
+                  Wo = (11 + 2 * geo.g.pad - geo.k) / geo.g.stride + 1;
+    const Shape ys{4, 16, Ho, Wo};
+    const Tensor x = Tensor::randn({4, 24, 13, 11}, gen), w = Tensor::randn({16, 24, geo.k, geo.k}, gen);
+    const Tensor bias = Tensor::randn({16}, gen), gy = Tensor::randn(ys, gen);
+    // Exact references in float64.
+    const Tensor x64 = x.to(DType::F64), w64 = w.to(DType::F64), gy64 = gy.to(DType::F64);
+    Tensor y_exact = Tensor::empty(ys, DType::F64), gx_exact = Tensor::empty(x.shape(), DType::F64),
+           gw_exact = Tensor::empty(w.shape(), DType::F64);
+    cpu().conv2d(x64, w64, bias.to(DType::F64), y_exact, geo.g);
+    cpu().conv2d_backward_input(gy64, w64, gx_exact, geo.g);
+    cpu().conv2d_backward_weight(gy64, x64, gw_exact, geo.g);
+    for (MatmulPrecision p : {MatmulPrecision::Tf32, MatmulPrecision::Bf16}) {
+      INFO(geo.name << ", " << matmul_precision_name(p));
+      MatmulPrecisionScope scope(p);
+      const double tol = p == MatmulPrecision::Bf16 ? 2e-2 : kTolTF32Conv;
+      auto check = [&](const char* what, const Tensor& got, const Tensor& emulated, const Tensor& exact) {
+        const double err = normwise(got, exact.to(DType::F32)), emu = normwise(got, emulated);
+        INFO(what << ": normwise error " << err << ", from the emulation " << emu);
+        CHECK(err <= tol);
+        report_emulation_distance(what, emu);
+      };
+      Tensor yc = Tensor::empty(ys), yg = poisoned(ys, DType::F32, dev());
+      cpu().conv2d(x, w, bias, yc, geo.g);
+      gpu().conv2d(x.to(dev()), w.to(dev()), bias.to(dev()), yg, geo.g);
+      check("forward", yg, yc, y_exact);
 
-    Tensor gxc = Tensor::empty(x.shape()), gxg = poisoned(x.shape(), DType::F32, dev());
-    cpu().conv2d_backward_input(gy, w, gxc, {1, 1});
-    gpu().conv2d_backward_input(gy.to(dev()), w.to(dev()), gxg, {1, 1});
-    check("backward-input", gxg, gxc, gx_exact);
+      Tensor gxc = Tensor::empty(x.shape()), gxg = poisoned(x.shape(), DType::F32, dev());
+      cpu().conv2d_backward_input(gy, w, gxc, geo.g);
+      gpu().conv2d_backward_input(gy.to(dev()), w.to(dev()), gxg, geo.g);
+      check("backward-input", gxg, gxc, gx_exact);
 
-    Tensor gwc = Tensor::empty(w.shape()), gwg = poisoned(w.shape(), DType::F32, dev());
-    cpu().conv2d_backward_weight(gy, x, gwc, {1, 1});
-    gpu().conv2d_backward_weight(gy.to(dev()), x.to(dev()), gwg, {1, 1});
-    check("backward-weight", gwg, gwc, gw_exact);
+      Tensor gwc = Tensor::empty(w.shape()), gwg = poisoned(w.shape(), DType::F32, dev());
+      cpu().conv2d_backward_weight(gy, x, gwc, geo.g);
+      gpu().conv2d_backward_weight(gy.to(dev()), x.to(dev()), gwg, geo.g);
+      check("backward-weight", gwg, gwc, gw_exact);
 
-    if (p == MatmulPrecision::Bf16) {  // cuDNN's bf16 results, widened
-      Tensor nob = poisoned({4, 16, 13, 11}, DType::F32, dev());
-      gpu().conv2d(x.to(dev()), w.to(dev()), std::nullopt, nob, {1, 1});
-      CHECK(not_bf16(nob) == 0);
-      CHECK(not_bf16(gxg) == 0);
-      CHECK(not_bf16(gwg) == 0);
+      if (p == MatmulPrecision::Bf16) {  // cuDNN's bf16 results, widened
+        Tensor nob = poisoned(ys, DType::F32, dev());
+        gpu().conv2d(x.to(dev()), w.to(dev()), std::nullopt, nob, geo.g);
+        CHECK(not_bf16(nob) == 0);
+        CHECK(not_bf16(gxg) == 0);
+        CHECK(not_bf16(gwg) == 0);
+      }
     }
   }
 }
