@@ -48,9 +48,17 @@ struct EvalOptions {
                 "give exactly one set to evaluate: a checkpoint / run directory, or --folder DIR (got {})",
                 checkpoint.empty() ? "neither" : "both");
     SAGAN_CHECK(ref_folder.empty() || ref_stats.empty(), "--ref-folder and --ref-stats are alternatives; give one");
+    // Options that would be ignored are refused instead.
+    SAGAN_CHECK(folder.empty() || weights == "ema", "--weights {}: applies to a checkpoint, not to --folder", weights);
+    const bool other_ref = !ref_folder.empty() || !ref_stats.empty();
+    const char* other = !ref_folder.empty() ? "--ref-folder" : "--ref-stats";
+    SAGAN_CHECK(!other_ref || cache_dir.empty(), "--cache caches data-set statistics; not with {}", other);
+    SAGAN_CHECK(!other_ref || (dataset.empty() && data_path.empty()),
+                "--dataset / --data name a reference data set; not with {}", other);
+    SAGAN_CHECK(resolution == 0 || resolution >= 8, "--resolution must be at least 8 (or 0: keep), got {}",
+                resolution);
     SAGAN_CHECK(num_samples > 0, "--num-samples must be positive, got {}", num_samples);
     SAGAN_CHECK(batch > 0, "--batch-size must be positive, got {}", batch);
-    SAGAN_CHECK(resolution >= 0, "--resolution must be >= 0, got {}", resolution);
     SAGAN_CHECK(channels == 0 || channels == 1 || channels == 3, "--channels must be 1 or 3, got {}", channels);
     SAGAN_CHECK(num_real >= -1, "--num-real must be >= 0 (0 = the whole data set), got {}", num_real);
     SAGAN_CHECK(kid_subsets > 0, "--kid-subsets must be positive, got {}", kid_subsets);
