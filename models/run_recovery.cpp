@@ -9,6 +9,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include <fmt/core.h>
+
 #include "core/error.h"
 #include "core/io/atomic_file.h"
 #include "models/checkpoint_file.h"
@@ -42,6 +44,15 @@ RunDirLock::RunDirLock(const std::string& run_dir) {
     const int err = errno;
     ::close(fd_);
     fd_ = -1;
+    // Some shared file systems refuse locks (Lustre without -o flock, NFS
+    // mounted nolock): the run goes on, unguarded, and says so.
+    if (err == ENOSYS || err == ENOLCK || err == EOPNOTSUPP || err == EINVAL) {
+      fmt::print(stderr,
+                 "sagan-train: warning: {}: this file system does not lock files ({}); nothing keeps a second "
+                 "process out of {}\n",
+                 path, std::strerror(err), run_dir);
+      return;
+    }
     SAGAN_CHECK(err != EWOULDBLOCK,
                 "run dir {} is in use by another sagan-train process (it holds {}); wait for it "
                 "to end, or stop it (Ctrl-C saves a checkpoint)",

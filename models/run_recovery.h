@@ -21,7 +21,8 @@ std::string foreign_config_problem(const std::string& run_dir);
 // An exclusive lock on a run directory (flock on <run_dir>/.lock) for as
 // long as the object lives: two processes training into one directory
 // would interleave metrics.csv rows and overwrite each other's checkpoints.
-// The kernel drops the lock when the process ends, however it ends.
+// The kernel drops the lock when the process ends, however it ends. On a
+// file system that refuses locks it warns and holds nothing.
 class RunDirLock {
  public:
   RunDirLock() = default;

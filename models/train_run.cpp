@@ -146,39 +146,49 @@ namespace {
 // alongside --resume applied, or a new run's, with its directory chosen;
 // checked once, and the directory found writable (on rank 0), before any
 // data is loaded or a model built.
-// `lock` (rank 0) holds the directory against other processes from before
-// anything in it is touched; `made` says whether this call created it.
+// `lock` (rank 0) holds the directory from before the checks that decide
+// whether a run may start there; `made_dir` names the directory when this
+// call created it (removed again should the start fail).
 TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, std::vector<ConfigChange>& changes,
-                          RunDirLock& lock, bool& made) {
+                          RunDirLock& lock, std::string& made_dir) {
   const bool resume = !opt.resume_dir.empty();
   const bool parallel = opt.comm && opt.comm->size() > 1;
   ConfigSources sources = resume ? ConfigSources{} : opt.given;
-  made = false;
   if (resume) {
     cfg = resumed_config(cfg, opt, sources, changes);
+    cfg.validate(sources);  // the one check of the settings, before any work
+    if (writer) {
+      check_writable_dir(cfg.run_dir, "--resume");
+      lock = RunDirLock(cfg.run_dir);
+    }
   } else {
-    if (cfg.run_dir.empty() && writer) {
-      cfg.run_dir = make_default_run_dir();
-      made = true;
+    cfg.validate(sources);  // before any directory is made
+    if (writer) {
+      if (cfg.run_dir.empty()) {
+        cfg.run_dir = make_default_run_dir();
+        made_dir = cfg.run_dir;
+      } else {
+        // Some other program's config.json: refused before anything is
+        // written there (the lock file included).
+        const std::string foreign = foreign_config_problem(cfg.run_dir);
+        SAGAN_CHECK(foreign.empty(),
+                    "--run-dir {}: holds a config.json that this sagan-train cannot read as a run's ({}); choose "
+                    "another directory",
+                    cfg.run_dir, foreign);
+        if (!fs::exists(cfg.run_dir)) made_dir = cfg.run_dir;
+        check_writable_dir(cfg.run_dir, "--run-dir");
+      }
+      lock = RunDirLock(cfg.run_dir);
+      // Under the lock, so that a run another process finished meanwhile
+      // counts. One that failed before its first checkpoint is started over
+      // (run_recovery.h).
+      SAGAN_CHECK(!fs::exists(fs::path(cfg.run_dir) / "config.json") || run_never_checkpointed(cfg.run_dir),
+                  "--run-dir {}: a run already exists there; continue it with --resume {} or choose another directory",
+                  cfg.run_dir, cfg.run_dir);
     }
     if (parallel) cfg.run_dir = dist::broadcast_text(*opt.comm, cfg.run_dir);  // rank 0's choice
-    // Some other program's config.json: not a run to start over in.
-    const std::string foreign = foreign_config_problem(cfg.run_dir);
-    SAGAN_CHECK(foreign.empty(),
-                "--run-dir {}: holds a config.json that is not a sagan-train run's ({}); choose another directory",
-                cfg.run_dir, foreign);
-    // One that failed before its first checkpoint is started over (run_recovery.h).
-    SAGAN_CHECK(!fs::exists(fs::path(cfg.run_dir) / "config.json") || run_never_checkpointed(cfg.run_dir),
-                "--run-dir {}: a run already exists there; continue it with --resume {} or choose another directory",
-                cfg.run_dir, cfg.run_dir);
   }
-  cfg.validate(sources);  // the one check of the settings, before any work
-  if (writer) {
-    made = made || !fs::exists(cfg.run_dir);
-    check_writable_dir(cfg.run_dir, resume ? "--resume" : "--run-dir");
-    lock = RunDirLock(cfg.run_dir);
-    note_recovery(cfg.run_dir, resume, opt.progress);
-  }
+  if (writer) note_recovery(cfg.run_dir, resume, opt.progress);
   if (parallel) opt.comm->barrier();  // every rank has checked before rank 0 writes
   return cfg;
 }
@@ -331,13 +341,15 @@ RunResult run_training(TrainConfig cfg, const RunOptions& opt) {
   const bool writer = !opt.comm || opt.comm->rank() == 0;  // rank 0 alone writes
   std::vector<ConfigChange> changes;
   RunDirLock lock;
-  bool made = false;
-  cfg = settle_config(std::move(cfg), opt, writer, changes, lock, made);
-  const std::string run_dir = cfg.run_dir;
+  std::string made_dir;
   try {
+    cfg = settle_config(std::move(cfg), opt, writer, changes, lock, made_dir);
     return train_in(std::move(cfg), opt, changes, writer);
   } catch (...) {
-    if (made && writer) remove_if_unused(run_dir);
+    if (!made_dir.empty()) {
+      lock = RunDirLock();  // released first
+      remove_if_unused(made_dir);
+    }
     throw;
   }
 }

@@ -48,8 +48,8 @@ struct RunResult {
 // Checks cfg (or the resumed run's) and that the run directory can be
 // written, before loading data or building a model; locks the directory
 // against other processes (rank 0); runs to cfg.steps or a stop signal.
-// A --resume whose steps are fewer than the run has done is refused. A new
-// directory that a failed start made is removed again.
+// A --resume whose steps are fewer than the run has done is refused. The
+// run directory a failed start made (not its parents) is removed again.
 RunResult run_training(TrainConfig cfg, const RunOptions& opt);
 
 }  // namespace sagan

@@ -355,7 +355,7 @@ TEST_CASE("run directories: another program's config.json, one process at a time
   io::write_file_atomic(foreign.string(), R"({"name": "my web app"})");
   io::write_file_atomic(csv.string(), "a,b\n");
   REQUIRE_THROWS_WITH(run_training(c, quiet()),
-                      Catch::Contains("not a sagan-train run's") && Catch::Contains("name"));
+                      Catch::Contains("cannot read as a run's") && Catch::Contains("name: unknown key"));
   CHECK(slurp(foreign) == R"({"name": "my web app"})");
   CHECK(slurp(csv) == "a,b\n");
 
@@ -386,6 +386,10 @@ TEST_CASE("run directories: another program's config.json, one process at a time
   e.data_path = (root.path / "no_such_data").string();
   REQUIRE_THROWS(run_training(e, quiet()));
   CHECK_FALSE(fs::exists(e.run_dir));
+  TrainConfig bad = folder_config(root.path / "c");  // bad settings: refused before any directory is made
+  bad.batch_size = 0;
+  REQUIRE_THROWS_WITH(run_training(bad, quiet()), Catch::Contains("must be positive, got 0"));
+  CHECK_FALSE(fs::exists(bad.run_dir));
   fs::create_directories(e.run_dir);
   REQUIRE_THROWS(run_training(e, quiet()));
   CHECK(fs::exists(e.run_dir));

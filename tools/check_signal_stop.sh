@@ -9,10 +9,14 @@ TRAIN=$1
 WORK=$2
 rm -rf "$WORK" && mkdir -p "$WORK" || exit 1
 run=$WORK/run
+pid=
+# A trainer left running (a failed check, ctest's timeout) is stopped.
+trap '[[ -n $pid ]] && kill -KILL "$pid" 2>/dev/null' EXIT
 fail() {
-  echo "cli_signal_stop: $*"
-  for f in "$WORK"/*.out; do echo "--- $f"; tail -5 "$f"; done
-  kill -KILL "${pid:-0}" 2>/dev/null
+  {
+    echo "cli_signal_stop: $*"
+    for f in "$WORK"/*.out; do echo "--- $f"; tail -5 "$f"; done
+  } >&2
   exit 1
 }
 # Waits (up to 120 s) until $1 shows a step line after its first $2 lines.
@@ -43,14 +47,16 @@ grep -q "is in use by another sagan-train process" "$WORK/second.out" || fail "t
 kill -INT "$pid"
 wait "$pid"
 rc=$?
+pid=
 ((rc == 130)) || fail "SIGINT: exit $rc, expected 130"
-grep -q "continue with: sagan-train --resume $run" "$WORK/first.out" || fail "SIGINT: no resume command printed"
-step=$(newest_step)
+grep -qF "continue with: sagan-train --resume $run" "$WORK/first.out" || fail "SIGINT: no resume command printed"
+step=$(newest_step) || exit 1
 
 "$TRAIN" --resume "$run" --steps 1 --quiet >"$WORK/fewer.out" 2>&1 && fail "--resume --steps 1 was accepted at step $step"
 grep -q "already at step $step" "$WORK/fewer.out" || fail "--resume --steps 1: no 'already at step $step'"
 "$TRAIN" --resume "$run" --steps $((step + 1)) --quiet >"$WORK/more.out" 2>&1 || fail "--resume --steps $((step + 1)) failed"
-[[ $(newest_step) == $((step + 1)) ]] || fail "--resume did not reach step $((step + 1))"
+now=$(newest_step) || exit 1
+[[ $now == $((step + 1)) ]] || fail "--resume did not reach step $((step + 1))"
 
 "$TRAIN" --resume "$run" --steps 100000 >"$WORK/term.out" 2>&1 &
 pid=$!
@@ -58,6 +64,8 @@ wait_for_step "$WORK/term.out" 0
 kill -TERM "$pid"
 wait "$pid"
 rc=$?
+pid=
 ((rc == 143)) || fail "SIGTERM: exit $rc, expected 143"
-(($(newest_step) > step + 1)) || fail "SIGTERM: no checkpoint past step $((step + 1))"
+now=$(newest_step) || exit 1
+((now > step + 1)) || fail "SIGTERM: no checkpoint past step $((step + 1))"
 echo "cli_signal_stop: SIGINT 130 at step $step, SIGTERM 143, a second process refused, --resume exact in steps"
