@@ -248,7 +248,9 @@ void add_pools(std::vector<OpEntry>& r) {
                {make("3x3 stride 1 pad 1, padding not counted", {normal({2, 3, 5, 7})},
                      [](const auto& in) { return avg_pool2d(in[0], 3, 1, 1, false); }),
                 make("3x3 stride 2 pad 1, padding counted", {normal({2, 3, 5, 7})},
-                     [](const auto& in) { return avg_pool2d(in[0], 3, 2, 1, true); })}});
+                     [](const auto& in) { return avg_pool2d(in[0], 3, 2, 1, true); }),
+                make("2x2 stride 2 pad 0, odd sizes", {normal({1, 2, 5, 7})},
+                     [](const auto& in) { return avg_pool2d(in[0], 2, 2); })}});
   // Overlapping windows sum gradients: exact outputs only.
   r.push_back(
       {"max_pool2d",
@@ -258,10 +260,18 @@ void add_pools(std::vector<OpEntry>& r) {
             .exact_output(),
         make("3x3 stride 2 with ties", {ties({2, 3, 9, 11})}, [](const auto& in) { return max_pool2d(in[0], 3, 2); })
             .no_gradcheck()
-            .exact_output()}});
+            .exact_output(),
+        // Non-overlapping windows route each gradient to one input.
+        make("2x2 stride 2, odd sizes", {ramped({2, 3, 7, 9})}, [](const auto& in) {
+          return max_pool2d(in[0], 2, 2);
+        }).exact()}});
   r.push_back({"adaptive_avg_pool2d",
                {make("(5,7) to (3,4), overlapping cells", {normal({2, 3, 5, 7})},
-                     [](const auto& in) { return adaptive_avg_pool2d(in[0], 3, 4); })}});
+                     [](const auto& in) { return adaptive_avg_pool2d(in[0], 3, 4); }),
+                make("to 1x1: the global pool of Inception", {normal({2, 3, 5, 7})},
+                     [](const auto& in) { return adaptive_avg_pool2d(in[0], 1, 1); }),
+                make("(3,2) up to (5,4): repeated cells", {normal({1, 2, 3, 2})},
+                     [](const auto& in) { return adaptive_avg_pool2d(in[0], 5, 4); })}});
   r.push_back(
       {"resize_bilinear",
        {make("(5,7) up to (9,4)", {normal({2, 3, 5, 7})}, [](const auto& in) { return resize_bilinear(in[0], 9, 4); }),
@@ -333,7 +343,9 @@ void add_norm_attention(std::vector<OpEntry>& r) {
         make("transposed input, tanh after", {normal({3, 5, 7, 3})},
              [](const auto& in) { return tanh(batch_norm(in[0].transpose(2, 3), Tensor(), Tensor(), true)); }),
         make("(N,C,L) input", {normal({4, 3, 5})},
-             [](const auto& in) { return batch_norm(in[0], Tensor(), Tensor(), true); })}});
+             [](const auto& in) { return batch_norm(in[0], Tensor(), Tensor(), true); }),
+        make("(N,C) input", {normal({6, 5})},
+             [](const auto& in) { return tanh(batch_norm(in[0], Tensor(), Tensor(), true)); })}});
 
   auto attention_out = [](const std::vector<Tensor>& in) { return attention(in[0], in[1], in[2]).out; };
   r.push_back({"attention",
