@@ -26,7 +26,8 @@ bool run_never_checkpointed(const std::string& run_dir) {
 
 std::string foreign_config_problem(const std::string& run_dir) {
   const std::string path = (fs::path(run_dir) / "config.json").string();
-  if (!fs::exists(path)) return "";
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return "";  // an unusable name is reported by the directory checks
   try {
     TrainConfig cfg;
     read_config_file(path, cfg, nullptr);

@@ -81,7 +81,8 @@ void check_writable_dir(const std::string& dir, const char* option) {
 TrainConfig resumed_config(const TrainConfig& given, const RunOptions& opt, ConfigSources& sources,
                            std::vector<ConfigChange>& changes) {
   const std::string path = (fs::path(opt.resume_dir) / "config.json").string();
-  SAGAN_CHECK(fs::exists(path), "--resume {}: no config.json there; is it a run directory?", opt.resume_dir);
+  std::error_code ec;
+  SAGAN_CHECK(fs::exists(path, ec), "--resume {}: no config.json there; is it a run directory?", opt.resume_dir);
   TrainConfig cfg;
   read_config_file(path, cfg, &sources);
   cfg.run_dir = opt.resume_dir;  // where it is now, should it have moved
@@ -175,14 +176,20 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
                     "--run-dir {}: holds a config.json that this sagan-train cannot read as a run's ({}); choose "
                     "another directory",
                     cfg.run_dir, foreign);
-        if (!fs::exists(cfg.run_dir)) made_dir = cfg.run_dir;
+        // Made here (and so removed should the start fail) only when this
+        // process created it: another start may be making the same one.
+        std::error_code ec;
+        const fs::path dir(cfg.run_dir);
+        if (dir.has_parent_path()) fs::create_directories(dir.parent_path(), ec);  // errors: reported below
+        if (fs::create_directory(dir, ec)) made_dir = cfg.run_dir;
         check_writable_dir(cfg.run_dir, "--run-dir");
       }
       lock = RunDirLock(cfg.run_dir);
       // Under the lock, so that a run another process finished meanwhile
-      // counts. One that failed before its first checkpoint is started over
+      // counts. A directory with checkpoints is a run (its config.json lost
+      // or not); one that failed before its first checkpoint is started over
       // (run_recovery.h).
-      SAGAN_CHECK(!fs::exists(fs::path(cfg.run_dir) / "config.json") || run_never_checkpointed(cfg.run_dir),
+      SAGAN_CHECK(list_checkpoints(cfg.run_dir).empty(),
                   "--run-dir {}: a run already exists there; continue it with --resume {} or choose another directory",
                   cfg.run_dir, cfg.run_dir);
     }
@@ -276,6 +283,12 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
                 "--steps {}: the run in {} is already at step {}; give more steps to continue it", rc.steps, rc.run_dir,
                 trainer.step_count());
   }
+  // Ctrl-C while the data loaded and the networks were built: stop before
+  // anything is written.
+  if (int sig = stop_signal(opt)) {
+    if (writer && opt.progress) fmt::print("sagan-train: signal {} before the first step: stopped\n", sig);
+    return {rc.run_dir, sig, false};
+  }
   RunOutputs out(trainer, writer, resume, changes, opt.progress);
   std::unique_ptr<quality::FdMonitor> fd;
   if (writer && rc.fd_every > 0)
@@ -283,7 +296,6 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
   if (opt.progress) announce(trainer, *dataset, resume);
 
   const bool tty = ::isatty(STDOUT_FILENO);
-  SignalScope signals;
   using clock = std::chrono::steady_clock;
   auto window_start = clock::now();
   int64_t window_steps = 0;
@@ -324,7 +336,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
         fmt::print("{}sagan-train: signal {} at step {}: saving a checkpoint\n", tty ? "\n" : "", sig, s.step);
       if (s.step % rc.checkpoint_every != 0) out.save_checkpoint(trainer);
       if (writer) fmt::print("sagan-train: stopped; continue with: sagan-train --resume {}\n", rc.run_dir);
-      return {rc.run_dir, sig};
+      return {rc.run_dir, sig, true};
     }
   }
   if (trainer.step_count() % rc.checkpoint_every != 0 || trainer.step_count() == start_step)
@@ -332,24 +344,31 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
   if (trainer.step_count() % rc.sample_every != 0) out.save_samples(trainer);
   if (opt.progress)
     fmt::print("{}sagan-train: done, {} steps; run dir {}\n", tty ? "\n" : "", trainer.step_count(), rc.run_dir);
-  return {rc.run_dir, 0};
+  return {rc.run_dir, 0, true};
 }
 
 }  // namespace
 
 RunResult run_training(TrainConfig cfg, const RunOptions& opt) {
   const bool writer = !opt.comm || opt.comm->rank() == 0;  // rank 0 alone writes
+  SignalScope signals;  // from the start: a Ctrl-C while starting up stops cleanly too
   std::vector<ConfigChange> changes;
   RunDirLock lock;
   std::string made_dir;
+  // The directory this start made, removed while still locked (another
+  // process waiting for it then finds none).
+  auto tidy = [&] {
+    if (made_dir.empty() || !lock.held()) return;
+    remove_if_unused(made_dir);
+    lock = RunDirLock();
+  };
   try {
     cfg = settle_config(std::move(cfg), opt, writer, changes, lock, made_dir);
-    return train_in(std::move(cfg), opt, changes, writer);
+    RunResult r = train_in(std::move(cfg), opt, changes, writer);
+    if (!r.started) tidy();
+    return r;
   } catch (...) {
-    if (!made_dir.empty()) {
-      lock = RunDirLock();  // released first
-      remove_if_unused(made_dir);
-    }
+    tidy();
     throw;
   }
 }

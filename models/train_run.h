@@ -43,6 +43,7 @@ std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& cfg);
 struct RunResult {
   std::string run_dir;
   int stop_signal = 0;  // SIGINT or SIGTERM when one stopped the run early (a checkpoint saved), else 0
+  bool started = true;  // false: stopped by a signal before anything was written
 };
 
 // Checks cfg (or the resumed run's) and that the run directory can be

@@ -373,6 +373,15 @@ TEST_CASE("run directories: another program's config.json, one process at a time
   CHECK(r.run_dir == d.run_dir);
   CHECK(r.stop_signal == 0);
 
+  // Checkpoints make a run even when its config.json is gone: not reused.
+  TrainConfig nc = folder_config(root.path / "nc");
+  nc.steps = 2;
+  run_training(nc, quiet());
+  fs::remove(fs::path(nc.run_dir) / "config.json");
+  const std::string kept_ckpt = latest_checkpoint(nc.run_dir);
+  REQUIRE_THROWS_WITH(run_training(nc, quiet()), Catch::Contains("a run already exists there"));
+  CHECK(latest_checkpoint(nc.run_dir) == kept_ckpt);
+
   // --resume with fewer steps than the run has done is refused, its config kept.
   REQUIRE_THROWS_WITH(run_training(more_steps(1), resumed(d.run_dir)),
                       Catch::Contains("--steps 1: the run in") && Catch::Contains("already at step 2"));

@@ -56,7 +56,7 @@ int parse_and_run(const char* tool, CLI::App& app, int argc, char** argv, const 
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-      return app.exit(e);
+      return app.exit(e) == 0 ? 0 : 1;  // --help: 0; bad options: 1, as every other bad input (not CLI11's 100+)
     }
     return run();
   });
