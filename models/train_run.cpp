@@ -1,6 +1,5 @@
 #include "models/train_run.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>

@@ -22,22 +22,6 @@ namespace {  // internal linkage: see flash_attention_common.cuh
 // and dP to sum dQ = dS K in registers: S and dP are computed twice, about
 // 1.4x the FLOPs of the atomic backward, for bitwise repeatable gradients.
 // ---------------------------------------------------------------------------
-constexpr int kDotWarps = 8;
-
-__global__ void __launch_bounds__(kDotWarps * 32)
-    bwd_dot_kernel(const float* __restrict__ gout, const float* __restrict__ out, float* __restrict__ D, int64_t rows,
-                   int dv) {
-  const int lane = static_cast<int>(threadIdx.x) % 32;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kDotWarps + static_cast<int>(threadIdx.x) / 32;
-  if (row >= rows) return;
-  const float* g = gout + row * dv;
-  const float* o = out + row * dv;
-  float s = 0.f;
-  for (int c = lane; c < dv; c += 32) s = fmaf(g[c], o[c], s);
-  s = group_sum<32>(s);
-  if (lane == 0) D[row] = s;
-}
-
 template <int DP, int CPT>
 constexpr size_t bwd_dv_smem_floats() {
   return size_t(kBK) * (DP + 4) + size_t(kBQ) * (DP + 4) + kBQ + size_t(kBQ) * 16 * CPT + size_t(kBK) * (kBQ + 4);
@@ -391,7 +375,7 @@ Status backward(L& launcher, const float* q, const float* k, const float* v, con
   const int64_t gq_blocks = static_cast<int64_t>(s.B) * n_qt;
   if (gx > 0x7fffffff || gq_blocks > 0x7fffffff || dot_blocks > 0x7fffffff || n_dvt > 65535) return Status::Invalid;
 
-  launcher.launch(bwd_dot_kernel, dim3(static_cast<unsigned>(dot_blocks)), dim3(kDotWarps * 32), 0, gout, out, D,
+  launcher.launch(rows_dot_kernel<kDotWarps>, dim3(static_cast<unsigned>(dot_blocks)), dim3(kDotWarps * 32), 0, gout, out, D,
                   static_cast<int64_t>(nq), s.dv);
 
   // dV

@@ -30,23 +30,6 @@ namespace {
 
 constexpr int kDvChunk = 32;  // dv columns per step of dP^T = V dO^T
 constexpr size_t kWorkspaceBudget = size_t(256) << 20;
-constexpr int kDotWarps = 8;
-
-// D[row] = dot(gout[row], out[row]), one warp per row, lanes in a fixed
-// order, then a fixed shuffle tree.
-__global__ void __launch_bounds__(kDotWarps * 32)
-    dot_kernel(const float* __restrict__ gout, const float* __restrict__ out, float* __restrict__ D, int64_t rows,
-               int dv) {
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kDotWarps + threadIdx.x / 32;
-  if (row >= rows) return;  // the whole warp leaves together
-  const int lane = static_cast<int>(threadIdx.x) % 32;
-  const float* a = gout + row * dv;
-  const float* b = out + row * dv;
-  float acc = 0.f;
-  for (int c = lane; c < dv; c += 32) acc = fmaf(a[c], b[c], acc);
-  acc = group_sum<32>(acc);
-  if (lane == 0) D[row] = acc;
-}
 
 // out[i] = sum_p parts[p * n + i] for p = 0, 1, ..., nparts - 1, in order.
 __global__ void __launch_bounds__(256)
@@ -415,7 +398,7 @@ Status backward(L& launcher, const float* q, const float* k, const float* v, con
     float* gv_part = p.q_split > 1 ? ws + p.dv_off : gvc;
 
     const int64_t rows = int64_t(nb) * s.N;
-    launcher.launch(dot_kernel, dim3(static_cast<unsigned>(ceil_div64(rows, kDotWarps))), dim3(kDotWarps * 32), 0, gc,
+    launcher.launch(rows_dot_kernel<kDotWarps>, dim3(static_cast<unsigned>(ceil_div64(rows, kDotWarps))), dim3(kDotWarps * 32), 0, gc,
                     oc, D, rows, s.dv);
     const dim3 grid_v(static_cast<unsigned>(int64_t(nb) * n_kt), static_cast<unsigned>(n_dvt),
                       static_cast<unsigned>(p.q_split));

@@ -105,5 +105,27 @@ __device__ __forceinline__ float group_max(float v) {
   return v;
 }
 
+// The attention backwards' D[row] = dot(gout[row], out[row]) (fused and
+// tensor-core): one warp per row, lanes in a fixed order, then a fixed
+// shuffle tree. Launched as rows_dot_kernel<kDotWarps> with kDotWarps * 32
+// threads per block. A template, so translation units that do not launch it
+// carry no unused kernel.
+constexpr int kDotWarps = 8;
+
+template <int Warps>
+__global__ void __launch_bounds__(Warps * 32)
+    rows_dot_kernel(const float* __restrict__ gout, const float* __restrict__ out, float* __restrict__ D,
+                    int64_t rows, int dv) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * Warps + static_cast<int>(threadIdx.x) / 32;
+  if (row >= rows) return;  // the whole warp leaves together
+  const int lane = static_cast<int>(threadIdx.x) % 32;
+  const float* g = gout + row * dv;
+  const float* o = out + row * dv;
+  float s = 0.f;
+  for (int c = lane; c < dv; c += 32) s = fmaf(g[c], o[c], s);
+  s = group_sum<32>(s);
+  if (lane == 0) D[row] = s;
+}
+
 }  // namespace
 }  // namespace sagan::fused
