@@ -54,6 +54,10 @@ RunOutputs::RunOutputs(const Trainer& trainer, bool writer, bool resumed, const 
   // Rows and events past the checkpoint resumed from were logged by the
   // interrupted run: dropped from the CSV, purged in TensorBoard.
   if (resumed) drop_metrics_rows_after((run / "metrics.csv").string(), step);
+  // Their sample grids too (TensorBoard's copies are purged with the rest).
+  if (const int64_t late = drop_samples_after(run_dir_, step); late > 0 && progress)
+    fmt::print("sagan-train: removed {} sample grid(s) of steps after {} that the earlier attempt left in {}\n", late,
+               step, (run / "samples").string());
   csv_.emplace((run / "metrics.csv").string(), resumed);
   tb_.emplace((run / "tb").string());
   tb_->add_session_start(step + 1);

@@ -8,6 +8,8 @@
 #include <charconv>
 #include <cstring>
 #include <filesystem>
+#include <string_view>
+#include <vector>
 
 #include <fmt/core.h>
 
@@ -103,6 +105,30 @@ int64_t drop_metrics_rows_after(const std::string& csv_path, int64_t step) {
   }
   if (kept.size() != text.size()) io::write_file_atomic(csv_path, kept);
   return dropped;
+}
+
+int64_t drop_samples_after(const std::string& run_dir, int64_t step) {
+  const fs::path dir = fs::path(run_dir) / "samples";
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return 0;
+  std::vector<fs::path> late;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    constexpr std::string_view kPrefix = "step_", kSuffix = ".png";
+    if (name.size() <= kPrefix.size() + kSuffix.size() || !name.starts_with(kPrefix) || !name.ends_with(kSuffix))
+      continue;
+    const std::string_view digits(name.data() + kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
+    int64_t grid_step = 0;
+    const auto [end, err] = std::from_chars(digits.data(), digits.data() + digits.size(), grid_step);
+    if (err == std::errc() && end == digits.data() + digits.size() && grid_step > step && entry.is_regular_file(ec))
+      late.push_back(entry.path());
+  }
+  SAGAN_CHECK(!ec, "{}: cannot list the sample grids: {}", dir.string(), ec.message());
+  for (const fs::path& p : late) {
+    fs::remove(p, ec);
+    SAGAN_CHECK(!ec, "{}: cannot remove this sample grid of a step after {}: {}", p.string(), step, ec.message());
+  }
+  return static_cast<int64_t>(late.size());
 }
 
 }  // namespace sagan

@@ -46,4 +46,11 @@ class RunDirLock {
 // the number of rows dropped. A missing file is left missing.
 int64_t drop_metrics_rows_after(const std::string& csv_path, int64_t step);
 
+// <run_dir>/samples of a run (re)starting at `step`: the sample grids
+// samples/step_<digits>.png of later steps came from the interrupted
+// attempt's lost future (or from a run that never reached a checkpoint and
+// is started over) and would stand beside the new run's grids as if they
+// were its own. They are removed; other files are left. Returns how many.
+int64_t drop_samples_after(const std::string& run_dir, int64_t step);
+
 }  // namespace sagan

@@ -337,9 +337,15 @@ TEST_CASE("a run that failed before its first checkpoint (a corrupt image) can b
   TrainConfig d = folder_config(other.path);
   fs::create_directories(d.run_dir);
   io::write_file_atomic((fs::path(d.run_dir) / "config.json").string(), d.to_json());
+  // The killed attempt's sample grid of step 50 must not pass for this run's.
+  const fs::path samples = fs::path(d.run_dir) / "samples";
+  fs::create_directories(samples);
+  io::write_file_atomic((samples / "step_00000050.png").string(), "stale grid");
   d.steps = 2;
   run_training(d, quiet());
   CHECK(logged_steps(fs::path(d.run_dir) / "metrics.csv") == std::vector<int64_t>{1, 2});
+  CHECK_FALSE(fs::exists(samples / "step_00000050.png"));
+  CHECK(fs::exists(samples / "step_00000002.png"));  // this run's last grid
   // With a checkpoint there, it is a run: a new one is refused as before.
   REQUIRE_THROWS_WITH(run_training(d, quiet()), Catch::Contains("a run already exists there"));
 }
@@ -415,6 +421,25 @@ TEST_CASE("metrics rows past a step are dropped atomically; a cut-off last line 
   CHECK_FALSE(fs::exists(dir / "missing.csv"));
   io::write_file_atomic(csv, "step,loss\nx,1\n");
   REQUIRE_THROWS_WITH(drop_metrics_rows_after(csv, 0), Catch::StartsWith(csv + ": a row whose first column"));
+}
+
+TEST_CASE("sample grids of steps past the start are removed, nothing else", "[reliability][run]") {
+  TempDir dir;
+  CHECK(drop_samples_after(dir.path.string(), 0) == 0);  // no samples folder
+  const fs::path samples = dir / "samples";
+  fs::create_directories(samples);
+  for (const char* name : {"step_00000002.png", "step_00000003.png", "step_123456789.png", "step_00000003.png.txt",
+                           "step_x.png", "step_.png", "grid.png", "step_-5.png"})
+    io::write_file_atomic((samples / name).string(), "x");
+  fs::create_directories(samples / "step_00000009.png");  // a directory of that name: not a grid
+  CHECK(drop_samples_after(dir.path.string(), 2) == 2);
+  CHECK(fs::exists(samples / "step_00000002.png"));
+  CHECK_FALSE(fs::exists(samples / "step_00000003.png"));
+  CHECK_FALSE(fs::exists(samples / "step_123456789.png"));
+  for (const char* kept : {"step_00000003.png.txt", "step_x.png", "step_.png", "grid.png", "step_-5.png",
+                           "step_00000009.png"})
+    CHECK(fs::exists(samples / kept));
+  CHECK(drop_samples_after(dir.path.string(), 2) == 0);
 }
 
 TEST_CASE("resume leftovers: temporaries removed, rows after the checkpoint dropped, TensorBoard told to purge",
