@@ -48,6 +48,7 @@ LaunchEnv detect_launch(const std::function<const char*(const char*)>& getenv) {
     e.launched = true;
     e.rank = rank;
     e.size = size > 0 ? size : 1;
+    e.size_given = size > 0;
     e.local_rank = std::max(0, env_int(getenv, s.local));
     e.source = s.source;
     return e;
@@ -79,7 +80,15 @@ std::shared_ptr<Communicator> init_world(int* argc, char*** argv) {
   LaunchEnv env = detect_launch();
   if (!env.launched) return std::make_shared<SingleCommunicator>();
 #ifdef SAGAN_WITH_MPI
-  return std::make_shared<MpiCommunicator>(argc, argv);
+  auto world = std::make_shared<MpiCommunicator>(argc, argv);
+  // An MPI library that cannot reach the launcher's process manager starts
+  // every process as the one rank of its own job: N separate runs, silently.
+  SAGAN_CHECK(!env.size_given || (world->size() == env.size && world->rank() == env.rank),
+              "launched as rank {} of {} ({}), but MPI sees rank {} of {}: this MPI library cannot reach the "
+              "launcher's process manager (under Slurm: srun --mpi=pmix for Open MPI; or launch with this MPI's "
+              "own mpirun)",
+              env.rank, env.size, env.source, world->rank(), world->size());
+  return world;
 #else
   SAGAN_CHECK(env.size == 1,
               "launched as rank {} of {} ({}), but this build has no MPI: install libopenmpi-dev (tools/setup.sh) and "

@@ -16,6 +16,7 @@ namespace sagan::dist {
 struct LaunchEnv {
   bool launched = false;
   int rank = 0, size = 1, local_rank = 0;
+  bool size_given = false;  // the launcher set the world size (not assumed 1)
   std::string source;  // the variables it came from: "OMPI_COMM_WORLD_*", "SLURM_*", ...
 };
 // getenv is a parameter for tests.

@@ -10,6 +10,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <sstream>
 
@@ -17,6 +18,7 @@
 #include "core/io/csv.h"
 #include "core/io/image.h"
 #include "core/io/tensorboard.h"
+#include "dist/agree.h"
 #include "models/quality/fd_monitor.h"
 #include "models/run_outputs.h"
 #include "models/run_recovery.h"
@@ -29,20 +31,42 @@ namespace fs = std::filesystem;
 
 namespace {
 std::atomic<int> g_stop_signal{0};
-extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
+std::atomic<bool> g_announce_stop{false};
 
-// Installs SIGINT/SIGTERM handlers for the scope of a run.
+// The first stop signal asks for a stop after the current step (and a
+// checkpoint); a second one, of any of them, ends the process at once, as
+// the signal's default would (a checkpoint being written is atomic: the old
+// one stays). Only async-signal-safe calls here.
+extern "C" void on_stop_signal(int sig) {
+  int none = 0;
+  if (!g_stop_signal.compare_exchange_strong(none, sig)) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+    return;
+  }
+  if (g_announce_stop.load()) {
+    static const char kMsg[] =
+        "\nsagan-train: stopping after this step, with a checkpoint (a second signal quits at once)\n";
+    [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
+  }
+}
+
+// Stop signals, for the scope of a run: Ctrl-C (SIGINT), SIGTERM, and
+// SIGUSR1 / SIGUSR2, which Open MPI's mpirun forwards to every rank as they
+// are (it turns SIGINT and SIGTERM into a SIGTERM followed, a second later,
+// by SIGKILL: too soon for a checkpoint) and Slurm sends ahead of a time
+// limit with --signal=USR1@<seconds>.
 struct SignalScope {
   using Handler = void (*)(int);
-  Handler old_int, old_term;
-  SignalScope() {
+  static constexpr int kSignals[] = {SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
+  Handler old[std::size(kSignals)];
+  explicit SignalScope(bool announce) {
     g_stop_signal.store(0);
-    old_int = std::signal(SIGINT, on_stop_signal);
-    old_term = std::signal(SIGTERM, on_stop_signal);
+    g_announce_stop.store(announce);
+    for (size_t i = 0; i < std::size(kSignals); ++i) old[i] = std::signal(kSignals[i], on_stop_signal);
   }
   ~SignalScope() {
-    std::signal(SIGINT, old_int);
-    std::signal(SIGTERM, old_term);
+    for (size_t i = 0; i < std::size(kSignals); ++i) std::signal(kSignals[i], old[i]);
   }
 };
 
@@ -154,48 +178,63 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
   const bool resume = !opt.resume_dir.empty();
   const bool parallel = opt.comm && opt.comm->size() > 1;
   ConfigSources sources = resume ? ConfigSources{} : opt.given;
-  if (resume) {
-    cfg = resumed_config(cfg, opt, sources, changes);
-    cfg.validate(sources);  // the one check of the settings, before any work
-    if (writer) {
-      check_writable_dir(cfg.run_dir, "--resume");
-      lock = RunDirLock(cfg.run_dir);
-    }
-  } else {
-    cfg.validate(sources);  // before any directory is made
-    if (writer) {
-      if (cfg.run_dir.empty()) {
-        cfg.run_dir = make_default_run_dir();
-        made_dir = cfg.run_dir;
-      } else {
-        // Some other program's config.json: refused before anything is
-        // written there (the lock file included).
-        const std::string foreign = foreign_config_problem(cfg.run_dir);
-        SAGAN_CHECK(foreign.empty(),
-                    "--run-dir {}: holds a config.json that this sagan-train cannot read as a run's ({}); choose "
-                    "another directory",
-                    cfg.run_dir, foreign);
-        // Made here (and so removed should the start fail) only when this
-        // process created it: another start may be making the same one.
-        std::error_code ec;
-        const fs::path dir(cfg.run_dir);
-        if (dir.has_parent_path()) fs::create_directories(dir.parent_path(), ec);  // errors: reported below
-        if (fs::create_directory(dir, ec)) made_dir = cfg.run_dir;
-        check_writable_dir(cfg.run_dir, "--run-dir");
+  // The checks and the directory, on every rank at once: a failure on any
+  // rank (rank 0's: the directory) ends them all together (dist/agree.h).
+  dist::run_agreed(opt.comm.get(), [&] {
+    if (resume) {
+      cfg = resumed_config(cfg, opt, sources, changes);
+      cfg.validate(sources);  // the one check of the settings, before any work
+      // Before the data is loaded and the networks built, and not taken for
+      // a damaged checkpoint (every one would fail the same way).
+      const int ranks = opt.comm ? opt.comm->size() : 1;
+      SAGAN_CHECK(cfg.world_size == ranks || list_checkpoints(cfg.run_dir).empty(),
+                  "--resume {}: written by a run of {} rank(s) (global batch {} x {}), resumed with {} (global batch "
+                  "{} x {}): a resume keeps the global batch, as it keeps --batch-size (steps, the EMA and the data "
+                  "position count global batches); launch {} rank(s)",
+                  cfg.run_dir, cfg.world_size, cfg.world_size, cfg.batch_size, ranks, ranks, cfg.batch_size,
+                  cfg.world_size);
+      if (writer) {
+        check_writable_dir(cfg.run_dir, "--resume");
+        lock = RunDirLock(cfg.run_dir);
       }
-      lock = RunDirLock(cfg.run_dir);
-      // Under the lock, so that a run another process finished meanwhile
-      // counts. A directory with checkpoints is a run (its config.json lost
-      // or not); one that failed before its first checkpoint is started over
-      // (run_recovery.h).
-      SAGAN_CHECK(list_checkpoints(cfg.run_dir).empty(),
-                  "--run-dir {}: a run already exists there; continue it with --resume {} or choose another directory",
-                  cfg.run_dir, cfg.run_dir);
+    } else {
+      cfg.validate(sources);  // before any directory is made
+      if (writer) {
+        if (cfg.run_dir.empty()) {
+          cfg.run_dir = make_default_run_dir();
+          made_dir = cfg.run_dir;
+        } else {
+          // Some other program's config.json: refused before anything is
+          // written there (the lock file included).
+          const std::string foreign = foreign_config_problem(cfg.run_dir);
+          SAGAN_CHECK(foreign.empty(),
+                      "--run-dir {}: holds a config.json that this sagan-train cannot read as a run's ({}); choose "
+                      "another directory",
+                      cfg.run_dir, foreign);
+          // Made here (and so removed should the start fail) only when this
+          // process created it: another start may be making the same one.
+          std::error_code ec;
+          const fs::path dir(cfg.run_dir);
+          if (dir.has_parent_path()) fs::create_directories(dir.parent_path(), ec);  // errors: reported below
+          if (fs::create_directory(dir, ec)) made_dir = cfg.run_dir;
+          check_writable_dir(cfg.run_dir, "--run-dir");
+        }
+        lock = RunDirLock(cfg.run_dir);
+        // Under the lock, so that a run another process finished meanwhile
+        // counts. A directory with checkpoints is a run (its config.json
+        // lost or not); one that failed before its first checkpoint is
+        // started over (run_recovery.h).
+        SAGAN_CHECK(list_checkpoints(cfg.run_dir).empty(),
+                    "--run-dir {}: a run already exists there; continue it with --resume {} or choose another "
+                    "directory",
+                    cfg.run_dir, cfg.run_dir);
+      }
     }
-    if (parallel) cfg.run_dir = dist::broadcast_text(*opt.comm, cfg.run_dir);  // rank 0's choice
-  }
-  if (writer) note_recovery(cfg.run_dir, resume, opt.progress);
-  if (parallel) opt.comm->barrier();  // every rank has checked before rank 0 writes
+    if (writer) note_recovery(cfg.run_dir, resume, opt.progress);
+  });
+  // Rank 0's choice of directory (named after its clock); every rank has
+  // finished its checks before rank 0 writes anything.
+  if (parallel && !resume) cfg.run_dir = dist::broadcast_text(*opt.comm, cfg.run_dir);
   return cfg;
 }
 
@@ -270,14 +309,53 @@ int stop_signal(const RunOptions& opt) {
   return stop;
 }
 
+// What every rank of a data-parallel job must share before its first
+// collective: the settings (the data path aside: each machine may mount the
+// data at its own path), the kind of device and what the data set holds.
+// A rank with another preset (it found no GPU), a missing image or class
+// folder, or no GPU would otherwise hang in, or garble, the all-reduces.
+std::string startup_facts(TrainConfig cfg, const data::Dataset& d, Device device) {
+  cfg.data_path.clear();
+  return fmt::format("{}\ndevice: {}\ndata set: {} images, {} classes, {} channels, {}x{}\n", cfg.to_json(),
+                     device.is_cuda() ? "cuda" : device_name(device), d.size(), d.num_classes(), d.channels(),
+                     d.height(), d.width());
+}
+
+// The checkpoint to resume from: rank 0 picks it (the newest that restores,
+// warning about each it passes over) and every other rank loads exactly that
+// file, so that no rank resumes elsewhere because its view of the disk
+// differed. A failure on any rank ends every rank together.
+void resume_everywhere(Trainer& trainer, const std::string& run_dir, dist::Communicator* comm, bool writer) {
+  std::string chosen;
+  dist::run_agreed(comm, [&] {
+    if (writer) chosen = resume_trainer(trainer, run_dir);
+  });
+  if (!comm || comm->size() == 1) return;
+  chosen = dist::broadcast_text(*comm, chosen);
+  dist::run_agreed(comm, [&] {
+    if (!writer && !chosen.empty()) trainer.load_checkpoint(chosen);
+  });
+  dist::check_same_everywhere(comm, fmt::format("step {}", trainer.step_count()), "the steps resumed at");
+}
+
 RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<ConfigChange>& changes, bool writer) {
   const bool resume = !opt.resume_dir.empty();
-  auto dataset = make_dataset(cfg);
-  cfg.channels = std::to_string(dataset->channels());  // "auto" resolved, for config.json and checkpoints
+  dist::Communicator* comm = opt.comm.get();
+  // Every rank loads its data and finds its device; a failure on one, or
+  // ranks that differ, ends them all together before any collective that
+  // could wait for the missing one (dist/agree.h).
+  std::shared_ptr<data::Dataset> dataset;
+  std::string facts;
+  dist::run_agreed(comm, [&] {
+    dataset = make_dataset(cfg);
+    cfg.channels = std::to_string(dataset->channels());  // "auto" resolved, for config.json and checkpoints
+    facts = startup_facts(cfg, *dataset, resolve_device(cfg.device, comm ? comm->local_rank() : -1));
+  });
+  dist::check_same_everywhere(comm, facts, "the settings, devices or data sets");
   Trainer trainer(cfg, dataset, DType::F32, opt.comm);
   const TrainConfig& rc = trainer.config();  // with classes and channels resolved
   if (resume) {
-    resume_trainer(trainer, rc.run_dir);
+    resume_everywhere(trainer, rc.run_dir, comm, writer);
     SAGAN_CHECK(trainer.step_count() <= rc.steps,
                 "--steps {}: the run in {} is already at step {}; give more steps to continue it", rc.steps, rc.run_dir,
                 trainer.step_count());
@@ -350,7 +428,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
 
 RunResult run_training(TrainConfig cfg, const RunOptions& opt) {
   const bool writer = !opt.comm || opt.comm->rank() == 0;  // rank 0 alone writes
-  SignalScope signals;  // from the start: a Ctrl-C while starting up stops cleanly too
+  SignalScope signals(writer && opt.progress);  // from the start: a Ctrl-C while starting up stops cleanly too
   std::vector<ConfigChange> changes;
   RunDirLock lock;
   std::string made_dir;

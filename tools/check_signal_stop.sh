@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# cli_signal_stop (tools/CMakeLists.txt): a run stopped by Ctrl-C (SIGINT) or
-# SIGTERM saves a checkpoint and exits 128 + the signal (130, 143), not 0;
+# cli_signal_stop (tools/CMakeLists.txt): a run stopped by Ctrl-C (SIGINT),
+# SIGTERM or SIGUSR1 saves a checkpoint and exits 128 + the signal (130, 143,
+# 138), not 0; a second signal ends it at once;
 # a second process on the same run directory is refused while the first
 # trains; --resume continues, and refuses fewer steps than were done.
 # Usage: check_signal_stop.sh SAGAN_TRAIN WORK_DIR (needs Fashion-MNIST).
@@ -68,4 +69,33 @@ pid=
 ((rc == 143)) || fail "SIGTERM: exit $rc, expected 143"
 now=$(newest_step) || exit 1
 ((now > step + 1)) || fail "SIGTERM: no checkpoint past step $((step + 1))"
-echo "cli_signal_stop: SIGINT 130 at step $step, SIGTERM 143, a second process refused, --resume exact in steps"
+grep -q "stopping after this step" "$WORK/term.out" || fail "SIGTERM: the stop was not announced at once"
+
+# SIGUSR1 (what mpirun forwards as it is, and Slurm sends ahead of a time
+# limit) stops the same way: 128 + 10.
+"$TRAIN" --resume "$run" --steps 100000 >"$WORK/usr1.out" 2>&1 &
+pid=$!
+wait_for_step "$WORK/usr1.out" 0
+kill -USR1 "$pid"
+wait "$pid"
+rc=$?
+pid=
+((rc == 138)) || fail "SIGUSR1: exit $rc, expected 138"
+grep -qF "continue with: sagan-train --resume $run" "$WORK/usr1.out" || fail "SIGUSR1: no resume command printed"
+
+# A second signal quits at once, by that signal's default (130 or 143: the
+# two may arrive in either order), without the clean stop's checkpoint and
+# resume line.
+"$TRAIN" --resume "$run" --steps 100000 >"$WORK/twice.out" 2>&1 &
+pid=$!
+wait_for_step "$WORK/twice.out" 0
+kill -INT "$pid"
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+pid=
+((rc == 130 || rc == 143)) || fail "SIGINT and SIGTERM: exit $rc, expected 130 or 143"
+grep -q "continue with" "$WORK/twice.out" && fail "SIGINT and SIGTERM: the run went on to a clean stop"
+"$TRAIN" --resume "$run" --steps $(($(newest_step) + 1)) --quiet >"$WORK/after.out" 2>&1 ||
+  fail "--resume after a run ended by a second signal failed"
+echo "cli_signal_stop: SIGINT 130 at step $step, SIGTERM 143, SIGUSR1 138, a second signal at once, a second process refused, --resume exact in steps"

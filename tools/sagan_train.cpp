@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "core/backend.h"
+#include "dist/agree.h"
 #include "dist/launch.h"
 #include "models/train_presets.h"
 #include "models/train_run.h"
@@ -72,6 +73,7 @@ int run(TrainToolOptions o, const std::shared_ptr<dist::Communicator>& world) {
   if (!o.write_config.empty()) {
     SAGAN_CHECK(o.resume_dir.empty(), "--write-config: not with --resume (the run's settings are its config.json)");
     cfg.validate(ro.given);
+    if (world->rank() != 0) return 0;  // one file, written once
     write_config_file(o.write_config, cfg);
     fmt::print("sagan-train: wrote {}\n", o.write_config);
     return 0;
@@ -101,19 +103,32 @@ int main(int argc, char** argv) {
       "With no options it trains class-conditional SAGAN-32 on Fashion-MNIST\n"
       "(Debian package dataset-fashion-mnist) and writes a run directory under runs/;\n"
       "without a GPU it takes --preset cpu (about half an hour on 2 cores) and says so.\n"
-      "Ctrl-C (or SIGTERM) stops after the current step, saves a checkpoint and exits 130 (143);\n"
-      "--resume continues exactly. A run directory is used by one process at a time.\n"
+      "Ctrl-C (or SIGTERM, SIGUSR1) stops after the current step, saves a checkpoint and exits\n"
+      "128 + the signal (130, 143, 138); a second signal quits at once. --resume continues exactly.\n"
+      "A run directory is used by one process at a time.\n"
       "mpirun -np N sagan-train ... (or srun) trains data-parallel: --batch-size per rank, a global\n"
-      "batch of N x --batch-size; one GPU per rank, or the CPU (docs/distributed.md)."};
+      "batch of N x --batch-size; one GPU per rank, or the CPU. Stop such a job with\n"
+      "kill -USR1 <mpirun's pid>: mpirun turns Ctrl-C into SIGKILL a second later (docs/distributed.md)."};
   TrainToolOptions o;
   add_options(app, o);
   // An error on one rank of several names the rank and ends the whole job
   // (MPI_Abort), so that no other rank waits for it in an all-reduce.
   const std::string tool =
       world->size() > 1 ? fmt::format("sagan-train (rank {} of {})", world->rank(), world->size()) : "sagan-train";
-  const int rc = cli::parse_and_run(tool.c_str(), app, argc, argv, [&] { return run(o, world); });
+  // A failure the ranks agreed on (dist/agree.h) ends every rank alike,
+  // none of them in a collective: rank 0 says why, and no abort is needed.
+  bool agreed = false;
+  const int rc = cli::parse_and_run(tool.c_str(), app, argc, argv, [&] {
+    try {
+      return run(o, world);
+    } catch (const dist::AgreedError& e) {
+      agreed = true;
+      if (world->rank() == 0) fmt::print(stderr, "sagan-train: error: {}\n", e.what());
+      return 1;
+    }
+  });
   // A signal stops every rank at the same step, in order: no abort then.
-  if (rc != 0 && rc < 128 && world->size() > 1) {
+  if (rc != 0 && rc < 128 && world->size() > 1 && !agreed) {
     std::fflush(stdout);
     std::fflush(stderr);
     world->abort(rc);

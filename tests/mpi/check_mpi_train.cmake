@@ -5,7 +5,11 @@
 #     only rank 0 wrote (one header, one row per logged step);
 #  2. --resume of that run by one process is refused: world size 2 vs 1;
 #  3. a corrupt image, read by one rank, ends the job within the test's
-#     timeout with a message naming the rank and the file.
+#     timeout with a message naming the rank and the file;
+#  4. ranks that fail or differ at startup (rank 1: a missing data folder, a
+#     data folder with an image less, another --lr-d) end together, without
+#     MPI_Abort, rank 0 saying which rank and what, and rank 0's new run
+#     directory is removed.
 foreach(_v TRAIN MPIRUN DATA WORK_DIR)
   if(NOT DEFINED ${_v})
     message(FATAL_ERROR "check_mpi_train.cmake: -D${_v}=... is required")
@@ -18,8 +22,9 @@ foreach(i RANGE 3)
   file(COPY_FILE ${DATA}/palette.png ${data}/a/p${i}.png)
   file(COPY_FILE ${DATA}/rgb444.jpg ${data}/b/j${i}.jpg)
 endforeach()
-set(common --dataset folder --data ${data} --channels 3 --ch 4 --z-dim 8 --batch-size 2 --log-every 2
+set(common_nodata --dataset folder --channels 3 --ch 4 --z-dim 8 --batch-size 2 --log-every 2
     --sample-every 100 --checkpoint-every 2 --device cpu --seed 3 --check-sync-every 1 --quiet)
+set(common ${common_nodata} --data ${data})
 
 function(train what expect_rc)
   execute_process(COMMAND ${MPIRUN} ${TRAIN} ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
@@ -81,4 +86,36 @@ math(EXPR seconds "${t1} - ${t0}")
 if(NOT last_output MATCHES "sagan-train \\(rank [01] of 2\\): error: [^\n]*zz_corrupt.png")
   message(FATAL_ERROR "mpi_sagan_train: the failing rank's message is missing:\n${last_output}")
 endif()
+
+# 4. Startup failures and mismatches: rank 1 is given its own arguments
+# (the first word for rank 0, the second for rank 1, then the command).
+file(REMOVE ${data}/a/zz_corrupt.png)
+file(MAKE_DIRECTORY ${WORK_DIR}/short/a ${WORK_DIR}/short/b)
+foreach(i RANGE 3)
+  if(i LESS 3)
+    file(COPY_FILE ${DATA}/palette.png ${WORK_DIR}/short/a/p${i}.png)
+  endif()
+  file(COPY_FILE ${DATA}/rgb444.jpg ${WORK_DIR}/short/b/j${i}.jpg)
+endforeach()
+set(per_rank [=[a0=$1; a1=$2; shift 2; if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then exec "$@" $a1; else exec "$@" $a0; fi]=])
+function(startup_failure what rank0_args rank1_args expect)
+  file(REMOVE_RECURSE ${WORK_DIR}/startup)
+  execute_process(COMMAND ${MPIRUN} sh -c "${per_rank}" sh "${rank0_args}" "${rank1_args}" ${TRAIN} ${common_nodata}
+                          --steps 2 --run-dir ${WORK_DIR}/startup
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  set(out "${out}${err}")
+  if(rc EQUAL 0 OR NOT out MATCHES "sagan-train: error: ${expect}" OR out MATCHES "MPI_ABORT")
+    message(FATAL_ERROR "mpi_sagan_train: ${what}: expected an agreed error matching '${expect}', no MPI_ABORT "
+                        "(exit ${rc}):\n${out}")
+  endif()
+  if(EXISTS ${WORK_DIR}/startup)
+    message(FATAL_ERROR "mpi_sagan_train: ${what}: rank 0 left its new run directory ${WORK_DIR}/startup behind")
+  endif()
+endfunction()
+startup_failure("rank 1 without its data" "--data ${data}" "--data ${WORK_DIR}/missing"
+                "rank 1 of 2: [^\n]*missing")
+startup_failure("rank 1 with an image less" "--data ${data}" "--data ${WORK_DIR}/short"
+                "the settings, devices or data sets differ between ranks: rank 0 has 'data set: 8 images[^\n]*rank 1 of 2 has 'data set: 7 images")
+startup_failure("rank 1 with another --lr-d" "--data ${data}" "--data ${data} --lr-d 0.000123"
+                "the settings, devices or data sets differ between ranks: rank 0 has '[^']*', rank 1 of 2 has '[^']*0.000123")
 message(STATUS "mpi_sagan_train: passed; the job with a corrupt image ended in ${seconds} s")

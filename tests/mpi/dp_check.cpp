@@ -14,6 +14,8 @@
 //   dp_check resume K                K steps (through a step graph) = K/2
 //       steps, a checkpoint, a new trainer resuming from it, K/2 steps: every
 //       tensor of every rank's state equal, bit for bit.
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -182,7 +184,10 @@ int resume(int64_t steps) {
   TrainConfig cfg = tiny_config(2);
   cfg.sync_bn = false;  // per-rank statistics, averaged after each step
   cfg.diffaug = "color,translation,cutout";
-  const std::string path = (std::filesystem::temp_directory_path() / "dp_check_resume.safetensors").string();
+  // Named after rank 0's process: two test runs at once do not collide.
+  const std::string path = dist::broadcast_text(
+      *world,
+      (std::filesystem::temp_directory_path() / fmt::format("dp_check_resume_{}.safetensors", ::getpid())).string());
   // The uninterrupted run goes through a step graph (on the CPU a replay
   // re-runs the iteration: the data-parallel step through Backend::capture
   // and the phases of Trainer::step); the interrupted one runs plain.
