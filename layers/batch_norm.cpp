@@ -17,7 +17,7 @@ Tensor per_channel(const Tensor& t) { return t.view({1, t.size(0), 1, 1}); }
 
 Tensor BatchNormBase::normalise(const Tensor& x) {
   if (sync_ && is_training())
-    return sync_batch_norm(x, buffer("running_mean"), buffer("running_var"), kBatchNormMomentum, kBatchNormEps, *sync_);
+    return sync_batch_norm(x, buffer("running_mean"), buffer("running_var"), kBatchNormMomentum, kBatchNormEps, sync_);
   return batch_norm(x, buffer("running_mean"), buffer("running_var"), is_training(), kBatchNormMomentum, kBatchNormEps);
 }
 

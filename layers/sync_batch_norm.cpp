@@ -5,23 +5,24 @@
 
 namespace sagan::nn {
 
-Tensor all_reduce_sum(const Tensor& x, dist::Communicator& comm) {
+Tensor all_reduce_sum(const Tensor& x, const std::shared_ptr<dist::Communicator>& comm) {
+  SAGAN_CHECK(comm != nullptr, "all_reduce_sum: no communicator");
   Tensor out;
   {
     NoGradGuard ng;
     out = x.detach().contiguous().clone();
   }
-  comm.all_reduce_sum(out);
-  record("all_reduce_sum", out, {x}, [&comm](const Tensor& g, const std::vector<bool>&) {
+  comm->all_reduce_sum(out);
+  record("all_reduce_sum", out, {x}, [comm](const Tensor& g, const std::vector<bool>&) {
     Tensor gx = g.detach().contiguous().clone();
-    comm.all_reduce_sum(gx);
+    comm->all_reduce_sum(gx);
     return std::vector<Tensor>{gx};
   });
   return out;
 }
 
 Tensor sync_batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, double momentum, double eps,
-                       dist::Communicator& comm) {
+                       const std::shared_ptr<dist::Communicator>& comm) {
   SAGAN_CHECK(x.defined() && x.dim() >= 2, "sync_batch_norm: expected an input of shape (N, C, ...), got {}",
               x.defined() ? shape_str(x.shape()) : std::string("undefined"));
   const int64_t c = x.size(1);
@@ -35,7 +36,7 @@ Tensor sync_batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var,
   }
   // Values per channel over the whole job (ranks may hold different batches).
   int64_t m = 0;
-  for (uint64_t v : comm.all_gather(static_cast<uint64_t>(local))) m += static_cast<int64_t>(v);
+  for (uint64_t v : comm->all_gather(static_cast<uint64_t>(local))) m += static_cast<int64_t>(v);
   SAGAN_CHECK(m > 1, "sync_batch_norm: expected more than 1 value per channel over all ranks, got input {}",
               shape_str(x.shape()));
   const double inv_m = 1.0 / static_cast<double>(m);

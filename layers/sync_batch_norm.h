@@ -8,8 +8,10 @@
 // over ranks (GradBuckets), the parameter gradients equal those of one
 // process normalising the whole batch (tests/mpi/dp_check.cpp checks it on
 // 2 ranks; the single-rank case is checked against batch_norm in
-// tests/test_sync_batch_norm.cpp).
+// tests/test_data_parallel.cpp).
 #pragma once
+#include <memory>
+
 #include "core/tensor.h"
 #include "dist/communicator.h"
 
@@ -19,10 +21,12 @@ namespace sagan::nn {
 // with mean and biased var of the global batch; running statistics (when
 // defined) blended like batch_norm (momentum, unbiased var of the global
 // batch). Training mode only: in eval mode use batch_norm.
+// The graph keeps `comm` alive until its backward has run (the module may
+// be given another communicator, or none, in between).
 Tensor sync_batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, double momentum, double eps,
-                       dist::Communicator& comm);
+                       const std::shared_ptr<dist::Communicator>& comm);
 
 // out = sum over ranks of x; backward: the gradient summed over ranks.
-Tensor all_reduce_sum(const Tensor& x, dist::Communicator& comm);
+Tensor all_reduce_sum(const Tensor& x, const std::shared_ptr<dist::Communicator>& comm);
 
 }  // namespace sagan::nn

@@ -34,7 +34,7 @@ struct CountingCommunicator : dist::SingleCommunicator {
 }  // namespace
 
 TEST_CASE("sync_batch_norm has the float64 gradient of its formula", "[data_parallel]") {
-  dist::SingleCommunicator one;
+  auto one = std::make_shared<dist::SingleCommunicator>();
   Rng gen(5);
   Tensor x = randn64({3, 2, 3, 2}, gen);
   auto r =
@@ -44,7 +44,8 @@ TEST_CASE("sync_batch_norm has the float64 gradient of its formula", "[data_para
 }
 
 TEST_CASE("sync_batch_norm on one rank is batch_norm, running statistics included", "[data_parallel]") {
-  CountingCommunicator one;
+  auto counting = std::make_shared<CountingCommunicator>();
+  const std::shared_ptr<dist::Communicator> one = counting;
   Rng gen(6);
   Tensor x = randn64({4, 3, 5, 5}, gen), w = randn64({4, 3, 5, 5}, gen, false);
   Tensor rm1 = Tensor::zeros({3}, DType::F64), rv1 = Tensor::ones({3}, DType::F64);
@@ -59,7 +60,7 @@ TEST_CASE("sync_batch_norm on one rank is batch_norm, running statistics include
   CHECK(allclose(x.grad(), g1, 1e-10, 1e-12).ok);
   CHECK(allclose(rm1, rm2, 1e-12, 1e-12).ok);
   CHECK(allclose(rv1, rv2, 1e-12, 1e-12).ok);
-  CHECK(one.blocking == 4);  // mean and variance forward, their gradients backward
+  CHECK(counting->blocking == 4);  // mean and variance forward, their gradients backward
 }
 
 TEST_CASE("gradient buckets tile the flat gradient buffer and start during backward", "[data_parallel]") {
