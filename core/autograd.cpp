@@ -7,6 +7,20 @@
 
 namespace sagan {
 
+Node::~Node() {
+  std::vector<std::shared_ptr<Node>> dying;
+  auto adopt = [&](std::vector<Edge>& edges) {
+    for (Edge& e : edges)
+      if (e.fn && e.fn.use_count() == 1) dying.push_back(std::move(e.fn));
+  };
+  adopt(next_);
+  while (!dying.empty()) {
+    std::shared_ptr<Node> n = std::move(dying.back());
+    dying.pop_back();
+    adopt(n->next_);  // n then dies owning no node alone: no recursion
+  }
+}
+
 namespace {
 thread_local bool g_grad_enabled = true;
 }

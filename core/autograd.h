@@ -42,6 +42,12 @@ class Node {
 
   Node(const char* name, BackwardFn fn, std::vector<Edge> next)
       : name_(name), fn_(std::move(fn)), next_(std::move(next)) {}
+  // Unlinks the nodes only this one owns without recursion: each node's
+  // edges own its inputs' nodes, so a graph of 100,000s of ops freed the
+  // plain way would overflow the stack.
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
   const char* name() const { return name_; }
   const std::vector<Edge>& next() const { return next_; }
   bool released() const { return !fn_; }
