@@ -27,3 +27,32 @@ TEST_CASE("cpu allocator reuses freed large blocks", "[memory]") {
   Tensor a = Tensor::full({300, 300}, 2.0);
   CHECK(sum(a).item() == Approx(180000.0));
 }
+
+TEST_CASE("cpu allocator's cache is bounded: sizes that never come back are returned oldest first", "[memory]") {
+  cpu_empty_cache();
+  const size_t before = cpu_cache_limit();
+  CHECK(before >= (size_t{1} << 30));  // the default: a quarter of the machine, at least 1 GiB
+  cpu_set_cache_limit(2 << 20);        // 2 MiB
+  // 200 distinct sizes of 64-80 KiB: 14 MiB freed, never asked for again.
+  for (int i = 0; i < 200; ++i) Tensor::empty({16384 + 16 * i});
+  CHECK(cpu_cached_bytes() <= (2u << 20));
+  CHECK(cpu_cached_bytes() > (1u << 20));  // still caching, up to the limit
+  // A size freed and taken again every "iteration" stays cached while the
+  // others come and go.
+  void* steady = nullptr;
+  {
+    Tensor t = Tensor::empty({64, 1024});
+    steady = t.raw_data();
+  }
+  for (int i = 0; i < 50; ++i) {
+    Tensor again = Tensor::empty({64, 1024});
+    CHECK(again.raw_data() == steady);
+    Tensor::empty({20000 + 16 * i});  // a new size, freed at once
+  }
+  // A block larger than the limit is not cached at all.
+  { Tensor big = Tensor::empty({1024, 1024}); }  // 4 MiB
+  CHECK(cpu_cached_bytes() <= (2u << 20));
+  cpu_set_cache_limit(0);
+  CHECK(cpu_cached_bytes() == 0);
+  cpu_set_cache_limit(before);
+}
