@@ -244,11 +244,16 @@ void Module::convert_tensors(F&& f, FlatF&& flat_f) {
       bind_flat_parameters();
     }
     for (Module* m : modules())
-      for (auto& [n, t] : m->buffers_) t = f(t).detach();
+      for (auto& [n, t] : m->buffers_)
+        if (Tensor c = f(t); !c.same(t)) t = c.detach();
     return;
   }
-  for (auto& [n, t] : params_) t = as_leaf_param(f(t));
-  for (auto& [n, t] : buffers_) t = f(t).detach();
+  // A tensor that needs no conversion stays the same tensor: an optimiser
+  // built earlier keeps updating it, and its gradient stays.
+  for (auto& [n, t] : params_)
+    if (Tensor c = f(t); !c.same(t)) t = as_leaf_param(c);
+  for (auto& [n, t] : buffers_)
+    if (Tensor c = f(t); !c.same(t)) t = c.detach();
   for (auto& [n, c] : children_) c->convert_tensors(f, flat_f);
 }
 

@@ -93,6 +93,24 @@ TEST_CASE("Module::to(dtype) keeps parameters as trainable leaves; zero_grad cle
   CHECK_FALSE(lin.tensor("bias").grad().defined());
 }
 
+TEST_CASE("Module::to that converts nothing keeps the very tensors: an optimiser built before still trains",
+          "[layers][module]") {
+  Rng gen(5);
+  nn::SNLinear lin(3, 2, gen);
+  lin.to(DType::F64);
+  nn::Adam opt(lin.named_parameters(), {1e-2, 0.0, 0.9, 1e-8});
+  const Tensor bias = lin.tensor("bias"), u = lin.tensor("weight_u");
+  lin.tensor("bias").set_grad(Tensor::ones({2}, DType::F64));
+  lin.to(DType::F64);  // already float64
+  lin.to(Device::cpu());  // already there
+  CHECK(lin.tensor("bias").same(bias));
+  CHECK(lin.tensor("weight_u").same(u));
+  CHECK(lin.tensor("bias").grad().defined());  // the gradient stays
+  const double before = bias.to_vector()[0];
+  opt.step();
+  CHECK(lin.tensor("bias").to_vector()[0] == Approx(before - 1e-2 / (1 + 1e-8)).epsilon(1e-12));
+}
+
 TEST_CASE("xavier_uniform: bound, fans and determinism", "[layers][init]") {
   Rng g1(5), g2(5);
   Tensor a = nn::xavier_uniform({6, 4, 3, 3}, g1), b = nn::xavier_uniform({6, 4, 3, 3}, g2);
