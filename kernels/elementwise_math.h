@@ -89,8 +89,10 @@ SAGAN_B(Sub, x - y)
 SAGAN_B(Mul, x* y)
 SAGAN_B(Div, x / y)
 SAGAN_B(Pow, std::pow(x, y))
-SAGAN_B(Max, x >= y ? x : y)
-SAGAN_B(Min, x <= y ? x : y)
+// A NaN on either side gives NaN (PyTorch's maximum/minimum), whatever the
+// order; a tie gives x.
+SAGAN_B(Max, (x >= y || x != x) ? x : y)
+SAGAN_B(Min, (x <= y || x != x) ? x : y)
 #undef SAGAN_B
 
 // with_*<T>(op, k) calls k(functor) with the functor of op; a switch written

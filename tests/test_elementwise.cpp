@@ -33,6 +33,28 @@ TEST_CASE("maximum and minimum send the gradient of a tie to their first argumen
   }
 }
 
+TEST_CASE("maximum and minimum give NaN for a NaN on either side, in either order", "[elementwise]") {
+  const double nan = std::nan("");
+  Tensor a = Tensor::from_vector(std::vector<double>{nan, 1, nan}, {3}, DType::F64);
+  Tensor b = Tensor::from_vector(std::vector<double>{1, nan, nan}, {3}, DType::F64);
+  for (const Tensor& y : {maximum(a, b), maximum(b, a), minimum(a, b), minimum(b, a)})
+    for (double v : y.to_vector()) CHECK(std::isnan(v));
+}
+
+TEST_CASE("pow's exponent gradient is 0 where the base is 0 (b >= 0), not NaN", "[elementwise]") {
+  Tensor a = Tensor::from_vector(std::vector<double>{0, 2, 0, 3}, {4}, DType::F64).set_requires_grad(true);
+  Tensor b = Tensor::from_vector(std::vector<double>{2, 2, 0, 0.5}, {4}, DType::F64).set_requires_grad(true);
+  sum(pow(a, b)).backward();
+  const std::vector<double> gb = b.grad().to_vector();
+  CHECK(gb[0] == 0);
+  CHECK(gb[1] == Approx(4 * std::log(2.0)));
+  CHECK(gb[2] == 0);  // 0^0 = 1: PyTorch's 0 too
+  CHECK(gb[3] == Approx(std::sqrt(3.0) * std::log(3.0)));
+  const std::vector<double> ga = a.grad().to_vector();
+  CHECK(ga[0] == 0);  // 2 * 0^1
+  CHECK(ga[1] == Approx(4.0));
+}
+
 TEST_CASE("unary forward values", "[elementwise]") {
   Tensor x = Tensor::from_vector(std::vector<double>{-2, -0.5, 0, 0.5, 30}, {5}, DType::F64);
   auto r = relu(x).to_vector();

@@ -61,9 +61,18 @@ Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b) {
                break;
              case BinaryOp::Pow:
                if (needs[0]) ga = mul(g, mul(b, pow(a, add(b, -1.0))));
-               if (needs[1]) gb = mul(g, mul(y, log(a)));
+               // d(a^b)/db = a^b log a, which is 0 at a = 0 (b >= 0), as
+               // PyTorch has it; y log a would give 0 * -inf = NaN there, so
+               // the log is taken of 1 where a is 0: [a == 0] = 1 - [a > 0] - [-a > 0].
+               if (needs[1]) {
+                 const Tensor ones = Tensor::ones(a.shape(), a.dtype(), a.device());
+                 const Tensor a_is_zero = sub(sub(ones, step_grad(a, ones)), step_grad(neg(a), ones));
+                 gb = mul(g, mul(y, log(add(a, a_is_zero))));
+               }
                break;
-             case BinaryOp::Max:  // ties send the gradient to a
+             // Ties send the gradient to a; so does a NaN on either side (the
+             // output is NaN then, and so is the loss).
+             case BinaryOp::Max:
                ga = sub(g, step_grad(sub(b, a), g));
                gb = step_grad(sub(b, a), g);
                break;
