@@ -101,19 +101,32 @@ Tensor Tensor::arange(int64_t n, DType t, Device d) {
   return from_vector(v, {n}, t, d);
 }
 
+// The element count of a shape the random factories fill on the host,
+// after the checks empty() makes (a negative size would otherwise reach a
+// std::vector as a huge count).
+static size_t host_count(const Shape& s, const char* op) {
+  int64_t count = 1;
+  for (int64_t n : s) {
+    SAGAN_CHECK(n >= 0, "{}: negative size in shape {}", op, shape_str(s));
+    SAGAN_CHECK(n == 0 || count <= INT64_MAX / 8 / n, "{}: shape {} is too large", op, shape_str(s));
+    count *= n;
+  }
+  return static_cast<size_t>(count);
+}
+
 Tensor Tensor::randn(const Shape& s, Rng& gen, DType t, Device d) {
-  std::vector<double> v(static_cast<size_t>(numel_of(s)));
+  std::vector<double> v(host_count(s, "randn"));
   for (double& x : v) x = gen.normal();
   return from_vector(v, s, t, d);
 }
 Tensor Tensor::rand(const Shape& s, Rng& gen, DType t, Device d) {
-  std::vector<double> v(static_cast<size_t>(numel_of(s)));
+  std::vector<double> v(host_count(s, "rand"));
   for (double& x : v) x = gen.uniform();
   return from_vector(v, s, t, d);
 }
 Tensor Tensor::randint(const Shape& s, int64_t high, Rng& gen, Device d) {
   SAGAN_CHECK(high > 0, "randint: high must be positive, got {}", high);
-  std::vector<int64_t> v(static_cast<size_t>(numel_of(s)));
+  std::vector<int64_t> v(host_count(s, "randint"));
   for (auto& x : v) x = static_cast<int64_t>(gen.below(static_cast<uint64_t>(high)));
   return from_vector(v, s, d);
 }

@@ -453,3 +453,13 @@ TEST_CASE("tensor errors name the op and the shapes", "[tensor][errors]") {
   REQUIRE_THROWS_WITH(Device::parse("gpu"), Catch::Contains("gpu"));
   CHECK(Device::parse("cuda:1") == Device::cuda(1));
 }
+
+TEST_CASE("random factories refuse a negative size with a sagan::Error naming the factory", "[tensor]") {
+  Rng gen(1);
+  REQUIRE_THROWS_AS(Tensor::randn({-3}, gen), Error);
+  REQUIRE_THROWS_WITH(Tensor::randn({2, -1}, gen), Catch::Contains("randn: negative size in shape"));
+  REQUIRE_THROWS_WITH(Tensor::rand({-1}, gen), Catch::Contains("rand: negative size"));
+  REQUIRE_THROWS_WITH(Tensor::randint({2, -1}, 3, gen), Catch::Contains("randint: negative size"));
+  REQUIRE_THROWS_WITH(Tensor::randn({int64_t{1} << 40, int64_t{1} << 40}, gen), Catch::Contains("too large"));
+  CHECK(Tensor::randn({0, 5}, gen).numel() == 0);
+}
