@@ -30,6 +30,7 @@
 #include "kernels/cuda/launch.cuh"
 
 namespace sagan::cuda {
+namespace {
 
 // Elements a slice aims at, and the most slices of one channel: enough
 // blocks to fill a GPU several times over when channels are few, few
@@ -57,8 +58,6 @@ inline BnPlan plan_bn(int64_t batch, int64_t hw, int64_t slice_elems = kBnSliceE
 inline int64_t bn_workspace_doubles(const BnPlan& plan, int64_t channels) {
   return plan.slices > 1 ? 2 * channels * plan.slices : 0;
 }
-
-namespace {
 
 // Calls f(e) for every element offset e of rows [b0, b1) of channel c, e in
 // the thread's share; no division per element. Rows of at least a block's
