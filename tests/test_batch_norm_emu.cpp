@@ -100,7 +100,9 @@ void check(DType dt, const Shape& shape, int64_t slice_elems, int64_t max_grid, 
   const int64_t items = C * plan.slices;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   std::vector<double> ws;
-  auto poison_ws = [&] { ws.assign(static_cast<size_t>(std::max<int64_t>(cu::bn_workspace_doubles(plan, C), 1)), nan); };
+  auto poison_ws = [&] {
+    ws.assign(static_cast<size_t>(std::max<int64_t>(cu::bn_workspace_doubles(plan, C), 1)), nan);
+  };
 
   // ---- statistics ----
   Tensor want_mean = Tensor::empty({C}, dt), want_invstd = Tensor::empty({C}, dt);
@@ -221,8 +223,8 @@ TEST_CASE("batch-norm slice plan: whole rows, no empty slice, at most 64, from t
         REQUIRE(p.slices >= 1);
         REQUIRE(p.slices <= cu::kBnMaxSlices);
         REQUIRE(p.rows_per_slice >= 1);
-        REQUIRE(p.slices * p.rows_per_slice >= batch);        // the rows cover the batch
-        REQUIRE((p.slices - 1) * p.rows_per_slice < batch);   // and the last slice has one
+        REQUIRE(p.slices * p.rows_per_slice >= batch);       // the rows cover the batch
+        REQUIRE((p.slices - 1) * p.rows_per_slice < batch);  // and the last slice has one
         if (batch * hw <= se) REQUIRE(p.slices == 1);
         const cu::BnPlan q = cu::plan_bn(batch, hw, se);
         REQUIRE((q.slices == p.slices && q.rows_per_slice == p.rows_per_slice));
@@ -242,7 +244,8 @@ TEST_CASE("batch-norm slice plan: whole rows, no empty slice, at most 64, from t
   CHECK(plan(37, 33 * 29) == std::vector<int64_t>{3, 13});
 }
 
-TEST_CASE("emulated CUDA batch norm matches the CPU backend: statistics, normalise, backward", "[batch_norm][cuda_emu]") {
+TEST_CASE("emulated CUDA batch norm matches the CPU backend: statistics, normalise, backward",
+          "[batch_norm][cuda_emu]") {
   check_all<double>(DType::F64, 1e-12);
   check_all<float>(DType::F32, 1e-5);
   // The GPU parity test's sliced shape, with the backend's plan.

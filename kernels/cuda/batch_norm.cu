@@ -25,8 +25,7 @@ Dims dims_of(const Tensor& x) {
 // kernel<<<grid, kBlock>>> on `stream`, then the launch check naming op and
 // kernel; the sequences in batch_norm_kernels.cuh call it through a lambda.
 template <class... P, class... A>
-void launch_bn(cudaStream_t stream, const char* op, void (*kernel)(P...), const char* name, unsigned grid,
-               A... args) {
+void launch_bn(cudaStream_t stream, const char* op, void (*kernel)(P...), const char* name, unsigned grid, A... args) {
   kernel<<<grid, kBlock, 0, stream>>>(static_cast<P>(args)...);
   check_launch(op, name, stream);
 }

@@ -130,9 +130,8 @@ __global__ void __launch_bounds__(kBlock)
 
 // Slices, pass 1: ws[c * slices + s] = sum of x over slice s of channel c.
 template <class T>
-__global__ void __launch_bounds__(kBlock)
-    bn_stats_sum_kernel(const T* x, double* ws, int64_t batch, int64_t channels, int64_t hw, int64_t slices,
-                        int64_t rows_per_slice) {
+__global__ void __launch_bounds__(kBlock) bn_stats_sum_kernel(const T* x, double* ws, int64_t batch, int64_t channels,
+                                                              int64_t hw, int64_t slices, int64_t rows_per_slice) {
   __shared__ double smem[32];
   for (int64_t item = blockIdx.x; item < channels * slices; item += gridDim.x) {
     const BnItem it = bn_item(item, batch, slices, rows_per_slice);
@@ -178,8 +177,8 @@ __global__ void __launch_bounds__(kBlock)
 // invstd = 1 / sqrt(var + eps).
 template <class T>
 __global__ void __launch_bounds__(kBlock)
-    bn_stats_finalize_kernel(const double* ws, const double* ws2, T* mean, T* invstd, int64_t channels,
-                             int64_t slices, double n, double eps) {
+    bn_stats_finalize_kernel(const double* ws, const double* ws2, T* mean, T* invstd, int64_t channels, int64_t slices,
+                             double n, double eps) {
   const int64_t warps = thread_count() >> 5;
   for (int64_t c = thread_index() >> 5; c < channels; c += warps) {  // uniform per warp
     const double mu = warp_ordered_total(ws + c * slices, slices) / n;
