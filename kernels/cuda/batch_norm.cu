@@ -1,5 +1,8 @@
-// Batch-norm statistics, normalisation and backward (the kernels:
-// batch_norm_kernels.cuh) for x (B, C, ...) contiguous.
+// Batch-norm statistics, normalisation and backward for x (B, C, ...)
+// contiguous. The kernels, the slice plan and the launch sequences live in
+// batch_norm_kernels.cuh (which the CPU emulator tests run as they are);
+// this file supplies the launches on the backend's stream and the double
+// workspace of the sliced paths.
 #include "kernels/cuda/batch_norm_kernels.cuh"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/launch.cuh"
@@ -18,6 +21,14 @@ Dims dims_of(const Tensor& x) {
   for (int64_t i = 2; i < x.dim(); ++i) d.hw *= x.size(i);
   return d;
 }
+
+// kernel<<<grid, kBlock>>> on `stream`, then the launch check naming op and
+// kernel; the sequences in batch_norm_kernels.cuh call it through a lambda.
+template <class... P, class... A>
+void launch_bn(cudaStream_t stream, const char* op, void (*kernel)(P...), const char* name, unsigned grid, A... args) {
+  kernel<<<grid, kBlock, 0, stream>>>(static_cast<P>(args)...);
+  check_launch(op, name, stream);
+}
 }  // namespace
 
 void CudaBackend::batch_norm_stats(const Tensor& x_in, Tensor& mean, Tensor& invstd, double eps) {
@@ -26,11 +37,19 @@ void CudaBackend::batch_norm_stats(const Tensor& x_in, Tensor& mean, Tensor& inv
   const Dims d = dims_of(x);
   SAGAN_CHECK(d.batch * d.hw > 0, "{}: no elements per channel in input of shape {}", op, shape_str(x.shape()));
   if (d.channels == 0) return;
-  launch_float(x.dtype(), op, "bn_stats_kernel", [&](auto* tag) {
+  const BnPlan plan = plan_bn(d.batch, d.hw);
+  // Returned to the allocator at scope exit while the kernels may still be
+  // queued: safe, the device has one stream and the next user queues behind.
+  Buffer ws;
+  if (const int64_t doubles = bn_workspace_doubles(plan, d.channels); doubles > 0)
+    ws = buffer(static_cast<size_t>(doubles) * sizeof(double));
+  auto launch = [&](auto kernel, const char* name, unsigned grid, auto... args) {
+    launch_bn(stream_, op, kernel, name, grid, args...);
+  };
+  dispatch_float(x.dtype(), op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    bn_stats_kernel<T><<<grid_for_rows(d.channels), kBlock, 0, stream_>>>(
-        static_cast<const T*>(x.raw_data()), static_cast<T*>(mean.raw_data()), static_cast<T*>(invstd.raw_data()),
-        d.batch, d.channels, d.hw, eps);
+    bn_stats_launches<T>(launch, plan, static_cast<const T*>(x.raw_data()), static_cast<T*>(mean.raw_data()),
+                         static_cast<T*>(invstd.raw_data()), ws.get<double>(), d.batch, d.channels, d.hw, eps);
   });
 }
 
@@ -38,14 +57,15 @@ void CudaBackend::batch_norm_normalize(const Tensor& x_in, const Tensor& mean, c
   const char* op = "batch_norm_normalize";
   const Tensor x = dense(*this, x_in);
   const Dims d = dims_of(x);
-  const int64_t total = x.numel();
-  if (total == 0) return;
-  launch_float(x.dtype(), op, "bn_normalize_kernel", [&](auto* tag) {
+  if (x.numel() == 0) return;
+  auto launch = [&](auto kernel, const char* name, unsigned grid, auto... args) {
+    launch_bn(stream_, op, kernel, name, grid, args...);
+  };
+  dispatch_float(x.dtype(), op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    bn_normalize_kernel<T><<<blocks_for(total), kBlock, 0, stream_>>>(
-        static_cast<const T*>(x.raw_data()), static_cast<const T*>(mean.raw_data()), mean.strides()[0],
-        static_cast<const T*>(invstd.raw_data()), invstd.strides()[0], static_cast<T*>(out.raw_data()), d.channels,
-        d.hw, total);
+    bn_normalize_launches<T>(launch, static_cast<const T*>(x.raw_data()), static_cast<const T*>(mean.raw_data()),
+                             mean.strides()[0], static_cast<const T*>(invstd.raw_data()), invstd.strides()[0],
+                             static_cast<T*>(out.raw_data()), d.batch, d.channels, d.hw);
   });
 }
 
@@ -55,12 +75,19 @@ void CudaBackend::batch_norm_backward(const Tensor& x_in, const Tensor& mean, co
   const Tensor x = dense(*this, x_in), gy = dense(*this, gy_in);
   const Dims d = dims_of(x);
   if (x.numel() == 0) return;
-  launch_float(x.dtype(), op, "bn_backward_kernel", [&](auto* tag) {
+  const BnPlan plan = plan_bn(d.batch, d.hw);
+  Buffer ws;  // as in batch_norm_stats
+  if (const int64_t doubles = bn_workspace_doubles(plan, d.channels); doubles > 0)
+    ws = buffer(static_cast<size_t>(doubles) * sizeof(double));
+  auto launch = [&](auto kernel, const char* name, unsigned grid, auto... args) {
+    launch_bn(stream_, op, kernel, name, grid, args...);
+  };
+  dispatch_float(x.dtype(), op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    bn_backward_kernel<T><<<grid_for_rows(d.channels), kBlock, 0, stream_>>>(
-        static_cast<const T*>(x.raw_data()), static_cast<const T*>(mean.raw_data()), mean.strides()[0],
-        static_cast<const T*>(invstd.raw_data()), invstd.strides()[0], static_cast<const T*>(gy.raw_data()),
-        static_cast<T*>(gx.raw_data()), d.batch, d.channels, d.hw);
+    bn_backward_launches<T>(launch, plan, static_cast<const T*>(x.raw_data()), static_cast<const T*>(mean.raw_data()),
+                            mean.strides()[0], static_cast<const T*>(invstd.raw_data()), invstd.strides()[0],
+                            static_cast<const T*>(gy.raw_data()), static_cast<T*>(gx.raw_data()), ws.get<double>(),
+                            d.batch, d.channels, d.hw);
   });
 }
 

@@ -1,6 +1,9 @@
 // Batch-norm kernels, CUDA vs CPU: statistics, normalisation and backward on
 // odd NCHW shapes (including H = W = 1), with a large mean offset that a
-// one-pass variance would lose.
+// one-pass variance would lose. (37, 5, 33, 29) has 35,409 elements a
+// channel: three slices of batch rows (plan_bn in batch_norm_kernels.cuh),
+// so it takes the sliced statistics and backward and the by-rows
+// normalisation (rows of 957); the others take one block per channel.
 #include "tests/cuda/parity.h"
 
 using namespace sagan;
@@ -8,7 +11,7 @@ using namespace sagan::cudatest;
 
 TEST_CASE("cuda batch norm statistics, normalize and backward match the cpu", "[cuda][batch_norm]") {
   Rng gen(61);
-  const Shape shapes[] = {{3, 5, 7, 3}, {4, 6, 1, 1}, {2, 3, 9, 11}, {5, 2, 33, 31}};
+  const Shape shapes[] = {{3, 5, 7, 3}, {4, 6, 1, 1}, {2, 3, 9, 11}, {5, 2, 33, 31}, {37, 5, 33, 29}};
   for (DType dt : float_dtypes()) {
     for (const Shape& s : shapes) {
       INFO(dtype_name(dt) << " shape " << shape_str(s));
