@@ -50,7 +50,11 @@ std::vector<Tensor> Node::apply(const Tensor& grad) {
               name_);
   std::vector<bool> needs(next_.size());
   for (size_t i = 0; i < next_.size(); ++i) needs[i] = next_[i].active();
-  return fn_(grad, needs);
+  try {
+    return fn_(grad, needs);
+  } catch (const SavedTensorChanged& e) {
+    throw SavedTensorChanged(fmt::format("backward of {}: {}", name_, e.what()));
+  }
 }
 
 void record(const char* name, Tensor& out, const std::vector<Tensor>& inputs, Node::BackwardFn fn) {

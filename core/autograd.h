@@ -34,6 +34,14 @@ struct Edge {
   bool active() const { return fn || leaf; }
 };
 
+// Thrown when a backward rule reads a tensor its forward saved and that has
+// been changed in place since (core/ops/common.h, SavedTensor); Node::apply
+// adds the op's name.
+class SavedTensorChanged : public Error {
+ public:
+  using Error::Error;
+};
+
 class Node {
  public:
   // Returns one gradient per input (undefined where needs[i] is false or the

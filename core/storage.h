@@ -1,6 +1,8 @@
 // Reference-counted device memory. A Storage owns one allocation from its
 // device's backend; tensors are views (shape, strides, offset) into it.
 #pragma once
+#include <atomic>
+#include <cstdint>
 #include <memory>
 
 #include "core/dtype.h"
@@ -11,6 +13,10 @@ struct StorageImpl {
   void* data = nullptr;
   size_t nbytes = 0;
   Device device;
+  // Bumped by every in-place change through the engine (Tensor::fill_ and
+  // copy_, the optimiser and EMA updates, the power iteration's u and v):
+  // autograd compares it with the version a tensor was saved at.
+  std::atomic<uint64_t> version{0};
   StorageImpl(size_t nbytes, Device device);
   ~StorageImpl();
   StorageImpl(const StorageImpl&) = delete;

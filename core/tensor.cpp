@@ -159,6 +159,9 @@ bool Tensor::is_contiguous() const {
   return true;
 }
 
+uint64_t Tensor::version() const { return checked(impl_).storage->version.load(std::memory_order_relaxed); }
+void Tensor::bump_version() const { checked(impl_).storage->version.fetch_add(1, std::memory_order_relaxed); }
+
 void* Tensor::raw_data() const {
   auto& t = checked(impl_);
   // An empty storage has no block (null): a view into it keeps its offset
@@ -451,11 +454,21 @@ Tensor Tensor::to(Device d) const {
 static void check_inplace(const Tensor& t, const char* op) {
   SAGAN_CHECK(!(grad_enabled() && t.requires_grad()),
               "{}: in-place change of a tensor that requires grad; wrap it in NoGradGuard", op);
+  // An expanded view (stride 0 on a dim of size > 1) has several elements in
+  // one place: which write lands there would depend on the kernel's order.
+  // (A tensor without elements has zero strides and nothing to write.)
+  if (t.numel() == 0) return;
+  for (int64_t d = 0; d < t.dim(); ++d)
+    SAGAN_CHECK(t.strides()[static_cast<size_t>(d)] != 0 || t.shape()[static_cast<size_t>(d)] <= 1,
+                "{}: the destination of shape {} is an expanded view (stride 0 on dim {}), whose elements share "
+                "memory; write to a tensor of its own (contiguous() or clone())",
+                op, shape_str(t.shape()), d);
 }
 
 Tensor& Tensor::fill_(double value) {
   check_inplace(*this, "fill_");
   backend_for(device()).fill(*this, value);
+  bump_version();
   return *this;
 }
 
@@ -485,6 +498,7 @@ Tensor& Tensor::copy_(const Tensor& src_in) {
   if (src.storage() == storage() && !same_view(src, *this)) src = src.clone();
   if (src.device() == device()) {
     backend_for(device()).copy(src, *this);
+    bump_version();
     return *this;
   }
   // Across devices: stage a contiguous copy of src's dtype, then let the
@@ -499,6 +513,7 @@ Tensor& Tensor::copy_(const Tensor& src_in) {
       backend_for(device()).copy_from_host(staged.raw_data(), csrc.raw_data(), nbytes);
   }
   backend_for(device()).copy(staged, *this);
+  bump_version();
   return *this;
 }
 

@@ -53,6 +53,12 @@ class Tensor {
   Device device() const;
   bool is_contiguous() const;
   const Storage& storage() const;
+  // The storage's count of in-place changes (core/storage.h). Code that
+  // writes a tensor's memory in place by other means (raw_data()) calls
+  // bump_version() afterwards, so that a backward that saved the tensor
+  // refuses to run on the changed values.
+  uint64_t version() const;
+  void bump_version() const;
   // Pointer to element 0 of this view (storage base + offset).
   void* raw_data() const;
   template <class T>

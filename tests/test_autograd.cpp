@@ -338,3 +338,69 @@ TEST_CASE("a graph of 300,000 ops is freed without recursion, after backward or 
   sum(a).backward();
   CHECK(x.grad().to_vector() == std::vector<double>{3, 3});
 }
+
+TEST_CASE("backward refuses a saved tensor changed in place after the forward, naming the op", "[autograd]") {
+  SECTION("an input that needs no gradient, filled") {
+    Tensor w = vec({1, 2}), a = vec({1, 1}, false);
+    Tensor y = mul(w, a);
+    a.fill_(5);
+    REQUIRE_THROWS_AS(sum(y).backward(), SavedTensorChanged);
+  }
+  SECTION("a leaf changed under NoGradGuard (an optimiser step between forward and backward)") {
+    Tensor w = vec({2, 3});
+    Tensor y = mul(w, w);
+    {
+      NoGradGuard ng;
+      w.fill_(10);
+    }
+    REQUIRE_THROWS_WITH(sum(y).backward(),
+                        Catch::StartsWith("backward of mul: a float64 tensor of shape [2] that the forward saved "
+                                          "was changed in place afterwards"));
+  }
+  SECTION("the engine's own in-place updates count too: adam_update") {
+    Tensor w = vec({2, 3}), a = vec({1, 1});
+    Tensor y = mul(w, a);
+    std::vector<Tensor> ps{w}, gs{Tensor::ones({2}, DType::F64)}, ms{Tensor::zeros({2}, DType::F64)},
+        vs{Tensor::zeros({2}, DType::F64)};
+    AdamHyper h;
+    h.lr = 0.1;
+    adam_update(ps, gs, ms, vs, h);
+    REQUIRE_THROWS_AS(sum(y).backward(), SavedTensorChanged);
+  }
+  SECTION("a view made under NoGradGuard writes its base: the base's saved values are protected too") {
+    Tensor x = vec({1, 2, 3});
+    Tensor y = mul(x, x);
+    Tensor view;
+    {
+      NoGradGuard ng;
+      view = x.slice(0, 0, 2);
+    }
+    view.fill_(0);
+    REQUIRE_THROWS_AS(sum(y).backward(), SavedTensorChanged);
+  }
+  SECTION("what an op did not save may change: add keeps no input") {
+    Tensor w = vec({1, 2}), a = vec({1, 1}, false);
+    Tensor y = add(w, a);
+    a.fill_(5);
+    sum(y).backward();
+    CHECK(w.grad().to_vector() == std::vector<double>{1, 1});
+  }
+  SECTION("a change before the forward, or after backward, is fine") {
+    Tensor w = vec({2, 3}), a = vec({1, 1}, false);
+    a.fill_(4);
+    Tensor y = mul(w, a);
+    sum(y).backward();
+    a.fill_(0);
+    CHECK(w.grad().to_vector() == std::vector<double>{4, 4});
+  }
+}
+
+TEST_CASE("writes into an expanded view are refused: its elements share memory", "[autograd][tensor]") {
+  Tensor base = Tensor::zeros({1, 3}, DType::F64);
+  Tensor wide = base.expand({4, 3});
+  REQUIRE_THROWS_WITH(wide.copy_(Tensor::arange(12, DType::F64).reshape({4, 3})),
+                      Catch::Contains("copy_: the destination of shape [4, 3] is an expanded view (stride 0 on dim 0)"));
+  REQUIRE_THROWS_WITH(wide.fill_(1), Catch::Contains("fill_: the destination of shape [4, 3] is an expanded view"));
+  base.expand({1, 3}).fill_(2);  // size-1 dims may have any stride
+  CHECK(base.to_vector() == std::vector<double>{2, 2, 2});
+}

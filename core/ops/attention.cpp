@@ -38,7 +38,7 @@ AttentionResult attention(const Tensor& q, const Tensor& k, const Tensor& v, boo
   if (return_map) map = Tensor::empty({B, N, S}, q.dtype(), q.device());
   backend_of(q).attention_forward(qc, kc, vc, out, lse, return_map ? &map : nullptr);
 
-  record(op, out, {q, k, v}, [qc, kc, vc, o = saved(out), lse](const Tensor& g, const std::vector<bool>&) {
+  record(op, out, {q, k, v}, [qc = saved(qc), kc = saved(kc), vc = saved(vc), o = saved(out), lse](const Tensor& g, const std::vector<bool>&) {
     Tensor gq = Tensor::empty(qc.shape(), qc.dtype(), qc.device());
     Tensor gk = Tensor::empty(kc.shape(), kc.dtype(), kc.device());
     Tensor gv = Tensor::empty(vc.shape(), vc.dtype(), vc.device());

@@ -64,7 +64,7 @@ Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, bool
       blend_into(running_var, var, momentum);
     }
     Tensor out = out4.view(in_shape);
-    record(kOp, out, {x}, [in_shape, shape4, x4, mean, invstd](const Tensor& g, const std::vector<bool>&) {
+    record(kOp, out, {x}, [in_shape, shape4, x4 = saved(x4), mean, invstd](const Tensor& g, const std::vector<bool>&) {
       Tensor g4 = g.detach().contiguous().view(shape4);
       Tensor gx4 = Tensor::empty(shape4, g.dtype(), g.device());
       backend_of(g).batch_norm_backward(x4, mean, invstd, g4, gx4);

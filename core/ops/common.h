@@ -31,8 +31,39 @@ inline void check_dim(const char* op, const Tensor& t, int64_t ndim, const char*
 
 inline Backend& backend_of(const Tensor& t) { return backend_for(t.device()); }
 
-// A handle to t without its autograd history, for saving in backward
-// closures: capturing `out` itself would make out -> node -> out a cycle.
-inline Tensor saved(const Tensor& t) { return t.defined() ? t.detach() : Tensor(); }
+// A tensor a forward saves for its backward: a handle without its autograd
+// history (capturing `out` itself would make out -> node -> out a cycle),
+// and the version of its memory then. A change in place before backward
+// (fill_, copy_, an optimiser step; core/storage.h) would silently give a
+// wrong gradient, so reading the values then throws SavedTensorChanged.
+// Shape and type stay readable: they cannot change.
+class SavedTensor {
+ public:
+  SavedTensor() = default;
+  explicit SavedTensor(const Tensor& t) : t_(t.defined() ? t.detach() : Tensor()), version_(t.defined() ? t.version() : 0) {}
+  // The saved tensor, checked; where a Tensor is expected it converts.
+  const Tensor& get() const {
+    if (t_.defined() && t_.version() != version_)
+      throw SavedTensorChanged(fmt::format(
+          "a {} tensor of shape {} that the forward saved was changed in place afterwards (version {} -> {}); "
+          "its gradient would be wrong: change a copy (clone()), or run backward before changing it",
+          dtype_name(t_.dtype()), shape_str(t_.shape()), version_, t_.version()));
+    return t_;
+  }
+  operator const Tensor&() const { return get(); }  // NOLINT: converts where a Tensor is expected
+  bool defined() const { return t_.defined(); }
+  const Shape& shape() const { return t_.shape(); }
+  int64_t dim() const { return t_.dim(); }
+  int64_t size(int64_t d) const { return t_.size(d); }
+  int64_t numel() const { return t_.numel(); }
+  DType dtype() const { return t_.dtype(); }
+  Device device() const { return t_.device(); }
+
+ private:
+  Tensor t_;
+  uint64_t version_ = 0;
+};
+
+inline SavedTensor saved(const Tensor& t) { return SavedTensor(t); }
 
 }  // namespace sagan::detail

@@ -52,7 +52,7 @@ Tensor select_rows(const char* op, const Tensor& x, int64_t dim, const Tensor& i
   Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
   Tensor out3 = out.view({ori[0], n, ori[2]});
   backend_of(x).index_select(x.detach().contiguous().view(ori), idx, out3);
-  record(op, out, {x}, [in_shape, ori, n, idx](const Tensor& g, const std::vector<bool>&) {
+  record(op, out, {x}, [in_shape, ori, n, idx = detail::saved(idx)](const Tensor& g, const std::vector<bool>&) {
     Tensor gx = Tensor::zeros(in_shape, g.dtype(), g.device());
     Tensor gx3 = gx.view(ori);
     backend_of(g).index_add(g.detach().contiguous().view({ori[0], n, ori[2]}), idx, gx3);

@@ -38,8 +38,8 @@ Tensor bmm3(const char* op, const Tensor& a, const Tensor& b) {
   record(op, out, {a, b}, [a = saved(a), b = saved(b)](const Tensor& g, const std::vector<bool>& needs) {
     Tensor ga, gb;
     // A broadcast operand (batch 1) gets the sum over the batch.
-    if (needs[0]) ga = sum_to_shape(bmm_raw(g, b.transpose(1, 2)), a.shape());  // (B,M,N)@(B,N,K)
-    if (needs[1]) gb = sum_to_shape(bmm_raw(a.transpose(1, 2), g), b.shape());  // (B,K,M)@(B,M,N)
+    if (needs[0]) ga = sum_to_shape(bmm_raw(g, b.get().transpose(1, 2)), a.shape());  // (B,M,N)@(B,N,K)
+    if (needs[1]) gb = sum_to_shape(bmm_raw(a.get().transpose(1, 2), g), b.shape());  // (B,K,M)@(B,M,N)
     return std::vector<Tensor>{ga, gb};
   });
   return out;
@@ -114,8 +114,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b) 
          [x2 = saved(x2), w = saved(w), x_shape = x.shape()](const Tensor& g, const std::vector<bool>& needs) {
            Tensor g2 = g.reshape({x2.size(0), w.size(0)}).unsqueeze(0);
            std::vector<Tensor> grads(needs.size());
-           if (needs[0]) grads[0] = bmm_raw(g2, w.unsqueeze(0)).reshape(x_shape);             // (n,o)@(o,i)
-           if (needs[1]) grads[1] = bmm_raw(g2.transpose(1, 2), x2.unsqueeze(0)).squeeze(0);  // (o,n)@(n,i)
+           if (needs[0]) grads[0] = bmm_raw(g2, w.get().unsqueeze(0)).reshape(x_shape);             // (n,o)@(o,i)
+           if (needs[1]) grads[1] = bmm_raw(g2.transpose(1, 2), x2.get().unsqueeze(0)).squeeze(0);  // (o,n)@(n,i)
            if (needs.size() > 2 && needs[2]) grads[2] = sum(g2.squeeze(0), {0});
            return grads;
          });

@@ -94,6 +94,8 @@ void adam_update(std::vector<Tensor>& params, const std::vector<Tensor>& grads, 
                 dtype_name(scales.dtype()), device_name(scales.device()));
   NoGradGuard ng;
   backend_of(ref).adam_update(params, grads, m, v, h, optional_arg(gate), optional_arg(scales));
+  for (std::vector<Tensor>* list : {&params, &m, &v})
+    for (const Tensor& t : *list) t.bump_version();  // a graph that saved them refuses to backpropagate
 }
 
 void ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double decay, const Tensor& gate) {
@@ -112,6 +114,7 @@ void ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, dou
   check_gate(op, gate, ref);
   NoGradGuard ng;
   backend_of(ref).ema_update(ema, params, decay, optional_arg(gate));
+  for (const Tensor& t : ema) t.bump_version();
 }
 
 }  // namespace sagan

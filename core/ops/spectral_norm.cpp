@@ -41,6 +41,8 @@ void power_iteration(const std::vector<Tensor>& w, std::vector<Tensor>& u, std::
   }
   NoGradGuard ng;
   backend_of(w[0]).power_iteration(wc, u, v, eps);
+  for (std::vector<Tensor>* list : {&u, &v})
+    for (const Tensor& t : *list) t.bump_version();
 }
 
 Tensor spectral_sigma(const Tensor& w2d, const Tensor& u, const Tensor& v) {
