@@ -34,6 +34,13 @@ inline int64_t wrap_dim(int64_t d, int64_t ndim, const char* op) {
   SAGAN_CHECK(d >= -ndim && d < ndim, "{}: dim {} out of range for a {}-d tensor", op, d, ndim);
   return d < 0 ? d + ndim : d;
 }
+// The same for a dim of a tensor of this shape; the message shows the shape.
+inline int64_t wrap_dim(int64_t d, const Shape& shape, const char* op) {
+  const auto ndim = static_cast<int64_t>(shape.size());
+  SAGAN_CHECK(d >= -ndim && d < ndim, "{}: dim {} out of range for a tensor of shape {} ({}-d)", op, d,
+              shape_str(shape), ndim);
+  return d < 0 ? d + ndim : d;
+}
 
 // numpy broadcasting of two shapes; throws naming the op and both shapes.
 inline Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {

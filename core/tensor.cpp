@@ -141,7 +141,7 @@ static TensorImpl& checked(const std::shared_ptr<TensorImpl>& p) {
 const Shape& Tensor::shape() const { return checked(impl_).shape; }
 const Shape& Tensor::strides() const { return checked(impl_).strides; }
 int64_t Tensor::offset() const { return checked(impl_).offset; }
-int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
+int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, shape(), "size")]; }
 int64_t Tensor::numel() const { return numel_of(shape()); }
 DType Tensor::dtype() const { return checked(impl_).dtype; }
 Device Tensor::device() const { return checked(impl_).storage->device; }
@@ -260,7 +260,8 @@ std::optional<Shape> view_strides(const Shape& old_shape, const Shape& old_strid
   return nst;
 }
 
-Shape infer_shape(Shape shape, int64_t numel, const char* op) {
+Shape infer_shape(Shape shape, const Shape& from, const char* op) {
+  const int64_t numel = numel_of(from);
   int64_t known = 1, infer = -1;
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == -1) {
@@ -272,17 +273,18 @@ Shape infer_shape(Shape shape, int64_t numel, const char* op) {
     }
   }
   if (infer >= 0) {
-    SAGAN_CHECK(known > 0 && numel % known == 0, "{}: shape {} is invalid for {} elements", op, shape_str(shape),
-                numel);
+    SAGAN_CHECK(known > 0 && numel % known == 0, "{}: shape {} is invalid for a tensor of shape {} ({} elements)", op,
+                shape_str(shape), shape_str(from), numel);
     shape[static_cast<size_t>(infer)] = numel / known;
   }
-  SAGAN_CHECK(numel_of(shape) == numel, "{}: shape {} is invalid for {} elements", op, shape_str(shape), numel);
+  SAGAN_CHECK(numel_of(shape) == numel, "{}: shape {} is invalid for a tensor of shape {} ({} elements)", op,
+              shape_str(shape), shape_str(from), numel);
   return shape;
 }
 }  // namespace
 
 Tensor Tensor::view(const Shape& new_shape_in) const {
-  Shape new_shape = infer_shape(new_shape_in, numel(), "view");
+  Shape new_shape = infer_shape(new_shape_in, shape(), "view");
   auto st = view_strides(shape(), strides(), new_shape);
   SAGAN_CHECK(st.has_value(),
               "view: shape {} cannot view a tensor of shape {} and strides {} without a copy; use reshape",
@@ -295,7 +297,7 @@ Tensor Tensor::view(const Shape& new_shape_in) const {
 }
 
 Tensor Tensor::reshape(const Shape& new_shape_in) const {
-  Shape new_shape = infer_shape(new_shape_in, numel(), "reshape");
+  Shape new_shape = infer_shape(new_shape_in, shape(), "reshape");
   if (view_strides(shape(), strides(), new_shape)) return view(new_shape);
   return contiguous().view(new_shape);
 }
@@ -306,7 +308,7 @@ Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
   Shape ns(dims.size()), nst(dims.size());
   std::vector<int64_t> inverse(dims.size(), -1);
   for (size_t i = 0; i < dims.size(); ++i) {
-    int64_t d = wrap_dim(dims[i], dim(), "permute");
+    int64_t d = wrap_dim(dims[i], shape(), "permute");
     SAGAN_CHECK(inverse[static_cast<size_t>(d)] < 0, "permute: dim {} repeated in [{}]", d, fmt::join(dims, ", "));
     inverse[static_cast<size_t>(d)] = static_cast<int64_t>(i);
     ns[i] = shape()[static_cast<size_t>(d)];
@@ -321,13 +323,13 @@ Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
 Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
   std::vector<int64_t> p(static_cast<size_t>(dim()));
   std::iota(p.begin(), p.end(), 0);
-  std::swap(p[static_cast<size_t>(wrap_dim(d0, dim(), "transpose"))],
-            p[static_cast<size_t>(wrap_dim(d1, dim(), "transpose"))]);
+  std::swap(p[static_cast<size_t>(wrap_dim(d0, shape(), "transpose"))],
+            p[static_cast<size_t>(wrap_dim(d1, shape(), "transpose"))]);
   return permute(p);
 }
 
 Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const {
-  d = wrap_dim(d, dim(), "slice");
+  d = wrap_dim(d, shape(), "slice");
   int64_t n = shape()[static_cast<size_t>(d)];
   SAGAN_CHECK(step > 0, "slice: step must be positive, got {}", step);
   if (start < 0) start += n;
@@ -348,7 +350,7 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const 
 }
 
 Tensor Tensor::select(int64_t d, int64_t index) const {
-  d = wrap_dim(d, dim(), "select");
+  d = wrap_dim(d, shape(), "select");
   int64_t n = size(d);
   SAGAN_CHECK(index >= -n && index < n, "select: index {} out of range for dim {} of size {}", index, d, n);
   if (index < 0) index += n;
@@ -384,6 +386,8 @@ Tensor Tensor::expand(const Shape& target_in) const {
 }
 
 Tensor Tensor::unsqueeze(int64_t d) const {
+  SAGAN_CHECK(d >= -(dim() + 1) && d <= dim(), "unsqueeze: dim {} out of range for a tensor of shape {} (-{} to {})",
+              d, shape_str(shape()), dim() + 1, dim());
   d = wrap_dim(d, dim() + 1, "unsqueeze");
   Shape ns = shape();
   ns.insert(ns.begin() + d, 1);
@@ -391,7 +395,7 @@ Tensor Tensor::unsqueeze(int64_t d) const {
 }
 
 Tensor Tensor::squeeze(int64_t d) const {
-  d = wrap_dim(d, dim(), "squeeze");
+  d = wrap_dim(d, shape(), "squeeze");
   SAGAN_CHECK(size(d) == 1, "squeeze: dim {} has size {}, not 1", d, size(d));
   Shape ns = shape();
   ns.erase(ns.begin() + d);
@@ -400,8 +404,8 @@ Tensor Tensor::squeeze(int64_t d) const {
 
 Tensor Tensor::flatten(int64_t start, int64_t end) const {
   if (dim() == 0) return reshape({1});
-  start = wrap_dim(start, dim(), "flatten");
-  end = wrap_dim(end, dim(), "flatten");
+  start = wrap_dim(start, shape(), "flatten");
+  end = wrap_dim(end, shape(), "flatten");
   SAGAN_CHECK(start <= end, "flatten: start dim {} comes after end dim {} for shape {}", start, end,
               shape_str(shape()));
   Shape ns(shape().begin(), shape().begin() + start);

@@ -463,3 +463,15 @@ TEST_CASE("random factories refuse a negative size with a sagan::Error naming th
   REQUIRE_THROWS_WITH(Tensor::randn({int64_t{1} << 40, int64_t{1} << 40}, gen), Catch::Contains("too large"));
   CHECK(Tensor::randn({0, 5}, gen).numel() == 0);
 }
+
+TEST_CASE("dim and shape errors show the tensor's shape", "[tensor]") {
+  const Tensor x = Tensor::zeros({2, 3});
+  REQUIRE_THROWS_WITH(x.permute({0, 2}), Catch::Contains("permute: dim 2 out of range for a tensor of shape [2, 3] (2-d)"));
+  REQUIRE_THROWS_WITH(x.squeeze(-3), Catch::Contains("squeeze: dim -3 out of range for a tensor of shape [2, 3]"));
+  REQUIRE_THROWS_WITH(x.select(2, 0), Catch::Contains("select: dim 2 out of range for a tensor of shape [2, 3]"));
+  REQUIRE_THROWS_WITH(x.unsqueeze(3), Catch::Contains("unsqueeze: dim 3 out of range for a tensor of shape [2, 3] (-3 to 2)"));
+  REQUIRE_THROWS_WITH(x.view({4, 2}), Catch::Contains("view: shape [4, 2] is invalid for a tensor of shape [2, 3] (6 elements)"));
+  REQUIRE_THROWS_WITH(x.reshape({-1, 4}), Catch::Contains("reshape: shape [-1, 4] is invalid for a tensor of shape [2, 3]"));
+  CHECK(x.unsqueeze(-3).shape() == Shape{1, 2, 3});
+  CHECK(x.unsqueeze(2).shape() == Shape{2, 3, 1});
+}

@@ -41,7 +41,7 @@ void check_indices(const char* op, const Tensor& x, int64_t dim, const Tensor& i
 // Checked index_select; `op` names the public op in messages.
 Tensor select_rows(const char* op, const Tensor& x, int64_t dim, const Tensor& idx_in) {
   detail::check_defined(op, x);
-  dim = wrap_dim(dim, x.dim(), op);
+  dim = wrap_dim(dim, x.shape(), op);
   check_indices(op, x, dim, idx_in);
   const Tensor idx = idx_in.detach().contiguous();
   const Shape in_shape = x.shape();
@@ -81,7 +81,7 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
   for (size_t k = 0; k < xs.size(); ++k)
     SAGAN_CHECK(xs[k].defined(), "concat: tensor {} of {} is undefined", k, xs.size());
   const Tensor& ref = xs[0];
-  dim = wrap_dim(dim, ref.dim(), "concat");
+  dim = wrap_dim(dim, ref.shape(), "concat");
   const size_t ud = static_cast<size_t>(dim);
   Shape out_shape = ref.shape();
   out_shape[ud] = 0;

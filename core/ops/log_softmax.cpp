@@ -13,7 +13,7 @@ using detail::saved;
 Tensor log_softmax(const Tensor& x, int64_t dim) {
   const char* op = "log_softmax";
   detail::check_float(op, x);
-  dim = wrap_dim(dim, x.dim(), op);
+  dim = wrap_dim(dim, x.shape(), op);
   const int64_t last = x.dim() - 1;
   Tensor xl = (dim == last ? x.detach() : x.detach().transpose(dim, last)).contiguous();
   Tensor yl = Tensor::empty(xl.shape(), x.dtype(), x.device());

@@ -30,7 +30,7 @@ std::vector<bool> dims_mask(const Tensor& x, const std::vector<int64_t>& dims, c
   detail::check_defined(op, x);
   std::vector<bool> mask(static_cast<size_t>(x.dim()), false);
   for (int64_t d : dims) {
-    int64_t w = wrap_dim(d, x.dim(), op);
+    int64_t w = wrap_dim(d, x.shape(), op);
     SAGAN_CHECK(!mask[static_cast<size_t>(w)], "{}: dim {} given twice", op, d);
     mask[static_cast<size_t>(w)] = true;
   }
@@ -95,7 +95,7 @@ Tensor sum_to_shape(const Tensor& x, const Shape& shape) {
 
 Tensor softmax(const Tensor& x, int64_t dim) {
   detail::check_float("softmax", x);
-  dim = wrap_dim(dim, x.dim(), "softmax");
+  dim = wrap_dim(dim, x.shape(), "softmax");
   int64_t last = x.dim() - 1;
   // The kernel works on the last dim; move `dim` there and back.
   Tensor xl = (dim == last ? x.detach() : x.detach().transpose(dim, last)).contiguous();
