@@ -40,13 +40,16 @@ bool NanGuard::check(int64_t step, const std::vector<std::pair<std::string, doub
     if (!std::isfinite(v)) bad += fmt::format("{}{} = {}", bad.empty() ? "" : ", ", name, v);
   if (bad.empty() && !elsewhere) return true;
   if (bad.empty()) {
-    message_ = fmt::format("step {}: {}'s update is not finite on another rank (this rank's values are finite)", step,
-                           nets.at(0).first);
+    message_ = fmt::format("step {}: {}'s update is not finite on {} (this rank's values are finite)", step,
+                           nets.at(0).first, ranks_.empty() ? std::string("another rank") : ranks_);
   } else {
     // Only now, on the way out, is each tensor looked at by itself.
     const std::string tensor = first_non_finite_tensor(nets);
     message_ = fmt::format("step {}: {}'s update is not finite ({}); first non-finite tensor: {}", step,
                            nets.at(0).first, bad, tensor.empty() ? "none (the values overflowed)" : tensor);
+    if (!ranks_.empty() && !ranks_include_this_)
+      message_ += fmt::format(" (non-finite first on {}: its gradients reached this rank's through the all-reduce)",
+                              ranks_);
   }
   if (policy_ == "stop")
     SAGAN_FAIL(

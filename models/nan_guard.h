@@ -47,12 +47,21 @@ class NanGuard {
   int64_t skipped_in_a_row() const { return in_a_row_; }
   void set_skipped_total(int64_t n) { skipped_total_ = n; }  // restored from a checkpoint
   const std::string& message() const { return message_; }    // the last non-finite update
+  // Which ranks of a data-parallel job found non-finite values first ("rank
+  // 1 of 2"), and whether this rank is one: the messages of the others name
+  // them.
+  void set_ranks_with_non_finite(std::string ranks, bool this_rank) {
+    ranks_ = std::move(ranks);
+    ranks_include_this_ = this_rank;
+  }
 
  private:
   std::string policy_;
   int64_t max_skips_;
   int64_t skipped_total_ = 0, in_a_row_ = 0;
   std::string message_;
+  std::string ranks_;
+  bool ranks_include_this_ = false;
 };
 
 // "parameter G.linear.bias", "buffer D.blocks.1.conv1.u", "gradient of

@@ -141,6 +141,10 @@ std::string resume_trainer(Trainer& trainer, const std::string& run_dir) {
 StepStats guarded_step(Trainer& trainer, const std::string& run_dir) {
   try {
     return trainer.step();
+  } catch (const dist::AgreedError& e) {  // the same on every rank: stays agreed
+    const std::string last = latest_checkpoint(run_dir);
+    throw dist::AgreedError(fmt::format("{}\nsagan-train: run dir {}; {}", e.what(), run_dir,
+                                        last.empty() ? "no checkpoint yet" : "its newest checkpoint is " + last));
   } catch (const Error& e) {
     const std::string last = latest_checkpoint(run_dir);
     SAGAN_FAIL("{}\nsagan-train: run dir {}; {}", e.what(), run_dir,

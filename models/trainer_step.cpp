@@ -7,6 +7,7 @@
 
 #include "core/ops.h"
 #include "core/sync_free.h"
+#include "dist/agree.h"
 #include "layers/flat_parameters.h"
 #include "layers/spectral_norm.h"
 #include "models/data_parallel.h"
@@ -370,7 +371,39 @@ StepStats Trainer::finish_iteration(const std::vector<Update>& updates) {
     for (const auto& [name, v] : values[first_dropped]) local_bad = local_bad || !std::isfinite(v);
     NanGuard::Networks nets = u.is_d ? NanGuard::Networks{{"D", d_.get()}, {"G", g_.get()}}
                                      : NanGuard::Networks{{"G", g_.get()}, {"D", d_.get()}};
-    nan_guard_.check(step_ + 1, values[first_dropped], nets, !local_bad);  // throws under --on-nan stop
+    if (dp_ && dp_->size() > 1) {
+      // Every rank is here (the gate is a sum over ranks). Gradients are
+      // averaged before their norms are taken, so one rank's NaN reaches
+      // every rank: the ranks whose own values (losses, D outputs) or
+      // parameters and buffers went bad are where it started, and are
+      // named. When the guard stops the run, the first of them says why and
+      // every rank ends with its message (dist/agree.h), not with whichever
+      // rank MPI_Abort let print first. (A rare path: the scan is affordable.)
+      bool origin = false;
+      for (const auto& [name, v] : values[first_dropped])
+        origin = origin || (!std::isfinite(v) && name.rfind("grad_norm", 0) != 0);
+      if (local_bad && !origin) {
+        const std::string tensor = first_non_finite_tensor(nets);
+        origin = tensor.rfind("parameter ", 0) == 0 || tensor.rfind("buffer ", 0) == 0;
+      }
+      const std::vector<uint64_t> flags =
+          dp_->comm().all_gather((local_bad ? 1u : 0u) | (origin ? 2u : 0u));
+      uint64_t mask = 1;
+      for (uint64_t f : flags)
+        if (f & 2) mask = 2;
+      std::string ranks;
+      for (size_t r = 0; r < flags.size(); ++r)
+        if (flags[r] & mask) ranks += fmt::format("{}{}", ranks.empty() ? "rank " : ", ", r);
+      const bool named_here = (flags[static_cast<size_t>(dp_->rank())] & mask) != 0;
+      if (!ranks.empty())
+        nan_guard_.set_ranks_with_non_finite(fmt::format("{} of {}", ranks, flags.size()), named_here);
+      dist::run_agreed(&dp_->comm(), [&] {
+        if (named_here) nan_guard_.check(step_ + 1, values[first_dropped], nets, false);  // throws under stop
+      });
+      if (!named_here) nan_guard_.check(step_ + 1, values[first_dropped], nets, !local_bad);
+    } else {
+      nan_guard_.check(step_ + 1, values[first_dropped], nets, !local_bad);  // throws under --on-nan stop
+    }
     st.skipped = true;
     return end_skipped_iteration(st);
   }

@@ -23,6 +23,7 @@
 
 #include "core/autograd.h"
 #include "core/ops.h"
+#include "dist/agree.h"
 #include "dist/launch.h"
 #include "layers/batch_norm.h"
 #include "models/data_parallel.h"
@@ -216,6 +217,49 @@ int resume(int64_t steps) {
   return failures;
 }
 
+// Rank 1's D goes bad (a parameter set to NaN): its gradients make every
+// rank's averaged gradient norm NaN. --on-nan skip: every rank drops the
+// update and rank 0's warning names rank 1; --on-nan stop: every rank ends
+// with the same AgreedError, rank 1's own message (which tensor).
+int nan_ranks() {
+  auto ds = std::make_shared<testing::TinyDataset>(12);
+  TrainConfig cfg = tiny_config(2);
+  cfg.check_sync_every = 0;  // rank 1's parameters differ on purpose
+  auto poison = [&](Trainer& t) {
+    if (world->rank() != 1) return;
+    NoGradGuard ng;
+    for (auto& [name, p] : t.discriminator().named_parameters()) {
+      p.fill_(NAN);
+      break;
+    }
+  };
+  cfg.on_nan = "skip";
+  cfg.max_nan_skips = 3;
+  {
+    Trainer t(cfg, ds, DType::F32, world);
+    poison(t);
+    const StepStats s = t.step();
+    expect(s.skipped, "the step with rank 1's NaN was not skipped");
+    if (world->rank() == 0)
+      expect(t.nan_guard().message().find("(non-finite first on rank 1 of 2: its gradients reached this rank's") !=
+                 std::string::npos,
+             "rank 0's skip message does not name rank 1: " + t.nan_guard().message());
+  }
+  cfg.on_nan = "stop";
+  Trainer t(cfg, ds, DType::F32, world);
+  poison(t);
+  try {
+    t.step();
+    expect(false, "--on-nan stop did not stop");
+  } catch (const dist::AgreedError& e) {
+    const std::string m = e.what();
+    expect(m.rfind("rank 1 of 2: step 1: D's update is not finite", 0) == 0 &&
+               m.find("first non-finite tensor: parameter D.") != std::string::npos,
+           "the agreed stop message is not rank 1's: " + m);
+  }
+  return failures;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -229,8 +273,10 @@ int main(int argc, char** argv) {
       rc = sync_bn();
     else if (what == "resume" && argc == 3)
       rc = resume(std::stoll(argv[2]));
+    else if (what == "nan")
+      rc = nan_ranks();
     else
-      fmt::print(stderr, "usage: dp_check equivalence f64|f32 K | sync_bn | resume K\n");
+      fmt::print(stderr, "usage: dp_check equivalence f64|f32 K | sync_bn | resume K | nan\n");
     std::fflush(stdout);
     if (rc == 0 && world->rank() == 0) fmt::print("dp_check {}: passed on {} ranks\n", what, world->size());
     return rc == 0 ? 0 : 1;
