@@ -8,16 +8,19 @@
 namespace sagan {
 
 Node::~Node() {
+  // Every edge's node is taken over (two edges may hold the same node:
+  // add(y, y)); a node is unlinked only by whoever drops its last owner, so
+  // each dies with no edges left and no recursion.
   std::vector<std::shared_ptr<Node>> dying;
   auto adopt = [&](std::vector<Edge>& edges) {
     for (Edge& e : edges)
-      if (e.fn && e.fn.use_count() == 1) dying.push_back(std::move(e.fn));
+      if (e.fn) dying.push_back(std::move(e.fn));
   };
   adopt(next_);
   while (!dying.empty()) {
     std::shared_ptr<Node> n = std::move(dying.back());
     dying.pop_back();
-    adopt(n->next_);  // n then dies owning no node alone: no recursion
+    if (n.use_count() == 1) adopt(n->next_);
   }
 }
 

@@ -42,6 +42,7 @@ void UploadStage::take() {
   for (const Entry& e : sent_)
     pieces.push_back({e.dst.raw_data(), e.offset, static_cast<size_t>(e.src.numel()) * dtype_size(e.src.dtype())});
   uploader_->take(pieces);
+  for (const Entry& e : sent_) e.dst.bump_version();  // written by pointer (core/storage.h)
   sent_.clear();
 }
 

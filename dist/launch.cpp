@@ -83,11 +83,14 @@ std::shared_ptr<Communicator> init_world(int* argc, char*** argv) {
   auto world = std::make_shared<MpiCommunicator>(argc, argv);
   // An MPI library that cannot reach the launcher's process manager starts
   // every process as the one rank of its own job: N separate runs, silently.
-  SAGAN_CHECK(!env.size_given || (world->size() == env.size && world->rank() == env.rank),
-              "launched as rank {} of {} ({}), but MPI sees rank {} of {}: this MPI library cannot reach the "
-              "launcher's process manager (under Slurm: srun --mpi=pmix for Open MPI; or launch with this MPI's "
-              "own mpirun)",
-              env.rank, env.size, env.source, world->rank(), world->size());
+  // Only that is refused: the environment's rank and size can describe
+  // something else legitimately (MPICH's hydra starts its proxies with srun,
+  // whose SLURM_* then count nodes, not ranks).
+  SAGAN_CHECK(!(env.size_given && env.size > 1 && world->size() == 1),
+              "launched as rank {} of {} ({}), but MPI sees a world of 1: this MPI library cannot reach the "
+              "launcher's process manager, and each process would train a run of its own (under Slurm with Open MPI: "
+              "srun --mpi=pmix; or launch with the mpirun of the MPI sagan-train was built with)",
+              env.rank, env.size, env.source);
   return world;
 #else
   SAGAN_CHECK(env.size == 1,

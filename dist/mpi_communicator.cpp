@@ -87,9 +87,11 @@ MpiCommunicator::~MpiCommunicator() {
 void MpiCommunicator::all_reduce_sum(const Tensor& t) {
   Buffer b = mpi_buffer(t);
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, b.data, b.count, b.type, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
+  t.bump_version();  // changed in place (core/storage.h)
 }
 
 std::unique_ptr<PendingReduce> MpiCommunicator::start_all_reduce_sum(const Tensor& t) {
+  t.bump_version();
   return std::make_unique<MpiPending>(t);
 }
 

@@ -154,6 +154,7 @@ void NcclCommunicator::all_reduce_sum(const Tensor& t) {
   check_nccl(ncclAllReduce(t.raw_data(), t.raw_data(), static_cast<size_t>(t.numel()), nccl_type(t), ncclSum,
                            state_->comm, state_->compute),
              "ncclAllReduce");
+  t.bump_version();  // changed in place (core/storage.h)
 }
 
 std::unique_ptr<PendingReduce> NcclCommunicator::start_all_reduce_sum(const Tensor& t) {
@@ -161,6 +162,7 @@ std::unique_ptr<PendingReduce> NcclCommunicator::start_all_reduce_sum(const Tens
   check_reducible("NCCL all-reduce", t);
   SAGAN_CHECK(t.device() == device_, "NCCL all-reduce: the tensor is on {}, this rank's GPU is {}",
               device_name(t.device()), device_name(device_));
+  t.bump_version();
   return std::make_unique<NcclPending>(t, *state_, device_.index);
 }
 

@@ -120,7 +120,9 @@ int64_t drop_samples_after(const std::string& run_dir, int64_t step) {
     const std::string_view digits(name.data() + kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
     int64_t grid_step = 0;
     const auto [end, err] = std::from_chars(digits.data(), digits.data() + digits.size(), grid_step);
-    if (err == std::errc() && end == digits.data() + digits.size() && grid_step > step && entry.is_regular_file(ec))
+    std::error_code stat_ec;  // an entry that cannot be looked at is not ours to remove
+    if (err == std::errc() && end == digits.data() + digits.size() && grid_step > step &&
+        entry.is_regular_file(stat_ec))
       late.push_back(entry.path());
   }
   SAGAN_CHECK(!ec, "{}: cannot list the sample grids: {}", dir.string(), ec.message());

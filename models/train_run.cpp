@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -45,9 +46,10 @@ extern "C" void on_stop_signal(int sig) {
     return;
   }
   if (g_announce_stop.load()) {
-    static const char kMsg[] =
-        "\nsagan-train: stopping after this step, with a checkpoint (a second signal quits at once)\n";
+    static const char kMsg[] = "\nsagan-train: stopping once the current step is done (a second signal quits at once)\n";
+    const int saved_errno = errno;  // write() may change it under the code this interrupted
     [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
+    errno = saved_errno;
   }
 }
 
@@ -330,9 +332,18 @@ std::string startup_facts(TrainConfig cfg, const data::Dataset& d, Device device
 // file, so that no rank resumes elsewhere because its view of the disk
 // differed. A failure on any rank ends every rank together.
 void resume_everywhere(Trainer& trainer, const std::string& run_dir, dist::Communicator* comm, bool writer) {
+  const int64_t steps = trainer.config().steps;
+  auto check_steps = [&] {
+    SAGAN_CHECK(trainer.step_count() <= steps,
+                "--steps {}: the run in {} is already at step {}; give more steps to continue it", steps, run_dir,
+                trainer.step_count());
+  };
   std::string chosen;
   dist::run_agreed(comm, [&] {
-    if (writer) chosen = resume_trainer(trainer, run_dir);
+    if (writer) {
+      chosen = resume_trainer(trainer, run_dir);
+      check_steps();
+    }
   });
   if (!comm || comm->size() == 1) return;
   chosen = dist::broadcast_text(*comm, chosen);
@@ -354,16 +365,15 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
     dataset = make_dataset(cfg);
     cfg.channels = std::to_string(dataset->channels());  // "auto" resolved, for config.json and checkpoints
     facts = startup_facts(cfg, *dataset, resolve_device(cfg.device, comm ? comm->local_rank() : -1));
+    const int64_t ranks = comm ? comm->size() : 1;
+    SAGAN_CHECK(dataset->size() >= cfg.batch_size * ranks, "--batch-size {}{}: data set {} has only {} images",
+                cfg.batch_size, ranks > 1 ? fmt::format(" x {} ranks", ranks) : std::string(), dataset->name(),
+                dataset->size());
   });
   dist::check_same_everywhere(comm, facts, "the settings, devices or data sets");
   Trainer trainer(cfg, dataset, DType::F32, opt.comm);
   const TrainConfig& rc = trainer.config();  // with classes and channels resolved
-  if (resume) {
-    resume_everywhere(trainer, rc.run_dir, comm, writer);
-    SAGAN_CHECK(trainer.step_count() <= rc.steps,
-                "--steps {}: the run in {} is already at step {}; give more steps to continue it", rc.steps, rc.run_dir,
-                trainer.step_count());
-  }
+  if (resume) resume_everywhere(trainer, rc.run_dir, comm, writer);
   // Ctrl-C while the data loaded and the networks were built: stop before
   // anything is written.
   if (int sig = stop_signal(opt)) {

@@ -332,6 +332,11 @@ TEST_CASE("a graph of 300,000 ops is freed without recursion, after backward or 
     y = Tensor();  // frees the whole chain here
   }
   CHECK(x.grad().to_vector() == std::vector<double>{1, 1});
+  {
+    // Two edges into the same node at every link.
+    Tensor y = mul(x, 1.0);
+    for (int i = 0; i < 300000; ++i) y = add(y, y);
+  }
   // A node still shared elsewhere survives its consumer's death.
   Tensor a = mul(x, 2.0);
   { Tensor b = add(a, 1.0); }

@@ -209,6 +209,12 @@ void check_all(DType dt, double tol) {
   check<T>(dt, {130, 2, 2, 2}, 1, 9, tol);
   // Long rows, one slice, one block.
   check<T>(dt, {3, 2, 37, 41}, kDefault, 1, tol);
+  // 11 channels sliced on a grid of 1 block: the finalize kernel's 8 warps
+  // take channels 0-7, then 8-10 (its grid-stride loop runs twice).
+  check<T>(dt, {11, 9, 5, 7}, 64, 1, tol);
+  // Rows of exactly a block's width (hw == kBlock): the long-row walker and
+  // the rows normalisation at their boundary; 3 slices.
+  check<T>(dt, {6, 2, 16, 16}, 512, 3, tol);
 }
 }  // namespace
 

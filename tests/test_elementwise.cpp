@@ -53,6 +53,8 @@ TEST_CASE("pow's exponent gradient is 0 where the base is 0 (b >= 0), not NaN", 
   const std::vector<double> ga = a.grad().to_vector();
   CHECK(ga[0] == 0);  // 2 * 0^1
   CHECK(ga[1] == Approx(4.0));
+  CHECK(ga[2] == 0);  // b = 0: 0, not 0 * 0^-1 = NaN
+  CHECK(ga[3] == Approx(0.5 / std::sqrt(3.0)));
 }
 
 TEST_CASE("unary forward values", "[elementwise]") {

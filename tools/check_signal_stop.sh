@@ -69,7 +69,7 @@ pid=
 ((rc == 143)) || fail "SIGTERM: exit $rc, expected 143"
 now=$(newest_step) || exit 1
 ((now > step + 1)) || fail "SIGTERM: no checkpoint past step $((step + 1))"
-grep -q "stopping after this step" "$WORK/term.out" || fail "SIGTERM: the stop was not announced at once"
+grep -q "stopping once the current step is done" "$WORK/term.out" || fail "SIGTERM: the stop was not announced at once"
 
 # SIGUSR1 (what mpirun forwards as it is, and Slurm sends ahead of a time
 # limit) stops the same way: 128 + 10.

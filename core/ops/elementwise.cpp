@@ -60,7 +60,14 @@ Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b) {
                if (needs[1]) gb = neg(div(mul(g, y), b));
                break;
              case BinaryOp::Pow:
-               if (needs[0]) ga = mul(g, mul(b, pow(a, add(b, -1.0))));
+               // b a^(b - 1), which is 0 where b = 0 (PyTorch's too): there
+               // the exponent is taken as 0, not -1, so that 0^-1 = inf
+               // never meets b = 0. [b != 0] = [b > 0] + [-b > 0].
+               if (needs[0]) {
+                 const Tensor ones = Tensor::ones(b.shape(), b.dtype(), b.device());
+                 const Tensor b_nonzero = add(step_grad(b, ones), step_grad(neg(b), ones));
+                 ga = mul(g, mul(b, pow(a, sub(b, b_nonzero))));
+               }
                // d(a^b)/db = a^b log a, which is 0 at a = 0 (b >= 0), as
                // PyTorch has it; y log a would give 0 * -inf = NaN there, so
                // the log is taken of 1 where a is 0: [a == 0] = 1 - [a > 0] - [-a > 0].

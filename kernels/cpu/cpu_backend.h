@@ -28,9 +28,9 @@ class CpuBackend final : public Backend {
 CpuBackend& cpu_backend();
 
 // The CPU allocator keeps freed blocks of >= 64 KiB for reuse by size, up
-// to a limit (a quarter of the machine's memory, at least 1 GiB, or
-// SAGAN_CPU_CACHE_MB), past which the blocks freed longest ago are returned
-// to the system first.
+// to a limit (a quarter of the machine's or cgroup's memory, at least
+// min(1 GiB, half of it), or SAGAN_CPU_CACHE_MB), past which the blocks freed
+// longest ago are returned to the system first.
 size_t cpu_cached_bytes();
 void cpu_empty_cache();
 size_t cpu_cache_limit();
