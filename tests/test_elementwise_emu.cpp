@@ -147,3 +147,50 @@ TEST_CASE("emulated CUDA fill and converting copy write exactly the view", "[ele
                    static_cast<const int64_t*>(ints.raw_data()), g3, int64_t{4});
   CHECK(f.to_vector() == std::vector<double>{3, -7, 0, 12});
 }
+
+TEST_CASE("FastDiv divides every 31-bit numerator exactly, across divisors and at the edges", "[elementwise][cuda_emu]") {
+  Rng gen(21);
+  std::vector<uint32_t> divisors = {1, 2, 3, 5, 7, 10, 64, 255, 256, 257, 1000, 65535, 65536, 65537, 1u << 20,
+                                    (1u << 30) - 1, 1u << 30, (1u << 30) + 1, 0x7ffffffeu, 0x7fffffffu};
+  for (int i = 0; i < 200; ++i) divisors.push_back(1 + static_cast<uint32_t>(gen.below(0x7fffffffu)));
+  for (uint32_t d : divisors) {
+    const cu::FastDiv f = cu::FastDiv::make(d);
+    std::vector<uint32_t> ns = {0, 1, d - 1, d, d + 1, 2 * d - 1, 0x7ffffffeu, 0x7fffffffu};
+    for (int i = 0; i < 2000; ++i) ns.push_back(static_cast<uint32_t>(gen.below(0x80000000u)));
+    for (uint32_t n : ns) {
+      if (n > 0x7fffffffu) continue;
+      if (f.div(n) != n / d) {
+        INFO("n " << n << " d " << d);
+        CHECK(f.div(n) == n / d);
+      }
+    }
+  }
+}
+
+TEST_CASE("strided offsets: the 32-bit path equals the 64-bit one on broadcast and permuted geometries",
+          "[elementwise][cuda_emu]") {
+  const Tensor a = Tensor::zeros({3, 5, 7, 11}).permute({2, 0, 3, 1});
+  const Tensor b = Tensor::zeros({3, 1, 7, 1}).expand({3, 5, 7, 11});
+  const Tensor c = Tensor::zeros({5, 7, 11});
+  const Shape shape{3, 5, 7, 11};
+  const Shape sa = a.permute({1, 3, 0, 2}).strides(), sb = b.strides();
+  Shape sc{0, c.strides()[0], c.strides()[1], c.strides()[2]};
+  cu::Strided<3> fast = cu::make_strided<3>("test", shape, {&sa, &sb, &sc});
+  REQUIRE(fast.narrow);
+  cu::Strided<3> wide = fast;
+  wide.narrow = false;
+  for (int64_t i = 0; i < numel_of(shape); ++i) {
+    int64_t o1[3], o2[3];
+    fast.offsets(i, o1);
+    wide.offsets(i, o2);
+    if (o1[0] != o2[0] || o1[1] != o2[1] || o1[2] != o2[2]) {
+      INFO("index " << i);
+      CHECK(o1[0] == o2[0]);
+      CHECK(o1[1] == o2[1]);
+      CHECK(o1[2] == o2[2]);
+    }
+  }
+  // 2^31 elements or more keep the 64-bit division.
+  const Shape big{1 << 16, 1 << 15}, st{1 << 15, 1};
+  CHECK_FALSE(cu::make_strided<1>("test", big, {&st}).narrow);
+}
