@@ -248,6 +248,23 @@ def main():
     ap.add_argument("--dump", help="write z, y, images, d_scores as safetensors")
     opt = ap.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # progress lines before any error text
+    # Options and optional packages checked before the (slow) load.
+    try:
+        classes = [int(c) for c in opt.classes.split(",")] if opt.classes else []
+    except ValueError:
+        fail(f"--classes: expected comma-separated class ids, got '{opt.classes}'")
+    if not (opt.truncation == 0 or 1e-3 <= opt.truncation < math.inf):
+        fail(f"--truncation: expected 0 (off) or a value of at least 0.001, got {opt.truncation}")
+    if opt.png or opt.compare_png:
+        try:
+            import PIL  # noqa: F401  (Debian: python3-pil)
+        except ImportError:
+            fail("--png and --compare-png need Pillow (Debian: apt-get install python3-pil; or pip install pillow)")
+    if opt.dump:
+        try:
+            import safetensors  # noqa: F401
+        except ImportError:
+            fail("--dump needs the safetensors package (pip install safetensors)")
 
     path = resolve_checkpoint(opt.checkpoint)
     tensors, meta = read_checkpoint(path, opt.reader)
@@ -256,6 +273,11 @@ def main():
     g_prefix = "G_ema." if opt.weights == "ema" else "G."
     load_strict(G, section(tensors, g_prefix), g_prefix, path)
     load_strict(D, section(tensors, "D."), "D.", path)
+    # What --save writes to resume training: the trained G (its Adam moments
+    # are G's) and the EMA copy, whatever --weights chose for generating.
+    G_train, G_ema = Generator(model_cfg), Generator(model_cfg)
+    load_strict(G_train, section(tensors, "G."), "G.", path)
+    load_strict(G_ema, section(tensors, "G_ema."), "G_ema.", path)
     G.eval()
     D.eval()
     step = int(meta.get("step", "0"))
@@ -264,8 +286,11 @@ def main():
           f"({len(D.state_dict())} tensors) strictly")
 
     if opt.save:
-        out = {"config": cfg, "step": step, "G": G.state_dict(), "D": D.state_dict()}
-        for net, mod, lr in (("G", G, cfg["lr_g"]), ("D", D, cfg["lr_d"])):
+        # "G" is the trained generator whose optimiser state "opt_G" holds;
+        # "G_ema" its average, which samples best.
+        out = {"config": cfg, "step": step, "G": G_train.state_dict(), "G_ema": G_ema.state_dict(),
+               "D": D.state_dict()}
+        for net, mod, lr in (("G", G_train, cfg["lr_g"]), ("D", D, cfg["lr_d"])):
             st = section(tensors, f"opt_{net}.")
             if st:
                 out[f"opt_{net}"] = adam_state(mod.parameters(), list(mod.named_parameters()), st, cfg, lr)
@@ -276,7 +301,6 @@ def main():
         if opt.png or opt.compare_png or opt.dump:
             fail("--png, --compare-png and --dump need -n N images")
         return
-    classes = [int(c) for c in opt.classes.split(",")] if opt.classes else []
     for c in classes:
         if not 0 <= c < model_cfg.num_classes:
             fail(f"--classes: {c} is not a class id in [0, {model_cfg.num_classes})")

@@ -4,13 +4,16 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/io/atomic_file.h"
 #include "core/rng.h"
 
 namespace sagan::cli {
@@ -117,7 +120,22 @@ std::vector<int64_t> parse_class_ids(const std::string& text, int64_t K, const s
   return classes;
 }
 
+void check_png_output(const std::string& path, const std::string& what) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  for (char& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  SAGAN_CHECK(ext == ".png", "{}: images are written as PNG; give a name ending in .png", what);
+  io::check_writable_file(path, what);
+}
+
+void check_truncation(double truncation) {
+  SAGAN_CHECK(truncation == 0 || (std::isfinite(truncation) && truncation >= kMinTruncation),
+              "--truncation: expected 0 (off) or a finite value of at least {} (smaller ones redraw nearly every "
+              "z component for ever), got {}",
+              kMinTruncation, truncation);
+}
+
 Tensor sample_latents(int64_t n, int64_t z_dim, uint64_t seed, double truncation, Device device) {
+  check_truncation(truncation);
   Rng gen(seed);
   std::vector<double> z(static_cast<size_t>(n * z_dim));
   for (double& v : z) {

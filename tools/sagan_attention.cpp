@@ -37,7 +37,8 @@ struct AttentionOptions {
     SAGAN_CHECK(n > 0, "--num must be positive, got {}", n);
     SAGAN_CHECK(!(real() && n_given), "--num: not used with --image (one row per image file)");
     SAGAN_CHECK(layer >= 0, "--layer must be >= 0, got {}", layer);
-    SAGAN_CHECK(truncation >= 0, "--truncation must be >= 0 (0 = off), got {}", truncation);
+    cli::check_truncation(truncation);
+    cli::check_png_output(out, "-o " + out);
     SAGAN_CHECK(scale >= 0 && scale <= 64, "--scale must be in [0, 64] (0 = automatic), got {}", scale);
     SAGAN_CHECK(alpha >= 0 && alpha <= 1, "--alpha must be in [0, 1], got {}", alpha);
     if (auto_given) SAGAN_CHECK(auto_n > 0, "--auto must be positive, got {}", auto_n);

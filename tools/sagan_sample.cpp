@@ -26,10 +26,10 @@ struct SampleOptions {
 
   void check() const {
     SAGAN_CHECK(n > 0, "--num must be positive, got {}", n);
-    SAGAN_CHECK(truncation >= 0, "--truncation must be >= 0 (0 = off), got {}", truncation);
+    cli::check_truncation(truncation);
     SAGAN_CHECK(nrow >= 0, "--nrow must be >= 0, got {}", nrow);
     // Both outputs checked before either is written.
-    io::check_writable_file(out, "-o " + out);
+    cli::check_png_output(out, "-o " + out);
     if (!separate.empty()) io::check_writable_dir(separate, "--separate " + separate);
   }
 };
@@ -81,13 +81,27 @@ int run(const SampleOptions& o) {
   g.to(dev);
   g.eval();
 
+  // Every image is kept for the grid: refuse what could not be held
+  // (float32 pixels), rather than fail in an allocation.
+  const int64_t pixels = int64_t{model.image_channels} * model.resolution * model.resolution;
+  SAGAN_CHECK(o.n <= (int64_t{1} << 31) / pixels,
+              "--num {}: {} images of {}x{}x{} do not fit in memory as one grid; at most {} here",
+              o.n, o.n, model.image_channels, model.resolution, model.resolution, (int64_t{1} << 31) / pixels);
   const std::vector<int64_t> y = image_classes(o.n, classes);
-  Tensor imgs;
+  const Tensor z = cli::sample_latents(o.n, model.z_dim, o.seed, o.truncation, dev);
+  const Tensor labels = model.num_classes > 0 ? Tensor::from_vector(y, {o.n}, dev) : Tensor();
+  // In batches of 256: G's activations for all n at once would need far more
+  // memory than the images (eval mode: the images do not depend on it).
+  constexpr int64_t kBatch = 256;
+  std::vector<Tensor> parts;
   {
     NoGradGuard ng;
-    imgs = g.forward(cli::sample_latents(o.n, model.z_dim, o.seed, o.truncation, dev),
-                     model.num_classes > 0 ? Tensor::from_vector(y, {o.n}, dev) : Tensor());
+    for (int64_t i = 0; i < o.n; i += kBatch) {
+      const int64_t e = std::min(o.n, i + kBatch);
+      parts.push_back(g.forward(z.slice(0, i, e), labels.defined() ? labels.slice(0, i, e) : Tensor()));
+    }
   }
+  const Tensor imgs = parts.size() == 1 ? parts[0] : concat(parts, 0);
   const int64_t row = o.nrow > 0 ? o.nrow : (classes.empty() ? 8 : static_cast<int64_t>(classes.size()));
   io::save_image_grid(o.out, imgs, row);
   fmt::print("sagan-sample: wrote {} ({} images from {} weights of {}, step {})\n", o.out, o.n, o.weights, c.path,

@@ -87,7 +87,9 @@ class GeneratorWriter {
                                 {g_.weight(scope + ".gain_plus_one", add(b.tensor("gain.weight"), 1.0)), labels_});
     std::string beta =
         g_.node("Gather", scope + ".bias", {g_.weight(scope + ".bias.weight", b.tensor("bias.weight")), labels_});
-    std::string per_sample = g_.ints(scope + ".per_sample_shape", {-1, C, 1, 1});
+    // Reshape's 0 copies the batch from the input: no -1, which is ambiguous
+    // for a batch of 0 (onnxruntime refuses it).
+    std::string per_sample = g_.ints(scope + ".per_sample_shape", {0, C, 1, 1});
     h = g_.node("Mul", scope, {h, g_.node("Reshape", scope + ".gain", {gamma, per_sample})});
     return g_.node("Add", scope, {h, g_.node("Reshape", scope + ".bias", {beta, per_sample})});
   }
@@ -122,16 +124,20 @@ class GeneratorWriter {
       return g_.node("MaxPool", scope + "." + name, {t},
                      {{"kernel_shape", std::vector<int64_t>{2, 2}}, {"strides", std::vector<int64_t>{2, 2}}});
     };
-    auto rows = [&](const std::string& name, const std::string& t, int64_t c) {  // (B, c, H', W') -> (B, c, H'W')
-      return g_.node("Reshape", scope + "." + name, {t, g_.ints(scope + "." + name + ".shape", {0, c, -1})});
+    // (B, c, H', W') -> (B, c, H'W'), with H'W' given (no -1: a batch of 0).
+    auto rows = [&](const std::string& name, const std::string& t, int64_t c, int64_t positions) {
+      return g_.node("Reshape", scope + "." + name, {t, g_.ints(scope + "." + name + ".shape", {0, c, positions})});
     };
+    const int64_t N = hw * hw, S = a.pooled() ? (hw / 2) * (hw / 2) : N;
     auto transpose = [&](const std::string& name, const std::string& t) {
       return g_.node("Transpose", scope + "." + name, {t}, {{"perm", std::vector<int64_t>{0, 2, 1}}});
     };
     std::string q =
-        transpose("theta", rows("theta", conv(child<nn::SNConv2d>(a, scope, "theta"), scope + ".theta", x), C / 8));
-    std::string kt = rows("phi", pool("phi", conv(child<nn::SNConv2d>(a, scope, "phi"), scope + ".phi", x)), C / 8);
-    std::string v = transpose("g", rows("g", pool("g", conv(child<nn::SNConv2d>(a, scope, "g"), scope + ".g", x)), Cv));
+        transpose("theta", rows("theta", conv(child<nn::SNConv2d>(a, scope, "theta"), scope + ".theta", x), C / 8, N));
+    std::string kt =
+        rows("phi", pool("phi", conv(child<nn::SNConv2d>(a, scope, "phi"), scope + ".phi", x)), C / 8, S);
+    std::string v =
+        transpose("g", rows("g", pool("g", conv(child<nn::SNConv2d>(a, scope, "g"), scope + ".g", x)), Cv, S));
     std::string map =
         g_.node("Softmax", scope, {g_.node("MatMul", scope + ".logits", {q, kt})}, {{"axis", int64_t{-1}}});
     std::string o = transpose("out", g_.node("MatMul", scope + ".out", {map, v}));  // (B, Cv, N)
@@ -204,7 +210,7 @@ std::string fmt_double(double v) { return fmt::format("{}", v); }
       auto* l = dynamic_cast<nn::SNLinear*>(m);
       SAGAN_CHECK(l, "onnx export: 'linear' is not an SNLinear");
       h = w.linear(*l, name, "z");
-      h = G.node("Reshape", name, {h, G.ints(name + ".shape", {-1, cfg.g_widths()[0], 4, 4})});
+      h = G.node("Reshape", name, {h, G.ints(name + ".shape", {0, cfg.g_widths()[0], 4, 4})});
     } else if (auto* b = dynamic_cast<nn::GBlock*>(m)) {
       h = w.gblock(*b, name, h);
       hw *= 2;
@@ -226,8 +232,10 @@ std::string fmt_double(double v) { return fmt::format("{}", v); }
 ::onnx::ModelProto export_checkpoint(const CheckpointFile& c, const ExportOptions& options) {
   SAGAN_CHECK(options.weights == "ema" || options.weights == "g", "--weights must be ema or g, got '{}'",
               options.weights);
-  SAGAN_CHECK(std::isfinite(options.truncation) && options.truncation >= 0,
-              "--truncation must be >= 0 (0 = off), got {}", options.truncation);
+  // The rule of sagan-sample's --truncation (tools/cli_common.h): smaller
+  // values would redraw nearly every z component for ever.
+  SAGAN_CHECK(options.truncation == 0 || (std::isfinite(options.truncation) && options.truncation >= 1e-3),
+              "--truncation: expected 0 (off) or a finite value of at least 0.001, got {}", options.truncation);
   Rng init(0);
   SaganGenerator g(c.config.model, init);
   load_generator(g, c, options.weights);

@@ -99,10 +99,19 @@ std::string default_fmnist_weights() {
   const std::string in_tree =
       (std::filesystem::path(__FILE__).parent_path() / "weights" / "fmnist_cnn.safetensors").string();
 #endif
+  if (std::filesystem::exists(in_tree)) return in_tree;
 #ifdef SAGAN_INSTALLED_DATA_DIR
   const std::string installed = std::string(SAGAN_INSTALLED_DATA_DIR) + "/fmnist_cnn.safetensors";
-  if (!std::filesystem::exists(in_tree) && std::filesystem::exists(installed)) return installed;
+  if (std::filesystem::exists(installed)) return installed;
 #endif
+  // Installed under another prefix than the configured one (cmake --install
+  // --prefix P): P/bin/<program> finds P/share/sagan.
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const std::filesystem::path relocated = exe.parent_path().parent_path() / "share" / "sagan" / "fmnist_cnn.safetensors";
+    if (std::filesystem::exists(relocated, ec)) return relocated.string();
+  }
   return in_tree;
 }
 
