@@ -36,6 +36,19 @@ newest_step() {
   f=${f##*/step_}
   echo $((10#${f%%.*}))
 }
+# Resumes the run in the background, waits for its first step, sends the
+# given signals at once and sets rc to its exit code; output in $WORK/$1.out.
+resume_and_signal() {
+  local name=$1
+  shift
+  "$TRAIN" --resume "$run" --steps 100000 >"$WORK/$name.out" 2>&1 &
+  pid=$!
+  wait_for_step "$WORK/$name.out" 0
+  for sig in "$@"; do kill -"$sig" "$pid"; done
+  wait "$pid"
+  rc=$?
+  pid=
+}
 small=(--ch 4 --z-dim 8 --batch-size 4 --log-every 1 --sample-every 100000 --checkpoint-every 100000 --device cpu)
 
 "$TRAIN" "${small[@]}" --steps 100000 --run-dir "$run" >"$WORK/first.out" 2>&1 &
@@ -59,13 +72,7 @@ grep -q "already at step $step" "$WORK/fewer.out" || fail "--resume --steps 1: n
 now=$(newest_step) || exit 1
 [[ $now == $((step + 1)) ]] || fail "--resume did not reach step $((step + 1))"
 
-"$TRAIN" --resume "$run" --steps 100000 >"$WORK/term.out" 2>&1 &
-pid=$!
-wait_for_step "$WORK/term.out" 0
-kill -TERM "$pid"
-wait "$pid"
-rc=$?
-pid=
+resume_and_signal term TERM
 ((rc == 143)) || fail "SIGTERM: exit $rc, expected 143"
 now=$(newest_step) || exit 1
 ((now > step + 1)) || fail "SIGTERM: no checkpoint past step $((step + 1))"
@@ -73,27 +80,14 @@ grep -q "stopping once the current step is done" "$WORK/term.out" || fail "SIGTE
 
 # SIGUSR1 (what mpirun forwards as it is, and Slurm sends ahead of a time
 # limit) stops the same way: 128 + 10.
-"$TRAIN" --resume "$run" --steps 100000 >"$WORK/usr1.out" 2>&1 &
-pid=$!
-wait_for_step "$WORK/usr1.out" 0
-kill -USR1 "$pid"
-wait "$pid"
-rc=$?
-pid=
+resume_and_signal usr1 USR1
 ((rc == 138)) || fail "SIGUSR1: exit $rc, expected 138"
 grep -qF "continue with: sagan-train --resume $run" "$WORK/usr1.out" || fail "SIGUSR1: no resume command printed"
 
 # A second signal quits at once, by that signal's default (130 or 143: the
 # two may arrive in either order), without the clean stop's checkpoint and
 # resume line.
-"$TRAIN" --resume "$run" --steps 100000 >"$WORK/twice.out" 2>&1 &
-pid=$!
-wait_for_step "$WORK/twice.out" 0
-kill -INT "$pid"
-kill -TERM "$pid"
-wait "$pid"
-rc=$?
-pid=
+resume_and_signal twice INT TERM
 ((rc == 130 || rc == 143)) || fail "SIGINT and SIGTERM: exit $rc, expected 130 or 143"
 grep -q "continue with" "$WORK/twice.out" && fail "SIGINT and SIGTERM: the run went on to a clean stop"
 "$TRAIN" --resume "$run" --steps $(($(newest_step) + 1)) --quiet >"$WORK/after.out" 2>&1 ||
