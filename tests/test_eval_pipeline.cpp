@@ -4,6 +4,10 @@
 // accuracy, folder / data-set sources, caching and reports.
 #include <algorithm>
 #include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -118,14 +122,22 @@ TEST_CASE("folder source: flat or nested folders, channel conversion, size check
   CHECK(src->size() == 3);
   Tensor t = src->next(10);
   REQUIRE(t.shape() == Shape{3, 1, 6, 5});
-  // Sorted by path: a.png (0), b.png (50), sub/c.png (100); pixel (1,1) is the fill value.
-  CHECK(t.to_vector()[6] == Approx(-1.0));
-  CHECK(t.to_vector()[30 + 6] == Approx(50 / 127.5 - 1).epsilon(1e-6));
+  // All three, in a seeded order: pixel (1,1) is each image's fill value
+  // (0, 50, 100 for a.png, b.png, sub/c.png).
+  std::vector<double> fills;
+  for (int i = 0; i < 3; ++i) fills.push_back(std::round((t.to_vector()[static_cast<size_t>(30 * i + 6)] + 1) * 127.5));
+  std::vector<double> sorted_fills = fills;
+  std::sort(sorted_fills.begin(), sorted_fills.end());
+  CHECK(sorted_fills == std::vector<double>{0, 50, 100});
   CHECK_FALSE(src->next(10).defined());
+  // The same seed, the same order; the order is of the sorted paths, so it
+  // does not depend on how the file system lists them.
+  Tensor again = folder_source(dir.string(), 1, 0, 0)->next(10);
+  CHECK(again.to_vector() == t.to_vector());
   CHECK(folder_source(dir.string(), 3, 8, 2)->next(5).shape() == Shape{2, 3, 8, 8});
   io::write_png((dir / "d.png").string(), io::Image(7, 7, 1, 0));
   auto mixed = folder_source(dir.string(), 3, 0, 0);
-  REQUIRE_THROWS_WITH(mixed->next(10), Catch::Contains("d.png is 7x7, expected 6x5"));
+  REQUIRE_THROWS_WITH(mixed->next(10), Catch::Contains("is 7x7, expected 6x5") || Catch::Contains("is 6x5, expected 7x7"));
   TempDir empty_scope;
   fs::path empty = empty_scope.path;
   REQUIRE_THROWS_WITH(folder_source(empty.string(), 3, 0, 0), Catch::Contains("holds no .png/.jpg/.jpeg files"));
@@ -149,6 +161,29 @@ class TinyNet : public FeatureNet {
   }
 };
 }  // namespace
+
+TEST_CASE("folder source: a subset of a folder sorted by class holds every class (a seeded random order)",
+          "[eval_pipeline]") {
+  TempDir dir_scope;
+  const fs::path dir = dir_scope.path;
+  // 4 classes of 25 images, each image filled with its class's value.
+  for (int c = 0; c < 4; ++c) {
+    fs::create_directories(dir / fmt::format("class{}", c));
+    for (int i = 0; i < 25; ++i)
+      io::write_png((dir / fmt::format("class{}", c) / fmt::format("{:02}.png", i)).string(),
+                    io::Image(4, 4, 1, static_cast<uint8_t>(60 * c)));
+  }
+  for (uint64_t seed : {0, 1}) {
+    auto src = folder_source(dir.string(), 1, 0, 20, io::Upscale::bilinear, seed);
+    CHECK(src->describe().find(fmt::format("seed-{} order", seed)) != std::string::npos);
+    const Tensor t = src->next(20);
+    std::set<int> classes;
+    for (int i = 0; i < 20; ++i) classes.insert(static_cast<int>(std::lround((t.to_vector()[static_cast<size_t>(16 * i)] + 1) * 127.5)) / 60);
+    CHECK(classes.size() == 4);  // in path order the first 20 were all class 0
+  }
+  CHECK(folder_source(dir.string(), 1, 0, 20, io::Upscale::bilinear, 0)->next(20).to_vector() !=
+        folder_source(dir.string(), 1, 0, 20, io::Upscale::bilinear, 1)->next(20).to_vector());
+}
 
 TEST_CASE("embedding, caching and reports", "[eval_pipeline]") {
   TempDir dir_scope;

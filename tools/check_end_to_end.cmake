@@ -55,7 +55,8 @@ if(NOT lr_d EQUAL 0.0001 OR NOT steps EQUAL 6 OR NOT changes MATCHES "^step 4: s
   message(FATAL_ERROR "cli_end_to_end: --resume --steps 6 --lr-d 1e-4 not applied: lr_d ${lr_d}, steps ${steps}\n${changes}")
 endif()
 
-run("sagan-eval" ${EVAL} ${run} -n 200 --num-real 200 --device cpu --json ${WORK_DIR}/eval.json --quiet)
+run("sagan-eval" ${EVAL} ${run} -n 200 --num-real 200 --device cpu --json ${WORK_DIR}/eval.json --quiet
+    --save-stats ${WORK_DIR}/gen_stats.safetensors)
 if(NOT last_output MATCHES "FID +[0-9]")
   message(FATAL_ERROR "cli_end_to_end: sagan-eval printed no FID:\n${last_output}")
 endif()
@@ -74,6 +75,22 @@ endif()
 string(JSON fid GET "${report}" fid value)
 if(NOT fid GREATER 0)
   message(FATAL_ERROR "cli_end_to_end: FID of an untrained generator should be positive, got ${fid}")
+endif()
+
+# Saved statistics record the image geometry: a folder of the run's 32x32
+# samples brought to 16x16 is refused against them, before any embedding;
+# at their own size they compare. Three images are too few for
+# precision/recall (k = 3): skipped with a note, the other metrics kept.
+run("sagan-sample --separate" ${SAMPLE} ${run} -n 3 --device cpu -o ${WORK_DIR}/three.png --separate ${WORK_DIR}/three)
+execute_process(COMMAND ${EVAL} --folder ${WORK_DIR}/three --resolution 16 --ref-stats ${WORK_DIR}/gen_stats.safetensors
+                        --features fmnist --channels 1 --device cpu --quiet RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc EQUAL 0 OR NOT err MATCHES "made from 32x32 images, but this run's are 16x16")
+  message(FATAL_ERROR "cli_end_to_end: --ref-stats of 32x32 images accepted for 16x16 ones (exit ${rc}):\n${out}${err}")
+endif()
+run("sagan-eval --ref-stats" ${EVAL} --folder ${WORK_DIR}/three --resolution 32 --ref-stats ${WORK_DIR}/gen_stats.safetensors
+    --features fmnist --channels 1 --device cpu --quiet)
+if(NOT last_output MATCHES "precision/recall: skipped, k = 3 needs more than 3 samples" OR NOT last_output MATCHES "FID +[0-9]")
+  message(FATAL_ERROR "cli_end_to_end: 3 images: expected FID and a skipped precision/recall:\n${last_output}")
 endif()
 
 # sagan-class-diversity on the conditional run: a row per class, in the JSON

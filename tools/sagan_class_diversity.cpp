@@ -149,8 +149,9 @@ std::vector<Embedded> embed_reals(const ClassDiversityOptions& o, const Checkpoi
   cli::ProgressLine progress("real", !o.quiet);
   for (int64_t label = 0; label < K; ++label) {
     progress(label * o.n, K * o.n);
+    // The run's --resize: real images take the geometry they were trained on.
     auto src = dataset_source(std::make_shared<ClassSubset>(ds, label), cfg.model.resolution, cfg.model.image_channels,
-                              o.n, o.seed);
+                              o.n, o.seed, io::parse_upscale(cfg.resize, "resize"));
     for (Tensor imgs = src->next(200); imgs.defined(); imgs = src->next(200))
       embed_into(net, imgs.to(dev), real[static_cast<size_t>(label)]);
     const int64_t got = real[static_cast<size_t>(label)].features.rows;

@@ -11,6 +11,8 @@
 // Inception-v3, needs --inception-weights; see docs/evaluation.md).
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <map>
+#include <optional>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -198,6 +200,48 @@ EvalPlan plan(const EvalOptions& o) {
   return p;
 }
 
+// What statistics record beside the source, so that --ref-stats can refuse
+// a file from other weights or another image geometry (which give
+// meaningless distances: FID 274 between identical images under two
+// weights files). resolution 0: each image's own size (a folder).
+std::map<std::string, std::string> stats_metadata(const std::string& desc, const EvalPlan& p, int64_t resolution) {
+  return {{"source", desc},
+          {"feature_file", p.net.file},
+          {"feature_weights", file_fingerprint(p.net.file)},
+          {"resolution", std::to_string(resolution)},
+          {"channels", std::to_string(p.channels)},
+          {"upscale", io::upscale_name(p.upscale)}};
+}
+
+// --ref-stats against this run: the same network weights and, where both
+// are known, the same image geometry. Files from before these keys were
+// recorded get a warning instead.
+void check_ref_stats(const EvalOptions& o, const EvalPlan& p, const StatsFile& rf) {
+  SAGAN_CHECK(rf.feature_net == p.net_id, "--ref-stats {}: holds '{}' features, but this run uses '{}' (--features)",
+              o.ref_stats, rf.feature_net, p.net_id);
+  const auto has = [&](const char* key) { return rf.metadata.count(key) > 0; };
+  if (!has("feature_weights")) {
+    fmt::print(stderr,
+               "sagan-eval: warning: --ref-stats {} does not record which weights made its features (written by an "
+               "older sagan-eval); make sure they were {}\n",
+               o.ref_stats, p.net.file);
+  } else {
+    SAGAN_CHECK(rf.metadata.at("feature_weights") == file_fingerprint(p.net.file),
+                "--ref-stats {}: its features come from other {} weights ({}) than this run's {}: their distances "
+                "would mean nothing; recompute the statistics",
+                o.ref_stats, p.net_id, has("feature_file") ? rf.metadata.at("feature_file") : "unnamed", p.net.file);
+  }
+  const int64_t res = p.cfg ? p.resolution : o.resolution;
+  if (has("resolution") && res > 0 && rf.metadata.at("resolution") != "0")
+    SAGAN_CHECK(rf.metadata.at("resolution") == std::to_string(res),
+                "--ref-stats {}: made from {}x{} images, but this run's are {}x{} (--resolution)", o.ref_stats,
+                rf.metadata.at("resolution"), rf.metadata.at("resolution"), res, res);
+  if (has("channels"))
+    SAGAN_CHECK(rf.metadata.at("channels") == std::to_string(p.channels),
+                "--ref-stats {}: made from {}-channel images, but this run's have {} (--channels)", o.ref_stats,
+                rf.metadata.at("channels"), p.channels);
+}
+
 // Statistics of the evaluated set: the generator's samples or the folder.
 StatsFile evaluated_stats(const EvalOptions& o, const EvalPlan& p, std::string& desc) {
   std::unique_ptr<ImageSource> evaluated;
@@ -210,12 +254,12 @@ StatsFile evaluated_stats(const EvalOptions& o, const EvalPlan& p, std::string& 
     gs.device = p.device;
     evaluated = generator_source(gs);
   } else {
-    evaluated = folder_source(o.folder, p.channels, o.resolution, o.num_samples, p.upscale);
+    evaluated = folder_source(o.folder, p.channels, o.resolution, o.num_samples, p.upscale, o.seed);
   }
   cli::ProgressLine progress(p.cfg ? "generated" : "folder", !o.quiet);
   desc = evaluated->describe();
   StatsFile ev = make_stats(embed(*evaluated, *p.net.net, o.batch, std::ref(progress)), p.net_id,
-                            {{"source", desc}, {"feature_file", p.net.file}});
+                            stats_metadata(desc, p, p.cfg ? p.resolution : o.resolution));
   if (!o.save_stats_path.empty()) {
     save_stats(o.save_stats_path, ev);
     if (!o.quiet) fmt::print(stderr, "sagan-eval: wrote statistics to {}\n", o.save_stats_path);
@@ -228,22 +272,21 @@ StatsFile evaluated_stats(const EvalOptions& o, const EvalPlan& p, std::string& 
 StatsFile reference_stats(const EvalOptions& o, const EvalPlan& p, std::string& desc) {
   if (!o.ref_stats.empty()) {
     StatsFile rf = load_stats(o.ref_stats);
-    SAGAN_CHECK(rf.feature_net == p.net_id, "--ref-stats {}: holds '{}' features, but this run uses '{}' (--features)",
-                o.ref_stats, rf.feature_net, p.net_id);
+    check_ref_stats(o, p, rf);
     desc = fmt::format("statistics {} ({})", o.ref_stats,
                        rf.metadata.count("source") ? rf.metadata.at("source") : "no description");
     return rf;
   }
   std::unique_ptr<ImageSource> reference =
       !o.ref_folder.empty() ? folder_source(o.ref_folder, p.channels, o.resolution > 0 ? o.resolution : p.resolution,
-                                            o.real_count(), p.upscale)
+                                            o.real_count(), p.upscale, o.seed)
                             : dataset_source(open_dataset(p.dataset, p.data_path, o.split, p.channels), p.resolution,
                                              p.channels, o.real_count(), o.seed, p.upscale);
   desc = reference->describe();
   auto make = [&] {
     cli::ProgressLine progress("reference", !o.quiet);
     return make_stats(embed(*reference, *p.net.net, o.batch, std::ref(progress)), p.net_id,
-                      {{"source", desc}, {"feature_file", p.net.file}});
+                      stats_metadata(desc, p, o.resolution > 0 ? o.resolution : p.resolution));
   };
   if (o.cache_dir.empty() || !o.ref_folder.empty()) return make();
   bool hit = false;
@@ -264,8 +307,12 @@ int run(const EvalOptions& o) {
   if (!o.quiet) fmt::print(stderr, "sagan-eval: {} features ({})\n", p.net_id, p.net.file);
   const auto t0 = std::chrono::steady_clock::now();
   std::string eval_desc, ref_desc;
+  // Saved statistics are read and checked first: a mismatch stops before
+  // any embedding.
+  std::optional<StatsFile> saved_ref;
+  if (!o.ref_stats.empty()) saved_ref = reference_stats(o, p, ref_desc);
   const StatsFile ev = evaluated_stats(o, p, eval_desc);
-  const StatsFile rf = reference_stats(o, p, ref_desc);
+  const StatsFile rf = saved_ref ? std::move(*saved_ref) : reference_stats(o, p, ref_desc);
   Report r = compare(ev, rf, mo);
   r.evaluated = eval_desc;
   r.reference = ref_desc;

@@ -62,12 +62,13 @@ std::shared_ptr<data::Dataset> open_dataset(const std::string& name, const std::
                                             int64_t folder_channels = 3);
 
 // ---- a folder of images ----
-// Every .png/.jpg/.jpeg under dir (recursively, sorted by path; no class
-// sub-folders needed, so sagan-sample --separate output works), at most
-// `count` of them (0: all). With resolution 0 every image must have the
-// first one's size.
+// Every .png/.jpg/.jpeg under dir (recursively; no class sub-folders needed,
+// so sagan-sample --separate output works), in a random order fixed by
+// `seed` (of the sorted paths), and the first `count` of that order (0: all):
+// a class-sorted folder gives an even subset and Inception Score splits of
+// every class. With resolution 0 every image must have the first one's size.
 std::unique_ptr<ImageSource> folder_source(const std::string& dir, int64_t channels, int64_t resolution, int64_t count,
-                                           io::Upscale upscale = io::Upscale::bilinear);
+                                           io::Upscale upscale = io::Upscale::bilinear, uint64_t seed = 0);
 
 // ---- the feature network by name ----
 // "auto" means "fmnist" for Fashion-MNIST and 1-channel data, else "inception".

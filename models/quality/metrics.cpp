@@ -138,13 +138,17 @@ GaussianStats gaussian_stats(const FeatureMatrix& m) {
 namespace {
 // Eigenvalues below zero are clamped; the result records them.
 void note_clamped(const VecD& ev, FrechetResult& r) {
+  double largest = 0, most_negative = 0;
   for (int64_t i = 0; i < ev.size(); ++i) {
-    r.largest_eigenvalue = std::max(r.largest_eigenvalue, std::abs(ev[i]));
+    largest = std::max(largest, std::abs(ev[i]));
     if (ev[i] < 0) {
       ++r.clamped_eigenvalues;
-      r.most_negative_eigenvalue = std::min(r.most_negative_eigenvalue, ev[i]);
+      most_negative = std::min(most_negative, ev[i]);
     }
   }
+  r.largest_eigenvalue = std::max(r.largest_eigenvalue, largest);
+  r.most_negative_eigenvalue = std::min(r.most_negative_eigenvalue, most_negative);
+  if (most_negative < 0) r.worst_negative_ratio = std::max(r.worst_negative_ratio, -most_negative / largest);
 }
 
 // Square roots of eigenvalues, with those within round-off of zero (below
@@ -205,7 +209,7 @@ FrechetResult frechet_distance(const GaussianStats& a, const GaussianStats& b, b
   r.mean_term = (m1 - m2).squaredNorm();
   r.trace_term = s1.trace() + s2.trace() - 2.0 * r.trace_sqrt;
   r.value = r.mean_term + r.trace_term;
-  if (do_warn && r.most_negative_eigenvalue < -1e-6 * std::max(r.largest_eigenvalue, 1e-300))
+  if (do_warn && r.not_psd())
     warn(
         fmt::format("frechet_distance: clamped {} negative eigenvalue(s) down to {:.3e} (largest {:.3e}): a "
                     "covariance is not positive semi-definite",

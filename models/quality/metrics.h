@@ -72,6 +72,11 @@ struct FrechetResult {
   int64_t clamped_eigenvalues = 0;
   double most_negative_eigenvalue = 0;
   double largest_eigenvalue = 0;
+  // The largest |negative eigenvalue| / largest eigenvalue of the same
+  // decomposition (S1's are on the covariances' scale, S1^1/2 S2 S1^1/2's on
+  // its square): above 1e-6, a covariance is not positive semi-definite.
+  double worst_negative_ratio = 0;
+  bool not_psd() const { return worst_negative_ratio > 1e-6; }
 };
 
 // Tr(sqrtm(S1 S2)) for symmetric positive semi-definite S1, S2 (row-major
