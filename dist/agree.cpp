@@ -5,17 +5,12 @@
 #include <sstream>
 #include <vector>
 
+#include "core/hash.h"
+
 namespace sagan::dist {
 
 namespace {
 bool several(const Communicator* comm) { return comm != nullptr && comm->size() > 1; }
-
-// FNV-1a: the same text gives the same value on every rank and machine.
-uint64_t text_hash(const std::string& text) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : text) h = (h ^ c) * 0x100000001b3ull;
-  return h;
-}
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
@@ -55,7 +50,7 @@ void run_agreed(Communicator* comm, const std::function<void()>& f) {
 
 void check_same_everywhere(Communicator* comm, const std::string& text, const std::string& what) {
   if (!several(comm)) return;
-  const std::vector<uint64_t> hashes = comm->all_gather(text_hash(text));
+  const std::vector<uint64_t> hashes = comm->all_gather(fnv1a64(text.data(), text.size()));
   const int r = lowest_rank_with(hashes, hashes[0]);
   if (r < 0) return;
   const std::vector<std::string> mine = lines_of(broadcast_text(*comm, text, 0)),

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "core/autograd.h"
+#include "core/hash.h"
 #include "core/ops.h"
 #include "layers/batch_norm.h"
 #include "layers/flat_parameters.h"
@@ -17,12 +18,10 @@ bool ends_with(const std::string& s, const std::string& tail) {
 // FNV-1a over the bytes of each tensor's CPU copy (a debug check: exact
 // bytes, so any difference between ranks shows).
 uint64_t hash_tensors(const std::vector<Tensor>& ts) {
-  uint64_t h = 0xcbf29ce484222325ull;
+  uint64_t h = kFnv1aOffset;
   for (const Tensor& t : ts) {
     Tensor c = t.detach().to(Device::cpu()).contiguous();
-    const auto* p = static_cast<const unsigned char*>(c.raw_data());
-    const size_t n = static_cast<size_t>(c.numel()) * dtype_size(c.dtype());
-    for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+    h = fnv1a64(c.raw_data(), static_cast<size_t>(c.numel()) * dtype_size(c.dtype()), h);
   }
   return h;
 }

@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "core/autograd.h"
+#include "core/hash.h"
 #include "core/io/image.h"
 #include "models/checkpoint_file.h"
 #include "models/generator.h"
@@ -223,17 +224,6 @@ class FolderSource : public ImageSource {
   std::vector<std::string> files_;
 };
 
-constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ull;
-
-// FNV-1a 64 of n bytes, continuing from h (a file is hashed piece by piece):
-// cache keys and weight fingerprints.
-uint64_t fnv1a64(const char* p, size_t n, uint64_t h = kFnvOffset) {
-  for (size_t i = 0; i < n; ++i) {
-    h ^= static_cast<unsigned char>(p[i]);
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
 
 }  // namespace
 
@@ -331,7 +321,7 @@ StatsFile make_stats(const Embedding& e, const std::string& feature_net,
 std::string file_fingerprint(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   SAGAN_CHECK(in.good(), "{}: cannot read", path);
-  uint64_t h = kFnvOffset;
+  uint64_t h = kFnv1aOffset;
   std::vector<char> buf(1 << 16);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
