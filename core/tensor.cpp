@@ -43,16 +43,22 @@ std::string device_name(Device d) { return d.is_cpu() ? std::string("cpu") : fmt
 
 // ---------------------------------------------------------------- factories
 
-Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
-  // Strides and the byte count are products of the sizes: refuse a shape
-  // whose product (zero sizes aside) times the item size overflows int64.
-  int64_t bytes = static_cast<int64_t>(dtype_size(dtype));
+// The element count of a shape of `item_bytes` items, `op` named in the
+// errors. Strides and byte counts are products of the sizes: a negative size,
+// or a product (zero sizes aside) whose bytes overflow int64, is refused.
+static size_t checked_count(const Shape& shape, size_t item_bytes, const char* op) {
+  int64_t bytes = static_cast<int64_t>(item_bytes);
   for (int64_t d : shape) {
-    SAGAN_CHECK(d >= 0, "empty: negative size in shape {}", shape_str(shape));
-    SAGAN_CHECK(d == 0 || bytes <= INT64_MAX / d, "empty: shape {} is too large (more than 2^63 bytes)",
+    SAGAN_CHECK(d >= 0, "{}: negative size in shape {}", op, shape_str(shape));
+    SAGAN_CHECK(d == 0 || bytes <= INT64_MAX / d, "{}: shape {} is too large (more than 2^63 bytes)", op,
                 shape_str(shape));
     if (d > 0) bytes *= d;
   }
+  return static_cast<size_t>(numel_of(shape));
+}
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  checked_count(shape, dtype_size(dtype), "empty");
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = make_storage(static_cast<size_t>(numel_of(shape)) * dtype_size(dtype), device);
   impl->shape = shape;
@@ -101,32 +107,19 @@ Tensor Tensor::arange(int64_t n, DType t, Device d) {
   return from_vector(v, {n}, t, d);
 }
 
-// The element count of a shape the random factories fill on the host,
-// after the checks empty() makes (a negative size would otherwise reach a
-// std::vector as a huge count).
-static size_t host_count(const Shape& s, const char* op) {
-  int64_t count = 1;
-  for (int64_t n : s) {
-    SAGAN_CHECK(n >= 0, "{}: negative size in shape {}", op, shape_str(s));
-    SAGAN_CHECK(n == 0 || count <= INT64_MAX / 8 / n, "{}: shape {} is too large", op, shape_str(s));
-    count *= n;
-  }
-  return static_cast<size_t>(count);
-}
-
 Tensor Tensor::randn(const Shape& s, Rng& gen, DType t, Device d) {
-  std::vector<double> v(host_count(s, "randn"));
+  std::vector<double> v(checked_count(s, sizeof(double), "randn"));  // checked before the host vector
   for (double& x : v) x = gen.normal();
   return from_vector(v, s, t, d);
 }
 Tensor Tensor::rand(const Shape& s, Rng& gen, DType t, Device d) {
-  std::vector<double> v(host_count(s, "rand"));
+  std::vector<double> v(checked_count(s, sizeof(double), "rand"));
   for (double& x : v) x = gen.uniform();
   return from_vector(v, s, t, d);
 }
 Tensor Tensor::randint(const Shape& s, int64_t high, Rng& gen, Device d) {
   SAGAN_CHECK(high > 0, "randint: high must be positive, got {}", high);
-  std::vector<int64_t> v(host_count(s, "randint"));
+  std::vector<int64_t> v(checked_count(s, sizeof(int64_t), "randint"));
   for (auto& x : v) x = static_cast<int64_t>(gen.below(static_cast<uint64_t>(high)));
   return from_vector(v, s, d);
 }
