@@ -141,16 +141,17 @@ std::string resume_trainer(Trainer& trainer, const std::string& run_dir) {
 // One iteration; an error in it (a non-finite update under --on-nan stop,
 // say) also says where the run's last good state is.
 StepStats guarded_step(Trainer& trainer, const std::string& run_dir) {
+  auto with_run_dir = [&](const Error& e) {
+    const std::string last = latest_checkpoint(run_dir);
+    return fmt::format("{}\nsagan-train: run dir {}; {}", e.what(), run_dir,
+                       last.empty() ? "no checkpoint yet" : "its newest checkpoint is " + last);
+  };
   try {
     return trainer.step();
   } catch (const dist::AgreedError& e) {  // the same on every rank: stays agreed
-    const std::string last = latest_checkpoint(run_dir);
-    throw dist::AgreedError(fmt::format("{}\nsagan-train: run dir {}; {}", e.what(), run_dir,
-                                        last.empty() ? "no checkpoint yet" : "its newest checkpoint is " + last));
+    throw dist::AgreedError(with_run_dir(e));
   } catch (const Error& e) {
-    const std::string last = latest_checkpoint(run_dir);
-    SAGAN_FAIL("{}\nsagan-train: run dir {}; {}", e.what(), run_dir,
-               last.empty() ? "no checkpoint yet" : "its newest checkpoint is " + last);
+    throw Error(with_run_dir(e));
   }
 }
 
@@ -192,13 +193,9 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
       cfg.validate(sources);  // the one check of the settings, before any work
       // Before the data is loaded and the networks built, and not taken for
       // a damaged checkpoint (every one would fail the same way).
-      const int ranks = opt.comm ? opt.comm->size() : 1;
-      SAGAN_CHECK(cfg.world_size == ranks || list_checkpoints(cfg.run_dir).empty(),
-                  "--resume {}: written by a run of {} rank(s) (global batch {} x {}), resumed with {} (global batch "
-                  "{} x {}): a resume keeps the global batch, as it keeps --batch-size (steps, the EMA and the data "
-                  "position count global batches); launch {} rank(s)",
-                  cfg.run_dir, cfg.world_size, cfg.world_size, cfg.batch_size, ranks, ranks, cfg.batch_size,
-                  cfg.world_size);
+      if (!list_checkpoints(cfg.run_dir).empty())
+        check_resume_world_size("--resume " + cfg.run_dir, cfg.world_size, cfg.batch_size,
+                                opt.comm ? opt.comm->size() : 1);
       if (writer) {
         check_writable_dir(cfg.run_dir, "--resume");
         lock = RunDirLock(cfg.run_dir);
@@ -365,10 +362,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
     dataset = make_dataset(cfg);
     cfg.channels = std::to_string(dataset->channels());  // "auto" resolved, for config.json and checkpoints
     facts = startup_facts(cfg, *dataset, resolve_device(cfg.device, comm ? comm->local_rank() : -1));
-    const int64_t ranks = comm ? comm->size() : 1;
-    SAGAN_CHECK(dataset->size() >= cfg.batch_size * ranks, "--batch-size {}{}: data set {} has only {} images",
-                cfg.batch_size, ranks > 1 ? fmt::format(" x {} ranks", ranks) : std::string(), dataset->name(),
-                dataset->size());
+    check_data_fills_a_batch("sagan-train", *dataset, cfg.batch_size, comm ? comm->size() : 1);
   });
   dist::check_same_everywhere(comm, facts, "the settings, devices or data sets");
   Trainer trainer(cfg, dataset, DType::F32, opt.comm);

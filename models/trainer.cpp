@@ -22,6 +22,22 @@ Device resolve_device(const std::string& name, int local_rank) {
   return d;
 }
 
+void check_data_fills_a_batch(const char* what, const data::Dataset& d, int64_t batch_size, int64_t world_size) {
+  SAGAN_CHECK(d.size() >= batch_size * world_size, "{}: data set {} has {} images, fewer than --batch-size {}{}", what,
+              d.name(), d.size(), batch_size,
+              world_size > 1 ? fmt::format(" x {} ranks", world_size) : std::string());
+}
+
+void check_resume_world_size(const std::string& what, int64_t written_world_size, int64_t batch_size,
+                             int64_t world_size) {
+  SAGAN_CHECK(written_world_size == world_size,
+              "{}: written by a run of {} rank(s) (global batch {} x {}), resumed with {} (global batch {} x {}): a "
+              "resume keeps the global batch, as it keeps --batch-size (steps, the EMA and the data position count "
+              "global batches); launch {} rank(s)",
+              what, written_world_size, written_world_size, batch_size, world_size, world_size, batch_size,
+              written_world_size);
+}
+
 namespace {
 constexpr uint64_t kSampleStream = 0x9E3779B97F4A7C15ull;
 constexpr uint64_t kAugmentStream = 0xD1FFA06D1FFA06D1ull;
@@ -48,9 +64,7 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
   const bool parallel = (comm && std::string(comm->backend_name()) != "single") || cfg_.comm == "nccl";
   if (parallel && !comm) comm = std::make_shared<dist::SingleCommunicator>();
   cfg_.world_size = comm ? comm->size() : 1;
-  SAGAN_CHECK(dataset_->size() >= cfg_.batch_size * cfg_.world_size,
-              "Trainer: data set {} has {} images, fewer than --batch-size {}{}", dataset_->name(), dataset_->size(),
-              cfg_.batch_size, cfg_.world_size > 1 ? fmt::format(" x {} ranks", cfg_.world_size) : std::string());
+  check_data_fills_a_batch("Trainer", *dataset_, cfg_.batch_size, cfg_.world_size);
 
   data::LoaderOptions lo;
   lo.batch_size = cfg_.batch_size;
@@ -165,12 +179,7 @@ void Trainer::save_checkpoint(const std::string& path) const {
 void Trainer::load_checkpoint(const std::string& path) {
   CheckpointFile file = open_checkpoint(path);
   // A checkpoint from before world_size existed has the default, 1.
-  SAGAN_CHECK(file.config.world_size == cfg_.world_size,
-              "{}: written by a run of {} rank(s) (global batch {} x {}), resumed with {} (global batch {} x {}): a "
-              "resume keeps the global batch, as it keeps --batch-size (steps, the EMA and the data position count "
-              "global batches); launch {} rank(s)",
-              file.path, file.config.world_size, file.config.world_size, file.config.batch_size, cfg_.world_size,
-              cfg_.world_size, cfg_.batch_size, file.config.world_size);
+  check_resume_world_size(file.path, file.config.world_size, file.config.batch_size, cfg_.world_size);
   TrainerCounters c = restore_training_checkpoint(file, cfg_.model, parts());
   prefetched_.reset();  // drawn from the state this replaces
   inputs_stage_.discard();

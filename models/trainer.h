@@ -241,4 +241,13 @@ class Trainer {
 // the GPU local_rank modulo the GPUs present.
 Device resolve_device(const std::string& name, int local_rank = -1);
 
+// The checks a Trainer makes that sagan-train also makes before building one
+// (on every rank at once: models/train_run.cpp). `what` leads the message.
+// The data set holds at least one global batch (--batch-size x ranks).
+void check_data_fills_a_batch(const char* what, const data::Dataset& d, int64_t batch_size, int64_t world_size);
+// A resume keeps the number of ranks, as it keeps --batch-size: steps, the
+// EMA and the data position count global batches.
+void check_resume_world_size(const std::string& what, int64_t written_world_size, int64_t batch_size,
+                             int64_t world_size);
+
 }  // namespace sagan
