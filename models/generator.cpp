@@ -1,6 +1,7 @@
 #include "models/generator.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/ops.h"
 
@@ -53,6 +54,13 @@ std::vector<nn::SelfAttention*> SaganGenerator::attention_layers() const {
   for (const Block& block : blocks_)
     if (auto* a = std::get_if<std::shared_ptr<nn::SelfAttention>>(&block)) out.push_back(a->get());
   return out;
+}
+
+void check_truncation(double truncation) {
+  SAGAN_CHECK(truncation == 0 || (std::isfinite(truncation) && truncation >= kMinTruncation),
+              "--truncation: expected 0 (off) or a finite value of at least {} (smaller ones redraw nearly every "
+              "z component for ever), got {}",
+              kMinTruncation, truncation);
 }
 
 }  // namespace sagan

@@ -44,4 +44,11 @@ class SaganGenerator : public nn::Module {
   std::shared_ptr<nn::SNConv2d> conv_out_;
 };
 
+// The truncation trick's --truncation (each z component redrawn while
+// |z| > t): 0 (off) or a finite value of at least kMinTruncation; a smaller
+// one would redraw nearly every component for ever (P(|z| <= t) is about
+// 0.8 t). sagan-sample, sagan-attention and sagan-export share the rule.
+inline constexpr double kMinTruncation = 1e-3;
+void check_truncation(double truncation);
+
 }  // namespace sagan

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/io/atomic_file.h"
 #include "core/rng.h"
+#include "models/generator.h"
 
 namespace sagan::cli {
 
@@ -125,13 +126,6 @@ void check_png_output(const std::string& path, const std::string& what) {
   for (char& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   SAGAN_CHECK(ext == ".png", "{}: images are written as PNG; give a name ending in .png", what);
   io::check_writable_file(path, what);
-}
-
-void check_truncation(double truncation) {
-  SAGAN_CHECK(truncation == 0 || (std::isfinite(truncation) && truncation >= kMinTruncation),
-              "--truncation: expected 0 (off) or a finite value of at least {} (smaller ones redraw nearly every "
-              "z component for ever), got {}",
-              kMinTruncation, truncation);
 }
 
 Tensor sample_latents(int64_t n, int64_t z_dim, uint64_t seed, double truncation, Device device) {

@@ -48,12 +48,6 @@ std::vector<int64_t> parse_class_ids(const std::string& text, int64_t K, const s
 // missing), before any work.
 void check_png_output(const std::string& path, const std::string& what);
 
-// --truncation: 0 (off) or a finite value of at least kMinTruncation; a
-// smaller one would redraw nearly every component for ever (P(|z| <= t) is
-// about 0.8 t).
-inline constexpr double kMinTruncation = 1e-3;
-void check_truncation(double truncation);
-
 // (n, z_dim) float32 latents on `device` from N(0, I) with seed `seed`, each
 // component redrawn while |z| > truncation (0 = off): the same images in
 // sagan-sample and sagan-attention for the same options.

@@ -12,6 +12,7 @@
 #include "core/ops.h"
 #include "models/attention_maps.h"
 #include "models/checkpoint_file.h"
+#include "models/generator.h"
 #include "models/trainer.h"
 #include "tools/cli_common.h"
 
@@ -37,7 +38,7 @@ struct AttentionOptions {
     SAGAN_CHECK(n > 0, "--num must be positive, got {}", n);
     SAGAN_CHECK(!(real() && n_given), "--num: not used with --image (one row per image file)");
     SAGAN_CHECK(layer >= 0, "--layer must be >= 0, got {}", layer);
-    cli::check_truncation(truncation);
+    check_truncation(truncation);
     cli::check_png_output(out, "-o " + out);
     SAGAN_CHECK(scale >= 0 && scale <= 64, "--scale must be in [0, 64] (0 = automatic), got {}", scale);
     SAGAN_CHECK(alpha >= 0 && alpha <= 1, "--alpha must be in [0, 1], got {}", alpha);

@@ -26,7 +26,7 @@ struct SampleOptions {
 
   void check() const {
     SAGAN_CHECK(n > 0, "--num must be positive, got {}", n);
-    cli::check_truncation(truncation);
+    check_truncation(truncation);
     SAGAN_CHECK(nrow >= 0, "--nrow must be >= 0, got {}", nrow);
     // Both outputs checked before either is written.
     cli::check_png_output(out, "-o " + out);

@@ -232,10 +232,7 @@ std::string fmt_double(double v) { return fmt::format("{}", v); }
 ::onnx::ModelProto export_checkpoint(const CheckpointFile& c, const ExportOptions& options) {
   SAGAN_CHECK(options.weights == "ema" || options.weights == "g", "--weights must be ema or g, got '{}'",
               options.weights);
-  // The rule of sagan-sample's --truncation (tools/cli_common.h): smaller
-  // values would redraw nearly every z component for ever.
-  SAGAN_CHECK(options.truncation == 0 || (std::isfinite(options.truncation) && options.truncation >= 1e-3),
-              "--truncation: expected 0 (off) or a finite value of at least 0.001, got {}", options.truncation);
+  check_truncation(options.truncation);  // models/generator.h
   Rng init(0);
   SaganGenerator g(c.config.model, init);
   load_generator(g, c, options.weights);
