@@ -166,6 +166,7 @@ struct EvalPlan {
   std::string features;  // fmnist | inception
   LoadedFeatureNet net;
   std::string net_id;
+  std::string net_fingerprint;  // of the weights file's bytes (read once: Inception's is 95 MB)
 };
 
 EvalPlan plan(const EvalOptions& o) {
@@ -197,6 +198,7 @@ EvalPlan plan(const EvalOptions& o) {
   p.net = load_feature_net(p.features, inception ? o.inception_weights : o.fmnist_weights, p.device,
                            inception ? "--inception-weights" : "--fmnist-weights");
   p.net_id = p.net.net->name();
+  p.net_fingerprint = file_fingerprint(p.net.file);
   return p;
 }
 
@@ -207,7 +209,7 @@ EvalPlan plan(const EvalOptions& o) {
 std::map<std::string, std::string> stats_metadata(const std::string& desc, const EvalPlan& p, int64_t resolution) {
   return {{"source", desc},
           {"feature_file", p.net.file},
-          {"feature_weights", file_fingerprint(p.net.file)},
+          {"feature_weights", p.net_fingerprint},
           {"resolution", std::to_string(resolution)},
           {"channels", std::to_string(p.channels)},
           {"upscale", io::upscale_name(p.upscale)}};
@@ -226,7 +228,7 @@ void check_ref_stats(const EvalOptions& o, const EvalPlan& p, const StatsFile& r
                "older sagan-eval); make sure they were {}\n",
                o.ref_stats, p.net.file);
   } else {
-    SAGAN_CHECK(rf.metadata.at("feature_weights") == file_fingerprint(p.net.file),
+    SAGAN_CHECK(rf.metadata.at("feature_weights") == p.net_fingerprint,
                 "--ref-stats {}: its features come from other {} weights ({}) than this run's {}: their distances "
                 "would mean nothing; recompute the statistics",
                 o.ref_stats, p.net_id, has("feature_file") ? rf.metadata.at("feature_file") : "unnamed", p.net.file);
@@ -292,7 +294,7 @@ StatsFile reference_stats(const EvalOptions& o, const EvalPlan& p, std::string& 
   bool hit = false;
   const std::string key = cache_key(fmt::format("{}-{}-{}px-{}ch-n{}-{}", p.dataset, o.split, p.resolution, p.channels,
                                                 reference->size(), p.features),
-                                    desc + "|" + p.net_id + "|" + file_fingerprint(p.net.file));
+                                    desc + "|" + p.net_id + "|" + p.net_fingerprint);
   StatsFile rf = cached_stats(o.cache_dir, key, p.net_id, make, &hit);
   if (!o.quiet)
     fmt::print(stderr, "sagan-eval: reference statistics {} {}/{}.safetensors\n", hit ? "from" : "cached in",
