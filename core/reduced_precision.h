@@ -47,11 +47,15 @@ inline uint32_t pack_bf16x2_rn(float lo, float hi) {
 
 // ---- TF32 ----
 
+// cvt.rna.tf32.f32 as the hardware does it (sm_86's SASS: FSETP |x| >= inf,
+// the add skipped for inf and NaN, then LOP3 & 0xffffe000): finite values get
+// half of the dropped range added to the magnitude, then truncated, so ties go
+// away from zero; infinity and NaN only lose their low 13 bits, which turns a
+// NaN whose payload sits only there (0x7f800001) into infinity. PTX calls the
+// tf32 layout implementation-defined; [warp_mma] checks this on the device.
 inline uint32_t tf32_bits_rna(float x) {
   const uint32_t bits = std::bit_cast<uint32_t>(x);
-  if (float_bits_is_nan(bits)) return 0x7fffffffu;
-  // Half of the dropped range added to the magnitude, then truncated: ties
-  // go away from zero. Infinity (mantissa 0) stays infinity.
+  if ((bits & 0x7f800000u) == 0x7f800000u) return bits & 0xffffe000u;
   return (bits + 0x1000u) & 0xffffe000u;
 }
 

@@ -85,10 +85,14 @@ TEST_CASE("tf32 rounding: edge cases", "[reduced_precision]") {
   CHECK(round_tf32(inf) == inf);
   CHECK(round_tf32(-inf) == -inf);
   CHECK(round_tf32(std::numeric_limits<float>::max()) == inf);
-  for (uint32_t nan : {0x7fc00000u, 0x7f800001u, 0xffc00000u}) {
-    CHECK(tf32_bits_rna(f(nan)) == 0x7fffffffu);
+  // NaNs keep their upper 19 bits, as the hardware's cvt does: a NaN whose
+  // payload is only in the dropped bits becomes infinity.
+  for (uint32_t nan : {0x7fc00000u, 0xffc00000u, 0x7f80ffffu}) {
+    CHECK(tf32_bits_rna(f(nan)) == (nan & 0xffffe000u));
     CHECK(std::isnan(sagan::tf32_operand_value(tf32_bits_rna(f(nan)))));
   }
+  CHECK(tf32_bits_rna(f(0x7f800001u)) == 0x7f800000u);
+  CHECK(tf32_bits_rna(f(0xff800fffu)) == 0xff800000u);
   // The tensor core ignores the low 13 bits of an operand register.
   CHECK(sagan::tf32_operand_value(u(1.f + std::ldexp(1.f, -12))) == 1.f);
   CHECK((tf32_bits_rna(3.14159f) & 0x1fffu) == 0u);

@@ -148,7 +148,9 @@ struct OpB {
 
 __device__ __forceinline__ void split_tf32(float x, uint32_t& big, uint32_t& small) {
   big = f32_to_tf32(x);
-  small = f32_to_tf32(x - word_as_float(big));
+  // Masked before use as a float: PTX leaves the tf32 register layout
+  // implementation-defined (CUTLASS masks too); x - big is then exact.
+  small = f32_to_tf32(x - word_as_float(big & 0xffffe000u));
 }
 
 template <TcPrec P>
