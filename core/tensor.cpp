@@ -499,7 +499,10 @@ Tensor& Tensor::copy_(const Tensor& src_in) {
     return *this;
   }
   // Across devices: stage a contiguous copy of src's dtype, then let the
-  // destination backend convert strides and dtype.
+  // destination backend convert strides and dtype. Either direction waits for
+  // the device (a pageable copy synchronises), which a sync-free region, and
+  // a CUDA graph capture inside one, must never do.
+  if (sync_free_active()) note_host_read("Tensor::copy_ between devices");
   Tensor csrc = src.contiguous();
   size_t nbytes = static_cast<size_t>(csrc.numel()) * dtype_size(csrc.dtype());
   Tensor staged = Tensor::empty(shape(), csrc.dtype(), device());

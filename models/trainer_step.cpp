@@ -309,7 +309,15 @@ StepStats Trainer::run_iteration(bool prefetch) {
   if (graph == nullptr || (!graph->graph && graph->plain_runs++ == 0)) {
     run_updates();
   } else {
-    if (!graph->graph) graph->graph = backend_for(device_).capture([this] { run_updates(); });
+    if (!graph->graph) {
+      try {
+        graph->graph = backend_for(device_).capture([this] { run_updates(); });
+      } catch (const std::exception& e) {
+        SAGAN_FAIL("recording the training step as a CUDA graph (--cuda-graph) failed; training without "
+                   "--cuda-graph runs the same step launch by launch. {}",
+                   e.what());
+      }
+    }
     graph->graph->replay();
   }
   // The next iteration's inputs go to the device while this one runs (an

@@ -27,7 +27,7 @@ void throw_cudnn_error(const char* op, const char* call, cudnnStatus_t st) {
   SAGAN_FAIL("{}: {} failed: {}{}{}", op, call, cudnnGetErrorString(st), detail[0] ? ": " : "", detail);
 }
 
-static bool sync_after_launch() {
+bool sync_after_launch() {
   static const bool on = [] {
     const char* v = std::getenv("SAGAN_CUDA_SYNC");
     return v != nullptr && std::strcmp(v, "0") != 0 && v[0] != '\0';

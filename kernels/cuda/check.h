@@ -19,6 +19,8 @@ namespace sagan::cuda {
 // synchronises the stream, so that an asynchronous fault is reported by the
 // op that caused it rather than by a later call.
 void check_launch(const char* op, const char* kernel, cudaStream_t stream);
+// SAGAN_CUDA_SYNC set (and not 0): wait after every launch.
+bool sync_after_launch();
 
 }  // namespace sagan::cuda
 

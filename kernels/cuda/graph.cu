@@ -27,6 +27,18 @@ class CudaGraph final : public DeviceGraph {
   void replay() override {
     cuda::DeviceGuard guard(be_.index());
     SAGAN_CUDA_CHECK("graph replay", cudaGraphLaunch(exec_, be_.stream()));
+    // SAGAN_CUDA_SYNC=1 waits after each launch to name a failing kernel;
+    // a replay is one launch of many kernels, so the most it can name is
+    // the graph, and the way to the kernel.
+    if (cuda::sync_after_launch()) {
+      const cudaError_t err = cudaStreamSynchronize(be_.stream());
+      if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        SAGAN_FAIL("cuda:{}: a kernel of a replayed CUDA graph failed: {} ({}); run again without CUDA graphs "
+                   "(sagan-train: without --cuda-graph) and with SAGAN_CUDA_SYNC=1 to name it",
+                   be_.index(), cudaGetErrorString(err), cudaGetErrorName(err));
+      }
+    }
   }
 
  private:
