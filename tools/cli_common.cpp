@@ -54,13 +54,16 @@ class Formatter : public CLI::Formatter {
 };
 }  // namespace
 
-int parse_and_run(const char* tool, CLI::App& app, int argc, char** argv, const std::function<int()>& run) {
+int parse_and_run(const char* tool, CLI::App& app, int argc, char** argv, const std::function<int()>& run,
+                  bool quiet) {
   app.formatter(std::make_shared<Formatter>());
   return guarded_main(tool, [&]() -> int {
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-      return app.exit(e) == 0 ? 0 : 1;  // --help: 0; bad options: 1, as every other bad input (not CLI11's 100+)
+      // --help: 0; bad options: 1, as every other bad input (not CLI11's 100+).
+      if (quiet) return e.get_exit_code() == 0 ? 0 : 1;
+      return app.exit(e) == 0 ? 0 : 1;
     }
     return run();
   });

@@ -17,8 +17,11 @@ namespace sagan::cli {
 int guarded_main(const char* tool, const std::function<int()>& body);
 
 // A tool's main: parses argv with `app` (--help and parse errors exit as
-// CLI11 makes them), then calls run() under guarded_main.
-int parse_and_run(const char* tool, CLI::App& app, int argc, char** argv, const std::function<int()>& run);
+// CLI11 makes them), then calls run() under guarded_main. quiet: print
+// neither the help nor a parse error (sagan-train's ranks other than 0: they
+// parse the same command line, and rank 0 speaks for them).
+int parse_and_run(const char* tool, CLI::App& app, int argc, char** argv, const std::function<int()>& run,
+                  bool quiet = false);
 
 // Progress of a long embedding on stderr: "\r  embedding generated:
 // 3400/10000  120 img/s  eta 0:00:55", redrawn on a terminal, one line per

@@ -119,17 +119,24 @@ int main(int argc, char** argv) {
   // A failure the ranks agreed on (dist/agree.h) ends every rank alike,
   // none of them in a collective: rank 0 says why, and no abort is needed.
   bool agreed = false;
-  const int rc = cli::parse_and_run(tool.c_str(), app, argc, argv, [&] {
-    try {
-      return run(o, world);
-    } catch (const dist::AgreedError& e) {
-      agreed = true;
-      if (world->rank() == 0) fmt::print(stderr, "sagan-train: error: {}\n", e.what());
-      return 1;
-    }
-  });
+  // Every rank parses the same command line: --help and bad options end
+  // them all alike, rank 0 alone printing, and none is in a collective.
+  bool parsed = false;
+  const int rc = cli::parse_and_run(
+      tool.c_str(), app, argc, argv,
+      [&] {
+        parsed = true;
+        try {
+          return run(o, world);
+        } catch (const dist::AgreedError& e) {
+          agreed = true;
+          if (world->rank() == 0) fmt::print(stderr, "sagan-train: error: {}\n", e.what());
+          return 1;
+        }
+      },
+      /*quiet=*/world->rank() != 0);
   // A signal stops every rank at the same step, in order: no abort then.
-  if (rc != 0 && rc < 128 && world->size() > 1 && !agreed) {
+  if (rc != 0 && rc < 128 && world->size() > 1 && parsed && !agreed) {
     std::fflush(stdout);
     std::fflush(stderr);
     world->abort(rc);

@@ -9,7 +9,8 @@
 #  4. ranks that fail or differ at startup (rank 1: a missing data folder, a
 #     data folder with an image less, another --lr-d) end together, without
 #     MPI_Abort, rank 0 saying which rank and what, and rank 0's new run
-#     directory is removed.
+#     directory is removed;
+#  5. --help and a bad option print once (rank 0) and end every rank alike.
 foreach(_v TRAIN MPIRUN DATA WORK_DIR)
   if(NOT DEFINED ${_v})
     message(FATAL_ERROR "check_mpi_train.cmake: -D${_v}=... is required")
@@ -118,4 +119,18 @@ startup_failure("rank 1 with an image less" "--data ${data}" "--data ${WORK_DIR}
                 "the settings, devices or data sets differ between ranks: rank 0 has 'data set: 8 images[^\n]*rank 1 of 2 has 'data set: 7 images")
 startup_failure("rank 1 with another --lr-d" "--data ${data}" "--data ${data} --lr-d 0.000123"
                 "the settings, devices or data sets differ between ranks: rank 0 has '[^']*', rank 1 of 2 has '[^']*0.000123")
+# 5. --help and a bad option: every rank ends alike, rank 0 alone prints.
+execute_process(COMMAND ${MPIRUN} ${TRAIN} --help RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+string(REGEX MATCHALL "sagan-train: train a Self-Attention GAN" copies "${out}${err}")
+list(LENGTH copies n)
+if(NOT rc EQUAL 0 OR NOT n EQUAL 1)
+  message(FATAL_ERROR "mpi_sagan_train: --help under mpirun: exit ${rc}, ${n} copies of the help (1 expected):\n${out}${err}")
+endif()
+execute_process(COMMAND ${MPIRUN} ${TRAIN} --no-such-option RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+string(REGEX MATCHALL "no-such-option" copies "${out}${err}")
+list(LENGTH copies n)
+if(NOT rc EQUAL 1 OR NOT n EQUAL 1 OR "${out}${err}" MATCHES "MPI_ABORT")
+  message(FATAL_ERROR "mpi_sagan_train: a bad option under mpirun: exit ${rc} (1 expected), ${n} messages naming it "
+                      "(1 expected), no MPI_ABORT:\n${out}${err}")
+endif()
 message(STATUS "mpi_sagan_train: passed; the job with a corrupt image ended in ${seconds} s")
