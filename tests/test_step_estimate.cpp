@@ -32,7 +32,7 @@ TrainConfig tiny() {
 }
 }  // namespace
 
-TEST_CASE("estimate_iteration_seconds times an iteration of the run's shape", "[trainer][eta]") {
+TEST_CASE("estimate_iteration_seconds times an iteration of the run's shape", "[trainer][eta][long]") {
   TrainConfig c = tiny();
   const double t = estimate_iteration_seconds(c, Device::cpu());
   CHECK(std::isfinite(t));
@@ -41,7 +41,7 @@ TEST_CASE("estimate_iteration_seconds times an iteration of the run's shape", "[
   CHECK(estimate_iteration_seconds(c, Device::cpu()) > 0);
 }
 
-TEST_CASE("a run that prints the ETA trains as one that does not", "[trainer][eta][run]") {
+TEST_CASE("a run that prints the ETA trains as one that does not", "[trainer][eta][run][long]") {
   TempDir root;
   for (int k = 0; k < 2; ++k) {
     fs::create_directories(root.path / "data" / std::to_string(k));
