@@ -2,6 +2,7 @@
 // (broadcasting, odd shapes) and CUDA parity: tests/ops/op_cases.cpp.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <limits>
 
 #include "core/ops.h"
 #include "tests/support/assertions.h"
@@ -42,19 +43,21 @@ TEST_CASE("maximum and minimum give NaN for a NaN on either side, in either orde
 }
 
 TEST_CASE("pow's exponent gradient is 0 where the base is 0 (b >= 0), not NaN", "[elementwise]") {
-  Tensor a = Tensor::from_vector(std::vector<double>{0, 2, 0, 3}, {4}, DType::F64).set_requires_grad(true);
-  Tensor b = Tensor::from_vector(std::vector<double>{2, 2, 0, 0.5}, {4}, DType::F64).set_requires_grad(true);
+  Tensor a = Tensor::from_vector(std::vector<double>{0, 2, 0, 3, 0}, {5}, DType::F64).set_requires_grad(true);
+  Tensor b = Tensor::from_vector(std::vector<double>{2, 2, 0, 0.5, -1}, {5}, DType::F64).set_requires_grad(true);
   sum(pow(a, b)).backward();
   const std::vector<double> gb = b.grad().to_vector();
   CHECK(gb[0] == 0);
   CHECK(gb[1] == Approx(4 * std::log(2.0)));
   CHECK(gb[2] == 0);  // 0^0 = 1: PyTorch's 0 too
   CHECK(gb[3] == Approx(std::sqrt(3.0) * std::log(3.0)));
+  CHECK(gb[4] == -std::numeric_limits<double>::infinity());  // 0^-1 log 0 = inf * -inf, as in PyTorch
   const std::vector<double> ga = a.grad().to_vector();
   CHECK(ga[0] == 0);  // 2 * 0^1
   CHECK(ga[1] == Approx(4.0));
   CHECK(ga[2] == 0);  // b = 0: 0, not 0 * 0^-1 = NaN
   CHECK(ga[3] == Approx(0.5 / std::sqrt(3.0)));
+  CHECK(ga[4] == -std::numeric_limits<double>::infinity());  // -1 * 0^-2
 }
 
 TEST_CASE("unary forward values", "[elementwise]") {

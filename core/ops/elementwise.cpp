@@ -68,13 +68,17 @@ Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b) {
                  const Tensor b_nonzero = add(step_grad(b, ones), step_grad(neg(b), ones));
                  ga = mul(g, mul(b, pow(a, sub(b, b_nonzero))));
                }
-               // d(a^b)/db = a^b log a, which is 0 at a = 0 (b >= 0), as
+               // d(a^b)/db = a^b log a, which is 0 at a = 0 where b >= 0, as
                // PyTorch has it; y log a would give 0 * -inf = NaN there, so
-               // the log is taken of 1 where a is 0: [a == 0] = 1 - [a > 0] - [-a > 0].
+               // the log is taken of 1 where a is 0 and b >= 0. Where b < 0
+               // it stays inf * -inf = -inf, PyTorch's value too.
+               // [a == 0] = 1 - [a > 0] - [-a > 0]; [b >= 0] = 1 - [-b > 0].
                if (needs[1]) {
-                 const Tensor ones = Tensor::ones(a.shape(), a.dtype(), a.device());
-                 const Tensor a_is_zero = sub(sub(ones, step_grad(a, ones)), step_grad(neg(a), ones));
-                 gb = mul(g, mul(y, log(add(a, a_is_zero))));
+                 const Tensor ones_a = Tensor::ones(a.shape(), a.dtype(), a.device());
+                 const Tensor ones_b = Tensor::ones(b.shape(), b.dtype(), b.device());
+                 const Tensor a_is_zero = sub(sub(ones_a, step_grad(a, ones_a)), step_grad(neg(a), ones_a));
+                 const Tensor b_nonneg = sub(ones_b, step_grad(neg(b), ones_b));
+                 gb = mul(g, mul(y, log(add(a, mul(a_is_zero, b_nonneg)))));
                }
                break;
              // Ties send the gradient to a; so does a NaN on either side (the
