@@ -60,7 +60,7 @@ Naive naive(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& gy)
 double max_abs_diff(const Tensor& a, const Tensor& b) {
   std::vector<double> u = a.to_vector(), v = b.defined() ? b.to_vector() : std::vector<double>();
   double m = 0;
-  for (size_t i = 0; i < u.size(); ++i) m = std::max(m, std::abs(u[i] - (b.defined() ? v[i] : 0.0)));
+  for (size_t i = 0; i < u.size(); ++i) m = max_keep_nan(m, std::abs(u[i] - (b.defined() ? v[i] : 0.0)));
   return m;
 }
 

@@ -87,7 +87,7 @@ void check_rel(const Tensor& a, const std::vector<double>& b, double rtol, const
   REQUIRE(av.size() == b.size());
   double scale = 0, worst = 0;
   for (double v : b) scale = std::max(scale, std::abs(v));
-  for (size_t i = 0; i < b.size(); ++i) worst = std::max(worst, std::abs(av[i] - b[i]));
+  for (size_t i = 0; i < b.size(); ++i) worst = sagan::testing::max_keep_nan(worst, std::abs(av[i] - b[i]));
   INFO(what << ": max abs error " << worst << " for output scale " << scale);
   CHECK(worst <= rtol * scale);
 }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/backend.h"
@@ -20,6 +21,7 @@
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "models/trainer.h"
+#include "tests/support/gradcheck.h"
 #include "tests/support/tiny_dataset.h"
 
 using namespace sagan;
@@ -79,6 +81,33 @@ std::vector<double> conv_reference(const Tensor& x, const Tensor& w, int64_t pad
   return out;
 }
 
+// The two gradients of that convolution for the output gradient gy, in
+// float64 from operands rounded to `prec`: gx (B, Ci, H, W), gw (Co, Ci, k, k).
+void conv_grad_reference(const Tensor& x, const Tensor& w, const Tensor& gy, int64_t pad, MatmulPrecision prec,
+                         std::vector<double>& gx, std::vector<double>& gw) {
+  const int64_t B = x.size(0), Ci = x.size(1), H = x.size(2), W = x.size(3), Co = w.size(0), k = w.size(2);
+  const int64_t Ho = gy.size(2), Wo = gy.size(3);
+  const std::vector<float> xv = floats(x), wv = floats(w), gv = floats(gy);
+  gx.assign(xv.size(), 0.0);
+  gw.assign(wv.size(), 0.0);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t o = 0; o < Co; ++o)
+      for (int64_t y = 0; y < Ho; ++y)
+        for (int64_t z = 0; z < Wo; ++z) {
+          const double g = round_to(prec, gv[static_cast<size_t>(((b * Co + o) * Ho + y) * Wo + z)]);
+          for (int64_t c = 0; c < Ci; ++c)
+            for (int64_t dy = 0; dy < k; ++dy)
+              for (int64_t dz = 0; dz < k; ++dz) {
+                const int64_t iy = y + dy - pad, iz = z + dz - pad;
+                if (iy < 0 || iy >= H || iz < 0 || iz >= W) continue;
+                const size_t xi = static_cast<size_t>(((b * Ci + c) * H + iy) * W + iz);
+                const size_t wi = static_cast<size_t>(((o * Ci + c) * k + dy) * k + dz);
+                gx[xi] += g * double(round_to(prec, wv[wi]));
+                gw[wi] += g * double(round_to(prec, xv[xi]));
+              }
+        }
+}
+
 double max_abs(const std::vector<double>& v) {
   double m = 0;
   for (double x : v) m = std::max(m, std::abs(x));
@@ -109,7 +138,7 @@ TEST_CASE("cpu bmm computes tf32 and bf16 products from rounded operands", "[mat
     const std::vector<double> ref = bmm_reference(a, b, p), g = got.to_vector(), f = plain.to_vector();
     double err = 0, moved = 0;
     for (size_t i = 0; i < ref.size(); ++i) {
-      err = std::max(err, std::abs(g[i] - ref[i]));
+      err = sagan::testing::max_keep_nan(err, std::abs(g[i] - ref[i]));
       moved = std::max(moved, std::abs(f[i] - ref[i]));
     }
     const double scale = max_abs(ref);
@@ -134,15 +163,25 @@ TEST_CASE("cpu bf16 convolutions give bf16 results with the bias added after", "
     const float conv = got[i] - bv[(i / 63) % 4];  // the bf16 result, up to a float32 rounding
     // Within one bf16 rounding of the float64 result (float32 sums may round
     // the other way at a tie boundary).
-    err = std::max(err, std::abs(double(conv) - ref[i]) / std::max(std::abs(ref[i]), 1e-3));
+    err = sagan::testing::max_keep_nan(err, std::abs(double(conv) - ref[i]) / std::max(std::abs(ref[i]), 1e-3));
   }
   CHECK(err <= 1.0 / 256);
 
-  // Gradients through both backward kernels are bf16 numbers too.
+  // Gradients through both backward kernels are bf16 numbers too, and
+  // agree with float64 loops over bf16 operands to within bf16 roundings of
+  // the partial sums (norm-wise: gx adds k*k rounded partials per pixel).
   const Tensor gy = Tensor::randn({2, 4, 9, 7}, gen);
   Tensor gx = Tensor::empty({2, 5, 9, 7}), gw = Tensor::empty({4, 5, 3, 3});
   cpu().conv2d_backward_input(gy, w, gx, Conv2dGeom{1, 1});
   cpu().conv2d_backward_weight(gy, x, gw, Conv2dGeom{1, 1});
+  std::vector<double> gx_ref, gw_ref;
+  conv_grad_reference(x, w, gy, 1, MatmulPrecision::Bf16, gx_ref, gw_ref);
+  for (const auto& [name, got, ref] : {std::tuple{"gx", floats(gx), gx_ref}, std::tuple{"gw", floats(gw), gw_ref}}) {
+    double gerr = 0;
+    for (size_t i = 0; i < ref.size(); ++i) gerr = sagan::testing::max_keep_nan(gerr, std::abs(double(got[i]) - ref[i]));
+    INFO(name << ": max abs error " << gerr << " for max |ref| " << max_abs(ref));
+    CHECK(gerr <= max_abs(ref) / 64);
+  }
   int not_bf16 = 0;
   for (float v : floats(gx)) not_bf16 += !is_bf16(v);
   for (float v : floats(gw)) not_bf16 += !is_bf16(v);

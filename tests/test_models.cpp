@@ -37,23 +37,23 @@ void check_tiny(Model& model, const GoldenFile& g, const std::string& tag, bool 
   Tensor y = g.at(tag + "/labels");
   if (batched) REQUIRE(model.power_iterate_all() == static_cast<int64_t>(nn::spectral_norm_layers(model).size()));
   Tensor out = model.forward(x, y);
-  REQUIRE_CLOSE(out, g.at(tag + "/out_train"), 1e-6, 1e-12);
+  REQUIRE_CLOSE(out, g.at(tag + "/out_train"), 1e-10, 1e-12);
   sum(mul(out, g.at(tag + "/r"))).backward();
   Tensor gx = g.at(tag + "/grad/input");
-  REQUIRE_CLOSE(x.grad(), gx, 1e-6, grad_atol(gx));
+  REQUIRE_CLOSE(x.grad(), gx, 1e-10, grad_atol(gx));
   for (auto& [name, p] : model.named_parameters()) {
     INFO(tag << " gradient of " << name);
     Tensor want = g.at(tag + "/grad/" + name);
     REQUIRE(p.grad().defined());
-    REQUIRE_CLOSE(p.grad(), want, 1e-6, grad_atol(want));
+    REQUIRE_CLOSE(p.grad(), want, 1e-10, grad_atol(want));
   }
   for (auto& [name, b] : model.named_buffers()) {
     INFO(tag << " buffer after the training forward: " << name);
-    REQUIRE_CLOSE(b, g.at(tag + "/after/" + name), 1e-6, 1e-12);
+    REQUIRE_CLOSE(b, g.at(tag + "/after/" + name), 1e-10, 1e-12);
   }
   model.eval();
   NoGradGuard ng;
-  REQUIRE_CLOSE(model.forward(x, y), g.at(tag + "/out_eval"), 1e-6, 1e-12);
+  REQUIRE_CLOSE(model.forward(x, y), g.at(tag + "/out_eval"), 1e-10, 1e-12);
 }
 }  // namespace
 

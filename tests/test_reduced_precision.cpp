@@ -10,6 +10,7 @@
 #include <random>
 
 #include "core/reduced_precision.h"
+#include "tests/support/reference_round.h"
 
 namespace {
 
@@ -17,27 +18,10 @@ using sagan::bf16_bits_rn;
 using sagan::round_bf16;
 using sagan::round_tf32;
 using sagan::tf32_bits_rna;
+using sagan::testing::reference_round;
 
 float f(uint32_t bits) { return std::bit_cast<float>(bits); }
 uint32_t u(float x) { return std::bit_cast<uint32_t>(x); }
-
-// Rounds x to `keep` mantissa bits by looking at the two candidates (the
-// truncation and the next value up in magnitude) in double arithmetic.
-// ties_even: ties to the candidate with an even last kept bit, else away
-// from zero.
-float reference_round(float x, int keep, bool ties_even) {
-  const int drop = 23 - keep;
-  const uint32_t mask = ~((1u << drop) - 1u);
-  const uint32_t lo = u(x) & mask;        // toward zero
-  const uint32_t hi = lo + (1u << drop);  // away from zero (may reach infinity)
-  const double dlo = std::abs(double(x) - double(f(lo)));
-  const double dhi = std::isinf(f(hi)) ? std::abs(double(x) - std::ldexp(std::copysign(1.0, x), 128))
-                                       : std::abs(double(x) - double(f(hi)));
-  if (dlo < dhi) return f(lo);
-  if (dhi < dlo) return f(hi);
-  if (!ties_even) return f(hi);
-  return ((lo >> drop) & 1u) ? f(hi) : f(lo);
-}
 
 }  // namespace
 

@@ -33,6 +33,7 @@
 #include "core/ops.h"
 #include "models/trainer.h"
 #include "tests/golden/sagan_goldens.h"
+#include "tests/support/gradcheck.h"
 #include "tests/support/tiny_dataset.h"
 
 using namespace sagan;
@@ -62,7 +63,7 @@ void check_tensor(const std::string& name, const Tensor& t, const Tensor& ref, d
   REQUIRE(t.shape() == ref.shape());
   std::vector<double> a = t.to_vector(), b = ref.to_vector();
   double err = 0;
-  for (size_t i = 0; i < a.size(); ++i) err = std::max(err, std::abs(a[i] - b[i]));
+  for (size_t i = 0; i < a.size(); ++i) err = max_keep_nan(err, std::abs(a[i] - b[i]));
   double scale = max_abs(b);
   INFO("max abs error " << err << ", max |ref| " << scale << ", floor " << floor);
   CHECK(err <= kRel * scale + floor);

@@ -76,11 +76,15 @@ CloseResult allclose(const Tensor& a, const std::vector<double>& bv, double rtol
     return r;
   }
   for (size_t i = 0; i < av.size(); ++i) {
-    // Exactly equal is within any tolerance, zero included (0 / 0 would be NaN).
-    const double diff = std::abs(av[i] - bv[i]);
-    const double e = diff == 0 ? 0.0 : diff / (atol + rtol * std::abs(bv[i]));
-    if (!(e <= r.worst) || std::isnan(av[i])) {  // NaN never passes
-      r.worst = std::isnan(av[i]) ? INFINITY : e;
+    // Exactly equal is within any tolerance: zeros (0 / 0 would be NaN) and
+    // equal infinities (inf - inf is NaN) included. Any other non-finite
+    // value on either side never passes, NaN against NaN included.
+    double e = 0;
+    if (av[i] != bv[i])
+      e = std::isfinite(av[i]) && std::isfinite(bv[i]) ? std::abs(av[i] - bv[i]) / (atol + rtol * std::abs(bv[i]))
+                                                        : INFINITY;
+    if (e > r.worst) {
+      r.worst = e;
       r.message = fmt::format("element {}: got {:.17g}, expected {:.17g}", i, av[i], bv[i]);
     }
   }

@@ -2,6 +2,7 @@
 // L = sum(w * f(inputs)), w a fixed random tensor, against central
 // differences, element by element.
 #pragma once
+#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
@@ -36,5 +37,12 @@ struct CloseResult {
 };
 CloseResult allclose(const Tensor& a, const Tensor& b, double rtol, double atol);
 CloseResult allclose(const Tensor& a, const std::vector<double>& b, double rtol, double atol);
+
+// For running worst errors: the larger of m and e, and NaN from the first
+// NaN on. std::max(m, NaN) returns m, which lets a NaN result pass a bound.
+inline double max_keep_nan(double m, double e) {
+  if (std::isnan(m)) return m;
+  return std::isnan(e) || e > m ? e : m;
+}
 
 }  // namespace sagan::testing
