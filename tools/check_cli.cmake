@@ -1,0 +1,31 @@
+# cli_<name> tests (tools/CMakeLists.txt):
+#   cmake -DRC=<exit code> -DEXPECT=<regex> -P check_cli.cmake -- <command> [args...]
+# Runs the command and requires both its exit code to be exactly RC (a crash,
+# which execute_process reports as a signal name, never passes) and its
+# stdout + stderr to match EXPECT.
+foreach(_v RC EXPECT)
+  if(NOT DEFINED ${_v})
+    message(FATAL_ERROR "check_cli.cmake: -D${_v}=... is required")
+  endif()
+endforeach()
+set(cmd "")
+set(_after_dashes FALSE)
+math(EXPR _last "${CMAKE_ARGC} - 1")
+foreach(i RANGE ${_last})
+  if(_after_dashes)
+    list(APPEND cmd "${CMAKE_ARGV${i}}")
+  elseif(CMAKE_ARGV${i} STREQUAL "--")
+    set(_after_dashes TRUE)
+  endif()
+endforeach()
+if(NOT cmd)
+  message(FATAL_ERROR "check_cli.cmake: no command after --")
+endif()
+execute_process(COMMAND ${cmd} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+string(REPLACE ";" " " shown "${cmd}")
+if(NOT "${rc}" STREQUAL "${RC}")
+  message(FATAL_ERROR "${shown}\nexited ${rc}, expected ${RC}; its output:\n${out}${err}")
+endif()
+if(NOT "${out}${err}" MATCHES "${EXPECT}")
+  message(FATAL_ERROR "${shown}\nexited ${rc} as expected, but its output does not match '${EXPECT}':\n${out}${err}")
+endif()
