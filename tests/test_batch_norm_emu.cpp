@@ -34,6 +34,11 @@ namespace {
 using namespace sagan;
 namespace cu = sagan::cuda;
 
+cuda_emu::Schedule other_schedule() {
+  return cuda_emu::schedule() == cuda_emu::Schedule::Lockstep ? cuda_emu::Schedule::RunAhead
+                                                              : cuda_emu::Schedule::Lockstep;
+}
+
 template <class T>
 const T* cp(const Tensor& t) {
   return static_cast<const T*>(t.raw_data());
@@ -137,7 +142,9 @@ void check(DType dt, const Shape& shape, int64_t slice_elems, int64_t max_grid, 
     }
   }
   for (const auto& l : sl.log) CHECK(l.grid <= static_cast<unsigned>(max_grid));
-  {  // a second run: the same bits
+  {  // a second run under the other schedule: the same bits (no race, no
+     // order that depends on which warp runs first)
+    cuda_emu::ScheduleScope sched(other_schedule());
     Tensor mean2, invstd2;
     stats(mean2, invstd2);
     CHECK(bitwise_equal(mean2, mean));
@@ -179,7 +186,8 @@ void check(DType dt, const Shape& shape, int64_t slice_elems, int64_t max_grid, 
   CHECK(bl.names() == (plan.slices == 1
                            ? std::vector<std::string>{"bn_backward_kernel"}
                            : std::vector<std::string>{"bn_backward_sum_kernel", "bn_backward_apply_kernel"}));
-  {
+  {  // under the other schedule: the same bits
+    cuda_emu::ScheduleScope sched(other_schedule());
     Tensor gx2;
     backward(gx2);
     CHECK(bitwise_equal(gx2, gx));

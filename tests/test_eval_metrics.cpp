@@ -71,7 +71,9 @@ TEST_CASE("incremental feature statistics equal np.mean / np.cov in any batching
   GaussianStats inc = fs.stats();
   for (size_t i = 0; i < mu.size(); ++i) CHECK(inc.mu[i] == Approx(all.mu[i]).margin(1e-12));
   for (size_t i = 0; i < sigma.size(); ++i) CHECK(inc.sigma[i] == Approx(all.sigma[i]).margin(1e-12));
-  // A large common offset does not destroy the covariance (no sum-of-squares cancellation).
+  // A large common offset does not destroy the covariance: a float32
+  // accumulator of sums of squares would (a float64 one loses only ~1e-10
+  // here; the offset cannot grow further in float32 features).
   FeatureMatrix shifted = x;
   for (float& v : shifted.data) v += 1000.0f;
   GaussianStats sh = gaussian_stats(shifted);

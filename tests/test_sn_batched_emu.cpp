@@ -178,7 +178,10 @@ TEST_CASE("batched power iteration is bitwise reproducible, emulated", "[sn_batc
   Layer a{70, 300}, b{70, 300};
   init(a, gen);
   b = a;
+  // a under one schedule, b under the other: a race or an order that
+  // depends on which warp runs first shows as different bits.
   for (Layer* L : {&a, &b}) {
+    cuda_emu::ScheduleScope sched(L == &a ? cuda_emu::Schedule::Lockstep : cuda_emu::Schedule::RunAhead);
     std::vector<sn::MatIn> mats{{L->w(), L->u.data(), L->v.data(), L->rows, L->cols}};
     const size_t bytes = sn::workspace_bytes(mats.data(), 1);
     std::vector<float4> ws(bytes / sizeof(float4) + 1);
@@ -309,7 +312,8 @@ TEST_CASE("row-chunked power iteration is bitwise reproducible and rejects inval
   Layer a{700, 36}, b{700, 36};
   init(a, gen);
   b = a;
-  for (Layer* L : {&a, &b}) {
+  for (Layer* L : {&a, &b}) {  // under the two schedules, as above
+    cuda_emu::ScheduleScope sched(L == &a ? cuda_emu::Schedule::Lockstep : cuda_emu::Schedule::RunAhead);
     std::vector<sn::MatIn> mats{{L->w(), L->u.data(), L->v.data(), L->rows, L->cols}};
     const size_t bytes = RowChunks::bytes(mats);
     std::vector<float4> ws = garbage_workspace(bytes);
