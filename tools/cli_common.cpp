@@ -54,17 +54,30 @@ class Formatter : public CLI::Formatter {
 };
 }  // namespace
 
-int parse_and_run(const char* tool, CLI::App& app, int argc, char** argv, const std::function<int()>& run,
-                  bool quiet) {
+ParseOutcome parse_command_line(const char* tool, CLI::App& app, int argc, char** argv) {
   app.formatter(std::make_shared<Formatter>());
-  return guarded_main(tool, [&]() -> int {
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-      // --help: 0; bad options: 1, as every other bad input (not CLI11's 100+).
-      if (quiet) return e.get_exit_code() == 0 ? 0 : 1;
-      return app.exit(e) == 0 ? 0 : 1;
+  try {
+    app.parse(argc, argv);
+    return {};
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) {  // --help (CLI11 signals it by an exception)
+      std::ostringstream help;
+      app.exit(e, help, help);
+      return {ParseOutcome::Help, help.str()};
     }
+    return {ParseOutcome::Error, fmt::format("{} (run {} --help for the options)", e.what(), tool)};
+  }
+}
+
+int parse_and_run(const char* tool, CLI::App& app, int argc, char** argv, const std::function<int()>& run) {
+  return guarded_main(tool, [&]() -> int {
+    const ParseOutcome parsed = parse_command_line(tool, app, argc, argv);
+    if (parsed.kind == ParseOutcome::Help) {
+      fmt::print("{}", parsed.text);
+      return 0;
+    }
+    // Exit 1 as every other bad input (not CLI11's 100+).
+    if (parsed.kind == ParseOutcome::Error) throw Error(parsed.text);
     return run();
   });
 }

@@ -16,12 +16,18 @@ namespace sagan::cli {
 // non-zero exit code (1 for engine errors, 2 for unexpected ones).
 int guarded_main(const char* tool, const std::function<int()>& body);
 
-// A tool's main: parses argv with `app` (--help and parse errors exit as
-// CLI11 makes them), then calls run() under guarded_main. quiet: print
-// neither the help nor a parse error (sagan-train's ranks other than 0: they
-// parse the same command line, and rank 0 speaks for them).
-int parse_and_run(const char* tool, CLI::App& app, int argc, char** argv, const std::function<int()>& run,
-                  bool quiet = false);
+// What parsing a command line gave: go on (Run), --help (text: the help),
+// or an error (text: CLI11's message and where to find the options).
+struct ParseOutcome {
+  enum Kind { Run, Help, Error } kind = Run;
+  std::string text;
+};
+ParseOutcome parse_command_line(const char* tool, CLI::App& app, int argc, char** argv);
+
+// A tool's main: parses argv with `app` (--help prints the help and exits
+// 0; a parse error is reported as every other error, "tool: error: ...",
+// exit 1), then calls run() under guarded_main.
+int parse_and_run(const char* tool, CLI::App& app, int argc, char** argv, const std::function<int()>& run);
 
 // Progress of a long embedding on stderr: "\r  embedding generated:
 // 3400/10000  120 img/s  eta 0:00:55", redrawn on a terminal, one line per

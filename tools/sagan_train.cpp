@@ -112,29 +112,41 @@ int main(int argc, char** argv) {
       "kill -USR1 <mpirun's pid>: mpirun turns Ctrl-C into SIGKILL a second later (docs/distributed.md)."};
   TrainToolOptions o;
   add_options(app, o);
-  // An error on one rank of several names the rank and ends the whole job
-  // (MPI_Abort), so that no other rank waits for it in an all-reduce.
+  // An error on one rank of several during training names the rank and ends
+  // the whole job (MPI_Abort), so that no other rank waits for it in an
+  // all-reduce.
   const std::string tool =
       world->size() > 1 ? fmt::format("sagan-train (rank {} of {})", world->rank(), world->size()) : "sagan-train";
   // A failure the ranks agreed on (dist/agree.h) ends every rank alike,
   // none of them in a collective: rank 0 says why, and no abort is needed.
   bool agreed = false;
-  // Every rank parses the same command line: --help and bad options end
-  // them all alike, rank 0 alone printing, and none is in a collective.
   bool parsed = false;
-  const int rc = cli::parse_and_run(
-      tool.c_str(), app, argc, argv,
-      [&] {
-        parsed = true;
-        try {
-          return run(o, world);
-        } catch (const dist::AgreedError& e) {
-          agreed = true;
-          if (world->rank() == 0) fmt::print(stderr, "sagan-train: error: {}\n", e.what());
-          return 1;
-        }
-      },
-      /*quiet=*/world->rank() != 0);
+  const bool lead = world->rank() == 0;
+  const int rc = cli::guarded_main(tool.c_str(), [&]() -> int {
+    const cli::ParseOutcome p = cli::parse_command_line("sagan-train", app, argc, argv);
+    try {
+      // Each rank parsed its own command line (mpirun gives them the same
+      // one, a launch per rank need not): they agree on it before any goes
+      // on, so that a rank that cannot parse its options ends the job with
+      // its message instead of leaving the others in a collective. One
+      // process: the error passes through, as in every tool.
+      dist::run_agreed(world.get(), [&] {
+        if (p.kind == cli::ParseOutcome::Error) throw Error(p.text);
+      });
+      dist::check_same_everywhere(world.get(), p.kind == cli::ParseOutcome::Help ? "--help: given" : "--help: not given",
+                                  "the command lines");
+      if (p.kind == cli::ParseOutcome::Help) {
+        if (lead) fmt::print("{}", p.text);
+        return 0;
+      }
+      parsed = true;
+      return run(o, world);
+    } catch (const dist::AgreedError& e) {
+      agreed = true;
+      if (lead) fmt::print(stderr, "sagan-train: error: {}\n", e.what());
+      return 1;
+    }
+  });
   // A signal stops every rank at the same step, in order: no abort then.
   if (rc != 0 && rc < 128 && world->size() > 1 && parsed && !agreed) {
     std::fflush(stdout);

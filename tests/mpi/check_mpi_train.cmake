@@ -10,7 +10,8 @@
 #     data folder with an image less, another --lr-d) end together, without
 #     MPI_Abort, rank 0 saying which rank and what, and rank 0's new run
 #     directory is removed;
-#  5. --help and a bad option print once (rank 0) and end every rank alike.
+#  5. --help and a bad option print once (rank 0) and end every rank alike
+#     (a bad option on rank 1 alone: in 4).
 foreach(_v TRAIN MPIRUN DATA WORK_DIR)
   if(NOT DEFINED ${_v})
     message(FATAL_ERROR "check_mpi_train.cmake: -D${_v}=... is required")
@@ -119,6 +120,8 @@ startup_failure("rank 1 with an image less" "--data ${data}" "--data ${WORK_DIR}
                 "the settings, devices or data sets differ between ranks: rank 0 has 'data set: 8 images[^\n]*rank 1 of 2 has 'data set: 7 images")
 startup_failure("rank 1 with another --lr-d" "--data ${data}" "--data ${data} --lr-d 0.000123"
                 "the settings, devices or data sets differ between ranks: rank 0 has '[^']*', rank 1 of 2 has '[^']*0.000123")
+startup_failure("rank 1 with an unknown option" "--data ${data}" "--data ${data} --no-such-option"
+                "rank 1 of 2: [^\n]*not expected: --no-such-option")
 # 5. --help and a bad option: every rank ends alike, rank 0 alone prints.
 execute_process(COMMAND ${MPIRUN} ${TRAIN} --help RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 string(REGEX MATCHALL "sagan-train: train a Self-Attention GAN" copies "${out}${err}")
