@@ -11,8 +11,9 @@
 //             0x7FFF (as CUDA's own host-side __float2bfloat16_rn does).
 //   TF32      1 sign, 8 exponent, 10 mantissa bits, held in a 32-bit
 //             register whose low 13 bits are zero. cvt.rna.tf32.f32: round
-//             to nearest, ties away from zero; infinities stay; NaN becomes
-//             0x7FFFFFFF. The tensor cores ignore the low 13 bits of a .tf32
+//             to nearest, ties away from zero; infinities and NaNs only
+//             lose their low 13 bits (a NaN with a payload only there
+//             becomes infinity, tf32_bits_rna). The tensor cores ignore the low 13 bits of a .tf32
 //             operand, so a float passed without conversion is truncated.
 // Unit roundoff (half the spacing relative to the value): bf16 2^-8 = 3.9e-3,
 // TF32 2^-11 = 4.9e-4, float32 2^-24 = 6.0e-8.

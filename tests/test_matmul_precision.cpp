@@ -170,6 +170,8 @@ TEST_CASE("cpu bf16 convolutions give bf16 results with the bias added after", "
   // Gradients through both backward kernels are bf16 numbers too, and
   // agree with float64 loops over bf16 operands to within bf16 roundings of
   // the partial sums (norm-wise: gx adds k*k rounded partials per pixel).
+  // The bound catches a wrong gradient; it is too loose to tell whether
+  // the operands were rounded (float32 ones would move results ~0.3%).
   const Tensor gy = Tensor::randn({2, 4, 9, 7}, gen);
   Tensor gx = Tensor::empty({2, 5, 9, 7}), gw = Tensor::empty({4, 5, 3, 3});
   cpu().conv2d_backward_input(gy, w, gx, Conv2dGeom{1, 1});

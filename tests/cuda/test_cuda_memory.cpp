@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "core/ops.h"
+#include "core/sync_free.h"
 #include "core/upload_stage.h"
 #include "kernels/cuda/allocator.h"
 #include "tests/cuda/parity.h"
@@ -121,6 +122,17 @@ TEST_CASE("cuda host and cross-device copies round trip", "[cuda][memory]") {
       WARN("one CUDA device: the cuda:0 <-> cuda:1 round trip is not exercised");
     }
   }
+}
+
+TEST_CASE("cuda copies between devices are refused inside a sync-free region", "[cuda][memory][sync_free]") {
+  Tensor h = Tensor::ones({4}, DType::F32);
+  Tensor d = h.to(dev());
+  SyncFreeScope region("the test's region");
+  // Either direction waits for the device (a pageable copy synchronises).
+  REQUIRE_THROWS_WITH(h.to(dev()), Contains("between devices") && Contains("the test's region"));
+  REQUIRE_THROWS_WITH(d.to(Device::cpu()), Contains("between devices"));
+  Tensor sum_on_device = add(d, 1.0);  // queuing device work stays fine
+  CHECK(sum_on_device.device() == dev());
 }
 
 TEST_CASE("cuda caching allocator makes no cudaMalloc in a repeated step", "[cuda][memory]") {

@@ -56,6 +56,9 @@ GradcheckResult gradcheck(const Fn& f, std::vector<Tensor> inputs, double eps, d
       double numeric = (probe(eps) - probe(-eps)) / (2 * eps);
       double a = analytic[static_cast<size_t>(i)];
       double rel = std::abs(a - numeric) / std::max({1.0, std::abs(a), std::abs(numeric)});
+      // A NaN on either side is the worst error there is (rel > worst would
+      // be false for it, and the check would pass).
+      if (std::isnan(rel)) rel = INFINITY;
       if (rel > res.max_rel_error) {
         res.max_rel_error = rel;
         res.message = fmt::format("input {} element {}: analytic {:.12g}, numeric {:.12g}, rel error {:.3g}", k, i, a,
