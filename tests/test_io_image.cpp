@@ -380,3 +380,13 @@ TEST_CASE("a progressive JPEG whose coefficients would outgrow the decoder's mem
                                                 Catch::Contains("20000x13000") &&
                                                 Catch::Contains("coefficient memory"));
 }
+
+TEST_CASE("an arithmetic-coded JPEG too large to decode is refused before allocating", "[io][io_image]") {
+  // Found by fuzz_jpeg in a CI-style run: 371 bytes of arithmetic-coded CMYK
+  // whose SOF claims 38916x5380 pixels. libjpeg decodes every row of it (past
+  // the EOI marker it feeds zeros without a warning), so the image grew to
+  // 628 MB (599 MiB) row by row.
+  const std::string huge = std::string(SAGAN_TEST_DATA_DIR) + "/../fuzz/corpus/jpeg/regress_arithmetic_claims_628mb";
+  REQUIRE_THROWS_WITH(io::read_image(huge), Catch::Contains(huge) && Catch::Contains("arithmetic-coded") &&
+                                                Catch::Contains("38916x5380") && Catch::Contains("limit of 256 MB"));
+}

@@ -152,6 +152,21 @@ bool jpeg_decode_impl(jpeg_decompress_struct& cinfo, JpegErr& err, const uint8_t
                   cinfo.image_height);
     return false;
   }
+  // An arithmetic-coded file (SOF9-11) decodes every row however little data
+  // it has: past a marker libjpeg feeds the decoder zeros without a warning,
+  // so growing the image with the rows that decode (below) does not bound
+  // it, and 371 bytes can yield 38916x5380 pixels. Its decoded size is
+  // capped up front, at the limit of libjpeg's own working memory.
+  const uint64_t decoded_bytes = static_cast<uint64_t>(cinfo.image_width) * cinfo.image_height *
+                                 (cinfo.out_color_space == JCS_GRAYSCALE ? 1 : 3);
+  if (cinfo.arith_code && decoded_bytes > kMaxJpegWorkBytes) {
+    std::snprintf(err.msg, sizeof(err.msg),
+                  "arithmetic-coded image of %ux%u pixels needs %llu MB decoded, above the decoder's limit of %llu MB "
+                  "for such files",
+                  cinfo.image_width, cinfo.image_height, static_cast<unsigned long long>(decoded_bytes >> 20),
+                  static_cast<unsigned long long>(kMaxJpegWorkBytes >> 20));
+    return false;
+  }
   if (jpeg_has_multiple_scans(&cinfo)) {
     uint64_t coef_bytes = 0;  // what jdcoefct.c's whole-image buffer will take
     for (int c = 0; c < cinfo.num_components; ++c) {
