@@ -313,9 +313,10 @@ StepStats Trainer::run_iteration(bool prefetch) {
       try {
         graph->graph = backend_for(device_).capture([this] { run_updates(); });
       } catch (const std::exception& e) {
-        SAGAN_FAIL("recording the training step as a CUDA graph (--cuda-graph) failed; training without "
-                   "--cuda-graph runs the same step launch by launch. {}",
-                   e.what());
+        SAGAN_FAIL(
+            "recording the training step as a CUDA graph (--cuda-graph) failed; training without "
+            "--cuda-graph runs the same step launch by launch. {}",
+            e.what());
       }
     }
     graph->graph->replay();

@@ -180,7 +180,8 @@ TEST_CASE("cpu bf16 convolutions give bf16 results with the bias added after", "
   conv_grad_reference(x, w, gy, 1, MatmulPrecision::Bf16, gx_ref, gw_ref);
   for (const auto& [name, got, ref] : {std::tuple{"gx", floats(gx), gx_ref}, std::tuple{"gw", floats(gw), gw_ref}}) {
     double gerr = 0;
-    for (size_t i = 0; i < ref.size(); ++i) gerr = sagan::testing::max_keep_nan(gerr, std::abs(double(got[i]) - ref[i]));
+    for (size_t i = 0; i < ref.size(); ++i)
+      gerr = sagan::testing::max_keep_nan(gerr, std::abs(double(got[i]) - ref[i]));
     INFO(name << ": max abs error " << gerr << " for max |ref| " << max_abs(ref));
     CHECK(gerr <= max_abs(ref) / 64);
   }

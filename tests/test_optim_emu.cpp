@@ -57,7 +57,8 @@ double max_rel_diff(const std::vector<Tensor>& a, const std::vector<Tensor>& b) 
   for (size_t i = 0; i < a.size(); ++i) {
     const std::vector<double> x = a[i].to_vector(), y = b[i].to_vector();
     REQUIRE(x.size() == y.size());
-    for (size_t k = 0; k < x.size(); ++k) m = sagan::testing::max_keep_nan(m, std::abs(x[k] - y[k]) / (1.0 + std::abs(y[k])));
+    for (size_t k = 0; k < x.size(); ++k)
+      m = sagan::testing::max_keep_nan(m, std::abs(x[k] - y[k]) / (1.0 + std::abs(y[k])));
   }
   return m;
 }

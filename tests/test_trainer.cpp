@@ -98,7 +98,8 @@ TEST_CASE("a training iteration reads values back once, after its last update", 
   CHECK(t.step_count() == 3);
 }
 
-TEST_CASE("a step graph trains exactly like plain steps, across ema_start, with DiffAugment", "[trainer][step_graph][long]") {
+TEST_CASE("a step graph trains exactly like plain steps, across ema_start, with DiffAugment",
+          "[trainer][step_graph][long]") {
   // On the CPU the graph runs the same code again at each replay; what this
   // checks is the machinery around it: inputs and Adam factors copied into
   // the buffers it reads, values read from what it left, one graph per EMA
@@ -399,7 +400,8 @@ std::vector<std::string> csv_column(const fs::path& csv, const std::string& name
 }
 }  // namespace
 
-TEST_CASE("run_training --fd-every logs the Frechet distance and leaves training unchanged", "[trainer][run][fd][long]") {
+TEST_CASE("run_training --fd-every logs the Frechet distance and leaves training unchanged",
+          "[trainer][run][fd][long]") {
   TempDir root_scope;
   fs::path root = root_scope.path;
   TrainConfig c = tiny_config();

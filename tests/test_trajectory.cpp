@@ -117,7 +117,8 @@ StepInputs inputs_of(const GoldenFile& g, int64_t step, int64_t n_dis) {
 
 }  // namespace
 
-TEST_CASE("10 training iterations follow the PyTorch reference trainer in float64", "[trainer][trajectory][golden][long]") {
+TEST_CASE("10 training iterations follow the PyTorch reference trainer in float64",
+          "[trainer][trajectory][golden][long]") {
   GoldenFile g = load_golden("sagan_trajectory");
   const int64_t steps = g.meta.at("steps"), batch = g.meta.at("batch");
   const bool report = std::getenv("SAGAN_TRAJECTORY_REPORT") != nullptr;

@@ -133,8 +133,8 @@ int main(int argc, char** argv) {
       dist::run_agreed(world.get(), [&] {
         if (p.kind == cli::ParseOutcome::Error) throw Error(p.text);
       });
-      dist::check_same_everywhere(world.get(), p.kind == cli::ParseOutcome::Help ? "--help: given" : "--help: not given",
-                                  "the command lines");
+      dist::check_same_everywhere(
+          world.get(), p.kind == cli::ParseOutcome::Help ? "--help: given" : "--help: not given", "the command lines");
       if (p.kind == cli::ParseOutcome::Help) {
         if (lead) fmt::print("{}", p.text);
         return 0;

@@ -139,6 +139,16 @@ void jpeg_on_message(j_common_ptr cinfo, int level) {
 }
 void jpeg_on_output(j_common_ptr) {}
 
+// Refuses a file whose header asks for more than kMaxJpegWorkBytes; false.
+bool jpeg_over_limit(const jpeg_decompress_struct& cinfo, JpegErr& err, const char* kind, uint64_t bytes,
+                     const char* of_what) {
+  std::snprintf(err.msg, sizeof(err.msg),
+                "%s image of %ux%u pixels needs %llu MB %s, above the decoder's limit of %llu MB", kind,
+                cinfo.image_width, cinfo.image_height, static_cast<unsigned long long>(bytes >> 20), of_what,
+                static_cast<unsigned long long>(kMaxJpegWorkBytes >> 20));
+  return false;
+}
+
 bool jpeg_decode_impl(jpeg_decompress_struct& cinfo, JpegErr& err, const uint8_t* data, size_t size, Image& img,
                       std::vector<uint8_t>& row) {
   if (setjmp(err.jump)) return false;
@@ -157,16 +167,10 @@ bool jpeg_decode_impl(jpeg_decompress_struct& cinfo, JpegErr& err, const uint8_t
   // so growing the image with the rows that decode (below) does not bound
   // it, and 371 bytes can yield 38916x5380 pixels. Its decoded size is
   // capped up front, at the limit of libjpeg's own working memory.
-  const uint64_t decoded_bytes = static_cast<uint64_t>(cinfo.image_width) * cinfo.image_height *
-                                 (cinfo.out_color_space == JCS_GRAYSCALE ? 1 : 3);
-  if (cinfo.arith_code && decoded_bytes > kMaxJpegWorkBytes) {
-    std::snprintf(err.msg, sizeof(err.msg),
-                  "arithmetic-coded image of %ux%u pixels needs %llu MB decoded, above the decoder's limit of %llu MB "
-                  "for such files",
-                  cinfo.image_width, cinfo.image_height, static_cast<unsigned long long>(decoded_bytes >> 20),
-                  static_cast<unsigned long long>(kMaxJpegWorkBytes >> 20));
-    return false;
-  }
+  const uint64_t decoded_bytes =
+      static_cast<uint64_t>(cinfo.image_width) * cinfo.image_height * (cinfo.out_color_space == JCS_GRAYSCALE ? 1 : 3);
+  if (cinfo.arith_code && decoded_bytes > kMaxJpegWorkBytes)
+    return jpeg_over_limit(cinfo, err, "arithmetic-coded", decoded_bytes, "decoded");
   if (jpeg_has_multiple_scans(&cinfo)) {
     uint64_t coef_bytes = 0;  // what jdcoefct.c's whole-image buffer will take
     for (int c = 0; c < cinfo.num_components; ++c) {
@@ -175,14 +179,8 @@ bool jpeg_decode_impl(jpeg_decompress_struct& cinfo, JpegErr& err, const uint8_t
       coef_bytes += round_up(comp.width_in_blocks, comp.h_samp_factor) *
                     round_up(comp.height_in_blocks, comp.v_samp_factor) * sizeof(JBLOCK);
     }
-    if (coef_bytes > kMaxJpegWorkBytes) {
-      std::snprintf(err.msg, sizeof(err.msg),
-                    "progressive image of %ux%u pixels needs %llu MB of coefficient memory, above the decoder's "
-                    "limit of %llu MB",
-                    cinfo.image_width, cinfo.image_height, static_cast<unsigned long long>(coef_bytes >> 20),
-                    static_cast<unsigned long long>(kMaxJpegWorkBytes >> 20));
-      return false;
-    }
+    if (coef_bytes > kMaxJpegWorkBytes)
+      return jpeg_over_limit(cinfo, err, "progressive", coef_bytes, "of coefficient memory");
   }
   // Backstop for any other buffer libjpeg sizes from the header: past this it
   // stops with "Backing store not supported" instead of allocating.

@@ -34,9 +34,10 @@ class CudaGraph final : public DeviceGraph {
       const cudaError_t err = cudaStreamSynchronize(be_.stream());
       if (err != cudaSuccess) {
         (void)cudaGetLastError();
-        SAGAN_FAIL("cuda:{}: a kernel of a replayed CUDA graph failed: {} ({}); run again without CUDA graphs "
-                   "(sagan-train: without --cuda-graph) and with SAGAN_CUDA_SYNC=1 to name it",
-                   be_.index(), cudaGetErrorString(err), cudaGetErrorName(err));
+        SAGAN_FAIL(
+            "cuda:{}: a kernel of a replayed CUDA graph failed: {} ({}); run again without CUDA graphs "
+            "(sagan-train: without --cuda-graph) and with SAGAN_CUDA_SYNC=1 to name it",
+            be_.index(), cudaGetErrorString(err), cudaGetErrorName(err));
       }
     }
   }

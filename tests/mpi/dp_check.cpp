@@ -49,7 +49,8 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
   if (x.size() != y.size()) return INFINITY;
   double m = 0;
   // NaN sticks (std::max(m, NaN) is m): a NaN result never passes a bound.
-  for (size_t i = 0; i < x.size() && !std::isnan(m); ++i) m = std::isnan(x[i] - y[i]) ? NAN : std::max(m, std::abs(x[i] - y[i]));
+  for (size_t i = 0; i < x.size() && !std::isnan(m); ++i)
+    m = std::isnan(x[i] - y[i]) ? NAN : std::max(m, std::abs(x[i] - y[i]));
   return m;
 }
 

@@ -85,7 +85,7 @@ CloseResult allclose(const Tensor& a, const std::vector<double>& bv, double rtol
     double e = 0;
     if (av[i] != bv[i])
       e = std::isfinite(av[i]) && std::isfinite(bv[i]) ? std::abs(av[i] - bv[i]) / (atol + rtol * std::abs(bv[i]))
-                                                        : INFINITY;
+                                                       : INFINITY;
     if (e > r.worst) {
       r.worst = e;
       r.message = fmt::format("element {}: got {:.17g}, expected {:.17g}", i, av[i], bv[i]);
