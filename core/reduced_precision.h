@@ -13,8 +13,9 @@
 //             register whose low 13 bits are zero. cvt.rna.tf32.f32: round
 //             to nearest, ties away from zero; infinities and NaNs only
 //             lose their low 13 bits (a NaN with a payload only there
-//             becomes infinity, tf32_bits_rna). The tensor cores ignore the low 13 bits of a .tf32
-//             operand, so a float passed without conversion is truncated.
+//             becomes infinity, tf32_bits_rna). The tensor cores ignore
+//             the low 13 bits of a .tf32 operand, so a float passed
+//             without conversion is truncated.
 // Unit roundoff (half the spacing relative to the value): bf16 2^-8 = 3.9e-3,
 // TF32 2^-11 = 4.9e-4, float32 2^-24 = 6.0e-8.
 #pragma once

@@ -58,9 +58,9 @@ static size_t checked_count(const Shape& shape, size_t item_bytes, const char* o
 }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
-  checked_count(shape, dtype_size(dtype), "empty");
+  const size_t count = checked_count(shape, dtype_size(dtype), "empty");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = make_storage(static_cast<size_t>(numel_of(shape)) * dtype_size(dtype), device);
+  impl->storage = make_storage(count * dtype_size(dtype), device);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;

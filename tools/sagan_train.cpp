@@ -120,7 +120,6 @@ int main(int argc, char** argv) {
   // A failure the ranks agreed on (dist/agree.h) ends every rank alike,
   // none of them in a collective: rank 0 says why, and no abort is needed.
   bool agreed = false;
-  bool parsed = false;
   const bool lead = world->rank() == 0;
   const int rc = cli::guarded_main(tool.c_str(), [&]() -> int {
     const cli::ParseOutcome p = cli::parse_command_line("sagan-train", app, argc, argv);
@@ -139,7 +138,6 @@ int main(int argc, char** argv) {
         if (lead) fmt::print("{}", p.text);
         return 0;
       }
-      parsed = true;
       return run(o, world);
     } catch (const dist::AgreedError& e) {
       agreed = true;
@@ -148,7 +146,8 @@ int main(int argc, char** argv) {
     }
   });
   // A signal stops every rank at the same step, in order: no abort then.
-  if (rc != 0 && rc < 128 && world->size() > 1 && parsed && !agreed) {
+  // Errors before run() (the command lines) are all agreed ones.
+  if (rc != 0 && rc < 128 && world->size() > 1 && !agreed) {
     std::fflush(stdout);
     std::fflush(stderr);
     world->abort(rc);

@@ -224,7 +224,6 @@ class FolderSource : public ImageSource {
   std::vector<std::string> files_;
 };
 
-
 }  // namespace
 
 TrainConfig checkpoint_config(const std::string& checkpoint_or_run) {

@@ -123,17 +123,15 @@ startup_failure("rank 1 with another --lr-d" "--data ${data}" "--data ${data} --
 startup_failure("rank 1 with an unknown option" "--data ${data}" "--data ${data} --no-such-option"
                 "rank 1 of 2: [^\n]*not expected: --no-such-option")
 # 5. --help and a bad option: every rank ends alike, rank 0 alone prints.
-execute_process(COMMAND ${MPIRUN} ${TRAIN} --help RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-string(REGEX MATCHALL "sagan-train: train a Self-Attention GAN" copies "${out}${err}")
-list(LENGTH copies n)
-if(NOT rc EQUAL 0 OR NOT n EQUAL 1)
-  message(FATAL_ERROR "mpi_sagan_train: --help under mpirun: exit ${rc}, ${n} copies of the help (1 expected):\n${out}${err}")
-endif()
-execute_process(COMMAND ${MPIRUN} ${TRAIN} --no-such-option RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-string(REGEX MATCHALL "no-such-option" copies "${out}${err}")
-list(LENGTH copies n)
-if(NOT rc EQUAL 1 OR NOT n EQUAL 1 OR "${out}${err}" MATCHES "MPI_ABORT")
-  message(FATAL_ERROR "mpi_sagan_train: a bad option under mpirun: exit ${rc} (1 expected), ${n} messages naming it "
-                      "(1 expected), no MPI_ABORT:\n${out}${err}")
-endif()
+function(printed_once what arg expect_rc regex)
+  execute_process(COMMAND ${MPIRUN} ${TRAIN} ${arg} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  string(REGEX MATCHALL "${regex}" copies "${out}${err}")
+  list(LENGTH copies n)
+  if(NOT rc EQUAL expect_rc OR NOT n EQUAL 1 OR "${out}${err}" MATCHES "MPI_ABORT")
+    message(FATAL_ERROR "mpi_sagan_train: ${what} under mpirun: exit ${rc} (${expect_rc} expected), ${n} copies of "
+                        "'${regex}' (1 expected), no MPI_ABORT:\n${out}${err}")
+  endif()
+endfunction()
+printed_once("--help" --help 0 "sagan-train: train a Self-Attention GAN")
+printed_once("a bad option" --no-such-option 1 "no-such-option")
 message(STATUS "mpi_sagan_train: passed; the job with a corrupt image ended in ${seconds} s")
