@@ -20,15 +20,10 @@ fail() {
   } >&2
   exit 1
 }
-# Waits (up to 120 s) until $1 shows a step line after its first $2 lines.
-wait_for_step() {
-  for _ in $(seq 1200); do
-    tail -n +"$(($2 + 1))" "$1" | grep -qE '^step [0-9]+/' && return 0
-    kill -0 "$pid" 2>/dev/null || fail "sagan-train ended before its first step"
-    sleep 0.1
-  done
-  fail "no step logged within 120 s"
-}
+# shellcheck source=../tests/support/wait_for_line.sh
+source "$(dirname "$0")/../tests/support/wait_for_line.sh"
+# Waits until $1 shows a step line after its first $2 lines.
+wait_for_step() { wait_for_line "$1" "$2" '^step [0-9]+/'; }
 newest_step() {
   local f
   f=$(ls "$run"/checkpoints/step_*.safetensors 2>/dev/null | sort | tail -1)

@@ -16,6 +16,8 @@ done
 run=$WORK/run
 pid=
 trap '[[ -n $pid ]] && kill -KILL "$pid" 2>/dev/null' EXIT
+# shellcheck source=../support/wait_for_line.sh
+source "$(dirname "$0")/../support/wait_for_line.sh"
 fail() {
   echo "mpi_signal_stop: $*" >&2
   for f in "$WORK"/*.out; do echo "--- $f" >&2; tail -12 "$f" >&2; done
@@ -25,14 +27,9 @@ args=(--dataset folder --data "$WORK/images" --channels 3 --ch 4 --z-dim 8 --bat
       --sample-every 100000 --checkpoint-every 100000 --check-sync-every 1)
 "${MPIRUN[@]}" "$TRAIN" "${args[@]}" --steps 100000 --run-dir "$run" >"$WORK/first.out" 2>&1 &
 pid=$!
-# (Open MPI gives the ranks a pseudo-terminal: progress lines end in \r.)
-seen=
-for _ in $(seq 1200); do
-  grep -qE 'step [0-9]+/' "$WORK/first.out" && seen=1 && break
-  kill -0 "$pid" 2>/dev/null || fail "the job ended before its first step"
-  sleep 0.1
-done
-[[ -n $seen ]] || fail "no step logged within 120 s"
+# (Open MPI gives the ranks a pseudo-terminal: progress lines end in \r, so
+# the step line is not anchored.)
+wait_for_line "$WORK/first.out" 0 'step [0-9]+/'
 kill -USR1 "$pid"
 wait "$pid"
 rc=$?
