@@ -42,6 +42,14 @@ inline int64_t wrap_dim(int64_t d, const Shape& shape, const char* op) {
   return d < 0 ? d + ndim : d;
 }
 
+// For ops over dims (sum, mean, softmax, log_softmax): a 0-d tensor takes dim
+// 0 or -1 as if it were 1-d, as in PyTorch; returns 0 for it.
+inline int64_t wrap_dim_scalar_as_1d(int64_t d, const Shape& shape, const char* op) {
+  if (!shape.empty()) return wrap_dim(d, shape, op);
+  SAGAN_CHECK(d == 0 || d == -1, "{}: dim {} out of range for a 0-d tensor (it takes dim 0 or -1)", op, d);
+  return 0;
+}
+
 // numpy broadcasting of two shapes; throws naming the op and both shapes.
 inline Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
   size_t n = std::max(a.size(), b.size());

@@ -219,3 +219,23 @@ TEST_CASE("reduction errors name the op and the shapes", "[reduce][errors]") {
                       Catch::Contains("sum") && Catch::Contains("int64") && Catch::Contains("[2, 3]"));
   REQUIRE_THROWS_WITH(sum(Tensor()), Catch::Contains("sum") && Catch::Contains("undefined"));
 }
+
+TEST_CASE("a 0-d tensor takes dim 0 or -1 in sum, mean, softmax and log_softmax", "[reduce][softmax]") {
+  // As in PyTorch: the scalar is treated as 1-d, and reducing it keeps it.
+  Tensor s = Tensor::scalar(3.0, DType::F64);
+  CHECK(sum(s, {0}).dim() == 0);
+  CHECK(sum(s, {0}).item() == 3.0);
+  CHECK(sum(s, {-1}, true).dim() == 0);
+  CHECK(mean(s, {0}).item() == 3.0);
+  CHECK(softmax(s, 0).dim() == 0);
+  CHECK(softmax(s, -1).item() == 1.0);
+  CHECK(log_softmax(s, 0).item() == 0.0);
+  REQUIRE_THROWS_WITH(sum(s, {1}), Catch::Contains("sum") && Catch::Contains("0-d"));
+  REQUIRE_THROWS_WITH(softmax(s, -2), Catch::Contains("softmax") && Catch::Contains("0-d"));
+  REQUIRE_THROWS_WITH(mean(s, {0, -1}), Catch::Contains("mean") && Catch::Contains("twice"));
+  Rng gen(27);
+  Tensor x = randn64({}, gen);
+  REQUIRE_GRADCHECK([](const auto& in) { return square(sum(in[0], {0})); }, x);
+  REQUIRE_GRADCHECK([](const auto& in) { return mul(softmax(in[0], 0), in[0]); }, x);
+  REQUIRE_GRADCHECK([](const auto& in) { return mul(log_softmax(in[0], -1), in[0]); }, x);
+}

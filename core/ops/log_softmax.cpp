@@ -13,7 +13,8 @@ using detail::saved;
 Tensor log_softmax(const Tensor& x, int64_t dim) {
   const char* op = "log_softmax";
   detail::check_float(op, x);
-  dim = wrap_dim(dim, x.shape(), op);
+  dim = wrap_dim_scalar_as_1d(dim, x.shape(), op);
+  if (x.dim() == 0) return log_softmax(x.reshape({1}), 0).reshape({});
   const int64_t last = x.dim() - 1;
   Tensor xl = (dim == last ? x.detach() : x.detach().transpose(dim, last)).contiguous();
   Tensor yl = Tensor::empty(xl.shape(), x.dtype(), x.device());

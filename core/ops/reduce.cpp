@@ -28,13 +28,16 @@ std::vector<bool> all_dims(const Tensor& x, const char* op) {
 
 std::vector<bool> dims_mask(const Tensor& x, const std::vector<int64_t>& dims, const char* op) {
   detail::check_defined(op, x);
-  std::vector<bool> mask(static_cast<size_t>(x.dim()), false);
+  // A 0-d tensor's one dim (0 or -1) is marked in `seen` only: reducing it
+  // leaves the value as it is.
+  std::vector<bool> seen(static_cast<size_t>(std::max<int64_t>(x.dim(), 1)), false);
   for (int64_t d : dims) {
-    int64_t w = wrap_dim(d, x.shape(), op);
-    SAGAN_CHECK(!mask[static_cast<size_t>(w)], "{}: dim {} given twice", op, d);
-    mask[static_cast<size_t>(w)] = true;
+    int64_t w = wrap_dim_scalar_as_1d(d, x.shape(), op);
+    SAGAN_CHECK(!seen[static_cast<size_t>(w)], "{}: dim {} given twice", op, d);
+    seen[static_cast<size_t>(w)] = true;
   }
-  return mask;
+  if (x.dim() == 0) return {};
+  return seen;
 }
 
 Tensor sum_impl(const Tensor& x, const std::vector<bool>& mask, bool keepdim, const char* op) {
@@ -95,7 +98,8 @@ Tensor sum_to_shape(const Tensor& x, const Shape& shape) {
 
 Tensor softmax(const Tensor& x, int64_t dim) {
   detail::check_float("softmax", x);
-  dim = wrap_dim(dim, x.shape(), "softmax");
+  dim = wrap_dim_scalar_as_1d(dim, x.shape(), "softmax");
+  if (x.dim() == 0) return softmax(x.reshape({1}), 0).reshape({});
   int64_t last = x.dim() - 1;
   // The kernel works on the last dim; move `dim` there and back.
   Tensor xl = (dim == last ? x.detach() : x.detach().transpose(dim, last)).contiguous();
