@@ -330,8 +330,12 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const 
   start = std::clamp<int64_t>(start, 0, n);
   end = std::clamp<int64_t>(end, start, n);
   Shape ns = shape(), nst = strides();
-  ns[static_cast<size_t>(d)] = (end - start + step - 1) / step;
-  nst[static_cast<size_t>(d)] *= step;
+  // (end - start + step - 1) / step would overflow for a step near INT64_MAX.
+  const int64_t count = end > start ? (end - start - 1) / step + 1 : 0;
+  ns[static_cast<size_t>(d)] = count;
+  // One element or none: the stride is never used (and stride * step could
+  // overflow); otherwise step < n keeps it in range.
+  if (count > 1) nst[static_cast<size_t>(d)] *= step;
   Tensor out = make_view(*this, ns, nst, offset() + start * strides()[static_cast<size_t>(d)]);
   Shape in_shape = shape();
   record("slice", out, {*this}, [=](const Tensor& g, const std::vector<bool>&) {

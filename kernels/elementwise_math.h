@@ -49,32 +49,35 @@ SAGAN_U(MulScalar, x* a)
 SAGAN_U(RDivScalar, a / x)
 #undef SAGAN_U
 
-// Derivatives f'(x) given x, y = f(x) and alpha.
-#define SAGAN_D(NAME, EXPR)                      \
-  struct NAME {                                  \
-    template <class T>                           \
-    SAGAN_HD T operator()(T x, T y, T a) const { \
-      (void)x;                                   \
-      (void)y;                                   \
-      (void)a;                                   \
-      return EXPR;                               \
-    }                                            \
+// Input gradients g * f'(x) given x, y = f(x), alpha and the output's
+// gradient g. Piecewise derivatives select instead of multiplying by 0, so an
+// infinite g stays out of the inactive side (inf * 0 would be NaN; PyTorch
+// selects too).
+#define SAGAN_D(NAME, EXPR)                           \
+  struct NAME {                                       \
+    template <class T>                                \
+    SAGAN_HD T operator()(T x, T y, T a, T g) const { \
+      (void)x;                                        \
+      (void)y;                                        \
+      (void)a;                                        \
+      return EXPR;                                    \
+    }                                                 \
   };
-SAGAN_D(dNeg, T(-1))
-SAGAN_D(dRelu, x > T(0) ? T(1) : T(0))
-SAGAN_D(dLeakyRelu, x > T(0) ? T(1) : a)
-SAGAN_D(dTanh, T(1) - y * y)
-SAGAN_D(dSigmoid, y*(T(1) - y))
-SAGAN_D(dSoftplus, sigmoid(x))
-SAGAN_D(dExp, y)
-SAGAN_D(dLog, T(1) / x)
-SAGAN_D(dSqrt, T(0.5) / y)
-SAGAN_D(dAbs, x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0)))
-SAGAN_D(dSquare, T(2) * x)
-SAGAN_D(dPowScalar, a == T(0) ? T(0) : a * std::pow(x, a - T(1)))
-SAGAN_D(dAddScalar, T(1))
-SAGAN_D(dMulScalar, a)
-SAGAN_D(dRDivScalar, -y / x)
+SAGAN_D(dNeg, -g)
+SAGAN_D(dRelu, x > T(0) ? g : T(0))
+SAGAN_D(dLeakyRelu, x > T(0) ? g : g * a)
+SAGAN_D(dTanh, g*(T(1) - y * y))
+SAGAN_D(dSigmoid, g*(y * (T(1) - y)))
+SAGAN_D(dSoftplus, g* sigmoid(x))
+SAGAN_D(dExp, g* y)
+SAGAN_D(dLog, g*(T(1) / x))
+SAGAN_D(dSqrt, g*(T(0.5) / y))
+SAGAN_D(dAbs, x > T(0) ? g : (x < T(0) ? -g : T(0)))
+SAGAN_D(dSquare, g*(T(2) * x))
+SAGAN_D(dPowScalar, a == T(0) ? T(0) : g * (a * std::pow(x, a - T(1))))
+SAGAN_D(dAddScalar, g)
+SAGAN_D(dMulScalar, g* a)
+SAGAN_D(dRDivScalar, g*(-y / x))
 #undef SAGAN_D
 
 #define SAGAN_B(NAME, EXPR)                 \

@@ -136,6 +136,19 @@ TEST_CASE("batch_norm errors name the op and shapes", "[batch_norm][errors]") {
                       Catch::Contains("batch_norm") && Catch::Contains("[6]"));
   REQUIRE_THROWS_WITH(batch_norm(Tensor::zeros({2, 3}, DType::I64), Tensor(), Tensor(), true),
                       Catch::Contains("batch_norm") && Catch::Contains("int64"));
+  // A refused buffer leaves the other one as it was (the mean used to be
+  // written before the variance's copy_ failed).
+  Rng gen(3);
+  Tensor xr = Tensor::randn({4, 3, 2, 2}, gen);
+  Tensor rm = Tensor::zeros({3});
+  REQUIRE_THROWS_WITH(batch_norm(xr, rm, Tensor::ones({1}).expand({3}), true),
+                      Catch::Contains("batch_norm") && Catch::Contains("running_var") && Catch::Contains("expanded"));
+  CHECK(rm.to_vector() == std::vector<double>{0, 0, 0});
+  Tensor rv_grad = Tensor::ones({3});
+  rv_grad.set_requires_grad(true);
+  REQUIRE_THROWS_WITH(batch_norm(xr, rm, rv_grad, true),
+                      Catch::Contains("batch_norm") && Catch::Contains("running_var") && Catch::Contains("requires grad"));
+  CHECK(rm.to_vector() == std::vector<double>{0, 0, 0});
   // Eval with one value per channel is fine: it uses the running stats.
   CHECK_NOTHROW(batch_norm(Tensor::zeros({1, 3, 1, 1}), Tensor::zeros({3}), Tensor::ones({3}), false));
 }

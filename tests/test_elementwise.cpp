@@ -34,6 +34,31 @@ TEST_CASE("maximum and minimum send the gradient of a tie to their first argumen
   }
 }
 
+TEST_CASE("an infinite gradient reaches only the active side of relu, leaky_relu, abs, maximum, minimum",
+          "[elementwise]") {
+  // PyTorch selects: the inactive side gets 0, not inf * 0 = NaN.
+  const double inf = std::numeric_limits<double>::infinity();
+  const Tensor g = Tensor::from_vector(std::vector<double>{inf, -inf, inf}, {3}, DType::F64);
+  auto grad_of = [&](auto f, std::vector<double> xv) {
+    Tensor x = Tensor::from_vector(xv, {3}, DType::F64).set_requires_grad(true);
+    f(x).backward(g);
+    return x.grad().to_vector();
+  };
+  CHECK(grad_of([](const Tensor& x) { return relu(x); }, {-1, 2, 0}) == std::vector<double>{0, -inf, 0});
+  CHECK(grad_of([](const Tensor& x) { return leaky_relu(x, 0.5); }, {-1, 2, 3}) ==
+        std::vector<double>{inf, -inf, inf});
+  CHECK(grad_of([](const Tensor& x) { return abs(x); }, {-1, 0, 3}) == std::vector<double>{-inf, 0, inf});
+  for (bool is_max : {true, false}) {
+    INFO((is_max ? "maximum" : "minimum"));
+    Tensor a = Tensor::from_vector(std::vector<double>{1, 3, 2}, {3}, DType::F64).set_requires_grad(true);
+    Tensor b = Tensor::from_vector(std::vector<double>{2, 2, 2}, {3}, DType::F64).set_requires_grad(true);
+    (is_max ? maximum(a, b) : minimum(a, b)).backward(g);
+    // Max picks b, a, a (tie); min picks a, b, a (tie).
+    CHECK(a.grad().to_vector() == (is_max ? std::vector<double>{0, -inf, inf} : std::vector<double>{inf, 0, inf}));
+    CHECK(b.grad().to_vector() == (is_max ? std::vector<double>{inf, 0, 0} : std::vector<double>{0, -inf, 0}));
+  }
+}
+
 TEST_CASE("maximum and minimum give NaN for a NaN on either side, in either order", "[elementwise]") {
   const double nan = std::nan("");
   Tensor a = Tensor::from_vector(std::vector<double>{nan, 1, nan}, {3}, DType::F64);

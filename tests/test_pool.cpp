@@ -1,11 +1,13 @@
 // avg_pool2x2, max_pool2x2 and upsample_nearest2x: values and gradients
 // against PyTorch goldens (odd sizes, ties), hand-computed windows, the
-// parallel kernel path against strided-slice composites, and error messages.
+// parallel kernel path against strided-slice composites, and error messages
+// (max_pool2d / avg_pool2d's empty planes too).
 // Gradient checks and CUDA parity: tests/ops/op_cases.cpp.
 #include <catch2/catch.hpp>
 #include <cmath>
 
 #include "core/ops.h"
+#include "core/ops_vision.h"
 #include "tests/golden/norm_pool_goldens.h"
 #include "tests/support/assertions.h"
 
@@ -123,4 +125,10 @@ TEST_CASE("pooling errors name the op and shapes", "[pool][errors]") {
                       Catch::Contains("upsample_nearest2x") && Catch::Contains("[2, 2]"));
   REQUIRE_THROWS_WITH(avg_pool2x2(Tensor::zeros({1, 1, 2, 2}, DType::I64)),
                       Catch::Contains("avg_pool2x2") && Catch::Contains("int64"));
+  // Padding would make a window out of an empty plane (it read x[0] of no
+  // storage); a plane of zero height or width is refused.
+  REQUIRE_THROWS_WITH(max_pool2d(Tensor::zeros({1, 1, 0, 4}), 2, 1, 1),
+                      Catch::Contains("max_pool2d") && Catch::Contains("[1, 1, 0, 4]") && Catch::Contains("empty"));
+  REQUIRE_THROWS_WITH(avg_pool2d(Tensor::zeros({1, 1, 3, 4}).slice(3, 4, 4), 2, 1, 1, false),
+                      Catch::Contains("avg_pool2d") && Catch::Contains("[1, 1, 3, 0]") && Catch::Contains("empty"));
 }

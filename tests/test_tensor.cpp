@@ -134,6 +134,9 @@ TEST_CASE("slice with steps, negative and out-of-range bounds", "[tensor][views]
   CHECK(x.slice(0, 7, 3).numel() == 0);  // empty, not negative
   CHECK(x.slice(0, 8, 100).to_vector() == std::vector<double>{8, 9});
   CHECK(x.narrow(0, 2, 3).to_vector() == std::vector<double>{2, 3, 4});
+  // A step past the end takes the first element (no overflow near INT64_MAX).
+  CHECK(x.slice(0, 2, 10, INT64_MAX).to_vector() == std::vector<double>{2});
+  CHECK(x.slice(0, 0, 10, 10).to_vector() == std::vector<double>{0});
   a.fill_(-5.0);
   std::vector<double> want = range(10);
   want[3] = want[6] = -5.0;

@@ -19,11 +19,18 @@ void check_running(const Tensor& x, const Tensor& r, const char* what) {
   const int64_t c = x.shape()[1];
   SAGAN_CHECK(r.dim() == 1 && r.shape()[0] == c, "{}: {} must have shape [{}] for input {}, got {}", kOp, what, c,
               shape_str(x.shape()), shape_str(r.shape()));
+  // Checked before anything is written, so a refused call changes neither
+  // buffer. The update runs without grad, so it would not be refused later.
+  SAGAN_CHECK(!r.requires_grad(), "{}: {} requires grad; running statistics are buffers, not parameters", kOp,
+              what);
+  SAGAN_CHECK(r.strides()[0] != 0 || c <= 1,
+              "{}: {} is an expanded view (stride 0), whose elements share memory; pass a tensor of its own", kOp,
+              what);
 }
 
-// running = (1 - momentum) * running + momentum * batch, in place.
-void blend_into(Tensor& running, const Tensor& batch, double momentum) {
-  running.copy_(add(mul(running, 1.0 - momentum), mul(batch, momentum)));
+// (1 - momentum) * running + momentum * batch.
+Tensor blend(const Tensor& running, const Tensor& batch, double momentum) {
+  return add(mul(running, 1.0 - momentum), mul(batch, momentum));
 }
 }  // namespace
 
@@ -60,8 +67,10 @@ Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, bool
       NoGradGuard ng;
       // Recover the biased variance from invstd and apply Bessel's correction.
       Tensor var = mul(add(rdiv(1.0, square(invstd)), -eps), static_cast<double>(m) / static_cast<double>(m - 1));
-      blend_into(running_mean, mean, momentum);
-      blend_into(running_var, var, momentum);
+      // Both values first, then both writes: nothing fails between them.
+      Tensor new_mean = blend(running_mean, mean, momentum), new_var = blend(running_var, var, momentum);
+      running_mean.copy_(new_mean);
+      running_var.copy_(new_var);
     }
     Tensor out = out4.view(in_shape);
     record(kOp, out, {x}, [in_shape, shape4, x4 = saved(x4), mean, invstd](const Tensor& g, const std::vector<bool>&) {

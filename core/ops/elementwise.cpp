@@ -82,15 +82,18 @@ Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b) {
                }
                break;
              // Ties send the gradient to a; so does a NaN on either side (the
-             // output is NaN then, and so is the loss).
+             // output is NaN then, and so is the loss). The gradient is routed
+             // by selects, never g * 0 or g - g: an infinite g must not become
+             // NaN on either side.
              case BinaryOp::Max:
-               ga = sub(g, step_grad(sub(b, a), g));
-               gb = step_grad(sub(b, a), g);
+             case BinaryOp::Min: {
+               const Tensor b_wins = op == BinaryOp::Max ? sub(b, a) : sub(a, b);  // > 0 where b is picked
+               const Tensor ones = Tensor::ones(b_wins.shape(), b_wins.dtype(), b_wins.device());
+               const Tensor b_mask = step_grad(b_wins, ones);  // exactly 0 or 1
+               ga = step_grad(sub(ones, b_mask), g);
+               gb = step_grad(b_mask, g);
                break;
-             case BinaryOp::Min:
-               ga = sub(g, step_grad(sub(a, b), g));
-               gb = step_grad(sub(a, b), g);
-               break;
+             }
            }
            return std::vector<Tensor>{needs[0] && ga.defined() ? sum_to_shape(ga, a.shape()) : Tensor(),
                                       needs[1] && gb.defined() ? sum_to_shape(gb, b.shape()) : Tensor()};

@@ -26,6 +26,8 @@ Tensor pool(const char* op, const Tensor& x, Pool2dGeom g) {
   SAGAN_CHECK(k >= 1 && stride >= 1, "{}: need kernel >= 1 and stride >= 1, got kernel {} stride {}", op, k, stride);
   SAGAN_CHECK(pad >= 0 && pad <= k / 2, "{}: pad must be in [0, kernel/2] = [0, {}], got {}", op, k / 2, pad);
   const int64_t h = x.size(2), w = x.size(3);
+  // Padding would give an empty plane windows without one real element.
+  SAGAN_CHECK(h >= 1 && w >= 1, "{}: input {} has an empty plane", op, shape_str(x.shape()));
   SAGAN_CHECK(h + 2 * pad >= k && w + 2 * pad >= k, "{}: input {} is smaller than the {}x{} window (pad {})", op,
               shape_str(x.shape()), k, k, pad);
   const int64_t ho = (h + 2 * pad - k) / stride + 1, wo = (w + 2 * pad - k) / stride + 1;

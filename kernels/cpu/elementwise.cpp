@@ -71,7 +71,7 @@ void CpuBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, co
     using T = std::remove_pointer_t<decltype(tag)>;
     const T a = static_cast<T>(alpha);
     math::with_unary_grad<T>(
-        op, [&](auto df) { map3<T>(x, y, gy, gx, [&](T xv, T yv, T g) { return g * df(xv, yv, a); }); });
+        op, [&](auto df) { map3<T>(x, y, gy, gx, [&](T xv, T yv, T g) { return df(xv, yv, a, g); }); });
   });
 }
 

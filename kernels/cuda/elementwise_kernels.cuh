@@ -34,13 +34,13 @@ template <class T, class F>
 __global__ void __launch_bounds__(kBlock)
     unary_backward_kernel(const T* x, const T* y, const T* gy, T* gx, Strided<4> g, int64_t n, F df, T a) {
   if (g.flat()) {
-    for (int64_t i = thread_index(); i < n; i += thread_count()) gx[i] = gy[i] * df(x[i], y[i], a);
+    for (int64_t i = thread_index(); i < n; i += thread_count()) gx[i] = df(x[i], y[i], a, gy[i]);
     return;
   }
   for (int64_t i = thread_index(); i < n; i += thread_count()) {
     int64_t off[4];
     g.offsets(i, off);
-    gx[off[0]] = gy[off[3]] * df(x[off[1]], y[off[2]], a);
+    gx[off[0]] = df(x[off[1]], y[off[2]], a, gy[off[3]]);
   }
 }
 
