@@ -1,5 +1,6 @@
 #include "layers/adam.h"
 
+#include <cmath>
 #include <set>
 
 #include "core/ops.h"
@@ -136,7 +137,9 @@ void Adam::load_state(const std::map<std::string, Tensor>& state) {
     m_[i].copy_(state.at("exp_avg." + params_[i].first));
     v_[i].copy_(state.at("exp_avg_sq." + params_[i].first));
   }
-  step_ = static_cast<int64_t>(step.item());
+  const double s = step.item();
+  SAGAN_CHECK(s >= 0 && s == std::floor(s) && s < 9.0e15, "Adam::load_state: tensor 'step' holds {}, expected a count >= 0", s);
+  step_ = static_cast<int64_t>(s);
 }
 
 }  // namespace sagan::nn

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <omp.h>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -22,6 +23,8 @@ constexpr const char* kRngTensor = "trainer.rng";          // [2] seed, position
 constexpr const char* kAugRngTensor = "trainer.aug_rng";   // [2] seed, position (DiffAugment)
 constexpr const char* kLoaderTensor = "trainer.loader";    // [3] epoch, index, seed
 constexpr const char* kSkippedTensor = "trainer.skipped";  // [1] iterations --on-nan skip dropped
+// [1] of them in a row up to this step (absent before 2026-12-06: 0)
+constexpr const char* kSkippedInARowTensor = "trainer.skipped_in_a_row";
 
 int64_t as_i64(uint64_t v) {
   int64_t r;
@@ -149,6 +152,15 @@ std::string restore_newest_valid(const std::string& run_dir, const std::function
   for (size_t i = 0; i < all.size(); ++i) {
     try {
       restore(all[i]);
+      for (size_t j = 0; j < i; ++j) {
+        std::error_code ec;
+        fs::rename(all[j], all[j] + ".unreadable", ec);
+        warn(ec ? fmt::format("could not rename {} to {}.unreadable ({}); remove it, or rotation may delete the "
+                              "checkpoints after it",
+                              all[j], all[j], ec.message())
+                : fmt::format("renamed {} to {}.unreadable: it stays out of rotation and of sagan-sample/-eval",
+                              all[j], all[j]));
+      }
       return all[i];
     } catch (const Error& e) {
       errors.push_back(e.what());
@@ -180,13 +192,19 @@ NamedTensors training_checkpoint_tensors(const TrainingParts& parts, const Train
   out.emplace_back(kAugRngTensor, ints({as_i64(counters.aug_seed), as_i64(counters.aug_position)}));
   out.emplace_back(kLoaderTensor, ints({ls.epoch, ls.index, as_i64(ls.seed)}));
   out.emplace_back(kSkippedTensor, ints({counters.skipped_steps}));
+  out.emplace_back(kSkippedInARowTensor, ints({counters.skipped_in_a_row}));
   return out;
 }
 
 void save_training_checkpoint(const std::string& path, const TrainingParts& parts, const TrainerCounters& counters,
                               const TrainConfig& config) {
-  io::Metadata meta = {
-      {"format", kCheckpointFormat}, {"step", std::to_string(counters.step)}, {"config", config.to_json()}};
+  // cpu_threads: the CPU kernels' GEMM blocking and batch chunks depend on
+  // the OpenMP thread count, so a CPU resume is bit for bit only with the
+  // same count; --resume warns when it differs (models/train_run.cpp).
+  io::Metadata meta = {{"format", kCheckpointFormat},
+                       {"step", std::to_string(counters.step)},
+                       {"config", config.to_json()},
+                       {"cpu_threads", std::to_string(omp_get_max_threads())}};
   NamedTensors tensors = training_checkpoint_tensors(parts, counters);
   if (!parts_finite(parts)) {
     // Only now is each tensor looked at by itself, to name the first.
@@ -212,6 +230,13 @@ CheckpointFile checked(CheckpointFile c) {
   c.config = TrainConfig::from_json(cfg_it->second, c.path + " (config metadata)");
   auto step = c.file.metadata.find("step");
   c.step = step != c.file.metadata.end() ? step->second : "?";
+  if (auto t = c.file.metadata.find("cpu_threads"); t != c.file.metadata.end()) {
+    try {
+      c.cpu_threads = std::stoll(t->second);
+    } catch (const std::exception&) {
+      c.cpu_threads = 0;  // informative only: an odd value is ignored
+    }
+  }
   // The file's tensors are on the CPU: a scan of each, whatever reads it next.
   for (const auto& [name, t] : c.file.tensors)
     SAGAN_CHECK(all_finite(t),
@@ -268,9 +293,16 @@ void load_discriminator(nn::Module& d, const CheckpointFile& c) { load_network(d
 
 TrainerCounters restore_training_checkpoint(const CheckpointFile& c, const SaganConfig& model,
                                             const TrainingParts& parts) {
-  SaganConfig saved = c.config.model;
-  saved.num_classes = model.num_classes;  // resolved from the data set in both
-  saved.image_channels = model.image_channels;
+  const SaganConfig& saved = c.config.model;
+  // The classes and channels come from the data set: another --data may
+  // change them, and the message should say so rather than fail on a shape.
+  SAGAN_CHECK(saved.num_classes == model.num_classes,
+              "{}: the checkpoint's model has {} classes, the data set gives {} (another --data?)", c.path,
+              saved.num_classes, model.num_classes);
+  SAGAN_CHECK(saved.image_channels == model.image_channels,
+              "{}: the checkpoint's model takes {}-channel images, the data set gives {} (another --data or "
+              "--channels?)",
+              c.path, saved.image_channels, model.image_channels);
   SAGAN_CHECK(architecture(saved) == architecture(model),
               "{}: checkpoint model {} differs from the configured model {}", c.path, architecture(saved),
               architecture(model));
@@ -294,8 +326,17 @@ TrainerCounters restore_training_checkpoint(const CheckpointFile& c, const Sagan
     SAGAN_CHECK(v.size() == n, "{}: tensor '{}' has {} elements, expected {}", c.path, name, v.size(), n);
     return v;
   };
+  // A counter out of range would train from a negative step or index, or
+  // drop every metrics row "after" it.
+  auto non_negative = [&](const char* name, int64_t v) {
+    SAGAN_CHECK(v >= 0, "{}: tensor '{}' holds {}, expected a count >= 0", c.path, name, v);
+    return v;
+  };
   TrainerCounters counters;
-  counters.step = small(kStepTensor, 1)[0];
+  counters.step = non_negative(kStepTensor, small(kStepTensor, 1)[0]);
+  SAGAN_CHECK(c.step == "?" || c.step == std::to_string(counters.step),
+              "{}: tensor '{}' holds step {} but the file's metadata says step {}", c.path, kStepTensor, counters.step,
+              c.step);
   auto r = small(kRngTensor, 2);
   counters.rng_seed = as_u64(r[0]);
   counters.rng_position = as_u64(r[1]);
@@ -306,8 +347,11 @@ TrainerCounters restore_training_checkpoint(const CheckpointFile& c, const Sagan
     counters.aug_position = as_u64(a[1]);
   }
   auto l = small(kLoaderTensor, 3);
-  counters.loader = {l[0], l[1], as_u64(l[2])};
-  if (c.file.contains(kSkippedTensor)) counters.skipped_steps = small(kSkippedTensor, 1)[0];
+  counters.loader = {non_negative(kLoaderTensor, l[0]), non_negative(kLoaderTensor, l[1]), as_u64(l[2])};
+  if (c.file.contains(kSkippedTensor))
+    counters.skipped_steps = non_negative(kSkippedTensor, small(kSkippedTensor, 1)[0]);
+  if (c.file.contains(kSkippedInARowTensor))
+    counters.skipped_in_a_row = non_negative(kSkippedInARowTensor, small(kSkippedInARowTensor, 1)[0]);
   return counters;
 }
 

@@ -55,6 +55,10 @@ int64_t remove_orphaned_checkpoint_temporaries(const std::string& run_dir);
 // returns the one that restored, "" when the run has none. A checkpoint that
 // fails (corrupt, unreadable, non-finite) is reported through `warn` naming
 // it, its error and the one tried next; when all fail the error lists each.
+// When an older one restores, the newer ones that failed are renamed
+// "<name>.unreadable" (kept for a look, reported through `warn`): otherwise
+// they would stay "newest" for sagan-sample and sagan-eval, and rotation
+// would count them among the kept files and delete the good ones.
 std::string restore_newest_valid(const std::string& run_dir, const std::function<void(const std::string&)>& restore,
                                  const std::function<void(const std::string&)>& warn);
 
@@ -71,8 +75,9 @@ struct TrainerCounters {
   uint64_t aug_seed = 0, aug_position = 0;
   data::LoaderState loader;
   bool has_aug_rng = true;
-  // Iterations whose update --on-nan skip dropped (0 in older checkpoints).
-  int64_t skipped_steps = 0;
+  // Iterations whose update --on-nan skip dropped, in all and in a row up to
+  // this step (0 in older checkpoints).
+  int64_t skipped_steps = 0, skipped_in_a_row = 0;
 };
 
 // The live objects a training checkpoint holds.
@@ -100,6 +105,9 @@ struct CheckpointFile {
   io::SafetensorsFile file;
   TrainConfig config;
   std::string step;  // metadata "step", or "?"
+  // OpenMP threads of the process that wrote it (metadata "cpu_threads"; 0
+  // when absent, in files from before 2026-12-06).
+  int64_t cpu_threads = 0;
 };
 
 // A .safetensors file, or a run directory (its newest checkpoint). Errors

@@ -45,7 +45,12 @@ class NanGuard {
 
   int64_t skipped_total() const { return skipped_total_; }
   int64_t skipped_in_a_row() const { return in_a_row_; }
-  void set_skipped_total(int64_t n) { skipped_total_ = n; }  // restored from a checkpoint
+  // Restored from a checkpoint, so that a resumed run stops where an
+  // uninterrupted one would.
+  void set_skipped(int64_t total, int64_t in_a_row) {
+    skipped_total_ = total;
+    in_a_row_ = in_a_row;
+  }
   const std::string& message() const { return message_; }    // the last non-finite update
   // Which ranks of a data-parallel job found non-finite values first ("rank
   // 1 of 2"), and whether this rank is one: the messages of the others name

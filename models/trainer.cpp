@@ -167,6 +167,7 @@ TrainerCounters Trainer::counters() const {
   c.aug_position = d.aug_position;
   c.loader = d.loader;
   c.skipped_steps = nan_guard_.skipped_total();
+  c.skipped_in_a_row = nan_guard_.skipped_in_a_row();
   return c;
 }
 
@@ -186,12 +187,17 @@ void Trainer::load_checkpoint(const std::string& path) {
   step_ = c.step;
   rng_.set_state(c.rng_seed, c.rng_position);
   if (c.has_aug_rng) aug_rng_.set_state(c.aug_seed, c.aug_position);
-  loader_->set_state(c.loader);
+  try {
+    loader_->set_state(c.loader);
+  } catch (const Error& e) {
+    SAGAN_FAIL("{}: {}", file.path, e.what());
+  }
   if (dp_ && dp_->size() > 1) {  // rank r's own streams (rank_streams_at_step places them)
     rng_.set_state(DataParallel::rank_seed(c.rng_seed, dp_->rank()), 0);
     if (c.has_aug_rng) aug_rng_.set_state(DataParallel::rank_seed(c.aug_seed, dp_->rank()), 0);
   }
-  nan_guard_.set_skipped_total(c.skipped_steps);
+  nan_guard_.set_skipped(c.skipped_steps, c.skipped_in_a_row);
+  checkpoint_cpu_threads_ = file.cpu_threads;
 }
 
 }  // namespace sagan

@@ -2,7 +2,8 @@
 // step, an EMA copy of G, optional gradient clipping, and checkpoints that
 // restore everything (models, SN vectors, BN statistics, optimisers, EMA,
 // step, RNG and data position) so a resumed run continues bit for bit on the
-// CPU.
+// CPU with the same OpenMP thread count (the kernels' GEMM blocking and batch
+// chunks depend on it).
 //
 // One iteration (step()):
 //   repeat n_dis times:
@@ -136,6 +137,10 @@ class Trainer {
   // Restores a checkpoint written by save_checkpoint with the same model
   // config and world size; errors name the file and the tensor.
   void load_checkpoint(const std::string& path);
+  // The OpenMP thread count of the process that wrote the checkpoint last
+  // loaded (0: unknown, or none loaded): a CPU run resumed with another
+  // count goes on correctly but not bit for bit (docs/checkpoints.md).
+  int64_t checkpoint_cpu_threads() const { return checkpoint_cpu_threads_; }
 
   // Records the sync-free part of each iteration as a device graph
   // (core/backend.h Backend::capture) and replays it: on CUDA one launch of
@@ -221,6 +226,7 @@ class Trainer {
   std::unique_ptr<nn::Adam> opt_g_, opt_d_;
   NanGuard nan_guard_;  // --on-nan: checked before each optimiser step
   int64_t step_ = 0;
+  int64_t checkpoint_cpu_threads_ = 0;
   std::unique_ptr<DataParallel> dp_;  // set when one rank of a data-parallel job
   std::unique_ptr<StepBuffers> buffers_;
   UploadStage inputs_stage_, scales_stage_;  // into buffers_

@@ -1,6 +1,8 @@
 // The checkpoint module (models/checkpoint_file.h): a run directory's files
 // newest first and their rotation, the format check, the generator weights a
 // tool asks for, and networks loaded from a trainer's checkpoint.
+#include <omp.h>
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -75,6 +77,7 @@ TEST_CASE("tools load the networks a trainer saved; other files are refused by n
   CheckpointFile c = open_checkpoint(run);  // a run directory: its newest
   CHECK(c.path == checkpoint_path(run, 2));
   CHECK(c.step == "2");
+  CHECK(c.cpu_threads == omp_get_max_threads());  // a resume with another count is warned of
   CHECK(c.config.model.ch == 4);
   CHECK(c.config.model.num_classes == 3);  // resolved from the data set
 
@@ -106,6 +109,35 @@ TEST_CASE("tools load the networks a trainer saved; other files are refused by n
                                                   Catch::Contains("'format' is missing"));
   REQUIRE_THROWS_WITH(t.load_checkpoint(other), Catch::Contains("plain.safetensors: not a sagan-train checkpoint"));
   REQUIRE_THROWS_WITH(open_checkpoint((dir.path / "nope").string()), Catch::Contains("nope: no such checkpoint"));
+
+  // Counters out of range are refused by name (a step of -7 used to train
+  // from -7 and drop every metrics row "after" it), as is a step that
+  // disagrees with the file's metadata.
+  auto with_tensor = [&](const std::string& name, const Tensor& value) {
+    io::SafetensorsFile f = io::load_safetensors(checkpoint_path(run, 2));
+    NamedTensors all;
+    for (const auto& [n, v] : f.tensors) all.emplace_back(n, n == name ? value : v);
+    const std::string path = (dir.path / "edited.safetensors").string();
+    io::save_safetensors(path, all, f.metadata);
+    return path;
+  };
+  const Tensor minus7 = Tensor::from_vector(std::vector<int64_t>{-7}, {1});
+  REQUIRE_THROWS_WITH(t.load_checkpoint(with_tensor("trainer.step", minus7)),
+                      Catch::Contains("edited.safetensors") && Catch::Contains("'trainer.step' holds -7"));
+  REQUIRE_THROWS_WITH(t.load_checkpoint(with_tensor("trainer.step", Tensor::from_vector(std::vector<int64_t>{5}, {1}))),
+                      Catch::Contains("edited.safetensors") && Catch::Contains("metadata says step 2"));
+  REQUIRE_THROWS_WITH(
+      t.load_checkpoint(with_tensor("trainer.loader", Tensor::from_vector(std::vector<int64_t>{0, -1, 3}, {3}))),
+      Catch::Contains("edited.safetensors") && Catch::Contains("'trainer.loader' holds -1"));
+  REQUIRE_THROWS_WITH(t.load_checkpoint(with_tensor("opt_G.step", Tensor::scalar(-5.0))),
+                      Catch::Contains("edited.safetensors") && Catch::Contains("'step' holds -5"));
+  // A model with another class count (another --data) is refused by that
+  // difference, not by the first shape that fails to load.
+  TrainConfig uc = tiny_config();
+  uc.unconditional = true;
+  Trainer u(uc, ds);
+  REQUIRE_THROWS_WITH(u.load_checkpoint(checkpoint_path(run, 2)),
+                      Catch::Contains("has 3 classes, the data set gives 0"));
   fs::create_directories(dir.path / "empty_run");
   REQUIRE_THROWS_WITH(open_checkpoint((dir.path / "empty_run").string()),
                       Catch::Contains("empty_run: a directory without checkpoints"));

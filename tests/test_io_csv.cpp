@@ -48,11 +48,12 @@ TEST_CASE("CsvWriter appends when resuming with the same header", "[io][io_csv]"
     w.write({{"step", 2}, {"fid", 41}});
   }
   CHECK(read_text(p) == "step,fid\n1,50.5\n2,41\n");
-  // A different header refuses to append and leaves the file alone.
+  // Another first column (another kind of file) refuses to append and leaves
+  // the file alone.
   {
     io::CsvWriter w(p, true);
-    REQUIRE_THROWS_WITH(w.write({{"step", 4}, {"is", 8.5}}),
-                        Catch::Contains(p) && Catch::Contains("'step,fid'") && Catch::Contains("'step,is'"));
+    REQUIRE_THROWS_WITH(w.write({{"epoch", 4}, {"fid", 8.5}}),
+                        Catch::Contains(p) && Catch::Contains("'step,fid'") && Catch::Contains("'epoch,fid'"));
   }
   CHECK(read_text(p) == "step,fid\n1,50.5\n2,41\n");
   // Columns added (a setting changed on resume): earlier rows get blank cells.
@@ -61,6 +62,15 @@ TEST_CASE("CsvWriter appends when resuming with the same header", "[io][io_csv]"
     w.write({{"step", 3}, {"skipped_steps", 1}, {"fid", 39}});
   }
   CHECK(read_text(p) == "step,skipped_steps,fid\n1,,50.5\n2,,41\n3,1,39\n");
+  // Columns dropped (a setting turned off on resume): they stay, blank, after
+  // this run's columns; a row must still have all of this run's.
+  {
+    io::CsvWriter w(p, true);
+    w.write({{"step", 4}, {"fid", 38}});
+    w.write({{"fid", 37}, {"step", 5}});
+    REQUIRE_THROWS_WITH(w.write({{"step", 6}, {"skipped_steps", 2}}), Catch::Contains(p) && Catch::Contains("fid"));
+  }
+  CHECK(read_text(p) == "step,fid,skipped_steps\n1,50.5,\n2,41,\n3,39,1\n4,38,\n5,37,\n");
   // append on a missing file or append = false both start afresh.
   std::string q = dir / "new.csv";
   {

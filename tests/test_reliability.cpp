@@ -217,8 +217,21 @@ TEST_CASE("on-nan skip drops the update, counts it, and stops after --max-nan-sk
   poke(t.discriminator(), "linear.bias", kNaN);
   CHECK(t.step().skipped);
   CHECK(t.step().skipped);
+  // The count in a row survives a checkpoint too: a run resumed here stops
+  // at the same step as the uninterrupted one (it used to start again at 0).
+  // (The poked NaN is taken out for the save, which refuses non-finite
+  // weights, and put back in both.)
+  poke(t.discriminator(), "linear.bias", 0.0f);
+  t.save_checkpoint(dir / "c2.safetensors");
+  Trainer r2(c, ds);
+  r2.load_checkpoint(dir / "c2.safetensors");
+  CHECK(r2.nan_guard().skipped_in_a_row() == 2);
+  CHECK(r2.nan_guard().skipped_total() == 3);
+  poke(t.discriminator(), "linear.bias", kNaN);
+  poke(r2.discriminator(), "linear.bias", kNaN);
   REQUIRE_THROWS_WITH(t.step(), Catch::Contains("step 6:") && Catch::Contains("parameter D.linear.bias") &&
                                     Catch::Contains("3 iterations in a row") && Catch::Contains("--max-nan-skips 3"));
+  REQUIRE_THROWS_WITH(r2.step(), Catch::Contains("step 6:") && Catch::Contains("3 iterations in a row"));
 }
 
 TEST_CASE("the settings on_nan and max_nan_skips are checked settings", "[reliability][nan][config]") {
@@ -477,6 +490,18 @@ TEST_CASE("resume leftovers: temporaries removed, rows after the checkpoint drop
   REQUIRE(ev.size() >= 2);
   CHECK(ev[1].session_status == 1);
   CHECK(ev[1].step == 3);
+
+  // Turned off again on the next resume: the column stays, blank (it used to
+  // fail at the first row, after config.json had taken the change, so no
+  // resume worked after), and a plain resume after that goes on.
+  TrainConfig back = more_steps(6);
+  back.on_nan = "stop";
+  RunOptions ob = resumed(c.run_dir);
+  ob.given.from_flag("on_nan", "--on-nan");
+  run_training(back, ob);
+  run_training(more_steps(8), resumed(c.run_dir));
+  CHECK(logged_steps(run / "metrics.csv") == std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8});
+  CHECK(slurp(run / "metrics.csv").find(",skipped_steps") != std::string::npos);
 }
 
 TEST_CASE("resume falls back to the previous checkpoint when the newest is corrupt or not finite",
@@ -497,8 +522,14 @@ TEST_CASE("resume falls back to the previous checkpoint when the newest is corru
             c.run_dir, [&](const std::string& p) { t.load_checkpoint(p); },
             [&](const std::string& w) { warnings.push_back(w); }) == previous);
   CHECK(t.step_count() == 2);
-  REQUIRE(warnings.size() == 1);
+  REQUIRE(warnings.size() == 2);
   CHECK_THAT(warnings[0], Catch::StartsWith(newest + " cannot be resumed from") && Catch::EndsWith(previous));
+  // The torn file is kept under another name, out of rotation's count (which
+  // would have deleted the good one with --keep-checkpoints 1) and of what
+  // sagan-sample takes for the newest.
+  CHECK_THAT(warnings[1], Catch::StartsWith("renamed " + newest + " to " + newest + ".unreadable"));
+  CHECK(fs::exists(newest + ".unreadable"));
+  CHECK(list_checkpoints(c.run_dir) == std::vector<std::string>{previous});
   // sagan-train --resume does the same and trains on to the end.
   run_training(more_steps(4), resumed(c.run_dir));
   CHECK(logged_steps(fs::path(c.run_dir) / "metrics.csv") == std::vector<int64_t>{1, 2, 3, 4});

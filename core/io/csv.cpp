@@ -41,7 +41,7 @@ CsvWriter::CsvWriter(const std::string& path, bool append) : path_(path) {
   SAGAN_CHECK(file_ != nullptr, "CsvWriter: {}: {}", path, std::strerror(errno));
 }
 
-bool CsvWriter::widen_existing(const std::vector<std::string>& names, const std::string& header) {
+std::vector<std::string> CsvWriter::merge_existing(const std::vector<std::string>& names) {
   auto split = [](const std::string& line) {
     std::vector<std::string> cells;
     size_t b = 0;
@@ -51,34 +51,34 @@ bool CsvWriter::widen_existing(const std::vector<std::string>& names, const std:
   };
   std::vector<uint8_t> bytes = read_file(path_);
   const std::string text(bytes.begin(), bytes.end());
-  if (text.find('"') != std::string::npos) return false;  // quoted fields: not rewritten
+  if (text.find('"') != std::string::npos) return {};  // quoted fields: not rewritten
   const std::vector<std::string> old = split(existing_header_);
-  std::vector<int> from(names.size(), -1);  // each new column's place in the old rows, -1 for none
-  size_t found = 0;
-  for (size_t i = 0; i < names.size(); ++i) {
-    auto it = std::find(old.begin(), old.end(), names[i]);
-    if (it != old.end()) {
+  // The same first column (the step) or it is another kind of file.
+  if (old.empty() || names.empty() || old[0] != names[0]) return {};
+  std::vector<std::string> merged = names;
+  for (const std::string& c : old)
+    if (std::find(names.begin(), names.end(), c) == names.end()) merged.push_back(c);
+  std::vector<int> from(merged.size(), -1);  // each column's place in the old rows, -1 for none
+  for (size_t i = 0; i < merged.size(); ++i)
+    if (auto it = std::find(old.begin(), old.end(), merged[i]); it != old.end())
       from[i] = static_cast<int>(it - old.begin());
-      ++found;
-    }
-  }
-  if (found != old.size()) return false;  // a column would be lost
-  std::string out = header + "\n";
+  std::string out;
+  for (size_t i = 0; i < merged.size(); ++i) out += (i ? "," : "") + merged[i];
+  out += '\n';
   size_t pos = text.find('\n') + 1;
   for (size_t nl; pos < text.size() && (nl = text.find('\n', pos)) != std::string::npos; pos = nl + 1) {
     const std::vector<std::string> cells = split(text.substr(pos, nl - pos));
     SAGAN_CHECK(cells.size() == old.size(), "CsvWriter: {}: a row has {} cells for the {} columns of its header", path_,
                 cells.size(), old.size());
-    for (size_t i = 0; i < names.size(); ++i) out += (i ? "," : "") + (from[i] < 0 ? "" : cells[from[i]]);
+    for (size_t i = 0; i < merged.size(); ++i) out += (i ? "," : "") + (from[i] < 0 ? "" : cells[from[i]]);
     out += '\n';
   }
-  // Columns added on resume (a setting changed): earlier rows get blank cells.
   std::fclose(file_);
   file_ = nullptr;
   write_file_atomic(path_, out);
   file_ = std::fopen(path_.c_str(), "ab");
   SAGAN_CHECK(file_ != nullptr, "CsvWriter: {}: {}", path_, std::strerror(errno));
-  return true;
+  return merged;
 }
 
 CsvWriter::~CsvWriter() {
@@ -99,24 +99,31 @@ void CsvWriter::write(const CsvRow& row) {
       if (i) header += ',';
       header += csv_escape(names[i]);
     }
+    std::vector<std::string> columns = names;
     if (!existing_header_.empty()) {
-      if (existing_header_ != header && !widen_existing(names, header))
-        SAGAN_FAIL("CsvWriter: {}: cannot append: the file's header '{}' differs from this run's columns '{}'", path_,
-                   existing_header_, header);
+      if (existing_header_ != header) {
+        columns = merge_existing(names);
+        if (columns.empty())
+          SAGAN_FAIL("CsvWriter: {}: cannot append: the file's header '{}' differs from this run's columns '{}'",
+                     path_, existing_header_, header);
+      }
     } else {
       write_all(file_, (header + "\n").data(), header.size() + 1, path_);
     }
-    columns_ = names;
+    columns_ = columns;
+    row_columns_ = names;
   }
-  SAGAN_CHECK(row.size() == columns_.size(), "CsvWriter: {}: row has {} columns [{}], expected {} [{}]", path_,
-              row.size(), fmt::join(names, ", "), columns_.size(), fmt::join(columns_, ", "));
+  // Every row has the first row's columns; those only the file had are blank.
+  SAGAN_CHECK(row.size() == row_columns_.size(), "CsvWriter: {}: row has {} columns [{}], expected {} [{}]", path_,
+              row.size(), fmt::join(names, ", "), row_columns_.size(), fmt::join(row_columns_, ", "));
+  for (const std::string& c : row_columns_)
+    SAGAN_CHECK(std::find(names.begin(), names.end(), c) != names.end(),
+                "CsvWriter: {}: row lacks column '{}' (row has [{}])", path_, c, fmt::join(names, ", "));
   std::string line;
   for (size_t i = 0; i < columns_.size(); ++i) {
     auto it = std::find_if(row.begin(), row.end(), [&](const auto& p) { return p.first == columns_[i]; });
-    SAGAN_CHECK(it != row.end(), "CsvWriter: {}: row lacks column '{}' (row has [{}])", path_, columns_[i],
-                fmt::join(names, ", "));
     if (i) line += ',';
-    line += csv_escape(it->second.text);
+    if (it != row.end()) line += csv_escape(it->second.text);
   }
   line += '\n';
   write_all(file_, line.data(), line.size(), path_);

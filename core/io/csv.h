@@ -1,11 +1,12 @@
 // Metrics CSV: the first row fixes the columns (and writes the header); later
 // rows must have exactly those columns, in any order. Every row is flushed so
 // a crash loses at most the row being written. Opening an existing file in
-// append mode (resuming a run) continues it when its header matches; when
-// the new columns add to the file's (a setting changed on resume, such as
-// --on-nan skip or --grad-clip), the file is rewritten atomically with the
-// new header and blank cells in the earlier rows; otherwise it throws,
-// naming the file and both headers.
+// append mode (resuming a run) continues it when its header matches. When
+// the columns differ but the first (the step) is the same, a setting changed
+// on resume (--on-nan skip, --grad-clip, --fd-every turned on or off): the
+// file is rewritten atomically under this run's columns followed by those
+// only the file had, with blank cells where a row has no value. Otherwise
+// it throws, naming the file and both headers.
 #pragma once
 #include <fmt/format.h>
 #include <cstdint>
@@ -44,11 +45,13 @@ class CsvWriter {
  private:
   std::string path_;
   std::FILE* file_ = nullptr;
-  std::vector<std::string> columns_;
-  std::string existing_header_;  // header line found when appending, if any
-  // The existing file rewritten under `header` when `names` holds all of
-  // its columns; false (nothing done) otherwise.
-  bool widen_existing(const std::vector<std::string>& names, const std::string& header);
+  std::vector<std::string> columns_;      // the file's, in order
+  std::vector<std::string> row_columns_;  // every row's (the first row's)
+  std::string existing_header_;           // header line found when appending, if any
+  // The existing file rewritten under `names` followed by the columns only
+  // it has; returns those columns, or none (nothing done) when its first
+  // column differs or it has quoted fields.
+  std::vector<std::string> merge_existing(const std::vector<std::string>& names);
 };
 
 // RFC 4180 quoting for one field (quotes fields with , " CR or LF).
