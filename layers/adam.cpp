@@ -20,10 +20,13 @@ void Adam::init_moments() {
   SAGAN_CHECK(opt_.lr >= 0 && opt_.beta1 >= 0 && opt_.beta1 < 1 && opt_.beta2 >= 0 && opt_.beta2 < 1 && opt_.eps > 0,
               "Adam: invalid options lr {}, beta1 {}, beta2 {}, eps {}", opt_.lr, opt_.beta1, opt_.beta2, opt_.eps);
   std::set<std::string> seen;
+  std::map<const TensorImpl*, std::string> tensors;  // the same tensor under two names would be updated twice
   for (auto& [name, p] : params_) {
     SAGAN_CHECK(p.defined() && p.requires_grad() && p.is_leaf(), "Adam: parameter '{}' must be a leaf requiring grad",
                 name);
     SAGAN_CHECK(seen.insert(name).second, "Adam: parameter '{}' given twice", name);
+    auto [it, fresh] = tensors.emplace(p.impl(), name);
+    SAGAN_CHECK(fresh, "Adam: parameters '{}' and '{}' are the same tensor", it->second, name);
   }
   if (flat_ && flat_->has_grad_buffer()) {
     flat_m_ = Tensor::zeros({flat_->size()}, flat_->dtype(), flat_->device());
@@ -40,6 +43,15 @@ void Adam::init_moments() {
 }
 
 void Adam::step() {
+  // No gradient anywhere is a mistake, never a step to count: most often the
+  // module was converted (to()) or flattened after this optimiser was built,
+  // so the parameters that get gradients are not the ones held here.
+  bool any_grad = params_.empty() || (flat_ && flat_->all_have_grad());
+  for (size_t i = 0; i < params_.size() && !any_grad; ++i) any_grad = params_[i].second.grad().defined();
+  SAGAN_CHECK(any_grad,
+              "Adam::step: none of its {} parameters has a gradient: call backward() first, and build the optimiser "
+              "after Module::to() and flatten_parameters(), which replace the parameter tensors it holds",
+              params_.size());
   ++step_;
   update(AdamHyper{opt_, step_}, Tensor(), Tensor());
 }

@@ -323,3 +323,22 @@ TEST_CASE("Adam over flat parameters: one backend call over whole buffers, same 
   CHECK(flat_opt.last_step_launches().tensors == static_cast<int64_t>(p.flat.named_parameters().size()) - 1);
   CHECK(s.to_vector() == s_before);
 }
+
+TEST_CASE("Adam refuses a step without any gradient and a tensor given twice", "[flat][adam]") {
+  // Built before flatten_parameters() (or to()), the optimiser holds the
+  // replaced tensors: their gradients never come, and a step used to update
+  // nothing while counting itself.
+  Rng g(3);
+  TinyNet net(g);
+  nn::Adam stale(net, {1e-2, 0.5, 0.9, 1e-8});
+  net.flatten_parameters();
+  Rng xs(5);
+  sum(net.forward(Tensor::randn({3, 5}, xs))).backward();
+  REQUIRE_THROWS_WITH(stale.step(), Catch::Contains("Adam::step: none of its") &&
+                                        Catch::Contains("flatten_parameters()"));
+  CHECK(stale.step_count() == 0);
+  nn::Adam fresh(net, {1e-2, 0.5, 0.9, 1e-8});
+  CHECK_NOTHROW(fresh.step());
+  Tensor w = Tensor::zeros({2}).set_requires_grad(true);
+  REQUIRE_THROWS_WITH(nn::Adam({{"a", w}, {"b", w}}, {}), Catch::Contains("'a' and 'b' are the same tensor"));
+}
