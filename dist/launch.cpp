@@ -101,26 +101,46 @@ std::shared_ptr<Communicator> init_world(int* argc, char*** argv) {
 #endif
 }
 
-std::shared_ptr<Communicator> device_communicator(std::shared_ptr<Communicator> host, Device device,
-                                                  const std::string& backend) {
+Reducer choose_reducer(const std::string& backend, Device device, int world_size, bool host_serves_device) {
   SAGAN_CHECK(backend == "auto" || backend == "mpi" || backend == "nccl", "--comm: '{}' is not one of auto, mpi, nccl",
               backend);
-  const bool want_nccl = backend == "nccl" || (backend == "auto" && device.is_cuda() && host->size() > 1);
-  if (!want_nccl) {
-    SAGAN_CHECK(host->serves(device),
-                "--comm {}: the {} communicator reduces CPU tensors and this rank trains on {}; use --comm nccl (or "
-                "--device cpu)",
-                backend, host->backend_name(), device_name(device));
-    return host;
+  if (backend == "nccl" || (backend == "auto" && device.is_cuda() && world_size > 1)) {
+    SAGAN_CHECK(device.is_cuda(), "--comm nccl: NCCL reduces GPU tensors and this rank trains on {}",
+                device_name(device));
+    return Reducer::Nccl;
   }
-  SAGAN_CHECK(device.is_cuda(), "--comm nccl: NCCL reduces GPU tensors and this rank trains on {}",
-              device_name(device));
+  if (host_serves_device) return Reducer::Host;
+  // A launched job of one rank (mpirun -np 1, srun -n1) has an MPI world
+  // that reduces CPU tensors only; alone, it has nothing to reduce.
+  if (backend == "auto" && world_size == 1) return Reducer::Single;
+  SAGAN_FAIL("--comm {}: MPI reduces CPU tensors and this rank trains on {}; use --comm nccl (or --device cpu)",
+             backend, device_name(device));
+}
+
+std::shared_ptr<Communicator> device_communicator(std::shared_ptr<Communicator> host, Device device,
+                                                  const std::string& backend) {
+  switch (choose_reducer(backend, device, host->size(), host->serves(device))) {
+    case Reducer::Host:
+      return host;
+    case Reducer::Single:
+      return std::make_shared<SingleCommunicator>();
+    case Reducer::Nccl:
+      break;
+  }
 #ifdef SAGAN_WITH_NCCL
   return std::make_shared<NcclCommunicator>(std::move(host), device);
 #else
   SAGAN_FAIL("--comm {}: this build has no NCCL (the CUDA toolkit's nccl.h and libnccl were not found by CMake)",
              backend);
 #endif
+}
+
+void check_gpu_per_rank(int local_rank, int gpu_count) {
+  SAGAN_CHECK(local_rank < gpu_count,
+              "local rank {} on this machine has no GPU of its own: {} GPU(s) here, and NCCL cannot drive two ranks "
+              "on one GPU; launch at most {} rank(s) per machine (mpirun --map-by ppr:{}:node, srun "
+              "--ntasks-per-node={}), or train on the CPU with --device cpu",
+              local_rank, gpu_count, gpu_count, gpu_count, gpu_count);
 }
 
 }  // namespace sagan::dist

@@ -34,11 +34,23 @@ bool nccl_built();
 // alive until the end (its destructor calls MPI_Finalize).
 std::shared_ptr<Communicator> init_world(int* argc, char*** argv);
 
-// The communicator that reduces tensors on `device`: "auto" is NCCL for a GPU
-// when the job has more than one rank (and NCCL is built), else `host`;
-// "nccl" insists on NCCL (a one-rank job then exercises the NCCL path);
-// "mpi" on the host communicator (CPU tensors only). Errors name --comm.
+// What reduces a rank's tensors, chosen apart from building it so that tests
+// check the choice without a GPU or MPI. "auto": NCCL for a GPU when the job
+// has more than one rank, else the host communicator, or, in a world of one
+// whose host communicator cannot take the device's tensors (mpirun -np 1 on
+// a GPU), the single one: there is nothing to reduce. "nccl" insists on NCCL
+// (a one-rank job then exercises the NCCL path); "mpi" on the host
+// communicator (CPU tensors only). Errors name --comm.
+enum class Reducer { Host, Nccl, Single };
+Reducer choose_reducer(const std::string& backend, Device device, int world_size, bool host_serves_device);
+
+// The communicator choose_reducer picks for `device` over `host`.
 std::shared_ptr<Communicator> device_communicator(std::shared_ptr<Communicator> host, Device device,
                                                   const std::string& backend);
+
+// NCCL cannot hold two ranks of one communicator on one GPU (it hangs or
+// reports a duplicate GPU): a rank whose local rank has no GPU of its own,
+// local_rank >= gpu_count, is refused with a message saying what to launch.
+void check_gpu_per_rank(int local_rank, int gpu_count);
 
 }  // namespace sagan::dist

@@ -66,6 +66,16 @@ MpiCommunicator::MpiCommunicator(int* argc, char*** argv) {
   if (!initialised) {
     int provided = 0;
     check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+    // Below FUNNELED (MPI_THREAD_SINGLE) MPI may assume no other thread
+    // exists, and OpenMP and the data loader run threads beside this one.
+    if (provided < MPI_THREAD_FUNNELED) {
+      MPI_Finalize();  // the destructor will not run: the constructor throws
+      SAGAN_FAIL(
+          "MPI_Init_thread: this MPI library gives thread level {} (MPI_THREAD_SINGLE), and sagan-train needs "
+          "MPI_THREAD_FUNNELED ({}): its OpenMP and data loader threads run beside the one that calls MPI; "
+          "use an MPI built with thread support",
+          provided, MPI_THREAD_FUNNELED);
+    }
     finalize_ = true;
   }
   // Errors come back as codes (check_mpi turns them into exceptions, which

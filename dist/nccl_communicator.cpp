@@ -65,8 +65,8 @@ class NcclPending final : public PendingReduce {
   NcclPending(const Tensor& t, NcclCommunicator::State& st, int device) : keep_(t), st_(st), device_(device) {
     cuda::DeviceGuard dg(device_);
     grads_done_ = st_.take_event();
-    done_ = st_.take_event();
     try {
+      done_ = st_.take_event();  // may create one, and fail: grads_done_ goes back to the pool
       check_cuda(cudaEventRecord(grads_done_, st_.compute), "cudaEventRecord");
       check_cuda(cudaStreamWaitEvent(st_.comm_stream, grads_done_, 0), "cudaStreamWaitEvent");
       check_nccl(ncclAllReduce(t.raw_data(), t.raw_data(), static_cast<size_t>(t.numel()), nccl_type(t), ncclSum,
@@ -75,7 +75,7 @@ class NcclPending final : public PendingReduce {
       check_cuda(cudaEventRecord(done_, st_.comm_stream), "cudaEventRecord");
     } catch (...) {
       st_.give_event(grads_done_);
-      st_.give_event(done_);
+      if (done_) st_.give_event(done_);
       throw;
     }
   }

@@ -389,7 +389,7 @@ std::vector<TrainOption> make_table() {
              &C::check_sync_every));
   add(member({.key = "comm",
               .flag = "--comm",
-              .help = "auto | mpi | nccl: gradient all-reduce (auto: NCCL on GPUs with several ranks, else MPI)",
+              .help = "auto | mpi | nccl: gradient all-reduce (auto: NCCL on GPUs with several ranks, MPI on the CPU)",
               .check = one_of({"auto", "mpi", "nccl"}),
               .resume_applies = true},
              &C::comm));

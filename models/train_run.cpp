@@ -370,7 +370,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
   dist::run_agreed(comm, [&] {
     dataset = make_dataset(cfg);
     cfg.channels = std::to_string(dataset->channels());  // "auto" resolved, for config.json and checkpoints
-    facts = startup_facts(cfg, *dataset, resolve_device(cfg.device, comm ? comm->local_rank() : -1));
+    facts = startup_facts(cfg, *dataset, rank_device(cfg, comm));
     check_data_fills_a_batch("sagan-train", *dataset, cfg.batch_size, comm ? comm->size() : 1);
   });
   dist::check_same_everywhere(comm, facts, "the settings, devices or data sets");

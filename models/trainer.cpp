@@ -22,6 +22,16 @@ Device resolve_device(const std::string& name, int local_rank) {
   return d;
 }
 
+Device rank_device(const TrainConfig& cfg, const dist::Communicator* comm) {
+  const Device d = resolve_device(cfg.device, comm ? comm->local_rank() : -1);
+  // One rank (a plain run, mpirun -np 1) has a GPU of its own whatever the
+  // reducer; several on a GPU can only go through NCCL.
+  if (comm && comm->size() > 1 && d.is_cuda() &&
+      dist::choose_reducer(cfg.comm, d, comm->size(), comm->serves(d)) == dist::Reducer::Nccl)
+    dist::check_gpu_per_rank(comm->local_rank(), cuda_device_count());
+  return d;
+}
+
 void check_data_fills_a_batch(const char* what, const data::Dataset& d, int64_t batch_size, int64_t world_size) {
   SAGAN_CHECK(d.size() >= batch_size * world_size, "{}: data set {} has {} images, fewer than --batch-size {}{}", what,
               d.name(), d.size(), batch_size,
@@ -46,7 +56,7 @@ constexpr uint64_t kAugmentStream = 0xD1FFA06D1FFA06D1ull;
 Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, DType dtype,
                  std::shared_ptr<dist::Communicator> comm)
     : cfg_(std::move(cfg)),
-      device_(resolve_device(cfg_.device, comm ? comm->local_rank() : -1)),
+      device_(rank_device(cfg_, comm.get())),
       dtype_(dtype),
       dataset_(std::move(dataset)),
       rng_(cfg_.seed ^ kSampleStream),

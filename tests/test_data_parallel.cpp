@@ -1,7 +1,8 @@
 // Data parallelism in one process (the two-rank checks are tests/mpi/):
 // cross-replica BN's float64 gradient and its agreement with batch_norm on
 // one rank, gradient buckets tiling the flat buffer and starting during
-// backward, the loader's shards, the launch environment.
+// backward, the loader's shards, the launch environment, the choice of
+// communicator and the one-GPU-per-rank rule.
 #include <catch2/catch.hpp>
 
 #include "core/autograd.h"
@@ -11,6 +12,7 @@
 #include "layers/grad_buckets.h"
 #include "layers/sync_batch_norm.h"
 #include "models/data/loader.h"
+#include "models/trainer.h"
 #include "tests/support/gradcheck.h"
 #include "tests/support/tiny_dataset.h"
 
@@ -30,6 +32,16 @@ struct CountingCommunicator : dist::SingleCommunicator {
     ++started;
     return SingleCommunicator::start_all_reduce_sum(t);
   }
+};
+
+// A world of `n` ranks that, like MPI, reduces CPU tensors only.
+struct CpuOnlyWorld : dist::SingleCommunicator {
+  int n, local;
+  CpuOnlyWorld(int n, int local) : n(n), local(local) {}
+  const char* backend_name() const override { return "mpi"; }
+  int size() const override { return n; }
+  int local_rank() const override { return local; }
+  bool serves(Device d) const override { return d.is_cpu(); }
 };
 }  // namespace
 
@@ -144,4 +156,40 @@ TEST_CASE("the launch environment: mpirun, srun and a plain run", "[data_paralle
   // A batch script is not one of srun's tasks.
   CHECK_FALSE(env({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "8"}}).launched);
   CHECK_FALSE(env({}).launched);
+}
+
+TEST_CASE("the communicator a rank reduces with: --comm auto, mpi, nccl", "[data_parallel]") {
+  using dist::Reducer;
+  const Device gpu = Device::cuda(0), cpu = Device::cpu();
+  // mpirun -np 1 / srun -n1 on a GPU: MPI cannot take the tensors, and one
+  // rank has nothing to reduce.
+  CHECK(dist::choose_reducer("auto", gpu, 1, false) == Reducer::Single);
+  CHECK(dist::choose_reducer("auto", gpu, 1, true) == Reducer::Host);  // a plain run
+  CHECK(dist::choose_reducer("auto", gpu, 2, false) == Reducer::Nccl);
+  CHECK(dist::choose_reducer("auto", cpu, 2, true) == Reducer::Host);
+  CHECK(dist::choose_reducer("nccl", gpu, 1, true) == Reducer::Nccl);
+  CHECK(dist::choose_reducer("mpi", cpu, 1, true) == Reducer::Host);
+  CHECK_THROWS_WITH(dist::choose_reducer("mpi", gpu, 1, false), Catch::Contains("--comm mpi: MPI reduces CPU tensors"));
+  CHECK_THROWS_WITH(dist::choose_reducer("nccl", cpu, 2, true), Catch::Contains("--comm nccl: NCCL reduces GPU"));
+  CHECK_THROWS_WITH(dist::choose_reducer("gloo", cpu, 1, true), Catch::Contains("--comm: 'gloo' is not one of"));
+  // device_communicator builds that choice: no GPU is touched for these.
+  auto world = std::make_shared<CpuOnlyWorld>(1, 0);
+  CHECK(std::string(dist::device_communicator(world, gpu, "auto")->backend_name()) == "single");
+  CHECK(dist::device_communicator(world, cpu, "auto") == world);
+  CHECK_THROWS_WITH(dist::device_communicator(world, gpu, "mpi"), Catch::Contains("--comm mpi"));
+}
+
+TEST_CASE("NCCL ranks need a GPU each: more ranks than GPUs on a machine are refused", "[data_parallel]") {
+  CHECK_NOTHROW(dist::check_gpu_per_rank(0, 1));
+  CHECK_NOTHROW(dist::check_gpu_per_rank(3, 4));
+  CHECK_THROWS_WITH(dist::check_gpu_per_rank(2, 2),
+                    Catch::Contains("local rank 2 on this machine has no GPU of its own: 2 GPU(s) here") &&
+                        Catch::Contains("at most 2 rank(s) per machine") && Catch::Contains("--device cpu"));
+  // The trainer's device: ranks on the CPU, or a world of one, are never refused.
+  TrainConfig cfg;
+  cfg.device = "cpu";
+  CpuOnlyWorld three(3, 2);
+  CHECK(rank_device(cfg, &three) == Device::cpu());
+  cfg.device = "auto";
+  if (!cuda_available()) CHECK(rank_device(cfg, &three) == Device::cpu());
 }

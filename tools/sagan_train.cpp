@@ -63,19 +63,32 @@ std::string fallback_preset(const TrainToolOptions& o,
   return cpu.name;
 }
 
+// What every rank must have been told alike, one line each.
+std::string run_mode(const cli::ParseOutcome& p, const TrainToolOptions& o) {
+  const auto given = [](bool yes) { return yes ? "given" : "not given"; };
+  return fmt::format("--help: {}\n--write-config: {}\n--resume: {}\n", given(p.kind == cli::ParseOutcome::Help),
+                     given(!o.write_config.empty()), given(!o.resume_dir.empty()));
+}
+
 int run(TrainToolOptions o, const std::shared_ptr<dist::Communicator>& world) {
   if (world->rank() != 0) o.quiet = true;  // rank 0 speaks for the job
   RunOptions ro;
   ro.comm = world;
   auto apply_cli = [&](TrainConfig& c, ConfigSources& given) { o.settings.apply(c, given); };
-  // Defaults, a preset, the config file, the command line: each over the last.
-  TrainConfig cfg = layered_settings(o.config_file, apply_cli, fallback_preset(o, apply_cli), ro.given);
+  // Defaults, a preset, the config file, the command line: each over the
+  // last. A missing file or an unknown preset fails on every rank (or on one
+  // whose copy of the file differs): agreed, so that rank 0 alone says why.
+  TrainConfig cfg;
+  dist::run_agreed(world.get(),
+                   [&] { cfg = layered_settings(o.config_file, apply_cli, fallback_preset(o, apply_cli), ro.given); });
   if (!o.write_config.empty()) {
-    SAGAN_CHECK(o.resume_dir.empty(), "--write-config: not with --resume (the run's settings are its config.json)");
-    cfg.validate(ro.given);
-    if (world->rank() != 0) return 0;  // one file, written once
-    write_config_file(o.write_config, cfg);
-    fmt::print("sagan-train: wrote {}\n", o.write_config);
+    dist::run_agreed(world.get(), [&] {
+      SAGAN_CHECK(o.resume_dir.empty(), "--write-config: not with --resume (the run's settings are its config.json)");
+      cfg.validate(ro.given);
+      if (world->rank() != 0) return;  // one file, written once
+      write_config_file(o.write_config, cfg);
+      fmt::print("sagan-train: wrote {}\n", o.write_config);
+    });
     return 0;
   }
   ro.resume_dir = o.resume_dir;
@@ -132,8 +145,9 @@ int main(int argc, char** argv) {
       dist::run_agreed(world.get(), [&] {
         if (p.kind == cli::ParseOutcome::Error) throw Error(p.text);
       });
-      dist::check_same_everywhere(
-          world.get(), p.kind == cli::ParseOutcome::Help ? "--help: given" : "--help: not given", "the command lines");
+      // The run mode too: a rank that writes a config file or resumes while
+      // another trains afresh would leave the two in different collectives.
+      dist::check_same_everywhere(world.get(), run_mode(p, o), "the command lines");
       if (p.kind == cli::ParseOutcome::Help) {
         if (lead) fmt::print("{}", p.text);
         return 0;

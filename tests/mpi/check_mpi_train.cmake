@@ -10,8 +10,13 @@
 #     data folder with an image less, another --lr-d) end together, without
 #     MPI_Abort, rank 0 saying which rank and what, and rank 0's new run
 #     directory is removed;
-#  5. --help and a bad option print once (rank 0) and end every rank alike
-#     (a bad option on rank 1 alone: in 4).
+#  5. --help, a bad option, an unknown --preset and a missing --config print
+#     once (rank 0) and end every rank alike (a bad option on rank 1 alone:
+#     in 4);
+#  6. ranks given different run modes (--write-config on rank 0 alone, an
+#     MPMD launch; --resume on rank 1 alone) end with an agreed error instead
+#     of waiting in different collectives.
+# Runs that could hang on a regression go under `timeout`, so they fail.
 foreach(_v TRAIN MPIRUN DATA WORK_DIR)
   if(NOT DEFINED ${_v})
     message(FATAL_ERROR "check_mpi_train.cmake: -D${_v}=... is required")
@@ -27,6 +32,7 @@ endforeach()
 set(common_nodata --dataset folder --channels 3 --ch 4 --z-dim 8 --batch-size 2 --log-every 2
     --sample-every 100 --checkpoint-every 2 --device cpu --seed 3 --check-sync-every 1 --quiet)
 set(common ${common_nodata} --data ${data})
+set(guard timeout -k 10 60)  # SIGTERM to mpirun ends its ranks; exit 124 then
 
 function(train what expect_rc)
   execute_process(COMMAND ${MPIRUN} ${TRAIN} ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
@@ -102,7 +108,7 @@ endforeach()
 set(per_rank [=[a0=$1; a1=$2; shift 2; if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then exec "$@" $a1; else exec "$@" $a0; fi]=])
 function(startup_failure what rank0_args rank1_args expect)
   file(REMOVE_RECURSE ${WORK_DIR}/startup)
-  execute_process(COMMAND ${MPIRUN} sh -c "${per_rank}" sh "${rank0_args}" "${rank1_args}" ${TRAIN} ${common_nodata}
+  execute_process(COMMAND ${guard} ${MPIRUN} sh -c "${per_rank}" sh "${rank0_args}" "${rank1_args}" ${TRAIN} ${common_nodata}
                           --steps 2 --run-dir ${WORK_DIR}/startup
                   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   set(out "${out}${err}")
@@ -124,7 +130,7 @@ startup_failure("rank 1 with an unknown option" "--data ${data}" "--data ${data}
                 "rank 1 of 2: [^\n]*not expected: --no-such-option")
 # 5. --help and a bad option: every rank ends alike, rank 0 alone prints.
 function(printed_once what arg expect_rc regex)
-  execute_process(COMMAND ${MPIRUN} ${TRAIN} ${arg} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  execute_process(COMMAND ${guard} ${MPIRUN} ${TRAIN} ${arg} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   string(REGEX MATCHALL "${regex}" copies "${out}${err}")
   list(LENGTH copies n)
   if(NOT rc EQUAL expect_rc OR NOT n EQUAL 1 OR "${out}${err}" MATCHES "MPI_ABORT")
@@ -134,4 +140,30 @@ function(printed_once what arg expect_rc regex)
 endfunction()
 printed_once("--help" --help 0 "sagan-train: train a Self-Attention GAN")
 printed_once("a bad option" --no-such-option 1 "no-such-option")
+# Resolving the settings fails alike on every rank: agreed too, no MPI_Abort.
+printed_once("an unknown --preset" "--preset;bogus" 1 "rank 0 of 2: --preset: 'bogus' is not one of")
+printed_once("a missing --config" "--config;${WORK_DIR}/none.json" 1 "rank 0 of 2: [^\n]*none.json")
+
+# 6. Different run modes. --resume on rank 1 alone would send it to a
+# broadcast while rank 0 gathers (resume_everywhere).
+startup_failure("rank 1 resuming" "--data ${data}" "--data ${data} --resume ${WORK_DIR}/resumed"
+                "the command lines differ between ranks: rank 0 has '--resume: not given', rank 1 of 2 has '--resume: given'")
+# --write-config on rank 0 alone, as an MPMD launch: rank 0 used to write the
+# file and exit while rank 1 waited for it in the first collective.
+list(GET MPIRUN 0 mpirun)
+file(REMOVE_RECURSE ${WORK_DIR}/startup)
+execute_process(COMMAND ${guard} ${mpirun} --oversubscribe -np 1 ${TRAIN} ${common} --run-dir ${WORK_DIR}/startup
+                        --write-config ${WORK_DIR}/written.json : -np 1 ${TRAIN} ${common} --run-dir ${WORK_DIR}/startup
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+set(out "${out}${err}")
+string(REGEX MATCHALL "sagan-train: error:" copies "${out}")
+list(LENGTH copies n)
+if(NOT rc EQUAL 1 OR NOT n EQUAL 1 OR out MATCHES "MPI_ABORT" OR NOT out MATCHES
+   "the command lines differ between ranks: rank 0 has '--write-config: given', rank 1 of 2 has '--write-config: not given'")
+  message(FATAL_ERROR "mpi_sagan_train: --write-config on rank 0 alone (MPMD): exit ${rc} (1 expected; 124: it hung), "
+                      "${n} error line(s) (1 expected), no MPI_ABORT:\n${out}")
+endif()
+if(EXISTS ${WORK_DIR}/written.json OR EXISTS ${WORK_DIR}/startup)
+  message(FATAL_ERROR "mpi_sagan_train: --write-config on rank 0 alone: something was written")
+endif()
 message(STATUS "mpi_sagan_train: passed; the job with a corrupt image ended in ${seconds} s")
