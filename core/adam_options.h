@@ -6,8 +6,11 @@
 
 namespace sagan {
 
+// The defaults are SAGAN's (its generator's TTUR settings: beta1 0, beta2
+// 0.9), not the usual Adam's (0.9, 0.999): a program that wants those says
+// so, e.g. AdamOptions{.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999}.
 struct AdamOptions {
-  double lr = 1e-4, beta1 = 0.0, beta2 = 0.9, eps = 1e-8;  // SAGAN's TTUR generator settings
+  double lr = 1e-4, beta1 = 0.0, beta2 = 0.9, eps = 1e-8;
 };
 
 }  // namespace sagan

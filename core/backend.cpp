@@ -96,6 +96,28 @@ Slot& slot(DeviceType type) {
 }
 }  // namespace
 
+// The backends' own registration (kernels/<backend>/<backend>_backend.cpp),
+// referenced weakly: core names no kernel file, a weak reference pulls no
+// object out of libsagan.a, and a program linked without a backend sees
+// null. Static initialisers run in no set order across files, so a
+// program's own (a file-scope Tensor) may come before the backend's: the
+// first lookup of an empty slot registers the backend then.
+extern "C" void sagan_register_cpu_backend() __attribute__((weak));
+extern "C" void sagan_register_cuda_backend() __attribute__((weak));
+
+namespace {
+// The slot of `type`, its backend registered first if it is linked in and
+// has not registered yet.
+Slot& filled_slot(DeviceType type) {
+  Slot& s = slot(type);
+  if (!s.backend.load(std::memory_order_acquire)) {
+    void (*registrar)() = type == DeviceType::CPU ? sagan_register_cpu_backend : sagan_register_cuda_backend;
+    if (registrar) registrar();
+  }
+  return s;
+}
+}  // namespace
+
 BackendProvider register_backend(const BackendProvider& p) {
   SAGAN_CHECK(static_cast<size_t>(p.type) < kDeviceTypes, "register_backend: unknown device type {}",
               static_cast<int>(p.type));
@@ -148,11 +170,20 @@ std::unique_ptr<DeviceGraph> Backend::capture(std::function<void()> body) {
 }
 
 Backend& backend_for(Device device) {
-  Backend& (*get)(int) = slot(device.type).backend.load(std::memory_order_acquire);
+  Backend& (*get)(int) = filled_slot(device.type).backend.load(std::memory_order_acquire);
   if (get) return get(device.index);
+#ifdef SAGAN_WITH_CUDA
+  if (device.is_cuda())
+    SAGAN_FAIL(
+        "device {}: no CUDA backend registered. This build has one, but kernels/cuda/cuda_backend.cpp is kept by "
+        "the linker only when told to (-Wl,--undefined=sagan_cuda_backend, which CMake's sagan::engine target "
+        "adds): link the engine through sagan::engine",
+        device_name(device));
+#else
   if (device.is_cuda())
     SAGAN_FAIL("device {}: this build of sagan has no CUDA backend (configure with -DSAGAN_CUDA=ON)",
                device_name(device));
+#endif
   SAGAN_FAIL(
       "device {}: no backend registered. kernels/cpu/cpu_backend.cpp registers it from a static initialiser that "
       "the linker keeps only when told to (-Wl,--undefined=sagan_cpu_backend, which CMake's sagan::engine target "
@@ -161,7 +192,7 @@ Backend& backend_for(Device device) {
 }
 
 int device_count(DeviceType type) {
-  int (*count)() = slot(type).device_count.load(std::memory_order_acquire);
+  int (*count)() = filled_slot(type).device_count.load(std::memory_order_acquire);
   return count ? count() : 0;
 }
 

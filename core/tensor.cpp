@@ -1,6 +1,7 @@
 #include "core/tensor.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <numeric>
 #include <optional>
@@ -29,11 +30,12 @@ Device Device::parse(std::string_view s) {
   if (s == "cpu") return cpu();
   if (s == "cuda") return cuda(0);
   if (s.substr(0, 5) == "cuda:") {
+    const std::string_view rest = s.substr(5);
     int idx = 0;
-    std::string rest(s.substr(5));
-    SAGAN_CHECK(!rest.empty() && std::all_of(rest.begin(), rest.end(), ::isdigit),
-                "device: '{}' is not a device (expected cpu, cuda or cuda:N)", s);
-    idx = std::stoi(rest);
+    const auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), idx);
+    SAGAN_CHECK(!rest.empty() && std::all_of(rest.begin(), rest.end(), ::isdigit) && ec == std::errc() &&
+                    end == rest.data() + rest.size(),
+                "device: '{}' is not a device (expected cpu, cuda or cuda:N with N a GPU index)", s);
     return cuda(idx);
   }
   SAGAN_FAIL("device: '{}' is not a device (expected cpu, cuda or cuda:N)", s);

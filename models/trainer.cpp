@@ -53,9 +53,20 @@ constexpr uint64_t kSampleStream = 0x9E3779B97F4A7C15ull;
 constexpr uint64_t kAugmentStream = 0xD1FFA06D1FFA06D1ull;
 }  // namespace
 
+namespace {
+// A Trainer built from code gets the checks a config file or command line
+// gets (n_dis 0 would fail later as an out-of-range index, not a sagan::Error).
+TrainConfig checked(TrainConfig cfg) {
+  cfg.validate();
+  return cfg;
+}
+}  // namespace
+
 Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, DType dtype,
                  std::shared_ptr<dist::Communicator> comm)
-    : cfg_(std::move(cfg)),
+    : cfg_(checked(std::move(cfg))),
+      saved_cuda_deterministic_(cuda_deterministic()),
+      saved_matmul_precision_(matmul_precision()),
       device_(rank_device(cfg_, comm.get())),
       dtype_(dtype),
       dataset_(std::move(dataset)),
@@ -66,8 +77,10 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
       inputs_stage_(device_),
       scales_stage_(device_) {
   SAGAN_CHECK(dataset_ != nullptr, "Trainer: no data set");
-  set_cuda_deterministic(cfg_.deterministic);  // process-wide: every CUDA op from here on
-  set_matmul_precision(parse_matmul_precision(cfg_.precision, "precision"));  // process-wide too
+  // Process-wide switches: every op from here on, until ~Trainer puts back
+  // what it found (two live Trainers with different settings share them).
+  set_cuda_deterministic(cfg_.deterministic);
+  set_matmul_precision(parse_matmul_precision(cfg_.precision, "precision"));
   cfg_.model.num_classes = cfg_.unconditional ? 0 : dataset_->num_classes();
   cfg_.model.image_channels = dataset_->channels();
   // --comm nccl in a plain run: a one-rank NCCL job (the NCCL path on one GPU).
@@ -123,7 +136,10 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
   }
 }
 
-Trainer::~Trainer() = default;
+Trainer::~Trainer() {
+  set_cuda_deterministic(saved_cuda_deterministic_);
+  set_matmul_precision(saved_matmul_precision_);
+}
 
 void Trainer::set_step_graph(bool on) {
   // Data-parallel steps are captured too: on GPUs their reductions are

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "core/io/safetensors.h"
+#include "core/matmul_precision.h"
 #include "core/upload_stage.h"
 #include "core/rng.h"
 #include "dist/communicator.h"
@@ -94,9 +95,15 @@ class Trainer {
   // (models/data_parallel.h, docs/distributed.md): its GPU is the local
   // rank's, it reads its shard of every global batch, draws latents from its
   // own streams, and averages gradients over ranks before clipping.
+  // The config is validated first (TrainConfig::validate). cfg.deterministic
+  // and cfg.precision set process-wide switches (kernels/cuda/settings.h,
+  // core/matmul_precision.h) for the Trainer's lifetime; the destructor puts
+  // back the values it found.
   Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, DType dtype = DType::F32,
           std::shared_ptr<dist::Communicator> comm = nullptr);
   ~Trainer();
+  Trainer(const Trainer&) = delete;  // it owns the run's state and the switches it set
+  Trainer& operator=(const Trainer&) = delete;
 
   // One iteration on inputs drawn from the loader and the RNG; before
   // reading the iteration's values it draws and sends the next iteration's
@@ -214,6 +221,9 @@ class Trainer {
   TrainerCounters counters() const;               // ...and the small state besides
 
   TrainConfig cfg_;
+  // The process-wide switches as this Trainer found them (restored by ~Trainer).
+  bool saved_cuda_deterministic_;
+  MatmulPrecision saved_matmul_precision_;
   Device device_;
   DType dtype_;
   std::shared_ptr<const data::Dataset> dataset_;

@@ -8,6 +8,7 @@
 
 #include "core/io/safetensors.h"
 #include "core/rng.h"
+#include "core/warning.h"
 #include "models/quality/metrics.h"
 #include "tests/golden/eval_goldens.h"
 
@@ -270,4 +271,18 @@ TEST_CASE("statistics cache files round-trip and name what is wrong", "[eval_met
   io::save_safetensors(path, {{"mu", Tensor::zeros({5}, DType::F64)}});
   REQUIRE_THROWS_WITH(load_stats(path), Catch::Contains("no 'feature_net' metadata"));
   fs::remove_all(dir);
+}
+
+TEST_CASE("metric warnings go to the installed warning handler", "[eval_metrics]") {
+  std::vector<std::string> got;
+  WarningHandler old = set_warning_handler([&](const std::string& t) { got.push_back(t); });
+  quality::GaussianStats a;
+  a.dim = 3;
+  a.n = 2;  // fewer samples than dimensions
+  a.mu = {0, 0, 0};
+  a.sigma = {1, 0, 0, 0, 1, 0, 0, 0, 1};
+  quality::frechet_distance(a, a);
+  set_warning_handler(old);
+  REQUIRE(got.size() == 2);
+  CHECK_THAT(got[0], Catch::Contains("frechet_distance (first set)"));
 }

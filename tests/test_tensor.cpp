@@ -455,6 +455,9 @@ TEST_CASE("tensor errors name the op and the shapes", "[tensor][errors]") {
   REQUIRE_THROWS_WITH(x.size(2), Catch::Contains("size") && Catch::Contains("out of range"));
   REQUIRE_THROWS_WITH(Device::parse("gpu"), Catch::Contains("gpu"));
   CHECK(Device::parse("cuda:1") == Device::cuda(1));
+  // An index past int is a sagan::Error naming the string (was std::stoi's).
+  REQUIRE_THROWS_AS(Device::parse("cuda:99999999999"), Error);
+  REQUIRE_THROWS_WITH(Device::parse("cuda:99999999999"), Catch::Contains("'cuda:99999999999' is not a device"));
 }
 
 TEST_CASE("random factories refuse a negative size with a sagan::Error naming the factory", "[tensor]") {

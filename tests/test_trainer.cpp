@@ -584,3 +584,18 @@ TEST_CASE("config JSON: integer settings take only integers in range", "[trainer
   CHECK(c.adam_d.lr == 1.0);
   CHECK(c.model.d_attention() == std::vector<int64_t>{8});
 }
+
+TEST_CASE("a Trainer checks its config and puts back the process-wide switches it set", "[trainer]") {
+  auto ds = std::make_shared<TinyDataset>(8);
+  TrainConfig bad = tiny_config();
+  bad.n_dis = 0;
+  REQUIRE_THROWS_WITH(Trainer(bad, ds), Catch::Contains("n-dis: must be positive"));  // was std::out_of_range at the first step
+  const MatmulPrecision before = matmul_precision();
+  {
+    TrainConfig c = tiny_config();
+    c.precision = "bf16";
+    Trainer t(c, ds);
+    CHECK(matmul_precision() == MatmulPrecision::Bf16);
+  }
+  CHECK(matmul_precision() == before);
+}

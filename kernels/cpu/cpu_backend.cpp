@@ -19,12 +19,18 @@ CpuBackend& cpu_backend() {
 // Registration, at static initialisation. Nothing else refers to this file,
 // so a linker pulling objects out of libsagan.a would drop it: the engine's
 // CMake target makes every consumer link with -Wl,--undefined=sagan_cpu_backend,
-// which keeps this definition (and with it the registration).
+// which keeps this definition (and with it the registration). Core calls
+// sagan_register_cpu_backend (a weak reference, core/backend.cpp) when a
+// program's own static initialiser uses the CPU before this one has run.
 extern "C" {
+void sagan_register_cpu_backend() {
+  static const bool once = [] {
+    sagan::register_backend(
+        {sagan::DeviceType::CPU, [] { return 1; }, [](int) -> sagan::Backend& { return sagan::cpu_backend(); }});
+    return true;
+  }();
+  (void)once;
+}
 extern const bool sagan_cpu_backend;
-const bool sagan_cpu_backend = [] {
-  sagan::register_backend(
-      {sagan::DeviceType::CPU, [] { return 1; }, [](int) -> sagan::Backend& { return sagan::cpu_backend(); }});
-  return true;
-}();
+const bool sagan_cpu_backend = (sagan_register_cpu_backend(), true);
 }

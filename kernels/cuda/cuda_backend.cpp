@@ -147,11 +147,17 @@ void CudaBackend::copy_to_host(void* dst, const void* src, size_t nbytes) {
 // so a linker pulling objects out of libsagan.a would drop it: the engine's
 // CMake target makes every consumer link with
 // -Wl,--undefined=sagan_cuda_backend, which keeps this definition.
+// Core calls sagan_register_cuda_backend (weak) on first use when a
+// program's own static initialiser comes before this one.
 extern "C" {
+void sagan_register_cuda_backend() {
+  static const bool once = [] {
+    sagan::register_backend({sagan::DeviceType::CUDA, &sagan::cuda::device_count,
+                             [](int index) -> sagan::Backend& { return sagan::cuda::backend(index); }});
+    return true;
+  }();
+  (void)once;
+}
 extern const bool sagan_cuda_backend;
-const bool sagan_cuda_backend = [] {
-  sagan::register_backend({sagan::DeviceType::CUDA, &sagan::cuda::device_count,
-                           [](int index) -> sagan::Backend& { return sagan::cuda::backend(index); }});
-  return true;
-}();
+const bool sagan_cuda_backend = (sagan_register_cuda_backend(), true);
 }

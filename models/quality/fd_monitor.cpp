@@ -2,6 +2,8 @@
 
 #include <filesystem>
 
+#include "core/warning.h"
+
 namespace sagan::quality {
 
 namespace fs = std::filesystem;
@@ -19,7 +21,7 @@ FdMonitor::FdMonitor(const TrainConfig& cfg, std::shared_ptr<const data::Dataset
   net_ = load_feature_net(features, cfg.fd_weights, device, "--fd-weights");
   net_id_ = net_.net->name();
   const std::string small = covariance_warning("--fd-samples", cfg.fd_samples, net_.net->feature_dim());
-  if (progress && !small.empty()) fmt::print(stderr, "warning: {}\n", small);
+  if (progress) warn(small);
 
   // Reference statistics: a seeded subset of the training set, through the
   // training loader's geometry, embedded once per run.

@@ -9,6 +9,7 @@
 
 #include "core/io/safetensors.h"
 #include "core/rng.h"
+#include "core/warning.h"
 
 namespace sagan::quality {
 
@@ -18,10 +19,6 @@ using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajo
 using VecD = Eigen::VectorXd;
 
 Eigen::Map<const MatF> fmap(const FeatureMatrix& m) { return {m.data.data(), m.rows, m.cols}; }
-
-void warn(const std::string& text) {
-  if (!text.empty()) std::fprintf(stderr, "warning: %s\n", text.c_str());
-}
 
 // Rows `idx` of m as a float64 matrix.
 MatD gather_rows(const FeatureMatrix& m, const std::vector<int64_t>& idx) {

@@ -84,7 +84,7 @@ struct FrechetResult {
 // from S1's eigendecomposition.
 FrechetResult trace_sqrt_product(const std::vector<double>& s1, const std::vector<double>& s2, int64_t dim);
 
-// Warns on stderr (naming the minimum) when either side has fewer samples
+// Warns (core/warning.h; naming the minimum) when either side has fewer samples
 // than dimensions, and when a clamped eigenvalue is not round-off.
 // Throws naming both dims when they differ.
 FrechetResult frechet_distance(const GaussianStats& a, const GaussianStats& b, bool warn = true);

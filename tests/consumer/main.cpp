@@ -9,8 +9,16 @@
 #include "core/rng.h"
 #include "layers/adam.h"
 
+// A file-scope tensor: made by this file's static initialiser, which may run
+// before the engine's backend registers itself (core/backend.cpp).
+const sagan::Tensor kGlobalOnes = sagan::Tensor::ones({4});
+
 int main() try {
   using namespace sagan;
+  if (sum(kGlobalOnes).item() != 4.0) {
+    std::printf("file-scope tensor: wrong value\n");
+    return 1;
+  }
   Rng gen(7);
   const int64_t batch = 128, in = 3, hidden = 32, steps = 150;
 
