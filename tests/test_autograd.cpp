@@ -412,6 +412,20 @@ TEST_CASE("backward refuses a saved tensor changed in place after the forward, n
     sum(y).backward();
     CHECK(w.grad().to_vector() == std::vector<double>{1, 1});
   }
+  SECTION("unary ops keep only what their derivative reads") {
+    // add/mul by a scalar read nothing, tanh its output, relu its input:
+    // a change to what is not read is fine, to what is read is refused.
+    Tensor w = vec({1, 2});
+    Tensor y = add(w, 1.0), t = tanh(w), r = relu(w);
+    {
+      NoGradGuard ng;
+      w.fill_(5);
+    }
+    sum(y).backward();
+    CHECK(w.grad().to_vector() == std::vector<double>{1, 1});
+    sum(t).backward();  // reads tanh's output, unchanged
+    REQUIRE_THROWS_AS(sum(r).backward(), SavedTensorChanged);
+  }
   SECTION("a change before the forward, or after backward, is fine") {
     Tensor w = vec({2, 3}), a = vec({1, 1}, false);
     a.fill_(4);

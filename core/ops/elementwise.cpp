@@ -9,16 +9,55 @@ using detail::saved;
 
 namespace {
 
+// What each derivative of kernels/elementwise_math.h (dRelu, dTanh, ...)
+// reads besides the output's gradient: x, y = f(x), both or neither. Only
+// those are kept until backward and checked for changes in place: saving
+// both would keep every activation's input and output alive, and refuse a
+// backward after an in-place change the gradient never reads. (A wrong
+// entry here reads the gradient instead and fails the unary gradchecks.)
+struct DerivativeReads {
+  bool x, y;
+};
+DerivativeReads derivative_reads(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::Neg:
+    case UnaryOp::AddScalar:
+    case UnaryOp::MulScalar:
+      return {false, false};
+    case UnaryOp::Tanh:
+    case UnaryOp::Sigmoid:
+    case UnaryOp::Exp:
+    case UnaryOp::Sqrt:
+      return {false, true};
+    case UnaryOp::RDivScalar:
+      return {true, true};
+    case UnaryOp::Relu:
+    case UnaryOp::LeakyRelu:
+    case UnaryOp::Softplus:
+    case UnaryOp::Log:
+    case UnaryOp::Abs:
+    case UnaryOp::Square:
+    case UnaryOp::PowScalar:
+      return {true, false};
+  }
+  return {true, true};
+}
+
 Tensor unary_op(UnaryOp op, const Tensor& x, double alpha = 0.0) {
   const char* name = unary_op_name(op);
   detail::check_float(name, x);
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   backend_of(x).unary(op, x, out, alpha);
-  record(name, out, {x}, [op, alpha, x = saved(x), y = saved(out)](const Tensor& g, const std::vector<bool>&) {
-    Tensor gx = Tensor::empty(x.shape(), x.dtype(), x.device());
-    backend_of(x).unary_backward(op, x, y, g, gx, alpha);
-    return std::vector<Tensor>{gx};
-  });
+  const DerivativeReads reads = derivative_reads(op);
+  record(name, out, {x},
+         [op, alpha, x = reads.x ? saved(x) : detail::SavedTensor(), y = reads.y ? saved(out) : detail::SavedTensor()](
+             const Tensor& g, const std::vector<bool>&) {
+           Tensor gx = Tensor::empty(g.shape(), g.dtype(), g.device());
+           // An operand the derivative does not read is passed as g (same
+           // shape): the kernel loads it and ignores it.
+           backend_of(g).unary_backward(op, x.defined() ? x.get() : g, y.defined() ? y.get() : g, g, gx, alpha);
+           return std::vector<Tensor>{gx};
+         });
   return out;
 }
 
