@@ -136,13 +136,17 @@ class DatasetSource : public ImageSource {
     Rng gen(seed);
     for (size_t i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[gen.below(i)]);
     count_ = count == 0 ? ds_->size() : std::min(count, ds_->size());
+    fingerprint_ = data::data_fingerprint(*ds_);
   }
   std::string describe() const override {
     // How smaller images grew, where the stored size is not the resolution.
     const std::string grown =
         ds_->height() == H_ && ds_->width() == W_ ? std::string() : fmt::format(" ({} up)", io::upscale_name(upscale_));
-    return fmt::format("{} ({} of {} images, {}x{}x{}{}, subset seed {})", ds_->name(), count_, ds_->size(), channels_,
-                       H_, W_, grown, seed_);
+    // The fingerprint tells data sets of one name apart (MNIST in place of
+    // Fashion-MNIST, another CIFAR-style directory, files replaced): cache
+    // keys and the FD reference's reuse check hash this description.
+    return fmt::format("{} [{}] ({} of {} images, {}x{}x{}{}, subset seed {})", ds_->name(), fingerprint_, count_,
+                       ds_->size(), channels_, H_, W_, grown, seed_);
   }
   int64_t size() const override { return count_; }
   Tensor next(int64_t n) override {
@@ -159,6 +163,7 @@ class DatasetSource : public ImageSource {
 
  private:
   std::shared_ptr<const data::Dataset> ds_;
+  std::string fingerprint_;
   int64_t res_, channels_, H_ = 0, W_ = 0, count_ = 0, done_ = 0;
   uint64_t seed_;
   io::Upscale upscale_;
