@@ -60,12 +60,25 @@ Tensor decode_batch(int64_t n, int64_t channels, int64_t H, int64_t W, const cha
   return out;
 }
 
+// The labels' own stream, beside z's (Rng(seed)).
+constexpr uint64_t kLabelStream = 0x1ABE15EEDull;
+
 // Images from a generator that lives elsewhere (a checkpoint's, below, or a
 // training run's EMA generator): z ~ N(0, I) and labels ~ U{classes}.
+// z and the labels come from two streams, so sample i's latent and label
+// depend on (seed, i) only, not on the batch size: one stream drawing a
+// batch of z, then its labels, gave other samples for --batch-size 7 than 64.
+// (normal() takes 4 words each, whatever the batch.)
 class ModelSource : public ImageSource {
  public:
   ModelSource(SaganGenerator& g, std::string what, int64_t num_samples, uint64_t seed, Device device)
-      : g_(g), what_(std::move(what)), n_(num_samples), seed_(seed), zgen_(seed), device_(device) {
+      : g_(g),
+        what_(std::move(what)),
+        n_(num_samples),
+        seed_(seed),
+        zgen_(seed),
+        ygen_(seed ^ kLabelStream),
+        device_(device) {
     SAGAN_CHECK(num_samples > 0, "generator: --num-samples must be positive, got {}", num_samples);
   }
   std::string describe() const override { return fmt::format("{} (seed {})", what_, seed_); }
@@ -78,7 +91,7 @@ class ModelSource : public ImageSource {
     for (double& v : z) v = zgen_.normal();
     std::vector<int64_t> y(static_cast<size_t>(n), 0);
     if (K > 0)
-      for (int64_t& v : y) v = static_cast<int64_t>(zgen_.below(static_cast<uint64_t>(K)));
+      for (int64_t& v : y) v = static_cast<int64_t>(ygen_.below(static_cast<uint64_t>(K)));
     NoGradGuard ng;
     Tensor img = g_.forward(Tensor::from_vector(z, {n, zd}, DType::F32, device_),
                             K > 0 ? Tensor::from_vector(y, {n}, device_) : Tensor());
@@ -91,7 +104,7 @@ class ModelSource : public ImageSource {
   std::string what_;
   int64_t n_;
   uint64_t seed_;
-  Rng zgen_;
+  Rng zgen_, ygen_;
   Device device_;
   int64_t done_ = 0;
 };
