@@ -119,6 +119,9 @@ TEST_CASE("folder source: flat or nested folders, channel conversion, size check
     img.at(0, 0, 0) = 255;
     io::write_png((dir / (i == 2 ? "sub/c.png" : (i == 0 ? "a.png" : "b.png"))).string(), img);
   }
+  // Before any embedding: the first file's size; RGB files: 3 channels.
+  const FolderImages probed = probe_folder(dir.string());
+  CHECK((probed.height == 6 && probed.width == 5 && probed.channels == 3));
   auto src = folder_source(dir.string(), 1, 0, 0);
   CHECK(src->size() == 3);
   Tensor t = src->next(10);
@@ -143,6 +146,7 @@ TEST_CASE("folder source: flat or nested folders, channel conversion, size check
   fs::path empty = empty_scope.path;
   REQUIRE_THROWS_WITH(folder_source(empty.string(), 3, 0, 0), Catch::Contains("holds no .png/.jpg/.jpeg files"));
   REQUIRE_THROWS_WITH(folder_source((dir / "nope").string(), 3, 0, 0), Catch::Contains("is not a directory"));
+  REQUIRE_THROWS_WITH(probe_folder(empty.string()), Catch::Contains("holds no .png/.jpg/.jpeg files"));
 }
 
 namespace {
