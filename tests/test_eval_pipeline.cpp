@@ -178,6 +178,8 @@ TEST_CASE("folder source: a subset of a folder sorted by class holds every class
       io::write_png((dir / fmt::format("class{}", c) / fmt::format("{:02}.png", i)).string(),
                     io::Image(4, 4, 1, static_cast<uint8_t>(60 * c)));
   }
+  // Gray files only: one channel, so --folder defaults to the fmnist features.
+  CHECK(probe_folder(dir.string()).channels == 1);
   for (uint64_t seed : {0, 1}) {
     auto src = folder_source(dir.string(), 1, 0, 20, io::Upscale::bilinear, seed);
     CHECK(src->describe().find(fmt::format("seed-{} order", seed)) != std::string::npos);

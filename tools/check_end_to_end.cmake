@@ -95,17 +95,17 @@ endif()
 
 # A folder evaluated without a checkpoint sets the geometry as a generator
 # does: the test split's 28x28 images are brought to the samples' 32x32
-# (not left at 28x28); the saved statistics record 32, so another size is
-# refused against them.
+# (not left at 28x28) in the samples' one channel; the saved statistics
+# record 32, so another size is refused against them.
 run("sagan-eval --folder vs a data set" ${EVAL} --folder ${WORK_DIR}/three --dataset fashion-mnist --split test
-    --channels 1 --num-real 20 --device cpu --quiet --json ${WORK_DIR}/folder.json --save-stats ${WORK_DIR}/folder_stats.safetensors)
+    --num-real 20 --device cpu --quiet --json ${WORK_DIR}/folder.json --save-stats ${WORK_DIR}/folder_stats.safetensors)
 file(READ ${WORK_DIR}/folder.json report)
 string(JSON reference GET "${report}" reference description)
 if(NOT reference MATCHES "1x32x32 \\(bilinear up\\)")
   message(FATAL_ERROR "cli_end_to_end: the reference was not brought to the folder's 32x32 gray images: ${reference}")
 endif()
 execute_process(COMMAND ${EVAL} --folder ${WORK_DIR}/three --resolution 16 --ref-stats ${WORK_DIR}/folder_stats.safetensors
-                        --channels 1 --device cpu --quiet RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+                        --device cpu --quiet RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(rc EQUAL 0 OR NOT err MATCHES "made from 32x32 images, but this run's are 16x16")
   message(FATAL_ERROR "cli_end_to_end: a folder's 32x32 statistics accepted for 16x16 images (exit ${rc}):\n${out}${err}")
 endif()
@@ -122,6 +122,12 @@ execute_process(COMMAND ${EVAL} --folder ${WORK_DIR}/grid --dataset fashion-mnis
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(rc EQUAL 0 OR NOT err MATCHES "holds [0-9]+x[0-9]+ images, .*pass --resolution N")
   message(FATAL_ERROR "cli_end_to_end: a folder of non-square images compared with a data set (exit ${rc}):\n${out}${err}")
+endif()
+# Gray folders default to one channel and so to the Fashion-MNIST features
+# (no --channels, no --inception-weights needed).
+run("sagan-eval two gray folders" ${EVAL} --folder ${WORK_DIR}/three --ref-folder ${WORK_DIR}/three --device cpu --quiet)
+if(NOT last_output MATCHES "features +fmnist")
+  message(FATAL_ERROR "cli_end_to_end: gray folders did not get the fmnist features:\n${last_output}")
 endif()
 
 # sagan-class-diversity on the conditional run: a row per class, in the JSON

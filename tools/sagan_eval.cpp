@@ -116,7 +116,8 @@ void add_options(CLI::App& app, EvalOptions& o) {
                    "Resize folder images to this square size (default: keep; all must match, and the reference is "
                    "brought to their size). With a checkpoint: the generator's size, the only one allowed");
   feat->add_option("--channels", o.channels,
-                   "1 or 3 channels for folders (default: the generator's, else 3)");
+                   "1 or 3 channels for folders (default: the generator's; for --folder 1 when all its images are "
+                   "gray, else 3)");
   feat->add_option("--resize", o.resize,
                    "bilinear | nearest | pad: how real images smaller than the resolution reach it (default: the "
                    "checkpoint's --resize, else bilinear)")
@@ -176,11 +177,12 @@ struct EvalPlan {
 };
 
 // Without a checkpoint the evaluated folder sets the geometry as a generator
-// would: the reference is brought to its images' size (or --resolution).
-// Before, the reference kept its stored size (28x28 against 32x32 samples).
+// would: the reference is brought to its images' size (or --resolution) and
+// takes their channels. Before, the reference kept its stored size (28x28
+// against 32x32 samples) and folders were read in 3 channels.
 void plan_folder_geometry(const EvalOptions& o, EvalPlan& p) {
   const FolderImages f = probe_folder(o.folder);
-  p.channels = o.channels > 0 ? o.channels : 3;
+  p.channels = o.channels > 0 ? o.channels : f.channels;
   p.resolution = o.resolution > 0 ? o.resolution : f.height == f.width ? f.height : 0;
   // Non-square images stay as they are: only a reference of that size fits.
   if (p.resolution == 0 && !o.ref_folder.empty()) {
