@@ -8,9 +8,9 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <set>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <set>
 
 #include "core/io/image.h"
 #include "core/ops.h"

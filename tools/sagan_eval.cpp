@@ -165,10 +165,10 @@ MetricOptions metric_options(const EvalOptions& o) {
 struct EvalPlan {
   std::optional<TrainConfig> cfg;  // the checkpoint's, when evaluating one
   std::string dataset, data_path;  // the reference data set, when comparing with one
-  int64_t channels = 3, resolution = 0;  // resolution 0: a folder of non-square images, kept as they are
-  std::string image_size;                 // every image's: "32" (32x32) or "6x5" (non-square folder)
+  int64_t channels = 3, resolution = 0;         // resolution 0: a folder of non-square images, kept as they are
+  std::string image_size;                       // every image's: "32" (32x32) or "6x5" (non-square folder)
   io::Upscale upscale = io::Upscale::bilinear;  // as the run's loader grew smaller images
-  std::string evaluated_upscale;  // how the evaluated set's images were grown: the method or "none"
+  std::string evaluated_upscale;                // how the evaluated set's images were grown: the method or "none"
   Device device;
   std::string features;  // fmnist | inception
   LoadedFeatureNet net;

@@ -206,8 +206,7 @@ std::vector<std::string> image_files(const std::string& dir) {
 
 class FolderSource : public ImageSource {
  public:
-  FolderSource(std::string dir, int64_t channels, int64_t resolution, int64_t count, io::Upscale upscale,
-               uint64_t seed)
+  FolderSource(std::string dir, int64_t channels, int64_t resolution, int64_t count, io::Upscale upscale, uint64_t seed)
       : dir_(std::move(dir)), channels_(channels), res_(resolution), upscale_(upscale), seed_(seed) {
     SAGAN_CHECK(channels == 1 || channels == 3, "folder: {}: channels must be 1 or 3, got {}", dir_, channels);
     files_ = image_files(dir_);
