@@ -20,11 +20,27 @@ std::string data_fingerprint(const Dataset& ds) {
   uint64_t bytes = 0, hash = kFnv1aOffset;
   fs::file_time_type newest = fs::file_time_type::min();
   fs::path dir;  // the deepest directory holding every file
+  std::string raw_parent;
+  fs::path parent;  // raw_parent made canonical: once per directory, not per file (folders of 100k images)
   for (size_t i = 0; i < files.size(); ++i) {
-    std::error_code ec;
-    fs::path p = fs::weakly_canonical(files[i], ec);
-    if (ec) p = fs::absolute(files[i]);
+    const fs::path raw(files[i]);
+    if (i == 0 || raw.parent_path().string() != raw_parent) {
+      raw_parent = raw.parent_path().string();
+      std::error_code ec;
+      parent = fs::weakly_canonical(fs::absolute(raw).parent_path(), ec);
+      if (ec) parent = fs::absolute(raw).parent_path();
+      if (i == 0) {
+        dir = parent;
+      } else {
+        fs::path common;
+        for (auto a = dir.begin(), b = parent.begin(); a != dir.end() && b != parent.end() && *a == *b; ++a, ++b)
+          common /= *a;
+        dir = common;
+      }
+    }
+    const fs::path p = parent / raw.filename();
     // A file gone since it was read counts as size 0, time 0: still a key.
+    std::error_code ec;
     uint64_t size = fs::file_size(p, ec);
     if (ec) size = 0;
     fs::file_time_type t = fs::last_write_time(p, ec);
@@ -36,15 +52,6 @@ std::string data_fingerprint(const Dataset& ds) {
     hash = fnv1a64(ps.data(), ps.size() + 1, hash);  // with the NUL: "ab"+"c" differs from "a"+"bc"
     hash = fnv1a64(&size, sizeof size, hash);
     hash = fnv1a64(&ns, sizeof ns, hash);
-    if (i == 0) {
-      dir = p.parent_path();
-    } else {
-      fs::path common;
-      const fs::path parent = p.parent_path();
-      for (auto a = dir.begin(), b = parent.begin(); a != dir.end() && b != parent.end() && *a == *b; ++a, ++b)
-        common /= *a;
-      dir = common;
-    }
   }
   const std::time_t tt = std::chrono::system_clock::to_time_t(
       std::chrono::time_point_cast<std::chrono::system_clock::duration>(std::chrono::file_clock::to_sys(newest)));
