@@ -2,24 +2,25 @@
 // (models/quality/fmnist_classifier.h, models/quality/evaluate.h): cross-entropy
 // values and gradients, a training step that learns, the committed weights'
 // accuracy, folder / data-set sources, caching and reports.
-#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <cmath>
-#include <set>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <set>
 
 #include "core/io/image.h"
 #include "core/ops.h"
 #include "layers/adam.h"
 #include "models/quality/evaluate.h"
+#include "models/quality/fd_monitor.h"
 #include "models/quality/fmnist_classifier.h"
 #include "tests/support/gradcheck.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/tiny_dataset.h"
 
 using namespace sagan;
 using sagan::testing::TempDir;
@@ -118,6 +119,9 @@ TEST_CASE("folder source: flat or nested folders, channel conversion, size check
     img.at(0, 0, 0) = 255;
     io::write_png((dir / (i == 2 ? "sub/c.png" : (i == 0 ? "a.png" : "b.png"))).string(), img);
   }
+  // Before any embedding: the first file's size; RGB files: 3 channels.
+  const FolderImages probed = probe_folder(dir.string());
+  CHECK((probed.height == 6 && probed.width == 5 && probed.channels == 3));
   auto src = folder_source(dir.string(), 1, 0, 0);
   CHECK(src->size() == 3);
   Tensor t = src->next(10);
@@ -142,6 +146,7 @@ TEST_CASE("folder source: flat or nested folders, channel conversion, size check
   fs::path empty = empty_scope.path;
   REQUIRE_THROWS_WITH(folder_source(empty.string(), 3, 0, 0), Catch::Contains("holds no .png/.jpg/.jpeg files"));
   REQUIRE_THROWS_WITH(folder_source((dir / "nope").string(), 3, 0, 0), Catch::Contains("is not a directory"));
+  REQUIRE_THROWS_WITH(probe_folder(empty.string()), Catch::Contains("holds no .png/.jpg/.jpeg files"));
 }
 
 namespace {
@@ -173,6 +178,8 @@ TEST_CASE("folder source: a subset of a folder sorted by class holds every class
       io::write_png((dir / fmt::format("class{}", c) / fmt::format("{:02}.png", i)).string(),
                     io::Image(4, 4, 1, static_cast<uint8_t>(60 * c)));
   }
+  // Gray files only: one channel, so --folder defaults to the fmnist features.
+  CHECK(probe_folder(dir.string()).channels == 1);
   for (uint64_t seed : {0, 1}) {
     auto src = folder_source(dir.string(), 1, 0, 20, io::Upscale::bilinear, seed);
     CHECK(src->describe().find(fmt::format("seed-{} order", seed)) != std::string::npos);
@@ -268,4 +275,84 @@ TEST_CASE("data-set source: seeded subset, training-loader geometry, errors", "[
   REQUIRE_THROWS_WITH(open_dataset("mnist", "", "train"), Catch::Contains("--dataset: 'mnist' is not one of"));
   REQUIRE_THROWS_WITH(open_dataset("fashion-mnist", "", "val"), Catch::Contains("--split: 'val' is not train or test"));
   REQUIRE_THROWS_WITH(open_dataset("cifar10", "", "train"), Catch::Contains("--dataset cifar10 needs --data DIR"));
+}
+
+namespace {
+// A raw (not gzipped) Fashion-MNIST-style test split in dir: n images of
+// 28x28 whose pixels follow `fill`, labels i % 10.
+void write_idx_split(const fs::path& dir, uint32_t n, uint8_t fill) {
+  auto be32 = [](std::vector<uint8_t>& o, uint32_t v) {
+    for (int i = 3; i >= 0; --i) o.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  };
+  std::vector<uint8_t> images, labels;
+  be32(images, 0x803);
+  for (uint32_t d : {n, 28u, 28u}) be32(images, d);
+  for (uint32_t i = 0; i < n * 28 * 28; ++i) images.push_back(static_cast<uint8_t>((i * 7 + fill) % 256));
+  be32(labels, 0x801);
+  be32(labels, n);
+  for (uint32_t i = 0; i < n; ++i) labels.push_back(static_cast<uint8_t>(i % 10));
+  fs::create_directories(dir);
+  write_bytes((dir / "t10k-images-idx3-ubyte").string(), images);
+  write_bytes((dir / "t10k-labels-idx1-ubyte").string(), labels);
+}
+}  // namespace
+
+TEST_CASE("data-set source: the description (cache keys, FD reference) tells directories and rewritten files apart",
+          "[eval_pipeline]") {
+  // Two directories of the same format, name, split and size (MNIST beside
+  // Fashion-MNIST): the same description made --cache hit the other's entry.
+  TempDir root;
+  write_idx_split(root.path / "a", 20, 0);
+  write_idx_split(root.path / "b", 20, 100);
+  auto describe = [&](const char* sub) {
+    return dataset_source(open_dataset("fashion-mnist", (root.path / sub).string(), "test"), 32, 1, 10, 0)->describe();
+  };
+  const std::string a = describe("a"), b = describe("b");
+  CHECK(a != b);
+  CHECK_THAT(a, Catch::Contains(fs::canonical(root.path / "a").string() + ": 2 file(s)"));
+  CHECK(describe("a") == a);  // unchanged files: the same key, so the cache still hits
+  // Rewritten in place, same size: the modification time changes the key.
+  write_idx_split(root.path / "a", 20, 50);
+  for (const char* f : {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"})
+    fs::last_write_time(root.path / "a" / f, fs::last_write_time(root.path / "a" / f) + std::chrono::seconds(2));
+  CHECK(describe("a") != a);
+}
+
+TEST_CASE("FD monitor: the reference statistics of another directory are not reused", "[eval_pipeline]") {
+  TempDir root;
+  write_idx_split(root.path / "a", 30, 0);
+  write_idx_split(root.path / "b", 30, 100);
+  TrainConfig cfg = tiny_config();
+  cfg.model.image_channels = 1;
+  cfg.fd_samples = 8;
+  const std::string run = (root.path / "run").string(), file = run + "/fd_reference.safetensors";
+  fs::create_directories(run);
+  auto monitor_on = [&](const char* sub) {
+    FdMonitor(cfg, open_dataset("fashion-mnist", (root.path / sub).string(), "test"), run, Device{}, false);
+    return load_stats(file);
+  };
+  const StatsFile from_a = monitor_on("a");
+  const StatsFile from_b = monitor_on("b");
+  CHECK_THAT(from_b.metadata.at("source"), Catch::Contains(fs::canonical(root.path / "b").string()));
+  CHECK(from_b.stats.mu != from_a.stats.mu);
+}
+
+TEST_CASE("generator source: sample i depends on the seed and i, not on the batch size", "[eval_pipeline]") {
+  SaganConfig c = tiny_config().model;
+  c.num_classes = 10;
+  Rng init(3);
+  SaganGenerator g(c, init);
+  g.eval();
+  auto all = [&](int64_t batch) {
+    auto src = generator_source(g, "tiny", 70, 5, Device{});
+    std::vector<double> v;
+    for (Tensor t = src->next(batch); t.defined(); t = src->next(batch)) {
+      const std::vector<double> b = t.to_vector();
+      v.insert(v.end(), b.begin(), b.end());
+    }
+    return v;
+  };
+  const std::vector<double> a = all(7), b = all(64);
+  REQUIRE(a.size() == static_cast<size_t>(70 * c.image_channels * 32 * 32));
+  CHECK(a == b);  // bitwise: eval-mode batch norm and attention work per sample
 }

@@ -93,6 +93,43 @@ if(NOT last_output MATCHES "precision/recall: skipped, k = 3 needs more than 3 s
   message(FATAL_ERROR "cli_end_to_end: 3 images: expected FID and a skipped precision/recall:\n${last_output}")
 endif()
 
+# A folder evaluated without a checkpoint sets the geometry as a generator
+# does: the test split's 28x28 images are brought to the samples' 32x32
+# (not left at 28x28) in the samples' one channel; the saved statistics
+# record 32, so another size is refused against them.
+run("sagan-eval --folder vs a data set" ${EVAL} --folder ${WORK_DIR}/three --dataset fashion-mnist --split test
+    --num-real 20 --device cpu --quiet --json ${WORK_DIR}/folder.json --save-stats ${WORK_DIR}/folder_stats.safetensors)
+file(READ ${WORK_DIR}/folder.json report)
+string(JSON reference GET "${report}" reference description)
+if(NOT reference MATCHES "1x32x32 \\(bilinear up\\)")
+  message(FATAL_ERROR "cli_end_to_end: the reference was not brought to the folder's 32x32 gray images: ${reference}")
+endif()
+execute_process(COMMAND ${EVAL} --folder ${WORK_DIR}/three --resolution 16 --ref-stats ${WORK_DIR}/folder_stats.safetensors
+                        --device cpu --quiet RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc EQUAL 0 OR NOT err MATCHES "made from 32x32 images, but this run's are 16x16")
+  message(FATAL_ERROR "cli_end_to_end: a folder's 32x32 statistics accepted for 16x16 images (exit ${rc}):\n${out}${err}")
+endif()
+# ... and images grown another way than the run's (its --resize pad): refused.
+execute_process(COMMAND ${EVAL} ${run} --resize bilinear --ref-stats ${WORK_DIR}/gen_stats.safetensors --device cpu
+                        --quiet RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc EQUAL 0 OR NOT err MATCHES "grown by 'pad', but this run's by 'bilinear' \\(--resize\\)")
+  message(FATAL_ERROR "cli_end_to_end: statistics of padded images accepted for bilinear ones (exit ${rc}):\n${out}${err}")
+endif()
+# A sample grid is not square: no data set can be brought to it, so say which option fixes that.
+file(MAKE_DIRECTORY ${WORK_DIR}/grid)
+file(COPY_FILE ${WORK_DIR}/three.png ${WORK_DIR}/grid/three.png)
+execute_process(COMMAND ${EVAL} --folder ${WORK_DIR}/grid --dataset fashion-mnist --device cpu --quiet
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc EQUAL 0 OR NOT err MATCHES "holds [0-9]+x[0-9]+ images, .*pass --resolution N")
+  message(FATAL_ERROR "cli_end_to_end: a folder of non-square images compared with a data set (exit ${rc}):\n${out}${err}")
+endif()
+# Gray folders default to one channel and so to the Fashion-MNIST features
+# (no --channels, no --inception-weights needed).
+run("sagan-eval two gray folders" ${EVAL} --folder ${WORK_DIR}/three --ref-folder ${WORK_DIR}/three --device cpu --quiet)
+if(NOT last_output MATCHES "features +fmnist")
+  message(FATAL_ERROR "cli_end_to_end: gray folders did not get the fmnist features:\n${last_output}")
+endif()
+
 # sagan-class-diversity on the conditional run: a row per class, in the JSON
 # too; ema-g-buffers mixes two sections of the checkpoint.
 if(DIVERSITY)

@@ -72,6 +72,9 @@ struct EvalOptions {
       SAGAN_CHECK(dir.empty() || std::filesystem::is_directory(dir), "{} {}: no such directory", option, dir);
     SAGAN_CHECK(ref_stats.empty() || std::filesystem::is_regular_file(ref_stats), "--ref-stats {}: no such file",
                 ref_stats);
+    for (const auto& [option, file] :
+         {std::pair{"--inception-weights", inception_weights}, std::pair{"--fmnist-weights", fmnist_weights}})
+      SAGAN_CHECK(file.empty() || std::filesystem::is_regular_file(file), "{} {} does not exist", option, file);
     if (!json_path.empty()) io::check_writable_file(json_path, "--json " + json_path);
     if (!save_stats_path.empty()) io::check_writable_file(save_stats_path, "--save-stats " + save_stats_path);
     if (!cache_dir.empty()) io::check_writable_dir(cache_dir, "--cache " + cache_dir);
@@ -110,9 +113,11 @@ void add_options(CLI::App& app, EvalOptions& o) {
   feat->add_option("--fmnist-weights", o.fmnist_weights,
                    "Fashion-MNIST classifier weights (default: the committed file)");
   feat->add_option("--resolution", o.resolution,
-                   "Resize folder images to this square size (default: keep; all must match). With a checkpoint: the "
-                   "generator's size, the only one allowed");
-  feat->add_option("--channels", o.channels, "1 or 3 channels for folders (default: the generator's, else 3)");
+                   "Resize folder images to this square size (default: keep; all must match, and the reference is "
+                   "brought to their size). With a checkpoint: the generator's size, the only one allowed");
+  feat->add_option("--channels", o.channels,
+                   "1 or 3 channels for folders (default: the generator's; for --folder 1 when all its images are "
+                   "gray, else 3)");
   feat->add_option("--resize", o.resize,
                    "bilinear | nearest | pad: how real images smaller than the resolution reach it (default: the "
                    "checkpoint's --resize, else bilinear)")
@@ -160,14 +165,40 @@ MetricOptions metric_options(const EvalOptions& o) {
 struct EvalPlan {
   std::optional<TrainConfig> cfg;  // the checkpoint's, when evaluating one
   std::string dataset, data_path;  // the reference data set, when comparing with one
-  int64_t channels = 3, resolution = 0;
+  int64_t channels = 3, resolution = 0;         // resolution 0: a folder of non-square images, kept as they are
+  std::string image_size;                       // every image's: "32" (32x32) or "6x5" (non-square folder)
   io::Upscale upscale = io::Upscale::bilinear;  // as the run's loader grew smaller images
+  std::string evaluated_upscale;                // how the evaluated set's images were grown: the method or "none"
   Device device;
   std::string features;  // fmnist | inception
   LoadedFeatureNet net;
   std::string net_id;
   std::string net_fingerprint;  // of the weights file's bytes (read once: Inception's is 95 MB)
 };
+
+// Without a checkpoint the evaluated folder sets the geometry as a generator
+// would: the reference is brought to its images' size (or --resolution) and
+// takes their channels. Before, the reference kept its stored size (28x28
+// against 32x32 samples) and folders were read in 3 channels.
+void plan_folder_geometry(const EvalOptions& o, EvalPlan& p) {
+  const FolderImages f = probe_folder(o.folder);
+  p.channels = o.channels > 0 ? o.channels : f.channels;
+  p.resolution = o.resolution > 0 ? o.resolution : f.height == f.width ? f.height : 0;
+  // Non-square images stay as they are: only a reference of that size fits.
+  if (p.resolution == 0 && !o.ref_folder.empty()) {
+    const FolderImages r = probe_folder(o.ref_folder);
+    SAGAN_CHECK(r.height == f.height && r.width == f.width,
+                "--ref-folder {} holds {}x{} images but --folder {} {}x{}: pass --resolution N to bring both to NxN",
+                o.ref_folder, r.height, r.width, o.folder, f.height, f.width);
+  }
+  SAGAN_CHECK(p.resolution > 0 || !o.ref_folder.empty() || !o.ref_stats.empty(),
+              "--folder {} holds {}x{} images, and the reference data set's images would be cropped to squares: "
+              "pass --resolution N to bring both to NxN",
+              o.folder, f.height, f.width);
+  p.image_size = p.resolution > 0 ? std::to_string(p.resolution) : fmt::format("{}x{}", f.height, f.width);
+  const bool grown = o.resolution > 0 && (f.height < o.resolution || f.width < o.resolution);
+  p.evaluated_upscale = grown ? io::upscale_name(p.upscale) : "none";
+}
 
 EvalPlan plan(const EvalOptions& o) {
   EvalPlan p;
@@ -183,15 +214,21 @@ EvalPlan plan(const EvalOptions& o) {
       if (p.data_path.empty()) p.data_path = p.cfg->data_path;
     }
   }
-  p.channels = o.channels > 0 ? o.channels : p.cfg ? p.cfg->model.image_channels : 3;
   // Real images are brought to the generator's size: another --resolution
   // would compare images of different sizes.
   SAGAN_CHECK(!p.cfg || o.resolution == 0 || o.resolution == p.cfg->model.resolution,
               "--resolution {}: the generator in {} draws {}x{} images, and the reference is brought to that size; "
               "leave --resolution out",
               o.resolution, o.checkpoint, p.cfg ? p.cfg->model.resolution : 0, p.cfg ? p.cfg->model.resolution : 0);
-  p.resolution = p.cfg ? p.cfg->model.resolution : o.resolution;
   p.upscale = io::parse_upscale(!o.resize.empty() ? o.resize : p.cfg ? p.cfg->resize : "bilinear", "--resize");
+  if (p.cfg) {
+    p.channels = o.channels > 0 ? o.channels : p.cfg->model.image_channels;
+    p.resolution = p.cfg->model.resolution;
+    p.evaluated_upscale = io::upscale_name(p.upscale);  // the real images it learned from grew so
+    p.image_size = std::to_string(p.resolution);
+  } else {
+    plan_folder_geometry(o, p);
+  }
   p.features =
       resolve_features(o.features, p.cfg && p.cfg->dataset == "fashion-mnist" ? p.cfg->dataset : p.dataset, p.channels);
   const bool inception = p.features == "inception";
@@ -205,14 +242,20 @@ EvalPlan plan(const EvalOptions& o) {
 // What statistics record beside the source, so that --ref-stats can refuse
 // a file from other weights or another image geometry (which give
 // meaningless distances: FID 274 between identical images under two
-// weights files). resolution 0: each image's own size (a folder).
-std::map<std::string, std::string> stats_metadata(const std::string& desc, const EvalPlan& p, int64_t resolution) {
+// weights files). upscale: how the set's smaller images were grown ("none").
+std::map<std::string, std::string> stats_metadata(const std::string& desc, const EvalPlan& p,
+                                                  const std::string& upscale) {
   return {{"source", desc},
           {"feature_file", p.net.file},
           {"feature_weights", p.net_fingerprint},
-          {"resolution", std::to_string(resolution)},
+          {"resolution", p.image_size},
           {"channels", std::to_string(p.channels)},
-          {"upscale", io::upscale_name(p.upscale)}};
+          {"upscale", upscale}};
+}
+
+// "32" -> "32x32"; "6x5" stays.
+std::string size_text(const std::string& size) {
+  return size.find('x') == std::string::npos ? size + "x" + size : size;
 }
 
 // --ref-stats against this run: the same network weights and, where both
@@ -233,11 +276,24 @@ void check_ref_stats(const EvalOptions& o, const EvalPlan& p, const StatsFile& r
                 "would mean nothing; recompute the statistics",
                 o.ref_stats, p.net_id, has("feature_file") ? rf.metadata.at("feature_file") : "unnamed", p.net.file);
   }
-  const int64_t res = p.cfg ? p.resolution : o.resolution;
-  if (has("resolution") && res > 0 && rf.metadata.at("resolution") != "0")
-    SAGAN_CHECK(rf.metadata.at("resolution") == std::to_string(res),
-                "--ref-stats {}: made from {}x{} images, but this run's are {}x{} (--resolution)", o.ref_stats,
-                rf.metadata.at("resolution"), rf.metadata.at("resolution"), res, res);
+  // "0": a folder at its own size, which files before 2026-12-06 recorded
+  // instead of the size itself.
+  if (!has("resolution") || rf.metadata.at("resolution") == "0")
+    fmt::print(stderr,
+               "sagan-eval: warning: --ref-stats {} does not record the size of its images (written by an older "
+               "sagan-eval); make sure they were {}\n",
+               o.ref_stats, size_text(p.image_size));
+  else
+    SAGAN_CHECK(rf.metadata.at("resolution") == p.image_size,
+                "--ref-stats {}: made from {} images, but this run's are {} (--resolution)", o.ref_stats,
+                size_text(rf.metadata.at("resolution")), size_text(p.image_size));
+  // Smaller images grown another way (bilinear vs padded) differ as much as
+  // another data set; "none": nothing was grown, so nothing to compare.
+  const std::string up = has("upscale") ? rf.metadata.at("upscale") : "none";
+  if (up != "none" && p.evaluated_upscale != "none")
+    SAGAN_CHECK(up == p.evaluated_upscale,
+                "--ref-stats {}: its smaller images were grown by '{}', but this run's by '{}' (--resize)", o.ref_stats,
+                up, p.evaluated_upscale);
   if (has("channels"))
     SAGAN_CHECK(rf.metadata.at("channels") == std::to_string(p.channels),
                 "--ref-stats {}: made from {}-channel images, but this run's have {} (--channels)", o.ref_stats,
@@ -256,12 +312,14 @@ StatsFile evaluated_stats(const EvalOptions& o, const EvalPlan& p, std::string& 
     gs.device = p.device;
     evaluated = generator_source(gs);
   } else {
+    // o.resolution, not p.resolution: without --resolution an image of
+    // another size is an error, not silently resized.
     evaluated = folder_source(o.folder, p.channels, o.resolution, o.num_samples, p.upscale, o.seed);
   }
   cli::ProgressLine progress(p.cfg ? "generated" : "folder", !o.quiet);
   desc = evaluated->describe();
   StatsFile ev = make_stats(embed(*evaluated, *p.net.net, o.batch, std::ref(progress)), p.net_id,
-                            stats_metadata(desc, p, p.cfg ? p.resolution : o.resolution));
+                            stats_metadata(desc, p, p.evaluated_upscale));
   if (!o.save_stats_path.empty()) {
     save_stats(o.save_stats_path, ev);
     if (!o.quiet) fmt::print(stderr, "sagan-eval: wrote statistics to {}\n", o.save_stats_path);
@@ -279,16 +337,20 @@ StatsFile reference_stats(const EvalOptions& o, const EvalPlan& p, std::string& 
                        rf.metadata.count("source") ? rf.metadata.at("source") : "no description");
     return rf;
   }
-  std::unique_ptr<ImageSource> reference =
-      !o.ref_folder.empty() ? folder_source(o.ref_folder, p.channels, o.resolution > 0 ? o.resolution : p.resolution,
-                                            o.real_count(), p.upscale, o.seed)
-                            : dataset_source(open_dataset(p.dataset, p.data_path, o.split, p.channels), p.resolution,
-                                             p.channels, o.real_count(), o.seed, p.upscale);
+  std::unique_ptr<ImageSource> reference;
+  std::string upscale = io::upscale_name(p.upscale);
+  if (!o.ref_folder.empty()) {
+    reference = folder_source(o.ref_folder, p.channels, p.resolution, o.real_count(), p.upscale, o.seed);
+  } else {
+    auto ds = open_dataset(p.dataset, p.data_path, o.split, p.channels);
+    if (ds->height() >= p.resolution && ds->width() >= p.resolution) upscale = "none";  // only brought down
+    reference = dataset_source(ds, p.resolution, p.channels, o.real_count(), o.seed, p.upscale);
+  }
   desc = reference->describe();
   auto make = [&] {
     cli::ProgressLine progress("reference", !o.quiet);
     return make_stats(embed(*reference, *p.net.net, o.batch, std::ref(progress)), p.net_id,
-                      stats_metadata(desc, p, o.resolution > 0 ? o.resolution : p.resolution));
+                      stats_metadata(desc, p, upscale));
   };
   if (o.cache_dir.empty() || !o.ref_folder.empty()) return make();
   bool hit = false;

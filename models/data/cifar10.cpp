@@ -12,7 +12,8 @@ constexpr int64_t kSide = 32, kPlane = kSide * kSide, kRecord = 1 + 3 * kPlane; 
 
 class Cifar10 final : public Dataset {
  public:
-  Cifar10(std::string split, std::vector<uint8_t> records) : split_(std::move(split)), records_(std::move(records)) {}
+  Cifar10(std::string split, std::vector<uint8_t> records, std::vector<std::string> files = {})
+      : split_(std::move(split)), records_(std::move(records)), files_(std::move(files)) {}
   std::string name() const override { return "cifar10/" + split_; }
   int64_t size() const override { return static_cast<int64_t>(records_.size()) / kRecord; }
   int64_t num_classes() const override { return 10; }
@@ -30,10 +31,12 @@ class Cifar10 final : public Dataset {
       for (int64_t p = 0; p < kPlane; ++p) ex.image.pixels[static_cast<size_t>(p * 3 + c)] = r[1 + c * kPlane + p];
     return ex;
   }
+  std::vector<std::string> files() const override { return files_; }
 
  private:
   std::string split_;
   std::vector<uint8_t> records_;
+  std::vector<std::string> files_;
 };
 
 // Whole records, each with a label in 0-9; errors name the file.
@@ -67,7 +70,7 @@ std::shared_ptr<Dataset> cifar10(const std::string& dir, const std::string& spli
     check_batch(bytes, f);
     all.insert(all.end(), bytes.begin(), bytes.end());
   }
-  return std::make_shared<Cifar10>(split, std::move(all));
+  return std::make_shared<Cifar10>(split, std::move(all), std::move(files));
 }
 
 std::shared_ptr<Dataset> cifar10_from_bytes(std::vector<uint8_t> batch, const std::string& name,

@@ -29,10 +29,21 @@ class Dataset {
   // Throws naming the data set (and file) when i is out of range or the
   // image cannot be decoded.
   virtual Example get(int64_t i) const = 0;
+  // The files the images come from (empty when built from bytes in memory):
+  // what data_fingerprint() looks at.
+  virtual std::vector<std::string> files() const { return {}; }
 
  protected:
   void check_index(int64_t i) const;
 };
+
+// Where a data set was read from and a cheap fingerprint of its files, for
+// keys of cached statistics: the canonical directory holding them, their
+// count, total size, newest modification time and a hash over every path,
+// size and time (stat only; no byte is read). The name ("fashion_mnist/test")
+// does not tell MNIST from Fashion-MNIST, or two CIFAR-style directories
+// apart, nor files replaced in place; this does. "in memory" without files.
+std::string data_fingerprint(const Dataset& ds);
 
 // Where Debian's dataset-fashion-mnist package puts the files.
 inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";

@@ -82,8 +82,8 @@ class GzipOrRaw {
 
 class FashionMnist final : public Dataset {
  public:
-  FashionMnist(std::string split, IdxArray images, IdxArray labels)
-      : split_(std::move(split)), images_(std::move(images)), labels_(std::move(labels)) {}
+  FashionMnist(std::string split, IdxArray images, IdxArray labels, std::vector<std::string> files)
+      : split_(std::move(split)), images_(std::move(images)), labels_(std::move(labels)), files_(std::move(files)) {}
   std::string name() const override { return "fashion_mnist/" + split_; }
   int64_t size() const override { return images_.dims[0]; }
   int64_t num_classes() const override { return 10; }
@@ -99,10 +99,12 @@ class FashionMnist final : public Dataset {
     ex.label = labels_.data[static_cast<size_t>(i)];
     return ex;
   }
+  std::vector<std::string> files() const override { return files_; }
 
  private:
   std::string split_;
   IdxArray images_, labels_;
+  std::vector<std::string> files_;
 };
 
 std::string find_idx(const std::string& dir, const std::string& stem) {
@@ -187,7 +189,8 @@ std::shared_ptr<Dataset> fashion_mnist_from_idx(const std::string& split, IdxArr
   for (size_t i = 0; i < labels.data.size(); ++i)
     SAGAN_CHECK(labels.data[i] < 10, "fashion_mnist: {}: label {} of example {} is not in [0, 10)", lpath,
                 labels.data[i], i);
-  return std::make_shared<FashionMnist>(split, std::move(images), std::move(labels));
+  return std::make_shared<FashionMnist>(split, std::move(images), std::move(labels),
+                                        std::vector<std::string>{ipath, lpath});
 }
 
 }  // namespace sagan::data

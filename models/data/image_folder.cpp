@@ -35,6 +35,12 @@ class ImageFolder final : public Dataset {
     ex.label = label;
     return ex;
   }
+  std::vector<std::string> files() const override {
+    std::vector<std::string> out;
+    out.reserve(files_.size());
+    for (const auto& f : files_) out.push_back(f.first);
+    return out;
+  }
   const std::vector<std::string>& classes() const { return classes_; }
 
  private:

@@ -60,12 +60,25 @@ Tensor decode_batch(int64_t n, int64_t channels, int64_t H, int64_t W, const cha
   return out;
 }
 
+// The labels' own stream, beside z's (Rng(seed)).
+constexpr uint64_t kLabelStream = 0x1ABE15EEDull;
+
 // Images from a generator that lives elsewhere (a checkpoint's, below, or a
 // training run's EMA generator): z ~ N(0, I) and labels ~ U{classes}.
+// z and the labels come from two streams, so sample i's latent and label
+// depend on (seed, i) only, not on the batch size: one stream drawing a
+// batch of z, then its labels, gave other samples for --batch-size 7 than 64.
+// (normal() takes 4 words each, whatever the batch.)
 class ModelSource : public ImageSource {
  public:
   ModelSource(SaganGenerator& g, std::string what, int64_t num_samples, uint64_t seed, Device device)
-      : g_(g), what_(std::move(what)), n_(num_samples), seed_(seed), zgen_(seed), device_(device) {
+      : g_(g),
+        what_(std::move(what)),
+        n_(num_samples),
+        seed_(seed),
+        zgen_(seed),
+        ygen_(seed ^ kLabelStream),
+        device_(device) {
     SAGAN_CHECK(num_samples > 0, "generator: --num-samples must be positive, got {}", num_samples);
   }
   std::string describe() const override { return fmt::format("{} (seed {})", what_, seed_); }
@@ -78,7 +91,7 @@ class ModelSource : public ImageSource {
     for (double& v : z) v = zgen_.normal();
     std::vector<int64_t> y(static_cast<size_t>(n), 0);
     if (K > 0)
-      for (int64_t& v : y) v = static_cast<int64_t>(zgen_.below(static_cast<uint64_t>(K)));
+      for (int64_t& v : y) v = static_cast<int64_t>(ygen_.below(static_cast<uint64_t>(K)));
     NoGradGuard ng;
     Tensor img = g_.forward(Tensor::from_vector(z, {n, zd}, DType::F32, device_),
                             K > 0 ? Tensor::from_vector(y, {n}, device_) : Tensor());
@@ -91,7 +104,7 @@ class ModelSource : public ImageSource {
   std::string what_;
   int64_t n_;
   uint64_t seed_;
-  Rng zgen_;
+  Rng zgen_, ygen_;
   Device device_;
   int64_t done_ = 0;
 };
@@ -136,13 +149,17 @@ class DatasetSource : public ImageSource {
     Rng gen(seed);
     for (size_t i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[gen.below(i)]);
     count_ = count == 0 ? ds_->size() : std::min(count, ds_->size());
+    fingerprint_ = data::data_fingerprint(*ds_);
   }
   std::string describe() const override {
     // How smaller images grew, where the stored size is not the resolution.
     const std::string grown =
         ds_->height() == H_ && ds_->width() == W_ ? std::string() : fmt::format(" ({} up)", io::upscale_name(upscale_));
-    return fmt::format("{} ({} of {} images, {}x{}x{}{}, subset seed {})", ds_->name(), count_, ds_->size(), channels_,
-                       H_, W_, grown, seed_);
+    // The fingerprint tells data sets of one name apart (MNIST in place of
+    // Fashion-MNIST, another CIFAR-style directory, files replaced): cache
+    // keys and the FD reference's reuse check hash this description.
+    return fmt::format("{} [{}] ({} of {} images, {}x{}x{}{}, subset seed {})", ds_->name(), fingerprint_, count_,
+                       ds_->size(), channels_, H_, W_, grown, seed_);
   }
   int64_t size() const override { return count_; }
   Tensor next(int64_t n) override {
@@ -159,6 +176,7 @@ class DatasetSource : public ImageSource {
 
  private:
   std::shared_ptr<const data::Dataset> ds_;
+  std::string fingerprint_;
   int64_t res_, channels_, H_ = 0, W_ = 0, count_ = 0, done_ = 0;
   uint64_t seed_;
   io::Upscale upscale_;
@@ -174,21 +192,27 @@ bool is_image_file(const fs::path& p) {
   return e == ".png" || e == ".jpg" || e == ".jpeg";
 }
 
+// Every image file under dir, sorted; errors name the folder.
+std::vector<std::string> image_files(const std::string& dir) {
+  std::error_code ec;
+  SAGAN_CHECK(fs::is_directory(dir, ec), "folder: {} is not a directory", dir);
+  std::vector<std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink))
+    if (e.is_regular_file() && is_image_file(e.path())) files.push_back(e.path().string());
+  SAGAN_CHECK(!files.empty(), "folder: {} holds no .png/.jpg/.jpeg files", dir);
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
 class FolderSource : public ImageSource {
  public:
-  FolderSource(std::string dir, int64_t channels, int64_t resolution, int64_t count, io::Upscale upscale,
-               uint64_t seed)
+  FolderSource(std::string dir, int64_t channels, int64_t resolution, int64_t count, io::Upscale upscale, uint64_t seed)
       : dir_(std::move(dir)), channels_(channels), res_(resolution), upscale_(upscale), seed_(seed) {
-    std::error_code ec;
-    SAGAN_CHECK(fs::is_directory(dir_, ec), "folder: {} is not a directory", dir_);
     SAGAN_CHECK(channels == 1 || channels == 3, "folder: {}: channels must be 1 or 3, got {}", dir_, channels);
-    for (const auto& e : fs::recursive_directory_iterator(dir_, fs::directory_options::follow_directory_symlink))
-      if (e.is_regular_file() && is_image_file(e.path())) files_.push_back(e.path().string());
-    SAGAN_CHECK(!files_.empty(), "folder: {} holds no .png/.jpg/.jpeg files", dir_);
+    files_ = image_files(dir_);
     // A seeded random order of the sorted paths: a folder laid out by class
     // would otherwise give a subset of the first classes (FID 640 instead of
     // 6.5 on Fashion-MNIST) and Inception Score splits of one class each.
-    std::sort(files_.begin(), files_.end());
     Rng order(seed_ ^ kFolderOrderStream);
     for (size_t i = files_.size(); i > 1; --i) std::swap(files_[i - 1], files_[order.below(i)]);
     if (count > 0 && count < static_cast<int64_t>(files_.size())) files_.resize(static_cast<size_t>(count));
@@ -263,6 +287,15 @@ std::shared_ptr<data::Dataset> open_dataset(const std::string& name, const std::
 std::unique_ptr<ImageSource> folder_source(const std::string& dir, int64_t channels, int64_t resolution, int64_t count,
                                            io::Upscale upscale, uint64_t seed) {
   return std::make_unique<FolderSource>(dir, channels, resolution, count, upscale, seed);
+}
+
+FolderImages probe_folder(const std::string& dir) {
+  const std::vector<std::string> files = image_files(dir);
+  const io::Image first = io::read_image(files[0]);
+  const bool gray = std::all_of(files.begin(), files.end(), [](const std::string& f) {
+    return io::read_image_channels(f) == 1;  // headers only; stops at the first colour image
+  });
+  return {first.height, first.width, gray ? 1 : 3};
 }
 
 std::string resolve_features(const std::string& features, const std::string& dataset, int64_t channels) {

@@ -70,6 +70,16 @@ std::shared_ptr<data::Dataset> open_dataset(const std::string& name, const std::
 std::unique_ptr<ImageSource> folder_source(const std::string& dir, int64_t channels, int64_t resolution, int64_t count,
                                            io::Upscale upscale = io::Upscale::bilinear, uint64_t seed = 0);
 
+// What the images of such a folder are, before any is embedded: the size of
+// the first (sorted) file, which all must share unless a resolution is
+// given, and their channels: 1 when every file's header says grayscale, else
+// 3 (what --channels auto does for training folders). Without a checkpoint
+// the evaluated folder sets the comparison's geometry, as a generator would.
+struct FolderImages {
+  int64_t height = 0, width = 0, channels = 3;
+};
+FolderImages probe_folder(const std::string& dir);
+
 // ---- the feature network by name ----
 // "auto" means "fmnist" for Fashion-MNIST and 1-channel data, else "inception".
 std::string resolve_features(const std::string& features, const std::string& dataset, int64_t channels);
