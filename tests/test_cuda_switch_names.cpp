@@ -58,12 +58,21 @@ TEST_CASE("deterministic mode is the default and the trainer's setting reaches i
   auto ds = std::make_shared<testing::TinyDataset>(8);
   TrainConfig cfg = testing::tiny_config();
   CHECK(cfg.deterministic);
+  // The Trainer's setting holds while it lives; its destructor puts back
+  // what it found (a program's own setting outlives it).
   cfg.deterministic = false;
-  { Trainer t(cfg, ds); }
-  CHECK_FALSE(cuda_deterministic());
+  {
+    Trainer t(cfg, ds);
+    CHECK_FALSE(cuda_deterministic());
+  }
+  CHECK(cuda_deterministic() == before);
+  set_cuda_deterministic(false);
   cfg.deterministic = true;
-  { Trainer t(cfg, ds); }
-  CHECK(cuda_deterministic());
+  {
+    Trainer t(cfg, ds);
+    CHECK(cuda_deterministic());
+  }
+  CHECK_FALSE(cuda_deterministic());
   set_cuda_deterministic(before);
 }
 
