@@ -166,7 +166,8 @@ void* Tensor::raw_data() const {
 }
 
 void Tensor::check_dtype(DType expected, const char* op) const {
-  SAGAN_CHECK(dtype() == expected, "{}: expected {} tensor, got {}", op, dtype_name(expected), dtype_name(dtype()));
+  SAGAN_CHECK(dtype() == expected, "{}: expected a {} tensor, got {} of shape {}", op, dtype_name(expected),
+              dtype_name(dtype()), shape_str(shape()));
 }
 
 // ---------------------------------------------------------------- autograd glue
@@ -298,8 +299,8 @@ Tensor Tensor::reshape(const Shape& new_shape_in) const {
 }
 
 Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
-  SAGAN_CHECK(static_cast<int64_t>(dims.size()) == dim(), "permute: {} dims given for a {}-d tensor", dims.size(),
-              dim());
+  SAGAN_CHECK(static_cast<int64_t>(dims.size()) == dim(), "permute: {} dims given for a tensor of shape {}", dims.size(),
+              shape_str(shape()));
   Shape ns(dims.size()), nst(dims.size());
   std::vector<int64_t> inverse(dims.size(), -1);
   for (size_t i = 0; i < dims.size(); ++i) {
@@ -351,7 +352,8 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const 
 Tensor Tensor::select(int64_t d, int64_t index) const {
   d = wrap_dim(d, shape(), "select");
   int64_t n = size(d);
-  SAGAN_CHECK(index >= -n && index < n, "select: index {} out of range for dim {} of size {}", index, d, n);
+  SAGAN_CHECK(index >= -n && index < n, "select: index {} out of range for dim {} of size {} (shape {})", index, d, n,
+              shape_str(shape()));
   if (index < 0) index += n;
   return slice(d, index, index + 1).squeeze(d);
 }
@@ -395,7 +397,7 @@ Tensor Tensor::unsqueeze(int64_t d) const {
 
 Tensor Tensor::squeeze(int64_t d) const {
   d = wrap_dim(d, shape(), "squeeze");
-  SAGAN_CHECK(size(d) == 1, "squeeze: dim {} has size {}, not 1", d, size(d));
+  SAGAN_CHECK(size(d) == 1, "squeeze: dim {} of shape {} has size {}, not 1", d, shape_str(shape()), size(d));
   Shape ns = shape();
   ns.erase(ns.begin() + d);
   return view(ns);

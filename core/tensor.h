@@ -74,6 +74,9 @@ class Tensor {
   // ---- autograd ----
   bool requires_grad() const;
   Tensor& set_requires_grad(bool r = true);
+  // The accumulated gradient. For a plain leaf each backward that adds to it
+  // makes a new tensor (a handle taken earlier keeps the earlier value);
+  // for a parameter in a flat buffer (GradSlot) it is accumulated in place.
   Tensor grad() const;
   // Undefined g: no gradient. For a leaf with a GradSlot (a parameter in a
   // flat buffer) the values are copied into its slot (zeros for undefined g)

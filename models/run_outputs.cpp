@@ -81,6 +81,10 @@ void RunOutputs::save_samples(Trainer& trainer) {
 
 void RunOutputs::save_checkpoint(const Trainer& trainer) {
   if (!writer_) return;
+  // The rows and events up to this step reach the disk first: a resume from
+  // this checkpoint never logs them again.
+  csv_->sync();
+  tb_->sync();
   trainer.save_checkpoint(checkpoint_path(run_dir_, trainer.step_count()));
   rotate_checkpoints(run_dir_, keep_);
 }

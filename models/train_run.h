@@ -1,6 +1,13 @@
 // A whole training run on disk: the run directory, metrics (CSV and
 // TensorBoard), sample grids, rotating checkpoints, progress display, and
-// clean stop on Ctrl-C / SIGTERM (finish the step, checkpoint, exit).
+// clean stop on a signal (finish the step, checkpoint, exit).
+//
+// For its duration run_training installs its own handlers for SIGINT,
+// SIGTERM, SIGUSR1 and SIGUSR2 (restored when it returns): the first asks
+// for a stop after the current step, a second one ends the process as the
+// signal's default would. A program that embeds it and handles these
+// signals itself gets its handlers back afterwards, not during the run; one
+// run at a time per process (the stop request is process-wide).
 //
 // <run_dir>/config.json                  resolved settings
 // <run_dir>/checkpoints/step_%08d.safetensors   the last keep_checkpoints
@@ -42,7 +49,7 @@ std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& cfg);
 
 struct RunResult {
   std::string run_dir;
-  int stop_signal = 0;  // SIGINT or SIGTERM when one stopped the run early (a checkpoint saved), else 0
+  int stop_signal = 0;  // the signal that stopped the run early (a checkpoint saved), else 0
   bool started = true;  // false: stopped by a signal before anything was written
 };
 

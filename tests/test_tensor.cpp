@@ -438,7 +438,7 @@ TEST_CASE("tensor errors name the op and the shapes", "[tensor][errors]") {
                       Catch::Contains("reshape") && Catch::Contains("[4, 2]") && Catch::Contains("6 elements"));
   REQUIRE_THROWS_WITH(x.reshape({-1, -1}), Catch::Contains("reshape") && Catch::Contains("-1"));
   REQUIRE_THROWS_WITH(x.view({5, -1}), Catch::Contains("view") && Catch::Contains("[5, -1]"));
-  REQUIRE_THROWS_WITH(x.permute({0}), Catch::Contains("permute") && Catch::Contains("2-d"));
+  REQUIRE_THROWS_WITH(x.permute({0}), Catch::Contains("permute") && Catch::Contains("[2, 3]"));
   REQUIRE_THROWS_WITH(x.permute({1, 1}), Catch::Contains("permute") && Catch::Contains("repeated"));
   REQUIRE_THROWS_WITH(x.transpose(0, 2), Catch::Contains("transpose") && Catch::Contains("out of range"));
   REQUIRE_THROWS_WITH(x.slice(1, 0, 2, 0), Catch::Contains("slice") && Catch::Contains("step"));

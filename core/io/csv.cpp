@@ -81,6 +81,11 @@ std::vector<std::string> CsvWriter::merge_existing(const std::vector<std::string
   return merged;
 }
 
+void CsvWriter::sync() {
+  SAGAN_CHECK(std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0, "CsvWriter: {}: fsync failed: {}", path_,
+              std::strerror(errno));
+}
+
 CsvWriter::~CsvWriter() {
   if (file_) std::fclose(file_);
 }

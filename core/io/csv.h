@@ -39,6 +39,10 @@ class CsvWriter {
   CsvWriter& operator=(const CsvWriter&) = delete;
 
   void write(const CsvRow& row);
+  // fsync of the rows written (each is already flushed to the OS): before a
+  // checkpoint, so that a power cut cannot keep the checkpoint and lose the
+  // rows it follows (a resume never writes them again).
+  void sync();
   const std::vector<std::string>& columns() const { return columns_; }
   const std::string& path() const { return path_; }
 

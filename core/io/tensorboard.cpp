@@ -174,4 +174,9 @@ void SummaryWriter::flush() {
   SAGAN_CHECK(std::fflush(file_) == 0, "SummaryWriter: {}: flush failed: {}", path_, std::strerror(errno));
 }
 
+void SummaryWriter::sync() {
+  flush();
+  SAGAN_CHECK(::fsync(::fileno(file_)) == 0, "SummaryWriter: {}: fsync failed: {}", path_, std::strerror(errno));
+}
+
 }  // namespace sagan::io

@@ -41,6 +41,9 @@ class SummaryWriter {
   void add_session_start(int64_t step, double wall_time = -1.0);
   // Pushes buffered records to the OS so TensorBoard sees them.
   void flush();
+  // flush() and fsync: the records survive a power cut (before a checkpoint,
+  // so that a run resumed from it has every earlier step's events).
+  void sync();
   const std::string& path() const { return path_; }
 
  private:
