@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <omp.h>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -198,13 +197,8 @@ NamedTensors training_checkpoint_tensors(const TrainingParts& parts, const Train
 
 void save_training_checkpoint(const std::string& path, const TrainingParts& parts, const TrainerCounters& counters,
                               const TrainConfig& config) {
-  // cpu_threads: the CPU kernels' GEMM blocking and batch chunks depend on
-  // the OpenMP thread count, so a CPU resume is bit for bit only with the
-  // same count; --resume warns when it differs (models/train_run.cpp).
-  io::Metadata meta = {{"format", kCheckpointFormat},
-                       {"step", std::to_string(counters.step)},
-                       {"config", config.to_json()},
-                       {"cpu_threads", std::to_string(omp_get_max_threads())}};
+  io::Metadata meta = {
+      {"format", kCheckpointFormat}, {"step", std::to_string(counters.step)}, {"config", config.to_json()}};
   NamedTensors tensors = training_checkpoint_tensors(parts, counters);
   if (!parts_finite(parts)) {
     // Only now is each tensor looked at by itself, to name the first.
@@ -230,13 +224,7 @@ CheckpointFile checked(CheckpointFile c) {
   c.config = TrainConfig::from_json(cfg_it->second, c.path + " (config metadata)");
   auto step = c.file.metadata.find("step");
   c.step = step != c.file.metadata.end() ? step->second : "?";
-  if (auto t = c.file.metadata.find("cpu_threads"); t != c.file.metadata.end()) {
-    try {
-      c.cpu_threads = std::stoll(t->second);
-    } catch (const std::exception&) {
-      c.cpu_threads = 0;  // informative only: an odd value is ignored
-    }
-  }
+
   // The file's tensors are on the CPU: a scan of each, whatever reads it next.
   for (const auto& [name, t] : c.file.tensors)
     SAGAN_CHECK(all_finite(t),

@@ -105,9 +105,6 @@ struct CheckpointFile {
   io::SafetensorsFile file;
   TrainConfig config;
   std::string step;  // metadata "step", or "?"
-  // OpenMP threads of the process that wrote it (metadata "cpu_threads"; 0
-  // when absent, in files from before 2026-12-06).
-  int64_t cpu_threads = 0;
 };
 
 // A .safetensors file, or a run directory (its newest checkpoint). Errors

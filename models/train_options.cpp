@@ -352,8 +352,7 @@ std::vector<TrainOption> make_table() {
   add(member({.key = "deterministic",
               .flag = "--deterministic,!--no-deterministic",
               .help = "CUDA: bitwise repeatable runs (no float atomics, deterministic cuDNN algorithms); "
-                      "--no-deterministic allows the faster atomic kernels. The CPU is deterministic either way "
-                      "(for a given OpenMP thread count)",
+                      "--no-deterministic allows the faster atomic kernels. The CPU is deterministic either way",
               .resume_applies = true},
              &C::deterministic));
   add(member({.key = "cuda_graph",

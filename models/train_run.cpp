@@ -10,7 +10,6 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <omp.h>
 #include <fstream>
 #include <iterator>
 #include <optional>
@@ -134,17 +133,9 @@ void note_recovery(const std::string& run_dir, bool resume, bool progress) {
 // The newest checkpoint that restores, older ones when it does not (each
 // failure a warning naming both files); "" when the run has none yet.
 std::string resume_trainer(Trainer& trainer, const std::string& run_dir) {
-  auto warn = [](const std::string& warning) { fmt::print(stderr, "sagan-train: warning: {}\n", warning); };
-  std::string chosen = restore_newest_valid(
-      run_dir, [&](const std::string& path) { trainer.load_checkpoint(path); }, warn);
-  // The CPU kernels split GEMMs and batches by the thread count: with
-  // another count the run goes on, but its bits part from the original's.
-  const int64_t was = trainer.checkpoint_cpu_threads(), now = omp_get_max_threads();
-  if (!chosen.empty() && trainer.device().is_cpu() && was > 0 && was != now)
-    warn(fmt::format("{} was written by a process with {} OpenMP threads, this one has {}: training goes on, but on "
-                     "the CPU not bit for bit as the uninterrupted run would (OMP_NUM_THREADS={} keeps it exact)",
-                     chosen, was, now, was));
-  return chosen;
+  return restore_newest_valid(
+      run_dir, [&](const std::string& path) { trainer.load_checkpoint(path); },
+      [](const std::string& warning) { fmt::print(stderr, "sagan-train: warning: {}\n", warning); });
 }
 
 // One iteration; an error in it (a non-finite update under --on-nan stop,

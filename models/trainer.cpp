@@ -1,6 +1,7 @@
 #include "models/trainer.h"
 
 #include <cmath>
+#include <cstdlib>
 
 #include "core/matmul_precision.h"
 #include "core/ops.h"
@@ -25,8 +26,13 @@ Device resolve_device(const std::string& name, int local_rank) {
 Device rank_device(const TrainConfig& cfg, const dist::Communicator* comm) {
   const Device d = resolve_device(cfg.device, comm ? comm->local_rank() : -1);
   // One rank (a plain run, mpirun -np 1) has a GPU of its own whatever the
-  // reducer; several on a GPU can only go through NCCL.
-  if (comm && comm->size() > 1 && d.is_cuda() &&
+  // reducer; several on a GPU can only go through NCCL. Two of them sharing
+  // one GPU is certain only when the GPU was picked by local rank and each
+  // rank sees every GPU of the machine: a scheduler that gives each rank its
+  // own (CUDA_VISIBLE_DEVICES per rank, srun --gpus-per-task) shows each
+  // rank one GPU, and an explicit cuda:N is the user's choice.
+  const bool by_local_rank = cfg.device == "auto" || cfg.device == "cuda";
+  if (comm && comm->size() > 1 && d.is_cuda() && by_local_rank && std::getenv("CUDA_VISIBLE_DEVICES") == nullptr &&
       dist::choose_reducer(cfg.comm, d, comm->size(), comm->serves(d)) == dist::Reducer::Nccl)
     dist::check_gpu_per_rank(comm->local_rank(), cuda_device_count());
   return d;
@@ -65,8 +71,7 @@ TrainConfig checked(TrainConfig cfg) {
 Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, DType dtype,
                  std::shared_ptr<dist::Communicator> comm)
     : cfg_(checked(std::move(cfg))),
-      saved_cuda_deterministic_(cuda_deterministic()),
-      saved_matmul_precision_(matmul_precision()),
+      switches_(cfg_.deterministic, parse_matmul_precision(cfg_.precision, "precision")),
       device_(rank_device(cfg_, comm.get())),
       dtype_(dtype),
       dataset_(std::move(dataset)),
@@ -77,10 +82,6 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
       inputs_stage_(device_),
       scales_stage_(device_) {
   SAGAN_CHECK(dataset_ != nullptr, "Trainer: no data set");
-  // Process-wide switches: every op from here on, until ~Trainer puts back
-  // what it found (two live Trainers with different settings share them).
-  set_cuda_deterministic(cfg_.deterministic);
-  set_matmul_precision(parse_matmul_precision(cfg_.precision, "precision"));
   cfg_.model.num_classes = cfg_.unconditional ? 0 : dataset_->num_classes();
   cfg_.model.image_channels = dataset_->channels();
   // --comm nccl in a plain run: a one-rank NCCL job (the NCCL path on one GPU).
@@ -136,9 +137,20 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
   }
 }
 
-Trainer::~Trainer() {
-  set_cuda_deterministic(saved_cuda_deterministic_);
-  set_matmul_precision(saved_matmul_precision_);
+Trainer::~Trainer() = default;
+
+// Process-wide: every op from here on. Trainers alive at the same time share
+// the switches (the last one built set them; each one destroyed puts back
+// what it found, so lifetimes are best nested).
+Trainer::SwitchScope::SwitchScope(bool deterministic, MatmulPrecision precision)
+    : saved_deterministic(cuda_deterministic()), saved_precision(matmul_precision()) {
+  set_cuda_deterministic(deterministic);
+  set_matmul_precision(precision);
+}
+
+Trainer::SwitchScope::~SwitchScope() {
+  set_cuda_deterministic(saved_deterministic);
+  set_matmul_precision(saved_precision);
 }
 
 void Trainer::set_step_graph(bool on) {
@@ -223,7 +235,6 @@ void Trainer::load_checkpoint(const std::string& path) {
     if (c.has_aug_rng) aug_rng_.set_state(DataParallel::rank_seed(c.aug_seed, dp_->rank()), 0);
   }
   nan_guard_.set_skipped(c.skipped_steps, c.skipped_in_a_row);
-  checkpoint_cpu_threads_ = file.cpu_threads;
 }
 
 }  // namespace sagan

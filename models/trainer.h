@@ -2,8 +2,7 @@
 // step, an EMA copy of G, optional gradient clipping, and checkpoints that
 // restore everything (models, SN vectors, BN statistics, optimisers, EMA,
 // step, RNG and data position) so a resumed run continues bit for bit on the
-// CPU with the same OpenMP thread count (the kernels' GEMM blocking and batch
-// chunks depend on it).
+// CPU (with any thread count: kernels/cpu/image_chunks.h).
 //
 // One iteration (step()):
 //   repeat n_dis times:
@@ -97,8 +96,10 @@ class Trainer {
   // own streams, and averages gradients over ranks before clipping.
   // The config is validated first (TrainConfig::validate). cfg.deterministic
   // and cfg.precision set process-wide switches (kernels/cuda/settings.h,
-  // core/matmul_precision.h) for the Trainer's lifetime; the destructor puts
-  // back the values it found.
+  // core/matmul_precision.h) for the Trainer's lifetime; the destructor (or
+  // a constructor that throws) puts back the values it found. Trainers alive
+  // at once share the switches: the last one built sets them, so their
+  // lifetimes are best nested.
   Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, DType dtype = DType::F32,
           std::shared_ptr<dist::Communicator> comm = nullptr);
   ~Trainer();
@@ -144,10 +145,6 @@ class Trainer {
   // Restores a checkpoint written by save_checkpoint with the same model
   // config and world size; errors name the file and the tensor.
   void load_checkpoint(const std::string& path);
-  // The OpenMP thread count of the process that wrote the checkpoint last
-  // loaded (0: unknown, or none loaded): a CPU run resumed with another
-  // count goes on correctly but not bit for bit (docs/checkpoints.md).
-  int64_t checkpoint_cpu_threads() const { return checkpoint_cpu_threads_; }
 
   // Records the sync-free part of each iteration as a device graph
   // (core/backend.h Backend::capture) and replays it: on CUDA one launch of
@@ -221,9 +218,16 @@ class Trainer {
   TrainerCounters counters() const;               // ...and the small state besides
 
   TrainConfig cfg_;
-  // The process-wide switches as this Trainer found them (restored by ~Trainer).
-  bool saved_cuda_deterministic_;
-  MatmulPrecision saved_matmul_precision_;
+  // Sets the process-wide switches from cfg_ and puts back what it found when
+  // destroyed: a member, so a constructor that throws later restores too.
+  struct SwitchScope {
+    SwitchScope(bool deterministic, MatmulPrecision precision);
+    ~SwitchScope();
+    SwitchScope(const SwitchScope&) = delete;
+    SwitchScope& operator=(const SwitchScope&) = delete;
+    bool saved_deterministic;
+    MatmulPrecision saved_precision;
+  } switches_;
   Device device_;
   DType dtype_;
   std::shared_ptr<const data::Dataset> dataset_;
@@ -236,7 +240,6 @@ class Trainer {
   std::unique_ptr<nn::Adam> opt_g_, opt_d_;
   NanGuard nan_guard_;  // --on-nan: checked before each optimiser step
   int64_t step_ = 0;
-  int64_t checkpoint_cpu_threads_ = 0;
   std::unique_ptr<DataParallel> dp_;  // set when one rank of a data-parallel job
   std::unique_ptr<StepBuffers> buffers_;
   UploadStage inputs_stage_, scales_stage_;  // into buffers_

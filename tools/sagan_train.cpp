@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
       "without a GPU it takes --preset cpu (about half an hour on 2 cores) and says so.\n"
       "Ctrl-C (or SIGTERM, SIGUSR1, SIGUSR2) stops after the current step, saves a checkpoint and\n"
       "exits 128 + the signal (130, 143, 138, 140); a second signal quits at once. --resume continues\n"
-      "exactly (on the CPU with the same number of OpenMP threads, OMP_NUM_THREADS).\n"
+      "exactly.\n"
       "A run directory is used by one process at a time.\n"
       "mpirun -np N sagan-train ... (or srun) trains data-parallel: --batch-size per rank, a global\n"
       "batch of N x --batch-size; one GPU per rank, or the CPU. Stop such a job with\n"

@@ -6,10 +6,9 @@
 // stride-1 pad-1 convs with enough channels go to Winograd F(2x2, 3x3)
 // instead (conv2d_winograd.cpp). Images
 // go in chunks: small feature maps are batched side by side in one buffer so
-// that each GEMM is wide enough to run near peak. Chunks run in parallel, one
-// per thread with its own buffers and single-threaded Eigen; with too few
-// images for the threads, chunks run one after another and Eigen threads
-// each GEMM instead.
+// that each GEMM is wide enough to run near peak. Chunks run in parallel in
+// groups fixed by the shapes (image_chunks.h), each GEMM single-threaded, so
+// the results do not depend on the thread count.
 
 #include <algorithm>
 #include <cstring>
@@ -119,7 +118,7 @@ void CpuBackend::conv2d(const Tensor& x, const Tensor& w, const std::optional<Te
     const T* bp = bias ? bias->data<T>() : nullptr;
     T* yp = out.data<T>();
     const int64_t K = d.K(), P = d.P(), Co = d.Co;
-    std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.threads));
+    std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.groups));
     cpu::for_chunks(pl, [&](int64_t b0, int64_t b1, int tid) {
       const int64_t n = b1 - b0;
       Scratch<T>& sc = scratch[static_cast<size_t>(tid)];
@@ -163,7 +162,7 @@ void CpuBackend::conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor
     const T* wp = w.data<T>();
     T* gxp = gx.data<T>();
     const int64_t K = d.K(), P = d.P(), Co = d.Co, HW = d.H * d.W;
-    std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.threads));
+    std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.groups));
     cpu::for_chunks(pl, [&](int64_t b0, int64_t b1, int tid) {
       const int64_t n = b1 - b0;
       Scratch<T>& sc = scratch[static_cast<size_t>(tid)];
@@ -202,11 +201,12 @@ void CpuBackend::conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tenso
     const T* xp = x.data<T>();
     T* gwp = gw.data<T>();
     const int64_t K = d.K(), P = d.P(), Co = d.Co;
-    // Each thread sums its images into its own (Co, K) partial (thread 0's
-    // is gw itself); the partials are added at the end, so nothing races.
-    std::vector<std::vector<T>> partial(static_cast<size_t>(pl.threads));
-    std::vector<char> touched(static_cast<size_t>(pl.threads), 0);
-    std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.threads));
+    // Each group sums its images into its own (Co, K) partial (group 0's is
+    // gw itself); the partials are added at the end in group order, so
+    // nothing races and the sums do not depend on the thread count.
+    std::vector<std::vector<T>> partial(static_cast<size_t>(pl.groups));
+    std::vector<char> touched(static_cast<size_t>(pl.groups), 0);
+    std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.groups));
     cpu::for_chunks(pl, [&](int64_t b0, int64_t b1, int tid) {
       const int64_t n = b1 - b0;
       Scratch<T>& sc = scratch[static_cast<size_t>(tid)];
@@ -236,7 +236,7 @@ void CpuBackend::conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tenso
     });
     if (!touched[0]) std::fill(gwp, gwp + Co * K, T(0));
     const int64_t total = Co * K;
-    for (int t = 1; t < pl.threads; ++t) {
+    for (int t = 1; t < pl.groups; ++t) {
       if (!touched[static_cast<size_t>(t)]) continue;
       const T* src = partial[static_cast<size_t>(t)].data();
 #pragma omp parallel for schedule(static) if (total >= 32768)

@@ -58,7 +58,7 @@ void CpuBackend::conv2d_rect(const Tensor& x, const Tensor& w, const std::option
     const T* bp = bias ? bias->data<T>() : nullptr;
     T* yp = out.data<T>();
     CMapR<T> W(w.data<T>(), d.Co, K);
-    std::vector<std::vector<T>> cols(static_cast<size_t>(pl.threads)), res(static_cast<size_t>(pl.threads));
+    std::vector<std::vector<T>> cols(static_cast<size_t>(pl.groups)), res(static_cast<size_t>(pl.groups));
     for_chunks(pl, [&](int64_t b0, int64_t b1, int tid) {
       const int64_t n = b1 - b0;
       auto& cb = cols[static_cast<size_t>(tid)];

@@ -263,7 +263,7 @@ void winograd_apply(const T* in, int64_t Ci, int64_t Co, const Geo& g, const T* 
 #pragma omp parallel for schedule(static) if (Ci * Co >= 4096)
     for (int xi = 0; xi < 16; ++xi) sgemm_pack_b(Ci, Co, U + xi * Ci * Co, Co, 1, Up.data() + xi * up);
   }
-  std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.threads));
+  std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.groups));
   for_chunks(pl, [&](int64_t b0, int64_t b1, int tid) {
     const int64_t n = b1 - b0, Tc = n * g.tiles();
     Scratch<T>& sc = scratch[static_cast<size_t>(tid)];
@@ -361,9 +361,10 @@ void winograd_conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& 
     const T* xp = x.data<T>();
     const T* gyp = gy.data<T>();
     const int64_t xs = Ci * Co;
-    // dU (16, Ci, Co) per thread, summed at the end so nothing races.
-    std::vector<std::vector<T>> dU(static_cast<size_t>(pl.threads));
-    std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.threads));
+    // dU (16, Ci, Co) per chunk group, summed at the end in group order, so
+    // nothing races and the sum does not depend on the thread count.
+    std::vector<std::vector<T>> dU(static_cast<size_t>(pl.groups));
+    std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.groups));
     for_chunks(pl, [&](int64_t b0, int64_t b1, int tid) {
       const int64_t n = b1 - b0, Tc = n * g.tiles();
       Scratch<T>& sc = scratch[static_cast<size_t>(tid)];

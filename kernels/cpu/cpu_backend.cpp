@@ -1,12 +1,20 @@
 // The CPU backend's kernel table and its registration with core.
 #include "kernels/cpu/cpu_backend.h"
 
+#include "core/eigen.h"
+
 namespace sagan {
 
 CpuBackend::CpuBackend() : Backend(Device::cpu()) {
 #define SAGAN_KERNEL(name, params, args) implement<KernelId::name, &CpuBackend::name>();
 #include "core/kernels.def"
 #undef SAGAN_KERNEL
+  // Eigen's own GEMM threads choose their blocking (and so the order of each
+  // sum) by the thread count. The kernels thread over pieces fixed by the
+  // shapes instead (image_chunks.h, gemm.cpp), each GEMM on one thread, so
+  // results are the same bits for any OMP_NUM_THREADS. Eigen has one
+  // process-wide setting (docs/architecture.md).
+  Eigen::setNbThreads(1);
 }
 
 CpuBackend& cpu_backend() {

@@ -18,7 +18,8 @@ template <class T>
 using ColMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>, Eigen::Unaligned,
                           Eigen::OuterStride<>>;
 template <class T>
-using OutMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+using OutMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, Eigen::Unaligned,
+                          Eigen::OuterStride<>>;
 
 // One operand's (rows, cols) matrix geometry. A dim of size 1 may carry any
 // stride, so it never decides the storage order.
@@ -58,9 +59,18 @@ void with_map(const Operand& o, const T* p, F&& f) {
     f(ColMap<T>(p, o.rows, o.cols, Eigen::OuterStride<>(o.ld)));
 }
 
+// The operand's columns [c0, c0 + cols) as an operand of its own.
+Operand columns(const Operand& o, int64_t c0, int64_t cols, int64_t* offset) {
+  *offset = o.row_major ? c0 : c0 * o.ld;
+  Operand p = o;
+  p.cols = cols;
+  return p;
+}
+
+// c (rows of a, columns of b; row stride ldc) (beta *)= a @ b, on this thread.
 template <class T>
-void gemm_one(const Operand& oa, const T* a, const Operand& ob, const T* b, T* c, T beta) {
-  OutMap<T> C(c, oa.rows, ob.cols);
+void gemm_one(const Operand& oa, const T* a, const Operand& ob, const T* b, T* c, int64_t ldc, T beta) {
+  OutMap<T> C(c, oa.rows, ob.cols, Eigen::OuterStride<>(ldc));
   with_map(oa, a, [&](const auto& A) {
     with_map(ob, b, [&](const auto& B) {
       if (beta == T(0)) {
@@ -72,6 +82,9 @@ void gemm_one(const Operand& oa, const T* a, const Operand& ob, const T* b, T* c
     });
   });
 }
+
+// A batch smaller than this is split into about this many pieces.
+constexpr int64_t kPieces = 8;
 
 }  // namespace
 
@@ -99,28 +112,34 @@ void CpuBackend::bmm(const Tensor& a, const Tensor& b, Tensor& out, double beta)
     const T tb = static_cast<T>(beta);
     const int64_t k = a.size(2);
     if (k == 0) {  // an empty product: out = beta * out
-      OutMap<T> C(cp, batch * m, n);
+      OutMap<T> C(cp, batch * m, n, Eigen::OuterStride<>(n));
       if (tb == T(0))
         C.setZero();
       else
         C *= tb;
       return;
     }
-    // Threads over the batch when it splits evenly enough (each thread runs
-    // whole single-threaded GEMMs, Eigen stays serial inside a parallel
-    // region); otherwise one GEMM at a time with Eigen's own threads.
-    const int threads = omp_get_max_threads();
+    // Pieces fixed by the shapes: each batch entry, its columns split into
+    // panels when the batch is small and the GEMM big (a linear layer is a
+    // batch of one). Every piece is one GEMM on one thread (Eigen is kept to
+    // one: cpu_backend.cpp), so the result does not depend on how many
+    // threads share the pieces.
     const double flops = 2.0 * double(batch) * double(m) * double(n) * double(k);
-    const bool over_batch = threads > 1 && !omp_in_parallel() && batch > 1 && flops >= 2e5 &&
-                            (batch % threads == 0 || batch >= 4 * threads);
-    auto one = [&](int64_t i) {
-      gemm_one<T>(oa, ap + i * oa.batch_stride, ob, bp + i * ob.batch_stride, cp + i * m * n, tb);
+    const int64_t panels = batch >= kPieces || flops < 4e6 ? 1 : std::min((kPieces + batch - 1) / batch, (n + 63) / 64);
+    const int64_t width = (n + panels - 1) / panels;
+    auto piece = [&](int64_t i) {
+      const int64_t b = i / panels, c0 = (i % panels) * width, cols = std::min(width, n - c0);
+      if (cols <= 0) return;
+      int64_t off = 0;
+      const Operand pb = columns(ob, c0, cols, &off);
+      gemm_one<T>(oa, ap + b * oa.batch_stride, pb, bp + b * ob.batch_stride + off, cp + b * m * n + c0, n, tb);
     };
-    if (over_batch) {
+    const int64_t pieces = batch * panels;
+    if (pieces > 1 && flops >= 2e5 && !omp_in_parallel() && omp_get_max_threads() > 1) {
 #pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < batch; ++i) one(i);
+      for (int64_t i = 0; i < pieces; ++i) piece(i);
     } else {
-      for (int64_t i = 0; i < batch; ++i) one(i);
+      for (int64_t i = 0; i < pieces; ++i) piece(i);
     }
   });
 }
