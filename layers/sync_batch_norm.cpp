@@ -47,10 +47,13 @@ Tensor sync_batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var,
   if (running_mean.defined() || running_var.defined()) {
     NoGradGuard ng;
     const double unbias = static_cast<double>(m) / static_cast<double>(m - 1);
-    if (running_mean.defined())
-      running_mean.copy_(add(mul(running_mean, 1.0 - momentum), mul(mean.detach(), momentum)));
-    if (running_var.defined())
-      running_var.copy_(add(mul(running_var, 1.0 - momentum), mul(var.detach(), momentum * unbias)));
+    // Both values first, then both writes (as batch_norm): a write that
+    // fails leaves the other buffer as it was.
+    Tensor new_mean, new_var;
+    if (running_mean.defined()) new_mean = add(mul(running_mean, 1.0 - momentum), mul(mean.detach(), momentum));
+    if (running_var.defined()) new_var = add(mul(running_var, 1.0 - momentum), mul(var.detach(), momentum * unbias));
+    if (new_mean.defined()) running_mean.copy_(new_mean);
+    if (new_var.defined()) running_var.copy_(new_var);
   }
   return y;
 }

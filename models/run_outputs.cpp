@@ -82,9 +82,15 @@ void RunOutputs::save_samples(Trainer& trainer) {
 void RunOutputs::save_checkpoint(const Trainer& trainer) {
   if (!writer_) return;
   // The rows and events up to this step reach the disk first: a resume from
-  // this checkpoint never logs them again.
-  csv_->sync();
-  tb_->sync();
+  // this checkpoint never logs them again. A file system that cannot fsync
+  // them (some FUSE and network mounts) is warned of once; training goes on.
+  try {
+    csv_->sync();
+    tb_->sync();
+  } catch (const Error& e) {
+    if (!sync_warned_) fmt::print(stderr, "sagan-train: warning: {} (the metrics may lag the checkpoints after a crash)\n", e.what());
+    sync_warned_ = true;
+  }
   trainer.save_checkpoint(checkpoint_path(run_dir_, trainer.step_count()));
   rotate_checkpoints(run_dir_, keep_);
 }

@@ -40,6 +40,7 @@ class RunOutputs {
 
  private:
   bool writer_;
+  bool sync_warned_ = false;  // an fsync of the metrics failed once (warned)
   std::string run_dir_;
   int64_t cols_ = 0, keep_ = 0;
   Tensor fixed_z_, fixed_y_;

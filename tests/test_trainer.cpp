@@ -598,4 +598,10 @@ TEST_CASE("a Trainer checks its config and puts back the process-wide switches i
     CHECK(matmul_precision() == MatmulPrecision::Bf16);
   }
   CHECK(matmul_precision() == before);
+  // A constructor that fails after setting them puts them back too.
+  TrainConfig graph_on_cpu = tiny_config();
+  graph_on_cpu.precision = "bf16";
+  graph_on_cpu.cuda_graph = true;
+  REQUIRE_THROWS_WITH(Trainer(graph_on_cpu, ds), Catch::Contains("--cuda-graph: needs a CUDA device"));
+  CHECK(matmul_precision() == before);
 }
