@@ -118,10 +118,10 @@ void CpuBackend::conv2d(const Tensor& x, const Tensor& w, const std::optional<Te
     const T* bp = bias ? bias->data<T>() : nullptr;
     T* yp = out.data<T>();
     const int64_t K = d.K(), P = d.P(), Co = d.Co;
-    std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.groups));
-    cpu::for_chunks(pl, [&](int64_t b0, int64_t b1, int tid) {
+    std::vector<Scratch<T>> scratch(static_cast<size_t>(cpu::scratch_slots(pl)));
+    cpu::for_chunks(pl, [&](int64_t b0, int64_t b1, int group, int slot) {
       const int64_t n = b1 - b0;
-      Scratch<T>& sc = scratch[static_cast<size_t>(tid)];
+      Scratch<T>& sc = scratch[static_cast<size_t>(slot)];
       const T* rhs;  // (K, n*P)
       if (d.pointwise() && n == 1) {
         rhs = xp + b0 * d.Ci * P;
@@ -162,10 +162,10 @@ void CpuBackend::conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor
     const T* wp = w.data<T>();
     T* gxp = gx.data<T>();
     const int64_t K = d.K(), P = d.P(), Co = d.Co, HW = d.H * d.W;
-    std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.groups));
-    cpu::for_chunks(pl, [&](int64_t b0, int64_t b1, int tid) {
+    std::vector<Scratch<T>> scratch(static_cast<size_t>(cpu::scratch_slots(pl)));
+    cpu::for_chunks(pl, [&](int64_t b0, int64_t b1, int group, int slot) {
       const int64_t n = b1 - b0;
-      Scratch<T>& sc = scratch[static_cast<size_t>(tid)];
+      Scratch<T>& sc = scratch[static_cast<size_t>(slot)];
       const T* rhs = gyp + b0 * Co * P;  // (Co, n*P)
       if (n > 1) {
         gather(gyp, Co, P, b0, n, grow(sc.block, Co * n * P));
@@ -204,12 +204,12 @@ void CpuBackend::conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tenso
     // Each group sums its images into its own (Co, K) partial (group 0's is
     // gw itself); the partials are added at the end in group order, so
     // nothing races and the sums do not depend on the thread count.
-    std::vector<std::vector<T>> partial(static_cast<size_t>(pl.groups));
+    std::vector<cpu::PartialSum<T>> partial(static_cast<size_t>(pl.groups));
     std::vector<char> touched(static_cast<size_t>(pl.groups), 0);
-    std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.groups));
-    cpu::for_chunks(pl, [&](int64_t b0, int64_t b1, int tid) {
+    std::vector<Scratch<T>> scratch(static_cast<size_t>(cpu::scratch_slots(pl)));
+    cpu::for_chunks(pl, [&](int64_t b0, int64_t b1, int group, int slot) {
       const int64_t n = b1 - b0;
-      Scratch<T>& sc = scratch[static_cast<size_t>(tid)];
+      Scratch<T>& sc = scratch[static_cast<size_t>(slot)];
       const T* lhs = gyp + b0 * Co * P;  // (Co, n*P)
       if (n > 1) {
         gather(gyp, Co, P, b0, n, grow(sc.block, Co * n * P));
@@ -225,13 +225,13 @@ void CpuBackend::conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tenso
         cpu::im2col(window_of(d), d.Ci, xp, b0, n, grow(sc.cols, K * n * P));
         cols = sc.cols.data();
       }
-      T* acc = tid == 0 ? gwp : grow(partial[static_cast<size_t>(tid)], Co * K);
+      T* acc = group == 0 ? gwp : partial[static_cast<size_t>(group)].get(Co * K);
       auto G = mat(acc, Co, K);
-      if (touched[static_cast<size_t>(tid)]) {
+      if (touched[static_cast<size_t>(group)]) {
         G.noalias() += cmat(lhs, Co, n * P) * cmat_t(cols, K, n * P);
       } else {
         G.noalias() = cmat(lhs, Co, n * P) * cmat_t(cols, K, n * P);
-        touched[static_cast<size_t>(tid)] = 1;
+        touched[static_cast<size_t>(group)] = 1;
       }
     });
     if (!touched[0]) std::fill(gwp, gwp + Co * K, T(0));

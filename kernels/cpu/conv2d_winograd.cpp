@@ -263,10 +263,10 @@ void winograd_apply(const T* in, int64_t Ci, int64_t Co, const Geo& g, const T* 
 #pragma omp parallel for schedule(static) if (Ci * Co >= 4096)
     for (int xi = 0; xi < 16; ++xi) sgemm_pack_b(Ci, Co, U + xi * Ci * Co, Co, 1, Up.data() + xi * up);
   }
-  std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.groups));
-  for_chunks(pl, [&](int64_t b0, int64_t b1, int tid) {
+  std::vector<Scratch<T>> scratch(static_cast<size_t>(scratch_slots(pl)));
+  for_chunks(pl, [&](int64_t b0, int64_t b1, int group, int slot) {
     const int64_t n = b1 - b0, Tc = n * g.tiles();
-    Scratch<T>& sc = scratch[static_cast<size_t>(tid)];
+    Scratch<T>& sc = scratch[static_cast<size_t>(slot)];
     T* xt = grow(sc.in, n * HW * Ci);
     T* yt = grow(sc.out, n * HW * Co);
     T* V = grow(sc.v, 16 * Tc * Ci);
@@ -363,14 +363,14 @@ void winograd_conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& 
     const int64_t xs = Ci * Co;
     // dU (16, Ci, Co) per chunk group, summed at the end in group order, so
     // nothing races and the sum does not depend on the thread count.
-    std::vector<std::vector<T>> dU(static_cast<size_t>(pl.groups));
-    std::vector<Scratch<T>> scratch(static_cast<size_t>(pl.groups));
-    for_chunks(pl, [&](int64_t b0, int64_t b1, int tid) {
+    std::vector<PartialSum<T>> dU(static_cast<size_t>(pl.groups));
+    std::vector<Scratch<T>> scratch(static_cast<size_t>(scratch_slots(pl)));
+    for_chunks(pl, [&](int64_t b0, int64_t b1, int group, int slot) {
       const int64_t n = b1 - b0, Tc = n * g.tiles();
-      Scratch<T>& sc = scratch[static_cast<size_t>(tid)];
-      std::vector<T>& acc = dU[static_cast<size_t>(tid)];
-      const bool first = acc.empty();
-      if (first) acc.resize(static_cast<size_t>(16 * xs));
+      Scratch<T>& sc = scratch[static_cast<size_t>(slot)];
+      PartialSum<T>& partial = dU[static_cast<size_t>(group)];
+      const bool first = !partial.started();
+      T* acc = partial.get(16 * xs);
       T* xt = grow(sc.in, n * HW * Ci);
       T* gyt = grow(sc.out, n * HW * Co);
       T* V = grow(sc.v, 16 * Tc * Ci);
@@ -385,9 +385,9 @@ void winograd_conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& 
         if constexpr (kPacked<T>) {
           T* dyp = grow(sc.packed, packed_b_size(Tc, Co));
           sgemm_pack_b(Tc, Co, Dy + xi * Tc * Co, Co, 1, dyp);
-          sgemm_packed(Ci, Co, Tc, V + xi * Tc * Ci, 1, Ci, dyp, acc.data() + xi * xs, Co, !first);
+          sgemm_packed(Ci, Co, Tc, V + xi * Tc * Ci, 1, Ci, dyp, acc + xi * xs, Co, !first);
         } else {
-          auto D = mat(acc.data() + xi * xs, Ci, Co);
+          auto D = mat(acc + xi * xs, Ci, Co);
           if (first)
             D.noalias() = cmat_t(V + xi * Tc * Ci, Tc, Ci) * cmat(Dy + xi * Tc * Co, Tc, Co);
           else
@@ -395,16 +395,18 @@ void winograd_conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& 
         }
       }
     });
-    std::vector<T>* total = nullptr;
+    PartialSum<T>* total = nullptr;
     for (auto& a : dU) {
-      if (a.empty()) continue;
+      if (!a.started()) continue;
       if (total == nullptr) {
         total = &a;
         continue;
       }
-      T* __restrict dst = total->data();
+      T* __restrict dst = total->get(16 * xs);
       const T* __restrict src = a.data();
-      for (size_t i = 0; i < a.size(); ++i) dst[i] += src[i];
+      const int64_t len = 16 * xs;
+#pragma omp parallel for schedule(static) if (len >= 65536)
+      for (int64_t i = 0; i < len; ++i) dst[i] += src[i];
     }
     T* gwp = gw.data<T>();
     if (total == nullptr) {  // no images
