@@ -205,7 +205,7 @@ void CpuBackend::conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tenso
     // gw itself); the partials are added at the end in group order, so
     // nothing races and the sums do not depend on the thread count.
     std::vector<cpu::PartialSum<T>> partial(static_cast<size_t>(pl.groups));
-    std::vector<char> touched(static_cast<size_t>(pl.groups), 0);
+    bool gw_written = false;  // group 0's partial; only group 0's thread sets it
     std::vector<Scratch<T>> scratch(static_cast<size_t>(cpu::scratch_slots(pl)));
     cpu::for_chunks(pl, [&](int64_t b0, int64_t b1, int group, int slot) {
       const int64_t n = b1 - b0;
@@ -225,19 +225,19 @@ void CpuBackend::conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tenso
         cpu::im2col(window_of(d), d.Ci, xp, b0, n, grow(sc.cols, K * n * P));
         cols = sc.cols.data();
       }
-      T* acc = group == 0 ? gwp : partial[static_cast<size_t>(group)].get(Co * K);
-      auto G = mat(acc, Co, K);
-      if (touched[static_cast<size_t>(group)]) {
-        G.noalias() += cmat(lhs, Co, n * P) * cmat_t(cols, K, n * P);
-      } else {
+      cpu::PartialSum<T>& own = partial[static_cast<size_t>(group)];
+      const bool first = group == 0 ? !gw_written : !own.started();
+      auto G = mat(group == 0 ? gwp : own.get(Co * K), Co, K);
+      if (first)
         G.noalias() = cmat(lhs, Co, n * P) * cmat_t(cols, K, n * P);
-        touched[static_cast<size_t>(group)] = 1;
-      }
+      else
+        G.noalias() += cmat(lhs, Co, n * P) * cmat_t(cols, K, n * P);
+      if (group == 0) gw_written = true;
     });
-    if (!touched[0]) std::fill(gwp, gwp + Co * K, T(0));
+    if (!gw_written) std::fill(gwp, gwp + Co * K, T(0));
     const int64_t total = Co * K;
     for (int t = 1; t < pl.groups; ++t) {
-      if (!touched[static_cast<size_t>(t)]) continue;
+      if (!partial[static_cast<size_t>(t)].started()) continue;
       const T* src = partial[static_cast<size_t>(t)].data();
 #pragma omp parallel for schedule(static) if (total >= 32768)
       for (int64_t i = 0; i < total; ++i) gwp[i] += src[i];

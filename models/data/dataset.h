@@ -72,6 +72,13 @@ std::shared_ptr<Dataset> image_folder(const std::string& root, int64_t channels 
 // The class names of an image_folder data set, in label order.
 std::vector<std::string> image_folder_classes(const Dataset& ds);
 
+// Every .png/.jpg/.jpeg file (case-insensitive) under dir, recursively
+// (following symlinked folders), sorted by path; empty when there is none.
+std::vector<std::string> image_files_under(const std::string& dir);
+// What channels 0 (auto) picks for these files: 1 when every file's header
+// says grayscale (read up to the first colour image), else 3.
+int64_t auto_channels(const std::vector<std::string>& files);
+
 // ---- IDX (the MNIST container), exposed for tests and other IDX data sets.
 struct IdxArray {
   std::vector<int64_t> dims;

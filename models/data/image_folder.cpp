@@ -10,12 +10,6 @@ namespace sagan::data {
 
 namespace {
 
-bool is_image_file(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ext == ".png" || ext == ".jpg" || ext == ".jpeg";
-}
-
 class ImageFolder final : public Dataset {
  public:
   ImageFolder(std::string root, int64_t channels, std::vector<std::string> classes,
@@ -63,22 +57,35 @@ std::shared_ptr<Dataset> image_folder(const std::string& root, int64_t channels)
   std::sort(classes.begin(), classes.end());
   SAGAN_CHECK(!classes.empty(), "image_folder: {} has no class sub-folders (expected <root>/<class>/<image>)", root);
   std::vector<std::pair<std::string, int64_t>> files;
+  bool colour = false;  // for channels 0: a colour image met so far (headers read up to the first)
   for (size_t c = 0; c < classes.size(); ++c) {
-    std::vector<std::string> in_class;
-    for (const auto& e :
-         fs::recursive_directory_iterator(fs::path(root) / classes[c], fs::directory_options::follow_directory_symlink))
-      if (e.is_regular_file() && is_image_file(e.path())) in_class.push_back(e.path().string());
+    std::vector<std::string> in_class = image_files_under((fs::path(root) / classes[c]).string());
     SAGAN_CHECK(!in_class.empty(), "image_folder: {}: class folder '{}' has no .png/.jpg/.jpeg files", root,
                 classes[c]);
-    std::sort(in_class.begin(), in_class.end());
+    if (channels == 0 && !colour) colour = auto_channels(in_class) == 3;
     for (auto& p : in_class) files.emplace_back(std::move(p), static_cast<int64_t>(c));
   }
-  if (channels == 0) {
-    auto colour =
-        std::find_if(files.begin(), files.end(), [](const auto& f) { return io::read_image_channels(f.first) != 1; });
-    channels = colour == files.end() ? 1 : 3;
-  }
+  if (channels == 0) channels = colour ? 3 : 1;
   return std::make_shared<ImageFolder>(root, channels, std::move(classes), std::move(files));
+}
+
+std::vector<std::string> image_files_under(const std::string& dir) {
+  auto is_image_file = [](const fs::path& p) {
+    std::string ext = p.extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    return ext == ".png" || ext == ".jpg" || ext == ".jpeg";
+  };
+  std::vector<std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink))
+    if (e.is_regular_file() && is_image_file(e.path())) files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+int64_t auto_channels(const std::vector<std::string>& files) {
+  const bool gray =
+      std::all_of(files.begin(), files.end(), [](const std::string& f) { return io::read_image_channels(f) == 1; });
+  return gray ? 1 : 3;
 }
 
 std::vector<std::string> image_folder_classes(const Dataset& ds) {

@@ -186,21 +186,12 @@ class DatasetSource : public ImageSource {
 // The folder order's own stream: the same seed also draws z and data subsets.
 constexpr uint64_t kFolderOrderStream = 0xF01DE55EEDull;
 
-bool is_image_file(const fs::path& p) {
-  std::string e = p.extension().string();
-  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return e == ".png" || e == ".jpg" || e == ".jpeg";
-}
-
 // Every image file under dir, sorted; errors name the folder.
 std::vector<std::string> image_files(const std::string& dir) {
   std::error_code ec;
   SAGAN_CHECK(fs::is_directory(dir, ec), "folder: {} is not a directory", dir);
-  std::vector<std::string> files;
-  for (const auto& e : fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink))
-    if (e.is_regular_file() && is_image_file(e.path())) files.push_back(e.path().string());
+  std::vector<std::string> files = data::image_files_under(dir);
   SAGAN_CHECK(!files.empty(), "folder: {} holds no .png/.jpg/.jpeg files", dir);
-  std::sort(files.begin(), files.end());
   return files;
 }
 
@@ -292,10 +283,7 @@ std::unique_ptr<ImageSource> folder_source(const std::string& dir, int64_t chann
 FolderImages probe_folder(const std::string& dir) {
   const std::vector<std::string> files = image_files(dir);
   const io::Image first = io::read_image(files[0]);
-  const bool gray = std::all_of(files.begin(), files.end(), [](const std::string& f) {
-    return io::read_image_channels(f) == 1;  // headers only; stops at the first colour image
-  });
-  return {first.height, first.width, gray ? 1 : 3};
+  return {first.height, first.width, data::auto_channels(files)};
 }
 
 std::string resolve_features(const std::string& features, const std::string& dataset, int64_t channels) {
