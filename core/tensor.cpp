@@ -299,8 +299,8 @@ Tensor Tensor::reshape(const Shape& new_shape_in) const {
 }
 
 Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
-  SAGAN_CHECK(static_cast<int64_t>(dims.size()) == dim(), "permute: {} dims given for a tensor of shape {}", dims.size(),
-              shape_str(shape()));
+  SAGAN_CHECK(static_cast<int64_t>(dims.size()) == dim(), "permute: {} dims given for a tensor of shape {}",
+              dims.size(), shape_str(shape()));
   Shape ns(dims.size()), nst(dims.size());
   std::vector<int64_t> inverse(dims.size(), -1);
   for (size_t i = 0; i < dims.size(); ++i) {

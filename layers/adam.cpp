@@ -150,7 +150,8 @@ void Adam::load_state(const std::map<std::string, Tensor>& state) {
     v_[i].copy_(state.at("exp_avg_sq." + params_[i].first));
   }
   const double s = step.item();
-  SAGAN_CHECK(s >= 0 && s == std::floor(s) && s < 9.0e15, "Adam::load_state: tensor 'step' holds {}, expected a count >= 0", s);
+  SAGAN_CHECK(s >= 0 && s == std::floor(s) && s < 9.0e15,
+              "Adam::load_state: tensor 'step' holds {}, expected a count >= 0", s);
   step_ = static_cast<int64_t>(s);
 }
 

@@ -157,8 +157,8 @@ std::string restore_newest_valid(const std::string& run_dir, const std::function
         warn(ec ? fmt::format("could not rename {} to {}.unreadable ({}); remove it, or rotation may delete the "
                               "checkpoints after it",
                               all[j], all[j], ec.message())
-                : fmt::format("renamed {} to {}.unreadable: it stays out of rotation and of sagan-sample/-eval",
-                              all[j], all[j]));
+                : fmt::format("renamed {} to {}.unreadable: it stays out of rotation and of sagan-sample/-eval", all[j],
+                              all[j]));
       }
       return all[i];
     } catch (const Error& e) {

@@ -88,7 +88,8 @@ void RunOutputs::save_checkpoint(const Trainer& trainer) {
     csv_->sync();
     tb_->sync();
   } catch (const Error& e) {
-    if (!sync_warned_) fmt::print(stderr, "sagan-train: warning: {} (the metrics may lag the checkpoints after a crash)\n", e.what());
+    if (!sync_warned_)
+      fmt::print(stderr, "sagan-train: warning: {} (the metrics may lag the checkpoints after a crash)\n", e.what());
     sync_warned_ = true;
   }
   trainer.save_checkpoint(checkpoint_path(run_dir_, trainer.step_count()));

@@ -37,8 +37,8 @@
 
 #include "core/io/safetensors.h"
 #include "core/matmul_precision.h"
-#include "core/upload_stage.h"
 #include "core/rng.h"
+#include "core/upload_stage.h"
 #include "dist/communicator.h"
 #include "layers/adam.h"
 #include "layers/diffaugment.h"

@@ -146,8 +146,9 @@ TEST_CASE("batch_norm errors name the op and shapes", "[batch_norm][errors]") {
   CHECK(rm.to_vector() == std::vector<double>{0, 0, 0});
   Tensor rv_grad = Tensor::ones({3});
   rv_grad.set_requires_grad(true);
-  REQUIRE_THROWS_WITH(batch_norm(xr, rm, rv_grad, true),
-                      Catch::Contains("batch_norm") && Catch::Contains("running_var") && Catch::Contains("requires grad"));
+  REQUIRE_THROWS_WITH(batch_norm(xr, rm, rv_grad, true), Catch::Contains("batch_norm") &&
+                                                             Catch::Contains("running_var") &&
+                                                             Catch::Contains("requires grad"));
   CHECK(rm.to_vector() == std::vector<double>{0, 0, 0});
   // Eval with one value per channel is fine: it uses the running stats.
   CHECK_NOTHROW(batch_norm(Tensor::zeros({1, 3, 1, 1}), Tensor::zeros({3}), Tensor::ones({3}), false));

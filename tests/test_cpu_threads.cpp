@@ -82,8 +82,11 @@ TEST_CASE("CPU convolutions and GEMMs give the same bits for any thread count", 
                              {R({6, 4, 13, 13}), R({8, 4, 4, 4}), R({8})});
   }
   SECTION("rectangular conv") {
-    check_thread_independent([](const auto& v) { return conv2d_rect(v[0], v[1], std::nullopt, Conv2dRectGeom{1, 1, 0, 1}); },
-                             {R({12, 6, 9, 9}), R({10, 6, 1, 3})});
+    check_thread_independent(
+        [](const auto& v) {
+          return conv2d_rect(v[0], v[1], std::nullopt, Conv2dRectGeom{1, 1, 0, 1});
+        },
+        {R({12, 6, 9, 9}), R({10, 6, 1, 3})});
   }
   SECTION("linear layers (a batch-of-one GEMM) and batched GEMMs") {
     check_thread_independent([](const auto& v) { return linear(v[0], v[1], v[2]); },

@@ -334,8 +334,8 @@ TEST_CASE("Adam refuses a step without any gradient and a tensor given twice", "
   net.flatten_parameters();
   Rng xs(5);
   sum(net.forward(Tensor::randn({3, 5}, xs))).backward();
-  REQUIRE_THROWS_WITH(stale.step(), Catch::Contains("Adam::step: none of its") &&
-                                        Catch::Contains("flatten_parameters()"));
+  REQUIRE_THROWS_WITH(stale.step(),
+                      Catch::Contains("Adam::step: none of its") && Catch::Contains("flatten_parameters()"));
   CHECK(stale.step_count() == 0);
   nn::Adam fresh(net, {1e-2, 0.5, 0.9, 1e-8});
   CHECK_NOTHROW(fresh.step());

@@ -589,7 +589,8 @@ TEST_CASE("a Trainer checks its config and puts back the process-wide switches i
   auto ds = std::make_shared<TinyDataset>(8);
   TrainConfig bad = tiny_config();
   bad.n_dis = 0;
-  REQUIRE_THROWS_WITH(Trainer(bad, ds), Catch::Contains("n-dis: must be positive"));  // was std::out_of_range at the first step
+  REQUIRE_THROWS_WITH(Trainer(bad, ds),
+                      Catch::Contains("n-dis: must be positive"));  // was std::out_of_range at the first step
   const MatmulPrecision before = matmul_precision();
   {
     TrainConfig c = tiny_config();

@@ -109,8 +109,8 @@ void CsvWriter::write(const CsvRow& row) {
       if (existing_header_ != header) {
         columns = merge_existing(names);
         if (columns.empty())
-          SAGAN_FAIL("CsvWriter: {}: cannot append: the file's header '{}' differs from this run's columns '{}'",
-                     path_, existing_header_, header);
+          SAGAN_FAIL("CsvWriter: {}: cannot append: the file's header '{}' differs from this run's columns '{}'", path_,
+                     existing_header_, header);
       }
     } else {
       write_all(file_, (header + "\n").data(), header.size() + 1, path_);

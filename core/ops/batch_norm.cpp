@@ -21,8 +21,7 @@ void check_running(const Tensor& x, const Tensor& r, const char* what) {
               shape_str(x.shape()), shape_str(r.shape()));
   // Checked before anything is written, so a refused call changes neither
   // buffer. The update runs without grad, so it would not be refused later.
-  SAGAN_CHECK(!r.requires_grad(), "{}: {} requires grad; running statistics are buffers, not parameters", kOp,
-              what);
+  SAGAN_CHECK(!r.requires_grad(), "{}: {} requires grad; running statistics are buffers, not parameters", kOp, what);
   SAGAN_CHECK(r.strides()[0] != 0 || c <= 1,
               "{}: {} is an expanded view (stride 0), whose elements share memory; pass a tensor of its own", kOp,
               what);

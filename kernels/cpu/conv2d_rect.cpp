@@ -58,7 +58,8 @@ void CpuBackend::conv2d_rect(const Tensor& x, const Tensor& w, const std::option
     const T* bp = bias ? bias->data<T>() : nullptr;
     T* yp = out.data<T>();
     CMapR<T> W(w.data<T>(), d.Co, K);
-    std::vector<std::vector<T>> cols(static_cast<size_t>(scratch_slots(pl))), res(static_cast<size_t>(scratch_slots(pl)));
+    std::vector<std::vector<T>> cols(static_cast<size_t>(scratch_slots(pl))),
+        res(static_cast<size_t>(scratch_slots(pl)));
     for_chunks(pl, [&](int64_t b0, int64_t b1, int /*group*/, int slot) {
       const int64_t n = b1 - b0;
       auto& cb = cols[static_cast<size_t>(slot)];
