@@ -105,7 +105,7 @@ struct TrainConfig {
   // Frechet distance during training (models/quality/fd_monitor.h)
   int64_t fd_every = 0;              // 0 = off; a multiple of log_every
   int64_t fd_samples = 2000;         // generated and real images per measurement
-  std::string fd_features = "auto";  // auto (fmnist for Fashion-MNIST, else inception) | fmnist | inception
+  std::string fd_features = "auto";  // auto (fmnist: Fashion-MNIST, 1 channel) | fmnist | inception
   std::string fd_weights;            // feature-net weights; empty: the committed fmnist file
 
   // Throws sagan::Error at the first invalid setting, naming where it was

@@ -445,7 +445,7 @@ std::vector<TrainOption> make_table() {
       &C::fd_samples));
   add(member({.key = "fd_features",
               .flag = "--fd-features",
-              .help = "auto | fmnist | inception (auto: fmnist on Fashion-MNIST)",
+              .help = "auto | fmnist | inception (auto: fmnist on Fashion-MNIST and 1-channel data, else inception)",
               .check = one_of({"auto", "fmnist", "inception"}),
               .resume_applies = true},
              &C::fd_features));
@@ -487,8 +487,13 @@ std::optional<ConfigProblem> train_config_problem(const TrainConfig& c,
     return bad("fd_every", fmt::format("{} is not a multiple of {} ({}): FD is logged on log rows", c.fd_every,
                                        name("log_every"), c.log_every));
   if (c.fd_every > 0 && c.fd_samples < 2) return bad("fd_samples", fmt::format("must be >= 2, got {}", c.fd_samples));
+  // auto resolves as the FD monitor does (resolve_features): fmnist on
+  // Fashion-MNIST and on 1-channel data. A folder's channels may only be
+  // known once its images are read; the monitor then names the option.
+  const bool auto_may_be_fmnist =
+      c.dataset == "fashion-mnist" || c.channels == "1" || (c.dataset == "folder" && c.channels == "auto");
   if (c.fd_every > 0 && c.fd_features != "fmnist" && c.fd_weights.empty() &&
-      !(c.fd_features == "auto" && c.dataset == "fashion-mnist"))
+      !(c.fd_features == "auto" && auto_may_be_fmnist))
     return bad("fd_every",
                fmt::format("FD on {} uses Inception features: give {} FILE (tools/convert_fid_inception.py, "
                            "docs/evaluation.md) or {} fmnist",

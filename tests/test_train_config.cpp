@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "core/io/atomic_file.h"
+#include "models/quality/evaluate.h"
 #include "models/train_options.h"
 #include "tests/support/temp_dir.h"
 
@@ -294,6 +295,33 @@ TEST_CASE("config files: the extension picks the format in any case, others are 
   std::filesystem::create_directory(dir / "d.json");
   REQUIRE_THROWS_WITH(read_config_file(dir / "d.json", c, nullptr), Catch::Contains("is a directory"));
   REQUIRE_THROWS_WITH(write_config_file(dir / "out.yml", c), Catch::Contains("must end in .json or .toml"));
+}
+
+TEST_CASE("FD features auto need Inception weights exactly where the FD monitor would pick Inception", "[config]") {
+  TrainConfig c;
+  c.fd_every = c.log_every;
+  const auto name = [](const std::string& key) { return key; };
+  const auto problem = [&] {
+    const auto p = train_config_problem(c, name);
+    return p ? p->key + ": " + p->text : std::string();
+  };
+  c.dataset = "fashion-mnist";
+  CHECK(problem().empty());
+  c.dataset = "cifar10";
+  c.data_path = "/cifar";
+  CHECK_THAT(problem(), Catch::StartsWith("fd_every: FD on cifar10 uses Inception features"));
+  c.dataset = "folder";
+  c.data_path = "/images";
+  c.channels = "1";  // resolve_features picks fmnist for 1-channel data
+  CHECK(problem().empty());
+  c.channels = "auto";  // known once the images are read: the monitor decides
+  CHECK(problem().empty());
+  c.channels = "3";
+  CHECK_THAT(problem(), Catch::StartsWith("fd_every: FD on folder uses Inception features"));
+  c.fd_weights = "/w/fid.safetensors";
+  CHECK(problem().empty());
+  CHECK(quality::resolve_features("auto", "folder", 1) == "fmnist");
+  CHECK(quality::resolve_features("auto", "folder", 3) == "inception");
 }
 
 TEST_CASE("invalid values are reported under their file and key, or their option", "[config]") {
