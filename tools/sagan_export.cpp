@@ -2,6 +2,7 @@
 // model for onnxruntime, TensorRT or the browser. docs/export.md.
 #include <CLI/CLI.hpp>
 
+#include "core/io/atomic_file.h"
 #include "models/checkpoint_file.h"
 #include "models/onnx/export_generator.h"
 #include "tools/cli_common.h"
@@ -27,6 +28,7 @@ void add_options(CLI::App& app, ExportOptions& o) {
 // Opens, exports, checks with onnx's checker, writes; nothing is written
 // when any step fails.
 int run(const ExportOptions& o) {
+  io::check_writable_file(o.out, "-o " + o.out);  // now, not after the export and its check
   const CheckpointFile c = open_checkpoint(o.checkpoint);
   ::onnx::ModelProto model = onnx_export::export_checkpoint(c, o);
   onnx_export::check_onnx_model(model, o.out);
