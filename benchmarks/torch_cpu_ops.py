@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """PyTorch CPU reference for benchmarks/bench_cpu_ops.cpp: the same SAGAN-32
-shapes at batch 64, float32, two threads, same output format
+shapes at batch 64, float32, OMP_NUM_THREADS threads (default 2, as
+run_cpu_ops.sh gives the engine), same output format
 (name<TAB>fwd|bwd<TAB>ms<TAB>GFLOP/s, median of --repeats after --warmup).
 
 Backward is torch.autograd.grad of the op's output with respect to the input
@@ -9,6 +10,7 @@ and weight (and bias where there is one), like the C++ side's kernels.
   /usr/bin/python3 benchmarks/torch_cpu_ops.py [--repeats N] [--warmup N] [--filter SUBSTRING]
 """
 import argparse
+import os
 import sys
 import time
 
@@ -84,7 +86,7 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--filter", default="")
     opt = p.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     torch.manual_seed(1)
     print(f"torch_cpu_ops: torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH}, "
           f"median of {opt.repeats} after {opt.warmup} warm-up runs", file=sys.stderr)

@@ -11,15 +11,23 @@ engine's network name for name), the same algorithm as models/trainer.h:
   G step: fresh z, y_fake; D's parameters frozen (requires_grad_(False));
     loss_G = -mean(D(G(z, y_fake))); Adam step on G.
   EMA: G_ema = decay * G_ema + (1 - decay) * G for parameters, buffers
-    copied (BN statistics, SN vectors), from the first step.
+    copied (BN statistics, SN vectors), from the first step; as multi-tensor
+    (_foreach) ops: torch._foreach_lerp_(G_ema, G, 1 - decay) where torch has
+    it (2.x; the same formula, rounded as G_ema + (1 - decay) (G - G_ema)),
+    else _foreach_mul_ then _foreach_add_; buffers by _foreach_copy_ where
+    it exists, else one copy_ each.
 Adam betas (0, 0.9), lr 1e-4 (G) / 4e-4 (D), eps 1e-8. Spectral norm is
 torch.nn.utils.spectral_norm: one power iteration per training forward per
-layer, as torch does it.
+layer, as torch does it. The attention blocks do not keep their maps
+(SelfAttention.keep_map off), which the reference model otherwise holds
+until the next forward (1 GiB a map at SAGAN-128, batch 64).
 
 Output, one line per (configuration, implementation), like the C++ side:
   name<TAB>impl<TAB>device<TAB>median s/iter<TAB>min s/iter<TAB>peak MiB
 impl is torch-eager, or torch-compile (CUDA with PyTorch 2.x only: G and D
-wrapped in torch.compile; skipped with a message on torch 1.x or when
+wrapped in torch.compile(dynamic=False): D sees batch 2B in the D step
+and B in the G step, and gets one static graph for each rather than a
+dynamic-batch one; skipped with a message on torch 1.x or when
 compilation fails). Peak is the peak resident set on the CPU,
 torch.cuda.max_memory_allocated on CUDA.
 
@@ -43,7 +51,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "golden"))
-from sagan_reference import Config, Discriminator, Generator  # noqa: E402
+from sagan_reference import Config, Discriminator, Generator, SelfAttention  # noqa: E402
+
+EMA_DECAY = 0.9999
 
 
 class Step:
@@ -61,18 +71,24 @@ class Step:
         self.G_ema = Generator(cfg).to(device)
         self.G_ema.load_state_dict(self.G.state_dict())
         self.G_ema.eval()
+        for net in (self.G, self.D, self.G_ema):
+            for m in net.modules():
+                if isinstance(m, SelfAttention):
+                    m.keep_map = False
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=1e-4, betas=(0.0, 0.9), eps=1e-8)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=4e-4, betas=(0.0, 0.9), eps=1e-8)
         self.g_fwd, self.d_fwd = self.G, self.D
         if compile_models:
-            self.g_fwd, self.d_fwd = torch.compile(self.G), torch.compile(self.D)
+            # Static shapes: D's two batch sizes compile two graphs, not one
+            # with a symbolic batch.
+            self.g_fwd, self.d_fwd = torch.compile(self.G, dynamic=False), torch.compile(self.D, dynamic=False)
         # Synthetic "data set": 4 batches of 8-bit-like images in [-1, 1] on the CPU.
         self.real = [(torch.randint(0, 256, (opt.batch, 3, res, res)).float() / 127.5 - 1.0,
                       torch.randint(0, max(opt.classes, 1), (opt.batch,))) for _ in range(4)]
         self.i = 0
         self.bf16 = opt.precision == "bf16"
-        self.ema_pairs = list(zip(self.G_ema.parameters(), self.G.parameters()))
-        self.buf_pairs = list(zip(self.G_ema.buffers(), self.G.buffers()))
+        self.ema_params, self.g_params = list(self.G_ema.parameters()), list(self.G.parameters())
+        self.ema_bufs, self.g_bufs = list(self.G_ema.buffers()), list(self.G.buffers())
 
     def labels(self):
         if self.classes == 0:
@@ -110,11 +126,25 @@ class Step:
         self.D.requires_grad_(True)
         # EMA (decay 0.9999), buffers follow G exactly
         with torch.no_grad():
-            for e, p in self.ema_pairs:
-                e.mul_(0.9999).add_(p, alpha=1 - 0.9999)
-            for e, b in self.buf_pairs:
-                e.copy_(b)
+            ema_update(self.ema_params, self.g_params, self.ema_bufs, self.g_bufs, EMA_DECAY)
         return loss_d.item(), loss_g.item()
+
+
+def ema_update(ema, params, ema_bufs, bufs, decay):
+    """ema = decay * ema + (1 - decay) * params, in multi-tensor ops; buffers
+    copied. _foreach_lerp_ (torch 2.x) computes ema + w (params - ema), the
+    same formula with its own rounding; the fallback is the per-tensor
+    mul_(decay).add_(params, alpha=1 - decay) it replaces, batched."""
+    if hasattr(torch, "_foreach_lerp_"):
+        torch._foreach_lerp_(ema, params, 1 - decay)
+    else:
+        torch._foreach_mul_(ema, decay)
+        torch._foreach_add_(ema, params, alpha=1 - decay)
+    if hasattr(torch, "_foreach_copy_"):
+        torch._foreach_copy_(ema_bufs, bufs)
+    else:
+        for e, b in zip(ema_bufs, bufs):
+            e.copy_(b)
 
 
 def peak_mib(device):

@@ -13,13 +13,15 @@
 #   ops_fused      the attention and spectral-norm op tests (SAGAN_CUDA_ATTENTION=fused)
 #   ops_unfused    the attention op's registry parity through the unfused path
 #   others         every other CUDA test group
-#   bench_*, torch_*   the benchmarks at batch 64 and their PyTorch references
+#   bench_*, torch_*   the benchmarks at batch 64 and their PyTorch references;
+#                  bench_train_step_nondet (--no-deterministic, PyTorch's default
+#                  mode: torch_train_step's like-for-like pair) right after
+#                  bench_train_step
 #   train_cuda, train_nccl, train_cpu   sagan-train SAGAN-32 on the bundle's
 #                  Fashion-MNIST subset: 300 steps on cuda, 20 as a one-rank NCCL
 #                  job (--comm nccl), the first 5 on the CPU, same seed
 #   torch_compile  torch.compile'd PyTorch train step (slowest to start)
 #   bench_train_step_bf16, torch_train_step_bf16   the train step in bf16, if time is left
-#   bench_train_step_nondet   the train step with --no-deterministic (PyTorch's default mode), if time is left
 # A step that would start with under 15 s of budget left is skipped as such.
 # $OUT gets at most 7 files: summary.txt env.txt tests.log sanitizer.log
 # bench.txt train.txt, and build.log when the fallback build ran. The end of
@@ -377,6 +379,11 @@ step torch_attention bench.txt 150 "${PY[@]}" "$ROOT/benchmarks/torch_attention.
 step bench_spectral_norm bench.txt 60 "$BIN/bench_spectral_norm"
 step torch_spectral_norm bench.txt 60 "${PY[@]}" "$ROOT/benchmarks/torch_spectral_norm.py"
 step bench_train_step bench.txt 120 "$BIN/bench_train_step" --device cuda --resolution 32 --batch 64
+# PyTorch's default mode (atomics, timed cuDNN choice) on the engine's side
+# too: torch_train_step's like-for-like pair (it runs with cudnn.benchmark),
+# and the cost of deterministic mode in the whole step.
+step bench_train_step_nondet bench.txt 90 "$BIN/bench_train_step" --device cuda --resolution 32 --batch 64 \
+  --no-deterministic
 step bench_train_step_graph bench.txt 90 "$BIN/bench_train_step" --device cuda --resolution 32 --batch 64 --cuda-graph
 step torch_train_step bench.txt 120 "${PY[@]}" "$ROOT/benchmarks/torch_train_step.py" --device cuda \
   --resolution 32 --batch 64 --no-compile
@@ -415,10 +422,6 @@ step bench_train_step_bf16 bench.txt 90 "$BIN/bench_train_step" --device cuda --
   --precision bf16
 step torch_train_step_bf16 bench.txt 90 "${PY[@]}" "$ROOT/benchmarks/torch_train_step.py" --device cuda \
   --resolution 32 --batch 64 --no-compile --precision bf16
-# PyTorch's default mode (atomics, timed cuDNN choice) on the engine's side
-# too, if time is left: the cost of deterministic mode in the whole step.
-step bench_train_step_nondet bench.txt 90 "$BIN/bench_train_step" --device cuda --resolution 32 --batch 64 \
-  --no-deterministic
 
 # ---------------------------------------------------------------- summary
 {

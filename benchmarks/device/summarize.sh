@@ -82,15 +82,19 @@ if [[ -s $bench ]] && grep -qE '^SAGAN-|^(G|D|G\+D) ' "$bench"; then
   echo "---------------- attention, median ms per call (bench_attention, torch_attention)"
   # One table per precision: the engine's kernels of that precision beside
   # PyTorch's rows of it (torch_attention.py marks them @fp32, @tf32, @bf16).
+  # torch_attention.py float32 on the memory-efficient SDPA backend is 3xTF32
+  # whatever allow_tf32 (sm80+): its "sdpa backend ... tf32: default X/..."
+  # lines say whether torch:sdpa@tf32 ran that backend too.
   awk '
     NF >= 17 && ($9 == "fwd" || $9 == "fwdbwd") && $10 ~ /^[0-9.]+$/ {
       key = $1 " " $2 " B" $3 " " $9; if (!(key in seen)) { seen[key] = 1; keys[++nk] = key }
       t[key, $8] = $10 }
+    $1 == "sdpa" && $2 == "backend" && $6 == "tf32:" { ntf++; if ($8 ~ /^efficient\//) neff++ }
     function table(title, impls, labels,   im, lab, n, i, k, hdr, line, any) {
       n = split(impls, im, " "); split(labels, lab, " ")
       any = 0
       for (k = 1; k <= nk; k++) for (i = 1; i <= n; i++) if ((keys[k], im[i]) in t) any = 1
-      if (!any) return
+      if (!any) return 0
       hdr = sprintf("%-24s", title)
       for (i = 1; i <= n; i++) hdr = hdr sprintf(" %9s", lab[i])
       print hdr
@@ -98,21 +102,30 @@ if [[ -s $bench ]] && grep -qE '^SAGAN-|^(G|D|G\+D) ' "$bench"; then
         line = sprintf("%-24s", keys[k])
         for (i = 1; i <= n; i++) line = line sprintf(" %9s", ((keys[k], im[i]) in t) ? t[keys[k], im[i]] : "-")
         print line }
+      return 1
     }
     END {
       table("fp32: shape pass",
             "fused-tiled fused-atomic fused-rowwarp fused-async engine:unfused engine:fused tc-fp32 engine:tc-fp32 torch:sdpa@fp32 torch:sdpa-eff@fp32 torch:eager@fp32",
             "tiled atomic rowwarp async eng:unf eng:fused tc eng:tc sdpa sdpa-eff eager")
-      table("tf32: shape pass", "tc-tf32 engine:tc-tf32 torch:sdpa@tf32 torch:sdpa-eff@tf32 torch:eager@tf32",
-            "tc eng:tc sdpa sdpa-eff eager")
+      if (table("tf32: shape pass", "tc-tf32 engine:tc-tf32 torch:sdpa@tf32 torch:sdpa-eff@tf32 torch:eager@tf32",
+                "tc eng:tc sdpa sdpa-eff eager") && ntf > 0)
+        printf "  note: torch sdpa-eff@tf32%s = the fp32 kernel (memory-efficient SDPA: 3xTF32, ignores allow_tf32)\n",
+          neff == ntf ? " and sdpa@tf32" : (neff > 0 ? " (and sdpa@tf32 where its default is efficient)" : "")
       table("bf16: shape pass", "tc-bf16 engine:tc-bf16 torch:sdpa@bf16 torch:sdpa-eff@bf16 torch:eager@bf16",
             "tc eng:tc sdpa sdpa-eff eager")
     }' "$bench"
   grep -E '^sdpa backend' "$bench" | cut -c1-160 | head -18  # 6 shapes x 3 precisions at one batch
   grep -E ' failed' "$bench" | cut -c1-160 | head -8
   echo "---------------- spectral norm, one power iteration over all layers, median us"
-  awk '
-    $1 ~ /^(G|D|G\+D)$/ && $2 ~ /^[0-9]+$/ && $(NF-3) ~ /^[0-9.]+$/ {
+  # Rows: set mats Mparams impl... [launches] time_us GB/s floor_us x_floor
+  # (bench_spectral_norm has launches, torch_spectral_norm.py not); a failed
+  # engine row ends "launches failed" and is left out. The time must be a
+  # number; the columns after it may be nan/inf (a GPU without a datasheet
+  # bandwidth).
+  awk -v num='^[0-9]+([.][0-9]+)?$' -v numx='^(-?nan|-?inf|[0-9]+([.][0-9]+)?)$' '
+    $1 ~ /^(G|D|G\+D)$/ && $2 ~ /^[0-9]+$/ && $3 ~ num && $NF != "failed" && NF >= 8 &&
+    $(NF-3) ~ num && $(NF-2) ~ numx && $(NF-1) ~ numx && $NF ~ numx {
       last = ($(NF-4) ~ /^[0-9]+$/) ? NF - 5 : NF - 4; impl = $4
       for (i = 5; i <= last; i++) impl = impl " " $i
       row[$1] = row[$1] sprintf("; %s %s", impl, $(NF-3)) }

@@ -159,9 +159,15 @@ class ConditionalBatchNorm2d(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    def __init__(self, c, pooled=True):
+    """keep_map: whether forward keeps its attention map (detached) as
+    last_map, for the goldens and for inspection. On by default; the
+    benchmarks turn it off (at SAGAN-128, batch 64, one map is 1 GiB, kept
+    alive until the module's next forward)."""
+
+    def __init__(self, c, pooled=True, keep_map=True):
         super().__init__()
         self.pooled = pooled
+        self.keep_map = keep_map
         cv = c // 2 if pooled else c
         self.theta = sn_conv2d(c, c // 8, 1, bias=False)
         self.phi = sn_conv2d(c, c // 8, 1, bias=False)
@@ -182,7 +188,8 @@ class SelfAttention(nn.Module):
         phi = phi.view(b, phi.shape[1], -1)  # (B, C/8, S)
         g = g.view(b, g.shape[1], -1)  # (B, Cv, S)
         beta = torch.softmax(torch.bmm(theta.transpose(1, 2), phi), dim=-1)  # (B, N, S)
-        self.last_map = beta.detach()
+        if self.keep_map:
+            self.last_map = beta.detach()
         o = torch.bmm(g, beta.transpose(1, 2)).view(b, -1, h, w)  # (B, Cv, H, W)
         if self.pooled:
             o = self.o(o)
