@@ -51,7 +51,7 @@ TEST_CASE("cross_entropy: hand-computed value and float64 gradient", "[eval_pipe
                       Catch::Contains("cross_entropy: labels must be (B) = (5)"));
 }
 
-TEST_CASE("FmnistClassifier: shapes, a few Adam steps fit a batch, errors", "[eval_pipeline]") {
+TEST_CASE("FmnistClassifier: shapes, a few Adam steps fit a batch, errors", "[eval_pipeline][long]") {
   Rng gen(2);
   FmnistClassifier model(gen);
   CHECK(model.num_parameters() < 500000);  // the weights file stays under 2 MB
@@ -76,7 +76,7 @@ TEST_CASE("FmnistClassifier: shapes, a few Adam steps fit a batch, errors", "[ev
                       Catch::Contains("FmnistClassifier: input must be (B, 1, 28, 28)"));
 }
 
-TEST_CASE("the committed Fashion-MNIST classifier is accurate and treats gray and RGB alike", "[eval_pipeline]") {
+TEST_CASE("the committed Fashion-MNIST classifier is accurate and treats gray and RGB alike", "[eval_pipeline][long]") {
   if (!fmnist_installed()) {
     WARN("dataset-fashion-mnist not installed; skipped");
     return;
@@ -141,7 +141,8 @@ TEST_CASE("folder source: flat or nested folders, channel conversion, size check
   CHECK(folder_source(dir.string(), 3, 8, 2)->next(5).shape() == Shape{2, 3, 8, 8});
   io::write_png((dir / "d.png").string(), io::Image(7, 7, 1, 0));
   auto mixed = folder_source(dir.string(), 3, 0, 0);
-  REQUIRE_THROWS_WITH(mixed->next(10), Catch::Contains("is 7x7, expected 6x5") || Catch::Contains("is 6x5, expected 7x7"));
+  REQUIRE_THROWS_WITH(mixed->next(10),
+                      Catch::Contains("is 7x7, expected 6x5") || Catch::Contains("is 6x5, expected 7x7"));
   TempDir empty_scope;
   fs::path empty = empty_scope.path;
   REQUIRE_THROWS_WITH(folder_source(empty.string(), 3, 0, 0), Catch::Contains("holds no .png/.jpg/.jpeg files"));
@@ -185,7 +186,8 @@ TEST_CASE("folder source: a subset of a folder sorted by class holds every class
     CHECK(src->describe().find(fmt::format("seed-{} order", seed)) != std::string::npos);
     const Tensor t = src->next(20);
     std::set<int> classes;
-    for (int i = 0; i < 20; ++i) classes.insert(static_cast<int>(std::lround((t.to_vector()[static_cast<size_t>(16 * i)] + 1) * 127.5)) / 60);
+    for (int i = 0; i < 20; ++i)
+      classes.insert(static_cast<int>(std::lround((t.to_vector()[static_cast<size_t>(16 * i)] + 1) * 127.5)) / 60);
     CHECK(classes.size() == 4);  // in path order the first 20 were all class 0
   }
   CHECK(folder_source(dir.string(), 1, 0, 20, io::Upscale::bilinear, 0)->next(20).to_vector() !=

@@ -23,8 +23,8 @@
 
 using namespace sagan;
 using sagan::testing::TempDir;
-using sagan::testing::TinyDataset;
 using sagan::testing::tiny_config;
+using sagan::testing::TinyDataset;
 namespace fs = std::filesystem;
 
 namespace {
@@ -169,7 +169,8 @@ TEST_CASE("on-nan stop catches a diverging run (--lr-d 1e6 --lr-g 1e6) before it
     CHECK(all_finite(m->flat_parameters()->data()));
 }
 
-TEST_CASE("on-nan skip drops the update, counts it, and stops after --max-nan-skips in a row", "[reliability][nan]") {
+TEST_CASE("on-nan skip drops the update, counts it, and stops after --max-nan-skips in a row",
+          "[reliability][nan][long]") {
   auto ds = std::make_shared<TinyDataset>(16);
   TrainConfig c = tiny_config();
   c.on_nan = "skip";
@@ -297,7 +298,7 @@ TEST_CASE("every checkpoint reader refuses non-finite weights, naming the file a
   CHECK_NOTHROW(open_checkpoint(good));
 }
 
-TEST_CASE("a diverging run stops with an error and keeps its good checkpoints", "[reliability][nan][run]") {
+TEST_CASE("a diverging run stops with an error and keeps its good checkpoints", "[reliability][nan][run][long]") {
   TempDir root;
   TrainConfig c = folder_config(root.path);
   c.checkpoint_every = 1;
@@ -330,7 +331,7 @@ TEST_CASE("a diverging run stops with an error and keeps its good checkpoints", 
 // ---------------------------------------------------------------- run directories
 
 TEST_CASE("a run that failed before its first checkpoint (a corrupt image) can be started again or resumed",
-          "[reliability][run]") {
+          "[reliability][run][long]") {
   TempDir root;
   TrainConfig c = folder_config(root.path);
   c.data_path = image_folder(root.path, /*corrupt=*/true);
@@ -452,14 +453,14 @@ TEST_CASE("sample grids of steps past the start are removed, nothing else", "[re
   CHECK(fs::exists(samples / "step_00000002.png"));
   CHECK_FALSE(fs::exists(samples / "step_00000003.png"));
   CHECK_FALSE(fs::exists(samples / "step_123456789.png"));
-  for (const char* kept : {"step_00000003.png.txt", "step_x.png", "step_.png", "grid.png", "step_-5.png",
-                           "step_00000009.png"})
+  for (const char* kept :
+       {"step_00000003.png.txt", "step_x.png", "step_.png", "grid.png", "step_-5.png", "step_00000009.png"})
     CHECK(fs::exists(samples / kept));
   CHECK(drop_samples_after(dir.path.string(), 2) == 0);
 }
 
 TEST_CASE("resume leftovers: temporaries removed, rows after the checkpoint dropped, TensorBoard told to purge",
-          "[reliability][run][resume]") {
+          "[reliability][run][resume][long]") {
   TempDir root;
   TrainConfig c = folder_config(root.path);
   c.steps = 4;

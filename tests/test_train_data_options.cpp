@@ -57,8 +57,9 @@ RunOptions quiet() {
 }
 }  // namespace
 
-TEST_CASE("folder data: --channels auto trains a grayscale folder in 1 channel; --resize pad reaches loader, FD and config",
-          "[trainer][run][data_options]") {
+TEST_CASE(
+    "folder data: --channels auto trains a grayscale folder in 1 channel; --resize pad reaches loader, FD and config",
+    "[trainer][run][data_options][long]") {
   TempDir root;
   const std::string data = gray_folder(root.path);
   TrainConfig c = tiny_folder_config(data, root.path / "run");
@@ -84,7 +85,8 @@ TEST_CASE("folder data: --channels auto trains a grayscale folder in 1 channel; 
   CHECK(read_json(root.path / "rgb" / "config.json")["model"]["image_channels"] == 3);
 }
 
-TEST_CASE("a run from before --channels resumes with the channels its model has", "[trainer][run][data_options]") {
+TEST_CASE("a run from before --channels resumes with the channels its model has",
+          "[trainer][run][data_options][long]") {
   TempDir root;
   const std::string data = gray_folder(root.path);
   // Before --channels, a folder was always read as RGB.

@@ -20,12 +20,12 @@
 #include "tests/support/tiny_dataset.h"
 
 using namespace sagan;
-using sagan::testing::TempDir;
 using sagan::testing::check_same_logged_values;
 using sagan::testing::check_same_state;
 using sagan::testing::run_straight_and_resumed;
-using sagan::testing::TinyDataset;
+using sagan::testing::TempDir;
 using sagan::testing::tiny_config;
+using sagan::testing::TinyDataset;
 namespace fs = std::filesystem;
 
 namespace {
@@ -146,7 +146,7 @@ class FailingAfter : public TinyDataset {
 };
 }  // namespace
 
-TEST_CASE("step() sends the next inputs ahead and changes nothing by it", "[trainer][prefetch]") {
+TEST_CASE("step() sends the next inputs ahead and changes nothing by it", "[trainer][prefetch][long]") {
   // step() draws the next iteration's inputs before reading this one's
   // values (on a GPU their copy overlaps the iteration). The values, the
   // models and every checkpointed counter (RNG and loader positions: those
@@ -308,7 +308,7 @@ TEST_CASE("checkpoints round-trip every tensor and reject corrupt files", "[trai
   CHECK(v.generator().state().at("linear.weight_orig").size(0) == 16 * 16);
 }
 
-TEST_CASE("run_training: an interrupted and resumed run logs the same losses", "[trainer][resume][run]") {
+TEST_CASE("run_training: an interrupted and resumed run logs the same losses", "[trainer][resume][run][long]") {
   TempDir root_scope;
   fs::path root = root_scope.path;
   // An image folder data set of 12 PNGs in 2 classes.
@@ -498,7 +498,7 @@ std::string image_folder(const fs::path& root) {
 }  // namespace
 
 TEST_CASE("run_training --resume applies a new learning rate and records it, and refuses another architecture",
-          "[trainer][resume][run]") {
+          "[trainer][resume][run][long]") {
   TempDir root_scope;
   fs::path root = root_scope.path;
   TrainConfig c = tiny_config();

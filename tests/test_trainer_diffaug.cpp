@@ -57,9 +57,10 @@ TEST_CASE("trainer: --diffaug changes D's inputs, not the latents, labels or dat
   CHECK(counters(aug, "trainer.aug_rng") == drawn);
 }
 
-TEST_CASE("trainer: --diffaug, a resumed trainer continues bit for bit", "[trainer][diffaug][resume]") {
+TEST_CASE("trainer: --diffaug, a resumed trainer continues bit for bit", "[trainer][diffaug][resume][long]") {
   auto ds = std::make_shared<TinyDataset>(10);
-  testing::check_same_logged_values(testing::run_straight_and_resumed(tiny_config("color,translation,cutout"), ds, 4, 2));
+  testing::check_same_logged_values(
+      testing::run_straight_and_resumed(tiny_config("color,translation,cutout"), ds, 4, 2));
 }
 
 TEST_CASE("a checkpoint from before --diffaug loads, its augmentation stream fresh", "[trainer][diffaug][checkpoint]") {
