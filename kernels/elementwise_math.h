@@ -33,7 +33,9 @@ SAGAN_HD T sigmoid(T x) {
     }                                       \
   };
 SAGAN_U(Neg, -x)
-SAGAN_U(Relu, x > T(0) ? x : T(0))
+// relu passes NaN on, as PyTorch does (x <= 0 is false for NaN): a NaN
+// activation must reach the losses, where the NaN guard looks, not vanish.
+SAGAN_U(Relu, x <= T(0) ? T(0) : x)
 SAGAN_U(LeakyRelu, x > T(0) ? x : a * x)
 SAGAN_U(Tanh, std::tanh(x))
 SAGAN_U(Sigmoid, sigmoid(x))
@@ -64,7 +66,8 @@ SAGAN_U(RDivScalar, a / x)
     }                                                 \
   };
 SAGAN_D(dNeg, -g)
-SAGAN_D(dRelu, x > T(0) ? g : T(0))
+// PyTorch's threshold_backward: the gradient passes where x is NaN too.
+SAGAN_D(dRelu, x <= T(0) ? T(0) : g)
 SAGAN_D(dLeakyRelu, x > T(0) ? g : g * a)
 SAGAN_D(dTanh, g*(T(1) - y * y))
 SAGAN_D(dSigmoid, g*(y*(T(1) - y)))

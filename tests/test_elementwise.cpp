@@ -57,6 +57,26 @@ TEST_CASE("an infinite gradient reaches only the active side of relu, leaky_relu
   }
 }
 
+TEST_CASE("relu passes NaN on, forward and backward, as PyTorch does", "[elementwise]") {
+  // A NaN activation must reach the losses, where the NaN guard looks:
+  // relu(NaN) = 0 hid a diverged layer from it (and its BN statistics went
+  // NaN unseen). PyTorch: relu(NaN) = NaN, threshold_backward passes g.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (DType dt : {DType::F64, DType::F32}) {
+    INFO(dtype_name(dt));
+    Tensor x = Tensor::from_vector(std::vector<double>{nan, -1, 2, 0}, {4}, dt).set_requires_grad(true);
+    Tensor y = relu(x);
+    const std::vector<double> yv = y.to_vector();
+    CHECK(std::isnan(yv[0]));
+    CHECK(yv[1] == 0);
+    CHECK(yv[2] == 2);
+    CHECK(yv[3] == 0);
+    CHECK(std::isnan(sum(y).item()));
+    y.backward(Tensor::from_vector(std::vector<double>{3, 3, 3, 3}, {4}, dt));
+    CHECK(x.grad().to_vector() == std::vector<double>{3, 0, 3, 0});
+  }
+}
+
 TEST_CASE("maximum and minimum give NaN for a NaN on either side, in either order", "[elementwise]") {
   const double nan = std::nan("");
   Tensor a = Tensor::from_vector(std::vector<double>{nan, 1, nan}, {3}, DType::F64);

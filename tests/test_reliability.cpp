@@ -126,15 +126,15 @@ TEST_CASE("on-nan stop: a non-finite update stops training, naming the step and 
   auto ds = std::make_shared<TinyDataset>(16);
   Trainer t(tiny_config(), ds);
   t.step();
-  // A NaN in one weight of D: relu(NaN) = 0 makes loss_d 2.0, but D's outputs
-  // are NaN, so the guard stops before any optimiser step.
+  // A NaN in one weight of D: it reaches D's outputs and the loss (relu
+  // passes NaN on, as in PyTorch), so the guard stops before any optimiser
+  // step, naming the values and the tensor.
   poke(t.discriminator(), "blocks.0.conv1.weight_orig", kNaN, 3);
   const std::vector<double> g_before = values(t.generator().flat_parameters()->data());
   const int64_t adam_steps = t.optimizer_d().step_count();
-  // (The block's relu after that conv maps the NaNs to 0: D's outputs look
-  // finite, its gradient norm does not.)
   REQUIRE_THROWS_WITH(t.step(),
-                      Catch::Contains("step 2: D's update is not finite (grad_norm_d = nan)") &&
+                      Catch::Contains("step 2: D's update is not finite (loss_d = ") &&
+                          Catch::Contains("D(x) = nan, D(G(z)) = nan, grad_norm_d = nan)") &&
                           Catch::Contains("first non-finite tensor: parameter D.blocks.0.conv1.weight_orig") &&
                           Catch::Contains("--on-nan stop"));
   CHECK(t.optimizer_d().step_count() == adam_steps);

@@ -61,7 +61,8 @@ Tensor unary_op(UnaryOp op, const Tensor& x, double alpha = 0.0) {
   return out;
 }
 
-// g * [x > 0]: the relu derivative, also used to route max/min gradients.
+// g * [not x <= 0]: the relu derivative (g passes where x is NaN), also used
+// to route max/min gradients.
 Tensor step_grad(const Tensor& x, const Tensor& g) {
   Tensor gx = Tensor::empty(x.shape(), x.dtype(), x.device());
   backend_of(x).unary_backward(UnaryOp::Relu, x, x, g, gx, 0.0);
