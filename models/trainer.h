@@ -175,8 +175,14 @@ class Trainer {
     std::vector<DStep> d;
     Tensor z, fake_labels;  // the G step
     nn::DiffAugmentTensors g_aug;
-    Tensor adam_scales;     // (n_dis + 1) x 2: {step_size, sqrt_bc2} of each update, G's last
+    Tensor adam_scales;           // (n_dis + 1) x 2: {step_size, sqrt_bc2} of each update, G's last
     std::vector<Update> updates;  // written by run_updates
+    // --on-nan skip: G's and D's buffers (BN statistics, SN vectors) as the
+    // iteration found them. Forwards change buffers before the guard can
+    // judge, so a dropped iteration puts them back (a NaN batch would leave
+    // G's BN statistics NaN, and the next EMA copy would carry them into
+    // G_ema).
+    std::vector<Tensor> buffers_before;
   };
 
   // The RNGs' and the loader's positions: what draw_inputs changes.
@@ -198,6 +204,8 @@ class Trainer {
   // The sent inputs and this iteration's Adam factors into buffers_, the
   // updates (or their graph), the next inputs when `prefetch`, the read.
   StepStats run_iteration(bool prefetch);
+  // G's then D's buffers, in named_buffers order (buffers_before's order).
+  std::vector<Tensor> network_buffers() const;
   // The iteration's updates, reading buffers_ only (a graph replays them).
   void run_updates();
   // The hinge loss of D; d_real and d_fake get D's mean outputs (0-d, on the device).

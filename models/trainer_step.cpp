@@ -177,8 +177,11 @@ void Trainer::send_inputs(const StepInputs& in, int64_t at_step) {
     if (!diffaug_.any()) return;
     const nn::DiffAugmentParams p = nn::draw_diffaugment(diffaug_, shape[0], shape[2], shape[3], aug_rng_);
     const nn::DiffAugmentTensors t = nn::diffaugment_tensors(diffaug_, p, shape, dtype_, Device::cpu());
-    for (auto [dst, src] : {std::pair{&buf.brightness, &t.brightness}, {&buf.saturation, &t.saturation},
-                            {&buf.contrast, &t.contrast}, {&buf.gather, &t.gather}, {&buf.cutout_mask, &t.cutout_mask}})
+    for (auto [dst, src] : {std::pair{&buf.brightness, &t.brightness},
+                            {&buf.saturation, &t.saturation},
+                            {&buf.contrast, &t.contrast},
+                            {&buf.gather, &t.gather},
+                            {&buf.cutout_mask, &t.cutout_mask}})
       if (src->defined()) put(*dst, *src, src->dtype());
   };
   for (StepBuffers::DStep& di : b.d) {
@@ -210,11 +213,29 @@ void Trainer::cancel_prefetch() {
   prefetched_.reset();
 }
 
+std::vector<Tensor> Trainer::network_buffers() const {
+  std::vector<Tensor> out;
+  for (const auto& [name, t] : g_->named_buffers()) out.push_back(t);
+  for (const auto& [name, t] : d_->named_buffers()) out.push_back(t);
+  return out;
+}
+
 void Trainer::run_updates() {
   StepBuffers& b = *buffers_;
   b.updates.clear();
   Tensor gate;
   SyncFreeScope region("Trainer::step");
+  if (cfg_.on_nan == "skip") {
+    // Device copies, recorded into a step graph like the rest; the first
+    // (plain) run of each phase allocates them.
+    NoGradGuard ng;
+    const std::vector<Tensor> now = network_buffers();
+    if (b.buffers_before.size() != now.size()) {
+      b.buffers_before.clear();
+      for (const Tensor& t : now) b.buffers_before.push_back(Tensor::empty(t.shape(), t.dtype(), t.device()));
+    }
+    for (size_t i = 0; i < now.size(); ++i) b.buffers_before[i].copy_(now[i]);
+  }
   try {
     for (size_t i = 0; i < b.d.size(); ++i) {
       const StepBuffers::DStep& di = b.d[i];
@@ -395,8 +416,7 @@ StepStats Trainer::finish_iteration(const std::vector<Update>& updates) {
         const std::string tensor = first_non_finite_tensor(nets);
         origin = tensor.rfind("parameter ", 0) == 0 || tensor.rfind("buffer ", 0) == 0;
       }
-      const std::vector<uint64_t> flags =
-          dp_->comm().all_gather((local_bad ? 1u : 0u) | (origin ? 2u : 0u));
+      const std::vector<uint64_t> flags = dp_->comm().all_gather((local_bad ? 1u : 0u) | (origin ? 2u : 0u));
       uint64_t mask = 1;
       for (uint64_t f : flags)
         if (f & 2) mask = 2;
@@ -440,7 +460,15 @@ StepStats Trainer::finish_iteration(const std::vector<Update>& updates) {
 }
 
 StepStats Trainer::end_skipped_iteration(StepStats st) {
-  // Its inputs are consumed and it counts as a step; no weights change.
+  // Its inputs are consumed and it counts as a step; no weights change, and
+  // the buffers its forwards changed go back (every rank skips together).
+  {
+    NoGradGuard ng;
+    std::vector<Tensor> now = network_buffers();
+    SAGAN_CHECK(buffers_->buffers_before.size() == now.size(), "Trainer: {} buffers saved before the step, {} now",
+                buffers_->buffers_before.size(), now.size());
+    for (size_t i = 0; i < now.size(); ++i) now[i].copy_(buffers_->buffers_before[i]);
+  }
   ++step_;
   nan_guard_.end_iteration(true);
   st.step = step_;

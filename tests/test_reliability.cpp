@@ -169,6 +169,44 @@ TEST_CASE("on-nan stop catches a diverging run (--lr-d 1e6 --lr-g 1e6) before it
     CHECK(all_finite(m->flat_parameters()->data()));
 }
 
+TEST_CASE("on-nan skip puts back the buffers a dropped iteration's forwards changed", "[reliability][nan]") {
+  // One latent of the D step is NaN (a transient overflow in G's forward):
+  // G's BN statistics took it before the guard could judge. Dropped, the
+  // iteration must leave them as they were, or the next EMA copy carries
+  // NaN into G_ema and no checkpoint can be written again.
+  auto ds = std::make_shared<TinyDataset>(16);
+  TrainConfig c = tiny_config();
+  c.on_nan = "skip";
+  c.max_nan_skips = 3;
+  c.ema_start = 1;
+  Trainer t(c, ds);
+  const bool graph = GENERATE(false, true);
+  INFO("step graph " << graph);
+  t.set_step_graph(graph);
+  REQUIRE_FALSE(t.step().skipped);
+  auto buffers = [](nn::Module& m) {
+    std::vector<double> out;
+    for (const auto& [name, b] : m.named_buffers()) {
+      const std::vector<double> v = b.to_vector();
+      out.insert(out.end(), v.begin(), v.end());
+    }
+    return out;
+  };
+  const std::vector<double> g_before = buffers(t.generator()), d_before = buffers(t.discriminator());
+  StepInputs in = t.draw_inputs();
+  in.d[0].z = in.d[0].z.clone();
+  in.d[0].z.data<float>()[0] = kNaN;
+  REQUIRE(t.step(in).skipped);
+  CHECK(buffers(t.generator()) == g_before);
+  CHECK(buffers(t.discriminator()) == d_before);
+  for (int i = 0; i < 2; ++i) REQUIRE_FALSE(t.step().skipped);
+  for (nn::Module* m : {static_cast<nn::Module*>(&t.generator()), static_cast<nn::Module*>(&t.ema_generator())})
+    for (const auto& [name, b] : m->named_buffers()) {
+      INFO(name);
+      CHECK(all_finite(b));
+    }
+}
+
 TEST_CASE("on-nan skip drops the update, counts it, and stops after --max-nan-skips in a row",
           "[reliability][nan][long]") {
   auto ds = std::make_shared<TinyDataset>(16);
