@@ -1,7 +1,7 @@
 // The NaN policy of a training run (--on-nan stop|skip, --max-nan-skips).
 // Each update is judged by the values that tell whether it is finite: the
-// loss, D's mean outputs (taken before the hinge's relu, which maps NaN to 0
-// and would show a diverged D as loss_d 2.0) and the gradient norm (one
+// loss, D's mean outputs (taken before the hinge's relu, so that an infinite
+// output counts too: relu(inf) = inf but relu(-inf) = 0) and the gradient norm (one
 // reduction over the model's flat gradient buffer). The Trainer decides on
 // the device, without waiting for it: a gate that turns NaN at the first
 // non-finite update of an iteration holds back that update and every later
@@ -11,10 +11,10 @@
 //   stop (default): a non-finite value throws, naming the step, the value
 //                   and the first non-finite tensor; no weight was updated.
 //   skip:           the update is dropped (no Adam step, and the rest of the
-//                   iteration's updates are dropped too; nothing is restored:
-//                   its forward passes still ran, so BN statistics and SN
-//                   vectors moved); after max_skips iterations skipped in a
-//                   row it throws as stop.
+//                   iteration's updates are dropped too; the Trainer puts
+//                   G's and D's buffers, BN statistics and SN vectors, back
+//                   as the iteration found them); after max_skips iterations
+//                   skipped in a row it throws as stop.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -51,7 +51,7 @@ class NanGuard {
     skipped_total_ = total;
     in_a_row_ = in_a_row;
   }
-  const std::string& message() const { return message_; }    // the last non-finite update
+  const std::string& message() const { return message_; }  // the last non-finite update
   // Which ranks of a data-parallel job found non-finite values first ("rank
   // 1 of 2"), and whether this rank is one: the messages of the others name
   // them.

@@ -24,13 +24,19 @@ TEST_CASE("binary ops broadcast and match hand-computed values", "[elementwise]"
 }
 
 TEST_CASE("maximum and minimum send the gradient of a tie to their first argument", "[elementwise]") {
+  // Ties at infinity (inf - inf is NaN) and a NaN on either side count as
+  // ties too.
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
   for (bool is_max : {true, false}) {
     INFO((is_max ? "maximum" : "minimum"));
-    Tensor a = Tensor::from_vector(std::vector<double>{1, 2, 3}, {3}, DType::F64).set_requires_grad(true);
-    Tensor b = Tensor::from_vector(std::vector<double>{1, 5, 0}, {3}, DType::F64).set_requires_grad(true);
+    const double big = is_max ? inf : -inf;
+    Tensor a = Tensor::from_vector(std::vector<double>{1, 2, 3, big, nan, 1}, {6}, DType::F64).set_requires_grad(true);
+    Tensor b = Tensor::from_vector(std::vector<double>{1, 5, 0, big, 1, nan}, {6}, DType::F64).set_requires_grad(true);
     sum(is_max ? maximum(a, b) : minimum(a, b)).backward();
-    CHECK(a.grad().to_vector() == (is_max ? std::vector<double>{1, 0, 1} : std::vector<double>{1, 1, 0}));
-    CHECK(b.grad().to_vector() == (is_max ? std::vector<double>{0, 1, 0} : std::vector<double>{0, 0, 1}));
+    CHECK(a.grad().to_vector() ==
+          (is_max ? std::vector<double>{1, 0, 1, 1, 1, 1} : std::vector<double>{1, 1, 0, 1, 1, 1}));
+    CHECK(b.grad().to_vector() ==
+          (is_max ? std::vector<double>{0, 1, 0, 0, 0, 0} : std::vector<double>{0, 0, 1, 0, 0, 0}));
   }
 }
 

@@ -129,7 +129,11 @@ Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b) {
              case BinaryOp::Min: {
                const Tensor b_wins = op == BinaryOp::Max ? sub(b, a) : sub(a, b);  // > 0 where b is picked
                const Tensor ones = Tensor::ones(b_wins.shape(), b_wins.dtype(), b_wins.device());
-               const Tensor b_mask = step_grad(b_wins, ones);  // exactly 0 or 1
+               // [b_wins > 0], exactly 0 or 1, and 0 where b_wins is NaN (a
+               // NaN side, or a tie at infinity: inf - inf): step_grad passes
+               // NaN on, as relu's derivative does, so NaN is told apart by
+               // the step of -b_wins being 1 too.
+               const Tensor b_mask = mul(step_grad(b_wins, ones), sub(ones, step_grad(neg(b_wins), ones)));
                ga = step_grad(sub(ones, b_mask), g);
                gb = step_grad(b_mask, g);
                break;
