@@ -33,6 +33,13 @@ void check_labels(const Tensor& y, int64_t classes, const char* what) {
     SAGAN_CHECK(p[i] >= 0 && p[i] < classes, "Trainer::step: {}[{}] = {} is not a class of the model (0 to {})", what,
                 i, p[i], classes - 1);
 }
+
+// A module's buffers (BN statistics, SN vectors) in named_buffers order.
+std::vector<Tensor> buffer_tensors(const nn::Module& m) {
+  std::vector<Tensor> out;
+  for (const auto& [name, t] : m.named_buffers()) out.push_back(t);
+  return out;
+}
 }  // namespace
 
 // With more than one rank, each rank's latent and DiffAugment streams start
@@ -94,8 +101,8 @@ void Trainer::update_ema(const Tensor& gate) {
   // latest weights. One ema_update call for all of them; before ema_start a
   // decay of 0, a copy, also gated.
   std::vector<Tensor> src{g_->flat_parameters()->data()}, dst{g_ema_->flat_parameters()->data()};
-  for (const auto& [name, t] : g_->named_buffers()) src.push_back(t);
-  for (const auto& [name, t] : g_ema_->named_buffers()) dst.push_back(t);
+  for (const Tensor& t : buffer_tensors(*g_)) src.push_back(t);
+  for (const Tensor& t : buffer_tensors(*g_ema_)) dst.push_back(t);
   SAGAN_CHECK(src.size() == dst.size(), "Trainer: G has {} buffers, G_ema {}", src.size() - 1, dst.size() - 1);
   const bool averaging = step_ + 1 >= cfg_.ema_start;  // step_ + 1: this iteration's number
   ema_update(dst, src, averaging ? cfg_.ema_decay : 0.0, gate);
@@ -214,9 +221,8 @@ void Trainer::cancel_prefetch() {
 }
 
 std::vector<Tensor> Trainer::network_buffers() const {
-  std::vector<Tensor> out;
-  for (const auto& [name, t] : g_->named_buffers()) out.push_back(t);
-  for (const auto& [name, t] : d_->named_buffers()) out.push_back(t);
+  std::vector<Tensor> out = buffer_tensors(*g_);
+  for (const Tensor& t : buffer_tensors(*d_)) out.push_back(t);
   return out;
 }
 
@@ -444,14 +450,11 @@ StepStats Trainer::finish_iteration(const std::vector<Update>& updates) {
   }
   nan_guard_.end_iteration(false);
   if (dp_ && cfg_.check_sync_every > 0 && step_ % cfg_.check_sync_every == 0) {
-    std::vector<Tensor> g_buffers, d_buffers;
-    for (auto& [name, t] : g_->named_buffers()) g_buffers.push_back(t);
-    for (auto& [name, t] : d_->named_buffers()) d_buffers.push_back(t);
     dp_->check_in_sync({{"G parameters", {g_->flat_parameters()->data()}},
                         {"D parameters", {d_->flat_parameters()->data()}},
                         {"G_ema parameters", {g_ema_->flat_parameters()->data()}},
-                        {"G buffers (BN statistics, SN vectors)", g_buffers},
-                        {"D buffers (SN vectors)", d_buffers}},
+                        {"G buffers (BN statistics, SN vectors)", buffer_tensors(*g_)},
+                        {"D buffers (SN vectors)", buffer_tensors(*d_)}},
                        step_);
   }
   st.step = step_;
