@@ -110,19 +110,22 @@ void check(DType dt, const Shape& shape, int64_t slice_elems, int64_t max_grid, 
   };
 
   // ---- statistics ----
-  Tensor want_mean = Tensor::empty({C}, dt), want_invstd = Tensor::empty({C}, dt);
-  cpu.batch_norm_stats(x, want_mean, want_invstd, eps);
-  auto stats = [&](Tensor& mean, Tensor& invstd) {
+  Tensor want_mean = Tensor::empty({C}, dt), want_var = Tensor::empty({C}, dt), want_invstd = Tensor::empty({C}, dt);
+  cpu.batch_norm_stats(x, want_mean, want_var, want_invstd, eps);
+  auto stats = [&](Tensor& mean, Tensor& var, Tensor& invstd) {
     mean = Tensor::full({C}, NAN, dt);
+    var = Tensor::full({C}, NAN, dt);
     invstd = Tensor::full({C}, NAN, dt);
     poison_ws();
     EmuLaunch launch;
-    cu::bn_stats_launches<T>(launch, plan, cp<T>(x), mp<T>(mean), mp<T>(invstd), ws.data(), B, C, hw, eps, max_grid);
+    cu::bn_stats_launches<T>(launch, plan, cp<T>(x), mp<T>(mean), mp<T>(var), mp<T>(invstd), ws.data(), B, C, hw, eps,
+                             max_grid);
     return launch;
   };
-  Tensor mean, invstd;
-  const EmuLaunch sl = stats(mean, invstd);
+  Tensor mean, var, invstd;
+  const EmuLaunch sl = stats(mean, var, invstd);
   CHECK_CLOSE(mean, want_mean, 0, tol);
+  CHECK_CLOSE(var, want_var, 0, tol);
   CHECK_CLOSE(invstd, want_invstd, 0, tol);
   if (plan.slices == 1) {
     CHECK(sl.names() == std::vector<std::string>{"bn_stats_kernel"});
@@ -132,22 +135,24 @@ void check(DType dt, const Shape& shape, int64_t slice_elems, int64_t max_grid, 
     // The mean written is the total of pass 1's partials in warp order over
     // n, bitwise: the same function pass 2 centred on; invstd from pass 2's.
     const double n = static_cast<double>(B * hw);
-    const std::vector<double> mv = mean.to_vector(), iv = invstd.to_vector();
+    const std::vector<double> mv = mean.to_vector(), vv = var.to_vector(), iv = invstd.to_vector();
     for (int64_t c = 0; c < C; ++c) {
       INFO("channel " << c);
       const double mu = ordered_total(ws.data() + c * plan.slices, plan.slices) / n;
-      const double var = ordered_total(ws.data() + items + c * plan.slices, plan.slices) / n;
+      const double sq = ordered_total(ws.data() + items + c * plan.slices, plan.slices) / n;
       CHECK(mv[c] == static_cast<double>(static_cast<T>(mu)));
-      CHECK(iv[c] == static_cast<double>(static_cast<T>(1.0 / std::sqrt(var + eps))));
+      CHECK(vv[c] == static_cast<double>(static_cast<T>(sq)));
+      CHECK(iv[c] == static_cast<double>(static_cast<T>(1.0 / std::sqrt(sq + eps))));
     }
   }
   for (const auto& l : sl.log) CHECK(l.grid <= static_cast<unsigned>(max_grid));
   {  // a second run under the other schedule: the same bits (no race, no
      // order that depends on which warp runs first)
     cuda_emu::ScheduleScope sched(other_schedule());
-    Tensor mean2, invstd2;
-    stats(mean2, invstd2);
+    Tensor mean2, var2, invstd2;
+    stats(mean2, var2, invstd2);
     CHECK(bitwise_equal(mean2, mean));
+    CHECK(bitwise_equal(var2, var));
     CHECK(bitwise_equal(invstd2, invstd));
   }
 

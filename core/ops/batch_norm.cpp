@@ -59,15 +59,16 @@ Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, bool
     SAGAN_CHECK(m > 1, "{}: expected more than 1 value per channel when training, got input {}", kOp,
                 shape_str(in_shape));
     Tensor mean = Tensor::empty({c}, x.dtype(), x.device());
+    Tensor var = Tensor::empty({c}, x.dtype(), x.device());
     Tensor invstd = Tensor::empty({c}, x.dtype(), x.device());
-    be.batch_norm_stats(x4, mean, invstd, eps);
+    be.batch_norm_stats(x4, mean, var, invstd, eps);
     be.batch_norm_normalize(x4, mean, invstd, out4);
     if (has_running) {
       NoGradGuard ng;
-      // Recover the biased variance from invstd and apply Bessel's correction.
-      Tensor var = mul(add(rdiv(1.0, square(invstd)), -eps), static_cast<double>(m) / static_cast<double>(m - 1));
+      // Bessel's correction of the kernel's biased variance, as PyTorch.
+      Tensor unbiased = mul(var, static_cast<double>(m) / static_cast<double>(m - 1));
       // Both values first, then both writes: nothing fails between them.
-      Tensor new_mean = blend(running_mean, mean, momentum), new_var = blend(running_var, var, momentum);
+      Tensor new_mean = blend(running_mean, mean, momentum), new_var = blend(running_var, unbiased, momentum);
       running_mean.copy_(new_mean);
       running_var.copy_(new_var);
     }

@@ -29,7 +29,7 @@ double plane_sum(int64_t hw, F f) {
 }
 }  // namespace
 
-void CpuBackend::batch_norm_stats(const Tensor& x, Tensor& mean, Tensor& invstd, double eps) {
+void CpuBackend::batch_norm_stats(const Tensor& x, Tensor& mean, Tensor& var, Tensor& invstd, double eps) {
   const Planes p = planes_of(x, "batch_norm_stats");
   const int64_t m = p.n * p.hw;
   SAGAN_CHECK(m > 0, "batch_norm_stats: no elements per channel in shape {}", shape_str(x.shape()));
@@ -37,6 +37,7 @@ void CpuBackend::batch_norm_stats(const Tensor& x, Tensor& mean, Tensor& invstd,
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* xp = static_cast<const T*>(x.raw_data());
     T* mp = static_cast<T*>(mean.raw_data());
+    T* vp = static_cast<T*>(var.raw_data());
     T* ip = static_cast<T*>(invstd.raw_data());
 #pragma omp parallel for schedule(static) if (p.c > 1 && x.numel() >= 32768)
     for (int64_t c = 0; c < p.c; ++c) {
@@ -56,8 +57,10 @@ void CpuBackend::batch_norm_stats(const Tensor& x, Tensor& mean, Tensor& invstd,
           return d * d;
         });
       }
+      const double v = ss / static_cast<double>(m);
       mp[c] = static_cast<T>(mu);
-      ip[c] = static_cast<T>(1.0 / std::sqrt(ss / static_cast<double>(m) + eps));
+      vp[c] = static_cast<T>(v);
+      ip[c] = static_cast<T>(1.0 / std::sqrt(v + eps));
     }
   });
 }

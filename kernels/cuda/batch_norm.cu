@@ -31,7 +31,7 @@ void launch_bn(cudaStream_t stream, const char* op, void (*kernel)(P...), const 
 }
 }  // namespace
 
-void CudaBackend::batch_norm_stats(const Tensor& x_in, Tensor& mean, Tensor& invstd, double eps) {
+void CudaBackend::batch_norm_stats(const Tensor& x_in, Tensor& mean, Tensor& var, Tensor& invstd, double eps) {
   const char* op = "batch_norm_stats";
   const Tensor x = dense(*this, x_in);
   const Dims d = dims_of(x);
@@ -49,7 +49,8 @@ void CudaBackend::batch_norm_stats(const Tensor& x_in, Tensor& mean, Tensor& inv
   dispatch_float(x.dtype(), op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     bn_stats_launches<T>(launch, plan, static_cast<const T*>(x.raw_data()), static_cast<T*>(mean.raw_data()),
-                         static_cast<T*>(invstd.raw_data()), ws.get<double>(), d.batch, d.channels, d.hw, eps);
+                         static_cast<T*>(var.raw_data()), static_cast<T*>(invstd.raw_data()), ws.get<double>(), d.batch,
+                         d.channels, d.hw, eps);
   });
 }
 

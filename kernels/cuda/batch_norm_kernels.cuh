@@ -107,8 +107,8 @@ __device__ __forceinline__ BnItem bn_item(int64_t item, int64_t batch, int64_t s
 
 // One slice: a block per channel (grid-stride over channels), both passes.
 template <class T>
-__global__ void __launch_bounds__(kBlock)
-    bn_stats_kernel(const T* x, T* mean, T* invstd, int64_t batch, int64_t channels, int64_t hw, double eps) {
+__global__ void __launch_bounds__(kBlock) bn_stats_kernel(const T* x, T* mean, T* var_out, T* invstd, int64_t batch,
+                                                          int64_t channels, int64_t hw, double eps) {
   __shared__ double smem[32];
   const double n = static_cast<double>(batch * hw);
   for (int64_t c = blockIdx.x; c < channels; c += gridDim.x) {
@@ -123,6 +123,7 @@ __global__ void __launch_bounds__(kBlock)
     const double var = block_sum(q, smem) / n;
     if (threadIdx.x == 0) {
       mean[c] = static_cast<T>(mu);
+      var_out[c] = static_cast<T>(var);
       invstd[c] = static_cast<T>(1.0 / std::sqrt(var + eps));
     }
   }
@@ -173,18 +174,19 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
-// Slices, pass 3: a warp per channel adds its partials; writes mean and
-// invstd = 1 / sqrt(var + eps).
+// Slices, pass 3: a warp per channel adds its partials; writes mean, the
+// biased var and invstd = 1 / sqrt(var + eps).
 template <class T>
 __global__ void __launch_bounds__(kBlock)
-    bn_stats_finalize_kernel(const double* ws, const double* ws2, T* mean, T* invstd, int64_t channels, int64_t slices,
-                             double n, double eps) {
+    bn_stats_finalize_kernel(const double* ws, const double* ws2, T* mean, T* var_out, T* invstd, int64_t channels,
+                             int64_t slices, double n, double eps) {
   const int64_t warps = thread_count() >> 5;
   for (int64_t c = thread_index() >> 5; c < channels; c += warps) {  // uniform per warp
     const double mu = warp_ordered_total(ws + c * slices, slices) / n;
     const double var = warp_ordered_total(ws2 + c * slices, slices) / n;
     if ((threadIdx.x & 31) == 0) {
       mean[c] = static_cast<T>(mu);
+      var_out[c] = static_cast<T>(var);
       invstd[c] = static_cast<T>(1.0 / std::sqrt(var + eps));
     }
   }
@@ -315,11 +317,11 @@ inline unsigned bn_grid(unsigned grid, int64_t max_grid) {
 }
 
 template <class T, class Launch>
-void bn_stats_launches(Launch&& launch, const BnPlan& plan, const T* x, T* mean, T* invstd, double* ws, int64_t batch,
-                       int64_t channels, int64_t hw, double eps, int64_t max_grid = kMaxBlocks) {
+void bn_stats_launches(Launch&& launch, const BnPlan& plan, const T* x, T* mean, T* var, T* invstd, double* ws,
+                       int64_t batch, int64_t channels, int64_t hw, double eps, int64_t max_grid = kMaxBlocks) {
   if (plan.slices == 1) {
-    launch(&bn_stats_kernel<T>, "bn_stats_kernel", bn_grid(grid_for_rows(channels), max_grid), x, mean, invstd, batch,
-           channels, hw, eps);
+    launch(&bn_stats_kernel<T>, "bn_stats_kernel", bn_grid(grid_for_rows(channels), max_grid), x, mean, var, invstd,
+           batch, channels, hw, eps);
     return;
   }
   const int64_t items = channels * plan.slices;
@@ -330,7 +332,7 @@ void bn_stats_launches(Launch&& launch, const BnPlan& plan, const T* x, T* mean,
   launch(&bn_stats_sq_kernel<T>, "bn_stats_sq_kernel", grid, x, static_cast<const double*>(ws), ws2, batch, channels,
          hw, plan.slices, plan.rows_per_slice);
   launch(&bn_stats_finalize_kernel<T>, "bn_stats_finalize_kernel", bn_grid(blocks_for(channels * 32), max_grid),
-         static_cast<const double*>(ws), static_cast<const double*>(ws2), mean, invstd, channels, plan.slices,
+         static_cast<const double*>(ws), static_cast<const double*>(ws2), mean, var, invstd, channels, plan.slices,
          static_cast<double>(batch * hw), eps);
 }
 

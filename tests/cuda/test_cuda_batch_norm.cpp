@@ -22,10 +22,11 @@ TEST_CASE("cuda batch norm statistics, normalize and backward match the cpu", "[
         for (double& e : v) e += 5.0;
         x = from_values(v, s, dt);
       }
-      Pair mean = outputs({C}, dt), invstd = outputs({C}, dt);
-      cpu().batch_norm_stats(x.cpu, mean.cpu, invstd.cpu, 1e-5);
-      gpu().batch_norm_stats(x.gpu, mean.gpu, invstd.gpu, 1e-5);
+      Pair mean = outputs({C}, dt), var = outputs({C}, dt), invstd = outputs({C}, dt);
+      cpu().batch_norm_stats(x.cpu, mean.cpu, var.cpu, invstd.cpu, 1e-5);
+      gpu().batch_norm_stats(x.gpu, mean.gpu, var.gpu, invstd.gpu, 1e-5);
       REQUIRE_PARITY(mean.gpu, mean.cpu, tol_for(dt));
+      REQUIRE_PARITY(var.gpu, var.cpu, tol_for(dt));
       REQUIRE_PARITY(invstd.gpu, invstd.cpu, tol_for(dt));
       // Normalise and differentiate with the CPU's statistics on both sides.
       Pair m = from_values(mean.cpu.to_vector(), {C}, dt), is = from_values(invstd.cpu.to_vector(), {C}, dt);
