@@ -95,6 +95,8 @@ def main():
     for hw in (8, 16, 32):
         bench_conv(opt, 256, 256, 1, hw)
     bench_conv(opt, 256, 3, 3, 32)
+    bench_conv(opt, 256, 1, 3, 32)
+    bench_conv(opt, 256, 12, 3, 32)
     bench_conv(opt, 3, 128, 3, 32)
     for hw in (32, 16, 8):
         bench_conv(opt, 128, 128, 3, hw)

@@ -1,15 +1,18 @@
-// Winograd F(2x2, 3x3) conv kernels (kernels/cpu/conv2d_winograd.cpp),
-// forced on for small shapes: the PyTorch golden, float64 gradient checks on
-// odd sizes (tiles sticking out of the image), forward and both gradients
-// against a naive loop on the chunked and threaded paths, float32 against
-// float64 at SAGAN widths, agreement with the im2col path, which convs
-// the automatic choice sends to Winograd, and errors.
+// The CPU's two special paths for 3x3/stride-1/pad-1 convs, Winograd
+// F(2x2, 3x3) (kernels/cpu/conv2d_winograd.cpp) and the direct loops for few
+// outputs (kernels/cpu/conv2d_direct.cpp), each forced on for any shape: the
+// PyTorch golden, float64 gradient checks on odd sizes (tiles and row
+// segments sticking out of the image), forward and both gradients against
+// a naive loop on the chunked and threaded paths, float32 against float64
+// and im2col, which convs the automatic choice sends where, and errors.
 #include <array>
 #include <catch2/catch.hpp>
 #include <cmath>
 
 #include "core/ops.h"
+#include "kernels/cpu/conv2d_direct.h"
 #include "kernels/cpu/conv2d_winograd.h"
+#include "kernels/cpu/conv3x3_algo.h"
 #include "tests/golden/conv_matmul_goldens.h"
 #include "tests/support/assertions.h"
 
@@ -64,10 +67,16 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
   return m;
 }
 
+// The two paths that replace im2col, one per GENERATE.
+cpu::Conv3x3Algo fast_path() { return GENERATE(cpu::Conv3x3Algo::kWinograd, cpu::Conv3x3Algo::kDirect); }
+const char* name_of(cpu::Conv3x3Algo a) { return a == cpu::Conv3x3Algo::kWinograd ? "winograd" : "direct"; }
+
 }  // namespace
 
-TEST_CASE("winograd conv2d matches the PyTorch golden, forward and backward", "[conv2d_winograd]") {
-  AlgoScope force(cpu::Conv3x3Algo::kWinograd);
+TEST_CASE("3x3 conv2d paths match the PyTorch golden, forward and backward", "[conv2d_3x3]") {
+  const cpu::Conv3x3Algo algo = fast_path();
+  INFO(name_of(algo));
+  AlgoScope force(algo);
   const auto& c = conv_matmul_case("conv2d_k3_s1_p1_bias");
   Tensor x = golden_tensor(c, "x").set_requires_grad(true);
   Tensor w = golden_tensor(c, "w").set_requires_grad(true);
@@ -80,8 +89,10 @@ TEST_CASE("winograd conv2d matches the PyTorch golden, forward and backward", "[
   REQUIRE_CLOSE(b.grad(), golden_tensor(c, "gb"), 1e-12, 1e-12);
 }
 
-TEST_CASE("winograd conv2d gradients on odd sizes", "[conv2d_winograd][gradcheck]") {
-  AlgoScope force(cpu::Conv3x3Algo::kWinograd);
+TEST_CASE("3x3 conv2d paths' gradients on odd sizes", "[conv2d_3x3][gradcheck]") {
+  const cpu::Conv3x3Algo algo = fast_path();
+  INFO(name_of(algo));
+  AlgoScope force(algo);
   Rng gen(31);
   // Odd H and W leave half tiles at the bottom and right; 1x1 and 1x2
   // images are a single tile that is mostly padding.
@@ -92,8 +103,10 @@ TEST_CASE("winograd conv2d gradients on odd sizes", "[conv2d_winograd][gradcheck
   }
 }
 
-TEST_CASE("winograd conv2d against a naive loop on the chunked and threaded paths", "[conv2d_winograd]") {
-  AlgoScope force(cpu::Conv3x3Algo::kWinograd);
+TEST_CASE("3x3 conv2d paths against a naive loop on the chunked and threaded paths", "[conv2d_3x3]") {
+  const cpu::Conv3x3Algo algo = fast_path();
+  INFO(name_of(algo));
+  AlgoScope force(algo);
   Rng gen(32);
   struct Case {
     int64_t B, Ci, Co, H, W;
@@ -116,14 +129,18 @@ TEST_CASE("winograd conv2d against a naive loop on the chunked and threaded path
   }
 }
 
-TEST_CASE("winograd conv2d float32 agrees with float64 and with im2col at SAGAN widths", "[conv2d_winograd]") {
+TEST_CASE("3x3 conv2d paths in float32 agree with float64 and with im2col at SAGAN widths", "[conv2d_3x3]") {
+  const cpu::Conv3x3Algo algo = fast_path();
+  INFO(name_of(algo));
   Rng gen(33);
-  // 128 channels at 8x8 (D) and 64 channels at an odd 9x7 map.
-  for (auto [C, H, W] : {std::tuple<int64_t, int64_t, int64_t>{128, 8, 8}, {64, 9, 7}}) {
-    INFO("C " << C << " H " << H << " W " << W);
-    Tensor x = randn64({4, C, H, W}, gen, false), w = randn64({C, C, 3, 3}, gen, false);
-    Tensor b = randn64({C}, gen, false), gy = randn64({4, C, H, W}, gen, false);
-    w = mul(w, 1.0 / std::sqrt(9.0 * static_cast<double>(C)));  // unit-scale outputs, as with xavier init
+  // 128 channels at 8x8 (D), 64 channels at an odd 9x7 map, the generator's
+  // 256 -> 3 head at an odd 17x19 (two row segments, the second partial).
+  for (auto [Ci, Co, H, W] :
+       {std::tuple<int64_t, int64_t, int64_t, int64_t>{128, 128, 8, 8}, {64, 64, 9, 7}, {256, 3, 17, 19}}) {
+    INFO("Ci " << Ci << " Co " << Co << " H " << H << " W " << W);
+    Tensor x = randn64({4, Ci, H, W}, gen, false), w = randn64({Co, Ci, 3, 3}, gen, false);
+    Tensor b = randn64({Co}, gen, false), gy = randn64({4, Co, H, W}, gen, false);
+    w = mul(w, 1.0 / std::sqrt(9.0 * static_cast<double>(Ci)));  // unit-scale outputs, as with xavier init
     auto run = [&](cpu::Conv3x3Algo algo, DType dt) {
       AlgoScope scope(algo);
       Tensor xi = x.detach().to(dt).set_requires_grad(true), wi = w.detach().to(dt).set_requires_grad(true);
@@ -132,48 +149,74 @@ TEST_CASE("winograd conv2d float32 agrees with float64 and with im2col at SAGAN 
       return std::array<Tensor, 3>{y.detach().to(DType::F64), xi.grad().to(DType::F64), wi.grad().to(DType::F64)};
     };
     auto ref = run(cpu::Conv3x3Algo::kIm2col, DType::F64);
-    auto w64 = run(cpu::Conv3x3Algo::kWinograd, DType::F64);
-    auto w32 = run(cpu::Conv3x3Algo::kWinograd, DType::F32);
+    auto w64 = run(algo, DType::F64);
+    auto w32 = run(algo, DType::F32);
     auto i32 = run(cpu::Conv3x3Algo::kIm2col, DType::F32);
     for (int k = 0; k < 3; ++k) {
       INFO("output " << k << " (y, gx, gw)");
       REQUIRE_CLOSE(w64[k], ref[k], 1e-12, 1e-11);
-      // float32 Winograd within a small factor of float32 im2col's own error.
+      // float32 on this path within a small factor of float32 im2col's own error.
       const double err_w = max_abs_diff(w32[k], ref[k]), err_i = max_abs_diff(i32[k], ref[k]);
       const double scale = max_abs_diff(ref[k], Tensor());
-      INFO("winograd f32 error " << err_w << ", im2col f32 error " << err_i << ", scale " << scale);
+      INFO(name_of(algo) << " f32 error " << err_w << ", im2col f32 error " << err_i << ", scale " << scale);
       CHECK(err_w <= 4 * err_i + 1e-6 * scale);
       CHECK(err_w <= 2e-5 * scale);
     }
   }
 }
 
-TEST_CASE("winograd is chosen for 3x3 stride-1 pad-1 convs with enough channels", "[conv2d_winograd]") {
+TEST_CASE("3x3 stride-1 pad-1 convs go to Winograd when wide, to the direct loops when few outputs, else im2col",
+          "[conv2d_3x3]") {
+  using cpu::ConvPath;
   AlgoScope automatic(cpu::Conv3x3Algo::kAuto);
-  CHECK(cpu::use_winograd(256, 256, 3, 1, 1));
-  CHECK(cpu::use_winograd(128, 128, 3, 1, 1));
-  CHECK(cpu::use_winograd(16, 16, 3, 1, 1));
-  CHECK_FALSE(cpu::use_winograd(3, 128, 3, 1, 1));    // D's first conv: im2col's K = 27 is better
-  CHECK_FALSE(cpu::use_winograd(256, 3, 3, 1, 1));    // G's output conv
-  CHECK_FALSE(cpu::use_winograd(128, 128, 3, 2, 1));  // strided
-  CHECK_FALSE(cpu::use_winograd(128, 128, 3, 1, 0));  // unpadded
-  CHECK_FALSE(cpu::use_winograd(128, 128, 1, 1, 0));  // pointwise
+  CHECK(cpu::conv3x3_path(256, 256, 3, 1, 1) == ConvPath::kWinograd);
+  CHECK(cpu::conv3x3_path(128, 128, 3, 1, 1) == ConvPath::kWinograd);
+  CHECK(cpu::conv3x3_path(16, 16, 3, 1, 1) == ConvPath::kWinograd);
+  CHECK(cpu::conv3x3_path(3, 128, 3, 1, 1) == ConvPath::kIm2col);   // D's first conv: im2col's K = 27 is better
+  CHECK(cpu::conv3x3_path(256, 3, 3, 1, 1) == ConvPath::kDirect);   // G's output conv
+  CHECK(cpu::conv3x3_path(64, 1, 3, 1, 1) == ConvPath::kDirect);    // a gray image's
+  CHECK(cpu::conv3x3_path(256, 15, 3, 1, 1) == ConvPath::kDirect);  // just too few for Winograd
+  CHECK(cpu::conv3x3_path(3, 8, 3, 1, 1) == ConvPath::kDirect);
+  CHECK(cpu::conv3x3_path(128, 128, 3, 2, 1) == ConvPath::kIm2col);  // strided
+  CHECK(cpu::conv3x3_path(128, 128, 3, 1, 0) == ConvPath::kIm2col);  // unpadded
+  CHECK(cpu::conv3x3_path(128, 128, 1, 1, 0) == ConvPath::kIm2col);  // pointwise
+  CHECK(cpu::conv3x3_path(256, 3, 1, 1, 0) == ConvPath::kIm2col);    // pointwise, few outputs
   {
     AlgoScope off(cpu::Conv3x3Algo::kIm2col);
-    CHECK_FALSE(cpu::use_winograd(256, 256, 3, 1, 1));
+    CHECK(cpu::conv3x3_path(256, 256, 3, 1, 1) == ConvPath::kIm2col);
+    CHECK(cpu::conv3x3_path(256, 3, 3, 1, 1) == ConvPath::kIm2col);
+  }
+  {
+    AlgoScope on(cpu::Conv3x3Algo::kDirect);
+    CHECK(cpu::conv3x3_path(256, 256, 3, 1, 1) == ConvPath::kDirect);
+    CHECK(cpu::conv3x3_path(256, 3, 3, 2, 1) == ConvPath::kIm2col);  // never for other geometry
   }
   AlgoScope on(cpu::Conv3x3Algo::kWinograd);
-  CHECK(cpu::use_winograd(3, 2, 3, 1, 1));
-  CHECK_FALSE(cpu::use_winograd(3, 2, 3, 2, 1));  // never for other geometry
+  CHECK(cpu::conv3x3_path(3, 2, 3, 1, 1) == ConvPath::kWinograd);
+  CHECK(cpu::conv3x3_path(3, 2, 3, 2, 1) == ConvPath::kIm2col);  // never for other geometry
 }
 
-TEST_CASE("winograd kernels name the op and shapes on a wrong kernel size", "[conv2d_winograd][errors]") {
+TEST_CASE("3x3 algorithm names round-trip and a bad one is rejected with the choices", "[conv2d_3x3][errors]") {
+  for (cpu::Conv3x3Algo a :
+       {cpu::Conv3x3Algo::kAuto, cpu::Conv3x3Algo::kIm2col, cpu::Conv3x3Algo::kWinograd, cpu::Conv3x3Algo::kDirect})
+    CHECK(cpu::parse_conv3x3_algo(cpu::conv3x3_algo_name(a), "x") == a);
+  REQUIRE_THROWS_WITH(cpu::parse_conv3x3_algo("fft", "environment variable SAGAN_CONV3X3"),
+                      Catch::Contains("SAGAN_CONV3X3") && Catch::Contains("'fft'") && Catch::Contains("direct"));
+}
+
+TEST_CASE("3x3 conv2d paths name the op and shapes on a wrong kernel size", "[conv2d_3x3][errors]") {
   Tensor x = Tensor::zeros({2, 3, 5, 5}), w1 = Tensor::zeros({4, 3, 1, 1}), y = Tensor::zeros({2, 4, 5, 5});
+  Tensor gw = Tensor::zeros({4, 3, 1, 1});
   REQUIRE_THROWS_WITH(cpu::winograd_conv2d(x, w1, std::nullopt, y),
                       Catch::Contains("conv2d") && Catch::Contains("3x3") && Catch::Contains("[4, 3, 1, 1]"));
   REQUIRE_THROWS_WITH(cpu::winograd_conv2d_backward_input(y, w1, x),
                       Catch::Contains("conv2d_backward_input") && Catch::Contains("[4, 3, 1, 1]"));
-  Tensor gw = Tensor::zeros({4, 3, 1, 1});
   REQUIRE_THROWS_WITH(cpu::winograd_conv2d_backward_weight(y, x, gw),
+                      Catch::Contains("conv2d_backward_weight") && Catch::Contains("[4, 3, 1, 1]"));
+  REQUIRE_THROWS_WITH(cpu::direct_conv2d(x, w1, std::nullopt, y),
+                      Catch::Contains("conv2d") && Catch::Contains("3x3") && Catch::Contains("[4, 3, 1, 1]"));
+  REQUIRE_THROWS_WITH(cpu::direct_conv2d_backward_input(y, w1, x),
+                      Catch::Contains("conv2d_backward_input") && Catch::Contains("[4, 3, 1, 1]"));
+  REQUIRE_THROWS_WITH(cpu::direct_conv2d_backward_weight(y, x, gw),
                       Catch::Contains("conv2d_backward_weight") && Catch::Contains("[4, 3, 1, 1]"));
 }

@@ -3,8 +3,9 @@
 //   backward-input   cols_b (K,P) = W^T @ gy_b (Co,P), then col2im into gx_b
 //   backward-weight  gW (Co,K)   += gy_b @ cols_b^T
 // A 1x1 stride-1 unpadded conv has cols_b = x_b, so it skips im2col. 3x3
-// stride-1 pad-1 convs with enough channels go to Winograd F(2x2, 3x3)
-// instead (conv2d_winograd.cpp). Images
+// stride-1 pad-1 convs go to Winograd F(2x2, 3x3) when both channel counts
+// are wide (conv2d_winograd.cpp) and to direct loops when there are few
+// outputs (conv2d_direct.cpp), as conv3x3_path() decides. Images
 // go in chunks: small feature maps are batched side by side in one buffer so
 // that each GEMM is wide enough to run near peak. Chunks run in parallel in
 // groups fixed by the shapes (image_chunks.h), each GEMM single-threaded, so
@@ -15,7 +16,9 @@
 #include <vector>
 #include "core/eigen.h"
 
+#include "kernels/cpu/conv2d_direct.h"
 #include "kernels/cpu/conv2d_winograd.h"
+#include "kernels/cpu/conv3x3_algo.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/im2col.h"
 #include "kernels/cpu/image_chunks.h"
@@ -109,7 +112,14 @@ void CpuBackend::conv2d(const Tensor& x, const Tensor& w, const std::optional<Te
     return;
   }
   const Dims d = dims_of(x, w.size(0), w.size(2), out, g);
-  if (cpu::use_winograd(d.Ci, d.Co, d.k, d.s, d.p)) return cpu::winograd_conv2d(x, w, bias, out);
+  switch (cpu::conv3x3_path(d.Ci, d.Co, d.k, d.s, d.p)) {
+    case cpu::ConvPath::kWinograd:
+      return cpu::winograd_conv2d(x, w, bias, out);
+    case cpu::ConvPath::kDirect:
+      return cpu::direct_conv2d(x, w, bias, out);
+    case cpu::ConvPath::kIm2col:
+      break;
+  }
   const cpu::ChunkPlan pl = cpu::plan_chunks(d.B, d.P(), kChunkCols);
   dispatch_float(x.dtype(), "conv2d", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
@@ -154,7 +164,14 @@ void CpuBackend::conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor
     return;
   }
   const Dims d = dims_of(gx, w.size(0), w.size(2), gy, g);
-  if (cpu::use_winograd(d.Ci, d.Co, d.k, d.s, d.p)) return cpu::winograd_conv2d_backward_input(gy, w, gx);
+  switch (cpu::conv3x3_path(d.Ci, d.Co, d.k, d.s, d.p)) {
+    case cpu::ConvPath::kWinograd:
+      return cpu::winograd_conv2d_backward_input(gy, w, gx);
+    case cpu::ConvPath::kDirect:
+      return cpu::direct_conv2d_backward_input(gy, w, gx);
+    case cpu::ConvPath::kIm2col:
+      break;
+  }
   const cpu::ChunkPlan pl = cpu::plan_chunks(d.B, d.P(), kChunkCols);
   dispatch_float(gy.dtype(), "conv2d_backward_input", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
@@ -193,7 +210,14 @@ void CpuBackend::conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tenso
     return;
   }
   const Dims d = dims_of(x, gw.size(0), gw.size(2), gy, g);
-  if (cpu::use_winograd(d.Ci, d.Co, d.k, d.s, d.p)) return cpu::winograd_conv2d_backward_weight(gy, x, gw);
+  switch (cpu::conv3x3_path(d.Ci, d.Co, d.k, d.s, d.p)) {
+    case cpu::ConvPath::kWinograd:
+      return cpu::winograd_conv2d_backward_weight(gy, x, gw);
+    case cpu::ConvPath::kDirect:
+      return cpu::direct_conv2d_backward_weight(gy, x, gw);
+    case cpu::ConvPath::kIm2col:
+      break;
+  }
   const cpu::ChunkPlan pl = cpu::plan_chunks(d.B, d.P(), kChunkCols);
   dispatch_float(gy.dtype(), "conv2d_backward_weight", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;

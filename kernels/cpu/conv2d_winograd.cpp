@@ -22,8 +22,6 @@
 #include "kernels/cpu/conv2d_winograd.h"
 
 #include <algorithm>
-#include <atomic>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -36,20 +34,6 @@
 namespace sagan::cpu {
 
 namespace {
-
-Conv3x3Algo algo_from_env() {
-  const char* e = std::getenv("SAGAN_CONV3X3");
-  if (e == nullptr) return Conv3x3Algo::kAuto;
-  std::string s = e;
-  if (s == "im2col") return Conv3x3Algo::kIm2col;
-  if (s == "winograd") return Conv3x3Algo::kWinograd;
-  return Conv3x3Algo::kAuto;
-}
-
-std::atomic<Conv3x3Algo>& algo_setting() {
-  static std::atomic<Conv3x3Algo> a{algo_from_env()};
-  return a;
-}
 
 template <class T>
 using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -293,22 +277,6 @@ void check_geometry(const char* op, const Tensor& a, const Tensor& w) {
 }
 
 }  // namespace
-
-void set_conv3x3_algo(Conv3x3Algo algo) { algo_setting().store(algo); }
-Conv3x3Algo conv3x3_algo() { return algo_setting().load(); }
-
-bool use_winograd(int64_t ci, int64_t co, int64_t k, int64_t stride, int64_t pad) {
-  if (k != 3 || stride != 1 || pad != 1) return false;
-  switch (conv3x3_algo()) {
-    case Conv3x3Algo::kIm2col:
-      return false;
-    case Conv3x3Algo::kWinograd:
-      return true;
-    case Conv3x3Algo::kAuto:
-      break;
-  }
-  return ci >= kWinogradMinChannels && co >= kWinogradMinChannels;
-}
 
 void winograd_conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out) {
   check_geometry("conv2d", x, w);

@@ -1,0 +1,37 @@
+// Which algorithm the CPU's 3x3, stride-1, pad-1 convolutions (all of
+// SAGAN's 3x3 convs) use; conv2d.cpp asks conv3x3_path() for every conv and
+// routes it to im2col + GEMM (conv2d.cpp), Winograd F(2x2, 3x3)
+// (conv2d_winograd.cpp) or the direct loops (conv2d_direct.cpp).
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace sagan::cpu {
+
+// kAuto picks by the channel counts (conv3x3_path). The initial value comes
+// from the environment variable SAGAN_CONV3X3 = auto | im2col | winograd |
+// direct (for A/B measurements without a rebuild; another value is an
+// error naming the variable); set_conv3x3_algo() overrides it process-wide
+// (tests, benchmarks).
+enum class Conv3x3Algo { kAuto, kIm2col, kWinograd, kDirect };
+void set_conv3x3_algo(Conv3x3Algo algo);
+Conv3x3Algo conv3x3_algo();
+// "auto", "im2col", "winograd", "direct" and back; a bad name throws an
+// Error naming `what` and the choices.
+const char* conv3x3_algo_name(Conv3x3Algo algo);
+Conv3x3Algo parse_conv3x3_algo(const std::string& text, const std::string& what);
+
+// Winograd needs both channel counts at least this large: below it the
+// transforms cost more than the 16 per-position GEMMs save.
+inline constexpr int64_t kWinogradMinChannels = 16;
+// The direct loops take the convs with fewer outputs than Winograd needs:
+// im2col's GEMM is then only Co rows tall and far below peak (the
+// generator's 3x3 256->3 head; measured from 1 to 12 outputs in
+// docs/benchmarks.md).
+enum class ConvPath { kIm2col, kWinograd, kDirect };
+
+// The path for a conv with these channels and geometry: only 3x3/stride-1/
+// pad-1 convs leave im2col.
+ConvPath conv3x3_path(int64_t ci, int64_t co, int64_t k, int64_t stride, int64_t pad);
+
+}  // namespace sagan::cpu
