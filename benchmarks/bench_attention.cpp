@@ -231,8 +231,10 @@ int main(int argc, char** argv) {
     else if (a == "--list")
       list = true;
     else {
-      std::fprintf(stderr, "usage: bench_attention [--reps R] [--batches 64,256] [--only I] [--list]\n");
-      return 2;
+      const bool help = a == "--help" || a == "-h";
+      std::fprintf(help ? stdout : stderr,
+                   "usage: bench_attention [--reps R] [--batches 64,256] [--only I] [--list]\n");
+      return help ? 0 : 2;
     }
   }
   const std::vector<Config> cfgs = configs(batches);

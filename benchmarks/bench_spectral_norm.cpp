@@ -201,8 +201,9 @@ int main(int argc, char** argv) {
     else if (a == "--list")
       list = true;
     else {
-      std::fprintf(stderr, "usage: bench_spectral_norm [--reps R] [--inner I] [--list]\n");
-      return 2;
+      const bool help = a == "--help" || a == "-h";
+      std::fprintf(help ? stdout : stderr, "usage: bench_spectral_norm [--reps R] [--inner I] [--list]\n");
+      return help ? 0 : 2;
     }
   }
   if (list) {  // the layer sets and their floors' bytes

@@ -59,12 +59,12 @@ struct Options {
   std::string precision = "fp32";
 };
 
+constexpr const char* kUsage =
+    "usage: bench_train_step [--device auto|cpu|cuda] [--resolution R] [--ch C] [--batch B] [--classes K] "
+    "[--repeats N] [--warmup N] [--cuda-graph] [--precision fp32|tf32|bf16] [--no-deterministic]\n";
+
 [[noreturn]] void usage(const char* why) {
-  std::fprintf(stderr,
-               "bench_train_step: %s\nusage: bench_train_step [--device auto|cpu|cuda] [--resolution R] [--ch C] "
-               "[--batch B] [--classes K] [--repeats N] [--warmup N] [--cuda-graph] [--precision fp32|tf32|bf16] "
-               "[--no-deterministic]\n",
-               why);
+  std::fprintf(stderr, "bench_train_step: %s\n%s", why, kUsage);
   std::exit(2);
 }
 
@@ -84,7 +84,10 @@ Options parse(int argc, char** argv) {
         usage((a + ": '" + v + "' is not an integer >= " + std::to_string(lo)).c_str());
       return static_cast<int64_t>(n);
     };
-    if (a == "--cuda-graph")
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else if (a == "--cuda-graph")
       o.cuda_graph = true;
     else if (a == "--no-deterministic")
       o.deterministic = false;
@@ -97,8 +100,7 @@ Options parse(int argc, char** argv) {
       } catch (const Error& e) {
         usage(e.what());
       }
-    }
-    else if (a == "--resolution")
+    } else if (a == "--resolution")
       o.resolutions.push_back(integer(32));
     else if (a == "--ch")
       o.ch = integer(1);
@@ -187,11 +189,9 @@ void bench(const Options& o, int64_t res) {
   }
   std::sort(secs.begin(), secs.end());
   std::string name = fmt::format("SAGAN-{} ch{} b{}", res, o.ch, o.batch);
-  const std::string impl =
-      std::string(o.cuda_graph ? "sagan-graph" : "sagan") + (o.deterministic ? "" : "-nondet") +
-      (o.precision == "fp32" ? "" : "@" + o.precision);
-  std::printf("%s\t%s\t%s\t%.4f\t%.4f\t%.0f\n", name.c_str(), impl.c_str(),
-              device_name(trainer.device()).c_str(),
+  const std::string impl = std::string(o.cuda_graph ? "sagan-graph" : "sagan") + (o.deterministic ? "" : "-nondet") +
+                           (o.precision == "fp32" ? "" : "@" + o.precision);
+  std::printf("%s\t%s\t%s\t%.4f\t%.4f\t%.0f\n", name.c_str(), impl.c_str(), device_name(trainer.device()).c_str(),
               secs[secs.size() / 2], secs.front(), peak_mib(trainer.device()));
   std::fflush(stdout);
 }
