@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "kernels/cuda/cublas_api.h"
+
 namespace sagan::cuda {
 
 void throw_cuda_error(const char* op, const char* call, cudaError_t err) {
@@ -17,7 +19,8 @@ void throw_cuda_error(const char* op, const char* call, cudaError_t err) {
 // behind; cleared for the same reason.
 void throw_cublas_error(const char* op, const char* call, cublasStatus_t st) {
   (void)cudaGetLastError();
-  SAGAN_FAIL("{}: {} failed: {} ({})", op, call, cublasGetStatusString(st), cublasGetStatusName(st));
+  SAGAN_FAIL("{}: {} failed: {} ({})", op, call, cublas_api().cublasGetStatusString(st),
+             cublas_api().cublasGetStatusName(st));
 }
 
 void throw_cudnn_error(const char* op, const char* call, cudnnStatus_t st) {

@@ -8,6 +8,7 @@
 
 #include "core/matmul_precision.h"
 #include "kernels/cuda/conv_plan.h"
+#include "kernels/cuda/cublas_api.h"
 
 namespace sagan {
 
@@ -53,10 +54,10 @@ CudaBackend::CudaBackend(int index) : Backend(Device::cuda(index)), index_(index
   cuda::DeviceGuard guard(index_);
   SAGAN_CUDA_CHECK("cuda init", cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   SAGAN_CUDA_CHECK("cuda init", cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, index_));
-  SAGAN_CUBLAS_CHECK("cuda init", cublasCreate(&cublas_));
-  SAGAN_CUBLAS_CHECK("cuda init", cublasSetStream(cublas_, stream_));
-  SAGAN_CUBLAS_CHECK("cuda init", cublasSetMathMode(cublas_, cublas_math_));
-  SAGAN_CUBLAS_CHECK("cuda init", cublasSetPointerMode(cublas_, CUBLAS_POINTER_MODE_HOST));
+  SAGAN_CUBLAS_CHECK("cuda init", cuda::cublas_api().cublasCreate(&cublas_));
+  SAGAN_CUBLAS_CHECK("cuda init", cuda::cublas_api().cublasSetStream(cublas_, stream_));
+  SAGAN_CUBLAS_CHECK("cuda init", cuda::cublas_api().cublasSetMathMode(cublas_, cublas_math_));
+  SAGAN_CUBLAS_CHECK("cuda init", cuda::cublas_api().cublasSetPointerMode(cublas_, CUBLAS_POINTER_MODE_HOST));
   // cuBLAS's own default workspace lives outside this allocator (since CUDA
   // 12.2 allocated stream-ordered, which a capture records as memory nodes
   // of the graph, and which can fail when this allocator's cache holds the
@@ -64,13 +65,14 @@ CudaBackend::CudaBackend(int index) : Backend(Device::cuda(index)), index_(index
   // call, captured and plain alike; PyTorch does the same. 32 MiB is the
   // size cuBLAS's documentation recommends for Hopper.
   cublas_workspace_ = buffer(kCublasWorkspaceBytes);
-  SAGAN_CUBLAS_CHECK("cuda init", cublasSetWorkspace(cublas_, cublas_workspace_.get(), cublas_workspace_.size()));
+  SAGAN_CUBLAS_CHECK("cuda init",
+                     cuda::cublas_api().cublasSetWorkspace(cublas_, cublas_workspace_.get(), cublas_workspace_.size()));
 }
 
 CudaBackend::~CudaBackend() {
   conv_plans_.clear();
   if (cudnn_) cudnnDestroy(cudnn_);
-  if (cublas_) cublasDestroy(cublas_);
+  if (cublas_) cuda::cublas_api().cublasDestroy(cublas_);
   if (stream_) cudaStreamDestroy(stream_);
 }
 
@@ -78,7 +80,7 @@ cublasHandle_t CudaBackend::cublas(bool allow_tf32) {
   const bool tf32 = cuda_tf32_enabled() || matmul_precision() == MatmulPrecision::Tf32;
   const cublasMath_t want = allow_tf32 && tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
   if (want != cublas_math_) {
-    SAGAN_CUBLAS_CHECK("cublas", cublasSetMathMode(cublas_, want));
+    SAGAN_CUBLAS_CHECK("cublas", cuda::cublas_api().cublasSetMathMode(cublas_, want));
     cublas_math_ = want;
   }
   return cublas_;

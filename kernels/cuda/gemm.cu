@@ -6,6 +6,7 @@
 // gemm_plan.h's, tested on the CPU.
 #include "core/matmul_precision.h"
 #include "kernels/cuda/blas.h"
+#include "kernels/cuda/cublas_api.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/gemm_kernels.cuh"
 #include "kernels/cuda/gemm_plan.h"
@@ -20,15 +21,17 @@ cublasStatus_t gemm_call(cublasHandle_t h, cublasOperation_t ta, cublasOperation
                          const float* alpha, const float* a, int64_t lda, int64_t sa, const float* b, int64_t ldb,
                          int64_t sb, const float* beta, float* c, int64_t ldc, int64_t sc, int64_t batch) {
   if (matmul_precision() == MatmulPrecision::Bf16)
-    return cublasGemmStridedBatchedEx_64(h, ta, tb, m, n, k, alpha, a, CUDA_R_32F, lda, sa, b, CUDA_R_32F, ldb, sb,
-                                         beta, c, CUDA_R_32F, ldc, sc, batch, CUBLAS_COMPUTE_32F_FAST_16BF,
-                                         CUBLAS_GEMM_DEFAULT);
-  return cublasSgemmStridedBatched_64(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
+    return cublas_api().cublasGemmStridedBatchedEx_64(h, ta, tb, m, n, k, alpha, a, CUDA_R_32F, lda, sa, b, CUDA_R_32F,
+                                                      ldb, sb, beta, c, CUDA_R_32F, ldc, sc, batch,
+                                                      CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_GEMM_DEFAULT);
+  return cublas_api().cublasSgemmStridedBatched_64(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
+                                                   batch);
 }
 cublasStatus_t gemm_call(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
                          const double* alpha, const double* a, int64_t lda, int64_t sa, const double* b, int64_t ldb,
                          int64_t sb, const double* beta, double* c, int64_t ldc, int64_t sc, int64_t batch) {
-  return cublasDgemmStridedBatched_64(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
+  return cublas_api().cublasDgemmStridedBatched_64(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
+                                                   batch);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 // matrix W^T with ld = in: W^T u is gemv(N) and W v is gemv(T) on it.
 #include <climits>
 
+#include "kernels/cuda/cublas_api.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/sn_power_batched.h"
@@ -27,11 +28,11 @@ using namespace cuda;
 
 cublasStatus_t gemv(cublasHandle_t h, cublasOperation_t t, int64_t m, int64_t n, const float* alpha, const float* a,
                     int64_t lda, const float* x, int64_t incx, const float* beta, float* y, int64_t incy) {
-  return cublasSgemv_v2_64(h, t, m, n, alpha, a, lda, x, incx, beta, y, incy);
+  return cublas_api().cublasSgemv_64(h, t, m, n, alpha, a, lda, x, incx, beta, y, incy);
 }
 cublasStatus_t gemv(cublasHandle_t h, cublasOperation_t t, int64_t m, int64_t n, const double* alpha, const double* a,
                     int64_t lda, const double* x, int64_t incx, const double* beta, double* y, int64_t incy) {
-  return cublasDgemv_v2_64(h, t, m, n, alpha, a, lda, x, incx, beta, y, incy);
+  return cublas_api().cublasDgemv_64(h, t, m, n, alpha, a, lda, x, incx, beta, y, incy);
 }
 }  // namespace
 
