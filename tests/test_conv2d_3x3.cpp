@@ -165,6 +165,26 @@ TEST_CASE("3x3 conv2d paths in float32 agree with float64 and with im2col at SAG
   }
 }
 
+TEST_CASE("the direct path's weight gradient is finite where im2col's is, with an infinite input", "[conv2d_3x3]") {
+  // An inf in the last column: the direct loops' row segment is wider than
+  // the 7 columns, and a lane past the image must not multiply a zero
+  // gradient by it (0 * inf = NaN).
+  Tensor x = Tensor::from_vector(std::vector<double>{1, 2, 3, 4, 5, 6, INFINITY}, {1, 1, 1, 7}, DType::F64);
+  Tensor w = Tensor::ones({3, 1, 3, 3}, DType::F64), gy = Tensor::ones({1, 3, 1, 7}, DType::F64);
+  auto grad_w = [&](cpu::Conv3x3Algo algo) {
+    AlgoScope scope(algo);
+    Tensor gw = Tensor::zeros(w.shape(), DType::F64);
+    backend_for(Device::cpu()).conv2d_backward_weight(gy, x, gw, {1, 1});
+    return gw.to_vector();
+  };
+  const std::vector<double> direct = grad_w(cpu::Conv3x3Algo::kDirect), im2col = grad_w(cpu::Conv3x3Algo::kIm2col);
+  for (size_t k = 0; k < direct.size(); ++k) {
+    INFO("element " << k << ": direct " << direct[k] << ", im2col " << im2col[k]);
+    CHECK(std::isnan(direct[k]) == std::isnan(im2col[k]));
+    CHECK((std::isfinite(direct[k]) ? direct[k] : 0.0) == (std::isfinite(im2col[k]) ? im2col[k] : 0.0));
+  }
+}
+
 TEST_CASE("3x3 stride-1 pad-1 convs go to Winograd when wide, to the direct loops when few outputs, else im2col",
           "[conv2d_3x3]") {
   using cpu::ConvPath;

@@ -71,6 +71,10 @@ TEST_CASE("CPU convolutions and GEMMs give the same bits for any thread count", 
     check_thread_independent([](const auto& v) { return conv2d(v[0], v[1], v[2], 1, 1); },
                              {R({10, 32, 8, 8}), R({32, 32, 3, 3}), R({32})});
   }
+  SECTION("3x3 conv, direct loops (3 outputs, a partial row segment), a batch of 12") {
+    check_thread_independent([](const auto& v) { return conv2d(v[0], v[1], v[2], 1, 1); },
+                             {R({12, 40, 19, 19}), R({3, 40, 3, 3}), R({3})});
+  }
   SECTION("3x3 conv, a batch of 2 (fewer images than threads)") {
     check_thread_independent([](const auto& v) { return conv2d(v[0], v[1], v[2], 1, 1); },
                              {R({2, 32, 10, 10}), R({32, 32, 3, 3}), R({32})});
