@@ -7,7 +7,8 @@
 // the input and weight gradients (plus the bias gradient where there is a
 // bias), i.e. twice the forward FLOPs.
 //
-//   bench_cpu_ops [--repeats N] [--warmup N] [--filter SUBSTRING]
+//   bench_cpu_ops [--repeats N] [--warmup N] [--filter SUBSTRING]...
+// (with --filter given, the rows whose names contain any of them)
 #include <omp.h>
 
 #include <algorithm>
@@ -27,7 +28,13 @@ namespace {
 
 struct Options {
   int repeats = 5, warmup = 2;
-  std::string filter;
+  std::vector<std::string> filters;  // empty: every row
+  bool wanted(const std::string& name) const {
+    if (filters.empty()) return true;
+    for (const std::string& f : filters)
+      if (name.find(f) != std::string::npos) return true;
+    return false;
+  }
 };
 
 double median_ms(const std::function<void()>& f, const Options& o) {
@@ -51,7 +58,7 @@ constexpr int64_t kBatch = 64;
 
 void bench_conv(const Options& o, int64_t ci, int64_t co, int64_t k, int64_t hw) {
   std::string name = fmt::format("conv{}x{} {}->{} @{}", k, k, ci, co, hw);
-  if (name.find(o.filter) == std::string::npos) return;
+  if (!o.wanted(name)) return;
   Rng gen(1);
   const int64_t pad = k / 2;
   Tensor x = Tensor::randn({kBatch, ci, hw, hw}, gen), w = Tensor::randn({co, ci, k, k}, gen);
@@ -77,7 +84,7 @@ void bench_conv(const Options& o, int64_t ci, int64_t co, int64_t k, int64_t hw)
 // y (B,M,N) = a (B,M,K) @ b (B,K,N); backward ga = g b^T, gb = a^T g.
 void bench_bmm(const Options& o, int64_t batch, int64_t m, int64_t k, int64_t n) {
   std::string name = fmt::format("bmm ({},{},{})x({},{},{})", batch, m, k, batch, k, n);
-  if (name.find(o.filter) == std::string::npos) return;
+  if (!o.wanted(name)) return;
   Rng gen(2);
   Tensor a = Tensor::randn({batch, m, k}, gen), b = Tensor::randn({batch, k, n}, gen);
   Tensor g = Tensor::randn({batch, m, n}, gen);
@@ -97,7 +104,7 @@ void bench_bmm(const Options& o, int64_t batch, int64_t m, int64_t k, int64_t n)
 // y (B,out) = x (B,in) @ w (out,in)^T + bias; backward gx, gw, gb.
 void bench_linear(const Options& o, int64_t in, int64_t out) {
   std::string name = fmt::format("linear {}->{} (batch {})", in, out, kBatch);
-  if (name.find(o.filter) == std::string::npos) return;
+  if (!o.wanted(name)) return;
   Rng gen(3);
   Tensor x = Tensor::randn({kBatch, in}, gen), w = Tensor::randn({out, in}, gen), b = Tensor::randn({out}, gen);
   Tensor g = Tensor::randn({kBatch, out}, gen);
@@ -126,10 +133,10 @@ int main(int argc, char** argv) {
     else if (a == "--warmup" && i + 1 < argc)
       o.warmup = std::max(0, std::atoi(argv[++i]));
     else if (a == "--filter" && i + 1 < argc)
-      o.filter = argv[++i];
+      o.filters.push_back(argv[++i]);
     else {
       const bool help = a == "--help" || a == "-h";
-      std::fprintf(help ? stdout : stderr, "usage: %s [--repeats N] [--warmup N] [--filter SUBSTRING]\n", argv[0]);
+      std::fprintf(help ? stdout : stderr, "usage: %s [--repeats N] [--warmup N] [--filter SUBSTRING]...\n", argv[0]);
       return help ? 0 : 2;
     }
   }

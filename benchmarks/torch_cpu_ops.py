@@ -7,7 +7,7 @@ run_cpu_ops.sh gives the engine), same output format
 Backward is torch.autograd.grad of the op's output with respect to the input
 and weight (and bias where there is one), like the C++ side's kernels.
 
-  /usr/bin/python3 benchmarks/torch_cpu_ops.py [--repeats N] [--warmup N] [--filter SUBSTRING]
+  /usr/bin/python3 benchmarks/torch_cpu_ops.py [--repeats N] [--warmup N] [--filter SUBSTRING]... (rows containing any)
 """
 import argparse
 import os
@@ -37,7 +37,7 @@ def report(name, direction, ms, flops):
 
 def bench_conv(opt, ci, co, k, hw):
     name = f"conv{k}x{k} {ci}->{co} @{hw}"
-    if opt.filter not in name:
+    if opt.filter and not any(f in name for f in opt.filter):
         return
     pad = k // 2
     x = torch.randn(BATCH, ci, hw, hw, requires_grad=True)
@@ -53,7 +53,7 @@ def bench_conv(opt, ci, co, k, hw):
 
 def bench_bmm(opt, batch, m, k, n):
     name = f"bmm ({batch},{m},{k})x({batch},{k},{n})"
-    if opt.filter not in name:
+    if opt.filter and not any(f in name for f in opt.filter):
         return
     a = torch.randn(batch, m, k, requires_grad=True)
     b = torch.randn(batch, k, n, requires_grad=True)
@@ -67,7 +67,7 @@ def bench_bmm(opt, batch, m, k, n):
 
 def bench_linear(opt, fin, fout):
     name = f"linear {fin}->{fout} (batch {BATCH})"
-    if opt.filter not in name:
+    if opt.filter and not any(f in name for f in opt.filter):
         return
     x = torch.randn(BATCH, fin, requires_grad=True)
     w = torch.randn(fout, fin, requires_grad=True)
@@ -84,7 +84,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--filter", default="")
+    p.add_argument("--filter", action="append", default=[])
     opt = p.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     torch.manual_seed(1)
