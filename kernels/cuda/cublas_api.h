@@ -14,11 +14,22 @@
 #include <cublas_v2.h>
 
 // Every cuBLAS function the engine calls; add one here to call it.
-#define SAGAN_CUBLAS_FUNCTIONS(X)                                                                                     \
-  X(cublasCreate)                                                                                                     \
-  X(cublasDestroy) X(cublasSetStream) X(cublasSetMathMode) X(cublasSetPointerMode) X(cublasSetWorkspace)              \
-      X(cublasGetStatusString) X(cublasGetStatusName) X(cublasSgemmStridedBatched_64) X(cublasDgemmStridedBatched_64) \
-          X(cublasGemmStridedBatchedEx_64) X(cublasSgemv_64) X(cublasDgemv_64)
+// clang-format off
+#define SAGAN_CUBLAS_FUNCTIONS(X) \
+  X(cublasCreate)                 \
+  X(cublasDestroy)                \
+  X(cublasSetStream)              \
+  X(cublasSetMathMode)            \
+  X(cublasSetPointerMode)         \
+  X(cublasSetWorkspace)           \
+  X(cublasGetStatusString)        \
+  X(cublasGetStatusName)          \
+  X(cublasSgemmStridedBatched_64) \
+  X(cublasDgemmStridedBatched_64) \
+  X(cublasGemmStridedBatchedEx_64)\
+  X(cublasSgemv_64)               \
+  X(cublasDgemv_64)
+// clang-format on
 
 namespace sagan::cuda {
 
