@@ -35,5 +35,6 @@ TEST_CASE("cuBLAS is loaded on first use and resolves every function the engine 
   // The functions are callable without a device.
   CHECK(std::string(api.cublasGetStatusName(CUBLAS_STATUS_NOT_INITIALIZED)) == "CUBLAS_STATUS_NOT_INITIALIZED");
   CHECK(&sagan::cuda::cublas_api() == &api);  // loaded once
+  CHECK(sagan::cuda::cublas_loaded_path().find(sagan::cuda::cublas_library_name()) != std::string::npos);
 }
 #endif

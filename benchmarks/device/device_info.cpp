@@ -4,8 +4,10 @@
 // headers) and as loaded (the libraries the loader found); every GPU with its
 // compute capability, multiprocessors, memory, L2 and clocks; then a cuBLAS
 // and a cuDNN handle created on cuda:0, which loads cuDNN's sub-libraries.
-// Linked like the engine (static CUDA runtime, shared cuBLAS and cuDNN), so
-// that a loader or symbol problem shows here first.
+// Linked with the static CUDA runtime and shared cuBLAS and cuDNN, so that a
+// loader or symbol problem shows here first (the engine links cuDNN the same
+// way and opens cuBLAS by the same soname with dlopen, kernels/cuda/
+// cublas_api.h; sagan_cuda_tests prints the file it opened).
 // Exit status: 0 all fine; 77 no GPU (the versions are still printed);
 // 1 a library call failed or the loaded cuDNN has another major version than
 // the one compiled against (benchmarks/device/run_device.sh then rebuilds).

@@ -66,4 +66,11 @@ const CublasApi& cublas_api() {
   return api;
 }
 
+std::string cublas_loaded_path() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(cublas_api().cublasCreate), &info) == 0 || info.dli_fname == nullptr)
+    return cublas_library_name();
+  return info.dli_fname;
+}
+
 }  // namespace sagan::cuda

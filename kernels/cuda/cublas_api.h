@@ -13,6 +13,8 @@
 #pragma once
 #include <cublas_v2.h>
 
+#include <string>
+
 // Every cuBLAS function the engine calls; add one here to call it.
 // clang-format off
 #define SAGAN_CUBLAS_FUNCTIONS(X) \
@@ -50,5 +52,9 @@ const CublasApi& cublas_api();
 // system's library cache; then the same name in the folder cuBLAS was found
 // in at build time.
 const char* cublas_library_name();
+
+// The file the table's functions were found in (loading it if need be), for
+// reports of what a run used.
+std::string cublas_loaded_path();
 
 }  // namespace sagan::cuda

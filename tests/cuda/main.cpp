@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "core/backend.h"
+#include "kernels/cuda/cublas_api.h"
 #include "kernels/cuda/device_info.h"
 #include "kernels/cuda/settings.h"
 
@@ -21,7 +22,12 @@ int main(int argc, char** argv) {
   // Every new tensor's memory filled with NaN bytes: an element a kernel
   // fails to write cannot pass a comparison, whatever block it landed in.
   sagan::set_cuda_fill_allocations(true);
-  std::printf("sagan_cuda_tests: %d CUDA device(s); cuda:0 is %s\n", devices,
-              sagan::cuda_device_description(0).c_str());
+  try {  // creates cuda:0's backend, which loads cuBLAS
+    std::printf("sagan_cuda_tests: %d CUDA device(s); cuda:0 is %s; cuBLAS from %s\n", devices,
+                sagan::cuda_device_description(0).c_str(), sagan::cuda::cublas_loaded_path().c_str());
+  } catch (const std::exception& e) {
+    std::printf("sagan_cuda_tests: cannot start the CUDA backend: %s\n", e.what());
+    return 1;
+  }
   return Catch::Session().run(argc, argv);
 }
