@@ -52,6 +52,7 @@ CudaBackend::CudaBackend(int index) : Backend(Device::cuda(index)), index_(index
   SAGAN_CUDA_KERNELS(SAGAN_CUDA_IMPLEMENT)
 #undef SAGAN_CUDA_IMPLEMENT
   cuda::DeviceGuard guard(index_);
+  cuda::cublas_api();  // first: a missing cuBLAS throws before anything is created (a retry would leak it)
   SAGAN_CUDA_CHECK("cuda init", cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   SAGAN_CUDA_CHECK("cuda init", cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, index_));
   SAGAN_CUBLAS_CHECK("cuda init", cuda::cublas_api().cublasCreate(&cublas_));
