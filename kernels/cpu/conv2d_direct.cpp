@@ -1,8 +1,9 @@
 // Direct 3x3/stride-1/pad-1 convolution loops (conv2d_direct.h). With the
 // input copied once into a zero-bordered buffer, every output row segment
 // of kLanes elements is a sum of 9 * Cin shifted input segments times
-// scalars, accumulated for up to 4 output channels at once in registers:
-// one load feeds 4 multiply-adds and nothing but the result is stored.
+// scalars, accumulated for up to 4 output channels and 2 output rows at
+// once in registers: a load feeds up to 8 multiply-adds, and nothing but
+// the result is stored.
 //   forward          y[o][r][c]   = sum_i,ky,kx w[o][i][ky][kx] * xpad[i][r+ky][c+kx]
 //   backward-input   gx[i][r][c]  = the same loop over gy padded, with the
 //                    kernel rotated 180 degrees and in/out swapped
