@@ -107,19 +107,19 @@ void rows_block(const T* in, int64_t Cin, int64_t H, int64_t W, int64_t ws, cons
   }
 }
 
-// rows_block for a block of n <= kMaxBlock outputs.
-template <class T>
-void rows_any(int n, const T* in, int64_t Cin, int64_t H, int64_t W, int64_t ws, const T* wk, const T* init, T* out,
-              int64_t plane) {
+// f(std::integral_constant<int, n>{}) for a block of n <= kMaxBlock
+// outputs: the kernels take the block size as a template parameter.
+template <class F>
+void with_block_size(int n, F&& f) {
   switch (n) {
     case 1:
-      return rows_block<T, 1>(in, Cin, H, W, ws, wk, init, out, plane);
+      return f(std::integral_constant<int, 1>{});
     case 2:
-      return rows_block<T, 2>(in, Cin, H, W, ws, wk, init, out, plane);
+      return f(std::integral_constant<int, 2>{});
     case 3:
-      return rows_block<T, 3>(in, Cin, H, W, ws, wk, init, out, plane);
+      return f(std::integral_constant<int, 3>{});
     default:
-      return rows_block<T, 4>(in, Cin, H, W, ws, wk, init, out, plane);
+      return f(std::integral_constant<int, 4>{});
   }
 }
 
@@ -153,8 +153,10 @@ void conv_images(const T* in, int64_t B, int64_t Cin, int64_t outs, int64_t H, i
       pad_rows(in + b * Cin * hw, Cin, H, W, ws, pad.data());
       for (int64_t o0 = 0; o0 < outs; o0 += kMaxBlock) {
         const int n = static_cast<int>(std::min<int64_t>(kMaxBlock, outs - o0));
-        rows_any<T>(n, pad.data(), Cin, H, W, ws, wk.data() + o0 * Cin * 9, bias ? bias + o0 : nullptr,
-                    out + (b * outs + o0) * hw, hw);
+        with_block_size(n, [&](auto N) {
+          rows_block<T, decltype(N)::value>(pad.data(), Cin, H, W, ws, wk.data() + o0 * Cin * 9,
+                                            bias ? bias + o0 : nullptr, out + (b * outs + o0) * hw, hw);
+        });
       }
     }
   }
@@ -168,8 +170,8 @@ void conv_images(const T* in, int64_t B, int64_t Cin, int64_t outs, int64_t H, i
 // segment runs only its columns: a lane past the image would multiply a
 // zero gradient by a real input, and 0 * inf is NaN where im2col has none.
 template <class T, int N, int KY>
-void weight_block(const T* xi, const T* gy, int64_t B, int64_t Co, int64_t H, int64_t W, int64_t ws, int64_t wg,
-                  int64_t o0, int64_t i, int64_t Ci, T* gw) {
+void weight_block(const T* xi, const T* gy, int64_t B, int64_t Co, int64_t H, int64_t W, int64_t ws, int64_t o0,
+                  int64_t i, int64_t Ci, T* gw) {
   constexpr int64_t L = kLanes<T>;
   for (int ky0 = 0; ky0 < 3; ky0 += KY) {
     // Lanes sum one image in T, images add up in double: a float sum over
@@ -181,11 +183,11 @@ void weight_block(const T* xi, const T* gy, int64_t B, int64_t Co, int64_t H, in
       const int64_t whole = W / L * L;  // columns in whole segments
       for (int64_t r = 0; r < H; ++r) {
         const T* xrow = xi + (b * (H + 2) + r + ky0) * ws;
-        const T* grow = gy + ((b * Co + o0) * H + r) * wg;
+        const T* grow = gy + ((b * Co + o0) * H + r) * W;
         for (int64_t c0 = 0; c0 < whole; c0 += L)
           for (int64_t l = 0; l < L; ++l) {
             T g[N];
-            for (int j = 0; j < N; ++j) g[j] = grow[j * H * wg + c0 + l];
+            for (int j = 0; j < N; ++j) g[j] = grow[j * H * W + c0 + l];
             for (int ky = 0; ky < KY; ++ky)
               for (int kx = 0; kx < 3; ++kx) {
                 const T s = xrow[ky * ws + c0 + kx + l];
@@ -197,11 +199,11 @@ void weight_block(const T* xi, const T* gy, int64_t B, int64_t Co, int64_t H, in
       // inside the one above they would keep acc out of the registers.
       for (int64_t r = 0; r < H && whole < W; ++r) {
         const T* xrow = xi + (b * (H + 2) + r + ky0) * ws;
-        const T* grow = gy + ((b * Co + o0) * H + r) * wg;
+        const T* grow = gy + ((b * Co + o0) * H + r) * W;
         for (int64_t c = whole; c < W; ++c)
           for (int j = 0; j < N; ++j)
             for (int ky = 0; ky < KY; ++ky)
-              for (int kx = 0; kx < 3; ++kx) tail[j][ky][kx] += grow[j * H * wg + c] * xrow[ky * ws + c + kx];
+              for (int kx = 0; kx < 3; ++kx) tail[j][ky][kx] += grow[j * H * W + c] * xrow[ky * ws + c + kx];
       }
       for (int j = 0; j < N; ++j)
         for (int ky = 0; ky < KY; ++ky)
@@ -218,21 +220,6 @@ void weight_block(const T* xi, const T* gy, int64_t B, int64_t Co, int64_t H, in
 
 template <int N>
 constexpr int kWeightRows = N * 9 + N + 1 <= kVecRegs ? 3 : 1;
-
-template <class T>
-void weight_any(int n, const T* xi, const T* gy, int64_t B, int64_t Co, int64_t H, int64_t W, int64_t ws, int64_t wg,
-                int64_t o0, int64_t i, int64_t Ci, T* gw) {
-  switch (n) {
-    case 1:
-      return weight_block<T, 1, kWeightRows<1>>(xi, gy, B, Co, H, W, ws, wg, o0, i, Ci, gw);
-    case 2:
-      return weight_block<T, 2, kWeightRows<2>>(xi, gy, B, Co, H, W, ws, wg, o0, i, Ci, gw);
-    case 3:
-      return weight_block<T, 3, kWeightRows<3>>(xi, gy, B, Co, H, W, ws, wg, o0, i, Ci, gw);
-    default:
-      return weight_block<T, 4, kWeightRows<4>>(xi, gy, B, Co, H, W, ws, wg, o0, i, Ci, gw);
-  }
-}
 
 void check_geometry(const char* op, const Tensor& a, const Tensor& w) {
   SAGAN_CHECK(w.dim() == 4 && w.size(2) == 3 && w.size(3) == 3, "{}: the direct path needs a 3x3 kernel, got weight {}",
@@ -276,11 +263,7 @@ void direct_conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw
     const T* xp = x.data<T>();
     const T* gyp = gy.data<T>();
     T* gwp = gw.data<T>();
-    const int64_t ws = padded_width<T>(W), wg = ws - 2, hw = H * W;
-    // gy with its rows padded to whole segments: every segment starts on a
-    // vector boundary (a tensor's rows need not), which measured 20-30% faster.
-    std::vector<T> gyw(static_cast<size_t>(B * Co * H * wg), T(0));
-    for (int64_t p = 0; p < B * Co * H; ++p) std::copy(gyp + p * W, gyp + (p + 1) * W, gyw.data() + p * wg);
+    const int64_t ws = padded_width<T>(W), hw = H * W;
 #pragma omp parallel if (Ci > 1 && B * Ci * hw >= 32768)
     {
       std::vector<T> xi(static_cast<size_t>(B * (H + 2) * ws));
@@ -289,7 +272,10 @@ void direct_conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw
         for (int64_t b = 0; b < B; ++b) pad_rows(xp + (b * Ci + i) * hw, 1, H, W, ws, xi.data() + b * (H + 2) * ws);
         for (int64_t o0 = 0; o0 < Co; o0 += kMaxBlock) {
           const int n = static_cast<int>(std::min<int64_t>(kMaxBlock, Co - o0));
-          weight_any<T>(n, xi.data(), gyw.data(), B, Co, H, W, ws, wg, o0, i, Ci, gwp);
+          with_block_size(n, [&](auto N) {
+            weight_block<T, decltype(N)::value, kWeightRows<decltype(N)::value>>(xi.data(), gyp, B, Co, H, W, ws, o0, i,
+                                                                                 Ci, gwp);
+          });
         }
       }
     }
