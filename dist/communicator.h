@@ -56,6 +56,12 @@ class Communicator {
 
   // Whether all_reduce_sum takes tensors on `device`.
   virtual bool serves(Device device) const = 0;
+
+  // A failure that happened outside any call, as a message (NCCL's
+  // asynchronous errors: a failed link); empty while all is well. Called
+  // from the stall watchdog's thread (dist/watchdog.h) while the training
+  // thread uses the communicator.
+  virtual std::string async_error() const { return {}; }
 };
 
 // Checks all_reduce_sum's contract (names `who` in the message).

@@ -5,6 +5,7 @@
 #include <climits>
 
 #include "core/error.h"
+#include "dist/watchdog.h"
 
 namespace sagan::dist {
 
@@ -41,6 +42,7 @@ class MpiPending final : public PendingReduce {
   }
   ~MpiPending() override {
     // Never leave MPI writing into memory that may be freed.
+    WaitMark mark("MPI_Wait");
     if (req_ != MPI_REQUEST_NULL) MPI_Wait(&req_, MPI_STATUS_IGNORE);
   }
   bool test() override {
@@ -50,6 +52,7 @@ class MpiPending final : public PendingReduce {
     return done != 0;
   }
   void wait() override {
+    WaitMark mark("MPI_Wait");
     if (req_ != MPI_REQUEST_NULL) check_mpi(MPI_Wait(&req_, MPI_STATUS_IGNORE), "MPI_Wait");
   }
 
@@ -96,6 +99,7 @@ MpiCommunicator::~MpiCommunicator() {
 
 void MpiCommunicator::all_reduce_sum(const Tensor& t) {
   Buffer b = mpi_buffer(t);
+  WaitMark mark("MPI_Allreduce");
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, b.data, b.count, b.type, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
   t.bump_version();  // changed in place (core/storage.h)
 }
@@ -107,16 +111,21 @@ std::unique_ptr<PendingReduce> MpiCommunicator::start_all_reduce_sum(const Tenso
 
 std::vector<uint64_t> MpiCommunicator::all_gather(uint64_t value) {
   std::vector<uint64_t> out(static_cast<size_t>(size_));
+  WaitMark mark("MPI_Allgather");
   check_mpi(MPI_Allgather(&value, 1, MPI_UINT64_T, out.data(), 1, MPI_UINT64_T, MPI_COMM_WORLD), "MPI_Allgather");
   return out;
 }
 
 void MpiCommunicator::broadcast(void* data, size_t bytes, int root) {
   SAGAN_CHECK(bytes <= INT_MAX, "MPI broadcast: {} bytes exceed MPI's int count", bytes);
+  WaitMark mark("MPI_Bcast");
   check_mpi(MPI_Bcast(data, static_cast<int>(bytes), MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
 }
 
-void MpiCommunicator::barrier() { check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+void MpiCommunicator::barrier() {
+  WaitMark mark("MPI_Barrier");
+  check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+}
 
 void MpiCommunicator::abort(int exit_code) {
   MPI_Abort(MPI_COMM_WORLD, exit_code);

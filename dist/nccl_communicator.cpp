@@ -166,6 +166,21 @@ std::unique_ptr<PendingReduce> NcclCommunicator::start_all_reduce_sum(const Tens
   return std::make_unique<NcclPending>(t, *state_, device_.index);
 }
 
+std::string NcclCommunicator::async_error() const {
+  // NCCL's documented way to learn of a failure while its kernels wait: a
+  // broken link leaves them waiting forever, with nothing returned to the
+  // calls that queued them.
+  ncclResult_t async = ncclSuccess;
+  const ncclResult_t rc = state_->comm ? ncclCommGetAsyncError(state_->comm, &async) : ncclSuccess;
+  if (rc != ncclSuccess) return fmt::format("ncclCommGetAsyncError failed: {}", ncclGetErrorString(rc));
+  if (async != ncclSuccess && async != ncclInProgress) {
+    const char* last = ncclGetLastError(nullptr);
+    return fmt::format("NCCL reported an asynchronous error: {}{}{}", ncclGetErrorString(async),
+                       last && *last ? ": " : "", last ? last : "");
+  }
+  return host_->async_error();
+}
+
 void NcclCommunicator::abort(int exit_code) {
   if (state_->comm) ncclCommAbort(state_->comm);
   state_->comm = nullptr;

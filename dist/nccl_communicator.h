@@ -39,6 +39,7 @@ class NcclCommunicator final : public Communicator {
   void barrier() override { host_->barrier(); }
   [[noreturn]] void abort(int exit_code) override;
   bool serves(Device device) const override { return device == device_ || host_->serves(device); }
+  std::string async_error() const override;  // ncclCommGetAsyncError, then the bootstrap's
 
   struct State;  // NCCL and CUDA handles, kept out of this header (and used by its pending reductions)
 

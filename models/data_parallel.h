@@ -25,6 +25,7 @@ class DataParallel {
   DataParallel(std::shared_ptr<dist::Communicator> comm, nn::Module& g, nn::Module& d, bool sync_bn);
 
   dist::Communicator& comm() { return *comm_; }
+  const dist::Communicator& comm() const { return *comm_; }
   int rank() const { return comm_->rank(); }
   int size() const { return comm_->size(); }
   nn::GradBuckets& g_buckets() { return *g_buckets_; }

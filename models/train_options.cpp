@@ -392,6 +392,14 @@ std::vector<TrainOption> make_table() {
               .check = one_of({"auto", "mpi", "nccl"}),
               .resume_applies = true},
              &C::comm));
+  add(member({.key = "dist_timeout",
+              .flag = "--dist-timeout",
+              .help = "Seconds a rank may go without finishing a step before it ends the job, naming itself and "
+                      "what it waited in (a stuck rank or a failed link would hang every rank until the time "
+                      "limit); rank 0's checkpoint, sample and FD steps are exempt; 0 = off",
+              .check = non_negative,
+              .resume_applies = true},
+             &C::dist_timeout));
 
   group = "Output";
   add(member({.key = "run_dir",

@@ -7,11 +7,13 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <optional>
 #include <sstream>
 
@@ -20,6 +22,8 @@
 #include "core/io/image.h"
 #include "core/io/tensorboard.h"
 #include "dist/agree.h"
+#include "dist/watchdog.h"
+#include "models/data_parallel.h"
 #include "models/quality/fd_monitor.h"
 #include "models/run_outputs.h"
 #include "models/run_recovery.h"
@@ -312,6 +316,49 @@ int stop_signal(const RunOptions& opt) {
   return stop;
 }
 
+// A data-parallel rank's stall watchdog (dist/watchdog.h), for the training
+// loop: on a stall it says why, naming the rank, and ends the process with
+// exit code 1; mpirun (or srun --kill-on-bad-exit=1) then ends the other
+// ranks. It runs on its own thread, beside a training thread that may be
+// blocked in MPI, so it does not call MPI_Abort (MPI_THREAD_FUNNELED). Null
+// for one process (a one-rank NCCL job has one: it runs the code path of
+// many) or --dist-timeout 0.
+std::unique_ptr<dist::StallWatchdog> make_watchdog(const Trainer& trainer, const TrainConfig& rc,
+                                                   const dist::Communicator* comm) {
+  if (!comm || rc.dist_timeout == 0) return nullptr;
+  const dist::Communicator* reducer = trainer.data_parallel() ? &trainer.data_parallel()->comm() : comm;
+  const bool gpu_waits = std::string(reducer->backend_name()) == "nccl";
+  if (comm->size() == 1 && !gpu_waits) return nullptr;
+  const std::string who = fmt::format("sagan-train (rank {} of {})", comm->rank(), comm->size());
+  const int64_t timeout = rc.dist_timeout;
+  auto on_stall = [who, gpu_waits, timeout](const dist::StallWatchdog::Stall& st) {
+    std::string why;
+    if (!st.error.empty()) {
+      why = st.error;
+    } else {
+      why = fmt::format("no training step finished in the last {:.0f} s (--dist-timeout {})", st.seconds, timeout);
+      if (st.waiting)
+        why += fmt::format(
+            "; this rank was waiting for the others in {}: one of them is stuck or gone, or the "
+            "link to it failed",
+            st.waiting);
+      else if (gpu_waits)
+        why +=
+            "; this rank was not in an MPI call: it is stuck itself (its step, a data read or a write), or its "
+            "GPU waits in an NCCL all-reduce for a rank that is";
+      else
+        why += "; this rank was not waiting for the others: it is stuck itself (its step, a data read or a write)";
+      why += ". Raise --dist-timeout if steps rightly take this long";
+    }
+    std::fflush(stdout);
+    fmt::print(stderr, "{}{}: error: {}; ending the job\n", ::isatty(STDOUT_FILENO) ? "\n" : "", who, why);
+    std::fflush(stderr);
+    std::_Exit(1);
+  };
+  std::vector<dist::StallWatchdog::Poller> pollers = {[reducer] { return reducer->async_error(); }};
+  return std::make_unique<dist::StallWatchdog>(std::chrono::seconds(timeout), on_stall, std::move(pollers));
+}
+
 // What every rank of a data-parallel job must share before its first
 // collective: the settings (the data path aside: each machine may mount the
 // data at its own path), the kind of device and what the data set holds.
@@ -385,8 +432,17 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
   auto window_start = clock::now();
   int64_t window_steps = 0;
   const int64_t start_step = trainer.step_count();
+  // Declared after the trainer: gone before its communicators, which it polls.
+  const std::unique_ptr<dist::StallWatchdog> watchdog = make_watchdog(trainer, rc, comm);
   while (trainer.step_count() < rc.steps) {
     StepStats s = guarded_step(trainer, rc.run_dir);
+    if (watchdog) watchdog->beat();
+    // Rank 0's own work of this step (an FD measurement, a sample grid, a
+    // checkpoint) may rightly take minutes while the others wait for it in
+    // stop_signal's all-gather: no timeout until that has returned.
+    const bool solo_work = (rc.fd_every > 0 && s.step % rc.fd_every == 0) || s.step % rc.sample_every == 0 ||
+                           s.step % rc.checkpoint_every == 0;
+    dist::StallWatchdog::Pause pause(solo_work ? watchdog.get() : nullptr);
     if (s.skipped && writer)
       fmt::print(stderr, "{}sagan-train: warning: {}; update dropped (--on-nan skip, {} in a row)\n",
                  tty && opt.progress ? "\n" : "", trainer.nan_guard().message(),

@@ -57,6 +57,7 @@ TrainConfig unusual_config() {
   c.precision = "bf16";
   c.check_sync_every = 7;
   c.comm = "nccl";
+  c.dist_timeout = 90;
   c.run_dir = "runs/x";
   c.log_every = 5;
   c.sample_every = 50;
@@ -115,6 +116,7 @@ TEST_CASE("the table has one entry per key of config.json", "[config]") {
                                          "deterministic",
                                          "device",
                                          "diffaug",
+                                         "dist_timeout",
                                          "ema_decay",
                                          "ema_start",
                                          "fd_every",

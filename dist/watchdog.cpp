@@ -1,0 +1,77 @@
+#include "dist/watchdog.h"
+
+#include <atomic>
+
+namespace sagan::dist {
+
+namespace {
+std::atomic<const char*> g_wait{nullptr};
+}  // namespace
+
+WaitMark::WaitMark(const char* call) : previous_(g_wait.exchange(call)) {}
+WaitMark::~WaitMark() { g_wait.store(previous_); }
+const char* current_wait() { return g_wait.load(); }
+
+StallWatchdog::StallWatchdog(std::chrono::milliseconds timeout, std::function<void(const Stall&)> on_stall,
+                             std::vector<Poller> pollers, std::chrono::milliseconds interval)
+    : timeout_(timeout),
+      interval_(interval),
+      on_stall_(std::move(on_stall)),
+      pollers_(std::move(pollers)),
+      last_beat_(std::chrono::steady_clock::now()),
+      thread_([this] { run(); }) {}
+
+StallWatchdog::~StallWatchdog() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+void StallWatchdog::beat() {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_beat_ = std::chrono::steady_clock::now();
+}
+
+StallWatchdog::Pause::Pause(StallWatchdog* w) : w_(w) {
+  if (!w_) return;
+  std::lock_guard<std::mutex> lock(w_->mu_);
+  ++w_->paused_;
+}
+
+StallWatchdog::Pause::~Pause() {
+  if (!w_) return;
+  std::lock_guard<std::mutex> lock(w_->mu_);
+  --w_->paused_;
+  w_->last_beat_ = std::chrono::steady_clock::now();
+}
+
+void StallWatchdog::run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!wake_.wait_for(lock, interval_, [this] { return stopping_; })) {
+    // The pollers run unlocked: one may take a while (a driver call), and
+    // beat() must never wait for it.
+    lock.unlock();
+    std::string error;
+    for (const Poller& poll : pollers_) {
+      error = poll();
+      if (!error.empty()) break;
+    }
+    lock.lock();
+    if (stopping_) return;
+    Stall stall{0.0, nullptr, std::move(error)};
+    if (stall.error.empty()) {
+      const auto since = std::chrono::steady_clock::now() - last_beat_;
+      if (timeout_.count() == 0 || paused_ > 0 || since < timeout_) continue;
+      stall.seconds = std::chrono::duration<double>(since).count();
+    }
+    stall.waiting = current_wait();
+    lock.unlock();
+    on_stall_(stall);  // in sagan-train it ends the process; in tests it returns, and the watchdog is done
+    return;
+  }
+}
+
+}  // namespace sagan::dist
