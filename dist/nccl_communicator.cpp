@@ -173,11 +173,11 @@ std::string NcclCommunicator::async_error() const {
   ncclResult_t async = ncclSuccess;
   const ncclResult_t rc = state_->comm ? ncclCommGetAsyncError(state_->comm, &async) : ncclSuccess;
   if (rc != ncclSuccess) return fmt::format("ncclCommGetAsyncError failed: {}", ncclGetErrorString(rc));
-  if (async != ncclSuccess && async != ncclInProgress) {
-    const char* last = ncclGetLastError(nullptr);
-    return fmt::format("NCCL reported an asynchronous error: {}{}{}", ncclGetErrorString(async),
-                       last && *last ? ": " : "", last ? last : "");
-  }
+  // (Not ncclGetLastError: one process-wide buffer, written by NCCL's
+  // threads under a lock this thread does not hold.)
+  if (async != ncclSuccess && async != ncclInProgress)
+    return fmt::format("NCCL reported an asynchronous error: {} (NCCL_DEBUG=WARN prints more)",
+                       ncclGetErrorString(async));
   return host_->async_error();
 }
 

@@ -1,6 +1,7 @@
 #include "dist/watchdog.h"
 
 #include <atomic>
+#include <exception>
 
 namespace sagan::dist {
 
@@ -35,19 +36,6 @@ void StallWatchdog::beat() {
   last_beat_ = std::chrono::steady_clock::now();
 }
 
-StallWatchdog::Pause::Pause(StallWatchdog* w) : w_(w) {
-  if (!w_) return;
-  std::lock_guard<std::mutex> lock(w_->mu_);
-  ++w_->paused_;
-}
-
-StallWatchdog::Pause::~Pause() {
-  if (!w_) return;
-  std::lock_guard<std::mutex> lock(w_->mu_);
-  --w_->paused_;
-  w_->last_beat_ = std::chrono::steady_clock::now();
-}
-
 void StallWatchdog::run() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!wake_.wait_for(lock, interval_, [this] { return stopping_; })) {
@@ -56,18 +44,21 @@ void StallWatchdog::run() {
     lock.unlock();
     std::string error;
     for (const Poller& poll : pollers_) {
-      error = poll();
+      try {
+        error = poll();
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
       if (!error.empty()) break;
     }
     lock.lock();
     if (stopping_) return;
-    Stall stall{0.0, nullptr, std::move(error)};
+    Stall stall{0.0, current_wait(), std::move(error)};
     if (stall.error.empty()) {
       const auto since = std::chrono::steady_clock::now() - last_beat_;
-      if (timeout_.count() == 0 || paused_ > 0 || since < timeout_) continue;
+      if (timeout_.count() == 0 || since < timeout_ + (stall.waiting ? 2 * interval_ : interval_ * 0)) continue;
       stall.seconds = std::chrono::duration<double>(since).count();
     }
-    stall.waiting = current_wait();
     lock.unlock();
     on_stall_(stall);  // in sagan-train it ends the process; in tests it returns, and the watchdog is done
     return;

@@ -10,12 +10,10 @@
 // finished for `timeout` (the training loop calls beat() once per step),
 // or when a poller (NCCL's asynchronous error) reports a failure.
 //
-// The loop pauses the watchdog around work that may rightly take long on
-// one rank while the others wait (rank 0's checkpoints, sample grids and
-// FD measurements): StallWatchdog::Pause.
-//
 // The communicators mark their waits (WaitMark), so that the message can
-// say whether this rank was waiting for the others or is the stuck one.
+// say whether this rank was waiting for the others or is the stuck one. A
+// rank in a marked wait gets two more check intervals, so that a stuck rank
+// whose watchdog still runs reports first: its message says more.
 #pragma once
 #include <chrono>
 #include <condition_variable>
@@ -46,12 +44,12 @@ const char* current_wait();
 class StallWatchdog {
  public:
   struct Stall {
-    double seconds;       // since the last beat (or the end of a pause)
+    double seconds;       // since the last beat
     const char* waiting;  // current_wait() then, or null
     std::string error;    // a poller's message (then seconds is 0), or empty for a timeout
   };
   // A poller returns a failure's message, or an empty string while all is
-  // well; it runs on the watchdog's thread.
+  // well; it runs on the watchdog's thread (what it throws is a failure too).
   using Poller = std::function<std::string()>;
 
   // on_stall runs once, on the watchdog's thread, at the first stall; in
@@ -67,19 +65,6 @@ class StallWatchdog {
   // A step finished: the clock starts again.
   void beat();
 
-  // No timeout while alive; the clock starts again when it ends. Pauses
-  // may nest (the timeout is back when the last one ends).
-  class Pause {
-   public:
-    explicit Pause(StallWatchdog* w);  // null: does nothing
-    ~Pause();
-    Pause(const Pause&) = delete;
-    Pause& operator=(const Pause&) = delete;
-
-   private:
-    StallWatchdog* w_;
-  };
-
  private:
   void run();
 
@@ -89,7 +74,6 @@ class StallWatchdog {
   std::mutex mu_;
   std::condition_variable wake_;
   std::chrono::steady_clock::time_point last_beat_;
-  int paused_ = 0;
   bool stopping_ = false;
   std::thread thread_;  // last: started once the members above are
 };

@@ -127,6 +127,11 @@ std::string non_negative(const ConfigValue& v) {
 std::string off_or_positive(const ConfigValue& v) {
   return number(v) >= 0 ? "" : fmt::format("must be >= 0 (0 = off), got {}", value_text(v));
 }
+std::string seconds_off_or_up_to_a_year(const ConfigValue& v) {
+  const double x = number(v);
+  return x >= 0 && x <= 366 * 86400.0 ? ""
+                                      : fmt::format("must be 0 (off) to 31622400 s (a year), got {}", value_text(v));
+}
 std::string fraction(const ConfigValue& v) {
   const double x = number(v);
   return x >= 0 && x < 1 ? "" : fmt::format("must be in [0, 1), got {}", value_text(v));
@@ -396,8 +401,9 @@ std::vector<TrainOption> make_table() {
               .flag = "--dist-timeout",
               .help = "Seconds a rank may go without finishing a step before it ends the job, naming itself and "
                       "what it waited in (a stuck rank or a failed link would hang every rank until the time "
-                      "limit); rank 0's checkpoint, sample and FD steps are exempt; 0 = off",
-              .check = non_negative,
+                      "limit). It bounds rank 0's checkpoints, sample grids and FD measurements too, which the "
+                      "others wait for: set it above the longest; 0 = off",
+              .check = seconds_off_or_up_to_a_year,
               .resume_applies = true},
              &C::dist_timeout));
 

@@ -320,39 +320,44 @@ int stop_signal(const RunOptions& opt) {
 // loop: on a stall it says why, naming the rank, and ends the process with
 // exit code 1; mpirun (or srun --kill-on-bad-exit=1) then ends the other
 // ranks. It runs on its own thread, beside a training thread that may be
-// blocked in MPI, so it does not call MPI_Abort (MPI_THREAD_FUNNELED). Null
-// for one process (a one-rank NCCL job has one: it runs the code path of
-// many) or --dist-timeout 0.
+// blocked in MPI, so it does not call MPI_Abort (MPI_THREAD_FUNNELED), and
+// it writes to stderr's descriptor directly: the training thread may hold
+// stdout's lock, blocked in a write to a pipe nobody drains. Null for one
+// process (a one-rank NCCL job has one: it runs the code path of many);
+// --dist-timeout 0 leaves only NCCL's error polling.
 std::unique_ptr<dist::StallWatchdog> make_watchdog(const Trainer& trainer, const TrainConfig& rc,
                                                    const dist::Communicator* comm) {
-  if (!comm || rc.dist_timeout == 0) return nullptr;
+  if (!comm) return nullptr;
   const dist::Communicator* reducer = trainer.data_parallel() ? &trainer.data_parallel()->comm() : comm;
   const bool gpu_waits = std::string(reducer->backend_name()) == "nccl";
-  if (comm->size() == 1 && !gpu_waits) return nullptr;
+  if ((comm->size() == 1 || rc.dist_timeout == 0) && !gpu_waits) return nullptr;
   const std::string who = fmt::format("sagan-train (rank {} of {})", comm->rank(), comm->size());
   const int64_t timeout = rc.dist_timeout;
   auto on_stall = [who, gpu_waits, timeout](const dist::StallWatchdog::Stall& st) {
-    std::string why;
-    if (!st.error.empty()) {
-      why = st.error;
-    } else {
-      why = fmt::format("no training step finished in the last {:.0f} s (--dist-timeout {})", st.seconds, timeout);
-      if (st.waiting)
-        why += fmt::format(
-            "; this rank was waiting for the others in {}: one of them is stuck or gone, or the "
-            "link to it failed",
-            st.waiting);
-      else if (gpu_waits)
-        why +=
-            "; this rank was not in an MPI call: it is stuck itself (its step, a data read or a write), or its "
-            "GPU waits in an NCCL all-reduce for a rank that is";
-      else
-        why += "; this rank was not waiting for the others: it is stuck itself (its step, a data read or a write)";
-      why += ". Raise --dist-timeout if steps rightly take this long";
+    try {
+      std::string why = st.error;
+      if (why.empty()) {
+        why = fmt::format("no training step finished in the last {:.0f} s (--dist-timeout {})", st.seconds, timeout);
+        if (st.waiting)
+          why += fmt::format(
+              "; this rank was waiting for the others in {}: one of them is stuck or gone, or the link to it failed",
+              st.waiting);
+        else if (gpu_waits)
+          why +=
+              "; this rank was not in an MPI call: it is stuck itself (its step, a data read or a write), or its "
+              "GPU waits in an NCCL all-reduce for a rank that is";
+        else
+          why += "; this rank was not waiting for the others: it is stuck itself (its step, a data read or a write)";
+        why += ". Raise --dist-timeout if steps, with rank 0's checkpoints, samples and FD, rightly take this long";
+      }
+      const std::string text = fmt::format("\n{}: error: {}; ending the job\n", who, why);
+      for (size_t done = 0; done < text.size();) {
+        const ssize_t n = ::write(STDERR_FILENO, text.data() + done, text.size() - done);
+        if (n <= 0 && errno != EINTR) break;
+        if (n > 0) done += static_cast<size_t>(n);
+      }
+    } catch (...) {  // out of memory formatting: end the job all the same
     }
-    std::fflush(stdout);
-    fmt::print(stderr, "{}{}: error: {}; ending the job\n", ::isatty(STDOUT_FILENO) ? "\n" : "", who, why);
-    std::fflush(stderr);
     std::_Exit(1);
   };
   std::vector<dist::StallWatchdog::Poller> pollers = {[reducer] { return reducer->async_error(); }};
@@ -432,17 +437,14 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
   auto window_start = clock::now();
   int64_t window_steps = 0;
   const int64_t start_step = trainer.step_count();
+  // The ranks start their clocks together: rank 0 alone made the FD
+  // reference and timed a step for the ETA, while the others went ahead.
+  if (comm && comm->size() > 1) comm->barrier();
   // Declared after the trainer: gone before its communicators, which it polls.
-  const std::unique_ptr<dist::StallWatchdog> watchdog = make_watchdog(trainer, rc, comm);
+  std::unique_ptr<dist::StallWatchdog> watchdog = make_watchdog(trainer, rc, comm);
   while (trainer.step_count() < rc.steps) {
     StepStats s = guarded_step(trainer, rc.run_dir);
     if (watchdog) watchdog->beat();
-    // Rank 0's own work of this step (an FD measurement, a sample grid, a
-    // checkpoint) may rightly take minutes while the others wait for it in
-    // stop_signal's all-gather: no timeout until that has returned.
-    const bool solo_work = (rc.fd_every > 0 && s.step % rc.fd_every == 0) || s.step % rc.sample_every == 0 ||
-                           s.step % rc.checkpoint_every == 0;
-    dist::StallWatchdog::Pause pause(solo_work ? watchdog.get() : nullptr);
     if (s.skipped && writer)
       fmt::print(stderr, "{}sagan-train: warning: {}; update dropped (--on-nan skip, {} in a row)\n",
                  tty && opt.progress ? "\n" : "", trainer.nan_guard().message(),
@@ -473,6 +475,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
     if (s.step % rc.sample_every == 0) out.save_samples(trainer);
     if (s.step % rc.checkpoint_every == 0) out.save_checkpoint(trainer);
     if (int sig = stop_signal(opt)) {
+      watchdog.reset();  // no collective follows: rank 0's checkpoint may take what it takes
       if (opt.progress)
         fmt::print("{}sagan-train: signal {} at step {}: saving a checkpoint\n", tty ? "\n" : "", sig, s.step);
       if (s.step % rc.checkpoint_every != 0) out.save_checkpoint(trainer);
@@ -480,6 +483,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
       return {rc.run_dir, sig, true};
     }
   }
+  watchdog.reset();  // as above
   if (trainer.step_count() % rc.checkpoint_every != 0 || trainer.step_count() == start_step)
     out.save_checkpoint(trainer);
   if (trainer.step_count() % rc.sample_every != 0) out.save_samples(trainer);

@@ -1,12 +1,13 @@
-// The stall watchdog of data-parallel ranks (dist/watchdog.h). Timeouts are
-// long against the beats and the waits generous, so that a loaded CI
-// machine cannot fail them; the end-to-end check (a stopped rank ends an
+// The stall watchdog of data-parallel ranks (dist/watchdog.h). Each check
+// sets only a lower bound on a time, and the waits are generous, so that a
+// loaded CI machine cannot fail them; the end-to-end check (a stopped rank ends an
 // mpirun job) is tests/mpi/check_mpi_stall.sh.
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -42,32 +43,18 @@ TEST_CASE("watchdog: no beat within the timeout is a stall", "[watchdog]") {
 TEST_CASE("watchdog: beats keep it quiet, and it fires once they stop", "[watchdog]") {
   Recorder r;
   StallWatchdog w(1000ms, r.callback(), {}, 10ms);
-  for (int i = 0; i < 40; ++i) {
-    std::this_thread::sleep_for(10ms);
+  // Beats for twice the timeout: without them it would fire half way.
+  auto last = std::chrono::steady_clock::now();
+  for (const auto end = last + 2000ms; last < end; last = std::chrono::steady_clock::now()) {
     w.beat();
+    std::this_thread::sleep_for(10ms);
   }
+  w.beat();
+  last = std::chrono::steady_clock::now();
   CHECK_FALSE(r.fired_within(0ms));
   REQUIRE(r.fired_within(20s));
+  CHECK(std::chrono::steady_clock::now() - last >= 1000ms);
   CHECK(r.future.get().seconds >= 1.0);
-}
-
-TEST_CASE("watchdog: no timeout while paused; the clock restarts at the pause's end", "[watchdog]") {
-  Recorder r;
-  StallWatchdog w(200ms, r.callback(), {}, 10ms);
-  std::chrono::steady_clock::time_point resumed;
-  {
-    StallWatchdog::Pause outer(&w);
-    {
-      StallWatchdog::Pause inner(&w);  // nested: the timeout comes back with the outer one's end
-      std::this_thread::sleep_for(300ms);
-    }
-    std::this_thread::sleep_for(300ms);
-    CHECK_FALSE(r.fired_within(0ms));
-    resumed = std::chrono::steady_clock::now();
-  }
-  REQUIRE(r.fired_within(20s));
-  CHECK(std::chrono::steady_clock::now() - resumed >= 200ms);
-  StallWatchdog::Pause none(nullptr);  // no watchdog: nothing to pause
 }
 
 TEST_CASE("watchdog: the stall names the call the thread waits in", "[watchdog]") {
@@ -79,17 +66,21 @@ TEST_CASE("watchdog: the stall names the call the thread waits in", "[watchdog]"
     CHECK(std::string(current_wait()) == "MPI_Wait");
   }
   CHECK(std::string(current_wait()) == "MPI_Allreduce");
-  StallWatchdog w(100ms, r.callback(), {}, 10ms);
+  StallWatchdog w(100ms, r.callback(), {}, 50ms);
   REQUIRE(r.fired_within(20s));
   const StallWatchdog::Stall s = r.future.get();
   REQUIRE(s.waiting != nullptr);
   CHECK(std::string(s.waiting) == "MPI_Allreduce");
+  CHECK(s.seconds >= 0.2);  // a waiting rank gets two more intervals: the stuck one reports first
 }
 
 TEST_CASE("watchdog: a poller's error is reported at once, with the timeout off", "[watchdog]") {
   Recorder r;
   std::atomic<int> polls{0};
-  auto link = [&polls]() -> std::string { return ++polls < 3 ? "" : "NCCL: remote process exited"; };
+  auto link = [&polls]() -> std::string {
+    if (++polls < 3) return "";
+    throw std::runtime_error("NCCL: remote process exited");  // a poller that throws reports too
+  };
   StallWatchdog w(0ms, r.callback(), {link}, 10ms);
   REQUIRE(r.fired_within(20s));
   const StallWatchdog::Stall s = r.future.get();

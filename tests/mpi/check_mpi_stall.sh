@@ -10,7 +10,7 @@ set -u
 TRAIN=$1 DATA=$2 WORK=$3
 shift 3
 MPIRUN=("$@")
-TIMEOUT=10  # a tiny model's step takes milliseconds: never reached before the stop
+TIMEOUT=5  # a tiny model's step takes milliseconds: never reached before the stop
 rm -rf "$WORK" && mkdir -p "$WORK/images/a" "$WORK/images/b" || exit 1
 for i in 0 1 2 3; do
   cp "$DATA/palette.png" "$WORK/images/a/p$i.png" && cp "$DATA/rgb444.jpg" "$WORK/images/b/j$i.jpg" || exit 1
@@ -30,9 +30,12 @@ fail() {
   --dist-timeout "$TIMEOUT" --run-dir "$WORK/run" >"$WORK/out" 2>&1 &
 pid=$!
 wait_for_line "$WORK/out" 0 'step [0-9]+/'
-# Rank 1: the sagan-train process whose environment says so (mpirun's own
-# command line names sagan-train too).
-for p in $(pgrep -f -- "$TRAIN"); do
+# Steps keep the watchdog quiet: the job trains on past the timeout.
+sleep $((TIMEOUT + 3))
+kill -0 "$pid" 2>/dev/null || fail "the job ended before any rank stopped"
+# Rank 1: this test's sagan-train process (by its run directory; mpirun's
+# command line names it too) whose environment says rank 1.
+for p in $(pgrep -f -- "--run-dir $WORK/run"); do
   tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && rank1=$p
 done
 [[ -n $rank1 ]] || fail "rank 1's process not found"
