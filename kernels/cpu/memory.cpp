@@ -40,25 +40,41 @@ namespace sagan {
 namespace {
 // Blocks below this size come from malloc directly (it is fast for them).
 constexpr size_t kCacheMin = 64 * 1024;
+// Requests below kSmall come from segments of kSmallSegment bytes of their
+// own, so that a small long-lived tensor never pins a large free block
+// (PyTorch's small pool); larger ones get segments of their exact size and
+// split a free block only when a block of kSmall or more remains.
+constexpr size_t kSmall = size_t{1} << 20, kSmallSegment = size_t{2} << 20;
 
-// Under AddressSanitizer blocks sit next to each other inside a segment,
-// where its own redzones are not: each block gets a poisoned tail of its
-// own, and free blocks are poisoned whole, so that an overrun, or a use
-// after free, is reported as it would be with malloc.
+// Under AddressSanitizer no block is split: each is a segment of its own,
+// one malloc chunk with ASan's redzones around it, and free blocks are
+// poisoned, as is the rest of a block beyond the bytes asked for, so that
+// overruns, and uses of a cached block, are reported.
 #if defined(SAGAN_CPU_ASAN)
-constexpr size_t kRedzone = 64;
+constexpr bool kSplit = false;
 void poison(void* p, size_t n) { ASAN_POISON_MEMORY_REGION(p, n); }
 void unpoison(void* p, size_t n) { ASAN_UNPOISON_MEMORY_REGION(p, n); }
 #else
-constexpr size_t kRedzone = 0;
+constexpr bool kSplit = true;
 void poison(void*, size_t) {}
 void unpoison(void*, size_t) {}
 #endif
 
 struct BlockCache {
   std::mutex mu;
-  BlockArena arena{64, kCacheMin};
-  std::atomic<size_t> limit{0};
+  BlockArena small{64, kCacheMin, kSplit}, large{64, kSmall, kSplit};
+  std::atomic<size_t> limit{0};  // of idle segments' bytes, both arenas together
+
+  BlockArena& arena_for(size_t size) { return size < kSmall ? small : large; }
+  // Large segments go first, then small ones.
+  std::vector<BlockArena::Span> trim(size_t max_idle) {
+    auto room = [max_idle](const BlockArena& other) {
+      return max_idle > other.idle_bytes() ? max_idle - other.idle_bytes() : 0;
+    };
+    std::vector<BlockArena::Span> out = large.trim(room(small));
+    for (const BlockArena::Span& s : small.trim(room(large))) out.push_back(s);
+    return out;
+  }
 };
 
 void free_all(const std::vector<BlockArena::Span>& segments) {
@@ -113,62 +129,73 @@ BlockCache& cache() {
 
 size_t rounded(size_t nbytes) { return (nbytes + 63) / 64 * 64; }
 
-// Drops idle segments until the cache holds at most `bytes`.
+// Drops idle segments until at most `bytes` of them stay.
 void trim_to(size_t bytes) {
   BlockCache& c = cache();
   std::vector<BlockArena::Span> dropped;
   {
     std::lock_guard<std::mutex> lock(c.mu);
-    dropped = c.arena.trim(bytes);
+    dropped = c.trim(bytes);
   }
   free_all(dropped);
 }
 
-// A block of the arena for a request of nbytes: only those are addressable.
-void* hand_out(BlockCache& c, void* p, size_t nbytes) {
-  poison(p, c.arena.block_size(p));
+// A block of `arena` for a request of nbytes: only those are addressable.
+void* hand_out(BlockArena& arena, void* p, size_t nbytes) {
+  poison(p, arena.block_size(p));
   unpoison(p, nbytes);
   return p;
 }
 }  // namespace
 
 void* CpuBackend::allocate(size_t nbytes) {
-  size_t size = rounded(nbytes);
+  const size_t size = rounded(nbytes);
   if (size < kCacheMin) {
     void* p = std::aligned_alloc(64, size);
     SAGAN_CHECK(p != nullptr, "cpu: out of memory allocating {} bytes", nbytes);
     return p;
   }
-  size += kRedzone;
   BlockCache& c = cache();
+  BlockArena& arena = c.arena_for(size);
   {
     std::lock_guard<std::mutex> lock(c.mu);
-    if (void* p = c.arena.take(size)) return hand_out(c, p, nbytes);
+    if (void* p = arena.take(size)) return hand_out(arena, p, nbytes);
   }
-  // A new segment of exactly the size: rounding it up (PyTorch's 2 MiB
-  // steps) gave no smaller peak for a training step's allocations.
-  void* p = std::aligned_alloc(64, size);
+  // A new segment: small requests share one of kSmallSegment bytes (unless
+  // the cache could not keep it); a large one gets its exact size (PyTorch's
+  // 2 MiB rounding gave no smaller peak for a training step's allocations).
+  const size_t bytes = kSplit && size < kSmall && c.limit.load() >= kSmallSegment ? kSmallSegment : size;
+  void* p = std::aligned_alloc(64, bytes);
   if (!p) {  // give the cache back and retry once
     cpu_empty_cache();
-    p = std::aligned_alloc(64, size);
+    p = std::aligned_alloc(64, bytes);
   }
   SAGAN_CHECK(p != nullptr, "cpu: out of memory allocating {} bytes", nbytes);
   std::lock_guard<std::mutex> lock(c.mu);
-  return hand_out(c, c.arena.add_segment(p, size, size), nbytes);
+  try {
+    poison(p, bytes);
+    return hand_out(arena, arena.add_segment(p, bytes, size), nbytes);
+  } catch (...) {
+    unpoison(p, bytes);
+    std::free(p);
+    throw;
+  }
 }
 
 void CpuBackend::deallocate(void* ptr, size_t nbytes) {
-  if (rounded(nbytes) < kCacheMin) {  // first: such a block never made the cache (cache() may throw)
+  const size_t size = rounded(nbytes);
+  if (size < kCacheMin) {  // first: such a block never made the cache (cache() may throw)
     std::free(ptr);
     return;
   }
   BlockCache& c = cache();  // made by this block's allocation already
+  BlockArena& arena = c.arena_for(size);
   std::vector<BlockArena::Span> dropped;
   {
     std::lock_guard<std::mutex> lock(c.mu);
-    poison(ptr, c.arena.block_size(ptr));
-    c.arena.give_back(ptr);
-    dropped = c.arena.trim(c.limit.load());
+    poison(ptr, arena.block_size(ptr));
+    arena.give_back(ptr);
+    dropped = c.trim(c.limit.load());
   }
   free_all(dropped);
 }
@@ -176,13 +203,19 @@ void CpuBackend::deallocate(void* ptr, size_t nbytes) {
 size_t cpu_cached_bytes() {
   BlockCache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
-  return c.arena.cached_bytes();
+  return c.small.cached_bytes() + c.large.cached_bytes();
+}
+
+size_t cpu_idle_bytes() {
+  BlockCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.small.idle_bytes() + c.large.idle_bytes();
 }
 
 size_t cpu_reserved_bytes() {
   BlockCache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
-  return c.arena.reserved_bytes();
+  return c.small.reserved_bytes() + c.large.reserved_bytes();
 }
 
 size_t cpu_cache_limit() { return cache().limit.load(); }
