@@ -1,0 +1,186 @@
+// The CUDA caching allocator's bookkeeping (kernels/cuda/block_cache.h) on
+// the CPU, over a stand-in for cudaMalloc: size classes, reuse, the retry
+// after emptying the cache, and the rules of graph pools that keep a
+// replayed graph's memory from anyone else.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <set>
+#include <thread>
+
+#include "core/error.h"
+#include "kernels/cuda/block_cache.h"
+
+using namespace sagan;
+using namespace sagan::cuda;
+
+namespace {
+constexpr size_t MiB = size_t{1} << 20;
+
+// A device of `capacity` bytes; counts what the cache asks of it.
+class FakeDevice final : public DeviceMemorySource {
+ public:
+  explicit FakeDevice(size_t capacity) : capacity_(capacity) {}
+  ~FakeDevice() override {
+    for (auto [p, n] : held_) std::free(p);
+  }
+  void* allocate(size_t bytes, bool in_capture) override {
+    captured_allocations += in_capture ? 1 : 0;
+    queued_work = true;  // the new memory will be used by kernels
+    if (used_ + bytes > capacity_) return nullptr;
+    void* p = std::malloc(bytes);
+    held_.emplace(p, bytes);
+    used_ += bytes;
+    return p;
+  }
+  void release(void* p) override {
+    REQUIRE_FALSE(queued_work);  // synchronised first: no queued kernel may still use it
+    auto it = held_.find(p);
+    REQUIRE(it != held_.end());
+    used_ -= it->second;
+    std::free(p);
+    held_.erase(it);
+  }
+  void synchronize() override {
+    ++syncs;
+    queued_work = false;
+  }
+  void out_of_memory(size_t nbytes, size_t size, int64_t in_use) override {
+    SAGAN_FAIL("fake:0: out of memory allocating {} bytes ({} rounded), {} in use", nbytes, size, in_use);
+  }
+  std::string name() const override { return "fake:0"; }
+
+  size_t used() const { return used_; }
+  int syncs = 0, captured_allocations = 0;
+  bool queued_work = false;
+
+ private:
+  size_t capacity_, used_ = 0;
+  std::map<void*, size_t> held_;
+};
+}  // namespace
+
+TEST_CASE("device block cache: size classes", "[block_cache]") {
+  CHECK(DeviceBlockCache::round_size(1) == 512);
+  CHECK(DeviceBlockCache::round_size(512) == 512);
+  CHECK(DeviceBlockCache::round_size(513) == 1024);
+  CHECK(DeviceBlockCache::round_size(MiB) == MiB);
+  CHECK(DeviceBlockCache::round_size(MiB + 1) == MiB + MiB / 8);  // 8 classes per power of two
+  CHECK(DeviceBlockCache::round_size(3 * MiB) == 3 * MiB);
+  CHECK(DeviceBlockCache::round_size(3 * MiB + 1) == 3 * MiB + MiB / 4);
+  for (size_t n : {size_t{700}, MiB + 12345, 77 * MiB + 1, size_t{5} << 40}) {
+    const size_t r = DeviceBlockCache::round_size(n);
+    CHECK(r >= n);
+    CHECK(r - n <= std::max<size_t>(511, n / 8));  // at most 12.5% slack
+  }
+}
+
+TEST_CASE("device block cache: a freed block serves its size class again, without the device", "[block_cache]") {
+  FakeDevice dev(64 * MiB);
+  DeviceBlockCache cache(dev);
+  CHECK(cache.allocate(0) == nullptr);
+  void* a = cache.allocate(1000);
+  cache.free(a);
+  void* b = cache.allocate(900);  // the same 1024-byte class
+  CHECK(b == a);
+  void* c = cache.allocate(2000);  // another class: fresh memory
+  CHECK(c != a);
+  CudaMemoryStats s = cache.stats();
+  CHECK(s.malloc_calls == 2);
+  CHECK(s.cache_hits == 1);
+  CHECK(s.bytes_in_use == 1024 + 2048);
+  CHECK(s.bytes_cached == 0);
+  cache.free(b);
+  cache.free(c);
+  s = cache.stats();
+  CHECK(s.bytes_in_use == 0);
+  CHECK(s.bytes_cached == 1024 + 2048);
+  CHECK(s.peak_bytes_in_use == 1024 + 2048);
+  CHECK_THROWS_WITH(cache.free(reinterpret_cast<void*>(0x1234)),
+                    Catch::Contains("fake:0: deallocate of a pointer this allocator did not hand out"));
+  cache.empty_cache();
+  CHECK(dev.syncs == 1);  // before giving memory back
+  CHECK(dev.used() == 0);
+  CHECK(cache.stats().bytes_cached == 0);
+  cache.empty_cache();
+  CHECK(dev.syncs == 1);  // nothing cached: no synchronisation
+}
+
+TEST_CASE("device block cache: out of memory empties the cache and retries once, then names the request",
+          "[block_cache]") {
+  FakeDevice dev(4 * MiB);
+  DeviceBlockCache cache(dev);
+  cache.free(cache.allocate(3 * MiB));  // cached: the device is 3 MiB full
+  void* p = cache.allocate(2 * MiB);    // fits only once the cached block is released
+  CHECK(p != nullptr);
+  CHECK(dev.syncs == 1);
+  CHECK(cache.stats().bytes_cached == 0);
+  CHECK(cache.stats().malloc_calls == 3);
+  CHECK_THROWS_WITH(cache.allocate(3 * MiB), Catch::Contains("fake:0: out of memory allocating 3145728 bytes"));
+  CHECK_THROWS_WITH(cache.allocate(size_t{1} << 61), Catch::Contains("out of memory"));  // never asked
+  cache.free(p);
+}
+
+TEST_CASE("device block cache: a graph's pool keeps its memory from everyone else until released",
+          "[block_cache]") {
+  FakeDevice dev(256 * MiB);
+  DeviceBlockCache cache(dev);
+  void* common = cache.allocate(MiB);  // before the capture
+  const int pool = cache.begin_pool();
+  CHECK_THROWS_WITH(cache.begin_pool(), Catch::Contains("a graph capture is already under way"));
+  void* captured = cache.allocate(MiB);  // the capturing thread: from the pool, fresh memory
+  CHECK(captured != common);
+  CHECK(dev.captured_allocations == 1);
+  // Another thread keeps the common cache, and never gets the pool's blocks.
+  void* other_thread = nullptr;
+  std::thread([&] { other_thread = cache.allocate(MiB); }).join();
+  CHECK(dev.captured_allocations == 1);
+  cache.free(common);  // freed by the capturing thread: the captured work may use it
+  void* again = nullptr;
+  std::thread([&] { again = cache.allocate(MiB); }).join();
+  CHECK(again != common);  // not back in the common cache
+  cache.free(captured);
+  void* in_pool = cache.allocate(MiB);  // the capturing thread reuses the pool's blocks
+  CHECK((in_pool == captured || in_pool == common));
+  // Out of memory during a capture: no emptying (it would synchronise).
+  const int syncs = dev.syncs;
+  CHECK_THROWS(cache.allocate(512 * MiB));
+  CHECK(dev.syncs == syncs);
+  cache.end_pool();
+  // After the capture the pool still owns its blocks: the graph replays on them.
+  cache.free(in_pool);
+  std::set<void*> pool_blocks = {captured, common};
+  void* after = cache.allocate(MiB);
+  CHECK(pool_blocks.count(after) == 0);
+  cache.free(after);
+  cache.free(other_thread);
+  cache.free(again);
+  cache.empty_cache();  // the common blocks go; the pool's stay (their graph may still replay)
+  CHECK(dev.used() == 2 * MiB);
+  cache.release_pool(pool);
+  // Now the common cache serves them.
+  std::set<void*> served;
+  for (int i = 0; i < 2; ++i) served.insert(cache.allocate(MiB));
+  CHECK(served == pool_blocks);
+}
+
+TEST_CASE("device block cache: a pool block still in use when its graph goes joins the common cache when freed",
+          "[block_cache]") {
+  FakeDevice dev(256 * MiB);
+  DeviceBlockCache cache(dev);
+  const int pool = cache.begin_pool();
+  void* kept = cache.allocate(4 * MiB);  // e.g. a graph output still read
+  cache.end_pool();
+  cache.release_pool(pool);
+  cache.free(kept);
+  CHECK(cache.stats().bytes_cached == static_cast<int64_t>(4 * MiB));
+  CHECK(cache.allocate(4 * MiB) == kept);  // common now
+  // A new capture gets a new pool, with no blocks of the old one.
+  const int pool2 = cache.begin_pool();
+  CHECK(pool2 != pool);
+  void* fresh = cache.allocate(4 * MiB);
+  CHECK(fresh != kept);
+  cache.end_pool();
+  cache.release_pool(pool2);
+  cache.release_pool(pool2);  // twice: nothing to do
+}
