@@ -4,7 +4,9 @@
 // replayed graph's memory from anyone else.
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <cstdlib>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -25,9 +27,10 @@ class FakeDevice final : public DeviceMemorySource {
     for (auto [p, n] : held_) std::free(p);
   }
   void* allocate(size_t bytes, bool in_capture) override {
+    ++asks;
     captured_allocations += in_capture ? 1 : 0;
     queued_work = true;  // the new memory will be used by kernels
-    if (used_ + bytes > capacity_) return nullptr;
+    if (bytes > capacity_ - used_) return nullptr;
     void* p = std::malloc(bytes);
     held_.emplace(p, bytes);
     used_ += bytes;
@@ -45,13 +48,13 @@ class FakeDevice final : public DeviceMemorySource {
     ++syncs;
     queued_work = false;
   }
-  void out_of_memory(size_t nbytes, size_t size, int64_t in_use) override {
-    SAGAN_FAIL("fake:0: out of memory allocating {} bytes ({} rounded), {} in use", nbytes, size, in_use);
+  std::string out_of_memory(size_t nbytes, size_t size, int64_t in_use) override {
+    return fmt::format("fake:0: out of memory allocating {} bytes ({} rounded), {} in use", nbytes, size, in_use);
   }
   std::string name() const override { return "fake:0"; }
 
   size_t used() const { return used_; }
-  int syncs = 0, captured_allocations = 0;
+  int asks = 0, syncs = 0, captured_allocations = 0;
   bool queued_work = false;
 
  private:
@@ -117,8 +120,13 @@ TEST_CASE("device block cache: out of memory empties the cache and retries once,
   CHECK(cache.stats().bytes_cached == 0);
   CHECK(cache.stats().malloc_calls == 3);
   CHECK_THROWS_WITH(cache.allocate(3 * MiB), Catch::Contains("fake:0: out of memory allocating 3145728 bytes"));
-  CHECK_THROWS_WITH(cache.allocate(size_t{1} << 61), Catch::Contains("out of memory"));  // never asked
-  cache.free(p);
+  const int asks = dev.asks, syncs = dev.syncs;
+  cache.free(p);  // cached: an over-limit request must not empty the cache for nothing
+  CHECK_THROWS_WITH(cache.allocate(size_t{1} << 61), Catch::Contains("out of memory"));
+  CHECK_THROWS_WITH(cache.allocate(SIZE_MAX), Catch::Contains("out of memory"));  // its class would wrap
+  CHECK(dev.asks == asks);                                                        // never asked
+  CHECK(dev.syncs == syncs);
+  CHECK(cache.stats().bytes_cached == static_cast<int64_t>(2 * MiB));
 }
 
 TEST_CASE("device block cache: a graph's pool keeps its memory from everyone else until released",
@@ -142,10 +150,18 @@ TEST_CASE("device block cache: a graph's pool keeps its memory from everyone els
   cache.free(captured);
   void* in_pool = cache.allocate(MiB);  // the capturing thread reuses the pool's blocks
   CHECK((in_pool == captured || in_pool == common));
-  // Out of memory during a capture: no emptying (it would synchronise).
+  // Out of memory during a capture: no emptying (it would synchronise),
+  // though the common cache holds a block another thread freed.
+  std::thread([&] { cache.free(other_thread); }).join();
+  const CudaMemoryStats before = cache.stats();
   const int syncs = dev.syncs;
   CHECK_THROWS(cache.allocate(512 * MiB));
   CHECK(dev.syncs == syncs);
+  CHECK(cache.stats().malloc_calls == before.malloc_calls + 1);  // no retry
+  CHECK(cache.stats().bytes_cached == before.bytes_cached);
+  void* refreed = other_thread;
+  std::thread([&] { other_thread = cache.allocate(MiB); }).join();
+  CHECK(other_thread == refreed);  // the common cache kept it
   cache.end_pool();
   // After the capture the pool still owns its blocks: the graph replays on them.
   cache.free(in_pool);
@@ -175,7 +191,9 @@ TEST_CASE("device block cache: a pool block still in use when its graph goes joi
   cache.free(kept);
   CHECK(cache.stats().bytes_cached == static_cast<int64_t>(4 * MiB));
   CHECK(cache.allocate(4 * MiB) == kept);  // common now
-  // A new capture gets a new pool, with no blocks of the old one.
+  cache.free(kept);
+  // A new capture gets a new pool: its thread takes fresh memory, not the
+  // common cache's block of the same class.
   const int pool2 = cache.begin_pool();
   CHECK(pool2 != pool);
   void* fresh = cache.allocate(4 * MiB);

@@ -12,7 +12,11 @@ void* CudaMemorySource::allocate(size_t bytes, bool in_capture) {
   if (in_capture) SAGAN_CUDA_CHECK("allocate", cudaThreadExchangeStreamCaptureMode(&mode));
   void* p = nullptr;
   const cudaError_t err = cudaMalloc(&p, bytes);
-  if (in_capture) SAGAN_CUDA_CHECK("allocate", cudaThreadExchangeStreamCaptureMode(&mode));
+  if (in_capture) {
+    const cudaError_t back = cudaThreadExchangeStreamCaptureMode(&mode);
+    if (back != cudaSuccess && err == cudaSuccess) (void)cudaFree(p);  // not leaked by the throw below
+    SAGAN_CUDA_CHECK("allocate", back);
+  }
   if (err == cudaErrorMemoryAllocation) {
     (void)cudaGetLastError();  // else the next launch check reports it as its own
     return nullptr;
@@ -31,11 +35,11 @@ void CudaMemorySource::synchronize() {
   SAGAN_CUDA_CHECK("empty_cache", cudaDeviceSynchronize());
 }
 
-void CudaMemorySource::out_of_memory(size_t nbytes, size_t size, int64_t bytes_in_use) {
+std::string CudaMemorySource::out_of_memory(size_t nbytes, size_t size, int64_t bytes_in_use) {
   DeviceGuard guard(device_);
   size_t free_b = 0, total_b = 0;
   if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) (void)cudaGetLastError();
-  SAGAN_FAIL(
+  return fmt::format(
       "cuda:{}: out of memory allocating {} bytes ({} bytes after rounding); the device has {} bytes "
       "free of {}, {} bytes are in use by tensors and workspaces",
       device_, nbytes, size, free_b, total_b, bytes_in_use);

@@ -22,7 +22,7 @@ class CudaMemorySource final : public DeviceMemorySource {
   void release(void* p) override;
   void synchronize() override;
   // Names the bytes requested and the bytes the device has free.
-  [[noreturn]] void out_of_memory(size_t nbytes, size_t size, int64_t bytes_in_use) override;
+  std::string out_of_memory(size_t nbytes, size_t size, int64_t bytes_in_use) override;
   std::string name() const override;
 
  private:

@@ -38,16 +38,19 @@ void* DeviceBlockCache::allocate(size_t nbytes) {
 }
 
 void* DeviceBlockCache::source_allocate_locked(size_t size, size_t nbytes, bool in_capture) {
-  auto ask = [&]() -> void* {
-    ++stats_.malloc_calls;
-    return nbytes > kLimit ? nullptr : source_.allocate(size, in_capture);
-  };
-  void* p = ask();
-  if (!p && !in_capture) {  // emptying the cache would synchronise, which a capture forbids
-    release_cached_locked();
+  void* p = nullptr;
+  if (nbytes <= kLimit) {
+    auto ask = [&] {
+      ++stats_.malloc_calls;
+      return source_.allocate(size, in_capture);
+    };
     p = ask();
+    if (!p && !in_capture) {  // emptying the cache would synchronise, which a capture forbids
+      release_cached_locked();
+      p = ask();
+    }
   }
-  if (!p) source_.out_of_memory(nbytes, size, stats_.bytes_in_use);
+  if (!p) SAGAN_FAIL("{}", source_.out_of_memory(nbytes, size, stats_.bytes_in_use));
   return p;
 }
 
@@ -97,9 +100,15 @@ void DeviceBlockCache::release_cached_locked() {
   // Cached blocks may still be read by queued kernels: wait for them first.
   // (A graph's pool keeps its blocks: the graph's replays use them.)
   source_.synchronize();
+  // Each block leaves the lists before it goes back, so that a release
+  // that throws leaves no block listed twice over (a double free later).
   for (auto& [size, blocks] : free_) {
-    for (void* p : blocks) source_.release(p);
-    stats_.bytes_cached -= static_cast<int64_t>(size * blocks.size());
+    while (!blocks.empty()) {
+      void* p = blocks.back();
+      blocks.pop_back();
+      stats_.bytes_cached -= static_cast<int64_t>(size);
+      source_.release(p);
+    }
   }
   free_.clear();
 }

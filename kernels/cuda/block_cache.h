@@ -41,9 +41,9 @@ class DeviceMemorySource {
   virtual void release(void* p) = 0;
   // Waits until no queued work can still use cached memory.
   virtual void synchronize() = 0;
-  // Throws the error for a request of nbytes (size after rounding) that
-  // found no memory even with the cache emptied.
-  [[noreturn]] virtual void out_of_memory(size_t nbytes, size_t size, int64_t bytes_in_use) = 0;
+  // The message for a request of nbytes (size after rounding) that found
+  // no memory even with the cache emptied (the cache throws it).
+  virtual std::string out_of_memory(size_t nbytes, size_t size, int64_t bytes_in_use) = 0;
   virtual std::string name() const = 0;  // "cuda:0", for messages
 };
 
@@ -55,7 +55,8 @@ class DeviceBlockCache {
 
   // Null for 0 bytes, else never null. When the source has no memory the
   // cache is emptied and the request retried once (not during a capture:
-  // emptying synchronises); then the source's out_of_memory throws.
+  // emptying synchronises); then it throws the source's out_of_memory
+  // message. A request over kLimit throws at once.
   void* allocate(size_t nbytes);
   // p must come from allocate(); it goes back to its free list.
   void free(void* p);
