@@ -56,7 +56,8 @@ void StallWatchdog::run() {
     Stall stall{0.0, current_wait(), std::move(error)};
     if (stall.error.empty()) {
       const auto since = std::chrono::steady_clock::now() - last_beat_;
-      if (timeout_.count() == 0 || since < timeout_ + (stall.waiting ? 2 * interval_ : interval_ * 0)) continue;
+      const auto grace = stall.waiting ? 2 * interval_ : std::chrono::milliseconds(0);
+      if (timeout_.count() == 0 || since < timeout_ + grace) continue;
       stall.seconds = std::chrono::duration<double>(since).count();
     }
     lock.unlock();

@@ -353,8 +353,9 @@ std::unique_ptr<dist::StallWatchdog> make_watchdog(const Trainer& trainer, const
       const std::string text = fmt::format("\n{}: error: {}; ending the job\n", who, why);
       for (size_t done = 0; done < text.size();) {
         const ssize_t n = ::write(STDERR_FILENO, text.data() + done, text.size() - done);
-        if (n <= 0 && errno != EINTR) break;
-        if (n > 0) done += static_cast<size_t>(n);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        done += static_cast<size_t>(n);
       }
     } catch (...) {  // out of memory formatting: end the job all the same
     }
