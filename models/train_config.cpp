@@ -329,15 +329,21 @@ void read_config_file(const std::string& path, TrainConfig& cfg, ConfigSources* 
 
 // ---------------------------------------------------------------- writing
 
-std::string TrainConfig::to_json() const {
+namespace {
+std::string json_of(const TrainConfig& cfg, bool all) {
   json tree = json::object();
   for (const TrainOption& o : train_options()) {
+    if (!all && o.follows && o.follows(cfg)) continue;
     std::string pointer = "/" + o.key;  // "model.ch" -> "/model/ch"
     std::replace(pointer.begin(), pointer.end(), '.', '/');
-    tree[json::json_pointer(pointer)] = to_json_value(o.get(*this));
+    tree[json::json_pointer(pointer)] = to_json_value(o.get(cfg));
   }
   return tree.dump(2) + "\n";
 }
+}  // namespace
+
+std::string TrainConfig::to_json() const { return json_of(*this, true); }
+std::string TrainConfig::to_json_for_editing() const { return json_of(*this, false); }
 
 std::string TrainConfig::to_toml() const {
   // Settings at the top, then one [section] per dotted prefix; each with its
@@ -346,8 +352,12 @@ std::string TrainConfig::to_toml() const {
   for (const TrainOption& o : train_options()) {
     const size_t dot = o.key.find('.');
     const std::string leaf = dot == std::string::npos ? o.key : o.key.substr(dot + 1);
-    std::string line = fmt::format("# {}{}\n{} = {}\n", o.help, o.flag.empty() ? "" : " (" + primary_flag(o) + ")",
-                                   leaf, toml_value(o.get(*this), o.key));
+    // A value that only follows another setting is commented out: left in,
+    // it would override a later edit of that setting.
+    const bool follows = o.follows && o.follows(*this);
+    std::string line = fmt::format("# {}{}\n{}{} = {}{}\n", o.help, o.flag.empty() ? "" : " (" + primary_flag(o) + ")",
+                                   follows ? "# " : "", leaf, toml_value(o.get(*this), o.key),
+                                   follows ? "  # follows another setting now; uncomment to set it apart" : "");
     if (dot == std::string::npos) {
       top += line;
       continue;
@@ -362,7 +372,7 @@ std::string TrainConfig::to_toml() const {
 void write_config_file(const std::string& path, const TrainConfig& cfg) {
   std::string text;
   try {
-    text = format_of(path) == Format::Json ? cfg.to_json() : cfg.to_toml();
+    text = format_of(path) == Format::Json ? cfg.to_json_for_editing() : cfg.to_toml();
   } catch (const Error& e) {
     if (std::string(e.what()).rfind(path + ":", 0) == 0) throw;
     SAGAN_FAIL("{}: {}", path, e.what());

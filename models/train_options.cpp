@@ -106,6 +106,7 @@ TrainOption shared_width(TrainOption o) {
 // model.g_ch / model.d_ch: written resolved (ch spelled out where they follow it).
 TrainOption own_width(TrainOption o, int64_t SaganConfig::*m, int64_t (SaganConfig::*resolved)() const) {
   o.kind = ValueKind::Int;
+  o.follows = [m](const TrainConfig& c) { return c.model.*m == 0; };
   o.get = [resolved](const TrainConfig& c) { return ConfigValue((c.model.*resolved)()); };
   o.set = [m](TrainConfig& c, const ConfigValue& v) { c.model.*m = std::get<int64_t>(v); };
   return o;

@@ -48,6 +48,11 @@ struct TrainOption {
   // Set from the data set when training starts (num_classes,
   // image_channels): a value given is replaced, and --resume ignores it.
   bool from_data_set = false;
+  // True while the value only follows another setting (g_ch and d_ch
+  // follow ch unless set): a settings file for people to edit
+  // (--write-config) then leaves it out, or a later edit of the other
+  // setting would be overridden by the stale copy. Run records keep it.
+  std::function<bool(const TrainConfig&)> follows{};
 };
 
 // Every setting, in --help order.

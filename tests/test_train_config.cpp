@@ -230,6 +230,34 @@ TEST_CASE("ch sets both widths; g_ch and d_ch given with it win; configs with on
              Catch::EndsWith("--d-attn: 16: self-attention needs channels divisible by 8, the block has 6 (d_ch = 3)"));
 }
 
+TEST_CASE("a written settings file leaves out widths that only follow ch, so an edit of ch takes", "[config]") {
+  TempDir dir;
+  for (const char* name : {"edit.toml", "edit.json"}) {
+    INFO(name);
+    const std::string path = dir / name;
+    write_config_file(path, TrainConfig{});  // g_ch and d_ch follow ch (64)
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t at = text.find(std::string(name).ends_with(".json") ? "\"ch\": 64" : "\nch = 64");
+    REQUIRE(at != std::string::npos);
+    text.replace(text.find("64", at), 2, "8");  // the user edits ch only
+    TrainConfig c;
+    read_config_file(write(dir, name, text), c, nullptr);
+    CHECK(c.model.resolved_g_ch() == 8);
+    CHECK(c.model.resolved_d_ch() == 8);
+  }
+  // Set apart, they are written and read back.
+  TrainConfig apart;
+  apart.model.g_ch = 32;
+  write_config_file(dir / "apart.toml", apart);
+  TrainConfig back;
+  read_config_file(dir / "apart.toml", back, nullptr);
+  CHECK(back.model.resolved_g_ch() == 32);
+  CHECK(back.model.resolved_d_ch() == 64);
+  // A run's record (config.json, checkpoints) spells every width out.
+  CHECK_THAT(TrainConfig{}.to_json(), Catch::Contains("\"g_ch\": 64") && Catch::Contains("\"d_ch\": 64"));
+}
+
 TEST_CASE("config files refuse unknown keys, naming the file and suggesting the key", "[config]") {
   TempDir dir;
   CHECK(file_error(dir, "t.toml", "batchsize_typo = 64\n") ==
