@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/autograd.h"
+#include "core/io/atomic_file.h"
 #include "layers/flat_parameters.h"
 #include "models/finite_check.h"
 
@@ -112,8 +113,9 @@ std::string checkpoint_path(const std::string& run_dir, int64_t step) {
 std::vector<std::string> list_checkpoints(const std::string& run_dir) {
   fs::path dir = fs::path(run_dir) / "checkpoints";
   std::vector<std::string> out;
-  if (!fs::is_directory(dir)) return out;
-  for (auto& e : fs::directory_iterator(dir))
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  for (auto& e : io::list_directory(dir, "checkpoints"))
     if (is_checkpoint_name(e.path())) out.push_back(e.path().string());
   std::sort(out.rbegin(), out.rend());
   return out;
@@ -134,8 +136,8 @@ int64_t remove_orphaned_checkpoint_temporaries(const std::string& run_dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return 0;
   std::vector<fs::path> orphans;
-  for (auto& e : fs::directory_iterator(dir))
-    if (e.is_regular_file() && is_checkpoint_temporary(e.path())) orphans.push_back(e.path());
+  for (auto& e : io::list_directory(dir, "checkpoints"))
+    if (e.is_regular_file(ec) && is_checkpoint_temporary(e.path())) orphans.push_back(e.path());
   for (const fs::path& p : orphans) {
     fs::remove(p, ec);
     SAGAN_CHECK(!ec, "{}: cannot remove this leftover of an interrupted checkpoint write: {}", p.string(),

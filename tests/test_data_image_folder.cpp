@@ -62,6 +62,21 @@ TEST_CASE("image_folder errors name the folder or file", "[data][data_folder]") 
                       Catch::Contains("channels must be 1, 3 or 0 (auto), got 4"));
 }
 
+TEST_CASE("image_folder follows links to folders and refuses a link loop, naming it", "[data][data_folder]") {
+  TempDir dir;
+  fs::create_directories(dir / "data/a");
+  fs::create_directories(dir / "elsewhere/more");
+  io::write_png(dir / "data/a/1.png", solid(2, 2, 3, 1));
+  io::write_png(dir / "elsewhere/more/2.png", solid(2, 2, 3, 2));
+  fs::create_directory_symlink(dir / "elsewhere", dir / "data/a/linked");
+  auto ds = data::image_folder(dir / "data");
+  CHECK(ds->size() == 2);                                 // the linked folder's image counts
+  fs::create_directory_symlink("..", dir / "data/a/up");  // a/up -> data: inside itself
+  REQUIRE_THROWS_WITH(data::image_folder(dir / "data"), Catch::Contains("image_folder: ") &&
+                                                            Catch::Contains("a/up/a leads back to") &&
+                                                            Catch::Contains("a link loop"));
+}
+
 TEST_CASE("image_folder channels auto: 1 when every image is grayscale, else 3", "[data][data_folder]") {
   TempDir dir;
   fs::create_directories(dir / "a");

@@ -136,3 +136,16 @@ void check_writable_file(const std::string& path, const std::string& what) {
 }
 
 }  // namespace sagan::io
+
+namespace sagan::io {
+
+std::vector<std::filesystem::directory_entry> list_directory(const std::filesystem::path& dir,
+                                                             const std::string& what) {
+  std::error_code ec;
+  std::vector<std::filesystem::directory_entry> out;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) out.push_back(*it);
+  SAGAN_CHECK(!ec, "{}: cannot read the folder {}: {}", what, dir.string(), ec.message());
+  return out;
+}
+
+}  // namespace sagan::io

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -28,6 +29,12 @@ void write_all(std::FILE* f, const void* data, size_t size, const std::string& p
 
 // Whole file into memory; throws naming the path and errno text.
 std::vector<uint8_t> read_file(const std::string& path);
+
+// The entries of a folder; a folder that cannot be read (permissions, a
+// vanished mount) throws "<what>: cannot read the folder <dir>: <reason>"
+// instead of the standard library's filesystem_error, which names no
+// owner and sometimes no path.
+std::vector<std::filesystem::directory_entry> list_directory(const std::filesystem::path& dir, const std::string& what);
 
 // Checks before any long work that a later write will not fail for want of
 // a place: makes `dir` (with its parents) and creates and removes a file in

@@ -1,7 +1,9 @@
 // A folder of class sub-folders of PNG/JPEG files (torchvision's ImageFolder layout).
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 
+#include "core/io/atomic_file.h"
 #include "models/data/dataset.h"
 
 namespace fs = std::filesystem;
@@ -52,8 +54,8 @@ std::shared_ptr<Dataset> image_folder(const std::string& root, int64_t channels)
   std::error_code ec;
   SAGAN_CHECK(fs::is_directory(root, ec), "image_folder: {} is not a directory", root);
   std::vector<std::string> classes;
-  for (const auto& e : fs::directory_iterator(root))
-    if (e.is_directory() && e.path().filename().string()[0] != '.') classes.push_back(e.path().filename().string());
+  for (const auto& e : io::list_directory(root, "image_folder"))
+    if (e.is_directory(ec) && e.path().filename().string()[0] != '.') classes.push_back(e.path().filename().string());
   std::sort(classes.begin(), classes.end());
   SAGAN_CHECK(!classes.empty(), "image_folder: {} has no class sub-folders (expected <root>/<class>/<image>)", root);
   std::vector<std::pair<std::string, int64_t>> files;
@@ -75,9 +77,28 @@ std::vector<std::string> image_files_under(const std::string& dir) {
     std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
     return ext == ".png" || ext == ".jpg" || ext == ".jpeg";
   };
+  // Folders are walked by hand, following links to folders (a data set
+  // assembled from links is common), so that a folder that cannot be read
+  // is named in the error and a link back to a folder above is refused
+  // instead of walked until the path is too long.
   std::vector<std::string> files;
-  for (const auto& e : fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink))
-    if (e.is_regular_file() && is_image_file(e.path())) files.push_back(e.path().string());
+  std::vector<fs::path> above;  // the canonical paths of the folders being walked
+  std::function<void(const fs::path&)> walk = [&](const fs::path& d) {
+    std::error_code ec;
+    const fs::path real = fs::canonical(d, ec);
+    SAGAN_CHECK(!ec, "image_folder: cannot read the folder {}: {}", d.string(), ec.message());
+    SAGAN_CHECK(std::find(above.begin(), above.end(), real) == above.end(),
+                "image_folder: {} leads back to {}, a folder it is inside (a link loop)", d.string(), real.string());
+    above.push_back(real);
+    for (const auto& e : io::list_directory(d, "image_folder")) {
+      if (e.is_directory(ec))
+        walk(e.path());
+      else if (e.is_regular_file(ec) && is_image_file(e.path()))
+        files.push_back(e.path().string());
+    }
+    above.pop_back();
+  };
+  walk(dir);
   std::sort(files.begin(), files.end());
   return files;
 }
