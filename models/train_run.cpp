@@ -189,6 +189,13 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
   const bool resume = !opt.resume_dir.empty();
   const bool parallel = opt.comm && opt.comm->size() > 1;
   ConfigSources sources = resume ? ConfigSources{} : opt.given;
+  // The data path as config.json keeps it: absolute, so that --resume,
+  // sagan-eval and sagan-class-diversity find the data from any folder.
+  if (!cfg.data_path.empty()) {
+    std::error_code ec;
+    const fs::path abs = fs::absolute(cfg.data_path, ec);
+    if (!ec) cfg.data_path = abs.lexically_normal().string();
+  }
   // The checks and the directory, on every rank at once: a failure on any
   // rank (rank 0's: the directory) ends them all together (dist/agree.h).
   dist::run_agreed(opt.comm.get(), [&] {
@@ -201,7 +208,11 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
         check_resume_world_size("--resume " + cfg.run_dir, cfg.world_size, cfg.batch_size,
                                 opt.comm ? opt.comm->size() : 1);
       if (writer) {
+        // Its folders too: a read-only checkpoints/ would fail the first
+        // save, after the steps it should have kept.
         check_writable_dir(cfg.run_dir, "--resume");
+        for (const char* sub : {"checkpoints", "samples"})
+          check_writable_dir((fs::path(cfg.run_dir) / sub).string(), "--resume");
         lock = RunDirLock(cfg.run_dir);
       }
     } else {

@@ -497,6 +497,33 @@ std::string image_folder(const fs::path& root) {
 }
 }  // namespace
 
+TEST_CASE("run_training keeps the data path absolute, so a resume from another folder finds the data",
+          "[trainer][resume][run]") {
+  TempDir root_scope;
+  const fs::path root = root_scope.path;
+  image_folder(root);  // root/data
+  struct Cwd {         // the test's working folder, restored whatever happens
+    fs::path before = fs::current_path();
+    ~Cwd() { fs::current_path(before); }
+  } cwd;
+  fs::current_path(root);
+  TrainConfig c = tiny_config();
+  c.dataset = "folder";
+  c.data_path = "data";  // relative, as a user types it
+  c.steps = 1;
+  c.run_dir = (root / "run").string();
+  RunOptions quiet;
+  quiet.progress = false;
+  run_training(c, quiet);
+  TrainConfig saved;
+  read_config_file((root / "run" / "config.json").string(), saved, nullptr);
+  CHECK(saved.data_path == (root / "data").string());
+  fs::create_directories(root / "elsewhere");
+  fs::current_path(root / "elsewhere");
+  run_training(more_steps(2), resumed(c.run_dir));
+  CHECK(fs::exists(root / "run" / "checkpoints" / "step_00000002.safetensors"));
+}
+
 TEST_CASE("run_training --resume applies a new learning rate and records it, and refuses another architecture",
           "[trainer][resume][run][long]") {
   TempDir root_scope;
