@@ -161,6 +161,13 @@ if(first MATCHES "no GPU found, so --preset cpu")
 elseif(NOT preset STREQUAL "" OR NOT ch EQUAL 64)
   message(FATAL_ERROR "cli_end_to_end: with a GPU the defaults hold, got preset '${preset}', ch ${ch}:\n${first}")
 endif()
+# --device cpu with no preset named takes the cpu preset too, GPU or not.
+run("sagan-train --device cpu" ${TRAIN} --device cpu --steps 1 --run-dir ${WORK_DIR}/devcpu)
+file(READ ${WORK_DIR}/devcpu/config.json devcpu)
+string(JSON preset GET "${devcpu}" preset)
+if(NOT last_output MATCHES "--device cpu, so --preset cpu" OR NOT preset STREQUAL "cpu")
+  message(FATAL_ERROR "cli_end_to_end: --device cpu did not take the cpu preset (config.json: '${preset}'):\n${last_output}")
+endif()
 
 run("sagan-sample" ${SAMPLE} ${run} -n 6 --classes 1,2 --device cpu -o ${WORK_DIR}/grid.png)
 expect_file(${WORK_DIR}/grid.png)

@@ -48,18 +48,21 @@ std::string fallback_preset(const TrainToolOptions& o,
   TrainConfig cli;
   ConfigSources given;
   apply_cli(cli, given);
-  if (cli.device != "auto" || cuda_available() || given.given("preset")) return "";
+  // On the CPU by choice (--device cpu) or for want of a GPU.
+  const bool chosen = cli.device == "cpu";
+  if (!(chosen || (cli.device == "auto" && !cuda_available())) || given.given("preset")) return "";
+  const char* why = chosen ? "--device cpu" : "no GPU found";
   if (!o.config_file.empty()) {
     if (named_preset(o.config_file, apply_cli).empty() && !o.quiet)
-      fmt::print("sagan-train: no GPU found; training on the CPU ({} gives the small cpu preset)\n", "--preset cpu");
+      fmt::print("sagan-train: {}; training on the CPU ({} gives the small cpu preset)\n", why, "--preset cpu");
     return "";
   }
   const TrainPreset& cpu = *find_train_preset("cpu");
   if (!o.quiet)
     fmt::print(
-        "sagan-train: no GPU found, so --preset cpu: {}.\n"
+        "sagan-train: {}, so --preset cpu: {}.\n"
         "sagan-train: options given still win; --preset sagan32 is the full default: {}.\n",
-        cpu.summary, find_train_preset("sagan32")->summary);
+        why, cpu.summary, find_train_preset("sagan32")->summary);
   return cpu.name;
 }
 
@@ -115,7 +118,8 @@ int main(int argc, char** argv) {
       "sagan-train: train a Self-Attention GAN (hinge loss, TTUR Adam, EMA generator).\n"
       "With no options it trains class-conditional SAGAN-32 on Fashion-MNIST\n"
       "(Debian package dataset-fashion-mnist) and writes a run directory under runs/;\n"
-      "without a GPU it takes --preset cpu (about half an hour on 2 cores) and says so.\n"
+      "on the CPU (no GPU, or --device cpu) it takes --preset cpu (about half an hour on 2 cores)\n"
+      "unless a preset is named, and says so.\n"
       "Ctrl-C (or SIGTERM, SIGUSR1, SIGUSR2) stops after the current step, saves a checkpoint and\n"
       "exits 128 + the signal (130, 143, 138, 140); a second signal quits at once. --resume continues\n"
       "exactly.\n"
