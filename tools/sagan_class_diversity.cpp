@@ -155,6 +155,10 @@ std::vector<Embedded> embed_reals(const ClassDiversityOptions& o, const Checkpoi
     for (Tensor imgs = src->next(200); imgs.defined(); imgs = src->next(200))
       embed_into(net, imgs.to(dev), real[static_cast<size_t>(label)]);
     const int64_t got = real[static_cast<size_t>(label)].features.rows;
+    // Before any row is printed: a table cut short by an error misleads.
+    SAGAN_CHECK(got > o.k,
+                "{}: class {} has {} real image(s) in {}; precision and recall with --k {} need more than {}", c.path,
+                label, got, ds->name(), o.k, o.k);
     if (got < o.n)
       fmt::print(stderr,
                  "sagan-class-diversity: warning: class {} has {} real images, fewer than --num {}; using all\n", label,
@@ -207,6 +211,12 @@ int run(const ClassDiversityOptions& o) {
   const CheckpointFile c = open_checkpoint(o.checkpoint);
   const int64_t K = c.config.model.num_classes;
   SAGAN_CHECK(K > 0, "{}: the model is unconditional; per-class figures need a conditional one", c.path);
+  // The classifier's features and labels are Fashion-MNIST's: on other data
+  // every figure would be computed, and mean nothing.
+  SAGAN_CHECK(c.config.model.image_channels == 1 && K == 10,
+              "{}: a generator of {}-channel images in {} classes ({}); sagan-class-diversity measures with the "
+              "Fashion-MNIST classifier, which fits Fashion-MNIST runs only (1 channel, 10 classes)",
+              c.path, c.config.model.image_channels, K, c.config.dataset);
   const Device dev = resolve_device(o.device);
   FmnistFeatureNet net(o.fmnist_weights.empty() ? default_fmnist_weights() : o.fmnist_weights, dev);
   std::unique_ptr<SaganGenerator> g = load_generator_for(o, c, dev);
