@@ -82,6 +82,12 @@ endif()
 # at their own size they compare. Three images are too few for
 # precision/recall (k = 3): skipped with a note, the other metrics kept.
 run("sagan-sample --separate" ${SAMPLE} ${run} -n 3 --device cpu -o ${WORK_DIR}/three.png --separate ${WORK_DIR}/three)
+# Into the same folder again: refused (the two sets would mix), nothing written.
+execute_process(COMMAND ${SAMPLE} ${run} -n 2 --device cpu -o ${WORK_DIR}/again.png --separate ${WORK_DIR}/three
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc EQUAL 0 OR NOT err MATCHES "--separate [^\n]*three: already holds samples" OR EXISTS ${WORK_DIR}/again.png)
+  message(FATAL_ERROR "cli_end_to_end: a second --separate into the same folder was not refused (exit ${rc}):\n${err}")
+endif()
 execute_process(COMMAND ${EVAL} --folder ${WORK_DIR}/three --resolution 16 --ref-stats ${WORK_DIR}/gen_stats.safetensors
                         --features fmnist --channels 1 --device cpu --quiet RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(rc EQUAL 0 OR NOT err MATCHES "made from 32x32 images, but this run's are 16x16")

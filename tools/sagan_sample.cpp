@@ -2,6 +2,8 @@
 // default), as one grid or as separate PNGs, for chosen classes, with
 // optional truncation of z.
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 
 #include "core/io/atomic_file.h"
@@ -30,7 +32,24 @@ struct SampleOptions {
     SAGAN_CHECK(nrow >= 0, "--nrow must be >= 0, got {}", nrow);
     // Both outputs checked before either is written.
     cli::check_png_output(out, "-o " + out);
-    if (!separate.empty()) io::check_writable_dir(separate, "--separate " + separate);
+    if (!separate.empty()) {
+      io::check_writable_dir(separate, "--separate " + separate);
+      // Samples of an earlier call there would mix with these unseen (a
+      // later sagan-eval --folder counts every image in it).
+      for (const auto& e : io::list_directory(separate, "--separate"))
+        SAGAN_CHECK(!is_sample_name(e.path().filename().string()),
+                    "--separate {}: already holds samples ({}); remove them or choose an empty folder", separate,
+                    e.path().filename().string());
+    }
+  }
+  // <index>_class<k>.png, as write_separate names them.
+  static bool is_sample_name(const std::string& name) {
+    const size_t u = name.find("_class");
+    auto digits = [](const std::string& s) {
+      return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
+    };
+    return u != std::string::npos && name.size() > 4 && name.compare(name.size() - 4, 4, ".png") == 0 &&
+           digits(name.substr(0, u)) && digits(name.substr(u + 6, name.size() - 4 - u - 6));
   }
 };
 
