@@ -282,8 +282,9 @@ void announce(const Trainer& trainer, const data::Dataset& dataset, bool resumed
              resumed ? fmt::format(" (resumed at step {})", trainer.step_count()) : "");
   if (trainer.step_count() < rc.steps) {
     const double t = estimate_iteration_seconds(rc, trainer.device());
-    fmt::print("sagan-train: about {:.2f} s a step here (one timed on a copy of the networks): ETA {} for {} steps\n",
-               t, hms(t * static_cast<double>(rc.steps - trainer.step_count())), rc.steps - trainer.step_count());
+    fmt::print("sagan-train: about {:.2f} s a step here (one timed on a copy of the networks): ETA {} for {} steps{}\n",
+               t, hms(t * static_cast<double>(rc.steps - trainer.step_count())), rc.steps - trainer.step_count(),
+               rc.fd_every > 0 ? ", FD measurements not counted (the progress line's ETA counts them)" : "");
   }
   std::fflush(stdout);
 }
@@ -448,6 +449,11 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
   using clock = std::chrono::steady_clock;
   auto window_start = clock::now();
   int64_t window_steps = 0;
+  // The ETA's clock: every second since the first step ended (its one-time
+  // costs aside), FD, checkpoints and sample grids included, so that it
+  // tells when the run ends, where it/s tells the training speed.
+  std::optional<clock::time_point> eta_start;
+  int64_t eta_steps = 0;
   const int64_t start_step = trainer.step_count();
   // The ranks start their clocks together: rank 0 alone made the FD
   // reference and timed a step for the ETA, while the others went ahead.
@@ -462,6 +468,10 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
                  tty && opt.progress ? "\n" : "", trainer.nan_guard().message(),
                  trainer.nan_guard().skipped_in_a_row());
     ++window_steps;
+    if (eta_start)
+      ++eta_steps;
+    else
+      eta_start = clock::now();
     const double elapsed = std::chrono::duration<double>(clock::now() - window_start).count();
     if (opt.progress && s.step == start_step + 1 && s.step % rc.log_every != 0 && s.step != rc.steps)
       // A first sign of life (a CPU step can take seconds, log_every many of
@@ -472,12 +482,14 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
     if (s.step % rc.log_every == 0 || s.step == rc.steps) {
       const double it_s = window_steps / std::max(elapsed, 1e-9);
       window_steps = 0;
+      const double s_per_step =
+          eta_steps > 0 ? std::chrono::duration<double>(clock::now() - *eta_start).count() / eta_steps : 1.0 / it_s;
       double fd_value;
       out.log(metrics_row(trainer, s, it_s, fd.get(), fd_value), s.step);
       if (opt.progress) {
         std::string line = fmt::format(
             "step {}/{} | {:.2f} it/s | ETA {} | loss_d {:.4f} loss_g {:.4f} | D(x) {:.3f} D(G(z)) {:.3f}", s.step,
-            rc.steps, it_s, hms((rc.steps - s.step) / std::max(it_s, 1e-9)), s.loss_d, s.loss_g, s.d_real, s.d_fake);
+            rc.steps, it_s, hms((rc.steps - s.step) * s_per_step), s.loss_d, s.loss_g, s.d_real, s.d_fake);
         if (!std::isnan(fd_value)) line += fmt::format(" | FD {:.3f}", fd_value);
         if (s.skipped_steps > 0) line += fmt::format(" | {} skipped", s.skipped_steps);
         show(line, tty);
