@@ -501,7 +501,8 @@ std::optional<ConfigProblem> train_config_problem(const TrainConfig& c,
   if (c.fd_every % c.log_every != 0)
     return bad("fd_every", fmt::format("{} is not a multiple of {} ({}): FD is logged on log rows", c.fd_every,
                                        name("log_every"), c.log_every));
-  if (c.fd_every > 0 && c.fd_samples < 2) return bad("fd_samples", fmt::format("must be >= 2, got {}", c.fd_samples));
+  // Checked with FD off too: a saved value would stop a later resume that turns it on.
+  if (c.fd_samples < 2) return bad("fd_samples", fmt::format("must be >= 2, got {}", c.fd_samples));
   // auto resolves as the FD monitor does (resolve_features): fmnist on
   // Fashion-MNIST and on 1-channel data. A folder's channels may only be
   // known once its images are read; the monitor then names the option.

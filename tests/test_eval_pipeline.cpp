@@ -141,8 +141,8 @@ TEST_CASE("folder source: flat or nested folders, channel conversion, size check
   CHECK(folder_source(dir.string(), 3, 8, 2)->next(5).shape() == Shape{2, 3, 8, 8});
   io::write_png((dir / "d.png").string(), io::Image(7, 7, 1, 0));
   auto mixed = folder_source(dir.string(), 3, 0, 0);
-  REQUIRE_THROWS_WITH(mixed->next(10),
-                      Catch::Contains("is 7x7, expected 6x5") || Catch::Contains("is 6x5, expected 7x7"));
+  REQUIRE_THROWS_WITH(mixed->next(10), Catch::Contains("is 7x7 (width x height), expected 5x6") ||
+                                           Catch::Contains("is 5x6 (width x height), expected 7x7"));
   TempDir empty_scope;
   fs::path empty = empty_scope.path;
   REQUIRE_THROWS_WITH(folder_source(empty.string(), 3, 0, 0), Catch::Contains("holds no .png/.jpg/.jpeg files"));

@@ -327,6 +327,15 @@ TEST_CASE("config files: the extension picks the format in any case, others are 
   REQUIRE_THROWS_WITH(write_config_file(dir / "out.yml", c), Catch::Contains("must end in .json or .toml"));
 }
 
+TEST_CASE("fd_samples is checked with FD off too, so that a saved value cannot stop a later resume", "[config]") {
+  TrainConfig c;
+  c.fd_every = 0;
+  c.fd_samples = -5;
+  const auto p = train_config_problem(c, [](const std::string& key) { return key; });
+  REQUIRE(p.has_value());
+  CHECK(p->key + ": " + p->text == "fd_samples: must be >= 2, got -5");
+}
+
 TEST_CASE("FD features auto need Inception weights exactly where the FD monitor would pick Inception", "[config]") {
   TrainConfig c;
   c.fd_every = c.log_every;

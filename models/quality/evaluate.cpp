@@ -29,8 +29,8 @@ void to_chw(const io::Image& src, int64_t channels, int64_t resolution, io::Upsc
   if (img.height == H && img.width == W) {
     f = io::to_float(img);
   } else {
-    SAGAN_CHECK(resolution > 0, "{} is {}x{}, expected {}x{} (pass --resolution to resize)", what, img.height,
-                img.width, H, W);
+    SAGAN_CHECK(resolution > 0, "{} is {}x{} (width x height), expected {}x{} (pass --resolution to resize)", what,
+                img.width, img.height, W, H);
     f = io::fit_square(img, H, upscale);
   }
   const int64_t plane = H * W;
