@@ -12,6 +12,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -143,17 +144,30 @@ std::string resume_trainer(Trainer& trainer, const std::string& run_dir) {
 }
 
 // One iteration; an error in it (a non-finite update under --on-nan stop,
-// say) also says where the run's last good state is.
-StepStats guarded_step(Trainer& trainer, const std::string& run_dir) {
-  auto with_run_dir = [&](const Error& e) {
+// say) also says where the run's last good state is. When the step's inputs
+// could not be drawn (an image that cannot be read), no update was made and
+// the trainer holds the last step's state: `keep` saves it first, so that
+// the steps since the last checkpoint are not lost, and says what it did.
+StepStats guarded_step(Trainer& trainer, const std::string& run_dir, const std::function<std::string()>& keep) {
+  auto with_run_dir = [&](const Error& e, const std::string& then = "") {
     const std::string last = latest_checkpoint(run_dir);
-    return fmt::format("{}\nsagan-train: run dir {}; {}", e.what(), run_dir,
-                       last.empty() ? "no checkpoint yet" : "its newest checkpoint is " + last);
+    return fmt::format("{}\nsagan-train: run dir {}; {}{}", e.what(), run_dir,
+                       last.empty() ? "no checkpoint yet" : "its newest checkpoint is " + last, then);
   };
   try {
     return trainer.step();
   } catch (const dist::AgreedError& e) {  // the same on every rank: stays agreed
     throw dist::AgreedError(with_run_dir(e));
+  } catch (const InputsNotDrawn& e) {
+    std::string kept;
+    try {
+      kept = keep();
+    } catch (const std::exception& failed) {
+      throw Error(
+          with_run_dir(e, fmt::format(" (saving step {} failed too: {})", trainer.step_count(), failed.what())));
+    }
+    throw Error(
+        with_run_dir(e, fmt::format(" ({}); fix or remove the file, then: sagan-train --resume {}", kept, run_dir)));
   } catch (const Error& e) {
     throw Error(with_run_dir(e));
   }
@@ -461,7 +475,13 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
   // Declared after the trainer: gone before its communicators, which it polls.
   std::unique_ptr<dist::StallWatchdog> watchdog = make_watchdog(trainer, rc, comm);
   while (trainer.step_count() < rc.steps) {
-    StepStats s = guarded_step(trainer, rc.run_dir);
+    StepStats s = guarded_step(trainer, rc.run_dir, [&]() -> std::string {
+      if (!writer) return "rank 0 writes the checkpoints: the steps since the newest are lost";
+      if (trainer.step_count() == start_step) return "no step was made since this start";
+      if (trainer.step_count() % rc.checkpoint_every == 0) return "no step since it";
+      out.save_checkpoint(trainer);
+      return fmt::format("saved just now, at step {}: nothing was lost", trainer.step_count());
+    });
     if (watchdog) watchdog->beat();
     if (s.skipped && writer)
       fmt::print(stderr, "{}sagan-train: warning: {}; update dropped (--on-nan skip, {} in a row)\n",

@@ -53,6 +53,15 @@ namespace sagan {
 
 class DataParallel;
 
+// Thrown by Trainer::step() when its inputs could not be drawn (an image
+// that cannot be read): no update was made, and the trainer holds the state
+// after its step_count() steps, loader and RNGs included, which a
+// checkpoint may keep (sagan-train saves one before it stops).
+class InputsNotDrawn : public Error {
+ public:
+  using Error::Error;
+};
+
 // What one iteration consumes: n_dis real batches, each with the latents and
 // fake labels of its D step, then the G step's latents and fake labels.
 // step() draws them from the loader and the RNG (draw_inputs); step(inputs)
@@ -109,7 +118,7 @@ class Trainer {
   // One iteration on inputs drawn from the loader and the RNG; before
   // reading the iteration's values it draws and sends the next iteration's
   // (an error in drawing those is raised by the next step(), which draws
-  // them again).
+  // them again, as InputsNotDrawn).
   StepStats step();
   // One iteration on the given inputs (see StepInputs); the loader and the
   // RNG are not touched.

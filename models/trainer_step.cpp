@@ -294,7 +294,16 @@ void Trainer::run_updates() {
 }
 
 StepStats Trainer::step() {
-  if (!prefetched_) send_inputs(draw_inputs_at(step_), step_);
+  if (!prefetched_) {
+    const DrawState before = draw_state();
+    try {
+      send_inputs(draw_inputs_at(step_), step_);
+    } catch (const Error& e) {
+      inputs_stage_.discard();
+      set_draw_state(before);
+      throw InputsNotDrawn(e.what());
+    }
+  }
   prefetched_.reset();
   return run_iteration(/*prefetch=*/true);
 }

@@ -188,6 +188,7 @@ TEST_CASE("an input that fails to load while drawn ahead fails the step that use
   const StepStats s = t.step();
   CHECK(s.loss_d == want.loss_d);
   CHECK(s.loss_g == want.loss_g);
+  REQUIRE_THROWS_AS(t.step(), InputsNotDrawn);  // no update made: a checkpoint may keep this state
   REQUIRE_THROWS_WITH(t.step(), Catch::Contains("could not be read"));
   CHECK(t.step_count() == 1);
   CHECK(t.optimizer_d().step_count() == 2);
@@ -496,6 +497,40 @@ std::string image_folder(const fs::path& root) {
   return (root / "data").string();
 }
 }  // namespace
+
+TEST_CASE("run_training saves a checkpoint before stopping on an image it cannot read: no step is lost",
+          "[trainer][run]") {
+  TempDir root_scope;
+  const fs::path root = root_scope.path;
+  TrainConfig c = tiny_config();
+  c.dataset = "folder";
+  c.channels = "3";  // no header read at the start: the bad file is met while training
+  c.data_path = image_folder(root);
+  io::write_file_atomic((root / "data" / "class1" / "9.png").string(), std::string("not an image"));
+  c.steps = 40;  // more than an epoch: every image is read
+  c.checkpoint_every = 1000;
+  c.run_dir = (root / "run").string();
+  RunOptions quiet;
+  quiet.progress = false;
+  std::string message;
+  try {
+    run_training(c, quiet);
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  INFO(message);
+  REQUIRE_THAT(message, Catch::Contains("9.png"));
+  const std::string last = latest_checkpoint(c.run_dir);
+  REQUIRE_FALSE(last.empty());
+  const int64_t step = std::stoll(fs::path(last).stem().string().substr(5));  // step_00000NNN
+  REQUIRE(step > 0);
+  CHECK_THAT(message, Catch::Contains(fmt::format("saved just now, at step {}: nothing was lost", step)) &&
+                          Catch::Contains("fix or remove the file, then: sagan-train --resume"));
+  // Fixed, the run resumes from there to its end.
+  fs::remove(root / "data" / "class1" / "9.png");
+  run_training(more_steps(step + 2), resumed(c.run_dir));
+  CHECK(latest_checkpoint(c.run_dir) == checkpoint_path(c.run_dir, step + 2));
+}
 
 TEST_CASE("run_training keeps the data path absolute, so a resume from another folder finds the data",
           "[trainer][resume][run]") {
