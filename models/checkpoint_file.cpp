@@ -1,6 +1,7 @@
 #include "models/checkpoint_file.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -226,6 +227,12 @@ CheckpointFile checked(CheckpointFile c) {
   c.config = TrainConfig::from_json(cfg_it->second, c.path + " (config metadata)");
   auto step = c.file.metadata.find("step");
   c.step = step != c.file.metadata.end() ? step->second : "?";
+  // Printed by the tools and written into exported models: a number, or the
+  // file is not one sagan-train wrote.
+  SAGAN_CHECK(
+      c.step == "?" || (!c.step.empty() && c.step.size() <= 19 &&
+                        std::all_of(c.step.begin(), c.step.end(), [](unsigned char ch) { return std::isdigit(ch); })),
+      "{}: metadata 'step' is '{}', not a step count: the file is damaged or not sagan-train's", c.path, c.step);
 
   // The file's tensors are on the CPU: a scan of each, whatever reads it next.
   for (const auto& [name, t] : c.file.tensors)

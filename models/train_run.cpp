@@ -108,6 +108,13 @@ void check_writable_dir(const std::string& dir, const char* option) {
 // The resumed run's config.json with the settings given alongside --resume
 // applied or refused (apply_on_resume); `sources` then names each setting's
 // origin, the run's config.json or the option.
+// A folder as the run keeps it: "runs/x/", "runs/./x" and "runs/x" alike.
+std::string normal_dir(const std::string& dir) {
+  std::string d = fs::path(dir).lexically_normal().string();
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  return d;
+}
+
 TrainConfig resumed_config(const TrainConfig& given, const RunOptions& opt, ConfigSources& sources,
                            std::vector<ConfigChange>& changes) {
   const std::string path = (fs::path(opt.resume_dir) / "config.json").string();
@@ -115,7 +122,7 @@ TrainConfig resumed_config(const TrainConfig& given, const RunOptions& opt, Conf
   SAGAN_CHECK(fs::exists(path, ec), "--resume {}: no config.json there; is it a run directory?", opt.resume_dir);
   TrainConfig cfg;
   read_config_file(path, cfg, &sources);
-  cfg.run_dir = opt.resume_dir;  // where it is now, should it have moved
+  cfg.run_dir = normal_dir(opt.resume_dir);  // where it is now, should it have moved
   // A run from before --channels: its images had the channels its model has.
   if (!sources.given("channels")) cfg.channels = std::to_string(cfg.model.image_channels);
   changes = apply_on_resume(cfg, path, given, opt.given);
@@ -203,6 +210,7 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
   const bool resume = !opt.resume_dir.empty();
   const bool parallel = opt.comm && opt.comm->size() > 1;
   ConfigSources sources = resume ? ConfigSources{} : opt.given;
+  if (!cfg.run_dir.empty()) cfg.run_dir = normal_dir(cfg.run_dir);
   // The data path as config.json keeps it: absolute, so that --resume,
   // sagan-eval and sagan-class-diversity find the data from any folder.
   if (!cfg.data_path.empty()) {

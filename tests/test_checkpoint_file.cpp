@@ -128,6 +128,15 @@ TEST_CASE("tools load the networks a trainer saved; other files are refused by n
       Catch::Contains("edited.safetensors") && Catch::Contains("'trainer.loader' holds -1"));
   REQUIRE_THROWS_WITH(t.load_checkpoint(with_tensor("opt_G.step", Tensor::scalar(-5.0))),
                       Catch::Contains("edited.safetensors") && Catch::Contains("'step' holds -5"));
+  // A step in the metadata that is not a count (the tools print it, exports carry it).
+  {
+    io::SafetensorsFile f = io::load_safetensors(checkpoint_path(run, 2));
+    f.metadata["step"] = "abc";
+    NamedTensors all(f.tensors.begin(), f.tensors.end());
+    const std::string path = (dir.path / "badstep.safetensors").string();
+    io::save_safetensors(path, all, f.metadata);
+    REQUIRE_THROWS_WITH(open_checkpoint(path), Catch::Contains("badstep.safetensors: metadata 'step' is 'abc'"));
+  }
   // A model with another class count (another --data) is refused by that
   // difference, not by the first shape that fails to load.
   TrainConfig uc = tiny_config();

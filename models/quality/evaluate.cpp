@@ -443,7 +443,9 @@ std::string Report::table() const {
   }
   if (kid)
     row("KID",
-        fmt::format("{:.6f} +- {:.6f}  ({} subsets of {})", kid->mean, kid->std, kid->subsets, kid->subset_size));
+        kid->subsets == 1 && kid->std == 0
+            ? fmt::format("{:.6f}  (one subset of {}: the whole sets, so no spread)", kid->mean, kid->subset_size)
+            : fmt::format("{:.6f} +- {:.6f}  ({} subsets of {})", kid->mean, kid->std, kid->subsets, kid->subset_size));
   if (is) row("IS", fmt::format("{:.4f} +- {:.4f}  ({} splits)", is->mean, is->std, is->splits));
   if (is_reference) row("IS (reference)", fmt::format("{:.4f} +- {:.4f}", is_reference->mean, is_reference->std));
   if (pr) {

@@ -268,6 +268,9 @@ KidResult kernel_inception_distance(const FeatureMatrix& x, const FeatureMatrix&
   if (do_warn && m < subset_size)
     warn(fmt::format("kid: subsets of {} samples requested but the sets have {} and {}; using {}", subset_size, x.rows,
                      y.rows, m));
+  // Subsets as large as both sets are the sets themselves, every time: one
+  // subset, and no spread to report (it would print +- 0).
+  if (m == x.rows && m == y.rows) subsets = 1;
   Rng gen(seed);
   std::vector<double> v;
   for (int64_t s = 0; s < subsets; ++s) {

@@ -100,7 +100,8 @@ struct KidResult {
 // subset_size rows of x and of y (each drawn without replacement, fresh per
 // subset, seeded), averaged over `subsets`; std is over the subsets.
 // subset_size is reduced to min(rows) with a warning when a set is smaller
-// (torch-fidelity's defaults: 100 subsets of 1000).
+// (torch-fidelity's defaults: 100 subsets of 1000); when both sets are that
+// size every subset is the whole sets, and one is computed (subsets = 1).
 KidResult kernel_inception_distance(const FeatureMatrix& x, const FeatureMatrix& y, int64_t subsets = 100,
                                     int64_t subset_size = 1000, uint64_t seed = 0, bool warn = true);
 // One subset's unbiased MMD^2 (all rows of x and y; both need >= 2 rows).
