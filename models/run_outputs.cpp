@@ -47,6 +47,10 @@ RunOutputs::RunOutputs(const Trainer& trainer, bool writer, bool resumed, const 
 
   const fs::path run(run_dir_);
   const int64_t step = trainer.step_count();
+  // A fresh start in a directory whose earlier attempt never reached a
+  // checkpoint: that attempt's resume log describes a run that is gone.
+  std::error_code ec;
+  if (!resumed) fs::remove(run / "config_changes.log", ec);
   record_changes(changes, run, step, progress);
   fs::create_directories(run / "checkpoints");
   fs::create_directories(run / "samples");
