@@ -31,9 +31,12 @@ std::optional<ConfigProblem> SaganConfig::problem() const {
   for (auto& b : db) dres.push_back(b.out_res);
   for (int64_t r : da) {
     auto it = std::find(dres.begin(), dres.end(), r);
-    if (it == dres.end())
+    if (it == dres.end()) {
+      std::vector<int64_t> once = dres;  // the last blocks keep their resolution: each named once
+      once.erase(std::unique(once.begin(), once.end()), once.end());
       return bad("d_attn_res", fmt::format("{} is not a resolution the discriminator's blocks produce ({})", r,
-                                           fmt::join(dres, ", ")));
+                                           fmt::join(once, ", ")));
+    }
     if (std::count(da.begin(), da.end(), r) != 1) return bad("d_attn_res", fmt::format("lists {} twice", r));
     if (auto p = attn_channels_problem(r, db[static_cast<size_t>(it - dres.begin())].out, d_width))
       return bad("d_attn_res", *p);
