@@ -157,7 +157,11 @@ std::string resume_trainer(Trainer& trainer, const std::string& run_dir) {
 // the steps since the last checkpoint are not lost, and says what it did.
 StepStats guarded_step(Trainer& trainer, const std::string& run_dir, const std::function<std::string()>& keep) {
   auto with_run_dir = [&](const Error& e, const std::string& then = "") {
-    const std::string last = latest_checkpoint(run_dir);
+    std::string last;
+    try {
+      last = latest_checkpoint(run_dir);
+    } catch (const std::exception&) {  // an unreadable checkpoints/ must not hide the error itself
+    }
     return fmt::format("{}\nsagan-train: run dir {}; {}{}", e.what(), run_dir,
                        last.empty() ? "no checkpoint yet" : "its newest checkpoint is " + last, then);
   };
@@ -216,7 +220,7 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
   if (!cfg.data_path.empty()) {
     std::error_code ec;
     const fs::path abs = fs::absolute(cfg.data_path, ec);
-    if (!ec) cfg.data_path = abs.lexically_normal().string();
+    if (!ec) cfg.data_path = normal_dir(abs.string());
   }
   // The checks and the directory, on every rank at once: a failure on any
   // rank (rank 0's: the directory) ends them all together (dist/agree.h).
@@ -485,6 +489,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
   while (trainer.step_count() < rc.steps) {
     StepStats s = guarded_step(trainer, rc.run_dir, [&]() -> std::string {
       if (!writer) return "rank 0 writes the checkpoints: the steps since the newest are lost";
+      watchdog.reset();  // the save may take longer than --dist-timeout; no collective follows
       if (trainer.step_count() == start_step) return "no step was made since this start";
       if (trainer.step_count() % rc.checkpoint_every == 0) return "no step since it";
       out.save_checkpoint(trainer);

@@ -295,13 +295,24 @@ void Trainer::run_updates() {
 
 StepStats Trainer::step() {
   if (!prefetched_) {
+    // A failure here comes before any update: the draw state goes back, so
+    // the trainer holds the last step's state. Only the draw's own errors
+    // (the data) are InputsNotDrawn; sending the inputs (device memory,
+    // label checks) fails for other reasons.
     const DrawState before = draw_state();
+    StepInputs in;
     try {
-      send_inputs(draw_inputs_at(step_), step_);
+      in = draw_inputs_at(step_);
     } catch (const Error& e) {
-      inputs_stage_.discard();
       set_draw_state(before);
       throw InputsNotDrawn(e.what());
+    }
+    try {
+      send_inputs(in, step_);
+    } catch (...) {
+      inputs_stage_.discard();
+      set_draw_state(before);
+      throw;
     }
   }
   prefetched_.reset();

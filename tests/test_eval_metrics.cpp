@@ -153,6 +153,8 @@ TEST_CASE("KID: unbiased MMD^2 matches torch-fidelity, is ~0 within a distributi
   CHECK(full.mean == Approx(golden).epsilon(1e-5));
   CHECK(full.std == 0);
   CHECK(full.subsets == 1);
+  CHECK(full.whole_sets);
+  CHECK_FALSE(kernel_inception_distance(x, y, 1, 20, 0).whole_sets);  // one subset, but not the whole sets
   CHECK(full.subset_size == 30);
 
   Rng gen(2);

@@ -402,7 +402,9 @@ if [[ $NGPU == 0 ]]; then
   want train_cpu && record train_cpu skip - 0 "no GPU: the CPU run is only the cuda run's reference"
 else
   # The bundle's CPU kernels are generic x86-64 (no -march=native): seconds a step.
-  step train_cpu train.txt 90 "$BIN/sagan-train" --device cpu --data "$DATA" --steps 5 --seed 0 --log-every 1 \
+  # --preset sagan32: the cuda run's settings (--device cpu alone takes the cpu preset).
+  step train_cpu train.txt 90 "$BIN/sagan-train" --device cpu --preset sagan32 --data "$DATA" --steps 5 --seed 0 \
+    --log-every 1 \
     --sample-every 5 --checkpoint-every 5 --run-dir "$WORK/runs/cpu"
 fi
 for dev in cuda nccl cpu; do

@@ -443,7 +443,7 @@ std::string Report::table() const {
   }
   if (kid)
     row("KID",
-        kid->subsets == 1 && kid->std == 0
+        kid->whole_sets
             ? fmt::format("{:.6f}  (one subset of {}: the whole sets, so no spread)", kid->mean, kid->subset_size)
             : fmt::format("{:.6f} +- {:.6f}  ({} subsets of {})", kid->mean, kid->std, kid->subsets, kid->subset_size));
   if (is) row("IS", fmt::format("{:.4f} +- {:.4f}  ({} splits)", is->mean, is->std, is->splits));

@@ -270,7 +270,8 @@ KidResult kernel_inception_distance(const FeatureMatrix& x, const FeatureMatrix&
                      y.rows, m));
   // Subsets as large as both sets are the sets themselves, every time: one
   // subset, and no spread to report (it would print +- 0).
-  if (m == x.rows && m == y.rows) subsets = 1;
+  const bool whole_sets = m == x.rows && m == y.rows;
+  if (whole_sets) subsets = 1;
   Rng gen(seed);
   std::vector<double> v;
   for (int64_t s = 0; s < subsets; ++s) {
@@ -279,6 +280,7 @@ KidResult kernel_inception_distance(const FeatureMatrix& x, const FeatureMatrix&
     v.push_back(mmd2_of(xs, ys));
   }
   KidResult r;
+  r.whole_sets = whole_sets;
   r.subsets = subsets;
   r.subset_size = m;
   r.mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());

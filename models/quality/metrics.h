@@ -95,6 +95,7 @@ std::string covariance_warning(const std::string& what, int64_t n, int64_t dim);
 struct KidResult {
   double mean = 0, std = 0;
   int64_t subsets = 0, subset_size = 0;
+  bool whole_sets = false;  // the subsets were both sets whole: one computed, no spread
 };
 // Unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3 between random subsets of
 // subset_size rows of x and of y (each drawn without replacement, fresh per
