@@ -56,8 +56,7 @@ class StallWatchdog {
   // sagan-train it reports and ends the process (it does not return).
   // Checks every `interval`; timeout 0: no timeout (pollers still run).
   StallWatchdog(std::chrono::milliseconds timeout, std::function<void(const Stall&)> on_stall,
-                std::vector<Poller> pollers = {},
-                std::chrono::milliseconds interval = std::chrono::milliseconds(500));
+                std::vector<Poller> pollers = {}, std::chrono::milliseconds interval = std::chrono::milliseconds(500));
   ~StallWatchdog();  // stops and joins the thread
   StallWatchdog(const StallWatchdog&) = delete;
   StallWatchdog& operator=(const StallWatchdog&) = delete;

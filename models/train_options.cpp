@@ -442,10 +442,11 @@ std::vector<TrainOption> make_table() {
   add(member({.key = "sample_per_class",
               .flag = "--sample-per-class",
               .help = "Grid rows (one column per class), at most 256",
-              .check = [](const ConfigValue& v) {
-                const double n = number(v);
-                return n >= 1 && n <= 256 ? "" : fmt::format("must be 1 to 256 (grid rows), got {}", value_text(v));
-              },
+              .check =
+                  [](const ConfigValue& v) {
+                    const double n = number(v);
+                    return n >= 1 && n <= 256 ? "" : fmt::format("must be 1 to 256 (grid rows), got {}", value_text(v));
+                  },
               .resume_applies = true},
              &C::sample_per_class));
 

@@ -8,9 +8,9 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/tensor.h"
 #include "kernels/cpu/block_arena.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "core/tensor.h"
 
 using namespace sagan;
 
@@ -78,8 +78,8 @@ TEST_CASE("block arena: best fit among segments; neighbouring segments never mer
   arena.give_back(arena.add_segment(base + MiB, 300 * KiB, 300 * KiB));
   CHECK(arena.take(MiB + 300 * KiB) == nullptr);
   void* p = arena.take(256 * KiB);
-  CHECK(p == base + MiB);                    // the smaller segment fits best
-  CHECK(arena.block_size(p) == 300 * KiB);   // 44 KiB rest: not split off
+  CHECK(p == base + MiB);                   // the smaller segment fits best
+  CHECK(arena.block_size(p) == 300 * KiB);  // 44 KiB rest: not split off
   CHECK(arena.take(MiB) == base);
   CHECK(arena.cached_bytes() == 0);
 }

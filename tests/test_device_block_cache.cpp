@@ -129,8 +129,7 @@ TEST_CASE("device block cache: out of memory empties the cache and retries once,
   CHECK(cache.stats().bytes_cached == static_cast<int64_t>(2 * MiB));
 }
 
-TEST_CASE("device block cache: a graph's pool keeps its memory from everyone else until released",
-          "[block_cache]") {
+TEST_CASE("device block cache: a graph's pool keeps its memory from everyone else until released", "[block_cache]") {
   FakeDevice dev(256 * MiB);
   DeviceBlockCache cache(dev);
   void* common = cache.allocate(MiB);  // before the capture

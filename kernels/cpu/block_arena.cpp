@@ -60,8 +60,7 @@ void* BlockArena::take(size_t size) {
 void* BlockArena::add_segment(void* base, size_t bytes, size_t size) {
   check_size(size, granule_);
   size = round(size);
-  SAGAN_CHECK(bytes % granule_ == 0 && bytes >= size, "BlockArena: a segment of {} bytes cannot hold {}", bytes,
-              size);
+  SAGAN_CHECK(bytes % granule_ == 0 && bytes >= size, "BlockArena: a segment of {} bytes cannot hold {}", bytes, size);
   char* p = static_cast<char*>(base);
   // The entries first (they may throw), the counters after.
   auto seg = std::make_unique<Segment>(Segment{p, bytes, bytes, {}});
