@@ -11,6 +11,7 @@
 #include <exception>
 #include <filesystem>
 #include <sstream>
+#include <string_view>
 
 #include "core/error.h"
 #include "core/io/atomic_file.h"
@@ -65,7 +66,13 @@ ParseOutcome parse_command_line(const char* tool, CLI::App& app, int argc, char*
       app.exit(e, help, help);
       return {ParseOutcome::Help, help.str()};
     }
-    return {ParseOutcome::Error, fmt::format("{} (run {} --help for the options)", e.what(), tool)};
+    // CLI11 says "--steps: At Most 1 required but received 2" for an option
+    // given twice: said plainly.
+    std::string what = e.what();
+    constexpr std::string_view kTwice = ": At Most 1 required but received ";
+    if (const size_t at = what.find(kTwice); at != std::string::npos)
+      what = what.substr(0, at) + ": given " + what.substr(at + kTwice.size()) + " times; give it once";
+    return {ParseOutcome::Error, fmt::format("{} (run {} --help for the options)", what, tool)};
   }
 }
 
