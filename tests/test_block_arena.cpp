@@ -7,6 +7,7 @@
 #include <map>
 #include <random>
 
+#include "core/asan.h"
 #include "core/error.h"
 #include "core/tensor.h"
 #include "kernels/cpu/block_arena.h"
@@ -174,15 +175,7 @@ TEST_CASE("block arena: random takes and gives keep blocks disjoint, inside segm
   arena.check();
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SAGAN_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SAGAN_TEST_ASAN 1
-#endif
-#endif
-
-#if !defined(SAGAN_TEST_ASAN)  // under ASan no block is split (kernels/cpu/memory.cpp)
+#if !defined(SAGAN_ASAN)  // under ASan no block is split (kernels/cpu/memory.cpp)
 TEST_CASE("cpu allocator: memory freed by one size serves smaller ones", "[memory]") {
   cpu_empty_cache();
   const size_t reserved = cpu_reserved_bytes();
@@ -200,8 +193,7 @@ TEST_CASE("cpu allocator: memory freed by one size serves smaller ones", "[memor
 }
 #endif
 
-#if defined(SAGAN_TEST_ASAN)
-#include <sanitizer/asan_interface.h>
+#if defined(SAGAN_ASAN)
 
 TEST_CASE("cpu allocator under AddressSanitizer: a block's spare bytes and a freed block are poisoned", "[memory]") {
   cpu_empty_cache();

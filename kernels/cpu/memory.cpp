@@ -20,17 +20,7 @@
 #include <mutex>
 #include <vector>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SAGAN_CPU_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SAGAN_CPU_ASAN 1
-#endif
-#endif
-#if defined(SAGAN_CPU_ASAN)
-#include <sanitizer/asan_interface.h>
-#endif
-
+#include "core/asan.h"
 #include "core/env_setting.h"
 #include "kernels/cpu/block_arena.h"
 #include "kernels/cpu/cpu_backend.h"
@@ -50,7 +40,7 @@ constexpr size_t kSmall = size_t{1} << 20, kSmallSegment = size_t{2} << 20;
 // one malloc chunk with ASan's redzones around it, and free blocks are
 // poisoned, as is the rest of a block beyond the bytes asked for, so that
 // overruns, and uses of a cached block, are reported.
-#if defined(SAGAN_CPU_ASAN)
+#if defined(SAGAN_ASAN)
 constexpr bool kSplit = false;
 void poison(void* p, size_t n) { ASAN_POISON_MEMORY_REGION(p, n); }
 void unpoison(void* p, size_t n) { ASAN_UNPOISON_MEMORY_REGION(p, n); }

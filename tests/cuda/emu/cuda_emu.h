@@ -39,16 +39,7 @@
 // (__sanitizer_start/finish_switch_fiber, so that exceptions thrown on a
 // fiber stack unwind correctly), and a fiber stack reused by a later block,
 // whose frames the finished fiber never unwound, is unpoisoned first.
-#if defined(__SANITIZE_ADDRESS__)
-#define CUDA_EMU_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CUDA_EMU_ASAN 1
-#endif
-#endif
-#if defined(CUDA_EMU_ASAN)
-#include <sanitizer/asan_interface.h>
-#endif
+#include "core/asan.h"
 
 // ---- the language surface ----
 #define __global__
@@ -245,26 +236,26 @@ inline void* dynamic_smem() { return sched().dyn_smem.data(); }
 // when `done`), with AddressSanitizer told which stack runs next.
 inline void switch_to_fiber(int t) {
   Scheduler& s = sched();
-#if defined(CUDA_EMU_ASAN)
+#if defined(SAGAN_ASAN)
   void* fake = nullptr;
   __sanitizer_start_switch_fiber(&fake, s.stacks[t], Scheduler::kStack);
 #endif
   switch_context(s.main, s.fibers[t].ctx);
-#if defined(CUDA_EMU_ASAN)
+#if defined(SAGAN_ASAN)
   __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
 #endif
 }
 
 inline void switch_to_main(Fiber& f, bool done) {
   Scheduler& s = sched();
-#if defined(CUDA_EMU_ASAN)
+#if defined(SAGAN_ASAN)
   void* fake = nullptr;
   __sanitizer_start_switch_fiber(done ? nullptr : &fake, s.main_stack_bottom, s.main_stack_size);
 #else
   (void)done;
 #endif
   switch_context(f.ctx, s.main);
-#if defined(CUDA_EMU_ASAN)
+#if defined(SAGAN_ASAN)
   __sanitizer_finish_switch_fiber(fake, &s.main_stack_bottom, &s.main_stack_size);
 #endif
 }
@@ -273,7 +264,7 @@ inline void switch_to_main(Fiber& f, bool done) {
 // is never resumed, and its stack is reused by the next block.
 inline void fiber_entry() {
   Scheduler& s = sched();
-#if defined(CUDA_EMU_ASAN)
+#if defined(SAGAN_ASAN)
   __sanitizer_finish_switch_fiber(nullptr, &s.main_stack_bottom, &s.main_stack_size);
 #endif
   try {
@@ -309,7 +300,7 @@ inline void run_block(int nthreads) {
     Fiber& f = s.fibers[t];
     f.tid = {static_cast<unsigned>(t % s.block_dim.x), static_cast<unsigned>((t / s.block_dim.x) % s.block_dim.y),
              static_cast<unsigned>(t / (s.block_dim.x * s.block_dim.y))};
-#if defined(CUDA_EMU_ASAN)
+#if defined(SAGAN_ASAN)
     __asan_unpoison_memory_region(s.stacks[t], Scheduler::kStack);
 #endif
     make_context(f.ctx, s.stacks[t], Scheduler::kStack, &fiber_entry);
