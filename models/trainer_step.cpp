@@ -300,14 +300,13 @@ StepStats Trainer::step() {
     // (the data) are InputsNotDrawn; sending the inputs (device memory,
     // label checks) fails for other reasons.
     const DrawState before = draw_state();
-    StepInputs in;
     try {
-      in = draw_inputs_at(step_);
-    } catch (const Error& e) {
-      set_draw_state(before);
-      throw InputsNotDrawn(e.what());
-    }
-    try {
+      StepInputs in;
+      try {
+        in = draw_inputs_at(step_);
+      } catch (const Error& e) {
+        throw InputsNotDrawn(e.what());
+      }
       send_inputs(in, step_);
     } catch (...) {
       inputs_stage_.discard();
