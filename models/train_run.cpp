@@ -105,9 +105,6 @@ void check_writable_dir(const std::string& dir, const char* option) {
   io::check_writable_dir(dir, fmt::format("{} {}", option, dir));
 }
 
-// The resumed run's config.json with the settings given alongside --resume
-// applied or refused (apply_on_resume); `sources` then names each setting's
-// origin, the run's config.json or the option.
 // A folder as the run keeps it: "runs/x/", "runs/./x" and "runs/x" alike.
 std::string normal_dir(const std::string& dir) {
   std::string d = fs::path(dir).lexically_normal().string();
@@ -115,6 +112,9 @@ std::string normal_dir(const std::string& dir) {
   return d;
 }
 
+// The resumed run's config.json with the settings given alongside --resume
+// applied or refused (apply_on_resume); `sources` then names each setting's
+// origin, the run's config.json or the option.
 TrainConfig resumed_config(const TrainConfig& given, const RunOptions& opt, ConfigSources& sources,
                            std::vector<ConfigChange>& changes) {
   const std::string path = (fs::path(opt.resume_dir) / "config.json").string();

@@ -135,10 +135,6 @@ void check_writable_file(const std::string& path, const std::string& what) {
   check_writable_dir(parent.empty() ? "." : parent.string(), what);
 }
 
-}  // namespace sagan::io
-
-namespace sagan::io {
-
 std::vector<std::filesystem::directory_entry> list_directory(const std::filesystem::path& dir,
                                                              const std::string& what) {
   std::error_code ec;
