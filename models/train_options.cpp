@@ -128,10 +128,12 @@ std::string non_negative(const ConfigValue& v) {
 std::string off_or_positive(const ConfigValue& v) {
   return number(v) >= 0 ? "" : fmt::format("must be >= 0 (0 = off), got {}", value_text(v));
 }
-std::string seconds_off_or_up_to_a_year(const ConfigValue& v) {
-  const double x = number(v);
-  return x >= 0 && x <= 366 * 86400.0 ? ""
-                                      : fmt::format("must be 0 (off) to 31622400 s (a year), got {}", value_text(v));
+// A number from lo to hi; `range` says so in the message ("1 to 256 (grid rows)").
+std::function<std::string(const ConfigValue&)> between(double lo, double hi, std::string range) {
+  return [lo, hi, range](const ConfigValue& v) {
+    const double x = number(v);
+    return x >= lo && x <= hi ? std::string() : fmt::format("must be {}, got {}", range, value_text(v));
+  };
 }
 std::string fraction(const ConfigValue& v) {
   const double x = number(v);
@@ -404,7 +406,7 @@ std::vector<TrainOption> make_table() {
                       "what it waited in (a stuck rank or a failed link would hang every rank until the time "
                       "limit). It bounds rank 0's checkpoints, sample grids and FD measurements too, which the "
                       "others wait for: set it above the longest; 0 = off",
-              .check = seconds_off_or_up_to_a_year,
+              .check = between(0, 366 * 86400.0, "0 (off) to 31622400 s (a year)"),
               .resume_applies = true},
              &C::dist_timeout));
 
@@ -442,11 +444,7 @@ std::vector<TrainOption> make_table() {
   add(member({.key = "sample_per_class",
               .flag = "--sample-per-class",
               .help = "Grid rows (one column per class), at most 256",
-              .check =
-                  [](const ConfigValue& v) {
-                    const double n = number(v);
-                    return n >= 1 && n <= 256 ? "" : fmt::format("must be 1 to 256 (grid rows), got {}", value_text(v));
-                  },
+              .check = between(1, 256, "1 to 256 (grid rows)"),
               .resume_applies = true},
              &C::sample_per_class));
 
