@@ -1,10 +1,10 @@
 #include "models/checkpoint_file.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 #include "core/autograd.h"
 #include "core/io/atomic_file.h"
@@ -40,6 +40,10 @@ uint64_t as_u64(int64_t v) {
 
 Tensor ints(const std::vector<int64_t>& v) { return Tensor::from_vector(v, {static_cast<int64_t>(v.size())}); }
 
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 bool is_checkpoint_name(const fs::path& p) {
   return p.extension() == ".safetensors" && p.filename().string().rfind("step_", 0) == 0;
 }
@@ -49,9 +53,8 @@ bool is_checkpoint_name(const fs::path& p) {
 bool is_checkpoint_temporary(const fs::path& p) {
   const std::string n = p.filename().string();
   const size_t tmp = n.find(".safetensors.tmp.");
-  if (n.rfind(".step_", 0) != 0 || tmp == std::string::npos || tmp <= 6) return false;
-  return std::all_of(n.begin() + 6, n.begin() + static_cast<std::ptrdiff_t>(tmp),
-                     [](char c) { return c >= '0' && c <= '9'; });
+  if (n.rfind(".step_", 0) != 0 || tmp == std::string::npos) return false;
+  return all_digits(std::string_view(n).substr(6, tmp - 6));
 }
 
 // Every floating tensor a training checkpoint would hold is finite: one
@@ -229,10 +232,9 @@ CheckpointFile checked(CheckpointFile c) {
   c.step = step != c.file.metadata.end() ? step->second : "?";
   // Printed by the tools and written into exported models: a number, or the
   // file is not one sagan-train wrote.
-  SAGAN_CHECK(
-      c.step == "?" || (!c.step.empty() && c.step.size() <= 19 &&
-                        std::all_of(c.step.begin(), c.step.end(), [](unsigned char ch) { return std::isdigit(ch); })),
-      "{}: metadata 'step' is '{}', not a step count: the file is damaged or not sagan-train's", c.path, c.step);
+  SAGAN_CHECK(c.step == "?" || (c.step.size() <= 19 && all_digits(c.step)),
+              "{}: metadata 'step' is '{}', not a step count: the file is damaged or not sagan-train's", c.path,
+              c.step);
 
   // The file's tensors are on the CPU: a scan of each, whatever reads it next.
   for (const auto& [name, t] : c.file.tensors)
