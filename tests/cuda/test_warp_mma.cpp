@@ -73,10 +73,12 @@ double product_error(const std::vector<float>& A, const std::vector<float>& B, c
 }  // namespace
 
 // Bound: the operands are exact (tested below), products of tf32 or bf16
-// operands are exact in float32, so only the tensor core's float32
-// additions differ from the emulator's (which adds in double): a few units
-// of 2^-24 of the terms' magnitude. 1e-6 (~17 units) still fails any layout
-// error by orders of magnitude.
+// operands are exact in float32, so only the tensor core's additions differ
+// from the emulator's (which adds in double and rounds once). Their order
+// and rounding are undocumented; with products aligned to the largest
+// exponent and truncated (Fasi et al. 2021, PeerJ CS 7:e330) the worst case
+// is about (K + 1) 2^-23 of the largest term, 2e-6 for K = 16. 1e-5 still
+// fails any layout error (errors of order 1) by orders of magnitude.
 TEST_CASE("cuda mma.m16n8k8 tf32 and m16n8k16 bf16 fragments match the emulator's layouts", "[cuda][warp_mma]") {
   SKIP_WITHOUT_GPU();
   std::mt19937 gen(7);
@@ -88,7 +90,7 @@ TEST_CASE("cuda mma.m16n8k8 tf32 and m16n8k16 bf16 fragments match the emulator'
       CUDA_OK(probe_mma_tf32(a.p, b.p, c.p, d.p, warps));
       const double e = product_error(A, B, C, d.host(), 16, 8, 8, warps, sagan::round_tf32);
       INFO("tf32, " << warps << " warps: max error / magnitude " << e);
-      CHECK(e <= 1e-6);
+      CHECK(e <= 1e-5);
     }
     {
       const auto A = randn(size_t(warps) * 16 * 16, gen), B = randn(size_t(warps) * 16 * 8, gen),
@@ -97,7 +99,7 @@ TEST_CASE("cuda mma.m16n8k8 tf32 and m16n8k16 bf16 fragments match the emulator'
       CUDA_OK(probe_mma_bf16(a.p, b.p, c.p, d.p, warps));
       const double e = product_error(A, B, C, d.host(), 16, 8, 16, warps, sagan::round_bf16);
       INFO("bf16, " << warps << " warps: max error / magnitude " << e);
-      CHECK(e <= 1e-6);
+      CHECK(e <= 1e-5);
     }
   }
 }
@@ -139,18 +141,28 @@ TEST_CASE("cuda cvt.rna.tf32 and cvt.rn.bf16x2 round bit for bit as core/reduced
   DevBuf<uint32_t> t(x.size()), h(x.size());
   CUDA_OK(probe_convert(dx.p, t.p, h.p, static_cast<int>(x.size())));
   const auto ht = t.host(), hh = h.host();
-  int bad_tf32 = 0, bad_bf16 = 0;
+  // A NaN's payload is the hardware's choice (CUTLASS expects a canonical
+  // NaN); only NaN-ness is compared. The tensor core reads the upper 19 bits
+  // of a .tf32 register; the PTX ISA leaves the low 13 implementation-defined,
+  // so a difference there (the reference zeroes them) is reported, not failed.
+  auto is_nan_f32 = [](uint32_t b) { return (b & 0x7f800000u) == 0x7f800000u && (b & 0x007fffffu) != 0; };
+  auto is_nan_bf16 = [](uint32_t b) { return (b & 0x7f80u) == 0x7f80u && (b & 0x007fu) != 0; };
+  int bad_tf32 = 0, bad_bf16 = 0, low_bits_tf32 = 0;
   for (size_t i = 0; i < x.size(); ++i) {
     const uint32_t want_t = sagan::tf32_bits_rna(x[i]), want_h = sagan::bf16_bits_rn(x[i]);
-    // The tensor core reads only the upper 19 bits of a .tf32 register; the
-    // cvt's low 13 bits are compared too (the reference says zero).
-    if (ht[i] != want_t && bad_tf32++ < 5)
+    const bool nan_in = std::isnan(x[i]);
+    const bool tf32_ok = nan_in ? is_nan_f32(ht[i] & 0xffffe000u) : (ht[i] & 0xffffe000u) == (want_t & 0xffffe000u);
+    const bool bf16_ok = nan_in ? is_nan_bf16(hh[i] & 0xffffu) : hh[i] == want_h;
+    if (tf32_ok && !nan_in && ht[i] != want_t) ++low_bits_tf32;
+    if (!tf32_ok && bad_tf32++ < 5)
       UNSCOPED_INFO("tf32 of bits " << std::hex << std::bit_cast<uint32_t>(x[i]) << ": gpu " << ht[i] << ", cpu "
                                     << want_t);
-    if (hh[i] != want_h && bad_bf16++ < 5)
+    if (!bf16_ok && bad_bf16++ < 5)
       UNSCOPED_INFO("bf16 of bits " << std::hex << std::bit_cast<uint32_t>(x[i]) << ": gpu " << hh[i] << ", cpu "
                                     << want_h);
   }
+  if (low_bits_tf32 > 0)
+    WARN(low_bits_tf32 << " tf32 conversions set low bits the reference zeroes (ignored by the tensor cores)");
   CHECK(bad_tf32 == 0);
   CHECK(bad_bf16 == 0);
 }
