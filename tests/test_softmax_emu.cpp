@@ -1,8 +1,8 @@
 // The CUDA row-softmax kernels (kernels/cuda/softmax.cuh: softmax,
-// softmax_backward and the unfused attention's log-sum-exp) on the CPU
-// emulator against the CPU backend: rows longer and shorter than a block,
-// more rows than the grid (blocks stride over rows), large logits, in place,
-// both dtypes.
+// softmax_backward, the unfused attention's log-sum-exp, log_softmax and its
+// backward) on the CPU emulator against the CPU backend: rows longer and
+// shorter than a block, more rows than the grid (blocks stride over rows),
+// large logits, in place, both dtypes.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -60,6 +60,29 @@ void check(DType dt, int64_t rows, int64_t n, double tol) {
                    static_cast<T*>(gx.raw_data()), rows, n);
   CHECK_CLOSE(gx, want_gx, 0, tol);
 }
+
+template <class T>
+void check_log_softmax(DType dt, int64_t rows, int64_t n, double tol) {
+  INFO(dtype_name(dt) << ", log_softmax, " << rows << " rows of " << n);
+  Rng gen(7);
+  Tensor x = mul(Tensor::randn({rows, n}, gen, dt), 60.0);  // logits of +-60 and beyond: exp overflows unshifted
+  Backend& cpu = backend_for(Device::cpu());
+  Tensor want = Tensor::empty({rows, n}, dt), y = Tensor::full({rows, n}, NAN, dt);
+  cpu.log_softmax(x, want);
+  const unsigned grid = 3;
+  const int block = cu::block_for_row(n);
+  cuda_emu::launch(cu::log_softmax_rows_kernel<T>, dim3(grid), dim3(block), 0, static_cast<const T*>(x.raw_data()),
+                   static_cast<T*>(y.raw_data()), rows, n);
+  CHECK_CLOSE(y, want, tol, tol);
+
+  const Tensor gy = Tensor::randn({rows, n}, gen, dt);
+  Tensor gx = Tensor::full({rows, n}, NAN, dt), want_gx = Tensor::empty({rows, n}, dt);
+  cpu.log_softmax_backward(want, gy, want_gx);
+  cuda_emu::launch(cu::log_softmax_backward_rows_kernel<T>, dim3(grid), dim3(block), 0,
+                   static_cast<const T*>(want.raw_data()), static_cast<const T*>(gy.raw_data()),
+                   static_cast<T*>(gx.raw_data()), rows, n);
+  CHECK_CLOSE(gx, want_gx, tol, tol);
+}
 }  // namespace
 
 TEST_CASE("emulated CUDA row softmax matches the CPU backend: forward, log-sum-exp, backward", "[softmax][cuda_emu]") {
@@ -67,4 +90,11 @@ TEST_CASE("emulated CUDA row softmax matches the CPU backend: forward, log-sum-e
   check<float>(DType::F32, 7, 300, 1e-6);
   check<double>(DType::F64, 5, 17, 1e-12);   // a one-warp block, lanes beyond the row idle
   check<float>(DType::F32, 2, 1, 1e-6);      // one element a row: 1
+}
+
+TEST_CASE("emulated CUDA row log_softmax matches the CPU backend: forward and backward", "[softmax][cuda_emu]") {
+  check_log_softmax<double>(DType::F64, 7, 300, 1e-12);  // rows longer than the block
+  check_log_softmax<float>(DType::F32, 7, 300, 1e-5);
+  check_log_softmax<double>(DType::F64, 5, 10, 1e-12);  // the classifiers' 10 classes: one warp, lanes idle
+  check_log_softmax<float>(DType::F32, 2, 1, 1e-6);     // one element a row: 0
 }

@@ -92,12 +92,13 @@ using ConvKey = std::array<int64_t, 14>;
 // The kernels of core/kernels.def this backend implements.
 // clang-format off
 #define SAGAN_CUDA_KERNELS(X)                                                                             \
-  X(fill) X(copy) X(unary) X(unary_backward) X(binary) X(sum) X(softmax) X(softmax_backward) X(bmm)        \
-  X(conv2d) X(conv2d_backward_input) X(conv2d_backward_weight) X(conv2d_rect) X(conv2d_rect_backward_input) \
-  X(conv2d_rect_backward_weight) X(batch_norm_stats) X(batch_norm_normalize) X(batch_norm_backward)          \
-  X(avg_pool2x2) X(avg_pool2x2_backward) X(max_pool2x2) X(max_pool2x2_backward) X(upsample_nearest2x)       \
-  X(upsample_nearest2x_backward) X(index_select) X(index_add) X(attention_forward) X(attention_backward)    \
-  X(power_iteration) X(adam_update) X(ema_update)
+  X(fill) X(copy) X(unary) X(unary_backward) X(binary) X(sum) X(softmax) X(softmax_backward) X(log_softmax) \
+  X(log_softmax_backward) X(bmm) X(conv2d) X(conv2d_backward_input) X(conv2d_backward_weight) X(conv2d_rect)  \
+  X(conv2d_rect_backward_input) X(conv2d_rect_backward_weight) X(batch_norm_stats) X(batch_norm_normalize)    \
+  X(batch_norm_backward) X(avg_pool2x2) X(avg_pool2x2_backward) X(max_pool2x2) X(max_pool2x2_backward)        \
+  X(upsample_nearest2x) X(upsample_nearest2x_backward) X(pool2d) X(pool2d_backward) X(adaptive_avg_pool2d)    \
+  X(adaptive_avg_pool2d_backward) X(resize_bilinear) X(resize_bilinear_backward) X(index_select) X(index_add) \
+  X(attention_forward) X(attention_backward) X(power_iteration) X(adam_update) X(ema_update)
 // clang-format on
 
 class CudaBackend final : public Backend {

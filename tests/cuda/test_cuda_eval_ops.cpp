@@ -1,8 +1,8 @@
 // The vision ops of the evaluation networks (core/ops_vision.h) chained on
 // CUDA tensors: conv2d_rect runs on cuDNN, the general pools and bilinear
-// resizing run on the CPU through the backend's fallback (CUDA declines
-// them), forward and backward; results and gradients must live on the device
-// and equal the CPU's. Outputs come from the device allocator, which is
+// resizing on their own kernels (kernels/cuda/pool2d.cu,
+// resize_bilinear.cu), forward and backward; results and gradients must live
+// on the device and equal the CPU's. Outputs come from the device allocator, which is
 // poisoned first so that an element never written shows as NaN. Each op on
 // its own: the registry's "cuda parity: <op>" (tests/ops/op_cases.cpp).
 #include "core/ops.h"
