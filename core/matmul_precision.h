@@ -7,11 +7,11 @@
 //   Fp32  full float32 (the default).
 //   Tf32  operands rounded to TF32 (10 mantissa bits), float32 accumulation:
 //         cuBLAS / cuDNN TF32 tensor-core math, the tc-tf32 attention.
-//   Bf16  operands rounded to bfloat16 (7 mantissa bits), float32
-//         accumulation: cuBLAS CUBLAS_COMPUTE_32F_FAST_16BF, cuDNN on bf16
-//         copies (whose results are bf16, so a convolution's output and its
-//         gradients are rounded to bf16 too), the tc-bf16 attention. bf16
-//         keeps float32's exponent range: no loss scaling.
+//   Bf16  operands rounded to bfloat16 (7 mantissa bits, to nearest even),
+//         float32 accumulation: cuBLAS and cuDNN on bf16 copies (a
+//         convolution's results are bf16, so its output and gradients are
+//         rounded to bf16 too), the tc-bf16 attention. bf16 keeps float32's
+//         exponent range: no loss scaling.
 //
 // The CPU backend emulates the rounding bit for bit (core/reduced_precision.h)
 // around its float32 bmm and convolutions, so reduced-precision numerics are

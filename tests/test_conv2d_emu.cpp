@@ -1,5 +1,5 @@
-// The convolution's kernels around cuDNN (kernels/cuda/conv2d_kernels.cuh)
-// on the CPU emulator: the bias add against the CPU backend's broadcast add
+// The convolution's kernels around cuDNN (kernels/cuda/conv2d_kernels.cuh,
+// bf16_convert.cuh) on the CPU emulator: the bias add against the CPU backend's broadcast add
 // (strided bias, both dtypes), and the bf16 round trip of --precision bf16
 // against core/reduced_precision.h's round to nearest even, with the values
 // where rounding goes wrong: ties both ways, the carry into the exponent,

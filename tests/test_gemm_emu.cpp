@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/matmul_precision.h"
 #include "core/ops.h"
 #include "core/rng.h"
 #include "kernels/cuda/gemm_plan.h"
@@ -27,6 +28,7 @@
 // After every other header: the emulator defines threadIdx, __shared__ etc.
 // clang-format off
 #include "tests/cuda/emu/cuda_emu.h"
+#include "kernels/cuda/bf16_convert.cuh"
 #include "kernels/cuda/gemm_kernels.cuh"
 // clang-format on
 
@@ -64,8 +66,21 @@ bool cublas_model(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T
   return true;
 }
 
+// gemm.cu's bf16 operand: the span rounded to bf16 on the emulator, widened
+// back to float (exactly) for the model, followed by NaNs so that a read past
+// the span shows in the result.
+std::vector<float> bf16_operand(const float* p, int64_t span) {
+  std::vector<uint16_t> bits(static_cast<size_t>(span), 0xffff);  // a bf16 NaN
+  cuda_emu::launch(cu::to_bf16_kernel, dim3(3), dim3(cu::kBlock), 0, p, bits.data(), span);
+  std::vector<float> wide(static_cast<size_t>(span) + 64, NAN);
+  cuda_emu::launch(cu::from_bf16_kernel, dim3(3), dim3(cu::kBlock), 0, static_cast<const uint16_t*>(bits.data()),
+                   wide.data(), span);
+  return wide;
+}
+
 // blas.h's row-major gemm as gemm.cu runs it: the K = 0 kernel on the
-// emulator, or the mapped call on the cuBLAS model.
+// emulator, or the mapped call on the cuBLAS model; under --precision bf16
+// (float32) on operands rounded as gemm.cu rounds them.
 template <class T>
 void emulated_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
                    int64_t stride_a, const T* B, int64_t ldb, int64_t stride_b, T beta, T* C, int64_t ldc,
@@ -75,6 +90,14 @@ void emulated_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
     const int64_t total = batch * M * N;
     cuda_emu::launch(cu::scale_kernel<T>, dim3(3), dim3(cu::kBlock), 0, C, M, N, ldc, stride_c, total, beta);
     return;
+  }
+  std::vector<float> a16, b16;
+  if constexpr (std::is_same_v<T, float>) {
+    if (matmul_precision() == MatmulPrecision::Bf16) {
+      a16 = bf16_operand(A, cu::gemm_operand_span(batch, stride_a, trans_a ? K : M, trans_a ? M : K, lda));
+      b16 = bf16_operand(B, cu::gemm_operand_span(batch, stride_b, trans_b ? N : K, trans_b ? K : N, ldb));
+      A = a16.data(), B = b16.data();
+    }
   }
   const cu::CublasGemmArgs g =
       cu::cublas_gemm_args(trans_a, trans_b, M, N, K, lda, stride_a, ldb, stride_b, ldc, stride_c, batch);
@@ -173,6 +196,14 @@ void check_bmm(DType dt, double rtol) {
 
 TEST_CASE("cuda gemm plan: bmm's cuBLAS call equals the CPU bmm for every operand layout", "[gemm][cuda_emu]") {
   check_bmm<double>(DType::F64, 1e-12);
+  check_bmm<float>(DType::F32, 1e-5);
+}
+
+// --precision bf16 rounds each operand's span into a temporary of the same
+// layout: every element cuBLAS reads must be in it (a read past it gives NaN
+// here), rounded as the CPU backend's emulation rounds it.
+TEST_CASE("cuda gemm plan: bf16 operands cover every element cuBLAS reads, rounded as on the CPU", "[gemm][cuda_emu]") {
+  const MatmulPrecisionScope bf16(MatmulPrecision::Bf16);
   check_bmm<float>(DType::F32, 1e-5);
 }
 

@@ -2,8 +2,8 @@
 // conv2d (square kernels) and conv2d_rect (a kernel, stride and padding per
 // axis), NCHW, cross-correlation like the CPU backend, dilation 1, float or
 // double. Both ops share one path; a square convolution is the rectangular
-// one with equal sides. The small kernels around cuDNN (bias, bf16
-// conversions) are conv2d_kernels.cuh's.
+// one with equal sides. The small kernels around cuDNN are
+// conv2d_kernels.cuh's (bias) and bf16_convert.cuh's (bf16 conversions).
 //
 // Each geometry gets a ConvPlan (descriptors + one algorithm per direction),
 // built on first use and cached by the backend. How the algorithm is chosen:

@@ -1,52 +1,21 @@
 // The convolution's own small kernels around cuDNN, apart from conv2d.cu so
 // that they also compile as host code after tests/cuda/emu/cuda_emu.h
-// (tests/test_conv2d_emu.cpp runs them on the CPU emulator): the bias add,
-// and the float32 <-> bf16 conversions of --precision bf16. bf16 values are
-// their bit patterns (uint16_t, the layout of __nv_bfloat16), rounded to
-// nearest even as cvt.rn.bf16.f32 does (core/reduced_precision.h on the
-// host, the same rounding the CPU backend's bf16 emulation uses).
+// (tests/test_conv2d_emu.cpp runs them on the CPU emulator): the bias add;
+// the float32 <-> bf16 conversions of --precision bf16 are bf16_convert.cuh's.
 #pragma once
 #include <cstdint>
 
+#include "kernels/cuda/bf16_convert.cuh"
 #include "kernels/cuda/launch.cuh"
-#if defined(__CUDACC__)
-#include <cuda_bf16.h>
-#else
-#include "core/reduced_precision.h"
-#endif
 
 namespace sagan::cuda {
 namespace {
-
-__device__ __forceinline__ uint16_t float_to_bf16_bits(float x) {
-#if defined(__CUDACC__)
-  return __bfloat16_as_ushort(__float2bfloat16_rn(x));
-#else
-  return ::sagan::bf16_bits_rn(x);
-#endif
-}
-
-__device__ __forceinline__ float bf16_bits_to_float(uint16_t h) {
-#if defined(__CUDACC__)
-  return __uint_as_float(static_cast<uint32_t>(h) << 16);
-#else
-  return ::sagan::bf16_to_float(h);
-#endif
-}
 
 // Bias added after the convolution: out (B, C, hw) += bias[c], bias strided.
 template <class T>
 __global__ void __launch_bounds__(kBlock)
     add_bias_kernel(T* out, const T* bias, int64_t bias_stride, int64_t channels, int64_t hw, int64_t n) {
   for (int64_t i = thread_index(); i < n; i += thread_count()) out[i] += bias[((i / hw) % channels) * bias_stride];
-}
-
-__global__ void __launch_bounds__(kBlock) to_bf16_kernel(const float* in, uint16_t* out, int64_t n) {
-  for (int64_t i = thread_index(); i < n; i += thread_count()) out[i] = float_to_bf16_bits(in[i]);
-}
-
-__global__ void __launch_bounds__(kBlock) from_bf16_kernel(const uint16_t* in, float* out, int64_t n) {
-  for (int64_t i = thread_index(); i < n; i += thread_count()) out[i] = bf16_bits_to_float(in[i]);
 }
 
 }  // namespace

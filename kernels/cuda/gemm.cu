@@ -1,10 +1,15 @@
 // bmm through cuBLAS strided-batched GEMM (float and double). float32 under
-// --precision bf16 (core/matmul_precision.h) runs cublasGemmStridedBatchedEx
-// with CUBLAS_COMPUTE_32F_FAST_16BF: float32 in and out, operands rounded to
-// bf16 for the tensor cores, float32 accumulation; tf32 sets the handle's
-// TF32 math (CudaBackend::cublas). The row-major to column-major mapping is
+// --precision bf16 (core/matmul_precision.h) rounds A and B to bf16 (nearest
+// even, as the CPU backend's emulation does) into temporaries of the same
+// layout and runs cublasGemmStridedBatchedEx on them with float32 C and
+// CUBLAS_COMPUTE_32F: float32 accumulation from exactly bf16 operands.
+// (CUBLAS_COMPUTE_32F_FAST_16BF on float32 operands would only permit
+// rounding, to bf16 or to TF32, cublas_api.h, so results could follow
+// neither the CPU nor the named precision.) tf32 sets the handle's TF32 math
+// (CudaBackend::cublas). The row-major to column-major mapping is
 // gemm_plan.h's, tested on the CPU.
 #include "core/matmul_precision.h"
+#include "kernels/cuda/bf16_convert.cuh"
 #include "kernels/cuda/blas.h"
 #include "kernels/cuda/cublas_api.h"
 #include "kernels/cuda/cuda_backend.h"
@@ -20,10 +25,6 @@ namespace {
 cublasStatus_t gemm_call(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
                          const float* alpha, const float* a, int64_t lda, int64_t sa, const float* b, int64_t ldb,
                          int64_t sb, const float* beta, float* c, int64_t ldc, int64_t sc, int64_t batch) {
-  if (matmul_precision() == MatmulPrecision::Bf16)
-    return cublas_api().cublasGemmStridedBatchedEx_64(h, ta, tb, m, n, k, alpha, a, CUDA_R_32F, lda, sa, b, CUDA_R_32F,
-                                                      ldb, sb, beta, c, CUDA_R_32F, ldc, sc, batch,
-                                                      CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_GEMM_DEFAULT);
   return cublas_api().cublasSgemmStridedBatched_64(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
                                                    batch);
 }
@@ -32,6 +33,14 @@ cublasStatus_t gemm_call(cublasHandle_t h, cublasOperation_t ta, cublasOperation
                          int64_t sb, const double* beta, double* c, int64_t ldc, int64_t sc, int64_t batch) {
   return cublas_api().cublasDgemmStridedBatched_64(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
                                                    batch);
+}
+
+// The span of a float32 operand (gemm_operand_span) rounded to bf16.
+Buffer bf16_operand(CudaBackend& be, const char* op, const float* p, int64_t span) {
+  Buffer b = be.buffer(static_cast<size_t>(span) * sizeof(uint16_t));
+  to_bf16_kernel<<<blocks_for(span), kBlock, 0, be.stream()>>>(p, b.get<uint16_t>(), span);
+  check_launch(op, "to_bf16_kernel", be.stream());
+  return b;
 }
 
 }  // namespace
@@ -51,14 +60,27 @@ void gemm(CudaBackend& be, const char* op, bool trans_a, bool trans_b, int64_t M
   const CublasGemmArgs g =
       cublas_gemm_args(trans_a, trans_b, M, N, K, lda, stride_a, ldb, stride_b, ldc, stride_c, batch);
   cublasHandle_t h = be.cublas(/*allow_tf32=*/std::is_same_v<T, float>);
-  const cublasStatus_t st = gemm_call(
-      h, g.trans_first ? CUBLAS_OP_T : CUBLAS_OP_N, g.trans_second ? CUBLAS_OP_T : CUBLAS_OP_N, g.m, g.n, g.k, &alpha,
-      B, g.ld_first, g.stride_first, A, g.ld_second, g.stride_second, &beta, C, g.ldc, g.stride_c, g.batch);
+  const cublasOperation_t op_first = g.trans_first ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_second = g.trans_second ? CUBLAS_OP_T : CUBLAS_OP_N;
+  if constexpr (std::is_same_v<T, float>) {
+    if (matmul_precision() == MatmulPrecision::Bf16) {
+      // The operands as stored: a transposed one is (K, M) or (N, K).
+      const Buffer a16 =
+          bf16_operand(be, op, A, gemm_operand_span(batch, stride_a, trans_a ? K : M, trans_a ? M : K, lda));
+      const Buffer b16 =
+          bf16_operand(be, op, B, gemm_operand_span(batch, stride_b, trans_b ? N : K, trans_b ? K : N, ldb));
+      const cublasStatus_t st = cublas_api().cublasGemmStridedBatchedEx_64(
+          h, op_first, op_second, g.m, g.n, g.k, &alpha, b16.get(), CUDA_R_16BF, g.ld_first, g.stride_first, a16.get(),
+          CUDA_R_16BF, g.ld_second, g.stride_second, &beta, C, CUDA_R_32F, g.ldc, g.stride_c, g.batch,
+          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+      if (st != CUBLAS_STATUS_SUCCESS) throw_cublas_error(op, "cublasGemmStridedBatchedEx_64 (bf16 operands)", st);
+      return;
+    }
+  }
+  const cublasStatus_t st = gemm_call(h, op_first, op_second, g.m, g.n, g.k, &alpha, B, g.ld_first, g.stride_first, A,
+                                      g.ld_second, g.stride_second, &beta, C, g.ldc, g.stride_c, g.batch);
   if (st != CUBLAS_STATUS_SUCCESS)
-    throw_cublas_error(op,
-                       !std::is_same_v<T, float>                     ? "cublasDgemmStridedBatched_64"
-                       : matmul_precision() == MatmulPrecision::Bf16 ? "cublasGemmStridedBatchedEx_64 (bf16 compute)"
-                                                                     : "cublasSgemmStridedBatched_64",
+    throw_cublas_error(op, std::is_same_v<T, float> ? "cublasSgemmStridedBatched_64" : "cublasDgemmStridedBatched_64",
                        st);
 }
 

@@ -48,6 +48,17 @@ inline GemmOperand gemm_operand(const Tensor& t) {
   return gemm_operand(t.size(0), t.size(1), t.size(2), t.strides()[0], t.strides()[1], t.strides()[2]);
 }
 
+// The elements a strided-batched operand may read, as one range from its
+// base: `batch` matrices at `batch_stride` (0: one matrix read by every
+// batch) of `rows` rows of `cols` contiguous elements at row stride `ld`,
+// the operand as stored (a transposed operand's stored rows are its
+// columns). --precision bf16 rounds this range into a bf16 temporary of the
+// same layout for cuBLAS to read in place of the operand. 0 when empty.
+inline int64_t gemm_operand_span(int64_t batch, int64_t batch_stride, int64_t rows, int64_t cols, int64_t ld) {
+  if (batch == 0 || rows == 0 || cols == 0) return 0;
+  return (batch - 1) * batch_stride + (rows - 1) * ld + cols;
+}
+
 // The arguments of cublas<t>gemmStridedBatched for row-major
 // C[b] (M,N) = alpha op(A[b]) op(B[b]) + beta C[b] (blas.h's gemm): cuBLAS's
 // first operand is B, its second A.
