@@ -19,7 +19,8 @@
 //   heuristics' first.
 // Either way only algorithms whose reported math type the precision allows
 // (math_allowed) are taken, and the descriptor is set to that math type
-// before the call. Workspaces of the calls come from the caching allocator,
+// before the call. When none qualifies, a fixed deterministic algorithm
+// cuDNN supports for the plan is used with a warning (fallback_algorithm). Workspaces of the calls come from the caching allocator,
 // so steady-state steps make no cudaMalloc. A search needs the device
 // synchronised, so a geometry first met inside a CUDA graph capture is
 // refused with a message instead of invalidating the capture.
@@ -36,6 +37,7 @@
 #include <vector>
 
 #include "core/matmul_precision.h"
+#include "core/warning.h"
 #include "kernels/cuda/conv2d_kernels.cuh"
 #include "kernels/cuda/conv_plan.h"
 #include "kernels/cuda/cuda_backend.h"
@@ -235,6 +237,8 @@ struct Forward {
   static cudnnStatus_t workspace(cudnnHandle_t h, const ConvPlan& p, Algo a, size_t* bytes) {
     return cudnnGetConvolutionForwardWorkspaceSize(h, p.x, p.w, p.conv, p.y, a, bytes);
   }
+  static constexpr Algo kFallbacks[] = {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
+                                        CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM};
   static cudnnStatus_t run(cudnnHandle_t h, const void* one, const ConvPlan& p, const ConvOperands& o, Algo a, void* ws,
                            size_t bytes, const void* zero) {
     return cudnnConvolutionForward(h, one, p.x, o.a, p.w, o.b, p.conv, a, ws, bytes, zero, p.y, o.out);
@@ -261,6 +265,7 @@ struct BackwardData {
   static cudnnStatus_t workspace(cudnnHandle_t h, const ConvPlan& p, Algo a, size_t* bytes) {
     return cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w, p.y, p.conv, p.x, a, bytes);
   }
+  static constexpr Algo kFallbacks[] = {CUDNN_CONVOLUTION_BWD_DATA_ALGO_1};
   static cudnnStatus_t run(cudnnHandle_t h, const void* one, const ConvPlan& p, const ConvOperands& o, Algo a, void* ws,
                            size_t bytes, const void* zero) {
     return cudnnConvolutionBackwardData(h, one, p.w, o.a, p.y, o.b, p.conv, a, ws, bytes, zero, p.x, o.out);
@@ -287,6 +292,7 @@ struct BackwardFilter {
   static cudnnStatus_t workspace(cudnnHandle_t h, const ConvPlan& p, Algo a, size_t* bytes) {
     return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x, p.y, p.conv, p.w, a, bytes);
   }
+  static constexpr Algo kFallbacks[] = {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1};
   static cudnnStatus_t run(cudnnHandle_t h, const void* one, const ConvPlan& p, const ConvOperands& o, Algo a, void* ws,
                            size_t bytes, const void* zero) {
     return cudnnConvolutionBackwardFilter(h, one, p.x, o.a, p.y, o.b, p.conv, a, ws, bytes, zero, p.w, o.out);
@@ -295,6 +301,25 @@ struct BackwardFilter {
 
 void check_cudnn(const char* op, const char* call, cudnnStatus_t st) {
   if (st != CUDNN_STATUS_SUCCESS) throw_cudnn_error(op, call, st);
+}
+
+// When the heuristics offer nothing the mode and precision allow (cuDNN may
+// list no deterministic backward algorithm for bf16 or float64 on some
+// architectures, or report float32 entries under another math type): the
+// first of Dir's fixed deterministic algorithms (PyTorch's defaults without
+// benchmarking) that cuDNN supports for the plan, in the plan's math type,
+// with a workspace within kMaxWorkspace. The descriptor is in the plan's
+// math type already.
+template <class Dir>
+bool fallback_algorithm(cudnnHandle_t h, const ConvPlan& p, typename Dir::Algo& algo) {
+  for (const auto a : Dir::kFallbacks) {
+    size_t bytes = 0;
+    if (Dir::workspace(h, p, a, &bytes) == CUDNN_STATUS_SUCCESS && bytes <= kMaxWorkspace) {
+      algo = a;
+      return true;
+    }
+  }
+  return false;
 }
 
 // Direction Dir's algorithm, math type and workspace size, chosen as the
@@ -329,11 +354,22 @@ void choose_algorithm(CudaBackend& be, const char* op, ConvPlan& p, const ConvOp
     best = choose(found, nfound, budget, false, p.math);
     if (!best) best = choose(heur, got, budget, false, p.math);
   }
-  SAGAN_CHECK(best != nullptr, "{}: cuDNN offers no {}{} algorithm for this geometry{}", op,
-              det ? "deterministic " : "", Dir::name,
-              det ? " (deterministic mode; --no-deterministic or SAGAN_CUDA_DETERMINISTIC=0 allows the others)" : "");
   auto& c = Dir::choice(p);
-  c.algo = best->algo, c.math = best->mathType;
+  if (best != nullptr) {
+    c.algo = best->algo, c.math = best->mathType;
+  } else if (!fallback_algorithm<Dir>(h, p, c.algo)) {
+    SAGAN_FAIL(
+        "{}: cuDNN offers no {}{} algorithm for this geometry, and its fixed deterministic ones are not supported "
+        "here either{}",
+        op, det ? "deterministic " : "", Dir::name,
+        det ? " (deterministic mode; --no-deterministic or SAGAN_CUDA_DETERMINISTIC=0 allows the others)" : "");
+  } else {
+    c.math = p.math;
+    warn(
+        fmt::format("{}: cuDNN's heuristics offer no {}{} algorithm of this precision for this geometry; using "
+                    "its fixed algorithm {} (deterministic), as PyTorch does without benchmarking",
+                    op, det ? "deterministic " : "", Dir::name, static_cast<int>(c.algo)));
+  }
   SAGAN_CUDNN_CHECK(op, cudnnSetConvolutionMathType(p.conv, c.math));
   check_cudnn(op, "cudnnGetConvolution*WorkspaceSize", Dir::workspace(h, p, c.algo, &c.workspace));
   c.ready = true;
