@@ -35,7 +35,7 @@ struct EvalOptions {
   uint64_t seed = 0;
   // the reference: a data set, a folder or saved statistics
   std::string dataset, data_path, split = "train", ref_folder, ref_stats, cache_dir;
-  int64_t num_real = -1;
+  std::optional<int64_t> num_real;  // unset: --num-samples (a -1 sentinel let "--num-real -1" through)
   // features
   std::string features = "auto", inception_weights, fmnist_weights;
   int64_t resolution = 0, channels = 0;
@@ -62,7 +62,7 @@ struct EvalOptions {
     SAGAN_CHECK(num_samples > 0, "--num-samples must be positive, got {}", num_samples);
     SAGAN_CHECK(batch > 0, "--batch-size must be positive, got {}", batch);
     SAGAN_CHECK(channels == 0 || channels == 1 || channels == 3, "--channels must be 1 or 3, got {}", channels);
-    SAGAN_CHECK(num_real >= -1, "--num-real must be >= 0 (0 = the whole data set), got {}", num_real);
+    SAGAN_CHECK(!num_real || *num_real >= 0, "--num-real must be >= 0 (0 = the whole data set), got {}", *num_real);
     SAGAN_CHECK(kid_subsets > 0, "--kid-subsets must be positive, got {}", kid_subsets);
     SAGAN_CHECK(kid_subset_size > 1, "--kid-subset-size must be at least 2, got {}", kid_subset_size);
     SAGAN_CHECK(is_splits > 0, "--is-splits must be positive, got {}", is_splits);
@@ -79,7 +79,7 @@ struct EvalOptions {
     if (!save_stats_path.empty()) io::check_writable_file(save_stats_path, "--save-stats " + save_stats_path);
     if (!cache_dir.empty()) io::check_writable_dir(cache_dir, "--cache " + cache_dir);
   }
-  int64_t real_count() const { return num_real < 0 ? num_samples : num_real; }
+  int64_t real_count() const { return num_real.value_or(num_samples); }
 };
 
 void add_options(CLI::App& app, EvalOptions& o) {
