@@ -101,7 +101,8 @@ std::string hms(double seconds) {
 }
 
 // Found before data is loaded or a model built (io::check_writable_dir).
-void check_writable_dir(const std::string& dir, const char* option) {
+// `option`: "--resume", "--run-dir" or "my.toml: run_dir" (ConfigSources::where).
+void check_writable_dir(const std::string& dir, const std::string& option) {
   io::check_writable_dir(dir, fmt::format("{} {}", option, dir));
 }
 
@@ -244,6 +245,8 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
     } else {
       cfg.validate(sources);  // before any directory is made
       if (writer) {
+        // Named as the user gave it: "--run-dir" or "my.toml: run_dir".
+        const std::string where = sources.where("run_dir");
         if (cfg.run_dir.empty()) {
           cfg.run_dir = make_default_run_dir();
           made_dir = cfg.run_dir;
@@ -252,16 +255,16 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
           // written there (the lock file included).
           const std::string foreign = foreign_config_problem(cfg.run_dir);
           SAGAN_CHECK(foreign.empty(),
-                      "--run-dir {}: holds a config.json that this sagan-train cannot read as a run's ({}); choose "
+                      "{} {}: holds a config.json that this sagan-train cannot read as a run's ({}); choose "
                       "another directory",
-                      cfg.run_dir, foreign);
+                      where, cfg.run_dir, foreign);
           // Made here (and so removed should the start fail) only when this
           // process created it: another start may be making the same one.
           std::error_code ec;
           const fs::path dir(cfg.run_dir);
           if (dir.has_parent_path()) fs::create_directories(dir.parent_path(), ec);  // errors: reported below
           if (fs::create_directory(dir, ec)) made_dir = cfg.run_dir;
-          check_writable_dir(cfg.run_dir, "--run-dir");
+          check_writable_dir(cfg.run_dir, where);
         }
         lock = RunDirLock(cfg.run_dir);
         // Under the lock, so that a run another process finished meanwhile
@@ -269,9 +272,9 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
         // lost or not); one that failed before its first checkpoint is
         // started over (run_recovery.h).
         SAGAN_CHECK(list_checkpoints(cfg.run_dir).empty(),
-                    "--run-dir {}: a run already exists there; continue it with --resume {} or choose another "
+                    "{} {}: a run already exists there; continue it with --resume {} or choose another "
                     "directory",
-                    cfg.run_dir, cfg.run_dir);
+                    where, cfg.run_dir, cfg.run_dir);
       }
     }
     if (writer) note_recovery(cfg.run_dir, resume, opt.progress);

@@ -2,7 +2,7 @@
 # meets them: strict JSON and TOML (typos, wrong types, extensions, missing
 # files refused with the file and the key), options overriding the file,
 # presets under both, a written config reading back the same, and an
-# unwritable --run-dir found
+# unwritable run directory (--run-dir or a file's run_dir) found
 # before any data is read. Every case runs; the failures are listed at the end.
 foreach(_v TRAIN WORK_DIR)
   if(NOT DEFINED ${_v})
@@ -121,6 +121,10 @@ expect_json(round_trip_pooled ${WORK_DIR}/b.json model pooled_attention VALUE OF
 write(not_a_dir "")
 expect(unwritable_run_dir EXIT 1 OUTPUT "--run-dir .*not_a_dir/run: cannot create the directory"
        COMMAND ${TRAIN} --run-dir ${WORK_DIR}/not_a_dir/run --dataset folder --data ${WORK_DIR}/no_such_data --quiet)
+# ... named by the file and key it came from, not by --run-dir
+write(run_dir.toml "run_dir = \"${WORK_DIR}/not_a_dir/run\"\n")
+expect(unwritable_run_dir_file EXIT 1 OUTPUT "run_dir.toml: run_dir .*not_a_dir/run: cannot create the directory"
+       COMMAND ${TRAIN} --config run_dir.toml --dataset folder --data ${WORK_DIR}/no_such_data --quiet)
 
 if(failures)
   message(FATAL_ERROR "cli_config failed:${failures}")
