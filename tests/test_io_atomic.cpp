@@ -1,6 +1,7 @@
 // Atomic writes: content lands whole, failures leave the old file and no
 // temporaries, errors name the path and the OS reason.
 #include <catch2/catch.hpp>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -56,4 +57,15 @@ TEST_CASE("atomic write errors name the path and errno text", "[io][io_atomic]")
   fs::create_directory(dir / "sub/inner");
   REQUIRE_THROWS_WITH(io::write_file_atomic(dir / "sub", std::string("x")), Catch::Contains("rename"));
   CHECK(dir.count() == 1);
+}
+
+TEST_CASE("a full disk is reported in the whole write's bytes, not a piece's", "[io][io_atomic]") {
+  std::FILE* f = std::fopen("/dev/full", "wb");  // every write: ENOSPC
+  if (!f) return;                                // no /dev/full here
+  const std::vector<char> head(100), piece(1 << 20);
+  io::write_all(f, head.data(), head.size(), "/dev/full");  // still in the stream's buffer
+  const uint64_t total = head.size() + piece.size();
+  REQUIRE_THROWS_WITH(io::write_all(f, piece.data(), piece.size(), "/dev/full", head.size(), total),
+                      Catch::Contains(fmt::format("of {} bytes", total)) && Catch::Contains("No space left on device"));
+  std::fclose(f);
 }

@@ -1,6 +1,9 @@
 // safetensors: round trips, the exact byte layout, a file written by Python's
 // safetensors library, and every corruption the reader must reject.
+#include <sys/resource.h>
+
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -163,6 +166,42 @@ TEST_CASE("safetensors write errors name the file and keep the old one", "[io][i
   CHECK(f.metadata.at("step") == "1");
   CHECK(f.at("w").to_vector() == std::vector<double>{1, 1});
   CHECK(dir.count() == 1);
+}
+
+namespace {
+// Writes past `bytes` fail (EFBIG), as they would on a full disk (ENOSPC),
+// for the guard's lifetime; SIGXFSZ, which would end the process, is ignored.
+struct FileSizeLimit {
+  rlimit old{};
+  void (*old_handler)(int) = SIG_DFL;
+  explicit FileSizeLimit(rlim_t bytes) {
+    ::getrlimit(RLIMIT_FSIZE, &old);
+    old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit lower = old;
+    lower.rlim_cur = bytes;
+    ::setrlimit(RLIMIT_FSIZE, &lower);
+  }
+  ~FileSizeLimit() {
+    ::setrlimit(RLIMIT_FSIZE, &old);
+    std::signal(SIGXFSZ, old_handler);
+  }
+};
+}  // namespace
+
+TEST_CASE("a checkpoint that does not fit is reported in the file's bytes", "[io][io_safetensors]") {
+  TempDir dir;
+  const NamedTensors tensors = {{"big", Tensor::zeros({1 << 18})}, {"small", Tensor::ones({3})}};
+  io::save_safetensors(dir / "fits.safetensors", tensors);
+  const uint64_t total = fs::file_size(dir / "fits.safetensors");
+  std::string p = dir / "ckpt.safetensors";
+  {
+    FileSizeLimit limit(64 << 10);
+    // Not the 1 MiB of the tensor being written when the write failed.
+    REQUIRE_THROWS_WITH(io::save_safetensors(p, tensors),
+                        Catch::Contains(p) && Catch::Contains(fmt::format(" of {} bytes", total)));
+  }
+  CHECK_FALSE(fs::exists(p));
+  CHECK(dir.count() == 1);  // no temporary left
 }
 
 TEST_CASE("safetensors interop file for Python", "[io][io_safetensors]") {

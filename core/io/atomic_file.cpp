@@ -49,10 +49,11 @@ void fsync_dir(const std::string& dir, const std::string& target) {
 
 }  // namespace
 
-void write_all(std::FILE* f, const void* data, size_t size, const std::string& path) {
+void write_all(std::FILE* f, const void* data, size_t size, const std::string& path, uint64_t done, uint64_t total) {
   if (size == 0) return;
   size_t n = std::fwrite(data, 1, size, f);
-  SAGAN_CHECK(n == size, "write: {}: wrote {} of {} bytes: {}", path, n, size, errno_text(errno));
+  SAGAN_CHECK(n == size, "write: {}: wrote {} of {} bytes: {}", path, done + n, total ? total : done + size,
+              errno_text(errno));
 }
 
 void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& writer) {

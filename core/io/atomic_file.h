@@ -24,8 +24,12 @@ inline void write_file_atomic(const std::string& path, const std::string& text) 
 // be closed). A throw from writer, or any stream error, aborts the write.
 void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& writer);
 
-// fwrite that throws (naming `path`) unless every byte was written.
-void write_all(std::FILE* f, const void* data, size_t size, const std::string& path);
+// fwrite that throws (naming `path`) unless every byte was written. A piece
+// of a larger write (a tensor of a checkpoint) passes the bytes written
+// before it, `done`, and the whole write's `total`, so that a full disk is
+// reported as "wrote 4100 of 52428808 bytes", not in the piece's numbers.
+void write_all(std::FILE* f, const void* data, size_t size, const std::string& path, uint64_t done = 0,
+               uint64_t total = 0);
 
 // Whole file into memory; throws naming the path and errno text.
 std::vector<uint8_t> read_file(const std::string& path);

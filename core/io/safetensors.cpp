@@ -259,10 +259,16 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors, cons
   write_file_atomic(path, [&](std::FILE* f) {
     uint8_t len[8];
     for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(header.size()) >> (8 * i));
-    write_all(f, len, 8, path);
-    write_all(f, header.data(), header.size(), path);
-    for (size_t i : order)
-      write_all(f, host[i].raw_data(), static_cast<size_t>(host[i].numel()) * dtype_size(host[i].dtype()), path);
+    // A failure (a full disk) counts the whole file's bytes, not one tensor's.
+    const uint64_t total = 8 + header.size() + pos;
+    uint64_t done = 0;
+    auto put = [&](const void* data, size_t size) {
+      write_all(f, data, size, path, done, total);
+      done += size;
+    };
+    put(len, 8);
+    put(header.data(), header.size());
+    for (size_t i : order) put(host[i].raw_data(), static_cast<size_t>(host[i].numel()) * dtype_size(host[i].dtype()));
   });
 }
 
