@@ -21,7 +21,8 @@ BUNDLE=${1:?usage: build_on_device.sh BUNDLE WORK [NVIDIA_SITE_DIR]}
 WORK=${2:?usage: build_on_device.sh BUNDLE WORK [NVIDIA_SITE_DIR]}
 NV=${3:-}
 JOBS=${JOBS:-$(nproc)}
-TARGETS=(sagan_cuda_tests bench_attention bench_spectral_norm bench_train_step sagan-train sagan_device_info)
+TARGETS=(sagan_cuda_tests bench_attention bench_spectral_norm bench_train_step bench_inception sagan-train
+  sagan_device_info)
 t0=$(date +%s)
 
 nvcc=$(command -v nvcc || true)

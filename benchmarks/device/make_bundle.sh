@@ -3,7 +3,8 @@
 # and no Debian -dev packages (docs/cuda.md, "Device run"):
 #   device_bundle/bin.tar.xz   bin/ and lib/, unpacked by run_device.sh:
 #     bin/  sagan_cuda_tests, bench_attention, bench_spectral_norm,
-#           bench_train_step, sagan-train, sagan_device_info: Release, sm_90,
+#           bench_train_step, bench_inception, sagan-train, sagan_device_info:
+#           Release, sm_90,
 #           no -march=native (preset `device`), stripped. Each holds the same
 #           12 MB of kernel code (the static engine), so xz over all of them
 #           packs 75 MB into 4.
@@ -33,10 +34,11 @@ BUILD_DIR=${BUILD_DIR:-$ROOT/build/device}
 JOBS=${JOBS:-2}
 FMNIST_SRC=${FMNIST_SRC:-/usr/share/datasets/fashion-mnist}
 FMNIST_N=${FMNIST_N:-6400}
-TARGETS=(sagan_cuda_tests bench_attention bench_spectral_norm bench_train_step sagan-train sagan_device_info)
+TARGETS=(sagan_cuda_tests bench_attention bench_spectral_norm bench_train_step bench_inception sagan-train
+  sagan_device_info)
 # Where each target's executable lands in the build tree.
 declare -A TARGET_DIR=([sagan_cuda_tests]=tests/cuda [bench_attention]=benchmarks [bench_spectral_norm]=benchmarks
-  [bench_train_step]=benchmarks [sagan-train]=tools [sagan_device_info]=benchmarks)
+  [bench_train_step]=benchmarks [bench_inception]=benchmarks [sagan-train]=tools [sagan_device_info]=benchmarks)
 # Debian packages whose files make up deps.tar.xz: the -dev packages the
 # top-level CMakeLists.txt, tests/ and tools/ find, and the runtime packages
 # their link names point into.

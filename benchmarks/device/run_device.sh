@@ -22,6 +22,7 @@
 #                  job (--comm nccl), the first 5 on the CPU, same seed
 #   torch_compile  torch.compile'd PyTorch train step (slowest to start)
 #   bench_train_step_bf16, torch_train_step_bf16   the train step in bf16, if time is left
+#   bench_inception, torch_inception   the FID Inception-v3 forward at batch 50, if time is left
 # A step that would start with under 15 s of budget left is skipped as such.
 # $OUT gets at most 7 files: summary.txt env.txt tests.log sanitizer.log
 # bench.txt train.txt, and build.log when the fallback build ran. The end of
@@ -424,6 +425,10 @@ step bench_train_step_bf16 bench.txt 90 "$BIN/bench_train_step" --device cuda --
   --precision bf16
 step torch_train_step_bf16 bench.txt 90 "${PY[@]}" "$ROOT/benchmarks/torch_train_step.py" --device cuda \
   --resolution 32 --batch 64 --no-compile --precision bf16
+# The FID network (its pools and resize on the GPU since they have kernels), both sides.
+step bench_inception bench.txt 60 "$BIN/bench_inception" --device cuda --batch 50 --repeats 10
+step torch_inception bench.txt 60 "${PY[@]}" "$ROOT/benchmarks/torch_inception.py" --device cuda --batch 50 \
+  --repeats 10
 
 # ---------------------------------------------------------------- summary
 {

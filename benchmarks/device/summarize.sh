@@ -7,7 +7,8 @@
 #     the first WARN messages (what the libraries did that tests only report)
 #   - the sanitizers' first errors: kernel, file:line, block, thread
 #   - condensed benchmark rows (attention ms per implementation, spectral-norm
-#     us, train step s/iter) and sagan-train's first steps, cuda beside cpu
+#     us, train step s/iter, Inception images/s) and sagan-train's first steps,
+#     cuda beside cpu
 #   benchmarks/device/summarize.sh WORK OUT [FAILED]
 # WORK: the run's scratch folder (logs/header.txt, logs/steps.txt,
 # logs/<step>.log, runs/<device>/metrics.csv); OUT: its bench.txt.
@@ -132,6 +133,10 @@ if [[ -s $bench ]] && grep -qE '^SAGAN-|^(G|D|G\+D) ' "$bench"; then
     END { split("G D G+D", s, " "); for (i = 1; i <= 3; i++) if (s[i] in row) print s[i] ":" substr(row[s[i]], 2) }' "$bench"
   echo "---------------- train step, s/iter: median, min, peak MiB"
   awk -F'\t' 'NF == 6 && $4 ~ /^[0-9.]+$/ { printf "%-20s %-18s %-7s %8s %8s %7s\n", $1, $2, $3, $4, $5, $6 }' "$bench"
+fi
+if [[ -s $bench ]] && grep -q '^inception-' "$bench"; then
+  echo "---------------- FID Inception-v3 forward: device batch ms/batch images/s"
+  awk -F'\t' '$1 ~ /^inception-/ && NF == 5 { printf "%-16s %-7s %5s %9s %9s\n", $1, $2, $3, $4, $5 }' "$bench"
 fi
 
 if ls "$WORK"/runs/*/metrics.csv >/dev/null 2>&1; then
