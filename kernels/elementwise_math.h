@@ -5,12 +5,7 @@
 #include <cmath>
 
 #include "core/backend.h"
-
-#if defined(__CUDACC__)
-#define SAGAN_HD __host__ __device__ __forceinline__
-#else
-#define SAGAN_HD inline
-#endif
+#include "kernels/host_device.h"
 
 namespace sagan::math {
 

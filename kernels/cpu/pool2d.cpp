@@ -1,33 +1,21 @@
 // General k x k pooling and adaptive average pooling on contiguous NCHW
 // tensors, forward and backward. Every variant is a walk over output cells,
 // each reading (forward) or writing (backward) a rectangle of its input
-// plane: the pools differ only in where the rectangles lie (pool_span,
-// adaptive_span) and in what is done there (average, or the maximum's cell).
+// plane: the pools differ only in where the rectangles lie
+// (kernels/window_math.h, shared with the CUDA kernels) and in what is done
+// there (average, or the maximum's cell).
 // Planes (one (n, c) image) run in parallel; a backward plane writes only its
 // own gx plane.
 #include <algorithm>
-#include <limits>
 
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/window_math.h"
 
 namespace sagan {
 
 namespace {
 
-struct Span {
-  int64_t lo, hi;
-  int64_t size() const { return hi - lo; }
-};
-
-// Window o of a k-wide pool with stride s and padding p over [0, n), clipped
-// to the input; a window never lies wholly in the padding (pad <= k/2 and
-// ceil_mode off), so the padded window is always k wide.
-Span pool_span(int64_t o, int64_t k, int64_t s, int64_t p, int64_t n) {
-  return {std::max<int64_t>(o * s - p, 0), std::min(o * s - p + k, n)};
-}
-
-// Cell o of an adaptive pool from n to no: [floor(o n / no), ceil((o+1) n / no)).
-Span adaptive_span(int64_t o, int64_t n, int64_t no) { return {o * n / no, ((o + 1) * n + no - 1) / no}; }
+using window::Span;
 
 // Calls cell(plane, output index, rows, cols) for every output cell; the
 // spans come from rows(oh) and cols(ow).
@@ -40,24 +28,6 @@ void for_each_cell(int64_t planes, int64_t Ho, int64_t Wo, int64_t work, const R
       const Span h = rows(oh);
       for (int64_t ow = 0; ow < Wo; ++ow) cell(pl, oh * Wo + ow, h, cols(ow));
     }
-}
-
-// Offset in the plane of the rectangle's maximum under PyTorch's rule: the
-// first maximum, and a NaN wins and stays (the first NaN).
-template <class T>
-int64_t argmax(const T* plane, int64_t W, Span h, Span w) {
-  T m = -std::numeric_limits<T>::infinity();
-  int64_t at = h.lo * W + w.lo;
-  for (int64_t i = h.lo; i < h.hi; ++i)
-    for (int64_t j = w.lo; j < w.hi; ++j) {
-      const T v = plane[i * W + j];
-      if (v != v) return i * W + j;
-      if (v > m) {
-        m = v;
-        at = i * W + j;
-      }
-    }
-  return at;
 }
 
 // Average pooling of x into out over the rectangles; count(h, w) is the divisor.
@@ -102,8 +72,8 @@ void CpuBackend::pool2d(const Tensor& x, Tensor& out, Pool2dGeom g) {
   const PoolMode mode = g.mode;
   const int64_t k = g.kernel, s = g.stride, p = g.pad;
   const int64_t H = x.size(2), W = x.size(3);
-  auto rows = [&](int64_t o) { return pool_span(o, k, s, p, H); };
-  auto cols = [&](int64_t o) { return pool_span(o, k, s, p, W); };
+  auto rows = [&](int64_t o) { return window::WindowAxis{k, s, p, H}.span(o); };
+  auto cols = [&](int64_t o) { return window::WindowAxis{k, s, p, W}.span(o); };
   auto count = [&](Span h, Span w) { return mode == PoolMode::AvgIncludePad ? k * k : h.size() * w.size(); };
   if (mode != PoolMode::Max) return average(x, out, "pool2d", rows, cols, count);
   const int64_t planes = x.size(0) * x.size(1), Ho = out.size(2), Wo = out.size(3);
@@ -113,7 +83,7 @@ void CpuBackend::pool2d(const Tensor& x, Tensor& out, Pool2dGeom g) {
     T* op = out.data<T>();
     for_each_cell(planes, Ho, Wo, x.numel(), rows, cols, [&](int64_t pl, int64_t o, Span h, Span w) {
       const T* src = xp + pl * H * W;
-      op[pl * Ho * Wo + o] = src[argmax(src, W, h, w)];
+      op[pl * Ho * Wo + o] = src[window::argmax(src, W, h, w)];
     });
   });
 }
@@ -122,8 +92,8 @@ void CpuBackend::pool2d_backward(const Tensor& x, const Tensor& gy, Tensor& gx, 
   const PoolMode mode = g.mode;
   const int64_t k = g.kernel, s = g.stride, p = g.pad;
   const int64_t H = gx.size(2), W = gx.size(3);
-  auto rows = [&](int64_t o) { return pool_span(o, k, s, p, H); };
-  auto cols = [&](int64_t o) { return pool_span(o, k, s, p, W); };
+  auto rows = [&](int64_t o) { return window::WindowAxis{k, s, p, H}.span(o); };
+  auto cols = [&](int64_t o) { return window::WindowAxis{k, s, p, W}.span(o); };
   auto count = [&](Span h, Span w) { return mode == PoolMode::AvgIncludePad ? k * k : h.size() * w.size(); };
   if (mode != PoolMode::Max) return spread(gy, gx, "pool2d_backward", rows, cols, count);
   const int64_t planes = gx.size(0) * gx.size(1), Ho = gy.size(2), Wo = gy.size(3);
@@ -135,7 +105,7 @@ void CpuBackend::pool2d_backward(const Tensor& x, const Tensor& gy, Tensor& gx, 
     std::fill(gxp, gxp + gx.numel(), T(0));
     // The gradient goes to the cell the forward took its value from.
     for_each_cell(planes, Ho, Wo, gx.numel(), rows, cols, [&](int64_t pl, int64_t o, Span h, Span w) {
-      gxp[pl * H * W + argmax(xp + pl * H * W, W, h, w)] += gp[pl * Ho * Wo + o];
+      gxp[pl * H * W + window::argmax(xp + pl * H * W, W, h, w)] += gp[pl * Ho * Wo + o];
     });
   });
 }
@@ -143,15 +113,27 @@ void CpuBackend::pool2d_backward(const Tensor& x, const Tensor& gy, Tensor& gx, 
 void CpuBackend::adaptive_avg_pool2d(const Tensor& x, Tensor& out) {
   const int64_t H = x.size(2), W = x.size(3), Ho = out.size(2), Wo = out.size(3);
   average(
-      x, out, "adaptive_avg_pool2d", [&](int64_t o) { return adaptive_span(o, H, Ho); },
-      [&](int64_t o) { return adaptive_span(o, W, Wo); }, [](Span h, Span w) { return h.size() * w.size(); });
+      x, out, "adaptive_avg_pool2d",
+      [&](int64_t o) {
+        return window::AdaptiveAxis{H, Ho}.span(o);
+      },
+      [&](int64_t o) {
+        return window::AdaptiveAxis{W, Wo}.span(o);
+      },
+      [](Span h, Span w) { return h.size() * w.size(); });
 }
 
 void CpuBackend::adaptive_avg_pool2d_backward(const Tensor& gy, Tensor& gx) {
   const int64_t H = gx.size(2), W = gx.size(3), Ho = gy.size(2), Wo = gy.size(3);
   spread(
-      gy, gx, "adaptive_avg_pool2d_backward", [&](int64_t o) { return adaptive_span(o, H, Ho); },
-      [&](int64_t o) { return adaptive_span(o, W, Wo); }, [](Span h, Span w) { return h.size() * w.size(); });
+      gy, gx, "adaptive_avg_pool2d_backward",
+      [&](int64_t o) {
+        return window::AdaptiveAxis{H, Ho}.span(o);
+      },
+      [&](int64_t o) {
+        return window::AdaptiveAxis{W, Wo}.span(o);
+      },
+      [](Span h, Span w) { return h.size() * w.size(); });
 }
 
 }  // namespace sagan

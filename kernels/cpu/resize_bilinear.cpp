@@ -1,13 +1,14 @@
 // Bilinear resampling with half-pixel centers (align_corners=False), no
 // antialiasing, matching PyTorch's upsample_bilinear2d: source coordinate
 // (o + 0.5) * in/out - 0.5 clamped below at 0; the upper neighbour is
-// clamped to the last pixel. Separable: the per-axis taps are computed once,
-// then planes run in parallel. The backward scatters each output gradient to
-// its four taps with the same weights.
+// clamped to the last pixel (kernels/window_math.h). Separable: the per-axis
+// taps are computed once, then planes run in parallel. The backward scatters
+// each output gradient to its four taps with the same weights.
 #include <algorithm>
 #include <vector>
 
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/window_math.h"
 
 namespace sagan {
 
@@ -17,18 +18,17 @@ struct Taps {
   std::vector<double> l0, l1;
 };
 
+// Every output's taps along one axis, from kernels/window_math.h (the CUDA
+// kernels compute each where they need it, with the same function).
 Taps taps(int64_t in, int64_t out) {
   Taps t;
-  const double scale = static_cast<double>(in) / static_cast<double>(out);
+  const window::BilinearAxis axis{in, out};
   for (int64_t o = 0; o < out; ++o) {
-    const double src = std::max((static_cast<double>(o) + 0.5) * scale - 0.5, 0.0);
-    const int64_t i0 = std::min(static_cast<int64_t>(src), in - 1);
-    const int64_t i1 = std::min(i0 + 1, in - 1);
-    const double l1 = src - static_cast<double>(i0);
-    t.i0.push_back(i0);
-    t.i1.push_back(i1);
-    t.l0.push_back(1.0 - l1);
-    t.l1.push_back(l1);
+    const window::BilinearTap tap = axis.tap(o);
+    t.i0.push_back(tap.i0);
+    t.i1.push_back(tap.i1);
+    t.l0.push_back(tap.l0);
+    t.l1.push_back(tap.l1);
   }
   return t;
 }

@@ -2,7 +2,8 @@
 // padding, and adaptive average pooling), apart from their launches so that
 // they also compile as host code after tests/cuda/emu/cuda_emu.h:
 // tests/test_pool2d_emu.cpp runs them on the CPU emulator against the CPU
-// backend (kernels/cpu/pool2d.cpp), whose semantics they share.
+// backend (kernels/cpu/pool2d.cpp), whose windows they share
+// (kernels/window_math.h).
 //
 // Tensors are (P, H, W) planes, contiguous. The forward kernels run one
 // thread per output cell over its input rectangle. The backward kernels run
@@ -14,69 +15,19 @@
 #include <cstdint>
 
 #include "kernels/cuda/launch.cuh"
+#include "kernels/window_math.h"
 
 namespace sagan::cuda {
 namespace {
 
-// Input rows (or columns) [lo, hi) of one output cell.
-struct Span {
-  int64_t lo, hi;
-  __device__ __forceinline__ int64_t size() const { return hi - lo; }
-  __device__ __forceinline__ bool holds(int64_t i) const { return lo <= i && i < hi; }
-};
-
-// One axis of a k-wide pool with stride s and padding p over n inputs: window
-// o is [o s - p, o s - p + k) clipped to the input (kernels/cpu/pool2d.cpp).
-struct WindowAxis {
-  int64_t k, s, p, n;
-  __device__ __forceinline__ Span span(int64_t o) const {
-    const int64_t lo = o * s - p;
-    return {lo > 0 ? lo : 0, lo + k < n ? lo + k : n};
-  }
-  // The outputs [first, last) whose window may hold input i, among no.
-  __device__ __forceinline__ Span covering(int64_t i, int64_t no) const {
-    const int64_t num = i + p - k + 1;  // o s >= i + p - k + 1
-    const int64_t first = num > 0 ? (num + s - 1) / s : 0;
-    const int64_t last = (i + p) / s + 1;  // o s <= i + p
-    return {first, last < no ? last : no};
-  }
-};
-
-// One axis of an adaptive pool from n to no: cell o is
-// [floor(o n / no), ceil((o + 1) n / no)).
-struct AdaptiveAxis {
-  int64_t n, no;
-  __device__ __forceinline__ Span span(int64_t o) const { return {o * n / no, ((o + 1) * n + no - 1) / no}; }
-  // Cells with floor(o n / no) <= i need o <= ((i + 1) no - 1) / n; cells
-  // with ceil((o + 1) n / no) > i need o >= i no / n.
-  __device__ __forceinline__ Span covering(int64_t i, int64_t) const {
-    const int64_t last = ((i + 1) * no - 1) / n + 1;
-    return {i * no / n, last < no ? last : no};
-  }
-};
+using window::AdaptiveAxis;
+using window::Span;
+using window::WindowAxis;
 
 // The divisor of an average: k * k when the padding counts (fixed > 0),
 // otherwise the rectangle's area.
 __device__ __forceinline__ int64_t divisor(int64_t fixed, Span h, Span w) {
   return fixed > 0 ? fixed : h.size() * w.size();
-}
-
-// Offset in the plane of the rectangle's maximum under PyTorch's rule: the
-// first maximum, and the first NaN wins.
-template <class T>
-__device__ __forceinline__ int64_t window_argmax(const T* plane, int64_t W, Span h, Span w) {
-  T m = -std::numeric_limits<T>::infinity();
-  int64_t at = h.lo * W + w.lo;
-  for (int64_t i = h.lo; i < h.hi; ++i)
-    for (int64_t j = w.lo; j < w.hi; ++j) {
-      const T v = plane[i * W + j];
-      if (v != v) return i * W + j;
-      if (v > m) {
-        m = v;
-        at = i * W + j;
-      }
-    }
-  return at;
 }
 
 // out (P, Ho, Wo): the average (kMax false; divisor as above) or maximum of
@@ -90,7 +41,7 @@ __global__ void __launch_bounds__(kBlock) pool2d_kernel(const T* x, T* out, Axis
     const T* src = x + pl * H * W;
     const Span h = rows.span(oh), w = cols.span(ow);
     if constexpr (kMax) {
-      out[i] = src[window_argmax(src, W, h, w)];
+      out[i] = src[window::argmax(src, W, h, w)];
     } else {
       T acc = 0;
       for (int64_t r = h.lo; r < h.hi; ++r)
@@ -121,7 +72,7 @@ __global__ void __launch_bounds__(kBlock)
         const Span ws = cols.span(ow);
         if (!ws.holds(w)) continue;
         if constexpr (kMax) {
-          if (window_argmax(x + pl * H * W, W, hs, ws) == mine) acc += g[oh * Wo + ow];
+          if (window::argmax(x + pl * H * W, W, hs, ws) == mine) acc += g[oh * Wo + ow];
         } else {
           acc += g[oh * Wo + ow] / static_cast<T>(divisor(fixed_count, hs, ws));
         }
