@@ -7,6 +7,7 @@
 // bit for bit: the kernels add the same terms in the CPU's order.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "core/backend.h"
 #include "core/ops.h"
 #include "core/rng.h"
+#include "tests/support/bitwise.h"
 
 // After every other header: the emulator defines threadIdx, __shared__ etc.
 // clang-format off
@@ -26,18 +28,6 @@ using namespace sagan;
 namespace cu = sagan::cuda;
 
 constexpr unsigned kGrid = 3;  // fewer threads than cells: the grid-stride loop runs
-
-void check_same(const Tensor& got, const Tensor& want) {
-  const std::vector<double> a = got.to_vector(), b = want.to_vector();
-  REQUIRE(a.size() == b.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    INFO("element " << i);
-    if (std::isnan(b[i]))
-      CHECK(std::isnan(a[i]));
-    else
-      CHECK(a[i] == b[i]);
-  }
-}
 
 // x (2, 3, H, W) with a tie and a NaN when asked.
 Tensor input(int64_t H, int64_t W, DType dt, bool specials) {
@@ -61,10 +51,7 @@ void compare(const Tensor& x, int64_t Ho, int64_t Wo, Axis rows, Axis cols, int6
   cuda_emu::launch(cu::pool2d_kernel<T, kMax, Axis>, dim3(kGrid), dim3(cu::kBlock), 0,
                    static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), rows, cols, fixed_count, Ho,
                    Wo, out.numel());
-  {
-    INFO("forward");
-    check_same(out, want);
-  }
+  CHECK(testing::bitwise_equal(out, want));  // forward
   Rng gen(31);
   const Tensor gy = Tensor::randn(out_shape, gen, dt);
   Tensor want_gx = Tensor::empty(x.shape(), dt), gx = Tensor::full(x.shape(), NAN, dt);
@@ -72,8 +59,7 @@ void compare(const Tensor& x, int64_t Ho, int64_t Wo, Axis rows, Axis cols, int6
   cuda_emu::launch(cu::pool2d_backward_kernel<T, kMax, Axis>, dim3(kGrid), dim3(cu::kBlock), 0,
                    static_cast<const T*>(x.raw_data()), static_cast<const T*>(gy.raw_data()),
                    static_cast<T*>(gx.raw_data()), rows, cols, fixed_count, Ho, Wo, gx.numel());
-  INFO("backward");
-  check_same(gx, want_gx);
+  CHECK(testing::bitwise_equal(gx, want_gx));  // backward
 }
 
 template <class T>
