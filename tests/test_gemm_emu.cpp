@@ -94,8 +94,10 @@ void emulated_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
   std::vector<float> a16, b16;
   if constexpr (std::is_same_v<T, float>) {
     if (matmul_precision() == MatmulPrecision::Bf16) {
-      a16 = bf16_operand(A, cu::gemm_operand_span(batch, stride_a, trans_a ? K : M, trans_a ? M : K, lda));
-      b16 = bf16_operand(B, cu::gemm_operand_span(batch, stride_b, trans_b ? N : K, trans_b ? K : N, ldb));
+      const cu::GemmOperandSpans span =
+          cu::gemm_operand_spans(trans_a, trans_b, M, N, K, lda, stride_a, ldb, stride_b, batch);
+      a16 = bf16_operand(A, span.a);
+      b16 = bf16_operand(B, span.b);
       A = a16.data(), B = b16.data();
     }
   }

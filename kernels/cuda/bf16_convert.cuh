@@ -12,6 +12,8 @@
 #include "kernels/cuda/launch.cuh"
 #if defined(__CUDACC__)
 #include <cuda_bf16.h>
+
+#include "kernels/cuda/cuda_backend.h"
 #else
 #include "core/reduced_precision.h"
 #endif
@@ -42,6 +44,18 @@ __global__ void __launch_bounds__(kBlock) to_bf16_kernel(const float* in, uint16
 __global__ void __launch_bounds__(kBlock) from_bf16_kernel(const uint16_t* in, float* out, int64_t n) {
   for (int64_t i = thread_index(); i < n; i += thread_count()) out[i] = bf16_bits_to_float(in[i]);
 }
+
+#if defined(__CUDACC__)
+// n float32 values at p rounded to bf16 into a new workspace, queued on be's
+// stream: the operand copies of --precision bf16 (gemm.cu, conv2d.cu). At
+// least one element is allocated, so that an empty operand has an address.
+inline Buffer bf16_copy(CudaBackend& be, const char* op, const float* p, int64_t n) {
+  Buffer b = be.buffer(static_cast<size_t>(n > 1 ? n : 1) * sizeof(uint16_t));
+  to_bf16_kernel<<<blocks_for(n), kBlock, 0, be.stream()>>>(p, b.get<uint16_t>(), n);
+  check_launch(op, "to_bf16_kernel", be.stream());
+  return b;
+}
+#endif
 
 }  // namespace
 }  // namespace sagan::cuda

@@ -20,10 +20,9 @@
 // Either way only algorithms whose reported math type the precision allows
 // (math_allowed) are taken, and the descriptor is set to that math type
 // before the call. When none qualifies, a fixed deterministic algorithm
-// cuDNN supports for the plan is used with a warning (fallback_algorithm). Workspaces of the calls come from the caching allocator,
-// so steady-state steps make no cudaMalloc. A search needs the device
-// synchronised, so a geometry first met inside a CUDA graph capture is
-// refused with a message instead of invalidating the capture.
+// cuDNN supports for the plan is used with a warning (fallback_algorithm). Workspaces of the calls come from the
+// caching allocator, so steady-state steps make no cudaMalloc. A search needs the device synchronised, so a geometry
+// first met inside a CUDA graph capture is refused with a message instead of invalidating the capture.
 //
 // float32 runs in FMA math unless set_cuda_tf32(true) or --precision tf32
 // (core/matmul_precision.h). Under --precision bf16 a float32 convolution runs
@@ -79,12 +78,7 @@ struct ConvOperands {
 
  private:
   static Buffer narrowed(CudaBackend& be, const char* op, const Tensor& t) {
-    const int64_t n = t.numel();
-    Buffer buf = bf16_buffer(be, t);
-    to_bf16_kernel<<<blocks_for(n), kBlock, 0, be.stream()>>>(static_cast<const float*>(t.raw_data()),
-                                                              static_cast<uint16_t*>(buf.get()), n);
-    check_launch(op, "to_bf16_kernel", be.stream());
-    return buf;
+    return bf16_copy(be, op, static_cast<const float*>(t.raw_data()), t.numel());
   }
 };
 

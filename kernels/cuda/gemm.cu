@@ -35,14 +35,6 @@ cublasStatus_t gemm_call(cublasHandle_t h, cublasOperation_t ta, cublasOperation
                                                    batch);
 }
 
-// The span of a float32 operand (gemm_operand_span) rounded to bf16.
-Buffer bf16_operand(CudaBackend& be, const char* op, const float* p, int64_t span) {
-  Buffer b = be.buffer(static_cast<size_t>(span) * sizeof(uint16_t));
-  to_bf16_kernel<<<blocks_for(span), kBlock, 0, be.stream()>>>(p, b.get<uint16_t>(), span);
-  check_launch(op, "to_bf16_kernel", be.stream());
-  return b;
-}
-
 }  // namespace
 
 template <class T>
@@ -64,11 +56,8 @@ void gemm(CudaBackend& be, const char* op, bool trans_a, bool trans_b, int64_t M
   const cublasOperation_t op_second = g.trans_second ? CUBLAS_OP_T : CUBLAS_OP_N;
   if constexpr (std::is_same_v<T, float>) {
     if (matmul_precision() == MatmulPrecision::Bf16) {
-      // The operands as stored: a transposed one is (K, M) or (N, K).
-      const Buffer a16 =
-          bf16_operand(be, op, A, gemm_operand_span(batch, stride_a, trans_a ? K : M, trans_a ? M : K, lda));
-      const Buffer b16 =
-          bf16_operand(be, op, B, gemm_operand_span(batch, stride_b, trans_b ? N : K, trans_b ? K : N, ldb));
+      const GemmOperandSpans span = gemm_operand_spans(trans_a, trans_b, M, N, K, lda, stride_a, ldb, stride_b, batch);
+      const Buffer a16 = bf16_copy(be, op, A, span.a), b16 = bf16_copy(be, op, B, span.b);
       const cublasStatus_t st = cublas_api().cublasGemmStridedBatchedEx_64(
           h, op_first, op_second, g.m, g.n, g.k, &alpha, b16.get(), CUDA_R_16BF, g.ld_first, g.stride_first, a16.get(),
           CUDA_R_16BF, g.ld_second, g.stride_second, &beta, C, CUDA_R_32F, g.ldc, g.stride_c, g.batch,

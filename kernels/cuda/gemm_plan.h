@@ -59,6 +59,18 @@ inline int64_t gemm_operand_span(int64_t batch, int64_t batch_stride, int64_t ro
   return (batch - 1) * batch_stride + (rows - 1) * ld + cols;
 }
 
+// The spans of blas.h's row-major gemm operands A (M x K, stored K x M when
+// trans_a) and B (K x N, stored N x K when trans_b), which gemm.cu rounds
+// into bf16 copies under --precision bf16.
+struct GemmOperandSpans {
+  int64_t a = 0, b = 0;
+};
+inline GemmOperandSpans gemm_operand_spans(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, int64_t lda,
+                                           int64_t stride_a, int64_t ldb, int64_t stride_b, int64_t batch) {
+  return {gemm_operand_span(batch, stride_a, trans_a ? K : M, trans_a ? M : K, lda),
+          gemm_operand_span(batch, stride_b, trans_b ? N : K, trans_b ? K : N, ldb)};
+}
+
 // The arguments of cublas<t>gemmStridedBatched for row-major
 // C[b] (M,N) = alpha op(A[b]) op(B[b]) + beta C[b] (blas.h's gemm): cuBLAS's
 // first operand is B, its second A.
