@@ -5,7 +5,8 @@
 # with the median of each side's medians and the ratio. Builds nothing: point
 # it at a build with the benchmarks (and CUDA for --device cuda).
 #
-#   benchmarks/run_inception.sh [BUILD_DIR] [--device D] [--batch N] [--size S] [--repeats N] [--rounds R]
+#   benchmarks/run_inception.sh [BUILD_DIR] [--device D] [--batch N] [--size S] [--repeats N] [--warmup N]
+#                               [--rounds R]
 #
 # ratio = sagan images/s / torch images/s (> 1: sagan is faster). On the CPU
 # both use OMP_NUM_THREADS threads (default 2). PYTHON names a python3 with
@@ -21,12 +22,15 @@ fi
 rounds=3
 args=()
 while [ $# -gt 0 ]; do
+  [ $# -ge 2 ] || { echo "run_inception.sh: $1 needs a value" >&2; exit 2; }
   case $1 in
-    --rounds) rounds=$2; shift 2 ;;
-    --device | --batch | --size | --repeats) args+=("$1" "$2"); shift 2 ;;
+    --rounds) rounds=$2 ;;
+    --device | --batch | --size | --repeats | --warmup) args+=("$1" "$2") ;;
     *) echo "run_inception.sh: unknown option $1" >&2; exit 2 ;;
   esac
+  shift 2
 done
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "run_inception.sh: --rounds must be a positive integer, got $rounds" >&2; exit 2; }
 bench="$build/benchmarks/bench_inception"
 [ -x "$bench" ] || { echo "run_inception.sh: $bench not found; build the benchmarks first" >&2; exit 1; }
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"

@@ -427,8 +427,13 @@ step torch_train_step_bf16 bench.txt 90 "${PY[@]}" "$ROOT/benchmarks/torch_train
   --resolution 32 --batch 64 --no-compile --precision bf16
 # The FID network (its pools and resize on the GPU since they have kernels), both sides.
 step bench_inception bench.txt 60 "$BIN/bench_inception" --device cuda --batch 50 --repeats 10
-step torch_inception bench.txt 60 "${PY[@]}" "$ROOT/benchmarks/torch_inception.py" --device cuda --batch 50 \
-  --repeats 10
+# pytorch-fid's network needs torchvision, which the venv is not sure to have.
+if "${PY[@]}" -c 'import torchvision' >/dev/null 2>&1; then
+  step torch_inception bench.txt 60 "${PY[@]}" "$ROOT/benchmarks/torch_inception.py" --device cuda --batch 50 \
+    --repeats 10
+else
+  want torch_inception && record torch_inception skip - 0 "no torchvision in ${PY[*]}"
+fi
 
 # ---------------------------------------------------------------- summary
 {

@@ -10,8 +10,8 @@ Writes tests/data/eval_goldens.json (float64 values, full precision):
              original code computes it, k-NN precision/recall as
              Kynkaanniemi et al.'s reference code computes it;
   inception  pool3 features and logits of pytorch-fid's FID Inception-v3
-             (torchvision's Inception3 with pytorch-fid's FIDInceptionA/C/E
-             blocks) with deterministic pseudo-random weights that the C++
+             (fid_inception_torch.py: torchvision's Inception3 with
+             pytorch-fid's FIDInceptionA/C/E blocks) with deterministic pseudo-random weights that the C++
              test regenerates from the same formula (weight_value below), so
              no 96 MB weights file is needed.
 
@@ -25,7 +25,8 @@ import numpy as np
 import scipy.linalg
 import torch
 import torch.nn.functional as F
-import torchvision
+
+import fid_inception_torch  # beside this script
 
 torch.set_default_dtype(torch.float64)
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -192,78 +193,16 @@ def weight_value(name, shape):
     return torch.from_numpy(v.reshape(shape))
 
 
-class FIDInceptionA(torchvision.models.inception.InceptionA):
-    def forward(self, x):
-        b1 = self.branch1x1(x)
-        b5 = self.branch5x5_2(self.branch5x5_1(x))
-        b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
-        bp = self.branch_pool(F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False))
-        return torch.cat([b1, b5, b3, bp], 1)
-
-
-class FIDInceptionC(torchvision.models.inception.InceptionC):
-    def forward(self, x):
-        b1 = self.branch1x1(x)
-        b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
-        bd = self.branch7x7dbl_1(x)
-        bd = self.branch7x7dbl_5(self.branch7x7dbl_4(self.branch7x7dbl_3(self.branch7x7dbl_2(bd))))
-        bp = self.branch_pool(F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False))
-        return torch.cat([b1, b7, bd, bp], 1)
-
-
-class FIDInceptionE1(torchvision.models.inception.InceptionE):
-    def pool(self, x):
-        return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
-
-    def forward(self, x):
-        b1 = self.branch1x1(x)
-        b3 = self.branch3x3_1(x)
-        b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], 1)
-        bd = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
-        bd = torch.cat([self.branch3x3dbl_3a(bd), self.branch3x3dbl_3b(bd)], 1)
-        bp = self.branch_pool(self.pool(x))
-        return torch.cat([b1, b3, bd, bp], 1)
-
-
-class FIDInceptionE2(FIDInceptionE1):
-    def pool(self, x):
-        return F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
-
-
-def fid_inception():
-    net = torchvision.models.inception.Inception3(num_classes=1008, aux_logits=False, transform_input=False,
-                                                  init_weights=False)
-    net.Mixed_5b = FIDInceptionA(192, pool_features=32)
-    net.Mixed_5c = FIDInceptionA(256, pool_features=64)
-    net.Mixed_5d = FIDInceptionA(288, pool_features=64)
-    net.Mixed_6b = FIDInceptionC(768, channels_7x7=128)
-    net.Mixed_6c = FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6d = FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6e = FIDInceptionC(768, channels_7x7=192)
-    net.Mixed_7b = FIDInceptionE1(1280)
-    net.Mixed_7c = FIDInceptionE2(2048)
+def weighted_fid_inception():
+    """The FID network with weight_value's weights."""
+    net = fid_inception_torch.fid_inception()
     sd = {k: weight_value(k, tuple(v.shape)) if v.is_floating_point() else v for k, v in net.state_dict().items()}
     net.load_state_dict(sd)
-    return net.eval()
-
-
-def pool3(net, x, size):
-    """pytorch-fid's InceptionV3 wrapper (resize_input, normalize_input), x in [0, 1]."""
-    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    x = 2 * x - 1
-    for name in ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3"]:
-        x = getattr(net, name)(x)
-    x = F.max_pool2d(x, kernel_size=3, stride=2)
-    x = net.Conv2d_4a_3x3(net.Conv2d_3b_1x1(x))
-    x = F.max_pool2d(x, kernel_size=3, stride=2)
-    for name in ["Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e",
-                 "Mixed_7a", "Mixed_7b", "Mixed_7c"]:
-        x = getattr(net, name)(x)
-    return F.adaptive_avg_pool2d(x, (1, 1)).flatten(1)
+    return net
 
 
 def inception_goldens():
-    net = fid_inception()
+    net = weighted_fid_inception()
     names = [k for k, v in net.state_dict().items() if v.is_floating_point()]
     cases = []
     for (h, w, size, seed) in [(35, 29, 99, 3), (32, 32, 299, 4)]:
@@ -271,7 +210,7 @@ def inception_goldens():
         img = 2 * uniform01(f"image{seed}", 3 * h * w).reshape(1, 3, h, w) - 1
         x = torch.from_numpy((img + 1) / 2)
         with torch.no_grad():
-            feat = pool3(net, x, size)
+            feat = fid_inception_torch.pool3(net, x, size)
             logits = feat @ net.fc.weight.T  # torch-fidelity's logits_unbiased (IS)
             logits_bias = net.fc(feat)
             # The engine's check of the whole torchvision forward (its own pools and avgpool + fc).
