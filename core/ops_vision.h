@@ -2,9 +2,9 @@
 // need (Inception-v3 as ported by pytorch-fid, the Fashion-MNIST classifier):
 // rectangular convolution, general pooling windows, adaptive average pooling
 // and bilinear resizing. Each has a backward rule, a CPU kernel and a float64
-// gradcheck (tests/ops/op_cases.cpp); conv2d_rect has cuDNN kernels, the
-// others run on the CPU for CUDA tensors (the backend declines them; see
-// core/backend.h).
+// gradcheck (tests/ops/op_cases.cpp); on CUDA, conv2d_rect runs on cuDNN,
+// the pools and the resize on kernels of their own (kernels/cuda/pool2d.cu,
+// resize_bilinear.cu).
 #pragma once
 #include <optional>
 

@@ -10,7 +10,9 @@
 // (P, H, W) planes, contiguous. The forward runs a thread per output cell;
 // the backward a thread per input cell, gathering from the outputs whose
 // taps reach it in the CPU's scatter order, so no atomics and each gx
-// element written once.
+// element written once. The same order, not the same bits: nvcc may fuse
+// the weighted sums' multiply-adds where g++ does not (the parity tests'
+// tolerances allow for it).
 #pragma once
 #include <cstdint>
 
