@@ -79,6 +79,25 @@ const char* kernel_name(KernelId id) {
   return i < std::size(names) ? names[i] : "kernel";
 }
 
+KernelId kernel_id(const std::string& name, const std::string& what) {
+  std::string all;
+  for (int i = 0; i < kKernelCount; ++i) {
+    const char* n = kernel_name(static_cast<KernelId>(i));
+    if (name == n) return static_cast<KernelId>(i);
+    all += (i ? ", " : "") + std::string(n);
+  }
+  SAGAN_FAIL("{}: no kernel named '{}' (the names of core/kernels.def: {})", what, name, all);
+}
+
+void Backend::set_declined(KernelId id, bool declined) {
+  SAGAN_CHECK(id != KernelId::fill && id != KernelId::copy,
+              "{}: backend {} cannot decline it: the CPU fallback needs fill and copy", kernel_name(id), name());
+  SAGAN_CHECK(device_.type != DeviceType::CPU, "{}: the CPU backend cannot decline a kernel: it is the fallback",
+              kernel_name(id));
+  const auto i = static_cast<size_t>(id);
+  table_[i] = declined ? nullptr : own_[i];
+}
+
 // ---------------------------------------------------------------- registry
 
 namespace {
@@ -142,8 +161,7 @@ class HostUploader final : public Uploader {
   size_t capacity() const override { return host_.size(); }
   void* host() override { return host_.data(); }
   void send(size_t nbytes) override {
-    SAGAN_CHECK(nbytes <= host_.size(), "{}: upload of {} bytes into a stage of {}", be_.name(), nbytes,
-                host_.size());
+    SAGAN_CHECK(nbytes <= host_.size(), "{}: upload of {} bytes into a stage of {}", be_.name(), nbytes, host_.size());
     std::memcpy(landing_.data(), host_.data(), nbytes);
   }
   void take(const std::vector<Piece>& pieces) override {
@@ -380,8 +398,8 @@ void Backend::run(const char* arg_names, A&&... args) {
   // training step, a CUDA graph capture) forbids: name the kernel here
   // rather than fail inside a copy.
   if (sync_free_active()) {
-    const std::string what =
-        fmt::format("{} (backend {} has no kernel for it; its CPU fallback copies to the host)", label(&packed), name());
+    const std::string what = fmt::format("{} (backend {} has no kernel for it; its CPU fallback copies to the host)",
+                                         label(&packed), name());
     note_host_read(what.c_str());
   }
   Call<Sig>::on_host(host_fn, cpu, args...);

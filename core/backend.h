@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "core/adam_options.h"
@@ -88,6 +89,9 @@ inline constexpr int kKernelCount = 0
 #undef SAGAN_KERNEL
     ;
 const char* kernel_name(KernelId id);
+// The kernel of that name in core/kernels.def ("pool2d"); throws naming
+// `what` (where the name came from) and listing the names otherwise.
+KernelId kernel_id(const std::string& name, const std::string& what);
 
 // KernelSignature<KernelId::conv2d>::type is void(const Tensor& x, ...).
 template <KernelId id>
@@ -174,6 +178,13 @@ class Backend {
 
   // False when this backend declines the kernel (it runs on the CPU).
   bool implements(KernelId id) const { return table_[static_cast<size_t>(id)] != nullptr; }
+  // Declines kernel `id` (the CPU's runs on host copies, as for a kernel
+  // this backend lacks), or takes its own back: to test the fallback on a
+  // real device, or to tell a wrong kernel from a wrong op. Not fill or copy,
+  // which the fallback itself needs, nor any on the CPU backend, which is
+  // the fallback; not while another thread runs kernels on this backend.
+  // SAGAN_CUDA_DECLINE=name,... does it for every CUDA backend when created.
+  void set_declined(KernelId id, bool declined);
 
  protected:
   explicit Backend(Device device) : device_(device) {}
@@ -194,7 +205,8 @@ class Backend {
   template <KernelId id, class... A>
   void run(const char* arg_names, A&&... args);
   Device device_;
-  std::array<ErasedFn, kKernelCount> table_{};
+  std::array<ErasedFn, kKernelCount> table_{};  // what runs; null: declined
+  std::array<ErasedFn, kKernelCount> own_{};    // what implement() gave
 };
 
 // ---- registration ----
@@ -240,7 +252,7 @@ void Backend::implement() {
   using Thunk = detail::KernelThunk<method, Scope, decltype(method)>;
   static_assert(std::is_same_v<typename Thunk::signature, typename KernelSignature<id>::type>,
                 "a backend's kernel must have the parameters its line in core/kernels.def declares");
-  table_[static_cast<size_t>(id)] = reinterpret_cast<ErasedFn>(&Thunk::call);
+  table_[static_cast<size_t>(id)] = own_[static_cast<size_t>(id)] = reinterpret_cast<ErasedFn>(&Thunk::call);
 }
 
 }  // namespace sagan

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/cuda/settings.h"
@@ -84,4 +85,14 @@ TEST_CASE("the allocation fill switch is off by default and can be set", "[cuda_
   set_cuda_fill_allocations(false);
   CHECK_FALSE(cuda_fill_allocations());
   set_cuda_fill_allocations(before);
+}
+
+TEST_CASE("SAGAN_CUDA_DECLINE's list is parsed, and a bad name is rejected naming the variable", "[cuda_switches]") {
+  const std::string what = "environment variable SAGAN_CUDA_DECLINE";
+  CHECK(parse_declined_kernels(" pool2d, resize_bilinear ,,", what) ==
+        std::vector<std::string>{"pool2d", "resize_bilinear"});
+  CHECK(parse_declined_kernels(",", what).empty());
+  REQUIRE_THROWS_WITH(parse_declined_kernels("pool2d,pool3d", what),
+                      Catch::Contains(what) && Catch::Contains("'pool3d'") && Catch::Contains("log_softmax"));
+  REQUIRE_THROWS_WITH(parse_declined_kernels("copy", what), Catch::Contains(what) && Catch::Contains("copy"));
 }

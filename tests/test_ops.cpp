@@ -30,6 +30,9 @@ class StandInBackend final : public Backend {
   StandInBackend() : Backend(Device::cuda(0)) {
     implement<KernelId::fill, &StandInBackend::fill>();
     implement<KernelId::copy, &StandInBackend::copy>();
+    // Its own, but declined like the rest until a test takes it back.
+    implement<KernelId::sum, &StandInBackend::sum>();
+    set_declined(KernelId::sum, true);
   }
   const char* name() const override { return "stand-in"; }
   void* allocate(size_t nbytes) override {
@@ -45,6 +48,11 @@ class StandInBackend final : public Backend {
   // reject tensors that are not on the CPU).
   void fill(Tensor& out, double value) { cpu_backend().fill(out, value); }
   void copy(const Tensor& src, Tensor& dst) { cpu_backend().copy(src, dst); }
+  void sum(const Tensor& x, Tensor& out) {
+    ++sum_calls;
+    cpu_backend().sum(x, out);
+  }
+  int sum_calls = 0;
 };
 
 StandInBackend& stand_in() {
@@ -121,7 +129,40 @@ TEST_CASE("the stand-in device declines every kernel but fill and copy", "[ops][
   CHECK(be.implements(KernelId::copy));
   CHECK_FALSE(be.implements(KernelId::conv2d));
   CHECK_FALSE(be.implements(KernelId::adam_update));
+  CHECK_FALSE(be.implements(KernelId::sum));  // its own, declined
   CHECK(backend_for(Device::cpu()).implements(KernelId::conv2d_rect));
+}
+
+TEST_CASE("a backend declines a kernel of its own and takes it back", "[ops][fallback]") {
+  StandInScope scope;
+  StandInBackend& be = stand_in();
+  struct Redecline {  // as the other tests expect it, whatever happens here
+    StandInBackend& be;
+    ~Redecline() { be.set_declined(KernelId::sum, true); }
+  } redecline{be};
+  const Tensor x = Tensor::full({2, 3}, 1.5, DType::F64).to(Device::cuda(0));
+  auto run = [&] {
+    Tensor out = Tensor::empty({1, 3}, DType::F64, Device::cuda(0));
+    static_cast<Backend&>(be).sum(x, out);  // the dispatch, not the member it may pick
+    return out.to_vector();
+  };
+  const int before = be.sum_calls;
+  CHECK(run() == std::vector<double>{3.0, 3.0, 3.0});  // declined: the CPU's kernel on host copies
+  CHECK(be.sum_calls == before);
+  be.set_declined(KernelId::sum, false);
+  CHECK(be.implements(KernelId::sum));
+  CHECK(run() == std::vector<double>{3.0, 3.0, 3.0});  // its own
+  CHECK(be.sum_calls == before + 1);
+  be.set_declined(KernelId::sum, true);
+  CHECK_FALSE(be.implements(KernelId::sum));
+  // What cannot be declined, and the names.
+  REQUIRE_THROWS_WITH(be.set_declined(KernelId::fill, true), Catch::Contains("fill") && Catch::Contains("needs"));
+  REQUIRE_THROWS_WITH(backend_for(Device::cpu()).set_declined(KernelId::conv2d, true),
+                      Catch::Contains("CPU backend cannot decline"));
+  CHECK(kernel_id("pool2d", "x") == KernelId::pool2d);
+  REQUIRE_THROWS_WITH(kernel_id("pool3d", "SAGAN_CUDA_DECLINE"), Catch::Contains("SAGAN_CUDA_DECLINE") &&
+                                                                     Catch::Contains("'pool3d'") &&
+                                                                     Catch::Contains("resize_bilinear"));
 }
 
 TEST_CASE("the CPU fallback is refused inside a sync-free region, naming the kernel", "[ops][fallback]") {
@@ -131,8 +172,8 @@ TEST_CASE("the CPU fallback is refused inside a sync-free region, naming the ker
   const Tensor b = Tensor::ones({2, 3}, DType::F64).to(Device::cuda(0));
   CHECK_NOTHROW(add(a, b));
   SyncFreeScope region("the test region");
-  REQUIRE_THROWS_WITH(add(a, b), Catch::Contains("add (backend stand-in has no kernel for it") &&
-                                     Catch::Contains("the test region"));
+  REQUIRE_THROWS_WITH(
+      add(a, b), Catch::Contains("add (backend stand-in has no kernel for it") && Catch::Contains("the test region"));
 }
 
 TEST_CASE("the CPU fallback copies back in-place kernels over lists of tensors", "[ops][fallback]") {

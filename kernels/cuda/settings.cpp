@@ -2,8 +2,10 @@
 // build (CMakeLists.txt lists it with the CPU sources).
 #include "kernels/cuda/settings.h"
 
+#include <algorithm>
 #include <atomic>
 
+#include "core/backend.h"
 #include "core/env_setting.h"
 #include "core/error.h"
 
@@ -118,5 +120,30 @@ void set_cuda_attention_workspace_limit(size_t bytes) {
   g_score_budget.store(bytes == 0 ? kDefaultScoreBudget : bytes);
 }
 size_t cuda_attention_workspace_limit() { return g_score_budget.load(); }
+
+std::vector<std::string> parse_declined_kernels(const std::string& text, const std::string& what) {
+  std::vector<std::string> names;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t end = std::min(text.find(',', start), text.size());
+    const size_t a = text.find_first_not_of(" \t", start);
+    std::string name = a < end ? text.substr(a, end - a) : std::string();
+    name.erase(name.find_last_not_of(" \t") + 1);
+    if (!name.empty()) {
+      const KernelId id = kernel_id(name, what);
+      SAGAN_CHECK(id != KernelId::fill && id != KernelId::copy,
+                  "{}: {} cannot be declined: the CPU fallback needs fill and copy", what, name);
+      names.push_back(name);
+    }
+    start = end + 1;
+  }
+  return names;
+}
+
+std::vector<std::string> cuda_declined_kernels() {
+  static const std::vector<std::string> names =
+      env_setting("SAGAN_CUDA_DECLINE", std::vector<std::string>{}, parse_declined_kernels);
+  return names;
+}
 
 }  // namespace sagan

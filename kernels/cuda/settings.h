@@ -5,6 +5,7 @@
 #pragma once
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace sagan {
 
@@ -22,7 +23,8 @@ bool cuda_tf32_enabled();
 // cost), index_add (the embeddings' backward: one thread per output column
 // walks the indices in order), and cuDNN's algorithm choice (the first
 // deterministic one in cuDNN's heuristic order, untimed, so that every
-// process picks the same; a convolution without one is an error naming it).
+// process picks the same; where the heuristics list none, a fixed
+// deterministic algorithm, conv2d.cu).
 // Off: the faster atomic kernels and any cuDNN algorithm. Default from
 // SAGAN_CUDA_DETERMINISTIC=1|0 (read once when first needed; unset or empty:
 // 1; other values throw naming the variable); set_cuda_deterministic
@@ -93,5 +95,14 @@ bool cuda_fill_allocations();
 // At least one batch element is always processed per chunk.
 void set_cuda_attention_workspace_limit(size_t bytes);
 size_t cuda_attention_workspace_limit();
+
+// The kernels of core/kernels.def that every CUDA backend declines when it
+// is created (Backend::set_declined: they run on the CPU on host copies),
+// from SAGAN_CUDA_DECLINE=name,name (read once; spaces around names
+// ignored; an unknown name, fill or copy throws naming the variable): to
+// rule a CUDA kernel in or out when results look wrong.
+std::vector<std::string> cuda_declined_kernels();
+// The list's parse: names in order, `what` named in errors.
+std::vector<std::string> parse_declined_kernels(const std::string& text, const std::string& what);
 
 }  // namespace sagan

@@ -2,7 +2,8 @@
 // CUDA tensors: conv2d_rect runs on cuDNN, the general pools and bilinear
 // resizing on their own kernels (kernels/cuda/pool2d.cu,
 // resize_bilinear.cu), forward and backward; results and gradients must live
-// on the device and equal the CPU's. Outputs come from the device allocator, which is
+// on the device and equal the CPU's; then once more with those kernels
+// declined, through the CPU fallback's host copies. Outputs come from the device allocator, which is
 // poisoned first so that an element never written shows as NaN. Each op on
 // its own: the registry's "cuda parity: <op>" (tests/ops/op_cases.cpp).
 #include "core/ops.h"
@@ -36,9 +37,8 @@ Tensor chain(const Leaves& l, Tensor* mid) {
   *mid = adaptive_avg_pool2d(h, 7, 5);                             // (2,4,7,5)
   return sum(mul(*mid, l.mix));
 }
-}  // namespace
 
-TEST_CASE("cuda vision ops chained match the cpu, values and gradients", "[cuda][eval_ops]") {
+void check_chain() {
   for (DType dt : float_dtypes()) {
     INFO("dtype " << dtype_name(dt));
     poison_allocator({{2, 4, 9, 6}, {2, 4, 8, 5}, {2, 4, 13, 7}, {2, 4, 7, 5}, {2, 3, 9, 11}, {4, 3, 1, 3}}, dt);
@@ -59,4 +59,34 @@ TEST_CASE("cuda vision ops chained match the cpu, values and gradients", "[cuda]
       REQUIRE_PARITY(pair.first.grad(), pair.second.grad(), tol_for(dt));
     }
   }
+}
+}  // namespace
+
+TEST_CASE("cuda vision ops chained match the cpu, values and gradients", "[cuda][eval_ops]") { check_chain(); }
+
+// The same through the CPU fallback: the pools' and the resize's kernels
+// declined (Backend::set_declined, SAGAN_CUDA_DECLINE's mechanism), so the
+// generic host-copy path runs on a real device, as it would for any kernel
+// a backend lacks.
+TEST_CASE("cuda vision ops through the CPU fallback match the cpu", "[cuda][eval_ops][fallback]") {
+  const KernelId declined[] = {KernelId::pool2d,
+                               KernelId::pool2d_backward,
+                               KernelId::adaptive_avg_pool2d,
+                               KernelId::adaptive_avg_pool2d_backward,
+                               KernelId::resize_bilinear,
+                               KernelId::resize_bilinear_backward};
+  Backend& be = backend_for(dev());
+  struct Restore {
+    Backend& be;
+    const KernelId* ids;
+    size_t n;
+    ~Restore() {
+      for (size_t i = 0; i < n; ++i) be.set_declined(ids[i], false);
+    }
+  } restore{be, declined, std::size(declined)};
+  for (KernelId id : declined) {
+    be.set_declined(id, true);
+    REQUIRE_FALSE(be.implements(id));
+  }
+  check_chain();
 }
