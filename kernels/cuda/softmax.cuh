@@ -11,6 +11,19 @@
 
 namespace sagan::cuda {
 
+// A row's maximum m and sum(exp(x - m)), the sum accumulated in Acc; every
+// thread of the block calls it and gets both (block reductions over
+// `smem` and `acc_smem`, 32 values each).
+template <class T, class Acc>
+__device__ void row_max_sum_exp(const T* xr, int64_t n, T* smem, Acc* acc_smem, T& m, Acc& s) {
+  m = -std::numeric_limits<T>::infinity();
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) m = xr[i] > m ? xr[i] : m;
+  m = block_max(m, smem);
+  s = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += std::exp(static_cast<Acc>(xr[i] - m));
+  s = block_sum(s, acc_smem);
+}
+
 // y = softmax(x) per row; lse[row] = log(sum(exp(x))) when lse != nullptr.
 template <class T>
 __global__ void __launch_bounds__(kBlock) softmax_rows_kernel(const T* x, T* y, T* lse, int64_t rows, int64_t n) {
@@ -18,12 +31,8 @@ __global__ void __launch_bounds__(kBlock) softmax_rows_kernel(const T* x, T* y, 
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const T* xr = x + row * n;
     T* yr = y + row * n;
-    T m = -std::numeric_limits<T>::infinity();
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) m = xr[i] > m ? xr[i] : m;
-    m = block_max(m, smem);
-    T s = 0;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += std::exp(xr[i] - m);
-    s = block_sum(s, smem);
+    T m, s;
+    row_max_sum_exp(xr, n, smem, smem, m, s);
     const T inv = T(1) / s;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = std::exp(xr[i] - m) * inv;
     if (lse != nullptr && threadIdx.x == 0) lse[row] = m + std::log(s);
@@ -54,12 +63,9 @@ __global__ void __launch_bounds__(kBlock) log_softmax_rows_kernel(const T* x, T*
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const T* xr = x + row * n;
     T* yr = y + row * n;
-    T m = -std::numeric_limits<T>::infinity();
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) m = xr[i] > m ? xr[i] : m;
-    m = block_max(m, smem);
-    double s = 0;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += std::exp(static_cast<double>(xr[i] - m));
-    s = block_sum(s, dsmem);
+    T m;
+    double s;
+    row_max_sum_exp(xr, n, smem, dsmem, m, s);
     const T shift = m + static_cast<T>(std::log(s));
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = xr[i] - shift;
   }
