@@ -13,6 +13,7 @@
 #include "core/ops.h"
 #include "core/rng.h"
 #include "core/sync_free.h"
+#include "core/text.h"
 
 namespace sagan {
 
@@ -33,8 +34,7 @@ Device Device::parse(std::string_view s) {
     const std::string_view rest = s.substr(5);
     int idx = 0;
     const auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), idx);
-    SAGAN_CHECK(!rest.empty() && std::all_of(rest.begin(), rest.end(), ::isdigit) && ec == std::errc() &&
-                    end == rest.data() + rest.size(),
+    SAGAN_CHECK(all_digits(rest) && ec == std::errc() && end == rest.data() + rest.size(),
                 "device: '{}' is not a device (expected cpu, cuda or cuda:N with N a GPU index)", s);
     return cuda(idx);
   }

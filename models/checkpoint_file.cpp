@@ -8,6 +8,7 @@
 
 #include "core/autograd.h"
 #include "core/io/atomic_file.h"
+#include "core/text.h"
 #include "layers/flat_parameters.h"
 #include "models/finite_check.h"
 
@@ -39,10 +40,6 @@ uint64_t as_u64(int64_t v) {
 }
 
 Tensor ints(const std::vector<int64_t>& v) { return Tensor::from_vector(v, {static_cast<int64_t>(v.size())}); }
-
-bool all_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
 
 bool is_checkpoint_name(const fs::path& p) {
   return p.extension() == ".safetensors" && p.filename().string().rfind("step_", 0) == 0;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/text.h"
 #include "layers/diffaugment.h"
 #include "models/train_presets.h"
 
@@ -149,8 +150,7 @@ std::function<std::string(const ConfigValue&)> one_of(std::vector<std::string> n
 }
 std::string device_name_check(const ConfigValue& v) {
   const std::string& s = std::get<std::string>(v);
-  const bool index = s.size() > 5 && s.size() <= 8 && s.compare(0, 5, "cuda:") == 0 &&
-                     std::all_of(s.begin() + 5, s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  const bool index = s.size() > 5 && s.size() <= 8 && s.compare(0, 5, "cuda:") == 0 && all_digits(s.substr(5));
   return s == "auto" || s == "cpu" || s == "cuda" || index
              ? ""
              : fmt::format("'{}' is not a device (auto, cpu, cuda or cuda:N)", s);

@@ -2,13 +2,12 @@
 // default), as one grid or as separate PNGs, for chosen classes, with
 // optional truncation of z.
 #include <CLI/CLI.hpp>
-#include <algorithm>
-#include <cctype>
 #include <filesystem>
 
 #include "core/io/atomic_file.h"
 #include "core/io/image.h"
 #include "core/ops.h"
+#include "core/text.h"
 #include "models/checkpoint_file.h"
 #include "models/generator.h"
 #include "models/trainer.h"
@@ -45,11 +44,8 @@ struct SampleOptions {
   // <index>_class<k>.png, as write_separate names them.
   static bool is_sample_name(const std::string& name) {
     const size_t u = name.find("_class");
-    auto digits = [](const std::string& s) {
-      return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
-    };
     return u != std::string::npos && name.size() > 4 && name.compare(name.size() - 4, 4, ".png") == 0 &&
-           digits(name.substr(0, u)) && digits(name.substr(u + 6, name.size() - 4 - u - 6));
+           all_digits(name.substr(0, u)) && all_digits(name.substr(u + 6, name.size() - 4 - u - 6));
   }
 };
 
