@@ -482,7 +482,6 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
   // costs aside), FD, checkpoints and sample grids included, so that it
   // tells when the run ends, where it/s tells the training speed.
   std::optional<clock::time_point> eta_start;
-  int64_t eta_steps = 0;
   const int64_t start_step = trainer.step_count();
   // The ranks start their clocks together: rank 0 alone made the FD
   // reference and timed a step for the ETA, while the others went ahead.
@@ -504,10 +503,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
                  tty && opt.progress ? "\n" : "", trainer.nan_guard().message(),
                  trainer.nan_guard().skipped_in_a_row());
     ++window_steps;
-    if (eta_start)
-      ++eta_steps;
-    else
-      eta_start = clock::now();
+    if (!eta_start) eta_start = clock::now();
     const double elapsed = std::chrono::duration<double>(clock::now() - window_start).count();
     if (opt.progress && s.step == start_step + 1 && s.step % rc.log_every != 0 && s.step != rc.steps)
       // A first sign of life (a CPU step can take seconds, log_every many of
@@ -518,6 +514,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
     if (s.step % rc.log_every == 0 || s.step == rc.steps) {
       const double it_s = window_steps / std::max(elapsed, 1e-9);
       window_steps = 0;
+      const int64_t eta_steps = s.step - start_step - 1;  // every step after the first adds one
       const double s_per_step =
           eta_steps > 0 ? std::chrono::duration<double>(clock::now() - *eta_start).count() / eta_steps : 1.0 / it_s;
       double fd_value;
