@@ -15,7 +15,7 @@
 //
 //   bench_train_step [--device auto|cpu|cuda] [--resolution R] [--ch C] [--batch B]
 //                    [--classes K] [--repeats N] [--warmup N] [--cuda-graph] [--precision P]
-//                    [--no-deterministic]
+//                    [--no-deterministic] [--profile]
 // --cuda-graph: the iterations replayed as CUDA graphs (impl sagan-graph;
 // the first one runs plain, the second captures: both are warm-up).
 // --precision fp32|tf32|bf16: the trainer's --precision (default fp32); a
@@ -24,6 +24,10 @@
 // --no-deterministic: the trainer's --no-deterministic (CUDA: the atomic
 // attention backward, cuDNN's fastest algorithm by timing; impl gets
 // "-nondet"), PyTorch's own default; the engine's default is deterministic.
+// --profile: the kernel profile of the timed iterations (core/kernel_profile.h)
+// on stderr, per iteration: each kernel's time, FLOPs and bytes, and the
+// time outside kernels. On CUDA it synchronises around every kernel, so the
+// times it prints are not the overlapped step's.
 // Without --resolution: SAGAN-32 on the CPU, SAGAN-32 and SAGAN-128 on CUDA.
 #include <sys/resource.h>
 
@@ -37,6 +41,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/kernel_profile.h"
 #include "core/matmul_precision.h"
 #include "core/rng.h"
 #include "models/trainer.h"
@@ -56,12 +61,13 @@ struct Options {
   int repeats = 0, warmup = -1;  // unset: 5 and 2 on the CPU, 20 and 5 on CUDA
   bool cuda_graph = false;
   bool deterministic = true;
+  bool profile = false;
   std::string precision = "fp32";
 };
 
 constexpr const char* kUsage =
     "usage: bench_train_step [--device auto|cpu|cuda] [--resolution R] [--ch C] [--batch B] [--classes K] "
-    "[--repeats N] [--warmup N] [--cuda-graph] [--precision fp32|tf32|bf16] [--no-deterministic]\n";
+    "[--repeats N] [--warmup N] [--cuda-graph] [--precision fp32|tf32|bf16] [--no-deterministic] [--profile]\n";
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr, "bench_train_step: %s\n%s", why, kUsage);
@@ -91,6 +97,8 @@ Options parse(int argc, char** argv) {
       o.cuda_graph = true;
     else if (a == "--no-deterministic")
       o.deterministic = false;
+    else if (a == "--profile")
+      o.profile = true;
     else if (a == "--device")
       o.device = value();
     else if (a == "--precision") {
@@ -178,6 +186,10 @@ void bench(const Options& o, int64_t res) {
 
   std::vector<double> secs;
   for (int i = 0; i < o.warmup + o.repeats; ++i) {
+    if (o.profile && i == o.warmup) {
+      profile::set_enabled(true);
+      profile::reset();
+    }
     be.synchronize();
     auto t0 = std::chrono::steady_clock::now();
     StepStats st = trainer.step();
@@ -189,6 +201,11 @@ void bench(const Options& o, int64_t res) {
   }
   std::sort(secs.begin(), secs.end());
   std::string name = fmt::format("SAGAN-{} ch{} b{}", res, o.ch, o.batch);
+  if (o.profile) {
+    profile::set_enabled(false);
+    std::fprintf(stderr, "%s, %s:%s", name.c_str(), device_name(trainer.device()).c_str(),
+                 profile::report(o.repeats, "iteration").c_str());
+  }
   const std::string impl = std::string(o.cuda_graph ? "sagan-graph" : "sagan") + (o.deterministic ? "" : "-nondet") +
                            (o.precision == "fp32" ? "" : "@" + o.precision);
   std::printf("%s\t%s\t%s\t%.4f\t%.4f\t%.0f\n", name.c_str(), impl.c_str(), device_name(trainer.device()).c_str(),
@@ -204,6 +221,7 @@ int main(int argc, char** argv) {
     Device dev = resolve_device(o.device);
     if (o.repeats == 0) o.repeats = dev.is_cuda() ? 20 : 5;
     if (o.warmup < 0) o.warmup = dev.is_cuda() ? 5 : 2;
+    if (o.profile && o.cuda_graph) usage("--profile times kernel calls, which a --cuda-graph replay does not make");
     if (o.cuda_graph && o.warmup < 2) usage("--cuda-graph needs --warmup 2 or more (a plain step, then the capture)");
     if (o.resolutions.empty()) o.resolutions = dev.is_cuda() ? std::vector<int64_t>{32, 128} : std::vector<int64_t>{32};
     for (int64_t r : o.resolutions) bench(o, r);

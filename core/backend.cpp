@@ -9,6 +9,8 @@
 #include <tuple>
 
 #include "core/autograd.h"
+#include "core/kernel_profile.h"
+#include "core/kernel_work.h"
 #include "core/sync_free.h"
 
 namespace sagan {
@@ -386,23 +388,35 @@ void Backend::run(const char* arg_names, A&&... args) {
   const std::tuple<const std::decay_t<A>&...> packed(args...);
   DeviceCheck check{device_, arg_names, label, &packed};
   (check(args), ...);
-  if (ErasedFn fn = table_[static_cast<size_t>(id)]) return Call<Sig>::invoke(fn, *this, args...);
-  // Declined: the CPU's kernel on host copies.
-  SAGAN_CHECK(id != KernelId::fill && id != KernelId::copy,
-              "{}: backend {} must implement fill and copy (the CPU fallback needs them)", kernel_name(id), name());
-  Backend& cpu = backend_for(Device::cpu());
-  ErasedFn host_fn = cpu.table_[static_cast<size_t>(id)];
-  SAGAN_CHECK(host_fn != nullptr && &cpu != this, "{}: neither backend {} nor the CPU backend implements this kernel",
-              kernel_name(id), name());
-  // The host copies wait for the device, which a sync-free region (the
-  // training step, a CUDA graph capture) forbids: name the kernel here
-  // rather than fail inside a copy.
-  if (sync_free_active()) {
-    const std::string what = fmt::format("{} (backend {} has no kernel for it; its CPU fallback copies to the host)",
-                                         label(&packed), name());
-    note_host_read(what.c_str());
-  }
-  Call<Sig>::on_host(host_fn, cpu, args...);
+  // The backend's own kernel or, declined, the CPU's on host copies.
+  auto call = [&] {
+    if (ErasedFn fn = table_[static_cast<size_t>(id)]) return Call<Sig>::invoke(fn, *this, args...);
+    SAGAN_CHECK(id != KernelId::fill && id != KernelId::copy,
+                "{}: backend {} must implement fill and copy (the CPU fallback needs them)", kernel_name(id), name());
+    Backend& cpu = backend_for(Device::cpu());
+    ErasedFn host_fn = cpu.table_[static_cast<size_t>(id)];
+    SAGAN_CHECK(host_fn != nullptr && &cpu != this, "{}: neither backend {} nor the CPU backend implements this kernel",
+                kernel_name(id), name());
+    // The host copies wait for the device, which a sync-free region (the
+    // training step, a CUDA graph capture) forbids: name the kernel here
+    // rather than fail inside a copy.
+    if (sync_free_active()) {
+      const std::string what = fmt::format("{} (backend {} has no kernel for it; its CPU fallback copies to the host)",
+                                           label(&packed), name());
+      note_host_read(what.c_str());
+    }
+    Call<Sig>::on_host(host_fn, cpu, args...);
+  };
+  if (!profile::enabled() || profile::paused()) return call();
+  // SAGAN_PROFILE (core/kernel_profile.h): timed with the device idle
+  // before and after, so that the time is the kernel's, not its launch's.
+  profile::KernelCall timed(detail::profile_key<id>(args...), device_name(device_), detail::kernel_work<id>(args...));
+  const bool queued = device_.type != DeviceType::CPU;
+  if (queued) synchronize();
+  timed.start();
+  call();
+  if (queued) synchronize();
+  timed.stop();
 }
 
 #define SAGAN_UNPAREN(...) __VA_ARGS__

@@ -3,6 +3,7 @@
 // cudaGraphLaunch. Tensors allocated during the capture come from a private
 // pool of the caching allocator (allocator.h), which the graph keeps until
 // it is destroyed, since its replays write and read them there.
+#include "core/kernel_profile.h"
 #include "kernels/cuda/cuda_backend.h"
 
 namespace sagan {
@@ -69,6 +70,9 @@ std::unique_ptr<DeviceGraph> CudaBackend::capture(std::function<void()> body) {
     cuda::throw_cuda_error("capture", "cudaStreamBeginCapture", err);
   }
   try {
+    // A captured kernel call queues nothing and the stream may not be
+    // synchronised: SAGAN_PROFILE neither times nor counts it.
+    profile::PauseScope unprofiled;
     body();
   } catch (...) {
     (void)cudaStreamEndCapture(stream_, &graph);  // ends the (invalidated) capture
