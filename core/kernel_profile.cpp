@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -36,8 +37,9 @@ State& state() {
 thread_local int pause_depth = 0;
 thread_local KernelCall* innermost = nullptr;
 
+// Every row: with shapes there may be hundreds, and a reader greps them.
 void print_at_exit() {
-  const std::string text = report();
+  const std::string text = report(1, "", std::numeric_limits<size_t>::max());
   std::fputs(text.c_str(), stderr);
   std::fflush(stderr);
 }

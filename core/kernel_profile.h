@@ -33,7 +33,7 @@ struct Work {
 
 // On when SAGAN_PROFILE is 1 or shapes (read once; any other value is an
 // error naming the variable), or after set_enabled(true). When SAGAN_PROFILE
-// turns it on, the table goes to stderr at exit.
+// turns it on, the table, every row of it, goes to stderr at exit.
 bool enabled();
 // Rows per kernel and argument shapes (SAGAN_PROFILE=shapes).
 bool by_shape();
