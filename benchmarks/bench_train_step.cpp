@@ -27,7 +27,7 @@
 // --profile: the kernel profile of the timed iterations (core/kernel_profile.h)
 // on stderr, per iteration: each kernel's time, FLOPs and bytes, and the
 // time outside kernels. On CUDA it synchronises around every kernel, so the
-// times it prints are not the overlapped step's.
+// row's times are not the overlapped step's: impl gets "-profiled".
 // Without --resolution: SAGAN-32 on the CPU, SAGAN-32 and SAGAN-128 on CUDA.
 #include <sys/resource.h>
 
@@ -207,7 +207,7 @@ void bench(const Options& o, int64_t res) {
                  profile::report(o.repeats, "iteration").c_str());
   }
   const std::string impl = std::string(o.cuda_graph ? "sagan-graph" : "sagan") + (o.deterministic ? "" : "-nondet") +
-                           (o.precision == "fp32" ? "" : "@" + o.precision);
+                           (o.profile ? "-profiled" : "") + (o.precision == "fp32" ? "" : "@" + o.precision);
   std::printf("%s\t%s\t%s\t%.4f\t%.4f\t%.0f\n", name.c_str(), impl.c_str(), device_name(trainer.device()).c_str(),
               secs[secs.size() / 2], secs.front(), peak_mib(trainer.device()));
   std::fflush(stdout);

@@ -17,6 +17,7 @@
 #                  bench_train_step_nondet (--no-deterministic, PyTorch's default
 #                  mode: torch_train_step's like-for-like pair) right after
 #                  bench_train_step
+#   train_step_profile   bench_train_step --profile: the step's GPU time per kernel
 #   train_cuda, train_nccl, train_cpu   sagan-train SAGAN-32 on the bundle's
 #                  Fashion-MNIST subset: 300 steps on cuda, 20 as a one-rank NCCL
 #                  job (--comm nccl), the first 5 on the CPU, same seed
@@ -388,6 +389,10 @@ step bench_train_step_nondet bench.txt 90 "$BIN/bench_train_step" --device cuda 
 step bench_train_step_graph bench.txt 90 "$BIN/bench_train_step" --device cuda --resolution 32 --batch 64 --cuda-graph
 step torch_train_step bench.txt 120 "${PY[@]}" "$ROOT/benchmarks/torch_train_step.py" --device cuda \
   --resolution 32 --batch 64 --no-compile
+# Where the engine's step spends its GPU time: each kernel call timed alone
+# (synchronised before and after), per iteration (core/kernel_profile.h).
+step train_step_profile bench.txt 60 "$BIN/bench_train_step" --device cuda --resolution 32 --batch 64 \
+  --repeats 3 --warmup 3 --profile
 
 # ---------------------------------------------------------------- training
 DATA=$BUNDLE/data/fashion-mnist

@@ -134,6 +134,10 @@ if [[ -s $bench ]] && grep -qE '^SAGAN-|^(G|D|G\+D) ' "$bench"; then
   echo "---------------- train step, s/iter: median, min, peak MiB"
   awk -F'\t' 'NF == 6 && $4 ~ /^[0-9.]+$/ { printf "%-20s %-18s %-7s %8s %8s %7s\n", $1, $2, $3, $4, $5, $6 }' "$bench"
 fi
+if [[ -s $bench ]] && grep -q '^sagan kernel profile' "$bench"; then
+  echo "---------------- train step kernel profile (bench_train_step --profile): per iteration, longest first"
+  awk '/^sagan kernel profile/ { on = 1; n = 0 } on && n < 18 { print substr($0, 1, 160); n++ } /^total/ { on = 0 }' "$bench"
+fi
 if [[ -s $bench ]] && grep -q '^inception-' "$bench"; then
   echo "---------------- FID Inception-v3 forward: device batch ms/batch images/s"
   awk -F'\t' '$1 ~ /^inception-/ && NF == 5 { printf "%-16s %-7s %5s %9s %9s\n", $1, $2, $3, $4, $5 }' "$bench"
