@@ -5,7 +5,6 @@
 #include <limits>
 
 #include "core/ops.h"
-#include "core/rng.h"
 #include "tests/support/assertions.h"
 
 using namespace sagan;
@@ -122,43 +121,6 @@ TEST_CASE("unary forward values", "[elementwise]") {
   auto sg = sigmoid(x).to_vector();
   CHECK(sg[2] == Approx(0.5));
   CHECK(sg[0] == Approx(1.0 / (1.0 + std::exp(2.0))));
-}
-
-TEST_CASE("long rows split into pieces for the threads compute every element once", "[elementwise]") {
-  // Contiguous operands merge into one row, which the CPU kernels cut into
-  // pieces of 16384 elements (kernels/cpu/strided.h): a tail piece, few
-  // rows, a broadcast inner or outer operand, and a strided output.
-  Rng g(11);
-  const int64_t n = 3 * 16384 + 7, cols = 40001;
-  const Tensor a = Tensor::randn({n}, g, DType::F64), b = Tensor::randn({n}, g, DType::F64);
-  const std::vector<double> av = a.to_vector(), bv = b.to_vector();
-  {
-    const std::vector<double> got = mul(a, b).to_vector(), neg_a = neg(a).to_vector();
-    size_t wrong = 0;
-    for (size_t i = 0; i < got.size(); ++i) wrong += got[i] != av[i] * bv[i] || neg_a[i] != -av[i];
-    CHECK(wrong == 0);
-    CHECK(got.size() == static_cast<size_t>(n));
-  }
-  const Tensor m = Tensor::randn({3, cols}, g, DType::F64), col = Tensor::randn({3, 1}, g, DType::F64),
-               row = Tensor::randn({cols}, g, DType::F64);
-  const std::vector<double> mv = m.to_vector(), cv = col.to_vector(), rv = row.to_vector();
-  const std::vector<double> by_col = add(m, col).to_vector(), by_row = sub(m, row).to_vector();
-  size_t wrong = 0;
-  for (int64_t r = 0; r < 3; ++r)
-    for (int64_t c = 0; c < cols; ++c) {
-      const size_t i = static_cast<size_t>(r * cols + c);
-      wrong += by_col[i] != mv[i] + cv[static_cast<size_t>(r)] || by_row[i] != mv[i] - rv[static_cast<size_t>(c)];
-    }
-  CHECK(wrong == 0);
-  // A strided destination: every other element of a long row.
-  Tensor wide = Tensor::full({2 * n}, -1.0, DType::F64);
-  Tensor every_other = wide.slice(0, 0, 2 * n, 2);
-  every_other.copy_(a);
-  const std::vector<double> wv = wide.to_vector();
-  wrong = 0;
-  for (int64_t i = 0; i < n; ++i)
-    wrong += wv[static_cast<size_t>(2 * i)] != av[static_cast<size_t>(i)] || wv[static_cast<size_t>(2 * i + 1)] != -1.0;
-  CHECK(wrong == 0);
 }
 
 TEST_CASE("elementwise errors name the op and shapes", "[elementwise][errors]") {

@@ -3,7 +3,6 @@
 // in every operand are merged first, so contiguous tensors become one flat
 // loop that the compiler vectorises.
 #pragma once
-#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <vector>
@@ -40,11 +39,8 @@ Geometry<K> merge_dims(const Shape& shape, const std::array<Shape, K>& strides) 
   return g;
 }
 
-// Calls f(offsets, n, inner_strides) for every innermost row, or for
-// pieces of it: contiguous operands merge into one row, which must still be
-// split for the threads. Rows (or pieces) run in parallel when the tensor
-// is large enough to pay for the threads. Every element is computed once,
-// whatever the split, so f sees each exactly once.
+// Calls f(offsets, n, inner_strides) for every innermost row; rows run in
+// parallel when the tensor is large enough to pay for the threads.
 template <size_t K, class F>
 void for_each_row(const Shape& shape, const std::array<Shape, K>& strides, F&& f) {
   Geometry<K> g = merge_dims<K>(shape, strides);
@@ -55,16 +51,9 @@ void for_each_row(const Shape& shape, const std::array<Shape, K>& strides, F&& f
   int64_t rows = 1;
   for (size_t d = 0; d + 1 < nd; ++d) rows *= g.shape[d];
   if (rows == 0 || inner == 0) return;
-  // Few long rows: pieces of kPiece elements (a multiple of 64, so that
-  // each piece but the last starts as aligned as its row does).
-  constexpr int64_t kPiece = 1 << 14, kFewRows = 64;
-  const int64_t pieces = rows < kFewRows ? (inner + kPiece - 1) / kPiece : 1;
-  const int64_t len = pieces > 1 ? kPiece : inner;
-  const int64_t items = rows * pieces;
-  const bool parallel = items > 1 && rows * inner >= 32768;
+  const bool parallel = rows > 1 && rows * inner >= 32768;
 #pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t it = 0; it < items; ++it) {
-    const int64_t r = it / pieces, begin = (it % pieces) * len;
+  for (int64_t r = 0; r < rows; ++r) {
     std::array<int64_t, K> off{};
     int64_t rem = r;
     for (size_t d = nd - 1; d-- > 0;) {
@@ -72,8 +61,7 @@ void for_each_row(const Shape& shape, const std::array<Shape, K>& strides, F&& f
       rem /= g.shape[d];
       for (size_t k = 0; k < K; ++k) off[k] += i * g.strides[k][d];
     }
-    for (size_t k = 0; k < K; ++k) off[k] += begin * inner_strides[k];
-    f(off, std::min(len, inner - begin), inner_strides);
+    f(off, inner, inner_strides);
   }
 }
 
