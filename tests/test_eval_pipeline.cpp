@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -108,6 +109,39 @@ TEST_CASE("the committed Fashion-MNIST classifier is accurate and treats gray an
   CHECK(net.embed(Tensor::zeros({2, 3, 32, 32})).features.shape() == Shape{2, 128});
   REQUIRE_THROWS_WITH(FmnistFeatureNet("/nonexistent/w.safetensors"),
                       Catch::Contains("/nonexistent/w.safetensors does not exist"));
+}
+
+TEST_CASE("a missing feature-net weights file is named with the option or variable that gave it", "[eval_pipeline]") {
+  // sagan-train's FD passes --fd-weights: its message named sagan-eval's
+  // --fmnist-weights, an option sagan-train does not have.
+  for (const char* features : {"fmnist", "inception"}) {
+    INFO(features);
+    try {
+      load_feature_net(features, "/nonexistent/w.safetensors", {}, "--fd-weights");
+      FAIL("no error");
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      CHECK_THAT(m, Catch::Contains("--fd-weights /nonexistent/w.safetensors: no such file"));
+      CHECK_THAT(m, !Catch::Contains("--fmnist-weights"));
+    }
+  }
+  // The default path taken from $SAGAN_FMNIST_WEIGHTS: the message says so.
+  const char* before = std::getenv("SAGAN_FMNIST_WEIGHTS");
+  const std::string saved = before ? before : "";
+  ::setenv("SAGAN_FMNIST_WEIGHTS", "/nonexistent/env.safetensors", 1);
+  std::string message;
+  try {
+    load_feature_net("fmnist", "", {}, "--fd-weights");
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  if (before)
+    ::setenv("SAGAN_FMNIST_WEIGHTS", saved.c_str(), 1);
+  else
+    ::unsetenv("SAGAN_FMNIST_WEIGHTS");
+  CHECK_THAT(message, Catch::Contains("/nonexistent/env.safetensors (from the environment variable "
+                                      "SAGAN_FMNIST_WEIGHTS) does not exist"));
+  CHECK_THAT(message, !Catch::Contains("--fmnist-weights") && !Catch::Contains("--fd-weights"));
 }
 
 TEST_CASE("folder source: flat or nested folders, channel conversion, size checks", "[eval_pipeline]") {

@@ -5,6 +5,7 @@
 // spread (mean squared distance to the class mean) of fake and real, and how
 // often the classifier gives the label (models/quality/class_diversity.h).
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -58,6 +59,8 @@ struct ClassDiversityOptions {
   void check() const {
     SAGAN_CHECK(k > 0, "--k must be positive, got {}", k);
     SAGAN_CHECK(n > k, "--num ({}) must be larger than --k ({})", n, k);
+    SAGAN_CHECK(fmnist_weights.empty() || std::filesystem::is_regular_file(fmnist_weights),
+                "--fmnist-weights {} does not exist", fmnist_weights);
     if (!json_out.empty()) io::check_writable_file(json_out, "--json " + json_out);  // now, not after the work
   }
 };

@@ -294,6 +294,9 @@ std::string resolve_features(const std::string& features, const std::string& dat
 LoadedFeatureNet load_feature_net(const std::string& features, const std::string& weights, Device device,
                                   const std::string& option) {
   LoadedFeatureNet out;
+  // A file the caller named is checked here, naming the caller's option: the
+  // feature nets' own messages cannot know which tool's option gave it.
+  SAGAN_CHECK(weights.empty() || fs::exists(weights), "{} {}: no such file", option, weights);
   if (features == "inception") {
     SAGAN_CHECK(!weights.empty(),
                 "inception features need {} FILE: convert pytorch-fid's pt_inception-2015-12-05-6726825d.pth with "

@@ -116,10 +116,14 @@ std::string default_fmnist_weights() {
 }
 
 FmnistFeatureNet::FmnistFeatureNet(const std::string& weights_path, Device device) : device_(device) {
+  // No option named here: the path may come from sagan-eval's --fmnist-weights,
+  // sagan-train's --fd-weights or the environment (load_feature_net checks
+  // an option's file itself, naming the option).
+  const char* env = std::getenv("SAGAN_FMNIST_WEIGHTS");
+  const bool from_env = env != nullptr && weights_path == env;
   SAGAN_CHECK(std::filesystem::exists(weights_path),
-              "fmnist features: weights file {} does not exist (train one with sagan-train-classifier, or pass "
-              "--fmnist-weights)",
-              weights_path);
+              "fmnist features: weights file {}{} does not exist (train one with sagan-train-classifier)",
+              weights_path, from_env ? " (from the environment variable SAGAN_FMNIST_WEIGHTS)" : "");
   io::SafetensorsFile f = io::load_safetensors(weights_path);
   Rng init(0);
   model_ = std::make_unique<FmnistClassifier>(init);
