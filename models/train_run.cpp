@@ -203,6 +203,13 @@ std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& cfg) {
 
 namespace {
 
+// The FD monitor's weights file, read only at its first FD, checked before
+// any directory or file is made: rank 0 alone runs the monitor.
+void check_fd_weights(const TrainConfig& cfg, const ConfigSources& sources, bool writer) {
+  if (!writer || cfg.fd_every <= 0 || cfg.fd_weights.empty()) return;
+  SAGAN_CHECK(fs::is_regular_file(cfg.fd_weights), "{} {}: no such file", sources.where("fd_weights"), cfg.fd_weights);
+}
+
 // The run's settings: the resumed run's config.json with the options given
 // alongside --resume applied, or a new run's, with its directory chosen;
 // checked once, and the directory found writable (on rank 0), before any
@@ -229,6 +236,7 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
     if (resume) {
       cfg = resumed_config(cfg, opt, sources, changes);
       cfg.validate(sources);  // the one check of the settings, before any work
+      check_fd_weights(cfg, sources, writer);
       // Before the data is loaded and the networks built, and not taken for
       // a damaged checkpoint (every one would fail the same way).
       if (!list_checkpoints(cfg.run_dir).empty())
@@ -244,6 +252,7 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
       }
     } else {
       cfg.validate(sources);  // before any directory is made
+      check_fd_weights(cfg, sources, writer);
       if (writer) {
         // Named as the user gave it: "--run-dir" or "my.toml: run_dir".
         const std::string where = sources.where("run_dir");

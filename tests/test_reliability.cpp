@@ -460,6 +460,12 @@ TEST_CASE("run directories: another program's config.json, one process at a time
   bad.batch_size = 0;
   REQUIRE_THROWS_WITH(run_training(bad, quiet()), Catch::Contains("must be positive, got 0"));
   CHECK_FALSE(fs::exists(bad.run_dir));
+  TrainConfig no_weights = folder_config(root.path / "c");  // FD weights not there: before any directory too
+  no_weights.fd_every = no_weights.log_every;
+  no_weights.fd_weights = (root.path / "no_such.safetensors").string();
+  REQUIRE_THROWS_WITH(run_training(no_weights, quiet()),
+                      Catch::Contains("--fd-weights") && Catch::Contains("no_such.safetensors: no such file"));
+  CHECK_FALSE(fs::exists(no_weights.run_dir));
   fs::create_directories(e.run_dir);
   REQUIRE_THROWS(run_training(e, quiet()));
   CHECK(fs::exists(e.run_dir));
