@@ -5,7 +5,11 @@
 // them). benchmarks/torch_inception.py times pytorch-fid's network the same
 // way; benchmarks/run_inception.sh runs both.
 //
-//   bench_inception [--device cpu|cuda] [--batch N] [--size S] [--repeats N] [--warmup N]
+//   bench_inception [--device cpu|cuda] [--batch N] [--size S] [--repeats N] [--warmup N] [--profile]
+//
+// --profile: the kernel profile of the timed batches on stderr, per batch
+// (core/kernel_profile.h; on CUDA every kernel synchronised, so the row's
+// time is not the overlapped one: its name gets "-profiled").
 //
 // Output: one line, inception-sagan<TAB>device<TAB>batch<TAB>median ms per
 // batch<TAB>images/s.
@@ -19,6 +23,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/kernel_profile.h"
 #include "core/ops.h"
 #include "core/rng.h"
 #include "models/quality/inception.h"
@@ -29,6 +34,7 @@ int main(int argc, char** argv) {
   std::string device = "cpu";
   int64_t batch = 16, size = 32;
   int repeats = 5, warmup = 1;
+  bool profiled = false;
   for (int i = 1; i < argc; ++i) {
     auto value = [&](const char* flag) {
       if (i + 1 >= argc) {
@@ -47,9 +53,12 @@ int main(int argc, char** argv) {
       repeats = std::atoi(value("--repeats"));
     else if (!std::strcmp(argv[i], "--warmup"))
       warmup = std::atoi(value("--warmup"));
+    else if (!std::strcmp(argv[i], "--profile"))
+      profiled = true;
     else {
       std::fprintf(stderr,
-                   "usage: bench_inception [--device cpu|cuda] [--batch N] [--size S] [--repeats N] [--warmup N]\n");
+                   "usage: bench_inception [--device cpu|cuda] [--batch N] [--size S] [--repeats N] [--warmup N] "
+                   "[--profile]\n");
       return 2;
     }
   }
@@ -81,6 +90,10 @@ int main(int argc, char** argv) {
     const Tensor images = tanh(Tensor::randn({batch, 3, size, size}, gen)).to(dev);
     std::vector<double> ms;
     for (int r = 0; r < warmup + repeats; ++r) {
+      if (profiled && r == warmup) {
+        profile::set_enabled(true);
+        profile::reset();
+      }
       const auto t0 = std::chrono::steady_clock::now();
       const auto out = net.embed(images);
       (void)out.features.to_vector();  // waits for the device
@@ -89,8 +102,12 @@ int main(int argc, char** argv) {
     }
     std::sort(ms.begin(), ms.end());
     const double med = ms[ms.size() / 2];
-    std::printf("inception-sagan\t%s\t%lld\t%.1f\t%.2f\n", device_name(dev).c_str(), static_cast<long long>(batch), med,
-                1000.0 * static_cast<double>(batch) / med);
+    if (profiled) {
+      profile::set_enabled(false);
+      std::fprintf(stderr, "%s", profile::report(repeats, "batch").c_str());
+    }
+    std::printf("inception-sagan%s\t%s\t%lld\t%.1f\t%.2f\n", profiled ? "-profiled" : "", device_name(dev).c_str(),
+                static_cast<long long>(batch), med, 1000.0 * static_cast<double>(batch) / med);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_inception: %s\n", e.what());
     return 1;

@@ -70,52 +70,52 @@ void spread(const Tensor& gy, Tensor& gx, const char* op, const Rows& rows, cons
   });
 }
 
-// The outputs of one axis whose window lies wholly inside the input, where
-// nothing is clipped: [ceil(p / s), floor((n - k + p) / s) + 1) within no.
-Span full_windows(const window::WindowAxis& a, int64_t no) {
-  const int64_t lo = std::min((a.p + a.s - 1) / a.s, no);
-  const int64_t hi = a.n - a.k + a.p >= 0 ? std::min((a.n - a.k + a.p) / a.s + 1, no) : 0;
-  return {lo, std::max(lo, hi)};
+// The outputs [lo, hi) of one axis whose window holds input column
+// o s - p + j, i.e. those where tap j of the window is not in the padding.
+Span tap_outputs(const window::WindowAxis& a, int64_t j, int64_t no) {
+  const int64_t first = a.p - j > 0 ? (a.p - j + a.s - 1) / a.s : 0;
+  const int64_t last = a.n - 1 + a.p - j >= 0 ? (a.n - 1 + a.p - j) / a.s + 1 : 0;
+  const int64_t lo = std::min(first, no);
+  return {lo, std::max(lo, std::min(last, no))};
 }
 
-// The forward k x k pool, a row of outputs at a time: the columns whose
-// windows are clipped go cell by cell; the rest run as one loop over the
-// row per tap, which the compiler vectorises. Each output still takes its
-// taps row by row, left to right (the running sum or the running maximum
-// of the cell-by-cell walk), so the results are the same bits as the
-// walk's and as the CUDA kernel's (tests/test_pool2d_emu.cpp).
-// step(acc, v) folds tap v into acc; finish(acc, h) is the output.
-template <class T, class Step, class Finish, class Cell>
+// The forward k x k pool, a row of outputs at a time: for each tap of the
+// window (rows of the clipped span, then columns), one loop over the
+// outputs whose window holds that tap, which the compiler vectorises. Each
+// output so folds its taps row by row, left to right, skipping the
+// padding: the order of the cell-by-cell walk (window::argmax, the CUDA
+// kernel), so the results are the same bits as the walk's and the CUDA
+// kernel's (tests/test_pool2d_emu.cpp). step(acc, v) folds tap v into acc;
+// finish(acc, h, ow) is output ow of a row whose window rows are h.
+template <class T, class Step, class Finish>
 void pool_rows(const T* xp, T* op, int64_t planes, const window::WindowAxis& ah, const window::WindowAxis& aw,
-               int64_t Ho, int64_t Wo, T init, const Step& step, const Finish& finish, const Cell& cell) {
+               int64_t Ho, int64_t Wo, T init, const Step& step, const Finish& finish) {
   const int64_t H = ah.n, W = aw.n, k = aw.k, s = aw.s;
-  const Span inner = full_windows(aw, Wo);
+  std::vector<Span> taps(static_cast<size_t>(k));
+  for (int64_t j = 0; j < k; ++j) taps[static_cast<size_t>(j)] = tap_outputs(aw, j, Wo);
   const bool parallel = planes > 1 && planes * H * W >= 32768;
 #pragma omp parallel if (parallel)
   {
-    std::vector<T> acc(static_cast<size_t>(inner.size()));
+    std::vector<T> acc(static_cast<size_t>(Wo));
+    T* a = acc.data();
 #pragma omp for schedule(static)
     for (int64_t pl = 0; pl < planes; ++pl) {
       const T* src = xp + pl * H * W;
-      T* dst = op + pl * Ho * Wo;
-      for (int64_t oh = 0; oh < Ho; ++oh) {
+      T* row = op + pl * Ho * Wo;
+      for (int64_t oh = 0; oh < Ho; ++oh, row += Wo) {
         const Span h = ah.span(oh);
-        T* row = dst + oh * Wo;
-        for (int64_t ow = 0; ow < inner.lo; ++ow) row[ow] = cell(src, h, aw.span(ow));
         std::fill(acc.begin(), acc.end(), init);
-        T* a = acc.data();
-        const int64_t n = inner.size();
         for (int64_t i = h.lo; i < h.hi; ++i)
           for (int64_t j = 0; j < k; ++j) {
-            const T* tap = src + i * W + inner.lo * s - aw.p + j;
-            if (s == 1) {  // unit stride spelled out, for the vectoriser
-              for (int64_t q = 0; q < n; ++q) a[q] = step(a[q], tap[q]);
+            const Span q = taps[static_cast<size_t>(j)];
+            const T* tap = src + i * W - aw.p + j;  // tap of output ow: tap[ow * s]
+            if (s == 1) {                           // unit stride spelled out, for the vectoriser
+              for (int64_t ow = q.lo; ow < q.hi; ++ow) a[ow] = step(a[ow], tap[ow]);
             } else {
-              for (int64_t q = 0; q < n; ++q) a[q] = step(a[q], tap[q * s]);
+              for (int64_t ow = q.lo; ow < q.hi; ++ow) a[ow] = step(a[ow], tap[ow * s]);
             }
           }
-        for (int64_t q = 0; q < inner.size(); ++q) row[inner.lo + q] = finish(acc[static_cast<size_t>(q)], h);
-        for (int64_t ow = inner.hi; ow < Wo; ++ow) row[ow] = cell(src, h, aw.span(ow));
+        for (int64_t ow = 0; ow < Wo; ++ow) row[ow] = finish(a[ow], h, ow);
       }
     }
   }
@@ -128,28 +128,26 @@ void CpuBackend::pool2d(const Tensor& x, Tensor& out, Pool2dGeom g) {
   const int64_t k = g.kernel, s = g.stride, p = g.pad;
   const window::WindowAxis ah{k, s, p, x.size(2)}, aw{k, s, p, x.size(3)};
   const int64_t planes = x.size(0) * x.size(1), Ho = out.size(2), Wo = out.size(3);
-  const auto count = [&](Span h, Span w) { return mode == PoolMode::AvgIncludePad ? k * k : h.size() * w.size(); };
   dispatch_float(x.dtype(), "pool2d", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    const int64_t W = aw.n;
     if (mode == PoolMode::Max) {
       // The first NaN stays; otherwise a strictly greater tap replaces the
       // maximum: window::argmax's rule, as a running value.
       const auto step = [](T m, T v) { return m != m ? m : (v != v || v > m ? v : m); };
-      pool_rows<T>(
-          x.data<T>(), out.data<T>(), planes, ah, aw, Ho, Wo, -std::numeric_limits<T>::infinity(), step,
-          [](T m, Span) { return m; }, [&](const T* src, Span h, Span w) { return src[window::argmax(src, W, h, w)]; });
+      pool_rows<T>(x.data<T>(), out.data<T>(), planes, ah, aw, Ho, Wo, -std::numeric_limits<T>::infinity(), step,
+                   [](T m, Span, int64_t) { return m; });
     } else {
-      const Span full{0, k};
+      // The divisor, k k or the window's cells in the input: a product of
+      // small integers, exact as T whichever way it is formed, so the
+      // same as the walk's.
+      const bool include_pad = mode == PoolMode::AvgIncludePad;
+      std::vector<T> cols(static_cast<size_t>(Wo));
+      for (int64_t ow = 0; ow < Wo; ++ow)
+        cols[static_cast<size_t>(ow)] = static_cast<T>(include_pad ? k : aw.span(ow).size());
+      const T* c = cols.data();
       pool_rows<T>(
           x.data<T>(), out.data<T>(), planes, ah, aw, Ho, Wo, T(0), [](T acc, T v) { return acc + v; },
-          [&](T acc, Span h) { return acc / static_cast<T>(count(h, full)); },
-          [&](const T* src, Span h, Span w) {
-            T acc = 0;
-            for (int64_t i = h.lo; i < h.hi; ++i)
-              for (int64_t j = w.lo; j < w.hi; ++j) acc += src[i * W + j];
-            return acc / static_cast<T>(count(h, w));
-          });
+          [&](T acc, Span h, int64_t ow) { return acc / (static_cast<T>(include_pad ? k : h.size()) * c[ow]); });
     }
   });
 }
