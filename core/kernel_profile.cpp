@@ -38,9 +38,14 @@ thread_local int pause_depth = 0;
 thread_local KernelCall* innermost = nullptr;
 
 // Every row: with shapes there may be hundreds, and a reader greps them.
+// An exit handler must not throw (that would terminate the process).
 void print_at_exit() {
-  const std::string text = report(1, "", std::numeric_limits<size_t>::max());
-  std::fputs(text.c_str(), stderr);
+  try {
+    const std::string text = report(1, "", std::numeric_limits<size_t>::max());
+    std::fputs(text.c_str(), stderr);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sagan kernel profile: not printed: %s\n", e.what());
+  }
   std::fflush(stderr);
 }
 
