@@ -34,6 +34,21 @@ struct TempFile {
   }
 };
 
+// The process's file-creation mask, read without changing it: umask(2)
+// only sets it, and setting it to read it back would race with other
+// threads creating files. Linux has it in /proc/self/status since 4.7;
+// elsewhere the usual 022 is assumed.
+mode_t current_umask() {
+  std::FILE* f = std::fopen("/proc/self/status", "re");
+  if (!f) return 022;
+  unsigned mask = 022;
+  char line[256];
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "Umask: %o", &mask) == 1) break;
+  std::fclose(f);
+  return static_cast<mode_t>(mask & 0777);
+}
+
 void fsync_dir(const std::string& dir, const std::string& target) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   SAGAN_CHECK(fd >= 0, "write_file_atomic: {}: cannot open directory {} to sync it: {}", target, dir,
@@ -69,9 +84,11 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
   int fd = ::mkstemp(buf.data());
   SAGAN_CHECK(fd >= 0, "write_file_atomic: {}: cannot create a temporary file in {}: {}", path, dir, errno_text(errno));
   tmp.path = buf.data();
-  // mkstemp creates 0600; keep an existing target's mode, else the usual 0644.
+  // mkstemp creates 0600; keep an existing target's mode, else give what
+  // open(path, O_CREAT, 0666) would: the process's umask applies (a program
+  // running under umask 077 gets private checkpoints, not 0644 ones).
   struct stat st {};
-  mode_t mode = ::stat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
+  mode_t mode = ::stat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : (0666 & ~current_umask());
   ::fchmod(fd, mode);
   tmp.file = ::fdopen(fd, "wb");
   if (!tmp.file) {
