@@ -1,5 +1,6 @@
 // Atomic writes: content lands whole, failures leave the old file and no
 // temporaries, errors name the path and the OS reason.
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
@@ -10,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/io/atomic_file.h"
+#include "tests/support/open_fds.h"
 #include "tests/support/temp_dir.h"
 
 using namespace sagan;
@@ -68,6 +70,18 @@ TEST_CASE("atomic writes honour the umask and keep a replaced file's mode", "[io
     io::write_file_atomic(p, std::string("y"));  // replaced: keeps its mode
   }
   CHECK(mode_of(p) == 0640);
+}
+
+TEST_CASE("an atomic write's temporary is close-on-exec", "[io][io_atomic]") {
+  // A large checkpoint takes a while to write; a process started meanwhile
+  // by another thread of the embedding program must not inherit the file.
+  TempDir dir;
+  bool cloexec = false;
+  io::write_file_atomic(dir / "ck.bin", [&](std::FILE* f) {
+    const int flags = ::fcntl(::fileno(f), F_GETFD);
+    cloexec = flags >= 0 && (flags & FD_CLOEXEC) != 0;
+  });
+  CHECK(cloexec);
 }
 
 TEST_CASE("a failed atomic write leaves the old file and no temporary", "[io][io_atomic]") {

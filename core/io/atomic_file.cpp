@@ -81,7 +81,9 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
   std::string templ = dir + "/." + name + ".tmp.XXXXXX";
   std::vector<char> buf(templ.begin(), templ.end());
   buf.push_back('\0');
-  int fd = ::mkstemp(buf.data());
+  // O_CLOEXEC, as every descriptor the engine opens: a program that embeds
+  // it and starts processes from another thread must not hand them this file.
+  int fd = ::mkostemp(buf.data(), O_CLOEXEC);
   SAGAN_CHECK(fd >= 0, "write_file_atomic: {}: cannot create a temporary file in {}: {}", path, dir, errno_text(errno));
   tmp.path = buf.data();
   // mkstemp creates 0600; keep an existing target's mode, else give what
@@ -116,7 +118,7 @@ void write_file_atomic(const std::string& path, const void* data, size_t size) {
 }
 
 std::vector<uint8_t> read_file(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
+  std::FILE* f = std::fopen(path.c_str(), "rbe");  // e: O_CLOEXEC (see write_file_atomic)
   SAGAN_CHECK(f != nullptr, "read_file: {}: {}", path, errno_text(errno));
   std::vector<uint8_t> out;
   struct stat st {};
@@ -138,7 +140,7 @@ void check_writable_dir(const std::string& dir, const std::string& what) {
   SAGAN_CHECK(!ec, "{}: cannot create the directory: {}", what, ec.message());
   SAGAN_CHECK(fs::is_directory(dir, ec), "{}: not a directory", what);
   const std::string probe = (fs::path(dir) / (".write_test." + std::to_string(::getpid()))).string();
-  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   SAGAN_CHECK(fd >= 0, "{}: cannot write there: {}", what, std::strerror(errno));
   ::close(fd);
   ::unlink(probe.c_str());
