@@ -27,7 +27,8 @@ class Dataset {
   virtual int64_t height() const = 0;
   virtual int64_t width() const = 0;
   // Throws naming the data set (and file) when i is out of range or the
-  // image cannot be decoded.
+  // image cannot be decoded. The DataLoader turns any other std::exception
+  // into a sagan::Error naming the data set and i (Trainer::step: InputsNotDrawn).
   virtual Example get(int64_t i) const = 0;
   // The files the images come from (empty when built from bytes in memory):
   // what data_fingerprint() looks at.
