@@ -359,6 +359,14 @@ TEST_CASE("loader option errors name the data set", "[data][data_loader]") {
   o.resolution = -1;
   REQUIRE_THROWS_WITH(DataLoader(ds, o), Catch::Contains("resolution must be >= 0"));
   REQUIRE_THROWS_WITH(DataLoader(nullptr, LoaderOptions{}), Catch::Contains("no data set"));
+  // A data set of no classes has no valid label: refused up front, not at
+  // the first batch's "label 0 outside [0, 0)".
+  struct NoClasses : Synthetic {
+    NoClasses() : Synthetic(5, 2, 2, 1) {}
+    int64_t num_classes() const override { return 0; }
+  };
+  REQUIRE_THROWS_WITH(DataLoader(std::make_shared<NoClasses>(), LoaderOptions{}),
+                      Catch::Contains("DataLoader(synthetic): the data set reports 0 classes"));
   o.resolution = 0;
   o.decode_threads = 0;
   REQUIRE_THROWS_WITH(DataLoader(ds, o), Catch::Contains("decode_threads must be >= 1"));

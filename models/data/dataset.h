@@ -12,7 +12,7 @@ namespace sagan::data {
 
 struct Example {
   io::Image image;    // (H, W, C) uint8
-  int64_t label = 0;  // in [0, num_classes)
+  int64_t label = 0;  // in [0, num_classes); unlabelled data: one class, label 0
 };
 
 class Dataset {
@@ -20,7 +20,7 @@ class Dataset {
   virtual ~Dataset() = default;
   virtual std::string name() const = 0;
   virtual int64_t size() const = 0;
-  virtual int64_t num_classes() const = 0;
+  virtual int64_t num_classes() const = 0;  // at least 1 (the DataLoader refuses 0)
   // Geometry of the stored images. height/width are 0 when they vary from
   // image to image (image folders); channels never varies.
   virtual int64_t channels() const = 0;

@@ -30,6 +30,13 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
   const int64_t n = ds_->size();
   SAGAN_CHECK(opt_.batch_size > 0, "DataLoader({}): batch size must be positive, got {}", ds_->name(), opt_.batch_size);
   SAGAN_CHECK(n > 0, "DataLoader({}): the data set is empty", ds_->name());
+  // Every label must lie in [0, num_classes): with none, the first batch
+  // would fail on a label no example can have.
+  SAGAN_CHECK(ds_->num_classes() >= 1,
+              "DataLoader({}): the data set reports {} classes; it needs at least one, every label in [0, "
+              "num_classes) (unlabelled images: 1 class, every label 0, and TrainConfig::unconditional to train "
+              "without labels)",
+              ds_->name(), ds_->num_classes());
   SAGAN_CHECK(opt_.shard_count >= 1 && opt_.shard_index >= 0 && opt_.shard_index < opt_.shard_count,
               "DataLoader({}): shard {} of {} does not exist", ds_->name(), opt_.shard_index, opt_.shard_count);
   SAGAN_CHECK(opt_.shard_count == 1 || opt_.drop_last, "DataLoader({}): sharding needs drop_last", ds_->name());
