@@ -41,7 +41,12 @@ Device Device::parse(std::string_view s) {
   SAGAN_FAIL("device: '{}' is not a device (expected cpu, cuda or cuda:N)", s);
 }
 
-std::string device_name(Device d) { return d.is_cpu() ? std::string("cpu") : fmt::format("cuda:{}", d.index); }
+// A CPU device of another index than 0 does not exist, but is named apart
+// from cpu in the message that says so.
+std::string device_name(Device d) {
+  if (d.is_cpu()) return d.index == 0 ? std::string("cpu") : fmt::format("cpu:{}", d.index);
+  return fmt::format("cuda:{}", d.index);
+}
 
 // ---------------------------------------------------------------- factories
 

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <numeric>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "models/data/loader.h"
@@ -319,6 +320,29 @@ TEST_CASE("loader rethrows worker errors and shuts down cleanly", "[data][data_l
   { DataLoader immediate(big, p); }
 }
 
+TEST_CASE("a data set's own exceptions become errors naming it and the example", "[data][data_loader]") {
+  // A data set a program writes may throw anything derived from
+  // std::exception; the trainer tells data errors (InputsNotDrawn) by
+  // sagan::Error, and the message should say where it came from.
+  struct Throwing : Synthetic {
+    Throwing() : Synthetic(8, 2, 2, 1) {}
+    Example get(int64_t i) const override {
+      if (i == 5) throw std::runtime_error("disk on fire");
+      return Synthetic::get(i);
+    }
+  };
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.shuffle = false;
+  for (int64_t threads : {1, 2}) {
+    o.decode_threads = threads;
+    DataLoader dl(std::make_shared<Throwing>(), o);
+    take(dl, 1);
+    REQUIRE_THROWS_AS(dl.next(), Error);
+    REQUIRE_THROWS_WITH(dl.next(), Catch::Contains("DataLoader(synthetic): example 5 could not be read: disk on fire"));
+  }
+}
+
 TEST_CASE("loader option errors name the data set", "[data][data_loader]") {
   auto ds = std::make_shared<Synthetic>(5, 2, 2, 1);
   LoaderOptions o;
@@ -335,6 +359,14 @@ TEST_CASE("loader option errors name the data set", "[data][data_loader]") {
   o.resolution = -1;
   REQUIRE_THROWS_WITH(DataLoader(ds, o), Catch::Contains("resolution must be >= 0"));
   REQUIRE_THROWS_WITH(DataLoader(nullptr, LoaderOptions{}), Catch::Contains("no data set"));
+  // A data set of no classes has no valid label: refused up front, not at
+  // the first batch's "label 0 outside [0, 0)".
+  struct NoClasses : Synthetic {
+    NoClasses() : Synthetic(5, 2, 2, 1) {}
+    int64_t num_classes() const override { return 0; }
+  };
+  REQUIRE_THROWS_WITH(DataLoader(std::make_shared<NoClasses>(), LoaderOptions{}),
+                      Catch::Contains("DataLoader(synthetic): the data set reports 0 classes"));
   o.resolution = 0;
   o.decode_threads = 0;
   REQUIRE_THROWS_WITH(DataLoader(ds, o), Catch::Contains("decode_threads must be >= 1"));

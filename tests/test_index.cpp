@@ -126,6 +126,9 @@ TEST_CASE("index and concat errors name the op, index and shapes", "[index][erro
                       Catch::Contains("index_select") && Catch::Contains("1-d") && Catch::Contains("[1, 2]"));
   REQUIRE_THROWS_WITH(embedding(Tensor::zeros({5, 2}), idx({1, 5})),
                       Catch::Contains("embedding") && Catch::Contains("index 5") && Catch::Contains("size 5"));
+  // embedding's input is the indices: the shape shown is the weight's, named so.
+  REQUIRE_THROWS_WITH(embedding(Tensor::zeros({5, 2}), idx({7})), Catch::Contains("(weight shape [5, 2])"));
+  REQUIRE_THROWS_WITH(index_select(x, 0, idx({3})), Catch::Contains("(input shape [3, 4])"));
   REQUIRE_THROWS_WITH(embedding(Tensor::zeros({5}), idx({1})),
                       Catch::Contains("embedding") && Catch::Contains("2-d") && Catch::Contains("[5]"));
   REQUIRE_THROWS_WITH(concat({Tensor::zeros({2, 3}), Tensor::zeros({3, 3})}, 1),

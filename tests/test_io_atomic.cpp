@@ -1,5 +1,8 @@
 // Atomic writes: content lands whole, failures leave the old file and no
 // temporaries, errors name the path and the OS reason.
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -8,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/io/atomic_file.h"
+#include "tests/support/open_fds.h"
 #include "tests/support/temp_dir.h"
 
 using namespace sagan;
@@ -29,6 +33,55 @@ TEST_CASE("write_file_atomic writes and replaces whole files", "[io][io_atomic]"
   CHECK(read_text(p).empty());
   CHECK(dir.count() == 1);  // no temporaries left behind
   CHECK((fs::status(p).permissions() & fs::perms::others_read) != fs::perms::none);
+}
+
+namespace {
+// Sets the process's umask for its lifetime.
+struct UmaskScope {
+  mode_t old;
+  explicit UmaskScope(mode_t m) : old(::umask(m)) {}
+  ~UmaskScope() { ::umask(old); }
+};
+mode_t mode_of(const std::string& p) {
+  struct stat st {};
+  REQUIRE(::stat(p.c_str(), &st) == 0);
+  return st.st_mode & 0777;
+}
+}  // namespace
+
+TEST_CASE("atomic writes honour the umask and keep a replaced file's mode", "[io][io_atomic]") {
+  // A program embedding the engine under umask 077 expects private files;
+  // the temporary's mode used to be set to 0644 whatever the umask.
+  TempDir dir;
+  const std::string p = dir / "private.bin", q = dir / "shared.bin";
+  {
+    UmaskScope u(077);
+    io::write_file_atomic(p, std::string("x"));
+  }
+  CHECK(mode_of(p) == 0600);
+  {
+    UmaskScope u(022);
+    io::write_file_atomic(q, std::string("x"));
+  }
+  CHECK(mode_of(q) == 0644);
+  ::chmod(p.c_str(), 0640);
+  {
+    UmaskScope u(077);
+    io::write_file_atomic(p, std::string("y"));  // replaced: keeps its mode
+  }
+  CHECK(mode_of(p) == 0640);
+}
+
+TEST_CASE("an atomic write's temporary is close-on-exec", "[io][io_atomic]") {
+  // A large checkpoint takes a while to write; a process started meanwhile
+  // by another thread of the embedding program must not inherit the file.
+  TempDir dir;
+  bool cloexec = false;
+  io::write_file_atomic(dir / "ck.bin", [&](std::FILE* f) {
+    const int flags = ::fcntl(::fileno(f), F_GETFD);
+    cloexec = flags >= 0 && (flags & FD_CLOEXEC) != 0;
+  });
+  CHECK(cloexec);
 }
 
 TEST_CASE("a failed atomic write leaves the old file and no temporary", "[io][io_atomic]") {

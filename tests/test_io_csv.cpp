@@ -5,6 +5,7 @@
 
 #include "core/io/atomic_file.h"
 #include "core/io/csv.h"
+#include "tests/support/open_fds.h"
 #include "tests/support/temp_dir.h"
 
 using namespace sagan;
@@ -26,6 +27,20 @@ TEST_CASE("CsvWriter writes a header and flushes every row", "[io][io_csv]") {
                       Catch::Contains("row lacks column 'note'"));
   io::CsvWriter dup(dir / "dup.csv", false);
   REQUIRE_THROWS_WITH(dup.write({{"a", 1}, {"a", 2}}), Catch::Contains("column 'a' appears twice"));
+}
+
+TEST_CASE("CsvWriter's open file is close-on-exec", "[io][io_csv]") {
+  // It stays open for a whole run: a child process that a program embedding
+  // the engine starts must not inherit it.
+  TempDir dir;
+  const std::string p = dir / "metrics.csv";
+  for (bool append : {false, true}) {
+    io::CsvWriter w(p, append);
+    w.write({{"step", 1}});
+    const auto fds = open_fds_on(p);
+    REQUIRE(fds.size() == 1);
+    CHECK(fds[0].cloexec);
+  }
 }
 
 TEST_CASE("CsvWriter appends when resuming with the same header", "[io][io_csv]") {

@@ -266,4 +266,11 @@ TEST_CASE("Models name themselves and the shapes on bad input", "[models]") {
                       Catch::Contains("SaganDiscriminator: images must be (B, 3, 32, 32), got [2, 3, 64, 64]"));
   REQUIRE_THROWS_WITH(D.forward(Tensor::zeros({2, 3, 32, 32}), Tensor::zeros({2})),
                       Catch::Contains("needs int64 labels of shape [2], got float32 [2]"));
+  // A label past the classes is named as a label of the model, not as an
+  // embedding index deep inside a block.
+  Tensor bad = Tensor::from_vector(std::vector<int64_t>{0, 3}, {2});
+  REQUIRE_THROWS_WITH(G.forward(Tensor::zeros({2, 4}), bad),
+                      Catch::Contains("SaganGenerator: labels[1] = 3 is not a class of the model (0 to 2)"));
+  REQUIRE_THROWS_WITH(D.forward(Tensor::zeros({2, 3, 32, 32}), bad.slice(0, 1, 2).expand({2})),
+                      Catch::Contains("SaganDiscriminator: labels[0] = 3 is not a class"));
 }

@@ -458,6 +458,13 @@ TEST_CASE("tensor errors name the op and the shapes", "[tensor][errors]") {
   // An index past int is a sagan::Error naming the string (was std::stoi's).
   REQUIRE_THROWS_AS(Device::parse("cuda:99999999999"), Error);
   REQUIRE_THROWS_WITH(Device::parse("cuda:99999999999"), Catch::Contains("'cuda:99999999999' is not a device"));
+  // Device{CPU, 1} (an aggregate a program may fill with a rank or a GPU
+  // index) is refused when used, naming it, not at the first kernel as
+  // "on cpu, the kernel runs on cpu".
+  const Device cpu1{DeviceType::CPU, 1};
+  CHECK(device_name(cpu1) == "cpu:1");
+  REQUIRE_THROWS_WITH(Tensor::ones({2}, DType::F32, cpu1), Catch::Contains("device cpu:1: there is one CPU device"));
+  REQUIRE_THROWS_WITH(Tensor::ones({2}).to(cpu1), Catch::Contains("device cpu:1"));
 }
 
 TEST_CASE("random factories refuse a negative size with a sagan::Error naming the factory", "[tensor]") {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 
 #include "core/io/image.h"
 #include "core/ops.h"
@@ -197,6 +198,30 @@ TEST_CASE("an input that fails to load while drawn ahead fails the step that use
   Trainer clean(c, std::make_shared<TinyDataset>(16));
   clean.step();
   check_same_state(t, clean);
+}
+
+TEST_CASE("a data set's own exception fails the step as InputsNotDrawn", "[trainer]") {
+  // A program's Dataset may throw std::exception types of its own; they are
+  // data errors like an unreadable file, with the same guarantees.
+  struct Throwing : TinyDataset {
+    Throwing() : TinyDataset(16) {}
+    data::Example get(int64_t i) const override {
+      if (i == 9) throw std::runtime_error("network share gone");
+      return TinyDataset::get(i);
+    }
+  };
+  TrainConfig c = tiny_config();
+  Trainer t(c, std::make_shared<Throwing>());
+  bool thrown = false;
+  for (int i = 0; i < 5 && !thrown; ++i) {
+    try {
+      t.step();
+    } catch (const InputsNotDrawn& e) {
+      thrown = true;
+      CHECK_THAT(e.what(), Catch::Contains("DataLoader(tiny): example 9 could not be read: network share gone"));
+    }
+  }
+  CHECK(thrown);
 }
 
 TEST_CASE("each model's parameters are flat: one Adam call per step, EMA over whole buffers", "[trainer][flat]") {

@@ -34,6 +34,21 @@ struct TempFile {
   }
 };
 
+// The process's file-creation mask, read without changing it: umask(2)
+// only sets it, and setting it to read it back would race with other
+// threads creating files. Linux has it in /proc/self/status since 4.7;
+// elsewhere the usual 022 is assumed.
+mode_t current_umask() {
+  std::FILE* f = std::fopen("/proc/self/status", "re");
+  if (!f) return 022;
+  unsigned mask = 022;
+  char line[256];
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "Umask: %o", &mask) == 1) break;
+  std::fclose(f);
+  return static_cast<mode_t>(mask & 0777);
+}
+
 void fsync_dir(const std::string& dir, const std::string& target) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   SAGAN_CHECK(fd >= 0, "write_file_atomic: {}: cannot open directory {} to sync it: {}", target, dir,
@@ -66,12 +81,16 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
   std::string templ = dir + "/." + name + ".tmp.XXXXXX";
   std::vector<char> buf(templ.begin(), templ.end());
   buf.push_back('\0');
-  int fd = ::mkstemp(buf.data());
+  // O_CLOEXEC, as every descriptor the engine opens: a program that embeds
+  // it and starts processes from another thread must not hand them this file.
+  int fd = ::mkostemp(buf.data(), O_CLOEXEC);
   SAGAN_CHECK(fd >= 0, "write_file_atomic: {}: cannot create a temporary file in {}: {}", path, dir, errno_text(errno));
   tmp.path = buf.data();
-  // mkstemp creates 0600; keep an existing target's mode, else the usual 0644.
+  // mkstemp creates 0600; keep an existing target's mode, else give what
+  // open(path, O_CREAT, 0666) would: the process's umask applies (a program
+  // running under umask 077 gets private checkpoints, not 0644 ones).
   struct stat st {};
-  mode_t mode = ::stat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
+  mode_t mode = ::stat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : (0666 & ~current_umask());
   ::fchmod(fd, mode);
   tmp.file = ::fdopen(fd, "wb");
   if (!tmp.file) {
@@ -99,7 +118,7 @@ void write_file_atomic(const std::string& path, const void* data, size_t size) {
 }
 
 std::vector<uint8_t> read_file(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
+  std::FILE* f = std::fopen(path.c_str(), "rbe");  // e: O_CLOEXEC (see write_file_atomic)
   SAGAN_CHECK(f != nullptr, "read_file: {}: {}", path, errno_text(errno));
   std::vector<uint8_t> out;
   struct stat st {};
@@ -121,7 +140,7 @@ void check_writable_dir(const std::string& dir, const std::string& what) {
   SAGAN_CHECK(!ec, "{}: cannot create the directory: {}", what, ec.message());
   SAGAN_CHECK(fs::is_directory(dir, ec), "{}: not a directory", what);
   const std::string probe = (fs::path(dir) / (".write_test." + std::to_string(::getpid()))).string();
-  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   SAGAN_CHECK(fd >= 0, "{}: cannot write there: {}", what, std::strerror(errno));
   ::close(fd);
   ::unlink(probe.c_str());

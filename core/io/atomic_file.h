@@ -3,7 +3,9 @@
 // fsync'ed. A reader (or a crash) sees either the old file or the complete
 // new one, never a torn mix; on failure the temporary is removed and the old
 // file is untouched. Every file the engine writes whole (checkpoints,
-// configs, images) goes through here.
+// configs, images) goes through here. A new file gets the mode open(2)
+// would give it (0666 less the process's umask); a replaced one keeps its
+// mode.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -37,7 +37,9 @@ CsvWriter::CsvWriter(const std::string& path, bool append) : path_(path) {
     size_t eol = text.find('\n');
     if (keep > 0) existing_header_ = text.substr(0, eol);
   }
-  file_ = std::fopen(path.c_str(), append ? "ab" : "wb");
+  // e: O_CLOEXEC; the file stays open for a whole run, and processes a
+  // program that embeds the engine starts must not inherit it.
+  file_ = std::fopen(path.c_str(), append ? "abe" : "wbe");
   SAGAN_CHECK(file_ != nullptr, "CsvWriter: {}: {}", path, std::strerror(errno));
 }
 
@@ -76,7 +78,7 @@ std::vector<std::string> CsvWriter::merge_existing(const std::vector<std::string
   std::fclose(file_);
   file_ = nullptr;
   write_file_atomic(path_, out);
-  file_ = std::fopen(path_.c_str(), "ab");
+  file_ = std::fopen(path_.c_str(), "abe");
   SAGAN_CHECK(file_ != nullptr, "CsvWriter: {}: {}", path_, std::strerror(errno));
   return merged;
 }

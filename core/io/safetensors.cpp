@@ -273,7 +273,7 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors, cons
 }
 
 SafetensorsFile load_safetensors(const std::string& path) {
-  FileCloser fc{std::fopen(path.c_str(), "rb")};
+  FileCloser fc{std::fopen(path.c_str(), "rbe")};  // e: O_CLOEXEC
   SAGAN_CHECK(fc.f != nullptr, "load_safetensors: {}: {}", path, std::strerror(errno));
   struct stat st {};
   SAGAN_CHECK(::fstat(::fileno(fc.f), &st) == 0, "load_safetensors: {}: stat failed: {}", path, std::strerror(errno));

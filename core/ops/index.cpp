@@ -18,12 +18,14 @@ Shape outer_dim_inner(const Shape& s, int64_t dim) {
 }
 
 // idx must be int64 1-d on x's device with every entry in [0, size).
-void check_indices(const char* op, const Tensor& x, int64_t dim, const Tensor& idx) {
+// `x_is` names x in messages: "input" (index_select) or "weight" (embedding,
+// whose input is the indices).
+void check_indices(const char* op, const Tensor& x, const char* x_is, int64_t dim, const Tensor& idx) {
   detail::check_defined(op, idx, "index");
   SAGAN_CHECK(idx.dtype() == DType::I64, "{}: indices must be int64, got {} of shape {}", op, dtype_name(idx.dtype()),
               shape_str(idx.shape()));
   SAGAN_CHECK(idx.dim() == 1, "{}: indices must be 1-d, got shape {}", op, shape_str(idx.shape()));
-  SAGAN_CHECK(idx.device() == x.device(), "{}: indices on {} but input {} on {}", op, device_name(idx.device()),
+  SAGAN_CHECK(idx.device() == x.device(), "{}: indices on {} but {} {} on {}", op, device_name(idx.device()), x_is,
               shape_str(x.shape()), device_name(x.device()));
   const int64_t size = x.shape()[static_cast<size_t>(dim)];
   // Indices on a device are read back only outside a sync-free region
@@ -34,15 +36,15 @@ void check_indices(const char* op, const Tensor& x, int64_t dim, const Tensor& i
   const Tensor host = idx.detach().to(Device::cpu()).contiguous();
   const int64_t* p = static_cast<const int64_t*>(host.raw_data());
   for (int64_t k = 0; k < host.numel(); ++k)
-    SAGAN_CHECK(p[k] >= 0 && p[k] < size, "{}: index {} is out of range for dim {} of size {} (input shape {})", op,
-                p[k], dim, size, shape_str(x.shape()));
+    SAGAN_CHECK(p[k] >= 0 && p[k] < size, "{}: index {} is out of range for dim {} of size {} ({} shape {})", op,
+                p[k], dim, size, x_is, shape_str(x.shape()));
 }
 
-// Checked index_select; `op` names the public op in messages.
-Tensor select_rows(const char* op, const Tensor& x, int64_t dim, const Tensor& idx_in) {
+// Checked index_select; `op` names the public op in messages, `x_is` x.
+Tensor select_rows(const char* op, const char* x_is, const Tensor& x, int64_t dim, const Tensor& idx_in) {
   detail::check_defined(op, x);
   dim = wrap_dim(dim, x.shape(), op);
-  check_indices(op, x, dim, idx_in);
+  check_indices(op, x, x_is, dim, idx_in);
   const Tensor idx = idx_in.detach().contiguous();
   const Shape in_shape = x.shape();
   const Shape ori = outer_dim_inner(in_shape, dim);
@@ -63,7 +65,7 @@ Tensor select_rows(const char* op, const Tensor& x, int64_t dim, const Tensor& i
 }  // namespace
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& idx) {
-  return select_rows("index_select", x, dim, idx);
+  return select_rows("index_select", "input", x, dim, idx);
 }
 
 Tensor embedding(const Tensor& weight, const Tensor& idx) {
@@ -73,7 +75,7 @@ Tensor embedding(const Tensor& weight, const Tensor& idx) {
   Tensor flat = idx.detach().contiguous().reshape({idx.numel()});
   Shape out_shape = idx.shape();
   out_shape.push_back(weight.shape()[1]);
-  return select_rows("embedding", weight, 0, flat).reshape(out_shape);
+  return select_rows("embedding", "weight", weight, 0, flat).reshape(out_shape);
 }
 
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {

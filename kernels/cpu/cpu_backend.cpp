@@ -34,7 +34,13 @@ extern "C" {
 void sagan_register_cpu_backend() {
   static const bool once = [] {
     sagan::register_backend(
-        {sagan::DeviceType::CPU, [] { return 1; }, [](int) -> sagan::Backend& { return sagan::cpu_backend(); }});
+        {sagan::DeviceType::CPU, [] { return 1; },
+         [](int index) -> sagan::Backend& {
+           // There is one CPU device. Another index used to allocate, then
+           // fail the first kernel with "is on cpu, the kernel runs on cpu".
+           SAGAN_CHECK(index == 0, "device cpu:{}: there is one CPU device, cpu (index 0)", index);
+           return sagan::cpu_backend();
+         }});
     return true;
   }();
   (void)once;

@@ -12,7 +12,7 @@ namespace sagan::data {
 
 struct Example {
   io::Image image;    // (H, W, C) uint8
-  int64_t label = 0;  // in [0, num_classes)
+  int64_t label = 0;  // in [0, num_classes); unlabelled data: one class, label 0
 };
 
 class Dataset {
@@ -20,14 +20,15 @@ class Dataset {
   virtual ~Dataset() = default;
   virtual std::string name() const = 0;
   virtual int64_t size() const = 0;
-  virtual int64_t num_classes() const = 0;
+  virtual int64_t num_classes() const = 0;  // at least 1 (the DataLoader refuses 0)
   // Geometry of the stored images. height/width are 0 when they vary from
   // image to image (image folders); channels never varies.
   virtual int64_t channels() const = 0;
   virtual int64_t height() const = 0;
   virtual int64_t width() const = 0;
   // Throws naming the data set (and file) when i is out of range or the
-  // image cannot be decoded.
+  // image cannot be decoded. The DataLoader turns any other std::exception
+  // into a sagan::Error naming the data set and i (Trainer::step: InputsNotDrawn).
   virtual Example get(int64_t i) const = 0;
   // The files the images come from (empty when built from bytes in memory):
   // what data_fingerprint() looks at.

@@ -1,6 +1,7 @@
 // DataLoader: deterministic order, background decoding; see loader.h.
 #include "models/data/loader.h"
 
+#include <exception>
 #include <numeric>
 
 #include "core/rng.h"
@@ -29,6 +30,13 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
   const int64_t n = ds_->size();
   SAGAN_CHECK(opt_.batch_size > 0, "DataLoader({}): batch size must be positive, got {}", ds_->name(), opt_.batch_size);
   SAGAN_CHECK(n > 0, "DataLoader({}): the data set is empty", ds_->name());
+  // Every label must lie in [0, num_classes): with none, the first batch
+  // would fail on a label no example can have.
+  SAGAN_CHECK(ds_->num_classes() >= 1,
+              "DataLoader({}): the data set reports {} classes; it needs at least one, every label in [0, "
+              "num_classes) (unlabelled images: 1 class, every label 0, and TrainConfig::unconditional to train "
+              "without labels)",
+              ds_->name(), ds_->num_classes());
   SAGAN_CHECK(opt_.shard_count >= 1 && opt_.shard_index >= 0 && opt_.shard_index < opt_.shard_count,
               "DataLoader({}): shard {} of {} does not exist", ds_->name(), opt_.shard_index, opt_.shard_count);
   SAGAN_CHECK(opt_.shard_count == 1 || opt_.drop_last, "DataLoader({}): sharding needs drop_last", ds_->name());
@@ -76,6 +84,20 @@ bool DataLoader::flipped(int64_t epoch, int64_t position, uint64_t seed) const {
   return philox4x32(static_cast<uint64_t>(position), stream_key(seed, epoch, 0x464C4950ull))[0] & 1u;
 }
 
+Example DataLoader::get_example(int64_t idx) const {
+  // A data set written by the program that embeds the engine may throw what
+  // it likes (std::ios_base::failure, its own errors); it reaches the
+  // trainer as a sagan::Error naming the data set and the example, so
+  // Trainer::step reports it as InputsNotDrawn, as it does an unreadable file.
+  try {
+    return ds_->get(idx);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    SAGAN_FAIL("DataLoader({}): example {} could not be read: {}", ds_->name(), idx, e.what());
+  }
+}
+
 Batch DataLoader::make_batch(const LoaderState& at, const std::vector<int64_t>& perm, int64_t count) const {
   const int64_t C = channels_, H = height_, W = width_, plane = H * W;
   Tensor images = Tensor::empty({count, C, H, W}, DType::F32);
@@ -85,7 +107,7 @@ Batch DataLoader::make_batch(const LoaderState& at, const std::vector<int64_t>& 
   // split of the batch over threads gives the same result.
   auto fill = [&](int64_t k) {
     const int64_t pos = at.index + opt_.shard_index * opt_.batch_size + k, idx = perm[static_cast<size_t>(pos)];
-    Example ex = ds_->get(idx);
+    Example ex = get_example(idx);
     io::Image& img = ex.image;
     SAGAN_CHECK(img.channels == C, "DataLoader({}): example {} has {} channels, the data set reports {}", ds_->name(),
                 idx, img.channels, C);

@@ -91,6 +91,8 @@ class DataLoader {
   void stop();
   void worker(LoaderState cursor);
   Batch make_batch(const LoaderState& at, const std::vector<int64_t>& perm, int64_t count) const;
+  // ds_->get(idx), any other exception than a sagan::Error turned into one.
+  Example get_example(int64_t idx) const;
   std::vector<int64_t> permutation(int64_t epoch, uint64_t seed) const;
   bool flipped(int64_t epoch, int64_t position, uint64_t seed) const;
 

@@ -122,7 +122,8 @@ FmnistFeatureNet::FmnistFeatureNet(const std::string& weights_path, Device devic
   const char* env = std::getenv("SAGAN_FMNIST_WEIGHTS");
   const bool from_env = env != nullptr && weights_path == env;
   SAGAN_CHECK(std::filesystem::exists(weights_path),
-              "fmnist features: weights file {}{} does not exist (train one with sagan-train-classifier)",
+              "fmnist features: weights file {}{} does not exist (train one with sagan-train-classifier; an "
+              "install holds it in <prefix>/share/sagan, find_package(sagan)'s SAGAN_DATA_DIR)",
               weights_path, from_env ? " (from the environment variable SAGAN_FMNIST_WEIGHTS)" : "");
   io::SafetensorsFile f = io::load_safetensors(weights_path);
   Rng init(0);

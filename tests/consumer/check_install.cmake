@@ -40,8 +40,11 @@ if(EXISTS ${prefix}/include/sagan/tests)
   message(FATAL_ERROR "install_consumer: the tests/ folder must not be installed")
 endif()
 
+# Eigen and nlohmann_json are compiled into libsagan.a and appear in no
+# installed header: a consumer must configure without them.
 set(_configure ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${build} -DCMAKE_BUILD_TYPE=${CONFIG}
-  -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_FIND_PACKAGE_PREFER_CONFIG=ON)
+  -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_FIND_PACKAGE_PREFER_CONFIG=ON
+  -DCMAKE_DISABLE_FIND_PACKAGE_Eigen3=ON -DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=ON)
 if(CXX_COMPILER)
   list(APPEND _configure -DCMAKE_CXX_COMPILER=${CXX_COMPILER})
 endif()

@@ -1,13 +1,15 @@
 // A program outside the source tree, built against an installed sagan: a
 // 2-layer MLP regressing y = tanh(2 x0) + x1 x2, trained with the engine's
 // autograd and Adam. Prints its loss; exits 0 when the loss has fallen to
-// under half its first value, 1 otherwise.
+// under half its first value, 1 otherwise. Also loads the installed
+// Fashion-MNIST feature network from SAGAN_DATA_DIR.
 #include <cstdio>
 #include <exception>
 
 #include "core/ops.h"
 #include "core/rng.h"
 #include "layers/adam.h"
+#include "models/quality/fmnist_classifier.h"
 
 // A file-scope tensor: made by this file's static initialiser, which may run
 // before the engine's backend registers itself (core/backend.cpp).
@@ -51,6 +53,12 @@ int main() try {
     last = loss.item();
     if (step == 0) first = last;
     if (step % 25 == 0 || step + 1 == steps) std::printf("step %3lld  loss %.6f\n", static_cast<long long>(step), last);
+  }
+  // The package's data, found through find_package's SAGAN_DATA_DIR.
+  quality::FmnistFeatureNet net(SAGAN_CONSUMER_DATA_DIR "/fmnist_cnn.safetensors");
+  if (net.embed(Tensor::zeros({2, 1, 28, 28})).features.shape() != Shape{2, 128}) {
+    std::printf("fmnist features: wrong shape\n");
+    return 1;
   }
   const bool learned = last < 0.5 * first;
   std::printf("%s: loss %.6f -> %.6f\n", learned ? "ok" : "FAILED", first, last);
