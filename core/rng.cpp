@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "core/error.h"
+
 namespace sagan {
 
 std::array<uint32_t, 4> philox4x32(uint64_t counter, uint64_t key) {
@@ -46,7 +48,8 @@ double Rng::normal() {
 }
 
 uint64_t Rng::below(uint64_t n) {
-  if (n <= 1) return 0;
+  SAGAN_CHECK(n > 0, "Rng::below: n must be positive ([0, n) holds no integer for n = 0)");
+  if (n == 1) return 0;
   uint64_t limit = UINT64_MAX - UINT64_MAX % n;
   for (;;) {
     uint64_t r = (static_cast<uint64_t>(next_u32()) << 32) | next_u32();

@@ -22,7 +22,7 @@ class Rng {
   uint32_t next_u32();
   double uniform();  // [0, 1), 53 random bits
   double normal();   // N(0, 1)
-  // Uniform integer in [0, n), unbiased.
+  // Uniform integer in [0, n), unbiased; n = 0 throws.
   uint64_t below(uint64_t n);
 
  private:

@@ -115,11 +115,14 @@ Tensor Tensor::arange(int64_t n, DType t, Device d) {
 }
 
 Tensor Tensor::randn(const Shape& s, Rng& gen, DType t, Device d) {
+  // Rounded to integers the draws would be mostly 0, -1 and 1: not what was meant.
+  SAGAN_CHECK(is_floating(t), "randn: dtype must be float32 or float64, got {}", dtype_name(t));
   std::vector<double> v(checked_count(s, sizeof(double), "randn"));  // checked before the host vector
   for (double& x : v) x = gen.normal();
   return from_vector(v, s, t, d);
 }
 Tensor Tensor::rand(const Shape& s, Rng& gen, DType t, Device d) {
+  SAGAN_CHECK(is_floating(t), "rand: dtype must be float32 or float64 (integers: randint), got {}", dtype_name(t));
   std::vector<double> v(checked_count(s, sizeof(double), "rand"));
   for (double& x : v) x = gen.uniform();
   return from_vector(v, s, t, d);

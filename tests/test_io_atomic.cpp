@@ -8,6 +8,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <thread>
+#include <vector>
+#include <atomic>
 
 #include "core/error.h"
 #include "core/io/atomic_file.h"
@@ -110,6 +114,33 @@ TEST_CASE("atomic write errors name the path and errno text", "[io][io_atomic]")
   fs::create_directory(dir / "sub/inner");
   REQUIRE_THROWS_WITH(io::write_file_atomic(dir / "sub", std::string("x")), Catch::Contains("rename"));
   CHECK(dir.count() == 1);
+}
+
+TEST_CASE("threads probing one folder for write access at once do not fail each other", "[io][io_atomic]") {
+  // The probe file was named by process id alone, so a second thread's
+  // O_EXCL open found the first one's file and reported the folder unwritable.
+  TempDir dir;
+  std::atomic<int> failures{0};
+  std::string first_error;
+  std::mutex mu;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 300; ++i) {
+        try {
+          io::check_writable_dir(dir.path.string(), "probe");
+        } catch (const std::exception& e) {
+          if (failures++ == 0) {
+            std::lock_guard lock(mu);
+            first_error = e.what();
+          }
+        }
+      }
+    });
+  for (std::thread& t : threads) t.join();
+  INFO(first_error);
+  CHECK(failures == 0);
+  CHECK(dir.count() == 0);  // every probe removed
 }
 
 TEST_CASE("a full disk is reported in the whole write's bytes, not a piece's", "[io][io_atomic]") {

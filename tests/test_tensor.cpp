@@ -475,6 +475,9 @@ TEST_CASE("random factories refuse a negative size with a sagan::Error naming th
   REQUIRE_THROWS_WITH(Tensor::randint({2, -1}, 3, gen), Catch::Contains("randint: negative size"));
   REQUIRE_THROWS_WITH(Tensor::randn({int64_t{1} << 40, int64_t{1} << 40}, gen), Catch::Contains("too large"));
   CHECK(Tensor::randn({0, 5}, gen).numel() == 0);
+  // Integer draws come from randint: randn and rand rounded to int64 were mostly 0.
+  REQUIRE_THROWS_WITH(Tensor::randn({2}, gen, DType::I64), Catch::Contains("randn: dtype must be float32 or float64"));
+  REQUIRE_THROWS_WITH(Tensor::rand({2}, gen, DType::I64), Catch::Contains("rand: dtype must be float32 or float64"));
 }
 
 TEST_CASE("dim and shape errors show the tensor's shape", "[tensor]") {

@@ -139,8 +139,10 @@ void check_writable_dir(const std::string& dir, const std::string& what) {
   fs::create_directories(dir, ec);
   SAGAN_CHECK(!ec, "{}: cannot create the directory: {}", what, ec.message());
   SAGAN_CHECK(fs::is_directory(dir, ec), "{}: not a directory", what);
-  const std::string probe = (fs::path(dir) / (".write_test." + std::to_string(::getpid()))).string();
-  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  // A unique name (mkostemp): a name by process id alone made two threads
+  // probing the same folder at once fail each other's O_EXCL.
+  std::string probe = (fs::path(dir) / ".write_test.XXXXXX").string();
+  const int fd = ::mkostemp(probe.data(), O_CLOEXEC);
   SAGAN_CHECK(fd >= 0, "{}: cannot write there: {}", what, std::strerror(errno));
   ::close(fd);
   ::unlink(probe.c_str());
