@@ -138,6 +138,19 @@ TEST_CASE("softplus returns x only above 20 (PyTorch's threshold)", "[elementwis
         Approx(std::log1p(std::exp(5.0))).epsilon(1e-6));
 }
 
+TEST_CASE("pow(x, 0) has gradient 0 everywhere, x = 0 included", "[elementwise][pow_scalar]") {
+  // 0 * x^-1 is 0 * inf = NaN at x = 0: the exponent 0 must be special-cased,
+  // as PyTorch's pow_backward does (zeros). The gradchecks use 2.5 only.
+  for (DType dt : {DType::F64, DType::F32}) {
+    INFO(dtype_name(dt));
+    Tensor x = Tensor::from_vector(std::vector<double>{0, 2, -1.5}, {3}, dt).set_requires_grad(true);
+    Tensor y = pow(x, 0.0);
+    CHECK(y.to_vector() == std::vector<double>{1, 1, 1});
+    y.backward(Tensor::from_vector(std::vector<double>{1, -2, 3}, {3}, dt));
+    CHECK(x.grad().to_vector() == std::vector<double>{0, 0, 0});
+  }
+}
+
 TEST_CASE("elementwise errors name the op and shapes", "[elementwise][errors]") {
   Tensor a = Tensor::zeros({2, 3}), b = Tensor::zeros({4});
   REQUIRE_THROWS_WITH(add(a, b), Catch::Contains("add") && Catch::Contains("[2, 3]") && Catch::Contains("[4]"));
