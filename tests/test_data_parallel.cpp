@@ -43,6 +43,18 @@ struct CpuOnlyWorld : dist::SingleCommunicator {
   int local_rank() const override { return local; }
   bool serves(Device d) const override { return d.is_cpu(); }
 };
+
+// Two ranks as rank 0 sees them when rank 1 holds the same batch: every
+// all-reduce doubles its tensor, and the gathered counts come twice.
+struct TwinRanks : dist::SingleCommunicator {
+  int size() const override { return 2; }
+  void all_reduce_sum(const Tensor& t) override {
+    NoGradGuard ng;
+    Tensor h = t;
+    h.copy_(mul(t, 2.0));
+  }
+  std::vector<uint64_t> all_gather(uint64_t value) override { return {value, value}; }
+};
 }  // namespace
 
 TEST_CASE("sync_batch_norm has the float64 gradient of its formula", "[data_parallel]") {
@@ -73,6 +85,30 @@ TEST_CASE("sync_batch_norm on one rank is batch_norm, running statistics include
   CHECK(allclose(rm1, rm2, 1e-12, 1e-12).ok);
   CHECK(allclose(rv1, rv2, 1e-12, 1e-12).ok);
   CHECK(counting->blocking == 4);  // mean and variance forward, their gradients backward
+}
+
+TEST_CASE("sync_batch_norm over two ranks is batch_norm over the batch of both", "[data_parallel]") {
+  // On one rank every reduction is the identity and the job's count is the
+  // local one, so the test above cannot tell them apart (the two-rank runs
+  // are tests/mpi/, built with MPI only). With rank 1 a copy of rank 0 the
+  // statistics are those of the batch (x, x): m = 2 B H W values per channel.
+  auto twin = std::make_shared<TwinRanks>();
+  Rng gen(8);
+  const int64_t B = 3;
+  Tensor x = randn64({B, 2, 3, 4}, gen), w = randn64({B, 2, 3, 4}, gen, false);
+  Tensor rm1 = Tensor::zeros({2}, DType::F64), rv1 = Tensor::ones({2}, DType::F64);
+  Tensor rm2 = rm1.clone(), rv2 = rv1.clone();
+  Tensor y1 = nn::sync_batch_norm(x, rm1, rv1, 0.1, 1e-5, twin);
+  sum(mul(y1, w)).backward();
+  // Both halves as independent inputs: the first half's gradient is rank 0's
+  // (its loss and rank 1's, through the shared statistics).
+  Tensor both = concat({x.detach(), x.detach()}, 0).set_requires_grad(true);
+  Tensor y2 = batch_norm(both, rm2, rv2, true, 0.1, 1e-5);
+  sum(mul(y2, concat({w, w}, 0))).backward();
+  CHECK(allclose(y1, y2.slice(0, 0, B).contiguous().to_vector(), 1e-12, 1e-12).ok);
+  CHECK(allclose(x.grad(), both.grad().slice(0, 0, B).contiguous().to_vector(), 1e-10, 1e-12).ok);
+  CHECK(allclose(rm1, rm2, 1e-12, 1e-12).ok);
+  CHECK(allclose(rv1, rv2, 1e-12, 1e-12).ok);  // unbiased over m = 2 B H W
 }
 
 TEST_CASE("gradient buckets tile the flat gradient buffer and start during backward", "[data_parallel]") {

@@ -123,6 +123,34 @@ TEST_CASE("unary forward values", "[elementwise]") {
   CHECK(sg[0] == Approx(1.0 / (1.0 + std::exp(2.0))));
 }
 
+TEST_CASE("softplus returns x only above 20 (PyTorch's threshold)", "[elementwise][softplus]") {
+  // log(1 + e^x) exceeds x by about e^-x: 7e-3 at x = 5, 6e-9 at x = 19. A
+  // threshold below 20 returns x there; the gradchecks (x < 1.5 and x > 20)
+  // and the values above (x = 30) do not see it.
+  Tensor x = Tensor::from_vector(std::vector<double>{2.5, 5, 10, 19}, {4}, DType::F64);
+  const std::vector<double> y = softplus(x).to_vector();
+  for (size_t i = 0; i < y.size(); ++i) {
+    const double xi = x.to_vector()[i];
+    INFO("x = " << xi);
+    CHECK(y[i] == Approx(std::log1p(std::exp(xi))).epsilon(1e-14));
+  }
+  CHECK(softplus(Tensor::from_vector(std::vector<double>{5}, {1}, DType::F32)).item() ==
+        Approx(std::log1p(std::exp(5.0))).epsilon(1e-6));
+}
+
+TEST_CASE("pow(x, 0) has gradient 0 everywhere, x = 0 included", "[elementwise][pow_scalar]") {
+  // 0 * x^-1 is 0 * inf = NaN at x = 0: the exponent 0 must be special-cased,
+  // as PyTorch's pow_backward does (zeros). The gradchecks use 2.5 only.
+  for (DType dt : {DType::F64, DType::F32}) {
+    INFO(dtype_name(dt));
+    Tensor x = Tensor::from_vector(std::vector<double>{0, 2, -1.5}, {3}, dt).set_requires_grad(true);
+    Tensor y = pow(x, 0.0);
+    CHECK(y.to_vector() == std::vector<double>{1, 1, 1});
+    y.backward(Tensor::from_vector(std::vector<double>{1, -2, 3}, {3}, dt));
+    CHECK(x.grad().to_vector() == std::vector<double>{0, 0, 0});
+  }
+}
+
 TEST_CASE("elementwise errors name the op and shapes", "[elementwise][errors]") {
   Tensor a = Tensor::zeros({2, 3}), b = Tensor::zeros({4});
   REQUIRE_THROWS_WITH(add(a, b), Catch::Contains("add") && Catch::Contains("[2, 3]") && Catch::Contains("[4]"));

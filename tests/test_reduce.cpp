@@ -210,6 +210,30 @@ TEST_CASE("softmax gradients over every dim", "[reduce][softmax][gradcheck]") {
   REQUIRE_GRADCHECK([](const auto& in) { return softmax(in[0].permute({2, 0, 1}), -2); }, x);
 }
 
+TEST_CASE("softmax and log_softmax subtract the row maximum wherever it lies", "[reduce][softmax][log_softmax]") {
+  // One logit far above the rest (exp of it overflows: past 709 in float64,
+  // 88 in float32), put at every position of the row: a row maximum that
+  // misses a position gives inf / inf = NaN there. The large-logit cases
+  // elsewhere (random, or a maximum only 1 above the next) do not see that.
+  const int64_t n = 5;
+  for (DType dt : {DType::F64, DType::F32}) {
+    const double big = dt == DType::F64 ? 1000.0 : 100.0;
+    for (int64_t at = 0; at < n; ++at) {
+      INFO(dtype_name(dt) << ", maximum at " << at);
+      std::vector<double> v(static_cast<size_t>(n), 0.5);
+      v[static_cast<size_t>(at)] = big;
+      Tensor x = Tensor::from_vector(v, {1, n}, dt);
+      const std::vector<double> p = softmax(x, 1).to_vector(), lp = log_softmax(x, -1).to_vector();
+      for (int64_t i = 0; i < n; ++i) {
+        INFO("element " << i);
+        const size_t k = static_cast<size_t>(i);
+        CHECK(p[k] == Approx(i == at ? 1.0 : 0.0).margin(1e-30));
+        CHECK(lp[k] == Approx(i == at ? 0.0 : 0.5 - big).margin(1e-12));
+      }
+    }
+  }
+}
+
 TEST_CASE("reduction errors name the op and the shapes", "[reduce][errors]") {
   Tensor x = Tensor::zeros({2, 3});
   REQUIRE_THROWS_WITH(sum(x, {2}), Catch::Contains("sum") && Catch::Contains("out of range"));
