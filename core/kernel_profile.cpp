@@ -170,17 +170,16 @@ PauseScope::~PauseScope() { --pause_depth; }
 bool paused() { return pause_depth > 0; }
 
 KernelCall::KernelCall(std::string key, std::string device, Work work)
-    : key_(std::move(key)), device_(std::move(device)), work_(work), parent_(innermost) {
+    : key_(std::move(key)), device_(std::move(device)), work_(work), made_(clock::now()), parent_(innermost) {
   innermost = this;
-  State& s = state();
-  std::lock_guard lock(s.mu);
-  if (!s.first_call) s.first_call = clock::now();
 }
 
 void KernelCall::start() { start_ = clock::now(); }
 
 void KernelCall::stop() { elapsed_ = std::chrono::duration<double>(clock::now() - start_).count(); }
 
+// One lock a call, here: the row and the wall clock's start (the earliest
+// call made) together.
 KernelCall::~KernelCall() {
   innermost = parent_;
   if (elapsed_ < 0 && start_ != clock::time_point{}) stop();  // the kernel threw
@@ -188,10 +187,11 @@ KernelCall::~KernelCall() {
   if (parent_) parent_->children_ += total;
   State& s = state();
   std::lock_guard lock(s.mu);
+  if (!s.first_call || made_ < *s.first_call) s.first_call = made_;
   Row& r = s.rows[{key_, device_}];
   if (r.calls == 0) {
-    r.kernel = key_;
-    r.device = device_;
+    r.kernel = std::move(key_);
+    r.device = std::move(device_);
   }
   ++r.calls;
   r.seconds += std::max(total - children_, 0.0);

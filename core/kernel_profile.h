@@ -86,6 +86,7 @@ class KernelCall {
   using clock = std::chrono::steady_clock;
   std::string key_, device_;
   Work work_;
+  clock::time_point made_;  // when the call began, before any synchronisation
   clock::time_point start_{};
   double elapsed_ = -1;  // set by stop()
   double children_ = 0;  // time of the calls made inside this one
