@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/backend.h"
 #include "core/error.h"
 #include "kernels/cuda/settings.h"
 #include "models/trainer.h"
@@ -90,7 +91,7 @@ TEST_CASE("the allocation fill switch is off by default and can be set", "[cuda_
 TEST_CASE("SAGAN_CUDA_DECLINE's list is parsed, and a bad name is rejected naming the variable", "[cuda_switches]") {
   const std::string what = "environment variable SAGAN_CUDA_DECLINE";
   CHECK(parse_declined_kernels(" pool2d, resize_bilinear ,,", what) ==
-        std::vector<std::string>{"pool2d", "resize_bilinear"});
+        std::vector<KernelId>{KernelId::pool2d, KernelId::resize_bilinear});
   CHECK(parse_declined_kernels(",", what).empty());
   REQUIRE_THROWS_WITH(parse_declined_kernels("pool2d,pool3d", what),
                       Catch::Contains(what) && Catch::Contains("'pool3d'") && Catch::Contains("log_softmax"));

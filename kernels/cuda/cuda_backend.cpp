@@ -51,8 +51,7 @@ CudaBackend::CudaBackend(int index) : Backend(Device::cuda(index)), index_(index
 #define SAGAN_CUDA_IMPLEMENT(name) implement<KernelId::name, &CudaBackend::name, cuda::KernelScope>();
   SAGAN_CUDA_KERNELS(SAGAN_CUDA_IMPLEMENT)
 #undef SAGAN_CUDA_IMPLEMENT
-  for (const std::string& name : cuda_declined_kernels())
-    set_declined(kernel_id(name, "SAGAN_CUDA_DECLINE"), true);  // names checked when read
+  for (KernelId id : cuda_declined_kernels()) set_declined(id, true);
   cuda::DeviceGuard guard(index_);
   cuda::cublas_api();  // first: a missing cuBLAS throws before anything is created (a retry would leak it)
   SAGAN_CUDA_CHECK("cuda init", cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));

@@ -121,8 +121,8 @@ void set_cuda_attention_workspace_limit(size_t bytes) {
 }
 size_t cuda_attention_workspace_limit() { return g_score_budget.load(); }
 
-std::vector<std::string> parse_declined_kernels(const std::string& text, const std::string& what) {
-  std::vector<std::string> names;
+std::vector<KernelId> parse_declined_kernels(const std::string& text, const std::string& what) {
+  std::vector<KernelId> ids;
   size_t start = 0;
   while (start <= text.size()) {
     const size_t end = std::min(text.find(',', start), text.size());
@@ -133,17 +133,17 @@ std::vector<std::string> parse_declined_kernels(const std::string& text, const s
       const KernelId id = kernel_id(name, what);
       SAGAN_CHECK(id != KernelId::fill && id != KernelId::copy,
                   "{}: {} cannot be declined: the CPU fallback needs fill and copy", what, name);
-      names.push_back(name);
+      ids.push_back(id);
     }
     start = end + 1;
   }
-  return names;
+  return ids;
 }
 
-std::vector<std::string> cuda_declined_kernels() {
-  static const std::vector<std::string> names =
-      env_setting("SAGAN_CUDA_DECLINE", std::vector<std::string>{}, parse_declined_kernels);
-  return names;
+std::vector<KernelId> cuda_declined_kernels() {
+  static const std::vector<KernelId> ids =
+      env_setting("SAGAN_CUDA_DECLINE", std::vector<KernelId>{}, parse_declined_kernels);
+  return ids;
 }
 
 }  // namespace sagan

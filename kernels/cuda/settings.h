@@ -9,6 +9,8 @@
 
 namespace sagan {
 
+enum class KernelId : int;  // core/backend.h
+
 // TF32 tensor cores for float32 GEMM and convolution. Off by default so that
 // float32 results keep full float32 precision; affects calls made after it.
 void set_cuda_tf32(bool enabled);
@@ -101,8 +103,8 @@ size_t cuda_attention_workspace_limit();
 // from SAGAN_CUDA_DECLINE=name,name (read once; spaces around names
 // ignored; an unknown name, fill or copy throws naming the variable): to
 // rule a CUDA kernel in or out when results look wrong.
-std::vector<std::string> cuda_declined_kernels();
-// The list's parse: names in order, `what` named in errors.
-std::vector<std::string> parse_declined_kernels(const std::string& text, const std::string& what);
+std::vector<KernelId> cuda_declined_kernels();
+// The list's parse: the kernels named, in order, `what` named in errors.
+std::vector<KernelId> parse_declined_kernels(const std::string& text, const std::string& what);
 
 }  // namespace sagan
