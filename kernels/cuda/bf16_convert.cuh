@@ -46,11 +46,16 @@ __global__ void __launch_bounds__(kBlock) from_bf16_kernel(const uint16_t* in, f
 }
 
 #if defined(__CUDACC__)
+// A workspace for n bf16 values; at least one, so that an empty operand has
+// an address.
+inline Buffer bf16_buffer(CudaBackend& be, int64_t n) {
+  return be.buffer(static_cast<size_t>(n > 1 ? n : 1) * sizeof(uint16_t));
+}
+
 // n float32 values at p rounded to bf16 into a new workspace, queued on be's
-// stream: the operand copies of --precision bf16 (gemm.cu, conv2d.cu). At
-// least one element is allocated, so that an empty operand has an address.
+// stream: the operand copies of --precision bf16 (gemm.cu, conv2d.cu).
 inline Buffer bf16_copy(CudaBackend& be, const char* op, const float* p, int64_t n) {
-  Buffer b = be.buffer(static_cast<size_t>(n > 1 ? n : 1) * sizeof(uint16_t));
+  Buffer b = bf16_buffer(be, n);
   to_bf16_kernel<<<blocks_for(n), kBlock, 0, be.stream()>>>(p, b.get<uint16_t>(), n);
   check_launch(op, "to_bf16_kernel", be.stream());
   return b;

@@ -20,9 +20,11 @@
 // Either way only algorithms whose reported math type the precision allows
 // (math_allowed) are taken, and the descriptor is set to that math type
 // before the call. When none qualifies, a fixed deterministic algorithm
-// cuDNN supports for the plan is used with a warning (fallback_algorithm). Workspaces of the calls come from the
-// caching allocator, so steady-state steps make no cudaMalloc. A search needs the device synchronised, so a geometry
-// first met inside a CUDA graph capture is refused with a message instead of invalidating the capture.
+// cuDNN supports for the plan is used with a warning (fallback_algorithm).
+// Workspaces of the calls come from the caching allocator, so steady-state
+// steps make no cudaMalloc. A search needs the device synchronised, so a
+// geometry first met inside a CUDA graph capture is refused with a message
+// instead of invalidating the capture.
 //
 // float32 runs in FMA math unless set_cuda_tf32(true) or --precision tf32
 // (core/matmul_precision.h). Under --precision bf16 a float32 convolution runs
@@ -47,10 +49,6 @@ namespace sagan {
 namespace {
 using namespace cuda;
 
-Buffer bf16_buffer(CudaBackend& be, const Tensor& like) {
-  return be.buffer(static_cast<size_t>(std::max<int64_t>(like.numel(), 1)) * sizeof(uint16_t));
-}
-
 // What one cuDNN call reads and writes: two dense input tensors and an
 // output, or, for a bf16 plan, bf16 copies of the inputs (round to nearest
 // even) and a bf16 result that widen() copies into the float32 output.
@@ -63,7 +61,7 @@ struct ConvOperands {
   ConvOperands(CudaBackend& be, const char* op, bool bf16, const Tensor& ta, const Tensor& tb, Tensor& tout)
       : a(ta.raw_data()), b(tb.raw_data()), out(tout.raw_data()) {
     if (!bf16) return;
-    a16 = narrowed(be, op, ta), b16 = narrowed(be, op, tb), out16 = bf16_buffer(be, tout);
+    a16 = narrowed(be, op, ta), b16 = narrowed(be, op, tb), out16 = bf16_buffer(be, tout.numel());
     a = a16.get(), b = b16.get(), out = out16.get();
   }
 
