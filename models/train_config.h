@@ -48,7 +48,7 @@ struct TrainConfig {
   bool unconditional = false;
 
   // data
-  std::string dataset = "fashion-mnist";  // fashion-mnist | cifar10 | folder
+  std::string dataset = "fashion-mnist";  // fashion-mnist | cifar10 | folder | custom (RunOptions::dataset)
   std::string data_path;                  // empty: the data set's default
   bool hflip = false;
   // auto | 1 | 3: image channels of a folder (auto: 1 when every image is

@@ -148,6 +148,12 @@ std::function<std::string(const ConfigValue&)> one_of(std::vector<std::string> n
                : fmt::format("'{}' is not one of {}", s, fmt::join(names, ", "));
   };
 }
+// "custom" too: a program's own data (RunOptions::dataset, models/train_run.h),
+// which run_training alone can serve; sagan-train's help does not offer it.
+std::string dataset_name_check(const ConfigValue& v) {
+  const std::string& s = std::get<std::string>(v);
+  return s == "custom" ? "" : one_of({"fashion-mnist", "cifar10", "folder"})(v);
+}
 std::string device_name_check(const ConfigValue& v) {
   const std::string& s = std::get<std::string>(v);
   const bool index = s.size() > 5 && s.size() <= 8 && s.compare(0, 5, "cuda:") == 0 && all_digits(s.substr(5));
@@ -196,7 +202,7 @@ std::vector<TrainOption> make_table() {
   add(member({.key = "dataset",
               .flag = "--dataset",
               .help = "fashion-mnist | cifar10 | folder",
-              .check = one_of({"fashion-mnist", "cifar10", "folder"}),
+              .check = dataset_name_check,
               .resume_why = "the checkpoint was trained on the run's data set"},
              &C::dataset));
   add(member({.key = "data_path",
@@ -506,10 +512,11 @@ std::optional<ConfigProblem> train_config_problem(const TrainConfig& c,
   // Checked with FD off too: a saved value would stop a later resume that turns it on.
   if (c.fd_samples < 2) return bad("fd_samples", fmt::format("must be >= 2, got {}", c.fd_samples));
   // auto resolves as the FD monitor does (resolve_features): fmnist on
-  // Fashion-MNIST and on 1-channel data. A folder's channels may only be
-  // known once its images are read; the monitor then names the option.
-  const bool auto_may_be_fmnist =
-      c.dataset == "fashion-mnist" || c.channels == "1" || (c.dataset == "folder" && c.channels == "auto");
+  // Fashion-MNIST and on 1-channel data. A folder's channels, and a
+  // program's data set's, may only be known once it is read; the monitor
+  // then names the option.
+  const bool auto_may_be_fmnist = c.dataset == "fashion-mnist" || c.channels == "1" ||
+                                  ((c.dataset == "folder" || c.dataset == "custom") && c.channels == "auto");
   if (c.fd_every > 0 && c.fd_features != "fmnist" && c.fd_weights.empty() &&
       !(c.fd_features == "auto" && auto_may_be_fmnist))
     return bad("fd_every",

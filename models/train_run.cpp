@@ -198,6 +198,9 @@ std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& cfg) {
   if (cfg.dataset == "cifar10") return data::cifar10(cfg.data_path, "train");
   if (cfg.dataset == "folder")
     return data::image_folder(cfg.data_path, cfg.channels == "auto" ? 0 : std::stoi(cfg.channels));
+  SAGAN_CHECK(cfg.dataset != "custom",
+              "--dataset custom: a program's own data set (RunOptions::dataset, docs/training.md); sagan-train "
+              "has none: resume such a run from the program that started it");
   SAGAN_FAIL("--dataset: '{}' is not one of fashion-mnist, cifar10, folder", cfg.dataset);
 }
 
@@ -208,6 +211,25 @@ namespace {
 void check_fd_weights(const TrainConfig& cfg, const ConfigSources& sources, bool writer) {
   if (!writer || cfg.fd_every <= 0 || cfg.fd_weights.empty()) return;
   SAGAN_CHECK(fs::is_regular_file(cfg.fd_weights), "{} {}: no such file", sources.where("fd_weights"), cfg.fd_weights);
+}
+
+// A program's own data set (RunOptions::dataset) serves only runs of one:
+// a new run records dataset "custom", a resumed one must be such a run.
+void settle_custom_dataset(TrainConfig& cfg, const RunOptions& opt) {
+  if (opt.resume_dir.empty()) {
+    if (opt.dataset) cfg.dataset = "custom";
+    return;
+  }
+  if (opt.dataset)
+    SAGAN_CHECK(cfg.dataset == "custom",
+                "--resume {}: the run trained on the data set '{}'; RunOptions::dataset would give it other data "
+                "(resume it without one, as sagan-train --resume does)",
+                opt.resume_dir, cfg.dataset);
+  else
+    SAGAN_CHECK(cfg.dataset != "custom",
+                "--resume {}: the run trained on a program's own data set (dataset \"custom\" in its config.json); "
+                "resume it from that program, which gives the data set (RunOptions::dataset)",
+                opt.resume_dir);
 }
 
 // The run's settings: the resumed run's config.json with the options given
@@ -222,6 +244,7 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
   const bool resume = !opt.resume_dir.empty();
   const bool parallel = opt.comm && opt.comm->size() > 1;
   ConfigSources sources = resume ? ConfigSources{} : opt.given;
+  if (!resume) settle_custom_dataset(cfg, opt);
   if (!cfg.run_dir.empty()) cfg.run_dir = normal_dir(cfg.run_dir);
   // The data path as config.json keeps it: absolute, so that --resume,
   // sagan-eval and sagan-class-diversity find the data from any folder.
@@ -235,6 +258,7 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
   dist::run_agreed(opt.comm.get(), [&] {
     if (resume) {
       cfg = resumed_config(cfg, opt, sources, changes);
+      settle_custom_dataset(cfg, opt);
       cfg.validate(sources);  // the one check of the settings, before any work
       check_fd_weights(cfg, sources, writer);
       // Before the data is loaded and the networks built, and not taken for
@@ -252,6 +276,10 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
       }
     } else {
       cfg.validate(sources);  // before any directory is made
+      SAGAN_CHECK(opt.dataset || cfg.dataset != "custom",
+                  "{} custom: a program's own data set (RunOptions::dataset, docs/training.md), and none was given; "
+                  "sagan-train reads fashion-mnist, cifar10 or folder",
+                  sources.where("dataset"));
       check_fd_weights(cfg, sources, writer);
       if (writer) {
         // Named as the user gave it: "--run-dir" or "my.toml: run_dir".
@@ -462,7 +490,16 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
   std::shared_ptr<data::Dataset> dataset;
   std::string facts;
   dist::run_agreed(comm, [&] {
-    dataset = make_dataset(cfg);
+    if (opt.dataset) {
+      dataset = opt.dataset(cfg);
+      SAGAN_CHECK(dataset, "RunOptions::dataset: the program's data set factory returned none");
+      SAGAN_CHECK(cfg.channels == "auto" || cfg.channels == std::to_string(dataset->channels()),
+                  "{} {}: the program's data set '{}' has {} channel(s)",
+                  resume ? (fs::path(cfg.run_dir) / "config.json: channels").string() : opt.given.where("channels"),
+                  cfg.channels, dataset->name(), dataset->channels());
+    } else {
+      dataset = make_dataset(cfg);
+    }
     cfg.channels = std::to_string(dataset->channels());  // "auto" resolved, for config.json and checkpoints
     facts = startup_facts(cfg, *dataset, rank_device(cfg, comm));
     check_data_fills_a_batch("sagan-train", *dataset, cfg.batch_size, comm ? comm->size() : 1);

@@ -20,6 +20,7 @@
 // <run_dir>/config_changes.log            settings changed by --resume, one line per resume that changed any
 // <run_dir>/.lock                         flock'ed by the process training in it (RunDirLock)
 #pragma once
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,6 +31,9 @@
 #include "models/train_config.h"
 
 namespace sagan {
+
+// A program's own data set (RunOptions::dataset), made from the run's settings.
+using DatasetFactory = std::function<std::shared_ptr<data::Dataset>(const TrainConfig&)>;
 
 struct RunOptions {
   // Continue the run in this directory from its config.json and newest
@@ -42,9 +46,20 @@ struct RunOptions {
   // This process's communicator (dist/launch.h); null or the single one for
   // a plain run. Rank 0 alone writes the run directory (docs/distributed.md).
   std::shared_ptr<dist::Communicator> comm;
+  // A program's own data, in place of the data set cfg.dataset names
+  // (docs/training.md, "A program's own data set"). The run records dataset
+  // "custom" in config.json, and run_training calls this once in each
+  // process (every rank), with the run's checked settings (a resume's come
+  // from its config.json), where it would load a built-in data set; what it
+  // throws ends the start as a failed data load does. cfg.data_path is kept
+  // (absolute) for it to read; --channels must be auto or the data set's.
+  // A resume of such a run needs it again (sagan-train --resume refuses
+  // one), and a run of a built-in data set refuses it.
+  DatasetFactory dataset;
 };
 
-// The data set a config names (errors say how to install or point to it).
+// The data set a config names (errors say how to install or point to it;
+// "custom" is a program's own: RunOptions::dataset).
 std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& cfg);
 
 struct RunResult {

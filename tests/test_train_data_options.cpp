@@ -1,9 +1,12 @@
 // sagan-train's data options on a whole run: --channels auto on a folder of
 // grayscale images trains a 1-channel model and config.json records "1";
 // --resize pad reaches the loader, the FD monitor's real images and the
-// config; a run directory from before --channels resumes with its channels.
+// config; a run directory from before --channels resumes with its channels;
+// a program's own data set (RunOptions::dataset) trains, resumes exactly and
+// is refused where it cannot serve.
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/io/image.h"
@@ -11,6 +14,7 @@
 #include "models/quality/metrics.h"
 #include "models/train_run.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/tiny_dataset.h"
 
 using namespace sagan;
 using sagan::testing::TempDir;
@@ -54,6 +58,20 @@ RunOptions quiet() {
   RunOptions o;
   o.progress = false;
   return o;
+}
+
+// metrics.csv's step, loss_d, loss_g, d_real and d_fake columns (the timing
+// columns differ from run to run).
+std::string logged_losses(const fs::path& csv) {
+  std::ifstream in(csv);
+  std::string line, out;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    size_t pos = 0;
+    for (int i = 0; i < 5; ++i) pos = line.find(',', pos) + 1;
+    out += line.substr(0, pos) + "\n";
+  }
+  return out;
 }
 }  // namespace
 
@@ -109,4 +127,88 @@ TEST_CASE("a run from before --channels resumes with the channels its model has"
   CHECK(after["channels"] == "3");
   CHECK(after["resize"] == "bilinear");  // the old default
   CHECK(latest_checkpoint(c.run_dir).find("step_00000003") != std::string::npos);
+}
+
+TEST_CASE("a program's own data set trains through run_training, resumes exactly, and is refused where it cannot serve",
+          "[trainer][run][data_options][resume][long]") {
+  TempDir root;
+  int calls = 0;
+  std::string seen_data_path;
+  RunOptions own = quiet();
+  own.dataset = [&](const TrainConfig& cfg) {
+    ++calls;
+    seen_data_path = cfg.data_path;
+    return std::make_shared<sagan::testing::TinyDataset>(10);  // 2 batches an epoch: the resume crosses epochs
+  };
+  TrainConfig c = sagan::testing::tiny_config();
+  c.dataset = "folder";  // ignored: the program's data set takes its place
+  c.data_path = "mine";  // kept, absolute, for the factory to read
+  c.log_every = 1;
+  c.sample_every = c.checkpoint_every = 2;
+  c.steps = 5;
+  c.run_dir = (root.path / "straight").string();
+  run_training(c, own);
+  CHECK(calls == 1);
+  CHECK(seen_data_path == (fs::current_path() / "mine").lexically_normal().string());
+  const nlohmann::json cfg = read_json(root.path / "straight" / "config.json");
+  CHECK(cfg["dataset"] == "custom");
+  CHECK(cfg["channels"] == "1");  // the data set's, resolved
+  CHECK(cfg["model"]["num_classes"] == 3);
+
+  c.run_dir = (root.path / "split").string();
+  c.steps = 2;
+  run_training(c, own);
+  TrainConfig more;
+  more.steps = 5;
+  RunOptions resume = own;
+  resume.resume_dir = c.run_dir;
+  resume.given.from_flag("steps", "--steps");
+  run_training(more, resume);
+  CHECK(calls == 3);
+  const std::string straight = logged_losses(root.path / "straight" / "metrics.csv");
+  CHECK(std::count(straight.begin(), straight.end(), '\n') == 5);
+  CHECK(logged_losses(root.path / "split" / "metrics.csv") == straight);
+
+  // Resumed without the program's data set: refused, naming what is missing.
+  RunOptions bare = quiet();
+  bare.resume_dir = c.run_dir;
+  bare.given.from_flag("steps", "--steps");
+  more.steps = 6;
+  REQUIRE_THROWS_WITH(run_training(more, bare),
+                      Catch::Contains("trained on a program's own data set") && Catch::Contains("RunOptions::dataset"));
+  CHECK(latest_checkpoint(c.run_dir).find("step_00000005") != std::string::npos);
+
+  // A run of a built-in data set refuses the program's.
+  TrainConfig f = tiny_folder_config(gray_folder(root.path), root.path / "folder_run");
+  run_training(f, quiet());
+  RunOptions other = own;
+  other.resume_dir = f.run_dir;
+  other.given.from_flag("steps", "--steps");
+  REQUIRE_THROWS_WITH(run_training(more, other), Catch::Contains("trained on the data set 'folder'"));
+
+  // dataset "custom" without one: refused before a directory is made.
+  TrainConfig none = sagan::testing::tiny_config();
+  none.dataset = "custom";
+  none.run_dir = (root.path / "none").string();
+  REQUIRE_THROWS_WITH(run_training(none, quiet()), Catch::Contains("--dataset custom: a program's own data set"));
+  CHECK_FALSE(fs::exists(none.run_dir));
+
+  // Channels other than the data set's, a factory that returns nothing or
+  // throws: the start fails with the reason, and leaves no directory.
+  TrainConfig rgb = sagan::testing::tiny_config();
+  rgb.channels = "3";
+  rgb.run_dir = (root.path / "rgb").string();
+  REQUIRE_THROWS_WITH(run_training(rgb, own), Catch::Contains("--channels 3: the program's data set 'tiny' has 1"));
+  CHECK_FALSE(fs::exists(rgb.run_dir));
+  RunOptions empty = quiet();
+  empty.dataset = [](const TrainConfig&) { return std::shared_ptr<data::Dataset>(); };
+  TrainConfig e = sagan::testing::tiny_config();
+  e.run_dir = (root.path / "empty").string();
+  REQUIRE_THROWS_WITH(run_training(e, empty), Catch::Contains("factory returned none"));
+  RunOptions failing = quiet();
+  failing.dataset = [](const TrainConfig&) -> std::shared_ptr<data::Dataset> {
+    throw Error("my_images.db: cannot open");
+  };
+  REQUIRE_THROWS_WITH(run_training(e, failing), Catch::Contains("my_images.db: cannot open"));
+  CHECK_FALSE(fs::exists(e.run_dir));
 }

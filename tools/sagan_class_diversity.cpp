@@ -220,6 +220,10 @@ int run(const ClassDiversityOptions& o) {
               "{}: a generator of {}-channel images in {} classes ({}); sagan-class-diversity measures with the "
               "Fashion-MNIST classifier, which fits Fashion-MNIST runs only (1 channel, 10 classes)",
               c.path, c.config.model.image_channels, K, c.config.dataset);
+  SAGAN_CHECK(c.config.dataset != "custom",
+              "{}: the run trained on a program's own data set (dataset \"custom\"), whose real images "
+              "sagan-class-diversity cannot read (it reads those of fashion-mnist, cifar10 and folder runs)",
+              c.path);
   const Device dev = resolve_device(o.device);
   FmnistFeatureNet net(o.fmnist_weights.empty() ? default_fmnist_weights() : o.fmnist_weights, dev);
   std::unique_ptr<SaganGenerator> g = load_generator_for(o, c, dev);

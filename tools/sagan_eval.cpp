@@ -210,6 +210,10 @@ EvalPlan plan(const EvalOptions& o) {
     SAGAN_CHECK(p.cfg || !p.dataset.empty(),
                 "--folder needs a reference: --dataset NAME (with --data), --ref-folder DIR or --ref-stats FILE");
     if (p.dataset.empty()) {
+      SAGAN_CHECK(p.cfg->dataset != "custom",
+                  "{}: the run trained on a program's own data set (dataset \"custom\"), which sagan-eval cannot "
+                  "read; give the reference: --dataset NAME (with --data), --ref-folder DIR or --ref-stats FILE",
+                  o.checkpoint);
       p.dataset = p.cfg->dataset;
       if (p.data_path.empty()) p.data_path = p.cfg->data_path;
     }

@@ -2,9 +2,11 @@
 // 2-layer MLP regressing y = tanh(2 x0) + x1 x2, trained with the engine's
 // autograd and Adam. Prints its loss; exits 0 when the loss has fallen to
 // under half its first value, 1 otherwise. Also loads the installed
-// Fashion-MNIST feature network from SAGAN_DATA_DIR.
+// Fashion-MNIST feature network from SAGAN_DATA_DIR, and trains a tiny SAGAN
+// on a data set of its own (own_data.cpp).
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "core/ops.h"
 #include "core/rng.h"
@@ -14,6 +16,8 @@
 // A file-scope tensor: made by this file's static initialiser, which may run
 // before the engine's backend registers itself (core/backend.cpp).
 const sagan::Tensor kGlobalOnes = sagan::Tensor::ones({4});
+
+std::string train_on_own_data();  // own_data.cpp
 
 int main() try {
   using namespace sagan;
@@ -58,6 +62,10 @@ int main() try {
   quality::FmnistFeatureNet net(SAGAN_CONSUMER_DATA_DIR "/fmnist_cnn.safetensors");
   if (net.embed(Tensor::zeros({2, 1, 28, 28})).features.shape() != Shape{2, 128}) {
     std::printf("fmnist features: wrong shape\n");
+    return 1;
+  }
+  if (const std::string problem = train_on_own_data(); !problem.empty()) {
+    std::printf("a run on the program's own data set: %s\n", problem.c_str());
     return 1;
   }
   const bool learned = last < 0.5 * first;
