@@ -34,11 +34,24 @@ std::string primary_flag(const TrainOption& o) {
   std::string f = o.flag.substr(0, o.flag.find(','));
   return !f.empty() && f[0] == '!' ? f.substr(1) : f;
 }
+
+// "TrainConfig.adam_g.lr (--lr-g)": a setting as a program sets it.
+std::string code_name(const std::string& key) {
+  const TrainOption* o = find_train_option(key);
+  const std::string member = fmt::format("TrainConfig.{}", o && !o->member.empty() ? o->member : key);
+  return o && !o->flag.empty() ? fmt::format("{} ({})", member, primary_flag(*o)) : member;
+}
 }  // namespace
+
+void ConfigSources::from_code(const std::string& key) {
+  SAGAN_CHECK(find_train_option(key), "ConfigSources::from_code: '{}' is not a setting (the keys of config.json)", key);
+  by_key[key] = {"", code_name(key)};
+}
 
 std::string ConfigSources::where(const std::string& key) const {
   auto it = by_key.find(key);
   if (it != by_key.end()) return it->second.file.empty() ? it->second.flag : it->second.file + ": " + key;
+  if (in_code) return code_name(key);
   const TrainOption* o = find_train_option(key);
   return o && !o->flag.empty() ? primary_flag(*o) : key;
 }

@@ -18,22 +18,36 @@
 
 namespace sagan {
 
-// Where the settings of a TrainConfig were given: per key, a config file or
-// a command-line option. Keys not listed have their default value. Messages
-// name a setting by where it came from; --resume applies or refuses only the
-// settings given.
+// Where the settings of a TrainConfig were given: per key, a config file,
+// a command-line option or a program's code. Keys not listed have their
+// default value. Messages name a setting by where it came from; --resume
+// applies or refuses only the settings given.
 struct ConfigSources {
   struct Origin {
     std::string file;  // a config file's path, or
-    std::string flag;  // the option given ("--batch-size")
+    std::string flag;  // the option given ("--batch-size"), or the member set in code
   };
   std::map<std::string, Origin> by_key;
+  // The settings come from a program's code (a TrainConfig it filled in)
+  // rather than sagan-train's options: a key not listed is named by its
+  // member, with the option for readers of the docs:
+  // "TrainConfig.adam_g.lr (--lr-g)". RunOptions::given starts so.
+  bool in_code = false;
 
+  static ConfigSources code() {
+    ConfigSources s;
+    s.in_code = true;
+    return s;
+  }
   bool given(const std::string& key) const { return by_key.count(key) > 0; }
   void from_file(const std::string& key, const std::string& file) { by_key[key] = {file, ""}; }
   void from_flag(const std::string& key, const std::string& flag) { by_key[key] = {"", flag}; }
+  // Set by a program: for a resume, a setting to apply over the run's
+  // config.json ("steps", "lr_g"; the keys of config.json).
+  void from_code(const std::string& key);
   // "my.toml: batch_size" for a file, "--batch-size" for an option or a
-  // default (the key when the setting has no option).
+  // default (the key when the setting has no option), "TrainConfig.steps
+  // (--steps)" for a setting in code (in_code: its default too).
   std::string where(const std::string& key) const;
   // Another setting mentioned in a message: its key when it came from a
   // file, else its option.

@@ -298,22 +298,41 @@ std::vector<TrainOption> make_table() {
               .check = positive,
               .resume_applies = true},
              &C::n_dis));
-  add(member(
-      {.key = "lr_g", .flag = "--lr-g", .help = "Generator learning rate", .check = positive, .resume_applies = true},
-      &C::adam_g, &AdamOptions::lr));
+  add(member({.key = "lr_g",
+              .flag = "--lr-g",
+              .member = "adam_g.lr",
+              .help = "Generator learning rate",
+              .check = positive,
+              .resume_applies = true},
+             &C::adam_g, &AdamOptions::lr));
   add(member({.key = "lr_d",
               .flag = "--lr-d",
+              .member = "adam_d.lr",
               .help = "Discriminator learning rate",
               .check = positive,
               .resume_applies = true},
              &C::adam_d, &AdamOptions::lr));
-  add(both_adams({.key = "beta1", .flag = "--beta1", .help = "Adam beta1", .check = fraction, .resume_applies = true},
+  add(both_adams({.key = "beta1",
+                  .flag = "--beta1",
+                  .member = "adam_g.beta1 and adam_d.beta1",
+                  .help = "Adam beta1",
+                  .check = fraction,
+                  .resume_applies = true},
                  &AdamOptions::beta1));
-  add(both_adams({.key = "beta2", .flag = "--beta2", .help = "Adam beta2", .check = fraction, .resume_applies = true},
+  add(both_adams({.key = "beta2",
+                  .flag = "--beta2",
+                  .member = "adam_g.beta2 and adam_d.beta2",
+                  .help = "Adam beta2",
+                  .check = fraction,
+                  .resume_applies = true},
                  &AdamOptions::beta2));
-  add(both_adams(
-      {.key = "adam_eps", .flag = "--adam-eps", .help = "Adam epsilon", .check = positive, .resume_applies = true},
-      &AdamOptions::eps));
+  add(both_adams({.key = "adam_eps",
+                  .flag = "--adam-eps",
+                  .member = "adam_g.eps and adam_d.eps",
+                  .help = "Adam epsilon",
+                  .check = positive,
+                  .resume_applies = true},
+                 &AdamOptions::eps));
   add(member({.key = "ema_decay",
               .flag = "--ema-decay",
               .help = "EMA decay of the sampling generator",

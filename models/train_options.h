@@ -30,7 +30,8 @@ struct TrainOption {
   std::string key{};    // in files: "batch_size"; "model.ch" is "ch" inside "model" ({"model": {...}}, [model])
   std::string flag{};   // sagan-train's option as CLI11 names it: "--batch-size", "--hflip,!--no-hflip",
                         // "!--unpooled-attention" (a flag giving false); "" = files only
-  std::string group{};  // --help section
+  std::string member{};  // the TrainConfig member(s) in code, when not the key: "adam_g.lr"
+  std::string group{};   // --help section
   std::string help{};
   ValueKind kind = ValueKind::Int;
   // Read and write the member(s); set() gets a value of `kind`.

@@ -41,7 +41,11 @@ struct RunOptions {
   // where the table allows (--steps, learning rates, ...; see
   // apply_on_resume) and refused otherwise (--ch, --batch-size, ...).
   std::string resume_dir;
-  ConfigSources given;   // where cfg's settings came from (names them in errors)
+  // Where cfg's settings came from, to name them in errors: in a program's
+  // code unless told otherwise (sagan-train lists its options and files).
+  // With a resume, the settings listed are applied over the run's
+  // (given.from_code("steps")).
+  ConfigSources given = ConfigSources::code();
   bool progress = true;  // print progress
   // This process's communicator (dist/launch.h); null or the single one for
   // a plain run. Rank 0 alone writes the run directory (docs/distributed.md).

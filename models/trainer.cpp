@@ -63,7 +63,7 @@ namespace {
 // A Trainer built from code gets the checks a config file or command line
 // gets (n_dis 0 would fail later as an out-of-range index, not a sagan::Error).
 TrainConfig checked(TrainConfig cfg) {
-  cfg.validate();
+  cfg.validate(ConfigSources::code());
   return cfg;
 }
 }  // namespace

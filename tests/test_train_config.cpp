@@ -407,6 +407,35 @@ TEST_CASE("invalid values are reported under their file and key, or their option
   REQUIRE_THROWS_WITH(c.validate(), Catch::Contains("adam_g and adam_d differ"));
 }
 
+TEST_CASE("settings a program set in code are named by their TrainConfig member and option", "[config]") {
+  const ConfigSources code = ConfigSources::code();
+  TrainConfig c;
+  c.adam_g.lr = -1;
+  REQUIRE_THROWS_WITH(c.validate(code), "TrainConfig.adam_g.lr (--lr-g): must be positive, got -1");
+  c = TrainConfig{};
+  c.adam_g.beta2 = c.adam_d.beta2 = 1.0;
+  REQUIRE_THROWS_WITH(c.validate(code),
+                      "TrainConfig.adam_g.beta2 and adam_d.beta2 (--beta2): must be in [0, 1), got 1");
+  c = TrainConfig{};
+  c.model.num_classes = -2;  // no option: the member alone
+  REQUIRE_THROWS_WITH(c.validate(code), Catch::StartsWith("TrainConfig.model.num_classes: must be >= 0"));
+  c = TrainConfig{};
+  c.fd_every = 15;  // the other setting a message mentions is named alike
+  REQUIRE_THROWS_WITH(c.validate(code),
+                      "TrainConfig.fd_every (--fd-every): 15 is not a multiple of "
+                      "TrainConfig.log_every (--log-every) (10): FD is logged on log rows");
+  // Listed from code: named so even in sources of options, and applied on a resume.
+  ConfigSources given;
+  given.from_code("steps");
+  TrainConfig run, more;
+  more.steps = run.steps + 5;
+  const std::vector<ConfigChange> ch = apply_on_resume(run, "r/config.json", more, given);
+  REQUIRE(ch.size() == 1);
+  CHECK(ch[0].where == "TrainConfig.steps (--steps)");
+  CHECK(run.steps == more.steps);
+  REQUIRE_THROWS_WITH(given.from_code("stepz"), Catch::Contains("'stepz' is not a setting"));
+}
+
 TEST_CASE("apply_on_resume applies what may change and refuses what the run fixes", "[config][resume]") {
   TrainConfig saved;
   saved.model.ch = 64;

@@ -190,7 +190,8 @@ TEST_CASE("a program's own data set trains through run_training, resumes exactly
   TrainConfig none = sagan::testing::tiny_config();
   none.dataset = "custom";
   none.run_dir = (root.path / "none").string();
-  REQUIRE_THROWS_WITH(run_training(none, quiet()), Catch::Contains("--dataset custom: a program's own data set"));
+  REQUIRE_THROWS_WITH(run_training(none, quiet()),
+                      Catch::Contains("TrainConfig.dataset (--dataset) custom: a program's own data set"));
   CHECK_FALSE(fs::exists(none.run_dir));
 
   // Channels other than the data set's, a factory that returns nothing or
@@ -198,7 +199,8 @@ TEST_CASE("a program's own data set trains through run_training, resumes exactly
   TrainConfig rgb = sagan::testing::tiny_config();
   rgb.channels = "3";
   rgb.run_dir = (root.path / "rgb").string();
-  REQUIRE_THROWS_WITH(run_training(rgb, own), Catch::Contains("--channels 3: the program's data set 'tiny' has 1"));
+  REQUIRE_THROWS_WITH(run_training(rgb, own),
+                      Catch::Contains("TrainConfig.channels (--channels) 3: the program's data set 'tiny' has 1"));
   CHECK_FALSE(fs::exists(rgb.run_dir));
   RunOptions empty = quiet();
   empty.dataset = [](const TrainConfig&) { return std::shared_ptr<data::Dataset>(); };

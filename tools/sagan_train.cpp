@@ -76,6 +76,7 @@ std::string run_mode(const cli::ParseOutcome& p, const TrainToolOptions& o) {
 int run(TrainToolOptions o, const std::shared_ptr<dist::Communicator>& world) {
   if (world->rank() != 0) o.quiet = true;  // rank 0 speaks for the job
   RunOptions ro;
+  ro.given = ConfigSources{};  // settings named by option and file, not by TrainConfig member
   ro.comm = world;
   auto apply_cli = [&](TrainConfig& c, ConfigSources& given) { o.settings.apply(c, given); };
   // Defaults, a preset, the config file, the command line: each over the

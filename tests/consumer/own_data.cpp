@@ -58,7 +58,7 @@ std::string train_on_own_data() {
   TrainConfig more;
   more.steps = 3;
   o.resume_dir = dir.string();
-  o.given.from_flag("steps", "--steps");
+  o.given.from_code("steps");
   run_training(more, o);
   std::ifstream in(dir / "config.json");
   std::stringstream text;
