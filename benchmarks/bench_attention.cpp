@@ -27,18 +27,18 @@
 #include <string>
 #include <vector>
 
-#include "core/ops.h"
-#include "core/rng.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/rng.h"
 
 #ifdef SAGAN_WITH_CUDA
 #include <cuda_runtime.h>
 #include <sys/wait.h>
 
 #include "benchmarks/cuda_bench.h"
-#include "kernels/cuda/device_info.h"
-#include "kernels/cuda/flash_attention.h"
-#include "kernels/cuda/flash_attention_tc.h"
-#include "kernels/cuda/settings.h"
+#include "sagan/kernels/cuda/device_info.h"
+#include "sagan/kernels/cuda/flash_attention.h"
+#include "sagan/kernels/cuda/flash_attention_tc.h"
+#include "sagan/kernels/cuda/settings.h"
 #endif
 
 namespace {

@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "core/ops.h"
-#include "core/rng.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/rng.h"
 
 using namespace sagan;
 

@@ -22,11 +22,11 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.h"
-#include "core/kernel_profile.h"
-#include "core/ops.h"
-#include "core/rng.h"
-#include "models/quality/inception.h"
+#include "sagan/core/backend.h"
+#include "sagan/core/kernel_profile.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/rng.h"
+#include "sagan/models/quality/inception.h"
 
 using namespace sagan;
 

@@ -35,15 +35,15 @@
 #include <utility>
 #include <vector>
 
-#include "core/ops.h"
-#include "core/rng.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/rng.h"
 
 #ifdef SAGAN_WITH_CUDA
 #include <cuda_runtime.h>
 
 #include "benchmarks/cuda_bench.h"
-#include "kernels/cuda/settings.h"
-#include "kernels/cuda/sn_power_batched.h"
+#include "sagan/kernels/cuda/settings.h"
+#include "sagan/kernels/cuda/sn_power_batched.h"
 #endif
 
 namespace {

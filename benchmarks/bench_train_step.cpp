@@ -40,14 +40,14 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.h"
-#include "core/kernel_profile.h"
-#include "core/matmul_precision.h"
-#include "core/rng.h"
-#include "models/trainer.h"
+#include "sagan/core/backend.h"
+#include "sagan/core/kernel_profile.h"
+#include "sagan/core/matmul_precision.h"
+#include "sagan/core/rng.h"
+#include "sagan/models/trainer.h"
 
 #ifdef SAGAN_WITH_CUDA
-#include "kernels/cuda/device_info.h"
+#include "sagan/kernels/cuda/device_info.h"
 #endif
 
 using namespace sagan;

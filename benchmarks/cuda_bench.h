@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.h"
+#include "sagan/core/backend.h"
 
 namespace sagan::bench {
 

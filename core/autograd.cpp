@@ -1,9 +1,9 @@
-#include "core/autograd.h"
+#include "sagan/core/autograd.h"
 
 #include <unordered_map>
 #include <unordered_set>
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 
 namespace sagan {
 

@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-#include "core/tensor.h"
+#include "sagan/core/tensor.h"
 
 namespace sagan {
 

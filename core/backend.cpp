@@ -1,17 +1,17 @@
 // The kernel methods of Backend (one per line of core/kernels.def): device
 // checks, the call into the backend's table, and the CPU fallback for
 // declined kernels; and the registry of backend providers.
-#include "core/backend.h"
+#include "sagan/core/backend.h"
 
 #include <atomic>
 #include <cstring>
 #include <string_view>
 #include <tuple>
 
-#include "core/autograd.h"
-#include "core/kernel_profile.h"
-#include "core/kernel_work.h"
-#include "core/sync_free.h"
+#include "sagan/core/autograd.h"
+#include "sagan/core/kernel_profile.h"
+#include "sagan/core/kernel_work.h"
+#include "sagan/core/sync_free.h"
 
 namespace sagan {
 
@@ -74,7 +74,7 @@ const char* binary_op_name(BinaryOp op) {
 const char* kernel_name(KernelId id) {
   static constexpr const char* names[] = {
 #define SAGAN_KERNEL(name, params, args) #name,
-#include "core/kernels.def"
+#include "sagan/core/kernels.def"
 #undef SAGAN_KERNEL
   };
   const auto i = static_cast<size_t>(id);
@@ -422,7 +422,7 @@ void Backend::run(const char* arg_names, A&&... args) {
 #define SAGAN_UNPAREN(...) __VA_ARGS__
 #define SAGAN_KERNEL(name, params, args) \
   void Backend::name params { run<KernelId::name>(#args, SAGAN_UNPAREN args); }
-#include "core/kernels.def"
+#include "sagan/core/kernels.def"
 #undef SAGAN_KERNEL
 #undef SAGAN_UNPAREN
 

@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
-#include "core/adam_options.h"
-#include "core/tensor.h"
+#include "sagan/core/adam_options.h"
+#include "sagan/core/tensor.h"
 
 namespace sagan {
 
@@ -80,12 +80,12 @@ AdamScales adam_scales(const AdamOptions& o, int64_t step);
 
 enum class KernelId : int {
 #define SAGAN_KERNEL(name, params, args) name,
-#include "core/kernels.def"
+#include "sagan/core/kernels.def"
 #undef SAGAN_KERNEL
 };
 inline constexpr int kKernelCount = 0
 #define SAGAN_KERNEL(name, params, args) +1
-#include "core/kernels.def"
+#include "sagan/core/kernels.def"
 #undef SAGAN_KERNEL
     ;
 const char* kernel_name(KernelId id);
@@ -101,7 +101,7 @@ struct KernelSignature;
   struct KernelSignature<KernelId::name> { \
     using type = void params;              \
   };
-#include "core/kernels.def"
+#include "sagan/core/kernels.def"
 #undef SAGAN_KERNEL
 
 // ---- the backend ----
@@ -173,7 +173,7 @@ class Backend {
   // Each checks that its tensors are on this device, then runs this
   // backend's kernel or, when declined, the CPU's on host copies.
 #define SAGAN_KERNEL(name, params, args) void name params;
-#include "core/kernels.def"
+#include "sagan/core/kernels.def"
 #undef SAGAN_KERNEL
 
   // False when this backend declines the kernel (it runs on the CPU).

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "core/error.h"
+#include "sagan/core/error.h"
 
 namespace sagan {
 

@@ -1,4 +1,4 @@
-#include "core/kernel_profile.h"
+#include "sagan/core/kernel_profile.h"
 
 #include <fmt/format.h>
 
@@ -12,8 +12,8 @@
 #include <mutex>
 #include <optional>
 
-#include "core/env_setting.h"
-#include "core/error.h"
+#include "sagan/core/env_setting.h"
+#include "sagan/core/error.h"
 
 namespace sagan::profile {
 

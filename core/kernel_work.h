@@ -17,9 +17,9 @@
 #include <tuple>
 #include <vector>
 
-#include "core/backend.h"
-#include "core/kernel_profile.h"
-#include "core/shape.h"
+#include "sagan/core/backend.h"
+#include "sagan/core/kernel_profile.h"
+#include "sagan/core/shape.h"
 
 namespace sagan::detail {
 

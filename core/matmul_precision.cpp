@@ -1,10 +1,10 @@
 // The process-wide matmul precision (see matmul_precision.h).
-#include "core/matmul_precision.h"
+#include "sagan/core/matmul_precision.h"
 
 #include <atomic>
 
-#include "core/env_setting.h"
-#include "core/error.h"
+#include "sagan/core/env_setting.h"
+#include "sagan/core/error.h"
 
 namespace sagan {
 

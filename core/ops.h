@@ -4,9 +4,9 @@
 #include <optional>
 #include <vector>
 
-#include "core/autograd.h"
-#include "core/backend.h"
-#include "core/tensor.h"
+#include "sagan/core/autograd.h"
+#include "sagan/core/backend.h"
+#include "sagan/core/tensor.h"
 
 namespace sagan {
 

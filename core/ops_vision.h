@@ -8,8 +8,8 @@
 #pragma once
 #include <optional>
 
-#include "core/backend.h"
-#include "core/tensor.h"
+#include "sagan/core/backend.h"
+#include "sagan/core/tensor.h"
 
 namespace sagan {
 

@@ -1,8 +1,8 @@
-#include "core/rng.h"
+#include "sagan/core/rng.h"
 
 #include <cmath>
 
-#include "core/error.h"
+#include "sagan/core/error.h"
 
 namespace sagan {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
+#include "sagan/core/error.h"
 
 namespace sagan {
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "core/dtype.h"
+#include "sagan/core/dtype.h"
 
 namespace sagan {
 

@@ -1,6 +1,6 @@
-#include "core/sync_free.h"
+#include "sagan/core/sync_free.h"
 
-#include "core/error.h"
+#include "sagan/core/error.h"
 
 namespace sagan {
 

@@ -1,4 +1,4 @@
-#include "core/tensor.h"
+#include "sagan/core/tensor.h"
 
 #include <algorithm>
 #include <charconv>
@@ -8,12 +8,12 @@
 #include <ostream>
 #include <type_traits>
 
-#include "core/autograd.h"
-#include "core/backend.h"
-#include "core/ops.h"
-#include "core/rng.h"
-#include "core/sync_free.h"
-#include "core/text.h"
+#include "sagan/core/autograd.h"
+#include "sagan/core/backend.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/rng.h"
+#include "sagan/core/sync_free.h"
+#include "sagan/core/text.h"
 
 namespace sagan {
 

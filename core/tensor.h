@@ -8,8 +8,8 @@
 #include <utility>
 #include <vector>
 
-#include "core/shape.h"
-#include "core/storage.h"
+#include "sagan/core/shape.h"
+#include "sagan/core/storage.h"
 
 namespace sagan {
 

@@ -1,4 +1,4 @@
-#include "core/upload_stage.h"
+#include "sagan/core/upload_stage.h"
 
 #include <algorithm>
 #include <cstring>

@@ -16,7 +16,7 @@
 #include <memory>
 #include <vector>
 
-#include "core/backend.h"
+#include "sagan/core/backend.h"
 
 namespace sagan {
 

@@ -1,4 +1,4 @@
-#include "core/warning.h"
+#include "sagan/core/warning.h"
 
 #include <cstdio>
 

@@ -1,11 +1,11 @@
-#include "dist/agree.h"
+#include "sagan/dist/agree.h"
 
 #include <cstdint>
 #include <exception>
 #include <sstream>
 #include <vector>
 
-#include "core/hash.h"
+#include "sagan/core/hash.h"
 
 namespace sagan::dist {
 

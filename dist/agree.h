@@ -11,8 +11,8 @@
 #include <functional>
 #include <string>
 
-#include "core/error.h"
-#include "dist/communicator.h"
+#include "sagan/core/error.h"
+#include "sagan/dist/communicator.h"
 
 namespace sagan::dist {
 

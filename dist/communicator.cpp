@@ -1,6 +1,6 @@
-#include "dist/communicator.h"
+#include "sagan/dist/communicator.h"
 
-#include "core/error.h"
+#include "sagan/core/error.h"
 
 namespace sagan::dist {
 

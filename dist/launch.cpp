@@ -1,15 +1,15 @@
-#include "dist/launch.h"
+#include "sagan/dist/launch.h"
 
 #include <cstdlib>
 #include <string_view>
 
-#include "core/error.h"
-#include "dist/single_communicator.h"
+#include "sagan/core/error.h"
+#include "sagan/dist/single_communicator.h"
 #ifdef SAGAN_WITH_MPI
-#include "dist/mpi_communicator.h"
+#include "sagan/dist/mpi_communicator.h"
 #endif
 #ifdef SAGAN_WITH_NCCL
-#include "dist/nccl_communicator.h"
+#include "sagan/dist/nccl_communicator.h"
 #endif
 
 namespace sagan::dist {

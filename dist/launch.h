@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "dist/communicator.h"
+#include "sagan/dist/communicator.h"
 
 namespace sagan::dist {
 

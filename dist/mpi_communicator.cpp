@@ -1,11 +1,11 @@
-#include "dist/mpi_communicator.h"
+#include "sagan/dist/mpi_communicator.h"
 
 #include <mpi.h>
 
 #include <climits>
 
-#include "core/error.h"
-#include "dist/watchdog.h"
+#include "sagan/core/error.h"
+#include "sagan/dist/watchdog.h"
 
 namespace sagan::dist {
 

@@ -3,7 +3,7 @@
 // CMake finds MPI (SAGAN_MPI); one instance per process, made by
 // init_world() (launch.h), which owns MPI_Init and MPI_Finalize.
 #pragma once
-#include "dist/communicator.h"
+#include "sagan/dist/communicator.h"
 
 namespace sagan::dist {
 

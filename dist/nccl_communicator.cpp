@@ -1,4 +1,4 @@
-#include "dist/nccl_communicator.h"
+#include "sagan/dist/nccl_communicator.h"
 
 #include <cuda_runtime.h>
 #include <nccl.h>
@@ -8,8 +8,8 @@
 #include <mutex>
 #include <vector>
 
-#include "core/error.h"
-#include "kernels/cuda/cuda_backend.h"
+#include "sagan/core/error.h"
+#include "sagan/kernels/cuda/cuda_backend.h"
 
 namespace sagan::dist {
 

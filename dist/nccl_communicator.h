@@ -15,7 +15,7 @@
 #pragma once
 #include <memory>
 
-#include "dist/communicator.h"
+#include "sagan/dist/communicator.h"
 
 namespace sagan::dist {
 

@@ -1,8 +1,8 @@
-#include "dist/single_communicator.h"
+#include "sagan/dist/single_communicator.h"
 
 #include <cstdlib>
 
-#include "core/error.h"
+#include "sagan/core/error.h"
 
 namespace sagan::dist {
 

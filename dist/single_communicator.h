@@ -2,7 +2,7 @@
 // run uses when it is not launched by mpirun or srun, and what a build
 // without MPI always uses.
 #pragma once
-#include "dist/communicator.h"
+#include "sagan/dist/communicator.h"
 
 namespace sagan::dist {
 

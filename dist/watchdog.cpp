@@ -1,4 +1,4 @@
-#include "dist/watchdog.h"
+#include "sagan/dist/watchdog.h"
 
 #include <atomic>
 #include <exception>

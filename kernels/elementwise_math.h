@@ -4,8 +4,8 @@
 #pragma once
 #include <cmath>
 
-#include "core/backend.h"
-#include "kernels/host_device.h"
+#include "sagan/core/backend.h"
+#include "sagan/kernels/host_device.h"
 
 namespace sagan::math {
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "kernels/host_device.h"
+#include "sagan/kernels/host_device.h"
 
 namespace sagan::window {
 

@@ -1,10 +1,10 @@
-#include "layers/adam.h"
+#include "sagan/layers/adam.h"
 
 #include <cmath>
 #include <set>
 
-#include "core/ops.h"
-#include "layers/flat_parameters.h"
+#include "sagan/core/ops.h"
+#include "sagan/layers/flat_parameters.h"
 
 namespace sagan::nn {
 

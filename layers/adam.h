@@ -16,9 +16,9 @@
 #include <memory>
 #include <string>
 
-#include "core/adam_options.h"
-#include "core/backend.h"
-#include "layers/module.h"
+#include "sagan/core/adam_options.h"
+#include "sagan/core/backend.h"
+#include "sagan/layers/module.h"
 
 namespace sagan::nn {
 

@@ -1,7 +1,7 @@
-#include "layers/batch_norm.h"
+#include "sagan/layers/batch_norm.h"
 
-#include "core/ops.h"
-#include "layers/sync_batch_norm.h"
+#include "sagan/core/ops.h"
+#include "sagan/layers/sync_batch_norm.h"
 
 namespace sagan::nn {
 

@@ -10,9 +10,9 @@
 #pragma once
 #include <memory>
 
-#include "dist/communicator.h"
-#include "layers/embedding.h"
-#include "layers/module.h"
+#include "sagan/dist/communicator.h"
+#include "sagan/layers/embedding.h"
+#include "sagan/layers/module.h"
 
 namespace sagan::nn {
 

@@ -1,6 +1,6 @@
-#include "layers/conv2d.h"
+#include "sagan/layers/conv2d.h"
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 
 namespace sagan::nn {
 

@@ -1,7 +1,7 @@
 // SNConv2d: spectrally normalised 2-d convolution, stride 1, "same" padding
 // (k odd), optional bias. torch names: weight_orig, bias, weight_u, weight_v.
 #pragma once
-#include "layers/spectral_norm.h"
+#include "sagan/layers/spectral_norm.h"
 
 namespace sagan::nn {
 

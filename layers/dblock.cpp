@@ -1,6 +1,6 @@
-#include "layers/dblock.h"
+#include "sagan/layers/dblock.h"
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 
 namespace sagan::nn {
 

@@ -8,7 +8,7 @@
 #pragma once
 #include <memory>
 
-#include "layers/conv2d.h"
+#include "sagan/layers/conv2d.h"
 
 namespace sagan::nn {
 

@@ -1,9 +1,9 @@
-#include "layers/diffaugment.h"
+#include "sagan/layers/diffaugment.h"
 
 #include <algorithm>
 #include <sstream>
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 
 namespace sagan::nn {
 

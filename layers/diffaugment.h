@@ -25,8 +25,8 @@
 #include <string>
 #include <vector>
 
-#include "core/rng.h"
-#include "core/tensor.h"
+#include "sagan/core/rng.h"
+#include "sagan/core/tensor.h"
 
 namespace sagan::nn {
 

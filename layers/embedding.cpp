@@ -1,6 +1,6 @@
-#include "layers/embedding.h"
+#include "sagan/layers/embedding.h"
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 
 namespace sagan::nn {
 

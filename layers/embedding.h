@@ -3,7 +3,7 @@
 // projection table, spectrally normalised with torch's dim 0: W is
 // (classes, C), weight_u has `classes` entries, weight_v has C.
 #pragma once
-#include "layers/spectral_norm.h"
+#include "sagan/layers/spectral_norm.h"
 
 namespace sagan::nn {
 

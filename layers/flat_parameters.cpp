@@ -1,10 +1,10 @@
-#include "layers/flat_parameters.h"
+#include "sagan/layers/flat_parameters.h"
 
 #include <cmath>
 #include <set>
 
-#include "core/autograd.h"
-#include "core/ops.h"
+#include "sagan/core/autograd.h"
+#include "sagan/core/ops.h"
 
 namespace sagan::nn {
 

@@ -29,7 +29,7 @@
 #include <string>
 #include <vector>
 
-#include "layers/module.h"
+#include "sagan/layers/module.h"
 
 namespace sagan::nn {
 

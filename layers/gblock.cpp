@@ -1,6 +1,6 @@
-#include "layers/gblock.h"
+#include "sagan/layers/gblock.h"
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 
 namespace sagan::nn {
 

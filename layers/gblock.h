@@ -5,8 +5,8 @@
 #pragma once
 #include <memory>
 
-#include "layers/batch_norm.h"
-#include "layers/conv2d.h"
+#include "sagan/layers/batch_norm.h"
+#include "sagan/layers/conv2d.h"
 
 namespace sagan::nn {
 

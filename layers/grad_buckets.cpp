@@ -1,7 +1,7 @@
-#include "layers/grad_buckets.h"
+#include "sagan/layers/grad_buckets.h"
 
-#include "core/autograd.h"
-#include "core/ops.h"
+#include "sagan/core/autograd.h"
+#include "sagan/core/ops.h"
 
 namespace sagan::nn {
 

@@ -19,8 +19,8 @@
 #include <memory>
 #include <vector>
 
-#include "dist/communicator.h"
-#include "layers/flat_parameters.h"
+#include "sagan/dist/communicator.h"
+#include "sagan/layers/flat_parameters.h"
 
 namespace sagan::nn {
 

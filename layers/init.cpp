@@ -1,9 +1,9 @@
-#include "layers/init.h"
+#include "sagan/layers/init.h"
 
 #include <cmath>
 
-#include "core/autograd.h"
-#include "core/ops.h"
+#include "sagan/core/autograd.h"
+#include "sagan/core/ops.h"
 
 namespace sagan::nn {
 

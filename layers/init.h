@@ -3,8 +3,8 @@
 // embedding xavier-uniform and biases with zeros; spectral-norm vectors start
 // as normalised N(0, 1) draws, as torch.nn.utils.spectral_norm does.
 #pragma once
-#include "core/rng.h"
-#include "core/tensor.h"
+#include "sagan/core/rng.h"
+#include "sagan/core/tensor.h"
 
 namespace sagan::nn {
 

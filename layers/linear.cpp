@@ -1,6 +1,6 @@
-#include "layers/linear.h"
+#include "sagan/layers/linear.h"
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 
 namespace sagan::nn {
 

@@ -1,7 +1,7 @@
 // SNLinear: spectrally normalised x W^T + b. torch names: weight_orig, bias,
 // weight_u (out), weight_v (in).
 #pragma once
-#include "layers/spectral_norm.h"
+#include "sagan/layers/spectral_norm.h"
 
 namespace sagan::nn {
 

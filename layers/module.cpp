@@ -1,10 +1,10 @@
-#include "layers/module.h"
+#include "sagan/layers/module.h"
 
 #include <set>
 
-#include "core/autograd.h"
-#include "layers/flat_parameters.h"
-#include "layers/spectral_norm.h"
+#include "sagan/core/autograd.h"
+#include "sagan/layers/flat_parameters.h"
+#include "sagan/layers/spectral_norm.h"
 
 namespace sagan::nn {
 

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/tensor.h"
+#include "sagan/core/tensor.h"
 
 namespace sagan::nn {
 

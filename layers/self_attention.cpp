@@ -1,6 +1,6 @@
-#include "layers/self_attention.h"
+#include "sagan/layers/self_attention.h"
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 
 namespace sagan::nn {
 

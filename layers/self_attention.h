@@ -10,7 +10,7 @@
 #pragma once
 #include <memory>
 
-#include "layers/conv2d.h"
+#include "sagan/layers/conv2d.h"
 
 namespace sagan::nn {
 

@@ -1,7 +1,7 @@
-#include "layers/spectral_norm.h"
+#include "sagan/layers/spectral_norm.h"
 
-#include "core/ops.h"
-#include "layers/init.h"
+#include "sagan/core/ops.h"
+#include "sagan/layers/init.h"
 
 namespace sagan::nn {
 

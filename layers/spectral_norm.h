@@ -14,8 +14,8 @@
 #pragma once
 #include <vector>
 
-#include "core/rng.h"
-#include "layers/module.h"
+#include "sagan/core/rng.h"
+#include "sagan/layers/module.h"
 
 namespace sagan::nn {
 

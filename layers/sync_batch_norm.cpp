@@ -1,7 +1,7 @@
-#include "layers/sync_batch_norm.h"
+#include "sagan/layers/sync_batch_norm.h"
 
-#include "core/autograd.h"
-#include "core/ops.h"
+#include "sagan/core/autograd.h"
+#include "sagan/core/ops.h"
 
 namespace sagan::nn {
 

@@ -12,8 +12,8 @@
 #pragma once
 #include <memory>
 
-#include "core/tensor.h"
-#include "dist/communicator.h"
+#include "sagan/core/tensor.h"
+#include "sagan/dist/communicator.h"
 
 namespace sagan::nn {
 

@@ -1,12 +1,12 @@
-#include "models/attention_maps.h"
+#include "sagan/models/attention_maps.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
 
-#include "core/autograd.h"
-#include "core/ops.h"
+#include "sagan/core/autograd.h"
+#include "sagan/core/ops.h"
 
 namespace sagan::viz {
 

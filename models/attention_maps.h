@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "core/io/image.h"
-#include "models/discriminator.h"
-#include "models/generator.h"
+#include "sagan/core/io/image.h"
+#include "sagan/models/discriminator.h"
+#include "sagan/models/generator.h"
 
 namespace sagan::viz {
 

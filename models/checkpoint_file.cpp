@@ -1,4 +1,4 @@
-#include "models/checkpoint_file.h"
+#include "sagan/models/checkpoint_file.h"
 
 #include <algorithm>
 #include <cstring>
@@ -6,11 +6,11 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
-#include "core/autograd.h"
-#include "core/io/atomic_file.h"
-#include "core/text.h"
-#include "layers/flat_parameters.h"
-#include "models/finite_check.h"
+#include "sagan/core/autograd.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/core/text.h"
+#include "sagan/layers/flat_parameters.h"
+#include "sagan/models/finite_check.h"
 
 namespace sagan {
 

@@ -16,11 +16,11 @@
 #include <string>
 #include <vector>
 
-#include "core/io/safetensors.h"
-#include "layers/adam.h"
-#include "layers/module.h"
-#include "models/data/loader.h"
-#include "models/train_config.h"
+#include "sagan/core/io/safetensors.h"
+#include "sagan/layers/adam.h"
+#include "sagan/layers/module.h"
+#include "sagan/models/data/loader.h"
+#include "sagan/models/train_config.h"
 
 namespace sagan {
 

@@ -1,6 +1,6 @@
-#include "models/config.h"
+#include "sagan/models/config.h"
 
-#include "core/tensor.h"
+#include "sagan/core/tensor.h"
 
 namespace sagan {
 

@@ -1,12 +1,12 @@
-#include "models/data_parallel.h"
+#include "sagan/models/data_parallel.h"
 
 #include <cstring>
 
-#include "core/autograd.h"
-#include "core/hash.h"
-#include "core/ops.h"
-#include "layers/batch_norm.h"
-#include "layers/flat_parameters.h"
+#include "sagan/core/autograd.h"
+#include "sagan/core/hash.h"
+#include "sagan/core/ops.h"
+#include "sagan/layers/batch_norm.h"
+#include "sagan/layers/flat_parameters.h"
 
 namespace sagan {
 

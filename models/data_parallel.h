@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "dist/communicator.h"
-#include "layers/grad_buckets.h"
-#include "layers/module.h"
+#include "sagan/dist/communicator.h"
+#include "sagan/layers/grad_buckets.h"
+#include "sagan/layers/module.h"
 
 namespace sagan {
 

@@ -1,8 +1,8 @@
-#include "models/discriminator.h"
+#include "sagan/models/discriminator.h"
 
 #include <algorithm>
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 
 namespace sagan {
 

@@ -8,11 +8,11 @@
 #include <variant>
 #include <vector>
 
-#include "layers/dblock.h"
-#include "layers/embedding.h"
-#include "layers/linear.h"
-#include "layers/self_attention.h"
-#include "models/config.h"
+#include "sagan/layers/dblock.h"
+#include "sagan/layers/embedding.h"
+#include "sagan/layers/linear.h"
+#include "sagan/layers/self_attention.h"
+#include "sagan/models/config.h"
 
 namespace sagan {
 

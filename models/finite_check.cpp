@@ -1,9 +1,9 @@
-#include "models/finite_check.h"
+#include "sagan/models/finite_check.h"
 
 #include <cmath>
 
-#include "core/autograd.h"
-#include "core/ops.h"
+#include "sagan/core/autograd.h"
+#include "sagan/core/ops.h"
 
 namespace sagan {
 

@@ -1,9 +1,9 @@
-#include "models/generator.h"
+#include "sagan/models/generator.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 
 namespace sagan {
 

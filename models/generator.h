@@ -8,12 +8,12 @@
 #include <variant>
 #include <vector>
 
-#include "layers/batch_norm.h"
-#include "layers/conv2d.h"
-#include "layers/gblock.h"
-#include "layers/linear.h"
-#include "layers/self_attention.h"
-#include "models/config.h"
+#include "sagan/layers/batch_norm.h"
+#include "sagan/layers/conv2d.h"
+#include "sagan/layers/gblock.h"
+#include "sagan/layers/linear.h"
+#include "sagan/layers/self_attention.h"
+#include "sagan/models/config.h"
 
 namespace sagan {
 

@@ -1,10 +1,10 @@
-#include "models/nan_guard.h"
+#include "sagan/models/nan_guard.h"
 
 #include <cmath>
 
-#include "core/autograd.h"
-#include "core/ops.h"
-#include "models/finite_check.h"
+#include "sagan/core/autograd.h"
+#include "sagan/core/ops.h"
+#include "sagan/models/finite_check.h"
 
 namespace sagan {
 

@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "layers/module.h"
+#include "sagan/layers/module.h"
 
 namespace sagan {
 

@@ -1,13 +1,13 @@
-#include "models/run_outputs.h"
+#include "sagan/models/run_outputs.h"
 
 #include <filesystem>
 #include <fstream>
 
-#include "core/io/atomic_file.h"
-#include "core/io/image.h"
-#include "models/checkpoint_file.h"
-#include "models/run_recovery.h"
-#include "models/trainer.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/core/io/image.h"
+#include "sagan/models/checkpoint_file.h"
+#include "sagan/models/run_recovery.h"
+#include "sagan/models/trainer.h"
 
 namespace sagan {
 

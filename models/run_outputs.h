@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "core/io/csv.h"
-#include "core/io/tensorboard.h"
-#include "models/train_config.h"
+#include "sagan/core/io/csv.h"
+#include "sagan/core/io/tensorboard.h"
+#include "sagan/models/train_config.h"
 
 namespace sagan {
 

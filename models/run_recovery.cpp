@@ -1,4 +1,4 @@
-#include "models/run_recovery.h"
+#include "sagan/models/run_recovery.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -13,10 +13,10 @@
 
 #include <fmt/core.h>
 
-#include "core/error.h"
-#include "core/io/atomic_file.h"
-#include "models/checkpoint_file.h"
-#include "models/train_config.h"
+#include "sagan/core/error.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/models/checkpoint_file.h"
+#include "sagan/models/train_config.h"
 
 namespace sagan {
 

@@ -1,11 +1,11 @@
-#include "models/step_estimate.h"
+#include "sagan/models/step_estimate.h"
 
 #include <chrono>
 
-#include "core/ops.h"
-#include "layers/diffaugment.h"
-#include "models/discriminator.h"
-#include "models/generator.h"
+#include "sagan/core/ops.h"
+#include "sagan/layers/diffaugment.h"
+#include "sagan/models/discriminator.h"
+#include "sagan/models/generator.h"
 
 namespace sagan {
 

@@ -3,8 +3,8 @@
 // timed on throwaway networks of the run's architecture, so the run's own
 // networks and random streams are untouched.
 #pragma once
-#include "core/tensor.h"
-#include "models/train_config.h"
+#include "sagan/core/tensor.h"
+#include "sagan/models/train_config.h"
 
 namespace sagan {
 

@@ -5,7 +5,7 @@
 // TOML through toml++) that is walked against the table, so a key the table
 // does not have, a value of the wrong type, a duplicate key or a syntax
 // error is an error naming the file and the key.
-#include "models/train_config.h"
+#include "sagan/models/train_config.h"
 
 #include <toml++/toml.h>
 #include <algorithm>
@@ -18,8 +18,8 @@
 #include <set>
 #include <sstream>
 
-#include "core/io/atomic_file.h"
-#include "models/train_options.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/models/train_options.h"
 
 namespace sagan {
 

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "core/adam_options.h"
-#include "models/config.h"
+#include "sagan/core/adam_options.h"
+#include "sagan/models/config.h"
 
 namespace sagan {
 

@@ -1,13 +1,13 @@
 // The table of training settings (see train_options.h): to add a setting,
 // add its TrainConfig member and one entry below.
-#include "models/train_options.h"
+#include "sagan/models/train_options.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "core/text.h"
-#include "layers/diffaugment.h"
-#include "models/train_presets.h"
+#include "sagan/core/text.h"
+#include "sagan/layers/diffaugment.h"
+#include "sagan/models/train_presets.h"
 
 namespace sagan {
 

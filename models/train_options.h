@@ -15,7 +15,7 @@
 #include <variant>
 #include <vector>
 
-#include "models/train_config.h"
+#include "sagan/models/train_config.h"
 
 namespace sagan {
 

@@ -1,6 +1,6 @@
 // The presets of sagan-train --preset (see train_presets.h). Values are
 // table settings, so a preset can hold nothing a config file could not.
-#include "models/train_presets.h"
+#include "sagan/models/train_presets.h"
 
 #include <algorithm>
 

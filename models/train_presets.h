@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "models/train_options.h"
+#include "sagan/models/train_options.h"
 
 namespace sagan {
 

@@ -1,4 +1,4 @@
-#include "models/train_run.h"
+#include "sagan/models/train_run.h"
 
 #include <unistd.h>
 
@@ -18,18 +18,18 @@
 #include <optional>
 #include <sstream>
 
-#include "core/io/atomic_file.h"
-#include "core/io/csv.h"
-#include "core/io/image.h"
-#include "core/io/tensorboard.h"
-#include "dist/agree.h"
-#include "dist/watchdog.h"
-#include "models/data_parallel.h"
-#include "models/quality/fd_monitor.h"
-#include "models/run_outputs.h"
-#include "models/run_recovery.h"
-#include "models/step_estimate.h"
-#include "models/trainer.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/core/io/csv.h"
+#include "sagan/core/io/image.h"
+#include "sagan/core/io/tensorboard.h"
+#include "sagan/dist/agree.h"
+#include "sagan/dist/watchdog.h"
+#include "sagan/models/data_parallel.h"
+#include "sagan/models/quality/fd_monitor.h"
+#include "sagan/models/run_outputs.h"
+#include "sagan/models/run_recovery.h"
+#include "sagan/models/step_estimate.h"
+#include "sagan/models/trainer.h"
 
 namespace sagan {
 

@@ -25,10 +25,10 @@
 #include <optional>
 #include <string>
 
-#include "dist/communicator.h"
-#include "models/checkpoint_file.h"  // checkpoint files of a run (latest_checkpoint, ...)
-#include "models/data/dataset.h"
-#include "models/train_config.h"
+#include "sagan/dist/communicator.h"
+#include "sagan/models/checkpoint_file.h"  // checkpoint files of a run (latest_checkpoint, ...)
+#include "sagan/models/data/dataset.h"
+#include "sagan/models/train_config.h"
 
 namespace sagan {
 

@@ -1,15 +1,15 @@
-#include "models/trainer.h"
+#include "sagan/models/trainer.h"
 
 #include <cmath>
 #include <cstdlib>
 
-#include "core/matmul_precision.h"
-#include "core/ops.h"
-#include "dist/launch.h"
-#include "dist/single_communicator.h"
-#include "kernels/cuda/settings.h"
-#include "layers/flat_parameters.h"
-#include "models/data_parallel.h"
+#include "sagan/core/matmul_precision.h"
+#include "sagan/core/ops.h"
+#include "sagan/dist/launch.h"
+#include "sagan/dist/single_communicator.h"
+#include "sagan/kernels/cuda/settings.h"
+#include "sagan/layers/flat_parameters.h"
+#include "sagan/models/data_parallel.h"
 
 namespace sagan {
 

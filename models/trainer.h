@@ -35,19 +35,19 @@
 #include <string>
 #include <vector>
 
-#include "core/io/safetensors.h"
-#include "core/matmul_precision.h"
-#include "core/rng.h"
-#include "core/upload_stage.h"
-#include "dist/communicator.h"
-#include "layers/adam.h"
-#include "layers/diffaugment.h"
-#include "models/checkpoint_file.h"
-#include "models/data/loader.h"
-#include "models/discriminator.h"
-#include "models/generator.h"
-#include "models/nan_guard.h"
-#include "models/train_config.h"
+#include "sagan/core/io/safetensors.h"
+#include "sagan/core/matmul_precision.h"
+#include "sagan/core/rng.h"
+#include "sagan/core/upload_stage.h"
+#include "sagan/dist/communicator.h"
+#include "sagan/layers/adam.h"
+#include "sagan/layers/diffaugment.h"
+#include "sagan/models/checkpoint_file.h"
+#include "sagan/models/data/loader.h"
+#include "sagan/models/discriminator.h"
+#include "sagan/models/generator.h"
+#include "sagan/models/nan_guard.h"
+#include "sagan/models/train_config.h"
 
 namespace sagan {
 

@@ -5,13 +5,13 @@
 // counts.
 #include <cmath>
 
-#include "core/ops.h"
-#include "core/sync_free.h"
-#include "dist/agree.h"
-#include "layers/flat_parameters.h"
-#include "layers/spectral_norm.h"
-#include "models/data_parallel.h"
-#include "models/trainer.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/sync_free.h"
+#include "sagan/dist/agree.h"
+#include "sagan/layers/flat_parameters.h"
+#include "sagan/layers/spectral_norm.h"
+#include "sagan/models/data_parallel.h"
+#include "sagan/models/trainer.h"
 
 namespace sagan {
 

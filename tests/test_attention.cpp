@@ -7,7 +7,7 @@
 
 #include <cmath>
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 #include "tests/golden/attention_goldens.h"
 #include "tests/support/assertions.h"
 

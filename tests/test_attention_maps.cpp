@@ -6,8 +6,8 @@
 #include <cmath>
 #include <numeric>
 
-#include "core/ops.h"
-#include "models/attention_maps.h"
+#include "sagan/core/ops.h"
+#include "sagan/models/attention_maps.h"
 
 using namespace sagan;
 using namespace sagan::viz;

@@ -14,8 +14,8 @@
 // After every other header: the emulator defines threadIdx, __shared__ etc.
 // clang-format off
 #include "tests/cuda/emu/cuda_emu.h"
-#include "kernels/cuda/attention_kernels.cuh"
-#include "kernels/cuda/spectral_norm_kernels.cuh"
+#include "sagan/kernels/cuda/attention_kernels.cuh"
+#include "sagan/kernels/cuda/spectral_norm_kernels.cuh"
 // clang-format on
 
 namespace {

@@ -9,7 +9,7 @@
 #include <functional>
 #include <thread>
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 #include "tests/support/assertions.h"
 
 using namespace sagan;

@@ -6,7 +6,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 #include "tests/golden/norm_pool_goldens.h"
 #include "tests/support/assertions.h"
 

@@ -7,11 +7,11 @@
 #include <map>
 #include <random>
 
-#include "core/asan.h"
-#include "core/error.h"
-#include "core/tensor.h"
-#include "kernels/cpu/block_arena.h"
-#include "kernels/cpu/cpu_backend.h"
+#include "sagan/core/asan.h"
+#include "sagan/core/error.h"
+#include "sagan/core/tensor.h"
+#include "sagan/kernels/cpu/block_arena.h"
+#include "sagan/kernels/cpu/cpu_backend.h"
 
 using namespace sagan;
 

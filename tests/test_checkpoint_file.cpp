@@ -5,10 +5,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/io/safetensors.h"
-#include "models/checkpoint_file.h"
-#include "models/generator.h"
-#include "models/trainer.h"
+#include "sagan/core/io/safetensors.h"
+#include "sagan/models/checkpoint_file.h"
+#include "sagan/models/generator.h"
+#include "sagan/models/trainer.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tiny_dataset.h"
 

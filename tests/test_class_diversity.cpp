@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "models/quality/class_diversity.h"
+#include "sagan/models/quality/class_diversity.h"
 
 using namespace sagan;
 using namespace sagan::quality;

@@ -4,7 +4,7 @@
 // 1/2, pad 0/1, odd sizes) and CUDA parity: tests/ops/op_cases.cpp.
 #include <catch2/catch.hpp>
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 #include "tests/golden/conv_matmul_goldens.h"
 #include "tests/support/assertions.h"
 

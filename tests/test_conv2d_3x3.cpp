@@ -9,10 +9,10 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "core/ops.h"
-#include "kernels/cpu/conv2d_direct.h"
-#include "kernels/cpu/conv2d_winograd.h"
-#include "kernels/cpu/conv3x3_algo.h"
+#include "sagan/core/ops.h"
+#include "sagan/kernels/cpu/conv2d_direct.h"
+#include "sagan/kernels/cpu/conv2d_winograd.h"
+#include "sagan/kernels/cpu/conv3x3_algo.h"
 #include "tests/golden/conv_matmul_goldens.h"
 #include "tests/support/assertions.h"
 

@@ -12,16 +12,16 @@
 #include <limits>
 #include <vector>
 
-#include "core/ops.h"
-#include "core/reduced_precision.h"
-#include "core/rng.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/reduced_precision.h"
+#include "sagan/core/rng.h"
 #include "tests/support/assertions.h"
 #include "tests/support/reference_round.h"
 
 // After every other header: the emulator defines threadIdx, __shared__ etc.
 // clang-format off
 #include "tests/cuda/emu/cuda_emu.h"
-#include "kernels/cuda/conv2d_kernels.cuh"
+#include "sagan/kernels/cuda/conv2d_kernels.cuh"
 // clang-format on
 
 namespace {

@@ -3,8 +3,8 @@
 // merging have tests of their own (tests/test_block_arena.cpp).
 #include <catch2/catch.hpp>
 
-#include "core/ops.h"
-#include "kernels/cpu/cpu_backend.h"
+#include "sagan/core/ops.h"
+#include "sagan/kernels/cpu/cpu_backend.h"
 
 using namespace sagan;
 

@@ -10,9 +10,9 @@
 #include <cstring>
 #include <functional>
 
-#include "core/ops.h"
-#include "core/ops_vision.h"
-#include "core/rng.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/ops_vision.h"
+#include "sagan/core/rng.h"
 
 using namespace sagan;
 

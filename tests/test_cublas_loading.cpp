@@ -8,8 +8,8 @@
 #include <fstream>
 #include <string>
 
-#include "core/backend.h"
-#include "kernels/cuda/cublas_api.h"
+#include "sagan/core/backend.h"
+#include "sagan/kernels/cuda/cublas_api.h"
 
 namespace {
 bool cublas_mapped() {

@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.h"
-#include "core/error.h"
-#include "kernels/cuda/settings.h"
-#include "models/trainer.h"
+#include "sagan/core/backend.h"
+#include "sagan/core/error.h"
+#include "sagan/kernels/cuda/settings.h"
+#include "sagan/models/trainer.h"
 #include "tests/support/tiny_dataset.h"
 
 using namespace sagan;

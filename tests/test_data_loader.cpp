@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "models/data/loader.h"
+#include "sagan/models/data/loader.h"
 
 using namespace sagan;
 using namespace sagan::data;

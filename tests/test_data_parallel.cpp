@@ -5,14 +5,14 @@
 // communicator and the one-GPU-per-rank rule.
 #include <catch2/catch.hpp>
 
-#include "core/autograd.h"
-#include "core/ops.h"
-#include "dist/launch.h"
-#include "dist/single_communicator.h"
-#include "layers/grad_buckets.h"
-#include "layers/sync_batch_norm.h"
-#include "models/data/loader.h"
-#include "models/trainer.h"
+#include "sagan/core/autograd.h"
+#include "sagan/core/ops.h"
+#include "sagan/dist/launch.h"
+#include "sagan/dist/single_communicator.h"
+#include "sagan/layers/grad_buckets.h"
+#include "sagan/layers/sync_batch_norm.h"
+#include "sagan/models/data/loader.h"
+#include "sagan/models/trainer.h"
 #include "tests/support/gradcheck.h"
 #include "tests/support/tiny_dataset.h"
 

@@ -10,8 +10,8 @@
 #include <set>
 #include <thread>
 
-#include "core/error.h"
-#include "kernels/cuda/block_cache.h"
+#include "sagan/core/error.h"
+#include "sagan/kernels/cuda/block_cache.h"
 
 using namespace sagan;
 using namespace sagan::cuda;

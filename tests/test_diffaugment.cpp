@@ -6,8 +6,8 @@
 #include <catch2/catch.hpp>
 #include <set>
 
-#include "core/ops.h"
-#include "layers/diffaugment.h"
+#include "sagan/core/ops.h"
+#include "sagan/layers/diffaugment.h"
 #include "tests/support/assertions.h"
 #include "tests/support/golden.h"
 

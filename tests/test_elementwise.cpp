@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 #include "tests/support/assertions.h"
 
 using namespace sagan;

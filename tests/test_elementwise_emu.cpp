@@ -11,17 +11,17 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/backend.h"
-#include "core/ops.h"
-#include "core/rng.h"
-#include "kernels/elementwise_math.h"
+#include "sagan/core/backend.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/rng.h"
+#include "sagan/kernels/elementwise_math.h"
 #include "tests/support/assertions.h"
 
 // After every other header: the emulator defines threadIdx, __shared__ etc.
 // clang-format off
 #include "tests/cuda/emu/cuda_emu.h"
-#include "kernels/cuda/copy_kernels.cuh"
-#include "kernels/cuda/elementwise_kernels.cuh"
+#include "sagan/kernels/cuda/copy_kernels.cuh"
+#include "sagan/kernels/cuda/elementwise_kernels.cuh"
 // clang-format on
 
 namespace {

@@ -6,9 +6,9 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "core/io/safetensors.h"
-#include "core/ops.h"
-#include "models/quality/inception.h"
+#include "sagan/core/io/safetensors.h"
+#include "sagan/core/ops.h"
+#include "sagan/models/quality/inception.h"
 #include "tests/golden/eval_goldens.h"
 #include "tests/support/gradcheck.h"
 

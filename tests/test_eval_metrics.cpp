@@ -6,10 +6,10 @@
 #include <filesystem>
 #include <numeric>
 
-#include "core/io/safetensors.h"
-#include "core/rng.h"
-#include "core/warning.h"
-#include "models/quality/metrics.h"
+#include "sagan/core/io/safetensors.h"
+#include "sagan/core/rng.h"
+#include "sagan/core/warning.h"
+#include "sagan/models/quality/metrics.h"
 #include "tests/golden/eval_goldens.h"
 
 using namespace sagan;

@@ -6,8 +6,8 @@
 #include <cmath>
 #include <limits>
 
-#include "core/ops.h"
-#include "core/ops_vision.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/ops_vision.h"
 #include "tests/golden/eval_goldens.h"
 #include "tests/support/assertions.h"
 

@@ -13,12 +13,12 @@
 #include <numeric>
 #include <set>
 
-#include "core/io/image.h"
-#include "core/ops.h"
-#include "layers/adam.h"
-#include "models/quality/evaluate.h"
-#include "models/quality/fd_monitor.h"
-#include "models/quality/fmnist_classifier.h"
+#include "sagan/core/io/image.h"
+#include "sagan/core/ops.h"
+#include "sagan/layers/adam.h"
+#include "sagan/models/quality/evaluate.h"
+#include "sagan/models/quality/fd_monitor.h"
+#include "sagan/models/quality/fmnist_classifier.h"
 #include "tests/support/gradcheck.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tiny_dataset.h"

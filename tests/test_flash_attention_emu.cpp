@@ -13,14 +13,14 @@
 #include <random>
 #include <vector>
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 #include "tests/support/attention_reference.h"
 
 // After every other header: the emulator defines threadIdx, __shared__ etc.
 // clang-format off
 #include "tests/cuda/emu/cuda_emu.h"
-#include "kernels/cuda/flash_attention_bwd_kernels.cuh"
-#include "kernels/cuda/flash_attention_fwd_kernels.cuh"
+#include "sagan/kernels/cuda/flash_attention_bwd_kernels.cuh"
+#include "sagan/kernels/cuda/flash_attention_fwd_kernels.cuh"
 #include "tests/cuda/emu/emu_launcher.h"
 // clang-format on
 

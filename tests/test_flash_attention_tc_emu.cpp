@@ -36,8 +36,8 @@
 // clang-format off
 #include "tests/cuda/emu/cuda_emu.h"
 #include "tests/cuda/emu/emu_launcher.h"
-#include "kernels/cuda/flash_attention_tc_fwd.cuh"
-#include "kernels/cuda/flash_attention_tc_bwd.cuh"
+#include "sagan/kernels/cuda/flash_attention_tc_fwd.cuh"
+#include "sagan/kernels/cuda/flash_attention_tc_bwd.cuh"
 // clang-format on
 
 namespace {

@@ -8,13 +8,13 @@
 #include <map>
 #include <set>
 
-#include "core/autograd.h"
-#include "core/ops.h"
-#include "layers/adam.h"
-#include "layers/flat_parameters.h"
-#include "layers/gblock.h"
-#include "layers/linear.h"
-#include "layers/self_attention.h"
+#include "sagan/core/autograd.h"
+#include "sagan/core/ops.h"
+#include "sagan/layers/adam.h"
+#include "sagan/layers/flat_parameters.h"
+#include "sagan/layers/gblock.h"
+#include "sagan/layers/linear.h"
+#include "sagan/layers/self_attention.h"
 
 using namespace sagan;
 

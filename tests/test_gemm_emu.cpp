@@ -18,18 +18,18 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.h"
-#include "core/matmul_precision.h"
-#include "core/ops.h"
-#include "core/rng.h"
-#include "kernels/cuda/gemm_plan.h"
+#include "sagan/core/backend.h"
+#include "sagan/core/matmul_precision.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/rng.h"
+#include "sagan/kernels/cuda/gemm_plan.h"
 #include "tests/support/assertions.h"
 
 // After every other header: the emulator defines threadIdx, __shared__ etc.
 // clang-format off
 #include "tests/cuda/emu/cuda_emu.h"
-#include "kernels/cuda/bf16_convert.cuh"
-#include "kernels/cuda/gemm_kernels.cuh"
+#include "sagan/kernels/cuda/bf16_convert.cuh"
+#include "sagan/kernels/cuda/gemm_kernels.cuh"
 // clang-format on
 
 namespace {

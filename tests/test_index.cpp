@@ -4,7 +4,7 @@
 // CUDA parity: tests/ops/op_cases.cpp.
 #include <catch2/catch.hpp>
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 #include "tests/golden/norm_pool_goldens.h"
 #include "tests/support/assertions.h"
 

@@ -13,8 +13,8 @@
 #include <vector>
 #include <atomic>
 
-#include "core/error.h"
-#include "core/io/atomic_file.h"
+#include "sagan/core/error.h"
+#include "sagan/core/io/atomic_file.h"
 #include "tests/support/open_fds.h"
 #include "tests/support/temp_dir.h"
 

@@ -3,8 +3,8 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "core/io/atomic_file.h"
-#include "core/io/csv.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/core/io/csv.h"
 #include "tests/support/open_fds.h"
 #include "tests/support/temp_dir.h"
 

@@ -9,8 +9,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/io/atomic_file.h"
-#include "core/io/image.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/core/io/image.h"
 #include "tests/support/temp_dir.h"
 
 using namespace sagan;

@@ -9,9 +9,9 @@
 #include <filesystem>
 #include <numeric>
 
-#include "core/io/atomic_file.h"
-#include "core/io/safetensors.h"
-#include "core/rng.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/core/io/safetensors.h"
+#include "sagan/core/rng.h"
 #include "tests/support/temp_dir.h"
 
 using namespace sagan;

@@ -5,9 +5,9 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "core/io/atomic_file.h"
-#include "core/io/image.h"
-#include "core/io/tensorboard.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/core/io/image.h"
+#include "sagan/core/io/tensorboard.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tensorboard_events.h"
 

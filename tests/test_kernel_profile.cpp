@@ -9,10 +9,10 @@
 #include <cstdlib>
 #include <thread>
 
-#include "core/backend.h"
-#include "core/kernel_profile.h"
-#include "core/ops.h"
-#include "core/rng.h"
+#include "sagan/core/backend.h"
+#include "sagan/core/kernel_profile.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/rng.h"
 
 using namespace sagan;
 using Catch::Matchers::Contains;

@@ -4,8 +4,8 @@
 // and gamma, and error messages.
 #include <catch2/catch.hpp>
 
-#include "core/ops.h"
-#include "layers/self_attention.h"
+#include "sagan/core/ops.h"
+#include "sagan/layers/self_attention.h"
 #include "tests/golden/sagan_goldens.h"
 #include "tests/support/assertions.h"
 

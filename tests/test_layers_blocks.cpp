@@ -5,9 +5,9 @@
 #include <catch2/catch.hpp>
 #include <functional>
 
-#include "core/ops.h"
-#include "layers/dblock.h"
-#include "layers/gblock.h"
+#include "sagan/core/ops.h"
+#include "sagan/layers/dblock.h"
+#include "sagan/layers/gblock.h"
 #include "tests/support/gradcheck.h"
 
 using namespace sagan;

@@ -3,11 +3,11 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "core/ops.h"
-#include "layers/adam.h"
-#include "layers/gblock.h"
-#include "layers/init.h"
-#include "layers/linear.h"
+#include "sagan/core/ops.h"
+#include "sagan/layers/adam.h"
+#include "sagan/layers/gblock.h"
+#include "sagan/layers/init.h"
+#include "sagan/layers/linear.h"
 #include "tests/support/gradcheck.h"
 
 using namespace sagan;

@@ -4,8 +4,8 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "core/ops.h"
-#include "layers/batch_norm.h"
+#include "sagan/core/ops.h"
+#include "sagan/layers/batch_norm.h"
 #include "tests/support/assertions.h"
 
 using namespace sagan;

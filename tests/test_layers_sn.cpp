@@ -5,11 +5,11 @@
 #include <cmath>
 #include <eigen3/Eigen/Dense>
 
-#include "core/ops.h"
-#include "layers/conv2d.h"
-#include "layers/embedding.h"
-#include "layers/gblock.h"
-#include "layers/linear.h"
+#include "sagan/core/ops.h"
+#include "sagan/layers/conv2d.h"
+#include "sagan/layers/embedding.h"
+#include "sagan/layers/gblock.h"
+#include "sagan/layers/linear.h"
 #include "tests/support/assertions.h"
 
 using namespace sagan;

@@ -4,7 +4,7 @@
 // and error messages.
 #include <catch2/catch.hpp>
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 #include "tests/golden/conv_matmul_goldens.h"
 #include "tests/support/assertions.h"
 

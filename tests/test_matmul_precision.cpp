@@ -14,13 +14,13 @@
 #include <tuple>
 #include <vector>
 
-#include "core/backend.h"
-#include "core/error.h"
-#include "core/matmul_precision.h"
-#include "core/reduced_precision.h"
-#include "core/rng.h"
-#include "core/tensor.h"
-#include "models/trainer.h"
+#include "sagan/core/backend.h"
+#include "sagan/core/error.h"
+#include "sagan/core/matmul_precision.h"
+#include "sagan/core/reduced_precision.h"
+#include "sagan/core/rng.h"
+#include "sagan/core/tensor.h"
+#include "sagan/models/trainer.h"
 #include "tests/support/gradcheck.h"
 #include "tests/support/tiny_dataset.h"
 

@@ -6,9 +6,9 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "core/ops.h"
-#include "models/discriminator.h"
-#include "models/generator.h"
+#include "sagan/core/ops.h"
+#include "sagan/models/discriminator.h"
+#include "sagan/models/generator.h"
 #include "tests/golden/sagan_goldens.h"
 #include "tests/support/assertions.h"
 

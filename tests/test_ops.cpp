@@ -13,9 +13,9 @@
 #include <cstring>
 #include <deque>
 
-#include "core/ops.h"
-#include "core/sync_free.h"
-#include "kernels/cpu/cpu_backend.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/sync_free.h"
+#include "sagan/kernels/cpu/cpu_backend.h"
 #include "tests/ops/op_parity.h"
 #include "tests/support/assertions.h"
 

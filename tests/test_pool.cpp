@@ -6,8 +6,8 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "core/ops.h"
-#include "core/ops_vision.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/ops_vision.h"
 #include "tests/golden/norm_pool_goldens.h"
 #include "tests/support/assertions.h"
 

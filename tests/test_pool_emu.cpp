@@ -10,14 +10,14 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/backend.h"
-#include "core/ops.h"
-#include "core/rng.h"
+#include "sagan/core/backend.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/rng.h"
 
 // After every other header: the emulator defines threadIdx, __shared__ etc.
 // clang-format off
 #include "tests/cuda/emu/cuda_emu.h"
-#include "kernels/cuda/pool_kernels.cuh"
+#include "sagan/kernels/cuda/pool_kernels.cuh"
 // clang-format on
 
 namespace {

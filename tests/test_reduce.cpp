@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 #include "tests/support/assertions.h"
 
 using namespace sagan;

@@ -9,7 +9,7 @@
 #include <limits>
 #include <random>
 
-#include "core/reduced_precision.h"
+#include "sagan/core/reduced_precision.h"
 #include "tests/support/reference_round.h"
 
 namespace {

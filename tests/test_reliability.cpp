@@ -9,14 +9,14 @@
 #include <fstream>
 #include <limits>
 
-#include "core/io/atomic_file.h"
-#include "core/io/image.h"
-#include "core/io/safetensors.h"
-#include "layers/flat_parameters.h"
-#include "models/finite_check.h"
-#include "models/run_recovery.h"
-#include "models/train_run.h"
-#include "models/trainer.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/core/io/image.h"
+#include "sagan/core/io/safetensors.h"
+#include "sagan/layers/flat_parameters.h"
+#include "sagan/models/finite_check.h"
+#include "sagan/models/run_recovery.h"
+#include "sagan/models/train_run.h"
+#include "sagan/models/trainer.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tensorboard_events.h"
 #include "tests/support/tiny_dataset.h"

@@ -13,15 +13,15 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/backend.h"
-#include "core/ops.h"
-#include "core/rng.h"
+#include "sagan/core/backend.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/rng.h"
 #include "tests/support/assertions.h"
 
 // After every other header: the emulator defines threadIdx, __shared__ etc.
 // clang-format off
 #include "tests/cuda/emu/cuda_emu.h"
-#include "kernels/cuda/resize_bilinear_kernels.cuh"
+#include "sagan/kernels/cuda/resize_bilinear_kernels.cuh"
 // clang-format on
 
 namespace {

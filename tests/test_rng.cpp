@@ -8,8 +8,8 @@
 #include <set>
 #include <vector>
 
-#include "core/rng.h"
-#include "core/tensor.h"
+#include "sagan/core/rng.h"
+#include "sagan/core/tensor.h"
 
 using namespace sagan;
 

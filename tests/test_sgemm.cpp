@@ -6,8 +6,8 @@
 #include <cmath>
 #include <vector>
 
-#include "core/rng.h"
-#include "kernels/cpu/sgemm.h"
+#include "sagan/core/rng.h"
+#include "sagan/kernels/cpu/sgemm.h"
 
 using namespace sagan;
 

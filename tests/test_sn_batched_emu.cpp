@@ -13,13 +13,13 @@
 #include <random>
 #include <vector>
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 
 // After every other header: the emulator defines threadIdx, __shared__ etc.
 // clang-format off
 #include "tests/cuda/emu/cuda_emu.h"
-#include "kernels/cuda/sn_power_batched_kernels.cuh"
-#include "kernels/cuda/sn_power_rowchunk_kernels.cuh"
+#include "sagan/kernels/cuda/sn_power_batched_kernels.cuh"
+#include "sagan/kernels/cuda/sn_power_rowchunk_kernels.cuh"
 #include "tests/cuda/emu/emu_launcher.h"
 // clang-format on
 

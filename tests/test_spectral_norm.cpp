@@ -8,7 +8,7 @@
 // /usr/include/eigen3 on every supported system.
 #include <eigen3/Eigen/SVD>
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 #include "tests/golden/attention_goldens.h"
 #include "tests/support/assertions.h"
 

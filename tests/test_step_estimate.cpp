@@ -7,10 +7,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/io/image.h"
-#include "core/rng.h"
-#include "models/step_estimate.h"
-#include "models/train_run.h"
+#include "sagan/core/io/image.h"
+#include "sagan/core/rng.h"
+#include "sagan/models/step_estimate.h"
+#include "sagan/models/train_run.h"
 #include "tests/support/temp_dir.h"
 
 using namespace sagan;

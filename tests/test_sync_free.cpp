@@ -3,8 +3,8 @@
 // checks that would read a device tensor back are left to the kernels there.
 #include <catch2/catch.hpp>
 
-#include "core/ops.h"
-#include "core/sync_free.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/sync_free.h"
 
 using namespace sagan;
 

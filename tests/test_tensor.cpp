@@ -7,7 +7,7 @@
 #include <numeric>
 #include <sstream>
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 #include "tests/support/assertions.h"
 
 using namespace sagan;

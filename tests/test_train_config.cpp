@@ -4,9 +4,9 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 
-#include "core/io/atomic_file.h"
-#include "models/quality/evaluate.h"
-#include "models/train_options.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/models/quality/evaluate.h"
+#include "sagan/models/train_options.h"
 #include "tests/support/temp_dir.h"
 
 using namespace sagan;

@@ -9,10 +9,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "core/io/image.h"
-#include "core/rng.h"
-#include "models/quality/metrics.h"
-#include "models/train_run.h"
+#include "sagan/core/io/image.h"
+#include "sagan/core/rng.h"
+#include "sagan/models/quality/metrics.h"
+#include "sagan/models/train_run.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tiny_dataset.h"
 

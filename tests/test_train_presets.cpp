@@ -4,8 +4,8 @@
 // when none is named.
 #include <catch2/catch.hpp>
 
-#include "core/io/atomic_file.h"
-#include "models/train_presets.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/models/train_presets.h"
 #include "tests/support/temp_dir.h"
 
 using namespace sagan;

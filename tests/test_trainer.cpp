@@ -9,12 +9,12 @@
 #include <fstream>
 #include <stdexcept>
 
-#include "core/io/image.h"
-#include "core/ops.h"
-#include "core/sync_free.h"
-#include "layers/flat_parameters.h"
-#include "models/train_run.h"
-#include "models/trainer.h"
+#include "sagan/core/io/image.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/sync_free.h"
+#include "sagan/layers/flat_parameters.h"
+#include "sagan/models/train_run.h"
+#include "sagan/models/trainer.h"
 #include "tests/support/resume_run.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tensorboard_events.h"

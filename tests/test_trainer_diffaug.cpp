@@ -5,8 +5,8 @@
 #include <cmath>
 #include <filesystem>
 
-#include "core/io/safetensors.h"
-#include "models/trainer.h"
+#include "sagan/core/io/safetensors.h"
+#include "sagan/models/trainer.h"
 #include "tests/support/resume_run.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tiny_dataset.h"

@@ -30,8 +30,8 @@
 #include <iostream>
 #include <map>
 
-#include "core/ops.h"
-#include "models/trainer.h"
+#include "sagan/core/ops.h"
+#include "sagan/models/trainer.h"
 #include "tests/golden/sagan_goldens.h"
 #include "tests/support/gradcheck.h"
 #include "tests/support/tiny_dataset.h"

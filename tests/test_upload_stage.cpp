@@ -4,7 +4,7 @@
 // The CUDA stage's stream ordering is tests/cuda/test_cuda_memory.cpp's.
 #include <catch2/catch.hpp>
 
-#include "core/upload_stage.h"
+#include "sagan/core/upload_stage.h"
 
 using namespace sagan;
 

@@ -14,11 +14,11 @@
 #include <random>
 #include <vector>
 
-#include "core/reduced_precision.h"
+#include "sagan/core/reduced_precision.h"
 
 // clang-format off
 #include "tests/cuda/emu/cuda_emu.h"
-#include "kernels/cuda/warp_mma.cuh"
+#include "sagan/kernels/cuda/warp_mma.cuh"
 // clang-format on
 
 namespace {

@@ -11,7 +11,7 @@
 #include <string>
 #include <thread>
 
-#include "dist/watchdog.h"
+#include "sagan/dist/watchdog.h"
 
 using namespace sagan::dist;
 using namespace std::chrono_literals;

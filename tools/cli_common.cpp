@@ -13,10 +13,10 @@
 #include <sstream>
 #include <string_view>
 
-#include "core/error.h"
-#include "core/io/atomic_file.h"
-#include "core/rng.h"
-#include "models/generator.h"
+#include "sagan/core/error.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/core/rng.h"
+#include "sagan/models/generator.h"
 
 namespace sagan::cli {
 

@@ -8,12 +8,12 @@
 #include <cmath>
 #include <filesystem>
 
-#include "core/io/image.h"
-#include "core/ops.h"
-#include "models/attention_maps.h"
-#include "models/checkpoint_file.h"
-#include "models/generator.h"
-#include "models/trainer.h"
+#include "sagan/core/io/image.h"
+#include "sagan/core/ops.h"
+#include "sagan/models/attention_maps.h"
+#include "sagan/models/checkpoint_file.h"
+#include "sagan/models/generator.h"
+#include "sagan/models/trainer.h"
 #include "tools/cli_common.h"
 
 using namespace sagan;

@@ -9,14 +9,14 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "core/io/atomic_file.h"
-#include "core/ops.h"
-#include "models/checkpoint_file.h"
-#include "models/generator.h"
-#include "models/quality/class_diversity.h"
-#include "models/quality/evaluate.h"
-#include "models/quality/fmnist_classifier.h"
-#include "models/trainer.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/core/ops.h"
+#include "sagan/models/checkpoint_file.h"
+#include "sagan/models/generator.h"
+#include "sagan/models/quality/class_diversity.h"
+#include "sagan/models/quality/evaluate.h"
+#include "sagan/models/quality/fmnist_classifier.h"
+#include "sagan/models/trainer.h"
 #include "tools/cli_common.h"
 
 using namespace sagan;

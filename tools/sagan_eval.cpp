@@ -17,9 +17,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/io/atomic_file.h"
-#include "models/quality/evaluate.h"
-#include "models/trainer.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/models/quality/evaluate.h"
+#include "sagan/models/trainer.h"
 #include "tools/cli_common.h"
 
 using namespace sagan;

@@ -2,9 +2,9 @@
 // model for onnxruntime, TensorRT or the browser. docs/export.md.
 #include <CLI/CLI.hpp>
 
-#include "core/io/atomic_file.h"
-#include "models/checkpoint_file.h"
-#include "models/onnx/export_generator.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/models/checkpoint_file.h"
+#include "sagan/models/onnx/export_generator.h"
 #include "tools/cli_common.h"
 
 using namespace sagan;

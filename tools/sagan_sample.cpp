@@ -4,13 +4,13 @@
 #include <CLI/CLI.hpp>
 #include <filesystem>
 
-#include "core/io/atomic_file.h"
-#include "core/io/image.h"
-#include "core/ops.h"
-#include "core/text.h"
-#include "models/checkpoint_file.h"
-#include "models/generator.h"
-#include "models/trainer.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/core/io/image.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/text.h"
+#include "sagan/models/checkpoint_file.h"
+#include "sagan/models/generator.h"
+#include "sagan/models/trainer.h"
 #include "tools/cli_common.h"
 
 using namespace sagan;

@@ -5,11 +5,11 @@
 // (models/train_presets.h).
 #include <CLI/CLI.hpp>
 
-#include "core/backend.h"
-#include "dist/agree.h"
-#include "dist/launch.h"
-#include "models/train_presets.h"
-#include "models/train_run.h"
+#include "sagan/core/backend.h"
+#include "sagan/dist/agree.h"
+#include "sagan/dist/launch.h"
+#include "sagan/models/train_presets.h"
+#include "sagan/models/train_run.h"
 #include "tools/cli_common.h"
 #include "tools/train_cli.h"
 

@@ -9,12 +9,12 @@
 #include <cmath>
 #include <filesystem>
 
-#include "core/io/atomic_file.h"
-#include "core/io/safetensors.h"
-#include "core/ops.h"
-#include "layers/adam.h"
-#include "models/data/loader.h"
-#include "models/quality/fmnist_classifier.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/core/io/safetensors.h"
+#include "sagan/core/ops.h"
+#include "sagan/layers/adam.h"
+#include "sagan/models/data/loader.h"
+#include "sagan/models/quality/fmnist_classifier.h"
 #include "tools/cli_common.h"
 
 using namespace sagan;

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "models/train_options.h"
+#include "sagan/models/train_options.h"
 
 namespace sagan::cli {
 

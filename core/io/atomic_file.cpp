@@ -1,5 +1,5 @@
 // Temp-file + fsync + rename + directory fsync; see atomic_file.h for why.
-#include "core/io/atomic_file.h"
+#include "sagan/core/io/atomic_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -9,7 +9,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "core/error.h"
+#include "sagan/core/error.h"
 
 namespace sagan::io {
 

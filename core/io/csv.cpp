@@ -1,5 +1,5 @@
 // Metrics CSV writer; behaviour in csv.h.
-#include "core/io/csv.h"
+#include "sagan/core/io/csv.h"
 
 #include <unistd.h>
 
@@ -8,8 +8,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "core/error.h"
-#include "core/io/atomic_file.h"
+#include "sagan/core/error.h"
+#include "sagan/core/io/atomic_file.h"
 
 namespace sagan::io {
 

@@ -1,7 +1,7 @@
 // PNG and JPEG codecs. libpng and libjpeg report errors by longjmp; every
 // setjmp lives in a helper whose frame holds no objects with destructors, so
 // the jump skips nothing, and the caller turns the failure into sagan::Error.
-#include "core/io/image.h"
+#include "sagan/core/io/image.h"
 
 #include <jpeglib.h>
 #include <png.h>
@@ -10,7 +10,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "core/io/atomic_file.h"
+#include "sagan/core/io/atomic_file.h"
 
 namespace sagan::io {
 

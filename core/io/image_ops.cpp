@@ -2,7 +2,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/io/image.h"
+#include "sagan/core/io/image.h"
 
 namespace sagan::io {
 

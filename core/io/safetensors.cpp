@@ -1,5 +1,5 @@
 // safetensors reader/writer; format notes in safetensors.h.
-#include "core/io/safetensors.h"
+#include "sagan/core/io/safetensors.h"
 
 #include <sys/stat.h>
 
@@ -11,7 +11,7 @@
 #include <numeric>
 #include <set>
 
-#include "core/io/atomic_file.h"
+#include "sagan/core/io/atomic_file.h"
 
 namespace sagan::io {
 

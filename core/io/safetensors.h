@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/tensor.h"
+#include "sagan/core/tensor.h"
 
 namespace sagan::io {
 

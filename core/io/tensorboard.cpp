@@ -1,6 +1,6 @@
 // TFRecord framing and a minimal protobuf encoder for tensorflow.Event
 // (scalar and image summaries, SessionLog START).
-#include "core/io/tensorboard.h"
+#include "sagan/core/io/tensorboard.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -11,8 +11,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "core/error.h"
-#include "core/io/atomic_file.h"
+#include "sagan/core/error.h"
+#include "sagan/core/io/atomic_file.h"
 
 namespace sagan::io {
 

@@ -10,7 +10,7 @@
 #include <cstdio>
 #include <string>
 
-#include "core/io/image.h"
+#include "sagan/core/io/image.h"
 
 namespace sagan::io {
 

@@ -2,8 +2,8 @@
 // CUDA flash kernel) instead of materialising the N x S map through matmul
 // and softmax. The backward needs only q, k, v, out and the per-row
 // log-sum-exp: P is recomputed, never stored.
-#include "core/ops.h"
-#include "core/ops/common.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/ops/common.h"
 
 namespace sagan {
 

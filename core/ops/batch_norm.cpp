@@ -2,8 +2,8 @@
 // normalises with the batch mean and biased variance and moves the running
 // statistics towards the batch mean and UNBIASED variance; eval normalises
 // with the running statistics, which then act as constants.
-#include "core/ops.h"
-#include "core/ops/common.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/ops/common.h"
 
 namespace sagan {
 

@@ -1,8 +1,8 @@
 // Checks shared by the op front ends. Messages name the op and the shapes.
 #pragma once
-#include "core/autograd.h"
-#include "core/backend.h"
-#include "core/tensor.h"
+#include "sagan/core/autograd.h"
+#include "sagan/core/backend.h"
+#include "sagan/core/tensor.h"
 
 namespace sagan::detail {
 

@@ -1,8 +1,8 @@
 // conv2d front end: NCHW, square kernel, one stride and padding for both
 // axes, dilation 1. The kernels want contiguous operands, so views are
 // copied once here rather than in every kernel.
-#include "core/ops.h"
-#include "core/ops/common.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/ops/common.h"
 
 namespace sagan {
 

@@ -2,9 +2,9 @@
 // stride and zero padding per axis (Inception's 1x7 / 7x1 / 1x3 / 3x1
 // factorised convolutions); see core/ops_vision.h. Like conv2d, the kernels
 // get contiguous operands and the bias gradient is a sum.
-#include "core/ops.h"
-#include "core/ops/common.h"
-#include "core/ops_vision.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/ops/common.h"
+#include "sagan/core/ops_vision.h"
 
 namespace sagan {
 

@@ -1,6 +1,6 @@
 // Elementwise front ends: broadcasting binary ops, scalar ops, activations.
-#include "core/ops.h"
-#include "core/ops/common.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/ops/common.h"
 
 namespace sagan {
 

@@ -1,8 +1,8 @@
 // Indexing and joining: index_select along any dim (the kernel sees x as
 // (O, R, I) with R the indexed dim), embedding as a row gather, and concat.
-#include "core/ops.h"
-#include "core/ops/common.h"
-#include "core/sync_free.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/ops/common.h"
+#include "sagan/core/sync_free.h"
 
 namespace sagan {
 

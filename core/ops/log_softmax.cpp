@@ -2,8 +2,8 @@
 // for large logits (the classifier's cross-entropy). Like softmax, the
 // kernels work on the last dim of a contiguous tensor: `dim` is moved there
 // and back. Backward: gx = gy - softmax(x) * sum(gy), from the saved output.
-#include "core/ops.h"
-#include "core/ops/common.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/ops/common.h"
 
 namespace sagan {
 

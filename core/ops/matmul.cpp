@@ -3,8 +3,8 @@
 // backward rules are views the kernel reads in place (column-major).
 #include <algorithm>
 
-#include "core/ops.h"
-#include "core/ops/common.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/ops/common.h"
 
 namespace sagan {
 

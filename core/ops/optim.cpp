@@ -4,8 +4,8 @@
 #include <cmath>
 #include <string>
 
-#include "core/ops.h"
-#include "core/ops/common.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/ops/common.h"
 
 namespace sagan {
 

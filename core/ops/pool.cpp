@@ -1,8 +1,8 @@
 // 2x2 stride-2 pooling (odd sizes floor, like PyTorch's default) and nearest
 // 2x upsampling on NCHW tensors: the resampling steps of SAGAN's down and up
 // blocks and of the attention keys/values.
-#include "core/ops.h"
-#include "core/ops/common.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/ops/common.h"
 
 namespace sagan {
 

@@ -3,8 +3,8 @@
 // Inception-v3 (3x3 stride-2 max, 3x3 stride-1 padded average without the
 // padding in the count, the final adaptive average); see core/ops_vision.h.
 // The 2x2 pools SAGAN trains with are in core/ops/pool.cpp.
-#include "core/ops/common.h"
-#include "core/ops_vision.h"
+#include "sagan/core/ops/common.h"
+#include "sagan/core/ops_vision.h"
 
 namespace sagan {
 

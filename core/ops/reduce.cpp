@@ -2,8 +2,8 @@
 // of broadcasting), and softmax over one dim.
 #include <algorithm>
 
-#include "core/ops.h"
-#include "core/ops/common.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/ops/common.h"
 
 namespace sagan {
 

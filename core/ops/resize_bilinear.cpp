@@ -1,8 +1,8 @@
 // Bilinear resize (align_corners=False, no antialiasing): how pytorch-fid
 // brings any image to Inception's 299x299, and how the Fashion-MNIST feature
 // network brings generated images to 28x28. See core/ops_vision.h.
-#include "core/ops/common.h"
-#include "core/ops_vision.h"
+#include "sagan/core/ops/common.h"
+#include "sagan/core/ops_vision.h"
 
 namespace sagan {
 

@@ -2,8 +2,8 @@
 // persistent vectors u (out) and v (in) per weight; a training forward runs
 // one power_iteration on them without autograd, then divides W by
 // sigma = u^T W v, whose gradient flows to W only (u, v are constants).
-#include "core/ops.h"
-#include "core/ops/common.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/ops/common.h"
 
 namespace sagan {
 

@@ -4,7 +4,7 @@
 // batches keep full precision; channels run in parallel.
 #include <cmath>
 
-#include "kernels/cpu/cpu_backend.h"
+#include "sagan/kernels/cpu/cpu_backend.h"
 
 namespace sagan {
 

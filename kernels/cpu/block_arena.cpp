@@ -1,9 +1,9 @@
-#include "kernels/cpu/block_arena.h"
+#include "sagan/kernels/cpu/block_arena.h"
 
 #include <cstdint>
 #include <iterator>
 
-#include "core/error.h"
+#include "sagan/core/error.h"
 
 namespace sagan {
 

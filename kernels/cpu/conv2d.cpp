@@ -14,15 +14,15 @@
 #include <algorithm>
 #include <cstring>
 #include <vector>
-#include "core/eigen.h"
+#include "sagan/core/eigen.h"
 
-#include "kernels/cpu/conv2d_direct.h"
-#include "kernels/cpu/conv2d_winograd.h"
-#include "kernels/cpu/conv3x3_algo.h"
-#include "kernels/cpu/cpu_backend.h"
-#include "kernels/cpu/im2col.h"
-#include "kernels/cpu/image_chunks.h"
-#include "kernels/cpu/operand_rounding.h"
+#include "sagan/kernels/cpu/conv2d_direct.h"
+#include "sagan/kernels/cpu/conv2d_winograd.h"
+#include "sagan/kernels/cpu/conv3x3_algo.h"
+#include "sagan/kernels/cpu/cpu_backend.h"
+#include "sagan/kernels/cpu/im2col.h"
+#include "sagan/kernels/cpu/image_chunks.h"
+#include "sagan/kernels/cpu/operand_rounding.h"
 
 namespace sagan {
 

@@ -11,7 +11,7 @@
 // (xpad[i][r][c] = x[i][r-1][c-1], zero outside). Forward and input
 // gradient split images over threads, the weight gradient input channels:
 // each output element has one thread and one order of summation.
-#include "kernels/cpu/conv2d_direct.h"
+#include "sagan/kernels/cpu/conv2d_direct.h"
 
 #include <omp.h>
 

@@ -7,7 +7,7 @@
 #pragma once
 #include <optional>
 
-#include "core/tensor.h"
+#include "sagan/core/tensor.h"
 
 namespace sagan::cpu {
 

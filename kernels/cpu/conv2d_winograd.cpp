@@ -19,17 +19,17 @@
 // chunks of about kChunkTiles tiles, each chunk transposed to channel-last
 // (n, H, W, C) once; one chunk per thread at a time with its own buffers and
 // single-threaded Eigen, as in conv2d.cpp.
-#include "kernels/cpu/conv2d_winograd.h"
+#include "sagan/kernels/cpu/conv2d_winograd.h"
 
 #include <algorithm>
 #include <cstring>
 #include <string>
 #include <type_traits>
 #include <vector>
-#include "core/eigen.h"
+#include "sagan/core/eigen.h"
 
-#include "kernels/cpu/image_chunks.h"
-#include "kernels/cpu/sgemm.h"
+#include "sagan/kernels/cpu/image_chunks.h"
+#include "sagan/kernels/cpu/sgemm.h"
 
 namespace sagan::cpu {
 

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "core/tensor.h"
+#include "sagan/core/tensor.h"
 
 namespace sagan::cpu {
 

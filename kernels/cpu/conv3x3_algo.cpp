@@ -1,10 +1,10 @@
-#include "kernels/cpu/conv3x3_algo.h"
+#include "sagan/kernels/cpu/conv3x3_algo.h"
 
 #include <atomic>
 #include <string>
 
-#include "core/env_setting.h"
-#include "core/error.h"
+#include "sagan/core/env_setting.h"
+#include "sagan/core/error.h"
 
 namespace sagan::cpu {
 

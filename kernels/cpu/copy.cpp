@@ -1,8 +1,8 @@
 // fill and strided, converting copy.
 #include <algorithm>
 
-#include "kernels/cpu/cpu_backend.h"
-#include "kernels/cpu/strided.h"
+#include "sagan/kernels/cpu/cpu_backend.h"
+#include "sagan/kernels/cpu/strided.h"
 
 namespace sagan {
 

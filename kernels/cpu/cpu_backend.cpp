@@ -1,13 +1,13 @@
 // The CPU backend's kernel table and its registration with core.
-#include "kernels/cpu/cpu_backend.h"
+#include "sagan/kernels/cpu/cpu_backend.h"
 
-#include "core/eigen.h"
+#include "sagan/core/eigen.h"
 
 namespace sagan {
 
 CpuBackend::CpuBackend() : Backend(Device::cpu()) {
 #define SAGAN_KERNEL(name, params, args) implement<KernelId::name, &CpuBackend::name>();
-#include "core/kernels.def"
+#include "sagan/core/kernels.def"
 #undef SAGAN_KERNEL
   // Eigen's own GEMM threads choose their blocking (and so the order of each
   // sum) by the thread count. The kernels thread over pieces fixed by the

@@ -4,7 +4,7 @@
 // in its own file beside this header (kernels/cpu/<group>.cpp), named like
 // its op front end.
 #pragma once
-#include "core/backend.h"
+#include "sagan/core/backend.h"
 
 namespace sagan {
 
@@ -21,7 +21,7 @@ class CpuBackend final : public Backend {
 
   // Every kernel, with the parameters core/kernels.def gives it.
 #define SAGAN_KERNEL(name, params, args) void name params;
-#include "core/kernels.def"
+#include "sagan/core/kernels.def"
 #undef SAGAN_KERNEL
 };
 

@@ -1,9 +1,9 @@
 // Unary, unary-backward and broadcasting binary kernels. The per-element
 // formulas live in kernels/elementwise_math.h so the CUDA backend computes
 // exactly the same expressions.
-#include "kernels/cpu/cpu_backend.h"
-#include "kernels/cpu/strided.h"
-#include "kernels/elementwise_math.h"
+#include "sagan/kernels/cpu/cpu_backend.h"
+#include "sagan/kernels/cpu/strided.h"
+#include "sagan/kernels/elementwise_math.h"
 
 namespace sagan {
 

@@ -2,10 +2,10 @@
 // column-major, any leading dimension), so transposed views never copy.
 #include <omp.h>
 
-#include "core/eigen.h"
+#include "sagan/core/eigen.h"
 
-#include "kernels/cpu/cpu_backend.h"
-#include "kernels/cpu/operand_rounding.h"
+#include "sagan/kernels/cpu/cpu_backend.h"
+#include "sagan/kernels/cpu/operand_rounding.h"
 
 namespace sagan {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "kernels/cpu/cpu_backend.h"
+#include "sagan/kernels/cpu/cpu_backend.h"
 
 namespace sagan {
 

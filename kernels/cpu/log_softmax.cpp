@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/cpu/cpu_backend.h"
+#include "sagan/kernels/cpu/cpu_backend.h"
 
 namespace sagan {
 

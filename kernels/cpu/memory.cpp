@@ -20,10 +20,10 @@
 #include <mutex>
 #include <vector>
 
-#include "core/asan.h"
-#include "core/env_setting.h"
-#include "kernels/cpu/block_arena.h"
-#include "kernels/cpu/cpu_backend.h"
+#include "sagan/core/asan.h"
+#include "sagan/core/env_setting.h"
+#include "sagan/kernels/cpu/block_arena.h"
+#include "sagan/kernels/cpu/cpu_backend.h"
 
 namespace sagan {
 

@@ -1,10 +1,10 @@
 // See operand_rounding.h.
-#include "kernels/cpu/operand_rounding.h"
+#include "sagan/kernels/cpu/operand_rounding.h"
 
 #include <algorithm>
 
-#include "core/matmul_precision.h"
-#include "core/reduced_precision.h"
+#include "sagan/core/matmul_precision.h"
+#include "sagan/core/reduced_precision.h"
 
 namespace sagan::cpu {
 

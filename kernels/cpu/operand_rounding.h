@@ -16,7 +16,7 @@
 //
 // Fp32 and float64 take the plain path without a copy.
 #pragma once
-#include "core/tensor.h"
+#include "sagan/core/tensor.h"
 
 namespace sagan::cpu {
 

@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <vector>
-#include "core/eigen.h"
+#include "sagan/core/eigen.h"
 
-#include "kernels/cpu/cpu_backend.h"
+#include "sagan/kernels/cpu/cpu_backend.h"
 
 namespace sagan {
 

@@ -3,7 +3,7 @@
 // contiguous NCHW tensors. Planes (one (n, c) image) run in parallel.
 #include <cstring>
 
-#include "kernels/cpu/cpu_backend.h"
+#include "sagan/kernels/cpu/cpu_backend.h"
 
 namespace sagan {
 

@@ -3,8 +3,8 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/cpu/cpu_backend.h"
-#include "kernels/cpu/strided.h"
+#include "sagan/kernels/cpu/cpu_backend.h"
+#include "sagan/kernels/cpu/strided.h"
 
 namespace sagan {
 

@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <vector>
 
-#include "kernels/cpu/cpu_backend.h"
-#include "kernels/window_math.h"
+#include "sagan/kernels/cpu/cpu_backend.h"
+#include "sagan/kernels/window_math.h"
 
 namespace sagan {
 

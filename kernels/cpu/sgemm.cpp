@@ -4,7 +4,7 @@
 // loads, so the FMA unit, not the load ports, is the limit. A is read in
 // place through two strides (no packing), which costs nothing measurable
 // because its 12 rows stay in L1 while the panel streams from L2.
-#include "kernels/cpu/sgemm.h"
+#include "sagan/kernels/cpu/sgemm.h"
 
 #include <omp.h>
 

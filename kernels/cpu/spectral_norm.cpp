@@ -3,9 +3,9 @@
 // torch.nn.utils.spectral_norm). Matrices are independent, so the loop over
 // them is what runs in parallel; each one is two GEMVs.
 #include <algorithm>
-#include "core/eigen.h"
+#include "sagan/core/eigen.h"
 
-#include "kernels/cpu/cpu_backend.h"
+#include "sagan/kernels/cpu/cpu_backend.h"
 
 namespace sagan {
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/shape.h"
+#include "sagan/core/shape.h"
 
 namespace sagan::cpu {
 

@@ -1,8 +1,8 @@
 // The CUDA source of the caching allocator (allocator.h) and the backend's
 // allocate/free.
-#include "kernels/cuda/allocator.h"
+#include "sagan/kernels/cuda/allocator.h"
 
-#include "kernels/cuda/cuda_backend.h"
+#include "sagan/kernels/cuda/cuda_backend.h"
 
 namespace sagan::cuda {
 

@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <string>
 
-#include "kernels/cuda/block_cache.h"
+#include "sagan/kernels/cuda/block_cache.h"
 
 namespace sagan::cuda {
 

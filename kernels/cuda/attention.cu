@@ -29,14 +29,14 @@
 //   dV = P^T dO,  dP = dO V^T,  dS = P * (dP - D),  dQ = dS K,  dK = dS^T Q.
 #include <climits>
 
-#include "core/matmul_precision.h"
-#include "kernels/cuda/attention_kernels.cuh"
-#include "kernels/cuda/blas.h"
-#include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/flash_attention.h"
-#include "kernels/cuda/flash_attention_tc.h"
-#include "kernels/cuda/launch.cuh"
-#include "kernels/cuda/softmax.cuh"
+#include "sagan/core/matmul_precision.h"
+#include "sagan/kernels/cuda/attention_kernels.cuh"
+#include "sagan/kernels/cuda/blas.h"
+#include "sagan/kernels/cuda/cuda_backend.h"
+#include "sagan/kernels/cuda/flash_attention.h"
+#include "sagan/kernels/cuda/flash_attention_tc.h"
+#include "sagan/kernels/cuda/launch.cuh"
+#include "sagan/kernels/cuda/softmax.cuh"
 
 namespace sagan {
 

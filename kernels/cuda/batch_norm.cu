@@ -3,9 +3,9 @@
 // batch_norm_kernels.cuh (which the CPU emulator tests run as they are);
 // this file supplies the launches on the backend's stream and the double
 // workspace of the sliced paths.
-#include "kernels/cuda/batch_norm_kernels.cuh"
-#include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/launch.cuh"
+#include "sagan/kernels/cuda/batch_norm_kernels.cuh"
+#include "sagan/kernels/cuda/cuda_backend.h"
+#include "sagan/kernels/cuda/launch.cuh"
 
 namespace sagan {
 using namespace cuda;

@@ -9,13 +9,13 @@
 #pragma once
 #include <cstdint>
 
-#include "kernels/cuda/launch.cuh"
+#include "sagan/kernels/cuda/launch.cuh"
 #if defined(__CUDACC__)
 #include <cuda_bf16.h>
 
-#include "kernels/cuda/cuda_backend.h"
+#include "sagan/kernels/cuda/cuda_backend.h"
 #else
-#include "core/reduced_precision.h"
+#include "sagan/core/reduced_precision.h"
 #endif
 
 namespace sagan::cuda {

@@ -1,9 +1,9 @@
 // The CUDA caching allocator's bookkeeping (block_cache.h), plain C++.
-#include "kernels/cuda/block_cache.h"
+#include "sagan/kernels/cuda/block_cache.h"
 
 #include <algorithm>
 
-#include "core/error.h"
+#include "sagan/core/error.h"
 
 namespace sagan::cuda {
 

@@ -27,7 +27,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "kernels/cuda/device_info.h"
+#include "sagan/kernels/cuda/device_info.h"
 
 namespace sagan::cuda {
 

@@ -1,10 +1,10 @@
 // Error reporting for kernels/cuda/check.h.
-#include "kernels/cuda/check.h"
+#include "sagan/kernels/cuda/check.h"
 
 #include <cstdlib>
 #include <cstring>
 
-#include "kernels/cuda/cublas_api.h"
+#include "sagan/kernels/cuda/cublas_api.h"
 
 namespace sagan::cuda {
 

@@ -6,7 +6,7 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
-#include "core/error.h"
+#include "sagan/core/error.h"
 
 namespace sagan::cuda {
 

@@ -37,12 +37,12 @@
 #include <climits>
 #include <vector>
 
-#include "core/matmul_precision.h"
-#include "core/warning.h"
-#include "kernels/cuda/conv2d_kernels.cuh"
-#include "kernels/cuda/conv_plan.h"
-#include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/launch.cuh"
+#include "sagan/core/matmul_precision.h"
+#include "sagan/core/warning.h"
+#include "sagan/kernels/cuda/conv2d_kernels.cuh"
+#include "sagan/kernels/cuda/conv_plan.h"
+#include "sagan/kernels/cuda/cuda_backend.h"
+#include "sagan/kernels/cuda/launch.cuh"
 
 namespace sagan {
 

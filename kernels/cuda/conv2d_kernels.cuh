@@ -5,8 +5,8 @@
 #pragma once
 #include <cstdint>
 
-#include "kernels/cuda/bf16_convert.cuh"
-#include "kernels/cuda/launch.cuh"
+#include "sagan/kernels/cuda/bf16_convert.cuh"
+#include "sagan/kernels/cuda/launch.cuh"
 
 namespace sagan::cuda {
 namespace {

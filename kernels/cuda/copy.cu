@@ -1,10 +1,10 @@
 // fill and the strided, dtype-converting copy (kernels: copy_kernels.cuh).
 // Same-dtype dense copies are a cudaMemcpyAsync on the stream; everything
 // else is one kernel over the merged geometry of both operands.
-#include "kernels/cuda/copy_kernels.cuh"
-#include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/launch.cuh"
-#include "kernels/cuda/strided.cuh"
+#include "sagan/kernels/cuda/copy_kernels.cuh"
+#include "sagan/kernels/cuda/cuda_backend.h"
+#include "sagan/kernels/cuda/launch.cuh"
+#include "sagan/kernels/cuda/strided.cuh"
 
 namespace sagan {
 using namespace cuda;

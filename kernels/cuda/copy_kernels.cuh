@@ -5,8 +5,8 @@
 #pragma once
 #include <cstdint>
 
-#include "kernels/cuda/launch.cuh"
-#include "kernels/cuda/strided.cuh"
+#include "sagan/kernels/cuda/launch.cuh"
+#include "sagan/kernels/cuda/strided.cuh"
 
 namespace sagan::cuda {
 namespace {

@@ -1,11 +1,11 @@
 // The loader of kernels/cuda/cublas_api.h.
-#include "kernels/cuda/cublas_api.h"
+#include "sagan/kernels/cuda/cublas_api.h"
 
 #include <dlfcn.h>
 
 #include <string>
 
-#include "core/error.h"
+#include "sagan/core/error.h"
 
 // Expands a macro argument before turning it into text: the table's names
 // are the header's macros (cublasCreate), the exported symbols what they

@@ -2,13 +2,13 @@
 // never destroyed: tensors held in static objects may be freed after main
 // returns, when the CUDA runtime is already shutting down), their kernel
 // tables, library handles, and the backend's registration with core.
-#include "kernels/cuda/cuda_backend.h"
+#include "sagan/kernels/cuda/cuda_backend.h"
 
 #include <vector>
 
-#include "core/matmul_precision.h"
-#include "kernels/cuda/conv_plan.h"
-#include "kernels/cuda/cublas_api.h"
+#include "sagan/core/matmul_precision.h"
+#include "sagan/kernels/cuda/conv_plan.h"
+#include "sagan/kernels/cuda/cublas_api.h"
 
 namespace sagan {
 

@@ -19,11 +19,11 @@
 #include <memory>
 #include <mutex>
 
-#include "core/backend.h"
-#include "kernels/cuda/allocator.h"
-#include "kernels/cuda/check.h"
-#include "kernels/cuda/device_info.h"
-#include "kernels/cuda/settings.h"
+#include "sagan/core/backend.h"
+#include "sagan/kernels/cuda/allocator.h"
+#include "sagan/kernels/cuda/check.h"
+#include "sagan/kernels/cuda/device_info.h"
+#include "sagan/kernels/cuda/settings.h"
 
 namespace sagan {
 

@@ -1,11 +1,11 @@
 // Unary, unary-backward and broadcasting binary ops: the launches of the
 // kernels in elementwise_kernels.cuh, with kernels/elementwise_math.h's
 // functors.
-#include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/elementwise_kernels.cuh"
-#include "kernels/cuda/launch.cuh"
-#include "kernels/cuda/strided.cuh"
-#include "kernels/elementwise_math.h"
+#include "sagan/kernels/cuda/cuda_backend.h"
+#include "sagan/kernels/cuda/elementwise_kernels.cuh"
+#include "sagan/kernels/cuda/launch.cuh"
+#include "sagan/kernels/cuda/strided.cuh"
+#include "sagan/kernels/elementwise_math.h"
 
 namespace sagan {
 using namespace cuda;

@@ -1,9 +1,9 @@
 // Fused attention backward: the CUDA entry point over the kernels in
 // flash_attention_bwd_kernels.cuh (D = rowsum(dO * O), then dV, then dK and dQ;
 // deterministic or with dQ by atomics).
-#include "kernels/cuda/flash_attention.h"
-#include "kernels/cuda/flash_attention_bwd_kernels.cuh"
-#include "kernels/cuda/fused_launch.cuh"
+#include "sagan/kernels/cuda/flash_attention.h"
+#include "sagan/kernels/cuda/flash_attention_bwd_kernels.cuh"
+#include "sagan/kernels/cuda/fused_launch.cuh"
 
 namespace sagan::fused {
 

@@ -2,7 +2,7 @@
 // dQ) and their dispatch (flash_attention_common.cuh has the shared pieces;
 // docs/kernels.md the design).
 #pragma once
-#include "kernels/cuda/flash_attention_common.cuh"
+#include "sagan/kernels/cuda/flash_attention_common.cuh"
 
 namespace sagan::fused::fa {
 namespace {  // internal linkage: see flash_attention_common.cuh

@@ -15,7 +15,7 @@
 #include <algorithm>
 #include <type_traits>
 
-#include "kernels/cuda/fused_common.cuh"
+#include "sagan/kernels/cuda/fused_common.cuh"
 
 namespace sagan::fused::fa {
 // Internal linkage for everything below: this header is compiled into two

@@ -1,8 +1,8 @@
 // Fused attention forward: the CUDA entry point over the kernels in
 // flash_attention_fwd_kernels.cuh.
-#include "kernels/cuda/flash_attention.h"
-#include "kernels/cuda/flash_attention_fwd_kernels.cuh"
-#include "kernels/cuda/fused_launch.cuh"
+#include "sagan/kernels/cuda/flash_attention.h"
+#include "sagan/kernels/cuda/flash_attention_fwd_kernels.cuh"
+#include "sagan/kernels/cuda/fused_launch.cuh"
 
 namespace sagan::fused {
 

@@ -1,8 +1,8 @@
 // Tensor-core attention backward: the CUDA entry point over the kernels in
 // flash_attention_tc_bwd.cuh (D, dV, dK with dQ partials, ordered sums).
-#include "kernels/cuda/flash_attention_tc.h"
-#include "kernels/cuda/flash_attention_tc_bwd.cuh"
-#include "kernels/cuda/fused_launch.cuh"
+#include "sagan/kernels/cuda/flash_attention_tc.h"
+#include "sagan/kernels/cuda/flash_attention_tc_bwd.cuh"
+#include "sagan/kernels/cuda/fused_launch.cuh"
 
 namespace sagan::fused {
 

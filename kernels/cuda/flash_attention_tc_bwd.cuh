@@ -23,7 +23,7 @@
 // Partial buffers live in the caller's workspace; batches run in chunks so
 // that the workspace stays under kWorkspaceBudget.
 #pragma once
-#include "kernels/cuda/flash_attention_tc_common.cuh"
+#include "sagan/kernels/cuda/flash_attention_tc_common.cuh"
 
 namespace sagan::fused::tc {
 namespace {

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <type_traits>
 
-#include "kernels/cuda/tc_fragments.cuh"
+#include "sagan/kernels/cuda/tc_fragments.cuh"
 
 namespace sagan::fused::tc {
 // Internal linkage: compiled by nvcc and, as host code, by the emulator

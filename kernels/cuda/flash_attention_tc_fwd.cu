@@ -1,8 +1,8 @@
 // Tensor-core attention forward: the CUDA entry point over the kernels in
 // flash_attention_tc_fwd.cuh.
-#include "kernels/cuda/flash_attention_tc.h"
-#include "kernels/cuda/flash_attention_tc_fwd.cuh"
-#include "kernels/cuda/fused_launch.cuh"
+#include "sagan/kernels/cuda/flash_attention_tc.h"
+#include "sagan/kernels/cuda/flash_attention_tc_fwd.cuh"
+#include "sagan/kernels/cuda/fused_launch.cuh"
 
 namespace sagan::fused {
 

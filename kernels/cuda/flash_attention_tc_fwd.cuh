@@ -16,7 +16,7 @@
 // Included by flash_attention_tc_fwd.cu (nvcc) and the emulator tests; the
 // dispatch at the end takes a Launcher (see flash_attention_common.cuh).
 #pragma once
-#include "kernels/cuda/flash_attention_tc_common.cuh"
+#include "sagan/kernels/cuda/flash_attention_tc_common.cuh"
 
 namespace sagan::fused::tc {
 namespace {

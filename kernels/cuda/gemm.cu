@@ -8,14 +8,14 @@
 // neither the CPU nor the named precision.) tf32 sets the handle's TF32 math
 // (CudaBackend::cublas). The row-major to column-major mapping is
 // gemm_plan.h's, tested on the CPU.
-#include "core/matmul_precision.h"
-#include "kernels/cuda/bf16_convert.cuh"
-#include "kernels/cuda/blas.h"
-#include "kernels/cuda/cublas_api.h"
-#include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/gemm_kernels.cuh"
-#include "kernels/cuda/gemm_plan.h"
-#include "kernels/cuda/launch.cuh"
+#include "sagan/core/matmul_precision.h"
+#include "sagan/kernels/cuda/bf16_convert.cuh"
+#include "sagan/kernels/cuda/blas.h"
+#include "sagan/kernels/cuda/cublas_api.h"
+#include "sagan/kernels/cuda/cuda_backend.h"
+#include "sagan/kernels/cuda/gemm_kernels.cuh"
+#include "sagan/kernels/cuda/gemm_plan.h"
+#include "sagan/kernels/cuda/launch.cuh"
 
 namespace sagan {
 

@@ -4,7 +4,7 @@
 #pragma once
 #include <cstdint>
 
-#include "kernels/cuda/launch.cuh"
+#include "sagan/kernels/cuda/launch.cuh"
 
 namespace sagan::cuda {
 namespace {

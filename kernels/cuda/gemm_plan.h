@@ -13,7 +13,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "core/tensor.h"
+#include "sagan/core/tensor.h"
 
 namespace sagan::cuda {
 

@@ -3,8 +3,8 @@
 // cudaGraphLaunch. Tensors allocated during the capture come from a private
 // pool of the caching allocator (allocator.h), which the graph keeps until
 // it is destroyed, since its replays write and read them there.
-#include "core/kernel_profile.h"
-#include "kernels/cuda/cuda_backend.h"
+#include "sagan/core/kernel_profile.h"
+#include "sagan/kernels/cuda/cuda_backend.h"
 
 namespace sagan {
 

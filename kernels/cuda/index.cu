@@ -3,9 +3,9 @@
 // index_add is ordered in deterministic mode (settings.h, the default). The
 // engine's index_add is the backward of embeddings and index_select: n is a
 // batch, O * I a few thousand columns, so the ordered loop is short.
-#include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/index_kernels.cuh"
-#include "kernels/cuda/launch.cuh"
+#include "sagan/kernels/cuda/cuda_backend.h"
+#include "sagan/kernels/cuda/index_kernels.cuh"
+#include "sagan/kernels/cuda/launch.cuh"
 
 namespace sagan {
 using namespace cuda;

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "kernels/cuda/fused_common.cuh"
+#include "sagan/kernels/cuda/fused_common.cuh"
 
 namespace sagan::cuda {
 

@@ -1,9 +1,9 @@
 // log_softmax over the last dim and its backward: the launches of
 // softmax.cuh's row kernels, one block per row. The classifiers of the
 // evaluation tools (sagan-class-diversity, sagan-train-classifier) end here.
-#include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/launch.cuh"
-#include "kernels/cuda/softmax.cuh"
+#include "sagan/kernels/cuda/cuda_backend.h"
+#include "sagan/kernels/cuda/launch.cuh"
+#include "sagan/kernels/cuda/softmax.cuh"
 
 namespace sagan {
 using namespace cuda;

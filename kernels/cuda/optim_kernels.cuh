@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels/cuda/fused_common.cuh"
+#include "sagan/kernels/cuda/fused_common.cuh"
 
 namespace sagan::fused::optim {
 namespace {

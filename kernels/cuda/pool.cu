@@ -1,8 +1,8 @@
 // 2x2 average and max pooling and nearest 2x upsampling, with backward: the
 // launches of pool_kernels.cuh's kernels over (..., H, W) planes.
-#include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/launch.cuh"
-#include "kernels/cuda/pool_kernels.cuh"
+#include "sagan/kernels/cuda/cuda_backend.h"
+#include "sagan/kernels/cuda/launch.cuh"
+#include "sagan/kernels/cuda/pool_kernels.cuh"
 
 namespace sagan {
 using namespace cuda;

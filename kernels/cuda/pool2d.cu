@@ -2,9 +2,9 @@
 // the launches of pool2d_kernels.cuh's kernels over (N, C, H, W) tensors,
 // one plane per (n, c). The evaluation networks (Inception-v3's pools, its
 // final global average) run here rather than on the CPU with host copies.
-#include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/launch.cuh"
-#include "kernels/cuda/pool2d_kernels.cuh"
+#include "sagan/kernels/cuda/cuda_backend.h"
+#include "sagan/kernels/cuda/launch.cuh"
+#include "sagan/kernels/cuda/pool2d_kernels.cuh"
 
 namespace sagan {
 using namespace cuda;

@@ -14,8 +14,8 @@
 #pragma once
 #include <cstdint>
 
-#include "kernels/cuda/launch.cuh"
-#include "kernels/window_math.h"
+#include "sagan/kernels/cuda/launch.cuh"
+#include "sagan/kernels/window_math.h"
 
 namespace sagan::cuda {
 namespace {

@@ -1,10 +1,10 @@
 // Sum over dims (the kernels and their choice: reduce_kernels.cuh) and
 // softmax over the last dim (softmax.cuh).
-#include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/launch.cuh"
-#include "kernels/cuda/reduce_kernels.cuh"
-#include "kernels/cuda/softmax.cuh"
-#include "kernels/cuda/strided.cuh"
+#include "sagan/kernels/cuda/cuda_backend.h"
+#include "sagan/kernels/cuda/launch.cuh"
+#include "sagan/kernels/cuda/reduce_kernels.cuh"
+#include "sagan/kernels/cuda/softmax.cuh"
+#include "sagan/kernels/cuda/strided.cuh"
 
 namespace sagan {
 using namespace cuda;

@@ -2,9 +2,9 @@
 // backward: the launches of resize_bilinear_kernels.cuh's kernels over
 // (N, C, H, W) tensors. The evaluation networks' input resize (to
 // Inception-v3's 299 x 299) runs here rather than on the CPU with host copies.
-#include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/launch.cuh"
-#include "kernels/cuda/resize_bilinear_kernels.cuh"
+#include "sagan/kernels/cuda/cuda_backend.h"
+#include "sagan/kernels/cuda/launch.cuh"
+#include "sagan/kernels/cuda/resize_bilinear_kernels.cuh"
 
 namespace sagan {
 using namespace cuda;

@@ -1,13 +1,13 @@
 // The settings of kernels/cuda/settings.h: plain C++, compiled in every
 // build (CMakeLists.txt lists it with the CPU sources).
-#include "kernels/cuda/settings.h"
+#include "sagan/kernels/cuda/settings.h"
 
 #include <algorithm>
 #include <atomic>
 
-#include "core/backend.h"
-#include "core/env_setting.h"
-#include "core/error.h"
+#include "sagan/core/backend.h"
+#include "sagan/core/env_setting.h"
+#include "sagan/core/error.h"
 
 namespace sagan {
 

@@ -3,10 +3,10 @@
 // sn_power_rowchunk_kernels.cuh (RowChunks).
 #include <vector>
 
-#include "kernels/cuda/fused_launch.cuh"
-#include "kernels/cuda/sn_power_batched.h"
-#include "kernels/cuda/sn_power_batched_kernels.cuh"
-#include "kernels/cuda/sn_power_rowchunk_kernels.cuh"
+#include "sagan/kernels/cuda/fused_launch.cuh"
+#include "sagan/kernels/cuda/sn_power_batched.h"
+#include "sagan/kernels/cuda/sn_power_batched_kernels.cuh"
+#include "sagan/kernels/cuda/sn_power_rowchunk_kernels.cuh"
 
 namespace sagan::fused {
 

@@ -21,8 +21,8 @@
 #include <numeric>
 #include <vector>
 
-#include "kernels/cuda/fused_common.cuh"
-#include "kernels/cuda/sn_power_common.cuh"
+#include "sagan/kernels/cuda/fused_common.cuh"
+#include "sagan/kernels/cuda/sn_power_common.cuh"
 
 namespace sagan::fused::sn {
 // Internal linkage, as in flash_attention_common.cuh: this header is also

@@ -8,7 +8,7 @@
 #include <numeric>
 #include <vector>
 
-#include "kernels/cuda/fused_common.cuh"
+#include "sagan/kernels/cuda/fused_common.cuh"
 
 namespace sagan::fused {
 namespace {

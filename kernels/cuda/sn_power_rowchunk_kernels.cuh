@@ -31,8 +31,8 @@
 #include <numeric>
 #include <vector>
 
-#include "kernels/cuda/fused_common.cuh"
-#include "kernels/cuda/sn_power_common.cuh"
+#include "sagan/kernels/cuda/fused_common.cuh"
+#include "sagan/kernels/cuda/sn_power_common.cuh"
 
 namespace sagan::fused::snr {
 // Internal linkage, as in flash_attention_common.cuh.

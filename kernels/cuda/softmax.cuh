@@ -7,7 +7,7 @@
 #pragma once
 #include <cmath>
 
-#include "kernels/cuda/launch.cuh"
+#include "sagan/kernels/cuda/launch.cuh"
 
 namespace sagan::cuda {
 

@@ -15,11 +15,11 @@
 // matrix W^T with ld = in: W^T u is gemv(N) and W v is gemv(T) on it.
 #include <climits>
 
-#include "kernels/cuda/cublas_api.h"
-#include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/launch.cuh"
-#include "kernels/cuda/sn_power_batched.h"
-#include "kernels/cuda/spectral_norm_kernels.cuh"
+#include "sagan/kernels/cuda/cublas_api.h"
+#include "sagan/kernels/cuda/cuda_backend.h"
+#include "sagan/kernels/cuda/launch.cuh"
+#include "sagan/kernels/cuda/sn_power_batched.h"
+#include "sagan/kernels/cuda/spectral_norm_kernels.cuh"
 
 namespace sagan {
 

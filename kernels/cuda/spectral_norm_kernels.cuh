@@ -6,7 +6,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "kernels/cuda/launch.cuh"
+#include "sagan/kernels/cuda/launch.cuh"
 
 namespace sagan::cuda {
 namespace {

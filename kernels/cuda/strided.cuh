@@ -7,8 +7,8 @@
 #include <array>
 #include <cstdint>
 
-#include "core/shape.h"
-#include "kernels/cuda/launch.cuh"
+#include "sagan/core/shape.h"
+#include "sagan/kernels/cuda/launch.cuh"
 
 namespace sagan::cuda {
 

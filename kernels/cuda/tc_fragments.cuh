@@ -37,7 +37,7 @@
 //     a_from_acc. This keeps P (and dS) in registers between two products,
 //     as FlashAttention-2 does.
 #pragma once
-#include "kernels/cuda/warp_mma.cuh"
+#include "sagan/kernels/cuda/warp_mma.cuh"
 
 namespace sagan::fused {
 namespace {

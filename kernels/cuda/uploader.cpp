@@ -10,7 +10,7 @@
 //           then): the next send's copy waits for it.
 // So a send overlaps whatever the backend's stream is running, and the
 // landing buffer and host memory are never rewritten while still read.
-#include "kernels/cuda/cuda_backend.h"
+#include "sagan/kernels/cuda/cuda_backend.h"
 
 namespace sagan {
 

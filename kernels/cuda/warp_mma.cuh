@@ -13,7 +13,7 @@
 //   cp_async16       cp.async.cg.shared.global, 16 bytes, zero fill
 // Fragment layouts: tests/cuda/emu/cuda_emu_mma.h (from the PTX ISA).
 #pragma once
-#include "kernels/cuda/fused_common.cuh"
+#include "sagan/kernels/cuda/fused_common.cuh"
 
 namespace sagan::fused {
 namespace {

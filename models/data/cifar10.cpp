@@ -1,8 +1,8 @@
 // CIFAR-10, binary version (cifar-10-binary.tar.gz, extracted).
 #include <filesystem>
 
-#include "core/io/atomic_file.h"
-#include "models/data/dataset.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/models/data/dataset.h"
 
 namespace sagan::data {
 

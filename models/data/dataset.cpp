@@ -1,11 +1,11 @@
-#include "models/data/dataset.h"
+#include "sagan/models/data/dataset.h"
 
 #include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
 
-#include "core/hash.h"
+#include "sagan/core/hash.h"
 
 namespace sagan::data {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "core/io/image.h"
+#include "sagan/core/io/image.h"
 
 namespace sagan::data {
 

@@ -5,8 +5,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "core/io/atomic_file.h"
-#include "models/data/dataset.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/models/data/dataset.h"
 
 namespace sagan::data {
 

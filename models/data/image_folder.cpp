@@ -3,8 +3,8 @@
 #include <filesystem>
 #include <functional>
 
-#include "core/io/atomic_file.h"
-#include "models/data/dataset.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/models/data/dataset.h"
 
 namespace fs = std::filesystem;
 

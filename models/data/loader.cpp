@@ -1,10 +1,10 @@
 // DataLoader: deterministic order, background decoding; see loader.h.
-#include "models/data/loader.h"
+#include "sagan/models/data/loader.h"
 
 #include <exception>
 #include <numeric>
 
-#include "core/rng.h"
+#include "sagan/core/rng.h"
 
 namespace sagan::data {
 

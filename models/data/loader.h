@@ -14,8 +14,8 @@
 #include <mutex>
 #include <thread>
 
-#include "core/tensor.h"
-#include "models/data/dataset.h"
+#include "sagan/core/tensor.h"
+#include "sagan/models/data/dataset.h"
 
 namespace sagan::data {
 

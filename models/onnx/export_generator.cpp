@@ -1,19 +1,19 @@
-#include "models/onnx/export_generator.h"
+#include "sagan/models/onnx/export_generator.h"
 
 #include <cmath>
 #include <optional>
 
-#include "core/autograd.h"
-#include "core/io/atomic_file.h"
-#include "core/ops.h"
-#include "layers/batch_norm.h"
-#include "layers/conv2d.h"
-#include "layers/gblock.h"
-#include "layers/linear.h"
-#include "layers/self_attention.h"
-#include "models/onnx/onnx_graph.h"
 #include "onnx/checker.h"
 #include "onnx/shape_inference/implementation.h"
+#include "sagan/core/autograd.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/core/ops.h"
+#include "sagan/layers/batch_norm.h"
+#include "sagan/layers/conv2d.h"
+#include "sagan/layers/gblock.h"
+#include "sagan/layers/linear.h"
+#include "sagan/layers/self_attention.h"
+#include "sagan/models/onnx/onnx_graph.h"
 
 namespace sagan::onnx_export {
 

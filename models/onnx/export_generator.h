@@ -22,9 +22,9 @@
 #pragma once
 #include <string>
 
-#include "models/checkpoint_file.h"
-#include "models/generator.h"
 #include "onnx/onnx_pb.h"
+#include "sagan/models/checkpoint_file.h"
+#include "sagan/models/generator.h"
 
 namespace sagan::onnx_export {
 

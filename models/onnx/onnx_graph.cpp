@@ -1,6 +1,6 @@
-#include "models/onnx/onnx_graph.h"
+#include "sagan/models/onnx/onnx_graph.h"
 
-#include "core/error.h"
+#include "sagan/core/error.h"
 
 namespace sagan::onnx_export {
 

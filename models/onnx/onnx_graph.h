@@ -10,8 +10,8 @@
 #include <variant>
 #include <vector>
 
-#include "core/tensor.h"
 #include "onnx/onnx_pb.h"
+#include "sagan/core/tensor.h"
 
 namespace sagan::onnx_export {
 

@@ -1,6 +1,6 @@
-#include "models/quality/class_diversity.h"
+#include "sagan/models/quality/class_diversity.h"
 
-#include "core/error.h"
+#include "sagan/core/error.h"
 
 namespace sagan::quality {
 

@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "models/quality/metrics.h"
+#include "sagan/models/quality/metrics.h"
 
 namespace sagan::quality {
 

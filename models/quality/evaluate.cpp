@@ -1,4 +1,4 @@
-#include "models/quality/evaluate.h"
+#include "sagan/models/quality/evaluate.h"
 
 #include <algorithm>
 #include <chrono>
@@ -7,13 +7,13 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
-#include "core/autograd.h"
-#include "core/hash.h"
-#include "core/io/image.h"
-#include "models/checkpoint_file.h"
-#include "models/generator.h"
-#include "models/quality/fmnist_classifier.h"
-#include "models/quality/inception.h"
+#include "sagan/core/autograd.h"
+#include "sagan/core/hash.h"
+#include "sagan/core/io/image.h"
+#include "sagan/models/checkpoint_file.h"
+#include "sagan/models/generator.h"
+#include "sagan/models/quality/fmnist_classifier.h"
+#include "sagan/models/quality/inception.h"
 
 namespace sagan::quality {
 

@@ -14,11 +14,11 @@
 #include <string>
 #include <vector>
 
-#include "models/data/dataset.h"
-#include "models/generator.h"
-#include "models/quality/feature_net.h"
-#include "models/quality/metrics.h"
-#include "models/train_config.h"
+#include "sagan/models/data/dataset.h"
+#include "sagan/models/generator.h"
+#include "sagan/models/quality/feature_net.h"
+#include "sagan/models/quality/metrics.h"
+#include "sagan/models/train_config.h"
 
 namespace sagan::quality {
 

@@ -1,8 +1,8 @@
-#include "models/quality/fd_monitor.h"
+#include "sagan/models/quality/fd_monitor.h"
 
 #include <filesystem>
 
-#include "core/warning.h"
+#include "sagan/core/warning.h"
 
 namespace sagan::quality {
 

@@ -8,10 +8,10 @@
 #include <memory>
 #include <string>
 
-#include "models/data/dataset.h"
-#include "models/quality/evaluate.h"
-#include "models/generator.h"
-#include "models/train_config.h"
+#include "sagan/models/data/dataset.h"
+#include "sagan/models/generator.h"
+#include "sagan/models/quality/evaluate.h"
+#include "sagan/models/train_config.h"
 
 namespace sagan::quality {
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "core/tensor.h"
+#include "sagan/core/tensor.h"
 
 namespace sagan::quality {
 

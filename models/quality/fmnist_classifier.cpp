@@ -1,12 +1,12 @@
-#include "models/quality/fmnist_classifier.h"
+#include "sagan/models/quality/fmnist_classifier.h"
 
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 
-#include "core/io/safetensors.h"
-#include "core/ops.h"
-#include "core/ops_vision.h"
+#include "sagan/core/io/safetensors.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/ops_vision.h"
 
 namespace sagan::quality {
 

@@ -13,10 +13,10 @@
 #include <memory>
 #include <string>
 
-#include "core/rng.h"
-#include "layers/batch_norm.h"
-#include "layers/module.h"
-#include "models/quality/feature_net.h"
+#include "sagan/core/rng.h"
+#include "sagan/layers/batch_norm.h"
+#include "sagan/layers/module.h"
+#include "sagan/models/quality/feature_net.h"
 
 namespace sagan::quality {
 

@@ -1,10 +1,10 @@
-#include "models/quality/inception.h"
+#include "sagan/models/quality/inception.h"
 
 #include <cmath>
 #include <set>
 
-#include "core/io/safetensors.h"
-#include "core/ops.h"
+#include "sagan/core/io/safetensors.h"
+#include "sagan/core/ops.h"
 
 namespace sagan::quality {
 

@@ -31,8 +31,8 @@
 #include <utility>
 #include <vector>
 
-#include "core/ops_vision.h"
-#include "models/quality/feature_net.h"
+#include "sagan/core/ops_vision.h"
+#include "sagan/models/quality/feature_net.h"
 
 namespace sagan::quality {
 

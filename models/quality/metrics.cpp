@@ -1,15 +1,15 @@
-#include "models/quality/metrics.h"
+#include "sagan/models/quality/metrics.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
 #include <numeric>
-#include "core/eigen.h"
+#include "sagan/core/eigen.h"
 
-#include "core/io/safetensors.h"
-#include "core/rng.h"
-#include "core/warning.h"
+#include "sagan/core/io/safetensors.h"
+#include "sagan/core/rng.h"
+#include "sagan/core/warning.h"
 
 namespace sagan::quality {
 

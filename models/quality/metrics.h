@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "core/tensor.h"
+#include "sagan/core/tensor.h"
 
 namespace sagan::quality {
 

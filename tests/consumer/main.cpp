@@ -8,10 +8,10 @@
 #include <exception>
 #include <string>
 
-#include "core/ops.h"
-#include "core/rng.h"
-#include "layers/adam.h"
-#include "models/quality/fmnist_classifier.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/rng.h"
+#include "sagan/layers/adam.h"
+#include "sagan/models/quality/fmnist_classifier.h"
 
 // A file-scope tensor: made by this file's static initialiser, which may run
 // before the engine's backend registers itself (core/backend.cpp).

@@ -11,8 +11,8 @@
 #include <sstream>
 #include <string>
 
-#include "core/rng.h"
-#include "models/train_run.h"
+#include "sagan/core/rng.h"
+#include "sagan/models/train_run.h"
 
 namespace {
 

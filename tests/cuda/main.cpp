@@ -7,10 +7,10 @@
 #include <catch2/catch.hpp>
 #include <cstdio>
 
-#include "core/backend.h"
-#include "kernels/cuda/cublas_api.h"
-#include "kernels/cuda/device_info.h"
-#include "kernels/cuda/settings.h"
+#include "sagan/core/backend.h"
+#include "sagan/kernels/cuda/cublas_api.h"
+#include "sagan/kernels/cuda/device_info.h"
+#include "sagan/kernels/cuda/settings.h"
 
 int main(int argc, char** argv) {
   const int devices = sagan::cuda_device_count();

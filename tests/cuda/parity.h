@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.h"
-#include "core/rng.h"
-#include "core/tensor.h"
-#include "kernels/cuda/device_info.h"
-#include "kernels/cuda/settings.h"
+#include "sagan/core/backend.h"
+#include "sagan/core/rng.h"
+#include "sagan/core/tensor.h"
+#include "sagan/kernels/cuda/device_info.h"
+#include "sagan/kernels/cuda/settings.h"
 #include "tests/ops/op_parity.h"
 #include "tests/support/bitwise.h"
 

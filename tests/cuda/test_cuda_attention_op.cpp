@@ -17,7 +17,7 @@
 // SAGAN's sizes: [attention_sagan].
 #include <cmath>
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 #include "tests/cuda/parity.h"
 
 using namespace sagan;

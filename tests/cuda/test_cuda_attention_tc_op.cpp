@@ -10,7 +10,7 @@
 // without a device.
 #include <cmath>
 
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 #include "tests/cuda/parity.h"
 
 using namespace sagan;

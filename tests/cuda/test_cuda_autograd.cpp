@@ -2,7 +2,7 @@
 // parameter gradient, computed on cuda:0 and on the CPU in float64, agree.
 // This exercises the backend as the engine uses it (allocation, views,
 // broadcasting, gradient accumulation), beyond single kernels.
-#include "core/ops.h"
+#include "sagan/core/ops.h"
 #include "tests/cuda/parity.h"
 
 using namespace sagan;

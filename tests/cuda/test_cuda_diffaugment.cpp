@@ -1,8 +1,8 @@
 // DiffAugment on CUDA tensors (composed from engine ops) against the CPU:
 // the same Rng gives the same augmentation on both devices, forward and
 // input gradient, float64 and float32.
-#include "core/ops.h"
-#include "layers/diffaugment.h"
+#include "sagan/core/ops.h"
+#include "sagan/layers/diffaugment.h"
 #include "tests/cuda/parity.h"
 
 using namespace sagan;

@@ -6,8 +6,8 @@
 // declined, through the CPU fallback's host copies. Outputs come from the device allocator, which is
 // poisoned first so that an element never written shows as NaN. Each op on
 // its own: the registry's "cuda parity: <op>" (tests/ops/op_cases.cpp).
-#include "core/ops.h"
-#include "core/ops_vision.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/ops_vision.h"
 #include "tests/cuda/parity.h"
 
 using namespace sagan;

@@ -5,10 +5,10 @@
 #include <cmath>
 #include <numeric>
 
-#include "core/ops.h"
-#include "core/sync_free.h"
-#include "core/upload_stage.h"
-#include "kernels/cuda/allocator.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/sync_free.h"
+#include "sagan/core/upload_stage.h"
+#include "sagan/kernels/cuda/allocator.h"
 #include "tests/cuda/parity.h"
 
 using namespace sagan;

@@ -23,8 +23,8 @@
 #include <bit>
 #include <cstdint>
 
-#include "core/matmul_precision.h"
-#include "core/ops.h"
+#include "sagan/core/matmul_precision.h"
+#include "sagan/core/ops.h"
 #include "tests/cuda/parity.h"
 
 using namespace sagan;

@@ -23,8 +23,8 @@
 #include <cmath>
 #include <memory>
 
-#include "core/io/image.h"
-#include "models/trainer.h"
+#include "sagan/core/io/image.h"
+#include "sagan/models/trainer.h"
 #include "tests/cuda/parity.h"
 #include "tests/support/resume_run.h"
 #include "tests/support/temp_dir.h"

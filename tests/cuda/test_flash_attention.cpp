@@ -14,7 +14,7 @@
 #include <random>
 #include <vector>
 
-#include "kernels/cuda/flash_attention.h"
+#include "sagan/kernels/cuda/flash_attention.h"
 #include "tests/cuda/raw_cuda.h"
 #include "tests/support/attention_reference.h"
 

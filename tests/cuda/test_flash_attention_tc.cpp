@@ -17,7 +17,7 @@
 #include <random>
 #include <vector>
 
-#include "kernels/cuda/flash_attention_tc.h"
+#include "sagan/kernels/cuda/flash_attention_tc.h"
 #include "tests/cuda/raw_cuda.h"
 #include "tests/support/attention_reference.h"
 

@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "kernels/cuda/sn_power_batched.h"
+#include "sagan/kernels/cuda/sn_power_batched.h"
 #include "tests/cuda/raw_cuda.h"
 
 namespace {

@@ -16,7 +16,7 @@
 #include <random>
 #include <vector>
 
-#include "core/reduced_precision.h"
+#include "sagan/core/reduced_precision.h"
 #include "tests/cuda/raw_cuda.h"
 #include "tests/cuda/warp_mma_probe.h"
 

@@ -1,5 +1,5 @@
 // Device side of warp_mma_probe.h: one small kernel per instruction wrapper.
-#include "kernels/cuda/warp_mma.cuh"
+#include "sagan/kernels/cuda/warp_mma.cuh"
 #include "tests/cuda/warp_mma_probe.h"
 
 namespace sagan::cudatest {

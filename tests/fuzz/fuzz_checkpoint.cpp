@@ -10,12 +10,12 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "core/io/atomic_file.h"
-#include "core/io/safetensors.h"
-#include "layers/flat_parameters.h"
-#include "models/checkpoint_file.h"
-#include "models/finite_check.h"
-#include "models/trainer.h"
+#include "sagan/core/io/atomic_file.h"
+#include "sagan/core/io/safetensors.h"
+#include "sagan/layers/flat_parameters.h"
+#include "sagan/models/checkpoint_file.h"
+#include "sagan/models/finite_check.h"
+#include "sagan/models/trainer.h"
 #include "tests/fuzz/fuzz_support.h"
 
 using namespace sagan;

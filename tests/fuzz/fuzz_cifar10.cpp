@@ -1,7 +1,7 @@
 // The CIFAR-10 binary reader (models/data/cifar10.cpp) on arbitrary bytes as
 // one batch file: refused naming the file, or every record reads back as a
 // 32x32 RGB image (planes interleaved) with its label.
-#include "models/data/dataset.h"
+#include "sagan/models/data/dataset.h"
 #include "tests/fuzz/fuzz_support.h"
 
 using namespace sagan;

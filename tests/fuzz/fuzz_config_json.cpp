@@ -1,7 +1,7 @@
 // The JSON training config reader (TrainConfig::from_json) on arbitrary text:
 // refused naming the file, or a config that, when valid, survives the trip
 // through config.json that every run directory and checkpoint makes.
-#include "models/train_config.h"
+#include "sagan/models/train_config.h"
 #include "tests/fuzz/fuzz_support.h"
 
 using namespace sagan;

@@ -2,7 +2,7 @@
 // text: refused naming the file (syntax errors, unknown keys, wrong types,
 // values out of range), or a config that, when valid, survives the trip
 // through TOML and JSON unchanged.
-#include "models/train_config.h"
+#include "sagan/models/train_config.h"
 #include "tests/fuzz/fuzz_support.h"
 
 using namespace sagan;

@@ -3,7 +3,7 @@
 // made into a Fashion-MNIST data set whose examples are read back.
 #include <algorithm>
 
-#include "models/data/dataset.h"
+#include "sagan/models/data/dataset.h"
 #include "tests/fuzz/fuzz_support.h"
 
 using namespace sagan;

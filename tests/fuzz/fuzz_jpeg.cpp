@@ -1,7 +1,7 @@
 // The JPEG decoder (core/io/image.cpp, libjpeg underneath) on arbitrary
 // bytes: refused naming the file, or a well-formed 8-bit gray/RGB image
 // (CMYK converted) that the data pipeline's geometry can crop and resize.
-#include "core/io/image.h"
+#include "sagan/core/io/image.h"
 #include "tests/fuzz/fuzz_support.h"
 
 using namespace sagan;

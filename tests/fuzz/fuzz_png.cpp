@@ -1,7 +1,7 @@
 // The PNG decoder (core/io/image.cpp, libpng underneath) on arbitrary bytes:
 // refused naming the file, or a well-formed 8-bit gray/RGB image that our
 // encoder writes and the decoder reads back unchanged.
-#include "core/io/image.h"
+#include "sagan/core/io/image.h"
 #include "tests/fuzz/fuzz_support.h"
 
 using namespace sagan;

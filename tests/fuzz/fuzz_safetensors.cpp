@@ -1,7 +1,7 @@
 // The safetensors reader (core/io/safetensors.cpp) on arbitrary bytes: every
 // file is either refused with an error naming it, or loads tensors that tile
 // the data section exactly.
-#include "core/io/safetensors.h"
+#include "sagan/core/io/safetensors.h"
 #include "tests/fuzz/fuzz_support.h"
 
 using namespace sagan;

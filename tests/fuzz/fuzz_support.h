@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "core/error.h"
+#include "sagan/core/error.h"
 
 namespace sagan::fuzz {
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "models/config.h"
+#include "sagan/models/config.h"
 #include "tests/support/golden.h"
 
 namespace sagan::testing {

@@ -21,13 +21,13 @@
 #include <filesystem>
 #include <string>
 
-#include "core/autograd.h"
-#include "core/ops.h"
-#include "dist/agree.h"
-#include "dist/launch.h"
-#include "layers/batch_norm.h"
-#include "models/data_parallel.h"
-#include "models/trainer.h"
+#include "sagan/core/autograd.h"
+#include "sagan/core/ops.h"
+#include "sagan/dist/agree.h"
+#include "sagan/dist/launch.h"
+#include "sagan/layers/batch_norm.h"
+#include "sagan/models/data_parallel.h"
+#include "sagan/models/trainer.h"
 #include "tests/support/gradcheck.h"
 #include "tests/support/tiny_dataset.h"
 

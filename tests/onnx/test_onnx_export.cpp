@@ -13,11 +13,11 @@
 #include <map>
 #include <set>
 
-#include "core/io/safetensors.h"
-#include "core/ops.h"
-#include "models/checkpoint_file.h"
-#include "models/onnx/export_generator.h"
 #include "onnx/checker.h"
+#include "sagan/core/io/safetensors.h"
+#include "sagan/core/ops.h"
+#include "sagan/models/checkpoint_file.h"
+#include "sagan/models/onnx/export_generator.h"
 #include "tests/support/temp_dir.h"
 
 using namespace sagan;

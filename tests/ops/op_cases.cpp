@@ -5,9 +5,9 @@
 
 #include <cmath>
 
-#include "core/ops.h"
-#include "core/ops_vision.h"
-#include "core/rng.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/ops_vision.h"
+#include "sagan/core/rng.h"
 
 namespace sagan::optest {
 

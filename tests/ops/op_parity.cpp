@@ -5,8 +5,8 @@
 #include <cmath>
 #include <limits>
 
-#include "core/autograd.h"
-#include "core/rng.h"
+#include "sagan/core/autograd.h"
+#include "sagan/core/rng.h"
 
 namespace sagan::optest {
 

@@ -5,7 +5,7 @@
 #pragma once
 #include <cstring>
 
-#include "core/tensor.h"
+#include "sagan/core/tensor.h"
 
 namespace sagan::testing {
 

@@ -9,8 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/error.h"
-#include "core/tensor.h"
+#include "sagan/core/error.h"
+#include "sagan/core/tensor.h"
 
 namespace sagan::testing {
 

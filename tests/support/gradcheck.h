@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "core/ops.h"
-#include "core/rng.h"
+#include "sagan/core/ops.h"
+#include "sagan/core/rng.h"
 
 namespace sagan::testing {
 

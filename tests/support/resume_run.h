@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "models/trainer.h"
+#include "sagan/models/trainer.h"
 #include "tests/support/bitwise.h"
 #include "tests/support/temp_dir.h"
 

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
-#include "core/io/atomic_file.h"
+#include "sagan/core/error.h"
+#include "sagan/core/io/atomic_file.h"
 
 namespace sagan::testing {
 

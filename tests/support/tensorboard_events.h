@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/io/atomic_file.h"
+#include "sagan/core/io/atomic_file.h"
 
 namespace sagan::testing {
 

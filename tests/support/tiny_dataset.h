@@ -6,10 +6,10 @@
 #include <cstdint>
 #include <string>
 
-#include "core/io/image.h"
-#include "core/rng.h"
-#include "models/data/dataset.h"
-#include "models/train_config.h"
+#include "sagan/core/io/image.h"
+#include "sagan/core/rng.h"
+#include "sagan/models/data/dataset.h"
+#include "sagan/models/train_config.h"
 
 namespace sagan::testing {
 

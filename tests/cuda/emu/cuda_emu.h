@@ -31,7 +31,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "core/reduced_precision.h"
+#include "sagan/core/reduced_precision.h"
 
 #define SAGAN_CUDA_EMU 1
 
@@ -39,7 +39,7 @@
 // (__sanitizer_start/finish_switch_fiber, so that exceptions thrown on a
 // fiber stack unwind correctly), and a fiber stack reused by a later block,
 // whose frames the finished fiber never unwound, is unpoisoned first.
-#include "core/asan.h"
+#include "sagan/core/asan.h"
 
 // ---- the language surface ----
 #define __global__

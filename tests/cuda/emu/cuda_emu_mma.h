@@ -32,7 +32,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "core/reduced_precision.h"
+#include "sagan/core/reduced_precision.h"
 
 namespace cuda_emu {
 
