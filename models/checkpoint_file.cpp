@@ -202,6 +202,7 @@ void save_training_checkpoint(const std::string& path, const TrainingParts& part
                               const TrainConfig& config) {
   io::Metadata meta = {
       {"format", kCheckpointFormat}, {"step", std::to_string(counters.step)}, {"config", config.to_json()}};
+  if (counters.data_size > 0) meta.emplace("data_size", std::to_string(counters.data_size));
   NamedTensors tensors = training_checkpoint_tensors(parts, counters);
   if (!parts_finite(parts)) {
     // Only now is each tensor looked at by itself, to name the first.
@@ -348,6 +349,14 @@ TrainerCounters restore_training_checkpoint(const CheckpointFile& c, const Sagan
     counters.skipped_steps = non_negative(kSkippedTensor, small(kSkippedTensor, 1)[0]);
   if (c.file.contains(kSkippedInARowTensor))
     counters.skipped_in_a_row = non_negative(kSkippedInARowTensor, small(kSkippedInARowTensor, 1)[0]);
+  if (auto it = c.file.metadata.find("data_size"); it != c.file.metadata.end()) {
+    const std::string& v = it->second;
+    const bool digits = !v.empty() && v.size() <= 18 && v.find_first_not_of("0123456789") == std::string::npos;
+    SAGAN_CHECK(digits && std::stoll(v) > 0,
+                "{}: metadata 'data_size' is '{}', not a count of examples: the file is damaged or not sagan-train's",
+                c.path, v);
+    counters.data_size = std::stoll(v);
+  }
   return counters;
 }
 

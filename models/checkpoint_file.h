@@ -78,6 +78,9 @@ struct TrainerCounters {
   // Iterations whose update --on-nan skip dropped, in all and in a row up to
   // this step (0 in older checkpoints).
   int64_t skipped_steps = 0, skipped_in_a_row = 0;
+  // Examples in the data set the loader's order is drawn over (metadata
+  // "data_size"); 0: not recorded (older checkpoints, or not a Trainer's).
+  int64_t data_size = 0;
 };
 
 // The live objects a training checkpoint holds.
@@ -91,7 +94,8 @@ struct TrainingParts {
 
 // Every tensor of a training checkpoint, named as in the file.
 NamedTensors training_checkpoint_tensors(const TrainingParts& parts, const TrainerCounters& counters);
-// Writes it atomically with the metadata (format, step, config). Refuses,
+// Writes it atomically with the metadata (format, step, config, data_size
+// when counters.data_size > 0). Refuses,
 // writing nothing, when a tensor holds a NaN or an infinity: the error names
 // the file and the first such tensor (one finiteness reduction per flat
 // parameter buffer and optimiser moment buffer, plus one per module buffer).

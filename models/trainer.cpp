@@ -5,6 +5,7 @@
 
 #include "sagan/core/matmul_precision.h"
 #include "sagan/core/ops.h"
+#include "sagan/core/warning.h"
 #include "sagan/dist/launch.h"
 #include "sagan/dist/single_communicator.h"
 #include "sagan/kernels/cuda/settings.h"
@@ -206,6 +207,7 @@ TrainerCounters Trainer::counters() const {
   c.loader = d.loader;
   c.skipped_steps = nan_guard_.skipped_total();
   c.skipped_in_a_row = nan_guard_.skipped_in_a_row();
+  c.data_size = dataset_->size();
   return c;
 }
 
@@ -225,6 +227,13 @@ void Trainer::load_checkpoint(const std::string& path) {
   step_ = c.step;
   rng_.set_state(c.rng_seed, c.rng_position);
   if (c.has_aug_rng) aug_rng_.set_state(c.aug_seed, c.aug_position);
+  // The loader's order is drawn over the data set's size: with another
+  // size the run goes on, but not as an uninterrupted one would have.
+  if (c.data_size > 0 && c.data_size != dataset_->size())
+    warn(
+        fmt::format("{}: the data set had {} examples at step {}, and {} has {} now: the resumed run reads them in "
+                    "another order than an uninterrupted one would have (not an exact resume)",
+                    file.path, c.data_size, c.step, dataset_->name(), dataset_->size()));
   try {
     loader_->set_state(c.loader);
   } catch (const Error& e) {

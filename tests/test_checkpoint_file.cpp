@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "sagan/core/io/safetensors.h"
+#include "sagan/core/warning.h"
 #include "sagan/models/checkpoint_file.h"
 #include "sagan/models/generator.h"
 #include "sagan/models/trainer.h"
@@ -147,4 +148,51 @@ TEST_CASE("tools load the networks a trainer saved; other files are refused by n
   fs::create_directories(dir.path / "empty_run");
   REQUIRE_THROWS_WITH(open_checkpoint((dir.path / "empty_run").string()),
                       Catch::Contains("empty_run: a directory without checkpoints"));
+}
+
+TEST_CASE("a checkpoint records the data set's size; a resume on another size warns that it is not exact",
+          "[checkpoint][trainer][resume]") {
+  TempDir dir;
+  Trainer t(tiny_config(), std::make_shared<TinyDataset>(10));
+  t.step();
+  const std::string path = (dir.path / "c.safetensors").string();
+  t.save_checkpoint(path);
+  CHECK(io::load_safetensors(path).metadata.at("data_size") == "10");
+
+  // Warnings collected while in scope (put back on the way out, thrown or not).
+  std::vector<std::string> warnings;
+  struct Capture {
+    WarningHandler before;
+    explicit Capture(std::vector<std::string>& to)
+        : before(set_warning_handler([&to](const std::string& w) { to.push_back(w); })) {}
+    ~Capture() { set_warning_handler(before); }
+  };
+  Trainer same(tiny_config(), std::make_shared<TinyDataset>(10));
+  Trainer grown(tiny_config(), std::make_shared<TinyDataset>(12));
+  {
+    Capture capture(warnings);
+    same.load_checkpoint(path);
+    CHECK(warnings.empty());
+    grown.load_checkpoint(path);  // it still resumes
+  }
+  CHECK(grown.step_count() == 1);
+  REQUIRE(warnings.size() == 1);
+  CHECK_THAT(warnings[0], Catch::Contains("c.safetensors: the data set had 10 examples at step 1, and tiny has 12 "
+                                          "now") &&
+                              Catch::Contains("not an exact resume"));
+
+  // A value that is not a count: damaged.
+  io::SafetensorsFile f = io::load_safetensors(path);
+  f.metadata["data_size"] = "-3";
+  const std::string bad = (dir.path / "bad.safetensors").string();
+  io::save_safetensors(bad, NamedTensors(f.tensors.begin(), f.tensors.end()), f.metadata);
+  REQUIRE_THROWS_WITH(same.load_checkpoint(bad), Catch::Contains("bad.safetensors: metadata 'data_size' is '-3'"));
+  // Older checkpoints have none, and resume without a word.
+  f.metadata.erase("data_size");
+  io::save_safetensors(bad, NamedTensors(f.tensors.begin(), f.tensors.end()), f.metadata);
+  {
+    Capture capture(warnings);
+    grown.load_checkpoint(bad);
+  }
+  CHECK(warnings.size() == 1);
 }
