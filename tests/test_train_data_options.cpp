@@ -6,13 +6,13 @@
 // is refused where it cannot serve.
 #include <catch2/catch.hpp>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "sagan/core/io/image.h"
 #include "sagan/core/rng.h"
 #include "sagan/models/quality/metrics.h"
 #include "sagan/models/train_run.h"
+#include "tests/support/logged_losses.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tiny_dataset.h"
 
@@ -58,20 +58,6 @@ RunOptions quiet() {
   RunOptions o;
   o.progress = false;
   return o;
-}
-
-// metrics.csv's step, loss_d, loss_g, d_real and d_fake columns (the timing
-// columns differ from run to run).
-std::string logged_losses(const fs::path& csv) {
-  std::ifstream in(csv);
-  std::string line, out;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) {
-    size_t pos = 0;
-    for (int i = 0; i < 5; ++i) pos = line.find(',', pos) + 1;
-    out += line.substr(0, pos) + "\n";
-  }
-  return out;
 }
 }  // namespace
 
@@ -165,9 +151,9 @@ TEST_CASE("a program's own data set trains through run_training, resumes exactly
   resume.given.from_flag("steps", "--steps");
   run_training(more, resume);
   CHECK(calls == 3);
-  const std::string straight = logged_losses(root.path / "straight" / "metrics.csv");
+  const std::string straight = sagan::testing::logged_losses(root.path / "straight" / "metrics.csv");
   CHECK(std::count(straight.begin(), straight.end(), '\n') == 5);
-  CHECK(logged_losses(root.path / "split" / "metrics.csv") == straight);
+  CHECK(sagan::testing::logged_losses(root.path / "split" / "metrics.csv") == straight);
 
   // Resumed without the program's data set: refused, naming what is missing.
   RunOptions bare = quiet();

@@ -15,6 +15,7 @@
 #include "sagan/layers/flat_parameters.h"
 #include "sagan/models/train_run.h"
 #include "sagan/models/trainer.h"
+#include "tests/support/logged_losses.h"
 #include "tests/support/resume_run.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tensorboard_events.h"
@@ -364,19 +365,8 @@ TEST_CASE("run_training: an interrupted and resumed run logs the same losses", "
   run_training(c, quiet);
   run_training(more_steps(4), resumed(c.run_dir));
 
-  auto losses = [](const fs::path& csv) {
-    std::ifstream in(csv);
-    std::string line, out;
-    std::getline(in, line);  // header
-    while (std::getline(in, line)) {
-      // keep step, loss_d, loss_g, d_real, d_fake (timing columns differ)
-      size_t pos = 0;
-      for (int i = 0; i < 5; ++i) pos = line.find(',', pos) + 1;
-      out += line.substr(0, pos) + "\n";
-    }
-    return out;
-  };
-  std::string a = losses(root / "straight" / "metrics.csv"), b = losses(root / "split" / "metrics.csv");
+  std::string a = sagan::testing::logged_losses(root / "straight" / "metrics.csv"),
+              b = sagan::testing::logged_losses(root / "split" / "metrics.csv");
   CHECK(!a.empty());
   CHECK(a == b);
   CHECK(fs::exists(root / "split" / "samples" / "step_00000004.png"));
