@@ -50,7 +50,7 @@ struct ConfigSources {
   // (--steps)" for a setting in code (in_code: its default too).
   std::string where(const std::string& key) const;
   // Another setting mentioned in a message: its key when it came from a
-  // file, else its option.
+  // file, else its option (in code: as where() names it).
   std::string name(const std::string& key) const;
 };
 
