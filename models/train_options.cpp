@@ -532,8 +532,8 @@ std::optional<ConfigProblem> train_config_problem(const TrainConfig& c,
   if (c.fd_samples < 2) return bad("fd_samples", fmt::format("must be >= 2, got {}", c.fd_samples));
   // auto resolves as the FD monitor does (resolve_features): fmnist on
   // Fashion-MNIST and on 1-channel data. A folder's channels, and a
-  // program's data set's, may only be known once it is read; the monitor
-  // then names the option.
+  // program's data set's, may only be known once it is read: run_training
+  // checks the settings again then.
   const bool auto_may_be_fmnist = c.dataset == "fashion-mnist" || c.channels == "1" ||
                                   ((c.dataset == "folder" || c.dataset == "custom") && c.channels == "auto");
   if (c.fd_every > 0 && c.fd_features != "fmnist" && c.fd_weights.empty() &&

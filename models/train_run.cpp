@@ -234,16 +234,17 @@ void settle_custom_dataset(TrainConfig& cfg, const RunOptions& opt) {
 
 // The run's settings: the resumed run's config.json with the options given
 // alongside --resume applied, or a new run's, with its directory chosen;
-// checked once, and the directory found writable (on rank 0), before any
-// data is loaded or a model built.
+// checked, and the directory found writable (on rank 0), before any data
+// is loaded or a model built (train_in checks again once the data set's
+// channels are known). `sources` gets where each setting came from.
 // `lock` (rank 0) holds the directory from before the checks that decide
 // whether a run may start there; `made_dir` names the directory when this
 // call created it (removed again should the start fail).
 TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, std::vector<ConfigChange>& changes,
-                          RunDirLock& lock, std::string& made_dir) {
+                          RunDirLock& lock, std::string& made_dir, ConfigSources& sources) {
   const bool resume = !opt.resume_dir.empty();
   const bool parallel = opt.comm && opt.comm->size() > 1;
-  ConfigSources sources = resume ? ConfigSources{} : opt.given;
+  sources = resume ? ConfigSources{} : opt.given;
   if (!resume) settle_custom_dataset(cfg, opt);
   if (!cfg.run_dir.empty()) cfg.run_dir = normal_dir(cfg.run_dir);
   // The data path as config.json keeps it: absolute, so that --resume,
@@ -481,7 +482,8 @@ void resume_everywhere(Trainer& trainer, const std::string& run_dir, dist::Commu
   dist::check_same_everywhere(comm, fmt::format("step {}", trainer.step_count()), "the steps resumed at");
 }
 
-RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<ConfigChange>& changes, bool writer) {
+RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<ConfigChange>& changes,
+                   const ConfigSources& sources, bool writer) {
   const bool resume = !opt.resume_dir.empty();
   dist::Communicator* comm = opt.comm.get();
   // Every rank loads its data and finds its device; a failure on one, or
@@ -495,12 +497,16 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
       SAGAN_CHECK(dataset, "RunOptions::dataset: the program's data set factory returned none");
       SAGAN_CHECK(cfg.channels == "auto" || cfg.channels == std::to_string(dataset->channels()),
                   "{} {}: the program's data set '{}' has {} channel(s)",
-                  resume ? (fs::path(cfg.run_dir) / "config.json: channels").string() : opt.given.where("channels"),
+                  sources.where("channels"),
                   cfg.channels, dataset->name(), dataset->channels());
     } else {
       dataset = make_dataset(cfg);
     }
     cfg.channels = std::to_string(dataset->channels());  // "auto" resolved, for config.json and checkpoints
+    // Again, now that the data set's channels are known (FD on RGB data
+    // needs Inception weights), naming the settings as the user gave them
+    // (the Trainer's own check names them as a program sets them).
+    cfg.validate(sources);
     facts = startup_facts(cfg, *dataset, rank_device(cfg, comm));
     check_data_fills_a_batch("sagan-train", *dataset, cfg.batch_size, comm ? comm->size() : 1);
   });
@@ -611,8 +617,9 @@ RunResult run_training(TrainConfig cfg, const RunOptions& opt) {
     lock = RunDirLock();
   };
   try {
-    cfg = settle_config(std::move(cfg), opt, writer, changes, lock, made_dir);
-    RunResult r = train_in(std::move(cfg), opt, changes, writer);
+    ConfigSources sources;
+    cfg = settle_config(std::move(cfg), opt, writer, changes, lock, made_dir, sources);
+    RunResult r = train_in(std::move(cfg), opt, changes, sources, writer);
     if (!r.started) tidy();
     return r;
   } catch (...) {

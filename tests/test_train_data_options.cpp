@@ -21,20 +21,22 @@ using sagan::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-// Two classes of 28x28 grayscale PNGs (Fashion-MNIST-sized) under root/gray.
-std::string gray_folder(const fs::path& root) {
+// Two classes of 28x28 PNGs (Fashion-MNIST-sized) under root/<name>, of
+// `channels` channels.
+std::string png_folder(const fs::path& root, const std::string& name, int64_t channels) {
   for (int k = 0; k < 2; ++k) {
-    fs::path dir = root / "gray" / ("c" + std::to_string(k));
+    fs::path dir = root / name / ("c" + std::to_string(k));
     fs::create_directories(dir);
     for (int i = 0; i < 6; ++i) {
-      io::Image img(28, 28, 1);
+      io::Image img(28, 28, channels);
       Rng g(static_cast<uint64_t>(k * 100 + i + 3));
       for (auto& p : img.pixels) p = static_cast<uint8_t>(g.below(256));
       io::write_png((dir / (std::to_string(i) + ".png")).string(), img);
     }
   }
-  return (root / "gray").string();
+  return (root / name).string();
 }
+std::string gray_folder(const fs::path& root) { return png_folder(root, "gray", 1); }
 
 TrainConfig tiny_folder_config(const std::string& data, const fs::path& run) {
   TrainConfig c;
@@ -199,4 +201,23 @@ TEST_CASE("a program's own data set trains through run_training, resumes exactly
   };
   REQUIRE_THROWS_WITH(run_training(e, failing), Catch::Contains("my_images.db: cannot open"));
   CHECK_FALSE(fs::exists(e.run_dir));
+}
+
+TEST_CASE("FD on a folder found to be RGB asks for Inception weights, naming the settings as they were given",
+          "[trainer][run][data_options]") {
+  TempDir root;
+  // --channels auto: only the images tell that the features must be Inception's.
+  TrainConfig c = tiny_folder_config(png_folder(root.path, "rgb", 3), root.path / "fd");
+  c.fd_every = 2;
+  c.log_every = 2;
+  c.fd_samples = 8;
+  RunOptions cli = quiet();
+  cli.given = ConfigSources{};  // as sagan-train hands them over
+  cli.given.from_flag("fd_every", "--fd-every");
+  REQUIRE_THROWS_WITH(run_training(c, cli),
+                      Catch::StartsWith("--fd-every: FD on folder uses Inception features: give --fd-weights FILE"));
+  CHECK_FALSE(fs::exists(c.run_dir));
+  REQUIRE_THROWS_WITH(run_training(c, quiet()),  // set in code
+                      Catch::StartsWith("TrainConfig.fd_every (--fd-every): FD on folder uses Inception features: "
+                                        "give TrainConfig.fd_weights (--fd-weights) FILE"));
 }
