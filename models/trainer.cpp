@@ -227,17 +227,30 @@ void Trainer::load_checkpoint(const std::string& path) {
   step_ = c.step;
   rng_.set_state(c.rng_seed, c.rng_position);
   if (c.has_aug_rng) aug_rng_.set_state(c.aug_seed, c.aug_position);
-  // The loader's order is drawn over the data set's size: with another
-  // size the run goes on, but not as an uninterrupted one would have.
-  if (c.data_size > 0 && c.data_size != dataset_->size())
-    warn(
-        fmt::format("{}: the data set had {} examples at step {}, and {} has {} now: the resumed run reads them in "
-                    "another order than an uninterrupted one would have (not an exact resume)",
-                    file.path, c.data_size, c.step, dataset_->name(), dataset_->size()));
+  // The loader's order is drawn over the data set's size. On another size
+  // (images added or removed since), or at a position the data set no
+  // longer holds (a checkpoint from before data_size), the run goes on from
+  // the start of the next epoch, with a warning: not as an uninterrupted run
+  // would have, but neither refused nor taken for a damaged checkpoint.
+  const int64_t n = dataset_->size();
+  data::LoaderState ls = c.loader;
+  const bool resized = c.data_size > 0 && c.data_size != n;
+  const bool outside = ls.index >= n || (loader_->options().drop_last && n - ls.index < loader_->global_batch());
+  if (resized || outside) ls = {ls.epoch + 1, 0, ls.seed};
   try {
-    loader_->set_state(c.loader);
+    loader_->set_state(ls);
   } catch (const Error& e) {
     SAGAN_FAIL("{}: {}", file.path, e.what());
+  }
+  if (resized || outside) {
+    const std::string what =
+        resized ? fmt::format("the data set had {} examples at step {}, and {} has {} now", c.data_size, c.step,
+                              dataset_->name(), n)
+                : fmt::format("{} has {} examples, too few for the checkpoint's position (example {} of epoch {})",
+                              dataset_->name(), n, c.loader.index, c.loader.epoch);
+    warn(fmt::format("{}: {}: the resumed run starts epoch {} over them, not the order an uninterrupted run would "
+                     "have read (not an exact resume)",
+                     file.path, what, ls.epoch));
   }
   if (dp_ && dp_->size() > 1) {  // rank r's own streams (rank_streams_at_step places them)
     rng_.set_state(DataParallel::rank_seed(c.rng_seed, dp_->rank()), 0);

@@ -181,6 +181,27 @@ TEST_CASE("a checkpoint records the data set's size; a resume on another size wa
                                           "now") &&
                               Catch::Contains("not an exact resume"));
 
+  // Fewer examples than the checkpoint's position: not a damaged checkpoint;
+  // the run goes on from the next epoch's start.
+  auto loader_of = [](const Trainer& tr) {  // epoch, index, seed
+    for (const auto& [name, v] : tr.checkpoint_tensors())
+      if (name == "trainer.loader") return v.to_int_vector();
+    return std::vector<int64_t>{};
+  };
+  const int64_t epoch = loader_of(t).at(0);
+  REQUIRE(loader_of(t).at(1) == 4);
+  Trainer shrunk(tiny_config(), std::make_shared<TinyDataset>(6));
+  {
+    Capture capture(warnings);
+    shrunk.load_checkpoint(path);
+  }
+  REQUIRE(warnings.size() == 2);
+  CHECK_THAT(warnings[1], Catch::Contains("had 10 examples at step 1, and tiny has 6 now") &&
+                              Catch::Contains(fmt::format("starts epoch {} over them", epoch + 1)));
+  CHECK(loader_of(shrunk).at(0) == epoch + 1);
+  CHECK(loader_of(shrunk).at(1) == 0);
+  CHECK(shrunk.step().step == 2);
+
   // A value that is not a count: damaged.
   io::SafetensorsFile f = io::load_safetensors(path);
   f.metadata["data_size"] = "-3";
@@ -194,5 +215,15 @@ TEST_CASE("a checkpoint records the data set's size; a resume on another size wa
     Capture capture(warnings);
     grown.load_checkpoint(bad);
   }
-  CHECK(warnings.size() == 1);
+  CHECK(warnings.size() == 2);
+  // ... unless their position lies beyond the data set's end.
+  Trainer small(tiny_config(), std::make_shared<TinyDataset>(4));
+  {
+    Capture capture(warnings);
+    small.load_checkpoint(bad);
+  }
+  REQUIRE(warnings.size() == 3);
+  CHECK_THAT(warnings[2], Catch::Contains("tiny has 4 examples, too few for the checkpoint's position (example 4 of "
+                                          "epoch 0)"));
+  CHECK(loader_of(small).at(1) == 0);
 }
