@@ -150,9 +150,13 @@ TEST_CASE("a program's own data set trains through run_training, resumes exactly
   more.steps = 5;
   RunOptions resume = own;
   resume.resume_dir = c.run_dir;
+  seen_data_path.clear();
   resume.given.from_flag("steps", "--steps");
   run_training(more, resume);
   CHECK(calls == 3);
+  // The resume's factory got the run's settings (config.json's data path,
+  // the steps given), not the bare config handed to run_training.
+  CHECK(seen_data_path == (fs::current_path() / "mine").lexically_normal().string());
   const std::string straight = sagan::testing::logged_losses(root.path / "straight" / "metrics.csv");
   CHECK(std::count(straight.begin(), straight.end(), '\n') == 5);
   CHECK(sagan::testing::logged_losses(root.path / "split" / "metrics.csv") == straight);
