@@ -14,6 +14,11 @@
 //   dp_check resume K                K steps (through a step graph) = K/2
 //       steps, a checkpoint, a new trainer resuming from it, K/2 steps: every
 //       tensor of every rank's state equal, bit for bit.
+//   dp_check custom                  run_training on a program's own data set
+//       (RunOptions::dataset, its factory called on every rank): 2 steps and
+//       a resume to 4 log what 4 straight steps log; a factory that fails on
+//       rank 1 alone ends every rank with rank 1's message.
+//   dp_check nan                     (see nan_ranks)
 #include <unistd.h>
 
 #include <cmath>
@@ -27,7 +32,9 @@
 #include "sagan/dist/launch.h"
 #include "sagan/layers/batch_norm.h"
 #include "sagan/models/data_parallel.h"
+#include "sagan/models/train_run.h"
 #include "sagan/models/trainer.h"
+#include "tests/support/logged_losses.h"
 #include "tests/support/gradcheck.h"
 #include "tests/support/tiny_dataset.h"
 
@@ -218,6 +225,63 @@ int resume(int64_t steps) {
   return failures;
 }
 
+int custom_run() {
+  namespace fs = std::filesystem;
+  const fs::path root = dist::broadcast_text(
+      *world, (fs::temp_directory_path() / fmt::format("dp_check_custom_{}", ::getpid())).string());
+  int calls = 0;
+  RunOptions opt;
+  opt.progress = false;
+  opt.comm = world;
+  opt.dataset = [&](const TrainConfig&) {
+    ++calls;
+    return std::make_shared<testing::TinyDataset>(10);  // 2 global batches of 4 an epoch
+  };
+  TrainConfig c = tiny_config(2);
+  c.log_every = 1;
+  c.sample_every = c.checkpoint_every = 2;
+  c.steps = 4;
+  c.run_dir = (root / "straight").string();
+  run_training(c, opt);
+  c.run_dir = (root / "split").string();
+  c.steps = 2;
+  run_training(c, opt);
+  TrainConfig more;
+  more.steps = 4;
+  RunOptions resume = opt;
+  resume.resume_dir = c.run_dir;
+  resume.given.from_code("steps");
+  run_training(more, resume);
+  expect(calls == 3, fmt::format("the factory was called {} times on this rank, not 3", calls));
+  if (world->rank() == 0) {
+    const std::string a = testing::logged_losses(root / "straight" / "metrics.csv");
+    expect(std::count(a.begin(), a.end(), '\n') == 4, "the straight run logged no 4 rows:\n" + a);
+    expect(testing::logged_losses(root / "split" / "metrics.csv") == a,
+           "the resumed run logged other losses than the straight one");
+  }
+  // A factory that fails on one rank: every rank stops with its message.
+  RunOptions failing = opt;
+  failing.dataset = [](const TrainConfig&) -> std::shared_ptr<data::Dataset> {
+    if (world->rank() == 1) throw Error("faces.db: cannot open on this machine");
+    return std::make_shared<testing::TinyDataset>(10);
+  };
+  c.run_dir = (root / "failing").string();
+  try {
+    run_training(c, failing);
+    expect(false, "a factory that failed on rank 1 did not stop the run");
+  } catch (const dist::AgreedError& e) {
+    const std::string m = e.what();
+    expect(m.find("rank 1 of 2") != std::string::npos && m.find("faces.db: cannot open") != std::string::npos,
+           "the agreed stop message is not rank 1's: " + m);
+  }
+  world->barrier();
+  if (world->rank() == 0) {
+    expect(!fs::exists(root / "failing"), "the failed start left its run directory");
+    fs::remove_all(root);
+  }
+  return failures;
+}
+
 // Rank 1's D goes bad (a parameter set to NaN): its gradients make every
 // rank's averaged gradient norm NaN. --on-nan skip: every rank drops the
 // update and rank 0's warning names rank 1; --on-nan stop: every rank ends
@@ -276,8 +340,10 @@ int main(int argc, char** argv) {
       rc = resume(std::stoll(argv[2]));
     else if (what == "nan")
       rc = nan_ranks();
+    else if (what == "custom")
+      rc = custom_run();
     else
-      fmt::print(stderr, "usage: dp_check equivalence f64|f32 K | sync_bn | resume K | nan\n");
+      fmt::print(stderr, "usage: dp_check equivalence f64|f32 K | sync_bn | resume K | custom | nan\n");
     std::fflush(stdout);
     if (rc == 0 && world->rank() == 0) fmt::print("dp_check {}: passed on {} ranks\n", what, world->size());
     return rc == 0 ? 0 : 1;
