@@ -4,13 +4,13 @@
 
 namespace sagan {
 
-void check_class_labels(const char* who, const Tensor& y, int64_t classes) {
+void check_class_labels(const char* who, const char* what, const Tensor& y, int64_t classes) {
   if (!y.device().is_cpu()) return;
   const Tensor c = y.contiguous();
   const int64_t* p = static_cast<const int64_t*>(c.raw_data());
   for (int64_t i = 0; i < c.numel(); ++i)
-    SAGAN_CHECK(p[i] >= 0 && p[i] < classes, "{}: labels[{}] = {} is not a class of the model (0 to {})", who, i, p[i],
-                classes - 1);
+    SAGAN_CHECK(p[i] >= 0 && p[i] < classes, "{}: {}[{}] = {} is not a class of the model (0 to {})", who, what, i,
+                p[i], classes - 1);
 }
 
 std::optional<ConfigProblem> SaganConfig::problem() const {

@@ -30,11 +30,12 @@ namespace sagan {
 class Tensor;
 
 // Class labels given to a conditional network (int64, 1-d, checked before)
-// lie in [0, classes): `who` leads the message ("SaganGenerator: labels[1] =
-// 9 is not a class of the model (0 to 1)"). Only labels in host memory are
+// lie in [0, classes): `who` leads the message and `what` names the labels
+// ("SaganGenerator: labels[1] = 9 is not a class of the model (0 to 1)").
+// Only labels in host memory are
 // read; on a GPU the embedding kernels stop on a bad one, since reading them
 // would wait for the device (core/sync_free.h).
-void check_class_labels(const char* who, const Tensor& y, int64_t classes);
+void check_class_labels(const char* who, const char* what, const Tensor& y, int64_t classes);
 
 // An invalid setting: the key it is read under and what is wrong with its
 // value. Messages put the place it was given in front ("my.toml: model.ch",

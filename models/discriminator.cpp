@@ -42,7 +42,7 @@ Tensor SaganDiscriminator::forward(const Tensor& x, const Tensor& y) {
                 "SaganDiscriminator: a conditional model ({} classes) needs int64 labels of shape [{}], got {}",
                 cfg_.num_classes, b,
                 y.defined() ? fmt::format("{} {}", dtype_name(y.dtype()), shape_str(y.shape())) : "none");
-  if (cfg_.num_classes > 0) check_class_labels("SaganDiscriminator", y, cfg_.num_classes);
+  if (cfg_.num_classes > 0) check_class_labels("SaganDiscriminator", "labels", y, cfg_.num_classes);
   Tensor h = x;
   for (const Block& block : blocks_) h = std::visit([&](const auto& b) { return b->forward(h); }, block);
   h = sum(relu(h), {2, 3});  // (B, C)

@@ -41,7 +41,7 @@ Tensor SaganGenerator::forward(const Tensor& z, const Tensor& y) {
                 "SaganGenerator: a conditional model ({} classes) needs int64 labels of shape [{}], got {}",
                 cfg_.num_classes, b,
                 y.defined() ? fmt::format("{} {}", dtype_name(y.dtype()), shape_str(y.shape())) : "none");
-  if (cfg_.num_classes > 0) check_class_labels("SaganGenerator", y, cfg_.num_classes);
+  if (cfg_.num_classes > 0) check_class_labels("SaganGenerator", "labels", y, cfg_.num_classes);
   Tensor h = linear_->forward(z).view({b, cfg_.g_widths()[0], 4, 4});
   for (const Block& block : blocks_)
     h = std::visit(Overloaded{[&](const std::shared_ptr<nn::GBlock>& b) { return b->forward(h, y); },

@@ -26,12 +26,7 @@ Tensor ints(const std::vector<int64_t>& v, Device d) {
 void check_labels(const Tensor& y, int64_t classes, const char* what) {
   SAGAN_CHECK(y.defined() && y.dtype() == DType::I64 && y.dim() == 1,
               "Trainer::step: {} must be a 1-d int64 tensor for a class-conditional model", what);
-  if (!y.device().is_cpu()) return;
-  const Tensor c = y.contiguous();
-  const int64_t* p = static_cast<const int64_t*>(c.raw_data());
-  for (int64_t i = 0; i < c.numel(); ++i)
-    SAGAN_CHECK(p[i] >= 0 && p[i] < classes, "Trainer::step: {}[{}] = {} is not a class of the model (0 to {})", what,
-                i, p[i], classes - 1);
+  check_class_labels("Trainer::step", what, y, classes);
 }
 
 // A module's buffers (BN statistics, SN vectors) in named_buffers order.

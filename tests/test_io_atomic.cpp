@@ -15,7 +15,6 @@
 
 #include "sagan/core/error.h"
 #include "sagan/core/io/atomic_file.h"
-#include "tests/support/open_fds.h"
 #include "tests/support/temp_dir.h"
 
 using namespace sagan;
