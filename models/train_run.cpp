@@ -214,10 +214,15 @@ void check_fd_weights(const TrainConfig& cfg, const ConfigSources& sources, bool
 }
 
 // A program's own data set (RunOptions::dataset) serves only runs of one:
-// a new run records dataset "custom", a resumed one must be such a run.
-void settle_custom_dataset(TrainConfig& cfg, const RunOptions& opt) {
+// a new run records dataset "custom" (and without a factory may not name
+// it), a resumed one must be such a run. `sources` names the setting.
+void settle_custom_dataset(TrainConfig& cfg, const RunOptions& opt, const ConfigSources& sources) {
   if (opt.resume_dir.empty()) {
     if (opt.dataset) cfg.dataset = "custom";
+    SAGAN_CHECK(opt.dataset || cfg.dataset != "custom",
+                "{} custom: a program's own data set (RunOptions::dataset, docs/training.md), and none was given; "
+                "sagan-train reads fashion-mnist, cifar10 or folder",
+                sources.where("dataset"));
     return;
   }
   if (opt.dataset)
@@ -245,7 +250,6 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
   const bool resume = !opt.resume_dir.empty();
   const bool parallel = opt.comm && opt.comm->size() > 1;
   sources = resume ? ConfigSources{} : opt.given;
-  if (!resume) settle_custom_dataset(cfg, opt);
   if (!cfg.run_dir.empty()) cfg.run_dir = normal_dir(cfg.run_dir);
   // The data path as config.json keeps it: absolute, so that --resume,
   // sagan-eval and sagan-class-diversity find the data from any folder.
@@ -259,7 +263,7 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
   dist::run_agreed(opt.comm.get(), [&] {
     if (resume) {
       cfg = resumed_config(cfg, opt, sources, changes);
-      settle_custom_dataset(cfg, opt);
+      settle_custom_dataset(cfg, opt, sources);
       cfg.validate(sources);  // the one check of the settings, before any work
       check_fd_weights(cfg, sources, writer);
       // Before the data is loaded and the networks built, and not taken for
@@ -276,11 +280,8 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
         lock = RunDirLock(cfg.run_dir);
       }
     } else {
+      settle_custom_dataset(cfg, opt, sources);
       cfg.validate(sources);  // before any directory is made
-      SAGAN_CHECK(opt.dataset || cfg.dataset != "custom",
-                  "{} custom: a program's own data set (RunOptions::dataset, docs/training.md), and none was given; "
-                  "sagan-train reads fashion-mnist, cifar10 or folder",
-                  sources.where("dataset"));
       check_fd_weights(cfg, sources, writer);
       if (writer) {
         // Named as the user gave it: "--run-dir" or "my.toml: run_dir".

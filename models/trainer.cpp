@@ -235,7 +235,7 @@ void Trainer::load_checkpoint(const std::string& path) {
   const int64_t n = dataset_->size();
   data::LoaderState ls = c.loader;
   const bool resized = c.data_size > 0 && c.data_size != n;
-  const bool outside = ls.index >= n || (loader_->options().drop_last && n - ls.index < loader_->global_batch());
+  const bool outside = !loader_->holds(ls);
   if (resized || outside) ls = {ls.epoch + 1, 0, ls.seed};
   try {
     loader_->set_state(ls);

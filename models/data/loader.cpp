@@ -191,14 +191,19 @@ void DataLoader::worker(LoaderState cur) {
   }
 }
 
-void DataLoader::start(const LoaderState& s) {
+std::string DataLoader::position_problem(const LoaderState& s) const {
   const int64_t n = ds_->size();
-  SAGAN_CHECK(s.epoch >= 0 && s.index >= 0 && s.index < n,
-              "DataLoader({}): state (epoch {}, index {}) is outside a data set of {} examples", ds_->name(), s.epoch,
-              s.index, n);
-  SAGAN_CHECK(!opt_.drop_last || n - s.index >= global_batch(),
-              "DataLoader({}): state index {} leaves less than one batch of {} in an epoch of {} (drop_last)",
-              ds_->name(), s.index, global_batch(), n);
+  if (s.epoch < 0 || s.index < 0 || s.index >= n)
+    return fmt::format("state (epoch {}, index {}) is outside a data set of {} examples", s.epoch, s.index, n);
+  if (opt_.drop_last && n - s.index < global_batch())
+    return fmt::format("state index {} leaves less than one batch of {} in an epoch of {} (drop_last)", s.index,
+                       global_batch(), n);
+  return "";
+}
+
+void DataLoader::start(const LoaderState& s) {
+  const std::string problem = position_problem(s);
+  SAGAN_CHECK(problem.empty(), "DataLoader({}): {}", ds_->name(), problem);
   {
     std::lock_guard lock(mu_);
     stop_ = false;

@@ -12,6 +12,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "sagan/core/tensor.h"
@@ -69,8 +70,12 @@ class DataLoader {
   // set_state()).
   Batch next();
   LoaderState state() const;
-  // Restarts the stream at s (its seed replaces options().seed).
+  // Restarts the stream at s (its seed replaces options().seed); throws,
+  // keeping the stream where it was, when the data set does not hold s.
   void set_state(const LoaderState& s);
+  // Whether the data set holds position s: an index inside it and, with
+  // drop_last, a whole batch from there (a smaller data set may not).
+  bool holds(const LoaderState& s) const { return position_problem(s).empty(); }
 
   int64_t batches_per_epoch() const;
   // Examples the stream advances per batch: batch_size x shard_count.
@@ -88,6 +93,7 @@ class DataLoader {
     std::exception_ptr error;
   };
   void start(const LoaderState& s);
+  std::string position_problem(const LoaderState& s) const;  // "" when the data set holds s
   void stop();
   void worker(LoaderState cursor);
   Batch make_batch(const LoaderState& at, const std::vector<int64_t>& perm, int64_t count) const;
