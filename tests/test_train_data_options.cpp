@@ -120,12 +120,10 @@ TEST_CASE("a run from before --channels resumes with the channels its model has"
 TEST_CASE("a program's own data set trains through run_training, resumes exactly, and is refused where it cannot serve",
           "[trainer][run][data_options][resume][long]") {
   TempDir root;
-  int calls = 0;
-  std::string seen_data_path;
+  std::vector<std::string> seen_data_paths;  // one per call of the factory
   RunOptions own = quiet();
   own.dataset = [&](const TrainConfig& cfg) {
-    ++calls;
-    seen_data_path = cfg.data_path;
+    seen_data_paths.push_back(cfg.data_path);
     return std::make_shared<sagan::testing::TinyDataset>(10);  // 2 batches an epoch: the resume crosses epochs
   };
   TrainConfig c = sagan::testing::tiny_config();
@@ -133,33 +131,19 @@ TEST_CASE("a program's own data set trains through run_training, resumes exactly
   c.data_path = "mine";  // kept, absolute, for the factory to read
   c.log_every = 1;
   c.sample_every = c.checkpoint_every = 2;
-  c.steps = 5;
-  c.run_dir = (root.path / "straight").string();
-  run_training(c, own);
-  CHECK(calls == 1);
-  CHECK(seen_data_path == (fs::current_path() / "mine").lexically_normal().string());
+  const auto [straight, resumed] = sagan::testing::train_straight_and_resumed(c, own, root.path, 5, 2);
+  CHECK(std::count(straight.begin(), straight.end(), '\n') == 5);
+  CHECK(resumed == straight);
+  // Called once a run; the resume's call got the run's settings
+  // (config.json's data path), not the bare config handed to run_training.
+  const std::string mine = (fs::current_path() / "mine").lexically_normal().string();
+  CHECK(seen_data_paths == std::vector<std::string>{mine, mine, mine});
   const nlohmann::json cfg = read_json(root.path / "straight" / "config.json");
   CHECK(cfg["dataset"] == "custom");
   CHECK(cfg["channels"] == "1");  // the data set's, resolved
   CHECK(cfg["model"]["num_classes"] == 3);
-
   c.run_dir = (root.path / "split").string();
-  c.steps = 2;
-  run_training(c, own);
   TrainConfig more;
-  more.steps = 5;
-  RunOptions resume = own;
-  resume.resume_dir = c.run_dir;
-  seen_data_path.clear();
-  resume.given.from_flag("steps", "--steps");
-  run_training(more, resume);
-  CHECK(calls == 3);
-  // The resume's factory got the run's settings (config.json's data path,
-  // the steps given), not the bare config handed to run_training.
-  CHECK(seen_data_path == (fs::current_path() / "mine").lexically_normal().string());
-  const std::string straight = sagan::testing::logged_losses(root.path / "straight" / "metrics.csv");
-  CHECK(std::count(straight.begin(), straight.end(), '\n') == 5);
-  CHECK(sagan::testing::logged_losses(root.path / "split" / "metrics.csv") == straight);
 
   // Resumed without the program's data set: refused, naming what is missing.
   RunOptions bare = quiet();

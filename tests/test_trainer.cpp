@@ -354,19 +354,9 @@ TEST_CASE("run_training: an interrupted and resumed run logs the same losses", "
   c.log_every = 1;
   c.sample_every = 2;
   c.checkpoint_every = 2;
-  c.steps = 4;
   RunOptions quiet;
   quiet.progress = false;
-
-  c.run_dir = (root / "straight").string();
-  run_training(c, quiet);
-  c.run_dir = (root / "split").string();
-  c.steps = 2;
-  run_training(c, quiet);
-  run_training(more_steps(4), resumed(c.run_dir));
-
-  std::string a = sagan::testing::logged_losses(root / "straight" / "metrics.csv"),
-              b = sagan::testing::logged_losses(root / "split" / "metrics.csv");
+  const auto [a, b] = sagan::testing::train_straight_and_resumed(c, quiet, root, 4, 2);
   CHECK(!a.empty());
   CHECK(a == b);
   CHECK(fs::exists(root / "split" / "samples" / "step_00000004.png"));
@@ -391,6 +381,7 @@ TEST_CASE("run_training: an interrupted and resumed run logs the same losses", "
   }
   // Starting a new run over an existing one is refused.
   c.steps = 4;
+  c.run_dir = (root / "split").string();
   REQUIRE_THROWS_WITH(run_training(c, quiet), Catch::Contains("already exists"));
 }
 

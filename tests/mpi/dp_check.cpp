@@ -240,24 +240,12 @@ int custom_run() {
   TrainConfig c = tiny_config(2);
   c.log_every = 1;
   c.sample_every = c.checkpoint_every = 2;
-  c.steps = 4;
-  c.run_dir = (root / "straight").string();
-  run_training(c, opt);
-  c.run_dir = (root / "split").string();
-  c.steps = 2;
-  run_training(c, opt);
-  TrainConfig more;
-  more.steps = 4;
-  RunOptions resume = opt;
-  resume.resume_dir = c.run_dir;
-  resume.given.from_code("steps");
-  run_training(more, resume);
+  const testing::StraightAndResumedLosses losses = testing::train_straight_and_resumed(c, opt, root, 4, 2);
   expect(calls == 3, fmt::format("the factory was called {} times on this rank, not 3", calls));
   if (world->rank() == 0) {
-    const std::string a = testing::logged_losses(root / "straight" / "metrics.csv");
+    const std::string& a = losses.straight;
     expect(std::count(a.begin(), a.end(), '\n') == 4, "the straight run logged no 4 rows:\n" + a);
-    expect(testing::logged_losses(root / "split" / "metrics.csv") == a,
-           "the resumed run logged other losses than the straight one");
+    expect(losses.resumed == a, "the resumed run logged other losses than the straight one");
   }
   // A factory that fails on one rank: every rank stops with its message.
   RunOptions failing = opt;
