@@ -31,6 +31,16 @@ int set_sync_batch_norm(Module& m, const std::shared_ptr<dist::Communicator>& co
   return n;
 }
 
+std::vector<Tensor> batch_norm_statistics(Module& m) {
+  std::vector<Tensor> out;
+  for (Module* sub : m.modules())
+    if (dynamic_cast<BatchNormBase*>(sub)) {
+      out.push_back(sub->tensor("running_mean"));
+      out.push_back(sub->tensor("running_var"));
+    }
+  return out;
+}
+
 BatchNorm2d::BatchNorm2d(int64_t channels) : c_(channels) {
   SAGAN_CHECK(channels > 0, "BatchNorm2d: channels must be positive, got {}", channels);
   register_parameter("weight", Tensor::ones({channels}));

@@ -9,6 +9,7 @@
 // generator needs.
 #pragma once
 #include <memory>
+#include <vector>
 
 #include "sagan/dist/communicator.h"
 #include "sagan/layers/embedding.h"
@@ -36,6 +37,10 @@ class BatchNormBase : public Module {
 // Makes every BatchNorm2d and ConditionalBatchNorm2d under m use `comm`
 // (nullptr: none); returns how many there are.
 int set_sync_batch_norm(Module& m, const std::shared_ptr<dist::Communicator>& comm);
+
+// Every BatchNorm2d and ConditionalBatchNorm2d under m: its running_mean
+// and running_var, in modules() order (the tensors themselves, not copies).
+std::vector<Tensor> batch_norm_statistics(Module& m);
 
 constexpr double kBatchNormEps = 1e-5;
 constexpr double kBatchNormMomentum = 0.1;

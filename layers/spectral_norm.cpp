@@ -54,4 +54,14 @@ int64_t power_iterate_all(Module& m) {
   return static_cast<int64_t>(layers.size());
 }
 
+int64_t skip_power_iteration(Module& m) {
+  int64_t n = 0;
+  for (SpectralNormed* sn : spectral_norm_layers(m))
+    if (sn->is_training()) {
+      sn->mark_iterated();
+      ++n;
+    }
+  return n;
+}
+
 }  // namespace sagan::nn

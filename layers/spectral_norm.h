@@ -47,5 +47,10 @@ std::vector<SpectralNormed*> spectral_norm_layers(Module& m);
 // One power iteration for every SN layer under m that is in training mode,
 // in a single power_iteration call; marks them iterated. Returns how many.
 int64_t power_iterate_all(Module& m);
+// Marks every SN layer under m in training mode iterated without iterating:
+// its next training forward uses u and v as they are. The passes of one
+// accumulated update (Trainer, --accumulate) share the update's one
+// iteration, as the ranks of a data-parallel job do. Returns how many.
+int64_t skip_power_iteration(Module& m);
 
 }  // namespace sagan::nn

@@ -11,10 +11,6 @@
 namespace sagan {
 
 namespace {
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
 // FNV-1a over the bytes of each tensor's CPU copy (a debug check: exact
 // bytes, so any difference between ranks shows).
 uint64_t hash_tensors(const std::vector<Tensor>& ts) {
@@ -40,11 +36,10 @@ DataParallel::DataParallel(std::shared_ptr<dist::Communicator> comm, nn::Module&
 void DataParallel::average_bn_statistics(nn::Module& g) {
   if (sync_bn_ || comm_->size() == 1) return;
   NoGradGuard ng;
-  for (auto& [name, t] : g.named_buffers()) {
-    if (!ends_with(name, "running_mean") && !ends_with(name, "running_var")) continue;
+  for (Tensor t : nn::batch_norm_statistics(g)) {
     Tensor sum = t.contiguous().clone();
     comm_->all_reduce_sum(sum);
-    Tensor(t).copy_(mul(sum, 1.0 / comm_->size()));
+    t.copy_(mul(sum, 1.0 / comm_->size()));
   }
 }
 
