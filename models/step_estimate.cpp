@@ -53,7 +53,9 @@ double estimate_iteration_seconds(const TrainConfig& cfg, Device device) {
   if (!device.is_cpu()) iteration(cfg.batch_size);
   const auto t0 = std::chrono::steady_clock::now();
   iteration(cfg.batch_size);
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // --accumulate: its passes run one after another, each an iteration's work.
+  return static_cast<double>(cfg.accumulate) *
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace sagan

@@ -12,7 +12,7 @@ namespace sagan {
 // `device`: an untimed warm-up at batch 2 (and on a GPU one at cfg.batch_size,
 // whose convolution geometries are new), then one timed at cfg.batch_size.
 // Leaves out Adam and the EMA update (a pass over the parameters, small next
-// to the convolutions).
+// to the convolutions). With --accumulate N, N times the timed iteration.
 double estimate_iteration_seconds(const TrainConfig& cfg, Device device);
 
 }  // namespace sagan

@@ -73,6 +73,12 @@ struct TrainConfig {
   // optimisation (SAGAN's TTUR defaults). adam_g and adam_d share beta1,
   // beta2 and eps (one key each in files); their lr are lr_g and lr_d.
   int64_t batch_size = 64;
+  // Micro-batches of batch_size per update (gradient accumulation): each D
+  // and G update averages the gradients of `accumulate` forward/backward
+  // passes run one after another, as many ranks would (micro-batch k of rank
+  // r is virtual rank r x accumulate + k: its data shard, its latent and
+  // DiffAugment streams, its own BN statistics; docs/distributed.md).
+  int64_t accumulate = 1;
   int64_t steps = 100000;  // generator steps; each has n_dis D steps
   int64_t n_dis = 1;
   AdamOptions adam_g{1e-4, 0.0, 0.9, 1e-8};
@@ -101,8 +107,8 @@ struct TrainConfig {
   std::string precision = "fp32";
 
   // data parallelism (docs/distributed.md): under mpirun -np N / srun each
-  // of N ranks trains on batch_size examples, a global batch of
-  // world_size x batch_size.
+  // of N ranks trains on accumulate x batch_size examples, a global batch of
+  // world_size x accumulate x batch_size.
   int64_t world_size = 1;        // ranks of the run (set from the launch)
   bool sync_bn = false;          // G's BatchNorm statistics over the global batch
   int64_t check_sync_every = 0;  // hash the parameters of every rank every K steps; 0 = off

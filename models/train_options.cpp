@@ -288,10 +288,20 @@ std::vector<TrainOption> make_table() {
              &C::steps));
   add(member({.key = "batch_size",
               .flag = "--batch-size",
-              .help = "Batch size of each rank (the global batch is world_size x this under mpirun -np N)",
+              .help = "Batch size of each rank's passes (the global batch is world_size x accumulate x this; "
+                      "world_size is N under mpirun -np N)",
               .check = positive,
               .resume_why = "steps, --ema-start and the --*-every intervals count batches of the run's size"},
              &C::batch_size));
+  add(member({.key = "accumulate",
+              .flag = "--accumulate",
+              .help = "Passes per update (gradient accumulation): each D and G update averages the gradients of "
+                      "this many micro-batches of --batch-size, run one after another with the memory of one; the "
+                      "global batch is world_size x accumulate x batch_size. Pass k trains as rank k of as many "
+                      "ranks would: its own data, latents and BN statistics (so not with --sync-bn)",
+              .check = positive,
+              .resume_applies = true},
+             &C::accumulate));
   add(member({.key = "n_dis",
               .flag = "--n-dis",
               .help = "Discriminator steps per generator step",
@@ -404,10 +414,11 @@ std::vector<TrainOption> make_table() {
              &C::precision));
 
   group = "Data parallelism (mpirun -np N / srun; docs/distributed.md)";
-  add(member({.key = "world_size",
-              .help = "Ranks of the run: the global batch is world_size x batch_size (set from the launch)",
-              .from_data_set = true},
-             &C::world_size));
+  add(member(
+      {.key = "world_size",
+       .help = "Ranks of the run: the global batch is world_size x accumulate x batch_size (set from the launch)",
+       .from_data_set = true},
+      &C::world_size));
   add(member({.key = "sync_bn",
               .flag = "--sync-bn,!--no-sync-bn",
               .help = "G's BatchNorm statistics over the global batch (cross-replica), not each rank's",
@@ -542,6 +553,10 @@ std::optional<ConfigProblem> train_config_problem(const TrainConfig& c,
                fmt::format("FD on {} uses Inception features: give {} FILE (tools/convert_fid_inception.py, "
                            "docs/evaluation.md) or {} fmnist",
                            c.dataset, name("fd_weights"), name("fd_features")));
+  if (c.accumulate > 1 && c.sync_bn)
+    return bad("accumulate", fmt::format("{} passes with {}: cross-replica BatchNorm takes G's statistics over the "
+                                         "whole global batch, which accumulation never holds at once; use one of them",
+                                         c.accumulate, name("sync_bn")));
   if (c.adam_g.beta1 != c.adam_d.beta1 || c.adam_g.beta2 != c.adam_d.beta2 || c.adam_g.eps != c.adam_d.eps)
     return bad("beta1", "adam_g and adam_d differ in beta1, beta2 or eps: a config holds one value of each");
   if (auto p = c.model.problem()) return ConfigProblem{"model." + p->key, p->text};

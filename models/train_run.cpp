@@ -268,9 +268,12 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
       check_fd_weights(cfg, sources, writer);
       // Before the data is loaded and the networks built, and not taken for
       // a damaged checkpoint (every one would fail the same way).
-      if (!list_checkpoints(cfg.run_dir).empty())
-        check_resume_world_size("--resume " + cfg.run_dir, cfg.world_size, cfg.batch_size,
-                                opt.comm ? opt.comm->size() : 1);
+      if (!list_checkpoints(cfg.run_dir).empty()) {
+        TrainConfig written = cfg;  // config.json's passes: --accumulate may be a change
+        for (const ConfigChange& c : changes)
+          if (c.key == "accumulate") written.accumulate = std::stoll(c.from);
+        check_resume_passes("--resume " + cfg.run_dir, written, opt.comm ? opt.comm->size() : 1, cfg.accumulate);
+      }
       if (writer) {
         // Its folders too: a read-only checkpoints/ would fail the first
         // save, after the steps it should have kept.
@@ -335,6 +338,14 @@ void remove_if_unused(const std::string& dir) {
   fs::remove(dir, ec);
 }
 
+// "64", "64 x 2 ranks = 128", "64 x 4 passes x 2 ranks = 512".
+std::string global_batch_text(const TrainConfig& c) {
+  if (c.world_size == 1 && c.accumulate == 1) return std::to_string(c.batch_size);
+  return fmt::format("{}{}{} = {}", c.batch_size, c.accumulate > 1 ? fmt::format(" x {} passes", c.accumulate) : "",
+                     c.world_size > 1 ? fmt::format(" x {} ranks", c.world_size) : "",
+                     c.batch_size * c.accumulate * c.world_size);
+}
+
 // What is trained on what, and the ETA before the first step (a CPU step can
 // take seconds).
 void announce(const Trainer& trainer, const data::Dataset& dataset, bool resumed) {
@@ -342,11 +353,8 @@ void announce(const Trainer& trainer, const data::Dataset& dataset, bool resumed
   const int64_t K = rc.model.num_classes;
   fmt::print("sagan-train: {} SAGAN-{} {}, batch {}{} on {} ({} images, {} classes) on {}; run dir {}{}\n",
              K > 0 ? "class-conditional" : "unconditional", rc.model.resolution, widths_text(rc.model),
-             rc.world_size > 1
-                 ? fmt::format("{} x {} ranks = {}", rc.batch_size, rc.world_size, rc.batch_size * rc.world_size)
-                 : std::to_string(rc.batch_size),
-             rc.preset.empty() ? "" : fmt::format(" (preset {})", rc.preset), dataset.name(), dataset.size(), K,
-             device_name(trainer.device()), rc.run_dir,
+             global_batch_text(rc), rc.preset.empty() ? "" : fmt::format(" (preset {})", rc.preset), dataset.name(),
+             dataset.size(), K, device_name(trainer.device()), rc.run_dir,
              resumed ? fmt::format(" (resumed at step {})", trainer.step_count()) : "");
   if (trainer.step_count() < rc.steps) {
     const double t = estimate_iteration_seconds(rc, trainer.device());
@@ -509,7 +517,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
     // (the Trainer's own check names them as a program sets them).
     cfg.validate(sources);
     facts = startup_facts(cfg, *dataset, rank_device(cfg, comm));
-    check_data_fills_a_batch("sagan-train", *dataset, cfg.batch_size, comm ? comm->size() : 1);
+    check_data_fills_a_batch("sagan-train", *dataset, cfg.batch_size, cfg.accumulate, comm ? comm->size() : 1);
   });
   dist::check_same_everywhere(comm, facts, "the settings, devices or data sets");
   Trainer trainer(cfg, dataset, DType::F32, opt.comm);

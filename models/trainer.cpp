@@ -39,20 +39,29 @@ Device rank_device(const TrainConfig& cfg, const dist::Communicator* comm) {
   return d;
 }
 
-void check_data_fills_a_batch(const char* what, const data::Dataset& d, int64_t batch_size, int64_t world_size) {
-  SAGAN_CHECK(d.size() >= batch_size * world_size, "{}: data set {} has {} images, fewer than --batch-size {}{}", what,
-              d.name(), d.size(), batch_size,
+void check_data_fills_a_batch(const char* what, const data::Dataset& d, int64_t batch_size, int64_t accumulate,
+                              int64_t world_size) {
+  SAGAN_CHECK(d.size() >= batch_size * accumulate * world_size,
+              "{}: data set {} has {} images, fewer than one global batch of --batch-size {}{}{}", what, d.name(),
+              d.size(), batch_size, accumulate > 1 ? fmt::format(" x --accumulate {}", accumulate) : std::string(),
               world_size > 1 ? fmt::format(" x {} ranks", world_size) : std::string());
 }
 
-void check_resume_world_size(const std::string& what, int64_t written_world_size, int64_t batch_size,
-                             int64_t world_size) {
-  SAGAN_CHECK(written_world_size == world_size,
-              "{}: written by a run of {} rank(s) (global batch {} x {}), resumed with {} (global batch {} x {}): a "
-              "resume keeps the global batch, as it keeps --batch-size (steps, the EMA and the data position count "
-              "global batches); launch {} rank(s)",
-              what, written_world_size, written_world_size, batch_size, world_size, world_size, batch_size,
-              written_world_size);
+void check_resume_passes(const std::string& what, const TrainConfig& written, int64_t world_size, int64_t accumulate) {
+  const int64_t passes = written.world_size * written.accumulate;
+  if (world_size * accumulate == passes) return;
+  auto split = [&](int64_t ranks, int64_t acc) {
+    return fmt::format("{} rank(s) x {} pass(es) of {} (global batch {})", ranks, acc, written.batch_size,
+                       ranks * acc * written.batch_size);
+  };
+  const std::string how =
+      passes % world_size == 0
+          ? fmt::format("with {} rank(s), give --accumulate {}", world_size, passes / world_size)
+          : fmt::format("launch a number of ranks that divides {} and give --accumulate {} / ranks", passes, passes);
+  SAGAN_FAIL(
+      "{}: written by a run of {}, resumed with {}: a resume keeps the global batch and its number of passes "
+      "(steps, the EMA and the data position count global batches, and each pass draws its own latents); {}",
+      what, split(written.world_size, written.accumulate), split(world_size, accumulate), how);
 }
 
 namespace {
@@ -89,10 +98,13 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
   const bool parallel = (comm && std::string(comm->backend_name()) != "single") || cfg_.comm == "nccl";
   if (parallel && !comm) comm = std::make_shared<dist::SingleCommunicator>();
   cfg_.world_size = comm ? comm->size() : 1;
-  check_data_fills_a_batch("Trainer", *dataset_, cfg_.batch_size, cfg_.world_size);
+  check_data_fills_a_batch("Trainer", *dataset_, cfg_.batch_size, cfg_.accumulate, cfg_.world_size);
 
+  // A rank's loader batch holds its passes' micro-batches, in pass order:
+  // pass k of rank r reads the examples virtual rank r x accumulate + k of
+  // a job of world_size x accumulate ranks would.
   data::LoaderOptions lo;
-  lo.batch_size = cfg_.batch_size;
+  lo.batch_size = cfg_.batch_size * cfg_.accumulate;
   lo.resolution = cfg_.model.resolution;
   lo.upscale = io::parse_upscale(cfg_.resize);
   lo.hflip = cfg_.hflip;
@@ -129,8 +141,12 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
   opt_d_ = std::make_unique<nn::Adam>(*d_, cfg_.adam_d);
   if (parallel) {
     dp_ = std::make_unique<DataParallel>(dist::device_communicator(comm, device_, cfg_.comm), *g_, *d_, cfg_.sync_bn);
-    rng_.set_state(DataParallel::rank_seed(rng_.seed(), dp_->rank()), 0);
-    aug_rng_.set_state(DataParallel::rank_seed(aug_rng_.seed(), dp_->rank()), 0);
+  }
+  latent_seed_ = rng_.seed();
+  aug_seed_ = aug_rng_.seed();
+  if (passes() > 1) {  // this rank's first pass's own streams (pass_stream places them)
+    rng_.set_state(DataParallel::rank_seed(latent_seed_, static_cast<int>(first_pass())), 0);
+    aug_rng_.set_state(DataParallel::rank_seed(aug_seed_, static_cast<int>(first_pass())), 0);
   }
   if (cfg_.cuda_graph) {
     SAGAN_CHECK(device_.is_cuda(), "--cuda-graph: needs a CUDA device; this run is on {}", device_name(device_));
@@ -164,6 +180,8 @@ void Trainer::set_step_graph(bool on) {
 
 int Trainer::rank() const { return dp_ ? dp_->rank() : 0; }
 int Trainer::world_size() const { return dp_ ? dp_->size() : 1; }
+int64_t Trainer::passes() const { return world_size() * cfg_.accumulate; }
+int64_t Trainer::first_pass() const { return rank() * cfg_.accumulate; }
 
 std::vector<std::pair<std::string, double>> Trainer::gammas() const {
   std::vector<std::pair<std::string, double>> out;
@@ -219,8 +237,8 @@ void Trainer::save_checkpoint(const std::string& path) const {
 
 void Trainer::load_checkpoint(const std::string& path) {
   CheckpointFile file = open_checkpoint(path);
-  // A checkpoint from before world_size existed has the default, 1.
-  check_resume_world_size(file.path, file.config.world_size, file.config.batch_size, cfg_.world_size);
+  // A checkpoint from before world_size or accumulate existed has the default, 1.
+  check_resume_passes(file.path, file.config, cfg_.world_size, cfg_.accumulate);
   TrainerCounters c = restore_training_checkpoint(file, cfg_.model, parts());
   prefetched_.reset();  // drawn from the state this replaces
   inputs_stage_.discard();
@@ -252,9 +270,13 @@ void Trainer::load_checkpoint(const std::string& path) {
                      "have read (not an exact resume)",
                      file.path, what, ls.epoch));
   }
-  if (dp_ && dp_->size() > 1) {  // rank r's own streams (rank_streams_at_step places them)
-    rng_.set_state(DataParallel::rank_seed(c.rng_seed, dp_->rank()), 0);
-    if (c.has_aug_rng) aug_rng_.set_state(DataParallel::rank_seed(c.aug_seed, dp_->rank()), 0);
+  // Rank 0's first pass's seeds are the run's; with more passes than one,
+  // this rank's first pass's own streams (pass_stream places them).
+  latent_seed_ = c.rng_seed;
+  if (c.has_aug_rng) aug_seed_ = c.aug_seed;
+  if (passes() > 1) {
+    rng_.set_state(DataParallel::rank_seed(latent_seed_, static_cast<int>(first_pass())), 0);
+    aug_rng_.set_state(DataParallel::rank_seed(aug_seed_, static_cast<int>(first_pass())), 0);
   }
   nan_guard_.set_skipped(c.skipped_steps, c.skipped_in_a_row);
 }

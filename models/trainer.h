@@ -28,6 +28,13 @@
 // DiffAugment draws from its own Rng (saved in checkpoints), so z and fake
 // labels are the same with and without it; sampling, the EMA generator and
 // the FD never see it.
+// --accumulate A: each D and G update above runs as A passes over
+// micro-batches of B, one after another, whose gradients are averaged (the
+// loss of each scaled by 1/A) before the update. The passes share the
+// update's power iteration; pass k has its own latents, DiffAugment draws
+// and G BatchNorm statistics, as rank k of A ranks would (the statistics
+// are averaged at the end of the iteration, as the ranks'): A passes on one
+// process train as A ranks do, up to the order of the gradient sums.
 #pragma once
 #include <map>
 #include <memory>
@@ -64,6 +71,8 @@ class InputsNotDrawn : public Error {
 
 // What one iteration consumes: n_dis real batches, each with the latents and
 // fake labels of its D step, then the G step's latents and fake labels.
+// Each holds B = accumulate x batch_size examples: pass k's are rows
+// [k B / accumulate, (k + 1) B / accumulate).
 // step() draws them from the loader and the RNG (draw_inputs); step(inputs)
 // takes them from the caller, so a test can feed exactly what a reference
 // implementation saw (tests/test_trajectory.cpp).
@@ -177,13 +186,19 @@ class Trainer {
   // sync-free part of step() reads only these, so a graph of it replays with
   // new inputs copied into the same buffers.
   struct StepBuffers {
-    struct DStep {
+    struct DPass {
       Tensor images, z, y_all, fake_labels;  // y_all = [labels; fake_labels]
       nn::DiffAugmentTensors aug;            // --diffaug's draws for [images; fake]
     };
-    std::vector<DStep> d;
-    Tensor z, fake_labels;  // the G step
-    nn::DiffAugmentTensors g_aug;
+    struct GPass {
+      Tensor z, fake_labels;
+      nn::DiffAugmentTensors aug;
+    };
+    std::vector<DPass> d;  // D step i, pass k at i x accumulate + k
+    std::vector<GPass> g;  // the G step's passes
+    // --accumulate: G's BN statistics of each pass (pass_bn[k]), which go
+    // their own way through the iteration's forwards as each rank's do.
+    std::vector<std::vector<Tensor>> pass_bn;
     Tensor adam_scales;           // (n_dis + 1) x 2: {step_size, sqrt_bc2} of each update, G's last
     std::vector<Update> updates;  // written by run_updates
     // --on-nan skip: G's and D's buffers (BN statistics, SN vectors) as the
@@ -269,7 +284,22 @@ class Trainer {
     int plain_runs = 0;
   };
   std::map<int, StepGraph> graphs_;  // by EMA phase: 0 copy, 1 average
-  void rank_streams_at_step(int64_t at_step, bool latents);
+
+  // Passes of the run (world_size x accumulate; virtual ranks) and this
+  // rank's first one.
+  int64_t passes() const;
+  int64_t first_pass() const;
+  // The latent (latents) or DiffAugment stream of this rank's pass k at the
+  // iteration that runs when step_ == at_step: with one pass in the run,
+  // rng_ / aug_rng_ going on; with more, pass v of the run draws from its
+  // own seed (rank_seed of the run's) from position at_step << 32, so a
+  // resumed rank finds its streams from the step alone. rng_ / aug_rng_ hold
+  // the first pass's (a checkpoint records rank 0's, whose seeds are the
+  // run's); `scratch` the others'.
+  Rng& pass_stream(int64_t k, int64_t at_step, bool latents, Rng& scratch);
+  // --accumulate: pass k's G forward, with its BN statistics in G.
+  Tensor g_forward(int64_t k, const Tensor& z, const Tensor& y);
+  uint64_t latent_seed_ = 0, aug_seed_ = 0;  // the run's (pass 0's) stream seeds
 };
 
 // The device named by a --device string: "auto" is cuda when a GPU is
@@ -284,11 +314,16 @@ Device rank_device(const TrainConfig& cfg, const dist::Communicator* comm);
 
 // The checks a Trainer makes that sagan-train also makes before building one
 // (on every rank at once: models/train_run.cpp). `what` leads the message.
-// The data set holds at least one global batch (--batch-size x ranks).
-void check_data_fills_a_batch(const char* what, const data::Dataset& d, int64_t batch_size, int64_t world_size);
-// A resume keeps the number of ranks, as it keeps --batch-size: steps, the
-// EMA and the data position count global batches.
-void check_resume_world_size(const std::string& what, int64_t written_world_size, int64_t batch_size,
-                             int64_t world_size);
+// The data set holds at least one global batch (--batch-size x --accumulate
+// x ranks).
+void check_data_fills_a_batch(const char* what, const data::Dataset& d, int64_t batch_size, int64_t accumulate,
+                              int64_t world_size);
+// A resume keeps the global batch and its number of passes (ranks x
+// --accumulate), as it keeps --batch-size: steps, the EMA and the data
+// position count global batches, and each pass draws from its own streams.
+// How the passes are split may change: a run of 2 ranks goes on, exactly
+// up to the order of gradient sums, on 1 rank with --accumulate 2.
+// `written` is the checkpoint's (or config.json's) config.
+void check_resume_passes(const std::string& what, const TrainConfig& written, int64_t world_size, int64_t accumulate);
 
 }  // namespace sagan

@@ -8,6 +8,7 @@
 #include "sagan/core/ops.h"
 #include "sagan/core/sync_free.h"
 #include "sagan/dist/agree.h"
+#include "sagan/layers/batch_norm.h"
 #include "sagan/layers/flat_parameters.h"
 #include "sagan/layers/spectral_norm.h"
 #include "sagan/models/data_parallel.h"
@@ -37,14 +38,18 @@ std::vector<Tensor> buffer_tensors(const nn::Module& m) {
 }
 }  // namespace
 
-// With more than one rank, each rank's latent and DiffAugment streams start
-// every iteration at position step << 32 of the rank's own seed: a resumed
-// rank finds its streams from the step alone (a checkpoint holds rank 0's).
-// An iteration draws far fewer than 2^32 words.
-void Trainer::rank_streams_at_step(int64_t at_step, bool latents) {
-  if (!dp_ || dp_->size() == 1) return;
+Rng& Trainer::pass_stream(int64_t k, int64_t at_step, bool latents, Rng& scratch) {
   Rng& r = latents ? rng_ : aug_rng_;
-  r.set_state(r.seed(), static_cast<uint64_t>(at_step) << 32);
+  if (passes() == 1) return r;
+  // An iteration draws far fewer than 2^32 words from a pass's stream.
+  const uint64_t at = static_cast<uint64_t>(at_step) << 32;
+  if (k == 0) {
+    r.set_state(r.seed(), at);
+    return r;
+  }
+  scratch.set_state(DataParallel::rank_seed(latents ? latent_seed_ : aug_seed_, static_cast<int>(first_pass() + k)),
+                    at);
+  return scratch;
 }
 
 void Trainer::set_requires_grad(nn::Module& m, bool on) {
@@ -118,23 +123,38 @@ StepInputs Trainer::draw_inputs() {
 }
 
 StepInputs Trainer::draw_inputs_at(int64_t at_step) {
-  rank_streams_at_step(at_step, /*latents=*/true);
-  const int64_t B = cfg_.batch_size, K = cfg_.model.num_classes;
-  auto fake_labels = [&]() {
-    if (K == 0) return Tensor();
-    std::vector<int64_t> y(static_cast<size_t>(B));
-    for (auto& v : y) v = static_cast<int64_t>(rng_.below(static_cast<uint64_t>(K)));
-    return ints(y, Device::cpu());
-  };
-  auto latent = [&]() { return Tensor::randn({B, cfg_.model.z_dim}, rng_, dtype_); };
+  const int64_t B = cfg_.batch_size, A = cfg_.accumulate, K = cfg_.model.num_classes;
   StepInputs in;
-  for (int64_t i = 0; i < cfg_.n_dis; ++i) {
+  in.d.resize(static_cast<size_t>(cfg_.n_dis));
+  for (StepInputs::DStep& ds : in.d) {  // every pass's examples, in pass order
     data::Batch b = loader_->next();
-    Tensor z = latent();
-    in.d.push_back({b.images, b.labels, z, fake_labels()});
+    ds.images = b.images;
+    ds.labels = b.labels;
   }
-  in.z = latent();
-  in.fake_labels = fake_labels();
+  // Each pass draws from its own stream what one rank draws from its own:
+  // each D step's latents and fake labels, then the G step's.
+  const size_t updates = in.d.size() + 1;
+  std::vector<std::vector<Tensor>> z(updates), y(updates);
+  Rng scratch(0);
+  for (int64_t k = 0; k < A; ++k) {
+    Rng& r = pass_stream(k, at_step, /*latents=*/true, scratch);
+    for (size_t u = 0; u < updates; ++u) {
+      z[u].push_back(Tensor::randn({B, cfg_.model.z_dim}, r, dtype_));
+      if (K == 0) continue;
+      std::vector<int64_t> labels(static_cast<size_t>(B));
+      for (auto& v : labels) v = static_cast<int64_t>(r.below(static_cast<uint64_t>(K)));
+      y[u].push_back(ints(labels, Device::cpu()));
+    }
+  }
+  auto join = [](const std::vector<Tensor>& parts) {
+    return parts.empty() ? Tensor() : parts.size() == 1 ? parts[0] : concat(parts, 0);
+  };
+  for (size_t i = 0; i < in.d.size(); ++i) {
+    in.d[i].z = join(z[i]);
+    in.d[i].fake_labels = join(y[i]);
+  }
+  in.z = join(z.back());
+  in.fake_labels = join(y.back());
   return in;
 }
 
@@ -142,9 +162,20 @@ void Trainer::send_inputs(const StepInputs& in, int64_t at_step) {
   SAGAN_CHECK(static_cast<int64_t>(in.d.size()) == cfg_.n_dis, "Trainer::step: {} D-step inputs for n_dis {}",
               in.d.size(), cfg_.n_dis);
   const bool conditional = cfg_.model.num_classes > 0;
+  const int64_t A = cfg_.accumulate;
   // Labels are checked on the host first: inside the sync-free region the
   // embeddings cannot read device indices back to check them. Nothing is
   // drawn or sent before every check has passed.
+  auto check_split = [&](const Tensor& t, const char* what) {
+    SAGAN_CHECK(t.defined() && t.dim() >= 1 && t.size(0) > 0 && t.size(0) % A == 0,
+                "Trainer::step: {} holds {} rows, not a positive multiple of --accumulate {} (one micro-batch a pass)",
+                what, t.defined() && t.dim() >= 1 ? t.size(0) : 0, A);
+  };
+  for (const StepInputs::DStep& ds : in.d) {
+    check_split(ds.images, "images");
+    check_split(ds.z, "z");
+  }
+  check_split(in.z, "z");
   if (conditional) {
     for (const StepInputs::DStep& ds : in.d) {
       check_labels(ds.labels, cfg_.model.num_classes, "labels");
@@ -160,24 +191,37 @@ void Trainer::send_inputs(const StepInputs& in, int64_t at_step) {
   auto put = [&](Tensor& buf, const Tensor& src, DType dt) {
     if (inputs_stage_.add(buf, src, dt)) graphs_.clear();
   };
-  b.d.resize(in.d.size());
+  // Pass k's rows of t.
+  auto pass_rows = [&](const Tensor& t, int64_t k) {
+    const int64_t m = t.size(0) / A;
+    return A == 1 ? t : t.slice(0, k * m, (k + 1) * m);
+  };
+  b.d.resize(in.d.size() * static_cast<size_t>(A));
+  b.g.resize(static_cast<size_t>(A));
   for (size_t i = 0; i < in.d.size(); ++i) {
     const StepInputs::DStep& ds = in.d[i];
-    put(b.d[i].images, ds.images, dtype_);
-    put(b.d[i].z, ds.z, dtype_);
-    if (conditional) {
-      put(b.d[i].y_all, concat({ds.labels.to(Device::cpu()), ds.fake_labels.to(Device::cpu())}, 0), DType::I64);
-      b.d[i].fake_labels = b.d[i].y_all.slice(0, ds.labels.size(0), b.d[i].y_all.size(0));
+    for (int64_t k = 0; k < A; ++k) {
+      StepBuffers::DPass& dp = b.d[i * static_cast<size_t>(A) + static_cast<size_t>(k)];
+      put(dp.images, pass_rows(ds.images, k), dtype_);
+      put(dp.z, pass_rows(ds.z, k), dtype_);
+      if (conditional) {
+        put(dp.y_all,
+            concat({pass_rows(ds.labels.to(Device::cpu()), k), pass_rows(ds.fake_labels.to(Device::cpu()), k)}, 0),
+            DType::I64);
+        dp.fake_labels = dp.y_all.slice(0, dp.images.size(0), dp.y_all.size(0));
+      }
     }
   }
-  put(b.z, in.z, dtype_);
-  if (conditional) put(b.fake_labels, in.fake_labels, DType::I64);
-  // DiffAugment's draws, in the order the updates use them (each D step's
-  // [real; fake], then the G step's fakes), made into tensors here.
-  rank_streams_at_step(at_step, /*latents=*/false);
-  auto put_aug = [&](nn::DiffAugmentTensors& buf, const Shape& shape) {
-    if (!diffaug_.any()) return;
-    const nn::DiffAugmentParams p = nn::draw_diffaugment(diffaug_, shape[0], shape[2], shape[3], aug_rng_);
+  for (int64_t k = 0; k < A; ++k) {
+    StepBuffers::GPass& gp = b.g[static_cast<size_t>(k)];
+    put(gp.z, pass_rows(in.z, k), dtype_);
+    if (conditional) put(gp.fake_labels, pass_rows(in.fake_labels.to(Device::cpu()), k), DType::I64);
+  }
+  // DiffAugment's draws, made into tensors here: each pass's from its own
+  // stream, in the order its updates use them (each D step's [real; fake],
+  // then the G step's fakes).
+  auto put_aug = [&](nn::DiffAugmentTensors& buf, const Shape& shape, Rng& r) {
+    const nn::DiffAugmentParams p = nn::draw_diffaugment(diffaug_, shape[0], shape[2], shape[3], r);
     const nn::DiffAugmentTensors t = nn::diffaugment_tensors(diffaug_, p, shape, dtype_, Device::cpu());
     for (auto [dst, src] : {std::pair{&buf.brightness, &t.brightness},
                             {&buf.saturation, &t.saturation},
@@ -186,12 +230,19 @@ void Trainer::send_inputs(const StepInputs& in, int64_t at_step) {
                             {&buf.cutout_mask, &t.cutout_mask}})
       if (src->defined()) put(*dst, *src, src->dtype());
   };
-  for (StepBuffers::DStep& di : b.d) {
-    Shape both = di.images.shape();
-    both[0] *= 2;
-    put_aug(di.aug, both);
+  if (diffaug_.any()) {
+    Rng scratch(0);
+    for (int64_t k = 0; k < A; ++k) {
+      Rng& r = pass_stream(k, at_step, /*latents=*/false, scratch);
+      for (size_t i = 0; i < in.d.size(); ++i) {
+        StepBuffers::DPass& dp = b.d[i * static_cast<size_t>(A) + static_cast<size_t>(k)];
+        Shape both = dp.images.shape();
+        both[0] *= 2;
+        put_aug(dp.aug, both, r);
+      }
+      put_aug(b.g[static_cast<size_t>(k)].aug, b.d.at(static_cast<size_t>(k)).images.shape(), r);
+    }
   }
-  put_aug(b.g_aug, b.d.at(0).images.shape());
   inputs_stage_.send();
 }
 
@@ -221,11 +272,24 @@ std::vector<Tensor> Trainer::network_buffers() const {
   return out;
 }
 
+Tensor Trainer::g_forward(int64_t k, const Tensor& z, const Tensor& y) {
+  if (cfg_.accumulate == 1) return g_->forward(z, y);
+  StepBuffers& b = *buffers_;
+  std::vector<Tensor> live = nn::batch_norm_statistics(*g_);
+  std::vector<Tensor>& mine = b.pass_bn[static_cast<size_t>(k)];
+  // Buffers: the copies record nothing, in grad mode or not.
+  for (size_t j = 0; j < live.size(); ++j) live[j].copy_(mine[j]);
+  Tensor out = g_->forward(z, y);
+  for (size_t j = 0; j < live.size(); ++j) mine[j].copy_(live[j]);
+  return out;
+}
+
 void Trainer::run_updates() {
   StepBuffers& b = *buffers_;
   b.updates.clear();
   Tensor gate;
   SyncFreeScope region("Trainer::step");
+  const int64_t A = cfg_.accumulate;
   if (cfg_.on_nan == "skip") {
     // Device copies, recorded into a step graph like the rest; the first
     // (plain) run of each phase allocates them.
@@ -237,46 +301,100 @@ void Trainer::run_updates() {
     }
     for (size_t i = 0; i < now.size(); ++i) b.buffers_before[i].copy_(now[i]);
   }
-  try {
-    for (size_t i = 0; i < b.d.size(); ++i) {
-      const StepBuffers::DStep& di = b.d[i];
-      const int64_t B = di.images.size(0);
-      Tensor fake;
-      {
-        NoGradGuard ng;
-        g_->power_iterate_all();
-        fake = g_->forward(di.z, di.fake_labels);
+  if (A > 1) {
+    // Every pass starts the iteration from G's statistics (the passes'
+    // mean at the end of the last one), as every rank does.
+    NoGradGuard ng;
+    const std::vector<Tensor> live = nn::batch_norm_statistics(*g_);
+    b.pass_bn.resize(static_cast<size_t>(A));
+    for (std::vector<Tensor>& mine : b.pass_bn) {
+      if (mine.size() != live.size()) {
+        mine.clear();
+        for (const Tensor& t : live) mine.push_back(Tensor::empty(t.shape(), t.dtype(), t.device()));
       }
-      Tensor x_all = nn::diffaugment(concat({di.images, fake}, 0), diffaug_, di.aug);
-      d_->power_iterate_all();
-      Tensor out = d_->forward(x_all, di.y_all);
-      Tensor d_real, d_fake;
-      Tensor loss = hinge_d(out, B, d_real, d_fake);
+      for (size_t j = 0; j < live.size(); ++j) mine[j].copy_(live[j]);
+    }
+  }
+  // The mean over the passes of a value (a loss, a mean D output).
+  auto mean_of_passes = [&](Tensor& total, const Tensor& v, int64_t k) {
+    NoGradGuard ng;
+    total = k == 0 ? v.detach() : add(total, v.detach());
+    if (k == A - 1 && A > 1) total = mul(total, 1.0 / static_cast<double>(A));
+  };
+  // A pass's loss, scaled so that the passes' gradients add up to their
+  // mean; the last pass's backward reduces each gradient bucket over ranks
+  // as soon as it is complete.
+  auto backward = [&](const Tensor& loss, int64_t k, nn::GradBuckets* buckets) {
+    const bool last = k == A - 1;
+    if (buckets && last) buckets->begin();
+    (A > 1 ? mul(loss, 1.0 / static_cast<double>(A)) : loss).backward();
+    if (buckets && last) buckets->finish();  // the mean over ranks, before clipping
+  };
+  // The passes of an update share its power iteration (taken before the
+  // first), as the ranks of a job do.
+  auto iterate_power = [&](int64_t k, nn::Module& m) {
+    NoGradGuard ng;
+    if (k == 0)
+      nn::power_iterate_all(m);
+    else
+      nn::skip_power_iteration(m);
+  };
+  try {
+    for (int64_t i = 0; i < cfg_.n_dis; ++i) {
       opt_d_->zero_grad();
-      if (dp_) dp_->d_buckets().begin();
-      loss.backward();
-      if (dp_) dp_->d_buckets().finish();  // the mean over ranks, before clipping
+      Tensor loss, d_real, d_fake;
+      for (int64_t k = 0; k < A; ++k) {
+        const StepBuffers::DPass& dp = b.d[static_cast<size_t>(i * A + k)];
+        const int64_t B = dp.images.size(0);
+        Tensor fake;
+        {
+          NoGradGuard ng;
+          iterate_power(k, *g_);
+          fake = g_forward(k, dp.z, dp.fake_labels);
+        }
+        Tensor x_all = nn::diffaugment(concat({dp.images, fake}, 0), diffaug_, dp.aug);
+        iterate_power(k, *d_);
+        Tensor out = d_->forward(x_all, dp.y_all);
+        Tensor real_k, fake_k;
+        Tensor loss_k = hinge_d(out, B, real_k, fake_k);
+        backward(loss_k, k, dp_ ? &dp_->d_buckets() : nullptr);
+        mean_of_passes(loss, loss_k, k);
+        mean_of_passes(d_real, real_k, k);
+        mean_of_passes(d_fake, fake_k, k);
+      }
       Tensor norm = clip_and_norm(*d_->flat_parameters());
       Update u{true, {{"loss_d", loss}, {"D(x)", d_real}, {"D(G(z))", d_fake}, {"grad_norm_d", norm}}, {}};
       gate = u.gate = close_gate_if_not_finite(gate, {loss, d_real, d_fake, norm});
       b.updates.push_back(std::move(u));
-      opt_d_->step_on_device(gate, b.adam_scales.select(0, static_cast<int64_t>(i)));
+      opt_d_->step_on_device(gate, b.adam_scales.select(0, i));
     }
 
     set_requires_grad(*d_, false);
-    g_->power_iterate_all();
-    Tensor fake = g_->forward(b.z, b.fake_labels);
-    d_->power_iterate_all();
-    Tensor loss = neg(mean(d_->forward(nn::diffaugment(fake, diffaug_, b.g_aug), b.fake_labels)));
     opt_g_->zero_grad();
-    if (dp_) dp_->g_buckets().begin();
-    loss.backward();
-    if (dp_) dp_->g_buckets().finish();
+    Tensor loss;
+    for (int64_t k = 0; k < A; ++k) {
+      const StepBuffers::GPass& gp = b.g[static_cast<size_t>(k)];
+      iterate_power(k, *g_);
+      Tensor fake = g_forward(k, gp.z, gp.fake_labels);
+      iterate_power(k, *d_);
+      Tensor loss_k = neg(mean(d_->forward(nn::diffaugment(fake, diffaug_, gp.aug), gp.fake_labels)));
+      backward(loss_k, k, dp_ ? &dp_->g_buckets() : nullptr);
+      mean_of_passes(loss, loss_k, k);
+    }
     Tensor norm = clip_and_norm(*g_->flat_parameters());
     Update u{false, {{"loss_g", loss}, {"grad_norm_g", norm}}, {}};
     gate = u.gate = close_gate_if_not_finite(gate, {loss, norm});
     b.updates.push_back(std::move(u));
     opt_g_->step_on_device(gate, b.adam_scales.select(0, cfg_.n_dis));
+    if (A > 1) {  // G's statistics: the passes' mean
+      NoGradGuard ng;
+      const std::vector<Tensor> live = nn::batch_norm_statistics(*g_);
+      for (size_t j = 0; j < live.size(); ++j) {
+        Tensor total = b.pass_bn[0][j];
+        for (int64_t k = 1; k < A; ++k) total = add(total, b.pass_bn[static_cast<size_t>(k)][j]);
+        Tensor(live[j]).copy_(mul(total, 1.0 / static_cast<double>(A)));
+      }
+    }
     // Ranks that keep BN statistics apart average G's before the EMA takes
     // them (a no-op with --sync-bn or one rank).
     if (dp_) dp_->average_bn_statistics(*g_);

@@ -35,6 +35,7 @@ TrainConfig unusual_config() {
   c.channels = "1";
   c.resize = "pad";
   c.batch_size = 17;
+  c.accumulate = 3;
   c.steps = 1234;
   c.n_dis = 2;
   c.adam_g.lr = 0.30000000000000004;  // needs 17 digits
@@ -102,7 +103,8 @@ std::string file_error(const TempDir& dir, const std::string& name, const std::s
 
 TEST_CASE("the table has one entry per key of config.json", "[config]") {
   // config.json and checkpoint metadata are a file format: these keys stay.
-  const std::vector<std::string> keys = {"adam_eps",
+  const std::vector<std::string> keys = {"accumulate",
+                                         "adam_eps",
                                          "batch_size",
                                          "beta1",
                                          "beta2",

@@ -3,7 +3,8 @@
 #  1. 4 steps straight; 2 steps, then --resume to 4: metrics.csv's step-4
 #     losses (logged in full precision, averaged over ranks) are equal, and
 #     only rank 0 wrote (one header, one row per logged step);
-#  2. --resume of that run by one process is refused: world size 2 vs 1;
+#  2. --resume of that run by one process is refused (world size 2 vs 1),
+#     saying to give --accumulate 2, with which it goes on;
 #  3. a corrupt image, read by one rank, ends the job within the test's
 #     timeout with a message naming the rank and the file;
 #  4. ranks that fail or differ at startup (rank 1: a missing data folder, a
@@ -82,8 +83,20 @@ endif()
 
 execute_process(COMMAND ${TRAIN} --resume ${WORK_DIR}/resumed --steps 6 --quiet RESULT_VARIABLE rc ERROR_VARIABLE err
                 OUTPUT_VARIABLE out)
-if(rc EQUAL 0 OR NOT err MATCHES "written by a run of 2 rank\\(s\\).*resumed with 1")
+if(rc EQUAL 0 OR NOT err MATCHES "written by a run of 2 rank\\(s\\).*resumed with 1.*give --accumulate 2")
   message(FATAL_ERROR "mpi_sagan_train: a one-process resume of a 2-rank run was not refused (exit ${rc}):\n${out}${err}")
+endif()
+# ... and goes on with two passes an update (dp_check accumulate: as the
+# two ranks would, up to the order of sums).
+execute_process(COMMAND ${TRAIN} --resume ${WORK_DIR}/resumed --steps 6 --accumulate 2 --quiet RESULT_VARIABLE rc
+                ERROR_VARIABLE err OUTPUT_VARIABLE out)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "mpi_sagan_train: a one-process resume of a 2-rank run with --accumulate 2 failed (exit ${rc}):\n${out}${err}")
+endif()
+losses(${WORK_DIR}/resumed 6 c)
+file(READ ${WORK_DIR}/resumed/config.json config)
+if(NOT config MATCHES "\"accumulate\": 2" OR NOT config MATCHES "\"world_size\": 1")
+  message(FATAL_ERROR "mpi_sagan_train: config.json does not record the resume's split (1 rank x 2 passes):\n${config}")
 endif()
 
 file(WRITE ${data}/a/zz_corrupt.png "not a PNG")

@@ -8,6 +8,11 @@
 //       fed the same images and latents (the ranks' together); the ranks'
 //       real images are the single loader's batches of 4; some gradient
 //       bucket is launched during backward.
+//   dp_check accumulate f64|f32 K    K steps on N ranks x batch 2 (per-rank BN
+//       statistics, DiffAugment) reach the parameters and G buffers of one
+//       process with --accumulate N x batch 2, whose own draws are the
+//       ranks' (images, labels, latents: equal); that process, resumed from
+//       the ranks' checkpoint, goes on K more steps as the ranks do.
 //   dp_check sync_bn                 cross-replica BN on 2 halves of a batch
 //       = batch_norm on the whole batch: outputs, input gradients, summed
 //       parameter gradients, running statistics (float64).
@@ -93,6 +98,39 @@ TrainConfig tiny_config(int64_t batch) {
   return c;
 }
 
+// a and b trained alike for `steps` steps, one as ranks and one not.
+// float64: the same arithmetic up to the order of sums, so tight. float32:
+// sums in another order differ by ~1e-7 relative, and Adam turns such a
+// difference into up to 2 lr a step where a gradient component is near
+// zero and its sign flips (the update is about lr x sign(g)): parameters
+// within 2 lr K; G's buffers (BN statistics, SN vectors) follow G's
+// parameters, so within G's bound too, relative to their largest value.
+void compare_trainers(const std::string& mode, Trainer& a, Trainer& b, DType dtype, int64_t steps) {
+  const bool f64 = dtype == DType::F64;
+  auto compare = [&](const std::string& what, const Tensor& x, const Tensor& y, double lr, bool relative) {
+    std::vector<double> ref_values = y.to_vector();
+    double scale = 1.0;
+    for (double v : ref_values) scale = std::max(scale, std::abs(v));
+    const double tol = f64 ? 1e-10 * scale : 2.0 * lr * static_cast<double>(steps) * (relative ? scale : 1.0);
+    const double d = max_abs_diff(x, y);
+    if (world->rank() == 0)
+      fmt::print("dp_check {} {}: {} max |difference| {:.3g} (tolerance {:.3g})\n", mode, dtype_name(dtype), what, d,
+                 tol);
+    expect(d <= tol, fmt::format("{}: {} differ by {} > {}", mode, what, d, tol));
+  };
+  const TrainConfig& c = a.config();
+  compare("G parameters", a.generator().flat_parameters()->data(), b.generator().flat_parameters()->data(), c.adam_g.lr,
+          false);
+  compare("D parameters", a.discriminator().flat_parameters()->data(), b.discriminator().flat_parameters()->data(),
+          c.adam_d.lr, false);
+  compare("G_ema parameters", a.ema_generator().flat_parameters()->data(), b.ema_generator().flat_parameters()->data(),
+          c.adam_g.lr, false);
+  auto ab = a.generator().named_buffers(), bb = b.generator().named_buffers();
+  expect(ab.size() == bb.size(), fmt::format("{}: G has {} buffers against {}", mode, ab.size(), bb.size()));
+  for (size_t i = 0; i < std::min(ab.size(), bb.size()); ++i)
+    compare("G." + ab[i].first, ab[i].second, bb[i].second, c.adam_g.lr, true);
+}
+
 int equivalence(DType dtype, int64_t steps) {
   const int64_t B = 2, N = world->size();
   auto ds = std::make_shared<testing::TinyDataset>(24);
@@ -116,36 +154,57 @@ int equivalence(DType dtype, int64_t steps) {
     launched += dp.data_parallel()->d_buckets().launched_in_backward();
     ref.step(all);
   }
-  // float64: the same arithmetic up to the order of sums, so tight. float32:
-  // sums in another order differ by ~1e-7 relative, and Adam turns such a
-  // difference into up to 2 lr a step where a gradient component is near
-  // zero and its sign flips (the update is about lr x sign(g)): parameters
-  // within 2 lr K; G's buffers (BN statistics, SN vectors) follow G's
-  // parameters, so within G's bound too, relative to their largest value.
-  const bool f64 = dtype == DType::F64;
-  auto compare = [&](const std::string& what, const Tensor& a, const Tensor& b, double lr, bool relative) {
-    std::vector<double> ref_values = b.to_vector();
-    double scale = 1.0;
-    for (double v : ref_values) scale = std::max(scale, std::abs(v));
-    const double tol = f64 ? 1e-10 * scale : 2.0 * lr * static_cast<double>(steps) * (relative ? scale : 1.0);
-    const double d = max_abs_diff(a, b);
-    if (world->rank() == 0)
-      fmt::print("dp_check equivalence {}: {} max |difference| {:.3g} (tolerance {:.3g})\n", dtype_name(dtype), what, d,
-                 tol);
-    expect(d <= tol, fmt::format("{} differ by {} > {}", what, d, tol));
-  };
-  const TrainConfig& c = dp.config();
-  compare("G parameters", dp.generator().flat_parameters()->data(), ref.generator().flat_parameters()->data(),
-          c.adam_g.lr, false);
-  compare("D parameters", dp.discriminator().flat_parameters()->data(), ref.discriminator().flat_parameters()->data(),
-          c.adam_d.lr, false);
-  compare("G_ema parameters", dp.ema_generator().flat_parameters()->data(),
-          ref.ema_generator().flat_parameters()->data(), c.adam_g.lr, false);
-  auto gb = dp.generator().named_buffers(), rb = ref.generator().named_buffers();
-  for (size_t i = 0; i < gb.size(); ++i) compare("G." + gb[i].first, gb[i].second, rb[i].second, c.adam_g.lr, true);
+  compare_trainers("equivalence", dp, ref, dtype, steps);
   expect(launched > 0, "no gradient bucket was launched during backward");
   if (world->rank() == 0)
     fmt::print("dp_check: {} D buckets launched during backward over {} steps\n", launched, steps);
+  return failures;
+}
+
+int accumulate(DType dtype, int64_t steps) {
+  const int64_t N = world->size();
+  auto ds = std::make_shared<testing::TinyDataset>(24);
+  TrainConfig cfg = tiny_config(2);
+  cfg.sync_bn = false;  // --accumulate refuses it: each pass keeps its own statistics, as each rank here
+  cfg.diffaug = "color,translation,cutout";
+  TrainConfig acc_cfg = cfg;
+  acc_cfg.accumulate = N;
+  acc_cfg.check_sync_every = 0;
+  Trainer ranks(cfg, ds, dtype, world);
+  Trainer passes(acc_cfg, ds, dtype);  // every rank runs it: the same result everywhere
+  auto same = [&](const Tensor& mine, const Tensor& theirs, const std::string& what, int64_t k) {
+    expect(max_abs_diff(gather(mine), theirs) == 0.0,
+           fmt::format("step {}: the passes' {} are not the ranks'", k + 1, what));
+  };
+  for (int64_t k = 0; k < steps; ++k) {
+    StepInputs in = ranks.draw_inputs(), all = passes.draw_inputs();
+    for (size_t i = 0; i < in.d.size(); ++i) {
+      same(in.d[i].images, all.d[i].images, "images", k);
+      same(in.d[i].labels, all.d[i].labels, "labels", k);
+      same(in.d[i].z, all.d[i].z, "D-step latents", k);
+      same(in.d[i].fake_labels, all.d[i].fake_labels, "D-step fake labels", k);
+    }
+    same(in.z, all.z, "G-step latents", k);
+    same(in.fake_labels, all.fake_labels, "G-step fake labels", k);
+    ranks.step(in);
+    passes.step(all);
+  }
+  compare_trainers("accumulate", ranks, passes, dtype, steps);
+  // The ranks' checkpoint goes on in one process with --accumulate N.
+  const std::string path = dist::broadcast_text(
+      *world, (std::filesystem::temp_directory_path() / fmt::format("dp_check_accumulate_{}.safetensors", ::getpid()))
+                  .string());
+  if (world->rank() == 0) ranks.save_checkpoint(path);
+  world->barrier();
+  Trainer resumed(acc_cfg, ds, dtype);
+  resumed.load_checkpoint(path);
+  for (int64_t k = 0; k < steps; ++k) {
+    ranks.step();
+    resumed.step();
+  }
+  compare_trainers("accumulate, resumed", ranks, resumed, dtype, 2 * steps);
+  world->barrier();
+  if (world->rank() == 0) std::filesystem::remove(path);
   return failures;
 }
 
@@ -322,6 +381,8 @@ int main(int argc, char** argv) {
     int rc = 2;
     if (what == "equivalence" && argc == 4)
       rc = equivalence(std::string(argv[2]) == "f64" ? DType::F64 : DType::F32, std::stoll(argv[3]));
+    else if (what == "accumulate" && argc == 4)
+      rc = accumulate(std::string(argv[2]) == "f64" ? DType::F64 : DType::F32, std::stoll(argv[3]));
     else if (what == "sync_bn")
       rc = sync_bn();
     else if (what == "resume" && argc == 3)
@@ -331,7 +392,8 @@ int main(int argc, char** argv) {
     else if (what == "custom")
       rc = custom_run();
     else
-      fmt::print(stderr, "usage: dp_check equivalence f64|f32 K | sync_bn | resume K | custom | nan\n");
+      fmt::print(stderr,
+                 "usage: dp_check equivalence f64|f32 K | accumulate f64|f32 K | sync_bn | resume K | custom | nan\n");
     std::fflush(stdout);
     if (rc == 0 && world->rank() == 0) fmt::print("dp_check {}: passed on {} ranks\n", what, world->size());
     return rc == 0 ? 0 : 1;
