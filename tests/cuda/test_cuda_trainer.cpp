@@ -82,6 +82,34 @@ TEST_CASE("cuda training steps give the cpu's losses for the same seed", "[cuda]
   }
 }
 
+TEST_CASE("cuda training with --accumulate 2 gives the cpu's losses", "[cuda][trainer][accumulate]") {
+  // Two passes of 4 an update; tolerances as above.
+  auto ds = std::make_shared<TinyDataset>(32, 1000);
+  TrainConfig cfg = small_config("cpu");
+  cfg.batch_size = 4;
+  cfg.accumulate = 2;
+  cfg.diffaug = "color,translation,cutout";
+  std::vector<StepStats> want;
+  {
+    Trainer t(cfg, ds);
+    for (int i = 0; i < 3; ++i) want.push_back(t.step());
+  }
+  cfg.device = "cuda";
+  Trainer t(cfg, ds);
+  REQUIRE(t.device().is_cuda());
+  for (int i = 0; i < 3; ++i) {
+    const StepStats s = t.step();
+    const StepStats& w = want[static_cast<size_t>(i)];
+    INFO("step " << s.step << ": loss_D " << s.loss_d << " (cpu " << w.loss_d << "), loss_G " << s.loss_g << " (cpu "
+                 << w.loss_g << ")");
+    const double tol_d = i == 0 ? 1e-4 : 1e-3;
+    CHECK(close(s.loss_d, w.loss_d, tol_d));
+    CHECK(close(s.d_real, w.d_real, tol_d));
+    CHECK(close(s.d_fake, w.d_fake, tol_d));
+    CHECK(close(s.loss_g, w.loss_g, 1e-3));
+  }
+}
+
 TEST_CASE("cuda training in deterministic mode repeats bit for bit, resumed or not", "[cuda][trainer][deterministic]") {
   // The fused attention's backward (dQ without atomics), the embeddings'
   // index_add and cuDNN's algorithms are where a GPU run could vary.
@@ -117,7 +145,8 @@ TEST_CASE("cuda step graph: replayed iterations equal plain ones bit for bit, wi
   cfg.ema_start = 3;
   cfg.grad_clip = 0.5;
   cfg.diffaug = GENERATE(std::string("none"), std::string("color,translation,cutout"));
-  INFO("--diffaug " << cfg.diffaug);
+  cfg.accumulate = GENERATE(1, 2);  // 2: the passes' loops and BN copies in the graph
+  INFO("--diffaug " << cfg.diffaug << " --accumulate " << cfg.accumulate);
   Trainer plain(cfg, ds), graphed(cfg, ds);
   graphed.set_step_graph(true);
   for (int i = 0; i < 8; ++i) {
