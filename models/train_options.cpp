@@ -297,8 +297,9 @@ std::vector<TrainOption> make_table() {
               .flag = "--accumulate",
               .help = "Passes per update (gradient accumulation): each D and G update averages the gradients of "
                       "this many micro-batches of --batch-size, run one after another with the memory of one; the "
-                      "global batch is world_size x accumulate x batch_size. Pass k trains as rank k of as many "
-                      "ranks would: its own data, latents and BN statistics (so not with --sync-bn)",
+                      "global batch is world_size x accumulate x batch_size. Pass k of rank r trains as rank "
+                      "r x accumulate + k of world_size x accumulate ranks would: its own data, latents and BN "
+                      "statistics (so not with --sync-bn)",
               .check = positive,
               .resume_applies = true},
              &C::accumulate));
@@ -555,7 +556,8 @@ std::optional<ConfigProblem> train_config_problem(const TrainConfig& c,
                            c.dataset, name("fd_weights"), name("fd_features")));
   if (c.accumulate > 1 && c.sync_bn)
     return bad("accumulate", fmt::format("{} passes with {}: cross-replica BatchNorm takes G's statistics over the "
-                                         "whole global batch, which accumulation never holds at once; use one of them",
+                                         "whole global batch, which accumulation never holds at once; turn it off "
+                                         "(--no-sync-bn) or train in one pass",
                                          c.accumulate, name("sync_bn")));
   if (c.adam_g.beta1 != c.adam_d.beta1 || c.adam_g.beta2 != c.adam_d.beta2 || c.adam_g.eps != c.adam_d.eps)
     return bad("beta1", "adam_g and adam_d differ in beta1, beta2 or eps: a config holds one value of each");

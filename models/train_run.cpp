@@ -268,12 +268,17 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
       check_fd_weights(cfg, sources, writer);
       // Before the data is loaded and the networks built, and not taken for
       // a damaged checkpoint (every one would fail the same way).
+      const int64_t ranks = opt.comm ? opt.comm->size() : 1;
       if (!list_checkpoints(cfg.run_dir).empty()) {
         TrainConfig written = cfg;  // config.json's passes: --accumulate may be a change
         for (const ConfigChange& c : changes)
           if (c.key == "accumulate") written.accumulate = std::stoll(c.from);
-        check_resume_passes("--resume " + cfg.run_dir, written, opt.comm ? opt.comm->size() : 1, cfg.accumulate);
+        check_resume_passes("--resume " + cfg.run_dir, written, ranks, cfg.accumulate);
       }
+      // The launch's number of ranks (config.json gets it from the Trainer),
+      // logged with the settings changed alongside.
+      if (ranks != cfg.world_size)
+        changes.push_back({"world_size", std::to_string(cfg.world_size), std::to_string(ranks), "the launch"});
       if (writer) {
         // Its folders too: a read-only checkpoints/ would fail the first
         // save, after the steps it should have kept.

@@ -176,12 +176,21 @@ void Trainer::send_inputs(const StepInputs& in, int64_t at_step) {
     check_split(ds.z, "z");
   }
   check_split(in.z, "z");
+  // Labels a row each of the images or latents they go with: each pass
+  // takes its rows of both.
+  auto check_rows = [](const Tensor& labels, const Tensor& of, const char* what, const char* of_what) {
+    SAGAN_CHECK(labels.size(0) == of.size(0), "Trainer::step: {} holds {} rows for {} rows of {}", what, labels.size(0),
+                of.size(0), of_what);
+  };
   if (conditional) {
     for (const StepInputs::DStep& ds : in.d) {
       check_labels(ds.labels, cfg_.model.num_classes, "labels");
       check_labels(ds.fake_labels, cfg_.model.num_classes, "fake_labels");
+      check_rows(ds.labels, ds.images, "labels", "images");
+      check_rows(ds.fake_labels, ds.z, "fake_labels", "z");
     }
     check_labels(in.fake_labels, cfg_.model.num_classes, "fake_labels");
+    check_rows(in.fake_labels, in.z, "fake_labels", "z");
   }
   if (!buffers_) buffers_ = std::make_unique<StepBuffers>();
   StepBuffers& b = *buffers_;

@@ -7,6 +7,8 @@
 #include <string>
 
 #include "sagan/core/ops.h"
+#include "sagan/dist/single_communicator.h"
+#include "sagan/models/data_parallel.h"
 #include "sagan/models/train_options.h"
 #include "sagan/models/trainer.h"
 #include "tests/support/bitwise.h"
@@ -128,6 +130,8 @@ TEST_CASE("accumulation: values and BN statistics are the passes' means", "[trai
 
 TEST_CASE("accumulation: a resumed run of 2 passes continues bit for bit", "[trainer][accumulate]") {
   TrainConfig c = small(2);
+  c.unconditional = GENERATE(false, true);  // with and without labels to split
+  INFO("unconditional " << c.unconditional);
   c.diffaug = "color,translation,cutout";       // each pass's own DiffAugment stream, placed from the step
   auto ds = std::make_shared<TinyDataset>(12);  // 3 global batches of 4 an epoch: the resume crosses epochs
   sagan::testing::ResumeRun run = sagan::testing::run_straight_and_resumed(c, ds, 4, 2);
@@ -176,7 +180,10 @@ TEST_CASE("accumulation: a resume keeps the number of passes, however split", "[
   CHECK_THROWS_WITH(check_resume_passes("ckpt", ranks, 1, 1), Catch::Contains("give --accumulate 2"));
   ranks.world_size = 3;
   CHECK_THROWS_WITH(check_resume_passes("ckpt", ranks, 2, 1),
-                    Catch::Contains("launch a number of ranks that divides 3 and give --accumulate 3 / ranks"));
+                    Catch::Contains("launch 3 rank(s), or a number of ranks that divides 3 with --accumulate 3 / "
+                                    "ranks"));
+  ranks.world_size = 1;
+  CHECK_THROWS_WITH(check_resume_passes("ckpt", ranks, 2, 1), Catch::Contains("launch 1 rank, without --accumulate"));
 }
 
 TEST_CASE("accumulation: bad settings and inputs are refused, naming them", "[trainer][accumulate]") {
@@ -198,5 +205,71 @@ TEST_CASE("accumulation: bad settings and inputs are refused, naming them", "[tr
   StepInputs in = two.draw_inputs();
   in.d[1].images = in.d[1].images.slice(0, 0, 3).contiguous();
   CHECK_THROWS_WITH(two.step(in), Catch::Contains("images holds 3 rows, not a positive multiple of --accumulate 2"));
+  in = two.draw_inputs();
+  in.d[0].labels = concat({in.d[0].labels, in.d[0].labels.slice(0, 0, 1)}, 0);
+  CHECK_THROWS_WITH(two.step(in), Catch::Contains("labels holds 5 rows for 4 rows of images"));
+  in = two.draw_inputs();
+  in.fake_labels = in.fake_labels.slice(0, 0, 2).contiguous();
+  CHECK_THROWS_WITH(two.step(in), Catch::Contains("fake_labels holds 2 rows for 4 rows of z"));
   CHECK(two.step_count() == 0);
+}
+
+// A NaN in the second pass's latents only: the first D update is judged on
+// the passes' mean, so it and the rest of the iteration are dropped, and
+// the forwards' changes to the buffers (each pass's BN statistics, the SN
+// vectors) go back.
+TEST_CASE("accumulation: a NaN in one pass drops the iteration under --on-nan skip", "[trainer][accumulate]") {
+  auto ds = std::make_shared<TinyDataset>(16);
+  TrainConfig c = small(2);
+  c.on_nan = "skip";
+  Trainer t(c, ds);
+  t.step();
+  const NamedTensors before = t.checkpoint_tensors();
+  StepInputs in = t.draw_inputs();
+  std::vector<double> z = in.d[0].z.to_vector();
+  for (size_t i = z.size() / 2; i < z.size(); ++i) z[i] = std::nan("");  // pass 1's rows
+  in.d[0].z = Tensor::from_vector(z, in.d[0].z.shape(), DType::F64).to(DType::F32);
+  const StepStats s = t.step(in);
+  CHECK(s.skipped);
+  const NamedTensors after = t.checkpoint_tensors();
+  REQUIRE(before.size() == after.size());
+  for (size_t i = 0; i < before.size(); ++i) {
+    if (before[i].first.rfind("trainer.", 0) == 0) continue;  // the step and skip counters move on
+    INFO(before[i].first);
+    CHECK(bitwise_equal(before[i].second, after[i].second));
+  }
+  CHECK(std::isfinite(t.step().loss_d));  // and training goes on
+}
+
+namespace {
+// One rank of a data-parallel job (as Open MPI's communicator reports
+// itself) that counts the all-reduces started.
+struct CountingRank : dist::SingleCommunicator {
+  int started = 0;
+  const char* backend_name() const override { return "mpi"; }
+  std::unique_ptr<dist::PendingReduce> start_all_reduce_sum(const Tensor& t) override {
+    ++started;
+    return SingleCommunicator::start_all_reduce_sum(t);
+  }
+};
+}  // namespace
+
+// Only the last pass's backward reduces gradients: as many all-reduces an
+// iteration as without accumulation, started during backward.
+TEST_CASE("accumulation: the gradient buckets are reduced once an update", "[trainer][accumulate][data_parallel]") {
+  auto ds = std::make_shared<TinyDataset>(16);
+  auto count = [&](int64_t accumulate, int& in_backward) {
+    auto comm = std::make_shared<CountingRank>();
+    Trainer t(small(accumulate), ds, DType::F32, comm);
+    REQUIRE(t.data_parallel() != nullptr);
+    t.step();
+    in_backward = t.data_parallel()->d_buckets().launched_in_backward();
+    return comm->started;
+  };
+  int one_in_backward = 0, two_in_backward = 0;
+  const int one = count(1, one_in_backward), two = count(2, two_in_backward);
+  CHECK(one > 0);
+  CHECK(two == one);
+  CHECK(two_in_backward > 0);
+  CHECK(two_in_backward == one_in_backward);
 }

@@ -93,10 +93,14 @@ execute_process(COMMAND ${TRAIN} --resume ${WORK_DIR}/resumed --steps 6 --accumu
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "mpi_sagan_train: a one-process resume of a 2-rank run with --accumulate 2 failed (exit ${rc}):\n${out}${err}")
 endif()
-losses(${WORK_DIR}/resumed 6 c)
+losses(${WORK_DIR}/resumed 6 c)  # a row for step 6, under the file's one header
 file(READ ${WORK_DIR}/resumed/config.json config)
 if(NOT config MATCHES "\"accumulate\": 2" OR NOT config MATCHES "\"world_size\": 1")
   message(FATAL_ERROR "mpi_sagan_train: config.json does not record the resume's split (1 rank x 2 passes):\n${config}")
+endif()
+file(READ ${WORK_DIR}/resumed/config_changes.log changes)
+if(NOT changes MATCHES "accumulate 1 -> 2 \\(--accumulate\\); world_size 2 -> 1 \\(the launch\\)")
+  message(FATAL_ERROR "mpi_sagan_train: config_changes.log does not record the new split:\n${changes}")
 endif()
 
 file(WRITE ${data}/a/zz_corrupt.png "not a PNG")

@@ -8,11 +8,12 @@
 //       fed the same images and latents (the ranks' together); the ranks'
 //       real images are the single loader's batches of 4; some gradient
 //       bucket is launched during backward.
-//   dp_check accumulate f64|f32 K    K steps on N ranks x batch 2 (per-rank BN
-//       statistics, DiffAugment) reach the parameters and G buffers of one
-//       process with --accumulate N x batch 2, whose own draws are the
-//       ranks' (images, labels, latents: equal); that process, resumed from
-//       the ranks' checkpoint, goes on K more steps as the ranks do.
+//   dp_check accumulate f64|f32 K P  K steps on N ranks x P passes x batch 2
+//       (per-rank BN statistics, DiffAugment) reach the parameters and G
+//       buffers of one process with --accumulate N x P, whose own draws are
+//       the ranks' (images, labels, latents: equal). Then each goes on from
+//       the other's checkpoint (N x P passes split the other way), K more
+//       steps alongside the ranks, as they do.
 //   dp_check sync_bn                 cross-replica BN on 2 halves of a batch
 //       = batch_norm on the whole batch: outputs, input gradients, summed
 //       parameter gradients, running statistics (float64).
@@ -161,23 +162,24 @@ int equivalence(DType dtype, int64_t steps) {
   return failures;
 }
 
-int accumulate(DType dtype, int64_t steps) {
+int accumulate(DType dtype, int64_t steps, int64_t per_rank) {
   const int64_t N = world->size();
-  auto ds = std::make_shared<testing::TinyDataset>(24);
+  auto ds = std::make_shared<testing::TinyDataset>(48);
   TrainConfig cfg = tiny_config(2);
   cfg.sync_bn = false;  // --accumulate refuses it: each pass keeps its own statistics, as each rank here
   cfg.diffaug = "color,translation,cutout";
-  TrainConfig acc_cfg = cfg;
-  acc_cfg.accumulate = N;
-  acc_cfg.check_sync_every = 0;
+  cfg.accumulate = per_rank;
+  TrainConfig one_cfg = cfg;
+  one_cfg.accumulate = N * per_rank;
+  one_cfg.check_sync_every = 0;
   Trainer ranks(cfg, ds, dtype, world);
-  Trainer passes(acc_cfg, ds, dtype);  // every rank runs it: the same result everywhere
+  Trainer one(one_cfg, ds, dtype);  // every rank runs it: the same result everywhere
   auto same = [&](const Tensor& mine, const Tensor& theirs, const std::string& what, int64_t k) {
     expect(max_abs_diff(gather(mine), theirs) == 0.0,
            fmt::format("step {}: the passes' {} are not the ranks'", k + 1, what));
   };
   for (int64_t k = 0; k < steps; ++k) {
-    StepInputs in = ranks.draw_inputs(), all = passes.draw_inputs();
+    StepInputs in = ranks.draw_inputs(), all = one.draw_inputs();
     for (size_t i = 0; i < in.d.size(); ++i) {
       same(in.d[i].images, all.d[i].images, "images", k);
       same(in.d[i].labels, all.d[i].labels, "labels", k);
@@ -187,24 +189,34 @@ int accumulate(DType dtype, int64_t steps) {
     same(in.z, all.z, "G-step latents", k);
     same(in.fake_labels, all.fake_labels, "G-step fake labels", k);
     ranks.step(in);
-    passes.step(all);
+    one.step(all);
   }
-  compare_trainers("accumulate", ranks, passes, dtype, steps);
-  // The ranks' checkpoint goes on in one process with --accumulate N.
-  const std::string path = dist::broadcast_text(
-      *world, (std::filesystem::temp_directory_path() / fmt::format("dp_check_accumulate_{}.safetensors", ::getpid()))
-                  .string());
-  if (world->rank() == 0) ranks.save_checkpoint(path);
+  const std::string mode = fmt::format("accumulate {} x {}", N, per_rank);
+  compare_trainers(mode, ranks, one, dtype, steps);
+  // Each goes on from the other's checkpoint, split the other way.
+  const std::string base = dist::broadcast_text(
+      *world, (std::filesystem::temp_directory_path() / fmt::format("dp_check_accumulate_{}", ::getpid())).string());
+  const std::string from_ranks = base + "_ranks.safetensors", from_one = base + "_one.safetensors";
+  if (world->rank() == 0) {
+    ranks.save_checkpoint(from_ranks);
+    one.save_checkpoint(from_one);
+  }
   world->barrier();
-  Trainer resumed(acc_cfg, ds, dtype);
-  resumed.load_checkpoint(path);
+  Trainer one_resumed(one_cfg, ds, dtype), ranks_resumed(cfg, ds, dtype, world);
+  one_resumed.load_checkpoint(from_ranks);
+  ranks_resumed.load_checkpoint(from_one);
   for (int64_t k = 0; k < steps; ++k) {
     ranks.step();
-    resumed.step();
+    one_resumed.step();
+    ranks_resumed.step();
   }
-  compare_trainers("accumulate, resumed", ranks, resumed, dtype, 2 * steps);
+  compare_trainers(mode + ", one process resumed from the ranks", ranks, one_resumed, dtype, 2 * steps);
+  compare_trainers(mode + ", ranks resumed from one process", ranks, ranks_resumed, dtype, 2 * steps);
   world->barrier();
-  if (world->rank() == 0) std::filesystem::remove(path);
+  if (world->rank() == 0) {
+    std::filesystem::remove(from_ranks);
+    std::filesystem::remove(from_one);
+  }
   return failures;
 }
 
@@ -381,8 +393,9 @@ int main(int argc, char** argv) {
     int rc = 2;
     if (what == "equivalence" && argc == 4)
       rc = equivalence(std::string(argv[2]) == "f64" ? DType::F64 : DType::F32, std::stoll(argv[3]));
-    else if (what == "accumulate" && argc == 4)
-      rc = accumulate(std::string(argv[2]) == "f64" ? DType::F64 : DType::F32, std::stoll(argv[3]));
+    else if (what == "accumulate" && argc == 5)
+      rc =
+          accumulate(std::string(argv[2]) == "f64" ? DType::F64 : DType::F32, std::stoll(argv[3]), std::stoll(argv[4]));
     else if (what == "sync_bn")
       rc = sync_bn();
     else if (what == "resume" && argc == 3)
@@ -392,8 +405,9 @@ int main(int argc, char** argv) {
     else if (what == "custom")
       rc = custom_run();
     else
-      fmt::print(stderr,
-                 "usage: dp_check equivalence f64|f32 K | accumulate f64|f32 K | sync_bn | resume K | custom | nan\n");
+      fmt::print(
+          stderr,
+          "usage: dp_check equivalence f64|f32 K | accumulate f64|f32 K P | sync_bn | resume K | custom | nan\n");
     std::fflush(stdout);
     if (rc == 0 && world->rank() == 0) fmt::print("dp_check {}: passed on {} ranks\n", what, world->size());
     return rc == 0 ? 0 : 1;
