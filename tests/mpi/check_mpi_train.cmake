@@ -46,6 +46,14 @@ function(train what expect_rc)
   set(last_output "${out}" PARENT_SCOPE)
 endfunction()
 
+# `file` holds a match of `regex`; else fails, saying `what` is missing.
+function(expect_in file regex what)
+  file(READ ${file} text)
+  if(NOT text MATCHES "${regex}")
+    message(FATAL_ERROR "mpi_sagan_train: ${file} does not record ${what}:\n${text}")
+  endif()
+endfunction()
+
 # The loss columns (2-5) of metrics.csv's row for `step`.
 function(losses run step out_var)
   file(STRINGS ${run}/metrics.csv rows)
@@ -76,10 +84,7 @@ losses(${WORK_DIR}/resumed 4 b)
 if(NOT a STREQUAL b)
   message(FATAL_ERROR "mpi_sagan_train: step 4 of the resumed run differs from the straight one:\n${a}\n${b}")
 endif()
-file(READ ${WORK_DIR}/straight/config.json config)
-if(NOT config MATCHES "\"world_size\": 2")
-  message(FATAL_ERROR "mpi_sagan_train: config.json does not record world_size 2:\n${config}")
-endif()
+expect_in(${WORK_DIR}/straight/config.json "\"world_size\": 2" "world_size 2")
 
 execute_process(COMMAND ${TRAIN} --resume ${WORK_DIR}/resumed --steps 6 --quiet RESULT_VARIABLE rc ERROR_VARIABLE err
                 OUTPUT_VARIABLE out)
@@ -94,14 +99,10 @@ if(NOT rc EQUAL 0)
   message(FATAL_ERROR "mpi_sagan_train: a one-process resume of a 2-rank run with --accumulate 2 failed (exit ${rc}):\n${out}${err}")
 endif()
 losses(${WORK_DIR}/resumed 6 c)  # a row for step 6, under the file's one header
-file(READ ${WORK_DIR}/resumed/config.json config)
-if(NOT config MATCHES "\"accumulate\": 2" OR NOT config MATCHES "\"world_size\": 1")
-  message(FATAL_ERROR "mpi_sagan_train: config.json does not record the resume's split (1 rank x 2 passes):\n${config}")
-endif()
-file(READ ${WORK_DIR}/resumed/config_changes.log changes)
-if(NOT changes MATCHES "accumulate 1 -> 2 \\(--accumulate\\); world_size 2 -> 1 \\(the launch\\)")
-  message(FATAL_ERROR "mpi_sagan_train: config_changes.log does not record the new split:\n${changes}")
-endif()
+expect_in(${WORK_DIR}/resumed/config.json "\"world_size\": 1" "the resume's world size, 1")
+expect_in(${WORK_DIR}/resumed/config.json "\"accumulate\": 2" "the resume's 2 passes")
+expect_in(${WORK_DIR}/resumed/config_changes.log
+          "accumulate 1 -> 2 \\(--accumulate\\); world_size 2 -> 1 \\(the launch\\)" "the new split")
 
 file(WRITE ${data}/a/zz_corrupt.png "not a PNG")
 string(TIMESTAMP t0 "%s")
