@@ -296,7 +296,8 @@ std::vector<TrainOption> make_table() {
   add(member({.key = "accumulate",
               .flag = "--accumulate",
               .help = "Passes per update (gradient accumulation): each D and G update averages the gradients of "
-                      "this many micro-batches of --batch-size, run one after another with the memory of one; the "
+                      "this many micro-batches of --batch-size, run one after another with the activations of one; "
+                      "the "
                       "global batch is world_size x accumulate x batch_size. Pass k of rank r trains as rank "
                       "r x accumulate + k of world_size x accumulate ranks would: its own data, latents and BN "
                       "statistics (so not with --sync-bn)",

@@ -31,10 +31,11 @@
 // --accumulate A: each D and G update above runs as A passes over
 // micro-batches of B, one after another, whose gradients are averaged (the
 // loss of each scaled by 1/A) before the update. The passes share the
-// update's power iteration; pass k has its own latents, DiffAugment draws
-// and G BatchNorm statistics, as rank k of A ranks would (the statistics
-// are averaged at the end of the iteration, as the ranks'): A passes on one
-// process train as A ranks do, up to the order of the gradient sums.
+// update's power iteration; pass k of rank r has its own data shard,
+// latents, DiffAugment draws and G BatchNorm statistics, as rank r x A + k
+// of world_size x A ranks would (the statistics are averaged at the end of
+// the iteration, as the ranks'): A passes on one process train as A ranks
+// do, up to the order of the gradient sums.
 #pragma once
 #include <map>
 #include <memory>
