@@ -33,7 +33,7 @@ std::vector<TrainPreset> make_presets() {
          {"sample_every", int64_t{500}},
          {"checkpoint_every", int64_t{500}}}},
       {"sagan128", "SAGAN-128, ch 64, batch 256, 1M steps (the paper's ImageNet setting; --dataset folder --data DIR; "
-       "256 is the global batch: with N ranks give --batch-size 256/N)",
+       "256 is the global batch: on N ranks with A passes each give --batch-size 256/(N A) --accumulate A)",
        V{{"model.resolution", int64_t{128}},
          {"model.ch", int64_t{64}},
          {"batch_size", int64_t{256}},
