@@ -174,6 +174,8 @@ TEST_CASE("cuda step graph of a one-rank NCCL job: the gradient buckets' all-red
   cfg.n_dis = 2;
   cfg.ema_start = 2;
   cfg.comm = "nccl";
+  cfg.accumulate = GENERATE(1, 2);  // 2: the buckets launched in the last pass's backward only
+  INFO("--accumulate " << cfg.accumulate);
   Trainer plain(cfg, ds), graphed(cfg, ds);
   REQUIRE(graphed.data_parallel() != nullptr);
   graphed.set_step_graph(true);
