@@ -1,7 +1,9 @@
 // Gradient accumulation (--accumulate, models/trainer.h): passes over
 // micro-batches averaged into one update. That N passes train as N ranks
 // do is dp_check accumulate's (tests/mpi, under mpirun); here, on one
-// process: the update's arithmetic, exact resume, and the refusals.
+// process: the update's arithmetic, exact resume, and the refusals. The
+// two whole-run comparisons are [long] (left out under the sanitizers,
+// where they took 40 s; the other cases run the same code there).
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <string>
@@ -128,7 +130,7 @@ TEST_CASE("accumulation: values and BN statistics are the passes' means", "[trai
   CHECK(stats > 0);
 }
 
-TEST_CASE("accumulation: a resumed run of 2 passes continues bit for bit", "[trainer][accumulate]") {
+TEST_CASE("accumulation: a resumed run of 2 passes continues bit for bit", "[trainer][accumulate][long]") {
   TrainConfig c = small(2);
   c.unconditional = GENERATE(false, true);  // with and without labels to split
   INFO("unconditional " << c.unconditional);
@@ -141,7 +143,7 @@ TEST_CASE("accumulation: a resumed run of 2 passes continues bit for bit", "[tra
 
 // The passes' loops, BN copies and averages recorded as a device graph
 // and replayed (on the CPU a replay runs the iteration again).
-TEST_CASE("accumulation: a step graph trains as plain steps, bit for bit", "[trainer][accumulate]") {
+TEST_CASE("accumulation: a step graph trains as plain steps, bit for bit", "[trainer][accumulate][long]") {
   auto ds = std::make_shared<TinyDataset>(16);
   TrainConfig c = small(2);
   c.diffaug = "color,translation,cutout";
