@@ -2,7 +2,7 @@
 #   -DSOURCE_DIR=<sagan source> -DBUILD_DIR=<scratch build folder> [-DJOBS=2]
 # Configures the asan preset (clang, address + undefined sanitizers, the
 # libFuzzer harnesses) into BUILD_DIR instead of build/asan and builds what
-# the asan_suite and fuzz_<target> tests run: sagan_tests and the fuzzers.
+# the asan_suite_a/_b and fuzz_<target> tests run: sagan_tests and the fuzzers.
 foreach(_v SOURCE_DIR BUILD_DIR)
   if(NOT DEFINED ${_v})
     message(FATAL_ERROR "build_asan.cmake: -D${_v}=... is required")
