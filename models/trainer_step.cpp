@@ -30,6 +30,17 @@ void check_labels(const Tensor& y, int64_t classes, const char* what) {
   check_class_labels("Trainer::step", what, y, classes);
 }
 
+// dst[i] = src[i], into buffers kept from iteration to iteration (a step
+// graph records copies into the same memory): made, of src's shapes, on
+// the first call (a phase's first run is plain, never captured).
+void copy_into_kept(std::vector<Tensor>& dst, const std::vector<Tensor>& src) {
+  if (dst.size() != src.size()) {
+    dst.clear();
+    for (const Tensor& t : src) dst.push_back(Tensor::empty(t.shape(), t.dtype(), t.device()));
+  }
+  for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
+}
+
 // A module's buffers (BN statistics, SN vectors) in named_buffers order.
 std::vector<Tensor> buffer_tensors(const nn::Module& m) {
   std::vector<Tensor> out;
@@ -303,12 +314,7 @@ void Trainer::run_updates() {
     // Device copies, recorded into a step graph like the rest; the first
     // (plain) run of each phase allocates them.
     NoGradGuard ng;
-    const std::vector<Tensor> now = network_buffers();
-    if (b.buffers_before.size() != now.size()) {
-      b.buffers_before.clear();
-      for (const Tensor& t : now) b.buffers_before.push_back(Tensor::empty(t.shape(), t.dtype(), t.device()));
-    }
-    for (size_t i = 0; i < now.size(); ++i) b.buffers_before[i].copy_(now[i]);
+    copy_into_kept(b.buffers_before, network_buffers());
   }
   if (A > 1) {
     // Every pass starts the iteration from G's statistics (the passes'
@@ -316,13 +322,7 @@ void Trainer::run_updates() {
     NoGradGuard ng;
     const std::vector<Tensor> live = nn::batch_norm_statistics(*g_);
     b.pass_bn.resize(static_cast<size_t>(A));
-    for (std::vector<Tensor>& mine : b.pass_bn) {
-      if (mine.size() != live.size()) {
-        mine.clear();
-        for (const Tensor& t : live) mine.push_back(Tensor::empty(t.shape(), t.dtype(), t.device()));
-      }
-      for (size_t j = 0; j < live.size(); ++j) mine[j].copy_(live[j]);
-    }
+    for (std::vector<Tensor>& mine : b.pass_bn) copy_into_kept(mine, live);
   }
   // The mean over the passes of a value (a loss, a mean D output).
   auto mean_of_passes = [&](Tensor& total, const Tensor& v, int64_t k) {
