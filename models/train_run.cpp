@@ -115,9 +115,10 @@ std::string normal_dir(const std::string& dir) {
 
 // The resumed run's config.json with the settings given alongside --resume
 // applied or refused (apply_on_resume); `sources` then names each setting's
-// origin, the run's config.json or the option.
+// origin, the run's config.json or the option. `written` gets config.json as
+// it was, before the changes (its passes decide what the checkpoints need).
 TrainConfig resumed_config(const TrainConfig& given, const RunOptions& opt, ConfigSources& sources,
-                           std::vector<ConfigChange>& changes) {
+                           std::vector<ConfigChange>& changes, TrainConfig& written) {
   const std::string path = (fs::path(opt.resume_dir) / "config.json").string();
   std::error_code ec;
   SAGAN_CHECK(fs::exists(path, ec), "--resume {}: no config.json there; is it a run directory?", opt.resume_dir);
@@ -126,6 +127,7 @@ TrainConfig resumed_config(const TrainConfig& given, const RunOptions& opt, Conf
   cfg.run_dir = normal_dir(opt.resume_dir);  // where it is now, should it have moved
   // A run from before --channels: its images had the channels its model has.
   if (!sources.given("channels")) cfg.channels = std::to_string(cfg.model.image_channels);
+  written = cfg;
   changes = apply_on_resume(cfg, path, given, opt.given);
   for (const ConfigChange& c : changes) sources.by_key[c.key] = opt.given.by_key.at(c.key);
   return cfg;
@@ -262,19 +264,16 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
   // rank (rank 0's: the directory) ends them all together (dist/agree.h).
   dist::run_agreed(opt.comm.get(), [&] {
     if (resume) {
-      cfg = resumed_config(cfg, opt, sources, changes);
+      TrainConfig written;
+      cfg = resumed_config(cfg, opt, sources, changes, written);
       settle_custom_dataset(cfg, opt, sources);
       cfg.validate(sources);  // the one check of the settings, before any work
       check_fd_weights(cfg, sources, writer);
       // Before the data is loaded and the networks built, and not taken for
       // a damaged checkpoint (every one would fail the same way).
       const int64_t ranks = opt.comm ? opt.comm->size() : 1;
-      if (!list_checkpoints(cfg.run_dir).empty()) {
-        TrainConfig written = cfg;  // config.json's passes: --accumulate may be a change
-        for (const ConfigChange& c : changes)
-          if (c.key == "accumulate") written.accumulate = std::stoll(c.from);
+      if (!list_checkpoints(cfg.run_dir).empty())
         check_resume_passes("--resume " + cfg.run_dir, written, ranks, cfg.accumulate);
-      }
       // The launch's number of ranks (config.json gets it from the Trainer),
       // logged with the settings changed alongside.
       if (ranks != cfg.world_size)

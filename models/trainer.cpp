@@ -147,10 +147,7 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
   }
   latent_seed_ = rng_.seed();
   aug_seed_ = aug_rng_.seed();
-  if (passes() > 1) {  // this rank's first pass's own streams (pass_stream places them)
-    rng_.set_state(DataParallel::rank_seed(latent_seed_, static_cast<int>(first_pass())), 0);
-    aug_rng_.set_state(DataParallel::rank_seed(aug_seed_, static_cast<int>(first_pass())), 0);
-  }
+  place_first_pass_streams();
   if (cfg_.cuda_graph) {
     SAGAN_CHECK(device_.is_cuda(), "--cuda-graph: needs a CUDA device; this run is on {}", device_name(device_));
     set_step_graph(true);
@@ -185,6 +182,12 @@ int Trainer::rank() const { return dp_ ? dp_->rank() : 0; }
 int Trainer::world_size() const { return dp_ ? dp_->size() : 1; }
 int64_t Trainer::passes() const { return world_size() * cfg_.accumulate; }
 int64_t Trainer::first_pass() const { return rank() * cfg_.accumulate; }
+
+void Trainer::place_first_pass_streams() {
+  if (passes() == 1) return;  // the run's own streams, as they are
+  rng_.set_state(DataParallel::rank_seed(latent_seed_, static_cast<int>(first_pass())), 0);
+  aug_rng_.set_state(DataParallel::rank_seed(aug_seed_, static_cast<int>(first_pass())), 0);
+}
 
 std::vector<std::pair<std::string, double>> Trainer::gammas() const {
   std::vector<std::pair<std::string, double>> out;
@@ -277,10 +280,7 @@ void Trainer::load_checkpoint(const std::string& path) {
   // this rank's first pass's own streams (pass_stream places them).
   latent_seed_ = c.rng_seed;
   if (c.has_aug_rng) aug_seed_ = c.aug_seed;
-  if (passes() > 1) {
-    rng_.set_state(DataParallel::rank_seed(latent_seed_, static_cast<int>(first_pass())), 0);
-    aug_rng_.set_state(DataParallel::rank_seed(aug_seed_, static_cast<int>(first_pass())), 0);
-  }
+  place_first_pass_streams();
   nan_guard_.set_skipped(c.skipped_steps, c.skipped_in_a_row);
 }
 

@@ -290,6 +290,10 @@ class Trainer {
   // rank's first one.
   int64_t passes() const;
   int64_t first_pass() const;
+  // With more passes than one, rng_ / aug_rng_ at this rank's first pass's
+  // own streams (rank_seed of latent_seed_ / aug_seed_; pass_stream places
+  // the others'): after construction and after a checkpoint's seeds.
+  void place_first_pass_streams();
   // The latent (latents) or DiffAugment stream of this rank's pass k at the
   // iteration that runs when step_ == at_step: with one pass in the run,
   // rng_ / aug_rng_ going on; with more, pass v of the run draws from its
