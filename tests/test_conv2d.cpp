@@ -2,7 +2,9 @@
 // (several images per GEMM) and threaded paths against a naive loop,
 // float32 vs float64, and error messages. Gradient checks (k=1/3, stride
 // 1/2, pad 0/1, odd sizes) and CUDA parity: tests/ops/op_cases.cpp.
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <cmath>
 
 #include "sagan/core/ops.h"
 #include "tests/golden/conv_matmul_goldens.h"
@@ -97,12 +99,20 @@ TEST_CASE("conv2d float32 agrees with float64", "[conv2d]") {
     Tensor b32 = b.detach().to(DType::F32).set_requires_grad(true);
     Tensor y32 = conv2d(x32, w32, b32, s, p);
     REQUIRE(y32.dtype() == DType::F32);
-    REQUIRE_CLOSE(y32.to(DType::F64), y64, 1e-4, 1e-4);
+    // 3x3 stride 1 takes Winograd F(4x4, 3x3), whose float32 error follows
+    // the largest output rather than each element (tests/test_conv2d_3x3.cpp
+    // bounds it): the absolute tolerance is 1e-5 of the largest magnitude.
+    auto atol = [](const Tensor& t) {
+      double m = 0;
+      for (double v : t.to_vector()) m = std::max(m, std::abs(v));
+      return std::max(1e-4, 1e-5 * m);
+    };
+    REQUIRE_CLOSE(y32.to(DType::F64), y64, 1e-4, atol(y64));
     Tensor gy = Tensor::randn(y64.shape(), gen, DType::F64);
     y64.backward(gy);
     y32.backward(gy.to(DType::F32));
-    REQUIRE_CLOSE(x32.grad().to(DType::F64), x.grad(), 1e-4, 1e-4);
-    REQUIRE_CLOSE(w32.grad().to(DType::F64), w.grad(), 1e-4, 1e-3);
+    REQUIRE_CLOSE(x32.grad().to(DType::F64), x.grad(), 1e-4, atol(x.grad()));
+    REQUIRE_CLOSE(w32.grad().to(DType::F64), w.grad(), 1e-4, std::max(1e-3, atol(w.grad())));
     REQUIRE_CLOSE(b32.grad().to(DType::F64), b.grad(), 1e-4, 1e-3);
   }
 }

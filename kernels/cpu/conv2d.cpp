@@ -3,7 +3,7 @@
 //   backward-input   cols_b (K,P) = W^T @ gy_b (Co,P), then col2im into gx_b
 //   backward-weight  gW (Co,K)   += gy_b @ cols_b^T
 // A 1x1 stride-1 unpadded conv has cols_b = x_b, so it skips im2col. 3x3
-// stride-1 pad-1 convs go to Winograd F(2x2, 3x3) when both channel counts
+// stride-1 pad-1 convs go to Winograd F(4x4, 3x3) when both channel counts
 // are wide (conv2d_winograd.cpp) and to direct loops when there are few
 // outputs (conv2d_direct.cpp), as conv3x3_path() decides. Images
 // go in chunks: small feature maps are batched side by side in one buffer so
@@ -112,9 +112,11 @@ void CpuBackend::conv2d(const Tensor& x, const Tensor& w, const std::optional<Te
     return;
   }
   const Dims d = dims_of(x, w.size(0), w.size(2), out, g);
-  switch (cpu::conv3x3_path(d.Ci, d.Co, d.k, d.s, d.p)) {
+  switch (cpu::conv3x3_path(d.Ci, d.Co, d.k, d.s, d.p, d.H, d.W)) {
     case cpu::ConvPath::kWinograd:
-      return cpu::winograd_conv2d(x, w, bias, out);
+      return cpu::winograd_conv2d(x, w, bias, out, 2);
+    case cpu::ConvPath::kWinograd4:
+      return cpu::winograd_conv2d(x, w, bias, out, 4);
     case cpu::ConvPath::kDirect:
       return cpu::direct_conv2d(x, w, bias, out);
     case cpu::ConvPath::kIm2col:
@@ -164,9 +166,11 @@ void CpuBackend::conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor
     return;
   }
   const Dims d = dims_of(gx, w.size(0), w.size(2), gy, g);
-  switch (cpu::conv3x3_path(d.Ci, d.Co, d.k, d.s, d.p)) {
+  switch (cpu::conv3x3_path(d.Ci, d.Co, d.k, d.s, d.p, d.H, d.W)) {
     case cpu::ConvPath::kWinograd:
-      return cpu::winograd_conv2d_backward_input(gy, w, gx);
+      return cpu::winograd_conv2d_backward_input(gy, w, gx, 2);
+    case cpu::ConvPath::kWinograd4:
+      return cpu::winograd_conv2d_backward_input(gy, w, gx, 4);
     case cpu::ConvPath::kDirect:
       return cpu::direct_conv2d_backward_input(gy, w, gx);
     case cpu::ConvPath::kIm2col:
@@ -210,9 +214,11 @@ void CpuBackend::conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tenso
     return;
   }
   const Dims d = dims_of(x, gw.size(0), gw.size(2), gy, g);
-  switch (cpu::conv3x3_path(d.Ci, d.Co, d.k, d.s, d.p)) {
+  switch (cpu::conv3x3_path(d.Ci, d.Co, d.k, d.s, d.p, d.H, d.W)) {
     case cpu::ConvPath::kWinograd:
-      return cpu::winograd_conv2d_backward_weight(gy, x, gw);
+      return cpu::winograd_conv2d_backward_weight(gy, x, gw, 2);
+    case cpu::ConvPath::kWinograd4:
+      return cpu::winograd_conv2d_backward_weight(gy, x, gw, 4);
     case cpu::ConvPath::kDirect:
       return cpu::direct_conv2d_backward_weight(gy, x, gw);
     case cpu::ConvPath::kIm2col:

@@ -1,28 +1,32 @@
-// Winograd F(2x2, 3x3) (Lavin & Gray 2016) for 3x3, stride-1, pad-1 convs.
-// Each 2x2 block of outputs ("tile") reads a 4x4 input patch d starting one
-// row and column above-left of it. With
-//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
-//   G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
-//   A^T = [1 1 1 0; 0 1 -1 -1]
-// a tile of the output is Y = A^T [(G g G^T) .* (B^T d B)] A. For each of
-// the 16 positions xi of the 4x4 transformed tile the channel sum is a GEMM
-// (T = tiles, channel-last so that the transforms vectorise over channels):
+// Winograd F(m x m, 3x3) (Lavin & Gray 2016) for 3x3, stride-1, pad-1
+// convs, with output tiles of m = 2 or 4. Each m x m block of outputs
+// ("tile") reads an a x a input patch d (a = m + 2) starting one row and
+// column above-left of it, and is
+//   Y = A^T [(G g G^T) .* (B^T d B)] A
+// with the matrices of the tile size below (F2, F4). For each of the a*a
+// positions xi of the transformed tile the channel sum is a GEMM (T =
+// tiles, channel-last so that the transforms vectorise over channels):
 //   forward          M_xi (T,Co) = V_xi (T,Ci) @ U_xi (Ci,Co), V = B^T d B, U = G g G^T
 //   backward-input   the same with gy as input and the kernel rotated 180
 //                    degrees and transposed (Co in, Ci out): gx = conv(gy, W')
 //   backward-weight  dU_xi (Ci,Co) = sum over tiles V_xi^T @ Dy_xi (T,Co),
 //                    Dy = A dy A^T (the adjoint of the output transform),
 //                    then gW = G^T dU G (the adjoint of the kernel transform)
-// That is 16 multiply-adds per 4 outputs and channel pair instead of 36.
+// Per output and channel pair that is 16/4 = 4 multiply-adds for F(2x2)
+// and 36/16 = 2.25 for F(4x4), against im2col's 9; F(4x4)'s transforms
+// have larger constants (up to 8 and 1/24), so its float32 error is a few
+// times F(2x2)'s (tests/test_conv2d_3x3.cpp bounds both).
 // Tiles that stick out of an odd-sized image read zeros and their outside
 // outputs are dropped (forward) or count as zero gradient. Images go in
-// chunks of about kChunkTiles tiles, each chunk transposed to channel-last
-// (n, H, W, C) once; one chunk per thread at a time with its own buffers and
-// single-threaded Eigen, as in conv2d.cpp.
+// chunks of about F::kChunkTiles tiles, each chunk transposed to
+// channel-last (n, H, W, C) once; one chunk per thread at a time with its
+// own buffers and single-threaded GEMMs, as in conv2d.cpp.
 #include "sagan/kernels/cpu/conv2d_winograd.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -52,19 +56,119 @@ Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajo
   return Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>>(p, cols, rows);
 }
 
-// Tiles per chunk (GEMM rows): measured on one core at SAGAN's shapes, 128
-// and 256 are level (within 5%), 512 and more are 10-40% slower at 8x8 and
-// 16x16 (V and M, 16 x channels x tiles each, leave the caches).
-constexpr int64_t kChunkTiles = 128;
+// The 1-D transforms of each tile size, applied to columns and then rows:
+// input B^T (a <- a), output A^T (m <- a), its adjoint A (a <- m), kernel
+// G (a <- 3) and its adjoint G^T (3 <- a).
+struct F2 {
+  static constexpr int m = 2, a = 4;
+  // Tiles per chunk (GEMM rows): measured on one core at SAGAN's shapes, 128
+  // and 256 are level (within 5%), 512 and more are 10-40% slower at 8x8
+  // and 16x16 (V and M, 16 x channels x tiles each, leave the caches).
+  static constexpr int64_t kChunkTiles = 128;
+  template <class T>
+  static void input(const T* d, T* o) {  // B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+    o[0] = d[0] - d[2];
+    o[1] = d[1] + d[2];
+    o[2] = d[2] - d[1];
+    o[3] = d[1] - d[3];
+  }
+  template <class T>
+  static void output(const T* s, T* y) {  // A^T = [1 1 1 0; 0 1 -1 -1]
+    y[0] = s[0] + s[1] + s[2];
+    y[1] = s[1] - s[2] - s[3];
+  }
+  template <class T>
+  static void output_adjoint(const T* e, T* r) {  // A
+    r[0] = e[0];
+    r[1] = e[0] + e[1];
+    r[2] = e[0] - e[1];
+    r[3] = -e[1];
+  }
+  template <class T>
+  static void kernel(const T* k, T* u) {  // G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+    u[0] = k[0];
+    u[1] = 0.5f * (k[0] + k[1] + k[2]);
+    u[2] = 0.5f * (k[0] - k[1] + k[2]);
+    u[3] = k[2];
+  }
+  template <class T>
+  static void kernel_adjoint(const T* u, T* k) {  // G^T
+    k[0] = u[0] + 0.5f * (u[1] + u[2]);
+    k[1] = 0.5f * (u[1] - u[2]);
+    k[2] = 0.5f * (u[1] + u[2]) + u[3];
+  }
+};
+
+// F(4x4, 3x3) on the points 0, 1, -1, 2, -2 and infinity.
+struct F4 {
+  static constexpr int m = 4, a = 6;
+  // As many output pixels per chunk as F2's 128 tiles. Measured at batch 64
+  // on 2 cores, 32, 64 and 128 are within the run-to-run spread (10%).
+  static constexpr int64_t kChunkTiles = 32;
+  template <class T>
+  static void input(const T* d, T* o) {
+    // B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0;
+    //        0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+    const T p = d[4] - 4 * d[2], q = d[3] - 4 * d[1];  // rows 1, 2
+    const T r = d[4] - d[2], t = 2 * (d[3] - d[1]);    // rows 3, 4
+    o[0] = 4 * d[0] - 5 * d[2] + d[4];
+    o[1] = p + q;
+    o[2] = p - q;
+    o[3] = r + t;
+    o[4] = r - t;
+    o[5] = 4 * d[1] - 5 * d[3] + d[5];
+  }
+  template <class T>
+  static void output(const T* s, T* y) {
+    // A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+    const T p = s[1] + s[2], q = s[1] - s[2], r = s[3] + s[4], t = s[3] - s[4];
+    y[0] = s[0] + p + r;
+    y[1] = q + 2 * t;
+    y[2] = p + 4 * r;
+    y[3] = q + 8 * t + s[5];
+  }
+  template <class T>
+  static void output_adjoint(const T* e, T* r) {  // A
+    const T p = e[0] + e[2], q = e[1] + e[3];
+    const T u = e[0] + 4 * e[2], v = 2 * e[1] + 8 * e[3];
+    r[0] = e[0];
+    r[1] = p + q;
+    r[2] = p - q;
+    r[3] = u + v;
+    r[4] = u - v;
+    r[5] = e[3];
+  }
+  template <class T>
+  static void kernel(const T* k, T* u) {
+    // G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6;
+    //      1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+    const T p = -(k[0] + k[2]) / 6, q = -k[1] / 6;
+    const T r = k[0] / 24 + k[2] / 6, t = k[1] / 12;
+    u[0] = k[0] / 4;
+    u[1] = p + q;
+    u[2] = p - q;
+    u[3] = r + t;
+    u[4] = r - t;
+    u[5] = k[2];
+  }
+  template <class T>
+  static void kernel_adjoint(const T* u, T* k) {  // G^T
+    const T p = u[1] + u[2], q = u[2] - u[1], r = u[3] + u[4], t = u[3] - u[4];
+    k[0] = u[0] / 4 - p / 6 + r / 24;
+    k[1] = q / 6 + t / 12;
+    k[2] = -p / 6 + r / 6 + u[5];
+  }
+};
 
 struct Geo {
   int64_t B, H, W, th, tw;
   int64_t tiles() const { return th * tw; }  // per image
 };
 
+template <class F>
 Geo geo_of(const Tensor& t) {
   const int64_t H = t.size(2), W = t.size(3);
-  return {t.size(0), H, W, (H + 1) / 2, (W + 1) / 2};
+  return {t.size(0), H, W, (H + F::m - 1) / F::m, (W + F::m - 1) / F::m};
 }
 
 template <class T>
@@ -98,131 +202,204 @@ void from_nhwc(const T* src, int64_t C, int64_t HW, int64_t b0, int64_t n, T* t)
   for (int64_t i = 0; i < n; ++i) transpose(src + i * HW * C, HW, C, t + (b0 + i) * C * HW);
 }
 
-// V (16, n*tiles, C) = B^T d B for every tile of the channel-last images
-// xt (n, H, W, C); d is the 4x4 patch at rows 2ty-1.., columns 2tx-1...
+// The transforms run over channels a 64-byte vector at a time (GCC's vector
+// extension: F's formulas apply to it lane by lane), the last C % lanes
+// channels one by one. (`#pragma omp simd` over channels stops vectorising
+// once the formulas are functions of a tile size.)
 template <class T>
+struct Lanes {
+  static constexpr int64_t n = 64 / static_cast<int64_t>(sizeof(T));
+  using V [[gnu::vector_size(64)]] = T;
+};
+
+template <class V, class T>
+void load(V& v, const T* p) {
+  std::memcpy(&v, p, sizeof v);
+}
+template <class V, class T>
+void store(T* p, const V& v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// body(ch, std::type_identity<V>) for channels [ch, ch + lanes of V), V a
+// vector of T or T. (Vectors go by reference only: a vector argument or
+// result would change the ABI on machines without AVX-512, -Wpsabi.)
+template <class T, class Body>
+inline void over_channels(int64_t C, Body&& body) {
+  int64_t ch = 0;
+  for (; ch + Lanes<T>::n <= C; ch += Lanes<T>::n) body(ch, std::type_identity<typename Lanes<T>::V>{});
+  for (; ch < C; ++ch) body(ch, std::type_identity<T>{});
+}
+
+// V (a*a, n*tiles, C) = B^T d B for every tile of the channel-last images
+// xt (n, H, W, C); d is the a x a patch at rows m*ty-1.., columns m*tx-1...
+template <class F, class T>
 void input_transform(const T* xt, int64_t C, const Geo& g, int64_t n, const T* zeros, T* V) {
+  constexpr int a = F::a;
   const int64_t tpi = g.tiles(), xs = n * tpi * C;
   for (int64_t i = 0; i < n; ++i)
     for (int64_t ty = 0; ty < g.th; ++ty)
       for (int64_t tx = 0; tx < g.tw; ++tx) {
-        const T* d[4][4];
-        for (int r = 0; r < 4; ++r)
-          for (int c = 0; c < 4; ++c) {
-            const int64_t y = 2 * ty - 1 + r, x = 2 * tx - 1 + c;
+        const T* d[a][a];
+        for (int r = 0; r < a; ++r)
+          for (int c = 0; c < a; ++c) {
+            const int64_t y = F::m * ty - 1 + r, x = F::m * tx - 1 + c;
             d[r][c] = (y >= 0 && y < g.H && x >= 0 && x < g.W) ? xt + ((i * g.H + y) * g.W + x) * C : zeros;
           }
         T* o = V + (i * tpi + ty * g.tw + tx) * C;
-#pragma omp simd
-        for (int64_t ch = 0; ch < C; ++ch) {
-          T m[4][4];
-          for (int c = 0; c < 4; ++c) {  // B^T d
-            m[0][c] = d[0][c][ch] - d[2][c][ch];
-            m[1][c] = d[1][c][ch] + d[2][c][ch];
-            m[2][c] = d[2][c][ch] - d[1][c][ch];
-            m[3][c] = d[1][c][ch] - d[3][c][ch];
+        over_channels<T>(C, [&](int64_t ch, auto lanes) {
+          using L = typename decltype(lanes)::type;
+          L col[a], t[a][a], out[a];  // t = B^T d, column by column
+          for (int c = 0; c < a; ++c) {
+            for (int r = 0; r < a; ++r) load(col[r], d[r][c] + ch);
+            F::input(col, t[c]);  // t[c] holds column c
           }
-          for (int r = 0; r < 4; ++r) {  // (B^T d) B
-            o[(4 * r + 0) * xs + ch] = m[r][0] - m[r][2];
-            o[(4 * r + 1) * xs + ch] = m[r][1] + m[r][2];
-            o[(4 * r + 2) * xs + ch] = m[r][2] - m[r][1];
-            o[(4 * r + 3) * xs + ch] = m[r][1] - m[r][3];
+          for (int r = 0; r < a; ++r) {  // (B^T d) B, row by row
+            for (int c = 0; c < a; ++c) col[c] = t[c][r];
+            F::input(col, out);
+            for (int c = 0; c < a; ++c) store(o + (a * r + c) * xs + ch, out[c]);
           }
-        }
+        });
       }
 }
 
-// yt (n, H, W, C) = A^T M A (+ bias) for every tile, M (16, n*tiles, C).
+// yt (n, H, W, C) = A^T M A (+ bias) for every tile, M (a*a, n*tiles, C).
 // Outputs of tiles that stick out of the image go to `discard`.
-template <class T>
+template <class F, class T>
 void output_transform(const T* M, int64_t C, const Geo& g, int64_t n, const T* bias, T* discard, T* yt) {
+  constexpr int a = F::a, m = F::m;
   const int64_t tpi = g.tiles(), xs = n * tpi * C;
   for (int64_t i = 0; i < n; ++i)
     for (int64_t ty = 0; ty < g.th; ++ty)
       for (int64_t tx = 0; tx < g.tw; ++tx) {
-        T* y[2][2];
-        for (int a = 0; a < 2; ++a)
-          for (int b = 0; b < 2; ++b) {
-            const int64_t yy = 2 * ty + a, x = 2 * tx + b;
-            y[a][b] = (yy < g.H && x < g.W) ? yt + ((i * g.H + yy) * g.W + x) * C : discard;
+        T* y[m][m];
+        for (int r = 0; r < m; ++r)
+          for (int c = 0; c < m; ++c) {
+            const int64_t yy = m * ty + r, x = m * tx + c;
+            y[r][c] = (yy < g.H && x < g.W) ? yt + ((i * g.H + yy) * g.W + x) * C : discard;
           }
         const T* q = M + (i * tpi + ty * g.tw + tx) * C;
-#pragma omp simd
-        for (int64_t ch = 0; ch < C; ++ch) {
-          T s[2][4];
-          for (int c = 0; c < 4; ++c) {  // A^T m
-            const T m0 = q[(0 + c) * xs + ch], m1 = q[(4 + c) * xs + ch];
-            const T m2 = q[(8 + c) * xs + ch], m3 = q[(12 + c) * xs + ch];
-            s[0][c] = m0 + m1 + m2;
-            s[1][c] = m1 - m2 - m3;
+        over_channels<T>(C, [&](int64_t ch, auto lanes) {
+          using L = typename decltype(lanes)::type;
+          L col[a], s[a][m], out[m];  // s = A^T M, column by column
+          for (int c = 0; c < a; ++c) {
+            for (int r = 0; r < a; ++r) load(col[r], q + (a * r + c) * xs + ch);
+            F::output(col, s[c]);  // s[c] holds column c
           }
-          const T bc = bias ? bias[ch] : T(0);
-          for (int a = 0; a < 2; ++a) {  // (A^T m) A
-            y[a][0][ch] = s[a][0] + s[a][1] + s[a][2] + bc;
-            y[a][1][ch] = s[a][1] - s[a][2] - s[a][3] + bc;
+          L bc{};
+          if (bias) load(bc, bias + ch);
+          for (int r = 0; r < m; ++r) {  // (A^T M) A, row by row
+            for (int c = 0; c < a; ++c) col[c] = s[c][r];
+            F::output(col, out);
+            for (int c = 0; c < m; ++c) store(y[r][c] + ch, out[c] + bc);
           }
-        }
+        });
       }
 }
 
-// Dy (16, n*tiles, C) = A dy A^T for every tile of the channel-last
+// Dy (a*a, n*tiles, C) = A dy A^T for every tile of the channel-last
 // gradient gyt (n, H, W, C): the adjoint of the output transform (outputs
 // outside the image have zero gradient).
-template <class T>
+template <class F, class T>
 void output_transform_adjoint(const T* gyt, int64_t C, const Geo& g, int64_t n, const T* zeros, T* Dy) {
+  constexpr int a = F::a, m = F::m;
   const int64_t tpi = g.tiles(), xs = n * tpi * C;
   for (int64_t i = 0; i < n; ++i)
     for (int64_t ty = 0; ty < g.th; ++ty)
       for (int64_t tx = 0; tx < g.tw; ++tx) {
-        const T* e[2][2];
-        for (int a = 0; a < 2; ++a)
-          for (int b = 0; b < 2; ++b) {
-            const int64_t yy = 2 * ty + a, x = 2 * tx + b;
-            e[a][b] = (yy < g.H && x < g.W) ? gyt + ((i * g.H + yy) * g.W + x) * C : zeros;
+        const T* e[m][m];
+        for (int r = 0; r < m; ++r)
+          for (int c = 0; c < m; ++c) {
+            const int64_t yy = m * ty + r, x = m * tx + c;
+            e[r][c] = (yy < g.H && x < g.W) ? gyt + ((i * g.H + yy) * g.W + x) * C : zeros;
           }
         T* o = Dy + (i * tpi + ty * g.tw + tx) * C;
-#pragma omp simd
-        for (int64_t ch = 0; ch < C; ++ch) {
-          T r[4][2];  // A e, A = [1 0; 1 1; 1 -1; 0 -1]
-          for (int b = 0; b < 2; ++b) {
-            r[0][b] = e[0][b][ch];
-            r[1][b] = e[0][b][ch] + e[1][b][ch];
-            r[2][b] = e[0][b][ch] - e[1][b][ch];
-            r[3][b] = -e[1][b][ch];
+        over_channels<T>(C, [&](int64_t ch, auto lanes) {
+          using L = typename decltype(lanes)::type;
+          L col[m], t[m][a], out[a];  // t = A e, column by column
+          for (int c = 0; c < m; ++c) {
+            for (int r = 0; r < m; ++r) load(col[r], e[r][c] + ch);
+            F::output_adjoint(col, t[c]);  // t[c] holds column c
           }
-          for (int k = 0; k < 4; ++k) {  // (A e) A^T
-            o[(4 * k + 0) * xs + ch] = r[k][0];
-            o[(4 * k + 1) * xs + ch] = r[k][0] + r[k][1];
-            o[(4 * k + 2) * xs + ch] = r[k][0] - r[k][1];
-            o[(4 * k + 3) * xs + ch] = -r[k][1];
+          for (int r = 0; r < a; ++r) {  // (A e) A^T, row by row
+            for (int c = 0; c < m; ++c) col[c] = t[c][r];
+            F::output_adjoint(col, out);
+            for (int c = 0; c < a; ++c) store(o + (a * r + c) * xs + ch, out[c]);
           }
-        }
+        });
       }
 }
 
-// U (16, rows, cols) = G g G^T for the 3x3 kernel g(r, c) of every (r, c).
-template <class T, class Kernel>
-void kernel_transform(int64_t rows, int64_t cols, Kernel&& kernel, T* U) {
-  const int64_t xs = rows * cols;
-#pragma omp parallel for schedule(static) if (xs >= 4096)
+// Lane l of a vector of T, or the T itself.
+template <class L, class T>
+T get_lane(const L& v, int64_t l) {
+  if constexpr (std::is_same_v<L, T>)
+    return v;
+  else
+    return v[l];
+}
+template <class L, class T>
+void set_lane(L& v, int64_t l, T x) {
+  if constexpr (std::is_same_v<L, T>)
+    v = x;
+  else
+    v[l] = x;
+}
+
+// U_xi (rows, cols) = (G g G^T)_xi for the 3x3 kernel g(r, c) of every
+// (r, c), a vector of columns c at a time; dest(xi, r, c) says where the
+// value (r, c) of U_xi (and those of the next columns in the vector) go.
+template <class F, class T, class Kernel, class Dest>
+void kernel_transform(int64_t rows, int64_t cols, Kernel&& kernel, Dest&& dest) {
+  constexpr int a = F::a;
+#pragma omp parallel for schedule(static) if (rows * cols >= 4096)
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) {
-      T k[3][3], m[4][3];
-      kernel(r, c, k);
-      for (int j = 0; j < 3; ++j) {  // G g
-        m[0][j] = k[0][j];
-        m[1][j] = T(0.5) * (k[0][j] + k[1][j] + k[2][j]);
-        m[2][j] = T(0.5) * (k[0][j] - k[1][j] + k[2][j]);
-        m[3][j] = k[2][j];
+    over_channels<T>(cols, [&](int64_t c0, auto lanes) {
+      using L = typename decltype(lanes)::type;
+      L k[3][3], col[3], t[3][a], out[a];
+      for (int64_t l = 0; l < static_cast<int64_t>(sizeof(L) / sizeof(T)); ++l) {
+        T g[3][3];
+        kernel(r, c0 + l, g);
+        for (int i = 0; i < 3; ++i)
+          for (int j = 0; j < 3; ++j) set_lane(k[i][j], l, g[i][j]);
       }
-      T* o = U + r * cols + c;
-      for (int a = 0; a < 4; ++a) {  // (G g) G^T
-        o[(4 * a + 0) * xs] = m[a][0];
-        o[(4 * a + 1) * xs] = T(0.5) * (m[a][0] + m[a][1] + m[a][2]);
-        o[(4 * a + 2) * xs] = T(0.5) * (m[a][0] - m[a][1] + m[a][2]);
-        o[(4 * a + 3) * xs] = m[a][2];
+      for (int j = 0; j < 3; ++j) {  // t = G g, column by column
+        for (int i = 0; i < 3; ++i) col[i] = k[i][j];
+        F::kernel(col, t[j]);  // t[j] holds column j
       }
-    }
+      for (int i = 0; i < a; ++i) {  // (G g) G^T, row by row
+        for (int j = 0; j < 3; ++j) col[j] = t[j][i];
+        F::kernel(col, out);
+        for (int j = 0; j < a; ++j) store(dest(a * i + j, r, c0), out[j]);
+      }
+    });
+}
+
+// gw (Co, Ci, 3, 3) = G^T dU G, the adjoint of the kernel transform, for
+// dU (a*a, Ci, Co); a vector of outputs o at a time.
+template <class F, class T>
+void kernel_transform_adjoint(const T* dU, int64_t Ci, int64_t Co, T* gw) {
+  constexpr int a = F::a;
+  const int64_t xs = Ci * Co;
+#pragma omp parallel for schedule(static) if (xs >= 4096)
+  for (int64_t i = 0; i < Ci; ++i)
+    over_channels<T>(Co, [&](int64_t o0, auto lanes) {
+      using L = typename decltype(lanes)::type;
+      L col[a], t[a][3], out[3];
+      const T* s = dU + i * Co + o0;
+      for (int c = 0; c < a; ++c) {  // t = G^T dU, column by column
+        for (int r = 0; r < a; ++r) load(col[r], s + (a * r + c) * xs);
+        F::kernel_adjoint(col, t[c]);  // t[c] holds column c
+      }
+      T* dst = gw + (o0 * Ci + i) * 9;
+      for (int r = 0; r < 3; ++r) {  // (G^T dU) G, row by row
+        for (int c = 0; c < a; ++c) col[c] = t[c][r];
+        F::kernel_adjoint(col, out);
+        for (int c = 0; c < 3; ++c)
+          for (int64_t l = 0; l < static_cast<int64_t>(sizeof(L) / sizeof(T)); ++l)
+            dst[l * Ci * 9 + r * 3 + c] = get_lane<L, T>(out[c], l);
+      }
+    });
 }
 
 // Per-thread scratch: channel-last input and output, transformed input,
@@ -236,16 +413,25 @@ struct Scratch {
 template <class T>
 constexpr bool kPacked = std::is_same_v<T, float>;
 
-// out (B, Co, H, W) = conv3x3(in (B, Ci, H, W)) (+ bias) given U (16, Ci, Co).
-template <class T>
-void winograd_apply(const T* in, int64_t Ci, int64_t Co, const Geo& g, const T* U, const T* bias, T* out) {
-  const ChunkPlan pl = plan_chunks(g.B, g.tiles(), kChunkTiles);
-  const int64_t HW = g.H * g.W, up = packed_b_size(Ci, Co);
-  std::vector<T> Up;  // U_xi packed once for all chunks
+// out (B, Co, H, W) = conv3x3(in (B, Ci, H, W)) (+ bias) for the 3x3 kernel
+// g(i, o) of input channel i and output o: U (a*a, Ci, Co), for float32
+// transformed straight into the packed GEMM operand.
+template <class F, class T, class Kernel>
+void winograd_apply(const T* in, int64_t Ci, int64_t Co, const Geo& g, Kernel&& kernel, const T* bias, T* out) {
+  constexpr int P = F::a * F::a;
+  const ChunkPlan pl = plan_chunks(g.B, g.tiles(), F::kChunkTiles);
+  const int64_t HW = g.H * g.W, up = kPacked<T> ? packed_b_size(Ci, Co) : Ci * Co;  // per position
+  std::unique_ptr<T[]> U(new T[static_cast<size_t>(P * up)]);
   if constexpr (kPacked<T>) {
-    Up.resize(static_cast<size_t>(16 * up));
-#pragma omp parallel for schedule(static) if (Ci * Co >= 4096)
-    for (int xi = 0; xi < 16; ++xi) sgemm_pack_b(Ci, Co, U + xi * Ci * Co, Co, 1, Up.data() + xi * up);
+    static_assert(kSgemmPanel % Lanes<T>::n == 0, "a vector of columns must stay within one packed panel");
+    if (const int64_t used = Co % kSgemmPanel; used != 0)  // the last panel's padding columns
+      for (int64_t k = 0; k < P * Ci; ++k)
+        std::fill_n(U.get() + (k / Ci) * up + packed_b_index(Ci, k % Ci, Co - used) + used, kSgemmPanel - used, T(0));
+    kernel_transform<F, T>(Ci, Co, kernel,
+                           [&](int xi, int64_t r, int64_t c) { return U.get() + xi * up + packed_b_index(Ci, r, c); });
+  } else {
+    kernel_transform<F, T>(Ci, Co, kernel,
+                           [&](int xi, int64_t r, int64_t c) { return U.get() + xi * up + r * Co + c; });
   }
   std::vector<Scratch<T>> scratch(static_cast<size_t>(scratch_slots(pl)));
   for_chunks(pl, [&](int64_t b0, int64_t b1, int group, int slot) {
@@ -253,19 +439,19 @@ void winograd_apply(const T* in, int64_t Ci, int64_t Co, const Geo& g, const T* 
     Scratch<T>& sc = scratch[static_cast<size_t>(slot)];
     T* xt = grow(sc.in, n * HW * Ci);
     T* yt = grow(sc.out, n * HW * Co);
-    T* V = grow(sc.v, 16 * Tc * Ci);
-    T* M = grow(sc.m, 16 * Tc * Co);
+    T* V = grow(sc.v, P * Tc * Ci);
+    T* M = grow(sc.m, P * Tc * Co);
     if (static_cast<int64_t>(sc.zeros.size()) < Ci) sc.zeros.assign(static_cast<size_t>(Ci), T(0));
     T* discard = grow(sc.discard, Co);
     to_nhwc(in, Ci, HW, b0, n, xt);
-    input_transform(xt, Ci, g, n, sc.zeros.data(), V);
-    for (int xi = 0; xi < 16; ++xi) {
+    input_transform<F>(xt, Ci, g, n, sc.zeros.data(), V);
+    for (int xi = 0; xi < P; ++xi) {
       if constexpr (kPacked<T>)
-        sgemm_packed(Tc, Co, Ci, V + xi * Tc * Ci, Ci, 1, Up.data() + xi * up, M + xi * Tc * Co, Co, false);
+        sgemm_packed(Tc, Co, Ci, V + xi * Tc * Ci, Ci, 1, U.get() + xi * up, M + xi * Tc * Co, Co, false);
       else
-        mat(M + xi * Tc * Co, Tc, Co).noalias() = cmat(V + xi * Tc * Ci, Tc, Ci) * cmat(U + xi * Ci * Co, Ci, Co);
+        mat(M + xi * Tc * Co, Tc, Co).noalias() = cmat(V + xi * Tc * Ci, Tc, Ci) * cmat(U.get() + xi * up, Ci, Co);
     }
-    output_transform(M, Co, g, n, bias, discard, yt);
+    output_transform<F>(M, Co, g, n, bias, discard, yt);
     from_nhwc(yt, Co, HW, b0, n, out);
   });
 }
@@ -276,60 +462,51 @@ void check_geometry(const char* op, const Tensor& a, const Tensor& w) {
   SAGAN_CHECK(a.dim() == 4, "{}: expected a 4-d tensor, got {}", op, shape_str(a.shape()));
 }
 
-}  // namespace
-
-void winograd_conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out) {
-  check_geometry("conv2d", x, w);
-  const Geo g = geo_of(x);
+template <class F>
+void conv2d_f(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out) {
+  const Geo g = geo_of<F>(x);
   const int64_t Ci = x.size(1), Co = w.size(0);
   dispatch_float(x.dtype(), "conv2d", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* wp = w.data<T>();
-    std::vector<T> U(static_cast<size_t>(16 * Ci * Co));  // (16, Ci, Co)
-    kernel_transform<T>(
-        Ci, Co,
-        [&](int64_t i, int64_t o, T k[3][3]) {
-          const T* src = wp + (o * Ci + i) * 9;
-          for (int r = 0; r < 3; ++r)
-            for (int c = 0; c < 3; ++c) k[r][c] = src[r * 3 + c];
-        },
-        U.data());
-    winograd_apply<T>(x.data<T>(), Ci, Co, g, U.data(), bias ? bias->data<T>() : nullptr, out.data<T>());
+    auto kernel = [&](int64_t i, int64_t o, T k[3][3]) {
+      const T* src = wp + (o * Ci + i) * 9;
+      for (int r = 0; r < 3; ++r)
+        for (int c = 0; c < 3; ++c) k[r][c] = src[r * 3 + c];
+    };
+    winograd_apply<F, T>(x.data<T>(), Ci, Co, g, kernel, bias ? bias->data<T>() : nullptr, out.data<T>());
   });
 }
 
-void winograd_conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor& gx) {
-  check_geometry("conv2d_backward_input", gy, w);
-  const Geo g = geo_of(gy);
+template <class F>
+void backward_input_f(const Tensor& gy, const Tensor& w, Tensor& gx) {
+  const Geo g = geo_of<F>(gy);
   const int64_t Ci = w.size(1), Co = w.size(0);
   dispatch_float(gy.dtype(), "conv2d_backward_input", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* wp = w.data<T>();
     // gx = conv(gy, W') with W'[ci][co] = W[co][ci] rotated by 180 degrees.
-    std::vector<T> U(static_cast<size_t>(16 * Co * Ci));  // (16, Co, Ci)
-    kernel_transform<T>(
-        Co, Ci,
-        [&](int64_t o, int64_t i, T k[3][3]) {
-          const T* src = wp + (o * Ci + i) * 9;
-          for (int r = 0; r < 3; ++r)
-            for (int c = 0; c < 3; ++c) k[r][c] = src[(2 - r) * 3 + (2 - c)];
-        },
-        U.data());
-    winograd_apply<T>(gy.data<T>(), Co, Ci, g, U.data(), nullptr, gx.data<T>());
+    auto kernel = [&](int64_t o, int64_t i, T k[3][3]) {
+      const T* src = wp + (o * Ci + i) * 9;
+      for (int r = 0; r < 3; ++r)
+        for (int c = 0; c < 3; ++c) k[r][c] = src[(2 - r) * 3 + (2 - c)];
+    };
+    winograd_apply<F, T>(gy.data<T>(), Co, Ci, g, kernel, nullptr, gx.data<T>());
   });
 }
 
-void winograd_conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw) {
-  check_geometry("conv2d_backward_weight", x, gw);
-  const Geo g = geo_of(x);
+template <class F>
+void backward_weight_f(const Tensor& gy, const Tensor& x, Tensor& gw) {
+  constexpr int a = F::a, P = a * a;
+  const Geo g = geo_of<F>(x);
   const int64_t Ci = x.size(1), Co = gw.size(0), HW = g.H * g.W;
-  const ChunkPlan pl = plan_chunks(g.B, g.tiles(), kChunkTiles);
+  const ChunkPlan pl = plan_chunks(g.B, g.tiles(), F::kChunkTiles);
   dispatch_float(x.dtype(), "conv2d_backward_weight", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* xp = x.data<T>();
     const T* gyp = gy.data<T>();
     const int64_t xs = Ci * Co;
-    // dU (16, Ci, Co) per chunk group, summed at the end in group order, so
+    // dU (a*a, Ci, Co) per chunk group, summed at the end in group order, so
     // nothing races and the sum does not depend on the thread count.
     std::vector<PartialSum<T>> dU(static_cast<size_t>(pl.groups));
     std::vector<Scratch<T>> scratch(static_cast<size_t>(scratch_slots(pl)));
@@ -338,18 +515,18 @@ void winograd_conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& 
       Scratch<T>& sc = scratch[static_cast<size_t>(slot)];
       PartialSum<T>& partial = dU[static_cast<size_t>(group)];
       const bool first = !partial.started();
-      T* acc = partial.get(16 * xs);
+      T* acc = partial.get(P * xs);
       T* xt = grow(sc.in, n * HW * Ci);
       T* gyt = grow(sc.out, n * HW * Co);
-      T* V = grow(sc.v, 16 * Tc * Ci);
-      T* Dy = grow(sc.m, 16 * Tc * Co);
+      T* V = grow(sc.v, P * Tc * Ci);
+      T* Dy = grow(sc.m, P * Tc * Co);
       if (static_cast<int64_t>(sc.zeros.size()) < std::max(Ci, Co))
         sc.zeros.assign(static_cast<size_t>(std::max(Ci, Co)), T(0));
       to_nhwc(xp, Ci, HW, b0, n, xt);
       to_nhwc(gyp, Co, HW, b0, n, gyt);
-      input_transform(xt, Ci, g, n, sc.zeros.data(), V);
-      output_transform_adjoint(gyt, Co, g, n, sc.zeros.data(), Dy);
-      for (int xi = 0; xi < 16; ++xi) {
+      input_transform<F>(xt, Ci, g, n, sc.zeros.data(), V);
+      output_transform_adjoint<F>(gyt, Co, g, n, sc.zeros.data(), Dy);
+      for (int xi = 0; xi < P; ++xi) {
         if constexpr (kPacked<T>) {
           T* dyp = grow(sc.packed, packed_b_size(Tc, Co));
           sgemm_pack_b(Tc, Co, Dy + xi * Tc * Co, Co, 1, dyp);
@@ -364,15 +541,15 @@ void winograd_conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& 
       }
     });
     PartialSum<T>* total = nullptr;
-    for (auto& a : dU) {
-      if (!a.started()) continue;
+    for (auto& part : dU) {
+      if (!part.started()) continue;
       if (total == nullptr) {
-        total = &a;
+        total = &part;
         continue;
       }
-      T* __restrict dst = total->get(16 * xs);
-      const T* __restrict src = a.data();
-      const int64_t len = 16 * xs;
+      T* __restrict dst = total->get(P * xs);
+      const T* __restrict src = part.data();
+      const int64_t len = P * xs;
 #pragma omp parallel for schedule(static) if (len >= 65536)
       for (int64_t i = 0; i < len; ++i) dst[i] += src[i];
     }
@@ -381,28 +558,32 @@ void winograd_conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& 
       std::fill(gwp, gwp + Co * Ci * 9, T(0));
       return;
     }
-    const T* s = total->data();
-    // gW = G^T dU G, G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1].
-#pragma omp parallel for schedule(static) if (xs >= 4096)
-    for (int64_t o = 0; o < Co; ++o)
-      for (int64_t i = 0; i < Ci; ++i) {
-        const int64_t e = i * Co + o;
-        T u[4][4], m[3][4];
-        for (int a = 0; a < 4; ++a)
-          for (int b = 0; b < 4; ++b) u[a][b] = s[(4 * a + b) * xs + e];
-        for (int b = 0; b < 4; ++b) {  // G^T u
-          m[0][b] = u[0][b] + T(0.5) * (u[1][b] + u[2][b]);
-          m[1][b] = T(0.5) * (u[1][b] - u[2][b]);
-          m[2][b] = T(0.5) * (u[1][b] + u[2][b]) + u[3][b];
-        }
-        T* out = gwp + (o * Ci + i) * 9;
-        for (int r = 0; r < 3; ++r) {  // (G^T u) G
-          out[r * 3 + 0] = m[r][0] + T(0.5) * (m[r][1] + m[r][2]);
-          out[r * 3 + 1] = T(0.5) * (m[r][1] - m[r][2]);
-          out[r * 3 + 2] = T(0.5) * (m[r][1] + m[r][2]) + m[r][3];
-        }
-      }
+    kernel_transform_adjoint<F>(total->data(), Ci, Co, gwp);
   });
+}
+
+void check_tile(const char* op, int tile) {
+  SAGAN_CHECK(tile == 2 || tile == 4, "{}: Winograd tiles are 2x2 or 4x4, got {}", op, tile);
+}
+
+}  // namespace
+
+void winograd_conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out, int tile) {
+  check_geometry("conv2d", x, w);
+  check_tile("conv2d", tile);
+  tile == 2 ? conv2d_f<F2>(x, w, bias, out) : conv2d_f<F4>(x, w, bias, out);
+}
+
+void winograd_conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor& gx, int tile) {
+  check_geometry("conv2d_backward_input", gy, w);
+  check_tile("conv2d_backward_input", tile);
+  tile == 2 ? backward_input_f<F2>(gy, w, gx) : backward_input_f<F4>(gy, w, gx);
+}
+
+void winograd_conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, int tile) {
+  check_geometry("conv2d_backward_weight", x, gw);
+  check_tile("conv2d_backward_weight", tile);
+  tile == 2 ? backward_weight_f<F2>(gy, x, gw) : backward_weight_f<F4>(gy, x, gw);
 }
 
 }  // namespace sagan::cpu

@@ -26,7 +26,7 @@ namespace sagan::cpu {
 // How many groups share a convolution: the machine's online CPUs (at most
 // 8), read once, so never OMP_NUM_THREADS or the process's CPU affinity (a
 // scheduler's allocation). Each group adds a partial sum of the weight
-// gradient (Co x K, or 16 x Ci x Co for Winograd) to write and add up, so
+// gradient (Co x K, or 36 x Ci x Co for Winograd F(4x4)) to write and add up, so
 // more groups than cores cost time: measured on 2 cores (SAGAN-32 ch64 b64
 // training step), 2 groups match the old per-thread split, 4 cost ~3-5% and
 // 8 ~6-8%. (Splitting the weight gradient's output among threads instead of

@@ -15,6 +15,12 @@ inline constexpr int64_t kSgemmPanel = 32;
 // Floats needed to pack a (K, N) operand.
 inline int64_t packed_b_size(int64_t K, int64_t N) { return (N + kSgemmPanel - 1) / kSgemmPanel * kSgemmPanel * K; }
 
+// Where sgemm_pack_b puts B's element (k, n) in bp: panel n / 32, row k,
+// lane n % 32 (for code that writes a packed operand directly).
+inline int64_t packed_b_index(int64_t K, int64_t k, int64_t n) {
+  return (n / kSgemmPanel * K + k) * kSgemmPanel + n % kSgemmPanel;
+}
+
 // bp = B (K, N) in panels of 32 columns, [panel][k][32], zero-padded; B's
 // element (k, n) is b[k * sk + n * sn] (any strides: row-major, transposed).
 void sgemm_pack_b(int64_t K, int64_t N, const float* b, int64_t sk, int64_t sn, float* bp);
