@@ -14,8 +14,8 @@
 //                    then gW = G^T dU G (the adjoint of the kernel transform)
 // Per output and channel pair that is 16/4 = 4 multiply-adds for F(2x2)
 // and 36/16 = 2.25 for F(4x4), against im2col's 9; F(4x4)'s transforms
-// have larger constants (up to 8 and 1/24), so its float32 error is a few
-// times F(2x2)'s (tests/test_conv2d_3x3.cpp bounds both).
+// have larger constants (up to 8 and 1/24), so its float32 error is up to
+// about 10x F(2x2)'s (tests/test_conv2d_3x3.cpp bounds both).
 // Tiles that stick out of an odd-sized image read zeros and their outside
 // outputs are dropped (forward) or count as zero gradient. Images go in
 // chunks of about F::kChunkTiles tiles, each chunk transposed to
@@ -24,7 +24,6 @@
 #include "sagan/kernels/cpu/conv2d_winograd.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
