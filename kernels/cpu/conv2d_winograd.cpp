@@ -292,6 +292,24 @@ inline void over_channels(int64_t C, Body&& body) {
   for (; ch < C; ++ch) body(ch, std::type_identity<T>{});
 }
 
+// Y = T X T^T for a 1-D transform T of In values to Out (one of F's):
+// X (In, In) read by get(r, c, x), Y (Out, Out) handed to put(r, c, y),
+// T applied to X's columns, then to the rows of the result. Every 2-D
+// transform and adjoint below is one of these.
+template <int In, int Out, class L, class Transform, class Get, class Put>
+inline void separable(Transform&& transform, Get&& get, Put&& put) {
+  L col[In], t[In][Out], out[Out];  // t[c] = T (column c of X)
+  for (int c = 0; c < In; ++c) {
+    for (int r = 0; r < In; ++r) get(r, c, col[r]);
+    transform(col, t[c]);
+  }
+  for (int r = 0; r < Out; ++r) {  // row r of (T X) T^T
+    for (int c = 0; c < In; ++c) col[c] = t[c][r];
+    transform(col, out);
+    for (int c = 0; c < Out; ++c) put(r, c, out[c]);
+  }
+}
+
 // V (a*a, n*tiles, C) = B^T d B for every tile of the channel-last images
 // xt (n, H, W, C); d is the a x a patch at rows m*ty-1.., columns m*tx-1...
 template <class F, class T>
@@ -310,16 +328,9 @@ void input_transform(const T* xt, int64_t C, const Geo& g, int64_t n, const T* z
         T* o = V + (i * tpi + ty * g.tw + tx) * C;
         over_channels<T>(C, [&](int64_t ch, auto lanes) {
           using L = typename decltype(lanes)::type;
-          L col[a], t[a][a], out[a];  // t = B^T d, column by column
-          for (int c = 0; c < a; ++c) {
-            for (int r = 0; r < a; ++r) load(col[r], d[r][c] + ch);
-            F::input(col, t[c]);  // t[c] holds column c
-          }
-          for (int r = 0; r < a; ++r) {  // (B^T d) B, row by row
-            for (int c = 0; c < a; ++c) col[c] = t[c][r];
-            F::input(col, out);
-            for (int c = 0; c < a; ++c) store(o + (a * r + c) * xs + ch, out[c]);
-          }
+          separable<a, a, L>([](const L* x, L* y) { F::input(x, y); },
+                             [&](int r, int c, L& x) { load(x, d[r][c] + ch); },
+                             [&](int r, int c, const L& y) { store(o + (a * r + c) * xs + ch, y); });
         });
       }
 }
@@ -342,18 +353,11 @@ void output_transform(const T* M, int64_t C, const Geo& g, int64_t n, const T* b
         const T* q = M + (i * tpi + ty * g.tw + tx) * C;
         over_channels<T>(C, [&](int64_t ch, auto lanes) {
           using L = typename decltype(lanes)::type;
-          L col[a], s[a][m], out[m];  // s = A^T M, column by column
-          for (int c = 0; c < a; ++c) {
-            for (int r = 0; r < a; ++r) load(col[r], q + (a * r + c) * xs + ch);
-            F::output(col, s[c]);  // s[c] holds column c
-          }
           L bc{};
           if (bias) load(bc, bias + ch);
-          for (int r = 0; r < m; ++r) {  // (A^T M) A, row by row
-            for (int c = 0; c < a; ++c) col[c] = s[c][r];
-            F::output(col, out);
-            for (int c = 0; c < m; ++c) store(y[r][c] + ch, out[c] + bc);
-          }
+          separable<a, m, L>([](const L* x, L* out) { F::output(x, out); },
+                             [&](int r, int c, L& x) { load(x, q + (a * r + c) * xs + ch); },
+                             [&](int r, int c, const L& out) { store(y[r][c] + ch, out + bc); });
         });
       }
 }
@@ -377,16 +381,9 @@ void output_transform_adjoint(const T* gyt, int64_t C, const Geo& g, int64_t n, 
         T* o = Dy + (i * tpi + ty * g.tw + tx) * C;
         over_channels<T>(C, [&](int64_t ch, auto lanes) {
           using L = typename decltype(lanes)::type;
-          L col[m], t[m][a], out[a];  // t = A e, column by column
-          for (int c = 0; c < m; ++c) {
-            for (int r = 0; r < m; ++r) load(col[r], e[r][c] + ch);
-            F::output_adjoint(col, t[c]);  // t[c] holds column c
-          }
-          for (int r = 0; r < a; ++r) {  // (A e) A^T, row by row
-            for (int c = 0; c < m; ++c) col[c] = t[c][r];
-            F::output_adjoint(col, out);
-            for (int c = 0; c < a; ++c) store(o + (a * r + c) * xs + ch, out[c]);
-          }
+          separable<m, a, L>([](const L* x, L* y) { F::output_adjoint(x, y); },
+                             [&](int r, int c, L& x) { load(x, e[r][c] + ch); },
+                             [&](int r, int c, const L& y) { store(o + (a * r + c) * xs + ch, y); });
         });
       }
 }
@@ -417,22 +414,15 @@ void kernel_transform(int64_t rows, int64_t cols, Kernel&& kernel, Dest&& dest) 
   for (int64_t r = 0; r < rows; ++r)
     over_channels<T>(cols, [&](int64_t c0, auto lanes) {
       using L = typename decltype(lanes)::type;
-      L k[3][3], col[3], t[3][a], out[a];
+      L k[3][3];
       for (int64_t l = 0; l < static_cast<int64_t>(sizeof(L) / sizeof(T)); ++l) {
         T g[3][3];
         kernel(r, c0 + l, g);
         for (int i = 0; i < 3; ++i)
           for (int j = 0; j < 3; ++j) set_lane(k[i][j], l, g[i][j]);
       }
-      for (int j = 0; j < 3; ++j) {  // t = G g, column by column
-        for (int i = 0; i < 3; ++i) col[i] = k[i][j];
-        F::kernel(col, t[j]);  // t[j] holds column j
-      }
-      for (int i = 0; i < a; ++i) {  // (G g) G^T, row by row
-        for (int j = 0; j < 3; ++j) col[j] = t[j][i];
-        F::kernel(col, out);
-        for (int j = 0; j < a; ++j) store(dest(a * i + j, r, c0), out[j]);
-      }
+      separable<3, a, L>([](const L* x, L* u) { F::kernel(x, u); }, [&](int i, int j, L& x) { x = k[i][j]; },
+                         [&](int i, int j, const L& u) { store(dest(a * i + j, r, c0), u); });
     });
 }
 
@@ -446,20 +436,14 @@ void kernel_transform_adjoint(const T* dU, int64_t Ci, int64_t Co, T* gw) {
   for (int64_t i = 0; i < Ci; ++i)
     over_channels<T>(Co, [&](int64_t o0, auto lanes) {
       using L = typename decltype(lanes)::type;
-      L col[a], t[a][3], out[3];
       const T* s = dU + i * Co + o0;
-      for (int c = 0; c < a; ++c) {  // t = G^T dU, column by column
-        for (int r = 0; r < a; ++r) load(col[r], s + (a * r + c) * xs);
-        F::kernel_adjoint(col, t[c]);  // t[c] holds column c
-      }
       T* dst = gw + (o0 * Ci + i) * 9;
-      for (int r = 0; r < 3; ++r) {  // (G^T dU) G, row by row
-        for (int c = 0; c < a; ++c) col[c] = t[c][r];
-        F::kernel_adjoint(col, out);
-        for (int c = 0; c < 3; ++c)
-          for (int64_t l = 0; l < static_cast<int64_t>(sizeof(L) / sizeof(T)); ++l)
-            dst[l * Ci * 9 + r * 3 + c] = get_lane<L, T>(out[c], l);
-      }
+      separable<a, 3, L>([](const L* u, L* k) { F::kernel_adjoint(u, k); },
+                         [&](int r, int c, L& u) { load(u, s + (a * r + c) * xs); },
+                         [&](int r, int c, const L& k) {
+                           for (int64_t l = 0; l < static_cast<int64_t>(sizeof(L) / sizeof(T)); ++l)
+                             dst[l * Ci * 9 + r * 3 + c] = get_lane<L, T>(k, l);
+                         });
     });
 }
 
