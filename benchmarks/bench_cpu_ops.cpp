@@ -3,11 +3,14 @@
 // PyTorch and benchmarks/run_cpu_ops.sh puts the two side by side.
 //
 // Output: one line per (shape, direction):  name<TAB>fwd|bwd<TAB>ms<TAB>GFLOP/s
-// with the median time of --repeats runs after --warmup runs. Backward is
-// the input and weight gradients (plus the bias gradient where there is a
-// bias), i.e. twice the forward FLOPs.
+// with the median time of --repeats runs after --warmup runs (--min: the
+// fastest, steadier on a shared machine). Backward is the input and weight
+// gradients (plus the bias gradient where there is a bias), i.e. twice the
+// forward FLOPs; --split-backward adds a conv's two kernels as rows
+// "bwd-x" (input gradient) and "bwd-w" (weight gradient), each with the
+// forward's FLOPs.
 //
-//   bench_cpu_ops [--repeats N] [--warmup N] [--filter SUBSTRING]...
+//   bench_cpu_ops [--repeats N] [--warmup N] [--min] [--split-backward] [--filter SUBSTRING]...
 // (with --filter given, the rows whose names contain any of them)
 #include <omp.h>
 
@@ -28,6 +31,7 @@ namespace {
 
 struct Options {
   int repeats = 5, warmup = 2;
+  bool fastest = false, split_backward = false;
   std::vector<std::string> filters;  // empty: every row
   bool wanted(const std::string& name) const {
     if (filters.empty()) return true;
@@ -37,7 +41,8 @@ struct Options {
   }
 };
 
-double median_ms(const std::function<void()>& f, const Options& o) {
+// The median (or with --min the fastest) of o.repeats timed runs.
+double time_ms(const std::function<void()>& f, const Options& o) {
   for (int i = 0; i < o.warmup; ++i) f();
   std::vector<double> t;
   for (int i = 0; i < o.repeats; ++i) {
@@ -46,7 +51,7 @@ double median_ms(const std::function<void()>& f, const Options& o) {
     t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return o.fastest ? t.front() : t[t.size() / 2];
 }
 
 void report(const std::string& name, const char* dir, double ms, double flops) {
@@ -65,13 +70,13 @@ void bench_conv(const Options& o, int64_t ci, int64_t co, int64_t k, int64_t hw)
   Tensor b = Tensor::randn({co}, gen);
   const double flops = 2.0 * kBatch * co * ci * k * k * hw * hw;
   NoGradGuard ng;
-  report(name, "fwd", median_ms([&] { conv2d(x, w, b, 1, pad); }, o), flops);
+  report(name, "fwd", time_ms([&] { conv2d(x, w, b, 1, pad); }, o), flops);
   // The backward rule's work: both kernels and the bias sum.
   Tensor gy = Tensor::randn({kBatch, co, hw, hw}, gen);
   Tensor gx = Tensor::empty(x.shape()), gw = Tensor::empty(w.shape());
   Backend& be = backend_for(Device::cpu());
   report(name, "bwd",
-         median_ms(
+         time_ms(
              [&] {
                be.conv2d_backward_input(gy, w, gx, {1, pad});
                be.conv2d_backward_weight(gy, x, gw, {1, pad});
@@ -79,6 +84,10 @@ void bench_conv(const Options& o, int64_t ci, int64_t co, int64_t k, int64_t hw)
              },
              o),
          2 * flops);
+  if (o.split_backward) {
+    report(name, "bwd-x", time_ms([&] { be.conv2d_backward_input(gy, w, gx, {1, pad}); }, o), flops);
+    report(name, "bwd-w", time_ms([&] { be.conv2d_backward_weight(gy, x, gw, {1, pad}); }, o), flops);
+  }
 }
 
 // y (B,M,N) = a (B,M,K) @ b (B,K,N); backward ga = g b^T, gb = a^T g.
@@ -90,9 +99,9 @@ void bench_bmm(const Options& o, int64_t batch, int64_t m, int64_t k, int64_t n)
   Tensor g = Tensor::randn({batch, m, n}, gen);
   const double flops = 2.0 * batch * m * n * k;
   NoGradGuard ng;
-  report(name, "fwd", median_ms([&] { bmm(a, b); }, o), flops);
+  report(name, "fwd", time_ms([&] { bmm(a, b); }, o), flops);
   report(name, "bwd",
-         median_ms(
+         time_ms(
              [&] {
                bmm(g, b.transpose(1, 2));
                bmm(a.transpose(1, 2), g);
@@ -110,9 +119,9 @@ void bench_linear(const Options& o, int64_t in, int64_t out) {
   Tensor g = Tensor::randn({kBatch, out}, gen);
   const double flops = 2.0 * kBatch * in * out;
   NoGradGuard ng;
-  report(name, "fwd", median_ms([&] { linear(x, w, b); }, o), flops);
+  report(name, "fwd", time_ms([&] { linear(x, w, b); }, o), flops);
   report(name, "bwd",
-         median_ms(
+         time_ms(
              [&] {
                matmul(g, w);
                matmul(g.t(), x);
@@ -132,16 +141,23 @@ int main(int argc, char** argv) {
       o.repeats = std::max(1, std::atoi(argv[++i]));
     else if (a == "--warmup" && i + 1 < argc)
       o.warmup = std::max(0, std::atoi(argv[++i]));
+    else if (a == "--min")
+      o.fastest = true;
+    else if (a == "--split-backward")
+      o.split_backward = true;
     else if (a == "--filter" && i + 1 < argc)
       o.filters.push_back(argv[++i]);
     else {
       const bool help = a == "--help" || a == "-h";
-      std::fprintf(help ? stdout : stderr, "usage: %s [--repeats N] [--warmup N] [--filter SUBSTRING]...\n", argv[0]);
+      std::fprintf(help ? stdout : stderr,
+                   "usage: %s [--repeats N] [--warmup N] [--min] [--split-backward] [--filter SUBSTRING]...\n",
+                   argv[0]);
       return help ? 0 : 2;
     }
   }
-  std::fprintf(stderr, "bench_cpu_ops: %d OpenMP threads, batch %lld, median of %d after %d warm-up runs\n",
-               omp_get_max_threads(), static_cast<long long>(kBatch), o.repeats, o.warmup);
+  std::fprintf(stderr, "bench_cpu_ops: %d OpenMP threads, batch %lld, %s of %d after %d warm-up runs\n",
+               omp_get_max_threads(), static_cast<long long>(kBatch), o.fastest ? "fastest" : "median", o.repeats,
+               o.warmup);
   // Generator: 256 wide, 3x3 convs after each 2x upsample, 1x1 shortcuts, RGB head.
   for (int64_t hw : {8, 16, 32}) bench_conv(o, 256, 256, 3, hw);
   for (int64_t hw : {8, 16, 32}) bench_conv(o, 256, 256, 1, hw);

@@ -3,7 +3,8 @@
 # shapes and prints them side by side. Builds nothing: point it at a build
 # made with -DSAGAN_BUILD_BENCHMARKS=ON.
 #
-#   benchmarks/run_cpu_ops.sh [BUILD_DIR] [extra args for both, e.g. --repeats 7 --filter conv3x3]
+#   benchmarks/run_cpu_ops.sh [BUILD_DIR] [extra args for both, e.g. --repeats 7 --filter conv3x3;
+#                             --min --split-backward for the fastest run and each conv gradient alone]
 #
 # ratio = sagan GFLOP/s / torch GFLOP/s (> 1: sagan is faster).
 set -euo pipefail
@@ -34,9 +35,9 @@ def load(path):
     return rows
 
 ours, theirs = load(sys.argv[1]), load(sys.argv[2])
-print(f"| {'op (batch 64, float32)':<30} | dir | sagan ms | sagan GFLOP/s | torch ms | torch GFLOP/s | ratio |")
-print(f"|{'-' * 32}|-----|---------:|--------------:|---------:|--------------:|------:|")
+print(f"| {'op (batch 64, float32)':<30} | dir   | sagan ms | sagan GFLOP/s | torch ms | torch GFLOP/s | ratio |")
+print(f"|{'-' * 32}|-------|---------:|--------------:|---------:|--------------:|------:|")
 for key, (ms, gf) in ours.items():
     tms, tgf = theirs.get(key, (float("nan"), float("nan")))
-    print(f"| {key[0]:<30} | {key[1]} | {ms:8.2f} | {gf:13.1f} | {tms:8.2f} | {tgf:13.1f} | {gf / tgf:5.2f} |")
+    print(f"| {key[0]:<30} | {key[1]:<5} | {ms:8.2f} | {gf:13.1f} | {tms:8.2f} | {tgf:13.1f} | {gf / tgf:5.2f} |")
 PY

@@ -2,12 +2,15 @@
 """PyTorch CPU reference for benchmarks/bench_cpu_ops.cpp: the same SAGAN-32
 shapes at batch 64, float32, OMP_NUM_THREADS threads (default 2, as
 run_cpu_ops.sh gives the engine), same output format
-(name<TAB>fwd|bwd<TAB>ms<TAB>GFLOP/s, median of --repeats after --warmup).
+(name<TAB>fwd|bwd<TAB>ms<TAB>GFLOP/s, median of --repeats after --warmup, or
+with --min the fastest; --split-backward adds a conv's input and weight
+gradients alone as rows bwd-x and bwd-w).
 
 Backward is torch.autograd.grad of the op's output with respect to the input
 and weight (and bias where there is one), like the C++ side's kernels.
 
-  /usr/bin/python3 benchmarks/torch_cpu_ops.py [--repeats N] [--warmup N] [--filter SUBSTRING]... (rows containing any)
+  /usr/bin/python3 benchmarks/torch_cpu_ops.py [--repeats N] [--warmup N] [--min] [--split-backward]
+      [--filter SUBSTRING]... (rows containing any)
 """
 import argparse
 import os
@@ -20,7 +23,7 @@ import torch.nn.functional as F
 BATCH = 64
 
 
-def median_ms(fn, opt):
+def time_ms(fn, opt):
     for _ in range(opt.warmup):
         fn()
     times = []
@@ -28,7 +31,8 @@ def median_ms(fn, opt):
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
-    return sorted(times)[len(times) // 2]  # the C++ side's median
+    times.sort()
+    return times[0] if opt.min else times[len(times) // 2]  # as the C++ side
 
 
 def report(name, direction, ms, flops):
@@ -45,10 +49,13 @@ def bench_conv(opt, ci, co, k, hw):
     b = torch.randn(co, requires_grad=True)
     flops = 2.0 * BATCH * co * ci * k * k * hw * hw
     with torch.no_grad():
-        report(name, "fwd", median_ms(lambda: F.conv2d(x, w, b, padding=pad), opt), flops)
+        report(name, "fwd", time_ms(lambda: F.conv2d(x, w, b, padding=pad), opt), flops)
     y = F.conv2d(x, w, b, padding=pad)
     gy = torch.randn_like(y)
-    report(name, "bwd", median_ms(lambda: torch.autograd.grad(y, (x, w, b), gy, retain_graph=True), opt), 2 * flops)
+    report(name, "bwd", time_ms(lambda: torch.autograd.grad(y, (x, w, b), gy, retain_graph=True), opt), 2 * flops)
+    if opt.split_backward:
+        report(name, "bwd-x", time_ms(lambda: torch.autograd.grad(y, (x,), gy, retain_graph=True), opt), flops)
+        report(name, "bwd-w", time_ms(lambda: torch.autograd.grad(y, (w,), gy, retain_graph=True), opt), flops)
 
 
 def bench_bmm(opt, batch, m, k, n):
@@ -59,10 +66,10 @@ def bench_bmm(opt, batch, m, k, n):
     b = torch.randn(batch, k, n, requires_grad=True)
     flops = 2.0 * batch * m * n * k
     with torch.no_grad():
-        report(name, "fwd", median_ms(lambda: torch.bmm(a, b), opt), flops)
+        report(name, "fwd", time_ms(lambda: torch.bmm(a, b), opt), flops)
     y = torch.bmm(a, b)
     g = torch.randn_like(y)
-    report(name, "bwd", median_ms(lambda: torch.autograd.grad(y, (a, b), g, retain_graph=True), opt), 2 * flops)
+    report(name, "bwd", time_ms(lambda: torch.autograd.grad(y, (a, b), g, retain_graph=True), opt), 2 * flops)
 
 
 def bench_linear(opt, fin, fout):
@@ -74,22 +81,24 @@ def bench_linear(opt, fin, fout):
     b = torch.randn(fout, requires_grad=True)
     flops = 2.0 * BATCH * fin * fout
     with torch.no_grad():
-        report(name, "fwd", median_ms(lambda: F.linear(x, w, b), opt), flops)
+        report(name, "fwd", time_ms(lambda: F.linear(x, w, b), opt), flops)
     y = F.linear(x, w, b)
     g = torch.randn_like(y)
-    report(name, "bwd", median_ms(lambda: torch.autograd.grad(y, (x, w, b), g, retain_graph=True), opt), 2 * flops)
+    report(name, "bwd", time_ms(lambda: torch.autograd.grad(y, (x, w, b), g, retain_graph=True), opt), 2 * flops)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--min", action="store_true", help="the fastest run instead of the median")
+    p.add_argument("--split-backward", action="store_true", help="conv rows bwd-x and bwd-w too")
     p.add_argument("--filter", action="append", default=[])
     opt = p.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     torch.manual_seed(1)
     print(f"torch_cpu_ops: torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH}, "
-          f"median of {opt.repeats} after {opt.warmup} warm-up runs", file=sys.stderr)
+          f"{'fastest' if opt.min else 'median'} of {opt.repeats} after {opt.warmup} warm-up runs", file=sys.stderr)
     for hw in (8, 16, 32):
         bench_conv(opt, 256, 256, 3, hw)
     for hw in (8, 16, 32):

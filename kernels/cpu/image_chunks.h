@@ -30,7 +30,8 @@ namespace sagan::cpu {
 // more groups than cores cost time: measured on 2 cores (SAGAN-32 ch64 b64
 // training step), 2 groups match the old per-thread split, 4 cost ~3-5% and
 // 8 ~6-8%. (Splitting the weight gradient's output among threads instead of
-// the batch would need no partial sums: a next step.)
+// the batch would need no partial sums, but each chunk would still read and
+// write the accumulators once: docs/benchmarks.md, "Winograd F(4x4,3x3)".)
 inline int64_t chunk_groups() {
   static const int64_t groups = std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, 8);
   return groups;
