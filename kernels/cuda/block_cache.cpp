@@ -64,10 +64,11 @@ void DeviceBlockCache::free(void* p) {
   // A common block freed by the capturing thread during a capture may have
   // been used by the captured work, whose replays keep using its address:
   // it joins the graph's pool (and the common cache again with the graph).
-  int to = block.pool;
-  if (to == 0 && active_pool_ != 0 && std::this_thread::get_id() == pool_thread_) to = active_pool_;
-  auto pool = pools_.find(to);
-  (to != 0 && pool != pools_.end() ? pool->second : free_)[block.size].push_back(p);
+  // A block of a pool already released counts as common.
+  auto pool = pools_.find(block.pool);
+  if (pool == pools_.end() && active_pool_ != 0 && std::this_thread::get_id() == pool_thread_)
+    pool = pools_.find(active_pool_);
+  (pool != pools_.end() ? pool->second : free_)[block.size].push_back(p);
   stats_.bytes_in_use -= static_cast<int64_t>(block.size);
   stats_.bytes_cached += static_cast<int64_t>(block.size);
 }

@@ -14,9 +14,10 @@
 // every allocation of the capturing thread comes from a private pool (its
 // own free lists, fresh memory otherwise), and a freed pool block goes back
 // to that pool only, as does a common block the capturing thread frees
-// during the capture (the captured work may have used it): nothing outside
-// the graph can take memory the graph still uses. When the graph is
-// destroyed its pool's blocks join the common cache.
+// during the capture (the captured work may have used it; a block of an
+// earlier graph's released pool counts as common): nothing outside the
+// graph can take memory the graph still uses. When the graph is destroyed
+// its pool's blocks join the common cache.
 #pragma once
 #include <cstddef>
 #include <cstdint>
