@@ -158,9 +158,10 @@ class Backend {
   // A graph of the work `body` queues on this device, run by replay(). The
   // CUDA backend runs body's host code once, here, under stream capture:
   // nothing it queues runs now, tensors it allocates come from a pool kept
-  // for the graph, and it must not wait for the device (a sync-free region,
-  // core/sync_free.h) nor copy from the host. The default, for backends
-  // without graphs (the CPU), runs body at each replay(): the same results.
+  // for the graph, and it must not wait for the device nor copy from the
+  // host. The default, for backends without graphs (the CPU), runs body at
+  // each replay(): the same results. Both run body in a sync-free region
+  // (core/sync_free.h), so a host read in it throws, naming the read.
   // So body must leave what a replay's reader needs in tensors (whose
   // buffers a CUDA replay rewrites), not in host variables.
   virtual std::unique_ptr<DeviceGraph> capture(std::function<void()> body);

@@ -4,6 +4,7 @@
 // pool of the caching allocator (allocator.h), which the graph keeps until
 // it is destroyed, since its replays write and read them there.
 #include "sagan/core/kernel_profile.h"
+#include "sagan/core/sync_free.h"
 #include "sagan/kernels/cuda/cuda_backend.h"
 
 namespace sagan {
@@ -73,6 +74,8 @@ std::unique_ptr<DeviceGraph> CudaBackend::capture(std::function<void()> body) {
     // A captured kernel call queues nothing and the stream may not be
     // synchronised: SAGAN_PROFILE neither times nor counts it.
     profile::PauseScope unprofiled;
+    // A host read would synchronise, which fails the capture: name it instead.
+    SyncFreeScope region("a CUDA graph capture (Backend::capture)");
     body();
   } catch (...) {
     (void)cudaStreamEndCapture(stream_, &graph);  // ends the (invalidated) capture
