@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sagan/core/error.h"
+#include "sagan/dist/watchdog.h"
 #include "sagan/kernels/cuda/cuda_backend.h"
 
 namespace sagan::dist {
@@ -128,7 +129,10 @@ NcclCommunicator::NcclCommunicator(std::shared_ptr<Communicator> bootstrap, Devi
   ncclUniqueId id;
   if (host_->rank() == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
   host_->broadcast(&id, sizeof id, 0);
-  check_nccl(ncclCommInitRank(&state_->comm, host_->size(), id, host_->rank()), "ncclCommInitRank");
+  {
+    WaitMark mark("ncclCommInitRank");  // returns once every rank has joined
+    check_nccl(ncclCommInitRank(&state_->comm, host_->size(), id, host_->rank()), "ncclCommInitRank");
+  }
 }
 
 NcclCommunicator::~NcclCommunicator() {

@@ -114,7 +114,8 @@ struct TrainConfig {
   int64_t check_sync_every = 0;  // hash the parameters of every rank every K steps; 0 = off
   std::string comm = "auto";     // auto | mpi | nccl: what all-reduces the gradients
   // Seconds a rank may go without finishing a step (rank 0's checkpoints,
-  // samples and FD included) before it ends the job (dist/watchdog.h).
+  // samples and FD included), or take for the start up to the first step,
+  // before it ends the job (dist/watchdog.h).
   int64_t dist_timeout = 1800;  // 0 = off
 
   // output

@@ -440,10 +440,11 @@ std::vector<TrainOption> make_table() {
              &C::comm));
   add(member({.key = "dist_timeout",
               .flag = "--dist-timeout",
-              .help = "Seconds a rank may go without finishing a step before it ends the job, naming itself and "
-                      "what it waited in (a stuck rank or a failed link would hang every rank until the time "
-                      "limit). It bounds rank 0's checkpoints, sample grids and FD measurements too, which the "
-                      "others wait for: set it above the longest; 0 = off",
+              .help = "Seconds a rank may go without finishing a step, or take for the start (loading the data, "
+                      "building the networks, resuming), before it ends the job, naming itself and what it waited "
+                      "in (a stuck rank or a failed link would hang every rank until the time limit). It bounds "
+                      "rank 0's checkpoints, sample grids and FD measurements too, which the others wait for: set "
+                      "it above the longest; 0 = off",
               .check = between(0, 366 * 86400.0, "0 (off) to 31622400 s (a year)"),
               .resume_applies = true},
              &C::dist_timeout));

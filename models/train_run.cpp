@@ -408,28 +408,35 @@ int stop_signal(const RunOptions& opt) {
   return stop;
 }
 
-// A data-parallel rank's stall watchdog (dist/watchdog.h), for the training
-// loop: on a stall it says why, naming the rank, and ends the process with
-// exit code 1; mpirun (or srun --kill-on-bad-exit=1) then ends the other
-// ranks. It runs on its own thread, beside a training thread that may be
-// blocked in MPI, so it does not call MPI_Abort (MPI_THREAD_FUNNELED), and
-// it writes to stderr's descriptor directly: the training thread may hold
-// stdout's lock, blocked in a write to a pipe nobody drains. Null for one
-// process (a one-rank NCCL job has one: it runs the code path of many);
-// --dist-timeout 0 leaves only NCCL's error polling.
-std::unique_ptr<dist::StallWatchdog> make_watchdog(const Trainer& trainer, const TrainConfig& rc,
-                                                   const dist::Communicator* comm) {
+// A data-parallel rank's stall watchdog (dist/watchdog.h): on a stall it
+// says why, naming the rank, and ends the process with exit code 1; mpirun
+// (or srun --kill-on-bad-exit=1) then ends the other ranks. One watches the
+// start (`setting_up`: loading the data, building the networks and
+// communicators, resuming, rank 0's first outputs, up to the ranks' barrier
+// before the first step), the next the training loop. It runs on its own
+// thread, beside a training thread that may be blocked in MPI, so it does
+// not call MPI_Abort (MPI_THREAD_FUNNELED), and it writes to stderr's
+// descriptor directly: the training thread may hold stdout's lock, blocked
+// in a write to a pipe nobody drains. Null for one process (a one-rank NCCL
+// job has one in the loop: it runs the code path of many); --dist-timeout 0
+// leaves only NCCL's error polling. `reducer`: the gradients' communicator,
+// polled for NCCL's errors (null at the start: not made yet).
+std::unique_ptr<dist::StallWatchdog> make_watchdog(const dist::Communicator* comm, const dist::Communicator* reducer,
+                                                   int64_t timeout, bool setting_up) {
   if (!comm) return nullptr;
-  const dist::Communicator* reducer = trainer.data_parallel() ? &trainer.data_parallel()->comm() : comm;
-  const bool gpu_waits = std::string(reducer->backend_name()) == "nccl";
-  if ((comm->size() == 1 || rc.dist_timeout == 0) && !gpu_waits) return nullptr;
+  const bool gpu_waits = reducer && std::string(reducer->backend_name()) == "nccl";
+  if ((comm->size() == 1 || timeout == 0) && !gpu_waits) return nullptr;
   const std::string who = fmt::format("sagan-train (rank {} of {})", comm->rank(), comm->size());
-  const int64_t timeout = rc.dist_timeout;
-  auto on_stall = [who, gpu_waits, timeout](const dist::StallWatchdog::Stall& st) {
+  auto on_stall = [who, gpu_waits, timeout, setting_up](const dist::StallWatchdog::Stall& st) {
     try {
       std::string why = st.error;
       if (why.empty()) {
-        why = fmt::format("no training step finished in the last {:.0f} s (--dist-timeout {})", st.seconds, timeout);
+        why = setting_up ? fmt::format(
+                               "the start (loading the data, building the networks, resuming, rank 0's first "
+                               "outputs) has not finished after {:.0f} s (--dist-timeout {})",
+                               st.seconds, timeout)
+                         : fmt::format("no training step finished in the last {:.0f} s (--dist-timeout {})", st.seconds,
+                                       timeout);
         if (st.waiting)
           why += fmt::format(
               "; this rank was waiting for the others in {}: one of them is stuck or gone, or the link to it failed",
@@ -438,9 +445,13 @@ std::unique_ptr<dist::StallWatchdog> make_watchdog(const Trainer& trainer, const
           why +=
               "; this rank was not in an MPI call: it is stuck itself (its step, a data read or a write), or its "
               "GPU waits in an NCCL all-reduce for a rank that is";
+        else if (setting_up)
+          why += "; this rank was not waiting for the others: it is stuck itself (a data read, most likely)";
         else
           why += "; this rank was not waiting for the others: it is stuck itself (its step, a data read or a write)";
-        why += ". Raise --dist-timeout if steps, with rank 0's checkpoints, samples and FD, rightly take this long";
+        why += setting_up ? ". Raise --dist-timeout if the start rightly takes this long"
+                          : ". Raise --dist-timeout if steps, with rank 0's checkpoints, samples and FD, rightly take "
+                            "this long";
       }
       const std::string text = fmt::format("\n{}: error: {}; ending the job\n", who, why);
       for (size_t done = 0; done < text.size();) {
@@ -453,7 +464,8 @@ std::unique_ptr<dist::StallWatchdog> make_watchdog(const Trainer& trainer, const
     }
     std::_Exit(1);
   };
-  std::vector<dist::StallWatchdog::Poller> pollers = {[reducer] { return reducer->async_error(); }};
+  std::vector<dist::StallWatchdog::Poller> pollers;
+  if (reducer) pollers.push_back([reducer] { return reducer->async_error(); });
   return std::make_unique<dist::StallWatchdog>(std::chrono::seconds(timeout), on_stall, std::move(pollers));
 }
 
@@ -499,6 +511,9 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
                    const ConfigSources& sources, bool writer) {
   const bool resume = !opt.resume_dir.empty();
   dist::Communicator* comm = opt.comm.get();
+  // A rank stuck before the first step (a stalled read of its data) would
+  // leave the others in their first collective for good.
+  std::unique_ptr<dist::StallWatchdog> start_watchdog = make_watchdog(comm, nullptr, cfg.dist_timeout, true);
   // Every rank loads its data and finds its device; a failure on one, or
   // ranks that differ, ends them all together before any collective that
   // could wait for the missing one (dist/agree.h).
@@ -530,6 +545,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
   // Ctrl-C while the data loaded and the networks were built: stop before
   // anything is written.
   if (int sig = stop_signal(opt)) {
+    start_watchdog.reset();  // no collective follows
     if (writer && opt.progress) fmt::print("sagan-train: signal {} before the first step: stopped\n", sig);
     return {rc.run_dir, sig, false};
   }
@@ -551,8 +567,10 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
   // The ranks start their clocks together: rank 0 alone made the FD
   // reference and timed a step for the ETA, while the others went ahead.
   if (comm && comm->size() > 1) comm->barrier();
+  start_watchdog.reset();
   // Declared after the trainer: gone before its communicators, which it polls.
-  std::unique_ptr<dist::StallWatchdog> watchdog = make_watchdog(trainer, rc, comm);
+  std::unique_ptr<dist::StallWatchdog> watchdog =
+      make_watchdog(comm, trainer.data_parallel() ? &trainer.data_parallel()->comm() : comm, rc.dist_timeout, false);
   while (trainer.step_count() < rc.steps) {
     StepStats s = guarded_step(trainer, rc.run_dir, [&]() -> std::string {
       if (!writer) return "rank 0 writes the checkpoints: the steps since the newest are lost";
