@@ -175,6 +175,9 @@ int main(int argc, char** argv) {
   bench_conv(o, 256, 32, 1, 16);
   bench_conv(o, 256, 128, 1, 16);
   bench_conv(o, 128, 256, 1, 16);
+  // The cpu preset's width (ch 16): G 64 wide, D 32 wide.
+  for (int64_t hw : {8, 16, 32}) bench_conv(o, 64, 64, 3, hw);
+  for (int64_t hw : {32, 16, 8}) bench_conv(o, 32, 32, 3, hw);
   bench_bmm(o, 64, 256, 32, 64);
   bench_bmm(o, 64, 256, 64, 128);
   bench_linear(o, 128, 4096);

@@ -114,6 +114,10 @@ def main():
     bench_conv(opt, 256, 32, 1, 16)
     bench_conv(opt, 256, 128, 1, 16)
     bench_conv(opt, 128, 256, 1, 16)
+    for hw in (8, 16, 32):  # the cpu preset's width (ch 16): G 64 wide, D 32 wide
+        bench_conv(opt, 64, 64, 3, hw)
+    for hw in (32, 16, 8):
+        bench_conv(opt, 32, 32, 3, hw)
     bench_bmm(opt, 64, 256, 32, 64)
     bench_bmm(opt, 64, 256, 64, 128)
     bench_linear(opt, 128, 4096)
