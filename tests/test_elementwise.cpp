@@ -1,10 +1,13 @@
 // Elementwise ops: forward values by hand and error messages. Gradient checks
 // (broadcasting, odd shapes) and CUDA parity: tests/ops/op_cases.cpp.
+#include <omp.h>
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
 
 #include "sagan/core/ops.h"
+#include "sagan/core/rng.h"
 #include "tests/support/assertions.h"
 
 using namespace sagan;
@@ -157,4 +160,31 @@ TEST_CASE("elementwise errors name the op and shapes", "[elementwise][errors]") 
   Tensor i = Tensor::zeros({2, 3}, DType::I64);
   REQUIRE_THROWS_WITH(relu(i), Catch::Contains("relu") && Catch::Contains("int64"));
   REQUIRE_THROWS_WITH(mul(a, Tensor::zeros({2, 3}, DType::F64)), Catch::Contains("mul") && Catch::Contains("dtype"));
+}
+
+TEST_CASE("long rows are shared among threads in pieces, every element written once", "[elementwise][cpu_threads]") {
+  // A contiguous tensor is one row for the CPU's strided loops: 1, 2 or 3
+  // rows of odd lengths, contiguous, broadcast and strided (every second
+  // element), each compared with a loop over its elements, on 3 threads
+  // (pieces with a ragged last one) whatever the machine has.
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(3);
+  struct Restore {
+    int n;
+    ~Restore() { omp_set_num_threads(n); }
+  } restore{saved};
+  Rng gen(5);
+  for (const int64_t rows : {1, 2, 3}) {
+    const int64_t n = 100003 / rows;
+    Tensor x = Tensor::randn({rows, n}, gen), b = Tensor::randn({n}, gen);
+    const Tensor y = add(relu(x), b);
+    const std::vector<double> xv = x.to_vector(), bv = b.to_vector(), yv = y.to_vector();
+    REQUIRE(yv.size() == static_cast<size_t>(rows * n));
+    for (size_t i = 0; i < yv.size(); ++i)
+      REQUIRE(yv[i] == static_cast<double>(std::max(static_cast<float>(xv[i]), 0.0f) +
+                                           static_cast<float>(bv[i % static_cast<size_t>(n)])));
+    const Tensor strided = Tensor::randn({rows, 2 * n}, gen).slice(1, 0, 2 * n, 2);
+    const std::vector<double> sv = strided.to_vector(), tv = tanh(strided).to_vector();
+    for (size_t i = 0; i < tv.size(); ++i) REQUIRE(tv[i] == static_cast<double>(std::tanh(static_cast<float>(sv[i]))));
+  }
 }

@@ -3,6 +3,9 @@
 // in every operand are merged first, so contiguous tensors become one flat
 // loop that the compiler vectorises.
 #pragma once
+#include <omp.h>
+
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <vector>
@@ -39,8 +42,12 @@ Geometry<K> merge_dims(const Shape& shape, const std::array<Shape, K>& strides) 
   return g;
 }
 
-// Calls f(offsets, n, inner_strides) for every innermost row; rows run in
-// parallel when the tensor is large enough to pay for the threads.
+// Calls f(offsets, n, inner_strides) for every innermost row, or piece of
+// one; operand 0 is the output. Rows run in parallel when the tensor is large
+// enough to pay for the threads. Few long rows (a contiguous tensor merges
+// into one) are cut into pieces of a multiple of 16 elements, so that they
+// are shared among the threads too; the output is never broadcast (stride 0)
+// along a row, so no two pieces write the same element.
 template <size_t K, class F>
 void for_each_row(const Shape& shape, const std::array<Shape, K>& strides, F&& f) {
   Geometry<K> g = merge_dims<K>(shape, strides);
@@ -51,9 +58,17 @@ void for_each_row(const Shape& shape, const std::array<Shape, K>& strides, F&& f
   int64_t rows = 1;
   for (size_t d = 0; d + 1 < nd; ++d) rows *= g.shape[d];
   if (rows == 0 || inner == 0) return;
-  const bool parallel = rows > 1 && rows * inner >= 32768;
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t r = 0; r < rows; ++r) {
+  constexpr int64_t kMinParallel = 32768, kMinPiece = 8192;
+  const bool parallel = rows * inner >= kMinParallel && !omp_in_parallel() && omp_get_max_threads() > 1;
+  int64_t piece = inner;
+  if (parallel && inner_strides[0] != 0) {
+    const int64_t want = 4 * static_cast<int64_t>(omp_get_max_threads());  // pieces per thread: some balance
+    if (rows < want) piece = std::max(kMinPiece, ((inner * rows + want - 1) / want + 15) / 16 * 16);
+  }
+  const int64_t pieces = (inner + piece - 1) / piece;
+#pragma omp parallel for schedule(static) if (parallel && rows * pieces > 1)
+  for (int64_t t = 0; t < rows * pieces; ++t) {
+    const int64_t r = t / pieces, begin = t % pieces * piece;
     std::array<int64_t, K> off{};
     int64_t rem = r;
     for (size_t d = nd - 1; d-- > 0;) {
@@ -61,7 +76,8 @@ void for_each_row(const Shape& shape, const std::array<Shape, K>& strides, F&& f
       rem /= g.shape[d];
       for (size_t k = 0; k < K; ++k) off[k] += i * g.strides[k][d];
     }
-    f(off, inner, inner_strides);
+    for (size_t k = 0; k < K; ++k) off[k] += begin * inner_strides[k];
+    f(off, std::min(piece, inner - begin), inner_strides);
   }
 }
 
