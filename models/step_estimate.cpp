@@ -47,11 +47,10 @@ double estimate_iteration_seconds(const TrainConfig& cfg, Device device) {
     loss.item();
     for (Tensor p : d.parameters()) p.set_requires_grad(true);
   };
-  // Untimed at the real batch size too: on a GPU the first call chooses the
+  // Once untimed at the real batch size: on a GPU the first call chooses the
   // convolutions' algorithms and fills the allocator's cache; on the CPU it
   // touches the activations' fresh memory, which made the estimate of the
   // cpu preset's step 1.3-1.5x the steps' real time.
-  iteration(2);
   iteration(cfg.batch_size);
   const auto t0 = std::chrono::steady_clock::now();
   iteration(cfg.batch_size);

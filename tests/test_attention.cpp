@@ -2,7 +2,6 @@
 // against a naive composition of elementwise ops and against PyTorch goldens,
 // large logits, the map, strided inputs and error messages. Gradient checks
 // at odd sizes and across query/key block edges: tests/ops/op_cases.cpp.
-#include <omp.h>
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -10,6 +9,7 @@
 #include "sagan/core/ops.h"
 #include "tests/golden/attention_goldens.h"
 #include "tests/support/assertions.h"
+#include "tests/support/omp_threads.h"
 
 using namespace sagan;
 using namespace sagan::testing;
@@ -66,11 +66,13 @@ TEST_CASE("attention results do not depend on the number of threads", "[attentio
          v = Tensor::randn({3, 70, 16}, gen).set_requires_grad();
   Tensor gy = Tensor::randn({3, 100, 16}, gen);
   auto run = [&](int threads) {
-    const int saved_threads = omp_get_max_threads();
-    omp_set_num_threads(threads);
-    AttentionResult r = attention(q, k, v, true);
-    auto g = grads_of(r.out, gy, {q, k, v});
-    omp_set_num_threads(saved_threads);
+    AttentionResult r;
+    std::vector<Tensor> g;
+    {
+      const testing::OmpThreads scope(threads);
+      r = attention(q, k, v, true);
+      g = grads_of(r.out, gy, {q, k, v});
+    }
     std::vector<std::vector<float>> all{r.out.to_float_vector(), r.map.to_float_vector()};
     for (const Tensor& t : g) all.push_back(t.to_float_vector());
     return all;

@@ -4,7 +4,6 @@
 // resumed with another OMP_NUM_THREADS (another machine, a scheduler's
 // allocation) continues exactly. Each case runs forward and backward with
 // 1, 2, 3 and 5 threads and compares every output and gradient bit for bit.
-#include <omp.h>
 
 #include <catch2/catch.hpp>
 #include <cstring>
@@ -13,6 +12,7 @@
 #include "sagan/core/ops.h"
 #include "sagan/core/ops_vision.h"
 #include "sagan/core/rng.h"
+#include "tests/support/omp_threads.h"
 
 using namespace sagan;
 
@@ -43,14 +43,16 @@ std::vector<uint32_t> run_bits(const Fn& f, const std::vector<Tensor>& inputs) {
 }
 
 void check_thread_independent(const Fn& f, const std::vector<Tensor>& inputs) {
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-  const std::vector<uint32_t> one = run_bits(f, inputs);
+  const std::vector<uint32_t> one = [&] {
+    const testing::OmpThreads scope(1);
+    return run_bits(f, inputs);
+  }();
   for (int threads : {2, 3, 5}) {
     INFO(threads << " threads");
-    omp_set_num_threads(threads);
-    const std::vector<uint32_t> other = run_bits(f, inputs);
-    omp_set_num_threads(saved);
+    const std::vector<uint32_t> other = [&] {
+      const testing::OmpThreads scope(threads);
+      return run_bits(f, inputs);
+    }();
     REQUIRE(other.size() == one.size());
     size_t differ = 0;
     for (size_t i = 0; i < one.size(); ++i) differ += one[i] != other[i];

@@ -1,6 +1,5 @@
 // Elementwise ops: forward values by hand and error messages. Gradient checks
 // (broadcasting, odd shapes) and CUDA parity: tests/ops/op_cases.cpp.
-#include <omp.h>
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -9,6 +8,7 @@
 #include "sagan/core/ops.h"
 #include "sagan/core/rng.h"
 #include "tests/support/assertions.h"
+#include "tests/support/omp_threads.h"
 
 using namespace sagan;
 using namespace sagan::testing;
@@ -167,12 +167,7 @@ TEST_CASE("long rows are shared among threads in pieces, every element written o
   // rows of odd lengths, contiguous, broadcast and strided (every second
   // element), each compared with a loop over its elements, on 3 threads
   // (pieces with a ragged last one) whatever the machine has.
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(3);
-  struct Restore {
-    int n;
-    ~Restore() { omp_set_num_threads(n); }
-  } restore{saved};
+  const testing::OmpThreads three(3);
   Rng gen(5);
   for (const int64_t rows : {1, 2, 3}) {
     const int64_t n = 100003 / rows;

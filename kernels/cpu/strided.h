@@ -42,6 +42,9 @@ Geometry<K> merge_dims(const Shape& shape, const std::array<Shape, K>& strides) 
   return g;
 }
 
+// Whether n elements pay for forking threads.
+inline bool worth_parallel(int64_t n) { return n >= 32768; }
+
 // Calls f(offsets, n, inner_strides) for every innermost row, or piece of
 // one; operand 0 is the output. Rows run in parallel when the tensor is large
 // enough to pay for the threads. Few long rows (a contiguous tensor merges
@@ -58,8 +61,8 @@ void for_each_row(const Shape& shape, const std::array<Shape, K>& strides, F&& f
   int64_t rows = 1;
   for (size_t d = 0; d + 1 < nd; ++d) rows *= g.shape[d];
   if (rows == 0 || inner == 0) return;
-  constexpr int64_t kMinParallel = 32768, kMinPiece = 8192;
-  const bool parallel = rows * inner >= kMinParallel && !omp_in_parallel() && omp_get_max_threads() > 1;
+  constexpr int64_t kMinPiece = 8192;
+  const bool parallel = worth_parallel(rows * inner) && !omp_in_parallel() && omp_get_max_threads() > 1;
   int64_t piece = inner;
   if (parallel && inner_strides[0] != 0) {
     const int64_t want = 4 * static_cast<int64_t>(omp_get_max_threads());  // pieces per thread: some balance
@@ -80,8 +83,5 @@ void for_each_row(const Shape& shape, const std::array<Shape, K>& strides, F&& f
     f(off, std::min(piece, inner - begin), inner_strides);
   }
 }
-
-// Splits [0, n) into chunks for parallel flat loops.
-inline bool worth_parallel(int64_t n) { return n >= 32768; }
 
 }  // namespace sagan::cpu
