@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "sagan/kernels/cpu/cpu_backend.h"
+#include "sagan/kernels/cpu/worth_parallel.h"
 
 namespace sagan {
 
@@ -39,7 +40,7 @@ void CpuBackend::batch_norm_stats(const Tensor& x, Tensor& mean, Tensor& var, Te
     T* mp = static_cast<T*>(mean.raw_data());
     T* vp = static_cast<T*>(var.raw_data());
     T* ip = static_cast<T*>(invstd.raw_data());
-#pragma omp parallel for schedule(static) if (p.c > 1 && x.numel() >= 32768)
+#pragma omp parallel for schedule(static) if (p.c > 1 && cpu::worth_parallel(x.numel()))
     for (int64_t c = 0; c < p.c; ++c) {
       // Two passes (mean, then squared deviations) avoid the cancellation of
       // E[x^2] - E[x]^2 when |mean| >> std.
@@ -74,7 +75,7 @@ void CpuBackend::batch_norm_normalize(const Tensor& x, const Tensor& mean, const
     const T* ip = static_cast<const T*>(invstd.raw_data());
     T* op = static_cast<T*>(out.raw_data());
     const int64_t planes = p.n * p.c;
-#pragma omp parallel for schedule(static) if (planes > 1 && x.numel() >= 32768)
+#pragma omp parallel for schedule(static) if (planes > 1 && cpu::worth_parallel(x.numel()))
     for (int64_t k = 0; k < planes; ++k) {
       const int64_t c = k % p.c;
       const T mu = mp[c], is = ip[c];
@@ -96,7 +97,7 @@ void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& mean, const 
     const T* mp = static_cast<const T*>(mean.raw_data());
     const T* ip = static_cast<const T*>(invstd.raw_data());
     T* op = static_cast<T*>(gx.raw_data());
-#pragma omp parallel for schedule(static) if (p.c > 1 && x.numel() >= 32768)
+#pragma omp parallel for schedule(static) if (p.c > 1 && cpu::worth_parallel(x.numel()))
     for (int64_t c = 0; c < p.c; ++c) {
       const double mu = static_cast<double>(mp[c]), is = static_cast<double>(ip[c]);
       // sum(gy) and sum(gy * xhat) = invstd * sum(gy * (x - mean)).

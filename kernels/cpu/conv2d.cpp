@@ -23,6 +23,7 @@
 #include "sagan/kernels/cpu/im2col.h"
 #include "sagan/kernels/cpu/image_chunks.h"
 #include "sagan/kernels/cpu/operand_rounding.h"
+#include "sagan/kernels/cpu/worth_parallel.h"
 
 namespace sagan {
 
@@ -269,7 +270,7 @@ void CpuBackend::conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tenso
     for (int t = 1; t < pl.groups; ++t) {
       if (!partial[static_cast<size_t>(t)].started()) continue;
       const T* src = partial[static_cast<size_t>(t)].data();
-#pragma omp parallel for schedule(static) if (total >= 32768)
+#pragma omp parallel for schedule(static) if (cpu::worth_parallel(total))
       for (int64_t i = 0; i < total; ++i) gwp[i] += src[i];
     }
   });

@@ -12,6 +12,7 @@
 // gradient split images over threads, the weight gradient input channels:
 // each output element has one thread and one order of summation.
 #include "sagan/kernels/cpu/conv2d_direct.h"
+#include "sagan/kernels/cpu/worth_parallel.h"
 
 #include <omp.h>
 
@@ -145,7 +146,7 @@ template <class T>
 void conv_images(const T* in, int64_t B, int64_t Cin, int64_t outs, int64_t H, int64_t W, const std::vector<T>& wk,
                  const T* bias, T* out) {
   const int64_t ws = padded_width<T>(W), hw = H * W;
-#pragma omp parallel if (B > 1 && B * (Cin + outs) * hw >= 32768)
+#pragma omp parallel if (B > 1 && worth_parallel(B * (Cin + outs) * hw))
   {
     std::vector<T> pad(static_cast<size_t>((H + 2) * Cin * ws));
 #pragma omp for schedule(static)
@@ -264,7 +265,7 @@ void direct_conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw
     const T* gyp = gy.data<T>();
     T* gwp = gw.data<T>();
     const int64_t ws = padded_width<T>(W), hw = H * W;
-#pragma omp parallel if (Ci > 1 && B * Ci * hw >= 32768)
+#pragma omp parallel if (Ci > 1 && worth_parallel(B * Ci * hw))
     {
       std::vector<T> xi(static_cast<size_t>(B * (H + 2) * ws));
 #pragma omp for schedule(static)

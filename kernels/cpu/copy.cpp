@@ -3,6 +3,7 @@
 
 #include "sagan/kernels/cpu/cpu_backend.h"
 #include "sagan/kernels/cpu/strided.h"
+#include "sagan/kernels/cpu/worth_parallel.h"
 
 namespace sagan {
 
@@ -40,7 +41,7 @@ void copy_tiled(const cpu::Geometry<2>& g, size_t a, D* d, const S* s) {
   for (size_t k : outer) n_outer *= g.shape[k];
   const int64_t row_tiles = (rows + B - 1) / B;
   const int64_t units = n_outer * row_tiles;
-#pragma omp parallel for schedule(static) if (units > 1 && n_outer * rows * cols >= 32768)
+#pragma omp parallel for schedule(static) if (units > 1 && cpu::worth_parallel(n_outer * rows * cols))
   for (int64_t u = 0; u < units; ++u) {
     int64_t o = u / row_tiles, i0 = (u % row_tiles) * B;
     int64_t doff = 0, soff = 0;

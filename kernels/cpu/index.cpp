@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "sagan/kernels/cpu/cpu_backend.h"
+#include "sagan/kernels/cpu/worth_parallel.h"
 
 namespace sagan {
 
@@ -29,7 +30,7 @@ void CpuBackend::index_select(const Tensor& x, const Tensor& idx, Tensor& out) {
   char* op = static_cast<char*>(out.raw_data());
   const int64_t rows = d.o * d.n;
   // A row copy is a memcpy whatever the dtype, so int64 tensors work too.
-#pragma omp parallel for schedule(static) if (rows > 1 && out.numel() >= 32768)
+#pragma omp parallel for schedule(static) if (rows > 1 && cpu::worth_parallel(out.numel()))
   for (int64_t k = 0; k < rows; ++k) {
     const int64_t o = k / d.n, j = k % d.n;
     std::memcpy(op + static_cast<size_t>(k) * row_bytes, xp + static_cast<size_t>(o * d.r + ip[j]) * row_bytes,
@@ -50,7 +51,7 @@ void CpuBackend::index_add(const Tensor& src, const Tensor& idx, Tensor& out) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* sp = static_cast<const T*>(src.raw_data());
     T* op = static_cast<T*>(out.raw_data());
-#pragma omp parallel for schedule(static) if (tasks > 1 && src.numel() >= 32768)
+#pragma omp parallel for schedule(static) if (tasks > 1 && cpu::worth_parallel(src.numel()))
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t o = t / blocks, c0 = (t % blocks) * kBlock, c1 = std::min(c0 + kBlock, d.i);
       for (int64_t j = 0; j < d.n; ++j) {

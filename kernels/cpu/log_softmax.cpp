@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "sagan/kernels/cpu/cpu_backend.h"
+#include "sagan/kernels/cpu/worth_parallel.h"
 
 namespace sagan {
 
@@ -15,7 +16,7 @@ void CpuBackend::log_softmax(const Tensor& x, Tensor& out) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* xp = x.data<T>();
     T* yp = out.data<T>();
-#pragma omp parallel for schedule(static) if (rows * n >= 32768)
+#pragma omp parallel for schedule(static) if (cpu::worth_parallel(rows * n))
     for (int64_t r = 0; r < rows; ++r) {
       const T* a = xp + r * n;
       T* y = yp + r * n;
@@ -37,7 +38,7 @@ void CpuBackend::log_softmax_backward(const Tensor& y, const Tensor& gy, Tensor&
     const T* yp = y.data<T>();
     const T* gp = gy.data<T>();
     T* xp = gx.data<T>();
-#pragma omp parallel for schedule(static) if (rows * n >= 32768)
+#pragma omp parallel for schedule(static) if (cpu::worth_parallel(rows * n))
     for (int64_t r = 0; r < rows; ++r) {
       const T* yr = yp + r * n;
       const T* gr = gp + r * n;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "sagan/kernels/cpu/cpu_backend.h"
+#include "sagan/kernels/cpu/worth_parallel.h"
 
 namespace sagan {
 
@@ -17,7 +18,7 @@ Geom geom_of(const Tensor& big, const char* op) {
   return {big.shape()[0] * big.shape()[1], big.shape()[2], big.shape()[3]};
 }
 
-bool parallel(int64_t planes, int64_t n) { return planes > 1 && n >= 32768; }
+bool parallel(int64_t planes, int64_t n) { return planes > 1 && cpu::worth_parallel(n); }
 
 // A running maximum is replaced by a larger value or by a NaN (PyTorch's
 // rule), so NaNs propagate. Written as selects so the window loops vectorise.

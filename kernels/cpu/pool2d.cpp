@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "sagan/kernels/cpu/cpu_backend.h"
+#include "sagan/kernels/cpu/worth_parallel.h"
 #include "sagan/kernels/window_math.h"
 
 namespace sagan {
@@ -26,7 +27,7 @@ using window::Span;
 template <class Rows, class Cols, class Cell>
 void for_each_cell(int64_t planes, int64_t Ho, int64_t Wo, int64_t work, const Rows& rows, const Cols& cols,
                    const Cell& cell) {
-#pragma omp parallel for schedule(static) if (planes > 1 && work >= 32768)
+#pragma omp parallel for schedule(static) if (planes > 1 && cpu::worth_parallel(work))
   for (int64_t pl = 0; pl < planes; ++pl)
     for (int64_t oh = 0; oh < Ho; ++oh) {
       const Span h = rows(oh);
@@ -93,7 +94,7 @@ void pool_rows(const T* xp, T* op, int64_t planes, const window::WindowAxis& ah,
   const int64_t H = ah.n, W = aw.n, k = aw.k, s = aw.s;
   std::vector<Span> taps(static_cast<size_t>(k));
   for (int64_t j = 0; j < k; ++j) taps[static_cast<size_t>(j)] = tap_outputs(aw, j, Wo);
-  const bool parallel = planes > 1 && planes * H * W >= 32768;
+  const bool parallel = planes > 1 && cpu::worth_parallel(planes * H * W);
 #pragma omp parallel if (parallel)
   {
     std::vector<T> acc(static_cast<size_t>(Wo));

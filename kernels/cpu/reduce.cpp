@@ -5,6 +5,7 @@
 
 #include "sagan/kernels/cpu/cpu_backend.h"
 #include "sagan/kernels/cpu/strided.h"
+#include "sagan/kernels/cpu/worth_parallel.h"
 
 namespace sagan {
 
@@ -177,7 +178,7 @@ void CpuBackend::softmax(const Tensor& x, Tensor& out) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* xp = static_cast<const T*>(x.raw_data());
     T* yp = static_cast<T*>(out.raw_data());
-#pragma omp parallel for schedule(static) if (rows * n >= 32768)
+#pragma omp parallel for schedule(static) if (cpu::worth_parallel(rows * n))
     for (int64_t r = 0; r < rows; ++r) {
       const T* a = xp + r * n;
       T* y = yp + r * n;
@@ -199,7 +200,7 @@ void CpuBackend::softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx)
     const T* yp = static_cast<const T*>(y.raw_data());
     const T* gp = static_cast<const T*>(gy.raw_data());
     T* xp = static_cast<T*>(gx.raw_data());
-#pragma omp parallel for schedule(static) if (rows * n >= 32768)
+#pragma omp parallel for schedule(static) if (cpu::worth_parallel(rows * n))
     for (int64_t r = 0; r < rows; ++r) {
       const T* yr = yp + r * n;
       const T* gr = gp + r * n;

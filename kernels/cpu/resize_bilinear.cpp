@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sagan/kernels/cpu/cpu_backend.h"
+#include "sagan/kernels/cpu/worth_parallel.h"
 #include "sagan/kernels/window_math.h"
 
 namespace sagan {
@@ -42,7 +43,7 @@ void CpuBackend::resize_bilinear(const Tensor& x, Tensor& out) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* xp = x.data<T>();
     T* op = out.data<T>();
-#pragma omp parallel for schedule(static) if (planes > 1 && out.numel() >= 32768)
+#pragma omp parallel for schedule(static) if (planes > 1 && cpu::worth_parallel(out.numel()))
     for (int64_t pl = 0; pl < planes; ++pl) {
       const T* src = xp + pl * H * W;
       T* dst = op + pl * Ho * Wo;
@@ -68,7 +69,7 @@ void CpuBackend::resize_bilinear_backward(const Tensor& gy, Tensor& gx) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* gp = gy.data<T>();
     T* op = gx.data<T>();
-#pragma omp parallel for schedule(static) if (planes > 1 && gy.numel() >= 32768)
+#pragma omp parallel for schedule(static) if (planes > 1 && cpu::worth_parallel(gy.numel()))
     for (int64_t pl = 0; pl < planes; ++pl) {
       const T* g = gp + pl * Ho * Wo;
       T* dst = op + pl * H * W;

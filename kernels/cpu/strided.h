@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "sagan/core/shape.h"
+#include "sagan/kernels/cpu/worth_parallel.h"
 
 namespace sagan::cpu {
 
@@ -41,9 +42,6 @@ Geometry<K> merge_dims(const Shape& shape, const std::array<Shape, K>& strides) 
   }
   return g;
 }
-
-// Whether n elements pay for forking threads.
-inline bool worth_parallel(int64_t n) { return n >= 32768; }
 
 // Calls f(offsets, n, inner_strides) for every innermost row, or piece of
 // one; operand 0 is the output. Rows run in parallel when the tensor is large
