@@ -1,7 +1,10 @@
 // The packed-B float32 GEMM (kernels/cpu/sgemm.h) against a float64 loop:
 // every row remainder of the 12-row micro-kernel, column remainders of the
 // 32-column panels, strided (transposed) A and B, accumulation, K = 0, and
-// the threaded path of a large product.
+// the threaded path of a large product. Each case runs on the kernel this
+// machine's build picked and, where the CPU has AVX2 and FMA, on the AVX2
+// kernel too (compiled apart as sagan::cpu_avx2, tests/CMakeLists.txt), so
+// that an AVX-512 machine checks it as well.
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <vector>
@@ -11,7 +14,32 @@
 
 using namespace sagan;
 
+#if defined(SAGAN_TEST_SGEMM_AVX2)
+namespace sagan::cpu_avx2 {
+void sgemm_pack_b(int64_t K, int64_t N, const float* b, int64_t sk, int64_t sn, float* bp);
+void sgemm_packed(int64_t M, int64_t N, int64_t K, const float* a, int64_t si, int64_t sk, const float* bp, float* c,
+                  int64_t ldc, bool accumulate);
+}  // namespace sagan::cpu_avx2
+#endif
+
 namespace {
+
+struct Kernel {
+  const char* name;
+  void (*pack_b)(int64_t, int64_t, const float*, int64_t, int64_t, float*);
+  void (*packed)(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*, float*, int64_t, bool);
+};
+
+std::vector<Kernel> kernels() {
+  std::vector<Kernel> out{{"native", cpu::sgemm_pack_b, cpu::sgemm_packed}};
+#if defined(SAGAN_TEST_SGEMM_AVX2)
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    out.push_back({"avx2", cpu_avx2::sgemm_pack_b, cpu_avx2::sgemm_packed});
+  else
+    WARN("this CPU has no AVX2 and FMA: the AVX2 sgemm kernel is not checked here");
+#endif
+  return out;
+}
 
 struct Case {
   int64_t M, N, K;
@@ -20,7 +48,7 @@ struct Case {
 
 // C = A @ B (+ C0) with A (M, K), B (K, N) stored as asked; returns the
 // largest error relative to sum_k |a||b| (the float32 rounding scale).
-double run_case(const Case& c, Rng& gen) {
+double run_case(const Kernel& kernel, const Case& c, Rng& gen) {
   std::vector<float> a(static_cast<size_t>(c.M * c.K)), b(static_cast<size_t>(c.K * c.N));
   std::vector<float> out(static_cast<size_t>(c.M * c.N) + 5);  // + 5: nothing may be written past C
   for (float& v : a) v = static_cast<float>(gen.normal());
@@ -31,8 +59,8 @@ double run_case(const Case& c, Rng& gen) {
   const int64_t si = c.a_transposed ? 1 : c.K, ska = c.a_transposed ? c.M : 1;
   const int64_t skb = c.b_transposed ? 1 : c.N, sn = c.b_transposed ? c.K : 1;
   std::vector<float> bp(static_cast<size_t>(cpu::packed_b_size(c.K, c.N)));
-  cpu::sgemm_pack_b(c.K, c.N, b.data(), skb, sn, bp.data());
-  cpu::sgemm_packed(c.M, c.N, c.K, a.data(), si, ska, bp.data(), out.data(), c.N, c.accumulate);
+  kernel.pack_b(c.K, c.N, b.data(), skb, sn, bp.data());
+  kernel.packed(c.M, c.N, c.K, a.data(), si, ska, bp.data(), out.data(), c.N, c.accumulate);
   double worst = 0;
   for (int64_t i = 0; i < c.M; ++i)
     for (int64_t n = 0; n < c.N; ++n) {
@@ -52,26 +80,32 @@ double run_case(const Case& c, Rng& gen) {
 
 TEST_CASE("sgemm: row and column remainders, strides, accumulation", "[sgemm]") {
   Rng gen(41);
-  for (int64_t M = 1; M <= 25; M += (M < 13 ? 1 : 12))
-    for (int64_t N : {1, 7, 16, 17, 32, 33, 70})
-      for (bool acc : {false, true}) {
-        Case c{M, N, 19, false, false, acc};
-        INFO("M " << M << " N " << N << " accumulate " << acc);
-        CHECK(run_case(c, gen) < 1e-6);
+  for (const Kernel& kernel : kernels()) {
+    INFO("kernel " << kernel.name);
+    for (int64_t M = 1; M <= 25; M += (M < 13 ? 1 : 12))
+      for (int64_t N : {1, 7, 8, 9, 16, 17, 24, 32, 33, 70})
+        for (bool acc : {false, true}) {
+          Case c{M, N, 19, false, false, acc};
+          INFO("M " << M << " N " << N << " accumulate " << acc);
+          CHECK(run_case(kernel, c, gen) < 1e-6);
+        }
+    for (bool at : {false, true})
+      for (bool bt : {false, true}) {
+        Case c{29, 45, 37, at, bt, true};
+        INFO("A transposed " << at << " B transposed " << bt);
+        CHECK(run_case(kernel, c, gen) < 1e-6);
       }
-  for (bool at : {false, true})
-    for (bool bt : {false, true}) {
-      Case c{29, 45, 37, at, bt, true};
-      INFO("A transposed " << at << " B transposed " << bt);
-      CHECK(run_case(c, gen) < 1e-6);
-    }
+  }
 }
 
 TEST_CASE("sgemm: K = 0 clears or keeps C; large products run threaded", "[sgemm]") {
   Rng gen(42);
-  CHECK(run_case({5, 9, 0, false, false, false}, gen) == 0.0);
-  CHECK(run_case({5, 9, 0, false, false, true}, gen) == 0.0);
-  // 2*M*N*K above the threading threshold, odd sizes.
-  CHECK(run_case({131, 203, 257, false, false, false}, gen) < 1e-6);
-  CHECK(run_case({131, 203, 257, true, true, true}, gen) < 1e-6);
+  for (const Kernel& kernel : kernels()) {
+    INFO("kernel " << kernel.name);
+    CHECK(run_case(kernel, {5, 9, 0, false, false, false}, gen) == 0.0);
+    CHECK(run_case(kernel, {5, 9, 0, false, false, true}, gen) == 0.0);
+    // 2*M*N*K above the threading threshold, odd sizes.
+    CHECK(run_case(kernel, {131, 203, 257, false, false, false}, gen) < 1e-6);
+    CHECK(run_case(kernel, {131, 203, 257, true, true, true}, gen) < 1e-6);
+  }
 }
