@@ -33,10 +33,7 @@
 
 #include "sagan/kernels/cpu/image_chunks.h"
 #include "sagan/kernels/cpu/sgemm.h"
-
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "sagan/kernels/cpu/transpose_blocks.h"
 
 namespace sagan::cpu {
 
@@ -178,77 +175,6 @@ template <class T>
 T* grow(std::vector<T>& v, int64_t n) {
   if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
   return v.data();
-}
-
-#if defined(__AVX512F__)
-// dst's 16 rows (stride ds) = the 16 columns of src's 16 rows (stride ss),
-// in registers: the scalar loop's 256 strided copies took 9% of a CPU
-// training step. After the first two steps r[4i + c] holds, in 128-bit
-// lane L, column 4L + c of rows 4i..4i+3; the last two gather a column's
-// four lanes.
-void transpose16(const float* src, int64_t ss, float* dst, int64_t ds) {
-  // The zero-masked forms with every lane kept: GCC 12 warns inside the
-  // plain forms' header that their undefined pass-through operand is
-  // uninitialised (GCC bug 105593); the mask costs nothing.
-  constexpr __mmask16 kAll = 0xFFFF;
-  auto unpack_lo32 = [](__m512 a, __m512 b) { return _mm512_maskz_unpacklo_ps(kAll, a, b); };
-  auto unpack_hi32 = [](__m512 a, __m512 b) { return _mm512_maskz_unpackhi_ps(kAll, a, b); };
-  auto unpack_lo64 = [](__m512 a, __m512 b) {
-    return _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(0xFF, _mm512_castps_pd(a), _mm512_castps_pd(b)));
-  };
-  auto unpack_hi64 = [](__m512 a, __m512 b) {
-    return _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(0xFF, _mm512_castps_pd(a), _mm512_castps_pd(b)));
-  };
-  auto lanes = [](__m512 a, __m512 b, auto imm) {
-    return _mm512_maskz_shuffle_f32x4(kAll, a, b, decltype(imm)::value);
-  };
-  using L0101 = std::integral_constant<int, 0x44>;  // lanes 0, 1 of a, then of b
-  using L2323 = std::integral_constant<int, 0xEE>;  // lanes 2, 3 of a, then of b
-  using L0202 = std::integral_constant<int, 0x88>;  // lanes 0, 2 of a, then of b
-  using L1313 = std::integral_constant<int, 0xDD>;  // lanes 1, 3 of a, then of b
-  __m512 r[16], t[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * ss);
-  for (int i = 0; i < 8; ++i) {  // pairs of rows, 32-bit interleave
-    t[2 * i] = unpack_lo32(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = unpack_hi32(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {  // quads of rows, 64-bit interleave
-    r[4 * i] = unpack_lo64(t[4 * i], t[4 * i + 2]);
-    r[4 * i + 1] = unpack_hi64(t[4 * i], t[4 * i + 2]);
-    r[4 * i + 2] = unpack_lo64(t[4 * i + 1], t[4 * i + 3]);
-    r[4 * i + 3] = unpack_hi64(t[4 * i + 1], t[4 * i + 3]);
-  }
-  for (int c = 0; c < 4; ++c) {
-    // lanes 0, 1 (and 2, 3) of rows 0-3 and 4-7, and of rows 8-11 and 12-15
-    const __m512 a01 = lanes(r[c], r[4 + c], L0101{}), a23 = lanes(r[c], r[4 + c], L2323{});
-    const __m512 b01 = lanes(r[8 + c], r[12 + c], L0101{}), b23 = lanes(r[8 + c], r[12 + c], L2323{});
-    _mm512_storeu_ps(dst + (0 + c) * ds, lanes(a01, b01, L0202{}));  // column c
-    _mm512_storeu_ps(dst + (4 + c) * ds, lanes(a01, b01, L1313{}));
-    _mm512_storeu_ps(dst + (8 + c) * ds, lanes(a23, b23, L0202{}));
-    _mm512_storeu_ps(dst + (12 + c) * ds, lanes(a23, b23, L1313{}));
-  }
-}
-#endif
-
-// dst (cols, rows) = src (rows, cols)^T, both row-major, in 16x16 blocks
-// that stay in L1 (in registers for float32 with AVX-512).
-template <class T>
-void transpose(const T* __restrict src, int64_t rows, int64_t cols, T* __restrict dst) {
-  constexpr int64_t kB = 16;
-  for (int64_t r0 = 0; r0 < rows; r0 += kB)
-    for (int64_t c0 = 0; c0 < cols; c0 += kB) {
-      const int64_t r1 = std::min(rows, r0 + kB), c1 = std::min(cols, c0 + kB);
-#if defined(__AVX512F__)
-      if constexpr (std::is_same_v<T, float>) {
-        if (r1 - r0 == kB && c1 - c0 == kB) {
-          transpose16(src + r0 * cols + c0, cols, dst + c0 * rows + r0, rows);
-          continue;
-        }
-      }
-#endif
-      for (int64_t c = c0; c < c1; ++c)
-        for (int64_t r = r0; r < r1; ++r) dst[c * rows + r] = src[r * cols + c];
-    }
 }
 
 // Images [b0, b0+n) of t (B, C, HW) channel-last: dst (n, HW, C), so that
