@@ -2,9 +2,9 @@
 // NCHW <-> NHWC copies), with 16x16 float blocks in registers: one
 // AVX-512 transpose, or four AVX2 8x8 ones, whichever the file including
 // this is compiled for. Internal linkage (an unnamed namespace), so that a
-// file compiled with other instruction-set flags (the test
-// tests/test_transpose_blocks_avx2.cpp) gets its own copy rather than the
-// linker's pick of one.
+// file compiled with other instruction-set flags (tests/CMakeLists.txt
+// compiles tests/test_transpose_blocks.cpp once per instruction set) gets
+// its own copy rather than the linker's pick of one.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -91,6 +91,18 @@ inline void transpose8(const float* src, int64_t ss, float* dst, int64_t ds) {
 }
 #endif
 
+#if defined(__AVX512F__) || defined(__AVX2__)
+// A whole 16x16 float block in registers.
+inline void transpose_block16(const float* src, int64_t ss, float* dst, int64_t ds) {
+#if defined(__AVX512F__)
+  transpose16(src, ss, dst, ds);
+#else
+  for (int64_t i = 0; i < 16; i += 8)
+    for (int64_t j = 0; j < 16; j += 8) transpose8(src + i * ss + j, ss, dst + j * ds + i, ds);
+#endif
+}
+#endif
+
 // dst (cols, rows) = src (rows, cols)^T, both row-major, in 16x16 blocks
 // that stay in L1 (in registers for float32 with AVX-512 or AVX2).
 template <class T>
@@ -99,19 +111,10 @@ inline void transpose(const T* __restrict src, int64_t rows, int64_t cols, T* __
   for (int64_t r0 = 0; r0 < rows; r0 += kB)
     for (int64_t c0 = 0; c0 < cols; c0 += kB) {
       const int64_t r1 = std::min(rows, r0 + kB), c1 = std::min(cols, c0 + kB);
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
       if constexpr (std::is_same_v<T, float>) {
         if (r1 - r0 == kB && c1 - c0 == kB) {
-          transpose16(src + r0 * cols + c0, cols, dst + c0 * rows + r0, rows);
-          continue;
-        }
-      }
-#elif defined(__AVX2__)
-      if constexpr (std::is_same_v<T, float>) {
-        if (r1 - r0 == kB && c1 - c0 == kB) {
-          for (int64_t i = 0; i < kB; i += 8)
-            for (int64_t j = 0; j < kB; j += 8)
-              transpose8(src + (r0 + i) * cols + c0 + j, cols, dst + (c0 + j) * rows + r0 + i, rows);
+          transpose_block16(src + r0 * cols + c0, cols, dst + c0 * rows + r0, rows);
           continue;
         }
       }
