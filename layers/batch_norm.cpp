@@ -6,7 +6,7 @@
 namespace sagan::nn {
 
 namespace {
-void check_input(const char* layer, const Tensor& x, int64_t c) {
+void check_norm_input(const char* layer, const Tensor& x, int64_t c) {
   SAGAN_CHECK(x.defined() && x.dim() == 4 && x.size(1) == c, "{}: input must be (B, {}, H, W), got {}", layer, c,
               x.defined() ? shape_str(x.shape()) : std::string("undefined"));
 }
@@ -50,7 +50,7 @@ BatchNorm2d::BatchNorm2d(int64_t channels) : c_(channels) {
 }
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
-  check_input("BatchNorm2d", x, c_);
+  check_norm_input("BatchNorm2d", x, c_);
   Tensor h = normalise(x);
   return add(mul(h, per_channel(param("weight"))), per_channel(param("bias")));
 }
@@ -71,7 +71,7 @@ ConditionalBatchNorm2d::ConditionalBatchNorm2d(int64_t channels, int64_t num_cla
 }
 
 Tensor ConditionalBatchNorm2d::forward(const Tensor& x, const Tensor& y) {
-  check_input("ConditionalBatchNorm2d", x, c_);
+  check_norm_input("ConditionalBatchNorm2d", x, c_);
   Tensor h = normalise(x);
   if (k_ == 0) return add(mul(h, per_channel(param("weight"))), per_channel(param("bias")));
   SAGAN_CHECK(y.defined() && y.dim() == 1 && y.size(0) == x.size(0),

@@ -5,7 +5,7 @@
 namespace sagan::nn {
 
 namespace {
-void check_input(const char* block, const Tensor& x, int64_t c, bool down) {
+void check_block_input(const char* block, const Tensor& x, int64_t c, bool down) {
   SAGAN_CHECK(x.defined() && x.dim() == 4 && x.size(1) == c, "{}: input must be (B, {}, H, W), got {}", block, c,
               x.defined() ? shape_str(x.shape()) : std::string("undefined"));
   if (down)
@@ -22,7 +22,7 @@ DOptimizedBlock::DOptimizedBlock(int64_t in_channels, int64_t out_channels, Rng&
 }
 
 Tensor DOptimizedBlock::forward(const Tensor& x) {
-  check_input("DOptimizedBlock", x, in_, true);
+  check_block_input("DOptimizedBlock", x, in_, true);
   Tensor h = avg_pool2x2(conv2_->forward(relu(conv1_->forward(x))));
   return add(h, conv_sc_->forward(avg_pool2x2(x)));
 }
@@ -36,7 +36,7 @@ DBlock::DBlock(int64_t in_channels, int64_t out_channels, bool down, Rng& gen)
 }
 
 Tensor DBlock::forward(const Tensor& x) {
-  check_input("DBlock", x, in_, down_);
+  check_block_input("DBlock", x, in_, down_);
   Tensor h = conv2_->forward(relu(conv1_->forward(relu(x))));
   if (down_) h = avg_pool2x2(h);
   // A 1x1 conv commutes with average pooling: pooling first is the same

@@ -76,7 +76,7 @@ void TrainConfig::validate(const ConfigSources& sources) const {
 
 namespace {
 
-std::string describe(const json& v) {
+std::string json_summary(const json& v) {
   const char* type = v.is_boolean()          ? "boolean"
                      : v.is_number_integer() ? "integer"
                      : v.is_number_float()   ? "float"
@@ -92,7 +92,7 @@ std::string describe(const json& v) {
 // A file's value for option o, of o's kind exactly: no number from a
 // string, no integer from a float or a boolean. `where` is "file: key".
 ConfigValue read_value(const json& v, const TrainOption& o, const std::string& where) {
-  auto wrong = [&]() { SAGAN_FAIL("{}: expected {}, got {}", where, kind_name(o.kind), describe(v)); };
+  auto wrong = [&]() { SAGAN_FAIL("{}: expected {}, got {}", where, kind_name(o.kind), json_summary(v)); };
   switch (o.kind) {
     case ValueKind::Bool:
       if (!v.is_boolean()) wrong();
@@ -195,7 +195,7 @@ void collect_tree(const json& tree, const std::string& prefix, const std::string
       out.push_back({o, read_value(v, *o, source + ": " + key)});
     } else if (k.find('.') == std::string::npos && is_section(key)) {
       SAGAN_CHECK(v.is_object(), "{}: {}: expected a table of settings ({}.KEY = ...), got {}", source, key, key,
-                  describe(v));
+                  json_summary(v));
       collect_tree(v, key + ".", source, out);
     } else {
       SAGAN_FAIL("{}: {}: unknown key{}", source, key, suggestion(key));
@@ -302,7 +302,7 @@ void read_json_config(const std::string& text, const std::string& source, TrainC
     SAGAN_FAIL("{}: not valid JSON: {}", source, e.what());
   }
   SAGAN_CHECK(duplicate.empty(), "{}: {}: the key is given twice", source, duplicate);
-  SAGAN_CHECK(tree.is_object(), "{}: expected a JSON object of settings, got {}", source, describe(tree));
+  SAGAN_CHECK(tree.is_object(), "{}: expected a JSON object of settings, got {}", source, json_summary(tree));
   read_tree(tree, source, cfg, sources);
 }
 

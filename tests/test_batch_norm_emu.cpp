@@ -90,7 +90,7 @@ double ordered_total(const double* p, int64_t n) {
 }
 
 template <class T>
-void check(DType dt, const Shape& shape, int64_t slice_elems, int64_t max_grid, double tol) {
+void check_batch_norm(DType dt, const Shape& shape, int64_t slice_elems, int64_t max_grid, double tol) {
   const int64_t B = shape[0], C = shape[1];
   int64_t hw = 1;
   for (size_t i = 2; i < shape.size(); ++i) hw *= shape[i];
@@ -204,30 +204,30 @@ void check_all(DType dt, double tol) {
   constexpr int64_t kDefault = cu::kBnSliceElems, kNoCap = cu::kMaxBlocks;
   // One slice: 7 channels over 3 blocks, rows of 99 (2 rows a pass, 58
   // threads idle).
-  check<T>(dt, {5, 7, 9, 11}, kDefault, 3, tol);
+  check_batch_norm<T>(dt, {5, 7, 9, 11}, kDefault, 3, tol);
   // 6 slices of 2 rows, the last of 1; rows of 35 (7 a pass, 11 threads
   // idle); 18 items over 4 blocks.
-  check<T>(dt, {11, 3, 5, 7}, 64, 4, tol);
+  check_batch_norm<T>(dt, {11, 3, 5, 7}, 64, 4, tol);
   // Rows of 323 (a block and a tail): 4 slices of 2 rows, the last of 1; 12
   // items over 5 blocks; normalisation by rows, 21 rows over 5 blocks.
-  check<T>(dt, {7, 3, 17, 19}, 512, 5, tol);
+  check_batch_norm<T>(dt, {7, 3, 17, 19}, 512, 5, tol);
   // 1 x 1 images (a 2-d (N, C) input): 5 slices of 14 rows, the last of 11.
-  check<T>(dt, {67, 6, 1, 1}, 16, 7, tol);
+  check_batch_norm<T>(dt, {67, 6, 1, 1}, 16, 7, tol);
   // Rows of 3, 85 a pass: one slice (each thread walks up to 3 rows), then
   // 5 slices of 40.
-  check<T>(dt, {200, 3, 3, 1}, kDefault, 2, tol);
-  check<T>(dt, {200, 3, 3, 1}, 128, kNoCap, tol);
+  check_batch_norm<T>(dt, {200, 3, 3, 1}, kDefault, 2, tol);
+  check_batch_norm<T>(dt, {200, 3, 3, 1}, 128, kNoCap, tol);
   // The cap of 64 slices: 44 slices of 3 rows, the last of 1 (lanes add two
   // partials each in warp_ordered_total).
-  check<T>(dt, {130, 2, 2, 2}, 1, 9, tol);
+  check_batch_norm<T>(dt, {130, 2, 2, 2}, 1, 9, tol);
   // Long rows, one slice, one block.
-  check<T>(dt, {3, 2, 37, 41}, kDefault, 1, tol);
+  check_batch_norm<T>(dt, {3, 2, 37, 41}, kDefault, 1, tol);
   // 11 channels sliced on a grid of 1 block: the finalize kernel's 8 warps
   // take channels 0-7, then 8-10 (its grid-stride loop runs twice).
-  check<T>(dt, {11, 9, 5, 7}, 64, 1, tol);
+  check_batch_norm<T>(dt, {11, 9, 5, 7}, 64, 1, tol);
   // Rows of exactly a block's width (hw == kBlock): the long-row walker and
   // the rows normalisation at their boundary; 3 slices.
-  check<T>(dt, {6, 2, 16, 16}, 512, 3, tol);
+  check_batch_norm<T>(dt, {6, 2, 16, 16}, 512, 3, tol);
 }
 }  // namespace
 
@@ -268,5 +268,5 @@ TEST_CASE("emulated CUDA batch norm matches the CPU backend: statistics, normali
   check_all<double>(DType::F64, 1e-12);
   check_all<float>(DType::F32, 1e-5);
   // The GPU parity test's sliced shape, with the backend's plan.
-  check<float>(DType::F32, {37, 5, 33, 29}, cu::kBnSliceElems, cu::kMaxBlocks, 1e-5);
+  check_batch_norm<float>(DType::F32, {37, 5, 33, 29}, cu::kBnSliceElems, cu::kMaxBlocks, 1e-5);
 }

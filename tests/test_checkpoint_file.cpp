@@ -19,7 +19,7 @@ using sagan::testing::TinyDataset;
 namespace fs = std::filesystem;
 
 namespace {
-TrainConfig tiny_config() {
+TrainConfig checkpoint_config() {
   TrainConfig c;
   c.model.ch = 4;
   c.model.z_dim = 8;
@@ -67,7 +67,7 @@ TEST_CASE("tools load the networks a trainer saved; other files are refused by n
   auto ds = std::make_shared<TinyDataset>(8);
   TempDir dir;
   const std::string run = dir.path.string();
-  Trainer t(tiny_config(), ds);
+  Trainer t(checkpoint_config(), ds);
   t.step();
   t.step();
   fs::create_directories(dir.path / "checkpoints");
@@ -140,7 +140,7 @@ TEST_CASE("tools load the networks a trainer saved; other files are refused by n
   }
   // A model with another class count (another --data) is refused by that
   // difference, not by the first shape that fails to load.
-  TrainConfig uc = tiny_config();
+  TrainConfig uc = checkpoint_config();
   uc.unconditional = true;
   Trainer u(uc, ds);
   REQUIRE_THROWS_WITH(u.load_checkpoint(checkpoint_path(run, 2)),
@@ -153,7 +153,7 @@ TEST_CASE("tools load the networks a trainer saved; other files are refused by n
 TEST_CASE("a checkpoint records the data set's size; a resume on another size warns that it is not exact",
           "[checkpoint][trainer][resume]") {
   TempDir dir;
-  Trainer t(tiny_config(), std::make_shared<TinyDataset>(10));
+  Trainer t(checkpoint_config(), std::make_shared<TinyDataset>(10));
   t.step();
   const std::string path = (dir.path / "c.safetensors").string();
   t.save_checkpoint(path);
@@ -167,8 +167,8 @@ TEST_CASE("a checkpoint records the data set's size; a resume on another size wa
         : before(set_warning_handler([&to](const std::string& w) { to.push_back(w); })) {}
     ~Capture() { set_warning_handler(before); }
   };
-  Trainer same(tiny_config(), std::make_shared<TinyDataset>(10));
-  Trainer grown(tiny_config(), std::make_shared<TinyDataset>(12));
+  Trainer same(checkpoint_config(), std::make_shared<TinyDataset>(10));
+  Trainer grown(checkpoint_config(), std::make_shared<TinyDataset>(12));
   {
     Capture capture(warnings);
     same.load_checkpoint(path);
@@ -190,7 +190,7 @@ TEST_CASE("a checkpoint records the data set's size; a resume on another size wa
   };
   const int64_t epoch = loader_of(t).at(0);
   REQUIRE(loader_of(t).at(1) == 4);
-  Trainer shrunk(tiny_config(), std::make_shared<TinyDataset>(6));
+  Trainer shrunk(checkpoint_config(), std::make_shared<TinyDataset>(6));
   {
     Capture capture(warnings);
     shrunk.load_checkpoint(path);
@@ -217,7 +217,7 @@ TEST_CASE("a checkpoint records the data set's size; a resume on another size wa
   }
   CHECK(warnings.size() == 2);
   // ... unless their position lies beyond the data set's end.
-  Trainer small(tiny_config(), std::make_shared<TinyDataset>(4));
+  Trainer small(checkpoint_config(), std::make_shared<TinyDataset>(4));
   {
     Capture capture(warnings);
     small.load_checkpoint(bad);

@@ -29,7 +29,7 @@ namespace {
 using namespace sagan;
 namespace cu = sagan::cuda;
 
-constexpr unsigned kGrid = 3;  // fewer threads than elements: the grid-stride loops wrap
+constexpr unsigned kConvGrid = 3;  // fewer threads than elements: the grid-stride loops wrap
 
 template <class T>
 void check_bias(DType dt) {
@@ -40,7 +40,7 @@ void check_bias(DType dt) {
   const Tensor bias = Tensor::randn({C, 2}, gen, dt).select(1, 1);  // stride 2
   REQUIRE(bias.strides()[0] == 2);
   Tensor got = y.clone();
-  cuda_emu::launch(cu::add_bias_kernel<T>, dim3(kGrid), dim3(cu::kBlock), 0, static_cast<T*>(got.raw_data()),
+  cuda_emu::launch(cu::add_bias_kernel<T>, dim3(kConvGrid), dim3(cu::kBlock), 0, static_cast<T*>(got.raw_data()),
                    static_cast<const T*>(bias.raw_data()), bias.strides()[0], C, H * W, got.numel());
   CHECK_CLOSE(got, y + bias.reshape({1, C, 1, 1}), 0.0, 0.0);
 }
@@ -73,8 +73,8 @@ TEST_CASE("cuda conv2d kernels: float32 to bf16 and back rounds to nearest even"
   const int64_t n = static_cast<int64_t>(x.size());
   std::vector<uint16_t> bits(x.size(), 0xdead);
   std::vector<float> back(x.size(), -1.0f);
-  cuda_emu::launch(cu::to_bf16_kernel, dim3(kGrid), dim3(32), 0, x.data(), bits.data(), n);
-  cuda_emu::launch(cu::from_bf16_kernel, dim3(kGrid), dim3(32), 0, bits.data(), back.data(), n);
+  cuda_emu::launch(cu::to_bf16_kernel, dim3(kConvGrid), dim3(32), 0, x.data(), bits.data(), n);
+  cuda_emu::launch(cu::from_bf16_kernel, dim3(kConvGrid), dim3(32), 0, bits.data(), back.data(), n);
   for (size_t i = 0; i < x.size(); ++i) {
     INFO("x = " << x[i] << " (bits " << std::hex << std::bit_cast<uint32_t>(x[i]) << ")");
     // The slow reference, not round_bf16: under the emulator the kernel's

@@ -28,7 +28,7 @@ namespace {
 using namespace sagan;
 namespace cu = sagan::cuda;
 
-constexpr unsigned kGrid = 3;  // blocks stride over the elements
+constexpr unsigned kElementwiseGrid = 3;  // blocks stride over the elements
 
 // A (4, 6, 5) view of a poisoned (6, 4, 10) buffer: transposed, every other
 // column. Returns the view; `buffer` keeps the storage.
@@ -56,7 +56,7 @@ void check_unary(DType dt, double tol) {
       const Tensor& in = strided ? xt : x;
       const cu::Strided<2> g = cu::make_strided<2>("unary", out.shape(), {&out.strides(), &in.strides()});
       math::with_unary<T>(op, [&](auto f) {
-        cuda_emu::launch(cu::unary_kernel<T, decltype(f)>, dim3(kGrid), dim3(cu::kBlock), 0,
+        cuda_emu::launch(cu::unary_kernel<T, decltype(f)>, dim3(kElementwiseGrid), dim3(cu::kBlock), 0,
                          static_cast<const T*>(in.raw_data()), static_cast<T*>(out.raw_data()), g, out.numel(), f,
                          static_cast<T>(alpha));
       });
@@ -72,7 +72,7 @@ void check_unary(DType dt, double tol) {
       const cu::Strided<4> g4 =
           cu::make_strided<4>("unary_backward", gx.shape(), {&gx.strides(), &in.strides(), &y.strides(), &gy.strides()});
       math::with_unary_grad<T>(op, [&](auto df) {
-        cuda_emu::launch(cu::unary_backward_kernel<T, decltype(df)>, dim3(kGrid), dim3(cu::kBlock), 0,
+        cuda_emu::launch(cu::unary_backward_kernel<T, decltype(df)>, dim3(kElementwiseGrid), dim3(cu::kBlock), 0,
                          static_cast<const T*>(in.raw_data()), static_cast<const T*>(y.raw_data()),
                          static_cast<const T*>(gy.raw_data()), static_cast<T*>(gx.raw_data()), g4, gx.numel(), df,
                          static_cast<T>(alpha));
@@ -99,7 +99,7 @@ void check_binary(DType dt, double tol) {
     const cu::Strided<3> g =
         cu::make_strided<3>("binary", out.shape(), {&out.strides(), &a.strides(), &b.strides()});
     math::with_binary<T>(op, [&](auto f) {
-      cuda_emu::launch(cu::binary_kernel<T, decltype(f)>, dim3(kGrid), dim3(cu::kBlock), 0,
+      cuda_emu::launch(cu::binary_kernel<T, decltype(f)>, dim3(kElementwiseGrid), dim3(cu::kBlock), 0,
                        static_cast<const T*>(a.raw_data()), static_cast<const T*>(b.raw_data()),
                        static_cast<T*>(out.raw_data()), g, out.numel(), f);
     });
@@ -123,8 +123,8 @@ TEST_CASE("emulated CUDA fill and converting copy write exactly the view", "[ele
   Tensor buffer;
   Tensor view = poisoned_view(buffer, DType::F64);
   const cu::Strided<1> g = cu::make_strided<1>("fill", view.shape(), {&view.strides()});
-  cuda_emu::launch(cu::fill_kernel<double>, dim3(kGrid), dim3(cu::kBlock), 0, static_cast<double*>(view.raw_data()), g,
-                   view.numel(), -2.5);
+  cuda_emu::launch(cu::fill_kernel<double>, dim3(kElementwiseGrid), dim3(cu::kBlock), 0,
+                   static_cast<double*>(view.raw_data()), g, view.numel(), -2.5);
   const std::vector<double> all = buffer.to_vector();
   int64_t filled = 0;
   for (double v : all) filled += v == -2.5;
@@ -137,7 +137,7 @@ TEST_CASE("emulated CUDA fill and converting copy write exactly the view", "[ele
   Tensor dbuf;
   Tensor dst = poisoned_view(dbuf, DType::F64);
   const cu::Strided<2> g2 = cu::make_strided<2>("copy", dst.shape(), {&dst.strides(), &src.strides()});
-  cuda_emu::launch(cu::copy_kernel<double, float>, dim3(kGrid), dim3(cu::kBlock), 0,
+  cuda_emu::launch(cu::copy_kernel<double, float>, dim3(kElementwiseGrid), dim3(cu::kBlock), 0,
                    static_cast<double*>(dst.raw_data()), static_cast<const float*>(src.raw_data()), g2, dst.numel());
   CHECK(dst.to_vector() == src.to(DType::F64).to_vector());
   const Tensor ints = Tensor::from_vector(std::vector<int64_t>{3, -7, 0, 12}, {4});

@@ -187,7 +187,7 @@ TEST_CASE("folder source: flat or nested folders, channel conversion, size check
 namespace {
 // A feature net for pipeline tests: features = per-channel means and
 // spreads, logits = the same; cheap and deterministic.
-class TinyNet : public FeatureNet {
+class TinyFeatureNet : public FeatureNet {
  public:
   std::string name() const override { return "tiny"; }
   int64_t feature_dim() const override { return 2; }
@@ -235,7 +235,7 @@ TEST_CASE("embedding, caching and reports", "[eval_pipeline]") {
   for (int i = 0; i < 30; ++i)
     io::write_png((dir / "imgs" / fmt::format("{:02}.png", i)).string(),
                   io::Image(4, 4, 1, static_cast<uint8_t>(7 * i)));
-  TinyNet net;
+  TinyFeatureNet net;
   int64_t calls = 0;
   auto src = folder_source((dir / "imgs").string(), 1, 0, 0);
   Embedding e = embed(*src, net, 7, [&](int64_t done, int64_t total) {

@@ -33,28 +33,22 @@ using sagan::testing::max_rel_error;
 
 using sagan::emutest::EmuLauncher;      // 4 SMs
 using Buf = sagan::emutest::GuardedBuf;  // NaN canaries on both sides
-
-Buf random_buf(size_t n, double scale, std::mt19937& gen) {
-  Buf b(n);
-  std::normal_distribution<float> dist(0.f, static_cast<float>(scale));
-  for (size_t i = 0; i < n; ++i) b.data()[i] = dist(gen);
-  return b;
-}
+using sagan::emutest::random_guarded_buf;
 
 // fp32 path: max-norm relative error bound (fp32 lands near 1e-6).
 constexpr double kTol = 1e-4;
 
-struct Case {
+struct FlashCase {
   fa::Shape s;
   double qk_scale;  // std of q and k entries; large values give large logits
 };
 
-void check_forward(const Case& c, fa::FwdVariant variant, uint32_t seed) {
+void check_forward(const FlashCase& c, fa::FwdVariant variant, uint32_t seed) {
   const fa::Shape& s = c.s;
   std::mt19937 gen(seed);
-  Buf q = random_buf(size_t(s.B) * s.N * s.d, c.qk_scale, gen);
-  Buf k = random_buf(size_t(s.B) * s.S * s.d, c.qk_scale, gen);
-  Buf v = random_buf(size_t(s.B) * s.S * s.dv, 1.0, gen);
+  Buf q = random_guarded_buf(size_t(s.B) * s.N * s.d, c.qk_scale, gen);
+  Buf k = random_guarded_buf(size_t(s.B) * s.S * s.d, c.qk_scale, gen);
+  Buf v = random_guarded_buf(size_t(s.B) * s.S * s.dv, 1.0, gen);
   Buf out(size_t(s.B) * s.N * s.dv), lse(size_t(s.B) * s.N);  // all NaN: every element must be written
   EmuLauncher L;
   REQUIRE(fa::forward(L, q.data(), k.data(), v.data(), out.data(), lse.data(), s, variant) == Status::Ok);
@@ -71,13 +65,13 @@ void check_forward(const Case& c, fa::FwdVariant variant, uint32_t seed) {
 
 // deterministic: the dq kernel instead of atomics; the emulator counts the
 // float atomics the kernels issue (none in that mode).
-void check_backward(const Case& c, int sms, uint32_t seed, bool deterministic) {
+void check_backward(const FlashCase& c, int sms, uint32_t seed, bool deterministic) {
   const fa::Shape& s = c.s;
   std::mt19937 gen(seed);
-  Buf q = random_buf(size_t(s.B) * s.N * s.d, c.qk_scale, gen);
-  Buf k = random_buf(size_t(s.B) * s.S * s.d, c.qk_scale, gen);
-  Buf v = random_buf(size_t(s.B) * s.S * s.dv, 1.0, gen);
-  Buf gout = random_buf(size_t(s.B) * s.N * s.dv, 1.0, gen);
+  Buf q = random_guarded_buf(size_t(s.B) * s.N * s.d, c.qk_scale, gen);
+  Buf k = random_guarded_buf(size_t(s.B) * s.S * s.d, c.qk_scale, gen);
+  Buf v = random_guarded_buf(size_t(s.B) * s.S * s.dv, 1.0, gen);
+  Buf gout = random_guarded_buf(size_t(s.B) * s.N * s.dv, 1.0, gen);
   Buf out(size_t(s.B) * s.N * s.dv), lse(size_t(s.B) * s.N);
   EmuLauncher L;
   L.sms = sms;
@@ -111,41 +105,41 @@ TEST_CASE("flash attention forward (tiled, tiled-async) matches float64 loops, e
           "[flash_attention][cuda_emu]") {
   // Odd N and S leave partial query and key tiles; dv 130 gives a partial
   // second 128-column tile; d 8 and 100 pad to 16 and 128.
-  const Case cases[] = {
+  const FlashCase cases[] = {
       {{2, 37, 29, 8, 4}, 1.0},     {{1, 130, 70, 16, 64}, 0.7}, {{2, 65, 17, 32, 130}, 0.5},
       {{1, 70, 129, 64, 128}, 0.4}, {{1, 3, 200, 100, 5}, 0.3},  {{1, 64, 64, 16, 65}, 1.0},
   };
   uint32_t seed = 10;
-  for (const Case& c : cases) {
+  for (const FlashCase& c : cases) {
     check_forward(c, fa::FwdVariant::Tiled, seed);
     check_forward(c, fa::FwdVariant::TiledAsync, seed++);
   }
 }
 
 TEST_CASE("flash attention forward (row per warp) matches float64 loops, emulated", "[flash_attention][cuda_emu]") {
-  const Case cases[] = {{{2, 5, 37, 8, 4}, 1.0}, {{1, 6, 70, 32, 130}, 0.5}, {{1, 3, 33, 100, 512}, 0.3}};
+  const FlashCase cases[] = {{{2, 5, 37, 8, 4}, 1.0}, {{1, 6, 70, 32, 130}, 0.5}, {{1, 3, 33, 100, 512}, 0.3}};
   uint32_t seed = 20;
-  for (const Case& c : cases) check_forward(c, fa::FwdVariant::RowWarp, seed++);
+  for (const FlashCase& c : cases) check_forward(c, fa::FwdVariant::RowWarp, seed++);
 }
 
 TEST_CASE("flash attention forward survives large unscaled logits, emulated", "[flash_attention][cuda_emu]") {
   // q, k entries ~ N(0, 1.9^2) with d = 16: scores of std ~15, extremes near
   // +-60, so exp() of a raw score would overflow float32 without the
   // running maximum.
-  const Case big{{1, 67, 131, 16, 33}, 1.9};
+  const FlashCase big{{1, 67, 131, 16, 33}, 1.9};
   check_forward(big, fa::FwdVariant::Tiled, 30);
   check_forward(big, fa::FwdVariant::TiledAsync, 30);
-  const Case big_row{{1, 7, 67, 16, 33}, 1.9};
+  const FlashCase big_row{{1, 7, 67, 16, 33}, 1.9};
   check_forward(big_row, fa::FwdVariant::RowWarp, 31);
 }
 
 TEST_CASE("flash attention backward matches float64 loops, emulated", "[flash_attention][cuda_emu]") {
-  const Case cases[] = {
+  const FlashCase cases[] = {
       {{2, 37, 29, 8, 4}, 1.0},   {{1, 130, 70, 16, 64}, 0.7}, {{1, 65, 17, 32, 130}, 0.5},
       {{1, 70, 67, 64, 33}, 0.4}, {{1, 67, 131, 16, 33}, 1.9},  // large logits
   };
   uint32_t seed = 40;
-  for (const Case& c : cases) {
+  for (const FlashCase& c : cases) {
     check_backward(c, 1, seed, false);   // one block per key tile: direct stores of dK, dV
     check_backward(c, 64, seed, false);  // query loop split across blocks: atomics into dK, dV
     check_backward(c, 64, seed++, true);  // deterministic: no splits, the dq kernel, no atomics
@@ -172,8 +166,10 @@ TEST_CASE("flash attention kernels agree with the engine's CPU attention op, emu
   using sagan::Tensor;
   const fa::Shape s{2, 37, 29, 16, 33};
   std::mt19937 gen(77);
-  Buf q = random_buf(size_t(s.B) * s.N * s.d, 0.8, gen), k = random_buf(size_t(s.B) * s.S * s.d, 0.8, gen);
-  Buf v = random_buf(size_t(s.B) * s.S * s.dv, 1.0, gen), g = random_buf(size_t(s.B) * s.N * s.dv, 1.0, gen);
+  Buf q = random_guarded_buf(size_t(s.B) * s.N * s.d, 0.8, gen),
+      k = random_guarded_buf(size_t(s.B) * s.S * s.d, 0.8, gen);
+  Buf v = random_guarded_buf(size_t(s.B) * s.S * s.dv, 1.0, gen),
+      g = random_guarded_buf(size_t(s.B) * s.N * s.dv, 1.0, gen);
   Buf out(size_t(s.B) * s.N * s.dv), lse(size_t(s.B) * s.N);
   Buf gq(size_t(s.B) * s.N * s.d), gk(size_t(s.B) * s.S * s.d), gv(size_t(s.B) * s.S * s.dv);
   EmuLauncher L;

@@ -45,6 +45,7 @@ namespace {
 namespace tc = sagan::fused::tc;
 using sagan::emutest::EmuLauncher;
 using sagan::emutest::GuardedBuf;
+using sagan::emutest::random_guarded_buf;
 using sagan::fused::Status;
 using sagan::fused::TcPrec;
 using sagan::testing::max_rel_error;
@@ -56,13 +57,6 @@ double tolerance(TcPrec p) { return p == TcPrec::F32 ? 1e-5 : p == TcPrec::TF32 
 double floor_error(TcPrec p) { return p == TcPrec::F32 ? 0.0 : p == TcPrec::TF32 ? 5e-5 : 5e-4; }
 const char* name(TcPrec p) { return p == TcPrec::F32 ? "fp32" : p == TcPrec::TF32 ? "tf32" : "bf16"; }
 
-GuardedBuf random_buf(size_t n, double scale, std::mt19937& gen) {
-  GuardedBuf b(n);
-  std::normal_distribution<float> dist(0.f, static_cast<float>(scale));
-  for (size_t i = 0; i < n; ++i) b.data()[i] = dist(gen);
-  return b;
-}
-
 double lse_error(const GuardedBuf& x, const std::vector<double>& ref) {
   double e = 0;
   for (size_t i = 0; i < ref.size(); ++i) {
@@ -72,7 +66,7 @@ double lse_error(const GuardedBuf& x, const std::vector<double>& ref) {
   return e;
 }
 
-struct Case {
+struct TcCase {
   tc::Shape s;
   double qk;  // std of q and k entries: scores have std qk^2 sqrt(d)
 };
@@ -81,12 +75,12 @@ struct Errors {
   double out = 0, lse = 0;
 };
 
-Errors run_forward(const Case& c, TcPrec p, uint32_t seed) {
+Errors run_forward(const TcCase& c, TcPrec p, uint32_t seed) {
   const tc::Shape& s = c.s;
   std::mt19937 gen(seed);
-  GuardedBuf q = random_buf(size_t(s.B) * s.N * s.d, c.qk, gen);
-  GuardedBuf k = random_buf(size_t(s.B) * s.S * s.d, c.qk, gen);
-  GuardedBuf v = random_buf(size_t(s.B) * s.S * s.dv, 1.0, gen);
+  GuardedBuf q = random_guarded_buf(size_t(s.B) * s.N * s.d, c.qk, gen);
+  GuardedBuf k = random_guarded_buf(size_t(s.B) * s.S * s.d, c.qk, gen);
+  GuardedBuf v = random_guarded_buf(size_t(s.B) * s.S * s.dv, 1.0, gen);
   GuardedBuf out(size_t(s.B) * s.N * s.dv), lse(size_t(s.B) * s.N);  // NaN: every element must be written
   EmuLauncher L;
   REQUIRE(tc::forward(L, q.data(), k.data(), v.data(), out.data(), lse.data(), s, p) == Status::Ok);
@@ -104,13 +98,13 @@ TEST_CASE("tensor-core attention forward matches float64 loops in each precision
   // a multiple of 4: 4-byte copies), 16, 40 (pads to 64) and 100; dv 4, 33,
   // 64, 130 (a 128-column tile and a partial one); 4 key tiles, so that the
   // double buffer is refilled while in use.
-  const Case cases[] = {
+  const TcCase cases[] = {
       {{2, 37, 29, 8, 33}, 0.6},    {{1, 70, 67, 16, 64}, 0.5},   {{1, 65, 17, 5, 4}, 0.7},
       {{1, 20, 70, 40, 130}, 0.35}, {{1, 19, 23, 100, 36}, 0.25}, {{1, 33, 200, 16, 36}, 0.5},
   };
   for (TcPrec p : {TcPrec::F32, TcPrec::TF32, TcPrec::BF16}) {
     uint32_t seed = 10;
-    for (const Case& c : cases) {
+    for (const TcCase& c : cases) {
       const Errors e = run_forward(c, p, seed++);
       INFO(name(p) << " B=" << c.s.B << " N=" << c.s.N << " S=" << c.s.S << " d=" << c.s.d << " dv=" << c.s.dv
                    << ": out " << e.out << ", lse " << e.lse);
@@ -130,13 +124,13 @@ struct GradErrors {
 
 // Forward in precision p, then backward; sms and budget steer the plan
 // (partials, query split, batch chunks).
-GradErrors run_backward(const Case& c, TcPrec p, int sms, size_t budget, uint32_t seed) {
+GradErrors run_backward(const TcCase& c, TcPrec p, int sms, size_t budget, uint32_t seed) {
   const tc::Shape& s = c.s;
   std::mt19937 gen(seed);
-  GuardedBuf q = random_buf(size_t(s.B) * s.N * s.d, c.qk, gen);
-  GuardedBuf k = random_buf(size_t(s.B) * s.S * s.d, c.qk, gen);
-  GuardedBuf v = random_buf(size_t(s.B) * s.S * s.dv, 1.0, gen);
-  GuardedBuf g = random_buf(size_t(s.B) * s.N * s.dv, 1.0, gen);
+  GuardedBuf q = random_guarded_buf(size_t(s.B) * s.N * s.d, c.qk, gen);
+  GuardedBuf k = random_guarded_buf(size_t(s.B) * s.S * s.d, c.qk, gen);
+  GuardedBuf v = random_guarded_buf(size_t(s.B) * s.S * s.dv, 1.0, gen);
+  GuardedBuf g = random_guarded_buf(size_t(s.B) * s.N * s.dv, 1.0, gen);
   GuardedBuf out(size_t(s.B) * s.N * s.dv), lse(size_t(s.B) * s.N);
   EmuLauncher L;
   L.sms = sms;
@@ -159,7 +153,7 @@ GradErrors run_backward(const Case& c, TcPrec p, int sms, size_t budget, uint32_
 TEST_CASE("tensor-core attention backward matches float64 loops in each precision, emulated",
           "[flash_attention_tc][cuda_emu]") {
   struct BCase {
-    Case c;
+    TcCase c;
     int sms;
     size_t budget;
   };
@@ -225,7 +219,7 @@ TEST_CASE("tensor-core attention in fp32 survives large unscaled logits, emulate
   // float32-class products keep P accurate; the float32 rounding of such
   // scores (|s| eps_32 ~ 4e-6) puts the bound at 1e-4, as for the plain-FMA
   // kernels.
-  const Case big{{1, 67, 131, 16, 33}, 1.9};
+  const TcCase big{{1, 67, 131, 16, 33}, 1.9};
   const Errors e = run_forward(big, TcPrec::F32, 30);
   CHECK(e.out <= 1e-4);
   CHECK(e.lse <= 1e-4);

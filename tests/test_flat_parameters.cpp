@@ -22,9 +22,9 @@ namespace {
 
 // A small model with parameters of odd sizes (none a multiple of the
 // alignment), nested children and buffers.
-class TinyNet : public nn::Module {
+class OddSizedNet : public nn::Module {
  public:
-  explicit TinyNet(Rng& gen) {
+  explicit OddSizedNet(Rng& gen) {
     lin_ = register_module("lin", std::make_shared<nn::SNLinear>(5, 32, gen));
     att_ = register_module("att", std::make_shared<nn::SelfAttention>(8, gen, false));
     register_parameter("scale", Tensor::from_vector(std::vector<double>{0.5, -1.5, 2.0}, {3}));
@@ -39,7 +39,7 @@ class TinyNet : public nn::Module {
   }
 
  protected:
-  const char* type_name() const override { return "TinyNet"; }
+  const char* type_name() const override { return "OddSizedNet"; }
 
  private:
   std::shared_ptr<nn::SNLinear> lin_;
@@ -68,7 +68,7 @@ std::map<std::string, std::vector<double>> grads_of(const NamedTensors& ts) {
 // Two identical nets (same seed), the second one flattened.
 struct Pair {
   Rng g1{11}, g2{11};
-  TinyNet plain{g1}, flat{g2};
+  OddSizedNet plain{g1}, flat{g2};
   Tensor x;
   Pair() {
     flat.flatten_parameters();
@@ -329,7 +329,7 @@ TEST_CASE("Adam refuses a step without any gradient and a tensor given twice", "
   // replaced tensors: their gradients never come, and a step used to update
   // nothing while counting itself.
   Rng g(3);
-  TinyNet net(g);
+  OddSizedNet net(g);
   nn::Adam stale(net, {1e-2, 0.5, 0.9, 1e-8});
   net.flatten_parameters();
   Rng xs(5);

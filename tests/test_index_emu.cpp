@@ -24,7 +24,7 @@ using namespace sagan;
 namespace cu = sagan::cuda;
 
 template <class T>
-void check(DType dt) {
+void check_index(DType dt) {
   INFO(dtype_name(dt));
   Rng gen(4);
   const int64_t O = 3, R = 7, I = 5, n = 11;
@@ -84,6 +84,6 @@ void check(DType dt) {
 }  // namespace
 
 TEST_CASE("emulated CUDA index_select / index_add match the CPU backend; a bad row traps", "[index][cuda_emu]") {
-  check<double>(DType::F64);
-  check<float>(DType::F32);
+  check_index<double>(DType::F64);
+  check_index<float>(DType::F32);
 }

@@ -3,7 +3,6 @@
 // float64 gradient checks with u, v held, and error messages.
 #include <catch2/catch.hpp>
 #include <cmath>
-#include <eigen3/Eigen/Dense>
 
 #include "sagan/core/ops.h"
 #include "sagan/layers/conv2d.h"
@@ -11,6 +10,7 @@
 #include "sagan/layers/gblock.h"
 #include "sagan/layers/linear.h"
 #include "tests/support/assertions.h"
+#include "tests/support/singular_value.h"
 
 using namespace sagan;
 using namespace sagan::testing;
@@ -41,14 +41,6 @@ std::vector<double> normalized(std::vector<double> x) {
   return x;
 }
 
-// Largest singular value of the (out, rest) view of a module's weight_orig.
-double largest_singular_value(const Tensor& w2d) {
-  auto vals = w2d.to_vector();
-  Eigen::MatrixXd m(w2d.size(0), w2d.size(1));
-  for (int64_t i = 0; i < w2d.size(0); ++i)
-    for (int64_t j = 0; j < w2d.size(1); ++j) m(i, j) = vals[static_cast<size_t>(i * w2d.size(1) + j)];
-  return Eigen::JacobiSVD<Eigen::MatrixXd>(m).singularValues()(0);
-}
 }  // namespace
 
 TEST_CASE("SNLinear training forward: one power iteration (v then u) by hand", "[layers][sn]") {

@@ -28,7 +28,7 @@ using namespace sagan;
 
 namespace {
 
-Backend& cpu() { return backend_for(Device::cpu()); }
+Backend& cpu_kernels() { return backend_for(Device::cpu()); }
 
 float round_to(MatmulPrecision p, float x) {
   return p == MatmulPrecision::Bf16 ? round_bf16(x) : p == MatmulPrecision::Tf32 ? round_tf32(x) : x;
@@ -108,7 +108,7 @@ void conv_grad_reference(const Tensor& x, const Tensor& w, const Tensor& gy, int
         }
 }
 
-double max_abs(const std::vector<double>& v) {
+double max_magnitude(const std::vector<double>& v) {
   double m = 0;
   for (double x : v) m = std::max(m, std::abs(x));
   return m;
@@ -129,19 +129,19 @@ TEST_CASE("cpu bmm computes tf32 and bf16 products from rounded operands", "[mat
   Rng gen(5);
   const Tensor a = Tensor::randn({3, 17, 33}, gen), b = Tensor::randn({3, 33, 9}, gen);
   Tensor plain = Tensor::empty({3, 17, 9});
-  cpu().bmm(a, b, plain, 0.0);
+  cpu_kernels().bmm(a, b, plain, 0.0);
   for (MatmulPrecision p : {MatmulPrecision::Tf32, MatmulPrecision::Bf16}) {
     INFO(matmul_precision_name(p));
     MatmulPrecisionScope scope(p);
     Tensor got = Tensor::empty({3, 17, 9});
-    cpu().bmm(a, b, got, 0.0);
+    cpu_kernels().bmm(a, b, got, 0.0);
     const std::vector<double> ref = bmm_reference(a, b, p), g = got.to_vector(), f = plain.to_vector();
     double err = 0, moved = 0;
     for (size_t i = 0; i < ref.size(); ++i) {
       err = sagan::testing::max_keep_nan(err, std::abs(g[i] - ref[i]));
       moved = std::max(moved, std::abs(f[i] - ref[i]));
     }
-    const double scale = max_abs(ref);
+    const double scale = max_magnitude(ref);
     CHECK(err <= 1e-6 * scale);  // float32 accumulation of 33 products
     // The rounding shows: fp32 products are far from the rounded ones
     // (bf16 keeps 8 bits, TF32 11).
@@ -155,7 +155,7 @@ TEST_CASE("cpu bf16 convolutions give bf16 results with the bias added after", "
   const Tensor bias = Tensor::randn({4}, gen);
   MatmulPrecisionScope scope(MatmulPrecision::Bf16);
   Tensor out = Tensor::empty({2, 4, 9, 7});
-  cpu().conv2d(x, w, bias, out, Conv2dGeom{1, 1});
+  cpu_kernels().conv2d(x, w, bias, out, Conv2dGeom{1, 1});
   const std::vector<double> ref = conv_reference(x, w, 1, MatmulPrecision::Bf16);
   const std::vector<float> got = floats(out), bv = floats(bias);
   double err = 0;
@@ -174,16 +174,16 @@ TEST_CASE("cpu bf16 convolutions give bf16 results with the bias added after", "
   // the operands were rounded (float32 ones would move results ~0.3%).
   const Tensor gy = Tensor::randn({2, 4, 9, 7}, gen);
   Tensor gx = Tensor::empty({2, 5, 9, 7}), gw = Tensor::empty({4, 5, 3, 3});
-  cpu().conv2d_backward_input(gy, w, gx, Conv2dGeom{1, 1});
-  cpu().conv2d_backward_weight(gy, x, gw, Conv2dGeom{1, 1});
+  cpu_kernels().conv2d_backward_input(gy, w, gx, Conv2dGeom{1, 1});
+  cpu_kernels().conv2d_backward_weight(gy, x, gw, Conv2dGeom{1, 1});
   std::vector<double> gx_ref, gw_ref;
   conv_grad_reference(x, w, gy, 1, MatmulPrecision::Bf16, gx_ref, gw_ref);
   for (const auto& [name, got, ref] : {std::tuple{"gx", floats(gx), gx_ref}, std::tuple{"gw", floats(gw), gw_ref}}) {
     double gerr = 0;
     for (size_t i = 0; i < ref.size(); ++i)
       gerr = sagan::testing::max_keep_nan(gerr, std::abs(double(got[i]) - ref[i]));
-    INFO(name << ": max abs error " << gerr << " for max |ref| " << max_abs(ref));
-    CHECK(gerr <= max_abs(ref) / 64);
+    INFO(name << ": max abs error " << gerr << " for max |ref| " << max_magnitude(ref));
+    CHECK(gerr <= max_magnitude(ref) / 64);
   }
   int not_bf16 = 0;
   for (float v : floats(gx)) not_bf16 += !is_bf16(v);
@@ -191,7 +191,7 @@ TEST_CASE("cpu bf16 convolutions give bf16 results with the bias added after", "
   CHECK(not_bf16 == 0);
   // And the forward without a bias is bf16 numbers exactly.
   Tensor nob = Tensor::empty({2, 4, 9, 7});
-  cpu().conv2d(x, w, std::nullopt, nob, Conv2dGeom{1, 1});
+  cpu_kernels().conv2d(x, w, std::nullopt, nob, Conv2dGeom{1, 1});
   for (float v : floats(nob)) not_bf16 += !is_bf16(v);
   CHECK(not_bf16 == 0);
 }
@@ -200,10 +200,10 @@ TEST_CASE("float64 and fp32 precision are never rounded", "[matmul_precision]") 
   Rng gen(7);
   const Tensor a = Tensor::randn({2, 6, 5}, gen, DType::F64), b = Tensor::randn({2, 5, 4}, gen, DType::F64);
   Tensor plain = Tensor::empty({2, 6, 4}, DType::F64), bf = Tensor::empty({2, 6, 4}, DType::F64);
-  cpu().bmm(a, b, plain, 0.0);
+  cpu_kernels().bmm(a, b, plain, 0.0);
   {
     MatmulPrecisionScope scope(MatmulPrecision::Bf16);
-    cpu().bmm(a, b, bf, 0.0);
+    cpu_kernels().bmm(a, b, bf, 0.0);
   }
   CHECK(plain.to_vector() == bf.to_vector());
   CHECK(matmul_precision() == MatmulPrecision::Fp32);  // the scope restored it (and the default is fp32)

@@ -29,7 +29,7 @@ namespace cu = sagan::cuda;
 
 // 64 threads, fewer than the cells of all but the smallest outputs: the
 // grid-stride loops take several turns.
-constexpr unsigned kGrid = 2, kThreads = 32;
+constexpr unsigned kPool2dGrid = 2, kPool2dThreads = 32;
 
 // x (2, 3, H, W) with a tie and a NaN when asked.
 Tensor input(int64_t H, int64_t W, DType dt, bool specials) {
@@ -50,7 +50,7 @@ void compare(const Tensor& x, int64_t Ho, int64_t Wo, Axis rows, Axis cols, int6
   const Shape out_shape{x.size(0), x.size(1), Ho, Wo};
   Tensor want = Tensor::empty(out_shape, dt), out = Tensor::full(out_shape, NAN, dt);
   cpu_forward(x, want);
-  cuda_emu::launch(cu::pool2d_kernel<T, kMax, Axis>, dim3(kGrid), dim3(kThreads), 0,
+  cuda_emu::launch(cu::pool2d_kernel<T, kMax, Axis>, dim3(kPool2dGrid), dim3(kPool2dThreads), 0,
                    static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), rows, cols, fixed_count, Ho,
                    Wo, out.numel());
   CHECK(testing::bitwise_equal(out, want));  // forward
@@ -58,7 +58,7 @@ void compare(const Tensor& x, int64_t Ho, int64_t Wo, Axis rows, Axis cols, int6
   const Tensor gy = Tensor::randn(out_shape, gen, dt);
   Tensor want_gx = Tensor::empty(x.shape(), dt), gx = Tensor::full(x.shape(), NAN, dt);
   cpu_backward(x, gy, want_gx);
-  cuda_emu::launch(cu::pool2d_backward_kernel<T, kMax, Axis>, dim3(kGrid), dim3(kThreads), 0,
+  cuda_emu::launch(cu::pool2d_backward_kernel<T, kMax, Axis>, dim3(kPool2dGrid), dim3(kPool2dThreads), 0,
                    static_cast<const T*>(x.raw_data()), static_cast<const T*>(gy.raw_data()),
                    static_cast<T*>(gx.raw_data()), rows, cols, fixed_count, Ho, Wo, gx.numel());
   CHECK(testing::bitwise_equal(gx, want_gx));  // backward

@@ -24,7 +24,7 @@ namespace {
 using namespace sagan;
 namespace cu = sagan::cuda;
 
-constexpr unsigned kGrid = 3;
+constexpr unsigned kPoolGrid = 3;
 
 void check_same(const Tensor& got, const Tensor& want) {
   const std::vector<double> a = got.to_vector(), b = want.to_vector();
@@ -39,7 +39,7 @@ void check_same(const Tensor& got, const Tensor& want) {
 }
 
 template <class T>
-void check(DType dt) {
+void check_pool(DType dt) {
   INFO(dtype_name(dt));
   Rng gen(12);
   const int64_t B = 2, C = 3, H = 7, W = 9, Ho = H / 2, Wo = W / 2;
@@ -61,7 +61,7 @@ void check(DType dt) {
     else
       cpu.avg_pool2x2(x, want);
     auto fwd = is_max ? cu::pool_kernel<T, true> : cu::pool_kernel<T, false>;
-    cuda_emu::launch(fwd, dim3(kGrid), dim3(cu::kBlock), 0, static_cast<const T*>(x.raw_data()),
+    cuda_emu::launch(fwd, dim3(kPoolGrid), dim3(cu::kBlock), 0, static_cast<const T*>(x.raw_data()),
                      static_cast<T*>(out.raw_data()), H, W, Ho, Wo, out_total);
     check_same(out, want);
 
@@ -71,7 +71,7 @@ void check(DType dt) {
     else
       cpu.avg_pool2x2_backward(gy, want_gx);
     auto bwd = is_max ? cu::pool_backward_kernel<T, true> : cu::pool_backward_kernel<T, false>;
-    cuda_emu::launch(bwd, dim3(kGrid), dim3(cu::kBlock), 0, static_cast<const T*>(x.raw_data()),
+    cuda_emu::launch(bwd, dim3(kPoolGrid), dim3(cu::kBlock), 0, static_cast<const T*>(x.raw_data()),
                      static_cast<const T*>(gy.raw_data()), static_cast<T*>(gx.raw_data()), H, W, Ho, Wo, in_total);
     check_same(gx, want_gx);
   }
@@ -79,19 +79,19 @@ void check(DType dt) {
   // Upsampling (H, W) -> (2H, 2W) and back.
   Tensor want_up = Tensor::empty({B, C, 2 * H, 2 * W}, dt), up = Tensor::full({B, C, 2 * H, 2 * W}, NAN, dt);
   cpu.upsample_nearest2x(x, want_up);
-  cuda_emu::launch(cu::upsample_kernel<T>, dim3(kGrid), dim3(cu::kBlock), 0, static_cast<const T*>(x.raw_data()),
+  cuda_emu::launch(cu::upsample_kernel<T>, dim3(kPoolGrid), dim3(cu::kBlock), 0, static_cast<const T*>(x.raw_data()),
                    static_cast<T*>(up.raw_data()), H, W, up.numel());
   check_same(up, want_up);
   const Tensor gup = Tensor::randn({B, C, 2 * H, 2 * W}, gen, dt);
   Tensor want_gx = Tensor::empty(x.shape(), dt), gx = Tensor::full(x.shape(), NAN, dt);
   cpu.upsample_nearest2x_backward(gup, want_gx);
-  cuda_emu::launch(cu::upsample_backward_kernel<T>, dim3(kGrid), dim3(cu::kBlock), 0,
+  cuda_emu::launch(cu::upsample_backward_kernel<T>, dim3(kPoolGrid), dim3(cu::kBlock), 0,
                    static_cast<const T*>(gup.raw_data()), static_cast<T*>(gx.raw_data()), H, W, in_total);
   check_same(gx, want_gx);
 }
 }  // namespace
 
 TEST_CASE("emulated CUDA 2x2 pools and nearest upsampling match the CPU backend", "[pool][cuda_emu]") {
-  check<double>(DType::F64);
-  check<float>(DType::F32);
+  check_pool<double>(DType::F64);
+  check_pool<float>(DType::F32);
 }

@@ -59,7 +59,7 @@ cu::SumPlan emulated_sum(const Tensor& x, Tensor& out) {
   return plan;
 }
 
-struct Case {
+struct ReduceCase {
   const char* what;
   Shape shape;
   std::vector<int64_t> reduce;  // dims
@@ -71,7 +71,7 @@ struct Case {
 }  // namespace
 
 TEST_CASE("emulated CUDA sum matches the CPU backend in every launch shape", "[reduce][cuda_emu]") {
-  const std::vector<Case> cases{
+  const std::vector<ReduceCase> cases{
       {"thread per output", {7, 5, 3}, {2}, false, cu::SumPlan::Thread, false},
       {"thread per output, two dims of a view", {3, 4, 5, 2}, {1, 3}, true, cu::SumPlan::Thread, false},
       {"warp per output, strided", {1000, 3}, {0}, false, cu::SumPlan::Warp, false},
@@ -82,7 +82,7 @@ TEST_CASE("emulated CUDA sum matches the CPU backend in every launch shape", "[r
       {"all dims to one value", {61, 7, 11, 13}, {0, 1, 2, 3}, false, cu::SumPlan::Block, true},
   };
   Rng gen(5);
-  for (const Case& c : cases) {
+  for (const ReduceCase& c : cases) {
     for (DType dt : {DType::F64, DType::F32}) {
       INFO(c.what << ", " << dtype_name(dt));
       Tensor x = Tensor::randn(c.shape, gen, dt);

@@ -17,14 +17,19 @@
 #include "sagan/models/run_recovery.h"
 #include "sagan/models/train_run.h"
 #include "sagan/models/trainer.h"
+#include "tests/support/run_options.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tensorboard_events.h"
 #include "tests/support/tiny_dataset.h"
 
 using namespace sagan;
+using sagan::testing::more_steps;
+using sagan::testing::quiet_options;
+using sagan::testing::resume_options;
 using sagan::testing::TempDir;
 using sagan::testing::tiny_config;
 using sagan::testing::TinyDataset;
+using sagan::testing::write_image_folder;
 namespace fs = std::filesystem;
 
 namespace {
@@ -44,53 +49,15 @@ void poke(nn::Module& m, const std::string& name, float v, int64_t k = 0) {
 
 std::vector<double> values(const Tensor& t) { return t.to_vector(); }
 
-// An image folder of 12 random 32x32 RGB PNGs in 2 classes under root/data;
-// with `corrupt`, class1's files are not images.
-std::string image_folder(const fs::path& root, bool corrupt = false) {
-  for (int k = 0; k < 2; ++k) {
-    fs::path dir = root / "data" / ("class" + std::to_string(k));
-    fs::create_directories(dir);
-    for (int i = 0; i < 6; ++i) {
-      const fs::path file = dir / (std::to_string(i) + ".png");
-      if (corrupt && k == 1) {
-        io::write_file_atomic(file.string(), "not a PNG at all");
-        continue;
-      }
-      io::Image img(32, 32, 3);
-      Rng g(static_cast<uint64_t>(k * 100 + i + 3));
-      for (auto& p : img.pixels) p = static_cast<uint8_t>(g.below(256));
-      io::write_png(file.string(), img);
-    }
-  }
-  return (root / "data").string();
-}
-
 TrainConfig folder_config(const fs::path& root) {
   TrainConfig c = tiny_config();
   c.dataset = "folder";
   c.channels = "3";  // no header scan at start: a bad image is met in a step
-  c.data_path = image_folder(root);
+  c.data_path = write_image_folder(root);
   c.log_every = 1;
   c.sample_every = 100;
   c.checkpoint_every = 2;
   c.run_dir = (root / "run").string();
-  return c;
-}
-
-RunOptions quiet() {
-  RunOptions o;
-  o.progress = false;
-  return o;
-}
-RunOptions resumed(const std::string& dir) {
-  RunOptions o = quiet();
-  o.resume_dir = dir;
-  o.given.from_flag("steps", "--steps");
-  return o;
-}
-TrainConfig more_steps(int64_t steps) {
-  TrainConfig c;
-  c.steps = steps;
   return c;
 }
 
@@ -342,14 +309,14 @@ TEST_CASE("a diverging run stops with an error and keeps its good checkpoints", 
   c.checkpoint_every = 1;
   c.keep_checkpoints = 2;
   c.steps = 2;
-  run_training(c, quiet());  // two good checkpoints
+  run_training(c, quiet_options());  // two good checkpoints
   // Resumed with learning rates that make it diverge at once. (On this data
   // 1e6 only gives finite garbage, losses near 1e6; 1e30 weights overflow the
   // spectral norm's sigma in the first update. The Trainer test above meets
   // an overflow with 1e6.)
   TrainConfig more = more_steps(30);
   more.adam_g.lr = more.adam_d.lr = 1e30;
-  RunOptions o = resumed(c.run_dir);
+  RunOptions o = resume_options(c.run_dir);
   o.given.from_flag("lr_g", "--lr-g");
   o.given.from_flag("lr_d", "--lr-d");
   REQUIRE_THROWS_WITH(run_training(more, o), Catch::Contains("update is not finite") &&
@@ -372,18 +339,18 @@ TEST_CASE("a run that failed before its first checkpoint (a corrupt image) can b
           "[reliability][run][long]") {
   TempDir root;
   TrainConfig c = folder_config(root.path);
-  c.data_path = image_folder(root.path, /*corrupt=*/true);
+  c.data_path = write_image_folder(root.path, /*corrupt=*/true);
   c.checkpoint_every = 100;
   c.steps = 6;
-  REQUIRE_THROWS_WITH(run_training(c, quiet()), Catch::Contains("class1"));  // the bad image, by name
+  REQUIRE_THROWS_WITH(run_training(c, quiet_options()), Catch::Contains("class1"));  // the bad image, by name
   REQUIRE(fs::exists(fs::path(c.run_dir) / "config.json"));
   CHECK(list_checkpoints(c.run_dir).empty());
   CHECK(run_never_checkpointed(c.run_dir));
-  image_folder(root.path);  // the images fixed
+  write_image_folder(root.path);  // the images fixed
 
   // --resume: no checkpoint yet, so it starts from step 0 with the run's config.
   c.checkpoint_every = 2;
-  run_training(more_steps(2), resumed(c.run_dir));
+  run_training(more_steps(2), resume_options(c.run_dir));
   CHECK(latest_checkpoint(c.run_dir).find("step_00000002") != std::string::npos);
   CHECK(logged_steps(fs::path(c.run_dir) / "metrics.csv") == std::vector<int64_t>{1, 2});
 
@@ -397,12 +364,12 @@ TEST_CASE("a run that failed before its first checkpoint (a corrupt image) can b
   fs::create_directories(samples);
   io::write_file_atomic((samples / "step_00000050.png").string(), "stale grid");
   d.steps = 2;
-  run_training(d, quiet());
+  run_training(d, quiet_options());
   CHECK(logged_steps(fs::path(d.run_dir) / "metrics.csv") == std::vector<int64_t>{1, 2});
   CHECK_FALSE(fs::exists(samples / "step_00000050.png"));
   CHECK(fs::exists(samples / "step_00000002.png"));  // this run's last grid
   // With a checkpoint there, it is a run: a new one is refused as before.
-  REQUIRE_THROWS_WITH(run_training(d, quiet()), Catch::Contains("a run already exists there"));
+  REQUIRE_THROWS_WITH(run_training(d, quiet_options()), Catch::Contains("a run already exists there"));
 }
 
 TEST_CASE("run directories: another program's config.json, one process at a time, fewer steps, a failed start",
@@ -415,7 +382,7 @@ TEST_CASE("run directories: another program's config.json, one process at a time
   const fs::path foreign = fs::path(c.run_dir) / "config.json", csv = fs::path(c.run_dir) / "metrics.csv";
   io::write_file_atomic(foreign.string(), R"({"name": "my web app"})");
   io::write_file_atomic(csv.string(), "a,b\n");
-  REQUIRE_THROWS_WITH(run_training(c, quiet()),
+  REQUIRE_THROWS_WITH(run_training(c, quiet_options()),
                       Catch::Contains("cannot read as a run's") && Catch::Contains("name: unknown key"));
   CHECK(slurp(foreign) == R"({"name": "my web app"})");
   CHECK(slurp(csv) == "a,b\n");
@@ -426,25 +393,25 @@ TEST_CASE("run directories: another program's config.json, one process at a time
   fs::create_directories(d.run_dir);
   {
     RunDirLock held(d.run_dir);
-    REQUIRE_THROWS_WITH(run_training(d, quiet()), Catch::Contains("is in use by another sagan-train process"));
+    REQUIRE_THROWS_WITH(run_training(d, quiet_options()), Catch::Contains("is in use by another sagan-train process"));
     CHECK_FALSE(fs::exists(fs::path(d.run_dir) / "config.json"));
     REQUIRE_THROWS_WITH(RunDirLock(d.run_dir), Catch::Contains("in use"));
   }
-  const RunResult r = run_training(d, quiet());  // released with its holder
+  const RunResult r = run_training(d, quiet_options());  // released with its holder
   CHECK(r.run_dir == d.run_dir);
   CHECK(r.stop_signal == 0);
 
   // Checkpoints make a run even when its config.json is gone: not reused.
   TrainConfig nc = folder_config(root.path / "nc");
   nc.steps = 2;
-  run_training(nc, quiet());
+  run_training(nc, quiet_options());
   fs::remove(fs::path(nc.run_dir) / "config.json");
   const std::string kept_ckpt = latest_checkpoint(nc.run_dir);
-  REQUIRE_THROWS_WITH(run_training(nc, quiet()), Catch::Contains("a run already exists there"));
+  REQUIRE_THROWS_WITH(run_training(nc, quiet_options()), Catch::Contains("a run already exists there"));
   CHECK(latest_checkpoint(nc.run_dir) == kept_ckpt);
 
   // --resume with fewer steps than the run has done is refused, its config kept.
-  REQUIRE_THROWS_WITH(run_training(more_steps(1), resumed(d.run_dir)),
+  REQUIRE_THROWS_WITH(run_training(more_steps(1), resume_options(d.run_dir)),
                       Catch::Contains("--steps 1: the run in") && Catch::Contains("already at step 2"));
   TrainConfig kept;
   read_config_file((fs::path(d.run_dir) / "config.json").string(), kept, nullptr);
@@ -454,20 +421,20 @@ TEST_CASE("run directories: another program's config.json, one process at a time
   // and leaves one the user made.
   TrainConfig e = folder_config(root.path / "c");
   e.data_path = (root.path / "no_such_data").string();
-  REQUIRE_THROWS(run_training(e, quiet()));
+  REQUIRE_THROWS(run_training(e, quiet_options()));
   CHECK_FALSE(fs::exists(e.run_dir));
   TrainConfig bad = folder_config(root.path / "c");  // bad settings: refused before any directory is made
   bad.batch_size = 0;
-  REQUIRE_THROWS_WITH(run_training(bad, quiet()), Catch::Contains("must be positive, got 0"));
+  REQUIRE_THROWS_WITH(run_training(bad, quiet_options()), Catch::Contains("must be positive, got 0"));
   CHECK_FALSE(fs::exists(bad.run_dir));
   TrainConfig no_weights = folder_config(root.path / "c");  // FD weights not there: before any directory too
   no_weights.fd_every = no_weights.log_every;
   no_weights.fd_weights = (root.path / "no_such.safetensors").string();
-  REQUIRE_THROWS_WITH(run_training(no_weights, quiet()),
+  REQUIRE_THROWS_WITH(run_training(no_weights, quiet_options()),
                       Catch::Contains("--fd-weights") && Catch::Contains("no_such.safetensors: no such file"));
   CHECK_FALSE(fs::exists(no_weights.run_dir));
   fs::create_directories(e.run_dir);
-  REQUIRE_THROWS(run_training(e, quiet()));
+  REQUIRE_THROWS(run_training(e, quiet_options()));
   CHECK(fs::exists(e.run_dir));
 }
 
@@ -508,7 +475,7 @@ TEST_CASE("resume leftovers: temporaries removed, rows after the checkpoint drop
   TempDir root;
   TrainConfig c = folder_config(root.path);
   c.steps = 4;
-  run_training(c, quiet());
+  run_training(c, quiet_options());
   const fs::path run = c.run_dir;
   // A crash after step 4's rows but before its checkpoint, and during a write.
   fs::remove(checkpoint_path(c.run_dir, 4));
@@ -520,7 +487,7 @@ TEST_CASE("resume leftovers: temporaries removed, rows after the checkpoint drop
   // Resumed with --on-nan skip, which adds the skipped_steps column.
   TrainConfig more = more_steps(4);
   more.on_nan = "skip";
-  RunOptions o = resumed(c.run_dir);
+  RunOptions o = resume_options(c.run_dir);
   o.given.from_flag("on_nan", "--on-nan");
   run_training(more, o);
   CHECK(slurp(run / "metrics.csv").find(",skipped_steps") != std::string::npos);
@@ -544,10 +511,10 @@ TEST_CASE("resume leftovers: temporaries removed, rows after the checkpoint drop
   // resume worked after), and a plain resume after that goes on.
   TrainConfig back = more_steps(6);
   back.on_nan = "stop";
-  RunOptions ob = resumed(c.run_dir);
+  RunOptions ob = resume_options(c.run_dir);
   ob.given.from_flag("on_nan", "--on-nan");
   run_training(back, ob);
-  run_training(more_steps(8), resumed(c.run_dir));
+  run_training(more_steps(8), resume_options(c.run_dir));
   CHECK(logged_steps(run / "metrics.csv") == std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8});
   CHECK(slurp(run / "metrics.csv").find(",skipped_steps") != std::string::npos);
 }
@@ -557,7 +524,7 @@ TEST_CASE("resume falls back to the previous checkpoint when the newest is corru
   TempDir root;
   TrainConfig c = folder_config(root.path);
   c.steps = 4;
-  run_training(c, quiet());
+  run_training(c, quiet_options());
   const std::string newest = checkpoint_path(c.run_dir, 4), previous = checkpoint_path(c.run_dir, 2);
   {
     std::string bytes = slurp(newest);
@@ -579,12 +546,12 @@ TEST_CASE("resume falls back to the previous checkpoint when the newest is corru
   CHECK(fs::exists(newest + ".unreadable"));
   CHECK(list_checkpoints(c.run_dir) == std::vector<std::string>{previous});
   // sagan-train --resume does the same and trains on to the end.
-  run_training(more_steps(4), resumed(c.run_dir));
+  run_training(more_steps(4), resume_options(c.run_dir));
   CHECK(logged_steps(fs::path(c.run_dir) / "metrics.csv") == std::vector<int64_t>{1, 2, 3, 4});
   CHECK_NOTHROW(open_checkpoint(newest));  // rewritten by the resumed run
   // When none restores, the error lists each.
   for (const std::string& p : list_checkpoints(c.run_dir)) io::write_file_atomic(p, "junk");
-  REQUIRE_THROWS_WITH(run_training(more_steps(6), resumed(c.run_dir)),
+  REQUIRE_THROWS_WITH(run_training(more_steps(6), resume_options(c.run_dir)),
                       Catch::Contains("none of its 2 checkpoint(s) can be resumed from") && Catch::Contains(newest) &&
                           Catch::Contains(previous));
 }

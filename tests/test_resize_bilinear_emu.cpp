@@ -28,10 +28,10 @@ namespace {
 using namespace sagan;
 namespace cu = sagan::cuda;
 
-constexpr unsigned kGrid = 3;
+constexpr unsigned kResizeGrid = 3;
 
 template <class T>
-void check(DType dt, double tol) {
+void check_resize(DType dt, double tol) {
   Backend& cpu = backend_for(Device::cpu());
   // (H, W) -> (Ho, Wo): up and down per axis, large ratios, one pixel, unchanged, down both ways.
   const std::array<std::array<int64_t, 4>, 7> sizes = {
@@ -44,13 +44,13 @@ void check(DType dt, double tol) {
 
     Tensor want = Tensor::empty(gy.shape(), dt), out = Tensor::full(gy.shape(), NAN, dt);
     cpu.resize_bilinear(x, want);
-    cuda_emu::launch(cu::resize_bilinear_kernel<T>, dim3(kGrid), dim3(cu::kBlock), 0,
+    cuda_emu::launch(cu::resize_bilinear_kernel<T>, dim3(kResizeGrid), dim3(cu::kBlock), 0,
                      static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), rows, cols, out.numel());
     CHECK_CLOSE(out, want, tol, tol);
 
     Tensor want_gx = Tensor::empty(x.shape(), dt), gx = Tensor::full(x.shape(), NAN, dt);
     cpu.resize_bilinear_backward(gy, want_gx);
-    cuda_emu::launch(cu::resize_bilinear_backward_kernel<T>, dim3(kGrid), dim3(cu::kBlock), 0,
+    cuda_emu::launch(cu::resize_bilinear_backward_kernel<T>, dim3(kResizeGrid), dim3(cu::kBlock), 0,
                      static_cast<const T*>(gy.raw_data()), static_cast<T*>(gx.raw_data()), rows, cols, gx.numel());
     CHECK_CLOSE(gx, want_gx, tol, tol);
   }
@@ -58,8 +58,8 @@ void check(DType dt, double tol) {
 }  // namespace
 
 TEST_CASE("emulated CUDA bilinear resize matches the CPU backend", "[resize][cuda_emu]") {
-  check<double>(DType::F64, 1e-13);
-  check<float>(DType::F32, 1e-5);
+  check_resize<double>(DType::F64, 1e-13);
+  check_resize<float>(DType::F32, 1e-5);
 }
 
 // Every output's four taps are found by the backward's range: with a gradient
@@ -79,7 +79,7 @@ TEST_CASE("emulated CUDA bilinear backward finds every output that reaches an in
       const Tensor gy = Tensor::from_vector(g, {1, 1, Ho, Wo}, DType::F64);
       Tensor want = Tensor::empty({1, 1, H, W}, DType::F64), gx = Tensor::full({1, 1, H, W}, NAN, DType::F64);
       cpu.resize_bilinear_backward(gy, want);
-      cuda_emu::launch(cu::resize_bilinear_backward_kernel<double>, dim3(kGrid), dim3(cu::kBlock), 0,
+      cuda_emu::launch(cu::resize_bilinear_backward_kernel<double>, dim3(kResizeGrid), dim3(cu::kBlock), 0,
                        static_cast<const double*>(gy.raw_data()), static_cast<double*>(gx.raw_data()), rows, cols,
                        gx.numel());
       const std::vector<double> a = gx.to_vector(), b = want.to_vector();

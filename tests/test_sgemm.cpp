@@ -41,14 +41,14 @@ std::vector<Kernel> kernels() {
   return out;
 }
 
-struct Case {
+struct SgemmCase {
   int64_t M, N, K;
   bool a_transposed, b_transposed, accumulate;
 };
 
 // C = A @ B (+ C0) with A (M, K), B (K, N) stored as asked; returns the
 // largest error relative to sum_k |a||b| (the float32 rounding scale).
-double run_case(const Kernel& kernel, const Case& c, Rng& gen) {
+double run_case(const Kernel& kernel, const SgemmCase& c, Rng& gen) {
   std::vector<float> a(static_cast<size_t>(c.M * c.K)), b(static_cast<size_t>(c.K * c.N));
   std::vector<float> out(static_cast<size_t>(c.M * c.N) + 5);  // + 5: nothing may be written past C
   for (float& v : a) v = static_cast<float>(gen.normal());
@@ -85,13 +85,13 @@ TEST_CASE("sgemm: row and column remainders, strides, accumulation", "[sgemm]") 
     for (int64_t M = 1; M <= 25; M += (M < 13 ? 1 : 12))
       for (int64_t N : {1, 7, 8, 9, 16, 17, 24, 32, 33, 70})
         for (bool acc : {false, true}) {
-          Case c{M, N, 19, false, false, acc};
+          SgemmCase c{M, N, 19, false, false, acc};
           INFO("M " << M << " N " << N << " accumulate " << acc);
           CHECK(run_case(kernel, c, gen) < 1e-6);
         }
     for (bool at : {false, true})
       for (bool bt : {false, true}) {
-        Case c{29, 45, 37, at, bt, true};
+        SgemmCase c{29, 45, 37, at, bt, true};
         INFO("A transposed " << at << " B transposed " << bt);
         CHECK(run_case(kernel, c, gen) < 1e-6);
       }

@@ -25,7 +25,7 @@ using namespace sagan;
 namespace cu = sagan::cuda;
 
 template <class T>
-void check(DType dt, int64_t rows, int64_t n, double tol) {
+void check_softmax(DType dt, int64_t rows, int64_t n, double tol) {
   INFO(dtype_name(dt) << ", " << rows << " rows of " << n);
   Rng gen(6);
   const Tensor x = mul(Tensor::randn({rows, n}, gen, dt), 30.0);  // logits far from 0: the max shift matters
@@ -86,10 +86,10 @@ void check_log_softmax(DType dt, int64_t rows, int64_t n, double tol) {
 }  // namespace
 
 TEST_CASE("emulated CUDA row softmax matches the CPU backend: forward, log-sum-exp, backward", "[softmax][cuda_emu]") {
-  check<double>(DType::F64, 7, 300, 1e-12);  // rows longer than the 256-thread block
-  check<float>(DType::F32, 7, 300, 1e-6);
-  check<double>(DType::F64, 5, 17, 1e-12);   // a one-warp block, lanes beyond the row idle
-  check<float>(DType::F32, 2, 1, 1e-6);      // one element a row: 1
+  check_softmax<double>(DType::F64, 7, 300, 1e-12);  // rows longer than the 256-thread block
+  check_softmax<float>(DType::F32, 7, 300, 1e-6);
+  check_softmax<double>(DType::F64, 5, 17, 1e-12);  // a one-warp block, lanes beyond the row idle
+  check_softmax<float>(DType::F32, 2, 1, 1e-6);     // one element a row: 1
 }
 
 TEST_CASE("emulated CUDA row log_softmax matches the CPU backend: forward and backward", "[softmax][cuda_emu]") {

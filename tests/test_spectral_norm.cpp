@@ -4,27 +4,15 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-// Eigen is the engine's private dependency; its headers sit under
-// /usr/include/eigen3 on every supported system.
-#include <eigen3/Eigen/SVD>
-
 #include "sagan/core/ops.h"
 #include "tests/golden/attention_goldens.h"
 #include "tests/support/assertions.h"
+#include "tests/support/singular_value.h"
 
 using namespace sagan;
 using namespace sagan::testing;
 
 namespace {
-
-double largest_singular_value(const Tensor& w) {
-  std::vector<double> x = w.to_vector();
-  Eigen::MatrixXd m(w.size(0), w.size(1));
-  for (int64_t i = 0; i < w.size(0); ++i)
-    for (int64_t j = 0; j < w.size(1); ++j) m(i, j) = x[static_cast<size_t>(i * w.size(1) + j)];
-  Eigen::JacobiSVD<Eigen::MatrixXd> svd(m);
-  return svd.singularValues()(0);
-}
 
 Tensor unit(Tensor x) {
   NoGradGuard ng;

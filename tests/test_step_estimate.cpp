@@ -18,7 +18,7 @@ using sagan::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-TrainConfig tiny() {
+TrainConfig estimate_config() {
   TrainConfig c;
   c.model.ch = 4;
   c.model.z_dim = 8;
@@ -33,7 +33,7 @@ TrainConfig tiny() {
 }  // namespace
 
 TEST_CASE("estimate_iteration_seconds times an iteration of the run's shape", "[trainer][eta][long]") {
-  TrainConfig c = tiny();
+  TrainConfig c = estimate_config();
   const double t = estimate_iteration_seconds(c, Device::cpu());
   CHECK(std::isfinite(t));
   CHECK(t > 0);
@@ -52,7 +52,7 @@ TEST_CASE("a run that prints the ETA trains as one that does not", "[trainer][et
       io::write_png((root.path / "data" / std::to_string(k) / (std::to_string(i) + ".png")).string(), img);
     }
   }
-  TrainConfig c = tiny();
+  TrainConfig c = estimate_config();
   c.dataset = "folder";
   c.data_path = (root.path / "data").string();
   c.steps = 2;

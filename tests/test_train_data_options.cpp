@@ -13,10 +13,12 @@
 #include "sagan/models/quality/metrics.h"
 #include "sagan/models/train_run.h"
 #include "tests/support/logged_losses.h"
+#include "tests/support/run_options.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tiny_dataset.h"
 
 using namespace sagan;
+using sagan::testing::quiet_options;
 using sagan::testing::TempDir;
 namespace fs = std::filesystem;
 
@@ -56,11 +58,6 @@ TrainConfig tiny_folder_config(const std::string& data, const fs::path& run) {
 
 nlohmann::json read_json(const fs::path& p) { return nlohmann::json::parse(sagan::testing::read_text(p.string())); }
 
-RunOptions quiet() {
-  RunOptions o;
-  o.progress = false;
-  return o;
-}
 }  // namespace
 
 TEST_CASE(
@@ -73,7 +70,7 @@ TEST_CASE(
   c.fd_every = 2;
   c.fd_samples = 8;
   c.fd_features = "fmnist";
-  run_training(c, quiet());
+  run_training(c, quiet_options());
   const nlohmann::json cfg = read_json(root.path / "run" / "config.json");
   CHECK(cfg["channels"] == "1");  // auto, resolved
   CHECK(cfg["resize"] == "pad");
@@ -87,7 +84,7 @@ TEST_CASE(
   // --channels 3 on the same folder: an RGB model.
   TrainConfig rgb = tiny_folder_config(data, root.path / "rgb");
   rgb.channels = "3";
-  run_training(rgb, quiet());
+  run_training(rgb, quiet_options());
   CHECK(read_json(root.path / "rgb" / "config.json")["model"]["image_channels"] == 3);
 }
 
@@ -98,7 +95,7 @@ TEST_CASE("a run from before --channels resumes with the channels its model has"
   // Before --channels, a folder was always read as RGB.
   TrainConfig c = tiny_folder_config(data, root.path / "old");
   c.channels = "3";
-  run_training(c, quiet());
+  run_training(c, quiet_options());
   const fs::path config = root.path / "old" / "config.json";
   nlohmann::json j = read_json(config);
   j.erase("channels");
@@ -107,7 +104,7 @@ TEST_CASE("a run from before --channels resumes with the channels its model has"
 
   TrainConfig more;
   more.steps = 3;
-  RunOptions r = quiet();
+  RunOptions r = quiet_options();
   r.resume_dir = c.run_dir;
   r.given.from_flag("steps", "--steps");
   run_training(more, r);  // auto would read the folder as gray and refuse the RGB checkpoint
@@ -121,7 +118,7 @@ TEST_CASE("a program's own data set trains through run_training, resumes exactly
           "[trainer][run][data_options][resume][long]") {
   TempDir root;
   std::vector<std::string> seen_data_paths;  // one per call of the factory
-  RunOptions own = quiet();
+  RunOptions own = quiet_options();
   own.dataset = [&](const TrainConfig& cfg) {
     seen_data_paths.push_back(cfg.data_path);
     return std::make_shared<sagan::testing::TinyDataset>(10);  // 2 batches an epoch: the resume crosses epochs
@@ -146,7 +143,7 @@ TEST_CASE("a program's own data set trains through run_training, resumes exactly
   TrainConfig more;
 
   // Resumed without the program's data set: refused, naming what is missing.
-  RunOptions bare = quiet();
+  RunOptions bare = quiet_options();
   bare.resume_dir = c.run_dir;
   bare.given.from_flag("steps", "--steps");
   more.steps = 6;
@@ -156,7 +153,7 @@ TEST_CASE("a program's own data set trains through run_training, resumes exactly
 
   // A run of a built-in data set refuses the program's.
   TrainConfig f = tiny_folder_config(gray_folder(root.path), root.path / "folder_run");
-  run_training(f, quiet());
+  run_training(f, quiet_options());
   RunOptions other = own;
   other.resume_dir = f.run_dir;
   other.given.from_flag("steps", "--steps");
@@ -166,7 +163,7 @@ TEST_CASE("a program's own data set trains through run_training, resumes exactly
   TrainConfig none = sagan::testing::tiny_config();
   none.dataset = "custom";
   none.run_dir = (root.path / "none").string();
-  REQUIRE_THROWS_WITH(run_training(none, quiet()),
+  REQUIRE_THROWS_WITH(run_training(none, quiet_options()),
                       Catch::Contains("TrainConfig.dataset (--dataset) custom: a program's own data set"));
   CHECK_FALSE(fs::exists(none.run_dir));
 
@@ -178,12 +175,12 @@ TEST_CASE("a program's own data set trains through run_training, resumes exactly
   REQUIRE_THROWS_WITH(run_training(rgb, own),
                       Catch::Contains("TrainConfig.channels (--channels) 3: the program's data set 'tiny' has 1"));
   CHECK_FALSE(fs::exists(rgb.run_dir));
-  RunOptions empty = quiet();
+  RunOptions empty = quiet_options();
   empty.dataset = [](const TrainConfig&) { return std::shared_ptr<data::Dataset>(); };
   TrainConfig e = sagan::testing::tiny_config();
   e.run_dir = (root.path / "empty").string();
   REQUIRE_THROWS_WITH(run_training(e, empty), Catch::Contains("factory returned none"));
-  RunOptions failing = quiet();
+  RunOptions failing = quiet_options();
   failing.dataset = [](const TrainConfig&) -> std::shared_ptr<data::Dataset> {
     throw Error("my_images.db: cannot open");
   };
@@ -199,13 +196,13 @@ TEST_CASE("FD on a folder found to be RGB asks for Inception weights, naming the
   c.fd_every = 2;
   c.log_every = 2;
   c.fd_samples = 8;
-  RunOptions cli = quiet();
+  RunOptions cli = quiet_options();
   cli.given = ConfigSources{};  // as sagan-train hands them over
   cli.given.from_flag("fd_every", "--fd-every");
   REQUIRE_THROWS_WITH(run_training(c, cli),
                       Catch::StartsWith("--fd-every: FD on folder uses Inception features: give --fd-weights FILE"));
   CHECK_FALSE(fs::exists(c.run_dir));
-  REQUIRE_THROWS_WITH(run_training(c, quiet()),  // set in code
+  REQUIRE_THROWS_WITH(run_training(c, quiet_options()),  // set in code
                       Catch::StartsWith("TrainConfig.fd_every (--fd-every): FD on folder uses Inception features: "
                                         "give TrainConfig.fd_weights (--fd-weights) FILE"));
 }

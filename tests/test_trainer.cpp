@@ -17,6 +17,7 @@
 #include "sagan/models/trainer.h"
 #include "tests/support/logged_losses.h"
 #include "tests/support/resume_run.h"
+#include "tests/support/run_options.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tensorboard_events.h"
 #include "tests/support/tiny_dataset.h"
@@ -24,28 +25,14 @@
 using namespace sagan;
 using sagan::testing::check_same_logged_values;
 using sagan::testing::check_same_state;
+using sagan::testing::more_steps;
+using sagan::testing::resume_options;
 using sagan::testing::run_straight_and_resumed;
 using sagan::testing::TempDir;
 using sagan::testing::tiny_config;
 using sagan::testing::TinyDataset;
+using sagan::testing::write_image_folder;
 namespace fs = std::filesystem;
-
-namespace {
-// What sagan-train --resume DIR --steps N --quiet hands to run_training.
-TrainConfig more_steps(int64_t steps) {
-  TrainConfig c;
-  c.steps = steps;
-  return c;
-}
-RunOptions resumed(const std::string& dir) {
-  RunOptions o;
-  o.resume_dir = dir;
-  o.progress = false;
-  o.given.from_flag("steps", "--steps");
-  return o;
-}
-
-}  // namespace
 
 TEST_CASE("training steps give finite losses and move every network", "[trainer]") {
   auto ds = std::make_shared<TinyDataset>(16);
@@ -441,7 +428,7 @@ TEST_CASE("run_training --fd-every logs the Frechet distance and leaves training
   c.steps = 2;
   run_training(c, quiet);
   REQUIRE(fs::exists(root / "fd_split" / "fd_reference.safetensors"));
-  run_training(more_steps(4), resumed(c.run_dir));
+  run_training(more_steps(4), resume_options(c.run_dir));
 
   std::vector<std::string> fd = csv_column(root / "fd" / "metrics.csv", "fd");
   REQUIRE(fd.size() == 4);
@@ -488,22 +475,6 @@ TEST_CASE("FD settings are checked before any work", "[trainer][fd]") {
   CHECK(r.fd_weights == "/w/fid.safetensors");
 }
 
-namespace {
-// An image folder data set of 12 random PNGs in 2 classes under root/data.
-std::string image_folder(const fs::path& root) {
-  for (int k = 0; k < 2; ++k) {
-    fs::create_directories(root / "data" / ("class" + std::to_string(k)));
-    for (int i = 0; i < 6; ++i) {
-      io::Image img(32, 32, 3);
-      Rng g(static_cast<uint64_t>(k * 100 + i + 7));
-      for (auto& p : img.pixels) p = static_cast<uint8_t>(g.below(256));
-      io::write_png((root / "data" / ("class" + std::to_string(k)) / (std::to_string(i) + ".png")).string(), img);
-    }
-  }
-  return (root / "data").string();
-}
-}  // namespace
-
 TEST_CASE("run_training saves a checkpoint before stopping on an image it cannot read: no step is lost",
           "[trainer][run]") {
   TempDir root_scope;
@@ -511,7 +482,7 @@ TEST_CASE("run_training saves a checkpoint before stopping on an image it cannot
   TrainConfig c = tiny_config();
   c.dataset = "folder";
   c.channels = "3";  // no header read at the start: the bad file is met while training
-  c.data_path = image_folder(root);
+  c.data_path = write_image_folder(root);
   io::write_file_atomic((root / "data" / "class1" / "9.png").string(), std::string("not an image"));
   c.steps = 40;  // more than an epoch: every image is read
   c.checkpoint_every = 1000;
@@ -534,7 +505,7 @@ TEST_CASE("run_training saves a checkpoint before stopping on an image it cannot
                           Catch::Contains("fix or remove the file, then: sagan-train --resume"));
   // Fixed, the run resumes from there to its end.
   fs::remove(root / "data" / "class1" / "9.png");
-  run_training(more_steps(step + 2), resumed(c.run_dir));
+  run_training(more_steps(step + 2), resume_options(c.run_dir));
   CHECK(latest_checkpoint(c.run_dir) == checkpoint_path(c.run_dir, step + 2));
 }
 
@@ -542,7 +513,7 @@ TEST_CASE("run_training keeps the data path absolute, so a resume from another f
           "[trainer][resume][run]") {
   TempDir root_scope;
   const fs::path root = root_scope.path;
-  image_folder(root);  // root/data
+  write_image_folder(root);  // root/data
   struct Cwd {         // the test's working folder, restored whatever happens
     fs::path before = fs::current_path();
     ~Cwd() { fs::current_path(before); }
@@ -562,7 +533,7 @@ TEST_CASE("run_training keeps the data path absolute, so a resume from another f
   CHECK(fs::equivalent(saved.data_path, root / "data"));
   fs::create_directories(root / "elsewhere");
   fs::current_path(root / "elsewhere");
-  run_training(more_steps(2), resumed(c.run_dir));
+  run_training(more_steps(2), resume_options(c.run_dir));
   CHECK(fs::exists(root / "run" / "checkpoints" / "step_00000002.safetensors"));
 }
 
@@ -572,7 +543,7 @@ TEST_CASE("run_training --resume applies a new learning rate and records it, and
   fs::path root = root_scope.path;
   TrainConfig c = tiny_config();
   c.dataset = "folder";
-  c.data_path = image_folder(root);
+  c.data_path = write_image_folder(root);
   c.log_every = 1;
   c.sample_every = c.checkpoint_every = 2;
   c.steps = 2;
@@ -584,7 +555,7 @@ TEST_CASE("run_training --resume applies a new learning rate and records it, and
   // --resume RUN --steps 3 --lr-d 1e-5: applied, in config.json, the log and the metrics.
   TrainConfig more = more_steps(3);
   more.adam_d.lr = 1e-5;
-  RunOptions o = resumed(c.run_dir);
+  RunOptions o = resume_options(c.run_dir);
   o.given.from_flag("lr_d", "--lr-d");
   run_training(more, o);
   TrainConfig after;
@@ -605,7 +576,7 @@ TEST_CASE("run_training --resume applies a new learning rate and records it, and
   const auto files_before = std::distance(fs::recursive_directory_iterator(root / "run"), {});
   TrainConfig other = more_steps(4);
   other.model.ch = 8;
-  RunOptions r = resumed(c.run_dir);
+  RunOptions r = resume_options(c.run_dir);
   r.given.from_flag("model.ch", "--ch");
   REQUIRE_THROWS_WITH(run_training(other, r),
                       Catch::StartsWith("--ch: 8 given with --resume, but the run has model.ch = 4"));

@@ -29,7 +29,16 @@ inline void check_dim(const char* op, const Tensor& t, int64_t ndim, const char*
   SAGAN_CHECK(t.dim() == ndim, "{}: {} must be {}-d, got shape {}", op, what, ndim, shape_str(t.shape()));
 }
 
+inline void check_nchw(const char* op, const Tensor& x) {
+  check_float(op, x);
+  SAGAN_CHECK(x.dim() == 4, "{}: expected an NCHW tensor, got shape {}", op, shape_str(x.shape()));
+}
+
 inline Backend& backend_of(const Tensor& t) { return backend_for(t.device()); }
+
+// Kernels want contiguous memory; inputs and gradients may arrive as strided
+// views (slices, expands).
+inline Tensor raw_contiguous(const Tensor& t) { return t.detach().contiguous(); }
 
 // A tensor a forward saves for its backward: a handle without its autograd
 // history (capturing `out` itself would make out -> node -> out a cycle),

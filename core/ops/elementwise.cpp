@@ -73,7 +73,7 @@ Tensor step_grad(const Tensor& x, const Tensor& g) {
 // [x > 0] as 0 or 1, and 0 where x is NaN: leaky_relu's derivative with
 // slope 0 applied to ones (1 * 0 on the inactive side). Unlike relu's, it
 // does not pass NaN on, so the masks built from it stay 0/1.
-Tensor positive(const Tensor& x) {
+Tensor positive_mask(const Tensor& x) {
   const Tensor ones = Tensor::ones(x.shape(), x.dtype(), x.device());
   Tensor mask = Tensor::empty(x.shape(), x.dtype(), x.device());
   backend_of(x).unary_backward(UnaryOp::LeakyRelu, x, x, ones, mask, 0.0);
@@ -115,7 +115,7 @@ Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b) {
                // the exponent is taken as 0, not -1, so that 0^-1 = inf
                // never meets b = 0. [b != 0] = [b > 0] + [-b > 0].
                if (needs[0]) {
-                 const Tensor b_nonzero = add(positive(b), positive(neg(b)));
+                 const Tensor b_nonzero = add(positive_mask(b), positive_mask(neg(b)));
                  ga = mul(g, mul(b, pow(a, sub(b, b_nonzero))));
                }
                // d(a^b)/db = a^b log a, which is 0 at a = 0 where b >= 0, as
@@ -126,8 +126,8 @@ Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b) {
                if (needs[1]) {
                  const Tensor ones_a = Tensor::ones(a.shape(), a.dtype(), a.device());
                  const Tensor ones_b = Tensor::ones(b.shape(), b.dtype(), b.device());
-                 const Tensor a_is_zero = sub(sub(ones_a, positive(a)), positive(neg(a)));
-                 const Tensor b_nonneg = sub(ones_b, positive(neg(b)));
+                 const Tensor a_is_zero = sub(sub(ones_a, positive_mask(a)), positive_mask(neg(a)));
+                 const Tensor b_nonneg = sub(ones_b, positive_mask(neg(b)));
                  gb = mul(g, mul(y, log(add(a, mul(a_is_zero, b_nonneg)))));
                }
                break;
@@ -140,7 +140,7 @@ Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b) {
                const Tensor b_wins = op == BinaryOp::Max ? sub(b, a) : sub(a, b);  // > 0 where b is picked
                const Tensor ones = Tensor::ones(b_wins.shape(), b_wins.dtype(), b_wins.device());
                // 0 where b_wins is NaN: a NaN side, or a tie at infinity (inf - inf).
-               const Tensor b_mask = positive(b_wins);
+               const Tensor b_mask = positive_mask(b_wins);
                ga = step_grad(sub(ones, b_mask), g);
                gb = step_grad(b_mask, g);
                break;

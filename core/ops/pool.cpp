@@ -7,14 +7,11 @@
 namespace sagan {
 
 using detail::backend_of;
+using detail::check_nchw;
+using detail::raw_contiguous;
 using detail::saved;
 
 namespace {
-void check_nchw(const char* op, const Tensor& x) {
-  detail::check_float(op, x);
-  SAGAN_CHECK(x.dim() == 4, "{}: expected an NCHW tensor, got shape {}", op, shape_str(x.shape()));
-}
-
 void check_poolable(const char* op, const Tensor& x) {
   check_nchw(op, x);
   SAGAN_CHECK(x.shape()[2] >= 2 && x.shape()[3] >= 2, "{}: input {} is smaller than the 2x2 window", op,
@@ -22,10 +19,6 @@ void check_poolable(const char* op, const Tensor& x) {
 }
 
 Shape pooled(const Shape& s) { return {s[0], s[1], s[2] / 2, s[3] / 2}; }
-
-// Gradients may arrive as strided views (from slices, expands); the kernels
-// want contiguous NCHW.
-Tensor raw_contiguous(const Tensor& g) { return g.detach().contiguous(); }
 }  // namespace
 
 Tensor avg_pool2x2(const Tensor& x) {

@@ -9,17 +9,11 @@
 namespace sagan {
 
 using detail::backend_of;
+using detail::check_nchw;
+using detail::raw_contiguous;
 using detail::saved;
 
 namespace {
-void check_nchw(const char* op, const Tensor& x) {
-  detail::check_float(op, x);
-  SAGAN_CHECK(x.dim() == 4, "{}: expected an NCHW tensor, got shape {}", op, shape_str(x.shape()));
-}
-
-// Kernels want contiguous NCHW; gradients may arrive as views.
-Tensor raw_contiguous(const Tensor& t) { return t.detach().contiguous(); }
-
 Tensor pool(const char* op, const Tensor& x, Pool2dGeom g) {
   check_nchw(op, x);
   const int64_t k = g.kernel, stride = g.stride, pad = g.pad;

@@ -36,20 +36,20 @@ using CVMap = Eigen::Map<const Vec<T>>;
 template <class T>
 using VMap = Eigen::Map<Vec<T>>;
 
-struct Dims {
+struct AttentionDims {
   int64_t B, N, S, d, dv;
   int64_t nblk(int64_t rows, int64_t block) const { return (rows + block - 1) / block; }
   // Threads pay off once the block GEMMs dominate the fork/join cost.
   bool parallel(int64_t items) const { return items > 1 && B * N * S * (d + dv) >= (int64_t{1} << 16); }
 };
 
-Dims dims_of(const Tensor& q, const Tensor& k, const Tensor& v) {
+AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor& v) {
   return {q.size(0), q.size(1), k.size(1), q.size(2), v.size(2)};
 }
 
 template <class T>
 void forward_impl(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse, Tensor* map) {
-  const Dims g = dims_of(q, k, v);
+  const AttentionDims g = attention_dims(q, k, v);
   const T* qp = static_cast<const T*>(q.raw_data());
   const T* kp = static_cast<const T*>(k.raw_data());
   const T* vp = static_cast<const T*>(v.raw_data());
@@ -88,7 +88,7 @@ void forward_impl(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out
 template <class T>
 void backward_impl(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
                    const Tensor& gout, Tensor& gq, Tensor& gk, Tensor& gv) {
-  const Dims g = dims_of(q, k, v);
+  const AttentionDims g = attention_dims(q, k, v);
   const T* qp = static_cast<const T*>(q.raw_data());
   const T* kp = static_cast<const T*>(k.raw_data());
   const T* vp = static_cast<const T*>(v.raw_data());

@@ -54,14 +54,14 @@ CMapT<T> cmat_t(const T* p, int64_t rows, int64_t cols) {
   return CMapT<T>(p, cols, rows, Eigen::OuterStride<>(cols));
 }
 
-struct Dims {
+struct ConvDims {
   int64_t B, Ci, H, W, Co, k, s, p, Ho, Wo;
   int64_t K() const { return Ci * k * k; }
   int64_t P() const { return Ho * Wo; }
   bool pointwise() const { return k == 1 && s == 1 && p == 0; }
 };
 
-Dims dims_of(const Tensor& x, int64_t co, int64_t k, const Tensor& y, Conv2dGeom g) {
+ConvDims conv_dims(const Tensor& x, int64_t co, int64_t k, const Tensor& y, Conv2dGeom g) {
   return {x.size(0), x.size(1), x.size(2), x.size(3), co, k, g.stride, g.pad, y.size(2), y.size(3)};
 }
 
@@ -69,9 +69,9 @@ Dims dims_of(const Tensor& x, int64_t co, int64_t k, const Tensor& y, Conv2dGeom
 // this width. Measured at SAGAN's shapes on 2 cores: 256 matches one image
 // per GEMM and beats it for the 8x8 weight gradient (GEMM depth 64 is too
 // shallow); 512 and wider are 5-15% slower (the buffers leave L2).
-constexpr int64_t kChunkCols = 256;
+constexpr int64_t kIm2colChunkCols = 256;
 
-cpu::ConvWindow window_of(const Dims& d) { return {d.H, d.W, d.k, d.k, d.s, d.s, d.p, d.p, d.Ho, d.Wo}; }
+cpu::ConvWindow window_of(const ConvDims& d) { return {d.H, d.W, d.k, d.k, d.s, d.s, d.p, d.p, d.Ho, d.Wo}; }
 
 // Images [b0, b0+n) of t (B, C, P) side by side: buf (C, n*P).
 template <class T>
@@ -87,12 +87,6 @@ void scatter(const T* buf, int64_t C, int64_t P, int64_t b0, int64_t n, T* t) {
   for (int64_t c = 0; c < C; ++c)
     for (int64_t i = 0; i < n; ++i)
       std::memcpy(t + ((b0 + i) * C + c) * P, buf + (c * n + i) * P, static_cast<size_t>(P) * sizeof(T));
-}
-
-template <class T>
-T* grow(std::vector<T>& v, int64_t n) {
-  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
-  return v.data();
 }
 
 // Per-thread scratch: im2col columns and a gathered/scattered block.
@@ -112,7 +106,7 @@ void CpuBackend::conv2d(const Tensor& x, const Tensor& w, const std::optional<Te
     if (bias) cpu::add_channel_bias(out, *bias);
     return;
   }
-  const Dims d = dims_of(x, w.size(0), w.size(2), out, g);
+  const ConvDims d = conv_dims(x, w.size(0), w.size(2), out, g);
   switch (cpu::conv3x3_path(d.Ci, d.Co, d.k, d.s, d.p, d.H, d.W)) {
     case cpu::ConvPath::kWinograd:
       return cpu::winograd_conv2d(x, w, bias, out, 2);
@@ -123,7 +117,7 @@ void CpuBackend::conv2d(const Tensor& x, const Tensor& w, const std::optional<Te
     case cpu::ConvPath::kIm2col:
       break;
   }
-  const cpu::ChunkPlan pl = cpu::plan_chunks(d.B, d.P(), kChunkCols);
+  const cpu::ChunkPlan pl = cpu::plan_chunks(d.B, d.P(), kIm2colChunkCols);
   dispatch_float(x.dtype(), "conv2d", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* xp = x.data<T>();
@@ -139,13 +133,13 @@ void CpuBackend::conv2d(const Tensor& x, const Tensor& w, const std::optional<Te
       if (d.pointwise() && n == 1) {
         rhs = xp + b0 * d.Ci * P;
       } else if (d.pointwise()) {
-        gather(xp, d.Ci, P, b0, n, grow(sc.cols, K * n * P));
+        gather(xp, d.Ci, P, b0, n, cpu::grow_scratch(sc.cols, K * n * P));
         rhs = sc.cols.data();
       } else {
-        cpu::im2col(window_of(d), d.Ci, xp, b0, n, grow(sc.cols, K * n * P));
+        cpu::im2col(window_of(d), d.Ci, xp, b0, n, cpu::grow_scratch(sc.cols, K * n * P));
         rhs = sc.cols.data();
       }
-      T* res = n == 1 ? yp + b0 * Co * P : grow(sc.block, Co * n * P);
+      T* res = n == 1 ? yp + b0 * Co * P : cpu::grow_scratch(sc.block, Co * n * P);
       mat(res, Co, n * P).noalias() = cmat(wp, Co, K) * cmat(rhs, K, n * P);
       if (n > 1) scatter(res, Co, P, b0, n, yp);
       if (bp)
@@ -166,7 +160,7 @@ void CpuBackend::conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor
     cpu::round_conv_result(gx);
     return;
   }
-  const Dims d = dims_of(gx, w.size(0), w.size(2), gy, g);
+  const ConvDims d = conv_dims(gx, w.size(0), w.size(2), gy, g);
   switch (cpu::conv3x3_path(d.Ci, d.Co, d.k, d.s, d.p, d.H, d.W)) {
     case cpu::ConvPath::kWinograd:
       return cpu::winograd_conv2d_backward_input(gy, w, gx, 2);
@@ -177,7 +171,7 @@ void CpuBackend::conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor
     case cpu::ConvPath::kIm2col:
       break;
   }
-  const cpu::ChunkPlan pl = cpu::plan_chunks(d.B, d.P(), kChunkCols);
+  const cpu::ChunkPlan pl = cpu::plan_chunks(d.B, d.P(), kIm2colChunkCols);
   dispatch_float(gy.dtype(), "conv2d_backward_input", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* gyp = gy.data<T>();
@@ -190,16 +184,16 @@ void CpuBackend::conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor
       Scratch<T>& sc = scratch[static_cast<size_t>(slot)];
       const T* rhs = gyp + b0 * Co * P;  // (Co, n*P)
       if (n > 1) {
-        gather(gyp, Co, P, b0, n, grow(sc.block, Co * n * P));
+        gather(gyp, Co, P, b0, n, cpu::grow_scratch(sc.block, Co * n * P));
         rhs = sc.block.data();
       }
       if (d.pointwise()) {
-        T* res = n == 1 ? gxp + b0 * d.Ci * HW : grow(sc.cols, K * n * P);
+        T* res = n == 1 ? gxp + b0 * d.Ci * HW : cpu::grow_scratch(sc.cols, K * n * P);
         mat(res, K, n * P).noalias() = cmat_t(wp, Co, K) * cmat(rhs, Co, n * P);
         if (n > 1) scatter(res, d.Ci, P, b0, n, gxp);
         return;
       }
-      T* cols = grow(sc.cols, K * n * P);
+      T* cols = cpu::grow_scratch(sc.cols, K * n * P);
       mat(cols, K, n * P).noalias() = cmat_t(wp, Co, K) * cmat(rhs, Co, n * P);
       std::fill(gxp + b0 * d.Ci * HW, gxp + b1 * d.Ci * HW, T(0));
       cpu::col2im(window_of(d), d.Ci, cols, b0, n, gxp);
@@ -214,7 +208,7 @@ void CpuBackend::conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tenso
     cpu::round_conv_result(gw);
     return;
   }
-  const Dims d = dims_of(x, gw.size(0), gw.size(2), gy, g);
+  const ConvDims d = conv_dims(x, gw.size(0), gw.size(2), gy, g);
   switch (cpu::conv3x3_path(d.Ci, d.Co, d.k, d.s, d.p, d.H, d.W)) {
     case cpu::ConvPath::kWinograd:
       return cpu::winograd_conv2d_backward_weight(gy, x, gw, 2);
@@ -225,7 +219,7 @@ void CpuBackend::conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tenso
     case cpu::ConvPath::kIm2col:
       break;
   }
-  const cpu::ChunkPlan pl = cpu::plan_chunks(d.B, d.P(), kChunkCols);
+  const cpu::ChunkPlan pl = cpu::plan_chunks(d.B, d.P(), kIm2colChunkCols);
   dispatch_float(gy.dtype(), "conv2d_backward_weight", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* gyp = gy.data<T>();
@@ -243,17 +237,17 @@ void CpuBackend::conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tenso
       Scratch<T>& sc = scratch[static_cast<size_t>(slot)];
       const T* lhs = gyp + b0 * Co * P;  // (Co, n*P)
       if (n > 1) {
-        gather(gyp, Co, P, b0, n, grow(sc.block, Co * n * P));
+        gather(gyp, Co, P, b0, n, cpu::grow_scratch(sc.block, Co * n * P));
         lhs = sc.block.data();
       }
       const T* cols;  // (K, n*P)
       if (d.pointwise() && n == 1) {
         cols = xp + b0 * d.Ci * P;  // x itself (an empty x, all padding, never gets here)
       } else if (d.pointwise()) {
-        gather(xp, d.Ci, P, b0, n, grow(sc.cols, K * n * P));
+        gather(xp, d.Ci, P, b0, n, cpu::grow_scratch(sc.cols, K * n * P));
         cols = sc.cols.data();
       } else {
-        cpu::im2col(window_of(d), d.Ci, xp, b0, n, grow(sc.cols, K * n * P));
+        cpu::im2col(window_of(d), d.Ci, xp, b0, n, cpu::grow_scratch(sc.cols, K * n * P));
         cols = sc.cols.data();
       }
       cpu::PartialSum<T>& own = partial[static_cast<size_t>(group)];

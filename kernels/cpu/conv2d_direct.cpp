@@ -222,7 +222,7 @@ void weight_block(const T* xi, const T* gy, int64_t B, int64_t Co, int64_t H, in
 template <int N>
 constexpr int kWeightRows = N * 9 + N + 1 <= kVecRegs ? 3 : 1;
 
-void check_geometry(const char* op, const Tensor& a, const Tensor& w) {
+void check_direct_geometry(const char* op, const Tensor& a, const Tensor& w) {
   SAGAN_CHECK(w.dim() == 4 && w.size(2) == 3 && w.size(3) == 3, "{}: the direct path needs a 3x3 kernel, got weight {}",
               op, shape_str(w.shape()));
   SAGAN_CHECK(a.dim() == 4 && a.is_contiguous() && w.is_contiguous(), "{}: expected contiguous 4-d tensors, got {}", op,
@@ -232,7 +232,7 @@ void check_geometry(const char* op, const Tensor& a, const Tensor& w) {
 }  // namespace
 
 void direct_conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out) {
-  check_geometry("conv2d", x, w);
+  check_direct_geometry("conv2d", x, w);
   const int64_t B = x.size(0), Ci = x.size(1), H = x.size(2), W = x.size(3), Co = w.size(0);
   dispatch_float(x.dtype(), "conv2d", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
@@ -244,7 +244,7 @@ void direct_conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>
 }
 
 void direct_conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor& gx) {
-  check_geometry("conv2d_backward_input", gy, w);
+  check_direct_geometry("conv2d_backward_input", gy, w);
   const int64_t B = gy.size(0), Co = gy.size(1), H = gy.size(2), W = gy.size(3), Ci = w.size(1);
   dispatch_float(gy.dtype(), "conv2d_backward_input", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
@@ -257,7 +257,7 @@ void direct_conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor& gx)
 }
 
 void direct_conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw) {
-  check_geometry("conv2d_backward_weight", x, gw);
+  check_direct_geometry("conv2d_backward_weight", x, gw);
   const int64_t B = x.size(0), Ci = x.size(1), H = x.size(2), W = x.size(3), Co = gy.size(1);
   dispatch_float(gy.dtype(), "conv2d_backward_weight", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;

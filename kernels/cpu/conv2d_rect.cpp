@@ -17,25 +17,30 @@
 
 namespace sagan {
 
-using namespace cpu;  // im2col, col2im, the chunk plan
+// The chunk plan (image_chunks.h), im2col and col2im (im2col.h).
+using cpu::ChunkPlan;
+using cpu::col2im;
+using cpu::ConvWindow;
+using cpu::im2col;
+using cpu::plan_chunks;
 
 namespace {
 
 template <class T>
 using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 template <class T>
-using MapR = Eigen::Map<Mat<T>>;
+using DenseMap = Eigen::Map<Mat<T>>;
 template <class T>
-using CMapR = Eigen::Map<const Mat<T>>;
+using CDenseMap = Eigen::Map<const Mat<T>>;
 
-struct Dims {
+struct RectConvDims {
   int64_t B, Ci, H, W, Co, kh, kw, sh, sw, ph, pw, Ho, Wo;
   int64_t K() const { return Ci * kh * kw; }
   int64_t P() const { return Ho * Wo; }
   ConvWindow window() const { return {H, W, kh, kw, sh, sw, ph, pw, Ho, Wo}; }
 };
 
-constexpr int64_t kChunkCols = 1024;  // GEMM columns per chunk when images are small
+constexpr int64_t kRectChunkCols = 1024;  // GEMM columns per chunk when images are small
 
 }  // namespace
 
@@ -48,16 +53,16 @@ void CpuBackend::conv2d_rect(const Tensor& x, const Tensor& w, const std::option
     if (bias) cpu::add_channel_bias(out, *bias);
     return;
   }
-  const Dims d{x.size(0),  x.size(1),  x.size(2), x.size(3), w.size(0),   w.size(2),  w.size(3),
-               g.stride_h, g.stride_w, g.pad_h,   g.pad_w,   out.size(2), out.size(3)};
+  const RectConvDims d{x.size(0),  x.size(1),  x.size(2), x.size(3), w.size(0),   w.size(2),  w.size(3),
+                       g.stride_h, g.stride_w, g.pad_h,   g.pad_w,   out.size(2), out.size(3)};
   const int64_t K = d.K(), P = d.P();
-  const ChunkPlan pl = plan_chunks(d.B, P, kChunkCols);
+  const ChunkPlan pl = plan_chunks(d.B, P, kRectChunkCols);
   dispatch_float(x.dtype(), "conv2d_rect", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* xp = x.data<T>();
     const T* bp = bias ? bias->data<T>() : nullptr;
     T* yp = out.data<T>();
-    CMapR<T> W(w.data<T>(), d.Co, K);
+    CDenseMap<T> W(w.data<T>(), d.Co, K);
     std::vector<std::vector<T>> cols(static_cast<size_t>(scratch_slots(pl))),
         res(static_cast<size_t>(scratch_slots(pl)));
     for_chunks(pl, [&](int64_t b0, int64_t b1, int /*group*/, int slot) {
@@ -67,7 +72,7 @@ void CpuBackend::conv2d_rect(const Tensor& x, const Tensor& w, const std::option
       cb.resize(static_cast<size_t>(K * n * P));
       rb.resize(static_cast<size_t>(d.Co * n * P));
       im2col(d.window(), d.Ci, xp, b0, n, cb.data());
-      MapR<T>(rb.data(), d.Co, n * P).noalias() = W * CMapR<T>(cb.data(), K, n * P);
+      DenseMap<T>(rb.data(), d.Co, n * P).noalias() = W * CDenseMap<T>(cb.data(), K, n * P);
       // res (Co, n, P) -> out (n, Co, P), adding the bias on the way.
       for (int64_t b = 0; b < n; ++b)
         for (int64_t co = 0; co < d.Co; ++co) {
@@ -89,18 +94,18 @@ void CpuBackend::conv2d_rect_backward_input(const Tensor& gy, const Tensor& w, T
     cpu::round_conv_result(gx);
     return;
   }
-  const Dims d{gx.size(0), gx.size(1), gx.size(2), gx.size(3), w.size(0),  w.size(2), w.size(3),
-               g.stride_h, g.stride_w, g.pad_h,    g.pad_w,    gy.size(2), gy.size(3)};
+  const RectConvDims d{gx.size(0), gx.size(1), gx.size(2), gx.size(3), w.size(0),  w.size(2), w.size(3),
+                       g.stride_h, g.stride_w, g.pad_h,    g.pad_w,    gy.size(2), gy.size(3)};
   const int64_t K = d.K(), P = d.P();
   const ConvWindow win = d.window();
   dispatch_float(gx.dtype(), "conv2d_rect_backward_input", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    CMapR<T> Wm(w.data<T>(), d.Co, K);
+    CDenseMap<T> Wm(w.data<T>(), d.Co, K);
     std::vector<T> cols(static_cast<size_t>(K * P));
     std::fill(gx.data<T>(), gx.data<T>() + gx.numel(), T(0));
     for (int64_t b = 0; b < d.B; ++b) {
-      CMapR<T> G(gy.data<T>() + b * d.Co * P, d.Co, P);
-      MapR<T>(cols.data(), K, P).noalias() = Wm.transpose() * G;
+      CDenseMap<T> G(gy.data<T>() + b * d.Co * P, d.Co, P);
+      DenseMap<T>(cols.data(), K, P).noalias() = Wm.transpose() * G;
       col2im(win, d.Ci, cols.data(), b, 1, gx.data<T>());
     }
   });
@@ -113,18 +118,18 @@ void CpuBackend::conv2d_rect_backward_weight(const Tensor& gy, const Tensor& x, 
     cpu::round_conv_result(gw);
     return;
   }
-  const Dims d{x.size(0),  x.size(1),  x.size(2), x.size(3), gw.size(0), gw.size(2), gw.size(3),
-               g.stride_h, g.stride_w, g.pad_h,   g.pad_w,   gy.size(2), gy.size(3)};
+  const RectConvDims d{x.size(0),  x.size(1),  x.size(2), x.size(3), gw.size(0), gw.size(2), gw.size(3),
+                       g.stride_h, g.stride_w, g.pad_h,   g.pad_w,   gy.size(2), gy.size(3)};
   const int64_t K = d.K(), P = d.P();
   const ConvWindow win = d.window();
   dispatch_float(gw.dtype(), "conv2d_rect_backward_weight", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     std::vector<T> cols(static_cast<size_t>(K * P));
-    MapR<T>(gw.data<T>(), d.Co, K).setZero();
+    DenseMap<T>(gw.data<T>(), d.Co, K).setZero();
     for (int64_t b = 0; b < d.B; ++b) {
-      CMapR<T> G(gy.data<T>() + b * d.Co * P, d.Co, P);
+      CDenseMap<T> G(gy.data<T>() + b * d.Co * P, d.Co, P);
       im2col(win, d.Ci, x.data<T>(), b, 1, cols.data());
-      MapR<T>(gw.data<T>(), d.Co, K).noalias() += G * CMapR<T>(cols.data(), K, P).transpose();
+      DenseMap<T>(gw.data<T>(), d.Co, K).noalias() += G * CDenseMap<T>(cols.data(), K, P).transpose();
     }
   });
 }

@@ -171,12 +171,6 @@ Geo geo_of(const Tensor& t) {
   return {t.size(0), H, W, (H + F::m - 1) / F::m, (W + F::m - 1) / F::m};
 }
 
-template <class T>
-T* grow(std::vector<T>& v, int64_t n) {
-  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
-  return v.data();
-}
-
 // Images [b0, b0+n) of t (B, C, HW) channel-last: dst (n, HW, C), so that
 // the transforms below run over contiguous channels (and vectorise).
 template <class T>
@@ -408,12 +402,12 @@ void winograd_apply(const T* in, int64_t Ci, int64_t Co, const Geo& g, Kernel&& 
   for_chunks(pl, [&](int64_t b0, int64_t b1, int group, int slot) {
     const int64_t n = b1 - b0, Tc = n * g.tiles();
     Scratch<T>& sc = scratch[static_cast<size_t>(slot)];
-    T* xt = grow(sc.in, n * HW * Ci);
-    T* yt = grow(sc.out, n * HW * Co);
-    T* V = grow(sc.v, P * Tc * Ci);
-    T* M = grow(sc.m, P * Tc * Co);
+    T* xt = grow_scratch(sc.in, n * HW * Ci);
+    T* yt = grow_scratch(sc.out, n * HW * Co);
+    T* V = grow_scratch(sc.v, P * Tc * Ci);
+    T* M = grow_scratch(sc.m, P * Tc * Co);
     if (static_cast<int64_t>(sc.zeros.size()) < Ci) sc.zeros.assign(static_cast<size_t>(Ci), T(0));
-    T* discard = grow(sc.discard, Co);
+    T* discard = grow_scratch(sc.discard, Co);
     to_nhwc(in, Ci, HW, b0, n, xt);
     input_transform<F>(xt, Ci, g, n, sc.zeros.data(), V);
     for (int xi = 0; xi < P; ++xi) {
@@ -427,7 +421,7 @@ void winograd_apply(const T* in, int64_t Ci, int64_t Co, const Geo& g, Kernel&& 
   });
 }
 
-void check_geometry(const char* op, const Tensor& a, const Tensor& w) {
+void check_winograd_geometry(const char* op, const Tensor& a, const Tensor& w) {
   SAGAN_CHECK(w.size(2) == 3 && w.size(3) == 3, "{}: Winograd needs a 3x3 kernel, got weight {}", op,
               shape_str(w.shape()));
   SAGAN_CHECK(a.dim() == 4, "{}: expected a 4-d tensor, got {}", op, shape_str(a.shape()));
@@ -487,10 +481,10 @@ void backward_weight_f(const Tensor& gy, const Tensor& x, Tensor& gw) {
       PartialSum<T>& partial = dU[static_cast<size_t>(group)];
       const bool first = !partial.started();
       T* acc = partial.get(P * xs);
-      T* xt = grow(sc.in, n * HW * Ci);
-      T* gyt = grow(sc.out, n * HW * Co);
-      T* V = grow(sc.v, P * Tc * Ci);
-      T* Dy = grow(sc.m, P * Tc * Co);
+      T* xt = grow_scratch(sc.in, n * HW * Ci);
+      T* gyt = grow_scratch(sc.out, n * HW * Co);
+      T* V = grow_scratch(sc.v, P * Tc * Ci);
+      T* Dy = grow_scratch(sc.m, P * Tc * Co);
       if (static_cast<int64_t>(sc.zeros.size()) < std::max(Ci, Co))
         sc.zeros.assign(static_cast<size_t>(std::max(Ci, Co)), T(0));
       to_nhwc(xp, Ci, HW, b0, n, xt);
@@ -499,7 +493,7 @@ void backward_weight_f(const Tensor& gy, const Tensor& x, Tensor& gw) {
       output_transform_adjoint<F>(gyt, Co, g, n, sc.zeros.data(), Dy);
       for (int xi = 0; xi < P; ++xi) {
         if constexpr (kPacked<T>) {
-          T* dyp = grow(sc.packed, packed_b_size(Tc, Co));
+          T* dyp = grow_scratch(sc.packed, packed_b_size(Tc, Co));
           sgemm_pack_b(Tc, Co, Dy + xi * Tc * Co, Co, 1, dyp);
           sgemm_packed(Ci, Co, Tc, V + xi * Tc * Ci, 1, Ci, dyp, acc + xi * xs, Co, !first);
         } else {
@@ -540,19 +534,19 @@ void check_tile(const char* op, int tile) {
 }  // namespace
 
 void winograd_conv2d(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, Tensor& out, int tile) {
-  check_geometry("conv2d", x, w);
+  check_winograd_geometry("conv2d", x, w);
   check_tile("conv2d", tile);
   tile == 2 ? conv2d_f<F2>(x, w, bias, out) : conv2d_f<F4>(x, w, bias, out);
 }
 
 void winograd_conv2d_backward_input(const Tensor& gy, const Tensor& w, Tensor& gx, int tile) {
-  check_geometry("conv2d_backward_input", gy, w);
+  check_winograd_geometry("conv2d_backward_input", gy, w);
   check_tile("conv2d_backward_input", tile);
   tile == 2 ? backward_input_f<F2>(gy, w, gx) : backward_input_f<F4>(gy, w, gx);
 }
 
 void winograd_conv2d_backward_weight(const Tensor& gy, const Tensor& x, Tensor& gw, int tile) {
-  check_geometry("conv2d_backward_weight", x, gw);
+  check_winograd_geometry("conv2d_backward_weight", x, gw);
   check_tile("conv2d_backward_weight", tile);
   tile == 2 ? backward_weight_f<F2>(gy, x, gw) : backward_weight_f<F4>(gy, x, gw);
 }

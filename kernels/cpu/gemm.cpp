@@ -29,7 +29,7 @@ struct Operand {
   int64_t ld;  // distance between rows (row-major) or columns (col-major)
 };
 
-Operand describe(const Tensor& t, int64_t batch, const char* what) {
+Operand operand_of(const Tensor& t, int64_t batch, const char* what) {
   const Shape& s = t.shape();
   const Shape& st = t.strides();
   Operand o{s[1], s[2], s[0] == 1 && batch > 1 ? 0 : st[0], true, 0};
@@ -103,7 +103,7 @@ void CpuBackend::bmm(const Tensor& a, const Tensor& b, Tensor& out, double beta)
               "bmm: shapes {} @ {} do not give {}", shape_str(a.shape()), shape_str(b.shape()), shape_str(out.shape()));
   SAGAN_CHECK(out.is_contiguous(), "bmm: output of shape {} must be contiguous", shape_str(out.shape()));
   if (out.numel() == 0) return;
-  const Operand oa = describe(a, batch, "a"), ob = describe(b, batch, "b");
+  const Operand oa = operand_of(a, batch, "a"), ob = operand_of(b, batch, "b");
   dispatch_float(out.dtype(), "bmm", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* ap = a.data<T>();

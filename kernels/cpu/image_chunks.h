@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <thread>
+#include <vector>
 
 namespace sagan::cpu {
 
@@ -53,6 +54,14 @@ inline ChunkPlan plan_chunks(int64_t batch, int64_t per_image, int64_t target) {
   per = (batch + chunks - 1) / chunks;
   chunks = (batch + per - 1) / per;
   return {batch, per, chunks, std::min(chunks, chunk_groups())};
+}
+
+// A group's buffer, grown to at least n elements (never shrunk: the next
+// chunk is usually the same size).
+template <class T>
+T* grow_scratch(std::vector<T>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
+  return v.data();
 }
 
 inline bool chunks_in_parallel(const ChunkPlan& pl) {

@@ -9,11 +9,11 @@
 namespace sagan {
 
 namespace {
-struct Dims {
+struct IndexDims {
   int64_t o, r, i, n;
 };
 
-Dims dims_of(const Tensor& full, const Tensor& rows, const Tensor& idx, const char* op) {
+IndexDims index_dims(const Tensor& full, const Tensor& rows, const Tensor& idx, const char* op) {
   SAGAN_CHECK(full.dim() == 3 && rows.dim() == 3 && idx.dim() == 1 && idx.dtype() == DType::I64,
               "{}: expected (O,R,I), (O,n,I) and int64 (n), got {}, {} and {} {}", op, shape_str(full.shape()),
               shape_str(rows.shape()), dtype_name(idx.dtype()), shape_str(idx.shape()));
@@ -22,7 +22,7 @@ Dims dims_of(const Tensor& full, const Tensor& rows, const Tensor& idx, const ch
 }  // namespace
 
 void CpuBackend::index_select(const Tensor& x, const Tensor& idx, Tensor& out) {
-  const Dims d = dims_of(x, out, idx, "index_select");
+  const IndexDims d = index_dims(x, out, idx, "index_select");
   const int64_t* ip = static_cast<const int64_t*>(idx.raw_data());
   const size_t esz = dtype_size(x.dtype());
   const size_t row_bytes = static_cast<size_t>(d.i) * esz;
@@ -39,7 +39,7 @@ void CpuBackend::index_select(const Tensor& x, const Tensor& idx, Tensor& out) {
 }
 
 void CpuBackend::index_add(const Tensor& src, const Tensor& idx, Tensor& out) {
-  const Dims d = dims_of(out, src, idx, "index_add");
+  const IndexDims d = index_dims(out, src, idx, "index_add");
   const int64_t* ip = static_cast<const int64_t*>(idx.raw_data());
   // Tasks are (outer slice, column block) pairs: each owns disjoint output
   // columns and walks idx in order, so repeated indices never race and the

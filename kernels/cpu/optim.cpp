@@ -14,7 +14,7 @@ namespace sagan {
 namespace {
 
 constexpr int64_t kChunk = int64_t{1} << 14;  // elements per parallel work item
-constexpr int64_t kPiece = 1024;              // elements per Adam array pass
+constexpr int64_t kAdamPiece = 1024;          // elements per Adam array pass
 
 struct Chunk {
   size_t tensor;
@@ -83,8 +83,8 @@ void CpuBackend::adam_update(std::vector<Tensor>& params, const std::vector<Tens
       T* mp = static_cast<T*>(m[ch.tensor].raw_data());
       T* vp = static_cast<T*>(v[ch.tensor].raw_data());
       const T* gp = static_cast<const T*>(g[ch.tensor].raw_data());
-      for (int64_t b = ch.begin; b < ch.end; b += kPiece) {
-        const int64_t n = std::min(kPiece, ch.end - b);
+      for (int64_t b = ch.begin; b < ch.end; b += kAdamPiece) {
+        const int64_t n = std::min(kAdamPiece, ch.end - b);
         Eigen::Map<Arr> P(pp + b, n), M(mp + b, n), V(vp + b, n);
         Eigen::Map<const Arr> G(gp + b, n);
         M = b1 * M + a1 * G;

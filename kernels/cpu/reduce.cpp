@@ -81,7 +81,7 @@ void accumulate_box(const T* xp, double* acc, const std::vector<Dim>& dims, size
 // Work is cut into pieces by the geometry alone, never by the thread count,
 // and each output's terms are added in a fixed order: results are
 // bit-identical on any number of cores.
-constexpr int64_t kPiece = 1 << 15;           // elements of x per piece, at least
+constexpr int64_t kReducePiece = 1 << 15;     // elements of x per piece, at least
 constexpr int64_t kRun = 1 << 14;             // contiguous elements per row of a piece, when choosable
 constexpr int64_t kPrivateOutputs = 1 << 15;  // largest out that gets per-piece accumulators
 constexpr int64_t kPrivateTotal = 1 << 22;    // doubles in all per-piece accumulators
@@ -91,7 +91,7 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 template <class T>
 void sum_kernel(const T* xp, T* op, const std::vector<Dim>& dims, int64_t numel, int64_t on) {
   std::vector<double> acc(static_cast<size_t>(on), 0.0);
-  if (numel < 2 * kPiece) {
+  if (numel < 2 * kReducePiece) {
     accumulate_box(xp, acc.data(), dims, 0, 0, dims[0].size);
   } else if (dims[0].os != 0 || on > kPrivateOutputs) {
     // Pieces along a kept dim own disjoint outputs: no private accumulators.
@@ -100,7 +100,7 @@ void sum_kernel(const T* xp, T* op, const std::vector<Dim>& dims, int64_t numel,
     size_t k = 0;
     while (dims[k].os == 0) ++k;
     const int64_t w = numel / dims[k].size;
-    int64_t len = ceil_div(kPiece, w);
+    int64_t len = ceil_div(kReducePiece, w);
     if (k > 0) len = std::max(len, ceil_div(kRun, std::max<int64_t>(std::abs(dims[k].xs), 1)));
     len = std::min(len, dims[k].size);
     const int64_t pieces = ceil_div(dims[k].size, len);
@@ -112,7 +112,7 @@ void sum_kernel(const T* xp, T* op, const std::vector<Dim>& dims, int64_t numel,
     // a full sum): each piece of the outermost dim gets its own
     // accumulators, added up in piece order afterwards.
     const int64_t w = numel / dims[0].size;
-    int64_t len = ceil_div(kPiece, w);
+    int64_t len = ceil_div(kReducePiece, w);
     len = std::max(len, ceil_div(dims[0].size, std::max<int64_t>(kPrivateTotal / on, 1)));
     len = std::min(len, dims[0].size);
     const int64_t pieces = ceil_div(dims[0].size, len);
@@ -123,7 +123,7 @@ void sum_kernel(const T* xp, T* op, const std::vector<Dim>& dims, int64_t numel,
     for (int64_t i = 0; i < pieces; ++i)
       for (int64_t o = 0; o < on; ++o) acc[static_cast<size_t>(o)] += part[static_cast<size_t>(i * on + o)];
   }
-#pragma omp parallel for schedule(static) if (on >= kPiece)
+#pragma omp parallel for schedule(static) if (on >= kReducePiece)
   for (int64_t o = 0; o < on; ++o) op[o] = static_cast<T>(acc[static_cast<size_t>(o)]);
 }
 

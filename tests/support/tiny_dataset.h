@@ -1,11 +1,14 @@
 // An in-memory data set of random 32x32 gray images in 3 classes, for trainer
 // tests on the CPU (tests/test_trainer.cpp) and the GPU
 // (tests/cuda/test_cuda_trainer.cpp): no files, deterministic per index;
-// and the tiny training configuration those tests share.
+// the tiny training configuration those tests share; and a folder of PNGs
+// for the image-folder data set.
 #pragma once
 #include <cstdint>
+#include <filesystem>
 #include <string>
 
+#include "sagan/core/io/atomic_file.h"
 #include "sagan/core/io/image.h"
 #include "sagan/core/rng.h"
 #include "sagan/models/data/dataset.h"
@@ -51,6 +54,27 @@ inline TrainConfig tiny_config() {
   c.device = "cpu";
   c.seed = 7;
   return c;
+}
+
+// An image folder of 12 random 32x32 RGB PNGs in 2 classes under root/data;
+// with `corrupt`, class1's files are not images.
+inline std::string write_image_folder(const std::filesystem::path& root, bool corrupt = false) {
+  for (int k = 0; k < 2; ++k) {
+    std::filesystem::path dir = root / "data" / ("class" + std::to_string(k));
+    std::filesystem::create_directories(dir);
+    for (int i = 0; i < 6; ++i) {
+      const std::filesystem::path file = dir / (std::to_string(i) + ".png");
+      if (corrupt && k == 1) {
+        io::write_file_atomic(file.string(), "not a PNG at all");
+        continue;
+      }
+      io::Image img(32, 32, 3);
+      Rng g(static_cast<uint64_t>(k * 100 + i + 3));
+      for (auto& p : img.pixels) p = static_cast<uint8_t>(g.below(256));
+      io::write_png(file.string(), img);
+    }
+  }
+  return (root / "data").string();
 }
 
 }  // namespace sagan::testing

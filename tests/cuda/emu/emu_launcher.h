@@ -2,11 +2,12 @@
 // kernels/cuda/flash_attention_common.cuh), running kernels on the CPU
 // emulator; and a float buffer with NaN canaries on both sides, so that
 // writes past either end change a canary and reads past an end bring NaN
-// into the results. Include after tests/cuda/emu/cuda_emu.h.
+// into the results, filled at random by random_guarded_buf. Include after tests/cuda/emu/cuda_emu.h.
 #pragma once
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <random>
 #include <vector>
 
 namespace sagan::emutest {
@@ -46,5 +47,13 @@ struct GuardedBuf {
     return true;
   }
 };
+
+// n normal floats of standard deviation `scale`, drawn in index order.
+inline GuardedBuf random_guarded_buf(size_t n, double scale, std::mt19937& gen) {
+  GuardedBuf b(n);
+  std::normal_distribution<float> dist(0.f, static_cast<float>(scale));
+  for (size_t i = 0; i < n; ++i) b.data()[i] = dist(gen);
+  return b;
+}
 
 }  // namespace sagan::emutest
