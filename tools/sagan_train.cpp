@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
       "sagan-train: train a Self-Attention GAN (hinge loss, TTUR Adam, EMA generator).\n"
       "With no options it trains class-conditional SAGAN-32 on Fashion-MNIST\n"
       "(Debian package dataset-fashion-mnist) and writes a run directory under runs/;\n"
-      "on the CPU (no GPU, or --device cpu) it takes --preset cpu (about 15 minutes on 2 cores)\n"
+      "on the CPU (no GPU, or --device cpu) it takes --preset cpu (15-25 minutes on 2 cores)\n"
       "unless a preset is named, and says so.\n"
       "Ctrl-C (or SIGTERM, SIGUSR1, SIGUSR2) stops after the current step, saves a checkpoint and\n"
       "exits 128 + the signal (130, 143, 138, 140); a second signal quits at once. --resume continues\n"
