@@ -1,10 +1,9 @@
 // The packed-B float32 GEMM (kernels/cpu/sgemm.h) against a float64 loop:
 // every row remainder of the 12-row micro-kernel, column remainders of the
 // 32-column panels, strided (transposed) A and B, accumulation, K = 0, and
-// the threaded path of a large product. Each case runs on the kernel this
-// machine's build picked and, where the CPU has AVX2 and FMA, on the AVX2
-// kernel too (compiled apart as sagan::cpu_avx2, tests/CMakeLists.txt), so
-// that an AVX-512 machine checks it as well.
+// the threaded path of a large product. Each case runs on every micro-kernel
+// this CPU supports (the portable loop, AVX2, AVX-512), not only on the one
+// sgemm_packed picks, so an AVX-512 machine checks the AVX2 kernel too.
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <vector>
@@ -14,30 +13,16 @@
 
 using namespace sagan;
 
-#if defined(SAGAN_TEST_SGEMM_AVX2)
-namespace sagan::cpu_avx2 {
-void sgemm_pack_b(int64_t K, int64_t N, const float* b, int64_t sk, int64_t sn, float* bp);
-void sgemm_packed(int64_t M, int64_t N, int64_t K, const float* a, int64_t si, int64_t sk, const float* bp, float* c,
-                  int64_t ldc, bool accumulate);
-}  // namespace sagan::cpu_avx2
-#endif
-
 namespace {
 
-struct Kernel {
-  const char* name;
-  void (*pack_b)(int64_t, int64_t, const float*, int64_t, int64_t, float*);
-  void (*packed)(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*, float*, int64_t, bool);
-};
-
-std::vector<Kernel> kernels() {
-  std::vector<Kernel> out{{"native", cpu::sgemm_pack_b, cpu::sgemm_packed}};
-#if defined(SAGAN_TEST_SGEMM_AVX2)
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    out.push_back({"avx2", cpu_avx2::sgemm_pack_b, cpu_avx2::sgemm_packed});
-  else
-    WARN("this CPU has no AVX2 and FMA: the AVX2 sgemm kernel is not checked here");
-#endif
+std::vector<cpu::SgemmKernel> kernels() {
+  std::vector<cpu::SgemmKernel> out;
+  for (cpu::SgemmKernel k : {cpu::SgemmKernel::Portable, cpu::SgemmKernel::Avx2, cpu::SgemmKernel::Avx512}) {
+    if (cpu::sgemm_kernel_supported(k))
+      out.push_back(k);
+    else
+      WARN("this CPU cannot run the " << cpu::sgemm_kernel_name(k) << " sgemm kernel: not checked here");
+  }
   return out;
 }
 
@@ -48,7 +33,7 @@ struct SgemmCase {
 
 // C = A @ B (+ C0) with A (M, K), B (K, N) stored as asked; returns the
 // largest error relative to sum_k |a||b| (the float32 rounding scale).
-double run_case(const Kernel& kernel, const SgemmCase& c, Rng& gen) {
+double run_case(cpu::SgemmKernel kernel, const SgemmCase& c, Rng& gen) {
   std::vector<float> a(static_cast<size_t>(c.M * c.K)), b(static_cast<size_t>(c.K * c.N));
   std::vector<float> out(static_cast<size_t>(c.M * c.N) + 5);  // + 5: nothing may be written past C
   for (float& v : a) v = static_cast<float>(gen.normal());
@@ -59,8 +44,8 @@ double run_case(const Kernel& kernel, const SgemmCase& c, Rng& gen) {
   const int64_t si = c.a_transposed ? 1 : c.K, ska = c.a_transposed ? c.M : 1;
   const int64_t skb = c.b_transposed ? 1 : c.N, sn = c.b_transposed ? c.K : 1;
   std::vector<float> bp(static_cast<size_t>(cpu::packed_b_size(c.K, c.N)));
-  kernel.pack_b(c.K, c.N, b.data(), skb, sn, bp.data());
-  kernel.packed(c.M, c.N, c.K, a.data(), si, ska, bp.data(), out.data(), c.N, c.accumulate);
+  cpu::sgemm_pack_b(c.K, c.N, b.data(), skb, sn, bp.data());
+  cpu::sgemm_packed_with(kernel, c.M, c.N, c.K, a.data(), si, ska, bp.data(), out.data(), c.N, c.accumulate);
   double worst = 0;
   for (int64_t i = 0; i < c.M; ++i)
     for (int64_t n = 0; n < c.N; ++n) {
@@ -80,8 +65,8 @@ double run_case(const Kernel& kernel, const SgemmCase& c, Rng& gen) {
 
 TEST_CASE("sgemm: row and column remainders, strides, accumulation", "[sgemm]") {
   Rng gen(41);
-  for (const Kernel& kernel : kernels()) {
-    INFO("kernel " << kernel.name);
+  for (cpu::SgemmKernel kernel : kernels()) {
+    INFO("kernel " << cpu::sgemm_kernel_name(kernel));
     for (int64_t M = 1; M <= 25; M += (M < 13 ? 1 : 12))
       for (int64_t N : {1, 7, 8, 9, 16, 17, 24, 32, 33, 70})
         for (bool acc : {false, true}) {
@@ -98,10 +83,27 @@ TEST_CASE("sgemm: row and column remainders, strides, accumulation", "[sgemm]") 
   }
 }
 
+TEST_CASE("sgemm: the kernel picked is the best the CPU supports; an unsupported one is refused", "[sgemm]") {
+  const cpu::SgemmKernel best = cpu::sgemm_kernel();
+  CHECK(cpu::sgemm_kernel_supported(best));
+  if (cpu::sgemm_kernel_supported(cpu::SgemmKernel::Avx512))
+    CHECK(best == cpu::SgemmKernel::Avx512);
+  else if (cpu::sgemm_kernel_supported(cpu::SgemmKernel::Avx2))
+    CHECK(best == cpu::SgemmKernel::Avx2);
+  else
+    CHECK(best == cpu::SgemmKernel::Portable);
+  for (cpu::SgemmKernel k : {cpu::SgemmKernel::Avx2, cpu::SgemmKernel::Avx512})
+    if (!cpu::sgemm_kernel_supported(k)) {
+      float a = 1, bp[32] = {}, c = 0;
+      REQUIRE_THROWS_WITH(cpu::sgemm_packed_with(k, 1, 1, 1, &a, 1, 1, bp, &c, 1, false),
+                          Catch::Contains("cannot run the") && Catch::Contains(cpu::sgemm_kernel_name(k)));
+    }
+}
+
 TEST_CASE("sgemm: K = 0 clears or keeps C; large products run threaded", "[sgemm]") {
   Rng gen(42);
-  for (const Kernel& kernel : kernels()) {
-    INFO("kernel " << kernel.name);
+  for (cpu::SgemmKernel kernel : kernels()) {
+    INFO("kernel " << cpu::sgemm_kernel_name(kernel));
     CHECK(run_case(kernel, {5, 9, 0, false, false, false}, gen) == 0.0);
     CHECK(run_case(kernel, {5, 9, 0, false, false, true}, gen) == 0.0);
     // 2*M*N*K above the threading threshold, odd sizes.

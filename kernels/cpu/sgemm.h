@@ -4,7 +4,8 @@
 // (48 x 4, 12 accumulators) reaches about half of this machine's FMA peak
 // on those shapes; this one about 90% (docs/benchmarks.md). With AVX2 and
 // FMA only, the block goes as 6 x 16 pieces (16 ymm registers); with
-// neither, a portable loop the compiler vectorises.
+// neither, a portable loop the compiler vectorises. The kernel is chosen at
+// run time from what the CPU has, whatever -march the engine was built with.
 #pragma once
 #include <cstdint>
 
@@ -32,5 +33,17 @@ void sgemm_pack_b(int64_t K, int64_t N, const float* b, int64_t sk, int64_t sn, 
 // over the available OpenMP threads outside one when the product is large.
 void sgemm_packed(int64_t M, int64_t N, int64_t K, const float* a, int64_t si, int64_t sk, const float* bp, float* c,
                   int64_t ldc, bool accumulate);
+
+// The micro-kernels; sgemm_packed runs sgemm_kernel(), the best this CPU
+// supports.
+enum class SgemmKernel { Portable, Avx2, Avx512 };
+SgemmKernel sgemm_kernel();
+bool sgemm_kernel_supported(SgemmKernel k);
+const char* sgemm_kernel_name(SgemmKernel k);  // "portable", "avx2", "avx512"
+
+// sgemm_packed on a given kernel (tests, benchmarks); one this CPU does not
+// support throws.
+void sgemm_packed_with(SgemmKernel kernel, int64_t M, int64_t N, int64_t K, const float* a, int64_t si, int64_t sk,
+                       const float* bp, float* c, int64_t ldc, bool accumulate);
 
 }  // namespace sagan::cpu
