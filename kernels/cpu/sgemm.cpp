@@ -174,7 +174,6 @@ constexpr MicroFn kAvx512[kMr + 1] = {nullptr,         micro_avx512<1>, micro_av
 #endif
 
 const MicroFn* table_of(SgemmKernel k) {
-  SAGAN_CHECK(sgemm_kernel_supported(k), "sgemm: this CPU cannot run the {} kernel", sgemm_kernel_name(k));
   switch (k) {
 #if defined(SAGAN_SGEMM_X86)
     case SgemmKernel::Avx512:
@@ -184,6 +183,34 @@ const MicroFn* table_of(SgemmKernel k) {
 #endif
     default:
       return kPortable;
+  }
+}
+
+// C = A @ B (+ C) on the given kernel's table (sgemm_packed's contract).
+void packed_on(const MicroFn* micro, int64_t M, int64_t N, int64_t K, const float* a, int64_t si, int64_t sk,
+               const float* bp, float* c, int64_t ldc, bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < M; ++i) std::fill(c + i * ldc, c + i * ldc + N, 0.0f);
+    return;
+  }
+  const int64_t panels = (N + kNr - 1) / kNr, mblocks = (M + kMr - 1) / kMr;
+  auto tile = [&](int64_t p, int64_t mb) {
+    const int64_t i0 = mb * kMr, n0 = p * kNr;
+    const int mr = static_cast<int>(std::min<int64_t>(kMr, M - i0));
+    micro[mr](K, a + i0 * si, si, sk, bp + p * K * kNr, c + i0 * ldc + n0, ldc, static_cast<int>(std::min(kNr, N - n0)),
+              accumulate);
+  };
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  if (!omp_in_parallel() && omp_get_max_threads() > 1 && flops >= 4e6) {
+    // Panels outermost so that each thread keeps its B panels.
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t p = 0; p < panels; ++p)
+      for (int64_t mb = 0; mb < mblocks; ++mb) tile(p, mb);
+  } else {
+    for (int64_t p = 0; p < panels; ++p)
+      for (int64_t mb = 0; mb < mblocks; ++mb) tile(p, mb);
   }
 }
 
@@ -245,35 +272,13 @@ void sgemm_pack_b(int64_t K, int64_t N, const float* b, int64_t sk, int64_t sn, 
 
 void sgemm_packed(int64_t M, int64_t N, int64_t K, const float* a, int64_t si, int64_t sk, const float* bp, float* c,
                   int64_t ldc, bool accumulate) {
-  sgemm_packed_with(sgemm_kernel(), M, N, K, a, si, sk, bp, c, ldc, accumulate);
+  packed_on(table_of(sgemm_kernel()), M, N, K, a, si, sk, bp, c, ldc, accumulate);
 }
 
 void sgemm_packed_with(SgemmKernel kernel, int64_t M, int64_t N, int64_t K, const float* a, int64_t si, int64_t sk,
                        const float* bp, float* c, int64_t ldc, bool accumulate) {
-  const MicroFn* micro = table_of(kernel);
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0) {
-    if (!accumulate)
-      for (int64_t i = 0; i < M; ++i) std::fill(c + i * ldc, c + i * ldc + N, 0.0f);
-    return;
-  }
-  const int64_t panels = (N + kNr - 1) / kNr, mblocks = (M + kMr - 1) / kMr;
-  auto tile = [&](int64_t p, int64_t mb) {
-    const int64_t i0 = mb * kMr, n0 = p * kNr;
-    const int mr = static_cast<int>(std::min<int64_t>(kMr, M - i0));
-    micro[mr](K, a + i0 * si, si, sk, bp + p * K * kNr, c + i0 * ldc + n0, ldc, static_cast<int>(std::min(kNr, N - n0)),
-              accumulate);
-  };
-  const double flops = 2.0 * double(M) * double(N) * double(K);
-  if (!omp_in_parallel() && omp_get_max_threads() > 1 && flops >= 4e6) {
-    // Panels outermost so that each thread keeps its B panels.
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t p = 0; p < panels; ++p)
-      for (int64_t mb = 0; mb < mblocks; ++mb) tile(p, mb);
-  } else {
-    for (int64_t p = 0; p < panels; ++p)
-      for (int64_t mb = 0; mb < mblocks; ++mb) tile(p, mb);
-  }
+  SAGAN_CHECK(sgemm_kernel_supported(kernel), "sgemm: this CPU cannot run the {} kernel", sgemm_kernel_name(kernel));
+  packed_on(table_of(kernel), M, N, K, a, si, sk, bp, c, ldc, accumulate);
 }
 
 }  // namespace sagan::cpu
