@@ -19,6 +19,7 @@
 
 using namespace sagan;
 using sagan::testing::quiet_options;
+using sagan::testing::resume_options;
 using sagan::testing::TempDir;
 namespace fs = std::filesystem;
 
@@ -104,9 +105,7 @@ TEST_CASE("a run from before --channels resumes with the channels its model has"
 
   TrainConfig more;
   more.steps = 3;
-  RunOptions r = quiet_options();
-  r.resume_dir = c.run_dir;
-  r.given.from_flag("steps", "--steps");
+  const RunOptions r = resume_options(c.run_dir);
   run_training(more, r);  // auto would read the folder as gray and refuse the RGB checkpoint
   const nlohmann::json after = read_json(config);
   CHECK(after["channels"] == "3");
@@ -143,9 +142,7 @@ TEST_CASE("a program's own data set trains through run_training, resumes exactly
   TrainConfig more;
 
   // Resumed without the program's data set: refused, naming what is missing.
-  RunOptions bare = quiet_options();
-  bare.resume_dir = c.run_dir;
-  bare.given.from_flag("steps", "--steps");
+  const RunOptions bare = resume_options(c.run_dir);
   more.steps = 6;
   REQUIRE_THROWS_WITH(run_training(more, bare),
                       Catch::Contains("trained on a program's own data set") && Catch::Contains("RunOptions::dataset"));

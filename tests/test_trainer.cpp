@@ -26,6 +26,7 @@ using namespace sagan;
 using sagan::testing::check_same_logged_values;
 using sagan::testing::check_same_state;
 using sagan::testing::more_steps;
+using sagan::testing::quiet_options;
 using sagan::testing::resume_options;
 using sagan::testing::run_straight_and_resumed;
 using sagan::testing::TempDir;
@@ -341,8 +342,7 @@ TEST_CASE("run_training: an interrupted and resumed run logs the same losses", "
   c.log_every = 1;
   c.sample_every = 2;
   c.checkpoint_every = 2;
-  RunOptions quiet;
-  quiet.progress = false;
+  const RunOptions quiet = quiet_options();
   const auto [a, b] = sagan::testing::train_straight_and_resumed(c, quiet, root, 4, 2);
   CHECK(!a.empty());
   CHECK(a == b);
@@ -413,8 +413,7 @@ TEST_CASE("run_training --fd-every logs the Frechet distance and leaves training
   c.log_every = 1;
   c.sample_every = c.checkpoint_every = 2;
   c.steps = 4;
-  RunOptions quiet;
-  quiet.progress = false;
+  const RunOptions quiet = quiet_options();
 
   c.run_dir = (root / "plain").string();
   run_training(c, quiet);
@@ -487,8 +486,7 @@ TEST_CASE("run_training saves a checkpoint before stopping on an image it cannot
   c.steps = 40;  // more than an epoch: every image is read
   c.checkpoint_every = 1000;
   c.run_dir = (root / "run").string();
-  RunOptions quiet;
-  quiet.progress = false;
+  const RunOptions quiet = quiet_options();
   std::string message;
   try {
     run_training(c, quiet);
@@ -524,8 +522,7 @@ TEST_CASE("run_training keeps the data path absolute, so a resume from another f
   c.data_path = "data";  // relative, as a user types it
   c.steps = 1;
   c.run_dir = (root / "run").string();
-  RunOptions quiet;
-  quiet.progress = false;
+  const RunOptions quiet = quiet_options();
   run_training(c, quiet);
   TrainConfig saved;
   read_config_file((root / "run" / "config.json").string(), saved, nullptr);
@@ -548,8 +545,7 @@ TEST_CASE("run_training --resume applies a new learning rate and records it, and
   c.sample_every = c.checkpoint_every = 2;
   c.steps = 2;
   c.run_dir = (root / "run").string();
-  RunOptions quiet;
-  quiet.progress = false;
+  const RunOptions quiet = quiet_options();
   run_training(c, quiet);
 
   // --resume RUN --steps 3 --lr-d 1e-5: applied, in config.json, the log and the metrics.
@@ -592,8 +588,7 @@ TEST_CASE("an unwritable --run-dir is reported before the data is loaded", "[tra
   c.dataset = "folder";
   c.data_path = (root / "no_such_data").string();  // loading it would fail
   c.run_dir = (root / "file" / "run").string();
-  RunOptions quiet;
-  quiet.progress = false;
+  const RunOptions quiet = quiet_options();
   REQUIRE_THROWS_WITH(run_training(c, quiet), Catch::StartsWith("TrainConfig.run_dir (--run-dir) " + c.run_dir +
                                                                 ": cannot create the directory"));
   if (::geteuid() != 0) {  // root writes through permission bits
