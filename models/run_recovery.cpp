@@ -4,6 +4,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -37,6 +38,24 @@ std::string foreign_config_problem(const std::string& run_dir) {
   } catch (const std::exception& e) {
     return e.what();
   }
+}
+
+std::string stray_files_problem(const std::string& run_dir) {
+  const fs::path dir(run_dir);
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec) || fs::exists(dir / "config.json", ec)) return "";
+  if (!list_checkpoints(run_dir).empty()) return "";  // a run that lost its config.json: refused as a run
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir, ec))
+    if (entry.path().filename() != ".lock") names.push_back(entry.path().filename().string());
+  if (ec || names.empty()) return "";     // an unreadable directory is reported by the directory checks
+  std::sort(names.begin(), names.end());  // the same message every time
+  std::string listed;
+  for (size_t i = 0; i < std::min<size_t>(names.size(), 3); ++i)
+    listed += fmt::format("{}'{}'", i > 0 ? ", " : "", names[i]);
+  if (names.size() > 3) listed += fmt::format(" and {} more", names.size() - 3);
+  return fmt::format("holds {} but no config.json: not a sagan-train run, and a new run would overwrite its files",
+                     listed);
 }
 
 RunDirLock::RunDirLock(const std::string& run_dir) {

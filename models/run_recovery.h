@@ -18,6 +18,14 @@ bool run_never_checkpointed(const std::string& run_dir);
 // other program's config.json is not a run to start over in.
 std::string foreign_config_problem(const std::string& run_dir);
 
+// Why a new run may not start in <run_dir> although no config.json is
+// there, or "": a directory that holds files but neither a config.json nor
+// a checkpoint is not a run at all (the user's own folder), and a start
+// would overwrite its metrics.csv and delete its samples/step_*.png. Names
+// up to three of its entries. An absent or empty directory (a lock file
+// aside) is fine; one with a config.json is for foreign_config_problem.
+std::string stray_files_problem(const std::string& run_dir);
+
 // An exclusive lock on a run directory (flock on <run_dir>/.lock) for as
 // long as the object lives: two processes training into one directory
 // would interleave metrics.csv rows and overwrite each other's checkpoints.

@@ -452,7 +452,7 @@ std::vector<TrainOption> make_table() {
   group = "Output";
   add(member({.key = "run_dir",
               .flag = "--run-dir",
-              .help = "Run directory (default runs/<date-time>); must not hold a run",
+              .help = "Run directory (default runs/<date-time>): new, empty, or a run that failed before its first checkpoint",
               .resume_why = "the run directory is the one --resume names",
               .show_default = false},
              &C::run_dir));

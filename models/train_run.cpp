@@ -208,8 +208,10 @@ std::shared_ptr<data::Dataset> make_dataset(const TrainConfig& cfg) {
 
 namespace {
 
-// The FD monitor's weights file, read only at its first FD, checked before
-// any directory or file is made: rank 0 alone runs the monitor.
+// The FD monitor's weights file, loaded after the run directory is made
+// (a file that is no feature net's then fails the start, which removes the
+// directory it made), found here before any directory or file is made:
+// rank 0 alone runs the monitor.
 void check_fd_weights(const TrainConfig& cfg, const ConfigSources& sources, bool writer) {
   if (!writer || cfg.fd_every <= 0 || cfg.fd_weights.empty()) return;
   SAGAN_CHECK(fs::is_regular_file(cfg.fd_weights), "{} {}: no such file", sources.where("fd_weights"), cfg.fd_weights);
@@ -304,6 +306,8 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
                       "{} {}: holds a config.json that this sagan-train cannot read as a run's ({}); choose "
                       "another directory",
                       where, cfg.run_dir, foreign);
+          const std::string stray = stray_files_problem(cfg.run_dir);
+          SAGAN_CHECK(stray.empty(), "{} {}: {}; choose an empty or new directory", where, cfg.run_dir, stray);
           // Made here (and so removed should the start fail) only when this
           // process created it: another start may be making the same one.
           std::error_code ec;
@@ -331,15 +335,14 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
   return cfg;
 }
 
-// A start that failed before writing anything leaves no directory behind
-// when it made it: only the lock file can be there then.
-void remove_if_unused(const std::string& dir) {
+// A start that failed before its first step leaves no directory behind
+// when it made it: what is there (config.json, the CSV header, TensorBoard's
+// first event file, the FD reference) is this start's alone and describes
+// nothing that ran. Errors are ignored: the failure itself is what the user
+// needs to read.
+void remove_made_dir(const std::string& dir) {
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec))
-    if (entry.path().filename() != ".lock") return;
-  if (ec) return;
-  fs::remove(fs::path(dir) / ".lock", ec);
-  fs::remove(dir, ec);
+  fs::remove_all(dir, ec);
 }
 
 // "64", "64 x 2 ranks = 128", "64 x 4 passes x 2 ranks = 512".
@@ -507,8 +510,10 @@ void resume_everywhere(Trainer& trainer, const std::string& run_dir, dist::Commu
   dist::check_same_everywhere(comm, fmt::format("step {}", trainer.step_count()), "the steps resumed at");
 }
 
+// `stepping` turns true as the first step begins: until then a failure
+// leaves nothing a user could want (no step, no checkpoint, no sample).
 RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<ConfigChange>& changes,
-                   const ConfigSources& sources, bool writer) {
+                   const ConfigSources& sources, bool writer, bool& stepping) {
   const bool resume = !opt.resume_dir.empty();
   dist::Communicator* comm = opt.comm.get();
   // A rank stuck before the first step (a stalled read of its data) would
@@ -571,6 +576,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
   // Declared after the trainer: gone before its communicators, which it polls.
   std::unique_ptr<dist::StallWatchdog> watchdog =
       make_watchdog(comm, trainer.data_parallel() ? &trainer.data_parallel()->comm() : comm, rc.dist_timeout, false);
+  stepping = true;
   while (trainer.step_count() < rc.steps) {
     StepStats s = guarded_step(trainer, rc.run_dir, [&]() -> std::string {
       if (!writer) return "rank 0 writes the checkpoints: the steps since the newest are lost";
@@ -640,17 +646,18 @@ RunResult run_training(TrainConfig cfg, const RunOptions& opt) {
   std::vector<ConfigChange> changes;
   RunDirLock lock;
   std::string made_dir;
+  bool stepping = false;
   // The directory this start made, removed while still locked (another
-  // process waiting for it then finds none).
+  // process waiting for it then finds none), unless a step began.
   auto tidy = [&] {
-    if (made_dir.empty() || !lock.held()) return;
-    remove_if_unused(made_dir);
+    if (made_dir.empty() || !lock.held() || stepping) return;
+    remove_made_dir(made_dir);
     lock = RunDirLock();
   };
   try {
     ConfigSources sources;
     cfg = settle_config(std::move(cfg), opt, writer, changes, lock, made_dir, sources);
-    RunResult r = train_in(std::move(cfg), opt, changes, sources, writer);
+    RunResult r = train_in(std::move(cfg), opt, changes, sources, writer, stepping);
     if (!r.started) tidy();
     return r;
   } catch (...) {

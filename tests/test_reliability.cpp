@@ -387,6 +387,27 @@ TEST_CASE("run directories: another program's config.json, one process at a time
   CHECK(slurp(foreign) == R"({"name": "my web app"})");
   CHECK(slurp(csv) == "a,b\n");
 
+  // So is a directory of the user's own files with no config.json at all:
+  // a start would overwrite its metrics.csv and delete its step_*.png.
+  TrainConfig own = folder_config(root.path / "own");
+  fs::create_directories(fs::path(own.run_dir) / "samples");
+  const fs::path own_csv = fs::path(own.run_dir) / "metrics.csv";
+  const fs::path own_png = fs::path(own.run_dir) / "samples" / "step_00000007.png";
+  io::write_file_atomic(own_csv.string(), "my results\n");
+  io::write_file_atomic(own_png.string(), "png");
+  REQUIRE_THROWS_WITH(run_training(own, quiet_options()),
+                      Catch::Contains("holds 'metrics.csv', 'samples' but no config.json") &&
+                          Catch::Contains("choose an empty or new directory"));
+  CHECK(slurp(own_csv) == "my results\n");
+  CHECK(slurp(own_png) == "png");
+  CHECK_FALSE(fs::exists(fs::path(own.run_dir) / ".lock"));
+  // An empty directory the user made is used.
+  TrainConfig empty = folder_config(root.path / "empty");
+  empty.steps = 1;
+  fs::create_directories(empty.run_dir);
+  CHECK(run_training(empty, quiet_options()).stop_signal == 0);
+  CHECK(fs::exists(fs::path(empty.run_dir) / "config.json"));
+
   // One process per run directory: a held lock refuses a start and a second lock.
   TrainConfig d = folder_config(root.path / "b");
   d.steps = 2;
@@ -433,6 +454,15 @@ TEST_CASE("run directories: another program's config.json, one process at a time
   REQUIRE_THROWS_WITH(run_training(no_weights, quiet_options()),
                       Catch::Contains("--fd-weights") && Catch::Contains("no_such.safetensors: no such file"));
   CHECK_FALSE(fs::exists(no_weights.run_dir));
+  // Weights that exist but are no feature net's fail after config.json,
+  // metrics.csv and TensorBoard's file were written, still before the first
+  // step: the directory this start made goes with them.
+  TrainConfig bad_weights = no_weights;
+  bad_weights.fd_features = "inception";
+  bad_weights.fd_weights = (root.path / "not_weights.safetensors").string();
+  io::write_file_atomic(bad_weights.fd_weights, "not a safetensors file");
+  REQUIRE_THROWS_WITH(run_training(bad_weights, quiet_options()), Catch::Contains("not_weights.safetensors"));
+  CHECK_FALSE(fs::exists(bad_weights.run_dir));
   fs::create_directories(e.run_dir);
   REQUIRE_THROWS(run_training(e, quiet_options()));
   CHECK(fs::exists(e.run_dir));
