@@ -11,7 +11,7 @@ namespace {
 std::vector<TrainPreset> make_presets() {
   using V = std::vector<std::pair<std::string, ConfigValue>>;
   return {
-      {"cpu", "SAGAN-32, ch 16, batch 32, 5000 steps (recognisable Fashion-MNIST in about 15 minutes on 2 CPU cores)",
+      {"cpu", "SAGAN-32, ch 16, batch 32, 5000 steps (recognisable Fashion-MNIST in 15-25 minutes on 2 CPU cores)",
        V{{"model.resolution", int64_t{32}},
          {"model.ch", int64_t{16}},
          {"batch_size", int64_t{32}},
@@ -32,7 +32,8 @@ std::vector<TrainPreset> make_presets() {
          {"log_every", int64_t{10}},
          {"sample_every", int64_t{500}},
          {"checkpoint_every", int64_t{500}}}},
-      {"sagan128", "SAGAN-128, ch 64, batch 256, 1M steps (the paper's ImageNet setting; --dataset folder --data DIR; "
+      {"sagan128",
+       "SAGAN-128, ch 64, batch 256, 1M steps (the paper's ImageNet setting; --dataset folder --data DIR; "
        "256 is the global batch: on N ranks with A passes each give --batch-size 256/(N A) --accumulate A)",
        V{{"model.resolution", int64_t{128}},
          {"model.ch", int64_t{64}},

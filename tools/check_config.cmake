@@ -94,6 +94,13 @@ expect_json(preset_file_overridden ${WORK_DIR}/preset_file.json steps VALUE 7)
 expect(preset_option_over_file EXIT 0 COMMAND ${TRAIN} --config preset.toml --preset sagan32 --write-config p32.json)
 expect_json(preset_option_over_file_value ${WORK_DIR}/p32.json model ch VALUE 64)
 expect_json(preset_option_over_file_steps ${WORK_DIR}/p32.json steps VALUE 7)
+# ... and what a plain run would take on the CPU: --write-config writes the
+# cpu preset's settings there, as the same command without it would train
+expect(preset_fallback EXIT 0 OUTPUT "--device cpu, so --preset cpu"
+       COMMAND ${TRAIN} --device cpu --steps 5 --write-config fallback.json)
+expect_json(preset_fallback_name ${WORK_DIR}/fallback.json preset VALUE cpu)
+expect_json(preset_fallback_value ${WORK_DIR}/fallback.json model ch VALUE 16)
+expect_json(preset_fallback_steps ${WORK_DIR}/fallback.json steps VALUE 5)
 expect(preset_unknown EXIT 1 OUTPUT "--preset: 'fast' is not one of cpu, sagan32, sagan128"
        COMMAND ${TRAIN} --preset fast ${STOP})
 write(preset_bad.toml "preset = \"fast\"\n")

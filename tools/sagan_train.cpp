@@ -30,7 +30,8 @@ void add_options(CLI::App& app, TrainToolOptions& o) {
   app.add_option("--config", o.config_file,
                  "Settings file (.json or .toml; keys as in a run's config.json); options given win")
       ->type_name("FILE");
-  app.add_option("--write-config", o.write_config, "Write the settings to FILE (.json or .toml) and exit")
+  app.add_option("--write-config", o.write_config,
+                 "Write the settings this command would train with to FILE (.json or .toml) and exit")
       ->type_name("FILE");
   app.add_option("--resume", o.resume_dir,
                  "Continue this run from its newest checkpoint; options given with it: docs/checkpoints.md")
@@ -41,10 +42,11 @@ void add_options(CLI::App& app, TrainToolOptions& o) {
 
 // The preset a new run falls back on when none is named: with no GPU and
 // nothing but command-line options, "cpu" (the full SAGAN-32 default would
-// take days), said on the output; config.json records it.
+// take days), said on the output; config.json records it. --write-config
+// takes it too: its file holds what the same command would train here.
 std::string fallback_preset(const TrainToolOptions& o,
                             const std::function<void(TrainConfig&, ConfigSources&)>& apply_cli) {
-  if (!o.resume_dir.empty() || !o.write_config.empty()) return "";
+  if (!o.resume_dir.empty()) return "";
   TrainConfig cli;
   ConfigSources given;
   apply_cli(cli, given);
