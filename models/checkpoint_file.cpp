@@ -226,6 +226,10 @@ CheckpointFile checked(CheckpointFile c) {
   auto cfg_it = c.file.metadata.find("config");
   SAGAN_CHECK(cfg_it != c.file.metadata.end(), "{}: not a sagan-train checkpoint (no 'config' metadata)", c.path);
   c.config = TrainConfig::from_json(cfg_it->second, c.path + " (config metadata)");
+  // Checked here, naming the file: a network built from it would fail
+  // later with the bare rule ("SaganConfig: ...").
+  if (auto p = c.config.model.problem())
+    SAGAN_FAIL("{} (config metadata): model.{}: {}: the file is damaged or not sagan-train's", c.path, p->key, p->text);
   auto step = c.file.metadata.find("step");
   c.step = step != c.file.metadata.end() ? step->second : "?";
   // Printed by the tools and written into exported models: a number, or the
@@ -237,8 +241,9 @@ CheckpointFile checked(CheckpointFile c) {
   // The file's tensors are on the CPU: a scan of each, whatever reads it next.
   for (const auto& [name, t] : c.file.tensors)
     SAGAN_CHECK(all_finite(t),
-                "{}: tensor '{}' holds NaN or infinite values: the run diverged before this checkpoint was written "
-                "(step {}); use an earlier checkpoint",
+                "{}: tensor '{}' holds NaN or infinite values, which sagan-train refuses to save: the file is "
+                "damaged, or a version before that check saved a diverged run (step {}); use an earlier "
+                "checkpoint",
                 c.path, name, c.step);
   return c;
 }
@@ -252,8 +257,21 @@ CheckpointFile open_checkpoint(const std::string& file_or_run) {
     SAGAN_CHECK(!c.path.empty(), "{}: a directory without checkpoints/step_*.safetensors", file_or_run);
   }
   SAGAN_CHECK(fs::exists(c.path), "{}: no such checkpoint file or run directory", c.path);
-  c.file = io::load_safetensors(c.path);
-  return checked(std::move(c));
+  if (c.path == file_or_run) {
+    c.file = io::load_safetensors(c.path);
+    return checked(std::move(c));
+  }
+  // The run's newest, unreadable (a crash during its write on a file system
+  // without atomic renames, a disk error): say which older one could serve.
+  try {
+    c.file = io::load_safetensors(c.path);
+    return checked(std::move(c));
+  } catch (const Error& e) {
+    const std::vector<std::string> all = list_checkpoints(file_or_run);
+    if (all.size() < 2) throw;
+    SAGAN_FAIL("{}\n(the newest checkpoint of {}; name an older one to use it instead, e.g. {})", e.what(), file_or_run,
+               all[1]);
+  }
 }
 
 CheckpointFile parse_checkpoint(const uint8_t* data, size_t size, const std::string& name) {

@@ -138,6 +138,20 @@ TEST_CASE("tools load the networks a trainer saved; other files are refused by n
     io::save_safetensors(path, all, f.metadata);
     REQUIRE_THROWS_WITH(open_checkpoint(path), Catch::Contains("badstep.safetensors: metadata 'step' is 'abc'"));
   }
+  // A model in the config metadata that breaks the settings' rules: refused
+  // naming the file, not later by the network's bare rule.
+  {
+    io::SafetensorsFile f = io::load_safetensors(checkpoint_path(run, 2));
+    TrainConfig edited = TrainConfig::from_json(f.metadata.at("config"), "config");
+    edited.model.resolution = 48;
+    f.metadata["config"] = edited.to_json();
+    NamedTensors all(f.tensors.begin(), f.tensors.end());
+    const std::string path = (dir.path / "badmodel.safetensors").string();
+    io::save_safetensors(path, all, f.metadata);
+    REQUIRE_THROWS_WITH(open_checkpoint(path),
+                        Catch::Contains("badmodel.safetensors (config metadata): model.resolution") &&
+                            Catch::Contains("damaged or not sagan-train's"));
+  }
   // A model with another class count (another --data) is refused by that
   // difference, not by the first shape that fails to load.
   TrainConfig uc = checkpoint_config();
@@ -148,6 +162,16 @@ TEST_CASE("tools load the networks a trainer saved; other files are refused by n
   fs::create_directories(dir.path / "empty_run");
   REQUIRE_THROWS_WITH(open_checkpoint((dir.path / "empty_run").string()),
                       Catch::Contains("empty_run: a directory without checkpoints"));
+
+  // A run whose newest checkpoint is cut short: the error names it and an
+  // older one to use instead.
+  t.step();
+  t.save_checkpoint(checkpoint_path(run, 3));
+  fs::resize_file(checkpoint_path(run, 3), 100);
+  REQUIRE_THROWS_WITH(open_checkpoint(run),
+                      Catch::Contains(checkpoint_path(run, 3)) &&
+                          Catch::Contains("name an older one to use it instead, e.g. " + checkpoint_path(run, 2)));
+  CHECK(open_checkpoint(checkpoint_path(run, 2)).step == "2");
 }
 
 TEST_CASE("a checkpoint records the data set's size; a resume on another size warns that it is not exact",
