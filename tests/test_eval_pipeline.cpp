@@ -260,6 +260,19 @@ TEST_CASE("embedding, caching and reports", "[eval_pipeline]") {
   CHECK(made == 1);
   REQUIRE_THROWS_WITH(cached_stats((dir / "cache").string(), key, "other-net", make),
                       Catch::Contains("holds 'tiny' features, not 'other-net'"));
+  // An entry cut short is made again, with a warning naming it, and replaced.
+  const fs::path entry = dir / "cache" / (key + ".safetensors");
+  fs::resize_file(entry, fs::file_size(entry) / 2);
+  std::vector<std::string> warnings;
+  StatsFile c = cached_stats((dir / "cache").string(), key, net.name(), make, &hit,
+                             [&](const std::string& w) { warnings.push_back(w); });
+  CHECK_FALSE(hit);
+  CHECK(made == 2);
+  REQUIRE(warnings.size() == 1);
+  CHECK_THAT(warnings[0], Catch::Contains("--cache: unreadable, made again") && Catch::Contains(entry.string()));
+  CHECK(c.stats.n == a.stats.n);
+  cached_stats((dir / "cache").string(), key, net.name(), make, &hit);
+  CHECK(hit);
   MetricOptions mo;
   mo.kid_subset_size = 10;
   mo.kid_subsets = 5;

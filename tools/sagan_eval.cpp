@@ -361,7 +361,8 @@ StatsFile reference_stats(const EvalOptions& o, const EvalPlan& p, std::string& 
   const std::string key = cache_key(fmt::format("{}-{}-{}px-{}ch-n{}-{}", p.dataset, o.split, p.resolution, p.channels,
                                                 reference->size(), p.features),
                                     desc + "|" + p.net_id + "|" + p.net_fingerprint);
-  StatsFile rf = cached_stats(o.cache_dir, key, p.net_id, make, &hit);
+  StatsFile rf = cached_stats(o.cache_dir, key, p.net_id, make, &hit,
+                              [](const std::string& why) { fmt::print(stderr, "sagan-eval: warning: {}\n", why); });
   if (!o.quiet)
     fmt::print(stderr, "sagan-eval: reference statistics {} {}/{}.safetensors\n", hit ? "from" : "cached in",
                o.cache_dir, key);

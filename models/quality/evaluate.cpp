@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 
 #include "sagan/core/autograd.h"
 #include "sagan/core/hash.h"
@@ -360,15 +361,24 @@ std::string cache_key(const std::string& readable, const std::string& full_descr
 }
 
 StatsFile cached_stats(const std::string& cache_dir, const std::string& key, const std::string& feature_net,
-                       const std::function<StatsFile()>& make, bool* hit) {
+                       const std::function<StatsFile()>& make, bool* hit,
+                       const std::function<void(const std::string&)>& warn) {
   fs::path path = fs::path(cache_dir) / (key + ".safetensors");
+  std::optional<StatsFile> cached;
   if (fs::exists(path)) {
-    StatsFile f = load_stats(path.string());
+    try {
+      cached = load_stats(path.string());
+    } catch (const Error& e) {
+      if (warn) warn(fmt::format("--cache: unreadable, made again: {}", e.what()));
+    }
+  }
+  if (cached) {
+    StatsFile& f = *cached;
     SAGAN_CHECK(f.feature_net == feature_net,
                 "--cache: {} holds '{}' features, not '{}'; delete it or use another --cache directory", path.string(),
                 f.feature_net, feature_net);
     if (hit) *hit = true;
-    return f;
+    return std::move(f);
   }
   StatsFile f = make();
   fs::create_directories(cache_dir);

@@ -108,9 +108,12 @@ StatsFile make_stats(const Embedding& e, const std::string& feature_net,
 
 // Loads <cache_dir>/<key>.safetensors when it exists and was made by the same
 // feature net; otherwise calls make() and writes the file atomically.
-// *hit tells which happened.
+// *hit tells which happened. An entry that cannot be read (cut short,
+// damaged) is made again and replaced: warn() gets the file and why (a
+// cache holds nothing that cannot be recomputed).
 StatsFile cached_stats(const std::string& cache_dir, const std::string& key, const std::string& feature_net,
-                       const std::function<StatsFile()>& make, bool* hit = nullptr);
+                       const std::function<StatsFile()>& make, bool* hit = nullptr,
+                       const std::function<void(const std::string&)>& warn = {});
 // FNV-1a 64 of a file's bytes, as 16 hex digits: identifies feature-net
 // weights in cache keys, so retrained weights at the same path never hit a
 // stale entry. Throws naming the file when it cannot be read.
