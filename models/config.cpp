@@ -23,6 +23,7 @@ std::optional<ConfigProblem> SaganConfig::problem() const {
   if (z_dim <= 0) return bad("z_dim", fmt::format("must be positive, got {}", z_dim));
   if (num_classes < 0) return bad("num_classes", fmt::format("must be >= 0 (0 = unconditional), got {}", num_classes));
   if (image_channels <= 0) return bad("image_channels", fmt::format("must be positive, got {}", image_channels));
+  if (auto p = size_problem()) return p;
   // The multiplier behind each network's widths, as messages name it.
   const std::string g_width = g_ch != 0 ? fmt::format("g_ch = {}", g_ch) : fmt::format("ch = {}", ch);
   const std::string d_width = d_ch != 0 ? fmt::format("d_ch = {}", d_ch) : fmt::format("ch = {}", ch);
@@ -53,6 +54,33 @@ std::optional<ConfigProblem> SaganConfig::problem() const {
       return bad("d_attn_res", *p);
   }
   return std::nullopt;
+}
+
+std::optional<ConfigProblem> SaganConfig::size_problem() const {
+  // Below 2^40 no width product of the networks (16 x the multiplier, a 3x3
+  // convolution's 9 x width^2 values) overflows int64; the weights' bound
+  // decides first in practice.
+  constexpr int64_t kMaxMultiplier = int64_t{1} << 40;
+  for (auto [key, value] : {std::pair<const char*, int64_t>{"ch", ch}, {"g_ch", g_ch}, {"d_ch", d_ch}})
+    if (value > kMaxMultiplier) return ConfigProblem{key, fmt::format("{} is beyond any machine", value)};
+  // The weights of the 3x3 and 1x1 convolutions and G's input linear layer
+  // (the bulk of every network here), in double: no overflow.
+  auto block = [](double in, double out) { return 9 * in * out + 9 * out * out + in * out; };
+  std::vector<int64_t> gw = g_widths();
+  double g_weights = static_cast<double>(z_dim) * 16 * static_cast<double>(gw[0]);
+  for (size_t i = 1; i < gw.size(); ++i) g_weights += block(static_cast<double>(gw[i - 1]), static_cast<double>(gw[i]));
+  double d_weights = 0;
+  for (const DBlockSpec& b : d_blocks()) d_weights += block(static_cast<double>(b.in), static_cast<double>(b.out));
+  // float32 weights alone, before gradients, Adam's two moments and the EMA
+  // copy: 1 TiB is more than any GPU or most hosts hold.
+  constexpr double kMaxWeightBytes = 1099511627776.0;
+  const double bytes = 4 * (g_weights + d_weights);
+  if (bytes <= kMaxWeightBytes) return std::nullopt;
+  const char* key = g_weights >= d_weights ? (g_ch != 0 ? "g_ch" : "ch") : (d_ch != 0 ? "d_ch" : "ch");
+  const int64_t value = g_weights >= d_weights ? resolved_g_ch() : resolved_d_ch();
+  return ConfigProblem{key, fmt::format("{} gives the networks about {:.3g} weights, {:.0f} GiB in float32 before "
+                                        "gradients and Adam's state: beyond any machine (at most 1 TiB of weights)",
+                                        value, g_weights + d_weights, bytes / 1073741824.0)};
 }
 
 std::optional<std::string> SaganConfig::attn_channels_problem(int64_t res, int64_t channels,

@@ -138,6 +138,9 @@ struct SaganConfig {
     while ((int64_t{1} << n) < resolution) ++n;
     return n;
   }
+  // Widths whose weights no machine holds (and whose products would
+  // overflow int64 further on), or nullopt.
+  std::optional<ConfigProblem> size_problem() const;
   // `width` names the multiplier behind `channels` in the message ("ch = 3").
   std::optional<std::string> attn_channels_problem(int64_t res, int64_t channels, const std::string& width) const;
 };

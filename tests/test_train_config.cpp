@@ -372,6 +372,16 @@ TEST_CASE("invalid values are reported under their file and key, or their option
   CHECK_THAT(file_error(dir, "m.toml", "[model]\nresolution = 48\n"),
              Catch::EndsWith("m.toml: model.resolution: must be a power of two >= 32, got 48"));
   CHECK_THAT(file_error(dir, "m.toml", "beta2 = 1.0\n"), Catch::EndsWith("m.toml: beta2: must be in [0, 1), got 1"));
+  // Widths no machine holds: refused before any network is built (it used to
+  // fill the host's memory for a minute, then end in std::bad_alloc).
+  CHECK_THAT(file_error(dir, "m.toml", "[model]\nch = 100000\n"),
+             Catch::Contains("m.toml: model.ch: 100000 gives the networks about 1.18e+13 weights") &&
+                 Catch::Contains("beyond any machine"));
+  CHECK_THAT(file_error(dir, "m.toml", "[model]\ng_ch = 5000000000000000\n"),
+             Catch::EndsWith("m.toml: model.g_ch: 5000000000000000 is beyond any machine"));
+  CHECK_THAT(file_error(dir, "m.toml", "[model]\nch = 16\nd_ch = 40000\n"),
+             Catch::Contains("m.toml: model.d_ch: 40000 gives the networks"));
+  CHECK_THAT(file_error(dir, "m.toml", "[model]\nch = 10000\n"), !Catch::Contains("model.ch"));
   CHECK_THAT(file_error(dir, "m.toml", "dataset = \"folder\"\n"),
              Catch::EndsWith("m.toml: dataset: folder needs --data PATH (a folder of class sub-folders)"));
   CHECK_THAT(file_error(dir, "m.toml", "fd_every = 15\n"),

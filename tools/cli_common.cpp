@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <new>
 #include <sstream>
 #include <string_view>
 
@@ -25,6 +26,14 @@ int guarded_main(const char* tool, const std::function<int()>& body) {
     return body();
   } catch (const sagan::Error& e) {
     fmt::print(stderr, "{}: error: {}\n", tool, e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    // Settings far beyond the machine (--ch 100000) end here, not in a
+    // message that names only the C++ type.
+    fmt::print(stderr,
+               "{}: error: out of memory: an allocation of host memory failed; smaller settings (batch size, "
+               "widths, resolution) need less\n",
+               tool);
     return 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "{}: unexpected error: {}\n", tool, e.what());
