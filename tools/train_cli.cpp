@@ -85,12 +85,15 @@ void TrainSettingsCli::add_to(CLI::App& app) {
       // A lone "!--name" gives false; added as a plain flag so that --help
       // does not show CLI11's "{false}".
       s.cli = group->add_flag(o.flag.substr(1), s.flag, o.help);
+      s.cli->multi_option_policy(CLI::MultiOptionPolicy::Throw);  // given twice: refused as every option is
       s.negated = true;
       continue;
     }
     if (o.kind == ValueKind::Bool) {
       s.flag = std::get<bool>(o.get(defaults));
       s.cli = group->add_flag(o.flag, s.flag, o.help + (s.flag ? " (default: on)" : " (default: off)"));
+      // --hflip --no-hflip, or --hflip twice: which one was meant is unclear.
+      s.cli->multi_option_policy(CLI::MultiOptionPolicy::Throw);
       continue;
     }
     if (o.kind == ValueKind::IntList)
