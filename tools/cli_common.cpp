@@ -79,8 +79,16 @@ ParseOutcome parse_command_line(const char* tool, CLI::App& app, int argc, char*
     // given twice: said plainly.
     std::string what = e.what();
     constexpr std::string_view kTwice = ": At Most 1 required but received ";
-    if (const size_t at = what.find(kTwice); at != std::string::npos)
-      what = what.substr(0, at) + ": given " + what.substr(at + kTwice.size()) + " times; give it once";
+    if (const size_t at = what.find(kTwice); at != std::string::npos) {
+      // A flag pair (--hflip,--no-hflip) is one option: named as a pair,
+      // or "--hflip --no-hflip" would read as "--hflip given 2 times".
+      std::string name = what.substr(0, at), once = "give it once";
+      if (const CLI::Option* opt = app.get_option_no_throw(name); opt && opt->get_lnames().size() == 2) {
+        name = "--" + opt->get_lnames()[0] + " / --" + opt->get_lnames()[1];
+        once = "give one of them once";
+      }
+      what = name + ": given " + what.substr(at + kTwice.size()) + " times; " + once;
+    }
     return {ParseOutcome::Error, fmt::format("{} (run {} --help for the options)", what, tool)};
   }
 }
