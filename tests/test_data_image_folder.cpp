@@ -26,6 +26,11 @@ TEST_CASE("image_folder maps sorted sub-folders to labels", "[data][data_folder]
   fs::copy_file(SAGAN_TEST_DATA_DIR "/io/rgb444.jpg", dir / "cat/j.jpeg");
   io::write_file_atomic(dir / "cat/readme.txt", std::string("not an image"));
   io::write_png(dir / ".hidden/h.png", solid(2, 2, 3, 0));
+  // Hidden names inside a class too: a macOS resource fork (not an image)
+  // and a notebook's checkpoint copy.
+  io::write_file_atomic(dir / "dog/._b.png", std::string("\0\5\x16\7 resource fork"));
+  fs::create_directories(dir / "cat/.ipynb_checkpoints");
+  io::write_png(dir / "cat/.ipynb_checkpoints/z.png", solid(3, 3, 3, 30));
 
   auto ds = data::image_folder(dir.path.string());
   CHECK(data::image_folder_classes(*ds) == std::vector<std::string>{"cat", "dog"});

@@ -155,3 +155,19 @@ TEST_CASE("a full disk is reported in the whole write's bytes, not a piece's", "
                       Catch::Contains(fmt::format("of {} bytes", total)) && Catch::Contains("No space left on device"));
   std::fclose(f);
 }
+
+TEST_CASE("a file's folder must exist to be written to: none is made", "[io][io_atomic]") {
+  TempDir dir;
+  const fs::path missing = dir.path / "typo" / "d";
+  REQUIRE_THROWS_WITH(io::check_writable_file((missing / "x.png").string(), "-o x"),
+                      "-o x: the folder " + missing.string() + " does not exist; create it first");
+  CHECK_FALSE(fs::exists(dir.path / "typo"));
+  io::write_file_atomic(dir / "plain", std::string("a file"));
+  REQUIRE_THROWS_WITH(io::check_writable_file((dir.path / "plain" / "x.png").string(), "-o y"),
+                      "-o y: " + dir / "plain" + " is not a folder");
+  io::check_writable_file(dir / "x.png", "-o z");
+  CHECK_FALSE(fs::exists(dir.path / "x.png"));
+  // A folder option is made, with its parents.
+  io::check_writable_dir((missing / "e").string(), "--separate e");
+  CHECK(fs::is_directory(missing / "e"));
+}

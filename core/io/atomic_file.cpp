@@ -154,6 +154,12 @@ void check_writable_file(const std::string& path, const std::string& what) {
   std::error_code ec;
   SAGAN_CHECK(!fs::is_directory(path, ec), "{}: is a directory; give a file name", what);
   const fs::path parent = fs::path(path).parent_path();
+  // Not made: a typo in the folder would leave new folders behind, made
+  // before the tool has done (or failed at) anything.
+  if (!parent.empty()) {
+    SAGAN_CHECK(fs::exists(parent, ec), "{}: the folder {} does not exist; create it first", what, parent.string());
+    SAGAN_CHECK(fs::is_directory(parent, ec), "{}: {} is not a folder", what, parent.string());
+  }
   check_writable_dir(parent.empty() ? "." : parent.string(), what);
 }
 

@@ -47,8 +47,8 @@ std::vector<std::filesystem::directory_entry> list_directory(const std::filesyst
 // it, since permission bits do not tell (root writes anyway, a read-only
 // mount refuses everyone). `what` leads the error ("--run-dir runs/x").
 void check_writable_dir(const std::string& dir, const std::string& what);
-// The same for a file to be written later: its folder must be writable and
-// the path must not be a directory.
+// The same for a file to be written later: its folder must exist (it is
+// not made) and be writable, and the path must not be a directory.
 void check_writable_file(const std::string& path, const std::string& what);
 
 }  // namespace sagan::io

@@ -91,6 +91,10 @@ std::vector<std::string> image_files_under(const std::string& dir) {
                 "image_folder: {} leads back to {}, a folder it is inside (a link loop)", d.string(), real.string());
     above.push_back(real);
     for (const auto& e : io::list_directory(d, "image_folder")) {
+      // Hidden names, as at the top level: macOS's ._x.png resource forks
+      // (not images: the first step to reach one would stop the run) and
+      // copies in folders such as .ipynb_checkpoints (trained on twice).
+      if (e.path().filename().string()[0] == '.') continue;
       if (e.is_directory(ec))
         walk(e.path());
       else if (e.is_regular_file(ec) && is_image_file(e.path()))
