@@ -255,6 +255,11 @@ def main():
         fail(f"--classes: expected comma-separated class ids, got '{opt.classes}'")
     if not (opt.truncation == 0 or 1e-3 <= opt.truncation < math.inf):
         fail(f"--truncation: expected 0 (off) or a value of at least 0.001, got {opt.truncation}")
+    # Output files' folders too: found missing after the generation, the work is lost.
+    for flag, path in (("--save", opt.save), ("--png", opt.png), ("--dump", opt.dump)):
+        folder = os.path.dirname(path) if path else ""
+        if folder and not os.path.isdir(folder):
+            fail(f"{flag} {path}: the folder {folder} does not exist; create it first")
     if opt.png or opt.compare_png:
         try:
             import PIL  # noqa: F401  (Debian: python3-pil)

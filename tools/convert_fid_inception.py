@@ -45,16 +45,32 @@ def main():
     ap.add_argument("out", help="output .safetensors")
     args = ap.parse_args()
 
-    sd = torch.load(args.pth, map_location="cpu")
+    try:
+        sd = torch.load(args.pth, map_location="cpu")
+    except FileNotFoundError:
+        sys.exit(f"convert_fid_inception: {args.pth}: no such file")
+    except Exception as e:  # not a pickle / zip of tensors
+        sys.exit(f"convert_fid_inception: {args.pth}: not a PyTorch state dict ({type(e).__name__}: {e})")
     if isinstance(sd, dict) and "state_dict" in sd:
         sd = sd["state_dict"]
+    if not isinstance(sd, dict):
+        sys.exit(f"convert_fid_inception: {args.pth}: holds a {type(sd).__name__}, not a state dict")
     tensors = {k: v for k, v in sd.items() if torch.is_tensor(v) and not k.endswith("num_batches_tracked")}
     problems = []
-    if "fc.weight" not in tensors or tuple(tensors["fc.weight"].shape) != (1008, 2048):
+    if "fc.weight" not in tensors:
+        problems.append("no fc.weight: not an Inception-v3 state dict")
+    elif tuple(tensors["fc.weight"].shape) != (1008, 2048):
         problems.append("fc.weight is not 1008x2048 (torchvision's ImageNet Inception has 1000 classes: "
                         "use pytorch-fid's FID weights)")
     if any(k.startswith("AuxLogits.") for k in tensors):
         problems.append("the file has AuxLogits.* tensors: it is not pytorch-fid's FID Inception")
+    # torchvision's Inception3(aux_logits=False, num_classes=1008), the
+    # layout of pytorch-fid's file, less the BN counters: a file with fewer
+    # tensors would convert, then fail in sagan-eval on the first missing one.
+    count, values = len(tensors), sum(t.numel() for t in tensors.values())
+    if not problems and (count, values) != (472, 23885392):
+        problems.append(f"{count} tensors of {values} values, where pytorch-fid's FID Inception has 472 of "
+                        "23885392: the file is incomplete or another network")
     if problems:
         sys.exit("convert_fid_inception: " + args.pth + ": " + "; ".join(problems))
     write_safetensors(args.out, tensors, {"source": args.pth, "network": "pytorch-fid FID Inception-v3"})

@@ -19,8 +19,11 @@ import zlib
 
 
 def read_idx(path, ndim):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:  # missing, unreadable, not gzip
+        sys.exit(f"fmnist_subset.py: {path}: {e.strerror or e} (--data names the Fashion-MNIST IDX directory)")
     magic = struct.unpack(">I", data[:4])[0]
     if magic != 0x800 | ndim:
         sys.exit(f"fmnist_subset.py: {path}: not an IDX file of {ndim} dims (magic {magic:#x})")
@@ -49,6 +52,13 @@ def main():
         sys.exit(f"fmnist_subset.py: -n {opt.n}: the training set has {n_img} images and {n_lab} labels")
     if os.path.exists(opt.out_dir) and os.listdir(opt.out_dir):
         sys.exit(f"fmnist_subset.py: {opt.out_dir} exists and is not empty")
+    # A class with no image has no folder, and the folder data set would
+    # number the later classes one lower (folder 9 as label 8).
+    missing = sorted(set(range(10)) - set(labels[:opt.n]))
+    if missing:
+        need = max(labels.index(c) for c in missing) + 1
+        sys.exit(f"fmnist_subset.py: -n {opt.n}: class(es) {missing} have no image among the first {opt.n}, and "
+                 f"the folder data set would shift the labels of the others; -n {need} or more gives every class one")
     counts = [0] * 10
     for i in range(opt.n):
         label = labels[i]

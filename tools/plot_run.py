@@ -12,7 +12,7 @@ import sys
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     ap.add_argument("run_dir")
     ap.add_argument("-o", "--out", default=None, help="PNG to write (default RUN_DIR/curves.png)")
     ap.add_argument("--smooth", type=int, default=1, help="moving-average window in rows")
@@ -24,7 +24,10 @@ def main():
         rows = list(csv.DictReader(f))
     if not rows:
         sys.exit(f"plot_run: {path}: no rows")
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        sys.exit("plot_run: needs matplotlib (pip install matplotlib, or apt-get install python3-matplotlib)")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
