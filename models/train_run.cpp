@@ -23,6 +23,7 @@
 #include "sagan/core/io/image.h"
 #include "sagan/core/io/tensorboard.h"
 #include "sagan/dist/agree.h"
+#include "sagan/dist/launch.h"
 #include "sagan/dist/watchdog.h"
 #include "sagan/models/data_parallel.h"
 #include "sagan/models/quality/fd_monitor.h"
@@ -358,10 +359,11 @@ std::string global_batch_text(const TrainConfig& c) {
 void announce(const Trainer& trainer, const data::Dataset& dataset, bool resumed) {
   const TrainConfig& rc = trainer.config();
   const int64_t K = rc.model.num_classes;
-  fmt::print("sagan-train: {} SAGAN-{} {}, batch {}{} on {} ({} images, {} classes) on {}; run dir {}{}\n",
+  fmt::print("sagan-train: {} SAGAN-{} {}, batch {}{} on {} ({} images{}) on {}; run dir {}{}\n",
              K > 0 ? "class-conditional" : "unconditional", rc.model.resolution, widths_text(rc.model),
              global_batch_text(rc), rc.preset.empty() ? "" : fmt::format(" (preset {})", rc.preset), dataset.name(),
-             dataset.size(), K, device_name(trainer.device()), rc.run_dir,
+             dataset.size(), K > 0 ? fmt::format(", {} class{}", K, K == 1 ? "" : "es") : "",
+             device_name(trainer.device()), rc.run_dir,
              resumed ? fmt::format(" (resumed at step {})", trainer.step_count()) : "");
   if (trainer.step_count() < rc.steps) {
     const double t = estimate_iteration_seconds(rc, trainer.device());
@@ -541,7 +543,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
     // (the Trainer's own check names them as a program sets them).
     cfg.validate(sources);
     facts = startup_facts(cfg, *dataset, rank_device(cfg, comm));
-    check_data_fills_a_batch("sagan-train", *dataset, cfg.batch_size, cfg.accumulate, comm ? comm->size() : 1);
+    check_data_fills_a_batch("", *dataset, cfg.batch_size, cfg.accumulate, comm ? comm->size() : 1);
   });
   dist::check_same_everywhere(comm, facts, "the settings, devices or data sets");
   Trainer trainer(cfg, dataset, DType::F32, opt.comm);
@@ -560,7 +562,10 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
     fd = std::make_unique<quality::FdMonitor>(rc, dataset, rc.run_dir, trainer.device(), opt.progress);
   if (opt.progress) announce(trainer, *dataset, resume);
 
-  const bool tty = ::isatty(STDOUT_FILENO);
+  // A launcher's ranks write to a terminal of its own (Open MPI gives each a
+  // pseudo-terminal) whatever mpirun's output is: a log file of rewritten
+  // lines ("\r") would hold one line for the whole run. Launched: a line each.
+  const bool tty = ::isatty(STDOUT_FILENO) && !dist::detect_launch().launched;
   using clock = std::chrono::steady_clock;
   auto window_start = clock::now();
   int64_t window_steps = 0;

@@ -42,8 +42,9 @@ Device rank_device(const TrainConfig& cfg, const dist::Communicator* comm) {
 void check_data_fills_a_batch(const char* what, const data::Dataset& d, int64_t batch_size, int64_t accumulate,
                               int64_t world_size) {
   SAGAN_CHECK(d.size() >= batch_size * accumulate * world_size,
-              "{}: data set {} has {} images, fewer than one global batch of --batch-size {}{}{}", what, d.name(),
-              d.size(), batch_size, accumulate > 1 ? fmt::format(" x --accumulate {}", accumulate) : std::string(),
+              "{}{}data set {} has {} images, fewer than one global batch of --batch-size {}{}{}", what,
+              *what != '\0' ? ": " : "", d.name(), d.size(), batch_size,
+              accumulate > 1 ? fmt::format(" x --accumulate {}", accumulate) : std::string(),
               world_size > 1 ? fmt::format(" x {} ranks", world_size) : std::string());
 }
 

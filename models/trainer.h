@@ -318,7 +318,7 @@ Device resolve_device(const std::string& name, int local_rank = -1);
 Device rank_device(const TrainConfig& cfg, const dist::Communicator* comm);
 
 // The checks a Trainer makes that sagan-train also makes before building one
-// (on every rank at once: models/train_run.cpp). `what` leads the message.
+// (on every rank at once: models/train_run.cpp). `what` leads the message ("" for none).
 // The data set holds at least one global batch (--batch-size x --accumulate
 // x ranks).
 void check_data_fills_a_batch(const char* what, const data::Dataset& d, int64_t batch_size, int64_t accumulate,

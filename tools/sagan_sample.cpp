@@ -61,7 +61,10 @@ void add_options(CLI::App& app, SampleOptions& o) {
       ->capture_default_str();
   app.add_option("--seed", o.seed, "Seed for z")->check(cli::seed_validator())->capture_default_str();
   app.add_option("-o,--out", o.out, "Grid PNG to write")->capture_default_str();
-  app.add_option("--nrow", o.nrow, "Images per grid row (0, the default: the number of --classes given, or 8)");
+  app.add_option(
+      "--nrow", o.nrow,
+      "Images per grid row (0, the default: one per class drawn, those of --classes or all the model's; 8 for an "
+      "unconditional model)");
   app.add_option("--separate", o.separate, "Also write each image as <dir>/<index>_class<k>.png");
   app.add_option("--weights", o.weights, "ema (default) or g (the raw generator)")->check(CLI::IsMember({"ema", "g"}));
   app.add_option("--device", o.device, "auto | cpu | cuda | cuda:N")->capture_default_str();

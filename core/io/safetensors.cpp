@@ -130,7 +130,9 @@ void check_file_size(const std::string& path, uint64_t file_size) {
 }
 
 void check_header_length(const std::string& path, uint64_t n, uint64_t file_size) {
-  SAGAN_CHECK(n <= file_size - 8, "load_safetensors: {}: header length {} goes beyond the end of the file ({} bytes)",
+  SAGAN_CHECK(n <= file_size - 8,
+              "load_safetensors: {}: header length {} goes beyond the end of the file ({} bytes): the file is cut "
+              "short, or not a safetensors file",
               path, n, file_size);
   SAGAN_CHECK(n <= kMaxHeader, "load_safetensors: {}: header length {} exceeds the {} byte limit", path, n, kMaxHeader);
   SAGAN_CHECK(n >= 2, "load_safetensors: {}: header length {} is too small for a JSON object", path, n);
