@@ -216,8 +216,8 @@ std::vector<TrainOption> make_table() {
              &C::hflip));
   add(member({.key = "channels",
               .flag = "--channels",
-              .help = "auto | 1 | 3: image channels of --dataset folder (auto: 1 when every image is grayscale); "
-                      "config.json records the result",
+              .help = "auto | 1 | 3: image channels of --dataset folder (auto: 1 when every image is grayscale; a "
+                      "palette PNG counts as colour; alpha is dropped, not blended); config.json records the result",
               .check = one_of({"auto", "1", "3"}),
               .resume_why = "the networks take the run's image channels"},
              &C::channels));
