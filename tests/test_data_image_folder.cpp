@@ -63,6 +63,11 @@ TEST_CASE("image_folder errors name the folder or file", "[data][data_folder]") 
   auto ds = data::image_folder(dir.path.string());
   REQUIRE_THROWS_WITH(ds->get(1), Catch::Contains(dir / "b/broken.jpg") && Catch::Contains("corrupt JPEG"));
   REQUIRE_THROWS_WITH(ds->get(2), Catch::Contains("index 2 out of range"));
+  // A link to an image that is gone: named at the scan, not skipped unseen.
+  fs::create_symlink(dir / "gone.png", dir / "b/link.png");
+  REQUIRE_THROWS_WITH(data::image_folder(dir.path.string()),
+                      Catch::Contains(dir / "b/link.png") && Catch::Contains("which does not exist"));
+  fs::remove(dir / "b/link.png");
   REQUIRE_THROWS_WITH(data::image_folder(dir.path.string(), 4),
                       Catch::Contains("channels must be 1, 3 or 0 (auto), got 4"));
 }

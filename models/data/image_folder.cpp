@@ -99,6 +99,9 @@ std::vector<std::string> image_files_under(const std::string& dir) {
         walk(e.path());
       else if (e.is_regular_file(ec) && is_image_file(e.path()))
         files.push_back(e.path().string());
+      else if (e.is_symlink(ec) && !fs::exists(e.path(), ec) && is_image_file(e.path()))
+        SAGAN_FAIL("image_folder: {} is a link to {}, which does not exist", e.path().string(),
+                   fs::read_symlink(e.path(), ec).string());
     }
     above.pop_back();
   };
