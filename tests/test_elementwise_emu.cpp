@@ -146,6 +146,13 @@ TEST_CASE("emulated CUDA fill and converting copy write exactly the view", "[ele
   cuda_emu::launch(cu::copy_kernel<float, int64_t>, dim3(1), dim3(cu::kBlock), 0, static_cast<float*>(f.raw_data()),
                    static_cast<const int64_t*>(ints.raw_data()), g3, int64_t{4});
   CHECK(f.to_vector() == std::vector<double>{3, -7, 0, 12});
+  // float -> int64 where C++ leaves it undefined: the kernel's rule is the CPU's.
+  const Tensor edge = Tensor::from_vector(std::vector<double>{NAN, 1e30, -1e30, -2.7, 0x1p63}, {5}, DType::F32);
+  Tensor i64 = Tensor::full({5}, 77, DType::I64);
+  const cu::Strided<2> g4 = cu::make_strided<2>("copy", i64.shape(), {&i64.strides(), &edge.strides()});
+  cuda_emu::launch(cu::copy_kernel<int64_t, float>, dim3(1), dim3(cu::kBlock), 0, static_cast<int64_t*>(i64.raw_data()),
+                   static_cast<const float*>(edge.raw_data()), g4, int64_t{5});
+  CHECK(i64.to_int_vector() == edge.to(DType::I64).to_int_vector());
 }
 
 TEST_CASE("FastDiv divides every 31-bit numerator exactly, across divisors and at the edges", "[elementwise][cuda_emu]") {

@@ -4,6 +4,7 @@
 // conversions, printing and error messages.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <sstream>
 
@@ -248,6 +249,19 @@ TEST_CASE("contiguous, clone and dtype conversion", "[tensor]") {
   Tensor f = Tensor::from_vector(std::vector<double>{2.7, -2.7, 0.5, 1e10}, {4}, DType::F64);
   CHECK(f.to(DType::F64).same(f));
   CHECK(f.to(DType::I64).to_int_vector() == std::vector<int64_t>{2, -2, 0, 10000000000});  // truncates
+  // What C++ leaves undefined is defined, as on the GPU (kernels/convert_value.h):
+  // NaN -> 0, beyond int64 -> its nearest end, 2^63 itself beyond, -2^63 not.
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max(), kMin = std::numeric_limits<int64_t>::min();
+  for (DType t : {DType::F32, DType::F64}) {
+    const Tensor edge =
+        Tensor::from_vector(std::vector<double>{NAN, 1e30, -1e30, INFINITY, -INFINITY, 0x1p63, -0x1p63}, {7}, t);
+    CHECK(edge.to(DType::I64).to_int_vector() == std::vector<int64_t>{0, kMax, kMin, kMax, kMin, kMax, kMin});
+    Tensor filled = Tensor::zeros({2}, DType::I64);
+    filled.fill_(NAN);
+    CHECK(filled.to_int_vector() == std::vector<int64_t>{0, 0});
+    filled.fill_(-1e300);
+    CHECK(filled.to_int_vector() == std::vector<int64_t>{kMin, kMin});
+  }
   std::vector<float> f32 = f.to(DType::F32).to_float_vector();
   CHECK(f32[0] == 2.7f);
   CHECK(f32[3] == 1e10f);

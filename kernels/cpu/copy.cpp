@@ -1,6 +1,7 @@
 // fill and strided, converting copy.
 #include <algorithm>
 
+#include "sagan/kernels/convert_value.h"
 #include "sagan/kernels/cpu/cpu_backend.h"
 #include "sagan/kernels/cpu/strided.h"
 #include "sagan/kernels/cpu/worth_parallel.h"
@@ -11,7 +12,7 @@ void CpuBackend::fill(Tensor& out, double value) {
   dispatch_all(out.dtype(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     T* p = static_cast<T*>(out.raw_data());
-    const T v = static_cast<T>(value);
+    const T v = convert_value<T>(value);
     cpu::for_each_row<1>(out.shape(), {out.strides()}, [&](auto off, int64_t n, auto st) {
       T* q = p + off[0];
       for (int64_t i = 0; i < n; ++i) q[i * st[0]] = v;
@@ -57,7 +58,7 @@ void copy_tiled(const cpu::Geometry<2>& g, size_t a, D* d, const S* s) {
       for (int64_t i = i0; i < i1; ++i) {
         D* dp = d + doff + i * d_row;
         const S* sp = s + soff + i;  // source stride along `a` is 1
-        for (int64_t j = j0; j < j1; ++j) dp[j] = static_cast<D>(sp[j * s_col]);
+        for (int64_t j = j0; j < j1; ++j) dp[j] = convert_value<D>(sp[j * s_col]);
       }
     }
   }
@@ -85,9 +86,9 @@ void CpuBackend::copy(const Tensor& src, Tensor& dst) {
         D* dp = d + off[0];
         const S* sp = s + off[1];
         if (st[0] == 1 && st[1] == 1) {
-          for (int64_t i = 0; i < n; ++i) dp[i] = static_cast<D>(sp[i]);
+          for (int64_t i = 0; i < n; ++i) dp[i] = convert_value<D>(sp[i]);
         } else {
-          for (int64_t i = 0; i < n; ++i) dp[i * st[0]] = static_cast<D>(sp[i * st[1]]);
+          for (int64_t i = 0; i < n; ++i) dp[i * st[0]] = convert_value<D>(sp[i * st[1]]);
         }
       });
     });

@@ -15,7 +15,8 @@ void CudaBackend::fill(Tensor& out, double value) {
   auto g = make_strided<1>("fill", out.shape(), {&out.strides()});
   dispatch_all(out.dtype(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    fill_kernel<T><<<blocks_for(n), kBlock, 0, stream_>>>(static_cast<T*>(out.raw_data()), g, n, static_cast<T>(value));
+    fill_kernel<T>
+        <<<blocks_for(n), kBlock, 0, stream_>>>(static_cast<T*>(out.raw_data()), g, n, convert_value<T>(value));
   });
   check_launch("fill", "fill_kernel", stream_);
 }

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 
+#include "sagan/kernels/convert_value.h"
 #include "sagan/kernels/cuda/launch.cuh"
 #include "sagan/kernels/cuda/strided.cuh"
 
@@ -28,13 +29,13 @@ __global__ void __launch_bounds__(kBlock) fill_kernel(T* p, Strided<1> g, int64_
 template <class D, class S>
 __global__ void __launch_bounds__(kBlock) copy_kernel(D* dst, const S* src, Strided<2> g, int64_t n) {
   if (g.flat()) {
-    for (int64_t i = thread_index(); i < n; i += thread_count()) dst[i] = static_cast<D>(src[i]);
+    for (int64_t i = thread_index(); i < n; i += thread_count()) dst[i] = convert_value<D>(src[i]);
     return;
   }
   for (int64_t i = thread_index(); i < n; i += thread_count()) {
     int64_t off[2];
     g.offsets(i, off);
-    dst[off[0]] = static_cast<D>(src[off[1]]);
+    dst[off[0]] = convert_value<D>(src[off[1]]);
   }
 }
 }  // namespace
