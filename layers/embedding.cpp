@@ -12,6 +12,12 @@ void check_labels(const char* layer, const Tensor& idx) {
               idx.defined() ? dtype_name(idx.dtype()) : "undefined",
               idx.defined() ? shape_str(idx.shape()) : std::string());
 }
+
+// Checked before the base class draws its power-iteration vectors.
+Shape sn_embedding_weight_shape(int64_t num, int64_t dim) {
+  SAGAN_CHECK(num > 0 && dim > 0, "SNEmbedding: need positive sizes, got {} x {}", num, dim);
+  return {num, dim};
+}
 }  // namespace
 
 Embedding::Embedding(int64_t num, int64_t dim, double init) {
@@ -24,7 +30,8 @@ Tensor Embedding::forward(const Tensor& idx) {
   return embedding(param("weight"), idx);
 }
 
-SNEmbedding::SNEmbedding(int64_t num, int64_t dim, Rng& gen) : SpectralNormed({num, dim}, gen) {}
+SNEmbedding::SNEmbedding(int64_t num, int64_t dim, Rng& gen)
+    : SpectralNormed(sn_embedding_weight_shape(num, dim), gen) {}
 
 Tensor SNEmbedding::forward(const Tensor& idx) {
   check_labels("SNEmbedding", idx);

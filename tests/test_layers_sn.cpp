@@ -193,6 +193,12 @@ TEST_CASE("SN layers reject bad inputs naming the layer and shapes", "[layers][s
                       Catch::Contains("SNConv2d: input must be (B, 3, H, W), got [2, 5, 4, 4]"));
   REQUIRE_THROWS_WITH(nn::SNConv2d(3, 4, 2, gen),
                       Catch::Contains("SNConv2d: need positive channels and an odd kernel"));
+  // Sizes of 0 or below: named by the layer, not by the vectors it draws first.
+  REQUIRE_THROWS_WITH(nn::SNConv2d(3, 4, 0, gen), Catch::StartsWith("SNConv2d: need positive channels"));
+  REQUIRE_THROWS_WITH(nn::SNConv2d(0, 4, 3, gen), Catch::StartsWith("SNConv2d: need positive channels"));
+  REQUIRE_THROWS_WITH(nn::SNLinear(0, 4, gen), "SNLinear: need positive in and out features, got 0 and 4");
+  REQUIRE_THROWS_WITH(nn::SNLinear(-3, 4, gen), "SNLinear: need positive in and out features, got -3 and 4");
+  REQUIRE_THROWS_WITH(nn::SNEmbedding(0, 4, gen), "SNEmbedding: need positive sizes, got 0 x 4");
   nn::SNLinear lin(3, 2, gen);
   REQUIRE_THROWS_WITH(lin.forward(Tensor::zeros({2, 4})),
                       Catch::Contains("SNLinear: input must be (B, 3), got [2, 4]"));
