@@ -257,16 +257,14 @@ CheckpointFile open_checkpoint(const std::string& file_or_run) {
     SAGAN_CHECK(!c.path.empty(), "{}: a directory without checkpoints/step_*.safetensors", file_or_run);
   }
   SAGAN_CHECK(fs::exists(c.path), "{}: no such checkpoint file or run directory", c.path);
-  if (c.path == file_or_run) {
-    c.file = io::load_safetensors(c.path);
-    return checked(std::move(c));
-  }
-  // The run's newest, unreadable (a crash during its write on a file system
-  // without atomic renames, a disk error): say which older one could serve.
   try {
     c.file = io::load_safetensors(c.path);
     return checked(std::move(c));
   } catch (const Error& e) {
+    if (c.path == file_or_run) throw;  // a file the caller named
+    // The run's newest, unreadable (a crash during its write on a file
+    // system without atomic renames, a disk error): say which older one
+    // could serve.
     const std::vector<std::string> all = list_checkpoints(file_or_run);
     if (all.size() < 2) throw;
     SAGAN_FAIL("{}\n(the newest checkpoint of {}; name an older one to use it instead, e.g. {})", e.what(), file_or_run,

@@ -12,6 +12,12 @@ namespace sagan::data {
 
 namespace {
 
+// Skipped wherever they stand, class folders, images and the folders
+// between: macOS's ._x.png resource forks (not images: the first step to
+// reach one would stop the run), .ipynb_checkpoints copies (trained on
+// twice), .DS_Store, .git.
+bool hidden_entry(const fs::directory_entry& e) { return e.path().filename().string()[0] == '.'; }
+
 class ImageFolder final : public Dataset {
  public:
   ImageFolder(std::string root, int64_t channels, std::vector<std::string> classes,
@@ -55,7 +61,7 @@ std::shared_ptr<Dataset> image_folder(const std::string& root, int64_t channels)
   SAGAN_CHECK(fs::is_directory(root, ec), "image_folder: {} is not a directory", root);
   std::vector<std::string> classes;
   for (const auto& e : io::list_directory(root, "image_folder"))
-    if (e.is_directory(ec) && e.path().filename().string()[0] != '.') classes.push_back(e.path().filename().string());
+    if (e.is_directory(ec) && !hidden_entry(e)) classes.push_back(e.path().filename().string());
   std::sort(classes.begin(), classes.end());
   SAGAN_CHECK(!classes.empty(), "image_folder: {} has no class sub-folders (expected <root>/<class>/<image>)", root);
   std::vector<std::pair<std::string, int64_t>> files;
@@ -91,10 +97,7 @@ std::vector<std::string> image_files_under(const std::string& dir) {
                 "image_folder: {} leads back to {}, a folder it is inside (a link loop)", d.string(), real.string());
     above.push_back(real);
     for (const auto& e : io::list_directory(d, "image_folder")) {
-      // Hidden names, as at the top level: macOS's ._x.png resource forks
-      // (not images: the first step to reach one would stop the run) and
-      // copies in folders such as .ipynb_checkpoints (trained on twice).
-      if (e.path().filename().string()[0] == '.') continue;
+      if (hidden_entry(e)) continue;
       if (e.is_directory(ec))
         walk(e.path());
       else if (e.is_regular_file(ec) && is_image_file(e.path()))

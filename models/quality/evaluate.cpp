@@ -373,12 +373,11 @@ StatsFile cached_stats(const std::string& cache_dir, const std::string& key, con
     }
   }
   if (cached) {
-    StatsFile& f = *cached;
-    SAGAN_CHECK(f.feature_net == feature_net,
+    SAGAN_CHECK(cached->feature_net == feature_net,
                 "--cache: {} holds '{}' features, not '{}'; delete it or use another --cache directory", path.string(),
-                f.feature_net, feature_net);
+                cached->feature_net, feature_net);
     if (hit) *hit = true;
-    return std::move(f);
+    return std::move(*cached);
   }
   StatsFile f = make();
   fs::create_directories(cache_dir);
