@@ -59,6 +59,8 @@ std::string ConfigSources::where(const std::string& key) const {
 std::string ConfigSources::name(const std::string& key) const {
   auto it = by_key.find(key);
   if (it != by_key.end() && !it->second.file.empty()) return key;
+  auto preset = preset_of.find(key);
+  if (it == by_key.end() && preset != preset_of.end()) return where(key) + " of --preset " + preset->second;
   return where(key);
 }
 

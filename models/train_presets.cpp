@@ -111,6 +111,8 @@ TrainConfig layered_settings(const std::string& config_file,
   if (preset.empty()) preset = fallback_preset;
   TrainConfig cfg;
   apply_preset(cfg, preset);
+  if (const TrainPreset* p = find_train_preset(preset))
+    for (const auto& setting : p->settings) given.preset_of[setting.first] = preset;
   if (!config_file.empty()) read_config_file(config_file, cfg, &given);
   apply_cli(cfg, given);
   return cfg;

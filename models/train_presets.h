@@ -40,7 +40,8 @@ void apply_preset(TrainConfig& cfg, const std::string& name);
 // command line, else in the config file, else `fallback_preset`; the config
 // file's settings ("" for none); the command line's (`apply_cli`, which also
 // records them in `given`). `given` ends up naming where each setting given
-// came from (not the preset's, which are defaults).
+// came from; the preset's settings are defaults, not given, and are listed
+// in given.preset_of for messages.
 TrainConfig layered_settings(const std::string& config_file,
                              const std::function<void(TrainConfig&, ConfigSources&)>& apply_cli,
                              const std::string& fallback_preset, ConfigSources& given);

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "sagan/models/train_presets.h"
+
 namespace sagan::cli {
 
 namespace {
@@ -69,6 +71,17 @@ ConfigValue from_text(const TrainOption& o, const std::string& flag, const std::
   }
 }
 
+// " (--preset cpu: 16)": the presets that give the setting another value
+// than its default, so that --help shows what a preset run (the CPU's, by
+// default) would take, not only the default. "" when none does.
+std::string preset_note(const TrainOption& o, const ConfigValue& default_value) {
+  std::vector<std::string> values;
+  for (const TrainPreset& p : train_presets())
+    for (const auto& [key, value] : p.settings)
+      if (key == o.key && value != default_value) values.push_back(p.name + ": " + value_text(value));
+  return values.empty() ? "" : fmt::format(" (--preset {})", fmt::join(values, ", "));
+}
+
 }  // namespace
 
 void TrainSettingsCli::add_to(CLI::App& app) {
@@ -97,9 +110,9 @@ void TrainSettingsCli::add_to(CLI::App& app) {
       continue;
     }
     if (o.kind == ValueKind::IntList)
-      s.cli = group->add_option(o.flag, s.items, o.help);
+      s.cli = group->add_option(o.flag, s.items, o.help + preset_note(o, o.get(defaults)));
     else
-      s.cli = group->add_option(o.flag, s.text, o.help);
+      s.cli = group->add_option(o.flag, s.text, o.help + preset_note(o, o.get(defaults)));
     s.cli->type_name(type_name(o.kind));
     if (o.show_default) s.cli->default_str(value_text(o.get(defaults)));
   }
