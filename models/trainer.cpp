@@ -17,7 +17,12 @@ namespace sagan {
 Device resolve_device(const std::string& name, int local_rank) {
   const int rank_gpu = local_rank >= 0 && cuda_device_count() > 0 ? local_rank % cuda_device_count() : 0;
   if (name == "auto") return cuda_available() ? Device::cuda(rank_gpu) : Device::cpu();
-  Device d = name == "cuda" ? Device::cuda(rank_gpu) : Device::parse(name);
+  Device d;
+  try {
+    d = name == "cuda" ? Device::cuda(rank_gpu) : Device::parse(name);
+  } catch (const Error&) {
+    SAGAN_FAIL("--device: '{}' is not a device (auto, cpu, cuda or cuda:N)", name);
+  }
   if (d.is_cuda())
     SAGAN_CHECK(d.index < cuda_device_count(), "--device {}: {} CUDA device(s) present{}", name, cuda_device_count(),
                 cuda_device_count() == 0 ? " (or this build has no CUDA backend)" : "");

@@ -6,7 +6,6 @@
 // of the layer's (N, S) softmax) over the image. See docs/attention.md.
 #include <CLI/CLI.hpp>
 #include <cmath>
-#include <filesystem>
 
 #include "sagan/core/io/image.h"
 #include "sagan/core/ops.h"
@@ -17,7 +16,6 @@
 #include "tools/cli_common.h"
 
 using namespace sagan;
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -27,6 +25,7 @@ struct AttentionOptions {
   std::vector<std::string> images;  // real image files: D's attention on them
   int64_t n = 4, layer = 0, auto_n = 0, scale = 0;
   bool n_given = false, auto_given = false;
+  std::vector<std::string> sample_options_given;  // --classes, --seed, --truncation, --weights: G's samples only
   uint64_t seed = 0;
   double truncation = 0.0, alpha = 0.6;
 
@@ -37,6 +36,13 @@ struct AttentionOptions {
                 "--image: real images go through the discriminator; use --net D (G has no image input)");
     SAGAN_CHECK(n > 0, "--num must be positive, got {}", n);
     SAGAN_CHECK(!(real() && n_given), "--num: not used with --image (one row per image file)");
+    // D's attention comes before its class projection, so neither a class
+    // nor G's sampling settings change what an image's maps show.
+    if (real() && !sample_options_given.empty())
+      SAGAN_FAIL(
+          "{}: not used with --image: it picks G's samples, and D's attention on a given image does not "
+          "depend on it",
+          sample_options_given.front());
     SAGAN_CHECK(layer >= 0, "--layer must be >= 0, got {}", layer);
     check_truncation(truncation);
     cli::check_png_output(out, "-o " + out);
@@ -61,14 +67,19 @@ void add_options(CLI::App& app, AttentionOptions& o) {
   app.add_option("-n,--num", o.n, "Generated images (one figure row each)")
       ->capture_default_str()
       ->each([&o](const std::string&) { o.n_given = true; });
-  app.add_option("--classes", o.classes,
-                 "Comma-separated class ids, cycled over the images (default: all classes in turn)");
-  app.add_option("--truncation", o.truncation, "Resample z components with |z| above this (0 = off)")
-      ->capture_default_str();
-  app.add_option("--seed", o.seed, "Seed for z (the same images as sagan-sample --seed)")
-      ->check(cli::seed_validator())
-      ->capture_default_str();
-  app.add_option("--weights", o.weights, "Generator weights: ema (default) or g")->check(CLI::IsMember({"ema", "g"}));
+  auto sample_option = [&o](CLI::Option* opt) {
+    const std::string name = opt->get_name();
+    opt->each([&o, name](const std::string&) { o.sample_options_given.push_back(name); });
+  };
+  sample_option(app.add_option("--classes", o.classes,
+                               "Comma-separated class ids, cycled over the images (default: all classes in turn)"));
+  sample_option(app.add_option("--truncation", o.truncation, "Resample z components with |z| above this (0 = off)")
+                    ->capture_default_str());
+  sample_option(app.add_option("--seed", o.seed, "Seed for z (the same images as sagan-sample --seed)")
+                    ->check(cli::seed_validator())
+                    ->capture_default_str());
+  sample_option(app.add_option("--weights", o.weights, "Generator weights: ema (default) or g")
+                    ->check(CLI::IsMember({"ema", "g"})));
   app.add_option("--image", o.images, "Real image file(s) (PNG/JPEG) to run D's attention on, instead of G's samples");
   app.add_option("-o,--out", o.out, "PNG to write")->capture_default_str();
   app.add_option("--scale", o.scale, "Panel pixels per image pixel (0: the smallest giving panels >= 128 px)")
@@ -124,8 +135,8 @@ struct Looked {
   viz::AttentionCapture capture;
 };
 
-Looked look(const AttentionOptions& o, const CheckpointFile& ck, const std::vector<int64_t>& classes, Network& net,
-            Device dev) {
+Looked look(const AttentionOptions& o, const CheckpointFile& ck, const std::vector<int64_t>& classes,
+            const std::vector<io::Image>& files, Network& net, Device dev) {
   const SaganConfig& m = ck.config.model;
   const int64_t B = o.real() ? static_cast<int64_t>(o.images.size()) : o.n;
   Looked l;
@@ -135,7 +146,7 @@ Looked look(const AttentionOptions& o, const CheckpointFile& ck, const std::vect
   if (m.num_classes > 0) l.labels = Tensor::from_vector(l.y, {B}, dev);
   if (o.real()) {
     std::vector<Tensor> xs;
-    for (auto& file : o.images) xs.push_back(viz::image_tensor(io::read_image(file), m.image_channels, m.resolution));
+    for (auto& image : files) xs.push_back(viz::image_tensor(image, m.image_channels, m.resolution));
     l.images = concat(xs, 0).to(dev);
   } else {
     Tensor z = cli::sample_latents(o.n, m.z_dim, o.seed, o.truncation, dev);
@@ -165,13 +176,14 @@ io::Image render(const AttentionOptions& o, const viz::AttentionLayerInfo& info,
     std::vector<viz::QueryPoint> qs = fixed_queries.empty() ? viz::auto_queries(img, auto_n) : fixed_queries;
     std::vector<std::vector<double>> maps;
     std::string source = o.real() ? o.images[static_cast<size_t>(b)] : fmt::format("sample {}", b);
-    fmt::print("  {}{}:", source, l.labels.defined() ? fmt::format(" (class {})", l.y[static_cast<size_t>(b)]) : "");
+    const bool show_class = l.labels.defined() && !o.real();  // D's maps do not depend on the label
+    fmt::print("  {}{}:", source, show_class ? fmt::format(" (class {})", l.y[static_cast<size_t>(b)]) : "");
     for (auto& q : qs) {
       int64_t qi = viz::query_index(q, R, info.resolution);
       maps.push_back(l.capture.row(b, qi));
       double peak = *std::max_element(maps.back().begin(), maps.back().end());
       // peak * S: how many times the uniform weight 1/S the strongest key gets.
-      fmt::print(" ({},{})->{} peak {:.1f}x", q.x, q.y, qi, peak * static_cast<double>(info.s()));
+      fmt::print(" ({},{})->{} peak {:.2f}x", q.x, q.y, qi, peak * static_cast<double>(info.s()));
     }
     fmt::print("\n");
     rows.push_back(viz::render_attention_row(img, qs, maps, info.key_side, ro));
@@ -187,10 +199,20 @@ int run(const AttentionOptions& o) {
   // Queries given explicitly are checked now, before any forward.
   const std::vector<viz::QueryPoint> fixed_queries =
       o.queries.empty() ? std::vector<viz::QueryPoint>{} : viz::parse_queries(o.queries, R);
+  SAGAN_CHECK(o.auto_n <= R * R, "--auto {}: at most {} query points on a {}x{} image", o.auto_n, R * R, R, R);
+  // The image files are read now, before any network, so that a bad one is named first.
+  std::vector<io::Image> files;
+  for (const std::string& file : o.images) {
+    try {
+      files.push_back(io::read_image(file));
+    } catch (const Error& e) {
+      SAGAN_FAIL("--image: {}", e.what());
+    }
+  }
   const Device dev = resolve_device(o.device);
   Network net = load_network(o, ck, dev);
   const viz::AttentionLayerInfo& info = net.layers[static_cast<size_t>(o.layer)];
-  const Looked l = look(o, ck, classes, net, dev);
+  const Looked l = look(o, ck, classes, files, net, dev);
 
   fmt::print("sagan-attention: {} layer {} '{}' at {}x{}: N = {} queries, S = {} keys ({}x{} {}) from {} (step {})\n",
              net.name, info.index, info.name, info.resolution, info.resolution, info.n(), info.s(), info.key_side,
@@ -200,7 +222,6 @@ int run(const AttentionOptions& o) {
   ro.alpha = o.alpha;
   ro.heat_scale = o.heat == "max" ? viz::HeatScale::Max : viz::HeatScale::MinMax;
   const io::Image fig = render(o, info, l, R, fixed_queries, ro);
-  if (fs::path p(o.out); p.has_parent_path()) fs::create_directories(p.parent_path());
   io::write_png(o.out, fig);
   const int64_t rows = l.images.size(0);
   fmt::print("sagan-attention: wrote {} ({}x{} pixels: {} row(s) of the image and {} map(s))\n", o.out, fig.width,
