@@ -161,12 +161,14 @@ void SummaryWriter::add_image(const std::string& tag, const Image& image, int64_
 }
 
 void SummaryWriter::add_session_start(int64_t step, double wall_time) {
-  // Event { SessionLog session_log = 6; }  SessionLog { SessionStatus status = 1; }  START = 1.
+  // Event { SessionLog session_log = 7; }  SessionLog { SessionStatus status = 1; }  START = 1.
+  // (Field 6 is the deprecated LogMessage, which readers ignore: with it, an
+  // undone step stayed in TensorBoard beside its redo.)
   std::string log;
   put_key(log, 1, 0);
   put_varint(log, 1);
   std::string e = event_header(wall_time < 0 ? now_seconds() : wall_time, step);
-  put_bytes(e, 6, log);
+  put_bytes(e, 7, log);
   write_record(e);
 }
 

@@ -42,6 +42,7 @@ struct Event {
   std::vector<std::pair<std::string, float>> values;
   std::vector<ImageValue> images;
   int64_t session_status = 0;  // SessionLog.status: 1 START (0: no session_log)
+  std::string raw;             // the record's bytes, as written
 };
 
 struct Cursor {
@@ -144,7 +145,7 @@ inline Event parse_event(const std::string& msg) {
         }
         break;
       }
-      case 6 << 3 | 2: {  // SessionLog { SessionStatus status = 1; }
+      case 7 << 3 | 2: {  // Event.session_log: SessionLog { SessionStatus status = 1; }
         std::string log = c.bytes(c.varint());
         Cursor l{log};
         REQUIRE(l.varint() == (1 << 3 | 0));
@@ -176,6 +177,7 @@ inline std::vector<Event> read_events(const std::string& path) {
     std::memcpy(&data_crc, s.data() + pos + 12 + len, 4);
     CHECK(unmask(data_crc) == crc32c_bitwise(payload));
     out.push_back(parse_event(payload));
+    out.back().raw = payload;
     pos += 12 + len + 4;
   }
   return out;
