@@ -1,7 +1,10 @@
 #include "sagan/models/run_outputs.h"
 
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "sagan/core/io/atomic_file.h"
 #include "sagan/core/io/image.h"
@@ -67,11 +70,24 @@ RunOutputs::RunOutputs(const Trainer& trainer, bool writer, bool resumed, const 
   tb_->add_session_start(step + 1);
 }
 
+namespace {
+// A metrics cell as TensorBoard's float. Not std::stof, which throws outside
+// float's range: --lr-g 1e-39 ended the run at its first row. Beyond float,
+// a value is the infinity of its sign; below, it rounds to 0 or a subnormal.
+float scalar_of(const std::string& text) {
+  const double d = std::strtod(text.c_str(), nullptr);
+  constexpr double kMax = std::numeric_limits<float>::max();
+  if (std::isfinite(d) && std::abs(d) > kMax)
+    return d > 0 ? std::numeric_limits<float>::infinity() : -std::numeric_limits<float>::infinity();
+  return static_cast<float>(d);
+}
+}  // namespace
+
 void RunOutputs::log(const io::CsvRow& row, int64_t step) {
   if (!writer_) return;
   csv_->write(row);
   for (auto& [name, v] : row)
-    if (name != "step" && !v.text.empty()) tb_->add_scalar(name, std::stof(v.text), step);
+    if (name != "step" && !v.text.empty()) tb_->add_scalar(name, scalar_of(v.text), step);
   tb_->flush();
 }
 

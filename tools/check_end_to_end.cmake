@@ -175,6 +175,15 @@ if(NOT last_output MATCHES "--device cpu, so --preset cpu" OR NOT preset STREQUA
   message(FATAL_ERROR "cli_end_to_end: --device cpu did not take the cpu preset (config.json: '${preset}'):\n${last_output}")
 endif()
 
+# A setting below float's range is logged (metrics.csv and TensorBoard), not the end of the run.
+run("sagan-train --lr-g 1e-39" ${TRAIN} --ch 4 --z-dim 8 --batch-size 4 --steps 2 --log-every 1 --lr-g 1e-39
+    --device cpu --run-dir ${WORK_DIR}/tiny_lr --quiet)
+file(STRINGS ${WORK_DIR}/tiny_lr/metrics.csv tiny_lr_rows)
+list(LENGTH tiny_lr_rows tiny_lr_count)
+if(NOT tiny_lr_count EQUAL 3)
+  message(FATAL_ERROR "cli_end_to_end: --lr-g 1e-39 did not log both steps:\n${tiny_lr_rows}")
+endif()
+
 run("sagan-sample" ${SAMPLE} ${run} -n 6 --classes 1,2 --device cpu -o ${WORK_DIR}/grid.png)
 expect_file(${WORK_DIR}/grid.png)
 run("sagan-attention" ${ATTENTION} ${run} -n 2 --auto 3 --device cpu -o ${WORK_DIR}/maps.png)
