@@ -7,23 +7,38 @@ Needs matplotlib (pip install matplotlib); the engine itself does not.
 """
 import argparse
 import csv
+import math
 import os
 import sys
+
+REQUIRED = ["step", "loss_d", "loss_g", "d_real", "d_fake"]  # written by every sagan-train run
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     ap.add_argument("run_dir")
     ap.add_argument("-o", "--out", default=None, help="PNG to write (default RUN_DIR/curves.png)")
-    ap.add_argument("--smooth", type=int, default=1, help="moving-average window in rows")
+    ap.add_argument("--smooth", type=int, default=1,
+                    help="moving-average window in rows (>= 1; non-finite values are left out of each window)")
     args = ap.parse_args()
+    if args.smooth < 1:
+        sys.exit(f"plot_run: --smooth must be >= 1, got {args.smooth}")
+    if not os.path.isdir(args.run_dir):
+        sys.exit(f"plot_run: {args.run_dir}: no such run directory")
     path = os.path.join(args.run_dir, "metrics.csv")
     if not os.path.exists(path):
-        sys.exit(f"plot_run: {path}: no such file")
+        sys.exit(f"plot_run: {path}: no such file (no row logged yet?)")
+    out = args.out or os.path.join(args.run_dir, "curves.png")
+    out_dir = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(out_dir):
+        sys.exit(f"plot_run: -o {out}: the folder {out_dir} does not exist")
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
         sys.exit(f"plot_run: {path}: no rows")
+    missing = [c for c in REQUIRED if c not in rows[0]]
+    if missing:
+        sys.exit(f"plot_run: {path}: no column {', '.join(missing)} (not a sagan-train metrics.csv?)")
     try:
         import matplotlib
     except ImportError:
@@ -32,16 +47,20 @@ def main():
     import matplotlib.pyplot as plt
 
     def col(name):
-        return [float(r[name]) for r in rows]
+        try:
+            return [float(r[name]) for r in rows]
+        except ValueError as e:
+            sys.exit(f"plot_run: {path}: column {name}: {e}")
 
     def smooth(v):
-        n = max(1, args.smooth)
-        out, acc = [], 0.0
-        for i, x in enumerate(v):
-            acc += x
-            if i >= n:
-                acc -= v[i - n]
-            out.append(acc / min(i + 1, n))
+        # The mean of the finite values in each window of the last --smooth
+        # rows (nan where there are none): a row of a skipped non-finite
+        # step (--on-nan skip) must not blank the curve from there on.
+        n = args.smooth
+        out = []
+        for i in range(len(v)):
+            window = [x for x in v[max(0, i - n + 1):i + 1] if math.isfinite(x)]
+            out.append(sum(window) / len(window) if window else math.nan)
         return out
 
     step = col("step")
@@ -66,7 +85,6 @@ def main():
         a.legend()
         a.grid(alpha=0.3)
     fig.tight_layout()
-    out = args.out or os.path.join(args.run_dir, "curves.png")
     fig.savefig(out, dpi=90)
     print(f"plot_run: wrote {out}")
 
