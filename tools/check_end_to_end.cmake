@@ -27,6 +27,14 @@ function(expect_file path)
   endif()
 endfunction()
 
+# A command that must exit 1 with `expect` before any work (no "layer" header of sagan-attention).
+function(refused expect)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 1 OR NOT "${out}${err}" MATCHES "${expect}" OR "${out}" MATCHES "layer")
+    message(FATAL_ERROR "cli_end_to_end: expected exit 1 and '${expect}' before any work, got exit ${rc}:\n${out}${err}")
+  endif()
+endfunction()
+
 run("sagan-train" ${TRAIN} --ch 4 --z-dim 8 --batch-size 4 --steps 4 --log-every 2 --fd-every 2 --fd-samples 32
     --sample-every 4 --checkpoint-every 4 --resize pad --device cpu --run-dir ${run} --quiet)
 expect_file(${run}/checkpoints/step_00000004.safetensors)
@@ -184,17 +192,15 @@ if(NOT tiny_lr_count EQUAL 3)
   message(FATAL_ERROR "cli_end_to_end: --lr-g 1e-39 did not log both steps:\n${tiny_lr_rows}")
 endif()
 
+# An output naming the checkpoint being read is refused (it would be replaced); sagan-sample below still reads it.
+refused("--save-stats [^\n]*step_00000006.safetensors: that is the checkpoint" ${EVAL} ${run} -n 8 --num-real 8 --device cpu
+        --save-stats ${run}/checkpoints/step_00000006.safetensors)
+
 run("sagan-sample" ${SAMPLE} ${run} -n 6 --classes 1,2 --device cpu -o ${WORK_DIR}/grid.png)
 expect_file(${WORK_DIR}/grid.png)
 run("sagan-attention" ${ATTENTION} ${run} -n 2 --auto 3 --device cpu -o ${WORK_DIR}/maps.png)
 expect_file(${WORK_DIR}/maps.png)
 # Bad sagan-attention options are refused naming the option, before any forward pass.
-function(refused expect)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 1 OR NOT "${out}${err}" MATCHES "${expect}" OR "${out}" MATCHES "layer")
-    message(FATAL_ERROR "cli_end_to_end: expected exit 1 and '${expect}' before any work, got exit ${rc}:\n${out}${err}")
-  endif()
-endfunction()
 refused("--auto 1025: at most 1024 query points on a 32x32 image" ${ATTENTION} ${run} --auto 1025 -o ${WORK_DIR}/x.png)
 refused("--image: [^\n]*missing.png" ${ATTENTION} ${run} --image ${WORK_DIR}/missing.png -o ${WORK_DIR}/x.png)
 refused("--device: 'gpu' is not a device" ${ATTENTION} ${run} --device gpu -o ${WORK_DIR}/x.png)

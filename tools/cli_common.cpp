@@ -17,6 +17,7 @@
 #include "sagan/core/error.h"
 #include "sagan/core/io/atomic_file.h"
 #include "sagan/core/rng.h"
+#include "sagan/models/checkpoint_file.h"
 #include "sagan/models/generator.h"
 
 namespace sagan::cli {
@@ -166,6 +167,20 @@ void check_png_output(const std::string& path, const std::string& what) {
   for (char& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   SAGAN_CHECK(ext == ".png", "{}: images are written as PNG; give a name ending in .png", what);
   io::check_writable_file(path, what);
+}
+
+void check_output_not_input(const std::string& out, const std::string& what,
+                            const std::vector<std::pair<std::string, std::string>>& inputs) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (out.empty() || !fs::exists(out, ec)) return;  // a file still to be made reads nothing
+  for (const auto& [name, path] : inputs) {
+    if (path.empty()) continue;
+    const std::string file = fs::is_directory(path, ec) ? latest_checkpoint(path) : path;
+    SAGAN_CHECK(file.empty() || !fs::equivalent(out, file, ec),
+                "{}: that is {} ({}), which this command reads; writing would replace it: give another file", what,
+                name, file);
+  }
 }
 
 Tensor sample_latents(int64_t n, int64_t z_dim, uint64_t seed, double truncation, Device device) {

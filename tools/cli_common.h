@@ -53,9 +53,16 @@ CLI::Validator seed_validator();
 std::vector<int64_t> parse_class_ids(const std::string& text, int64_t K, const std::string& checkpoint);
 
 // An image output the tool writes as PNG: the name must say so (a .jpg
-// name would hold PNG bytes), and its folder must take a file (made when
-// missing), before any work.
+// name would hold PNG bytes), and its folder must exist and take a file,
+// before any work.
 void check_png_output(const std::string& path, const std::string& what);
+
+// An output that is one of the files the command reads would be replaced by
+// it (sagan-export -o naming the checkpoint it exports destroyed it). Each
+// input is (how to name it, path); a run directory stands for its newest
+// checkpoint, the file a tool reads from it. Checked before any work.
+void check_output_not_input(const std::string& out, const std::string& what,
+                            const std::vector<std::pair<std::string, std::string>>& inputs);
 
 // (n, z_dim) float32 latents on `device` from N(0, I) with seed `seed`, each
 // component redrawn while |z| > truncation (0 = off): the same images in

@@ -62,6 +62,8 @@ struct ClassDiversityOptions {
     SAGAN_CHECK(fmnist_weights.empty() || std::filesystem::is_regular_file(fmnist_weights),
                 "--fmnist-weights {} does not exist", fmnist_weights);
     if (!json_out.empty()) io::check_writable_file(json_out, "--json " + json_out);  // now, not after the work
+    cli::check_output_not_input(json_out, "--json " + json_out,
+                                {{"the checkpoint", checkpoint}, {"--fmnist-weights", fmnist_weights}});
   }
 };
 

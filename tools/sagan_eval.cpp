@@ -77,6 +77,12 @@ struct EvalOptions {
       SAGAN_CHECK(file.empty() || std::filesystem::is_regular_file(file), "{} {} does not exist", option, file);
     if (!json_path.empty()) io::check_writable_file(json_path, "--json " + json_path);
     if (!save_stats_path.empty()) io::check_writable_file(save_stats_path, "--save-stats " + save_stats_path);
+    const std::vector<std::pair<std::string, std::string>> inputs = {{"the checkpoint", checkpoint},
+                                                                     {"--ref-stats", ref_stats},
+                                                                     {"--inception-weights", inception_weights},
+                                                                     {"--fmnist-weights", fmnist_weights}};
+    cli::check_output_not_input(json_path, "--json " + json_path, inputs);
+    cli::check_output_not_input(save_stats_path, "--save-stats " + save_stats_path, inputs);
     if (!cache_dir.empty()) io::check_writable_dir(cache_dir, "--cache " + cache_dir);
   }
   int64_t real_count() const { return num_real.value_or(num_samples); }

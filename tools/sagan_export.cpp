@@ -29,6 +29,7 @@ void add_options(CLI::App& app, ExportOptions& o) {
 // when any step fails.
 int run(const ExportOptions& o) {
   io::check_writable_file(o.out, "-o " + o.out);  // now, not after the export and its check
+  cli::check_output_not_input(o.out, "-o " + o.out, {{"the checkpoint", o.checkpoint}});
   const CheckpointFile c = open_checkpoint(o.checkpoint);
   ::onnx::ModelProto model = onnx_export::export_checkpoint(c, o);
   onnx_export::check_onnx_model(model, o.out);

@@ -192,7 +192,7 @@ std::string fmt_double(double v) { return fmt::format("{}", v); }
   meta("sagan.z_dim", std::to_string(cfg.z_dim));
   meta("sagan.truncation", fmt_double(source.truncation));
   meta("sagan.z_distribution", z_law);
-  meta("sagan.output_range", "[-1, 1]; pixel = round((x + 1) / 2 * 255)");
+  meta("sagan.output_range", "[-1, 1]; pixel = round(clamp((x + 1) / 2, 0, 1) * 255)");
 
   ::onnx::GraphProto* graph = model.mutable_graph();
   graph->set_name(fmt::format("sagan{}_generator", R));
