@@ -6,9 +6,10 @@ the engine's network name for name) from the config JSON in the checkpoint's
 metadata and loads G_ema.* (or G.* with --weights g) and D.* with strict name
 and shape matching. Then, as asked:
 
-  --save OUT.pt        torch.save a dict {"config", "step", "G", "D",
+  --save OUT.pt        torch.save a dict {"config", "step", "G", "G_ema", "D",
                        "opt_G", "opt_D"} of state dicts (the optimisers as
-                       torch.optim.Adam state dicts over G/D.parameters()).
+                       torch.optim.Adam state dicts over G/D.parameters()),
+                       written to a temporary file and renamed into place.
   -n N [--seed S] [--classes 0,3] [--truncation T]
                        generate N images in eval mode from the same z and y
                        that `sagan-sample -n N --seed S ...` draws (the engine's
@@ -61,7 +62,10 @@ def _read_builtin(path):
     (n,) = struct.unpack("<Q", blob[:8])
     if 8 + n > len(blob):
         fail(f"{path}: header length {n} exceeds the file ({len(blob)} bytes)")
-    header = json.loads(blob[8:8 + n])
+    try:
+        header = json.loads(blob[8:8 + n])
+    except ValueError:
+        fail(f"{path}: the header is not JSON: not a safetensors file, or a damaged one")
     meta = header.pop("__metadata__", {}) or {}
     data = memoryview(blob)[8 + n:]
     tensors = {}
@@ -69,6 +73,10 @@ def _read_builtin(path):
         if info["dtype"] not in _DTYPES:
             fail(f"{path}: tensor '{name}' has dtype {info['dtype']}, not one this reader knows")
         begin, end = info["data_offsets"]
+        want = math.prod(info["shape"]) * torch.empty(0, dtype=_DTYPES[info["dtype"]]).element_size()
+        if not 0 <= begin <= end <= len(data) or end - begin != want:
+            fail(f"{path}: tensor '{name}' lies at bytes [{begin}, {end}) of {len(data)} and needs {want}: "
+                 f"the file is cut short or damaged")
         t = torch.frombuffer(bytearray(data[begin:end]), dtype=_DTYPES[info["dtype"]]) if end > begin else \
             torch.empty(0, dtype=_DTYPES[info["dtype"]])
         tensors[name] = t.reshape(info["shape"])
@@ -85,8 +93,11 @@ def read_checkpoint(path, reader="auto"):
                 fail("the safetensors package is not importable by this python "
                      "(/usr/bin/python3 -m pip install --break-system-packages safetensors)")
         else:
-            with safe_open(path, framework="pt") as f:
-                return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+            try:
+                with safe_open(path, framework="pt") as f:
+                    return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+            except Exception as e:  # the package's SafetensorError, OSError
+                fail(f"{path}: {e} (cut short, or not a safetensors file)")
     return _read_builtin(path)
 
 
@@ -255,9 +266,23 @@ def main():
         fail(f"--classes: expected comma-separated class ids, got '{opt.classes}'")
     if not (opt.truncation == 0 or 1e-3 <= opt.truncation < math.inf):
         fail(f"--truncation: expected 0 (off) or a value of at least 0.001, got {opt.truncation}")
+    if not 0 <= opt.seed < 2**64:
+        fail(f"--seed: expected an integer in [0, 2^64), got {opt.seed}")
+    if opt.num < 0:
+        fail(f"-n: expected 0 or more images, got {opt.num}")
+    if opt.num == 0 and (opt.png or opt.compare_png or opt.dump):
+        fail("--png, --compare-png and --dump need -n N images")
+    if opt.png is not None and not opt.png.lower().endswith(".png"):
+        fail(f"--png {opt.png}: the grid is written as PNG; give a name ending in .png")
+    if opt.compare_png and not os.path.isfile(opt.compare_png):
+        fail(f"--compare-png {opt.compare_png}: no such file")
     # Output files' folders too: found missing after the generation, the work is lost.
     for flag, path in (("--save", opt.save), ("--png", opt.png), ("--dump", opt.dump)):
-        folder = os.path.dirname(path) if path else ""
+        if path is None:
+            continue
+        if path == "" or os.path.isdir(path):
+            fail(f"{flag} '{path}': give a file name")
+        folder = os.path.dirname(path)
         if folder and not os.path.isdir(folder):
             fail(f"{flag} {path}: the folder {folder} does not exist; create it first")
     if opt.png or opt.compare_png:
@@ -272,8 +297,18 @@ def main():
             fail("--dump needs the safetensors package (pip install safetensors)")
 
     path = resolve_checkpoint(opt.checkpoint)
+    for flag, out in (("--save", opt.save), ("--png", opt.png), ("--dump", opt.dump)):
+        if out and os.path.exists(out) and os.path.samefile(out, path):
+            fail(f"{flag} {out}: that is the checkpoint being read; writing would replace it: give another file")
     tensors, meta = read_checkpoint(path, opt.reader)
+    # As every reader of the engine's: sagan-train never saves a non-finite tensor.
+    for name, t in tensors.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            fail(f"{path}: tensor '{name}' holds NaN or infinity: the file is damaged (sagan-train never saves one)")
     cfg, model_cfg = config_from_metadata(meta, path)
+    for c in classes:
+        if not 0 <= c < model_cfg.num_classes:
+            fail(f"--classes: {c} is not a class id in [0, {model_cfg.num_classes})")
     G, D = Generator(model_cfg), Discriminator(model_cfg)
     g_prefix = "G_ema." if opt.weights == "ema" else "G."
     load_strict(G, section(tensors, g_prefix), g_prefix, path)
@@ -299,16 +334,20 @@ def main():
             st = section(tensors, f"opt_{net}.")
             if st:
                 out[f"opt_{net}"] = adam_state(mod.parameters(), list(mod.named_parameters()), st, cfg, lr)
-        torch.save(out, opt.save)
+        # Atomic, as the engine writes files: a failed or interrupted save
+        # leaves an existing OUT.pt as it was.
+        tmp = f"{opt.save}.tmp{os.getpid()}"
+        try:
+            torch.save(out, tmp)
+            os.replace(tmp, opt.save)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
         print(f"checkpoint_to_torch.py: wrote {opt.save}")
 
-    if opt.num <= 0:
-        if opt.png or opt.compare_png or opt.dump:
-            fail("--png, --compare-png and --dump need -n N images")
+    if opt.num == 0:
         return
-    for c in classes:
-        if not 0 <= c < model_cfg.num_classes:
-            fail(f"--classes: {c} is not a class id in [0, {model_cfg.num_classes})")
     z, y = sample_inputs(opt.num, model_cfg.z_dim, model_cfg.num_classes, opt.seed, classes, opt.truncation)
     with torch.no_grad():
         yy = y if model_cfg.num_classes > 0 else None
