@@ -108,10 +108,11 @@ TEST_CASE("atomic write errors name the path and errno text", "[io][io_atomic]")
   REQUIRE_THROWS_WITH(io::write_file_atomic(p, std::string("x")),
                       Catch::Contains(p) && Catch::Contains("No such file or directory"));
   REQUIRE_THROWS_WITH(io::read_file(dir / "nope"), Catch::Contains("nope") && Catch::Contains("No such file"));
-  // Writing over a directory fails at the rename and removes the temporary.
+  // Writing over a directory is refused before a temporary is made.
   fs::create_directory(dir / "sub");
   fs::create_directory(dir / "sub/inner");
-  REQUIRE_THROWS_WITH(io::write_file_atomic(dir / "sub", std::string("x")), Catch::Contains("rename"));
+  REQUIRE_THROWS_WITH(io::write_file_atomic(dir / "sub", std::string("x")),
+                      "write_file_atomic: " + dir / "sub" + ": is a directory, not a regular file; it is not replaced");
   CHECK(dir.count() == 1);
 }
 
@@ -170,4 +171,30 @@ TEST_CASE("a file's folder must exist to be written to: none is made", "[io][io_
   // A folder option is made, with its parents.
   io::check_writable_dir((missing / "e").string(), "--separate e");
   CHECK(fs::is_directory(missing / "e"));
+}
+
+TEST_CASE("a link is written through and a device or pipe is never replaced", "[io][io_atomic]") {
+  TempDir dir;
+  // A relative link into a sub-folder: the target is replaced, the link stays a link.
+  fs::create_directory(dir.path / "data");
+  io::write_file_atomic(dir / "data/target.json", std::string("old"));
+  fs::create_symlink("data/target.json", dir.path / "link.json");
+  io::check_writable_file(dir / "link.json", "--json link.json");
+  io::write_file_atomic(dir / "link.json", std::string("new"));
+  CHECK(fs::is_symlink(dir.path / "link.json"));
+  const std::vector<uint8_t> got = io::read_file(dir / "data/target.json");
+  CHECK(std::string(got.begin(), got.end()) == "new");
+  // A dangling link makes the file it names.
+  fs::create_symlink("data/made.json", dir.path / "dangling.json");
+  io::write_file_atomic(dir / "dangling.json", std::string("made"));
+  CHECK(fs::is_regular_file(dir.path / "data/made.json"));
+  CHECK(fs::is_symlink(dir.path / "dangling.json"));
+  // A pipe (as /dev/full or /dev/stdout would be) is refused, before the work and at the write.
+  const std::string fifo = dir / "pipe";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  REQUIRE_THROWS_WITH(io::check_writable_file(fifo, "--json pipe"),
+                      "--json pipe: is a pipe, not a regular file; give a file name");
+  REQUIRE_THROWS_WITH(io::write_file_atomic(fifo, std::string("x")),
+                      "write_file_atomic: " + fifo + ": is a pipe, not a regular file; it is not replaced");
+  CHECK(fs::is_fifo(fifo));
 }

@@ -62,6 +62,38 @@ void fsync_dir(const std::string& dir, const std::string& target) {
               target, dir, errno_text(err));
 }
 
+// The file a write to `path` must replace: a symbolic link's target (links
+// followed, relative ones from their own folder), so that the rename
+// replaces the file the link names and the link stays; `path` itself
+// otherwise. A dangling link gives the file it would name.
+std::string resolve_links(const std::string& path) {
+  namespace fs = std::filesystem;
+  fs::path p(path);
+  std::error_code ec;
+  for (int hops = 0; fs::is_symlink(fs::symlink_status(p, ec)); ++hops) {
+    SAGAN_CHECK(hops < 40, "write_file_atomic: {}: too many levels of symbolic links", path);
+    const fs::path target = fs::read_symlink(p, ec);
+    SAGAN_CHECK(!ec, "write_file_atomic: {}: cannot read the link: {}", path, ec.message());
+    p = target.is_absolute() ? target : p.parent_path() / target;
+  }
+  return p.string();
+}
+
+// What an existing path that is not a regular file is ("a directory", "a
+// device", ...; a rename would replace it, not write to it, e.g. /dev/full);
+// "" for a regular file or none.
+std::string non_regular_kind(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (!fs::exists(st) || fs::is_regular_file(st)) return "";
+  if (fs::is_directory(st)) return "a directory";
+  if (fs::is_character_file(st) || fs::is_block_file(st)) return "a device";
+  if (fs::is_fifo(st)) return "a pipe";
+  if (fs::is_socket(st)) return "a socket";
+  return "not a regular file";
+}
+
 }  // namespace
 
 void write_all(std::FILE* f, const void* data, size_t size, const std::string& path, uint64_t done, uint64_t total) {
@@ -71,8 +103,11 @@ void write_all(std::FILE* f, const void* data, size_t size, const std::string& p
               errno_text(errno));
 }
 
-void write_file_atomic(const std::string& path, const std::function<void(std::FILE*)>& writer) {
-  SAGAN_CHECK(!path.empty(), "write_file_atomic: empty path");
+void write_file_atomic(const std::string& link_or_path, const std::function<void(std::FILE*)>& writer) {
+  SAGAN_CHECK(!link_or_path.empty(), "write_file_atomic: empty path");
+  const std::string path = resolve_links(link_or_path);
+  const std::string kind = non_regular_kind(path);
+  SAGAN_CHECK(kind.empty(), "write_file_atomic: {}: is {}, not a regular file; it is not replaced", link_or_path, kind);
   std::string dir = parent_dir(path);
   std::string name = std::filesystem::path(path).filename().string();
   SAGAN_CHECK(!name.empty(), "write_file_atomic: {}: path names a directory", path);
@@ -148,11 +183,15 @@ void check_writable_dir(const std::string& dir, const std::string& what) {
   ::unlink(probe.c_str());
 }
 
-void check_writable_file(const std::string& path, const std::string& what) {
+void check_writable_file(const std::string& link_or_path, const std::string& what) {
   namespace fs = std::filesystem;
-  SAGAN_CHECK(!path.empty(), "{}: an empty file name", what);
+  SAGAN_CHECK(!link_or_path.empty(), "{}: an empty file name", what);
   std::error_code ec;
-  SAGAN_CHECK(!fs::is_directory(path, ec), "{}: is a directory; give a file name", what);
+  SAGAN_CHECK(!fs::is_directory(link_or_path, ec), "{}: is a directory; give a file name", what);
+  const std::string kind = non_regular_kind(link_or_path);
+  SAGAN_CHECK(kind.empty(), "{}: is {}, not a regular file; give a file name", what, kind);
+  // A link is written through (write_file_atomic): its target's folder counts.
+  const std::string path = resolve_links(link_or_path);
   const fs::path parent = fs::path(path).parent_path();
   // Not made: a typo in the folder would leave new folders behind, made
   // before the tool has done (or failed at) anything.

@@ -5,7 +5,9 @@
 // file is untouched. Every file the engine writes whole (checkpoints,
 // configs, images) goes through here. A new file gets the mode open(2)
 // would give it (0666 less the process's umask); a replaced one keeps its
-// mode.
+// mode. A symbolic link is written through: its target is replaced and the
+// link stays. An existing path that is not a regular file (a device, a pipe)
+// is refused, never replaced.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -48,7 +50,8 @@ std::vector<std::filesystem::directory_entry> list_directory(const std::filesyst
 // mount refuses everyone). `what` leads the error ("--run-dir runs/x").
 void check_writable_dir(const std::string& dir, const std::string& what);
 // The same for a file to be written later: its folder must exist (it is
-// not made) and be writable, and the path must not be a directory.
+// not made) and be writable, and the path must be neither a directory nor
+// another non-regular file (a device, a pipe); a link's target counts.
 void check_writable_file(const std::string& path, const std::string& what);
 
 }  // namespace sagan::io
