@@ -59,10 +59,14 @@ struct EvalOptions {
                 "--dataset / --data name a reference data set; not with {}", other);
     SAGAN_CHECK(resolution == 0 || resolution >= 8, "--resolution must be at least 8 (or 0: keep), got {}",
                 resolution);
-    SAGAN_CHECK(num_samples > 0, "--num-samples must be positive, got {}", num_samples);
+    // Every metric is a statistic over a set: covariances, kernel means and
+    // neighbours need two images at least.
+    SAGAN_CHECK(num_samples >= 2, "--num-samples must be at least 2 (the metrics compare sets of images), got {}",
+                num_samples);
     SAGAN_CHECK(batch > 0, "--batch-size must be positive, got {}", batch);
     SAGAN_CHECK(channels == 0 || channels == 1 || channels == 3, "--channels must be 1 or 3, got {}", channels);
-    SAGAN_CHECK(!num_real || *num_real >= 0, "--num-real must be >= 0 (0 = the whole data set), got {}", *num_real);
+    SAGAN_CHECK(!num_real || *num_real == 0 || *num_real >= 2,
+                "--num-real must be 0 (the whole data set) or at least 2, got {}", *num_real);
     SAGAN_CHECK(kid_subsets > 0, "--kid-subsets must be positive, got {}", kid_subsets);
     SAGAN_CHECK(kid_subset_size > 1, "--kid-subset-size must be at least 2, got {}", kid_subset_size);
     SAGAN_CHECK(is_splits > 0, "--is-splits must be positive, got {}", is_splits);
@@ -357,6 +361,9 @@ StatsFile reference_stats(const EvalOptions& o, const EvalPlan& p, std::string& 
     reference = dataset_source(ds, p.resolution, p.channels, o.real_count(), o.seed, p.upscale);
   }
   desc = reference->describe();
+  if (o.real_count() > 0 && reference->size() < o.real_count())
+    fmt::print(stderr, "sagan-eval: note: {} real images asked for ({}), the reference has {}: all of them are used\n",
+               o.real_count(), o.num_real ? "--num-real" : "--num-real defaults to -n", reference->size());
   auto make = [&] {
     cli::ProgressLine progress("reference", !o.quiet);
     return make_stats(embed(*reference, *p.net.net, o.batch, std::ref(progress)), p.net_id,

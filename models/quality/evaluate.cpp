@@ -430,11 +430,18 @@ Report compare(const StatsFile& ev, const StatsFile& ref, const MetricOptions& o
       r.pr = precision_recall(*ref.features, *ev.features, opt.pr_k);
   }
   if (opt.is) {
-    if (ev.logits && ev.logits->rows >= opt.is_splits)
-      r.is = inception_score(*ev.logits, opt.is_splits);
-    else
-      note("IS: skipped, no logits for the evaluated set (or fewer samples than splits)");
-    if (ref.logits && ref.logits->rows >= opt.is_splits) r.is_reference = inception_score(*ref.logits, opt.is_splits);
+    // Each split needs a sample: fewer samples than --is-splits give no IS.
+    auto is_of = [&](const char* set, const auto& logits, std::optional<IsResult>& out) {
+      if (!logits)
+        note(fmt::format("IS ({} set): skipped, no logits (a statistics file without them)", set));
+      else if (logits->rows < opt.is_splits)
+        note(fmt::format("IS ({} set): skipped, {} samples for --is-splits {}: give fewer splits or more samples", set,
+                         logits->rows, opt.is_splits));
+      else
+        out = inception_score(*logits, opt.is_splits);
+    };
+    is_of("evaluated", ev.logits, r.is);
+    is_of("reference", ref.logits, r.is_reference);
   }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
