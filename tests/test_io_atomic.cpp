@@ -114,6 +114,17 @@ TEST_CASE("atomic write errors name the path and errno text", "[io][io_atomic]")
   REQUIRE_THROWS_WITH(io::write_file_atomic(dir / "sub", std::string("x")),
                       "write_file_atomic: " + dir / "sub" + ": is a directory, not a regular file; it is not replaced");
   CHECK(dir.count() == 1);
+  // A directory appearing at the path during the write fails the rename,
+  // which names errno and removes the temporary.
+  const std::string late = dir / "late";
+  REQUIRE_THROWS_WITH(io::write_file_atomic(late,
+                                            [&](std::FILE* f) {
+                                              std::fputs("x", f);
+                                              fs::create_directory(late);
+                                              fs::create_directory(late + "/inner");
+                                            }),
+                      Catch::Contains("rename") && Catch::Contains(late));
+  CHECK(dir.count() == 2);  // sub and late, no temporary
 }
 
 TEST_CASE("threads probing one folder for write access at once do not fail each other", "[io][io_atomic]") {
@@ -189,6 +200,16 @@ TEST_CASE("a link is written through and a device or pipe is never replaced", "[
   io::write_file_atomic(dir / "dangling.json", std::string("made"));
   CHECK(fs::is_regular_file(dir.path / "data/made.json"));
   CHECK(fs::is_symlink(dir.path / "dangling.json"));
+  // An absolute link to a link: the chain is followed to the file.
+  fs::create_symlink(fs::absolute(dir.path / "link.json"), dir.path / "chain.json");
+  io::write_file_atomic(dir / "chain.json", std::string("chained"));
+  const std::vector<uint8_t> chained = io::read_file(dir / "data/target.json");
+  CHECK(std::string(chained.begin(), chained.end()) == "chained");
+  // A loop is named by the caller's words.
+  fs::create_symlink("loop_b", dir.path / "loop_a");
+  fs::create_symlink("loop_a", dir.path / "loop_b");
+  REQUIRE_THROWS_WITH(io::check_writable_file(dir / "loop_a", "-o loop_a"),
+                      "-o loop_a: too many levels of symbolic links");
   // A pipe (as /dev/full or /dev/stdout would be) is refused, before the work and at the write.
   const std::string fifo = dir / "pipe";
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);

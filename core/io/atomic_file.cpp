@@ -66,14 +66,15 @@ void fsync_dir(const std::string& dir, const std::string& target) {
 // followed, relative ones from their own folder), so that the rename
 // replaces the file the link names and the link stays; `path` itself
 // otherwise. A dangling link gives the file it would name.
-std::string resolve_links(const std::string& path) {
+// `what` leads an error ("-o out.png").
+std::string resolve_links(const std::string& path, const std::string& what) {
   namespace fs = std::filesystem;
   fs::path p(path);
   std::error_code ec;
   for (int hops = 0; fs::is_symlink(fs::symlink_status(p, ec)); ++hops) {
-    SAGAN_CHECK(hops < 40, "write_file_atomic: {}: too many levels of symbolic links", path);
+    SAGAN_CHECK(hops < 40, "{}: too many levels of symbolic links", what);
     const fs::path target = fs::read_symlink(p, ec);
-    SAGAN_CHECK(!ec, "write_file_atomic: {}: cannot read the link: {}", path, ec.message());
+    SAGAN_CHECK(!ec, "{}: cannot read the link {}: {}", what, p.string(), ec.message());
     p = target.is_absolute() ? target : p.parent_path() / target;
   }
   return p.string();
@@ -105,7 +106,7 @@ void write_all(std::FILE* f, const void* data, size_t size, const std::string& p
 
 void write_file_atomic(const std::string& link_or_path, const std::function<void(std::FILE*)>& writer) {
   SAGAN_CHECK(!link_or_path.empty(), "write_file_atomic: empty path");
-  const std::string path = resolve_links(link_or_path);
+  const std::string path = resolve_links(link_or_path, "write_file_atomic: " + link_or_path);
   const std::string kind = non_regular_kind(path);
   SAGAN_CHECK(kind.empty(), "write_file_atomic: {}: is {}, not a regular file; it is not replaced", link_or_path, kind);
   std::string dir = parent_dir(path);
@@ -187,11 +188,10 @@ void check_writable_file(const std::string& link_or_path, const std::string& wha
   namespace fs = std::filesystem;
   SAGAN_CHECK(!link_or_path.empty(), "{}: an empty file name", what);
   std::error_code ec;
-  SAGAN_CHECK(!fs::is_directory(link_or_path, ec), "{}: is a directory; give a file name", what);
-  const std::string kind = non_regular_kind(link_or_path);
+  const std::string kind = non_regular_kind(link_or_path);  // a directory, a device, a pipe
   SAGAN_CHECK(kind.empty(), "{}: is {}, not a regular file; give a file name", what, kind);
   // A link is written through (write_file_atomic): its target's folder counts.
-  const std::string path = resolve_links(link_or_path);
+  const std::string path = resolve_links(link_or_path, what);
   const fs::path parent = fs::path(path).parent_path();
   // Not made: a typo in the folder would leave new folders behind, made
   // before the tool has done (or failed at) anything.
