@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <optional>
 
 #include "sagan/core/io/atomic_file.h"
 #include "sagan/core/io/image.h"
@@ -71,11 +72,14 @@ RunOutputs::RunOutputs(const Trainer& trainer, bool writer, bool resumed, const 
 }
 
 namespace {
-// A metrics cell as TensorBoard's float. Not std::stof, which throws outside
-// float's range: --lr-g 1e-39 ended the run at its first row. Beyond float,
-// a value is the infinity of its sign; below, it rounds to 0 or a subnormal.
-float scalar_of(const std::string& text) {
-  const double d = std::strtod(text.c_str(), nullptr);
+// A metrics cell as TensorBoard's float, or nothing for a cell that is not
+// a number. Not std::stof, which throws outside float's range: --lr-g 1e-39
+// ended the run at its first row. Beyond float, a value is the infinity of
+// its sign; below, it rounds to 0 or a subnormal.
+std::optional<float> scalar_of(const std::string& text) {
+  char* end = nullptr;
+  const double d = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size()) return std::nullopt;
   constexpr double kMax = std::numeric_limits<float>::max();
   if (std::isfinite(d) && std::abs(d) > kMax)
     return d > 0 ? std::numeric_limits<float>::infinity() : -std::numeric_limits<float>::infinity();
@@ -86,8 +90,10 @@ float scalar_of(const std::string& text) {
 void RunOutputs::log(const io::CsvRow& row, int64_t step) {
   if (!writer_) return;
   csv_->write(row);
-  for (auto& [name, v] : row)
-    if (name != "step" && !v.text.empty()) tb_->add_scalar(name, scalar_of(v.text), step);
+  for (auto& [name, v] : row) {
+    if (name == "step") continue;
+    if (const std::optional<float> value = scalar_of(v.text)) tb_->add_scalar(name, *value, step);
+  }
   tb_->flush();
 }
 
