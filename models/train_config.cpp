@@ -60,7 +60,7 @@ std::string ConfigSources::name(const std::string& key) const {
   auto it = by_key.find(key);
   if (it != by_key.end() && !it->second.file.empty()) return key;
   auto preset = preset_of.find(key);
-  if (it == by_key.end() && preset != preset_of.end()) return where(key) + " of --preset " + preset->second;
+  if (it == by_key.end() && preset != preset_of.end()) return where(key) + " of the " + preset->second + " preset";
   return where(key);
 }
 

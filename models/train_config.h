@@ -30,7 +30,7 @@ struct ConfigSources {
   std::map<std::string, Origin> by_key;
   // Settings a preset gave (key -> preset name): defaults, so not given(),
   // but a message about another setting names them as the preset's
-  // ("--log-every of --preset cpu (25)"), since --help shows sagan32's.
+  // ("--log-every of the cpu preset (25)"), since --help shows sagan32's.
   std::map<std::string, std::string> preset_of;
   // The settings come from a program's code (a TrainConfig it filled in)
   // rather than sagan-train's options: a key not listed is named by its
@@ -54,8 +54,9 @@ struct ConfigSources {
   // (--steps)" for a setting in code (in_code: its default too).
   std::string where(const std::string& key) const;
   // Another setting mentioned in a message: its key when it came from a
-  // file, else its option (in code: as where() names it), with "of --preset
-  // NAME" when that preset gave its value.
+  // file, else its option (in code: as where() names it), with "of the NAME
+  // preset" when a preset gave its value (named by --preset, a config file's
+  // preset key, or the CPU fallback).
   std::string name(const std::string& key) const;
 };
 

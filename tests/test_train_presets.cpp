@@ -77,11 +77,12 @@ TEST_CASE("settings layer: defaults, preset, config file, command line", "[confi
   c = layered_settings("", cli({{"model.ch", int64_t{32}}}), "cpu", given);
   CHECK((c.preset == "cpu" && c.model.ch == 32));
   // Messages name a preset's value as the preset's; a value given is named as given.
-  CHECK(given.name("log_every") == "--log-every of --preset cpu");
+  CHECK(given.name("log_every") == "--log-every of the cpu preset");
   CHECK(given.name("model.ch") == "--model.ch");
   c.fd_every = 10;
-  REQUIRE_THROWS_WITH(c.validate(given),
-                      "--fd-every: 10 is not a multiple of --log-every of --preset cpu (25): FD is logged on log rows");
+  REQUIRE_THROWS_WITH(
+      c.validate(given),
+      "--fd-every: 10 is not a multiple of --log-every of the cpu preset (25): FD is logged on log rows");
   CHECK(named_preset(file, cli({})) == "cpu");
   CHECK(named_preset("", cli({})).empty());
 
