@@ -162,8 +162,10 @@ void SummaryWriter::add_image(const std::string& tag, const Image& image, int64_
 
 void SummaryWriter::add_session_start(int64_t step, double wall_time) {
   // Event { SessionLog session_log = 7; }  SessionLog { SessionStatus status = 1; }  START = 1.
-  // (Field 6 is the deprecated LogMessage, which readers ignore: with it, an
-  // undone step stayed in TensorBoard beside its redo.)
+  // (Field 6 is the deprecated LogMessage, which readers ignore: with it,
+  // TensorBoard's Python reader kept an undone step beside its redo. The
+  // fast Rust reader ignores SessionLog too, and keeps the last value of a
+  // tag logged again at a step.)
   std::string log;
   put_key(log, 1, 0);
   put_varint(log, 1);
