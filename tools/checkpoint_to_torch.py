@@ -282,6 +282,8 @@ def main():
             continue
         if path == "" or os.path.isdir(path):
             fail(f"{flag} '{path}': give a file name")
+        if os.path.exists(path) and not os.path.isfile(path):  # /dev/null, a pipe: a rename would replace it
+            fail(f"{flag} {path}: not a regular file; give a file name")
         folder = os.path.dirname(path)
         if folder and not os.path.isdir(folder):
             fail(f"{flag} {path}: the folder {folder} does not exist; create it first")
@@ -334,12 +336,14 @@ def main():
             st = section(tensors, f"opt_{net}.")
             if st:
                 out[f"opt_{net}"] = adam_state(mod.parameters(), list(mod.named_parameters()), st, cfg, lr)
-        # Atomic, as the engine writes files: a failed or interrupted save
-        # leaves an existing OUT.pt as it was.
-        tmp = f"{opt.save}.tmp{os.getpid()}"
+        # Through a temporary file renamed into place, so that a failed or
+        # interrupted save leaves an existing OUT.pt as it was; a link is
+        # written through (its target replaced), as the engine does.
+        target = os.path.realpath(opt.save)
+        tmp = f"{target}.tmp{os.getpid()}"
         try:
             torch.save(out, tmp)
-            os.replace(tmp, opt.save)
+            os.replace(tmp, target)
         except BaseException:
             if os.path.exists(tmp):
                 os.remove(tmp)
