@@ -60,10 +60,12 @@ struct ClassDiversityOptions {
     SAGAN_CHECK(k > 0, "--k must be positive, got {}", k);
     SAGAN_CHECK(n > k, "--num ({}) must be larger than --k ({})", n, k);
     SAGAN_CHECK(fmnist_weights.empty() || std::filesystem::is_regular_file(fmnist_weights),
-                "--fmnist-weights {} does not exist", fmnist_weights);
+                "--fmnist-weights {} does not exist or is not a file", fmnist_weights);
     if (!json_out.empty()) io::check_writable_file(json_out, "--json " + json_out);  // now, not after the work
-    cli::check_output_not_input(json_out, "--json " + json_out,
-                                {{"the checkpoint", checkpoint}, {"--fmnist-weights", fmnist_weights}});
+    cli::check_output_not_input(
+        json_out, "--json " + json_out,
+        {{"the checkpoint", checkpoint},
+         {"the feature weights", fmnist_weights.empty() ? default_fmnist_weights() : fmnist_weights}});
   }
 };
 

@@ -78,7 +78,8 @@ struct EvalOptions {
                 ref_stats);
     for (const auto& [option, file] :
          {std::pair{"--inception-weights", inception_weights}, std::pair{"--fmnist-weights", fmnist_weights}})
-      SAGAN_CHECK(file.empty() || std::filesystem::is_regular_file(file), "{} {} does not exist", option, file);
+      SAGAN_CHECK(file.empty() || std::filesystem::is_regular_file(file), "{} {} does not exist or is not a file",
+                  option, file);
     if (!json_path.empty()) io::check_writable_file(json_path, "--json " + json_path);
     if (!save_stats_path.empty()) io::check_writable_file(save_stats_path, "--save-stats " + save_stats_path);
     const std::vector<std::pair<std::string, std::string>> inputs = {{"the checkpoint", checkpoint},

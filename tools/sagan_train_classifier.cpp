@@ -80,6 +80,7 @@ struct ClassifierOptions {
     SAGAN_CHECK(lr > 0 && std::isfinite(lr), "--lr must be positive and finite, got {}", lr);
     SAGAN_CHECK(warmup >= 0, "--warmup must be >= 0, got {}", warmup);
     io::check_writable_file(out, "-o " + out);  // now, not after training
+    cli::check_output_not_input(out, "-o " + out, {{"--init", init}});
     SAGAN_CHECK(dropout >= 0 && dropout < 1, "--dropout must be in [0, 1), got {}", dropout);
     SAGAN_CHECK(shift >= 0 && shift < 14, "--shift must be in [0, 14), got {}", shift);
     SAGAN_CHECK(limit >= 0, "--limit must be >= 0, got {}", limit);
@@ -112,7 +113,13 @@ void add_options(CLI::App& app, ClassifierOptions& o) {
 // Loads --init weights into the model; returns the commands that made them.
 std::string load_init(FmnistClassifier& model, const std::string& init) {
   SAGAN_CHECK(std::filesystem::exists(init), "--init {}: no such file", init);
-  io::SafetensorsFile f = io::load_safetensors(init);
+  SAGAN_CHECK(std::filesystem::is_regular_file(init), "--init {}: not a file", init);
+  io::SafetensorsFile f;
+  try {
+    f = io::load_safetensors(init);
+  } catch (const Error& e) {
+    SAGAN_FAIL("--init {}: {}", init, e.what());
+  }
   std::map<std::string, Tensor> state(f.tensors.begin(), f.tensors.end());
   try {
     model.load_state(state);
