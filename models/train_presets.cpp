@@ -66,7 +66,7 @@ std::string train_preset_names() {
   return fmt::format("{}", fmt::join(names, ", "));
 }
 
-void apply_preset(TrainConfig& cfg, const std::string& name) {
+void apply_preset(TrainConfig& cfg, const std::string& name, ConfigSources* sources) {
   if (name.empty()) return;
   const TrainPreset* p = find_train_preset(name);
   SAGAN_CHECK(p != nullptr, "preset: '{}' is not one of {}", name, train_preset_names());
@@ -75,6 +75,7 @@ void apply_preset(TrainConfig& cfg, const std::string& name) {
     SAGAN_CHECK(o != nullptr && value.index() == static_cast<size_t>(o->kind),
                 "preset {}: {} is not a setting of its kind", name, key);
     o->set(cfg, value);
+    if (sources) sources->preset_of[key] = name;
   }
   cfg.preset = name;
 }
@@ -110,9 +111,7 @@ TrainConfig layered_settings(const std::string& config_file,
               train_preset_names());
   if (preset.empty()) preset = fallback_preset;
   TrainConfig cfg;
-  apply_preset(cfg, preset);
-  if (const TrainPreset* p = find_train_preset(preset))
-    for (const auto& setting : p->settings) given.preset_of[setting.first] = preset;
+  apply_preset(cfg, preset, &given);
   if (!config_file.empty()) read_config_file(config_file, cfg, &given);
   apply_cli(cfg, given);
   return cfg;

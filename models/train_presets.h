@@ -33,8 +33,9 @@ const TrainPreset* find_train_preset(const std::string& name);  // nullptr when 
 std::string train_preset_names();
 
 // Sets the preset's settings on cfg and cfg.preset = name; "" does nothing.
-// An unknown name is an error listing the presets.
-void apply_preset(TrainConfig& cfg, const std::string& name);
+// An unknown name is an error listing the presets. `sources`, when given,
+// records each setting in preset_of (defaults, not given settings).
+void apply_preset(TrainConfig& cfg, const std::string& name, ConfigSources* sources = nullptr);
 
 // The settings of a run, layered: the defaults; the preset named on the
 // command line, else in the config file, else `fallback_preset`; the config
