@@ -72,7 +72,7 @@ expect(unknown_extension EXIT 1 OUTPUT "c.yaml: a config file must end in .json 
        COMMAND ${TRAIN} --config c.yaml ${STOP})
 expect(missing_file EXIT 1 OUTPUT "missing.toml: no such config file"
        COMMAND ${TRAIN} --config missing.toml ${STOP})
-expect(option_type EXIT 1 OUTPUT "--batch-size: expected an integer, got 'abc'"
+expect(option_type EXIT 1 OUTPUT "--batch-size: expected an integer in .-2\\^63, 2\\^63\\), got 'abc'"
        COMMAND ${TRAIN} --batch-size abc ${STOP})
 
 # ---- the command line overrides the file

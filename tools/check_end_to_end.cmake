@@ -4,7 +4,7 @@
 # real images padded as the run's), the README's command for one step (ETA
 # first; the cpu preset without a GPU), sagan-class-diversity, sagan-sample and sagan-attention on its checkpoint; checks exit codes, the
 # files written and the JSON report's fields.
-foreach(_v TRAIN EVAL SAMPLE ATTENTION WORK_DIR)
+foreach(_v TRAIN EVAL SAMPLE ATTENTION DIVERSITY TRAIN_CLASSIFIER WORK_DIR)
   if(NOT DEFINED ${_v})
     message(FATAL_ERROR "check_end_to_end.cmake: -D${_v}=... is required")
   endif()
@@ -193,8 +193,29 @@ if(NOT tiny_lr_count EQUAL 3)
 endif()
 
 # An output naming the checkpoint being read is refused (it would be replaced); sagan-sample below still reads it.
+# Every tool that writes beside what it reads; a run directory stands for its newest checkpoint.
+set(ckpt ${run}/checkpoints/step_00000006.safetensors)
+file(SHA256 ${ckpt} ckpt_hash)
 refused("--save-stats [^\n]*step_00000006.safetensors: that is the checkpoint" ${EVAL} ${run} -n 8 --num-real 8 --device cpu
-        --save-stats ${run}/checkpoints/step_00000006.safetensors)
+        --save-stats ${ckpt})
+refused("--json [^\n]*step_00000006.safetensors: that is the checkpoint" ${EVAL} ${run} -n 8 --num-real 8 --device cpu
+        --json ${ckpt})
+refused("--json [^\n]*step_00000006.safetensors: that is the checkpoint" ${DIVERSITY} ${run} --device cpu --json ${ckpt})
+if(DEFINED EXPORT)
+  refused("-o [^\n]*step_00000006.safetensors: that is the checkpoint" ${EXPORT} ${ckpt} -o ${ckpt})
+endif()
+file(SHA256 ${ckpt} ckpt_hash_after)
+if(NOT ckpt_hash STREQUAL ckpt_hash_after)
+  message(FATAL_ERROR "cli_end_to_end: a refused output changed the checkpoint it named")
+endif()
+# sagan-train-classifier -o naming its --init weights (refused before any data is read).
+file(WRITE ${WORK_DIR}/init.safetensors "x")
+refused("-o [^\n]*init.safetensors: that is --init" ${TRAIN_CLASSIFIER} --init ${WORK_DIR}/init.safetensors
+        -o ${WORK_DIR}/init.safetensors)
+file(READ ${WORK_DIR}/init.safetensors init_text)
+if(NOT init_text STREQUAL "x")
+  message(FATAL_ERROR "cli_end_to_end: a refused sagan-train-classifier -o changed its --init file")
+endif()
 
 run("sagan-sample" ${SAMPLE} ${run} -n 6 --classes 1,2 --device cpu -o ${WORK_DIR}/grid.png)
 expect_file(${WORK_DIR}/grid.png)

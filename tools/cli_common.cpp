@@ -63,10 +63,68 @@ class Formatter : public CLI::Formatter {
     return out;
   }
 };
+
+// One comma-separated part of an integer option's text, as decimal text
+// CLI11 reads back unchanged, or "" when it is not a decimal integer of the
+// type (signed: int64; unsigned: uint64).
+template <class T>
+std::string canonical_integer(std::string_view part) {
+  if (!part.empty() && part[0] == '+') part.remove_prefix(1);
+  T v = 0;
+  const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), v);
+  if (part.empty() || ec != std::errc() || end != part.data() + part.size()) return "";
+  return std::to_string(v);
+}
+
+template <class T>
+CLI::Validator integer_validator(const char* range) {
+  return CLI::Validator(
+      [range](std::string& text) -> std::string {
+        std::string out;
+        for (size_t at = 0;;) {  // "0,3,7": each part (--classes)
+          const size_t comma = std::min(text.find(',', at), text.size());
+          const std::string part = canonical_integer<T>(std::string_view(text).substr(at, comma - at));
+          if (part.empty()) return fmt::format("expected an integer in {}, got '{}'", range, text);
+          out += part;
+          if (comma == text.size()) break;
+          out += ',';
+          at = comma + 1;
+        }
+        text = out;  // "010" would be octal 8 to CLI11
+        return "";
+      },
+      "");
+}
+
+CLI::Validator finite_number_validator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(v))
+          return fmt::format("expected a finite number, got '{}'", text);
+        return "";
+      },
+      "");
+}
+
+void check_numbers_strictly(CLI::App& app) {
+  for (CLI::Option* opt : app.get_options()) {
+    const std::string type = opt->get_type_name();
+    if (type == "INT")
+      opt->transform(integer_validator<int64_t>("[-2^63, 2^63)"));
+    else if (type == "UINT")
+      opt->transform(integer_validator<uint64_t>("[0, 2^64)"));
+    else if (type == "FLOAT")
+      opt->check(finite_number_validator());
+  }
+  for (CLI::App* group : app.get_subcommands([](CLI::App*) { return true; })) check_numbers_strictly(*group);
+}
 }  // namespace
 
 ParseOutcome parse_command_line(const char* tool, CLI::App& app, int argc, char** argv) {
   app.formatter(std::make_shared<Formatter>());
+  check_numbers_strictly(app);
   try {
     app.parse(argc, argv);
     return {};
@@ -105,18 +163,6 @@ int parse_and_run(const char* tool, CLI::App& app, int argc, char** argv, const 
     if (parsed.kind == ParseOutcome::Error) throw Error(parsed.text);
     return run();
   });
-}
-
-CLI::Validator seed_validator() {
-  return CLI::Validator(
-      [](std::string& text) -> std::string {
-        uint64_t v = 0;
-        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-        if (text.empty() || ec != std::errc() || end != text.data() + text.size())
-          return "expected an integer in [0, 2^64), got '" + text + "'";
-        return "";
-      },
-      "");
 }
 
 ProgressLine::ProgressLine(std::string what, bool on)

@@ -22,6 +22,11 @@ struct ParseOutcome {
   enum Kind { Run, Help, Error } kind = Run;
   std::string text;
 };
+
+// Parses argv with `app`. Every numeric option is checked as written before CLI11 converts it: an
+// integer in decimal within its type ("010" is 10, not CLI11's octal 8;
+// "-1" is refused for an unsigned seed, not read as 2^64 - 1; 2^63 is
+// refused, not clamped), a real number finite.
 ParseOutcome parse_command_line(const char* tool, CLI::App& app, int argc, char** argv);
 
 // A tool's main: parses argv with `app` (--help prints the help and exits
@@ -43,10 +48,6 @@ class ProgressLine {
   int64_t last_tenth_ = -1;
   std::chrono::steady_clock::time_point t0_;
 };
-
-// For --seed options: a decimal integer in [0, 2^64). CLI11 alone reads
-// "-1" as 2^64 - 1 and lets 2^64 overflow, without a word.
-CLI::Validator seed_validator();
 
 // --classes "0,3,7": ids checked against the K classes of the model in
 // `checkpoint`; empty text means every class in turn (none when K = 0).

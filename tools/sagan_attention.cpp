@@ -75,9 +75,8 @@ void add_options(CLI::App& app, AttentionOptions& o) {
                                "Comma-separated class ids, cycled over the images (default: all classes in turn)"));
   sample_option(app.add_option("--truncation", o.truncation, "Resample z components with |z| above this (0 = off)")
                     ->capture_default_str());
-  sample_option(app.add_option("--seed", o.seed, "Seed for z (the same images as sagan-sample --seed)")
-                    ->check(cli::seed_validator())
-                    ->capture_default_str());
+  sample_option(
+      app.add_option("--seed", o.seed, "Seed for z (the same images as sagan-sample --seed)")->capture_default_str());
   sample_option(app.add_option("--weights", o.weights, "Generator weights: ema (default) or g")
                     ->check(CLI::IsMember({"ema", "g"})));
   app.add_option("--image", o.images, "Real image file(s) (PNG/JPEG) to run D's attention on, instead of G's samples");

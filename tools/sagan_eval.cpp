@@ -103,9 +103,7 @@ void add_options(CLI::App& app, EvalOptions& o) {
   src->add_option("-n,--num-samples", o.num_samples,
                   "Generated images (or at most this many from --folder); 50000 is the convention")
       ->capture_default_str();
-  src->add_option("--seed", o.seed, "Seed of z, labels, the real subset and KID subsets")
-      ->check(cli::seed_validator())
-      ->capture_default_str();
+  src->add_option("--seed", o.seed, "Seed of z, labels, the real subset and KID subsets")->capture_default_str();
   auto* ref = app.add_option_group("Reference");
   ref->add_option("--dataset", o.dataset, "fashion-mnist | cifar10 | folder (default: the checkpoint's)");
   ref->add_option("--data", o.data_path, "Data location, as for sagan-train (default: the checkpoint's)");

@@ -59,7 +59,7 @@ void add_options(CLI::App& app, SampleOptions& o) {
   app.add_option("--truncation", o.truncation,
                  "Resample z components with |z| above this threshold (0 = off; e.g. 0.5)")
       ->capture_default_str();
-  app.add_option("--seed", o.seed, "Seed for z")->check(cli::seed_validator())->capture_default_str();
+  app.add_option("--seed", o.seed, "Seed for z")->capture_default_str();
   app.add_option("-o,--out", o.out, "Grid PNG to write")->capture_default_str();
   app.add_option(
       "--nrow", o.nrow,
