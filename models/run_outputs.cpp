@@ -71,12 +71,7 @@ RunOutputs::RunOutputs(const Trainer& trainer, bool writer, bool resumed, const 
   tb_->add_session_start(step + 1);
 }
 
-namespace {
-// A metrics cell as TensorBoard's float, or nothing for a cell that is not
-// a number. Not std::stof, which throws outside float's range: --lr-g 1e-39
-// ended the run at its first row. Beyond float, a value is the infinity of
-// its sign; below, it rounds to 0 or a subnormal.
-std::optional<float> scalar_of(const std::string& text) {
+std::optional<float> metric_scalar(const std::string& text) {
   char* end = nullptr;
   const double d = std::strtod(text.c_str(), &end);
   if (text.empty() || end != text.c_str() + text.size()) return std::nullopt;
@@ -85,14 +80,13 @@ std::optional<float> scalar_of(const std::string& text) {
     return d > 0 ? std::numeric_limits<float>::infinity() : -std::numeric_limits<float>::infinity();
   return static_cast<float>(d);
 }
-}  // namespace
 
 void RunOutputs::log(const io::CsvRow& row, int64_t step) {
   if (!writer_) return;
   csv_->write(row);
   for (auto& [name, v] : row) {
     if (name == "step") continue;
-    if (const std::optional<float> value = scalar_of(v.text)) tb_->add_scalar(name, *value, step);
+    if (const std::optional<float> value = metric_scalar(v.text)) tb_->add_scalar(name, *value, step);
   }
   tb_->flush();
 }

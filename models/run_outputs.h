@@ -17,6 +17,13 @@ namespace sagan {
 
 class Trainer;
 
+// A metrics cell as TensorBoard's float, or nothing for a cell that is not
+// a number (it stays out of TensorBoard). Not std::stof, which throws
+// outside float's range: --lr-g 1e-39 ended the run at its first row.
+// Beyond float, a value is the infinity of its sign; below, it rounds to 0
+// or a subnormal.
+std::optional<float> metric_scalar(const std::string& text);
+
 class RunOutputs {
  public:
   // Opens the outputs of `trainer`'s run directory (config() names it) on

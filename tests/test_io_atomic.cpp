@@ -205,6 +205,10 @@ TEST_CASE("a link is written through and a device or pipe is never replaced", "[
   io::write_file_atomic(dir / "chain.json", std::string("chained"));
   const std::vector<uint8_t> chained = io::read_file(dir / "data/target.json");
   CHECK(std::string(chained.begin(), chained.end()) == "chained");
+  // A link into a missing folder is checked as its target: refused before the work.
+  fs::create_symlink("missing/x.json", dir.path / "to_missing.json");
+  REQUIRE_THROWS_WITH(io::check_writable_file(dir / "to_missing.json", "--json to_missing.json"),
+                      "--json to_missing.json: the folder " + dir / "missing" + " does not exist; create it first");
   // A loop is named by the caller's words.
   fs::create_symlink("loop_b", dir.path / "loop_a");
   fs::create_symlink("loop_a", dir.path / "loop_b");

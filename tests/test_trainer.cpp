@@ -7,12 +7,15 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <optional>
 #include <stdexcept>
 
 #include "sagan/core/io/image.h"
 #include "sagan/core/ops.h"
 #include "sagan/core/sync_free.h"
 #include "sagan/layers/flat_parameters.h"
+#include "sagan/models/run_outputs.h"
 #include "sagan/models/train_run.h"
 #include "sagan/models/trainer.h"
 #include "tests/support/logged_losses.h"
@@ -641,4 +644,20 @@ TEST_CASE("a Trainer checks its config and puts back the process-wide switches i
   graph_on_cpu.cuda_graph = true;
   REQUIRE_THROWS_WITH(Trainer(graph_on_cpu, ds), Catch::Contains("--cuda-graph: needs a CUDA device"));
   CHECK(matmul_precision() == before);
+}
+
+TEST_CASE("metric_scalar: a metrics cell as TensorBoard's float", "[trainer][run_outputs]") {
+  CHECK(metric_scalar("0.25") == 0.25f);
+  CHECK(metric_scalar("-3") == -3.0f);
+  // Not numbers: left out of TensorBoard, not logged as 0.
+  CHECK_FALSE(metric_scalar("").has_value());
+  CHECK_FALSE(metric_scalar("abc").has_value());
+  CHECK_FALSE(metric_scalar("1.5x").has_value());
+  // Beyond float's range: the infinity of its sign; below it, a subnormal, not an error.
+  CHECK(metric_scalar("1e39") == std::numeric_limits<float>::infinity());
+  CHECK(metric_scalar("-1e39") == -std::numeric_limits<float>::infinity());
+  const std::optional<float> tiny = metric_scalar("1e-39");
+  REQUIRE(tiny.has_value());
+  CHECK(*tiny > 0.0f);
+  CHECK(std::isnan(*metric_scalar("nan")));  // an --on-nan skip row's loss
 }
