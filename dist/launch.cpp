@@ -79,24 +79,28 @@ bool nccl_built() {
 std::shared_ptr<Communicator> init_world(int* argc, char*** argv) {
   LaunchEnv env = detect_launch();
   if (!env.launched) return std::make_shared<SingleCommunicator>();
+  const std::string who = env.size_given ? fmt::format("rank {} of {} ({})", env.rank, env.size, env.source)
+                                         : fmt::format("rank {} ({}, no size given)", env.rank, env.source);
 #ifdef SAGAN_WITH_MPI
   auto world = std::make_shared<MpiCommunicator>(argc, argv);
   // An MPI library that cannot reach the launcher's process manager starts
   // every process as the one rank of its own job: N separate runs, silently.
   // Only that is refused: the environment's rank and size can describe
   // something else legitimately (MPICH's hydra starts its proxies with srun,
-  // whose SLURM_* then count nodes, not ranks).
-  SAGAN_CHECK(!(env.size_given && env.size > 1 && world->size() == 1),
-              "launched as rank {} of {} ({}), but MPI sees a world of 1: this MPI library cannot reach the "
+  // whose SLURM_* then count nodes, not ranks). A rank above 0 alone in its
+  // world is the same fault where the launcher gives no size (PMIx sets
+  // PMIX_RANK only).
+  SAGAN_CHECK(!(((env.size_given && env.size > 1) || env.rank > 0) && world->size() == 1),
+              "launched as {}, but MPI sees a world of 1: this MPI library cannot reach the "
               "launcher's process manager, and each process would train a run of its own (under Slurm with Open MPI: "
               "srun --mpi=pmix; or launch with the mpirun of the MPI sagan-train was built with)",
-              env.rank, env.size, env.source);
+              who);
   return world;
 #else
-  SAGAN_CHECK(env.size == 1,
-              "launched as rank {} of {} ({}), but this build has no MPI: install libopenmpi-dev (tools/setup.sh) and "
+  SAGAN_CHECK(env.size == 1 && env.rank == 0,
+              "launched as {}, but this build has no MPI: install libopenmpi-dev (tools/setup.sh) and "
               "rebuild, or run one process",
-              env.rank, env.size, env.source);
+              who);
   return std::make_shared<SingleCommunicator>();
 #endif
 }

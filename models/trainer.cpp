@@ -29,8 +29,20 @@ Device resolve_device(const std::string& name, int local_rank) {
   return d;
 }
 
+namespace {
+// A launched job's ranks, or --comm nccl alone (a one-rank NCCL job): the
+// gradients go through a reducer.
+bool trains_data_parallel(const TrainConfig& cfg, const dist::Communicator* comm) {
+  return (comm && std::string(comm->backend_name()) != "single") || cfg.comm == "nccl";
+}
+}  // namespace
+
 Device rank_device(const TrainConfig& cfg, const dist::Communicator* comm) {
   const Device d = resolve_device(cfg.device, comm ? comm->local_rank() : -1);
+  SAGAN_CHECK(!cfg.cuda_graph || d.is_cuda(), "--cuda-graph: needs a CUDA device; this run is on {}", device_name(d));
+  if (!trains_data_parallel(cfg, comm)) return d;
+  const int world = comm ? comm->size() : 1;  // --comm nccl alone: a one-rank NCCL job
+  const dist::Reducer reducer = dist::choose_reducer(cfg.comm, d, world, comm ? comm->serves(d) : true);
   // One rank (a plain run, mpirun -np 1) has a GPU of its own whatever the
   // reducer; several on a GPU can only go through NCCL. Two of them sharing
   // one GPU is certain only when the GPU was picked by local rank and each
@@ -38,8 +50,8 @@ Device rank_device(const TrainConfig& cfg, const dist::Communicator* comm) {
   // own (CUDA_VISIBLE_DEVICES per rank, srun --gpus-per-task) shows each
   // rank one GPU, and an explicit cuda:N is the user's choice.
   const bool by_local_rank = cfg.device == "auto" || cfg.device == "cuda";
-  if (comm && comm->size() > 1 && d.is_cuda() && by_local_rank && std::getenv("CUDA_VISIBLE_DEVICES") == nullptr &&
-      dist::choose_reducer(cfg.comm, d, comm->size(), comm->serves(d)) == dist::Reducer::Nccl)
+  if (world > 1 && d.is_cuda() && by_local_rank && std::getenv("CUDA_VISIBLE_DEVICES") == nullptr &&
+      reducer == dist::Reducer::Nccl)
     dist::check_gpu_per_rank(comm->local_rank(), cuda_device_count());
   return d;
 }
@@ -104,7 +116,7 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
   cfg_.model.num_classes = cfg_.unconditional ? 0 : dataset_->num_classes();
   cfg_.model.image_channels = dataset_->channels();
   // --comm nccl in a plain run: a one-rank NCCL job (the NCCL path on one GPU).
-  const bool parallel = (comm && std::string(comm->backend_name()) != "single") || cfg_.comm == "nccl";
+  const bool parallel = trains_data_parallel(cfg_, comm.get());
   if (parallel && !comm) comm = std::make_shared<dist::SingleCommunicator>();
   cfg_.world_size = comm ? comm->size() : 1;
   check_data_fills_a_batch("Trainer", *dataset_, cfg_.batch_size, cfg_.accumulate, cfg_.world_size);
@@ -154,10 +166,7 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
   latent_seed_ = rng_.seed();
   aug_seed_ = aug_rng_.seed();
   place_first_pass_streams();
-  if (cfg_.cuda_graph) {
-    SAGAN_CHECK(device_.is_cuda(), "--cuda-graph: needs a CUDA device; this run is on {}", device_name(device_));
-    set_step_graph(true);
-  }
+  if (cfg_.cuda_graph) set_step_graph(true);  // rank_device refused it off a GPU
 }
 
 Trainer::~Trainer() = default;
@@ -272,7 +281,7 @@ void Trainer::load_checkpoint(const std::string& path) {
   } catch (const Error& e) {
     SAGAN_FAIL("{}: {}", file.path, e.what());
   }
-  if (resized || outside) {
+  if ((resized || outside) && rank() == 0) {  // every rank resumes alike; one says so
     const std::string what =
         resized ? fmt::format("the data set had {} examples at step {}, and {} has {} now", c.data_size, c.step,
                               dataset_->name(), n)

@@ -311,10 +311,11 @@ class Trainer {
 // present. local_rank >= 0 (a data-parallel rank): "auto" and "cuda" are
 // the GPU local_rank modulo the GPUs present.
 Device resolve_device(const std::string& name, int local_rank = -1);
-// The device of this rank of `comm` (null: one process) for cfg.device. A
-// rank of several whose gradients NCCL would reduce is refused when its
-// local rank has no GPU of its own (dist::check_gpu_per_rank), as is a
-// --comm that cannot reduce its device's tensors: both before any collective.
+// The device of this rank of `comm` (null: one process) for cfg.device,
+// and the settings that depend on it, checked before any collective: a rank
+// of several whose gradients NCCL would reduce is refused when its local
+// rank has no GPU of its own (dist::check_gpu_per_rank), as are a --comm
+// that cannot reduce the device's tensors and --cuda-graph off a GPU.
 Device rank_device(const TrainConfig& cfg, const dist::Communicator* comm);
 
 // The checks a Trainer makes that sagan-train also makes before building one
