@@ -3,10 +3,16 @@
 # images per rank, on 1 rank (OMP_NUM_THREADS=2) and on 2 ranks
 # (OMP_NUM_THREADS=1 each) of a 2-core machine; prints images/s of each and
 # the ratio. Usage: benchmarks/run_dp_scaling.sh [build dir] [steps]
+# (build dir: the README's build/release by default; any build with MPI).
 set -euo pipefail
-build=${1:-build/cpu}
+build=${1:-build/release}
 steps=${2:-30}
 train=$build/tools/sagan-train
+if [[ ! -x $train ]]; then
+  echo "$0: no $train; build first (cmake --preset release && cmake --build --preset release -j2)," \
+       "or name the build dir: $0 BUILD_DIR [steps]" >&2
+  exit 1
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1

@@ -77,7 +77,7 @@ RunDirLock::RunDirLock(const std::string& run_dir) {
     }
     SAGAN_CHECK(err != EWOULDBLOCK,
                 "run dir {} is in use by another sagan-train process (it holds {}); wait for it "
-                "to end, or stop it (Ctrl-C saves a checkpoint)",
+                "to end, or stop it (Ctrl-C saves a checkpoint; a job under mpirun: kill -USR1 <mpirun's pid>)",
                 run_dir, path);
     SAGAN_FAIL("{}: cannot lock: {}", path, std::strerror(err));
   }

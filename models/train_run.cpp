@@ -154,6 +154,15 @@ std::string resume_trainer(Trainer& trainer, const std::string& run_dir) {
       [](const std::string& warning) { fmt::print(stderr, "sagan-train: warning: {}\n", warning); });
 }
 
+// The command that continues the run: a resume keeps ranks x passes, so a
+// run of several ranks is continued by as many.
+std::string resume_command(const std::string& run_dir, int64_t world_size) {
+  return world_size > 1
+             ? fmt::format("mpirun -np {} sagan-train --resume {} (as many ranks as before, from any launcher)",
+                           world_size, run_dir)
+             : fmt::format("sagan-train --resume {}", run_dir);
+}
+
 // One iteration; an error in it (a non-finite update under --on-nan stop,
 // say) also says where the run's last good state is. When the step's inputs
 // could not be drawn (an image that cannot be read), no update was made and
@@ -181,8 +190,8 @@ StepStats guarded_step(Trainer& trainer, const std::string& run_dir, const std::
       throw Error(
           with_run_dir(e, fmt::format(" (saving step {} failed too: {})", trainer.step_count(), failed.what())));
     }
-    throw Error(
-        with_run_dir(e, fmt::format(" ({}); fix or remove the file, then: sagan-train --resume {}", kept, run_dir)));
+    throw Error(with_run_dir(e, fmt::format(" ({}); fix or remove the file, then: {}", kept,
+                                            resume_command(run_dir, trainer.config().world_size))));
   } catch (const Error& e) {
     throw Error(with_run_dir(e));
   }
@@ -293,6 +302,15 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
       settle_custom_dataset(cfg, opt, sources);
       cfg.validate(sources);  // before any directory is made
       check_fd_weights(cfg, sources, writer);
+      // A run's config.json reused as --config names its ranks; the launch's
+      // count wins, which changes the global batch: said, not silent.
+      const int64_t ranks = opt.comm ? opt.comm->size() : 1;
+      if (writer && opt.progress && sources.given("world_size") && ranks != cfg.world_size)
+        fmt::print(stderr,
+                   "sagan-train: note: {} {} is set by the launch, which has {} rank(s): the global batch is {} ({} "
+                   "rank(s) x {} pass(es) of {})\n",
+                   sources.where("world_size"), cfg.world_size, ranks, ranks * cfg.accumulate * cfg.batch_size, ranks,
+                   cfg.accumulate, cfg.batch_size);
       if (writer) {
         // Named as the user gave it: "--run-dir" or "my.toml: run_dir".
         const std::string where = sources.where("run_dir");
@@ -630,7 +648,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
       if (opt.progress)
         fmt::print("{}sagan-train: signal {} at step {}: saving a checkpoint\n", tty ? "\n" : "", sig, s.step);
       if (s.step % rc.checkpoint_every != 0) out.save_checkpoint(trainer);
-      if (writer) fmt::print("sagan-train: stopped; continue with: sagan-train --resume {}\n", rc.run_dir);
+      if (writer) fmt::print("sagan-train: stopped; continue with: {}\n", resume_command(rc.run_dir, rc.world_size));
       return {rc.run_dir, sig, true};
     }
   }

@@ -91,6 +91,7 @@ int run(TrainToolOptions o, const std::shared_ptr<dist::Communicator>& world) {
     dist::run_agreed(world.get(), [&] {
       SAGAN_CHECK(o.resume_dir.empty(), "--write-config: not with --resume (the run's settings are its config.json)");
       cfg.validate(ro.given);
+      cfg.world_size = world->size();  // what this launch would train with and config.json would record
       if (world->rank() != 0) return;  // one file, written once
       write_config_file(o.write_config, cfg);
       fmt::print("sagan-train: wrote {}\n", o.write_config);

@@ -35,7 +35,7 @@ wait "$pid"
 rc=$?
 pid=
 ((rc == 138)) || fail "SIGUSR1 to mpirun: exit $rc, expected 138"
-grep -qF "continue with: sagan-train --resume $run" "$WORK/first.out" || fail "no resume command printed"
+grep -qF "continue with: mpirun -np 2 sagan-train --resume $run" "$WORK/first.out" || fail "no resume command printed"
 ckpt=$(ls "$run"/checkpoints/step_*.safetensors 2>/dev/null | tail -1)
 [[ -n $ckpt ]] || fail "no checkpoint written"
 step=${ckpt##*/step_}

@@ -5,8 +5,9 @@
 #     only rank 0 wrote (one header, one row per logged step);
 #  2. --resume of that run by one process is refused (world size 2 vs 1),
 #     saying to give --accumulate 2, with which it goes on;
-#  3. a corrupt image, read by one rank, ends the job within the test's
-#     timeout with a message naming the rank and the file;
+#  3. a resume on a data set that shrank warns once; a corrupt image, read
+#     by one rank, ends the job within the test's timeout with a message
+#     naming the rank and the file, and a 2-rank resume command;
 #  4. ranks that fail or differ at startup (rank 1: a missing data folder, a
 #     data folder with an image less, another --lr-d) end together, without
 #     MPI_Abort, rank 0 saying which rank and what, and rank 0's new run
@@ -14,6 +15,8 @@
 #  5. --help, a bad option, an unknown --preset and a missing --config print
 #     once (rank 0) and end every rank alike (a bad option on rank 1 alone:
 #     in 4);
+#     and so do settings the rank's device refuses (--comm nccl and
+#     --cuda-graph on the CPU); --write-config records the launch's ranks;
 #  6. ranks given different run modes (--write-config on rank 0 alone, an
 #     MPMD launch; --resume on rank 1 alone) end with an agreed error instead
 #     of waiting in different collectives.
@@ -104,6 +107,21 @@ expect_in(${WORK_DIR}/resumed/config.json "\"accumulate\": 2" "the resume's 2 pa
 expect_in(${WORK_DIR}/resumed/config_changes.log
           "accumulate 1 -> 2 \\(--accumulate\\); world_size 2 -> 1 \\(the launch\\)" "the new split")
 
+# A resume on a data set that changed size starts a new epoch and warns: once, by rank 0.
+file(MAKE_DIRECTORY ${WORK_DIR}/shrink)
+file(COPY ${data}/a ${data}/b DESTINATION ${WORK_DIR}/shrink)
+train("2 steps before the data shrinks" 0 ${common_nodata} --data ${WORK_DIR}/shrink --steps 2
+      --run-dir ${WORK_DIR}/shrunk)
+file(REMOVE ${WORK_DIR}/shrink/a/p3.png ${WORK_DIR}/shrink/b/j3.jpg)
+execute_process(COMMAND ${guard} ${MPIRUN} ${TRAIN} --resume ${WORK_DIR}/shrunk --steps 3 RESULT_VARIABLE rc
+                OUTPUT_VARIABLE out ERROR_VARIABLE err)
+string(REGEX MATCHALL "not an exact resume" copies "${out}${err}")
+list(LENGTH copies n)
+if(NOT rc EQUAL 0 OR NOT n EQUAL 1)
+  message(FATAL_ERROR "mpi_sagan_train: a resume on shrunk data: exit ${rc} (0 expected), ${n} warning(s) "
+                      "(1 expected, from rank 0):\n${out}${err}")
+endif()
+
 file(WRITE ${data}/a/zz_corrupt.png "not a PNG")
 string(TIMESTAMP t0 "%s")
 train("a corrupt image" 1 ${common} --steps 8 --run-dir ${WORK_DIR}/failing)
@@ -111,6 +129,10 @@ string(TIMESTAMP t1 "%s")
 math(EXPR seconds "${t1} - ${t0}")
 if(NOT last_output MATCHES "sagan-train \\(rank [01] of 2\\): error: [^\n]*zz_corrupt.png")
   message(FATAL_ERROR "mpi_sagan_train: the failing rank's message is missing:\n${last_output}")
+endif()
+# The command it gives to go on is one that works: a resume keeps the ranks.
+if(NOT last_output MATCHES "then: mpirun -np 2 sagan-train --resume [^\n]*failing")
+  message(FATAL_ERROR "mpi_sagan_train: the failing job's resume command is not a 2-rank one:\n${last_output}")
 endif()
 
 # 4. Startup failures and mismatches: rank 1 is given its own arguments
@@ -161,6 +183,23 @@ printed_once("a bad option" --no-such-option 1 "no-such-option")
 # Resolving the settings fails alike on every rank: agreed too, no MPI_Abort.
 printed_once("an unknown --preset" "--preset;bogus" 1 "rank 0 of 2: --preset: 'bogus' is not one of")
 printed_once("a missing --config" "--config;${WORK_DIR}/none.json" 1 "rank 0 of 2: [^\n]*none.json")
+# Settings that depend on the rank's device: checked before the Trainer's
+# collectives, so agreed too (they used to end in MPI_Abort, printed by every rank).
+file(REMOVE_RECURSE ${WORK_DIR}/startup)
+printed_once("--comm nccl on the CPU" "${common};--steps;2;--run-dir;${WORK_DIR}/startup;--comm;nccl" 1
+             "--comm nccl: NCCL reduces GPU tensors and this rank trains on cpu")
+printed_once("--cuda-graph on the CPU" "${common};--steps;2;--run-dir;${WORK_DIR}/startup;--cuda-graph" 1
+             "--cuda-graph: needs a CUDA device")
+if(EXISTS ${WORK_DIR}/startup)
+  message(FATAL_ERROR "mpi_sagan_train: a refused device setting left its run directory ${WORK_DIR}/startup")
+endif()
+# --write-config writes what this launch would train with: 2 ranks.
+execute_process(COMMAND ${guard} ${MPIRUN} ${TRAIN} ${common} --write-config ${WORK_DIR}/launch.toml RESULT_VARIABLE rc
+                OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "mpi_sagan_train: --write-config under mpirun failed (exit ${rc}):\n${out}${err}")
+endif()
+expect_in(${WORK_DIR}/launch.toml "world_size = 2" "the launch's world size, 2")
 
 # 6. Different run modes. --resume on rank 1 alone would send it to a
 # broadcast while rank 0 gathers (resume_everywhere).
