@@ -152,8 +152,12 @@ if(DIVERSITY)
   file(READ ${WORK_DIR}/diversity.json diversity)
   string(JSON n_classes LENGTH "${diversity}" classes)
   string(JSON weights GET "${diversity}" weights)
-  if(NOT n_classes EQUAL 10 OR NOT weights STREQUAL "ema-g-buffers" OR NOT last_output MATCHES "\n +9 +[0-9.]+")
-    message(FATAL_ERROR "cli_end_to_end: sagan-class-diversity gave ${n_classes} classes (${weights}):\n${last_output}")
+  string(JSON n_real GET "${diversity}" classes 9 real_images)
+  string(JSON n_fake GET "${diversity}" classes 9 fake_images)
+  if(NOT n_classes EQUAL 10 OR NOT weights STREQUAL "ema-g-buffers" OR NOT last_output MATCHES "\n +9 +[0-9.]+"
+     OR NOT n_real EQUAL 12 OR NOT n_fake EQUAL 12)
+    message(FATAL_ERROR "cli_end_to_end: sagan-class-diversity gave ${n_classes} classes (${weights}), class 9 of "
+                        "${n_real} real and ${n_fake} fake images:\n${last_output}")
   endif()
 endif()
 

@@ -49,6 +49,8 @@ class ClassSubset : public data::Dataset {
   std::vector<int64_t> index_;
 };
 
+constexpr int64_t kMaxPerClass = 1'000'000;
+
 struct ClassDiversityOptions {
   std::string checkpoint;  // a .safetensors file or a run directory
   std::string weights = "ema", bn = "eval", device = "auto", fmnist_weights, json_out;
@@ -59,6 +61,9 @@ struct ClassDiversityOptions {
   void check() const {
     SAGAN_CHECK(k > 0, "--k must be positive, got {}", k);
     SAGAN_CHECK(n > k, "--num ({}) must be larger than --k ({})", n, k);
+    // Beyond any data set's class, and what the nearest-neighbour search and
+    // the features (10 classes x 2 sets) could hold.
+    SAGAN_CHECK(n <= kMaxPerClass, "--num {}: at most {} per class", n, kMaxPerClass);
     SAGAN_CHECK(fmnist_weights.empty() || std::filesystem::is_regular_file(fmnist_weights),
                 "--fmnist-weights {} does not exist or is not a file", fmnist_weights);
     if (!json_out.empty()) io::check_writable_file(json_out, "--json " + json_out);  // now, not after the work
@@ -80,7 +85,8 @@ void add_options(CLI::App& app, ClassDiversityOptions& o) {
       ->check(CLI::IsMember({"ema", "g", "ema-g-buffers"}));
   app.add_option("--bn", o.bn,
                  "eval: batch norm with the running statistics (as sagan-sample); train: with each batch's "
-                 "statistics (batches mix all classes, as in training)")
+                 "statistics (batches mix all classes, as in training; spectral norm then takes a power-iteration "
+                 "step per batch too, as in training)")
       ->check(CLI::IsMember({"eval", "train"}))
       ->capture_default_str();
   app.add_option("--k", o.k, "Neighbours for the precision / recall manifolds")->capture_default_str();
@@ -193,6 +199,8 @@ nlohmann::json report(const ClassDiversityOptions& o, const CheckpointFile& c, c
                d.spread_fake, d.spread_real, ratio, d.accuracy_fake, d.accuracy_real);
     for (int i = 0; double v : {d.recall, d.precision, ratio, d.accuracy_fake, d.accuracy_real}) sums[i++] += v;
     j["classes"].push_back({{"label", label},
+                            {"real_images", r.features.rows},
+                            {"fake_images", f.features.rows},
                             {"recall", d.recall},
                             {"precision", d.precision},
                             {"spread_fake", d.spread_fake},
@@ -226,11 +234,21 @@ int run(const ClassDiversityOptions& o) {
               "{}: the run trained on a program's own data set (dataset \"custom\"), whose real images "
               "sagan-class-diversity cannot read (it reads those of fashion-mnist, cifar10 and folder runs)",
               c.path);
+  // A folder of 10 gray classes passes the checks above; its figures mean
+  // something only if its classes are Fashion-MNIST's, in its order.
+  if (c.config.dataset != "fashion-mnist")
+    fmt::print(stderr,
+               "sagan-class-diversity: warning: {}: the run trained on {} data ({}); the figures are in the "
+               "Fashion-MNIST classifier's features and labels, meaningful only if its classes 0-9 are "
+               "Fashion-MNIST's (T-shirt/top ... ankle boot) in that order\n",
+               c.path, c.config.dataset, c.config.data_path.empty() ? "its default path" : c.config.data_path);
   const Device dev = resolve_device(o.device);
   FmnistFeatureNet net(o.fmnist_weights.empty() ? default_fmnist_weights() : o.fmnist_weights, dev);
   std::unique_ptr<SaganGenerator> g = load_generator_for(o, c, dev);
-  const std::vector<Embedded> fake = embed_fakes(o, *g, net, K, c.config.model.z_dim, dev);
+  // The real images first: a class with too few, or fewer than asked for,
+  // is said before the generator's work, not after it.
   const std::vector<Embedded> real = embed_reals(o, c, net, dev);
+  const std::vector<Embedded> fake = embed_fakes(o, *g, net, K, c.config.model.z_dim, dev);
   const nlohmann::json j = report(o, c, real, fake);
   if (!o.json_out.empty()) io::write_file_atomic(o.json_out, j.dump(1) + "\n");
   return 0;

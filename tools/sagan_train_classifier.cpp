@@ -97,7 +97,10 @@ void add_options(CLI::App& app, ClassifierOptions& o) {
   app.add_option("--dropout", o.dropout, "Dropout on the 128-d features while training")->capture_default_str();
   app.add_option("--shift", o.shift, "Random translation in pixels (0 = off)")->capture_default_str();
   app.add_flag("--hflip,!--no-hflip", o.hflip, "Random horizontal flips (default: on)");
-  app.add_option("--limit", o.limit, "Train on only this many images per epoch (0 = all; for quick checks)");
+  app.add_option("--limit", o.limit,
+                 "Train on about this many images per epoch, in whole batches of --batch-size (at least one), and test "
+                 "on this many "
+                 "(0 = all; for quick checks)");
   app.add_option("--seed", o.seed, "Seed of initialisation, data order and augmentation")->capture_default_str();
   app.add_option("--init", o.init,
                  "Start from these weights (a file this tool wrote) instead of a fresh initialisation");
