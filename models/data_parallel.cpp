@@ -51,14 +51,13 @@ void DataParallel::average(std::vector<double>& values) {
   for (size_t i = 0; i < values.size(); ++i) values[i] = sum[i] / comm_->size();
 }
 
-void DataParallel::check_in_sync(const std::vector<std::pair<std::string, std::vector<Tensor>>>& parts, int64_t step) {
+void DataParallel::check_in_sync(const std::vector<std::pair<std::string, std::vector<Tensor>>>& parts,
+                                 const std::string& when, const std::string& meaning) {
   for (const auto& [name, tensors] : parts) {
     std::vector<uint64_t> hashes = comm_->all_gather(hash_tensors(tensors));
     for (size_t r = 1; r < hashes.size(); ++r)
-      SAGAN_CHECK(hashes[r] == hashes[0],
-                  "--check-sync-every: at step {} the {} of rank {} differ from rank 0's (hash {:016x} vs {:016x}): "
-                  "the ranks no longer train one model",
-                  step, name, r, hashes[r], hashes[0]);
+      SAGAN_CHECK(hashes[r] == hashes[0], "{} the {} of rank {} differ from rank 0's (hash {:016x} vs {:016x}): {}",
+                  when, name, r, hashes[r], hashes[0], meaning);
   }
 }
 

@@ -41,9 +41,11 @@ class DataParallel {
   // t = its sum over ranks, in place on its device, with no host read (the
   // NaN gate of Trainer::step).
   void sum_over_ranks(const Tensor& t) { comm_->all_reduce_sum(t); }
-  // Throws, naming the step, the part and the ranks, when a hash of any of
-  // `parts` (name, tensors) differs between ranks.
-  void check_in_sync(const std::vector<std::pair<std::string, std::vector<Tensor>>>& parts, int64_t step);
+  // Throws on every rank alike, naming the part and the ranks, when a hash
+  // of any of `parts` (name, tensors) differs between ranks: "<when>: the
+  // G parameters of rank 1 differ from rank 0's (...): <meaning>".
+  void check_in_sync(const std::vector<std::pair<std::string, std::vector<Tensor>>>& parts, const std::string& when,
+                     const std::string& meaning);
 
   // The seed of rank r's own stream drawn from `seed` (rank 0: seed itself,
   // so a one-rank job draws what a plain run does).

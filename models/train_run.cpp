@@ -499,9 +499,11 @@ std::unique_ptr<dist::StallWatchdog> make_watchdog(const dist::Communicator* com
 // folder, or no GPU would otherwise hang in, or garble, the all-reduces.
 std::string startup_facts(TrainConfig cfg, const data::Dataset& d, Device device) {
   cfg.data_path.clear();
-  return fmt::format("{}\ndevice: {}\ndata set: {} images, {} classes, {} channels, {}x{}\n", cfg.to_json(),
-                     device.is_cuda() ? "cuda" : device_name(device), d.size(), d.num_classes(), d.channels(),
-                     d.height(), d.width());
+  // A folder's images have sizes of their own (0 x 0 here): resized to the
+  // run's resolution as they are read.
+  const std::string size = d.height() > 0 ? fmt::format("{}x{}", d.height(), d.width()) : "images of any size";
+  return fmt::format("{}\ndevice: {}\ndata set: {} images, {} classes, {} channels, {}\n", cfg.to_json(),
+                     device.is_cuda() ? "cuda" : device_name(device), d.size(), d.num_classes(), d.channels(), size);
 }
 
 // The checkpoint to resume from: rank 0 picks it (the newest that restores,
@@ -528,6 +530,13 @@ void resume_everywhere(Trainer& trainer, const std::string& run_dir, dist::Commu
     if (!writer && !chosen.empty()) trainer.load_checkpoint(chosen);
   });
   dist::check_same_everywhere(comm, fmt::format("step {}", trainer.step_count()), "the steps resumed at");
+  // The same path can hold other bytes on another machine (a node-local
+  // disk, a lagging network file system): the ranks would train apart,
+  // silently but for --check-sync-every. One hash per part, once.
+  if (!chosen.empty())
+    trainer.check_ranks_in_sync(fmt::format("--resume: after loading {} on every rank,", chosen),
+                                "the ranks read different files at that path; give every rank the same run directory "
+                                "(a shared file system)");
 }
 
 // `stepping` turns true as the first step begins: until then a failure

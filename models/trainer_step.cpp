@@ -590,17 +590,21 @@ StepStats Trainer::finish_iteration(const std::vector<Update>& updates) {
     st.loss_d = logged[0], st.loss_g = logged[1], st.d_real = logged[2], st.d_fake = logged[3];
   }
   nan_guard_.end_iteration(false);
-  if (dp_ && cfg_.check_sync_every > 0 && step_ % cfg_.check_sync_every == 0) {
-    dp_->check_in_sync({{"G parameters", {g_->flat_parameters()->data()}},
-                        {"D parameters", {d_->flat_parameters()->data()}},
-                        {"G_ema parameters", {g_ema_->flat_parameters()->data()}},
-                        {"G buffers (BN statistics, SN vectors)", buffer_tensors(*g_)},
-                        {"D buffers (SN vectors)", buffer_tensors(*d_)}},
-                       step_);
-  }
+  if (dp_ && cfg_.check_sync_every > 0 && step_ % cfg_.check_sync_every == 0)
+    check_ranks_in_sync(fmt::format("--check-sync-every: at step {}", step_), "the ranks no longer train one model");
   st.step = step_;
   st.skipped_steps = nan_guard_.skipped_total();
   return st;
+}
+
+void Trainer::check_ranks_in_sync(const std::string& when, const std::string& meaning) {
+  if (!dp_) return;
+  dp_->check_in_sync({{"G parameters", {g_->flat_parameters()->data()}},
+                      {"D parameters", {d_->flat_parameters()->data()}},
+                      {"G_ema parameters", {g_ema_->flat_parameters()->data()}},
+                      {"G buffers (BN statistics, SN vectors)", buffer_tensors(*g_)},
+                      {"D buffers (SN vectors)", buffer_tensors(*d_)}},
+                     when, meaning);
 }
 
 StepStats Trainer::end_skipped_iteration(StepStats st) {

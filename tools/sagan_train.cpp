@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
       "exactly.\n"
       "A run directory is used by one process at a time.\n"
       "mpirun -np N sagan-train ... (or srun) trains data-parallel: --batch-size per rank, a global\n"
-      "batch of N x --batch-size; one GPU per rank, or the CPU. Stop such a job with\n"
+      "batch of N x --accumulate x --batch-size; one GPU per rank, or the CPU. Stop such a job with\n"
       "kill -USR1 <mpirun's pid>: mpirun turns Ctrl-C into SIGKILL a second later (docs/distributed.md)."};
   TrainToolOptions o;
   add_options(app, o);

@@ -384,6 +384,30 @@ int nan_ranks() {
   return failures;
 }
 
+// check_ranks_in_sync (--check-sync-every, and once after a resume): equal
+// ranks pass; a D parameter changed on rank 1 alone is named, on every rank.
+int sync_check() {
+  auto ds = std::make_shared<testing::TinyDataset>(12);
+  TrainConfig cfg = tiny_config(2);
+  cfg.check_sync_every = 0;
+  Trainer t(cfg, ds, DType::F32, world);
+  t.check_ranks_in_sync("freshly built:", "unexpected");
+  if (world->rank() == 1) {
+    NoGradGuard ng;
+    t.discriminator().named_parameters().front().second.fill_(0.5);
+  }
+  try {
+    t.check_ranks_in_sync("--resume: after loading x,", "the ranks read different files");
+    expect(false, "rank 1's changed D parameter was not found");
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    expect(m.rfind("--resume: after loading x, the D parameters of rank 1 differ from rank 0's (hash ", 0) == 0 &&
+               m.find("): the ranks read different files") != std::string::npos,
+           "unexpected message: " + m);
+  }
+  return failures;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -402,6 +426,8 @@ int main(int argc, char** argv) {
       rc = resume(std::stoll(argv[2]));
     else if (what == "nan")
       rc = nan_ranks();
+    else if (what == "sync_check")
+      rc = sync_check();
     else if (what == "custom")
       rc = custom_run();
     else
