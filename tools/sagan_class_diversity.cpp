@@ -124,6 +124,21 @@ std::unique_ptr<SaganGenerator> load_generator_for(const ClassDiversityOptions& 
   return g;
 }
 
+// The seed of batch b's latents: b + (mix(seed) - mix(0)), mix being
+// splitmix64's finaliser. Seed 0 keeps the latents it always drew (batch b
+// from seed b: the figures in docs/training.md), and any other seed's
+// batches land far from seed 0's. The plain seed + b made seed 1's batch 0
+// seed 0's batch 1: repeats over adjacent seeds shared latents.
+uint64_t batch_seed(uint64_t seed, int64_t b) {
+  auto mix = [](uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+  };
+  return static_cast<uint64_t>(b) + (mix(seed) - mix(0));
+}
+
 // n fakes per class in batches of 10 per class, labels cycling, split by label.
 std::vector<Embedded> embed_fakes(const ClassDiversityOptions& o, SaganGenerator& g, FeatureNet& net, int64_t K,
                                   int64_t z_dim, Device dev) {
@@ -135,8 +150,8 @@ std::vector<Embedded> embed_fakes(const ClassDiversityOptions& o, SaganGenerator
   for (int64_t b = 0; b * per_batch < o.n; ++b) {
     progress(b * per_batch * K, o.n * K);
     NoGradGuard ng;
-    Tensor imgs = g.forward(cli::sample_latents(B, z_dim, o.seed + static_cast<uint64_t>(b), 0.0, dev),
-                            Tensor::from_vector(y, {B}, dev));
+    Tensor imgs =
+        g.forward(cli::sample_latents(B, z_dim, batch_seed(o.seed, b), 0.0, dev), Tensor::from_vector(y, {B}, dev));
     const int64_t take = std::min(per_batch, o.n - b * per_batch);
     for (int64_t label = 0; label < K; ++label) {
       std::vector<int64_t> rows;
