@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "benchmarks/bench_args.h"
 #include "sagan/core/ops.h"
 #include "sagan/core/rng.h"
 
@@ -203,17 +204,6 @@ int run_one(const Config& c, int impl, int reps) {
 
 #endif  // SAGAN_WITH_CUDA
 
-std::vector<int> parse_list(const char* s) {
-  std::vector<int> v;
-  for (const char* p = s; *p;) {
-    v.push_back(std::atoi(p));
-    const char* comma = std::strchr(p, ',');
-    if (!comma) break;
-    p = comma + 1;
-  }
-  return v;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -223,11 +213,11 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--reps" && i + 1 < argc)
-      reps = std::atoi(argv[++i]);
+      reps = static_cast<int>(sagan::bench::int_arg("bench_attention", a, argv[++i], 1, 1000000));
     else if (a == "--batches" && i + 1 < argc)
-      batches = parse_list(argv[++i]);
+      batches = sagan::bench::int_list_arg("bench_attention", a, argv[++i], 1, 65536);
     else if (a == "--only" && i + 1 < argc)
-      only = std::atoi(argv[++i]);
+      only = static_cast<int>(sagan::bench::int_arg("bench_attention", a, argv[++i], 0, 1000000));
     else if (a == "--list")
       list = true;
     else {

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "benchmarks/bench_args.h"
 #include "sagan/core/ops.h"
 #include "sagan/core/rng.h"
 
@@ -131,6 +132,9 @@ void bench_linear(const Options& o, int64_t in, int64_t out) {
          2 * flops);
 }
 
+// Every row, in the order the tables list them.
+void run_all(const Options& o);
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -138,9 +142,9 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--repeats" && i + 1 < argc)
-      o.repeats = std::max(1, std::atoi(argv[++i]));
+      o.repeats = static_cast<int>(sagan::bench::int_arg("bench_cpu_ops", a, argv[++i], 1, 1000000));
     else if (a == "--warmup" && i + 1 < argc)
-      o.warmup = std::max(0, std::atoi(argv[++i]));
+      o.warmup = static_cast<int>(sagan::bench::int_arg("bench_cpu_ops", a, argv[++i], 0, 1000000));
     else if (a == "--min")
       o.fastest = true;
     else if (a == "--split-backward")
@@ -155,6 +159,17 @@ int main(int argc, char** argv) {
       return help ? 0 : 2;
     }
   }
+  try {
+    run_all(o);
+  } catch (const std::exception& e) {  // a bad SAGAN_CONV3X3, say: a message, not an abort
+    std::fprintf(stderr, "bench_cpu_ops: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
+
+namespace {
+void run_all(const Options& o) {
   std::fprintf(stderr, "bench_cpu_ops: %d OpenMP threads, batch %lld, %s of %d after %d warm-up runs\n",
                omp_get_max_threads(), static_cast<long long>(kBatch), o.fastest ? "fastest" : "median", o.repeats,
                o.warmup);
@@ -181,5 +196,5 @@ int main(int argc, char** argv) {
   bench_bmm(o, 64, 256, 32, 64);
   bench_bmm(o, 64, 256, 64, 128);
   bench_linear(o, 128, 4096);
-  return 0;
 }
+}  // namespace

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "benchmarks/bench_args.h"
 #include "sagan/core/backend.h"
 #include "sagan/core/kernel_profile.h"
 #include "sagan/core/ops.h"
@@ -46,20 +47,21 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--device"))
       device = value("--device");
     else if (!std::strcmp(argv[i], "--batch"))
-      batch = std::atoll(value("--batch"));
+      batch = sagan::bench::int_arg("bench_inception", "--batch", value("--batch"), 1);
     else if (!std::strcmp(argv[i], "--size"))
-      size = std::atoll(value("--size"));
+      size = sagan::bench::int_arg("bench_inception", "--size", value("--size"), 1, 4096);
     else if (!std::strcmp(argv[i], "--repeats"))
-      repeats = std::atoi(value("--repeats"));
+      repeats = static_cast<int>(sagan::bench::int_arg("bench_inception", "--repeats", value("--repeats"), 1, 1000000));
     else if (!std::strcmp(argv[i], "--warmup"))
-      warmup = std::atoi(value("--warmup"));
+      warmup = static_cast<int>(sagan::bench::int_arg("bench_inception", "--warmup", value("--warmup"), 0, 1000000));
     else if (!std::strcmp(argv[i], "--profile"))
       profiled = true;
     else {
-      std::fprintf(stderr,
+      const bool help = !std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h");
+      std::fprintf(help ? stdout : stderr,
                    "usage: bench_inception [--device cpu|cuda] [--batch N] [--size S] [--repeats N] [--warmup N] "
                    "[--profile]\n");
-      return 2;
+      return help ? 0 : 2;
     }
   }
   if (batch < 1 || size < 1 || repeats < 1 || warmup < 0) {

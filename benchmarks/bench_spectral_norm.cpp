@@ -35,6 +35,7 @@
 #include <utility>
 #include <vector>
 
+#include "benchmarks/bench_args.h"
 #include "sagan/core/ops.h"
 #include "sagan/core/rng.h"
 
@@ -195,9 +196,9 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--reps" && i + 1 < argc)
-      reps = std::atoi(argv[++i]);
+      reps = static_cast<int>(sagan::bench::int_arg("bench_spectral_norm", a, argv[++i], 1, 1000000));
     else if (a == "--inner" && i + 1 < argc)
-      inner = std::atoi(argv[++i]);
+      inner = static_cast<int>(sagan::bench::int_arg("bench_spectral_norm", a, argv[++i], 1, 1000000));
     else if (a == "--list")
       list = true;
     else {

@@ -6,11 +6,21 @@
 #   benchmarks/run_cpu_ops.sh [BUILD_DIR] [extra args for both, e.g. --repeats 7 --filter conv3x3;
 #                             --min --split-backward for the fastest run and each conv gradient alone]
 #
+# BUILD_DIR defaults to the README's build/release (taken only when the
+# first argument is not an option). PYTHON names a python3 with torch
+# (default /usr/bin/python3: Debian's python3-torch).
 # ratio = sagan GFLOP/s / torch GFLOP/s (> 1: sagan is faster).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-build="${1:-$here/../build}"
-[ $# -gt 0 ] && shift
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+  sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+  exit 0
+fi
+build="$here/../build/release"
+if [ $# -gt 0 ] && [[ $1 != -* ]]; then
+  build=$1
+  shift
+fi
 bench="$build/benchmarks/bench_cpu_ops"
 if [ ! -x "$bench" ]; then
   echo "run_cpu_ops.sh: $bench not found; configure with -DSAGAN_BUILD_BENCHMARKS=ON and build first" >&2

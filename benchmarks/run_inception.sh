@@ -12,9 +12,15 @@
 # both use OMP_NUM_THREADS threads (default 2). PYTHON names a python3 with
 # torch and torchvision (default /usr/bin/python3: Debian's python3-torch and
 # python3-torchvision).
+# BUILD_DIR defaults to the README's build/release (taken only when the
+# first argument is not an option).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-build="$here/../build"
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+  sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+  exit 0
+fi
+build="$here/../build/release"
 if [ $# -gt 0 ] && [[ $1 != -* ]]; then
   build=$1
   shift
@@ -22,11 +28,14 @@ fi
 rounds=3
 args=()
 while [ $# -gt 0 ]; do
+  case $1 in
+    --rounds | --device | --batch | --size | --repeats | --warmup) ;;
+    *) echo "run_inception.sh: unknown option $1 (run_inception.sh --help)" >&2; exit 2 ;;
+  esac
   [ $# -ge 2 ] || { echo "run_inception.sh: $1 needs a value" >&2; exit 2; }
   case $1 in
     --rounds) rounds=$2 ;;
-    --device | --batch | --size | --repeats | --warmup) args+=("$1" "$2") ;;
-    *) echo "run_inception.sh: unknown option $1" >&2; exit 2 ;;
+    *) args+=("$1" "$2") ;;
   esac
   shift 2
 done

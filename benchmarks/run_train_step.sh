@@ -11,8 +11,8 @@
 #                   --repeats N  --warmup N  --precision fp32|tf32|bf16
 #   engine only:    --cuda-graph  --no-deterministic          (bench_train_step)
 #   PyTorch only:   --threads T  --no-compile  --compile-only  (torch_train_step.py)
-# BUILD_DIR defaults to build/ beside benchmarks/ (taken only when the first
-# argument is not an option).
+# BUILD_DIR defaults to the README's build/release (taken only when the
+# first argument is not an option).
 #
 # ratio = torch s/iter / sagan s/iter (> 1: sagan is faster), against the
 # engine's row of the same config and device (the engine prints cuda:0 where
@@ -26,7 +26,7 @@ usage() {
   sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
 }
 here="$(cd "$(dirname "$0")" && pwd)"
-build="$here/../build"
+build="$here/../build/release"
 if [ $# -gt 0 ] && [[ $1 != -* ]]; then
   build=$1
   shift

@@ -88,13 +88,15 @@ def bench_linear(opt, fin, fout):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--min", action="store_true", help="the fastest run instead of the median")
     p.add_argument("--split-backward", action="store_true", help="conv rows bwd-x and bwd-w too")
     p.add_argument("--filter", action="append", default=[])
     opt = p.parse_args()
+    if opt.repeats < 1 or opt.warmup < 0:
+        sys.exit("torch_cpu_ops.py: --repeats must be at least 1 and --warmup at least 0")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     torch.manual_seed(1)
     print(f"torch_cpu_ops: torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH}, "

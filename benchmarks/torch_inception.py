@@ -32,8 +32,10 @@ def main():
     a = ap.parse_args()
     if a.batch < 1 or a.size < 1 or a.repeats < 1 or a.warmup < 0:
         sys.exit("torch_inception.py: --batch, --size and --repeats must be positive, --warmup >= 0")
-    if "OMP_NUM_THREADS" in os.environ:
-        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    # As the engine's OpenMP: OMP_NUM_THREADS, else 2 (run_inception.sh sets
+    # it; alone, torch would take its own default, 1 on some builds).
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    print(f"torch_inception.py: {torch.get_num_threads()} threads", file=sys.stderr)
     torch.manual_seed(5)
     dev = torch.device(a.device)
     if dev.type == "cuda" and not torch.cuda.is_available():

@@ -196,6 +196,9 @@ def main():
     ap.add_argument("--precision", choices=("fp32", "tf32", "bf16"), default="fp32",
                     help="CUDA: the products' precision, as the engine's --precision (default fp32: no TF32)")
     opt = ap.parse_args()
+    # Before any work (two warm-up iterations of SAGAN-32 take a minute on a CPU).
+    if (opt.repeats is not None and opt.repeats < 1) or (opt.warmup is not None and opt.warmup < 0) or opt.threads < 1:
+        sys.exit("torch_train_step.py: --repeats and --threads must be at least 1, --warmup at least 0")
     torch.backends.cuda.matmul.allow_tf32 = opt.precision == "tf32"
     torch.backends.cudnn.allow_tf32 = opt.precision == "tf32"
     # What GAN training scripts set (BigGAN-PyTorch, StudioGAN): cuDNN picks
