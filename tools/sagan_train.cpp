@@ -25,46 +25,55 @@ struct TrainToolOptions {
   cli::TrainSettingsCli settings;
 };
 
+// An empty value would read as the option not given: `--resume "$RUN"`
+// with RUN unset started a new run.
+const CLI::Validator kNotEmpty(
+    [](std::string& text) {
+      return text.empty() ? std::string("an empty path; give one, or leave the option out") : "";
+    },
+    "");
+
 void add_options(CLI::App& app, TrainToolOptions& o) {
   app.get_formatter()->column_width(36);
   app.add_option("--config", o.config_file,
                  "Settings file (.json or .toml; keys as in a run's config.json); options given win")
-      ->type_name("FILE");
+      ->type_name("FILE")
+      ->check(kNotEmpty);
   app.add_option("--write-config", o.write_config,
                  "Write the settings this command would train with to FILE (.json or .toml) and exit")
-      ->type_name("FILE");
+      ->type_name("FILE")
+      ->check(kNotEmpty);
   app.add_option("--resume", o.resume_dir,
                  "Continue this run from its newest checkpoint; options given with it: docs/checkpoints.md")
-      ->type_name("DIR");
+      ->type_name("DIR")
+      ->check(kNotEmpty);
   o.settings.add_to(app);
   o.settings.group("Output")->add_flag("--quiet", o.quiet, "No progress output");
 }
 
-// The preset a new run falls back on when none is named: with no GPU and
-// nothing but command-line options, "cpu" (the full SAGAN-32 default would
-// take days), said on the output; config.json records it. --write-config
-// takes it too: its file holds what the same command would train here.
+// The preset a new run falls back on when none is named (on the command
+// line or in a --config file): with no GPU, "cpu" (the full SAGAN-32
+// default would take days), said on the output; the file's settings and the
+// options given still win over it, and config.json records it.
+// --write-config takes it too: its file holds what the same command would
+// train here.
 std::string fallback_preset(const TrainToolOptions& o,
                             const std::function<void(TrainConfig&, ConfigSources&)>& apply_cli) {
-  if (!o.resume_dir.empty()) return "";
-  TrainConfig cli;
+  if (!o.resume_dir.empty() || !named_preset(o.config_file, apply_cli).empty()) return "";
+  // The device as the file and the options give it (a file may say cpu).
   ConfigSources given;
-  apply_cli(cli, given);
+  const TrainConfig asked = layered_settings(o.config_file, apply_cli, "", given);
   // On the CPU by choice (--device cpu) or for want of a GPU.
-  const bool chosen = cli.device == "cpu";
-  if (!(chosen || (cli.device == "auto" && !cuda_available())) || given.given("preset")) return "";
-  const char* why = chosen ? "--device cpu" : "no GPU found";
-  if (!o.config_file.empty()) {
-    if (named_preset(o.config_file, apply_cli).empty() && !o.quiet)
-      fmt::print("sagan-train: {}; training on the CPU ({} gives the small cpu preset)\n", why, "--preset cpu");
-    return "";
-  }
+  const bool chosen = asked.device == "cpu";
+  if (!(chosen || (asked.device == "auto" && !cuda_available()))) return "";
+  const std::string why = chosen ? given.where("device") + " cpu" : "no GPU found";
   const TrainPreset& cpu = *find_train_preset("cpu");
   if (!o.quiet)
     fmt::print(
         "sagan-train: {}, so --preset cpu: {}.\n"
-        "sagan-train: options given still win; --preset sagan32 is the full default: {}.\n",
-        why, cpu.summary, find_train_preset("sagan32")->summary);
+        "sagan-train: {} still win; --preset sagan32 is the full default: {}.\n",
+        why, cpu.summary, o.config_file.empty() ? "options given" : o.config_file + "'s settings and options given",
+        find_train_preset("sagan32")->summary);
   return cpu.name;
 }
 
