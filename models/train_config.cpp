@@ -348,7 +348,9 @@ namespace {
 std::string json_of(const TrainConfig& cfg, bool all) {
   json tree = json::object();
   for (const TrainOption& o : train_options()) {
-    if (!all && o.follows && o.follows(cfg)) continue;
+    // For editing: neither a value that follows another setting nor one
+    // the data set or the launch sets (a file's value would be ignored).
+    if (!all && ((o.follows && o.follows(cfg)) || o.from_data_set)) continue;
     std::string pointer = "/" + o.key;  // "model.ch" -> "/model/ch"
     std::replace(pointer.begin(), pointer.end(), '.', '/');
     tree[json::json_pointer(pointer)] = to_json_value(o.get(cfg));
@@ -370,9 +372,11 @@ std::string TrainConfig::to_toml() const {
     // A value that only follows another setting is commented out: left in,
     // it would override a later edit of that setting.
     const bool follows = o.follows && o.follows(*this);
+    const char* note = o.from_data_set ? "  # set when the run starts; a value here is ignored"
+                       : follows       ? "  # follows another setting now; uncomment to set it apart"
+                                       : "";
     std::string line = fmt::format("# {}{}\n{}{} = {}{}\n", o.help, o.flag.empty() ? "" : " (" + primary_flag(o) + ")",
-                                   follows ? "# " : "", leaf, toml_value(o.get(*this), o.key),
-                                   follows ? "  # follows another setting now; uncomment to set it apart" : "");
+                                   follows || o.from_data_set ? "# " : "", leaf, toml_value(o.get(*this), o.key), note);
     if (dot == std::string::npos) {
       top += line;
       continue;
@@ -397,13 +401,24 @@ void write_config_file(const std::string& path, const TrainConfig& cfg) {
 
 // ---------------------------------------------------------------- --resume
 
+namespace {
+// Values a run resolves when it starts and records resolved: channels
+// "auto" (the data set's), run_dir "" (a new timestamped directory). Given
+// with --resume (a file --write-config wrote holds both), they ask for
+// nothing else than what the run has.
+bool stands_for_what_the_run_resolved(const TrainOption& o, const ConfigValue& v) {
+  const auto* text = std::get_if<std::string>(&v);
+  return text && ((o.key == "channels" && *text == "auto") || (o.key == "run_dir" && text->empty()));
+}
+}  // namespace
+
 std::vector<ConfigChange> apply_on_resume(TrainConfig& saved, const std::string& saved_source, const TrainConfig& given,
                                           const ConfigSources& given_sources) {
   std::vector<ConfigChange> changes;
   for (const TrainOption& o : train_options()) {
     if (!given_sources.given(o.key) || o.from_data_set) continue;
     const ConfigValue was = o.get(saved), now = o.get(given);
-    if (was == now) continue;
+    if (was == now || stands_for_what_the_run_resolved(o, now)) continue;
     SAGAN_CHECK(o.resume_applies,
                 "{}: {} given with --resume, but the run has {} = {} ({}): {}; start a new run to change it",
                 given_sources.where(o.key), value_text(now), o.key, value_text(was), saved_source, o.resume_why);

@@ -76,12 +76,20 @@ TrainOption both_adams(TrainOption o, double AdamOptions::*m) {
   o.set = [m](TrainConfig& c, const ConfigValue& v) { c.adam_g.*m = c.adam_d.*m = std::get<double>(v); };
   return o;
 }
-// g_attn_res / d_attn_res: written resolved (the default list spelled out);
-// a list of only 0 means none, as on the command line.
+// g_attn_res / d_attn_res: written resolved (the default list spelled out,
+// commented out in a settings file while it follows the resolution) and
+// sorted: the networks are the same whatever order the list was given in,
+// so --resume compares them as sets. A list of only 0 means none, as on the
+// command line.
 TrainOption attention_list(TrainOption o, std::optional<std::vector<int64_t>> SaganConfig::*m,
                            std::vector<int64_t> (SaganConfig::*resolved)() const) {
   o.kind = ValueKind::IntList;
-  o.get = [resolved](const TrainConfig& c) { return ConfigValue((c.model.*resolved)()); };
+  o.follows = [m](const TrainConfig& c) { return !(c.model.*m).has_value(); };
+  o.get = [resolved](const TrainConfig& c) {
+    std::vector<int64_t> list = (c.model.*resolved)();
+    std::sort(list.begin(), list.end());
+    return ConfigValue(list);
+  };
   o.set = [m](TrainConfig& c, const ConfigValue& v) {
     auto list = std::get<std::vector<int64_t>>(v);
     if (list == std::vector<int64_t>{0}) list.clear();

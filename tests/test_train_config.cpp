@@ -72,9 +72,12 @@ TrainConfig unusual_config() {
   return c;
 }
 
-// Every setting of a and b, compared through the table.
-void require_same_settings(const TrainConfig& a, const TrainConfig& b) {
+// Every setting of a and b, compared through the table; with
+// `but_data_set`, those the data set or the launch sets aside (a TOML file
+// holds them commented out: a value there would be ignored).
+void require_same_settings(const TrainConfig& a, const TrainConfig& b, bool but_data_set = false) {
   for (const TrainOption& o : train_options()) {
+    if (but_data_set && o.from_data_set) continue;
     INFO(o.key);
     CHECK(o.get(a) == o.get(b));
   }
@@ -178,10 +181,16 @@ TEST_CASE("config files round-trip every setting through JSON and TOML", "[confi
   require_same_settings(c, j);
   CHECK(j.to_json() == c.to_json());
   const TrainConfig t = TrainConfig::from_toml(c.to_toml(), "c.toml");
-  require_same_settings(c, t);
-  CHECK(t.to_toml() == c.to_toml());
+  require_same_settings(c, t, /*but_data_set=*/true);
+  CHECK(c.to_toml().find("\n# world_size = 4  # set when the run starts; a value here is ignored\n") !=
+        std::string::npos);
+  TrainConfig t_with_data_set = t;
+  t_with_data_set.world_size = c.world_size;
+  t_with_data_set.model.num_classes = c.model.num_classes;
+  t_with_data_set.model.image_channels = c.model.image_channels;
+  CHECK(t_with_data_set.to_toml() == c.to_toml());
   // Defaults too, and the written attention default reads back as itself.
-  require_same_settings(TrainConfig{}, TrainConfig::from_toml(TrainConfig{}.to_toml(), "d.toml"));
+  require_same_settings(TrainConfig{}, TrainConfig::from_toml(TrainConfig{}.to_toml(), "d.toml"), true);
   CHECK(TrainConfig::from_json(TrainConfig{}.to_json(), "d.json").to_json() == TrainConfig{}.to_json());
 
   // Through files, by extension; a seed TOML cannot hold is refused there only.
@@ -503,6 +512,28 @@ TEST_CASE("apply_on_resume applies what may change and refuses what the run fixe
   src.from_file("model.image_channels", "more.toml");
   CHECK_NOTHROW(apply_on_resume(run, "r/config.json", given, src));
   CHECK(run.model.image_channels == 1);
+  // What a --write-config file holds for settings the run resolved at its
+  // start (channels auto, run_dir ""), and an attention list in another
+  // order: the run's own, not changes. Another value is still refused.
+  run = saved;
+  run.channels = "1";
+  run.run_dir = "runs/r";
+  run.model.g_attn_res = std::vector<int64_t>{8, 16};
+  given.channels = "auto";
+  given.run_dir = "";
+  given.model.g_attn_res = std::vector<int64_t>{16, 8};
+  src.from_file("channels", "w.toml");
+  src.from_file("run_dir", "w.toml");
+  src.from_file("model.g_attn_res", "w.toml");
+  CHECK(apply_on_resume(run, "r/config.json", given, src).size() == 2);  // steps and lr_d, as above
+  given.channels = "3";
+  REQUIRE_THROWS_WITH(apply_on_resume(run, "r/config.json", given, src),
+                      Catch::StartsWith("w.toml: channels: 3 given with --resume, but the run has channels = 1"));
+  given.channels = "auto";
+  given.model.g_attn_res = std::vector<int64_t>{16};
+  REQUIRE_THROWS_WITH(apply_on_resume(run, "r/config.json", given, src),
+                      Catch::StartsWith("w.toml: model.g_attn_res: [16] given with --resume, but the run has "
+                                        "model.g_attn_res = [8, 16]"));
   // Every entry either applies or says why not.
   for (const TrainOption& o : train_options()) {
     INFO(o.key);
