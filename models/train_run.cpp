@@ -257,10 +257,11 @@ void settle_custom_dataset(TrainConfig& cfg, const RunOptions& opt, const Config
 // is loaded or a model built (train_in checks again once the data set's
 // channels are known). `sources` gets where each setting came from.
 // `lock` (rank 0) holds the directory from before the checks that decide
-// whether a run may start there; `made_dir` names the directory when this
-// call created it (removed again should the start fail).
+// whether a run may start there; `made` names the directory when this call
+// created it, then the folders above it that it created, innermost first
+// (removed again should the start fail).
 TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, std::vector<ConfigChange>& changes,
-                          RunDirLock& lock, std::string& made_dir, ConfigSources& sources) {
+                          RunDirLock& lock, std::vector<std::string>& made, ConfigSources& sources) {
   const bool resume = !opt.resume_dir.empty();
   const bool parallel = opt.comm && opt.comm->size() > 1;
   sources = resume ? ConfigSources{} : opt.given;
@@ -315,8 +316,10 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
         // Named as the user gave it: "--run-dir" or "my.toml: run_dir".
         const std::string where = sources.where("run_dir");
         if (cfg.run_dir.empty()) {
+          const bool runs_there = fs::exists("runs");
           cfg.run_dir = make_default_run_dir();
-          made_dir = cfg.run_dir;
+          made = {cfg.run_dir};
+          if (!runs_there) made.push_back("runs");
         } else {
           // Some other program's config.json: refused before anything is
           // written there (the lock file included).
@@ -331,8 +334,14 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
           // process created it: another start may be making the same one.
           std::error_code ec;
           const fs::path dir(cfg.run_dir);
+          std::vector<std::string> parents;  // missing now, innermost first
+          for (fs::path p = dir.parent_path(); !p.empty() && !fs::exists(p, ec); p = p.parent_path())
+            parents.push_back(p.string());
           if (dir.has_parent_path()) fs::create_directories(dir.parent_path(), ec);  // errors: reported below
-          if (fs::create_directory(dir, ec)) made_dir = cfg.run_dir;
+          if (fs::create_directory(dir, ec)) {
+            made = {cfg.run_dir};
+            made.insert(made.end(), parents.begin(), parents.end());
+          }
           check_writable_dir(cfg.run_dir, where);
         }
         lock = RunDirLock(cfg.run_dir);
@@ -357,11 +366,13 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
 // A start that failed before its first step leaves no directory behind
 // when it made it: what is there (config.json, the CSV header, TensorBoard's
 // first event file, the FD reference) is this start's alone and describes
-// nothing that ran. Errors are ignored: the failure itself is what the user
-// needs to read.
-void remove_made_dir(const std::string& dir) {
+// nothing that ran. The folders it made above it go too while they are
+// empty (another start may have made its own run beside it meanwhile).
+// Errors are ignored: the failure itself is what the user needs to read.
+void remove_made_dirs(const std::vector<std::string>& made) {
   std::error_code ec;
-  fs::remove_all(dir, ec);
+  fs::remove_all(made.front(), ec);
+  for (size_t i = 1; i < made.size(); ++i) fs::remove(made[i], ec);  // only when empty
 }
 
 // "64", "64 x 2 ranks = 128", "64 x 4 passes x 2 ranks = 512".
@@ -677,18 +688,18 @@ RunResult run_training(TrainConfig cfg, const RunOptions& opt) {
   SignalScope signals(writer && opt.progress);  // from the start: a Ctrl-C while starting up stops cleanly too
   std::vector<ConfigChange> changes;
   RunDirLock lock;
-  std::string made_dir;
+  std::vector<std::string> made;
   bool stepping = false;
   // The directory this start made, removed while still locked (another
   // process waiting for it then finds none), unless a step began.
   auto tidy = [&] {
-    if (made_dir.empty() || !lock.held() || stepping) return;
-    remove_made_dir(made_dir);
+    if (made.empty() || !lock.held() || stepping) return;
+    remove_made_dirs(made);
     lock = RunDirLock();
   };
   try {
     ConfigSources sources;
-    cfg = settle_config(std::move(cfg), opt, writer, changes, lock, made_dir, sources);
+    cfg = settle_config(std::move(cfg), opt, writer, changes, lock, made, sources);
     RunResult r = train_in(std::move(cfg), opt, changes, sources, writer, stepping);
     if (!r.started) tidy();
     return r;

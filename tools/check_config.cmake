@@ -80,12 +80,23 @@ expect(option_type EXIT 1 OUTPUT "--batch-size: expected an integer in .-2\\^63,
 # (through sh: a CMake list cannot carry an empty argument)
 expect(empty_resume EXIT 1 OUTPUT "--resume: an empty path" COMMAND sh -c "\"$0\" --resume '' --quiet" ${TRAIN})
 expect(empty_config EXIT 1 OUTPUT "--config: an empty path" COMMAND sh -c "\"$0\" --config '' --quiet" ${TRAIN})
+# ---- a failed start removes the folders it made for --run-dir, not one that was there
+file(MAKE_DIRECTORY ${WORK_DIR}/was_there)
+expect(made_parents EXIT 1 COMMAND ${TRAIN} --run-dir ${WORK_DIR}/was_there/made/deep --dataset folder
+       --data ${WORK_DIR}/no_such_data --quiet)
+if(EXISTS ${WORK_DIR}/was_there/made OR NOT IS_DIRECTORY ${WORK_DIR}/was_there)
+  set(failures "${failures}\n  made_parents: was_there/made left behind, or was_there removed")
+endif()
 # ---- on the CPU a file that names no preset lies over the cpu preset
 write(steps_only.toml "steps = 7\n")
 expect(file_over_cpu_preset EXIT 0 COMMAND ${TRAIN} --config steps_only.toml --device cpu --write-config steps_only.json)
 expect_json(file_over_cpu_preset_batch ${WORK_DIR}/steps_only.json batch_size VALUE 32)
 expect_json(file_over_cpu_preset_steps ${WORK_DIR}/steps_only.json steps VALUE 7)
 expect_json(file_over_cpu_preset_name ${WORK_DIR}/steps_only.json preset VALUE cpu)
+
+# ---- a preset beside a file that sets everything it gives is said to change nothing
+expect(preset_changes_nothing EXIT 0 OUTPUT "--preset sagan128: every setting it gives is set by steps_only.json too"
+       COMMAND ${TRAIN} --config steps_only.json --preset sagan128 --write-config preset_nothing.toml)
 
 # ---- the command line overrides the file
 write(base.toml "batch_size = 8\nsteps = 3\n[model]\nch = 16\n")

@@ -5,6 +5,8 @@
 // (models/train_presets.h).
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+
 #include "sagan/core/backend.h"
 #include "sagan/dist/agree.h"
 #include "sagan/dist/launch.h"
@@ -96,6 +98,17 @@ int run(TrainToolOptions o, const std::shared_ptr<dist::Communicator>& world) {
   TrainConfig cfg;
   dist::run_agreed(world.get(),
                    [&] { cfg = layered_settings(o.config_file, apply_cli, fallback_preset(o, apply_cli), ro.given); });
+  // A preset named beside a file that sets each of its settings (every
+  // --write-config file does) changes only the name config.json records.
+  if (const TrainPreset* p = find_train_preset(cfg.preset); p && ro.given.given("preset") && !o.quiet) {
+    const bool sets_any = std::any_of(p->settings.begin(), p->settings.end(),
+                                      [&](const auto& setting) { return !ro.given.given(setting.first); });
+    if (!sets_any)
+      fmt::print(stderr,
+                 "sagan-train: note: {} {}: every setting it gives is set by {} too, so it changes nothing but the "
+                 "name config.json records\n",
+                 ro.given.where("preset"), cfg.preset, o.config_file.empty() ? "the options" : o.config_file);
+  }
   if (!o.write_config.empty()) {
     dist::run_agreed(world.get(), [&] {
       SAGAN_CHECK(o.resume_dir.empty(), "--write-config: not with --resume (the run's settings are its config.json)");
