@@ -86,6 +86,7 @@ std::string json_summary(const json& v) {
                      : v.is_array()          ? "array"
                      : v.is_object()         ? "table"
                                              : "null";
+  if (v.is_null()) return "null";  // not "null null"
   std::string text = v.dump();
   if (text.size() > 60) text = text.substr(0, 57) + "...";
   return fmt::format("{} {}", type, text);
@@ -199,6 +200,13 @@ void collect_tree(const json& tree, const std::string& prefix, const std::string
       SAGAN_CHECK(v.is_object(), "{}: {}: expected a table of settings ({}.KEY = ...), got {}", source, key, key,
                   json_summary(v));
       collect_tree(v, key + ".", source, out);
+    } else if (k.find('.') != std::string::npos && find_train_option(key) != nullptr) {
+      // JSON's "model.ch", TOML's quoted "model.ch": one name with a dot in it.
+      const size_t dot = key.find('.');
+      SAGAN_FAIL(
+          "{}: {}: a key with a dot in it is one name, not a setting of a table; write it inside its table "
+          "({{\"{}\": {{\"{}\": ...}}}} in JSON, [{}] {} = ... or {} = ... unquoted in TOML)",
+          source, key, key.substr(0, dot), key.substr(dot + 1), key.substr(0, dot), key.substr(dot + 1), key);
     } else {
       SAGAN_FAIL("{}: {}: unknown key{}", source, key, suggestion(key));
     }
@@ -286,15 +294,23 @@ Format format_of(const std::string& path) {
 // ---------------------------------------------------------------- reading
 
 void read_json_config(const std::string& text, const std::string& source, TrainConfig& cfg, ConfigSources* sources) {
-  // nlohmann keeps the last of duplicate keys; the parser callback refuses them.
-  std::vector<std::set<std::string>> open_objects;
-  std::string duplicate;
+  // nlohmann keeps the last of duplicate keys; the parser callback refuses
+  // them, named with the tables they are in ("model.ch").
+  struct OpenObject {
+    std::string path;  // "" at the top, "model." inside "model"
+    std::set<std::string> keys;
+  };
+  std::vector<OpenObject> open_objects;
+  std::string duplicate, last_key;
   auto refuse_duplicates = [&](int, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::object_start) open_objects.emplace_back();
+    if (event == json::parse_event_t::object_start)
+      open_objects.push_back({open_objects.empty() ? "" : open_objects.back().path + last_key + ".", {}});
     if (event == json::parse_event_t::object_end) open_objects.pop_back();
-    if (event == json::parse_event_t::key && !open_objects.back().insert(parsed.get<std::string>()).second &&
-        duplicate.empty())
-      duplicate = parsed.get<std::string>();
+    if (event == json::parse_event_t::key) {
+      last_key = parsed.get<std::string>();
+      if (!open_objects.back().keys.insert(last_key).second && duplicate.empty())
+        duplicate = open_objects.back().path + last_key;
+    }
     return true;
   };
   json tree;

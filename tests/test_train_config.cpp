@@ -284,10 +284,17 @@ TEST_CASE("config files refuse unknown keys, naming the file and suggesting the 
   CHECK_THAT(file_error(dir, "t.toml", "zzz = 1\n"),
              Catch::EndsWith("zzz: unknown key; sagan-train --write-config FILE lists every key"));
   // A dotted name is a path, never one key.
-  CHECK_THAT(file_error(dir, "t.json", R"({"model.ch": 4})"), Catch::Contains("model.ch: unknown key"));
-  // Keys given twice.
+  CHECK_THAT(file_error(dir, "t.json", R"({"model.ch": 4})"),
+             Catch::Contains("model.ch: a key with a dot in it is one name, not a setting of a table; write it "
+                             "inside its table ({\"model\": {\"ch\": ...}} in JSON"));
+  CHECK_THAT(file_error(dir, "t.json", R"({"model.chh": 4})"), Catch::Contains("model.chh: unknown key"));
+  // Keys given twice, named with their table.
   CHECK_THAT(file_error(dir, "t.json", R"({"steps": 4, "steps": 5})"),
              Catch::EndsWith("t.json: steps: the key is given twice"));
+  CHECK_THAT(
+      file_error(dir, "t.json", R"({"model": {"ch": 4, "z_dim": 8}, "x": {"y": 1}, "model2": {"ch": 1, "ch": 2}})"),
+      Catch::EndsWith("t.json: model2.ch: the key is given twice"));
+  CHECK_THAT(file_error(dir, "t.json", R"({"steps": null})"), Catch::EndsWith("steps: expected an integer, got null"));
   CHECK_THAT(file_error(dir, "t.toml", "steps = 4\nsteps = 5\n"), Catch::Contains("t.toml:2:"));
 }
 
