@@ -35,6 +35,8 @@ std::string value_text(const ConfigValue& v) {
         using T = std::decay_t<decltype(x)>;
         if constexpr (std::is_same_v<T, std::vector<int64_t>>)
           return fmt::format("[{}]", fmt::join(x, ", "));
+        else if constexpr (std::is_same_v<T, std::string>)
+          return x.empty() ? std::string("\"\"") : x;  // "data_path \"\" -> /data", not "data_path  -> /data"
         else
           return fmt::format("{}", x);
       },
