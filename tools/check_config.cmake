@@ -98,6 +98,10 @@ expect_json(file_over_cpu_preset_name ${WORK_DIR}/steps_only.json preset VALUE c
 expect(preset_changes_nothing EXIT 0 OUTPUT "--preset sagan128: every setting it gives is set by steps_only.json too"
        COMMAND ${TRAIN} --config steps_only.json --preset sagan128 --write-config preset_nothing.toml)
 
+# ---- --write-config over the --config file it reads is refused (its comments would go)
+expect(write_over_config EXIT 1 OUTPUT "--write-config steps_only.toml: that is --config"
+       COMMAND ${TRAIN} --config steps_only.toml --write-config steps_only.toml)
+
 # ---- the command line overrides the file
 write(base.toml "batch_size = 8\nsteps = 3\n[model]\nch = 16\n")
 expect(override EXIT 0 COMMAND ${TRAIN} --config base.toml --batch-size 4 --write-config override.json)

@@ -112,6 +112,8 @@ int run(TrainToolOptions o, const std::shared_ptr<dist::Communicator>& world) {
   if (!o.write_config.empty()) {
     dist::run_agreed(world.get(), [&] {
       SAGAN_CHECK(o.resume_dir.empty(), "--write-config: not with --resume (the run's settings are its config.json)");
+      // Rewriting the file read would drop its comments and layout.
+      cli::check_output_not_input(o.write_config, "--write-config " + o.write_config, {{"--config", o.config_file}});
       cfg.validate(ro.given);
       cfg.world_size = world->size();  // what this launch would train with and config.json would record
       if (world->rank() != 0) return;  // one file, written once
