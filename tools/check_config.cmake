@@ -95,7 +95,7 @@ expect_json(file_over_cpu_preset_steps ${WORK_DIR}/steps_only.json steps VALUE 7
 expect_json(file_over_cpu_preset_name ${WORK_DIR}/steps_only.json preset VALUE cpu)
 
 # ---- a preset beside a file that sets everything it gives is said to change nothing
-expect(preset_changes_nothing EXIT 0 OUTPUT "--preset sagan128: every setting it gives is set by steps_only.json too"
+expect(preset_changes_nothing EXIT 0 OUTPUT "--preset sagan128: steps_only.json and the options set each setting the preset gives"
        COMMAND ${TRAIN} --config steps_only.json --preset sagan128 --write-config preset_nothing.toml)
 
 # ---- --write-config over the --config file it reads is refused (its comments would go)

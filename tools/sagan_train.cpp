@@ -10,6 +10,7 @@
 #include "sagan/core/backend.h"
 #include "sagan/dist/agree.h"
 #include "sagan/dist/launch.h"
+#include "sagan/models/train_options.h"
 #include "sagan/models/train_presets.h"
 #include "sagan/models/train_run.h"
 #include "tools/cli_common.h"
@@ -99,15 +100,22 @@ int run(TrainToolOptions o, const std::shared_ptr<dist::Communicator>& world) {
   dist::run_agreed(world.get(),
                    [&] { cfg = layered_settings(o.config_file, apply_cli, fallback_preset(o, apply_cli), ro.given); });
   // A preset named beside a file that sets each of its settings (every
-  // --write-config file does) changes only the name config.json records.
+  // --write-config file does) changes only the name config.json records:
+  // said when the run then differs from the preset (the preset line of a
+  // written file edited), not for a file that agrees with its preset.
   if (const TrainPreset* p = find_train_preset(cfg.preset); p && ro.given.given("preset") && !o.quiet) {
     const bool sets_any = std::any_of(p->settings.begin(), p->settings.end(),
                                       [&](const auto& setting) { return !ro.given.given(setting.first); });
-    if (!sets_any)
+    const bool overridden = std::any_of(p->settings.begin(), p->settings.end(), [&](const auto& setting) {
+      const TrainOption* option = find_train_option(setting.first);
+      return option != nullptr && option->get(cfg) != setting.second;
+    });
+    if (!sets_any && overridden)
       fmt::print(stderr,
-                 "sagan-train: note: {} {}: every setting it gives is set by {} too, so it changes nothing but the "
-                 "name config.json records\n",
-                 ro.given.where("preset"), cfg.preset, o.config_file.empty() ? "the options" : o.config_file);
+                 "sagan-train: note: {} {}: {} set each setting the preset gives, some to other values, so the "
+                 "preset changes nothing but the name config.json records\n",
+                 ro.given.where("preset"), cfg.preset,
+                 o.config_file.empty() ? "the options" : o.config_file + " and the options");
   }
   if (!o.write_config.empty()) {
     dist::run_agreed(world.get(), [&] {
