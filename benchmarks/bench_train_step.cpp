@@ -40,6 +40,7 @@
 #include <string>
 #include <vector>
 
+#include "benchmarks/bench_args.h"
 #include "sagan/core/backend.h"
 #include "sagan/core/kernel_profile.h"
 #include "sagan/core/matmul_precision.h"
@@ -82,13 +83,8 @@ Options parse(int argc, char** argv) {
       if (i + 1 >= argc) usage(("missing value after " + a).c_str());
       return argv[++i];
     };
-    auto integer = [&](int64_t lo) {
-      std::string v = value();
-      char* end = nullptr;
-      long long n = std::strtoll(v.c_str(), &end, 10);
-      if (end == v.c_str() || *end != '\0' || n < lo)
-        usage((a + ": '" + v + "' is not an integer >= " + std::to_string(lo)).c_str());
-      return static_cast<int64_t>(n);
+    auto integer = [&](int64_t lo, int64_t hi) {
+      return static_cast<int64_t>(sagan::bench::int_arg("bench_train_step", a, value(), lo, hi));
     };
     if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
@@ -109,17 +105,17 @@ Options parse(int argc, char** argv) {
         usage(e.what());
       }
     } else if (a == "--resolution")
-      o.resolutions.push_back(integer(32));
+      o.resolutions.push_back(integer(32, 1024));
     else if (a == "--ch")
-      o.ch = integer(1);
+      o.ch = integer(1, 4096);
     else if (a == "--batch")
-      o.batch = integer(1);
+      o.batch = integer(1, 1 << 20);
     else if (a == "--classes")
-      o.classes = integer(0);
+      o.classes = integer(0, 1 << 20);
     else if (a == "--repeats")
-      o.repeats = static_cast<int>(integer(1));
+      o.repeats = static_cast<int>(integer(1, 1000000));
     else if (a == "--warmup")
-      o.warmup = static_cast<int>(integer(0));
+      o.warmup = static_cast<int>(integer(0, 1000000));
     else
       usage(("unknown argument " + a).c_str());
   }
@@ -169,7 +165,7 @@ double peak_mib(const Device& dev) {
   return static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
 }
 
-void bench(const Options& o, int64_t res) {
+void bench_resolution(const Options& o, int64_t res) {
   TrainConfig cfg;
   cfg.model.resolution = res;
   cfg.model.ch = o.ch;
@@ -224,7 +220,7 @@ int main(int argc, char** argv) {
     if (o.profile && o.cuda_graph) usage("--profile times kernel calls, which a --cuda-graph replay does not make");
     if (o.cuda_graph && o.warmup < 2) usage("--cuda-graph needs --warmup 2 or more (a plain step, then the capture)");
     if (o.resolutions.empty()) o.resolutions = dev.is_cuda() ? std::vector<int64_t>{32, 128} : std::vector<int64_t>{32};
-    for (int64_t r : o.resolutions) bench(o, r);
+    for (int64_t r : o.resolutions) bench_resolution(o, r);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_train_step: %s\n", e.what());
     return 1;

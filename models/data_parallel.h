@@ -42,8 +42,9 @@ class DataParallel {
   // NaN gate of Trainer::step).
   void sum_over_ranks(const Tensor& t) { comm_->all_reduce_sum(t); }
   // Throws on every rank alike, naming the part and the ranks, when a hash
-  // of any of `parts` (name, tensors) differs between ranks: "<when>: the
-  // G parameters of rank 1 differ from rank 0's (...): <meaning>".
+  // of any of `parts` (name, tensors) differs between ranks: "<when> the G
+  // parameters of rank 1 differ from rank 0's (...): <meaning>" (`when`
+  // ends as it should lead in: "--check-sync-every: at step 4").
   void check_in_sync(const std::vector<std::pair<std::string, std::vector<Tensor>>>& parts, const std::string& when,
                      const std::string& meaning);
 

@@ -145,7 +145,9 @@ struct TrainConfig {
 
   std::string to_json() const;  // config.json and checkpoint metadata
   // For people to edit (--write-config): settings that only follow another
-  // (TrainOption::follows) are left out of the JSON, commented out in TOML.
+  // (TrainOption::follows) and those the data set or the launch sets
+  // (TrainOption::from_data_set) are left out of the JSON, commented out in
+  // TOML.
   std::string to_json_for_editing() const;
   std::string to_toml() const;  // the same keys; a seed above 2^63 - 1 cannot be written
   // A config from defaults and the settings in `text`; unknown keys, wrong

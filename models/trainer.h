@@ -140,7 +140,7 @@ class Trainer {
   const TrainConfig& config() const { return cfg_; }
   const DataParallel* data_parallel() const { return dp_.get(); }  // null without data parallelism
   // Data parallel: throws on every rank alike when any rank's parameters or
-  // buffers (hashed) differ from rank 0's, the message "<when>: the D
+  // buffers (hashed) differ from rank 0's, the message "<when> the D
   // parameters of rank 1 differ ...: <meaning>". Nothing without.
   void check_ranks_in_sync(const std::string& when, const std::string& meaning);
   int rank() const;                                                // 0 without data parallelism

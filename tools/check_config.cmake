@@ -94,6 +94,11 @@ expect_json(file_over_cpu_preset_batch ${WORK_DIR}/steps_only.json batch_size VA
 expect_json(file_over_cpu_preset_steps ${WORK_DIR}/steps_only.json steps VALUE 7)
 expect_json(file_over_cpu_preset_name ${WORK_DIR}/steps_only.json preset VALUE cpu)
 
+# ---- preset = "" (a GPU machine's file) asks for the defaults, on the CPU too, and says so
+write(no_preset.toml "preset = ''\nsteps = 9\n")
+expect(empty_preset_file EXIT 0 OUTPUT "no_preset.toml: preset \"\" asks for the defaults"
+       COMMAND ${TRAIN} --config no_preset.toml --device cpu --write-config no_preset.json)
+expect_json(empty_preset_file_batch ${WORK_DIR}/no_preset.json batch_size VALUE 64)
 # ---- a preset beside a file that sets everything it gives is said to change nothing
 expect(preset_changes_nothing EXIT 0 OUTPUT "--preset sagan128: steps_only.json and the options set each setting the preset gives"
        COMMAND ${TRAIN} --config steps_only.json --preset sagan128 --write-config preset_nothing.toml)

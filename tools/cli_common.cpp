@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -69,7 +70,10 @@ class Formatter : public CLI::Formatter {
 // type (signed: int64; unsigned: uint64).
 template <class T>
 std::string canonical_integer(std::string_view part) {
-  if (!part.empty() && part[0] == '+') part.remove_prefix(1);
+  if (!part.empty() && part[0] == '+') {
+    part.remove_prefix(1);
+    if (!part.empty() && part[0] == '-') return "";  // "+-3"
+  }
   T v = 0;
   const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), v);
   if (part.empty() || ec != std::errc() || end != part.data() + part.size()) return "";
@@ -77,14 +81,16 @@ std::string canonical_integer(std::string_view part) {
 }
 
 template <class T>
-CLI::Validator integer_validator(const char* range) {
+CLI::Validator integer_validator(const char* range, bool list) {
   return CLI::Validator(
-      [range](std::string& text) -> std::string {
+      [range, list](std::string& text) -> std::string {
         std::string out;
-        for (size_t at = 0;;) {  // "0,3,7": each part (--classes)
+        for (size_t at = 0;;) {  // "8,16": each part (sagan-train's --g-attn)
           const size_t comma = std::min(text.find(',', at), text.size());
           const std::string part = canonical_integer<T>(std::string_view(text).substr(at, comma - at));
-          if (part.empty()) return fmt::format("expected an integer in {}, got '{}'", range, text);
+          if (part.empty())
+            return fmt::format("expected {} in {}, got '{}'", list ? "integers (several: 8 16 or 8,16)" : "an integer",
+                               range, text);
           out += part;
           if (comma == text.size()) break;
           out += ',';
@@ -100,9 +106,12 @@ CLI::Validator finite_number_validator() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
         char* end = nullptr;
+        errno = 0;
         const double v = std::strtod(text.c_str(), &end);
         if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(v))
           return fmt::format("expected a finite number, got '{}'", text);
+        // 1e-400 would read as 0 (a subnormal double is still a number).
+        if (errno == ERANGE && v == 0.0) return fmt::format("'{}' is too small for a double; it would read as 0", text);
         return "";
       },
       "");
@@ -110,11 +119,14 @@ CLI::Validator finite_number_validator() {
 
 void check_numbers_strictly(CLI::App& app) {
   for (CLI::Option* opt : app.get_options()) {
-    const std::string type = opt->get_type_name();
+    // CLI11 appends the descriptions of an option's checks ("INT:POSITIVE").
+    std::string type = opt->get_type_name();
+    type = type.substr(0, type.find(':'));
+    const bool list = opt->get_expected_max() > 1;
     if (type == "INT")
-      opt->transform(integer_validator<int64_t>("[-2^63, 2^63)"));
+      opt->transform(integer_validator<int64_t>("[-2^63, 2^63)", list));
     else if (type == "UINT")
-      opt->transform(integer_validator<uint64_t>("[0, 2^64)"));
+      opt->transform(integer_validator<uint64_t>("[0, 2^64)", list));
     else if (type == "FLOAT")
       opt->check(finite_number_validator());
   }
@@ -195,16 +207,13 @@ std::vector<int64_t> parse_class_ids(const std::string& text, int64_t K, const s
   std::stringstream ss(text);
   std::string tok;
   while (std::getline(ss, tok, ',')) {
-    size_t pos = 0;
     int64_t k = -1;
-    try {
-      k = std::stoll(tok, &pos);
-    } catch (const std::exception&) {
-      pos = 0;  // not a number: reported below
-    }
-    SAGAN_CHECK(pos == tok.size() && k >= 0 && k < K, "--classes: '{}' is not a class id in [0, {})", tok, K);
+    const auto [end, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), k);  // decimal, no spaces
+    SAGAN_CHECK(!tok.empty() && ec == std::errc() && end == tok.data() + tok.size() && k >= 0 && k < K,
+                "--classes: '{}' is not a class id in [0, {})", tok, K);
     classes.push_back(k);
   }
+  SAGAN_CHECK(text.back() != ',', "--classes: '{}' ends in a comma; give class ids separated by commas", text);
   return classes;
 }
 

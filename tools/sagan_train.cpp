@@ -70,6 +70,16 @@ std::string fallback_preset(const TrainToolOptions& o,
   const bool chosen = asked.device == "cpu";
   if (!(chosen || (asked.device == "auto" && !cuda_available()))) return "";
   const std::string why = chosen ? given.where("device") + " cpu" : "no GPU found";
+  // preset = "" in a file (a GPU machine's --write-config, a GPU run's
+  // config.json) asks for the defaults, sagan32's, on purpose.
+  if (given.given("preset")) {
+    if (!o.quiet)
+      fmt::print(
+          "sagan-train: {}; {} \"\" asks for the defaults, sagan32's, under its settings: {}; --preset cpu "
+          "gives the small cpu preset\n",
+          why, given.where("preset"), find_train_preset("sagan32")->summary);
+    return "";
+  }
   const TrainPreset& cpu = *find_train_preset("cpu");
   if (!o.quiet)
     fmt::print(

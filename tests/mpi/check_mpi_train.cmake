@@ -193,7 +193,8 @@ printed_once("--cuda-graph on the CPU" "${common};--steps;2;--run-dir;${WORK_DIR
 if(EXISTS ${WORK_DIR}/startup)
   message(FATAL_ERROR "mpi_sagan_train: a refused device setting left its run directory ${WORK_DIR}/startup")
 endif()
-# --write-config writes what this launch would train with: 2 ranks.
+# --write-config writes what this launch would train with: 2 ranks (on a
+# commented-out line: the launch sets it, the line tells the reader).
 execute_process(COMMAND ${guard} ${MPIRUN} ${TRAIN} ${common} --write-config ${WORK_DIR}/launch.toml RESULT_VARIABLE rc
                 OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
