@@ -11,16 +11,8 @@
 # (default /usr/bin/python3: Debian's python3-torch).
 # ratio = sagan GFLOP/s / torch GFLOP/s (> 1: sagan is faster).
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-  sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
-  exit 0
-fi
-build="$here/../build/release"
-if [ $# -gt 0 ] && [[ $1 != -* ]]; then
-  build=$1
-  shift
-fi
+source "$(dirname "$0")/script_args.sh"
+shift "$build_args"
 bench="$build/benchmarks/bench_cpu_ops"
 if [ ! -x "$bench" ]; then
   echo "run_cpu_ops.sh: $bench not found; configure with -DSAGAN_BUILD_BENCHMARKS=ON and build first" >&2

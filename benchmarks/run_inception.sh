@@ -15,16 +15,8 @@
 # BUILD_DIR defaults to the README's build/release (taken only when the
 # first argument is not an option).
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-  sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
-  exit 0
-fi
-build="$here/../build/release"
-if [ $# -gt 0 ] && [[ $1 != -* ]]; then
-  build=$1
-  shift
-fi
+source "$(dirname "$0")/script_args.sh"
+shift "$build_args"
 rounds=3
 args=()
 while [ $# -gt 0 ]; do

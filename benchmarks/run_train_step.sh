@@ -22,15 +22,8 @@
 # A side that fails still leaves the other's rows in the table; the exit
 # status is then 1.
 set -euo pipefail
-usage() {
-  sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
-}
-here="$(cd "$(dirname "$0")" && pwd)"
-build="$here/../build/release"
-if [ $# -gt 0 ] && [[ $1 != -* ]]; then
-  build=$1
-  shift
-fi
+source "$(dirname "$0")/script_args.sh"
+shift "$build_args"
 both=() ours_only=() theirs_only=()
 while [ $# -gt 0 ]; do
   a=$1
@@ -42,7 +35,7 @@ while [ $# -gt 0 ]; do
   fi
   case $a in
     -h | --help)
-      usage
+      script_usage
       exit 0
       ;;
     --device | --resolution | --ch | --batch | --classes | --repeats | --warmup | --precision | --threads)
