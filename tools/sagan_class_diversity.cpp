@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "sagan/core/hash.h"
 #include "sagan/core/io/atomic_file.h"
 #include "sagan/core/ops.h"
 #include "sagan/models/checkpoint_file.h"
@@ -124,20 +125,12 @@ std::unique_ptr<SaganGenerator> load_generator_for(const ClassDiversityOptions& 
   return g;
 }
 
-// The seed of batch b's latents: b + (mix(seed) - mix(0)), mix being
-// splitmix64's finaliser. Seed 0 keeps the latents it always drew (batch b
-// from seed b: the figures in docs/training.md), and any other seed's
-// batches land far from seed 0's. The plain seed + b made seed 1's batch 0
-// seed 0's batch 1: repeats over adjacent seeds shared latents.
-uint64_t batch_seed(uint64_t seed, int64_t b) {
-  auto mix = [](uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-  };
-  return static_cast<uint64_t>(b) + (mix(seed) - mix(0));
-}
+// The seed of batch b's latents: b + (splitmix64(seed) - splitmix64(0)).
+// Seed 0 keeps the latents it always drew (batch b from seed b: the figures
+// in docs/training.md), and any other seed's batches land far from seed
+// 0's. The plain seed + b made seed 1's batch 0 seed 0's batch 1: repeats
+// over adjacent seeds shared latents.
+uint64_t batch_seed(uint64_t seed, int64_t b) { return static_cast<uint64_t>(b) + (splitmix64(seed) - splitmix64(0)); }
 
 // n fakes per class in batches of 10 per class, labels cycling, split by label.
 std::vector<Embedded> embed_fakes(const ClassDiversityOptions& o, SaganGenerator& g, FeatureNet& net, int64_t K,

@@ -4,18 +4,12 @@
 #include <exception>
 #include <numeric>
 
+#include "sagan/core/hash.h"
 #include "sagan/core/rng.h"
 
 namespace sagan::data {
 
 namespace {
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
 
 // Independent streams per (seed, epoch, purpose): permutation and flips.
 uint64_t stream_key(uint64_t seed, int64_t epoch, uint64_t purpose) {
