@@ -62,10 +62,12 @@ void add_options(CLI::App& app, TrainToolOptions& o) {
 // train here.
 std::string fallback_preset(const TrainToolOptions& o,
                             const std::function<void(TrainConfig&, ConfigSources&)>& apply_cli) {
-  if (!o.resume_dir.empty() || !named_preset(o.config_file, apply_cli).empty()) return "";
-  // The device as the file and the options give it (a file may say cpu).
+  if (!o.resume_dir.empty()) return "";
+  // The settings without a fallback: the preset they name, if any, and the
+  // device as the file and the options give it (a file may say cpu).
   ConfigSources given;
   const TrainConfig asked = layered_settings(o.config_file, apply_cli, "", given);
+  if (!asked.preset.empty()) return "";
   // On the CPU by choice (--device cpu) or for want of a GPU.
   const bool chosen = asked.device == "cpu";
   if (!(chosen || (asked.device == "auto" && !cuda_available()))) return "";
