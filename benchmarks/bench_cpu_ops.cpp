@@ -133,7 +133,34 @@ void bench_linear(const Options& o, int64_t in, int64_t out) {
 }
 
 // Every row, in the order the tables list them.
-void run_all(const Options& o);
+void run_all(const Options& o) {
+  std::fprintf(stderr, "bench_cpu_ops: %d OpenMP threads, batch %lld, %s of %d after %d warm-up runs\n",
+               omp_get_max_threads(), static_cast<long long>(kBatch), o.fastest ? "fastest" : "median", o.repeats,
+               o.warmup);
+  // Generator: 256 wide, 3x3 convs after each 2x upsample, 1x1 shortcuts, RGB head.
+  for (int64_t hw : {8, 16, 32}) bench_conv(o, 256, 256, 3, hw);
+  for (int64_t hw : {8, 16, 32}) bench_conv(o, 256, 256, 1, hw);
+  bench_conv(o, 256, 3, 3, 32);
+  // The gray head (Fashion-MNIST), and 12 outputs: the direct path's widest
+  // measured use (kernels/cpu/conv3x3_algo.h).
+  bench_conv(o, 256, 1, 3, 32);
+  bench_conv(o, 256, 12, 3, 32);
+  // Discriminator: 128 wide.
+  bench_conv(o, 3, 128, 3, 32);
+  for (int64_t hw : {32, 16, 8}) bench_conv(o, 128, 128, 3, hw);
+  bench_conv(o, 3, 128, 1, 16);
+  bench_conv(o, 128, 128, 1, 16);
+  // Self-attention at 16x16: theta/phi, g, and the output conv.
+  bench_conv(o, 256, 32, 1, 16);
+  bench_conv(o, 256, 128, 1, 16);
+  bench_conv(o, 128, 256, 1, 16);
+  // The cpu preset's width (ch 16): G 64 wide, D 32 wide.
+  for (int64_t hw : {8, 16, 32}) bench_conv(o, 64, 64, 3, hw);
+  for (int64_t hw : {32, 16, 8}) bench_conv(o, 32, 32, 3, hw);
+  bench_bmm(o, 64, 256, 32, 64);
+  bench_bmm(o, 64, 256, 64, 128);
+  bench_linear(o, 128, 4096);
+}
 
 }  // namespace
 
@@ -167,34 +194,3 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
-
-namespace {
-void run_all(const Options& o) {
-  std::fprintf(stderr, "bench_cpu_ops: %d OpenMP threads, batch %lld, %s of %d after %d warm-up runs\n",
-               omp_get_max_threads(), static_cast<long long>(kBatch), o.fastest ? "fastest" : "median", o.repeats,
-               o.warmup);
-  // Generator: 256 wide, 3x3 convs after each 2x upsample, 1x1 shortcuts, RGB head.
-  for (int64_t hw : {8, 16, 32}) bench_conv(o, 256, 256, 3, hw);
-  for (int64_t hw : {8, 16, 32}) bench_conv(o, 256, 256, 1, hw);
-  bench_conv(o, 256, 3, 3, 32);
-  // The gray head (Fashion-MNIST), and 12 outputs: the direct path's widest
-  // measured use (kernels/cpu/conv3x3_algo.h).
-  bench_conv(o, 256, 1, 3, 32);
-  bench_conv(o, 256, 12, 3, 32);
-  // Discriminator: 128 wide.
-  bench_conv(o, 3, 128, 3, 32);
-  for (int64_t hw : {32, 16, 8}) bench_conv(o, 128, 128, 3, hw);
-  bench_conv(o, 3, 128, 1, 16);
-  bench_conv(o, 128, 128, 1, 16);
-  // Self-attention at 16x16: theta/phi, g, and the output conv.
-  bench_conv(o, 256, 32, 1, 16);
-  bench_conv(o, 256, 128, 1, 16);
-  bench_conv(o, 128, 256, 1, 16);
-  // The cpu preset's width (ch 16): G 64 wide, D 32 wide.
-  for (int64_t hw : {8, 16, 32}) bench_conv(o, 64, 64, 3, hw);
-  for (int64_t hw : {32, 16, 8}) bench_conv(o, 32, 32, 3, hw);
-  bench_bmm(o, 64, 256, 32, 64);
-  bench_bmm(o, 64, 256, 64, 128);
-  bench_linear(o, 128, 4096);
-}
-}  // namespace
