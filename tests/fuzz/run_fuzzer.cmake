@@ -20,18 +20,37 @@ set(_args -max_total_time=${SECONDS} -timeout=10 -rss_limit_mb=2048 -malloc_limi
 if(DICT)
   list(APPEND _args -dict=${DICT})
 endif()
+string(TIMESTAMP _started "%s")
 execute_process(COMMAND ${FUZZER} ${_args} ${WORK_DIR}/corpus ${SEEDS}
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 string(REGEX MATCHALL "stat::[a-z_]+: *[0-9]+" _stats "${err}")
 string(REPLACE ";" "\n  " _stats "${_stats}")
 if(NOT rc EQUAL 0)
-  file(GLOB _found ${WORK_DIR}/artifacts/*)
+  # The finding first, in a form a CI log keeps even when it shows only a
+  # few lines: what failed, libFuzzer's seed, and the saved input as hex
+  # (the artifacts folder does not outlive a CI machine). libFuzzer's
+  # progress lines (#1234 NEW ...) say nothing about the finding and go.
+  string(REGEX MATCH "INFO: Seed: [0-9]+" _seed "${err}")
+  string(REGEX REPLACE "\n#[0-9]+\t[^\n]*" "" err "\n${err}")
+  string(REGEX REPLACE "\n(INFO|MS|BINGO|DE):[^\n]*" "" err "${err}")
   string(LENGTH "${err}" _len)
-  if(_len GREATER 12000)
-    math(EXPR _from "${_len} - 12000")
+  if(_len GREATER 8000)
+    math(EXPR _from "${_len} - 8000")
     string(SUBSTRING "${err}" ${_from} -1 err)
   endif()
-  message(FATAL_ERROR "${FUZZER} failed (${rc}).\n${err}\nSaved input(s): ${_found}\n"
+  file(GLOB _found ${WORK_DIR}/artifacts/*)
+  set(_inputs "")
+  foreach(_f ${_found})
+    file(TIMESTAMP ${_f} _made "%s")
+    if(_made LESS _started)
+      continue()  # an earlier run's finding
+    endif()
+    file(SIZE ${_f} _size)
+    file(READ ${_f} _hex HEX LIMIT 2048)
+    string(APPEND _inputs "\n${_f} (${_size} bytes); as hex"
+                          " (first 2048 bytes; xxd -r -p turns it back into the file):\n${_hex}\n")
+  endforeach()
+  message(FATAL_ERROR "${FUZZER} failed (${rc}); ${_seed}.\n${err}\nSaved input(s):${_inputs}\n"
                       "Reproduce: ${FUZZER} <saved input>. Fix, then keep the input as a regression seed in ${SEEDS}/.")
 endif()
 message(STATUS "${FUZZER}: ${SECONDS} s clean\n  ${_stats}")
