@@ -16,6 +16,7 @@
 
 #include "sagan/core/error.h"
 #include "sagan/core/io/atomic_file.h"
+#include "sagan/core/warning.h"
 #include "sagan/models/checkpoint_file.h"
 #include "sagan/models/train_config.h"
 
@@ -69,10 +70,8 @@ RunDirLock::RunDirLock(const std::string& run_dir) {
     // Some shared file systems refuse locks (Lustre without -o flock, NFS
     // mounted nolock): the run goes on, unguarded, and says so.
     if (err == ENOSYS || err == ENOLCK || err == EOPNOTSUPP || err == EINVAL) {
-      fmt::print(stderr,
-                 "sagan-train: warning: {}: this file system does not lock files ({}); nothing keeps a second "
-                 "process out of {}\n",
-                 path, std::strerror(err), run_dir);
+      warn(fmt::format("{}: this file system does not lock files ({}); nothing keeps a second process out of {}",
+                       path, std::strerror(err), run_dir));
       return;
     }
     SAGAN_CHECK(err != EWOULDBLOCK,
