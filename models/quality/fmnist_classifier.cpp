@@ -90,29 +90,27 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
 
 std::string default_fmnist_weights() {
   if (const char* env = std::getenv("SAGAN_FMNIST_WEIGHTS"); env && *env) return env;
-  // The source tree (an absolute path from CMake: __FILE__ is relative under
-  // ccache's base_dir), then the installed copy; the source path names the
-  // file in errors.
-#ifdef SAGAN_SOURCE_WEIGHTS_DIR
-  const std::string in_tree = std::string(SAGAN_SOURCE_WEIGHTS_DIR) + "/fmnist_cnn.safetensors";
-#else
-  const std::string in_tree =
-      (std::filesystem::path(__FILE__).parent_path() / "weights" / "fmnist_cnn.safetensors").string();
-#endif
-  if (std::filesystem::exists(in_tree)) return in_tree;
-#ifdef SAGAN_INSTALLED_DATA_DIR
-  const std::string installed = std::string(SAGAN_INSTALLED_DATA_DIR) + "/fmnist_cnn.safetensors";
-  if (std::filesystem::exists(installed)) return installed;
-#endif
-  // Installed under another prefix than the configured one (cmake --install
-  // --prefix P): P/bin/<program> finds P/share/sagan.
+  // Installed copies first, so an installed program never depends on the
+  // build machine's source tree: <prefix>/share/sagan beside the program's
+  // <prefix>/bin (a prefix moved, or installed with cmake --install --prefix
+  // P), then the configured prefix's. Then the source tree (an absolute path
+  // from CMake: __FILE__ is relative under ccache's base_dir), which is what
+  // the build tree's tools find; that path names the file in errors.
   std::error_code ec;
   const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (!ec) {
-    const std::filesystem::path relocated = exe.parent_path().parent_path() / "share" / "sagan" / "fmnist_cnn.safetensors";
-    if (std::filesystem::exists(relocated, ec)) return relocated.string();
+    const std::filesystem::path beside = exe.parent_path().parent_path() / "share" / "sagan" / "fmnist_cnn.safetensors";
+    if (std::filesystem::exists(beside, ec)) return beside.string();
   }
-  return in_tree;
+#ifdef SAGAN_INSTALLED_DATA_DIR
+  const std::string installed = std::string(SAGAN_INSTALLED_DATA_DIR) + "/fmnist_cnn.safetensors";
+  if (std::filesystem::exists(installed, ec)) return installed;
+#endif
+#ifdef SAGAN_SOURCE_WEIGHTS_DIR
+  return std::string(SAGAN_SOURCE_WEIGHTS_DIR) + "/fmnist_cnn.safetensors";
+#else
+  return (std::filesystem::path(__FILE__).parent_path() / "weights" / "fmnist_cnn.safetensors").string();
+#endif
 }
 
 FmnistFeatureNet::FmnistFeatureNet(const std::string& weights_path, Device device) : device_(device) {

@@ -2,7 +2,8 @@
 #   -DBUILD_DIR=<sagan build dir> -DSOURCE_DIR=<tests/consumer> -DWORK_DIR=<scratch>
 #   [-DCONFIG=<build type>] [-DCXX_COMPILER=<path>] [-DCXX_FLAGS=...] [-DLINKER_FLAGS=...]
 # Installs the current build into a fresh prefix, configures tests/consumer
-# against it with CMAKE_PREFIX_PATH only, builds it and runs the MLP.
+# against it with CMAKE_PREFIX_PATH only, builds it and runs the MLP; then
+# runs it from <prefix>/bin, where it must find the installed weights.
 foreach(_v BUILD_DIR SOURCE_DIR WORK_DIR)
   if(NOT DEFINED ${_v})
     message(FATAL_ERROR "check_install.cmake: -D${_v}=... is required")
@@ -66,4 +67,14 @@ run("running the consumer" ${exe})
 message(STATUS "${last_output}")
 if(NOT last_output MATCHES "ok: loss")
   message(FATAL_ERROR "install_consumer: unexpected output\n${last_output}")
+endif()
+
+# A program in <prefix>/bin finds the weights installed beside it by itself,
+# not the build machine's source tree (which is there, on this machine).
+file(COPY ${exe} DESTINATION ${prefix}/bin)
+run("running the consumer from ${prefix}/bin" ${prefix}/bin/sagan_consumer_mlp --weights-path)
+string(STRIP "${last_output}" _found)
+if(NOT _found STREQUAL "${prefix}/share/sagan/fmnist_cnn.safetensors")
+  message(FATAL_ERROR "install_consumer: a program in ${prefix}/bin looks for the Fashion-MNIST weights at "
+                      "${_found}, not at ${prefix}/share/sagan/fmnist_cnn.safetensors")
 endif()

@@ -3,7 +3,9 @@
 // autograd and Adam. Prints its loss; exits 0 when the loss has fallen to
 // under half its first value, 1 otherwise. Also loads the installed
 // Fashion-MNIST feature network from SAGAN_DATA_DIR, and trains a tiny SAGAN
-// on a data set of its own (own_data.cpp).
+// on a data set of its own (own_data.cpp). With --weights-path, prints only
+// where the engine looks for those weights by itself (check_install.cmake
+// runs a copy in <prefix>/bin, which must find <prefix>/share/sagan's).
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -19,8 +21,12 @@ const sagan::Tensor kGlobalOnes = sagan::Tensor::ones({4});
 
 std::string train_on_own_data();  // own_data.cpp
 
-int main() try {
+int main(int argc, char** argv) try {
   using namespace sagan;
+  if (argc == 2 && std::string(argv[1]) == "--weights-path") {
+    std::printf("%s\n", quality::default_fmnist_weights().c_str());
+    return 0;
+  }
   if (sum(kGlobalOnes).item() != 4.0) {
     std::printf("file-scope tensor: wrong value\n");
     return 1;
