@@ -44,7 +44,8 @@ struct RunOptions {
   // Where cfg's settings came from, to name them in errors: in a program's
   // code unless told otherwise (sagan-train lists its options and files).
   // With a resume, the settings listed are applied over the run's
-  // (given.from_code("steps")).
+  // (given.from_code("steps")); a member of cfg changed from its default to
+  // other than the run's value, but not listed, is refused, naming it.
   ConfigSources given = ConfigSources::code();
   bool progress = true;  // print progress
   // This process's communicator (dist/launch.h); null or the single one for

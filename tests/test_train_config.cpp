@@ -3,6 +3,7 @@
 // naming the file and the key, round trips, and --resume's rules.
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <fmt/core.h>
 
 #include "sagan/core/io/atomic_file.h"
 #include "sagan/models/quality/evaluate.h"
@@ -462,6 +463,27 @@ TEST_CASE("settings a program set in code are named by their TrainConfig member 
   CHECK(ch[0].where == "TrainConfig.steps (--steps)");
   CHECK(run.steps == more.steps);
   REQUIRE_THROWS_WITH(given.from_code("stepz"), Catch::Contains("'stepz' is not a setting"));
+  // A member a program set, but did not list, is refused rather than
+  // dropped; one at its default or at the run's value is not a change.
+  ConfigSources in_code = ConfigSources::code();
+  TrainConfig unlisted;
+  unlisted.steps = run.steps + 1;
+  unlisted.adam_g.lr = 1e-3;
+  unlisted.log_every = run.log_every;
+  TrainConfig before = run;
+  REQUIRE_THROWS_WITH(apply_on_resume(run, "r/config.json", unlisted, in_code),
+                      fmt::format("resuming r/config.json: TrainConfig.steps (--steps) = {} (the run has {}), "
+                                  "TrainConfig.adam_g.lr (--lr-g) = 0.001 (the run has 0.0001) set in the "
+                                  "TrainConfig but not listed in RunOptions::given, which names the settings a "
+                                  "resume applies over the run's (given.from_code(\"steps\")); list them, or leave "
+                                  "them at their defaults to keep the run's",
+                                  run.steps + 1, run.steps));
+  require_same_settings(run, before);
+  in_code.from_code("steps");
+  in_code.from_code("lr_g");
+  CHECK(apply_on_resume(run, "r/config.json", unlisted, in_code).size() == 2);
+  CHECK(run.adam_g.lr == 1e-3);
+  CHECK_NOTHROW(apply_on_resume(run, "r/config.json", TrainConfig{}, ConfigSources::code()));
 }
 
 TEST_CASE("apply_on_resume applies what may change and refuses what the run fixes", "[config][resume]") {
