@@ -580,7 +580,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
     // needs Inception weights), naming the settings as the user gave them
     // (the Trainer's own check names them as a program sets them).
     cfg.validate(sources);
-    facts = startup_facts(cfg, *dataset, rank_device(cfg, comm));
+    facts = startup_facts(cfg, *dataset, rank_device(cfg, comm, sources));
     check_data_fills_a_batch("", *dataset, cfg.batch_size, cfg.accumulate, comm ? comm->size() : 1);
   });
   dist::check_same_everywhere(comm, facts, "the settings, devices or data sets");

@@ -14,17 +14,17 @@
 
 namespace sagan {
 
-Device resolve_device(const std::string& name, int local_rank) {
+Device resolve_device(const std::string& name, int local_rank, const std::string& option) {
   const int rank_gpu = local_rank >= 0 && cuda_device_count() > 0 ? local_rank % cuda_device_count() : 0;
   if (name == "auto") return cuda_available() ? Device::cuda(rank_gpu) : Device::cpu();
   Device d;
   try {
     d = name == "cuda" ? Device::cuda(rank_gpu) : Device::parse(name);
   } catch (const Error&) {
-    SAGAN_FAIL("--device: '{}' is not a device (auto, cpu, cuda or cuda:N)", name);
+    SAGAN_FAIL("{}: '{}' is not a device (auto, cpu, cuda or cuda:N)", option, name);
   }
   if (d.is_cuda())
-    SAGAN_CHECK(d.index < cuda_device_count(), "--device {}: {} CUDA device(s) present{}", name, cuda_device_count(),
+    SAGAN_CHECK(d.index < cuda_device_count(), "{} {}: {} CUDA device(s) present{}", option, name, cuda_device_count(),
                 cuda_device_count() == 0 ? " (or this build has no CUDA backend)" : "");
   return d;
 }
@@ -37,9 +37,10 @@ bool trains_data_parallel(const TrainConfig& cfg, const dist::Communicator* comm
 }
 }  // namespace
 
-Device rank_device(const TrainConfig& cfg, const dist::Communicator* comm) {
-  const Device d = resolve_device(cfg.device, comm ? comm->local_rank() : -1);
-  SAGAN_CHECK(!cfg.cuda_graph || d.is_cuda(), "--cuda-graph: needs a CUDA device; this run is on {}", device_name(d));
+Device rank_device(const TrainConfig& cfg, const dist::Communicator* comm, const ConfigSources& sources) {
+  const Device d = resolve_device(cfg.device, comm ? comm->local_rank() : -1, sources.where("device"));
+  SAGAN_CHECK(!cfg.cuda_graph || d.is_cuda(), "{}: needs a CUDA device; this run is on {}", sources.where("cuda_graph"),
+              device_name(d));
   if (!trains_data_parallel(cfg, comm)) return d;
   const int world = comm ? comm->size() : 1;  // --comm nccl alone: a one-rank NCCL job
   const dist::Reducer reducer = dist::choose_reducer(cfg.comm, d, world, comm ? comm->serves(d) : true);
@@ -103,7 +104,7 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<const data::Dataset> dataset, 
                  std::shared_ptr<dist::Communicator> comm)
     : cfg_(checked(std::move(cfg))),
       switches_(cfg_.deterministic, parse_matmul_precision(cfg_.precision, "precision")),
-      device_(rank_device(cfg_, comm.get())),
+      device_(rank_device(cfg_, comm.get(), ConfigSources::code())),
       dtype_(dtype),
       dataset_(std::move(dataset)),
       rng_(cfg_.seed ^ kSampleStream),

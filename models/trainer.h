@@ -313,14 +313,15 @@ class Trainer {
 
 // The device named by a --device string: "auto" is cuda when a GPU is
 // present. local_rank >= 0 (a data-parallel rank): "auto" and "cuda" are
-// the GPU local_rank modulo the GPUs present.
-Device resolve_device(const std::string& name, int local_rank = -1);
+// the GPU local_rank modulo the GPUs present. Errors name `option`.
+Device resolve_device(const std::string& name, int local_rank = -1, const std::string& option = "--device");
 // The device of this rank of `comm` (null: one process) for cfg.device,
 // and the settings that depend on it, checked before any collective: a rank
 // of several whose gradients NCCL would reduce is refused when its local
 // rank has no GPU of its own (dist::check_gpu_per_rank), as are a --comm
 // that cannot reduce the device's tensors and --cuda-graph off a GPU.
-Device rank_device(const TrainConfig& cfg, const dist::Communicator* comm);
+// Errors name the settings as `sources` does (a Trainer: as set in code).
+Device rank_device(const TrainConfig& cfg, const dist::Communicator* comm, const ConfigSources& sources = {});
 
 // The checks a Trainer makes that sagan-train also makes before building one
 // (on every rank at once: models/train_run.cpp). `what` leads the message ("" for none).

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
+#include <fmt/core.h>
 #include <fstream>
 #include <limits>
 #include <optional>
@@ -118,7 +119,14 @@ TEST_CASE("a step graph trains exactly like plain steps, across ema_start, with 
   CHECK(graphed.optimizer_d().step_count() == 10);
   TrainConfig on_cpu = c;
   on_cpu.cuda_graph = true;  // the option itself wants a GPU
-  REQUIRE_THROWS_WITH(Trainer(on_cpu, ds), Catch::Contains("--cuda-graph: needs a CUDA device; this run is on cpu"));
+  // Named as a program sets it, as the Trainer's other checks name settings.
+  REQUIRE_THROWS_WITH(Trainer(on_cpu, ds), "TrainConfig.cuda_graph (--cuda-graph): needs a CUDA device; this run is "
+                                           "on cpu");
+  TrainConfig far_gpu = c;
+  far_gpu.device = "cuda:99";
+  REQUIRE_THROWS_WITH(Trainer(far_gpu, ds), Catch::StartsWith(fmt::format(
+                                                "TrainConfig.device (--device) cuda:99: {} CUDA device(s) present",
+                                                cuda_device_count())));
 }
 
 namespace {
@@ -642,7 +650,7 @@ TEST_CASE("a Trainer checks its config and puts back the process-wide switches i
   TrainConfig graph_on_cpu = tiny_config();
   graph_on_cpu.precision = "bf16";
   graph_on_cpu.cuda_graph = true;
-  REQUIRE_THROWS_WITH(Trainer(graph_on_cpu, ds), Catch::Contains("--cuda-graph: needs a CUDA device"));
+  REQUIRE_THROWS_WITH(Trainer(graph_on_cpu, ds), Catch::Contains("(--cuda-graph): needs a CUDA device"));
   CHECK(matmul_precision() == before);
 }
 
