@@ -19,12 +19,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void record_changes(const std::vector<ConfigChange>& changes, const fs::path& run, int64_t step, bool progress) {
+void record_changes(const std::vector<ConfigChange>& changes, const fs::path& run, int64_t step, bool progress,
+                    const std::string& name) {
   if (changes.empty()) return;
   std::string line = fmt::format("step {}:", step);
   for (const ConfigChange& c : changes) line += fmt::format(" {} {} -> {} ({});", c.key, c.from, c.to, c.where);
   line.back() = '\n';
-  if (progress) fmt::print("sagan-train: --resume changes {}", line.substr(line.find(':') + 2));
+  if (progress) fmt::print("{}: --resume changes {}", name, line.substr(line.find(':') + 2));
   std::ofstream log(run / "config_changes.log", std::ios::app);
   log << line;
   SAGAN_CHECK(log.good(), "{}: cannot append the resume's changes", (run / "config_changes.log").string());
@@ -33,8 +34,8 @@ void record_changes(const std::vector<ConfigChange>& changes, const fs::path& ru
 }  // namespace
 
 RunOutputs::RunOutputs(const Trainer& trainer, bool writer, bool resumed, const std::vector<ConfigChange>& changes,
-                       bool progress)
-    : writer_(writer) {
+                       bool progress, const std::string& name)
+    : writer_(writer), name_(name) {
   const TrainConfig& rc = trainer.config();
   run_dir_ = rc.run_dir;
   keep_ = rc.keep_checkpoints;
@@ -55,7 +56,7 @@ RunOutputs::RunOutputs(const Trainer& trainer, bool writer, bool resumed, const 
   // checkpoint: that attempt's resume log describes a run that is gone.
   std::error_code ec;
   if (!resumed) fs::remove(run / "config_changes.log", ec);
-  record_changes(changes, run, step, progress);
+  record_changes(changes, run, step, progress, name_);
   fs::create_directories(run / "checkpoints");
   fs::create_directories(run / "samples");
   io::write_file_atomic((run / "config.json").string(), rc.to_json());
@@ -64,7 +65,7 @@ RunOutputs::RunOutputs(const Trainer& trainer, bool writer, bool resumed, const 
   if (resumed) drop_metrics_rows_after((run / "metrics.csv").string(), step);
   // Their sample grids too (TensorBoard's copies are purged with the rest).
   if (const int64_t late = drop_samples_after(run_dir_, step); late > 0 && progress)
-    fmt::print("sagan-train: removed {} sample grid(s) of steps after {} that the earlier attempt left in {}\n", late,
+    fmt::print("{}: removed {} sample grid(s) of steps after {} that the earlier attempt left in {}\n", name_, late,
                step, (run / "samples").string());
   csv_.emplace((run / "metrics.csv").string(), resumed);
   tb_.emplace((run / "tb").string());
@@ -109,7 +110,7 @@ void RunOutputs::save_checkpoint(const Trainer& trainer) {
     tb_->sync();
   } catch (const Error& e) {
     if (!sync_warned_)
-      fmt::print(stderr, "sagan-train: warning: {} (the metrics may lag the checkpoints after a crash)\n", e.what());
+      fmt::print(stderr, "{}: warning: {} (the metrics may lag the checkpoints after a crash)\n", name_, e.what());
     sync_warned_ = true;
   }
   trainer.save_checkpoint(checkpoint_path(run_dir_, trainer.step_count()));

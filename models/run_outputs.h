@@ -32,8 +32,9 @@ class RunOutputs {
   // config_changes.log. A resumed run (`resumed`) keeps metrics.csv up to the
   // trainer's step, dropping the rows the interrupted run wrote past its
   // checkpoint, and tells TensorBoard to purge those events.
-  RunOutputs(const Trainer& trainer, bool writer, bool resumed, const std::vector<ConfigChange>& changes,
-             bool progress);
+  // `name`: how the run names itself in what it prints (RunOptions::name).
+  RunOutputs(const Trainer& trainer, bool writer, bool resumed, const std::vector<ConfigChange>& changes, bool progress,
+             const std::string& name = "sagan-train");
 
   bool writer() const { return writer_; }
   // One metrics row: to metrics.csv and, each value but the step, as a
@@ -49,6 +50,7 @@ class RunOutputs {
   bool writer_;
   bool sync_warned_ = false;  // an fsync of the metrics failed once (warned)
   std::string run_dir_;
+  std::string name_;  // RunOptions::name
   int64_t cols_ = 0, keep_ = 0;
   Tensor fixed_z_, fixed_y_;
   std::optional<io::CsvWriter> csv_;

@@ -39,6 +39,10 @@ namespace fs = std::filesystem;
 namespace {
 std::atomic<int> g_stop_signal{0};
 std::atomic<bool> g_announce_stop{false};
+// How the run names itself in what it prints (RunOptions::name), for the
+// run's scope; the signal handler's message is made before it is installed.
+std::string g_name = "sagan-train";
+char g_stop_message[256] = "";
 
 // The first stop signal asks for a stop after the current step (and a
 // checkpoint); a second one, of any of them, ends the process at once, as
@@ -52,9 +56,8 @@ extern "C" void on_stop_signal(int sig) {
     return;
   }
   if (g_announce_stop.load()) {
-    static const char kMsg[] = "\nsagan-train: stopping once the current step is done (a second signal quits at once)\n";
     const int saved_errno = errno;  // write() may change it under the code this interrupted
-    [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
+    [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, g_stop_message, std::strlen(g_stop_message));
     errno = saved_errno;
   }
 }
@@ -68,13 +71,17 @@ struct SignalScope {
   using Handler = void (*)(int);
   static constexpr int kSignals[] = {SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
   Handler old[std::size(kSignals)];
-  explicit SignalScope(bool announce) {
+  SignalScope(bool announce, const std::string& name) {
+    g_name = name;
+    fmt::format_to_n(g_stop_message, sizeof g_stop_message - 1,
+                     "\n{}: stopping once the current step is done (a second signal quits at once)\n", name);
     g_stop_signal.store(0);
     g_announce_stop.store(announce);
     for (size_t i = 0; i < std::size(kSignals); ++i) old[i] = std::signal(kSignals[i], on_stop_signal);
   }
   ~SignalScope() {
     for (size_t i = 0; i < std::size(kSignals); ++i) std::signal(kSignals[i], old[i]);
+    g_name = "sagan-train";
   }
 };
 
@@ -140,9 +147,9 @@ void note_recovery(const std::string& run_dir, bool resume, bool progress) {
   const int64_t orphans = remove_orphaned_checkpoint_temporaries(run_dir);
   if (!progress) return;
   if (orphans > 0)
-    fmt::print("sagan-train: removed {} unfinished checkpoint file(s) from {}/checkpoints\n", orphans, run_dir);
+    fmt::print("{}: removed {} unfinished checkpoint file(s) from {}/checkpoints\n", g_name, orphans, run_dir);
   if (run_never_checkpointed(run_dir))
-    fmt::print("sagan-train: {} holds a run that stopped before its first checkpoint: {}\n", run_dir,
+    fmt::print("{}: {} holds a run that stopped before its first checkpoint: {}\n", g_name, run_dir,
                resume ? "no checkpoint yet: starting from step 0" : "starting it afresh");
 }
 
@@ -151,12 +158,16 @@ void note_recovery(const std::string& run_dir, bool resume, bool progress) {
 std::string resume_trainer(Trainer& trainer, const std::string& run_dir) {
   return restore_newest_valid(
       run_dir, [&](const std::string& path) { trainer.load_checkpoint(path); },
-      [](const std::string& warning) { fmt::print(stderr, "sagan-train: warning: {}\n", warning); });
+      [](const std::string& warning) { fmt::print(stderr, "{}: warning: {}\n", g_name, warning); });
 }
 
 // The command that continues the run: a resume keeps ranks x passes, so a
-// run of several ranks is continued by as many.
-std::string resume_command(const std::string& run_dir, int64_t world_size) {
+// run of several ranks is continued by as many. A program's own data set is
+// the program's to resume (sagan-train refuses the run).
+std::string resume_command(const std::string& run_dir, int64_t world_size, const std::string& dataset) {
+  if (dataset == "custom")
+    return fmt::format("run_training with RunOptions::resume_dir = {} and the same RunOptions::dataset{}", run_dir,
+                       world_size > 1 ? fmt::format(", on {} ranks as before", world_size) : "");
   return world_size > 1
              ? fmt::format("mpirun -np {} sagan-train --resume {} (as many ranks as before, from any launcher)",
                            world_size, run_dir)
@@ -175,7 +186,7 @@ StepStats guarded_step(Trainer& trainer, const std::string& run_dir, const std::
       last = latest_checkpoint(run_dir);
     } catch (const std::exception&) {  // an unreadable checkpoints/ must not hide the error itself
     }
-    return fmt::format("{}\nsagan-train: run dir {}; {}{}", e.what(), run_dir,
+    return fmt::format("{}\n{}: run dir {}; {}{}", e.what(), g_name, run_dir,
                        last.empty() ? "no checkpoint yet" : "its newest checkpoint is " + last, then);
   };
   try {
@@ -190,8 +201,9 @@ StepStats guarded_step(Trainer& trainer, const std::string& run_dir, const std::
       throw Error(
           with_run_dir(e, fmt::format(" (saving step {} failed too: {})", trainer.step_count(), failed.what())));
     }
-    throw Error(with_run_dir(e, fmt::format(" ({}); fix or remove the file, then: {}", kept,
-                                            resume_command(run_dir, trainer.config().world_size))));
+    throw Error(
+        with_run_dir(e, fmt::format(" ({}); fix or remove the file, then: {}", kept,
+                                    resume_command(run_dir, trainer.config().world_size, trainer.config().dataset))));
   } catch (const Error& e) {
     throw Error(with_run_dir(e));
   }
@@ -308,10 +320,10 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
       const int64_t ranks = opt.comm ? opt.comm->size() : 1;
       if (writer && opt.progress && sources.given("world_size") && ranks != cfg.world_size)
         fmt::print(stderr,
-                   "sagan-train: note: {} {} is set by the launch, which has {} rank(s): the global batch is {} ({} "
+                   "{}: note: {} {} is set by the launch, which has {} rank(s): the global batch is {} ({} "
                    "rank(s) x {} pass(es) of {})\n",
-                   sources.where("world_size"), cfg.world_size, ranks, ranks * cfg.accumulate * cfg.batch_size, ranks,
-                   cfg.accumulate, cfg.batch_size);
+                   g_name, sources.where("world_size"), cfg.world_size, ranks, ranks * cfg.accumulate * cfg.batch_size,
+                   ranks, cfg.accumulate, cfg.batch_size);
       if (writer) {
         // Named as the user gave it: "--run-dir" or "my.toml: run_dir".
         const std::string where = sources.where("run_dir");
@@ -388,7 +400,7 @@ std::string global_batch_text(const TrainConfig& c) {
 void announce(const Trainer& trainer, const data::Dataset& dataset, bool resumed) {
   const TrainConfig& rc = trainer.config();
   const int64_t K = rc.model.num_classes;
-  fmt::print("sagan-train: {} SAGAN-{} {}, batch {}{} on {} ({} images{}) on {}; run dir {}{}\n",
+  fmt::print("{}: {} SAGAN-{} {}, batch {}{} on {} ({} images{}) on {}; run dir {}{}\n", g_name,
              K > 0 ? "class-conditional" : "unconditional", rc.model.resolution, widths_text(rc.model),
              global_batch_text(rc), rc.preset.empty() ? "" : fmt::format(" (preset {})", rc.preset), dataset.name(),
              dataset.size(), K > 0 ? fmt::format(", {} class{}", K, K == 1 ? "" : "es") : "",
@@ -396,7 +408,7 @@ void announce(const Trainer& trainer, const data::Dataset& dataset, bool resumed
              resumed ? fmt::format(" (resumed at step {})", trainer.step_count()) : "");
   if (trainer.step_count() < rc.steps) {
     const double t = estimate_iteration_seconds(rc, trainer.device());
-    fmt::print("sagan-train: about {:.2f} s a step here (one timed on a copy of the networks): ETA {} for {} steps{}\n",
+    fmt::print("{}: about {:.2f} s a step here (one timed on a copy of the networks): ETA {} for {} steps{}\n", g_name,
                t, hms(t * static_cast<double>(rc.steps - trainer.step_count())), rc.steps - trainer.step_count(),
                rc.fd_every > 0 ? ", FD measurements not counted (the progress line's ETA counts them)" : "");
   }
@@ -460,7 +472,7 @@ std::unique_ptr<dist::StallWatchdog> make_watchdog(const dist::Communicator* com
   if (!comm) return nullptr;
   const bool gpu_waits = reducer && std::string(reducer->backend_name()) == "nccl";
   if ((comm->size() == 1 || timeout == 0) && !gpu_waits) return nullptr;
-  const std::string who = fmt::format("sagan-train (rank {} of {})", comm->rank(), comm->size());
+  const std::string who = fmt::format("{} (rank {} of {})", g_name, comm->rank(), comm->size());
   auto on_stall = [who, gpu_waits, timeout, setting_up](const dist::StallWatchdog::Stall& st) {
     try {
       std::string why = st.error;
@@ -591,13 +603,13 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
   // anything is written.
   if (int sig = stop_signal(opt)) {
     start_watchdog.reset();  // no collective follows
-    if (writer && opt.progress) fmt::print("sagan-train: signal {} before the first step: stopped\n", sig);
+    if (writer && opt.progress) fmt::print("{}: signal {} before the first step: stopped\n", g_name, sig);
     return {rc.run_dir, sig, false};
   }
-  RunOutputs out(trainer, writer, resume, changes, opt.progress);
+  RunOutputs out(trainer, writer, resume, changes, opt.progress, opt.name);
   std::unique_ptr<quality::FdMonitor> fd;
   if (writer && rc.fd_every > 0)
-    fd = std::make_unique<quality::FdMonitor>(rc, dataset, rc.run_dir, trainer.device(), opt.progress);
+    fd = std::make_unique<quality::FdMonitor>(rc, dataset, rc.run_dir, trainer.device(), opt.progress, opt.name);
   if (opt.progress) announce(trainer, *dataset, resume);
 
   // A launcher's ranks write to a terminal of its own (Open MPI gives each a
@@ -631,8 +643,8 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
     });
     if (watchdog) watchdog->beat();
     if (s.skipped && writer)
-      fmt::print(stderr, "{}sagan-train: warning: {}; update dropped (--on-nan skip, {} in a row)\n",
-                 tty && opt.progress ? "\n" : "", trainer.nan_guard().message(),
+      fmt::print(stderr, "{}{}: warning: {}; update dropped (--on-nan skip, {} in a row)\n",
+                 tty && opt.progress ? "\n" : "", g_name, trainer.nan_guard().message(),
                  trainer.nan_guard().skipped_in_a_row());
     ++window_steps;
     if (!eta_start) eta_start = clock::now();
@@ -666,9 +678,10 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
     if (int sig = stop_signal(opt)) {
       watchdog.reset();  // no collective follows: rank 0's checkpoint may take what it takes
       if (opt.progress)
-        fmt::print("{}sagan-train: signal {} at step {}: saving a checkpoint\n", tty ? "\n" : "", sig, s.step);
+        fmt::print("{}{}: signal {} at step {}: saving a checkpoint\n", tty ? "\n" : "", g_name, sig, s.step);
       if (s.step % rc.checkpoint_every != 0) out.save_checkpoint(trainer);
-      if (writer) fmt::print("sagan-train: stopped; continue with: {}\n", resume_command(rc.run_dir, rc.world_size));
+      if (writer)
+        fmt::print("{}: stopped; continue with: {}\n", g_name, resume_command(rc.run_dir, rc.world_size, rc.dataset));
       return {rc.run_dir, sig, true};
     }
   }
@@ -677,7 +690,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
     out.save_checkpoint(trainer);
   if (trainer.step_count() % rc.sample_every != 0) out.save_samples(trainer);
   if (opt.progress)
-    fmt::print("{}sagan-train: done, {} steps; run dir {}\n", tty ? "\n" : "", trainer.step_count(), rc.run_dir);
+    fmt::print("{}{}: done, {} steps; run dir {}\n", tty ? "\n" : "", g_name, trainer.step_count(), rc.run_dir);
   return {rc.run_dir, 0, true};
 }
 
@@ -685,7 +698,8 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
 
 RunResult run_training(TrainConfig cfg, const RunOptions& opt) {
   const bool writer = !opt.comm || opt.comm->rank() == 0;  // rank 0 alone writes
-  SignalScope signals(writer && opt.progress);  // from the start: a Ctrl-C while starting up stops cleanly too
+  SignalScope signals(writer && opt.progress,
+                      opt.name);  // from the start: a Ctrl-C while starting up stops cleanly too
   std::vector<ConfigChange> changes;
   RunDirLock lock;
   std::vector<std::string> made;

@@ -48,6 +48,9 @@ struct RunOptions {
   // other than the run's value, but not listed, is refused, naming it.
   ConfigSources given = ConfigSources::code();
   bool progress = true;  // print progress
+  // How the run names itself in what it prints ("sagan-train: done, ..."):
+  // a program's own name.
+  std::string name = "sagan-train";
   // This process's communicator (dist/launch.h); null or the single one for
   // a plain run. Rank 0 alone writes the run directory (docs/distributed.md).
   std::shared_ptr<dist::Communicator> comm;

@@ -4,8 +4,16 @@
 // config; a run directory from before --channels resumes with its channels;
 // a program's own data set (RunOptions::dataset) trains, resumes exactly and
 // is refused where it cannot serve.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <csignal>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "sagan/core/io/image.h"
@@ -183,6 +191,71 @@ TEST_CASE("a program's own data set trains through run_training, resumes exactly
   };
   REQUIRE_THROWS_WITH(run_training(e, failing), Catch::Contains("my_images.db: cannot open"));
   CHECK_FALSE(fs::exists(e.run_dir));
+}
+
+namespace {
+// Everything the process writes to stdout and stderr while `body` runs.
+std::string output_of(const std::function<void()>& body) {
+  sagan::testing::TempDir dir;
+  const std::string path = (dir.path / "out.txt").string();
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const int out = ::dup(1), err = ::dup(2);
+  const int file = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  REQUIRE((out >= 0 && err >= 0 && file >= 0));
+  ::dup2(file, 1);
+  ::dup2(file, 2);
+  ::close(file);
+  try {
+    body();
+  } catch (...) {
+    std::fflush(stdout);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    throw;
+  }
+  std::fflush(stdout);
+  std::fflush(stderr);
+  ::dup2(out, 1);
+  ::dup2(err, 2);
+  ::close(out);
+  ::close(err);
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The tiny data set, which stops the run (SIGUSR1, as mpirun forwards and
+// Slurm sends) when example `at` is read.
+class StopsAtRead : public sagan::testing::TinyDataset {
+ public:
+  StopsAtRead(int64_t n, int64_t at) : TinyDataset(n), at_(at) {}
+  data::Example get(int64_t i) const override {
+    if (reads_.fetch_add(1) == at_) std::raise(SIGUSR1);
+    return TinyDataset::get(i);
+  }
+
+ private:
+  int64_t at_;
+  mutable std::atomic<int64_t> reads_{0};
+};
+}  // namespace
+
+TEST_CASE("a program's run names itself as the program does, and says how to resume its own data set",
+          "[train_run][custom]") {
+  TempDir root;
+  TrainConfig c = sagan::testing::tiny_config();
+  c.steps = 50;
+  c.run_dir = (root.path / "run").string();
+  RunOptions own;
+  own.name = "faces-trainer";
+  own.dataset = [](const TrainConfig&) { return std::make_shared<StopsAtRead>(16, 40); };
+  RunResult r;
+  const std::string out = output_of([&] { r = run_training(c, own); });
+  CHECK(r.stop_signal == SIGUSR1);
+  CHECK_THAT(out, Catch::Contains("faces-trainer: class-conditional SAGAN-32"));
+  CHECK_THAT(out, Catch::Contains("faces-trainer: stopped; continue with: run_training with RunOptions::resume_dir = " +
+                                  c.run_dir + " and the same RunOptions::dataset"));
+  CHECK_THAT(out, !Catch::Contains("sagan-train"));
 }
 
 TEST_CASE("FD on a folder found to be RGB asks for Inception weights, naming the settings as they were given",

@@ -15,7 +15,7 @@ constexpr uint64_t kGeneratorSeedOffset = 0x5D5D;
 }  // namespace
 
 FdMonitor::FdMonitor(const TrainConfig& cfg, std::shared_ptr<const data::Dataset> dataset, const std::string& run_dir,
-                     Device device, bool progress)
+                     Device device, bool progress, const std::string& name)
     : cfg_(cfg), device_(device) {
   const std::string features = resolve_features(cfg.fd_features, cfg.dataset, cfg.model.image_channels);
   net_ = load_feature_net(features, cfg.fd_weights, device, "--fd-weights");
@@ -39,7 +39,7 @@ FdMonitor::FdMonitor(const TrainConfig& cfg, std::shared_ptr<const data::Dataset
       return;
     }
   }
-  if (progress) fmt::print("sagan-train: embedding {} real images for the FD ({} features)\n", source->size(), net_id_);
+  if (progress) fmt::print("{}: embedding {} real images for the FD ({} features)\n", name, source->size(), net_id_);
   StatsFile f = make_stats(embed(*source, *net_.net, kBatch), net_id_,
                            {{"source", description}, {"feature_file", net_.file}, {"feature_weights", weights}});
   f.features.reset();  // the FD needs mean and covariance only

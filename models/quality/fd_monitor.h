@@ -19,8 +19,9 @@ class FdMonitor {
  public:
   // cfg: resolved (classes and channels known). Loads the feature network
   // (errors name --fd-weights) and embeds or loads the reference statistics.
+  // `name`: how the run names itself in its progress (RunOptions::name).
   FdMonitor(const TrainConfig& cfg, std::shared_ptr<const data::Dataset> dataset, const std::string& run_dir,
-            Device device, bool progress);
+            Device device, bool progress, const std::string& name = "sagan-train");
   // FD between cfg.fd_samples images of g (put in eval mode) and the reference.
   double measure(SaganGenerator& g);
   const std::string& feature_net() const { return net_id_; }
