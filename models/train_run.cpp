@@ -39,10 +39,10 @@ namespace fs = std::filesystem;
 namespace {
 std::atomic<int> g_stop_signal{0};
 std::atomic<bool> g_announce_stop{false};
-// How the run names itself in what it prints (RunOptions::name), for the
-// run's scope; the signal handler's message is made before it is installed.
-std::string g_name = "sagan-train";
+// The handler's message, with the run's name (RunOptions::name), made
+// before the handler is installed: it may only write() it.
 char g_stop_message[256] = "";
+size_t g_stop_message_size = 0;
 
 // The first stop signal asks for a stop after the current step (and a
 // checkpoint); a second one, of any of them, ends the process at once, as
@@ -57,7 +57,7 @@ extern "C" void on_stop_signal(int sig) {
   }
   if (g_announce_stop.load()) {
     const int saved_errno = errno;  // write() may change it under the code this interrupted
-    [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, g_stop_message, std::strlen(g_stop_message));
+    [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, g_stop_message, g_stop_message_size);
     errno = saved_errno;
   }
 }
@@ -72,16 +72,18 @@ struct SignalScope {
   static constexpr int kSignals[] = {SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
   Handler old[std::size(kSignals)];
   SignalScope(bool announce, const std::string& name) {
-    g_name = name;
-    fmt::format_to_n(g_stop_message, sizeof g_stop_message - 1,
-                     "\n{}: stopping once the current step is done (a second signal quits at once)\n", name);
+    // A name too long for the buffer is cut; the line still ends.
+    const std::string text =
+        fmt::format("\n{}: stopping once the current step is done (a second signal quits at once)\n", name);
+    g_stop_message_size = std::min(text.size(), sizeof g_stop_message);
+    std::memcpy(g_stop_message, text.data(), g_stop_message_size);
+    g_stop_message[g_stop_message_size - 1] = '\n';
     g_stop_signal.store(0);
     g_announce_stop.store(announce);
     for (size_t i = 0; i < std::size(kSignals); ++i) old[i] = std::signal(kSignals[i], on_stop_signal);
   }
   ~SignalScope() {
     for (size_t i = 0; i < std::size(kSignals); ++i) std::signal(kSignals[i], old[i]);
-    g_name = "sagan-train";
   }
 };
 
@@ -143,22 +145,22 @@ TrainConfig resumed_config(const TrainConfig& given, const RunOptions& opt, Conf
 
 // Leftovers of an earlier attempt in the run directory (run_recovery.h):
 // temporaries of interrupted checkpoint writes, a run never checkpointed.
-void note_recovery(const std::string& run_dir, bool resume, bool progress) {
+void note_recovery(const std::string& run_dir, bool resume, bool progress, const std::string& name) {
   const int64_t orphans = remove_orphaned_checkpoint_temporaries(run_dir);
   if (!progress) return;
   if (orphans > 0)
-    fmt::print("{}: removed {} unfinished checkpoint file(s) from {}/checkpoints\n", g_name, orphans, run_dir);
+    fmt::print("{}: removed {} unfinished checkpoint file(s) from {}/checkpoints\n", name, orphans, run_dir);
   if (run_never_checkpointed(run_dir))
-    fmt::print("{}: {} holds a run that stopped before its first checkpoint: {}\n", g_name, run_dir,
+    fmt::print("{}: {} holds a run that stopped before its first checkpoint: {}\n", name, run_dir,
                resume ? "no checkpoint yet: starting from step 0" : "starting it afresh");
 }
 
 // The newest checkpoint that restores, older ones when it does not (each
 // failure a warning naming both files); "" when the run has none yet.
-std::string resume_trainer(Trainer& trainer, const std::string& run_dir) {
+std::string resume_trainer(Trainer& trainer, const std::string& run_dir, const std::string& name) {
   return restore_newest_valid(
       run_dir, [&](const std::string& path) { trainer.load_checkpoint(path); },
-      [](const std::string& warning) { fmt::print(stderr, "{}: warning: {}\n", g_name, warning); });
+      [&](const std::string& warning) { fmt::print(stderr, "{}: warning: {}\n", name, warning); });
 }
 
 // The command that continues the run: a resume keeps ranks x passes, so a
@@ -179,14 +181,15 @@ std::string resume_command(const std::string& run_dir, int64_t world_size, const
 // could not be drawn (an image that cannot be read), no update was made and
 // the trainer holds the last step's state: `keep` saves it first, so that
 // the steps since the last checkpoint are not lost, and says what it did.
-StepStats guarded_step(Trainer& trainer, const std::string& run_dir, const std::function<std::string()>& keep) {
+StepStats guarded_step(Trainer& trainer, const std::string& run_dir, const std::string& name,
+                       const std::function<std::string()>& keep) {
   auto with_run_dir = [&](const Error& e, const std::string& then = "") {
     std::string last;
     try {
       last = latest_checkpoint(run_dir);
     } catch (const std::exception&) {  // an unreadable checkpoints/ must not hide the error itself
     }
-    return fmt::format("{}\n{}: run dir {}; {}{}", e.what(), g_name, run_dir,
+    return fmt::format("{}\n{}: run dir {}; {}{}", e.what(), name, run_dir,
                        last.empty() ? "no checkpoint yet" : "its newest checkpoint is " + last, then);
   };
   try {
@@ -322,8 +325,8 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
         fmt::print(stderr,
                    "{}: note: {} {} is set by the launch, which has {} rank(s): the global batch is {} ({} "
                    "rank(s) x {} pass(es) of {})\n",
-                   g_name, sources.where("world_size"), cfg.world_size, ranks, ranks * cfg.accumulate * cfg.batch_size,
-                   ranks, cfg.accumulate, cfg.batch_size);
+                   opt.name, sources.where("world_size"), cfg.world_size, ranks,
+                   ranks * cfg.accumulate * cfg.batch_size, ranks, cfg.accumulate, cfg.batch_size);
       if (writer) {
         // Named as the user gave it: "--run-dir" or "my.toml: run_dir".
         const std::string where = sources.where("run_dir");
@@ -367,7 +370,7 @@ TrainConfig settle_config(TrainConfig cfg, const RunOptions& opt, bool writer, s
                     where, cfg.run_dir, cfg.run_dir);
       }
     }
-    if (writer) note_recovery(cfg.run_dir, resume, opt.progress);
+    if (writer) note_recovery(cfg.run_dir, resume, opt.progress, opt.name);
   });
   // Rank 0's choice of directory (named after its clock); every rank has
   // finished its checks before rank 0 writes anything.
@@ -397,10 +400,10 @@ std::string global_batch_text(const TrainConfig& c) {
 
 // What is trained on what, and the ETA before the first step (a CPU step can
 // take seconds).
-void announce(const Trainer& trainer, const data::Dataset& dataset, bool resumed) {
+void announce(const Trainer& trainer, const data::Dataset& dataset, bool resumed, const std::string& name) {
   const TrainConfig& rc = trainer.config();
   const int64_t K = rc.model.num_classes;
-  fmt::print("{}: {} SAGAN-{} {}, batch {}{} on {} ({} images{}) on {}; run dir {}{}\n", g_name,
+  fmt::print("{}: {} SAGAN-{} {}, batch {}{} on {} ({} images{}) on {}; run dir {}{}\n", name,
              K > 0 ? "class-conditional" : "unconditional", rc.model.resolution, widths_text(rc.model),
              global_batch_text(rc), rc.preset.empty() ? "" : fmt::format(" (preset {})", rc.preset), dataset.name(),
              dataset.size(), K > 0 ? fmt::format(", {} class{}", K, K == 1 ? "" : "es") : "",
@@ -408,8 +411,8 @@ void announce(const Trainer& trainer, const data::Dataset& dataset, bool resumed
              resumed ? fmt::format(" (resumed at step {})", trainer.step_count()) : "");
   if (trainer.step_count() < rc.steps) {
     const double t = estimate_iteration_seconds(rc, trainer.device());
-    fmt::print("{}: about {:.2f} s a step here (one timed on a copy of the networks): ETA {} for {} steps{}\n", g_name,
-               t, hms(t * static_cast<double>(rc.steps - trainer.step_count())), rc.steps - trainer.step_count(),
+    fmt::print("{}: about {:.2f} s a step here (one timed on a copy of the networks): ETA {} for {} steps{}\n", name, t,
+               hms(t * static_cast<double>(rc.steps - trainer.step_count())), rc.steps - trainer.step_count(),
                rc.fd_every > 0 ? ", FD measurements not counted (the progress line's ETA counts them)" : "");
   }
   std::fflush(stdout);
@@ -467,12 +470,13 @@ int stop_signal(const RunOptions& opt) {
 // job has one in the loop: it runs the code path of many); --dist-timeout 0
 // leaves only NCCL's error polling. `reducer`: the gradients' communicator,
 // polled for NCCL's errors (null at the start: not made yet).
-std::unique_ptr<dist::StallWatchdog> make_watchdog(const dist::Communicator* comm, const dist::Communicator* reducer,
-                                                   int64_t timeout, bool setting_up) {
+std::unique_ptr<dist::StallWatchdog> make_watchdog(const std::string& name, const dist::Communicator* comm,
+                                                   const dist::Communicator* reducer, int64_t timeout,
+                                                   bool setting_up) {
   if (!comm) return nullptr;
   const bool gpu_waits = reducer && std::string(reducer->backend_name()) == "nccl";
   if ((comm->size() == 1 || timeout == 0) && !gpu_waits) return nullptr;
-  const std::string who = fmt::format("{} (rank {} of {})", g_name, comm->rank(), comm->size());
+  const std::string who = fmt::format("{} (rank {} of {})", name, comm->rank(), comm->size());
   auto on_stall = [who, gpu_waits, timeout, setting_up](const dist::StallWatchdog::Stall& st) {
     try {
       std::string why = st.error;
@@ -533,7 +537,8 @@ std::string startup_facts(TrainConfig cfg, const data::Dataset& d, Device device
 // warning about each it passes over) and every other rank loads exactly that
 // file, so that no rank resumes elsewhere because its view of the disk
 // differed. A failure on any rank ends every rank together.
-void resume_everywhere(Trainer& trainer, const std::string& run_dir, dist::Communicator* comm, bool writer) {
+void resume_everywhere(Trainer& trainer, const std::string& run_dir, dist::Communicator* comm, bool writer,
+                       const std::string& name) {
   const int64_t steps = trainer.config().steps;
   auto check_steps = [&] {
     SAGAN_CHECK(trainer.step_count() <= steps,
@@ -543,7 +548,7 @@ void resume_everywhere(Trainer& trainer, const std::string& run_dir, dist::Commu
   std::string chosen;
   dist::run_agreed(comm, [&] {
     if (writer) {
-      chosen = resume_trainer(trainer, run_dir);
+      chosen = resume_trainer(trainer, run_dir, name);
       check_steps();
     }
   });
@@ -570,7 +575,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
   dist::Communicator* comm = opt.comm.get();
   // A rank stuck before the first step (a stalled read of its data) would
   // leave the others in their first collective for good.
-  std::unique_ptr<dist::StallWatchdog> start_watchdog = make_watchdog(comm, nullptr, cfg.dist_timeout, true);
+  std::unique_ptr<dist::StallWatchdog> start_watchdog = make_watchdog(opt.name, comm, nullptr, cfg.dist_timeout, true);
   // Every rank loads its data and finds its device; a failure on one, or
   // ranks that differ, ends them all together before any collective that
   // could wait for the missing one (dist/agree.h).
@@ -598,19 +603,19 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
   dist::check_same_everywhere(comm, facts, "the settings, devices or data sets");
   Trainer trainer(cfg, dataset, DType::F32, opt.comm);
   const TrainConfig& rc = trainer.config();  // with classes and channels resolved
-  if (resume) resume_everywhere(trainer, rc.run_dir, comm, writer);
+  if (resume) resume_everywhere(trainer, rc.run_dir, comm, writer, opt.name);
   // Ctrl-C while the data loaded and the networks were built: stop before
   // anything is written.
   if (int sig = stop_signal(opt)) {
     start_watchdog.reset();  // no collective follows
-    if (writer && opt.progress) fmt::print("{}: signal {} before the first step: stopped\n", g_name, sig);
+    if (writer && opt.progress) fmt::print("{}: signal {} before the first step: stopped\n", opt.name, sig);
     return {rc.run_dir, sig, false};
   }
   RunOutputs out(trainer, writer, resume, changes, opt.progress, opt.name);
   std::unique_ptr<quality::FdMonitor> fd;
   if (writer && rc.fd_every > 0)
     fd = std::make_unique<quality::FdMonitor>(rc, dataset, rc.run_dir, trainer.device(), opt.progress, opt.name);
-  if (opt.progress) announce(trainer, *dataset, resume);
+  if (opt.progress) announce(trainer, *dataset, resume, opt.name);
 
   // A launcher's ranks write to a terminal of its own (Open MPI gives each a
   // pseudo-terminal) whatever mpirun's output is: a log file of rewritten
@@ -629,11 +634,11 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
   if (comm && comm->size() > 1) comm->barrier();
   start_watchdog.reset();
   // Declared after the trainer: gone before its communicators, which it polls.
-  std::unique_ptr<dist::StallWatchdog> watchdog =
-      make_watchdog(comm, trainer.data_parallel() ? &trainer.data_parallel()->comm() : comm, rc.dist_timeout, false);
+  std::unique_ptr<dist::StallWatchdog> watchdog = make_watchdog(
+      opt.name, comm, trainer.data_parallel() ? &trainer.data_parallel()->comm() : comm, rc.dist_timeout, false);
   stepping = true;
   while (trainer.step_count() < rc.steps) {
-    StepStats s = guarded_step(trainer, rc.run_dir, [&]() -> std::string {
+    StepStats s = guarded_step(trainer, rc.run_dir, opt.name, [&]() -> std::string {
       if (!writer) return "rank 0 writes the checkpoints: the steps since the newest are lost";
       watchdog.reset();  // the save may take longer than --dist-timeout; no collective follows
       if (trainer.step_count() == start_step) return "no step was made since this start";
@@ -644,7 +649,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
     if (watchdog) watchdog->beat();
     if (s.skipped && writer)
       fmt::print(stderr, "{}{}: warning: {}; update dropped (--on-nan skip, {} in a row)\n",
-                 tty && opt.progress ? "\n" : "", g_name, trainer.nan_guard().message(),
+                 tty && opt.progress ? "\n" : "", opt.name, trainer.nan_guard().message(),
                  trainer.nan_guard().skipped_in_a_row());
     ++window_steps;
     if (!eta_start) eta_start = clock::now();
@@ -678,10 +683,10 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
     if (int sig = stop_signal(opt)) {
       watchdog.reset();  // no collective follows: rank 0's checkpoint may take what it takes
       if (opt.progress)
-        fmt::print("{}{}: signal {} at step {}: saving a checkpoint\n", tty ? "\n" : "", g_name, sig, s.step);
+        fmt::print("{}{}: signal {} at step {}: saving a checkpoint\n", tty ? "\n" : "", opt.name, sig, s.step);
       if (s.step % rc.checkpoint_every != 0) out.save_checkpoint(trainer);
       if (writer)
-        fmt::print("{}: stopped; continue with: {}\n", g_name, resume_command(rc.run_dir, rc.world_size, rc.dataset));
+        fmt::print("{}: stopped; continue with: {}\n", opt.name, resume_command(rc.run_dir, rc.world_size, rc.dataset));
       return {rc.run_dir, sig, true};
     }
   }
@@ -690,7 +695,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
     out.save_checkpoint(trainer);
   if (trainer.step_count() % rc.sample_every != 0) out.save_samples(trainer);
   if (opt.progress)
-    fmt::print("{}{}: done, {} steps; run dir {}\n", tty ? "\n" : "", g_name, trainer.step_count(), rc.run_dir);
+    fmt::print("{}{}: done, {} steps; run dir {}\n", tty ? "\n" : "", opt.name, trainer.step_count(), rc.run_dir);
   return {rc.run_dir, 0, true};
 }
 

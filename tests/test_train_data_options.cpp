@@ -206,20 +206,21 @@ std::string output_of(const std::function<void()>& body) {
   ::dup2(file, 1);
   ::dup2(file, 2);
   ::close(file);
+  auto restore = [&] {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    ::close(out);
+    ::close(err);
+  };
   try {
     body();
   } catch (...) {
-    std::fflush(stdout);
-    ::dup2(out, 1);
-    ::dup2(err, 2);
+    restore();
     throw;
   }
-  std::fflush(stdout);
-  std::fflush(stderr);
-  ::dup2(out, 1);
-  ::dup2(err, 2);
-  ::close(out);
-  ::close(err);
+  restore();
   std::ifstream in(path);
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
@@ -252,6 +253,8 @@ TEST_CASE("a program's run names itself as the program does, and says how to res
   RunResult r;
   const std::string out = output_of([&] { r = run_training(c, own); });
   CHECK(r.stop_signal == SIGUSR1);
+  CHECK_THAT(out, Catch::Contains("\nfaces-trainer: stopping once the current step is done (a second signal quits at "
+                                  "once)\n"));
   CHECK_THAT(out, Catch::Contains("faces-trainer: class-conditional SAGAN-32"));
   CHECK_THAT(out, Catch::Contains("faces-trainer: stopped; continue with: run_training with RunOptions::resume_dir = " +
                                   c.run_dir + " and the same RunOptions::dataset"));
