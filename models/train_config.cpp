@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "sagan/core/io/atomic_file.h"
+#include "sagan/core/warning.h"
 #include "sagan/models/train_options.h"
 
 namespace sagan {
@@ -431,29 +432,35 @@ bool stands_for_what_the_run_resolved(const TrainOption& o, const ConfigValue& v
 std::vector<ConfigChange> apply_on_resume(TrainConfig& saved, const std::string& saved_source, const TrainConfig& given,
                                           const ConfigSources& given_sources) {
   // A program's TrainConfig: a member it changed from the default, to other
-  // than the run has, but did not list in RunOptions::given would be dropped
-  // without a word (the resume keeps the run's). Refused, naming each.
+  // than the run has, but did not list in RunOptions::given is not applied
+  // (the resume keeps the run's). Said, naming each, not dropped silently;
+  // a warning, since a program may rightly pass the settings it started
+  // with, or a seed or device of its own, and mean the run's.
   if (given_sources.in_code) {
     const TrainConfig defaults;
-    std::string dropped;
+    std::string could, cannot;
     for (const TrainOption& o : train_options()) {
       // Not compared: those listed (applied or refused below), those the data
       // set sets, those that follow another setting (g_ch follows ch, which
-      // is compared), and where the run is and reads (resume_dir decides;
-      // the run holds its data path absolute).
+      // is compared), where the run is (resume_dir decides), and the data
+      // set's name in a run of a program's own (the factory serves it).
       if (given_sources.given(o.key) || o.from_data_set || (o.follows && o.follows(given)) || o.key == "run_dir" ||
-          o.key == "data_path")
+          (o.key == "dataset" && saved.dataset == "custom"))
         continue;
       const ConfigValue now = o.get(given), was = o.get(saved);
       if (now == o.get(defaults) || now == was || stands_for_what_the_run_resolved(o, now)) continue;
-      dropped += fmt::format("{}{} = {} (the run has {})", dropped.empty() ? "" : ", ", given_sources.where(o.key),
-                             value_text(now), value_text(was));
+      std::string& list = o.resume_applies ? could : cannot;
+      list += fmt::format("{}{} = {} (the run has {})", list.empty() ? "" : ", ", given_sources.where(o.key),
+                          value_text(now), value_text(was));
     }
-    SAGAN_CHECK(dropped.empty(),
-                "resuming {}: {} set in the TrainConfig but not listed in RunOptions::given, which names the "
-                "settings a resume applies over the run's (given.from_code(\"steps\")); list them, or leave them "
-                "at their defaults to keep the run's",
-                saved_source, dropped);
+    if (!could.empty())
+      warn(
+          fmt::format("resuming {}: {} not applied: a resume applies only the settings RunOptions::given lists "
+                      "(given.from_code(\"steps\"))",
+                      saved_source, could));
+    if (!cannot.empty())
+      warn(fmt::format("resuming {}: {} not applied: a resume keeps the run's (start a new run to change them)",
+                       saved_source, cannot));
   }
   std::vector<ConfigChange> changes;
   for (const TrainOption& o : train_options()) {

@@ -176,7 +176,9 @@ struct ConfigChange {
 // it is applied and returned as a change, one given with the value it
 // already has is accepted, any other is refused with an error naming the
 // option, both values and why (e.g. "--ch: a resumed run keeps model.ch = 64
-// (runs/x/config.json); 32 would ...").
+// (runs/x/config.json); 32 would ..."). Settings from a program's code
+// (given_sources.in_code) that differ from the defaults and the run's but
+// are not listed are not applied, with a warning naming each.
 std::vector<ConfigChange> apply_on_resume(TrainConfig& saved, const std::string& saved_source, const TrainConfig& given,
                                           const ConfigSources& given_sources);
 

@@ -45,7 +45,8 @@ struct RunOptions {
   // code unless told otherwise (sagan-train lists its options and files).
   // With a resume, the settings listed are applied over the run's
   // (given.from_code("steps")); a member of cfg changed from its default to
-  // other than the run's value, but not listed, is refused, naming it.
+  // other than the run's value, but not listed, is not applied, with a
+  // warning naming it.
   ConfigSources given = ConfigSources::code();
   bool progress = true;  // print progress
   // How the run names itself in what it prints ("sagan-train: done, ..."):

@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 
 #include "sagan/core/io/atomic_file.h"
+#include "sagan/core/warning.h"
 #include "sagan/models/quality/evaluate.h"
 #include "sagan/models/train_options.h"
 #include "tests/support/temp_dir.h"
@@ -463,26 +464,36 @@ TEST_CASE("settings a program set in code are named by their TrainConfig member 
   CHECK(ch[0].where == "TrainConfig.steps (--steps)");
   CHECK(run.steps == more.steps);
   REQUIRE_THROWS_WITH(given.from_code("stepz"), Catch::Contains("'stepz' is not a setting"));
-  // A member a program set, but did not list, is refused rather than
-  // dropped; one at its default or at the run's value is not a change.
+  // A member a program set, but did not list, is not applied, with a
+  // warning rather than silently; one at its default or at the run's value
+  // is not a change.
+  std::vector<std::string> warnings;
+  const WarningHandler before_handler = set_warning_handler([&](const std::string& text) { warnings.push_back(text); });
   ConfigSources in_code = ConfigSources::code();
   TrainConfig unlisted;
   unlisted.steps = run.steps + 1;
   unlisted.adam_g.lr = 1e-3;
   unlisted.log_every = run.log_every;
+  unlisted.batch_size = 16;
   TrainConfig before = run;
-  REQUIRE_THROWS_WITH(apply_on_resume(run, "r/config.json", unlisted, in_code),
-                      fmt::format("resuming r/config.json: TrainConfig.steps (--steps) = {} (the run has {}), "
-                                  "TrainConfig.adam_g.lr (--lr-g) = 0.001 (the run has 0.0001) set in the "
-                                  "TrainConfig but not listed in RunOptions::given, which names the settings a "
-                                  "resume applies over the run's (given.from_code(\"steps\")); list them, or leave "
-                                  "them at their defaults to keep the run's",
-                                  run.steps + 1, run.steps));
+  CHECK(apply_on_resume(run, "r/config.json", unlisted, in_code).empty());
   require_same_settings(run, before);
+  CHECK(warnings == std::vector<std::string>{
+                        fmt::format("resuming r/config.json: TrainConfig.steps (--steps) = {} (the run has {}), "
+                                    "TrainConfig.adam_g.lr (--lr-g) = 0.001 (the run has 0.0001) not applied: a "
+                                    "resume applies only the settings RunOptions::given lists "
+                                    "(given.from_code(\"steps\"))",
+                                    run.steps + 1, run.steps),
+                        "resuming r/config.json: TrainConfig.batch_size (--batch-size) = 16 (the run has 64) not "
+                        "applied: a resume keeps the run's (start a new run to change them)"});
+  warnings.clear();
   in_code.from_code("steps");
   in_code.from_code("lr_g");
+  unlisted.batch_size = run.batch_size;
   CHECK(apply_on_resume(run, "r/config.json", unlisted, in_code).size() == 2);
   CHECK(run.adam_g.lr == 1e-3);
+  CHECK(warnings.empty());
+  set_warning_handler(before_handler);
   CHECK_NOTHROW(apply_on_resume(run, "r/config.json", TrainConfig{}, ConfigSources::code()));
 }
 
