@@ -1,5 +1,6 @@
 #include "sagan/models/quality/fmnist_classifier.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -90,27 +91,39 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
 
 std::string default_fmnist_weights() {
   if (const char* env = std::getenv("SAGAN_FMNIST_WEIGHTS"); env && *env) return env;
-  // Installed copies first, so an installed program never depends on the
-  // build machine's source tree: <prefix>/share/sagan beside the program's
-  // <prefix>/bin (a prefix moved, or installed with cmake --install --prefix
-  // P), then the configured prefix's. Then the source tree (an absolute path
-  // from CMake: __FILE__ is relative under ccache's base_dir), which is what
-  // the build tree's tools find; that path names the file in errors.
+#ifdef SAGAN_SOURCE_WEIGHTS_DIR
+  // An absolute path from CMake (__FILE__ is relative under ccache's base_dir).
+  const std::string in_tree = std::string(SAGAN_SOURCE_WEIGHTS_DIR) + "/fmnist_cnn.safetensors";
+#else
+  const std::string in_tree =
+      (std::filesystem::path(__FILE__).parent_path() / "weights" / "fmnist_cnn.safetensors").string();
+#endif
+  // An installed program reads the copy beside its <prefix>/bin (a prefix
+  // moved, or cmake --install --prefix P), so that it never depends on the
+  // build machine's source tree. A program of the build tree (its tools,
+  // tests, benchmarks) then reads the source tree's file, even with an older
+  // copy installed; any other the configured prefix's copy. The source
+  // tree's path names the file in errors.
   std::error_code ec;
   const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    const std::filesystem::path beside = exe.parent_path().parent_path() / "share" / "sagan" / "fmnist_cnn.safetensors";
+#ifdef SAGAN_RELATIVE_DATA_DIR
+  if (!exe.empty()) {
+    const std::filesystem::path beside =
+        exe.parent_path().parent_path() / SAGAN_RELATIVE_DATA_DIR / "fmnist_cnn.safetensors";
     if (std::filesystem::exists(beside, ec)) return beside.string();
   }
+#endif
+#ifdef SAGAN_BUILD_DIR
+  if (!exe.empty()) {
+    const std::filesystem::path build = std::filesystem::weakly_canonical(SAGAN_BUILD_DIR, ec);
+    if (!ec && std::mismatch(build.begin(), build.end(), exe.begin(), exe.end()).first == build.end()) return in_tree;
+  }
+#endif
 #ifdef SAGAN_INSTALLED_DATA_DIR
   const std::string installed = std::string(SAGAN_INSTALLED_DATA_DIR) + "/fmnist_cnn.safetensors";
   if (std::filesystem::exists(installed, ec)) return installed;
 #endif
-#ifdef SAGAN_SOURCE_WEIGHTS_DIR
-  return std::string(SAGAN_SOURCE_WEIGHTS_DIR) + "/fmnist_cnn.safetensors";
-#else
-  return (std::filesystem::path(__FILE__).parent_path() / "weights" / "fmnist_cnn.safetensors").string();
-#endif
+  return in_tree;
 }
 
 FmnistFeatureNet::FmnistFeatureNet(const std::string& weights_path, Device device) : device_(device) {

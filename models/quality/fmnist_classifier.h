@@ -52,11 +52,12 @@ class FmnistClassifier : public nn::Module {
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels);
 
 // Where the committed weights live: $SAGAN_FMNIST_WEIGHTS when set, else
-// the installed copy (<prefix>/share/sagan/fmnist_cnn.safetensors: for a
-// program in <prefix>/bin, then for the prefix configured), else
-// models/quality/weights/fmnist_cnn.safetensors in the source tree (the
-// build tree's tools). A program of its own linking an install at another
-// prefix passes the file it finds under find_package(sagan)'s SAGAN_DATA_DIR.
+// the installed copy beside the program (<prefix>/share/sagan for a program
+// in <prefix>/bin); for a program of the build tree, then
+// models/quality/weights/fmnist_cnn.safetensors in the source tree; for any
+// other, the configured prefix's copy, else the source tree's. A program of
+// its own linking an install at another prefix passes the file it finds
+// under find_package(sagan)'s SAGAN_DATA_DIR.
 std::string default_fmnist_weights();
 
 // The classifier as a FeatureNet: RGB images are converted to gray (luma

@@ -3,7 +3,8 @@
 #   [-DCONFIG=<build type>] [-DCXX_COMPILER=<path>] [-DCXX_FLAGS=...] [-DLINKER_FLAGS=...]
 # Installs the current build into a fresh prefix, configures tests/consumer
 # against it with CMAKE_PREFIX_PATH only, builds it and runs the MLP; then
-# runs it from <prefix>/bin, where it must find the installed weights.
+# runs it from <prefix>/bin, where it must find the installed weights; and
+# installs the engine's component alone.
 foreach(_v BUILD_DIR SOURCE_DIR WORK_DIR)
   if(NOT DEFINED ${_v})
     message(FATAL_ERROR "check_install.cmake: -D${_v}=... is required")
@@ -74,7 +75,21 @@ endif()
 file(COPY ${exe} DESTINATION ${prefix}/bin)
 run("running the consumer from ${prefix}/bin" ${prefix}/bin/sagan_consumer_mlp --weights-path)
 string(STRIP "${last_output}" _found)
-if(NOT _found STREQUAL "${prefix}/share/sagan/fmnist_cnn.safetensors")
+file(REAL_PATH ${prefix} _real_prefix)  # the program sees its resolved path
+if(NOT _found STREQUAL "${_real_prefix}/share/sagan/fmnist_cnn.safetensors")
   message(FATAL_ERROR "install_consumer: a program in ${prefix}/bin looks for the Fashion-MNIST weights at "
-                      "${_found}, not at ${prefix}/share/sagan/fmnist_cnn.safetensors")
+                      "${_found}, not at ${_real_prefix}/share/sagan/fmnist_cnn.safetensors")
+endif()
+
+# The engine's component alone: library, headers, package and data, no tools.
+set(engine_only ${WORK_DIR}/engine_only)
+run("cmake --install --component engine" ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${engine_only}
+    --config ${CONFIG} --component engine)
+foreach(_f lib/cmake/sagan/saganConfig.cmake include/sagan/core/tensor.h share/sagan/fmnist_cnn.safetensors)
+  if(NOT EXISTS ${engine_only}/${_f})
+    message(FATAL_ERROR "install_consumer: --component engine did not install ${_f}")
+  endif()
+endforeach()
+if(EXISTS ${engine_only}/bin)
+  message(FATAL_ERROR "install_consumer: --component engine installed programs (${engine_only}/bin)")
 endif()
