@@ -31,6 +31,7 @@ if(NOT rc EQUAL 0)
   # (the artifacts folder does not outlive a CI machine). libFuzzer's
   # progress lines (#1234 NEW ...) say nothing about the finding and go.
   string(REGEX MATCH "INFO: Seed: [0-9]+" _seed "${err}")
+  string(REPLACE "INFO: Seed" "; libFuzzer's seed" _seed "${_seed}")
   string(REGEX REPLACE "\n#[0-9]+\t[^\n]*" "" err "\n${err}")
   string(REGEX REPLACE "\n(INFO|MS|BINGO|DE):[^\n]*" "" err "${err}")
   string(LENGTH "${err}" _len)
@@ -39,18 +40,24 @@ if(NOT rc EQUAL 0)
     string(SUBSTRING "${err}" ${_from} -1 err)
   endif()
   file(GLOB _found ${WORK_DIR}/artifacts/*)
-  set(_inputs "")
+  set(_new "")
   foreach(_f ${_found})
     file(TIMESTAMP ${_f} _made "%s")
-    if(_made LESS _started)
-      continue()  # an earlier run's finding
+    if(NOT _made LESS _started)
+      list(APPEND _new ${_f})  # not an earlier run's finding
     endif()
+  endforeach()
+  if(_new)  # else (a clock that disagrees: a network file system) all of them
+    set(_found ${_new})
+  endif()
+  set(_inputs "")
+  foreach(_f ${_found})
     file(SIZE ${_f} _size)
     file(READ ${_f} _hex HEX LIMIT 2048)
     string(APPEND _inputs "\n${_f} (${_size} bytes); as hex"
                           " (first 2048 bytes; xxd -r -p turns it back into the file):\n${_hex}\n")
   endforeach()
-  message(FATAL_ERROR "${FUZZER} failed (${rc}); ${_seed}.\n${err}\nSaved input(s):${_inputs}\n"
+  message(FATAL_ERROR "${FUZZER} failed (${rc})${_seed}.\n${err}\nSaved input(s):${_inputs}\n"
                       "Reproduce: ${FUZZER} <saved input>. Fix, then keep the input as a regression seed in ${SEEDS}/.")
 endif()
 message(STATUS "${FUZZER}: ${SECONDS} s clean\n  ${_stats}")
