@@ -96,6 +96,28 @@ execute_process(COMMAND ${SAMPLE} ${run} -n 2 --device cpu -o ${WORK_DIR}/again.
 if(rc EQUAL 0 OR NOT err MATCHES "--separate [^\n]*three: already holds samples" OR EXISTS ${WORK_DIR}/again.png)
   message(FATAL_ERROR "cli_end_to_end: a second --separate into the same folder was not refused (exit ${rc}):\n${err}")
 endif()
+# Samples deeper down count too (sagan-eval --folder reads subfolders).
+file(MAKE_DIRECTORY ${WORK_DIR}/above)
+file(COPY ${WORK_DIR}/three DESTINATION ${WORK_DIR}/above)
+refused("--separate [^\n]*above: already holds samples [(][^\n]*three/0000[0-2]_class"
+        ${SAMPLE} ${run} -n 2 --device cpu -o ${WORK_DIR}/again.png --separate ${WORK_DIR}/above)
+# The grid inside the folder of samples (image 0 would overwrite it, or it
+# would mix with them), or the checkpoint read as -o: refused up front.
+refused("-o [^\n]*inside --separate" ${SAMPLE} ${run} -n 2 --device cpu -o ${WORK_DIR}/sep/grid.png
+        --separate ${WORK_DIR}/sep/)
+file(COPY_FILE ${run}/checkpoints/step_00000004.safetensors ${WORK_DIR}/ckpt.png)
+file(SHA256 ${WORK_DIR}/ckpt.png _ckpt_sha)
+refused("-o [^\n]*ckpt.png: that is the checkpoint" ${SAMPLE} ${WORK_DIR}/ckpt.png -n 2 --device cpu
+        -o ${WORK_DIR}/ckpt.png)
+file(SHA256 ${WORK_DIR}/ckpt.png _ckpt_sha_after)
+# A call refused after its checks (a class the model lacks) leaves no folder.
+refused("--classes" ${SAMPLE} ${run} -n 2 --classes 99 --device cpu -o ${WORK_DIR}/c.png --separate ${WORK_DIR}/new/sep)
+# (CMake drops an empty argument: a shell passes it.)
+refused("--separate: an empty path" sh -c "\"$0\" \"$1\" -n 2 --device cpu -o \"$2\" --separate ''" ${SAMPLE} ${run}
+        ${WORK_DIR}/c.png)
+if(NOT _ckpt_sha STREQUAL _ckpt_sha_after OR EXISTS ${WORK_DIR}/sep OR EXISTS ${WORK_DIR}/new OR EXISTS ${WORK_DIR}/c.png)
+  message(FATAL_ERROR "cli_end_to_end: a refused sagan-sample changed the checkpoint or left a folder or file")
+endif()
 execute_process(COMMAND ${EVAL} --folder ${WORK_DIR}/three --resolution 16 --ref-stats ${WORK_DIR}/gen_stats.safetensors
                         --features fmnist --channels 1 --device cpu --quiet RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(rc EQUAL 0 OR NOT err MATCHES "made from 32x32 images, but this run's are 16x16")

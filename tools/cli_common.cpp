@@ -189,12 +189,21 @@ void ProgressLine::operator()(int64_t done, int64_t total) {
   const double rate = s > 0 ? static_cast<double>(done) / s : 0.0;
   const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0.0;
   const auto e = static_cast<int64_t>(eta);
-  std::fprintf(stderr, "%s  embedding %s: %lld/%lld  %.0f img/s  eta %lld:%02lld:%02lld   ", tty_ ? "\r" : "",
-               what_.c_str(), static_cast<long long>(done), static_cast<long long>(total), rate,
-               static_cast<long long>(e / 3600), static_cast<long long>(e / 60 % 60), static_cast<long long>(e % 60));
+  std::fprintf(stderr, "%s  %s: %lld/%lld  %.0f img/s  eta %lld:%02lld:%02lld   ", tty_ ? "\r" : "", what_.c_str(),
+               static_cast<long long>(done), static_cast<long long>(total), rate, static_cast<long long>(e / 3600),
+               static_cast<long long>(e / 60 % 60), static_cast<long long>(e % 60));
   if (done >= total) std::fprintf(stderr, "(%.0f s)", s);
   if (!tty_ || done >= total) std::fprintf(stderr, "\n");
   std::fflush(stderr);
+}
+
+const CLI::Validator& not_empty() {
+  static const CLI::Validator v(
+      [](std::string& text) {
+        return text.empty() ? std::string("an empty path; give one, or leave the option out") : "";
+      },
+      "");
+  return v;
 }
 
 std::vector<int64_t> parse_class_ids(const std::string& text, int64_t K, const std::string& checkpoint) {

@@ -34,9 +34,9 @@ ParseOutcome parse_command_line(const char* tool, CLI::App& app, int argc, char*
 // exit 1), then calls run() under guarded_main.
 int parse_and_run(const char* tool, CLI::App& app, int argc, char** argv, const std::function<int()>& run);
 
-// Progress of a long embedding on stderr: "\r  embedding generated:
-// 3400/10000  120 img/s  eta 0:00:55", redrawn on a terminal, one line per
-// tenth in a log; nothing when off.
+// Progress of long work on images on stderr: "\r  embedding generated:
+// 3400/10000  120 img/s  eta 0:00:55" (`what` = "embedding generated"),
+// redrawn on a terminal, one line per tenth in a log; nothing when off.
 class ProgressLine {
  public:
   ProgressLine(std::string what, bool on);
@@ -48,6 +48,10 @@ class ProgressLine {
   int64_t last_tenth_ = -1;
   std::chrono::steady_clock::time_point t0_;
 };
+
+// Refuses an empty value of a path option, which would read as the option
+// left out (`--resume "$RUN"` with RUN unset).
+const CLI::Validator& not_empty();
 
 // --classes "0,3,7": ids checked against the K classes of the model in
 // `checkpoint`; empty text means every class in turn (none when K = 0).

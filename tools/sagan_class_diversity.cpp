@@ -139,7 +139,7 @@ std::vector<Embedded> embed_fakes(const ClassDiversityOptions& o, SaganGenerator
   const int64_t per_batch = 10, B = per_batch * K;
   std::vector<int64_t> y(static_cast<size_t>(B));
   for (int64_t i = 0; i < B; ++i) y[static_cast<size_t>(i)] = i % K;
-  cli::ProgressLine progress("generated", !o.quiet);
+  cli::ProgressLine progress("embedding generated", !o.quiet);
   for (int64_t b = 0; b * per_batch < o.n; ++b) {
     progress(b * per_batch * K, o.n * K);
     NoGradGuard ng;
@@ -165,7 +165,7 @@ std::vector<Embedded> embed_reals(const ClassDiversityOptions& o, const Checkpoi
   SAGAN_CHECK(ds->num_classes() == K, "{}: {} classes in the model but {} in {}", c.path, K, ds->num_classes(),
               ds->name());
   std::vector<Embedded> real(static_cast<size_t>(K));
-  cli::ProgressLine progress("real", !o.quiet);
+  cli::ProgressLine progress("embedding real", !o.quiet);
   for (int64_t label = 0; label < K; ++label) {
     progress(label * o.n, K * o.n);
     // The run's --resize: real images take the geometry they were trained on.

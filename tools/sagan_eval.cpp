@@ -329,7 +329,7 @@ StatsFile evaluated_stats(const EvalOptions& o, const EvalPlan& p, std::string& 
     // another size is an error, not silently resized.
     evaluated = folder_source(o.folder, p.channels, o.resolution, o.num_samples, p.upscale, o.seed);
   }
-  cli::ProgressLine progress(p.cfg ? "generated" : "folder", !o.quiet);
+  cli::ProgressLine progress(p.cfg ? "embedding generated" : "embedding folder", !o.quiet);
   desc = evaluated->describe();
   StatsFile ev = make_stats(embed(*evaluated, *p.net.net, o.batch, std::ref(progress)), p.net_id,
                             stats_metadata(desc, p, p.evaluated_upscale));
@@ -364,7 +364,7 @@ StatsFile reference_stats(const EvalOptions& o, const EvalPlan& p, std::string& 
     fmt::print(stderr, "sagan-eval: note: {} real images asked for ({}), the reference has {}: all of them are used\n",
                o.real_count(), o.num_real ? "--num-real" : "--num-real defaults to -n", reference->size());
   auto make = [&] {
-    cli::ProgressLine progress("reference", !o.quiet);
+    cli::ProgressLine progress("embedding reference", !o.quiet);
     return make_stats(embed(*reference, *p.net.net, o.batch, std::ref(progress)), p.net_id,
                       stats_metadata(desc, p, upscale));
   };

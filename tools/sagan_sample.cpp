@@ -29,17 +29,42 @@ struct SampleOptions {
     SAGAN_CHECK(n > 0, "--num must be positive, got {}", n);
     check_truncation(truncation);
     SAGAN_CHECK(nrow >= 0, "--nrow: must be positive (or 0: the default), got {}", nrow);
-    // Both outputs checked before either is written.
+    // Both outputs checked before either is written, and nothing made
+    // until the images are: a failed call leaves no folder behind.
+    if (!separate.empty()) check_grid_outside_separate();
     cli::check_png_output(out, "-o " + out);
-    if (!separate.empty()) {
-      io::check_writable_dir(separate, "--separate " + separate);
-      // Samples of an earlier call there would mix with these unseen (a
-      // later sagan-eval --folder counts every image in it).
-      for (const auto& e : io::list_directory(separate, "--separate"))
-        SAGAN_CHECK(!is_sample_name(e.path().filename().string()),
-                    "--separate {}: already holds samples ({}); remove them or choose an empty folder", separate,
-                    e.path().filename().string());
+    cli::check_output_not_input(out, "-o " + out, {{"the checkpoint", checkpoint}});
+    if (!separate.empty()) check_separate();
+  }
+  // The grid inside the folder of samples would be overwritten by image 0,
+  // or mix with them in a later sagan-eval --folder.
+  void check_grid_outside_separate() const {
+    fs::path dir = fs::absolute(separate).lexically_normal();
+    if (dir.filename().empty()) dir = dir.parent_path();  // "sep/"
+    const fs::path grid = fs::absolute(out).lexically_normal();
+    SAGAN_CHECK(grid != dir && std::mismatch(dir.begin(), dir.end(), grid.begin(), grid.end()).first != dir.end(),
+                "-o {}: inside --separate {}, which is to hold the samples alone; write the grid elsewhere", out,
+                separate);
+  }
+  void check_separate() const {
+    const std::string what = "--separate " + separate;
+    std::error_code ec;
+    const fs::path dir = fs::absolute(separate).lexically_normal();
+    if (!fs::exists(separate, ec)) {
+      // Made when the images are written: its nearest existing folder must take it.
+      fs::path parent = dir.parent_path();
+      while (!parent.empty() && !fs::exists(parent, ec) && parent != parent.root_path()) parent = parent.parent_path();
+      SAGAN_CHECK(fs::is_directory(parent, ec), "{}: {} is not a folder", what, parent.string());
+      io::check_writable_dir(parent.string(), what);
+      return;
     }
+    io::check_writable_dir(separate, what);
+    // Samples of an earlier call there, at any depth, would mix with these
+    // unseen (sagan-eval --folder reads a folder and its subfolders).
+    for (fs::recursive_directory_iterator it(separate, ec), end; !ec && it != end; it.increment(ec))
+      SAGAN_CHECK(!is_sample_name(it->path().filename().string()),
+                  "{}: already holds samples ({}); remove them or choose an empty folder", what, it->path().string());
+    SAGAN_CHECK(!ec, "{}: cannot read the folder: {}", what, ec.message());
   }
   // <index>_class<k>.png, as write_separate names them.
   static bool is_sample_name(const std::string& name) {
@@ -57,15 +82,19 @@ void add_options(CLI::App& app, SampleOptions& o) {
   app.add_option("--classes", o.classes,
                  "Comma-separated class ids, cycled over the images (default: all classes in turn)");
   app.add_option("--truncation", o.truncation,
-                 "Resample z components with |z| above this threshold (0 = off; e.g. 0.5)")
+                 "Resample z components with |z| above this threshold (0 = off; else at least 0.001; e.g. 0.5)")
       ->capture_default_str();
   app.add_option("--seed", o.seed, "Seed for z")->capture_default_str();
-  app.add_option("-o,--out", o.out, "Grid PNG to write")->capture_default_str();
+  app.add_option("-o,--out", o.out, "Grid PNG to write (an existing file is replaced)")->capture_default_str();
   app.add_option(
-      "--nrow", o.nrow,
-      "Images per grid row (0, the default: one per class drawn, those of --classes or all the model's; 8 for an "
-      "unconditional model)");
-  app.add_option("--separate", o.separate, "Also write each image as <dir>/<index>_class<k>.png");
+         "--nrow", o.nrow,
+         "Images per grid row (0, the default: one per id of --classes, repeats counted, or per class of the model; 8 "
+         "for an unconditional model)")
+      ->capture_default_str();
+  app.add_option("--separate", o.separate,
+                 "Also write each image as <dir>/<index>_class<k>.png (class 0 for an unconditional model); the "
+                 "folder is made if missing and must hold no samples yet; -o may not lie inside it")
+      ->check(cli::not_empty());
   app.add_option("--weights", o.weights, "ema (default) or g (the raw generator)")->check(CLI::IsMember({"ema", "g"}));
   app.add_option("--device", o.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
 }
@@ -79,10 +108,17 @@ std::vector<int64_t> image_classes(int64_t n, const std::vector<int64_t>& classe
 }
 
 void write_separate(const std::string& dir, const Tensor& imgs, const std::vector<int64_t>& y) {
-  fs::create_directories(dir);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  SAGAN_CHECK(!ec, "--separate {}: cannot create the folder: {}", dir, ec.message());
   for (int64_t i = 0; i < imgs.size(0); ++i) {
     std::string p = (fs::path(dir) / fmt::format("{:05}_class{}.png", i, y[static_cast<size_t>(i)])).string();
-    io::save_image_grid(p, imgs.slice(0, i, i + 1), 1, 0);
+    try {
+      io::save_image_grid(p, imgs.slice(0, i, i + 1), 1, 0);
+    } catch (const Error& e) {
+      SAGAN_FAIL("--separate {}: {}; {} of {} images were written there: remove them before trying again", dir,
+                 e.what(), i, imgs.size(0));
+    }
   }
 }
 
@@ -103,8 +139,9 @@ int run(const SampleOptions& o) {
   // (float32 pixels), rather than fail in an allocation.
   const int64_t pixels = int64_t{model.image_channels} * model.resolution * model.resolution;
   SAGAN_CHECK(o.n <= (int64_t{1} << 31) / pixels,
-              "--num {}: {} images of {}x{}x{} do not fit in memory as one grid; at most {} here",
-              o.n, o.n, model.image_channels, model.resolution, model.resolution, (int64_t{1} << 31) / pixels);
+              "--num {}: sagan-sample holds every image in memory for the grid, at most 2^31 values: at most {} "
+              "images of {}x{}x{}; call it several times with other --seed values for more",
+              o.n, (int64_t{1} << 31) / pixels, model.image_channels, model.resolution, model.resolution);
   const std::vector<int64_t> y = image_classes(o.n, classes);
   const Tensor z = cli::sample_latents(o.n, model.z_dim, o.seed, o.truncation, dev);
   const Tensor labels = model.num_classes > 0 ? Tensor::from_vector(y, {o.n}, dev) : Tensor();
@@ -114,16 +151,22 @@ int run(const SampleOptions& o) {
   std::vector<Tensor> parts;
   {
     NoGradGuard ng;
+    cli::ProgressLine progress("generating", o.n > kBatch);
     for (int64_t i = 0; i < o.n; i += kBatch) {
       const int64_t e = std::min(o.n, i + kBatch);
       parts.push_back(g.forward(z.slice(0, i, e), labels.defined() ? labels.slice(0, i, e) : Tensor()));
+      progress(e, o.n);
     }
   }
   const Tensor imgs = parts.size() == 1 ? parts[0] : concat(parts, 0);
   const int64_t row = o.nrow > 0 ? o.nrow : (classes.empty() ? 8 : static_cast<int64_t>(classes.size()));
-  io::save_image_grid(o.out, imgs, row);
-  fmt::print("sagan-sample: wrote {} ({} images from {} weights of {}, step {})\n", o.out, o.n, o.weights, c.path,
-             c.step);
+  try {
+    io::save_image_grid(o.out, imgs, row);
+  } catch (const Error& e) {
+    SAGAN_FAIL("-o {}: {}", o.out, e.what());
+  }
+  fmt::print("sagan-sample: wrote {} ({} image{} from {} weights of {}, step {})\n", o.out, o.n, o.n == 1 ? "" : "s",
+             o.weights, c.path, c.step);
   if (!o.separate.empty()) {
     write_separate(o.separate, imgs, y);
     fmt::print("sagan-sample: wrote {} images to {}\n", o.n, o.separate);

@@ -28,28 +28,20 @@ struct TrainToolOptions {
   cli::TrainSettingsCli settings;
 };
 
-// An empty value would read as the option not given: `--resume "$RUN"`
-// with RUN unset started a new run.
-const CLI::Validator kNotEmpty(
-    [](std::string& text) {
-      return text.empty() ? std::string("an empty path; give one, or leave the option out") : "";
-    },
-    "");
-
 void add_options(CLI::App& app, TrainToolOptions& o) {
   app.get_formatter()->column_width(36);
   app.add_option("--config", o.config_file,
                  "Settings file (.json or .toml; keys as in a run's config.json); options given win")
       ->type_name("FILE")
-      ->check(kNotEmpty);
+      ->check(cli::not_empty());
   app.add_option("--write-config", o.write_config,
                  "Write the settings this command would train with to FILE (.json or .toml) and exit")
       ->type_name("FILE")
-      ->check(kNotEmpty);
+      ->check(cli::not_empty());
   app.add_option("--resume", o.resume_dir,
                  "Continue this run from its newest checkpoint; options given with it: docs/checkpoints.md")
       ->type_name("DIR")
-      ->check(kNotEmpty);
+      ->check(cli::not_empty());
   o.settings.add_to(app);
   o.settings.group("Output")->add_flag("--quiet", o.quiet, "No progress output");
 }
