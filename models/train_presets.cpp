@@ -80,39 +80,64 @@ void apply_preset(TrainConfig& cfg, const std::string& name, ConfigSources* sour
   cfg.preset = name;
 }
 
+ConfigFileSettings ConfigFileSettings::read(const std::string& path) {
+  ConfigFileSettings file;
+  file.path = path;
+  if (path.empty()) return file;
+  TrainConfig read;
+  ConfigSources given;
+  read_config_file(path, read, &given);
+  for (const TrainOption& o : train_options())
+    if (given.given(o.key)) file.values.emplace_back(&o, o.get(read));
+  return file;
+}
+
+void ConfigFileSettings::apply(TrainConfig& cfg, ConfigSources* sources) const {
+  for (const auto& [option, value] : values) {
+    option->set(cfg, value);
+    if (sources) sources->from_file(option->key, path);
+  }
+}
+
+const ConfigValue* ConfigFileSettings::find(const std::string& key) const {
+  for (const auto& [option, value] : values)
+    if (option->key == key) return &value;
+  return nullptr;
+}
+
 namespace {
 // The preset named on the command line, else in the config file, and where
 // it was named ("--preset", "my.toml: preset"); empty when neither does.
-std::pair<std::string, std::string> preset_named(const std::string& config_file,
+std::pair<std::string, std::string> preset_named(const ConfigFileSettings& file,
                                                  const std::function<void(TrainConfig&, ConfigSources&)>& apply_cli) {
   TrainConfig cli;
   ConfigSources cli_given;
   apply_cli(cli, cli_given);
   if (cli_given.given("preset")) return {cli.preset, cli_given.where("preset")};
-  if (config_file.empty()) return {};
-  TrainConfig file;
-  ConfigSources file_given;
-  read_config_file(config_file, file, &file_given);
-  if (file_given.given("preset")) return {file.preset, file_given.where("preset")};
+  if (const ConfigValue* preset = file.find("preset")) {
+    ConfigSources file_given;
+    file_given.from_file("preset", file.path);
+    return {std::get<std::string>(*preset), file_given.where("preset")};
+  }
   return {};
 }
 }  // namespace
 
-std::string named_preset(const std::string& config_file,
+std::string named_preset(const ConfigFileSettings& file,
                          const std::function<void(TrainConfig&, ConfigSources&)>& apply_cli) {
-  return preset_named(config_file, apply_cli).first;
+  return preset_named(file, apply_cli).first;
 }
 
-TrainConfig layered_settings(const std::string& config_file,
+TrainConfig layered_settings(const ConfigFileSettings& file,
                              const std::function<void(TrainConfig&, ConfigSources&)>& apply_cli,
                              const std::string& fallback_preset, ConfigSources& given) {
-  auto [preset, where] = preset_named(config_file, apply_cli);
+  auto [preset, where] = preset_named(file, apply_cli);
   SAGAN_CHECK(preset.empty() || find_train_preset(preset) != nullptr, "{}: '{}' is not one of {}", where, preset,
               train_preset_names());
   if (preset.empty()) preset = fallback_preset;
   TrainConfig cfg;
   apply_preset(cfg, preset, &given);
-  if (!config_file.empty()) read_config_file(config_file, cfg, &given);
+  file.apply(cfg, &given);
   apply_cli(cfg, given);
   return cfg;
 }

@@ -37,19 +37,32 @@ std::string train_preset_names();
 // records each setting in preset_of (defaults, not given settings).
 void apply_preset(TrainConfig& cfg, const std::string& name, ConfigSources* sources = nullptr);
 
+// A config file's settings, read once: sagan-train takes the preset the
+// file names and then layers the file over it, and a second read could see
+// a different file (edited meanwhile, or on a slow network share).
+struct ConfigFileSettings {
+  std::string path;                                                // "" for no file: no settings
+  std::vector<std::pair<const TrainOption*, ConfigValue>> values;  // each setting it gives, in table order
+  // Reads `path` (read_config_file's checks and errors); "" gives no settings.
+  static ConfigFileSettings read(const std::string& path);
+  // Sets each of the file's settings on cfg, recorded in `sources` as the file's.
+  void apply(TrainConfig& cfg, ConfigSources* sources) const;
+  const ConfigValue* find(const std::string& key) const;  // nullptr when the file does not set it
+};
+
 // The settings of a run, layered: the defaults; the preset named on the
 // command line, else in the config file, else `fallback_preset`; the config
-// file's settings ("" for none); the command line's (`apply_cli`, which also
-// records them in `given`). `given` ends up naming where each setting given
-// came from; the preset's settings are defaults, not given, and are listed
-// in given.preset_of for messages.
-TrainConfig layered_settings(const std::string& config_file,
+// file's settings; the command line's (`apply_cli`, which also records them
+// in `given`). `given` ends up naming where each setting given came from;
+// the preset's settings are defaults, not given, and are listed in
+// given.preset_of for messages.
+TrainConfig layered_settings(const ConfigFileSettings& file,
                              const std::function<void(TrainConfig&, ConfigSources&)>& apply_cli,
                              const std::string& fallback_preset, ConfigSources& given);
 
 // The preset layered_settings would take from the command line or the
 // config file, or "" when neither names one.
-std::string named_preset(const std::string& config_file,
+std::string named_preset(const ConfigFileSettings& file,
                          const std::function<void(TrainConfig&, ConfigSources&)>& apply_cli);
 
 }  // namespace sagan

@@ -57,7 +57,7 @@ TEST_CASE("settings layer: defaults, preset, config file, command line", "[confi
   io::write_file_atomic(file, "preset = \"cpu\"\nsteps = 7\n");
   ConfigSources given;
   // The file's preset under the file's settings, the command line over both.
-  TrainConfig c = layered_settings(file, cli({{"batch_size", int64_t{8}}}), "", given);
+  TrainConfig c = layered_settings(ConfigFileSettings::read(file), cli({{"batch_size", int64_t{8}}}), "", given);
   CHECK(c.preset == "cpu");
   CHECK(c.model.ch == 16);          // the preset's
   CHECK(c.steps == 7);              // the file's
@@ -68,13 +68,13 @@ TEST_CASE("settings layer: defaults, preset, config file, command line", "[confi
 
   // A preset on the command line wins over the file's; the fallback only applies when none is named.
   given = {};
-  c = layered_settings(file, cli({{"preset", std::string("sagan32")}}), "cpu", given);
+  c = layered_settings(ConfigFileSettings::read(file), cli({{"preset", std::string("sagan32")}}), "cpu", given);
   CHECK((c.preset == "sagan32" && c.model.ch == 64 && c.steps == 7));
   given = {};
-  c = layered_settings("", cli({}), "cpu", given);
+  c = layered_settings({}, cli({}), "cpu", given);
   CHECK((c.preset == "cpu" && c.model.ch == 16));
   given = {};
-  c = layered_settings("", cli({{"model.ch", int64_t{32}}}), "cpu", given);
+  c = layered_settings({}, cli({{"model.ch", int64_t{32}}}), "cpu", given);
   CHECK((c.preset == "cpu" && c.model.ch == 32));
   // Messages name a preset's value as the preset's; a value given is named as given.
   CHECK(given.name("log_every") == "--log-every of the cpu preset");
@@ -83,13 +83,25 @@ TEST_CASE("settings layer: defaults, preset, config file, command line", "[confi
   REQUIRE_THROWS_WITH(
       c.validate(given),
       "--fd-every: 10 is not a multiple of --log-every of the cpu preset (25): FD is logged on log rows");
-  CHECK(named_preset(file, cli({})) == "cpu");
-  CHECK(named_preset("", cli({})).empty());
+  CHECK(named_preset(ConfigFileSettings::read(file), cli({})) == "cpu");
+  CHECK(named_preset({}, cli({})).empty());
 
   // An unknown preset is named where it was given.
   io::write_file_atomic(dir / "bad.toml", "preset = \"fast\"\n");
-  REQUIRE_THROWS_WITH(layered_settings(dir / "bad.toml", cli({}), "", given),
+  REQUIRE_THROWS_WITH(layered_settings(ConfigFileSettings::read(dir / "bad.toml"), cli({}), "", given),
                       dir / "bad.toml" + ": preset: 'fast' is not one of cpu, sagan32, sagan128");
-  REQUIRE_THROWS_WITH(layered_settings("", cli({{"preset", std::string("fast")}}), "", given),
+  REQUIRE_THROWS_WITH(layered_settings({}, cli({{"preset", std::string("fast")}}), "", given),
                       "--preset: 'fast' is not one of cpu, sagan32, sagan128");
+
+  // The file is read once: layering again works from what was read, though
+  // the file has changed since (sagan-train layers twice, for its fallback).
+  const ConfigFileSettings read = ConfigFileSettings::read(file);
+  io::write_file_atomic(file, "preset = \"sagan128\"\nsteps = 9\n");
+  given = {};
+  c = layered_settings(read, cli({}), "", given);
+  CHECK((c.preset == "cpu" && c.steps == 7 && given.where("steps") == file + ": steps"));
+  REQUIRE(read.find("steps") != nullptr);
+  CHECK(std::get<int64_t>(*read.find("steps")) == 7);
+  CHECK(read.find("batch_size") == nullptr);
+  CHECK(ConfigFileSettings::read("").values.empty());
 }

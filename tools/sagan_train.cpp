@@ -52,13 +52,13 @@ void add_options(CLI::App& app, TrainToolOptions& o) {
 // options given still win over it, and config.json records it.
 // --write-config takes it too: its file holds what the same command would
 // train here.
-std::string fallback_preset(const TrainToolOptions& o,
+std::string fallback_preset(const TrainToolOptions& o, const ConfigFileSettings& file,
                             const std::function<void(TrainConfig&, ConfigSources&)>& apply_cli) {
   if (!o.resume_dir.empty()) return "";
   // The settings without a fallback: the preset they name, if any, and the
   // device as the file and the options give it (a file may say cpu).
   ConfigSources given;
-  const TrainConfig asked = layered_settings(o.config_file, apply_cli, "", given);
+  const TrainConfig asked = layered_settings(file, apply_cli, "", given);
   if (!asked.preset.empty()) return "";
   // On the CPU by choice (--device cpu) or for want of a GPU.
   const bool chosen = asked.device == "cpu";
@@ -101,8 +101,10 @@ int run(TrainToolOptions o, const std::shared_ptr<dist::Communicator>& world) {
   // last. A missing file or an unknown preset fails on every rank (or on one
   // whose copy of the file differs): agreed, so that rank 0 alone says why.
   TrainConfig cfg;
-  dist::run_agreed(world.get(),
-                   [&] { cfg = layered_settings(o.config_file, apply_cli, fallback_preset(o, apply_cli), ro.given); });
+  dist::run_agreed(world.get(), [&] {
+    const ConfigFileSettings file = ConfigFileSettings::read(o.config_file);  // read once, layered twice
+    cfg = layered_settings(file, apply_cli, fallback_preset(o, file, apply_cli), ro.given);
+  });
   // A preset named beside a file that sets each of its settings (every
   // --write-config file does) changes only the name config.json records:
   // said when the run then differs from the preset (the preset line of a
