@@ -280,7 +280,9 @@ int main(int argc, char** argv) {
               "x_flop", "peak_MiB");
   // Largest shapes first (SAGAN-128 tells the most, and a step limit cuts
   // from the end); each child under `timeout`, so that a hung kernel costs
-  // its row, not the rest.
+  // its row, not the rest. --foreground keeps the child in this process's
+  // group: a caller that times this program out kills its child with it,
+  // rather than leave the row running on the GPU under the next program.
   const size_t per_batch = cfgs.size() / batches.size();
   int failed = 0;
   for (size_t bi = 0; bi < batches.size(); ++bi)
@@ -288,7 +290,7 @@ int main(int argc, char** argv) {
       const size_t ci = bi * per_batch + k;
       const Config& c = cfgs[ci];
       for (int impl = 0; impl < kNumImpls; ++impl) {
-        const std::string cmd = std::string("timeout ") + std::to_string(kChildTimeoutS) + " " + argv[0] + " --reps " +
+        const std::string cmd = std::string("timeout --foreground ") + std::to_string(kChildTimeoutS) + " " + argv[0] + " --reps " +
                                 std::to_string(reps) + " --batches " + std::to_string(c.B) + " --only " +
                                 std::to_string(k * kNumImpls + impl);
         FILE* pipe = popen(cmd.c_str(), "r");

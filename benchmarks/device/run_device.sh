@@ -1,40 +1,48 @@
 #!/usr/bin/env bash
-# The device run: one call on a lent H200 (docs/cuda.md, "Device run"), with
-# the bundle made here by make_bundle.sh carried along:
-#   run: {command: "benchmarks/device/run_device.sh", carry: ["device_bundle"], timeout_s: 540}
+# The device run: one call on a lent GPU (an H100 or an H200: sm_90 either
+# way; docs/cuda.md, "Device run"), with the bundle made here by
+# make_bundle.sh carried along:
+#   run: {command: "bash benchmarks/device/run_device.sh", carry: ["device_bundle"], timeout_s: 600}
 # Each step is its own process with its own timeout (an illegal address in one
-# does not poison the rest), in order of value, inside one time budget:
+# does not poison the rest), in order of value, inside one time budget, so
+# that the budget cuts what matters least:
 #   env            GPU, driver, clocks, versions, loader paths, ldd, cuDNN compiled vs loaded
 #   build          only when the carried binaries cannot run there or were built
 #                  from other sources: build_on_device.sh (ninja, carried headers)
 #   fused_sync     [warp_mma],[flash_attention],[sn_batched],[flash_attention_tc] with CUDA_LAUNCH_BLOCKING=1
-#   memcheck, racecheck   compute-sanitizer on those tests only (less two large repeats)
 #   fused_full     [flash_attention_sagan],[sn_batched_sagan],[flash_attention_tc_sagan] (SAGAN sizes)
 #   ops_fused      the attention and spectral-norm op tests (SAGAN_CUDA_ATTENTION=fused)
 #   ops_unfused    the attention op's registry parity through the unfused path
 #   others         every other CUDA test group
-#   bench_*, torch_*   the benchmarks at batch 64 and their PyTorch references;
-#                  bench_train_step_nondet (--no-deterministic, PyTorch's default
-#                  mode: torch_train_step's like-for-like pair) right after
-#                  bench_train_step
-#   train_step_profile   bench_train_step --profile: the step's GPU time per kernel
-#   train_cuda, train_nccl, train_cpu   sagan-train SAGAN-32 on the bundle's
-#                  Fashion-MNIST subset: 300 steps on cuda, 20 as a one-rank NCCL
-#                  job (--comm nccl), the first 5 on the CPU, same seed
-#   torch_compile  torch.compile'd PyTorch train step (slowest to start)
-#   bench_train_step_bf16, torch_train_step_bf16   the train step in bf16, if time is left
-#   bench_inception, torch_inception   the FID Inception-v3 forward at batch 50, if time is left
-# A step that would start with under 15 s of budget left is skipped as such.
+#   train_cuda, train_nccl   sagan-train SAGAN-32 on the bundle's Fashion-MNIST
+#                  subset: 300 steps on cuda, 20 as a one-rank NCCL job
+#                  (--comm nccl), same seed
+#   memcheck, racecheck   compute-sanitizer on the fused tests (less two large repeats)
+#   bench_attention, torch_attention, bench_spectral_norm, torch_spectral_norm,
+#   bench_train_step, torch_train_step   the benchmarks at batch 64 and their
+#                  PyTorch references
+#   bench_train_step_nondet   --no-deterministic, PyTorch's default mode:
+#                  torch_train_step's like-for-like pair
+#   train_cpu      the first 5 steps of train_cuda on the CPU, its reference
+#   bench_train_step_graph, train_step_profile (the step's GPU time per kernel),
+#   torch_compile, bench_train_step_bf16, torch_train_step_bf16,
+#   bench_inception, torch_inception   detail, if time is left
+# A step that would start with under 15 s of budget left is skipped as such;
+# one the budget cut short is CUT (not a failure), one that reached its own
+# limit TIMEOUT.
 # $OUT gets at most 7 files: summary.txt env.txt tests.log sanitizer.log
-# bench.txt train.txt, and build.log when the fallback build ran. The end of
-# stdout is the summary: one line per step (status, exit code, seconds, test
-# totals), the first failures with Catch2's expansions, the sanitizers' first
-# errors (kernel, file:line, block, thread), condensed benchmark rows.
+# bench.txt train.txt, and build.log when the fallback build ran. Steps write
+# into them as they run and summary.txt is rewritten before and after each
+# step, so a call killed from outside returns what was done. The end of
+# stdout is the summary: condensed benchmark rows, the sanitizers' first
+# errors (kernel, file:line, block, thread), the first failures with
+# Catch2's expansions, then one line per step (status, exit code, seconds,
+# test totals) and the result, last, where output_tail keeps them.
 # Without a GPU (a dry run here) every step still runs: the CUDA tests exit 77
 # (skip), the benchmarks say there is no GPU.
 #
 # Environment: OUT (default out/device), BUNDLE (device_bundle), WORK (scratch,
-# /tmp/sagan_device), BUDGET_S (450), PYTHON (python3, or /usr/bin/python3 when
+# /tmp/sagan_device), BUDGET_S (520: timeout_s 600 less the overrun and summary), PYTHON (python3, or /usr/bin/python3 when
 # only that one imports torch),
 # SAGAN_DEVICE_BUILD=auto|never|always (auto: build only when needed),
 # STEPS='regex' (run only the steps whose names match, e.g. 'fused_sync|memcheck';
@@ -46,7 +54,7 @@ ROOT=$(cd "$here/../.." && pwd)
 BUNDLE=${BUNDLE:-$ROOT/device_bundle}
 OUT=${OUT:-$ROOT/out/device}
 WORK=${WORK:-/tmp/sagan_device}
-BUDGET_S=${BUDGET_S:-450}
+BUDGET_S=${BUDGET_S:-520}
 # The device's python3 is the PyTorch venv's; here /usr/bin/python3 may be
 # the one with torch.
 if [[ -z ${PYTHON:-} ]]; then
@@ -106,14 +114,33 @@ record() { # record NAME STATUS RC SECONDS NOTE
   SUMMARY+=("$(printf '%-20s %-8s %4s %5s  %s' "$1" "$2" "$3" "$4" "$5")")
 }
 
+# $OUT/summary.txt as things stand, rewritten before and after each step: a
+# call killed from outside (the tool's limit can be below timeout_s when
+# device time is short) still returns the steps done and names the one
+# that was running. RUNNING: that step's line, when one is under way.
+write_summary() { # write_summary [RUNNING]
+  {
+    echo "gpu: ${GPU_LINE:-none}; driver ${DRIVER:-none}"
+    grep -E '^(cuda |cublas |cudnn |torch )' "$OUT/env.txt" 2>/dev/null | paste -sd';' - | sed 's/;/; /g'
+    echo "binaries: $BINARIES"
+    echo "total: $(elapsed) s of a ${BUDGET_S} s budget${1:+ (so far: the run did not finish)}"
+  } >"$LOGS/header.txt"
+  {
+    printf '%s\n' ${SUMMARY[@]+"${SUMMARY[@]}"}
+    [[ -n ${1:-} ]] && echo "$1"
+  } >"$LOGS/steps.txt"
+  "$here/summarize.sh" "$WORK" "$OUT" "$FAILED" >"$OUT/summary.txt.tmp" 2>&1 && mv "$OUT/summary.txt.tmp" "$OUT/summary.txt"
+}
+
 # step NAME OUTFILE TIMEOUT CMD...: runs CMD in its own process group with a
-# timeout capped by the budget; the log goes to $LOGS/NAME.log and is appended
-# to $OUT/OUTFILE.
+# timeout capped by the budget; the log goes to $OUT/OUTFILE as it is
+# written (a kill from outside keeps what the step printed), and is copied
+# to $LOGS/NAME.log.
 step() {
   local name=$1 file=$2 limit=$3
   shift 3
   [[ $name == build ]] || want "$name" || return 0
-  local now left rc secs status log=$LOGS/$name.log
+  local now left rc secs status own_limit=$limit log=$LOGS/$name.log
   now=$(date +%s)
   left=$((DEADLINE - now))
   if ((left < 15)); then
@@ -122,13 +149,19 @@ step() {
   fi
   ((limit > left)) && limit=$left
   echo "==> +$((now - START))s $name (limit ${limit}s): $*"
-  printf '===== %s: %s\n===== limit %ss, started at +%ss\n' "$name" "$*" "$limit" "$((now - START))" >"$log"
+  # The output goes straight into $OUT/OUTFILE, and the step's own part is
+  # copied to its log afterwards: a file, not a pipe, so that a process
+  # that outlives the step (a compile worker) cannot hold the run up.
+  local at
+  at=$(stat -c %s "$OUT/$file" 2>/dev/null || echo 0)
+  printf '===== %s: %s\n===== limit %ss, started at +%ss\n' "$name" "$*" "$limit" "$((now - START))" >>"$OUT/$file"
+  write_summary "$(printf '%-20s %-8s %4s %5s  %s' "$name" RUNNING - - "started at +$((now - START)) s, limit $limit s")"
   # The subshell keeps bash's "Killed" notice (after -k) out of the output.
-  (timeout -k 5 "$limit" "$@" >>"$log" 2>&1 </dev/null) 2>/dev/null
+  (timeout -k 5 "$limit" "$@" >>"$OUT/$file" 2>&1 </dev/null) 2>/dev/null
   rc=$?
   secs=$(($(date +%s) - now))
-  printf '===== %s: exit %s after %ss\n\n' "$name" "$rc" "$secs" >>"$log"
-  cat "$log" >>"$OUT/$file"
+  printf '===== %s: exit %s after %ss\n\n' "$name" "$rc" "$secs" >>"$OUT/$file"
+  tail -c +$((at + 1)) "$OUT/$file" >"$log"
   case $rc in
     0) status=ok ;;
     77) status=skip ;;&
@@ -136,16 +169,24 @@ step() {
     *) status=FAIL ;;
   esac
   # timeout's 124 (137 after -k) only when the limit was reached: Catch2's
-  # exit code is the number of failed assertions, which may be 124 too.
-  if [[ $rc == 124 || $rc == 137 ]] && ((secs >= limit)); then status=TIMEOUT; fi
+  # exit code is the number of failed assertions, which may be 124 too. A
+  # step the budget cut short is CUT, not a failure: its own limit was not
+  # reached.
+  if [[ $rc == 124 || $rc == 137 ]] && ((secs >= limit)); then
+    if ((limit < own_limit)); then status=CUT; else status=TIMEOUT; fi
+  fi
   # Without a GPU, a GPU-only program that says so is not a failure.
   if [[ $status == FAIL && $NGPU == 0 ]] &&
     grep -qiE 'no CUDA device|sees no CUDA|0 CUDA device|no GPU|cudaErrorNoDevice|CUDA driver version is insufficient|no CUDA-capable' "$log"; then
     status=no-gpu
   fi
   [[ $status == FAIL || $status == TIMEOUT ]] && FAILED=1
-  record "$name" "$status" "$rc" "$secs" "$(totals "$log")"
-  echo "    $status (exit $rc, ${secs}s) $(totals "$log")"
+  local note
+  note=$(totals "$log")
+  [[ $status == CUT ]] && note="cut at the ${BUDGET_S} s budget after ${secs} s (own limit ${own_limit} s); $note"
+  record "$name" "$status" "$rc" "$secs" "$note"
+  echo "    $status (exit $rc, ${secs}s) $note"
+  write_summary
   return 0
 }
 
@@ -258,7 +299,7 @@ env_report() {
   echo "compute-sanitizer: ${SANITIZER:-none} $([[ -n ${SANITIZER:-} ]] && "$SANITIZER" --version 2>&1 | grep -i version | head -1)"
   echo "g++: $(g++ --version 2>/dev/null | head -1); cmake: $(cmake --version 2>/dev/null | head -1); ninja: $(ninja --version 2>/dev/null)"
   echo "python: $(command -v "$PYTHON") $("$PYTHON" --version 2>&1)"
-  timeout 60 "$PYTHON" - <<'PY' 2>&1
+  timeout 60 "${PY[@]}" - <<'PY' 2>&1
 try:
     import torch
     print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(),
@@ -341,8 +382,30 @@ fi
 SUMMARY=("$(printf '%-20s %-8s %4s %5s  %s' env "$env_status" - "$t_env" "$env_note")" ${SUMMARY[@]+"${SUMMARY[@]}"})
 
 # ---------------------------------------------------------------- tests
+# In order of value, so that the budget cuts the least: the tests, the
+# training runs (end to end, NCCL), the sanitizers, the main benchmarks
+# against PyTorch, then what only adds detail.
 T=$BIN/sagan_cuda_tests
 step fused_sync tests.log 90 env CUDA_LAUNCH_BLOCKING=1 SAGAN_CUDA_SYNC=1 "$T" -d yes "$CUDA_TESTS_FUSED"
+step fused_full tests.log 90 "$T" -d yes "$CUDA_TESTS_FUSED_FULL"
+step ops_fused tests.log 120 env SAGAN_CUDA_ATTENTION=fused "$T" -d yes "$CUDA_TESTS_OPS"
+# Every other ops test pins its attention path; the registry's op parity
+# follows the selection.
+step ops_unfused tests.log 60 env SAGAN_CUDA_ATTENTION=unfused "$T" -d yes "cuda parity: attention"
+step others tests.log 180 "$T" -d yes "$CUDA_TESTS_OTHERS"
+
+# ---------------------------------------------------------------- training
+DATA=$BUNDLE/data/fashion-mnist
+# Every step logged, so that the CPU's first steps compare one for one.
+step train_cuda train.txt 120 "$BIN/sagan-train" --device cuda --data "$DATA" --steps 300 --seed 0 --log-every 1 \
+  --sample-every 300 --checkpoint-every 300 --run-dir "$WORK/runs/cuda"
+# The data-parallel code path on one GPU: a one-rank NCCL job (no MPI: the
+# bootstrap is the single communicator), gradient buckets reduced by NCCL on
+# its own stream. One rank averages nothing, so its losses equal train_cuda's.
+step train_nccl train.txt 90 env NCCL_DEBUG=WARN "$BIN/sagan-train" --device cuda --comm nccl --data "$DATA" --steps 20 --seed 0 \
+  --log-every 1 --sample-every 20 --checkpoint-every 20 --check-sync-every 5 --run-dir "$WORK/runs/nccl"
+
+# ---------------------------------------------------------------- sanitizers
 # compute-sanitizer does not work on every runtime (gVisor: "Device not
 # supported", then error 999 at the first allocation): a short probe first,
 # so that the two steps are skipped with the reason rather than failing.
@@ -360,20 +423,14 @@ if [[ -n $SANITIZER_NOTE ]]; then
   want memcheck && record memcheck skip - 0 "$SANITIZER_NOTE"
   want racecheck && record racecheck skip - 0 "$SANITIZER_NOTE"
 elif [[ -n $SANITIZER ]]; then
-  step memcheck sanitizer.log 120 "$SANITIZER" --tool memcheck --error-exitcode 99 --print-limit 20 \
+  step memcheck sanitizer.log 90 "$SANITIZER" --tool memcheck --error-exitcode 99 --print-limit 20 \
     "$T" "$CUDA_TESTS_SANITIZE"
-  step racecheck sanitizer.log 150 "$SANITIZER" --tool racecheck --racecheck-report all --error-exitcode 99 \
+  step racecheck sanitizer.log 120 "$SANITIZER" --tool racecheck --racecheck-report all --error-exitcode 99 \
     --print-limit 20 "$T" "$CUDA_TESTS_SANITIZE"
 else
   want memcheck && record memcheck skip - 0 "compute-sanitizer not found"
   want racecheck && record racecheck skip - 0 "compute-sanitizer not found"
 fi
-step fused_full tests.log 90 "$T" -d yes "$CUDA_TESTS_FUSED_FULL"
-step ops_fused tests.log 120 env SAGAN_CUDA_ATTENTION=fused "$T" -d yes "$CUDA_TESTS_OPS"
-# Every other ops test pins its attention path; the registry's op parity
-# follows the selection.
-step ops_unfused tests.log 60 env SAGAN_CUDA_ATTENTION=unfused "$T" -d yes "cuda parity: attention"
-step others tests.log 180 "$T" -d yes "$CUDA_TESTS_OTHERS"
 
 # ---------------------------------------------------------------- benchmarks
 step bench_attention bench.txt 180 "$BIN/bench_attention" --batches 64
@@ -381,29 +438,15 @@ step torch_attention bench.txt 150 "${PY[@]}" "$ROOT/benchmarks/torch_attention.
 step bench_spectral_norm bench.txt 60 "$BIN/bench_spectral_norm"
 step torch_spectral_norm bench.txt 60 "${PY[@]}" "$ROOT/benchmarks/torch_spectral_norm.py"
 step bench_train_step bench.txt 120 "$BIN/bench_train_step" --device cuda --resolution 32 --batch 64
+step torch_train_step bench.txt 120 "${PY[@]}" "$ROOT/benchmarks/torch_train_step.py" --device cuda \
+  --resolution 32 --batch 64 --no-compile
 # PyTorch's default mode (atomics, timed cuDNN choice) on the engine's side
 # too: torch_train_step's like-for-like pair (it runs with cudnn.benchmark),
 # and the cost of deterministic mode in the whole step.
 step bench_train_step_nondet bench.txt 90 "$BIN/bench_train_step" --device cuda --resolution 32 --batch 64 \
   --no-deterministic
-step bench_train_step_graph bench.txt 90 "$BIN/bench_train_step" --device cuda --resolution 32 --batch 64 --cuda-graph
-step torch_train_step bench.txt 120 "${PY[@]}" "$ROOT/benchmarks/torch_train_step.py" --device cuda \
-  --resolution 32 --batch 64 --no-compile
-# Where the engine's step spends its GPU time: each kernel call timed alone
-# (synchronised before and after), per iteration (core/kernel_profile.h).
-step train_step_profile bench.txt 60 "$BIN/bench_train_step" --device cuda --resolution 32 --batch 64 \
-  --repeats 3 --warmup 3 --profile
 
-# ---------------------------------------------------------------- training
-DATA=$BUNDLE/data/fashion-mnist
-# Every step logged, so that the CPU's first steps compare one for one.
-step train_cuda train.txt 120 "$BIN/sagan-train" --device cuda --data "$DATA" --steps 300 --seed 0 --log-every 1 \
-  --sample-every 300 --checkpoint-every 300 --run-dir "$WORK/runs/cuda"
-# The data-parallel code path on one GPU: a one-rank NCCL job (no MPI: the
-# bootstrap is the single communicator), gradient buckets reduced by NCCL on
-# its own stream. One rank averages nothing, so its losses equal train_cuda's.
-step train_nccl train.txt 90 env NCCL_DEBUG=WARN "$BIN/sagan-train" --device cuda --comm nccl --data "$DATA" --steps 20 --seed 0 \
-  --log-every 1 --sample-every 20 --checkpoint-every 20 --check-sync-every 5 --run-dir "$WORK/runs/nccl"
+# ---------------------------------------------------------------- detail, if time is left
 if [[ $NGPU == 0 ]]; then
   want train_cpu && record train_cpu skip - 0 "no GPU: the CPU run is only the cuda run's reference"
 else
@@ -413,15 +456,11 @@ else
     --log-every 1 \
     --sample-every 5 --checkpoint-every 5 --run-dir "$WORK/runs/cpu"
 fi
-for dev in cuda nccl cpu; do
-  if [[ -f $WORK/runs/$dev/metrics.csv ]]; then
-    {
-      echo "===== metrics.csv of the $dev run"
-      cat "$WORK/runs/$dev/metrics.csv"
-      echo
-    } >>"$OUT/train.txt"
-  fi
-done
+step bench_train_step_graph bench.txt 90 "$BIN/bench_train_step" --device cuda --resolution 32 --batch 64 --cuda-graph
+# Where the engine's step spends its GPU time: each kernel call timed alone
+# (synchronised before and after), per iteration (core/kernel_profile.h).
+step train_step_profile bench.txt 60 "$BIN/bench_train_step" --device cuda --resolution 32 --batch 64 \
+  --repeats 3 --warmup 3 --profile
 step torch_compile bench.txt 150 "${PY[@]}" "$ROOT/benchmarks/torch_train_step.py" --device cuda \
   --resolution 32 --batch 64 --compile-only
 # The training step in bf16 (tensor cores; fp32 master weights), both sides,
@@ -440,13 +479,17 @@ else
   want torch_inception && record torch_inception skip - 0 "no torchvision in ${PY[*]}"
 fi
 
+for dev in cuda nccl cpu; do
+  if [[ -f $WORK/runs/$dev/metrics.csv ]]; then
+    {
+      echo "===== metrics.csv of the $dev run"
+      cat "$WORK/runs/$dev/metrics.csv"
+      echo
+    } >>"$OUT/train.txt"
+  fi
+done
+
 # ---------------------------------------------------------------- summary
-{
-  echo "gpu: ${GPU_LINE:-none}; driver ${DRIVER:-none}"
-  grep -E '^(cuda |cublas |cudnn |torch )' "$OUT/env.txt" | paste -sd';' - | sed 's/;/; /g'
-  echo "binaries: $BINARIES"
-  echo "total: $(elapsed) s of a ${BUDGET_S} s budget"
-} >"$LOGS/header.txt"
-printf '%s\n' "${SUMMARY[@]}" >"$LOGS/steps.txt"
-"$here/summarize.sh" "$WORK" "$OUT" "$FAILED" | tee "$OUT/summary.txt"
+write_summary
+cat "$OUT/summary.txt"
 exit $FAILED
