@@ -10,7 +10,8 @@
 // cublas_api.h; sagan_cuda_tests prints the file it opened).
 // Exit status: 0 all fine; 77 no GPU (the versions are still printed);
 // 1 a library call failed or the loaded cuDNN has another major version than
-// the one compiled against (benchmarks/device/run_device.sh then rebuilds).
+// the one compiled against (run_device.sh reports it and runs the steps
+// anyway: a rebuild there would link the same wheel).
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
