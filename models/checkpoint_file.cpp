@@ -41,8 +41,21 @@ uint64_t as_u64(int64_t v) {
 
 Tensor ints(const std::vector<int64_t>& v) { return Tensor::from_vector(v, {static_cast<int64_t>(v.size())}); }
 
-bool is_checkpoint_name(const fs::path& p) {
-  return p.extension() == ".safetensors" && p.filename().string().rfind("step_", 0) == 0;
+// The step of "step_00000500.safetensors", the name checkpoint_path gives
+// (more digits past step 99,999,999); nullopt for any other name, such as
+// a copy a user kept beside them ("step_best.safetensors",
+// "step_00000500_good.safetensors"), which is then neither resumed from nor
+// rotated away.
+std::optional<int64_t> checkpoint_step(const fs::path& p) {
+  const std::string n = p.filename().string();
+  constexpr std::string_view kPrefix = "step_", kSuffix = ".safetensors";
+  if (n.size() <= kPrefix.size() + kSuffix.size() || n.rfind(kPrefix, 0) != 0 ||
+      n.compare(n.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0)
+    return std::nullopt;
+  const std::string_view digits =
+      std::string_view(n).substr(kPrefix.size(), n.size() - kPrefix.size() - kSuffix.size());
+  if (!all_digits(digits) || digits.size() > 18) return std::nullopt;
+  return std::stoll(std::string(digits));
 }
 
 // ".step_00000500.safetensors.tmp.Ab12Cd": write_file_atomic's temporary of
@@ -116,9 +129,13 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir) {
   std::vector<std::string> out;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return out;
+  // Newest first by step, not by name: past 8 digits the text order is not the
+  // step order ("step_100000000" sorts before "step_99999999").
+  std::vector<std::pair<int64_t, std::string>> found;
   for (auto& e : io::list_directory(dir, "checkpoints"))
-    if (is_checkpoint_name(e.path())) out.push_back(e.path().string());
-  std::sort(out.rbegin(), out.rend());
+    if (const std::optional<int64_t> step = checkpoint_step(e.path())) found.emplace_back(*step, e.path().string());
+  std::sort(found.rbegin(), found.rend());
+  for (auto& [step, path] : found) out.push_back(std::move(path));
   return out;
 }
 
@@ -148,28 +165,31 @@ int64_t remove_orphaned_checkpoint_temporaries(const std::string& run_dir) {
 }
 
 std::string restore_newest_valid(const std::string& run_dir, const std::function<void(const std::string&)>& restore,
-                                 const std::function<void(const std::string&)>& warn) {
+                                 const std::function<void(const std::string&)>& warn,
+                                 const std::function<void()>& accept) {
   const std::vector<std::string> all = list_checkpoints(run_dir);
   std::vector<std::string> errors;
   for (size_t i = 0; i < all.size(); ++i) {
     try {
       restore(all[i]);
-      for (size_t j = 0; j < i; ++j) {
-        std::error_code ec;
-        fs::rename(all[j], all[j] + ".unreadable", ec);
-        warn(ec ? fmt::format("could not rename {} to {}.unreadable ({}); remove it, or rotation may delete the "
-                              "checkpoints after it",
-                              all[j], all[j], ec.message())
-                : fmt::format("renamed {} to {}.unreadable: it stays out of rotation and of sagan-sample/-eval", all[j],
-                              all[j]));
-      }
-      return all[i];
     } catch (const Error& e) {
       errors.push_back(e.what());
       if (i + 1 < all.size())
         warn(fmt::format("{} cannot be resumed from ({}); trying the previous checkpoint, {}", all[i], e.what(),
                          all[i + 1]));
+      continue;
     }
+    if (accept) accept();  // outside the try: not a damaged checkpoint
+    for (size_t j = 0; j < i; ++j) {
+      std::error_code ec;
+      fs::rename(all[j], all[j] + ".unreadable", ec);
+      warn(ec ? fmt::format("could not rename {} to {}.unreadable ({}); remove it, or rotation may delete the "
+                            "checkpoints after it",
+                            all[j], all[j], ec.message())
+              : fmt::format("renamed {} to {}.unreadable: it stays out of rotation and of sagan-sample/-eval", all[j],
+                            all[j]));
+    }
+    return all[i];
   }
   if (all.empty()) return "";
   SAGAN_FAIL("{}: none of its {} checkpoint(s) can be resumed from:\n  {}", run_dir, all.size(),

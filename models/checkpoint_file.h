@@ -38,8 +38,10 @@ CheckpointSection generator_section(const std::string& weights);
 // ---- a run directory's files: <run_dir>/checkpoints/step_%08d.safetensors ----
 
 std::string checkpoint_path(const std::string& run_dir, int64_t step);
-// Newest first (the step is zero-padded, so name order is step order); empty
-// when the run has none.
+// Newest first, by step; empty when the run has none. Only names of
+// checkpoint_path's form count ("step_" digits ".safetensors"): a copy
+// kept beside them under another name ("step_best.safetensors") is neither
+// resumed from, read by the tools, nor rotated away.
 std::vector<std::string> list_checkpoints(const std::string& run_dir);
 // The newest, or "" when there is none.
 std::string latest_checkpoint(const std::string& run_dir);
@@ -49,7 +51,7 @@ std::string latest_checkpoint(const std::string& run_dir);
 void rotate_checkpoints(const std::string& run_dir, int64_t keep);
 // Removes the temporaries a crash during a checkpoint write leaves in
 // checkpoints/ (".step_%08d.safetensors.tmp.XXXXXX", core/io/atomic_file.h;
-// a full checkpoint each) and returns how many. Other files are left alone.
+// up to a full checkpoint each) and returns how many. Other files are left alone.
 int64_t remove_orphaned_checkpoint_temporaries(const std::string& run_dir);
 // Resuming: tries `restore` on the run's checkpoints, newest first, and
 // returns the one that restored, "" when the run has none. A checkpoint that
@@ -59,8 +61,13 @@ int64_t remove_orphaned_checkpoint_temporaries(const std::string& run_dir);
 // "<name>.unreadable" (kept for a look, reported through `warn`): otherwise
 // they would stay "newest" for sagan-sample and sagan-eval, and rotation
 // would count them among the kept files and delete the good ones.
+// `accept`, when given, runs after a restore and before any rename: its
+// error (the resume refused for another reason, such as fewer --steps than
+// done) is not taken for a damaged checkpoint, ends the call and leaves
+// every file as it was.
 std::string restore_newest_valid(const std::string& run_dir, const std::function<void(const std::string&)>& restore,
-                                 const std::function<void(const std::string&)>& warn);
+                                 const std::function<void(const std::string&)>& warn,
+                                 const std::function<void()>& accept = {});
 
 // ---- what the Trainer saves and restores ----
 

@@ -157,10 +157,12 @@ void note_recovery(const std::string& run_dir, bool resume, bool progress, const
 
 // The newest checkpoint that restores, older ones when it does not (each
 // failure a warning naming both files); "" when the run has none yet.
-std::string resume_trainer(Trainer& trainer, const std::string& run_dir, const std::string& name) {
+// `accept` as restore_newest_valid's.
+std::string resume_trainer(Trainer& trainer, const std::string& run_dir, const std::string& name,
+                           const std::function<void()>& accept) {
   return restore_newest_valid(
       run_dir, [&](const std::string& path) { trainer.load_checkpoint(path); },
-      [&](const std::string& warning) { fmt::print(stderr, "{}: warning: {}\n", name, warning); });
+      [&](const std::string& warning) { fmt::print(stderr, "{}: warning: {}\n", name, warning); }, accept);
 }
 
 // The command that continues the run: a resume keeps ranks x passes, so a
@@ -547,10 +549,9 @@ void resume_everywhere(Trainer& trainer, const std::string& run_dir, dist::Commu
   };
   std::string chosen;
   dist::run_agreed(comm, [&] {
-    if (writer) {
-      chosen = resume_trainer(trainer, run_dir, name);
-      check_steps();
-    }
+    // Checked before the checkpoints that failed are renamed: a refused
+    // command leaves the run as it was.
+    if (writer) chosen = resume_trainer(trainer, run_dir, name, check_steps);
   });
   if (!comm || comm->size() == 1) return;
   chosen = dist::broadcast_text(*comm, chosen);
@@ -593,6 +594,21 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
       dataset = make_dataset(cfg);
     }
     cfg.channels = std::to_string(dataset->channels());  // "auto" resolved, for config.json and checkpoints
+    // A resume's data set gives the run's classes and channels: checked once
+    // here, not by each checkpoint in turn (every one would fail the same
+    // way and be reported as damaged).
+    if (resume) {
+      const int64_t classes = cfg.unconditional ? 0 : dataset->num_classes();
+      const std::string data =
+          sources.given("data_path") ? sources.where("data_path") + " " + cfg.data_path : "its data set";
+      SAGAN_CHECK(classes == cfg.model.num_classes,
+                  "--resume {}: the run's model has {} classes and {} gives {}: another --data, or the data changed",
+                  cfg.run_dir, cfg.model.num_classes, data, classes);
+      SAGAN_CHECK(dataset->channels() == cfg.model.image_channels,
+                  "--resume {}: the run's model takes {}-channel images and {} gives {}: another --data or "
+                  "--channels, or the data changed",
+                  cfg.run_dir, cfg.model.image_channels, data, dataset->channels());
+    }
     // Again, now that the data set's channels are known (FD on RGB data
     // needs Inception weights), naming the settings as the user gave them
     // (the Trainer's own check names them as a program sets them).

@@ -52,6 +52,26 @@ TEST_CASE("a run's checkpoints: named by step, listed newest first, rotated", "[
   CHECK(list_checkpoints(run) == std::vector<std::string>{want[0], want[1]});
   CHECK(fs::exists(dir.path / "checkpoints" / "notes.txt"));  // only checkpoints are rotated
   CHECK(fs::exists(dir.path / "checkpoints" / "other.safetensors"));
+
+  // Copies a user keeps beside them under other names are not checkpoints:
+  // neither the newest (a resume would go back to their step) nor rotated.
+  for (const char* kept : {"step_best.safetensors", "step_00001500_good.safetensors", "step_.safetensors",
+                           "step_00002000.safetensors.unreadable", "step_-0000300.safetensors"})
+    touch(dir.path / "checkpoints" / kept);
+  CHECK(list_checkpoints(run) == std::vector<std::string>{want[0], want[1]});
+  rotate_checkpoints(run, 1);
+  CHECK(list_checkpoints(run) == std::vector<std::string>{want[0]});
+  CHECK(fs::exists(dir.path / "checkpoints" / "step_best.safetensors"));
+  CHECK(fs::exists(dir.path / "checkpoints" / "step_00001500_good.safetensors"));
+
+  // Newest by step, not by name: past 8 digits the name order is not the step order.
+  touch(checkpoint_path(run, 99999999));
+  touch(checkpoint_path(run, 100000000));
+  CHECK(checkpoint_path(run, 100000000) == (dir.path / "checkpoints" / "step_100000000.safetensors").string());
+  CHECK(latest_checkpoint(run) == checkpoint_path(run, 100000000));
+  rotate_checkpoints(run, 2);
+  CHECK(list_checkpoints(run) ==
+        std::vector<std::string>{checkpoint_path(run, 100000000), checkpoint_path(run, 99999999)});
 }
 
 TEST_CASE("checkpoint sections and the generator weights a tool asks for", "[checkpoint]") {

@@ -437,6 +437,29 @@ TEST_CASE("run directories: another program's config.json, one process at a time
   TrainConfig kept;
   read_config_file((fs::path(d.run_dir) / "config.json").string(), kept, nullptr);
   CHECK(kept.steps == 2);
+  // Refused too when it would fall back past a damaged newest checkpoint,
+  // which is then left as it was (not renamed .unreadable): the refused
+  // command changes nothing.
+  const std::string torn = checkpoint_path(d.run_dir, 3);
+  io::write_file_atomic(torn, "torn");
+  REQUIRE_THROWS_WITH(run_training(more_steps(1), resume_options(d.run_dir)), Catch::Contains("already at step 2"));
+  CHECK(slurp(torn) == "torn");
+  CHECK_FALSE(fs::exists(torn + ".unreadable"));
+  fs::remove(torn);
+
+  // A resume on data of other classes is refused once, as such: not each
+  // checkpoint in turn as damaged.
+  TrainConfig other = folder_config(root.path / "three");
+  fs::create_directories(fs::path(other.data_path) / "class2");
+  fs::copy_file(fs::path(other.data_path) / "class0" / "0.png", fs::path(other.data_path) / "class2" / "0.png");
+  RunOptions on_other = resume_options(d.run_dir);
+  TrainConfig with_data = more_steps(4);
+  with_data.data_path = other.data_path;
+  on_other.given.from_flag("data_path", "--data");
+  REQUIRE_THROWS_WITH(run_training(with_data, on_other),
+                      Catch::Contains("--resume " + d.run_dir + ": the run's model has 2 classes and --data " +
+                                      other.data_path + " gives 3"));
+  CHECK(list_checkpoints(d.run_dir).size() == 1);
 
   // A start that fails before writing anything removes the directory it made,
   // and leaves one the user made.
