@@ -15,11 +15,16 @@ find_path(SAGAN_CUDNN_INCLUDE_DIR cudnn_version.h HINTS ${_sagan_cudnn_hints} ${
   PATH_SUFFIXES include)
 find_library(SAGAN_CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 HINTS ${_sagan_cudnn_hints} ${CUDAToolkit_LIBRARY_DIR}
   PATH_SUFFIXES lib lib64)
+# Not found: SAGAN_CUDNN_FOUND is OFF and the caller decides (SAGAN_CUDA=ON
+# stops, AUTO builds the CPU backend alone and says why).
+set(SAGAN_CUDNN_FOUND OFF)
+set(SAGAN_CUDNN_MISSING "cuDNN not found (cudnn_version.h: ${SAGAN_CUDNN_INCLUDE_DIR}; libcudnn.so or libcudnn.so.9: \
+${SAGAN_CUDNN_LIBRARY}). Install it into the CUDA toolkit, or pass -DCUDNN_ROOT=<folder with include/ and lib/>, e.g. \
+a venv's site-packages/nvidia/cudnn (pip install nvidia-cudnn-cu13), then delete CMakeCache.txt")
 if(NOT SAGAN_CUDNN_INCLUDE_DIR OR NOT SAGAN_CUDNN_LIBRARY)
-  message(FATAL_ERROR "sagan: cuDNN not found (cudnn_version.h: ${SAGAN_CUDNN_INCLUDE_DIR}; libcudnn.so or "
-    "libcudnn.so.9: ${SAGAN_CUDNN_LIBRARY}). Install it into the CUDA toolkit, or pass -DCUDNN_ROOT=<folder with "
-    "include/ and lib/>, e.g. a venv's site-packages/nvidia/cudnn; or configure with -DSAGAN_CUDA=OFF.")
+  return()
 endif()
+set(SAGAN_CUDNN_FOUND ON)
 file(STRINGS ${SAGAN_CUDNN_INCLUDE_DIR}/cudnn_version.h _sagan_cudnn_defs REGEX "^#define CUDNN_(MAJOR|MINOR|PATCHLEVEL) ")
 set(_sagan_cudnn_version "")
 foreach(_part MAJOR MINOR PATCHLEVEL)
