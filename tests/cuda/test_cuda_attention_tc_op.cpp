@@ -9,8 +9,12 @@
 // at most 70 keys leave little room for truncating accumulation. Skips
 // without a device.
 #include <cmath>
+#include <vector>
 
 #include "sagan/core/ops.h"
+#include "sagan/kernels/cuda/flash_attention.h"
+#include "sagan/kernels/cuda/flash_attention_tc.h"
+#include "sagan/kernels/cuda/settings.h"
 #include "tests/cuda/parity.h"
 
 using namespace sagan;
@@ -119,6 +123,81 @@ TEST_CASE("cuda attention: the tensor-core paths run where selected and fall bac
     count(1, 9, 5, 129, 3, DType::F32, 1, 3);
     count(1, 9, 5, 128, 3, DType::F32, 0, 1);
   }
+}
+
+TEST_CASE("cuda attention: each selection runs its own kernels, bit for bit", "[cuda][attention_tc]") {
+  // The workspace counts above cannot tell the fp32 fused kernels from the
+  // tensor-core ones (0 forward, 1 backward each), and every tensor-core
+  // bound passes the fused path's error: here the backend's results must
+  // equal, bit for bit, a direct call of the kernels the selection names,
+  // and differ from the other precisions' (the inputs are not
+  // bf16-representable, so rounding them changes the result).
+  Rng gen(317);
+  const int B = 2, N = 77, S = 19, d = 8, dv = 24;
+  const DType dt = DType::F32;
+  Pair q = normal({B, N, d}, gen, dt, 0.7), k = normal({B, S, d}, gen, dt, 0.7);
+  Pair v = normal({B, S, dv}, gen, dt), go = normal({B, N, dv}, gen, dt);
+  struct Result {
+    std::vector<double> out, lse, gq, gk, gv;
+  };
+  auto through_backend = [&](AttentionImpl impl) {
+    AttentionImplScope scope(impl);
+    Tensor out = poisoned({B, N, dv}, dt, dev()), lse = poisoned({B, N}, dt, dev());
+    Tensor gq = poisoned({B, N, d}, dt, dev()), gk = poisoned({B, S, d}, dt, dev()),
+           gv = poisoned({B, S, dv}, dt, dev());
+    gpu().attention_forward(q.gpu, k.gpu, v.gpu, out, lse, nullptr);
+    gpu().attention_backward(q.gpu, k.gpu, v.gpu, out, lse, go.gpu, gq, gk, gv);
+    gpu().synchronize();
+    return Result{out.to_vector(), lse.to_vector(), gq.to_vector(), gk.to_vector(), gv.to_vector()};
+  };
+  auto direct = [&](AttentionImpl impl) {
+    Tensor out = poisoned({B, N, dv}, dt, dev()), lse = poisoned({B, N}, dt, dev());
+    Tensor gq = poisoned({B, N, d}, dt, dev()), gk = poisoned({B, S, d}, dt, dev()),
+           gv = poisoned({B, S, dv}, dt, dev());
+    const float *qp = q.gpu.data<float>(), *kp = k.gpu.data<float>(), *vp = v.gpu.data<float>();
+    if (impl == AttentionImpl::Fused) {
+      const size_t bytes = fused::flash_attention_backward_workspace_bytes(B, N, S, d, dv);
+      Tensor ws = poisoned({static_cast<int64_t>(bytes / sizeof(float)) + 1}, dt, dev());
+      REQUIRE(fused::flash_attention_forward_f32(qp, kp, vp, out.data<float>(), lse.data<float>(), B, N, S, d, dv,
+                                                 nullptr) == cudaSuccess);
+      REQUIRE(fused::flash_attention_backward_f32(qp, kp, vp, out.data<float>(), lse.data<float>(),
+                                                  go.gpu.data<float>(), gq.data<float>(), gk.data<float>(),
+                                                  gv.data<float>(), B, N, S, d, dv, ws.data<float>(), bytes, nullptr,
+                                                  true) == cudaSuccess);
+    } else {
+      const fused::TcPrecision p = impl == AttentionImpl::TcF32    ? fused::TcPrecision::F32
+                                   : impl == AttentionImpl::TcTf32 ? fused::TcPrecision::TF32
+                                                                   : fused::TcPrecision::BF16;
+      const size_t bytes = fused::flash_attention_tc_backward_workspace_bytes(B, N, S, d, dv);
+      Tensor ws = poisoned({static_cast<int64_t>(bytes / sizeof(float)) + 4}, dt, dev());
+      REQUIRE(fused::flash_attention_tc_forward(qp, kp, vp, out.data<float>(), lse.data<float>(), B, N, S, d, dv, p,
+                                                nullptr) == cudaSuccess);
+      REQUIRE(fused::flash_attention_tc_backward(qp, kp, vp, out.data<float>(), lse.data<float>(), go.gpu.data<float>(),
+                                                 gq.data<float>(), gk.data<float>(), gv.data<float>(), B, N, S, d, dv,
+                                                 p, ws.data<float>(), bytes, nullptr) == cudaSuccess);
+    }
+    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+    return Result{out.to_vector(), lse.to_vector(), gq.to_vector(), gk.to_vector(), gv.to_vector()};
+  };
+  REQUIRE(cuda_deterministic());  // the fused backward's mode above
+  const AttentionImpl impls[] = {AttentionImpl::Fused, AttentionImpl::TcF32, AttentionImpl::TcTf32,
+                                 AttentionImpl::TcBf16};
+  std::vector<Result> got;
+  for (AttentionImpl impl : impls) {
+    INFO(attention_impl_name(impl));
+    const Result a = through_backend(impl), b = direct(impl);
+    CHECK(a.out == b.out);
+    CHECK(a.lse == b.lse);
+    CHECK(a.gq == b.gq);
+    CHECK(a.gk == b.gk);
+    CHECK(a.gv == b.gv);
+    got.push_back(a);
+  }
+  for (size_t i = 0; i < got.size(); ++i)
+    for (size_t j = i + 1; j < got.size(); ++j) {
+      INFO(attention_impl_name(impls[i]) << " vs " << attention_impl_name(impls[j]));
+      CHECK(got[i].out != got[j].out);
+    }
 }
 
 TEST_CASE("cuda attention op: the tensor-core paths at SAGAN's attention sizes", "[cuda][attention_tc_sagan]") {
