@@ -248,6 +248,11 @@ __global__ void __launch_bounds__(kThreads) matvec_kernel(const __grid_constant_
       sq = fmaf(rt, rt, sq);
     }
   }
+  // Each writer of rt fences its own writes: the programming guide promises
+  // a fence orders the calling thread's writes; that thread 0's fence below
+  // also covers the other warps' (PTX cumulativity through the barrier) is
+  // the memory model's finer print. One fence per warp.
+  if (lane == 0) __threadfence();
   const float block_sq = block_sum(lane == 0 ? sq : 0.f, red);
   if (tid == 0) {
     bt.ws[M.rsq_off + tile] = block_sq;
