@@ -4,9 +4,11 @@
 // tables, library handles, and the backend's registration with core.
 #include "sagan/kernels/cuda/cuda_backend.h"
 
+#include <mutex>
 #include <vector>
 
 #include "sagan/core/matmul_precision.h"
+#include "sagan/core/warning.h"
 #include "sagan/kernels/cuda/conv_plan.h"
 #include "sagan/kernels/cuda/cublas_api.h"
 
@@ -94,6 +96,20 @@ cudnnHandle_t CudaBackend::cudnn() {
     cuda::DeviceGuard guard(index_);
     SAGAN_CUDNN_CHECK("cudnn init", cudnnCreate(&cudnn_));
     SAGAN_CUDNN_CHECK("cudnn init", cudnnSetStream(cudnn_, stream_));
+    // A cuDNN built for another CUDA major (a cu12 wheel beside a CUDA 13
+    // build) loads and creates its handle, then fails in the first
+    // convolution with an error that names neither: said here, once.
+    static std::once_flag said;
+    std::call_once(said, [] {
+      const size_t cudnn_cuda = cudnnGetCudartVersion(), loaded = cudnnGetVersion();
+      if (cudnn_cuda / 1000 != CUDART_VERSION / 1000 || loaded / 10000 != CUDNN_MAJOR)
+        warn(fmt::format("cuDNN {}.{}.{} (loaded) was built for CUDA {}.{}; this engine was built with CUDA {}.{} and "
+                         "cuDNN {}.{}.{}: convolutions may fail; install the cuDNN of this CUDA major (e.g. "
+                         "nvidia-cudnn-cu{})",
+                         loaded / 10000, loaded / 100 % 100, loaded % 100, cudnn_cuda / 1000, cudnn_cuda % 1000 / 10,
+                         CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10, CUDNN_MAJOR, CUDNN_MINOR,
+                         CUDNN_PATCHLEVEL, CUDART_VERSION / 1000));
+    });
   }
   return cudnn_;
 }
