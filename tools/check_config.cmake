@@ -80,6 +80,11 @@ expect(option_type EXIT 1 OUTPUT "--batch-size: expected an integer in .-2\\^63,
 # (through sh: a CMake list cannot carry an empty argument)
 expect(empty_resume EXIT 1 OUTPUT "--resume: an empty path" COMMAND sh -c "\"$0\" --resume '' --quiet" ${TRAIN})
 expect(empty_config EXIT 1 OUTPUT "--config: an empty path" COMMAND sh -c "\"$0\" --config '' --quiet" ${TRAIN})
+# and settings whose default location is "" (the wrong data, a new folder)
+expect(empty_data EXIT 1 OUTPUT "--data: an empty path" COMMAND sh -c "\"$0\" --data '' --quiet" ${TRAIN})
+expect(empty_run_dir EXIT 1 OUTPUT "--run-dir: an empty path" COMMAND sh -c "\"$0\" --run-dir '' --quiet" ${TRAIN})
+expect(empty_fd_weights EXIT 1 OUTPUT "--fd-weights: an empty path"
+       COMMAND sh -c "\"$0\" --fd-weights '' --quiet" ${TRAIN})
 # ---- a failed start removes the folders it made for --run-dir, not one that was there
 file(MAKE_DIRECTORY ${WORK_DIR}/was_there)
 expect(made_parents EXIT 1 COMMAND ${TRAIN} --run-dir ${WORK_DIR}/was_there/made/deep --dataset folder
