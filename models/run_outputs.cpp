@@ -53,9 +53,15 @@ RunOutputs::RunOutputs(const Trainer& trainer, bool writer, bool resumed, const 
   const fs::path run(run_dir_);
   const int64_t step = trainer.step_count();
   // A fresh start in a directory whose earlier attempt never reached a
-  // checkpoint: that attempt's resume log describes a run that is gone.
+  // checkpoint: that attempt's resume log and TensorBoard events describe a
+  // run that is gone (TensorBoard would draw its points as this run's).
   std::error_code ec;
-  if (!resumed) fs::remove(run / "config_changes.log", ec);
+  if (!resumed) {
+    fs::remove(run / "config_changes.log", ec);
+    if (fs::is_directory(run / "tb", ec))
+      for (const fs::directory_entry& e : io::list_directory(run / "tb", "TensorBoard folder"))
+        if (e.path().filename().string().rfind("events.out.tfevents.", 0) == 0) fs::remove(e.path(), ec);
+  }
   record_changes(changes, run, step, progress, name_);
   fs::create_directories(run / "checkpoints");
   fs::create_directories(run / "samples");

@@ -652,6 +652,30 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
   // Declared after the trainer: gone before its communicators, which it polls.
   std::unique_ptr<dist::StallWatchdog> watchdog = make_watchdog(
       opt.name, comm, trainer.data_parallel() ? &trainer.data_parallel()->comm() : comm, rc.dist_timeout, false);
+  // The run's own files that fail to be written in the loop (a full disk, a
+  // folder made read-only): the error names the file; this adds where the
+  // run stands and how to continue once the cause is fixed.
+  auto writing = [&](const std::function<void()>& write) {
+    auto where = [&](const Error& e) {
+      std::string last;
+      try {
+        last = latest_checkpoint(rc.run_dir);
+      } catch (const std::exception&) {  // must not hide the error itself
+      }
+      return fmt::format("{}\n{}: run dir {}; {}; fix the cause (free space?), then: {}", e.what(), opt.name,
+                         rc.run_dir,
+                         last.empty() ? "no checkpoint yet"
+                                      : fmt::format("its newest checkpoint is {} (steps after it are lost)", last),
+                         resume_command(rc.run_dir, rc.world_size, rc.dataset));
+    };
+    try {
+      write();
+    } catch (const dist::AgreedError& e) {  // the same on every rank: stays agreed
+      throw dist::AgreedError(where(e));
+    } catch (const Error& e) {
+      throw Error(where(e));
+    }
+  };
   stepping = true;
   while (trainer.step_count() < rc.steps) {
     StepStats s = guarded_step(trainer, rc.run_dir, opt.name, [&]() -> std::string {
@@ -683,7 +707,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
       const double s_per_step =
           eta_steps > 0 ? std::chrono::duration<double>(clock::now() - *eta_start).count() / eta_steps : 1.0 / it_s;
       double fd_value;
-      out.log(metrics_row(trainer, s, it_s, fd.get(), fd_value), s.step);
+      writing([&] { out.log(metrics_row(trainer, s, it_s, fd.get(), fd_value), s.step); });
       if (opt.progress) {
         std::string line = fmt::format(
             "step {}/{} | {:.2f} it/s | ETA {} | loss_d {:.4f} loss_g {:.4f} | D(x) {:.3f} D(G(z)) {:.3f}", s.step,
@@ -694,13 +718,15 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
       }
       window_start = clock::now();  // FD, CSV and TensorBoard time stays out of it/s
     }
-    if (s.step % rc.sample_every == 0) out.save_samples(trainer);
-    if (s.step % rc.checkpoint_every == 0) out.save_checkpoint(trainer);
+    // The checkpoint before the grid of the same step: a grid that cannot be
+    // written then costs no steps.
+    if (s.step % rc.checkpoint_every == 0) writing([&] { out.save_checkpoint(trainer); });
+    if (s.step % rc.sample_every == 0) writing([&] { out.save_samples(trainer); });
     if (int sig = stop_signal(opt)) {
       watchdog.reset();  // no collective follows: rank 0's checkpoint may take what it takes
       if (opt.progress)
         fmt::print("{}{}: signal {} at step {}: saving a checkpoint\n", tty ? "\n" : "", opt.name, sig, s.step);
-      if (s.step % rc.checkpoint_every != 0) out.save_checkpoint(trainer);
+      if (s.step % rc.checkpoint_every != 0) writing([&] { out.save_checkpoint(trainer); });
       if (writer)
         fmt::print("{}: stopped; continue with: {}\n", opt.name, resume_command(rc.run_dir, rc.world_size, rc.dataset));
       return {rc.run_dir, sig, true};
@@ -708,8 +734,8 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
   }
   watchdog.reset();  // as above
   if (trainer.step_count() % rc.checkpoint_every != 0 || trainer.step_count() == start_step)
-    out.save_checkpoint(trainer);
-  if (trainer.step_count() % rc.sample_every != 0) out.save_samples(trainer);
+    writing([&] { out.save_checkpoint(trainer); });
+  if (trainer.step_count() % rc.sample_every != 0) writing([&] { out.save_samples(trainer); });
   if (opt.progress)
     fmt::print("{}{}: done, {} steps; run dir {}\n", tty ? "\n" : "", opt.name, trainer.step_count(), rc.run_dir);
   return {rc.run_dir, 0, true};

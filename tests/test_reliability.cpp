@@ -363,9 +363,18 @@ TEST_CASE("a run that failed before its first checkpoint (a corrupt image) can b
   const fs::path samples = fs::path(d.run_dir) / "samples";
   fs::create_directories(samples);
   io::write_file_atomic((samples / "step_00000050.png").string(), "stale grid");
+  // Nor its TensorBoard events (TensorBoard would draw them as this run's);
+  // other files in tb/ are the user's.
+  const fs::path tb = fs::path(d.run_dir) / "tb";
+  fs::create_directories(tb);
+  const fs::path stale_events = tb / "events.out.tfevents.1700000000.host";
+  io::write_file_atomic(stale_events.string(), "stale events");
+  io::write_file_atomic((tb / "notes.txt").string(), "mine");
   d.steps = 2;
   run_training(d, quiet_options());
   CHECK(logged_steps(fs::path(d.run_dir) / "metrics.csv") == std::vector<int64_t>{1, 2});
+  CHECK_FALSE(fs::exists(stale_events));
+  CHECK(fs::exists(tb / "notes.txt"));
   CHECK_FALSE(fs::exists(samples / "step_00000050.png"));
   CHECK(fs::exists(samples / "step_00000002.png"));  // this run's last grid
   // With a checkpoint there, it is a run: a new one is refused as before.
@@ -489,6 +498,47 @@ TEST_CASE("run directories: another program's config.json, one process at a time
   fs::create_directories(e.run_dir);
   REQUIRE_THROWS(run_training(e, quiet_options()));
   CHECK(fs::exists(e.run_dir));
+}
+
+namespace {
+// The tiny data set, which turns the run's samples/ folder into a file once
+// the run has checkpointed step 2: the next sample grid cannot be written,
+// as on a full disk.
+class BreaksSamplesFolder : public TinyDataset {
+ public:
+  BreaksSamplesFolder(int64_t n, fs::path run) : TinyDataset(n), run_(std::move(run)) {}
+  data::Example get(int64_t i) const override {
+    std::error_code ec;
+    if (fs::exists(run_ / "checkpoints" / "step_00000002.safetensors", ec) && fs::is_directory(run_ / "samples", ec)) {
+      fs::remove_all(run_ / "samples", ec);
+      io::write_file_atomic((run_ / "samples").string(), "not a folder");
+    }
+    return TinyDataset::get(i);
+  }
+
+ private:
+  fs::path run_;
+};
+}  // namespace
+
+TEST_CASE("an output that cannot be written stops the run, saying where it stands and how to continue",
+          "[reliability][run]") {
+  TempDir root;
+  TrainConfig c = tiny_config();
+  c.run_dir = (root.path / "run").string();
+  c.checkpoint_every = 2;
+  c.sample_every = 2;
+  c.steps = 6;
+  RunOptions o = quiet_options();
+  o.dataset = [&](const TrainConfig&) { return std::make_shared<BreaksSamplesFolder>(16, c.run_dir); };
+  // Step 4's checkpoint comes before its grid, so the failed grid costs no
+  // step; the error names the grid, then the run and the resume.
+  const std::string newest = checkpoint_path(c.run_dir, 4);
+  REQUIRE_THROWS_WITH(run_training(c, o), Catch::Contains("step_00000004.png") &&
+                                              Catch::Contains("sagan-train: run dir " + c.run_dir +
+                                                              "; its newest checkpoint is " + newest) &&
+                                              Catch::Contains("then: run_training with RunOptions::resume_dir"));
+  CHECK(latest_checkpoint(c.run_dir) == newest);
 }
 
 TEST_CASE("metrics rows past a step are dropped atomically; a cut-off last line with them", "[reliability][run][csv]") {
