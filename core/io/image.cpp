@@ -3,6 +3,7 @@
 // the jump skips nothing, and the caller turns the failure into sagan::Error.
 #include "sagan/core/io/image.h"
 
+#include <jerror.h>  // the warning codes (JWRN_*)
 #include <jpeglib.h>
 #include <png.h>
 
@@ -31,6 +32,7 @@ struct PngIo {
   size_t size = 0, pos = 0;
   std::vector<uint8_t>* out = nullptr;
   char msg[256] = "unknown libpng error";
+  bool limit = false;  // refused for its size, not found corrupt
 };
 
 void png_on_error(png_structp png, png_const_charp msg) {
@@ -66,7 +68,8 @@ bool png_decode_impl(png_structp png, png_infop info, Image& img, std::vector<pn
   png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
   int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
   if (static_cast<uint64_t>(w) * h > kMaxPixels) {
-    std::snprintf(io.msg, sizeof(io.msg), "image of %ux%u pixels is too large", w, h);
+    std::snprintf(io.msg, sizeof(io.msg), "image of %ux%u pixels, above the decoder's limit of 2^28 pixels", w, h);
+    io.limit = true;
     return false;
   }
   // Deflate expands at most 1032-fold, so a file of io.size bytes holds at
@@ -125,6 +128,7 @@ struct JpegErr {
   jpeg_error_mgr mgr;
   jmp_buf jump;
   char msg[JMSG_LENGTH_MAX] = "unknown libjpeg error";
+  bool limit = false;  // refused for its size, not found corrupt
 };
 
 void jpeg_on_error(j_common_ptr cinfo) {
@@ -133,9 +137,20 @@ void jpeg_on_error(j_common_ptr cinfo) {
   std::longjmp(err->jump, 1);
 }
 // Level -1 is a warning about corrupt data (e.g. premature end of file, where
-// libjpeg would pad with gray): for training data that is an error too.
+// libjpeg would pad with gray): for training data that is an error too,
+// except for the warnings that leave every pixel as encoded: junk bytes
+// between markers (some of ImageNet's files have them; PIL and torchvision
+// read them), an unknown JFIF version or Adobe transform code.
 void jpeg_on_message(j_common_ptr cinfo, int level) {
-  if (level < 0) jpeg_on_error(cinfo);
+  if (level >= 0) return;
+  switch (cinfo->err->msg_code) {
+    case JWRN_EXTRANEOUS_DATA:
+    case JWRN_JFIF_MAJOR:
+    case JWRN_ADOBE_XFORM:
+      return;
+    default:
+      jpeg_on_error(cinfo);
+  }
 }
 void jpeg_on_output(j_common_ptr) {}
 
@@ -146,6 +161,7 @@ bool jpeg_over_limit(const jpeg_decompress_struct& cinfo, JpegErr& err, const ch
                 "%s image of %ux%u pixels needs %llu MB %s, above the decoder's limit of %llu MB", kind,
                 cinfo.image_width, cinfo.image_height, static_cast<unsigned long long>(bytes >> 20), of_what,
                 static_cast<unsigned long long>(kMaxJpegWorkBytes >> 20));
+  err.limit = true;
   return false;
 }
 
@@ -158,8 +174,9 @@ bool jpeg_decode_impl(jpeg_decompress_struct& cinfo, JpegErr& err, const uint8_t
   bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
   cinfo.out_color_space = cinfo.jpeg_color_space == JCS_GRAYSCALE ? JCS_GRAYSCALE : cmyk ? JCS_CMYK : JCS_RGB;
   if (static_cast<uint64_t>(cinfo.image_width) * cinfo.image_height > kMaxPixels) {
-    std::snprintf(err.msg, sizeof(err.msg), "image of %ux%u pixels is too large", cinfo.image_width,
-                  cinfo.image_height);
+    std::snprintf(err.msg, sizeof(err.msg), "image of %ux%u pixels, above the decoder's limit of 2^28 pixels",
+                  cinfo.image_width, cinfo.image_height);
+    err.limit = true;
     return false;
   }
   // An arithmetic-coded file (SOF9-11) decodes every row however little data
@@ -248,6 +265,8 @@ Image decode_png(const uint8_t* data, size_t size, const std::string& name) {
   std::vector<png_bytep> rows;
   bool ok = info != nullptr && png_decode_impl(png, info, img, rows, io);
   png_destroy_read_struct(&png, info ? &info : nullptr, nullptr);
+  SAGAN_CHECK(ok || !io.limit, "decode_png: {}: refused: {} (a corrupt header, or an image to scale down)", name,
+              io.msg);
   SAGAN_CHECK(ok, "decode_png: {}: corrupt PNG: {}", name, io.msg);
   return img;
 }
@@ -265,6 +284,11 @@ Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name) {
   std::vector<uint8_t> row;
   bool ok = jpeg_decode_impl(cinfo, err, data, size, img, row);
   jpeg_destroy_decompress(&cinfo);
+  // A size refusal is not called corrupt: the file may be a real photo.
+  SAGAN_CHECK(ok || !err.limit,
+              "decode_jpeg: {}: refused: {} (a corrupt header, or an image to scale down, or to save as baseline "
+              "rather than progressive JPEG)",
+              name, err.msg);
   SAGAN_CHECK(ok, "decode_jpeg: {}: corrupt JPEG: {}", name, err.msg);
   return img;
 }
