@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "sagan/core/io/atomic_file.h"
+#include "sagan/core/text.h"
 #include "sagan/core/warning.h"
 #include "sagan/models/train_options.h"
 
@@ -67,8 +68,14 @@ std::string ConfigSources::name(const std::string& key) const {
 
 void TrainConfig::validate(const ConfigSources& sources) const {
   for (const TrainOption& o : train_options()) {
+    // config.json is JSON: a path in another encoding (Latin-1 bytes) could
+    // not be recorded, and would fail later as an internal error.
+    const ConfigValue value = o.get(*this);
+    if (const auto* text = std::get_if<std::string>(&value); text && !valid_utf8(*text))
+      SAGAN_FAIL("{}: '{}' is not UTF-8 text, which config.json must hold; rename it, or use a link whose name is",
+                 sources.where(o.key), *text);
     if (!o.check) continue;
-    const std::string problem = o.check(o.get(*this));
+    const std::string problem = o.check(value);
     SAGAN_CHECK(problem.empty(), "{}: {}", sources.where(o.key), problem);
   }
   auto name = [&](const std::string& key) { return sources.name(key); };

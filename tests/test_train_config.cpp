@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 
 #include "sagan/core/io/atomic_file.h"
+#include "sagan/core/text.h"
 #include "sagan/core/warning.h"
 #include "sagan/models/quality/evaluate.h"
 #include "sagan/models/train_options.h"
@@ -588,4 +589,23 @@ TEST_CASE("a TOML date or time is refused naming the file and the key", "[config
                       Catch::StartsWith("my.toml: da: dates and times are not settings"));
   REQUIRE_THROWS_WITH(TrainConfig::from_toml("[model]\nch = 07:32:00\n", "my.toml"),
                       Catch::StartsWith("my.toml: model.ch: dates and times"));
+}
+
+TEST_CASE("text settings must be UTF-8, which config.json holds", "[config]") {
+  CHECK(valid_utf8(""));
+  CHECK(valid_utf8("runs/café/日本/🙂"));
+  CHECK_FALSE(valid_utf8("caf\xe9"));           // Latin-1
+  CHECK_FALSE(valid_utf8("\xc3"));              // cut short
+  CHECK_FALSE(valid_utf8("\x80"));              // a stray continuation byte
+  CHECK_FALSE(valid_utf8("\xc0\xaf"));          // overlong '/'
+  CHECK_FALSE(valid_utf8("\xed\xa0\x80"));      // a surrogate
+  CHECK_FALSE(valid_utf8("\xf4\x90\x80\x80"));  // past U+10FFFF
+  TrainConfig c;
+  c.data_path = "/data/caf\xe9";
+  ConfigSources given;
+  given.from_flag("data_path", "--data");
+  REQUIRE_THROWS_WITH(c.validate(given), Catch::StartsWith("--data: '/data/caf\xe9' is not UTF-8 text"));
+  c.data_path = "/data/café";
+  CHECK_NOTHROW(c.validate(given));
+  CHECK_NOTHROW(TrainConfig::from_json(c.to_json(), "x.json"));
 }
