@@ -568,6 +568,36 @@ void resume_everywhere(Trainer& trainer, const std::string& run_dir, dist::Commu
                                 "(a shared file system)");
 }
 
+// <run_dir>/classes.txt: the data set's class names in label order, a line
+// each (data::Dataset::class_names; folder data sets).
+std::string class_names_path(const std::string& run_dir) { return (fs::path(run_dir) / "classes.txt").string(); }
+
+// A resume's data set names its classes as the run recorded them (a run
+// from before the file existed records them now).
+void check_class_names(const std::string& run_dir, const std::string& data, const std::vector<std::string>& names) {
+  std::error_code ec;
+  const std::string path = class_names_path(run_dir);
+  if (names.empty() || !fs::exists(path, ec)) return;
+  const std::vector<uint8_t> bytes = io::read_file(path);
+  std::vector<std::string> recorded;
+  std::istringstream in(std::string(bytes.begin(), bytes.end()));
+  for (std::string line; std::getline(in, line);) recorded.push_back(line);
+  for (size_t i = 0; i < std::min(recorded.size(), names.size()); ++i)
+    SAGAN_CHECK(recorded[i] == names[i],
+                "--resume {}: label {} is class '{}' in this run ({}) and '{}' in {}: class folders renamed or "
+                "added would swap the labels the networks learnt; put the folders back as they were",
+                run_dir, i, recorded[i], path, names[i], data);
+  SAGAN_CHECK(recorded.size() == names.size(), "--resume {}: {} lists {} classes, {} gives {}", run_dir, path,
+              recorded.size(), data, names.size());
+}
+
+void write_class_names(const std::string& run_dir, const std::vector<std::string>& names) {
+  if (names.empty()) return;
+  std::string text;
+  for (const std::string& n : names) text += n + "\n";
+  io::write_file_atomic(class_names_path(run_dir), text);
+}
+
 // `stepping` turns true as the first step begins: until then a failure
 // leaves nothing a user could want (no step, no checkpoint, no sample).
 RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<ConfigChange>& changes,
@@ -608,6 +638,8 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
                   "--resume {}: the run's model takes {}-channel images and {} gives {}: another --data or "
                   "--channels, or the data changed",
                   cfg.run_dir, cfg.model.image_channels, data, dataset->channels());
+      // Same count, other names: class folders renamed would swap labels.
+      if (writer) check_class_names(cfg.run_dir, data, dataset->class_names());
     }
     // Again, now that the data set's channels are known (FD on RGB data
     // needs Inception weights), naming the settings as the user gave them
@@ -628,6 +660,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
     return {rc.run_dir, sig, false};
   }
   RunOutputs out(trainer, writer, resume, changes, opt.progress, opt.name);
+  if (writer) write_class_names(rc.run_dir, dataset->class_names());
   std::unique_ptr<quality::FdMonitor> fd;
   if (writer && rc.fd_every > 0)
     fd = std::make_unique<quality::FdMonitor>(rc, dataset, rc.run_dir, trainer.device(), opt.progress, opt.name);

@@ -469,6 +469,14 @@ TEST_CASE("run directories: another program's config.json, one process at a time
                       Catch::Contains("--resume " + d.run_dir + ": the run's model has 2 classes and --data " +
                                       other.data_path + " gives 3"));
   CHECK(list_checkpoints(d.run_dir).size() == 1);
+  // The run keeps its class names in label order; a resume on class folders
+  // renamed (same count, labels swapped) is refused.
+  CHECK(slurp(fs::path(d.run_dir) / "classes.txt") == "class0\nclass1\n");
+  fs::rename(fs::path(d.data_path) / "class0", fs::path(d.data_path) / "class2");
+  REQUIRE_THROWS_WITH(run_training(more_steps(4), resume_options(d.run_dir)),
+                      Catch::Contains("label 0 is class 'class0' in this run") && Catch::Contains("and 'class1' in") &&
+                          Catch::Contains("class folders renamed"));
+  fs::rename(fs::path(d.data_path) / "class2", fs::path(d.data_path) / "class0");
 
   // A start that fails before writing anything removes the directory it made,
   // and leaves one the user made.

@@ -33,6 +33,11 @@ class Dataset {
   // The files the images come from (empty when built from bytes in memory):
   // what data_fingerprint() looks at.
   virtual std::vector<std::string> files() const { return {}; }
+  // The classes' names in label order where the data set has them (an image
+  // folder's sub-folders); empty otherwise. A run keeps them
+  // (<run_dir>/classes.txt) so that a resume on renamed class folders is
+  // refused instead of training with labels swapped.
+  virtual std::vector<std::string> class_names() const { return {}; }
 
  protected:
   void check_index(int64_t i) const;

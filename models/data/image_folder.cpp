@@ -44,6 +44,7 @@ class ImageFolder final : public Dataset {
     return out;
   }
   const std::vector<std::string>& classes() const { return classes_; }
+  std::vector<std::string> class_names() const override { return classes_; }
 
  private:
   std::string root_;
