@@ -201,7 +201,7 @@ std::vector<TrainOption> make_table() {
   group = "Presets";
   add(member({.key = "preset",
               .flag = "--preset",
-              .help = "Defaults for the settings not given: cpu (15-25 minutes on 2 cores; the choice when no "
+              .help = "Defaults for the settings not given: cpu (15-30 minutes on 2 cores; the choice when no "
                       "GPU is found), sagan32 (the defaults, for a GPU), sagan128 (the paper's ImageNet setting)",
               .check = preset_name,
               .resume_why = "a run's preset gave its settings when it started; change those one by one",

@@ -11,7 +11,7 @@ namespace {
 std::vector<TrainPreset> make_presets() {
   using V = std::vector<std::pair<std::string, ConfigValue>>;
   return {
-      {"cpu", "SAGAN-32, ch 16, batch 32, 5000 steps (recognisable Fashion-MNIST in 15-25 minutes on 2 CPU cores)",
+      {"cpu", "SAGAN-32, ch 16, batch 32, 5000 steps (recognisable Fashion-MNIST in 15-30 minutes on 2 CPU cores)",
        V{{"model.resolution", int64_t{32}},
          {"model.ch", int64_t{16}},
          {"batch_size", int64_t{32}},

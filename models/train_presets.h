@@ -5,7 +5,7 @@
 // and the preset's name ("preset").
 //
 //   cpu       SAGAN-32, ch 16, batch 32, 5000 steps: recognisable
-//             Fashion-MNIST in 15-25 minutes on 2 CPU cores
+//             Fashion-MNIST in 15-30 minutes on 2 CPU cores
 //             (docs/training.md); what sagan-train uses when no GPU is found
 //   sagan32   the defaults: SAGAN-32, ch 64, batch 64, 100000 steps (a GPU)
 //   sagan128  the paper's ImageNet setting: 128x128, batch 256, 1M steps

@@ -160,7 +160,7 @@ int main(int argc, char** argv) {
       "sagan-train: train a Self-Attention GAN (hinge loss, TTUR Adam, EMA generator).\n"
       "With no options it trains class-conditional SAGAN-32 on Fashion-MNIST\n"
       "(Debian package dataset-fashion-mnist) and writes a run directory under runs/;\n"
-      "on the CPU (no GPU, or --device cpu) it takes --preset cpu (15-25 minutes on 2 cores)\n"
+      "on the CPU (no GPU, or --device cpu) it takes --preset cpu (15-30 minutes on 2 cores)\n"
       "unless a preset is named, and says so. The defaults shown are sagan32's; \"(--preset cpu: 16)\"\n"
       "after an option gives the presets that set another value.\n"
       "Ctrl-C (or SIGTERM, SIGUSR1, SIGUSR2) stops after the current step, saves a checkpoint and\n"
