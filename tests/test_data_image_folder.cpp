@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "sagan/core/io/atomic_file.h"
+#include "sagan/core/warning.h"
 #include "sagan/models/data/dataset.h"
 #include "tests/support/temp_dir.h"
 
@@ -53,7 +54,10 @@ TEST_CASE("image_folder maps sorted sub-folders to labels", "[data][data_folder]
 
 TEST_CASE("image_folder errors name the folder or file", "[data][data_folder]") {
   TempDir dir;
-  REQUIRE_THROWS_WITH(data::image_folder(dir / "missing"), Catch::Contains("missing is not a directory"));
+  REQUIRE_THROWS_WITH(data::image_folder(dir / "missing"), Catch::Contains("missing does not exist"));
+  io::write_file_atomic(dir / "file", std::string("x"));
+  REQUIRE_THROWS_WITH(data::image_folder(dir / "file"), Catch::Contains("file is not a directory"));
+  fs::remove(dir / "file");
   REQUIRE_THROWS_WITH(data::image_folder(dir.path.string()), Catch::Contains("no class sub-folders"));
   fs::create_directories(dir / "a");
   fs::create_directories(dir / "b");
@@ -70,6 +74,33 @@ TEST_CASE("image_folder errors name the folder or file", "[data][data_folder]") 
   fs::remove(dir / "b/link.png");
   REQUIRE_THROWS_WITH(data::image_folder(dir.path.string(), 4),
                       Catch::Contains("channels must be 1, 3 or 0 (auto), got 4"));
+}
+
+TEST_CASE("image_folder says what it leaves out and when its classes look like splits", "[data][data_folder]") {
+  TempDir dir;
+  for (const char* d : {"train/a", "val/a", "__MACOSX/train"}) fs::create_directories(dir / d);
+  io::write_png(dir / "train/a/1.png", solid(2, 2, 3, 1));
+  io::write_png(dir / "val/a/1.png", solid(2, 2, 3, 1));
+  io::write_png(dir / "loose.png", solid(2, 2, 3, 1));  // beside the class folders: in no class
+  io::write_file_atomic(dir / "train/a/2.webp", std::string("RIFF"));
+  io::write_file_atomic(dir / "val/a/3.BMP", std::string("BM"));
+  io::write_file_atomic(dir / "__MACOSX/train/._1.png", std::string("\0\5\x16\7 resource fork"));
+  std::vector<std::string> said;
+  const WarningHandler before = set_warning_handler([&](const std::string& text) { said.push_back(text); });
+  std::shared_ptr<data::Dataset> ds;
+  try {
+    ds = data::image_folder(dir.path.string());
+  } catch (...) {
+    set_warning_handler(before);
+    throw;
+  }
+  set_warning_handler(before);
+  CHECK(data::image_folder_classes(*ds) == std::vector<std::string>{"train", "val"});  // no __MACOSX class
+  CHECK(ds->size() == 2);
+  REQUIRE(said.size() == 3);
+  CHECK_THAT(said[0], Catch::Contains("1 image file(s) directly in it") && Catch::Contains("left out"));
+  CHECK_THAT(said[1], Catch::Contains("'train' and 'val'") && Catch::Contains(dir / "train"));
+  CHECK_THAT(said[2], Catch::Contains("2 file(s) of image formats this loader does not read"));
 }
 
 TEST_CASE("image_folder follows links to folders and refuses a link loop, naming it", "[data][data_folder]") {

@@ -81,9 +81,12 @@ std::vector<std::string> image_folder_classes(const Dataset& ds);
 // Every .png/.jpg/.jpeg file (case-insensitive) under dir, recursively
 // (following symlinked folders), sorted by path; empty when there is none.
 // Names starting with '.' are skipped, files and folders (._x.png, a
-// .ipynb_checkpoints folder), as image_folder skips such class folders. A
-// link named like an image whose target is gone is an error naming it.
-std::vector<std::string> image_files_under(const std::string& dir);
+// .ipynb_checkpoints folder), and macOS's __MACOSX folders, as image_folder
+// skips such class folders. A link named like an image whose target is gone
+// is an error naming it. `other_images`, when given, counts the files of
+// image formats this loader does not read (.webp, .bmp, .gif, .tif, .tiff),
+// skipped too.
+std::vector<std::string> image_files_under(const std::string& dir, int64_t* other_images = nullptr);
 // What channels 0 (auto) picks for these files: 1 when every file's header
 // says grayscale (read up to the first colour image), else 3.
 int64_t auto_channels(const std::vector<std::string>& files);
