@@ -111,7 +111,7 @@ std::shared_ptr<Dataset> image_folder(const std::string& root, int64_t channels)
   if (other_images > 0)
     warn(
         fmt::format("image_folder: {}: {} file(s) of image formats this loader does not read (.webp, .bmp, .gif, "
-                    ".tif) are left out; convert them to PNG or JPEG to train on them",
+                    ".tif, .tiff) are left out; convert them to PNG or JPEG to train on them",
                     root, other_images));
   if (channels == 0) channels = colour ? 3 : 1;
   return std::make_shared<ImageFolder>(root, channels, std::move(classes), std::move(files));
