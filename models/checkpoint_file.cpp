@@ -41,22 +41,27 @@ uint64_t as_u64(int64_t v) {
 
 Tensor ints(const std::vector<int64_t>& v) { return Tensor::from_vector(v, {static_cast<int64_t>(v.size())}); }
 
-// The step of "step_00000500.safetensors", the name checkpoint_path gives
-// (more digits past step 99,999,999); nullopt for any other name, such as
-// a copy a user kept beside them ("step_best.safetensors",
-// "step_00000500_good.safetensors"), which is then neither resumed from nor
-// rotated away.
-std::optional<int64_t> checkpoint_step(const fs::path& p) {
-  const std::string n = p.filename().string();
-  constexpr std::string_view kPrefix = "step_", kSuffix = ".safetensors";
-  if (n.size() <= kPrefix.size() + kSuffix.size() || n.rfind(kPrefix, 0) != 0 ||
-      n.compare(n.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0)
+}  // namespace
+
+std::optional<int64_t> step_in_name(const std::string& name, std::string_view suffix) {
+  constexpr std::string_view kPrefix = "step_";
+  if (name.size() <= kPrefix.size() + suffix.size() || name.rfind(kPrefix, 0) != 0 ||
+      name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
     return std::nullopt;
   const std::string_view digits =
-      std::string_view(n).substr(kPrefix.size(), n.size() - kPrefix.size() - kSuffix.size());
+      std::string_view(name).substr(kPrefix.size(), name.size() - kPrefix.size() - suffix.size());
   if (!all_digits(digits) || digits.size() > 18) return std::nullopt;
   return std::stoll(std::string(digits));
 }
+
+namespace {
+
+// The step of "step_00000500.safetensors", the name checkpoint_path gives
+// (more digits past step 99,999,999); nullopt for any other name, such as a
+// copy a user kept beside them ("step_best.safetensors",
+// "step_00000500_good.safetensors"), which is then neither resumed from nor
+// rotated away.
+std::optional<int64_t> checkpoint_step(const fs::path& p) { return step_in_name(p.filename().string(), ".safetensors"); }
 
 // ".step_00000500.safetensors.tmp.Ab12Cd": write_file_atomic's temporary of
 // a checkpoint (core/io/atomic_file.cpp names it "." + name + ".tmp.XXXXXX").

@@ -13,7 +13,9 @@
 #pragma once
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sagan/core/io/safetensors.h"
@@ -38,6 +40,10 @@ CheckpointSection generator_section(const std::string& weights);
 // ---- a run directory's files: <run_dir>/checkpoints/step_%08d.safetensors ----
 
 std::string checkpoint_path(const std::string& run_dir, int64_t step);
+// The step in a run file's name, "step_" + digits + `suffix`
+// ("step_00000500.safetensors", "step_00000500.png"); nullopt for any other
+// name ("step_best.safetensors").
+std::optional<int64_t> step_in_name(const std::string& name, std::string_view suffix);
 // Newest first, by step; empty when the run has none. Only names of
 // checkpoint_path's form count ("step_" digits ".safetensors"): a copy
 // kept beside them under another name ("step_best.safetensors") is neither

@@ -106,6 +106,11 @@ void RunOutputs::save_samples(Trainer& trainer) {
   tb_->flush();
 }
 
+bool RunOutputs::has_samples(int64_t step) const {
+  std::error_code ec;
+  return !writer_ || fs::exists(fs::path(run_dir_) / "samples" / fmt::format("step_{:08}.png", step), ec);
+}
+
 void RunOutputs::save_checkpoint(const Trainer& trainer) {
   if (!writer_) return;
   // The rows and events up to this step reach the disk first: a resume from

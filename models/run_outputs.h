@@ -43,6 +43,10 @@ class RunOutputs {
   // The EMA generator's grid of the run's fixed latents and classes, as
   // samples/step_<step>.png and a TensorBoard image.
   void save_samples(Trainer& trainer);
+  // Whether samples/step_<step>.png is there (a writer's view; true on the
+  // other ranks, which write none): a resume writes a grid that was due at
+  // its checkpoint's step but did not get written.
+  bool has_samples(int64_t step) const;
   // checkpoints/step_<step>.safetensors, then rotation to keep_checkpoints.
   void save_checkpoint(const Trainer& trainer);
 

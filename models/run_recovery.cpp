@@ -131,17 +131,9 @@ int64_t drop_samples_after(const std::string& run_dir, int64_t step) {
   if (!fs::is_directory(dir, ec)) return 0;
   std::vector<fs::path> late;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    constexpr std::string_view kPrefix = "step_", kSuffix = ".png";
-    if (name.size() <= kPrefix.size() + kSuffix.size() || !name.starts_with(kPrefix) || !name.ends_with(kSuffix))
-      continue;
-    const std::string_view digits(name.data() + kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
-    int64_t grid_step = 0;
-    const auto [end, err] = std::from_chars(digits.data(), digits.data() + digits.size(), grid_step);
+    const std::optional<int64_t> grid_step = step_in_name(entry.path().filename().string(), ".png");
     std::error_code stat_ec;  // an entry that cannot be looked at is not ours to remove
-    if (err == std::errc() && end == digits.data() + digits.size() && grid_step > step &&
-        entry.is_regular_file(stat_ec))
-      late.push_back(entry.path());
+    if (grid_step && *grid_step > step && entry.is_regular_file(stat_ec)) late.push_back(entry.path());
   }
   SAGAN_CHECK(!ec, "{}: cannot list the sample grids: {}", dir.string(), ec.message());
   for (const fs::path& p : late) {

@@ -183,16 +183,23 @@ std::string resume_command(const std::string& run_dir, int64_t world_size, const
 // could not be drawn (an image that cannot be read), no update was made and
 // the trainer holds the last step's state: `keep` saves it first, so that
 // the steps since the last checkpoint are not lost, and says what it did.
+// An error that stopped the run, and after it where the run stands: "run
+// dir D; its newest checkpoint is F" (or "no checkpoint yet"), then `then`.
+std::string with_run_dir(const Error& e, const std::string& run_dir, const std::string& name,
+                         const std::string& then = "") {
+  std::string last;
+  try {
+    last = latest_checkpoint(run_dir);
+  } catch (const std::exception&) {  // an unreadable checkpoints/ must not hide the error itself
+  }
+  return fmt::format("{}\n{}: run dir {}; {}{}", e.what(), name, run_dir,
+                     last.empty() ? "no checkpoint yet" : "its newest checkpoint is " + last, then);
+}
+
 StepStats guarded_step(Trainer& trainer, const std::string& run_dir, const std::string& name,
                        const std::function<std::string()>& keep) {
   auto with_run_dir = [&](const Error& e, const std::string& then = "") {
-    std::string last;
-    try {
-      last = latest_checkpoint(run_dir);
-    } catch (const std::exception&) {  // an unreadable checkpoints/ must not hide the error itself
-    }
-    return fmt::format("{}\n{}: run dir {}; {}{}", e.what(), name, run_dir,
-                       last.empty() ? "no checkpoint yet" : "its newest checkpoint is " + last, then);
+    return sagan::with_run_dir(e, run_dir, name, then);
   };
   try {
     return trainer.step();
@@ -531,8 +538,11 @@ std::string startup_facts(TrainConfig cfg, const data::Dataset& d, Device device
   // A folder's images have sizes of their own (0 x 0 here): resized to the
   // run's resolution as they are read.
   const std::string size = d.height() > 0 ? fmt::format("{}x{}", d.height(), d.width()) : "images of any size";
-  return fmt::format("{}\ndevice: {}\ndata set: {} images, {} classes, {} channels, {}\n", cfg.to_json(),
-                     device.is_cuda() ? "cuda" : device_name(device), d.size(), d.num_classes(), d.channels(), size);
+  // The class names too: ranks whose folders are named otherwise would
+  // train with labels swapped between them.
+  return fmt::format("{}\ndevice: {}\ndata set: {} images, {} classes ({}), {} channels, {}\n", cfg.to_json(),
+                     device.is_cuda() ? "cuda" : device_name(device), d.size(), d.num_classes(),
+                     fmt::join(d.class_names(), ", "), d.channels(), size);
 }
 
 // The checkpoint to resume from: rank 0 picks it (the newest that restores,
@@ -591,8 +601,14 @@ void check_class_names(const std::string& run_dir, const std::string& data, cons
               recorded.size(), data, names.size());
 }
 
+// None (an unconditional run, a data set without names): a file an earlier
+// start left is removed, as it would describe another run.
 void write_class_names(const std::string& run_dir, const std::vector<std::string>& names) {
-  if (names.empty()) return;
+  std::error_code ec;
+  if (names.empty()) {
+    fs::remove(class_names_path(run_dir), ec);
+    return;
+  }
   std::string text;
   for (const std::string& n : names) text += n + "\n";
   io::write_file_atomic(class_names_path(run_dir), text);
@@ -639,7 +655,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
                   "--channels, or the data changed",
                   cfg.run_dir, cfg.model.image_channels, data, dataset->channels());
       // Same count, other names: class folders renamed would swap labels.
-      if (writer) check_class_names(cfg.run_dir, data, dataset->class_names());
+      if (writer && !cfg.unconditional) check_class_names(cfg.run_dir, data, dataset->class_names());
     }
     // Again, now that the data set's channels are known (FD on RGB data
     // needs Inception weights), naming the settings as the user gave them
@@ -660,7 +676,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
     return {rc.run_dir, sig, false};
   }
   RunOutputs out(trainer, writer, resume, changes, opt.progress, opt.name);
-  if (writer) write_class_names(rc.run_dir, dataset->class_names());
+  if (writer) write_class_names(rc.run_dir, rc.unconditional ? std::vector<std::string>{} : dataset->class_names());
   std::unique_ptr<quality::FdMonitor> fd;
   if (writer && rc.fd_every > 0)
     fd = std::make_unique<quality::FdMonitor>(rc, dataset, rc.run_dir, trainer.device(), opt.progress, opt.name);
@@ -689,26 +705,21 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
   // folder made read-only): the error names the file; this adds where the
   // run stands and how to continue once the cause is fixed.
   auto writing = [&](const std::function<void()>& write) {
-    auto where = [&](const Error& e) {
-      std::string last;
-      try {
-        last = latest_checkpoint(rc.run_dir);
-      } catch (const std::exception&) {  // must not hide the error itself
-      }
-      return fmt::format("{}\n{}: run dir {}; {}; fix the cause (free space?), then: {}", e.what(), opt.name,
-                         rc.run_dir,
-                         last.empty() ? "no checkpoint yet"
-                                      : fmt::format("its newest checkpoint is {} (steps after it are lost)", last),
-                         resume_command(rc.run_dir, rc.world_size, rc.dataset));
-    };
+    const std::string then = fmt::format("; fix the cause, then: {}",
+                                         resume_command(rc.run_dir, rc.world_size, rc.dataset));
     try {
       write();
     } catch (const dist::AgreedError& e) {  // the same on every rank: stays agreed
-      throw dist::AgreedError(where(e));
+      throw dist::AgreedError(with_run_dir(e, rc.run_dir, opt.name, then));
     } catch (const Error& e) {
-      throw Error(where(e));
+      throw Error(with_run_dir(e, rc.run_dir, opt.name, then));
     }
   };
+  // A grid due at the resumed checkpoint's step that was not written (the
+  // run stopped between the two): written now, or it never would be.
+  if (resume && trainer.step_count() > 0 && trainer.step_count() % rc.sample_every == 0 &&
+      !out.has_samples(trainer.step_count()))
+    writing([&] { out.save_samples(trainer); });
   stepping = true;
   while (trainer.step_count() < rc.steps) {
     StepStats s = guarded_step(trainer, rc.run_dir, opt.name, [&]() -> std::string {
@@ -740,7 +751,8 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
       const double s_per_step =
           eta_steps > 0 ? std::chrono::duration<double>(clock::now() - *eta_start).count() / eta_steps : 1.0 / it_s;
       double fd_value;
-      writing([&] { out.log(metrics_row(trainer, s, it_s, fd.get(), fd_value), s.step); });
+      const io::CsvRow row = metrics_row(trainer, s, it_s, fd.get(), fd_value);  // FD: not a write
+      writing([&] { out.log(row, s.step); });
       if (opt.progress) {
         std::string line = fmt::format(
             "step {}/{} | {:.2f} it/s | ETA {} | loss_d {:.4f} loss_g {:.4f} | D(x) {:.3f} D(G(z)) {:.3f}", s.step,
@@ -768,7 +780,8 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
   watchdog.reset();  // as above
   if (trainer.step_count() % rc.checkpoint_every != 0 || trainer.step_count() == start_step)
     writing([&] { out.save_checkpoint(trainer); });
-  if (trainer.step_count() % rc.sample_every != 0) writing([&] { out.save_samples(trainer); });
+  if (trainer.step_count() % rc.sample_every != 0 || !out.has_samples(trainer.step_count()))
+    writing([&] { out.save_samples(trainer); });
   if (opt.progress)
     fmt::print("{}{}: done, {} steps; run dir {}\n", tty ? "\n" : "", opt.name, trainer.step_count(), rc.run_dir);
   return {rc.run_dir, 0, true};

@@ -508,45 +508,29 @@ TEST_CASE("run directories: another program's config.json, one process at a time
   CHECK(fs::exists(e.run_dir));
 }
 
-namespace {
-// The tiny data set, which turns the run's samples/ folder into a file once
-// the run has checkpointed step 2: the next sample grid cannot be written,
-// as on a full disk.
-class BreaksSamplesFolder : public TinyDataset {
- public:
-  BreaksSamplesFolder(int64_t n, fs::path run) : TinyDataset(n), run_(std::move(run)) {}
-  data::Example get(int64_t i) const override {
-    std::error_code ec;
-    if (fs::exists(run_ / "checkpoints" / "step_00000002.safetensors", ec) && fs::is_directory(run_ / "samples", ec)) {
-      fs::remove_all(run_ / "samples", ec);
-      io::write_file_atomic((run_ / "samples").string(), "not a folder");
-    }
-    return TinyDataset::get(i);
-  }
-
- private:
-  fs::path run_;
-};
-}  // namespace
-
 TEST_CASE("an output that cannot be written stops the run, saying where it stands and how to continue",
           "[reliability][run]") {
   TempDir root;
-  TrainConfig c = tiny_config();
-  c.run_dir = (root.path / "run").string();
+  TrainConfig c = folder_config(root.path);
   c.checkpoint_every = 2;
   c.sample_every = 2;
-  c.steps = 6;
-  RunOptions o = quiet_options();
-  o.dataset = [&](const TrainConfig&) { return std::make_shared<BreaksSamplesFolder>(16, c.run_dir); };
-  // Step 4's checkpoint comes before its grid, so the failed grid costs no
-  // step; the error names the grid, then the run and the resume.
+  c.steps = 2;
+  run_training(c, quiet_options());
+  // Step 4's grid cannot be written (a folder stands at its path, as a full
+  // disk would fail it); its checkpoint comes first, so the grid costs no
+  // step, and the error names the grid, then the run and the resume.
+  const fs::path grid4 = fs::path(c.run_dir) / "samples" / "step_00000004.png";
+  fs::create_directories(grid4);
   const std::string newest = checkpoint_path(c.run_dir, 4);
-  REQUIRE_THROWS_WITH(run_training(c, o), Catch::Contains("step_00000004.png") &&
-                                              Catch::Contains("sagan-train: run dir " + c.run_dir +
-                                                              "; its newest checkpoint is " + newest) &&
-                                              Catch::Contains("then: run_training with RunOptions::resume_dir"));
+  REQUIRE_THROWS_WITH(run_training(more_steps(6), resume_options(c.run_dir)),
+                      Catch::Contains("step_00000004.png") &&
+                          Catch::Contains("sagan-train: run dir " + c.run_dir + "; its newest checkpoint is " +
+                                          newest + "; fix the cause, then: sagan-train --resume " + c.run_dir));
   CHECK(latest_checkpoint(c.run_dir) == newest);
+  // Once fixed, the resume writes the grid that was due at its step.
+  fs::remove(grid4);
+  run_training(more_steps(4), resume_options(c.run_dir));
+  CHECK(fs::is_regular_file(grid4));
 }
 
 TEST_CASE("metrics rows past a step are dropped atomically; a cut-off last line with them", "[reliability][run][csv]") {
