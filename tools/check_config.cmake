@@ -85,6 +85,9 @@ expect(empty_data EXIT 1 OUTPUT "--data: an empty path" COMMAND sh -c "\"$0\" --
 expect(empty_run_dir EXIT 1 OUTPUT "--run-dir: an empty path" COMMAND sh -c "\"$0\" --run-dir '' --quiet" ${TRAIN})
 expect(empty_fd_weights EXIT 1 OUTPUT "--fd-weights: an empty path"
        COMMAND sh -c "\"$0\" --fd-weights '' --quiet" ${TRAIN})
+# (--preset '' is no preset: taken, not refused)
+expect(empty_preset EXIT 0 OUTPUT "wrote" COMMAND sh -c "\"$0\" --preset '' --write-config \"$1\"" ${TRAIN}
+       ${WORK_DIR}/empty_preset.toml)
 # ---- a failed start removes the folders it made for --run-dir, not one that was there
 file(MAKE_DIRECTORY ${WORK_DIR}/was_there)
 expect(made_parents EXIT 1 COMMAND ${TRAIN} --run-dir ${WORK_DIR}/was_there/made/deep --dataset folder

@@ -116,10 +116,10 @@ void TrainSettingsCli::add_to(CLI::App& app) {
       s.cli = group->add_option(o.flag, s.text, o.help + preset_note(o, o.get(defaults)));
     s.cli->type_name(type_name(o.kind));
     if (o.show_default) s.cli->default_str(value_text(o.get(defaults)));
-    // A path whose default is "" (--data, --run-dir, --fd-weights: the
-    // default location) given as "" is a script's unset variable: refused,
-    // not taken for the default (a run on the wrong data, in a new folder).
-    if (o.kind == ValueKind::Text && std::get<std::string>(o.get(defaults)).empty()) s.cli->check(not_empty());
+    // A path whose default is "" (the default location) given as "" is a
+    // script's unset variable: refused, not taken for the default (a run on
+    // the wrong data, in a new folder). --preset '' still means none.
+    if (o.key == "data_path" || o.key == "run_dir" || o.key == "fd_weights") s.cli->check(not_empty());
   }
 }
 
