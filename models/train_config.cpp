@@ -72,7 +72,8 @@ void TrainConfig::validate(const ConfigSources& sources) const {
     // not be recorded, and would fail later as an internal error.
     const ConfigValue value = o.get(*this);
     if (const auto* text = std::get_if<std::string>(&value); text && !valid_utf8(*text))
-      SAGAN_FAIL("{}: '{}' is not UTF-8 text, which config.json must hold; rename it, or use a link whose name is",
+      SAGAN_FAIL("{}: '{}' is not UTF-8 text, which config.json must hold (a relative path is made absolute "
+                 "first: the working directory counts); rename it, or reach it through a link with a UTF-8 name",
                  sources.where(o.key), *text);
     if (!o.check) continue;
     const std::string problem = o.check(value);

@@ -128,7 +128,7 @@ struct JpegErr {
   jpeg_error_mgr mgr;
   jmp_buf jump;
   char msg[JMSG_LENGTH_MAX] = "unknown libjpeg error";
-  bool limit = false;  // refused for its size, not found corrupt
+  const char* limit = nullptr;  // refused for its size, not found corrupt: how to get past it
 };
 
 void jpeg_on_error(j_common_ptr cinfo) {
@@ -138,9 +138,11 @@ void jpeg_on_error(j_common_ptr cinfo) {
 }
 // Level -1 is a warning about corrupt data (e.g. premature end of file, where
 // libjpeg would pad with gray): for training data that is an error too,
-// except for the warnings that leave every pixel as encoded: junk bytes
-// between markers (some of ImageNet's files have them; PIL and torchvision
-// read them), an unknown JFIF version or Adobe transform code.
+// except for warnings about the file's framing rather than its pixel data:
+// junk bytes between markers (some of ImageNet's files have them; PIL and
+// torchvision read them), an unknown JFIF version, an unknown Adobe
+// transform code (libjpeg then takes the colour transform the component
+// count suggests, as other readers do).
 void jpeg_on_message(j_common_ptr cinfo, int level) {
   if (level >= 0) return;
   switch (cinfo->err->msg_code) {
@@ -161,7 +163,8 @@ bool jpeg_over_limit(const jpeg_decompress_struct& cinfo, JpegErr& err, const ch
                 "%s image of %ux%u pixels needs %llu MB %s, above the decoder's limit of %llu MB", kind,
                 cinfo.image_width, cinfo.image_height, static_cast<unsigned long long>(bytes >> 20), of_what,
                 static_cast<unsigned long long>(kMaxJpegWorkBytes >> 20));
-  err.limit = true;
+  err.limit = std::strcmp(kind, "progressive") == 0 ? "scale it down, or save it as baseline rather than progressive JPEG"
+                                                    : "scale it down, or save it as baseline Huffman-coded JPEG";
   return false;
 }
 
@@ -176,7 +179,7 @@ bool jpeg_decode_impl(jpeg_decompress_struct& cinfo, JpegErr& err, const uint8_t
   if (static_cast<uint64_t>(cinfo.image_width) * cinfo.image_height > kMaxPixels) {
     std::snprintf(err.msg, sizeof(err.msg), "image of %ux%u pixels, above the decoder's limit of 2^28 pixels",
                   cinfo.image_width, cinfo.image_height);
-    err.limit = true;
+    err.limit = "scale it down";
     return false;
   }
   // An arithmetic-coded file (SOF9-11) decodes every row however little data
@@ -265,8 +268,8 @@ Image decode_png(const uint8_t* data, size_t size, const std::string& name) {
   std::vector<png_bytep> rows;
   bool ok = info != nullptr && png_decode_impl(png, info, img, rows, io);
   png_destroy_read_struct(&png, info ? &info : nullptr, nullptr);
-  SAGAN_CHECK(ok || !io.limit, "decode_png: {}: refused: {} (a corrupt header, or an image to scale down)", name,
-              io.msg);
+  SAGAN_CHECK(ok || !io.limit, "decode_png: {}: refused: {} (a corrupt header, or a real image: scale it down)",
+              name, io.msg);
   SAGAN_CHECK(ok, "decode_png: {}: corrupt PNG: {}", name, io.msg);
   return img;
 }
@@ -285,10 +288,8 @@ Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name) {
   bool ok = jpeg_decode_impl(cinfo, err, data, size, img, row);
   jpeg_destroy_decompress(&cinfo);
   // A size refusal is not called corrupt: the file may be a real photo.
-  SAGAN_CHECK(ok || !err.limit,
-              "decode_jpeg: {}: refused: {} (a corrupt header, or an image to scale down, or to save as baseline "
-              "rather than progressive JPEG)",
-              name, err.msg);
+  SAGAN_CHECK(ok || err.limit == nullptr, "decode_jpeg: {}: refused: {} (a corrupt header, or a real image: {})", name,
+              err.msg, err.limit);
   SAGAN_CHECK(ok, "decode_jpeg: {}: corrupt JPEG: {}", name, err.msg);
   return img;
 }
