@@ -3,8 +3,9 @@
 // bounds of the emulated tests (tests/test_flash_attention_tc_emu.cpp, where
 // they are argued): fp32 (3xTF32) 3e-5 (see tolerance()), tf32 5e-3, bf16
 // 4e-2 max-norm relative error at order-one scores; 1e-4 for fp32 with
-// scores near +-60. tf32 and bf16 errors must also reach the emulated
-// tests' floors (1e-4, 1.2e-3), so a kernel that ran wider than asked fails.
+// scores near +-60. At the small sizes, tf32 and bf16 errors must also
+// reach the emulated tests' floors (1e-4, 1.2e-3), so a kernel that ran
+// wider than asked fails.
 // Outputs are poisoned with NaN first. The backward must be bitwise
 // reproducible (no atomics). Small odd sizes (every code path: partial
 // tiles, d = 5 / 8 / 100, dv tiles of 32 / 64 / 128, dQ partials, query
@@ -82,7 +83,9 @@ double lse_error(const std::vector<float>& x, const std::vector<double>& ref) {
 
 // q, k entries ~ N(0, qk^2): scores have std qk^2 sqrt(d). The backward runs
 // twice into freshly poisoned buffers; the two results must be bitwise equal.
-void check(const Shape& s, double qk, bool backward, TcPrecision p, double tol, uint32_t seed) {
+// floors: also require the emulated tests' least errors (at small odd
+// sizes like theirs; at SAGAN's sizes no error was measured to set one).
+void check(const Shape& s, double qk, bool backward, TcPrecision p, double tol, uint32_t seed, bool floors = false) {
   std::mt19937 gen(seed);
   const auto hq = randn(size_t(s.B) * s.N * s.d, qk, gen);
   const auto hk = randn(size_t(s.B) * s.S * s.d, qk, gen);
@@ -97,7 +100,7 @@ void check(const Shape& s, double qk, bool backward, TcPrecision p, double tol, 
   INFO(name(p) << " B=" << s.B << " N=" << s.N << " S=" << s.S << " d=" << s.d << " dv=" << s.dv << " qk=" << qk);
   const double out_error = sagan::testing::max_rel_error(out.host(), r.out);
   CHECK(out_error <= tol);
-  CHECK(out_error >= floor_error(p));
+  if (floors) CHECK(out_error >= floor_error(p));
   CHECK(lse_error(lse.host(), r.lse) <= tol);
   if (!backward) {
     if (p == TcPrecision::F32 && int64_t(s.N) * s.S >= 250000) WARN("fp32 (3xTF32) forward error " << out_error);
@@ -118,7 +121,7 @@ void check(const Shape& s, double qk, bool backward, TcPrecision p, double tol, 
       CHECK(eq <= tol);
       CHECK(ek <= tol);
       CHECK(ev <= tol);
-      CHECK(std::min({eq, ek, ev}) >= floor_error(p));
+      if (floors) CHECK(std::min({eq, ek, ev}) >= floor_error(p));
       if (p == TcPrecision::F32 && int64_t(s.N) * s.S >= 250000)
         WARN("fp32 (3xTF32) errors out " << out_error << ", gq " << eq << ", gk " << ek << ", gv " << ev);
       for (int i = 0; i < 3; ++i) first[i] = std::move(got[i]);
@@ -145,7 +148,7 @@ TEST_CASE("cuda tensor-core attention matches float64 at small odd sizes", "[cud
   };
   for (TcPrecision p : kPrecisions) {
     uint32_t seed = 1;
-    for (const C& c : cases) check(c.s, c.qk, true, p, tolerance(p), seed++);
+    for (const C& c : cases) check(c.s, c.qk, true, p, tolerance(p), seed++, /*floors=*/true);
   }
 }
 
