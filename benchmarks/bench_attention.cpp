@@ -290,7 +290,7 @@ int main(int argc, char** argv) {
       const size_t ci = bi * per_batch + k;
       const Config& c = cfgs[ci];
       for (int impl = 0; impl < kNumImpls; ++impl) {
-        const std::string cmd = std::string("timeout --foreground ") + std::to_string(kChildTimeoutS) + " " + argv[0] + " --reps " +
+        const std::string cmd = std::string("timeout --foreground -k 5 ") + std::to_string(kChildTimeoutS) + " " + argv[0] + " --reps " +
                                 std::to_string(reps) + " --batches " + std::to_string(c.B) + " --only " +
                                 std::to_string(k * kNumImpls + impl);
         FILE* pipe = popen(cmd.c_str(), "r");

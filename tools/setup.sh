@@ -30,12 +30,14 @@ if ((${#missing[@]})); then
   # sudo drops the environment (env_reset): env passes the frontend through.
   # A failed fetch is an error (apt-get exits 0 on it by default, and the
   # install would then say only "Unable to locate package").
-  if ! "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -qq -o APT::Update::Error-Mode=any update; then
-    echo "setup: apt-get update failed: check the network, a proxy, or /etc/apt/sources.list" >&2
+  # A fresh machine's unattended upgrades may hold apt's locks for a while.
+  if ! ${SUDO[@]+"${SUDO[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get -qq -o APT::Update::Error-Mode=any \
+    -o DPkg::Lock::Timeout=300 update; then
+    echo "setup: apt-get update failed (above): check the network, a proxy, /etc/apt/sources.list, or who holds" \
+      "apt's lock" >&2
     exit 1
   fi
-  # A fresh machine's unattended upgrades may hold the dpkg lock for a while.
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  ${SUDO[@]+"${SUDO[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     -o DPkg::Lock::Timeout=300 "${missing[@]}"
 else
   echo "setup: all packages present"

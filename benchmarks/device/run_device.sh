@@ -395,15 +395,28 @@ step ops_unfused tests.log 60 env SAGAN_CUDA_ATTENTION=unfused "$T" -d yes "cuda
 step others tests.log 180 "$T" -d yes "$CUDA_TESTS_OTHERS"
 
 # ---------------------------------------------------------------- training
+# A training run's metrics.csv into $OUT/train.txt, right after its step
+# (a call killed later still returns it).
+keep_metrics() { # keep_metrics DEV
+  if [[ -f $WORK/runs/$1/metrics.csv ]]; then
+    {
+      echo "===== metrics.csv of the $1 run"
+      cat "$WORK/runs/$1/metrics.csv"
+      echo
+    } >>"$OUT/train.txt"
+  fi
+}
 DATA=$BUNDLE/data/fashion-mnist
 # Every step logged, so that the CPU's first steps compare one for one.
 step train_cuda train.txt 120 "$BIN/sagan-train" --device cuda --data "$DATA" --steps 300 --seed 0 --log-every 1 \
   --sample-every 300 --checkpoint-every 300 --run-dir "$WORK/runs/cuda"
+keep_metrics cuda
 # The data-parallel code path on one GPU: a one-rank NCCL job (no MPI: the
 # bootstrap is the single communicator), gradient buckets reduced by NCCL on
 # its own stream. One rank averages nothing, so its losses equal train_cuda's.
 step train_nccl train.txt 90 env NCCL_DEBUG=WARN "$BIN/sagan-train" --device cuda --comm nccl --data "$DATA" --steps 20 --seed 0 \
   --log-every 1 --sample-every 20 --checkpoint-every 20 --check-sync-every 5 --run-dir "$WORK/runs/nccl"
+keep_metrics nccl
 
 # ---------------------------------------------------------------- sanitizers
 # compute-sanitizer does not work on every runtime (gVisor: "Device not
@@ -455,6 +468,7 @@ else
   step train_cpu train.txt 90 "$BIN/sagan-train" --device cpu --preset sagan32 --data "$DATA" --steps 5 --seed 0 \
     --log-every 1 \
     --sample-every 5 --checkpoint-every 5 --run-dir "$WORK/runs/cpu"
+  keep_metrics cpu
 fi
 step bench_train_step_graph bench.txt 90 "$BIN/bench_train_step" --device cuda --resolution 32 --batch 64 --cuda-graph
 # Where the engine's step spends its GPU time: each kernel call timed alone
@@ -479,15 +493,6 @@ else
   want torch_inception && record torch_inception skip - 0 "no torchvision in ${PY[*]}"
 fi
 
-for dev in cuda nccl cpu; do
-  if [[ -f $WORK/runs/$dev/metrics.csv ]]; then
-    {
-      echo "===== metrics.csv of the $dev run"
-      cat "$WORK/runs/$dev/metrics.csv"
-      echo
-    } >>"$OUT/train.txt"
-  fi
-done
 
 # ---------------------------------------------------------------- summary
 write_summary

@@ -166,7 +166,8 @@ training() {
     if [[ -f $WORK/runs/cuda/metrics.csv && -f $WORK/runs/nccl/metrics.csv ]]; then
       awk -F, 'FNR == 1 { for (i = 1; i <= NF; i++) c[i] = $i; next }
         FILENAME == ARGV[1] { for (i = 1; i <= NF; i++) if (c[i] ~ /^(loss_d|loss_g|d_real|d_fake)$/) v[$1, c[i]] = $i; next }
-        { n++; for (i = 1; i <= NF; i++) if (c[i] ~ /^(loss_d|loss_g|d_real|d_fake)$/ && v[$1, c[i]] != $i && !bad) {
+        !(($1, "loss_d") in v) { next }  # a step the cuda run did not reach (cut short): nothing to compare
+      { n++; for (i = 1; i <= NF; i++) if (c[i] ~ /^(loss_d|loss_g|d_real|d_fake)$/ && v[$1, c[i]] != $i && !bad) {
             bad = sprintf("first difference at step %s, %s: cuda %s, nccl %s", $1, c[i], v[$1, c[i]], $i) } }
         END { printf "  repeat across processes (cuda vs one-rank nccl, %d steps): %s\n", n,
                 bad ? bad : "bitwise equal" }' "$WORK/runs/cuda/metrics.csv" "$WORK/runs/nccl/metrics.csv"
@@ -187,9 +188,12 @@ cat "$LOGS/header.txt" 2>/dev/null
 printf '%-20s %-8s %4s %5s  %s\n' step status exit secs "totals / notes"
 cat "$LOGS/steps.txt" 2>/dev/null
 
-echo "---------------- files in \$OUT ($OUT): $(cd "$OUT" && find . -maxdepth 1 -type f ! -name '*.tmp' -printf '%P ' | sort)"
+echo "---------------- files in \$OUT ($OUT): $(cd "$OUT" && find . -maxdepth 1 -type f ! -name '*.tmp' -printf '%P\n' | sort | paste -sd' ' -)"
 # run_device.sh writes this before and after each step: a summary left with
 # a RUNNING step is that of a call killed from outside.
 running=$(awk '$2 == "RUNNING" { print $1 }' "$LOGS/steps.txt" 2>/dev/null)
 so_far=${running:+ so far (the run did not finish: killed during $running)}
-if ((FAILED)); then echo "RESULT: SOME STEPS FAILED$so_far"; else echo "RESULT: no step failed$so_far"; fi
+# Steps the budget cut or left out did not fail, but did not run whole either.
+short=$(awk '$2 == "CUT" || $2 == "SKIP" { printf "%s%s", n++ ? ", " : "", $1 }' "$LOGS/steps.txt" 2>/dev/null)
+short=${short:+; cut or not started for time: $short}
+if ((FAILED)); then echo "RESULT: SOME STEPS FAILED$so_far$short"; else echo "RESULT: no step failed$so_far$short"; fi
