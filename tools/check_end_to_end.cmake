@@ -40,6 +40,12 @@ run("sagan-train" ${TRAIN} --ch 4 --z-dim 8 --batch-size 4 --steps 4 --log-every
 expect_file(${run}/checkpoints/step_00000004.safetensors)
 expect_file(${run}/samples/step_00000004.png)
 expect_file(${run}/fd_reference.safetensors)
+# The engine's warnings name the tool, as its other messages do.
+run("sagan-train warning" ${TRAIN} --ch 4 --z-dim 8 --batch-size 4 --steps 1 --log-every 1 --fd-every 1
+    --fd-samples 32 --device cpu --run-dir ${WORK_DIR}/warned)
+if(NOT last_output MATCHES "\nsagan-train: warning: --fd-samples: 32 samples")
+  message(FATAL_ERROR "cli_end_to_end: the engine's warning does not name sagan-train:\n${last_output}")
+endif()
 file(STRINGS ${run}/metrics.csv csv)
 list(GET csv 0 header)
 list(GET csv 2 row2)

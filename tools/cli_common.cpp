@@ -18,12 +18,18 @@
 #include "sagan/core/error.h"
 #include "sagan/core/io/atomic_file.h"
 #include "sagan/core/rng.h"
+#include "sagan/core/warning.h"
 #include "sagan/models/checkpoint_file.h"
 #include "sagan/models/generator.h"
 
 namespace sagan::cli {
 
 int guarded_main(const char* tool, const std::function<int()>& body) {
+  // The engine's warnings (sagan::warn) name the tool as its other messages
+  // do: "sagan-train: warning: ...", not a bare "warning: ...". Installed
+  // before body starts any thread that could warn.
+  const std::string name = tool;
+  set_warning_handler([name](const std::string& text) { fmt::print(stderr, "{}: warning: {}\n", name, text); });
   try {
     return body();
   } catch (const sagan::Error& e) {
