@@ -42,7 +42,7 @@ struct SampleOptions {
     fs::path dir = fs::absolute(separate).lexically_normal();
     if (dir.filename().empty()) dir = dir.parent_path();  // "sep/"
     const fs::path grid = fs::absolute(out).lexically_normal();
-    SAGAN_CHECK(grid != dir && std::mismatch(dir.begin(), dir.end(), grid.begin(), grid.end()).first != dir.end(),
+    SAGAN_CHECK(!io::path_within(dir, grid),
                 "-o {}: inside --separate {}, which is to hold the samples alone; write the grid elsewhere", out,
                 separate);
   }

@@ -9,6 +9,7 @@
 // link stays. An existing path that is not a regular file (a device, a pipe)
 // is refused, never replaced.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -43,6 +44,13 @@ std::vector<uint8_t> read_file(const std::string& path);
 // instead of the standard library's filesystem_error, which names no
 // owner and sometimes no path.
 std::vector<std::filesystem::directory_entry> list_directory(const std::filesystem::path& dir, const std::string& what);
+
+// Whether `path` is `dir` or lies below it, comparing the paths as given
+// element by element: normalise both alike first (lexically_normal, or
+// weakly_canonical to see through links).
+inline bool path_within(const std::filesystem::path& dir, const std::filesystem::path& path) {
+  return std::mismatch(dir.begin(), dir.end(), path.begin(), path.end()).first == dir.end();
+}
 
 // Checks before any long work that a later write will not fail for want of
 // a place: makes `dir` (with its parents) and creates and removes a file in

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "sagan/core/io/atomic_file.h"
 #include "sagan/core/io/safetensors.h"
 #include "sagan/core/ops.h"
 #include "sagan/core/ops_vision.h"
@@ -116,7 +117,7 @@ std::string default_fmnist_weights() {
 #ifdef SAGAN_BUILD_DIR
   if (!exe.empty()) {
     const std::filesystem::path build = std::filesystem::weakly_canonical(SAGAN_BUILD_DIR, ec);
-    if (!ec && std::mismatch(build.begin(), build.end(), exe.begin(), exe.end()).first == build.end()) return in_tree;
+    if (!ec && io::path_within(build, exe)) return in_tree;
   }
 #endif
 #ifdef SAGAN_INSTALLED_DATA_DIR
