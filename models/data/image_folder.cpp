@@ -28,6 +28,18 @@ std::string lower_extension(const fs::path& p) {
   return ext;
 }
 
+// A file the loader reads (PNG or JPEG, by extension in any case).
+bool is_image_file(const fs::path& p) {
+  const std::string ext = lower_extension(p);
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg";
+}
+
+// An image of a format the loader does not read: skipped, and counted.
+bool is_other_image(const fs::path& p) {
+  const std::string ext = lower_extension(p);
+  return ext == ".webp" || ext == ".bmp" || ext == ".gif" || ext == ".tif" || ext == ".tiff";
+}
+
 class ImageFolder final : public Dataset {
  public:
   ImageFolder(std::string root, int64_t channels, std::vector<std::string> classes,
@@ -53,7 +65,6 @@ class ImageFolder final : public Dataset {
     for (const auto& f : files_) out.push_back(f.first);
     return out;
   }
-  const std::vector<std::string>& classes() const { return classes_; }
   std::vector<std::string> class_names() const override { return classes_; }
 
  private:
@@ -77,7 +88,7 @@ std::shared_ptr<Dataset> image_folder(const std::string& root, int64_t channels)
     if (hidden_entry(e)) continue;
     if (e.is_directory(ec))
       classes.push_back(e.path().filename().string());
-    else if (const std::string ext = lower_extension(e.path()); ext == ".png" || ext == ".jpg" || ext == ".jpeg")
+    else if (is_image_file(e.path()))
       ++loose;
   }
   std::sort(classes.begin(), classes.end());
@@ -118,14 +129,6 @@ std::shared_ptr<Dataset> image_folder(const std::string& root, int64_t channels)
 }
 
 std::vector<std::string> image_files_under(const std::string& dir, int64_t* other_images) {
-  auto is_image_file = [](const fs::path& p) {
-    const std::string ext = lower_extension(p);
-    return ext == ".png" || ext == ".jpg" || ext == ".jpeg";
-  };
-  auto is_other_image = [](const fs::path& p) {
-    const std::string ext = lower_extension(p);
-    return ext == ".webp" || ext == ".bmp" || ext == ".gif" || ext == ".tif" || ext == ".tiff";
-  };
   // Folders are walked by hand, following links to folders (a data set
   // assembled from links is common), so that a folder that cannot be read
   // is named in the error and a link back to a folder above is refused
@@ -167,7 +170,7 @@ int64_t auto_channels(const std::vector<std::string>& files) {
 std::vector<std::string> image_folder_classes(const Dataset& ds) {
   const auto* f = dynamic_cast<const ImageFolder*>(&ds);
   SAGAN_CHECK(f != nullptr, "image_folder_classes: {} is not an image_folder data set", ds.name());
-  return f->classes();
+  return f->class_names();
 }
 
 }  // namespace sagan::data
