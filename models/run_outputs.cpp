@@ -101,14 +101,18 @@ void RunOutputs::log(const io::CsvRow& row, int64_t step) {
 void RunOutputs::save_samples(Trainer& trainer) {
   if (!writer_) return;
   io::Image grid = io::make_image_grid(trainer.sample(fixed_z_, fixed_y_), cols_);
-  io::write_png((fs::path(run_dir_) / "samples" / fmt::format("step_{:08}.png", trainer.step_count())).string(), grid);
+  io::write_png(samples_path(trainer.step_count()), grid);
   tb_->add_image("samples", grid, trainer.step_count());  // the same grid in TensorBoard's Images tab
   tb_->flush();
 }
 
+std::string RunOutputs::samples_path(int64_t step) const {
+  return (fs::path(run_dir_) / "samples" / fmt::format("step_{:08}.png", step)).string();
+}
+
 bool RunOutputs::has_samples(int64_t step) const {
   std::error_code ec;
-  return !writer_ || fs::exists(fs::path(run_dir_) / "samples" / fmt::format("step_{:08}.png", step), ec);
+  return !writer_ || fs::exists(samples_path(step), ec);
 }
 
 void RunOutputs::save_checkpoint(const Trainer& trainer) {

@@ -51,6 +51,7 @@ class RunOutputs {
   void save_checkpoint(const Trainer& trainer);
 
  private:
+  std::string samples_path(int64_t step) const;  // samples/step_%08d.png
   bool writer_;
   bool sync_warned_ = false;  // an fsync of the metrics failed once (warned)
   std::string run_dir_;

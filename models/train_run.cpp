@@ -582,6 +582,12 @@ void resume_everywhere(Trainer& trainer, const std::string& run_dir, dist::Commu
 // each (data::Dataset::class_names; folder data sets).
 std::string class_names_path(const std::string& run_dir) { return (fs::path(run_dir) / "classes.txt").string(); }
 
+// The class names a run keeps: none for an unconditional run, whose
+// labels are not used.
+std::vector<std::string> run_class_names(const TrainConfig& cfg, const data::Dataset& dataset) {
+  return cfg.unconditional ? std::vector<std::string>{} : dataset.class_names();
+}
+
 // A resume's data set names its classes as the run recorded them (a run
 // from before the file existed records them now).
 void check_class_names(const std::string& run_dir, const std::string& data, const std::vector<std::string>& names) {
@@ -655,7 +661,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
                   "--channels, or the data changed",
                   cfg.run_dir, cfg.model.image_channels, data, dataset->channels());
       // Same count, other names: class folders renamed would swap labels.
-      if (writer && !cfg.unconditional) check_class_names(cfg.run_dir, data, dataset->class_names());
+      if (writer) check_class_names(cfg.run_dir, data, run_class_names(cfg, *dataset));
     }
     // Again, now that the data set's channels are known (FD on RGB data
     // needs Inception weights), naming the settings as the user gave them
@@ -676,7 +682,7 @@ RunResult train_in(TrainConfig cfg, const RunOptions& opt, const std::vector<Con
     return {rc.run_dir, sig, false};
   }
   RunOutputs out(trainer, writer, resume, changes, opt.progress, opt.name);
-  if (writer) write_class_names(rc.run_dir, rc.unconditional ? std::vector<std::string>{} : dataset->class_names());
+  if (writer) write_class_names(rc.run_dir, run_class_names(rc, *dataset));
   std::unique_ptr<quality::FdMonitor> fd;
   if (writer && rc.fd_every > 0)
     fd = std::make_unique<quality::FdMonitor>(rc, dataset, rc.run_dir, trainer.device(), opt.progress, opt.name);
