@@ -32,6 +32,16 @@ struct OpCase {
   int64_t B, N, S, d, dv;
 };
 
+// Random q, k (scaled 0.7), v and the output gradient go of one attention
+// call, drawn in that order, on the CPU and the GPU.
+struct Inputs {
+  Pair q, k, v, go;
+};
+Inputs draw_inputs(Rng& gen, DType dt, int64_t B, int64_t N, int64_t S, int64_t d, int64_t dv) {
+  return {normal({B, N, d}, gen, dt, 0.7), normal({B, S, d}, gen, dt, 0.7), normal({B, S, dv}, gen, dt),
+          normal({B, N, dv}, gen, dt)};
+}
+
 void check_op(const OpCase& z, Rng& gen, AttentionImpl impl) {
   INFO(attention_impl_name(impl) << " B " << z.B << " N " << z.N << " S " << z.S << " d " << z.d << " dv " << z.dv);
   AttentionImplScope scope(impl);
@@ -69,8 +79,7 @@ TEST_CASE("cuda attention: tensor-core forwards and backwards pair with the othe
   Rng gen(312);
   const int64_t B = 2, N = 77, S = 19, d = 8, dv = 24;
   const DType dt = DType::F32;
-  Pair q = normal({B, N, d}, gen, dt, 0.7), k = normal({B, S, d}, gen, dt, 0.7);
-  Pair v = normal({B, S, dv}, gen, dt), go = normal({B, N, dv}, gen, dt);
+  const auto [q, k, v, go] = draw_inputs(gen, dt, B, N, S, d, dv);
   Pair out = outputs({B, N, dv}, dt), lse = outputs({B, N}, dt);
   Pair gq = outputs(q.cpu.shape(), dt), gk = outputs(k.cpu.shape(), dt), gv = outputs(v.cpu.shape(), dt);
   cpu().attention_forward(q.cpu, k.cpu, v.cpu, out.cpu, lse.cpu, nullptr);
@@ -107,8 +116,7 @@ TEST_CASE("cuda attention: the tensor-core paths run where selected and fall bac
     auto count = [&](int64_t B, int64_t N, int64_t S, int64_t d, int64_t dv, DType dt, int64_t want_fwd,
                      int64_t want_bwd) {
       INFO(attention_impl_name(impl) << " " << dtype_name(dt) << " d " << d);
-      Pair q = normal({B, N, d}, gen, dt, 0.7), k = normal({B, S, d}, gen, dt, 0.7);
-      Pair v = normal({B, S, dv}, gen, dt), go = normal({B, N, dv}, gen, dt);
+      const auto [q, k, v, go] = draw_inputs(gen, dt, B, N, S, d, dv);
       Pair out = outputs({B, N, dv}, dt), lse = outputs({B, N}, dt);
       Pair gq = outputs(q.cpu.shape(), dt), gk = outputs(k.cpu.shape(), dt), gv = outputs(v.cpu.shape(), dt);
       CHECK(allocations_during([&] { gpu().attention_forward(q.gpu, k.gpu, v.gpu, out.gpu, lse.gpu, nullptr); }) ==
@@ -135,8 +143,7 @@ TEST_CASE("cuda attention: each selection runs its own kernels, bit for bit", "[
   Rng gen(317);
   const int B = 2, N = 77, S = 19, d = 8, dv = 24;
   const DType dt = DType::F32;
-  Pair q = normal({B, N, d}, gen, dt, 0.7), k = normal({B, S, d}, gen, dt, 0.7);
-  Pair v = normal({B, S, dv}, gen, dt), go = normal({B, N, dv}, gen, dt);
+  const auto [q, k, v, go] = draw_inputs(gen, dt, B, N, S, d, dv);
   struct Result {
     std::vector<double> out, lse, gq, gk, gv;
   };
