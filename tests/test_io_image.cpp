@@ -296,6 +296,40 @@ TEST_CASE("read_image_channels reads the channels decoding would give from the h
   REQUIRE_THROWS_WITH(io::read_image_channels(dir / "text.png"), Catch::Contains("not a PNG or JPEG file"));
 }
 
+TEST_CASE("read_image_channels finds a header beyond its 64 KiB first read", "[io][io_image]") {
+  TempDir dir;
+  const std::vector<uint8_t> jpeg = io::read_file(fixture("gray.jpg"));
+  std::vector<uint8_t> padded_jpeg(jpeg.begin(), jpeg.begin() + 2);  // SOI, then two full comment segments
+  for (int k = 0; k < 2; ++k) {
+    padded_jpeg.insert(padded_jpeg.end(), {0xFF, 0xFE, 0xFF, 0xFF});  // COM, length 65535
+    padded_jpeg.insert(padded_jpeg.end(), 65533, static_cast<uint8_t>('x'));
+  }
+  padded_jpeg.insert(padded_jpeg.end(), jpeg.begin() + 2, jpeg.end());
+  io::write_file_atomic(dir / "comments.jpg", padded_jpeg.data(), padded_jpeg.size());
+  CHECK(io::read_image_channels(dir / "comments.jpg") == 1);
+  CHECK(io::read_image(dir / "comments.jpg").channels == 1);
+  // Cut before the frame header: the whole file is read, and its error is the file's.
+  io::write_file_atomic(dir / "cut.jpg", padded_jpeg.data(), 100000);
+  REQUIRE_THROWS_WITH(io::read_image_channels(dir / "cut.jpg"),
+                      Catch::Contains(dir / "cut.jpg") && Catch::Contains("corrupt JPEG"));
+
+  // A PNG with a 100 kB text chunk between IHDR (bytes 8-32) and the pixels.
+  io::write_png(dir / "small.png", pattern(5, 7, 3));
+  const std::vector<uint8_t> png = io::read_file(dir / "small.png");
+  std::vector<uint8_t> chunk = {0, 0x01, 0x86, 0xA0, 't', 'E', 'X', 't', 'C', 'o', 'm', 'm', 'e', 'n', 't', 0};
+  chunk.resize(8 + 100000, static_cast<uint8_t>('y'));
+  const uLong crc = crc32(0, chunk.data() + 4, static_cast<uInt>(chunk.size() - 4));
+  for (int shift : {24, 16, 8, 0}) chunk.push_back(static_cast<uint8_t>(crc >> shift));
+  std::vector<uint8_t> padded_png(png.begin(), png.begin() + 33);
+  padded_png.insert(padded_png.end(), chunk.begin(), chunk.end());
+  padded_png.insert(padded_png.end(), png.begin() + 33, png.end());
+  io::write_file_atomic(dir / "text.png", padded_png.data(), padded_png.size());
+  CHECK(io::read_image_channels(dir / "text.png") == 3);
+  CHECK(io::read_image(dir / "text.png").channels == 3);
+
+  CHECK(io::read_file(dir / "text.png", 10) == std::vector<uint8_t>(png.begin(), png.begin() + 10));
+}
+
 TEST_CASE("resize by hand: identity, constant images, fractional area", "[io][io_image]") {
   io::Image img = pattern(4, 6, 3);
   CHECK(io::resize(img, 4, 6).pixels == img.pixels);

@@ -153,15 +153,17 @@ void write_file_atomic(const std::string& path, const void* data, size_t size) {
   write_file_atomic(path, [&](std::FILE* f) { write_all(f, data, size, path); });
 }
 
-std::vector<uint8_t> read_file(const std::string& path) {
+std::vector<uint8_t> read_file(const std::string& path, size_t max_bytes) {
   std::FILE* f = std::fopen(path.c_str(), "rbe");  // e: O_CLOEXEC (see write_file_atomic)
   SAGAN_CHECK(f != nullptr, "read_file: {}: {}", path, errno_text(errno));
   std::vector<uint8_t> out;
   struct stat st {};
-  if (::fstat(::fileno(f), &st) == 0 && st.st_size > 0) out.reserve(static_cast<size_t>(st.st_size));
+  if (::fstat(::fileno(f), &st) == 0 && st.st_size > 0)
+    out.reserve(std::min(static_cast<size_t>(st.st_size), max_bytes));
   uint8_t chunk[1 << 16];
   size_t n;
-  while ((n = std::fread(chunk, 1, sizeof(chunk), f)) > 0) out.insert(out.end(), chunk, chunk + n);
+  while (out.size() < max_bytes && (n = std::fread(chunk, 1, std::min(sizeof(chunk), max_bytes - out.size()), f)) > 0)
+    out.insert(out.end(), chunk, chunk + n);
   bool bad = std::ferror(f);
   int err = errno;
   std::fclose(f);

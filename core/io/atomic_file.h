@@ -36,8 +36,9 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
 void write_all(std::FILE* f, const void* data, size_t size, const std::string& path, uint64_t done = 0,
                uint64_t total = 0);
 
-// Whole file into memory; throws naming the path and errno text.
-std::vector<uint8_t> read_file(const std::string& path);
+// Whole file into memory, or its first max_bytes when that is smaller (a
+// header probe); throws naming the path and errno text.
+std::vector<uint8_t> read_file(const std::string& path, size_t max_bytes = SIZE_MAX);
 
 // The entries of a folder; a folder that cannot be read (permissions, a
 // vanished mount) throws "<what>: cannot read the folder <dir>: <reason>"

@@ -305,8 +305,12 @@ Image read_image(const std::string& path) {
   return decode_image(bytes.data(), bytes.size(), path);
 }
 
-int64_t read_image_channels(const std::string& path) {
-  std::vector<uint8_t> bytes = read_file(path);
+namespace {
+
+// The channels of an image held in `bytes` (all of a file or its first
+// bytes), from its header; `path` names it in errors. With throw_errors
+// false a header that cannot be read gives 0 instead of an error.
+int64_t header_channels(const std::vector<uint8_t>& bytes, const std::string& path, bool throw_errors) {
   if (bytes.size() >= 8 && png_sig_cmp(bytes.data(), 0, 8) == 0) {
     PngIo io;
     io.data = bytes.data();
@@ -317,6 +321,7 @@ int64_t read_image_channels(const std::string& path) {
     int color = 0;
     bool ok = info != nullptr && png_header_impl(png, info, color, io);
     png_destroy_read_struct(&png, info ? &info : nullptr, nullptr);
+    if (!ok && !throw_errors) return 0;
     SAGAN_CHECK(ok, "decode_png: {}: corrupt PNG: {}", path, io.msg);
     return (color & PNG_COLOR_MASK_COLOR) ? 3 : 1;  // gray and gray + alpha decode to 1 channel
   }
@@ -330,10 +335,29 @@ int64_t read_image_channels(const std::string& path) {
     bool gray = false;
     bool ok = jpeg_header_impl(cinfo, err, bytes.data(), bytes.size(), gray);
     jpeg_destroy_decompress(&cinfo);
+    if (!ok && !throw_errors) return 0;
     SAGAN_CHECK(ok, "decode_jpeg: {}: corrupt JPEG: {}", path, err.msg);
     return gray ? 1 : 3;
   }
+  if (!throw_errors) return 0;
   SAGAN_FAIL("read_image: {}: not a PNG or JPEG file ({} bytes, unrecognised signature)", path, bytes.size());
+}
+
+}  // namespace
+
+// The header is nearly always in the first 64 KiB, so a grayscale data set
+// of large photographs is not read in full twice (here and in training).
+// A JPEG's EXIF thumbnail or ICC profile, or a PNG's text chunks, can push
+// it further: a header the prefix does not complete is read from the whole
+// file, whose errors are then the file's own.
+int64_t read_image_channels(const std::string& path) {
+  constexpr size_t kProbeBytes = size_t{1} << 16;
+  std::vector<uint8_t> bytes = read_file(path, kProbeBytes);
+  if (bytes.size() == kProbeBytes) {
+    if (const int64_t channels = header_channels(bytes, path, false)) return channels;
+    bytes = read_file(path);
+  }
+  return header_channels(bytes, path, true);
 }
 
 std::vector<uint8_t> encode_png(const Image& img, const std::string& name) {
