@@ -32,6 +32,7 @@ import argparse
 import json
 import math
 import os
+import re
 import struct
 import sys
 
@@ -102,14 +103,16 @@ def read_checkpoint(path, reader="auto"):
 
 
 def resolve_checkpoint(path):
-    """A .safetensors file, or a run directory's newest checkpoints/step_*.safetensors."""
+    """A .safetensors file, or a run directory's newest checkpoint: the highest
+    step among checkpoints/step_<digits>.safetensors, as sagan-sample picks it.
+    Copies under other names (step_best.safetensors) are never the newest."""
     if os.path.isdir(path):
         d = os.path.join(path, "checkpoints")
-        names = sorted(n for n in (os.listdir(d) if os.path.isdir(d) else [])
-                       if n.startswith("step_") and n.endswith(".safetensors"))
-        if not names:
-            fail(f"{path}: a directory without checkpoints/step_*.safetensors")
-        return os.path.join(d, names[-1])
+        steps = [(int(m.group(1)), n) for n in (os.listdir(d) if os.path.isdir(d) else [])
+                 if (m := re.fullmatch(r"step_(\d+)\.safetensors", n))]
+        if not steps:
+            fail(f"{path}: a directory without checkpoints/step_<digits>.safetensors")
+        return os.path.join(d, max(steps)[1])
     if not os.path.exists(path):
         fail(f"{path}: no such file or directory")
     return path
@@ -121,13 +124,21 @@ def config_from_metadata(meta, path):
              f"expected {FORMAT!r})")
     if "config" not in meta:
         fail(f"{path}: checkpoint has no 'config' metadata")
-    cfg = json.loads(meta["config"])
-    m = cfg["model"]
+    try:
+        cfg = json.loads(meta["config"])
+    except json.JSONDecodeError as e:
+        fail(f"{path}: the checkpoint's 'config' metadata is not JSON ({e})")
+    m = cfg.get("model") if isinstance(cfg, dict) else None
+    if not isinstance(m, dict):
+        fail(f"{path}: the checkpoint's config has no 'model' settings")
     # g_ch / d_ch: absent in checkpoints from before they existed (then ch is both).
-    model = Config(resolution=m["resolution"], ch=m["ch"], z_dim=m["z_dim"], num_classes=m["num_classes"],
-                   g_attn_res=m["g_attn_res"], d_attn_res=m["d_attn_res"],
-                   pooled_attention=m["pooled_attention"], image_channels=m["image_channels"],
-                   g_ch=m.get("g_ch"), d_ch=m.get("d_ch"))
+    try:
+        model = Config(resolution=m["resolution"], ch=m["ch"], z_dim=m["z_dim"], num_classes=m["num_classes"],
+                       g_attn_res=m["g_attn_res"], d_attn_res=m["d_attn_res"],
+                       pooled_attention=m["pooled_attention"], image_channels=m["image_channels"],
+                       g_ch=m.get("g_ch"), d_ch=m.get("d_ch"))
+    except KeyError as e:
+        fail(f"{path}: the checkpoint's model settings have no {e.args[0]!r}")
     return cfg, model
 
 
@@ -287,6 +298,8 @@ def main():
         folder = os.path.dirname(path)
         if folder and not os.path.isdir(folder):
             fail(f"{flag} {path}: the folder {folder} does not exist; create it first")
+        if not os.access(folder or ".", os.W_OK | os.X_OK):
+            fail(f"{flag} {path}: cannot write in the folder {folder or '.'}")
     if opt.png or opt.compare_png:
         try:
             import PIL  # noqa: F401  (Debian: python3-pil)
