@@ -1,6 +1,7 @@
 #include "sagan/models/checkpoint_file.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -263,6 +264,19 @@ CheckpointFile checked(CheckpointFile c) {
               "{}: metadata 'step' is '{}', not a step count: the file is damaged or not sagan-train's", c.path,
               c.step);
 
+  // The tools print and exports record the metadata's step; --resume
+  // continues from the tensor's. They agree in every file sagan-train wrote.
+  if (c.step != "?" && c.file.contains(kStepTensor)) {
+    const Tensor& t = c.file.at(kStepTensor);
+    if (t.dtype() == DType::I64 && t.numel() == 1) {
+      const int64_t tensor_step = t.to_int_vector()[0];
+      SAGAN_CHECK(std::to_string(tensor_step) == c.step,
+                  "{}: tensor '{}' holds {}, but the file's metadata says step {}: the file is damaged or not "
+                  "sagan-train's",
+                  c.path, kStepTensor, tensor_step, c.step);
+    }
+  }
+
   // The file's tensors are on the CPU: a scan of each, whatever reads it next.
   for (const auto& [name, t] : c.file.tensors)
     SAGAN_CHECK(all_finite(t),
@@ -312,6 +326,41 @@ std::map<std::string, Tensor> checkpoint_section(const CheckpointFile& c, Checkp
   return out;
 }
 
+namespace {
+
+// A spectrally normalised layer divides its weight by sigma = u^T W v of
+// the stored u and v (eval mode). A zeroed u or v passes the NaN check,
+// yet gives sigma = 0 and a network of infinities, which a PNG shows as
+// black and an ONNX export carries: refused here, naming the layer.
+void check_spectral_norms(const nn::Module& m, const std::string& what) {
+  const NamedTensors params = m.named_parameters(), buffers = m.named_buffers();
+  auto find = [](const NamedTensors& named, const std::string& name) {
+    auto it = std::find_if(named.begin(), named.end(), [&](const auto& p) { return p.first == name; });
+    return it == named.end() ? Tensor() : it->second;
+  };
+  for (const auto& [name, u_tensor] : buffers) {
+    if (!name.ends_with("weight_u")) continue;
+    const std::string layer = name.substr(0, name.size() - std::strlen("weight_u"));
+    const Tensor w_tensor = find(params, layer + "weight_orig"), v_tensor = find(buffers, layer + "weight_v");
+    if (!w_tensor.defined() || !v_tensor.defined()) continue;
+    const std::vector<double> w = w_tensor.to_vector(), u = u_tensor.to_vector(), v = v_tensor.to_vector();
+    if (u.empty() || v.empty() || w.size() != u.size() * v.size()) continue;  // load_state checked the shapes
+    double sigma = 0, max_abs = 0;
+    for (size_t i = 0; i < u.size(); ++i) {
+      double wv = 0;
+      for (size_t j = 0; j < v.size(); ++j) wv += w[i * v.size() + j] * v[j];
+      sigma += u[i] * wv;
+    }
+    for (double x : w) max_abs = std::max(max_abs, std::abs(x));
+    SAGAN_CHECK(std::isfinite(sigma) && sigma != 0 && max_abs / std::abs(sigma) < 3e38,
+                "{}: {}weight_u and weight_v give the spectral norm sigma = u^T W v = {}, so W / sigma is not finite "
+                "(a zeroed u or v: the checkpoint is damaged)",
+                what, layer, sigma);
+  }
+}
+
+}  // namespace
+
 void load_network(nn::Module& m, const CheckpointFile& c, CheckpointSection s) {
   std::map<std::string, Tensor> state = checkpoint_section(c, s);
   SAGAN_CHECK(!state.empty(), "{}: no '{}*' tensors in the checkpoint", c.path, section_prefix(s));
@@ -321,6 +370,7 @@ void load_network(nn::Module& m, const CheckpointFile& c, CheckpointSection s) {
   } catch (const Error& e) {
     SAGAN_FAIL("{} ({}*): {}", c.path, section_prefix(s), e.what());
   }
+  check_spectral_norms(m, fmt::format("{} ({}*)", c.path, section_prefix(s)));
 }
 
 void load_generator(nn::Module& g, const CheckpointFile& c, const std::string& weights) {
@@ -372,9 +422,6 @@ TrainerCounters restore_training_checkpoint(const CheckpointFile& c, const Sagan
   };
   TrainerCounters counters;
   counters.step = non_negative(kStepTensor, small(kStepTensor, 1)[0]);
-  SAGAN_CHECK(c.step == "?" || c.step == std::to_string(counters.step),
-              "{}: tensor '{}' holds step {} but the file's metadata says step {}", c.path, kStepTensor, counters.step,
-              c.step);
   auto r = small(kRngTensor, 2);
   counters.rng_seed = as_u64(r[0]);
   counters.rng_position = as_u64(r[1]);

@@ -2,6 +2,7 @@
 // newest first and their rotation, the format check, the generator weights a
 // tool asks for, and networks loaded from a trainer's checkpoint.
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -144,11 +145,29 @@ TEST_CASE("tools load the networks a trainer saved; other files are refused by n
                       Catch::Contains("edited.safetensors") && Catch::Contains("'trainer.step' holds -7"));
   REQUIRE_THROWS_WITH(t.load_checkpoint(with_tensor("trainer.step", Tensor::from_vector(std::vector<int64_t>{5}, {1}))),
                       Catch::Contains("edited.safetensors") && Catch::Contains("metadata says step 2"));
+  // Every reader, not only --resume: the tools print the metadata's step.
+  REQUIRE_THROWS_WITH(open_checkpoint(with_tensor("trainer.step", Tensor::from_vector(std::vector<int64_t>{5}, {1}))),
+                      Catch::Contains("'trainer.step' holds 5, but the file's metadata says step 2"));
   REQUIRE_THROWS_WITH(
       t.load_checkpoint(with_tensor("trainer.loader", Tensor::from_vector(std::vector<int64_t>{0, -1, 3}, {3}))),
       Catch::Contains("edited.safetensors") && Catch::Contains("'trainer.loader' holds -1"));
   REQUIRE_THROWS_WITH(t.load_checkpoint(with_tensor("opt_G.step", Tensor::scalar(-5.0))),
                       Catch::Contains("edited.safetensors") && Catch::Contains("'step' holds -5"));
+  // A zeroed spectral-norm vector is finite, so the NaN check passes it, but
+  // sigma = u^T W v = 0 would give infinite weights: loading names the layer.
+  {
+    std::string u_name;
+    for (const auto& [n, v] : io::load_safetensors(checkpoint_path(run, 2)).tensors)
+      if (n.starts_with("G_ema.") && n.ends_with(".weight_u")) u_name = n;
+    REQUIRE(!u_name.empty());
+    const std::string path = with_tensor(u_name, Tensor::zeros(c.file.at(u_name).shape()));
+    const std::string layer = u_name.substr(std::strlen("G_ema."), u_name.size() - std::strlen("G_ema.weight_u"));
+    SaganGenerator g(c.config.model, init);
+    REQUIRE_THROWS_WITH(load_generator(g, open_checkpoint(path), "ema"),
+                        Catch::Contains("edited.safetensors (G_ema.*): " + layer + "weight_u and weight_v") &&
+                            Catch::Contains("sigma = u^T W v = 0"));
+    load_generator(g, open_checkpoint(path), "g");  // the raw generator's own vectors are intact
+  }
   // A step in the metadata that is not a count (the tools print it, exports carry it).
   {
     io::SafetensorsFile f = io::load_safetensors(checkpoint_path(run, 2));

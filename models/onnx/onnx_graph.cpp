@@ -1,5 +1,8 @@
 #include "sagan/models/onnx/onnx_graph.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "sagan/core/error.h"
 
 namespace sagan::onnx_export {
@@ -13,6 +16,10 @@ std::string OnnxGraph::weight(const std::string& name, const Tensor& t) {
   SAGAN_CHECK(t.defined() && (t.dtype() == DType::F32 || t.dtype() == DType::F64),
               "onnx export: initializer {} must be a float tensor", name);
   std::vector<float> v = t.detach().to(Device::cpu()).to(DType::F32).contiguous().to_float_vector();
+  // A model that computes NaN for every input is no export (the folded
+  // weights are finite whenever the checkpoint loaded: this is the last guard).
+  const auto bad = std::count_if(v.begin(), v.end(), [](float x) { return !std::isfinite(x); });
+  SAGAN_CHECK(bad == 0, "onnx export: initializer {}: {} of {} values are not finite", name, bad, v.size());
   ::onnx::TensorProto* p = g_->add_initializer();
   p->set_name(unique(name));
   p->set_data_type(::onnx::TensorProto::FLOAT);
@@ -44,8 +51,10 @@ std::string OnnxGraph::node(const std::string& op, const std::string& scope, con
                             const std::vector<Attr>& attrs, const std::string& output) {
   ::onnx::NodeProto* n = g_->add_node();
   n->set_op_type(op);
+  // The node is named after its module even when its output has a name of
+  // its own (the graph's "images"), so every node reads scope/Op.
   std::string out = output.empty() ? unique(scope + "/" + op) : output;
-  n->set_name(out);
+  n->set_name(output.empty() ? out : unique(scope + "/" + op));
   for (const std::string& in : inputs) n->add_input(in);
   n->add_output(out);
   for (const Attr& a : attrs) {
