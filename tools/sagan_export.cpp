@@ -15,12 +15,14 @@ namespace {
 void add_options(CLI::App& app, ExportOptions& o) {
   app.add_option("checkpoint", o.checkpoint, "A checkpoint .safetensors file, or a run directory (its newest)")
       ->required();
-  app.add_option("-o,--out", o.out, "ONNX file to write")->capture_default_str();
+  app.add_option("-o,--out", o.out, "ONNX file to write (an existing file is replaced; never the checkpoint)")
+      ->capture_default_str();
   app.add_option("--weights", o.weights, "ema (default) or g (the raw generator)")
       ->check(CLI::IsMember({"ema", "g"}))
       ->capture_default_str();
   app.add_option("--truncation", o.truncation,
-                 "Record that z is drawn truncated: components redrawn while |z| > this (0 = off); "
+                 "Record that z is drawn truncated: components redrawn while |z| > this (0 = off; else at least "
+                 "0.001); "
                  "the graph itself takes z as given")
       ->capture_default_str();
 }

@@ -1,6 +1,7 @@
 #include "sagan/models/onnx/export_generator.h"
 
 #include <cmath>
+#include <filesystem>
 #include <optional>
 
 #include "onnx/checker.h"
@@ -236,7 +237,10 @@ std::string fmt_double(double v) { return fmt::format("{}", v); }
   Rng init(0);
   SaganGenerator g(c.config.model, init);
   load_generator(g, c, options.weights);
-  return export_generator(g, {c.path, c.step, options.weights, options.truncation});
+  // Absolute: the .onnx file is moved and shared, a path relative to
+  // where sagan-export ran would mean nothing there.
+  const std::string source = std::filesystem::absolute(c.path).lexically_normal().string();
+  return export_generator(g, {source, c.step, options.weights, options.truncation});
 }
 
 void check_onnx_model(const ::onnx::ModelProto& model, const std::string& what) {

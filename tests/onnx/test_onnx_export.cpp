@@ -170,6 +170,10 @@ TEST_CASE("onnx export: checker-valid model with the documented interface", "[on
       "Gemm", "Reshape", "BatchNormalization", "Gather", "Mul",     "Add", "Relu", "Resize",
       "Conv", "MaxPool", "Transpose",          "MatMul", "Softmax", "Tanh"};
   for (const std::string& op : ops) CHECK(allowed.count(op) == 1);
+  // Node names start with their module: scope/Op, the tanh too (its output is "images").
+  for (const auto& n : m.graph().node()) CHECK_THAT(n.name(), Catch::Contains("/" + n.op_type()));
+  CHECK(std::any_of(m.graph().node().begin(), m.graph().node().end(),
+                    [](const auto& n) { return n.name() == "conv_out/Tanh" && n.output(0) == "images"; }));
 
   // Weights are the EMA generator's eval-mode W / sigma, bit for bit.
   {
