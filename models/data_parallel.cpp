@@ -5,6 +5,7 @@
 #include "sagan/core/autograd.h"
 #include "sagan/core/hash.h"
 #include "sagan/core/ops.h"
+#include "sagan/dist/agree.h"
 #include "sagan/layers/batch_norm.h"
 #include "sagan/layers/flat_parameters.h"
 
@@ -53,11 +54,15 @@ void DataParallel::average(std::vector<double>& values) {
 
 void DataParallel::check_in_sync(const std::vector<std::pair<std::string, std::vector<Tensor>>>& parts,
                                  const std::string& when, const std::string& meaning) {
+  // Every rank gathers the same hashes and so throws the same error at the
+  // same point, outside any collective: an agreed error (dist/agree.h), which
+  // rank 0 alone prints and which ends the job without MPI_Abort.
   for (const auto& [name, tensors] : parts) {
     std::vector<uint64_t> hashes = comm_->all_gather(hash_tensors(tensors));
     for (size_t r = 1; r < hashes.size(); ++r)
-      SAGAN_CHECK(hashes[r] == hashes[0], "{} the {} of rank {} differ from rank 0's (hash {:016x} vs {:016x}): {}",
-                  when, name, r, hashes[r], hashes[0], meaning);
+      if (hashes[r] != hashes[0])
+        throw dist::AgreedError(fmt::format("{} the {} of rank {} differ from rank 0's (hash {:016x} vs {:016x}): {}",
+                                            when, name, r, hashes[r], hashes[0], meaning));
   }
 }
 

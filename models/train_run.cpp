@@ -64,9 +64,9 @@ extern "C" void on_stop_signal(int sig) {
 
 // Stop signals, for the scope of a run: Ctrl-C (SIGINT), SIGTERM, and
 // SIGUSR1 / SIGUSR2, which Open MPI's mpirun forwards to every rank as they
-// are (it turns SIGINT and SIGTERM into a SIGTERM followed, a second later,
-// by SIGKILL: too soon for a checkpoint) and Slurm sends ahead of a time
-// limit with --signal=USR1@<seconds>.
+// are (on SIGINT or SIGTERM it sends the ranks SIGCONT, SIGTERM a second
+// later and SIGKILL a second after that: too soon for a checkpoint) and
+// Slurm sends ahead of a time limit with --signal=USR1@<seconds>.
 struct SignalScope {
   using Handler = void (*)(int);
   static constexpr int kSignals[] = {SIGINT, SIGTERM, SIGUSR1, SIGUSR2};

@@ -73,13 +73,20 @@ void check_resume_passes(const std::string& what, const TrainConfig& written, in
     return fmt::format("{} rank(s) x {} pass(es) of {} (global batch {})", ranks, acc, written.batch_size,
                        ranks * acc * written.batch_size);
   };
-  const std::string how = passes % world_size == 0
-                              ? fmt::format("with {} rank(s), give --accumulate {}", world_size, passes / world_size)
-                          : passes == 1 ? std::string("launch 1 rank, without --accumulate")
-                                        : fmt::format(
-                                              "launch {} rank(s), or a number of ranks that divides {} with "
-                                              "--accumulate {} / ranks",
-                                              passes, passes, passes);
+  // --sync-bn takes one pass per rank (TrainConfig's rules): accumulating
+  // passes means turning it off, or launching the run's number of ranks.
+  const bool sync_bn_blocks = written.sync_bn && passes % world_size == 0 && passes / world_size > 1;
+  const std::string how =
+      sync_bn_blocks ? fmt::format(
+                           "launch {} rank(s), or with {} rank(s) give --accumulate {} --no-sync-bn (the run "
+                           "has --sync-bn, which takes one pass per rank)",
+                           passes, world_size, passes / world_size)
+      : passes % world_size == 0 ? fmt::format("with {} rank(s), give --accumulate {}", world_size, passes / world_size)
+      : passes == 1              ? std::string("launch 1 rank, without --accumulate")
+                                 : fmt::format(
+                                       "launch {} rank(s), or a number of ranks that divides {} with "
+                                                    "--accumulate {} / ranks",
+                                       passes, passes, passes);
   SAGAN_FAIL(
       "{}: written by a run of {}, resumed with {}: a resume keeps the global batch and its number of passes "
       "(steps, the EMA and the data position count global batches, and each pass draws its own latents); {}",

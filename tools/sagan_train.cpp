@@ -169,7 +169,8 @@ int main(int argc, char** argv) {
       "A run directory is used by one process at a time.\n"
       "mpirun -np N sagan-train ... (or srun) trains data-parallel: --batch-size per rank, a global\n"
       "batch of N x --accumulate x --batch-size; one GPU per rank, or the CPU. Stop such a job with\n"
-      "kill -USR1 <mpirun's pid>: mpirun turns Ctrl-C into SIGKILL a second later (docs/distributed.md)."};
+      "kill -USR1 <mpirun's pid>: on Ctrl-C mpirun sends the ranks SIGTERM a second later and SIGKILL\n"
+      "a second after that, too soon for a checkpoint (docs/distributed.md)."};
   TrainToolOptions o;
   add_options(app, o);
   // An error on one rank of several during training names the rank and ends
