@@ -17,4 +17,16 @@ T env_setting(const char* name, T fallback, Parse&& parse) {
   return parse(std::string(v), std::string("environment variable ") + name);
 }
 
+// The file that reads a setting registers its reader once, as a namespace-
+// scope object (`const EnvSettingCheck check_x([] { x_setting(); });`), so
+// that a tool refuses a bad value when it starts (check_env_settings)
+// rather than at the setting's first use, minutes into a run.
+class EnvSettingCheck {
+ public:
+  explicit EnvSettingCheck(void (*read)());
+};
+
+// Reads every registered setting; throws the first one's error.
+void check_env_settings();
+
 }  // namespace sagan

@@ -30,6 +30,12 @@ MatmulPrecision parse_matmul_precision(const std::string& text, const std::strin
   SAGAN_FAIL("{}: invalid precision '{}' (expected 'fp32', 'tf32' or 'bf16')", what, text);
 }
 
+namespace {
+const EnvSettingCheck check_precision_setting([] {
+  (void)env_setting("SAGAN_MATMUL_PRECISION", MatmulPrecision::Fp32, parse_matmul_precision);
+});
+}  // namespace
+
 void set_matmul_precision(MatmulPrecision p) { g_precision.store(static_cast<int>(p)); }
 
 MatmulPrecision matmul_precision() {

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "sagan/core/env_setting.h"
 #include "sagan/core/error.h"
 #include "sagan/core/io/atomic_file.h"
 #include "sagan/core/rng.h"
@@ -179,6 +180,7 @@ int parse_and_run(const char* tool, CLI::App& app, int argc, char** argv, const 
     }
     // Exit 1 as every other bad input (not CLI11's 100+).
     if (parsed.kind == ParseOutcome::Error) throw Error(parsed.text);
+    check_env_settings();  // a bad SAGAN_* variable now, not at its first use
     return run();
   });
 }

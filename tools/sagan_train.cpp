@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "sagan/core/backend.h"
+#include "sagan/core/env_setting.h"
 #include "sagan/dist/agree.h"
 #include "sagan/dist/launch.h"
 #include "sagan/models/train_options.h"
@@ -192,6 +193,8 @@ int main(int argc, char** argv) {
       // process: the error passes through, as in every tool.
       dist::run_agreed(world.get(), [&] {
         if (p.kind == cli::ParseOutcome::Error) throw Error(p.text);
+        // A bad SAGAN_* variable now, not at its first use in the first step.
+        if (p.kind == cli::ParseOutcome::Run) check_env_settings();
       });
       // The run mode too: a rank that writes a config file or resumes while
       // another trains afresh would leave the two in different collectives.

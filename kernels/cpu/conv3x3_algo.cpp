@@ -16,6 +16,7 @@ std::atomic<Conv3x3Algo>& algo_setting() {
   static std::atomic<Conv3x3Algo> a{env_setting("SAGAN_CONV3X3", Conv3x3Algo::kAuto, parse_conv3x3_algo)};
   return a;
 }
+const EnvSettingCheck check_conv3x3_setting([] { algo_setting(); });
 }  // namespace
 
 const char* conv3x3_algo_name(Conv3x3Algo algo) {

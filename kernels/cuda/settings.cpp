@@ -147,3 +147,17 @@ std::vector<KernelId> cuda_declined_kernels() {
 }
 
 }  // namespace sagan
+
+namespace sagan {
+namespace {
+// Read when a tool starts (core/env_setting.h), not only at first use: a bad
+// value is refused before any data is loaded, on a machine with no GPU too.
+const EnvSettingCheck check_cuda_settings([] {
+  (void)attention_impl_from_env();
+  (void)env_setting("SAGAN_CUDA_SN_POWER", SnPowerImpl::Columns, parse_sn_power_impl);
+  (void)env_setting("SAGAN_CUDA_DETERMINISTIC", true, parse_switch);
+  (void)env_setting("SAGAN_CUDA_FILL_ALLOCATIONS", false, parse_switch);
+  (void)cuda_declined_kernels();
+});
+}  // namespace
+}  // namespace sagan
