@@ -271,7 +271,17 @@ TEST_CASE("statistics cache files round-trip and name what is wrong", "[eval_met
                        {{"feature_net", "x"}});
   REQUIRE_THROWS_WITH(load_stats(path), Catch::Contains("tensor 'sigma' must be 5x5, got [5, 4]"));
   io::save_safetensors(path, {{"mu", Tensor::zeros({5}, DType::F64)}}, {{"feature_net", "x"}});
-  REQUIRE_THROWS_WITH(load_stats(path), Catch::Contains("'sigma'"));
+  REQUIRE_THROWS_WITH(load_stats(path), Catch::Contains("s.safetensors: no tensor 'sigma'"));
+  // Features and logits of another count than n (a file edited or pieced together).
+  StatsFile cut = f;
+  cut.features = gaussian(39, 5, gen);
+  save_stats(path, cut);
+  REQUIRE_THROWS_WITH(load_stats(path),
+                      Catch::Contains("tensor 'features' must be (40, 5) (n, mu's size), got [39, 5]"));
+  cut = f;
+  cut.logits = gaussian(20, 3, gen);
+  save_stats(path, cut);
+  REQUIRE_THROWS_WITH(load_stats(path), Catch::Contains("tensor 'logits' must be (40, classes) (n rows), got [20, 3]"));
   io::save_safetensors(path, {{"mu", Tensor::zeros({5}, DType::F64)}});
   REQUIRE_THROWS_WITH(load_stats(path), Catch::Contains("no 'feature_net' metadata"));
   fs::remove_all(dir);

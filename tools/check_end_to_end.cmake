@@ -151,12 +151,34 @@ execute_process(COMMAND ${EVAL} --folder ${WORK_DIR}/three --resolution 16 --ref
 if(rc EQUAL 0 OR NOT err MATCHES "made from 32x32 images, but this run's are 16x16")
   message(FATAL_ERROR "cli_end_to_end: a folder's 32x32 statistics accepted for 16x16 images (exit ${rc}):\n${out}${err}")
 endif()
-# ... and images grown another way than the run's (its --resize pad): refused.
-execute_process(COMMAND ${EVAL} ${run} --resize bilinear --ref-stats ${WORK_DIR}/gen_stats.safetensors --device cpu
-                        --quiet RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-if(rc EQUAL 0 OR NOT err MATCHES "grown by 'pad', but this run's by 'bilinear' \\(--resize\\)")
-  message(FATAL_ERROR "cli_end_to_end: statistics of padded images accepted for bilinear ones (exit ${rc}):\n${out}${err}")
+# ... and real images grown another way than the run's (its --resize pad):
+# refused, whatever --resize says (it grows a data set, not the generator's
+# images). The cache keeps the bilinear reference of an evaluation as a
+# statistics file.
+run("sagan-eval --cache, bilinear" ${EVAL} ${run} --resize bilinear -n 20 --metrics fid --cache ${WORK_DIR}/bilinear_cache
+    --device cpu --quiet)
+file(GLOB bilinear_stats ${WORK_DIR}/bilinear_cache/*.safetensors)
+execute_process(COMMAND ${EVAL} ${run} --ref-stats ${bilinear_stats} --device cpu --quiet
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc EQUAL 0 OR NOT err MATCHES "grown by 'bilinear', but this run's by 'pad' \\(the run's --resize\\)")
+  message(FATAL_ERROR "cli_end_to_end: statistics of bilinear images accepted for a padded run (exit ${rc}):\n${out}${err}")
 endif()
+# A reference data set that cannot be read stops the call before the
+# generator's images are embedded, and before --save-stats is written.
+refused("cifar10: /nonexistent/data_batch_1.bin not found" ${EVAL} ${run} --dataset cifar10 --data /nonexistent
+        --save-stats ${WORK_DIR}/early.safetensors --device cpu --quiet)
+# Options the evaluation would ignore are refused; two outputs may not be one file.
+refused("--inception-weights: this evaluation uses fmnist features" ${EVAL} --folder ${WORK_DIR}/three --ref-folder
+        ${WORK_DIR}/three --inception-weights ${run}/checkpoints/step_00000004.safetensors --device cpu --quiet)
+refused("--split picks the reference data set's images; not with --ref-folder" ${EVAL} --folder ${WORK_DIR}/three
+        --ref-folder ${WORK_DIR}/three --split test --device cpu --quiet)
+refused("--json [^\n]*same and --save-stats [^\n]*same: the same file" ${EVAL} ${run} --json ${WORK_DIR}/same
+        --save-stats ${WORK_DIR}/same --device cpu --quiet)
+if(EXISTS ${WORK_DIR}/early.safetensors OR EXISTS ${WORK_DIR}/same)
+  message(FATAL_ERROR "cli_end_to_end: a refused sagan-eval wrote a file")
+endif()
+refused("--resize grows the reference's real images" ${EVAL} ${run} --resize bilinear --ref-stats ${bilinear_stats}
+        --device cpu --quiet)
 # A sample grid is not square: no data set can be brought to it, so say which option fixes that.
 file(MAKE_DIRECTORY ${WORK_DIR}/grid)
 file(COPY_FILE ${WORK_DIR}/three.png ${WORK_DIR}/grid/three.png)

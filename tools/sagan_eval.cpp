@@ -34,7 +34,7 @@ struct EvalOptions {
   int64_t num_samples = 10000;
   uint64_t seed = 0;
   // the reference: a data set, a folder or saved statistics
-  std::string dataset, data_path, split = "train", ref_folder, ref_stats, cache_dir;
+  std::string dataset, data_path, split, ref_folder, ref_stats, cache_dir;  // split "": train
   std::optional<int64_t> num_real;  // unset: --num-samples (a -1 sentinel let "--num-real -1" through)
   // features
   std::string features = "auto", inception_weights, fmnist_weights;
@@ -57,6 +57,16 @@ struct EvalOptions {
     SAGAN_CHECK(!other_ref || cache_dir.empty(), "--cache caches data-set statistics; not with {}", other);
     SAGAN_CHECK(!other_ref || (dataset.empty() && data_path.empty()),
                 "--dataset / --data name a reference data set; not with {}", other);
+    SAGAN_CHECK(!other_ref || split.empty(), "--split picks the reference data set's images; not with {}", other);
+    SAGAN_CHECK(ref_stats.empty() || !num_real,
+                "--num-real picks how many real images to embed; --ref-stats {} holds statistics already made",
+                ref_stats);
+    SAGAN_CHECK(ref_stats.empty() || checkpoint.empty() || resize.empty(),
+                "--resize grows the reference's real images; --ref-stats {} holds statistics already made (the "
+                "generator's images are compared with how its run grew its data)",
+                ref_stats);
+    SAGAN_CHECK(checkpoint.empty() || channels == 0,
+                "--channels applies to --folder; the generator in {} draws its own channels", checkpoint);
     SAGAN_CHECK(resolution == 0 || resolution >= 8, "--resolution must be at least 8 (or 0: keep), got {}",
                 resolution);
     // Every metric is a statistic over a set: covariances, kernel means and
@@ -88,9 +98,17 @@ struct EvalOptions {
                                                                      {"--fmnist-weights", fmnist_weights}};
     cli::check_output_not_input(json_path, "--json " + json_path, inputs);
     cli::check_output_not_input(save_stats_path, "--save-stats " + save_stats_path, inputs);
+    if (!json_path.empty() && !save_stats_path.empty()) {  // files still to be made: compared by path
+      std::error_code ec;
+      const bool same = fs::weakly_canonical(json_path, ec) == fs::weakly_canonical(save_stats_path, ec) ||
+                        fs::equivalent(json_path, save_stats_path, ec);
+      SAGAN_CHECK(!same, "--json {} and --save-stats {}: the same file; the report would replace the statistics",
+                  json_path, save_stats_path);
+    }
     if (!cache_dir.empty()) io::check_writable_dir(cache_dir, "--cache " + cache_dir);
   }
   int64_t real_count() const { return num_real.value_or(num_samples); }
+  std::string split_or_train() const { return split.empty() ? "train" : split; }
 };
 
 void add_options(CLI::App& app, EvalOptions& o) {
@@ -107,7 +125,8 @@ void add_options(CLI::App& app, EvalOptions& o) {
   auto* ref = app.add_option_group("Reference");
   ref->add_option("--dataset", o.dataset, "fashion-mnist | cifar10 | folder (default: the checkpoint's)");
   ref->add_option("--data", o.data_path, "Data location, as for sagan-train (default: the checkpoint's)");
-  ref->add_option("--split", o.split, "train (the convention) or test")->capture_default_str();
+  ref->add_option("--split", o.split, "train (the default, the convention) or test")
+      ->check(CLI::IsMember({"train", "test"}));
   ref->add_option("--num-real", o.num_real, "Real images used (default: --num-samples; 0 = the whole data set)");
   ref->add_option("--ref-folder", o.ref_folder, "Compare against this folder of images");
   ref->add_option("--ref-stats", o.ref_stats, "Compare against a statistics file (from --save-stats or --cache)");
@@ -120,7 +139,7 @@ void add_options(CLI::App& app, EvalOptions& o) {
   feat->add_option("--inception-weights", o.inception_weights,
                    "pytorch-fid Inception weights converted by tools/convert_fid_inception.py");
   feat->add_option("--fmnist-weights", o.fmnist_weights,
-                   "Fashion-MNIST classifier weights (default: the committed file)");
+                   "Fashion-MNIST classifier weights (default: $SAGAN_FMNIST_WEIGHTS, else the committed file)");
   feat->add_option("--resolution", o.resolution,
                    "Resize folder images to this square size (default: keep; all must match, and the reference is "
                    "brought to their size). With a checkpoint: the generator's size, the only one allowed");
@@ -149,6 +168,7 @@ MetricOptions metric_options(const EvalOptions& o) {
   MetricOptions mo;
   mo.fid = mo.kid = mo.is = mo.pr = false;
   SAGAN_CHECK(!o.metrics.empty(), "--metrics: empty; give some of fid,kid,is,pr");
+  SAGAN_CHECK(o.metrics.back() != ',', "--metrics: '{}' ends in a comma; give some of fid,kid,is,pr", o.metrics);
   std::stringstream ss(o.metrics);
   for (std::string m; std::getline(ss, m, ',');) {
     if (m == "fid")
@@ -179,7 +199,8 @@ struct EvalPlan {
   io::Upscale upscale = io::Upscale::bilinear;  // as the run's loader grew smaller images
   std::string evaluated_upscale;                // how the evaluated set's images were grown: the method or "none"
   Device device;
-  std::string features;  // fmnist | inception
+  std::shared_ptr<data::Dataset> ref_dataset;  // the reference data set, opened before any embedding
+  std::string features;                        // fmnist | inception
   LoadedFeatureNet net;
   std::string net_id;
   std::string net_fingerprint;  // of the weights file's bytes (read once: Inception's is 95 MB)
@@ -237,7 +258,9 @@ EvalPlan plan(const EvalOptions& o) {
   if (p.cfg) {
     p.channels = o.channels > 0 ? o.channels : p.cfg->model.image_channels;
     p.resolution = p.cfg->model.resolution;
-    p.evaluated_upscale = io::upscale_name(p.upscale);  // the real images it learned from grew so
+    // The real images it learned from grew as its run grew them, whatever
+    // --resize now does to the reference.
+    p.evaluated_upscale = io::upscale_name(io::parse_upscale(p.cfg->resize, "the checkpoint's resize"));
     p.image_size = std::to_string(p.resolution);
   } else {
     plan_folder_geometry(o, p);
@@ -245,10 +268,25 @@ EvalPlan plan(const EvalOptions& o) {
   p.features =
       resolve_features(o.features, p.cfg && p.cfg->dataset == "fashion-mnist" ? p.cfg->dataset : p.dataset, p.channels);
   const bool inception = p.features == "inception";
+  // A weights file of the features not chosen would be ignored: refused.
+  SAGAN_CHECK(inception || o.inception_weights.empty(),
+              "--inception-weights: this evaluation uses fmnist features ({}); give --features inception to use "
+              "Inception",
+              o.features == "auto" ? "--features auto, for Fashion-MNIST and 1-channel images" : "--features fmnist");
+  SAGAN_CHECK(!inception || o.fmnist_weights.empty(),
+              "--fmnist-weights: this evaluation uses Inception features; give --features fmnist to use the "
+              "classifier");
+  // A data set that cannot be read is found now, not after the evaluated
+  // set's embedding (a quarter of an hour for 10k images in Inception on a CPU).
+  if (o.ref_folder.empty() && o.ref_stats.empty())
+    p.ref_dataset = open_dataset(p.dataset, p.data_path, o.split_or_train(), p.channels);
   p.net = load_feature_net(p.features, inception ? o.inception_weights : o.fmnist_weights, p.device,
                            inception ? "--inception-weights" : "--fmnist-weights");
   p.net_id = p.net.net->name();
   p.net_fingerprint = file_fingerprint(p.net.file);
+  // The weights file the net came from, given or the default: no output may replace it.
+  for (const auto& [option, out] : {std::pair{"--json", o.json_path}, std::pair{"--save-stats", o.save_stats_path}})
+    cli::check_output_not_input(out, fmt::format("{} {}", option, out), {{"the feature weights", p.net.file}});
   return p;
 }
 
@@ -277,6 +315,15 @@ std::string size_text(const std::string& size) {
 void check_ref_stats(const EvalOptions& o, const EvalPlan& p, const StatsFile& rf) {
   SAGAN_CHECK(rf.feature_net == p.net_id, "--ref-stats {}: holds '{}' features, but this run uses '{}' (--features)",
               o.ref_stats, rf.feature_net, p.net_id);
+  // The label alone does not make the tensors fit the network.
+  SAGAN_CHECK(rf.stats.dim == p.net.net->feature_dim(),
+              "--ref-stats {}: its mu has {} values, but '{}' features have {}: the file is damaged or not "
+              "sagan-eval's",
+              o.ref_stats, rf.stats.dim, p.net_id, p.net.net->feature_dim());
+  SAGAN_CHECK(!rf.logits || rf.logits->cols == p.net.net->num_classes(),
+              "--ref-stats {}: its logits have {} columns, but '{}' has {} classes: the file is damaged or not "
+              "sagan-eval's",
+              o.ref_stats, rf.logits ? rf.logits->cols : 0, p.net_id, p.net.net->num_classes());
   const auto has = [&](const char* key) { return rf.metadata.count(key) > 0; };
   if (!has("feature_weights")) {
     fmt::print(stderr,
@@ -305,8 +352,8 @@ void check_ref_stats(const EvalOptions& o, const EvalPlan& p, const StatsFile& r
   const std::string up = has("upscale") ? rf.metadata.at("upscale") : "none";
   if (up != "none" && p.evaluated_upscale != "none")
     SAGAN_CHECK(up == p.evaluated_upscale,
-                "--ref-stats {}: its smaller images were grown by '{}', but this run's by '{}' (--resize)", o.ref_stats,
-                up, p.evaluated_upscale);
+                "--ref-stats {}: its smaller images were grown by '{}', but this run's by '{}' ({})", o.ref_stats, up,
+                p.evaluated_upscale, p.cfg ? "the run's --resize" : "--resize");
   if (has("channels"))
     SAGAN_CHECK(rf.metadata.at("channels") == std::to_string(p.channels),
                 "--ref-stats {}: made from {}-channel images, but this run's have {} (--channels)", o.ref_stats,
@@ -355,7 +402,7 @@ StatsFile reference_stats(const EvalOptions& o, const EvalPlan& p, std::string& 
   if (!o.ref_folder.empty()) {
     reference = folder_source(o.ref_folder, p.channels, p.resolution, o.real_count(), p.upscale, o.seed);
   } else {
-    auto ds = open_dataset(p.dataset, p.data_path, o.split, p.channels);
+    const auto& ds = p.ref_dataset;
     if (ds->height() >= p.resolution && ds->width() >= p.resolution) upscale = "none";  // only brought down
     reference = dataset_source(ds, p.resolution, p.channels, o.real_count(), o.seed, p.upscale);
   }
@@ -370,8 +417,8 @@ StatsFile reference_stats(const EvalOptions& o, const EvalPlan& p, std::string& 
   };
   if (o.cache_dir.empty() || !o.ref_folder.empty()) return make();
   bool hit = false;
-  const std::string key = cache_key(fmt::format("{}-{}-{}px-{}ch-n{}-{}", p.dataset, o.split, p.resolution, p.channels,
-                                                reference->size(), p.features),
+  const std::string key = cache_key(fmt::format("{}-{}-{}px-{}ch-n{}-{}", p.dataset, o.split_or_train(), p.resolution,
+                                                p.channels, reference->size(), p.features),
                                     desc + "|" + p.net_id + "|" + p.net_fingerprint);
   StatsFile rf = cached_stats(o.cache_dir, key, p.net_id, make, &hit,
                               [](const std::string& why) { fmt::print(stderr, "sagan-eval: warning: {}\n", why); });

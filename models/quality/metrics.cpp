@@ -450,28 +450,36 @@ StatsFile load_stats(const std::string& path) {
   SAGAN_CHECK(net != sf.metadata.end(), "load_stats: {}: no 'feature_net' metadata; not a statistics file", path);
   f.feature_net = net->second;
   f.metadata = sf.metadata;
-  const Tensor& mu = sf.at("mu");
+  auto need = [&](const char* name) -> const Tensor& {
+    SAGAN_CHECK(sf.contains(name), "load_stats: {}: no tensor '{}'; not a complete statistics file", path, name);
+    return sf.at(name);
+  };
+  const Tensor& mu = need("mu");
   SAGAN_CHECK(mu.dim() == 1 && mu.size(0) > 0, "load_stats: {}: tensor 'mu' must be 1-d, got {}", path,
               shape_str(mu.shape()));
   const int64_t d = mu.size(0);
-  const Tensor& sigma = sf.at("sigma");
+  const Tensor& sigma = need("sigma");
   SAGAN_CHECK(sigma.shape() == (Shape{d, d}), "load_stats: {}: tensor 'sigma' must be {}x{}, got {}", path, d, d,
               shape_str(sigma.shape()));
-  const Tensor& n = sf.at("n");
+  const Tensor& n = need("n");
   SAGAN_CHECK(n.numel() == 1, "load_stats: {}: tensor 'n' must hold one count, got {}", path, shape_str(n.shape()));
   f.stats.dim = d;
   f.stats.n = static_cast<int64_t>(n.item());
+  SAGAN_CHECK(f.stats.n >= 1, "load_stats: {}: tensor 'n' holds {}, not a count of images", path, f.stats.n);
   f.stats.mu = mu.to_vector();
   f.stats.sigma = sigma.to_vector();
   if (sf.contains("features")) {
     const Tensor& ft = sf.at("features");
-    SAGAN_CHECK(ft.dim() == 2 && ft.size(1) == d, "load_stats: {}: tensor 'features' must be (n, {}), got {}", path, d,
+    SAGAN_CHECK(ft.dim() == 2 && ft.size(0) == f.stats.n && ft.size(1) == d,
+                "load_stats: {}: tensor 'features' must be ({}, {}) (n, mu's size), got {}", path, f.stats.n, d,
                 shape_str(ft.shape()));
     f.features = FeatureMatrix::from_tensor(ft);
   }
   if (sf.contains("logits")) {
     const Tensor& lt = sf.at("logits");
-    SAGAN_CHECK(lt.dim() == 2, "load_stats: {}: tensor 'logits' must be 2-d, got {}", path, shape_str(lt.shape()));
+    SAGAN_CHECK(lt.dim() == 2 && lt.size(0) == f.stats.n && lt.size(1) > 0,
+                "load_stats: {}: tensor 'logits' must be ({}, classes) (n rows), got {}", path, f.stats.n,
+                shape_str(lt.shape()));
     f.logits = FeatureMatrix::from_tensor(lt);
   }
   return f;
