@@ -15,8 +15,10 @@ safetensors package is not required. The result is checked for the 2048-d featur
 """
 import argparse
 import json
+import os
 import struct
 import sys
+import tempfile
 
 import torch
 
@@ -32,11 +34,23 @@ def write_safetensors(path, tensors, metadata):
         blobs.append(data)
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)))
-        f.write(raw)
-        for b in blobs:
-            f.write(b)
+    # Atomically, as the engine writes: a temporary file beside the target,
+    # renamed over it once complete, so a full disk or a kill leaves either
+    # the old file or none, never a cut one that sagan-eval would reject.
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".tmp.", dir=os.path.dirname(path) or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(struct.pack("<Q", len(raw)))
+            f.write(raw)
+            for b in blobs:
+                f.write(b)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def main():
@@ -44,6 +58,17 @@ def main():
     ap.add_argument("pth", help="pt_inception-2015-12-05-6726825d.pth (pytorch-fid's FID weights)")
     ap.add_argument("out", help="output .safetensors")
     args = ap.parse_args()
+    # Checked before the 95 MB load: the output must not replace the input
+    # (the download) and its folder must take a new file.
+    if os.path.exists(args.out) and os.path.exists(args.pth) and os.path.samefile(args.out, args.pth):
+        sys.exit(f"convert_fid_inception: {args.out}: is the input file; give another output name")
+    if os.path.isdir(args.out):
+        sys.exit(f"convert_fid_inception: {args.out}: is a directory; give a file name")
+    out_dir = os.path.dirname(args.out) or "."
+    if not os.path.isdir(out_dir):
+        sys.exit(f"convert_fid_inception: {args.out}: the folder {out_dir} does not exist; create it first")
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        sys.exit(f"convert_fid_inception: {args.out}: cannot write in the folder {out_dir}")
 
     try:
         sd = torch.load(args.pth, map_location="cpu")
@@ -73,7 +98,10 @@ def main():
                         "23885392: the file is incomplete or another network")
     if problems:
         sys.exit("convert_fid_inception: " + args.pth + ": " + "; ".join(problems))
-    write_safetensors(args.out, tensors, {"source": args.pth, "network": "pytorch-fid FID Inception-v3"})
+    try:
+        write_safetensors(args.out, tensors, {"source": args.pth, "network": "pytorch-fid FID Inception-v3"})
+    except OSError as e:
+        sys.exit(f"convert_fid_inception: {args.out}: cannot write: {e.strerror or e}")
     n = sum(t.numel() for t in tensors.values())
     print(f"convert_fid_inception: wrote {args.out}: {len(tensors)} tensors, {n} values")
 
