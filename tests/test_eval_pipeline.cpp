@@ -15,6 +15,7 @@
 
 #include "sagan/core/io/image.h"
 #include "sagan/core/ops.h"
+#include "sagan/core/warning.h"
 #include "sagan/layers/adam.h"
 #include "sagan/models/quality/evaluate.h"
 #include "sagan/models/quality/fd_monitor.h"
@@ -175,8 +176,8 @@ TEST_CASE("folder source: flat or nested folders, channel conversion, size check
   CHECK(folder_source(dir.string(), 3, 8, 2)->next(5).shape() == Shape{2, 3, 8, 8});
   io::write_png((dir / "d.png").string(), io::Image(7, 7, 1, 0));
   auto mixed = folder_source(dir.string(), 3, 0, 0);
-  REQUIRE_THROWS_WITH(mixed->next(10), Catch::Contains("is 7x7 (width x height), expected 5x6") ||
-                                           Catch::Contains("is 5x6 (width x height), expected 7x7"));
+  REQUIRE_THROWS_WITH(mixed->next(10), Catch::Contains("is 7x7 (height x width), expected 6x5") ||
+                                           Catch::Contains("is 6x5 (height x width), expected 7x7"));
   TempDir empty_scope;
   fs::path empty = empty_scope.path;
   REQUIRE_THROWS_WITH(folder_source(empty.string(), 3, 0, 0), Catch::Contains("holds no .png/.jpg/.jpeg files"));
@@ -384,6 +385,15 @@ TEST_CASE("FD monitor: the reference statistics of another directory are not reu
   const StatsFile from_b = monitor_on("b");
   CHECK_THAT(from_b.metadata.at("source"), Catch::Contains(fs::canonical(root.path / "b").string()));
   CHECK(from_b.stats.mu != from_a.stats.mu);
+  // A file cut short is made again with a warning, not a stop of the resume.
+  fs::resize_file(file, 100);
+  std::vector<std::string> warnings;
+  const WarningHandler before = set_warning_handler([&](const std::string& w) { warnings.push_back(w); });
+  const StatsFile again = monitor_on("b");
+  set_warning_handler(before);
+  CHECK(again.stats.mu == from_b.stats.mu);
+  REQUIRE(warnings.size() == 1);
+  CHECK_THAT(warnings[0], Catch::Contains("FD reference unreadable, made again") && Catch::Contains(file));
 }
 
 TEST_CASE("generator source: sample i depends on the seed and i, not on the batch size", "[eval_pipeline]") {

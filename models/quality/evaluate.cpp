@@ -30,8 +30,9 @@ void to_chw(const io::Image& src, int64_t channels, int64_t resolution, io::Upsc
   if (img.height == H && img.width == W) {
     f = io::to_float(img);
   } else {
-    SAGAN_CHECK(resolution > 0, "{} is {}x{} (width x height), expected {}x{} (pass --resolution to resize)", what,
-                img.width, img.height, W, H);
+    // Height x width, as every other size sagan-eval names.
+    SAGAN_CHECK(resolution > 0, "{} is {}x{} (height x width), expected {}x{} (pass --resolution to resize)", what,
+                img.height, img.width, H, W);
     f = io::fit_square(img, H, upscale);
   }
   const int64_t plane = H * W;
@@ -153,9 +154,10 @@ class DatasetSource : public ImageSource {
     fingerprint_ = data::data_fingerprint(*ds_);
   }
   std::string describe() const override {
-    // How smaller images grew, where the stored size is not the resolution.
+    // How smaller images grew, where they are smaller than the resolution
+    // (images brought down were not grown: nothing to say).
     const std::string grown =
-        ds_->height() == H_ && ds_->width() == W_ ? std::string() : fmt::format(" ({} up)", io::upscale_name(upscale_));
+        ds_->height() >= H_ && ds_->width() >= W_ ? std::string() : fmt::format(" ({} up)", io::upscale_name(upscale_));
     // The fingerprint tells data sets of one name apart (MNIST in place of
     // Fashion-MNIST, another CIFAR-style directory, files replaced): cache
     // keys and the FD reference's reuse check hash this description.
@@ -217,8 +219,10 @@ class FolderSource : public ImageSource {
     }
   }
   std::string describe() const override {
+    // Whether an image is grown is known only as it is read: the rule, not a claim.
     return fmt::format("folder {} ({} images in seed-{} order, {}x{}x{}{})", dir_, files_.size(), seed_, channels_, H_,
-                       W_, res_ > 0 ? fmt::format(", {} up", io::upscale_name(upscale_)) : std::string());
+                       W_,
+                       res_ > 0 ? fmt::format(", smaller images {} up", io::upscale_name(upscale_)) : std::string());
   }
   int64_t size() const override { return static_cast<int64_t>(files_.size()); }
   Tensor next(int64_t n) override {

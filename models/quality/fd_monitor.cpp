@@ -1,6 +1,7 @@
 #include "sagan/models/quality/fd_monitor.h"
 
 #include <filesystem>
+#include <optional>
 
 #include "sagan/core/warning.h"
 
@@ -29,9 +30,20 @@ FdMonitor::FdMonitor(const TrainConfig& cfg, std::shared_ptr<const data::Dataset
   auto source = dataset_source(std::move(dataset), cfg.model.resolution, cfg.model.image_channels, cfg.fd_samples,
                                cfg.seed, io::parse_upscale(cfg.resize, "resize"));
   const std::string description = source->describe(), weights = file_fingerprint(net_.file);
+  std::optional<StatsFile> saved;
   if (fs::exists(path)) {
+    // A file cut short (a crash in its first write on a file system without
+    // atomic renames, a disk error) is made again, as --cache does: it holds
+    // nothing a resume needs.
+    try {
+      saved = load_stats(path);
+    } catch (const Error& e) {
+      warn(fmt::format("FD reference unreadable, made again: {}", e.what()));
+    }
+  }
+  if (saved) {
     // Reused only when made from the same images by the same weights.
-    StatsFile f = load_stats(path);
+    StatsFile& f = *saved;
     auto meta = [&](const char* key) { return f.metadata.count(key) ? f.metadata.at(key) : std::string(); };
     if (f.feature_net == net_id_ && f.stats.n == source->size() && meta("source") == description &&
         meta("feature_weights") == weights) {
