@@ -49,19 +49,22 @@ void print_at_exit() {
   std::fflush(stderr);
 }
 
+std::string parse_profile(const std::string& text, const std::string& what) {
+  SAGAN_CHECK(text == "0" || text == "1" || text == "shapes",
+              "{}: '{}' is not a profile setting (1: a row per kernel, shapes: per kernel and argument shapes, 0: off)",
+              what, text);
+  return text;
+}
+// Checked when a tool starts (core/env_setting.h); parsing alone, so that
+// the exit handler is installed only by the first enabled().
+const EnvSettingCheck check_profile_setting([] { (void)env_setting<std::string>("SAGAN_PROFILE", "", parse_profile); });
+
 // SAGAN_PROFILE, read once, on the first enabled() call. The state is made
 // before the exit handler is registered, so it outlives the handler.
 bool from_environment() {
   static const bool on = [] {
     State& s = state();
-    const std::string v =
-        env_setting<std::string>("SAGAN_PROFILE", "", [](const std::string& text, const std::string& what) {
-          SAGAN_CHECK(text == "0" || text == "1" || text == "shapes",
-                      "{}: '{}' is not a profile setting (1: a row per kernel, shapes: per kernel and argument shapes, "
-                      "0: off)",
-                      what, text);
-          return text;
-        });
+    const std::string v = env_setting<std::string>("SAGAN_PROFILE", "", parse_profile);
     if (v.empty() || v == "0") return false;
     s.shapes = v == "shapes";
     s.on = true;

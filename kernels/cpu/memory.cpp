@@ -105,6 +105,9 @@ size_t default_limit() {
   });
 }
 
+// Checked when a tool starts (core/env_setting.h), as well as here.
+const EnvSettingCheck check_cache_setting([] { (void)default_limit(); });
+
 // Made by the first allocation of a cached size (where a bad
 // SAGAN_CPU_CACHE_MB is reported, as an error of that allocation), never
 // by a free: deallocate runs in destructors and must not throw.
