@@ -180,6 +180,9 @@ int main(int argc, char** argv) {
       o.filters.push_back(argv[++i]);
     else {
       const bool help = a == "--help" || a == "-h";
+      const bool needs_value = a == "--repeats" || a == "--warmup" || a == "--filter";
+      const char* what = needs_value ? "needs a value" : "is not an argument";
+      if (!help) std::fprintf(stderr, "bench_cpu_ops: %s %s\n", a.c_str(), what);
       std::fprintf(help ? stdout : stderr,
                    "usage: %s [--repeats N] [--warmup N] [--min] [--split-backward] [--filter SUBSTRING]...\n",
                    argv[0]);

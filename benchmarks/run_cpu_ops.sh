@@ -22,9 +22,14 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 ours="$(mktemp)"
 theirs="$(mktemp)"
 trap 'rm -f "$ours" "$theirs"' EXIT
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; OMP_NUM_THREADS=$OMP_NUM_THREADS" >&2
 py="${PYTHON:-/usr/bin/python3}"  # one with torch (Debian's python3-torch by default)
+check_python "$py" torch
+machine_line "$py"
 "$bench" "$@" >"$ours"
+if [ ! -s "$ours" ]; then
+  echo "run_cpu_ops.sh: bench_cpu_ops measured nothing (does --filter match a row? bench_cpu_ops --help)" >&2
+  exit 1
+fi
 "$py" "$here/torch_cpu_ops.py" "$@" >"$theirs"
 "$py" - "$ours" "$theirs" <<'PY'
 import sys

@@ -36,7 +36,8 @@ bench="$build/benchmarks/bench_inception"
 [ -x "$bench" ] || { echo "run_inception.sh: $bench not found; build the benchmarks first" >&2; exit 1; }
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 py="${PYTHON:-/usr/bin/python3}"
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; OMP_NUM_THREADS=$OMP_NUM_THREADS" >&2
+check_python "$py" torch torchvision
+machine_line "$py"
 ours=() theirs=()
 for ((r = 1; r <= rounds; ++r)); do
   ours+=("$("$bench" "${args[@]}" | cut -f5)")

@@ -64,8 +64,11 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 ours="$(mktemp)"
 theirs="$(mktemp)"
 trap 'rm -f "$ours" "$theirs"' EXIT
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; OMP_NUM_THREADS=$OMP_NUM_THREADS;" \
-  "load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+# The table is made by python too: without one that runs, the engine's rows
+# are printed raw at the end (a side that fails leaves the other's rows).
+table_py=$py
+"$table_py" -c '' 2>/dev/null || table_py=""
+machine_line "$table_py"
 command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=name --format=csv,noheader >&2 || true
 rc=0
 "$bench" ${both[@]+"${both[@]}"} ${ours_only[@]+"${ours_only[@]}"} >"$ours" || {
@@ -76,7 +79,12 @@ rc=0
   echo "run_train_step.sh: torch_train_step.py failed (exit $?)" >&2
   rc=1
 }
-"$py" - "$ours" "$theirs" <<'PY'
+if [ -z "$table_py" ]; then
+  echo "run_train_step.sh: $py does not run (set PYTHON); the engine's rows as measured:" >&2
+  cat "$ours"
+  exit 1
+fi
+"$table_py" - "$ours" "$theirs" <<'PY'
 import sys
 
 

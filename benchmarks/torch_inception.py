@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """pytorch-fid's FID Inception-v3 forward timed as bench_inception times the
 engine's: (B, 3, S, S) images, pytorch-fid's wrapper (bilinear resize to
 299x299, align_corners=False, then to [-1, 1]) through Mixed_7c to the

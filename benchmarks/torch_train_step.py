@@ -178,7 +178,7 @@ def bench(opt, res, device, impl):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--resolution", type=int, action="append")
     ap.add_argument("--ch", type=int, default=64)
@@ -199,6 +199,14 @@ def main():
     # Before any work (two warm-up iterations of SAGAN-32 take a minute on a CPU).
     if (opt.repeats is not None and opt.repeats < 1) or (opt.warmup is not None and opt.warmup < 0) or opt.threads < 1:
         sys.exit("torch_train_step.py: --repeats and --threads must be at least 1, --warmup at least 0")
+    # The engine's first rules (SaganConfig), so that both sides refuse alike
+    # rather than this one with a shape error deep in the model.
+    for r in opt.resolution or []:
+        if r < 32 or r & (r - 1):
+            sys.exit(f"torch_train_step.py: --resolution must be a power of two >= 32, got {r}")
+    if opt.ch < 1 or opt.batch < 1 or opt.classes < 0:
+        sys.exit(f"torch_train_step.py: --ch and --batch must be at least 1, --classes at least 0 (got {opt.ch}, "
+                 f"{opt.batch}, {opt.classes})")
     torch.backends.cuda.matmul.allow_tf32 = opt.precision == "tf32"
     torch.backends.cudnn.allow_tf32 = opt.precision == "tf32"
     # What GAN training scripts set (BigGAN-PyTorch, StudioGAN): cuDNN picks
