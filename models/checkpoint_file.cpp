@@ -251,6 +251,15 @@ CheckpointFile checked(CheckpointFile c) {
               fmt_it == c.file.metadata.end() ? std::string("missing") : "'" + fmt_it->second + "'", kCheckpointFormat);
   auto cfg_it = c.file.metadata.find("config");
   SAGAN_CHECK(cfg_it != c.file.metadata.end(), "{}: not a sagan-train checkpoint (no 'config' metadata)", c.path);
+  // A config file may leave settings at their defaults; a checkpoint's
+  // records every one. Without its model the networks would be built from
+  // the defaults and fail on the first tensor's shape.
+  {
+    const nlohmann::json cfg = nlohmann::json::parse(cfg_it->second, nullptr, /*allow_exceptions=*/false);
+    SAGAN_CHECK(cfg.is_object() && cfg.contains("model") && cfg["model"].is_object(),
+                "{} (config metadata): {}: the file is damaged or not sagan-train's", c.path,
+                cfg.is_discarded() ? "not JSON" : "no 'model' settings");
+  }
   c.config = TrainConfig::from_json(cfg_it->second, c.path + " (config metadata)");
   // Checked here, naming the file: a network built from it would fail
   // later with the bare rule ("SaganConfig: ...").

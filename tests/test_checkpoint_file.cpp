@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "sagan/core/io/safetensors.h"
 #include "sagan/core/warning.h"
@@ -190,6 +191,18 @@ TEST_CASE("tools load the networks a trainer saved; other files are refused by n
     REQUIRE_THROWS_WITH(open_checkpoint(path),
                         Catch::Contains("badmodel.safetensors (config metadata): model.resolution") &&
                             Catch::Contains("damaged or not sagan-train's"));
+  }
+  // A config without its model: refused by that, not by the first tensor's shape.
+  {
+    io::SafetensorsFile f = io::load_safetensors(checkpoint_path(run, 2));
+    nlohmann::json cfg = nlohmann::json::parse(f.metadata.at("config"));
+    cfg.erase("model");
+    f.metadata["config"] = cfg.dump();
+    NamedTensors all(f.tensors.begin(), f.tensors.end());
+    const std::string path = (dir.path / "nomodel.safetensors").string();
+    io::save_safetensors(path, all, f.metadata);
+    REQUIRE_THROWS_WITH(open_checkpoint(path), Catch::Contains("nomodel.safetensors (config metadata): no 'model' "
+                                                               "settings: the file is damaged or not sagan-train's"));
   }
   // A model with another class count (another --data) is refused by that
   // difference, not by the first shape that fails to load.
