@@ -302,6 +302,15 @@ CheckpointFile open_checkpoint(const std::string& file_or_run) {
   c.path = file_or_run;
   if (fs::is_directory(file_or_run)) {
     c.path = latest_checkpoint(file_or_run);
+    if (c.path.empty()) {  // the run's checkpoints/ folder itself, named in place of the run?
+      std::error_code ec;
+      const fs::path run = fs::canonical(file_or_run, ec).parent_path();
+      SAGAN_CHECK(
+          ec || latest_checkpoint(run.string()).empty() || !fs::equivalent(run / "checkpoints", file_or_run, ec),
+          "{}: a run's checkpoints folder; give the run directory {} (its newest checkpoint) or one of the "
+          "files in it",
+          file_or_run, run.string());
+    }
     SAGAN_CHECK(!c.path.empty(), "{}: a directory without checkpoints/step_*.safetensors", file_or_run);
   }
   SAGAN_CHECK(fs::exists(c.path), "{}: no such checkpoint file or run directory", c.path);

@@ -129,6 +129,10 @@ TEST_CASE("tools load the networks a trainer saved; other files are refused by n
                                                   Catch::Contains("'format' is missing"));
   REQUIRE_THROWS_WITH(t.load_checkpoint(other), Catch::Contains("plain.safetensors: not a sagan-train checkpoint"));
   REQUIRE_THROWS_WITH(open_checkpoint((dir.path / "nope").string()), Catch::Contains("nope: no such checkpoint"));
+  // The run's checkpoints/ folder in place of the run: the message names the run.
+  REQUIRE_THROWS_WITH(open_checkpoint((dir.path / "checkpoints/").string()),
+                      Catch::Contains("checkpoints/: a run's checkpoints folder; give the run directory " +
+                                      fs::canonical(dir.path).string()));
 
   // Counters out of range are refused by name (a step of -7 used to train
   // from -7 and drop every metrics row "after" it), as is a step that
