@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string_view>
 
@@ -370,7 +371,8 @@ void check_spectral_norms(const nn::Module& m, const std::string& what) {
       sigma += u[i] * wv;
     }
     for (double x : w) max_abs = std::max(max_abs, std::abs(x));
-    SAGAN_CHECK(std::isfinite(sigma) && sigma != 0 && max_abs / std::abs(sigma) < 3e38,
+    // W / sigma in float32, as the layer computes it: finite only below float's largest value.
+    SAGAN_CHECK(std::isfinite(sigma) && sigma != 0 && max_abs / std::abs(sigma) <= std::numeric_limits<float>::max(),
                 "{}: {}weight_u and weight_v give the spectral norm sigma = u^T W v = {}, so W / sigma is not finite "
                 "(a zeroed u or v: the checkpoint is damaged)",
                 what, layer, sigma);
