@@ -99,9 +99,11 @@ struct EvalOptions {
     cli::check_output_not_input(json_path, "--json " + json_path, inputs);
     cli::check_output_not_input(save_stats_path, "--save-stats " + save_stats_path, inputs);
     if (!json_path.empty() && !save_stats_path.empty()) {  // files still to be made: compared by path
+      // Absolute first: weakly_canonical leaves a relative name of a missing
+      // file relative ("same" and "./same" would differ).
       std::error_code ec_json, ec_stats, ec;
-      const fs::path json = fs::weakly_canonical(json_path, ec_json),
-                     stats = fs::weakly_canonical(save_stats_path, ec_stats);
+      const fs::path json = fs::weakly_canonical(fs::absolute(json_path), ec_json),
+                     stats = fs::weakly_canonical(fs::absolute(save_stats_path), ec_stats);
       const bool same = (!ec_json && !ec_stats && json == stats) || fs::equivalent(json_path, save_stats_path, ec);
       SAGAN_CHECK(!same, "--json {} and --save-stats {}: the same file; the report would replace the statistics",
                   json_path, save_stats_path);
