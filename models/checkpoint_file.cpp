@@ -257,10 +257,16 @@ CheckpointFile checked(CheckpointFile c) {
   // the defaults and fail on the first tensor's shape.
   {
     const nlohmann::json cfg = nlohmann::json::parse(cfg_it->second, nullptr, /*allow_exceptions=*/false);
-    SAGAN_CHECK(cfg.is_object() && cfg.contains("model") && cfg["model"].is_object(),
-                "{} (config metadata): {}: the file is damaged or not sagan-train's", c.path,
-                cfg.is_discarded() ? "not JSON" : "no 'model' settings");
-  }
+    SAGAN_CHECK(cfg.is_discarded() || (cfg.is_object() && cfg.contains("model") && cfg["model"].is_object()),
+                "{} (config metadata): no 'model' settings: the file is damaged or not sagan-train's", c.path);
+    // Every key a checkpoint has recorded since the format began (g_ch and
+    // d_ch came later: ch stands for both without them).
+    if (!cfg.is_discarded())
+      for (const char* key : {"resolution", "ch", "z_dim", "num_classes", "g_attn_res", "d_attn_res",
+                              "pooled_attention", "image_channels"})
+        SAGAN_CHECK(cfg["model"].contains(key),
+                    "{} (config metadata): model.{} missing: the file is damaged or not sagan-train's", c.path, key);
+  }  // text that is not JSON: from_json names the parse error
   c.config = TrainConfig::from_json(cfg_it->second, c.path + " (config metadata)");
   // Checked here, naming the file: a network built from it would fail
   // later with the bare rule ("SaganConfig: ...").

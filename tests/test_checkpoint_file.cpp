@@ -207,6 +207,12 @@ TEST_CASE("tools load the networks a trainer saved; other files are refused by n
     io::save_safetensors(path, all, f.metadata);
     REQUIRE_THROWS_WITH(open_checkpoint(path), Catch::Contains("nomodel.safetensors (config metadata): no 'model' "
                                                                "settings: the file is damaged or not sagan-train's"));
+    // An empty model too: defaults would stand in for every setting.
+    cfg["model"] = nlohmann::json::object();
+    f.metadata["config"] = cfg.dump();
+    io::save_safetensors(path, NamedTensors(f.tensors.begin(), f.tensors.end()), f.metadata);
+    REQUIRE_THROWS_WITH(open_checkpoint(path),
+                        Catch::Contains("nomodel.safetensors (config metadata): model.resolution missing"));
   }
   // A model with another class count (another --data) is refused by that
   // difference, not by the first shape that fails to load.
