@@ -85,8 +85,11 @@ void check_resume_passes(const std::string& what, const TrainConfig& written, in
       : passes == 1              ? std::string("launch 1 rank, without --accumulate")
                                  : fmt::format(
                                        "launch {} rank(s), or a number of ranks that divides {} with "
-                                                    "--accumulate {} / ranks",
-                                       passes, passes, passes);
+                                                    "--accumulate {} / ranks{}",
+                                       passes, passes, passes,
+                          written.sync_bn ? " and --no-sync-bn (the run has --sync-bn, which takes one "
+                                                         "pass per rank)"
+                                                       : "");
   SAGAN_FAIL(
       "{}: written by a run of {}, resumed with {}: a resume keeps the global batch and its number of passes "
       "(steps, the EMA and the data position count global batches, and each pass draws its own latents); {}",

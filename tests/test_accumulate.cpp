@@ -184,8 +184,10 @@ TEST_CASE("accumulation: a resume keeps the number of passes, however split", "[
   ranks.sync_bn = true;
   CHECK_THROWS_WITH(check_resume_passes("ckpt", ranks, 1, 1),
                     Catch::Contains("launch 2 rank(s), or with 1 rank(s) give --accumulate 2 --no-sync-bn"));
-  ranks.sync_bn = false;
   ranks.world_size = 3;
+  CHECK_THROWS_WITH(check_resume_passes("ckpt", ranks, 2, 1),
+                    Catch::Contains("with --accumulate 3 / ranks and --no-sync-bn"));
+  ranks.sync_bn = false;
   CHECK_THROWS_WITH(check_resume_passes("ckpt", ranks, 2, 1),
                     Catch::Contains("launch 3 rank(s), or a number of ranks that divides 3 with --accumulate 3 / "
                                     "ranks"));
