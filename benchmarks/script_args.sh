@@ -33,8 +33,8 @@ import importlib, sys
 for m in sys.argv[1:]:
     try:
         importlib.import_module(m)
-    except ImportError:
-        print(m)
+    except Exception as e:  # ImportError, or a module that fails as it loads
+        print(f"{m} ({type(e).__name__}: {e})")
         break' "$@" 2>/dev/null) || [ -n "$missing" ]; then
     echo "$(basename "$0"): $py cannot import ${missing:-python itself (not found?)}; set PYTHON to a python3 with" \
          "$* (Debian: apt-get install python3-torch python3-torchvision; docs/benchmarks.md)" >&2
@@ -53,7 +53,9 @@ machine_line() {
   family=$(lscpu | sed -n 's/^CPU family: *//p')
   model=$(lscpu | sed -n 's/^Model: *//p')
   avx=$(grep -qw avx512f /proc/cpuinfo && echo AVX-512 || (grep -qw avx2 /proc/cpuinfo && echo AVX2 || echo "no AVX2"))
-  commit=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo "not a git checkout")
+  # The commit of the build's sources (a worktree of an old commit for a
+  # before/after table), marked -dirty when they had uncommitted changes.
+  commit=$(git -C "$build" describe --always --dirty 2>/dev/null || echo "not in a git checkout")
   [ -n "$py" ] && torch="; torch $("$py" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo '?')"
   echo "machine: $cpu (family $family model $model, $avx), $(nproc) cores; OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset};" \
        "commit $commit; $(date -u '+%Y-%m-%d %H:%M UTC'); load average $(cut -d' ' -f1-3 /proc/loadavg)$torch" >&2

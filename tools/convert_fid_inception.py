@@ -36,8 +36,17 @@ def write_safetensors(path, tensors, metadata):
     raw += b" " * (-len(raw) % 8)
     # Atomically, as the engine writes: a temporary file beside the target,
     # renamed over it once complete, so a full disk or a kill leaves either
-    # the old file or none, never a cut one that sagan-eval would reject.
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".tmp.", dir=os.path.dirname(path) or ".")
+    # the old file or none, never a cut one that sagan-eval would reject. A
+    # link is written through to its target, which keeps its mode; a new
+    # file gets the umask's.
+    path = os.path.realpath(path)
+    if os.path.exists(path):
+        mode = os.stat(path).st_mode & 0o777
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".tmp.", dir=os.path.dirname(path))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(struct.pack("<Q", len(raw)))
@@ -46,7 +55,7 @@ def write_safetensors(path, tensors, metadata):
                 f.write(b)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
