@@ -1,17 +1,17 @@
 #include "sagan/models/checkpoint_file.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <limits>
 #include <nlohmann/json.hpp>
 #include <string_view>
 
 #include "sagan/core/autograd.h"
 #include "sagan/core/io/atomic_file.h"
+#include "sagan/core/ops.h"
 #include "sagan/core/text.h"
 #include "sagan/layers/flat_parameters.h"
+#include "sagan/layers/spectral_norm.h"
 #include "sagan/models/finite_check.h"
 
 namespace sagan {
@@ -356,33 +356,19 @@ namespace {
 // A spectrally normalised layer divides its weight by sigma = u^T W v of
 // the stored u and v (eval mode). A zeroed u or v passes the NaN check,
 // yet gives sigma = 0 and a network of infinities, which a PNG shows as
-// black and an ONNX export carries: refused here, naming the layer.
-void check_spectral_norms(const nn::Module& m, const std::string& what) {
-  const NamedTensors params = m.named_parameters(), buffers = m.named_buffers();
-  auto find = [](const NamedTensors& named, const std::string& name) {
-    auto it = std::find_if(named.begin(), named.end(), [&](const auto& p) { return p.first == name; });
-    return it == named.end() ? Tensor() : it->second;
-  };
-  for (const auto& [name, u_tensor] : buffers) {
-    if (!name.ends_with("weight_u")) continue;
-    const std::string layer = name.substr(0, name.size() - std::strlen("weight_u"));
-    const Tensor w_tensor = find(params, layer + "weight_orig"), v_tensor = find(buffers, layer + "weight_v");
-    if (!w_tensor.defined() || !v_tensor.defined()) continue;
-    const std::vector<double> w = w_tensor.to_vector(), u = u_tensor.to_vector(), v = v_tensor.to_vector();
-    if (u.empty() || v.empty() || w.size() != u.size() * v.size()) continue;  // load_state checked the shapes
-    double sigma = 0, max_abs = 0;
-    for (size_t i = 0; i < u.size(); ++i) {
-      double wv = 0;
-      for (size_t j = 0; j < v.size(); ++j) wv += w[i * v.size() + j] * v[j];
-      sigma += u[i] * wv;
-    }
-    for (double x : w) max_abs = std::max(max_abs, std::abs(x));
-    // W / sigma in float32, as the layer computes it: finite only below float's largest value.
-    SAGAN_CHECK(std::isfinite(sigma) && sigma != 0 && max_abs / std::abs(sigma) <= std::numeric_limits<float>::max(),
+// black and an ONNX export carries: refused here, naming the layer. W /
+// sigma is computed as the layer computes it (spectral_sigma, float32),
+// without the power iteration a training-mode forward would run.
+void check_spectral_norms(nn::Module& m, const std::string& prefix, const std::string& what) {
+  if (auto* sn = dynamic_cast<nn::SpectralNormed*>(&m)) {
+    NoGradGuard ng;
+    const Tensor w = sn->weight_matrix(), sigma = spectral_sigma(w, sn->u(), sn->v());
+    SAGAN_CHECK(all_finite(div(w, sigma)),
                 "{}: {}weight_u and weight_v give the spectral norm sigma = u^T W v = {}, so W / sigma is not finite "
                 "(a zeroed u or v: the checkpoint is damaged)",
-                what, layer, sigma);
+                what, prefix, sigma.item());
   }
+  for (const auto& [name, child] : m.named_children()) check_spectral_norms(*child, prefix + name + ".", what);
 }
 
 }  // namespace
@@ -396,7 +382,7 @@ void load_network(nn::Module& m, const CheckpointFile& c, CheckpointSection s) {
   } catch (const Error& e) {
     SAGAN_FAIL("{} ({}*): {}", c.path, section_prefix(s), e.what());
   }
-  check_spectral_norms(m, fmt::format("{} ({}*)", c.path, section_prefix(s)));
+  check_spectral_norms(m, "", fmt::format("{} ({}*)", c.path, section_prefix(s)));
 }
 
 void load_generator(nn::Module& g, const CheckpointFile& c, const std::string& weights) {
