@@ -55,16 +55,17 @@ std::string parse_profile(const std::string& text, const std::string& what) {
               what, text);
   return text;
 }
+std::string profile_setting() { return env_setting<std::string>("SAGAN_PROFILE", "", parse_profile); }
 // Checked when a tool starts (core/env_setting.h); parsing alone, so that
 // the exit handler is installed only by the first enabled().
-const EnvSettingCheck check_profile_setting([] { (void)env_setting<std::string>("SAGAN_PROFILE", "", parse_profile); });
+const EnvSettingCheck check_profile_setting([] { (void)profile_setting(); });
 
 // SAGAN_PROFILE, read once, on the first enabled() call. The state is made
 // before the exit handler is registered, so it outlives the handler.
 bool from_environment() {
   static const bool on = [] {
     State& s = state();
-    const std::string v = env_setting<std::string>("SAGAN_PROFILE", "", parse_profile);
+    const std::string v = profile_setting();
     if (v.empty() || v == "0") return false;
     s.shapes = v == "shapes";
     s.on = true;

@@ -31,19 +31,18 @@ MatmulPrecision parse_matmul_precision(const std::string& text, const std::strin
 }
 
 namespace {
-const EnvSettingCheck check_precision_setting([] {
-  (void)env_setting("SAGAN_MATMUL_PRECISION", MatmulPrecision::Fp32, parse_matmul_precision);
-});
+MatmulPrecision precision_from_env() {
+  static const MatmulPrecision p = env_setting("SAGAN_MATMUL_PRECISION", MatmulPrecision::Fp32, parse_matmul_precision);
+  return p;
+}
+const EnvSettingCheck check_precision_setting([] { (void)precision_from_env(); });
 }  // namespace
 
 void set_matmul_precision(MatmulPrecision p) { g_precision.store(static_cast<int>(p)); }
 
 MatmulPrecision matmul_precision() {
   const int set = g_precision.load();
-  if (set >= 0) return static_cast<MatmulPrecision>(set);
-  static const MatmulPrecision from_env =
-      env_setting("SAGAN_MATMUL_PRECISION", MatmulPrecision::Fp32, parse_matmul_precision);
-  return from_env;
+  return set < 0 ? precision_from_env() : static_cast<MatmulPrecision>(set);
 }
 
 }  // namespace sagan

@@ -72,15 +72,18 @@ SnPowerImpl parse_sn_power_impl(const std::string& text, const std::string& what
 
 namespace {
 std::atomic<int> g_sn_power_impl{-1};  // -1: the environment decides
+
+SnPowerImpl sn_power_impl_from_env() {
+  static const SnPowerImpl impl = env_setting("SAGAN_CUDA_SN_POWER", SnPowerImpl::Columns, parse_sn_power_impl);
+  return impl;
+}
 }  // namespace
 
 void set_cuda_sn_power_impl(SnPowerImpl impl) { g_sn_power_impl.store(static_cast<int>(impl)); }
 
 SnPowerImpl cuda_sn_power_impl() {
   const int set = g_sn_power_impl.load();
-  if (set >= 0) return static_cast<SnPowerImpl>(set);
-  static const SnPowerImpl from_env = env_setting("SAGAN_CUDA_SN_POWER", SnPowerImpl::Columns, parse_sn_power_impl);
-  return from_env;
+  return set < 0 ? sn_power_impl_from_env() : static_cast<SnPowerImpl>(set);
 }
 
 namespace {
@@ -92,28 +95,34 @@ bool parse_switch(const std::string& text, const std::string& what) {
   if (text == "0") return false;
   SAGAN_FAIL("{}: invalid value '{}' (expected 1 or 0)", what, text);
 }
+
+bool deterministic_from_env() {
+  static const bool on = env_setting("SAGAN_CUDA_DETERMINISTIC", true, parse_switch);
+  return on;
+}
 }  // namespace
 
 void set_cuda_deterministic(bool enabled) { g_deterministic.store(enabled ? 1 : 0); }
 
 bool cuda_deterministic() {
   const int set = g_deterministic.load();
-  if (set >= 0) return set == 1;
-  static const bool from_env = env_setting("SAGAN_CUDA_DETERMINISTIC", true, parse_switch);
-  return from_env;
+  return set < 0 ? deterministic_from_env() : set == 1;
 }
 
 namespace {
 std::atomic<int> g_fill_allocations{-1};  // -1: the environment decides
+
+bool fill_allocations_from_env() {
+  static const bool on = env_setting("SAGAN_CUDA_FILL_ALLOCATIONS", false, parse_switch);
+  return on;
+}
 }  // namespace
 
 void set_cuda_fill_allocations(bool enabled) { g_fill_allocations.store(enabled ? 1 : 0); }
 
 bool cuda_fill_allocations() {
   const int set = g_fill_allocations.load();
-  if (set >= 0) return set == 1;
-  static const bool from_env = env_setting("SAGAN_CUDA_FILL_ALLOCATIONS", false, parse_switch);
-  return from_env;
+  return set < 0 ? fill_allocations_from_env() : set == 1;
 }
 
 void set_cuda_attention_workspace_limit(size_t bytes) {
@@ -154,9 +163,9 @@ namespace {
 // value is refused before any data is loaded, on a machine with no GPU too.
 const EnvSettingCheck check_cuda_settings([] {
   (void)attention_impl_from_env();
-  (void)env_setting("SAGAN_CUDA_SN_POWER", SnPowerImpl::Columns, parse_sn_power_impl);
-  (void)env_setting("SAGAN_CUDA_DETERMINISTIC", true, parse_switch);
-  (void)env_setting("SAGAN_CUDA_FILL_ALLOCATIONS", false, parse_switch);
+  (void)sn_power_impl_from_env();
+  (void)deterministic_from_env();
+  (void)fill_allocations_from_env();
   (void)cuda_declined_kernels();
 });
 }  // namespace
