@@ -73,23 +73,21 @@ void check_resume_passes(const std::string& what, const TrainConfig& written, in
     return fmt::format("{} rank(s) x {} pass(es) of {} (global batch {})", ranks, acc, written.batch_size,
                        ranks * acc * written.batch_size);
   };
-  // --sync-bn takes one pass per rank (TrainConfig's rules): accumulating
-  // passes means turning it off, or launching the run's number of ranks.
-  const bool sync_bn_blocks = written.sync_bn && passes % world_size == 0 && passes / world_size > 1;
-  const std::string how =
-      sync_bn_blocks ? fmt::format(
-                           "launch {} rank(s), or with {} rank(s) give --accumulate {} --no-sync-bn (the run "
-                           "has --sync-bn, which takes one pass per rank)",
-                           passes, world_size, passes / world_size)
-      : passes % world_size == 0 ? fmt::format("with {} rank(s), give --accumulate {}", world_size, passes / world_size)
-      : passes == 1              ? std::string("launch 1 rank, without --accumulate")
-                                 : fmt::format(
-                                       "launch {} rank(s), or a number of ranks that divides {} with "
-                                                    "--accumulate {} / ranks{}",
-                                       passes, passes, passes,
-                          written.sync_bn ? " and --no-sync-bn (the run has --sync-bn, which takes one "
-                                                         "pass per rank)"
-                                                       : "");
+  // --sync-bn takes one pass per rank (TrainConfig's rules): a remedy that
+  // accumulates passes turns it off too, or launches the run's ranks.
+  const std::string no_sync_bn =
+      written.sync_bn ? " --no-sync-bn (the run has --sync-bn, which takes one pass per rank)" : "";
+  std::string how;
+  if (passes % world_size == 0 && !(written.sync_bn && passes / world_size > 1))
+    how = fmt::format("with {} rank(s), give --accumulate {}", world_size, passes / world_size);
+  else if (passes % world_size == 0)
+    how = fmt::format("launch {} rank(s), or with {} rank(s) give --accumulate {}{}", passes, world_size,
+                      passes / world_size, no_sync_bn);
+  else if (passes == 1)
+    how = "launch 1 rank, without --accumulate";
+  else
+    how = fmt::format("launch {} rank(s), or a number of ranks that divides {} with --accumulate {} / ranks{}", passes,
+                      passes, passes, written.sync_bn ? " and" + no_sync_bn : "");
   SAGAN_FAIL(
       "{}: written by a run of {}, resumed with {}: a resume keeps the global batch and its number of passes "
       "(steps, the EMA and the data position count global batches, and each pass draws its own latents); {}",
