@@ -34,7 +34,7 @@ TEST_CASE("image_folder maps sorted sub-folders to labels", "[data][data_folder]
   io::write_png(dir / "cat/.ipynb_checkpoints/z.png", solid(3, 3, 3, 30));
 
   auto ds = data::image_folder(dir.path.string());
-  CHECK(data::image_folder_classes(*ds) == std::vector<std::string>{"cat", "dog"});
+  CHECK(ds->class_names() == std::vector<std::string>{"cat", "dog"});
   CHECK((ds->num_classes() == 2 && ds->size() == 5 && ds->channels() == 3));
   CHECK((ds->height() == 0 && ds->width() == 0));  // sizes vary
   // Files sorted by path within each class: cat/j.jpeg, cat/nested/m.png, cat/z.png, dog/a.PNG, dog/b.png.
@@ -95,7 +95,7 @@ TEST_CASE("image_folder says what it leaves out and when its classes look like s
     throw;
   }
   set_warning_handler(before);
-  CHECK(data::image_folder_classes(*ds) == std::vector<std::string>{"train", "val"});  // no __MACOSX class
+  CHECK(ds->class_names() == std::vector<std::string>{"train", "val"});  // no __MACOSX class
   CHECK(ds->size() == 2);
   REQUIRE(said.size() == 3);
   CHECK_THAT(said[0], Catch::Contains("1 image file(s) directly in it") && Catch::Contains("left out"));

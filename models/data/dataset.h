@@ -75,9 +75,6 @@ std::shared_ptr<Dataset> cifar10_from_bytes(std::vector<uint8_t> batch, const st
 // image), else 3.
 std::shared_ptr<Dataset> image_folder(const std::string& root, int64_t channels = 3);
 
-// The class names of an image_folder data set, in label order.
-std::vector<std::string> image_folder_classes(const Dataset& ds);
-
 // Every .png/.jpg/.jpeg file (case-insensitive) under dir, recursively
 // (following symlinked folders), sorted by path; empty when there is none.
 // Names starting with '.' are skipped, files and folders (._x.png, a

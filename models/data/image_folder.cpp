@@ -167,10 +167,4 @@ int64_t auto_channels(const std::vector<std::string>& files) {
   return gray ? 1 : 3;
 }
 
-std::vector<std::string> image_folder_classes(const Dataset& ds) {
-  const auto* f = dynamic_cast<const ImageFolder*>(&ds);
-  SAGAN_CHECK(f != nullptr, "image_folder_classes: {} is not an image_folder data set", ds.name());
-  return f->class_names();
-}
-
 }  // namespace sagan::data
